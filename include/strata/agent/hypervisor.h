@@ -1,0 +1,99 @@
+// The agent's driver table: everything above this interface (gRPC service, CLI) is
+// hypervisor-neutral. src/agent/hypervisor/qemu/ is the real implementation.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "strata/common/error.h"
+#include "strata/model/vm_spec.h"
+
+namespace strata::agent {
+
+struct VmExit {
+  bool signaled = false;
+  int code = 0;            // exit code, or signal number when signaled
+  std::string reason;      // "guest-shutdown", "host-qmp-quit", "killed", "qemu-exited", ...
+  int64_t at_unix_ms = 0;
+};
+
+struct VmStatus {
+  model::VmSpec spec;                 // completed spec (uuid, MACs filled)
+  model::VmState state = model::VmState::defined;
+  int pid = 0;                        // QEMU pid when running/paused
+  std::string accelerator;            // "kvm" | "tcg"
+  std::optional<VmExit> last_exit;
+  int64_t state_changed_unix_ms = 0;
+  std::string qmp_socket;             // for debugging and guest-agent access
+  std::string vnc_socket;
+  std::string qga_socket;             // qemu-guest-agent channel socket
+  std::string console_log;            // path of the bounded serial log
+};
+
+struct VmStats {
+  uint64_t cpu_time_ns = 0;
+  uint64_t rss_bytes = 0;
+  uint64_t disk_read_bytes = 0, disk_write_bytes = 0;
+  uint64_t net_rx_bytes = 0, net_tx_bytes = 0;
+};
+
+// One state transition, delivered to watchers (the gRPC event stream, the log).
+struct VmEvent {
+  std::string vm;
+  model::VmState state;
+  std::string detail;  // QMP event name or reason
+  int64_t at_unix_ms = 0;
+};
+using VmEventCallback = std::function<void(const VmEvent&)>;
+
+// Serial console subscription: `on_data` is called with output bytes as they arrive.
+class ConsoleSubscription {
+ public:
+  virtual ~ConsoleSubscription() = default;
+};
+using ConsoleSubscriptionPtr = std::unique_ptr<ConsoleSubscription>;
+
+class Hypervisor {
+ public:
+  virtual ~Hypervisor() = default;
+
+  // Re-attaches to every VM found in the state folder (after an agent restart).
+  virtual Status recover() = 0;
+
+  // Stores the spec and prepares disks; does not start. already_exists on a duplicate
+  // name or UUID.
+  virtual Result<VmStatus> define(const model::VmSpec& spec) = 0;
+  virtual Status start(const std::string& name) = 0;
+  // ACPI powerdown; forced off when the guest has not stopped after `timeout`.
+  virtual Status shutdown(const std::string& name, std::chrono::milliseconds timeout) = 0;
+  virtual Status force_off(const std::string& name) = 0;
+  virtual Status reboot(const std::string& name) = 0;
+  virtual Status pause(const std::string& name) = 0;
+  virtual Status resume(const std::string& name) = 0;
+  // Removes the VM and every file it made. failed_precondition while QEMU runs.
+  virtual Status undefine(const std::string& name) = 0;
+
+  virtual Result<VmStatus> status(const std::string& name) const = 0;
+  virtual std::vector<VmStatus> list() const = 0;
+  virtual Result<VmStats> stats(const std::string& name) const = 0;
+
+  // Console: the tail of the bounded on-disk log, live output, and input.
+  virtual Result<std::string> console_tail(const std::string& name, size_t max_bytes) const = 0;
+  virtual Result<ConsoleSubscriptionPtr> console_subscribe(
+      const std::string& name, std::function<void(std::string_view)> on_data) = 0;
+  virtual Status console_write(const std::string& name, std::string_view data) = 0;
+
+  // Runs one qemu-guest-agent command (JSON text) and returns the JSON reply text.
+  virtual Result<std::string> guest_agent(const std::string& name, const std::string& command_json,
+                                          std::chrono::milliseconds timeout) = 0;
+
+  virtual void watch(VmEventCallback cb) = 0;
+};
+using HypervisorPtr = std::unique_ptr<Hypervisor>;
+
+}  // namespace strata::agent

@@ -1,0 +1,31 @@
+// Validation of every externally supplied model field. Pure functions, no I/O.
+// Each error names the offending field (e.g. "disks[1].name").
+#pragma once
+
+#include <string_view>
+
+#include "strata/common/error.h"
+#include "strata/model/vm_spec.h"
+
+namespace strata::model {
+
+// DNS label (RFC 1123): lowercase alnum and '-', 1..63, not starting/ending with '-'.
+Status validate_name(std::string_view field, std::string_view name);
+// Image names: [A-Za-z0-9][A-Za-z0-9._-]{0,127}, no "..", no '/'.
+Status validate_image_name(std::string_view field, std::string_view name);
+// Linux interface name: 1..15 chars of [A-Za-z0-9_.-], not "." or "..".
+Status validate_ifname(std::string_view field, std::string_view name);
+Status validate_uuid(std::string_view field, std::string_view uuid);
+// Unicast, locally administered or QEMU OUI, "xx:xx:xx:xx:xx:xx" lowercase or uppercase hex.
+Status validate_mac(std::string_view field, std::string_view mac);
+// Printable ASCII (0x20..0x7e), bounded length.
+Status validate_cmdline(std::string_view field, std::string_view cmdline);
+
+// Validates the whole spec (names, sizes, uniqueness of disk names and MACs, boot source).
+Status validate(const VmSpec& spec);
+
+// Fills generated fields (uuid, MACs) where empty; `random` supplies entropy so tests are
+// deterministic. Returns the completed spec, validated.
+Result<VmSpec> complete(VmSpec spec, uint64_t (*random)());
+
+}  // namespace strata::model

@@ -1,0 +1,72 @@
+// The VM as the agent runs it: a validated, I/O-free description. The manager's VM
+// resource (desired state) embeds one of these plus placement fields.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace strata::model {
+
+// Direct kernel boot. Paths are *image names* inside the agent's image store, never host
+// paths (the store resolves and confines them).
+struct KernelBoot {
+  std::string kernel;   // image name, required
+  std::string initrd;   // image name, optional
+  std::string cmdline;  // kernel command line, printable ASCII only
+};
+
+struct DiskSpec {
+  std::string name;             // "root", "data0": DNS-label, unique within the VM
+  std::string base_image;       // image name: the disk is a qcow2 overlay on it; or empty
+  uint64_t size_bytes = 0;      // blank qcow2 of this size (base_image empty), or grow overlay to it
+  bool boot = false;            // boot from this disk (when no kernel boot)
+  bool readonly = false;
+};
+
+enum class NicMode { user, bridge };
+
+struct NicSpec {
+  NicMode mode = NicMode::user;
+  std::string bridge;  // for mode=bridge: Linux bridge name (IFNAMSIZ rules)
+  std::string mac;     // "52:54:00:xx:xx:xx"; generated when empty
+};
+
+struct VmSpec {
+  std::string name;          // DNS label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, <= 63
+  std::string uuid;          // RFC 4122 text form; generated when empty
+  uint32_t vcpus = 1;        // 1..kMaxVcpus
+  uint64_t memory_mib = 256; // kMinMemoryMib..kMaxMemoryMib
+  std::string machine = "q35";
+  std::optional<KernelBoot> kernel_boot;
+  std::vector<DiskSpec> disks;
+  std::vector<NicSpec> nics;
+  bool vnc = true;           // VNC display on a UNIX socket in the VM's state folder
+  std::map<std::string, std::string> labels;
+};
+
+inline constexpr uint32_t kMaxVcpus = 288;
+inline constexpr uint64_t kMinMemoryMib = 16;
+inline constexpr uint64_t kMaxMemoryMib = 16ull * 1024 * 1024;  // 16 TiB
+inline constexpr uint64_t kMaxDiskBytes = 64ull << 40;         // 64 TiB
+inline constexpr size_t kMaxDisks = 16;
+inline constexpr size_t kMaxNics = 8;
+
+// Lifecycle states as the agent observes them.
+enum class VmState {
+  defined,        // spec stored, no QEMU process
+  starting,       // QEMU spawned, QMP not ready yet
+  running,
+  paused,
+  shutting_down,  // ACPI powerdown sent, waiting for the guest
+  stopped,        // QEMU exited cleanly (guest poweroff or requested stop)
+  crashed,        // QEMU died unexpectedly (signal, non-zero exit, guest panic)
+};
+
+const char* to_string(VmState s);
+std::optional<VmState> vm_state_from_string(const std::string& s);
+const char* to_string(NicMode m);
+
+}  // namespace strata::model

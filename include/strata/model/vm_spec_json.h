@@ -1,0 +1,15 @@
+// JSON (de)serialization of VmSpec. from_json rejects unknown fields and wrong types with
+// an invalid_argument error naming the field.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "strata/common/error.h"
+#include "strata/model/vm_spec.h"
+
+namespace strata::model {
+
+nlohmann::json to_json(const VmSpec& spec);
+Result<VmSpec> vm_spec_from_json(const nlohmann::json& j);
+
+}  // namespace strata::model
