@@ -1,0 +1,55 @@
+// The agent's image store: one folder holding base images (kernels, initrds, qcow2/raw
+// disks) and per-VM disk files. Callers name images; they never pass host paths. Every
+// path the store returns is inside its root (names are validated, symlinks refused).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "strata/common/error.h"
+
+namespace strata::agent {
+
+struct ImageInfo {
+  std::string name;
+  std::string path;           // absolute, inside the store
+  std::string format;         // "qcow2", "raw" (as reported by `qemu-img info`)
+  uint64_t virtual_size = 0;  // bytes
+  uint64_t actual_size = 0;   // bytes on disk
+  std::string backing_file;   // for overlays
+};
+
+class ImageStore {
+ public:
+  virtual ~ImageStore() = default;
+  virtual const std::string& root() const = 0;
+
+  // Base images ("images/<name>").
+  virtual std::vector<ImageInfo> list_images() const = 0;
+  virtual Result<ImageInfo> image(const std::string& name) const = 0;
+  // Copies a file into the store under `name` (already_exists if present). The source is a
+  // host path given by an operator on the agent's own command line, not through the API.
+  virtual Result<ImageInfo> import_image(const std::string& name, const std::string& source_path) = 0;
+  virtual Status delete_image(const std::string& name) = 0;
+
+  // Per-VM disks ("vms/<vm>/<disk>.qcow2").
+  // qcow2 overlay backed by image `base` (qemu-img create -b ... -F <fmt>); grows to
+  // `size_bytes` if that is larger than the base.
+  virtual Result<ImageInfo> create_overlay(const std::string& vm, const std::string& disk,
+                                           const std::string& base, uint64_t size_bytes) = 0;
+  virtual Result<ImageInfo> create_blank(const std::string& vm, const std::string& disk,
+                                         uint64_t size_bytes) = 0;
+  virtual Result<ImageInfo> disk_info(const std::string& vm, const std::string& disk) const = 0;
+  virtual Status resize_disk(const std::string& vm, const std::string& disk, uint64_t size_bytes) = 0;
+  // Removes every disk file of the VM and its folder.
+  virtual Status delete_vm_disks(const std::string& vm) = 0;
+};
+using ImageStorePtr = std::unique_ptr<ImageStore>;
+
+// Creates the store rooted at `root` (made if missing). `qemu_img` is the binary to run.
+Result<ImageStorePtr> make_image_store(const std::string& root,
+                                       const std::string& qemu_img = "qemu-img");
+
+}  // namespace strata::agent

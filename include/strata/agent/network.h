@@ -1,0 +1,35 @@
+// Host networking for VMs: Linux bridges and tap devices, made through netlink (libmnl)
+// and the tun ioctl interface, never by running `ip`.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "strata/common/error.h"
+
+namespace strata::agent {
+
+class Network {
+ public:
+  virtual ~Network() = default;
+  // Creates the bridge if absent and sets it up. Idempotent.
+  virtual Status ensure_bridge(const std::string& bridge) = 0;
+  virtual Status delete_bridge(const std::string& bridge) = 0;
+  virtual bool link_exists(const std::string& ifname) const = 0;
+  // Creates a persistent tap (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR), enslaves it to `bridge`
+  // and sets it up. Idempotent for an existing tap of that name.
+  virtual Status create_tap(const std::string& tap, const std::string& bridge) = 0;
+  virtual Status delete_tap(const std::string& tap) = 0;
+  virtual std::vector<std::string> list_bridges() const = 0;
+};
+using NetworkPtr = std::unique_ptr<Network>;
+
+// Real implementation on the current network namespace. Needs CAP_NET_ADMIN.
+NetworkPtr make_netlink_network();
+
+// Deterministic tap name for VM NIC i: "st" + 8 hex of a hash of the VM uuid + "n" + i,
+// at most 15 characters.
+std::string tap_name(const std::string& vm_uuid, size_t nic_index);
+
+}  // namespace strata::agent

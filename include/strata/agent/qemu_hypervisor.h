@@ -1,0 +1,33 @@
+// Factory for the QEMU driver (src/agent/hypervisor/qemu/). Nothing outside that folder
+// and the agent's main() knows QEMU exists.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "strata/agent/hypervisor.h"
+#include "strata/agent/image_store.h"
+#include "strata/agent/network.h"
+#include "strata/common/clock.h"
+
+namespace strata::agent {
+
+struct QemuOptions {
+  std::string state_dir;                       // per-VM folders: <state_dir>/vms/<name>/
+  std::string qemu_binary = "qemu-system-x86_64";
+  std::string accelerator = "tcg";             // decided by the inventory probe: "kvm" | "tcg"
+  ImageStore* images = nullptr;                // not owned; must outlive the hypervisor
+  Network* network = nullptr;                  // not owned; may be null (then only user-mode NICs)
+  std::string shim_exe;                        // binary run as `<shim_exe> shim ...` (strata-agent)
+  ClockPtr clock;                              // defaults to system_clock()
+  size_t console_log_max_bytes = 1 << 20;      // bounded serial log (rotated to .1)
+};
+
+Result<HypervisorPtr> make_qemu_hypervisor(QemuOptions options);
+
+// Entry point of the per-VM shim process (`strata-agent shim ...`): it becomes the parent of
+// QEMU in its own session, waits for it, and records its exit status in the VM folder so
+// the agent can report a crash that happened while it was down. Returns the process exit code.
+int run_shim(int argc, char** argv);
+
+}  // namespace strata::agent
