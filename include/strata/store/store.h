@@ -1,0 +1,128 @@
+// The manager's store interface: typed records with compare-and-swap updates, an
+// append-only event log, API/join tokens and bounded host metrics. SQLite and
+// PostgreSQL implement it (src/store/sqlite, src/store/postgres); open_store() picks one
+// from a URL. Every method is thread-safe and returns errors as values:
+//   invalid_argument     a field is missing/out of range (Error::field names it)
+//   not_found            no record with that id/name/hash
+//   already_exists       duplicate id or unique field (name, secret hash) on create/update
+//   conflict             resource_version mismatch (compare-and-swap lost) -> HTTP 409
+//   failed_precondition  referential rule broken (host_id names no host, host still has VMs)
+//   unavailable          the database cannot be reached right now
+//   internal             anything else
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "strata/common/clock.h"
+#include "strata/common/error.h"
+#include "strata/store/records.h"
+
+namespace strata::store {
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // "sqlite" or "postgres".
+  virtual std::string backend() const = 0;
+  // Cheap round trip to the database (health checks).
+  virtual Status ping() = 0;
+  // Highest applied schema migration version.
+  virtual Result<int64_t> schema_version() = 0;
+
+  // Runs fn inside one database transaction; commits when fn returns success, rolls
+  // back when it returns an error (which is passed through). Inside fn use ONLY the
+  // `tx` store handed in (the outer store may block on the connection fn holds).
+  // Calling tx.transaction() nests by simply running the inner fn in the same one.
+  virtual Status transaction(const std::function<Status(Store& tx)>& fn) = 0;
+
+  // ---- hosts ----
+  // create: assigns id (when empty), resource_version=1, timestamps; returns the stored record.
+  virtual Result<HostRecord> create_host(const HostRecord& host) = 0;
+  virtual Result<HostRecord> get_host(const std::string& id) = 0;
+  virtual Result<HostRecord> get_host_by_name(const std::string& name) = 0;
+  virtual Result<std::vector<HostRecord>> list_hosts(const HostListOptions& options) = 0;
+  // update: host.resource_version must equal the stored one (else conflict); writes all
+  // mutable fields, bumps resource_version, returns the stored record.
+  virtual Result<HostRecord> update_host(const HostRecord& host) = 0;
+  // Heartbeat without compare-and-swap (agents report often; must not fight API edits):
+  // sets last_heartbeat_ms and state, bumps resource_version.
+  virtual Result<HostRecord> touch_host_heartbeat(const std::string& id, int64_t heartbeat_ms,
+                                                  const std::string& state) = 0;
+  // delete: failed_precondition while VMs are placed on it; expected_version optional CAS.
+  // Its metrics samples go with it.
+  virtual Status delete_host(const std::string& id, std::optional<int64_t> expected_version) = 0;
+
+  // ---- VMs ----
+  virtual Result<VmRecord> create_vm(const VmRecord& vm) = 0;
+  virtual Result<VmRecord> get_vm(const std::string& id) = 0;
+  virtual Result<VmRecord> get_vm_by_name(const std::string& name) = 0;
+  virtual Result<std::vector<VmRecord>> list_vms(const VmListOptions& options) = 0;
+  virtual Result<VmRecord> update_vm(const VmRecord& vm) = 0;
+  virtual Status delete_vm(const std::string& id, std::optional<int64_t> expected_version) = 0;
+
+  // ---- tasks ----
+  virtual Result<TaskRecord> create_task(const TaskRecord& task) = 0;
+  virtual Result<TaskRecord> get_task(const std::string& id) = 0;
+  virtual Result<std::vector<TaskRecord>> list_tasks(const TaskListOptions& options) = 0;
+  virtual Result<TaskRecord> update_task(const TaskRecord& task) = 0;
+  virtual Status delete_task(const std::string& id, std::optional<int64_t> expected_version) = 0;
+
+  // ---- events (append-only) ----
+  // Returns the stored event with its seq and time.
+  virtual Result<EventRecord> append_event(const EventRecord& event) = 0;
+  // Events with seq > after_seq, ascending, at most limit (0 = no limit).
+  virtual Result<std::vector<EventRecord>> list_events(int64_t after_seq, int limit) = 0;
+  // Highest seq so far (0 when empty): where a new stream starts.
+  virtual Result<int64_t> last_event_seq() = 0;
+
+  // ---- API tokens ----
+  virtual Result<TokenRecord> create_token(const TokenRecord& token) = 0;
+  virtual Result<TokenRecord> get_token(const std::string& id) = 0;
+  virtual Result<TokenRecord> get_token_by_hash(const std::string& secret_hash) = 0;
+  virtual Result<std::vector<TokenRecord>> list_tokens(const ListOptions& options) = 0;
+  // Marks revoked (idempotent), bumps resource_version.
+  virtual Result<TokenRecord> revoke_token(const std::string& id) = 0;
+  virtual Status delete_token(const std::string& id) = 0;
+
+  // ---- host join tokens ----
+  virtual Result<JoinTokenRecord> create_join_token(const JoinTokenRecord& token) = 0;
+  virtual Result<JoinTokenRecord> get_join_token_by_hash(const std::string& secret_hash) = 0;
+  virtual Result<std::vector<JoinTokenRecord>> list_join_tokens() = 0;
+  // Atomically marks the token used by host_id at now_ms. Errors: not_found (unknown
+  // hash), conflict (already used), failed_precondition (expired at now_ms).
+  virtual Result<JoinTokenRecord> consume_join_token(const std::string& secret_hash,
+                                                     const std::string& host_id,
+                                                     int64_t now_ms) = 0;
+  virtual Status delete_join_token(const std::string& id) = 0;
+
+  // ---- host metrics history (bounded) ----
+  // Appends one sample and, in the same transaction, deletes all but the newest
+  // keep_last samples of that host. failed_precondition when the host does not exist.
+  virtual Status append_host_metric(const HostMetricSample& sample, int keep_last) = 0;
+  // The newest `limit` samples of a host (0 = all kept), oldest first.
+  virtual Result<std::vector<HostMetricSample>> list_host_metrics(const std::string& host_id,
+                                                                  int limit) = 0;
+};
+using StorePtr = std::unique_ptr<Store>;
+
+struct StoreOptions {
+  ClockPtr clock;      // timestamps; nullptr = system clock
+  int pool_size = 4;   // PostgreSQL connections (SQLite uses one connection)
+};
+
+// Opens (creating when needed) the store named by url and applies pending schema
+// migrations. URLs:
+//   sqlite:/var/lib/strata/stratad.db   sqlite::memory:
+//   postgres://user@host:5432/db        postgresql://user@/db?host=/run/pg&port=5433
+//   (any libpq URI; "postgres:" + a libpq key=value conninfo also works:
+//    "postgres:host=/tmp/pg port=5433 user=strata dbname=strata")
+Result<StorePtr> open_store(const std::string& url, const StoreOptions& options);
+Result<StorePtr> open_store(const std::string& url);
+
+}  // namespace strata::store
