@@ -1,0 +1,255 @@
+// QEMU command-line builder (see argv.h). Layout follows libvirt's qemu_command.c: one
+// helper per device class, every option value escaped through escape_opt_value().
+#include "argv.h"
+
+#include <fmt/format.h>
+
+namespace strata::agent::qemu {
+namespace {
+
+bool is_ctl(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
+
+// Values QEMU reads verbatim (not comma-parsed): no escaping exists, so commas are refused.
+Status check_raw(std::string_view field, std::string_view v) {
+  if (v.empty()) return invalid_argument(std::string(field), "must not be empty");
+  for (char c : v) {
+    if (is_ctl(c)) return invalid_argument(std::string(field), "contains a control character");
+    if (c == ',') return invalid_argument(std::string(field), "contains ','");
+  }
+  return {};
+}
+
+Status check_abs_path(std::string_view field, std::string_view p) {
+  if (p.empty() || p.front() != '/')
+    return invalid_argument(std::string(field), "must be an absolute path");
+  for (char c : p)
+    if (is_ctl(c)) return invalid_argument(std::string(field), "contains a control character");
+  return {};
+}
+
+bool only_chars(std::string_view v, std::string_view allowed_extra) {
+  for (char c : v) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              allowed_extra.find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return !v.empty();
+}
+
+// Builds "head,key=value,..." with escaped values.
+class Opt {
+ public:
+  explicit Opt(std::string head) : s_(std::move(head)) {}
+  Opt& add(std::string_view key, std::string_view value) {
+    if (!err_) {
+      auto e = escape_opt_value(key, value);
+      if (!e) {
+        err_ = e.error();
+      } else {
+        if (!s_.empty()) s_ += ',';
+        s_ += key;
+        s_ += '=';
+        s_ += *e;
+      }
+    }
+    return *this;
+  }
+  Result<std::string> str() const {
+    if (err_) return tl::unexpected(*err_);
+    return s_;
+  }
+
+ private:
+  std::string s_;
+  std::optional<Error> err_;
+};
+
+class Builder {
+ public:
+  void raw(std::initializer_list<std::string> args) {
+    for (auto& a : args) argv_.push_back(a);
+  }
+  // Adds "flag <opt>" or records the first error.
+  void opt(const std::string& flag, const Opt& o) {
+    auto s = o.str();
+    if (!s) {
+      if (!err_) err_ = s.error();
+      return;
+    }
+    argv_.push_back(flag);
+    argv_.push_back(*s);
+  }
+  void fail(Error e) {
+    if (!err_) err_ = std::move(e);
+  }
+  Result<std::vector<std::string>> finish() {
+    if (err_) return tl::unexpected(*err_);
+    return std::move(argv_);
+  }
+
+ private:
+  std::vector<std::string> argv_;
+  std::optional<Error> err_;
+};
+
+void add_chardev_socket(Builder& b, const std::string& id, const std::string& path,
+                        const std::string& logfile = {}) {
+  Opt o("socket");
+  o.add("id", id).add("path", path).add("server", "on").add("wait", "off");
+  if (!logfile.empty()) o.add("logfile", logfile).add("logappend", "on");
+  b.opt("-chardev", o);
+}
+
+void add_disks(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm, int& bootindex) {
+  if (vm.disks.size() != spec.disks.size()) {
+    b.fail(Error{ErrorCode::internal, "resolved disks do not match the spec", "disks"});
+    return;
+  }
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    const auto& d = spec.disks[i];
+    const auto& r = vm.disks[i];
+    std::string field = fmt::format("disks[{}]", i);
+    if (auto s = check_abs_path(field + ".path", r.path); !s) return b.fail(s.error());
+    if (r.format != "qcow2" && r.format != "raw")
+      return b.fail(Error{ErrorCode::invalid_argument, "unsupported disk format", field});
+    const char* ro = d.readonly ? "on" : "off";
+    std::string file_node = fmt::format("file{}", i), fmt_node = fmt::format("disk{}", i);
+    b.opt("-blockdev", Opt("")
+                           .add("driver", "file")
+                           .add("node-name", file_node)
+                           .add("filename", r.path)
+                           .add("read-only", ro));
+    b.opt("-blockdev", Opt("")
+                           .add("driver", r.format)
+                           .add("node-name", fmt_node)
+                           .add("file", file_node)
+                           .add("read-only", ro));
+    Opt dev("virtio-blk-pci");
+    dev.add("drive", fmt_node).add("id", fmt::format("virtio-disk{}", i)).add("serial", d.name);
+    if (d.boot && !spec.kernel_boot) dev.add("bootindex", std::to_string(bootindex++));
+    b.opt("-device", dev);
+  }
+}
+
+void add_nics(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
+  if (vm.taps.size() != spec.nics.size()) {
+    b.fail(Error{ErrorCode::internal, "resolved taps do not match the spec", "nics"});
+    return;
+  }
+  for (size_t i = 0; i < spec.nics.size(); ++i) {
+    const auto& n = spec.nics[i];
+    std::string field = fmt::format("nics[{}]", i);
+    std::string id = fmt::format("net{}", i);
+    if (!only_chars(n.mac, ":") || n.mac.size() != 17)
+      return b.fail(Error{ErrorCode::invalid_argument, "bad MAC address", field + ".mac"});
+    if (n.mode == model::NicMode::bridge) {
+      const auto& tap = vm.taps[i];
+      if (tap.empty() || tap.size() > 15 || !only_chars(tap, "_.-"))
+        return b.fail(Error{ErrorCode::invalid_argument, "bad tap name", field});
+      b.opt("-netdev", Opt("tap")
+                           .add("id", id)
+                           .add("ifname", tap)
+                           .add("script", "no")
+                           .add("downscript", "no"));
+    } else {
+      b.opt("-netdev", Opt("user").add("id", id));
+    }
+    b.opt("-device", Opt("virtio-net-pci")
+                         .add("netdev", id)
+                         .add("id", fmt::format("nic{}", i))
+                         .add("mac", n.mac));
+  }
+}
+
+}  // namespace
+
+VmFiles vm_files(const std::string& vm_dir) {
+  return VmFiles{vm_dir + "/qmp.sock",    vm_dir + "/serial.sock", vm_dir + "/qga.sock",
+                 vm_dir + "/vnc.sock",    vm_dir + "/console.log", vm_dir + "/qemu.pid"};
+}
+
+Result<std::string> escape_opt_value(std::string_view field, std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (is_ctl(c)) return invalid_argument(std::string(field), "contains a control character");
+    out += c;
+    if (c == ',') out += ',';
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, const ResolvedVm& vm,
+                                                 const ArgvOptions& options) {
+  Builder b;
+  if (auto s = check_abs_path("vm_dir", vm.vm_dir); !s) return tl::unexpected(s.error());
+  VmFiles f = vm_files(vm.vm_dir);
+  for (const auto* p : {&f.qmp_socket, &f.serial_socket, &f.qga_socket, &f.vnc_socket})
+    if (p->size() > kMaxSocketPath)
+      return invalid_argument("vm_dir", "too long for a UNIX socket path: " + *p);
+  if (!only_chars(spec.uuid, "-") || spec.uuid.size() != 36)
+    return invalid_argument("uuid", "not a UUID");
+  if (!only_chars(spec.machine, "._-")) return invalid_argument("machine", "bad machine type");
+  if (spec.vcpus == 0) return invalid_argument("vcpus", "must be positive");
+  if (spec.memory_mib == 0) return invalid_argument("memory_mib", "must be positive");
+
+  b.raw({options.qemu_binary});
+  if (options.accelerator == "kvm") {
+    b.raw({"-accel", "kvm", "-cpu", "host"});
+  } else if (options.accelerator == "tcg") {
+    b.raw({"-accel", "tcg", "-cpu", "max"});
+  } else {
+    return invalid_argument("accelerator", "must be kvm or tcg");
+  }
+  b.opt("-machine", Opt("").add("type", spec.machine));
+  b.raw({"-nodefaults", "-no-user-config", "-display", "none"});
+  b.opt("-name", Opt("").add("guest", spec.name));
+  b.raw({"-uuid", spec.uuid});
+  b.raw({"-smp", std::to_string(spec.vcpus), "-m", std::to_string(spec.memory_mib)});
+  b.raw({"-pidfile", f.pid_file});
+
+  // QMP monitor: the agent's control channel.
+  add_chardev_socket(b, "qmp", f.qmp_socket);
+  b.opt("-mon", Opt("").add("chardev", "qmp").add("mode", "control"));
+  // Serial console: logged to console.log by QEMU itself, so output is kept even when no
+  // agent is connected; the agent holds the one socket connection and fans it out.
+  add_chardev_socket(b, "serial0", f.serial_socket, f.console_log);
+  b.raw({"-serial", "chardev:serial0"});
+
+  int bootindex = 1;
+  if (spec.kernel_boot) {
+    const auto& kb = *spec.kernel_boot;
+    if (auto s = check_abs_path("kernel_boot.kernel", vm.kernel_path); !s) b.fail(s.error());
+    if (auto s = check_raw("kernel_boot.kernel", vm.kernel_path); !s) b.fail(s.error());
+    b.raw({"-kernel", vm.kernel_path});
+    if (!kb.initrd.empty()) {
+      if (auto s = check_abs_path("kernel_boot.initrd", vm.initrd_path); !s) b.fail(s.error());
+      if (auto s = check_raw("kernel_boot.initrd", vm.initrd_path); !s) b.fail(s.error());
+      b.raw({"-initrd", vm.initrd_path});
+    }
+    if (!kb.cmdline.empty()) {
+      for (char c : kb.cmdline)
+        if (is_ctl(c))
+          b.fail(Error{ErrorCode::invalid_argument, "contains a control character",
+                       "kernel_boot.cmdline"});
+      b.raw({"-append", kb.cmdline});
+    }
+  }
+  add_disks(b, spec, vm, bootindex);
+  add_nics(b, spec, vm);
+
+  // qemu-guest-agent channel.
+  add_chardev_socket(b, "qga0", f.qga_socket);
+  b.opt("-device", Opt("virtio-serial-pci").add("id", "virtio-serial0"));
+  b.opt("-device", Opt("virtserialport")
+                       .add("bus", "virtio-serial0.0")
+                       .add("chardev", "qga0")
+                       .add("name", "org.qemu.guest_agent.0"));
+  if (spec.vnc) {
+    b.opt("-device", Opt("VGA").add("id", "video0"));
+    b.opt("-vnc", Opt("").add("vnc", "unix:" + f.vnc_socket));
+  }
+  return b.finish();
+}
+
+}  // namespace strata::agent::qemu

@@ -1,0 +1,50 @@
+// Pure builder of the QEMU command line for one VM: VmSpec + resolved host paths -> argv.
+// Every value placed inside a comma-separated QEMU option is escaped (',' -> ',,') and
+// control characters are rejected, so no input can add an option or an argument.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "strata/common/error.h"
+#include "strata/model/vm_spec.h"
+
+namespace strata::agent::qemu {
+
+// Host-side resolution of the spec's names, done by the driver before building argv.
+struct ResolvedDisk {
+  std::string path;    // absolute path of the disk file
+  std::string format;  // "qcow2" | "raw"
+};
+
+struct ResolvedVm {
+  std::string vm_dir;                // absolute; sockets, logs and pid file live here
+  std::vector<ResolvedDisk> disks;   // one per spec.disks, same order
+  std::string kernel_path;           // when spec.kernel_boot
+  std::string initrd_path;           // optional
+  std::vector<std::string> taps;     // one per spec.nics; empty string for user-mode NICs
+};
+
+struct ArgvOptions {
+  std::string qemu_binary = "qemu-system-x86_64";
+  std::string accelerator = "tcg";  // "kvm" | "tcg"
+};
+
+// Files inside the VM folder that QEMU creates or uses.
+struct VmFiles {
+  std::string qmp_socket, serial_socket, qga_socket, vnc_socket, console_log, pid_file;
+};
+VmFiles vm_files(const std::string& vm_dir);
+
+// Longest UNIX socket path the kernel accepts (sun_path minus the terminating NUL).
+inline constexpr size_t kMaxSocketPath = 107;
+
+// Escapes a value for a QEMU comma-separated option: doubles commas. Rejects control
+// characters (they have no business in paths or ids and could confuse logs).
+Result<std::string> escape_opt_value(std::string_view field, std::string_view value);
+
+Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, const ResolvedVm& vm,
+                                                 const ArgvOptions& options);
+
+}  // namespace strata::agent::qemu
