@@ -18,10 +18,19 @@ Status validate_ifname(std::string_view field, std::string_view name);
 Status validate_uuid(std::string_view field, std::string_view uuid);
 // Unicast, locally administered or QEMU OUI, "xx:xx:xx:xx:xx:xx" lowercase or uppercase hex.
 Status validate_mac(std::string_view field, std::string_view mac);
-// Printable ASCII (0x20..0x7e), bounded length.
+// Printable ASCII (0x20..0x7e), at most kMaxCmdlineBytes.
 Status validate_cmdline(std::string_view field, std::string_view cmdline);
+// QEMU machine type: "q35", "pc", or versioned "pc-q35-7.2" / "pc-i440fx-7.2".
+Status validate_machine(std::string_view field, std::string_view machine);
+// Label key: 1..63 of [A-Za-z0-9._-] starting with alnum; value: <= 255 printable ASCII.
+// Key errors name `field`; value errors name `field.key`.
+Status validate_label(std::string_view field, std::string_view key, std::string_view value);
+
+inline constexpr size_t kMaxCmdlineBytes = 2048;
+inline constexpr size_t kMaxLabels = 64;
 
 // Validates the whole spec (names, sizes, uniqueness of disk names and MACs, boot source).
+// An empty uuid or NIC mac is accepted (it means "generate"; see complete()).
 Status validate(const VmSpec& spec);
 
 // Fills generated fields (uuid, MACs) where empty; `random` supplies entropy so tests are

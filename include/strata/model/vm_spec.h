@@ -68,5 +68,6 @@ enum class VmState {
 const char* to_string(VmState s);
 std::optional<VmState> vm_state_from_string(const std::string& s);
 const char* to_string(NicMode m);
+std::optional<NicMode> nic_mode_from_string(const std::string& s);
 
 }  // namespace strata::model

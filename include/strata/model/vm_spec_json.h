@@ -1,5 +1,6 @@
 // JSON (de)serialization of VmSpec. from_json rejects unknown fields and wrong types with
-// an invalid_argument error naming the field.
+// an invalid_argument error naming the field, then runs validate() on the result (an empty
+// uuid or mac is accepted; call complete() to fill them).
 #pragma once
 
 #include <nlohmann/json.hpp>

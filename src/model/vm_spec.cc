@@ -1,0 +1,48 @@
+// String forms of the model's enums (VmState, NicMode), as used in JSON and the API.
+#include "strata/model/vm_spec.h"
+
+#include <array>
+#include <utility>
+
+namespace strata::model {
+namespace {
+
+constexpr std::array<std::pair<VmState, const char*>, 7> kVmStates{{
+    {VmState::defined, "defined"},
+    {VmState::starting, "starting"},
+    {VmState::running, "running"},
+    {VmState::paused, "paused"},
+    {VmState::shutting_down, "shutting_down"},
+    {VmState::stopped, "stopped"},
+    {VmState::crashed, "crashed"},
+}};
+
+}  // namespace
+
+const char* to_string(VmState s) {
+  for (const auto& [state, name] : kVmStates)
+    if (state == s) return name;
+  return "unknown";
+}
+
+std::optional<VmState> vm_state_from_string(const std::string& s) {
+  for (const auto& [state, name] : kVmStates)
+    if (s == name) return state;
+  return std::nullopt;
+}
+
+const char* to_string(NicMode m) {
+  switch (m) {
+    case NicMode::user: return "user";
+    case NicMode::bridge: return "bridge";
+  }
+  return "unknown";
+}
+
+std::optional<NicMode> nic_mode_from_string(const std::string& s) {
+  if (s == "user") return NicMode::user;
+  if (s == "bridge") return NicMode::bridge;
+  return std::nullopt;
+}
+
+}  // namespace strata::model

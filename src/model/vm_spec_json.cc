@@ -1,0 +1,239 @@
+// VmSpec <-> JSON. Parsing is strict: unknown fields, wrong types, negative or fractional
+// numbers are errors naming the field path ("disks[1].size_bytes"); the parsed spec is then
+// validated. No nlohmann exception escapes this file.
+#include "strata/model/vm_spec_json.h"
+
+#include <initializer_list>
+#include <limits>
+#include <string>
+
+#include "strata/model/validation.h"
+
+namespace strata::model {
+namespace {
+
+using nlohmann::json;
+
+// Keys come from untrusted input; keep them printable and short when echoed back.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 64)) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0x0f];
+    } else {
+      out += c;
+    }
+  }
+  if (s.size() > 64) out += "...";
+  return out;
+}
+
+std::string join(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+const char* type_name(const json& j) { return j.type_name(); }
+
+tl::unexpected<Error> wrong_type(const std::string& field, const char* expected, const json& j) {
+  return invalid_argument(field, std::string("expected ") + expected + ", got " + type_name(j));
+}
+
+Status check_object(const json& j, const std::string& path,
+                    std::initializer_list<std::string_view> allowed) {
+  if (!j.is_object()) return wrong_type(path.empty() ? "spec" : path, "an object", j);
+  for (const auto& item : j.items()) {
+    bool known = false;
+    for (std::string_view a : allowed) known = known || item.key() == a;
+    if (!known) {
+      std::string field = join(path, printable(item.key()));
+      return invalid_argument(field, "unknown field");
+    }
+  }
+  return {};
+}
+
+// Reads an optional string member; leaves `out` untouched when absent.
+Status read_string(const json& obj, std::string_view key, const std::string& path,
+                   std::string& out, bool required = false) {
+  std::string field = join(path, key);
+  auto it = obj.find(key);
+  if (it == obj.end()) {
+    if (required) return invalid_argument(field, "is required");
+    return {};
+  }
+  if (!it->is_string()) return wrong_type(field, "a string", *it);
+  out = it->get<std::string>();
+  return {};
+}
+
+Status read_uint(const json& obj, std::string_view key, const std::string& path, uint64_t max,
+                 uint64_t& out) {
+  std::string field = join(path, key);
+  auto it = obj.find(key);
+  if (it == obj.end()) return {};
+  if (it->is_number_unsigned()) {
+    out = it->get<uint64_t>();
+  } else if (it->is_number_integer()) {
+    if (it->get<int64_t>() < 0)
+      return invalid_argument(field, "must not be negative");
+    out = static_cast<uint64_t>(it->get<int64_t>());
+  } else {
+    return wrong_type(field, "a non-negative integer", *it);
+  }
+  if (out > max)
+    return invalid_argument(field, std::to_string(out) + " is too large");
+  return {};
+}
+
+Status read_bool(const json& obj, std::string_view key, const std::string& path, bool& out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return {};
+  if (!it->is_boolean()) return wrong_type(join(path, key), "a boolean", *it);
+  out = it->get<bool>();
+  return {};
+}
+
+const json* find_array(const json& obj, std::string_view key) {
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+Status parse_kernel_boot(const json& j, KernelBoot& kb) {
+  const std::string path = "kernel_boot";
+  if (auto s = check_object(j, path, {"kernel", "initrd", "cmdline"}); !s) return s;
+  if (auto s = read_string(j, "kernel", path, kb.kernel, true); !s) return s;
+  if (auto s = read_string(j, "initrd", path, kb.initrd); !s) return s;
+  return read_string(j, "cmdline", path, kb.cmdline);
+}
+
+Status parse_disk(const json& j, const std::string& path, DiskSpec& d) {
+  if (auto s = check_object(j, path, {"name", "base_image", "size_bytes", "boot", "readonly"}); !s)
+    return s;
+  if (auto s = read_string(j, "name", path, d.name, true); !s) return s;
+  if (auto s = read_string(j, "base_image", path, d.base_image); !s) return s;
+  if (auto s = read_uint(j, "size_bytes", path, std::numeric_limits<uint64_t>::max(),
+                         d.size_bytes);
+      !s)
+    return s;
+  if (auto s = read_bool(j, "boot", path, d.boot); !s) return s;
+  return read_bool(j, "readonly", path, d.readonly);
+}
+
+Status parse_nic(const json& j, const std::string& path, NicSpec& n) {
+  if (auto s = check_object(j, path, {"mode", "bridge", "mac"}); !s) return s;
+  std::string mode = to_string(n.mode);
+  if (auto s = read_string(j, "mode", path, mode); !s) return s;
+  auto m = nic_mode_from_string(mode);
+  if (!m) {
+    std::string field = join(path, "mode");
+    return invalid_argument(field, "unknown mode \"" + printable(mode) +
+                                       "\" (allowed: user, bridge)");
+  }
+  n.mode = *m;
+  if (auto s = read_string(j, "bridge", path, n.bridge); !s) return s;
+  return read_string(j, "mac", path, n.mac);
+}
+
+template <typename T, typename Fn>
+Status parse_array(const json& obj, std::string_view key, std::vector<T>& out, size_t max,
+                   Fn parse_one) {
+  const json* arr = find_array(obj, key);
+  if (!arr) return {};
+  std::string field(key);
+  if (!arr->is_array()) return wrong_type(field, "an array", *arr);
+  // Bound the work before parsing elements; validate() gives the precise limit message.
+  if (arr->size() > max)
+    return invalid_argument(field, std::to_string(arr->size()) +
+                                       " entries, at most " + std::to_string(max) + " allowed");
+  for (size_t i = 0; i < arr->size(); ++i) {
+    T item;
+    if (auto s = parse_one((*arr)[i], field + "[" + std::to_string(i) + "]", item); !s) return s;
+    out.push_back(std::move(item));
+  }
+  return {};
+}
+
+Result<VmSpec> parse(const json& j) {
+  VmSpec spec;
+  if (auto s = check_object(j, "", {"name", "uuid", "vcpus", "memory_mib", "machine",
+                                    "kernel_boot", "disks", "nics", "vnc", "labels"});
+      !s)
+    return tl::unexpected(s.error());
+  if (auto s = read_string(j, "name", "", spec.name, true); !s) return tl::unexpected(s.error());
+  if (auto s = read_string(j, "uuid", "", spec.uuid); !s) return tl::unexpected(s.error());
+  uint64_t vcpus = spec.vcpus;
+  if (auto s = read_uint(j, "vcpus", "", std::numeric_limits<uint32_t>::max(), vcpus); !s)
+    return tl::unexpected(s.error());
+  spec.vcpus = static_cast<uint32_t>(vcpus);
+  if (auto s = read_uint(j, "memory_mib", "", std::numeric_limits<uint64_t>::max(),
+                         spec.memory_mib);
+      !s)
+    return tl::unexpected(s.error());
+  if (auto s = read_string(j, "machine", "", spec.machine); !s) return tl::unexpected(s.error());
+  if (auto it = j.find("kernel_boot"); it != j.end() && !it->is_null()) {
+    KernelBoot kb;
+    if (auto s = parse_kernel_boot(*it, kb); !s) return tl::unexpected(s.error());
+    spec.kernel_boot = std::move(kb);
+  }
+  if (auto s = parse_array(j, "disks", spec.disks, kMaxDisks, parse_disk); !s)
+    return tl::unexpected(s.error());
+  if (auto s = parse_array(j, "nics", spec.nics, kMaxNics, parse_nic); !s)
+    return tl::unexpected(s.error());
+  if (auto s = read_bool(j, "vnc", "", spec.vnc); !s) return tl::unexpected(s.error());
+  if (auto it = j.find("labels"); it != j.end()) {
+    if (!it->is_object()) return wrong_type("labels", "an object", *it);
+    if (it->size() > kMaxLabels)
+      return invalid_argument("labels", "more than " + std::to_string(kMaxLabels));
+    for (const auto& item : it->items()) {
+      std::string field = "labels." + printable(item.key());
+      if (!item.value().is_string()) return wrong_type(field, "a string", item.value());
+      spec.labels[item.key()] = item.value().get<std::string>();
+    }
+  }
+  if (auto s = validate(spec); !s) return tl::unexpected(s.error());
+  return spec;
+}
+
+}  // namespace
+
+json to_json(const VmSpec& spec) {
+  json j = {
+      {"name", spec.name},           {"uuid", spec.uuid},       {"vcpus", spec.vcpus},
+      {"memory_mib", spec.memory_mib}, {"machine", spec.machine}, {"vnc", spec.vnc},
+  };
+  if (spec.kernel_boot) {
+    j["kernel_boot"] = {{"kernel", spec.kernel_boot->kernel},
+                        {"initrd", spec.kernel_boot->initrd},
+                        {"cmdline", spec.kernel_boot->cmdline}};
+  }
+  j["disks"] = json::array();
+  for (const DiskSpec& d : spec.disks) {
+    j["disks"].push_back({{"name", d.name},
+                          {"base_image", d.base_image},
+                          {"size_bytes", d.size_bytes},
+                          {"boot", d.boot},
+                          {"readonly", d.readonly}});
+  }
+  j["nics"] = json::array();
+  for (const NicSpec& n : spec.nics)
+    j["nics"].push_back({{"mode", to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac}});
+  j["labels"] = json::object();
+  for (const auto& [k, v] : spec.labels) j["labels"][k] = v;
+  return j;
+}
+
+Result<VmSpec> vm_spec_from_json(const json& j) {
+  try {
+    return parse(j);
+  } catch (const nlohmann::json::exception& e) {
+    return invalid_argument("spec", std::string("malformed VM spec: ") + e.what());
+  } catch (const std::exception& e) {
+    return internal_error(std::string("parsing VM spec: ") + e.what());
+  }
+}
+
+}  // namespace strata::model

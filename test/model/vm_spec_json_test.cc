@@ -1,0 +1,164 @@
+// VmSpec JSON: round trip, and strict rejection of unknown fields, wrong types and bad
+// values, each naming the field path.
+#include "strata/model/vm_spec_json.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace strata::model {
+namespace {
+
+using nlohmann::json;
+
+json good_json() {
+  return json::parse(R"({
+    "name": "web-1",
+    "uuid": "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+    "vcpus": 2,
+    "memory_mib": 512,
+    "machine": "pc-q35-7.2",
+    "kernel_boot": {"kernel": "vmlinuz", "initrd": "initrd.img", "cmdline": "console=ttyS0"},
+    "disks": [
+      {"name": "root", "base_image": "debian.qcow2", "boot": false},
+      {"name": "data0", "size_bytes": 1073741824, "readonly": true}
+    ],
+    "nics": [{"mode": "bridge", "bridge": "br0", "mac": "52:54:00:00:00:01"}, {}],
+    "vnc": false,
+    "labels": {"tier": "web"}
+  })");
+}
+
+TEST(VmSpecJson, ParsesAllFields) {
+  auto r = vm_spec_from_json(good_json());
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->name, "web-1");
+  EXPECT_EQ(r->vcpus, 2u);
+  EXPECT_EQ(r->memory_mib, 512u);
+  EXPECT_EQ(r->machine, "pc-q35-7.2");
+  ASSERT_TRUE(r->kernel_boot);
+  EXPECT_EQ(r->kernel_boot->cmdline, "console=ttyS0");
+  ASSERT_EQ(r->disks.size(), 2u);
+  EXPECT_EQ(r->disks[1].size_bytes, 1073741824u);
+  EXPECT_TRUE(r->disks[1].readonly);
+  ASSERT_EQ(r->nics.size(), 2u);
+  EXPECT_EQ(r->nics[0].mode, NicMode::bridge);
+  EXPECT_EQ(r->nics[1].mode, NicMode::user);
+  EXPECT_TRUE(r->nics[1].mac.empty());
+  EXPECT_FALSE(r->vnc);
+  EXPECT_EQ(r->labels.at("tier"), "web");
+}
+
+TEST(VmSpecJson, RoundTrips) {
+  auto r = vm_spec_from_json(good_json());
+  ASSERT_TRUE(r);
+  json j = to_json(*r);
+  auto again = vm_spec_from_json(j);
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(to_json(*again), j);
+  // And through text, as it travels.
+  auto from_text = vm_spec_from_json(json::parse(j.dump()));
+  ASSERT_TRUE(from_text);
+  EXPECT_EQ(to_json(*from_text), j);
+}
+
+TEST(VmSpecJson, DefaultsForOmittedFields) {
+  auto r = vm_spec_from_json(json::parse(R"({"name":"a","disks":[{"name":"d","base_image":"x","boot":true}]})"));
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->vcpus, 1u);
+  EXPECT_EQ(r->memory_mib, 256u);
+  EXPECT_EQ(r->machine, "q35");
+  EXPECT_TRUE(r->vnc);
+  EXPECT_FALSE(r->kernel_boot);
+}
+
+struct Case {
+  std::string what;
+  json::json_pointer where;  // what to replace (or add) in good_json()
+  json value;
+  std::string field;
+};
+
+TEST(VmSpecJson, RejectsBadInput) {
+  const std::vector<Case> cases = {
+      {"unknown top-level field", json::json_pointer("/memory"), 512, "memory"},
+      {"unknown disk field", json::json_pointer("/disks/1/size"), 1, "disks[1].size"},
+      {"unknown nic field", json::json_pointer("/nics/0/model"), "e1000", "nics[0].model"},
+      {"unknown kernel field", json::json_pointer("/kernel_boot/append"), "x",
+       "kernel_boot.append"},
+      {"name not string", json::json_pointer("/name"), 5, "name"},
+      {"vcpus string", json::json_pointer("/vcpus"), "2", "vcpus"},
+      {"vcpus negative", json::json_pointer("/vcpus"), -1, "vcpus"},
+      {"vcpus float", json::json_pointer("/vcpus"), 1.5, "vcpus"},
+      {"vcpus over uint32", json::json_pointer("/vcpus"), 4294967296ull, "vcpus"},
+      {"vcpus 10000", json::json_pointer("/vcpus"), 10000, "vcpus"},
+      {"memory bool", json::json_pointer("/memory_mib"), true, "memory_mib"},
+      {"memory 1 PiB", json::json_pointer("/memory_mib"), 1073741824ull, "memory_mib"},
+      {"size_bytes string", json::json_pointer("/disks/1/size_bytes"), "1G",
+       "disks[1].size_bytes"},
+      {"size_bytes negative", json::json_pointer("/disks/1/size_bytes"), -5,
+       "disks[1].size_bytes"},
+      {"size_bytes null", json::json_pointer("/disks/1/size_bytes"), nullptr,
+       "disks[1].size_bytes"},
+      {"size_bytes 0 blank", json::json_pointer("/disks/1/size_bytes"), 0,
+       "disks[1].size_bytes"},
+      {"boot string", json::json_pointer("/disks/0/boot"), "true", "disks[0].boot"},
+      {"disk not object", json::json_pointer("/disks/1"), "data0", "disks[1]"},
+      {"disks not array", json::json_pointer("/disks"), json::object(), "disks"},
+      {"disk missing name", json::json_pointer("/disks/1"), json::object({{"size_bytes", 1}}),
+       "disks[1].name"},
+      {"duplicate disk name", json::json_pointer("/disks/1/name"), "root", "disks[1].name"},
+      {"nic mode unknown", json::json_pointer("/nics/0/mode"), "macvtap", "nics[0].mode"},
+      {"nic mac multicast", json::json_pointer("/nics/0/mac"), "01:00:00:00:00:01",
+       "nics[0].mac"},
+      {"kernel_boot not object", json::json_pointer("/kernel_boot"), "vmlinuz", "kernel_boot"},
+      {"kernel missing", json::json_pointer("/kernel_boot"), json::object({{"cmdline", "x"}}),
+       "kernel_boot.kernel"},
+      {"cmdline newline", json::json_pointer("/kernel_boot/cmdline"), "a\nb",
+       "kernel_boot.cmdline"},
+      {"labels array", json::json_pointer("/labels"), json::array(), "labels"},
+      {"label value number", json::json_pointer("/labels/tier"), 1, "labels.tier"},
+      {"vnc number", json::json_pointer("/vnc"), 1, "vnc"},
+      {"uuid bad", json::json_pointer("/uuid"), "xyz", "uuid"},
+      {"name traversal", json::json_pointer("/name"), "../x", "name"},
+      {"machine injection", json::json_pointer("/machine"), "q35,accel=kvm", "machine"},
+  };
+  for (const Case& c : cases) {
+    json j = good_json();
+    j[c.where] = c.value;
+    auto r = vm_spec_from_json(j);
+    ASSERT_FALSE(r) << c.what;
+    EXPECT_EQ(r.error().code, ErrorCode::invalid_argument) << c.what;
+    EXPECT_EQ(r.error().field, c.field) << c.what << ": " << r.error().to_string();
+  }
+}
+
+TEST(VmSpecJson, RejectsNonObjectsAndMissingName) {
+  for (const json& j : {json(nullptr), json(1), json("spec"), json::array(), json::object()}) {
+    auto r = vm_spec_from_json(j);
+    ASSERT_FALSE(r) << j.dump();
+    EXPECT_EQ(r.error().code, ErrorCode::invalid_argument) << j.dump();
+  }
+  EXPECT_EQ(vm_spec_from_json(json::object()).error().field, "name");
+}
+
+TEST(VmSpecJson, TooManyDisksStopsEarly) {
+  json j = good_json();
+  j["disks"] = json::array();
+  for (int i = 0; i < 100000; ++i) j["disks"].push_back(json::object());
+  auto r = vm_spec_from_json(j);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "disks");
+}
+
+TEST(VmSpecJson, UnknownKeyWithControlCharsIsEscapedInField) {
+  json j = good_json();
+  j["evil\nkey"] = 1;
+  auto r = vm_spec_from_json(j);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "evil\\x0akey");
+}
+
+}  // namespace
+}  // namespace strata::model
