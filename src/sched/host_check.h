@@ -1,0 +1,102 @@
+// Private to src/sched: a request compiled against one snapshot (strings resolved to
+// interned ids) and the filter chain for one host. place() runs the chain in its hot loop
+// and explain() runs the same chain, so the two can never disagree.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "snapshot_access.h"
+#include "strata/sched/explanation.h"
+#include "strata/sched/request.h"
+#include "strata/sched/scheduler.h"
+#include "strata/sched/snapshot.h"
+
+namespace strata::sched::detail {
+
+struct CompiledRequest {
+  const PlacementRequest* request = nullptr;
+  double vcpus = 0;
+  double memory_mib = 0;
+  double cpu_overcommit = 1;
+  double mem_overcommit = 1;
+  double inv_cpu_overcommit = 1;
+  double inv_mem_overcommit = 1;
+
+  bool any_arch = true;
+  bool arch_known = true;  // false: no host has the requested arch
+  uint16_t arch = 0;
+
+  bool any_accelerator = true;
+  Accelerator accelerator = Accelerator::kvm;
+
+  // Selector pairs as interned ids; impossible when a key or value is unknown to the
+  // snapshot (then no host can match, and explain() names the pair per host).
+  std::vector<SnapshotAccess::Label> selector;
+  bool selector_impossible = false;
+
+  const std::vector<uint32_t>* group_hosts = nullptr;  // hosts already holding the group
+
+  bool pinned = false;
+  std::optional<uint32_t> pinned_index;  // empty with pinned: unknown host id
+};
+
+CompiledRequest compile(const Snapshot& snapshot, const PlacementRequest& request,
+                        const SchedulerConfig& config);
+
+inline bool selector_matches(const std::vector<SnapshotAccess::Label>& pool,
+                             const HostRecord& h,
+                             const std::vector<SnapshotAccess::Label>& selector) {
+  const SnapshotAccess::Label* begin = pool.data() + h.labels_begin;
+  const SnapshotAccess::Label* end = begin + h.labels_count;
+  for (const auto& want : selector) {
+    const SnapshotAccess::Label* l = begin;
+    while (l != end && l->key != want.key) ++l;
+    if (l == end || l->value != want.value) return false;
+  }
+  return true;
+}
+
+// The first filter (in Filter order) that rejects host `h`, ignoring pin (the callers
+// restrict the scan to the pinned host). `in_group`: the host already holds the
+// request's anti-affinity group.
+inline std::optional<Filter> first_failure(const CompiledRequest& c,
+                                           const std::vector<SnapshotAccess::Label>& pool,
+                                           const HostRecord& h, bool in_group) {
+  if (h.state != HostState::up) return Filter::state;
+  if (!c.any_arch && (!c.arch_known || h.arch != c.arch)) return Filter::arch;
+  if (!c.any_accelerator && h.accelerator != c.accelerator) return Filter::accelerator;
+  if (!c.selector.empty() || c.selector_impossible) {
+    if (c.selector_impossible || !selector_matches(pool, h, c.selector)) return Filter::selector;
+  }
+  if (in_group) return Filter::anti_affinity;
+  if (h.allocated_vcpus + c.vcpus > h.total_vcpus * c.cpu_overcommit) return Filter::cpu;
+  if (static_cast<double>(h.allocated_memory_mib) + c.memory_mib >
+      static_cast<double>(h.total_memory_mib) * c.mem_overcommit) {
+    return Filter::memory;
+  }
+  return std::nullopt;
+}
+
+// Ranking key for a host that passed every filter: larger is better. Cheap enough for
+// the hot loop; to_score() maps it to the reported 0..100.
+inline double rank_key(const CompiledRequest& c, WeightStrategy strategy, const HostRecord& h) {
+  // Fractions of capacity in use after placement (capacity = total x overcommit).
+  double cpu_used = (h.allocated_vcpus + c.vcpus) * h.inv_total_vcpus * c.inv_cpu_overcommit;
+  double mem_used = (static_cast<double>(h.allocated_memory_mib) + c.memory_mib) *
+                    h.inv_total_memory_mib * c.inv_mem_overcommit;
+  if (strategy == WeightStrategy::spread) return 2.0 - cpu_used - mem_used;
+  double cpu_free = 1.0 - cpu_used;
+  double mem_free = 1.0 - mem_used;
+  return -(cpu_free * cpu_free + mem_free * mem_free);
+}
+
+double to_score(WeightStrategy strategy, double key);
+
+// Human text for why `filter` rejects host `index` ("needs 4096 MiB, 1024 MiB free").
+std::string reason(const Snapshot& snapshot, const CompiledRequest& c, uint32_t index,
+                   Filter filter);
+
+}  // namespace strata::sched::detail

@@ -1,0 +1,34 @@
+// Private to src/sched: the scheduler's and placement helper's access to the compact
+// snapshot (records, interned strings, label pool, anti-affinity membership).
+#pragma once
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "strata/sched/snapshot.h"
+
+namespace strata::sched::detail {
+
+struct SnapshotAccess {
+  using Label = Snapshot::Label;
+
+  static const std::vector<HostRecord>& records(const Snapshot& s) { return s.records_; }
+  static std::vector<HostRecord>& records(Snapshot& s) { return s.records_; }
+  static const std::vector<Label>& labels(const Snapshot& s) { return s.label_pool_; }
+  static const std::string& string(const Snapshot& s, uint32_t id) { return s.strings_[id]; }
+  static std::optional<uint32_t> lookup(const Snapshot& s, std::string_view str) {
+    return s.lookup(str);
+  }
+  static uint32_t intern(Snapshot& s, std::string_view str) { return s.intern(str); }
+  // Sorted host indices holding `group`, or nullptr when no host holds it.
+  static const std::vector<uint32_t>* group_hosts(const Snapshot& s, uint32_t group) {
+    auto it = s.group_hosts_.find(group);
+    return it == s.group_hosts_.end() ? nullptr : &it->second;
+  }
+  static std::vector<uint32_t>& group_hosts(Snapshot& s, uint32_t group) {
+    return s.group_hosts_[group];
+  }
+};
+
+}  // namespace strata::sched::detail

@@ -1,0 +1,16 @@
+# Fails when a scheduler source or header includes an I/O header: the scheduler is pure
+# (snapshot in, plan out). Run as: cmake -DROOT=<repo> -P no_io_headers.cmake
+file(GLOB_RECURSE files ${ROOT}/src/sched/*.cc ${ROOT}/src/sched/*.h ${ROOT}/include/strata/sched/*.h)
+set(forbidden "iostream|fstream|sstream|istream|ostream|cstdio|stdio\\.h|filesystem|unistd\\.h|fcntl\\.h|sys/[a-z_]+\\.h|thread|chrono|spdlog/|fmt/ostream|strata/common/(process|log|clock)\\.h")
+set(bad "")
+foreach(f ${files})
+  file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"](${forbidden})[>\"]")
+  if(lines)
+    list(APPEND bad "${f}: ${lines}")
+  endif()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "I/O headers in the scheduler:\n${bad}")
+endif()
+list(LENGTH files n)
+message(STATUS "checked ${n} scheduler files: no I/O headers")
