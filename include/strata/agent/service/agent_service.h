@@ -1,0 +1,110 @@
+// The agent's gRPC service (strata.agent.v1.AgentService) over a Hypervisor. It validates
+// input (model::validate) before touching the driver, maps errors in one place
+// (grpc_status.h), makes operations naturally idempotent, and deduplicates mutating
+// requests by request_id (request_log.h). Host facts come from injected providers so the
+// service knows nothing about /proc or QEMU.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "strata/agent/hypervisor.h"
+#include "strata/agent/image_store.h"
+#include "strata/agent/service/request_log.h"
+#include "strata/agent/v1/agent.grpc.pb.h"
+#include "strata/common/clock.h"
+#include "strata/common/error.h"
+
+namespace strata::agent::service {
+
+class EventHub;
+
+struct AgentServiceOptions {
+  // Folder for the request-id log (<state_dir>/request-ids.jsonl); empty keeps it in memory.
+  std::string state_dir;
+  size_t request_log_capacity = 4096;
+  std::string agent_version;
+  std::string hostname;
+  std::string accelerator;            // "kvm" | "tcg", reported by Health
+  ImageStore* images = nullptr;       // not owned; null makes ListImages UNAVAILABLE
+  // Host facts. Null providers make GetInventory UNAVAILABLE / leave GetMetrics.host empty.
+  std::function<Result<v1::HostInventory>()> inventory;
+  std::function<Result<v1::HostMetrics>()> host_metrics;
+  ClockPtr clock;                     // defaults to system_clock()
+};
+
+class AgentService final : public v1::AgentService::Service {
+ public:
+  // `hypervisor` must outlive the service.
+  static Result<std::unique_ptr<AgentService>> create(Hypervisor& hypervisor,
+                                                      AgentServiceOptions options);
+  AgentService(Hypervisor& hypervisor, AgentServiceOptions options, RequestLogPtr log);
+  ~AgentService() override;
+
+  // Ends every open stream (console, events) so grpc::Server::Shutdown can complete.
+  void shutdown();
+
+  grpc::Status GetInventory(grpc::ServerContext*, const v1::GetInventoryRequest*,
+                            v1::GetInventoryResponse*) override;
+  grpc::Status GetMetrics(grpc::ServerContext*, const v1::GetMetricsRequest*,
+                          v1::GetMetricsResponse*) override;
+  grpc::Status ListVms(grpc::ServerContext*, const v1::ListVmsRequest*,
+                       v1::ListVmsResponse*) override;
+  grpc::Status GetVm(grpc::ServerContext*, const v1::GetVmRequest*, v1::GetVmResponse*) override;
+  grpc::Status DefineVm(grpc::ServerContext*, const v1::DefineVmRequest*,
+                        v1::DefineVmResponse*) override;
+  grpc::Status StartVm(grpc::ServerContext*, const v1::StartVmRequest*,
+                       v1::StartVmResponse*) override;
+  grpc::Status ShutdownVm(grpc::ServerContext*, const v1::ShutdownVmRequest*,
+                          v1::ShutdownVmResponse*) override;
+  grpc::Status ForceOffVm(grpc::ServerContext*, const v1::ForceOffVmRequest*,
+                          v1::ForceOffVmResponse*) override;
+  grpc::Status RebootVm(grpc::ServerContext*, const v1::RebootVmRequest*,
+                        v1::RebootVmResponse*) override;
+  grpc::Status PauseVm(grpc::ServerContext*, const v1::PauseVmRequest*,
+                       v1::PauseVmResponse*) override;
+  grpc::Status ResumeVm(grpc::ServerContext*, const v1::ResumeVmRequest*,
+                        v1::ResumeVmResponse*) override;
+  grpc::Status UndefineVm(grpc::ServerContext*, const v1::UndefineVmRequest*,
+                          v1::UndefineVmResponse*) override;
+  grpc::Status ConsoleTail(grpc::ServerContext*, const v1::ConsoleTailRequest*,
+                           v1::ConsoleTailResponse*) override;
+  grpc::Status StreamConsole(grpc::ServerContext*, const v1::StreamConsoleRequest*,
+                             grpc::ServerWriter<v1::ConsoleChunk>*) override;
+  grpc::Status WriteConsole(grpc::ServerContext*, const v1::WriteConsoleRequest*,
+                            v1::WriteConsoleResponse*) override;
+  grpc::Status GuestAgentCommand(grpc::ServerContext*, const v1::GuestAgentCommandRequest*,
+                                 v1::GuestAgentCommandResponse*) override;
+  grpc::Status ListImages(grpc::ServerContext*, const v1::ListImagesRequest*,
+                          v1::ListImagesResponse*) override;
+  grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
+                           grpc::ServerWriter<v1::VmEvent>*) override;
+  grpc::Status Health(grpc::ServerContext*, const v1::HealthRequest*,
+                      v1::HealthResponse*) override;
+
+  const RequestLog& request_log() const { return *log_; }
+
+ private:
+  // Runs `run` at most once per request id: a repeat returns the remembered outcome.
+  template <typename Req, typename Resp>
+  grpc::Status once(const char* method, const Req& request, Resp* response,
+                    const std::function<Status(Resp*)>& run);
+  // Natural idempotency: the state-dependent lifecycle actions.
+  Status start_vm(const std::string& name, v1::VmStatus* out);
+  Status stop_vm(const std::string& name, bool force, uint32_t timeout_ms, v1::VmStatus* out);
+  Status pause_vm(const std::string& name, bool pause, v1::VmStatus* out);
+  Status current(const std::string& name, v1::VmStatus* out) const;
+
+  Hypervisor& hv_;
+  AgentServiceOptions opts_;
+  RequestLogPtr log_;
+  std::shared_ptr<EventHub> hub_;
+  std::atomic<bool> stopping_{false};
+  int64_t started_unix_ms_ = 0;
+};
+using AgentServicePtr = std::unique_ptr<AgentService>;
+
+}  // namespace strata::agent::service

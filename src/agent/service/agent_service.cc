@@ -1,0 +1,330 @@
+// AgentService: construction, request-id deduplication and the VM lifecycle RPCs.
+#include "strata/agent/service/agent_service.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "event_hub.h"
+#include "strata/agent/service/grpc_status.h"
+#include "strata/agent/service/proto_convert.h"
+#include "strata/common/log.h"
+#include "strata/model/validation.h"
+
+namespace strata::agent::service {
+
+namespace {
+
+constexpr uint32_t kDefaultShutdownTimeoutMs = 60000;
+
+auto log() {
+  static auto l = logger("agent.service");
+  return l;
+}
+
+std::string deterministic_bytes(const google::protobuf::Message& m) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream sos(&out);
+    google::protobuf::io::CodedOutputStream cos(&sos);
+    cos.SetSerializationDeterministic(true);
+    m.SerializeToCodedStream(&cos);
+  }
+  return out;
+}
+
+// Outcomes a retry may change are not remembered, so a retry with the same id runs again.
+bool remember(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::CANCELLED:
+    case grpc::StatusCode::UNKNOWN:
+      return false;
+    default:
+      return true;
+  }
+}
+
+bool has_process(model::VmState s) {
+  return s == model::VmState::starting || s == model::VmState::running ||
+         s == model::VmState::paused || s == model::VmState::shutting_down;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AgentService>> AgentService::create(Hypervisor& hypervisor,
+                                                           AgentServiceOptions options) {
+  std::string path;
+  if (!options.state_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.state_dir, ec);
+    if (ec) {
+      return internal_error(fmt::format("create {}: {}", options.state_dir, ec.message()));
+    }
+    path = (std::filesystem::path(options.state_dir) / "request-ids.jsonl").string();
+  }
+  auto log = RequestLog::open(path, options.request_log_capacity);
+  if (!log) return tl::unexpected(log.error().wrap("request log"));
+  return std::make_unique<AgentService>(hypervisor, std::move(options), std::move(*log));
+}
+
+AgentService::AgentService(Hypervisor& hypervisor, AgentServiceOptions options,
+                           RequestLogPtr log)
+    : hv_(hypervisor),
+      opts_(std::move(options)),
+      log_(std::move(log)),
+      hub_(std::make_shared<EventHub>()) {
+  if (!opts_.clock) opts_.clock = system_clock();
+  started_unix_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         opts_.clock->wall().time_since_epoch())
+                         .count();
+  std::weak_ptr<EventHub> weak = hub_;
+  hv_.watch([weak](const VmEvent& e) {
+    if (auto hub = weak.lock()) hub->publish(e);
+  });
+}
+
+AgentService::~AgentService() { shutdown(); }
+
+void AgentService::shutdown() {
+  stopping_ = true;
+  hub_->close_all();
+}
+
+template <typename Req, typename Resp>
+grpc::Status AgentService::once(const char* method, const Req& request, Resp* response,
+                                const std::function<Status(Resp*)>& run) {
+  const std::string& id = request.request_id();
+  if (auto st = validate_request_id(id); !st) return to_grpc_status(st.error());
+  Req content = request;
+  content.clear_request_id();
+  std::string fp = fingerprint(std::string(method) + '\0' + deterministic_bytes(content));
+
+  if (auto prior = log_->begin(id)) {
+    if (prior->method != method || prior->fingerprint != fp) {
+      return to_grpc_status(Error{ErrorCode::invalid_argument,
+                                  fmt::format("request id already used for a different {} "
+                                              "request",
+                                              prior->method),
+                                  "request_id"});
+    }
+    log()->info("repeated request id={} method={} code={}", id, method,
+                prior->outcome.status_code);
+    const auto& o = prior->outcome;
+    if (o.status_code != 0) {
+      return grpc::Status(static_cast<grpc::StatusCode>(o.status_code), o.message, o.details);
+    }
+    if (!response->ParseFromString(o.response)) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "remembered response does not parse");
+    }
+    return grpc::Status::OK;
+  }
+
+  Status result = run(response);
+  grpc::Status status = result ? grpc::Status::OK : to_grpc_status(result.error());
+  if (!result) {
+    log()->info("request failed id={} method={} error={}", id, method, result.error().to_string());
+  }
+  if (!remember(status.error_code())) {
+    log_->abandon(id);
+    return status;
+  }
+  RequestRecord record{method, fp,
+                       RequestOutcome{static_cast<int>(status.error_code()),
+                                      status.error_message(), status.error_details(),
+                                      status.ok() ? deterministic_bytes(*response) : ""}};
+  if (auto st = log_->finish(id, std::move(record)); !st) {
+    // The action happened; failing to remember it only weakens deduplication.
+    log()->warn("request log write failed id={} error={}", id, st.error().to_string());
+  }
+  return status;
+}
+
+Status AgentService::current(const std::string& name, v1::VmStatus* out) const {
+  auto s = hv_.status(name);
+  if (!s) return tl::unexpected(s.error());
+  if (out) *out = to_proto(*s);
+  return {};
+}
+
+grpc::Status AgentService::GetVm(grpc::ServerContext*, const v1::GetVmRequest* req,
+                                 v1::GetVmResponse* resp) {
+  if (auto st = model::validate_name("name", req->name()); !st) return to_grpc_status(st.error());
+  auto st = current(req->name(), resp->mutable_vm());
+  return st ? grpc::Status::OK : to_grpc_status(st.error());
+}
+
+grpc::Status AgentService::DefineVm(grpc::ServerContext*, const v1::DefineVmRequest* req,
+                                    v1::DefineVmResponse* resp) {
+  return once<v1::DefineVmRequest, v1::DefineVmResponse>(
+      "DefineVm", *req, resp, [&](v1::DefineVmResponse* out) -> Status {
+        if (!req->has_spec()) return invalid_argument("spec", "required");
+        auto spec = from_proto(req->spec(), "spec");
+        if (!spec) return tl::unexpected(spec.error());
+        if (auto st = model::validate(*spec); !st) {
+          Error e = st.error();
+          if (!e.field.empty()) e.field = "spec." + e.field;
+          return tl::unexpected(e);
+        }
+        auto status = hv_.define(*spec);
+        if (!status) return tl::unexpected(status.error());
+        *out->mutable_vm() = to_proto(*status);
+        log()->info("vm defined name={} uuid={}", status->spec.name, status->spec.uuid);
+        return {};
+      });
+}
+
+Status AgentService::start_vm(const std::string& name, v1::VmStatus* out) {
+  if (auto st = model::validate_name("name", name); !st) return st;
+  auto s = hv_.status(name);
+  if (!s) return tl::unexpected(s.error());
+  if (!has_process(s->state)) {
+    if (auto st = hv_.start(name); !st) return st;
+    log()->info("vm started name={}", name);
+  }
+  return current(name, out);
+}
+
+Status AgentService::stop_vm(const std::string& name, bool force, uint32_t timeout_ms,
+                             v1::VmStatus* out) {
+  if (auto st = model::validate_name("name", name); !st) return st;
+  auto s = hv_.status(name);
+  if (!s) return tl::unexpected(s.error());
+  if (has_process(s->state)) {
+    if (force) {
+      if (auto st = hv_.force_off(name); !st) return st;
+    } else {
+      auto timeout = std::chrono::milliseconds(timeout_ms ? timeout_ms : kDefaultShutdownTimeoutMs);
+      if (auto st = hv_.shutdown(name, timeout); !st) return st;
+    }
+    log()->info("vm stopped name={} force={}", name, force);
+  }
+  return current(name, out);
+}
+
+Status AgentService::pause_vm(const std::string& name, bool pause, v1::VmStatus* out) {
+  if (auto st = model::validate_name("name", name); !st) return st;
+  auto s = hv_.status(name);
+  if (!s) return tl::unexpected(s.error());
+  auto target = pause ? model::VmState::paused : model::VmState::running;
+  auto source = pause ? model::VmState::running : model::VmState::paused;
+  if (s->state != target) {
+    if (s->state != source) {
+      return make_error(ErrorCode::failed_precondition,
+                        fmt::format("vm {} is {}; {} needs it {}", name, model::to_string(s->state),
+                                    pause ? "pause" : "resume", model::to_string(source)));
+    }
+    if (auto st = pause ? hv_.pause(name) : hv_.resume(name); !st) return st;
+  }
+  return current(name, out);
+}
+
+grpc::Status AgentService::StartVm(grpc::ServerContext*, const v1::StartVmRequest* req,
+                                   v1::StartVmResponse* resp) {
+  return once<v1::StartVmRequest, v1::StartVmResponse>(
+      "StartVm", *req, resp,
+      [&](v1::StartVmResponse* out) { return start_vm(req->name(), out->mutable_vm()); });
+}
+
+grpc::Status AgentService::ShutdownVm(grpc::ServerContext*, const v1::ShutdownVmRequest* req,
+                                      v1::ShutdownVmResponse* resp) {
+  return once<v1::ShutdownVmRequest, v1::ShutdownVmResponse>(
+      "ShutdownVm", *req, resp, [&](v1::ShutdownVmResponse* out) {
+        return stop_vm(req->name(), false, req->timeout_ms(), out->mutable_vm());
+      });
+}
+
+grpc::Status AgentService::ForceOffVm(grpc::ServerContext*, const v1::ForceOffVmRequest* req,
+                                      v1::ForceOffVmResponse* resp) {
+  return once<v1::ForceOffVmRequest, v1::ForceOffVmResponse>(
+      "ForceOffVm", *req, resp,
+      [&](v1::ForceOffVmResponse* out) { return stop_vm(req->name(), true, 0, out->mutable_vm()); });
+}
+
+grpc::Status AgentService::RebootVm(grpc::ServerContext*, const v1::RebootVmRequest* req,
+                                    v1::RebootVmResponse* resp) {
+  return once<v1::RebootVmRequest, v1::RebootVmResponse>(
+      "RebootVm", *req, resp, [&](v1::RebootVmResponse* out) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        auto s = hv_.status(req->name());
+        if (!s) return tl::unexpected(s.error());
+        if (s->state != model::VmState::running && s->state != model::VmState::paused) {
+          return make_error(ErrorCode::failed_precondition,
+                            fmt::format("vm {} is {}; reboot needs it running", req->name(),
+                                        model::to_string(s->state)));
+        }
+        if (auto st = hv_.reboot(req->name()); !st) return st;
+        return current(req->name(), out->mutable_vm());
+      });
+}
+
+grpc::Status AgentService::PauseVm(grpc::ServerContext*, const v1::PauseVmRequest* req,
+                                   v1::PauseVmResponse* resp) {
+  return once<v1::PauseVmRequest, v1::PauseVmResponse>(
+      "PauseVm", *req, resp,
+      [&](v1::PauseVmResponse* out) { return pause_vm(req->name(), true, out->mutable_vm()); });
+}
+
+grpc::Status AgentService::ResumeVm(grpc::ServerContext*, const v1::ResumeVmRequest* req,
+                                    v1::ResumeVmResponse* resp) {
+  return once<v1::ResumeVmRequest, v1::ResumeVmResponse>(
+      "ResumeVm", *req, resp,
+      [&](v1::ResumeVmResponse* out) { return pause_vm(req->name(), false, out->mutable_vm()); });
+}
+
+grpc::Status AgentService::UndefineVm(grpc::ServerContext*, const v1::UndefineVmRequest* req,
+                                      v1::UndefineVmResponse* resp) {
+  return once<v1::UndefineVmRequest, v1::UndefineVmResponse>(
+      "UndefineVm", *req, resp, [&](v1::UndefineVmResponse*) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        if (auto st = hv_.undefine(req->name()); !st) return st;
+        log()->info("vm undefined name={}", req->name());
+        return {};
+      });
+}
+
+grpc::Status AgentService::WriteConsole(grpc::ServerContext*, const v1::WriteConsoleRequest* req,
+                                        v1::WriteConsoleResponse* resp) {
+  return once<v1::WriteConsoleRequest, v1::WriteConsoleResponse>(
+      "WriteConsole", *req, resp, [&](v1::WriteConsoleResponse*) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        if (req->data().size() > 65536) {
+          return make_error(ErrorCode::payload_too_large, "at most 65536 bytes per write",
+                            "data");
+        }
+        return hv_.console_write(req->name(), req->data());
+      });
+}
+
+grpc::Status AgentService::GuestAgentCommand(grpc::ServerContext*,
+                                             const v1::GuestAgentCommandRequest* req,
+                                             v1::GuestAgentCommandResponse* resp) {
+  return once<v1::GuestAgentCommandRequest, v1::GuestAgentCommandResponse>(
+      "GuestAgentCommand", *req, resp, [&](v1::GuestAgentCommandResponse* out) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        try {
+          auto j = nlohmann::json::parse(req->command_json());
+          if (!j.is_object() || !j.contains("execute") || !j["execute"].is_string()) {
+            return invalid_argument("command_json", "must be an object with a string \"execute\"");
+          }
+        } catch (const nlohmann::json::exception& e) {
+          return invalid_argument("command_json", std::string("not JSON: ") + e.what());
+        }
+        uint32_t ms = req->timeout_ms() ? std::min<uint32_t>(req->timeout_ms(), 300000) : 10000;
+        auto reply = hv_.guest_agent(req->name(), req->command_json(),
+                                     std::chrono::milliseconds(ms));
+        if (!reply) return tl::unexpected(reply.error());
+        out->set_reply_json(*reply);
+        return {};
+      });
+}
+
+}  // namespace strata::agent::service

@@ -1,0 +1,100 @@
+// AgentService: the read-only RPCs (inventory, metrics, VM listing, images, health).
+#include <algorithm>
+
+#include "strata/agent/service/agent_service.h"
+#include "strata/agent/service/grpc_status.h"
+#include "strata/agent/service/proto_convert.h"
+#include "strata/model/validation.h"
+
+namespace strata::agent::service {
+
+namespace {
+bool has_process(model::VmState s) {
+  return s == model::VmState::starting || s == model::VmState::running ||
+         s == model::VmState::paused || s == model::VmState::shutting_down;
+}
+}  // namespace
+
+grpc::Status AgentService::GetInventory(grpc::ServerContext*, const v1::GetInventoryRequest*,
+                                        v1::GetInventoryResponse* resp) {
+  if (!opts_.inventory) {
+    return to_grpc_status(Error{ErrorCode::unavailable, "no inventory provider", {}});
+  }
+  auto inv = opts_.inventory();
+  if (!inv) return to_grpc_status(inv.error());
+  *resp->mutable_inventory() = std::move(*inv);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::GetMetrics(grpc::ServerContext*, const v1::GetMetricsRequest*,
+                                      v1::GetMetricsResponse* resp) {
+  if (opts_.host_metrics) {
+    auto host = opts_.host_metrics();
+    if (!host) return to_grpc_status(host.error());
+    *resp->mutable_host() = std::move(*host);
+  }
+  auto vms = hv_.list();
+  std::sort(vms.begin(), vms.end(),
+            [](const VmStatus& a, const VmStatus& b) { return a.spec.name < b.spec.name; });
+  for (const auto& vm : vms) {
+    if (!has_process(vm.state)) continue;
+    auto stats = hv_.stats(vm.spec.name);
+    if (!stats) continue;  // it stopped between list() and stats()
+    auto* m = resp->add_vms();
+    m->set_name(vm.spec.name);
+    m->set_state(to_proto(vm.state));
+    *m->mutable_stats() = to_proto(*stats);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::ListVms(grpc::ServerContext*, const v1::ListVmsRequest* req,
+                                   v1::ListVmsResponse* resp) {
+  auto vms = hv_.list();
+  std::sort(vms.begin(), vms.end(),
+            [](const VmStatus& a, const VmStatus& b) { return a.spec.name < b.spec.name; });
+  for (const auto& vm : vms) {
+    bool match = std::all_of(req->label_selector().begin(), req->label_selector().end(),
+                             [&](const auto& kv) {
+                               auto it = vm.spec.labels.find(kv.first);
+                               return it != vm.spec.labels.end() && it->second == kv.second;
+                             });
+    if (match) *resp->add_vms() = to_proto(vm);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::ListImages(grpc::ServerContext*, const v1::ListImagesRequest*,
+                                      v1::ListImagesResponse* resp) {
+  if (!opts_.images) {
+    return to_grpc_status(Error{ErrorCode::unavailable, "no image store", {}});
+  }
+  auto images = opts_.images->list_images();
+  std::sort(images.begin(), images.end(),
+            [](const ImageInfo& a, const ImageInfo& b) { return a.name < b.name; });
+  for (const auto& img : images) *resp->add_images() = to_proto(img);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Health(grpc::ServerContext*, const v1::HealthRequest*,
+                                  v1::HealthResponse* resp) {
+  resp->set_serving(!stopping_);
+  resp->set_agent_version(opts_.agent_version);
+  resp->set_hostname(opts_.hostname);
+  resp->set_accelerator(opts_.accelerator);
+  resp->set_started_unix_ms(started_unix_ms_);
+  resp->set_vm_count(static_cast<uint32_t>(hv_.list().size()));
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::ConsoleTail(grpc::ServerContext*, const v1::ConsoleTailRequest* req,
+                                       v1::ConsoleTailResponse* resp) {
+  if (auto st = model::validate_name("name", req->name()); !st) return to_grpc_status(st.error());
+  size_t max = req->max_bytes() ? std::min<uint32_t>(req->max_bytes(), 1u << 20) : 65536;
+  auto tail = hv_.console_tail(req->name(), max);
+  if (!tail) return to_grpc_status(tail.error());
+  resp->set_data(std::move(*tail));
+  return grpc::Status::OK;
+}
+
+}  // namespace strata::agent::service

@@ -1,0 +1,192 @@
+// strata.agent.v1 messages <-> model::VmSpec and the Hypervisor's VmStatus/VmStats/VmEvent.
+#include "strata/agent/service/proto_convert.h"
+
+#include <fmt/format.h>
+
+namespace strata::agent::service {
+
+v1::VmState to_proto(model::VmState state) {
+  switch (state) {
+    case model::VmState::defined: return v1::VM_STATE_DEFINED;
+    case model::VmState::starting: return v1::VM_STATE_STARTING;
+    case model::VmState::running: return v1::VM_STATE_RUNNING;
+    case model::VmState::paused: return v1::VM_STATE_PAUSED;
+    case model::VmState::shutting_down: return v1::VM_STATE_SHUTTING_DOWN;
+    case model::VmState::stopped: return v1::VM_STATE_STOPPED;
+    case model::VmState::crashed: return v1::VM_STATE_CRASHED;
+  }
+  return v1::VM_STATE_UNSPECIFIED;
+}
+
+Result<model::VmState> from_proto(v1::VmState state) {
+  switch (state) {
+    case v1::VM_STATE_DEFINED: return model::VmState::defined;
+    case v1::VM_STATE_STARTING: return model::VmState::starting;
+    case v1::VM_STATE_RUNNING: return model::VmState::running;
+    case v1::VM_STATE_PAUSED: return model::VmState::paused;
+    case v1::VM_STATE_SHUTTING_DOWN: return model::VmState::shutting_down;
+    case v1::VM_STATE_STOPPED: return model::VmState::stopped;
+    case v1::VM_STATE_CRASHED: return model::VmState::crashed;
+    default: break;
+  }
+  return invalid_argument("state", fmt::format("unknown VM state {}", static_cast<int>(state)));
+}
+
+v1::VmSpec to_proto(const model::VmSpec& spec) {
+  v1::VmSpec out;
+  out.set_name(spec.name);
+  out.set_uuid(spec.uuid);
+  out.set_vcpus(spec.vcpus);
+  out.set_memory_mib(spec.memory_mib);
+  out.set_machine(spec.machine);
+  if (spec.kernel_boot) {
+    auto* kb = out.mutable_kernel_boot();
+    kb->set_kernel(spec.kernel_boot->kernel);
+    kb->set_initrd(spec.kernel_boot->initrd);
+    kb->set_cmdline(spec.kernel_boot->cmdline);
+  }
+  for (const auto& d : spec.disks) {
+    auto* pd = out.add_disks();
+    pd->set_name(d.name);
+    pd->set_base_image(d.base_image);
+    pd->set_size_bytes(d.size_bytes);
+    pd->set_boot(d.boot);
+    pd->set_readonly(d.readonly);
+  }
+  for (const auto& n : spec.nics) {
+    auto* pn = out.add_nics();
+    pn->set_mode(n.mode == model::NicMode::bridge ? v1::NIC_MODE_BRIDGE : v1::NIC_MODE_USER);
+    pn->set_bridge(n.bridge);
+    pn->set_mac(n.mac);
+  }
+  out.set_vnc(spec.vnc);
+  for (const auto& [k, v] : spec.labels) (*out.mutable_labels())[k] = v;
+  return out;
+}
+
+Result<model::VmSpec> from_proto(const v1::VmSpec& in, std::string_view field) {
+  model::VmSpec spec;
+  spec.name = in.name();
+  spec.uuid = in.uuid();
+  if (in.vcpus() != 0) spec.vcpus = in.vcpus();
+  if (in.memory_mib() != 0) spec.memory_mib = in.memory_mib();
+  if (!in.machine().empty()) spec.machine = in.machine();
+  if (in.has_kernel_boot()) {
+    spec.kernel_boot = model::KernelBoot{in.kernel_boot().kernel(), in.kernel_boot().initrd(),
+                                         in.kernel_boot().cmdline()};
+  }
+  for (const auto& d : in.disks()) {
+    spec.disks.push_back(
+        model::DiskSpec{d.name(), d.base_image(), d.size_bytes(), d.boot(), d.readonly()});
+  }
+  for (int i = 0; i < in.nics_size(); ++i) {
+    const auto& n = in.nics(i);
+    model::NicSpec nic;
+    switch (n.mode()) {
+      case v1::NIC_MODE_UNSPECIFIED:
+      case v1::NIC_MODE_USER: nic.mode = model::NicMode::user; break;
+      case v1::NIC_MODE_BRIDGE: nic.mode = model::NicMode::bridge; break;
+      default:
+        return invalid_argument(fmt::format("{}.nics[{}].mode", field, i),
+                                fmt::format("unknown NIC mode {}", static_cast<int>(n.mode())));
+    }
+    nic.bridge = n.bridge();
+    nic.mac = n.mac();
+    spec.nics.push_back(std::move(nic));
+  }
+  spec.vnc = in.has_vnc() ? in.vnc() : true;
+  for (const auto& [k, v] : in.labels()) spec.labels[k] = v;
+  return spec;
+}
+
+v1::VmStatus to_proto(const VmStatus& s) {
+  v1::VmStatus out;
+  *out.mutable_spec() = to_proto(s.spec);
+  out.set_state(to_proto(s.state));
+  out.set_pid(s.pid);
+  out.set_accelerator(s.accelerator);
+  if (s.last_exit) {
+    auto* e = out.mutable_last_exit();
+    e->set_signaled(s.last_exit->signaled);
+    e->set_code(s.last_exit->code);
+    e->set_reason(s.last_exit->reason);
+    e->set_at_unix_ms(s.last_exit->at_unix_ms);
+  }
+  out.set_state_changed_unix_ms(s.state_changed_unix_ms);
+  out.set_qmp_socket(s.qmp_socket);
+  out.set_vnc_socket(s.vnc_socket);
+  out.set_qga_socket(s.qga_socket);
+  out.set_console_log(s.console_log);
+  return out;
+}
+
+Result<VmStatus> from_proto(const v1::VmStatus& in) {
+  VmStatus s;
+  auto spec = from_proto(in.spec(), "spec");
+  if (!spec) return tl::unexpected(spec.error());
+  s.spec = std::move(*spec);
+  auto state = from_proto(in.state());
+  if (!state) return tl::unexpected(state.error());
+  s.state = *state;
+  s.pid = in.pid();
+  s.accelerator = in.accelerator();
+  if (in.has_last_exit()) {
+    s.last_exit = VmExit{in.last_exit().signaled(), in.last_exit().code(),
+                         in.last_exit().reason(), in.last_exit().at_unix_ms()};
+  }
+  s.state_changed_unix_ms = in.state_changed_unix_ms();
+  s.qmp_socket = in.qmp_socket();
+  s.vnc_socket = in.vnc_socket();
+  s.qga_socket = in.qga_socket();
+  s.console_log = in.console_log();
+  return s;
+}
+
+v1::VmStats to_proto(const VmStats& s) {
+  v1::VmStats out;
+  out.set_cpu_time_ns(s.cpu_time_ns);
+  out.set_rss_bytes(s.rss_bytes);
+  out.set_disk_read_bytes(s.disk_read_bytes);
+  out.set_disk_write_bytes(s.disk_write_bytes);
+  out.set_net_rx_bytes(s.net_rx_bytes);
+  out.set_net_tx_bytes(s.net_tx_bytes);
+  return out;
+}
+
+VmStats from_proto(const v1::VmStats& in) {
+  VmStats s;
+  s.cpu_time_ns = in.cpu_time_ns();
+  s.rss_bytes = in.rss_bytes();
+  s.disk_read_bytes = in.disk_read_bytes();
+  s.disk_write_bytes = in.disk_write_bytes();
+  s.net_rx_bytes = in.net_rx_bytes();
+  s.net_tx_bytes = in.net_tx_bytes();
+  return s;
+}
+
+v1::VmEvent to_proto(const VmEvent& e) {
+  v1::VmEvent out;
+  out.set_vm(e.vm);
+  out.set_state(to_proto(e.state));
+  out.set_detail(e.detail);
+  out.set_at_unix_ms(e.at_unix_ms);
+  return out;
+}
+
+Result<VmEvent> from_proto(const v1::VmEvent& in) {
+  auto state = from_proto(in.state());
+  if (!state) return tl::unexpected(state.error());
+  return VmEvent{in.vm(), *state, in.detail(), in.at_unix_ms()};
+}
+
+v1::Image to_proto(const ImageInfo& image) {
+  v1::Image out;
+  out.set_name(image.name);
+  out.set_format(image.format);
+  out.set_virtual_size(image.virtual_size);
+  out.set_actual_size(image.actual_size);
+  out.set_backing_file(image.backing_file);
+  return out;
+}
+
+}  // namespace strata::agent::service
