@@ -48,6 +48,10 @@ class ImageStore {
 };
 using ImageStorePtr = std::unique_ptr<ImageStore>;
 
+// Parses the output of `qemu-img info --output=json` (format, sizes, backing file; `name`
+// and `path` are left empty). Malformed or incomplete output is an internal error.
+Result<ImageInfo> parse_qemu_img_info(const std::string& json_text);
+
 // Creates the store rooted at `root` (made if missing). `qemu_img` is the binary to run.
 Result<ImageStorePtr> make_image_store(const std::string& root,
                                        const std::string& qemu_img = "qemu-img");

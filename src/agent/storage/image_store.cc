@@ -1,0 +1,301 @@
+// ImageStore on a local folder: base images in images/, per-VM disks in vms/<vm>/<disk>.qcow2,
+// scratch files in tmp/. New files are made under tmp/ and renamed into place, so a crash
+// never leaves a half-written file under a registered name. All qemu-img calls use argv.
+#include <dirent.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "fs_util.h"
+#include "strata/agent/image_store.h"
+#include "strata/common/log.h"
+#include "strata/common/process.h"
+#include "strata/model/validation.h"
+#include "strata/model/vm_spec.h"
+
+namespace strata::agent {
+namespace {
+
+using storage::Kind;
+
+constexpr auto kQemuImgTimeout = std::chrono::seconds(120);
+
+std::vector<std::string> dir_entries(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(std::move(n));
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status check_size(uint64_t size_bytes, bool allow_zero) {
+  if (size_bytes == 0 && !allow_zero) return invalid_argument("size_bytes", "must be > 0");
+  if (size_bytes > model::kMaxDiskBytes)
+    return invalid_argument("size_bytes", std::to_string(size_bytes) + " exceeds the maximum of " +
+                                              std::to_string(model::kMaxDiskBytes) + " bytes");
+  return {};
+}
+
+class LocalImageStore final : public ImageStore {
+ public:
+  LocalImageStore(std::string root, std::string qemu_img)
+      : root_(std::move(root)), qemu_img_(std::move(qemu_img)) {}
+
+  const std::string& root() const override { return root_; }
+
+  std::vector<ImageInfo> list_images() const override {
+    std::vector<ImageInfo> out;
+    for (const std::string& name : dir_entries(images_dir())) {
+      auto info = image(name);
+      if (info) out.push_back(std::move(*info));
+      else log_->warn("skipping image entry name={} error={}", name, info.error().to_string());
+    }
+    return out;
+  }
+
+  Result<ImageInfo> image(const std::string& name) const override {
+    auto path = image_path(name);
+    if (!path) return tl::unexpected(path.error());
+    if (auto s = storage::check_regular_file(root_, *path); !s) return tl::unexpected(s.error());
+    return info_of(name, *path);
+  }
+
+  Result<ImageInfo> import_image(const std::string& name, const std::string& source_path) override {
+    auto path = image_path(name);
+    if (!path) return tl::unexpected(path.error());
+    auto kind = storage::lstat_kind(*path);
+    if (!kind) return tl::unexpected(kind.error());
+    if (*kind != Kind::absent)
+      return make_error(ErrorCode::already_exists, "image " + name + " already exists");
+    std::string tmp = temp_path(name);
+    if (auto s = storage::copy_file(source_path, tmp); !s) {
+      ::unlink(tmp.c_str());
+      return tl::unexpected(s.error());
+    }
+    auto info = info_of(name, tmp);
+    auto fail = [&](Error e) {
+      ::unlink(tmp.c_str());
+      return tl::unexpected(std::move(e));
+    };
+    if (!info) return fail(info.error());
+    // A base that points at another file would let an image reach outside the store.
+    if (!info->backing_file.empty())
+      return fail(Error{ErrorCode::invalid_argument,
+                        "image has a backing file (" + info->backing_file + "); flatten it first",
+                        "source"});
+    if (info->format != "raw" && info->format != "qcow2")
+      return fail(Error{ErrorCode::invalid_argument,
+                        "unsupported image format " + info->format + " (raw or qcow2)", "source"});
+    if (auto s = storage::rename_noreplace(tmp, *path); !s) return tl::unexpected(s.error());
+    log_->info("image imported name={} format={} size={}", name, info->format, info->virtual_size);
+    info->path = *path;
+    return info;
+  }
+
+  Status delete_image(const std::string& name) override {
+    auto path = image_path(name);
+    if (!path) return tl::unexpected(path.error());
+    auto kind = storage::lstat_kind(*path);
+    if (!kind) return tl::unexpected(kind.error());
+    if (*kind == Kind::absent) return not_found("image " + name + " not found");
+    if (*kind == Kind::file) {
+      for (const std::string& vm : dir_entries(vms_dir())) {
+        for (const std::string& disk : dir_entries(vms_dir() + "/" + vm)) {
+          std::string p = vms_dir() + "/" + vm + "/" + disk;
+          if (!storage::check_regular_file(root_, p)) continue;
+          auto info = info_of(disk, p);
+          if (info && info->backing_file == *path)
+            return make_error(ErrorCode::failed_precondition,
+                              "image " + name + " is the base of disk " + vm + "/" + disk);
+        }
+      }
+    }
+    // A stray symlink or other entry under the name is removed too (unlink never follows).
+    if (::unlink(path->c_str()) != 0)
+      return internal_error("unlink " + *path + ": " + std::strerror(errno));
+    log_->info("image deleted name={}", name);
+    return {};
+  }
+
+  Result<ImageInfo> create_overlay(const std::string& vm, const std::string& disk,
+                                   const std::string& base, uint64_t size_bytes) override {
+    auto target = prepare_disk(vm, disk);
+    if (!target) return tl::unexpected(target.error());
+    if (auto s = check_size(size_bytes, /*allow_zero=*/true); !s) return tl::unexpected(s.error());
+    if (auto s = model::validate_image_name("base", base); !s) return tl::unexpected(s.error());
+    auto base_info = image(base);
+    if (!base_info) {
+      if (base_info.error().code == ErrorCode::not_found)
+        return not_found("base image " + base + " not found");
+      return tl::unexpected(base_info.error());
+    }
+    if (!base_info->backing_file.empty())
+      return make_error(ErrorCode::failed_precondition, "base image " + base + " has a backing file");
+    std::string tmp = temp_path(vm + "-" + disk);
+    std::vector<std::string> argv = {qemu_img_, "create", "-q",   "-f", "qcow2", "-b",
+                                     base_info->path, "-F", base_info->format, tmp};
+    if (size_bytes > base_info->virtual_size) argv.push_back(std::to_string(size_bytes));
+    return create_and_publish(argv, tmp, *target, disk);
+  }
+
+  Result<ImageInfo> create_blank(const std::string& vm, const std::string& disk,
+                                 uint64_t size_bytes) override {
+    if (auto s = check_size(size_bytes, /*allow_zero=*/false); !s) return tl::unexpected(s.error());
+    auto target = prepare_disk(vm, disk);
+    if (!target) return tl::unexpected(target.error());
+    std::string tmp = temp_path(vm + "-" + disk);
+    return create_and_publish(
+        {qemu_img_, "create", "-q", "-f", "qcow2", tmp, std::to_string(size_bytes)}, tmp, *target,
+        disk);
+  }
+
+  Result<ImageInfo> disk_info(const std::string& vm, const std::string& disk) const override {
+    auto path = disk_path(vm, disk);
+    if (!path) return tl::unexpected(path.error());
+    if (auto s = storage::check_regular_file(root_, *path); !s) return tl::unexpected(s.error());
+    return info_of(disk, *path);
+  }
+
+  Status resize_disk(const std::string& vm, const std::string& disk, uint64_t size_bytes) override {
+    if (auto s = check_size(size_bytes, /*allow_zero=*/false); !s) return s;
+    auto info = disk_info(vm, disk);
+    if (!info) return tl::unexpected(info.error());
+    if (size_bytes < info->virtual_size)
+      return invalid_argument("size_bytes", "shrinking a disk (" +
+                                                std::to_string(info->virtual_size) + " -> " +
+                                                std::to_string(size_bytes) + ") would lose data");
+    if (size_bytes == info->virtual_size) return {};
+    auto r = run_checked({qemu_img_, "resize", "-q", "-f", "qcow2", info->path,
+                          std::to_string(size_bytes)},
+                         qemu_img_options());
+    if (!r) {
+      if (r.error().message.find("lock") != std::string::npos)
+        return make_error(ErrorCode::failed_precondition,
+                          "disk " + vm + "/" + disk + " is in use: " + r.error().message);
+      return tl::unexpected(r.error());
+    }
+    log_->info("disk resized vm={} disk={} size={}", vm, disk, size_bytes);
+    return {};
+  }
+
+  Status delete_vm_disks(const std::string& vm) override {
+    if (auto s = model::validate_name("vm", vm); !s) return s;
+    if (auto s = storage::remove_dir_flat(vms_dir(), vm); !s) return s;
+    log_->info("vm disks deleted vm={}", vm);
+    return {};
+  }
+
+  // Removes leftovers of interrupted operations; they were never registered under a name.
+  void clean_tmp() const {
+    for (const std::string& n : dir_entries(tmp_dir())) {
+      std::string p = tmp_dir() + "/" + n;
+      log_->info("removing stale temp file path={}", p);
+      ::unlink(p.c_str());
+    }
+  }
+
+ private:
+  std::string images_dir() const { return root_ + "/images"; }
+  std::string vms_dir() const { return root_ + "/vms"; }
+  std::string tmp_dir() const { return root_ + "/tmp"; }
+
+  RunOptions qemu_img_options() const {
+    RunOptions o;
+    o.timeout = kQemuImgTimeout;
+    return o;
+  }
+
+  Result<std::string> image_path(const std::string& name) const {
+    if (auto s = model::validate_image_name("name", name); !s) return tl::unexpected(s.error());
+    return images_dir() + "/" + name;
+  }
+
+  Result<std::string> disk_path(const std::string& vm, const std::string& disk) const {
+    if (auto s = model::validate_name("vm", vm); !s) return tl::unexpected(s.error());
+    if (auto s = model::validate_name("disk", disk); !s) return tl::unexpected(s.error());
+    std::string dir = vms_dir() + "/" + vm;
+    auto kind = storage::lstat_kind(dir);
+    if (!kind) return tl::unexpected(kind.error());
+    if (*kind == Kind::symlink)
+      return make_error(ErrorCode::permission_denied, "refusing symlinked VM folder " + dir);
+    return dir + "/" + disk + ".qcow2";
+  }
+
+  // Validates names, makes the VM folder and checks the disk does not exist yet.
+  Result<std::string> prepare_disk(const std::string& vm, const std::string& disk) {
+    auto path = disk_path(vm, disk);
+    if (!path) return path;
+    if (auto s = storage::ensure_dir(vms_dir() + "/" + vm); !s) return tl::unexpected(s.error());
+    if (auto s = storage::check_inside(root_, vms_dir() + "/" + vm); !s)
+      return tl::unexpected(s.error());
+    auto kind = storage::lstat_kind(*path);
+    if (!kind) return tl::unexpected(kind.error());
+    if (*kind != Kind::absent)
+      return make_error(ErrorCode::already_exists, "disk " + vm + "/" + disk + " already exists");
+    return path;
+  }
+
+  Result<ImageInfo> create_and_publish(const std::vector<std::string>& argv, const std::string& tmp,
+                                       const std::string& target, const std::string& name) {
+    auto r = run_checked(argv, qemu_img_options());
+    if (!r) {
+      ::unlink(tmp.c_str());
+      return tl::unexpected(r.error().wrap("creating disk"));
+    }
+    if (auto s = storage::rename_noreplace(tmp, target); !s) return tl::unexpected(s.error());
+    auto info = info_of(name, target);
+    if (info) log_->info("disk created path={} size={}", target, info->virtual_size);
+    return info;
+  }
+
+  std::string temp_path(const std::string& hint) const {
+    static std::atomic<uint64_t> counter{0};
+    return tmp_dir() + "/" + hint + "." + std::to_string(::getpid()) + "." +
+           std::to_string(counter.fetch_add(1));
+  }
+
+  Result<ImageInfo> info_of(const std::string& name, const std::string& path) const {
+    // -U: a disk held by a running QEMU can still be inspected (read-only, no lock).
+    auto out = run_checked({qemu_img_, "info", "--output=json", "-U", path}, qemu_img_options());
+    if (!out) return tl::unexpected(out.error());
+    auto info = parse_qemu_img_info(*out);
+    if (!info) return tl::unexpected(info.error().wrap(path));
+    info->name = name;
+    info->path = path;
+    return info;
+  }
+
+  std::string root_;
+  std::string qemu_img_;
+  std::shared_ptr<spdlog::logger> log_ = logger("agent.storage");
+};
+
+}  // namespace
+
+Result<ImageStorePtr> make_image_store(const std::string& root, const std::string& qemu_img) {
+  if (root.empty()) return invalid_argument("root", "store root must not be empty");
+  if (find_executable(qemu_img).empty()) return unavailable(qemu_img + " not found in PATH");
+  if (auto s = storage::ensure_dir(root); !s) return tl::unexpected(s.error());
+  char resolved[PATH_MAX];
+  if (!::realpath(root.c_str(), resolved))
+    return internal_error("realpath " + root + ": " + std::strerror(errno));
+  std::string canonical(resolved);
+  for (const char* sub : {"/images", "/vms", "/tmp"})
+    if (auto s = storage::ensure_dir(canonical + sub); !s) return tl::unexpected(s.error());
+  auto store = std::make_unique<LocalImageStore>(canonical, qemu_img);
+  store->clean_tmp();
+  return ImageStorePtr(std::move(store));
+}
+
+}  // namespace strata::agent

@@ -1,0 +1,43 @@
+// Defensive parser for `qemu-img info --output=json`: every field is type-checked, and no
+// nlohmann exception escapes.
+#include <nlohmann/json.hpp>
+
+#include "strata/agent/image_store.h"
+
+namespace strata::agent {
+
+Result<ImageInfo> parse_qemu_img_info(const std::string& json_text) {
+  using nlohmann::json;
+  json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return internal_error("qemu-img info: output is not valid JSON");
+  if (!j.is_object()) return internal_error("qemu-img info: output is not a JSON object");
+  try {
+    ImageInfo info;
+    auto fmt = j.find("format");
+    if (fmt == j.end() || !fmt->is_string() || fmt->get<std::string>().empty())
+      return internal_error("qemu-img info: missing or non-string \"format\"");
+    info.format = fmt->get<std::string>();
+    auto vsize = j.find("virtual-size");
+    if (vsize == j.end() || !vsize->is_number_unsigned())
+      return internal_error("qemu-img info: missing or invalid \"virtual-size\"");
+    info.virtual_size = vsize->get<uint64_t>();
+    // actual-size is absent for some protocols; 0 then means "unknown".
+    if (auto a = j.find("actual-size"); a != j.end()) {
+      if (!a->is_number_unsigned()) return internal_error("qemu-img info: invalid \"actual-size\"");
+      info.actual_size = a->get<uint64_t>();
+    }
+    // Prefer the resolved name; fall back to the name stored in the image header.
+    for (const char* key : {"full-backing-filename", "backing-filename"}) {
+      auto b = j.find(key);
+      if (b == j.end()) continue;
+      if (!b->is_string()) return internal_error(std::string("qemu-img info: invalid \"") + key + "\"");
+      info.backing_file = b->get<std::string>();
+      break;
+    }
+    return info;
+  } catch (const json::exception& e) {
+    return internal_error(std::string("qemu-img info: ") + e.what());
+  }
+}
+
+}  // namespace strata::agent

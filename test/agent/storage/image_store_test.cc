@@ -1,0 +1,276 @@
+// ImageStore against the real qemu-img on temp folders: overlays, blank disks, resize,
+// import, deletion, and confinement attacks (traversal, absolute paths, symlinks).
+#include "strata/agent/image_store.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "strata/common/process.h"
+#include "strata/model/vm_spec.h"
+
+namespace strata::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class ImageStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/strata-store-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto s = make_image_store(dir_ + "/store");
+    ASSERT_TRUE(s) << s.error().to_string();
+    store_ = std::move(*s);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // A raw file of `size` bytes filled with `byte`, outside the store.
+  std::string make_raw(const std::string& name, size_t size, char byte) {
+    std::string p = dir_ + "/" + name;
+    std::ofstream(p, std::ios::binary) << std::string(size, byte);
+    return p;
+  }
+
+  std::string dir_;
+  ImageStorePtr store_;
+};
+
+TEST_F(ImageStoreTest, ImportListAndInfo) {
+  auto info = store_->import_image("base.raw", make_raw("src.raw", 1 << 20, 'a'));
+  ASSERT_TRUE(info) << info.error().to_string();
+  EXPECT_EQ(info->format, "raw");
+  EXPECT_EQ(info->virtual_size, 1u << 20);
+  EXPECT_EQ(info->path, store_->root() + "/images/base.raw");
+  auto list = store_->list_images();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].name, "base.raw");
+  auto again = store_->import_image("base.raw", make_raw("src2.raw", 512, 'b'));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::already_exists);
+  EXPECT_EQ(read_all(info->path), std::string(1 << 20, 'a'));  // not clobbered
+}
+
+TEST_F(ImageStoreTest, ImportRefusesImagesWithBackingFiles) {
+  std::string backing = make_raw("secret.raw", 4096, 's');
+  std::string evil = dir_ + "/evil.qcow2";
+  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", "raw",
+                           evil}));
+  auto r = store_->import_image("evil.qcow2", evil);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);
+  EXPECT_TRUE(store_->list_images().empty());
+  EXPECT_TRUE(fs::is_empty(store_->root() + "/tmp"));  // the temp copy is gone
+}
+
+TEST_F(ImageStoreTest, ImportMissingSourceIsNotFound) {
+  auto r = store_->import_image("x.raw", dir_ + "/does-not-exist");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::not_found);
+}
+
+TEST_F(ImageStoreTest, OverlayWritesDoNotTouchTheBase) {
+  std::string qemu_io = find_executable("qemu-io");
+  if (qemu_io.empty()) GTEST_SKIP() << "qemu-io not installed (qemu-utils)";
+  std::string src = dir_ + "/base.qcow2";
+  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "qcow2", src, "4M"}));
+  ASSERT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "write -P 0xab 0 1M", src}));
+  auto base = store_->import_image("base.qcow2", src);
+  ASSERT_TRUE(base) << base.error().to_string();
+  std::string before = read_all(base->path);
+
+  auto ov = store_->create_overlay("vm1", "root", "base.qcow2", 0);
+  ASSERT_TRUE(ov) << ov.error().to_string();
+  EXPECT_EQ(ov->format, "qcow2");
+  EXPECT_EQ(ov->backing_file, base->path);
+  EXPECT_EQ(ov->virtual_size, 4u << 20);
+  EXPECT_EQ(ov->path, store_->root() + "/vms/vm1/root.qcow2");
+
+  // The overlay sees the base's data, then diverges after a write.
+  EXPECT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "read -P 0xab 0 1M", ov->path}));
+  ASSERT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "write -P 0xcd 0 1M", ov->path}));
+  EXPECT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "read -P 0xcd 0 1M", ov->path}));
+  EXPECT_TRUE(read_all(base->path) == before) << "base image changed";
+  EXPECT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "read -P 0xab 0 1M", base->path}));
+}
+
+TEST_F(ImageStoreTest, OverlayGrowsButNeverShrinksBelowBase) {
+  ASSERT_TRUE(store_->import_image("base.raw", make_raw("b.raw", 1 << 20, 0)));
+  auto big = store_->create_overlay("vm1", "root", "base.raw", 8 << 20);
+  ASSERT_TRUE(big) << big.error().to_string();
+  EXPECT_EQ(big->virtual_size, 8u << 20);
+  auto small = store_->create_overlay("vm1", "data", "base.raw", 4096);
+  ASSERT_TRUE(small) << small.error().to_string();
+  EXPECT_EQ(small->virtual_size, 1u << 20);
+  auto dup = store_->create_overlay("vm1", "root", "base.raw", 0);
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.error().code, ErrorCode::already_exists);
+}
+
+TEST_F(ImageStoreTest, OverlayOnUnknownBaseIsNotFound) {
+  auto r = store_->create_overlay("vm1", "root", "nope.qcow2", 0);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::not_found);
+  EXPECT_TRUE(fs::is_empty(store_->root() + "/tmp"));
+}
+
+TEST_F(ImageStoreTest, BlankDiskSizes) {
+  auto ok = store_->create_blank("vm1", "data0", 64 << 20);
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_EQ(ok->format, "qcow2");
+  EXPECT_EQ(ok->virtual_size, 64u << 20);
+  EXPECT_TRUE(ok->backing_file.empty());
+  for (uint64_t bad : {uint64_t{0}, model::kMaxDiskBytes + 1, ~uint64_t{0}}) {
+    auto r = store_->create_blank("vm1", "data1", bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::invalid_argument) << bad;
+    EXPECT_EQ(r.error().field, "size_bytes");
+  }
+  EXPECT_FALSE(fs::exists(store_->root() + "/vms/vm1/data1.qcow2"));
+}
+
+TEST_F(ImageStoreTest, Resize) {
+  ASSERT_TRUE(store_->create_blank("vm1", "data0", 1 << 20));
+  auto s = store_->resize_disk("vm1", "data0", 16 << 20);
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ(store_->disk_info("vm1", "data0")->virtual_size, 16u << 20);
+  auto shrink = store_->resize_disk("vm1", "data0", 1 << 20);
+  ASSERT_FALSE(shrink);
+  EXPECT_EQ(shrink.error().code, ErrorCode::invalid_argument);
+  auto absurd = store_->resize_disk("vm1", "data0", model::kMaxDiskBytes + 1);
+  ASSERT_FALSE(absurd);
+  EXPECT_EQ(absurd.error().code, ErrorCode::invalid_argument);
+  auto missing = store_->resize_disk("vm1", "nope", 16 << 20);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::not_found);
+  EXPECT_EQ(store_->disk_info("vm1", "data0")->virtual_size, 16u << 20);
+}
+
+TEST_F(ImageStoreTest, DeleteVmDisksIsIdempotent) {
+  ASSERT_TRUE(store_->create_blank("vm1", "a", 1 << 20));
+  ASSERT_TRUE(store_->create_blank("vm1", "b", 1 << 20));
+  ASSERT_TRUE(store_->create_blank("vm2", "a", 1 << 20));
+  ASSERT_TRUE(store_->delete_vm_disks("vm1"));
+  EXPECT_FALSE(fs::exists(store_->root() + "/vms/vm1"));
+  EXPECT_TRUE(store_->disk_info("vm2", "a"));
+  EXPECT_TRUE(store_->delete_vm_disks("vm1"));
+  EXPECT_EQ(store_->disk_info("vm1", "a").error().code, ErrorCode::not_found);
+}
+
+TEST_F(ImageStoreTest, DeleteImageInUseIsRefused) {
+  ASSERT_TRUE(store_->import_image("base.raw", make_raw("b.raw", 1 << 20, 0)));
+  ASSERT_TRUE(store_->create_overlay("vm1", "root", "base.raw", 0));
+  auto r = store_->delete_image("base.raw");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::failed_precondition);
+  ASSERT_TRUE(store_->delete_vm_disks("vm1"));
+  EXPECT_TRUE(store_->delete_image("base.raw"));
+  EXPECT_EQ(store_->delete_image("base.raw").error().code, ErrorCode::not_found);
+  EXPECT_EQ(store_->image("base.raw").error().code, ErrorCode::not_found);
+}
+
+TEST_F(ImageStoreTest, TraversalAndAbsoluteNamesAreRejected) {
+  using namespace std::string_literals;
+  for (const std::string& bad : {"../etc/passwd"s, "/etc/passwd"s, ".."s, "."s, "a/b"s, ""s,
+                                 "../../../../etc/shadow"s, "x\0y"s, "a b"s, "-rf"s}) {
+    auto img = store_->image(bad);
+    ASSERT_FALSE(img) << bad;
+    EXPECT_EQ(img.error().code, ErrorCode::invalid_argument) << bad;
+    EXPECT_EQ(store_->import_image(bad, "/etc/hostname").error().code,
+              ErrorCode::invalid_argument) << bad;
+    EXPECT_EQ(store_->delete_image(bad).error().code, ErrorCode::invalid_argument) << bad;
+    EXPECT_EQ(store_->create_overlay("vm1", "root", bad, 0).error().code,
+              ErrorCode::invalid_argument) << bad;
+    EXPECT_EQ(store_->create_blank(bad, "root", 1 << 20).error().code,
+              ErrorCode::invalid_argument) << bad;
+    EXPECT_EQ(store_->create_blank("vm1", bad, 1 << 20).error().code,
+              ErrorCode::invalid_argument) << bad;
+    EXPECT_EQ(store_->disk_info(bad, "root").error().code, ErrorCode::invalid_argument) << bad;
+    EXPECT_EQ(store_->delete_vm_disks(bad).error().code, ErrorCode::invalid_argument) << bad;
+  }
+  EXPECT_TRUE(fs::exists("/etc/passwd"));
+}
+
+TEST_F(ImageStoreTest, SymlinkedImageIsRefusedAndNotListed) {
+  std::string secret = make_raw("secret.raw", 4096, 's');
+  fs::create_symlink(secret, store_->root() + "/images/evil.raw");
+  auto r = store_->image("evil.raw");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::permission_denied);
+  EXPECT_TRUE(store_->list_images().empty());
+  auto ov = store_->create_overlay("vm1", "root", "evil.raw", 0);
+  ASSERT_FALSE(ov);
+  EXPECT_EQ(ov.error().code, ErrorCode::permission_denied);
+  // Deleting removes the link, never the target.
+  ASSERT_TRUE(store_->delete_image("evil.raw"));
+  EXPECT_EQ(read_all(secret), std::string(4096, 's'));
+}
+
+TEST_F(ImageStoreTest, SymlinkedVmFolderIsRefused) {
+  std::string outside = dir_ + "/outside";
+  fs::create_directory(outside);
+  std::string victim = make_raw("outside/root.qcow2", 4096, 'v');
+  fs::create_symlink(outside, store_->root() + "/vms/vm1");
+  EXPECT_EQ(store_->create_blank("vm1", "data0", 1 << 20).error().code,
+            ErrorCode::permission_denied);
+  EXPECT_EQ(store_->disk_info("vm1", "root").error().code, ErrorCode::permission_denied);
+  EXPECT_EQ(store_->resize_disk("vm1", "root", 8 << 20).error().code,
+            ErrorCode::permission_denied);
+  EXPECT_EQ(store_->delete_vm_disks("vm1").error().code, ErrorCode::permission_denied);
+  EXPECT_EQ(read_all(victim), std::string(4096, 'v'));
+  EXPECT_FALSE(fs::exists(outside + "/data0.qcow2"));
+}
+
+TEST_F(ImageStoreTest, SymlinkedDiskFileIsRefused) {
+  ASSERT_TRUE(store_->create_blank("vm1", "a", 1 << 20));
+  std::string victim = make_raw("victim.raw", 4096, 'v');
+  fs::create_symlink(victim, store_->root() + "/vms/vm1/b.qcow2");
+  EXPECT_EQ(store_->disk_info("vm1", "b").error().code, ErrorCode::permission_denied);
+  EXPECT_EQ(store_->resize_disk("vm1", "b", 8 << 20).error().code, ErrorCode::permission_denied);
+  EXPECT_EQ(store_->create_blank("vm1", "b", 1 << 20).error().code, ErrorCode::already_exists);
+  ASSERT_TRUE(store_->delete_vm_disks("vm1"));
+  EXPECT_EQ(read_all(victim), std::string(4096, 'v'));
+}
+
+TEST_F(ImageStoreTest, SymlinkedStoreSubfolderIsRefusedAtOpen) {
+  std::string root2 = dir_ + "/store2";
+  fs::create_directories(root2);
+  fs::create_directory(dir_ + "/elsewhere");
+  fs::create_directory_symlink(dir_ + "/elsewhere", root2 + "/images");
+  auto s = make_image_store(root2);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::permission_denied);
+}
+
+TEST_F(ImageStoreTest, StaleTempFilesAreRemovedAtOpenAndNeverListed) {
+  std::ofstream(store_->root() + "/tmp/base.raw.123.0") << "half written";
+  EXPECT_TRUE(store_->list_images().empty());
+  auto reopened = make_image_store(store_->root());
+  ASSERT_TRUE(reopened);
+  EXPECT_TRUE(fs::is_empty(store_->root() + "/tmp"));
+}
+
+TEST_F(ImageStoreTest, MissingQemuImgIsUnavailable) {
+  auto s = make_image_store(dir_ + "/s3", "qemu-img-does-not-exist");
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::unavailable);
+}
+
+}  // namespace
+}  // namespace strata::agent
