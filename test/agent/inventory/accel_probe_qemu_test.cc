@@ -1,0 +1,80 @@
+// Runs the probe guest under real QEMU (label qemu). Under TCG it must pass: that proves
+// the probe itself is correct. Under KVM the outcome depends on the host; the test
+// records what happened and checks that auto-selection agrees with it.
+#include "strata/agent/accel_probe.h"
+#include "strata/agent/inventory_qemu.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include <unistd.h>
+
+#include "strata/common/process.h"
+
+namespace strata::agent {
+namespace {
+namespace fs = std::filesystem;
+
+class AccelProbeQemu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (find_executable("qemu-system-x86_64").empty())
+      GTEST_SKIP() << "SKIPPED: qemu-system-x86_64 not installed";
+    dir_ = fs::temp_directory_path() / ("strata-accel-probe-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    opts_.state_dir = dir_.string();
+    opts_.timeout = std::chrono::seconds(30);  // generous: shared 2-core machines are slow
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  fs::path dir_;
+  AccelProbeOptions opts_;
+};
+
+TEST_F(AccelProbeQemu, ProbeGuestPassesUnderTcg) {
+  auto r = run_probe_guest("tcg", opts_);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_TRUE(r->passed) << r->detail;
+  EXPECT_EQ(r->exit_status, qemu_exit_status(ProbeGuestCode::pass));
+  EXPECT_FALSE(r->timed_out);
+}
+
+TEST_F(AccelProbeQemu, AutoAgreesWithTheKvmProbe) {
+  auto kvm = run_probe_guest("kvm", opts_);
+  ASSERT_TRUE(kvm) << kvm.error().to_string();
+  std::cout << "[kvm probe] passed=" << kvm->passed << " exit_status=" << kvm->exit_status
+            << " timed_out=" << kvm->timed_out << " detail=" << kvm->detail << "\n";
+  auto a = probe_accelerator("auto", opts_);
+  ASSERT_TRUE(a) << a.error().to_string();
+  std::cout << "[auto] accelerator=" << a->accelerator << " reason=" << a->reason << "\n";
+  EXPECT_EQ(a->kvm_usable, kvm->passed);
+  EXPECT_EQ(a->accelerator, kvm->passed ? "kvm" : "tcg");
+  auto k = probe_accelerator("kvm", opts_);
+  EXPECT_EQ(k.has_value(), kvm->passed);
+  if (!k) {
+    EXPECT_EQ(k.error().code, ErrorCode::failed_precondition);
+  }
+}
+
+TEST_F(AccelProbeQemu, CapabilitiesFromTheInstalledQemu) {
+  auto caps = probe_qemu_capabilities("qemu-system-x86_64", std::chrono::seconds(30));
+  ASSERT_TRUE(caps) << caps.error().to_string();
+  EXPECT_FALSE(caps->version.empty());
+  EXPECT_NE(caps->find_machine("q35"), nullptr);
+  EXPECT_NE(std::find(caps->accelerators.begin(), caps->accelerators.end(), "tcg"),
+            caps->accelerators.end());
+  std::cout << "[qemu] version=" << caps->version << " machines=" << caps->machines.size() << "\n";
+}
+
+TEST_F(AccelProbeQemu, MissingBinaryIsAnError) {
+  opts_.qemu_binary = "/nonexistent/qemu-system-x86_64";
+  auto r = run_probe_guest("tcg", opts_);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::not_found);
+}
+
+}  // namespace
+}  // namespace strata::agent
