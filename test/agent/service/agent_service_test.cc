@@ -1,0 +1,366 @@
+// AgentService over a real gRPC server on a UNIX socket, with an in-memory driver: input
+// validation before the driver, error mapping, natural idempotency, request-id
+// deduplication (also across a service restart), and the two streams.
+#include "strata/agent/service/agent_service.h"
+
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "memory_hypervisor.h"
+#include "strata/agent/service/agent_client.h"
+
+namespace strata::agent::service {
+namespace {
+
+namespace fs = std::filesystem;
+using Stub = v1::AgentService::Stub;
+
+class AgentServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/strata-svc-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    start_server();
+  }
+  void TearDown() override {
+    stop_server();
+    fs::remove_all(dir_);
+  }
+
+  void start_server() {
+    AgentServiceOptions opts;
+    opts.state_dir = (dir_ / "state").string();
+    opts.agent_version = "test";
+    opts.hostname = "host-a";
+    opts.accelerator = "tcg";
+    opts.inventory = [] {
+      v1::HostInventory inv;
+      inv.set_hostname("host-a");
+      inv.set_accelerator("tcg");
+      inv.set_cpu_threads(2);
+      inv.set_inventory_json(R"({"cpu":{"threads":2}})");
+      return Result<v1::HostInventory>(inv);
+    };
+    auto svc = AgentService::create(hv_, opts);
+    ASSERT_TRUE(svc) << svc.error().to_string();
+    service_ = std::move(*svc);
+    std::string addr = "unix:" + (dir_ / "agent.sock").string();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(addr, grpc::InsecureServerCredentials());
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    client_ = std::make_unique<AgentClient>(addr, std::chrono::seconds(10));
+  }
+  void stop_server() {
+    if (!server_) return;
+    service_->shutdown();
+    server_->Shutdown();
+    server_.reset();
+    service_.reset();
+    client_.reset();
+  }
+
+  v1::DefineVmRequest define_req(const std::string& id, const std::string& name) {
+    v1::DefineVmRequest r;
+    r.set_request_id(id);
+    r.mutable_spec()->set_name(name);
+    r.mutable_spec()->mutable_kernel_boot()->set_kernel("vmlinuz");
+    return r;
+  }
+  template <typename Req>
+  Req named(const std::string& id, const std::string& name) {
+    Req r;
+    r.set_request_id(id);
+    r.set_name(name);
+    return r;
+  }
+
+  testing::MemoryHypervisor hv_;
+  fs::path dir_;
+  AgentServicePtr service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<AgentClient> client_;
+};
+
+TEST_F(AgentServiceTest, DefineReturnsCompletedStatus) {
+  auto r = client_->call(&Stub::DefineVm, define_req("r1", "web-1"));
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->vm().spec().name(), "web-1");
+  EXPECT_EQ(r->vm().spec().uuid().size(), 36u);  // completed by the driver
+  EXPECT_EQ(r->vm().state(), v1::VM_STATE_DEFINED);
+}
+
+TEST_F(AgentServiceTest, InvalidSpecIsRejectedWithFieldBeforeTheDriver) {
+  auto req = define_req("r1", "Bad_Name");
+  auto r = client_->call(&Stub::DefineVm, req);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(r.error().field, "spec.name");
+  EXPECT_EQ(hv_.calls["define"], 0);
+
+  req = define_req("r2", "ok");
+  req.mutable_spec()->set_vcpus(100000);
+  r = client_->call(&Stub::DefineVm, req);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "spec.vcpus");
+  EXPECT_EQ(hv_.calls["define"], 0);
+
+  // The raw gRPC status carries the field in its message too (for clients without details).
+  grpc::ClientContext ctx;
+  v1::DefineVmResponse resp;
+  auto st = client_->stub().DefineVm(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message().rfind("spec.vcpus", 0), 0u) << st.error_message();
+}
+
+TEST_F(AgentServiceTest, MissingOrBadRequestIdIsInvalid) {
+  auto r = client_->call(&Stub::StartVm, named<v1::StartVmRequest>("", "x"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "request_id");
+  r = client_->call(&Stub::StartVm, named<v1::StartVmRequest>("a b", "x"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "request_id");
+}
+
+TEST_F(AgentServiceTest, RepeatedDefineReturnsTheOriginalWithoutActingTwice) {
+  auto first = client_->call(&Stub::DefineVm, define_req("r1", "web-1"));
+  ASSERT_TRUE(first);
+  auto again = client_->call(&Stub::DefineVm, define_req("r1", "web-1"));
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(again->SerializeAsString(), first->SerializeAsString());
+  EXPECT_EQ(hv_.calls["define"], 1);
+  // A new request id for the same name is a new request: the name is taken.
+  auto other = client_->call(&Stub::DefineVm, define_req("r2", "web-1"));
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error().code, ErrorCode::already_exists);
+}
+
+TEST_F(AgentServiceTest, ReusingARequestIdForDifferentContentIsRejected) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("r1", "web-1")));
+  auto r = client_->call(&Stub::DefineVm, define_req("r1", "web-2"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(r.error().field, "request_id");
+  auto s = client_->call(&Stub::StartVm, named<v1::StartVmRequest>("r1", "web-1"));
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().field, "request_id");
+}
+
+TEST_F(AgentServiceTest, LifecycleIsNaturallyIdempotent) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d", "vm")));
+  auto s1 = client_->call(&Stub::StartVm, named<v1::StartVmRequest>("s1", "vm"));
+  ASSERT_TRUE(s1);
+  EXPECT_EQ(s1->vm().state(), v1::VM_STATE_RUNNING);
+  EXPECT_EQ(s1->vm().pid(), 4242);
+  // Start on running: OK, driver not called again.
+  auto s2 = client_->call(&Stub::StartVm, named<v1::StartVmRequest>("s2", "vm"));
+  ASSERT_TRUE(s2);
+  EXPECT_EQ(hv_.calls["start"], 1);
+
+  ASSERT_TRUE(client_->call(&Stub::PauseVm, named<v1::PauseVmRequest>("p1", "vm")));
+  ASSERT_TRUE(client_->call(&Stub::PauseVm, named<v1::PauseVmRequest>("p2", "vm")));
+  EXPECT_EQ(hv_.calls["pause"], 1);
+  ASSERT_TRUE(client_->call(&Stub::ResumeVm, named<v1::ResumeVmRequest>("u1", "vm")));
+  ASSERT_TRUE(client_->call(&Stub::ResumeVm, named<v1::ResumeVmRequest>("u2", "vm")));
+  EXPECT_EQ(hv_.calls["resume"], 1);
+
+  auto sd = named<v1::ShutdownVmRequest>("sd1", "vm");
+  sd.set_timeout_ms(1000);
+  auto off = client_->call(&Stub::ShutdownVm, sd);
+  ASSERT_TRUE(off);
+  EXPECT_EQ(off->vm().state(), v1::VM_STATE_STOPPED);
+  sd.set_request_id("sd2");
+  ASSERT_TRUE(client_->call(&Stub::ShutdownVm, sd));
+  ASSERT_TRUE(client_->call(&Stub::ForceOffVm, named<v1::ForceOffVmRequest>("f1", "vm")));
+  EXPECT_EQ(hv_.calls["shutdown"], 1);
+  EXPECT_EQ(hv_.calls["force_off"], 0);
+
+  // Pause of a stopped VM is a precondition failure, not a silent OK.
+  auto p = client_->call(&Stub::PauseVm, named<v1::PauseVmRequest>("p3", "vm"));
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().code, ErrorCode::failed_precondition);
+  auto rb = client_->call(&Stub::RebootVm, named<v1::RebootVmRequest>("rb", "vm"));
+  ASSERT_FALSE(rb);
+  EXPECT_EQ(rb.error().code, ErrorCode::failed_precondition);
+}
+
+TEST_F(AgentServiceTest, UndefineMissingIsNotFoundUnlessRepeated) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d", "vm")));
+  ASSERT_TRUE(client_->call(&Stub::UndefineVm, named<v1::UndefineVmRequest>("u1", "vm")));
+  // The same request again (a retry after a lost reply): OK, the original outcome.
+  ASSERT_TRUE(client_->call(&Stub::UndefineVm, named<v1::UndefineVmRequest>("u1", "vm")));
+  EXPECT_EQ(hv_.calls["undefine"], 1);
+  auto r = client_->call(&Stub::UndefineVm, named<v1::UndefineVmRequest>("u2", "vm"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::not_found);
+}
+
+TEST_F(AgentServiceTest, RequestIdsSurviveAServiceRestart) {
+  auto first = client_->call(&Stub::DefineVm, define_req("r1", "web-1"));
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(client_->call(&Stub::UndefineVm, named<v1::UndefineVmRequest>("u1", "web-1")));
+  stop_server();
+  start_server();  // same state dir, same driver: a restarted agent
+  auto again = client_->call(&Stub::DefineVm, define_req("r1", "web-1"));
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(again->SerializeAsString(), first->SerializeAsString());
+  EXPECT_EQ(hv_.calls["define"], 1);  // not defined again although the name is free
+  ASSERT_TRUE(client_->call(&Stub::UndefineVm, named<v1::UndefineVmRequest>("u1", "web-1")));
+  EXPECT_EQ(hv_.calls["undefine"], 1);
+}
+
+TEST_F(AgentServiceTest, RememberedErrorsAreReturnedAgainButRetryableOnesAreNot) {
+  // not_found is deterministic: remembered.
+  auto a = client_->call(&Stub::StartVm, named<v1::StartVmRequest>("x1", "ghost"));
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().code, ErrorCode::not_found);
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d", "ghost")));
+  auto b = client_->call(&Stub::StartVm, named<v1::StartVmRequest>("x1", "ghost"));
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().code, ErrorCode::not_found);
+  EXPECT_EQ(hv_.calls["start"], 0);
+
+  // unavailable is retryable: the same id runs again.
+  hv_.fail_next = Error{ErrorCode::unavailable, "qemu busy", {}};
+  auto c = client_->call(&Stub::StartVm, named<v1::StartVmRequest>("x2", "ghost"));
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, ErrorCode::unavailable);
+  auto d = client_->call(&Stub::StartVm, named<v1::StartVmRequest>("x2", "ghost"));
+  ASSERT_TRUE(d) << d.error().to_string();
+  EXPECT_EQ(hv_.calls["start"], 2);
+}
+
+TEST_F(AgentServiceTest, ReadsAndInfo) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d1", "b-vm")));
+  auto req = define_req("d2", "a-vm");
+  (*req.mutable_spec()->mutable_labels())["tier"] = "web";
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, req));
+  ASSERT_TRUE(client_->call(&Stub::StartVm, named<v1::StartVmRequest>("s", "a-vm")));
+
+  auto list = client_->call(&Stub::ListVms, v1::ListVmsRequest{});
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->vms_size(), 2);
+  EXPECT_EQ(list->vms(0).spec().name(), "a-vm");  // sorted
+  v1::ListVmsRequest sel;
+  (*sel.mutable_label_selector())["tier"] = "web";
+  list = client_->call(&Stub::ListVms, sel);
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->vms_size(), 1);
+
+  v1::GetVmRequest get;
+  get.set_name("nope");
+  auto g = client_->call(&Stub::GetVm, get);
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().code, ErrorCode::not_found);
+  get.set_name("NOPE!");
+  g = client_->call(&Stub::GetVm, get);
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().code, ErrorCode::invalid_argument);
+
+  auto m = client_->call(&Stub::GetMetrics, v1::GetMetricsRequest{});
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->vms_size(), 1);  // only the running one
+  EXPECT_EQ(m->vms(0).name(), "a-vm");
+  EXPECT_EQ(m->vms(0).stats().rss_bytes(), 4096u);
+
+  auto inv = client_->call(&Stub::GetInventory, v1::GetInventoryRequest{});
+  ASSERT_TRUE(inv);
+  EXPECT_EQ(inv->inventory().cpu_threads(), 2u);
+
+  auto h = client_->call(&Stub::Health, v1::HealthRequest{});
+  ASSERT_TRUE(h);
+  EXPECT_TRUE(h->serving());
+  EXPECT_EQ(h->vm_count(), 2u);
+  EXPECT_EQ(h->accelerator(), "tcg");
+
+  auto img = client_->call(&Stub::ListImages, v1::ListImagesRequest{});
+  ASSERT_FALSE(img);  // no image store configured in this test
+  EXPECT_EQ(img.error().code, ErrorCode::unavailable);
+}
+
+TEST_F(AgentServiceTest, ConsoleWriteTailAndStream) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d", "vm")));
+  auto w = named<v1::WriteConsoleRequest>("w1", "vm");
+  w.set_data("hello\n");
+  ASSERT_TRUE(client_->call(&Stub::WriteConsole, w));
+  ASSERT_TRUE(client_->call(&Stub::WriteConsole, w));  // repeat: not written twice
+  EXPECT_EQ(hv_.calls["console_write"], 1);
+
+  v1::ConsoleTailRequest t;
+  t.set_name("vm");
+  auto tail = client_->call(&Stub::ConsoleTail, t);
+  ASSERT_TRUE(tail);
+  EXPECT_EQ(tail->data(), "hello\n");
+
+  grpc::ClientContext ctx;
+  v1::StreamConsoleRequest sreq;
+  sreq.set_name("vm");
+  sreq.set_tail_bytes(100);
+  auto reader = client_->stub().StreamConsole(&ctx, sreq);
+  v1::ConsoleChunk chunk;
+  ASSERT_TRUE(reader->Read(&chunk));
+  EXPECT_EQ(chunk.data(), "hello\n");
+  w.set_request_id("w2");
+  w.set_data("live");
+  ASSERT_TRUE(client_->call(&Stub::WriteConsole, w));
+  ASSERT_TRUE(reader->Read(&chunk));
+  EXPECT_EQ(chunk.data(), "live");
+  ctx.TryCancel();
+  while (reader->Read(&chunk)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+
+  w.set_request_id("w3");
+  w.set_data(std::string(70000, 'x'));
+  auto big = client_->call(&Stub::WriteConsole, w);
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().code, ErrorCode::payload_too_large);
+}
+
+TEST_F(AgentServiceTest, WatchEventsSendsCurrentThenTransitions) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d", "vm")));
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d2", "other")));
+  grpc::ClientContext ctx;
+  v1::WatchEventsRequest req;
+  req.set_vm("vm");
+  req.set_include_current(true);
+  auto reader = client_->stub().WatchEvents(&ctx, req);
+  v1::VmEvent ev;
+  ASSERT_TRUE(reader->Read(&ev));
+  EXPECT_EQ(ev.vm(), "vm");
+  EXPECT_EQ(ev.detail(), "current");
+  EXPECT_EQ(ev.state(), v1::VM_STATE_DEFINED);
+  // A transition of another VM is filtered out; ours arrives.
+  ASSERT_TRUE(client_->call(&Stub::StartVm, named<v1::StartVmRequest>("s0", "other")));
+  ASSERT_TRUE(client_->call(&Stub::StartVm, named<v1::StartVmRequest>("s1", "vm")));
+  ASSERT_TRUE(reader->Read(&ev));
+  EXPECT_EQ(ev.vm(), "vm");
+  EXPECT_EQ(ev.state(), v1::VM_STATE_RUNNING);
+  // Agent shutdown ends the stream with UNAVAILABLE so clients reconnect.
+  service_->shutdown();
+  while (reader->Read(&ev)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(AgentServiceTest, GuestAgentCommandValidatesJson) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d", "vm")));
+  auto g = named<v1::GuestAgentCommandRequest>("g1", "vm");
+  g.set_command_json("not json");
+  auto r = client_->call(&Stub::GuestAgentCommand, g);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "command_json");
+  g.set_request_id("g2");
+  g.set_command_json(R"({"execute":"guest-ping"})");
+  r = client_->call(&Stub::GuestAgentCommand, g);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->reply_json(), R"({"return":{}})");
+}
+
+}  // namespace
+}  // namespace strata::agent::service

@@ -1,0 +1,67 @@
+// Error <-> grpc::Status mapping: every ErrorCode survives the round trip with its field.
+#include "strata/agent/service/grpc_status.h"
+
+#include <gtest/gtest.h>
+
+namespace strata::agent::service {
+namespace {
+
+TEST(GrpcStatus, CodesMapToTheDocumentedGrpcCodes) {
+  EXPECT_EQ(to_grpc_code(ErrorCode::invalid_argument), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(to_grpc_code(ErrorCode::not_found), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(to_grpc_code(ErrorCode::already_exists), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(to_grpc_code(ErrorCode::conflict), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(to_grpc_code(ErrorCode::failed_precondition), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(to_grpc_code(ErrorCode::resource_exhausted), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(to_grpc_code(ErrorCode::unauthenticated), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(to_grpc_code(ErrorCode::permission_denied), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(to_grpc_code(ErrorCode::unavailable), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(to_grpc_code(ErrorCode::deadline_exceeded), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(to_grpc_code(ErrorCode::payload_too_large), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(to_grpc_code(ErrorCode::internal), grpc::StatusCode::INTERNAL);
+}
+
+TEST(GrpcStatus, EveryCodeRoundTripsThroughCodeAlone) {
+  for (ErrorCode c :
+       {ErrorCode::invalid_argument, ErrorCode::not_found, ErrorCode::already_exists,
+        ErrorCode::conflict, ErrorCode::failed_precondition, ErrorCode::resource_exhausted,
+        ErrorCode::unauthenticated, ErrorCode::permission_denied, ErrorCode::unavailable,
+        ErrorCode::deadline_exceeded, ErrorCode::payload_too_large, ErrorCode::internal}) {
+    EXPECT_EQ(from_grpc_code(to_grpc_code(c)), c) << to_string(c);
+  }
+}
+
+TEST(GrpcStatus, InvalidArgumentNamesTheFieldInTheMessage) {
+  grpc::Status st = to_grpc_status(Error{ErrorCode::invalid_argument, "must be 1..288",
+                                         "spec.vcpus"});
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "spec.vcpus: must be 1..288");
+  Error back = from_grpc_status(st);
+  EXPECT_EQ(back.code, ErrorCode::invalid_argument);
+  EXPECT_EQ(back.field, "spec.vcpus");
+  EXPECT_EQ(back.message, "must be 1..288");
+}
+
+TEST(GrpcStatus, FieldAlreadyInMessageIsNotRepeated) {
+  grpc::Status st = to_grpc_status(Error{ErrorCode::invalid_argument, "name: too long", "name"});
+  EXPECT_EQ(st.error_message(), "name: too long");
+}
+
+TEST(GrpcStatus, DetailsDisambiguateCodesSharingAGrpcCode) {
+  // CANCELLED maps to unavailable when there are no details; with details the exact code wins.
+  grpc::Status plain(grpc::StatusCode::CANCELLED, "gone");
+  EXPECT_EQ(from_grpc_status(plain).code, ErrorCode::unavailable);
+  grpc::Status with = to_grpc_status(Error{ErrorCode::payload_too_large, "big", "data"});
+  EXPECT_EQ(from_grpc_status(with).code, ErrorCode::payload_too_large);
+  EXPECT_EQ(from_grpc_status(with).field, "data");
+}
+
+TEST(GrpcStatus, GarbageDetailsFallBackToTheCode) {
+  grpc::Status st(grpc::StatusCode::NOT_FOUND, "vm x", "\xff\xff\xff not a proto");
+  Error e = from_grpc_status(st);
+  EXPECT_EQ(e.code, ErrorCode::not_found);
+  EXPECT_EQ(e.message, "vm x");
+}
+
+}  // namespace
+}  // namespace strata::agent::service

@@ -1,0 +1,147 @@
+// An in-memory Hypervisor for testing the *service layer* (mapping, validation, natural
+// idempotency, request-id deduplication, streams). It counts driver calls so tests can
+// prove a repeated request did not act twice. The QEMU driver itself is exercised by the
+// qemu-labelled integration tests, never through this.
+#pragma once
+
+#include <map>
+#include <mutex>
+
+#include "strata/agent/hypervisor.h"
+#include "strata/model/validation.h"
+
+namespace strata::agent::testing {
+
+class MemoryHypervisor final : public Hypervisor {
+ public:
+  std::map<std::string, int> calls;  // method -> count
+  std::optional<Error> fail_next;    // returned (once) by the next mutating call
+
+  Status recover() override { return {}; }
+
+  Result<VmStatus> define(const model::VmSpec& spec) override {
+    std::lock_guard lock(mu_);
+    ++calls["define"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    if (vms_.contains(spec.name)) {
+      return make_error(ErrorCode::already_exists, "vm " + spec.name + " exists");
+    }
+    auto done = model::complete(spec, [] { return uint64_t{0x1234567890abcdefull}; });
+    if (!done) return tl::unexpected(done.error());
+    VmStatus s;
+    s.spec = *done;
+    s.accelerator = "tcg";
+    vms_[spec.name] = s;
+    emit(spec.name, model::VmState::defined, "defined");
+    return s;
+  }
+  Status start(const std::string& name) override { return transition("start", name, model::VmState::running, 4242); }
+  Status shutdown(const std::string& name, std::chrono::milliseconds) override {
+    return transition("shutdown", name, model::VmState::stopped, 0);
+  }
+  Status force_off(const std::string& name) override {
+    return transition("force_off", name, model::VmState::stopped, 0);
+  }
+  Status reboot(const std::string& name) override {
+    return transition("reboot", name, model::VmState::running, 4243);
+  }
+  Status pause(const std::string& name) override {
+    return transition("pause", name, model::VmState::paused, 4242);
+  }
+  Status resume(const std::string& name) override {
+    return transition("resume", name, model::VmState::running, 4242);
+  }
+  Status undefine(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    ++calls["undefine"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    if (it->second.pid) {
+      return make_error(ErrorCode::failed_precondition, "vm " + name + " is running");
+    }
+    vms_.erase(it);
+    return {};
+  }
+  Result<VmStatus> status(const std::string& name) const override {
+    std::lock_guard lock(mu_);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    return it->second;
+  }
+  std::vector<VmStatus> list() const override {
+    std::lock_guard lock(mu_);
+    std::vector<VmStatus> out;
+    for (const auto& [_, s] : vms_) out.push_back(s);
+    return out;
+  }
+  Result<VmStats> stats(const std::string& name) const override {
+    auto s = status(name);
+    if (!s) return tl::unexpected(s.error());
+    VmStats st;
+    st.cpu_time_ns = 1000;
+    st.rss_bytes = 4096;
+    return st;
+  }
+  Result<std::string> console_tail(const std::string& name, size_t max_bytes) const override {
+    std::lock_guard lock(mu_);
+    if (!vms_.contains(name)) return not_found("vm " + name + " not found");
+    std::string c = console_[name];
+    return c.size() > max_bytes ? c.substr(c.size() - max_bytes) : c;
+  }
+  Result<ConsoleSubscriptionPtr> console_subscribe(
+      const std::string& name, std::function<void(std::string_view)> on_data) override {
+    std::lock_guard lock(mu_);
+    if (!vms_.contains(name)) return not_found("vm " + name + " not found");
+    subscribers_[name].push_back(std::move(on_data));
+    return std::make_unique<ConsoleSubscription>();
+  }
+  Status console_write(const std::string& name, std::string_view data) override {
+    std::lock_guard lock(mu_);
+    ++calls["console_write"];
+    if (!vms_.contains(name)) return not_found("vm " + name + " not found");
+    // Echo, like a guest shell would.
+    console_[name] += data;
+    for (auto& cb : subscribers_[name]) cb(data);
+    return {};
+  }
+  Result<std::string> guest_agent(const std::string& name, const std::string&,
+                                  std::chrono::milliseconds) override {
+    std::lock_guard lock(mu_);
+    if (!vms_.contains(name)) return not_found("vm " + name + " not found");
+    return std::string(R"({"return":{}})");
+  }
+  void watch(VmEventCallback cb) override {
+    std::lock_guard lock(mu_);
+    watchers_.push_back(std::move(cb));
+  }
+
+ private:
+  std::optional<Error> take_failure() {
+    auto e = fail_next;
+    fail_next.reset();
+    return e;
+  }
+  Status transition(const char* what, const std::string& name, model::VmState to, int pid) {
+    std::lock_guard lock(mu_);
+    ++calls[what];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    it->second.state = to;
+    it->second.pid = pid;
+    emit(name, to, what);
+    return {};
+  }
+  void emit(const std::string& name, model::VmState s, const std::string& detail) {
+    for (auto& cb : watchers_) cb(VmEvent{name, s, detail, 1});
+  }
+
+  mutable std::mutex mu_;
+  std::map<std::string, VmStatus> vms_;
+  mutable std::map<std::string, std::string> console_;
+  std::map<std::string, std::vector<std::function<void(std::string_view)>>> subscribers_;
+  std::vector<VmEventCallback> watchers_;
+};
+
+}  // namespace strata::agent::testing

@@ -1,0 +1,171 @@
+// proto <-> model conversion: full round trips, defaults for unset scalars, enum rejection.
+#include "strata/agent/service/proto_convert.h"
+
+#include <gtest/gtest.h>
+
+namespace strata::agent::service {
+namespace {
+
+model::VmSpec full_spec() {
+  model::VmSpec s;
+  s.name = "web-1";
+  s.uuid = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
+  s.vcpus = 4;
+  s.memory_mib = 2048;
+  s.machine = "pc-q35-7.2";
+  s.kernel_boot = model::KernelBoot{"vmlinuz", "initrd.gz", "console=ttyS0 quiet"};
+  s.disks.push_back({"root", "debian-12", 10ull << 30, true, false});
+  s.disks.push_back({"data0", "", 1ull << 30, false, true});
+  s.nics.push_back({model::NicMode::user, "", "52:54:00:12:34:56"});
+  s.nics.push_back({model::NicMode::bridge, "br0", ""});
+  s.vnc = false;
+  s.labels = {{"owner", "alice"}, {"tier", "web"}};
+  return s;
+}
+
+void expect_same(const model::VmSpec& a, const model::VmSpec& b) {
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.uuid, b.uuid);
+  EXPECT_EQ(a.vcpus, b.vcpus);
+  EXPECT_EQ(a.memory_mib, b.memory_mib);
+  EXPECT_EQ(a.machine, b.machine);
+  ASSERT_EQ(a.kernel_boot.has_value(), b.kernel_boot.has_value());
+  if (a.kernel_boot) {
+    EXPECT_EQ(a.kernel_boot->kernel, b.kernel_boot->kernel);
+    EXPECT_EQ(a.kernel_boot->initrd, b.kernel_boot->initrd);
+    EXPECT_EQ(a.kernel_boot->cmdline, b.kernel_boot->cmdline);
+  }
+  ASSERT_EQ(a.disks.size(), b.disks.size());
+  for (size_t i = 0; i < a.disks.size(); ++i) {
+    EXPECT_EQ(a.disks[i].name, b.disks[i].name);
+    EXPECT_EQ(a.disks[i].base_image, b.disks[i].base_image);
+    EXPECT_EQ(a.disks[i].size_bytes, b.disks[i].size_bytes);
+    EXPECT_EQ(a.disks[i].boot, b.disks[i].boot);
+    EXPECT_EQ(a.disks[i].readonly, b.disks[i].readonly);
+  }
+  ASSERT_EQ(a.nics.size(), b.nics.size());
+  for (size_t i = 0; i < a.nics.size(); ++i) {
+    EXPECT_EQ(a.nics[i].mode, b.nics[i].mode);
+    EXPECT_EQ(a.nics[i].bridge, b.nics[i].bridge);
+    EXPECT_EQ(a.nics[i].mac, b.nics[i].mac);
+  }
+  EXPECT_EQ(a.vnc, b.vnc);
+  EXPECT_EQ(a.labels, b.labels);
+}
+
+TEST(ProtoConvert, VmSpecRoundTrips) {
+  auto spec = full_spec();
+  auto back = from_proto(to_proto(spec));
+  ASSERT_TRUE(back) << back.error().to_string();
+  expect_same(spec, *back);
+}
+
+TEST(ProtoConvert, VmSpecRoundTripsThroughWireBytes) {
+  auto spec = full_spec();
+  v1::VmSpec parsed;
+  ASSERT_TRUE(parsed.ParseFromString(to_proto(spec).SerializeAsString()));
+  auto back = from_proto(parsed);
+  ASSERT_TRUE(back);
+  expect_same(spec, *back);
+}
+
+TEST(ProtoConvert, UnsetScalarsTakeModelDefaults) {
+  v1::VmSpec p;
+  p.set_name("a");
+  auto s = from_proto(p);
+  ASSERT_TRUE(s);
+  model::VmSpec defaults;
+  EXPECT_EQ(s->vcpus, defaults.vcpus);
+  EXPECT_EQ(s->memory_mib, defaults.memory_mib);
+  EXPECT_EQ(s->machine, "q35");
+  EXPECT_TRUE(s->vnc);  // absent optional bool means true
+  EXPECT_FALSE(s->kernel_boot.has_value());
+  p.set_vnc(false);
+  EXPECT_FALSE(from_proto(p)->vnc);
+}
+
+TEST(ProtoConvert, UnspecifiedNicModeIsUser) {
+  v1::VmSpec p;
+  p.set_name("a");
+  p.add_nics();
+  auto s = from_proto(p);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->nics[0].mode, model::NicMode::user);
+}
+
+TEST(ProtoConvert, UnknownNicModeNamesTheField) {
+  v1::VmSpec p;
+  p.set_name("a");
+  p.add_nics();
+  p.add_nics()->set_mode(static_cast<v1::NicMode>(77));
+  auto s = from_proto(p, "spec");
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(s.error().field, "spec.nics[1].mode");
+}
+
+TEST(ProtoConvert, EveryVmStateRoundTrips) {
+  for (auto st : {model::VmState::defined, model::VmState::starting, model::VmState::running,
+                  model::VmState::paused, model::VmState::shutting_down, model::VmState::stopped,
+                  model::VmState::crashed}) {
+    EXPECT_NE(to_proto(st), v1::VM_STATE_UNSPECIFIED);
+    auto back = from_proto(to_proto(st));
+    ASSERT_TRUE(back);
+    EXPECT_EQ(*back, st);
+  }
+  EXPECT_FALSE(from_proto(v1::VM_STATE_UNSPECIFIED));
+}
+
+TEST(ProtoConvert, VmStatusRoundTripsIncludingLastExit) {
+  VmStatus s;
+  s.spec = full_spec();
+  s.state = model::VmState::crashed;
+  s.pid = 0;
+  s.accelerator = "tcg";
+  s.last_exit = VmExit{true, 9, "killed", 1700000000123};
+  s.state_changed_unix_ms = 1700000000124;
+  s.qmp_socket = "/s/qmp.sock";
+  s.vnc_socket = "/s/vnc.sock";
+  s.qga_socket = "/s/qga.sock";
+  s.console_log = "/s/console.log";
+  auto back = from_proto(to_proto(s));
+  ASSERT_TRUE(back);
+  expect_same(s.spec, back->spec);
+  EXPECT_EQ(back->state, s.state);
+  EXPECT_EQ(back->accelerator, "tcg");
+  ASSERT_TRUE(back->last_exit);
+  EXPECT_TRUE(back->last_exit->signaled);
+  EXPECT_EQ(back->last_exit->code, 9);
+  EXPECT_EQ(back->last_exit->reason, "killed");
+  EXPECT_EQ(back->last_exit->at_unix_ms, 1700000000123);
+  EXPECT_EQ(back->state_changed_unix_ms, 1700000000124);
+  EXPECT_EQ(back->qmp_socket, s.qmp_socket);
+  EXPECT_EQ(back->vnc_socket, s.vnc_socket);
+  EXPECT_EQ(back->qga_socket, s.qga_socket);
+  EXPECT_EQ(back->console_log, s.console_log);
+
+  s.last_exit.reset();
+  EXPECT_FALSE(from_proto(to_proto(s))->last_exit.has_value());
+}
+
+TEST(ProtoConvert, StatsAndEventsRoundTrip) {
+  VmStats st{1, 2, 3, 4, 5, 6};
+  VmStats b = from_proto(to_proto(st));
+  EXPECT_EQ(b.cpu_time_ns, 1u);
+  EXPECT_EQ(b.rss_bytes, 2u);
+  EXPECT_EQ(b.disk_read_bytes, 3u);
+  EXPECT_EQ(b.disk_write_bytes, 4u);
+  EXPECT_EQ(b.net_rx_bytes, 5u);
+  EXPECT_EQ(b.net_tx_bytes, 6u);
+
+  VmEvent e{"web-1", model::VmState::paused, "STOP", 42};
+  auto eb = from_proto(to_proto(e));
+  ASSERT_TRUE(eb);
+  EXPECT_EQ(eb->vm, "web-1");
+  EXPECT_EQ(eb->state, model::VmState::paused);
+  EXPECT_EQ(eb->detail, "STOP");
+  EXPECT_EQ(eb->at_unix_ms, 42);
+}
+
+}  // namespace
+}  // namespace strata::agent::service
