@@ -1,0 +1,57 @@
+// PostgreSQL schema, as numbered migrations. Never edit a released migration: add one.
+#include "store/postgres/pg_db.h"
+
+namespace strata::store::postgres {
+
+const std::vector<sql::Migration>& pg_migrations() {
+  static const std::vector<sql::Migration> kMigrations = {
+      {1,
+       "initial schema",
+       {
+           "CREATE TABLE hosts ("
+           " id TEXT PRIMARY KEY, resource_version BIGINT NOT NULL,"
+           " created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,"
+           " name TEXT NOT NULL UNIQUE, address TEXT NOT NULL, state TEXT NOT NULL,"
+           " labels TEXT NOT NULL, accelerator TEXT NOT NULL, inventory TEXT NOT NULL,"
+           " last_heartbeat_ms BIGINT NOT NULL, cpu_threads BIGINT NOT NULL,"
+           " memory_mib BIGINT NOT NULL)",
+           "CREATE TABLE vms ("
+           " id TEXT PRIMARY KEY, resource_version BIGINT NOT NULL,"
+           " created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,"
+           " name TEXT NOT NULL UNIQUE, spec TEXT NOT NULL, desired_state TEXT NOT NULL,"
+           " host_id TEXT REFERENCES hosts(id) ON DELETE RESTRICT,"
+           " status TEXT NOT NULL, labels TEXT NOT NULL,"
+           " deletion_requested BIGINT NOT NULL, deletion_requested_ms BIGINT NOT NULL)",
+           "CREATE INDEX vms_host_id ON vms(host_id)",
+           "CREATE TABLE tasks ("
+           " id TEXT PRIMARY KEY, resource_version BIGINT NOT NULL,"
+           " created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,"
+           " kind TEXT NOT NULL, target_kind TEXT NOT NULL, target_id TEXT NOT NULL,"
+           " state TEXT NOT NULL, progress BIGINT NOT NULL, message TEXT NOT NULL,"
+           " result TEXT NOT NULL)",
+           "CREATE INDEX tasks_target_id ON tasks(target_id)",
+           "CREATE INDEX tasks_state ON tasks(state)",
+           "CREATE TABLE events ("
+           " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time_ms BIGINT NOT NULL,"
+           " actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,"
+           " result TEXT NOT NULL, message TEXT NOT NULL)",
+           "CREATE TABLE api_tokens ("
+           " id TEXT PRIMARY KEY, resource_version BIGINT NOT NULL,"
+           " created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,"
+           " name TEXT NOT NULL UNIQUE, role TEXT NOT NULL, secret_hash TEXT NOT NULL UNIQUE,"
+           " expires_ms BIGINT, revoked BIGINT NOT NULL)",
+           "CREATE TABLE join_tokens ("
+           " id TEXT PRIMARY KEY, created_ms BIGINT NOT NULL,"
+           " secret_hash TEXT NOT NULL UNIQUE, expires_ms BIGINT, used_by_host TEXT,"
+           " used_ms BIGINT NOT NULL)",
+           "CREATE TABLE host_metrics ("
+           " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+           " host_id TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,"
+           " time_ms BIGINT NOT NULL, data TEXT NOT NULL)",
+           "CREATE INDEX host_metrics_host_time ON host_metrics(host_id, time_ms, seq)",
+       }},
+  };
+  return kMigrations;
+}
+
+}  // namespace strata::store::postgres

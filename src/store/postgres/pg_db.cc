@@ -1,0 +1,240 @@
+// PostgreSQL driver: libpq connections, typed parameter binding through PQexecParams,
+// SQLSTATE -> ErrorCode mapping, and a bounded pool that re-validates and resets
+// connections after any of them saw the server go away.
+#include "store/postgres/pg_db.h"
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+
+namespace strata::store::postgres {
+
+namespace {
+
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kTextOid = 25;
+
+struct ConnDeleter {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+using PgResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+
+void ignore_notice(void*, const char*) {}  // "relation already exists, skipping" etc.
+
+ErrorCode code_for_sqlstate(const char* state) {
+  if (!state) return ErrorCode::unavailable;  // no server answer at all
+  std::string s(state);
+  if (s == "23505") return ErrorCode::already_exists;
+  if (s == "23503") return ErrorCode::failed_precondition;
+  if (s == "23502" || s == "23514" || s.rfind("22", 0) == 0) return ErrorCode::invalid_argument;
+  if (s == "40001" || s == "40P01") return ErrorCode::conflict;
+  if (s.rfind("08", 0) == 0 || s.rfind("57P", 0) == 0 || s == "53300") {
+    return ErrorCode::unavailable;
+  }
+  return ErrorCode::internal;
+}
+
+ConnPtr connect(const std::string& conninfo, std::string* err) {
+  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+  const char* vals[] = {"10", "stratad", conninfo.c_str(), nullptr};
+  ConnPtr c(PQconnectdbParams(keys, vals, /*expand_dbname=*/1));
+  if (!c || PQstatus(c.get()) != CONNECTION_OK) {
+    *err = c ? PQerrorMessage(c.get()) : "out of memory";
+    while (!err->empty() && err->back() == '\n') err->pop_back();
+    return nullptr;
+  }
+  PQsetNoticeProcessor(c.get(), ignore_notice, nullptr);
+  return c;
+}
+
+class PgConnection final : public sql::SqlConnection {
+ public:
+  explicit PgConnection(ConnPtr c) : conn_(std::move(c)) {}
+
+  Result<sql::SqlRows> query(const std::string& sql, const sql::SqlParams& params) override {
+    auto res = run(sql, params);
+    if (!res) return tl::unexpected(res.error());
+    PGresult* r = res->get();
+    sql::SqlRows rows;
+    int n = PQntuples(r), m = PQnfields(r);
+    rows.reserve(n);
+    for (int i = 0; i < n; ++i) {
+      sql::SqlRow row;
+      row.cols.reserve(m);
+      for (int j = 0; j < m; ++j) {
+        if (PQgetisnull(r, i, j)) {
+          row.cols.emplace_back(std::nullopt);
+        } else {
+          row.cols.emplace_back(std::string(PQgetvalue(r, i, j), PQgetlength(r, i, j)));
+        }
+      }
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  }
+
+  Result<int64_t> exec(const std::string& sql, const sql::SqlParams& params) override {
+    auto res = run(sql, params);
+    if (!res) return tl::unexpected(res.error());
+    const char* n = PQcmdTuples(res->get());
+    return (n && *n) ? std::stoll(n) : 0;
+  }
+
+  Status begin() override { return simple("BEGIN"); }
+  Status commit() override { return simple("COMMIT"); }
+  Status rollback() override { return simple("ROLLBACK"); }
+
+  // True after a statement failed because the connection (not the SQL) broke.
+  bool lost() const { return lost_ || PQstatus(conn_.get()) != CONNECTION_OK; }
+
+  // Makes the connection usable again: cheap check, PQreset when it fails.
+  bool revalidate() {
+    if (PQstatus(conn_.get()) == CONNECTION_OK) {
+      PgResultPtr r(PQexec(conn_.get(), "SELECT 1"));
+      if (r && PQresultStatus(r.get()) == PGRES_TUPLES_OK) {
+        lost_ = false;
+        return true;
+      }
+    }
+    PQreset(conn_.get());
+    lost_ = PQstatus(conn_.get()) != CONNECTION_OK;
+    if (!lost_) PQsetNoticeProcessor(conn_.get(), ignore_notice, nullptr);
+    return !lost_;
+  }
+
+  uint64_t epoch = 0;  // pool epoch this connection was last validated at
+
+ private:
+  Status simple(const char* sql) {
+    auto r = run(sql, {});
+    if (!r) return tl::unexpected(r.error());
+    return {};
+  }
+
+  Result<PgResultPtr> run(const std::string& sql, const sql::SqlParams& params) {
+    std::vector<Oid> types(params.size(), 0);
+    std::vector<std::string> text(params.size());
+    std::vector<const char*> values(params.size(), nullptr);
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (std::holds_alternative<int64_t>(params[i])) {
+        types[i] = kInt8Oid;
+        text[i] = std::to_string(std::get<int64_t>(params[i]));
+        values[i] = text[i].c_str();
+      } else if (std::holds_alternative<std::string>(params[i])) {
+        types[i] = kTextOid;
+        values[i] = std::get<std::string>(params[i]).c_str();
+      }
+    }
+    PgResultPtr r(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(params.size()),
+                               types.data(), values.data(), nullptr, nullptr, 0));
+    ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+    const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+    std::string msg = r ? PQresultErrorMessage(r.get()) : "";
+    if (msg.empty()) msg = PQerrorMessage(conn_.get());
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    ErrorCode code = code_for_sqlstate(state);
+    if (PQstatus(conn_.get()) != CONNECTION_OK) {
+      lost_ = true;
+      code = ErrorCode::unavailable;
+    }
+    return make_error(code, "postgres: " + msg);
+  }
+
+  ConnPtr conn_;
+  bool lost_ = false;
+};
+
+class PgDatabase final : public sql::SqlDatabase {
+ public:
+  PgDatabase(std::string conninfo, int pool_size, std::unique_ptr<PgConnection> first)
+      : conninfo_(std::move(conninfo)), max_(pool_size < 1 ? 1 : pool_size) {
+    idle_.push_back(first.get());
+    all_.push_back(std::move(first));
+  }
+
+  std::string backend() const override { return "postgres"; }
+
+  Result<sql::Lease> acquire() override {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(30),
+                      [&] { return !idle_.empty() || static_cast<int>(all_.size()) + opening_ < max_; })) {
+      return unavailable("postgres: no free connection in the pool after 30 s");
+    }
+    PgConnection* conn = nullptr;
+    if (!idle_.empty()) {
+      conn = idle_.back();
+      idle_.pop_back();
+      uint64_t epoch = epoch_;
+      lock.unlock();
+      if (conn->epoch < epoch || conn->lost()) {
+        if (!conn->revalidate()) {
+          release(conn);
+          return unavailable("postgres: lost the server and cannot reconnect");
+        }
+      }
+      conn->epoch = epoch;
+    } else {
+      ++opening_;  // counts toward the pool size while connecting without the lock
+      uint64_t epoch = epoch_;
+      lock.unlock();
+      std::string err;
+      ConnPtr c = connect(conninfo_, &err);
+      lock.lock();
+      --opening_;
+      if (!c) {
+        cv_.notify_one();
+        return unavailable("postgres: connect: " + err);
+      }
+      all_.push_back(std::make_unique<PgConnection>(std::move(c)));
+      conn = all_.back().get();
+      conn->epoch = epoch;
+    }
+    return sql::Lease(conn, [this, conn] { release(conn); });
+  }
+
+  std::string event_append_lock_sql() const override {
+    return "SELECT pg_advisory_xact_lock(7311001)";
+  }
+  std::string migration_lock_sql() const override {
+    return "SELECT pg_advisory_xact_lock(7311002)";
+  }
+  const std::vector<sql::Migration>& migrations() const override { return pg_migrations(); }
+
+ private:
+  void release(PgConnection* conn) {
+    std::lock_guard lock(mu_);
+    if (conn->lost()) ++epoch_;  // the server went away: check every idle connection
+    idle_.push_back(conn);
+    cv_.notify_one();
+  }
+
+  const std::string conninfo_;
+  const int max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<PgConnection>> all_;  // owns every connection
+  std::vector<PgConnection*> idle_;                 // not owned: entries of all_
+  int opening_ = 0;
+  uint64_t epoch_ = 0;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<sql::SqlDatabase>> open_pg_database(const std::string& conninfo,
+                                                           int pool_size) {
+  std::string err;
+  ConnPtr c = connect(conninfo, &err);
+  if (!c) return unavailable("postgres: connect: " + err);
+  return std::shared_ptr<sql::SqlDatabase>(std::make_shared<PgDatabase>(
+      conninfo, pool_size, std::make_unique<PgConnection>(std::move(c))));
+}
+
+}  // namespace strata::store::postgres

@@ -1,0 +1,57 @@
+// Keyset paging shared by the list operations: records ordered by id, `id > after_id`,
+// LIMIT. A label selector is applied after decoding (labels are a JSON column), so
+// with a selector rows are read in batches until the page is full.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "store/sql/codec.h"
+#include "store/sql/sql_db.h"
+
+namespace strata::store::sql {
+
+inline std::string placeholder(size_t n) { return "$" + std::to_string(n); }
+
+template <class T, class Decode>
+Result<std::vector<T>> select_paged(SqlConnection& c, const std::string& cols,
+                                    const std::string& table, std::vector<std::string> conds,
+                                    SqlParams params, const std::string& after_id, int limit,
+                                    const Labels& selector, Decode decode) {
+  if (limit < 0) return invalid_argument("limit", "must be >= 0");
+  const bool filter = !selector.empty();
+  constexpr int kBatch = 500;
+  std::vector<T> out;
+  std::string cursor = after_id;
+  for (;;) {
+    SqlParams p = params;
+    std::vector<std::string> where = conds;
+    if (!cursor.empty()) {
+      p.emplace_back(cursor);
+      where.push_back("id > " + placeholder(p.size()));
+    }
+    std::string sql = "SELECT " + cols + " FROM " + table;
+    for (size_t i = 0; i < where.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + where[i];
+    sql += " ORDER BY id";
+    int want = filter ? kBatch : limit;
+    if (want > 0) {
+      p.emplace_back(static_cast<int64_t>(want));
+      sql += " LIMIT " + placeholder(p.size());
+    }
+    auto rows = c.query(sql, p);
+    if (!rows) return tl::unexpected(rows.error());
+    for (const auto& row : *rows) {
+      auto rec = decode(row);
+      if (!rec) return tl::unexpected(rec.error());
+      if constexpr (requires { rec->labels; }) {
+        if (filter && !labels_match(rec->labels, selector)) continue;
+      }
+      out.push_back(std::move(*rec));
+      if (limit > 0 && static_cast<int>(out.size()) == limit) return out;
+    }
+    if (!filter || static_cast<int>(rows->size()) < want) return out;
+    cursor = rows->back().text(0);  // id is the first column of every paged list
+  }
+}
+
+}  // namespace strata::store::sql

@@ -1,0 +1,91 @@
+// Internal driver layer under the SQL store: a connection that runs parameterized
+// statements ($1..$N placeholders, values bound, never spliced into SQL text), a
+// database that leases connections (SQLite: one guarded connection; PostgreSQL: a
+// pool), and the per-backend migration list. SqlStore holds all store logic once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "strata/common/error.h"
+
+namespace strata::store::sql {
+
+using SqlValue = std::variant<std::nullptr_t, int64_t, std::string>;
+using SqlParams = std::vector<SqlValue>;
+
+struct SqlRow {
+  std::vector<std::optional<std::string>> cols;
+  // Accessors; columns hold text (integers as decimal text).
+  const std::string& text(size_t i) const;
+  std::optional<std::string> opt_text(size_t i) const { return cols.at(i); }
+  int64_t int64(size_t i) const;  // NULL or malformed -> 0
+  std::optional<int64_t> opt_int64(size_t i) const;
+};
+using SqlRows = std::vector<SqlRow>;
+
+// Errors map as: unique violation -> already_exists, foreign key -> failed_precondition,
+// not-null/check -> invalid_argument, connection lost -> unavailable.
+class SqlConnection {
+ public:
+  virtual ~SqlConnection() = default;
+  virtual Result<SqlRows> query(const std::string& sql, const SqlParams& params) = 0;
+  // Returns the number of rows changed.
+  virtual Result<int64_t> exec(const std::string& sql, const SqlParams& params) = 0;
+  virtual Status begin() = 0;
+  virtual Status commit() = 0;
+  virtual Status rollback() = 0;
+};
+
+// A leased connection; returns itself to its database when destroyed.
+class Lease {
+ public:
+  Lease(SqlConnection* conn, std::function<void()> release)
+      : conn_(conn), release_(std::move(release)) {}
+  Lease(Lease&& other) noexcept
+      : conn_(std::exchange(other.conn_, nullptr)), release_(std::move(other.release_)) {
+    other.release_ = nullptr;
+  }
+  Lease& operator=(Lease&&) = delete;
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  ~Lease() {
+    if (release_) release_();
+  }
+  SqlConnection& operator*() const { return *conn_; }
+  SqlConnection* operator->() const { return conn_; }
+
+ private:
+  SqlConnection* conn_;  // not owned: the database owns its connections
+  std::function<void()> release_;
+};
+
+struct Migration {
+  int64_t version;
+  std::string name;
+  std::vector<std::string> statements;  // run in order, inside one transaction
+};
+
+class SqlDatabase {
+ public:
+  virtual ~SqlDatabase() = default;
+  virtual std::string backend() const = 0;
+  virtual Result<Lease> acquire() = 0;
+  // Statement run first inside a transaction that appends events (serializes appends so
+  // seq order equals commit order); empty when the backend needs none.
+  virtual std::string event_append_lock_sql() const = 0;
+  // Statement run first inside the migration transaction (keeps two starting managers
+  // from migrating at once); empty when the backend needs none.
+  virtual std::string migration_lock_sql() const = 0;
+  virtual const std::vector<Migration>& migrations() const = 0;
+};
+
+// Applies pending migrations (creates schema_migrations when missing). Idempotent.
+Status apply_migrations(SqlDatabase& db, int64_t now_ms);
+
+}  // namespace strata::store::sql

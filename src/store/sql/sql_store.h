@@ -1,0 +1,117 @@
+// The Store implemented once over SqlDatabase: all record logic (CAS updates, paging,
+// label selection, bounded metrics, ordered events) in portable SQL with $N parameters.
+// A top-level SqlStore leases a connection per call; the one handed to a transaction
+// function runs everything on the connection holding that transaction.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "store/sql/sql_db.h"
+#include "strata/store/store.h"
+
+namespace strata::store::sql {
+
+class SqlStore final : public Store {
+ public:
+  SqlStore(std::shared_ptr<SqlDatabase> db, ClockPtr clock, SqlConnection* tx = nullptr)
+      : db_(std::move(db)), clock_(std::move(clock)), tx_(tx) {}
+
+  std::string backend() const override { return db_->backend(); }
+  Status ping() override;
+  Result<int64_t> schema_version() override;
+  Status transaction(const std::function<Status(Store& tx)>& fn) override;
+
+  Result<HostRecord> create_host(const HostRecord& host) override;
+  Result<HostRecord> get_host(const std::string& id) override;
+  Result<HostRecord> get_host_by_name(const std::string& name) override;
+  Result<std::vector<HostRecord>> list_hosts(const HostListOptions& options) override;
+  Result<HostRecord> update_host(const HostRecord& host) override;
+  Result<HostRecord> touch_host_heartbeat(const std::string& id, int64_t heartbeat_ms,
+                                          const std::string& state) override;
+  Status delete_host(const std::string& id, std::optional<int64_t> expected_version) override;
+
+  Result<VmRecord> create_vm(const VmRecord& vm) override;
+  Result<VmRecord> get_vm(const std::string& id) override;
+  Result<VmRecord> get_vm_by_name(const std::string& name) override;
+  Result<std::vector<VmRecord>> list_vms(const VmListOptions& options) override;
+  Result<VmRecord> update_vm(const VmRecord& vm) override;
+  Status delete_vm(const std::string& id, std::optional<int64_t> expected_version) override;
+
+  Result<TaskRecord> create_task(const TaskRecord& task) override;
+  Result<TaskRecord> get_task(const std::string& id) override;
+  Result<std::vector<TaskRecord>> list_tasks(const TaskListOptions& options) override;
+  Result<TaskRecord> update_task(const TaskRecord& task) override;
+  Status delete_task(const std::string& id, std::optional<int64_t> expected_version) override;
+
+  Result<EventRecord> append_event(const EventRecord& event) override;
+  Result<std::vector<EventRecord>> list_events(int64_t after_seq, int limit) override;
+  Result<int64_t> last_event_seq() override;
+
+  Result<TokenRecord> create_token(const TokenRecord& token) override;
+  Result<TokenRecord> get_token(const std::string& id) override;
+  Result<TokenRecord> get_token_by_hash(const std::string& secret_hash) override;
+  Result<std::vector<TokenRecord>> list_tokens(const ListOptions& options) override;
+  Result<TokenRecord> revoke_token(const std::string& id) override;
+  Status delete_token(const std::string& id) override;
+
+  Result<JoinTokenRecord> create_join_token(const JoinTokenRecord& token) override;
+  Result<JoinTokenRecord> get_join_token_by_hash(const std::string& secret_hash) override;
+  Result<std::vector<JoinTokenRecord>> list_join_tokens() override;
+  Result<JoinTokenRecord> consume_join_token(const std::string& secret_hash,
+                                             const std::string& host_id,
+                                             int64_t now_ms) override;
+  Status delete_join_token(const std::string& id) override;
+
+  Status append_host_metric(const HostMetricSample& sample, int keep_last) override;
+  Result<std::vector<HostMetricSample>> list_host_metrics(const std::string& host_id,
+                                                          int limit) override;
+
+ private:
+  int64_t now_ms() const;
+
+  // Runs f(connection): on the transaction's connection, or on a leased one. Reads pass
+  // retry=true: one retry on a fresh connection when the first one turned out dead.
+  template <class F>
+  auto with_conn(F&& f, bool retry = false) -> std::invoke_result_t<F&, SqlConnection&> {
+    if (tx_) return f(*tx_);
+    for (int attempt = 0;; ++attempt) {
+      auto lease = db_->acquire();
+      if (!lease) return tl::unexpected(lease.error());
+      auto r = f(**lease);
+      if (r || !retry || attempt > 0 || r.error().code != ErrorCode::unavailable) return r;
+    }
+  }
+
+  // Runs f(connection) inside a transaction (joins the current one if any).
+  template <class F>
+  auto with_tx(F&& f) -> std::invoke_result_t<F&, SqlConnection&> {
+    if (tx_) return f(*tx_);
+    auto lease = db_->acquire();
+    if (!lease) return tl::unexpected(lease.error());
+    SqlConnection& c = **lease;
+    if (auto st = c.begin(); !st) return tl::unexpected(st.error());
+    auto r = f(c);
+    if (!r) {
+      (void)c.rollback();
+      return r;
+    }
+    if (auto st = c.commit(); !st) return tl::unexpected(st.error());
+    return r;
+  }
+
+  // After an UPDATE/DELETE ... WHERE id AND resource_version matched nothing: not_found
+  // or conflict, by looking at the stored version.
+  Error version_miss(SqlConnection& c, const std::string& table, const std::string& kind,
+                     const std::string& id, int64_t expected);
+  Status delete_versioned(const std::string& table, const std::string& kind,
+                          const std::string& id, std::optional<int64_t> expected_version);
+
+  std::shared_ptr<SqlDatabase> db_;
+  ClockPtr clock_;
+  SqlConnection* tx_;  // not owned; set only for the store handed to a transaction fn
+};
+
+}  // namespace strata::store::sql

@@ -1,0 +1,80 @@
+// Runs the Store contract suite on SQLite (a fresh database file per test), plus
+// SQLite-only checks. Label: unit.
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "store_contract.h"
+
+namespace strata::store::testing {
+namespace {
+
+class SqliteBackend final : public TestBackend {
+ public:
+  SqliteBackend() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "strata-sqlite-XXXXXX").string();
+    if (mkdtemp(tmpl.data())) dir_ = tmpl;
+  }
+  ~SqliteBackend() override {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  std::string name() const override { return "sqlite"; }
+  Result<std::string> fresh_url() override {
+    if (dir_.empty()) return internal_error("mkdtemp failed");
+    return "sqlite:" + dir_ + "/db" + std::to_string(++n_) + ".sqlite";
+  }
+
+ private:
+  std::string dir_;
+  int n_ = 0;
+};
+
+SqliteBackend* backend() {
+  static SqliteBackend b;
+  return &b;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContractTest, ::testing::Values(backend()), backend_name);
+
+TEST(SqliteStore, InMemoryDatabaseWorks) {
+  auto s = open_store("sqlite::memory:");
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ((*s)->backend(), "sqlite");
+  auto h = (*s)->create_host(host_named("mem"));
+  ASSERT_TRUE(h) << h.error().to_string();
+  EXPECT_EQ((*s)->get_host_by_name("mem")->id, h->id);
+}
+
+TEST(SqliteStore, UsingTheOuterStoreInsideATransactionFailsInsteadOfDeadlocking) {
+  auto s = open_store("sqlite::memory:");
+  ASSERT_TRUE(s);
+  Store& outer = **s;
+  auto st = outer.transaction([&](Store&) -> Status {
+    auto r = outer.get_host_by_name("x");
+    if (!r && r.error().code == ErrorCode::failed_precondition) return {};
+    return make_error(ErrorCode::internal, "outer store did not refuse");
+  });
+  EXPECT_TRUE(st) << st.error().to_string();
+}
+
+TEST(OpenStore, RejectsUnknownUrls) {
+  for (const char* url : {"mysql://x", "", "sqlite", "file:/tmp/x"}) {
+    auto s = open_store(url);
+    ASSERT_FALSE(s) << url;
+    EXPECT_EQ(s.error().code, ErrorCode::invalid_argument) << url;
+    EXPECT_EQ(s.error().field, "url");
+  }
+  auto empty_path = open_store("sqlite:");
+  ASSERT_FALSE(empty_path);
+  EXPECT_EQ(empty_path.error().code, ErrorCode::invalid_argument);
+}
+
+TEST(OpenStore, UnreachableDirectoryIsAnError) {
+  auto s = open_store("sqlite:/nonexistent-dir-strata/x/db.sqlite");
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::unavailable) << s.error().to_string();
+}
+
+}  // namespace
+}  // namespace strata::store::testing
