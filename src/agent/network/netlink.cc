@@ -1,0 +1,158 @@
+// rtnetlink requests over libmnl (see netlink.h). One socket per request keeps the code
+// thread-safe without locks; the agent makes few such calls.
+#include "netlink.h"
+
+#include <libmnl/libmnl.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <memory>
+
+namespace strata::agent::netlink {
+namespace {
+
+constexpr size_t kBufSize = 32768;  // large enough for a dump batch of link messages
+
+struct SocketCloser {
+  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
+};
+using SocketPtr = std::unique_ptr<mnl_socket, SocketCloser>;
+
+int attr_cb(const nlattr* attr, void* data) {
+  auto* tb = static_cast<const nlattr**>(data);
+  int type = mnl_attr_get_type(attr);
+  if (mnl_attr_type_valid(attr, IFLA_MAX) < 0) return MNL_CB_OK;  // newer kernel: ignore
+  tb[type] = attr;
+  return MNL_CB_OK;
+}
+
+int info_attr_cb(const nlattr* attr, void* data) {
+  auto* tb = static_cast<const nlattr**>(data);
+  if (mnl_attr_type_valid(attr, IFLA_INFO_MAX) < 0) return MNL_CB_OK;
+  tb[mnl_attr_get_type(attr)] = attr;
+  return MNL_CB_OK;
+}
+
+struct RunCtx {
+  const std::function<void(const nlmsghdr*)>* on_reply;
+};
+
+int msg_cb(const nlmsghdr* nlh, void* data) {
+  auto* ctx = static_cast<RunCtx*>(data);
+  if (ctx->on_reply && *ctx->on_reply) (*ctx->on_reply)(nlh);
+  return MNL_CB_OK;
+}
+
+}  // namespace
+
+Error errno_error(int err, const std::string& what) {
+  ErrorCode code = ErrorCode::internal;
+  switch (err) {
+    case EEXIST: code = ErrorCode::already_exists; break;
+    case ENODEV:
+    case ENOENT:
+    case ENXIO: code = ErrorCode::not_found; break;
+    case EPERM:
+    case EACCES: code = ErrorCode::permission_denied; break;
+    case EBUSY: code = ErrorCode::conflict; break;
+    case EINVAL:
+    case ERANGE:
+    case ENAMETOOLONG: code = ErrorCode::invalid_argument; break;
+    case EOPNOTSUPP: code = ErrorCode::failed_precondition; break;
+    case ENOBUFS:
+    case ENOMEM:
+    case ENOSPC: code = ErrorCode::resource_exhausted; break;
+    default: break;
+  }
+  return Error{code, what + ": " + std::strerror(err), {}};
+}
+
+Request::Request(uint16_t type, uint16_t flags) : buf_(kBufSize) {
+  nlh_ = mnl_nlmsg_put_header(buf_.data());
+  nlh_->nlmsg_type = type;
+  nlh_->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+  nlh_->nlmsg_seq = static_cast<uint32_t>(::time(nullptr));
+  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh_, sizeof(ifinfomsg)));
+  ifm->ifi_family = AF_UNSPEC;
+  payload_ = ifm;
+}
+
+Status Request::run(const std::function<void(const nlmsghdr*)>& on_reply) {
+  SocketPtr nl(mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC));
+  if (!nl) return tl::unexpected(errno_error(errno, "netlink socket"));
+  if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+    return tl::unexpected(errno_error(errno, "netlink bind"));
+  unsigned portid = mnl_socket_get_portid(nl.get());
+  if (mnl_socket_sendto(nl.get(), nlh_, nlh_->nlmsg_len) < 0)
+    return tl::unexpected(errno_error(errno, "netlink send"));
+  RunCtx ctx{&on_reply};
+  std::vector<char> rbuf(kBufSize);
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(nl.get(), rbuf.data(), rbuf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return tl::unexpected(errno_error(errno, "netlink receive"));
+    }
+    // mnl_cb_run turns an NLMSG_ERROR into -1 with errno set, and stops at the ACK/DONE.
+    int ret = mnl_cb_run(rbuf.data(), static_cast<size_t>(n), nlh_->nlmsg_seq, portid, msg_cb, &ctx);
+    if (ret < 0) return tl::unexpected(errno_error(errno, "netlink"));
+    if (ret == MNL_CB_STOP) return {};
+  }
+}
+
+Link parse_link(const nlmsghdr* nlh) {
+  Link link;
+  const auto* ifm = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  link.index = ifm->ifi_index;
+  link.flags = ifm->ifi_flags;
+  const nlattr* tb[IFLA_MAX + 1] = {};
+  mnl_attr_parse(nlh, sizeof(*ifm), attr_cb, tb);
+  if (tb[IFLA_IFNAME] && mnl_attr_validate(tb[IFLA_IFNAME], MNL_TYPE_NUL_STRING) >= 0)
+    link.name = mnl_attr_get_str(tb[IFLA_IFNAME]);
+  if (tb[IFLA_MASTER] && mnl_attr_validate(tb[IFLA_MASTER], MNL_TYPE_U32) >= 0)
+    link.master = static_cast<int>(mnl_attr_get_u32(tb[IFLA_MASTER]));
+  if (tb[IFLA_LINKINFO]) {
+    const nlattr* info[IFLA_INFO_MAX + 1] = {};
+    mnl_attr_parse_nested(tb[IFLA_LINKINFO], info_attr_cb, info);
+    if (const nlattr* kind = info[IFLA_INFO_KIND]) {
+      const auto* p = static_cast<const char*>(mnl_attr_get_payload(kind));
+      link.kind.assign(p, strnlen(p, mnl_attr_get_payload_len(kind)));
+    }
+  }
+  return link;
+}
+
+Result<Link> get_link(const std::string& name) {
+  Request req(RTM_GETLINK, 0);
+  mnl_attr_put_strz(req.header(), IFLA_IFNAME, name.c_str());
+  Link link;
+  bool found = false;
+  auto s = req.run([&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWLINK) return;
+    link = parse_link(nlh);
+    found = true;
+  });
+  if (!s) {
+    if (s.error().code == ErrorCode::not_found) return not_found("link " + name + " not found");
+    return tl::unexpected(s.error());
+  }
+  if (!found) return not_found("link " + name + " not found");
+  return link;
+}
+
+Result<std::vector<Link>> list_links() {
+  Request req(RTM_GETLINK, NLM_F_DUMP);
+  std::vector<Link> links;
+  auto s = req.run([&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type == RTM_NEWLINK) links.push_back(parse_link(nlh));
+  });
+  if (!s) return tl::unexpected(s.error());
+  return links;
+}
+
+}  // namespace strata::agent::netlink

@@ -1,0 +1,184 @@
+// Real bridges and taps, made in a private network namespace so the host is untouched.
+// Needs root (CAP_SYS_ADMIN for unshare, CAP_NET_ADMIN for links); otherwise SKIPPED.
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+#include <linux/if_tun.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "strata/agent/network.h"
+
+namespace strata::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+unsigned long link_flags(const std::string& ifname) {
+  return std::stoul(read_line("/sys/class/net/" + ifname + "/flags"), nullptr, 16);
+}
+
+std::string master_of(const std::string& ifname) {
+  std::error_code ec;
+  fs::path target = fs::read_symlink("/sys/class/net/" + ifname + "/master", ec);
+  return ec ? "" : target.filename().string();
+}
+
+// Waits (bounded) for a sysfs value the kernel updates asynchronously (linkwatch).
+bool wait_for_operstate(const std::string& ifname, const std::string& want) {
+  for (int i = 0; i < 100; ++i) {
+    if (read_line("/sys/class/net/" + ifname + "/operstate") == want) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+class NetnsNetworkTest : public ::testing::Test {
+ protected:
+  // A private mount namespace for the process; then a fresh network namespace per test,
+  // with /sys remounted so /sys/class/net shows that namespace's links.
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) {
+      skip_reason_ = "needs root to create network namespaces";
+      return;
+    }
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      skip_reason_ = std::string("private mount namespace: ") + std::strerror(errno);
+      return;
+    }
+    if (::access("/dev/net/tun", R_OK | W_OK) != 0) skip_reason_ = "/dev/net/tun not available";
+  }
+
+  void SetUp() override {
+    if (!skip_reason_.empty()) GTEST_SKIP() << skip_reason_;
+    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << std::strerror(errno);
+    ASSERT_EQ(::umount2("/sys", MNT_DETACH), 0) << std::strerror(errno);
+    ASSERT_EQ(::mount("sysfs", "/sys", "sysfs", 0, nullptr), 0) << std::strerror(errno);
+    net_ = make_netlink_network();
+    // Sanity: we really are in a fresh namespace (only lo).
+    ASSERT_FALSE(net_->link_exists("eth0")) << "not in a private network namespace";
+    ASSERT_TRUE(fs::exists("/sys/class/net/lo"));
+    ASSERT_FALSE(fs::exists("/sys/class/net/eth0"));
+  }
+
+  static inline std::string skip_reason_;
+  NetworkPtr net_;
+};
+
+TEST_F(NetnsNetworkTest, BridgeAndTapsLifecycle) {
+  ASSERT_TRUE(net_->ensure_bridge("stbr0"));
+  ASSERT_TRUE(net_->link_exists("stbr0"));
+  EXPECT_TRUE(fs::exists("/sys/class/net/stbr0/bridge")) << "not a bridge";
+  EXPECT_TRUE(link_flags("stbr0") & IFF_UP);
+  auto again = net_->ensure_bridge("stbr0");
+  EXPECT_TRUE(again) << again.error().to_string();
+
+  for (const char* tap : {"sttap0", "sttap1"}) {
+    auto s = net_->create_tap(tap, "stbr0");
+    ASSERT_TRUE(s) << tap << ": " << s.error().to_string();
+    EXPECT_EQ(master_of(tap), "stbr0") << tap;
+    EXPECT_TRUE(link_flags(tap) & IFF_UP) << tap;
+    EXPECT_TRUE(fs::exists(std::string("/sys/class/net/") + tap + "/tun_flags")) << tap;
+    // No process holds the tap yet: administratively up, but no carrier.
+    EXPECT_TRUE(wait_for_operstate(tap, "down")) << tap;
+    auto idem = net_->create_tap(tap, "stbr0");
+    EXPECT_TRUE(idem) << tap << ": " << idem.error().to_string();
+  }
+  // The flags the tap was made with are the ones QEMU will open it with.
+  unsigned long tun_flags =
+      std::stoul(read_line("/sys/class/net/sttap0/tun_flags"), nullptr, 16);
+  EXPECT_EQ(tun_flags & (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR),
+            static_cast<unsigned long>(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR));
+
+  // A reader attaching (as QEMU does) gives the tap a carrier.
+  {
+    int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ifreq ifr{};
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    std::strncpy(ifr.ifr_name, "sttap0", IFNAMSIZ - 1);
+    ASSERT_EQ(::ioctl(fd, TUNSETIFF, &ifr), 0) << std::strerror(errno);
+    EXPECT_TRUE(wait_for_operstate("sttap0", "up"));
+    ::close(fd);
+  }
+
+  auto bridges = net_->list_bridges();
+  EXPECT_EQ(bridges, std::vector<std::string>{"stbr0"});
+
+  for (const char* tap : {"sttap0", "sttap1"}) {
+    auto s = net_->delete_tap(tap);
+    ASSERT_TRUE(s) << tap << ": " << s.error().to_string();
+    EXPECT_FALSE(net_->link_exists(tap)) << tap;
+    EXPECT_TRUE(net_->delete_tap(tap)) << "second delete of " << tap;
+  }
+  ASSERT_TRUE(net_->delete_bridge("stbr0"));
+  EXPECT_FALSE(net_->link_exists("stbr0"));
+  EXPECT_FALSE(fs::exists("/sys/class/net/stbr0"));
+  EXPECT_TRUE(net_->delete_bridge("stbr0"));
+  EXPECT_TRUE(net_->list_bridges().empty());
+}
+
+TEST_F(NetnsNetworkTest, TapMovesToTheRequestedBridge) {
+  ASSERT_TRUE(net_->ensure_bridge("stbr0"));
+  ASSERT_TRUE(net_->ensure_bridge("stbr1"));
+  ASSERT_TRUE(net_->create_tap("sttap0", "stbr0"));
+  EXPECT_EQ(master_of("sttap0"), "stbr0");
+  ASSERT_TRUE(net_->create_tap("sttap0", "stbr1"));
+  EXPECT_EQ(master_of("sttap0"), "stbr1");
+  auto bridges = net_->list_bridges();
+  std::sort(bridges.begin(), bridges.end());
+  EXPECT_EQ(bridges, (std::vector<std::string>{"stbr0", "stbr1"}));
+}
+
+TEST_F(NetnsNetworkTest, BridgeComesBackUpIfSetDown) {
+  ASSERT_TRUE(net_->ensure_bridge("stbr0"));
+  std::ofstream("/sys/class/net/stbr0/flags") << "0x1002";  // clear IFF_UP
+  ASSERT_FALSE(link_flags("stbr0") & IFF_UP);
+  ASSERT_TRUE(net_->ensure_bridge("stbr0"));
+  EXPECT_TRUE(link_flags("stbr0") & IFF_UP);
+}
+
+TEST_F(NetnsNetworkTest, WrongKindsAndMissingBridgeAreRefused) {
+  auto s = net_->create_tap("sttap0", "stnobr");
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::not_found);
+  EXPECT_FALSE(net_->link_exists("sttap0"));
+
+  ASSERT_TRUE(net_->ensure_bridge("stbr0"));
+  ASSERT_TRUE(net_->create_tap("sttap0", "stbr0"));
+  // delete_bridge never removes a non-bridge, delete_tap never a non-tap (lo included).
+  EXPECT_EQ(net_->delete_bridge("sttap0").error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(net_->delete_tap("stbr0").error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(net_->delete_tap("lo").error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(net_->delete_bridge("lo").error().code, ErrorCode::failed_precondition);
+  EXPECT_TRUE(net_->link_exists("lo"));
+  // A tap name cannot become a bridge, nor a bridge a tap; the tap cannot enslave to a tap.
+  EXPECT_EQ(net_->ensure_bridge("sttap0").error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(net_->create_tap("stbr0", "stbr0").error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(net_->create_tap("sttap1", "sttap0").error().code, ErrorCode::failed_precondition);
+  EXPECT_TRUE(net_->link_exists("stbr0"));
+  EXPECT_TRUE(net_->link_exists("sttap0"));
+}
+
+}  // namespace
+}  // namespace strata::agent
