@@ -257,12 +257,13 @@ Result<VmSpec> complete(VmSpec spec, uint64_t (*random)()) {
   std::set<std::string> used;
   for (const NicSpec& n : spec.nics)
     if (!n.mac.empty()) used.insert(lower(n.mac));
+  // Each candidate adds a multiple of an odd constant, so even a constant `random` yields
+  // distinct suffixes; the bound only guards against pathological sources.
+  uint64_t candidate = 0;
   for (NicSpec& n : spec.nics) {
     if (!n.mac.empty()) continue;
-    // A collision among 2^24 suffixes is unlikely; a bounded retry keeps a bad random
-    // source from looping forever.
     for (int attempt = 0; attempt < 64 && n.mac.empty(); ++attempt) {
-      uint64_t r = random();
+      uint64_t r = random() + 0x9e3779b97f4a7c15ull * candidate++;
       std::string mac = "52:54:00";
       for (int i = 0; i < 3; ++i) {
         auto byte = static_cast<unsigned>((r >> (16 - 8 * i)) & 0xff);
