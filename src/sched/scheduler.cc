@@ -92,8 +92,12 @@ CompiledRequest compile(const Snapshot& snapshot, const PlacementRequest& reques
 }
 
 double to_score(WeightStrategy strategy, double key) {
-  double score = strategy == WeightStrategy::spread ? 50.0 * key
-                                                    : 100.0 * (1.0 - std::sqrt(-key / 2.0));
+  // spread: key in [0, 2]. pack: -key in [-1, 1 + 2w] (the stranding change is in
+  // [-1, 1], the fullness term in [0, 2w]).
+  constexpr double w = detail::kPackFullnessWeight;
+  double score = strategy == WeightStrategy::spread
+                     ? 50.0 * key
+                     : 100.0 * (1.0 - (1.0 - key) / (2.0 + 2.0 * w));
   return std::clamp(score, 0.0, 100.0);
 }
 

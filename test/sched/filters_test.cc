@@ -127,7 +127,8 @@ TEST(SchedFilters, AntiAffinityAcrossManyMembers) {
   std::vector<HostInfo> hosts;
   for (int i = 0; i < 20; ++i) {
     HostInfo h = host("h" + std::to_string(100 + i));
-    h.allocated_memory_mib = static_cast<uint64_t>(i) * 1024;  // later hosts fuller
+    h.allocated_vcpus = static_cast<uint32_t>(i);  // later hosts fuller, evenly
+    h.allocated_memory_mib = static_cast<uint64_t>(i) * 1024;
     if (i % 2 == 0 || i == 19) h.anti_affinity_groups = {"g"};
     hosts.push_back(h);
   }

@@ -38,30 +38,43 @@ TEST(SchedWeights, PackPrefersLeastLeftOver) {
   auto p = scheduler(WeightStrategy::pack).place(three_loads(), request(2, 1024));
   ASSERT_TRUE(p);
   EXPECT_EQ(p->host_id, "c");
-  // Left free: cpu 6/64, memory 1024/16384.
-  double cf = 6.0 / 64, mf = 1024.0 / 16384;
-  EXPECT_NEAR(p->score, 100.0 * (1 - std::sqrt((cf * cf + mf * mf) / 2)), 1e-9);
+  // Stranding grows from 0 to |58/64 - 15360/16384|; left free: cpu 6/64, memory 1024/16384.
+  double cost = std::abs(58.0 / 64 - 15360.0 / 16384) + 0.01 * (6.0 / 64 + 1024.0 / 16384);
+  EXPECT_NEAR(p->score, 100.0 * (1 - (1 + cost) / 2.02), 1e-9);
   // A request that no longer fits the fullest host goes to the next fullest.
   auto q = scheduler(WeightStrategy::pack).place(three_loads(), request(2, 4096));
   ASSERT_TRUE(q);
   EXPECT_EQ(q->host_id, "b");
 }
 
-TEST(SchedWeights, PackBalancesDimensions) {
-  // Both hosts end equally full by the sum of used fractions (a tie for a plain
-  // MostAllocated score), but "a" would be left with memory no VM can use (no CPU left).
-  // The norm of the free fractions prefers "b", whose remainder is small and balanced.
+TEST(SchedWeights, PackAvoidsStrandingBeforeFullness) {
+  // Both hosts end equally full by the sum of used fractions (a tie for plain best fit).
+  // A CPU-heavy VM on "a" (CPU already busier than memory) would leave memory that no
+  // CPU can match; on "b" (memory busier) it levels the host.
   HostInfo a = host("a", 16, 16384);
-  a.allocated_vcpus = 60;     // cpu 60/64 used
+  a.allocated_vcpus = 32;  // cpu 0.5 of 64, memory 0.25
   a.allocated_memory_mib = 4096;
   HostInfo b = host("b", 16, 16384);
-  b.allocated_vcpus = 36;
-  b.allocated_memory_mib = 10240;
-  // Request 4 vCPUs, 1024 MiB: a -> free (0, 11264/16384), b -> free (24/64, 5120/16384).
-  // Sum of free fractions: a 0.6875, b 0.6875; Euclidean norm: a 0.6875, b 0.488.
-  auto p = scheduler(WeightStrategy::pack).place(snapshot({a, b}), request(4, 1024));
+  b.allocated_vcpus = 16;  // cpu 0.25, memory 0.5
+  b.allocated_memory_mib = 8192;
+  auto p = scheduler(WeightStrategy::pack).place(snapshot({a, b}), request(8, 1024));
   ASSERT_TRUE(p);
   EXPECT_EQ(p->host_id, "b");
+}
+
+TEST(SchedWeights, PackLevelsLopsidedHostEvenIfAnotherIsFuller) {
+  HostInfo a = host("a", 16, 65536);  // idle CPU, half the memory used
+  a.allocated_memory_mib = 32768;
+  HostInfo b = host("b", 16, 65536);  // fuller overall, balanced
+  b.allocated_vcpus = 24;
+  b.allocated_memory_mib = 24576;
+  auto p = scheduler(WeightStrategy::pack).place(snapshot({a, b}), request(16, 1024));
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->host_id, "a");
+  // A VM shaped like the host adds no stranding anywhere: the fuller host wins.
+  auto q = scheduler(WeightStrategy::pack).place(snapshot({a, b}), request(4, 4096));
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->host_id, "b");
 }
 
 TEST(SchedWeights, TiesGoToSmallerHostIdWhateverTheInputOrder) {
@@ -83,7 +96,8 @@ TEST(SchedWeights, ScoresStayInRange) {
   for (WeightStrategy s : {WeightStrategy::spread, WeightStrategy::pack}) {
     auto p = scheduler(s, 1.0).place(snapshot({exact}), request(1, 1024));
     ASSERT_TRUE(p);
-    EXPECT_DOUBLE_EQ(p->score, s == WeightStrategy::spread ? 0.0 : 100.0);
+    // pack: no stranding added, nothing left free (cost 0 on a -1..1.02 scale).
+    EXPECT_NEAR(p->score, s == WeightStrategy::spread ? 0.0 : 100.0 * (1 - 1 / 2.02), 1e-9);
     auto q = scheduler(s, 1.0).place(snapshot({host("b", 1000000, 1ull << 30)}), request(1, 1));
     ASSERT_TRUE(q);
     EXPECT_GE(q->score, 0.0);

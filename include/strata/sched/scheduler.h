@@ -19,9 +19,11 @@ enum class WeightStrategy : uint8_t {
   // Prefer the host with the most free resources after placement (mean of the free vCPU
   // and free memory fractions; Kubernetes' LeastAllocated). Default.
   spread,
-  // Best fit: prefer the host left with the least free resources after placement, as the
-  // Euclidean norm of the (vCPU, memory) fractions left free, so both dimensions fill
-  // together. Keeps empty hosts empty for large VMs.
+  // Best fit without stranding: prefer the placement that adds the least stranded
+  // capacity (free vCPU and free memory fractions drifting apart: what one dimension has
+  // left but the other cannot match), then the fullest host. Consolidates onto few
+  // hosts, keeps empty hosts for large VMs, fills both dimensions
+  // (docs/internals/scheduler.md has the measurements).
   pack,
 };
 
