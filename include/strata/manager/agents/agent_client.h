@@ -1,0 +1,89 @@
+// The manager's typed client for one agent (strata.agent.v1.AgentService over gRPC).
+// Every call has a deadline; gRPC failures come back as strata::Error (the agent's
+// ErrorDetail when present, else mapped from the status code). Streams are cancellable
+// from another thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "strata/agent/v1/agent.grpc.pb.h"
+#include "strata/common/error.h"
+#include "strata/model/vm_spec.h"
+
+namespace strata::manager {
+
+namespace pb = ::strata::agent::v1;
+
+// Cancels a running stream (WatchEvents, StreamConsole) from another thread.
+class StreamCancel {
+ public:
+  void cancel();
+  // Makes the object usable for the next stream (after a cancel).
+  void reset();
+  bool cancelled() const { return cancelled_; }
+  void attach(grpc::ClientContext* ctx);
+  void detach();
+
+ private:
+  std::mutex mu_;
+  grpc::ClientContext* ctx_ = nullptr;
+  std::atomic<bool> cancelled_{false};
+};
+
+class AgentClient {
+ public:
+  // address: "unix:/path" or "host:port" (insecure channel: agent and manager trust the
+  // network they share; TLS is future work).
+  explicit AgentClient(std::string address,
+                       std::chrono::milliseconds default_timeout = std::chrono::seconds(10));
+
+  const std::string& address() const { return address_; }
+
+  Result<pb::HealthResponse> health(std::chrono::milliseconds timeout);
+  Result<pb::GetMetricsResponse> metrics(std::chrono::milliseconds timeout);
+  Result<pb::HostInventory> inventory();
+  Result<std::vector<pb::VmStatus>> list_vms();
+  Result<pb::VmStatus> get_vm(const std::string& name);
+  Result<pb::VmStatus> define_vm(const std::string& request_id, const model::VmSpec& spec);
+  Result<pb::VmStatus> start_vm(const std::string& request_id, const std::string& name);
+  Result<pb::VmStatus> shutdown_vm(const std::string& request_id, const std::string& name,
+                                   uint32_t timeout_ms);
+  Result<pb::VmStatus> force_off_vm(const std::string& request_id, const std::string& name);
+  Result<pb::VmStatus> reboot_vm(const std::string& request_id, const std::string& name);
+  Result<pb::VmStatus> pause_vm(const std::string& request_id, const std::string& name);
+  Result<pb::VmStatus> resume_vm(const std::string& request_id, const std::string& name);
+  Status undefine_vm(const std::string& request_id, const std::string& name);
+  Result<std::vector<pb::Image>> list_images();
+
+  Result<std::string> console_tail(const std::string& name, uint32_t max_bytes);
+  Status write_console(const std::string& request_id, const std::string& name,
+                       const std::string& data);
+  // Blocks, calling on_chunk per chunk until the stream ends, on_chunk returns false or
+  // cancel fires.
+  Status stream_console(const std::string& name, uint32_t tail_bytes, StreamCancel& cancel,
+                        const std::function<bool(const std::string&)>& on_chunk);
+  Status watch_events(bool include_current, StreamCancel& cancel,
+                      const std::function<void(const pb::VmEvent&)>& on_event);
+
+ private:
+  std::string address_;
+  std::chrono::milliseconds timeout_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::AgentService::Stub> stub_;
+};
+using AgentClientPtr = std::shared_ptr<AgentClient>;
+
+// gRPC status -> strata::Error (ErrorDetail preferred).
+Error error_from_grpc(const grpc::Status& status);
+
+// model <-> proto.
+pb::VmSpec to_proto(const model::VmSpec& spec);
+std::string vm_state_name(pb::VmState s);  // "running", "stopped", ... ("unknown" for 0)
+
+}  // namespace strata::manager

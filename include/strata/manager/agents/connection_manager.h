@@ -1,0 +1,66 @@
+// Keeps one gRPC channel per enrolled host and watches it: heartbeats (Health +
+// GetMetrics every interval), liveness via HeartbeatTracker, bounded metrics history and
+// periodic inventory refresh in the store, and a WatchEvents stream whose VM transitions
+// are handed to the controller. Two threads per host (heartbeat, watch).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "strata/common/clock.h"
+#include "strata/manager/agents/agent_client.h"
+#include "strata/manager/agents/heartbeat.h"
+#include "strata/manager/events/event_log.h"
+#include "strata/store/store.h"
+
+namespace strata::manager {
+
+struct ConnectionConfig {
+  HeartbeatConfig heartbeat;
+  int metrics_keep_last = 300;   // samples kept per host (10 min at 2 s)
+  int inventory_every = 30;      // refresh inventory every N successful heartbeats
+};
+
+struct AgentCallbacks {
+  // Host liveness changed (up <-> unreachable).
+  std::function<void(const std::string& host_id, Liveness)> on_host_state;
+  // A VM on that host changed state (from WatchEvents, include_current on reconnect).
+  std::function<void(const std::string& host_id, const pb::VmEvent&)> on_vm_event;
+};
+
+class ConnectionManager {
+ public:
+  ConnectionManager(store::Store& store, EventLog& events, ClockPtr clock, ConnectionConfig config);
+  ~ConnectionManager();
+
+  void set_callbacks(AgentCallbacks callbacks);
+  // Starts watching every host in the store.
+  Status start();
+  void stop();
+
+  // Adds a host (enrollment) or replaces its address.
+  void add_host(const store::HostRecord& host);
+  void remove_host(const std::string& host_id);
+
+  // The client for a host; nullptr when the host is not connected.
+  AgentClientPtr client(const std::string& host_id) const;
+  Liveness liveness(const std::string& host_id) const;
+
+ private:
+  class HostConnection;
+  store::Store& store_;
+  EventLog& events_;
+  ClockPtr clock_;
+  ConnectionConfig config_;
+  AgentCallbacks callbacks_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<HostConnection>> hosts_;
+  bool stopped_ = false;
+};
+
+}  // namespace strata::manager

@@ -1,0 +1,44 @@
+// The HTTP/1.1 transport on Boost.Beast: an acceptor and a small pool of threads running
+// one io_context. Each connection reads the header first, asks `body_limit` how large the
+// body of that route may be (413 before reading more), reads the body, and calls
+// `dispatch` on a pool thread. Long-lived responses (SSE, WebSocket upgrades) move the
+// socket to a dedicated thread so they do not hold a pool thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "strata/common/error.h"
+#include "strata/manager/api/http.h"
+
+namespace strata::manager {
+
+struct HttpServerConfig {
+  std::string host = "127.0.0.1";
+  uint16_t port = 7480;  // 0: pick a free port (tests)
+  int threads = 2;
+};
+
+class HttpServer {
+ public:
+  using BodyLimit = std::function<size_t(std::string_view method, std::string_view path)>;
+  using Dispatch = std::function<HttpResponse(HttpRequest&)>;
+
+  virtual ~HttpServer() = default;
+  virtual uint16_t port() const = 0;
+  // Stops accepting, closes open streams, joins every thread. Idempotent.
+  virtual void stop() = 0;
+};
+using HttpServerPtr = std::unique_ptr<HttpServer>;
+
+Result<HttpServerPtr> start_http_server(const HttpServerConfig& config,
+                                        HttpServer::BodyLimit body_limit,
+                                        HttpServer::Dispatch dispatch);
+
+// Splits "/a%20b?x=1&y" into a decoded path and query map. false on bad escapes.
+bool parse_target(std::string_view target, std::string* path,
+                  std::map<std::string, std::string>* query);
+
+}  // namespace strata::manager

@@ -1,0 +1,34 @@
+// Strict JSON request bodies: parse (400 on malformed input), then check an object's
+// fields against a small declaration: unknown fields rejected, wrong types and missing
+// required fields reported as invalid_argument naming the field ("disks[0].size_bytes").
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "strata/common/error.h"
+
+namespace strata::manager {
+
+enum class JsonType { string, boolean, integer, unsigned_integer, number, object, array, any };
+
+struct FieldDecl {
+  std::string_view name;
+  JsonType type;
+  bool required = false;
+  bool nullable = false;
+};
+
+// Parses a body that must be a JSON object; an empty body is {} when allow_empty.
+Result<nlohmann::json> parse_json_object(std::string_view body, bool allow_empty = false);
+
+// `prefix` is prepended to field names in errors ("disks[0]." or "").
+Status check_fields(const nlohmann::json& obj, std::initializer_list<FieldDecl> decls,
+                    std::string_view prefix = {});
+
+std::string_view to_string(JsonType t);
+
+}  // namespace strata::manager

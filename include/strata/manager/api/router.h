@@ -1,0 +1,53 @@
+// Routes "METHOD /pattern/{param}" to handlers. A route also says which role it needs
+// (nullopt: no bearer token, e.g. /healthz or host enrollment) and how large its body may
+// be. Matching is by path segments; literal segments win over parameters.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "strata/manager/api/http.h"
+
+namespace strata::manager {
+
+using Handler = std::function<HttpResponse(HttpRequest&)>;
+
+inline constexpr size_t kDefaultBodyLimit = 1024 * 1024;  // 1 MiB
+
+struct RouteOptions {
+  std::optional<Role> role = Role::viewer;  // nullopt: unauthenticated route
+  size_t max_body = kDefaultBodyLimit;
+  bool mutating = false;  // recorded in the audit log
+};
+
+struct Route {
+  std::string method;
+  std::string pattern;
+  RouteOptions options;
+  Handler handler;
+  std::vector<std::string> segments;
+};
+
+struct RouteMatch {
+  const Route* route = nullptr;                // null: see status
+  std::map<std::string, std::string> params;
+  unsigned status = 200;                       // 404 (no path) or 405 (path, other method)
+};
+
+class Router {
+ public:
+  void add(std::string method, std::string pattern, RouteOptions options, Handler handler);
+  RouteMatch match(std::string_view method, std::string_view path) const;
+  const std::vector<std::unique_ptr<Route>>& routes() const { return routes_; }
+
+ private:
+  std::vector<std::unique_ptr<Route>> routes_;
+};
+
+// Splits "/a/b/c" into {"a","b","c"} (empty segments dropped).
+std::vector<std::string> split_path(std::string_view path);
+
+}  // namespace strata::manager

@@ -1,0 +1,38 @@
+// Long-running operations as store TaskRecords: created by API handlers (202 + task),
+// advanced by controllers. Updates retry compare-and-swap conflicts, since a task has one
+// writer at a time but the API may read-modify it concurrently.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "strata/common/error.h"
+#include "strata/store/store.h"
+
+namespace strata::manager {
+
+class TaskTracker {
+ public:
+  explicit TaskTracker(store::Store& store) : store_(store) {}
+
+  Result<store::TaskRecord> create(const std::string& kind, const std::string& target_kind,
+                                   const std::string& target_id,
+                                   const std::string& message = {});
+  // Sets state/progress/message (and result when given). Terminal states are final:
+  // updating a succeeded/failed task is a no-op returning the stored record.
+  Result<store::TaskRecord> update(const std::string& id, const std::string& state,
+                                   int progress, const std::string& message,
+                                   const std::optional<nlohmann::json>& result = std::nullopt);
+  Result<store::TaskRecord> succeed(const std::string& id, const std::string& message = "done");
+  Result<store::TaskRecord> fail(const std::string& id, const std::string& message);
+
+ private:
+  store::Store& store_;
+};
+
+bool task_is_terminal(const std::string& state);
+nlohmann::json to_json(const store::TaskRecord& t);
+
+}  // namespace strata::manager

@@ -1,0 +1,282 @@
+// gRPC client wrapper for strata.agent.v1.AgentService.
+#include "strata/manager/agents/agent_client.h"
+
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+
+namespace strata::manager {
+
+void StreamCancel::cancel() {
+  std::lock_guard lock(mu_);
+  cancelled_ = true;
+  if (ctx_) ctx_->TryCancel();
+}
+void StreamCancel::reset() {
+  std::lock_guard lock(mu_);
+  cancelled_ = false;
+}
+void StreamCancel::attach(grpc::ClientContext* ctx) {
+  std::lock_guard lock(mu_);
+  ctx_ = ctx;
+  if (cancelled_) ctx_->TryCancel();
+}
+void StreamCancel::detach() {
+  std::lock_guard lock(mu_);
+  ctx_ = nullptr;
+}
+
+Error error_from_grpc(const grpc::Status& status) {
+  pb::ErrorDetail detail;
+  if (!status.error_details().empty() && detail.ParseFromString(status.error_details())) {
+    static const std::pair<const char*, ErrorCode> kCodes[] = {
+        {"invalid_argument", ErrorCode::invalid_argument},
+        {"not_found", ErrorCode::not_found},
+        {"already_exists", ErrorCode::already_exists},
+        {"conflict", ErrorCode::conflict},
+        {"failed_precondition", ErrorCode::failed_precondition},
+        {"resource_exhausted", ErrorCode::resource_exhausted},
+        {"unauthenticated", ErrorCode::unauthenticated},
+        {"permission_denied", ErrorCode::permission_denied},
+        {"unavailable", ErrorCode::unavailable},
+        {"deadline_exceeded", ErrorCode::deadline_exceeded},
+        {"payload_too_large", ErrorCode::payload_too_large},
+        {"internal", ErrorCode::internal},
+    };
+    for (const auto& [name, code] : kCodes)
+      if (detail.code() == name)
+        return Error{code, detail.message().empty() ? status.error_message() : detail.message(),
+                     detail.field()};
+  }
+  ErrorCode code = ErrorCode::internal;
+  switch (status.error_code()) {
+    case grpc::StatusCode::INVALID_ARGUMENT: code = ErrorCode::invalid_argument; break;
+    case grpc::StatusCode::NOT_FOUND: code = ErrorCode::not_found; break;
+    case grpc::StatusCode::ALREADY_EXISTS: code = ErrorCode::already_exists; break;
+    case grpc::StatusCode::ABORTED: code = ErrorCode::conflict; break;
+    case grpc::StatusCode::FAILED_PRECONDITION: code = ErrorCode::failed_precondition; break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: code = ErrorCode::resource_exhausted; break;
+    case grpc::StatusCode::UNAUTHENTICATED: code = ErrorCode::unauthenticated; break;
+    case grpc::StatusCode::PERMISSION_DENIED: code = ErrorCode::permission_denied; break;
+    case grpc::StatusCode::UNAVAILABLE: code = ErrorCode::unavailable; break;
+    case grpc::StatusCode::CANCELLED: code = ErrorCode::unavailable; break;
+    case grpc::StatusCode::DEADLINE_EXCEEDED: code = ErrorCode::deadline_exceeded; break;
+    case grpc::StatusCode::OUT_OF_RANGE: code = ErrorCode::payload_too_large; break;
+    default: break;
+  }
+  return Error{code, "agent: " + status.error_message(), {}};
+}
+
+pb::VmSpec to_proto(const model::VmSpec& s) {
+  pb::VmSpec p;
+  p.set_name(s.name);
+  p.set_uuid(s.uuid);
+  p.set_vcpus(s.vcpus);
+  p.set_memory_mib(s.memory_mib);
+  p.set_machine(s.machine);
+  if (s.kernel_boot) {
+    auto* k = p.mutable_kernel_boot();
+    k->set_kernel(s.kernel_boot->kernel);
+    k->set_initrd(s.kernel_boot->initrd);
+    k->set_cmdline(s.kernel_boot->cmdline);
+  }
+  for (const auto& d : s.disks) {
+    auto* pd = p.add_disks();
+    pd->set_name(d.name);
+    pd->set_base_image(d.base_image);
+    pd->set_size_bytes(d.size_bytes);
+    pd->set_boot(d.boot);
+    pd->set_readonly(d.readonly);
+  }
+  for (const auto& n : s.nics) {
+    auto* pn = p.add_nics();
+    pn->set_mode(n.mode == model::NicMode::bridge ? pb::NIC_MODE_BRIDGE : pb::NIC_MODE_USER);
+    pn->set_bridge(n.bridge);
+    pn->set_mac(n.mac);
+  }
+  p.set_vnc(s.vnc);
+  for (const auto& [k, v] : s.labels) (*p.mutable_labels())[k] = v;
+  return p;
+}
+
+std::string vm_state_name(pb::VmState s) {
+  switch (s) {
+    case pb::VM_STATE_DEFINED: return "defined";
+    case pb::VM_STATE_STARTING: return "starting";
+    case pb::VM_STATE_RUNNING: return "running";
+    case pb::VM_STATE_PAUSED: return "paused";
+    case pb::VM_STATE_SHUTTING_DOWN: return "shutting_down";
+    case pb::VM_STATE_STOPPED: return "stopped";
+    case pb::VM_STATE_CRASHED: return "crashed";
+    default: return "unknown";
+  }
+}
+
+AgentClient::AgentClient(std::string address, std::chrono::milliseconds default_timeout)
+    : address_(std::move(address)), timeout_(default_timeout) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
+  stub_ = pb::AgentService::NewStub(channel_);
+}
+
+namespace {
+
+void set_deadline(grpc::ClientContext& ctx, std::chrono::milliseconds t) {
+  ctx.set_deadline(std::chrono::system_clock::now() + t);
+}
+
+}  // namespace
+
+// One unary call with a deadline; RESP is the response type.
+#define STRATA_UNARY(METHOD, REQ, RESP, TIMEOUT)               \
+  grpc::ClientContext ctx;                                     \
+  set_deadline(ctx, TIMEOUT);                                  \
+  RESP resp;                                                   \
+  grpc::Status st = stub_->METHOD(&ctx, REQ, &resp);           \
+  if (!st.ok()) return tl::unexpected(error_from_grpc(st));
+
+Result<pb::HealthResponse> AgentClient::health(std::chrono::milliseconds timeout) {
+  pb::HealthRequest req;
+  STRATA_UNARY(Health, req, pb::HealthResponse, timeout);
+  return resp;
+}
+
+Result<pb::GetMetricsResponse> AgentClient::metrics(std::chrono::milliseconds timeout) {
+  pb::GetMetricsRequest req;
+  STRATA_UNARY(GetMetrics, req, pb::GetMetricsResponse, timeout);
+  return resp;
+}
+
+Result<pb::HostInventory> AgentClient::inventory() {
+  pb::GetInventoryRequest req;
+  STRATA_UNARY(GetInventory, req, pb::GetInventoryResponse, timeout_);
+  return resp.inventory();
+}
+
+Result<std::vector<pb::VmStatus>> AgentClient::list_vms() {
+  pb::ListVmsRequest req;
+  STRATA_UNARY(ListVms, req, pb::ListVmsResponse, timeout_);
+  return std::vector<pb::VmStatus>(resp.vms().begin(), resp.vms().end());
+}
+
+Result<pb::VmStatus> AgentClient::get_vm(const std::string& name) {
+  pb::GetVmRequest req;
+  req.set_name(name);
+  STRATA_UNARY(GetVm, req, pb::GetVmResponse, timeout_);
+  return resp.vm();
+}
+
+Result<pb::VmStatus> AgentClient::define_vm(const std::string& request_id,
+                                            const model::VmSpec& spec) {
+  pb::DefineVmRequest req;
+  req.set_request_id(request_id);
+  *req.mutable_spec() = to_proto(spec);
+  STRATA_UNARY(DefineVm, req, pb::DefineVmResponse, std::chrono::seconds(120));
+  return resp.vm();
+}
+
+#define STRATA_NAMED_ACTION(FN, METHOD, TIMEOUT)                                          \
+  Result<pb::VmStatus> AgentClient::FN(const std::string& request_id,                      \
+                                       const std::string& name) {                          \
+    pb::METHOD##Request req;                                                               \
+    req.set_request_id(request_id);                                                        \
+    req.set_name(name);                                                                    \
+    STRATA_UNARY(METHOD, req, pb::METHOD##Response, TIMEOUT);                              \
+    return resp.vm();                                                                      \
+  }
+
+STRATA_NAMED_ACTION(start_vm, StartVm, std::chrono::seconds(120))
+STRATA_NAMED_ACTION(force_off_vm, ForceOffVm, std::chrono::seconds(60))
+STRATA_NAMED_ACTION(reboot_vm, RebootVm, std::chrono::seconds(30))
+STRATA_NAMED_ACTION(pause_vm, PauseVm, std::chrono::seconds(30))
+STRATA_NAMED_ACTION(resume_vm, ResumeVm, std::chrono::seconds(30))
+
+Result<pb::VmStatus> AgentClient::shutdown_vm(const std::string& request_id,
+                                              const std::string& name, uint32_t timeout_ms) {
+  pb::ShutdownVmRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_timeout_ms(timeout_ms);
+  uint32_t effective = timeout_ms == 0 ? 60000 : timeout_ms;
+  STRATA_UNARY(ShutdownVm, req, pb::ShutdownVmResponse,
+               std::chrono::milliseconds(effective) + std::chrono::seconds(30));
+  return resp.vm();
+}
+
+Status AgentClient::undefine_vm(const std::string& request_id, const std::string& name) {
+  pb::UndefineVmRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  STRATA_UNARY(UndefineVm, req, pb::UndefineVmResponse, std::chrono::seconds(60));
+  return {};
+}
+
+Result<std::vector<pb::Image>> AgentClient::list_images() {
+  pb::ListImagesRequest req;
+  STRATA_UNARY(ListImages, req, pb::ListImagesResponse, timeout_);
+  return std::vector<pb::Image>(resp.images().begin(), resp.images().end());
+}
+
+Result<std::string> AgentClient::console_tail(const std::string& name, uint32_t max_bytes) {
+  pb::ConsoleTailRequest req;
+  req.set_name(name);
+  req.set_max_bytes(max_bytes);
+  STRATA_UNARY(ConsoleTail, req, pb::ConsoleTailResponse, timeout_);
+  return resp.data();
+}
+
+Status AgentClient::write_console(const std::string& request_id, const std::string& name,
+                                  const std::string& data) {
+  pb::WriteConsoleRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_data(data);
+  STRATA_UNARY(WriteConsole, req, pb::WriteConsoleResponse, timeout_);
+  return {};
+}
+
+#undef STRATA_NAMED_ACTION
+#undef STRATA_UNARY
+
+Status AgentClient::stream_console(const std::string& name, uint32_t tail_bytes,
+                                   StreamCancel& cancel,
+                                   const std::function<bool(const std::string&)>& on_chunk) {
+  grpc::ClientContext ctx;
+  cancel.attach(&ctx);
+  pb::StreamConsoleRequest req;
+  req.set_name(name);
+  req.set_tail_bytes(tail_bytes);
+  auto reader = stub_->StreamConsole(&ctx, req);
+  pb::ConsoleChunk chunk;
+  while (reader->Read(&chunk)) {
+    if (!on_chunk(chunk.data())) {
+      ctx.TryCancel();
+      break;
+    }
+  }
+  grpc::Status st = reader->Finish();
+  cancel.detach();
+  if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED)
+    return tl::unexpected(error_from_grpc(st));
+  return {};
+}
+
+Status AgentClient::watch_events(bool include_current, StreamCancel& cancel,
+                                 const std::function<void(const pb::VmEvent&)>& on_event) {
+  grpc::ClientContext ctx;
+  cancel.attach(&ctx);
+  pb::WatchEventsRequest req;
+  req.set_include_current(include_current);
+  auto reader = stub_->WatchEvents(&ctx, req);
+  pb::VmEvent ev;
+  while (reader->Read(&ev)) on_event(ev);
+  grpc::Status st = reader->Finish();
+  cancel.detach();
+  if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED)
+    return tl::unexpected(error_from_grpc(st));
+  return {};
+}
+
+}  // namespace strata::manager

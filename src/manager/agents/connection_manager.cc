@@ -1,0 +1,231 @@
+// Per-host heartbeat and watch threads (see connection_manager.h).
+#include "strata/manager/agents/connection_manager.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <thread>
+
+#include <fmt/format.h>
+#include <google/protobuf/util/json_util.h>
+
+#include "strata/common/log.h"
+#include "strata/manager/auth/tokens.h"
+
+namespace strata::manager {
+
+class ConnectionManager::HostConnection {
+ public:
+  HostConnection(ConnectionManager& mgr, store::HostRecord host)
+      : mgr_(mgr), host_id_(host.id), host_name_(host.name),
+        client_(std::make_shared<AgentClient>(host.address)),
+        tracker_(mgr.config_.heartbeat, mgr.clock_) {
+    heartbeat_thread_ = std::thread([this] { heartbeat_loop(); });
+    watch_thread_ = std::thread([this] { watch_loop(); });
+  }
+  ~HostConnection() { stop(); }
+
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      cancel_.cancel();
+    }
+    cv_.notify_all();
+    if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+    if (watch_thread_.joinable()) watch_thread_.join();
+  }
+
+  AgentClientPtr client() const { return client_; }
+  Liveness liveness() const { return liveness_; }
+
+ private:
+  // Sleeps (real time) up to d; false when stopping.
+  bool wait(std::chrono::milliseconds d) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, d, [&] { return stopping_; });
+    return !stopping_;
+  }
+
+  void heartbeat_loop() {
+    auto log = logger("manager.agents");
+    int beats = 0;
+    while (true) {
+      bool changed = false;
+      if (tracker_.due()) {
+        auto h = client_->health(mgr_.config_.heartbeat.rpc_timeout);
+        if (h && h->serving()) {
+          changed = tracker_.on_success();
+          int64_t now_ms = unix_ms(*mgr_.clock_);
+          last_ok_ms_ = now_ms;
+          record_metrics();
+          if (beats++ % mgr_.config_.inventory_every == 0) refresh_inventory();
+          write_state(now_ms);
+        } else {
+          changed = tracker_.on_failure();
+          if (tracker_.consecutive_misses() == 1)
+            log->warn("heartbeat failed host={} error={}", host_name_,
+                      h ? std::string("not serving") : h.error().to_string());
+        }
+      }
+      changed = tracker_.check() || changed;
+      if (changed) on_transition();
+      auto until = tracker_.next_due() - mgr_.clock_->now();
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until);
+      if (!wait(std::clamp(ms, std::chrono::milliseconds(50), mgr_.config_.heartbeat.interval)))
+        return;
+    }
+  }
+
+  void on_transition() {
+    Liveness l = tracker_.state();
+    liveness_ = l;
+    logger("manager.agents")->info("host state host={} state={}", host_name_, to_string(l));
+    write_state(last_ok_ms_);
+    mgr_.events_.append("agent:" + host_name_, std::string("host.") + std::string(to_string(l)),
+                        "host/" + host_name_, "ok");
+    if (l == Liveness::unreachable) cancel_watch();
+    if (mgr_.callbacks_.on_host_state) mgr_.callbacks_.on_host_state(host_id_, l);
+  }
+
+  void cancel_watch() { cancel_.cancel(); }
+
+  void write_state(int64_t heartbeat_ms) {
+    auto host = mgr_.store_.get_host(host_id_);
+    if (!host) return;
+    std::string state = host->state == "maintenance" ? "maintenance"
+                                                      : std::string(to_string(tracker_.state()));
+    if (state == "unknown") state = "enrolling";
+    mgr_.store_.touch_host_heartbeat(host_id_, heartbeat_ms, state);
+  }
+
+  void record_metrics() {
+    auto m = client_->metrics(mgr_.config_.heartbeat.rpc_timeout);
+    if (!m) return;
+    std::string json;
+    google::protobuf::util::JsonPrintOptions opts;
+    opts.preserve_proto_field_names = true;
+    if (!google::protobuf::util::MessageToJsonString(*m, &json, opts).ok()) return;
+    store::HostMetricSample s;
+    s.host_id = host_id_;
+    s.data = json;
+    mgr_.store_.append_host_metric(s, mgr_.config_.metrics_keep_last);
+  }
+
+  void refresh_inventory() {
+    auto inv = client_->inventory();
+    if (!inv) return;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto host = mgr_.store_.get_host(host_id_);
+      if (!host) return;
+      host->inventory = inv->inventory_json().empty() ? "{}" : inv->inventory_json();
+      host->accelerator = inv->accelerator();
+      host->cpu_threads = inv->cpu_threads();
+      host->memory_mib = static_cast<int64_t>(inv->memory_total_bytes() >> 20);
+      auto u = mgr_.store_.update_host(*host);
+      if (u || u.error().code != ErrorCode::conflict) return;
+    }
+  }
+
+  void watch_loop() {
+    while (true) {
+      bool up = false;
+      {
+        std::unique_lock lock(mu_);
+        if (stopping_) return;
+        up = liveness_ == Liveness::up;
+        if (up) cancel_.reset();
+      }
+      if (up) {
+        client_->watch_events(true, cancel_, [this](const pb::VmEvent& ev) {
+          if (mgr_.callbacks_.on_vm_event) mgr_.callbacks_.on_vm_event(host_id_, ev);
+        });
+      }
+      if (!wait(std::chrono::milliseconds(1000))) return;
+    }
+  }
+
+  ConnectionManager& mgr_;
+  std::string host_id_;
+  std::string host_name_;
+  AgentClientPtr client_;
+  HeartbeatTracker tracker_;  // heartbeat thread only
+  std::atomic<Liveness> liveness_{Liveness::unknown};
+  int64_t last_ok_ms_ = 0;
+  StreamCancel cancel_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread heartbeat_thread_;
+  std::thread watch_thread_;
+};
+
+ConnectionManager::ConnectionManager(store::Store& store, EventLog& events, ClockPtr clock,
+                                     ConnectionConfig config)
+    : store_(store), events_(events), clock_(std::move(clock)), config_(config) {}
+
+ConnectionManager::~ConnectionManager() { stop(); }
+
+void ConnectionManager::set_callbacks(AgentCallbacks callbacks) {
+  callbacks_ = std::move(callbacks);
+}
+
+Status ConnectionManager::start() {
+  auto hosts = store_.list_hosts({});
+  if (!hosts) return tl::unexpected(hosts.error());
+  for (const auto& h : *hosts) add_host(h);
+  return {};
+}
+
+void ConnectionManager::stop() {
+  std::map<std::string, std::unique_ptr<HostConnection>> hosts;
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    hosts.swap(hosts_);
+  }
+  for (auto& [id, c] : hosts) c->stop();
+}
+
+void ConnectionManager::add_host(const store::HostRecord& host) {
+  std::unique_ptr<HostConnection> old;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    auto it = hosts_.find(host.id);
+    if (it != hosts_.end()) {
+      if (it->second->client()->address() == host.address) return;
+      old = std::move(it->second);
+      hosts_.erase(it);
+    }
+  }
+  if (old) old->stop();
+  auto conn = std::make_unique<HostConnection>(*this, host);
+  std::lock_guard lock(mu_);
+  hosts_[host.id] = std::move(conn);
+}
+
+void ConnectionManager::remove_host(const std::string& host_id) {
+  std::unique_ptr<HostConnection> old;
+  {
+    std::lock_guard lock(mu_);
+    auto it = hosts_.find(host_id);
+    if (it == hosts_.end()) return;
+    old = std::move(it->second);
+    hosts_.erase(it);
+  }
+  old->stop();
+}
+
+AgentClientPtr ConnectionManager::client(const std::string& host_id) const {
+  std::lock_guard lock(mu_);
+  auto it = hosts_.find(host_id);
+  return it == hosts_.end() ? nullptr : it->second->client();
+}
+
+Liveness ConnectionManager::liveness(const std::string& host_id) const {
+  std::lock_guard lock(mu_);
+  auto it = hosts_.find(host_id);
+  return it == hosts_.end() ? Liveness::unknown : it->second->liveness();
+}
+
+}  // namespace strata::manager

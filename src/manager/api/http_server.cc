@@ -1,0 +1,426 @@
+// Boost.Beast HTTP server: async header/body reads on a small thread pool, handlers run
+// synchronously on that pool, SSE and WebSocket responses continue on their own thread.
+#include "strata/manager/api/http_server.h"
+
+#include <atomic>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <fmt/format.h>
+
+#include "strata/common/log.h"
+
+namespace strata::manager {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool url_decode(std::string_view in, bool plus_is_space, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out->push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out->push_back(' ');
+    } else {
+      out->push_back(c);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool parse_target(std::string_view target, std::string* path,
+                  std::map<std::string, std::string>* query) {
+  size_t q = target.find('?');
+  if (!url_decode(target.substr(0, q), false, path)) return false;
+  query->clear();
+  if (q == std::string_view::npos) return true;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    size_t eq = pair.find('=');
+    std::string k, v;
+    if (!url_decode(pair.substr(0, eq), true, &k)) return false;
+    if (eq != std::string_view::npos && !url_decode(pair.substr(eq + 1), true, &v)) return false;
+    if (!k.empty()) (*query)[k] = v;
+    if (amp == std::string_view::npos) break;
+    rest = rest.substr(amp + 1);
+  }
+  return true;
+}
+
+namespace {
+
+using BeastRequest = bhttp::request<bhttp::string_body>;
+
+class BeastServer;
+
+// Long-lived streams: the socket and a thread; stop() shuts the socket down to wake it.
+struct StreamSlot {
+  std::mutex mu;
+  tcp::socket* socket = nullptr;  // valid while the thread runs (owned by the thread)
+  std::thread thread;
+  std::atomic<bool> done{false};
+};
+
+class SseWriter final : public EventStream {
+ public:
+  explicit SseWriter(tcp::socket& s) : socket_(s) {}
+  bool write(std::string_view data) override {
+    beast::error_code ec;
+    asio::write(socket_, asio::buffer(data.data(), data.size()), ec);
+    return !ec;
+  }
+
+ private:
+  tcp::socket& socket_;
+};
+
+class BeastWebSocket final : public WebSocket {
+ public:
+  explicit BeastWebSocket(websocket::stream<tcp::socket>& ws) : ws_(ws) {}
+  bool send(std::string_view data, bool binary) override {
+    std::lock_guard lock(write_mu_);
+    if (closed_) return false;
+    beast::error_code ec;
+    ws_.binary(binary);
+    ws_.write(asio::buffer(data.data(), data.size()), ec);
+    if (ec) closed_ = true;
+    return !ec;
+  }
+  std::optional<std::string> receive() override {
+    beast::flat_buffer buf;
+    beast::error_code ec;
+    ws_.read(buf, ec);
+    if (ec) return std::nullopt;
+    return beast::buffers_to_string(buf.data());
+  }
+  void close() override {
+    std::lock_guard lock(write_mu_);
+    if (closed_) return;
+    closed_ = true;
+    beast::error_code ec;
+    ws_.close(websocket::close_code::normal, ec);
+  }
+
+ private:
+  websocket::stream<tcp::socket>& ws_;
+  std::mutex write_mu_;
+  bool closed_ = false;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, BeastServer& server)
+      : stream_(std::move(socket)), server_(server) {}
+  void run() { read_header(); }
+
+ private:
+  void read_header();
+  void on_header(beast::error_code ec);
+  void on_body(beast::error_code ec);
+  void respond(HttpResponse resp, bool close_after);
+  void write(bool close_after);
+  void drain();
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bhttp::response<bhttp::string_body> response_;
+  BeastServer& server_;
+  std::vector<char> discard_;
+  size_t drained_ = 0;
+};
+
+class BeastServer final : public HttpServer {
+ public:
+  BeastServer(HttpServerConfig cfg, BodyLimit limit, Dispatch dispatch)
+      : cfg_(std::move(cfg)), limit_(std::move(limit)), dispatch_(std::move(dispatch)),
+        acceptor_(ioc_) {}
+  ~BeastServer() override { stop(); }
+
+  Status listen() {
+    beast::error_code ec;
+    auto addr = asio::ip::make_address(cfg_.host, ec);
+    if (ec) return invalid_argument("listen", fmt::format("bad listen address '{}'", cfg_.host));
+    tcp::endpoint ep(addr, cfg_.port);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return unavailable(fmt::format("cannot listen on {}:{}: {}", cfg_.host, cfg_.port,
+                                     ec.message()));
+    port_ = acceptor_.local_endpoint().port();
+    accept();
+    for (int i = 0; i < std::max(1, cfg_.threads); ++i) pool_.emplace_back([this] { ioc_.run(); });
+    return {};
+  }
+
+  uint16_t port() const override { return port_; }
+
+  void stop() override {
+    if (stopped_.exchange(true)) return;
+    asio::post(ioc_, [this] {
+      beast::error_code ec;
+      acceptor_.close(ec);
+    });
+    {
+      std::lock_guard lock(streams_mu_);
+      for (auto& s : streams_) {
+        std::lock_guard slock(s->mu);
+        beast::error_code ec;
+        if (s->socket) s->socket->shutdown(tcp::socket::shutdown_both, ec);
+      }
+    }
+    ioc_.stop();
+    for (auto& t : pool_)
+      if (t.joinable()) t.join();
+    std::list<std::shared_ptr<StreamSlot>> streams;
+    {
+      std::lock_guard lock(streams_mu_);
+      streams.swap(streams_);
+    }
+    for (auto& s : streams)
+      if (s->thread.joinable()) s->thread.join();
+  }
+
+  size_t body_limit(std::string_view method, std::string_view path) { return limit_(method, path); }
+  HttpResponse dispatch(HttpRequest& r) { return dispatch_(r); }
+  bool stopping() const { return stopped_; }
+
+  // Runs a long-lived response on its own thread, owning the socket.
+  void detach(tcp::socket socket, BeastRequest req, HttpResponse resp) {
+    auto slot = std::make_shared<StreamSlot>();
+    std::lock_guard lock(streams_mu_);
+    // Reap finished streams so the list stays bounded.
+    for (auto it = streams_.begin(); it != streams_.end();) {
+      if ((*it)->done) {
+        if ((*it)->thread.joinable()) (*it)->thread.join();
+        it = streams_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (stopped_) return;
+    slot->thread = std::thread([this, slot, sock = std::move(socket), req = std::move(req),
+                                resp = std::move(resp)]() mutable {
+      run_stream(*slot, std::move(sock), std::move(req), std::move(resp));
+      slot->done = true;
+    });
+    streams_.push_back(slot);
+  }
+
+ private:
+  void accept() {
+    acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
+      if (ec) {
+        if (!acceptor_.is_open()) return;
+      } else {
+        std::make_shared<Session>(std::move(s), *this)->run();
+      }
+      accept();
+    });
+  }
+
+  void run_stream(StreamSlot& slot, tcp::socket sock, BeastRequest req, HttpResponse resp) {
+    beast::error_code ec;
+    sock.non_blocking(false, ec);
+    if (resp.websocket) {
+      websocket::stream<tcp::socket> ws(std::move(sock));
+      {
+        std::lock_guard lock(slot.mu);
+        slot.socket = &ws.next_layer();
+      }
+      if (!stopped_) {
+        ws.accept(req, ec);
+        if (!ec) {
+          BeastWebSocket adapter(ws);
+          resp.websocket(adapter);
+          adapter.close();
+        }
+      }
+      std::lock_guard lock(slot.mu);
+      slot.socket = nullptr;
+      return;
+    }
+    {
+      std::lock_guard lock(slot.mu);
+      slot.socket = &sock;
+    }
+    std::string head = fmt::format(
+        "HTTP/1.1 {} OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n"
+        "\r\n",
+        resp.status, resp.content_type);
+    SseWriter writer(sock);
+    if (!stopped_ && writer.write(head)) resp.event_stream(writer);
+    sock.shutdown(tcp::socket::shutdown_both, ec);
+    std::lock_guard lock(slot.mu);
+    slot.socket = nullptr;
+  }
+
+  HttpServerConfig cfg_;
+  BodyLimit limit_;
+  Dispatch dispatch_;
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::vector<std::thread> pool_;
+  std::atomic<bool> stopped_{false};
+  uint16_t port_ = 0;
+  std::mutex streams_mu_;
+  std::list<std::shared_ptr<StreamSlot>> streams_;
+};
+
+void Session::read_header() {
+  parser_.emplace();
+  parser_->header_limit(16 * 1024);
+  parser_->body_limit(boost::none);
+  stream_.expires_after(std::chrono::seconds(60));
+  bhttp::async_read_header(stream_, buffer_, *parser_,
+                           [self = shared_from_this()](beast::error_code ec, size_t) {
+                             self->on_header(ec);
+                           });
+}
+
+void Session::on_header(beast::error_code ec) {
+  if (ec) return;  // closed or timed out
+  const auto& req = parser_->get();
+  std::string path;
+  std::map<std::string, std::string> query;
+  parse_target(std::string_view(req.target().data(), req.target().size()), &path, &query);
+  size_t limit = server_.body_limit(std::string_view(req.method_string().data(),
+                                                     req.method_string().size()),
+                                    path);
+  auto len = parser_->content_length();
+  if (len && *len > limit) {
+    respond(error_response(Error{ErrorCode::payload_too_large,
+                                 fmt::format("request body of {} bytes exceeds the limit of {} "
+                                             "bytes", *len, limit), ""}),
+            /*close_after=*/true);
+    return;
+  }
+  parser_->body_limit(limit);
+  stream_.expires_after(std::chrono::minutes(10));
+  bhttp::async_read(stream_, buffer_, *parser_,
+                    [self = shared_from_this()](beast::error_code ec2, size_t) {
+                      self->on_body(ec2);
+                    });
+}
+
+void Session::on_body(beast::error_code ec) {
+  if (ec == bhttp::error::body_limit) {
+    respond(error_response(Error{ErrorCode::payload_too_large, "request body too large", ""}), true);
+    return;
+  }
+  if (ec) return;
+  BeastRequest breq = parser_->release();
+  HttpRequest req;
+  req.method = std::string(breq.method_string());
+  if (!parse_target(std::string_view(breq.target().data(), breq.target().size()), &req.path,
+                    &req.query)) {
+    respond(error_response(Error{ErrorCode::invalid_argument, "malformed request target", ""}),
+            true);
+    return;
+  }
+  for (const auto& f : breq) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    req.headers[name] = std::string(f.value());
+  }
+  req.body = std::move(breq.body());
+  bool keep_alive = breq.keep_alive();
+  HttpResponse resp = server_.dispatch(req);
+  if (resp.websocket || resp.event_stream) {
+    bool is_ws = static_cast<bool>(resp.websocket);
+    if (is_ws && !websocket::is_upgrade(breq)) {
+      respond(error_response(Error{ErrorCode::invalid_argument,
+                                   "this route needs a WebSocket upgrade request", ""}),
+              true);
+      return;
+    }
+    stream_.expires_never();
+    server_.detach(stream_.release_socket(), std::move(breq), std::move(resp));
+    return;
+  }
+  respond(std::move(resp), !keep_alive);
+}
+
+void Session::respond(HttpResponse resp, bool close_after) {
+  response_ = {};
+  response_.version(11);
+  response_.result(resp.status);
+  response_.set(bhttp::field::server, "stratad");
+  response_.set(bhttp::field::content_type, resp.content_type);
+  for (const auto& [k, v] : resp.headers) response_.set(k, v);
+  response_.body() = std::move(resp.body);
+  response_.keep_alive(!close_after);
+  response_.prepare_payload();
+  write(close_after);
+}
+
+void Session::write(bool close_after) {
+  bhttp::async_write(stream_, response_,
+                     [self = shared_from_this(), close_after](beast::error_code ec, size_t) {
+                       if (ec || self->server_.stopping()) return;
+                       if (close_after) {
+                         self->drain();
+                         return;
+                       }
+                       self->read_header();
+                     });
+}
+
+// After an early error response (413) the client may still be sending its body: close our
+// side for writing and discard what arrives for a while, so the client reads the response
+// instead of a connection reset.
+void Session::drain() {
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (drained_ == 0) stream_.expires_after(std::chrono::seconds(5));
+  if (drained_ > (64u << 20)) return;  // enough: let the socket close
+  discard_.resize(64 * 1024);
+  stream_.async_read_some(asio::buffer(discard_),
+                          [self = shared_from_this()](beast::error_code ec2, size_t n) {
+                            if (ec2) return;
+                            self->drained_ += n;
+                            self->drain();
+                          });
+}
+
+}  // namespace
+
+Result<HttpServerPtr> start_http_server(const HttpServerConfig& config,
+                                        HttpServer::BodyLimit body_limit,
+                                        HttpServer::Dispatch dispatch) {
+  auto server = std::make_unique<BeastServer>(config, std::move(body_limit), std::move(dispatch));
+  if (auto st = server->listen(); !st) return tl::unexpected(st.error());
+  return HttpServerPtr(std::move(server));
+}
+
+}  // namespace strata::manager
