@@ -36,6 +36,10 @@ struct AccelProbeOptions {
   std::string qemu_binary = "qemu-system-x86_64";
   std::string state_dir;        // where probe.img is written (must exist)
   std::chrono::milliseconds timeout = std::chrono::seconds(10);
+  // CPU model per accelerator. KVM guests run with the host model in production, so that
+  // is what is probed; empty means QEMU's default.
+  std::string kvm_cpu = "host";
+  std::string tcg_cpu;
 };
 
 // The outcome of one probe run under one accelerator.
@@ -47,8 +51,7 @@ struct ProbeRun {
   std::string detail;           // human summary incl. a stderr excerpt on failure
 };
 
-// Boots the probe guest once under `accel` ("kvm" with -cpu host, "tcg" with the
-// default CPU). Error only when QEMU cannot be started or the image cannot be written;
+// Boots the probe guest once under `accel` ("kvm" or "tcg", CPU model from opts). Error only when QEMU cannot be started or the image cannot be written;
 // a guest that fails is a ProbeRun with passed=false.
 Result<ProbeRun> run_probe_guest(const std::string& accel, const AccelProbeOptions& opts);
 

@@ -3,6 +3,7 @@
 // accelerator. Every path is injectable (InventorySources) so tests read fixture trees.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -90,6 +91,19 @@ struct HostInventory {
 // (/proc/cpuinfo, /proc/meminfo) is missing or malformed; optional parts (NUMA, disks,
 // NICs, machine-id) are left empty when absent.
 Result<HostInventory> collect_inventory(const InventorySources& sources = {});
+
+struct HostProbeOptions {
+  std::string qemu_binary = "qemu-system-x86_64";
+  std::string accelerator = "auto";  // "auto" | "kvm" | "tcg" (agent configuration)
+  std::string state_dir;             // for the probe guest's image; must exist
+  std::chrono::milliseconds timeout = std::chrono::seconds(20);
+};
+
+// collect_inventory plus the probes: QEMU capabilities over QMP and the accelerator
+// choice from the probe guest. Errors: QEMU missing or not answering QMP (unavailable /
+// not_found), kvm requested but unusable (failed_precondition).
+Result<HostInventory> collect_host_inventory(const InventorySources& sources,
+                                             const HostProbeOptions& probe);
 
 // JSON for the API. Field names are snake_case and documented in api/openapi.yaml.
 nlohmann::json to_json(const HostInventory& inv);

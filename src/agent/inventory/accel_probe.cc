@@ -61,8 +61,8 @@ Result<ProbeRun> run_probe_guest(const std::string& accel, const AccelProbeOptio
   if (!img) return tl::unexpected(img.error());
 
   std::vector<std::string> argv = {opts.qemu_binary, "-accel", accel};
-  // KVM guests run with the host CPU model in production, so that is what is probed.
-  if (accel == "kvm") argv.insert(argv.end(), {"-cpu", "host"});
+  const std::string& cpu = accel == "kvm" ? opts.kvm_cpu : opts.tcg_cpu;
+  if (!cpu.empty()) argv.insert(argv.end(), {"-cpu", cpu});
   argv.insert(argv.end(),
               {"-machine", "q35", "-m", "32", "-nodefaults", "-display", "none", "-no-reboot",
                "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-drive",

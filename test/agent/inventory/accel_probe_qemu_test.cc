@@ -2,11 +2,14 @@
 // the probe itself is correct. Under KVM the outcome depends on the host; the test
 // records what happened and checks that auto-selection agrees with it.
 #include "strata/agent/accel_probe.h"
+#include "strata/agent/inventory.h"
 #include "strata/agent/inventory_qemu.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
+
+#include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
@@ -74,6 +77,46 @@ TEST_F(AccelProbeQemu, MissingBinaryIsAnError) {
   auto r = run_probe_guest("tcg", opts_);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::not_found);
+}
+
+}  // namespace
+}  // namespace strata::agent
+
+namespace strata::agent {
+namespace {
+
+// The probe must be able to fail: a 486 has no FXSR, and the guest says so.
+TEST_F(AccelProbeQemu, ProbeGuestDetectsMissingFxsr) {
+  opts_.tcg_cpu = "486";
+  auto r = run_probe_guest("tcg", opts_);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_FALSE(r->passed);
+  EXPECT_EQ(r->exit_status, qemu_exit_status(ProbeGuestCode::no_fxsr));
+  EXPECT_NE(r->detail.find("FXSR"), std::string::npos) << r->detail;
+}
+
+TEST_F(AccelProbeQemu, FullHostInventoryOnThisMachine) {
+  HostProbeOptions probe;
+  probe.state_dir = opts_.state_dir;
+  probe.timeout = std::chrono::seconds(30);
+  auto inv = collect_host_inventory({}, probe);
+  ASSERT_TRUE(inv) << inv.error().to_string();
+  ASSERT_TRUE(inv->qemu);
+  ASSERT_TRUE(inv->accelerator);
+  EXPECT_EQ(inv->accelerator->requested, "auto");
+  EXPECT_TRUE(inv->accelerator->accelerator == "kvm" || inv->accelerator->accelerator == "tcg");
+  nlohmann::json j = to_json(*inv);
+  EXPECT_EQ(j["accelerator"]["accelerator"], inv->accelerator->accelerator);
+  EXPECT_EQ(j["qemu"]["version"], inv->qemu->version);
+  // Shown for the log, without the long lists.
+  j["cpu"]["flags"] = j["cpu"]["flags"].size();
+  j["qemu"]["machines"] = j["qemu"]["machines"].size();
+  std::cout << j.dump() << "\n";
+
+  probe.accelerator = "tcg";
+  auto tcg = collect_host_inventory({}, probe);
+  ASSERT_TRUE(tcg) << tcg.error().to_string();
+  EXPECT_EQ(tcg->accelerator->accelerator, "tcg");
 }
 
 }  // namespace
