@@ -1,0 +1,114 @@
+// QMP codec (see qmp_codec.h). nlohmann exceptions are caught here, at the boundary.
+#include "qmp_codec.h"
+
+namespace strata::agent::qemu {
+
+using nlohmann::json;
+
+Result<QmpMessage> parse_qmp_message(std::string_view line) {
+  json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return invalid_argument("qmp", "malformed JSON from QEMU");
+  if (!j.is_object()) return invalid_argument("qmp", "QMP message is not an object");
+  QmpMessage m;
+  if (auto it = j.find("id"); it != j.end()) m.id = *it;
+  if (auto it = j.find("QMP"); it != j.end()) {
+    if (!it->is_object()) return invalid_argument("qmp", "greeting is not an object");
+    m.kind = QmpKind::greeting;
+    m.payload = *it;
+    return m;
+  }
+  if (auto it = j.find("return"); it != j.end()) {
+    m.kind = QmpKind::ret;
+    m.payload = *it;
+    return m;
+  }
+  if (auto it = j.find("error"); it != j.end()) {
+    if (!it->is_object()) return invalid_argument("qmp", "error is not an object");
+    auto c = it->find("class");
+    auto d = it->find("desc");
+    if (c == it->end() || !c->is_string() || d == it->end() || !d->is_string())
+      return invalid_argument("qmp", "error without class/desc");
+    m.kind = QmpKind::error;
+    m.payload = *it;
+    m.error_class = c->get<std::string>();
+    m.error_desc = d->get<std::string>();
+    return m;
+  }
+  if (auto it = j.find("event"); it != j.end()) {
+    if (!it->is_string()) return invalid_argument("qmp", "event name is not a string");
+    m.kind = QmpKind::event;
+    m.event = it->get<std::string>();
+    if (auto d = j.find("data"); d != j.end()) {
+      if (!d->is_object()) return invalid_argument("qmp", "event data is not an object");
+      m.payload = *d;
+    }
+    if (auto ts = j.find("timestamp"); ts != j.end() && ts->is_object()) {
+      auto s = ts->find("seconds"), us = ts->find("microseconds");
+      if (s != ts->end() && s->is_number_integer() && us != ts->end() &&
+          us->is_number_integer())
+        m.timestamp_us = s->get<int64_t>() * 1000000 + us->get<int64_t>();
+    }
+    return m;
+  }
+  return invalid_argument("qmp", "unknown QMP message kind");
+}
+
+std::string encode_qmp_command(std::string_view command, const json& arguments,
+                               const json& id) {
+  json j = json::object();
+  j["execute"] = std::string(command);
+  if (!arguments.is_null() && !(arguments.is_object() && arguments.empty()))
+    j["arguments"] = arguments;
+  if (!id.is_null()) j["id"] = id;
+  // Invalid UTF-8 in a string is replaced rather than thrown on.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+Error qmp_error_to_error(const QmpMessage& m) {
+  ErrorCode code = ErrorCode::failed_precondition;
+  if (m.error_class == "CommandNotFound" || m.error_class == "DeviceNotFound")
+    code = ErrorCode::not_found;
+  else if (m.error_class == "DeviceNotActive")
+    code = ErrorCode::failed_precondition;
+  else if (m.error_class == "KVMMissingCap")
+    code = ErrorCode::unavailable;
+  return Error{code, "QMP " + m.error_class + ": " + m.error_desc, {}};
+}
+
+Status QmpFramer::feed(std::string_view bytes) {
+  if (failed_) return invalid_argument("qmp", "framer already failed");
+  buf_.append(bytes);
+  // Only the unterminated tail is bounded: complete lines are consumed by next_line().
+  size_t last_nl = buf_.rfind('\n');
+  size_t tail = last_nl == std::string::npos ? buf_.size() : buf_.size() - last_nl - 1;
+  if (tail > max_line_) {
+    failed_ = true;
+    buf_.clear();
+    return invalid_argument("qmp", "QMP line exceeds the size limit");
+  }
+  return {};
+}
+
+std::optional<std::string> QmpFramer::next_line() {
+  while (!failed_) {
+    size_t nl = buf_.find('\n', scan_);
+    if (nl == std::string::npos) {
+      scan_ = buf_.size();
+      return std::nullopt;
+    }
+    std::string line = buf_.substr(0, nl);
+    buf_.erase(0, nl + 1);
+    scan_ = 0;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    size_t start = line.find_first_not_of(" \t\r");
+    if (start == std::string::npos) continue;  // blank line
+    if (line.size() > max_line_) {
+      failed_ = true;
+      return std::nullopt;
+    }
+    return line.substr(start);
+  }
+  return std::nullopt;
+}
+
+}  // namespace strata::agent::qemu

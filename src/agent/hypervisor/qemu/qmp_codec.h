@@ -1,0 +1,58 @@
+// QMP wire codec, pure: splits the byte stream into newline-delimited JSON messages,
+// classifies each (greeting, return, error, event) and encodes commands. Malformed input
+// becomes an Error, never an exception or a crash.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "strata/common/error.h"
+
+namespace strata::agent::qemu {
+
+enum class QmpKind { greeting, ret, error, event };
+
+struct QmpMessage {
+  QmpKind kind = QmpKind::ret;
+  nlohmann::json id;         // null when absent
+  nlohmann::json payload;    // greeting: the "QMP" object; ret: the return value;
+                             // error: {"class","desc"}; event: "data" (null when absent)
+  std::string event;         // event name
+  int64_t timestamp_us = 0;  // events only
+  std::string error_class;   // errors only
+  std::string error_desc;    // errors only
+};
+
+// Parses one line (without the terminating newline).
+Result<QmpMessage> parse_qmp_message(std::string_view line);
+
+// {"execute": cmd, "arguments": args (omitted when null/empty), "id": id} + "\n".
+std::string encode_qmp_command(std::string_view command, const nlohmann::json& arguments,
+                               const nlohmann::json& id);
+
+// Maps a QMP error class to our error code (CommandNotFound -> not_found, ...).
+Error qmp_error_to_error(const QmpMessage& m);
+
+// Accumulates bytes and yields complete lines. A line longer than `max_line` is an error
+// (a broken or hostile peer must not make us buffer without bound); after an error the
+// framer stays failed.
+class QmpFramer {
+ public:
+  explicit QmpFramer(size_t max_line = 16u << 20) : max_line_(max_line) {}
+  Status feed(std::string_view bytes);
+  // Next complete line (CR/LF stripped, blank lines skipped), or nullopt when none yet.
+  std::optional<std::string> next_line();
+  bool failed() const { return failed_; }
+
+ private:
+  std::string buf_;
+  size_t scan_ = 0;  // bytes of buf_ already known to hold no newline
+  size_t max_line_;
+  bool failed_ = false;
+};
+
+}  // namespace strata::agent::qemu
