@@ -57,8 +57,7 @@ Status validate_name(std::string_view field, std::string_view name) {
   if (name.empty()) return bad(field, "must not be empty");
   if (name.size() > 63) return bad(field, "longer than 63 characters");
   for (size_t i = 0; i < name.size(); ++i)
-    if (!is_lower_alnum(name[i]) && name[i] != '-')
-      return bad_char(field, name, i, "a-z 0-9 '-'");
+    if (!is_lower_alnum(name[i]) && name[i] != '-') return bad_char(field, name, i, "a-z 0-9 '-'");
   if (name.front() == '-' || name.back() == '-')
     return bad(field, "must not start or end with '-'");
   return {};
@@ -95,8 +94,8 @@ Status validate_uuid(std::string_view field, std::string_view uuid) {
   for (size_t i = 0; i < uuid.size(); ++i) {
     bool dash_pos = i == 8 || i == 13 || i == 18 || i == 23;
     if (dash_pos) {
-      if (uuid[i] != '-') return bad(field, "not a UUID (expected '-' at position " +
-                                                std::to_string(i) + ")");
+      if (uuid[i] != '-')
+        return bad(field, "not a UUID (expected '-' at position " + std::to_string(i) + ")");
     } else if (!is_hex(uuid[i])) {
       return bad_char(field, uuid, i, "hex digits");
     } else if (uuid[i] != '0') {
@@ -139,8 +138,8 @@ Status validate_machine(std::string_view field, std::string_view machine) {
   if (machine == "q35" || machine == "pc") return {};
   if (machine.size() <= 20 && std::regex_match(machine.begin(), machine.end(), kVersioned))
     return {};
-  std::string shown = machine.size() > 32 ? std::string(machine.substr(0, 32)) + "..."
-                                          : std::string(machine);
+  std::string shown =
+      machine.size() > 32 ? std::string(machine.substr(0, 32)) + "..." : std::string(machine);
   for (char& c : shown)
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
   return bad(field, "unknown machine type \"" + shown +
@@ -202,9 +201,9 @@ Status validate(const VmSpec& spec) {
     if (d.base_image.empty() && d.size_bytes == 0)
       return bad(field_at("disks", i, "size_bytes"), "a blank disk needs a size > 0");
     if (d.size_bytes > kMaxDiskBytes)
-      return bad(field_at("disks", i, "size_bytes"),
-                 std::to_string(d.size_bytes) + " exceeds the maximum of " +
-                     std::to_string(kMaxDiskBytes) + " bytes");
+      return bad(field_at("disks", i, "size_bytes"), std::to_string(d.size_bytes) +
+                                                         " exceeds the maximum of " +
+                                                         std::to_string(kMaxDiskBytes) + " bytes");
     if (d.boot) ++boot_disks;
   }
   if (boot_disks > 1) return bad("disks", "more than one disk has boot=true");

@@ -33,8 +33,10 @@ std::optional<VmState> vm_state_from_string(const std::string& s) {
 
 const char* to_string(NicMode m) {
   switch (m) {
-    case NicMode::user: return "user";
-    case NicMode::bridge: return "bridge";
+    case NicMode::user:
+      return "user";
+    case NicMode::bridge:
+      return "bridge";
   }
   return "unknown";
 }

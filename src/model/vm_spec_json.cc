@@ -57,8 +57,8 @@ Status check_object(const json& j, const std::string& path,
 }
 
 // Reads an optional string member; leaves `out` untouched when absent.
-Status read_string(const json& obj, std::string_view key, const std::string& path,
-                   std::string& out, bool required = false) {
+Status read_string(const json& obj, std::string_view key, const std::string& path, std::string& out,
+                   bool required = false) {
   std::string field = join(path, key);
   auto it = obj.find(key);
   if (it == obj.end()) {
@@ -78,14 +78,12 @@ Status read_uint(const json& obj, std::string_view key, const std::string& path,
   if (it->is_number_unsigned()) {
     out = it->get<uint64_t>();
   } else if (it->is_number_integer()) {
-    if (it->get<int64_t>() < 0)
-      return invalid_argument(field, "must not be negative");
+    if (it->get<int64_t>() < 0) return invalid_argument(field, "must not be negative");
     out = static_cast<uint64_t>(it->get<int64_t>());
   } else {
     return wrong_type(field, "a non-negative integer", *it);
   }
-  if (out > max)
-    return invalid_argument(field, std::to_string(out) + " is too large");
+  if (out > max) return invalid_argument(field, std::to_string(out) + " is too large");
   return {};
 }
 
@@ -115,8 +113,7 @@ Status parse_disk(const json& j, const std::string& path, DiskSpec& d) {
     return s;
   if (auto s = read_string(j, "name", path, d.name, true); !s) return s;
   if (auto s = read_string(j, "base_image", path, d.base_image); !s) return s;
-  if (auto s = read_uint(j, "size_bytes", path, std::numeric_limits<uint64_t>::max(),
-                         d.size_bytes);
+  if (auto s = read_uint(j, "size_bytes", path, std::numeric_limits<uint64_t>::max(), d.size_bytes);
       !s)
     return s;
   if (auto s = read_bool(j, "boot", path, d.boot); !s) return s;
@@ -130,8 +127,8 @@ Status parse_nic(const json& j, const std::string& path, NicSpec& n) {
   auto m = nic_mode_from_string(mode);
   if (!m) {
     std::string field = join(path, "mode");
-    return invalid_argument(field, "unknown mode \"" + printable(mode) +
-                                       "\" (allowed: user, bridge)");
+    return invalid_argument(field,
+                            "unknown mode \"" + printable(mode) + "\" (allowed: user, bridge)");
   }
   n.mode = *m;
   if (auto s = read_string(j, "bridge", path, n.bridge); !s) return s;
@@ -147,8 +144,8 @@ Status parse_array(const json& obj, std::string_view key, std::vector<T>& out, s
   if (!arr->is_array()) return wrong_type(field, "an array", *arr);
   // Bound the work before parsing elements; validate() gives the precise limit message.
   if (arr->size() > max)
-    return invalid_argument(field, std::to_string(arr->size()) +
-                                       " entries, at most " + std::to_string(max) + " allowed");
+    return invalid_argument(field, std::to_string(arr->size()) + " entries, at most " +
+                                       std::to_string(max) + " allowed");
   for (size_t i = 0; i < arr->size(); ++i) {
     T item;
     if (auto s = parse_one((*arr)[i], field + "[" + std::to_string(i) + "]", item); !s) return s;
@@ -159,8 +156,9 @@ Status parse_array(const json& obj, std::string_view key, std::vector<T>& out, s
 
 Result<VmSpec> parse(const json& j) {
   VmSpec spec;
-  if (auto s = check_object(j, "", {"name", "uuid", "vcpus", "memory_mib", "machine",
-                                    "kernel_boot", "disks", "nics", "vnc", "labels"});
+  if (auto s = check_object(j, "",
+                            {"name", "uuid", "vcpus", "memory_mib", "machine", "kernel_boot",
+                             "disks", "nics", "vnc", "labels"});
       !s)
     return tl::unexpected(s.error());
   if (auto s = read_string(j, "name", "", spec.name, true); !s) return tl::unexpected(s.error());
@@ -169,8 +167,8 @@ Result<VmSpec> parse(const json& j) {
   if (auto s = read_uint(j, "vcpus", "", std::numeric_limits<uint32_t>::max(), vcpus); !s)
     return tl::unexpected(s.error());
   spec.vcpus = static_cast<uint32_t>(vcpus);
-  if (auto s = read_uint(j, "memory_mib", "", std::numeric_limits<uint64_t>::max(),
-                         spec.memory_mib);
+  if (auto s =
+          read_uint(j, "memory_mib", "", std::numeric_limits<uint64_t>::max(), spec.memory_mib);
       !s)
     return tl::unexpected(s.error());
   if (auto s = read_string(j, "machine", "", spec.machine); !s) return tl::unexpected(s.error());
@@ -202,8 +200,9 @@ Result<VmSpec> parse(const json& j) {
 
 json to_json(const VmSpec& spec) {
   json j = {
-      {"name", spec.name},           {"uuid", spec.uuid},       {"vcpus", spec.vcpus},
-      {"memory_mib", spec.memory_mib}, {"machine", spec.machine}, {"vnc", spec.vnc},
+      {"name", spec.name},       {"uuid", spec.uuid},
+      {"vcpus", spec.vcpus},     {"memory_mib", spec.memory_mib},
+      {"machine", spec.machine}, {"vnc", spec.vnc},
   };
   if (spec.kernel_boot) {
     j["kernel_boot"] = {{"kernel", spec.kernel_boot->kernel},

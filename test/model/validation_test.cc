@@ -97,13 +97,20 @@ TEST(ValidateName, ErrorNamesTheCharacter) {
 
 TEST(ValidateImageName, Table) {
   const std::vector<Case> bad = {
-      {"empty", ""},       {"too long", std::string(129, 'a')},
-      {"slash", "a/b"},    {"absolute", "/etc/passwd"},
-      {"dotdot", ".."},    {"traversal", "../etc/passwd"},
-      {"inner dotdot", "a..b"}, {"leading dot", ".hidden"},
-      {"space", "a b"},    {"comma", "a,b"},
-      {"colon", "file:x"}, {"nul", "a\0b"s},
-      {"newline", "a\n"},  {"dollar", "$x"},
+      {"empty", ""},
+      {"too long", std::string(129, 'a')},
+      {"slash", "a/b"},
+      {"absolute", "/etc/passwd"},
+      {"dotdot", ".."},
+      {"traversal", "../etc/passwd"},
+      {"inner dotdot", "a..b"},
+      {"leading dot", ".hidden"},
+      {"space", "a b"},
+      {"comma", "a,b"},
+      {"colon", "file:x"},
+      {"nul", "a\0b"s},
+      {"newline", "a\n"},
+      {"dollar", "$x"},
   };
   for (const Case& c : bad) expect_invalid(validate_image_name("img", c.value), "img", c.what);
   for (const char* n : {"debian-12.qcow2", "vmlinuz-6.1.0-28-cloud-amd64", "A_b.c-1"})
@@ -112,11 +119,11 @@ TEST(ValidateImageName, Table) {
 
 TEST(ValidateIfname, Table) {
   const std::vector<Case> bad = {
-      {"empty", ""},         {"16 chars", "abcdefghijklmnop"},
-      {"dot", "."},          {"dotdot", ".."},
-      {"slash", "br/0"},     {"space", "br 0"},
-      {"colon", "br:0"},     {"newline", "br\n"},
-      {"percent", "br%d"},   {"nul", "b\0r"s},
+      {"empty", ""},       {"16 chars", "abcdefghijklmnop"},
+      {"dot", "."},        {"dotdot", ".."},
+      {"slash", "br/0"},   {"space", "br 0"},
+      {"colon", "br:0"},   {"newline", "br\n"},
+      {"percent", "br%d"}, {"nul", "b\0r"s},
   };
   for (const Case& c : bad) expect_invalid(validate_ifname("bridge", c.value), "bridge", c.what);
   for (const char* n : {"br0", "virbr0", "br-strata.10", "abcdefghijklmno"})
@@ -309,7 +316,7 @@ TEST(Complete, FillsUuidV4AndQemuMacsDeterministically) {
   EXPECT_EQ(a->uuid, b->uuid);
   EXPECT_EQ(a->nics[0].mac, b->nics[0].mac);
   EXPECT_TRUE(validate_uuid("uuid", a->uuid));
-  EXPECT_EQ(a->uuid[14], '4') << a->uuid;  // version nibble
+  EXPECT_EQ(a->uuid[14], '4') << a->uuid;                                          // version nibble
   EXPECT_NE(std::string("89ab").find(a->uuid[19]), std::string::npos) << a->uuid;  // variant
   for (const NicSpec& n : a->nics) {
     EXPECT_EQ(n.mac.substr(0, 9), "52:54:00:") << n.mac;

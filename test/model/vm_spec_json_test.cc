@@ -64,7 +64,8 @@ TEST(VmSpecJson, RoundTrips) {
 }
 
 TEST(VmSpecJson, DefaultsForOmittedFields) {
-  auto r = vm_spec_from_json(json::parse(R"({"name":"a","disks":[{"name":"d","base_image":"x","boot":true}]})"));
+  auto r = vm_spec_from_json(
+      json::parse(R"({"name":"a","disks":[{"name":"d","base_image":"x","boot":true}]})"));
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(r->vcpus, 1u);
   EXPECT_EQ(r->memory_mib, 256u);
@@ -95,14 +96,11 @@ TEST(VmSpecJson, RejectsBadInput) {
       {"vcpus 10000", json::json_pointer("/vcpus"), 10000, "vcpus"},
       {"memory bool", json::json_pointer("/memory_mib"), true, "memory_mib"},
       {"memory 1 PiB", json::json_pointer("/memory_mib"), 1073741824ull, "memory_mib"},
-      {"size_bytes string", json::json_pointer("/disks/1/size_bytes"), "1G",
-       "disks[1].size_bytes"},
-      {"size_bytes negative", json::json_pointer("/disks/1/size_bytes"), -5,
-       "disks[1].size_bytes"},
+      {"size_bytes string", json::json_pointer("/disks/1/size_bytes"), "1G", "disks[1].size_bytes"},
+      {"size_bytes negative", json::json_pointer("/disks/1/size_bytes"), -5, "disks[1].size_bytes"},
       {"size_bytes null", json::json_pointer("/disks/1/size_bytes"), nullptr,
        "disks[1].size_bytes"},
-      {"size_bytes 0 blank", json::json_pointer("/disks/1/size_bytes"), 0,
-       "disks[1].size_bytes"},
+      {"size_bytes 0 blank", json::json_pointer("/disks/1/size_bytes"), 0, "disks[1].size_bytes"},
       {"boot string", json::json_pointer("/disks/0/boot"), "true", "disks[0].boot"},
       {"disk not object", json::json_pointer("/disks/1"), "data0", "disks[1]"},
       {"disks not array", json::json_pointer("/disks"), json::object(), "disks"},
@@ -110,8 +108,7 @@ TEST(VmSpecJson, RejectsBadInput) {
        "disks[1].name"},
       {"duplicate disk name", json::json_pointer("/disks/1/name"), "root", "disks[1].name"},
       {"nic mode unknown", json::json_pointer("/nics/0/mode"), "macvtap", "nics[0].mode"},
-      {"nic mac multicast", json::json_pointer("/nics/0/mac"), "01:00:00:00:00:01",
-       "nics[0].mac"},
+      {"nic mac multicast", json::json_pointer("/nics/0/mac"), "01:00:00:00:00:01", "nics[0].mac"},
       {"kernel_boot not object", json::json_pointer("/kernel_boot"), "vmlinuz", "kernel_boot"},
       {"kernel missing", json::json_pointer("/kernel_boot"), json::object({{"cmdline", "x"}}),
        "kernel_boot.kernel"},

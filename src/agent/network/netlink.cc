@@ -53,21 +53,36 @@ int msg_cb(const nlmsghdr* nlh, void* data) {
 Error errno_error(int err, const std::string& what) {
   ErrorCode code = ErrorCode::internal;
   switch (err) {
-    case EEXIST: code = ErrorCode::already_exists; break;
+    case EEXIST:
+      code = ErrorCode::already_exists;
+      break;
     case ENODEV:
     case ENOENT:
-    case ENXIO: code = ErrorCode::not_found; break;
+    case ENXIO:
+      code = ErrorCode::not_found;
+      break;
     case EPERM:
-    case EACCES: code = ErrorCode::permission_denied; break;
-    case EBUSY: code = ErrorCode::conflict; break;
+    case EACCES:
+      code = ErrorCode::permission_denied;
+      break;
+    case EBUSY:
+      code = ErrorCode::conflict;
+      break;
     case EINVAL:
     case ERANGE:
-    case ENAMETOOLONG: code = ErrorCode::invalid_argument; break;
-    case EOPNOTSUPP: code = ErrorCode::failed_precondition; break;
+    case ENAMETOOLONG:
+      code = ErrorCode::invalid_argument;
+      break;
+    case EOPNOTSUPP:
+      code = ErrorCode::failed_precondition;
+      break;
     case ENOBUFS:
     case ENOMEM:
-    case ENOSPC: code = ErrorCode::resource_exhausted; break;
-    default: break;
+    case ENOSPC:
+      code = ErrorCode::resource_exhausted;
+      break;
+    default:
+      break;
   }
   return Error{code, what + ": " + std::strerror(err), {}};
 }
@@ -99,7 +114,8 @@ Status Request::run(const std::function<void(const nlmsghdr*)>& on_reply) {
       return tl::unexpected(errno_error(errno, "netlink receive"));
     }
     // mnl_cb_run turns an NLMSG_ERROR into -1 with errno set, and stops at the ACK/DONE.
-    int ret = mnl_cb_run(rbuf.data(), static_cast<size_t>(n), nlh_->nlmsg_seq, portid, msg_cb, &ctx);
+    int ret =
+        mnl_cb_run(rbuf.data(), static_cast<size_t>(n), nlh_->nlmsg_seq, portid, msg_cb, &ctx);
     if (ret < 0) return tl::unexpected(errno_error(errno, "netlink"));
     if (ret == MNL_CB_STOP) return {};
   }

@@ -1,22 +1,22 @@
 // Host networking through rtnetlink (bridges, enslaving, link state) and the tun ioctls
 // (persistent taps). Every name is validated as an interface name first, and delete calls
 // only touch links of the expected kind, so a typo can never remove eth0.
+#include "strata/agent/network.h"
+
 #include <fcntl.h>
-#include <net/if.h>  // before linux/ headers: provides ifreq, IFF_*, if_nametoindex
+#include <libmnl/libmnl.h>
 #include <linux/if_link.h>
 #include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>  // before linux/ headers: provides ifreq, IFF_*, if_nametoindex
 #include <sys/ioctl.h>
 #include <unistd.h>
-
-#include <libmnl/libmnl.h>
 
 #include <cerrno>
 #include <cstring>
 #include <optional>
 
 #include "netlink.h"
-#include "strata/agent/network.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
 
@@ -103,7 +103,8 @@ class NetlinkNetwork final : public Network {
     const Link& link = **existing;
     if (link.kind != kBridgeKind) return wrong_kind(bridge, "bridge", link);
     if (link.flags & IFF_UP) return {};
-    if (auto s = set_up(link.index, 0); !s) return tl::unexpected(s.error().wrap("bridge " + bridge + " up"));
+    if (auto s = set_up(link.index, 0); !s)
+      return tl::unexpected(s.error().wrap("bridge " + bridge + " up"));
     return {};
   }
 
@@ -137,7 +138,8 @@ class NetlinkNetwork final : public Network {
     if (!existing) return tl::unexpected(existing.error());
     if (*existing && (*existing)->kind != kTunKind) return wrong_kind(tap, "tap", **existing);
     if (!*existing) {
-      if (auto s = tun_persist(tap, true); !s) return tl::unexpected(s.error().wrap("creating tap"));
+      if (auto s = tun_persist(tap, true); !s)
+        return tl::unexpected(s.error().wrap("creating tap"));
       log_->info("tap created name={}", tap);
       existing = find_link(tap);
       if (!existing) return tl::unexpected(existing.error());

@@ -56,7 +56,8 @@ Status ensure_dir(const std::string& path) {
   if (!kind) return tl::unexpected(kind.error());
   if (*kind == Kind::symlink)
     return make_error(ErrorCode::permission_denied, "refusing symlinked directory " + path);
-  if (*kind != Kind::dir) return make_error(ErrorCode::failed_precondition, path + " is not a directory");
+  if (*kind != Kind::dir)
+    return make_error(ErrorCode::failed_precondition, path + " is not a directory");
   return {};
 }
 
@@ -73,11 +74,14 @@ Status check_regular_file(const std::string& root, const std::string& path) {
   auto kind = lstat_kind(path);
   if (!kind) return tl::unexpected(kind.error());
   switch (*kind) {
-    case Kind::absent: return not_found(path + " does not exist");
+    case Kind::absent:
+      return not_found(path + " does not exist");
     case Kind::symlink:
       return make_error(ErrorCode::permission_denied, "refusing symlink " + path);
-    case Kind::file: return check_inside(root, path);
-    default: return make_error(ErrorCode::failed_precondition, path + " is not a regular file");
+    case Kind::file:
+      return check_inside(root, path);
+    default:
+      return make_error(ErrorCode::failed_precondition, path + " is not a regular file");
   }
 }
 

@@ -1,19 +1,20 @@
 // ImageStore on a local folder: base images in images/, per-VM disks in vms/<vm>/<disk>.qcow2,
 // scratch files in tmp/. New files are made under tmp/ and renamed into place, so a crash
 // never leaves a half-written file under a registered name. All qemu-img calls use argv.
+#include "strata/agent/image_store.h"
+
 #include <dirent.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
 
 #include "fs_util.h"
-#include "strata/agent/image_store.h"
 #include "strata/common/log.h"
 #include "strata/common/process.h"
 #include "strata/model/validation.h"
@@ -58,8 +59,10 @@ class LocalImageStore final : public ImageStore {
     std::vector<ImageInfo> out;
     for (const std::string& name : dir_entries(images_dir())) {
       auto info = image(name);
-      if (info) out.push_back(std::move(*info));
-      else log_->warn("skipping image entry name={} error={}", name, info.error().to_string());
+      if (info)
+        out.push_back(std::move(*info));
+      else
+        log_->warn("skipping image entry name={} error={}", name, info.error().to_string());
     }
     return out;
   }
@@ -141,10 +144,12 @@ class LocalImageStore final : public ImageStore {
       return tl::unexpected(base_info.error());
     }
     if (!base_info->backing_file.empty())
-      return make_error(ErrorCode::failed_precondition, "base image " + base + " has a backing file");
+      return make_error(ErrorCode::failed_precondition,
+                        "base image " + base + " has a backing file");
     std::string tmp = temp_path(vm + "-" + disk);
-    std::vector<std::string> argv = {qemu_img_, "create", "-q",   "-f", "qcow2", "-b",
-                                     base_info->path, "-F", base_info->format, tmp};
+    std::vector<std::string> argv = {
+        qemu_img_, "create",          "-q", "-f", "qcow2", "-b", base_info->path,
+        "-F",      base_info->format, tmp};
     if (size_bytes > base_info->virtual_size) argv.push_back(std::to_string(size_bytes));
     return create_and_publish(argv, tmp, *target, disk);
   }
@@ -176,9 +181,9 @@ class LocalImageStore final : public ImageStore {
                                                 std::to_string(info->virtual_size) + " -> " +
                                                 std::to_string(size_bytes) + ") would lose data");
     if (size_bytes == info->virtual_size) return {};
-    auto r = run_checked({qemu_img_, "resize", "-q", "-f", "qcow2", info->path,
-                          std::to_string(size_bytes)},
-                         qemu_img_options());
+    auto r = run_checked(
+        {qemu_img_, "resize", "-q", "-f", "qcow2", info->path, std::to_string(size_bytes)},
+        qemu_img_options());
     if (!r) {
       if (r.error().message.find("lock") != std::string::npos)
         return make_error(ErrorCode::failed_precondition,

@@ -30,7 +30,8 @@ Result<ImageInfo> parse_qemu_img_info(const std::string& json_text) {
     for (const char* key : {"full-backing-filename", "backing-filename"}) {
       auto b = j.find(key);
       if (b == j.end()) continue;
-      if (!b->is_string()) return internal_error(std::string("qemu-img info: invalid \"") + key + "\"");
+      if (!b->is_string())
+        return internal_error(std::string("qemu-img info: invalid \"") + key + "\"");
       info.backing_file = b->get<std::string>();
       break;
     }

@@ -1,14 +1,13 @@
 // Real bridges and taps, made in a private network namespace so the host is untouched.
 // Needs root (CAP_SYS_ADMIN for unshare, CAP_NET_ADMIN for links); otherwise SKIPPED.
 #include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/if_tun.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <unistd.h>
-#include <linux/if_tun.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -105,8 +104,7 @@ TEST_F(NetnsNetworkTest, BridgeAndTapsLifecycle) {
     EXPECT_TRUE(idem) << tap << ": " << idem.error().to_string();
   }
   // The flags the tap was made with are the ones QEMU will open it with.
-  unsigned long tun_flags =
-      std::stoul(read_line("/sys/class/net/sttap0/tun_flags"), nullptr, 16);
+  unsigned long tun_flags = std::stoul(read_line("/sys/class/net/sttap0/tun_flags"), nullptr, 16);
   EXPECT_EQ(tun_flags & (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR),
             static_cast<unsigned long>(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR));
 

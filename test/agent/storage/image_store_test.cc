@@ -70,8 +70,8 @@ TEST_F(ImageStoreTest, ImportListAndInfo) {
 TEST_F(ImageStoreTest, ImportRefusesImagesWithBackingFiles) {
   std::string backing = make_raw("secret.raw", 4096, 's');
   std::string evil = dir_ + "/evil.qcow2";
-  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", "raw",
-                           evil}));
+  ASSERT_TRUE(
+      run_checked({"qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", "raw", evil}));
   auto r = store_->import_image("evil.qcow2", evil);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);
@@ -192,15 +192,16 @@ TEST_F(ImageStoreTest, TraversalAndAbsoluteNamesAreRejected) {
     auto img = store_->image(bad);
     ASSERT_FALSE(img) << bad;
     EXPECT_EQ(img.error().code, ErrorCode::invalid_argument) << bad;
-    EXPECT_EQ(store_->import_image(bad, "/etc/hostname").error().code,
-              ErrorCode::invalid_argument) << bad;
+    EXPECT_EQ(store_->import_image(bad, "/etc/hostname").error().code, ErrorCode::invalid_argument)
+        << bad;
     EXPECT_EQ(store_->delete_image(bad).error().code, ErrorCode::invalid_argument) << bad;
     EXPECT_EQ(store_->create_overlay("vm1", "root", bad, 0).error().code,
-              ErrorCode::invalid_argument) << bad;
-    EXPECT_EQ(store_->create_blank(bad, "root", 1 << 20).error().code,
-              ErrorCode::invalid_argument) << bad;
-    EXPECT_EQ(store_->create_blank("vm1", bad, 1 << 20).error().code,
-              ErrorCode::invalid_argument) << bad;
+              ErrorCode::invalid_argument)
+        << bad;
+    EXPECT_EQ(store_->create_blank(bad, "root", 1 << 20).error().code, ErrorCode::invalid_argument)
+        << bad;
+    EXPECT_EQ(store_->create_blank("vm1", bad, 1 << 20).error().code, ErrorCode::invalid_argument)
+        << bad;
     EXPECT_EQ(store_->disk_info(bad, "root").error().code, ErrorCode::invalid_argument) << bad;
     EXPECT_EQ(store_->delete_vm_disks(bad).error().code, ErrorCode::invalid_argument) << bad;
   }
@@ -230,8 +231,7 @@ TEST_F(ImageStoreTest, SymlinkedVmFolderIsRefused) {
   EXPECT_EQ(store_->create_blank("vm1", "data0", 1 << 20).error().code,
             ErrorCode::permission_denied);
   EXPECT_EQ(store_->disk_info("vm1", "root").error().code, ErrorCode::permission_denied);
-  EXPECT_EQ(store_->resize_disk("vm1", "root", 8 << 20).error().code,
-            ErrorCode::permission_denied);
+  EXPECT_EQ(store_->resize_disk("vm1", "root", 8 << 20).error().code, ErrorCode::permission_denied);
   EXPECT_EQ(store_->delete_vm_disks("vm1").error().code, ErrorCode::permission_denied);
   EXPECT_EQ(read_all(victim), std::string(4096, 'v'));
   EXPECT_FALSE(fs::exists(outside + "/data0.qcow2"));
