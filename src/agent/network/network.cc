@@ -8,7 +8,7 @@
 #include <linux/if_link.h>
 #include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
-#include <net/if.h>  // before linux/ headers: provides ifreq, IFF_*, if_nametoindex
+#include <net/if.h>  // glibc ifreq, IFF_*, if_nametoindex; never mix with linux/if.h
 #include <sys/ioctl.h>
 #include <unistd.h>
 
