@@ -304,6 +304,21 @@ TEST_P(StoreContractTest, TransactionCommitsAllOrNothing) {
   });
   STORE_ASSERT_CODE(dup, ErrorCode::already_exists);
   STORE_ASSERT_CODE(store_->get_host_by_name("first-in-tx"), ErrorCode::not_found);
+
+  // A failed statement poisons the transaction even when fn ignores the error: later
+  // statements fail and nothing commits (PostgreSQL semantics, on every backend).
+  bool later_failed = false;
+  auto swallowed = store_->transaction([&](Store& tx) -> Status {
+    (void)tx.create_host(host_named("kept?"));
+    (void)tx.create_host(host_named("tx-host"));  // already_exists, ignored
+    later_failed = !tx.create_host(host_named("after-error")).has_value();
+    return {};
+  });
+  STORE_ASSERT_CODE(swallowed, ErrorCode::already_exists);
+  EXPECT_TRUE(later_failed);
+  STORE_ASSERT_CODE(store_->get_host_by_name("kept?"), ErrorCode::not_found);
+  STORE_ASSERT_CODE(store_->get_host_by_name("after-error"), ErrorCode::not_found);
+  STORE_ASSERT_OK(store_->get_host_by_name("tx-host"));
 }
 
 TEST_P(StoreContractTest, MigrationsAreIdempotentAcrossReopen) {

@@ -88,7 +88,15 @@ class PgConnection final : public sql::SqlConnection {
   }
 
   Status begin() override { return simple("BEGIN"); }
-  Status commit() override { return simple("COMMIT"); }
+  Status commit() override {
+    auto r = run("COMMIT", {});
+    if (!r) return tl::unexpected(r.error());
+    // COMMIT of an aborted transaction "succeeds" with status ROLLBACK: say so.
+    if (std::strcmp(PQcmdStatus(r->get()), "ROLLBACK") == 0) {
+      return make_error(ErrorCode::conflict, "postgres: transaction was rolled back");
+    }
+    return {};
+  }
   Status rollback() override { return simple("ROLLBACK"); }
 
   // True after a statement failed because the connection (not the SQL) broke.

@@ -50,11 +50,52 @@ Result<int64_t> SqlStore::schema_version() {
       true);
 }
 
+namespace {
+
+// The connection as seen by a transaction function. PostgreSQL aborts a transaction at
+// its first failed statement (and a later COMMIT quietly rolls back); SQLite does not.
+// To give both one meaning, the first failed statement poisons the transaction: later
+// statements fail, and the transaction returns that first error even if fn swallowed it.
+class PoisoningConnection final : public SqlConnection {
+ public:
+  explicit PoisoningConnection(SqlConnection& c) : c_(c) {}
+  Result<SqlRows> query(const std::string& sql, const SqlParams& params) override {
+    if (first_error_) return tl::unexpected(aborted());
+    return note(c_.query(sql, params));
+  }
+  Result<int64_t> exec(const std::string& sql, const SqlParams& params) override {
+    if (first_error_) return tl::unexpected(aborted());
+    return note(c_.exec(sql, params));
+  }
+  Status begin() override { return {}; }  // the owner handles the real transaction
+  Status commit() override { return {}; }
+  Status rollback() override { return {}; }
+  const std::optional<Error>& first_error() const { return first_error_; }
+
+ private:
+  template <class T>
+  Result<T> note(Result<T> r) {
+    if (!r) first_error_ = r.error();
+    return r;
+  }
+  Error aborted() const {
+    return Error{ErrorCode::failed_precondition,
+                 "transaction aborted by an earlier error: " + first_error_->message, {}};
+  }
+  SqlConnection& c_;
+  std::optional<Error> first_error_;
+};
+
+}  // namespace
+
 Status SqlStore::transaction(const std::function<Status(Store& tx)>& fn) {
   if (tx_) return fn(*this);
   return with_tx([&](SqlConnection& c) -> Status {
-    SqlStore inner(db_, clock_, &c);
-    return fn(inner);
+    PoisoningConnection guarded(c);
+    SqlStore inner(db_, clock_, &guarded);
+    Status st = fn(inner);
+    if (st && guarded.first_error()) return tl::unexpected(*guarded.first_error());
+    return st;
   });
 }
 
