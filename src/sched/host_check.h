@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,7 +43,20 @@ struct CompiledRequest {
 
   bool pinned = false;
   std::optional<uint32_t> pinned_index;  // empty with pinned: unknown host id
+
+  // Hot-loop form of the state/arch/accelerator filters: a host passes all three iff
+  // (its HostTraits bytes & traits_mask) == traits_want.
+  uint32_t traits_mask = 0;
+  uint32_t traits_want = 0;
+  // Some filter can pass no host at all (unknown arch, unknown selector label).
+  bool impossible = false;
 };
+
+inline uint32_t traits_word(const HostTraits& t) {
+  uint32_t w;
+  std::memcpy(&w, &t, sizeof w);
+  return w;
+}
 
 CompiledRequest compile(const Snapshot& snapshot, const PlacementRequest& request,
                         const SchedulerConfig& config);
@@ -66,9 +80,9 @@ inline bool selector_matches(const std::vector<SnapshotAccess::Label>& pool,
 inline std::optional<Filter> first_failure(const CompiledRequest& c,
                                            const std::vector<SnapshotAccess::Label>& pool,
                                            const HostRecord& h, bool in_group) {
-  if (h.state != HostState::up) return Filter::state;
-  if (!c.any_arch && (!c.arch_known || h.arch != c.arch)) return Filter::arch;
-  if (!c.any_accelerator && h.accelerator != c.accelerator) return Filter::accelerator;
+  if (h.traits.state != HostState::up) return Filter::state;
+  if (!c.any_arch && (!c.arch_known || h.traits.arch != c.arch)) return Filter::arch;
+  if (!c.any_accelerator && h.traits.accelerator != c.accelerator) return Filter::accelerator;
   if (!c.selector.empty() || c.selector_impossible) {
     if (c.selector_impossible || !selector_matches(pool, h, c.selector)) return Filter::selector;
   }

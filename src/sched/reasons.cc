@@ -54,13 +54,13 @@ std::string reason(const Snapshot& snapshot, const CompiledRequest& c, uint32_t 
     case Filter::pin:
       return "request is pinned to host " + req.pinned_host;
     case Filter::state:
-      return h.state == HostState::maintenance ? "host is in maintenance"
-                                               : "host is " + std::string(to_string(h.state));
+      return h.traits.state == HostState::maintenance ? "host is in maintenance"
+                                               : "host is " + std::string(to_string(h.traits.state));
     case Filter::arch:
-      return "host arch is " + SnapshotAccess::string(snapshot, h.arch) + ", request needs " +
+      return "host arch is " + SnapshotAccess::string(snapshot, h.traits.arch) + ", request needs " +
              req.arch;
     case Filter::accelerator:
-      return "host accelerator is " + std::string(to_string(h.accelerator)) +
+      return "host accelerator is " + std::string(to_string(h.traits.accelerator)) +
              ", request needs " + std::string(to_string(req.accelerator));
     case Filter::selector:
       return label_text(snapshot, h, SnapshotAccess::labels(snapshot), req);

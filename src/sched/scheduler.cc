@@ -88,6 +88,25 @@ CompiledRequest compile(const Snapshot& snapshot, const PlacementRequest& reques
     c.pinned = true;
     c.pinned_index = snapshot.find(request.pinned_host);
   }
+  // Masks built from HostTraits values, so byte order does not matter.
+  HostTraits mask, want;
+  mask.arch = 0;
+  mask.state = static_cast<HostState>(0xff);
+  mask.accelerator = static_cast<Accelerator>(0);
+  want.arch = 0;
+  want.state = HostState::up;
+  want.accelerator = static_cast<Accelerator>(0);
+  if (!c.any_arch && c.arch_known) {
+    mask.arch = 0xffff;
+    want.arch = c.arch;
+  }
+  if (!c.any_accelerator) {
+    mask.accelerator = static_cast<Accelerator>(0xff);
+    want.accelerator = c.accelerator;
+  }
+  c.traits_mask = traits_word(mask);
+  c.traits_want = traits_word(want);
+  c.impossible = (!c.any_arch && !c.arch_known) || c.selector_impossible;
   return c;
 }
 
@@ -178,32 +197,40 @@ Error no_fit(const Snapshot& snapshot, const CompiledRequest& c) {
   return Error{ErrorCode::resource_exhausted, std::move(message), {}};
 }
 
-// The hot loop. Templated on the strategy so the ranking has no branch on it.
+// Filters that need more than the host record (labels, group membership). The hot loop
+// runs them only for a host that would become the best so far: the result is the same
+// argmax, and they run a handful of times per decision instead of once per host.
+bool passes_lookups(const CompiledRequest& c, const std::vector<SnapshotAccess::Label>& pool,
+                    const HostRecord& h, uint32_t index) {
+  if (!c.selector.empty() && !detail::selector_matches(pool, h, c.selector)) return false;
+  return !in_group(c, index);
+}
+
+// The hot loop: one pass over the compact records, no allocation, no strings. Templated
+// on the strategy so the ranking has no branch on it. Must select exactly the host that
+// first_failure() + rank_key() would (explain() uses those; tests compare the two).
 template <WeightStrategy kStrategy>
 int64_t best_host(const Snapshot& snapshot, const CompiledRequest& c, double& best_key) {
+  best_key = -std::numeric_limits<double>::infinity();
+  if (c.impossible) return -1;
   const HostRecord* records = SnapshotAccess::records(snapshot).data();
   const auto& pool = SnapshotAccess::labels(snapshot);
+  const bool lookups = !c.selector.empty() || c.group_hosts != nullptr;
+  const uint32_t mask = c.traits_mask;
+  const uint32_t want = c.traits_want;
   Range r = scan_range(snapshot, c);
-  // Anti-affinity members are sorted and the scan goes in host order: walk both.
-  const uint32_t* member = nullptr;
-  const uint32_t* member_end = nullptr;
-  if (c.group_hosts != nullptr) {
-    member = c.group_hosts->data();
-    member_end = member + c.group_hosts->size();
-  }
   int64_t best = -1;
-  best_key = -std::numeric_limits<double>::infinity();
   for (uint32_t i = r.begin; i < r.end; ++i) {
-    bool held = false;
-    if (member != member_end) {
-      while (member != member_end && *member < i) ++member;
-      held = member != member_end && *member == i;
-    }
     const HostRecord& h = records[i];
-    if (detail::first_failure(c, pool, h, held)) continue;
+    if ((detail::traits_word(h.traits) & mask) != want) continue;
+    if (h.allocated_vcpus + c.vcpus > h.total_vcpus * c.cpu_overcommit) continue;
+    if (static_cast<double>(h.allocated_memory_mib) + c.memory_mib >
+        static_cast<double>(h.total_memory_mib) * c.mem_overcommit) {
+      continue;
+    }
     double key = detail::rank_key(c, kStrategy, h);
     // Strictly greater: on equal keys the smaller index (= smaller host id) stays.
-    if (key > best_key) {
+    if (key > best_key && (!lookups || passes_lookups(c, pool, h, i))) {
       best_key = key;
       best = i;
     }

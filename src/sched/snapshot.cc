@@ -67,13 +67,13 @@ Result<Snapshot> Snapshot::build(std::vector<HostInfo> hosts) {
     r.total_memory_mib = h.total_memory_mib;
     r.inv_total_vcpus = h.total_vcpus ? 1.0 / h.total_vcpus : 0.0;
     r.inv_total_memory_mib = h.total_memory_mib ? 1.0 / static_cast<double>(h.total_memory_mib) : 0.0;
-    r.state = h.state;
-    r.accelerator = h.accelerator;
+    r.traits.state = h.state;
+    r.traits.accelerator = h.accelerator;
     uint32_t arch = snap.intern(h.arch);
     if (arch > std::numeric_limits<uint16_t>::max()) {
       return invalid_argument(field + ".arch", "too many distinct architectures");
     }
-    r.arch = static_cast<uint16_t>(arch);
+    r.traits.arch = static_cast<uint16_t>(arch);
     r.labels_begin = static_cast<uint32_t>(snap.label_pool_.size());
     r.labels_count = static_cast<uint16_t>(h.labels.size());
     // std::map iterates keys in order; interned ids are not ordered, so sort the run by
@@ -107,9 +107,9 @@ HostInfo Snapshot::host(uint32_t index) const {
   HostInfo h;
   h.id = ids_[index];
   h.name = names_[index];
-  h.state = r.state;
-  h.arch = strings_[r.arch];
-  h.accelerator = r.accelerator;
+  h.state = r.traits.state;
+  h.arch = strings_[r.traits.arch];
+  h.accelerator = r.traits.accelerator;
   h.total_vcpus = r.total_vcpus;
   h.total_memory_mib = r.total_memory_mib;
   h.allocated_vcpus = r.allocated_vcpus;

@@ -44,6 +44,15 @@ namespace detail {
 struct SnapshotAccess;  // the scheduler's view of the compact form (src/sched only)
 }
 
+// The static, equality-matched part of a host, packed into 4 bytes so the hot loop
+// checks state, arch and accelerator with one masked compare.
+struct HostTraits {
+  uint16_t arch = 0;  // interned
+  HostState state = HostState::up;
+  Accelerator accelerator = Accelerator::kvm;
+};
+static_assert(sizeof(HostTraits) == 4);
+
 // Compact per-host record: what the filters and weights read on every decision.
 struct HostRecord {
   uint32_t allocated_vcpus = 0;
@@ -54,9 +63,7 @@ struct HostRecord {
   double inv_total_memory_mib = 0;  // 1 / total_memory_mib (0 when total is 0)
   uint32_t labels_begin = 0;        // range into the snapshot's label pool
   uint16_t labels_count = 0;
-  uint16_t arch = 0;                // interned
-  HostState state = HostState::up;
-  Accelerator accelerator = Accelerator::kvm;
+  HostTraits traits;
 };
 
 class Snapshot {
