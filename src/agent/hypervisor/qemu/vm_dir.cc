@@ -1,0 +1,151 @@
+// VM folder records (see vm_dir.h).
+#include "vm_dir.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace strata::agent::qemu {
+
+using nlohmann::json;
+
+int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status write_file_atomic(const std::string& path, std::string_view data) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return internal_error("open " + tmp + ": " + std::strerror(errno));
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return internal_error("write " + tmp + ": " + std::strerror(e));
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  ::fsync(fd);
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return internal_error("rename " + path + ": " + std::strerror(e));
+  }
+  std::string dir = path.substr(0, path.find_last_of('/') + 1);
+  if (int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return {};
+}
+
+Result<std::string> read_small_file(const std::string& path, size_t max_bytes) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return not_found(path + " does not exist");
+    return internal_error("stat " + path + ": " + std::strerror(errno));
+  }
+  if (static_cast<size_t>(st.st_size) > max_bytes)
+    return invalid_argument("path", path + " is too large");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return not_found("cannot open " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+namespace {
+
+Result<json> read_json(const std::string& path) {
+  auto text = read_small_file(path);
+  if (!text) return tl::unexpected(text.error());
+  json j = json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return internal_error(path + " is not a JSON object");
+  return j;
+}
+
+template <typename T>
+T get_or(const json& j, const char* key, T def) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return def;
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    return def;
+  }
+}
+
+}  // namespace
+
+Status write_exit_record(const std::string& vm_dir, const ExitRecord& r) {
+  json j = {{"qemu_pid", r.qemu_pid},
+            {"signaled", r.signaled},
+            {"code", r.code},
+            {"at_unix_ms", r.at_unix_ms}};
+  return write_file_atomic(vm_dir + "/" + kExitFile, j.dump() + "\n");
+}
+
+Result<ExitRecord> read_exit_record(const std::string& vm_dir) {
+  auto j = read_json(vm_dir + "/" + kExitFile);
+  if (!j) return tl::unexpected(j.error());
+  ExitRecord r;
+  r.qemu_pid = get_or<int>(*j, "qemu_pid", 0);
+  r.signaled = get_or<bool>(*j, "signaled", false);
+  r.code = get_or<int>(*j, "code", 0);
+  r.at_unix_ms = get_or<int64_t>(*j, "at_unix_ms", 0);
+  return r;
+}
+
+Status write_state_record(const std::string& vm_dir, const StateRecord& r) {
+  json j = {{"state", model::to_string(r.state)},
+            {"changed_unix_ms", r.changed_unix_ms},
+            {"reason", r.reason},
+            {"pid", r.pid},
+            {"accelerator", r.accelerator}};
+  if (r.last_exit)
+    j["last_exit"] = {{"signaled", r.last_exit->signaled},
+                      {"code", r.last_exit->code},
+                      {"reason", r.last_exit->reason},
+                      {"at_unix_ms", r.last_exit->at_unix_ms}};
+  return write_file_atomic(vm_dir + "/" + kStateFile, j.dump(2) + "\n");
+}
+
+Result<StateRecord> read_state_record(const std::string& vm_dir) {
+  auto j = read_json(vm_dir + "/" + kStateFile);
+  if (!j) return tl::unexpected(j.error());
+  StateRecord r;
+  auto st = model::vm_state_from_string(get_or<std::string>(*j, "state", ""));
+  if (!st) return internal_error(vm_dir + "/state.json: unknown state");
+  r.state = *st;
+  r.changed_unix_ms = get_or<int64_t>(*j, "changed_unix_ms", 0);
+  r.reason = get_or<std::string>(*j, "reason", "");
+  r.pid = get_or<int>(*j, "pid", 0);
+  r.accelerator = get_or<std::string>(*j, "accelerator", "");
+  if (auto it = j->find("last_exit"); it != j->end() && it->is_object()) {
+    VmExit e;
+    e.signaled = get_or<bool>(*it, "signaled", false);
+    e.code = get_or<int>(*it, "code", 0);
+    e.reason = get_or<std::string>(*it, "reason", "");
+    e.at_unix_ms = get_or<int64_t>(*it, "at_unix_ms", 0);
+    r.last_exit = e;
+  }
+  return r;
+}
+
+}  // namespace strata::agent::qemu

@@ -1,0 +1,54 @@
+// The VM's state folder on disk (<state_dir>/vms/<name>/): file names, atomic writes, and
+// the records kept there (state.json by the agent, exit.json by the shim). This folder is
+// what lets a restarted agent re-attach to running VMs or learn how they ended.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "strata/agent/hypervisor.h"
+#include "strata/common/error.h"
+#include "strata/model/vm_spec.h"
+
+namespace strata::agent::qemu {
+
+inline constexpr const char* kSpecFile = "spec.json";
+inline constexpr const char* kStateFile = "state.json";
+inline constexpr const char* kExitFile = "exit.json";     // written by the shim
+inline constexpr const char* kShimPidFile = "shim.pid";   // written by the shim
+inline constexpr const char* kQemuLog = "qemu.log";       // QEMU's stdout/stderr
+
+// Write to a temporary file in the same folder, fsync, rename over `path`, fsync the folder.
+Status write_file_atomic(const std::string& path, std::string_view data);
+// not_found when absent; invalid_argument when larger than `max_bytes`.
+Result<std::string> read_small_file(const std::string& path, size_t max_bytes = 1 << 20);
+
+// How QEMU ended, as the shim saw it from waitpid().
+struct ExitRecord {
+  int qemu_pid = 0;
+  bool signaled = false;
+  int code = 0;  // exit status, or signal number when signaled
+  int64_t at_unix_ms = 0;
+};
+Status write_exit_record(const std::string& vm_dir, const ExitRecord& r);
+Result<ExitRecord> read_exit_record(const std::string& vm_dir);
+
+// The agent's record of the VM's lifecycle.
+struct StateRecord {
+  model::VmState state = model::VmState::defined;
+  int64_t changed_unix_ms = 0;
+  std::string reason;
+  int pid = 0;  // QEMU pid while it runs
+  std::string accelerator;
+  std::optional<VmExit> last_exit;
+};
+Status write_state_record(const std::string& vm_dir, const StateRecord& r);
+Result<StateRecord> read_state_record(const std::string& vm_dir);
+
+int64_t now_unix_ms();
+
+}  // namespace strata::agent::qemu

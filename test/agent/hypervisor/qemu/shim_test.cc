@@ -1,0 +1,105 @@
+// Shim tests with real processes standing in for QEMU (sh, sleep): exit codes, signals,
+// exec failures, and that the shim is detached from the test process.
+#include "shim.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "vm_dir.h"
+
+namespace strata::agent::qemu {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ShimTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("strata-shim-test-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Result<ExitRecord> wait_exit(std::chrono::seconds limit = std::chrono::seconds(30)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = read_exit_record(dir_);
+      if (r) return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return read_exit_record(dir_);
+  }
+  int read_int(const std::string& name) {
+    for (int i = 0; i < 1500; ++i) {
+      std::ifstream in(dir_ / name);
+      int v = 0;
+      if (in >> v && v > 0) return v;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return 0;
+  }
+  fs::path dir_;
+};
+
+TEST_F(ShimTest, RecordsExitCode) {
+  ASSERT_TRUE(spawn_shim(STRATA_TEST_SHIM, dir_, {"/bin/sh", "-c", "echo to-stderr >&2; exit 3"}));
+  auto r = wait_exit();
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_FALSE(r->signaled);
+  EXPECT_EQ(r->code, 3);
+  EXPECT_GT(r->qemu_pid, 0);
+  EXPECT_GT(r->at_unix_ms, 0);
+  std::ifstream log(dir_ / "qemu.log");
+  std::string line;
+  std::getline(log, line);
+  EXPECT_EQ(line, "to-stderr");
+}
+
+TEST_F(ShimTest, RecordsKillSignalAndIsDetached) {
+  std::string pidf = (dir_ / "child.pid").string();
+  ASSERT_TRUE(spawn_shim(STRATA_TEST_SHIM, dir_,
+                         {"/bin/sh", "-c", "echo $$ > " + pidf + "; exec sleep 60"}));
+  int child = read_int("child.pid");
+  int shim = read_int("shim.pid");
+  ASSERT_GT(child, 0);
+  ASSERT_GT(shim, 0);
+  EXPECT_TRUE(process_matches(shim, dir_.string()));
+  // The shim runs in its own session and is not our child.
+  EXPECT_EQ(::getsid(shim), shim);
+  EXPECT_NE(::getpgid(shim), ::getpgid(0));
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  auto r = wait_exit();
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->signaled);
+  EXPECT_EQ(r->code, 9);
+  EXPECT_EQ(r->qemu_pid, child);
+}
+
+TEST_F(ShimTest, ExecFailureIsRecorded) {
+  ASSERT_TRUE(spawn_shim(STRATA_TEST_SHIM, dir_, {"/nonexistent/qemu", "-x"}));
+  auto r = wait_exit();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, 127);
+}
+
+TEST_F(ShimTest, MissingShimBinaryIsAnError) {
+  auto s = spawn_shim("/nonexistent/strata-agent", dir_, {"/bin/true"});
+  EXPECT_FALSE(s);
+}
+
+TEST(ProcessMatches, RejectsOtherProcesses) {
+  EXPECT_FALSE(process_matches(::getpid(), "no-such-argument-xyz"));
+  EXPECT_FALSE(process_matches(0, ""));
+  EXPECT_FALSE(process_matches(999999999, "x"));
+}
+
+}  // namespace
+}  // namespace strata::agent::qemu
