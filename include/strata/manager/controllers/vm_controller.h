@@ -1,0 +1,79 @@
+// Reconciles every VM's desired state (store) with what its host's agent runs: places
+// unplaced VMs, defines/starts/stops/pauses/reboots/deletes through the agent with request
+// ids "<vm id>:<op>:<generation>" (idempotent retries), records observed status, retries
+// with backoff while a host is unavailable, marks VMs of unreachable hosts "unknown", and
+// on (re)connection adopts VMs an agent already runs (matched by the strata.vm-id label or
+// name) instead of defining them again. A periodic resync covers anything missed.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "strata/common/clock.h"
+#include "strata/manager/agents/connection_manager.h"
+#include "strata/manager/controllers/placement.h"
+#include "strata/manager/events/event_log.h"
+#include "strata/manager/tasks/task_tracker.h"
+#include "strata/store/store.h"
+
+namespace strata::manager {
+
+struct ControllerConfig {
+  int workers = 3;
+  std::chrono::milliseconds resync_interval{10000};
+  std::chrono::milliseconds retry_base{1000};
+  std::chrono::milliseconds retry_max{30000};
+};
+
+class VmController {
+ public:
+  VmController(store::Store& store, ConnectionManager& agents, TaskTracker& tasks,
+               EventLog& events, PlacementService& placement, ClockPtr clock,
+               ControllerConfig config);
+  ~VmController();
+
+  void start();
+  void stop();
+
+  void enqueue_vm(const std::string& vm_id);
+  void enqueue_host(const std::string& host_id);
+
+  // ConnectionManager callbacks.
+  void on_host_state(const std::string& host_id, Liveness liveness);
+  void on_vm_event(const std::string& host_id, const pb::VmEvent& event);
+
+ private:
+  enum class Outcome { done, retry };
+  Outcome reconcile_vm(const std::string& vm_id);
+  void reconcile_host(const std::string& host_id);
+  void worker_loop();
+  void timer_loop();
+  void requeue_later(const std::string& item);
+
+  store::Store& store_;
+  ConnectionManager& agents_;
+  TaskTracker& tasks_;
+  EventLog& events_;
+  PlacementService& placement_;
+  ClockPtr clock_;
+  ControllerConfig config_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> queue_;     // ready items ("vm:<id>", "host:<id>")
+  std::set<std::string> queued_;       // dedupe
+  std::set<std::string> in_flight_;
+  std::map<std::string, std::chrono::steady_clock::time_point> delayed_;
+  std::map<std::string, int> attempts_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace strata::manager

@@ -1,0 +1,69 @@
+// The VM resource as stratad keeps it in VmRecord.spec / VmRecord.status (JSON text):
+//   spec   = {"vm": <model::VmSpec JSON>, "placement": {...}, "control": {...}}
+//   status = {"state", "agent_state", "last_error", "observed_ms", "applied_generation"}
+// plus the REST body <-> document conversions. `control.generation` grows with every
+// change of desired state; agent request ids are "<vm id>:<op>:<generation>", so retries
+// of one intent are idempotent and a new intent is a new request.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "strata/common/error.h"
+#include "strata/model/vm_spec.h"
+#include "strata/store/records.h"
+
+namespace strata::manager {
+
+struct VmPlacement {
+  std::string host;  // pinned host name (empty: any)
+  std::map<std::string, std::string> node_selector;
+  std::string anti_affinity_group;
+};
+
+struct VmControl {
+  int64_t generation = 1;
+  bool paused = false;          // desired "paused" (store desired_state stays "running")
+  bool stop_force = false;      // for desired "stopped": force off instead of ACPI
+  uint32_t stop_timeout_s = 0;  // ACPI wait before forcing off (0: agent default, 60 s)
+  int64_t reboot_generation = 0;  // a reboot was requested at this generation
+  std::string task_id;          // task tracking the current intent
+};
+
+struct VmDocument {
+  model::VmSpec spec;
+  VmPlacement placement;
+  VmControl control;
+};
+
+struct VmStatusDoc {
+  std::string state = "pending";  // pending|scheduled|defined|starting|running|paused|
+                                  // shutting_down|stopped|crashed|unknown|deleting|error
+  std::string agent_state;        // last state the agent reported
+  std::string last_error;
+  int64_t observed_ms = 0;
+  int64_t applied_generation = 0;
+};
+
+std::string encode(const VmDocument& doc);
+Result<VmDocument> decode_vm_document(const std::string& json_text);
+std::string encode(const VmStatusDoc& st);
+VmStatusDoc decode_vm_status(const std::string& json_text);
+
+// The create body of POST /api/v1/vms -> document (strictly validated: unknown fields,
+// wrong types, names, sizes; errors name the field). `start` is returned separately.
+Result<VmDocument> vm_document_from_request(const nlohmann::json& body, bool* start);
+
+// The REST form of a VM. host_name: name of vm.host_id ("" when unplaced).
+nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_name);
+
+// "running" | "stopped" | "paused" as the API shows desired state.
+std::string desired_state_name(const store::VmRecord& vm, const VmDocument& doc);
+
+// Label the manager puts on every VM it defines on an agent (ownership / adoption).
+inline constexpr const char* kVmIdLabel = "strata.vm-id";
+
+}  // namespace strata::manager

@@ -1,0 +1,197 @@
+// The VM reconcile loop (see vm_controller.h).
+#include "strata/manager/controllers/vm_controller.h"
+
+#include <fmt/format.h>
+
+#include "strata/common/log.h"
+#include "strata/manager/auth/tokens.h"
+
+namespace strata::manager {
+
+
+VmController::VmController(store::Store& store, ConnectionManager& agents, TaskTracker& tasks,
+                           EventLog& events, PlacementService& placement, ClockPtr clock,
+                           ControllerConfig config)
+    : store_(store), agents_(agents), tasks_(tasks), events_(events), placement_(placement),
+      clock_(std::move(clock)), config_(config) {}
+
+VmController::~VmController() { stop(); }
+
+void VmController::start() {
+  for (int i = 0; i < std::max(1, config_.workers); ++i)
+    threads_.emplace_back([this] { worker_loop(); });
+  threads_.emplace_back([this] { timer_loop(); });
+}
+
+void VmController::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+void VmController::enqueue_vm(const std::string& vm_id) {
+  std::lock_guard lock(mu_);
+  std::string item = "vm:" + vm_id;
+  delayed_.erase(item);
+  if (queued_.insert(item).second) queue_.push_back(item);
+  cv_.notify_one();
+}
+
+void VmController::enqueue_host(const std::string& host_id) {
+  std::lock_guard lock(mu_);
+  std::string item = "host:" + host_id;
+  if (queued_.insert(item).second) queue_.push_back(item);
+  cv_.notify_one();
+}
+
+void VmController::requeue_later(const std::string& item) {
+  std::lock_guard lock(mu_);
+  int n = ++attempts_[item];
+  auto delay = config_.retry_base * (1 << std::min(n - 1, 5));
+  delay = std::min(delay, config_.retry_max);
+  delayed_[item] = std::chrono::steady_clock::now() + delay;
+}
+
+void VmController::worker_loop() {
+  while (true) {
+    std::string item;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] {
+        if (stopping_) return true;
+        for (const auto& i : queue_)
+          if (!in_flight_.count(i)) return true;
+        return false;
+      });
+      if (stopping_) return;
+      for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+        if (in_flight_.count(*it)) continue;
+        item = *it;
+        queue_.erase(it);
+        break;
+      }
+      queued_.erase(item);
+      in_flight_.insert(item);
+    }
+    Outcome outcome = Outcome::done;
+    if (item.rfind("vm:", 0) == 0) {
+      outcome = reconcile_vm(item.substr(3));
+    } else {
+      reconcile_host(item.substr(5));
+    }
+    if (outcome == Outcome::retry) {
+      requeue_later(item);
+    } else {
+      std::lock_guard lock(mu_);
+      attempts_.erase(item);
+    }
+    {
+      std::lock_guard lock(mu_);
+      in_flight_.erase(item);
+    }
+    cv_.notify_all();
+  }
+}
+
+void VmController::timer_loop() {
+  auto next_resync = std::chrono::steady_clock::now();
+  while (true) {
+    std::vector<std::string> resync;
+    if (std::chrono::steady_clock::now() >= next_resync) {
+      if (auto vms = store_.list_vms({})) {
+        for (const auto& vm : *vms) resync.push_back("vm:" + vm.id);
+      }
+      next_resync = std::chrono::steady_clock::now() + config_.resync_interval;
+    }
+    {
+      std::unique_lock lock(mu_);
+      if (stopping_) return;
+      auto now = std::chrono::steady_clock::now();
+      for (auto it = delayed_.begin(); it != delayed_.end();) {
+        if (it->second <= now) {
+          if (queued_.insert(it->first).second) queue_.push_back(it->first);
+          it = delayed_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      for (auto& item : resync)
+        if (!delayed_.count(item) && queued_.insert(item).second) queue_.push_back(item);
+      cv_.notify_all();
+      cv_.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping_; });
+      if (stopping_) return;
+    }
+  }
+}
+
+void VmController::on_host_state(const std::string& host_id, Liveness) { enqueue_host(host_id); }
+
+void VmController::on_vm_event(const std::string& host_id, const pb::VmEvent& ev) {
+  auto vm = store_.get_vm_by_name(ev.vm());
+  if (!vm || !vm->host_id || *vm->host_id != host_id) return;
+  std::string state = vm_state_name(ev.state());
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    VmStatusDoc st = decode_vm_status(vm->status);
+    if (st.agent_state == state && st.state == state) break;
+    st.agent_state = state;
+    if (!vm->deletion_requested) st.state = state;
+    st.observed_ms = unix_ms(*clock_);
+    vm->status = encode(st);
+    auto u = store_.update_vm(*vm);
+    if (u || u.error().code != ErrorCode::conflict) break;
+    vm = store_.get_vm(vm->id);
+    if (!vm) return;
+  }
+  if (ev.detail() != "current")
+    events_.append("agent:" + host_id, "vm.state", "vm/" + ev.vm(), state, ev.detail());
+  enqueue_vm(vm->id);
+}
+
+// Host came up: adopt what the agent runs, then reconcile its VMs. Host unreachable: its
+// VMs' state becomes "unknown" (they are not lost; the agent keeps running them).
+void VmController::reconcile_host(const std::string& host_id) {
+  store::VmListOptions opts;
+  opts.host_id = host_id;
+  Liveness live = agents_.liveness(host_id);
+  if (live == Liveness::up) {
+    if (auto client = agents_.client(host_id)) {
+      if (auto listed = client->list_vms()) {
+        for (const auto& avm : *listed) {
+          auto lbl = avm.spec().labels().find(kVmIdLabel);
+          auto rec = lbl != avm.spec().labels().end() ? store_.get_vm(lbl->second)
+                                                      : store_.get_vm_by_name(avm.spec().name());
+          if (!rec || rec->name != avm.spec().name()) continue;
+          if (!rec->host_id) {
+            rec->host_id = host_id;
+            if (store_.update_vm(*rec))
+              events_.append("controller:vm", "vm.adopt", "vm/" + rec->name, "ok",
+                             "found on host " + host_id);
+          }
+          enqueue_vm(rec->id);
+        }
+      }
+    }
+  }
+  auto vms = store_.list_vms(opts);
+  if (!vms) return;
+  for (auto vm : *vms) {
+    if (live == Liveness::unreachable) {
+      VmStatusDoc st = decode_vm_status(vm.status);
+      if (st.state != "unknown") {
+        st.state = "unknown";
+        st.last_error = "host unreachable";
+        vm.status = encode(st);
+        store_.update_vm(vm);
+      }
+    }
+    enqueue_vm(vm.id);
+  }
+}
+
+}  // namespace strata::manager

@@ -1,0 +1,255 @@
+// VM document codec and REST body conversion (see vm_document.h).
+#include "strata/manager/controllers/vm_document.h"
+
+#include <fmt/format.h>
+
+#include "strata/manager/api/json_fields.h"
+#include "strata/model/validation.h"
+#include "strata/model/vm_spec_json.h"
+
+namespace strata::manager {
+
+using nlohmann::json;
+
+std::string encode(const VmDocument& d) {
+  json j = {{"vm", model::to_json(d.spec)},
+            {"placement",
+             {{"host", d.placement.host},
+              {"node_selector", d.placement.node_selector},
+              {"anti_affinity_group", d.placement.anti_affinity_group}}},
+            {"control",
+             {{"generation", d.control.generation},
+              {"paused", d.control.paused},
+              {"stop_force", d.control.stop_force},
+              {"stop_timeout_s", d.control.stop_timeout_s},
+              {"reboot_generation", d.control.reboot_generation},
+              {"task_id", d.control.task_id}}}};
+  return j.dump();
+}
+
+Result<VmDocument> decode_vm_document(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("vm"))
+    return internal_error("stored VM document is not valid");
+  auto spec = model::vm_spec_from_json(j["vm"]);
+  if (!spec) return tl::unexpected(spec.error().wrap("stored VM spec"));
+  VmDocument d;
+  d.spec = std::move(*spec);
+  const json& p = j.value("placement", json::object());
+  const json& c = j.value("control", json::object());
+  if (!p.is_object() || !c.is_object()) return internal_error("stored VM document is not valid");
+  d.placement.host = p.value("host", "");
+  if (p.contains("node_selector") && p["node_selector"].is_object())
+    for (auto& [k, v] : p["node_selector"].items())
+      if (v.is_string()) d.placement.node_selector[k] = v.get<std::string>();
+  d.placement.anti_affinity_group = p.value("anti_affinity_group", "");
+  d.control.generation = c.value("generation", int64_t{1});
+  d.control.paused = c.value("paused", false);
+  d.control.stop_force = c.value("stop_force", false);
+  d.control.stop_timeout_s = c.value("stop_timeout_s", 0u);
+  d.control.reboot_generation = c.value("reboot_generation", int64_t{0});
+  d.control.task_id = c.value("task_id", "");
+  return d;
+}
+
+std::string encode(const VmStatusDoc& s) {
+  return json{{"state", s.state},
+              {"agent_state", s.agent_state},
+              {"last_error", s.last_error},
+              {"observed_ms", s.observed_ms},
+              {"applied_generation", s.applied_generation}}
+      .dump();
+}
+
+VmStatusDoc decode_vm_status(const std::string& text) {
+  VmStatusDoc s;
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return s;
+  s.state = j.value("state", "pending");
+  s.agent_state = j.value("agent_state", "");
+  s.last_error = j.value("last_error", "");
+  s.observed_ms = j.value("observed_ms", int64_t{0});
+  s.applied_generation = j.value("applied_generation", int64_t{0});
+  return s;
+}
+
+namespace {
+
+Result<std::map<std::string, std::string>> string_map(const json& obj, const std::string& field) {
+  std::map<std::string, std::string> out;
+  for (auto& [k, v] : obj.items()) {
+    std::string f = fmt::format("{}.{}", field, k.substr(0, 64));
+    if (!v.is_string()) return invalid_argument(f, f + " must be a string");
+    if (auto st = model::validate_label(f, k, v.get<std::string>()); !st)
+      return tl::unexpected(st.error());
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
+  using T = JsonType;
+  if (auto st = check_fields(body, {{"name", T::string, true},
+                                    {"vcpus", T::unsigned_integer, true},
+                                    {"memory_mib", T::unsigned_integer, true},
+                                    {"machine", T::string},
+                                    {"kernel", T::string},
+                                    {"initrd", T::string},
+                                    {"cmdline", T::string},
+                                    {"disks", T::array},
+                                    {"nics", T::array},
+                                    {"labels", T::object},
+                                    {"host", T::string},
+                                    {"node_selector", T::object},
+                                    {"anti_affinity_group", T::string},
+                                    {"start", T::boolean}});
+      !st)
+    return tl::unexpected(st.error());
+  VmDocument d;
+  model::VmSpec& s = d.spec;
+  s.name = body["name"].get<std::string>();
+  if (auto st = model::validate_name("name", s.name); !st) return tl::unexpected(st.error());
+  uint64_t vcpus = body["vcpus"].get<uint64_t>();
+  if (vcpus < 1 || vcpus > model::kMaxVcpus)
+    return invalid_argument("vcpus", fmt::format("vcpus must be 1..{}", model::kMaxVcpus));
+  s.vcpus = static_cast<uint32_t>(vcpus);
+  s.memory_mib = body["memory_mib"].get<uint64_t>();
+  if (s.memory_mib < model::kMinMemoryMib || s.memory_mib > model::kMaxMemoryMib)
+    return invalid_argument("memory_mib", fmt::format("memory_mib must be {}..{}",
+                                                      model::kMinMemoryMib, model::kMaxMemoryMib));
+  if (body.contains("machine") && body["machine"].is_string())
+    s.machine = body["machine"].get<std::string>();
+  std::string kernel = body.value("kernel", ""), initrd = body.value("initrd", ""),
+              cmdline = body.value("cmdline", "");
+  if (!kernel.empty()) {
+    s.kernel_boot = model::KernelBoot{kernel, initrd, cmdline};
+  } else if (!initrd.empty() || !cmdline.empty()) {
+    return invalid_argument(initrd.empty() ? "cmdline" : "initrd",
+                            "initrd and cmdline need a kernel");
+  }
+  if (body.contains("disks") && body["disks"].is_array()) {
+    const json& disks = body["disks"];
+    if (disks.size() > model::kMaxDisks)
+      return invalid_argument("disks", fmt::format("at most {} disks", model::kMaxDisks));
+    for (size_t i = 0; i < disks.size(); ++i) {
+      std::string prefix = fmt::format("disks[{}].", i);
+      if (auto st = check_fields(disks[i], {{"name", T::string, true},
+                                            {"image", T::string},
+                                            {"size_bytes", T::unsigned_integer},
+                                            {"boot", T::boolean},
+                                            {"readonly", T::boolean}},
+                                 prefix);
+          !st)
+        return tl::unexpected(st.error());
+      model::DiskSpec disk;
+      disk.name = disks[i]["name"].get<std::string>();
+      disk.base_image = disks[i].value("image", "");
+      if (disks[i].contains("size_bytes") && !disks[i]["size_bytes"].is_null())
+        disk.size_bytes = disks[i]["size_bytes"].get<uint64_t>();
+      if (disk.size_bytes > model::kMaxDiskBytes)
+        return invalid_argument(prefix + "size_bytes",
+                                fmt::format("{}size_bytes must be at most {}", prefix,
+                                            model::kMaxDiskBytes));
+      disk.boot = disks[i].value("boot", false);
+      disk.readonly = disks[i].value("readonly", false);
+      s.disks.push_back(std::move(disk));
+    }
+  }
+  if (body.contains("nics") && body["nics"].is_array()) {
+    const json& nics = body["nics"];
+    if (nics.size() > model::kMaxNics)
+      return invalid_argument("nics", fmt::format("at most {} nics", model::kMaxNics));
+    for (size_t i = 0; i < nics.size(); ++i) {
+      std::string prefix = fmt::format("nics[{}].", i);
+      if (auto st = check_fields(nics[i], {{"mode", T::string, true},
+                                           {"bridge", T::string},
+                                           {"mac", T::string}},
+                                 prefix);
+          !st)
+        return tl::unexpected(st.error());
+      model::NicSpec nic;
+      auto mode = model::nic_mode_from_string(nics[i]["mode"].get<std::string>());
+      if (!mode) return invalid_argument(prefix + "mode", "mode must be \"user\" or \"bridge\"");
+      nic.mode = *mode;
+      nic.bridge = nics[i].value("bridge", "");
+      nic.mac = nics[i].value("mac", "");
+      s.nics.push_back(std::move(nic));
+    }
+  }
+  if (body.contains("labels") && body["labels"].is_object()) {
+    auto labels = string_map(body["labels"], "labels");
+    if (!labels) return tl::unexpected(labels.error());
+    s.labels = std::move(*labels);
+  }
+  if (body.contains("node_selector") && body["node_selector"].is_object()) {
+    auto sel = string_map(body["node_selector"], "node_selector");
+    if (!sel) return tl::unexpected(sel.error());
+    d.placement.node_selector = std::move(*sel);
+  }
+  d.placement.host = body.value("host", "");
+  if (!d.placement.host.empty())
+    if (auto st = model::validate_name("host", d.placement.host); !st)
+      return tl::unexpected(st.error());
+  d.placement.anti_affinity_group = body.value("anti_affinity_group", "");
+  if (!d.placement.anti_affinity_group.empty())
+    if (auto st = model::validate_name("anti_affinity_group", d.placement.anti_affinity_group);
+        !st)
+      return tl::unexpected(st.error());
+  *start = body.value("start", true);
+  if (auto st = model::validate(s); !st) return tl::unexpected(st.error());
+  return d;
+}
+
+std::string desired_state_name(const store::VmRecord& vm, const VmDocument& doc) {
+  if (vm.desired_state == "running" && doc.control.paused) return "paused";
+  return vm.desired_state;
+}
+
+nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_name) {
+  json spec = json::object();
+  std::string desired = vm.desired_state;
+  if (auto doc = decode_vm_document(vm.spec)) {
+    const model::VmSpec& s = doc->spec;
+    spec = {{"vcpus", s.vcpus}, {"memory_mib", s.memory_mib}, {"machine", s.machine}};
+    if (s.kernel_boot) {
+      spec["kernel"] = s.kernel_boot->kernel;
+      spec["initrd"] = s.kernel_boot->initrd;
+      spec["cmdline"] = s.kernel_boot->cmdline;
+    }
+    json disks = json::array();
+    for (const auto& dk : s.disks)
+      disks.push_back({{"name", dk.name}, {"image", dk.base_image}, {"size_bytes", dk.size_bytes},
+                       {"boot", dk.boot}, {"readonly", dk.readonly}});
+    json nics = json::array();
+    for (const auto& n : s.nics)
+      nics.push_back({{"mode", model::to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac}});
+    spec["disks"] = disks;
+    spec["nics"] = nics;
+    spec["uuid"] = s.uuid;
+    spec["host"] = doc->placement.host;
+    spec["node_selector"] = doc->placement.node_selector;
+    spec["anti_affinity_group"] = doc->placement.anti_affinity_group;
+    desired = desired_state_name(vm, *doc);
+  }
+  VmStatusDoc st = decode_vm_status(vm.status);
+  return {{"id", vm.id},
+          {"name", vm.name},
+          {"resource_version", vm.resource_version},
+          {"spec", spec},
+          {"labels", vm.labels},
+          {"desired_state", desired},
+          {"deletion_requested", vm.deletion_requested},
+          {"host", host_name},
+          {"status",
+           {{"state", st.state},
+            {"host", host_name},
+            {"agent_state", st.agent_state},
+            {"last_error", st.last_error},
+            {"observed_ms", st.observed_ms}}},
+          {"created_ms", vm.created_ms},
+          {"updated_ms", vm.updated_ms}};
+}
+
+}  // namespace strata::manager

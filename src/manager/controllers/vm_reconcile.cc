@@ -1,0 +1,190 @@
+// One reconcile pass for one VM: desired state in the store vs the agent's view.
+#include <fmt/format.h>
+
+#include "strata/common/log.h"
+#include "strata/manager/auth/tokens.h"
+#include "strata/manager/controllers/vm_controller.h"
+
+namespace strata::manager {
+
+namespace {
+
+bool is_active(const std::string& s) {
+  return s == "running" || s == "paused" || s == "starting" || s == "shutting_down";
+}
+bool is_retryable(const Error& e) {
+  return e.code == ErrorCode::unavailable || e.code == ErrorCode::deadline_exceeded ||
+         e.code == ErrorCode::internal || e.code == ErrorCode::conflict;
+}
+std::string rid(const store::VmRecord& vm, std::string_view op, int64_t gen) {
+  return fmt::format("{}:{}:{}", vm.id, op, gen);
+}
+
+}  // namespace
+
+VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
+  auto log = logger("manager.controller");
+  auto vm = store_.get_vm(vm_id);
+  if (!vm) return vm.error().code == ErrorCode::not_found ? Outcome::done : Outcome::retry;
+  auto doc = decode_vm_document(vm->spec);
+  if (!doc) {
+    log->error("vm document unreadable vm={} error={}", vm->name, doc.error().to_string());
+    return Outcome::done;
+  }
+  const int64_t gen = doc->control.generation;
+  const std::string task_id = doc->control.task_id;
+
+  // Writes the status (CAS-retried against concurrent API edits of the record).
+  auto write_status = [&](const std::function<void(VmStatusDoc&)>& fn) {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      VmStatusDoc st = decode_vm_status(vm->status);
+      fn(st);
+      st.observed_ms = unix_ms(*clock_);
+      vm->status = encode(st);
+      auto u = store_.update_vm(*vm);
+      if (u) {
+        *vm = *u;
+        return;
+      }
+      if (u.error().code != ErrorCode::conflict) return;
+      auto fresh = store_.get_vm(vm_id);
+      if (!fresh) return;
+      *vm = *fresh;
+    }
+  };
+  auto fail_task = [&](const std::string& msg) {
+    if (!task_id.empty()) tasks_.fail(task_id, msg);
+  };
+  auto retry_with = [&](const std::string& state, const std::string& msg) {
+    write_status([&](VmStatusDoc& st) {
+      if (!state.empty()) st.state = state;
+      st.last_error = msg;
+    });
+    if (!task_id.empty()) tasks_.update(task_id, "running", 10, "waiting: " + msg);
+    return Outcome::retry;
+  };
+
+  // Not placed yet (or its host was deleted): schedule.
+  if (!vm->host_id) {
+    if (vm->deletion_requested) {
+      store_.delete_vm(vm->id, std::nullopt);
+      if (!task_id.empty()) tasks_.succeed(task_id, "deleted");
+      events_.append("controller:vm", "vm.deleted", "vm/" + vm->name, "ok");
+      return Outcome::done;
+    }
+    std::lock_guard lock(placement_.mutex());
+    auto host = placement_.place(*doc, vm->id);
+    if (!host) return retry_with("pending", host.error().message);
+    vm->host_id = host->id;
+    auto u = store_.update_vm(*vm);
+    if (!u) return Outcome::retry;
+    *vm = *u;
+  }
+  const std::string host_id = *vm->host_id;
+  auto client = agents_.client(host_id);
+  Liveness live = agents_.liveness(host_id);
+  if (!client || live != Liveness::up) {
+    return retry_with(live == Liveness::unreachable ? "unknown" : "",
+                      live == Liveness::unreachable ? "host unreachable"
+                                                    : "waiting for the host to connect");
+  }
+
+  auto agent_vm = client->get_vm(vm->name);
+  if (!agent_vm && agent_vm.error().code != ErrorCode::not_found)
+    return is_retryable(agent_vm.error()) ? retry_with("", agent_vm.error().message)
+                                          : Outcome::retry;
+  std::string agent_state =
+      agent_vm ? vm_state_name(agent_vm->state()) : std::string("absent");
+
+  // Deletion: force off, undefine, drop the record.
+  if (vm->deletion_requested) {
+    if (agent_vm) {
+      if (is_active(agent_state)) {
+        auto off = client->force_off_vm(rid(*vm, "delete-off", gen), vm->name);
+        if (!off) return retry_with("deleting", off.error().message);
+      }
+      auto undef = client->undefine_vm(rid(*vm, "delete", gen), vm->name);
+      if (!undef && undef.error().code != ErrorCode::not_found)
+        return retry_with("deleting", undef.error().message);
+    }
+    if (auto st = store_.delete_vm(vm->id, std::nullopt); !st) return Outcome::retry;
+    if (!task_id.empty()) tasks_.succeed(task_id, "deleted");
+    events_.append("controller:vm", "vm.deleted", "vm/" + vm->name, "ok");
+    return Outcome::done;
+  }
+
+  // Define where missing (the label lets a restarted manager adopt it later).
+  if (!agent_vm) {
+    model::VmSpec spec = doc->spec;
+    spec.labels[kVmIdLabel] = vm->id;
+    if (!task_id.empty()) tasks_.update(task_id, "running", 30, "defining on host");
+    auto defined = client->define_vm(rid(*vm, "define", gen), spec);
+    if (!defined) {
+      if (is_retryable(defined.error())) return retry_with("", defined.error().message);
+      write_status([&](VmStatusDoc& st) {
+        st.state = "error";
+        st.last_error = defined.error().message;
+      });
+      fail_task("define failed: " + defined.error().message);
+      return Outcome::done;
+    }
+    agent_vm = *defined;
+    agent_state = vm_state_name(agent_vm->state());
+  }
+
+  // Drive towards the desired state.
+  Result<pb::VmStatus> acted = *agent_vm;
+  const bool want_run = vm->desired_state == "running";
+  const VmStatusDoc before = decode_vm_status(vm->status);
+  const bool already_applied = before.applied_generation >= gen;
+  if (want_run) {
+    bool stopped = agent_state == "defined" || agent_state == "stopped" || agent_state == "crashed";
+    // A VM that stopped by itself after we started it for this intent stays stopped
+    // (no restart policy); a new start request is a new generation.
+    if (stopped && !(already_applied && agent_state != "defined")) {
+      if (!task_id.empty()) tasks_.update(task_id, "running", 60, "starting");
+      acted = client->start_vm(rid(*vm, "start", gen), vm->name);
+    } else if (!stopped && doc->control.paused && agent_state == "running") {
+      acted = client->pause_vm(rid(*vm, "pause", gen), vm->name);
+    } else if (!doc->control.paused && agent_state == "paused") {
+      acted = client->resume_vm(rid(*vm, "resume", gen), vm->name);
+    } else if (doc->control.reboot_generation == gen && !already_applied &&
+               agent_state == "running") {
+      acted = client->reboot_vm(rid(*vm, "reboot", gen), vm->name);
+    }
+    if (acted && doc->control.paused && vm_state_name(acted->state()) == "running")
+      acted = client->pause_vm(rid(*vm, "pause", gen), vm->name);
+  } else if (is_active(agent_state)) {
+    if (!task_id.empty()) tasks_.update(task_id, "running", 50, "stopping");
+    acted = doc->control.stop_force
+                ? client->force_off_vm(rid(*vm, "stop", gen), vm->name)
+                : client->shutdown_vm(rid(*vm, "stop", gen), vm->name,
+                                      doc->control.stop_timeout_s * 1000);
+  }
+  if (!acted) {
+    if (is_retryable(acted.error())) return retry_with("", acted.error().message);
+    write_status([&](VmStatusDoc& st) {
+      st.state = "error";
+      st.last_error = acted.error().message;
+    });
+    fail_task(acted.error().message);
+    events_.append("controller:vm", "vm.reconcile", "vm/" + vm->name, "error",
+                   acted.error().message);
+    return Outcome::done;
+  }
+
+  // Record what we observed; a concurrent new intent (generation) gets its own pass.
+  std::string observed = vm_state_name(acted->state());
+  write_status([&](VmStatusDoc& st) {
+    st.state = observed;
+    st.agent_state = observed;
+    st.last_error.clear();
+    st.applied_generation = std::max(st.applied_generation, gen);
+  });
+  if (!task_id.empty()) tasks_.succeed(task_id, "vm is " + observed);
+  if (auto fresh = decode_vm_document(vm->spec); fresh && fresh->control.generation != gen)
+    return Outcome::retry;
+  return Outcome::done;
+}
+
+}  // namespace strata::manager
