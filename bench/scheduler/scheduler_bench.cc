@@ -53,6 +53,7 @@ struct Fill {
   double vcpu_utilization = 0;    // allocated / (threads x cpu_overcommit), up hosts
   double memory_utilization = 0;  // allocated / (memory x mem_overcommit), up hosts
   uint32_t hosts_used = 0;
+  uint32_t hosts_used_at_half = 0;  // hosts holding a VM when half the memory was placed
   std::string first_failure;
 };
 
@@ -114,6 +115,16 @@ Fill run_fill(const sched::Scheduler& scheduler, const sched::Snapshot& fleet, u
   sched::Snapshot snap = fleet;
   bench::Rng rng(seed);
   Fill f;
+  double mem_cap = 0;
+  for (uint32_t i = 0; i < snap.size(); ++i) {
+    if (snap.record(i).traits.state == sched::HostState::up) {
+      mem_cap += static_cast<double>(snap.record(i).total_memory_mib) *
+                 scheduler.config().mem_overcommit;
+    }
+  }
+  std::vector<bool> used(snap.size());
+  uint32_t in_use = 0;
+  double placed_mib = 0;
   for (;;) {
     sched::PlacementRequest r = bench::mixed_size_vm(rng);
     Result<sched::Plan> plan = scheduler.place(snap, r);
@@ -123,8 +134,15 @@ Fill run_fill(const sched::Scheduler& scheduler, const sched::Snapshot& fleet, u
     }
     (void)sched::apply_placement(snap, *plan, r);
     ++f.placed;
+    if (!used[plan->host_index]) {
+      used[plan->host_index] = true;
+      ++in_use;
+    }
+    placed_mib += static_cast<double>(r.memory_mib);
+    if (f.hosts_used_at_half == 0 && placed_mib >= mem_cap / 2) f.hosts_used_at_half = in_use;
   }
-  double vcpu_cap = 0, vcpu_used = 0, mem_cap = 0, mem_used = 0;
+  double vcpu_cap = 0, vcpu_used = 0, mem_used = 0;
+  mem_cap = 0;
   for (uint32_t i = 0; i < snap.size(); ++i) {
     const sched::HostRecord& h = snap.record(i);
     if (h.traits.state != sched::HostState::up) continue;
@@ -204,7 +222,9 @@ int main(int argc, char** argv) {
   std::printf("(%u empty hosts 32-128 threads, 4-16 GiB/thread; VMs 1-32 vCPU, 0.5-128 GiB)\n",
               o.fill_hosts);
   std::printf("%-36s %14u %14u\n", "VMs placed", fs.placed, fp.placed);
-  std::printf("%-36s %14u %14u\n", "hosts used", fs.hosts_used, fp.hosts_used);
+  std::printf("%-36s %14u %14u\n", "hosts in use at 50% memory placed", fs.hosts_used_at_half,
+              fp.hosts_used_at_half);
+  std::printf("%-36s %14u %14u\n", "hosts in use at first failure", fs.hosts_used, fp.hosts_used);
   std::printf("%-36s %13.1f%% %13.1f%%\n", "vCPU utilization (of 4x threads)",
               100 * fs.vcpu_utilization, 100 * fp.vcpu_utilization);
   std::printf("%-36s %13.1f%% %13.1f%%\n", "memory utilization", 100 * fs.memory_utilization,
