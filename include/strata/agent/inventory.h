@@ -87,9 +87,9 @@ struct HostInventory {
   std::optional<AccelProbeResult> accelerator;
 };
 
-// Reads the physical side of the inventory. Fails only when an essential source
-// (/proc/cpuinfo, /proc/meminfo) is missing or malformed; optional parts (NUMA, disks,
-// NICs, machine-id) are left empty when absent.
+// Reads the physical side of the inventory. Fails when /proc/cpuinfo or /proc/meminfo is
+// missing or malformed, or when NUMA files exist but do not parse; optional parts (NUMA,
+// disks, NICs, machine-id) are left empty when absent.
 Result<HostInventory> collect_inventory(const InventorySources& sources = {});
 
 struct HostProbeOptions {
