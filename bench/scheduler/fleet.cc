@@ -27,8 +27,9 @@ std::vector<sched::HostInfo> make_fleet(const FleetOptions& options) {
     h.total_memory_mib = uint64_t{h.total_vcpus} * rng.pick(gib_per_thread) * 1024;
     if (options.mixed) {
       uint64_t s = rng.below(100);
-      h.state = s < 96 ? sched::HostState::up
-                       : s < 98 ? sched::HostState::maintenance : sched::HostState::unreachable;
+      h.state = s < 96   ? sched::HostState::up
+                : s < 98 ? sched::HostState::maintenance
+                         : sched::HostState::unreachable;
       h.arch = rng.chance(90) ? "x86_64" : "aarch64";
       h.accelerator = rng.chance(85) ? sched::Accelerator::kvm : sched::Accelerator::tcg;
       h.labels = {{"zone", numbered("z", rng.below(4), 1)},

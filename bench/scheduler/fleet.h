@@ -36,8 +36,8 @@ class Rng {
 struct FleetOptions {
   uint32_t hosts = 10000;
   uint64_t seed = 42;
-  bool mixed = true;          // states, arches, accelerators, labels vary
-  uint32_t initial_load = 20; // each host starts 0..initial_load % allocated
+  bool mixed = true;           // states, arches, accelerators, labels vary
+  uint32_t initial_load = 20;  // each host starts 0..initial_load % allocated
 };
 
 std::vector<sched::HostInfo> make_fleet(const FleetOptions& options);

@@ -118,8 +118,8 @@ Fill run_fill(const sched::Scheduler& scheduler, const sched::Snapshot& fleet, u
   double mem_cap = 0;
   for (uint32_t i = 0; i < snap.size(); ++i) {
     if (snap.record(i).traits.state == sched::HostState::up) {
-      mem_cap += static_cast<double>(snap.record(i).total_memory_mib) *
-                 scheduler.config().mem_overcommit;
+      mem_cap +=
+          static_cast<double>(snap.record(i).total_memory_mib) * scheduler.config().mem_overcommit;
     }
   }
   std::vector<bool> used(snap.size());
@@ -194,10 +194,11 @@ int main(int argc, char** argv) {
 
   sched::Snapshot fleet = build(bench::make_fleet({o.hosts, o.seed, true, 20}));
   auto requests = bench::make_constrained_workload(o.requests, o.hosts, o.seed + 1);
-  std::printf("scheduler benchmark (seed %llu): %u hosts (mixed state/arch/accelerator/labels, "
-              "0-20%% preloaded), %u requests\n(10%% kvm-only, 25%% node selector, 10%% "
-              "anti-affinity in 1000 groups, 1%% pinned), cpu_overcommit 4, mem_overcommit 1\n\n",
-              static_cast<unsigned long long>(o.seed), o.hosts, o.requests);
+  std::printf(
+      "scheduler benchmark (seed %llu): %u hosts (mixed state/arch/accelerator/labels, "
+      "0-20%% preloaded), %u requests\n(10%% kvm-only, 25%% node selector, 10%% "
+      "anti-affinity in 1000 groups, 1%% pinned), cpu_overcommit 4, mem_overcommit 1\n\n",
+      static_cast<unsigned long long>(o.seed), o.hosts, o.requests);
 
   Throughput ts = run_throughput(spread, fleet, requests);
   Throughput tp = run_throughput(pack, fleet, requests);

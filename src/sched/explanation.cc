@@ -7,14 +7,22 @@ namespace strata::sched {
 
 std::string_view to_string(Filter f) {
   switch (f) {
-    case Filter::pin: return "pin";
-    case Filter::state: return "state";
-    case Filter::arch: return "arch";
-    case Filter::accelerator: return "accelerator";
-    case Filter::selector: return "selector";
-    case Filter::anti_affinity: return "anti-affinity";
-    case Filter::cpu: return "cpu";
-    case Filter::memory: return "memory";
+    case Filter::pin:
+      return "pin";
+    case Filter::state:
+      return "state";
+    case Filter::arch:
+      return "arch";
+    case Filter::accelerator:
+      return "accelerator";
+    case Filter::selector:
+      return "selector";
+    case Filter::anti_affinity:
+      return "anti-affinity";
+    case Filter::cpu:
+      return "cpu";
+    case Filter::memory:
+      return "memory";
   }
   return "unknown";
 }

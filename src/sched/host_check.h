@@ -61,8 +61,7 @@ inline uint32_t traits_word(const HostTraits& t) {
 CompiledRequest compile(const Snapshot& snapshot, const PlacementRequest& request,
                         const SchedulerConfig& config);
 
-inline bool selector_matches(const std::vector<SnapshotAccess::Label>& pool,
-                             const HostRecord& h,
+inline bool selector_matches(const std::vector<SnapshotAccess::Label>& pool, const HostRecord& h,
                              const std::vector<SnapshotAccess::Label>& selector) {
   const SnapshotAccess::Label* begin = pool.data() + h.labels_begin;
   const SnapshotAccess::Label* end = begin + h.labels_count;

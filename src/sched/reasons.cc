@@ -54,11 +54,12 @@ std::string reason(const Snapshot& snapshot, const CompiledRequest& c, uint32_t 
     case Filter::pin:
       return "request is pinned to host " + req.pinned_host;
     case Filter::state:
-      return h.traits.state == HostState::maintenance ? "host is in maintenance"
-                                               : "host is " + std::string(to_string(h.traits.state));
+      return h.traits.state == HostState::maintenance
+                 ? "host is in maintenance"
+                 : "host is " + std::string(to_string(h.traits.state));
     case Filter::arch:
-      return "host arch is " + SnapshotAccess::string(snapshot, h.traits.arch) + ", request needs " +
-             req.arch;
+      return "host arch is " + SnapshotAccess::string(snapshot, h.traits.arch) +
+             ", request needs " + req.arch;
     case Filter::accelerator:
       return "host accelerator is " + std::string(to_string(h.traits.accelerator)) +
              ", request needs " + std::string(to_string(req.accelerator));
@@ -78,13 +79,14 @@ std::string reason(const Snapshot& snapshot, const CompiledRequest& c, uint32_t 
     }
     case Filter::memory: {
       double capacity = static_cast<double>(h.total_memory_mib) * c.mem_overcommit;
-      std::string s = "needs " + std::to_string(req.memory_mib) + " MiB, " +
-                      std::to_string(free_units(capacity, static_cast<double>(
-                                                              h.allocated_memory_mib))) +
-                      " MiB free";
+      std::string s =
+          "needs " + std::to_string(req.memory_mib) + " MiB, " +
+          std::to_string(free_units(capacity, static_cast<double>(h.allocated_memory_mib))) +
+          " MiB free";
       if (c.mem_overcommit != 1.0) {
-        s += " (capacity " + number(std::floor(capacity)) + " MiB = " +
-             std::to_string(h.total_memory_mib) + " MiB x " + number(c.mem_overcommit) + ")";
+        s += " (capacity " + number(std::floor(capacity)) +
+             " MiB = " + std::to_string(h.total_memory_mib) + " MiB x " + number(c.mem_overcommit) +
+             ")";
       }
       return s;
     }

@@ -5,9 +5,12 @@ namespace strata::sched {
 
 std::string_view to_string(AcceleratorRequirement a) {
   switch (a) {
-    case AcceleratorRequirement::any: return "any";
-    case AcceleratorRequirement::kvm: return "kvm";
-    case AcceleratorRequirement::tcg: return "tcg";
+    case AcceleratorRequirement::any:
+      return "any";
+    case AcceleratorRequirement::kvm:
+      return "kvm";
+    case AcceleratorRequirement::tcg:
+      return "tcg";
   }
   return "unknown";
 }

@@ -16,8 +16,10 @@ using detail::SnapshotAccess;
 
 std::string_view to_string(WeightStrategy s) {
   switch (s) {
-    case WeightStrategy::spread: return "spread";
-    case WeightStrategy::pack: return "pack";
+    case WeightStrategy::spread:
+      return "spread";
+    case WeightStrategy::pack:
+      return "pack";
   }
   return "unknown";
 }
@@ -67,8 +69,8 @@ CompiledRequest compile(const Snapshot& snapshot, const PlacementRequest& reques
   }
   if (request.accelerator != AcceleratorRequirement::any) {
     c.any_accelerator = false;
-    c.accelerator = request.accelerator == AcceleratorRequirement::kvm ? Accelerator::kvm
-                                                                       : Accelerator::tcg;
+    c.accelerator =
+        request.accelerator == AcceleratorRequirement::kvm ? Accelerator::kvm : Accelerator::tcg;
   }
   for (const auto& [key, value] : request.node_selector) {
     std::optional<uint32_t> k = SnapshotAccess::lookup(snapshot, key);
@@ -114,9 +116,8 @@ double to_score(WeightStrategy strategy, double key) {
   // spread: key in [0, 2]. pack: -key in [-1, 1 + 2w] (the stranding change is in
   // [-1, 1], the fullness term in [0, 2w]).
   constexpr double w = detail::kPackFullnessWeight;
-  double score = strategy == WeightStrategy::spread
-                     ? 50.0 * key
-                     : 100.0 * (1.0 - (1.0 - key) / (2.0 + 2.0 * w));
+  double score = strategy == WeightStrategy::spread ? 50.0 * key
+                                                    : 100.0 * (1.0 - (1.0 - key) / (2.0 + 2.0 * w));
   return std::clamp(score, 0.0, 100.0);
 }
 
@@ -166,7 +167,8 @@ Error no_fit(const Snapshot& snapshot, const CompiledRequest& c) {
   }
   if (c.pinned && !c.pinned_index) {
     return Error{ErrorCode::resource_exhausted,
-                 message + "pinned host " + req.pinned_host + " is not known", {}};
+                 message + "pinned host " + req.pinned_host + " is not known",
+                 {}};
   }
   std::vector<uint8_t> verdict = evaluate_all(snapshot, c);
   Explanation counts;
@@ -267,8 +269,8 @@ Result<Explanation> Scheduler::explain(const Snapshot& snapshot,
     }
     auto f = static_cast<Filter>(verdict[i]);
     ++e.rejected_by[verdict[i]];
-    e.rejections.push_back({i, snapshot.id(i), snapshot.name(i), f,
-                            detail::reason(snapshot, c, i, f)});
+    e.rejections.push_back(
+        {i, snapshot.id(i), snapshot.name(i), f, detail::reason(snapshot, c, i, f)});
   }
   // Rank by the same key place() uses (not the rounded score), ties by host order.
   std::vector<double> keys;
@@ -278,7 +280,8 @@ Result<Explanation> Scheduler::explain(const Snapshot& snapshot,
   }
   std::vector<size_t> order(e.candidates.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keys[a] > keys[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return keys[a] > keys[b]; });
   std::vector<Candidate> ranked;
   ranked.reserve(order.size());
   for (size_t i : order) ranked.push_back(std::move(e.candidates[i]));

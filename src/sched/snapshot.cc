@@ -8,17 +8,22 @@ namespace strata::sched {
 
 std::string_view to_string(HostState s) {
   switch (s) {
-    case HostState::up: return "up";
-    case HostState::unreachable: return "unreachable";
-    case HostState::maintenance: return "maintenance";
+    case HostState::up:
+      return "up";
+    case HostState::unreachable:
+      return "unreachable";
+    case HostState::maintenance:
+      return "maintenance";
   }
   return "unknown";
 }
 
 std::string_view to_string(Accelerator a) {
   switch (a) {
-    case Accelerator::kvm: return "kvm";
-    case Accelerator::tcg: return "tcg";
+    case Accelerator::kvm:
+      return "kvm";
+    case Accelerator::tcg:
+      return "tcg";
   }
   return "unknown";
 }
@@ -66,7 +71,8 @@ Result<Snapshot> Snapshot::build(std::vector<HostInfo> hosts) {
     r.allocated_memory_mib = h.allocated_memory_mib;
     r.total_memory_mib = h.total_memory_mib;
     r.inv_total_vcpus = h.total_vcpus ? 1.0 / h.total_vcpus : 0.0;
-    r.inv_total_memory_mib = h.total_memory_mib ? 1.0 / static_cast<double>(h.total_memory_mib) : 0.0;
+    r.inv_total_memory_mib =
+        h.total_memory_mib ? 1.0 / static_cast<double>(h.total_memory_mib) : 0.0;
     r.traits.state = h.state;
     r.traits.accelerator = h.accelerator;
     uint32_t arch = snap.intern(h.arch);

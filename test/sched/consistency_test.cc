@@ -39,7 +39,8 @@ TEST(SchedConsistency, PlaceAgreesWithExplainOnRandomFleets) {
     for (int n = 0; n < 600; ++n) {
       PlacementRequest r = testing::request(1 + pick(16), 256ull * (1 + pick(64)));
       if (pick(3) == 0) r.arch = pick(2) ? "x86_64" : "aarch64";
-      if (pick(5) == 0) r.accelerator = pick(2) ? AcceleratorRequirement::kvm : AcceleratorRequirement::tcg;
+      if (pick(5) == 0)
+        r.accelerator = pick(2) ? AcceleratorRequirement::kvm : AcceleratorRequirement::tcg;
       if (pick(3) == 0) r.node_selector["zone"] = "z" + std::to_string(pick(4));
       if (pick(4) == 0) r.node_selector["ssd"] = "true";
       if (pick(3) == 0) r.anti_affinity_group = "g" + std::to_string(pick(8));

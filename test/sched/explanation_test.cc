@@ -69,7 +69,8 @@ TEST(SchedExplanation, EmptySnapshot) {
   auto p = scheduler().place(Snapshot{}, request(1, 1));
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().code, ErrorCode::resource_exhausted);
-  EXPECT_EQ(p.error().message, "no host can take the VM (1 vCPUs, 1 MiB): the snapshot has no hosts");
+  EXPECT_EQ(p.error().message,
+            "no host can take the VM (1 vCPUs, 1 MiB): the snapshot has no hosts");
 }
 
 TEST(SchedExplanation, UsesHostNames) {

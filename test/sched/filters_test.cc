@@ -161,9 +161,11 @@ TEST(SchedFilters, CpuHonoursOvercommit) {
             std::string::npos)
       << strict.error().message;
   // Fractional ratios floor the capacity in the text and compare exactly in the filter.
-  auto half = scheduler(WeightStrategy::spread, 1.5).place(snapshot({host("c", 3)}), request(4, 512));
+  auto half =
+      scheduler(WeightStrategy::spread, 1.5).place(snapshot({host("c", 3)}), request(4, 512));
   ASSERT_TRUE(half);  // 4 <= 4.5
-  auto over = scheduler(WeightStrategy::spread, 1.5).place(snapshot({host("c", 3)}), request(5, 512));
+  auto over =
+      scheduler(WeightStrategy::spread, 1.5).place(snapshot({host("c", 3)}), request(5, 512));
   ASSERT_FALSE(over);
   EXPECT_NE(over.error().message.find("capacity 4 = 3 threads x 1.5"), std::string::npos)
       << over.error().message;
@@ -180,9 +182,10 @@ TEST(SchedFilters, MemoryHonoursOvercommit) {
   ASSERT_TRUE(p);
   auto no = s.place(snapshot({a}), request(1, 6144));
   ASSERT_FALSE(no);
-  EXPECT_NE(no.error().message.find(
-                "host-3: memory: needs 6144 MiB, 5120 MiB free (capacity 12288 MiB = 8192 MiB x 1.5)"),
-            std::string::npos)
+  EXPECT_NE(
+      no.error().message.find(
+          "host-3: memory: needs 6144 MiB, 5120 MiB free (capacity 12288 MiB = 8192 MiB x 1.5)"),
+      std::string::npos)
       << no.error().message;
 }
 

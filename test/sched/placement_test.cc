@@ -83,8 +83,8 @@ TEST(SchedPlacement, AntiAffinityBatchSpreadsGroupThenFails) {
   Snapshot snap = snapshot({host("a"), host("b"), host("c")});
   PlacementRequest req = request(1, 512);
   req.anti_affinity_group = "quorum";
-  auto plans = place_batch(scheduler(WeightStrategy::pack), snap,
-                           std::vector<PlacementRequest>(4, req));
+  auto plans =
+      place_batch(scheduler(WeightStrategy::pack), snap, std::vector<PlacementRequest>(4, req));
   ASSERT_TRUE(plans[0] && plans[1] && plans[2]);
   EXPECT_EQ(plans[0]->host_id, "a");
   EXPECT_EQ(plans[1]->host_id, "b");

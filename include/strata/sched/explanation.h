@@ -45,10 +45,10 @@ struct Candidate {
 };
 
 struct Explanation {
-  std::vector<Rejection> rejections;             // in host order
+  std::vector<Rejection> rejections;                 // in host order
   std::array<uint32_t, kFilterCount> rejected_by{};  // count per Filter
-  std::vector<Candidate> candidates;             // hosts that passed every filter, best first
-                                                 // (ties: smaller host id first)
+  std::vector<Candidate> candidates;                 // hosts that passed every filter, best first
+                                                     // (ties: smaller host id first)
 
   // "memory filter rejected 7 hosts, state filter rejected 2 hosts" (largest first;
   // empty when nothing was rejected).

@@ -15,13 +15,13 @@ enum class AcceleratorRequirement : uint8_t { any, kvm, tcg };
 std::string_view to_string(AcceleratorRequirement a);
 
 struct PlacementRequest {
-  uint32_t vcpus = 1;                 // > 0
-  uint64_t memory_mib = 256;          // > 0
+  uint32_t vcpus = 1;                                                // > 0
+  uint64_t memory_mib = 256;                                         // > 0
   AcceleratorRequirement accelerator = AcceleratorRequirement::any;  // kvm/tcg: host must equal it
-  std::string arch;                   // empty: any architecture
+  std::string arch;                                                  // empty: any architecture
   std::map<std::string, std::string> node_selector;  // every pair must equal a host label
-  std::string anti_affinity_group;    // empty: none; else no two VMs of the group on one host
-  std::string pinned_host;            // empty: any host; else only this host id is considered
+  std::string anti_affinity_group;  // empty: none; else no two VMs of the group on one host
+  std::string pinned_host;          // empty: any host; else only this host id is considered
 };
 
 // invalid_argument (with the field) for a request no host could ever satisfy by shape.

@@ -41,7 +41,7 @@ Status validate_config(const SchedulerConfig& config);
 struct Plan {
   uint32_t host_index = 0;  // index into the snapshot the plan was made from
   std::string host_id;
-  double score = 0;         // 0..100 under the configured strategy, higher is better
+  double score = 0;  // 0..100 under the configured strategy, higher is better
 };
 
 class Scheduler {

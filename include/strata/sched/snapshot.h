@@ -27,14 +27,14 @@ std::string_view to_string(Accelerator a);
 // One host as the manager knows it. Plain value: the input to Snapshot::build and the
 // output of Snapshot::host().
 struct HostInfo {
-  std::string id;                    // unique, non-empty; ties between equal scores go to the smaller id
-  std::string name;                  // for humans (explanations); defaults to id when empty
+  std::string id;    // unique, non-empty; ties between equal scores go to the smaller id
+  std::string name;  // for humans (explanations); defaults to id when empty
   HostState state = HostState::up;
-  std::string arch = "x86_64";       // uname -m style: x86_64, aarch64
+  std::string arch = "x86_64";  // uname -m style: x86_64, aarch64
   Accelerator accelerator = Accelerator::kvm;
-  uint32_t total_vcpus = 0;          // hardware threads
+  uint32_t total_vcpus = 0;  // hardware threads
   uint64_t total_memory_mib = 0;
-  uint32_t allocated_vcpus = 0;      // sum of vCPUs of VMs placed here
+  uint32_t allocated_vcpus = 0;  // sum of vCPUs of VMs placed here
   uint64_t allocated_memory_mib = 0;
   std::map<std::string, std::string> labels;
   std::vector<std::string> anti_affinity_groups;  // groups with at least one VM on this host
