@@ -1,5 +1,6 @@
 // Runs the Store contract suite on SQLite (a fresh database file per test), plus
 // SQLite-only checks. Label: unit.
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -56,6 +57,34 @@ TEST(SqliteStore, UsingTheOuterStoreInsideATransactionFailsInsteadOfDeadlocking)
     return make_error(ErrorCode::internal, "outer store did not refuse");
   });
   EXPECT_TRUE(st) << st.error().to_string();
+}
+
+// Lookups by name and by host must use an index, or 10 000 VMs means full scans.
+TEST(SqliteStore, NameAndHostLookupsUseIndexes) {
+  std::string url = *backend()->fresh_url();
+  auto s = open_store(url);
+  ASSERT_TRUE(s) << s.error().to_string();
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(url.substr(7).c_str(), &raw, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
+  auto plan = [&](const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    std::string out;
+    if (sqlite3_prepare_v2(db.get(), sql, -1, &st, nullptr) != SQLITE_OK) return out;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      out += reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
+      out += "\n";
+    }
+    sqlite3_finalize(st);
+    return out;
+  };
+  std::string by_host = plan("EXPLAIN QUERY PLAN SELECT id FROM vms WHERE host_id = ?1 ORDER BY id");
+  EXPECT_NE(by_host.find("INDEX vms_host_id"), std::string::npos) << by_host;
+  std::string by_name = plan("EXPLAIN QUERY PLAN SELECT id FROM vms WHERE name = ?1");
+  EXPECT_NE(by_name.find("USING INDEX"), std::string::npos) << by_name;
+  std::string page = plan("EXPLAIN QUERY PLAN SELECT id FROM vms WHERE id > ?1 ORDER BY id LIMIT 10");
+  EXPECT_EQ(page.find("SCAN vms\n"), std::string::npos) << page;
+  EXPECT_EQ(page.find("TEMP B-TREE"), std::string::npos) << page;
 }
 
 TEST(OpenStore, RejectsUnknownUrls) {
