@@ -1,0 +1,240 @@
+// The strata-agent command tree (CLI11): serve, shim, ctl ..., image ...
+#include "strata/agent/service/agent_cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "ctl.h"
+#include "ctl_format.h"
+#include "strata/agent/image_store.h"
+#include "strata/agent/qemu_hypervisor.h"
+#include "strata/common/log.h"
+#include "strata/model/validation.h"
+
+namespace strata::agent::cli {
+
+int exit_code(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::invalid_argument:
+    case ErrorCode::payload_too_large: return kExitUsage;
+    case ErrorCode::not_found: return kExitNotFound;
+    case ErrorCode::already_exists:
+    case ErrorCode::conflict: return kExitExists;
+    case ErrorCode::failed_precondition: return kExitPrecondition;
+    case ErrorCode::unavailable:
+    case ErrorCode::deadline_exceeded: return kExitUnavailable;
+    default: return kExitError;
+  }
+}
+
+namespace {
+
+constexpr const char* kExitCodesHelp =
+    "Exit codes: 0 ok, 1 error, 2 usage/invalid argument, 3 not found, 4 already exists,\n"
+    "5 wrong state (failed precondition), 6 agent unavailable/timeout.";
+
+int image_import(const std::string& images_dir, const std::string& name, const std::string& path) {
+  if (auto st = model::validate_image_name("NAME", name); !st) {
+    std::cerr << "error: " << st.error().to_string() << "\n";
+    return kExitUsage;
+  }
+  auto store = make_image_store(images_dir);
+  if (!store) {
+    std::cerr << "error: " << store.error().to_string() << "\n";
+    return exit_code(store.error().code);
+  }
+  auto info = (*store)->import_image(name, path);
+  if (!info) {
+    std::cerr << "error: " << info.error().to_string() << "\n";
+    return exit_code(info.error().code);
+  }
+  std::cout << "imported " << info->name << " (" << info->format << ", "
+            << human_bytes(info->virtual_size) << ") -> " << info->path << "\n";
+  return kExitOk;
+}
+
+int image_list_offline(const std::string& images_dir) {
+  auto store = make_image_store(images_dir);
+  if (!store) {
+    std::cerr << "error: " << store.error().to_string() << "\n";
+    return exit_code(store.error().code);
+  }
+  for (const auto& i : (*store)->list_images()) {
+    std::cout << i.name << "\t" << i.format << "\t" << i.virtual_size << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int agent_main(int argc, char** argv) {
+  // The shim is exec'd by the QEMU driver with its own argv contract: bypass CLI11.
+  if (argc >= 2 && std::string(argv[1]) == "shim") {
+#if STRATA_AGENT_HAVE_QEMU
+    return run_shim(argc - 1, argv + 1);
+#else
+    std::cerr << "strata-agent shim: built without the QEMU driver\n";
+    return kExitUnavailable;
+#endif
+  }
+
+  CLI::App app{"strata-agent: the Strata host agent (runs QEMU VMs, serves gRPC)"};
+  app.require_subcommand(1);
+  app.footer(kExitCodesHelp);
+  int rc = kExitOk;
+
+  // ---- serve
+  ServeOptions so;
+  auto* serve = app.add_subcommand("serve", "Run the agent daemon (until SIGTERM; VMs keep running)");
+  serve->add_option("--state-dir", so.state_dir, "State folder (VMs, sockets, request ids)")
+      ->capture_default_str();
+  serve->add_option("--images", so.images_dir, "Image store folder (default <state-dir>/images)");
+  serve->add_option("--listen", so.listen,
+                    "gRPC address, unix:PATH (default unix:<state-dir>/agent.sock)");
+  serve->add_option("--listen-tcp", so.listen_tcp,
+                    "Also listen on HOST:PORT (plaintext; bind to a management network)");
+  serve->add_option("--accel", so.accel, "Accelerator: auto (probe), kvm or tcg")
+      ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
+      ->capture_default_str();
+  serve->add_option("--qemu", so.qemu, "QEMU system emulator binary")->capture_default_str();
+  serve->add_option("--qemu-img", so.qemu_img, "qemu-img binary")->capture_default_str();
+  serve->add_option("--log-level", so.log_level, "trace|debug|info|warn|error|off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  serve->callback([&] { rc = run_serve(so); });
+
+  app.add_subcommand("shim", "Internal: parent process of one QEMU (started by the agent)");
+
+  // ---- image (offline, operator)
+  auto* image = app.add_subcommand("image", "Image store commands run on the host (no agent needed)");
+  image->require_subcommand(1);
+  std::string images_dir = "/var/lib/strata-agent/images", img_name, img_path;
+  auto* imp = image->add_subcommand("import", "Copy a host file into the image store");
+  imp->add_option("NAME", img_name, "Image name ([A-Za-z0-9][A-Za-z0-9._-]*)")->required();
+  imp->add_option("PATH", img_path, "Host file to import (kernel, initrd, qcow2, raw)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  imp->add_option("--images", images_dir, "Image store folder")->capture_default_str();
+  imp->callback([&] { rc = image_import(images_dir, img_name, img_path); });
+  auto* ils = image->add_subcommand("ls", "List the image store's images");
+  ils->add_option("--images", images_dir, "Image store folder")->capture_default_str();
+  ils->callback([&] { rc = image_list_offline(images_dir); });
+
+  // ---- ctl (gRPC client)
+  CtlGlobal g;
+  auto* ctl = app.add_subcommand("ctl", "Debug client for a running agent (gRPC)");
+  ctl->require_subcommand(1);
+  ctl->footer(kExitCodesHelp);
+  auto* sock = ctl->add_option("--socket", g.socket, "Agent UNIX socket")->capture_default_str();
+  ctl->add_option("--address", g.address, "Agent TCP address HOST:PORT")->excludes(sock);
+  ctl->add_option("-o,--output", g.output, "Output format")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  ctl->add_option("--timeout", g.timeout_s, "Per-call timeout in seconds")->capture_default_str();
+  ctl->add_option("--request-id", g.request_id,
+                  "Idempotency key for mutating calls (default: random)");
+
+  ctl->add_subcommand("health", "Agent liveness and identity")->callback([&] { rc = ctl_health(g); });
+  ctl->add_subcommand("inventory", "Host inventory (-o json: the full document)")
+      ->callback([&] { rc = ctl_inventory(g); });
+  ctl->add_subcommand("metrics", "Host and per-VM metrics")->callback([&] { rc = ctl_metrics(g); });
+  auto* events = ctl->add_subcommand("events", "Stream VM state changes (until interrupted)");
+  std::string ev_vm;
+  bool ev_current = false;
+  events->add_option("--vm", ev_vm, "Only this VM");
+  events->add_flag("--current", ev_current, "First print every VM's current state");
+  events->callback([&] { rc = ctl_events(g, ev_vm, ev_current); });
+
+  auto* cimage = ctl->add_subcommand("image", "Images known to the agent");
+  cimage->require_subcommand(1);
+  cimage->add_subcommand("list", "List base images")->callback([&] { rc = ctl_image_list(g); });
+
+  auto* vm = ctl->add_subcommand("vm", "VM commands");
+  vm->require_subcommand(1);
+  std::vector<std::string> list_labels;
+  auto* vlist = vm->add_subcommand("list", "List VMs");
+  vlist->add_option("--label", list_labels, "Only VMs with label key=value (repeatable)")
+      ->allow_extra_args(false);
+  vlist->callback([&] { rc = ctl_vm_list(g, list_labels); });
+
+  std::string name;
+  auto* show = vm->add_subcommand("show", "Show one VM");
+  show->add_option("NAME", name, "VM name")->required();
+  show->callback([&] { rc = ctl_vm_show(g, name); });
+
+  DefineFlags df;
+  auto* define = vm->add_subcommand("define", "Define a VM from a JSON spec or from flags");
+  auto* spec_opt = define->add_option("--spec", df.spec_file, "VmSpec JSON file")
+                       ->check(CLI::ExistingFile);
+  auto* name_opt = define->add_option("--name", df.name, "VM name (DNS label)");
+  define->add_option("--uuid", df.uuid, "UUID (generated when absent)");
+  define->add_option("--vcpus", df.vcpus, "Virtual CPUs (default 1)");
+  define->add_option("--memory", df.memory, "Memory: MiB, or with suffix (512M, 2G); default 256");
+  define->add_option("--machine", df.machine, "QEMU machine (default q35)");
+  define->add_option("--kernel", df.kernel, "Kernel image name (direct kernel boot)");
+  define->add_option("--initrd", df.initrd, "Initrd image name");
+  define->add_option("--cmdline", df.cmdline, "Kernel command line");
+  define->add_option("--disk", df.disks, "name=NAME[,base=IMAGE][,size=SIZE][,boot][,ro] (repeatable)")
+      ->allow_extra_args(false);
+  define->add_option("--nic", df.nics, "user | bridge=BR [,mac=MAC] (repeatable)")->allow_extra_args(false);
+  define->add_option("--label", df.labels, "key=value (repeatable)")->allow_extra_args(false);
+  define->add_flag("--no-vnc", df.no_vnc, "No VNC display");
+  define->add_flag("--start", df.start, "Start the VM after defining it");
+  spec_opt->excludes(name_opt);
+  define->callback([&] {
+    if (df.spec_file.empty() && df.name.empty()) {
+      std::cerr << "error: vm define needs --spec FILE or --name\n";
+      rc = kExitUsage;
+      return;
+    }
+    rc = ctl_vm_define(g, df);
+  });
+
+  int action_timeout = 60;
+  for (const char* action : {"start", "shutdown", "force-off", "reboot", "pause", "resume", "undefine"}) {
+    static const std::map<std::string, std::string> help = {
+        {"start", "Start a VM (OK if running)"},
+        {"shutdown", "ACPI shutdown; forced off after --timeout"},
+        {"force-off", "Stop QEMU at once"},
+        {"reboot", "Reset the guest"},
+        {"pause", "Freeze the vCPUs"},
+        {"resume", "Thaw the vCPUs"},
+        {"undefine", "Delete a stopped VM and its disks"}};
+    auto* sub = vm->add_subcommand(action, help.at(action));
+    sub->add_option("NAME", name, "VM name")->required();
+    if (std::string(action) == "shutdown") {
+      sub->add_option("--timeout", action_timeout, "Seconds before forcing off")->capture_default_str();
+    }
+    std::string a = action;
+    sub->callback([&, a] { rc = ctl_vm_action(g, a, name, action_timeout); });
+  }
+
+  bool follow = false;
+  std::string write_text;
+  uint32_t bytes = 65536;
+  auto* console = vm->add_subcommand("console", "Print (or follow) the serial console; write to it");
+  console->add_option("NAME", name, "VM name")->required();
+  console->add_flag("-f,--follow", follow, "Keep printing output as it arrives");
+  auto* write_opt = console->add_option("--write", write_text, "Send TEXT and a newline to the console");
+  console->add_option("--bytes", bytes, "How much of the log tail to print")->capture_default_str();
+  console->callback([&] { rc = ctl_vm_console(g, name, follow, write_text, write_opt->count() > 0, bytes); });
+
+  std::string ga_json;
+  int ga_timeout = 10;
+  auto* ga = vm->add_subcommand("guest-agent", "Run one qemu-guest-agent command");
+  ga->add_option("NAME", name, "VM name")->required();
+  ga->add_option("JSON", ga_json, "Command, e.g. '{\"execute\":\"guest-ping\"}'")->required();
+  ga->add_option("--timeout", ga_timeout, "Seconds")->capture_default_str();
+  ga->callback([&] { rc = ctl_vm_guest_agent(g, name, ga_json, ga_timeout); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  return rc;
+}
+
+}  // namespace strata::agent::cli

@@ -1,0 +1,34 @@
+// Parsing of ctl's compact flag syntaxes (sizes, --disk, --nic, --label) and printing of
+// agent messages as tables or JSON.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message.h>
+
+#include "strata/agent/v1/agent.pb.h"
+#include "strata/common/error.h"
+
+namespace strata::agent::cli {
+
+// "1073741824", "512K", "1G", "10GiB" -> bytes (binary multiples).
+Result<uint64_t> parse_size(const std::string& field, const std::string& text);
+// "name=root,base=IMG,size=1G,boot,ro"
+Result<v1::DiskSpec> parse_disk_flag(const std::string& text);
+// "user", "user,mac=52:54:00:..", "bridge=br0", "bridge=br0,mac=.."
+Result<v1::NicSpec> parse_nic_flag(const std::string& text);
+// "key=value"
+Result<std::pair<std::string, std::string>> parse_label_flag(const std::string& text);
+
+std::string to_json_text(const google::protobuf::Message& m);
+std::string state_name(v1::VmState s);
+std::string human_bytes(uint64_t bytes);
+
+void print_vm_table(std::ostream& out, const std::vector<const v1::VmStatus*>& vms);
+void print_vm_details(std::ostream& out, const v1::VmStatus& vm);
+
+}  // namespace strata::agent::cli

@@ -1,0 +1,231 @@
+// `strata-agent serve`: wires the real parts (inventory + accelerator probe, image store,
+// network, QEMU driver) under the gRPC service and serves until SIGTERM. VMs run under
+// their shims and survive the agent; on start the driver re-attaches (recover()).
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
+
+#include "strata/agent/inventory.h"
+#include "strata/agent/metrics.h"
+#include "strata/agent/qemu_hypervisor.h"
+#include "strata/agent/service/agent_cli.h"
+#include "strata/agent/service/agent_service.h"
+#include "strata/common/log.h"
+
+#ifndef STRATA_VERSION
+#define STRATA_VERSION "0.0.0"
+#endif
+
+namespace strata::agent::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+auto log() {
+  static auto l = logger("agent");
+  return l;
+}
+
+v1::HostInventory inventory_to_proto(const HostInventory& inv) {
+  v1::HostInventory p;
+  p.set_hostname(inv.os.hostname);
+  if (inv.accelerator) {
+    p.set_accelerator(inv.accelerator->accelerator);
+    p.set_accelerator_reason(inv.accelerator->reason);
+  }
+  p.set_cpu_threads(inv.cpu.threads);
+  p.set_cpu_cores(inv.cpu.cores);
+  p.set_cpu_sockets(inv.cpu.sockets);
+  p.set_cpu_model(inv.cpu.model_name);
+  p.set_memory_total_bytes(inv.memory.total_bytes);
+  p.set_os(inv.os.pretty_name);
+  p.set_kernel(inv.os.kernel_release);
+  if (inv.qemu) p.set_qemu_version(inv.qemu->version);
+  p.set_agent_version(STRATA_VERSION);
+  p.set_inventory_json(to_json(inv).dump());
+  return p;
+}
+
+int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Host metrics between consecutive GetMetrics calls (the first against the start sample).
+class MetricsSampler {
+ public:
+  MetricsSampler() {
+    if (auto s = read_host_sample()) last_ = *s;
+  }
+  Result<v1::HostMetrics> sample() {
+    std::lock_guard lock(mu_);
+    auto now = read_host_sample();
+    if (!now) return tl::unexpected(now.error());
+    v1::HostMetrics p;
+    p.set_at_unix_ms(now_unix_ms());
+    p.set_load1(now->load.one);
+    p.set_load5(now->load.five);
+    p.set_load15(now->load.fifteen);
+    p.set_memory_total_bytes(now->memory.total_bytes);
+    p.set_memory_available_bytes(now->memory.available_bytes);
+    p.set_cpu_threads(static_cast<uint32_t>(sysconf(_SC_NPROCESSORS_ONLN)));
+    if (last_) {
+      if (auto m = host_metrics(*last_, *now)) {
+        p.set_cpu_busy(m->cpu_percent / 100.0);
+        p.set_metrics_json(to_json(*m).dump());
+      }
+    }
+    last_ = *now;
+    return p;
+  }
+
+ private:
+  std::mutex mu_;
+  std::optional<HostSample> last_;
+};
+
+std::string self_exe() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("/proc/self/exe") : p.string();
+}
+
+}  // namespace
+
+int run_serve(const ServeOptions& in) {
+  ServeOptions o = in;
+  if (!set_log_level(o.log_level)) {
+    log()->error("unknown log level {}", o.log_level);
+    return kExitUsage;
+  }
+  std::error_code ec;
+  fs::create_directories(o.state_dir, ec);
+  if (ec) {
+    log()->error("cannot create state dir {}: {}", o.state_dir, ec.message());
+    return kExitError;
+  }
+  ::chmod(o.state_dir.c_str(), 0700);
+  o.state_dir = fs::absolute(o.state_dir).string();
+  if (o.images_dir.empty()) o.images_dir = o.state_dir + "/images";
+  if (o.listen.empty()) o.listen = "unix:" + o.state_dir + "/agent.sock";
+
+  // Block the stop signals in every thread (gRPC's included); main waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  HostProbeOptions probe;
+  probe.qemu_binary = o.qemu;
+  probe.accelerator = o.accel;
+  probe.state_dir = o.state_dir;
+  auto inventory = collect_host_inventory(InventorySources{}, probe);
+  if (!inventory) {
+    log()->error("host probe failed: {}", inventory.error().to_string());
+    return exit_code(inventory.error().code);
+  }
+  const std::string accel = inventory->accelerator->accelerator;
+  log()->info("accelerator chosen accel={} requested={} reason=\"{}\"", accel, o.accel,
+              inventory->accelerator->reason);
+
+  auto images = make_image_store(o.images_dir, o.qemu_img);
+  if (!images) {
+    log()->error("image store: {}", images.error().to_string());
+    return exit_code(images.error().code);
+  }
+  auto network = make_netlink_network();
+
+  QemuOptions qo;
+  qo.state_dir = o.state_dir;
+  qo.qemu_binary = o.qemu;
+  qo.accelerator = accel;
+  qo.images = images->get();
+  qo.network = network.get();
+  qo.shim_exe = self_exe();
+#if STRATA_AGENT_HAVE_QEMU
+  auto hv = make_qemu_hypervisor(std::move(qo));
+#else
+  Result<HypervisorPtr> hv =
+      make_error(ErrorCode::unavailable, "this strata-agent was built without the QEMU driver");
+#endif
+  if (!hv) {
+    log()->error("QEMU driver: {}", hv.error().to_string());
+    return exit_code(hv.error().code);
+  }
+  if (auto st = (*hv)->recover(); !st) {
+    // Serve anyway: the VMs that were recovered are manageable; the rest are reported.
+    log()->error("recover: {}", st.error().to_string());
+  }
+  log()->info("recovered vms={}", (*hv)->list().size());
+
+  std::mutex inv_mu;
+  HostInventory cached = *inventory;
+  auto sampler = std::make_shared<MetricsSampler>();
+  service::AgentServiceOptions so;
+  so.state_dir = o.state_dir;
+  so.agent_version = STRATA_VERSION;
+  so.hostname = inventory->os.hostname;
+  so.accelerator = accel;
+  so.images = images->get();
+  so.inventory = [&]() -> Result<v1::HostInventory> {
+    std::lock_guard lock(inv_mu);
+    // Refresh the cheap file-based part; keep the probed QEMU and accelerator facts.
+    if (auto fresh = collect_inventory()) {
+      fresh->qemu = cached.qemu;
+      fresh->accelerator = cached.accelerator;
+      cached = std::move(*fresh);
+    }
+    return inventory_to_proto(cached);
+  };
+  so.host_metrics = [sampler] { return sampler->sample(); };
+  auto svc = service::AgentService::create(**hv, std::move(so));
+  if (!svc) {
+    log()->error("service: {}", svc.error().to_string());
+    return exit_code(svc.error().code);
+  }
+
+  // A stale socket from a killed agent would make the bind fail.
+  if (o.listen.rfind("unix:", 0) == 0) {
+    std::string path = o.listen.substr(5);
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+  }
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials());
+  int tcp_port = 0;
+  if (!o.listen_tcp.empty()) {
+    builder.AddListeningPort(o.listen_tcp, grpc::InsecureServerCredentials(), &tcp_port);
+  }
+  builder.RegisterService(svc->get());
+  auto server = builder.BuildAndStart();
+  if (!server || (!o.listen_tcp.empty() && tcp_port == 0)) {
+    log()->error("cannot listen on {} {}", o.listen, o.listen_tcp);
+    return kExitUnavailable;
+  }
+  if (o.listen.rfind("unix:", 0) == 0) ::chmod(o.listen.substr(5).c_str(), 0600);
+  log()->info("serving listen={} tcp={} tcp_port={} pid={}", o.listen, o.listen_tcp, tcp_port,
+              ::getpid());
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log()->info("stopping on signal {}; VMs keep running", sig);
+  (*svc)->shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server.reset();
+  svc->reset();
+  hv->reset();
+  return kExitOk;
+}
+
+}  // namespace strata::agent::cli
