@@ -25,9 +25,9 @@ Result<StorePtr> open_store(const std::string& url, const StoreOptions& options)
     return invalid_argument("url", "store URL must start with sqlite: or postgres(ql)://");
   }
   if (!db) return tl::unexpected(db.error());
-  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    clock->wall().time_since_epoch())
-                    .count();
+  int64_t now =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock->wall().time_since_epoch())
+          .count();
   if (auto st = sql::apply_migrations(**db, now); !st) {
     return tl::unexpected(st.error().wrap("schema migration"));
   }

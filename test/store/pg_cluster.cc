@@ -30,7 +30,8 @@ Result<std::unique_ptr<PgCluster>> PgCluster::start() {
     return make_error(ErrorCode::failed_precondition,
                       "not root: initdb must run as user postgres via runuser");
   }
-  if (access((kBin + "/initdb").c_str(), X_OK) != 0 || access((kBin + "/pg_ctl").c_str(), X_OK) != 0) {
+  if (access((kBin + "/initdb").c_str(), X_OK) != 0 ||
+      access((kBin + "/pg_ctl").c_str(), X_OK) != 0) {
     return make_error(ErrorCode::failed_precondition, "PostgreSQL 15 binaries missing in " + kBin);
   }
   struct passwd* pw = getpwnam("postgres");
@@ -47,8 +48,8 @@ Result<std::unique_ptr<PgCluster>> PgCluster::start() {
   std::random_device rd;
   int port = 20000 + static_cast<int>(rd() % 40000);  // names the socket file only
   std::unique_ptr<PgCluster> c(new PgCluster(tmpl, port));
-  auto init = run_as_postgres({kBin + "/initdb", "-D", tmpl + "/data", "-A", "trust", "-U",
-                               "strata", "--no-sync"});
+  auto init = run_as_postgres(
+      {kBin + "/initdb", "-D", tmpl + "/data", "-A", "trust", "-U", "strata", "--no-sync"});
   if (!init) return tl::unexpected(init.error().wrap("initdb"));
   if (auto st = c->pg_ctl({"start", "-w"}); !st) return tl::unexpected(st.error());
   c->running_ = true;

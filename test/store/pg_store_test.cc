@@ -44,8 +44,7 @@ class StopCluster : public ::testing::Environment {
 };
 const auto* const kStop = ::testing::AddGlobalTestEnvironment(new StopCluster);  // gtest owns it
 
-INSTANTIATE_TEST_SUITE_P(Postgres, StoreContractTest, ::testing::Values(backend()),
-                         backend_name);
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreContractTest, ::testing::Values(backend()), backend_name);
 
 class PgStoreTest : public StoreContractTest {};
 

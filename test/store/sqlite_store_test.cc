@@ -78,11 +78,13 @@ TEST(SqliteStore, NameAndHostLookupsUseIndexes) {
     sqlite3_finalize(st);
     return out;
   };
-  std::string by_host = plan("EXPLAIN QUERY PLAN SELECT id FROM vms WHERE host_id = ?1 ORDER BY id");
+  std::string by_host =
+      plan("EXPLAIN QUERY PLAN SELECT id FROM vms WHERE host_id = ?1 ORDER BY id");
   EXPECT_NE(by_host.find("INDEX vms_host_id"), std::string::npos) << by_host;
   std::string by_name = plan("EXPLAIN QUERY PLAN SELECT id FROM vms WHERE name = ?1");
   EXPECT_NE(by_name.find("USING INDEX"), std::string::npos) << by_name;
-  std::string page = plan("EXPLAIN QUERY PLAN SELECT id FROM vms WHERE id > ?1 ORDER BY id LIMIT 10");
+  std::string page =
+      plan("EXPLAIN QUERY PLAN SELECT id FROM vms WHERE id > ?1 ORDER BY id LIMIT 10");
   EXPECT_EQ(page.find("SCAN vms\n"), std::string::npos) << page;
   EXPECT_EQ(page.find("TEMP B-TREE"), std::string::npos) << page;
 }

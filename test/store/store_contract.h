@@ -51,16 +51,16 @@ inline std::string backend_name(const ::testing::TestParamInfo<TestBackend*>& in
 }  // namespace strata::store::testing
 
 // Asserts a Result/Status is a value, printing the error otherwise.
-#define STORE_ASSERT_OK(expr)                                              \
-  do {                                                                     \
-    const auto& strata_r_ = (expr);                                        \
-    ASSERT_TRUE(strata_r_.has_value()) << strata_r_.error().to_string();   \
+#define STORE_ASSERT_OK(expr)                                            \
+  do {                                                                   \
+    const auto& strata_r_ = (expr);                                      \
+    ASSERT_TRUE(strata_r_.has_value()) << strata_r_.error().to_string(); \
   } while (0)
 
 // Asserts a Result/Status failed with the given ErrorCode.
-#define STORE_ASSERT_CODE(expr, want)                                      \
-  do {                                                                     \
-    const auto& strata_r_ = (expr);                                        \
-    ASSERT_FALSE(strata_r_.has_value()) << "expected an error";            \
+#define STORE_ASSERT_CODE(expr, want)                                           \
+  do {                                                                          \
+    const auto& strata_r_ = (expr);                                             \
+    ASSERT_FALSE(strata_r_.has_value()) << "expected an error";                 \
     ASSERT_EQ(strata_r_.error().code, (want)) << strata_r_.error().to_string(); \
   } while (0)

@@ -231,8 +231,8 @@ TEST_P(StoreContractTest, MetricsKeepOnlyTheNewestSamplesPerHost) {
   STORE_ASSERT_OK(a);
   STORE_ASSERT_OK(b);
   for (int i = 1; i <= 25; ++i) {
-    STORE_ASSERT_OK(store_->append_host_metric(
-        {a->id, 1000 + i, R"({"cpu":)" + std::to_string(i) + "}"}, 10));
+    STORE_ASSERT_OK(
+        store_->append_host_metric({a->id, 1000 + i, R"({"cpu":)" + std::to_string(i) + "}"}, 10));
   }
   for (int i = 1; i <= 3; ++i) {
     STORE_ASSERT_OK(store_->append_host_metric({b->id, 500 + i, "{}"}, 10));
@@ -251,8 +251,7 @@ TEST_P(StoreContractTest, MetricsKeepOnlyTheNewestSamplesPerHost) {
 
   STORE_ASSERT_CODE(store_->append_host_metric({"no-such-host", 1, "{}"}, 10),
                     ErrorCode::failed_precondition);
-  STORE_ASSERT_CODE(store_->append_host_metric({a->id, 1, "{}"}, 0),
-                    ErrorCode::invalid_argument);
+  STORE_ASSERT_CODE(store_->append_host_metric({a->id, 1, "{}"}, 0), ErrorCode::invalid_argument);
   STORE_ASSERT_OK(store_->delete_host(a->id, std::nullopt));
   EXPECT_TRUE(store_->list_host_metrics(a->id, 0)->empty());
 }
@@ -415,11 +414,12 @@ TEST_P(StoreContractTest, TenThousandVmsListAndGet) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
   };
   // Informational only (timings on shared machines are noisy; no assertion).
-  std::printf("[%s] insert %d VMs: %lld ms; 1000 get_by_name: %lld ms; list by host: %lld ms; "
-              "full paged list: %lld ms\n",
-              GetParam()->name().c_str(), kVms, static_cast<long long>(ms(t0, t1)),
-              static_cast<long long>(ms(t1, t2)), static_cast<long long>(ms(t2, t3)),
-              static_cast<long long>(ms(t3, t4)));
+  std::printf(
+      "[%s] insert %d VMs: %lld ms; 1000 get_by_name: %lld ms; list by host: %lld ms; "
+      "full paged list: %lld ms\n",
+      GetParam()->name().c_str(), kVms, static_cast<long long>(ms(t0, t1)),
+      static_cast<long long>(ms(t1, t2)), static_cast<long long>(ms(t2, t3)),
+      static_cast<long long>(ms(t3, t4)));
 }
 
 }  // namespace

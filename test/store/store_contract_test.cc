@@ -1,11 +1,11 @@
 // Store contract, part 1: CRUD, uniqueness, compare-and-swap, concurrency, paging and
 // label selection, validation. Runs against every backend (see *_store_test.cc).
+#include "store_contract.h"
+
 #include <atomic>
 #include <latch>
 #include <set>
 #include <thread>
-
-#include "store_contract.h"
 
 namespace strata::store::testing {
 namespace {

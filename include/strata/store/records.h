@@ -27,14 +27,14 @@ struct HostRecord {
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
 
-  std::string name;             // unique among hosts, required
-  std::string address;          // agent gRPC endpoint ("unix:/run/...", "10.0.0.5:7443")
+  std::string name;                 // unique among hosts, required
+  std::string address;              // agent gRPC endpoint ("unix:/run/...", "10.0.0.5:7443")
   std::string state = "enrolling";  // "up" | "unreachable" | "maintenance" | "enrolling"
   Labels labels;
-  std::string accelerator;      // "kvm" | "tcg" | "" (unknown yet)
-  std::string inventory = "{}";  // JSON text: the agent's last inventory report
+  std::string accelerator;        // "kvm" | "tcg" | "" (unknown yet)
+  std::string inventory = "{}";   // JSON text: the agent's last inventory report
   int64_t last_heartbeat_ms = 0;  // 0 = never
-  int64_t cpu_threads = 0;      // capacity summary
+  int64_t cpu_threads = 0;        // capacity summary
   int64_t memory_mib = 0;
 };
 
@@ -45,14 +45,14 @@ struct VmRecord {
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
 
-  std::string name;                    // unique among VMs, required
-  std::string spec = "{}";             // JSON text (model::VmSpec as JSON)
+  std::string name;                       // unique among VMs, required
+  std::string spec = "{}";                // JSON text (model::VmSpec as JSON)
   std::string desired_state = "running";  // "running" | "stopped"
-  std::optional<std::string> host_id;  // placement; must name an existing host when set
-  std::string status = "{}";           // JSON text: observed state, addresses, last error
+  std::optional<std::string> host_id;     // placement; must name an existing host when set
+  std::string status = "{}";              // JSON text: observed state, addresses, last error
   Labels labels;
   bool deletion_requested = false;
-  int64_t deletion_requested_ms = 0;   // 0 when not requested
+  int64_t deletion_requested_ms = 0;  // 0 when not requested
 };
 
 // A long-running operation (create VM, migrate, drain host, ...).
@@ -66,7 +66,7 @@ struct TaskRecord {
   std::string target_kind;  // "vm" | "host" | ...
   std::string target_id;
   std::string state = "pending";  // "pending" | "running" | "succeeded" | "failed"
-  int progress = 0;         // 0..100
+  int progress = 0;               // 0..100
   std::string message;
   std::string result = "{}";  // JSON text
 };
@@ -75,12 +75,12 @@ struct TaskRecord {
 // increasing, and a reader paging with list_events(after_seq) never misses an entry
 // that commits later with a smaller seq (appends are serialized).
 struct EventRecord {
-  int64_t seq = 0;       // assigned by the store; ignored on append
-  int64_t time_ms = 0;   // set by the store on append when 0
-  std::string actor;     // "token:ops-ci", "controller:vm", "agent:host-3"
-  std::string action;    // "vm.create", "host.enroll", ...
-  std::string target;    // "vm/<id>", "host/<id>"
-  std::string result;    // "ok" | "error" | ...
+  int64_t seq = 0;      // assigned by the store; ignored on append
+  int64_t time_ms = 0;  // set by the store on append when 0
+  std::string actor;    // "token:ops-ci", "controller:vm", "agent:host-3"
+  std::string action;   // "vm.create", "host.enroll", ...
+  std::string target;   // "vm/<id>", "host/<id>"
+  std::string result;   // "ok" | "error" | ...
   std::string message;
 };
 
@@ -91,9 +91,9 @@ struct TokenRecord {
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
 
-  std::string name;           // unique among tokens, required
-  std::string role;           // "admin" | "operator" | "viewer"
-  std::string secret_hash;    // sha256 hex (64 lowercase hex chars), unique
+  std::string name;                   // unique among tokens, required
+  std::string role;                   // "admin" | "operator" | "viewer"
+  std::string secret_hash;            // sha256 hex (64 lowercase hex chars), unique
   std::optional<int64_t> expires_ms;  // unix ms; nullopt = never
   bool revoked = false;
 };
@@ -102,8 +102,8 @@ struct TokenRecord {
 struct JoinTokenRecord {
   std::string id;
   int64_t created_ms = 0;
-  std::string secret_hash;    // sha256 hex, unique
-  std::optional<int64_t> expires_ms;  // unix ms; nullopt = never
+  std::string secret_hash;                  // sha256 hex, unique
+  std::optional<int64_t> expires_ms;        // unix ms; nullopt = never
   std::optional<std::string> used_by_host;  // host id that consumed it; nullopt = unused
   int64_t used_ms = 0;
 };

@@ -112,8 +112,8 @@ class Store {
 using StorePtr = std::unique_ptr<Store>;
 
 struct StoreOptions {
-  ClockPtr clock;      // timestamps; nullptr = system clock
-  int pool_size = 4;   // PostgreSQL connections (SQLite uses one connection)
+  ClockPtr clock;     // timestamps; nullptr = system clock
+  int pool_size = 4;  // PostgreSQL connections (SQLite uses one connection)
 };
 
 // Opens (creating when needed) the store named by url and applies pending schema

@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -83,8 +84,10 @@ class PgConnection final : public sql::SqlConnection {
   Result<int64_t> exec(const std::string& sql, const sql::SqlParams& params) override {
     auto res = run(sql, params);
     if (!res) return tl::unexpected(res.error());
-    const char* n = PQcmdTuples(res->get());
-    return (n && *n) ? std::stoll(n) : 0;
+    const char* n = PQcmdTuples(res->get());  // "" for statements without a count
+    int64_t count = 0;
+    if (n) std::from_chars(n, n + std::strlen(n), count);
+    return count;
   }
 
   Status begin() override { return simple("BEGIN"); }
@@ -172,8 +175,9 @@ class PgDatabase final : public sql::SqlDatabase {
 
   Result<sql::Lease> acquire() override {
     std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, std::chrono::seconds(30),
-                      [&] { return !idle_.empty() || static_cast<int>(all_.size()) + opening_ < max_; })) {
+    if (!cv_.wait_for(lock, std::chrono::seconds(30), [&] {
+          return !idle_.empty() || static_cast<int>(all_.size()) + opening_ < max_;
+        })) {
       return unavailable("postgres: no free connection in the pool after 30 s");
     }
     PgConnection* conn = nullptr;

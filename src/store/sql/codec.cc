@@ -3,9 +3,8 @@
 
 #include <array>
 #include <cstdio>
-#include <random>
-
 #include <nlohmann/json.hpp>
+#include <random>
 
 namespace strata::store::sql {
 
@@ -148,11 +147,16 @@ bool one_of(const std::string& v, std::initializer_list<const char*> allowed) {
 }
 }  // namespace
 
-Status validate_host(const HostRecord& h) {
-  if (h.name.empty()) return invalid_argument("name", "host name is required");
-  if (!one_of(h.state, {"up", "unreachable", "maintenance", "enrolling"})) {
+Status validate_host_state(const std::string& state) {
+  if (!one_of(state, {"up", "unreachable", "maintenance", "enrolling"})) {
     return invalid_argument("state", "host state must be up|unreachable|maintenance|enrolling");
   }
+  return {};
+}
+
+Status validate_host(const HostRecord& h) {
+  if (h.name.empty()) return invalid_argument("name", "host name is required");
+  if (auto st = validate_host_state(h.state); !st) return st;
   if (h.cpu_threads < 0) return invalid_argument("cpu_threads", "must be >= 0");
   if (h.memory_mib < 0) return invalid_argument("memory_mib", "must be >= 0");
   return {};

@@ -40,6 +40,7 @@ HostMetricSample decode_metric(const SqlRow& row);
 
 // Field checks before a write (invalid_argument with the field name).
 Status validate_host(const HostRecord& h);
+Status validate_host_state(const std::string& state);
 Status validate_vm(const VmRecord& v);
 Status validate_task(const TaskRecord& t);
 Status validate_token(const TokenRecord& t);

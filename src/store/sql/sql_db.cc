@@ -48,11 +48,13 @@ Status apply_migrations(SqlDatabase& db, int64_t now_ms) {
       if (applied.count(m.version)) continue;
       for (const auto& stmt : m.statements) {
         if (auto e = c.exec(stmt, {}); !e) {
-          return tl::unexpected(e.error().wrap("migration " + std::to_string(m.version) + " " + m.name));
+          return tl::unexpected(
+              e.error().wrap("migration " + std::to_string(m.version) + " " + m.name));
         }
       }
-      auto ins = c.exec("INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
-                        {m.version, m.name, now_ms});
+      auto ins =
+          c.exec("INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
+                 {m.version, m.name, now_ms});
       if (!ins) return tl::unexpected(ins.error());
     }
     return {};

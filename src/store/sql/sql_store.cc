@@ -80,7 +80,8 @@ class PoisoningConnection final : public SqlConnection {
   }
   Error aborted() const {
     return Error{ErrorCode::failed_precondition,
-                 "transaction aborted by an earlier error: " + first_error_->message, {}};
+                 "transaction aborted by an earlier error: " + first_error_->message,
+                 {}};
   }
   SqlConnection& c_;
   std::optional<Error> first_error_;
@@ -113,10 +114,10 @@ Error SqlStore::version_miss(SqlConnection& c, const std::string& table, const s
 Status SqlStore::delete_versioned(const std::string& table, const std::string& kind,
                                   const std::string& id, std::optional<int64_t> expected) {
   return with_conn([&](SqlConnection& c) -> Status {
-    Result<int64_t> n = expected ? c.exec("DELETE FROM " + table +
-                                              " WHERE id = $1 AND resource_version = $2",
-                                          {id, *expected})
-                                 : c.exec("DELETE FROM " + table + " WHERE id = $1", {id});
+    Result<int64_t> n =
+        expected ? c.exec("DELETE FROM " + table + " WHERE id = $1 AND resource_version = $2",
+                          {id, *expected})
+                 : c.exec("DELETE FROM " + table + " WHERE id = $1", {id});
     if (!n) return tl::unexpected(n.error());
     if (*n > 0) return {};
     if (!expected) return not_found(kind + " " + id + " not found");
@@ -176,8 +177,8 @@ Result<std::vector<HostRecord>> SqlStore::list_hosts(const HostListOptions& o) {
   }
   return with_conn(
       [&](SqlConnection& c) {
-        return select_paged<HostRecord>(c, kHostCols, "hosts", conds, params, o.after_id,
-                                        o.limit, o.label_selector, decode_host);
+        return select_paged<HostRecord>(c, kHostCols, "hosts", conds, params, o.after_id, o.limit,
+                                        o.label_selector, decode_host);
       },
       true);
 }
@@ -195,17 +196,15 @@ Result<HostRecord> SqlStore::update_host(const HostRecord& h) {
          json_or_empty_object(h.inventory), h.last_heartbeat_ms, h.cpu_threads, h.memory_mib,
          now_ms(), h.id, h.resource_version});
     if (!rows) return tl::unexpected(rows.error().wrap("update host " + h.id));
-    if (rows->empty()) return tl::unexpected(version_miss(c, "hosts", "host", h.id, h.resource_version));
+    if (rows->empty())
+      return tl::unexpected(version_miss(c, "hosts", "host", h.id, h.resource_version));
     return decode_host(rows->front());
   });
 }
 
 Result<HostRecord> SqlStore::touch_host_heartbeat(const std::string& id, int64_t heartbeat_ms,
                                                   const std::string& state) {
-  HostRecord probe;
-  probe.name = "x";
-  probe.state = state;
-  if (auto st = validate_host(probe); !st) return tl::unexpected(st.error());
+  if (auto st = validate_host_state(state); !st) return tl::unexpected(st.error());
   return with_conn([&](SqlConnection& c) -> Result<HostRecord> {
     return first_or_not_found<HostRecord>(
         c.query("UPDATE hosts SET last_heartbeat_ms = $1, state = $2, updated_ms = $3, "
@@ -219,8 +218,7 @@ Result<HostRecord> SqlStore::touch_host_heartbeat(const std::string& id, int64_t
 Status SqlStore::delete_host(const std::string& id, std::optional<int64_t> expected_version) {
   auto st = delete_versioned("hosts", "host", id, expected_version);
   if (!st && st.error().code == ErrorCode::failed_precondition) {
-    return make_error(ErrorCode::failed_precondition,
-                      "host " + id + " still has VMs placed on it");
+    return make_error(ErrorCode::failed_precondition, "host " + id + " still has VMs placed on it");
   }
   return st;
 }
@@ -292,7 +290,8 @@ Result<std::vector<VmRecord>> SqlStore::list_vms(const VmListOptions& o) {
 Result<VmRecord> SqlStore::update_vm(const VmRecord& v) {
   if (auto st = validate_vm(v); !st) return tl::unexpected(st.error());
   int64_t now = now_ms();
-  int64_t del_ms = v.deletion_requested ? (v.deletion_requested_ms ? v.deletion_requested_ms : now) : 0;
+  int64_t del_ms =
+      v.deletion_requested ? (v.deletion_requested_ms ? v.deletion_requested_ms : now) : 0;
   return with_conn([&](SqlConnection& c) -> Result<VmRecord> {
     auto rows = c.query(
         "UPDATE vms SET name = $1, spec = $2, desired_state = $3, host_id = $4, status = $5, "
@@ -309,7 +308,8 @@ Result<VmRecord> SqlStore::update_vm(const VmRecord& v) {
       if (e.code == ErrorCode::failed_precondition) e.field = "host_id";
       return tl::unexpected(e);
     }
-    if (rows->empty()) return tl::unexpected(version_miss(c, "vms", "vm", v.id, v.resource_version));
+    if (rows->empty())
+      return tl::unexpected(version_miss(c, "vms", "vm", v.id, v.resource_version));
     return decode_vm(rows->front());
   });
 }

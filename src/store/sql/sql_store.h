@@ -61,8 +61,7 @@ class SqlStore final : public Store {
   Result<JoinTokenRecord> get_join_token_by_hash(const std::string& secret_hash) override;
   Result<std::vector<JoinTokenRecord>> list_join_tokens() override;
   Result<JoinTokenRecord> consume_join_token(const std::string& secret_hash,
-                                             const std::string& host_id,
-                                             int64_t now_ms) override;
+                                             const std::string& host_id, int64_t now_ms) override;
   Status delete_join_token(const std::string& id) override;
 
   Status append_host_metric(const HostMetricSample& sample, int keep_last) override;
@@ -106,8 +105,8 @@ class SqlStore final : public Store {
   // or conflict, by looking at the stored version.
   Error version_miss(SqlConnection& c, const std::string& table, const std::string& kind,
                      const std::string& id, int64_t expected);
-  Status delete_versioned(const std::string& table, const std::string& kind,
-                          const std::string& id, std::optional<int64_t> expected_version);
+  Status delete_versioned(const std::string& table, const std::string& kind, const std::string& id,
+                          std::optional<int64_t> expected_version);
 
   std::shared_ptr<SqlDatabase> db_;
   ClockPtr clock_;

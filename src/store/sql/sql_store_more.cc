@@ -13,9 +13,7 @@ Result<T> first_or(Result<SqlRows> rows, Decode decode, const std::string& what)
   if (rows->empty()) return not_found(what + " not found");
   return decode(rows->front());
 }
-SqlValue opt_int(const std::optional<int64_t>& v) {
-  return v ? SqlValue(*v) : SqlValue(nullptr);
-}
+SqlValue opt_int(const std::optional<int64_t>& v) { return v ? SqlValue(*v) : SqlValue(nullptr); }
 }  // namespace
 
 // ---- tasks ----
@@ -33,8 +31,8 @@ Result<TaskRecord> SqlStore::create_task(const TaskRecord& in) {
         "INSERT INTO tasks (id, resource_version, created_ms, updated_ms, kind, target_kind, "
         "target_id, state, progress, message, result) VALUES "
         "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        {t.id, t.resource_version, t.created_ms, t.updated_ms, t.kind, t.target_kind,
-         t.target_id, t.state, int64_t{t.progress}, t.message, t.result});
+        {t.id, t.resource_version, t.created_ms, t.updated_ms, t.kind, t.target_kind, t.target_id,
+         t.state, int64_t{t.progress}, t.message, t.result});
   });
   if (!r) return tl::unexpected(r.error().wrap("create task " + t.kind));
   return t;
@@ -63,8 +61,8 @@ Result<std::vector<TaskRecord>> SqlStore::list_tasks(const TaskListOptions& o) {
   }
   return with_conn(
       [&](SqlConnection& c) {
-        return select_paged<TaskRecord>(c, kTaskCols, "tasks", conds, params, o.after_id,
-                                        o.limit, Labels{}, decode_task);
+        return select_paged<TaskRecord>(c, kTaskCols, "tasks", conds, params, o.after_id, o.limit,
+                                        Labels{}, decode_task);
       },
       true);
 }
@@ -188,11 +186,9 @@ Result<TokenRecord> SqlStore::get_token_by_hash(const std::string& secret_hash) 
 Result<std::vector<TokenRecord>> SqlStore::list_tokens(const ListOptions& o) {
   return with_conn(
       [&](SqlConnection& c) {
-        return select_paged<TokenRecord>(c, kTokenCols, "api_tokens", {}, {}, o.after_id,
-                                         o.limit, Labels{},
-                                         [](const SqlRow& r) -> Result<TokenRecord> {
-                                           return decode_token(r);
-                                         });
+        return select_paged<TokenRecord>(
+            c, kTokenCols, "api_tokens", {}, {}, o.after_id, o.limit, Labels{},
+            [](const SqlRow& r) -> Result<TokenRecord> { return decode_token(r); });
       },
       true);
 }
@@ -234,11 +230,10 @@ Result<JoinTokenRecord> SqlStore::create_join_token(const JoinTokenRecord& in) {
 Result<JoinTokenRecord> SqlStore::get_join_token_by_hash(const std::string& secret_hash) {
   return with_conn(
       [&](SqlConnection& c) {
-        return first_or<JoinTokenRecord>(
-            c.query(std::string("SELECT ") + kJoinTokenCols +
-                        " FROM join_tokens WHERE secret_hash = $1",
-                    {secret_hash}),
-            decode_join_token, "join token");
+        return first_or<JoinTokenRecord>(c.query(std::string("SELECT ") + kJoinTokenCols +
+                                                     " FROM join_tokens WHERE secret_hash = $1",
+                                                 {secret_hash}),
+                                         decode_join_token, "join token");
       },
       true);
 }
@@ -257,8 +252,7 @@ Result<std::vector<JoinTokenRecord>> SqlStore::list_join_tokens() {
 }
 
 Result<JoinTokenRecord> SqlStore::consume_join_token(const std::string& secret_hash,
-                                                     const std::string& host_id,
-                                                     int64_t now) {
+                                                     const std::string& host_id, int64_t now) {
   if (host_id.empty()) return invalid_argument("host_id", "host id is required");
   return with_conn([&](SqlConnection& c) -> Result<JoinTokenRecord> {
     auto rows = c.query(
@@ -268,9 +262,9 @@ Result<JoinTokenRecord> SqlStore::consume_join_token(const std::string& secret_h
         {host_id, now, secret_hash});
     if (!rows) return tl::unexpected(rows.error());
     if (!rows->empty()) return decode_join_token(rows->front());
-    auto cur = c.query(std::string("SELECT ") + kJoinTokenCols +
-                           " FROM join_tokens WHERE secret_hash = $1",
-                       {secret_hash});
+    auto cur = c.query(
+        std::string("SELECT ") + kJoinTokenCols + " FROM join_tokens WHERE secret_hash = $1",
+        {secret_hash});
     if (!cur) return tl::unexpected(cur.error());
     if (cur->empty()) return not_found("join token not found");
     auto t = decode_join_token(cur->front());

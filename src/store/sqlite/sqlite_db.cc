@@ -88,8 +88,8 @@ class SqliteConnection final : public sql::SqlConnection {
     if (it != cache_.end()) return it->second.get();
     std::string text = to_sqlite_placeholders(sql);
     sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v2(db_.get(), text.c_str(), static_cast<int>(text.size()), &raw,
-                                nullptr);
+    int rc =
+        sqlite3_prepare_v2(db_.get(), text.c_str(), static_cast<int>(text.size()), &raw, nullptr);
     StmtPtr stmt(raw);
     if (rc != SQLITE_OK) return tl::unexpected(map_error(db_.get(), rc, "prepare"));
     sqlite3_stmt* p = stmt.get();
@@ -109,9 +109,8 @@ class SqliteConnection final : public sql::SqlConnection {
       }
     } reset{s};
     if (static_cast<int>(params.size()) != sqlite3_bind_parameter_count(s)) {
-      return internal_error("statement expects " +
-                            std::to_string(sqlite3_bind_parameter_count(s)) + " parameters, got " +
-                            std::to_string(params.size()));
+      return internal_error("statement expects " + std::to_string(sqlite3_bind_parameter_count(s)) +
+                            " parameters, got " + std::to_string(params.size()));
     }
     for (size_t i = 0; i < params.size(); ++i) {
       int idx = static_cast<int>(i + 1);
@@ -187,9 +186,9 @@ class SqliteDatabase final : public sql::SqlDatabase {
 Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(const std::string& path) {
   if (path.empty()) return invalid_argument("url", "sqlite path is empty");
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   DbPtr db(raw);
   if (rc != SQLITE_OK) {
     return unavailable("open sqlite " + path + ": " +
@@ -198,8 +197,8 @@ Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(const std::string
   sqlite3_extended_result_codes(db.get(), 1);
   sqlite3_busy_timeout(db.get(), 5000);
   auto conn = std::make_unique<SqliteConnection>(std::move(db));
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON",
-                             "PRAGMA synchronous=NORMAL"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"}) {
     if (auto r = conn->query(pragma, {}); !r) return tl::unexpected(r.error().wrap(pragma));
   }
   return std::shared_ptr<sql::SqlDatabase>(std::make_shared<SqliteDatabase>(std::move(conn)));
