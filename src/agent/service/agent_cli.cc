@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <iostream>
 
 #include "ctl.h"
@@ -39,6 +40,8 @@ int image_import(const std::string& images_dir, const std::string& name, const s
     std::cerr << "error: " << st.error().to_string() << "\n";
     return kExitUsage;
   }
+  std::error_code ec;
+  std::filesystem::create_directories(images_dir, ec);  // the store makes only its own root
   auto store = make_image_store(images_dir);
   if (!store) {
     std::cerr << "error: " << store.error().to_string() << "\n";
@@ -72,7 +75,7 @@ int agent_main(int argc, char** argv) {
   // The shim is exec'd by the QEMU driver with its own argv contract: bypass CLI11.
   if (argc >= 2 && std::string(argv[1]) == "shim") {
 #if STRATA_AGENT_HAVE_QEMU
-    return run_shim(argc - 1, argv + 1);
+    return run_shim(argc, argv);  // it skips argv[1] == "shim" itself
 #else
     std::cerr << "strata-agent shim: built without the QEMU driver\n";
     return kExitUnavailable;

@@ -139,6 +139,7 @@ int run_serve(const ServeOptions& in) {
   log()->info("accelerator chosen accel={} requested={} reason=\"{}\"", accel, o.accel,
               inventory->accelerator->reason);
 
+  fs::create_directories(o.images_dir, ec);
   auto images = make_image_store(o.images_dir, o.qemu_img);
   if (!images) {
     log()->error("image store: {}", images.error().to_string());
