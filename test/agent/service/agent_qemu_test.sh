@@ -112,6 +112,28 @@ grep -q '"cpu"' <<<"$out" || fail "inventory over TCP lacks cpu"
 out=$("$AGENT" ctl --address "127.0.0.1:$PORT" -o json metrics) || fail "metrics over TCP failed"
 grep -q '"rss_bytes"' <<<"$out" || fail "metrics lack the VM's stats: $out"
 
+# Lifecycle through the restarted agent, watched by an event stream.
+ctl events --vm it1 --current >"$T/events" 2>&1 &
+EVENTS_PID=$!
+# The stream is subscribed once it has printed the current state.
+for _ in $(seq 1 100); do grep -q ' current' "$T/events" && break; sleep 0.1; done
+grep -q ' current' "$T/events" || fail "event stream did not start: $(cat "$T/events")"
+ctl vm pause it1 >/dev/null || fail "pause failed"
+[ "$(field state)" = paused ] || fail "state after pause: $(field state)"
+ctl vm pause it1 >/dev/null || fail "pause of a paused VM is not OK"
+ctl vm resume it1 >/dev/null || fail "resume failed"
+[ "$(field state)" = running ] || fail "state after resume: $(field state)"
+ctl vm shutdown it1 --timeout 60 >/dev/null || fail "shutdown failed"
+[ "$(field state)" = stopped ] || fail "state after ACPI shutdown: $(field state)"
+kill -0 "$QEMU_PID" 2>/dev/null && fail "QEMU still alive after shutdown"
+kill "$EVENTS_PID"; wait "$EVENTS_PID" 2>/dev/null || true
+grep -q ' paused ' "$T/events" || fail "event stream lacks paused: $(cat "$T/events")"
+grep -q ' stopped ' "$T/events" || fail "event stream lacks stopped: $(cat "$T/events")"
+echo "pause/resume/shutdown seen on the event stream"
+
+ctl vm start it1 >/dev/null || fail "restart of a stopped VM failed"
+[ "$(field pid)" != "$QEMU_PID" ] || fail "restarted VM kept the old pid"
+QEMU_PID=$(field pid)
 ctl vm force-off it1 >/dev/null || fail "force-off failed"
 [ "$(field state)" != running ] || fail "still running after force-off"
 kill -0 "$QEMU_PID" 2>/dev/null && fail "QEMU still alive after force-off"
