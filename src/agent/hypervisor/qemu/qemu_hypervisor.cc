@@ -1,0 +1,240 @@
+// QemuHypervisor: construction, define/undefine, status and state bookkeeping.
+#include "qemu_hypervisor.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "strata/common/log.h"
+#include "strata/model/validation.h"
+#include "strata/model/vm_spec_json.h"
+
+namespace strata::agent::qemu {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+uint64_t random64() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng();
+}
+
+}  // namespace
+
+bool is_active(model::VmState s) {
+  using S = model::VmState;
+  return s == S::starting || s == S::running || s == S::paused || s == S::shutting_down;
+}
+
+QemuHypervisor::QemuHypervisor(QemuOptions options) : opts_(std::move(options)) {
+  supervisor_ = std::thread([this] { supervise_loop(); });
+}
+
+QemuHypervisor::~QemuHypervisor() {
+  {
+    std::lock_guard lk(sup_mu_);
+    stopping_ = true;
+  }
+  sup_cv_.notify_all();
+  if (supervisor_.joinable()) supervisor_.join();
+  // Drop our connections only; QEMU and its shim keep running (the agent may restart).
+  std::vector<std::shared_ptr<QmpClient>> qmps;
+  std::vector<std::shared_ptr<ConsoleHub>> hubs;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [name, vm] : vms_) {
+      qmps.push_back(std::move(vm->qmp));
+      hubs.push_back(std::move(vm->console));
+    }
+  }
+}
+
+int64_t QemuHypervisor::wall_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             opts_.clock->wall().time_since_epoch())
+      .count();
+}
+
+Result<std::shared_ptr<Vm>> QemuHypervisor::find_locked(const std::string& name) const {
+  auto it = vms_.find(name);
+  if (it == vms_.end()) return not_found("no VM named " + name);
+  return it->second;
+}
+
+VmStatus QemuHypervisor::status_locked(const Vm& vm) const {
+  VmStatus s;
+  s.spec = vm.spec;
+  s.state = vm.rec.state;
+  s.pid = is_active(vm.rec.state) ? vm.rec.pid : 0;
+  s.accelerator = vm.rec.accelerator.empty() ? opts_.accelerator : vm.rec.accelerator;
+  s.last_exit = vm.rec.last_exit;
+  s.state_changed_unix_ms = vm.rec.changed_unix_ms;
+  VmFiles f = vm_files(vm.dir);
+  s.qmp_socket = f.qmp_socket;
+  s.vnc_socket = vm.spec.vnc ? f.vnc_socket : "";
+  s.qga_socket = f.qga_socket;
+  s.console_log = f.console_log;
+  return s;
+}
+
+void QemuHypervisor::set_state_locked(const std::string& name, Vm& vm, model::VmState state,
+                                      const std::string& reason) {
+  bool changed = vm.rec.state != state;
+  vm.rec.state = state;
+  vm.rec.reason = reason;
+  if (changed) vm.rec.changed_unix_ms = wall_ms();
+  if (auto s = write_state_record(vm.dir, vm.rec); !s)
+    logger("agent.qemu")->error("state write failed vm={} error={}", name, s.error().message);
+  if (changed) {
+    logger("agent.qemu")->info("vm state vm={} state={} reason={}", name, model::to_string(state),
+                               reason);
+    pending_events_.push_back(VmEvent{name, state, reason, vm.rec.changed_unix_ms});
+  }
+  state_cv_.notify_all();
+}
+
+void QemuHypervisor::flush_events() {
+  std::lock_guard wl(watch_mu_);
+  std::vector<VmEvent> events;
+  {
+    std::lock_guard lk(mu_);
+    events.swap(pending_events_);
+  }
+  for (auto& e : events)
+    for (auto& w : watchers_) w(e);
+}
+
+void QemuHypervisor::watch(VmEventCallback cb) {
+  std::lock_guard wl(watch_mu_);
+  watchers_.push_back(std::move(cb));
+}
+
+std::vector<std::string> QemuHypervisor::taps_of(const model::VmSpec& spec) const {
+  std::vector<std::string> taps;
+  for (size_t i = 0; i < spec.nics.size(); ++i)
+    taps.push_back(spec.nics[i].mode == model::NicMode::bridge ? tap_name(spec.uuid, i) : "");
+  return taps;
+}
+
+Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
+  auto completed = model::complete(input, &random64);
+  if (!completed) return tl::unexpected(completed.error());
+  model::VmSpec spec = std::move(*completed);
+  std::string dir = vm_dir(spec.name);
+  if (vm_files(dir).serial_socket.size() > kMaxSocketPath)
+    return make_error(ErrorCode::failed_precondition,
+                      "state_dir is too long for UNIX socket paths: " + opts_.state_dir);
+  if (!spec.disks.empty() && !opts_.images)
+    return make_error(ErrorCode::failed_precondition, "no image store configured");
+  for (auto& n : spec.nics)
+    if (n.mode == model::NicMode::bridge && !opts_.network)
+      return make_error(ErrorCode::failed_precondition, "bridge NICs need host networking");
+  if (spec.kernel_boot) {
+    if (!opts_.images) return make_error(ErrorCode::failed_precondition, "no image store");
+    if (auto i = opts_.images->image(spec.kernel_boot->kernel); !i)
+      return tl::unexpected(i.error().wrap("kernel_boot.kernel"));
+    if (!spec.kernel_boot->initrd.empty())
+      if (auto i = opts_.images->image(spec.kernel_boot->initrd); !i)
+        return tl::unexpected(i.error().wrap("kernel_boot.initrd"));
+  }
+
+  std::lock_guard lk(mu_);
+  for (auto& [name, vm] : vms_) {
+    if (name == spec.name) return make_error(ErrorCode::already_exists, "VM exists: " + name);
+    if (vm->spec.uuid == spec.uuid)
+      return make_error(ErrorCode::already_exists, "UUID in use by VM " + name);
+  }
+  std::error_code ec;
+  if (fs::exists(dir, ec))
+    return make_error(ErrorCode::already_exists, "VM folder exists (not recovered?): " + dir);
+  fs::create_directories(dir, ec);
+  if (ec) return internal_error("mkdir " + dir + ": " + ec.message());
+  auto fail = [&](const Error& e) -> Result<VmStatus> {
+    if (opts_.images) (void)opts_.images->delete_vm_disks(spec.name);
+    fs::remove_all(dir, ec);
+    return tl::unexpected(e);
+  };
+  for (auto& d : spec.disks) {
+    auto r = d.base_image.empty()
+                 ? opts_.images->create_blank(spec.name, d.name, d.size_bytes)
+                 : opts_.images->create_overlay(spec.name, d.name, d.base_image, d.size_bytes);
+    if (!r) return fail(r.error().wrap("disk " + d.name));
+  }
+  if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n"); !s)
+    return fail(s.error());
+  auto vm = std::make_shared<Vm>();
+  vm->dir = dir;
+  vm->spec = spec;
+  vm->rec.accelerator = opts_.accelerator;
+  vm->rec.state = model::VmState::stopped;  // so set_state records "defined" as a change
+  set_state_locked(spec.name, *vm, model::VmState::defined, "defined");
+  vms_[spec.name] = vm;
+  auto st = status_locked(*vm);
+  return st;
+}
+
+Status QemuHypervisor::undefine(const std::string& name) {
+  std::shared_ptr<Vm> vm;
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    vm = *v;
+    if (is_active(vm->rec.state) || vm->busy)
+      return make_error(ErrorCode::failed_precondition,
+                        std::string("VM is ") + model::to_string(vm->rec.state));
+    vms_.erase(name);
+  }
+  if (opts_.network)
+    for (auto& tap : taps_of(vm->spec))
+      if (!tap.empty() && opts_.network->link_exists(tap))
+        if (auto s = opts_.network->delete_tap(tap); !s)
+          logger("agent.qemu")->warn("tap delete failed vm={} tap={}", name, tap);
+  if (opts_.images)
+    if (auto s = opts_.images->delete_vm_disks(name); !s)
+      return tl::unexpected(s.error().wrap("delete disks of " + name));
+  std::error_code ec;
+  fs::remove_all(vm->dir, ec);
+  if (ec) return internal_error("remove " + vm->dir + ": " + ec.message());
+  logger("agent.qemu")->info("vm undefined vm={}", name);
+  return {};
+}
+
+Result<VmStatus> QemuHypervisor::status(const std::string& name) const {
+  std::lock_guard lk(mu_);
+  auto v = find_locked(name);
+  if (!v) return tl::unexpected(v.error());
+  return status_locked(**v);
+}
+
+std::vector<VmStatus> QemuHypervisor::list() const {
+  std::lock_guard lk(mu_);
+  std::vector<VmStatus> out;
+  for (auto& [name, vm] : vms_) out.push_back(status_locked(*vm));
+  return out;
+}
+
+}  // namespace strata::agent::qemu
+
+namespace strata::agent {
+
+Result<HypervisorPtr> make_qemu_hypervisor(QemuOptions options) {
+  if (options.state_dir.empty() || options.state_dir.front() != '/')
+    return invalid_argument("state_dir", "must be an absolute path");
+  if (options.accelerator != "kvm" && options.accelerator != "tcg")
+    return invalid_argument("accelerator", "must be kvm or tcg");
+  if (!options.clock) options.clock = system_clock();
+  if (options.shim_exe.empty()) {
+    std::error_code ec;
+    options.shim_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    if (ec) return internal_error("cannot find own executable for the shim");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.state_dir + "/vms", ec);
+  if (ec) return internal_error("mkdir " + options.state_dir + "/vms: " + ec.message());
+  return HypervisorPtr(std::make_unique<qemu::QemuHypervisor>(std::move(options)));
+}
+
+}  // namespace strata::agent

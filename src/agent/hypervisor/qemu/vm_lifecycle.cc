@@ -1,0 +1,402 @@
+// QemuHypervisor lifecycle: start (shim + QEMU + QMP), shutdown/force_off/reboot/pause/
+// resume, QMP event handling, and the supervision loop that reaps exited QEMUs and keeps
+// console logs bounded.
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "qemu_hypervisor.h"
+#include "shim.h"
+#include "strata/common/log.h"
+
+namespace strata::agent::qemu {
+
+namespace fs = std::filesystem;
+using model::VmState;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kQmpConnectTimeout = 60s;  // TCG on a loaded 2-core host can be slow
+constexpr auto kQmpCommandTimeout = 30s;
+
+int read_pid_file(const std::string& path) {
+  std::ifstream in(path);
+  int pid = 0;
+  in >> pid;
+  return pid;
+}
+
+std::string log_tail(const std::string& path) {
+  auto t = read_console_tail(path, 2000);
+  return t ? *t : "";
+}
+
+}  // namespace
+
+Result<ResolvedVm> QemuHypervisor::resolve(const std::string& name, const model::VmSpec& spec) {
+  ResolvedVm r;
+  r.vm_dir = vm_dir(name);
+  for (auto& d : spec.disks) {
+    auto info = opts_.images->disk_info(name, d.name);
+    if (!info) return tl::unexpected(info.error().wrap("disk " + d.name));
+    r.disks.push_back({info->path, info->format});
+  }
+  if (spec.kernel_boot) {
+    auto k = opts_.images->image(spec.kernel_boot->kernel);
+    if (!k) return tl::unexpected(k.error().wrap("kernel"));
+    r.kernel_path = k->path;
+    if (!spec.kernel_boot->initrd.empty()) {
+      auto i = opts_.images->image(spec.kernel_boot->initrd);
+      if (!i) return tl::unexpected(i.error().wrap("initrd"));
+      r.initrd_path = i->path;
+    }
+  }
+  r.taps = taps_of(spec);
+  for (size_t i = 0; i < spec.nics.size(); ++i) {
+    if (spec.nics[i].mode != model::NicMode::bridge) continue;
+    if (!opts_.network)
+      return make_error(ErrorCode::failed_precondition, "bridge NICs need host networking");
+    if (auto s = opts_.network->create_tap(r.taps[i], spec.nics[i].bridge); !s)
+      return tl::unexpected(s.error().wrap("tap " + r.taps[i]));
+  }
+  return r;
+}
+
+Result<std::shared_ptr<QmpClient>> QemuHypervisor::connect_qmp(
+    const std::string& name, const std::string& dir, std::chrono::milliseconds timeout,
+    std::function<bool()> keep_trying) {
+  auto c = QmpClient::connect(
+      vm_files(dir).qmp_socket, timeout,
+      [this, name](const QmpMessage& m) { on_qmp_event(name, m); },
+      [this] {
+        {
+          std::lock_guard lk(sup_mu_);
+          sup_kick_ = true;
+        }
+        sup_cv_.notify_all();
+      },
+      std::move(keep_trying));
+  if (!c) return tl::unexpected(c.error());
+  return std::shared_ptr<QmpClient>(std::move(*c));
+}
+
+Status QemuHypervisor::start(const std::string& name) {
+  std::shared_ptr<Vm> vm;
+  model::VmSpec spec;
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    vm = *v;
+    if (is_active(vm->rec.state) || vm->busy)
+      return make_error(ErrorCode::failed_precondition,
+                        std::string("VM is ") + model::to_string(vm->rec.state));
+    vm->busy = true;
+    spec = vm->spec;
+  }
+  auto fail = [&](Error e, std::optional<ExitRecord> exit) -> Status {
+    // A QEMU that did start but that we cannot drive must not be left running.
+    if (int pid = read_pid_file(vm_files(vm->dir).pid_file); process_matches(pid, spec.uuid)) {
+      ::kill(pid, SIGKILL);
+      for (int i = 0; i < 50; ++i) {
+        if (auto x = read_exit_record(vm->dir); x && x->qemu_pid == pid) {
+          exit = *x;
+          break;
+        }
+        std::this_thread::sleep_for(100ms);
+      }
+    }
+    std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>> drop;
+    {
+      std::lock_guard lk(mu_);
+      vm->busy = false;
+      if (vm->rec.state == VmState::starting) {
+        drop = finalize_locked(name, *vm, exit);
+        if (vm->rec.last_exit) vm->rec.last_exit->reason = "start-failed";
+        set_state_locked(name, *vm, VmState::crashed, "start-failed: " + e.message);
+      }
+    }
+    flush_events();
+    return tl::unexpected(std::move(e));
+  };
+  auto resolved = resolve(name, spec);
+  if (!resolved) {
+    std::lock_guard lk(mu_);
+    vm->busy = false;
+    return tl::unexpected(resolved.error());
+  }
+  auto argv = build_qemu_argv(spec, *resolved, {opts_.qemu_binary, opts_.accelerator});
+  if (!argv) {
+    std::lock_guard lk(mu_);
+    vm->busy = false;
+    return tl::unexpected(argv.error());
+  }
+  VmFiles f = vm_files(vm->dir);
+  for (auto p : {vm->dir + "/" + kExitFile, f.pid_file, f.qmp_socket, f.serial_socket,
+                 f.qga_socket, f.vnc_socket}) {
+    std::error_code ec;
+    fs::remove(p, ec);
+  }
+  {
+    std::lock_guard lk(mu_);
+    vm->shutdown_reason.clear();
+    vm->kill_requested = vm->panicked = false;
+    vm->rec.pid = 0;
+    vm->rec.accelerator = opts_.accelerator;
+    set_state_locked(name, *vm, VmState::starting, "start");
+  }
+  flush_events();
+  if (auto s = spawn_shim(opts_.shim_exe, vm->dir, *argv); !s) return fail(s.error(), {});
+  std::string exit_path = vm->dir + "/" + kExitFile;
+  auto qmp = connect_qmp(name, vm->dir, kQmpConnectTimeout,
+                         [&] { return !fs::exists(exit_path); });
+  if (!qmp) {
+    for (int i = 0; i < 50 && !fs::exists(exit_path); ++i) std::this_thread::sleep_for(100ms);
+    auto exit = read_exit_record(vm->dir);
+    return fail(Error{ErrorCode::unavailable,
+                      "QEMU did not start: " + qmp.error().message + "; qemu.log: " +
+                          log_tail(vm->dir + "/" + kQemuLog),
+                      {}},
+                exit ? std::optional<ExitRecord>(*exit) : std::nullopt);
+  }
+  int pid = 0;
+  for (int i = 0; i < 50 && !process_matches(pid, spec.uuid); ++i) {
+    if (i) std::this_thread::sleep_for(100ms);
+    pid = read_pid_file(f.pid_file);
+  }
+  if (!process_matches(pid, spec.uuid))
+    return fail(Error{ErrorCode::internal, "QEMU pid file does not name our QEMU", {}}, {});
+  auto status = (*qmp)->execute("query-status", nullptr, kQmpCommandTimeout);
+  auto hub = ConsoleHub::connect(f.serial_socket, 10s);
+  if (!hub)
+    logger("agent.qemu")->warn("console connect failed vm={} error={}", name,
+                               hub.error().message);
+  {
+    std::lock_guard lk(mu_);
+    vm->busy = false;
+    vm->qmp = *qmp;
+    if (hub) vm->console = std::move(*hub);
+    vm->rec.pid = pid;
+    if (vm->rec.state == VmState::starting) {
+      bool paused = status && status->value("status", "") == "paused";
+      set_state_locked(name, *vm, paused ? VmState::paused : VmState::running, "started");
+    }
+  }
+  flush_events();
+  {
+    std::lock_guard lk(sup_mu_);
+    sup_kick_ = true;  // QEMU may already have exited while we were connecting
+  }
+  sup_cv_.notify_all();
+  return {};
+}
+
+void QemuHypervisor::on_qmp_event(const std::string& name, const QmpMessage& m) {
+  {
+    std::lock_guard lk(mu_);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return;
+    Vm& vm = *it->second;
+    VmState s = vm.rec.state;
+    if (!is_active(s)) return;
+    if (m.event == "STOP" && s == VmState::running) {
+      set_state_locked(name, vm, VmState::paused, "STOP");
+    } else if (m.event == "RESUME" && (s == VmState::paused || s == VmState::starting)) {
+      set_state_locked(name, vm, VmState::running, "RESUME");
+    } else if (m.event == "POWERDOWN") {
+      set_state_locked(name, vm, VmState::shutting_down, "POWERDOWN");
+    } else if (m.event == "SHUTDOWN") {
+      vm.shutdown_reason = m.payload.is_object() ? m.payload.value("reason", "shutdown") : "shutdown";
+      set_state_locked(name, vm, VmState::shutting_down, "SHUTDOWN " + vm.shutdown_reason);
+    } else if (m.event == "GUEST_PANICKED") {
+      vm.panicked = true;
+      set_state_locked(name, vm, VmState::crashed, "GUEST_PANICKED");
+    } else if (m.event == "RESET") {
+      pending_events_.push_back(VmEvent{name, s, "RESET", wall_ms()});
+    }
+  }
+  flush_events();
+}
+
+std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>>
+QemuHypervisor::finalize_locked(const std::string& name, Vm& vm,
+                                const std::optional<ExitRecord>& exit) {
+  VmExit e;
+  bool clean = exit && !exit->signaled && exit->code == 0;
+  if (exit) {
+    e.signaled = exit->signaled;
+    e.code = exit->code;
+    e.at_unix_ms = exit->at_unix_ms;
+  } else {
+    e.at_unix_ms = wall_ms();
+  }
+  VmState next = clean ? VmState::stopped : VmState::crashed;
+  if (vm.kill_requested) {
+    next = VmState::stopped;
+    e.reason = e.signaled ? "killed" : (vm.shutdown_reason.empty() ? "host-qmp-quit"
+                                                                   : vm.shutdown_reason);
+  } else if (vm.panicked) {
+    next = VmState::crashed;
+    e.reason = "guest-panicked";
+  } else if (!exit) {
+    e.reason = "qemu-gone-without-exit-record";
+  } else if (clean) {
+    e.reason = vm.shutdown_reason.empty() ? "qemu-exited" : vm.shutdown_reason;
+  } else {
+    e.reason = exit->signaled ? "qemu-killed-by-signal" : "qemu-exited-with-error";
+  }
+  vm.rec.last_exit = e;
+  vm.rec.pid = 0;
+  vm.kill_requested = false;
+  set_state_locked(name, vm, next, e.reason);
+  return {std::move(vm.qmp), std::move(vm.console)};
+}
+
+void QemuHypervisor::supervise_once() {
+  std::vector<std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>>> drop;
+  std::vector<std::string> logs;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [name, vmp] : vms_) {
+      Vm& vm = *vmp;
+      logs.push_back(vm_files(vm.dir).console_log);
+      if (!is_active(vm.rec.state) || vm.busy || vm.rec.pid == 0) continue;
+      auto exit = read_exit_record(vm.dir);
+      if (exit && exit->qemu_pid == vm.rec.pid) {
+        drop.push_back(finalize_locked(name, vm, *exit));
+        continue;
+      }
+      if (process_matches(vm.rec.pid, vm.spec.uuid)) continue;
+      // QEMU is gone; give its shim a moment to write exit.json.
+      std::ifstream in(vm.dir + "/" + kShimPidFile);
+      int shim = 0;
+      in >> shim;
+      if (shim > 0 && process_matches(shim, vm.dir)) continue;
+      exit = read_exit_record(vm.dir);
+      drop.push_back(finalize_locked(
+          name, vm, exit && exit->qemu_pid == vm.rec.pid ? std::optional(*exit) : std::nullopt));
+    }
+  }
+  drop.clear();  // joins reader threads without mu_
+  flush_events();
+  for (auto& log : logs)
+    if (auto r = rotate_console_log(log, opts_.console_log_max_bytes); !r)
+      logger("agent.qemu")->warn("console rotate failed log={} error={}", log, r.error().message);
+}
+
+void QemuHypervisor::supervise_loop() {
+  std::unique_lock lk(sup_mu_);
+  while (!stopping_) {
+    sup_cv_.wait_for(lk, 250ms, [&] { return stopping_ || sup_kick_; });
+    if (stopping_) break;
+    sup_kick_ = false;
+    lk.unlock();
+    supervise_once();
+    lk.lock();
+  }
+}
+
+bool QemuHypervisor::wait_final(const std::string& name, std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lk(sup_mu_);
+    sup_kick_ = true;
+  }
+  sup_cv_.notify_all();
+  std::unique_lock lk(mu_);
+  return state_cv_.wait_for(lk, timeout, [&] {
+    auto it = vms_.find(name);
+    return it == vms_.end() || !is_active(it->second->rec.state);
+  });
+}
+
+Result<VmTarget> QemuHypervisor::target(const std::string& name,
+                                        std::initializer_list<VmState> allowed) const {
+  std::lock_guard lk(mu_);
+  auto v = find_locked(name);
+  if (!v) return tl::unexpected(v.error());
+  const Vm& vm = **v;
+  bool ok = std::find(allowed.begin(), allowed.end(), vm.rec.state) != allowed.end();
+  if (!ok || !vm.qmp || vm.busy)
+    return make_error(ErrorCode::failed_precondition,
+                      std::string("VM is ") + model::to_string(vm.rec.state));
+  return VmTarget{vm.qmp, vm.rec.pid, vm.spec.uuid};
+}
+
+Status QemuHypervisor::shutdown(const std::string& name, std::chrono::milliseconds timeout) {
+  auto t = target(name, {VmState::running, VmState::paused, VmState::shutting_down});
+  if (!t) return tl::unexpected(t.error());
+  if (auto r = t->qmp->execute("system_powerdown", nullptr, kQmpCommandTimeout); !r)
+    logger("agent.qemu")->warn("system_powerdown failed vm={} error={}", name, r.error().message);
+  auto deadline = opts_.clock->now() + timeout;
+  while (opts_.clock->now() < deadline) {
+    if (wait_final(name, 0ms)) return {};
+    opts_.clock->sleep_for(100ms);
+  }
+  if (wait_final(name, 0ms)) return {};
+  logger("agent.qemu")->info("shutdown timed out, forcing off vm={}", name);
+  return force_off(name);
+}
+
+Status QemuHypervisor::force_off(const std::string& name) {
+  VmTarget t;
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    if (!is_active((*v)->rec.state) || (*v)->busy)
+      return make_error(ErrorCode::failed_precondition,
+                        std::string("VM is ") + model::to_string((*v)->rec.state));
+    (*v)->kill_requested = true;
+    t = VmTarget{(*v)->qmp, (*v)->rec.pid, (*v)->spec.uuid};
+  }
+  if (t.qmp) {
+    auto r = t.qmp->execute("quit", nullptr, 10s);
+    if (r && wait_final(name, 30s)) return {};
+  }
+  if (process_matches(t.pid, t.uuid)) ::kill(t.pid, SIGKILL);
+  if (!wait_final(name, 30s))
+    return make_error(ErrorCode::deadline_exceeded, "QEMU did not exit after SIGKILL");
+  return {};
+}
+
+Status QemuHypervisor::reboot(const std::string& name) {
+  auto t = target(name, {VmState::running, VmState::paused});
+  if (!t) return tl::unexpected(t.error());
+  auto r = t->qmp->execute("system_reset", nullptr, kQmpCommandTimeout);
+  if (!r) return tl::unexpected(r.error());
+  return {};
+}
+
+Status QemuHypervisor::pause(const std::string& name) {
+  auto t = target(name, {VmState::running, VmState::paused});
+  if (!t) return tl::unexpected(t.error());
+  auto r = t->qmp->execute("stop", nullptr, kQmpCommandTimeout);
+  if (!r) return tl::unexpected(r.error());
+  {
+    std::lock_guard lk(mu_);
+    if (auto v = find_locked(name); v && (*v)->rec.state == VmState::running)
+      set_state_locked(name, **v, VmState::paused, "paused");
+  }
+  flush_events();
+  return {};
+}
+
+Status QemuHypervisor::resume(const std::string& name) {
+  auto t = target(name, {VmState::running, VmState::paused});
+  if (!t) return tl::unexpected(t.error());
+  auto r = t->qmp->execute("cont", nullptr, kQmpCommandTimeout);
+  if (!r) return tl::unexpected(r.error());
+  {
+    std::lock_guard lk(mu_);
+    if (auto v = find_locked(name); v && (*v)->rec.state == VmState::paused)
+      set_state_locked(name, **v, VmState::running, "resumed");
+  }
+  flush_events();
+  return {};
+}
+
+}  // namespace strata::agent::qemu

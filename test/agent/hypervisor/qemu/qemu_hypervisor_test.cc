@@ -1,0 +1,381 @@
+// Integration tests of the QEMU driver with real TCG guests (label qemu): the tiny busybox
+// guest from scripts/guest-images, a real image store and the real shim. Generous
+// timeouts, no timing assertions.
+#include "qemu_hypervisor.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "strata/agent/image_store.h"
+#include "strata/common/process.h"
+#include "strata/agent/qemu_hypervisor.h"
+
+namespace strata::agent::qemu {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using model::VmState;
+
+constexpr auto kBootTimeout = 180s;  // TCG on a busy 2-core machine
+
+std::map<std::string, std::string> read_manifest() {
+  const char* env = getenv("STRATA_IMAGES");
+  std::string dir = env ? env : std::string(STRATA_REPO_DIR) + "/.cache/images";
+  std::ifstream in(dir + "/manifest.env");
+  std::map<std::string, std::string> m;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
+    std::string v = line.substr(eq + 1);
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    m[line.substr(0, eq)] = v;
+  }
+  return m;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+size_t count_of(const std::string& hay, const std::string& needle) {
+  size_t n = 0;
+  for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+  return n;
+}
+
+class QemuDriverTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    manifest_ = read_manifest();
+    if (manifest_.count("TINY_KERNEL") == 0) return;
+    root_ = "/tmp/stq-" + std::to_string(::getpid());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    auto store = make_image_store(root_ + "/img");
+    if (!store) {
+      import_error_ = store.error().to_string();
+      return;
+    }
+    store_ = std::move(*store);
+    for (auto [name, key] : {std::pair{"tiny-kernel", "TINY_KERNEL"},
+                             {"tiny-initrd", "TINY_INITRD"}, {"tiny-base", "TINY_BASE"}}) {
+      auto r = store_->import_image(name, manifest_[key]);
+      if (!r) {
+        import_error_ = r.error().to_string();
+        return;
+      }
+    }
+  }
+  static void TearDownTestSuite() {
+    store_.reset();
+    if (!root_.empty()) fs::remove_all(root_);
+  }
+
+  void SetUp() override {
+    if (manifest_.count("TINY_KERNEL") == 0)
+      GTEST_SKIP() << "tiny guest image missing: run scripts/guest-images tiny";
+    if (!import_error_.empty() || !store_) GTEST_SKIP() << "image store: " << import_error_;
+    if (find_executable("qemu-system-x86_64").empty()) GTEST_SKIP() << "no qemu-system-x86_64";
+    state_dir_ = root_ + "/state-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    hv_ = make(system_clock());
+  }
+
+  void TearDown() override {
+    if (state_dir_.empty()) return;  // skipped
+    if (!hv_) hv_ = make(system_clock());
+    if (!hv_) return;
+    (void)hv_->recover();
+    for (auto& st : hv_->list()) {
+      if (is_active(st.state)) (void)hv_->force_off(st.spec.name);
+      (void)hv_->undefine(st.spec.name);
+    }
+    hv_.reset();
+  }
+
+  HypervisorPtr make(ClockPtr clock, size_t console_max = 1 << 20) {
+    QemuOptions o;
+    o.state_dir = state_dir_;
+    o.accelerator = "tcg";
+    o.images = store_.get();
+    o.shim_exe = STRATA_TEST_SHIM;
+    o.clock = std::move(clock);
+    o.console_log_max_bytes = console_max;
+    auto h = make_qemu_hypervisor(std::move(o));
+    EXPECT_TRUE(h) << h.error().to_string();
+    return h ? std::move(*h) : nullptr;
+  }
+
+  model::VmSpec tiny(const std::string& name) {
+    model::VmSpec s;
+    s.name = name;
+    s.memory_mib = 256;
+    s.kernel_boot = model::KernelBoot{"tiny-kernel", "tiny-initrd", manifest_["TINY_CMDLINE"]};
+    s.disks.push_back({"root", "tiny-base", 0, false, false});
+    s.nics.push_back({});
+    return s;
+  }
+
+  // Defines and starts `name` and waits for the guest's ready line.
+  VmStatus boot(const std::string& name) {
+    auto d = hv_->define(tiny(name));
+    EXPECT_TRUE(d) << d.error().to_string();
+    auto s = hv_->start(name);
+    EXPECT_TRUE(s) << s.error().to_string();
+    EXPECT_TRUE(wait_console(name, "STRATA-READY", 1)) << tail(name);
+    return *hv_->status(name);
+  }
+
+  std::string tail(const std::string& name) {
+    auto t = hv_->console_tail(name, 1 << 20);
+    return t ? *t : t.error().to_string();
+  }
+
+  bool wait_console(const std::string& name, const std::string& text, size_t times,
+                    std::chrono::seconds limit = kBootTimeout) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (count_of(tail(name), text) >= times) return true;
+      std::this_thread::sleep_for(200ms);
+    }
+    return false;
+  }
+
+  bool wait_state(const std::string& name, VmState want, std::chrono::seconds limit = 60s) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto s = hv_->status(name);
+      if (s && s->state == want) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+
+  QemuHypervisor& impl() { return dynamic_cast<QemuHypervisor&>(*hv_); }
+
+  static inline std::map<std::string, std::string> manifest_;
+  static inline std::string root_;
+  static inline ImageStorePtr store_;
+  static inline std::string import_error_;
+  std::string state_dir_;
+  HypervisorPtr hv_;
+};
+
+TEST_F(QemuDriverTest, BootsTinyGuestWithDiskAndNic) {
+  // Watchers cannot be removed and outlive this body (TearDown), so they own their state.
+  struct Seen {
+    std::mutex mu;
+    std::vector<VmEvent> events;
+  };
+  auto seen = std::make_shared<Seen>();
+  hv_->watch([seen](const VmEvent& e) {
+    std::lock_guard lk(seen->mu);
+    seen->events.push_back(e);
+  });
+  auto& events = seen->events;
+  auto st = boot("boot1");
+  EXPECT_EQ(st.state, VmState::running);
+  EXPECT_GT(st.pid, 0);
+  EXPECT_EQ(st.accelerator, "tcg");
+  EXPECT_EQ(st.spec.uuid.size(), 36u);
+  EXPECT_NE(tail("boot1").find("STRATA-DEVICES vda eth0"), std::string::npos) << tail("boot1");
+  for (auto f : {"spec.json", "state.json", "qmp.sock", "serial.sock", "qga.sock", "vnc.sock",
+                 "console.log", "qemu.pid", "shim.pid"})
+    EXPECT_TRUE(fs::exists(state_dir_ + "/vms/boot1/" + f)) << f;
+  std::lock_guard lk(seen->mu);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events[0].state, VmState::defined);
+  EXPECT_EQ(events[1].state, VmState::starting);
+  EXPECT_EQ(events[2].state, VmState::running);
+}
+
+TEST_F(QemuDriverTest, GracefulShutdownStopsWithExitZero) {
+  boot("down1");
+  ASSERT_TRUE(hv_->shutdown("down1", 120s));
+  auto st = *hv_->status("down1");
+  EXPECT_EQ(st.state, VmState::stopped);
+  ASSERT_TRUE(st.last_exit);
+  EXPECT_FALSE(st.last_exit->signaled);
+  EXPECT_EQ(st.last_exit->code, 0);
+  EXPECT_EQ(st.last_exit->reason, "guest-shutdown");
+  EXPECT_EQ(st.pid, 0);
+  // A stopped VM starts again.
+  ASSERT_TRUE(hv_->start("down1"));
+  EXPECT_TRUE(wait_console("down1", "STRATA-READY", 2));
+}
+
+TEST_F(QemuDriverTest, ForceOff) {
+  boot("force1");
+  ASSERT_TRUE(hv_->force_off("force1"));
+  auto st = *hv_->status("force1");
+  EXPECT_EQ(st.state, VmState::stopped);
+  ASSERT_TRUE(st.last_exit);
+  EXPECT_EQ(st.last_exit->reason, "host-qmp-quit");
+  EXPECT_EQ(hv_->force_off("force1").error().code, ErrorCode::failed_precondition);
+}
+
+TEST_F(QemuDriverTest, ShutdownTimeoutForcesOffUsingInjectedClock) {
+  hv_ = make(std::make_shared<ManualClock>());
+  boot("slow1");
+  // A paused guest cannot react to the ACPI button; the manual clock makes the 1-hour
+  // timeout pass at once, so shutdown must fall back to forcing the VM off.
+  ASSERT_TRUE(hv_->pause("slow1"));
+  ASSERT_TRUE(hv_->shutdown("slow1", std::chrono::hours(1)));
+  auto st = *hv_->status("slow1");
+  EXPECT_EQ(st.state, VmState::stopped);
+  ASSERT_TRUE(st.last_exit);
+  EXPECT_EQ(st.last_exit->reason, "host-qmp-quit");
+}
+
+TEST_F(QemuDriverTest, PauseResumeRebootStatsAndConsole) {
+  boot("ops1");
+  ASSERT_TRUE(hv_->pause("ops1"));
+  EXPECT_EQ(hv_->status("ops1")->state, VmState::paused);
+  EXPECT_EQ((*impl().qmp("ops1", "query-status"))["status"], "paused");
+  ASSERT_TRUE(hv_->resume("ops1"));
+  EXPECT_EQ(hv_->status("ops1")->state, VmState::running);
+  EXPECT_EQ((*impl().qmp("ops1", "query-status"))["status"], "running");
+
+  auto stats = hv_->stats("ops1");
+  ASSERT_TRUE(stats) << stats.error().to_string();
+  EXPECT_GT(stats->cpu_time_ns, 0u);
+  EXPECT_GT(stats->rss_bytes, 0u);
+  EXPECT_GT(stats->disk_read_bytes, 0u);
+
+  std::mutex mu;
+  std::string seen;
+  auto sub = hv_->console_subscribe("ops1", [&](std::string_view d) {
+    std::lock_guard lk(mu);
+    seen += d;
+  });
+  ASSERT_TRUE(sub);
+  ASSERT_TRUE(hv_->console_write("ops1", "echo SUB-$((40+2))\n"));
+  EXPECT_TRUE(wait_console("ops1", "SUB-42", 1, 60s));
+  for (int i = 0; i < 300; ++i) {
+    {
+      std::lock_guard lk(mu);
+      if (seen.find("SUB-42") != std::string::npos) break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  {
+    std::lock_guard lk(mu);
+    EXPECT_NE(seen.find("SUB-42"), std::string::npos) << seen;
+  }
+  sub->reset();
+
+  auto ga = hv_->guest_agent("ops1", R"({"execute":"guest-ping"})", 2s);
+  ASSERT_FALSE(ga);  // the tiny guest runs no qemu-guest-agent
+  EXPECT_EQ(ga.error().code, ErrorCode::deadline_exceeded);
+
+  ASSERT_TRUE(hv_->reboot("ops1"));
+  EXPECT_TRUE(wait_console("ops1", "STRATA-READY", 2)) << tail("ops1");
+  EXPECT_EQ(hv_->status("ops1")->state, VmState::running);
+}
+
+TEST_F(QemuDriverTest, TwoVmsAtOnceAndOverlayIsolation) {
+  auto base = store_->image("tiny-base");
+  ASSERT_TRUE(base);
+  std::string before = slurp(base->path);
+  auto a = boot("twin-a");
+  auto b = boot("twin-b");
+  EXPECT_NE(a.pid, b.pid);
+  EXPECT_EQ(hv_->status("twin-a")->state, VmState::running);
+  EXPECT_EQ(hv_->status("twin-b")->state, VmState::running);
+  auto overlay_before = store_->disk_info("twin-a", "root");
+  ASSERT_TRUE(overlay_before);
+  ASSERT_TRUE(hv_->console_write(
+      "twin-a", "dd if=/dev/urandom of=/dev/vda bs=4k count=10; sync; echo WROTE-$((1+1))\n"));
+  ASSERT_TRUE(wait_console("twin-a", "WROTE-2", 1, 120s)) << tail("twin-a");
+  ASSERT_TRUE(hv_->force_off("twin-a"));
+  EXPECT_EQ(slurp(base->path), before) << "the base image changed";
+  auto overlay_after = store_->disk_info("twin-a", "root");
+  ASSERT_TRUE(overlay_after);
+  EXPECT_GT(overlay_after->actual_size, overlay_before->actual_size);
+  EXPECT_EQ(hv_->status("twin-b")->state, VmState::running);
+}
+
+TEST_F(QemuDriverTest, AgentRestartReattachesWithoutRestartingQemu) {
+  auto st = boot("keep1");
+  hv_.reset();  // the agent dies; QEMU lives on under its shim
+  ASSERT_EQ(::kill(st.pid, 0), 0);
+  hv_ = make(system_clock());
+  ASSERT_TRUE(hv_->recover());
+  auto after = hv_->status("keep1");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, VmState::running);
+  EXPECT_EQ(after->pid, st.pid);
+  EXPECT_EQ(after->spec.uuid, st.spec.uuid);
+  ASSERT_TRUE(hv_->console_write("keep1", "echo RECOVERED-$((2+3))\n"));
+  EXPECT_TRUE(wait_console("keep1", "RECOVERED-5", 1, 60s)) << tail("keep1");
+  EXPECT_EQ(count_of(tail("keep1"), "STRATA-READY"), 1u);  // not rebooted
+  ASSERT_TRUE(hv_->pause("keep1"));
+  hv_.reset();
+  hv_ = make(system_clock());
+  ASSERT_TRUE(hv_->recover());
+  EXPECT_EQ(hv_->status("keep1")->state, VmState::paused);  // from query-status
+}
+
+TEST_F(QemuDriverTest, QemuKilledWhileAgentDownIsCrashed) {
+  auto st = boot("kill1");
+  hv_.reset();
+  ASSERT_EQ(::kill(st.pid, SIGKILL), 0);
+  for (int i = 0; i < 300 && !fs::exists(state_dir_ + "/vms/kill1/exit.json"); ++i)
+    std::this_thread::sleep_for(100ms);
+  hv_ = make(system_clock());
+  ASSERT_TRUE(hv_->recover());
+  auto after = *hv_->status("kill1");
+  EXPECT_EQ(after.state, VmState::crashed);
+  ASSERT_TRUE(after.last_exit);
+  EXPECT_TRUE(after.last_exit->signaled);
+  EXPECT_EQ(after.last_exit->code, 9);
+}
+
+TEST_F(QemuDriverTest, UndefineRemovesEveryFile) {
+  boot("gone1");
+  EXPECT_EQ(hv_->undefine("gone1").error().code, ErrorCode::failed_precondition);
+  auto dup = tiny("gone1");
+  EXPECT_EQ(hv_->define(dup).error().code, ErrorCode::already_exists);
+  dup.name = "gone2";
+  dup.uuid = hv_->status("gone1")->spec.uuid;
+  EXPECT_EQ(hv_->define(dup).error().code, ErrorCode::already_exists);
+  ASSERT_TRUE(hv_->force_off("gone1"));
+  ASSERT_TRUE(hv_->undefine("gone1"));
+  EXPECT_FALSE(fs::exists(state_dir_ + "/vms/gone1"));
+  EXPECT_FALSE(fs::exists(store_->root() + "/vms/gone1"));
+  EXPECT_EQ(hv_->status("gone1").error().code, ErrorCode::not_found);
+  EXPECT_TRUE(fs::is_empty(state_dir_ + "/vms"));
+}
+
+TEST_F(QemuDriverTest, ConsoleLogIsRotated) {
+  hv_ = make(system_clock(), 4096);
+  boot("log1");
+  ASSERT_TRUE(hv_->console_write("log1", "seq 1 3000; echo LOGGED-$((3*3))\n"));
+  std::string log = state_dir_ + "/vms/log1/console.log";
+  bool rotated = false;
+  for (int i = 0; i < 600 && !rotated; ++i) {
+    rotated = fs::exists(log + ".1");
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(rotated);
+  EXPECT_TRUE(wait_console("log1", "LOGGED-9", 1, 120s));
+  // Once the output stops, the supervisor keeps the live log under the bound.
+  for (int i = 0; i < 100 && fs::file_size(log) > 4096; ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_LE(fs::file_size(log), 4096u);
+}
+
+}  // namespace
+}  // namespace strata::agent::qemu
