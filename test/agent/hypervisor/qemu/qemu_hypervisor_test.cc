@@ -136,7 +136,21 @@ class QemuDriverTest : public ::testing::Test {
     auto s = hv_->start(name);
     EXPECT_TRUE(s) << s.error().to_string();
     EXPECT_TRUE(wait_console(name, "STRATA-READY", 1)) << tail(name);
+    EXPECT_TRUE(shell_ready(name)) << tail(name);
     return *hv_->status(name);
+  }
+
+  // The guest prints STRATA-READY just before its shell starts (and acpid is started in the
+  // background just before that): input sent too early is lost. A console round trip shows
+  // the shell reads. The echoed input holds "$((...))", only the output holds the number.
+  bool shell_ready(const std::string& name) {
+    static std::atomic<int> k{0};
+    for (int attempt = 0; attempt < 40; ++attempt) {
+      int n = 1000 + k++;
+      if (!hv_->console_write(name, "echo ALIVE-$((" + std::to_string(n) + "+0))\n")) return false;
+      if (wait_console(name, "ALIVE-" + std::to_string(n), 1, 5s)) return true;
+    }
+    return false;
   }
 
   std::string tail(const std::string& name) {

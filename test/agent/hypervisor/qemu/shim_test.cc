@@ -26,7 +26,13 @@ class ShimTest : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    // The shim removes shim.pid right after writing exit.json: let it finish first.
+    for (int i = 0; i < 500 && fs::exists(dir_ / "shim.pid"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
 
   Result<ExitRecord> wait_exit(std::chrono::seconds limit = std::chrono::seconds(30)) {
     auto deadline = std::chrono::steady_clock::now() + limit;
