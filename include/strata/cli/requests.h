@@ -1,0 +1,77 @@
+// Command-line values -> REST requests, as pure functions: what `strata vm create ...`
+// sends is decided here (and unit-tested), not inside the HTTP code. Errors returned here
+// are client-side usage errors (exit code 2).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "strata/common/error.h"
+
+namespace strata::cli {
+
+struct ApiRequest {
+  std::string method;                   // "GET", "POST", ...
+  std::string target;                   // path and query: "/api/v1/vms/web-1/start"
+  std::optional<nlohmann::json> body;   // JSON body, when any
+};
+
+// Percent-encodes everything except unreserved characters (RFC 3986).
+std::string url_escape(std::string_view text);
+
+struct VmCreateOptions {
+  std::string name;
+  uint64_t vcpus = 0;
+  std::string memory;                   // "512M"
+  std::string image;                    // boot disk from this image (exclusive with kernel)
+  std::string kernel, initrd, cmdline;  // direct kernel boot (image names)
+  std::vector<std::string> disks;       // "name=data,size=1G[,image=IMG][,boot][,readonly]"
+  std::vector<std::string> nics;        // "user" | "bridge=br0"
+  std::vector<std::string> labels;      // "k=v"
+  std::vector<std::string> selectors;   // "k=v" node selector
+  std::string host;
+  std::string anti_affinity_group;
+  bool no_start = false;
+};
+
+// "name=data,size=1G,image=IMG,boot,readonly" -> {"name","size_bytes","image","boot",...}
+Result<nlohmann::json> parse_disk_spec(std::string_view text);
+// "user" | "bridge=br0" | "bridge=br0,mac=52:54:00:..." -> {"mode","bridge","mac"}
+Result<nlohmann::json> parse_nic_spec(std::string_view text);
+
+Result<ApiRequest> build_vm_create(const VmCreateOptions& o);
+ApiRequest build_vm_list(const std::vector<std::string>& label_selector, const std::string& host);
+ApiRequest build_vm_get(const std::string& name);
+// verb: start|reboot|pause|resume. stop has its own builder.
+ApiRequest build_vm_action(const std::string& name, const std::string& verb);
+ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint64_t> timeout_s);
+ApiRequest build_vm_delete(const std::string& name);
+
+ApiRequest build_host_list();
+ApiRequest build_host_get(const std::string& name);
+// edits: "k=v" sets, "k-" removes.
+Result<ApiRequest> build_host_label(const std::string& name, const std::vector<std::string>& edits);
+// on_off: "on" | "off"
+Result<ApiRequest> build_host_maintenance(const std::string& name, const std::string& on_off);
+
+ApiRequest build_image_list();
+ApiRequest build_image_put(const std::string& name);  // body streamed from a file
+
+ApiRequest build_task_get(const std::string& id);
+ApiRequest build_events_list(std::optional<int64_t> after, int limit);
+ApiRequest build_events_stream(std::optional<int64_t> after);
+
+// role: admin|operator|viewer; ttl: duration string ("24h") or empty.
+Result<ApiRequest> build_token_create(const std::string& name, const std::string& role,
+                                      const std::string& ttl);
+Result<ApiRequest> build_join_token_create(const std::string& ttl);
+
+ApiRequest build_version();
+// tail_bytes: how much console history the server sends first.
+ApiRequest build_console(const std::string& name, std::optional<uint64_t> tail_bytes);
+
+}  // namespace strata::cli

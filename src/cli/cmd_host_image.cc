@@ -1,0 +1,109 @@
+// `strata host ...` (list, show, label, maintenance) and `strata image ...` (list, import).
+#include <sys/stat.h>
+
+#include "context.h"
+
+namespace strata::cli {
+
+namespace {
+
+void add_host_commands(CLI::App& root, Context& ctx) {
+  CLI::App* host = root.add_subcommand("host", "Hosts (machines running strata-agent)");
+  host->require_subcommand(1);
+
+  CLI::App* list = host->add_subcommand("list", "List hosts");
+  list->alias("ls");
+  list->callback([&ctx] {
+    ctx.action = [&ctx] { return ctx.show(build_host_list(), host_columns(), "hosts"); };
+  });
+
+  auto name = std::make_shared<std::string>();
+  CLI::App* show = host->add_subcommand("show", "Show one host with inventory and latest metrics");
+  show->alias("get");
+  show->add_option("name", *name, "Host name")->required();
+  show->callback([&ctx, name] {
+    ctx.action = [&ctx, name] { return ctx.show(build_host_get(*name)); };
+  });
+
+  auto lname = std::make_shared<std::string>();
+  auto edits = std::make_shared<std::vector<std::string>>();
+  CLI::App* label = host->add_subcommand("label", "Set (k=v) or remove (k-) host labels");
+  label->add_option("name", *lname, "Host name")->required();
+  label->add_option("labels", *edits, "k=v to set, k- to remove")->required();
+  label->callback([&ctx, lname, edits] {
+    ctx.action = [&ctx, lname, edits] {
+      auto req = build_host_label(*lname, *edits);
+      if (!req) return ctx.usage_error(req.error());
+      return ctx.show(*req);
+    };
+  });
+
+  auto mname = std::make_shared<std::string>();
+  auto on_off = std::make_shared<std::string>();
+  CLI::App* maint = host->add_subcommand(
+      "maintenance", "Turn maintenance on (no new VMs are placed there) or off");
+  maint->add_option("name", *mname, "Host name")->required();
+  maint->add_option("state", *on_off, "on | off")->required()->check(CLI::IsMember({"on", "off"}));
+  maint->callback([&ctx, mname, on_off] {
+    ctx.action = [&ctx, mname, on_off] {
+      auto req = build_host_maintenance(*mname, *on_off);
+      if (!req) return ctx.usage_error(req.error());
+      return ctx.show(*req);
+    };
+  });
+}
+
+int import_image(Context& ctx, const std::string& name, const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    return ctx.usage_error(Error{ErrorCode::invalid_argument, path + ": not a readable file", ""});
+  ApiRequest req = build_image_put(name);
+  if (ctx.dry_run) {
+    ctx.io.out << req.method << " " << req.target << "\n<" << st.st_size << " bytes from " << path
+               << ">\n";
+    return 0;
+  }
+  auto c = ctx.client();
+  if (!c) return ctx.fail(c.error());
+  ProgressView view(ctx.io.err, ctx.io.stderr_tty);
+  int last_decile = -1;
+  auto body = c->upload(req, path, [&](uint64_t sent, uint64_t total) {
+    int decile = total == 0 ? 10 : static_cast<int>(sent * 10 / total);
+    if (ctx.io.stderr_tty || decile != last_decile) show_transfer(view, sent, total);
+    last_decile = decile;
+  });
+  view.finish();
+  if (!body) return ctx.fail(body.error());
+  if (ctx.format() == OutputFormat::table)
+    ctx.io.err << "image " << name << " imported\n";
+  else
+    ctx.io.out << render(*body, ctx.format());
+  return 0;
+}
+
+void add_image_commands(CLI::App& root, Context& ctx) {
+  CLI::App* image = root.add_subcommand("image", "Disk, kernel and initrd images");
+  image->require_subcommand(1);
+  CLI::App* list = image->add_subcommand("list", "List images");
+  list->alias("ls");
+  list->callback([&ctx] {
+    ctx.action = [&ctx] { return ctx.show(build_image_list(), image_columns(), "images"); };
+  });
+  auto name = std::make_shared<std::string>();
+  auto file = std::make_shared<std::string>();
+  CLI::App* imp = image->add_subcommand("import", "Upload a file as image NAME (PUT, replaces)");
+  imp->add_option("name", *name, "Image name")->required();
+  imp->add_option("file", *file, "File to upload (qcow2, raw, kernel, initrd)")->required();
+  imp->callback([&ctx, name, file] {
+    ctx.action = [&ctx, name, file] { return import_image(ctx, *name, *file); };
+  });
+}
+
+}  // namespace
+
+void add_host_image_commands(CLI::App& root, Context& ctx) {
+  add_host_commands(root, ctx);
+  add_image_commands(root, ctx);
+}
+
+}  // namespace strata::cli

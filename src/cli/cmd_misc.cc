@@ -1,0 +1,195 @@
+// `strata task`, `events`, `token`, `join-token`, `completion` and `version`.
+#include "context.h"
+
+#ifndef STRATA_VERSION
+#define STRATA_VERSION "0.0.0"
+#endif
+
+namespace strata::cli {
+
+using nlohmann::json;
+
+namespace {
+
+void add_task_commands(CLI::App& root, Context& ctx) {
+  CLI::App* task = root.add_subcommand("task", "Tasks (the progress of asynchronous actions)");
+  task->require_subcommand(1);
+  auto id = std::make_shared<std::string>();
+  CLI::App* show = task->add_subcommand("show", "Show a task");
+  show->alias("get");
+  show->add_option("id", *id, "Task id")->required();
+  show->callback([&ctx, id] { ctx.action = [&ctx, id] { return ctx.show(build_task_get(*id)); }; });
+
+  auto wid = std::make_shared<std::string>();
+  auto timeout = std::make_shared<std::string>("10m");
+  CLI::App* wait = task->add_subcommand("wait", "Wait for a task to end (progress bar on a TTY)");
+  wait->add_option("id", *wid, "Task id")->required();
+  wait->add_option("--timeout", *timeout, "Give up after this long (10m)");
+  wait->callback([&ctx, wid, timeout] {
+    ctx.action = [&ctx, wid, timeout] {
+      auto t = parse_wait_timeout(*timeout, "--timeout");
+      if (!t) return ctx.usage_error(t.error());
+      if (ctx.dry(build_task_get(*wid))) return 0;
+      auto c = ctx.client();
+      if (!c) return ctx.fail(c.error());
+      auto task = ctx.wait(*c, *wid, *t);
+      if (!task) return ctx.fail(task.error());
+      if (ctx.format() == OutputFormat::table)
+        ctx.io.out << "task " << *wid << " succeeded" << "\n";
+      else
+        ctx.io.out << render(*task, ctx.format());
+      return 0;
+    };
+  });
+}
+
+void print_event(Context& ctx, const json& e, bool& header_done) {
+  switch (ctx.format()) {
+    case OutputFormat::json: ctx.io.out << e.dump() << "\n"; break;  // JSON lines
+    case OutputFormat::yaml: ctx.io.out << "---\n" << to_yaml(e); break;
+    case OutputFormat::table: {
+      std::string line;
+      Columns cols = event_columns();
+      if (!header_done) {
+        for (const auto& c : cols) line += (line.empty() ? "" : "  ") + c.header;
+        ctx.io.out << line << "\n";
+        line.clear();
+        header_done = true;
+      }
+      for (const auto& c : cols) line += (line.empty() ? "" : "  ") + c.cell(e);
+      ctx.io.out << line << "\n";
+    }
+  }
+  ctx.io.out << std::flush;
+}
+
+void add_events_command(CLI::App& root, Context& ctx) {
+  struct Flags {
+    bool follow = false;
+    int64_t after = -1;
+    int limit = 100;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* ev = root.add_subcommand("events", "The event and audit log");
+  ev->add_flag("--follow,-f", f->follow, "Keep streaming new events (server-sent events)");
+  ev->add_option("--after", f->after, "Only events after this sequence number")
+      ->check(CLI::NonNegativeNumber);
+  ev->add_option("--limit", f->limit, "At most this many events (without --follow)")
+      ->check(CLI::Range(1, 10000));
+  ev->callback([&ctx, f] {
+    ctx.action = [&ctx, f] {
+      std::optional<int64_t> after;
+      if (f->after >= 0) after = f->after;
+      if (!f->follow) return ctx.show(build_events_list(after, f->limit), event_columns(), "events");
+      ApiRequest req = build_events_stream(after);
+      if (ctx.dry(req)) return 0;
+      auto c = ctx.client();
+      if (!c) return ctx.fail(c.error());
+      bool header = false;
+      auto st = c->stream_events(req, [&](const SseEvent& e) {
+        auto j = json::parse(e.data, nullptr, false);
+        if (j.is_discarded()) j = json{{"seq", e.id}, {"action", e.event}, {"message", e.data}};
+        print_event(ctx, j, header);
+        return true;
+      });
+      if (!st) return ctx.fail(st.error());
+      return 0;
+    };
+  });
+}
+
+void add_token_commands(CLI::App& root, Context& ctx) {
+  CLI::App* token = root.add_subcommand("token", "API tokens (admin)");
+  token->require_subcommand(1);
+  struct Flags {
+    std::string name, role, ttl;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* create = token->add_subcommand("create", "Create an API token (shown once)");
+  create->add_option("name", f->name, "Token name (who or what uses it)")->required();
+  create->add_option("--role", f->role, "admin | operator | viewer")
+      ->required()
+      ->check(CLI::IsMember({"admin", "operator", "viewer"}));
+  create->add_option("--ttl", f->ttl, "Lifetime, e.g. 24h, 7d (default: no expiry)");
+  create->callback([&ctx, f] {
+    ctx.action = [&ctx, f] {
+      auto req = build_token_create(f->name, f->role, f->ttl);
+      if (!req) return ctx.usage_error(req.error());
+      if (ctx.format() == OutputFormat::table)
+        ctx.io.err << "the token is shown only once: store it now\n";
+      return ctx.show(*req);
+    };
+  });
+  CLI::App* list = token->add_subcommand("list", "List API tokens (never their secrets)");
+  list->callback([&ctx] {
+    ctx.action = [&ctx] {
+      return ctx.show(ApiRequest{"GET", "/api/v1/tokens", std::nullopt}, token_columns(), "tokens");
+    };
+  });
+
+  CLI::App* join = root.add_subcommand("join-token", "One-time tokens that let a host enroll");
+  join->require_subcommand(1);
+  auto ttl = std::make_shared<std::string>();
+  CLI::App* jc = join->add_subcommand("create", "Create a join token for `strata-agent --join`");
+  jc->add_option("--ttl", *ttl, "Lifetime (default 1h on the server)");
+  jc->callback([&ctx, ttl] {
+    ctx.action = [&ctx, ttl] {
+      auto req = build_join_token_create(*ttl);
+      if (!req) return ctx.usage_error(req.error());
+      return ctx.show(*req);
+    };
+  });
+}
+
+void add_version_and_completion(CLI::App& root, Context& ctx) {
+  auto client_only = std::make_shared<bool>(false);
+  CLI::App* version = root.add_subcommand("version", "Client and server versions");
+  version->add_flag("--client", *client_only, "Only the client version (no server call)");
+  version->callback([&ctx, client_only] {
+    ctx.action = [&ctx, client_only] {
+      json out = {{"client", {{"version", STRATA_VERSION}}}};
+      if (!*client_only && !ctx.dry(build_version())) {
+        auto c = ctx.client();
+        if (!c) return ctx.fail(c.error());
+        auto v = c->call(build_version());
+        if (!v) {
+          ctx.io.out << "client: " << STRATA_VERSION << "\n";
+          return ctx.fail(v.error());
+        }
+        out["server"] = *v;
+      } else if (ctx.dry_run && !*client_only) {
+        return 0;
+      }
+      if (ctx.format() != OutputFormat::table) {
+        ctx.io.out << render(out, ctx.format());
+      } else {
+        ctx.io.out << "client: " << STRATA_VERSION << "\n";
+        if (out.contains("server"))
+          ctx.io.out << "server: " << out["server"].value("version", "?") << "\n";
+      }
+      return 0;
+    };
+  });
+
+  CLI::App* completion = root.add_subcommand("completion", "Shell completion scripts");
+  completion->require_subcommand(1);
+  CLI::App* bash = completion->add_subcommand(
+      "bash", "Print the bash completion script (source <(strata completion bash))");
+  bash->callback([&ctx] {
+    ctx.action = [&ctx] {
+      ctx.io.out << bash_completion_script();
+      return 0;
+    };
+  });
+}
+
+}  // namespace
+
+void add_misc_commands(CLI::App& root, Context& ctx) {
+  add_task_commands(root, ctx);
+  add_events_command(root, ctx);
+  add_token_commands(root, ctx);
+  add_version_and_completion(root, ctx);
+}
+
+}  // namespace strata::cli

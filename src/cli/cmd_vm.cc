@@ -1,0 +1,156 @@
+// `strata vm ...`: create, list, show, lifecycle actions and delete (console: cmd_console.cc).
+#include "context.h"
+#include "strata/cli/parse.h"
+
+namespace strata::cli {
+
+namespace {
+
+struct ActionFlags {
+  bool wait = false;
+  std::string wait_timeout = "10m";
+};
+
+void add_wait_flags(CLI::App* cmd, ActionFlags& f) {
+  cmd->add_flag("--wait", f.wait, "Wait until the task ends, showing progress");
+  cmd->add_option("--wait-timeout", f.wait_timeout, "Give up waiting after this long (10m)");
+}
+
+}  // namespace
+
+void add_vm_commands(CLI::App& root, Context& ctx) {
+  CLI::App* vm = root.add_subcommand("vm", "Virtual machines");
+  vm->require_subcommand(1);
+
+  // create
+  {
+    auto o = std::make_shared<VmCreateOptions>();
+    auto f = std::make_shared<ActionFlags>();
+    CLI::App* c = vm->add_subcommand("create", "Create a VM (and start it, unless --no-start)");
+    c->add_option("name", o->name, "VM name")->required();
+    c->add_option("--vcpus", o->vcpus, "Number of virtual CPUs")->required();
+    c->add_option("--memory", o->memory, "Memory: 512M, 2G (plain number = MiB)")->required();
+    c->add_option("--image", o->image, "Boot from a disk cloned from this image");
+    c->add_option("--kernel", o->kernel, "Direct kernel boot: kernel image name");
+    c->add_option("--initrd", o->initrd, "Direct kernel boot: initrd image name");
+    c->add_option("--cmdline", o->cmdline, "Direct kernel boot: kernel command line");
+    c->add_option("--disk", o->disks,
+                  "Extra disk: name=data,size=1G[,image=IMG][,boot][,readonly] (repeatable)");
+    c->add_option("--nic", o->nics, "Network interface: user | bridge=br0[,mac=..] (repeatable)");
+    c->add_option("--label", o->labels, "Label k=v (repeatable)");
+    c->add_option("--selector", o->selectors, "Only hosts with label k=v (repeatable)");
+    c->add_option("--host", o->host, "Place on this host");
+    c->add_option("--anti-affinity", o->anti_affinity_group,
+                  "Anti-affinity group: never two of its VMs on one host");
+    c->add_flag("--no-start", o->no_start, "Define the VM but leave it stopped");
+    add_wait_flags(c, *f);
+    c->callback([&ctx, o, f] {
+      ctx.action = [&ctx, o, f] {
+        auto req = build_vm_create(*o);
+        if (!req) return ctx.usage_error(req.error());
+        auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+        if (!timeout) return ctx.usage_error(timeout.error());
+        return ctx.act(*req, "vm " + o->name + ": create accepted", f->wait, *timeout);
+      };
+    });
+  }
+
+  // list
+  {
+    auto labels = std::make_shared<std::vector<std::string>>();
+    auto host = std::make_shared<std::string>();
+    CLI::App* c = vm->add_subcommand("list", "List VMs");
+    c->alias("ls");
+    c->add_option("--label,-l", *labels, "Only VMs with label k=v");
+    c->add_option("--host", *host, "Only VMs on this host");
+    c->callback([&ctx, labels, host] {
+      ctx.action = [&ctx, labels, host] {
+        for (const auto& l : *labels)
+          if (l.find('=') == std::string::npos || l[0] == '=')
+            return ctx.usage_error(Error{ErrorCode::invalid_argument,
+                                         "--label: expected key=value, got '" + l + "'", ""});
+        return ctx.show(build_vm_list(*labels, *host), vm_columns(), "vms");
+      };
+    });
+  }
+
+  // show
+  {
+    auto name = std::make_shared<std::string>();
+    CLI::App* c = vm->add_subcommand("show", "Show one VM");
+    c->alias("get");
+    c->add_option("name", *name, "VM name")->required();
+    c->callback([&ctx, name] { ctx.action = [&ctx, name] { return ctx.show(build_vm_get(*name)); }; });
+  }
+
+  // start / reboot / pause / resume
+  for (const char* verb : {"start", "reboot", "pause", "resume"}) {
+    auto name = std::make_shared<std::string>();
+    auto f = std::make_shared<ActionFlags>();
+    std::string v = verb;
+    CLI::App* c = vm->add_subcommand(v, v == "start"    ? "Start a VM"
+                                        : v == "reboot" ? "Reboot a VM (ACPI)"
+                                        : v == "pause"  ? "Pause a VM's vCPUs"
+                                                        : "Resume a paused VM");
+    c->add_option("name", *name, "VM name")->required();
+    add_wait_flags(c, *f);
+    c->callback([&ctx, name, f, v] {
+      ctx.action = [&ctx, name, f, v] {
+        auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+        if (!timeout) return ctx.usage_error(timeout.error());
+        return ctx.act(build_vm_action(*name, v), "vm " + *name + ": " + v + " requested", f->wait,
+                       *timeout);
+      };
+    });
+  }
+
+  // stop
+  {
+    auto name = std::make_shared<std::string>();
+    auto f = std::make_shared<ActionFlags>();
+    auto force = std::make_shared<bool>(false);
+    auto guest_timeout = std::make_shared<std::string>();
+    CLI::App* c = vm->add_subcommand("stop", "Stop a VM: ACPI power-off, then force after --timeout");
+    c->add_option("name", *name, "VM name")->required();
+    c->add_flag("--force", *force, "Power off at once (no guest shutdown)");
+    c->add_option("--timeout", *guest_timeout,
+                  "How long the guest may take to shut down before it is forced (e.g. 60s)");
+    add_wait_flags(c, *f);
+    c->callback([&ctx, name, f, force, guest_timeout] {
+      ctx.action = [&ctx, name, f, force, guest_timeout] {
+        std::optional<uint64_t> t;
+        if (!guest_timeout->empty()) {
+          auto s = parse_duration_s(*guest_timeout, "--timeout");
+          if (!s) return ctx.usage_error(s.error());
+          t = *s;
+        }
+        auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+        if (!timeout) return ctx.usage_error(timeout.error());
+        return ctx.act(build_vm_stop(*name, *force, t), "vm " + *name + ": stop requested",
+                       f->wait, *timeout);
+      };
+    });
+  }
+
+  // delete
+  {
+    auto name = std::make_shared<std::string>();
+    auto f = std::make_shared<ActionFlags>();
+    CLI::App* c = vm->add_subcommand("delete", "Delete a VM (stops it first) and its disks");
+    c->alias("rm");
+    c->add_option("name", *name, "VM name")->required();
+    add_wait_flags(c, *f);
+    c->callback([&ctx, name, f] {
+      ctx.action = [&ctx, name, f] {
+        auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+        if (!timeout) return ctx.usage_error(timeout.error());
+        return ctx.act(build_vm_delete(*name), "vm " + *name + ": delete requested", f->wait,
+                       *timeout);
+      };
+    });
+  }
+
+  add_console_command(*vm, ctx);
+}
+
+}  // namespace strata::cli

@@ -1,0 +1,242 @@
+// Beast-based synchronous HTTP client for stratad (see http_client.h).
+#include "strata/cli/http_client.h"
+
+#include <fstream>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "strata/cli/exit_codes.h"
+#include "net.h"
+
+namespace strata::cli {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+Result<Endpoint> parse_server_url(std::string_view url) {
+  std::string u(url);
+  if (u.rfind("https://", 0) == 0)
+    return invalid_argument("server", "https is not supported by this client yet: " + u);
+  if (u.rfind("http://", 0) != 0)
+    return invalid_argument("server", "server URL must start with http://, got '" + u + "'");
+  std::string rest = u.substr(7);
+  Endpoint ep;
+  auto slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  if (slash != std::string::npos) ep.base_path = rest.substr(slash);
+  while (!ep.base_path.empty() && ep.base_path.back() == '/') ep.base_path.pop_back();
+  if (!authority.empty() && authority[0] == '[') {  // [::1]:7480
+    auto close = authority.find(']');
+    if (close == std::string::npos) return invalid_argument("server", "bad IPv6 address in " + u);
+    ep.host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size() && authority[close + 1] == ':')
+      ep.port = authority.substr(close + 2);
+  } else {
+    auto colon = authority.rfind(':');
+    ep.host = authority.substr(0, colon);
+    if (colon != std::string::npos) ep.port = authority.substr(colon + 1);
+  }
+  if (ep.port.empty()) ep.port = "80";
+  if (ep.host.empty()) return invalid_argument("server", "no host in server URL '" + u + "'");
+  for (char c : ep.port)
+    if (c < '0' || c > '9') return invalid_argument("server", "bad port in server URL '" + u + "'");
+  return ep;
+}
+
+Result<beast::tcp_stream> connect_to(net::io_context& ioc, const Endpoint& ep,
+                                     std::chrono::milliseconds timeout) {
+  beast::error_code ec;
+  tcp::resolver resolver(ioc);
+  auto results = resolver.resolve(ep.host, ep.port, ec);
+  if (ec) return unavailable("cannot resolve " + ep.host + ": " + ec.message());
+  beast::tcp_stream stream(ioc);
+  stream.expires_after(timeout);
+  stream.connect(results, ec);
+  if (ec)
+    return unavailable("cannot connect to stratad at " + ep.host + ":" + ep.port + ": " +
+                       ec.message());
+  return stream;
+}
+
+std::string host_header(const Endpoint& ep) {
+  bool v6 = ep.host.find(':') != std::string::npos;
+  return (v6 ? "[" + ep.host + "]" : ep.host) + ":" + ep.port;
+}
+
+namespace {
+
+template <class Request>
+void common_headers(Request& r, const HttpClient& c) {
+  r.set(http::field::host, host_header(c.endpoint()));
+  r.set(http::field::user_agent, "strata-cli");
+  if (!c.token().empty()) r.set(http::field::authorization, "Bearer " + c.token());
+}
+
+Error transport_error(const std::string& what, const beast::error_code& ec) {
+  if (ec == beast::error::timeout)
+    return Error{ErrorCode::unavailable, what + ": timed out waiting for stratad", ""};
+  return Error{ErrorCode::unavailable, what + ": " + ec.message(), ""};
+}
+
+Result<nlohmann::json> json_or_error(const HttpResult& r) {
+  if (r.status < 200 || r.status > 299) return tl::unexpected(error_from_response(r.status, r.body));
+  if (r.body.empty()) return nlohmann::json::object();
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (j.is_discarded())
+    return internal_error("stratad answered with a body that is not JSON: " + r.body.substr(0, 200));
+  return j;
+}
+
+template <class Stream>
+Result<HttpResult> read_response(Stream& stream, const std::string& what) {
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64ull << 20);
+  beast::error_code ec;
+  http::read(stream, buffer, parser, ec);
+  if (ec) return tl::unexpected(transport_error(what, ec));
+  auto& res = parser.get();
+  HttpResult out;
+  out.status = res.result_int();
+  out.body = std::move(res.body());
+  out.content_type = std::string(res[http::field::content_type]);
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  return out;
+}
+
+}  // namespace
+
+HttpClient::HttpClient(Endpoint endpoint, std::string token, std::chrono::milliseconds timeout)
+    : endpoint_(std::move(endpoint)), token_(std::move(token)), timeout_(timeout) {}
+
+Result<HttpResult> HttpClient::send(const ApiRequest& req) {
+  net::io_context ioc;
+  auto stream = connect_to(ioc, endpoint_, timeout_);
+  if (!stream) return tl::unexpected(stream.error());
+  std::string what = req.method + " " + req.target;
+  http::request<http::string_body> r{http::string_to_verb(req.method),
+                                     endpoint_.base_path + req.target, 11};
+  common_headers(r, *this);
+  r.set(http::field::accept, "application/json");
+  if (req.body) {
+    r.set(http::field::content_type, "application/json");
+    r.body() = req.body->dump();
+  }
+  r.prepare_payload();
+  stream->expires_after(timeout_);
+  beast::error_code ec;
+  http::write(*stream, r, ec);
+  if (ec) return tl::unexpected(transport_error(what, ec));
+  return read_response(*stream, what);
+}
+
+Result<nlohmann::json> HttpClient::call(const ApiRequest& req) {
+  auto r = send(req);
+  if (!r) return tl::unexpected(r.error());
+  return json_or_error(*r);
+}
+
+Result<nlohmann::json> HttpClient::upload(const ApiRequest& req, const std::string& path,
+                                          const ProgressFn& progress) {
+  std::ifstream file(path, std::ios::binary | std::ios::ate);
+  if (!file) return invalid_argument("FILE", "cannot open " + path);
+  auto end = file.tellg();
+  if (end < 0) return invalid_argument("FILE", "cannot read the size of " + path);
+  uint64_t total = static_cast<uint64_t>(end);
+  file.seekg(0);
+  net::io_context ioc;
+  auto stream = connect_to(ioc, endpoint_, timeout_);
+  if (!stream) return tl::unexpected(stream.error());
+  std::string what = req.method + " " + req.target;
+  http::request<http::empty_body> r{http::string_to_verb(req.method),
+                                    endpoint_.base_path + req.target, 11};
+  common_headers(r, *this);
+  r.set(http::field::accept, "application/json");
+  r.set(http::field::content_type, "application/octet-stream");
+  r.content_length(total);
+  http::request_serializer<http::empty_body> sr{r};
+  beast::error_code ec;
+  stream->expires_after(timeout_);
+  http::write_header(*stream, sr, ec);
+  if (ec) return tl::unexpected(transport_error(what, ec));
+  std::vector<char> chunk(1 << 20);
+  uint64_t sent = 0;
+  if (progress) progress(0, total);
+  while (sent < total) {
+    file.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    auto n = static_cast<size_t>(file.gcount());
+    if (n == 0) return internal_error(path + " ended early (changed while uploading?)");
+    stream->expires_after(timeout_);
+    net::write(*stream, net::buffer(chunk.data(), n), ec);
+    if (ec) {
+      // The server may have answered early (e.g. 413) and closed: prefer its answer.
+      auto answer = read_response(*stream, what);
+      if (answer && answer->status >= 400) return json_or_error(*answer);
+      return tl::unexpected(transport_error(what, ec));
+    }
+    sent += n;
+    if (progress) progress(sent, total);
+  }
+  stream->expires_after(timeout_ * 4);  // the server may verify/convert before answering
+  auto resp = read_response(*stream, what);
+  if (!resp) return tl::unexpected(resp.error());
+  return json_or_error(*resp);
+}
+
+Status HttpClient::stream_events(const ApiRequest& req,
+                                 const std::function<bool(const SseEvent&)>& on_event,
+                                 std::chrono::milliseconds idle_timeout) {
+  net::io_context ioc;
+  auto stream = connect_to(ioc, endpoint_, timeout_);
+  if (!stream) return tl::unexpected(stream.error());
+  std::string what = "GET " + req.target;
+  http::request<http::empty_body> r{http::verb::get, endpoint_.base_path + req.target, 11};
+  common_headers(r, *this);
+  r.set(http::field::accept, "text/event-stream");
+  beast::error_code ec;
+  stream->expires_after(timeout_);
+  http::write(*stream, r, ec);
+  if (ec) return tl::unexpected(transport_error(what, ec));
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  http::read_header(*stream, buffer, parser, ec);
+  if (ec) return tl::unexpected(transport_error(what, ec));
+  unsigned status = parser.get().result_int();
+  char buf[8192];
+  if (status < 200 || status > 299) {
+    std::string body;
+    while (!parser.is_done() && body.size() < 65536) {
+      parser.get().body().data = buf;
+      parser.get().body().size = sizeof buf;
+      http::read(*stream, buffer, parser, ec);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) break;
+      body.append(buf, sizeof buf - parser.get().body().size);
+    }
+    return tl::unexpected(error_from_response(status, body));
+  }
+  SseParser sse;
+  while (!parser.is_done()) {
+    parser.get().body().data = buf;
+    parser.get().body().size = sizeof buf;
+    stream->expires_after(idle_timeout);
+    http::read(*stream, buffer, parser, ec);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec == http::error::end_of_stream || ec == net::error::eof) break;
+    if (ec) return tl::unexpected(transport_error(what, ec));
+    size_t n = sizeof buf - parser.get().body().size;
+    for (const auto& e : sse.feed(std::string_view(buf, n)))
+      if (!on_event(e)) return {};
+  }
+  return {};
+}
+
+}  // namespace strata::cli

@@ -1,0 +1,262 @@
+// Pure request building for every command (see requests.h).
+#include "strata/cli/requests.h"
+
+#include <cctype>
+
+#include "strata/cli/parse.h"
+
+namespace strata::cli {
+
+using nlohmann::json;
+
+std::string url_escape(std::string_view text) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+namespace {
+
+const std::string kApi = "/api/v1";
+
+std::vector<std::string> split(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t p = s.find(sep, start);
+    out.emplace_back(s.substr(start, p == std::string_view::npos ? p : p - start));
+    if (p == std::string_view::npos) break;
+    start = p + 1;
+  }
+  return out;
+}
+
+std::string vm_path(const std::string& name) { return kApi + "/vms/" + url_escape(name); }
+
+}  // namespace
+
+Result<json> parse_disk_spec(std::string_view text) {
+  json disk = json::object();
+  for (const auto& part : split(text, ',')) {
+    auto eq = part.find('=');
+    std::string key = part.substr(0, eq);
+    std::string value = eq == std::string::npos ? "" : part.substr(eq + 1);
+    bool has_value = eq != std::string::npos;
+    if (key == "name" && has_value && !value.empty()) {
+      disk["name"] = value;
+    } else if (key == "size" && has_value) {
+      auto size = parse_size(value, "--disk size", 1);
+      if (!size) return tl::unexpected(size.error());
+      if (*size == 0) return invalid_argument("--disk", "--disk: size must be greater than zero");
+      disk["size_bytes"] = *size;
+    } else if (key == "image" && has_value && !value.empty()) {
+      disk["image"] = value;
+    } else if ((key == "boot" || key == "readonly") && !has_value) {
+      disk[key] = true;
+    } else {
+      return invalid_argument("--disk", "--disk: cannot read '" + part + "' in '" +
+                                            std::string(text) +
+                                            "' (expected name=N[,size=1G][,image=IMG][,boot]"
+                                            "[,readonly])");
+    }
+  }
+  if (!disk.contains("name"))
+    return invalid_argument("--disk", "--disk: name=... is required in '" + std::string(text) + "'");
+  if (!disk.contains("size_bytes") && !disk.contains("image"))
+    return invalid_argument("--disk", "--disk " + disk["name"].get<std::string>() +
+                                          ": give size=... or image=... (or both)");
+  return disk;
+}
+
+Result<json> parse_nic_spec(std::string_view text) {
+  auto parts = split(text, ',');
+  json nic = json::object();
+  if (parts[0] == "user") {
+    nic["mode"] = "user";
+  } else if (parts[0].rfind("bridge=", 0) == 0 && parts[0].size() > 7) {
+    nic["mode"] = "bridge";
+    nic["bridge"] = parts[0].substr(7);
+  } else {
+    return invalid_argument("--nic", "--nic: expected 'user' or 'bridge=NAME', got '" +
+                                         std::string(text) + "'");
+  }
+  for (size_t i = 1; i < parts.size(); ++i) {
+    if (parts[i].rfind("mac=", 0) == 0 && parts[i].size() > 4)
+      nic["mac"] = parts[i].substr(4);
+    else
+      return invalid_argument("--nic", "--nic: unknown option '" + parts[i] + "'");
+  }
+  return nic;
+}
+
+Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
+  if (o.vcpus == 0) return invalid_argument("--vcpus", "--vcpus must be at least 1");
+  auto mem = parse_memory_mib(o.memory, "--memory");
+  if (!mem) return tl::unexpected(mem.error());
+  if (!o.image.empty() && !o.kernel.empty())
+    return invalid_argument("--image", "--image and --kernel are exclusive: boot from a disk "
+                                       "image or from a kernel, not both");
+  if (o.kernel.empty() && (!o.initrd.empty() || !o.cmdline.empty()))
+    return invalid_argument("--kernel", "--initrd and --cmdline need --kernel");
+  json body = {{"name", o.name}, {"vcpus", o.vcpus}, {"memory_mib", *mem}};
+  if (!o.kernel.empty()) {
+    body["kernel"] = o.kernel;
+    if (!o.initrd.empty()) body["initrd"] = o.initrd;
+    if (!o.cmdline.empty()) body["cmdline"] = o.cmdline;
+  }
+  json disks = json::array();
+  if (!o.image.empty()) disks.push_back({{"name", "root"}, {"image", o.image}, {"boot", true}});
+  for (const auto& d : o.disks) {
+    auto disk = parse_disk_spec(d);
+    if (!disk) return tl::unexpected(disk.error());
+    for (const auto& existing : disks)
+      if (existing["name"] == (*disk)["name"])
+        return invalid_argument("--disk", "--disk: two disks are named '" +
+                                              (*disk)["name"].get<std::string>() + "'");
+    disks.push_back(std::move(*disk));
+  }
+  if (!disks.empty()) body["disks"] = disks;
+  json nics = json::array();
+  for (const auto& n : o.nics) {
+    auto nic = parse_nic_spec(n);
+    if (!nic) return tl::unexpected(nic.error());
+    nics.push_back(std::move(*nic));
+  }
+  if (!nics.empty()) body["nics"] = nics;
+  auto kv_map = [](const std::vector<std::string>& items, const char* flag) -> Result<json> {
+    json m = json::object();
+    for (const auto& item : items) {
+      auto kv = parse_key_value(item, flag);
+      if (!kv) return tl::unexpected(kv.error());
+      m[kv->first] = kv->second;
+    }
+    return m;
+  };
+  auto labels = kv_map(o.labels, "--label");
+  if (!labels) return tl::unexpected(labels.error());
+  if (!labels->empty()) body["labels"] = *labels;
+  auto selector = kv_map(o.selectors, "--selector");
+  if (!selector) return tl::unexpected(selector.error());
+  if (!selector->empty()) body["node_selector"] = *selector;
+  if (!o.host.empty()) body["host"] = o.host;
+  if (!o.anti_affinity_group.empty()) body["anti_affinity_group"] = o.anti_affinity_group;
+  if (o.no_start) body["start"] = false;
+  return ApiRequest{"POST", kApi + "/vms", body};
+}
+
+ApiRequest build_vm_list(const std::vector<std::string>& label_selector, const std::string& host) {
+  std::string q;
+  for (const auto& l : label_selector) q += (q.empty() ? "?" : "&") + ("label=" + url_escape(l));
+  if (!host.empty()) q += (q.empty() ? "?" : "&") + ("host=" + url_escape(host));
+  return {"GET", kApi + "/vms" + q, std::nullopt};
+}
+
+ApiRequest build_vm_get(const std::string& name) { return {"GET", vm_path(name), std::nullopt}; }
+
+ApiRequest build_vm_action(const std::string& name, const std::string& verb) {
+  return {"POST", vm_path(name) + "/" + verb, json::object()};
+}
+
+ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint64_t> timeout_s) {
+  json body = json::object();
+  if (force) body["force"] = true;
+  if (timeout_s) body["timeout_s"] = *timeout_s;
+  return {"POST", vm_path(name) + "/stop", body};
+}
+
+ApiRequest build_vm_delete(const std::string& name) {
+  return {"DELETE", vm_path(name), std::nullopt};
+}
+
+ApiRequest build_host_list() { return {"GET", kApi + "/hosts", std::nullopt}; }
+
+ApiRequest build_host_get(const std::string& name) {
+  return {"GET", kApi + "/hosts/" + url_escape(name), std::nullopt};
+}
+
+Result<ApiRequest> build_host_label(const std::string& name,
+                                    const std::vector<std::string>& edits) {
+  if (edits.empty())
+    return invalid_argument("labels", "give at least one label: key=value to set, key- to remove");
+  json labels = json::object();
+  for (const auto& e : edits) {
+    if (e.size() > 1 && e.back() == '-' && e.find('=') == std::string::npos) {
+      labels[e.substr(0, e.size() - 1)] = nullptr;
+      continue;
+    }
+    auto kv = parse_key_value(e, "label");
+    if (!kv) return tl::unexpected(kv.error());
+    labels[kv->first] = kv->second;
+  }
+  return ApiRequest{"PATCH", kApi + "/hosts/" + url_escape(name), json{{"labels", labels}}};
+}
+
+Result<ApiRequest> build_host_maintenance(const std::string& name, const std::string& on_off) {
+  if (on_off != "on" && on_off != "off")
+    return invalid_argument("maintenance", "maintenance takes 'on' or 'off', not '" + on_off + "'");
+  return ApiRequest{"PATCH", kApi + "/hosts/" + url_escape(name),
+                    json{{"maintenance", on_off == "on"}}};
+}
+
+ApiRequest build_image_list() { return {"GET", kApi + "/images", std::nullopt}; }
+
+ApiRequest build_image_put(const std::string& name) {
+  return {"PUT", kApi + "/images/" + url_escape(name), std::nullopt};
+}
+
+ApiRequest build_task_get(const std::string& id) {
+  return {"GET", kApi + "/tasks/" + url_escape(id), std::nullopt};
+}
+
+ApiRequest build_events_list(std::optional<int64_t> after, int limit) {
+  std::string q = "?limit=" + std::to_string(limit);
+  if (after) q += "&after=" + std::to_string(*after);
+  return {"GET", kApi + "/events" + q, std::nullopt};
+}
+
+ApiRequest build_events_stream(std::optional<int64_t> after) {
+  return {"GET", kApi + "/events/stream" + (after ? "?after=" + std::to_string(*after) : ""),
+          std::nullopt};
+}
+
+Result<ApiRequest> build_token_create(const std::string& name, const std::string& role,
+                                      const std::string& ttl) {
+  if (role != "admin" && role != "operator" && role != "viewer")
+    return invalid_argument("--role", "--role must be admin, operator or viewer, not '" + role + "'");
+  json body = {{"name", name}, {"role", role}};
+  if (!ttl.empty()) {
+    auto s = parse_duration_s(ttl, "--ttl");
+    if (!s) return tl::unexpected(s.error());
+    body["ttl_s"] = *s;
+  }
+  return ApiRequest{"POST", kApi + "/tokens", body};
+}
+
+Result<ApiRequest> build_join_token_create(const std::string& ttl) {
+  json body = json::object();
+  if (!ttl.empty()) {
+    auto s = parse_duration_s(ttl, "--ttl");
+    if (!s) return tl::unexpected(s.error());
+    body["ttl_s"] = *s;
+  }
+  return ApiRequest{"POST", kApi + "/join-tokens", body};
+}
+
+ApiRequest build_version() { return {"GET", kApi + "/version", std::nullopt}; }
+
+ApiRequest build_console(const std::string& name, std::optional<uint64_t> tail_bytes) {
+  return {"GET", vm_path(name) + "/console" +
+                     (tail_bytes ? "?tail=" + std::to_string(*tail_bytes) : ""),
+          std::nullopt};
+}
+
+}  // namespace strata::cli
