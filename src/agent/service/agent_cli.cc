@@ -2,7 +2,6 @@
 #include "strata/agent/service/agent_cli.h"
 
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <iostream>
 
@@ -18,14 +17,20 @@ namespace strata::agent::cli {
 int exit_code(ErrorCode code) {
   switch (code) {
     case ErrorCode::invalid_argument:
-    case ErrorCode::payload_too_large: return kExitUsage;
-    case ErrorCode::not_found: return kExitNotFound;
+    case ErrorCode::payload_too_large:
+      return kExitUsage;
+    case ErrorCode::not_found:
+      return kExitNotFound;
     case ErrorCode::already_exists:
-    case ErrorCode::conflict: return kExitExists;
-    case ErrorCode::failed_precondition: return kExitPrecondition;
+    case ErrorCode::conflict:
+      return kExitExists;
+    case ErrorCode::failed_precondition:
+      return kExitPrecondition;
     case ErrorCode::unavailable:
-    case ErrorCode::deadline_exceeded: return kExitUnavailable;
-    default: return kExitError;
+    case ErrorCode::deadline_exceeded:
+      return kExitUnavailable;
+    default:
+      return kExitError;
   }
 }
 
@@ -89,7 +94,8 @@ int agent_main(int argc, char** argv) {
 
   // ---- serve
   ServeOptions so;
-  auto* serve = app.add_subcommand("serve", "Run the agent daemon (until SIGTERM; VMs keep running)");
+  auto* serve =
+      app.add_subcommand("serve", "Run the agent daemon (until SIGTERM; VMs keep running)");
   serve->add_option("--state-dir", so.state_dir, "State folder (VMs, sockets, request ids)")
       ->capture_default_str();
   serve->add_option("--images", so.images_dir, "Image store folder (default <state-dir>/images)");
@@ -110,7 +116,8 @@ int agent_main(int argc, char** argv) {
   app.add_subcommand("shim", "Internal: parent process of one QEMU (started by the agent)");
 
   // ---- image (offline, operator)
-  auto* image = app.add_subcommand("image", "Image store commands run on the host (no agent needed)");
+  auto* image =
+      app.add_subcommand("image", "Image store commands run on the host (no agent needed)");
   image->require_subcommand(1);
   std::string images_dir = "/var/lib/strata-agent/images", img_name, img_path;
   auto* imp = image->add_subcommand("import", "Copy a host file into the image store");
@@ -138,9 +145,12 @@ int agent_main(int argc, char** argv) {
   ctl->add_option("--request-id", g.request_id,
                   "Idempotency key for mutating calls (default: random)");
 
-  ctl->add_subcommand("health", "Agent liveness and identity")->callback([&] { rc = ctl_health(g); });
-  ctl->add_subcommand("inventory", "Host inventory (-o json: the full document)")
-      ->callback([&] { rc = ctl_inventory(g); });
+  ctl->add_subcommand("health", "Agent liveness and identity")->callback([&] {
+    rc = ctl_health(g);
+  });
+  ctl->add_subcommand("inventory", "Host inventory (-o json: the full document)")->callback([&] {
+    rc = ctl_inventory(g);
+  });
   ctl->add_subcommand("metrics", "Host and per-VM metrics")->callback([&] { rc = ctl_metrics(g); });
   auto* events = ctl->add_subcommand("events", "Stream VM state changes (until interrupted)");
   std::string ev_vm;
@@ -168,8 +178,8 @@ int agent_main(int argc, char** argv) {
 
   DefineFlags df;
   auto* define = vm->add_subcommand("define", "Define a VM from a JSON spec or from flags");
-  auto* spec_opt = define->add_option("--spec", df.spec_file, "VmSpec JSON file")
-                       ->check(CLI::ExistingFile);
+  auto* spec_opt =
+      define->add_option("--spec", df.spec_file, "VmSpec JSON file")->check(CLI::ExistingFile);
   auto* name_opt = define->add_option("--name", df.name, "VM name (DNS label)");
   define->add_option("--uuid", df.uuid, "UUID (generated when absent)");
   define->add_option("--vcpus", df.vcpus, "Virtual CPUs (default 1)");
@@ -178,9 +188,12 @@ int agent_main(int argc, char** argv) {
   define->add_option("--kernel", df.kernel, "Kernel image name (direct kernel boot)");
   define->add_option("--initrd", df.initrd, "Initrd image name");
   define->add_option("--cmdline", df.cmdline, "Kernel command line");
-  define->add_option("--disk", df.disks, "name=NAME[,base=IMAGE][,size=SIZE][,boot][,ro] (repeatable)")
+  define
+      ->add_option("--disk", df.disks,
+                   "name=NAME[,base=IMAGE][,size=SIZE][,boot][,ro] (repeatable)")
       ->allow_extra_args(false);
-  define->add_option("--nic", df.nics, "user | bridge=BR [,mac=MAC] (repeatable)")->allow_extra_args(false);
+  define->add_option("--nic", df.nics, "user | bridge=BR [,mac=MAC] (repeatable)")
+      ->allow_extra_args(false);
   define->add_option("--label", df.labels, "key=value (repeatable)")->allow_extra_args(false);
   define->add_flag("--no-vnc", df.no_vnc, "No VNC display");
   define->add_flag("--start", df.start, "Start the VM after defining it");
@@ -195,7 +208,8 @@ int agent_main(int argc, char** argv) {
   });
 
   int action_timeout = 60;
-  for (const char* action : {"start", "shutdown", "force-off", "reboot", "pause", "resume", "undefine"}) {
+  for (const char* action :
+       {"start", "shutdown", "force-off", "reboot", "pause", "resume", "undefine"}) {
     static const std::map<std::string, std::string> help = {
         {"start", "Start a VM (OK if running)"},
         {"shutdown", "ACPI shutdown; forced off after --timeout"},
@@ -207,7 +221,8 @@ int agent_main(int argc, char** argv) {
     auto* sub = vm->add_subcommand(action, help.at(action));
     sub->add_option("NAME", name, "VM name")->required();
     if (std::string(action) == "shutdown") {
-      sub->add_option("--timeout", action_timeout, "Seconds before forcing off")->capture_default_str();
+      sub->add_option("--timeout", action_timeout, "Seconds before forcing off")
+          ->capture_default_str();
     }
     std::string a = action;
     sub->callback([&, a] { rc = ctl_vm_action(g, a, name, action_timeout); });
@@ -216,12 +231,15 @@ int agent_main(int argc, char** argv) {
   bool follow = false;
   std::string write_text;
   uint32_t bytes = 65536;
-  auto* console = vm->add_subcommand("console", "Print (or follow) the serial console; write to it");
+  auto* console =
+      vm->add_subcommand("console", "Print (or follow) the serial console; write to it");
   console->add_option("NAME", name, "VM name")->required();
   console->add_flag("-f,--follow", follow, "Keep printing output as it arrives");
-  auto* write_opt = console->add_option("--write", write_text, "Send TEXT and a newline to the console");
+  auto* write_opt =
+      console->add_option("--write", write_text, "Send TEXT and a newline to the console");
   console->add_option("--bytes", bytes, "How much of the log tail to print")->capture_default_str();
-  console->callback([&] { rc = ctl_vm_console(g, name, follow, write_text, write_opt->count() > 0, bytes); });
+  console->callback(
+      [&] { rc = ctl_vm_console(g, name, follow, write_text, write_opt->count() > 0, bytes); });
 
   std::string ga_json;
   int ga_timeout = 10;

@@ -1,9 +1,9 @@
 // AgentClient: channel setup and request-id generation.
 #include "strata/agent/service/agent_client.h"
 
-#include <random>
-
 #include <fmt/format.h>
+
+#include <random>
 
 namespace strata::agent::service {
 

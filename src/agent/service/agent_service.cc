@@ -1,13 +1,12 @@
 // AgentService: construction, request-id deduplication and the VM lifecycle RPCs.
 #include "strata/agent/service/agent_service.h"
 
+#include <fmt/format.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <algorithm>
 #include <filesystem>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "event_hub.h"
@@ -76,16 +75,15 @@ Result<std::unique_ptr<AgentService>> AgentService::create(Hypervisor& hyperviso
   return std::make_unique<AgentService>(hypervisor, std::move(options), std::move(*log));
 }
 
-AgentService::AgentService(Hypervisor& hypervisor, AgentServiceOptions options,
-                           RequestLogPtr log)
+AgentService::AgentService(Hypervisor& hypervisor, AgentServiceOptions options, RequestLogPtr log)
     : hv_(hypervisor),
       opts_(std::move(options)),
       log_(std::move(log)),
       hub_(std::make_shared<EventHub>()) {
   if (!opts_.clock) opts_.clock = system_clock();
-  started_unix_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         opts_.clock->wall().time_since_epoch())
-                         .count();
+  started_unix_ms_ =
+      std::chrono::duration_cast<std::chrono::milliseconds>(opts_.clock->wall().time_since_epoch())
+          .count();
   std::weak_ptr<EventHub> weak = hub_;
   hv_.watch([weak](const VmEvent& e) {
     if (auto hub = weak.lock()) hub->publish(e);
@@ -116,8 +114,7 @@ grpc::Status AgentService::once(const char* method, const Req& request, Resp* re
                                               prior->method),
                                   "request_id"});
     }
-    log()->info("repeated request id={} method={} code={}", id, method,
-                prior->outcome.status_code);
+    log()->info("repeated request id={} method={} code={}", id, method, prior->outcome.status_code);
     const auto& o = prior->outcome;
     if (o.status_code != 0) {
       return grpc::Status(static_cast<grpc::StatusCode>(o.status_code), o.message, o.details);
@@ -137,10 +134,10 @@ grpc::Status AgentService::once(const char* method, const Req& request, Resp* re
     log_->abandon(id);
     return status;
   }
-  RequestRecord record{method, fp,
-                       RequestOutcome{static_cast<int>(status.error_code()),
-                                      status.error_message(), status.error_details(),
-                                      status.ok() ? deterministic_bytes(*response) : ""}};
+  RequestRecord record{
+      method, fp,
+      RequestOutcome{static_cast<int>(status.error_code()), status.error_message(),
+                     status.error_details(), status.ok() ? deterministic_bytes(*response) : ""}};
   if (auto st = log_->finish(id, std::move(record)); !st) {
     // The action happened; failing to remember it only weakens deduplication.
     log()->warn("request log write failed id={} error={}", id, st.error().to_string());
@@ -245,8 +242,9 @@ grpc::Status AgentService::ShutdownVm(grpc::ServerContext*, const v1::ShutdownVm
 grpc::Status AgentService::ForceOffVm(grpc::ServerContext*, const v1::ForceOffVmRequest* req,
                                       v1::ForceOffVmResponse* resp) {
   return once<v1::ForceOffVmRequest, v1::ForceOffVmResponse>(
-      "ForceOffVm", *req, resp,
-      [&](v1::ForceOffVmResponse* out) { return stop_vm(req->name(), true, 0, out->mutable_vm()); });
+      "ForceOffVm", *req, resp, [&](v1::ForceOffVmResponse* out) {
+        return stop_vm(req->name(), true, 0, out->mutable_vm());
+      });
 }
 
 grpc::Status AgentService::RebootVm(grpc::ServerContext*, const v1::RebootVmRequest* req,
@@ -297,8 +295,7 @@ grpc::Status AgentService::WriteConsole(grpc::ServerContext*, const v1::WriteCon
       "WriteConsole", *req, resp, [&](v1::WriteConsoleResponse*) -> Status {
         if (auto st = model::validate_name("name", req->name()); !st) return st;
         if (req->data().size() > 65536) {
-          return make_error(ErrorCode::payload_too_large, "at most 65536 bytes per write",
-                            "data");
+          return make_error(ErrorCode::payload_too_large, "at most 65536 bytes per write", "data");
         }
         return hv_.console_write(req->name(), req->data());
       });
@@ -319,8 +316,8 @@ grpc::Status AgentService::GuestAgentCommand(grpc::ServerContext*,
           return invalid_argument("command_json", std::string("not JSON: ") + e.what());
         }
         uint32_t ms = req->timeout_ms() ? std::min<uint32_t>(req->timeout_ms(), 300000) : 10000;
-        auto reply = hv_.guest_agent(req->name(), req->command_json(),
-                                     std::chrono::milliseconds(ms));
+        auto reply =
+            hv_.guest_agent(req->name(), req->command_json(), std::chrono::milliseconds(ms));
         if (!reply) return tl::unexpected(reply.error());
         out->set_reply_json(*reply);
         return {};

@@ -4,11 +4,11 @@
 #include <chrono>
 
 #include "event_hub.h"
-#include "stream_queue.h"
 #include "strata/agent/service/agent_service.h"
 #include "strata/agent/service/grpc_status.h"
 #include "strata/agent/service/proto_convert.h"
 #include "strata/model/validation.h"
+#include "stream_queue.h"
 
 namespace strata::agent::service {
 
@@ -20,8 +20,8 @@ grpc::Status shutting_down() {
   return to_grpc_status(Error{ErrorCode::unavailable, "agent is shutting down", {}});
 }
 grpc::Status overflowed(const char* what) {
-  return to_grpc_status(Error{ErrorCode::resource_exhausted,
-                              std::string(what) + " stream fell behind; reconnect", {}});
+  return to_grpc_status(Error{
+      ErrorCode::resource_exhausted, std::string(what) + " stream fell behind; reconnect", {}});
 }
 }  // namespace
 

@@ -1,14 +1,13 @@
 // `strata-agent ctl` commands: one gRPC call (or stream) each, errors mapped to exit codes.
 #include "ctl.h"
 
-#include <fstream>
-#include <iostream>
-#include <sstream>
-
+#include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 
-#include <fmt/format.h>
+#include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "ctl_format.h"
 #include "strata/agent/service/agent_cli.h"
@@ -39,10 +38,13 @@ std::string request_id(const CtlGlobal& g) {
 bool json(const CtlGlobal& g) { return g.output == "json"; }
 
 template <typename T>
-int print_or_fail(const CtlGlobal& g, const Result<T>& r, const std::function<void(const T&)>& table) {
+int print_or_fail(const CtlGlobal& g, const Result<T>& r,
+                  const std::function<void(const T&)>& table) {
   if (!r) return fail(r.error());
-  if (json(g)) std::cout << to_json_text(*r);
-  else table(*r);
+  if (json(g))
+    std::cout << to_json_text(*r);
+  else
+    table(*r);
   return kExitOk;
 }
 
@@ -52,10 +54,10 @@ int ctl_health(const CtlGlobal& g) {
   auto c = connect(g);
   auto r = c.call(&Stub::Health, v1::HealthRequest{});
   return print_or_fail<v1::HealthResponse>(g, r, [](const v1::HealthResponse& h) {
-    std::cout << fmt::format("serving:     {}\nversion:     {}\nhostname:    {}\naccelerator: {}\n"
-                             "vms:         {}\n",
-                             h.serving(), h.agent_version(), h.hostname(), h.accelerator(),
-                             h.vm_count());
+    std::cout << fmt::format(
+        "serving:     {}\nversion:     {}\nhostname:    {}\naccelerator: {}\n"
+        "vms:         {}\n",
+        h.serving(), h.agent_version(), h.hostname(), h.accelerator(), h.vm_count());
   });
 }
 
@@ -87,18 +89,17 @@ int ctl_metrics(const CtlGlobal& g) {
   auto r = c.call(&Stub::GetMetrics, v1::GetMetricsRequest{});
   return print_or_fail<v1::GetMetricsResponse>(g, r, [](const v1::GetMetricsResponse& m) {
     const auto& h = m.host();
-    std::cout << fmt::format("host: cpu {:.1f}% load {:.2f} {:.2f} {:.2f} memory {} / {} available\n",
-                             h.cpu_busy() * 100, h.load1(), h.load5(), h.load15(),
-                             human_bytes(h.memory_available_bytes()),
-                             human_bytes(h.memory_total_bytes()));
-    std::cout << fmt::format("{:<24} {:<10} {:>12} {:>12} {:>12} {:>12}\n", "VM", "STATE",
-                             "CPU_S", "RSS", "DISK_R", "DISK_W");
+    std::cout << fmt::format(
+        "host: cpu {:.1f}% load {:.2f} {:.2f} {:.2f} memory {} / {} available\n",
+        h.cpu_busy() * 100, h.load1(), h.load5(), h.load15(),
+        human_bytes(h.memory_available_bytes()), human_bytes(h.memory_total_bytes()));
+    std::cout << fmt::format("{:<24} {:<10} {:>12} {:>12} {:>12} {:>12}\n", "VM", "STATE", "CPU_S",
+                             "RSS", "DISK_R", "DISK_W");
     for (const auto& vm : m.vms()) {
-      std::cout << fmt::format("{:<24} {:<10} {:>12.2f} {:>12} {:>12} {:>12}\n", vm.name(),
-                               state_name(vm.state()), vm.stats().cpu_time_ns() / 1e9,
-                               human_bytes(vm.stats().rss_bytes()),
-                               human_bytes(vm.stats().disk_read_bytes()),
-                               human_bytes(vm.stats().disk_write_bytes()));
+      std::cout << fmt::format(
+          "{:<24} {:<10} {:>12.2f} {:>12} {:>12} {:>12}\n", vm.name(), state_name(vm.state()),
+          vm.stats().cpu_time_ns() / 1e9, human_bytes(vm.stats().rss_bytes()),
+          human_bytes(vm.stats().disk_read_bytes()), human_bytes(vm.stats().disk_write_bytes()));
     }
   });
 }
@@ -125,8 +126,10 @@ int ctl_vm_show(const CtlGlobal& g, const std::string& name) {
   auto c = connect(g);
   auto r = c.call(&Stub::GetVm, req);
   if (!r) return fail(r.error());
-  if (json(g)) std::cout << to_json_text(r->vm());
-  else print_vm_details(std::cout, r->vm());
+  if (json(g))
+    std::cout << to_json_text(r->vm());
+  else
+    print_vm_details(std::cout, r->vm());
   return kExitOk;
 }
 
@@ -199,8 +202,10 @@ int ctl_vm_define(const CtlGlobal& g, const DefineFlags& f) {
     if (!sr) return fail(sr.error());
     vm = sr->vm();
   }
-  if (json(g)) std::cout << to_json_text(vm);
-  else print_vm_details(std::cout, vm);
+  if (json(g))
+    std::cout << to_json_text(vm);
+  else
+    print_vm_details(std::cout, vm);
   return kExitOk;
 }
 
@@ -236,15 +241,19 @@ int ctl_vm_action(const CtlGlobal& g, const std::string& action, const std::stri
   } else if (action == "undefine") {
     auto r = c.call(&Stub::UndefineVm, req(v1::UndefineVmRequest{}));
     if (!r) return fail(r.error());
-    if (json(g)) std::cout << "{}\n";
-    else std::cout << "undefined " << name << "\n";
+    if (json(g))
+      std::cout << "{}\n";
+    else
+      std::cout << "undefined " << name << "\n";
     return kExitOk;
   } else {
     return fail(Error{ErrorCode::invalid_argument, "unknown action " + action, "action"});
   }
   if (!vm) return fail(vm.error());
-  if (json(g)) std::cout << to_json_text(*vm);
-  else std::cout << fmt::format("{} {} pid={}\n", name, state_name(vm->state()), vm->pid());
+  if (json(g))
+    std::cout << to_json_text(*vm);
+  else
+    std::cout << fmt::format("{} {} pid={}\n", name, state_name(vm->state()), vm->pid());
   return kExitOk;
 }
 
@@ -325,7 +334,8 @@ int ctl_image_list(const CtlGlobal& g) {
   auto c = connect(g);
   auto r = c.call(&Stub::ListImages, v1::ListImagesRequest{});
   return print_or_fail<v1::ListImagesResponse>(g, r, [](const v1::ListImagesResponse& l) {
-    std::cout << fmt::format("{:<32} {:<6} {:>12} {:>12}\n", "NAME", "FORMAT", "VIRTUAL", "ON DISK");
+    std::cout << fmt::format("{:<32} {:<6} {:>12} {:>12}\n", "NAME", "FORMAT", "VIRTUAL",
+                             "ON DISK");
     for (const auto& i : l.images()) {
       std::cout << fmt::format("{:<32} {:<6} {:>12} {:>12}\n", i.name(), i.format(),
                                human_bytes(i.virtual_size()), human_bytes(i.actual_size()));

@@ -10,17 +10,17 @@ namespace strata::agent::cli {
 
 struct CtlGlobal {
   std::string socket = "/var/lib/strata-agent/agent.sock";
-  std::string address;        // HOST:PORT; overrides socket
+  std::string address;  // HOST:PORT; overrides socket
   std::string output = "table";
   int timeout_s = 30;
-  std::string request_id;     // for mutating commands; random when empty
+  std::string request_id;  // for mutating commands; random when empty
 };
 
 struct DefineFlags {
   std::string spec_file;
   std::string name, uuid, machine, kernel, initrd, cmdline;
   uint32_t vcpus = 0;
-  std::string memory;         // MiB, or with a K/M/G/T suffix
+  std::string memory;  // MiB, or with a K/M/G/T suffix
   std::vector<std::string> disks, nics, labels;
   bool no_vnc = false;
   bool start = false;

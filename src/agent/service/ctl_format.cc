@@ -1,13 +1,12 @@
 // ctl flag parsing and table/JSON printing.
 #include "ctl_format.h"
 
+#include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <cctype>
 #include <charconv>
 #include <sstream>
-
-#include <fmt/format.h>
 
 namespace strata::agent::cli {
 
@@ -32,12 +31,18 @@ Result<uint64_t> parse_size(const std::string& field, const std::string& text) {
   if (suffix.ends_with("IB")) suffix.resize(suffix.size() - 2);
   if (suffix.ends_with("B")) suffix.resize(suffix.size() - 1);
   int shift = 0;
-  if (suffix.empty()) shift = 0;
-  else if (suffix == "K") shift = 10;
-  else if (suffix == "M") shift = 20;
-  else if (suffix == "G") shift = 30;
-  else if (suffix == "T") shift = 40;
-  else return invalid_argument(field, "unknown size suffix \"" + suffix + "\"");
+  if (suffix.empty())
+    shift = 0;
+  else if (suffix == "K")
+    shift = 10;
+  else if (suffix == "M")
+    shift = 20;
+  else if (suffix == "G")
+    shift = 30;
+  else if (suffix == "T")
+    shift = 40;
+  else
+    return invalid_argument(field, "unknown size suffix \"" + suffix + "\"");
   if (shift && value > (UINT64_MAX >> shift)) return invalid_argument(field, "too large");
   return value << shift;
 }
@@ -48,15 +53,21 @@ Result<v1::DiskSpec> parse_disk_flag(const std::string& text) {
     auto eq = part.find('=');
     std::string key = part.substr(0, eq);
     std::string val = eq == std::string::npos ? "" : part.substr(eq + 1);
-    if (key == "name") d.set_name(val);
-    else if (key == "base") d.set_base_image(val);
+    if (key == "name")
+      d.set_name(val);
+    else if (key == "base")
+      d.set_base_image(val);
     else if (key == "size") {
       auto s = parse_size("--disk size", val);
       if (!s) return tl::unexpected(s.error());
       d.set_size_bytes(*s);
-    } else if (key == "boot" && eq == std::string::npos) d.set_boot(true);
-    else if ((key == "ro" || key == "readonly") && eq == std::string::npos) d.set_readonly(true);
-    else return invalid_argument("--disk", "unknown part \"" + part + "\" (name=,base=,size=,boot,ro)");
+    } else if (key == "boot" && eq == std::string::npos)
+      d.set_boot(true);
+    else if ((key == "ro" || key == "readonly") && eq == std::string::npos)
+      d.set_readonly(true);
+    else
+      return invalid_argument("--disk",
+                              "unknown part \"" + part + "\" (name=,base=,size=,boot,ro)");
   }
   return d;
 }

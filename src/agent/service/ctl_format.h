@@ -2,13 +2,13 @@
 // agent messages as tables or JSON.
 #pragma once
 
+#include <google/protobuf/message.h>
+
 #include <cstdint>
 #include <map>
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/message.h>
 
 #include "strata/agent/v1/agent.pb.h"
 #include "strata/common/error.h"

@@ -7,8 +7,8 @@
 #include <mutex>
 #include <vector>
 
-#include "stream_queue.h"
 #include "strata/agent/hypervisor.h"
+#include "stream_queue.h"
 
 namespace strata::agent::service {
 

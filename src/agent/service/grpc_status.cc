@@ -23,37 +23,62 @@ std::optional<ErrorCode> error_code_from_name(std::string_view name) {
 
 grpc::StatusCode to_grpc_code(ErrorCode code) {
   switch (code) {
-    case ErrorCode::invalid_argument: return grpc::StatusCode::INVALID_ARGUMENT;
-    case ErrorCode::not_found: return grpc::StatusCode::NOT_FOUND;
-    case ErrorCode::already_exists: return grpc::StatusCode::ALREADY_EXISTS;
-    case ErrorCode::conflict: return grpc::StatusCode::ABORTED;
-    case ErrorCode::failed_precondition: return grpc::StatusCode::FAILED_PRECONDITION;
-    case ErrorCode::resource_exhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
-    case ErrorCode::unauthenticated: return grpc::StatusCode::UNAUTHENTICATED;
-    case ErrorCode::permission_denied: return grpc::StatusCode::PERMISSION_DENIED;
-    case ErrorCode::unavailable: return grpc::StatusCode::UNAVAILABLE;
-    case ErrorCode::deadline_exceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
-    case ErrorCode::payload_too_large: return grpc::StatusCode::OUT_OF_RANGE;
-    case ErrorCode::internal: return grpc::StatusCode::INTERNAL;
+    case ErrorCode::invalid_argument:
+      return grpc::StatusCode::INVALID_ARGUMENT;
+    case ErrorCode::not_found:
+      return grpc::StatusCode::NOT_FOUND;
+    case ErrorCode::already_exists:
+      return grpc::StatusCode::ALREADY_EXISTS;
+    case ErrorCode::conflict:
+      return grpc::StatusCode::ABORTED;
+    case ErrorCode::failed_precondition:
+      return grpc::StatusCode::FAILED_PRECONDITION;
+    case ErrorCode::resource_exhausted:
+      return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case ErrorCode::unauthenticated:
+      return grpc::StatusCode::UNAUTHENTICATED;
+    case ErrorCode::permission_denied:
+      return grpc::StatusCode::PERMISSION_DENIED;
+    case ErrorCode::unavailable:
+      return grpc::StatusCode::UNAVAILABLE;
+    case ErrorCode::deadline_exceeded:
+      return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case ErrorCode::payload_too_large:
+      return grpc::StatusCode::OUT_OF_RANGE;
+    case ErrorCode::internal:
+      return grpc::StatusCode::INTERNAL;
   }
   return grpc::StatusCode::INTERNAL;
 }
 
 ErrorCode from_grpc_code(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::INVALID_ARGUMENT: return ErrorCode::invalid_argument;
-    case grpc::StatusCode::NOT_FOUND: return ErrorCode::not_found;
-    case grpc::StatusCode::ALREADY_EXISTS: return ErrorCode::already_exists;
-    case grpc::StatusCode::ABORTED: return ErrorCode::conflict;
-    case grpc::StatusCode::FAILED_PRECONDITION: return ErrorCode::failed_precondition;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return ErrorCode::resource_exhausted;
-    case grpc::StatusCode::UNAUTHENTICATED: return ErrorCode::unauthenticated;
-    case grpc::StatusCode::PERMISSION_DENIED: return ErrorCode::permission_denied;
-    case grpc::StatusCode::UNAVAILABLE: return ErrorCode::unavailable;
-    case grpc::StatusCode::CANCELLED: return ErrorCode::unavailable;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return ErrorCode::deadline_exceeded;
-    case grpc::StatusCode::OUT_OF_RANGE: return ErrorCode::payload_too_large;
-    default: return ErrorCode::internal;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return ErrorCode::invalid_argument;
+    case grpc::StatusCode::NOT_FOUND:
+      return ErrorCode::not_found;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return ErrorCode::already_exists;
+    case grpc::StatusCode::ABORTED:
+      return ErrorCode::conflict;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return ErrorCode::failed_precondition;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return ErrorCode::resource_exhausted;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return ErrorCode::unauthenticated;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return ErrorCode::permission_denied;
+    case grpc::StatusCode::UNAVAILABLE:
+      return ErrorCode::unavailable;
+    case grpc::StatusCode::CANCELLED:
+      return ErrorCode::unavailable;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return ErrorCode::deadline_exceeded;
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return ErrorCode::payload_too_large;
+    default:
+      return ErrorCode::internal;
   }
 }
 

@@ -7,27 +7,42 @@ namespace strata::agent::service {
 
 v1::VmState to_proto(model::VmState state) {
   switch (state) {
-    case model::VmState::defined: return v1::VM_STATE_DEFINED;
-    case model::VmState::starting: return v1::VM_STATE_STARTING;
-    case model::VmState::running: return v1::VM_STATE_RUNNING;
-    case model::VmState::paused: return v1::VM_STATE_PAUSED;
-    case model::VmState::shutting_down: return v1::VM_STATE_SHUTTING_DOWN;
-    case model::VmState::stopped: return v1::VM_STATE_STOPPED;
-    case model::VmState::crashed: return v1::VM_STATE_CRASHED;
+    case model::VmState::defined:
+      return v1::VM_STATE_DEFINED;
+    case model::VmState::starting:
+      return v1::VM_STATE_STARTING;
+    case model::VmState::running:
+      return v1::VM_STATE_RUNNING;
+    case model::VmState::paused:
+      return v1::VM_STATE_PAUSED;
+    case model::VmState::shutting_down:
+      return v1::VM_STATE_SHUTTING_DOWN;
+    case model::VmState::stopped:
+      return v1::VM_STATE_STOPPED;
+    case model::VmState::crashed:
+      return v1::VM_STATE_CRASHED;
   }
   return v1::VM_STATE_UNSPECIFIED;
 }
 
 Result<model::VmState> from_proto(v1::VmState state) {
   switch (state) {
-    case v1::VM_STATE_DEFINED: return model::VmState::defined;
-    case v1::VM_STATE_STARTING: return model::VmState::starting;
-    case v1::VM_STATE_RUNNING: return model::VmState::running;
-    case v1::VM_STATE_PAUSED: return model::VmState::paused;
-    case v1::VM_STATE_SHUTTING_DOWN: return model::VmState::shutting_down;
-    case v1::VM_STATE_STOPPED: return model::VmState::stopped;
-    case v1::VM_STATE_CRASHED: return model::VmState::crashed;
-    default: break;
+    case v1::VM_STATE_DEFINED:
+      return model::VmState::defined;
+    case v1::VM_STATE_STARTING:
+      return model::VmState::starting;
+    case v1::VM_STATE_RUNNING:
+      return model::VmState::running;
+    case v1::VM_STATE_PAUSED:
+      return model::VmState::paused;
+    case v1::VM_STATE_SHUTTING_DOWN:
+      return model::VmState::shutting_down;
+    case v1::VM_STATE_STOPPED:
+      return model::VmState::stopped;
+    case v1::VM_STATE_CRASHED:
+      return model::VmState::crashed;
+    default:
+      break;
   }
   return invalid_argument("state", fmt::format("unknown VM state {}", static_cast<int>(state)));
 }
@@ -84,8 +99,12 @@ Result<model::VmSpec> from_proto(const v1::VmSpec& in, std::string_view field) {
     model::NicSpec nic;
     switch (n.mode()) {
       case v1::NIC_MODE_UNSPECIFIED:
-      case v1::NIC_MODE_USER: nic.mode = model::NicMode::user; break;
-      case v1::NIC_MODE_BRIDGE: nic.mode = model::NicMode::bridge; break;
+      case v1::NIC_MODE_USER:
+        nic.mode = model::NicMode::user;
+        break;
+      case v1::NIC_MODE_BRIDGE:
+        nic.mode = model::NicMode::bridge;
+        break;
       default:
         return invalid_argument(fmt::format("{}.nics[{}].mode", field, i),
                                 fmt::format("unknown NIC mode {}", static_cast<int>(n.mode())));
@@ -131,8 +150,8 @@ Result<VmStatus> from_proto(const v1::VmStatus& in) {
   s.pid = in.pid();
   s.accelerator = in.accelerator();
   if (in.has_last_exit()) {
-    s.last_exit = VmExit{in.last_exit().signaled(), in.last_exit().code(),
-                         in.last_exit().reason(), in.last_exit().at_unix_ms()};
+    s.last_exit = VmExit{in.last_exit().signaled(), in.last_exit().code(), in.last_exit().reason(),
+                         in.last_exit().at_unix_ms()};
   }
   s.state_changed_unix_ms = in.state_changed_unix_ms();
   s.qmp_socket = in.qmp_socket();

@@ -1,6 +1,7 @@
 // `strata-agent serve`: wires the real parts (inventory + accelerator probe, image store,
 // network, QEMU driver) under the gRPC service and serves until SIGTERM. VMs run under
 // their shims and survive the agent; on start the driver re-attaches (recover()).
+#include <grpcpp/grpcpp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -8,8 +9,6 @@
 
 #include <filesystem>
 #include <mutex>
-
-#include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
 #include "strata/agent/inventory.h"
@@ -199,7 +198,7 @@ int run_serve(const ServeOptions& in) {
   // A stale socket from a killed agent would make the bind fail.
   if (o.listen.rfind("unix:", 0) == 0) {
     std::string path = o.listen.substr(5);
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
   }
   grpc::ServerBuilder builder;

@@ -3,8 +3,8 @@
 // deduplication (also across a service restart), and the two streams.
 #include "strata/agent/service/agent_service.h"
 
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <thread>

@@ -32,8 +32,8 @@ TEST(GrpcStatus, EveryCodeRoundTripsThroughCodeAlone) {
 }
 
 TEST(GrpcStatus, InvalidArgumentNamesTheFieldInTheMessage) {
-  grpc::Status st = to_grpc_status(Error{ErrorCode::invalid_argument, "must be 1..288",
-                                         "spec.vcpus"});
+  grpc::Status st =
+      to_grpc_status(Error{ErrorCode::invalid_argument, "must be 1..288", "spec.vcpus"});
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(st.error_message(), "spec.vcpus: must be 1..288");
   Error back = from_grpc_status(st);

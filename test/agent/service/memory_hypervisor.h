@@ -35,7 +35,9 @@ class MemoryHypervisor final : public Hypervisor {
     emit(spec.name, model::VmState::defined, "defined");
     return s;
   }
-  Status start(const std::string& name) override { return transition("start", name, model::VmState::running, 4242); }
+  Status start(const std::string& name) override {
+    return transition("start", name, model::VmState::running, 4242);
+  }
   Status shutdown(const std::string& name, std::chrono::milliseconds) override {
     return transition("shutdown", name, model::VmState::stopped, 0);
   }

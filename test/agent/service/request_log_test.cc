@@ -25,7 +25,8 @@ class RequestLogTest : public ::testing::Test {
 
   static RequestRecord rec(int code, std::string response) {
     // Binary bytes on purpose: responses are serialized protobuf.
-    return RequestRecord{"StartVm", "00ff", RequestOutcome{code, "msg", std::string("\x01\x00\x02", 3), response}};
+    return RequestRecord{"StartVm", "00ff",
+                         RequestOutcome{code, "msg", std::string("\x01\x00\x02", 3), response}};
   }
   void put(RequestLog& log, const std::string& id, RequestRecord r) {
     ASSERT_FALSE(log.begin(id).has_value());

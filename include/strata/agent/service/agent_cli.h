@@ -12,21 +12,21 @@ namespace strata::agent::cli {
 // Process exit codes, mapped from ErrorCode in one place (exit_code()).
 enum ExitCode : int {
   kExitOk = 0,
-  kExitError = 1,          // internal and anything not listed below
-  kExitUsage = 2,          // bad command line, or invalid_argument from the agent
+  kExitError = 1,  // internal and anything not listed below
+  kExitUsage = 2,  // bad command line, or invalid_argument from the agent
   kExitNotFound = 3,
-  kExitExists = 4,         // already_exists, conflict
-  kExitPrecondition = 5,   // failed_precondition (wrong state)
-  kExitUnavailable = 6,    // agent unreachable, unavailable, deadline_exceeded
+  kExitExists = 4,        // already_exists, conflict
+  kExitPrecondition = 5,  // failed_precondition (wrong state)
+  kExitUnavailable = 6,   // agent unreachable, unavailable, deadline_exceeded
 };
 int exit_code(ErrorCode code);
 
 struct ServeOptions {
   std::string state_dir = "/var/lib/strata-agent";
-  std::string images_dir;            // default <state_dir>/images
-  std::string listen;                // default unix:<state_dir>/agent.sock
-  std::string listen_tcp;            // HOST:PORT, empty for none
-  std::string accel = "auto";        // auto | kvm | tcg
+  std::string images_dir;      // default <state_dir>/images
+  std::string listen;          // default unix:<state_dir>/agent.sock
+  std::string listen_tcp;      // HOST:PORT, empty for none
+  std::string accel = "auto";  // auto | kvm | tcg
   std::string qemu = "qemu-system-x86_64";
   std::string qemu_img = "qemu-img";
   std::string log_level = "info";

@@ -3,11 +3,11 @@
 // Errors (grpc_status.h). Used by `strata-agent ctl`, tests and the manager.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "strata/agent/service/grpc_status.h"
 #include "strata/agent/v1/agent.grpc.pb.h"
@@ -32,8 +32,8 @@ class AgentClient {
 
   // Unary call with the client's deadline: call(&Stub::GetVm, request).
   template <typename Req, typename Resp>
-  Result<Resp> call(grpc::Status (v1::AgentService::Stub::*method)(grpc::ClientContext*,
-                                                                   const Req&, Resp*),
+  Result<Resp> call(grpc::Status (v1::AgentService::Stub::*method)(grpc::ClientContext*, const Req&,
+                                                                   Resp*),
                     const Req& request, std::chrono::milliseconds timeout = {}) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +

@@ -28,12 +28,12 @@ struct AgentServiceOptions {
   size_t request_log_capacity = 4096;
   std::string agent_version;
   std::string hostname;
-  std::string accelerator;            // "kvm" | "tcg", reported by Health
-  ImageStore* images = nullptr;       // not owned; null makes ListImages UNAVAILABLE
+  std::string accelerator;       // "kvm" | "tcg", reported by Health
+  ImageStore* images = nullptr;  // not owned; null makes ListImages UNAVAILABLE
   // Host facts. Null providers make GetInventory UNAVAILABLE / leave GetMetrics.host empty.
   std::function<Result<v1::HostInventory>()> inventory;
   std::function<Result<v1::HostMetrics>()> host_metrics;
-  ClockPtr clock;                     // defaults to system_clock()
+  ClockPtr clock;  // defaults to system_clock()
 };
 
 class AgentService final : public v1::AgentService::Service {
@@ -82,8 +82,7 @@ class AgentService final : public v1::AgentService::Service {
                           v1::ListImagesResponse*) override;
   grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
                            grpc::ServerWriter<v1::VmEvent>*) override;
-  grpc::Status Health(grpc::ServerContext*, const v1::HealthRequest*,
-                      v1::HealthResponse*) override;
+  grpc::Status Health(grpc::ServerContext*, const v1::HealthRequest*, v1::HealthResponse*) override;
 
   const RequestLog& request_log() const { return *log_; }
 

@@ -64,7 +64,7 @@ class RequestLog {
   size_t size() const;
   std::optional<RequestRecord> peek(const std::string& id) const;
 
- // Prefer open(), which also loads the file.
+  // Prefer open(), which also loads the file.
   RequestLog(std::string path, size_t capacity);
 
  private:
