@@ -46,7 +46,7 @@ bool has_type(const nlohmann::json& v, JsonType t) {
 
 }  // namespace
 
-Status check_fields(const nlohmann::json& obj, std::initializer_list<FieldDecl> decls,
+Status check_fields(const nlohmann::json& obj, std::span<const FieldDecl> decls,
                     std::string_view prefix) {
   if (!obj.is_object())
     return invalid_argument(std::string(prefix), "must be an object");
@@ -54,7 +54,8 @@ Status check_fields(const nlohmann::json& obj, std::initializer_list<FieldDecl> 
     const FieldDecl* decl = nullptr;
     for (const auto& d : decls)
       if (d.name == it.key()) decl = &d;
-    std::string field = fmt::format("{}{}", prefix, it.key());
+    // Keys are untrusted: keep what is echoed back short.
+    std::string field = fmt::format("{}{}", prefix, it.key().substr(0, 64));
     if (!decl) return invalid_argument(field, fmt::format("unknown field '{}'", field));
     if (it->is_null() && (decl->nullable || !decl->required)) continue;
     if (!has_type(*it, decl->type))

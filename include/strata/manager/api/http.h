@@ -69,6 +69,8 @@ struct HttpResponse {
   // Exactly one of these may be set for long-lived responses; body is then ignored.
   std::function<void(WebSocket&)> websocket;
   std::function<void(EventStream&)> event_stream;
+  // For the audit log: the target when the route has no {name}/{id} ("vm/web-1").
+  std::string audit_target;
 
   static HttpResponse json(unsigned status, const nlohmann::json& j);
   static HttpResponse text(unsigned status, std::string body, std::string content_type);

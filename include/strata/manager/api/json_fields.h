@@ -4,6 +4,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -26,8 +27,12 @@ struct FieldDecl {
 Result<nlohmann::json> parse_json_object(std::string_view body, bool allow_empty = false);
 
 // `prefix` is prepended to field names in errors ("disks[0]." or "").
-Status check_fields(const nlohmann::json& obj, std::initializer_list<FieldDecl> decls,
+Status check_fields(const nlohmann::json& obj, std::span<const FieldDecl> decls,
                     std::string_view prefix = {});
+inline Status check_fields(const nlohmann::json& obj, std::initializer_list<FieldDecl> decls,
+                           std::string_view prefix = {}) {
+  return check_fields(obj, std::span<const FieldDecl>(decls.begin(), decls.size()), prefix);
+}
 
 std::string_view to_string(JsonType t);
 

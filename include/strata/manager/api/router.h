@@ -20,7 +20,7 @@ inline constexpr size_t kDefaultBodyLimit = 1024 * 1024;  // 1 MiB
 struct RouteOptions {
   std::optional<Role> role = Role::viewer;  // nullopt: unauthenticated route
   size_t max_body = kDefaultBodyLimit;
-  bool mutating = false;  // recorded in the audit log
+  std::string action;  // non-empty: a mutating route, audited as this action ("vm.create")
 };
 
 struct Route {

@@ -1,0 +1,71 @@
+// The REST API in front of the transport: routes every request (404/405), enforces body
+// limits and bearer-token roles, records Prometheus request metrics, writes the audit
+// log for mutating routes, and turns every handler error into the error envelope.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "strata/common/clock.h"
+#include "strata/manager/api/http.h"
+#include "strata/manager/api/metrics.h"
+#include "strata/manager/api/router.h"
+#include "strata/manager/auth/tokens.h"
+#include "strata/manager/events/event_log.h"
+
+namespace strata::manager {
+
+class ConnectionManager;
+class VmController;
+class PlacementService;
+class TaskTracker;
+
+// Everything the route handlers use. Pointers that may be null are noted.
+struct ApiDeps {
+  store::Store* store = nullptr;
+  TokenAuthenticator* auth = nullptr;
+  EventLog* events = nullptr;
+  TaskTracker* tasks = nullptr;
+  ConnectionManager* agents = nullptr;
+  VmController* controller = nullptr;
+  PlacementService* placement = nullptr;
+  ClockPtr clock;
+  std::string version = "0.1.0";
+  // Called when the server is stopping, so streams end (SSE loops check it).
+  std::function<bool()> stopping = [] { return false; };
+};
+
+class ApiService {
+ public:
+  explicit ApiService(ApiDeps deps);
+
+  size_t body_limit(std::string_view method, std::string_view path) const;
+  HttpResponse dispatch(HttpRequest& request);
+
+  Router& router() { return router_; }
+  HttpMetrics& metrics() { return metrics_; }
+  ApiDeps& deps() { return deps_; }
+
+ private:
+  ApiDeps deps_;
+  Router router_;
+  HttpMetrics metrics_;
+};
+
+// Route groups (one file each).
+void add_system_routes(ApiService& api);
+void add_token_routes(ApiService& api);
+void add_host_routes(ApiService& api);
+void add_vm_routes(ApiService& api);
+void add_task_event_routes(ApiService& api);
+void add_console_route(ApiService& api);
+
+// The OpenAPI 3 document (embedded from docs/openapi.json at build time).
+const std::string& openapi_document();
+
+// Helpers for handlers.
+Result<int> query_int(const HttpRequest& r, const std::string& name, int def, int min, int max);
+// Expected resource_version from the If-Match header or a body field; nullopt when absent.
+Result<std::optional<int64_t>> expected_version(const HttpRequest& r, const nlohmann::json* body);
+
+}  // namespace strata::manager

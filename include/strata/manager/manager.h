@@ -1,0 +1,41 @@
+// stratad as a whole: opens the store, bootstraps the admin token, wires the event log,
+// tasks, agent connections, scheduler, controller and REST API, and (all-in-one mode)
+// runs and enrolls a local strata-agent child. stop() ends everything but the VMs, which
+// live under the agents.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "strata/common/error.h"
+#include "strata/manager/agents/connection_manager.h"
+#include "strata/manager/controllers/vm_controller.h"
+
+namespace strata::manager {
+
+struct ManagerConfig {
+  std::string db_url;        // empty: sqlite:<data_dir>/strata.db
+  std::string listen = "127.0.0.1:7480";
+  std::string data_dir;      // admin.token, SQLite DB, all-in-one agent state and images
+  int http_threads = 2;
+  ConnectionConfig connections;
+  ControllerConfig controller;
+  // All-in-one: start `<agent_binary> serve --state-dir <data_dir>/agent --images
+  // <data_dir>/images --listen unix:<data_dir>/agent/agent.sock` and enroll it.
+  bool all_in_one = false;
+  std::string agent_binary;  // default: strata-agent next to stratad, else in PATH
+  std::string agent_accel = "auto";
+  std::string host_name;     // the local host's name (default: sanitized hostname)
+};
+
+class Manager {
+ public:
+  virtual ~Manager() = default;
+  virtual std::string api_url() const = 0;
+  virtual std::string admin_token_path() const = 0;
+  virtual void stop() = 0;
+};
+
+Result<std::unique_ptr<Manager>> start_manager(const ManagerConfig& config);
+
+}  // namespace strata::manager

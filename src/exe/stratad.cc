@@ -1,0 +1,128 @@
+// stratad: the Strata manager. main() only parses flags, starts the manager, and waits
+// for SIGTERM/SIGINT; everything else is in strata_manager.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "strata/common/log.h"
+#include "strata/manager/manager.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage:
+  stratad --all-in-one --data-dir DIR [--listen HOST:PORT] [options]
+  stratad --db URL --data-dir DIR [--listen HOST:PORT] [options]
+
+  --all-in-one         SQLite at DIR/strata.db, and a local strata-agent child
+                       (state DIR/agent, images DIR/images) enrolled automatically
+  --db URL             store: sqlite:/path/strata.db | postgres://user@host/db | ...
+                       (default sqlite:DIR/strata.db)
+  --data-dir DIR       where admin.token (0600), the SQLite DB and the local agent live
+  --listen HOST:PORT   REST API address (default 127.0.0.1:7480; port 0 picks one)
+  --agent-binary PATH  strata-agent to run in all-in-one mode (default: next to stratad)
+  --accel MODE         local agent accelerator: auto | kvm | tcg (default auto)
+  --host-name NAME     name of the local host in all-in-one mode (default: hostname)
+  --heartbeat-ms N     agent heartbeat interval (default 2000)
+  --miss-threshold N   missed heartbeats before a host is unreachable (default 3)
+  --http-threads N     HTTP worker threads (default 2)
+  --log-level LEVEL    trace|debug|info|warn|error|off (default info)
+  --help
+)";
+
+int usage_error(const std::string& msg) {
+  fmt::print(stderr, "stratad: {}\n{}", msg, kUsage);
+  return 2;
+}
+
+bool parse_int(const std::string& s, int min, int max, int* out) {
+  char* end = nullptr;
+  long v = std::strtol(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || v < min || v > max) return false;
+  *out = static_cast<int>(v);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  strata::manager::ManagerConfig cfg;
+  std::string log_level = "info";
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= args.size()) return false;
+      *out = args[++i];
+      return true;
+    };
+    int n = 0;
+    std::string v;
+    if (a == "--help" || a == "-h") {
+      fmt::print("{}", kUsage);
+      return 0;
+    } else if (a == "--all-in-one") {
+      cfg.all_in_one = true;
+    } else if (a == "--db") {
+      if (!value(&cfg.db_url)) return usage_error("--db needs a URL");
+    } else if (a == "--data-dir") {
+      if (!value(&cfg.data_dir)) return usage_error("--data-dir needs a folder");
+    } else if (a == "--listen") {
+      if (!value(&cfg.listen)) return usage_error("--listen needs HOST:PORT");
+    } else if (a == "--agent-binary") {
+      if (!value(&cfg.agent_binary)) return usage_error("--agent-binary needs a path");
+    } else if (a == "--accel") {
+      if (!value(&cfg.agent_accel) ||
+          (cfg.agent_accel != "auto" && cfg.agent_accel != "kvm" && cfg.agent_accel != "tcg"))
+        return usage_error("--accel must be auto, kvm or tcg");
+    } else if (a == "--host-name") {
+      if (!value(&cfg.host_name)) return usage_error("--host-name needs a name");
+    } else if (a == "--heartbeat-ms") {
+      if (!value(&v) || !parse_int(v, 100, 600000, &n))
+        return usage_error("--heartbeat-ms must be 100..600000");
+      cfg.connections.heartbeat.interval = std::chrono::milliseconds(n);
+      cfg.connections.heartbeat.rpc_timeout = std::chrono::milliseconds(std::max(100, n * 3 / 4));
+    } else if (a == "--miss-threshold") {
+      if (!value(&v) || !parse_int(v, 1, 1000, &n))
+        return usage_error("--miss-threshold must be 1..1000");
+      cfg.connections.heartbeat.miss_threshold = n;
+    } else if (a == "--http-threads") {
+      if (!value(&v) || !parse_int(v, 1, 64, &n)) return usage_error("--http-threads must be 1..64");
+      cfg.http_threads = n;
+    } else if (a == "--log-level") {
+      if (!value(&log_level)) return usage_error("--log-level needs a level");
+    } else {
+      return usage_error("unknown argument '" + a + "'");
+    }
+  }
+  if (!cfg.all_in_one && cfg.db_url.empty() && cfg.data_dir.empty())
+    return usage_error("give --all-in-one --data-dir DIR, or --db URL --data-dir DIR");
+  if (cfg.data_dir.empty()) return usage_error("--data-dir is required");
+  if (!strata::set_log_level(log_level)) return usage_error("unknown --log-level " + log_level);
+
+  // Block the stop signals before any thread starts, then wait for them here.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto mgr = strata::manager::start_manager(cfg);
+  if (!mgr) {
+    fmt::print(stderr, "stratad: {}\n", mgr.error().to_string());
+    return 1;
+  }
+  fmt::print("stratad: API {} (admin token: {})\n", (*mgr)->api_url(), (*mgr)->admin_token_path());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  fmt::print("stratad: signal {}, stopping (VMs keep running under their agents)\n", sig);
+  std::fflush(stdout);
+  (*mgr)->stop();
+  return 0;
+}

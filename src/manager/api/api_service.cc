@@ -1,0 +1,113 @@
+// Request pipeline: route -> auth/role -> handler -> metrics + audit (see api_service.h).
+#include "strata/manager/api/api_service.h"
+
+#include <charconv>
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "strata/common/log.h"
+
+namespace strata::manager {
+
+ApiService::ApiService(ApiDeps deps) : deps_(std::move(deps)) {
+  add_system_routes(*this);
+  add_token_routes(*this);
+  add_host_routes(*this);
+  add_vm_routes(*this);
+  add_task_event_routes(*this);
+  add_console_route(*this);
+}
+
+size_t ApiService::body_limit(std::string_view method, std::string_view path) const {
+  auto m = router_.match(method, path);
+  return m.route ? m.route->options.max_body : kDefaultBodyLimit;
+}
+
+HttpResponse ApiService::dispatch(HttpRequest& req) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto m = router_.match(req.method, req.path);
+  HttpResponse resp;
+  std::string route = "unmatched";
+  if (!m.route) {
+    resp = error_response(Error{m.status == 405 ? ErrorCode::failed_precondition
+                                                : ErrorCode::not_found,
+                                m.status == 405 ? "method not allowed on this path"
+                                                : fmt::format("no route for {}", req.path),
+                                ""});
+    resp.status = m.status;
+  } else {
+    const Route& r = *m.route;
+    route = r.pattern;
+    req.params = std::move(m.params);
+    req.route = r.pattern;
+    Status allowed;
+    if (r.options.role) {
+      auto principal = deps_.auth->authenticate(req.header("authorization"));
+      if (principal) req.principal = *principal;
+      allowed = authorize(req.principal, *r.options.role);
+      if (!principal && principal.error().code != ErrorCode::unauthenticated)
+        allowed = tl::unexpected(principal.error());
+    }
+    if (!allowed) {
+      resp = error_response(allowed.error());
+    } else {
+      resp = r.handler(req);
+    }
+    if (!r.options.action.empty() && allowed) {
+      std::string target = resp.audit_target;
+      if (target.empty()) {
+        std::string kind = r.options.action.substr(0, r.options.action.find('.'));
+        std::string p = req.param("name");
+        if (p.empty()) p = req.param("id");
+        target = p.empty() ? kind : kind + "/" + p;
+      }
+      std::string actor = req.principal ? "token:" + req.principal->name : "anonymous";
+      std::string result = resp.status < 400 ? "ok" : fmt::format("error {}", resp.status);
+      std::string message;
+      if (resp.status >= 400) {
+        auto j = nlohmann::json::parse(resp.body, nullptr, false);
+        if (!j.is_discarded() && j.contains("error")) message = j["error"].value("message", "");
+      }
+      deps_.events->append(actor, r.options.action, target, result, message);
+    }
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  metrics_.record(route, req.method, resp.status, secs);
+  if (resp.status >= 500)
+    logger("manager.api")->warn("request failed method={} path={} status={}", req.method,
+                                req.path, resp.status);
+  return resp;
+}
+
+Result<int> query_int(const HttpRequest& r, const std::string& name, int def, int min, int max) {
+  auto it = r.query.find(name);
+  if (it == r.query.end() || it->second.empty()) return def;
+  int v = 0;
+  auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+  if (ec != std::errc() || p != it->second.data() + it->second.size() || v < min || v > max)
+    return invalid_argument(name, fmt::format("{} must be an integer {}..{}", name, min, max));
+  return v;
+}
+
+Result<std::optional<int64_t>> expected_version(const HttpRequest& r, const nlohmann::json* body) {
+  std::optional<int64_t> v;
+  if (body && body->contains("resource_version")) {
+    const auto& f = (*body)["resource_version"];
+    if (!f.is_number_integer())
+      return invalid_argument("resource_version", "resource_version must be an integer");
+    v = f.get<int64_t>();
+  }
+  std::string h = r.header("if-match");
+  if (!h.empty()) {
+    if (h.size() >= 2 && h.front() == '"' && h.back() == '"') h = h.substr(1, h.size() - 2);
+    int64_t x = 0;
+    auto [p, ec] = std::from_chars(h.data(), h.data() + h.size(), x);
+    if (ec != std::errc() || p != h.data() + h.size())
+      return invalid_argument("If-Match", "If-Match must be a resource_version number");
+    v = x;
+  }
+  return v;
+}
+
+}  // namespace strata::manager

@@ -1,0 +1,184 @@
+// Hosts: enrollment with a join token, listing, metrics history, labels/maintenance, delete.
+#include <fmt/format.h>
+
+#include "strata/manager/agents/connection_manager.h"
+#include "strata/manager/api/api_service.h"
+#include "strata/manager/api/json_fields.h"
+#include "strata/model/validation.h"
+
+namespace strata::manager {
+
+namespace {
+
+nlohmann::json parse_or_empty(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  return j.is_discarded() ? nlohmann::json::object() : j;
+}
+
+nlohmann::json host_json(ApiDeps& d, const store::HostRecord& h, bool detail) {
+  nlohmann::json j = {{"id", h.id},
+                      {"name", h.name},
+                      {"address", h.address},
+                      {"state", h.state},
+                      {"reachability", std::string(to_string(d.agents->liveness(h.id)))},
+                      {"maintenance", h.state == "maintenance"},
+                      {"labels", h.labels},
+                      {"accelerator", h.accelerator},
+                      {"cpu_threads", h.cpu_threads},
+                      {"memory_mib", h.memory_mib},
+                      {"last_heartbeat_ms", h.last_heartbeat_ms},
+                      {"resource_version", h.resource_version},
+                      {"created_ms", h.created_ms},
+                      {"updated_ms", h.updated_ms}};
+  if (detail) {
+    j["inventory"] = parse_or_empty(h.inventory);
+    auto m = d.store->list_host_metrics(h.id, 1);
+    j["metrics"] = (m && !m->empty()) ? parse_or_empty(m->back().data) : nlohmann::json(nullptr);
+  }
+  return j;
+}
+
+}  // namespace
+
+void add_host_routes(ApiService& api) {
+  ApiDeps& d = api.deps();
+  RouteOptions enroll;
+  enroll.role = std::nullopt;  // authenticated by the join token in the body
+  enroll.action = "host.enroll";
+  api.router().add("POST", "/api/v1/hosts/enroll", enroll, [&d](HttpRequest& r) {
+    auto body = parse_json_object(r.body);
+    if (!body) return error_response(body.error());
+    using T = JsonType;
+    if (auto st = check_fields(*body, {{"join_token", T::string, true},
+                                       {"name", T::string, true},
+                                       {"address", T::string, true},
+                                       {"inventory", T::object}});
+        !st)
+      return error_response(st.error());
+    store::HostRecord host;
+    host.name = (*body)["name"].get<std::string>();
+    if (auto st = model::validate_name("name", host.name); !st) return error_response(st.error());
+    host.address = (*body)["address"].get<std::string>();
+    if (host.address.empty() || host.address.size() > 512)
+      return error_response(
+          Error{ErrorCode::invalid_argument, "address must be 1..512 characters", "address"});
+    if (body->contains("inventory")) {
+      const auto& inv = (*body)["inventory"];
+      host.inventory = inv.dump();
+      host.accelerator = inv.value("accelerator", "");
+      if (inv.contains("cpu_threads") && inv["cpu_threads"].is_number_unsigned())
+        host.cpu_threads = inv["cpu_threads"].get<int64_t>();
+      if (inv.contains("memory_total_bytes") && inv["memory_total_bytes"].is_number_unsigned())
+        host.memory_mib = static_cast<int64_t>(inv["memory_total_bytes"].get<uint64_t>() >> 20);
+    }
+    std::string hash = sha256_hex((*body)["join_token"].get<std::string>());
+    store::HostRecord stored;
+    auto st = d.store->transaction([&](store::Store& tx) -> Status {
+      auto created = tx.create_host(host);
+      if (!created) return tl::unexpected(created.error());
+      auto used = tx.consume_join_token(hash, created->id, unix_ms(*d.clock));
+      if (!used) {
+        if (used.error().code == ErrorCode::not_found)
+          return make_error(ErrorCode::unauthenticated, "invalid join token");
+        if (used.error().code == ErrorCode::failed_precondition)
+          return make_error(ErrorCode::unauthenticated, "join token expired");
+        if (used.error().code == ErrorCode::conflict)
+          return make_error(ErrorCode::unauthenticated, "join token already used");
+        return tl::unexpected(used.error());
+      }
+      stored = *created;
+      return {};
+    });
+    if (!st) return error_response(st.error());
+    d.agents->add_host(stored);
+    auto resp = HttpResponse::json(201, {{"host", host_json(d, stored, false)}});
+    resp.audit_target = "host/" + stored.name;
+    return resp;
+  });
+
+  api.router().add("GET", "/api/v1/hosts", RouteOptions{}, [&d](HttpRequest&) {
+    auto list = d.store->list_hosts({});
+    if (!list) return error_response(list.error());
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& h : *list) items.push_back(host_json(d, h, false));
+    return HttpResponse::json(200, {{"hosts", items}});
+  });
+  api.router().add("GET", "/api/v1/hosts/{name}", RouteOptions{}, [&d](HttpRequest& r) {
+    auto h = d.store->get_host_by_name(r.param("name"));
+    if (!h) return error_response(h.error());
+    return HttpResponse::json(200, host_json(d, *h, true));
+  });
+  api.router().add("GET", "/api/v1/hosts/{name}/metrics", RouteOptions{}, [&d](HttpRequest& r) {
+    auto limit = query_int(r, "limit", 60, 1, 10000);
+    if (!limit) return error_response(limit.error());
+    auto h = d.store->get_host_by_name(r.param("name"));
+    if (!h) return error_response(h.error());
+    auto samples = d.store->list_host_metrics(h->id, *limit);
+    if (!samples) return error_response(samples.error());
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& s : *samples)
+      items.push_back({{"time_ms", s.time_ms}, {"data", parse_or_empty(s.data)}});
+    return HttpResponse::json(200, {{"host", h->name}, {"samples", items}});
+  });
+
+  RouteOptions patch;
+  patch.role = Role::operator_;
+  patch.action = "host.update";
+  api.router().add("PATCH", "/api/v1/hosts/{name}", patch, [&d](HttpRequest& r) {
+    auto body = parse_json_object(r.body);
+    if (!body) return error_response(body.error());
+    using T = JsonType;
+    if (auto st = check_fields(*body, {{"labels", T::object},
+                                       {"maintenance", T::boolean},
+                                       {"resource_version", T::integer}});
+        !st)
+      return error_response(st.error());
+    auto expected = expected_version(r, &*body);
+    if (!expected) return error_response(expected.error());
+    auto h = d.store->get_host_by_name(r.param("name"));
+    if (!h) return error_response(h.error());
+    if (*expected) h->resource_version = **expected;
+    if (body->contains("labels")) {
+      for (auto& [k, v] : (*body)["labels"].items()) {
+        std::string field = "labels." + k.substr(0, 64);
+        if (v.is_null()) {
+          h->labels.erase(k);
+          continue;
+        }
+        if (!v.is_string())
+          return error_response(
+              Error{ErrorCode::invalid_argument, field + " must be a string or null", field});
+        if (auto st = model::validate_label(field, k, v.get<std::string>()); !st)
+          return error_response(st.error());
+        h->labels[k] = v.get<std::string>();
+      }
+    }
+    if (body->contains("maintenance")) {
+      bool m = (*body)["maintenance"].get<bool>();
+      if (m) {
+        h->state = "maintenance";
+      } else if (h->state == "maintenance") {
+        Liveness l = d.agents->liveness(h->id);
+        h->state = l == Liveness::up ? "up" : l == Liveness::unreachable ? "unreachable" : "enrolling";
+      }
+    }
+    auto u = d.store->update_host(*h);
+    if (!u) return error_response(u.error());
+    return HttpResponse::json(200, host_json(d, *u, false));
+  });
+
+  RouteOptions del;
+  del.role = Role::admin;
+  del.action = "host.delete";
+  api.router().add("DELETE", "/api/v1/hosts/{name}", del, [&d](HttpRequest& r) {
+    auto expected = expected_version(r, nullptr);
+    if (!expected) return error_response(expected.error());
+    auto h = d.store->get_host_by_name(r.param("name"));
+    if (!h) return error_response(h.error());
+    if (auto st = d.store->delete_host(h->id, *expected); !st) return error_response(st.error());
+    d.agents->remove_host(h->id);
+    return HttpResponse::json(200, {{"deleted", h->name}});
+  });
+}
+
+}  // namespace strata::manager

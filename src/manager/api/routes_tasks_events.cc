@@ -1,0 +1,83 @@
+// Tasks (read-only) and the event/audit log: paging and a server-sent-events stream.
+#include <chrono>
+
+#include "strata/manager/api/api_service.h"
+#include "strata/manager/tasks/task_tracker.h"
+
+namespace strata::manager {
+
+void add_task_event_routes(ApiService& api) {
+  ApiDeps& d = api.deps();
+  api.router().add("GET", "/api/v1/tasks", RouteOptions{}, [&d](HttpRequest& r) {
+    auto limit = query_int(r, "limit", 100, 1, 10000);
+    if (!limit) return error_response(limit.error());
+    store::TaskListOptions opts;
+    opts.limit = *limit;
+    if (auto it = r.query.find("after"); it != r.query.end()) opts.after_id = it->second;
+    if (auto it = r.query.find("state"); it != r.query.end()) opts.state = it->second;
+    auto list = d.store->list_tasks(opts);
+    if (!list) return error_response(list.error());
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& t : *list) items.push_back(to_json(t));
+    nlohmann::json next = nullptr;
+    if (static_cast<int>(list->size()) == opts.limit) next = list->back().id;
+    return HttpResponse::json(200, {{"tasks", items}, {"next", next}});
+  });
+  api.router().add("GET", "/api/v1/tasks/{id}", RouteOptions{}, [&d](HttpRequest& r) {
+    auto t = d.store->get_task(r.param("id"));
+    if (!t) return error_response(t.error());
+    return HttpResponse::json(200, to_json(*t));
+  });
+
+  api.router().add("GET", "/api/v1/events", RouteOptions{}, [&d](HttpRequest& r) {
+    auto after = query_int(r, "after", 0, 0, std::numeric_limits<int>::max());
+    if (!after) return error_response(after.error());
+    auto limit = query_int(r, "limit", 100, 1, 10000);
+    if (!limit) return error_response(limit.error());
+    auto list = d.events->list(*after, *limit);
+    if (!list) return error_response(list.error());
+    nlohmann::json items = nlohmann::json::array();
+    int64_t next = *after;
+    for (const auto& e : *list) {
+      items.push_back(to_json(e));
+      next = e.seq;
+    }
+    return HttpResponse::json(200, {{"events", items}, {"next", next}});
+  });
+
+  api.router().add("GET", "/api/v1/events/stream", RouteOptions{}, [&d](HttpRequest& r) {
+    int64_t after = 0;
+    auto last_id = r.header("last-event-id");
+    if (r.query.count("after")) {
+      auto a = query_int(r, "after", 0, 0, std::numeric_limits<int>::max());
+      if (!a) return error_response(a.error());
+      after = *a;
+    } else if (!last_id.empty()) {
+      after = std::atoll(last_id.c_str());
+    } else if (auto last = d.events->last_seq()) {
+      after = *last;  // live only
+    }
+    HttpResponse resp;
+    resp.content_type = "text/event-stream";
+    resp.event_stream = [&d, after](EventStream& out) mutable {
+      auto last_write = std::chrono::steady_clock::now();
+      if (!out.write(": stream start\n\n")) return;
+      while (!d.stopping()) {
+        auto batch = d.events->wait_after(after, 500, std::chrono::milliseconds(1000));
+        if (!batch) return;
+        for (const auto& e : *batch) {
+          if (!out.write(sse_frame(e))) return;
+          after = e.seq;
+          last_write = std::chrono::steady_clock::now();
+        }
+        if (std::chrono::steady_clock::now() - last_write > std::chrono::seconds(15)) {
+          if (!out.write(": keep-alive\n\n")) return;  // detects gone clients too
+          last_write = std::chrono::steady_clock::now();
+        }
+      }
+    };
+    return resp;
+  });
+}
+
+}  // namespace strata::manager

@@ -1,0 +1,151 @@
+// Local agent child and self-enrollment for stratad --all-in-one.
+#include "local_agent.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "strata/common/log.h"
+#include "strata/common/process.h"
+#include "strata/manager/agents/agent_client.h"
+#include "strata/manager/agents/enroll_client.h"
+#include "strata/manager/auth/tokens.h"
+
+extern char** environ;
+
+namespace strata::manager {
+
+namespace fs = std::filesystem;
+
+std::string default_agent_binary() {
+  std::error_code ec;
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto sibling = self.parent_path() / "strata-agent";
+    if (fs::exists(sibling)) return sibling.string();
+  }
+  return find_executable("strata-agent");
+}
+
+std::string default_host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "local";
+  std::string out;
+  for (char c : std::string(buf)) {
+    if (c == '.') break;
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '-';
+  }
+  while (!out.empty() && out.front() == '-') out.erase(out.begin());
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  if (out.size() > 63) out.resize(63);
+  return out.empty() ? "local" : out;
+}
+
+LocalAgent::~LocalAgent() { stop(); }
+
+Status LocalAgent::start(const std::string& binary, const std::string& data_dir,
+                         const std::string& accel) {
+  if (binary.empty() || !fs::exists(binary))
+    return make_error(ErrorCode::failed_precondition,
+                      "strata-agent not found (next to stratad or in PATH); use --agent-binary");
+  std::string state = data_dir + "/agent";
+  fs::create_directories(state);
+  fs::create_directories(data_dir + "/images");
+  std::string sock = state + "/agent.sock";
+  address_ = "unix:" + sock;
+  std::vector<std::string> argv = {binary, "serve", "--state-dir", state, "--images",
+                                   data_dir + "/images", "--listen", address_, "--accel", accel};
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  std::string log = data_dir + "/agent.log";
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  int rc = posix_spawn(&pid_, binary.c_str(), &fa, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    pid_ = -1;
+    return internal_error(fmt::format("cannot start {}: {}", binary, std::strerror(rc)));
+  }
+  logger("manager")->info("local agent started pid={} log={}", pid_, log);
+  AgentClient client(address_);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return internal_error(fmt::format("strata-agent exited during start-up; see {}", log));
+    }
+    auto h = client.health(std::chrono::milliseconds(1000));
+    if (h && h->serving()) return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return make_error(ErrorCode::deadline_exceeded,
+                    fmt::format("strata-agent did not answer within 120 s; see {}", log));
+}
+
+Status LocalAgent::enroll(store::Store& store, const std::string& api_url,
+                          const std::string& name) {
+  if (auto existing = store.get_host_by_name(name)) {
+    if (existing->address == address_) return {};
+    existing->address = address_;
+    if (auto u = store.update_host(*existing); !u) return tl::unexpected(u.error());
+    return {};
+  }
+  auto secret = generate_secret("stj_");
+  if (!secret) return tl::unexpected(secret.error());
+  store::JoinTokenRecord jt;
+  jt.secret_hash = sha256_hex(*secret);
+  jt.expires_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count() +
+                  600000;
+  if (auto c = store.create_join_token(jt); !c) return tl::unexpected(c.error());
+  EnrollRequest req;
+  req.manager_url = api_url;
+  req.join_token = *secret;
+  req.name = name;
+  req.address = address_;
+  AgentClient client(address_);
+  if (auto inv = client.inventory()) {
+    auto j = nlohmann::json::parse(inv->inventory_json(), nullptr, false);
+    if (!j.is_discarded() && j.is_object()) req.inventory = j;
+    req.inventory["accelerator"] = inv->accelerator();
+    req.inventory["cpu_threads"] = inv->cpu_threads();
+    req.inventory["memory_total_bytes"] = inv->memory_total_bytes();
+  }
+  auto host = enroll_host(req);
+  if (!host) return tl::unexpected(host.error());
+  return {};
+}
+
+void LocalAgent::stop() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  for (int i = 0; i < 100; ++i) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+}  // namespace strata::manager

@@ -1,0 +1,169 @@
+// Wiring of stratad's parts (see manager.h).
+#include "strata/manager/manager.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "local_agent.h"
+#include "strata/common/log.h"
+#include "strata/manager/api/api_service.h"
+#include "strata/manager/api/http_server.h"
+#include "strata/manager/auth/tokens.h"
+#include "strata/manager/events/event_log.h"
+#include "strata/manager/tasks/task_tracker.h"
+
+namespace strata::manager {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+Status write_secret_file(const std::string& path, const std::string& secret) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return internal_error("cannot write " + tmp);
+    chmod(tmp.c_str(), 0600);
+    out << secret << "\n";
+    if (!out.flush()) return internal_error("cannot write " + tmp);
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return internal_error(fmt::format("cannot rename {}: {}", tmp, ec.message()));
+  return {};
+}
+
+Result<std::pair<std::string, uint16_t>> split_listen(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return invalid_argument("listen", "--listen must be HOST:PORT");
+  int port = std::atoi(listen.c_str() + colon + 1);
+  if (port < 0 || port > 65535) return invalid_argument("listen", "port must be 0..65535");
+  return std::make_pair(listen.substr(0, colon), static_cast<uint16_t>(port));
+}
+
+class ManagerImpl final : public Manager {
+ public:
+  ~ManagerImpl() override { stop(); }
+
+  Status start(const ManagerConfig& cfg) {
+    auto log = logger("manager");
+    cfg_ = cfg;
+    if (cfg.data_dir.empty()) return invalid_argument("data_dir", "--data-dir is required");
+    std::error_code ec;
+    fs::create_directories(cfg.data_dir, ec);
+    if (ec) return internal_error(fmt::format("cannot create {}: {}", cfg.data_dir, ec.message()));
+    std::string url = cfg.db_url.empty() ? "sqlite:" + cfg.data_dir + "/strata.db" : cfg.db_url;
+    clock_ = system_clock();
+    auto store = store::open_store(url, store::StoreOptions{clock_, 4});
+    if (!store) return tl::unexpected(store.error().wrap("opening the store"));
+    store_ = std::move(*store);
+
+    token_path_ = cfg.data_dir + "/admin.token";
+    auto admin = bootstrap_admin_token(*store_, "admin");
+    if (!admin) return tl::unexpected(admin.error());
+    if (*admin) {
+      if (auto st = write_secret_file(token_path_, **admin); !st) return st;
+      fmt::print("stratad: created the first admin token; it is in {} (mode 0600)\n", token_path_);
+    }
+
+    events_ = std::make_unique<EventLog>(*store_);
+    tasks_ = std::make_unique<TaskTracker>(*store_);
+    auth_ = std::make_unique<TokenAuthenticator>(*store_, clock_);
+    agents_ = std::make_unique<ConnectionManager>(*store_, *events_, clock_, cfg.connections);
+    auto scheduler = sched::Scheduler::create({});
+    if (!scheduler) return tl::unexpected(scheduler.error());
+    placement_ = std::make_unique<PlacementService>(*store_, std::move(*scheduler));
+    controller_ = std::make_unique<VmController>(*store_, *agents_, *tasks_, *events_,
+                                                 *placement_, clock_, cfg.controller);
+    agents_->set_callbacks(
+        {[this](const std::string& h, Liveness l) { controller_->on_host_state(h, l); },
+         [this](const std::string& h, const pb::VmEvent& e) { controller_->on_vm_event(h, e); }});
+
+    ApiDeps deps;
+    deps.store = store_.get();
+    deps.auth = auth_.get();
+    deps.events = events_.get();
+    deps.tasks = tasks_.get();
+    deps.agents = agents_.get();
+    deps.controller = controller_.get();
+    deps.placement = placement_.get();
+    deps.clock = clock_;
+    deps.stopping = [this] { return stopping_.load(); };
+    api_ = std::make_unique<ApiService>(std::move(deps));
+
+    auto listen = split_listen(cfg.listen);
+    if (!listen) return tl::unexpected(listen.error());
+    HttpServerConfig hc{listen->first, listen->second, cfg.http_threads};
+    auto server = start_http_server(
+        hc, [this](std::string_view m, std::string_view p) { return api_->body_limit(m, p); },
+        [this](HttpRequest& r) { return api_->dispatch(r); });
+    if (!server) return tl::unexpected(server.error());
+    server_ = std::move(*server);
+    api_url_ = fmt::format("http://{}:{}", listen->first, server_->port());
+
+    if (auto st = agents_->start(); !st) return st;
+    controller_->start();
+    events_->append("stratad", "manager.start", "manager", "ok", api_url_);
+
+    if (cfg.all_in_one) {
+      local_agent_ = std::make_unique<LocalAgent>();
+      std::string bin = cfg.agent_binary.empty() ? default_agent_binary() : cfg.agent_binary;
+      if (auto st = local_agent_->start(bin, cfg.data_dir, cfg.agent_accel); !st)
+        return tl::unexpected(st.error().wrap("local agent"));
+      std::string name = cfg.host_name.empty() ? default_host_name() : cfg.host_name;
+      if (auto st = local_agent_->enroll(*store_, api_url_, name); !st)
+        return tl::unexpected(st.error().wrap("enrolling the local agent"));
+      if (auto h = store_->get_host_by_name(name)) agents_->add_host(*h);
+      log->info("local agent enrolled host={} address={}", name, local_agent_->address());
+    }
+    return {};
+  }
+
+  std::string api_url() const override { return api_url_; }
+  std::string admin_token_path() const override { return token_path_; }
+
+  void stop() override {
+    if (stopping_.exchange(true)) return;
+    if (events_) events_->wake_all();
+    if (server_) server_->stop();
+    if (controller_) controller_->stop();
+    if (agents_) agents_->stop();
+    if (local_agent_) local_agent_->stop();
+    if (events_ && store_) events_->append("stratad", "manager.stop", "manager", "ok");
+  }
+
+ private:
+  ManagerConfig cfg_;
+  ClockPtr clock_;
+  std::atomic<bool> stopping_{false};
+  store::StorePtr store_;
+  std::unique_ptr<EventLog> events_;
+  std::unique_ptr<TaskTracker> tasks_;
+  std::unique_ptr<TokenAuthenticator> auth_;
+  std::unique_ptr<ConnectionManager> agents_;
+  std::unique_ptr<PlacementService> placement_;
+  std::unique_ptr<VmController> controller_;
+  std::unique_ptr<ApiService> api_;
+  HttpServerPtr server_;
+  std::unique_ptr<LocalAgent> local_agent_;
+  std::string api_url_;
+  std::string token_path_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Manager>> start_manager(const ManagerConfig& config) {
+  auto m = std::make_unique<ManagerImpl>();
+  if (auto st = m->start(config); !st) {
+    m->stop();
+    return tl::unexpected(st.error());
+  }
+  return std::unique_ptr<Manager>(std::move(m));
+}
+
+}  // namespace strata::manager

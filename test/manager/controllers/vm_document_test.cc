@@ -1,0 +1,79 @@
+// VM create-body validation (fields named) and the stored document round trip.
+#include "strata/manager/controllers/vm_document.h"
+
+#include <gtest/gtest.h>
+
+namespace strata::manager {
+namespace {
+
+using nlohmann::json;
+
+Result<VmDocument> parse(const std::string& text) {
+  bool start = true;
+  return vm_document_from_request(json::parse(text), &start);
+}
+
+std::string field_of(const std::string& text) {
+  auto r = parse(text);
+  return r ? "<ok>" : r.error().field;
+}
+
+TEST(VmDocument, ValidRequestParses) {
+  bool start = false;
+  auto d = vm_document_from_request(json::parse(R"({"name":"web-1","vcpus":2,"memory_mib":512,
+      "kernel":"k","initrd":"i","cmdline":"console=ttyS0",
+      "disks":[{"name":"root","image":"base","size_bytes":1073741824}],
+      "nics":[{"mode":"user"}],"labels":{"app":"web"},"node_selector":{"zone":"a"},
+      "anti_affinity_group":"web"})"), &start);
+  ASSERT_TRUE(d) << d.error().to_string();
+  EXPECT_TRUE(start);
+  EXPECT_EQ(d->spec.vcpus, 2u);
+  EXPECT_EQ(d->spec.kernel_boot->cmdline, "console=ttyS0");
+  EXPECT_EQ(d->placement.node_selector.at("zone"), "a");
+}
+
+TEST(VmDocument, BadInputNamesTheField) {
+  EXPECT_EQ(field_of(R"({"name":"Web_1","vcpus":1,"memory_mib":64})"), "name");
+  EXPECT_EQ(field_of(R"({"name":"-web","vcpus":1,"memory_mib":64})"), "name");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":0,"memory_mib":64})"), "vcpus");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":100000,"memory_mib":64})"), "vcpus");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":-5})"), "memory_mib");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":1})"), "memory_mib");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":99999999999})"), "memory_mib");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":"two","memory_mib":64})"), "vcpus");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":64,"gpu":true})"), "gpu");
+  EXPECT_EQ(field_of(R"({"vcpus":1,"memory_mib":64})"), "name");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":64,
+      "disks":[{"name":"root","size_bytes":-1}]})"), "disks[0].size_bytes");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":64,
+      "disks":[{"name":"root","size_bytes":1},{"name":"d","bogus":1}]})"), "disks[1].bogus");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":64,"nics":[{"mode":"wifi"}]})"),
+            "nics[0].mode");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":64,"initrd":"i"})"), "initrd");
+}
+
+TEST(VmDocument, StoredDocumentRoundTrips) {
+  auto d = parse(R"({"name":"db","vcpus":1,"memory_mib":128,"kernel":"k",
+                    "anti_affinity_group":"db","host":"h1"})");
+  ASSERT_TRUE(d);
+  d->control.generation = 7;
+  d->control.paused = true;
+  d->control.task_id = "t1";
+  auto back = decode_vm_document(encode(*d));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->spec.name, "db");
+  EXPECT_EQ(back->placement.host, "h1");
+  EXPECT_EQ(back->placement.anti_affinity_group, "db");
+  EXPECT_EQ(back->control.generation, 7);
+  EXPECT_TRUE(back->control.paused);
+  EXPECT_EQ(back->control.task_id, "t1");
+  VmStatusDoc st;
+  st.state = "running";
+  st.applied_generation = 7;
+  auto st2 = decode_vm_status(encode(st));
+  EXPECT_EQ(st2.state, "running");
+  EXPECT_EQ(st2.applied_generation, 7);
+}
+
+}  // namespace
+}  // namespace strata::manager

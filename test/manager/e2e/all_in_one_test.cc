@@ -1,0 +1,271 @@
+// e2e: `stratad --all-in-one` with a real strata-agent and the tiny guest. Creates a VM
+// over HTTP, waits for STRATA-READY on the console WebSocket, stops and deletes it; checks
+// bad input over the wire; SIGTERM exits cleanly. Skips (with the reason) when the
+// binaries, the guest images, QEMU or root are missing.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "strata/common/process.h"
+#include "strata/manager/agents/enroll_client.h"
+
+extern char** environ;
+
+namespace strata::manager {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+std::map<std::string, std::string> read_manifest(const std::string& path) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
+    std::string v = line.substr(eq + 1);
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    out[line.substr(0, eq)] = v;
+  }
+  return out;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+template <typename F>
+bool wait_until(std::chrono::seconds timeout, F&& pred) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(250ms);
+  }
+  return false;
+}
+
+class AllInOne : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string stratad = STRATAD_BINARY, agent = STRATA_AGENT_BINARY;
+    if (stratad.empty() || !fs::exists(stratad)) GTEST_SKIP() << "stratad is not built";
+    if (agent.empty() || !fs::exists(agent)) GTEST_SKIP() << "strata-agent is not built";
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (the agent runs QEMU with taps/state folders)";
+    if (find_executable("qemu-system-x86_64").empty()) GTEST_SKIP() << "qemu-system-x86_64 missing";
+    const char* env = std::getenv("STRATA_IMAGES");
+    std::string images = env ? env : std::string(STRATA_SOURCE_DIR) + "/.cache/images";
+    manifest_ = read_manifest(images + "/manifest.env");
+    for (const char* k : {"TINY_KERNEL", "TINY_INITRD", "TINY_BASE"})
+      if (!manifest_.count(k) || !fs::exists(manifest_[k]))
+        GTEST_SKIP() << "tiny guest image missing (" << k << "); run scripts/guest-images tiny";
+
+    dir_ = fs::temp_directory_path() / ("stratad-e2e-" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "images");
+    for (auto [name, key] : {std::pair{"tiny-kernel", "TINY_KERNEL"},
+                             std::pair{"tiny-initrd", "TINY_INITRD"},
+                             std::pair{"tiny-base", "TINY_BASE"}}) {
+      auto r = run_checked({agent, "image", "import", "--images", (dir_ / "images").string(),
+                            name, manifest_[key]});
+      ASSERT_TRUE(r) << r.error().to_string();
+    }
+    std::vector<std::string> argv = {stratad, "--all-in-one", "--data-dir", dir_.string(),
+                                     "--listen", "127.0.0.1:0", "--agent-binary", agent,
+                                     "--accel", "tcg", "--host-name", "e2e-host",
+                                     "--heartbeat-ms", "500"};
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    std::string log = (dir_ / "stratad.log").string();
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    ASSERT_EQ(posix_spawn(&pid_, stratad.c_str(), &fa, nullptr, cargv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    std::regex api_re("API (http://127\\.0\\.0\\.1:[0-9]+)");
+    ASSERT_TRUE(wait_until(180s, [&] {
+      std::smatch m;
+      std::string text = slurp(log);
+      if (std::regex_search(text, m, api_re)) base_ = m[1];
+      int st = 0;
+      if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return true;
+      }
+      return !base_.empty();
+    })) << slurp(log);
+    ASSERT_FALSE(base_.empty()) << "stratad exited: " << slurp(log);
+    token_ = slurp((dir_ / "admin.token").string());
+    while (!token_.empty() && token_.back() == '\n') token_.pop_back();
+    ASSERT_FALSE(token_.empty());
+    EXPECT_EQ(fs::status(dir_ / "admin.token").permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+  }
+
+  void TearDown() override {
+    if (pid_ > 0) {
+      // A failed test may leave its VM: force it off and delete it through the API.
+      if (!base_.empty() && http_request(base_, "GET", "/api/v1/vms/e2e-tiny", "", token_)
+                                    .value_or(HttpResult{}).status == 200) {
+        http_request(base_, "POST", "/api/v1/vms/e2e-tiny/stop", R"({"force":true})", token_);
+        http_request(base_, "DELETE", "/api/v1/vms/e2e-tiny", "", token_);
+        wait_until(30s, [&] {
+          return http_request(base_, "GET", "/api/v1/vms/e2e-tiny", "", token_)
+                     .value_or(HttpResult{}).status == 404;
+        });
+      }
+      kill(pid_, SIGTERM);
+      int st = 0;
+      waitpid(pid_, &st, 0);
+    }
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  HttpResult call(const std::string& method, const std::string& path, const std::string& body = "",
+                  const std::string& token = "<admin>") {
+    auto r = http_request(base_, method, path, body, token == "<admin>" ? token_ : token);
+    EXPECT_TRUE(r) << r.error().to_string();
+    return r ? *r : HttpResult{};
+  }
+  json get_json(const std::string& path) {
+    auto r = call("GET", path);
+    auto j = json::parse(r.body, nullptr, false);
+    return j.is_discarded() ? json::object() : j;
+  }
+
+  // Reads the console WebSocket until `needle` shows up or the timeout passes.
+  std::string console_until(const std::string& vm, const std::string& needle,
+                            std::chrono::seconds timeout) {
+    namespace beast = boost::beast;
+    namespace websocket = beast::websocket;
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::resolver resolver(ioc);
+    std::string hostport = base_.substr(7);
+    auto colon = hostport.rfind(':');
+    websocket::stream<beast::tcp_stream> ws(ioc);
+    std::string seen;
+    try {
+      beast::get_lowest_layer(ws).connect(
+          resolver.resolve(hostport.substr(0, colon), hostport.substr(colon + 1)));
+      ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
+        req.set(beast::http::field::authorization, "Bearer " + token_);
+      }));
+      ws.handshake(hostport, "/api/v1/vms/" + vm + "/console");
+      auto end = std::chrono::steady_clock::now() + timeout;
+      while (std::chrono::steady_clock::now() < end && seen.find(needle) == std::string::npos) {
+        beast::get_lowest_layer(ws).expires_after(end - std::chrono::steady_clock::now());
+        beast::flat_buffer buf;
+        ws.read(buf);
+        seen += beast::buffers_to_string(buf.data());
+      }
+      beast::error_code ec;
+      ws.close(websocket::close_code::normal, ec);
+    } catch (const std::exception& e) {
+      seen += std::string("\n[websocket: ") + e.what() + "]";
+    }
+    return seen;
+  }
+
+  std::map<std::string, std::string> manifest_;
+  fs::path dir_;
+  pid_t pid_ = -1;
+  std::string base_;
+  std::string token_;
+};
+
+TEST_F(AllInOne, VmLifecycleWithConsole) {
+  ASSERT_TRUE(wait_until(120s, [&] {
+    auto hosts = get_json("/api/v1/hosts")["hosts"];
+    return hosts.size() == 1 && hosts[0]["state"] == "up";
+  })) << get_json("/api/v1/hosts").dump() << slurp((dir_ / "agent.log").string());
+
+  json body = {{"name", "e2e-tiny"},
+               {"vcpus", 1},
+               {"memory_mib", 128},
+               {"kernel", "tiny-kernel"},
+               {"initrd", "tiny-initrd"},
+               {"cmdline", manifest_.count("TINY_CMDLINE") ? manifest_["TINY_CMDLINE"]
+                                                           : "console=ttyS0"},
+               {"disks", {{{"name", "root"}, {"image", "tiny-base"}}}},
+               {"nics", {{{"mode", "user"}}}}};
+  auto created = call("POST", "/api/v1/vms", body.dump());
+  ASSERT_EQ(created.status, 202u) << created.body;
+  ASSERT_TRUE(wait_until(180s, [&] {
+    return get_json("/api/v1/vms/e2e-tiny")["status"]["state"] == "running";
+  })) << get_json("/api/v1/vms/e2e-tiny").dump();
+
+  std::string console = console_until("e2e-tiny", "STRATA-READY", 120s);
+  EXPECT_NE(console.find("STRATA-READY"), std::string::npos) << console;
+
+  auto stop = call("POST", "/api/v1/vms/e2e-tiny/stop", R"({"timeout_s":30})");
+  ASSERT_EQ(stop.status, 202u) << stop.body;
+  EXPECT_TRUE(wait_until(90s, [&] {
+    return get_json("/api/v1/vms/e2e-tiny")["status"]["state"] == "stopped";
+  })) << get_json("/api/v1/vms/e2e-tiny").dump();
+
+  auto del = call("DELETE", "/api/v1/vms/e2e-tiny");
+  ASSERT_EQ(del.status, 202u) << del.body;
+  EXPECT_TRUE(wait_until(60s, [&] { return call("GET", "/api/v1/vms/e2e-tiny").status == 404; }));
+
+  auto events = get_json("/api/v1/events?limit=1000")["events"];
+  std::set<std::string> actions;
+  for (const auto& e : events) actions.insert(e["action"].get<std::string>());
+  for (const char* a : {"host.enroll", "vm.create", "vm.stop", "vm.delete", "vm.deleted"})
+    EXPECT_TRUE(actions.count(a)) << a << " missing in " << events.dump();
+
+  kill(pid_, SIGTERM);
+  int st = 0;
+  ASSERT_EQ(waitpid(pid_, &st, 0), pid_);
+  pid_ = -1;
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << slurp((dir_ / "stratad.log").string());
+}
+
+TEST_F(AllInOne, BadInputOverTheWire) {
+  EXPECT_EQ(call("POST", "/api/v1/vms", "{not json").status, 400u);
+  auto wrong = call("POST", "/api/v1/vms", R"({"name":"a","vcpus":"x","memory_mib":64})");
+  EXPECT_EQ(wrong.status, 400u);
+  EXPECT_EQ(json::parse(wrong.body)["error"]["field"], "vcpus");
+  auto unknown = call("POST", "/api/v1/vms", R"({"name":"a","vcpus":1,"memory_mib":64,"x":1})");
+  EXPECT_EQ(json::parse(unknown.body)["error"]["field"], "x");
+  EXPECT_EQ(call("POST", "/api/v1/vms", std::string(10 << 20, ' ')).status, 413u);
+  EXPECT_EQ(call("GET", "/api/v1/vms", "", "").status, 401u);
+  EXPECT_EQ(call("GET", "/api/v1/vms", "", "sta_invalid").status, 401u);
+  EXPECT_EQ(call("POST", "/api/v1/vms", R"({"name":"UPPER","vcpus":1,"memory_mib":64})").status,
+            400u);
+  EXPECT_EQ(call("POST", "/api/v1/vms", R"({"name":"a","vcpus":1,"memory_mib":-1})").status, 400u);
+  EXPECT_EQ(
+      call("POST", "/api/v1/vms", R"({"name":"a","vcpus":1,"memory_mib":18446744073709551615})")
+          .status,
+      400u);
+  ASSERT_TRUE(wait_until(120s, [&] {
+    auto hosts = get_json("/api/v1/hosts")["hosts"];
+    return hosts.size() == 1 && hosts[0]["state"] == "up";
+  }));
+  auto huge = call("POST", "/api/v1/vms", R"({"name":"huge","vcpus":1,"memory_mib":16000000})");
+  EXPECT_EQ(huge.status, 422u) << huge.body;
+  EXPECT_NE(huge.body.find("memory"), std::string::npos) << huge.body;
+}
+
+}  // namespace
+}  // namespace strata::manager
