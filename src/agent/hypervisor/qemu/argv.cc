@@ -146,11 +146,9 @@ void add_nics(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
       const auto& tap = vm.taps[i];
       if (tap.empty() || tap.size() > 15 || !only_chars(tap, "_.-"))
         return b.fail(Error{ErrorCode::invalid_argument, "bad tap name", field});
-      b.opt("-netdev", Opt("tap")
-                           .add("id", id)
-                           .add("ifname", tap)
-                           .add("script", "no")
-                           .add("downscript", "no"));
+      b.opt(
+          "-netdev",
+          Opt("tap").add("id", id).add("ifname", tap).add("script", "no").add("downscript", "no"));
     } else {
       b.opt("-netdev", Opt("user").add("id", id));
     }
@@ -164,8 +162,8 @@ void add_nics(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
 }  // namespace
 
 VmFiles vm_files(const std::string& vm_dir) {
-  return VmFiles{vm_dir + "/qmp.sock",    vm_dir + "/serial.sock", vm_dir + "/qga.sock",
-                 vm_dir + "/vnc.sock",    vm_dir + "/console.log", vm_dir + "/qemu.pid"};
+  return VmFiles{vm_dir + "/qmp.sock", vm_dir + "/serial.sock", vm_dir + "/qga.sock",
+                 vm_dir + "/vnc.sock", vm_dir + "/console.log", vm_dir + "/qemu.pid"};
 }
 
 Result<std::string> escape_opt_value(std::string_view field, std::string_view value) {

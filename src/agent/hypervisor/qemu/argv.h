@@ -19,11 +19,11 @@ struct ResolvedDisk {
 };
 
 struct ResolvedVm {
-  std::string vm_dir;                // absolute; sockets, logs and pid file live here
-  std::vector<ResolvedDisk> disks;   // one per spec.disks, same order
-  std::string kernel_path;           // when spec.kernel_boot
-  std::string initrd_path;           // optional
-  std::vector<std::string> taps;     // one per spec.nics; empty string for user-mode NICs
+  std::string vm_dir;               // absolute; sockets, logs and pid file live here
+  std::vector<ResolvedDisk> disks;  // one per spec.disks, same order
+  std::string kernel_path;          // when spec.kernel_boot
+  std::string initrd_path;          // optional
+  std::vector<std::string> taps;    // one per spec.nics; empty string for user-mode NICs
 };
 
 struct ArgvOptions {

@@ -129,7 +129,7 @@ bool ConsoleHub::closed() const {
 }
 
 Result<bool> rotate_console_log(const std::string& log_path, size_t max_bytes) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(log_path.c_str(), &st) != 0) return false;
   if (static_cast<size_t>(st.st_size) <= max_bytes) return false;
   auto all = read_range(log_path, static_cast<size_t>(st.st_size));

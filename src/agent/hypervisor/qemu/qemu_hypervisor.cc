@@ -88,8 +88,8 @@ void QemuHypervisor::set_state_locked(const std::string& name, Vm& vm, model::Vm
   if (auto s = write_state_record(vm.dir, vm.rec); !s)
     logger("agent.qemu")->error("state write failed vm={} error={}", name, s.error().message);
   if (changed) {
-    logger("agent.qemu")->info("vm state vm={} state={} reason={}", name, model::to_string(state),
-                               reason);
+    logger("agent.qemu")
+        ->info("vm state vm={} state={} reason={}", name, model::to_string(state), reason);
     pending_events_.push_back(VmEvent{name, state, reason, vm.rec.changed_unix_ms});
   }
   state_cv_.notify_all();

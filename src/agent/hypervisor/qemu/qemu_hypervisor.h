@@ -33,7 +33,7 @@ struct Vm {
   std::string shutdown_reason;  // from the last SHUTDOWN event
   bool kill_requested = false;  // force_off in progress: the exit is not a crash
   bool panicked = false;
-  bool busy = false;            // start() in progress
+  bool busy = false;  // start() in progress
   std::shared_ptr<std::mutex> qga_mu = std::make_shared<std::mutex>();
 };
 

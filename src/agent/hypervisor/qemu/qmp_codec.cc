@@ -44,8 +44,7 @@ Result<QmpMessage> parse_qmp_message(std::string_view line) {
     }
     if (auto ts = j.find("timestamp"); ts != j.end() && ts->is_object()) {
       auto s = ts->find("seconds"), us = ts->find("microseconds");
-      if (s != ts->end() && s->is_number_integer() && us != ts->end() &&
-          us->is_number_integer())
+      if (s != ts->end() && s->is_number_integer() && us != ts->end() && us->is_number_integer())
         m.timestamp_us = s->get<int64_t>() * 1000000 + us->get<int64_t>();
     }
     return m;
@@ -53,8 +52,7 @@ Result<QmpMessage> parse_qmp_message(std::string_view line) {
   return invalid_argument("qmp", "unknown QMP message kind");
 }
 
-std::string encode_qmp_command(std::string_view command, const json& arguments,
-                               const json& id) {
+std::string encode_qmp_command(std::string_view command, const json& arguments, const json& id) {
   json j = json::object();
   j["execute"] = std::string(command);
   if (!arguments.is_null() && !(arguments.is_object() && arguments.empty()))

@@ -29,7 +29,7 @@ void cloexec_from_3() {
 }
 
 void reset_signals() {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = SIG_DFL;
   for (int s : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGQUIT}) ::sigaction(s, &sa, nullptr);
   sigset_t none;
@@ -145,10 +145,10 @@ int run_shim(int argc, char** argv) {
     return 2;
   }
   ::setsid();  // EPERM when already a session leader: fine
-  struct sigaction ign{};
+  struct sigaction ign {};
   ign.sa_handler = SIG_IGN;
   for (int s : {SIGHUP, SIGINT, SIGPIPE}) ::sigaction(s, &ign, nullptr);
-  struct sigaction fwd{};
+  struct sigaction fwd {};
   fwd.sa_handler = forward_signal;
   ::sigaction(SIGTERM, &fwd, nullptr);
 

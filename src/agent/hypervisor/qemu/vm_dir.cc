@@ -56,7 +56,7 @@ Status write_file_atomic(const std::string& path, std::string_view data) {
 }
 
 Result<std::string> read_small_file(const std::string& path, size_t max_bytes) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return not_found(path + " does not exist");
     return internal_error("stat " + path + ": " + std::strerror(errno));

@@ -4,11 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "strata/agent/hypervisor.h"
 #include "strata/common/error.h"
@@ -18,9 +17,9 @@ namespace strata::agent::qemu {
 
 inline constexpr const char* kSpecFile = "spec.json";
 inline constexpr const char* kStateFile = "state.json";
-inline constexpr const char* kExitFile = "exit.json";     // written by the shim
-inline constexpr const char* kShimPidFile = "shim.pid";   // written by the shim
-inline constexpr const char* kQemuLog = "qemu.log";       // QEMU's stdout/stderr
+inline constexpr const char* kExitFile = "exit.json";    // written by the shim
+inline constexpr const char* kShimPidFile = "shim.pid";  // written by the shim
+inline constexpr const char* kQemuLog = "qemu.log";      // QEMU's stdout/stderr
 
 // Write to a temporary file in the same folder, fsync, rename over `path`, fsync the folder.
 Status write_file_atomic(const std::string& path, std::string_view data);

@@ -66,9 +66,10 @@ Result<ResolvedVm> QemuHypervisor::resolve(const std::string& name, const model:
   return r;
 }
 
-Result<std::shared_ptr<QmpClient>> QemuHypervisor::connect_qmp(
-    const std::string& name, const std::string& dir, std::chrono::milliseconds timeout,
-    std::function<bool()> keep_trying) {
+Result<std::shared_ptr<QmpClient>> QemuHypervisor::connect_qmp(const std::string& name,
+                                                               const std::string& dir,
+                                                               std::chrono::milliseconds timeout,
+                                                               std::function<bool()> keep_trying) {
   auto c = QmpClient::connect(
       vm_files(dir).qmp_socket, timeout,
       [this, name](const QmpMessage& m) { on_qmp_event(name, m); },
@@ -136,8 +137,8 @@ Status QemuHypervisor::start(const std::string& name) {
     return tl::unexpected(argv.error());
   }
   VmFiles f = vm_files(vm->dir);
-  for (auto p : {vm->dir + "/" + kExitFile, f.pid_file, f.qmp_socket, f.serial_socket,
-                 f.qga_socket, f.vnc_socket}) {
+  for (auto p : {vm->dir + "/" + kExitFile, f.pid_file, f.qmp_socket, f.serial_socket, f.qga_socket,
+                 f.vnc_socket}) {
     std::error_code ec;
     fs::remove(p, ec);
   }
@@ -152,14 +153,13 @@ Status QemuHypervisor::start(const std::string& name) {
   flush_events();
   if (auto s = spawn_shim(opts_.shim_exe, vm->dir, *argv); !s) return fail(s.error(), {});
   std::string exit_path = vm->dir + "/" + kExitFile;
-  auto qmp = connect_qmp(name, vm->dir, kQmpConnectTimeout,
-                         [&] { return !fs::exists(exit_path); });
+  auto qmp = connect_qmp(name, vm->dir, kQmpConnectTimeout, [&] { return !fs::exists(exit_path); });
   if (!qmp) {
     for (int i = 0; i < 50 && !fs::exists(exit_path); ++i) std::this_thread::sleep_for(100ms);
     auto exit = read_exit_record(vm->dir);
     return fail(Error{ErrorCode::unavailable,
-                      "QEMU did not start: " + qmp.error().message + "; qemu.log: " +
-                          log_tail(vm->dir + "/" + kQemuLog),
+                      "QEMU did not start: " + qmp.error().message +
+                          "; qemu.log: " + log_tail(vm->dir + "/" + kQemuLog),
                       {}},
                 exit ? std::optional<ExitRecord>(*exit) : std::nullopt);
   }
@@ -173,8 +173,7 @@ Status QemuHypervisor::start(const std::string& name) {
   auto status = (*qmp)->execute("query-status", nullptr, kQmpCommandTimeout);
   auto hub = ConsoleHub::connect(f.serial_socket, 10s);
   if (!hub)
-    logger("agent.qemu")->warn("console connect failed vm={} error={}", name,
-                               hub.error().message);
+    logger("agent.qemu")->warn("console connect failed vm={} error={}", name, hub.error().message);
   {
     std::lock_guard lk(mu_);
     vm->busy = false;
@@ -210,7 +209,8 @@ void QemuHypervisor::on_qmp_event(const std::string& name, const QmpMessage& m) 
     } else if (m.event == "POWERDOWN") {
       set_state_locked(name, vm, VmState::shutting_down, "POWERDOWN");
     } else if (m.event == "SHUTDOWN") {
-      vm.shutdown_reason = m.payload.is_object() ? m.payload.value("reason", "shutdown") : "shutdown";
+      vm.shutdown_reason =
+          m.payload.is_object() ? m.payload.value("reason", "shutdown") : "shutdown";
       set_state_locked(name, vm, VmState::shutting_down, "SHUTDOWN " + vm.shutdown_reason);
     } else if (m.event == "GUEST_PANICKED") {
       vm.panicked = true;
@@ -222,9 +222,8 @@ void QemuHypervisor::on_qmp_event(const std::string& name, const QmpMessage& m) 
   flush_events();
 }
 
-std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>>
-QemuHypervisor::finalize_locked(const std::string& name, Vm& vm,
-                                const std::optional<ExitRecord>& exit) {
+std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>> QemuHypervisor::finalize_locked(
+    const std::string& name, Vm& vm, const std::optional<ExitRecord>& exit) {
   VmExit e;
   bool clean = exit && !exit->signaled && exit->code == 0;
   if (exit) {
@@ -237,8 +236,8 @@ QemuHypervisor::finalize_locked(const std::string& name, Vm& vm,
   VmState next = clean ? VmState::stopped : VmState::crashed;
   if (vm.kill_requested) {
     next = VmState::stopped;
-    e.reason = e.signaled ? "killed" : (vm.shutdown_reason.empty() ? "host-qmp-quit"
-                                                                   : vm.shutdown_reason);
+    e.reason =
+        e.signaled ? "killed" : (vm.shutdown_reason.empty() ? "host-qmp-quit" : vm.shutdown_reason);
   } else if (vm.panicked) {
     next = VmState::crashed;
     e.reason = "guest-panicked";

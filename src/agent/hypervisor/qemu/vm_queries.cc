@@ -67,14 +67,13 @@ Result<VmStats> QemuHypervisor::stats(const std::string& name) const {
 }
 
 Result<nlohmann::json> QemuHypervisor::qmp(const std::string& name, const std::string& command,
-                                            const nlohmann::json& arguments) {
+                                           const nlohmann::json& arguments) {
   auto t = target(name, {VmState::running, VmState::paused, VmState::shutting_down});
   if (!t) return tl::unexpected(t.error());
   return t->qmp->execute(command, arguments, 30s);
 }
 
-Result<std::string> QemuHypervisor::console_tail(const std::string& name,
-                                                 size_t max_bytes) const {
+Result<std::string> QemuHypervisor::console_tail(const std::string& name, size_t max_bytes) const {
   std::string log;
   {
     std::lock_guard lk(mu_);
@@ -167,14 +166,16 @@ Result<std::string> QemuHypervisor::guest_agent(const std::string& name,
   thread_local std::mt19937 rng{std::random_device{}()};
   int64_t sync_id = rng() & 0x7fffffff;
   nlohmann::json sync = {{"execute", "guest-sync-delimited"}, {"arguments", {{"id", sync_id}}}};
-  if (auto s = write_all(fd->get(), sync.dump() + "\n", left()); !s) return tl::unexpected(s.error());
+  if (auto s = write_all(fd->get(), sync.dump() + "\n", left()); !s)
+    return tl::unexpected(s.error());
   for (;;) {
     auto line = read_line(true);
     if (!line) return tl::unexpected(line.error());
     auto j = nlohmann::json::parse(*line, nullptr, false);
     if (!j.is_discarded() && j.is_object() && j.value("return", int64_t{-1}) == sync_id) break;
   }
-  if (auto s = write_all(fd->get(), cmd.dump() + "\n", left()); !s) return tl::unexpected(s.error());
+  if (auto s = write_all(fd->get(), cmd.dump() + "\n", left()); !s)
+    return tl::unexpected(s.error());
   auto reply = read_line(false);
   if (!reply) return tl::unexpected(reply.error());
   auto j = nlohmann::json::parse(*reply, nullptr, false);

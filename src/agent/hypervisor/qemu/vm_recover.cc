@@ -71,7 +71,8 @@ Status QemuHypervisor::recover() {
     if (is_active(vm->rec.state)) {
       if (vm->rec.pid == 0) vm->rec.pid = read_int_file(vm_files(dir).pid_file);
       if (process_matches(vm->rec.pid, vm->spec.uuid)) {
-        auto c = connect_qmp(name, dir, 10s, [&] { return process_matches(vm->rec.pid, vm->spec.uuid); });
+        auto c = connect_qmp(name, dir, 10s,
+                             [&] { return process_matches(vm->rec.pid, vm->spec.uuid); });
         if (c) {
           qmp = *c;
           auto st = qmp->execute("query-status", nullptr, 30s);

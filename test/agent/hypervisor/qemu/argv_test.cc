@@ -2,11 +2,11 @@
 // qemuxml2argvdata). Regenerate goldens with STRATA_UPDATE_GOLDEN=1.
 #include "argv.h"
 
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <map>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 namespace strata::agent::qemu {
 namespace {

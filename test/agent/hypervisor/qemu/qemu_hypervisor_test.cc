@@ -3,6 +3,7 @@
 // timeouts, no timing assertions.
 #include "qemu_hypervisor.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,11 +14,9 @@
 #include <sstream>
 #include <thread>
 
-#include <gtest/gtest.h>
-
 #include "strata/agent/image_store.h"
-#include "strata/common/process.h"
 #include "strata/agent/qemu_hypervisor.h"
+#include "strata/common/process.h"
 
 namespace strata::agent::qemu {
 namespace {
@@ -72,7 +71,8 @@ class QemuDriverTest : public ::testing::Test {
     }
     store_ = std::move(*store);
     for (auto [name, key] : {std::pair{"tiny-kernel", "TINY_KERNEL"},
-                             {"tiny-initrd", "TINY_INITRD"}, {"tiny-base", "TINY_BASE"}}) {
+                             {"tiny-initrd", "TINY_INITRD"},
+                             {"tiny-base", "TINY_BASE"}}) {
       auto r = store_->import_image(name, manifest_[key]);
       if (!r) {
         import_error_ = r.error().to_string();
@@ -90,7 +90,8 @@ class QemuDriverTest : public ::testing::Test {
       GTEST_SKIP() << "tiny guest image missing: run scripts/guest-images tiny";
     if (!import_error_.empty() || !store_) GTEST_SKIP() << "image store: " << import_error_;
     if (find_executable("qemu-system-x86_64").empty()) GTEST_SKIP() << "no qemu-system-x86_64";
-    state_dir_ = root_ + "/state-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    state_dir_ =
+        root_ + "/state-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     hv_ = make(system_clock());
   }
 

@@ -2,11 +2,11 @@
 // sent) fed in chunks of every size, and malformed input that must become errors.
 #include "qmp_codec.h"
 
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <random>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 namespace strata::agent::qemu {
 namespace {
@@ -78,11 +78,12 @@ TEST(QmpCodec, ShutdownTranscripts) {
 }
 
 TEST(QmpCodec, MalformedMessagesAreErrors) {
-  for (std::string bad : std::vector<std::string>{"not json", "[1,2]", "42", "\"str\"", "{}", "{\"return\":", "{\"error\":\"x\"}",
-        "{\"error\":{\"class\":1,\"desc\":\"d\"}}", "{\"error\":{\"class\":\"C\"}}",
-        "{\"event\":5}", "{\"event\":\"X\",\"data\":[1]}", "{\"QMP\":[]}", "{\"unknown\":1}",
-        "{\"return\":{}} trailing", std::string("{\"return\":\"\xff\xfe\"}"),
-        std::string("{\"ret\0urn\":1}", 13)}) {
+  for (std::string bad : std::vector<std::string>{
+           "not json", "[1,2]", "42", "\"str\"", "{}", "{\"return\":", "{\"error\":\"x\"}",
+           "{\"error\":{\"class\":1,\"desc\":\"d\"}}", "{\"error\":{\"class\":\"C\"}}",
+           "{\"event\":5}", "{\"event\":\"X\",\"data\":[1]}", "{\"QMP\":[]}", "{\"unknown\":1}",
+           "{\"return\":{}} trailing", std::string("{\"return\":\"\xff\xfe\"}"),
+           std::string("{\"ret\0urn\":1}", 13)}) {
     auto m = parse_qmp_message(bad);
     EXPECT_FALSE(m) << bad;
     if (!m) {
