@@ -199,7 +199,16 @@ Result<ConsoleEnd> run_console(const Endpoint& endpoint, const std::string& toke
   ws.handshake(res, host_header(endpoint), endpoint.base_path + req.target, ec);
   if (ec) {
     unsigned status = res.result_int();
-    if (status != 0 && status != 101) return tl::unexpected(error_from_response(status, res.body()));
+    if (status >= 300 && !res.body().empty())
+      return tl::unexpected(error_from_response(status, res.body()));
+    // Beast 1.74 does not always hand back the refusal: ask again with a plain GET to get
+    // the server's error envelope (404, 401, 409 not placed, 503 host unreachable, ...).
+    if (ec == websocket::error::upgrade_declined) {
+      HttpClient plain(endpoint, token, std::chrono::seconds(30));
+      auto again = plain.send(req);
+      if (again && again->status >= 300)
+        return tl::unexpected(error_from_response(again->status, again->body));
+    }
     return unavailable("console: WebSocket handshake failed: " + ec.message());
   }
   beast::get_lowest_layer(ws).expires_never();

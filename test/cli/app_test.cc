@@ -1,0 +1,131 @@
+// Argument parsing -> request building through the real command tree (--dry-run prints
+// the request instead of sending it), usage errors, help and completion.
+#include "strata/cli/app.h"
+
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+namespace strata::cli {
+namespace {
+
+struct Run {
+  int code;
+  std::string out, err;
+};
+
+Run run(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  CliIo io(out, err);
+  io.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  io.read_file = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  args.insert(args.begin(), "strata");
+  int code = run_cli(args, io);
+  return {code, out.str(), err.str()};
+}
+
+TEST(App, VmCreateDryRunShowsTheRequest) {
+  auto r = run({"vm", "create", "web-1", "--vcpus", "2", "--memory", "512M", "--image", "deb",
+                "--disk", "name=data,size=1G", "--nic", "bridge=br0", "--label", "app=web",
+                "--host", "h1", "--anti-affinity", "g", "--no-start", "--dry-run"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "POST /api/v1/vms\n"
+            "{\n"
+            "  \"anti_affinity_group\": \"g\",\n"
+            "  \"disks\": [\n"
+            "    {\n"
+            "      \"boot\": true,\n"
+            "      \"image\": \"deb\",\n"
+            "      \"name\": \"root\"\n"
+            "    },\n"
+            "    {\n"
+            "      \"name\": \"data\",\n"
+            "      \"size_bytes\": 1073741824\n"
+            "    }\n"
+            "  ],\n"
+            "  \"host\": \"h1\",\n"
+            "  \"labels\": {\n"
+            "    \"app\": \"web\"\n"
+            "  },\n"
+            "  \"memory_mib\": 512,\n"
+            "  \"name\": \"web-1\",\n"
+            "  \"nics\": [\n"
+            "    {\n"
+            "      \"bridge\": \"br0\",\n"
+            "      \"mode\": \"bridge\"\n"
+            "    }\n"
+            "  ],\n"
+            "  \"start\": false,\n"
+            "  \"vcpus\": 2\n"
+            "}\n");
+}
+
+TEST(App, GlobalOptionsWorkAfterSubcommands) {
+  auto r = run({"vm", "stop", "v1", "--force", "--timeout", "2m", "--dry-run", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "POST /api/v1/vms/v1/stop\n{\n  \"force\": true,\n  \"timeout_s\": 120\n}\n");
+  auto l = run({"--dry-run", "host", "label", "h1", "zone=a", "gpu-"});
+  ASSERT_EQ(l.code, 0) << l.err;
+  EXPECT_EQ(l.out.substr(0, l.out.find('\n')), "PATCH /api/v1/hosts/h1");
+  EXPECT_EQ(run({"vm", "list", "-l", "app=web", "--dry-run"}).out,
+            "GET /api/v1/vms?label=app%3Dweb\n");
+  EXPECT_EQ(run({"events", "--after", "5", "--dry-run"}).out, "GET /api/v1/events?limit=100&after=5\n");
+  EXPECT_EQ(run({"events", "-f", "--dry-run"}).out, "GET /api/v1/events/stream\n");
+  EXPECT_EQ(run({"vm", "console", "v1", "--until", "READY", "--dry-run"}).out,
+            "GET /api/v1/vms/v1/console?tail=65536\n");
+  EXPECT_EQ(run({"token", "create", "ci", "--role", "viewer", "--ttl", "1h", "--dry-run"}).code, 0);
+}
+
+TEST(App, UsageErrorsExitTwo) {
+  for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
+           {},
+           {"vm"},
+           {"vm", "create", "x", "--vcpus", "1"},                             // no --memory
+           {"vm", "create", "x", "--vcpus", "1", "--memory", "-1G"},          // negative size
+           {"vm", "create", "x", "--vcpus", "1", "--memory", "512M", "--frobnicate"},
+           {"vm", "create", "x", "--vcpus", "two", "--memory", "512M"},
+           {"vm", "stop", "x", "--timeout", "soon"},
+           {"host", "maintenance", "h1", "maybe"},
+           {"token", "create", "t", "--role", "root"},
+           {"-o", "xml", "vm", "list"},
+           {"nonsense"},
+       }) {
+    auto r = run(bad);
+    std::string joined;
+    for (const auto& a : bad) joined += a + " ";
+    EXPECT_EQ(r.code, 2) << joined << "\n" << r.err;
+    EXPECT_NE(r.err.find("error"), std::string::npos) << joined;
+  }
+  auto r = run({"vm", "create", "x", "--vcpus", "1", "--memory", "1.5G", "--dry-run"});
+  EXPECT_NE(r.err.find("--memory"), std::string::npos) << r.err;
+}
+
+TEST(App, HelpEverywhereExitsZero) {
+  for (std::vector<std::string> h : std::vector<std::vector<std::string>>{
+           {"--help"}, {"vm", "--help"}, {"vm", "create", "--help"}, {"vm", "console", "-h"},
+           {"host", "label", "--help"}, {"events", "--help"}}) {
+    auto r = run(h);
+    EXPECT_EQ(r.code, 0) << h.back();
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;
+  }
+  EXPECT_NE(run({"vm", "create", "--help"}).out.find("--anti-affinity"), std::string::npos);
+}
+
+TEST(App, CompletionCoversTheTree) {
+  auto r = run({"completion", "bash"});
+  ASSERT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("complete -F _strata strata"), std::string::npos);
+  EXPECT_NE(r.out.find("\"vm/create\") words=\""), std::string::npos);
+  EXPECT_NE(r.out.find("--anti-affinity"), std::string::npos);
+  EXPECT_NE(r.out.find("\"host\") words=\"list show label maintenance"), std::string::npos);
+}
+
+TEST(App, ClientVersionNeedsNoServer) {
+  auto r = run({"version", "--client"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out.rfind("client: ", 0), 0u) << r.out;
+}
+
+}  // namespace
+}  // namespace strata::cli

@@ -1,0 +1,98 @@
+// Server/token resolution: flag > env > config file > default.
+#include "strata/cli/config.h"
+
+#include <map>
+
+#include <gtest/gtest.h>
+
+namespace strata::cli {
+namespace {
+
+struct World {
+  std::map<std::string, std::string> env, files;
+  ConfigInputs inputs() {
+    ConfigInputs in;
+    in.env = [this](const std::string& k) -> std::optional<std::string> {
+      auto it = env.find(k);
+      if (it == env.end()) return std::nullopt;
+      return it->second;
+    };
+    in.read_file = [this](const std::string& p) -> std::optional<std::string> {
+      auto it = files.find(p);
+      if (it == files.end()) return std::nullopt;
+      return it->second;
+    };
+    return in;
+  }
+};
+
+TEST(Config, DefaultWithoutAnything) {
+  World w;
+  auto c = resolve_config(w.inputs()).value();
+  EXPECT_EQ(c.server, "http://127.0.0.1:7480");
+  EXPECT_EQ(c.token, "");
+  EXPECT_EQ(c.server_source, "default");
+}
+
+TEST(Config, FlagBeatsEnvBeatsFile) {
+  World w;
+  w.env["HOME"] = "/home/u";
+  w.files["/home/u/.config/strata/config.json"] = R"({"server":"http://file:1","token":"ftok"})";
+  auto file_only = resolve_config(w.inputs()).value();
+  EXPECT_EQ(file_only.server, "http://file:1");
+  EXPECT_EQ(file_only.token, "ftok");
+  EXPECT_EQ(file_only.token_source, "file:/home/u/.config/strata/config.json");
+
+  w.env["STRATA_SERVER"] = "http://env:2/";
+  w.env["STRATA_TOKEN"] = "etok";
+  auto env = resolve_config(w.inputs()).value();
+  EXPECT_EQ(env.server, "http://env:2");  // trailing slash trimmed
+  EXPECT_EQ(env.token, "etok");
+
+  auto in = w.inputs();
+  in.flag_server = "http://flag:3";
+  in.flag_token = "flagtok";
+  auto flag = resolve_config(in).value();
+  EXPECT_EQ(flag.server, "http://flag:3");
+  EXPECT_EQ(flag.token, "flagtok");
+  EXPECT_EQ(flag.server_source, "flag");
+}
+
+TEST(Config, TokenFileIsTrimmedAndLosesToStrataToken) {
+  World w;
+  w.env["STRATA_TOKEN_FILE"] = "/run/tok";
+  w.files["/run/tok"] = "  secret\n";
+  EXPECT_EQ(resolve_config(w.inputs()).value().token, "secret");
+  w.env["STRATA_TOKEN"] = "direct";
+  EXPECT_EQ(resolve_config(w.inputs()).value().token, "direct");
+  w.env.erase("STRATA_TOKEN");
+  w.files.erase("/run/tok");
+  auto missing = resolve_config(w.inputs());
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().field, "STRATA_TOKEN_FILE");
+}
+
+TEST(Config, StrataConfigOverridesHomeAndMustExist) {
+  World w;
+  w.env["HOME"] = "/home/u";
+  w.env["STRATA_CONFIG"] = "/etc/strata.json";
+  w.files["/home/u/.config/strata/config.json"] = R"({"server":"http://home:1"})";
+  w.files["/etc/strata.json"] = R"({"server":"http://etc:1"})";
+  EXPECT_EQ(resolve_config(w.inputs()).value().server, "http://etc:1");
+  w.files.erase("/etc/strata.json");
+  EXPECT_FALSE(resolve_config(w.inputs()));
+}
+
+TEST(Config, BadFilesAreRejectedWithThePath) {
+  World w;
+  w.env["STRATA_CONFIG"] = "/c.json";
+  for (const char* text : {"not json", "[1]", R"({"server":1})", R"({"sever":"typo"})"}) {
+    w.files["/c.json"] = text;
+    auto r = resolve_config(w.inputs());
+    ASSERT_FALSE(r) << text;
+    EXPECT_NE(r.error().message.find("/c.json"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace strata::cli

@@ -1,0 +1,110 @@
+// Request building: what each command sends, independent of HTTP.
+#include "strata/cli/requests.h"
+
+#include <gtest/gtest.h>
+
+namespace strata::cli {
+namespace {
+
+using nlohmann::json;
+
+TEST(Requests, VmCreateFromImageWithEverything) {
+  VmCreateOptions o;
+  o.name = "web-1";
+  o.vcpus = 2;
+  o.memory = "1G";
+  o.image = "debian-12";
+  o.disks = {"name=data,size=10G", "name=scratch,size=512M,readonly"};
+  o.nics = {"user", "bridge=br0,mac=52:54:00:00:00:01"};
+  o.labels = {"app=web", "tier=1"};
+  o.selectors = {"zone=a"};
+  o.host = "h1";
+  o.anti_affinity_group = "web";
+  o.no_start = true;
+  auto r = build_vm_create(o).value();
+  EXPECT_EQ(r.method, "POST");
+  EXPECT_EQ(r.target, "/api/v1/vms");
+  EXPECT_EQ(*r.body, json::parse(R"({
+    "name":"web-1","vcpus":2,"memory_mib":1024,
+    "disks":[{"name":"root","image":"debian-12","boot":true},
+             {"name":"data","size_bytes":10737418240},
+             {"name":"scratch","size_bytes":536870912,"readonly":true}],
+    "nics":[{"mode":"user"},{"mode":"bridge","bridge":"br0","mac":"52:54:00:00:00:01"}],
+    "labels":{"app":"web","tier":"1"},"node_selector":{"zone":"a"},
+    "host":"h1","anti_affinity_group":"web","start":false})"));
+}
+
+TEST(Requests, VmCreateKernelBootIsMinimal) {
+  VmCreateOptions o;
+  o.name = "k";
+  o.vcpus = 1;
+  o.memory = "256";
+  o.kernel = "vmlinuz";
+  o.initrd = "initrd";
+  o.cmdline = "console=ttyS0 quiet";
+  EXPECT_EQ(*build_vm_create(o).value().body,
+            json::parse(R"({"name":"k","vcpus":1,"memory_mib":256,"kernel":"vmlinuz",
+                            "initrd":"initrd","cmdline":"console=ttyS0 quiet"})"));
+}
+
+TEST(Requests, VmCreateRejectsBadInputClientSide) {
+  VmCreateOptions base;
+  base.name = "x";
+  base.vcpus = 1;
+  base.memory = "512M";
+  auto with = [&](auto f) {
+    VmCreateOptions o = base;
+    f(o);
+    return build_vm_create(o);
+  };
+  EXPECT_FALSE(with([](auto& o) { o.memory = "-512M"; }));
+  EXPECT_FALSE(with([](auto& o) { o.memory = "lots"; }));
+  EXPECT_FALSE(with([](auto& o) { o.vcpus = 0; }));
+  EXPECT_FALSE(with([](auto& o) { o.image = "a", o.kernel = "b"; }));
+  EXPECT_FALSE(with([](auto& o) { o.cmdline = "x"; }));
+  EXPECT_FALSE(with([](auto& o) { o.disks = {"size=1G"}; }));
+  EXPECT_FALSE(with([](auto& o) { o.disks = {"name=d"}; }));
+  EXPECT_FALSE(with([](auto& o) { o.disks = {"name=d,size=-1G"}; }));
+  EXPECT_FALSE(with([](auto& o) { o.disks = {"name=d,size=1G,colour=red"}; }));
+  EXPECT_FALSE(with([](auto& o) { o.disks = {"name=d,size=1G", "name=d,size=2G"}; }));
+  EXPECT_FALSE(with([](auto& o) { o.nics = {"bridge="}; }));
+  EXPECT_FALSE(with([](auto& o) { o.nics = {"tap"}; }));
+  EXPECT_FALSE(with([](auto& o) { o.labels = {"novalue"}; }));
+  auto err = with([](auto& o) { o.memory = "1.5G"; }).error();
+  EXPECT_EQ(err.field, "--memory");
+}
+
+TEST(Requests, ActionsAndPathsAreEscaped) {
+  EXPECT_EQ(build_vm_action("a b", "start").target, "/api/v1/vms/a%20b/start");
+  auto stop = build_vm_stop("v", true, 30);
+  EXPECT_EQ(*stop.body, json::parse(R"({"force":true,"timeout_s":30})"));
+  EXPECT_EQ(*build_vm_stop("v", false, std::nullopt).body, json::object());
+  EXPECT_EQ(build_vm_delete("v").method, "DELETE");
+  EXPECT_EQ(build_vm_list({"app=web"}, "h1").target, "/api/v1/vms?label=app%3Dweb&host=h1");
+  EXPECT_EQ(build_console("v", 100).target, "/api/v1/vms/v/console?tail=100");
+  EXPECT_EQ(build_events_stream(7).target, "/api/v1/events/stream?after=7");
+  EXPECT_EQ(build_events_list(std::nullopt, 50).target, "/api/v1/events?limit=50");
+}
+
+TEST(Requests, HostLabelsSetAndRemove) {
+  auto r = build_host_label("h1", {"zone=a", "old-"}).value();
+  EXPECT_EQ(r.method, "PATCH");
+  EXPECT_EQ(r.target, "/api/v1/hosts/h1");
+  EXPECT_EQ(*r.body, json::parse(R"({"labels":{"zone":"a","old":null}})"));
+  EXPECT_FALSE(build_host_label("h1", {}));
+  EXPECT_FALSE(build_host_label("h1", {"-"}));
+  EXPECT_EQ(*build_host_maintenance("h1", "on").value().body, json::parse(R"({"maintenance":true})"));
+  EXPECT_FALSE(build_host_maintenance("h1", "maybe"));
+}
+
+TEST(Requests, Tokens) {
+  auto t = build_token_create("ci", "operator", "24h").value();
+  EXPECT_EQ(*t.body, json::parse(R"({"name":"ci","role":"operator","ttl_s":86400})"));
+  EXPECT_FALSE(build_token_create("ci", "root", ""));
+  EXPECT_FALSE(build_token_create("ci", "viewer", "forever"));
+  EXPECT_EQ(*build_join_token_create("").value().body, json::object());
+  EXPECT_EQ(*build_join_token_create("2h").value().body, json::parse(R"({"ttl_s":7200})"));
+}
+
+}  // namespace
+}  // namespace strata::cli
