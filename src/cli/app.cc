@@ -34,7 +34,7 @@ Result<HttpClient> Context::client() {
 
 int Context::fail(const Error& e) {
   io.err << format_error(e) << "\n";
-  if (e.code == ErrorCode::unavailable) {
+  if (e.code == ErrorCode::unavailable && e.message.rfind("cannot connect", 0) == 0) {
     auto ep = client();
     if (ep)
       io.err << "hint: is stratad running at http://" << host_header_for_hint(ep->endpoint())

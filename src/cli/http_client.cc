@@ -81,6 +81,11 @@ void common_headers(Request& r, const HttpClient& c) {
 Error transport_error(const std::string& what, const beast::error_code& ec) {
   if (ec == beast::error::timeout)
     return Error{ErrorCode::unavailable, what + ": timed out waiting for stratad", ""};
+  if (ec == http::error::end_of_stream || ec == boost::asio::error::connection_reset)
+    return Error{ErrorCode::unavailable,
+                 what + ": stratad closed the connection without an answer (" + ec.message() +
+                     ")",
+                 ""};
   return Error{ErrorCode::unavailable, what + ": " + ec.message(), ""};
 }
 
@@ -228,7 +233,7 @@ Status HttpClient::stream_events(const ApiRequest& req,
     parser.get().body().data = buf;
     parser.get().body().size = sizeof buf;
     stream->expires_after(idle_timeout);
-    http::read(*stream, buffer, parser, ec);
+    http::read_some(*stream, buffer, parser, ec);  // returns as soon as some bytes arrived
     if (ec == http::error::need_buffer) ec = {};
     if (ec == http::error::end_of_stream || ec == net::error::eof) break;
     if (ec) return tl::unexpected(transport_error(what, ec));

@@ -129,6 +129,26 @@ TEST(HttpClient, EventStreamAcrossChunks) {
   EXPECT_EQ(json::parse(events[1].data)["seq"], 2);
 }
 
+// Regression: events must be delivered while the stream stays open (stratad never closes
+// it), not only once a read buffer fills up.
+TEST(HttpClient, EventStreamDeliversWhileTheStreamStaysOpen) {
+  TestServer s([](const SeenRequest&) {
+    Reply r;
+    r.content_type = "text/event-stream";
+    r.stream_chunks = {": stream start\n\n", "id: 1\ndata: {\"seq\":1}\n\n"};
+    r.hold_open = true;
+    return r;
+  });
+  auto c = client_for(s);
+  int seen = 0;
+  auto st = c.stream_events({"GET", "/api/v1/events/stream", std::nullopt}, [&](const SseEvent&) {
+    ++seen;
+    return false;  // stop after the first event
+  });
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(seen, 1);
+}
+
 TEST(SseParser, MultiLineDataAndComments) {
   SseParser p;
   EXPECT_TRUE(p.feed("data: a\nda").empty());

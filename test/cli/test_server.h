@@ -34,6 +34,8 @@ struct Reply {
   std::string content_type = "application/json";
   // When set: write the header, then these chunks (chunked encoding), e.g. SSE frames.
   std::vector<std::string> stream_chunks;
+  // With stream_chunks: keep the response open after them until the client hangs up.
+  bool hold_open = false;
   // When set: accept a WebSocket upgrade and hand the stream over.
   std::function<void(websocket::stream<tcp::socket>&)> websocket;
 };
@@ -107,6 +109,11 @@ class TestServer {
       http::write_header(sock, sr, ec);
       for (const auto& c : r.stream_chunks)
         boost::asio::write(sock, http::make_chunk(boost::asio::buffer(c)), ec);
+      if (r.hold_open) {
+        char b[256];
+        while (!ec) sock.read_some(boost::asio::buffer(b), ec);
+        return;
+      }
       boost::asio::write(sock, http::make_chunk_last(), ec);
       sock.shutdown(tcp::socket::shutdown_both, ec);
       return;
