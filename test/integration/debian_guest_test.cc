@@ -2,6 +2,7 @@
 // initrd, a qcow2 overlay on debian.qcow2) boots through the real QemuHypervisor to
 // systemd's multi-user target; its qemu-guest-agent answers guest-ping and
 // guest-get-osinfo through Hypervisor::guest_agent; an ACPI shutdown stops it cleanly.
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,11 +10,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "guest_console.h"
 #include "guest_images.h"
@@ -37,8 +36,8 @@ class DebianGuestTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     images_ = load_guest_images(STRATA_REPO_DIR);
-    if (auto m = images_.missing({"DEBIAN_KERNEL", "DEBIAN_INITRD", "DEBIAN_DISK"},
-                                 {"DEBIAN_CMDLINE"});
+    if (auto m =
+            images_.missing({"DEBIAN_KERNEL", "DEBIAN_INITRD", "DEBIAN_DISK"}, {"DEBIAN_CMDLINE"});
         !m.empty())
       skip_ = m + " (scripts/guest-images debian)";
     else if (find_executable("qemu-system-x86_64").empty())
@@ -52,9 +51,9 @@ class DebianGuestTest : public ::testing::Test {
     auto store = agent::make_image_store(root_->path() + "/images");
     ASSERT_TRUE(store) << store.error().to_string();
     store_ = std::move(*store);
-    for (auto [name, key] :
-         {std::pair{"debian-kernel", "DEBIAN_KERNEL"}, {"debian-initrd", "DEBIAN_INITRD"},
-          {"debian-disk", "DEBIAN_DISK"}}) {
+    for (auto [name, key] : {std::pair{"debian-kernel", "DEBIAN_KERNEL"},
+                             {"debian-initrd", "DEBIAN_INITRD"},
+                             {"debian-disk", "DEBIAN_DISK"}}) {
       auto r = store_->import_image(name, images_.get(key));
       ASSERT_TRUE(r) << r.error().to_string();
     }
@@ -126,9 +125,8 @@ TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
   EXPECT_EQ(hv_->status("debian1")->state, VmState::running);
 
   // systemd's own status line, or the image's ready line (printed after multi-user.target).
-  auto seen = wait_console_tail(*hv_, "debian1",
-                                {"Multi-User System", "STRATA-READY", "strata-debian login:"},
-                                kBootLimit);
+  auto seen = wait_console_tail(
+      *hv_, "debian1", {"Multi-User System", "STRATA-READY", "strata-debian login:"}, kBootLimit);
   ASSERT_FALSE(seen.empty()) << "no multi-user within the limit; console:\n"
                              << console_text(*hv_, "debian1");
   auto t_boot = std::chrono::steady_clock::now();
@@ -143,6 +141,7 @@ TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
   ASSERT_TRUE(os) << os.error().to_string();
   ASSERT_TRUE(os->contains("return") && (*os)["return"].is_object()) << os->dump();
   const auto& info = (*os)["return"];
+  std::printf("guest-get-osinfo: %s\n", info.dump().c_str());
   EXPECT_EQ(info.value("id", ""), "debian") << info.dump();
   EXPECT_EQ(info.value("version-id", ""), "12") << info.dump();
   EXPECT_NE(info.value("pretty-name", "").find("bookworm"), std::string::npos) << info.dump();

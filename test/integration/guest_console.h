@@ -84,9 +84,8 @@ class ConsoleCapture {
     int n = ++serial_;
     std::string marker = "DONE-" + std::to_string(n) + "-" + std::to_string(n + 1000);
     size_t from = size();
-    auto w = hv_->console_write(
-        vm_, command + "; echo DONE-" + std::to_string(n) + "-$((" + std::to_string(n + 999) +
-                 "+1))\n");
+    auto w = hv_->console_write(vm_, command + "; echo DONE-" + std::to_string(n) + "-$((" +
+                                         std::to_string(n + 999) + "+1))\n");
     if (!w) return std::nullopt;
     size_t at = wait_for(marker, from, limit);
     if (at == std::string::npos) return std::nullopt;

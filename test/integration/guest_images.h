@@ -26,8 +26,7 @@ struct GuestImages {
   // non-path keys only presence is checked); otherwise a reason to print with SKIPPED.
   std::string missing(const std::vector<std::string>& path_keys,
                       const std::vector<std::string>& other_keys = {}) const {
-    if (values.empty())
-      return "no guest images in " + dir + " (run scripts/guest-images)";
+    if (values.empty()) return "no guest images in " + dir + " (run scripts/guest-images)";
     for (const auto& k : other_keys)
       if (!values.count(k)) return k + " missing from " + dir + "/manifest.env";
     for (const auto& k : path_keys) {

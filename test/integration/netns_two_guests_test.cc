@@ -5,6 +5,7 @@
 // remounted, so /sys/class/net shows that namespace), so the host's links are untouched
 // and the bridge and taps vanish with the namespace even if the test dies.
 #include <errno.h>
+#include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -17,8 +18,6 @@
 #include <map>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "guest_console.h"
 #include "guest_images.h"
@@ -59,8 +58,8 @@ class TwoGuestsOnBridgeTest : public ::testing::Test {
     images_ = load_guest_images(STRATA_REPO_DIR);
     if (::geteuid() != 0)
       skip_ = "needs root (network and mount namespaces, bridges, taps)";
-    else if (auto m = images_.missing({"TINY_KERNEL", "TINY_INITRD", "TINY_BASE"},
-                                      {"TINY_CMDLINE"});
+    else if (auto m =
+                 images_.missing({"TINY_KERNEL", "TINY_INITRD", "TINY_BASE"}, {"TINY_CMDLINE"});
              !m.empty())
       skip_ = m;
     else if (find_executable("qemu-system-x86_64").empty())
@@ -86,7 +85,8 @@ class TwoGuestsOnBridgeTest : public ::testing::Test {
     ASSERT_TRUE(store) << store.error().to_string();
     store_ = std::move(*store);
     for (auto [name, key] : {std::pair{"tiny-kernel", "TINY_KERNEL"},
-                             {"tiny-initrd", "TINY_INITRD"}, {"tiny-base", "TINY_BASE"}}) {
+                             {"tiny-initrd", "TINY_INITRD"},
+                             {"tiny-base", "TINY_BASE"}}) {
       auto r = store_->import_image(name, images_.get(key));
       ASSERT_TRUE(r) << r.error().to_string();
     }

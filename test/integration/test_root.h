@@ -86,8 +86,8 @@ class TestRoot {
     buf.push_back('\0');
     if (!::mkdtemp(buf.data())) return nullptr;
     auto r = std::make_unique<TestRoot>(Key{}, buf.data());
-    std::ofstream(r->path_ + "/owner") << ::getpid() << " " << detail::proc_start_time(::getpid())
-                                       << "\n";
+    std::ofstream(r->path_ + "/owner")
+        << ::getpid() << " " << detail::proc_start_time(::getpid()) << "\n";
     return r;
   }
 
