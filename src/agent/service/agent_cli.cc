@@ -111,6 +111,12 @@ int agent_main(int argc, char** argv) {
   serve->add_option("--log-level", so.log_level, "trace|debug|info|warn|error|off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
+  serve->add_option("--manager", so.manager, "Enroll with this manager: http://HOST:PORT");
+  serve->add_option("--join-token", so.join_token,
+                    "One-time join token (from the manager's POST /api/v1/join-tokens)");
+  serve->add_option("--advertise", so.advertise,
+                    "HOST:PORT the manager reaches this agent at (default: --listen-tcp)");
+  serve->add_option("--name", so.name, "Host name to enroll as (default: hostname)");
   serve->callback([&] { rc = run_serve(so); });
 
   app.add_subcommand("shim", "Internal: parent process of one QEMU (started by the agent)");

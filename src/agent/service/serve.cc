@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "strata/agent/inventory.h"
@@ -17,6 +18,7 @@
 #include "strata/agent/service/agent_cli.h"
 #include "strata/agent/service/agent_service.h"
 #include "strata/common/log.h"
+#include "enroll.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "0.0.0"
@@ -116,6 +118,17 @@ int run_serve(const ServeOptions& in) {
   o.state_dir = fs::absolute(o.state_dir).string();
   if (o.images_dir.empty()) o.images_dir = o.state_dir + "/images";
   if (o.listen.empty()) o.listen = "unix:" + o.state_dir + "/agent.sock";
+  if (!o.manager.empty()) {
+    if (o.advertise.empty()) o.advertise = o.listen_tcp;
+    if (o.advertise.empty()) {
+      log()->error("--manager needs --advertise HOST:PORT (or --listen-tcp)");
+      return kExitUsage;
+    }
+    if (o.name.empty()) o.name = default_host_name();
+  } else if (!o.join_token.empty() || !o.advertise.empty()) {
+    log()->error("--join-token and --advertise need --manager");
+    return kExitUsage;
+  }
 
   // Block the stop signals in every thread (gRPC's included); main waits for them below.
   sigset_t stop_signals;
@@ -178,7 +191,7 @@ int run_serve(const ServeOptions& in) {
   so.hostname = inventory->os.hostname;
   so.accelerator = accel;
   so.images = images->get();
-  so.inventory = [&]() -> Result<v1::HostInventory> {
+  auto so_inventory = [&]() -> Result<v1::HostInventory> {
     std::lock_guard lock(inv_mu);
     // Refresh the cheap file-based part; keep the probed QEMU and accelerator facts.
     if (auto fresh = collect_inventory()) {
@@ -188,6 +201,7 @@ int run_serve(const ServeOptions& in) {
     }
     return inventory_to_proto(cached);
   };
+  so.inventory = so_inventory;
   so.host_metrics = [sampler] { return sampler->sample(); };
   auto svc = service::AgentService::create(**hv, std::move(so));
   if (!svc) {
@@ -217,8 +231,33 @@ int run_serve(const ServeOptions& in) {
   log()->info("serving listen={} tcp={} tcp_port={} pid={}", o.listen, o.listen_tcp, tcp_port,
               ::getpid());
 
+  // Enroll in the background once serving: the manager dials back as soon as it accepts.
+  std::atomic<bool> stop_enroll{false};
+  std::thread enroller;
+  if (!o.manager.empty()) {
+    EnrollOptions eo;
+    eo.manager_url = o.manager;
+    eo.join_token = o.join_token;
+    eo.name = o.name;
+    eo.address = o.advertise;
+    eo.state_dir = o.state_dir;
+    if (auto inv = so_inventory()) {
+      auto j = nlohmann::json::parse(inv->inventory_json(), nullptr, false);
+      if (!j.is_discarded() && j.is_object()) eo.inventory = j;
+      eo.inventory["accelerator"] = inv->accelerator();
+      eo.inventory["cpu_threads"] = inv->cpu_threads();
+      eo.inventory["memory_total_bytes"] = inv->memory_total_bytes();
+    }
+    enroller = std::thread([eo, &stop_enroll] {
+      if (auto st = enroll_until_done(eo, stop_enroll); !st)
+        log()->error("enrollment with {} failed: {}", eo.manager_url, st.error().to_string());
+    });
+  }
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  stop_enroll = true;
+  if (enroller.joinable()) enroller.join();
   log()->info("stopping on signal {}; VMs keep running", sig);
   (*svc)->shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -30,6 +30,11 @@ struct ServeOptions {
   std::string qemu = "qemu-system-x86_64";
   std::string qemu_img = "qemu-img";
   std::string log_level = "info";
+  // Enrollment with a manager (all three together; enrolled once, kept in the state dir).
+  std::string manager;     // http://HOST:PORT
+  std::string join_token;  // one-time join token
+  std::string advertise;   // HOST:PORT the manager dials (default: listen_tcp)
+  std::string name;        // host name (default: hostname)
 };
 // Runs the agent until SIGTERM/SIGINT. VMs keep running when it exits.
 int run_serve(const ServeOptions& options);

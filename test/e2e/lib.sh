@@ -1,0 +1,93 @@
+# Shared helpers for the e2e scripts (sourced): binaries, the REST API over curl, waiting.
+# Expects STRATAD, STRATA_AGENT (paths) in the environment or next to each other in BIN_DIR.
+
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+: "${STRATAD:=${BIN_DIR:-$REPO/build/src/exe}/stratad}"
+: "${STRATA_AGENT:=$(dirname "$STRATAD")/strata-agent}"
+SKIP_RC=77
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+skip() { echo "SKIPPED: $*" >&2; exit $SKIP_RC; }
+fail() { echo "FAILED: $*" >&2; exit 1; }
+
+need_tools() {
+  local t
+  for t in "$@"; do command -v "$t" >/dev/null 2>&1 || skip "$t is not installed (scripts/setup)"; done
+}
+
+need_binaries() {
+  [ -x "$STRATAD" ] || skip "stratad not built ($STRATAD)"
+  [ -x "$STRATA_AGENT" ] || skip "strata-agent not built ($STRATA_AGENT)"
+}
+
+# Sources the guest-image manifest (TINY_KERNEL, TINY_INITRD, TINY_BASE, TINY_CMDLINE).
+need_tiny_images() {
+  local manifest=${STRATA_IMAGES:-$REPO/.cache/images}/manifest.env
+  [ -f "$manifest" ] || skip "no guest images ($manifest); run scripts/guest-images tiny"
+  # shellcheck disable=SC1090
+  . "$manifest"
+  [ -f "${TINY_KERNEL:-}" ] && [ -f "${TINY_INITRD:-}" ] && [ -f "${TINY_BASE:-}" ] ||
+    skip "tiny guest image files missing; run scripts/guest-images tiny"
+}
+
+# api METHOD PATH [BODY] -> prints the body; the status goes to $API_STATUS_FILE (read it
+# with `last_status`; works inside pipelines and $(...)). Uses API_URL and TOKEN.
+API_STATUS_FILE=$(mktemp /tmp/strata-e2e-status.XXXXXX)
+last_status() { cat "$API_STATUS_FILE"; }
+api() {
+  local method=$1 path=$2 body=${3:-} out
+  local args=(-sS -m 30 -X "$method" -H "Authorization: Bearer $TOKEN" -w '\n%{http_code}')
+  [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+  out=$(curl "${args[@]}" "$API_URL$path" 2>/dev/null) || { echo 000 >"$API_STATUS_FILE"; return 1; }
+  echo "${out##*$'\n'}" >"$API_STATUS_FILE"
+  printf '%s' "${out%$'\n'*}"
+}
+
+# wait_for SECONDS DESCRIPTION CMD... : polls CMD every second until it succeeds.
+wait_for() {
+  local secs=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < secs; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# Starts stratad in the background: start_stratad DATA_DIR LISTEN [ARGS...]; sets MGR_PID,
+# API_URL, TOKEN (admin) once /healthz answers.
+start_stratad() {
+  local dir=$1 listen=$2
+  shift 2
+  mkdir -p "$dir"
+  "$STRATAD" --data-dir "$dir" --listen "$listen" "$@" >>"$dir/stratad.log" 2>&1 &
+  MGR_PID=$!
+  API_URL="http://$listen"
+  local i
+  for ((i = 0; i < 120; i++)); do
+    if curl -sf -m 2 "$API_URL/healthz" >/dev/null 2>&1 && [ -s "$dir/admin.token" ]; then
+      TOKEN=$(tr -d '[:space:]' <"$dir/admin.token")
+      return 0
+    fi
+    kill -0 "$MGR_PID" 2>/dev/null || { tail -20 "$dir/stratad.log" >&2; fail "stratad exited"; }
+    sleep 0.5
+  done
+  tail -20 "$dir/stratad.log" >&2
+  fail "stratad did not answer on $API_URL"
+}
+
+# vm_body NAME [START] [EXTRA_JSON_FIELDS]: a tiny guest, 128 MiB, user NIC.
+vm_body() {
+  local name=$1 start=${2:-true} extra=${3:-}
+  jq -cn --arg n "$name" --arg c "$TINY_CMDLINE" --argjson s "$start" "{name: \$n, vcpus: 1,
+    memory_mib: 128, kernel: \"tiny-kernel\", initrd: \"tiny-initrd\", cmdline: \$c,
+    disks: [{name: \"root\", image: \"tiny-base\", boot: true}], nics: [{mode: \"user\"}],
+    start: \$s $extra}"
+}
+
+import_tiny_images() {
+  local images=$1
+  "$STRATA_AGENT" image import tiny-kernel "$TINY_KERNEL" --images "$images" >/dev/null &&
+    "$STRATA_AGENT" image import tiny-initrd "$TINY_INITRD" --images "$images" >/dev/null &&
+    "$STRATA_AGENT" image import tiny-base "$TINY_BASE" --images "$images" >/dev/null
+}

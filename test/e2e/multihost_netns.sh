@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Multi-host e2e: three "hosts" = network namespaces st-h1..st-h3, each with a veth into a
+# bridge (st-br0, 10.201.0.1/24) in the root namespace where stratad listens. Each host runs
+# strata-agent serve --manager ... --join-token ... (enrollment over HTTP, then gRPC back
+# over TCP). Creates 6 tiny VMs through the API, checks they spread over all hosts and run
+# (STRATA-READY on the serial console), cuts one host's link (host unreachable, its VMs
+# "unknown" but still listed), restores it (host up again, VMs running).
+# Needs root, iproute2, curl, jq, QEMU and the tiny guest images; otherwise exits 77.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"
+need_tools ip curl jq qemu-system-x86_64 qemu-img
+need_binaries
+need_tiny_images
+
+NS=(st-h1 st-h2 st-h3)
+BR=st-br0
+MGR_IP=10.201.0.1
+PORT=${E2E_MGR_PORT:-7480}
+AGENT_PORT=7700
+WORK=$(mktemp -d /tmp/strata-e2e-netns.XXXXXX)
+MGR_PID=
+AGENT_PIDS=()
+
+host_ip() { echo "10.201.0.1$1"; }  # host index 1..3 -> 10.201.0.11..13
+
+cleanup() {
+  local rc=$? i ns
+  set +e
+  if [ $rc -ne 0 ] && [ $rc -ne $SKIP_RC ]; then
+    echo "--- stratad log (tail) ---" >&2; tail -40 "$WORK/mgr/stratad.log" >&2
+    for i in 1 2 3; do
+      echo "--- agent h$i log (tail) ---" >&2; tail -15 "$WORK/h$i/agent.log" >&2
+    done
+  fi
+  for i in 1 2 3; do  # VMs first (their shims outlive the agent), then the agent
+    if [ -S "$WORK/h$i/agent.sock" ]; then
+      for vm in $("$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" --timeout 5 -o json vm list 2>/dev/null |
+        jq -r '.vms[]?.spec.name // empty' 2>/dev/null); do
+        "$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" --timeout 10 vm force-off "$vm" >/dev/null 2>&1
+      done
+    fi
+  done
+  for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  [ -n "$MGR_PID" ] && kill "$MGR_PID" 2>/dev/null
+  for ns in "${NS[@]}"; do  # anything left in our namespaces (shims, QEMUs) by pid
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+  done
+  wait 2>/dev/null
+  for ns in "${NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  for i in 1 2 3; do ip link del "st-v$i" 2>/dev/null; done
+  ip link del "$BR" 2>/dev/null
+  rm -f "$API_STATUS_FILE"
+  [ -z "${E2E_KEEP:-}" ] && rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- network: bridge in the root namespace, one veth per host namespace
+for ns in "${NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+for i in 1 2 3; do ip link del "st-v$i" 2>/dev/null || true; done
+ip link del "$BR" 2>/dev/null || true
+ip link add "$BR" type bridge
+ip addr add "$MGR_IP/24" dev "$BR"
+ip link set "$BR" up
+for i in 1 2 3; do
+  ns=${NS[$((i - 1))]}
+  ip netns add "$ns"
+  ip link add "st-v$i" type veth peer name eth0 netns "$ns"
+  ip link set "st-v$i" master "$BR" up
+  ip -n "$ns" addr add "$(host_ip "$i")/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set lo up
+done
+log "network up: $BR $MGR_IP, hosts $(host_ip 1) $(host_ip 2) $(host_ip 3)"
+
+# ---- manager on the bridge address
+start_stratad "$WORK/mgr" "$MGR_IP:$PORT" --db "sqlite:$WORK/mgr/strata.db" \
+  --heartbeat-ms 1000 --miss-threshold 3
+log "stratad pid $MGR_PID at $API_URL"
+for i in 1 2 3; do  # each namespace reaches the manager over its veth
+  ip netns exec "${NS[$((i - 1))]}" curl -sf -m 5 "$API_URL/healthz" >/dev/null || fail "no link from h$i"
+done
+
+# ---- agents, one per namespace, each enrolling with its own join token
+for i in 1 2 3; do
+  ns=${NS[$((i - 1))]}
+  dir=$WORK/h$i
+  mkdir -p "$dir"
+  import_tiny_images "$dir/images" || fail "image import for h$i"
+  jt=$(api POST /api/v1/join-tokens '{"ttl_s":600}' | jq -r .token)
+  [ "$(last_status)" = 201 ] && [ -n "$jt" ] || fail "join token: HTTP $(last_status)"
+  ip netns exec "$ns" "$STRATA_AGENT" serve --state-dir "$dir" --images "$dir/images" \
+    --listen "unix:$dir/agent.sock" --listen-tcp "$(host_ip "$i"):$AGENT_PORT" --accel tcg \
+    --manager "$API_URL" --join-token "$jt" --advertise "$(host_ip "$i"):$AGENT_PORT" \
+    --name "h$i" >"$dir/agent.log" 2>&1 &
+  AGENT_PIDS+=($!)
+done
+
+hosts_in_state() {  # hosts_in_state STATE N: at least N hosts have state STATE
+  local n
+  n=$(api GET /api/v1/hosts | jq --arg s "$1" '[.hosts[] | select(.state == $s)] | length')
+  [ "${n:-0}" -ge "$2" ]
+}
+host_state() { api GET "/api/v1/hosts/$1" | jq -r .state; }
+host_is() { [ "$(host_state "$1")" = "$2" ]; }
+vm_count_is() { [ "$(vms_json | jq '.vms | length')" = "$1" ]; }
+
+wait_for 180 "3 hosts up" hosts_in_state up 3 ||
+  fail "hosts not up: $(api GET /api/v1/hosts | jq -c '[.hosts[] | {name, state, reachability}]')"
+log "3 hosts up: $(api GET /api/v1/hosts | jq -c '[.hosts[] | {name, address, state}]')"
+for i in 1 2 3; do
+  grep -q "enrolled with" "$WORK/h$i/agent.log" || fail "h$i did not log its enrollment"
+  [ -f "$WORK/h$i/enrollment.json" ] || fail "h$i has no enrollment record"
+done
+
+# ---- 6 tiny VMs through the API
+for n in 1 2 3 4 5 6; do
+  api POST /api/v1/vms "$(vm_body "vm$n" true)" >"$WORK/create-vm$n.json"
+  [ "$(last_status)" = 202 ] || fail "create vm$n: HTTP $(last_status) $(cat "$WORK/create-vm$n.json")"
+done
+vms_json() { api GET /api/v1/vms; }
+all_running() {
+  [ "$(vms_json | jq '[.vms[] | select(.status.state == "running")] | length')" = 6 ]
+}
+wait_for 300 "6 VMs running" all_running ||
+  fail "VMs not running: $(vms_json | jq -c '[.vms[] | {name, host, s: .status.state, e: .status.last_error}]')"
+placement=$(vms_json | jq -c '[.vms[] | {name, host}]')
+log "6 VMs running: $placement"
+used=$(vms_json | jq '[.vms[].host] | unique | length')
+[ "$used" = 3 ] || fail "VMs not spread over all 3 hosts: $placement"
+for h in h1 h2 h3; do
+  c=$(vms_json | jq --arg h "$h" '[.vms[] | select(.host == $h)] | length')
+  log "host $h runs $c VMs"
+done
+
+# Every VM really runs on the agent the manager placed it on, and its guest booted.
+console_ready() {  # console_ready HOST_INDEX VM
+  "$STRATA_AGENT" ctl --socket "$WORK/h$1/agent.sock" --timeout 10 vm console "$2" --bytes 65536 |
+    grep -q STRATA-READY
+}
+for n in 1 2 3 4 5 6; do
+  h=$(api GET "/api/v1/vms/vm$n" | jq -r .host)
+  i=${h#h}
+  st=$("$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" -o json vm show "vm$n" | jq -r .state)
+  [ "$st" = VM_STATE_RUNNING ] || fail "vm$n: agent on $h says '$st'"
+  wait_for 240 "vm$n ready" console_ready "$i" "vm$n" || fail "vm$n: no STRATA-READY on $h's console"
+done
+log "all 6 guests printed STRATA-READY"
+
+# ---- cut h2's link: host unreachable, its VMs unknown but still listed
+victim=h2
+victim_vms=$(vms_json | jq -r --arg h "$victim" '[.vms[] | select(.host == $h) | .name] | join(" ")')
+[ -n "$victim_vms" ] || fail "no VMs on $victim"
+ip link set st-v2 down
+log "link of $victim cut (st-v2 down); its VMs: $victim_vms"
+wait_for 120 "$victim unreachable" host_is $victim unreachable ||
+  fail "$victim is '$(host_state $victim)', not unreachable"
+vms_unknown() {
+  local v
+  for v in $victim_vms; do [ "$(api GET "/api/v1/vms/$v" | jq -r .status.state)" = unknown ] || return 1; done
+}
+wait_for 120 "VMs unknown" vms_unknown ||
+  fail "VMs of $victim: $(vms_json | jq -c '[.vms[] | {name, host, s: .status.state}]')"
+[ "$(vms_json | jq '.vms | length')" = 6 ] || fail "VMs vanished from the list while $victim was cut off"
+for h in h1 h3; do [ "$(host_state $h)" = up ] || fail "$h is not up while $victim is cut off"; done
+others_running=$(vms_json | jq --arg h "$victim" '[.vms[] | select(.host != $h and .status.state == "running")] | length')
+log "$victim unreachable; its VMs unknown: $(vms_json | jq -c --arg h "$victim" '[.vms[] | select(.host == $h) | {name, s: .status.state}]'); others running: $others_running"
+[ "$others_running" = $((6 - $(wc -w <<<"$victim_vms"))) ] || fail "VMs on the healthy hosts are not all running"
+# The VMs kept running on the cut-off host (the agent is fine, only the link is down).
+for v in $victim_vms; do
+  st=$("$STRATA_AGENT" ctl --socket "$WORK/h2/agent.sock" -o json vm show "$v" | jq -r .state)
+  [ "$st" = VM_STATE_RUNNING ] || fail "$v stopped on the cut-off host ($st)"
+done
+
+# ---- restore: host up again, its VMs running again
+ip link set st-v2 up
+log "link of $victim restored"
+wait_for 120 "$victim up" host_is $victim up || fail "$victim is '$(host_state $victim)' after the link came back"
+wait_for 120 "6 VMs running again" all_running ||
+  fail "after restore: $(vms_json | jq -c '[.vms[] | {name, host, s: .status.state}]')"
+log "$victim up again, all 6 VMs running"
+
+# ---- an agent restart does not enroll again (the join token is spent)
+kill "${AGENT_PIDS[1]}"; wait "${AGENT_PIDS[1]}" 2>/dev/null || true
+ip netns exec st-h2 "$STRATA_AGENT" serve --state-dir "$WORK/h2" --images "$WORK/h2/images" \
+  --listen "unix:$WORK/h2/agent.sock" --listen-tcp "$(host_ip 2):$AGENT_PORT" --accel tcg \
+  --manager "$API_URL" --advertise "$(host_ip 2):$AGENT_PORT" --name h2 >>"$WORK/h2/agent.log" 2>&1 &
+AGENT_PIDS[1]=$!
+wait_for 60 "restarted agent logs" grep -q "already enrolled" "$WORK/h2/agent.log" ||
+  fail "restarted agent did not find its enrollment"
+wait_for 120 "h2 up after agent restart" host_is h2 up || fail "h2 not up after agent restart"
+[ "$(api GET /api/v1/hosts | jq '.hosts | length')" = 3 ] || fail "host count changed after restart"
+wait_for 120 "6 VMs running after agent restart" all_running || fail "VMs not running after agent restart"
+
+# ---- delete everything through the API
+for n in 1 2 3 4 5 6; do api DELETE "/api/v1/vms/vm$n" >/dev/null; done
+wait_for 180 "VMs deleted" vm_count_is 0 || fail "VMs not deleted"
+for i in 1 2 3; do
+  left=$("$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" -o json vm list | jq '.vms | length')
+  [ "$left" = 0 ] || fail "h$i still has $left VMs after delete"
+done
+log "PASS multi-host netns e2e"
