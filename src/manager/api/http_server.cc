@@ -300,7 +300,7 @@ class BeastServer final : public HttpServer {
 void Session::read_header() {
   parser_.emplace();
   parser_->header_limit(16 * 1024);
-  parser_->body_limit(boost::none);
+  parser_->body_limit(std::numeric_limits<std::uint64_t>::max());  // real limit set per route
   stream_.expires_after(std::chrono::seconds(60));
   bhttp::async_read_header(stream_, buffer_, *parser_,
                            [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -309,7 +309,10 @@ void Session::read_header() {
 }
 
 void Session::on_header(beast::error_code ec) {
-  if (ec) return;  // closed or timed out
+  if (ec) {
+    logger("manager.http")->debug("header read failed error={}", ec.message());
+    return;
+  }
   const auto& req = parser_->get();
   std::string path;
   std::map<std::string, std::string> query;
@@ -338,7 +341,10 @@ void Session::on_body(beast::error_code ec) {
     respond(error_response(Error{ErrorCode::payload_too_large, "request body too large", ""}), true);
     return;
   }
-  if (ec) return;
+  if (ec) {
+    logger("manager.http")->debug("read failed error={}", ec.message());
+    return;
+  }
   BeastRequest breq = parser_->release();
   HttpRequest req;
   req.method = std::string(breq.method_string());

@@ -262,7 +262,7 @@ TEST_F(AllInOne, BadInputOverTheWire) {
     auto hosts = get_json("/api/v1/hosts")["hosts"];
     return hosts.size() == 1 && hosts[0]["state"] == "up";
   }));
-  auto huge = call("POST", "/api/v1/vms", R"({"name":"huge","vcpus":1,"memory_mib":16000000})");
+  auto huge = call("POST", "/api/v1/vms", R"({"name":"huge","vcpus":1,"memory_mib":16000000,"kernel":"tiny-kernel"})");
   EXPECT_EQ(huge.status, 422u) << huge.body;
   EXPECT_NE(huge.body.find("memory"), std::string::npos) << huge.body;
 }
