@@ -114,9 +114,9 @@ void build_app(CLI::App& root, Context& ctx) {
   root.fallthrough();  // global options may follow subcommands: `strata vm list -o json`
   root.require_subcommand(1);
   root.set_help_all_flag("--help-all", "Show help for every command");
-  ctx.server_opt = root.add_option("--server", ctx.server_flag,
-                                   "stratad URL (env STRATA_SERVER, config file; default " +
-                                       std::string(kDefaultServer) + ")");
+  ctx.server_opt = root.add_option(
+      "--server", ctx.server_flag,
+      "stratad URL (env STRATA_SERVER, config file; default " + std::string(kDefaultServer) + ")");
   ctx.token_opt = root.add_option("--token", ctx.token_flag,
                                   "API token (env STRATA_TOKEN or STRATA_TOKEN_FILE, config file)");
   root.add_option("-o,--output", ctx.output, "Output format: table, json or yaml")
@@ -124,7 +124,8 @@ void build_app(CLI::App& root, Context& ctx) {
   root.add_flag("--dry-run", ctx.dry_run,
                 "Print the request that would be sent (method, path, JSON body) and exit");
   root.footer(
-      "Config: $STRATA_CONFIG or ~/.config/strata/config.json = {\"server\": ..., \"token\": ...}.\n"
+      "Config: $STRATA_CONFIG or ~/.config/strata/config.json = {\"server\": ..., \"token\": "
+      "...}.\n"
       "Precedence: flag > environment > config file > default.\n"
       "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict, 5 unauthorized/forbidden,\n"
       "6 unavailable, 7 invalid input rejected by the server.");

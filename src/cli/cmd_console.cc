@@ -29,7 +29,8 @@ int run(Context& ctx, const ConsoleFlags& f) {
   }
   if (!f.until.empty()) o.until = f.until;
   if (f.tail && o.until)
-    return ctx.usage_error(Error{ErrorCode::invalid_argument, "--tail and --until are exclusive", ""});
+    return ctx.usage_error(
+        Error{ErrorCode::invalid_argument, "--tail and --until are exclusive", ""});
   ApiRequest req = build_console(f.name, f.tail_bytes);
   if (ctx.dry(req)) return 0;
   auto c = ctx.client();
@@ -39,9 +40,10 @@ int run(Context& ctx, const ConsoleFlags& f) {
   if (f.tail) o.idle_exit = std::chrono::milliseconds(500);
   if (!f.tail && !f.no_input) o.input_fd = ctx.io.stdin_fd;
   o.detach_key = interactive;
-  auto write = ctx.io.write_console ? ctx.io.write_console
-                                    : std::function<void(std::string_view)>(
-                                          [&ctx](std::string_view s) { ctx.io.out << s << std::flush; });
+  auto write = ctx.io.write_console
+                   ? ctx.io.write_console
+                   : std::function<void(std::string_view)>(
+                         [&ctx](std::string_view s) { ctx.io.out << s << std::flush; });
   if (interactive) ctx.io.err << "Connected to " << f.name << " (Ctrl-] to detach)\r\n";
   Result<ConsoleEnd> end = [&] {
     std::optional<RawTerminal> raw;
@@ -56,8 +58,12 @@ int run(Context& ctx, const ConsoleFlags& f) {
     return ctx.fail(end.error());
   }
   switch (*end) {
-    case ConsoleEnd::detached: ctx.io.err << "\r\nDetached from " << f.name << "\n"; break;
-    case ConsoleEnd::matched: ctx.io.err << "\nstrata: saw '" << f.until << "'\n"; break;
+    case ConsoleEnd::detached:
+      ctx.io.err << "\r\nDetached from " << f.name << "\n";
+      break;
+    case ConsoleEnd::matched:
+      ctx.io.err << "\nstrata: saw '" << f.until << "'\n";
+      break;
     case ConsoleEnd::server_closed:
       if (o.until) {
         ctx.io.err << "\n";
@@ -66,7 +72,8 @@ int run(Context& ctx, const ConsoleFlags& f) {
       }
       if (interactive) ctx.io.err << "\r\nConsole closed by the server\n";
       break;
-    case ConsoleEnd::idle: break;
+    case ConsoleEnd::idle:
+      break;
   }
   return 0;
 }
@@ -81,8 +88,10 @@ void add_console_command(CLI::App& vm, Context& ctx) {
       "guest and its output to stdout");
   c->add_option("name", f->name, "VM name")->required();
   c->add_flag("--tail", f->tail, "Print the recent console output and exit");
-  c->add_option("--tail-bytes", f->tail_bytes, "How much recent output the server sends first (65536)");
-  c->add_option("--until", f->until, "Exit 0 as soon as the output contains TEXT")->type_name("TEXT");
+  c->add_option("--tail-bytes", f->tail_bytes,
+                "How much recent output the server sends first (65536)");
+  c->add_option("--until", f->until, "Exit 0 as soon as the output contains TEXT")
+      ->type_name("TEXT");
   c->add_option("--timeout", f->timeout, "End the session after this long (e.g. 60s); exit 1");
   c->add_flag("--no-input", f->no_input, "Do not send stdin to the guest");
   c->callback([&ctx, f] { ctx.action = [&ctx, f] { return run(ctx, *f); }; });

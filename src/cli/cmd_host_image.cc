@@ -21,9 +21,8 @@ void add_host_commands(CLI::App& root, Context& ctx) {
   CLI::App* show = host->add_subcommand("show", "Show one host with inventory and latest metrics");
   show->alias("get");
   show->add_option("name", *name, "Host name")->required();
-  show->callback([&ctx, name] {
-    ctx.action = [&ctx, name] { return ctx.show(build_host_get(*name)); };
-  });
+  show->callback(
+      [&ctx, name] { ctx.action = [&ctx, name] { return ctx.show(build_host_get(*name)); }; });
 
   auto lname = std::make_shared<std::string>();
   auto edits = std::make_shared<std::vector<std::string>>();

@@ -35,7 +35,8 @@ void add_task_commands(CLI::App& root, Context& ctx) {
       auto task = ctx.wait(*c, *wid, *t);
       if (!task) return ctx.fail(task.error());
       if (ctx.format() == OutputFormat::table)
-        ctx.io.out << "task " << *wid << " succeeded" << "\n";
+        ctx.io.out << "task " << *wid << " succeeded"
+                   << "\n";
       else
         ctx.io.out << render(*task, ctx.format());
       return 0;
@@ -45,8 +46,12 @@ void add_task_commands(CLI::App& root, Context& ctx) {
 
 void print_event(Context& ctx, const json& e, bool& header_done) {
   switch (ctx.format()) {
-    case OutputFormat::json: ctx.io.out << e.dump() << "\n"; break;  // JSON lines
-    case OutputFormat::yaml: ctx.io.out << "---\n" << to_yaml(e); break;
+    case OutputFormat::json:
+      ctx.io.out << e.dump() << "\n";
+      break;  // JSON lines
+    case OutputFormat::yaml:
+      ctx.io.out << "---\n" << to_yaml(e);
+      break;
     case OutputFormat::table: {
       std::string line;
       Columns cols = event_columns();
@@ -80,7 +85,8 @@ void add_events_command(CLI::App& root, Context& ctx) {
     ctx.action = [&ctx, f] {
       std::optional<int64_t> after;
       if (f->after >= 0) after = f->after;
-      if (!f->follow) return ctx.show(build_events_list(after, f->limit), event_columns(), "events");
+      if (!f->follow)
+        return ctx.show(build_events_list(after, f->limit), event_columns(), "events");
       ApiRequest req = build_events_stream(after);
       if (ctx.dry(req)) return 0;
       auto c = ctx.client();

@@ -80,7 +80,8 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     CLI::App* c = vm->add_subcommand("show", "Show one VM");
     c->alias("get");
     c->add_option("name", *name, "VM name")->required();
-    c->callback([&ctx, name] { ctx.action = [&ctx, name] { return ctx.show(build_vm_get(*name)); }; });
+    c->callback(
+        [&ctx, name] { ctx.action = [&ctx, name] { return ctx.show(build_vm_get(*name)); }; });
   }
 
   // start / reboot / pause / resume
@@ -110,7 +111,8 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     auto f = std::make_shared<ActionFlags>();
     auto force = std::make_shared<bool>(false);
     auto guest_timeout = std::make_shared<std::string>();
-    CLI::App* c = vm->add_subcommand("stop", "Stop a VM: ACPI power-off, then force after --timeout");
+    CLI::App* c =
+        vm->add_subcommand("stop", "Stop a VM: ACPI power-off, then force after --timeout");
     c->add_option("name", *name, "VM name")->required();
     c->add_flag("--force", *force, "Power off at once (no guest shutdown)");
     c->add_option("--timeout", *guest_timeout,
@@ -126,8 +128,8 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
         }
         auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
         if (!timeout) return ctx.usage_error(timeout.error());
-        return ctx.act(build_vm_stop(*name, *force, t), "vm " + *name + ": stop requested",
-                       f->wait, *timeout);
+        return ctx.act(build_vm_stop(*name, *force, t), "vm " + *name + ": stop requested", f->wait,
+                       *timeout);
       };
     });
   }

@@ -3,9 +3,8 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace strata::cli {
 
@@ -48,8 +47,8 @@ Result<FileConfig> load_file(const ConfigInputs& in) {
       return invalid_argument("config", "config file " + fc.path + ": unknown key '" + k +
                                             "' (allowed: server, token)");
     if (!v.is_string())
-      return invalid_argument("config", "config file " + fc.path + ": '" + k +
-                                            "' must be a string");
+      return invalid_argument("config",
+                              "config file " + fc.path + ": '" + k + "' must be a string");
   }
   if (j.contains("server")) fc.server = j["server"].get<std::string>();
   if (j.contains("token")) fc.token = j["token"].get<std::string>();

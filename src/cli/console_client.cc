@@ -7,13 +7,12 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <deque>
-#include <thread>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <deque>
+#include <thread>
 
 #include "net.h"
 #include "strata/cli/exit_codes.h"
@@ -55,9 +54,14 @@ namespace {
 
 class Session {
  public:
-  Session(websocket::stream<beast::tcp_stream>& ws, net::io_context& ioc,
-          const ConsoleOptions& o, const std::function<void(std::string_view)>& on_output)
-      : ws_(ws), ioc_(ioc), opts_(o), on_output_(on_output), timeout_(ioc), idle_(ioc),
+  Session(websocket::stream<beast::tcp_stream>& ws, net::io_context& ioc, const ConsoleOptions& o,
+          const std::function<void(std::string_view)>& on_output)
+      : ws_(ws),
+        ioc_(ioc),
+        opts_(o),
+        on_output_(on_output),
+        timeout_(ioc),
+        idle_(ioc),
         grace_(ioc) {
     if (o.until) matcher_.emplace(*o.until);
   }

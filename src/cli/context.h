@@ -2,11 +2,10 @@
 // command's action, and helpers every command uses to call the server and print results.
 #pragma once
 
-#include <functional>
-#include <string>
-
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "strata/cli/app.h"
 #include "strata/cli/exit_codes.h"
@@ -33,7 +32,7 @@ struct Context {
   // Server URL + token from flags/env/config; prints and returns the error on failure.
   Result<HttpClient> client();
 
-  int fail(const Error& e);        // prints "error: ...", returns its exit code
+  int fail(const Error& e);         // prints "error: ...", returns its exit code
   int usage_error(const Error& e);  // prints, returns 2
 
   // --dry-run: prints the request instead of sending it. True when it did.

@@ -7,10 +7,10 @@ namespace strata::cli {
 
 namespace {
 constexpr ErrorCode kAllCodes[] = {
-    ErrorCode::invalid_argument,  ErrorCode::not_found,          ErrorCode::already_exists,
+    ErrorCode::invalid_argument,  ErrorCode::not_found,           ErrorCode::already_exists,
     ErrorCode::conflict,          ErrorCode::failed_precondition, ErrorCode::resource_exhausted,
-    ErrorCode::unauthenticated,   ErrorCode::permission_denied,  ErrorCode::unavailable,
-    ErrorCode::deadline_exceeded, ErrorCode::payload_too_large,  ErrorCode::internal,
+    ErrorCode::unauthenticated,   ErrorCode::permission_denied,   ErrorCode::unavailable,
+    ErrorCode::deadline_exceeded, ErrorCode::payload_too_large,   ErrorCode::internal,
 };
 }  // namespace
 
@@ -18,16 +18,22 @@ ExitCode exit_code_for(ErrorCode code) {
   switch (code) {
     case ErrorCode::invalid_argument:
     case ErrorCode::payload_too_large:
-    case ErrorCode::resource_exhausted: return ExitCode::invalid;
-    case ErrorCode::not_found: return ExitCode::not_found;
+    case ErrorCode::resource_exhausted:
+      return ExitCode::invalid;
+    case ErrorCode::not_found:
+      return ExitCode::not_found;
     case ErrorCode::already_exists:
     case ErrorCode::conflict:
-    case ErrorCode::failed_precondition: return ExitCode::conflict;
+    case ErrorCode::failed_precondition:
+      return ExitCode::conflict;
     case ErrorCode::unauthenticated:
-    case ErrorCode::permission_denied: return ExitCode::unauthorized;
-    case ErrorCode::unavailable: return ExitCode::unavailable;
+    case ErrorCode::permission_denied:
+      return ExitCode::unauthorized;
+    case ErrorCode::unavailable:
+      return ExitCode::unavailable;
     case ErrorCode::deadline_exceeded:
-    case ErrorCode::internal: return ExitCode::generic;
+    case ErrorCode::internal:
+      return ExitCode::generic;
   }
   return ExitCode::generic;
 }
@@ -40,17 +46,27 @@ std::optional<ErrorCode> error_code_from_string(std::string_view name) {
 
 ErrorCode error_code_for_http_status(unsigned status) {
   switch (status) {
-    case 400: return ErrorCode::invalid_argument;
-    case 401: return ErrorCode::unauthenticated;
-    case 403: return ErrorCode::permission_denied;
-    case 404: return ErrorCode::not_found;
-    case 409: return ErrorCode::conflict;
-    case 413: return ErrorCode::payload_too_large;
-    case 422: return ErrorCode::resource_exhausted;
+    case 400:
+      return ErrorCode::invalid_argument;
+    case 401:
+      return ErrorCode::unauthenticated;
+    case 403:
+      return ErrorCode::permission_denied;
+    case 404:
+      return ErrorCode::not_found;
+    case 409:
+      return ErrorCode::conflict;
+    case 413:
+      return ErrorCode::payload_too_large;
+    case 422:
+      return ErrorCode::resource_exhausted;
     case 502:
-    case 503: return ErrorCode::unavailable;
-    case 504: return ErrorCode::deadline_exceeded;
-    default: return ErrorCode::internal;
+    case 503:
+      return ErrorCode::unavailable;
+    case 504:
+      return ErrorCode::deadline_exceeded;
+    default:
+      return ErrorCode::internal;
   }
 }
 
@@ -65,7 +81,8 @@ Error error_from_response(unsigned status, std::string_view body) {
       if (auto c = error_code_from_string(err["code"].get<std::string>())) e.code = *c;
     if (err.contains("message") && err["message"].is_string())
       e.message = err["message"].get<std::string>();
-    if (err.contains("field") && err["field"].is_string()) e.field = err["field"].get<std::string>();
+    if (err.contains("field") && err["field"].is_string())
+      e.field = err["field"].get<std::string>();
   }
   if (e.message.empty()) {
     std::string text(body.substr(0, 200));

@@ -1,16 +1,15 @@
 // Beast-based synchronous HTTP client for stratad (see http_client.h).
 #include "strata/cli/http_client.h"
 
-#include <fstream>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <fstream>
 
-#include "strata/cli/exit_codes.h"
 #include "net.h"
+#include "strata/cli/exit_codes.h"
 
 namespace strata::cli {
 
@@ -83,18 +82,19 @@ Error transport_error(const std::string& what, const beast::error_code& ec) {
     return Error{ErrorCode::unavailable, what + ": timed out waiting for stratad", ""};
   if (ec == http::error::end_of_stream || ec == boost::asio::error::connection_reset)
     return Error{ErrorCode::unavailable,
-                 what + ": stratad closed the connection without an answer (" + ec.message() +
-                     ")",
+                 what + ": stratad closed the connection without an answer (" + ec.message() + ")",
                  ""};
   return Error{ErrorCode::unavailable, what + ": " + ec.message(), ""};
 }
 
 Result<nlohmann::json> json_or_error(const HttpResult& r) {
-  if (r.status < 200 || r.status > 299) return tl::unexpected(error_from_response(r.status, r.body));
+  if (r.status < 200 || r.status > 299)
+    return tl::unexpected(error_from_response(r.status, r.body));
   if (r.body.empty()) return nlohmann::json::object();
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   if (j.is_discarded())
-    return internal_error("stratad answered with a body that is not JSON: " + r.body.substr(0, 200));
+    return internal_error("stratad answered with a body that is not JSON: " +
+                          r.body.substr(0, 200));
   return j;
 }
 

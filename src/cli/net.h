@@ -1,10 +1,9 @@
 // Connection helpers shared by the HTTP and WebSocket clients (internal to strata_cli).
 #pragma once
 
-#include <chrono>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <chrono>
 
 #include "strata/cli/http_client.h"
 

@@ -12,22 +12,21 @@ Result<OutputFormat> parse_output_format(std::string_view text) {
   if (text == "table") return OutputFormat::table;
   if (text == "json") return OutputFormat::json;
   if (text == "yaml") return OutputFormat::yaml;
-  return invalid_argument("output", "-o/--output must be table, json or yaml, not '" +
-                                        std::string(text) + "'");
+  return invalid_argument(
+      "output", "-o/--output must be table, json or yaml, not '" + std::string(text) + "'");
 }
 
 namespace {
 
 bool plain_yaml_ok(const std::string& s) {
   if (s.empty()) return false;
-  static const char* kReserved[] = {"true", "false", "yes", "no",  "on", "off",
-                                    "null", "~",     "y",   "n",   "True", "False",
+  static const char* kReserved[] = {"true", "false", "yes",  "no",   "on",   "off",
+                                    "null", "~",     "y",    "n",    "True", "False",
                                     "Null", "NULL",  "TRUE", "FALSE"};
   for (const char* r : kReserved)
     if (s == r) return false;
   // Anything that YAML could read as a number.
-  if (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+' ||
-      s[0] == '.')
+  if (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+' || s[0] == '.')
     return false;
   if (std::string_view("!&*[]{}|>'\"%@`#,?:").find(s[0]) != std::string_view::npos) return false;
   if (s.front() == ' ' || s.back() == ' ') return false;
@@ -49,9 +48,7 @@ std::string yaml_scalar(const json& v) {
   return v.dump();  // numbers, booleans
 }
 
-bool is_empty_container(const json& v) {
-  return (v.is_object() || v.is_array()) && v.empty();
-}
+bool is_empty_container(const json& v) { return (v.is_object() || v.is_array()) && v.empty(); }
 
 void yaml_node(const json& v, int indent, std::string& out);
 
@@ -101,8 +98,7 @@ void yaml_node(const json& v, int indent, std::string& out) {
 void flatten(const json& v, const std::string& prefix,
              std::vector<std::vector<std::string>>& rows) {
   if (v.is_object() && !v.empty()) {
-    for (auto& [k, child] : v.items())
-      flatten(child, prefix.empty() ? k : prefix + "." + k, rows);
+    for (auto& [k, child] : v.items()) flatten(child, prefix.empty() ? k : prefix + "." + k, rows);
   } else if (v.is_array() && !v.empty()) {
     for (size_t i = 0; i < v.size(); ++i)
       flatten(v[i], prefix + "[" + std::to_string(i) + "]", rows);
@@ -131,7 +127,8 @@ std::string render_table(const std::vector<std::string>& headers,
   std::vector<size_t> width(headers.size(), 0);
   for (size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
   for (const auto& r : rows)
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out;
     for (size_t i = 0; i < width.size(); ++i) {
@@ -168,8 +165,10 @@ std::string render_fields(const json& object) {
 
 std::string render(const json& value, OutputFormat format, const Columns& columns) {
   switch (format) {
-    case OutputFormat::json: return value.dump(2) + "\n";
-    case OutputFormat::yaml: return to_yaml(value);
+    case OutputFormat::json:
+      return value.dump(2) + "\n";
+    case OutputFormat::yaml:
+      return to_yaml(value);
     case OutputFormat::table:
       if (!columns.empty() && value.is_array()) return render_list(value, columns);
       return render_fields(value);

@@ -35,8 +35,8 @@ bool read_number(std::string_view s, size_t& pos, uint64_t& out) {
 Result<uint64_t> parse_size(std::string_view text, std::string_view flag, uint64_t plain_unit) {
   std::string f(flag);
   auto bad = [&](const std::string& why) {
-    return invalid_argument(f, f + ": invalid size '" + std::string(text) + "': " + why +
-                                   " (examples: 512M, 2G, 1T)");
+    return invalid_argument(
+        f, f + ": invalid size '" + std::string(text) + "': " + why + " (examples: 512M, 2G, 1T)");
   };
   if (text.empty()) return bad("empty");
   if (text[0] == '-') return bad("must not be negative");
@@ -47,13 +47,20 @@ Result<uint64_t> parse_size(std::string_view text, std::string_view flag, uint64
     return bad("use a whole number with a smaller unit instead of a fraction");
   std::string unit = lower(text.substr(pos));
   uint64_t mult = 0;
-  if (unit.empty()) mult = plain_unit;
-  else if (unit == "b") mult = 1;
-  else if (unit == "k" || unit == "kb" || unit == "ki" || unit == "kib") mult = uint64_t{1} << 10;
-  else if (unit == "m" || unit == "mb" || unit == "mi" || unit == "mib") mult = uint64_t{1} << 20;
-  else if (unit == "g" || unit == "gb" || unit == "gi" || unit == "gib") mult = uint64_t{1} << 30;
-  else if (unit == "t" || unit == "tb" || unit == "ti" || unit == "tib") mult = uint64_t{1} << 40;
-  else return bad("unknown unit '" + std::string(text.substr(pos)) + "'");
+  if (unit.empty())
+    mult = plain_unit;
+  else if (unit == "b")
+    mult = 1;
+  else if (unit == "k" || unit == "kb" || unit == "ki" || unit == "kib")
+    mult = uint64_t{1} << 10;
+  else if (unit == "m" || unit == "mb" || unit == "mi" || unit == "mib")
+    mult = uint64_t{1} << 20;
+  else if (unit == "g" || unit == "gb" || unit == "gi" || unit == "gib")
+    mult = uint64_t{1} << 30;
+  else if (unit == "t" || unit == "tb" || unit == "ti" || unit == "tib")
+    mult = uint64_t{1} << 40;
+  else
+    return bad("unknown unit '" + std::string(text.substr(pos)) + "'");
   if (n != 0 && mult > kMax / n) return bad("too large");
   return n * mult;
 }
@@ -64,8 +71,8 @@ Result<uint64_t> parse_memory_mib(std::string_view text, std::string_view flag) 
   std::string f(flag);
   if (*bytes == 0) return invalid_argument(f, f + ": memory must be greater than zero");
   if (*bytes % (uint64_t{1} << 20) != 0)
-    return invalid_argument(f, f + ": memory must be a whole number of MiB, not '" +
-                                   std::string(text) + "'");
+    return invalid_argument(
+        f, f + ": memory must be a whole number of MiB, not '" + std::string(text) + "'");
   return *bytes >> 20;
 }
 
@@ -85,11 +92,20 @@ Result<uint64_t> parse_duration_s(std::string_view text, std::string_view flag) 
     uint64_t mult = 1;
     if (pos < text.size()) {
       switch (std::tolower(static_cast<unsigned char>(text[pos]))) {
-        case 's': mult = 1; break;
-        case 'm': mult = 60; break;
-        case 'h': mult = 3600; break;
-        case 'd': mult = 86400; break;
-        default: return bad("unknown unit '" + std::string(1, text[pos]) + "'");
+        case 's':
+          mult = 1;
+          break;
+        case 'm':
+          mult = 60;
+          break;
+        case 'h':
+          mult = 3600;
+          break;
+        case 'd':
+          mult = 86400;
+          break;
+        default:
+          return bad("unknown unit '" + std::string(1, text[pos]) + "'");
       }
       ++pos;
     } else if (total != 0) {

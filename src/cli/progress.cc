@@ -46,8 +46,8 @@ void show_transfer(ProgressView& view, uint64_t sent, uint64_t total) {
   view.update(pct, format_bytes(sent) + "/" + format_bytes(total));
 }
 
-Result<nlohmann::json> wait_task(HttpClient& client, const std::string& task_id,
-                                 ProgressView& view, const WaitOptions& options) {
+Result<nlohmann::json> wait_task(HttpClient& client, const std::string& task_id, ProgressView& view,
+                                 const WaitOptions& options) {
   auto deadline = std::chrono::steady_clock::now() + options.timeout;
   while (true) {
     auto task = client.call(build_task_get(task_id));

@@ -70,7 +70,8 @@ Result<json> parse_disk_spec(std::string_view text) {
     }
   }
   if (!disk.contains("name"))
-    return invalid_argument("--disk", "--disk: name=... is required in '" + std::string(text) + "'");
+    return invalid_argument("--disk",
+                            "--disk: name=... is required in '" + std::string(text) + "'");
   if (!disk.contains("size_bytes") && !disk.contains("image"))
     return invalid_argument("--disk", "--disk " + disk["name"].get<std::string>() +
                                           ": give size=... or image=... (or both)");
@@ -86,8 +87,8 @@ Result<json> parse_nic_spec(std::string_view text) {
     nic["mode"] = "bridge";
     nic["bridge"] = parts[0].substr(7);
   } else {
-    return invalid_argument("--nic", "--nic: expected 'user' or 'bridge=NAME', got '" +
-                                         std::string(text) + "'");
+    return invalid_argument(
+        "--nic", "--nic: expected 'user' or 'bridge=NAME', got '" + std::string(text) + "'");
   }
   for (size_t i = 1; i < parts.size(); ++i) {
     if (parts[i].rfind("mac=", 0) == 0 && parts[i].size() > 4)
@@ -103,8 +104,9 @@ Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
   auto mem = parse_memory_mib(o.memory, "--memory");
   if (!mem) return tl::unexpected(mem.error());
   if (!o.image.empty() && !o.kernel.empty())
-    return invalid_argument("--image", "--image and --kernel are exclusive: boot from a disk "
-                                       "image or from a kernel, not both");
+    return invalid_argument("--image",
+                            "--image and --kernel are exclusive: boot from a disk "
+                            "image or from a kernel, not both");
   if (o.kernel.empty() && (!o.initrd.empty() || !o.cmdline.empty()))
     return invalid_argument("--kernel", "--initrd and --cmdline need --kernel");
   json body = {{"name", o.name}, {"vcpus", o.vcpus}, {"memory_mib", *mem}};
@@ -120,8 +122,8 @@ Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
     if (!disk) return tl::unexpected(disk.error());
     for (const auto& existing : disks)
       if (existing["name"] == (*disk)["name"])
-        return invalid_argument("--disk", "--disk: two disks are named '" +
-                                              (*disk)["name"].get<std::string>() + "'");
+        return invalid_argument(
+            "--disk", "--disk: two disks are named '" + (*disk)["name"].get<std::string>() + "'");
     disks.push_back(std::move(*disk));
   }
   if (!disks.empty()) body["disks"] = disks;
@@ -231,7 +233,8 @@ ApiRequest build_events_stream(std::optional<int64_t> after) {
 Result<ApiRequest> build_token_create(const std::string& name, const std::string& role,
                                       const std::string& ttl) {
   if (role != "admin" && role != "operator" && role != "viewer")
-    return invalid_argument("--role", "--role must be admin, operator or viewer, not '" + role + "'");
+    return invalid_argument("--role",
+                            "--role must be admin, operator or viewer, not '" + role + "'");
   json body = {{"name", name}, {"role", role}};
   if (!ttl.empty()) {
     auto s = parse_duration_s(ttl, "--ttl");
@@ -254,8 +257,8 @@ Result<ApiRequest> build_join_token_create(const std::string& ttl) {
 ApiRequest build_version() { return {"GET", kApi + "/version", std::nullopt}; }
 
 ApiRequest build_console(const std::string& name, std::optional<uint64_t> tail_bytes) {
-  return {"GET", vm_path(name) + "/console" +
-                     (tail_bytes ? "?tail=" + std::to_string(*tail_bytes) : ""),
+  return {"GET",
+          vm_path(name) + "/console" + (tail_bytes ? "?tail=" + std::to_string(*tail_bytes) : ""),
           std::nullopt};
 }
 

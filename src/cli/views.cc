@@ -77,16 +77,18 @@ Column time_col(std::string header, std::string pointer) {
 }  // namespace
 
 Columns host_columns() {
-  return {at("NAME", "/name"),          at("STATE", "/state"),
-          at("REACHABILITY", "/reachability"), at("ACCEL", "/accelerator"),
-          at("CPUS", "/cpu_threads"),   mib("MEMORY", "/memory_mib"),
+  return {at("NAME", "/name"),
+          at("STATE", "/state"),
+          at("REACHABILITY", "/reachability"),
+          at("ACCEL", "/accelerator"),
+          at("CPUS", "/cpu_threads"),
+          mib("MEMORY", "/memory_mib"),
           labels("/labels")};
 }
 
 Columns vm_columns() {
-  return {at("NAME", "/name"),           at("STATE", "/status/state"),
-          at("DESIRED", "/desired_state"), at("HOST", "/host"),
-          at("VCPUS", "/spec/vcpus"),    mib("MEMORY", "/spec/memory_mib"),
+  return {at("NAME", "/name"), at("STATE", "/status/state"), at("DESIRED", "/desired_state"),
+          at("HOST", "/host"), at("VCPUS", "/spec/vcpus"),   mib("MEMORY", "/spec/memory_mib"),
           labels("/labels")};
 }
 
@@ -96,14 +98,14 @@ Columns image_columns() {
 }
 
 Columns event_columns() {
-  return {at("SEQ", "/seq"),       time_col("TIME", "/time_ms"), at("ACTOR", "/actor"),
-          at("ACTION", "/action"), at("TARGET", "/target"),     at("RESULT", "/result"),
+  return {at("SEQ", "/seq"),        time_col("TIME", "/time_ms"), at("ACTOR", "/actor"),
+          at("ACTION", "/action"),  at("TARGET", "/target"),      at("RESULT", "/result"),
           at("MESSAGE", "/message")};
 }
 
 Columns task_columns() {
-  return {at("ID", "/id"),         at("KIND", "/kind"),         at("TARGET", "/target"),
-          at("STATE", "/state"),   at("PROGRESS", "/progress"), at("MESSAGE", "/message")};
+  return {at("ID", "/id"),       at("KIND", "/kind"),         at("TARGET", "/target"),
+          at("STATE", "/state"), at("PROGRESS", "/progress"), at("MESSAGE", "/message")};
 }
 
 Columns token_columns() {

@@ -2,9 +2,9 @@
 // the request instead of sending it), usage errors, help and completion.
 #include "strata/cli/app.h"
 
-#include <sstream>
-
 #include <gtest/gtest.h>
+
+#include <sstream>
 
 namespace strata::cli {
 namespace {
@@ -25,9 +25,10 @@ Run run(std::vector<std::string> args) {
 }
 
 TEST(App, VmCreateDryRunShowsTheRequest) {
-  auto r = run({"vm", "create", "web-1", "--vcpus", "2", "--memory", "512M", "--image", "deb",
-                "--disk", "name=data,size=1G", "--nic", "bridge=br0", "--label", "app=web",
-                "--host", "h1", "--anti-affinity", "g", "--no-start", "--dry-run"});
+  auto r =
+      run({"vm",      "create", "web-1",  "--vcpus",           "2",     "--memory",   "512M",
+           "--image", "deb",    "--disk", "name=data,size=1G", "--nic", "bridge=br0", "--label",
+           "app=web", "--host", "h1",     "--anti-affinity",   "g",     "--no-start", "--dry-run"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out,
             "POST /api/v1/vms\n"
@@ -70,7 +71,8 @@ TEST(App, GlobalOptionsWorkAfterSubcommands) {
   EXPECT_EQ(l.out.substr(0, l.out.find('\n')), "PATCH /api/v1/hosts/h1");
   EXPECT_EQ(run({"vm", "list", "-l", "app=web", "--dry-run"}).out,
             "GET /api/v1/vms?label=app%3Dweb\n");
-  EXPECT_EQ(run({"events", "--after", "5", "--dry-run"}).out, "GET /api/v1/events?limit=100&after=5\n");
+  EXPECT_EQ(run({"events", "--after", "5", "--dry-run"}).out,
+            "GET /api/v1/events?limit=100&after=5\n");
   EXPECT_EQ(run({"events", "-f", "--dry-run"}).out, "GET /api/v1/events/stream\n");
   EXPECT_EQ(run({"vm", "console", "v1", "--until", "READY", "--dry-run"}).out,
             "GET /api/v1/vms/v1/console?tail=65536\n");
@@ -81,8 +83,8 @@ TEST(App, UsageErrorsExitTwo) {
   for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
            {},
            {"vm"},
-           {"vm", "create", "x", "--vcpus", "1"},                             // no --memory
-           {"vm", "create", "x", "--vcpus", "1", "--memory", "-1G"},          // negative size
+           {"vm", "create", "x", "--vcpus", "1"},                     // no --memory
+           {"vm", "create", "x", "--vcpus", "1", "--memory", "-1G"},  // negative size
            {"vm", "create", "x", "--vcpus", "1", "--memory", "512M", "--frobnicate"},
            {"vm", "create", "x", "--vcpus", "two", "--memory", "512M"},
            {"vm", "stop", "x", "--timeout", "soon"},
@@ -102,9 +104,13 @@ TEST(App, UsageErrorsExitTwo) {
 }
 
 TEST(App, HelpEverywhereExitsZero) {
-  for (std::vector<std::string> h : std::vector<std::vector<std::string>>{
-           {"--help"}, {"vm", "--help"}, {"vm", "create", "--help"}, {"vm", "console", "-h"},
-           {"host", "label", "--help"}, {"events", "--help"}}) {
+  for (std::vector<std::string> h :
+       std::vector<std::vector<std::string>>{{"--help"},
+                                             {"vm", "--help"},
+                                             {"vm", "create", "--help"},
+                                             {"vm", "console", "-h"},
+                                             {"host", "label", "--help"},
+                                             {"events", "--help"}}) {
     auto r = run(h);
     EXPECT_EQ(r.code, 0) << h.back();
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;

@@ -1,9 +1,9 @@
 // Server/token resolution: flag > env > config file > default.
 #include "strata/cli/config.h"
 
-#include <map>
-
 #include <gtest/gtest.h>
+
+#include <map>
 
 namespace strata::cli {
 namespace {

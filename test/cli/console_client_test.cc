@@ -2,12 +2,11 @@
 // --tail idle exit and a refused upgrade, against a minimal Beast server in the test.
 #include "strata/cli/console_client.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <mutex>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "test_server.h"
 

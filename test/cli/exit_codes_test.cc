@@ -45,7 +45,8 @@ TEST(ExitCodes, EnvelopeIsDecodedAndPrinted) {
            R"("field":"memory_mib"}})");
   EXPECT_EQ(e.code, ErrorCode::invalid_argument);
   EXPECT_EQ(e.field, "memory_mib");
-  EXPECT_EQ(format_error(e), "error: invalid_argument (memory_mib): memory_mib must be 64..1048576");
+  EXPECT_EQ(format_error(e),
+            "error: invalid_argument (memory_mib): memory_mib must be 64..1048576");
 
   // The envelope's code wins over the status (409 carries already_exists or conflict).
   Error dup = error_from_response(409, R"({"error":{"code":"already_exists","message":"x"}})");

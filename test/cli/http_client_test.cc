@@ -2,14 +2,13 @@
 // against a minimal Beast server in the test process.
 #include "strata/cli/http_client.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "strata/cli/app.h"
 #include "strata/cli/exit_codes.h"
@@ -24,8 +23,7 @@ using testing::SeenRequest;
 using testing::TestServer;
 
 HttpClient client_for(const TestServer& s, std::string token = "tok") {
-  return HttpClient(parse_server_url(s.url()).value(), std::move(token),
-                    std::chrono::seconds(10));
+  return HttpClient(parse_server_url(s.url()).value(), std::move(token), std::chrono::seconds(10));
 }
 
 TEST(ServerUrl, Parsing) {
@@ -110,8 +108,9 @@ TEST(HttpClient, EventStreamAcrossChunks) {
   TestServer s([](const SeenRequest&) {
     Reply r;
     r.content_type = "text/event-stream";
-    r.stream_chunks = {": stream start\n\n", "id: 1\nevent: vm.create\ndata: {\"seq\":1,",
-                       "\"action\":\"vm.create\"}\n\n: keep-alive\n\nid: 2\r\ndata: {\"seq\":2}\r\n\r\n"};
+    r.stream_chunks = {
+        ": stream start\n\n", "id: 1\nevent: vm.create\ndata: {\"seq\":1,",
+        "\"action\":\"vm.create\"}\n\n: keep-alive\n\nid: 2\r\ndata: {\"seq\":2}\r\n\r\n"};
     return r;
   });
   auto c = client_for(s);
@@ -188,14 +187,18 @@ TEST(Commands, CreateAndWaitPollsTheTaskToTheEnd) {
       return Reply{202, R"({"vm":{"name":"v1"},"task":{"id":"t-1","state":"pending"}})"};
     if (r.target == "/api/v1/tasks/t-1") {
       int n = ++polls;
-      json t = {{"id", "t-1"}, {"kind", "vm.create"}, {"progress", n * 30},
-                {"state", n < 3 ? "running" : "succeeded"}, {"message", "step " + std::to_string(n)}};
+      json t = {{"id", "t-1"},
+                {"kind", "vm.create"},
+                {"progress", n * 30},
+                {"state", n < 3 ? "running" : "succeeded"},
+                {"message", "step " + std::to_string(n)}};
       return Reply{200, t.dump()};
     }
     return Reply{404, R"({"error":{"code":"not_found","message":"no"}})"};
   });
   Cli cli(s.url());
-  ASSERT_EQ(cli({"vm", "create", "v1", "--vcpus", "1", "--memory", "128M", "--wait"}), 0) << cli.err;
+  ASSERT_EQ(cli({"vm", "create", "v1", "--vcpus", "1", "--memory", "128M", "--wait"}), 0)
+      << cli.err;
   EXPECT_EQ(polls.load(), 3);
   EXPECT_NE(cli.err.find("task t-1"), std::string::npos) << cli.err;
   EXPECT_NE(cli.err.find("100% step 3"), std::string::npos) << cli.err;  // plain lines (no TTY)
@@ -204,14 +207,14 @@ TEST(Commands, CreateAndWaitPollsTheTaskToTheEnd) {
 
 TEST(Commands, FailedTaskAndServerErrorsMapToExitCodes) {
   TestServer s([&](const SeenRequest& r) {
-    if (r.target == "/api/v1/vms/v1/start")
-      return Reply{202, R"({"task":{"id":"t-2"}})"};
+    if (r.target == "/api/v1/vms/v1/start") return Reply{202, R"({"task":{"id":"t-2"}})"};
     if (r.target == "/api/v1/tasks/t-2")
       return Reply{200, R"({"id":"t-2","kind":"vm.start","state":"failed","message":"qemu died"})"};
     if (r.target == "/api/v1/vms/gone")
       return Reply{404, R"({"error":{"code":"not_found","message":"no VM named gone"}})"};
     if (r.target == "/api/v1/vms")
-      return Reply{400, R"({"error":{"code":"invalid_argument","message":"too big","field":"memory_mib"}})"};
+      return Reply{
+          400, R"({"error":{"code":"invalid_argument","message":"too big","field":"memory_mib"}})"};
     return Reply{403, R"({"error":{"code":"permission_denied","message":"viewer"}})"};
   });
   Cli cli(s.url());

@@ -17,8 +17,8 @@ TEST(ParseSize, UnitsAreBinary) {
 }
 
 TEST(ParseSize, RejectsGarbageWithTheFlagInTheMessage) {
-  for (const char* bad : {"", "-1G", "abc", "1.5G", "12Q", "G", "1 G", "99999999999T",
-                          "18446744073709551616"}) {
+  for (const char* bad :
+       {"", "-1G", "abc", "1.5G", "12Q", "G", "1 G", "99999999999T", "18446744073709551616"}) {
     auto r = parse_size(bad, "--memory");
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);

@@ -93,7 +93,8 @@ TEST(Requests, HostLabelsSetAndRemove) {
   EXPECT_EQ(*r.body, json::parse(R"({"labels":{"zone":"a","old":null}})"));
   EXPECT_FALSE(build_host_label("h1", {}));
   EXPECT_FALSE(build_host_label("h1", {"-"}));
-  EXPECT_EQ(*build_host_maintenance("h1", "on").value().body, json::parse(R"({"maintenance":true})"));
+  EXPECT_EQ(*build_host_maintenance("h1", "on").value().body,
+            json::parse(R"({"maintenance":true})"));
   EXPECT_FALSE(build_host_maintenance("h1", "maybe"));
 }
 

@@ -8,9 +8,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "strata/cli/requests.h"
 #include "strata/cli/sse.h"

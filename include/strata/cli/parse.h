@@ -15,8 +15,7 @@ namespace strata::cli {
 // Binary units: K=2^10, M=2^20, G=2^30, T=2^40 (also "Ki"/"KiB"/"KB" and lower case).
 // A number without a unit is multiplied by `plain_unit`. Whole numbers only; negative
 // numbers, fractions, garbage and values above 2^63 are rejected.
-Result<uint64_t> parse_size(std::string_view text, std::string_view flag,
-                            uint64_t plain_unit = 1);
+Result<uint64_t> parse_size(std::string_view text, std::string_view flag, uint64_t plain_unit = 1);
 
 // Memory for a VM in MiB: "512M", "2G"; a plain number means MiB. Must be a whole
 // number of MiB and > 0.

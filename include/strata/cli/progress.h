@@ -4,10 +4,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "strata/cli/http_client.h"
 #include "strata/common/error.h"
@@ -44,7 +43,7 @@ struct WaitOptions {
 // Polls GET /api/v1/tasks/{id} until the task is succeeded or failed. Returns the final task
 // on success; a failed task is Error{internal, "task ... failed: <message>"}; running out
 // of time is Error{deadline_exceeded}.
-Result<nlohmann::json> wait_task(HttpClient& client, const std::string& task_id,
-                                 ProgressView& view, const WaitOptions& options);
+Result<nlohmann::json> wait_task(HttpClient& client, const std::string& task_id, ProgressView& view,
+                                 const WaitOptions& options);
 
 }  // namespace strata::cli

@@ -4,20 +4,19 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "strata/common/error.h"
 
 namespace strata::cli {
 
 struct ApiRequest {
-  std::string method;                   // "GET", "POST", ...
-  std::string target;                   // path and query: "/api/v1/vms/web-1/start"
-  std::optional<nlohmann::json> body;   // JSON body, when any
+  std::string method;                  // "GET", "POST", ...
+  std::string target;                  // path and query: "/api/v1/vms/web-1/start"
+  std::optional<nlohmann::json> body;  // JSON body, when any
 };
 
 // Percent-encodes everything except unreserved characters (RFC 3986).
