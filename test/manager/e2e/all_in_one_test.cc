@@ -16,6 +16,7 @@
 #include <regex>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
