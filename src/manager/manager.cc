@@ -106,15 +106,18 @@ class ManagerImpl final : public Manager {
     server_ = std::move(*server);
     api_url_ = fmt::format("http://{}:{}", listen->first, server_->port());
 
-    if (auto st = agents_->start(); !st) return st;
-    controller_->start();
-    events_->append("stratad", "manager.start", "manager", "ok", api_url_);
-
+    // The local agent first, so its host is reachable from the first heartbeat on.
     if (cfg.all_in_one) {
       local_agent_ = std::make_unique<LocalAgent>();
       std::string bin = cfg.agent_binary.empty() ? default_agent_binary() : cfg.agent_binary;
       if (auto st = local_agent_->start(bin, cfg.data_dir, cfg.agent_accel); !st)
         return tl::unexpected(st.error().wrap("local agent"));
+    }
+    if (auto st = agents_->start(); !st) return st;
+    controller_->start();
+    events_->append("stratad", "manager.start", "manager", "ok", api_url_);
+
+    if (cfg.all_in_one) {
       std::string name = cfg.host_name.empty() ? default_host_name() : cfg.host_name;
       if (auto st = local_agent_->enroll(*store_, api_url_, name); !st)
         return tl::unexpected(st.error().wrap("enrolling the local agent"));

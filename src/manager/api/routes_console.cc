@@ -1,6 +1,7 @@
 // The serial console over WebSocket: agent StreamConsole (tail first) -> client frames,
 // client frames -> agent WriteConsole. Ends when either side closes.
 #include <atomic>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -39,12 +40,13 @@ void add_console_route(ApiService& api) {
         ws.close();  // agent side ended: unblock the reader
       });
       uint64_t n = 0;
+      const uint64_t session = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
       while (!done) {
         auto msg = ws.receive();
         if (!msg) break;
         if (msg->empty()) continue;
         for (size_t off = 0; off < msg->size(); off += 65536) {
-          std::string request_id = fmt::format("{}:console:{}:{}", id, n++, std::rand());
+          std::string request_id = fmt::format("{}:console:{:x}:{}", id, session, n++);
           if (!client->write_console(request_id, name, msg->substr(off, 65536))) break;
         }
       }
