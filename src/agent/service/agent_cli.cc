@@ -79,12 +79,7 @@ int image_list_offline(const std::string& images_dir) {
 int agent_main(int argc, char** argv) {
   // The shim is exec'd by the QEMU driver with its own argv contract: bypass CLI11.
   if (argc >= 2 && std::string(argv[1]) == "shim") {
-#if STRATA_AGENT_HAVE_QEMU
     return run_shim(argc, argv);  // it skips argv[1] == "shim" itself
-#else
-    std::cerr << "strata-agent shim: built without the QEMU driver\n";
-    return kExitUnavailable;
-#endif
   }
 
   CLI::App app{"strata-agent: the Strata host agent (runs QEMU VMs, serves gRPC)"};

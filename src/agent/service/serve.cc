@@ -9,16 +9,16 @@
 
 #include <filesystem>
 #include <mutex>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "enroll.h"
 #include "strata/agent/inventory.h"
 #include "strata/agent/metrics.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "strata/agent/service/agent_cli.h"
 #include "strata/agent/service/agent_service.h"
 #include "strata/common/log.h"
-#include "enroll.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "0.0.0"
@@ -100,6 +100,17 @@ std::string self_exe() {
   return ec ? std::string("/proc/self/exe") : p.string();
 }
 
+// The per-VM shim: the small `strata-shim` installed next to this binary when present
+// (a few hundred KiB per VM), else this binary's own `shim` subcommand.
+std::string shim_exe() {
+  std::string self = self_exe();
+  fs::path sibling = fs::path(self).parent_path() / "strata-shim";
+  std::error_code ec;
+  if (fs::is_regular_file(sibling, ec) && ::access(sibling.c_str(), X_OK) == 0)
+    return sibling.string();
+  return self;
+}
+
 }  // namespace
 
 int run_serve(const ServeOptions& in) {
@@ -165,13 +176,8 @@ int run_serve(const ServeOptions& in) {
   qo.accelerator = accel;
   qo.images = images->get();
   qo.network = network.get();
-  qo.shim_exe = self_exe();
-#if STRATA_AGENT_HAVE_QEMU
+  qo.shim_exe = shim_exe();
   auto hv = make_qemu_hypervisor(std::move(qo));
-#else
-  Result<HypervisorPtr> hv =
-      make_error(ErrorCode::unavailable, "this strata-agent was built without the QEMU driver");
-#endif
   if (!hv) {
     log()->error("QEMU driver: {}", hv.error().to_string());
     return exit_code(hv.error().code);
