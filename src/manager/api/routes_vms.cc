@@ -96,6 +96,9 @@ HttpResponse vm_action(ApiDeps& d, HttpRequest& r, const std::string& kind,
   if (!doc) return error_response(doc.error());
   auto task = d.tasks->create(kind, "vm", vm->id);
   if (!task) return error_response(task.error());
+  // The VM's previous task (if still open) is superseded by this one: the controller only
+  // ever finishes the task named in control.task_id, so close it here or it stays open.
+  const std::string previous_task = doc->control.task_id;
   doc->control.generation += 1;
   doc->control.task_id = task->id;
   if (auto st = mutate(*vm, *doc, *body); !st) {
@@ -108,6 +111,8 @@ HttpResponse vm_action(ApiDeps& d, HttpRequest& r, const std::string& kind,
     d.tasks->fail(task->id, u.error().message);
     return error_response(u.error());
   }
+  if (!previous_task.empty() && previous_task != task->id)
+    (void)d.tasks->fail(previous_task, "superseded by " + kind + " task " + task->id);
   d.controller->enqueue_vm(u->id);
   return HttpResponse::json(202, {{"task", to_json(*task)}, {"vm", vm_to_json(*u, host_name_of(d, *u))}});
 }
