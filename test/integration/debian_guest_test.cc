@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "guest_console.h"
+#include "agent_rig.h"
 #include "guest_images.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/qemu_hypervisor.h"
@@ -46,40 +47,16 @@ class DebianGuestTest : public ::testing::Test {
 
   void SetUp() override {
     if (!skip_.empty()) GTEST_SKIP() << skip_;
-    root_ = TestRoot::make("strata-it-debian");
-    ASSERT_TRUE(root_) << std::strerror(errno);
-    auto store = agent::make_image_store(root_->path() + "/images");
-    ASSERT_TRUE(store) << store.error().to_string();
-    store_ = std::move(*store);
-    for (auto [name, key] : {std::pair{"debian-kernel", "DEBIAN_KERNEL"},
-                             {"debian-initrd", "DEBIAN_INITRD"},
-                             {"debian-disk", "DEBIAN_DISK"}}) {
-      auto r = store_->import_image(name, images_.get(key));
-      ASSERT_TRUE(r) << r.error().to_string();
-    }
-    agent::QemuOptions o;
-    o.state_dir = root_->path() + "/state";
-    o.accelerator = "tcg";  // see docs: KVM here cannot run ordinary guests
-    o.images = store_.get();
-    o.shim_exe = STRATA_SHIM_EXE;
-    auto hv = agent::make_qemu_hypervisor(std::move(o));
-    ASSERT_TRUE(hv) << hv.error().to_string();
-    hv_ = std::move(*hv);
+    auto rig = AgentRig::make("strata-it-debian", images_,
+                              {{"debian-kernel", "DEBIAN_KERNEL"},
+                               {"debian-initrd", "DEBIAN_INITRD"},
+                               {"debian-disk", "DEBIAN_DISK"}},
+                              /*with_network=*/false, STRATA_SHIM_EXE);
+    ASSERT_TRUE(rig) << rig.error().to_string();
+    rig_ = std::move(*rig);
   }
 
-  void TearDown() override {
-    if (hv_) {
-      for (auto& st : hv_->list()) {
-        if (st.state != VmState::stopped && st.state != VmState::crashed &&
-            st.state != VmState::defined)
-          (void)hv_->force_off(st.spec.name);
-        (void)hv_->undefine(st.spec.name);
-      }
-      hv_.reset();
-    }
-    store_.reset();
-    root_.reset();  // kills anything still naming the folder, removes it
-  }
+  void TearDown() override { rig_.teardown(); }
 
   // Runs a guest-agent command, retrying while the agent is not up yet (it starts when
   // systemd sees the virtio-serial port, not necessarily before multi-user).
@@ -87,7 +64,7 @@ class DebianGuestTest : public ::testing::Test {
     auto deadline = std::chrono::steady_clock::now() + kAgentLimit;
     Error last{ErrorCode::deadline_exceeded, "not tried", {}};
     while (std::chrono::steady_clock::now() < deadline) {
-      auto r = hv_->guest_agent(vm, command, 10s);
+      auto r = rig_.hv->guest_agent(vm, command, 10s);
       if (r) {
         auto j = nlohmann::json::parse(*r, nullptr, false);
         if (j.is_discarded()) return internal_error("guest agent reply is not JSON: " + *r);
@@ -103,12 +80,11 @@ class DebianGuestTest : public ::testing::Test {
 
   static inline GuestImages images_;
   static inline std::string skip_;
-  std::unique_ptr<TestRoot> root_;
-  agent::ImageStorePtr store_;
-  agent::HypervisorPtr hv_;
+  AgentRig rig_;
 };
 
 TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
+  auto& hv_ = rig_.hv;
   auto t0 = std::chrono::steady_clock::now();
   model::VmSpec s;
   s.name = "debian1";
@@ -166,9 +142,9 @@ TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
       << console_text(*hv_, "debian1");
 
   ASSERT_TRUE(hv_->undefine("debian1"));
-  EXPECT_FALSE(fs::exists(root_->path() + "/state/vms/debian1"));
-  EXPECT_FALSE(fs::exists(store_->root() + "/vms/debian1"));
-  EXPECT_TRUE(root_->live_processes().empty()) << "a QEMU or shim outlived its VM";
+  EXPECT_FALSE(fs::exists(rig_.root->path() + "/state/vms/debian1"));
+  EXPECT_FALSE(fs::exists(rig_.store->root() + "/vms/debian1"));
+  EXPECT_TRUE(rig_.root->live_processes().empty()) << "a QEMU or shim outlived its VM";
 
   auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   std::printf("timing: multi-user %.1f s, guest-ping %.1f s later, shutdown %.1f s\n",

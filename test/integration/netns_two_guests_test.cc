@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "guest_console.h"
+#include "agent_rig.h"
 #include "guest_images.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/network.h"
@@ -78,44 +79,20 @@ class TwoGuestsOnBridgeTest : public ::testing::Test {
     ASSERT_EQ(::mount("sysfs", "/sys", "sysfs", 0, nullptr), 0) << std::strerror(errno);
     ASSERT_EQ(links(), std::vector<std::string>{"lo"}) << "not a fresh network namespace";
 
-    root_ = TestRoot::make("strata-it-netns");
-    ASSERT_TRUE(root_) << std::strerror(errno);
-    net_ = agent::make_netlink_network();
-    auto store = agent::make_image_store(root_->path() + "/images");
-    ASSERT_TRUE(store) << store.error().to_string();
-    store_ = std::move(*store);
-    for (auto [name, key] : {std::pair{"tiny-kernel", "TINY_KERNEL"},
-                             {"tiny-initrd", "TINY_INITRD"},
-                             {"tiny-base", "TINY_BASE"}}) {
-      auto r = store_->import_image(name, images_.get(key));
-      ASSERT_TRUE(r) << r.error().to_string();
-    }
-    agent::QemuOptions o;
-    o.state_dir = root_->path() + "/state";
-    o.accelerator = "tcg";  // see docs: KVM here cannot run ordinary guests
-    o.images = store_.get();
-    o.network = net_.get();
-    o.shim_exe = STRATA_SHIM_EXE;
-    auto hv = agent::make_qemu_hypervisor(std::move(o));
-    ASSERT_TRUE(hv) << hv.error().to_string();
-    hv_ = std::move(*hv);
+    auto rig = AgentRig::make("strata-it-netns", images_,
+                              {{"tiny-kernel", "TINY_KERNEL"},
+                               {"tiny-initrd", "TINY_INITRD"},
+                               {"tiny-base", "TINY_BASE"}},
+                              /*with_network=*/true, STRATA_SHIM_EXE);
+    ASSERT_TRUE(rig) << rig.error().to_string();
+    rig_ = std::move(*rig);
   }
 
   // Best-effort teardown through the agent, then TestRoot kills whatever still runs.
   void TearDown() override {
-    if (hv_) {
-      for (auto& st : hv_->list()) {
-        if (st.state != VmState::stopped && st.state != VmState::crashed &&
-            st.state != VmState::defined)
-          (void)hv_->force_off(st.spec.name);
-        (void)hv_->undefine(st.spec.name);
-      }
-      hv_.reset();
-    }
-    if (net_ && net_->link_exists(kBridge)) (void)net_->delete_bridge(kBridge);
-    net_.reset();
-    store_.reset();
-    root_.reset();
+    rig_.stop_vms();
+    if (rig_.net && rig_.net->link_exists(kBridge)) (void)rig_.net->delete_bridge(kBridge);
+    rig_.teardown();
   }
 
   model::VmSpec guest(const std::string& name, const std::string& ip_cidr) {
@@ -135,13 +112,12 @@ class TwoGuestsOnBridgeTest : public ::testing::Test {
 
   static inline GuestImages images_;
   static inline std::string skip_;
-  std::unique_ptr<TestRoot> root_;
-  agent::NetworkPtr net_;
-  agent::ImageStorePtr store_;
-  agent::HypervisorPtr hv_;
+  AgentRig rig_;
 };
 
 TEST_F(TwoGuestsOnBridgeTest, PingAndTcpEchoBetweenGuests) {
+  auto& hv_ = rig_.hv;
+  auto& net_ = rig_.net;
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(net_->ensure_bridge(kBridge));
 
@@ -217,7 +193,7 @@ TEST_F(TwoGuestsOnBridgeTest, PingAndTcpEchoBetweenGuests) {
   EXPECT_TRUE(hv_->list().empty());
   ASSERT_TRUE(net_->delete_bridge(kBridge));
   EXPECT_EQ(links(), std::vector<std::string>{"lo"});
-  EXPECT_TRUE(root_->live_processes().empty()) << "a QEMU or shim outlived its VM";
+  EXPECT_TRUE(rig_.root->live_processes().empty()) << "a QEMU or shim outlived its VM";
 
   auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   std::printf("timing: both ready %.1f s, traffic %.1f s, shutdown+cleanup %.1f s\n",
