@@ -14,8 +14,8 @@
 #include <string>
 #include <thread>
 
-#include "guest_console.h"
 #include "agent_rig.h"
+#include "guest_console.h"
 #include "guest_images.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/qemu_hypervisor.h"

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "guest_console.h"
 #include "agent_rig.h"
+#include "guest_console.h"
 #include "guest_images.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/network.h"
