@@ -108,6 +108,23 @@ struct JoinTokenRecord {
   int64_t used_ms = 0;
 };
 
+// A catalog image (disk, kernel or initrd) whose bytes the manager keeps under its data
+// folder (<data_dir>/catalog/<id>) and distributes to hosts on demand.
+struct ImageRecord {
+  std::string id;
+  int64_t resource_version = 0;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+
+  std::string name;            // unique among images, required (DNS-label-like)
+  std::string kind;            // "disk" | "kernel" | "initrd"
+  std::string format;          // "qcow2" | "raw" for disks; "raw" for kernel/initrd
+  int64_t size_bytes = 0;      // bytes of the file
+  int64_t virtual_size = 0;    // disk size the guest sees (disks); = size_bytes otherwise
+  std::string sha256;          // 64 lowercase hex of the file's bytes
+  std::string state = "ready";  // "ready" | "deleting"
+};
+
 // One host metrics sample (CPU, memory, ... as JSON text).
 struct HostMetricSample {
   std::string host_id;

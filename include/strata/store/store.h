@@ -101,6 +101,16 @@ class Store {
                                                      int64_t now_ms) = 0;
   virtual Status delete_join_token(const std::string& id) = 0;
 
+  // ---- image catalog ----
+  // create: already_exists on a duplicate name; invalid_argument on bad kind/format/sha256.
+  virtual Result<ImageRecord> create_image(const ImageRecord& image) = 0;
+  virtual Result<ImageRecord> get_image(const std::string& id) = 0;
+  virtual Result<ImageRecord> get_image_by_name(const std::string& name) = 0;
+  virtual Result<std::vector<ImageRecord>> list_images(const ListOptions& options) = 0;
+  // CAS update of the mutable fields (state); bumps resource_version.
+  virtual Result<ImageRecord> update_image(const ImageRecord& image) = 0;
+  virtual Status delete_image(const std::string& id, std::optional<int64_t> expected_version) = 0;
+
   // ---- host metrics history (bounded) ----
   // Appends one sample and, in the same transaction, deletes all but the newest
   // keep_last samples of that host. failed_precondition when the host does not exist.

@@ -50,6 +50,16 @@ const std::vector<sql::Migration>& pg_migrations() {
            " time_ms BIGINT NOT NULL, data TEXT NOT NULL)",
            "CREATE INDEX host_metrics_host_time ON host_metrics(host_id, time_ms, seq)",
        }},
+      {2,
+       "image catalog",
+       {
+           "CREATE TABLE images ("
+           " id TEXT PRIMARY KEY, resource_version BIGINT NOT NULL,"
+           " created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,"
+           " name TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, format TEXT NOT NULL,"
+           " size_bytes BIGINT NOT NULL, virtual_size BIGINT NOT NULL, sha256 TEXT NOT NULL,"
+           " state TEXT NOT NULL)",
+       }},
   };
   return kMigrations;
 }

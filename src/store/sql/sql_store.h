@@ -64,6 +64,13 @@ class SqlStore final : public Store {
                                              const std::string& host_id, int64_t now_ms) override;
   Status delete_join_token(const std::string& id) override;
 
+  Result<ImageRecord> create_image(const ImageRecord& image) override;
+  Result<ImageRecord> get_image(const std::string& id) override;
+  Result<ImageRecord> get_image_by_name(const std::string& name) override;
+  Result<std::vector<ImageRecord>> list_images(const ListOptions& options) override;
+  Result<ImageRecord> update_image(const ImageRecord& image) override;
+  Status delete_image(const std::string& id, std::optional<int64_t> expected_version) override;
+
   Status append_host_metric(const HostMetricSample& sample, int keep_last) override;
   Result<std::vector<HostMetricSample>> list_host_metrics(const std::string& host_id,
                                                           int limit) override;
