@@ -289,6 +289,18 @@ grpc::Status AgentService::UndefineVm(grpc::ServerContext*, const v1::UndefineVm
       });
 }
 
+grpc::Status AgentService::DeleteImage(grpc::ServerContext*, const v1::DeleteImageRequest* req,
+                                       v1::DeleteImageResponse* resp) {
+  return once<v1::DeleteImageRequest, v1::DeleteImageResponse>(
+      "DeleteImage", *req, resp, [&](v1::DeleteImageResponse*) -> Status {
+        if (!opts_.images) return make_error(ErrorCode::unavailable, "no image store");
+        if (auto st = model::validate_image_name("name", req->name()); !st) return st;
+        if (auto st = opts_.images->delete_image(req->name()); !st) return st;
+        log()->info("image deleted name={}", req->name());
+        return {};
+      });
+}
+
 grpc::Status AgentService::WriteConsole(grpc::ServerContext*, const v1::WriteConsoleRequest* req,
                                         v1::WriteConsoleResponse* resp) {
   return once<v1::WriteConsoleRequest, v1::WriteConsoleResponse>(

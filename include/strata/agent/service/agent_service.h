@@ -80,6 +80,10 @@ class AgentService final : public v1::AgentService::Service {
                                  v1::GuestAgentCommandResponse*) override;
   grpc::Status ListImages(grpc::ServerContext*, const v1::ListImagesRequest*,
                           v1::ListImagesResponse*) override;
+  grpc::Status PutImage(grpc::ServerContext*, grpc::ServerReader<v1::PutImageChunk>*,
+                        v1::PutImageResponse*) override;
+  grpc::Status DeleteImage(grpc::ServerContext*, const v1::DeleteImageRequest*,
+                           v1::DeleteImageResponse*) override;
   grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
                            grpc::ServerWriter<v1::VmEvent>*) override;
   grpc::Status Health(grpc::ServerContext*, const v1::HealthRequest*, v1::HealthResponse*) override;

@@ -1,0 +1,187 @@
+// PutImage/DeleteImage over a real gRPC server on a UNIX socket with a real image store
+// (qemu-img): size and sha256 checks, idempotent repeats, ALREADY_EXISTS on different
+// content, qcow2 with a backing file refused, nothing left under the name or in tmp/.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "memory_hypervisor.h"
+#include "strata/agent/image_store.h"
+#include "strata/agent/service/agent_client.h"
+#include "strata/agent/service/agent_service.h"
+#include "strata/common/process.h"
+#include "strata/common/sha256.h"
+
+namespace strata::agent::service {
+namespace {
+
+namespace fs = std::filesystem;
+using Stub = v1::AgentService::Stub;
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class PutImageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/strata-put-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto store = make_image_store((dir_ / "images").string());
+    ASSERT_TRUE(store) << store.error().to_string();
+    images_ = std::move(*store);
+    AgentServiceOptions opts;
+    opts.state_dir = (dir_ / "state").string();
+    opts.images = images_.get();
+    auto svc = AgentService::create(hv_, opts);
+    ASSERT_TRUE(svc) << svc.error().to_string();
+    service_ = std::move(*svc);
+    std::string addr = "unix:" + (dir_ / "agent.sock").string();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(addr, grpc::InsecureServerCredentials());
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    client_ = std::make_unique<AgentClient>(addr, std::chrono::seconds(10));
+  }
+  void TearDown() override {
+    if (server_) {
+      service_->shutdown();
+      server_->Shutdown();
+    }
+    fs::remove_all(dir_);
+  }
+
+  // Sends header + data in chunks of `chunk` bytes; the header may lie about size/sha.
+  Result<v1::PutImageResponse> put(const std::string& name, const std::string& kind,
+                                   const std::string& data, uint64_t size, std::string sha,
+                                   size_t chunk = 7) {
+    grpc::ClientContext ctx;
+    v1::PutImageResponse resp;
+    auto writer = client_->stub().PutImage(&ctx, &resp);
+    v1::PutImageChunk first;
+    first.mutable_header()->set_name(name);
+    first.mutable_header()->set_kind(kind);
+    first.mutable_header()->set_size_bytes(size);
+    first.mutable_header()->set_sha256(sha);
+    bool ok = writer->Write(first);
+    for (size_t off = 0; ok && off < data.size(); off += chunk) {
+      v1::PutImageChunk c;
+      c.set_data(data.substr(off, chunk));
+      ok = writer->Write(c);
+    }
+    writer->WritesDone();
+    grpc::Status st = writer->Finish();
+    if (!st.ok()) return tl::unexpected(from_grpc_status(st));
+    return resp;
+  }
+  Result<v1::PutImageResponse> put(const std::string& name, const std::string& data) {
+    Sha256 h;
+    h.update(data);
+    return put(name, "kernel", data, data.size(), h.hex_final());
+  }
+  size_t tmp_entries() {
+    size_t n = 0;
+    for ([[maybe_unused]] auto& e : fs::directory_iterator(dir_ / "images" / "tmp")) ++n;
+    return n;
+  }
+
+  testing::MemoryHypervisor hv_;
+  fs::path dir_;
+  ImageStorePtr images_;
+  AgentServicePtr service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<AgentClient> client_;
+};
+
+TEST_F(PutImageTest, StoresVerifiedBytesAndRepeatsAreIdempotent) {
+  std::string data(100000, 'k');
+  data[5] = 'x';
+  auto r = put("vmlinuz", data);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_FALSE(r->existed());
+  EXPECT_EQ(r->image().name(), "vmlinuz");
+  EXPECT_EQ(r->image().format(), "raw");
+  EXPECT_EQ(read_all(dir_ / "images" / "images" / "vmlinuz"), data);
+
+  auto again = put("vmlinuz", data);  // the same name and content: fine, nothing rewritten
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_TRUE(again->existed());
+
+  auto other = put("vmlinuz", std::string(10, 'z'));
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error().code, ErrorCode::already_exists);
+  EXPECT_EQ(read_all(dir_ / "images" / "images" / "vmlinuz"), data);
+
+  auto list = client_->call(&Stub::ListImages, v1::ListImagesRequest{});
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->images_size(), 1);
+  EXPECT_EQ(tmp_entries(), 0u);
+}
+
+TEST_F(PutImageTest, ShaOrSizeMismatchIsRejectedAndLeavesNothing) {
+  std::string data = "initrd bytes";
+  auto bad_sha = put("initrd", "initrd", data, data.size(), std::string(64, '0'));
+  ASSERT_FALSE(bad_sha);
+  EXPECT_EQ(bad_sha.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(bad_sha.error().field, "sha256");
+
+  Sha256 h;
+  h.update(data);
+  std::string sha = h.hex_final();
+  auto short_size = put("initrd", "initrd", data, data.size() + 5, sha);
+  ASSERT_FALSE(short_size);
+  EXPECT_EQ(short_size.error().field, "size_bytes");
+  auto long_size = put("initrd", "initrd", data, data.size() - 1, sha);
+  ASSERT_FALSE(long_size);
+  EXPECT_EQ(long_size.error().field, "size_bytes");
+
+  auto bad_kind = put("initrd", "iso", data, data.size(), sha);
+  ASSERT_FALSE(bad_kind);
+  EXPECT_EQ(bad_kind.error().field, "kind");
+  auto bad_name = put("../etc", "initrd", data, data.size(), sha);
+  ASSERT_FALSE(bad_name);
+  EXPECT_EQ(bad_name.error().field, "name");
+
+  EXPECT_FALSE(fs::exists(dir_ / "images" / "images" / "initrd"));
+  EXPECT_EQ(tmp_entries(), 0u);
+  ASSERT_TRUE(put("initrd", "initrd", data, data.size(), sha));
+}
+
+TEST_F(PutImageTest, Qcow2WithBackingFileIsRefused) {
+  fs::path base = dir_ / "host-secret.raw", overlay = dir_ / "evil.qcow2";
+  { std::ofstream(base) << std::string(4096, 's'); }
+  auto mk = run_checked({"qemu-img", "create", "-q", "-f", "qcow2", "-b", base.string(), "-F",
+                         "raw", overlay.string()});
+  ASSERT_TRUE(mk) << mk.error().to_string();
+  std::string data = read_all(overlay);
+  Sha256 h;
+  h.update(data);
+  auto r = put("evil", "disk", data, data.size(), h.hex_final(), 65536);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(r.error().message.find("backing file"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(fs::exists(dir_ / "images" / "images" / "evil"));
+  EXPECT_EQ(tmp_entries(), 0u);
+}
+
+TEST_F(PutImageTest, DeleteImageIsDedupedByRequestId) {
+  ASSERT_TRUE(put("gone", std::string("abc")));
+  v1::DeleteImageRequest del;
+  del.set_request_id("del-1");
+  del.set_name("gone");
+  ASSERT_TRUE(client_->call(&Stub::DeleteImage, del));
+  EXPECT_FALSE(fs::exists(dir_ / "images" / "images" / "gone"));
+  ASSERT_TRUE(client_->call(&Stub::DeleteImage, del));  // a repeat: the original outcome
+  del.set_request_id("del-2");
+  auto again = client_->call(&Stub::DeleteImage, del);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::not_found);
+}
+
+}  // namespace
+}  // namespace strata::agent::service
