@@ -94,6 +94,7 @@ class ManagerImpl final : public Manager {
     deps.placement = placement_.get();
     deps.clock = clock_;
     deps.stopping = [this] { return stopping_.load(); };
+    if (auto st = placement_->load(); !st) return st;
     api_ = std::make_unique<ApiService>(std::move(deps));
 
     auto listen = split_listen(cfg.listen);

@@ -68,6 +68,7 @@ HttpResponse create_vm(ApiDeps& d, HttpRequest& r) {
   d.controller->enqueue_vm(created.id);
   auto resp = HttpResponse::json(
       202, {{"vm", vm_to_json(created, host_name_of(d, created))}, {"task", to_json(task)}});
+    d.placement->record(stored->id, host->id, *doc);
   resp.audit_target = "vm/" + created.name;
   return resp;
 }

@@ -1,16 +1,78 @@
-// Snapshot building from store records and placement via strata_sched.
+// Snapshot building from the store's hosts and the allocation cache; placement via
+// strata_sched.
 #include "strata/manager/controllers/placement.h"
 
 #include <fmt/format.h>
 
+#include "strata/common/log.h"
+
 namespace strata::manager {
+
+namespace {
+
+VmAllocation allocation_of(const std::string& host_id, const VmDocument& doc) {
+  return VmAllocation{host_id, doc.spec.vcpus, doc.spec.memory_mib,
+                      doc.placement.anti_affinity_group};
+}
+
+}  // namespace
+
+Status PlacementService::load() {
+  auto vms = store_.list_vms({});
+  if (!vms) return tl::unexpected(vms.error().wrap("loading VM allocations"));
+  AllocationCache fresh;
+  auto log = logger("manager.placement");
+  for (const auto& vm : *vms) {
+    if (!vm.host_id) continue;
+    auto doc = decode_vm_document(vm.spec);
+    if (!doc) {
+      log->warn("vm document unreadable, not counted vm={} error={}", vm.name,
+                doc.error().to_string());
+      continue;
+    }
+    fresh.set(vm.id, allocation_of(*vm.host_id, *doc));
+  }
+  log->info("allocation cache loaded vms={}", fresh.vm_count());
+  std::lock_guard lock(cache_mu_);
+  cache_ = std::move(fresh);
+  return {};
+}
+
+void PlacementService::record(const store::VmRecord& vm) {
+  if (!vm.host_id) return forget(vm.id);
+  auto doc = decode_vm_document(vm.spec);
+  if (!doc) return forget(vm.id);
+  record(vm.id, *vm.host_id, *doc);
+}
+
+void PlacementService::record(const std::string& vm_id, const std::string& host_id,
+                              const VmDocument& doc) {
+  std::lock_guard lock(cache_mu_);
+  cache_.set(vm_id, allocation_of(host_id, doc));
+}
+
+void PlacementService::forget(const std::string& vm_id) {
+  std::lock_guard lock(cache_mu_);
+  cache_.remove(vm_id);
+}
+
+std::optional<VmAllocation> PlacementService::cached(const std::string& vm_id) const {
+  std::lock_guard lock(cache_mu_);
+  if (const VmAllocation* a = cache_.vm(vm_id)) return *a;
+  return std::nullopt;
+}
+
+size_t PlacementService::cached_vm_count() const {
+  std::lock_guard lock(cache_mu_);
+  return cache_.vm_count();
+}
 
 Result<sched::Snapshot> PlacementService::snapshot(const std::string& exclude_vm_id) {
   auto hosts = store_.list_hosts({});
   if (!hosts) return tl::unexpected(hosts.error());
-  auto vms = store_.list_vms({});
-  if (!vms) return tl::unexpected(vms.error());
-  std::map<std::string, sched::HostInfo> infos;
+  std::vector<sched::HostInfo> list;
+  list.reserve(hosts->size());
+  std::lock_guard lock(cache_mu_);
   for (const auto& h : *hosts) {
     sched::HostInfo info;
     info.id = h.id;
@@ -22,21 +84,9 @@ Result<sched::Snapshot> PlacementService::snapshot(const std::string& exclude_vm
     info.total_vcpus = static_cast<uint32_t>(h.cpu_threads);
     info.total_memory_mib = static_cast<uint64_t>(h.memory_mib);
     info.labels = h.labels;
-    infos[h.id] = std::move(info);
+    cache_.fill(info, exclude_vm_id);
+    list.push_back(std::move(info));
   }
-  for (const auto& vm : *vms) {
-    if (!vm.host_id || vm.id == exclude_vm_id) continue;
-    auto it = infos.find(*vm.host_id);
-    if (it == infos.end()) continue;
-    auto doc = decode_vm_document(vm.spec);
-    if (!doc) continue;
-    it->second.allocated_vcpus += doc->spec.vcpus;
-    it->second.allocated_memory_mib += doc->spec.memory_mib;
-    if (!doc->placement.anti_affinity_group.empty())
-      it->second.anti_affinity_groups.push_back(doc->placement.anti_affinity_group);
-  }
-  std::vector<sched::HostInfo> list;
-  for (auto& [id, info] : infos) list.push_back(std::move(info));
   return sched::Snapshot::build(std::move(list));
 }
 

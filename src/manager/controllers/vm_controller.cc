@@ -169,7 +169,8 @@ void VmController::reconcile_host(const std::string& host_id) {
           if (!rec || rec->name != avm.spec().name()) continue;
           if (!rec->host_id) {
             rec->host_id = host_id;
-            if (store_.update_vm(*rec))
+            if (store_.update_vm(*rec)) {
+              placement_.record(*rec);
               events_.append("controller:vm", "vm.adopt", "vm/" + rec->name, "ok",
                              "found on host " + host_id);
           }

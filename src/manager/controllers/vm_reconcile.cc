@@ -68,6 +68,7 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   if (!vm->host_id) {
     if (vm->deletion_requested) {
       store_.delete_vm(vm->id, std::nullopt);
+      placement_.forget(vm->id);
       if (!task_id.empty()) tasks_.succeed(task_id, "deleted");
       events_.append("controller:vm", "vm.deleted", "vm/" + vm->name, "ok");
       return Outcome::done;
@@ -79,6 +80,7 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
     auto u = store_.update_vm(*vm);
     if (!u) return Outcome::retry;
     *vm = *u;
+    placement_.record(*vm);
   }
   const std::string host_id = *vm->host_id;
   auto client = agents_.client(host_id);
@@ -108,6 +110,7 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
         return retry_with("deleting", undef.error().message);
     }
     if (auto st = store_.delete_vm(vm->id, std::nullopt); !st) return Outcome::retry;
+    placement_.forget(vm->id);
     if (!task_id.empty()) tasks_.succeed(task_id, "deleted");
     events_.append("controller:vm", "vm.deleted", "vm/" + vm->name, "ok");
     return Outcome::done;

@@ -1,12 +1,17 @@
-// Builds the scheduler's snapshot from the store (hosts + what VMs already hold) and asks
-// strata_sched for a host. Callers hold mutex() around "place + write the VM" so two
-// concurrent creates cannot both take the last free slot.
+// Builds the scheduler's snapshot from the store's hosts plus an in-memory cache of what
+// placed VMs hold (AllocationCache: loaded from the store by load() at start, then kept
+// current by record()/forget() wherever a VM gets or loses a host), and asks strata_sched
+// for a host. A decision costs O(hosts), independent of the number of VMs. Callers hold
+// mutex() around "place + write the VM + record()" so two concurrent creates cannot both
+// take the last free slot. After a crash the cache is rebuilt from the store by load().
 #pragma once
 
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "strata/common/error.h"
+#include "strata/manager/controllers/allocation_cache.h"
 #include "strata/manager/controllers/vm_document.h"
 #include "strata/sched/scheduler.h"
 #include "strata/sched/snapshot.h"
@@ -19,6 +24,9 @@ class PlacementService {
   PlacementService(store::Store& store, sched::Scheduler scheduler)
       : store_(store), scheduler_(std::move(scheduler)) {}
 
+  // (Re)builds the allocation cache from every VM in the store (one pass; at start).
+  Status load();
+
   // The chosen host. invalid_argument("host") for a pinned host that does not exist;
   // resource_exhausted (HTTP 422) with the scheduler's per-filter explanation otherwise.
   // `exclude_vm_id`: a VM whose own allocation is not counted (re-placement).
@@ -26,12 +34,26 @@ class PlacementService {
 
   Result<sched::Snapshot> snapshot(const std::string& exclude_vm_id = {});
 
+  // Keep the cache in step with the store: after writing a VM whose host was set or
+  // changed (record) and after deleting one (forget). A VM without a host is forgotten.
+  void record(const store::VmRecord& vm);
+  void record(const std::string& vm_id, const std::string& host_id, const VmDocument& doc);
+  void forget(const std::string& vm_id);
+
+  // Copy of one VM's cached allocation (tests, diagnostics).
+  std::optional<VmAllocation> cached(const std::string& vm_id) const;
+  size_t cached_vm_count() const;
+
+  const sched::Scheduler& scheduler() const { return scheduler_; }
+
   std::mutex& mutex() { return mu_; }
 
  private:
   store::Store& store_;
   sched::Scheduler scheduler_;
   std::mutex mu_;
+  mutable std::mutex cache_mu_;  // guards cache_ (taken inside, never around, mu_)
+  AllocationCache cache_;
 };
 
 }  // namespace strata::manager
