@@ -11,6 +11,7 @@
 
 #include "strata/common/log.h"
 #include "strata/manager/manager.h"
+#include "strata/manager/scheduler_options.h"
 
 namespace {
 
@@ -30,6 +31,12 @@ constexpr const char* kUsage = R"(usage:
   --heartbeat-ms N     agent heartbeat interval (default 2000)
   --miss-threshold N   missed heartbeats before a host is unreachable (default 3)
   --http-threads N     HTTP worker threads (default 2)
+  --cpu-overcommit R   vCPUs placeable per host hardware thread, 0 < R <= 64 (default 4)
+  --memory-overcommit R
+                       MiB of VM memory placeable per MiB of host memory, 0 < R <= 64
+                       (default 1: no memory overcommit)
+  --placement POLICY   spread (default: most free capacity first) | pack (fill hosts,
+                       least stranded capacity first); see docs/internals/scheduler.md
   --log-level LEVEL    trace|debug|info|warn|error|off (default info)
   --help
 )";
@@ -93,6 +100,10 @@ int main(int argc, char** argv) {
     } else if (a == "--http-threads") {
       if (!value(&v) || !parse_int(v, 1, 64, &n)) return usage_error("--http-threads must be 1..64");
       cfg.http_threads = n;
+    } else if (strata::manager::is_scheduler_flag(a)) {
+      if (!value(&v)) return usage_error(a + " needs a value");
+      if (auto st = strata::manager::set_scheduler_option(cfg.scheduler, a, v); !st)
+        return usage_error(st.error().message);
     } else if (a == "--log-level") {
       if (!value(&log_level)) return usage_error("--log-level needs a level");
     } else {

@@ -75,7 +75,7 @@ class ManagerImpl final : public Manager {
     tasks_ = std::make_unique<TaskTracker>(*store_);
     auth_ = std::make_unique<TokenAuthenticator>(*store_, clock_);
     agents_ = std::make_unique<ConnectionManager>(*store_, *events_, clock_, cfg.connections);
-    auto scheduler = sched::Scheduler::create({});
+    auto scheduler = sched::Scheduler::create(cfg.scheduler);
     if (!scheduler) return tl::unexpected(scheduler.error());
     placement_ = std::make_unique<PlacementService>(*store_, std::move(*scheduler));
     controller_ = std::make_unique<VmController>(*store_, *agents_, *tasks_, *events_,

@@ -10,6 +10,7 @@
 #include "strata/common/error.h"
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/controllers/vm_controller.h"
+#include "strata/sched/scheduler.h"
 
 namespace strata::manager {
 
@@ -20,6 +21,9 @@ struct ManagerConfig {
   int http_threads = 2;
   ConnectionConfig connections;
   ControllerConfig controller;
+  // Placement policy: overcommit ratios and spread|pack (--cpu-overcommit,
+  // --memory-overcommit, --placement).
+  sched::SchedulerConfig scheduler;
   // All-in-one: start `<agent_binary> serve --state-dir <data_dir>/agent --images
   // <data_dir>/images --listen unix:<data_dir>/agent/agent.sock` and enroll it.
   bool all_in_one = false;

@@ -173,6 +173,7 @@ void VmController::reconcile_host(const std::string& host_id) {
               placement_.record(*rec);
               events_.append("controller:vm", "vm.adopt", "vm/" + rec->name, "ok",
                              "found on host " + host_id);
+            }
           }
           enqueue_vm(rec->id);
         }
