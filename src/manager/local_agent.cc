@@ -16,8 +16,8 @@
 
 #include "strata/common/log.h"
 #include "strata/common/process.h"
+#include "strata/enroll/enroll_client.h"
 #include "strata/manager/agents/agent_client.h"
-#include "strata/manager/agents/enroll_client.h"
 #include "strata/manager/auth/tokens.h"
 
 extern char** environ;
@@ -34,21 +34,6 @@ std::string default_agent_binary() {
     if (fs::exists(sibling)) return sibling.string();
   }
   return find_executable("strata-agent");
-}
-
-std::string default_host_name() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof(buf) - 1) != 0) return "local";
-  std::string out;
-  for (char c : std::string(buf)) {
-    if (c == '.') break;
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '-';
-  }
-  while (!out.empty() && out.front() == '-') out.erase(out.begin());
-  while (!out.empty() && out.back() == '-') out.pop_back();
-  if (out.size() > 63) out.resize(63);
-  return out.empty() ? "local" : out;
 }
 
 LocalAgent::~LocalAgent() { stop(); }
@@ -114,7 +99,8 @@ Status LocalAgent::enroll(store::Store& store, const std::string& api_url,
                       .count() +
                   600000;
   if (auto c = store.create_join_token(jt); !c) return tl::unexpected(c.error());
-  EnrollRequest req;
+  // A UNIX socket address: no CSR, the channel stays plaintext behind the socket's mode.
+  enroll::EnrollRequest req;
   req.manager_url = api_url;
   req.join_token = *secret;
   req.name = name;
@@ -127,7 +113,7 @@ Status LocalAgent::enroll(store::Store& store, const std::string& api_url,
     req.inventory["cpu_threads"] = inv->cpu_threads();
     req.inventory["memory_total_bytes"] = inv->memory_total_bytes();
   }
-  auto host = enroll_host(req);
+  auto host = enroll::enroll_host(req);
   if (!host) return tl::unexpected(host.error());
   return {};
 }

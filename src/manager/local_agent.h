@@ -28,6 +28,5 @@ class LocalAgent {
 };
 
 std::string default_agent_binary();
-std::string default_host_name();
 
 }  // namespace strata::manager

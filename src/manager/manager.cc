@@ -10,11 +10,13 @@
 
 #include "local_agent.h"
 #include "strata/common/log.h"
+#include "strata/enroll/enroll_client.h"
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/http_server.h"
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/pki/certificate_authority.h"
 
 namespace strata::manager {
 
@@ -71,6 +73,8 @@ class ManagerImpl final : public Manager {
       fmt::print("stratad: created the first admin token; it is in {} (mode 0600)\n", token_path_);
     }
 
+    if (auto st = start_pki(cfg.data_dir + "/pki"); !st) return st;
+
     events_ = std::make_unique<EventLog>(*store_);
     tasks_ = std::make_unique<TaskTracker>(*store_);
     auth_ = std::make_unique<TokenAuthenticator>(*store_, clock_);
@@ -93,6 +97,7 @@ class ManagerImpl final : public Manager {
     deps.controller = controller_.get();
     deps.placement = placement_.get();
     deps.clock = clock_;
+    deps.ca = ca_.get();
     deps.stopping = [this] { return stopping_.load(); };
     if (auto st = placement_->load(); !st) return st;
     api_ = std::make_unique<ApiService>(std::move(deps));
@@ -119,12 +124,29 @@ class ManagerImpl final : public Manager {
     events_->append("stratad", "manager.start", "manager", "ok", api_url_);
 
     if (cfg.all_in_one) {
-      std::string name = cfg.host_name.empty() ? default_host_name() : cfg.host_name;
+      std::string name = cfg.host_name.empty() ? enroll::default_host_name() : cfg.host_name;
       if (auto st = local_agent_->enroll(*store_, api_url_, name); !st)
         return tl::unexpected(st.error().wrap("enrolling the local agent"));
       if (auto h = store_->get_host_by_name(name)) agents_->add_host(*h);
       log->info("local agent enrolled host={} address={}", name, local_agent_->address());
     }
+    return {};
+  }
+
+  // The CA that signs host certificates at enrollment (made once, key 0600), and this
+  // manager's client certificate for dialling agents (issued anew at every start).
+  Status start_pki(const std::string& dir) {
+    auto ca = pki::CertificateAuthority::load_or_create(dir, "Strata manager CA");
+    if (!ca) return tl::unexpected(ca.error().wrap("manager CA"));
+    ca_ = std::make_unique<pki::CertificateAuthority>(std::move(*ca));
+    auto client = ca_->issue("stratad", {}, pki::CertUsage::client, 825);
+    if (!client) return tl::unexpected(client.error().wrap("manager client certificate"));
+    auto id = std::make_shared<pki::TlsIdentity>();
+    id->ca_cert_pem = ca_->cert_pem();
+    id->cert_pem = std::move(client->cert_pem);
+    id->key_pem = std::move(client->key_pem);
+    AgentClient::set_default_tls(std::move(id));
+    logger("manager")->info("manager CA ready dir={}", dir);
     return {};
   }
 
@@ -155,6 +177,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<ApiService> api_;
   HttpServerPtr server_;
   std::unique_ptr<LocalAgent> local_agent_;
+  std::unique_ptr<pki::CertificateAuthority> ca_;
   std::string api_url_;
   std::string token_path_;
 };

@@ -114,7 +114,21 @@ log "3 hosts up: $(api GET /api/v1/hosts | jq -c '[.hosts[] | {name, address, st
 for i in 1 2 3; do
   grep -q "enrolled with" "$WORK/h$i/agent.log" || fail "h$i did not log its enrollment"
   [ -f "$WORK/h$i/enrollment.json" ] || fail "h$i has no enrollment record"
+  # Mutual TLS: the host's own key (0600, never sent), its certificate from the manager's CA.
+  [ "$(stat -c %a "$WORK/h$i/tls/host.key")" = 600 ] || fail "h$i host.key is not 0600"
+  cmp -s "$WORK/h$i/tls/ca.crt" "$WORK/mgr/pki/ca.crt" || fail "h$i does not hold the manager's CA"
+  openssl verify -CAfile "$WORK/mgr/pki/ca.crt" "$WORK/h$i/tls/host.crt" >/dev/null ||
+    fail "h$i certificate does not verify against the manager's CA"
+  openssl x509 -in "$WORK/h$i/tls/host.crt" -noout -ext subjectAltName | grep -q "IP Address:$(host_ip "$i")" ||
+    fail "h$i certificate does not name $(host_ip "$i")"
+  # The TCP port refuses a plaintext client (the manager got in above, with its certificate).
+  if ip netns exec "${NS[$((i - 1))]}" "$STRATA_AGENT" ctl --address "$(host_ip "$i"):$AGENT_PORT" \
+    --timeout 3 health >/dev/null 2>&1; then
+    fail "h$i answered a plaintext gRPC client on its TCP port"
+  fi
 done
+[ "$(stat -c %a "$WORK/mgr/pki/ca.key")" = 600 ] || fail "the manager's CA key is not 0600"
+log "mutual TLS: 3 host certificates from the manager's CA; plaintext refused"
 
 # ---- 6 tiny VMs through the API
 for n in 1 2 3 4 5 6; do

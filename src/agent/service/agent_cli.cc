@@ -97,7 +97,11 @@ int agent_main(int argc, char** argv) {
   serve->add_option("--listen", so.listen,
                     "gRPC address, unix:PATH (default unix:<state-dir>/agent.sock)");
   serve->add_option("--listen-tcp", so.listen_tcp,
-                    "Also listen on HOST:PORT (plaintext; bind to a management network)");
+                    "Also listen on HOST:PORT, mutual TLS: the host certificate from enrollment "
+                    "(<state-dir>/tls), clients must hold a certificate of the manager's CA");
+  serve->add_flag("--insecure", so.insecure,
+                  "Serve --listen-tcp in plaintext (no TLS, no client check): for tests and "
+                  "debugging only; a manager always dials agents with TLS");
   serve->add_option("--accel", so.accel, "Accelerator: auto (probe), kvm or tcg")
       ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
       ->capture_default_str();
@@ -138,7 +142,10 @@ int agent_main(int argc, char** argv) {
   ctl->require_subcommand(1);
   ctl->footer(kExitCodesHelp);
   auto* sock = ctl->add_option("--socket", g.socket, "Agent UNIX socket")->capture_default_str();
-  ctl->add_option("--address", g.address, "Agent TCP address HOST:PORT")->excludes(sock);
+  ctl->add_option("--address", g.address,
+                  "Agent TCP address HOST:PORT (plaintext: only agents serving with "
+                  "--insecure answer; on the host use --socket)")
+      ->excludes(sock);
   ctl->add_option("-o,--output", g.output, "Output format")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();

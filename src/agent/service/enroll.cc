@@ -1,27 +1,24 @@
-// Enrollment over a small synchronous Beast HTTP/1.1 POST (the manager speaks plain HTTP
-// on its management address for now) and the enrollment record in the state folder.
+// Agent-side enrollment: key + CSR, the shared enrollment client, certificate checks, and
+// the enrollment record in the state folder (see enroll.h).
 #include "enroll.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "strata/common/log.h"
+#include "strata/enroll/enroll_client.h"
+#include "strata/pki/pki.h"
 
 namespace strata::agent::cli {
 
 namespace {
 
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-namespace asio = boost::asio;
 namespace fs = std::filesystem;
 
 auto log() {
@@ -29,61 +26,34 @@ auto log() {
   return l;
 }
 
-struct Reply {
-  unsigned status = 0;
-  std::string body;
-};
-
-Result<Reply> http_post(const std::string& base_url, const std::string& target,
-                        const std::string& body) {
-  constexpr std::string_view kScheme = "http://";
-  if (base_url.rfind(kScheme, 0) != 0)
-    return invalid_argument("manager", "manager URL must start with http://");
-  std::string hostport = base_url.substr(kScheme.size());
-  if (auto slash = hostport.find('/'); slash != std::string::npos) hostport.resize(slash);
-  auto colon = hostport.rfind(':');
-  std::string host = colon == std::string::npos ? hostport : hostport.substr(0, colon);
-  std::string port = colon == std::string::npos ? "80" : hostport.substr(colon + 1);
-  try {  // Beast reports failures by exception; none may leave this function.
-    asio::io_context ioc;
-    asio::ip::tcp::resolver resolver(ioc);
-    beast::tcp_stream stream(ioc);
-    stream.expires_after(std::chrono::seconds(30));
-    stream.connect(resolver.resolve(host, port));
-    bhttp::request<bhttp::string_body> req{bhttp::verb::post, target, 11};
-    req.set(bhttp::field::host, hostport);
-    req.set(bhttp::field::content_type, "application/json");
-    req.set(bhttp::field::user_agent, "strata-agent");
-    req.body() = body;
-    req.prepare_payload();
-    bhttp::write(stream, req);
-    beast::flat_buffer buf;
-    bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(16 << 20);
-    bhttp::read(stream, buf, parser);
-    beast::error_code ec;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    return Reply{parser.get().result_int(), parser.get().body()};
-  } catch (const std::exception& e) {
-    return unavailable(fmt::format("POST {}{}: {}", base_url, target, e.what()));
-  }
-}
-
-ErrorCode code_from_envelope(const std::string& code, unsigned status) {
-  static const std::pair<const char*, ErrorCode> kCodes[] = {
-      {"invalid_argument", ErrorCode::invalid_argument},
-      {"unauthenticated", ErrorCode::unauthenticated},
-      {"already_exists", ErrorCode::already_exists},
-      {"conflict", ErrorCode::conflict},
-      {"unavailable", ErrorCode::unavailable}};
-  for (const auto& [name, c] : kCodes)
-    if (code == name) return c;
-  return status >= 500 ? ErrorCode::unavailable : ErrorCode::internal;
-}
-
 std::string record_path(const std::string& state_dir) { return state_dir + "/enrollment.json"; }
 
+bool is_unix(const std::string& address) { return address.rfind("unix:", 0) == 0; }
+
+// The certificate the manager returned must be ours (our key), chain to the CA it sent,
+// and name the address we advertised: anything else would fail later in a TLS handshake,
+// with a far less clear message.
+Status check_certificate(const enroll::EnrollReply& reply, const std::string& key_pem,
+                         const std::string& advertise_host) {
+  if (auto st = pki::verify_cert(reply.cert_pem, reply.ca_cert_pem); !st)
+    return tl::unexpected(st.error().wrap("enroll: host certificate"));
+  auto same = pki::cert_matches_key(reply.cert_pem, key_pem);
+  if (!same) return tl::unexpected(same.error());
+  if (!*same) return internal_error("enroll: the returned certificate is not for this host's key");
+  auto info = pki::inspect_cert(reply.cert_pem);
+  if (!info) return tl::unexpected(info.error());
+  bool named = std::find(info->ip_addresses.begin(), info->ip_addresses.end(), advertise_host) !=
+                   info->ip_addresses.end() ||
+               std::find(info->dns_names.begin(), info->dns_names.end(), advertise_host) !=
+                   info->dns_names.end();
+  if (!named)
+    return internal_error("enroll: the returned certificate does not name " + advertise_host);
+  return {};
+}
+
 }  // namespace
+
+std::string tls_dir(const std::string& state_dir) { return state_dir + "/tls"; }
 
 std::optional<nlohmann::json> load_enrollment(const std::string& state_dir,
                                               const std::string& manager_url) {
@@ -95,38 +65,54 @@ std::optional<nlohmann::json> load_enrollment(const std::string& state_dir,
   return j;
 }
 
+bool enrollment_has_tls(const nlohmann::json& record) {
+  return record.is_object() && record.value("tls", false);
+}
+
 Result<nlohmann::json> enroll_once(const EnrollOptions& o) {
-  nlohmann::json body = {{"join_token", o.join_token},
-                         {"name", o.name},
-                         {"address", o.address},
-                         {"inventory", o.inventory}};
-  auto res = http_post(o.manager_url, "/api/v1/hosts/enroll", body.dump());
-  if (!res) return tl::unexpected(res.error());
-  auto j = nlohmann::json::parse(res->body, nullptr, false);
-  if (res->status != 201 || j.is_discarded() || !j.contains("host")) {
-    Error e{res->status >= 500 ? ErrorCode::unavailable : ErrorCode::internal,
-            fmt::format("enroll: HTTP {}", res->status), ""};
-    if (!j.is_discarded() && j.contains("error") && j["error"].is_object()) {
-      const auto& err = j["error"];
-      e.code = code_from_envelope(err.value("code", ""), res->status);
-      e.message = "enroll: " + err.value("message", e.message);
-      e.field = err.value("field", "");
-    }
-    return tl::unexpected(e);
+  enroll::EnrollRequest req;
+  req.manager_url = o.manager_url;
+  req.join_token = o.join_token;
+  req.name = o.name;
+  req.address = o.address;
+  req.inventory = o.inventory;
+  const bool tls = !is_unix(o.address);
+  std::string key_pem, advertise_host;
+  if (tls) {
+    auto hp = pki::split_host_port(o.address);
+    if (!hp) return tl::unexpected(hp.error());
+    advertise_host = hp->host;
+    auto key = pki::generate_key();
+    if (!key) return tl::unexpected(key.error());
+    key_pem = std::move(*key);
+    auto csr = pki::make_csr(key_pem, o.name);
+    if (!csr) return tl::unexpected(csr.error());
+    req.csr_pem = std::move(*csr);
   }
-  nlohmann::json record = {
-      {"manager", o.manager_url}, {"name", o.name}, {"address", o.address}, {"host", j["host"]}};
-  // Write-then-rename so a crash leaves either no record or a whole one.
-  std::string tmp = record_path(o.state_dir) + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << record.dump(2) << "\n";
-    if (!out) return internal_error("cannot write " + tmp);
+  auto reply = enroll::enroll_host(req);
+  if (!reply) return tl::unexpected(reply.error());
+  if (tls) {
+    if (auto st = check_certificate(*reply, key_pem, advertise_host); !st)
+      return tl::unexpected(st.error());
+    std::string dir = tls_dir(o.state_dir);
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    ::chmod(dir.c_str(), 0700);
+    for (auto [file, text, mode] : {std::tuple{"/host.key", &key_pem, 0600u},
+                                    std::tuple{"/host.crt", &reply->cert_pem, 0644u},
+                                    std::tuple{"/ca.crt", &reply->ca_cert_pem, 0644u}})
+      if (auto st = pki::write_file_atomic(dir + file, *text, mode); !st)
+        return tl::unexpected(st.error());
   }
-  std::error_code ec;
-  fs::rename(tmp, record_path(o.state_dir), ec);
-  if (ec) return internal_error("cannot write " + record_path(o.state_dir) + ": " + ec.message());
-  return j["host"];
+  nlohmann::json record = {{"manager", o.manager_url},
+                           {"name", o.name},
+                           {"address", o.address},
+                           {"host", reply->host},
+                           {"tls", tls}};
+  // Written last, whole or not at all: no record means "not enrolled".
+  if (auto st = pki::write_file_atomic(record_path(o.state_dir), record.dump(2) + "\n", 0600); !st)
+    return tl::unexpected(st.error());
+  return reply->host;
 }
 
 Status enroll_until_done(const EnrollOptions& o, const std::atomic<bool>& stop) {
@@ -141,8 +127,9 @@ Status enroll_until_done(const EnrollOptions& o, const std::atomic<bool>& stop) 
   while (!stop.load()) {
     auto host = enroll_once(o);
     if (host) {
-      log()->info("enrolled with {} as {} (host id {}) advertising {}", o.manager_url, o.name,
-                  host->value("id", ""), o.address);
+      log()->info("enrolled with {} as {} (host id {}) advertising {}{}", o.manager_url, o.name,
+                  host->value("id", ""), o.address,
+                  is_unix(o.address) ? "" : "; host certificate in " + tls_dir(o.state_dir));
       return {};
     }
     if (host.error().code != ErrorCode::unavailable) return tl::unexpected(host.error());
@@ -153,21 +140,6 @@ Status enroll_until_done(const EnrollOptions& o, const std::atomic<bool>& stop) 
     delay = std::min(delay * 2, std::chrono::milliseconds(10000));
   }
   return make_error(ErrorCode::unavailable, "stopped before enrollment finished");
-}
-
-std::string default_host_name() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof(buf) - 1) != 0) return "local";
-  std::string out;
-  for (char c : std::string(buf)) {
-    if (c == '.') break;
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '-';
-  }
-  while (!out.empty() && out.front() == '-') out.erase(out.begin());
-  while (!out.empty() && out.back() == '-') out.pop_back();
-  if (out.size() > 63) out.resize(63);
-  return out.empty() ? "local" : out;
 }
 
 }  // namespace strata::agent::cli

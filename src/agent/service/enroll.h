@@ -1,6 +1,8 @@
-// Agent-side enrollment with a manager: POST <manager>/api/v1/hosts/enroll with a one-time
-// join token, once; the result is kept in <state-dir>/enrollment.json so a restarted agent
-// does not enroll again (the token is spent).
+// Agent-side enrollment with a manager (the HTTP call itself is strata/enroll): once, with
+// a one-time join token. For a TCP agent it makes its own key (kept in <state>/tls, 0600,
+// never sent), sends a CSR, checks the returned host certificate against the returned CA
+// and stores both. <state>/enrollment.json, written last, records the result so a
+// restarted agent does not enroll again (the token is spent).
 #pragma once
 
 #include <atomic>
@@ -16,25 +18,28 @@ struct EnrollOptions {
   std::string manager_url;  // http://HOST:PORT
   std::string join_token;
   std::string name;     // host name (DNS label)
-  std::string address;  // where the manager reaches this agent's gRPC (HOST:PORT)
+  std::string address;  // where the manager reaches this agent's gRPC (HOST:PORT or unix:)
   std::string state_dir;
   nlohmann::json inventory = nlohmann::json::object();
 };
+
+// <state-dir>/tls: host.key, host.crt, ca.crt (pki::load_identity reads them).
+std::string tls_dir(const std::string& state_dir);
 
 // The stored enrollment for this manager URL, if any.
 std::optional<nlohmann::json> load_enrollment(const std::string& state_dir,
                                               const std::string& manager_url);
 
-// One attempt: POST, then record the enrolled host. Error codes: unavailable when the
-// manager cannot be reached (retry), unauthenticated/invalid_argument/already_exists as
-// the manager said (do not retry).
+// True when the record came with a certificate (agents enrolled before TLS have none).
+bool enrollment_has_tls(const nlohmann::json& record);
+
+// One attempt: (key + CSR,) POST, check and store the certificate, record the enrolled
+// host. Error codes: unavailable when the manager cannot be reached (retry),
+// unauthenticated/invalid_argument/already_exists as the manager said (do not retry).
 Result<nlohmann::json> enroll_once(const EnrollOptions& options);
 
 // Enrolls unless already enrolled, retrying while the manager is unreachable, until
-// success, a permanent error, or *stop. Returns the outcome for the log.
+// success, a permanent error, or *stop.
 Status enroll_until_done(const EnrollOptions& options, const std::atomic<bool>& stop);
-
-// The machine's hostname as a DNS label ("local" if none).
-std::string default_host_name();
 
 }  // namespace strata::agent::cli

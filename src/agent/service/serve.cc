@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "enroll.h"
@@ -19,6 +20,8 @@
 #include "strata/agent/service/agent_cli.h"
 #include "strata/agent/service/agent_service.h"
 #include "strata/common/log.h"
+#include "strata/enroll/enroll_client.h"
+#include "strata/pki/grpc_tls.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "0.0.0"
@@ -111,6 +114,63 @@ std::string shim_exe() {
   return self;
 }
 
+// Enrolls (first start with --manager) before anything listens on TCP: the TCP listener
+// needs the certificate enrollment brings. Waits for the stop signals meanwhile.
+// nullopt to go on serving, else the exit code.
+std::optional<int> enroll_before_serving(const EnrollOptions& eo, const sigset_t& stop_signals) {
+  std::atomic<bool> stop{false}, done{false};
+  Status result;
+  std::thread enroller([&] {
+    result = enroll_until_done(eo, stop);
+    done = true;
+  });
+  while (!done.load()) {
+    timespec tick{0, 200 * 1000 * 1000};
+    if (sigtimedwait(&stop_signals, nullptr, &tick) > 0) {
+      stop = true;
+      enroller.join();
+      log()->info("stopped while enrolling");
+      return kExitOk;
+    }
+  }
+  enroller.join();
+  if (!result) {
+    log()->error("enrollment with {} failed: {}", eo.manager_url, result.error().to_string());
+    return exit_code(result.error().code);
+  }
+  return std::nullopt;
+}
+
+// The TCP listener's credentials: mutual TLS with the enrollment's certificates, or
+// plaintext with --insecure. nullptr (after logging why) when neither is possible.
+std::shared_ptr<grpc::ServerCredentials> tcp_credentials(const ServeOptions& o) {
+  if (o.insecure) {
+    log()->warn("--insecure: serving {} in plaintext without client authentication", o.listen_tcp);
+    return grpc::InsecureServerCredentials();
+  }
+  if (!o.manager.empty()) {
+    auto rec = load_enrollment(o.state_dir, o.manager);
+    if (rec && !enrollment_has_tls(*rec)) {
+      log()->error(
+          "{}/enrollment.json was written by an agent without TLS: the manager now dials "
+          "agents with mutual TLS. Re-enroll: delete the host in the manager (strata host "
+          "delete {}), remove {}/enrollment.json and start again with a new --join-token "
+          "(or use --insecure, plaintext, for debugging only)",
+          o.state_dir, rec->value("name", o.name), o.state_dir);
+      return nullptr;
+    }
+  }
+  auto id = pki::load_identity(tls_dir(o.state_dir));
+  if (!id) {
+    log()->error(
+        "--listen-tcp needs this host's certificate from enrollment ({}): {}; enroll "
+        "with --manager URL --join-token T, or use --insecure (plaintext, debugging)",
+        tls_dir(o.state_dir), id.error().to_string());
+    return nullptr;
+  }
+  return pki::server_credentials(*id);
+}
+
 }  // namespace
 
 int run_serve(const ServeOptions& in) {
@@ -135,7 +195,7 @@ int run_serve(const ServeOptions& in) {
       log()->error("--manager needs --advertise HOST:PORT (or --listen-tcp)");
       return kExitUsage;
     }
-    if (o.name.empty()) o.name = default_host_name();
+    if (o.name.empty()) o.name = enroll::default_host_name();
   } else if (!o.join_token.empty() || !o.advertise.empty()) {
     log()->error("--join-token and --advertise need --manager");
     return kExitUsage;
@@ -221,25 +281,7 @@ int run_serve(const ServeOptions& in) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
   }
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials());
-  int tcp_port = 0;
-  if (!o.listen_tcp.empty()) {
-    builder.AddListeningPort(o.listen_tcp, grpc::InsecureServerCredentials(), &tcp_port);
-  }
-  builder.RegisterService(svc->get());
-  auto server = builder.BuildAndStart();
-  if (!server || (!o.listen_tcp.empty() && tcp_port == 0)) {
-    log()->error("cannot listen on {} {}", o.listen, o.listen_tcp);
-    return kExitUnavailable;
-  }
-  if (o.listen.rfind("unix:", 0) == 0) ::chmod(o.listen.substr(5).c_str(), 0600);
-  log()->info("serving listen={} tcp={} tcp_port={} pid={}", o.listen, o.listen_tcp, tcp_port,
-              ::getpid());
-
-  // Enroll in the background once serving: the manager dials back as soon as it accepts.
-  std::atomic<bool> stop_enroll{false};
-  std::thread enroller;
+  // Enroll before serving: a TCP listener needs the host certificate enrollment brings.
   if (!o.manager.empty()) {
     EnrollOptions eo;
     eo.manager_url = o.manager;
@@ -254,16 +296,36 @@ int run_serve(const ServeOptions& in) {
       eo.inventory["cpu_threads"] = inv->cpu_threads();
       eo.inventory["memory_total_bytes"] = inv->memory_total_bytes();
     }
-    enroller = std::thread([eo, &stop_enroll] {
-      if (auto st = enroll_until_done(eo, stop_enroll); !st)
-        log()->error("enrollment with {} failed: {}", eo.manager_url, st.error().to_string());
-    });
+    if (auto rc = enroll_before_serving(eo, stop_signals)) {
+      (*svc)->shutdown();
+      return *rc;
+    }
   }
+
+  // The UNIX socket stays plaintext: its 0600 mode is the access control.
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials());
+  int tcp_port = 0;
+  if (!o.listen_tcp.empty()) {
+    auto creds = tcp_credentials(o);
+    if (!creds) {
+      (*svc)->shutdown();
+      return kExitPrecondition;
+    }
+    builder.AddListeningPort(o.listen_tcp, creds, &tcp_port);
+  }
+  builder.RegisterService(svc->get());
+  auto server = builder.BuildAndStart();
+  if (!server || (!o.listen_tcp.empty() && tcp_port == 0)) {
+    log()->error("cannot listen on {} {}", o.listen, o.listen_tcp);
+    return kExitUnavailable;
+  }
+  if (o.listen.rfind("unix:", 0) == 0) ::chmod(o.listen.substr(5).c_str(), 0600);
+  log()->info("serving listen={} tcp={} tcp_port={} tls={} pid={}", o.listen, o.listen_tcp,
+              tcp_port, !o.listen_tcp.empty() && !o.insecure, ::getpid());
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  stop_enroll = true;
-  if (enroller.joinable()) enroller.join();
   log()->info("stopping on signal {}; VMs keep running", sig);
   (*svc)->shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

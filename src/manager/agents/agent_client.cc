@@ -111,13 +111,32 @@ std::string vm_state_name(pb::VmState s) {
   }
 }
 
-AgentClient::AgentClient(std::string address, std::chrono::milliseconds default_timeout)
+namespace {
+std::mutex g_tls_mu;
+std::shared_ptr<const pki::TlsIdentity> g_tls;
+}  // namespace
+
+void AgentClient::set_default_tls(std::shared_ptr<const pki::TlsIdentity> tls) {
+  std::lock_guard lock(g_tls_mu);
+  g_tls = std::move(tls);
+}
+
+std::shared_ptr<const pki::TlsIdentity> AgentClient::default_tls() {
+  std::lock_guard lock(g_tls_mu);
+  return g_tls;
+}
+
+AgentClient::AgentClient(std::string address, std::chrono::milliseconds default_timeout,
+                         std::shared_ptr<const pki::TlsIdentity> tls)
     : address_(std::move(address)), timeout_(default_timeout) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   args.SetMaxReceiveMessageSize(64 << 20);
-  channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
+  const bool unix_socket = address_.rfind("unix:", 0) == 0;
+  auto creds = (unix_socket || !tls) ? grpc::InsecureChannelCredentials()
+                                     : pki::channel_credentials(*tls);
+  channel_ = grpc::CreateCustomChannel(address_, creds, args);
   stub_ = pb::AgentService::NewStub(channel_);
 }
 

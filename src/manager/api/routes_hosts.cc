@@ -5,6 +5,8 @@
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/json_fields.h"
 #include "strata/model/validation.h"
+#include "strata/pki/certificate_authority.h"
+#include "strata/pki/pki.h"
 
 namespace strata::manager {
 
@@ -38,6 +40,26 @@ nlohmann::json host_json(ApiDeps& d, const store::HostRecord& h, bool detail) {
   return j;
 }
 
+// Host certificates live as long as the CA allows; renewal is re-enrollment.
+constexpr int kHostCertDays = 1825;
+
+// For a TCP agent: the host certificate from its CSR (CN = host name, SAN = the host part
+// of the advertised address, server use only). Empty for a UNIX-socket agent (the
+// all-in-one local agent), which the manager reaches without TLS.
+Result<std::string> host_certificate(const ApiDeps& d, const nlohmann::json& body,
+                                     const store::HostRecord& host) {
+  if (host.address.rfind("unix:", 0) == 0) return std::string();
+  if (!body.contains("csr"))
+    return invalid_argument("csr",
+                            "csr is required: the manager dials agents over mutual TLS; "
+                            "upgrade strata-agent");
+  auto hp = pki::split_host_port(host.address);
+  if (!hp) return tl::unexpected(hp.error());
+  if (!d.ca) return make_error(ErrorCode::unavailable, "the manager has no CA to sign with");
+  return d.ca->sign_csr(body["csr"].get<std::string>(), host.name, {hp->host},
+                        pki::CertUsage::server, kHostCertDays);
+}
+
 }  // namespace
 
 void add_host_routes(ApiService& api) {
@@ -52,6 +74,7 @@ void add_host_routes(ApiService& api) {
     if (auto st = check_fields(*body, {{"join_token", T::string, true},
                                        {"name", T::string, true},
                                        {"address", T::string, true},
+                                       {"csr", T::string},
                                        {"inventory", T::object}});
         !st)
       return error_response(st.error());
@@ -73,6 +96,7 @@ void add_host_routes(ApiService& api) {
     }
     std::string hash = sha256_hex((*body)["join_token"].get<std::string>());
     store::HostRecord stored;
+    std::string cert;
     auto st = d.store->transaction([&](store::Store& tx) -> Status {
       auto created = tx.create_host(host);
       if (!created) return tl::unexpected(created.error());
@@ -86,12 +110,19 @@ void add_host_routes(ApiService& api) {
           return make_error(ErrorCode::unauthenticated, "join token already used");
         return tl::unexpected(used.error());
       }
+      // Signed only after the token checked out; a bad CSR rolls the enrollment back.
+      auto signed_cert = host_certificate(d, *body, *created);
+      if (!signed_cert) return tl::unexpected(signed_cert.error());
+      cert = std::move(*signed_cert);
       stored = *created;
       return {};
     });
     if (!st) return error_response(st.error());
     d.agents->add_host(stored);
-    auto resp = HttpResponse::json(201, {{"host", host_json(d, stored, false)}});
+    nlohmann::json reply = {{"host", host_json(d, stored, false)}};
+    if (!cert.empty())
+      reply["tls"] = {{"certificate", cert}, {"ca_certificate", d.ca->cert_pem()}};
+    auto resp = HttpResponse::json(201, reply);
     resp.audit_target = "host/" + stored.name;
     return resp;
   });

@@ -44,7 +44,7 @@ cleanup() {
 trap cleanup EXIT
 
 start_agent() {
-  "$AGENT" serve --state-dir "$STATE" --accel tcg --listen-tcp "127.0.0.1:$PORT" \
+  "$AGENT" serve --state-dir "$STATE" --accel tcg --listen-tcp "127.0.0.1:$PORT" --insecure \
     --log-level debug >>"$T/agent.log" 2>&1 &
   AGENT_PID=$!
   for _ in $(seq 1 300); do

@@ -7,6 +7,8 @@
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/pki/certificate_authority.h"
+#include "strata/pki/pki.h"
 
 namespace strata::manager {
 namespace {
@@ -37,6 +39,10 @@ class ApiTest : public ::testing::Test {
     d.controller = controller_.get();
     d.placement = placement_.get();
     d.clock = clock_;
+    auto ca = pki::CertificateAuthority::create("test CA");
+    ASSERT_TRUE(ca);
+    ca_ = std::make_unique<pki::CertificateAuthority>(std::move(*ca));
+    d.ca = ca_.get();
     api_ = std::make_unique<ApiService>(std::move(d));
   }
 
@@ -79,6 +85,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<ConnectionManager> agents_;
   std::unique_ptr<PlacementService> placement_;
   std::unique_ptr<VmController> controller_;
+  std::unique_ptr<pki::CertificateAuthority> ca_;
   std::unique_ptr<ApiService> api_;
 };
 
@@ -198,6 +205,48 @@ TEST_F(ApiTest, EnrollNeedsAValidJoinToken) {
   EXPECT_EQ(patch.status, 200u) << patch.body;
   EXPECT_EQ(json::parse(patch.body)["state"], "maintenance");
   EXPECT_EQ(json::parse(patch.body)["labels"]["zone"], "a");
+  agents_->stop();
+}
+
+TEST_F(ApiTest, EnrollOverTcpSignsTheAgentsCsr) {
+  auto jt = call("POST", "/api/v1/join-tokens", "", admin_);
+  ASSERT_EQ(jt.status, 201u) << jt.body;
+  std::string secret = json::parse(jt.body)["token"];
+  json body = {{"join_token", secret}, {"name", "h1"}, {"address", "10.77.0.11:7481"}};
+  // An agent without a CSR (older than TLS) is told why; the token stays usable.
+  auto no_csr = call("POST", "/api/v1/hosts/enroll", body.dump(), "");
+  EXPECT_EQ(no_csr.status, 400u) << no_csr.body;
+  EXPECT_EQ(field(no_csr), "csr");
+  body["csr"] = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
+  auto bad_csr = call("POST", "/api/v1/hosts/enroll", body.dump(), "");
+  EXPECT_EQ(bad_csr.status, 400u) << bad_csr.body;
+  EXPECT_EQ(field(bad_csr), "csr");
+
+  auto key = pki::generate_key();
+  ASSERT_TRUE(key);
+  body["csr"] = *pki::make_csr(*key, "asked-for-another-name");
+  auto ok = call("POST", "/api/v1/hosts/enroll", body.dump(), "");
+  ASSERT_EQ(ok.status, 201u) << "the failed attempts must not spend the token: " << ok.body;
+  auto reply = json::parse(ok.body);
+  std::string cert = reply["tls"]["certificate"];
+  EXPECT_EQ(reply["tls"]["ca_certificate"], ca_->cert_pem());
+  EXPECT_TRUE(pki::verify_cert(cert, ca_->cert_pem()));
+  EXPECT_TRUE(*pki::cert_matches_key(cert, *key));
+  auto info = pki::inspect_cert(cert);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->common_name, "h1");
+  EXPECT_EQ(info->ip_addresses, std::vector<std::string>{"10.77.0.11"});
+  EXPECT_TRUE(info->server_auth);
+  EXPECT_FALSE(info->client_auth);
+
+  // A UNIX-socket agent (all-in-one) needs no CSR and gets no certificate.
+  auto jt2 = call("POST", "/api/v1/join-tokens", "", admin_);
+  std::string secret2 = json::parse(jt2.body)["token"];
+  auto local = call("POST", "/api/v1/hosts/enroll",
+                    json{{"join_token", secret2}, {"name", "local"}, {"address", "unix:/x"}}.dump(),
+                    "");
+  EXPECT_EQ(local.status, 201u) << local.body;
+  EXPECT_FALSE(json::parse(local.body).contains("tls"));
   agents_->stop();
 }
 

@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include "strata/manager/agents/enroll_client.h"
+#include "strata/enroll/http_client.h"
 
 namespace strata::manager {
 namespace {
+
+using enroll::http_request;
 
 TEST(ParseTarget, DecodesPathAndQuery) {
   std::string path;

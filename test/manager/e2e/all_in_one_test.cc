@@ -25,12 +25,14 @@
 #include <nlohmann/json.hpp>
 
 #include "strata/common/process.h"
-#include "strata/manager/agents/enroll_client.h"
+#include "strata/enroll/http_client.h"
 
 extern char** environ;
 
 namespace strata::manager {
 namespace {
+
+using enroll::http_request;
 
 namespace fs = std::filesystem;
 using nlohmann::json;

@@ -25,7 +25,9 @@ struct ServeOptions {
   std::string state_dir = "/var/lib/strata-agent";
   std::string images_dir;      // default <state_dir>/images
   std::string listen;          // default unix:<state_dir>/agent.sock
-  std::string listen_tcp;      // HOST:PORT, empty for none
+  std::string listen_tcp;      // HOST:PORT, empty for none; mutual TLS with the
+                               // certificates from enrollment (<state_dir>/tls)
+  bool insecure = false;       // plaintext TCP instead (no manager dials that; ctl/dev only)
   std::string accel = "auto";  // auto | kvm | tcg
   std::string qemu = "qemu-system-x86_64";
   std::string qemu_img = "qemu-img";

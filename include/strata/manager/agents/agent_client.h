@@ -15,6 +15,7 @@
 #include "strata/agent/v1/agent.grpc.pb.h"
 #include "strata/common/error.h"
 #include "strata/model/vm_spec.h"
+#include "strata/pki/grpc_tls.h"
 
 namespace strata::manager {
 
@@ -38,10 +39,18 @@ class StreamCancel {
 
 class AgentClient {
  public:
-  // address: "unix:/path" or "host:port" (insecure channel: agent and manager trust the
-  // network they share; TLS is future work).
+  // address: "unix:/path" (plaintext: the socket's file mode protects it) or "host:port"
+  // (mutual TLS with `tls`: the manager's client certificate, and the agent's certificate
+  // checked against the manager's CA and the dialled address; plaintext only when no
+  // identity was ever configured, as in tests of plaintext agents).
   explicit AgentClient(std::string address,
-                       std::chrono::milliseconds default_timeout = std::chrono::seconds(10));
+                       std::chrono::milliseconds default_timeout = std::chrono::seconds(10),
+                       std::shared_ptr<const pki::TlsIdentity> tls = default_tls());
+
+  // The identity new clients use by default; stratad sets it once at start, before any
+  // connection is made (its CA and a client certificate the CA issued to it).
+  static void set_default_tls(std::shared_ptr<const pki::TlsIdentity> tls);
+  static std::shared_ptr<const pki::TlsIdentity> default_tls();
 
   const std::string& address() const { return address_; }
 

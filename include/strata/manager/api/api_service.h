@@ -13,6 +13,10 @@
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/events/event_log.h"
 
+namespace strata::pki {
+class CertificateAuthority;
+}
+
 namespace strata::manager {
 
 class ConnectionManager;
@@ -30,6 +34,8 @@ struct ApiDeps {
   VmController* controller = nullptr;
   PlacementService* placement = nullptr;
   ClockPtr clock;
+  // Signs the CSRs of agents at enrollment; nullptr: TCP agents cannot enroll.
+  const pki::CertificateAuthority* ca = nullptr;
   std::string version = "0.1.0";
   // Called when the server is stopping, so streams end (SSE loops check it).
   std::function<bool()> stopping = [] { return false; };

@@ -1,0 +1,35 @@
+// The one enrollment client: POST <manager>/api/v1/hosts/enroll with a one-time join token
+// (and, for TCP agents, a CSR that the manager's CA signs). Used by `strata-agent serve
+// --manager` and by stratad --all-in-one for its local agent.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "strata/common/error.h"
+
+namespace strata::enroll {
+
+struct EnrollRequest {
+  std::string manager_url;  // "http://HOST:PORT" (plain HTTP: the join token is the secret)
+  std::string join_token;
+  std::string name;     // host name (DNS label)
+  std::string address;  // where the manager reaches the agent's gRPC ("unix:/..", "host:port")
+  std::string csr_pem;  // the agent's CSR; required by the manager for TCP addresses
+  nlohmann::json inventory = nlohmann::json::object();  // the agent's inventory JSON
+};
+
+struct EnrollReply {
+  nlohmann::json host;      // the "host" object of the 201 response
+  std::string cert_pem;     // the host certificate (when a CSR was sent)
+  std::string ca_cert_pem;  // the manager's CA certificate (when a CSR was sent)
+};
+
+// Errors carry the manager's error envelope (code, message, field); unavailable when the
+// manager cannot be reached or answers 5xx (worth a retry).
+Result<EnrollReply> enroll_host(const EnrollRequest& request);
+
+// The machine's hostname as a DNS label ("local" if none): the default enrollment name.
+std::string default_host_name();
+
+}  // namespace strata::enroll

@@ -1,0 +1,160 @@
+// The manager's CA, CSRs and host certificates: what the certificates say (CN, SAN, usage),
+// that a certificate from another CA or a tampered CSR is refused, and that private keys
+// are written 0600.
+#include "strata/pki/pki.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "strata/pki/certificate_authority.h"
+
+namespace strata::pki {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/strata-pki-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+unsigned mode_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 0777;
+}
+
+TEST(Pki, HostCertificateFromCsrCarriesNameSanAndServerUsage) {
+  auto ca = CertificateAuthority::create("test CA");
+  ASSERT_TRUE(ca) << ca.error().to_string();
+  auto key = generate_key();
+  ASSERT_TRUE(key) << key.error().to_string();
+  auto csr = make_csr(*key, "what-the-agent-asked");
+  ASSERT_TRUE(csr) << csr.error().to_string();
+  auto cert = ca->sign_csr(*csr, "h1", {"10.77.0.11"}, CertUsage::server, 30);
+  ASSERT_TRUE(cert) << cert.error().to_string();
+
+  EXPECT_TRUE(verify_cert(*cert, ca->cert_pem()));
+  EXPECT_TRUE(*cert_matches_key(*cert, *key));
+  auto info = inspect_cert(*cert);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->common_name, "h1") << "the manager, not the CSR, names the host";
+  EXPECT_EQ(info->ip_addresses, std::vector<std::string>{"10.77.0.11"});
+  EXPECT_TRUE(info->dns_names.empty());
+  EXPECT_TRUE(info->server_auth);
+  EXPECT_FALSE(info->client_auth) << "a host certificate must not call other agents";
+  EXPECT_FALSE(info->is_ca);
+
+  auto dns = ca->sign_csr(*csr, "h2", {"node2.example"}, CertUsage::server, 30);
+  ASSERT_TRUE(dns);
+  EXPECT_EQ(inspect_cert(*dns)->dns_names, std::vector<std::string>{"node2.example"});
+  auto v6 = ca->sign_csr(*csr, "h3", {"fd00::3"}, CertUsage::server, 30);
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(inspect_cert(*v6)->ip_addresses, std::vector<std::string>{"fd00::3"});
+}
+
+TEST(Pki, CertificateFromAnotherCaIsRejected) {
+  auto ca = CertificateAuthority::create("real CA");
+  auto other = CertificateAuthority::create("real CA");  // same name, different key
+  ASSERT_TRUE(ca && other);
+  auto issued = other->issue("stratad", {}, CertUsage::client, 30);
+  ASSERT_TRUE(issued);
+  auto st = verify_cert(issued->cert_pem, ca->cert_pem());
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::unauthenticated);
+  EXPECT_TRUE(verify_cert(issued->cert_pem, other->cert_pem()));
+  EXPECT_TRUE(inspect_cert(issued->cert_pem)->client_auth);
+  EXPECT_FALSE(inspect_cert(issued->cert_pem)->server_auth);
+  EXPECT_TRUE(inspect_cert(ca->cert_pem())->is_ca);
+  EXPECT_FALSE(*cert_matches_key(issued->cert_pem, *generate_key()));
+}
+
+TEST(Pki, TamperedOrBogusCsrIsRefused) {
+  auto ca = CertificateAuthority::create("CA");
+  ASSERT_TRUE(ca);
+  auto csr = make_csr(*generate_key(), "h1");
+  ASSERT_TRUE(csr);
+  auto bogus = ca->sign_csr("not a csr", "h1", {"10.0.0.1"}, CertUsage::server, 30);
+  ASSERT_FALSE(bogus);
+  EXPECT_EQ(bogus.error().field, "csr");
+  // Flip one base64 character in the middle of the body: the signature no longer holds
+  // (or the DER no longer parses); either way no certificate.
+  std::string tampered = *csr;
+  size_t mid = tampered.find('\n') + 60;
+  tampered[mid] = tampered[mid] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(ca->sign_csr(tampered, "h1", {"10.0.0.1"}, CertUsage::server, 30));
+  // No name may smuggle a second SAN entry or another kind of name.
+  for (const char* bad : {"a,IP:1.2.3.4", "", "x y", "email:a@b"})
+    EXPECT_FALSE(ca->sign_csr(*csr, "h1", {bad}, CertUsage::server, 30)) << bad;
+  EXPECT_FALSE(ca->sign_csr(*csr, "", {"10.0.0.1"}, CertUsage::server, 30));
+  EXPECT_FALSE(ca->sign_csr(*csr, "h1", {"10.0.0.1"}, CertUsage::server, 0));
+}
+
+TEST(Pki, CaIsMadeOnceWithAPrivateKeyAndReloaded) {
+  TempDir tmp;
+  std::string dir = tmp.path() + "/pki";
+  auto first = CertificateAuthority::load_or_create(dir, "CA");
+  ASSERT_TRUE(first) << first.error().to_string();
+  EXPECT_EQ(mode_of(dir + "/ca.key"), 0600u);
+  EXPECT_EQ(mode_of(dir), 0700u);
+  auto again = CertificateAuthority::load_or_create(dir, "CA");
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(again->cert_pem(), first->cert_pem()) << "the CA must survive a restart";
+  // The reloaded CA signs certificates the first one's certificate verifies.
+  auto issued = again->issue("stratad", {}, CertUsage::client, 30);
+  ASSERT_TRUE(issued);
+  EXPECT_TRUE(verify_cert(issued->cert_pem, first->cert_pem()));
+
+  ::chmod((dir + "/ca.key").c_str(), 0644);
+  auto loose = CertificateAuthority::load_or_create(dir, "CA");
+  ASSERT_FALSE(loose);
+  EXPECT_EQ(loose.error().code, ErrorCode::failed_precondition);
+  ::chmod((dir + "/ca.key").c_str(), 0600);
+  fs::remove(dir + "/ca.crt");
+  auto half = CertificateAuthority::load_or_create(dir, "CA");
+  ASSERT_FALSE(half) << "one file of two must not silently become a new CA";
+  EXPECT_EQ(half.error().code, ErrorCode::failed_precondition);
+}
+
+TEST(Pki, WriteFileAtomicSetsTheModeWhateverTheUmask) {
+  TempDir tmp;
+  mode_t old = ::umask(0);
+  auto st = write_file_atomic(tmp.path() + "/k", "secret", 0600);
+  ::umask(old);
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(mode_of(tmp.path() + "/k"), 0600u);
+  EXPECT_EQ(*read_file(tmp.path() + "/k"), "secret");
+  ASSERT_TRUE(write_file_atomic(tmp.path() + "/k", "new", 0600));
+  EXPECT_EQ(*read_file(tmp.path() + "/k"), "new");
+  EXPECT_FALSE(fs::exists(tmp.path() + "/k.tmp"));
+}
+
+TEST(Pki, SplitHostPort) {
+  auto v4 = split_host_port("10.1.2.3:7481");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->host, "10.1.2.3");
+  EXPECT_EQ(v4->port, "7481");
+  EXPECT_TRUE(v4->is_ip);
+  auto v6 = split_host_port("[fd00::1]:7481");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "fd00::1");
+  EXPECT_TRUE(v6->is_ip);
+  auto name = split_host_port("node1.lan:7481");
+  ASSERT_TRUE(name);
+  EXPECT_FALSE(name->is_ip);
+  for (const char* bad : {"", "host", ":1", "host:", "fd00::1:7481", "h:x1", "[fd00::1]7481"})
+    EXPECT_FALSE(split_host_port(bad)) << bad;
+}
+
+}  // namespace
+}  // namespace strata::pki
