@@ -112,7 +112,9 @@ class ManagerImpl final : public Manager {
     server_ = std::move(*server);
     api_url_ = fmt::format("http://{}:{}", listen->first, server_->port());
 
-    // The local agent first, so its host is reachable from the first heartbeat on.
+    // The local agent first, so its host is reachable from the first heartbeat on. Host
+    // connections start (and wait for every known host's first heartbeat, bounded) before
+    // the API serves: a restarted manager does not turn creates away as "no host fits".
     if (cfg.all_in_one) {
       local_agent_ = std::make_unique<LocalAgent>();
       std::string bin = cfg.agent_binary.empty() ? default_agent_binary() : cfg.agent_binary;
@@ -120,6 +122,7 @@ class ManagerImpl final : public Manager {
         return tl::unexpected(st.error().wrap("local agent"));
     }
     if (auto st = agents_->start(); !st) return st;
+
     controller_->start();
     events_->append("stratad", "manager.start", "manager", "ok", api_url_);
 

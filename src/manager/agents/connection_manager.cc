@@ -37,6 +37,7 @@ class ConnectionManager::HostConnection {
 
   AgentClientPtr client() const { return client_; }
   Liveness liveness() const { return liveness_; }
+  bool first_heartbeat_done() const { return first_done_; }
 
  private:
   // Sleeps (real time) up to d; false when stopping.
@@ -69,6 +70,7 @@ class ConnectionManager::HostConnection {
       }
       changed = tracker_.check() || changed;
       if (changed) on_transition();
+      first_done_ = true;
       auto until = tracker_.next_due() - mgr_.clock_->now();
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until);
       if (!wait(std::clamp(ms, std::chrono::milliseconds(50), mgr_.config_.heartbeat.interval)))
@@ -150,6 +152,7 @@ class ConnectionManager::HostConnection {
   AgentClientPtr client_;
   HeartbeatTracker tracker_;  // heartbeat thread only
   std::atomic<Liveness> liveness_{Liveness::unknown};
+  std::atomic<bool> first_done_{false};
   int64_t last_ok_ms_ = 0;
   StreamCancel cancel_;
   std::mutex mu_;
@@ -173,7 +176,22 @@ Status ConnectionManager::start() {
   auto hosts = store_.list_hosts({});
   if (!hosts) return tl::unexpected(hosts.error());
   for (const auto& h : *hosts) add_host(h);
+  // Every connection heartbeats at once on its own thread; wait for those first answers
+  // (an unreachable host costs at most one rpc_timeout, all in parallel).
+  auto deadline = std::chrono::steady_clock::now() + config_.startup_wait;
+  while (hosts_awaiting_first_heartbeat() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (size_t n = hosts_awaiting_first_heartbeat(); n > 0)
+    logger("manager.agents")->warn("first heartbeat still pending hosts={} waited_ms={}", n,
+                                   config_.startup_wait.count());
   return {};
+}
+
+size_t ConnectionManager::hosts_awaiting_first_heartbeat() const {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const auto& [id, c] : hosts_) n += c->first_heartbeat_done() ? 0 : 1;
+  return n;
 }
 
 void ConnectionManager::stop() {

@@ -2,6 +2,10 @@
 // GetMetrics every interval), liveness via HeartbeatTracker, bounded metrics history and
 // periodic inventory refresh in the store, and a WatchEvents stream whose VM transitions
 // are handed to the controller. Two threads per host (heartbeat, watch).
+// Restart: start() heartbeats every known host at once and waits (bounded) for those first
+// answers, so the API does not begin with every host "not confirmed". Until a host's
+// liveness is known the store keeps its last known state (what the scheduler reads), so a
+// manager restart alone never turns hosts away; only missed heartbeats do.
 #pragma once
 
 #include <chrono>
@@ -24,6 +28,8 @@ struct ConnectionConfig {
   HeartbeatConfig heartbeat;
   int metrics_keep_last = 300;   // samples kept per host (10 min at 2 s)
   int inventory_every = 30;      // refresh inventory every N successful heartbeats
+  // start() waits at most this long for the first heartbeat of every known host.
+  std::chrono::milliseconds startup_wait{2500};
 };
 
 struct AgentCallbacks {
@@ -39,8 +45,11 @@ class ConnectionManager {
   ~ConnectionManager();
 
   void set_callbacks(AgentCallbacks callbacks);
-  // Starts watching every host in the store.
+  // Starts watching every host in the store and waits (up to startup_wait) until each has
+  // answered or failed its first heartbeat.
   Status start();
+  // Hosts whose first heartbeat has not completed yet (0 once all have been tried).
+  size_t hosts_awaiting_first_heartbeat() const;
   void stop();
 
   // Adds a host (enrollment) or replaces its address.

@@ -1,0 +1,142 @@
+// ConnectionManager at (re)start, against a real AgentService on a UNIX socket (in-memory
+// driver): start() returns only after every known host's first heartbeat (bounded), so a
+// restarted manager serves with hosts already confirmed; a host that does not answer keeps
+// its last known store state until it really misses `miss_threshold` heartbeats, so the
+// scheduler does not turn work away just because the manager restarted.
+#include "strata/manager/agents/connection_manager.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "../../agent/service/memory_hypervisor.h"
+#include "strata/agent/service/agent_service.h"
+#include "strata/manager/controllers/placement.h"
+
+namespace strata::manager {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ConnectionStartTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/strata-conn-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto s = store::open_store("sqlite::memory:", store::StoreOptions{system_clock(), 1});
+    ASSERT_TRUE(s) << s.error().to_string();
+    store_ = std::move(*s);
+    events_ = std::make_unique<EventLog>(*store_);
+  }
+  void TearDown() override {
+    if (server_) {
+      service_->shutdown();
+      server_->Shutdown();
+    }
+    fs::remove_all(dir_);
+  }
+
+  std::string serve_agent() {
+    agent::service::AgentServiceOptions opts;
+    opts.state_dir = (dir_ / "state").string();
+    opts.agent_version = "test";
+    opts.hostname = "h1";
+    opts.accelerator = "tcg";
+    opts.inventory = [] {
+      pb::HostInventory inv;
+      inv.set_hostname("h1");
+      inv.set_accelerator("tcg");
+      inv.set_cpu_threads(4);
+      inv.set_memory_total_bytes(4096ull << 20);
+      inv.set_inventory_json("{}");
+      return Result<pb::HostInventory>(inv);
+    };
+    auto svc = agent::service::AgentService::create(hv_, opts);
+    EXPECT_TRUE(svc) << svc.error().to_string();
+    service_ = std::move(*svc);
+    std::string addr = "unix:" + (dir_ / "agent.sock").string();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(addr, grpc::InsecureServerCredentials());
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    EXPECT_NE(server_, nullptr);
+    return addr;
+  }
+
+  // A host as a previous manager left it in the store: last known state "up".
+  store::HostRecord add_host(const std::string& name, const std::string& address) {
+    store::HostRecord h;
+    h.name = name;
+    h.address = address;
+    h.state = "up";
+    h.accelerator = "tcg";
+    h.cpu_threads = 4;
+    h.memory_mib = 4096;
+    auto c = store_->create_host(h);
+    EXPECT_TRUE(c);
+    return *c;
+  }
+
+  // Long interval: only the first heartbeat happens during a test.
+  static ConnectionConfig config() {
+    ConnectionConfig c;
+    c.heartbeat.interval = std::chrono::seconds(60);
+    c.heartbeat.rpc_timeout = std::chrono::milliseconds(500);
+    c.heartbeat.miss_threshold = 3;
+    c.startup_wait = std::chrono::seconds(20);
+    return c;
+  }
+
+  fs::path dir_;
+  store::StorePtr store_;
+  std::unique_ptr<EventLog> events_;
+  agent::testing::MemoryHypervisor hv_;
+  std::unique_ptr<agent::service::AgentService> service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+TEST_F(ConnectionStartTest, StartReturnsWithReachableHostsConfirmedUp) {
+  auto h = add_host("h1", serve_agent());
+  ConnectionManager cm(*store_, *events_, system_clock(), config());
+  std::vector<Liveness> seen;
+  cm.set_callbacks({[&](const std::string&, Liveness l) { seen.push_back(l); }, nullptr});
+  ASSERT_TRUE(cm.start());
+  // No sleeping or polling here: start() itself waited for the first heartbeat.
+  EXPECT_EQ(cm.hosts_awaiting_first_heartbeat(), 0u);
+  EXPECT_EQ(cm.liveness(h.id), Liveness::up);
+  EXPECT_EQ(seen, std::vector<Liveness>{Liveness::up});
+  auto stored = store_->get_host(h.id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->state, "up");
+  EXPECT_GT(stored->last_heartbeat_ms, 0);
+  cm.stop();
+}
+
+TEST_F(ConnectionStartTest, SilentHostKeepsLastKnownStateSoPlacementStillWorks) {
+  auto up = add_host("h1", serve_agent());
+  auto silent = add_host("h2", "unix:" + (dir_ / "nobody-listens.sock").string());
+  ConnectionManager cm(*store_, *events_, system_clock(), config());
+  ASSERT_TRUE(cm.start());
+  // The silent host's first heartbeat failed (one miss of three): not up, not yet
+  // unreachable, and its store state is still the last known "up".
+  EXPECT_EQ(cm.hosts_awaiting_first_heartbeat(), 0u);
+  EXPECT_EQ(cm.liveness(up.id), Liveness::up);
+  EXPECT_EQ(cm.liveness(silent.id), Liveness::unknown);
+  EXPECT_EQ(store_->get_host(silent.id)->state, "up");
+
+  // What the restarted manager's scheduler sees: both hosts are candidates.
+  PlacementService placement(*store_, *sched::Scheduler::create({}));
+  ASSERT_TRUE(placement.load());
+  auto snap = placement.snapshot();
+  ASSERT_TRUE(snap);
+  ASSERT_EQ(snap->size(), 2u);
+  for (uint32_t i = 0; i < snap->size(); ++i)
+    EXPECT_EQ(snap->host(i).state, sched::HostState::up) << snap->host(i).name;
+  cm.stop();
+}
+
+}  // namespace
+}  // namespace strata::manager
