@@ -2,6 +2,7 @@
 // fits), list/get, actions and delete. Every change bumps control.generation, makes a task
 // and wakes the controller, which talks to the agent.
 #include <random>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -24,6 +25,16 @@ std::string host_name_of(ApiDeps& d, const store::VmRecord& vm) {
   if (!vm.host_id) return "";
   auto h = d.store->get_host(*vm.host_id);
   return h ? h->name : "";
+}
+
+// Host id -> name of every host, read once per list request instead of once per VM.
+Result<std::unordered_map<std::string, std::string>> host_names(ApiDeps& d) {
+  auto hosts = d.store->list_hosts({});
+  if (!hosts) return tl::unexpected(hosts.error());
+  std::unordered_map<std::string, std::string> names;
+  names.reserve(hosts->size());
+  for (auto& h : *hosts) names.emplace(std::move(h.id), std::move(h.name));
+  return names;
 }
 
 HttpResponse create_vm(ApiDeps& d, HttpRequest& r) {
@@ -149,8 +160,13 @@ void add_vm_routes(ApiService& api) {
     }
     auto list = d.store->list_vms(opts);
     if (!list) return error_response(list.error());
+    auto names = host_names(d);
+    if (!names) return error_response(names.error());
     nlohmann::json items = nlohmann::json::array();
-    for (const auto& vm : *list) items.push_back(vm_to_json(vm, host_name_of(d, vm)));
+    for (const auto& vm : *list) {
+      auto h = vm.host_id ? names->find(*vm.host_id) : names->end();
+      items.push_back(vm_to_json(vm, h != names->end() ? h->second : std::string()));
+    }
     nlohmann::json next = nullptr;
     if (opts.limit > 0 && static_cast<int>(list->size()) == opts.limit) next = list->back().name;
     return HttpResponse::json(200, {{"vms", items}, {"next", next}});
