@@ -102,16 +102,6 @@ class ManagerImpl final : public Manager {
     if (auto st = placement_->load(); !st) return st;
     api_ = std::make_unique<ApiService>(std::move(deps));
 
-    auto listen = split_listen(cfg.listen);
-    if (!listen) return tl::unexpected(listen.error());
-    HttpServerConfig hc{listen->first, listen->second, cfg.http_threads};
-    auto server = start_http_server(
-        hc, [this](std::string_view m, std::string_view p) { return api_->body_limit(m, p); },
-        [this](HttpRequest& r) { return api_->dispatch(r); });
-    if (!server) return tl::unexpected(server.error());
-    server_ = std::move(*server);
-    api_url_ = fmt::format("http://{}:{}", listen->first, server_->port());
-
     // The local agent first, so its host is reachable from the first heartbeat on. Host
     // connections start (and wait for every known host's first heartbeat, bounded) before
     // the API serves: a restarted manager does not turn creates away as "no host fits".
@@ -122,6 +112,16 @@ class ManagerImpl final : public Manager {
         return tl::unexpected(st.error().wrap("local agent"));
     }
     if (auto st = agents_->start(); !st) return st;
+
+    auto listen = split_listen(cfg.listen);
+    if (!listen) return tl::unexpected(listen.error());
+    HttpServerConfig hc{listen->first, listen->second, cfg.http_threads};
+    auto server = start_http_server(
+        hc, [this](std::string_view m, std::string_view p) { return api_->body_limit(m, p); },
+        [this](HttpRequest& r) { return api_->dispatch(r); });
+    if (!server) return tl::unexpected(server.error());
+    server_ = std::move(*server);
+    api_url_ = fmt::format("http://{}:{}", listen->first, server_->port());
 
     controller_->start();
     events_->append("stratad", "manager.start", "manager", "ok", api_url_);
