@@ -1,5 +1,6 @@
 // The VM reconcile loop (see vm_controller.h).
 #include "strata/manager/controllers/vm_controller.h"
+#include "strata/manager/controllers/vm_decision.h"
 
 #include <fmt/format.h>
 
@@ -53,9 +54,8 @@ void VmController::enqueue_host(const std::string& host_id) {
 void VmController::requeue_later(const std::string& item) {
   std::lock_guard lock(mu_);
   int n = ++attempts_[item];
-  auto delay = config_.retry_base * (1 << std::min(n - 1, 5));
-  delay = std::min(delay, config_.retry_max);
-  delayed_[item] = std::chrono::steady_clock::now() + delay;
+  delayed_[item] =
+      std::chrono::steady_clock::now() + retry_delay(n, config_.retry_base, config_.retry_max);
 }
 
 void VmController::worker_loop() {
@@ -166,8 +166,10 @@ void VmController::reconcile_host(const std::string& host_id) {
           auto lbl = avm.spec().labels().find(kVmIdLabel);
           auto rec = lbl != avm.spec().labels().end() ? store_.get_vm(lbl->second)
                                                       : store_.get_vm_by_name(avm.spec().name());
-          if (!rec || rec->name != avm.spec().name()) continue;
-          if (!rec->host_id) {
+          const Adoption adoption =
+              decide_adoption(rec ? std::optional(*rec) : std::nullopt, avm.spec().name());
+          if (adoption == Adoption::ignore) continue;
+          if (adoption == Adoption::adopt) {
             rec->host_id = host_id;
             if (store_.update_vm(*rec)) {
               placement_.record(*rec);

@@ -4,6 +4,7 @@
 #include "strata/common/log.h"
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/controllers/vm_controller.h"
+#include "strata/manager/controllers/vm_decision.h"
 
 namespace strata::manager {
 
@@ -135,35 +136,32 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
     agent_state = vm_state_name(agent_vm->state());
   }
 
-  // Drive towards the desired state.
+  // Drive towards the desired state (the decision is pure: vm_decision.h).
   Result<pb::VmStatus> acted = *agent_vm;
-  const bool want_run = vm->desired_state == "running";
-  const VmStatusDoc before = decode_vm_status(vm->status);
-  const bool already_applied = before.applied_generation >= gen;
-  if (want_run) {
-    bool stopped = agent_state == "defined" || agent_state == "stopped" || agent_state == "crashed";
-    // A VM that stopped by itself after we started it for this intent stays stopped
-    // (no restart policy); a new start request is a new generation.
-    if (stopped && !(already_applied && agent_state != "defined")) {
+  const VmAction action =
+      decide_vm_action(vm->desired_state, *doc, decode_vm_status(vm->status), agent_state);
+  switch (action) {
+    case VmAction::none: break;
+    case VmAction::start:
       if (!task_id.empty()) tasks_.update(task_id, "running", 60, "starting");
       acted = client->start_vm(rid(*vm, "start", gen), vm->name);
-    } else if (!stopped && doc->control.paused && agent_state == "running") {
-      acted = client->pause_vm(rid(*vm, "pause", gen), vm->name);
-    } else if (!doc->control.paused && agent_state == "paused") {
-      acted = client->resume_vm(rid(*vm, "resume", gen), vm->name);
-    } else if (doc->control.reboot_generation == gen && !already_applied &&
-               agent_state == "running") {
-      acted = client->reboot_vm(rid(*vm, "reboot", gen), vm->name);
-    }
-    if (acted && doc->control.paused && vm_state_name(acted->state()) == "running")
-      acted = client->pause_vm(rid(*vm, "pause", gen), vm->name);
-  } else if (is_active(agent_state)) {
-    if (!task_id.empty()) tasks_.update(task_id, "running", 50, "stopping");
-    acted = doc->control.stop_force
-                ? client->force_off_vm(rid(*vm, "stop", gen), vm->name)
-                : client->shutdown_vm(rid(*vm, "stop", gen), vm->name,
-                                      doc->control.stop_timeout_s * 1000);
+      break;
+    case VmAction::pause: acted = client->pause_vm(rid(*vm, "pause", gen), vm->name); break;
+    case VmAction::resume: acted = client->resume_vm(rid(*vm, "resume", gen), vm->name); break;
+    case VmAction::reboot: acted = client->reboot_vm(rid(*vm, "reboot", gen), vm->name); break;
+    case VmAction::force_off:
+    case VmAction::shutdown:
+      if (!task_id.empty()) tasks_.update(task_id, "running", 50, "stopping");
+      acted = action == VmAction::force_off
+                  ? client->force_off_vm(rid(*vm, "stop", gen), vm->name)
+                  : client->shutdown_vm(rid(*vm, "stop", gen), vm->name,
+                                        doc->control.stop_timeout_s * 1000);
+      break;
   }
+  // Started for an intent that wants it paused: pause right after.
+  if (acted && vm->desired_state == "running" && doc->control.paused &&
+      vm_state_name(acted->state()) == "running")
+    acted = client->pause_vm(rid(*vm, "pause", gen), vm->name);
   if (!acted) {
     if (is_retryable(acted.error())) return retry_with("", acted.error().message);
     write_status([&](VmStatusDoc& st) {

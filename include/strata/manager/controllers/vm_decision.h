@@ -1,0 +1,46 @@
+// The reconcile loop's decisions as pure functions (no store, no agent, no clock), so they
+// are unit-tested case by case: which agent call moves a VM from what the agent reports
+// towards what the store wants, how long to wait before retrying, and whether a VM an
+// agent already runs is adopted by a (restarted) manager. vm_reconcile.cc does the I/O.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "strata/manager/controllers/vm_document.h"
+#include "strata/store/records.h"
+
+namespace strata::manager {
+
+// The one agent call a reconcile pass makes for an existing VM (after define).
+enum class VmAction { none, start, pause, resume, reboot, shutdown, force_off };
+std::string_view to_string(VmAction a);
+
+// Agent states in which the guest is (or is becoming) active.
+bool is_active_state(const std::string& agent_state);
+
+// desired_state: the store's "running"|"stopped"; status: the last written status (its
+// applied_generation says whether this intent's action already happened); agent_state:
+// what the agent reports now ("defined", "running", "paused", "stopped", "crashed", ...).
+// A VM that stopped by itself after being started for this intent stays stopped (no
+// restart policy): only a new generation starts it again.
+VmAction decide_vm_action(const std::string& desired_state, const VmDocument& doc,
+                          const VmStatusDoc& status, const std::string& agent_state);
+
+// Delay before retry number `attempt` (1-based) of a failed pass: base * 2^(attempt-1),
+// capped at max (and at 32 x base).
+std::chrono::milliseconds retry_delay(int attempt, std::chrono::milliseconds base,
+                                      std::chrono::milliseconds max);
+
+// A VM found on a host's agent (its name and the strata.vm-id label, if any) against the
+// store record looked up by that label (else by name).
+enum class Adoption {
+  ignore,  // not ours: no record, or the record has another name
+  adopt,   // ours and unplaced in the store: record the host, then reconcile
+  known,   // ours and already placed: just reconcile
+};
+Adoption decide_adoption(const std::optional<store::VmRecord>& record,
+                         const std::string& agent_vm_name);
+
+}  // namespace strata::manager

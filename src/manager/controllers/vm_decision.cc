@@ -1,0 +1,62 @@
+// Pure reconcile decisions (see vm_decision.h).
+#include "strata/manager/controllers/vm_decision.h"
+
+#include <algorithm>
+
+namespace strata::manager {
+
+std::string_view to_string(VmAction a) {
+  switch (a) {
+    case VmAction::none:
+      return "none";
+    case VmAction::start:
+      return "start";
+    case VmAction::pause:
+      return "pause";
+    case VmAction::resume:
+      return "resume";
+    case VmAction::reboot:
+      return "reboot";
+    case VmAction::shutdown:
+      return "shutdown";
+    case VmAction::force_off:
+      return "force_off";
+  }
+  return "none";
+}
+
+bool is_active_state(const std::string& s) {
+  return s == "running" || s == "paused" || s == "starting" || s == "shutting_down";
+}
+
+VmAction decide_vm_action(const std::string& desired_state, const VmDocument& doc,
+                          const VmStatusDoc& status, const std::string& agent_state) {
+  const int64_t gen = doc.control.generation;
+  const bool already_applied = status.applied_generation >= gen;
+  if (desired_state != "running") {
+    if (!is_active_state(agent_state)) return VmAction::none;
+    return doc.control.stop_force ? VmAction::force_off : VmAction::shutdown;
+  }
+  const bool stopped =
+      agent_state == "defined" || agent_state == "stopped" || agent_state == "crashed";
+  if (stopped && !(already_applied && agent_state != "defined")) return VmAction::start;
+  if (!stopped && doc.control.paused && agent_state == "running") return VmAction::pause;
+  if (!doc.control.paused && agent_state == "paused") return VmAction::resume;
+  if (doc.control.reboot_generation == gen && !already_applied && agent_state == "running")
+    return VmAction::reboot;
+  return VmAction::none;
+}
+
+std::chrono::milliseconds retry_delay(int attempt, std::chrono::milliseconds base,
+                                      std::chrono::milliseconds max) {
+  int shift = std::clamp(attempt - 1, 0, 5);
+  return std::min(base * (1 << shift), max);
+}
+
+Adoption decide_adoption(const std::optional<store::VmRecord>& record,
+                         const std::string& agent_vm_name) {
+  if (!record || record->name != agent_vm_name) return Adoption::ignore;
+  return record->host_id ? Adoption::known : Adoption::adopt;
+}
+
+}  // namespace strata::manager

@@ -1,0 +1,114 @@
+// The reconcile loop's pure decisions: desired vs observed -> one agent action, the retry
+// backoff, and adoption of VMs an agent already runs when a manager (re)connects.
+#include "strata/manager/controllers/vm_decision.h"
+
+#include <gtest/gtest.h>
+
+namespace strata::manager {
+namespace {
+
+using std::chrono::milliseconds;
+
+struct Intent {
+  std::string desired = "running";
+  bool paused = false;
+  bool force = false;
+  int64_t generation = 3;
+  int64_t reboot_generation = 0;
+  int64_t applied = 0;  // status.applied_generation
+};
+
+VmAction decide(const Intent& i, const std::string& agent_state) {
+  VmDocument doc;
+  doc.control.generation = i.generation;
+  doc.control.paused = i.paused;
+  doc.control.stop_force = i.force;
+  doc.control.reboot_generation = i.reboot_generation;
+  VmStatusDoc st;
+  st.applied_generation = i.applied;
+  return decide_vm_action(i.desired, doc, st, agent_state);
+}
+
+TEST(VmDecision, RunningIntentStartsWhatIsNotRunning) {
+  EXPECT_EQ(decide({}, "defined"), VmAction::start);
+  EXPECT_EQ(decide({}, "stopped"), VmAction::start);
+  EXPECT_EQ(decide({}, "crashed"), VmAction::start);
+  EXPECT_EQ(decide({}, "running"), VmAction::none);
+  EXPECT_EQ(decide({}, "starting"), VmAction::none);
+}
+
+TEST(VmDecision, NoRestartPolicyOnceTheIntentWasApplied) {
+  Intent applied;
+  applied.applied = 3;  // this generation's start already happened
+  EXPECT_EQ(decide(applied, "stopped"), VmAction::none);  // guest powered itself off
+  EXPECT_EQ(decide(applied, "crashed"), VmAction::none);
+  // Never started at all (still "defined"): start, whatever the status claims.
+  EXPECT_EQ(decide(applied, "defined"), VmAction::start);
+  // A new intent (generation 4) starts it again.
+  Intent next = applied;
+  next.generation = 4;
+  EXPECT_EQ(decide(next, "stopped"), VmAction::start);
+}
+
+TEST(VmDecision, PauseAndResume) {
+  Intent pause;
+  pause.paused = true;
+  EXPECT_EQ(decide(pause, "running"), VmAction::pause);
+  EXPECT_EQ(decide(pause, "paused"), VmAction::none);
+  EXPECT_EQ(decide(pause, "stopped"), VmAction::start);  // start first, the pass pauses after
+  EXPECT_EQ(decide({}, "paused"), VmAction::resume);
+}
+
+TEST(VmDecision, RebootOnlyOnceForItsGeneration) {
+  Intent reboot;
+  reboot.reboot_generation = 3;
+  EXPECT_EQ(decide(reboot, "running"), VmAction::reboot);
+  reboot.applied = 3;
+  EXPECT_EQ(decide(reboot, "running"), VmAction::none);
+  Intent stale;  // a reboot of an older generation is not repeated
+  stale.reboot_generation = 2;
+  EXPECT_EQ(decide(stale, "running"), VmAction::none);
+  Intent paused_reboot = reboot;
+  paused_reboot.applied = 0;
+  EXPECT_EQ(decide(paused_reboot, "paused"), VmAction::resume);  // resume wins over reboot
+}
+
+TEST(VmDecision, StoppedIntent) {
+  Intent stop;
+  stop.desired = "stopped";
+  for (const char* s : {"running", "paused", "starting", "shutting_down"})
+    EXPECT_EQ(decide(stop, s), VmAction::shutdown) << s;
+  for (const char* s : {"defined", "stopped", "crashed"})
+    EXPECT_EQ(decide(stop, s), VmAction::none) << s;
+  stop.force = true;
+  EXPECT_EQ(decide(stop, "running"), VmAction::force_off);
+  EXPECT_EQ(decide(stop, "stopped"), VmAction::none);
+}
+
+TEST(VmDecision, RetryDelayDoublesAndIsCapped) {
+  const milliseconds base{1000}, max{30000};
+  EXPECT_EQ(retry_delay(1, base, max), milliseconds(1000));
+  EXPECT_EQ(retry_delay(2, base, max), milliseconds(2000));
+  EXPECT_EQ(retry_delay(3, base, max), milliseconds(4000));
+  EXPECT_EQ(retry_delay(5, base, max), milliseconds(16000));
+  EXPECT_EQ(retry_delay(6, base, max), milliseconds(30000));               // 32 s capped at max
+  EXPECT_EQ(retry_delay(1000, base, max), milliseconds(30000));            // no overflow
+  EXPECT_EQ(retry_delay(1000, milliseconds(10), max), milliseconds(320));  // 32 x base
+  EXPECT_EQ(retry_delay(0, base, max), milliseconds(1000));
+}
+
+TEST(VmDecision, AdoptionOfVmsAnAgentAlreadyRuns) {
+  store::VmRecord unplaced;
+  unplaced.id = "vm-1";
+  unplaced.name = "web";
+  EXPECT_EQ(decide_adoption(unplaced, "web"), Adoption::adopt);
+  store::VmRecord placed = unplaced;
+  placed.host_id = "h1";
+  EXPECT_EQ(decide_adoption(placed, "web"), Adoption::known);
+  // The label pointed at a record of another name (reused id, renamed): not ours.
+  EXPECT_EQ(decide_adoption(unplaced, "db"), Adoption::ignore);
+  EXPECT_EQ(decide_adoption(std::nullopt, "web"), Adoption::ignore);  // unknown to the store
+}
+
+}  // namespace
+}  // namespace strata::manager
