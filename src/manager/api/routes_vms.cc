@@ -68,6 +68,7 @@ HttpResponse create_vm(ApiDeps& d, HttpRequest& r) {
     vm.spec = encode(*doc);
     auto stored = d.store->create_vm(vm);
     if (!stored) return error_response(stored.error());
+    d.placement->record(stored->id, host->id, *doc);
     auto t = d.tasks->create("vm.create", "vm", stored->id, "scheduled on " + host->name);
     if (!t) return error_response(t.error());
     task = *t;
@@ -79,7 +80,6 @@ HttpResponse create_vm(ApiDeps& d, HttpRequest& r) {
   d.controller->enqueue_vm(created.id);
   auto resp = HttpResponse::json(
       202, {{"vm", vm_to_json(created, host_name_of(d, created))}, {"task", to_json(task)}});
-    d.placement->record(stored->id, host->id, *doc);
   resp.audit_target = "vm/" + created.name;
   return resp;
 }
