@@ -1,4 +1,5 @@
-// `strata host ...` (list, show, label, maintenance) and `strata image ...` (list, import).
+// `strata host ...` (list, show, label, maintenance) and `strata image ...` (list, show,
+// import, delete).
 #include <sys/stat.h>
 
 #include "context.h"
@@ -52,11 +53,12 @@ void add_host_commands(CLI::App& root, Context& ctx) {
   });
 }
 
-int import_image(Context& ctx, const std::string& name, const std::string& path) {
+int import_image(Context& ctx, const std::string& name, const std::string& path,
+                 const std::string& kind) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
     return ctx.usage_error(Error{ErrorCode::invalid_argument, path + ": not a readable file", ""});
-  ApiRequest req = build_image_put(name);
+  ApiRequest req = build_image_put(name, kind);
   if (ctx.dry_run) {
     ctx.io.out << req.method << " " << req.target << "\n<" << st.st_size << " bytes from " << path
                << ">\n";
@@ -88,14 +90,33 @@ void add_image_commands(CLI::App& root, Context& ctx) {
   list->callback([&ctx] {
     ctx.action = [&ctx] { return ctx.show(build_image_list(), image_columns(), "images"); };
   });
+  auto sname = std::make_shared<std::string>();
+  CLI::App* show = image->add_subcommand("show", "Show one image and the hosts holding a copy");
+  show->alias("get");
+  show->add_option("name", *sname, "Image name")->required();
+  show->callback(
+      [&ctx, sname] { ctx.action = [&ctx, sname] { return ctx.show(build_image_get(*sname)); }; });
+
   auto name = std::make_shared<std::string>();
   auto file = std::make_shared<std::string>();
-  CLI::App* imp = image->add_subcommand("import", "Upload a file as image NAME (PUT, replaces)");
-  imp->add_option("name", *name, "Image name")->required();
-  imp->add_option("file", *file, "File to upload (qcow2, raw, kernel, initrd)")->required();
-  imp->callback([&ctx, name, file] {
-    ctx.action = [&ctx, name, file] { return import_image(ctx, *name, *file); };
+  auto kind = std::make_shared<std::string>("disk");
+  CLI::App* imp = image->add_subcommand(
+      "import", "Upload FILE into the catalog as image NAME; hosts get it when a VM needs it");
+  imp->add_option("name", *name, "Image name (DNS label)")->required();
+  imp->add_option("file", *file, "File to upload (qcow2 or raw disk, kernel, initrd)")->required();
+  imp->add_option("--kind", *kind, "disk (default), kernel or initrd")
+      ->check(CLI::IsMember({"disk", "kernel", "initrd"}));
+  imp->callback([&ctx, name, file, kind] {
+    ctx.action = [&ctx, name, file, kind] { return import_image(ctx, *name, *file, *kind); };
   });
+
+  auto dname = std::make_shared<std::string>();
+  CLI::App* del = image->add_subcommand("delete", "Remove an image from the catalog (409 while a "
+                                                  "VM uses it)");
+  del->alias("rm");
+  del->add_option("name", *dname, "Image name")->required();
+  del->callback(
+      [&ctx, dname] { ctx.action = [&ctx, dname] { return ctx.show(build_image_delete(*dname)); }; });
 }
 
 }  // namespace

@@ -211,8 +211,17 @@ Result<ApiRequest> build_host_maintenance(const std::string& name, const std::st
 
 ApiRequest build_image_list() { return {"GET", kApi + "/images", std::nullopt}; }
 
-ApiRequest build_image_put(const std::string& name) {
-  return {"PUT", kApi + "/images/" + url_escape(name), std::nullopt};
+ApiRequest build_image_put(const std::string& name, const std::string& kind) {
+  return {"POST", kApi + "/images?name=" + url_escape(name) + "&kind=" + url_escape(kind),
+          std::nullopt};
+}
+
+ApiRequest build_image_get(const std::string& name) {
+  return {"GET", kApi + "/images/" + url_escape(name), std::nullopt};
+}
+
+ApiRequest build_image_delete(const std::string& name) {
+  return {"DELETE", kApi + "/images/" + url_escape(name), std::nullopt};
 }
 
 ApiRequest build_task_get(const std::string& id) {

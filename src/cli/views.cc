@@ -93,8 +93,9 @@ Columns vm_columns() {
 }
 
 Columns image_columns() {
-  return {at("NAME", "/name"), bytes("SIZE", "/size_bytes"), at("FORMAT", "/format"),
-          time_col("CREATED", "/created_ms")};
+  return {at("NAME", "/name"),       at("KIND", "/kind"),
+          at("FORMAT", "/format"),   bytes("SIZE", "/size_bytes"),
+          bytes("VIRTUAL", "/virtual_size"), time_col("CREATED", "/created_ms")};
 }
 
 Columns event_columns() {

@@ -2,6 +2,7 @@
 // for SIGTERM/SIGINT; everything else is in strata_manager.
 #include <signal.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -31,6 +32,7 @@ constexpr const char* kUsage = R"(usage:
   --heartbeat-ms N     agent heartbeat interval (default 2000)
   --miss-threshold N   missed heartbeats before a host is unreachable (default 3)
   --http-threads N     HTTP worker threads (default 2)
+  --image-max-bytes N  largest image upload (POST /api/v1/images), bytes (default 16 GiB)
   --cpu-overcommit R   vCPUs placeable per host hardware thread, 0 < R <= 64 (default 4)
   --memory-overcommit R
                        MiB of VM memory placeable per MiB of host memory, 0 < R <= 64
@@ -100,6 +102,13 @@ int main(int argc, char** argv) {
     } else if (a == "--http-threads") {
       if (!value(&v) || !parse_int(v, 1, 64, &n)) return usage_error("--http-threads must be 1..64");
       cfg.http_threads = n;
+    } else if (a == "--image-max-bytes") {
+      char* end = nullptr;
+      if (!value(&v) || v.empty() || v[0] == '-') return usage_error("--image-max-bytes needs N");
+      errno = 0;
+      unsigned long long b = std::strtoull(v.c_str(), &end, 10);
+      if (errno != 0 || *end != '\0' || b == 0) return usage_error("--image-max-bytes must be > 0");
+      cfg.image_max_bytes = b;
     } else if (strata::manager::is_scheduler_flag(a)) {
       if (!value(&v)) return usage_error(a + " needs a value");
       if (auto st = strata::manager::set_scheduler_option(cfg.scheduler, a, v); !st)

@@ -48,6 +48,18 @@ Result<std::pair<std::string, uint16_t>> split_listen(const std::string& listen)
   return std::make_pair(listen.substr(0, colon), static_cast<uint16_t>(port));
 }
 
+// The image catalog's folder (<data_dir>/catalog) with uploads/ for bodies being
+// received (same filesystem, so a finished upload is renamed into place); leftovers of
+// interrupted uploads are removed.
+Result<std::unique_ptr<ImageDistributor>> open_catalog(store::Store& store,
+                                                       const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir + "/uploads", ec);
+  if (ec) return internal_error(fmt::format("cannot create {}/uploads: {}", dir, ec.message()));
+  for (const auto& e : fs::directory_iterator(dir + "/uploads", ec)) fs::remove(e.path(), ec);
+  return std::make_unique<ImageDistributor>(store, dir);
+}
+
 class ManagerImpl final : public Manager {
  public:
   ~ManagerImpl() override { stop(); }
@@ -84,6 +96,10 @@ class ManagerImpl final : public Manager {
     placement_ = std::make_unique<PlacementService>(*store_, std::move(*scheduler));
     controller_ = std::make_unique<VmController>(*store_, *agents_, *tasks_, *events_,
                                                  *placement_, clock_, cfg.controller);
+    auto catalog = open_catalog(*store_, cfg.data_dir + "/catalog");
+    if (!catalog) return tl::unexpected(catalog.error());
+    images_ = std::move(*catalog);
+    controller_->set_image_distributor(images_.get());
     agents_->set_callbacks(
         {[this](const std::string& h, Liveness l) { controller_->on_host_state(h, l); },
          [this](const std::string& h, const pb::VmEvent& e) { controller_->on_vm_event(h, e); }});
@@ -99,6 +115,8 @@ class ManagerImpl final : public Manager {
     deps.clock = clock_;
     deps.ca = ca_.get();
     deps.stopping = [this] { return stopping_.load(); };
+    deps.images = images_.get();
+    deps.image_max_bytes = cfg.image_max_bytes;
     if (auto st = placement_->load(); !st) return st;
     api_ = std::make_unique<ApiService>(std::move(deps));
 
@@ -116,9 +134,15 @@ class ManagerImpl final : public Manager {
     auto listen = split_listen(cfg.listen);
     if (!listen) return tl::unexpected(listen.error());
     HttpServerConfig hc{listen->first, listen->second, cfg.http_threads};
+    UploadRoutes uploads;
+    uploads.streams_body = [this](std::string_view m, std::string_view p) {
+      return api_->streams_body(m, p);
+    };
+    uploads.admit = [this](HttpRequest& head) { return api_->admit(head); };
+    uploads.dir = cfg.data_dir + "/catalog/uploads";
     auto server = start_http_server(
         hc, [this](std::string_view m, std::string_view p) { return api_->body_limit(m, p); },
-        [this](HttpRequest& r) { return api_->dispatch(r); });
+        [this](HttpRequest& r) { return api_->dispatch(r); }, std::move(uploads));
     if (!server) return tl::unexpected(server.error());
     server_ = std::move(*server);
     api_url_ = fmt::format("http://{}:{}", listen->first, server_->port());
@@ -177,6 +201,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<ConnectionManager> agents_;
   std::unique_ptr<PlacementService> placement_;
   std::unique_ptr<VmController> controller_;
+  std::unique_ptr<ImageDistributor> images_;
   std::unique_ptr<ApiService> api_;
   HttpServerPtr server_;
   std::unique_ptr<LocalAgent> local_agent_;

@@ -58,7 +58,10 @@ Result<ApiRequest> build_host_label(const std::string& name, const std::vector<s
 Result<ApiRequest> build_host_maintenance(const std::string& name, const std::string& on_off);
 
 ApiRequest build_image_list();
-ApiRequest build_image_put(const std::string& name);  // body streamed from a file
+// POST /images?name=&kind= (disk|kernel|initrd); the body is streamed from a file.
+ApiRequest build_image_put(const std::string& name, const std::string& kind = "disk");
+ApiRequest build_image_get(const std::string& name);
+ApiRequest build_image_delete(const std::string& name);
 
 ApiRequest build_task_get(const std::string& id);
 ApiRequest build_events_list(std::optional<int64_t> after, int limit);

@@ -30,6 +30,8 @@ struct ManagerConfig {
   std::string agent_binary;  // default: strata-agent next to stratad, else in PATH
   std::string agent_accel = "auto";
   std::string host_name;     // the local host's name (default: sanitized hostname)
+  // Largest image accepted by POST /api/v1/images (bytes are kept in <data_dir>/catalog).
+  uint64_t image_max_bytes = 16ull << 30;
 };
 
 class Manager {

@@ -17,6 +17,24 @@ ApiService::ApiService(ApiDeps deps) : deps_(std::move(deps)) {
   add_vm_routes(*this);
   add_task_event_routes(*this);
   add_console_route(*this);
+  add_image_routes(*this);
+}
+
+bool ApiService::streams_body(std::string_view method, std::string_view path) const {
+  auto m = router_.match(method, path);
+  return m.route && m.route->options.stream_body;
+}
+
+std::optional<HttpResponse> ApiService::admit(HttpRequest& head) const {
+  auto m = router_.match(head.method, head.path);
+  if (!m.route || !m.route->options.role) return std::nullopt;
+  auto principal = deps_.auth->authenticate(head.header("authorization"));
+  if (principal) head.principal = *principal;
+  Status allowed = authorize(head.principal, *m.route->options.role);
+  if (!principal && principal.error().code != ErrorCode::unauthenticated)
+    allowed = tl::unexpected(principal.error());
+  if (allowed) return std::nullopt;
+  return error_response(allowed.error());
 }
 
 size_t ApiService::body_limit(std::string_view method, std::string_view path) const {

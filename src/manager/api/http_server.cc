@@ -1,6 +1,10 @@
 // Boost.Beast HTTP server: async header/body reads on a small thread pool, handlers run
 // synchronously on that pool, SSE and WebSocket responses continue on their own thread.
+// Upload routes stream their body into a temp file (file_body) instead of memory.
 #include "strata/manager/api/http_server.h"
+
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <list>
@@ -79,6 +83,15 @@ namespace {
 
 using BeastRequest = bhttp::request<bhttp::string_body>;
 
+template <class Fields>
+void copy_headers(const Fields& fields, HttpRequest& req) {
+  for (const auto& f : fields) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    req.headers[name] = std::string(f.value());
+  }
+}
+
 class BeastServer;
 
 // Long-lived streams: the socket and a thread; stop() shuts the socket down to wake it.
@@ -139,12 +152,20 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, BeastServer& server)
       : stream_(std::move(socket)), server_(server) {}
+  ~Session() { drop_upload(); }
   void run() { read_header(); }
 
  private:
   void read_header();
   void on_header(beast::error_code ec);
   void on_body(beast::error_code ec);
+  void start_file_body(size_t limit, std::string path, std::map<std::string, std::string> query);
+  void on_file_body(beast::error_code ec);
+  void drop_upload() {
+    if (upload_path_.empty()) return;
+    ::unlink(upload_path_.c_str());
+    upload_path_.clear();
+  }
   void respond(HttpResponse resp, bool close_after);
   void write(bool close_after);
   void drain();
@@ -152,6 +173,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::request_parser<bhttp::file_body>> file_parser_;
+  std::string upload_path_;  // temp file of a streamed body; removed when done
   bhttp::response<bhttp::string_body> response_;
   BeastServer& server_;
   std::vector<char> discard_;
@@ -160,9 +183,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class BeastServer final : public HttpServer {
  public:
-  BeastServer(HttpServerConfig cfg, BodyLimit limit, Dispatch dispatch)
+  BeastServer(HttpServerConfig cfg, BodyLimit limit, Dispatch dispatch, UploadRoutes uploads)
       : cfg_(std::move(cfg)), limit_(std::move(limit)), dispatch_(std::move(dispatch)),
-        acceptor_(ioc_) {}
+        uploads_(std::move(uploads)), acceptor_(ioc_) {}
   ~BeastServer() override { stop(); }
 
   Status listen() {
@@ -212,6 +235,13 @@ class BeastServer final : public HttpServer {
   }
 
   size_t body_limit(std::string_view method, std::string_view path) { return limit_(method, path); }
+  bool streams_body(std::string_view method, std::string_view path) const {
+    return uploads_.streams_body && uploads_.streams_body(method, path);
+  }
+  std::optional<HttpResponse> admit(HttpRequest& head) {
+    return uploads_.admit ? uploads_.admit(head) : std::nullopt;
+  }
+  const std::string& upload_dir() const { return uploads_.dir; }
   HttpResponse dispatch(HttpRequest& r) { return dispatch_(r); }
   bool stopping() const { return stopped_; }
 
@@ -288,6 +318,7 @@ class BeastServer final : public HttpServer {
   HttpServerConfig cfg_;
   BodyLimit limit_;
   Dispatch dispatch_;
+  UploadRoutes uploads_;
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
   std::vector<std::thread> pool_;
@@ -328,6 +359,11 @@ void Session::on_header(beast::error_code ec) {
             /*close_after=*/true);
     return;
   }
+  std::string method(req.method_string());
+  if (server_.streams_body(method, path)) {
+    start_file_body(limit, std::move(path), std::move(query));
+    return;
+  }
   parser_->body_limit(limit);
   stream_.expires_after(std::chrono::minutes(10));
   bhttp::async_read(stream_, buffer_, *parser_,
@@ -354,11 +390,7 @@ void Session::on_body(beast::error_code ec) {
             true);
     return;
   }
-  for (const auto& f : breq) {
-    std::string name(f.name_string());
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    req.headers[name] = std::string(f.value());
-  }
+  copy_headers(breq, req);
   req.body = std::move(breq.body());
   bool keep_alive = breq.keep_alive();
   HttpResponse resp = server_.dispatch(req);
@@ -374,6 +406,76 @@ void Session::on_body(beast::error_code ec) {
     server_.detach(stream_.release_socket(), std::move(breq), std::move(resp));
     return;
   }
+  respond(std::move(resp), !keep_alive);
+}
+
+// The body of an upload route goes to a temp file: check the caller on the header alone,
+// answer "100 Continue" when asked, then let Beast write the body into the file.
+void Session::start_file_body(size_t limit, std::string path,
+                              std::map<std::string, std::string> query) {
+  const auto& h = parser_->get();
+  HttpRequest head;
+  head.method = std::string(h.method_string());
+  head.path = std::move(path);
+  head.query = std::move(query);
+  copy_headers(h, head);
+  if (auto deny = server_.admit(head)) {
+    respond(std::move(*deny), /*close_after=*/true);
+    return;
+  }
+  std::string tmpl = server_.upload_dir() + "/strata-upload-XXXXXX";
+  int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) {
+    respond(error_response(Error{ErrorCode::internal, "cannot create an upload file", ""}), true);
+    return;
+  }
+  ::close(fd);
+  upload_path_ = tmpl;
+  file_parser_.emplace(std::move(*parser_));
+  parser_.reset();
+  beast::error_code ec;
+  file_parser_->get().body().open(upload_path_.c_str(), beast::file_mode::write, ec);
+  if (ec) {
+    drop_upload();
+    respond(error_response(Error{ErrorCode::internal, "cannot open the upload file", ""}), true);
+    return;
+  }
+  file_parser_->body_limit(limit);
+  if (beast::iequals(head.header("expect"), "100-continue")) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::write(stream_.socket(), asio::buffer(kContinue.data(), kContinue.size()), ec);
+    if (ec) return;
+  }
+  stream_.expires_after(std::chrono::minutes(60));
+  bhttp::async_read(stream_, buffer_, *file_parser_,
+                    [self = shared_from_this()](beast::error_code ec2, size_t) {
+                      self->on_file_body(ec2);
+                    });
+}
+
+void Session::on_file_body(beast::error_code ec) {
+  if (ec == bhttp::error::body_limit) {
+    drop_upload();
+    respond(error_response(Error{ErrorCode::payload_too_large, "request body too large", ""}), true);
+    return;
+  }
+  if (ec) {
+    logger("manager.http")->debug("upload read failed error={}", ec.message());
+    drop_upload();
+    return;
+  }
+  auto breq = file_parser_->release();
+  file_parser_.reset();
+  breq.body().close();
+  HttpRequest req;
+  req.method = std::string(breq.method_string());
+  parse_target(std::string_view(breq.target().data(), breq.target().size()), &req.path,
+               &req.query);
+  copy_headers(breq, req);
+  req.body_file = upload_path_;
+  bool keep_alive = breq.keep_alive();
+  HttpResponse resp = server_.dispatch(req);
+  drop_upload();
   respond(std::move(resp), !keep_alive);
 }
 
@@ -424,7 +526,14 @@ void Session::drain() {
 Result<HttpServerPtr> start_http_server(const HttpServerConfig& config,
                                         HttpServer::BodyLimit body_limit,
                                         HttpServer::Dispatch dispatch) {
-  auto server = std::make_unique<BeastServer>(config, std::move(body_limit), std::move(dispatch));
+  return start_http_server(config, std::move(body_limit), std::move(dispatch), UploadRoutes{});
+}
+
+Result<HttpServerPtr> start_http_server(const HttpServerConfig& config,
+                                        HttpServer::BodyLimit body_limit,
+                                        HttpServer::Dispatch dispatch, UploadRoutes uploads) {
+  auto server = std::make_unique<BeastServer>(config, std::move(body_limit), std::move(dispatch),
+                                              std::move(uploads));
   if (auto st = server->listen(); !st) return tl::unexpected(st.error());
   return HttpServerPtr(std::move(server));
 }

@@ -121,6 +121,20 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   if (!agent_vm) {
     model::VmSpec spec = doc->spec;
     spec.labels[kVmIdLabel] = vm->id;
+    if (images_) {
+      auto ensured = images_->ensure(host_id, *client, doc->spec, [&](const std::string& msg) {
+        if (!task_id.empty()) tasks_.update(task_id, "running", 20, msg);
+      });
+      if (!ensured) {
+        if (is_retryable(ensured.error())) return retry_with("", ensured.error().message);
+        write_status([&](VmStatusDoc& st) {
+          st.state = "error";
+          st.last_error = ensured.error().message;
+        });
+        fail_task("image distribution failed: " + ensured.error().message);
+        return Outcome::done;
+      }
+    }
     if (!task_id.empty()) tasks_.update(task_id, "running", 30, "defining on host");
     auto defined = client->define_vm(rid(*vm, "define", gen), spec);
     if (!defined) {

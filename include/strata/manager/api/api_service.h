@@ -23,6 +23,7 @@ class ConnectionManager;
 class VmController;
 class PlacementService;
 class TaskTracker;
+class ImageDistributor;
 
 // Everything the route handlers use. Pointers that may be null are noted.
 struct ApiDeps {
@@ -39,6 +40,10 @@ struct ApiDeps {
   std::string version = "0.1.0";
   // Called when the server is stopping, so streams end (SSE loops check it).
   std::function<bool()> stopping = [] { return false; };
+  // Image catalog: bytes under images->catalog_dir(); null disables the image routes'
+  // uploads (listing still works). Upload cap per image.
+  ImageDistributor* images = nullptr;
+  uint64_t image_max_bytes = 16ull << 30;
 };
 
 class ApiService {
@@ -47,6 +52,10 @@ class ApiService {
 
   size_t body_limit(std::string_view method, std::string_view path) const;
   HttpResponse dispatch(HttpRequest& request);
+  // For routes that stream their body to a file (the HTTP server's streams_body/admit):
+  // whether the route does, and the auth/role check on the header alone.
+  bool streams_body(std::string_view method, std::string_view path) const;
+  std::optional<HttpResponse> admit(HttpRequest& head) const;
 
   Router& router() { return router_; }
   HttpMetrics& metrics() { return metrics_; }
@@ -65,6 +74,7 @@ void add_host_routes(ApiService& api);
 void add_vm_routes(ApiService& api);
 void add_task_event_routes(ApiService& api);
 void add_console_route(ApiService& api);
+void add_image_routes(ApiService& api);
 
 // The OpenAPI 3 document (embedded from docs/openapi.json at build time).
 const std::string& openapi_document();

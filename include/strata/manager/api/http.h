@@ -35,6 +35,10 @@ struct HttpRequest {
   std::map<std::string, std::string> query;    // decoded; last value wins
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
+  // Routes that stream their body (HttpServerConfig::streams_body): the temp file holding
+  // it; `body` stays empty. The server removes the file after the response unless the
+  // handler moved it away.
+  std::string body_file;
   std::map<std::string, std::string> params;   // path parameters from the route pattern
   std::string route;                            // the matched pattern (for metrics)
   std::optional<Principal> principal;

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "strata/common/error.h"
 #include "strata/manager/api/http.h"
@@ -19,6 +21,15 @@ struct HttpServerConfig {
   std::string host = "127.0.0.1";
   uint16_t port = 7480;  // 0: pick a free port (tests)
   int threads = 2;
+};
+
+// Routes whose body goes to a temp file in `dir` instead of memory (image uploads). For
+// them `admit` runs on the header alone first (authentication, role): a response it
+// returns is sent instead of reading the body. Default: no such routes.
+struct UploadRoutes {
+  std::function<bool(std::string_view method, std::string_view path)> streams_body;
+  std::function<std::optional<HttpResponse>(HttpRequest& head)> admit;
+  std::string dir = "/tmp";
 };
 
 class HttpServer {
@@ -36,6 +47,9 @@ using HttpServerPtr = std::unique_ptr<HttpServer>;
 Result<HttpServerPtr> start_http_server(const HttpServerConfig& config,
                                         HttpServer::BodyLimit body_limit,
                                         HttpServer::Dispatch dispatch);
+Result<HttpServerPtr> start_http_server(const HttpServerConfig& config,
+                                        HttpServer::BodyLimit body_limit,
+                                        HttpServer::Dispatch dispatch, UploadRoutes uploads);
 
 // Splits "/a%20b?x=1&y" into a decoded path and query map. false on bad escapes.
 bool parse_target(std::string_view target, std::string* path,

@@ -21,6 +21,9 @@ struct RouteOptions {
   std::optional<Role> role = Role::viewer;  // nullopt: unauthenticated route
   size_t max_body = kDefaultBodyLimit;
   std::string action;  // non-empty: a mutating route, audited as this action ("vm.create")
+  // The body is streamed to a temp file (HttpRequest::body_file), not held in memory;
+  // max_body is then that route's own cap.
+  bool stream_body = false;
 };
 
 struct Route {

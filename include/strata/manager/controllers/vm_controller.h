@@ -18,6 +18,7 @@
 
 #include "strata/common/clock.h"
 #include "strata/manager/agents/connection_manager.h"
+#include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/placement.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/tasks/task_tracker.h"
@@ -45,6 +46,10 @@ class VmController {
   void enqueue_vm(const std::string& vm_id);
   void enqueue_host(const std::string& host_id);
 
+  // Catalog images are pushed to a host before a VM is defined there (null: no catalog,
+  // hosts must already hold the images). Set before start().
+  void set_image_distributor(ImageDistributor* images) { images_ = images; }
+
   // ConnectionManager callbacks.
   void on_host_state(const std::string& host_id, Liveness liveness);
   void on_vm_event(const std::string& host_id, const pb::VmEvent& event);
@@ -64,6 +69,7 @@ class VmController {
   PlacementService& placement_;
   ClockPtr clock_;
   ControllerConfig config_;
+  ImageDistributor* images_ = nullptr;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -1,0 +1,53 @@
+// The image catalog's bytes on the manager (<data_dir>/catalog/<image id>) and their
+// distribution: before a VM is defined on a host, every image its spec names (kernel,
+// initrd, disk bases) that the host lacks but the catalog has is pushed with PutImage.
+// Names the catalog does not know are left alone: images imported on the host itself
+// (`strata-agent image import`) keep working as before.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "strata/common/error.h"
+#include "strata/manager/agents/agent_client.h"
+#include "strata/model/vm_spec.h"
+#include "strata/store/store.h"
+
+namespace strata::manager {
+
+// Where the catalog keeps an image's bytes.
+std::string catalog_file(const std::string& catalog_dir, const std::string& image_id);
+
+// Image names a VM spec refers to (kernel, initrd, disk bases), without duplicates.
+std::vector<std::string> referenced_images(const model::VmSpec& spec);
+
+class ImageDistributor {
+ public:
+  ImageDistributor(store::Store& store, std::string catalog_dir)
+      : store_(store), catalog_dir_(std::move(catalog_dir)) {}
+
+  const std::string& catalog_dir() const { return catalog_dir_; }
+
+  // Makes sure every catalog image `spec` names is on the agent `host_id` reached through
+  // `client`. progress(message) reports each copy ("copying image X to host: 40%").
+  // Errors come from the agent (unavailable: retry later; already_exists: the host has a
+  // different image under that name; invalid_argument: size/sha256 mismatch).
+  Status ensure(const std::string& host_id, AgentClient& client, const model::VmSpec& spec,
+                const std::function<void(const std::string&)>& progress);
+
+ private:
+  std::shared_ptr<std::mutex> lock_for(const std::string& host_id, const std::string& name);
+
+  store::Store& store_;
+  std::string catalog_dir_;
+  std::mutex mu_;
+  // One push per (host, image) at a time: concurrent reconciles of VMs that share a base
+  // wait for the first copy instead of sending the bytes twice.
+  std::map<std::string, std::shared_ptr<std::mutex>> pushes_;
+};
+
+}  // namespace strata::manager
