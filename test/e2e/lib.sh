@@ -4,6 +4,7 @@
 REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 : "${STRATAD:=${BIN_DIR:-$REPO/build/src/exe}/stratad}"
 : "${STRATA_AGENT:=$(dirname "$STRATAD")/strata-agent}"
+: "${STRATA_CLI:=$(dirname "$STRATAD")/strata}"
 SKIP_RC=77
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
@@ -83,6 +84,17 @@ vm_body() {
     memory_mib: 128, kernel: \"tiny-kernel\", initrd: \"tiny-initrd\", cmdline: \$c,
     disks: [{name: \"root\", image: \"tiny-base\", boot: true}], nics: [{mode: \"user\"}],
     start: \$s $extra}"
+}
+
+# The tiny guest's kernel, initrd and base disk into stratad's image catalog with
+# `strata image import` (streamed upload). Hosts get them from the manager when a VM needs
+# them. Uses API_URL and TOKEN.
+import_catalog_images() {
+  [ -x "$STRATA_CLI" ] || fail "strata CLI not built ($STRATA_CLI)"
+  local cli=(env STRATA_SERVER="$API_URL" STRATA_TOKEN="$TOKEN" "$STRATA_CLI")
+  "${cli[@]}" image import tiny-kernel "$TINY_KERNEL" --kind kernel >/dev/null 2>&1 &&
+    "${cli[@]}" image import tiny-initrd "$TINY_INITRD" --kind initrd >/dev/null 2>&1 &&
+    "${cli[@]}" image import tiny-base "$TINY_BASE" --kind disk >/dev/null 2>&1
 }
 
 import_tiny_images() {

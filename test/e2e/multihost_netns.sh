@@ -2,7 +2,9 @@
 # Multi-host e2e: three "hosts" = network namespaces st-h1..st-h3, each with a veth into a
 # bridge (st-br0, 10.201.0.1/24) in the root namespace where stratad listens. Each host runs
 # strata-agent serve --manager ... --join-token ... (enrollment over HTTP, then gRPC back
-# over TCP). Creates 6 tiny VMs through the API, checks they spread over all hosts and run
+# over TCP). The tiny guest images are imported once, into stratad's catalog (`strata image
+# import`); no host has them until the manager pushes them (agent PutImage) before defining
+# a VM there. Creates 6 tiny VMs through the API, checks they spread over all hosts and run
 # (STRATA-READY on the serial console), cuts one host's link (host unreachable, its VMs
 # "unknown" but still listed), restores it (host up again, VMs running).
 # Needs root, iproute2, curl, jq, QEMU and the tiny guest images; otherwise exits 77.
@@ -80,6 +82,9 @@ log "network up: $BR $MGR_IP, hosts $(host_ip 1) $(host_ip 2) $(host_ip 3)"
 start_stratad "$WORK/mgr" "$MGR_IP:$PORT" --db "sqlite:$WORK/mgr/strata.db" \
   --heartbeat-ms 1000 --miss-threshold 3
 log "stratad pid $MGR_PID at $API_URL"
+import_catalog_images || fail "image import through stratad: $(api GET /api/v1/images)"
+[ "$(api GET /api/v1/images | jq '.images | length')" = 3 ] || fail "catalog does not list 3 images"
+log "images in the catalog: $(api GET /api/v1/images | jq -c '[.images[] | {name, kind, format, size_bytes}]')"
 for i in 1 2 3; do  # each namespace reaches the manager over its veth
   ip netns exec "${NS[$((i - 1))]}" curl -sf -m 5 "$API_URL/healthz" >/dev/null || fail "no link from h$i"
 done
@@ -89,7 +94,6 @@ for i in 1 2 3; do
   ns=${NS[$((i - 1))]}
   dir=$WORK/h$i
   mkdir -p "$dir"
-  import_tiny_images "$dir/images" || fail "image import for h$i"
   jt=$(api POST /api/v1/join-tokens '{"ttl_s":600}' | jq -r .token)
   [ "$(last_status)" = 201 ] && [ -n "$jt" ] || fail "join token: HTTP $(last_status)"
   ip netns exec "$ns" "$STRATA_AGENT" serve --state-dir "$dir" --images "$dir/images" \
@@ -163,6 +167,17 @@ for n in 1 2 3 4 5 6; do
   wait_for 240 "vm$n ready" console_ready "$i" "vm$n" || fail "vm$n: no STRATA-READY on $h's console"
 done
 log "all 6 guests printed STRATA-READY"
+# The images reached every host by distribution from the catalog (none was imported there).
+for img in tiny-kernel tiny-initrd tiny-base; do
+  holders=$(api GET "/api/v1/images/$img" | jq -c '[.hosts[].host] | sort')
+  [ "$holders" = '["h1","h2","h3"]' ] || fail "image $img is on hosts $holders, not h1 h2 h3"
+done
+for i in 1 2 3; do
+  want=$(sha256sum "$TINY_BASE" | cut -d' ' -f1)
+  got=$(sha256sum "$WORK/h$i/images/images/tiny-base" | cut -d' ' -f1)
+  [ "$want" = "$got" ] || fail "h$i holds a different tiny-base"
+done
+log "catalog images distributed to h1 h2 h3 (sha256 checked)"
 
 # ---- cut h2's link: host unreachable, its VMs unknown but still listed
 victim=h2

@@ -16,6 +16,7 @@
 #include <regex>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include <boost/asio.hpp>
@@ -24,6 +25,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "strata/cli/http_client.h"
 #include "strata/common/process.h"
 #include "strata/enroll/http_client.h"
 
@@ -33,6 +35,7 @@ namespace strata::manager {
 namespace {
 
 using enroll::http_request;
+using enroll::HttpResult;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -85,13 +88,11 @@ class AllInOne : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("stratad-e2e-" + std::to_string(getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "images");
-    for (auto [name, key] : {std::pair{"tiny-kernel", "TINY_KERNEL"},
-                             std::pair{"tiny-initrd", "TINY_INITRD"},
-                             std::pair{"tiny-base", "TINY_BASE"}}) {
-      auto r = run_checked({agent, "image", "import", "--images", (dir_ / "images").string(),
-                            name, manifest_[key]});
-      ASSERT_TRUE(r) << r.error().to_string();
-    }
+    // The kernel the old way, on the host itself (an image the catalog does not know must
+    // keep working); initrd and base disk go through stratad's catalog in the test.
+    auto r = run_checked({agent, "image", "import", "--images", (dir_ / "images").string(),
+                          "tiny-kernel", manifest_["TINY_KERNEL"]});
+    ASSERT_TRUE(r) << r.error().to_string();
     std::vector<std::string> argv = {stratad, "--all-in-one", "--data-dir", dir_.string(),
                                      "--listen", "127.0.0.1:0", "--agent-binary", agent,
                                      "--accel", "tcg", "--host-name", "e2e-host",
@@ -203,6 +204,19 @@ TEST_F(AllInOne, VmLifecycleWithConsole) {
     return hosts.size() == 1 && hosts[0]["state"] == "up";
   })) << get_json("/api/v1/hosts").dump() << slurp((dir_ / "agent.log").string());
 
+  // Upload into the catalog (streamed, application/octet-stream); not on the host yet.
+  auto colon = base_.rfind(':');
+  cli::HttpClient uploader(cli::Endpoint{"127.0.0.1", base_.substr(colon + 1), ""}, token_);
+  for (auto [name, kind, key] : {std::tuple{"tiny-initrd", "initrd", "TINY_INITRD"},
+                                 std::tuple{"tiny-base", "disk", "TINY_BASE"}}) {
+    auto up = uploader.upload(
+        {"POST", std::string("/api/v1/images?name=") + name + "&kind=" + kind, std::nullopt},
+        manifest_[key], {});
+    ASSERT_TRUE(up) << up.error().to_string();
+    EXPECT_EQ((*up)["name"], name);
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "images" / "images" / "tiny-base"));
+
   json body = {{"name", "e2e-tiny"},
                {"vcpus", 1},
                {"memory_mib", 128},
@@ -220,6 +234,13 @@ TEST_F(AllInOne, VmLifecycleWithConsole) {
 
   std::string console = console_until("e2e-tiny", "STRATA-READY", 120s);
   EXPECT_NE(console.find("STRATA-READY"), std::string::npos) << console;
+  // The manager pushed the catalog images to the host before defining the VM.
+  auto holders = get_json("/api/v1/images/tiny-base")["hosts"];
+  ASSERT_EQ(holders.size(), 1u) << holders.dump();
+  EXPECT_EQ(holders[0]["host"], "e2e-host");
+  EXPECT_TRUE(fs::exists(dir_ / "images" / "images" / "tiny-initrd"));
+  // A VM uses it: the catalog refuses to delete it.
+  EXPECT_EQ(call("DELETE", "/api/v1/images/tiny-base").status, 409u);
 
   auto stop = call("POST", "/api/v1/vms/e2e-tiny/stop", R"({"timeout_s":30})");
   ASSERT_EQ(stop.status, 202u) << stop.body;
