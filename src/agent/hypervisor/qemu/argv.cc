@@ -213,6 +213,9 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
   // agent is connected; the agent holds the one socket connection and fans it out.
   add_chardev_socket(b, "serial0", f.serial_socket, f.console_log);
   b.raw({"-serial", "chardev:serial0"});
+  // pvpanic (ISA, on q35's LPC bus): a panicking guest kernel tells QEMU, which emits
+  // GUEST_PANICKED, so a kernel panic is reported as "crashed", not as a plain poweroff.
+  b.raw({"-device", "pvpanic"});
 
   int bootindex = 1;
   if (spec.kernel_boot) {

@@ -359,6 +359,15 @@ TEST_F(QemuDriverTest, QemuKilledWhileAgentDownIsCrashed) {
   EXPECT_EQ(after.last_exit->code, 9);
 }
 
+TEST_F(QemuDriverTest, GuestKernelPanicIsReportedAsCrashed) {
+  // The VM has a pvpanic device; the guest's pvpanic driver tells QEMU about the panic
+  // that sysrq-c triggers, QEMU emits GUEST_PANICKED and the driver reports the VM crashed.
+  boot("panic1");
+  ASSERT_TRUE(hv_->console_write("panic1", "echo c > /proc/sysrq-trigger\n"));
+  EXPECT_TRUE(wait_console("panic1", "Kernel panic", 1, 60s)) << tail("panic1");
+  ASSERT_TRUE(wait_state("panic1", VmState::crashed, 60s)) << tail("panic1");
+}
+
 TEST_F(QemuDriverTest, UndefineRemovesEveryFile) {
   boot("gone1");
   EXPECT_EQ(hv_->undefine("gone1").error().code, ErrorCode::failed_precondition);
