@@ -111,12 +111,14 @@ void add_image_commands(CLI::App& root, Context& ctx) {
   });
 
   auto dname = std::make_shared<std::string>();
-  CLI::App* del = image->add_subcommand("delete", "Remove an image from the catalog (409 while a "
-                                                  "VM uses it)");
+  CLI::App* del = image->add_subcommand("delete",
+                                        "Remove an image from the catalog (409 while a "
+                                        "VM uses it)");
   del->alias("rm");
   del->add_option("name", *dname, "Image name")->required();
-  del->callback(
-      [&ctx, dname] { ctx.action = [&ctx, dname] { return ctx.show(build_image_delete(*dname)); }; });
+  del->callback([&ctx, dname] {
+    ctx.action = [&ctx, dname] { return ctx.show(build_image_delete(*dname)); };
+  });
 }
 
 }  // namespace

@@ -93,9 +93,12 @@ Columns vm_columns() {
 }
 
 Columns image_columns() {
-  return {at("NAME", "/name"),       at("KIND", "/kind"),
-          at("FORMAT", "/format"),   bytes("SIZE", "/size_bytes"),
-          bytes("VIRTUAL", "/virtual_size"), time_col("CREATED", "/created_ms")};
+  return {at("NAME", "/name"),
+          at("KIND", "/kind"),
+          at("FORMAT", "/format"),
+          bytes("SIZE", "/size_bytes"),
+          bytes("VIRTUAL", "/virtual_size"),
+          time_col("CREATED", "/created_ms")};
 }
 
 Columns event_columns() {

@@ -3,13 +3,12 @@
 // checked before the store imports it (qemu-img info, backing files refused) and renames
 // it into place, so a partial or corrupted upload never appears under a name.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <random>
-
-#include <fmt/format.h>
 
 #include "strata/agent/service/agent_service.h"
 #include "strata/agent/service/grpc_status.h"
@@ -117,20 +116,20 @@ grpc::Status AgentService::PutImage(grpc::ServerContext*,
       const std::string& data = chunk.data();
       received += data.size();
       if (received > h.size_bytes())
-        return invalid_argument("size_bytes", fmt::format("more than the announced {} bytes",
-                                                          h.size_bytes()));
+        return invalid_argument("size_bytes",
+                                fmt::format("more than the announced {} bytes", h.size_bytes()));
       digest.update(data);
       if (auto st = tmp.write(data); !st) return st;
       chunk.Clear();
     } while (reader->Read(&chunk));
     if (auto st = tmp.close(); !st) return st;
     if (received != h.size_bytes())
-      return invalid_argument("size_bytes", fmt::format("received {} bytes, announced {}",
-                                                        received, h.size_bytes()));
+      return invalid_argument(
+          "size_bytes", fmt::format("received {} bytes, announced {}", received, h.size_bytes()));
     std::string got = digest.hex_final();
     if (got != h.sha256())
-      return invalid_argument("sha256", fmt::format("content hashes to {}, announced {}", got,
-                                                    h.sha256()));
+      return invalid_argument("sha256",
+                              fmt::format("content hashes to {}, announced {}", got, h.sha256()));
     auto info = images.import_image(h.name(), tmp.path());
     if (!info) {
       // Another PutImage of the same name won the race: same content is still success.
@@ -139,8 +138,8 @@ grpc::Status AgentService::PutImage(grpc::ServerContext*,
     }
     *resp->mutable_image() = to_proto(*info);
     resp->set_existed(false);
-    log()->info("image received name={} kind={} bytes={} sha256={}", h.name(), h.kind(),
-                received, got);
+    log()->info("image received name={} kind={} bytes={} sha256={}", h.name(), h.kind(), received,
+                got);
     return {};
   };
   auto st = run();

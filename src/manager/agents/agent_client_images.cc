@@ -1,14 +1,13 @@
 // AgentClient: pushing catalog images to an agent (PutImage, client streaming) and
 // removing them (DeleteImage). The file is read in 1 MiB chunks, never whole.
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <vector>
-
-#include <fmt/format.h>
-#include <grpcpp/grpcpp.h>
 
 #include "strata/manager/agents/agent_client.h"
 
@@ -22,9 +21,8 @@ constexpr auto kPutDeadline = std::chrono::minutes(30);
 }  // namespace
 
 Result<pb::PutImageResponse> AgentClient::put_image(
-    const std::string& name, const std::string& kind, const std::string& path,
-    uint64_t size_bytes, const std::string& sha256,
-    const std::function<void(uint64_t)>& on_progress) {
+    const std::string& name, const std::string& kind, const std::string& path, uint64_t size_bytes,
+    const std::string& sha256, const std::function<void(uint64_t)>& on_progress) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return internal_error(fmt::format("open {}: {}", path, std::strerror(errno)));
   grpc::ClientContext ctx;

@@ -3,12 +3,11 @@
 // checked (disks through `qemu-img info`: qcow2/raw only, no backing or external data
 // file, which would make a host read files of the manager's or the host's choosing),
 // hashed (sha256), recorded, and moved under the catalog folder as <image id>.
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <cstdio>
 #include <filesystem>
-
-#include <fmt/format.h>
 
 #include "strata/common/process.h"
 #include "strata/common/sha256.h"
@@ -115,7 +114,7 @@ HttpResponse create_image(ApiDeps& d, HttpRequest& r) {
   if (auto existing = d.store->get_image_by_name(name))
     return error_response(
         Error{ErrorCode::already_exists, fmt::format("image {} already exists", name), "name"});
-  struct stat st{};
+  struct stat st {};
   if (r.body_file.empty() || ::stat(r.body_file.c_str(), &st) != 0 || st.st_size == 0)
     return error_response(Error{ErrorCode::invalid_argument, "the image is empty", "body"});
 

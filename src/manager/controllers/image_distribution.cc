@@ -2,10 +2,10 @@
 // catalog image it lacks, progress throttled to 10% steps.
 #include "strata/manager/controllers/image_distribution.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "strata/common/log.h"
 

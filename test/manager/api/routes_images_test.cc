@@ -41,8 +41,8 @@ class ImageRoutesTest : public ::testing::Test {
     auth_ = std::make_unique<TokenAuthenticator>(*store_, clock_);
     agents_ = std::make_unique<ConnectionManager>(*store_, *events_, clock_, ConnectionConfig{});
     placement_ = std::make_unique<PlacementService>(*store_, *sched::Scheduler::create({}));
-    controller_ = std::make_unique<VmController>(*store_, *agents_, *tasks_, *events_,
-                                                 *placement_, clock_, ControllerConfig{});
+    controller_ = std::make_unique<VmController>(*store_, *agents_, *tasks_, *events_, *placement_,
+                                                 clock_, ControllerConfig{});
     images_ = std::make_unique<ImageDistributor>(*store_, (dir_ / "catalog").string());
     ApiDeps d;
     d.store = store_.get();
@@ -86,8 +86,7 @@ class ImageRoutesTest : public ::testing::Test {
     std::ofstream(p, std::ios::binary) << data;
     return p;
   }
-  Result<json> upload(const std::string& token, const std::string& query,
-                      const std::string& path) {
+  Result<json> upload(const std::string& token, const std::string& query, const std::string& path) {
     return client(token).upload({"POST", "/api/v1/images?" + query, std::nullopt}, path, {});
   }
   size_t uploads_left() {
@@ -179,8 +178,8 @@ TEST_F(ImageRoutesTest, RejectsBadNamesKindsFormatsAndBackingFiles) {
   // A qcow2 whose backing file is a host path: the classic host-file-read attack.
   auto secret = write_file("secret", std::string(4096, 's'));
   auto evil = (dir_ / "evil.qcow2").string();
-  ASSERT_TRUE(run_checked(
-      {"qemu-img", "create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", evil}));
+  ASSERT_TRUE(
+      run_checked({"qemu-img", "create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", evil}));
   auto backed = upload(admin_, "name=evil", evil);
   ASSERT_FALSE(backed);
   EXPECT_EQ(backed.error().code, ErrorCode::invalid_argument);
@@ -214,7 +213,8 @@ TEST_F(ImageRoutesTest, OversizedUploadIs413AndLeavesNothing) {
   EXPECT_TRUE(store_->list_images({})->empty());
   EXPECT_EQ(uploads_left(), 0u);
   // The 10 MB JSON limit does not apply to the route, only its own cap: 3 MiB is fine.
-  auto fine = upload(admin_, "name=fine&kind=kernel", write_file("fine", std::string(3 << 20, 'f')));
+  auto fine =
+      upload(admin_, "name=fine&kind=kernel", write_file("fine", std::string(3 << 20, 'f')));
   ASSERT_TRUE(fine) << fine.error().to_string();
 }
 
@@ -229,13 +229,12 @@ TEST_F(ImageRoutesTest, DeleteIsRefusedWhileAVmUsesTheImage) {
   h.cpu_threads = 4;
   h.memory_mib = 4096;
   ASSERT_TRUE(store_->create_host(h));
-  auto vm = client(admin_).call(
-      {"POST", "/api/v1/vms",
-       json{{"name", "web-1"},
-            {"vcpus", 1},
-            {"memory_mib", 64},
-            {"kernel", "tiny-kernel"},
-            {"start", false}}});
+  auto vm = client(admin_).call({"POST", "/api/v1/vms",
+                                 json{{"name", "web-1"},
+                                      {"vcpus", 1},
+                                      {"memory_mib", 64},
+                                      {"kernel", "tiny-kernel"},
+                                      {"start", false}}});
   ASSERT_TRUE(vm) << vm.error().to_string();
   auto del = client(admin_).call({"DELETE", "/api/v1/images/tiny-kernel", std::nullopt});
   ASSERT_FALSE(del);
