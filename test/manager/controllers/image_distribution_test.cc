@@ -1,0 +1,137 @@
+// ImageDistributor against a real AgentService (in-memory hypervisor, real image store
+// with qemu-img) on a UNIX socket: catalog images a spec names are pushed once, names the
+// catalog does not know are left to the host, and a different image under the same name
+// on the host is an error (already_exists), never overwritten.
+#include "strata/manager/controllers/image_distribution.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../../agent/service/memory_hypervisor.h"
+#include "strata/agent/image_store.h"
+#include "strata/agent/service/agent_service.h"
+#include "strata/common/sha256.h"
+
+namespace strata::manager {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ImageDistributionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/strata-dist-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    fs::create_directories(dir_ / "catalog");
+    auto images = agent::make_image_store((dir_ / "host").string());
+    ASSERT_TRUE(images) << images.error().to_string();
+    host_images_ = std::move(*images);
+    agent::service::AgentServiceOptions opts;
+    opts.state_dir = (dir_ / "state").string();
+    opts.images = host_images_.get();
+    auto svc = agent::service::AgentService::create(hv_, opts);
+    ASSERT_TRUE(svc) << svc.error().to_string();
+    service_ = std::move(*svc);
+    std::string addr = "unix:" + (dir_ / "agent.sock").string();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(addr, grpc::InsecureServerCredentials());
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    client_ = std::make_unique<AgentClient>(addr);
+    auto s = store::open_store("sqlite::memory:");
+    ASSERT_TRUE(s) << s.error().to_string();
+    store_ = std::move(*s);
+    dist_ = std::make_unique<ImageDistributor>(*store_, (dir_ / "catalog").string());
+  }
+  void TearDown() override {
+    if (server_) {
+      service_->shutdown();
+      server_->Shutdown();
+    }
+    fs::remove_all(dir_);
+  }
+  // A catalog entry with its bytes in the catalog folder.
+  void add_catalog(const std::string& name, const std::string& kind, const std::string& data) {
+    store::ImageRecord rec;
+    rec.name = name;
+    rec.kind = kind;
+    rec.format = "raw";
+    rec.size_bytes = static_cast<int64_t>(data.size());
+    rec.virtual_size = rec.size_bytes;
+    Sha256 h;
+    h.update(data);
+    rec.sha256 = h.hex_final();
+    auto created = store_->create_image(rec);
+    ASSERT_TRUE(created) << created.error().to_string();
+    std::ofstream(catalog_file(dist_->catalog_dir(), created->id), std::ios::binary) << data;
+  }
+  model::VmSpec spec() {
+    model::VmSpec s;
+    s.name = "vm1";
+    s.kernel_boot = model::KernelBoot{"vmlinuz", "initrd", ""};
+    model::DiskSpec d;
+    d.name = "root";
+    d.base_image = "local-only";
+    s.disks.push_back(d);
+    return s;
+  }
+
+  agent::testing::MemoryHypervisor hv_;
+  fs::path dir_;
+  agent::ImageStorePtr host_images_;
+  agent::service::AgentServicePtr service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<AgentClient> client_;
+  store::StorePtr store_;
+  std::unique_ptr<ImageDistributor> dist_;
+};
+
+TEST_F(ImageDistributionTest, PushesMissingCatalogImagesOnceAndSkipsUnknownNames) {
+  EXPECT_EQ(referenced_images(spec()),
+            (std::vector<std::string>{"vmlinuz", "initrd", "local-only"}));
+  add_catalog("vmlinuz", "kernel", std::string(3 << 20, 'k'));
+  add_catalog("initrd", "initrd", "initrd bytes");
+  std::vector<std::string> progress;
+  auto st =
+      dist_->ensure("h1", *client_, spec(), [&](const std::string& m) { progress.push_back(m); });
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_TRUE(fs::exists(dir_ / "host" / "images" / "vmlinuz"));
+  EXPECT_TRUE(fs::exists(dir_ / "host" / "images" / "initrd"));
+  EXPECT_FALSE(fs::exists(dir_ / "host" / "images" / "local-only"));  // not a catalog image
+  ASSERT_FALSE(progress.empty());
+  EXPECT_EQ(progress.front(), "copying image vmlinuz to host: 0%");
+  EXPECT_EQ(std::count(progress.begin(), progress.end(), "copying image vmlinuz to host: 100%"), 1);
+
+  // Everything present now: nothing is sent again.
+  progress.clear();
+  ASSERT_TRUE(
+      dist_->ensure("h1", *client_, spec(), [&](const std::string& m) { progress.push_back(m); }));
+  EXPECT_TRUE(progress.empty());
+}
+
+TEST_F(ImageDistributionTest, DifferentImageUnderTheSameNameOnTheHostIsAnError) {
+  auto local = dir_ / "other-kernel";
+  std::ofstream(local, std::ios::binary) << "not the catalog's kernel";
+  ASSERT_TRUE(host_images_->import_image("vmlinuz2", local.string()));
+  add_catalog("vmlinuz2", "kernel", "the catalog's kernel");
+  // Listed on the host under that name: left alone (the host's own image wins).
+  model::VmSpec s;
+  s.name = "vm2";
+  s.kernel_boot = model::KernelBoot{"vmlinuz2", "", ""};
+  ASSERT_TRUE(dist_->ensure("h1", *client_, s, {}));
+  // Pushed explicitly, the agent refuses to replace it.
+  store::ImageRecord rec = *store_->get_image_by_name("vmlinuz2");
+  auto put = client_->put_image("vmlinuz2", "kernel", catalog_file(dist_->catalog_dir(), rec.id),
+                                static_cast<uint64_t>(rec.size_bytes), rec.sha256);
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.error().code, ErrorCode::already_exists);
+}
+
+}  // namespace
+}  // namespace strata::manager
