@@ -33,8 +33,24 @@ std::optional<HttpResponse> ApiService::admit(HttpRequest& head) const {
   Status allowed = authorize(head.principal, *m.route->options.role);
   if (!principal && principal.error().code != ErrorCode::unauthenticated)
     allowed = tl::unexpected(principal.error());
-  if (allowed) return std::nullopt;
-  return error_response(allowed.error());
+  if (!allowed) return error_response(allowed.error());
+  const Route& r = *m.route;
+  if (!r.options.precheck) return std::nullopt;
+  head.params = m.params;
+  head.route = r.pattern;
+  auto early = r.options.precheck(head);
+  if (early && !r.options.action.empty()) {
+    std::string actor = head.principal ? "token:" + head.principal->name : "anonymous";
+    auto j = nlohmann::json::parse(early->body, nullptr, false);
+    std::string message =
+        !j.is_discarded() && j.contains("error") ? j["error"].value("message", "") : "";
+    deps_.events->append(actor, r.options.action,
+                         early->audit_target.empty() ? r.options.action.substr(
+                                                           0, r.options.action.find('.'))
+                                                     : early->audit_target,
+                         fmt::format("error {}", early->status), message);
+  }
+  return early;
 }
 
 size_t ApiService::body_limit(std::string_view method, std::string_view path) const {

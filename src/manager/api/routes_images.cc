@@ -97,7 +97,9 @@ nlohmann::json hosts_with(ApiDeps& d, const std::string& name) {
   return out;
 }
 
-HttpResponse create_image(ApiDeps& d, HttpRequest& r) {
+// Everything about an upload that the header alone decides: run before the body is read
+// (so a bad name or a taken one does not cost the transfer) and again with the body.
+std::optional<HttpResponse> check_upload_head(ApiDeps& d, const HttpRequest& r) {
   if (!d.images)
     return error_response(Error{ErrorCode::unavailable, "this manager has no image catalog", ""});
   std::string name = r.query.count("name") ? r.query.at("name") : "";
@@ -111,9 +113,19 @@ HttpResponse create_image(ApiDeps& d, HttpRequest& r) {
     return error_response(Error{ErrorCode::invalid_argument,
                                 "the body must be the raw image (application/octet-stream)",
                                 "Content-Type"});
-  if (auto existing = d.store->get_image_by_name(name))
-    return error_response(
+  if (auto existing = d.store->get_image_by_name(name)) {
+    auto resp = error_response(
         Error{ErrorCode::already_exists, fmt::format("image {} already exists", name), "name"});
+    resp.audit_target = "image/" + name;
+    return resp;
+  }
+  return std::nullopt;
+}
+
+HttpResponse create_image(ApiDeps& d, HttpRequest& r) {
+  if (auto early = check_upload_head(d, r)) return std::move(*early);
+  const std::string name = r.query.at("name");
+  const std::string kind = r.query.count("kind") ? r.query.at("kind") : "disk";
   struct stat st {};
   if (r.body_file.empty() || ::stat(r.body_file.c_str(), &st) != 0 || st.st_size == 0)
     return error_response(Error{ErrorCode::invalid_argument, "the image is empty", "body"});
@@ -197,6 +209,7 @@ void add_image_routes(ApiService& api) {
   upload.action = "image.create";
   upload.stream_body = true;
   upload.max_body = d.image_max_bytes;
+  upload.precheck = [&d](HttpRequest& head) { return check_upload_head(d, head); };
   api.router().add("POST", "/api/v1/images", upload,
                    [&d](HttpRequest& r) { return create_image(d, r); });
   RouteOptions del;

@@ -155,11 +155,16 @@ TEST_F(ImageRoutesTest, UploadListShowAndDuplicateName) {
 
   auto events = store_->list_events(0, 0);
   ASSERT_TRUE(events);
-  bool audited = false;
-  for (const auto& e : *events)
+  bool audited = false, conflict_audited = false;
+  for (const auto& e : *events) {
     if (e.action == "image.create" && e.target == "image/tiny-kernel" && e.result == "ok")
       audited = true;
+    // The taken name was refused on the header, before the body: audited as well.
+    if (e.action == "image.create" && e.target == "image/tiny-kernel" && e.result == "error 409")
+      conflict_audited = true;
+  }
   EXPECT_TRUE(audited);
+  EXPECT_TRUE(conflict_audited);
 }
 
 TEST_F(ImageRoutesTest, RejectsBadNamesKindsFormatsAndBackingFiles) {

@@ -24,6 +24,9 @@ struct RouteOptions {
   // The body is streamed to a temp file (HttpRequest::body_file), not held in memory;
   // max_body is then that route's own cap.
   bool stream_body = false;
+  // Streamed routes: checks on the header alone (query, names taken) before the body is
+  // read; a response it returns is sent instead (and audited). Null: none.
+  std::function<std::optional<HttpResponse>(HttpRequest& head)> precheck;
 };
 
 struct Route {
