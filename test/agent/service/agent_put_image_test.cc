@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "memory_hypervisor.h"
+#include "served_agent.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/service/agent_client.h"
 #include "strata/agent/service/agent_service.h"
@@ -37,22 +38,14 @@ class PutImageTest : public ::testing::Test {
     AgentServiceOptions opts;
     opts.state_dir = (dir_ / "state").string();
     opts.images = images_.get();
-    auto svc = AgentService::create(hv_, opts);
-    ASSERT_TRUE(svc) << svc.error().to_string();
-    service_ = std::move(*svc);
-    std::string addr = "unix:" + (dir_ / "agent.sock").string();
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(addr, grpc::InsecureServerCredentials());
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    client_ = std::make_unique<AgentClient>(addr, std::chrono::seconds(10));
+    auto served = testing::ServedAgent::start(hv_, opts, (dir_ / "agent.sock").string());
+    ASSERT_TRUE(served) << served.error().to_string();
+    agent_ = std::move(*served);
+    client_ = std::make_unique<AgentClient>(agent_->address(), std::chrono::seconds(10));
   }
   void TearDown() override {
-    if (server_) {
-      service_->shutdown();
-      server_->Shutdown();
-    }
+    client_.reset();
+    agent_.reset();
     fs::remove_all(dir_);
   }
 
@@ -93,8 +86,7 @@ class PutImageTest : public ::testing::Test {
   testing::MemoryHypervisor hv_;
   fs::path dir_;
   ImageStorePtr images_;
-  AgentServicePtr service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<testing::ServedAgent> agent_;
   std::unique_ptr<AgentClient> client_;
 };
 

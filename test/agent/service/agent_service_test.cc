@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "memory_hypervisor.h"
+#include "served_agent.h"
 #include "strata/agent/service/agent_client.h"
 
 namespace strata::agent::service {
@@ -45,23 +46,13 @@ class AgentServiceTest : public ::testing::Test {
       inv.set_inventory_json(R"({"cpu":{"threads":2}})");
       return Result<v1::HostInventory>(inv);
     };
-    auto svc = AgentService::create(hv_, opts);
-    ASSERT_TRUE(svc) << svc.error().to_string();
-    service_ = std::move(*svc);
-    std::string addr = "unix:" + (dir_ / "agent.sock").string();
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(addr, grpc::InsecureServerCredentials());
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    client_ = std::make_unique<AgentClient>(addr, std::chrono::seconds(10));
+    auto served = testing::ServedAgent::start(hv_, opts, (dir_ / "agent.sock").string());
+    ASSERT_TRUE(served) << served.error().to_string();
+    agent_ = std::move(*served);
+    client_ = std::make_unique<AgentClient>(agent_->address(), std::chrono::seconds(10));
   }
   void stop_server() {
-    if (!server_) return;
-    service_->shutdown();
-    server_->Shutdown();
-    server_.reset();
-    service_.reset();
+    agent_.reset();
     client_.reset();
   }
 
@@ -82,8 +73,7 @@ class AgentServiceTest : public ::testing::Test {
 
   testing::MemoryHypervisor hv_;
   fs::path dir_;
-  AgentServicePtr service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<testing::ServedAgent> agent_;
   std::unique_ptr<AgentClient> client_;
 };
 
@@ -342,7 +332,7 @@ TEST_F(AgentServiceTest, WatchEventsSendsCurrentThenTransitions) {
   EXPECT_EQ(ev.vm(), "vm");
   EXPECT_EQ(ev.state(), v1::VM_STATE_RUNNING);
   // Agent shutdown ends the stream with UNAVAILABLE so clients reconnect.
-  service_->shutdown();
+  agent_->service().shutdown();
   while (reader->Read(&ev)) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);

@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "../../agent/service/memory_hypervisor.h"
+#include "../../agent/service/served_agent.h"
 #include "strata/agent/service/agent_service.h"
 #include "strata/manager/controllers/placement.h"
 
@@ -32,10 +33,7 @@ class ConnectionStartTest : public ::testing::Test {
     events_ = std::make_unique<EventLog>(*store_);
   }
   void TearDown() override {
-    if (server_) {
-      service_->shutdown();
-      server_->Shutdown();
-    }
+    agent_.reset();
     fs::remove_all(dir_);
   }
 
@@ -54,16 +52,11 @@ class ConnectionStartTest : public ::testing::Test {
       inv.set_inventory_json("{}");
       return Result<pb::HostInventory>(inv);
     };
-    auto svc = agent::service::AgentService::create(hv_, opts);
-    EXPECT_TRUE(svc) << svc.error().to_string();
-    service_ = std::move(*svc);
-    std::string addr = "unix:" + (dir_ / "agent.sock").string();
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(addr, grpc::InsecureServerCredentials());
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    EXPECT_NE(server_, nullptr);
-    return addr;
+    auto served = agent::testing::ServedAgent::start(hv_, opts, (dir_ / "agent.sock").string());
+    EXPECT_TRUE(served) << served.error().to_string();
+    if (!served) return "";
+    agent_ = std::move(*served);
+    return agent_->address();
   }
 
   // A host as a previous manager left it in the store: last known state "up".
@@ -94,8 +87,7 @@ class ConnectionStartTest : public ::testing::Test {
   store::StorePtr store_;
   std::unique_ptr<EventLog> events_;
   agent::testing::MemoryHypervisor hv_;
-  std::unique_ptr<agent::service::AgentService> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<agent::testing::ServedAgent> agent_;
 };
 
 TEST_F(ConnectionStartTest, StartReturnsWithReachableHostsConfirmedUp) {

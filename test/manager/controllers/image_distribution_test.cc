@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "../../agent/service/memory_hypervisor.h"
+#include "../../agent/service/served_agent.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/service/agent_service.h"
 #include "strata/common/sha256.h"
@@ -34,26 +35,18 @@ class ImageDistributionTest : public ::testing::Test {
     agent::service::AgentServiceOptions opts;
     opts.state_dir = (dir_ / "state").string();
     opts.images = host_images_.get();
-    auto svc = agent::service::AgentService::create(hv_, opts);
-    ASSERT_TRUE(svc) << svc.error().to_string();
-    service_ = std::move(*svc);
-    std::string addr = "unix:" + (dir_ / "agent.sock").string();
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(addr, grpc::InsecureServerCredentials());
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    client_ = std::make_unique<AgentClient>(addr);
+    auto served = agent::testing::ServedAgent::start(hv_, opts, (dir_ / "agent.sock").string());
+    ASSERT_TRUE(served) << served.error().to_string();
+    agent_ = std::move(*served);
+    client_ = std::make_unique<AgentClient>(agent_->address());
     auto s = store::open_store("sqlite::memory:");
     ASSERT_TRUE(s) << s.error().to_string();
     store_ = std::move(*s);
     dist_ = std::make_unique<ImageDistributor>(*store_, (dir_ / "catalog").string());
   }
   void TearDown() override {
-    if (server_) {
-      service_->shutdown();
-      server_->Shutdown();
-    }
+    client_.reset();
+    agent_.reset();
     fs::remove_all(dir_);
   }
   // A catalog entry with its bytes in the catalog folder.
@@ -85,8 +78,7 @@ class ImageDistributionTest : public ::testing::Test {
   agent::testing::MemoryHypervisor hv_;
   fs::path dir_;
   agent::ImageStorePtr host_images_;
-  agent::service::AgentServicePtr service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<agent::testing::ServedAgent> agent_;
   std::unique_ptr<AgentClient> client_;
   store::StorePtr store_;
   std::unique_ptr<ImageDistributor> dist_;
