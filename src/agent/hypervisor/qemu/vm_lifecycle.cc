@@ -263,7 +263,9 @@ void QemuHypervisor::supervise_once() {
     for (auto& [name, vmp] : vms_) {
       Vm& vm = *vmp;
       logs.push_back(vm_files(vm.dir).console_log);
-      if (!is_active(vm.rec.state) || vm.busy || vm.rec.pid == 0) continue;
+      // A panicked VM is already `crashed` but its QEMU still runs its panic action (by
+      // default it shuts down): keep watching it until the exit is recorded.
+      if ((!is_active(vm.rec.state) && !vm.panicked) || vm.busy || vm.rec.pid == 0) continue;
       auto exit = read_exit_record(vm.dir);
       if (exit && exit->qemu_pid == vm.rec.pid) {
         drop.push_back(finalize_locked(name, vm, *exit));

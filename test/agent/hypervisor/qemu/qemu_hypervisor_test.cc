@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -366,6 +367,18 @@ TEST_F(QemuDriverTest, GuestKernelPanicIsReportedAsCrashed) {
   ASSERT_TRUE(hv_->console_write("panic1", "echo c > /proc/sysrq-trigger\n"));
   EXPECT_TRUE(wait_console("panic1", "Kernel panic", 1, 60s)) << tail("panic1");
   ASSERT_TRUE(wait_state("panic1", VmState::crashed, 60s)) << tail("panic1");
+  // QEMU's default panic action shuts it down; the driver records that exit as the panic.
+  std::optional<VmExit> exit;
+  for (int i = 0; i < 600 && !exit; ++i) {
+    auto st = hv_->status("panic1");
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->state, VmState::crashed);
+    exit = st->last_exit;
+    if (!exit) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(exit) << "the panicked QEMU's exit was never recorded";
+  EXPECT_EQ(exit->reason, "guest-panicked");
+  EXPECT_EQ(hv_->status("panic1")->pid, 0);
 }
 
 TEST_F(QemuDriverTest, UndefineRemovesEveryFile) {
