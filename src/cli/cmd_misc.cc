@@ -136,7 +136,7 @@ void add_token_commands(CLI::App& root, Context& ctx) {
   CLI::App* join = root.add_subcommand("join-token", "One-time tokens that let a host enroll");
   join->require_subcommand(1);
   auto ttl = std::make_shared<std::string>();
-  CLI::App* jc = join->add_subcommand("create", "Create a join token for `strata-agent --join`");
+  CLI::App* jc = join->add_subcommand("create", "Create a join token for `strata-agent serve --join-token`");
   jc->add_option("--ttl", *ttl, "Lifetime (default 1h on the server)");
   jc->callback([&ctx, ttl] {
     ctx.action = [&ctx, ttl] {
