@@ -16,7 +16,7 @@ namespace strata::manager {
 class ConnectionManager::HostConnection {
  public:
   HostConnection(ConnectionManager& mgr, store::HostRecord host)
-      : mgr_(mgr), host_id_(host.id), host_name_(host.name),
+      : mgr_(mgr), host_id_(host.id), host_name_(host.name), address_(host.address),
         client_(std::make_shared<AgentClient>(host.address)),
         tracker_(mgr.config_.heartbeat, mgr.clock_) {
     heartbeat_thread_ = std::thread([this] { heartbeat_loop(); });
@@ -35,7 +35,10 @@ class ConnectionManager::HostConnection {
     if (watch_thread_.joinable()) watch_thread_.join();
   }
 
-  AgentClientPtr client() const { return client_; }
+  AgentClientPtr client() const {
+    std::lock_guard lock(client_mu_);
+    return client_;
+  }
   Liveness liveness() const { return liveness_; }
   bool first_heartbeat_done() const { return first_done_; }
 
@@ -53,7 +56,7 @@ class ConnectionManager::HostConnection {
     while (true) {
       bool changed = false;
       if (tracker_.due()) {
-        auto h = client_->health(mgr_.config_.heartbeat.rpc_timeout);
+        auto h = client()->health(mgr_.config_.heartbeat.rpc_timeout);
         if (h && h->serving()) {
           changed = tracker_.on_success();
           int64_t now_ms = unix_ms(*mgr_.clock_);
@@ -66,6 +69,14 @@ class ConnectionManager::HostConnection {
           if (tracker_.consecutive_misses() == 1)
             log->warn("heartbeat failed host={} error={}", host_name_,
                       h ? std::string("not serving") : h.error().to_string());
+          // A channel that keeps failing is replaced by a fresh one, so a host whose first
+          // dial was refused (the manager can dial right after enrollment, before the agent
+          // serves) is not left behind a channel stuck in its failure state.
+          if (tracker_.consecutive_misses() % mgr_.config_.heartbeat.miss_threshold == 0) {
+            auto fresh = std::make_shared<AgentClient>(address_);
+            std::lock_guard lock(client_mu_);
+            client_ = std::move(fresh);
+          }
         }
       }
       changed = tracker_.check() || changed;
@@ -101,7 +112,7 @@ class ConnectionManager::HostConnection {
   }
 
   void record_metrics() {
-    auto m = client_->metrics(mgr_.config_.heartbeat.rpc_timeout);
+    auto m = client()->metrics(mgr_.config_.heartbeat.rpc_timeout);
     if (!m) return;
     std::string json;
     google::protobuf::util::JsonPrintOptions opts;
@@ -114,7 +125,7 @@ class ConnectionManager::HostConnection {
   }
 
   void refresh_inventory() {
-    auto inv = client_->inventory();
+    auto inv = client()->inventory();
     if (!inv) return;
     for (int attempt = 0; attempt < 3; ++attempt) {
       auto host = mgr_.store_.get_host(host_id_);
@@ -138,7 +149,7 @@ class ConnectionManager::HostConnection {
         if (up) cancel_.reset();
       }
       if (up) {
-        client_->watch_events(true, cancel_, [this](const pb::VmEvent& ev) {
+        client()->watch_events(true, cancel_, [this](const pb::VmEvent& ev) {
           if (mgr_.callbacks_.on_vm_event) mgr_.callbacks_.on_vm_event(host_id_, ev);
         });
       }
@@ -149,6 +160,8 @@ class ConnectionManager::HostConnection {
   ConnectionManager& mgr_;
   std::string host_id_;
   std::string host_name_;
+  std::string address_;
+  mutable std::mutex client_mu_;
   AgentClientPtr client_;
   HeartbeatTracker tracker_;  // heartbeat thread only
   std::atomic<Liveness> liveness_{Liveness::unknown};
