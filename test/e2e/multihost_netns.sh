@@ -112,8 +112,25 @@ host_state() { api GET "/api/v1/hosts/$1" | jq -r .state; }
 host_is() { [ "$(host_state "$1")" = "$2" ]; }
 vm_count_is() { [ "$(vms_json | jq '.vms | length')" = "$1" ]; }
 
-wait_for 180 "3 hosts up" hosts_in_state up 3 ||
+# What the manager and each host see, for a failure to reach hosts (seen once: all three
+# stayed unreachable although every agent served).
+diagnose_hosts() {
+  local i
+  for i in 1 2 3; do
+    echo "--- h$i: listening in ${NS[$((i - 1))]}; manager's sockets to it; TLS probe ---" >&2
+    ip netns exec "${NS[$((i - 1))]}" ss -ltn >&2
+    ss -tnai dst "$(host_ip "$i")" >&2
+    timeout 5 openssl s_client -connect "$(host_ip "$i"):$AGENT_PORT" -CAfile "$WORK/mgr/pki/ca.crt" \
+      </dev/null 2>&1 | grep -E "^(CONNECTED|verify|Verification|Peer signature)|errno|error" >&2
+  done
+  echo "--- stratad threads (wchan) ---" >&2
+  for t in /proc/"$MGR_PID"/task/*; do echo "$(cat "$t/comm") $(cat "$t/wchan")"; done | sort | uniq -c >&2
+}
+
+wait_for 180 "3 hosts up" hosts_in_state up 3 || {
+  diagnose_hosts
   fail "hosts not up: $(api GET /api/v1/hosts | jq -c '[.hosts[] | {name, state, reachability}]')"
+}
 log "3 hosts up: $(api GET /api/v1/hosts | jq -c '[.hosts[] | {name, address, state}]')"
 for i in 1 2 3; do
   grep -q "enrolled with" "$WORK/h$i/agent.log" || fail "h$i did not log its enrollment"

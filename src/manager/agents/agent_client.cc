@@ -132,6 +132,9 @@ AgentClient::AgentClient(std::string address, std::chrono::milliseconds default_
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // Each AgentClient owns its connection: a client made afresh for a host that kept failing
+  // really dials again, instead of sharing the old one from gRPC's process-wide pool.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetMaxReceiveMessageSize(64 << 20);
   const bool unix_socket = address_.rfind("unix:", 0) == 0;
   auto creds = (unix_socket || !tls) ? grpc::InsecureChannelCredentials()
@@ -156,10 +159,26 @@ void set_deadline(grpc::ClientContext& ctx, std::chrono::milliseconds t) {
   grpc::Status st = stub_->METHOD(&ctx, REQ, &resp);           \
   if (!st.ok()) return tl::unexpected(error_from_grpc(st));
 
+// The heartbeat waits (within its deadline) for the channel to connect rather than failing
+// fast while the channel is in TRANSIENT_FAILURE: a host that was refused once (dialled right
+// after enrollment, before its agent served) is answered as soon as it serves.
 Result<pb::HealthResponse> AgentClient::health(std::chrono::milliseconds timeout) {
   pb::HealthRequest req;
-  STRATA_UNARY(Health, req, pb::HealthResponse, timeout);
-  return resp;
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout);
+  ctx.set_wait_for_ready(true);
+  pb::HealthResponse resp;
+  grpc::Status st = stub_->Health(&ctx, req, &resp);
+  if (st.ok()) return resp;
+  auto err = error_from_grpc(st);
+  if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    static constexpr const char* kStates[] = {"idle", "connecting", "ready",
+                                              "transient-failure", "shutdown"};
+    auto state = static_cast<int>(channel_->GetState(false));
+    if (state >= 0 && state < 5)
+      err.message += fmt::format(" (channel {})", kStates[state]);
+  }
+  return tl::unexpected(err);
 }
 
 Result<pb::GetMetricsResponse> AgentClient::metrics(std::chrono::milliseconds timeout) {

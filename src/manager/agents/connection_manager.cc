@@ -73,6 +73,13 @@ class ConnectionManager::HostConnection {
           // dial was refused (the manager can dial right after enrollment, before the agent
           // serves) is not left behind a channel stuck in its failure state.
           if (tracker_.consecutive_misses() % mgr_.config_.heartbeat.miss_threshold == 0) {
+            // Said at a falling rate (3, 6, 12, 24, ... misses) so a long outage is visible in
+            // the log with its latest cause, without a line per heartbeat.
+            int n = tracker_.consecutive_misses() / mgr_.config_.heartbeat.miss_threshold;
+            if ((n & (n - 1)) == 0)
+              log->warn("host still unreachable host={} misses={} error={}; dialling afresh",
+                        host_name_, tracker_.consecutive_misses(),
+                        h ? std::string("not serving") : h.error().to_string());
             auto fresh = std::make_shared<AgentClient>(address_);
             std::lock_guard lock(client_mu_);
             client_ = std::move(fresh);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "memory_hypervisor.h"
 #include "strata/agent/service/agent_service.h"
@@ -132,6 +133,48 @@ TEST_F(AgentTlsTest, ManagerChecksTheDialledNameAgainstTheSan) {
   // The certificate names 127.0.0.1; dialling it as "localhost" must not pass.
   EXPECT_EQ(health(pki::channel_credentials(client_of(*ca_, CertUsage::client)), "localhost"),
             grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(AgentTlsTest, ChannelDialledBeforeTheAgentServesRecovers) {
+  // The manager may dial a host right after enrollment, before the agent serves.
+  const int port = port_;
+  service_->shutdown();
+  server_->Shutdown();
+  server_.reset();
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  auto channel = grpc::CreateCustomChannel(
+      "127.0.0.1:" + std::to_string(port),
+      pki::channel_credentials(client_of(*ca_, CertUsage::client)), args);
+  auto stub = v1::AgentService::NewStub(channel);
+  auto call = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    v1::HealthRequest req;
+    v1::HealthResponse resp;
+    return stub->Health(&ctx, req, &resp).error_code();
+  };
+  EXPECT_EQ(call(), grpc::StatusCode::UNAVAILABLE);
+  AgentServiceOptions opts;
+  opts.state_dir = (dir_ / "state2").string();
+  opts.agent_version = "test";
+  opts.hostname = "h1";
+  opts.accelerator = "tcg";
+  auto svc = AgentService::create(hv_, opts);
+  ASSERT_TRUE(svc);
+  service_ = std::move(*svc);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:" + std::to_string(port), pki::server_credentials(host_));
+  builder.RegisterService(service_.get());
+  server_ = builder.BuildAndStart();
+  ASSERT_NE(server_, nullptr);
+  grpc::StatusCode last = grpc::StatusCode::UNKNOWN;
+  for (int i = 0; i < 40 && last != grpc::StatusCode::OK; ++i) {
+    last = call();
+    if (last != grpc::StatusCode::OK) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_EQ(last, grpc::StatusCode::OK);
 }
 
 }  // namespace

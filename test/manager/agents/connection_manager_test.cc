@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "../../agent/service/memory_hypervisor.h"
 #include "../../agent/service/served_agent.h"
@@ -127,6 +128,26 @@ TEST_F(ConnectionStartTest, SilentHostKeepsLastKnownStateSoPlacementStillWorks) 
   ASSERT_EQ(snap->size(), 2u);
   for (uint32_t i = 0; i < snap->size(); ++i)
     EXPECT_EQ(snap->host(i).state, sched::HostState::up) << snap->host(i).name;
+  cm.stop();
+}
+
+TEST_F(ConnectionStartTest, HostDialledBeforeItServesComesUpOnceItServes) {
+  // Enrollment adds the host before its agent serves, so the first dials are refused; the
+  // host must come up once the agent serves, whatever state the first channel was left in.
+  auto h = add_host("h1", "unix:" + (dir_ / "agent.sock").string());
+  auto cfg = config();
+  cfg.heartbeat.interval = std::chrono::milliseconds(200);
+  cfg.startup_wait = std::chrono::milliseconds(0);
+  ConnectionManager cm(*store_, *events_, system_clock(), cfg);
+  ASSERT_TRUE(cm.start());
+  for (int i = 0; i < 100 && cm.liveness(h.id) != Liveness::unreachable; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(cm.liveness(h.id), Liveness::unreachable);
+  ASSERT_EQ(serve_agent(), h.address);
+  // Bounded wait for a hang, not a timing assertion.
+  for (int i = 0; i < 600 && cm.liveness(h.id) != Liveness::up; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(cm.liveness(h.id), Liveness::up);
   cm.stop();
 }
 
