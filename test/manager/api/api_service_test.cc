@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "manager_parts.h"
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/manager/tasks/task_tracker.h"
@@ -18,27 +19,9 @@ using nlohmann::json;
 class ApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    clock_ = system_clock();
-    auto s = store::open_store("sqlite::memory:", store::StoreOptions{clock_, 1});
-    ASSERT_TRUE(s) << s.error().to_string();
-    store_ = std::move(*s);
-    admin_ = **bootstrap_admin_token(*store_, "admin");
-    events_ = std::make_unique<EventLog>(*store_);
-    tasks_ = std::make_unique<TaskTracker>(*store_);
-    auth_ = std::make_unique<TokenAuthenticator>(*store_, clock_);
-    agents_ = std::make_unique<ConnectionManager>(*store_, *events_, clock_, ConnectionConfig{});
-    placement_ = std::make_unique<PlacementService>(*store_, *sched::Scheduler::create({}));
-    controller_ = std::make_unique<VmController>(*store_, *agents_, *tasks_, *events_,
-                                                 *placement_, clock_, ControllerConfig{});
-    ApiDeps d;
-    d.store = store_.get();
-    d.auth = auth_.get();
-    d.events = events_.get();
-    d.tasks = tasks_.get();
-    d.agents = agents_.get();
-    d.controller = controller_.get();
-    d.placement = placement_.get();
-    d.clock = clock_;
+    ASSERT_NO_FATAL_FAILURE(parts_.build());
+    admin_ = parts_.admin;
+    ApiDeps d = parts_.deps();
     auto ca = pki::CertificateAuthority::create("test CA");
     ASSERT_TRUE(ca);
     ca_ = std::make_unique<pki::CertificateAuthority>(std::move(*ca));
@@ -69,22 +52,15 @@ class ApiTest : public ::testing::Test {
     h.accelerator = "tcg";
     h.cpu_threads = cpus;
     h.memory_mib = mem_mib;
-    ASSERT_TRUE(store_->create_host(h));
+    ASSERT_TRUE(parts_.store->create_host(h));
   }
   static std::string field(const HttpResponse& r) {
     auto j = json::parse(r.body);
     return j["error"].value("field", "");
   }
 
-  ClockPtr clock_;
-  store::StorePtr store_;
+  test_support::ManagerParts parts_;
   std::string admin_;
-  std::unique_ptr<EventLog> events_;
-  std::unique_ptr<TaskTracker> tasks_;
-  std::unique_ptr<TokenAuthenticator> auth_;
-  std::unique_ptr<ConnectionManager> agents_;
-  std::unique_ptr<PlacementService> placement_;
-  std::unique_ptr<VmController> controller_;
   std::unique_ptr<pki::CertificateAuthority> ca_;
   std::unique_ptr<ApiService> api_;
 };
@@ -141,16 +117,20 @@ TEST_F(ApiTest, BadVmBodiesAre400NamingTheField) {
 }
 
 TEST_F(ApiTest, UnschedulableIs422NamingTheFilter) {
-  auto none = call("POST", "/api/v1/vms", R"({"name":"a","vcpus":1,"memory_mib":64,"kernel":"k"})", admin_);
+  auto none =
+      call("POST", "/api/v1/vms", R"({"name":"a","vcpus":1,"memory_mib":64,"kernel":"k"})", admin_);
   EXPECT_EQ(none.status, 422u) << none.body;
   add_host("small", 2, 1024);
-  auto big = call("POST", "/api/v1/vms", R"({"name":"a","vcpus":1,"memory_mib":8192,"kernel":"k"})", admin_);
+  auto big = call("POST", "/api/v1/vms", R"({"name":"a","vcpus":1,"memory_mib":8192,"kernel":"k"})",
+                  admin_);
   EXPECT_EQ(big.status, 422u) << big.body;
   EXPECT_NE(json::parse(big.body)["error"]["message"].get<std::string>().find("memory"),
             std::string::npos)
       << big.body;
-  auto sel = call("POST", "/api/v1/vms",
-                  R"({"name":"a","vcpus":1,"memory_mib":64,"kernel":"k","node_selector":{"zone":"x"}})", admin_);
+  auto sel =
+      call("POST", "/api/v1/vms",
+           R"({"name":"a","vcpus":1,"memory_mib":64,"kernel":"k","node_selector":{"zone":"x"}})",
+           admin_);
   EXPECT_EQ(sel.status, 422u);
   EXPECT_NE(sel.body.find("selector"), std::string::npos) << sel.body;
 }
@@ -158,13 +138,15 @@ TEST_F(ApiTest, UnschedulableIs422NamingTheFilter) {
 TEST_F(ApiTest, CreateIsAcceptedWithTaskAndAudited) {
   add_host("h1", 4, 4096);
   std::string op = make_token("ops", "operator");
-  auto r = call("POST", "/api/v1/vms", R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k"})", op);
+  auto r =
+      call("POST", "/api/v1/vms", R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k"})", op);
   ASSERT_EQ(r.status, 202u) << r.body;
   auto j = json::parse(r.body);
   EXPECT_EQ(j["vm"]["name"], "web");
   EXPECT_EQ(j["vm"]["host"], "h1");
   EXPECT_EQ(j["task"]["kind"], "vm.create");
-  auto dup = call("POST", "/api/v1/vms", R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k"})", op);
+  auto dup =
+      call("POST", "/api/v1/vms", R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k"})", op);
   EXPECT_EQ(dup.status, 409u);
   auto got = call("GET", "/api/v1/vms/web", "", op);
   EXPECT_EQ(got.status, 200u);
@@ -191,21 +173,24 @@ TEST_F(ApiTest, EnrollNeedsAValidJoinToken) {
   auto jt = call("POST", "/api/v1/join-tokens", "", admin_);
   ASSERT_EQ(jt.status, 201u) << jt.body;
   std::string secret = json::parse(jt.body)["token"];
-  auto bad_name = call("POST", "/api/v1/hosts/enroll",
-                       json{{"join_token", secret}, {"name", "H 1"}, {"address", "unix:/x"}}.dump(), "");
+  auto bad_name =
+      call("POST", "/api/v1/hosts/enroll",
+           json{{"join_token", secret}, {"name", "H 1"}, {"address", "unix:/x"}}.dump(), "");
   EXPECT_EQ(bad_name.status, 400u);
-  auto ok = call("POST", "/api/v1/hosts/enroll",
-                 json{{"join_token", secret}, {"name", "h1"}, {"address", "unix:/nonexistent"}}.dump(), "");
+  auto ok = call(
+      "POST", "/api/v1/hosts/enroll",
+      json{{"join_token", secret}, {"name", "h1"}, {"address", "unix:/nonexistent"}}.dump(), "");
   EXPECT_EQ(ok.status, 201u) << ok.body;
-  auto again = call("POST", "/api/v1/hosts/enroll",
-                    json{{"join_token", secret}, {"name", "h2"}, {"address", "unix:/y"}}.dump(), "");
+  auto again =
+      call("POST", "/api/v1/hosts/enroll",
+           json{{"join_token", secret}, {"name", "h2"}, {"address", "unix:/y"}}.dump(), "");
   EXPECT_EQ(again.status, 401u) << "a join token is single use: " << again.body;
-  auto patch = call("PATCH", "/api/v1/hosts/h1", R"({"labels":{"zone":"a"},"maintenance":true})",
-                    admin_);
+  auto patch =
+      call("PATCH", "/api/v1/hosts/h1", R"({"labels":{"zone":"a"},"maintenance":true})", admin_);
   EXPECT_EQ(patch.status, 200u) << patch.body;
   EXPECT_EQ(json::parse(patch.body)["state"], "maintenance");
   EXPECT_EQ(json::parse(patch.body)["labels"]["zone"], "a");
-  agents_->stop();
+  parts_.agents->stop();
 }
 
 TEST_F(ApiTest, EnrollOverTcpSignsTheAgentsCsr) {
@@ -242,12 +227,12 @@ TEST_F(ApiTest, EnrollOverTcpSignsTheAgentsCsr) {
   // A UNIX-socket agent (all-in-one) needs no CSR and gets no certificate.
   auto jt2 = call("POST", "/api/v1/join-tokens", "", admin_);
   std::string secret2 = json::parse(jt2.body)["token"];
-  auto local = call("POST", "/api/v1/hosts/enroll",
-                    json{{"join_token", secret2}, {"name", "local"}, {"address", "unix:/x"}}.dump(),
-                    "");
+  auto local =
+      call("POST", "/api/v1/hosts/enroll",
+           json{{"join_token", secret2}, {"name", "local"}, {"address", "unix:/x"}}.dump(), "");
   EXPECT_EQ(local.status, 201u) << local.body;
   EXPECT_FALSE(json::parse(local.body).contains("tls"));
-  agents_->stop();
+  parts_.agents->stop();
 }
 
 TEST_F(ApiTest, OpenApiCoversEveryRoute) {

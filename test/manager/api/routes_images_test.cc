@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "manager_parts.h"
 #include "strata/cli/http_client.h"
 #include "strata/common/process.h"
 #include "strata/common/sha256.h"
@@ -31,28 +32,10 @@ class ImageRoutesTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     fs::create_directories(dir_ / "catalog" / "uploads");
-    clock_ = system_clock();
-    auto s = store::open_store("sqlite::memory:", store::StoreOptions{clock_, 1});
-    ASSERT_TRUE(s) << s.error().to_string();
-    store_ = std::move(*s);
-    admin_ = **bootstrap_admin_token(*store_, "admin");
-    events_ = std::make_unique<EventLog>(*store_);
-    tasks_ = std::make_unique<TaskTracker>(*store_);
-    auth_ = std::make_unique<TokenAuthenticator>(*store_, clock_);
-    agents_ = std::make_unique<ConnectionManager>(*store_, *events_, clock_, ConnectionConfig{});
-    placement_ = std::make_unique<PlacementService>(*store_, *sched::Scheduler::create({}));
-    controller_ = std::make_unique<VmController>(*store_, *agents_, *tasks_, *events_, *placement_,
-                                                 clock_, ControllerConfig{});
-    images_ = std::make_unique<ImageDistributor>(*store_, (dir_ / "catalog").string());
-    ApiDeps d;
-    d.store = store_.get();
-    d.auth = auth_.get();
-    d.events = events_.get();
-    d.tasks = tasks_.get();
-    d.agents = agents_.get();
-    d.controller = controller_.get();
-    d.placement = placement_.get();
-    d.clock = clock_;
+    ASSERT_NO_FATAL_FAILURE(parts_.build());
+    admin_ = parts_.admin;
+    images_ = std::make_unique<ImageDistributor>(*parts_.store, (dir_ / "catalog").string());
+    ApiDeps d = parts_.deps();
     d.images = images_.get();
     d.image_max_bytes = 4 << 20;  // 4 MiB cap for the 413 test
     api_ = std::make_unique<ApiService>(std::move(d));
@@ -96,15 +79,8 @@ class ImageRoutesTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  ClockPtr clock_;
-  store::StorePtr store_;
+  test_support::ManagerParts parts_;
   std::string admin_;
-  std::unique_ptr<EventLog> events_;
-  std::unique_ptr<TaskTracker> tasks_;
-  std::unique_ptr<TokenAuthenticator> auth_;
-  std::unique_ptr<ConnectionManager> agents_;
-  std::unique_ptr<PlacementService> placement_;
-  std::unique_ptr<VmController> controller_;
   std::unique_ptr<ImageDistributor> images_;
   std::unique_ptr<ApiService> api_;
   HttpServerPtr server_;
@@ -153,7 +129,7 @@ TEST_F(ImageRoutesTest, UploadListShowAndDuplicateName) {
   EXPECT_EQ(anon.error().code, ErrorCode::unauthenticated);
   EXPECT_EQ(uploads_left(), 0u);
 
-  auto events = store_->list_events(0, 0);
+  auto events = parts_.store->list_events(0, 0);
   ASSERT_TRUE(events);
   bool audited = false, conflict_audited = false;
   for (const auto& e : *events) {
@@ -206,7 +182,7 @@ TEST_F(ImageRoutesTest, RejectsBadNamesKindsFormatsAndBackingFiles) {
   ASSERT_TRUE(ok) << ok.error().to_string();
   EXPECT_EQ((*ok)["format"], "qcow2");
   EXPECT_EQ((*ok)["virtual_size"], 64 << 20);
-  EXPECT_EQ(store_->list_images({})->size(), 1u);
+  EXPECT_EQ(parts_.store->list_images({})->size(), 1u);
   EXPECT_EQ(uploads_left(), 0u);
 }
 
@@ -215,7 +191,7 @@ TEST_F(ImageRoutesTest, OversizedUploadIs413AndLeavesNothing) {
   auto big = upload(admin_, "name=big&kind=kernel", path);
   ASSERT_FALSE(big);
   EXPECT_EQ(big.error().code, ErrorCode::payload_too_large);
-  EXPECT_TRUE(store_->list_images({})->empty());
+  EXPECT_TRUE(parts_.store->list_images({})->empty());
   EXPECT_EQ(uploads_left(), 0u);
   // The 10 MB JSON limit does not apply to the route, only its own cap: 3 MiB is fine.
   auto fine =
@@ -233,7 +209,7 @@ TEST_F(ImageRoutesTest, DeleteIsRefusedWhileAVmUsesTheImage) {
   h.accelerator = "tcg";
   h.cpu_threads = 4;
   h.memory_mib = 4096;
-  ASSERT_TRUE(store_->create_host(h));
+  ASSERT_TRUE(parts_.store->create_host(h));
   auto vm = client(admin_).call({"POST", "/api/v1/vms",
                                  json{{"name", "web-1"},
                                       {"vcpus", 1},
@@ -247,7 +223,7 @@ TEST_F(ImageRoutesTest, DeleteIsRefusedWhileAVmUsesTheImage) {
   EXPECT_NE(del.error().message.find("web-1"), std::string::npos);
 
   ASSERT_TRUE(upload(admin_, "name=unused&kind=initrd", path));
-  auto id = store_->get_image_by_name("unused")->id;
+  auto id = parts_.store->get_image_by_name("unused")->id;
   auto gone = client(admin_).call({"DELETE", "/api/v1/images/unused", std::nullopt});
   ASSERT_TRUE(gone) << gone.error().to_string();
   EXPECT_FALSE(fs::exists(dir_ / "catalog" / id));

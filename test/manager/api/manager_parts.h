@@ -1,0 +1,62 @@
+// The manager's parts behind the REST API, on an in-memory SQLite store and without agents:
+// what the API tests build instead of a whole stratad. deps() wires them as manager.cc does.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "strata/manager/agents/connection_manager.h"
+#include "strata/manager/api/api_service.h"
+#include "strata/manager/auth/tokens.h"
+#include "strata/manager/controllers/vm_controller.h"
+#include "strata/manager/tasks/task_tracker.h"
+
+namespace strata::manager::test_support {
+
+struct ManagerParts {
+  ClockPtr clock = system_clock();
+  store::StorePtr store;
+  std::string admin;  // the first admin token
+  std::unique_ptr<EventLog> events;
+  std::unique_ptr<TaskTracker> tasks;
+  std::unique_ptr<TokenAuthenticator> auth;
+  std::unique_ptr<ConnectionManager> agents;
+  std::unique_ptr<PlacementService> placement;
+  std::unique_ptr<VmController> controller;
+
+  // Builds every part; a failure is a fatal gtest failure (call through ASSERT_NO_FATAL_FAILURE).
+  void build() {
+    auto s = store::open_store("sqlite::memory:", store::StoreOptions{clock, 1});
+    ASSERT_TRUE(s) << s.error().to_string();
+    store = std::move(*s);
+    auto token = bootstrap_admin_token(*store, "admin");
+    ASSERT_TRUE(token && *token);
+    admin = **token;
+    events = std::make_unique<EventLog>(*store);
+    tasks = std::make_unique<TaskTracker>(*store);
+    auth = std::make_unique<TokenAuthenticator>(*store, clock);
+    agents = std::make_unique<ConnectionManager>(*store, *events, clock, ConnectionConfig{});
+    auto scheduler = sched::Scheduler::create({});
+    ASSERT_TRUE(scheduler);
+    placement = std::make_unique<PlacementService>(*store, std::move(*scheduler));
+    controller = std::make_unique<VmController>(*store, *agents, *tasks, *events, *placement, clock,
+                                                ControllerConfig{});
+  }
+
+  ApiDeps deps() const {
+    ApiDeps d;
+    d.store = store.get();
+    d.auth = auth.get();
+    d.events = events.get();
+    d.tasks = tasks.get();
+    d.agents = agents.get();
+    d.controller = controller.get();
+    d.placement = placement.get();
+    d.clock = clock;
+    return d;
+  }
+};
+
+}  // namespace strata::manager::test_support
