@@ -111,9 +111,10 @@ void add_image_commands(CLI::App& root, Context& ctx) {
   });
 
   auto dname = std::make_shared<std::string>();
-  CLI::App* del = image->add_subcommand("delete",
-                                        "Remove an image from the catalog (409 while a "
-                                        "VM uses it)");
+  CLI::App* del =
+      image->add_subcommand("delete",
+                            "Remove an image from the catalog and from the hosts that are up "
+                            "(409 while a VM uses it)");
   del->alias("rm");
   del->add_option("name", *dname, "Image name")->required();
   del->callback([&ctx, dname] {

@@ -50,14 +50,17 @@ Result<std::pair<std::string, uint16_t>> split_listen(const std::string& listen)
 
 // The image catalog's folder (<data_dir>/catalog) with uploads/ for bodies being
 // received (same filesystem, so a finished upload is renamed into place); leftovers of
-// interrupted uploads are removed.
+// interrupted uploads are removed, and records and files made to agree after a crash.
 Result<std::unique_ptr<ImageDistributor>> open_catalog(store::Store& store,
                                                        const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir + "/uploads", ec);
   if (ec) return internal_error(fmt::format("cannot create {}/uploads: {}", dir, ec.message()));
   for (const auto& e : fs::directory_iterator(dir + "/uploads", ec)) fs::remove(e.path(), ec);
-  return std::make_unique<ImageDistributor>(store, dir);
+  auto catalog = std::make_unique<ImageDistributor>(store, dir);
+  if (auto repaired = catalog->repair(); !repaired)
+    return tl::unexpected(repaired.error().wrap("checking the image catalog"));
+  return catalog;
 }
 
 class ManagerImpl final : public Manager {

@@ -174,10 +174,20 @@ HttpResponse delete_image(ApiDeps& d, HttpRequest& r) {
   auto ver = expected_version(r, nullptr);
   if (!ver) return error_response(ver.error());
   if (auto st = d.store->delete_image(img->id, *ver); !st) return error_response(st.error());
-  if (d.images) std::remove(catalog_file(d.images->catalog_dir(), img->id).c_str());
-  // Hosts keep their copies: a VM disk may still be an overlay on one, and the agent
-  // refuses to remove those; an operator cleans up with `strata-agent image delete`.
-  return HttpResponse::json(200, {{"deleted", img->name}});
+  nlohmann::json hosts = nlohmann::json::array();
+  if (d.images) {
+    std::remove(catalog_file(d.images->catalog_dir(), img->id).c_str());
+    // Copies on hosts that are up go too; a host whose VM disks are based on its copy
+    // keeps it (the agent refuses), as does a host that is not up now.
+    if (d.agents) {
+      for (const auto& c : d.images->remove_host_copies(*img, *d.agents)) {
+        nlohmann::json h = {{"host", c.host}, {"outcome", c.outcome}};
+        if (!c.message.empty()) h["message"] = c.message;
+        hosts.push_back(std::move(h));
+      }
+    }
+  }
+  return HttpResponse::json(200, {{"deleted", img->name}, {"hosts", hosts}});
 }
 
 }  // namespace

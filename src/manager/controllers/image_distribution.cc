@@ -5,9 +5,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 
 #include "strata/common/log.h"
+#include "strata/manager/controllers/vm_document.h"
 
 namespace strata::manager {
 
@@ -72,6 +74,70 @@ Status ImageDistributor::ensure(const std::string& host_id, AgentClient& client,
                put->existed());
   }
   return {};
+}
+
+Result<CatalogRepair> ImageDistributor::repair() {
+  namespace fs = std::filesystem;
+  auto log = logger("manager.images");
+  CatalogRepair out;
+  auto images = store_.list_images({});
+  if (!images) return tl::unexpected(images.error());
+  std::set<std::string> in_use;
+  auto vms = store_.list_vms({});
+  if (!vms) return tl::unexpected(vms.error());
+  for (const auto& vm : *vms) {
+    auto doc = decode_vm_document(vm.spec);
+    if (!doc) continue;
+    for (auto& n : referenced_images(doc->spec)) in_use.insert(std::move(n));
+  }
+  std::set<std::string> ids;
+  std::error_code ec;
+  for (const auto& img : *images) {
+    ids.insert(img.id);
+    if (fs::is_regular_file(catalog_file(catalog_dir_, img.id), ec)) continue;
+    if (in_use.count(img.name)) {
+      log->error("catalog image has no bytes but VMs use it name={} id={}", img.name, img.id);
+      out.missing_in_use.push_back(img.name);
+      continue;
+    }
+    if (auto st = store_.delete_image(img.id, std::nullopt);
+        !st && st.error().code != ErrorCode::not_found)
+      return tl::unexpected(st.error().wrap("removing the record of image " + img.name));
+    log->warn("catalog record without bytes removed (upload interrupted) name={}", img.name);
+    out.records_removed.push_back(img.name);
+  }
+  for (const auto& e : fs::directory_iterator(catalog_dir_, ec)) {
+    const std::string file = e.path().filename().string();
+    if (file == "uploads" || ids.count(file) || !e.is_regular_file(ec)) continue;
+    fs::remove(e.path(), ec);
+    log->warn("catalog file without record removed (delete interrupted) file={}", file);
+    out.files_removed.push_back(file);
+  }
+  return out;
+}
+
+std::vector<HostCopy> ImageDistributor::remove_host_copies(const store::ImageRecord& image,
+                                                           ConnectionManager& agents) {
+  std::vector<HostCopy> out;
+  auto hosts = store_.list_hosts({});
+  if (!hosts) return out;
+  for (const auto& h : *hosts) {
+    HostCopy c{h.name, "unreachable", ""};
+    auto client = agents.client(h.id);
+    if (client && agents.liveness(h.id) == Liveness::up) {
+      auto st = client->delete_image(image.id + ":delete", image.name);
+      if (st) {
+        c.outcome = "removed";
+      } else if (st.error().code == ErrorCode::not_found) {
+        c.outcome = "absent";
+      } else {
+        c.outcome = st.error().code == ErrorCode::failed_precondition ? "kept" : "unreachable";
+        c.message = st.error().message;
+      }
+    }
+    if (c.outcome != "absent") out.push_back(std::move(c));
+  }
+  return out;
 }
 
 }  // namespace strata::manager

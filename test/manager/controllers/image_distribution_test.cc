@@ -10,12 +10,16 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "../../agent/service/memory_hypervisor.h"
 #include "../../agent/service/served_agent.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/service/agent_service.h"
+#include "strata/common/process.h"
 #include "strata/common/sha256.h"
+#include "strata/manager/controllers/vm_document.h"
+#include "strata/manager/events/event_log.h"
 
 namespace strata::manager {
 namespace {
@@ -123,6 +127,101 @@ TEST_F(ImageDistributionTest, DifferentImageUnderTheSameNameOnTheHostIsAnError) 
                                 static_cast<uint64_t>(rec.size_bytes), rec.sha256);
   ASSERT_FALSE(put);
   EXPECT_EQ(put.error().code, ErrorCode::already_exists);
+}
+
+TEST_F(ImageDistributionTest, RepairMakesRecordsAndFilesAgreeAfterACrash) {
+  add_catalog("whole", "kernel", "complete upload");
+  // A crash between the record and the rename: a record without bytes, nobody uses it.
+  store::ImageRecord torn;
+  torn.name = "torn";
+  torn.kind = "kernel";
+  torn.format = "raw";
+  torn.size_bytes = torn.virtual_size = 4;
+  torn.sha256 = std::string(64, '0');
+  ASSERT_TRUE(store_->create_image(torn));
+  // The same, but a VM refers to it: kept and reported, not dropped behind the VM's back.
+  torn.name = "vmlinuz";
+  ASSERT_TRUE(store_->create_image(torn));
+  store::VmRecord vm;
+  vm.name = "vm1";
+  vm.spec = encode(VmDocument{spec(), {}, {}});
+  ASSERT_TRUE(store_->create_vm(vm));
+  // A crash after a delete removed the record but not the file.
+  std::ofstream(dir_ / "catalog" / "0000-deleted-image", std::ios::binary) << "old bytes";
+
+  auto r = dist_->repair();
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->records_removed, std::vector<std::string>{"torn"});
+  EXPECT_EQ(r->files_removed, std::vector<std::string>{"0000-deleted-image"});
+  EXPECT_EQ(r->missing_in_use, std::vector<std::string>{"vmlinuz"});
+  EXPECT_FALSE(store_->get_image_by_name("torn"));
+  EXPECT_TRUE(store_->get_image_by_name("whole"));
+  EXPECT_TRUE(store_->get_image_by_name("vmlinuz"));
+  // A second pass finds nothing more.
+  auto again = dist_->repair();
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->records_removed.empty());
+  EXPECT_TRUE(again->files_removed.empty());
+}
+
+TEST_F(ImageDistributionTest, DeletedImageLeavesHostsThatAreUpUnlessADiskIsBasedOnIt) {
+  add_catalog("vmlinuz", "kernel", "kernel bytes");
+  add_catalog("initrd", "initrd", "initrd bytes");
+  ASSERT_TRUE(dist_->ensure("h1", *client_, spec(), {}));
+  ASSERT_TRUE(fs::exists(dir_ / "host" / "images" / "vmlinuz"));
+  // A disk based on a host image: the agent refuses to remove that base.
+  auto base = dir_ / "base.qcow2";
+  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "16M"}));
+  ASSERT_TRUE(host_images_->import_image("base", base.string()));
+  ASSERT_TRUE(host_images_->create_overlay("vm1", "root", "base", 16 << 20));
+
+  store::HostRecord h;
+  h.name = "h1";
+  h.address = agent_->address();
+  h.state = "up";
+  auto host = store_->create_host(h);
+  ASSERT_TRUE(host);
+  store::HostRecord gone = h;
+  gone.name = "h2";
+  gone.address = "unix:" + (dir_ / "nobody.sock").string();
+  ASSERT_TRUE(store_->create_host(gone));
+  EventLog events(*store_);
+  ConnectionConfig cfg;
+  cfg.heartbeat.interval = std::chrono::milliseconds(200);
+  cfg.heartbeat.rpc_timeout = std::chrono::milliseconds(300);
+  ConnectionManager agents(*store_, events, system_clock(), cfg);
+  ASSERT_TRUE(agents.start());
+  for (int i = 0; i < 200 && agents.liveness(host->id) != Liveness::up; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(agents.liveness(host->id), Liveness::up);
+
+  auto kernel = *store_->get_image_by_name("vmlinuz");
+  auto copies = dist_->remove_host_copies(kernel, agents);
+  ASSERT_EQ(copies.size(), 2u);
+  EXPECT_EQ(copies[0].host, "h1");
+  EXPECT_EQ(copies[0].outcome, "removed");
+  EXPECT_EQ(copies[1].host, "h2");
+  EXPECT_EQ(copies[1].outcome, "unreachable");
+  EXPECT_FALSE(fs::exists(dir_ / "host" / "images" / "vmlinuz"));
+  EXPECT_TRUE(fs::exists(dir_ / "host" / "images" / "initrd"));
+
+  store::ImageRecord base_rec = kernel;
+  base_rec.id = "base-id";
+  base_rec.name = "base";
+  auto kept = dist_->remove_host_copies(base_rec, agents);
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept[0].outcome, "kept");
+  EXPECT_NE(kept[0].message.find("base of disk vm1/root"), std::string::npos) << kept[0].message;
+  EXPECT_TRUE(fs::exists(dir_ / "host" / "images" / "base"));
+
+  // A host that never had a copy is not listed.
+  store::ImageRecord never = kernel;
+  never.id = "never-id";
+  never.name = "never-copied";
+  auto none = dist_->remove_host_copies(never, agents);
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_EQ(none[0].host, "h2");
+  agents.stop();
 }
 
 }  // namespace

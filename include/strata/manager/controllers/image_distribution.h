@@ -14,6 +14,7 @@
 
 #include "strata/common/error.h"
 #include "strata/manager/agents/agent_client.h"
+#include "strata/manager/agents/connection_manager.h"
 #include "strata/model/vm_spec.h"
 #include "strata/store/store.h"
 
@@ -24,6 +25,24 @@ std::string catalog_file(const std::string& catalog_dir, const std::string& imag
 
 // Image names a VM spec refers to (kernel, initrd, disk bases), without duplicates.
 std::vector<std::string> referenced_images(const model::VmSpec& spec);
+
+// What ImageDistributor::repair() found after a crash: records whose bytes never reached
+// the catalog folder (the upload was never answered with 201), files no record names (a
+// delete interrupted between the record and the file). Records without bytes that a VM
+// refers to are kept and reported, never silently dropped.
+struct CatalogRepair {
+  std::vector<std::string> records_removed;  // image names
+  std::vector<std::string> files_removed;    // file names under the catalog folder
+  std::vector<std::string> missing_in_use;   // image names: no bytes, but a VM uses them
+};
+
+// One host's copy of a deleted catalog image.
+struct HostCopy {
+  std::string host;
+  std::string outcome;  // removed | absent | kept (the host refused: a disk is based on it)
+                        // | unreachable (not up now; its copy stays)
+  std::string message;
+};
 
 class ImageDistributor {
  public:
@@ -38,6 +57,14 @@ class ImageDistributor {
   // different image under that name; invalid_argument: size/sha256 mismatch).
   Status ensure(const std::string& host_id, AgentClient& client, const model::VmSpec& spec,
                 const std::function<void(const std::string&)>& progress);
+
+  // Makes the catalog's records and files agree (run at start, before the API serves).
+  Result<CatalogRepair> repair();
+
+  // After the catalog record of `image` is gone: removes the copies on every host that is
+  // up; a host whose disks are based on its copy keeps it (the agent refuses).
+  std::vector<HostCopy> remove_host_copies(const store::ImageRecord& image,
+                                           ConnectionManager& agents);
 
  private:
   std::shared_ptr<std::mutex> lock_for(const std::string& host_id, const std::string& name);
