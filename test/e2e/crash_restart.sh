@@ -112,12 +112,13 @@ shuf -o "$WORK/ops.txt" "$WORK/ops.txt"
 export OUT=$WORK/results.txt API_URL TOKEN
 : >"$OUT"
 
-# The killer: SIGKILL stratad every 1-2 s and start it again at once, until told to stop.
+# The killer: SIGKILL stratad every 0.5-2.0 s and start it again at once, until told to stop.
 (
   trap 'exit 0' TERM
   kills=0
   while [ ! -f "$WORK/stop-killing" ]; do
-    sleep "$((1 + RANDOM % 3)).$((RANDOM % 10))"  # 1.0..3.9 s: long enough for placements
+    t=$((5 + RANDOM % 16))  # 0.5..2.0 s: some kills land before serving, some mid-request
+    sleep "$((t / 10)).$((t % 10))"
     [ -f "$WORK/stop-killing" ] && break
     pid=$(cat "$WORK/mgr.pid")
     kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
@@ -133,8 +134,13 @@ t0=$(date +%s)
 tr '\t' '\037' <"$WORK/ops.txt" |
   xargs -P 8 -d '\n' -I{} bash -c 'IFS=$'"'"'\037'"'"' read -r k n b <<<"$1"; "$0" "$k" "$n" "$b"' "$WORK/op.sh" {}
 t1=$(date +%s)
-# Keep killing a few more seconds: the controller is mid-flight now.
+# Keep killing a few more seconds (the controller is mid-flight now), and until there were
+# at least 3 kills however fast the burst went.
 sleep 4
+for ((i = 0; i < 120; i++)); do
+  [ "$(cat "$WORK/kills" 2>/dev/null || echo 0)" -ge 3 ] && break
+  sleep 0.5
+done
 touch "$WORK/stop-killing"
 wait "$KILLER_PID" 2>/dev/null || true
 KILLER_PID=
