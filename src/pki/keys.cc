@@ -85,6 +85,40 @@ Status verify_cert(const std::string& cert_pem, const std::string& ca_cert_pem) 
   return {};
 }
 
+Result<std::string> cert_fingerprint(const std::string& cert_pem) {
+  auto cert = parse_cert(cert_pem);
+  if (!cert) return tl::unexpected(cert.error());
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert->get(), EVP_sha256(), md, &len) != 1) return ossl_failure("fingerprint");
+  static const char* kHex = "0123456789abcdef";
+  std::string out = "sha256:";
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 0xf];
+  }
+  return out;
+}
+
+Result<std::string> parse_fingerprint(const std::string& text, const std::string& field) {
+  static const std::string kPrefix = "sha256:";
+  auto bad = [&] {
+    return invalid_argument(field, "expected sha256:<64 hex digits> (the ca_fingerprint of "
+                                   "`strata join-token create`), got '" + text + "'");
+  };
+  if (text.size() > 200 || text.compare(0, kPrefix.size(), kPrefix) != 0) return bad();
+  std::string hex;
+  for (size_t i = kPrefix.size(); i < text.size(); ++i) {
+    char c = text[i];
+    if (c == ':') continue;
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return bad();
+    hex += c;
+  }
+  if (hex.size() != 64) return bad();
+  return kPrefix + hex;
+}
+
 Result<bool> cert_matches_key(const std::string& cert_pem, const std::string& key_pem) {
   auto cert = parse_cert(cert_pem);
   if (!cert) return tl::unexpected(cert.error());

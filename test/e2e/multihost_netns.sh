@@ -94,11 +94,15 @@ for i in 1 2 3; do
   ns=${NS[$((i - 1))]}
   dir=$WORK/h$i
   mkdir -p "$dir"
-  jt=$(api POST /api/v1/join-tokens '{"ttl_s":600}' | jq -r .token)
+  api POST /api/v1/join-tokens '{"ttl_s":600}' >"$WORK/jt$i.json"
+  jt=$(jq -r .token "$WORK/jt$i.json")
+  ca_fp=$(jq -r .ca_fingerprint "$WORK/jt$i.json")  # the agent pins the manager's CA
   [ "$(last_status)" = 201 ] && [ -n "$jt" ] || fail "join token: HTTP $(last_status)"
+  [ "$ca_fp" = "sha256:$(openssl x509 -in "$WORK/mgr/pki/ca.crt" -outform DER | sha256sum | cut -d' ' -f1)" ] ||
+    fail "join token's ca_fingerprint $ca_fp is not the CA's"
   ip netns exec "$ns" "$STRATA_AGENT" serve --state-dir "$dir" --images "$dir/images" \
     --listen "unix:$dir/agent.sock" --listen-tcp "$(host_ip "$i"):$AGENT_PORT" --accel tcg \
-    --manager "$API_URL" --join-token "$jt" --advertise "$(host_ip "$i"):$AGENT_PORT" \
+    --manager "$API_URL" --join-token "$jt" --ca-fingerprint "$ca_fp" --advertise "$(host_ip "$i"):$AGENT_PORT" \
     --name "h$i" >"$dir/agent.log" 2>&1 &
   AGENT_PIDS+=($!)
 done
@@ -240,6 +244,21 @@ wait_for 60 "restarted agent logs" grep -q "already enrolled" "$WORK/h2/agent.lo
 wait_for 120 "h2 up after agent restart" host_is h2 up || fail "h2 not up after agent restart"
 [ "$(api GET /api/v1/hosts | jq '.hosts | length')" = 3 ] || fail "host count changed after restart"
 wait_for 120 "6 VMs running after agent restart" all_running || fail "VMs not running after agent restart"
+
+# ---- an agent pinned to another CA refuses the manager's answer: no certificate, no serving
+jt=$(api POST /api/v1/join-tokens '{"ttl_s":600}' | jq -r .token)
+mkdir -p "$WORK/rogue"
+rc=0
+ip netns exec st-h3 timeout 60 "$STRATA_AGENT" serve --state-dir "$WORK/rogue" \
+  --listen "unix:$WORK/rogue/agent.sock" --listen-tcp "$(host_ip 3):7701" --accel tcg \
+  --manager "$API_URL" --join-token "$jt" --name h9 \
+  --ca-fingerprint "sha256:$(printf '0%.0s' {1..64})" >"$WORK/rogue/agent.log" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "agent with a wrong CA pin: exit $rc (want an error)"
+grep -q "refusing to trust" "$WORK/rogue/agent.log" || fail "no refusal: $(tail -3 "$WORK/rogue/agent.log")"
+[ ! -e "$WORK/rogue/tls/host.key" ] && [ ! -e "$WORK/rogue/enrollment.json" ] ||
+  fail "the agent stored credentials from a manager it did not trust"
+api DELETE /api/v1/hosts/h9 >/dev/null || true
+log "an agent pinned to another CA refused to enroll (exit $rc)"
 
 # ---- delete everything through the API
 for n in 1 2 3 4 5 6; do api DELETE "/api/v1/vms/vm$n" >/dev/null; done

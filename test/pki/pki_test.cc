@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <filesystem>
 
 #include "strata/pki/certificate_authority.h"
@@ -137,6 +138,38 @@ TEST(Pki, WriteFileAtomicSetsTheModeWhateverTheUmask) {
   ASSERT_TRUE(write_file_atomic(tmp.path() + "/k", "new", 0600));
   EXPECT_EQ(*read_file(tmp.path() + "/k"), "new");
   EXPECT_FALSE(fs::exists(tmp.path() + "/k.tmp"));
+}
+
+TEST(Pki, FingerprintIsTheSha256OfTheDerAndParsesBackInOpensslSpelling) {
+  auto ca = CertificateAuthority::create("Strata manager CA");
+  ASSERT_TRUE(ca);
+  auto fp = cert_fingerprint(ca->cert_pem());
+  ASSERT_TRUE(fp) << fp.error().to_string();
+  ASSERT_EQ(fp->size(), 7u + 64u);
+  EXPECT_EQ(fp->substr(0, 7), "sha256:");
+  EXPECT_EQ(*cert_fingerprint(ca->cert_pem()), *fp);  // stable
+  auto other = CertificateAuthority::create("Strata manager CA");
+  ASSERT_TRUE(other);
+  EXPECT_NE(*cert_fingerprint(other->cert_pem()), *fp);  // same name, other key: differs
+  // The colon-separated upper-case form openssl prints parses to the same value.
+  std::string openssl_form = "sha256:";
+  for (size_t i = 7; i < fp->size(); i += 2) {
+    if (i > 7) openssl_form += ':';
+    openssl_form += static_cast<char>(std::toupper((*fp)[i]));
+    openssl_form += static_cast<char>(std::toupper((*fp)[i + 1]));
+  }
+  auto parsed = parse_fingerprint(openssl_form, "ca-fingerprint");
+  ASSERT_TRUE(parsed) << parsed.error().to_string();
+  EXPECT_EQ(*parsed, *fp);
+  const std::string zeros(64, '0');
+  for (const std::string& bad : {std::string(), std::string("sha1:abcd"), std::string("sha256:"),
+                                 std::string("sha256:xyz"), "sha256:" + zeros + "0",
+                                 "SHA256:" + zeros}) {
+    auto r = parse_fingerprint(bad, "ca-fingerprint");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().field, "ca-fingerprint");
+  }
+  EXPECT_FALSE(cert_fingerprint("not a certificate"));
 }
 
 TEST(Pki, SplitHostPort) {

@@ -31,6 +31,15 @@ Result<CertInfo> inspect_cert(const std::string& cert_pem);
 // unauthenticated when it does not.
 Status verify_cert(const std::string& cert_pem, const std::string& ca_cert_pem);
 
+// "sha256:<64 lowercase hex>" of the certificate's DER encoding, as `openssl x509
+// -fingerprint -sha256` shows it (without the colons). Used to pin the manager's CA when a
+// host enrolls (the join token travels with it; the agent checks the CA it is sent).
+Result<std::string> cert_fingerprint(const std::string& cert_pem);
+
+// Checks a user-given fingerprint: "sha256:" + 64 hex digits (either case, colons between
+// byte pairs allowed, as openssl prints them). Returns it normalised (lowercase, no colons).
+Result<std::string> parse_fingerprint(const std::string& text, const std::string& field);
+
 // True when cert_pem carries key_pem's public key.
 Result<bool> cert_matches_key(const std::string& cert_pem, const std::string& key_pem);
 

@@ -113,6 +113,9 @@ int agent_main(int argc, char** argv) {
   serve->add_option("--manager", so.manager, "Enroll with this manager: http://HOST:PORT");
   serve->add_option("--join-token", so.join_token,
                     "One-time join token (from the manager's POST /api/v1/join-tokens)");
+  serve->add_option("--ca-fingerprint", so.ca_fingerprint,
+                    "sha256:... of the manager's CA (shown by `strata join-token create`): "
+                    "enrollment fails unless the manager's CA matches");
   serve->add_option("--advertise", so.advertise,
                     "HOST:PORT the manager reaches this agent at (default: --listen-tcp)");
   serve->add_option("--name", so.name, "Host name to enroll as (default: hostname)");

@@ -34,7 +34,8 @@ bool is_unix(const std::string& address) { return address.rfind("unix:", 0) == 0
 // and name the address we advertised: anything else would fail later in a TLS handshake,
 // with a far less clear message.
 Status check_certificate(const enroll::EnrollReply& reply, const std::string& key_pem,
-                         const std::string& advertise_host) {
+                         const std::string& advertise_host, const std::string& ca_fingerprint) {
+  if (auto st = check_ca_fingerprint(reply.ca_cert_pem, ca_fingerprint); !st) return st;
   if (auto st = pki::verify_cert(reply.cert_pem, reply.ca_cert_pem); !st)
     return tl::unexpected(st.error().wrap("enroll: host certificate"));
   auto same = pki::cert_matches_key(reply.cert_pem, key_pem);
@@ -52,6 +53,21 @@ Status check_certificate(const enroll::EnrollReply& reply, const std::string& ke
 }
 
 }  // namespace
+
+Status check_ca_fingerprint(const std::string& ca_cert_pem, const std::string& expected) {
+  if (expected.empty()) {
+    log()->warn("enroll: trusting the manager's CA as sent (pin it with --ca-fingerprint)");
+    return {};
+  }
+  auto got = pki::cert_fingerprint(ca_cert_pem);
+  if (!got) return tl::unexpected(got.error().wrap("enroll: the manager's CA"));
+  if (*got != expected)
+    return make_error(ErrorCode::unauthenticated,
+                      fmt::format("enroll: the manager's CA is {}, not the expected {} "
+                                  "(--ca-fingerprint): refusing to trust it",
+                                  *got, expected));
+  return {};
+}
 
 std::string tls_dir(const std::string& state_dir) { return state_dir + "/tls"; }
 
@@ -92,7 +108,7 @@ Result<nlohmann::json> enroll_once(const EnrollOptions& o) {
   auto reply = enroll::enroll_host(req);
   if (!reply) return tl::unexpected(reply.error());
   if (tls) {
-    if (auto st = check_certificate(*reply, key_pem, advertise_host); !st)
+    if (auto st = check_certificate(*reply, key_pem, advertise_host, o.ca_fingerprint); !st)
       return tl::unexpected(st.error());
     std::string dir = tls_dir(o.state_dir);
     std::error_code ec;

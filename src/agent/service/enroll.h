@@ -17,11 +17,18 @@ namespace strata::agent::cli {
 struct EnrollOptions {
   std::string manager_url;  // http://HOST:PORT
   std::string join_token;
+  // Normalised "sha256:<hex>" of the manager's CA; empty: trust the CA the reply carries.
+  std::string ca_fingerprint;
   std::string name;     // host name (DNS label)
   std::string address;  // where the manager reaches this agent's gRPC (HOST:PORT or unix:)
   std::string state_dir;
   nlohmann::json inventory = nlohmann::json::object();
 };
+
+// With `expected` ("sha256:<hex>", normalised) set, the CA the manager sent must have that
+// fingerprint (unauthenticated otherwise: nothing is stored, the agent does not serve).
+// Empty: trust on first use, with a warning.
+Status check_ca_fingerprint(const std::string& ca_cert_pem, const std::string& expected);
 
 // <state-dir>/tls: host.key, host.crt, ca.crt (pki::load_identity reads them).
 std::string tls_dir(const std::string& state_dir);

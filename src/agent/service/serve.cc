@@ -22,6 +22,7 @@
 #include "strata/common/log.h"
 #include "strata/enroll/enroll_client.h"
 #include "strata/pki/grpc_tls.h"
+#include "strata/pki/pki.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "0.0.0"
@@ -196,8 +197,16 @@ int run_serve(const ServeOptions& in) {
       return kExitUsage;
     }
     if (o.name.empty()) o.name = enroll::default_host_name();
-  } else if (!o.join_token.empty() || !o.advertise.empty()) {
-    log()->error("--join-token and --advertise need --manager");
+    if (!o.ca_fingerprint.empty()) {
+      auto fp = pki::parse_fingerprint(o.ca_fingerprint, "ca-fingerprint");
+      if (!fp) {
+        log()->error("--ca-fingerprint: {}", fp.error().message);
+        return kExitUsage;
+      }
+      o.ca_fingerprint = *fp;
+    }
+  } else if (!o.join_token.empty() || !o.advertise.empty() || !o.ca_fingerprint.empty()) {
+    log()->error("--join-token, --ca-fingerprint and --advertise need --manager");
     return kExitUsage;
   }
 
@@ -286,6 +295,7 @@ int run_serve(const ServeOptions& in) {
     EnrollOptions eo;
     eo.manager_url = o.manager;
     eo.join_token = o.join_token;
+    eo.ca_fingerprint = o.ca_fingerprint;
     eo.name = o.name;
     eo.address = o.advertise;
     eo.state_dir = o.state_dir;

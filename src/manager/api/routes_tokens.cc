@@ -4,6 +4,8 @@
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/json_fields.h"
 #include "strata/model/validation.h"
+#include "strata/pki/certificate_authority.h"
+#include "strata/pki/pki.h"
 
 namespace strata::manager {
 
@@ -93,8 +95,15 @@ void add_token_routes(ApiService& api) {
     rec.expires_ms = unix_ms(*d.clock) + ttl * 1000;
     auto created = d.store->create_join_token(rec);
     if (!created) return error_response(created.error());
-    auto resp = HttpResponse::json(
-        201, {{"id", created->id}, {"token", *secret}, {"expires_ms", *created->expires_ms}});
+    nlohmann::json out = {
+        {"id", created->id}, {"token", *secret}, {"expires_ms", *created->expires_ms}};
+    // What the agent pins with --ca-fingerprint, so a join cannot be answered by another CA.
+    if (d.ca) {
+      auto fp = pki::cert_fingerprint(d.ca->cert_pem());
+      if (!fp) return error_response(fp.error());
+      out["ca_fingerprint"] = *fp;
+    }
+    auto resp = HttpResponse::json(201, out);
     resp.audit_target = "join_token/" + created->id;
     return resp;
   });

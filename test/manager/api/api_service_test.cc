@@ -173,6 +173,9 @@ TEST_F(ApiTest, EnrollNeedsAValidJoinToken) {
   auto jt = call("POST", "/api/v1/join-tokens", "", admin_);
   ASSERT_EQ(jt.status, 201u) << jt.body;
   std::string secret = json::parse(jt.body)["token"];
+  // The CA pin an agent passes as --ca-fingerprint comes with the token.
+  EXPECT_EQ(json::parse(jt.body).value("ca_fingerprint", ""),
+            *pki::cert_fingerprint(ca_->cert_pem()));
   auto bad_name =
       call("POST", "/api/v1/hosts/enroll",
            json{{"join_token", secret}, {"name", "H 1"}, {"address", "unix:/x"}}.dump(), "");

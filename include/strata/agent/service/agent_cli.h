@@ -35,6 +35,7 @@ struct ServeOptions {
   // Enrollment with a manager (all three together; enrolled once, kept in the state dir).
   std::string manager;     // http://HOST:PORT
   std::string join_token;  // one-time join token
+  std::string ca_fingerprint;  // sha256:... of the manager's CA (pins it at enrollment)
   std::string advertise;   // HOST:PORT the manager dials (default: listen_tcp)
   std::string name;        // host name (default: hostname)
 };
