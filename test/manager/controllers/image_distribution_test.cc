@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "../../agent/service/memory_hypervisor.h"
@@ -195,23 +196,28 @@ TEST_F(ImageDistributionTest, DeletedImageLeavesHostsThatAreUpUnlessADiskIsBased
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_EQ(agents.liveness(host->id), Liveness::up);
 
+  // Outcome per host name (the store lists hosts by id, not by name).
+  auto by_host = [](const std::vector<HostCopy>& v) {
+    std::map<std::string, HostCopy> m;
+    for (const auto& c : v) m[c.host] = c;
+    return m;
+  };
   auto kernel = *store_->get_image_by_name("vmlinuz");
-  auto copies = dist_->remove_host_copies(kernel, agents);
+  auto copies = by_host(dist_->remove_host_copies(kernel, agents));
   ASSERT_EQ(copies.size(), 2u);
-  EXPECT_EQ(copies[0].host, "h1");
-  EXPECT_EQ(copies[0].outcome, "removed");
-  EXPECT_EQ(copies[1].host, "h2");
-  EXPECT_EQ(copies[1].outcome, "unreachable");
+  EXPECT_EQ(copies["h1"].outcome, "removed");
+  EXPECT_EQ(copies["h2"].outcome, "unreachable");
   EXPECT_FALSE(fs::exists(dir_ / "host" / "images" / "vmlinuz"));
   EXPECT_TRUE(fs::exists(dir_ / "host" / "images" / "initrd"));
 
   store::ImageRecord base_rec = kernel;
   base_rec.id = "base-id";
   base_rec.name = "base";
-  auto kept = dist_->remove_host_copies(base_rec, agents);
+  auto kept = by_host(dist_->remove_host_copies(base_rec, agents));
   ASSERT_EQ(kept.size(), 2u);
-  EXPECT_EQ(kept[0].outcome, "kept");
-  EXPECT_NE(kept[0].message.find("base of disk vm1/root"), std::string::npos) << kept[0].message;
+  EXPECT_EQ(kept["h1"].outcome, "kept");
+  EXPECT_NE(kept["h1"].message.find("base of disk vm1/root"), std::string::npos)
+      << kept["h1"].message;
   EXPECT_TRUE(fs::exists(dir_ / "host" / "images" / "base"));
 
   // A host that never had a copy is not listed.
