@@ -56,16 +56,7 @@ start_stratad "$WORK/mgr" "127.0.0.1:$PORT" "${mgr_args[@]}"
 echo "$MGR_PID" >"$WORK/mgr.pid"
 log "stratad pid $MGR_PID at $API_URL"
 
-mkdir -p "$WORK/agent"
-import_tiny_images "$WORK/agent/images" || fail "image import"
-jt=$(api POST /api/v1/join-tokens '{"ttl_s":600}' | jq -r .token)
-[ "$(last_status)" = 201 ] || fail "join token: HTTP $(last_status)"
-"$STRATA_AGENT" serve --state-dir "$WORK/agent" --images "$WORK/agent/images" --listen "unix:$SOCK" \
-  --accel tcg --manager "$API_URL" --join-token "$jt" --advertise "unix:$SOCK" --name crash-host \
-  >"$WORK/agent.log" 2>&1 &
-AGENT_PID=$!
-host_up() { [ "$(api GET /api/v1/hosts/crash-host | jq -r .state)" = up ]; }
-wait_for 180 "host up" host_up || fail "agent did not come up: $(api GET /api/v1/hosts)"
+start_local_agent crash-host 180
 log "host crash-host up"
 
 # ---- the burst: one line per operation, run by 8 concurrent clients

@@ -103,3 +103,21 @@ import_tiny_images() {
     "$STRATA_AGENT" image import tiny-initrd "$TINY_INITRD" --images "$images" >/dev/null &&
     "$STRATA_AGENT" image import tiny-base "$TINY_BASE" --images "$images" >/dev/null
 }
+
+# One agent on this machine, on the UNIX socket $SOCK, its images imported locally, enrolled
+# with a fresh join token: start_local_agent HOST_NAME WAIT_SECONDS. Sets AGENT_PID; the
+# agent's state is $WORK/agent, its log $WORK/agent.log. Fails unless the host comes up.
+start_local_agent() {
+  local name=$1 secs=$2 jt
+  mkdir -p "$WORK/agent/images"
+  import_tiny_images "$WORK/agent/images" || fail "image import"
+  jt=$(api POST /api/v1/join-tokens '{"ttl_s":600}' | jq -r .token)
+  [ "$(last_status)" = 201 ] || fail "join token: HTTP $(last_status)"
+  "$STRATA_AGENT" serve --state-dir "$WORK/agent" --images "$WORK/agent/images" \
+    --listen "unix:$SOCK" --accel tcg --manager "$API_URL" --join-token "$jt" \
+    --advertise "unix:$SOCK" --name "$name" >"$WORK/agent.log" 2>&1 &
+  AGENT_PID=$!
+  local_host_up() { [ "$(api GET "/api/v1/hosts/$1" | jq -r .state)" = up ]; }
+  wait_for "$secs" "host up" local_host_up "$name" ||
+    fail "agent did not come up: $(api GET /api/v1/hosts)"
+}

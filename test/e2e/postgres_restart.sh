@@ -63,16 +63,7 @@ log "postgres up on $WORK/pg:$PGPORT"
 mgr_args=(--db "$DB" --heartbeat-ms 500 --miss-threshold 4 --cpu-overcommit 16)
 start_stratad "$WORK/mgr" "127.0.0.1:$PORT" "${mgr_args[@]}"
 
-mkdir -p "$WORK/agent/images"
-import_tiny_images "$WORK/agent/images" || fail "image import"
-jt=$(api POST /api/v1/join-tokens '{"ttl_s":600}' | jq -r .token)
-[ "$(last_status)" = 201 ] || fail "join token: HTTP $(last_status)"
-"$STRATA_AGENT" serve --state-dir "$WORK/agent" --images "$WORK/agent/images" --listen "unix:$SOCK" \
-  --accel tcg --manager "$API_URL" --join-token "$jt" --advertise "unix:$SOCK" --name pg-host \
-  >"$WORK/agent.log" 2>&1 &
-AGENT_PID=$!
-host_up() { [ "$(api GET /api/v1/hosts/pg-host | jq -r .state)" = up ]; }
-wait_for 120 "host up" host_up || fail "agent did not come up: $(api GET /api/v1/hosts)"
+start_local_agent pg-host 120
 
 create() {  # create NAME START -> fails unless 202
   api POST /api/v1/vms "$(vm_body "$1" "$2")" >/dev/null
