@@ -70,13 +70,6 @@ Result<DiskFacts> probe_disk(const std::string& path) {
   }
 }
 
-bool vm_uses_image(const store::VmRecord& vm, const std::string& name) {
-  auto doc = decode_vm_document(vm.spec);
-  if (!doc) return false;
-  auto names = referenced_images(doc->spec);
-  return std::find(names.begin(), names.end(), name) != names.end();
-}
-
 // Hosts (connected now) whose agent lists the image.
 nlohmann::json hosts_with(ApiDeps& d, const std::string& name) {
   nlohmann::json out = nlohmann::json::array();
@@ -163,14 +156,12 @@ HttpResponse create_image(ApiDeps& d, HttpRequest& r) {
 HttpResponse delete_image(ApiDeps& d, HttpRequest& r) {
   auto img = d.store->get_image_by_name(r.param("name"));
   if (!img) return error_response(img.error());
-  auto vms = d.store->list_vms({});
-  if (!vms) return error_response(vms.error());
-  for (const auto& vm : *vms) {
-    if (vm_uses_image(vm, img->name))
-      return error_response(Error{ErrorCode::conflict,
-                                  fmt::format("image {} is used by vm {}", img->name, vm.name),
-                                  "name"});
-  }
+  auto users = image_users(*d.store);
+  if (!users) return error_response(users.error());
+  if (auto u = users->find(img->name); u != users->end())
+    return error_response(Error{ErrorCode::conflict,
+                                fmt::format("image {} is used by vm {}", img->name, u->second),
+                                "name"});
   auto ver = expected_version(r, nullptr);
   if (!ver) return error_response(ver.error());
   if (auto st = d.store->delete_image(img->id, *ver); !st) return error_response(st.error());

@@ -30,6 +30,18 @@ std::vector<std::string> referenced_images(const model::VmSpec& spec) {
   return out;
 }
 
+Result<std::map<std::string, std::string>> image_users(store::Store& store) {
+  auto vms = store.list_vms({});
+  if (!vms) return tl::unexpected(vms.error());
+  std::map<std::string, std::string> users;
+  for (const auto& vm : *vms) {
+    auto doc = decode_vm_document(vm.spec);
+    if (!doc) continue;
+    for (auto& n : referenced_images(doc->spec)) users.emplace(std::move(n), vm.name);
+  }
+  return users;
+}
+
 std::shared_ptr<std::mutex> ImageDistributor::lock_for(const std::string& host_id,
                                                        const std::string& name) {
   std::lock_guard lock(mu_);
@@ -82,20 +94,14 @@ Result<CatalogRepair> ImageDistributor::repair() {
   CatalogRepair out;
   auto images = store_.list_images({});
   if (!images) return tl::unexpected(images.error());
-  std::set<std::string> in_use;
-  auto vms = store_.list_vms({});
-  if (!vms) return tl::unexpected(vms.error());
-  for (const auto& vm : *vms) {
-    auto doc = decode_vm_document(vm.spec);
-    if (!doc) continue;
-    for (auto& n : referenced_images(doc->spec)) in_use.insert(std::move(n));
-  }
+  auto in_use = image_users(store_);
+  if (!in_use) return tl::unexpected(in_use.error());
   std::set<std::string> ids;
   std::error_code ec;
   for (const auto& img : *images) {
     ids.insert(img.id);
     if (fs::is_regular_file(catalog_file(catalog_dir_, img.id), ec)) continue;
-    if (in_use.count(img.name)) {
+    if (in_use->count(img.name)) {
       log->error("catalog image has no bytes but VMs use it name={} id={}", img.name, img.id);
       out.missing_in_use.push_back(img.name);
       continue;

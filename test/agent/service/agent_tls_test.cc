@@ -38,12 +38,7 @@ class AgentTlsTest : public ::testing::Test {
     ASSERT_TRUE(cert) << cert.error().to_string();
     host_ = {ca_->cert_pem(), *cert, *key};
 
-    AgentServiceOptions opts;
-    opts.state_dir = (dir_ / "state").string();
-    opts.agent_version = "test";
-    opts.hostname = "h1";
-    opts.accelerator = "tcg";
-    auto svc = AgentService::create(hv_, opts);
+    auto svc = AgentService::create(hv_, options("state"));
     ASSERT_TRUE(svc) << svc.error().to_string();
     service_ = std::move(*svc);
     grpc::ServerBuilder builder;
@@ -59,6 +54,15 @@ class AgentTlsTest : public ::testing::Test {
       server_->Shutdown();
     }
     fs::remove_all(dir_);
+  }
+
+  AgentServiceOptions options(const std::string& state) const {
+    AgentServiceOptions opts;
+    opts.state_dir = (dir_ / state).string();
+    opts.agent_version = "test";
+    opts.hostname = "h1";
+    opts.accelerator = "tcg";
+    return opts;
   }
 
   // One Health call through a fresh channel; the gRPC status code.
@@ -156,12 +160,7 @@ TEST_F(AgentTlsTest, ChannelDialledBeforeTheAgentServesRecovers) {
     return stub->Health(&ctx, req, &resp).error_code();
   };
   EXPECT_EQ(call(), grpc::StatusCode::UNAVAILABLE);
-  AgentServiceOptions opts;
-  opts.state_dir = (dir_ / "state2").string();
-  opts.agent_version = "test";
-  opts.hostname = "h1";
-  opts.accelerator = "tcg";
-  auto svc = AgentService::create(hv_, opts);
+  auto svc = AgentService::create(hv_, options("state2"));
   ASSERT_TRUE(svc);
   service_ = std::move(*svc);
   grpc::ServerBuilder builder;

@@ -26,6 +26,9 @@ std::string catalog_file(const std::string& catalog_dir, const std::string& imag
 // Image names a VM spec refers to (kernel, initrd, disk bases), without duplicates.
 std::vector<std::string> referenced_images(const model::VmSpec& spec);
 
+// Image name -> the name of one VM whose spec refers to it, over every VM in the store.
+Result<std::map<std::string, std::string>> image_users(store::Store& store);
+
 // What ImageDistributor::repair() found after a crash: records whose bytes never reached
 // the catalog folder (the upload was never answered with 201), files no record names (a
 // delete interrupted between the record and the file). Records without bytes that a VM
@@ -39,7 +42,7 @@ struct CatalogRepair {
 // One host's copy of a deleted catalog image.
 struct HostCopy {
   std::string host;
-  std::string outcome;  // removed | absent | kept (the host refused: a disk is based on it)
+  std::string outcome;  // removed | kept (the host refused: a disk is based on it)
                         // | unreachable (not up now; its copy stays)
   std::string message;
 };
