@@ -1,5 +1,6 @@
 // Boost.Beast HTTP server: async header/body reads on a small thread pool, handlers run
-// synchronously on that pool, SSE and WebSocket responses continue on their own thread.
+// synchronously on that pool, SSE and WebSocket responses go to the stream runner
+// (http_streams.cc).
 // Upload routes stream their body into a temp file (file_body) instead of memory.
 #include "strata/manager/api/http_server.h"
 
@@ -7,8 +8,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <list>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -19,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "strata/common/log.h"
+#include "http_streams.h"
 
 namespace strata::manager {
 
@@ -94,60 +94,6 @@ void copy_headers(const Fields& fields, HttpRequest& req) {
 
 class BeastServer;
 
-// Long-lived streams: the socket and a thread; stop() shuts the socket down to wake it.
-struct StreamSlot {
-  std::mutex mu;
-  tcp::socket* socket = nullptr;  // valid while the thread runs (owned by the thread)
-  std::thread thread;
-  std::atomic<bool> done{false};
-};
-
-class SseWriter final : public EventStream {
- public:
-  explicit SseWriter(tcp::socket& s) : socket_(s) {}
-  bool write(std::string_view data) override {
-    beast::error_code ec;
-    asio::write(socket_, asio::buffer(data.data(), data.size()), ec);
-    return !ec;
-  }
-
- private:
-  tcp::socket& socket_;
-};
-
-class BeastWebSocket final : public WebSocket {
- public:
-  explicit BeastWebSocket(websocket::stream<tcp::socket>& ws) : ws_(ws) {}
-  bool send(std::string_view data, bool binary) override {
-    std::lock_guard lock(write_mu_);
-    if (closed_) return false;
-    beast::error_code ec;
-    ws_.binary(binary);
-    ws_.write(asio::buffer(data.data(), data.size()), ec);
-    if (ec) closed_ = true;
-    return !ec;
-  }
-  std::optional<std::string> receive() override {
-    beast::flat_buffer buf;
-    beast::error_code ec;
-    ws_.read(buf, ec);
-    if (ec) return std::nullopt;
-    return beast::buffers_to_string(buf.data());
-  }
-  void close() override {
-    std::lock_guard lock(write_mu_);
-    if (closed_) return;
-    closed_ = true;
-    beast::error_code ec;
-    ws_.close(websocket::close_code::normal, ec);
-  }
-
- private:
-  websocket::stream<tcp::socket>& ws_;
-  std::mutex write_mu_;
-  bool closed_ = false;
-};
-
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, BeastServer& server)
@@ -214,24 +160,11 @@ class BeastServer final : public HttpServer {
       beast::error_code ec;
       acceptor_.close(ec);
     });
-    {
-      std::lock_guard lock(streams_mu_);
-      for (auto& s : streams_) {
-        std::lock_guard slock(s->mu);
-        beast::error_code ec;
-        if (s->socket) s->socket->shutdown(tcp::socket::shutdown_both, ec);
-      }
-    }
+    streams_.shutdown();
     ioc_.stop();
     for (auto& t : pool_)
       if (t.joinable()) t.join();
-    std::list<std::shared_ptr<StreamSlot>> streams;
-    {
-      std::lock_guard lock(streams_mu_);
-      streams.swap(streams_);
-    }
-    for (auto& s : streams)
-      if (s->thread.joinable()) s->thread.join();
+    streams_.join();
   }
 
   size_t body_limit(std::string_view method, std::string_view path) { return limit_(method, path); }
@@ -245,26 +178,9 @@ class BeastServer final : public HttpServer {
   HttpResponse dispatch(HttpRequest& r) { return dispatch_(r); }
   bool stopping() const { return stopped_; }
 
-  // Runs a long-lived response on its own thread, owning the socket.
+  // Hands a long-lived response (SSE, WebSocket) and its socket to the stream runner.
   void detach(tcp::socket socket, BeastRequest req, HttpResponse resp) {
-    auto slot = std::make_shared<StreamSlot>();
-    std::lock_guard lock(streams_mu_);
-    // Reap finished streams so the list stays bounded.
-    for (auto it = streams_.begin(); it != streams_.end();) {
-      if ((*it)->done) {
-        if ((*it)->thread.joinable()) (*it)->thread.join();
-        it = streams_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    if (stopped_) return;
-    slot->thread = std::thread([this, slot, sock = std::move(socket), req = std::move(req),
-                                resp = std::move(resp)]() mutable {
-      run_stream(*slot, std::move(sock), std::move(req), std::move(resp));
-      slot->done = true;
-    });
-    streams_.push_back(slot);
+    streams_.start(std::move(socket), std::move(req), std::move(resp));
   }
 
  private:
@@ -279,42 +195,6 @@ class BeastServer final : public HttpServer {
     });
   }
 
-  void run_stream(StreamSlot& slot, tcp::socket sock, BeastRequest req, HttpResponse resp) {
-    beast::error_code ec;
-    sock.non_blocking(false, ec);
-    if (resp.websocket) {
-      websocket::stream<tcp::socket> ws(std::move(sock));
-      {
-        std::lock_guard lock(slot.mu);
-        slot.socket = &ws.next_layer();
-      }
-      if (!stopped_) {
-        ws.accept(req, ec);
-        if (!ec) {
-          BeastWebSocket adapter(ws);
-          resp.websocket(adapter);
-          adapter.close();
-        }
-      }
-      std::lock_guard lock(slot.mu);
-      slot.socket = nullptr;
-      return;
-    }
-    {
-      std::lock_guard lock(slot.mu);
-      slot.socket = &sock;
-    }
-    std::string head = fmt::format(
-        "HTTP/1.1 {} OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n"
-        "\r\n",
-        resp.status, resp.content_type);
-    SseWriter writer(sock);
-    if (!stopped_ && writer.write(head)) resp.event_stream(writer);
-    sock.shutdown(tcp::socket::shutdown_both, ec);
-    std::lock_guard lock(slot.mu);
-    slot.socket = nullptr;
-  }
-
   HttpServerConfig cfg_;
   BodyLimit limit_;
   Dispatch dispatch_;
@@ -324,8 +204,7 @@ class BeastServer final : public HttpServer {
   std::vector<std::thread> pool_;
   std::atomic<bool> stopped_{false};
   uint16_t port_ = 0;
-  std::mutex streams_mu_;
-  std::list<std::shared_ptr<StreamSlot>> streams_;
+  detail::StreamRunner streams_;
 };
 
 void Session::read_header() {
