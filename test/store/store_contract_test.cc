@@ -18,6 +18,7 @@ HostRecord make_host(const std::string& name) {
   h.labels = {{"rack", "r1"}, {"zone", "a"}};
   h.accelerator = "tcg";
   h.inventory = R"({"cpus":4})";
+  h.cert_fingerprint = "sha256:" + std::string(64, 'a');
   h.cpu_threads = 4;
   h.memory_mib = 8192;
   return h;
@@ -52,6 +53,7 @@ TEST_P(StoreContractTest, HostCrudRoundTrip) {
     EXPECT_EQ(h->inventory, R"({"cpus":4})");
     EXPECT_EQ(h->cpu_threads, 4);
     EXPECT_EQ(h->memory_mib, 8192);
+    EXPECT_EQ(h->cert_fingerprint, "sha256:" + std::string(64, 'a'));
     EXPECT_EQ(h->resource_version, 1);
   }
 
@@ -136,6 +138,25 @@ TEST_P(StoreContractTest, NamesAndIdsAreUnique) {
   HostRecord dup_id = make_host("other");
   dup_id.id = a->id;
   STORE_ASSERT_CODE(store_->create_host(dup_id), ErrorCode::already_exists);
+  // Two hosts never share an agent address (the manager would dial one for both).
+  HostRecord same_address = make_host("elsewhere");
+  same_address.address = a->address;
+  auto taken = store_->create_host(same_address);
+  STORE_ASSERT_CODE(taken, ErrorCode::already_exists);
+  EXPECT_EQ(taken.error().field, "address");
+  auto b = store_->create_host(make_host("b"));
+  STORE_ASSERT_OK(b);
+  HostRecord moved = *b;
+  moved.address = a->address;
+  STORE_ASSERT_CODE(store_->update_host(moved), ErrorCode::already_exists);
+  // Hosts without an address (records made by tests and tools) do not collide.
+  HostRecord bare1 = make_host("bare1"), bare2 = make_host("bare2");
+  bare1.address = bare2.address = "";
+  STORE_ASSERT_OK(store_->create_host(bare1));
+  STORE_ASSERT_OK(store_->create_host(bare2));
+  // The address is free again once its host is gone.
+  STORE_ASSERT_OK(store_->delete_host(a->id, std::nullopt));
+  STORE_ASSERT_OK(store_->create_host(same_address));
 
   auto v1 = store_->create_vm(make_vm("vm-a"));
   STORE_ASSERT_OK(v1);

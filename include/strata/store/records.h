@@ -28,7 +28,8 @@ struct HostRecord {
   int64_t updated_ms = 0;
 
   std::string name;                 // unique among hosts, required
-  std::string address;              // agent gRPC endpoint ("unix:/run/...", "10.0.0.5:7443")
+  std::string address;              // agent gRPC endpoint ("unix:/run/...", "10.0.0.5:7443");
+                                    // unique among hosts
   std::string state = "enrolling";  // "up" | "unreachable" | "maintenance" | "enrolling"
   Labels labels;
   std::string accelerator;        // "kvm" | "tcg" | "" (unknown yet)
@@ -36,6 +37,10 @@ struct HostRecord {
   int64_t last_heartbeat_ms = 0;  // 0 = never
   int64_t cpu_threads = 0;        // capacity summary
   int64_t memory_mib = 0;
+  // "sha256:<hex>" of the certificate the manager signed for this host at enrollment; the
+  // manager accepts no other certificate when it dials the host (deleting the host drops
+  // the pin, which revokes the certificate). Empty for a UNIX-socket agent.
+  std::string cert_fingerprint;
 };
 
 // A VM resource: desired state (spec, desired_state) and observed state (status).

@@ -60,6 +60,12 @@ const std::vector<sql::Migration>& pg_migrations() {
            " size_bytes BIGINT NOT NULL, virtual_size BIGINT NOT NULL, sha256 TEXT NOT NULL,"
            " state TEXT NOT NULL)",
        }},
+      {3,
+       "host certificate pin, unique host addresses",
+       {
+           "ALTER TABLE hosts ADD COLUMN cert_fingerprint TEXT NOT NULL DEFAULT ''",
+           "CREATE UNIQUE INDEX hosts_address ON hosts(address) WHERE address <> ''",
+       }},
   };
   return kMigrations;
 }

@@ -55,6 +55,7 @@ Result<HostRecord> decode_host(const SqlRow& r) {
   h.last_heartbeat_ms = r.int64(10);
   h.cpu_threads = r.int64(11);
   h.memory_mib = r.int64(12);
+  h.cert_fingerprint = r.text(13);
   return h;
 }
 

@@ -23,6 +23,18 @@ std::string cols_from(const char* cols, const std::string& where) {
   return std::string("SELECT ") + cols + where;
 }
 
+// A unique violation on hosts says which value is taken (both databases name the column or
+// its index in the message: "hosts.address" / "hosts_address").
+Error host_unique_error(Error e, const HostRecord& h) {
+  if (e.code != ErrorCode::already_exists) return e;
+  if (e.message.find("address") != std::string::npos)
+    return Error{ErrorCode::already_exists,
+                 "another host is already enrolled with address " + h.address, "address"};
+  if (e.message.find("name") != std::string::npos)
+    return Error{ErrorCode::already_exists, "a host named " + h.name + " already exists", "name"};
+  return e;
+}
+
 }  // namespace
 
 int64_t SqlStore::now_ms() const {
@@ -138,13 +150,14 @@ Result<HostRecord> SqlStore::create_host(const HostRecord& in) {
   auto r = with_conn([&](SqlConnection& c) {
     return c.exec(
         "INSERT INTO hosts (id, resource_version, created_ms, updated_ms, name, address, state, "
-        "labels, accelerator, inventory, last_heartbeat_ms, cpu_threads, memory_mib) VALUES "
-        "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "labels, accelerator, inventory, last_heartbeat_ms, cpu_threads, memory_mib, "
+        "cert_fingerprint) VALUES "
+        "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         {h.id, h.resource_version, h.created_ms, h.updated_ms, h.name, h.address, h.state,
          encode_labels(h.labels), h.accelerator, h.inventory, h.last_heartbeat_ms, h.cpu_threads,
-         h.memory_mib});
+         h.memory_mib, h.cert_fingerprint});
   });
-  if (!r) return tl::unexpected(r.error().wrap("create host " + h.name));
+  if (!r) return tl::unexpected(host_unique_error(r.error(), h).wrap("create host " + h.name));
   return h;
 }
 
@@ -189,13 +202,13 @@ Result<HostRecord> SqlStore::update_host(const HostRecord& h) {
     auto rows = c.query(
         "UPDATE hosts SET name = $1, address = $2, state = $3, labels = $4, accelerator = $5, "
         "inventory = $6, last_heartbeat_ms = $7, cpu_threads = $8, memory_mib = $9, "
-        "updated_ms = $10, resource_version = resource_version + 1 "
-        "WHERE id = $11 AND resource_version = $12 RETURNING " +
+        "updated_ms = $10, cert_fingerprint = $11, resource_version = resource_version + 1 "
+        "WHERE id = $12 AND resource_version = $13 RETURNING " +
             std::string(kHostCols),
         {h.name, h.address, h.state, encode_labels(h.labels), h.accelerator,
          json_or_empty_object(h.inventory), h.last_heartbeat_ms, h.cpu_threads, h.memory_mib,
-         now_ms(), h.id, h.resource_version});
-    if (!rows) return tl::unexpected(rows.error().wrap("update host " + h.id));
+         now_ms(), h.cert_fingerprint, h.id, h.resource_version});
+    if (!rows) return tl::unexpected(host_unique_error(rows.error(), h).wrap("update host " + h.id));
     if (rows->empty())
       return tl::unexpected(version_miss(c, "hosts", "host", h.id, h.resource_version));
     return decode_host(rows->front());

@@ -47,7 +47,7 @@ class ApiTest : public ::testing::Test {
   void add_host(const std::string& name, int cpus, int mem_mib) {
     store::HostRecord h;
     h.name = name;
-    h.address = "unix:/nonexistent";
+    h.address = "unix:/nonexistent/" + name;
     h.state = "up";
     h.accelerator = "tcg";
     h.cpu_threads = cpus;

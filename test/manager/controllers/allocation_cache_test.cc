@@ -80,7 +80,7 @@ class PlacementCacheTest : public ::testing::Test {
   std::string add_host(const std::string& name, int cpus, int mem) {
     store::HostRecord h;
     h.name = name;
-    h.address = "unix:/nonexistent";
+    h.address = "unix:/nonexistent/" + name;
     h.state = "up";
     h.accelerator = "tcg";
     h.cpu_threads = cpus;
