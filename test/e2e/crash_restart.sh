@@ -21,6 +21,7 @@ need_tiny_images
 
 PORT=${E2E_CRASH_PORT:-$((20000 + RANDOM % 20000))}
 WORK=$(mktemp -d /tmp/strata-e2e-crash.XXXXXX)
+chmod 711 "$WORK"  # QEMU runs as strata-qemu: it must pass through to the VM folders
 AGENT_PID=
 MGR_PID=
 KILLER_PID=

@@ -22,6 +22,7 @@ MGR_IP=10.201.0.1
 PORT=${E2E_MGR_PORT:-7480}
 AGENT_PORT=7700
 WORK=$(mktemp -d /tmp/strata-e2e-netns.XXXXXX)
+chmod 711 "$WORK"  # QEMU runs as strata-qemu: it must pass through to the VM folders
 MGR_PID=
 AGENT_PIDS=()
 

@@ -5,6 +5,8 @@
 // Header-only: integration tests include it directly.
 #pragma once
 
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 #include <utility>
@@ -14,6 +16,7 @@
 #include "strata/agent/image_store.h"
 #include "strata/agent/network.h"
 #include "strata/agent/qemu_hypervisor.h"
+#include "strata/agent/qemu_user.h"
 #include "strata/common/error.h"
 #include "test_root.h"
 
@@ -46,6 +49,10 @@ struct AgentRig {
     o.images = rig.store.get();
     o.network = rig.net.get();
     o.shim_exe = shim_exe;
+    // As strata-agent serve by default: QEMU as strata-qemu when root and the user exists.
+    auto user = agent::decide_qemu_user(std::nullopt, ::geteuid(), agent::lookup_system_user);
+    if (!user) return tl::unexpected(user.error());
+    o.run_as = user->user;
     auto hv = agent::make_qemu_hypervisor(std::move(o));
     if (!hv) return tl::unexpected(hv.error());
     rig.hv = std::move(*hv);

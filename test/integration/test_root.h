@@ -7,6 +7,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -85,6 +86,9 @@ class TestRoot {
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     if (!::mkdtemp(buf.data())) return nullptr;
+    // QEMU runs as strata-qemu (see strata/agent/qemu_user.h): it must pass through to the
+    // VM and image folders below (search only; mkdtemp makes 0700).
+    ::chmod(buf.data(), 0711);
     auto r = std::make_unique<TestRoot>(Key{}, buf.data());
     std::ofstream(r->path_ + "/owner")
         << ::getpid() << " " << detail::proc_start_time(::getpid()) << "\n";

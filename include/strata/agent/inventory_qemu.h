@@ -37,6 +37,10 @@ struct QemuCapabilities {
   // From query-kvm: whether this QEMU was built with / can open KVM. Says nothing about
   // whether a guest can actually run: that is what probe_accelerator checks.
   bool kvm_present = false;
+  // From query-command-line-options(sandbox): QEMU has a seccomp -sandbox option with
+  // every parameter the agent sets (obsolete, elevateprivileges, spawn, resourcecontrol).
+  // False when the binary was built without seccomp: VMs then run without the filter.
+  bool sandbox = false;
 
   // Resolves "q35" or "pc-q35-7.2" to the machine entry; nullptr if unknown.
   const QemuMachineType* find_machine(std::string_view name_or_alias) const;

@@ -28,6 +28,11 @@ using NetworkPtr = std::unique_ptr<Network>;
 // Real implementation on the current network namespace. Needs CAP_NET_ADMIN.
 NetworkPtr make_netlink_network();
 
+// Opens an existing persistent tap made by create_tap (never creates one) and returns its
+// queue as a close-on-exec file descriptor, for QEMU's `-netdev tap,fd=N`. Needs
+// CAP_NET_ADMIN (or ownership of the tap); the caller owns the fd.
+Result<int> open_tap(const std::string& tap);
+
 // Deterministic tap name for VM NIC i: "st" + 8 hex of a hash of the VM uuid + "n" + i,
 // at most 15 characters.
 std::string tap_name(const std::string& vm_uuid, size_t nic_index);

@@ -3,11 +3,13 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 
 #include "strata/agent/hypervisor.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/network.h"
+#include "strata/agent/qemu_user.h"
 #include "strata/common/clock.h"
 
 namespace strata::agent {
@@ -21,6 +23,11 @@ struct QemuOptions {
   std::string shim_exe;                        // binary run as `<shim_exe> shim ...` (strata-agent)
   ClockPtr clock;                              // defaults to system_clock()
   size_t console_log_max_bytes = 1 << 20;      // bounded serial log (rotated to .1)
+  // The user QEMU runs as (the shim drops to it before exec; see decide_qemu_user);
+  // nullopt: the agent's own user. The state and image folders must be searchable by it.
+  std::optional<QemuUser> run_as;
+  // QEMU's seccomp filter (-sandbox ...); false only when the binary lacks the option.
+  bool sandbox = true;
 };
 
 Result<HypervisorPtr> make_qemu_hypervisor(QemuOptions options);

@@ -19,7 +19,8 @@ nlohmann::json to_json(const QemuCapabilities& caps) {
           {"machines", std::move(machines)},
           {"accelerators", caps.accelerators},
           {"has_query_accelerators", caps.has_query_accelerators},
-          {"kvm_present", caps.kvm_present}};
+          {"kvm_present", caps.kvm_present},
+          {"sandbox", caps.sandbox}};
 }
 
 nlohmann::json to_json(const HostInventory& inv) {

@@ -23,6 +23,7 @@ const char* const kProbeScript =
     R"({"execute":"query-kvm","id":"kvm"})" "\n"
     R"({"execute":"query-accelerators","id":"accels"})" "\n"
     R"({"execute":"qom-list-types","arguments":{"implements":"accel"},"id":"accel-types"})" "\n"
+    R"({"execute":"query-command-line-options","arguments":{"option":"sandbox"},"id":"sandbox"})" "\n"
     R"({"execute":"quit","id":"quit"})" "\n";
 
 tl::unexpected<Error> bad(const std::string& field, const std::string& msg) {
@@ -82,6 +83,29 @@ Result<std::vector<QemuMachineType>> parse_machines(const json& v) {
 }
 
 Result<QemuCapabilities> parse_transcript_unchecked(std::string_view transcript);
+
+// True when the reply lists option "sandbox" with every parameter the agent uses. A QEMU
+// built without seccomp answers with an error ("invalid option name"); older transcripts
+// have no reply at all: both mean no sandbox.
+bool sandbox_usable(const std::map<std::string, json>& replies) {
+  auto it = replies.find("sandbox");
+  if (it == replies.end() || !it->second.contains("return") || !it->second["return"].is_array())
+    return false;
+  for (const json& opt : it->second["return"]) {
+    if (!opt.is_object() || opt.value("option", "") != "sandbox" || !opt.contains("parameters") ||
+        !opt["parameters"].is_array())
+      continue;
+    std::vector<std::string> names;
+    for (const json& p : opt["parameters"])
+      if (p.is_object() && p.contains("name") && p["name"].is_string())
+        names.push_back(p["name"].get<std::string>());
+    bool all = true;
+    for (const char* want : {"obsolete", "elevateprivileges", "spawn", "resourcecontrol"})
+      all = all && std::find(names.begin(), names.end(), want) != names.end();
+    return all;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -161,6 +185,7 @@ Result<QemuCapabilities> parse_transcript_unchecked(std::string_view transcript)
   caps.kvm_present = (**kvm)["present"].get<bool>();
 
   caps.has_query_accelerators = replies.count("accels") && replies.at("accels").contains("return");
+  caps.sandbox = sandbox_usable(replies);
   auto types = reply_value(replies, "accel-types");
   if (!types) return tl::unexpected(types.error());
   if (!(*types)->is_array()) return bad("accel-types", "qom-list-types did not return an array");

@@ -197,6 +197,25 @@ uint32_t fnv1a(const std::string& s) {
 
 }  // namespace
 
+Result<int> open_tap(const std::string& tap) {
+  if (auto s = model::validate_ifname("tap", tap); !s) return tl::unexpected(s.error());
+  auto existing = find_link(tap);
+  if (!existing) return tl::unexpected(existing.error());
+  if (!*existing) return not_found("tap " + tap + " not found");
+  if ((*existing)->kind != kTunKind) return tl::unexpected(wrong_kind(tap, "tap", **existing).error());
+  int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return tl::unexpected(netlink::errno_error(errno, "open /dev/net/tun"));
+  ifreq ifr{};
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  std::strncpy(ifr.ifr_name, tap.c_str(), IFNAMSIZ - 1);
+  if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
+    int e = errno;
+    ::close(fd);
+    return tl::unexpected(netlink::errno_error(e, "TUNSETIFF " + tap));
+  }
+  return fd;
+}
+
 NetworkPtr make_netlink_network() { return std::make_unique<NetlinkNetwork>(); }
 
 std::string tap_name(const std::string& vm_uuid, size_t nic_index) {

@@ -107,6 +107,11 @@ int agent_main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--qemu", so.qemu, "QEMU system emulator binary")->capture_default_str();
   serve->add_option("--qemu-img", so.qemu_img, "qemu-img binary")->capture_default_str();
+  std::string qemu_user;
+  auto* qemu_user_opt = serve->add_option("--qemu-user", qemu_user,
+                    "User QEMU runs as (the shim drops to it before exec; QEMU also runs under "
+                    "its seccomp -sandbox). Default: strata-qemu when that user exists and the "
+                    "agent is root, else the agent's own user; `root` keeps QEMU as root");
   serve->add_option("--log-level", so.log_level, "trace|debug|info|warn|error|off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
@@ -119,7 +124,10 @@ int agent_main(int argc, char** argv) {
   serve->add_option("--advertise", so.advertise,
                     "HOST:PORT the manager reaches this agent at (default: --listen-tcp)");
   serve->add_option("--name", so.name, "Host name to enroll as (default: hostname)");
-  serve->callback([&] { rc = run_serve(so); });
+  serve->callback([&] {
+    if (qemu_user_opt->count() > 0) so.qemu_user = qemu_user;
+    rc = run_serve(so);
+  });
 
   app.add_subcommand("shim", "Internal: parent process of one QEMU (started by the agent)");
 

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -17,6 +19,7 @@
 #include "strata/agent/inventory.h"
 #include "strata/agent/metrics.h"
 #include "strata/agent/qemu_hypervisor.h"
+#include "strata/agent/qemu_user.h"
 #include "strata/agent/service/agent_cli.h"
 #include "strata/agent/service/agent_service.h"
 #include "strata/common/log.h"
@@ -239,7 +242,32 @@ int run_serve(const ServeOptions& in) {
   }
   auto network = make_netlink_network();
 
+  auto qemu_user = decide_qemu_user(o.qemu_user, ::geteuid(), lookup_system_user);
+  if (!qemu_user) {
+    log()->error("--qemu-user: {}", qemu_user.error().message);
+    return exit_code(qemu_user.error().code);
+  }
+  if (qemu_user->user) {
+    log()->info("qemu user={} uid={} gid={}", qemu_user->user->name, qemu_user->user->uid,
+                qemu_user->user->gid);
+    // QEMU must pass through the state folder to its VM folders (search only, by group).
+    if (::chown(o.state_dir.c_str(), 0, qemu_user->user->gid) != 0 ||
+        ::chmod(o.state_dir.c_str(), 0710) != 0) {
+      log()->error("cannot give {} access to {}: {}", qemu_user->user->name, o.state_dir,
+                   std::strerror(errno));
+      return kExitError;
+    }
+  } else {
+    log()->warn("qemu user: {}", qemu_user->reason);
+  }
+  bool sandbox = inventory->qemu && inventory->qemu->sandbox;
+  if (!sandbox)
+    log()->warn("QEMU has no usable -sandbox option (query-command-line-options): VMs run "
+                "without QEMU's seccomp filter");
+
   QemuOptions qo;
+  qo.run_as = qemu_user->user;
+  qo.sandbox = sandbox;
   qo.state_dir = o.state_dir;
   qo.qemu_binary = o.qemu;
   qo.accelerator = accel;

@@ -61,10 +61,38 @@ TEST(QmpTranscript, RealQemu72) {
   EXPECT_EQ(r->accelerators, (std::vector<std::string>{"kvm", "tcg"}));
   EXPECT_FALSE(r->has_query_accelerators);  // CommandNotFound in 7.2
   EXPECT_TRUE(r->kvm_present);
+  EXPECT_TRUE(r->sandbox);  // recorded query-command-line-options(sandbox)
 
   nlohmann::json j = to_json(*r);
   EXPECT_EQ(j["version"], "7.2.22");
+  EXPECT_EQ(j["sandbox"], true);
   EXPECT_EQ(j["machines"].size(), r->machines.size());
+}
+
+// A QEMU built without seccomp answers "invalid option name"; one whose -sandbox lacks a
+// parameter the agent sets is as good as none; a transcript without the reply, too.
+TEST(QemuCapsTest, SandboxMissingOrIncompleteIsReported) {
+  std::string t = transcript("qemu-7.2-debian12.txt");
+  const std::string ok_line = R"("option": "sandbox"}], "id": "sandbox"})";
+  size_t at = t.find(ok_line);
+  ASSERT_NE(at, std::string::npos);
+  size_t begin = t.rfind('\n', at) + 1, end = t.find('\n', at) + 1;
+  auto with_line = [&](const std::string& line) {
+    return t.substr(0, begin) + line + t.substr(end);
+  };
+  auto no_seccomp = parse_qmp_probe_transcript(with_line(
+      R"({"id": "sandbox", "error": {"class": "GenericError", "desc": "invalid option name: sandbox"}})"
+      "\n"));
+  ASSERT_TRUE(no_seccomp) << no_seccomp.error().to_string();
+  EXPECT_FALSE(no_seccomp->sandbox);
+  auto partial = parse_qmp_probe_transcript(with_line(
+      R"({"return": [{"parameters": [{"name": "enable", "type": "boolean"}], "option": "sandbox"}], "id": "sandbox"})"
+      "\n"));
+  ASSERT_TRUE(partial) << partial.error().to_string();
+  EXPECT_FALSE(partial->sandbox);
+  auto absent = parse_qmp_probe_transcript(with_line(""));
+  ASSERT_TRUE(absent) << absent.error().to_string();
+  EXPECT_FALSE(absent->sandbox);
 }
 
 void expect_rejected(const std::string& text, const std::string& field_part) {

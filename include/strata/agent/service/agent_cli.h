@@ -3,6 +3,7 @@
 // operator commands on the image store). src/exe/strata_agent.cc only calls agent_main.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "strata/common/error.h"
@@ -31,6 +32,8 @@ struct ServeOptions {
   std::string accel = "auto";  // auto | kvm | tcg
   std::string qemu = "qemu-system-x86_64";
   std::string qemu_img = "qemu-img";
+  // --qemu-user: nullopt when not given (see decide_qemu_user for the default).
+  std::optional<std::string> qemu_user;
   std::string log_level = "info";
   // Enrollment with a manager (all three together; enrolled once, kept in the state dir).
   std::string manager;     // http://HOST:PORT

@@ -136,6 +136,7 @@ void add_nics(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
     b.fail(Error{ErrorCode::internal, "resolved taps do not match the spec", "nics"});
     return;
   }
+  int tap_fd = kFirstTapFd;
   for (size_t i = 0; i < spec.nics.size(); ++i) {
     const auto& n = spec.nics[i];
     std::string field = fmt::format("nics[{}]", i);
@@ -146,9 +147,8 @@ void add_nics(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
       const auto& tap = vm.taps[i];
       if (tap.empty() || tap.size() > 15 || !only_chars(tap, "_.-"))
         return b.fail(Error{ErrorCode::invalid_argument, "bad tap name", field});
-      b.opt(
-          "-netdev",
-          Opt("tap").add("id", id).add("ifname", tap).add("script", "no").add("downscript", "no"));
+      // The shim opens `tap` and hands it over as this fd (see kFirstTapFd).
+      b.opt("-netdev", Opt("tap").add("id", id).add("fd", std::to_string(tap_fd++)));
     } else {
       b.opt("-netdev", Opt("user").add("id", id));
     }
@@ -162,8 +162,14 @@ void add_nics(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
 }  // namespace
 
 VmFiles vm_files(const std::string& vm_dir) {
-  return VmFiles{vm_dir + "/qmp.sock", vm_dir + "/serial.sock", vm_dir + "/qga.sock",
-                 vm_dir + "/vnc.sock", vm_dir + "/console.log", vm_dir + "/qemu.pid"};
+  const std::string run = vm_dir + "/run";
+  return VmFiles{run,
+                 run + "/qmp.sock",
+                 run + "/serial.sock",
+                 run + "/qga.sock",
+                 run + "/vnc.sock",
+                 vm_dir + "/console.log",
+                 vm_dir + "/qemu.pid"};
 }
 
 Result<std::string> escape_opt_value(std::string_view field, std::string_view value) {
@@ -201,6 +207,12 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
   }
   b.opt("-machine", Opt("").add("type", spec.machine));
   b.raw({"-nodefaults", "-no-user-config", "-display", "none"});
+  // seccomp: no obsolete syscalls, no setuid (privileges are dropped before exec, by the
+  // shim), no fork/exec (so no exec: migration URIs, no helper scripts), no scheduler or
+  // priority changes. A forbidden syscall kills QEMU.
+  if (options.sandbox)
+    b.raw({"-sandbox",
+           "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
   b.opt("-name", Opt("").add("guest", spec.name));
   b.raw({"-uuid", spec.uuid});
   b.raw({"-smp", std::to_string(spec.vcpus), "-m", std::to_string(spec.memory_mib)});

@@ -26,13 +26,25 @@ struct ResolvedVm {
   std::vector<std::string> taps;    // one per spec.nics; empty string for user-mode NICs
 };
 
+// Bridged NICs get their tap as an open file descriptor (`-netdev tap,fd=N`), opened by
+// the shim as root before it drops privileges: QEMU itself never opens /dev/net/tun (which
+// may be root-only) and cannot attach to another VM's tap. The k-th bridged NIC's tap is
+// fd kFirstTapFd + k in QEMU.
+inline constexpr int kFirstTapFd = 3;
+
 struct ArgvOptions {
   std::string qemu_binary = "qemu-system-x86_64";
   std::string accelerator = "tcg";  // "kvm" | "tcg"
+  // QEMU's seccomp filter: -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,
+  // resourcecontrol=deny. Off only when the probed binary lacks the option.
+  bool sandbox = true;
 };
 
-// Files inside the VM folder that QEMU creates or uses.
+// Files inside the VM folder that QEMU creates or uses. The VM folder itself belongs to
+// root (the agent's records live there); QEMU can write only the sockets folder run/ and
+// the files the agent pre-creates for it (console.log, qemu.pid).
 struct VmFiles {
+  std::string run_dir;  // <vm_dir>/run: QEMU's UNIX sockets
   std::string qmp_socket, serial_socket, qga_socket, vnc_socket, console_log, pid_file;
 };
 VmFiles vm_files(const std::string& vm_dir);

@@ -234,6 +234,14 @@ Result<HypervisorPtr> make_qemu_hypervisor(QemuOptions options) {
   std::error_code ec;
   std::filesystem::create_directories(options.state_dir + "/vms", ec);
   if (ec) return internal_error("mkdir " + options.state_dir + "/vms: " + ec.message());
+  if (options.run_as) {
+    // Fail now, with the folder to fix, rather than at each VM start with EACCES from QEMU.
+    if (auto s = check_searchable_by(options.state_dir + "/vms", *options.run_as); !s)
+      return tl::unexpected(s.error());
+    if (options.images)
+      if (auto s = check_searchable_by(options.images->root(), *options.run_as); !s)
+        return tl::unexpected(s.error());
+  }
   return HypervisorPtr(std::make_unique<qemu::QemuHypervisor>(std::move(options)));
 }
 

@@ -4,7 +4,9 @@
 #include "shim.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,18 +16,57 @@
 #include <fstream>
 #include <sstream>
 
+#include "argv.h"
+#include "strata/agent/network.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "vm_dir.h"
 
 namespace strata::agent::qemu {
 namespace {
 
-// Marks every fd >= 3 close-on-exec (async-signal-safe; used between fork and exec).
-void cloexec_from_3() {
-  if (::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */) == 0) return;
+// Marks every fd >= `first` close-on-exec (async-signal-safe; used between fork and exec).
+void cloexec_from(int first) {
+  if (::syscall(SYS_close_range, static_cast<unsigned>(first), ~0u, 4u /* CLOSE_RANGE_CLOEXEC */) ==
+      0)
+    return;
   long max = ::sysconf(_SC_OPEN_MAX);
   if (max < 0 || max > 65536) max = 65536;
-  for (int fd = 3; fd < max; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  for (int fd = first; fd < max; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+void cloexec_from_3() { cloexec_from(3); }
+
+// Moves `fds` to kFirstTapFd, kFirstTapFd + 1, ... (inheritable) in a forked child.
+// Each goes up out of the target range first, so no move overwrites a later source.
+bool place_fds(const std::vector<int>& fds) {
+  std::vector<int> high;
+  for (int fd : fds) {
+    int h = ::fcntl(fd, F_DUPFD_CLOEXEC, 256);
+    if (h < 0) return false;
+    high.push_back(h);
+  }
+  for (size_t k = 0; k < high.size(); ++k)
+    if (::dup2(high[k], kFirstTapFd + static_cast<int>(k)) < 0) return false;
+  return true;
+}
+
+// Drops to uid/gid with exactly `groups` as supplementary groups, then checks that root
+// cannot be regained. Returns 0 or the errno of the failed step (EPERM if root came back).
+int drop_privileges(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
+  if (::setgroups(groups.size(), groups.data()) != 0) return errno;
+  if (::setresgid(gid, gid, gid) != 0) return errno;
+  if (::setresuid(uid, uid, uid) != 0) return errno;
+  if (uid != 0 && (::setuid(0) == 0 || ::geteuid() == 0)) return EPERM;
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+  return 0;
+}
+
+bool parse_id(const char* s, unsigned& out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long v = std::strtoul(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v > 0xfffffffeul) return false;
+  out = static_cast<unsigned>(v);
+  return true;
 }
 
 void reset_signals() {
@@ -51,9 +92,24 @@ void forward_signal(int sig) {
 
 }  // namespace
 
+std::vector<std::string> shim_args(const std::string& vm_dir, const ShimOptions& options) {
+  std::vector<std::string> args = {"shim", "--vm-dir", vm_dir};
+  if (options.run_as) {
+    const QemuUser& u = *options.run_as;
+    std::string groups;
+    for (gid_t g : u.groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
+    args.insert(args.end(), {"--uid", std::to_string(u.uid), "--gid", std::to_string(u.gid),
+                             "--groups", groups.empty() ? std::to_string(u.gid) : groups});
+  }
+  for (const auto& t : options.taps) args.insert(args.end(), {"--tap", t});
+  return args;
+}
+
 Status spawn_shim(const std::string& shim_exe, const std::string& vm_dir,
-                  const std::vector<std::string>& qemu_argv) {
-  std::vector<std::string> args = {shim_exe, "shim", "--vm-dir", vm_dir, "--"};
+                  const std::vector<std::string>& qemu_argv, const ShimOptions& options) {
+  std::vector<std::string> args = {shim_exe};
+  for (auto& a : shim_args(vm_dir, options)) args.push_back(std::move(a));
+  args.push_back("--");
   args.insert(args.end(), qemu_argv.begin(), qemu_argv.end());
   std::vector<char*> argv = c_argv(args);
   std::string log_path = vm_dir + "/" + kQemuLog;
@@ -129,9 +185,34 @@ int run_shim(int argc, char** argv) {
   int i = 1;
   if (i < argc && std::strcmp(argv[i], "shim") == 0) ++i;
   std::string vm_dir;
+  bool drop = false;
+  unsigned uid = 0, gid = 0;
+  bool have_uid = false, have_gid = false;
+  std::vector<gid_t> groups;
+  std::vector<std::string> taps;
   for (; i < argc; ++i) {
     if (std::strcmp(argv[i], "--vm-dir") == 0 && i + 1 < argc) {
       vm_dir = argv[++i];
+    } else if (std::strcmp(argv[i], "--uid") == 0 && i + 1 < argc) {
+      if (!parse_id(argv[++i], uid)) return ::dprintf(2, "shim: bad --uid\n"), 2;
+      have_uid = drop = true;
+    } else if (std::strcmp(argv[i], "--gid") == 0 && i + 1 < argc) {
+      if (!parse_id(argv[++i], gid)) return ::dprintf(2, "shim: bad --gid\n"), 2;
+      have_gid = true;
+    } else if (std::strcmp(argv[i], "--groups") == 0 && i + 1 < argc) {
+      std::string list = argv[++i];
+      size_t start = 0;
+      while (start <= list.size()) {
+        size_t end = list.find(',', start);
+        if (end == std::string::npos) end = list.size();
+        unsigned g = 0;
+        if (!parse_id(list.substr(start, end - start).c_str(), g))
+          return ::dprintf(2, "shim: bad --groups\n"), 2;
+        groups.push_back(g);
+        start = end + 1;
+      }
+    } else if (std::strcmp(argv[i], "--tap") == 0 && i + 1 < argc) {
+      taps.push_back(argv[++i]);
     } else if (std::strcmp(argv[i], "--") == 0) {
       ++i;
       break;
@@ -140,10 +221,17 @@ int run_shim(int argc, char** argv) {
       return 2;
     }
   }
-  if (vm_dir.empty() || i >= argc) {
-    ::dprintf(2, "usage: shim --vm-dir DIR -- QEMU_ARGV...\n");
+  if (vm_dir.empty() || i >= argc || have_uid != have_gid) {
+    ::dprintf(2,
+              "usage: shim --vm-dir DIR [--uid U --gid G [--groups G1,G2...]] [--tap NAME]... "
+              "-- QEMU_ARGV...\n");
     return 2;
   }
+  if (drop && uid == 0) {
+    ::dprintf(2, "shim: --uid 0 is not a privilege drop\n");
+    return 2;
+  }
+  if (drop && groups.empty()) groups.push_back(gid);
   ::setsid();  // EPERM when already a session leader: fine
   struct sigaction ign {};
   ign.sa_handler = SIG_IGN;
@@ -156,14 +244,41 @@ int run_shim(int argc, char** argv) {
   if (auto s = write_file_atomic(vm_dir + "/" + kShimPidFile, pid_text); !s)
     ::dprintf(2, "shim: %s\n", s.error().message.c_str());
 
+  auto fail_before_qemu = [&](const std::string& why) {
+    ::dprintf(2, "shim: %s\n", why.c_str());
+    ExitRecord r{0, false, 127, now_unix_ms()};
+    (void)write_exit_record(vm_dir, r);
+    ::unlink((vm_dir + "/" + kShimPidFile).c_str());
+    return 1;
+  };
+  // Taps are opened here, as root, so QEMU needs neither /dev/net/tun nor CAP_NET_ADMIN.
+  std::vector<int> tap_fds;
+  for (const auto& t : taps) {
+    auto fd = open_tap(t);
+    if (!fd) return fail_before_qemu("tap " + t + ": " + fd.error().message);
+    tap_fds.push_back(*fd);
+  }
+
   pid_t child = ::fork();
   if (child == 0) {
     reset_signals();
-    cloexec_from_3();
+    if (!place_fds(tap_fds)) {
+      ::dprintf(2, "shim: passing tap fds: %s\n", std::strerror(errno));
+      ::_exit(127);
+    }
+    cloexec_from(kFirstTapFd + static_cast<int>(tap_fds.size()));
+    if (drop) {
+      if (int e = drop_privileges(uid, gid, groups); e != 0) {
+        ::dprintf(2, "shim: dropping privileges to uid %u gid %u: %s\n", uid, gid,
+                  std::strerror(e));
+        ::_exit(127);
+      }
+    }
     ::execvp(argv[i], argv + i);
     ::dprintf(2, "shim: exec %s: %s\n", argv[i], std::strerror(errno));
     ::_exit(127);
   }
+  for (int fd : tap_fds) ::close(fd);
   if (child < 0) {
     ::dprintf(2, "shim: fork: %s\n", std::strerror(errno));
     ExitRecord r{0, false, 127, now_unix_ms()};

@@ -3,18 +3,32 @@
 // by init and outlives the agent. The shim itself is run_shim() in the same binary.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "strata/agent/qemu_user.h"
 #include "strata/common/error.h"
 
 namespace strata::agent::qemu {
 
-// Runs `<shim_exe> shim --vm-dir <vm_dir> -- <qemu_argv...>` detached. Returns once the
-// shim has been exec'd (an exec failure is reported as an error). The shim writes
-// shim.pid, and exit.json when QEMU ends.
+struct ShimOptions {
+  // The shim drops to this user (setgroups, setgid, setuid) between fork and exec of QEMU;
+  // it stays root itself to record QEMU's exit. nullopt: QEMU keeps the shim's user.
+  std::optional<QemuUser> run_as;
+  // Taps the shim opens (as root, before the drop) and hands to QEMU as fds
+  // kFirstTapFd, kFirstTapFd + 1, ... in this order.
+  std::vector<std::string> taps;
+};
+
+// Runs `<shim_exe> shim --vm-dir <vm_dir> [--uid U --gid G --groups G1,G2] [--tap T]...
+// -- <qemu_argv...>` detached. Returns once the shim has been exec'd (an exec failure is
+// reported as an error). The shim writes shim.pid, and exit.json when QEMU ends.
 Status spawn_shim(const std::string& shim_exe, const std::string& vm_dir,
-                  const std::vector<std::string>& qemu_argv);
+                  const std::vector<std::string>& qemu_argv, const ShimOptions& options = {});
+
+// The shim's arguments before `--` (exposed for tests).
+std::vector<std::string> shim_args(const std::string& vm_dir, const ShimOptions& options);
 
 // True if `pid` is alive and its command line contains `needle` as one whole argument
 // (the VM's uuid, or its folder): a reused pid never passes for our process.

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "qemu_access.h"
 #include "qemu_hypervisor.h"
 #include "shim.h"
 #include "strata/common/log.h"
@@ -130,7 +131,8 @@ Status QemuHypervisor::start(const std::string& name) {
     vm->busy = false;
     return tl::unexpected(resolved.error());
   }
-  auto argv = build_qemu_argv(spec, *resolved, {opts_.qemu_binary, opts_.accelerator});
+  auto argv =
+      build_qemu_argv(spec, *resolved, {opts_.qemu_binary, opts_.accelerator, opts_.sandbox});
   if (!argv) {
     std::lock_guard lk(mu_);
     vm->busy = false;
@@ -142,6 +144,17 @@ Status QemuHypervisor::start(const std::string& name) {
     std::error_code ec;
     fs::remove(p, ec);
   }
+  std::vector<std::string> disk_paths;
+  for (const auto& d : resolved->disks) disk_paths.push_back(d.path);
+  if (auto s = prepare_qemu_access(vm->dir, f, disk_paths, opts_.run_as); !s) {
+    std::lock_guard lk(mu_);
+    vm->busy = false;
+    return tl::unexpected(s.error().wrap("preparing files for QEMU"));
+  }
+  ShimOptions shim;
+  shim.run_as = opts_.run_as;
+  for (const auto& t : resolved->taps)
+    if (!t.empty()) shim.taps.push_back(t);
   {
     std::lock_guard lk(mu_);
     vm->shutdown_reason.clear();
@@ -151,7 +164,7 @@ Status QemuHypervisor::start(const std::string& name) {
     set_state_locked(name, *vm, VmState::starting, "start");
   }
   flush_events();
-  if (auto s = spawn_shim(opts_.shim_exe, vm->dir, *argv); !s) return fail(s.error(), {});
+  if (auto s = spawn_shim(opts_.shim_exe, vm->dir, *argv, shim); !s) return fail(s.error(), {});
   std::string exit_path = vm->dir + "/" + kExitFile;
   auto qmp = connect_qmp(name, vm->dir, kQmpConnectTimeout, [&] { return !fs::exists(exit_path); });
   if (!qmp) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -105,6 +106,40 @@ TEST(QemuArgv, KernelBootBridgeKvmNoVnc) {
   expect_golden("kernel-boot-bridge-kvm-novnc", *argv);
 }
 
+// The k-th bridged NIC is handed its tap as fd kFirstTapFd + k (user NICs take none);
+// QEMU is never told a tap name, so it never opens /dev/net/tun itself.
+TEST(QemuArgv, BridgedNicsGetTapFdsInOrder) {
+  auto spec = base_spec();
+  spec.nics = {{model::NicMode::bridge, "br0", "52:54:00:aa:bb:01"},
+               {model::NicMode::user, "", "52:54:00:aa:bb:02"},
+               {model::NicMode::bridge, "br1", "52:54:00:aa:bb:03"}};
+  auto r = base_resolved();
+  r.taps = {"sttapn0", "", "sttapn2"};
+  auto argv = build_qemu_argv(spec, r, {});
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  std::vector<std::string> netdevs;
+  for (size_t i = 0; i + 1 < argv->size(); ++i)
+    if ((*argv)[i] == "-netdev") netdevs.push_back((*argv)[i + 1]);
+  EXPECT_EQ(netdevs, (std::vector<std::string>{"tap,id=net0,fd=3", "user,id=net1",
+                                               "tap,id=net2,fd=4"}));
+  for (const auto& a : *argv) EXPECT_EQ(a.find("ifname"), std::string::npos) << a;
+}
+
+// -sandbox is on by default with every deny group; off only when asked (QEMU lacks it).
+TEST(QemuArgv, SandboxOnByDefaultAndOffWhenQemuLacksIt) {
+  auto on = build_qemu_argv(base_spec(), base_resolved(), {});
+  ASSERT_TRUE(on);
+  auto it = std::find(on->begin(), on->end(), "-sandbox");
+  ASSERT_NE(it, on->end());
+  ASSERT_NE(it + 1, on->end());
+  EXPECT_EQ(*(it + 1), "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+  ArgvOptions off;
+  off.sandbox = false;
+  auto without = build_qemu_argv(base_spec(), base_resolved(), off);
+  ASSERT_TRUE(without);
+  EXPECT_EQ(std::find(without->begin(), without->end(), "-sandbox"), without->end());
+}
+
 TEST(QemuArgv, CommaInVmDirIsEscapedEverywhere) {
   auto r = base_resolved();
   r.vm_dir = "/tmp/a,server=off,b";
@@ -128,7 +163,7 @@ TEST(QemuArgv, CommaInVmDirIsEscapedEverywhere) {
         EXPECT_EQ(v, r.disks[0].path);
       }
       if (k == "vnc") {
-        EXPECT_EQ(v, "unix:/tmp/a,server=off,b/vnc.sock");
+        EXPECT_EQ(v, "unix:/tmp/a,server=off,b/run/vnc.sock");
       }
       EXPECT_NE(k, "driver=host_device");
     }
