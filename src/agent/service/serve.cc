@@ -257,6 +257,16 @@ int run_serve(const ServeOptions& in) {
                    std::strerror(errno));
       return kExitError;
     }
+    // QEMU must also reach the image store. With the default user, folders it cannot pass
+    // (a state folder under /root, say) fall back to QEMU as root, loudly; with an
+    // explicit --qemu-user they are an error (make_qemu_hypervisor names the folder).
+    for (const auto& dir : {o.state_dir, o.images_dir}) {
+      auto reach = check_searchable_by(dir, *qemu_user->user);
+      if (reach || o.qemu_user) continue;
+      log()->warn("QEMU RUNS AS ROOT: {}", reach.error().message);
+      qemu_user->user.reset();
+      break;
+    }
   } else {
     log()->warn("qemu user: {}", qemu_user->reason);
   }

@@ -24,6 +24,7 @@ if "$AGENT" shim 2>&1 | grep -q "built without the QEMU driver"; then
 fi
 
 T=$(mktemp -d /tmp/strata-agent-it.XXXXXX)
+chmod 711 "$T"  # QEMU runs as strata-qemu: it must pass through to the VM folders
 STATE=$T/state
 SOCK=$STATE/agent.sock
 PORT=$((20000 + RANDOM % 20000))
