@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "vm_dir.h"
@@ -87,6 +88,28 @@ TEST_F(ShimTest, RecordsKillSignalAndIsDetached) {
   EXPECT_TRUE(r->signaled);
   EXPECT_EQ(r->code, 9);
   EXPECT_EQ(r->qemu_pid, child);
+}
+
+// The shim drops QEMU's privileges between fork and exec: all four uids and gids, exactly
+// the given supplementary groups, no_new_privs; the shim itself stays root (it writes
+// exit.json into the root-owned folder).
+TEST_F(ShimTest, DropsPrivilegesBeforeExec) {
+  if (::geteuid() != 0) GTEST_SKIP() << "SKIPPED: dropping privileges needs root";
+  ShimOptions o;
+  o.run_as = QemuUser{"nobody", 65534, 65533, {65533, 65532}};
+  ASSERT_TRUE(spawn_shim(STRATA_TEST_SHIM, dir_,
+                         {"/bin/sh", "-c", "grep -E '^(Uid|Gid|Groups|NoNewPrivs):' /proc/self/status"},
+                         o));
+  auto r = wait_exit();
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->code, 0);
+  std::ifstream log(dir_ / "qemu.log");
+  std::stringstream ss;
+  ss << log.rdbuf();
+  EXPECT_NE(ss.str().find("Uid:\t65534\t65534\t65534\t65534"), std::string::npos) << ss.str();
+  EXPECT_NE(ss.str().find("Gid:\t65533\t65533\t65533\t65533"), std::string::npos) << ss.str();
+  EXPECT_NE(ss.str().find("Groups:\t65532 65533"), std::string::npos) << ss.str();
+  EXPECT_NE(ss.str().find("NoNewPrivs:\t1"), std::string::npos) << ss.str();
 }
 
 TEST_F(ShimTest, ExecFailureIsRecorded) {
