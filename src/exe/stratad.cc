@@ -33,6 +33,9 @@ constexpr const char* kUsage = R"(usage:
   --miss-threshold N   missed heartbeats before a host is unreachable (default 3)
   --http-threads N     HTTP worker threads (default 2)
   --image-max-bytes N  largest image upload (POST /api/v1/images), bytes (default 16 GiB)
+  --max-streams N      open event streams + consoles, overall (default 1000; 503 over it)
+  --max-streams-per-token N  open event streams + consoles per token (default 32; 429)
+  --max-consoles N     open console WebSockets, overall (default 64; 503 over it)
   --cpu-overcommit R   vCPUs placeable per host hardware thread, 0 < R <= 64 (default 4)
   --memory-overcommit R
                        MiB of VM memory placeable per MiB of host memory, 0 < R <= 64
@@ -109,6 +112,11 @@ int main(int argc, char** argv) {
       unsigned long long b = std::strtoull(v.c_str(), &end, 10);
       if (errno != 0 || *end != '\0' || b == 0) return usage_error("--image-max-bytes must be > 0");
       cfg.image_max_bytes = b;
+    } else if (a == "--max-streams" || a == "--max-streams-per-token" || a == "--max-consoles") {
+      if (!value(&v) || !parse_int(v, 1, 1000000, &n)) return usage_error(a + " must be 1..1000000");
+      if (a == "--max-streams") cfg.streams.total = n;
+      if (a == "--max-streams-per-token") cfg.streams.per_token = n;
+      if (a == "--max-consoles") cfg.streams.consoles = n;
     } else if (strata::manager::is_scheduler_flag(a)) {
       if (!value(&v)) return usage_error(a + " needs a value");
       if (auto st = strata::manager::set_scheduler_option(cfg.scheduler, a, v); !st)

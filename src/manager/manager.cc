@@ -120,6 +120,7 @@ class ManagerImpl final : public Manager {
     deps.stopping = [this] { return stopping_.load(); };
     deps.images = images_.get();
     deps.image_max_bytes = cfg.image_max_bytes;
+    deps.stream_caps = cfg.streams;
     if (auto st = placement_->load(); !st) return st;
     api_ = std::make_unique<ApiService>(std::move(deps));
 
@@ -136,7 +137,7 @@ class ManagerImpl final : public Manager {
 
     auto listen = split_listen(cfg.listen);
     if (!listen) return tl::unexpected(listen.error());
-    HttpServerConfig hc{listen->first, listen->second, cfg.http_threads};
+    HttpServerConfig hc{listen->first, listen->second, cfg.http_threads, StreamConfig{}};
     UploadRoutes uploads;
     uploads.streams_body = [this](std::string_view m, std::string_view p) {
       return api_->streams_body(m, p);
@@ -187,6 +188,7 @@ class ManagerImpl final : public Manager {
     if (stopping_.exchange(true)) return;
     if (events_) events_->wake_all();
     if (server_) server_->stop();
+    if (api_) api_->stop_streams();  // after the server: its streams are closed by now
     if (controller_) controller_->stop();
     if (agents_) agents_->stop();
     if (local_agent_) local_agent_->stop();

@@ -9,6 +9,7 @@
 
 #include "strata/common/error.h"
 #include "strata/manager/agents/connection_manager.h"
+#include "strata/manager/api/stream_limits.h"
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/sched/scheduler.h"
 
@@ -32,6 +33,9 @@ struct ManagerConfig {
   std::string host_name;     // the local host's name (default: sanitized hostname)
   // Largest image accepted by POST /api/v1/images (bytes are kept in <data_dir>/catalog).
   uint64_t image_max_bytes = 16ull << 30;
+  // Caps on open SSE streams and console WebSockets (--max-streams, --max-streams-per-token,
+  // --max-consoles).
+  StreamCaps streams;
 };
 
 class Manager {

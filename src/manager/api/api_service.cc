@@ -10,7 +10,12 @@
 
 namespace strata::manager {
 
-ApiService::ApiService(ApiDeps deps) : deps_(std::move(deps)) {
+ApiService::ApiService(ApiDeps deps)
+    : limiter_(deps.stream_caps),
+      fanout_(deps.events ? std::make_unique<EventFanout>(*deps.events) : nullptr),
+      deps_(std::move(deps)) {
+  deps_.fanout = fanout_.get();
+  deps_.streams = &limiter_;
   add_system_routes(*this);
   add_token_routes(*this);
   add_host_routes(*this);
@@ -18,6 +23,12 @@ ApiService::ApiService(ApiDeps deps) : deps_(std::move(deps)) {
   add_task_event_routes(*this);
   add_console_route(*this);
   add_image_routes(*this);
+}
+
+ApiService::~ApiService() { stop_streams(); }
+
+void ApiService::stop_streams() {
+  if (fanout_) fanout_->stop();
 }
 
 bool ApiService::streams_body(std::string_view method, std::string_view path) const {

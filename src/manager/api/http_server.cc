@@ -131,7 +131,7 @@ class BeastServer final : public HttpServer {
  public:
   BeastServer(HttpServerConfig cfg, BodyLimit limit, Dispatch dispatch, UploadRoutes uploads)
       : cfg_(std::move(cfg)), limit_(std::move(limit)), dispatch_(std::move(dispatch)),
-        uploads_(std::move(uploads)), acceptor_(ioc_) {}
+        uploads_(std::move(uploads)), acceptor_(ioc_), streams_(cfg_.streams) {}
   ~BeastServer() override { stop(); }
 
   Status listen() {

@@ -1,13 +1,19 @@
-// Long-lived HTTP responses: server-sent events and WebSocket connections. Each stream
-// runs on its own thread, owning the socket; shutdown() shuts the sockets down to wake them.
+// Long-lived HTTP responses on the server's I/O threads. An SSE stream is a socket, a
+// bounded write queue, a keep-alive timer and a read that notices the client leaving; a
+// WebSocket is a Beast async websocket with a message size limit, an idle timeout (pings
+// at half of it), a bounded write queue and an inbox its handler thread blocks on.
 #include "http_streams.h"
 
-#include <thread>
+#include <condition_variable>
+#include <deque>
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <fmt/format.h>
+
+#include "strata/common/log.h"
 
 namespace strata::manager::detail {
 
@@ -16,146 +22,417 @@ namespace beast = boost::beast;
 namespace websocket = boost::beast::websocket;
 using tcp = asio::ip::tcp;
 
-// Long-lived streams: the socket and a thread; shutdown() shuts the socket down to wake it.
-struct StreamSlot {
-  std::mutex mu;
-  tcp::socket* socket = nullptr;  // valid while the thread runs (owned by the thread)
-  std::thread thread;
-  std::atomic<bool> done{false};
-};
-
 namespace {
 
-class SseWriter final : public EventStream {
+class SseConn final : public EventStream,
+                      public StreamConn,
+                      public std::enable_shared_from_this<SseConn> {
  public:
-  explicit SseWriter(tcp::socket& s) : socket_(s) {}
-  bool write(std::string_view data) override {
-    beast::error_code ec;
-    asio::write(socket_, asio::buffer(data.data(), data.size()), ec);
-    return !ec;
+  SseConn(tcp::socket socket, HttpResponse resp, const StreamConfig& cfg)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), resp_(std::move(resp)),
+        cfg_(cfg) {}
+
+  void run() override {
+    write(fmt::format("HTTP/1.1 {} OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\n"
+                      "Connection: close\r\n\r\n",
+                      resp_.status, resp_.content_type));
+    read();
+    arm_keepalive();
+    resp_.event_stream(shared_from_this());
   }
 
- private:
-  tcp::socket& socket_;
-};
-
-class BeastWebSocket final : public WebSocket {
- public:
-  explicit BeastWebSocket(websocket::stream<tcp::socket>& ws) : ws_(ws) {}
-  bool send(std::string_view data, bool binary) override {
-    std::lock_guard lock(write_mu_);
+  bool write(std::string data) override {
+    std::lock_guard lock(mu_);
     if (closed_) return false;
-    beast::error_code ec;
-    ws_.binary(binary);
-    ws_.write(asio::buffer(data.data(), data.size()), ec);
-    if (ec) closed_ = true;
-    return !ec;
+    if (queued_ + data.size() > cfg_.write_queue_max) {
+      logger("manager.http")->info("event stream dropped: the client does not read queued={}",
+                                   queued_.load());
+      close_locked();
+      return false;
+    }
+    queued_ += data.size();
+    queue_.push_back(std::move(data));
+    wrote_ = true;
+    if (!writing_) {
+      writing_ = true;
+      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->flush(); });
+    }
+    return true;
   }
-  std::optional<std::string> receive() override {
-    beast::flat_buffer buf;
-    beast::error_code ec;
-    ws_.read(buf, ec);
-    if (ec) return std::nullopt;
-    return beast::buffers_to_string(buf.data());
+  bool closed() const override {
+    std::lock_guard lock(mu_);
+    return closed_;
+  }
+  size_t queued_bytes() const override { return queued_; }
+  void on_drain(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    drain_ = std::move(fn);
   }
   void close() override {
-    std::lock_guard lock(write_mu_);
+    std::lock_guard lock(mu_);
+    close_locked();
+  }
+  void shutdown() override { close(); }
+
+ private:
+  void close_locked() {
     if (closed_) return;
     closed_ = true;
-    beast::error_code ec;
-    ws_.close(websocket::close_code::normal, ec);
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->timer_.cancel();
+      self->socket_.shutdown(tcp::socket::shutdown_both, ec);
+      self->socket_.close(ec);
+      self->notify_drain();
+    });
+  }
+  void notify_drain() {
+    std::function<void()> fn;
+    {
+      std::lock_guard lock(mu_);
+      fn = drain_;
+    }
+    if (fn) fn();
+  }
+
+  void flush() {
+    std::vector<asio::const_buffer> bufs;
+    {
+      std::lock_guard lock(mu_);
+      if (closed_ || queue_.empty()) {
+        writing_ = false;
+        return;
+      }
+      sending_.assign(std::make_move_iterator(queue_.begin()),
+                      std::make_move_iterator(queue_.end()));
+      queue_.clear();
+    }
+    for (const auto& s : sending_) bufs.emplace_back(s.data(), s.size());
+    asio::async_write(socket_, bufs, [self = shared_from_this()](beast::error_code ec, size_t n) {
+      self->on_written(ec, n);
+    });
+  }
+  void on_written(beast::error_code ec, size_t n) {
+    bool drained = false;
+    {
+      std::lock_guard lock(mu_);
+      queued_ -= std::min<size_t>(n, queued_);
+      sending_.clear();
+      if (ec) {
+        close_locked();
+        return;
+      }
+      if (queue_.empty()) {
+        writing_ = false;
+        drained = true;
+      }
+    }
+    if (drained) {
+      notify_drain();
+      return;
+    }
+    flush();
+  }
+
+  // A client sends nothing after its request: EOF or an error means it left.
+  void read() {
+    socket_.async_read_some(asio::buffer(rbuf_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) {
+                                self->close();
+                                return;
+                              }
+                              self->read();
+                            });
+  }
+
+  void arm_keepalive() {
+    timer_.expires_after(cfg_.sse_keepalive);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      bool idle;
+      {
+        std::lock_guard lock(self->mu_);
+        if (self->closed_) return;
+        idle = !self->wrote_;
+        self->wrote_ = false;
+      }
+      if (idle && !self->write(": keep-alive\n\n")) return;
+      self->arm_keepalive();
+    });
+  }
+
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  HttpResponse resp_;  // keeps the handler's state (and stream ticket) for the stream's life
+  const StreamConfig& cfg_;
+  mutable std::mutex mu_;
+  std::deque<std::string> queue_;
+  std::vector<std::string> sending_;  // strand only, while a write is in flight
+  std::atomic<size_t> queued_{0};
+  bool writing_ = false;
+  bool closed_ = false;
+  bool wrote_ = false;
+  std::function<void()> drain_;
+  char rbuf_[512];
+};
+
+class WsConn final : public WebSocket,
+                     public StreamConn,
+                     public std::enable_shared_from_this<WsConn> {
+ public:
+  WsConn(tcp::socket socket, StreamRunner::Request req, HttpResponse resp, const StreamConfig& cfg,
+         StreamRunner& runner)
+      : ws_(std::move(socket)), req_(std::move(req)), resp_(std::move(resp)), cfg_(cfg),
+        runner_(runner) {}
+
+  void run() override {
+    beast::get_lowest_layer(ws_).expires_never();  // the websocket timeout below rules
+    websocket::stream_base::timeout t;
+    t.handshake_timeout = cfg_.ws_handshake_timeout;
+    t.idle_timeout = cfg_.ws_idle_timeout;
+    t.keep_alive_pings = true;
+    ws_.set_option(t);
+    ws_.read_message_max(cfg_.ws_message_max);
+    ws_.async_accept(req_, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        self->mark_closed();
+        return;
+      }
+      self->read();
+      self->runner_.spawn([self] {
+        self->resp_.websocket(*self);
+        self->close();
+      });
+    });
+  }
+
+  bool send(std::string_view data, bool binary) override {
+    std::lock_guard lock(mu_);
+    if (closed_ || close_requested_) return false;
+    if (out_bytes_ + data.size() > cfg_.write_queue_max) {
+      logger("manager.http")->info("websocket dropped: the client does not read queued={}",
+                                   out_bytes_);
+      abort_locked();
+      return false;
+    }
+    out_bytes_ += data.size();
+    outq_.emplace_back(std::string(data), binary);
+    if (!writing_) {
+      writing_ = true;
+      asio::post(ws_.get_executor(), [self = shared_from_this()] { self->write_next(); });
+    }
+    return true;
+  }
+
+  std::optional<std::string> receive() override {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !inbox_.empty() || closed_; });
+    if (inbox_.empty()) return std::nullopt;
+    std::string msg = std::move(inbox_.front());
+    inbox_.pop_front();
+    inbox_bytes_ -= msg.size();
+    if (paused_ && inbox_bytes_ <= inbox_max() / 2 && !closed_) {
+      paused_ = false;
+      asio::post(ws_.get_executor(), [self = shared_from_this()] { self->read(); });
+    }
+    return msg;
+  }
+
+  void close() override {
+    std::lock_guard lock(mu_);
+    if (close_requested_ || closed_) return;
+    close_requested_ = true;
+    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->maybe_close(); });
+  }
+
+  void shutdown() override {
+    std::lock_guard lock(mu_);
+    abort_locked();
   }
 
  private:
-  websocket::stream<tcp::socket>& ws_;
-  std::mutex write_mu_;
+  size_t inbox_max() const { return std::max<size_t>(cfg_.ws_message_max * 4, 256u * 1024); }
+
+  void mark_closed() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+  }
+  // Ends the session without a closing handshake (client not reading, server stopping).
+  void abort_locked() {
+    if (closed_) return;
+    closed_ = true;
+    cv_.notify_all();
+    asio::post(ws_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
+      beast::get_lowest_layer(self->ws_).close();
+    });
+  }
+
+  void read() {
+    ws_.async_read(rbuf_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->on_read(ec);
+    });
+  }
+  void on_read(beast::error_code ec) {
+    if (ec) {
+      if (ec != websocket::error::closed && ec != asio::error::operation_aborted &&
+          ec != asio::error::eof)
+        logger("manager.http")->debug("websocket read ended error={}", ec.message());
+      mark_closed();
+      return;
+    }
+    std::string msg = beast::buffers_to_string(rbuf_.data());
+    rbuf_.consume(rbuf_.size());
+    bool more;
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      inbox_bytes_ += msg.size();
+      inbox_.push_back(std::move(msg));
+      paused_ = inbox_bytes_ > inbox_max();
+      more = !paused_;
+    }
+    cv_.notify_all();
+    if (more) read();
+  }
+
+  // Strand only.
+  void write_next() {
+    {
+      std::lock_guard lock(mu_);
+      if (closed_ || outq_.empty()) {
+        writing_ = false;
+        if (!closed_ && close_requested_) {
+          asio::post(ws_.get_executor(), [self = shared_from_this()] { self->maybe_close(); });
+        }
+        return;
+      }
+      current_ = std::move(outq_.front());
+      outq_.pop_front();
+    }
+    ws_.binary(current_.second);
+    ws_.async_write(asio::buffer(current_.first),
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      {
+                        std::lock_guard lock(self->mu_);
+                        self->out_bytes_ -= self->current_.first.size();
+                      }
+                      if (ec) {
+                        self->mark_closed();
+                        std::lock_guard lock(self->mu_);
+                        self->writing_ = false;
+                        return;
+                      }
+                      self->write_next();
+                    });
+  }
+  // Strand only: the closing handshake once the queue is written.
+  void maybe_close() {
+    {
+      std::lock_guard lock(mu_);
+      if (closed_ || writing_ || close_started_) return;
+      close_started_ = true;
+    }
+    ws_.async_close(websocket::close_code::normal,
+                    [self = shared_from_this()](beast::error_code) { self->mark_closed(); });
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  StreamRunner::Request req_;
+  HttpResponse resp_;
+  const StreamConfig& cfg_;
+  StreamRunner& runner_;
+  beast::flat_buffer rbuf_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> inbox_;
+  size_t inbox_bytes_ = 0;
+  bool paused_ = false;
+  std::deque<std::pair<std::string, bool>> outq_;
+  std::pair<std::string, bool> current_;  // strand only, while a write is in flight
+  size_t out_bytes_ = 0;
+  bool writing_ = false;
+  bool close_requested_ = false;
+  bool close_started_ = false;
   bool closed_ = false;
 };
 
 }  // namespace
 
-StreamRunner::StreamRunner() = default;
+StreamRunner::StreamRunner(StreamConfig cfg) : cfg_(std::move(cfg)) {}
 
 StreamRunner::~StreamRunner() {
   shutdown();
   join();
 }
 
-void StreamRunner::start(tcp::socket socket, Request req, HttpResponse resp) {
-  auto slot = std::make_shared<StreamSlot>();
-  std::lock_guard lock(mu_);
-  // Reap finished streams so the list stays bounded.
-  for (auto it = streams_.begin(); it != streams_.end();) {
+void StreamRunner::reap_locked() {
+  conns_.remove_if([](const std::weak_ptr<StreamConn>& w) { return w.expired(); });
+  for (auto it = workers_.begin(); it != workers_.end();) {
     if ((*it)->done) {
       if ((*it)->thread.joinable()) (*it)->thread.join();
-      it = streams_.erase(it);
+      it = workers_.erase(it);
     } else {
       ++it;
     }
   }
+}
+
+void StreamRunner::start(tcp::socket socket, Request req, HttpResponse resp) {
+  std::shared_ptr<StreamConn> conn;
+  {
+    std::lock_guard lock(mu_);
+    reap_locked();
+    if (stopped_) return;
+    if (resp.websocket) {
+      auto ws = std::make_shared<WsConn>(std::move(socket), std::move(req), std::move(resp), cfg_,
+                                         *this);
+      conns_.push_back(ws);
+      conn = ws;
+    } else {
+      auto sse = std::make_shared<SseConn>(std::move(socket), std::move(resp), cfg_);
+      conns_.push_back(sse);
+      conn = sse;
+    }
+  }
+  conn->run();
+}
+
+void StreamRunner::spawn(std::function<void()> fn) {
+  auto w = std::make_shared<Worker>();
+  std::lock_guard lock(mu_);
   if (stopped_) return;
-  slot->thread = std::thread([this, slot, sock = std::move(socket), req = std::move(req),
-                              resp = std::move(resp)]() mutable {
-    run(*slot, std::move(sock), std::move(req), std::move(resp));
-    slot->done = true;
+  w->thread = std::thread([w, fn = std::move(fn)] {
+    fn();
+    w->done = true;
   });
-  streams_.push_back(slot);
+  workers_.push_back(w);
 }
 
 void StreamRunner::shutdown() {
-  stopped_ = true;
-  std::lock_guard lock(mu_);
-  for (auto& s : streams_) {
-    std::lock_guard slock(s->mu);
-    beast::error_code ec;
-    if (s->socket) s->socket->shutdown(tcp::socket::shutdown_both, ec);
+  std::list<std::shared_ptr<StreamConn>> live;
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    for (auto& w : conns_)
+      if (auto c = w.lock()) live.push_back(std::move(c));
   }
+  for (auto& c : live) c->shutdown();
 }
 
 void StreamRunner::join() {
-  std::list<std::shared_ptr<StreamSlot>> streams;
+  std::list<std::shared_ptr<Worker>> workers;
   {
     std::lock_guard lock(mu_);
-    streams.swap(streams_);
+    workers.swap(workers_);
   }
-  for (auto& s : streams)
-    if (s->thread.joinable()) s->thread.join();
-}
-
-void StreamRunner::run(StreamSlot& slot, tcp::socket sock, Request req, HttpResponse resp) {
-  beast::error_code ec;
-  sock.non_blocking(false, ec);
-  if (resp.websocket) {
-    websocket::stream<tcp::socket> ws(std::move(sock));
-    {
-      std::lock_guard lock(slot.mu);
-      slot.socket = &ws.next_layer();
-    }
-    if (!stopped_) {
-      ws.accept(req, ec);
-      if (!ec) {
-        BeastWebSocket adapter(ws);
-        resp.websocket(adapter);
-        adapter.close();
-      }
-    }
-    std::lock_guard lock(slot.mu);
-    slot.socket = nullptr;
-    return;
-  }
-  {
-    std::lock_guard lock(slot.mu);
-    slot.socket = &sock;
-  }
-  std::string head = fmt::format(
-      "HTTP/1.1 {} OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n"
-      "\r\n",
-      resp.status, resp.content_type);
-  SseWriter writer(sock);
-  if (!stopped_ && writer.write(head)) resp.event_stream(writer);
-  sock.shutdown(tcp::socket::shutdown_both, ec);
-  std::lock_guard lock(slot.mu);
-  slot.socket = nullptr;
+  for (auto& w : workers)
+    if (w->thread.joinable()) w->thread.join();
 }
 
 }  // namespace strata::manager::detail

@@ -1,44 +1,66 @@
 // Internal to the HTTP server: long-lived responses (server-sent events and WebSocket
 // upgrades). The server hands the socket of a connection whose handler returned a stream
-// to a StreamRunner, which runs it until the client or the handler ends it.
+// to the StreamRunner, which runs it asynchronously on the socket's strand: no thread per
+// SSE stream; a WebSocket handler (which may block) gets a thread of its own.
 #pragma once
 
 #include <atomic>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
 
 #include "strata/manager/api/http.h"
+#include "strata/manager/api/http_server.h"
 
 namespace strata::manager::detail {
 
-struct StreamSlot;
+// A running stream, as the runner sees it.
+class StreamConn {
+ public:
+  virtual ~StreamConn() = default;
+  // Starts the stream (on the socket's strand).
+  virtual void run() = 0;
+  // The server is stopping: end the stream now (any thread).
+  virtual void shutdown() = 0;
+};
 
 class StreamRunner {
  public:
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
-  StreamRunner();
+  explicit StreamRunner(StreamConfig cfg);
   ~StreamRunner();
   StreamRunner(const StreamRunner&) = delete;
   StreamRunner& operator=(const StreamRunner&) = delete;
 
-  // Runs `resp` (websocket or event_stream set) on `socket` until it ends.
+  // Runs `resp` (websocket or event_stream set) on `socket` until it ends. Call on the
+  // socket's strand.
   void start(boost::asio::ip::tcp::socket socket, Request req, HttpResponse resp);
-  // Refuses new streams and wakes the running ones (shuts their sockets down).
+  // Refuses new streams and ends the running ones.
   void shutdown();
-  // Waits for every stream to end (after shutdown()).
+  // Waits for the WebSocket handler threads to end (after shutdown()).
   void join();
 
- private:
-  void run(StreamSlot& slot, boost::asio::ip::tcp::socket sock, Request req, HttpResponse resp);
+  // Runs a WebSocket handler on a thread of its own (joined by join()).
+  void spawn(std::function<void()> fn);
+  bool stopping() const { return stopped_; }
 
+ private:
+  struct Worker {
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+  void reap_locked();
+
+  StreamConfig cfg_;
   std::atomic<bool> stopped_{false};
   std::mutex mu_;
-  std::list<std::shared_ptr<StreamSlot>> streams_;
+  std::list<std::weak_ptr<StreamConn>> conns_;
+  std::list<std::shared_ptr<Worker>> workers_;
 };
 
 }  // namespace strata::manager::detail

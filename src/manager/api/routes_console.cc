@@ -1,8 +1,12 @@
 // The serial console over WebSocket: agent StreamConsole (tail first) -> client frames,
-// client frames -> agent WriteConsole. Ends when either side closes.
+// client frames -> agent WriteConsole. Ends when either side closes. The WebSocket I/O is
+// asynchronous (http_streams.cc); the gRPC calls to the agent block, so each console holds
+// two threads (the handler's, relaying input, and one reading the agent's stream): consoles
+// are capped (StreamCaps::consoles).
 #include <atomic>
 #include <random>
 #include <thread>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -25,11 +29,14 @@ void add_console_route(ApiService& api) {
       return error_response(Error{ErrorCode::unavailable, "the VM's host is not reachable", ""});
     auto tail = query_int(r, "tail", 65536, 0, 1 << 20);
     if (!tail) return error_response(tail.error());
+    auto ticket = d.streams->acquire(r.principal ? r.principal->token_id : "", true);
+    if (auto* refused = std::get_if<HttpResponse>(&ticket)) return std::move(*refused);
     std::string name = vm->name, id = vm->id;
     std::string actor = r.principal ? r.principal->name : "";
     d.events->append("token:" + actor, "vm.console", "vm/" + name, "ok", "console opened");
     HttpResponse resp;
-    resp.websocket = [client, name, id, tail = static_cast<uint32_t>(*tail)](WebSocket& ws) {
+    resp.websocket = [client, name, id, tail = static_cast<uint32_t>(*tail),
+                      ticket = std::get<StreamLimiter::Ticket>(std::move(ticket))](WebSocket& ws) {
       StreamCancel cancel;
       std::atomic<bool> done{false};
       std::thread out([&] {

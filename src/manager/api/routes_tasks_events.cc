@@ -1,7 +1,7 @@
-// Tasks (read-only) and the event/audit log: paging and a server-sent-events stream.
-#include <chrono>
-
+// Tasks (read-only) and the event/audit log: paging and a server-sent-events stream fed by
+// the one event fan-out (no store query per stream per event), capped per token and overall.
 #include "strata/manager/api/api_service.h"
+#include "strata/manager/api/event_stream.h"
 #include "strata/manager/tasks/task_tracker.h"
 
 namespace strata::manager {
@@ -57,26 +57,9 @@ void add_task_event_routes(ApiService& api) {
     } else if (auto last = d.events->last_seq()) {
       after = *last;  // live only
     }
-    HttpResponse resp;
-    resp.content_type = "text/event-stream";
-    resp.event_stream = [&d, after](EventStream& out) mutable {
-      auto last_write = std::chrono::steady_clock::now();
-      if (!out.write(": stream start\n\n")) return;
-      while (!d.stopping()) {
-        auto batch = d.events->wait_after(after, 500, std::chrono::milliseconds(1000));
-        if (!batch) return;
-        for (const auto& e : *batch) {
-          if (!out.write(sse_frame(e))) return;
-          after = e.seq;
-          last_write = std::chrono::steady_clock::now();
-        }
-        if (std::chrono::steady_clock::now() - last_write > std::chrono::seconds(15)) {
-          if (!out.write(": keep-alive\n\n")) return;  // detects gone clients too
-          last_write = std::chrono::steady_clock::now();
-        }
-      }
-    };
-    return resp;
+    if (!d.fanout) return error_response(Error{ErrorCode::unavailable, "no event log", ""});
+    return event_stream_response(*d.fanout, *d.streams, r.principal ? r.principal->token_id : "",
+                                 after);
   });
 }
 

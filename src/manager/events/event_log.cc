@@ -32,7 +32,24 @@ Result<store::EventRecord> EventLog::append(std::string actor, std::string actio
     ++generation_;
   }
   cv_.notify_all();
+  {
+    // Under the lock, so that no listener runs after remove_listener() returned.
+    std::lock_guard lock(listeners_mu_);
+    for (const auto& l : listeners_) l.second();
+  }
   return stored;
+}
+
+int EventLog::add_listener(std::function<void()> fn) {
+  std::lock_guard lock(listeners_mu_);
+  int id = next_listener_++;
+  listeners_.emplace_back(id, std::move(fn));
+  return id;
+}
+
+void EventLog::remove_listener(int id) {
+  std::lock_guard lock(listeners_mu_);
+  std::erase_if(listeners_, [id](const auto& l) { return l.first == id; });
 }
 
 Result<std::vector<store::EventRecord>> EventLog::list(int64_t after_seq, int limit) {

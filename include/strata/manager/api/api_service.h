@@ -11,6 +11,8 @@
 #include "strata/manager/api/metrics.h"
 #include "strata/manager/api/router.h"
 #include "strata/manager/auth/tokens.h"
+#include "strata/manager/api/stream_limits.h"
+#include "strata/manager/events/event_fanout.h"
 #include "strata/manager/events/event_log.h"
 
 namespace strata::pki {
@@ -44,6 +46,12 @@ struct ApiDeps {
   // uploads (listing still works). Upload cap per image.
   ImageDistributor* images = nullptr;
   uint64_t image_max_bytes = 16ull << 30;
+  // Caps on open SSE streams and consoles (settings; 0: no cap).
+  StreamCaps stream_caps;
+  // Set by the ApiService (it owns them): the one event reader for every SSE stream, and
+  // the stream counters.
+  EventFanout* fanout = nullptr;
+  StreamLimiter* streams = nullptr;
 };
 
 class ApiService {
@@ -60,8 +68,16 @@ class ApiService {
   Router& router() { return router_; }
   HttpMetrics& metrics() { return metrics_; }
   ApiDeps& deps() { return deps_; }
+  StreamLimiter& stream_limiter() { return limiter_; }
+  EventFanout* fanout() { return fanout_.get(); }
+
+  // Ends the event fan-out (call after the HTTP server stopped). The destructor does too.
+  void stop_streams();
+  ~ApiService();
 
  private:
+  StreamLimiter limiter_;
+  std::unique_ptr<EventFanout> fanout_;
   ApiDeps deps_;
   Router router_;
   HttpMetrics metrics_;

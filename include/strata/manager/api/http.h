@@ -1,10 +1,11 @@
 // Transport-neutral HTTP request/response values. Handlers and the router see only these;
 // the Beast server (http_server.h) converts to and from the wire. Long-lived responses
-// (server-sent events, WebSocket) carry a callback the server runs on a dedicated thread.
+// (server-sent events, WebSocket) carry a callback the server runs when the stream starts.
 #pragma once
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,22 +48,36 @@ struct HttpRequest {
   std::string param(const std::string& name) const;
 };
 
-// Server side of a WebSocket connection (the server performs the upgrade).
+// Server side of a WebSocket connection. The server performs the upgrade and all socket I/O
+// asynchronously (message size limit, idle timeout with pings, bounded write queue); the
+// handler runs on a thread of its own and may block in receive().
 class WebSocket {
  public:
   virtual ~WebSocket() = default;
-  virtual bool send(std::string_view data, bool binary) = 0;  // false once closed
-  // Blocks for the next message; nullopt when the peer closed or the socket failed.
+  // Queues one message; false once closed. A client that does not read, so that the queue
+  // goes over its bound, is disconnected (false).
+  virtual bool send(std::string_view data, bool binary) = 0;
+  // Blocks for the next message; nullopt when the peer closed, the socket failed, the idle
+  // timeout passed or the server is stopping.
   virtual std::optional<std::string> receive() = 0;
   virtual void close() = 0;
 };
 
-// A text/event-stream being written to a client.
+// A text/event-stream being written to a client, asynchronously, by the server. Thread-safe
+// and never blocking: write() queues the bytes (already SSE-framed); false once the stream
+// is closed (client gone, server stopping, or its queue went over the bound: a client that
+// does not read is disconnected).
 class EventStream {
  public:
   virtual ~EventStream() = default;
-  // Writes raw bytes (already SSE-framed); false once the client is gone.
-  virtual bool write(std::string_view data) = 0;
+  virtual bool write(std::string data) = 0;
+  virtual bool closed() const = 0;
+  // Bytes queued and not yet written to the socket.
+  virtual size_t queued_bytes() const = 0;
+  // Called from an I/O thread whenever the queue empties and once when the stream closes
+  // (producers that pace themselves wait for it). Set it before the first write.
+  virtual void on_drain(std::function<void()> fn) = 0;
+  virtual void close() = 0;
 };
 
 struct HttpResponse {
@@ -70,9 +85,13 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
-  // Exactly one of these may be set for long-lived responses; body is then ignored.
+  // Exactly one of these may be set for long-lived responses; body is then ignored. The
+  // server keeps the function (and what it captures) until the stream ends.
+  // websocket: runs on a thread of its own after the upgrade, for as long as the session.
   std::function<void(WebSocket&)> websocket;
-  std::function<void(EventStream&)> event_stream;
+  // event_stream: called once on an I/O thread after the response head is sent; must not
+  // block. Keep the pointer to write events later.
+  std::function<void(std::shared_ptr<EventStream>)> event_stream;
   // For the audit log: the target when the route has no {name}/{id} ("vm/web-1").
   std::string audit_target;
 

@@ -1,10 +1,12 @@
 // The HTTP/1.1 transport on Boost.Beast: an acceptor and a small pool of threads running
 // one io_context. Each connection reads the header first, asks `body_limit` how large the
 // body of that route may be (413 before reading more), reads the body, and calls
-// `dispatch` on a pool thread. Long-lived responses (SSE, WebSocket upgrades) move the
-// socket to a dedicated thread so they do not hold a pool thread.
+// `dispatch` on a pool thread. Long-lived responses (SSE, WebSocket upgrades) continue
+// asynchronously on the same threads (http_streams.cc); only a WebSocket handler runs on a
+// thread of its own.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -17,10 +19,25 @@
 
 namespace strata::manager {
 
+// Long-lived responses: server-sent events and WebSocket sessions, all on the I/O threads.
+struct StreamConfig {
+  // Bytes queued for one client before it is disconnected as not reading.
+  size_t write_queue_max = 4u << 20;
+  // An SSE stream that wrote nothing for this long gets a ": keep-alive" comment.
+  std::chrono::milliseconds sse_keepalive{15000};
+  // A larger WebSocket message from the client closes the session (close code 1009).
+  size_t ws_message_max = 64u * 1024;
+  // A WebSocket that receives nothing (not even a pong: pings go out at half of it) for
+  // this long is closed.
+  std::chrono::milliseconds ws_idle_timeout{60000};
+  std::chrono::milliseconds ws_handshake_timeout{30000};
+};
+
 struct HttpServerConfig {
   std::string host = "127.0.0.1";
   uint16_t port = 7480;  // 0: pick a free port (tests)
   int threads = 2;
+  StreamConfig streams;
 };
 
 // Routes whose body goes to a temp file in `dir` instead of memory (image uploads). For

@@ -1,11 +1,13 @@
 // The audit/event log: every mutating request and every controller/agent transition is
 // appended to the store's event table (actor, action, target, result, message). Readers
-// page with list(); live readers (SSE) block in wait_after() until something newer lands.
+// page with list(); live readers block in wait_after() until something newer lands, or
+// listen (the SSE fan-out, event_fanout.h).
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -35,12 +37,21 @@ class EventLog {
   // Wakes every waiter (shutdown).
   void wake_all();
 
+  // Called (on the appending thread, after the commit) after every append; must be quick
+  // and must not call back into the log. The SSE fan-out reads new events once for every
+  // stream. Returns an id for remove_listener().
+  int add_listener(std::function<void()> fn);
+  void remove_listener(int id);
+
  private:
   store::Store& store_;
   std::mutex mu_;
   std::condition_variable cv_;
   int64_t latest_seq_ = 0;
   uint64_t generation_ = 0;
+  std::mutex listeners_mu_;
+  std::vector<std::pair<int, std::function<void()>>> listeners_;
+  int next_listener_ = 1;
 };
 
 nlohmann::json to_json(const store::EventRecord& e);
