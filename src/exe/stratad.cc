@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
       if (errno != 0 || *end != '\0' || b == 0) return usage_error("--image-max-bytes must be > 0");
       cfg.image_max_bytes = b;
     } else if (a == "--max-streams" || a == "--max-streams-per-token" || a == "--max-consoles") {
-      if (!value(&v) || !parse_int(v, 1, 1000000, &n)) return usage_error(a + " must be 1..1000000");
+      if (!value(&v) || !parse_int(v, 1, 1000000, &n))
+        return usage_error(a + " must be 1..1000000");
       if (a == "--max-streams") cfg.streams.total = n;
       if (a == "--max-streams-per-token") cfg.streams.per_token = n;
       if (a == "--max-consoles") cfg.streams.consoles = n;

@@ -62,6 +62,9 @@ void EventFanout::run() {
     for (auto& in : incoming_) subs_.push_back(std::move(in));
     incoming_.clear();
     lock.unlock();
+    // Newcomers already at the live position join the live read below (no read of their own).
+    for (auto& s : subs_)
+      if (!s.live && s.cursor >= seq_) s.live = true;
     if (fresh) read_live();
     bool more = catch_up();
     size_t before = subs_.size();

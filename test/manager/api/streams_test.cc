@@ -179,6 +179,10 @@ TEST(EventStreams, FiveHundredStreamsShareTheIoThreadsAndOneReader) {
   EXPECT_LT(took, 500ms);
 
   // Three events reach every stream, read from the store a handful of times, not per stream.
+  auto subscribed = std::chrono::steady_clock::now() + 10s;
+  while (a.fanout->subscribers() < static_cast<size_t>(kStreams) &&
+         std::chrono::steady_clock::now() < subscribed)
+    std::this_thread::sleep_for(10ms);
   uint64_t reads = a.fanout->store_reads();
   int64_t last = 0;
   for (int i = 0; i < 3; ++i) {
