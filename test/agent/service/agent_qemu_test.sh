@@ -84,6 +84,14 @@ QEMU_PID=$(field pid)
 [ -n "$QEMU_PID" ] && [ "$QEMU_PID" -gt 0 ] || fail "no QEMU pid"
 wait_console '^STRATA-READY$'
 echo "guest ready, qemu pid $QEMU_PID"
+# strata-agent serve's default: QEMU as strata-qemu (when root and scripts/setup made the
+# user), always under its seccomp filter (mode 2).
+grep -Eq '^Seccomp:[[:space:]]+2$' "/proc/$QEMU_PID/status" || fail "QEMU not under seccomp"
+if [ "$(id -u)" = 0 ] && qemu_uid=$(id -u strata-qemu 2>/dev/null); then
+  grep -Eq "^Uid:[[:space:]]+$qemu_uid[[:space:]]+$qemu_uid[[:space:]]+$qemu_uid[[:space:]]+$qemu_uid$" \
+    "/proc/$QEMU_PID/status" || fail "QEMU does not run as strata-qemu: $(grep Uid "/proc/$QEMU_PID/status")"
+  echo "qemu runs as strata-qemu (uid $qemu_uid) under seccomp"
+fi
 
 # Start again is a no-op; a repeated request id returns the original answer.
 ctl vm start it1 >/dev/null || fail "start on running VM failed"
