@@ -1,13 +1,17 @@
 // Boost.Beast HTTP server: async header/body reads on a small thread pool, handlers run
 // synchronously on that pool, SSE and WebSocket responses go to the stream runner
 // (http_streams.cc).
-// Upload routes stream their body into a temp file (file_body) instead of memory.
+// Upload routes stream their body into a temp file (file_body) instead of memory. The
+// limits (connection caps, deadlines, header size, accept backoff) are explained in
+// http_server.h and docs/api.md.
 #include "strata/manager/api/http_server.h"
 
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -18,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "strata/common/log.h"
+#include "strata/manager/api/connection_limits.h"
 #include "http_streams.h"
 
 namespace strata::manager {
@@ -94,18 +99,32 @@ void copy_headers(const Fields& fields, HttpRequest& req) {
 
 class BeastServer;
 
+// One client connection: reads requests one after the other (keep-alive), each through
+// the phases header -> admit -> body -> dispatch -> write, each with its deadline. Holds its
+// place under the connection caps (ticket) until it ends or hands its socket to a stream.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, BeastServer& server)
-      : stream_(std::move(socket)), server_(server) {}
+  Session(tcp::socket socket, BeastServer& server, std::string address,
+          ConnectionLimits::TicketPtr ticket)
+      : stream_(std::move(socket)), server_(server), address_(std::move(address)),
+        ticket_(std::move(ticket)) {}
   ~Session() { drop_upload(); }
   void run() { read_header(); }
+  // Over a connection cap: 503 and close.
+  void reject_busy();
 
  private:
+  void wait_for_request();
   void read_header();
   void on_header(beast::error_code ec);
+  void on_header_error(beast::error_code ec);
+  void start_body(size_t limit, bool expect_continue);
+  template <class Parser>
+  void read_body(Parser& parser, bool bounded, void (Session::*done)(beast::error_code));
+  template <class Parser>
+  void read_body_some(Parser& parser, void (Session::*done)(beast::error_code));
   void on_body(beast::error_code ec);
-  void start_file_body(size_t limit, std::string path, std::map<std::string, std::string> query);
+  void start_file_body(size_t limit);
   void on_file_body(beast::error_code ec);
   void drop_upload() {
     if (upload_path_.empty()) return;
@@ -115,6 +134,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void respond(HttpResponse resp, bool close_after);
   void write(bool close_after);
   void drain();
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  const HttpServerConfig& config() const;
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -123,15 +144,24 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string upload_path_;  // temp file of a streamed body; removed when done
   bhttp::response<bhttp::string_body> response_;
   BeastServer& server_;
+  std::string address_;  // the client's IP address
+  ConnectionLimits::TicketPtr ticket_;
+  HttpRequest head_;       // the admitted request (header, principal) awaiting its body
+  // Body rate: each window must bring body_min_rate * window bytes or the body's end.
+  std::chrono::steady_clock::time_point window_end_, body_deadline_;
+  uint64_t window_bytes_ = 0;
   std::vector<char> discard_;
   size_t drained_ = 0;
+  std::chrono::milliseconds drain_time_{5000};
 };
 
 class BeastServer final : public HttpServer {
  public:
   BeastServer(HttpServerConfig cfg, BodyLimit limit, Dispatch dispatch, UploadRoutes uploads)
       : cfg_(std::move(cfg)), limit_(std::move(limit)), dispatch_(std::move(dispatch)),
-        uploads_(std::move(uploads)), acceptor_(ioc_), streams_(cfg_.streams) {}
+        uploads_(std::move(uploads)),
+        limits_(cfg_.max_connections, cfg_.max_connections_per_address), acceptor_(ioc_),
+        accept_timer_(ioc_), streams_(cfg_.streams) {}
   ~BeastServer() override { stop(); }
 
   Status listen() {
@@ -159,6 +189,7 @@ class BeastServer final : public HttpServer {
     asio::post(ioc_, [this] {
       beast::error_code ec;
       acceptor_.close(ec);
+      accept_timer_.cancel();
     });
     streams_.shutdown();
     ioc_.stop();
@@ -175,6 +206,7 @@ class BeastServer final : public HttpServer {
     return uploads_.admit ? uploads_.admit(head) : std::nullopt;
   }
   const std::string& upload_dir() const { return uploads_.dir; }
+  const HttpServerConfig& config() const { return cfg_; }
   HttpResponse dispatch(HttpRequest& r) { return dispatch_(r); }
   bool stopping() const { return stopped_; }
 
@@ -187,49 +219,159 @@ class BeastServer final : public HttpServer {
   void accept() {
     acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
       if (ec) {
-        if (!acceptor_.is_open()) return;
+        if (!acceptor_.is_open() || stopped_) return;
+        if (is_resource_error(ec)) {
+          back_off(ec);
+          return;
+        }
+        // Per-connection errors (the client reset before we accepted): next one.
       } else {
-        std::make_shared<Session>(std::move(s), *this)->run();
+        accept_delay_ = std::chrono::milliseconds(0);
+        on_connection(std::move(s));
       }
       accept();
     });
+  }
+
+  // Out of file descriptors or memory: the pending connection stays in the backlog and the
+  // acceptor stays readable, so accepting again at once would spin. Wait 50 ms, doubling to
+  // 1 s while it lasts; log the first error and then at most one line per 10 s.
+  static bool is_resource_error(const beast::error_code& ec) {
+    return ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+           ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
+  }
+  void back_off(const beast::error_code& ec) {
+    using std::chrono::milliseconds;
+    accept_delay_ = accept_delay_.count() == 0 ? milliseconds(50)
+                                               : std::min(accept_delay_ * 2, milliseconds(1000));
+    ++accept_errors_;
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_accept_log_) {
+      logger("manager.http")->warn(
+          "accept failed error=\"{}\" count={} backoff_ms={} open_connections={}", ec.message(),
+          accept_errors_, accept_delay_.count(), limits_.open());
+      accept_errors_ = 0;
+      next_accept_log_ = now + std::chrono::seconds(10);
+    }
+    accept_timer_.expires_after(accept_delay_);
+    accept_timer_.async_wait([this](beast::error_code wait_ec) {
+      if (wait_ec || stopped_ || !acceptor_.is_open()) return;
+      accept();
+    });
+  }
+
+  static std::string client_address(const tcp::socket& s) {
+    beast::error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    if (ec) return "";
+    auto a = ep.address();
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+      return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
+    return a.to_string();
+  }
+
+  void on_connection(tcp::socket s) {
+    std::string address = client_address(s);
+    auto ticket = limits_.acquire(address);
+    bool busy = !ticket;
+    auto session = std::make_shared<Session>(std::move(s), *this, address, std::move(ticket));
+    if (busy) {
+      session->reject_busy();
+      return;
+    }
+    session->run();
   }
 
   HttpServerConfig cfg_;
   BodyLimit limit_;
   Dispatch dispatch_;
   UploadRoutes uploads_;
+  ConnectionLimits limits_;  // before ioc_: sessions destroyed with ioc_ release tickets here
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
+  asio::steady_timer accept_timer_;
+  // Accept backoff state: only touched by the one pending accept's handler.
+  std::chrono::milliseconds accept_delay_{0};
+  uint64_t accept_errors_ = 0;
+  std::chrono::steady_clock::time_point next_accept_log_{};
   std::vector<std::thread> pool_;
   std::atomic<bool> stopped_{false};
   uint16_t port_ = 0;
   detail::StreamRunner streams_;
 };
 
+const HttpServerConfig& Session::config() const { return server_.config(); }
+
+// A keep-alive connection waits up to idle_timeout for the first byte of its next request
+// (unless it is already buffered), then the header gets header_timeout.
+void Session::wait_for_request() {
+  if (buffer_.size() > 0) {
+    read_header();
+    return;
+  }
+  lowest().expires_after(config().idle_timeout);
+  stream_.async_read_some(buffer_.prepare(4096),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            if (ec) return;  // idle timeout or the client closed
+                            self->buffer_.commit(n);
+                            self->read_header();
+                          });
+}
+
 void Session::read_header() {
   parser_.emplace();
-  parser_->header_limit(16 * 1024);
+  parser_->header_limit(static_cast<std::uint32_t>(config().header_limit));
   parser_->body_limit(std::numeric_limits<std::uint64_t>::max());  // real limit set per route
-  stream_.expires_after(std::chrono::seconds(60));
+  lowest().expires_after(config().header_timeout);
   bhttp::async_read_header(stream_, buffer_, *parser_,
                            [self = shared_from_this()](beast::error_code ec, size_t) {
                              self->on_header(ec);
                            });
 }
 
-void Session::on_header(beast::error_code ec) {
-  if (ec) {
-    logger("manager.http")->debug("header read failed error={}", ec.message());
+// Too large a header is answered 431, a malformed one 400; a timeout or a client that
+// went away just ends the connection.
+void Session::on_header_error(beast::error_code ec) {
+  if (ec == bhttp::error::header_limit) {
+    HttpResponse resp = error_response(Error{
+        ErrorCode::payload_too_large,
+        fmt::format("request header fields exceed {} bytes", config().header_limit), ""});
+    resp.status = 431;
+    respond(std::move(resp), /*close_after=*/true);
     return;
   }
-  const auto& req = parser_->get();
-  std::string path;
-  std::map<std::string, std::string> query;
-  parse_target(std::string_view(req.target().data(), req.target().size()), &path, &query);
-  size_t limit = server_.body_limit(std::string_view(req.method_string().data(),
-                                                     req.method_string().size()),
-                                    path);
+  if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
+      ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+    respond(error_response(Error{ErrorCode::invalid_argument,
+                                 fmt::format("malformed HTTP request: {}", ec.message()), ""}),
+            /*close_after=*/true);
+    return;
+  }
+  logger("manager.http")->debug("header read failed address={} error={}", address_, ec.message());
+}
+
+void Session::on_header(beast::error_code ec) {
+  if (ec) {
+    on_header_error(ec);
+    return;
+  }
+  const auto& h = parser_->get();
+  HttpRequest head;
+  head.method = std::string(h.method_string());
+  if (!parse_target(std::string_view(h.target().data(), h.target().size()), &head.path,
+                    &head.query)) {
+    respond(error_response(Error{ErrorCode::invalid_argument, "malformed request target", ""}),
+            true);
+    return;
+  }
+  copy_headers(h, head);
+  // Authentication, role and rate limits on the header alone: a refused request's body is
+  // never read (the connection closes after the answer unless there was no body).
+  if (auto deny = server_.admit(head)) {
+    respond(std::move(*deny), !parser_->is_done() || !h.keep_alive());
+    return;
+  }
+  size_t limit = server_.body_limit(head.method, head.path);
   auto len = parser_->content_length();
   if (len && *len > limit) {
     respond(error_response(Error{ErrorCode::payload_too_large,
@@ -238,17 +380,67 @@ void Session::on_header(beast::error_code ec) {
             /*close_after=*/true);
     return;
   }
-  std::string method(req.method_string());
-  if (server_.streams_body(method, path)) {
-    start_file_body(limit, std::move(path), std::move(query));
+  bool expect_continue = beast::iequals(head.header("expect"), "100-continue");
+  bool streamed = server_.streams_body(head.method, head.path);
+  head_ = std::move(head);
+  if (streamed) {
+    start_file_body(limit);
     return;
   }
+  start_body(limit, expect_continue);
+}
+
+void Session::start_body(size_t limit, bool expect_continue) {
   parser_->body_limit(limit);
-  stream_.expires_after(std::chrono::minutes(10));
-  bhttp::async_read(stream_, buffer_, *parser_,
-                    [self = shared_from_this()](beast::error_code ec2, size_t) {
-                      self->on_body(ec2);
-                    });
+  if (parser_->is_done()) {
+    on_body({});
+    return;
+  }
+  if (expect_continue) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    beast::error_code ec;
+    asio::write(stream_, asio::buffer(kContinue.data(), kContinue.size()), ec);
+    if (ec) return;
+  }
+  read_body(*parser_, /*bounded=*/true, &Session::on_body);
+}
+
+// Reads the body in chunks. The timer runs to the earlier of the rate window's end and the
+// body's overall deadline (bounded bodies only); a window that brought its share
+// (body_min_rate * window) starts the next one. A slower client times out: the stream
+// closes the socket.
+template <class Parser>
+void Session::read_body(Parser& parser, bool bounded, void (Session::*done)(beast::error_code)) {
+  auto now = std::chrono::steady_clock::now();
+  body_deadline_ = bounded ? now + config().body_timeout
+                           : std::chrono::steady_clock::time_point::max();
+  window_end_ = now + config().body_rate_window;
+  window_bytes_ = 0;
+  read_body_some(parser, done);
+}
+
+template <class Parser>
+void Session::read_body_some(Parser& parser, void (Session::*done)(beast::error_code)) {
+  lowest().expires_at(std::min(window_end_, body_deadline_));
+  bhttp::async_read_some(
+      stream_, buffer_, parser,
+      [self = shared_from_this(), &parser, done](beast::error_code ec, size_t n) {
+        if (ec == beast::error::timeout)
+          logger("manager.http")->debug("body too slow address={}", self->address_);
+        if (ec || parser.is_done()) {
+          ((*self).*done)(ec);
+          return;
+        }
+        const auto& cfg = self->config();
+        self->window_bytes_ += n;
+        auto window_s = std::chrono::duration<double>(cfg.body_rate_window).count();
+        if (static_cast<double>(self->window_bytes_) >= static_cast<double>(cfg.body_min_rate) *
+                                                            window_s) {
+          self->window_end_ = std::chrono::steady_clock::now() + cfg.body_rate_window;
+          self->window_bytes_ = 0;
+        }
+        self->read_body_some(parser, done);
+      });
 }
 
 void Session::on_body(beast::error_code ec) {
@@ -257,19 +449,11 @@ void Session::on_body(beast::error_code ec) {
     return;
   }
   if (ec) {
-    logger("manager.http")->debug("read failed error={}", ec.message());
+    logger("manager.http")->debug("read failed address={} error={}", address_, ec.message());
     return;
   }
   BeastRequest breq = parser_->release();
-  HttpRequest req;
-  req.method = std::string(breq.method_string());
-  if (!parse_target(std::string_view(breq.target().data(), breq.target().size()), &req.path,
-                    &req.query)) {
-    respond(error_response(Error{ErrorCode::invalid_argument, "malformed request target", ""}),
-            true);
-    return;
-  }
-  copy_headers(breq, req);
+  HttpRequest req = std::move(head_);
   req.body = std::move(breq.body());
   bool keep_alive = breq.keep_alive();
   HttpResponse resp = server_.dispatch(req);
@@ -282,26 +466,17 @@ void Session::on_body(beast::error_code ec) {
       return;
     }
     stream_.expires_never();
+    // Streams have their own caps: the connection's place is freed with this session.
     server_.detach(stream_.release_socket(), std::move(breq), std::move(resp));
     return;
   }
   respond(std::move(resp), !keep_alive);
 }
 
-// The body of an upload route goes to a temp file: check the caller on the header alone,
-// answer "100 Continue" when asked, then let Beast write the body into the file.
-void Session::start_file_body(size_t limit, std::string path,
-                              std::map<std::string, std::string> query) {
-  const auto& h = parser_->get();
-  HttpRequest head;
-  head.method = std::string(h.method_string());
-  head.path = std::move(path);
-  head.query = std::move(query);
-  copy_headers(h, head);
-  if (auto deny = server_.admit(head)) {
-    respond(std::move(*deny), /*close_after=*/true);
-    return;
-  }
+// The body of an upload route goes to a temp file (the caller was admitted on the header):
+// answer "100 Continue" when asked, then let Beast write the body into the file at no less
+// than the minimum rate, with no overall deadline (large images on slow links).
+void Session::start_file_body(size_t limit) {
   std::string tmpl = server_.upload_dir() + "/strata-upload-XXXXXX";
   int fd = ::mkstemp(tmpl.data());
   if (fd < 0) {
@@ -320,16 +495,16 @@ void Session::start_file_body(size_t limit, std::string path,
     return;
   }
   file_parser_->body_limit(limit);
-  if (beast::iequals(head.header("expect"), "100-continue")) {
+  if (beast::iequals(head_.header("expect"), "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    asio::write(stream_.socket(), asio::buffer(kContinue.data(), kContinue.size()), ec);
+    asio::write(stream_, asio::buffer(kContinue.data(), kContinue.size()), ec);
     if (ec) return;
   }
-  stream_.expires_after(std::chrono::minutes(60));
-  bhttp::async_read(stream_, buffer_, *file_parser_,
-                    [self = shared_from_this()](beast::error_code ec2, size_t) {
-                      self->on_file_body(ec2);
-                    });
+  if (file_parser_->is_done()) {
+    on_file_body({});
+    return;
+  }
+  read_body(*file_parser_, /*bounded=*/false, &Session::on_file_body);
 }
 
 void Session::on_file_body(beast::error_code ec) {
@@ -339,23 +514,32 @@ void Session::on_file_body(beast::error_code ec) {
     return;
   }
   if (ec) {
-    logger("manager.http")->debug("upload read failed error={}", ec.message());
+    logger("manager.http")->debug("upload read failed address={} error={}", address_,
+                                  ec.message());
     drop_upload();
     return;
   }
   auto breq = file_parser_->release();
   file_parser_.reset();
   breq.body().close();
-  HttpRequest req;
-  req.method = std::string(breq.method_string());
-  parse_target(std::string_view(breq.target().data(), breq.target().size()), &req.path,
-               &req.query);
-  copy_headers(breq, req);
+  HttpRequest req = std::move(head_);
   req.body_file = upload_path_;
   bool keep_alive = breq.keep_alive();
   HttpResponse resp = server_.dispatch(req);
   drop_upload();
   respond(std::move(resp), !keep_alive);
+}
+
+void Session::reject_busy() {
+  HttpResponse resp = error_response(Error{
+      ErrorCode::unavailable,
+      fmt::format("too many connections (at most {} in all and {} per client address); "
+                  "retry later",
+                  config().max_connections, config().max_connections_per_address),
+      ""});
+  resp.headers.emplace_back("Retry-After", "1");
+  drain_time_ = std::chrono::seconds(1);
+  respond(std::move(resp), /*close_after=*/true);
 }
 
 void Session::respond(HttpResponse resp, bool close_after) {
@@ -372,6 +556,7 @@ void Session::respond(HttpResponse resp, bool close_after) {
 }
 
 void Session::write(bool close_after) {
+  lowest().expires_after(config().write_timeout);
   bhttp::async_write(stream_, response_,
                      [self = shared_from_this(), close_after](beast::error_code ec, size_t) {
                        if (ec || self->server_.stopping()) return;
@@ -379,25 +564,25 @@ void Session::write(bool close_after) {
                          self->drain();
                          return;
                        }
-                       self->read_header();
+                       self->wait_for_request();
                      });
 }
 
-// After an early error response (413) the client may still be sending its body: close our
-// side for writing and discard what arrives for a while, so the client reads the response
-// instead of a connection reset.
+// After an early error response (413, 401 on the header) the client may still be sending
+// its body: close our side for writing and discard what arrives for a while, so the
+// client reads the response instead of a connection reset.
 void Session::drain() {
   beast::error_code ec;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-  if (drained_ == 0) stream_.expires_after(std::chrono::seconds(5));
+  lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (drained_ == 0) lowest().expires_after(drain_time_);
   if (drained_ > (64u << 20)) return;  // enough: let the socket close
   discard_.resize(64 * 1024);
-  stream_.async_read_some(asio::buffer(discard_),
-                          [self = shared_from_this()](beast::error_code ec2, size_t n) {
-                            if (ec2) return;
-                            self->drained_ += n;
-                            self->drain();
-                          });
+  lowest().async_read_some(asio::buffer(discard_),
+                           [self = shared_from_this()](beast::error_code ec2, size_t n) {
+                             if (ec2) return;
+                             self->drained_ += n;
+                             self->drain();
+                           });
 }
 
 }  // namespace

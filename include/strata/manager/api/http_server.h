@@ -1,9 +1,13 @@
 // The HTTP/1.1 transport on Boost.Beast: an acceptor and a small pool of threads running
-// one io_context. Each connection reads the header first, asks `body_limit` how large the
-// body of that route may be (413 before reading more), reads the body, and calls
-// `dispatch` on a pool thread. Long-lived responses (SSE, WebSocket upgrades) continue
-// asynchronously on the same threads (http_streams.cc); only a WebSocket handler runs on a
-// thread of its own.
+// one io_context. Each connection reads the header first (431 when too large), asks
+// `admit` whether the request may go on (authentication, role, rate limits: the body of a
+// refused request is never read) and `body_limit` how large the body of that route may be
+// (413 before reading more), reads the body at a minimum rate, and calls `dispatch` on a
+// pool thread. Connections are capped overall and per client address (503 above a cap);
+// every phase has a deadline (idle, header, body rate, write). Long-lived responses (SSE,
+// WebSocket upgrades) continue asynchronously on the same threads (http_streams.cc); only
+// a WebSocket handler runs on a thread of its own. Limits and defaults are documented in
+// docs/api.md ("Connection limits and timeouts").
 #pragma once
 
 #include <chrono>
@@ -38,11 +42,31 @@ struct HttpServerConfig {
   uint16_t port = 7480;  // 0: pick a free port (tests)
   int threads = 2;
   StreamConfig streams;
+  // Open connections (long-lived streams excluded: they have their own caps). Above a cap
+  // a new connection gets 503 (JSON error, Retry-After) and is closed.
+  int max_connections = 1024;
+  int max_connections_per_address = 64;  // per client IP address
+  // A new connection must deliver a whole request header within header_timeout; a
+  // kept-alive connection may wait idle_timeout for the first byte of its next request,
+  // then has header_timeout for the rest of the header.
+  std::chrono::milliseconds header_timeout{std::chrono::seconds(10)};
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+  size_t header_limit = 16 * 1024;  // bytes of request line + header fields (431 above)
+  // Bodies: every body_rate_window must bring body_min_rate * window bytes (or the rest of
+  // the body), else the connection is closed. In-memory bodies (JSON, <= 1 MiB) also have
+  // an overall deadline; streamed uploads only the rate.
+  uint64_t body_min_rate = 8 * 1024;  // bytes per second
+  std::chrono::milliseconds body_rate_window{std::chrono::seconds(10)};
+  std::chrono::milliseconds body_timeout{std::chrono::seconds(60)};
+  // Writing one response (a client that does not read is dropped).
+  std::chrono::milliseconds write_timeout{std::chrono::seconds(60)};
 };
 
-// Routes whose body goes to a temp file in `dir` instead of memory (image uploads). For
-// them `admit` runs on the header alone first (authentication, role): a response it
-// returns is sent instead of reading the body. Default: no such routes.
+// Checks on the header alone, and routes whose body goes to a temp file in `dir` instead
+// of memory (image uploads). `admit` runs for every request once its header is read
+// (authentication, role, rate limits, upload prechecks): a response it returns is sent
+// instead of reading the body, and the connection is closed unless the request had no
+// body. The request it saw (with its principal) is the one later dispatched.
 struct UploadRoutes {
   std::function<bool(std::string_view method, std::string_view path)> streams_body;
   std::function<std::optional<HttpResponse>(HttpRequest& head)> admit;
