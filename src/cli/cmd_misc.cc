@@ -132,18 +132,37 @@ void add_token_commands(CLI::App& root, Context& ctx) {
       return ctx.show(ApiRequest{"GET", "/api/v1/tokens", std::nullopt}, token_columns(), "tokens");
     };
   });
+  auto token_id = std::make_shared<std::string>();
+  CLI::App* tdel = token->add_subcommand("delete", "Delete (revoke) an API token");
+  tdel->add_option("id", *token_id, "Token id (from `strata token list`)")->required();
+  tdel->callback([&ctx, token_id] {
+    ctx.action = [&ctx, token_id] { return ctx.show(build_token_delete(*token_id)); };
+  });
 
   CLI::App* join = root.add_subcommand("join-token", "One-time tokens that let a host enroll");
   join->require_subcommand(1);
   auto ttl = std::make_shared<std::string>();
   CLI::App* jc = join->add_subcommand("create", "Create a join token for `strata-agent serve --join-token`");
-  jc->add_option("--ttl", *ttl, "Lifetime (default 1h on the server)");
+  jc->add_option("--ttl", *ttl, "Lifetime, e.g. 30m, 24h (default 1h, at most 7d)");
   jc->callback([&ctx, ttl] {
     ctx.action = [&ctx, ttl] {
       auto req = build_join_token_create(*ttl);
       if (!req) return ctx.usage_error(req.error());
       return ctx.show(*req);
     };
+  });
+  CLI::App* jl = join->add_subcommand("list", "List join tokens (never their secrets)");
+  jl->callback([&ctx] {
+    ctx.action = [&ctx] {
+      return ctx.show(build_join_token_list(), join_token_columns(), "join_tokens");
+    };
+  });
+  auto join_id = std::make_shared<std::string>();
+  CLI::App* jd = join->add_subcommand(
+      "delete", "Revoke a join token: a host can no longer enroll with it");
+  jd->add_option("id", *join_id, "Join token id (from `strata join-token list`)")->required();
+  jd->callback([&ctx, join_id] {
+    ctx.action = [&ctx, join_id] { return ctx.show(build_join_token_delete(*join_id)); };
   });
 }
 

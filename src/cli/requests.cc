@@ -263,6 +263,16 @@ Result<ApiRequest> build_join_token_create(const std::string& ttl) {
   return ApiRequest{"POST", kApi + "/join-tokens", body};
 }
 
+ApiRequest build_join_token_list() { return {"GET", kApi + "/join-tokens", std::nullopt}; }
+
+ApiRequest build_join_token_delete(const std::string& id) {
+  return {"DELETE", kApi + "/join-tokens/" + url_escape(id), std::nullopt};
+}
+
+ApiRequest build_token_delete(const std::string& id) {
+  return {"DELETE", kApi + "/tokens/" + url_escape(id), std::nullopt};
+}
+
 ApiRequest build_version() { return {"GET", kApi + "/version", std::nullopt}; }
 
 ApiRequest build_console(const std::string& name, std::optional<uint64_t> tail_bytes) {

@@ -117,4 +117,9 @@ Columns token_columns() {
           time_col("EXPIRES", "/expires_ms")};
 }
 
+Columns join_token_columns() {
+  return {at("ID", "/id"), time_col("CREATED", "/created_ms"), time_col("EXPIRES", "/expires_ms"),
+          at("USED-BY-HOST", "/used_by_host")};
+}
+
 }  // namespace strata::cli

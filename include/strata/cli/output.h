@@ -56,5 +56,6 @@ Columns image_columns();
 Columns event_columns();
 Columns task_columns();
 Columns token_columns();
+Columns join_token_columns();
 
 }  // namespace strata::cli

@@ -71,6 +71,9 @@ ApiRequest build_events_stream(std::optional<int64_t> after);
 Result<ApiRequest> build_token_create(const std::string& name, const std::string& role,
                                       const std::string& ttl);
 Result<ApiRequest> build_join_token_create(const std::string& ttl);
+ApiRequest build_join_token_list();
+ApiRequest build_join_token_delete(const std::string& id);
+ApiRequest build_token_delete(const std::string& id);
 
 ApiRequest build_version();
 // tail_bytes: how much console history the server sends first.

@@ -20,6 +20,10 @@ nlohmann::json token_json(const store::TokenRecord& t) {
 }
 
 constexpr int64_t kMaxTtlS = 10ll * 365 * 24 * 3600;
+// A join token is a bearer credential for becoming a host (and getting a certificate the
+// manager trusts): short-lived, one hour unless asked, a week at most.
+constexpr int64_t kJoinDefaultTtlS = 3600;
+constexpr int64_t kJoinMaxTtlS = 7ll * 24 * 3600;
 
 }  // namespace
 
@@ -84,10 +88,11 @@ void add_token_routes(ApiService& api) {
     if (!body) return error_response(body.error());
     if (auto st = check_fields(*body, {{"ttl_s", JsonType::unsigned_integer}}); !st)
       return error_response(st.error());
-    int64_t ttl = body->value("ttl_s", int64_t{3600});
-    if (ttl < 1 || ttl > kMaxTtlS)
+    int64_t ttl = body->value("ttl_s", kJoinDefaultTtlS);
+    if (ttl < 1 || ttl > kJoinMaxTtlS)
       return error_response(Error{ErrorCode::invalid_argument,
-                                  fmt::format("ttl_s must be 1..{}", kMaxTtlS), "ttl_s"});
+                                  fmt::format("ttl_s must be 1..{} (7 days)", kJoinMaxTtlS),
+                                  "ttl_s"});
     auto secret = generate_secret("stj_");
     if (!secret) return error_response(secret.error());
     store::JoinTokenRecord rec;
@@ -117,6 +122,16 @@ void add_token_routes(ApiService& api) {
                        {"expires_ms", t.expires_ms ? nlohmann::json(*t.expires_ms) : nullptr},
                        {"used_by_host", t.used_by_host ? nlohmann::json(*t.used_by_host) : nullptr}});
     return HttpResponse::json(200, {{"join_tokens", items}});
+  });
+  // Revocation: the token is gone, so an enrollment with it gets 401 "invalid join token".
+  // A used token can be deleted too (the host it enrolled stays).
+  RouteOptions join_del = admin;
+  join_del.action = "join_token.delete";
+  api.router().add("DELETE", "/api/v1/join-tokens/{id}", join_del, [&d](HttpRequest& r) {
+    if (auto st = d.store->delete_join_token(r.param("id")); !st) return error_response(st.error());
+    auto resp = HttpResponse::json(200, {{"deleted", r.param("id")}});
+    resp.audit_target = "join_token/" + r.param("id");
+    return resp;
   });
 }
 
