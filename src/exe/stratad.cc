@@ -1,6 +1,7 @@
 // stratad: the Strata manager. main() only parses flags, starts the manager, and waits
 // for SIGTERM/SIGINT; everything else is in strata_manager.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -32,6 +33,11 @@ constexpr const char* kUsage = R"(usage:
   --heartbeat-ms N     agent heartbeat interval (default 2000)
   --miss-threshold N   missed heartbeats before a host is unreachable (default 3)
   --http-threads N     HTTP worker threads (default 2)
+  --http-max-connections N
+                       open REST connections in all (default 1024); above it a new
+                       connection gets 503 and is closed (SSE/WebSocket streams not counted)
+  --http-max-connections-per-address N
+                       open REST connections per client IP address (default 64)
   --image-max-bytes N  largest image upload (POST /api/v1/images), bytes (default 16 GiB)
   --max-streams N      open event streams + consoles, overall (default 1000; 503 over it)
   --max-streams-per-token N  open event streams + consoles per token (default 32; 429)
@@ -57,6 +63,24 @@ bool parse_int(const std::string& s, int min, int max, int* out) {
   if (s.empty() || *end != '\0' || v < min || v > max) return false;
   *out = static_cast<int>(v);
   return true;
+}
+
+// Each REST connection is a file descriptor: the usual soft limit (1024) would run out
+// before --http-max-connections does. Raise it to the hard limit, as servers do.
+void raise_fd_limit(int max_connections) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  // Connections plus the store, agent channels, streams and uploads.
+  if (rl.rlim_cur < static_cast<rlim_t>(max_connections) + 256)
+    strata::logger("stratad")->warn(
+        "open file limit {} is low for --http-max-connections {}: accept will fail with "
+        "EMFILE before the cap (raise the hard limit, e.g. LimitNOFILE= in systemd)",
+        rl.rlim_cur, max_connections);
 }
 
 }  // namespace
@@ -105,6 +129,14 @@ int main(int argc, char** argv) {
     } else if (a == "--http-threads") {
       if (!value(&v) || !parse_int(v, 1, 64, &n)) return usage_error("--http-threads must be 1..64");
       cfg.http_threads = n;
+    } else if (a == "--http-max-connections") {
+      if (!value(&v) || !parse_int(v, 1, 1000000, &n))
+        return usage_error("--http-max-connections must be 1..1000000");
+      cfg.http.max_connections = n;
+    } else if (a == "--http-max-connections-per-address") {
+      if (!value(&v) || !parse_int(v, 1, 1000000, &n))
+        return usage_error("--http-max-connections-per-address must be 1..1000000");
+      cfg.http.max_connections_per_address = n;
     } else if (a == "--image-max-bytes") {
       char* end = nullptr;
       if (!value(&v) || v.empty() || v[0] == '-') return usage_error("--image-max-bytes needs N");
@@ -140,6 +172,7 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit(cfg.http.max_connections);
 
   auto mgr = strata::manager::start_manager(cfg);
   if (!mgr) {

@@ -137,7 +137,10 @@ class ManagerImpl final : public Manager {
 
     auto listen = split_listen(cfg.listen);
     if (!listen) return tl::unexpected(listen.error());
-    HttpServerConfig hc{listen->first, listen->second, cfg.http_threads, StreamConfig{}};
+    HttpServerConfig hc = cfg.http;
+    hc.host = listen->first;
+    hc.port = listen->second;
+    hc.threads = cfg.http_threads;
     UploadRoutes uploads;
     uploads.streams_body = [this](std::string_view m, std::string_view p) {
       return api_->streams_body(m, p);

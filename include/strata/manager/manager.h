@@ -9,6 +9,7 @@
 
 #include "strata/common/error.h"
 #include "strata/manager/agents/connection_manager.h"
+#include "strata/manager/api/http_server.h"
 #include "strata/manager/api/stream_limits.h"
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/sched/scheduler.h"
@@ -20,6 +21,10 @@ struct ManagerConfig {
   std::string listen = "127.0.0.1:7480";
   std::string data_dir;      // admin.token, SQLite DB, all-in-one agent state and images
   int http_threads = 2;
+  // The REST server's connection caps and timeouts (--http-max-connections,
+  // --http-max-connections-per-address, ...); its host, port and threads come from
+  // `listen` and `http_threads`.
+  HttpServerConfig http;
   ConnectionConfig connections;
   ControllerConfig controller;
   // Placement policy: overcommit ratios and spread|pack (--cpu-overcommit,
