@@ -38,7 +38,8 @@ namespace {
 
 constexpr const char* kExitCodesHelp =
     "Exit codes: 0 ok, 1 error, 2 usage/invalid argument, 3 not found, 4 already exists,\n"
-    "5 wrong state (failed precondition), 6 agent unavailable/timeout.";
+    "5 wrong state (failed precondition), 6 agent unavailable/timeout,\n"
+    "7 (serve) another agent already serves this state folder or socket.";
 
 int image_import(const std::string& images_dir, const std::string& name, const std::string& path) {
   if (auto st = model::validate_image_name("NAME", name); !st) {

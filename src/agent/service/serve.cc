@@ -16,12 +16,14 @@
 #include <thread>
 
 #include "enroll.h"
+#include "socket_claim.h"
 #include "strata/agent/inventory.h"
 #include "strata/agent/metrics.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "strata/agent/qemu_user.h"
 #include "strata/agent/service/agent_cli.h"
 #include "strata/agent/service/agent_service.h"
+#include "strata/common/dir_lock.h"
 #include "strata/common/log.h"
 #include "strata/enroll/enroll_client.h"
 #include "strata/pki/grpc_tls.h"
@@ -191,6 +193,16 @@ int run_serve(const ServeOptions& in) {
   }
   ::chmod(o.state_dir.c_str(), 0700);
   o.state_dir = fs::absolute(o.state_dir).string();
+  // One agent per state folder, before anything reads it: a second agent would fail to
+  // reach the VMs' QMP sockets (QEMU serves one client) and fight over the socket path.
+  // Held until this function returns; O_CLOEXEC keeps it out of QEMU and the shims.
+  auto state_lock = DirLock::acquire(o.state_dir + "/" + kAgentLockFile);
+  if (!state_lock) {
+    log()->error("another strata-agent already serves {}: {}; stop it first (or talk to it "
+                 "with strata-agent ctl)",
+                 o.state_dir, state_lock.error().message);
+    return state_lock.error().code == ErrorCode::conflict ? kExitLocked : kExitError;
+  }
   if (o.images_dir.empty()) o.images_dir = o.state_dir + "/images";
   if (o.listen.empty()) o.listen = "unix:" + o.state_dir + "/agent.sock";
   if (!o.manager.empty()) {
@@ -322,11 +334,18 @@ int run_serve(const ServeOptions& in) {
     return exit_code(svc.error().code);
   }
 
-  // A stale socket from a killed agent would make the bind fail.
+  // The UNIX socket: bound under a private name, published over a stale one (never over a
+  // live server's), removed on exit only while it is still ours (socket_claim.h).
+  std::optional<SocketClaim> unix_claim;
+  std::string bind_address = o.listen;
   if (o.listen.rfind("unix:", 0) == 0) {
-    std::string path = o.listen.substr(5);
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+    unix_claim.emplace(o.listen.substr(5));
+    if (auto s = unix_claim->check_free(); !s) {
+      log()->error("{}; is another strata-agent using --listen {}?", s.error().message, o.listen);
+      (*svc)->shutdown();
+      return kExitLocked;
+    }
+    bind_address = "unix:" + unix_claim->bind_path();
   }
   // Enroll before serving: a TCP listener needs the host certificate enrollment brings.
   if (!o.manager.empty()) {
@@ -352,7 +371,7 @@ int run_serve(const ServeOptions& in) {
 
   // The UNIX socket stays plaintext: its 0600 mode is the access control.
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials());
+  builder.AddListeningPort(bind_address, grpc::InsecureServerCredentials());
   int tcp_port = 0;
   if (!o.listen_tcp.empty()) {
     auto creds = tcp_credentials(o);
@@ -368,7 +387,15 @@ int run_serve(const ServeOptions& in) {
     log()->error("cannot listen on {} {}", o.listen, o.listen_tcp);
     return kExitUnavailable;
   }
-  if (o.listen.rfind("unix:", 0) == 0) ::chmod(o.listen.substr(5).c_str(), 0600);
+  if (unix_claim) {
+    ::chmod(unix_claim->bind_path().c_str(), 0600);
+    if (auto s = unix_claim->publish(); !s) {
+      log()->error("cannot publish {}: {}", o.listen, s.error().message);
+      (*svc)->shutdown();
+      server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      return s.error().code == ErrorCode::conflict ? kExitLocked : kExitUnavailable;
+    }
+  }
   log()->info("serving listen={} tcp={} tcp_port={} tls={} pid={}", o.listen, o.listen_tcp,
               tcp_port, !o.listen_tcp.empty() && !o.insecure, ::getpid());
 
@@ -378,6 +405,7 @@ int run_serve(const ServeOptions& in) {
   (*svc)->shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server.reset();
+  if (unix_claim) unix_claim->release();
   svc->reset();
   hv->reset();
   return kExitOk;

@@ -19,7 +19,12 @@ enum ExitCode : int {
   kExitExists = 4,        // already_exists, conflict
   kExitPrecondition = 5,  // failed_precondition (wrong state)
   kExitUnavailable = 6,   // agent unreachable, unavailable, deadline_exceeded
+  kExitLocked = 7,        // serve: another agent holds the state folder's lock (or socket)
 };
+
+// The lock file in the state folder that one serving agent holds for its whole life
+// (strata/common/dir_lock.h); it contains the holder's pid.
+inline constexpr const char* kAgentLockFile = "agent.lock";
 int exit_code(ErrorCode code);
 
 struct ServeOptions {
