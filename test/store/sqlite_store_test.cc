@@ -5,6 +5,8 @@
 
 #include <filesystem>
 
+#include "common/tiny_tmpfs.h"
+#include "store/sqlite/sqlite_db.h"
 #include "store_contract.h"
 
 namespace strata::store::testing {
@@ -105,6 +107,63 @@ TEST(OpenStore, UnreachableDirectoryIsAnError) {
   auto s = open_store("sqlite:/nonexistent-dir-strata/x/db.sqlite");
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, ErrorCode::unavailable) << s.error().to_string();
+}
+
+
+// An acknowledged write must survive a power cut: WAL with synchronous=NORMAL does not.
+TEST(SqliteStore, CommitsAreSyncedFull) {
+  auto db = sqlite::open_sqlite_database(backend()->fresh_url()->substr(7));
+  ASSERT_TRUE(db) << db.error().to_string();
+  auto lease = (*db)->acquire();
+  ASSERT_TRUE(lease);
+  auto rows = (*lease)->query("PRAGMA synchronous", {});
+  ASSERT_TRUE(rows) << rows.error().to_string();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ(rows->at(0).int64(0), 2) << "2 = FULL";
+}
+
+TEST(SqliteStore, FullDiskIsAClearErrorAndCorruptsNothing) {
+  strata::testing::TinyTmpfs tiny(2 * 1024 * 1024);
+  if (!tiny.mounted()) GTEST_SKIP() << "SKIPPED: " << tiny.why_not();
+  const std::string url = "sqlite:" + tiny.path() + "/strata.db";
+  {
+    auto s = open_store(url);
+    ASSERT_TRUE(s) << s.error().to_string();
+    ASSERT_TRUE((*s)->create_host(host_named("before")));
+    tiny.fill();
+    Error last;
+    bool failed = false;
+    for (int i = 0; i < 2000 && !failed; ++i) {
+      HostRecord h = host_named("h" + std::to_string(i));
+      h.inventory = "{\"pad\":\"" + std::string(16 * 1024, 'p') + "\"}";
+      auto r = (*s)->create_host(h);
+      if (!r) {
+        failed = true;
+        last = r.error();
+      }
+    }
+    ASSERT_TRUE(failed) << "the writes never hit the full disk";
+    EXPECT_EQ(last.code, ErrorCode::unavailable) << last.to_string();
+    EXPECT_NE(last.message.find("disk is full"), std::string::npos) << last.to_string();
+    // Reads still work on the full disk.
+    EXPECT_TRUE((*s)->get_host_by_name("before")) << "reads must keep working";
+  }
+  std::filesystem::remove(tiny.path() + "/filler");
+  auto s = open_store(url);
+  ASSERT_TRUE(s) << s.error().to_string();
+  auto before = (*s)->get_host_by_name("before");
+  ASSERT_TRUE(before) << before.error().to_string();
+  auto check = (*s)->transaction([](Store&) -> Status { return {}; });
+  EXPECT_TRUE(check);
+  EXPECT_TRUE((*s)->create_host(host_named("after"))) << "writes work again once space is freed";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((tiny.path() + "/strata.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "ok");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 }  // namespace

@@ -49,6 +49,14 @@ Error map_error(sqlite3* db, int rc, const std::string& what) {
       code = ErrorCode::invalid_argument;
       break;
     default:
+      if ((rc & 0xff) == SQLITE_FULL) {
+        // Nothing was committed (SQLite rolls the statement back); the database stays
+        // intact and works again once space is freed: a server-side "try later".
+        code = ErrorCode::unavailable;
+        msg = what + ": the database's disk is full (free space in the data folder): " +
+              sqlite3_errmsg(db);
+        break;
+      }
       if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) code = ErrorCode::unavailable;
       break;
   }
@@ -197,8 +205,11 @@ Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(const std::string
   sqlite3_extended_result_codes(db.get(), 1);
   sqlite3_busy_timeout(db.get(), 5000);
   auto conn = std::make_unique<SqliteConnection>(std::move(db));
+  // synchronous=FULL: with WAL, NORMAL does not fsync the WAL at each commit, so a power
+  // cut can lose transactions the API already acknowledged. FULL syncs every commit (cost
+  // measured in docs/internals/store.md).
   for (const char* pragma :
-       {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"}) {
+       {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=FULL"}) {
     if (auto r = conn->query(pragma, {}); !r) return tl::unexpected(r.error().wrap(pragma));
   }
   return std::shared_ptr<sql::SqlDatabase>(std::make_shared<SqliteDatabase>(std::move(conn)));

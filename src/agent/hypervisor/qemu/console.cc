@@ -134,7 +134,8 @@ Result<bool> rotate_console_log(const std::string& log_path, size_t max_bytes) {
   if (static_cast<size_t>(st.st_size) <= max_bytes) return false;
   auto all = read_range(log_path, static_cast<size_t>(st.st_size));
   if (!all) return tl::unexpected(all.error());
-  if (auto s = write_file_atomic(log_path + ".1", *all); !s) return tl::unexpected(s.error());
+  if (auto s = write_file_atomic(log_path + ".1", *all, kVmFileMode); !s)
+    return tl::unexpected(s.error());
   if (::truncate(log_path.c_str(), 0) != 0)
     return internal_error("truncate " + log_path + ": " + std::strerror(errno));
   return true;

@@ -162,7 +162,9 @@ Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
                  : opts_.images->create_overlay(spec.name, d.name, d.base_image, d.size_bytes);
     if (!r) return fail(r.error().wrap("disk " + d.name));
   }
-  if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n"); !s)
+  if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n",
+                                kVmFileMode);
+      !s)
     return fail(s.error());
   auto vm = std::make_shared<Vm>();
   vm->dir = dir;

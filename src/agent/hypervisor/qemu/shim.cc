@@ -241,7 +241,7 @@ int run_shim(int argc, char** argv) {
   ::sigaction(SIGTERM, &fwd, nullptr);
 
   std::string pid_text = std::to_string(::getpid()) + "\n";
-  if (auto s = write_file_atomic(vm_dir + "/" + kShimPidFile, pid_text); !s)
+  if (auto s = write_file_atomic(vm_dir + "/" + kShimPidFile, pid_text, kVmFileMode); !s)
     ::dprintf(2, "shim: %s\n", s.error().message.c_str());
 
   auto fail_before_qemu = [&](const std::string& why) {

@@ -21,40 +21,6 @@ int64_t now_unix_ms() {
       .count();
 }
 
-Status write_file_atomic(const std::string& path, std::string_view data) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return internal_error("open " + tmp + ": " + std::strerror(errno));
-  const char* p = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return internal_error("write " + tmp + ": " + std::strerror(e));
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  ::fsync(fd);
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return internal_error("rename " + path + ": " + std::strerror(e));
-  }
-  std::string dir = path.substr(0, path.find_last_of('/') + 1);
-  if (int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return {};
-}
-
 Result<std::string> read_small_file(const std::string& path, size_t max_bytes) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
@@ -98,7 +64,7 @@ Status write_exit_record(const std::string& vm_dir, const ExitRecord& r) {
             {"signaled", r.signaled},
             {"code", r.code},
             {"at_unix_ms", r.at_unix_ms}};
-  return write_file_atomic(vm_dir + "/" + kExitFile, j.dump() + "\n");
+  return write_file_atomic(vm_dir + "/" + kExitFile, j.dump() + "\n", kVmFileMode);
 }
 
 Result<ExitRecord> read_exit_record(const std::string& vm_dir) {
@@ -123,7 +89,7 @@ Status write_state_record(const std::string& vm_dir, const StateRecord& r) {
                       {"code", r.last_exit->code},
                       {"reason", r.last_exit->reason},
                       {"at_unix_ms", r.last_exit->at_unix_ms}};
-  return write_file_atomic(vm_dir + "/" + kStateFile, j.dump(2) + "\n");
+  return write_file_atomic(vm_dir + "/" + kStateFile, j.dump(2) + "\n", kVmFileMode);
 }
 
 Result<StateRecord> read_state_record(const std::string& vm_dir) {

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "strata/agent/hypervisor.h"
+#include "strata/common/atomic_file.h"
 #include "strata/common/error.h"
 #include "strata/model/vm_spec.h"
 
@@ -21,8 +22,9 @@ inline constexpr const char* kExitFile = "exit.json";    // written by the shim
 inline constexpr const char* kShimPidFile = "shim.pid";  // written by the shim
 inline constexpr const char* kQemuLog = "qemu.log";      // QEMU's stdout/stderr
 
-// Write to a temporary file in the same folder, fsync, rename over `path`, fsync the folder.
-Status write_file_atomic(const std::string& path, std::string_view data);
+// VM files are written with strata::write_file_atomic (strata/common/atomic_file.h) and
+// this mode.
+inline constexpr unsigned kVmFileMode = 0640;
 // not_found when absent; invalid_argument when larger than `max_bytes`.
 Result<std::string> read_small_file(const std::string& path, size_t max_bytes = 1 << 20);
 
