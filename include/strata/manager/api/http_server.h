@@ -20,6 +20,7 @@
 
 #include "strata/common/error.h"
 #include "strata/manager/api/http.h"
+#include "strata/manager/api/http_target.h"  // parse_target
 
 namespace strata::manager {
 
@@ -91,9 +92,5 @@ Result<HttpServerPtr> start_http_server(const HttpServerConfig& config,
 Result<HttpServerPtr> start_http_server(const HttpServerConfig& config,
                                         HttpServer::BodyLimit body_limit,
                                         HttpServer::Dispatch dispatch, UploadRoutes uploads);
-
-// Splits "/a%20b?x=1&y" into a decoded path and query map. false on bad escapes.
-bool parse_target(std::string_view target, std::string* path,
-                  std::map<std::string, std::string>* query);
 
 }  // namespace strata::manager
