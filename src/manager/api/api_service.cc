@@ -1,7 +1,6 @@
 // Request pipeline: route -> auth/role -> handler -> metrics + audit (see api_service.h).
 #include "strata/manager/api/api_service.h"
 
-#include <charconv>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -123,36 +122,6 @@ HttpResponse ApiService::dispatch(HttpRequest& req) {
     logger("manager.api")->warn("request failed method={} path={} status={}", req.method,
                                 req.path, resp.status);
   return resp;
-}
-
-Result<int> query_int(const HttpRequest& r, const std::string& name, int def, int min, int max) {
-  auto it = r.query.find(name);
-  if (it == r.query.end() || it->second.empty()) return def;
-  int v = 0;
-  auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
-  if (ec != std::errc() || p != it->second.data() + it->second.size() || v < min || v > max)
-    return invalid_argument(name, fmt::format("{} must be an integer {}..{}", name, min, max));
-  return v;
-}
-
-Result<std::optional<int64_t>> expected_version(const HttpRequest& r, const nlohmann::json* body) {
-  std::optional<int64_t> v;
-  if (body && body->contains("resource_version")) {
-    const auto& f = (*body)["resource_version"];
-    if (!f.is_number_integer())
-      return invalid_argument("resource_version", "resource_version must be an integer");
-    v = f.get<int64_t>();
-  }
-  std::string h = r.header("if-match");
-  if (!h.empty()) {
-    if (h.size() >= 2 && h.front() == '"' && h.back() == '"') h = h.substr(1, h.size() - 2);
-    int64_t x = 0;
-    auto [p, ec] = std::from_chars(h.data(), h.data() + h.size(), x);
-    if (ec != std::errc() || p != h.data() + h.size())
-      return invalid_argument("If-Match", "If-Match must be a resource_version number");
-    v = x;
-  }
-  return v;
 }
 
 }  // namespace strata::manager

@@ -32,7 +32,10 @@ std::string HttpRequest::param(const std::string& name) const {
 HttpResponse HttpResponse::json(unsigned status, const nlohmann::json& j) {
   HttpResponse r;
   r.status = status;
-  r.body = j.dump();
+  // Strings in a response can hold bytes that are not UTF-8 (a percent-decoded path echoed
+  // in a 404, a key cut at 64 bytes): replace them (U+FFFD) instead of throwing, which on
+  // an HTTP thread would take the whole manager down.
+  r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

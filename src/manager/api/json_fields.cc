@@ -71,4 +71,25 @@ Status check_fields(const nlohmann::json& obj, std::span<const FieldDecl> decls,
   return {};
 }
 
+const nlohmann::json* optional_member(const nlohmann::json& obj, std::string_view key) {
+  if (!obj.is_object()) return nullptr;
+  auto it = obj.find(key);
+  return it == obj.end() || it->is_null() ? nullptr : &*it;
+}
+
+std::string optional_string(const nlohmann::json& obj, std::string_view key, std::string def) {
+  const auto* v = optional_member(obj, key);
+  return v && v->is_string() ? v->get<std::string>() : def;
+}
+
+bool optional_bool(const nlohmann::json& obj, std::string_view key, bool def) {
+  const auto* v = optional_member(obj, key);
+  return v && v->is_boolean() ? v->get<bool>() : def;
+}
+
+uint64_t optional_uint(const nlohmann::json& obj, std::string_view key, uint64_t def) {
+  const auto* v = optional_member(obj, key);
+  return v && v->is_number_unsigned() ? v->get<uint64_t>() : def;
+}
+
 }  // namespace strata::manager

@@ -46,17 +46,17 @@ constexpr int kHostCertDays = 1825;
 // For a TCP agent: the host certificate from its CSR (CN = host name, SAN = the host part
 // of the advertised address, server use only). Empty for a UNIX-socket agent (the
 // all-in-one local agent), which the manager reaches without TLS.
-Result<std::string> host_certificate(const ApiDeps& d, const nlohmann::json& body,
+Result<std::string> host_certificate(const ApiDeps& d, const EnrollBody& body,
                                      const store::HostRecord& host) {
   if (host.address.rfind("unix:", 0) == 0) return std::string();
-  if (!body.contains("csr"))
+  if (!body.csr)
     return invalid_argument("csr",
                             "csr is required: the manager dials agents over mutual TLS; "
                             "upgrade strata-agent");
   auto hp = pki::split_host_port(host.address);
   if (!hp) return tl::unexpected(hp.error());
   if (!d.ca) return make_error(ErrorCode::unavailable, "the manager has no CA to sign with");
-  return d.ca->sign_csr(body["csr"].get<std::string>(), host.name, {hp->host},
+  return d.ca->sign_csr(*body.csr, host.name, {hp->host},
                         pki::CertUsage::server, kHostCertDays);
 }
 
@@ -70,31 +70,16 @@ void add_host_routes(ApiService& api) {
   api.router().add("POST", "/api/v1/hosts/enroll", enroll, [&d](HttpRequest& r) {
     auto body = parse_json_object(r.body);
     if (!body) return error_response(body.error());
-    using T = JsonType;
-    if (auto st = check_fields(*body, {{"join_token", T::string, true},
-                                       {"name", T::string, true},
-                                       {"address", T::string, true},
-                                       {"csr", T::string},
-                                       {"inventory", T::object}});
-        !st)
-      return error_response(st.error());
+    auto req = decode_enroll(*body);
+    if (!req) return error_response(req.error());
     store::HostRecord host;
-    host.name = (*body)["name"].get<std::string>();
-    if (auto st = model::validate_name("name", host.name); !st) return error_response(st.error());
-    host.address = (*body)["address"].get<std::string>();
-    if (host.address.empty() || host.address.size() > 512)
-      return error_response(
-          Error{ErrorCode::invalid_argument, "address must be 1..512 characters", "address"});
-    if (body->contains("inventory")) {
-      const auto& inv = (*body)["inventory"];
-      host.inventory = inv.dump();
-      host.accelerator = inv.value("accelerator", "");
-      if (inv.contains("cpu_threads") && inv["cpu_threads"].is_number_unsigned())
-        host.cpu_threads = inv["cpu_threads"].get<int64_t>();
-      if (inv.contains("memory_total_bytes") && inv["memory_total_bytes"].is_number_unsigned())
-        host.memory_mib = static_cast<int64_t>(inv["memory_total_bytes"].get<uint64_t>() >> 20);
-    }
-    std::string hash = sha256_hex((*body)["join_token"].get<std::string>());
+    host.name = req->name;
+    host.address = req->address;
+    host.inventory = req->inventory;
+    host.accelerator = req->accelerator;
+    host.cpu_threads = req->cpu_threads;
+    host.memory_mib = req->memory_mib;
+    std::string hash = sha256_hex(req->join_token);
     store::HostRecord stored;
     std::string cert;
     auto st = d.store->transaction([&](store::Store& tx) -> Status {
@@ -111,7 +96,7 @@ void add_host_routes(ApiService& api) {
         return tl::unexpected(used.error());
       }
       // Signed only after the token checked out; a bad CSR rolls the enrollment back.
-      auto signed_cert = host_certificate(d, *body, *created);
+      auto signed_cert = host_certificate(d, *req, *created);
       if (!signed_cert) return tl::unexpected(signed_cert.error());
       cert = std::move(*signed_cert);
       stored = *created;
@@ -158,35 +143,19 @@ void add_host_routes(ApiService& api) {
   api.router().add("PATCH", "/api/v1/hosts/{name}", patch, [&d](HttpRequest& r) {
     auto body = parse_json_object(r.body);
     if (!body) return error_response(body.error());
-    using T = JsonType;
-    if (auto st = check_fields(*body, {{"labels", T::object},
-                                       {"maintenance", T::boolean},
-                                       {"resource_version", T::integer}});
-        !st)
-      return error_response(st.error());
+    auto patch = decode_host_patch(*body);
+    if (!patch) return error_response(patch.error());
     auto expected = expected_version(r, &*body);
     if (!expected) return error_response(expected.error());
     auto h = d.store->get_host_by_name(r.param("name"));
     if (!h) return error_response(h.error());
     if (*expected) h->resource_version = **expected;
-    if (body->contains("labels")) {
-      for (auto& [k, v] : (*body)["labels"].items()) {
-        std::string field = "labels." + k.substr(0, 64);
-        if (v.is_null()) {
-          h->labels.erase(k);
-          continue;
-        }
-        if (!v.is_string())
-          return error_response(
-              Error{ErrorCode::invalid_argument, field + " must be a string or null", field});
-        if (auto st = model::validate_label(field, k, v.get<std::string>()); !st)
-          return error_response(st.error());
-        h->labels[k] = v.get<std::string>();
-      }
+    for (const auto& [k, v] : patch->labels) {
+      if (v) h->labels[k] = *v;
+      else h->labels.erase(k);
     }
-    if (body->contains("maintenance")) {
-      bool m = (*body)["maintenance"].get<bool>();
-      if (m) {
+    if (patch->maintenance) {
+      if (*patch->maintenance) {
         h->state = "maintenance";
       } else if (h->state == "maintenance") {
         Liveness l = d.agents->liveness(h->id);

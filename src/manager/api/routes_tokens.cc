@@ -2,8 +2,6 @@
 #include <fmt/format.h>
 
 #include "strata/manager/api/api_service.h"
-#include "strata/manager/api/json_fields.h"
-#include "strata/model/validation.h"
 #include "strata/pki/certificate_authority.h"
 #include "strata/pki/pki.h"
 
@@ -19,12 +17,6 @@ nlohmann::json token_json(const store::TokenRecord& t) {
   return j;
 }
 
-constexpr int64_t kMaxTtlS = 10ll * 365 * 24 * 3600;
-// A join token is a bearer credential for becoming a host (and getting a certificate the
-// manager trusts): short-lived, one hour unless asked, a week at most.
-constexpr int64_t kJoinDefaultTtlS = 3600;
-constexpr int64_t kJoinMaxTtlS = 7ll * 24 * 3600;
-
 }  // namespace
 
 void add_token_routes(ApiService& api) {
@@ -36,26 +28,12 @@ void add_token_routes(ApiService& api) {
   api.router().add("POST", "/api/v1/tokens", create, [&d](HttpRequest& r) {
     auto body = parse_json_object(r.body);
     if (!body) return error_response(body.error());
-    using T = JsonType;
-    if (auto st = check_fields(*body, {{"name", T::string, true},
-                                       {"role", T::string, true},
-                                       {"ttl_s", T::unsigned_integer}});
-        !st)
-      return error_response(st.error());
+    auto req = decode_token_create(*body);
+    if (!req) return error_response(req.error());
     store::TokenRecord rec;
-    rec.name = (*body)["name"].get<std::string>();
-    if (auto st = model::validate_name("name", rec.name); !st) return error_response(st.error());
-    rec.role = (*body)["role"].get<std::string>();
-    if (!role_from_string(rec.role))
-      return error_response(
-          Error{ErrorCode::invalid_argument, "role must be admin, operator or viewer", "role"});
-    if (body->contains("ttl_s") && !(*body)["ttl_s"].is_null()) {
-      int64_t ttl = (*body)["ttl_s"].get<int64_t>();
-      if (ttl < 1 || ttl > kMaxTtlS)
-        return error_response(Error{ErrorCode::invalid_argument,
-                                    fmt::format("ttl_s must be 1..{}", kMaxTtlS), "ttl_s"});
-      rec.expires_ms = unix_ms(*d.clock) + ttl * 1000;
-    }
+    rec.name = req->name;
+    rec.role = std::string(to_string(req->role));
+    if (req->ttl_s) rec.expires_ms = unix_ms(*d.clock) + *req->ttl_s * 1000;
     auto secret = generate_secret("sta_");
     if (!secret) return error_response(secret.error());
     rec.secret_hash = sha256_hex(*secret);
@@ -86,13 +64,9 @@ void add_token_routes(ApiService& api) {
   api.router().add("POST", "/api/v1/join-tokens", join, [&d](HttpRequest& r) {
     auto body = parse_json_object(r.body, /*allow_empty=*/true);
     if (!body) return error_response(body.error());
-    if (auto st = check_fields(*body, {{"ttl_s", JsonType::unsigned_integer}}); !st)
-      return error_response(st.error());
-    int64_t ttl = body->value("ttl_s", kJoinDefaultTtlS);
-    if (ttl < 1 || ttl > kJoinMaxTtlS)
-      return error_response(Error{ErrorCode::invalid_argument,
-                                  fmt::format("ttl_s must be 1..{} (7 days)", kJoinMaxTtlS),
-                                  "ttl_s"});
+    auto req = decode_join_token_create(*body);
+    if (!req) return error_response(req.error());
+    const int64_t ttl = req->ttl_s;
     auto secret = generate_secret("stj_");
     if (!secret) return error_response(secret.error());
     store::JoinTokenRecord rec;

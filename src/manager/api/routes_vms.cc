@@ -88,10 +88,11 @@ HttpResponse create_vm(ApiDeps& d, HttpRequest& r) {
 using Mutator = std::function<Status(store::VmRecord&, VmDocument&, const nlohmann::json&)>;
 
 HttpResponse vm_action(ApiDeps& d, HttpRequest& r, const std::string& kind,
-                       const std::vector<FieldDecl>& fields, const Mutator& mutate) {
+                       const Mutator& mutate) {
   auto body = parse_json_object(r.body, /*allow_empty=*/true);
   if (!body) return error_response(body.error());
-  if (auto st = check_fields(*body, fields); !st) return error_response(st.error());
+  if (auto st = check_vm_action_body(kind.substr(kind.find('.') + 1), *body); !st)
+    return error_response(st.error());
   auto expected = expected_version(r, &*body);
   if (!expected) return error_response(expected.error());
   auto vm = d.store->get_vm_by_name(r.param("name"));
@@ -179,48 +180,43 @@ void add_vm_routes(ApiService& api) {
 
   RouteOptions op;
   op.role = Role::operator_;
-  using T = JsonType;
-  auto add_action = [&](const std::string& verb, std::initializer_list<FieldDecl> fields,
-                        Mutator m) {
+  auto add_action = [&](const std::string& verb, Mutator m) {
     RouteOptions o = op;
     o.action = "vm." + verb;
-    std::vector<FieldDecl> f(fields);
     api.router().add("POST", "/api/v1/vms/{name}/" + verb, o,
-                     [&d, verb, f, m](HttpRequest& r) { return vm_action(d, r, "vm." + verb, f, m); });
+                     [&d, verb, m](HttpRequest& r) { return vm_action(d, r, "vm." + verb, m); });
   };
-  add_action("start", {{"resource_version", T::integer}},
+  add_action("start",
              [](store::VmRecord& vm, VmDocument& doc, const nlohmann::json&) -> Status {
                vm.desired_state = "running";
                doc.control.paused = false;
                return {};
              });
   add_action("stop",
-             {{"force", T::boolean}, {"timeout_s", T::unsigned_integer},
-              {"resource_version", T::integer}},
              [](store::VmRecord& vm, VmDocument& doc, const nlohmann::json& b) -> Status {
-               uint64_t timeout = b.value("timeout_s", uint64_t{0});
-               if (timeout > 3600) return invalid_argument("timeout_s", "timeout_s must be 0..3600");
+               auto stop = decode_vm_stop(b);
+               if (!stop) return tl::unexpected(stop.error());
                vm.desired_state = "stopped";
                doc.control.paused = false;
-               doc.control.stop_force = b.value("force", false);
-               doc.control.stop_timeout_s = static_cast<uint32_t>(timeout);
+               doc.control.stop_force = stop->force;
+               doc.control.stop_timeout_s = stop->timeout_s;
                return {};
              });
-  add_action("reboot", {{"resource_version", T::integer}},
+  add_action("reboot",
              [](store::VmRecord& vm, VmDocument& doc, const nlohmann::json&) -> Status {
                if (vm.desired_state != "running")
                  return make_error(ErrorCode::failed_precondition, "the VM is not meant to run");
                doc.control.reboot_generation = doc.control.generation;
                return {};
              });
-  add_action("pause", {{"resource_version", T::integer}},
+  add_action("pause",
              [](store::VmRecord& vm, VmDocument& doc, const nlohmann::json&) -> Status {
                if (vm.desired_state != "running")
                  return make_error(ErrorCode::failed_precondition, "the VM is not meant to run");
                doc.control.paused = true;
                return {};
              });
-  add_action("resume", {{"resource_version", T::integer}},
+  add_action("resume",
              [](store::VmRecord& vm, VmDocument& doc, const nlohmann::json&) -> Status {
                vm.desired_state = "running";
                doc.control.paused = false;
@@ -230,7 +226,7 @@ void add_vm_routes(ApiService& api) {
   RouteOptions del = op;
   del.action = "vm.delete";
   api.router().add("DELETE", "/api/v1/vms/{name}", del, [&d](HttpRequest& r) {
-    return vm_action(d, r, "vm.delete", {FieldDecl{"resource_version", T::integer}},
+    return vm_action(d, r, "vm.delete",
                      [&d](store::VmRecord& vm, VmDocument&, const nlohmann::json&) -> Status {
                        vm.deletion_requested = true;
                        vm.deletion_requested_ms = unix_ms(*d.clock);

@@ -27,7 +27,7 @@ std::string encode(const VmDocument& d) {
   return j.dump();
 }
 
-Result<VmDocument> decode_vm_document(const std::string& text) {
+Result<VmDocument> decode_vm_document(const std::string& text) try {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("vm"))
     return internal_error("stored VM document is not valid");
@@ -50,6 +50,9 @@ Result<VmDocument> decode_vm_document(const std::string& text) {
   d.control.reboot_generation = c.value("reboot_generation", int64_t{0});
   d.control.task_id = c.value("task_id", "");
   return d;
+} catch (const json::exception& e) {
+  // A field of the wrong type (a damaged row): value() throws; the caller gets an error.
+  return internal_error(std::string("stored VM document is not valid: ") + e.what());
 }
 
 std::string encode(const VmStatusDoc& s) {
@@ -65,11 +68,15 @@ VmStatusDoc decode_vm_status(const std::string& text) {
   VmStatusDoc s;
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return s;
-  s.state = j.value("state", "pending");
-  s.agent_state = j.value("agent_state", "");
-  s.last_error = j.value("last_error", "");
-  s.observed_ms = j.value("observed_ms", int64_t{0});
-  s.applied_generation = j.value("applied_generation", int64_t{0});
+  try {
+    s.state = j.value("state", "pending");
+    s.agent_state = j.value("agent_state", "");
+    s.last_error = j.value("last_error", "");
+    s.observed_ms = j.value("observed_ms", int64_t{0});
+    s.applied_generation = j.value("applied_generation", int64_t{0});
+  } catch (const json::exception&) {
+    return VmStatusDoc{};  // a damaged status reads as the default (pending) one
+  }
   return s;
 }
 
@@ -119,10 +126,10 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
   if (s.memory_mib < model::kMinMemoryMib || s.memory_mib > model::kMaxMemoryMib)
     return invalid_argument("memory_mib", fmt::format("memory_mib must be {}..{}",
                                                       model::kMinMemoryMib, model::kMaxMemoryMib));
-  if (body.contains("machine") && body["machine"].is_string())
-    s.machine = body["machine"].get<std::string>();
-  std::string kernel = body.value("kernel", ""), initrd = body.value("initrd", ""),
-              cmdline = body.value("cmdline", "");
+  // Optional fields may be null (= absent): read them with optional_*(), never value().
+  s.machine = optional_string(body, "machine", s.machine);
+  std::string kernel = optional_string(body, "kernel"), initrd = optional_string(body, "initrd"),
+              cmdline = optional_string(body, "cmdline");
   if (!kernel.empty()) {
     s.kernel_boot = model::KernelBoot{kernel, initrd, cmdline};
   } else if (!initrd.empty() || !cmdline.empty()) {
@@ -145,15 +152,14 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
         return tl::unexpected(st.error());
       model::DiskSpec disk;
       disk.name = disks[i]["name"].get<std::string>();
-      disk.base_image = disks[i].value("image", "");
-      if (disks[i].contains("size_bytes") && !disks[i]["size_bytes"].is_null())
-        disk.size_bytes = disks[i]["size_bytes"].get<uint64_t>();
+      disk.base_image = optional_string(disks[i], "image");
+      disk.size_bytes = optional_uint(disks[i], "size_bytes", 0);
       if (disk.size_bytes > model::kMaxDiskBytes)
         return invalid_argument(prefix + "size_bytes",
                                 fmt::format("{}size_bytes must be at most {}", prefix,
                                             model::kMaxDiskBytes));
-      disk.boot = disks[i].value("boot", false);
-      disk.readonly = disks[i].value("readonly", false);
+      disk.boot = optional_bool(disks[i], "boot", false);
+      disk.readonly = optional_bool(disks[i], "readonly", false);
       s.disks.push_back(std::move(disk));
     }
   }
@@ -173,8 +179,8 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
       auto mode = model::nic_mode_from_string(nics[i]["mode"].get<std::string>());
       if (!mode) return invalid_argument(prefix + "mode", "mode must be \"user\" or \"bridge\"");
       nic.mode = *mode;
-      nic.bridge = nics[i].value("bridge", "");
-      nic.mac = nics[i].value("mac", "");
+      nic.bridge = optional_string(nics[i], "bridge");
+      nic.mac = optional_string(nics[i], "mac");
       s.nics.push_back(std::move(nic));
     }
   }
@@ -188,16 +194,16 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
     if (!sel) return tl::unexpected(sel.error());
     d.placement.node_selector = std::move(*sel);
   }
-  d.placement.host = body.value("host", "");
+  d.placement.host = optional_string(body, "host");
   if (!d.placement.host.empty())
     if (auto st = model::validate_name("host", d.placement.host); !st)
       return tl::unexpected(st.error());
-  d.placement.anti_affinity_group = body.value("anti_affinity_group", "");
+  d.placement.anti_affinity_group = optional_string(body, "anti_affinity_group");
   if (!d.placement.anti_affinity_group.empty())
     if (auto st = model::validate_name("anti_affinity_group", d.placement.anti_affinity_group);
         !st)
       return tl::unexpected(st.error());
-  *start = body.value("start", true);
+  *start = optional_bool(body, "start", true);
   if (auto st = model::validate(s); !st) return tl::unexpected(st.error());
   return d;
 }

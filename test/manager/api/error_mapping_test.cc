@@ -40,5 +40,18 @@ TEST(Roles, ParseAndOrder) {
   EXPECT_LT(static_cast<int>(Role::viewer), static_cast<int>(Role::admin));
 }
 
+// A message or field holding bytes that are not UTF-8 (a percent-decoded path "/%ff" in a
+// 404, a key cut at 64 bytes inside a multi-byte character) made dump() throw: an uncaught
+// exception on an HTTP thread, found by fuzz/targets/http_target.cc.
+TEST(ErrorMapping, EnvelopeOfInvalidUtf8IsValidJson) {
+  auto r = error_response(Error{ErrorCode::not_found, "no route for /\xff\xc3", "k\xe2\x82"});
+  EXPECT_EQ(r.status, 404u);
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["error"]["message"].get<std::string>().rfind("no route for /", 0), 0u);
+  auto ok = HttpResponse::json(200, {{"name", "caf\xc3"}});
+  EXPECT_FALSE(nlohmann::json::parse(ok.body, nullptr, false).is_discarded());
+}
+
 }  // namespace
 }  // namespace strata::manager

@@ -52,6 +52,38 @@ TEST(VmDocument, BadInputNamesTheField) {
   EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":64,"initrd":"i"})"), "initrd");
 }
 
+// null in an optional field means absent. nlohmann's value() threw type_error on it: an
+// uncaught exception on an HTTP thread that took stratad down (found by fuzzing
+// fuzz/targets/rest_bodies.cc).
+TEST(VmDocument, NullOptionalFieldsAreAbsent) {
+  bool start = false;
+  auto d = vm_document_from_request(json::parse(R"({"name":"web","vcpus":1,"memory_mib":64,
+      "machine":null,"kernel":null,"initrd":null,"cmdline":null,"host":null,
+      "anti_affinity_group":null,"start":null,"labels":null,"node_selector":null,
+      "disks":[{"name":"root","image":"base","size_bytes":null,"boot":null,"readonly":null}],
+      "nics":[{"mode":"user","bridge":null,"mac":null}]})"), &start);
+  ASSERT_TRUE(d) << d.error().to_string();
+  EXPECT_TRUE(start);
+  EXPECT_FALSE(d->spec.kernel_boot);
+  EXPECT_EQ(d->spec.disks.at(0).base_image, "base");
+  EXPECT_FALSE(d->spec.disks.at(0).boot);
+  EXPECT_EQ(d->spec.nics.at(0).mac, "");
+}
+
+// A stored document of the wrong shape (a damaged row) is an error, never an exception.
+TEST(VmDocument, DamagedStoredDocumentIsAnError) {
+  auto good = parse(R"({"name":"db","vcpus":1,"memory_mib":128,"kernel":"k"})");
+  ASSERT_TRUE(good);
+  auto j = json::parse(encode(*good));
+  j["control"]["paused"] = 1;
+  EXPECT_FALSE(decode_vm_document(j.dump()));
+  j = json::parse(encode(*good));
+  j["placement"]["host"] = nullptr;
+  EXPECT_FALSE(decode_vm_document(j.dump()));
+  auto st = decode_vm_status(R"({"state":5,"observed_ms":"x"})");
+  EXPECT_EQ(st.state, "pending");
+}
+
 TEST(VmDocument, StoredDocumentRoundTrips) {
   auto d = parse(R"({"name":"db","vcpus":1,"memory_mib":128,"kernel":"k",
                     "anti_affinity_group":"db","host":"h1"})");

@@ -9,6 +9,7 @@
 #include "strata/common/clock.h"
 #include "strata/manager/api/http.h"
 #include "strata/manager/api/metrics.h"
+#include "strata/manager/api/request_bodies.h"  // query_int, expected_version
 #include "strata/manager/api/router.h"
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/api/stream_limits.h"
@@ -94,10 +95,5 @@ void add_image_routes(ApiService& api);
 
 // The OpenAPI 3 document (embedded from docs/openapi.json at build time).
 const std::string& openapi_document();
-
-// Helpers for handlers.
-Result<int> query_int(const HttpRequest& r, const std::string& name, int def, int min, int max);
-// Expected resource_version from the If-Match header or a body field; nullopt when absent.
-Result<std::optional<int64_t>> expected_version(const HttpRequest& r, const nlohmann::json* body);
 
 }  // namespace strata::manager

@@ -36,4 +36,14 @@ inline Status check_fields(const nlohmann::json& obj, std::initializer_list<Fiel
 
 std::string_view to_string(JsonType t);
 
+// Optional members, read after check_fields has checked their type. check_fields lets null
+// through for an optional field, meaning "absent": read such fields with these, never with
+// nlohmann's value() or get(), which throw on null. A member of another type also gives
+// nullptr / `def`.
+const nlohmann::json* optional_member(const nlohmann::json& obj, std::string_view key);
+std::string optional_string(const nlohmann::json& obj, std::string_view key,
+                            std::string def = {});
+bool optional_bool(const nlohmann::json& obj, std::string_view key, bool def);
+uint64_t optional_uint(const nlohmann::json& obj, std::string_view key, uint64_t def);
+
 }  // namespace strata::manager

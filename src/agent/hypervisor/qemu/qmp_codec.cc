@@ -70,8 +70,19 @@ Result<QmpMessage> parse_qmp_message(std::string_view line) {
     }
     if (auto ts = j.find("timestamp"); ts != j.end() && ts->is_object()) {
       auto s = ts->find("seconds"), us = ts->find("microseconds");
-      if (s != ts->end() && s->is_number_integer() && us != ts->end() && us->is_number_integer())
-        m.timestamp_us = s->get<int64_t>() * 1000000 + us->get<int64_t>();
+      // QEMU sends seconds since the epoch; anything that does not fit int64 microseconds
+      // (a hostile or broken peer) reads as 0 instead of overflowing.
+      auto as_i64 = [](const json& v) -> std::optional<int64_t> {
+        if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)) return {};
+        if (!v.is_number_integer()) return {};
+        return v.get<int64_t>();
+      };
+      std::optional<int64_t> sec = s != ts->end() ? as_i64(*s) : std::nullopt;
+      std::optional<int64_t> usec = us != ts->end() ? as_i64(*us) : std::nullopt;
+      int64_t t = 0;
+      if (sec && usec && !__builtin_mul_overflow(*sec, int64_t{1000000}, &t) &&
+          !__builtin_add_overflow(t, *usec, &t))
+        m.timestamp_us = t;
     }
     return m;
   }

@@ -102,6 +102,23 @@ TEST(QmpCodec, DeepNestingDoesNotCrash) {
   EXPECT_FALSE(parse_qmp_message(unbalanced));
 }
 
+// seconds * 1e6 overflowed int64 (undefined behaviour; UBSan aborts), found by
+// fuzz/targets/qmp_codec.cc. An out-of-range timestamp reads as 0 (unknown).
+TEST(QmpCodec, TimestampOutOfRangeIsZero) {
+  for (const char* line :
+       {R"({"event":"STOP","timestamp":{"seconds":9223372036854775807,"microseconds":1}})",
+        R"({"event":"STOP","timestamp":{"seconds":-9223372036854775807,"microseconds":-1}})",
+        R"({"event":"STOP","timestamp":{"seconds":9223372036854,"microseconds":9223372036854775807}})",
+        R"({"event":"STOP","timestamp":{"seconds":18446744073709551615,"microseconds":0}})"}) {
+    auto m = parse_qmp_message(line);
+    ASSERT_TRUE(m) << line;
+    EXPECT_EQ(m->timestamp_us, 0) << line;
+  }
+  auto ok = parse_qmp_message(R"({"event":"STOP","timestamp":{"seconds":2,"microseconds":5}})");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->timestamp_us, 2000005);
+}
+
 TEST(QmpCodec, RandomBytesNeverCrash) {
   std::mt19937 rng(7);
   std::string t = read_transcript("session-7.2.qmp");

@@ -1,0 +1,76 @@
+// REST request bodies and query values -> typed values, pure (no store, no server): each
+// route parses its body with parse_json_object and decodes it here, so every body's rules
+// are unit-tested (test/manager/api/request_bodies_test.cc) and fuzzed
+// (fuzz/targets/rest_bodies.cc) without a running manager. In an optional field, null
+// means absent. Never throws.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "strata/common/error.h"
+#include "strata/manager/api/http.h"
+
+namespace strata::manager {
+
+// Query parameter `name` as an integer in min..max; `def` when absent or empty.
+Result<int> query_int(const HttpRequest& r, const std::string& name, int def, int min, int max);
+// Expected resource_version from the If-Match header or a body field; nullopt when absent.
+Result<std::optional<int64_t>> expected_version(const HttpRequest& r, const nlohmann::json* body);
+
+inline constexpr int64_t kMaxTokenTtlS = 10ll * 365 * 24 * 3600;
+
+// POST /api/v1/tokens: {"name", "role", "ttl_s"?}.
+struct TokenCreateBody {
+  std::string name;
+  Role role = Role::viewer;
+  std::optional<int64_t> ttl_s;
+};
+Result<TokenCreateBody> decode_token_create(const nlohmann::json& body);
+
+// A join token is a bearer credential for becoming a host (and getting a certificate the
+// manager trusts): short-lived, one hour unless asked, a week at most.
+inline constexpr int64_t kJoinMaxTtlS = 7ll * 24 * 3600;
+
+// POST /api/v1/join-tokens: {"ttl_s"?} (default one hour, at most kJoinMaxTtlS).
+struct JoinTokenCreateBody {
+  int64_t ttl_s = 3600;
+};
+Result<JoinTokenCreateBody> decode_join_token_create(const nlohmann::json& body);
+
+// PATCH /api/v1/hosts/{name}: {"labels"?: {k: "v" | null}, "maintenance"?,
+// "resource_version"?}. A null label value removes the label.
+struct HostPatchBody {
+  std::map<std::string, std::optional<std::string>> labels;
+  std::optional<bool> maintenance;
+};
+Result<HostPatchBody> decode_host_patch(const nlohmann::json& body);
+
+// POST /api/v1/hosts/enroll: {"join_token", "name", "address", "csr"?, "inventory"?}.
+struct EnrollBody {
+  std::string join_token;
+  std::string name;
+  std::string address;
+  std::optional<std::string> csr;
+  std::string inventory;  // the inventory object as JSON text, "" when absent
+  std::string accelerator;
+  int64_t cpu_threads = 0;
+  int64_t memory_mib = 0;
+};
+Result<EnrollBody> decode_enroll(const nlohmann::json& body);
+
+// POST /api/v1/vms/{name}/{start|stop|reboot|pause|resume} and DELETE /api/v1/vms/{name}:
+// the fields each takes ("resource_version"; stop also "force", "timeout_s").
+Status check_vm_action_body(std::string_view verb, const nlohmann::json& body);
+struct VmStopBody {
+  bool force = false;
+  uint32_t timeout_s = 0;  // 0..3600; 0: the agent's default
+};
+Result<VmStopBody> decode_vm_stop(const nlohmann::json& body);
+
+}  // namespace strata::manager

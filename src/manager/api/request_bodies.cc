@@ -1,0 +1,148 @@
+// REST request bodies -> typed values (see request_bodies.h).
+#include "strata/manager/api/request_bodies.h"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "strata/manager/api/json_fields.h"
+#include "strata/model/validation.h"
+
+namespace strata::manager {
+
+Result<int> query_int(const HttpRequest& r, const std::string& name, int def, int min, int max) {
+  auto it = r.query.find(name);
+  if (it == r.query.end() || it->second.empty()) return def;
+  int v = 0;
+  auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+  if (ec != std::errc() || p != it->second.data() + it->second.size() || v < min || v > max)
+    return invalid_argument(name, fmt::format("{} must be an integer {}..{}", name, min, max));
+  return v;
+}
+
+Result<std::optional<int64_t>> expected_version(const HttpRequest& r, const nlohmann::json* body) {
+  std::optional<int64_t> v;
+  if (const auto* f = body ? optional_member(*body, "resource_version") : nullptr) {
+    // A resource_version past int64 is no version we ever handed out.
+    if (!f->is_number_integer() ||
+        (f->is_number_unsigned() && f->get<uint64_t>() > uint64_t(INT64_MAX)))
+      return invalid_argument("resource_version", "resource_version must be an integer");
+    v = f->get<int64_t>();
+  }
+  std::string h = r.header("if-match");
+  if (!h.empty()) {
+    if (h.size() >= 2 && h.front() == '"' && h.back() == '"') h = h.substr(1, h.size() - 2);
+    int64_t x = 0;
+    auto [p, ec] = std::from_chars(h.data(), h.data() + h.size(), x);
+    if (ec != std::errc() || p != h.data() + h.size())
+      return invalid_argument("If-Match", "If-Match must be a resource_version number");
+    v = x;
+  }
+  return v;
+}
+
+Result<TokenCreateBody> decode_token_create(const nlohmann::json& body) {
+  using T = JsonType;
+  if (auto st = check_fields(body, {{"name", T::string, true},
+                                    {"role", T::string, true},
+                                    {"ttl_s", T::unsigned_integer}});
+      !st)
+    return tl::unexpected(st.error());
+  TokenCreateBody out;
+  out.name = body["name"].get<std::string>();
+  if (auto st = model::validate_name("name", out.name); !st) return tl::unexpected(st.error());
+  auto role = role_from_string(body["role"].get<std::string>());
+  if (!role) return invalid_argument("role", "role must be admin, operator or viewer");
+  out.role = *role;
+  if (const auto* ttl = optional_member(body, "ttl_s")) {
+    uint64_t t = ttl->get<uint64_t>();
+    if (t < 1 || t > uint64_t(kMaxTokenTtlS))
+      return invalid_argument("ttl_s", fmt::format("ttl_s must be 1..{}", kMaxTokenTtlS));
+    out.ttl_s = static_cast<int64_t>(t);
+  }
+  return out;
+}
+
+Result<JoinTokenCreateBody> decode_join_token_create(const nlohmann::json& body) {
+  if (auto st = check_fields(body, {{"ttl_s", JsonType::unsigned_integer}}); !st)
+    return tl::unexpected(st.error());
+  JoinTokenCreateBody out;
+  uint64_t ttl = optional_uint(body, "ttl_s", uint64_t(out.ttl_s));
+  if (ttl < 1 || ttl > uint64_t(kJoinMaxTtlS))
+    return invalid_argument("ttl_s", fmt::format("ttl_s must be 1..{} (7 days)", kJoinMaxTtlS));
+  out.ttl_s = static_cast<int64_t>(ttl);
+  return out;
+}
+
+Result<HostPatchBody> decode_host_patch(const nlohmann::json& body) {
+  using T = JsonType;
+  if (auto st = check_fields(body, {{"labels", T::object},
+                                    {"maintenance", T::boolean},
+                                    {"resource_version", T::integer}});
+      !st)
+    return tl::unexpected(st.error());
+  HostPatchBody out;
+  if (const auto* labels = optional_member(body, "labels")) {
+    for (const auto& [k, v] : labels->items()) {
+      std::string field = "labels." + k.substr(0, 64);
+      if (v.is_null()) {
+        out.labels[k] = std::nullopt;
+        continue;
+      }
+      if (!v.is_string()) return invalid_argument(field, field + " must be a string or null");
+      if (auto st = model::validate_label(field, k, v.get<std::string>()); !st)
+        return tl::unexpected(st.error());
+      out.labels[k] = v.get<std::string>();
+    }
+  }
+  if (const auto* m = optional_member(body, "maintenance")) out.maintenance = m->get<bool>();
+  return out;
+}
+
+Result<EnrollBody> decode_enroll(const nlohmann::json& body) {
+  using T = JsonType;
+  if (auto st = check_fields(body, {{"join_token", T::string, true},
+                                    {"name", T::string, true},
+                                    {"address", T::string, true},
+                                    {"csr", T::string},
+                                    {"inventory", T::object}});
+      !st)
+    return tl::unexpected(st.error());
+  EnrollBody out;
+  out.join_token = body["join_token"].get<std::string>();
+  out.name = body["name"].get<std::string>();
+  if (auto st = model::validate_name("name", out.name); !st) return tl::unexpected(st.error());
+  out.address = body["address"].get<std::string>();
+  if (out.address.empty() || out.address.size() > 512)
+    return invalid_argument("address", "address must be 1..512 characters");
+  if (const auto* csr = optional_member(body, "csr")) out.csr = csr->get<std::string>();
+  if (const auto* inv = optional_member(body, "inventory")) {
+    out.inventory = inv->dump();
+    out.accelerator = optional_string(*inv, "accelerator");
+    uint64_t threads = optional_uint(*inv, "cpu_threads", 0);
+    if (threads <= uint64_t(INT64_MAX)) out.cpu_threads = static_cast<int64_t>(threads);
+    out.memory_mib = static_cast<int64_t>(optional_uint(*inv, "memory_total_bytes", 0) >> 20);
+  }
+  return out;
+}
+
+Status check_vm_action_body(std::string_view verb, const nlohmann::json& body) {
+  using T = JsonType;
+  if (verb == "stop")
+    return check_fields(body, {{"force", T::boolean},
+                               {"timeout_s", T::unsigned_integer},
+                               {"resource_version", T::integer}});
+  return check_fields(body, {{"resource_version", T::integer}});
+}
+
+Result<VmStopBody> decode_vm_stop(const nlohmann::json& body) {
+  if (auto st = check_vm_action_body("stop", body); !st) return tl::unexpected(st.error());
+  VmStopBody out;
+  uint64_t timeout = optional_uint(body, "timeout_s", 0);
+  if (timeout > 3600) return invalid_argument("timeout_s", "timeout_s must be 0..3600");
+  out.timeout_s = static_cast<uint32_t>(timeout);
+  out.force = optional_bool(body, "force", false);
+  return out;
+}
+
+}  // namespace strata::manager

@@ -1,0 +1,103 @@
+// REST body decoders: every body type's rules, and the inputs the fuzzer found or that
+// belong to the same class: null in an optional field (nlohmann's value() threw on it, an
+// uncaught exception that took stratad down), huge integers, wrong types inside free-form
+// objects.
+#include "strata/manager/api/request_bodies.h"
+
+#include <gtest/gtest.h>
+
+#include "strata/manager/api/json_fields.h"
+
+namespace strata::manager {
+namespace {
+
+nlohmann::json body(std::string_view text) { return *parse_json_object(text); }
+
+TEST(RequestBodies, NullOptionalFieldsMeanAbsent) {
+  auto join = decode_join_token_create(body(R"({"ttl_s":null})"));
+  ASSERT_TRUE(join) << join.error().message;
+  EXPECT_EQ(join->ttl_s, 3600);
+
+  auto stop = decode_vm_stop(body(R"({"force":null,"timeout_s":null,"resource_version":null})"));
+  ASSERT_TRUE(stop) << stop.error().message;
+  EXPECT_FALSE(stop->force);
+  EXPECT_EQ(stop->timeout_s, 0u);
+
+  auto patch = decode_host_patch(body(R"({"maintenance":null,"labels":null})"));
+  ASSERT_TRUE(patch) << patch.error().message;
+  EXPECT_FALSE(patch->maintenance);
+  EXPECT_TRUE(patch->labels.empty());
+
+  auto token = decode_token_create(body(R"({"name":"ci","role":"viewer","ttl_s":null})"));
+  ASSERT_TRUE(token) << token.error().message;
+  EXPECT_FALSE(token->ttl_s);
+
+  auto enroll = decode_enroll(
+      body(R"({"join_token":"t","name":"h1","address":"10.0.0.1:7481","csr":null,"inventory":null})"));
+  ASSERT_TRUE(enroll) << enroll.error().message;
+  EXPECT_FALSE(enroll->csr);
+  EXPECT_EQ(enroll->inventory, "");
+}
+
+TEST(RequestBodies, EnrollInventoryOfOtherTypesIsIgnoredNotThrown) {
+  auto e = decode_enroll(body(
+      R"({"join_token":"t","name":"h1","address":"a:1","inventory":{"accelerator":5,"cpu_threads":-1,"memory_total_bytes":"x"}})"));
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_EQ(e->accelerator, "");
+  EXPECT_EQ(e->cpu_threads, 0);
+  EXPECT_EQ(e->memory_mib, 0);
+  e = decode_enroll(body(
+      R"({"join_token":"t","name":"h1","address":"a:1","inventory":{"accelerator":"kvm","cpu_threads":18446744073709551615,"memory_total_bytes":1073741824}})"));
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->accelerator, "kvm");
+  EXPECT_EQ(e->cpu_threads, 0);  // past int64: not a thread count
+  EXPECT_EQ(e->memory_mib, 1024);
+}
+
+TEST(RequestBodies, EachBodyNamesItsBadField) {
+  auto t = decode_token_create(body(R"({"name":"ci","role":"root"})"));
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().field, "role");
+  t = decode_token_create(body(R"({"name":"ci","role":"admin","ttl_s":18446744073709551615})"));
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().field, "ttl_s");
+  auto j = decode_join_token_create(body(R"({"ttl_s":0})"));
+  ASSERT_FALSE(j);
+  EXPECT_EQ(j.error().field, "ttl_s");
+  auto s = decode_vm_stop(body(R"({"timeout_s":3601})"));
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().field, "timeout_s");
+  auto p = decode_host_patch(body(R"({"labels":{"a":1}})"));
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().field, "labels.a");
+  auto e = decode_enroll(body(R"({"join_token":"t","name":"h1","address":""})"));
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().field, "address");
+  EXPECT_FALSE(check_vm_action_body("start", body(R"({"force":true})")));
+  EXPECT_TRUE(check_vm_action_body("stop", body(R"({"force":true})")));
+}
+
+TEST(RequestBodies, HostPatchSetsAndRemovesLabels) {
+  auto p = decode_host_patch(body(R"({"labels":{"zone":"a","old":null},"maintenance":true})"));
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->labels.at("zone"), "a");
+  EXPECT_FALSE(p->labels.at("old"));
+  EXPECT_EQ(p->maintenance, true);
+}
+
+TEST(RequestBodies, ExpectedVersionFromBodyOrIfMatch) {
+  HttpRequest r;
+  auto b = body(R"({"resource_version":7})");
+  EXPECT_EQ(**expected_version(r, &b), 7);
+  b = body(R"({"resource_version":18446744073709551615})");
+  EXPECT_FALSE(expected_version(r, &b));
+  b = body(R"({"resource_version":null})");
+  EXPECT_FALSE(*expected_version(r, &b));
+  r.headers["if-match"] = "\"9\"";
+  EXPECT_EQ(**expected_version(r, nullptr), 9);
+  r.headers["if-match"] = "x";
+  EXPECT_FALSE(expected_version(r, nullptr));
+}
+
+}  // namespace
+}  // namespace strata::manager
