@@ -51,7 +51,7 @@ int Context::usage_error(const Error& e) {
 bool Context::dry(const ApiRequest& req) {
   if (!dry_run) return false;
   io.out << req.method << " " << req.target << "\n";
-  if (req.body) io.out << req.body->dump(2) << "\n";
+  if (req.body) io.out << body_text(req, 2) << "\n";
   return true;
 }
 

@@ -131,7 +131,7 @@ Result<HttpResult> HttpClient::send(const ApiRequest& req) {
   r.set(http::field::accept, "application/json");
   if (req.body) {
     r.set(http::field::content_type, "application/json");
-    r.body() = req.body->dump();
+    r.body() = body_text(req);
   }
   r.prepare_payload();
   stream->expires_after(timeout_);

@@ -44,6 +44,11 @@ std::string vm_path(const std::string& name) { return kApi + "/vms/" + url_escap
 
 }  // namespace
 
+std::string body_text(const ApiRequest& req, int indent) {
+  if (!req.body) return {};
+  return req.body->dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
 Result<json> parse_disk_spec(std::string_view text) {
   json disk = json::object();
   for (const auto& part : split(text, ',')) {

@@ -107,5 +107,18 @@ TEST(Requests, Tokens) {
   EXPECT_EQ(*build_join_token_create("2h").value().body, json::parse(R"({"ttl_s":7200})"));
 }
 
+// An argument that is not UTF-8 made json::dump() throw and the CLI abort (found by
+// fuzz/targets/config.cc): the body is sent with U+FFFD and the server names the field.
+TEST(Requests, BodyTextOfInvalidUtf8DoesNotThrow) {
+  auto nic = parse_nic_spec("bridge=\xb1\x39");
+  ASSERT_TRUE(nic);
+  auto req = build_host_label("h1", {"zone=\xff"});
+  ASSERT_TRUE(req);
+  std::string text = body_text(*req);
+  EXPECT_FALSE(json::parse(text, nullptr, false).is_discarded());
+  EXPECT_NE(text.find("\xef\xbf\xbd"), std::string::npos);  // U+FFFD
+  EXPECT_EQ(body_text(build_vm_get("x")), "");
+}
+
 }  // namespace
 }  // namespace strata::cli

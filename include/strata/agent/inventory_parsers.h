@@ -36,6 +36,7 @@ Result<std::map<std::string, uint64_t>> parse_meminfo(std::string_view text);
 Result<std::map<std::string, uint64_t>> parse_node_meminfo(std::string_view text);
 
 // Expands a kernel cpu list ("0-3,8,10-11") into sorted ids. Empty text -> empty list.
+// Error on a bad range, an id past uint32, or more than 65536 ids in all.
 Result<std::vector<uint32_t>> parse_cpu_list(std::string_view text);
 
 // Parses os-release KEY=VALUE lines; values may be "double" or 'single' quoted with

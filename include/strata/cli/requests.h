@@ -37,6 +37,12 @@ struct VmCreateOptions {
   bool no_start = false;
 };
 
+// The JSON text of a request's body ("" when none), as the HTTP client sends it and
+// --dry-run prints it (indent >= 0). Never throws: bytes of an argument that are not UTF-8
+// become U+FFFD (the server then refuses the name or label, naming the field) instead of
+// aborting the CLI.
+std::string body_text(const ApiRequest& req, int indent = -1);
+
 // "name=data,size=1G,image=IMG,boot,readonly" -> {"name","size_bytes","image","boot",...}
 Result<nlohmann::json> parse_disk_spec(std::string_view text);
 // "user" | "bridge=br0" | "bridge=br0,mac=52:54:00:..." -> {"mode","bridge","mac"}

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <set>
 
 namespace strata::agent {
@@ -140,7 +141,9 @@ Result<std::map<std::string, uint64_t>> parse_node_meminfo(std::string_view text
 }
 
 Result<std::vector<uint32_t>> parse_cpu_list(std::string_view text) {
+  constexpr uint64_t kMaxCpuIds = 65536;  // Linux's NR_CPUS is at most 8192 on x86
   std::set<uint32_t> ids;
+  uint64_t expanded = 0;
   text = trim(text);
   size_t start = 0;
   while (start < text.size()) {
@@ -150,8 +153,11 @@ Result<std::vector<uint32_t>> parse_cpu_list(std::string_view text) {
     size_t dash = part.find('-');
     auto lo = parse_u64(part.substr(0, dash));
     auto hi = dash == std::string_view::npos ? lo : parse_u64(part.substr(dash + 1));
-    if (!lo || !hi || *hi < *lo || *hi - *lo > 65536)
+    // Ids are uint32 and a list names at most kMaxCpuIds of them in all: "…-18446744073709551615"
+    // made `i <= hi` always true (an endless loop), and many large ranges cost seconds.
+    if (!lo || !hi || *hi < *lo || *hi > UINT32_MAX || *hi - *lo >= kMaxCpuIds - expanded)
       return invalid_argument("cpulist", "bad cpu range: '" + std::string(part) + "'");
+    expanded += *hi - *lo + 1;
     for (uint64_t i = *lo; i <= *hi; ++i) ids.insert(static_cast<uint32_t>(i));
     start = end + 1;
   }

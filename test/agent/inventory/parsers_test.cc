@@ -71,6 +71,19 @@ TEST(ParseCpuList, RejectsMalformed) {
   EXPECT_FALSE(parse_cpu_list("0-99999999"));
 }
 
+// The largest uint64 as an id looped forever (i <= hi never false), found by
+// fuzz/targets/inventory_parsers.cc; ids past uint32 and lists of more than 65536 ids in
+// all are refused.
+TEST(ParseCpuList, BoundsIdsAndTotal) {
+  EXPECT_FALSE(parse_cpu_list("18446744073709551615"));
+  EXPECT_FALSE(parse_cpu_list("18446744073709551614-18446744073709551615"));
+  EXPECT_FALSE(parse_cpu_list("4294967296"));
+  EXPECT_EQ(parse_cpu_list("4294967295")->size(), 1u);
+  EXPECT_EQ(parse_cpu_list("0-65535")->size(), 65536u);
+  EXPECT_FALSE(parse_cpu_list("0-65535,70000"));
+  EXPECT_FALSE(parse_cpu_list("0-40000,0-40000"));
+}
+
 TEST(ParseOsRelease, HandlesQuotesEscapesAndComments) {
   auto kv = parse_os_release(
       "# comment\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n"

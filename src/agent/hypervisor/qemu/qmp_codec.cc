@@ -112,12 +112,22 @@ Error qmp_error_to_error(const QmpMessage& m) {
 
 Status QmpFramer::feed(std::string_view bytes) {
   if (failed_) return invalid_argument("qmp", "framer already failed");
+  // Drop the lines next_line() already returned, once per feed: erasing each line as it was
+  // read moved the rest of the buffer every time (quadratic in the lines of one read).
+  if (pos_ > 0) {
+    buf_.erase(0, pos_);
+    scan_ -= pos_;
+    pos_ = 0;
+  }
   buf_.append(bytes);
-  // Only the unterminated tail is bounded: complete lines are consumed by next_line().
-  size_t last_nl = buf_.rfind('\n');
-  size_t tail = last_nl == std::string::npos ? buf_.size() : buf_.size() - last_nl - 1;
-  if (tail > max_line_) {
+  // Only the unterminated tail is bounded: complete lines are consumed by next_line(). The
+  // tail is tracked from the new bytes alone: searching the whole buffer on every feed was
+  // quadratic in the length of a line that arrives in small pieces (found by fuzzing).
+  size_t nl = bytes.rfind('\n');
+  tail_ = nl == std::string_view::npos ? tail_ + bytes.size() : bytes.size() - nl - 1;
+  if (tail_ > max_line_) {
     failed_ = true;
+    tail_ = scan_ = pos_ = 0;
     buf_.clear();
     return invalid_argument("qmp", "QMP line exceeds the size limit");
   }
@@ -131,9 +141,8 @@ std::optional<std::string> QmpFramer::next_line() {
       scan_ = buf_.size();
       return std::nullopt;
     }
-    std::string line = buf_.substr(0, nl);
-    buf_.erase(0, nl + 1);
-    scan_ = 0;
+    std::string line = buf_.substr(pos_, nl - pos_);
+    pos_ = scan_ = nl + 1;
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     size_t start = line.find_first_not_of(" \t\r");
     if (start == std::string::npos) continue;  // blank line

@@ -49,7 +49,9 @@ class QmpFramer {
 
  private:
   std::string buf_;
-  size_t scan_ = 0;  // bytes of buf_ already known to hold no newline
+  size_t pos_ = 0;   // start of the first line not yet returned by next_line()
+  size_t scan_ = 0;  // bytes of buf_ already known to hold no newline (scan_ >= pos_)
+  size_t tail_ = 0;  // bytes of buf_ after its last newline
   size_t max_line_;
   bool failed_ = false;
 };

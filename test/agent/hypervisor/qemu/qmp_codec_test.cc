@@ -119,6 +119,30 @@ TEST(QmpCodec, TimestampOutOfRangeIsZero) {
   EXPECT_EQ(ok->timestamp_us, 2000005);
 }
 
+// A long line fed a byte at a time: feed() searched the whole buffer for its last newline
+// on every call (quadratic: this test ran for minutes); now it is linear.
+TEST(QmpCodec, FramerIsLinearInSmallPieces) {
+  QmpFramer f(8u << 20);
+  std::string line = R"({"return":")" + std::string(2u << 20, 'x') + "\"}\n";
+  for (char c : line) ASSERT_TRUE(f.feed(std::string_view(&c, 1)));
+  auto got = f.next_line();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->size(), line.size() - 1);
+  QmpFramer small(16);
+  for (int i = 0; i < 16; ++i) ASSERT_TRUE(small.feed("x"));
+  EXPECT_FALSE(small.feed("x"));  // the 17th byte of one line
+  QmpFramer lines(16);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(lines.feed("0123456789\n"));
+  // Many lines in one read: each line used to be erased from the front of the buffer,
+  // moving the rest every time.
+  QmpFramer many;
+  ASSERT_TRUE(many.feed(std::string(2u << 20, '\n') + "{}\n{\"a\"\n"));
+  EXPECT_EQ(many.next_line(), "{}");
+  EXPECT_EQ(many.next_line(), std::nullopt);
+  ASSERT_TRUE(many.feed(":1}\n"));
+  EXPECT_EQ(many.next_line(), "{\"a\":1}");
+}
+
 TEST(QmpCodec, RandomBytesNeverCrash) {
   std::mt19937 rng(7);
   std::string t = read_transcript("session-7.2.qmp");
