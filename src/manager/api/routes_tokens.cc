@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "strata/manager/api/api_service.h"
+#include "strata/manager/api/json_fields.h"
 #include "strata/pki/certificate_authority.h"
 #include "strata/pki/pki.h"
 
