@@ -14,6 +14,8 @@
 #include <memory>
 #include <vector>
 
+#include "strata/common/atomic_file.h"
+
 namespace strata::agent::storage {
 namespace {
 
@@ -143,14 +145,8 @@ Status remove_dir_flat(const std::string& parent, const std::string& name) {
 }
 
 Status rename_noreplace(const std::string& from, const std::string& to) {
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0) {
-    int err = errno;
-    ::unlink(from.c_str());
-    if (err == EEXIST) return make_error(ErrorCode::already_exists, to + " already exists");
-    errno = err;
-    return internal_error(errno_text("rename to", to));
-  }
-  return {};
+  // The one home (strata/common/atomic_file.h): also fsyncs the folder after the rename.
+  return strata::rename_noreplace(from, to);
 }
 
 }  // namespace strata::agent::storage
