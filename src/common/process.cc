@@ -1,10 +1,12 @@
-// posix_spawn-based process runner with captured output and timeout.
+// posix_spawn-based process runner with captured output and timeout (fork+exec when the
+// child needs resource limits).
 #include "strata/common/process.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +31,53 @@ struct Pipe {
     fd[i] = -1;
   }
 };
+
+// Signals the child gets back at their default action (the parent may ignore or block them).
+sigset_t default_signals() {
+  sigset_t def;
+  sigemptyset(&def);
+  sigaddset(&def, SIGPIPE);
+  sigaddset(&def, SIGTERM);
+  sigaddset(&def, SIGINT);
+  sigaddset(&def, SIGCHLD);
+  return def;
+}
+
+// fork + setrlimit + exec, for runs with resource limits. Between fork and exec the child
+// calls only async-signal-safe functions (the parent is multi-threaded); everything it
+// needs is prepared before the fork.
+Result<pid_t> fork_exec_limited(const std::string& exe, std::vector<char*>& argv,
+                                std::vector<char*>& envp, int in_fd, int out_fd, int err_fd,
+                                const RunOptions& options) {
+  struct rlimit as {}, cpu {};
+  if (options.max_address_space_bytes)
+    as.rlim_cur = as.rlim_max = static_cast<rlim_t>(*options.max_address_space_bytes);
+  if (options.max_cpu_seconds)
+    cpu.rlim_cur = cpu.rlim_max = static_cast<rlim_t>(*options.max_cpu_seconds);
+  sigset_t def = default_signals();
+  sigset_t none;
+  sigemptyset(&none);
+  pid_t pid = ::fork();
+  if (pid < 0) return internal_error("fork " + exe + ": " + std::strerror(errno));
+  if (pid == 0) {
+    const int from[3] = {in_fd, out_fd, err_fd};
+    for (int i = 0; i < 3; ++i) {
+      // dup2 onto itself keeps O_CLOEXEC: clear it by hand then.
+      int rc = from[i] == i ? ::fcntl(i, F_SETFD, 0) : ::dup2(from[i], i);
+      if (rc < 0) ::_exit(127);
+    }
+    if (options.max_address_space_bytes && ::setrlimit(RLIMIT_AS, &as) != 0) ::_exit(127);
+    if (options.max_cpu_seconds && ::setrlimit(RLIMIT_CPU, &cpu) != 0) ::_exit(127);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig)
+      if (sigismember(&def, sig) == 1) ::sigaction(sig, &dfl, nullptr);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(exe.c_str(), argv.data(), envp.data());
+    ::_exit(127);
+  }
+  return pid;
+}
 
 }  // namespace
 
@@ -59,25 +108,6 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Ru
   if (!in.open() || !out.open() || !err.open())
     return internal_error(std::string("pipe: ") + std::strerror(errno));
 
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, in.fd[0], 0);
-  posix_spawn_file_actions_adddup2(&fa, out.fd[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err.fd[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t def;
-  sigemptyset(&def);
-  sigaddset(&def, SIGPIPE);
-  sigaddset(&def, SIGTERM);
-  sigaddset(&def, SIGINT);
-  sigaddset(&def, SIGCHLD);
-  posix_spawnattr_setsigdefault(&attr, &def);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
@@ -89,10 +119,29 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Ru
   cenv.push_back(nullptr);
 
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, exe.c_str(), &fa, &attr, cargv.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) return internal_error("spawn " + exe + ": " + std::strerror(rc));
+  if (options.max_address_space_bytes || options.max_cpu_seconds) {
+    auto spawned = fork_exec_limited(exe, cargv, cenv, in.fd[0], out.fd[1], err.fd[1], options);
+    if (!spawned) return tl::unexpected(spawned.error());
+    pid = *spawned;
+  } else {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in.fd[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out.fd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err.fd[1], 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t def = default_signals();
+    posix_spawnattr_setsigdefault(&attr, &def);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    int rc = posix_spawn(&pid, exe.c_str(), &fa, &attr, cargv.data(), cenv.data());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) return internal_error("spawn " + exe + ": " + std::strerror(rc));
+  }
 
   in.close_end(0);
   out.close_end(1);

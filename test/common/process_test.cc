@@ -47,4 +47,34 @@ TEST(Process, RunCheckedReportsStderr) {
   EXPECT_NE(r.error().message.find("boom"), std::string::npos);
 }
 
+TEST(Process, ResourceLimitsApplyToTheChild) {
+  RunOptions o;
+  o.max_address_space_bytes = 512ull << 20;
+  o.max_cpu_seconds = 7;
+  o.stdin_data = "in";
+  auto r = run_process({"sh", "-c", "ulimit -v; ulimit -t; cat; echo err >&2"}, o);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_EQ(r->out, "524288\n7\nin");  // ulimit -v counts KiB
+  EXPECT_EQ(r->err, "err\n");
+}
+
+TEST(Process, CpuLimitKillsASpinningChild) {
+  RunOptions o;
+  o.max_cpu_seconds = 1;
+  o.timeout = std::chrono::seconds(30);  // backstop only
+  auto r = run_process({"sh", "-c", "while :; do :; done"}, o);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_TRUE(r->signaled);
+}
+
+TEST(Process, LimitedRunOfAMissingExecutableIsNotFound) {
+  RunOptions o;
+  o.max_cpu_seconds = 1;
+  auto r = run_process({"strata-no-such-binary"}, o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::not_found);
+}
+
 }  // namespace strata

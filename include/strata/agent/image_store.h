@@ -19,6 +19,11 @@ struct ImageInfo {
   uint64_t virtual_size = 0;  // bytes
   uint64_t actual_size = 0;   // bytes on disk
   std::string backing_file;   // for overlays
+  std::string data_file;      // a qcow2's external data file (refused in base images)
+  // Base images: "disk", "kernel" or "initrd" as recorded when the image came in (an
+  // extended attribute of the file, set before it is renamed into place); empty when
+  // unknown (imported without a kind, or a file system without user xattrs).
+  std::string kind;
 };
 
 class ImageStore {
@@ -29,14 +34,22 @@ class ImageStore {
   // Base images ("images/<name>").
   virtual std::vector<ImageInfo> list_images() const = 0;
   virtual Result<ImageInfo> image(const std::string& name) const = 0;
-  // Copies a file into the store under `name` (already_exists if present). The source is a
-  // host path given by an operator on the agent's own command line, not through the API.
-  virtual Result<ImageInfo> import_image(const std::string& name, const std::string& source_path) = 0;
+  // Copies a file into the store under `name` (already_exists if present), as an image of
+  // `kind` ("disk", "kernel", "initrd"; empty: unknown). The source is a host path given
+  // by an operator on the agent's own command line, or a temp file of PutImage. Images
+  // come from outside, so any backing file or external data file is refused, a disk must
+  // be qcow2 or raw, and a kernel or initrd a plain (raw) file.
+  virtual Result<ImageInfo> import_image(const std::string& name, const std::string& source_path,
+                                         const std::string& kind) = 0;
+  Result<ImageInfo> import_image(const std::string& name, const std::string& source_path) {
+    return import_image(name, source_path, "");
+  }
   virtual Status delete_image(const std::string& name) = 0;
 
   // Per-VM disks ("vms/<vm>/<disk>.qcow2").
   // qcow2 overlay backed by image `base` (qemu-img create -b ... -F <fmt>); grows to
-  // `size_bytes` if that is larger than the base.
+  // `size_bytes` if that is larger than the base. The base must have no backing or data
+  // file and, when its kind is known, be a disk (invalid_argument otherwise).
   virtual Result<ImageInfo> create_overlay(const std::string& vm, const std::string& disk,
                                            const std::string& base, uint64_t size_bytes) = 0;
   virtual Result<ImageInfo> create_blank(const std::string& vm, const std::string& disk,
@@ -48,8 +61,8 @@ class ImageStore {
 };
 using ImageStorePtr = std::unique_ptr<ImageStore>;
 
-// Parses the output of `qemu-img info --output=json` (format, sizes, backing file; `name`
-// and `path` are left empty). Malformed or incomplete output is an internal error.
+// Parses the output of `qemu-img info --output=json` (format, sizes, backing file, data
+// file; `name`, `path` and `kind` are left empty). Malformed or incomplete output is an internal error.
 Result<ImageInfo> parse_qemu_img_info(const std::string& json_text);
 
 // Creates the store rooted at `root` (made if missing). `qemu_img` is the binary to run.

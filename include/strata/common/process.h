@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,12 @@ struct RunOptions {
   std::optional<std::string> stdin_data;
   size_t max_output_bytes = 16 * 1024 * 1024;  // per stream; excess is dropped
   std::vector<std::string> extra_env;          // "KEY=VALUE" added to the environment
+  // Resource limits set in the child before exec (setrlimit, soft = hard): a tool that
+  // parses input of a user's choosing (qemu-img on an upload) cannot take the host's
+  // memory or CPU. Unset: the parent's limits. Either one makes the runner fork+exec
+  // instead of posix_spawn (posix_spawn cannot set limits).
+  std::optional<uint64_t> max_address_space_bytes;  // RLIMIT_AS
+  std::optional<uint64_t> max_cpu_seconds;          // RLIMIT_CPU (killed at the limit)
 };
 
 // Runs argv[0] (looked up in PATH if it has no '/') and waits for it.

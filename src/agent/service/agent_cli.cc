@@ -41,7 +41,8 @@ constexpr const char* kExitCodesHelp =
     "5 wrong state (failed precondition), 6 agent unavailable/timeout,\n"
     "7 (serve) another agent already serves this state folder or socket.";
 
-int image_import(const std::string& images_dir, const std::string& name, const std::string& path) {
+int image_import(const std::string& images_dir, const std::string& name, const std::string& path,
+                 const std::string& kind) {
   if (auto st = model::validate_image_name("NAME", name); !st) {
     std::cerr << "error: " << st.error().to_string() << "\n";
     return kExitUsage;
@@ -53,7 +54,7 @@ int image_import(const std::string& images_dir, const std::string& name, const s
     std::cerr << "error: " << store.error().to_string() << "\n";
     return exit_code(store.error().code);
   }
-  auto info = (*store)->import_image(name, path);
+  auto info = (*store)->import_image(name, path, kind);
   if (!info) {
     std::cerr << "error: " << info.error().to_string() << "\n";
     return exit_code(info.error().code);
@@ -136,14 +137,18 @@ int agent_main(int argc, char** argv) {
   auto* image =
       app.add_subcommand("image", "Image store commands run on the host (no agent needed)");
   image->require_subcommand(1);
-  std::string images_dir = "/var/lib/strata-agent/images", img_name, img_path;
+  std::string images_dir = "/var/lib/strata-agent/images", img_name, img_path, img_kind;
   auto* imp = image->add_subcommand("import", "Copy a host file into the image store");
   imp->add_option("NAME", img_name, "Image name ([A-Za-z0-9][A-Za-z0-9._-]*)")->required();
   imp->add_option("PATH", img_path, "Host file to import (kernel, initrd, qcow2, raw)")
       ->required()
       ->check(CLI::ExistingFile);
   imp->add_option("--images", images_dir, "Image store folder")->capture_default_str();
-  imp->callback([&] { rc = image_import(images_dir, img_name, img_path); });
+  imp->add_option("--kind", img_kind,
+                  "disk, kernel or initrd: recorded with the image, so a VM cannot use it "
+                  "for another purpose (default: unknown, any use)")
+      ->check(CLI::IsMember({"disk", "kernel", "initrd"}));
+  imp->callback([&] { rc = image_import(images_dir, img_name, img_path, img_kind); });
   auto* ils = image->add_subcommand("ls", "List the image store's images");
   ils->add_option("--images", images_dir, "Image store folder")->capture_default_str();
   ils->callback([&] { rc = image_list_offline(images_dir); });

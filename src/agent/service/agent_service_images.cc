@@ -130,7 +130,7 @@ grpc::Status AgentService::PutImage(grpc::ServerContext*,
     if (got != h.sha256())
       return invalid_argument("sha256",
                               fmt::format("content hashes to {}, announced {}", got, h.sha256()));
-    auto info = images.import_image(h.name(), tmp.path());
+    auto info = images.import_image(h.name(), tmp.path(), h.kind());
     if (!info) {
       // Another PutImage of the same name won the race: same content is still success.
       if (info.error().code == ErrorCode::already_exists) return same_or_conflict(images, h, resp);

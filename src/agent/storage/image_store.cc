@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <stdlib.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,15 +72,20 @@ class LocalImageStore final : public ImageStore {
     auto path = image_path(name);
     if (!path) return tl::unexpected(path.error());
     if (auto s = storage::check_regular_file(root_, *path); !s) return tl::unexpected(s.error());
-    return info_of(name, *path);
+    auto info = info_of(name, *path);
+    if (info) info->kind = read_kind(*path);
+    return info;
   }
 
-  Result<ImageInfo> import_image(const std::string& name, const std::string& source_path) override {
+  Result<ImageInfo> import_image(const std::string& name, const std::string& source_path,
+                                 const std::string& kind) override {
     auto path = image_path(name);
     if (!path) return tl::unexpected(path.error());
-    auto kind = storage::lstat_kind(*path);
-    if (!kind) return tl::unexpected(kind.error());
-    if (*kind != Kind::absent)
+    if (!kind.empty() && kind != "disk" && kind != "kernel" && kind != "initrd")
+      return invalid_argument("kind", "kind must be disk, kernel or initrd");
+    auto existing = storage::lstat_kind(*path);
+    if (!existing) return tl::unexpected(existing.error());
+    if (*existing != Kind::absent)
       return make_error(ErrorCode::already_exists, "image " + name + " already exists");
     std::string tmp = temp_path(name);
     if (auto s = storage::copy_file(source_path, tmp); !s) {
@@ -92,16 +98,16 @@ class LocalImageStore final : public ImageStore {
       return tl::unexpected(std::move(e));
     };
     if (!info) return fail(info.error());
-    // A base that points at another file would let an image reach outside the store.
-    if (!info->backing_file.empty())
-      return fail(Error{ErrorCode::invalid_argument,
-                        "image has a backing file (" + info->backing_file + "); flatten it first",
-                        "source"});
-    if (info->format != "raw" && info->format != "qcow2")
-      return fail(Error{ErrorCode::invalid_argument,
-                        "unsupported image format " + info->format + " (raw or qcow2)", "source"});
-    if (auto s = storage::rename_noreplace(tmp, *path); !s) return tl::unexpected(s.error());
-    log_->info("image imported name={} format={} size={}", name, info->format, info->virtual_size);
+    if (auto s = check_outside_image(*info, kind); !s) return fail(s.error());
+    // The kind travels with the file: set before the rename, so the image never appears
+    // under its name without it.
+    if (!kind.empty()) {
+      if (auto s = write_kind(tmp, kind); !s) return fail(s.error());
+      info->kind = kind;
+    }
+    if (auto s = storage::rename_noreplace(tmp, *path); !s) return fail(s.error());
+    log_->info("image imported name={} kind={} format={} size={}", name,
+               kind.empty() ? "unknown" : kind, info->format, info->virtual_size);
     info->path = *path;
     return info;
   }
@@ -146,6 +152,13 @@ class LocalImageStore final : public ImageStore {
     if (!base_info->backing_file.empty())
       return make_error(ErrorCode::failed_precondition,
                         "base image " + base + " has a backing file");
+    // Images stored before data files were refused at import are caught here.
+    if (!base_info->data_file.empty())
+      return invalid_argument("base_image", "base image " + base +
+                                                " has an external data file; it cannot be used");
+    if (!base_info->kind.empty() && base_info->kind != "disk")
+      return invalid_argument("base_image", "image " + base + " is a " + base_info->kind +
+                                                " image, not a disk");
     std::string tmp = temp_path(vm + "-" + disk);
     std::vector<std::string> argv = {
         qemu_img_, "create",          "-q", "-f", "qcow2", "-b", base_info->path,
@@ -211,6 +224,47 @@ class LocalImageStore final : public ImageStore {
   }
 
  private:
+  // What an image from outside may be: no file named inside it, a disk in qcow2 or raw,
+  // a kernel or initrd a plain file (QEMU reads those raw; a qcow2 there is a disk
+  // smuggled under another kind).
+  static Status check_outside_image(const ImageInfo& info, const std::string& kind) {
+    if (!info.backing_file.empty())
+      return invalid_argument("source", "image has a backing file (" + info.backing_file +
+                                            "); flatten it first");
+    if (!info.data_file.empty())
+      return invalid_argument("source", "image has an external data file (" + info.data_file +
+                                            "); images must be self-contained");
+    if (kind == "kernel" || kind == "initrd") {
+      if (info.format != "raw")
+        return invalid_argument("source", "a " + kind + " must be a plain file, not a " +
+                                              info.format + " image");
+    } else if (info.format != "raw" && info.format != "qcow2") {
+      return invalid_argument("source",
+                              "unsupported image format " + info.format + " (raw or qcow2)");
+    }
+    return {};
+  }
+
+  static constexpr const char* kKindXattr = "user.strata.kind";
+
+  Status write_kind(const std::string& path, const std::string& kind) const {
+    if (::setxattr(path.c_str(), kKindXattr, kind.data(), kind.size(), 0) == 0) return {};
+    if (errno == ENOTSUP) {
+      // The manager still checks kinds; this host just cannot remember them.
+      log_->warn("file system has no user xattrs; image kind not recorded path={}", path);
+      return {};
+    }
+    return internal_error("setxattr " + path + ": " + std::strerror(errno));
+  }
+
+  static std::string read_kind(const std::string& path) {
+    char buf[16];
+    ssize_t n = ::lgetxattr(path.c_str(), kKindXattr, buf, sizeof buf);
+    if (n <= 0) return "";
+    std::string k(buf, static_cast<size_t>(n));
+    return (k == "disk" || k == "kernel" || k == "initrd") ? k : "";
+  }
+
   std::string images_dir() const { return root_ + "/images"; }
   std::string vms_dir() const { return root_ + "/vms"; }
   std::string tmp_dir() const { return root_ + "/tmp"; }

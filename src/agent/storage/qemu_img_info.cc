@@ -35,6 +35,15 @@ Result<ImageInfo> parse_qemu_img_info(const std::string& json_text) {
       info.backing_file = b->get<std::string>();
       break;
     }
+    if (auto fs = j.find("format-specific"); fs != j.end() && fs->is_object()) {
+      auto data = fs->find("data");
+      if (data != fs->end() && data->is_object()) {
+        if (auto df = data->find("data-file"); df != data->end()) {
+          if (!df->is_string()) return internal_error("qemu-img info: invalid \"data-file\"");
+          info.data_file = df->get<std::string>();
+        }
+      }
+    }
     return info;
   } catch (const json::exception& e) {
     return internal_error(std::string("qemu-img info: ") + e.what());

@@ -251,9 +251,10 @@ Status AgentClient::undefine_vm(const std::string& request_id, const std::string
   return {};
 }
 
-Result<std::vector<pb::Image>> AgentClient::list_images() {
+Result<std::vector<pb::Image>> AgentClient::list_images(
+    std::optional<std::chrono::milliseconds> timeout) {
   pb::ListImagesRequest req;
-  STRATA_UNARY(ListImages, req, pb::ListImagesResponse, timeout_);
+  STRATA_UNARY(ListImages, req, pb::ListImagesResponse, timeout.value_or(timeout_));
   return std::vector<pb::Image>(resp.images().begin(), resp.images().end());
 }
 

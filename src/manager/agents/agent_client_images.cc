@@ -62,12 +62,13 @@ Result<pb::PutImageResponse> AgentClient::put_image(
   return resp;
 }
 
-Status AgentClient::delete_image(const std::string& request_id, const std::string& name) {
+Status AgentClient::delete_image(const std::string& request_id, const std::string& name,
+                                 std::optional<std::chrono::milliseconds> timeout) {
   pb::DeleteImageRequest req;
   req.set_request_id(request_id);
   req.set_name(name);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout.value_or(timeout_));
   pb::DeleteImageResponse resp;
   grpc::Status st = stub_->DeleteImage(&ctx, req, &resp);
   if (!st.ok()) return tl::unexpected(error_from_grpc(st));

@@ -71,53 +71,68 @@ size_t ApiService::body_limit(std::string_view method, std::string_view path) co
 HttpResponse ApiService::dispatch(HttpRequest& req) {
   auto t0 = std::chrono::steady_clock::now();
   auto m = router_.match(req.method, req.path);
-  HttpResponse resp;
-  std::string route = "unmatched";
   if (!m.route) {
-    resp = error_response(Error{m.status == 405 ? ErrorCode::failed_precondition
-                                                : ErrorCode::not_found,
-                                m.status == 405 ? "method not allowed on this path"
-                                                : fmt::format("no route for {}", req.path),
-                                ""});
+    HttpResponse resp = error_response(
+        Error{m.status == 405 ? ErrorCode::failed_precondition : ErrorCode::not_found,
+              m.status == 405 ? "method not allowed on this path"
+                              : fmt::format("no route for {}", req.path),
+              ""});
     resp.status = m.status;
-  } else {
-    const Route& r = *m.route;
-    route = r.pattern;
-    req.params = std::move(m.params);
-    req.route = r.pattern;
-    Status allowed;
-    if (r.options.role) {
-      auto principal = deps_.auth->authenticate(req.header("authorization"));
-      if (principal) req.principal = *principal;
-      allowed = authorize(req.principal, *r.options.role);
-      if (!principal && principal.error().code != ErrorCode::unauthenticated)
-        allowed = tl::unexpected(principal.error());
+    return finish(nullptr, req, std::move(resp), t0, false);
+  }
+  const Route& r = *m.route;
+  req.params = std::move(m.params);
+  req.route = r.pattern;
+  Status allowed;
+  if (r.options.role) {
+    auto principal = deps_.auth->authenticate(req.header("authorization"));
+    if (principal) req.principal = *principal;
+    allowed = authorize(req.principal, *r.options.role);
+    if (!principal && principal.error().code != ErrorCode::unauthenticated)
+      allowed = tl::unexpected(principal.error());
+  }
+  if (!allowed) return finish(&r, req, error_response(allowed.error()), t0, false);
+  if (!r.options.offload) return finish(&r, req, r.handler(req), t0, true);
+  // Slow work: the handler runs on a worker, the I/O thread goes back to other clients.
+  HttpResponse later;
+  const Route* route = &r;  // routes live as long as the service
+  later.deferred = [this, route, t0, shared = std::make_shared<HttpRequest>(std::move(req))](
+                       HttpResponse::Completion complete) {
+    auto done = std::make_shared<HttpResponse::Completion>(std::move(complete));
+    bool queued = offload_.submit([this, route, t0, shared, done] {
+      (*done)(finish(route, *shared, route->handler(*shared), t0, true));
+    });
+    if (!queued) {
+      auto busy = error_response(Error{ErrorCode::unavailable,
+                                       "the manager is busy with other slow requests; retry", ""});
+      busy.headers.emplace_back("Retry-After", "1");
+      (*done)(finish(route, *shared, std::move(busy), t0, true));
     }
-    if (!allowed) {
-      resp = error_response(allowed.error());
-    } else {
-      resp = r.handler(req);
+  };
+  return later;
+}
+
+HttpResponse ApiService::finish(const Route* r, HttpRequest& req, HttpResponse resp,
+                                std::chrono::steady_clock::time_point t0, bool audited) {
+  if (r && !r->options.action.empty() && audited) {
+    std::string target = resp.audit_target;
+    if (target.empty()) {
+      std::string kind = r->options.action.substr(0, r->options.action.find('.'));
+      std::string p = req.param("name");
+      if (p.empty()) p = req.param("id");
+      target = p.empty() ? kind : kind + "/" + p;
     }
-    if (!r.options.action.empty() && allowed) {
-      std::string target = resp.audit_target;
-      if (target.empty()) {
-        std::string kind = r.options.action.substr(0, r.options.action.find('.'));
-        std::string p = req.param("name");
-        if (p.empty()) p = req.param("id");
-        target = p.empty() ? kind : kind + "/" + p;
-      }
-      std::string actor = req.principal ? "token:" + req.principal->name : "anonymous";
-      std::string result = resp.status < 400 ? "ok" : fmt::format("error {}", resp.status);
-      std::string message;
-      if (resp.status >= 400) {
-        auto j = nlohmann::json::parse(resp.body, nullptr, false);
-        if (!j.is_discarded() && j.contains("error")) message = j["error"].value("message", "");
-      }
-      deps_.events->append(actor, r.options.action, target, result, message);
+    std::string actor = req.principal ? "token:" + req.principal->name : "anonymous";
+    std::string result = resp.status < 400 ? "ok" : fmt::format("error {}", resp.status);
+    std::string message;
+    if (resp.status >= 400) {
+      auto j = nlohmann::json::parse(resp.body, nullptr, false);
+      if (!j.is_discarded() && j.contains("error")) message = j["error"].value("message", "");
     }
+    deps_.events->append(actor, r->options.action, target, result, message);
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  metrics_.record(route, req.method, resp.status, secs);
+  metrics_.record(r ? r->pattern : "unmatched", req.method, resp.status, secs);
   if (resp.status >= 500)
     logger("manager.api")->warn("request failed method={} path={} status={}", req.method,
                                 req.path, resp.status);

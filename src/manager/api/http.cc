@@ -1,6 +1,9 @@
 // HTTP value helpers, role names, and the one ErrorCode -> HTTP status mapping.
 #include "strata/manager/api/http.h"
 
+#include <fmt/format.h>
+#include <sys/statvfs.h>
+
 namespace strata::manager {
 
 std::string_view to_string(Role r) {
@@ -71,6 +74,22 @@ HttpResponse error_response(const Error& e) {
   HttpResponse r = HttpResponse::json(http_status(e.code), {{"error", err}});
   if (e.code == ErrorCode::unauthenticated)
     r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"strata\"");
+  return r;
+}
+
+std::optional<uint64_t> free_bytes(const std::string& dir) {
+  struct statvfs v {};
+  if (::statvfs(dir.c_str(), &v) != 0) return std::nullopt;
+  return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+}
+
+HttpResponse insufficient_storage(const std::string& dir, std::optional<uint64_t> needed) {
+  auto avail = free_bytes(dir);
+  std::string message = "not enough free space in the data folder";
+  if (needed) message += fmt::format(": the body is {} bytes", *needed);
+  message += avail ? fmt::format(", {} bytes are free", *avail) : ", free space unknown";
+  auto r = error_response(Error{ErrorCode::resource_exhausted, message, ""});
+  r.status = 507;
   return r;
 }
 

@@ -1,6 +1,6 @@
 // Boost.Beast HTTP server: async header/body reads on a small thread pool, handlers run
-// synchronously on that pool, SSE and WebSocket responses go to the stream runner
-// (http_streams.cc).
+// synchronously on that pool (or finish later, off it: HttpResponse::deferred), SSE
+// and WebSocket responses go to the stream runner (http_streams.cc).
 // Upload routes stream their body into a temp file (file_body) instead of memory. The
 // limits (connection caps, deadlines, header size, accept backoff) are explained in
 // http_server.h and docs/api.md.
@@ -12,6 +12,8 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -81,6 +83,9 @@ class Session : public std::enable_shared_from_this<Session> {
     upload_path_.clear();
   }
   void respond(HttpResponse resp, bool close_after);
+  // The handler finishes later (HttpResponse::deferred): park the session with the server
+  // and respond when the work completes.
+  void defer(HttpResponse resp, bool close_after);
   void write(bool close_after);
   void drain();
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
@@ -135,6 +140,10 @@ class BeastServer final : public HttpServer {
 
   void stop() override {
     if (stopped_.exchange(true)) return;
+    {
+      std::lock_guard lock(gate_->mu);
+      gate_->open = false;
+    }
     asio::post(ioc_, [this] {
       beast::error_code ec;
       acceptor_.close(ec);
@@ -145,6 +154,8 @@ class BeastServer final : public HttpServer {
     for (auto& t : pool_)
       if (t.joinable()) t.join();
     streams_.join();
+    std::lock_guard lock(parked_mu_);
+    parked_.clear();  // sockets close while the io_context still exists
   }
 
   size_t body_limit(std::string_view method, std::string_view path) { return limit_(method, path); }
@@ -158,6 +169,29 @@ class BeastServer final : public HttpServer {
   const HttpServerConfig& config() const { return cfg_; }
   HttpResponse dispatch(HttpRequest& r) { return dispatch_(r); }
   bool stopping() const { return stopped_; }
+
+  // Deferred responses: the session is owned here while a worker runs (never by the
+  // worker, so no socket outlives the io_context); a completion runs on the session's
+  // executor only while the gate is open (closed by stop() before the pool stops).
+  struct DeferGate {
+    std::mutex mu;
+    bool open = true;
+  };
+  std::shared_ptr<DeferGate> defer_gate() const { return gate_; }
+  void park(const std::shared_ptr<Session>& s) {
+    std::lock_guard lock(parked_mu_);
+    parked_.insert(s);
+  }
+  std::shared_ptr<Session> unpark(Session* s) {
+    std::lock_guard lock(parked_mu_);
+    for (auto it = parked_.begin(); it != parked_.end(); ++it)
+      if (it->get() == s) {
+        auto owned = *it;
+        parked_.erase(it);
+        return owned;
+      }
+    return nullptr;
+  }
 
   // Hands a long-lived response (SSE, WebSocket) and its socket to the stream runner.
   void detach(tcp::socket socket, BeastRequest req, HttpResponse resp) {
@@ -247,6 +281,9 @@ class BeastServer final : public HttpServer {
   std::atomic<bool> stopped_{false};
   uint16_t port_ = 0;
   detail::StreamRunner streams_;
+  std::shared_ptr<DeferGate> gate_ = std::make_shared<DeferGate>();
+  std::mutex parked_mu_;
+  std::set<std::shared_ptr<Session>> parked_;
 };
 
 const HttpServerConfig& Session::config() const { return server_.config(); }
@@ -406,6 +443,10 @@ void Session::on_body(beast::error_code ec) {
   req.body = std::move(breq.body());
   bool keep_alive = breq.keep_alive();
   HttpResponse resp = server_.dispatch(req);
+  if (resp.deferred) {
+    defer(std::move(resp), !keep_alive);
+    return;
+  }
   if (resp.websocket || resp.event_stream) {
     bool is_ws = static_cast<bool>(resp.websocket);
     if (is_ws && !websocket::is_upgrade(breq)) {
@@ -462,6 +503,21 @@ void Session::on_file_body(beast::error_code ec) {
     respond(error_response(Error{ErrorCode::payload_too_large, "request body too large", ""}), true);
     return;
   }
+  if (ec == beast::errc::no_space_on_device ||
+      (ec.category() == boost::system::system_category() && ec.value() == EDQUOT)) {
+    // The data folder filled up mid-way: answer (and log) instead of dropping the client.
+    auto len = file_parser_->content_length();
+    file_parser_.reset();  // closes the file, so unlinking it frees the space
+    drop_upload();
+    logger("manager.http")
+        ->warn("upload refused: data folder full dir={} bytes={} free={}", server_.upload_dir(),
+               len ? std::to_string(*len) : "unknown",
+               free_bytes(server_.upload_dir()).value_or(0));
+    respond(insufficient_storage(server_.upload_dir(),
+                                 len ? std::optional<uint64_t>(*len) : std::nullopt),
+            true);
+    return;
+  }
   if (ec) {
     logger("manager.http")->debug("upload read failed address={} error={}", address_,
                                   ec.message());
@@ -475,6 +531,10 @@ void Session::on_file_body(beast::error_code ec) {
   req.body_file = upload_path_;
   bool keep_alive = breq.keep_alive();
   HttpResponse resp = server_.dispatch(req);
+  if (resp.deferred) {
+    defer(std::move(resp), !keep_alive);  // the upload file stays until the handler is done
+    return;
+  }
   drop_upload();
   respond(std::move(resp), !keep_alive);
 }
@@ -489,6 +549,26 @@ void Session::reject_busy() {
   resp.headers.emplace_back("Retry-After", "1");
   drain_time_ = std::chrono::seconds(1);
   respond(std::move(resp), /*close_after=*/true);
+}
+
+void Session::defer(HttpResponse resp, bool close_after) {
+  auto self = shared_from_this();
+  server_.park(self);
+  std::weak_ptr<Session> weak = self;
+  auto gate = server_.defer_gate();
+  // The completion holds nothing of the server but the gate: it may run (or be dropped)
+  // after the server is gone.
+  resp.deferred([weak, gate, close_after](HttpResponse done) {
+    std::lock_guard lock(gate->mu);
+    if (!gate->open) return;  // stopping: the session is dropped with the server
+    auto s = weak.lock();     // parked, so alive while the gate is open
+    if (!s) return;
+    asio::post(s->stream_.get_executor(), [s, close_after, done = std::move(done)]() mutable {
+      auto owned = s->server_.unpark(s.get());
+      s->drop_upload();
+      s->respond(std::move(done), close_after);
+    });
+  });
 }
 
 void Session::respond(HttpResponse resp, bool close_after) {

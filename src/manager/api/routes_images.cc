@@ -1,19 +1,24 @@
 // The image catalog: list/show (viewer), upload and delete (operator). An upload is the
 // raw bytes (application/octet-stream) streamed by the server into a temp file; it is
-// checked (disks through `qemu-img info`: qcow2/raw only, no backing or external data
-// file, which would make a host read files of the manager's or the host's choosing),
-// hashed (sha256), recorded, and moved under the catalog folder as <image id>.
+// checked (every kind through `qemu-img info`, image_probe.h: disks qcow2/raw, kernels and
+// initrds plain files, never a backing or external data file, which would make a host
+// read files of the uploader's choosing), hashed (sha256), recorded, and moved under the
+// catalog folder as <image id>.
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 
-#include "strata/common/process.h"
+#include "strata/common/log.h"
 #include "strata/common/sha256.h"
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/controllers/image_distribution.h"
+#include "strata/manager/controllers/image_probe.h"
 #include "strata/manager/controllers/vm_document.h"
 #include "strata/model/validation.h"
 
@@ -34,65 +39,40 @@ nlohmann::json image_json(const store::ImageRecord& i) {
           {"resource_version", i.resource_version}};
 }
 
-struct DiskFacts {
-  std::string format;
-  int64_t virtual_size = 0;
-};
-
-// `qemu-img info` opens only the image itself (never its backing chain), so probing an
-// uploaded file is safe; its answer decides whether the file may be used at all.
-Result<DiskFacts> probe_disk(const std::string& path) {
-  auto out = run_checked({"qemu-img", "info", "--output=json", path});
-  if (!out)
-    return make_error(ErrorCode::invalid_argument,
-                      "not a readable disk image: " + out.error().message, "body");
-  try {
-    auto j = nlohmann::json::parse(*out);
-    DiskFacts f;
-    f.format = j.value("format", "");
-    f.virtual_size = j.value("virtual-size", int64_t{0});
-    if (f.format != "qcow2" && f.format != "raw")
-      return make_error(ErrorCode::invalid_argument,
-                        fmt::format("unsupported disk format '{}' (qcow2 or raw)", f.format),
-                        "body");
-    if (j.contains("backing-filename") || j.contains("full-backing-filename"))
-      return make_error(ErrorCode::invalid_argument,
-                        "qcow2 images with a backing file are refused; flatten it first "
-                        "(qemu-img convert -O qcow2)",
-                        "body");
-    if (j.contains("format-specific") && j["format-specific"].contains("data") &&
-        j["format-specific"]["data"].contains("data-file"))
-      return make_error(ErrorCode::invalid_argument,
-                        "qcow2 images with an external data file are refused", "body");
-    return f;
-  } catch (const nlohmann::json::exception& e) {
-    return internal_error(std::string("qemu-img info output: ") + e.what());
-  }
-}
-
-// Hosts (connected now) whose agent lists the image.
-nlohmann::json hosts_with(ApiDeps& d, const std::string& name) {
-  nlohmann::json out = nlohmann::json::array();
-  if (!d.agents) return out;
-  auto hosts = d.store->list_hosts({});
-  if (!hosts) return out;
-  for (const auto& h : *hosts) {
-    auto client = d.agents->client(h.id);
-    if (!client || d.agents->liveness(h.id) != Liveness::up) continue;
-    auto images = client->list_images();
-    if (!images) continue;
+// Hosts (up now) whose agent lists the image, asked in parallel with a short deadline;
+// hosts that are up but did not answer in time are listed apart.
+void add_hosts_with(ApiDeps& d, const std::string& name, nlohmann::json& out) {
+  out["hosts"] = nlohmann::json::array();
+  out["hosts_unanswered"] = nlohmann::json::array();
+  if (!d.agents) return;
+  std::mutex mu;
+  std::vector<std::pair<std::string, nlohmann::json>> found;
+  std::vector<std::string> unanswered;
+  for_each_host(*d.store, *d.agents, [&](const store::HostRecord& h, AgentClient* client) {
+    if (!client) return;
+    auto images = client->list_images(kHostCallTimeout);
+    std::lock_guard lock(mu);
+    if (!images) {
+      unanswered.push_back(h.name);
+      return;
+    }
     for (const auto& img : *images) {
       if (img.name() != name) continue;
-      out.push_back({{"host_id", h.id}, {"host", h.name}, {"format", img.format()}});
+      found.emplace_back(h.name, nlohmann::json{{"host_id", h.id}, {"host", h.name},
+                                                {"format", img.format()}});
       break;
     }
-  }
-  return out;
+  });
+  std::sort(found.begin(), found.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::sort(unanswered.begin(), unanswered.end());
+  for (auto& [n, j] : found) out["hosts"].push_back(std::move(j));
+  for (auto& n : unanswered) out["hosts_unanswered"].push_back(n);
 }
 
 // Everything about an upload that the header alone decides: run before the body is read
 // (so a bad name or a taken one does not cost the transfer) and again with the body.
-std::optional<HttpResponse> check_upload_head(ApiDeps& d, const HttpRequest& r) {
+std::optional<HttpResponse> check_upload_head(ApiDeps& d, const HttpRequest& r,
+                                              bool before_body) {
   if (!d.images)
     return error_response(Error{ErrorCode::unavailable, "this manager has no image catalog", ""});
   std::string name = r.query.count("name") ? r.query.at("name") : "";
@@ -112,11 +92,28 @@ std::optional<HttpResponse> check_upload_head(ApiDeps& d, const HttpRequest& r) 
     resp.audit_target = "image/" + name;
     return resp;
   }
+  // A body announced larger than the free space would fill the data folder: 507 before
+  // the transfer (the server answers the same when the disk fills up mid-way).
+  std::string length = r.header("content-length");
+  uint64_t announced = 0;
+  if (before_body && !length.empty() &&
+      std::from_chars(length.data(), length.data() + length.size(), announced).ec ==
+          std::errc()) {
+    auto avail = free_bytes(d.images->catalog_dir());
+    if (avail && announced > *avail) {
+      logger("manager.images")
+          ->warn("image upload refused: data folder full name={} bytes={} free={}", name,
+                 announced, *avail);
+      auto resp = insufficient_storage(d.images->catalog_dir(), announced);
+      resp.audit_target = "image/" + name;
+      return resp;
+    }
+  }
   return std::nullopt;
 }
 
 HttpResponse create_image(ApiDeps& d, HttpRequest& r) {
-  if (auto early = check_upload_head(d, r)) return std::move(*early);
+  if (auto early = check_upload_head(d, r, /*before_body=*/false)) return std::move(*early);
   const std::string name = r.query.at("name");
   const std::string kind = r.query.count("kind") ? r.query.at("kind") : "disk";
   struct stat st {};
@@ -127,27 +124,18 @@ HttpResponse create_image(ApiDeps& d, HttpRequest& r) {
   rec.name = name;
   rec.kind = kind;
   rec.size_bytes = st.st_size;
-  if (kind == "disk") {
-    auto facts = probe_disk(r.body_file);
-    if (!facts) return error_response(facts.error());
-    rec.format = facts->format;
-    rec.virtual_size = facts->virtual_size;
-  } else {
-    rec.format = "raw";
-    rec.virtual_size = st.st_size;
-  }
+  // Every kind is probed: a kernel that is really a qcow2 naming a host file must not
+  // reach the catalog, whatever it is declared to be.
+  auto facts = probe_image(r.body_file, kind);
+  if (!facts) return error_response(facts.error());
+  rec.format = facts->format;
+  rec.virtual_size = facts->virtual_size;
   auto digest = sha256_file(r.body_file);
   if (!digest) return error_response(digest.error());
   rec.sha256 = *digest;
 
-  auto created = d.store->create_image(rec);
+  auto created = d.images->commit_upload(r.body_file, rec);
   if (!created) return error_response(created.error());
-  std::string dest = catalog_file(d.images->catalog_dir(), created->id);
-  if (std::rename(r.body_file.c_str(), dest.c_str()) != 0) {
-    (void)d.store->delete_image(created->id, std::nullopt);
-    return error_response(
-        Error{ErrorCode::internal, "cannot move the upload into the catalog folder", ""});
-  }
   auto resp = HttpResponse::json(201, image_json(*created));
   resp.audit_target = "image/" + created->name;
   return resp;
@@ -186,6 +174,8 @@ HttpResponse delete_image(ApiDeps& d, HttpRequest& r) {
 void add_image_routes(ApiService& api) {
   ApiDeps& d = api.deps();
   RouteOptions view;
+  RouteOptions view_hosts;  // asks every host that is up
+  view_hosts.offload = true;
   api.router().add("GET", "/api/v1/images", view, [&d](HttpRequest& r) {
     store::ListOptions o;
     auto limit = query_int(r, "limit", 0, 0, 10000);
@@ -198,24 +188,28 @@ void add_image_routes(ApiService& api) {
     for (const auto& i : *list) items.push_back(image_json(i));
     return HttpResponse::json(200, {{"images", items}});
   });
-  api.router().add("GET", "/api/v1/images/{name}", view, [&d](HttpRequest& r) {
+  api.router().add("GET", "/api/v1/images/{name}", view_hosts, [&d](HttpRequest& r) {
     auto img = d.store->get_image_by_name(r.param("name"));
     if (!img) return error_response(img.error());
     auto j = image_json(*img);
-    j["hosts"] = hosts_with(d, img->name);
+    add_hosts_with(d, img->name, j);
     return HttpResponse::json(200, j);
   });
   RouteOptions upload;
   upload.role = Role::operator_;
   upload.action = "image.create";
   upload.stream_body = true;
+  upload.offload = true;  // qemu-img and sha256 of up to --image-max-bytes
   upload.max_body = d.image_max_bytes;
-  upload.precheck = [&d](HttpRequest& head) { return check_upload_head(d, head); };
+  upload.precheck = [&d](HttpRequest& head) {
+    return check_upload_head(d, head, /*before_body=*/true);
+  };
   api.router().add("POST", "/api/v1/images", upload,
                    [&d](HttpRequest& r) { return create_image(d, r); });
   RouteOptions del;
   del.role = Role::operator_;
   del.action = "image.delete";
+  del.offload = true;  // asks every host that is up
   api.router().add("DELETE", "/api/v1/images/{name}", del,
                    [&d](HttpRequest& r) { return delete_image(d, r); });
 }

@@ -8,6 +8,7 @@
 
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/json_fields.h"
+#include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/model/validation.h"
@@ -46,6 +47,7 @@ HttpResponse create_vm(ApiDeps& d, HttpRequest& r) {
   auto completed = model::complete(doc->spec, &random_u64);
   if (!completed) return error_response(completed.error());
   doc->spec = std::move(*completed);
+  if (auto st = check_image_kinds(*d.store, doc->spec); !st) return error_response(st.error());
 
   store::VmRecord created;
   store::TaskRecord task;

@@ -2,11 +2,17 @@
 // catalog image it lacks, progress throttled to 10% steps.
 #include "strata/manager/controllers/image_distribution.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "strata/common/log.h"
 #include "strata/manager/controllers/vm_document.h"
@@ -28,6 +34,46 @@ std::vector<std::string> referenced_images(const model::VmSpec& spec) {
   }
   for (const auto& d : spec.disks) add(d.base_image);
   return out;
+}
+
+Status check_image_kinds(store::Store& store, const model::VmSpec& spec) {
+  auto check = [&](const std::string& name, std::string_view want,
+                   const std::string& field) -> Status {
+    if (name.empty()) return {};
+    auto rec = store.get_image_by_name(name);
+    if (!rec) {
+      if (rec.error().code == ErrorCode::not_found) return {};
+      return tl::unexpected(rec.error());
+    }
+    if (rec->kind == want) return {};
+    return invalid_argument(field, fmt::format("image {} is a {} image; {} needs a {} image",
+                                               name, rec->kind, field, want));
+  };
+  if (spec.kernel_boot) {
+    if (auto st = check(spec.kernel_boot->kernel, "kernel", "kernel"); !st) return st;
+    if (auto st = check(spec.kernel_boot->initrd, "initrd", "initrd"); !st) return st;
+  }
+  for (size_t i = 0; i < spec.disks.size(); ++i)
+    if (auto st = check(spec.disks[i].base_image, "disk", fmt::format("disks[{}].image", i)); !st)
+      return st;
+  return {};
+}
+
+void for_each_host(store::Store& store, ConnectionManager& agents,
+                   const std::function<void(const store::HostRecord&, AgentClient*)>& call) {
+  auto hosts = store.list_hosts({});
+  if (!hosts) return;
+  constexpr size_t kParallel = 16;
+  for (size_t start = 0; start < hosts->size(); start += kParallel) {
+    std::vector<std::thread> batch;
+    for (size_t i = start; i < std::min(hosts->size(), start + kParallel); ++i) {
+      const store::HostRecord& h = (*hosts)[i];
+      AgentClientPtr client;
+      if (agents.liveness(h.id) == Liveness::up) client = agents.client(h.id);
+      batch.emplace_back([&call, &h, client] { call(h, client.get()); });
+    }
+    for (auto& t : batch) t.join();
+  }
 }
 
 Result<std::map<std::string, std::string>> image_users(store::Store& store) {
@@ -55,6 +101,9 @@ Status ImageDistributor::ensure(const std::string& host_id, AgentClient& client,
                                 const std::function<void(const std::string&)>& progress) {
   auto names = referenced_images(spec);
   if (names.empty()) return {};
+  // Checked at creation too; a catalog image uploaded later under a name the VM took
+  // from its host must not be pushed for the wrong use either.
+  if (auto st = check_image_kinds(store_, spec); !st) return st;
   auto present_list = client.list_images();
   if (!present_list) return tl::unexpected(present_list.error());
   std::set<std::string> present;
@@ -86,6 +135,38 @@ Status ImageDistributor::ensure(const std::string& host_id, AgentClient& client,
                put->existed());
   }
   return {};
+}
+
+namespace {
+
+Status fsync_path(const std::string& path, int flags) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return internal_error(fmt::format("open {}: {}", path, std::strerror(errno)));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return internal_error(fmt::format("fsync {}: {}", path, std::strerror(err)));
+  return {};
+}
+
+}  // namespace
+
+Result<store::ImageRecord> ImageDistributor::commit_upload(const std::string& upload_path,
+                                                           const store::ImageRecord& record) {
+  if (auto st = fsync_path(upload_path, O_RDONLY); !st) return tl::unexpected(st.error());
+  auto created = store_.create_image(record);
+  if (!created) return created;
+  std::string dest = catalog_file(catalog_dir_, created->id);
+  auto undo = [&](const std::string& what) -> Result<store::ImageRecord> {
+    logger("manager.images")->error("image upload not committed name={} error={}", record.name, what);
+    ::unlink(dest.c_str());
+    (void)store_.delete_image(created->id, std::nullopt);
+    return internal_error("cannot move the upload into the catalog folder: " + what);
+  };
+  if (std::rename(upload_path.c_str(), dest.c_str()) != 0)
+    return undo(fmt::format("rename: {}", std::strerror(errno)));
+  if (auto st = fsync_path(catalog_dir_, O_RDONLY | O_DIRECTORY); !st) return undo(st.error().message);
+  return created;
 }
 
 Result<CatalogRepair> ImageDistributor::repair() {
@@ -125,13 +206,11 @@ Result<CatalogRepair> ImageDistributor::repair() {
 std::vector<HostCopy> ImageDistributor::remove_host_copies(const store::ImageRecord& image,
                                                            ConnectionManager& agents) {
   std::vector<HostCopy> out;
-  auto hosts = store_.list_hosts({});
-  if (!hosts) return out;
-  for (const auto& h : *hosts) {
+  std::mutex out_mu;
+  for_each_host(store_, agents, [&](const store::HostRecord& h, AgentClient* client) {
     HostCopy c{h.name, "unreachable", ""};
-    auto client = agents.client(h.id);
-    if (client && agents.liveness(h.id) == Liveness::up) {
-      auto st = client->delete_image(image.id + ":delete", image.name);
+    if (client) {
+      auto st = client->delete_image(image.id + ":delete", image.name, kHostCallTimeout);
       if (st) {
         c.outcome = "removed";
       } else if (st.error().code == ErrorCode::not_found) {
@@ -141,8 +220,12 @@ std::vector<HostCopy> ImageDistributor::remove_host_copies(const store::ImageRec
         c.message = st.error().message;
       }
     }
-    if (c.outcome != "absent") out.push_back(std::move(c));
-  }
+    if (c.outcome == "absent") return;
+    std::lock_guard lock(out_mu);
+    out.push_back(std::move(c));
+  });
+  std::sort(out.begin(), out.end(),
+            [](const HostCopy& a, const HostCopy& b) { return a.host < b.host; });
   return out;
 }
 

@@ -161,6 +161,51 @@ TEST_F(PutImageTest, Qcow2WithBackingFileIsRefused) {
   EXPECT_EQ(tmp_entries(), 0u);
 }
 
+// A qcow2 whose external data file is a host path, and one with a backing file, as each
+// kind: none may be stored (a kernel today is a disk base tomorrow if the kind is not
+// checked). A plain qcow2 may be a disk, never a kernel or initrd.
+TEST_F(PutImageTest, DataFilesBackingFilesAndFormatsAreRefusedForEveryKind) {
+  fs::path secret = dir_ / "host-secret.raw";
+  fs::path with_data = dir_ / "data-file.qcow2", with_backing = dir_ / "backed.qcow2",
+           plain = dir_ / "plain.qcow2";
+  // qemu-img creates (and sizes) the data file itself: a file of this test, never a real
+  // host file.
+  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "qcow2", "-o",
+                           "data_file=" + secret.string(), with_data.string(), "1M"}));
+  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "qcow2", "-b", secret.string(), "-F",
+                           "raw", with_backing.string()}));
+  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "qcow2", plain.string(), "1M"}));
+  auto put_file = [&](const std::string& name, const std::string& kind, const fs::path& p) {
+    std::string data = read_all(p);
+    Sha256 h;
+    h.update(data);
+    return put(name, kind, data, data.size(), h.hex_final(), 65536);
+  };
+  for (std::string kind : {"disk", "kernel", "initrd"}) {
+    auto d = put_file("with-data-" + kind, kind, with_data);
+    ASSERT_FALSE(d) << kind;
+    EXPECT_EQ(d.error().code, ErrorCode::invalid_argument);
+    EXPECT_NE(d.error().message.find("data file"), std::string::npos) << d.error().message;
+    auto b = put_file("backed-" + kind, kind, with_backing);
+    ASSERT_FALSE(b) << kind;
+    EXPECT_NE(b.error().message.find("backing file"), std::string::npos) << b.error().message;
+  }
+  for (std::string kind : {"kernel", "initrd"}) {
+    auto q = put_file("plain-" + kind, kind, plain);
+    ASSERT_FALSE(q) << kind;
+    EXPECT_EQ(q.error().code, ErrorCode::invalid_argument);
+    EXPECT_NE(q.error().message.find("plain file"), std::string::npos) << q.error().message;
+  }
+  EXPECT_TRUE(images_->list_images().empty());
+  EXPECT_EQ(tmp_entries(), 0u);
+
+  // The kind comes with the image and stays with it.
+  ASSERT_TRUE(put_file("plain-disk", "disk", plain));
+  auto stored = images_->image("plain-disk");
+  ASSERT_TRUE(stored) << stored.error().to_string();
+  EXPECT_EQ(stored->kind, "disk");
+}
+
 TEST_F(PutImageTest, DeleteImageIsDedupedByRequestId) {
   ASSERT_TRUE(put("gone", std::string("abc")));
   v1::DeleteImageRequest del;

@@ -79,6 +79,59 @@ TEST_F(ImageStoreTest, ImportRefusesImagesWithBackingFiles) {
   EXPECT_TRUE(fs::is_empty(store_->root() + "/tmp"));  // the temp copy is gone
 }
 
+TEST_F(ImageStoreTest, ImportRefusesExternalDataFilesWhateverTheKind) {
+  // qemu-img makes the data file itself, inside the test folder.
+  std::string data = dir_ + "/secret.raw", evil = dir_ + "/evil.qcow2";
+  ASSERT_TRUE(run_checked(
+      {"qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=" + data, evil, "1M"}));
+  for (std::string kind : {"", "disk", "kernel", "initrd"}) {
+    auto r = store_->import_image("evil", evil, kind);
+    ASSERT_FALSE(r) << kind;
+    EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);
+    EXPECT_NE(r.error().message.find("data file"), std::string::npos) << r.error().message;
+  }
+  EXPECT_TRUE(store_->list_images().empty());
+  EXPECT_TRUE(fs::is_empty(store_->root() + "/tmp"));
+}
+
+TEST_F(ImageStoreTest, KernelsAndInitrdsMustBePlainFilesAndKeepTheirKind) {
+  std::string q = dir_ + "/disk.qcow2";
+  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "qcow2", q, "1M"}));
+  auto as_kernel = store_->import_image("k", q, "kernel");
+  ASSERT_FALSE(as_kernel);
+  EXPECT_EQ(as_kernel.error().code, ErrorCode::invalid_argument);
+  auto bad_kind = store_->import_image("k", q, "iso");
+  ASSERT_FALSE(bad_kind);
+  EXPECT_EQ(bad_kind.error().field, "kind");
+
+  auto k = store_->import_image("vmlinuz", make_raw("vmlinuz", 4096, 'k'), "kernel");
+  ASSERT_TRUE(k) << k.error().to_string();
+  EXPECT_EQ(k->kind, "kernel");
+  EXPECT_EQ(store_->image("vmlinuz")->kind, "kernel");
+  auto unknown = store_->import_image("local", make_raw("local", 4096, 'l'));
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(store_->image("local")->kind, "");
+
+  // A kernel is never a disk base; an image of unknown kind (imported without one) may be.
+  auto ov = store_->create_overlay("vm1", "root", "vmlinuz", 0);
+  ASSERT_FALSE(ov);
+  EXPECT_EQ(ov.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(ov.error().message.find("kernel"), std::string::npos) << ov.error().message;
+  EXPECT_TRUE(store_->create_overlay("vm1", "root", "local", 0));
+}
+
+TEST_F(ImageStoreTest, OverlayRefusesABaseWithADataFileAlreadyInTheStore) {
+  // As if stored before imports refused data files: dropped into images/ by hand.
+  std::string data = dir_ + "/secret.raw";
+  std::string planted = store_->root() + "/images/old";
+  ASSERT_TRUE(run_checked(
+      {"qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=" + data, planted, "1M"}));
+  auto ov = store_->create_overlay("vm1", "root", "old", 0);
+  ASSERT_FALSE(ov);
+  EXPECT_EQ(ov.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(ov.error().message.find("data file"), std::string::npos) << ov.error().message;
+}
+
 TEST_F(ImageStoreTest, ImportMissingSourceIsNotFound) {
   auto r = store_->import_image("x.raw", dir_ + "/does-not-exist");
   ASSERT_FALSE(r);

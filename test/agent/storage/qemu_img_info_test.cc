@@ -37,6 +37,24 @@ TEST(QemuImgInfo, ParsesRecordedRaw) {
   EXPECT_TRUE(info->backing_file.empty());
 }
 
+// qemu-img 7.2 on `qemu-img create -f qcow2 -o data_file=/tmp/imgexp/data.raw t.qcow2 1M`.
+TEST(QemuImgInfo, ParsesAnExternalDataFile) {
+  auto info = parse_qemu_img_info(R"({
+    "virtual-size": 1048576, "filename": "t.qcow2", "cluster-size": 65536,
+    "format": "qcow2", "actual-size": 200704,
+    "format-specific": {"type": "qcow2", "data": {"compat": "1.1",
+        "compression-type": "zlib", "lazy-refcounts": false, "refcount-bits": 16,
+        "data-file": "/tmp/imgexp/data.raw", "data-file-raw": false, "corrupt": false,
+        "extended-l2": false}},
+    "dirty-flag": false})");
+  ASSERT_TRUE(info) << info.error().to_string();
+  EXPECT_EQ(info->data_file, "/tmp/imgexp/data.raw");
+  EXPECT_TRUE(info->backing_file.empty());
+  auto bad = parse_qemu_img_info(
+      R"({"format": "qcow2", "virtual-size": 1, "format-specific": {"data": {"data-file": 3}}})");
+  EXPECT_FALSE(bad);
+}
+
 TEST(QemuImgInfo, MalformedOutputIsAnErrorNotACrash) {
   std::string good = fixture("info_raw.json");
   const std::vector<std::pair<std::string, std::string>> cases = {

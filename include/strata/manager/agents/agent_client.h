@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,14 +69,17 @@ class AgentClient {
   Result<pb::VmStatus> pause_vm(const std::string& request_id, const std::string& name);
   Result<pb::VmStatus> resume_vm(const std::string& request_id, const std::string& name);
   Status undefine_vm(const std::string& request_id, const std::string& name);
-  Result<std::vector<pb::Image>> list_images();
+  // `timeout`: a shorter deadline than the default (a listing over many hosts).
+  Result<std::vector<pb::Image>> list_images(
+      std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   // Streams the file at `path` to the agent's image store as image `name` (PutImage);
   // on_progress(bytes_sent) after each chunk. Idempotent for the same name and sha256.
   Result<pb::PutImageResponse> put_image(const std::string& name, const std::string& kind,
                                          const std::string& path, uint64_t size_bytes,
                                          const std::string& sha256,
                                          const std::function<void(uint64_t)>& on_progress = {});
-  Status delete_image(const std::string& request_id, const std::string& name);
+  Status delete_image(const std::string& request_id, const std::string& name,
+                      std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   Result<std::string> console_tail(const std::string& name, uint32_t max_bytes);
   Status write_console(const std::string& request_id, const std::string& name,

@@ -1,12 +1,16 @@
 // The REST API in front of the transport: routes every request (404/405), enforces body
 // limits and bearer-token roles, records Prometheus request metrics, writes the audit
 // log for mutating routes, and turns every handler error into the error envelope.
+// Routes marked `offload` (slow work) run their handler on a small worker pool and answer
+// through a deferred response, so the HTTP I/O threads keep serving /healthz and GETs.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include "strata/common/clock.h"
+#include "strata/common/work_pool.h"
 #include "strata/manager/api/http.h"
 #include "strata/manager/api/metrics.h"
 #include "strata/manager/api/request_bodies.h"  // query_int, expected_version
@@ -77,11 +81,18 @@ class ApiService {
   ~ApiService();
 
  private:
+  // Audit (mutating routes that got past auth), metrics, 5xx log; returns `resp`.
+  HttpResponse finish(const Route* route, HttpRequest& req, HttpResponse resp,
+                      std::chrono::steady_clock::time_point t0, bool audited);
+
   StreamLimiter limiter_;
   std::unique_ptr<EventFanout> fanout_;
   ApiDeps deps_;
   Router router_;
   HttpMetrics metrics_;
+  // Runs the handlers of RouteOptions::offload routes. Declared last: destroyed (its queue
+  // run, its threads joined) before anything its jobs use.
+  WorkPool offload_{2, 64};
 };
 
 // Route groups (one file each).

@@ -94,6 +94,12 @@ struct HttpResponse {
   std::function<void(std::shared_ptr<EventStream>)> event_stream;
   // For the audit log: the target when the route has no {name}/{id} ("vm/web-1").
   std::string audit_target;
+  // A response that is finished later, off the I/O thread (slow work: qemu-img, hashing,
+  // calls to hosts): the server calls `deferred` once, right away, with `complete`, and
+  // sends what `complete` is given (from any thread, exactly once). Everything else in
+  // this response is ignored. A streamed upload's temp file stays until then.
+  using Completion = std::function<void(HttpResponse)>;
+  std::function<void(Completion complete)> deferred;
 
   static HttpResponse json(unsigned status, const nlohmann::json& j);
   static HttpResponse text(unsigned status, std::string body, std::string content_type);
@@ -104,5 +110,13 @@ unsigned http_status(ErrorCode code);
 
 // The error envelope: {"error":{"code","message","field"?}} with the mapped status.
 HttpResponse error_response(const Error& e);
+
+// Bytes free for unprivileged writers in the file system holding `dir` (statvfs);
+// nullopt when it cannot be read.
+std::optional<uint64_t> free_bytes(const std::string& dir);
+
+// 507 Insufficient Storage (code resource_exhausted): a request body does not fit in the
+// folder `dir`. The message names the free space there and, when known, the size needed.
+HttpResponse insufficient_storage(const std::string& dir, std::optional<uint64_t> needed);
 
 }  // namespace strata::manager

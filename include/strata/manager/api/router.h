@@ -27,6 +27,10 @@ struct RouteOptions {
   // Streamed routes: checks on the header alone (query, names taken) before the body is
   // read; a response it returns is sent instead (and audited). Null: none.
   std::function<std::optional<HttpResponse>(HttpRequest& head)> precheck;
+  // The handler is slow (runs a process, hashes a large file, calls hosts): it runs on the
+  // API's worker pool, never on an HTTP I/O thread; 503 with Retry-After when the pool's
+  // queue is full.
+  bool offload = false;
 };
 
 struct Route {

@@ -5,6 +5,7 @@
 // (`strata-agent image import`) keep working as before.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,11 +21,29 @@
 
 namespace strata::manager {
 
+// Deadline of one call to one host when the API asks every host (list who holds an image,
+// remove copies): short, since the caller waits for the slowest host.
+inline constexpr std::chrono::milliseconds kHostCallTimeout{3000};
+
 // Where the catalog keeps an image's bytes.
 std::string catalog_file(const std::string& catalog_dir, const std::string& image_id);
 
 // Image names a VM spec refers to (kernel, initrd, disk bases), without duplicates.
 std::vector<std::string> referenced_images(const model::VmSpec& spec);
+
+// Each catalog image `spec` names must be of the kind its use needs: disk bases "disk",
+// the kernel "kernel", the initrd "initrd" (a kernel used as a disk base would be opened
+// by QEMU with format probing). invalid_argument naming the REST field ("kernel",
+// "initrd", "disks[i].image") otherwise. Names the catalog does not know are left to the
+// host, whose agent checks the kinds it knows.
+Status check_image_kinds(store::Store& store, const model::VmSpec& spec);
+
+// Calls `call` once for every host in the store, in parallel (at most 16 at a time), with
+// the host's client when it is up now and null otherwise; returns when every call has.
+// Each call bounds itself with a short deadline: one slow host costs its own deadline, not
+// the sum over all hosts.
+void for_each_host(store::Store& store, ConnectionManager& agents,
+                   const std::function<void(const store::HostRecord&, AgentClient*)>& call);
 
 // Image name -> the name of one VM whose spec refers to it, over every VM in the store.
 Result<std::map<std::string, std::string>> image_users(store::Store& store);
@@ -60,6 +79,14 @@ class ImageDistributor {
   // different image under that name; invalid_argument: size/sha256 mismatch).
   Status ensure(const std::string& host_id, AgentClient& client, const model::VmSpec& spec,
                 const std::function<void(const std::string&)>& progress);
+
+  // Moves a checked upload (a file in the catalog's uploads/ folder) into the catalog under
+  // a new record. Durable before it returns: the file is fsynced before the record is
+  // written, the catalog folder after the rename, so an image answered 201 survives a
+  // crash or power loss; a crash in between leaves a record without bytes that repair()
+  // removes (the upload was never answered).
+  Result<store::ImageRecord> commit_upload(const std::string& upload_path,
+                                           const store::ImageRecord& record);
 
   // Makes the catalog's records and files agree (run at start, before the API serves).
   Result<CatalogRepair> repair();

@@ -118,6 +118,23 @@ std::vector<std::string> QemuHypervisor::taps_of(const model::VmSpec& spec) cons
   return taps;
 }
 
+namespace {
+
+// An image must exist and, when the store knows its kind, be of the kind its use needs:
+// a kernel used as a disk base would be opened by QEMU as a block device (format probing
+// and all), a disk image passed as -kernel is at best a failed boot.
+Status check_image_use(const ImageStore& images, const std::string& name, const std::string& want,
+                       const std::string& field) {
+  auto i = images.image(name);
+  if (!i) return tl::unexpected(i.error().wrap(field));
+  if (!i->kind.empty() && i->kind != want)
+    return invalid_argument(field, "image " + name + " is a " + i->kind + " image; " + field +
+                                       " needs a " + want + " image");
+  return {};
+}
+
+}  // namespace
+
 Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
   auto completed = model::complete(input, &random64);
   if (!completed) return tl::unexpected(completed.error());
@@ -133,12 +150,22 @@ Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
       return make_error(ErrorCode::failed_precondition, "bridge NICs need host networking");
   if (spec.kernel_boot) {
     if (!opts_.images) return make_error(ErrorCode::failed_precondition, "no image store");
-    if (auto i = opts_.images->image(spec.kernel_boot->kernel); !i)
-      return tl::unexpected(i.error().wrap("kernel_boot.kernel"));
+    if (auto st = check_image_use(*opts_.images, spec.kernel_boot->kernel, "kernel",
+                                  "kernel_boot.kernel");
+        !st)
+      return tl::unexpected(st.error());
     if (!spec.kernel_boot->initrd.empty())
-      if (auto i = opts_.images->image(spec.kernel_boot->initrd); !i)
-        return tl::unexpected(i.error().wrap("kernel_boot.initrd"));
+      if (auto st = check_image_use(*opts_.images, spec.kernel_boot->initrd, "initrd",
+                                    "kernel_boot.initrd");
+          !st)
+        return tl::unexpected(st.error());
   }
+  for (size_t i = 0; i < spec.disks.size(); ++i)
+    if (!spec.disks[i].base_image.empty())
+      if (auto st = check_image_use(*opts_.images, spec.disks[i].base_image, "disk",
+                                    "disks[" + std::to_string(i) + "].base_image");
+          !st)
+        return tl::unexpected(st.error());
 
   std::lock_guard lk(mu_);
   for (auto& [name, vm] : vms_) {

@@ -457,6 +457,40 @@ TEST_F(QemuDriverTest, UndefineRemovesEveryFile) {
   EXPECT_TRUE(fs::is_empty(state_dir_ + "/vms"));
 }
 
+// Images pushed by the catalog carry their kind: a kernel is never opened as a disk base
+// (QEMU would probe its format), a disk image never passed as -kernel. Nothing is created.
+TEST_F(QemuDriverTest, DefineRefusesAnImageUsedAsAnotherKind) {
+  ASSERT_TRUE(store_->import_image("kind-kernel-" + std::to_string(::getpid()),
+                                   manifest_["TINY_KERNEL"], "kernel"));
+  ASSERT_TRUE(store_->import_image("kind-disk-" + std::to_string(::getpid()),
+                                   manifest_["TINY_BASE"], "disk"));
+  const std::string kernel = "kind-kernel-" + std::to_string(::getpid());
+  const std::string disk = "kind-disk-" + std::to_string(::getpid());
+  auto as_disk = tiny("kind1");
+  as_disk.disks[0].base_image = kernel;
+  auto r = hv_->define(as_disk);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(r.error().field, "disks[0].base_image") << r.error().to_string();
+  auto as_kernel = tiny("kind1");
+  as_kernel.kernel_boot->kernel = disk;
+  r = hv_->define(as_kernel);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "kernel_boot.kernel") << r.error().to_string();
+  auto as_initrd = tiny("kind1");
+  as_initrd.kernel_boot->initrd = kernel;
+  r = hv_->define(as_initrd);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "kernel_boot.initrd") << r.error().to_string();
+  EXPECT_FALSE(fs::exists(state_dir_ + "/vms/kind1"));
+  EXPECT_FALSE(fs::exists(store_->root() + "/vms/kind1"));
+  auto fine = tiny("kind1");
+  fine.kernel_boot->kernel = kernel;
+  fine.disks[0].base_image = disk;
+  EXPECT_TRUE(hv_->define(fine));
+  ASSERT_TRUE(hv_->undefine("kind1"));
+}
+
 TEST_F(QemuDriverTest, ConsoleLogIsRotated) {
   hv_ = make(system_clock(), 4096);
   boot("log1");
