@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "strata/common/json.h"
+
 namespace strata::cli {
 
 namespace {
@@ -39,10 +41,12 @@ Result<FileConfig> load_file(const ConfigInputs& in) {
       return invalid_argument("STRATA_CONFIG", "config file " + fc.path + " cannot be read");
     return fc;
   }
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
+  auto parsed = parse_json(*text, JsonLimits{.max_depth = 4, .max_values = 100});
+  if (!parsed)
+    return invalid_argument("config", "config file " + fc.path + ": " + parsed.error().message);
+  if (!parsed->is_object())
     return invalid_argument("config", "config file " + fc.path + " is not a JSON object");
-  for (auto& [k, v] : j.items()) {
+  for (auto& [k, v] : parsed->items()) {
     if (k != "server" && k != "token")
       return invalid_argument("config", "config file " + fc.path + ": unknown key '" + k +
                                             "' (allowed: server, token)");

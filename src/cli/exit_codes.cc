@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "strata/common/json.h"
+
 namespace strata::cli {
 
 namespace {
@@ -73,8 +75,9 @@ ErrorCode error_code_for_http_status(unsigned status) {
 Error error_from_response(unsigned status, std::string_view body) {
   Error e;
   e.code = error_code_for_http_status(status);
-  auto j = nlohmann::json::parse(body, nullptr, false);
-  if (!j.is_discarded() && j.is_object() && j.contains("error") && j["error"].is_object()) {
+  auto parsed = parse_json(body, JsonLimits{.max_depth = 16, .max_values = 10000});
+  nlohmann::json j = parsed ? std::move(*parsed) : nlohmann::json();
+  if (j.is_object() && j.contains("error") && j["error"].is_object()) {
     const auto& err = j["error"];
     // The status decides when the code is unknown to this client (a newer server).
     if (err.contains("code") && err["code"].is_string())

@@ -10,6 +10,7 @@
 
 #include "net.h"
 #include "strata/cli/exit_codes.h"
+#include "strata/common/json.h"
 
 namespace strata::cli {
 
@@ -91,10 +92,11 @@ Result<nlohmann::json> json_or_error(const HttpResult& r) {
   if (r.status < 200 || r.status > 299)
     return tl::unexpected(error_from_response(r.status, r.body));
   if (r.body.empty()) return nlohmann::json::object();
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
-  if (j.is_discarded())
-    return internal_error("stratad answered with a body that is not JSON: " +
-                          r.body.substr(0, 200));
+  // Lists of 10 000s of VMs are ordinary; only the nesting is kept tight.
+  auto j = parse_json(r.body, JsonLimits{.max_depth = 64, .max_values = 1u << 26});
+  if (!j)
+    return internal_error("stratad answered with a body that is not JSON (" + j.error().message +
+                          "): " + r.body.substr(0, 200));
   return j;
 }
 

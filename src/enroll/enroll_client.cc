@@ -6,6 +6,7 @@
 
 #include <cctype>
 
+#include "strata/common/json.h"
 #include "strata/enroll/http_client.h"
 
 namespace strata::enroll {
@@ -35,8 +36,9 @@ Result<EnrollReply> enroll_host(const EnrollRequest& r) {
   if (!r.csr_pem.empty()) body["csr"] = r.csr_pem;
   auto res = http_request(r.manager_url, "POST", "/api/v1/hosts/enroll", body.dump());
   if (!res) return tl::unexpected(res.error());
-  auto j = nlohmann::json::parse(res->body, nullptr, false);
-  if (res->status == 201 && !j.is_discarded() && j.is_object() && j.contains("host")) {
+  auto parsed = parse_json(res->body, JsonLimits{.max_depth = 32, .max_values = 1u << 20});
+  nlohmann::json j = parsed ? std::move(*parsed) : nlohmann::json();
+  if (res->status == 201 && j.is_object() && j.contains("host")) {
     EnrollReply reply;
     reply.host = j["host"];
     if (j.contains("tls") && j["tls"].is_object()) {

@@ -12,6 +12,7 @@
 #include "event_hub.h"
 #include "strata/agent/service/grpc_status.h"
 #include "strata/agent/service/proto_convert.h"
+#include "strata/common/json.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
 
@@ -319,14 +320,10 @@ grpc::Status AgentService::GuestAgentCommand(grpc::ServerContext*,
   return once<v1::GuestAgentCommandRequest, v1::GuestAgentCommandResponse>(
       "GuestAgentCommand", *req, resp, [&](v1::GuestAgentCommandResponse* out) -> Status {
         if (auto st = model::validate_name("name", req->name()); !st) return st;
-        try {
-          auto j = nlohmann::json::parse(req->command_json());
-          if (!j.is_object() || !j.contains("execute") || !j["execute"].is_string()) {
-            return invalid_argument("command_json", "must be an object with a string \"execute\"");
-          }
-        } catch (const nlohmann::json::exception& e) {
-          return invalid_argument("command_json", std::string("not JSON: ") + e.what());
-        }
+        auto j = parse_json(req->command_json(), JsonLimits{.max_depth = 16, .max_values = 10000});
+        if (!j) return invalid_argument("command_json", "not JSON: " + j.error().message);
+        if (!j->is_object() || !j->contains("execute") || !(*j)["execute"].is_string())
+          return invalid_argument("command_json", "must be an object with a string \"execute\"");
         uint32_t ms = req->timeout_ms() ? std::min<uint32_t>(req->timeout_ms(), 300000) : 10000;
         auto reply =
             hv_.guest_agent(req->name(), req->command_json(), std::chrono::milliseconds(ms));

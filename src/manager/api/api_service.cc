@@ -68,6 +68,34 @@ size_t ApiService::body_limit(std::string_view method, std::string_view path) co
   return m.route ? m.route->options.max_body : kDefaultBodyLimit;
 }
 
+bool is_json_media_type(std::string_view content_type) {
+  auto semi = content_type.find(';');
+  std::string_view type = content_type.substr(0, semi);
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  std::string lower(type);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "application/json") return true;
+  // Structured-syntax suffix (RFC 6839): application/merge-patch+json and the like.
+  return lower.rfind("application/", 0) == 0 && lower.size() > 17 &&
+         lower.compare(lower.size() - 5, 5, "+json") == 0;
+}
+
+std::optional<HttpResponse> check_json_media_type(const HttpRequest& req,
+                                                  const RouteOptions& route) {
+  if (route.stream_body || req.body.empty()) return std::nullopt;
+  std::string type = req.header("content-type");
+  if (is_json_media_type(type)) return std::nullopt;
+  HttpResponse resp = error_response(Error{
+      ErrorCode::invalid_argument,
+      type.empty() ? std::string("a request body needs Content-Type: application/json")
+                   : fmt::format("Content-Type '{}' is not accepted here; send application/json",
+                                 type.substr(0, 100)),
+      "Content-Type"});
+  resp.status = 415;
+  return resp;
+}
+
 HttpResponse ApiService::dispatch(HttpRequest& req) {
   auto t0 = std::chrono::steady_clock::now();
   auto m = router_.match(req.method, req.path);
@@ -92,6 +120,8 @@ HttpResponse ApiService::dispatch(HttpRequest& req) {
       allowed = tl::unexpected(principal.error());
   }
   if (!allowed) return finish(&r, req, error_response(allowed.error()), t0, false);
+  if (auto bad_type = check_json_media_type(req, r.options))
+    return finish(&r, req, std::move(*bad_type), t0, true);
   if (!r.options.offload) return finish(&r, req, r.handler(req), t0, true);
   // Slow work: the handler runs on a worker, the I/O thread goes back to other clients.
   HttpResponse later;

@@ -21,10 +21,14 @@ std::string_view to_string(JsonType t) {
 
 Result<nlohmann::json> parse_json_object(std::string_view body, bool allow_empty) {
   if (body.empty() && allow_empty) return nlohmann::json::object();
-  // No exceptions: the non-throwing parse returns a discarded value on error.
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return invalid_argument("", "request body is not valid JSON");
-  if (!j.is_object()) return invalid_argument("", "request body must be a JSON object");
+  // The one strict parser: bounded depth and size, duplicate keys refused (naming the key).
+  auto j = parse_json(body, kRequestJsonLimits);
+  if (!j) {
+    Error e = j.error();
+    e.message = "request body: " + e.message;
+    return tl::unexpected(std::move(e));
+  }
+  if (!j->is_object()) return invalid_argument("", "request body must be a JSON object");
   return j;
 }
 

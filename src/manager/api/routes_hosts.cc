@@ -60,6 +60,29 @@ Result<std::string> host_certificate(const ApiDeps& d, const EnrollBody& body,
                         pki::CertUsage::server, kHostCertDays);
 }
 
+// A join token that cannot enroll is one answer (401) whatever the reason; the message
+// says which reason, the field is not named.
+Error join_token_error(const Error& e) {
+  switch (e.code) {
+    case ErrorCode::not_found: return Error{ErrorCode::unauthenticated, "invalid join token", ""};
+    case ErrorCode::failed_precondition:
+      return Error{ErrorCode::unauthenticated, "join token expired", ""};
+    case ErrorCode::conflict:
+      return Error{ErrorCode::unauthenticated, "join token already used", ""};
+    default: return e;
+  }
+}
+
+// Read-only check of a join token (unknown, used, expired), before the body is looked at.
+Status check_join_token(const ApiDeps& d, const std::string& hash) {
+  auto t = d.store->get_join_token_by_hash(hash);
+  if (!t) return tl::unexpected(join_token_error(t.error()));
+  if (t->used_by_host) return tl::unexpected(join_token_error(Error{ErrorCode::conflict, "", ""}));
+  if (t->expires_ms && *t->expires_ms <= unix_ms(*d.clock))
+    return tl::unexpected(join_token_error(Error{ErrorCode::failed_precondition, "", ""}));
+  return {};
+}
+
 }  // namespace
 
 void add_host_routes(ApiService& api) {
@@ -70,6 +93,13 @@ void add_host_routes(ApiService& api) {
   api.router().add("POST", "/api/v1/hosts/enroll", enroll, [&d](HttpRequest& r) {
     auto body = parse_json_object(r.body);
     if (!body) return error_response(body.error());
+    // The join token is the credential: check it before looking at anything else, so a
+    // caller without one learns nothing (not even whether a host name is taken).
+    auto token_field = body->find("join_token");
+    if (token_field == body->end() || !token_field->is_string())
+      return error_response(Error{ErrorCode::unauthenticated, "join_token is required", ""});
+    std::string hash = sha256_hex(token_field->get<std::string>());
+    if (auto st = check_join_token(d, hash); !st) return error_response(st.error());
     auto req = decode_enroll(*body);
     if (!req) return error_response(req.error());
     store::HostRecord host;
@@ -79,22 +109,14 @@ void add_host_routes(ApiService& api) {
     host.accelerator = req->accelerator;
     host.cpu_threads = req->cpu_threads;
     host.memory_mib = req->memory_mib;
-    std::string hash = sha256_hex(req->join_token);
     store::HostRecord stored;
     std::string cert;
     auto st = d.store->transaction([&](store::Store& tx) -> Status {
       auto created = tx.create_host(host);
       if (!created) return tl::unexpected(created.error());
+      // Consumed atomically with the host: a token checked above may have been used since.
       auto used = tx.consume_join_token(hash, created->id, unix_ms(*d.clock));
-      if (!used) {
-        if (used.error().code == ErrorCode::not_found)
-          return make_error(ErrorCode::unauthenticated, "invalid join token");
-        if (used.error().code == ErrorCode::failed_precondition)
-          return make_error(ErrorCode::unauthenticated, "join token expired");
-        if (used.error().code == ErrorCode::conflict)
-          return make_error(ErrorCode::unauthenticated, "join token already used");
-        return tl::unexpected(used.error());
-      }
+      if (!used) return tl::unexpected(join_token_error(used.error()));
       // Signed only after the token checked out; a bad CSR rolls the enrollment back.
       auto signed_cert = host_certificate(d, *req, *created);
       if (!signed_cert) return tl::unexpected(signed_cert.error());

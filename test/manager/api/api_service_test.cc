@@ -35,6 +35,7 @@ class ApiTest : public ::testing::Test {
     r.method = method;
     r.path = path;
     r.body = body;
+    if (!body.empty()) r.headers["content-type"] = "application/json";
     if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
     return api_->dispatch(r);
   }
@@ -235,6 +236,102 @@ TEST_F(ApiTest, EnrollOverTcpSignsTheAgentsCsr) {
            json{{"join_token", secret2}, {"name", "local"}, {"address", "unix:/x"}}.dump(), "");
   EXPECT_EQ(local.status, 201u) << local.body;
   EXPECT_FALSE(json::parse(local.body).contains("tls"));
+  parts_.agents->stop();
+}
+
+// A body nested a million levels deep used to reach a recursive dump() in enroll before
+// the join token was checked (a stack overflow, no token needed). Every route that takes a
+// JSON body must refuse it with a 400 (or its auth error), and the server stays up.
+TEST_F(ApiTest, DeeplyNestedBodiesAreRefusedOnEveryRoute) {
+  std::string deep = R"({"join_token":"x","name":"h","address":"a","inventory":{"a":)" +
+                     std::string(1 << 20, '[') + "}";
+  std::string deep_array = std::string(200000, '[') + std::string(200000, ']');
+  for (const auto& route : api_->router().routes()) {
+    if (route->method == "GET" || route->options.stream_body) continue;
+    std::string path;
+    for (const auto& seg : route->segments)
+      path += "/" + (seg.front() == '{' ? std::string("nothing") : seg);
+    for (const std::string* body : {&deep, &deep_array}) {
+      auto r = call(route->method, path, *body, admin_);
+      EXPECT_TRUE(r.status == 400u || r.status == 401u || r.status == 404u)
+          << route->method << " " << route->pattern << ": " << r.status << " " << r.body;
+      if (r.status == 400u)
+        EXPECT_NE(r.body.find("JSON"), std::string::npos) << route->pattern << ": " << r.body;
+    }
+  }
+  auto enroll = call("POST", "/api/v1/hosts/enroll", deep, "");
+  EXPECT_EQ(enroll.status, 400u) << enroll.body;
+  EXPECT_NE(enroll.body.find("deeper than"), std::string::npos) << enroll.body;
+  EXPECT_EQ(call("GET", "/healthz", "", "").status, 200u);
+}
+
+TEST_F(ApiTest, DuplicateKeysAreA400NamingTheKey) {
+  auto r = call("POST", "/api/v1/vms", R"({"name":"a","name":"b","vcpus":1,"memory_mib":64})",
+                admin_);
+  EXPECT_EQ(r.status, 400u) << r.body;
+  EXPECT_EQ(field(r), "name");
+  auto nested = call("PATCH", "/api/v1/hosts/none", R"({"labels":{"z":"a","z":"b"}})", admin_);
+  EXPECT_EQ(nested.status, 400u) << nested.body;
+  EXPECT_EQ(field(nested), "labels.z");
+}
+
+TEST_F(ApiTest, JsonRoutesAnswer415ToOtherContentTypes) {
+  std::string body = R"({"name":"t1","role":"viewer"})";
+  for (const char* type : {"text/plain", "application/x-www-form-urlencoded", ""}) {
+    HttpRequest r;
+    r.method = "POST";
+    r.path = "/api/v1/tokens";
+    r.body = body;
+    if (*type) r.headers["content-type"] = type;
+    r.headers["authorization"] = "Bearer " + admin_;
+    auto resp = api_->dispatch(r);
+    EXPECT_EQ(resp.status, 415u) << type << ": " << resp.body;
+    EXPECT_EQ(field(resp), "Content-Type");
+  }
+  EXPECT_TRUE(is_json_media_type("application/json; charset=utf-8"));
+  EXPECT_TRUE(is_json_media_type("Application/JSON"));
+  EXPECT_TRUE(is_json_media_type("application/merge-patch+json"));
+  EXPECT_FALSE(is_json_media_type("text/json+plain"));
+  EXPECT_FALSE(is_json_media_type("application/jsonx"));
+  // Without a token the answer is the 401, whatever the content type.
+  HttpRequest anon;
+  anon.method = "POST";
+  anon.path = "/api/v1/tokens";
+  anon.body = body;
+  anon.headers["content-type"] = "text/plain";
+  EXPECT_EQ(api_->dispatch(anon).status, 401u);
+}
+
+// The answer to a bad join token is the same whether the host name exists or not, and
+// nothing else in the body is looked at first.
+TEST_F(ApiTest, EnrollChecksTheJoinTokenFirst) {
+  auto jt = call("POST", "/api/v1/join-tokens", "", admin_);
+  std::string secret = json::parse(jt.body)["token"];
+  ASSERT_EQ(call("POST", "/api/v1/hosts/enroll",
+                 json{{"join_token", secret}, {"name", "taken"}, {"address", "unix:/t"}}.dump(),
+                 "")
+                .status,
+            201u);
+  auto taken = call("POST", "/api/v1/hosts/enroll",
+                    json{{"join_token", "stj_bad"}, {"name", "taken"}, {"address", "unix:/u"}}.dump(),
+                    "");
+  auto free = call("POST", "/api/v1/hosts/enroll",
+                   json{{"join_token", "stj_bad"}, {"name", "free"}, {"address", "unix:/v"}}.dump(),
+                   "");
+  EXPECT_EQ(taken.status, 401u) << taken.body;
+  EXPECT_EQ(taken.body, free.body);
+  // Bad fields behind a bad token are not reported: the token is.
+  auto junk = call("POST", "/api/v1/hosts/enroll",
+                   R"({"join_token":"stj_bad","name":"BAD NAME","bogus":1})", "");
+  EXPECT_EQ(junk.status, 401u) << junk.body;
+  auto missing = call("POST", "/api/v1/hosts/enroll", R"({"name":"h"})", "");
+  EXPECT_EQ(missing.status, 401u) << missing.body;
+  // A used token is refused before the name is checked.
+  auto reused = call("POST", "/api/v1/hosts/enroll",
+                     json{{"join_token", secret}, {"name", "taken"}, {"address", "unix:/w"}}.dump(),
+                     "");
+  EXPECT_EQ(reused.status, 401u) << reused.body;
+  EXPECT_NE(reused.body.find("already used"), std::string::npos) << reused.body;
   parts_.agents->stop();
 }
 

@@ -107,4 +107,11 @@ void add_image_routes(ApiService& api);
 // The OpenAPI 3 document (embedded from docs/openapi.json at build time).
 const std::string& openapi_document();
 
+// "application/json" or an "application/...+json" type, parameters ignored.
+bool is_json_media_type(std::string_view content_type);
+// JSON routes answer 415 to a body of another (or no) Content-Type; streamed upload
+// routes and empty bodies are exempt. nullopt: accepted.
+std::optional<HttpResponse> check_json_media_type(const HttpRequest& req,
+                                                  const RouteOptions& route);
+
 }  // namespace strata::manager

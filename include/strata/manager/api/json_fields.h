@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "strata/common/error.h"
+#include "strata/common/json.h"
 
 namespace strata::manager {
 
@@ -23,7 +24,12 @@ struct FieldDecl {
   bool nullable = false;
 };
 
-// Parses a body that must be a JSON object; an empty body is {} when allow_empty.
+// Limits for every REST body: request documents are shallow (a VM spec nests 3 levels);
+// the value count bounds memory well below the body cap.
+inline constexpr JsonLimits kRequestJsonLimits{.max_depth = 16, .max_values = 20000};
+
+// Parses a body that must be a JSON object; an empty body is {} when allow_empty. Strict:
+// duplicate keys, nesting past kRequestJsonLimits.max_depth and too many values are 400s.
 Result<nlohmann::json> parse_json_object(std::string_view body, bool allow_empty = false);
 
 // `prefix` is prepended to field names in errors ("disks[0]." or "").

@@ -1,39 +1,22 @@
 // QMP codec (see qmp_codec.h). nlohmann exceptions are caught here, at the boundary.
 #include "qmp_codec.h"
 
+#include "strata/common/json.h"
+
 namespace strata::agent::qemu {
 
 using nlohmann::json;
 
 namespace {
-// QMP replies nest a handful of levels; nlohmann parses and destroys recursively, so a hostile
-// line of 20 000 '[' would exhaust the stack. Reject deep nesting before parsing.
-constexpr int kMaxQmpDepth = 256;
-bool nesting_within_limit(std::string_view line) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : line) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxQmpDepth) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
+// QMP replies nest a handful of levels; a hostile line of 20 000 '[' must not reach any
+// recursive walk of the value. The value bound covers query-qmp-schema (a few 10 000s).
+constexpr JsonLimits kQmpLimits{.max_depth = 64, .max_values = 4u << 20};
 }  // namespace
 
 Result<QmpMessage> parse_qmp_message(std::string_view line) {
-  if (!nesting_within_limit(line))
-    return invalid_argument("qmp", "QMP message nests deeper than " + std::to_string(kMaxQmpDepth));
-  json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return invalid_argument("qmp", "malformed JSON from QEMU");
+  auto parsed = parse_json(line, kQmpLimits);
+  if (!parsed) return invalid_argument("qmp", "from QEMU: " + parsed.error().message);
+  json j = std::move(*parsed);
   if (!j.is_object()) return invalid_argument("qmp", "QMP message is not an object");
   QmpMessage m;
   if (auto it = j.find("id"); it != j.end()) m.id = *it;
