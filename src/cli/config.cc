@@ -46,7 +46,8 @@ Result<FileConfig> load_file(const ConfigInputs& in) {
     return invalid_argument("config", "config file " + fc.path + ": " + parsed.error().message);
   if (!parsed->is_object())
     return invalid_argument("config", "config file " + fc.path + " is not a JSON object");
-  for (auto& [k, v] : parsed->items()) {
+  const nlohmann::json& j = *parsed;
+  for (auto& [k, v] : j.items()) {
     if (k != "server" && k != "token")
       return invalid_argument("config", "config file " + fc.path + ": unknown key '" + k +
                                             "' (allowed: server, token)");

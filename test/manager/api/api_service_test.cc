@@ -255,8 +255,9 @@ TEST_F(ApiTest, DeeplyNestedBodiesAreRefusedOnEveryRoute) {
       auto r = call(route->method, path, *body, admin_);
       EXPECT_TRUE(r.status == 400u || r.status == 401u || r.status == 404u)
           << route->method << " " << route->pattern << ": " << r.status << " " << r.body;
-      if (r.status == 400u)
+      if (r.status == 400u) {
         EXPECT_NE(r.body.find("JSON"), std::string::npos) << route->pattern << ": " << r.body;
+      }
     }
   }
   auto enroll = call("POST", "/api/v1/hosts/enroll", deep, "");

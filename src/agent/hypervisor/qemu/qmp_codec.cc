@@ -10,7 +10,7 @@ using nlohmann::json;
 namespace {
 // QMP replies nest a handful of levels; a hostile line of 20 000 '[' must not reach any
 // recursive walk of the value. The value bound covers query-qmp-schema (a few 10 000s).
-constexpr JsonLimits kQmpLimits{.max_depth = 64, .max_values = 4u << 20};
+constexpr JsonLimits kQmpLimits{.max_depth = 128, .max_values = 4u << 20};
 }  // namespace
 
 Result<QmpMessage> parse_qmp_message(std::string_view line) {
