@@ -247,7 +247,8 @@ TEST_F(ApiTest, DeeplyNestedBodiesAreRefusedOnEveryRoute) {
                      std::string(1 << 20, '[') + "}";
   std::string deep_array = std::string(200000, '[') + std::string(200000, ']');
   for (const auto& route : api_->router().routes()) {
-    if (route->method == "GET" || route->options.stream_body) continue;
+    // Streamed uploads and offloaded routes (answered later, on a worker) take no JSON body.
+    if (route->method == "GET" || route->options.stream_body || route->options.offload) continue;
     std::string path;
     for (const auto& seg : route->segments)
       path += "/" + (seg.front() == '{' ? std::string("nothing") : seg);
