@@ -60,7 +60,8 @@ TEST(VmDocument, NullOptionalFieldsAreAbsent) {
   auto d = vm_document_from_request(json::parse(R"({"name":"web","vcpus":1,"memory_mib":64,
       "machine":null,"kernel":null,"initrd":null,"cmdline":null,"host":null,
       "anti_affinity_group":null,"start":null,"labels":null,"node_selector":null,
-      "disks":[{"name":"root","image":"base","size_bytes":null,"boot":null,"readonly":null}],
+      "disks":[{"name":"root","image":"base","size_bytes":null,"boot":null,"readonly":null},
+               {"name":"sys","image":"base","boot":true}],
       "nics":[{"mode":"user","bridge":null,"mac":null}]})"), &start);
   ASSERT_TRUE(d) << d.error().to_string();
   EXPECT_TRUE(start);
