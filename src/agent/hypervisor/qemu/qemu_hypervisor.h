@@ -34,6 +34,11 @@ struct Vm {
   bool kill_requested = false;  // force_off in progress: the exit is not a crash
   bool panicked = false;
   bool busy = false;  // start() in progress
+  // Recovered with QEMU alive but QMP not connected: the supervisor retries from
+  // qmp_retry_at (backing off), never concluding anything about the VM from the failure.
+  bool qmp_pending = false;
+  int qmp_attempts = 0;
+  Clock::TimePoint qmp_retry_at{};
   std::shared_ptr<std::mutex> qga_mu = std::make_shared<std::mutex>();
 };
 
@@ -94,9 +99,12 @@ class QemuHypervisor final : public Hypervisor {
   // returns the connections so the caller destroys them without mu_.
   std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>> finalize_locked(
       const std::string& name, Vm& vm, const std::optional<ExitRecord>& exit);
-  // Supervision: reaps exited QEMUs and rotates console logs.
+  // Supervision: reaps exited QEMUs, re-attaches pending QMPs, rotates console logs.
   void supervise_loop();
   void supervise_once();
+  // One QMP connect attempt for a VM recovered without QMP (runs without mu_).
+  void reattach_qmp(const std::string& name, const std::string& dir, int pid,
+                    const std::string& uuid);
   bool wait_final(const std::string& name, std::chrono::milliseconds timeout);
   // The VM's QMP client etc. when its state is one of `allowed` (failed_precondition else).
   Result<VmTarget> target(const std::string& name,

@@ -27,13 +27,21 @@ Result<Fd> connect_unix(const std::string& path) {
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) return invalid_argument("path", "socket path too long");
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  // Non-blocking for the connect only: a UNIX connect to a listener whose backlog is full
+  // (QEMU's chardevs accept one client and stop accepting while it stays) would otherwise
+  // block forever. EAGAIN is "busy", retried by the callers like "not there yet".
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return internal_error(std::string("socket: ") + std::strerror(errno));
   int rc;
   do {
     rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   } while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno == EAGAIN)
+    return unavailable("connect " + path + ": busy (the listener accepts no more clients now)");
   if (rc < 0) return unavailable("connect " + path + ": " + std::strerror(errno));
+  int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0)
+    return internal_error(std::string("fcntl: ") + std::strerror(errno));
   return fd;
 }
 

@@ -32,7 +32,8 @@ class Fd {
   int fd_ = -1;
 };
 
-// One connect attempt (CLOEXEC, blocking). unavailable when nobody listens (yet).
+// One connect attempt (CLOEXEC; the returned socket is blocking). unavailable when nobody
+// listens (yet) or the listener is busy (backlog full): never waits on the peer.
 Result<Fd> connect_unix(const std::string& path);
 
 // Writes everything (retrying on EINTR/short writes); fails after `timeout`.

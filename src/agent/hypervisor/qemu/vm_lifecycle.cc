@@ -10,6 +10,7 @@
 
 #include "qemu_access.h"
 #include "qemu_hypervisor.h"
+#include "recover_decision.h"
 #include "shim.h"
 #include "strata/common/log.h"
 
@@ -23,6 +24,12 @@ namespace {
 
 constexpr auto kQmpConnectTimeout = 60s;  // TCG on a loaded 2-core host can be slow
 constexpr auto kQmpCommandTimeout = 30s;
+constexpr auto kQmpReattachTimeout = 2s;  // per background attempt (reattach_qmp)
+
+// 0.5 s, 1 s, 2 s, ... capped at 15 s between background QMP attempts.
+std::chrono::milliseconds retry_backoff(int attempts) {
+  return std::min<std::chrono::milliseconds>(500ms * (1 << std::min(attempts, 5)), 15s);
+}
 
 int read_pid_file(const std::string& path) {
   std::ifstream in(path);
@@ -264,6 +271,8 @@ std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>> QemuHyperviso
   vm.rec.last_exit = e;
   vm.rec.pid = 0;
   vm.kill_requested = false;
+  vm.qmp_pending = false;
+  vm.qmp_attempts = 0;
   set_state_locked(name, vm, next, e.reason);
   return {std::move(vm.qmp), std::move(vm.console)};
 }
@@ -271,8 +280,14 @@ std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>> QemuHyperviso
 void QemuHypervisor::supervise_once() {
   std::vector<std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>>> drop;
   std::vector<std::string> logs;
+  struct Pending {
+    std::string name, dir, uuid;
+    int pid;
+  };
+  std::vector<Pending> reattach;
   {
     std::lock_guard lk(mu_);
+    const auto now = opts_.clock->now();
     for (auto& [name, vmp] : vms_) {
       Vm& vm = *vmp;
       logs.push_back(vm_files(vm.dir).console_log);
@@ -284,7 +299,11 @@ void QemuHypervisor::supervise_once() {
         drop.push_back(finalize_locked(name, vm, *exit));
         continue;
       }
-      if (process_matches(vm.rec.pid, vm.spec.uuid)) continue;
+      if (process_matches(vm.rec.pid, vm.spec.uuid)) {
+        if (vm.qmp_pending && !vm.qmp && now >= vm.qmp_retry_at)
+          reattach.push_back({name, vm.dir, vm.spec.uuid, vm.rec.pid});
+        continue;
+      }
       // QEMU is gone; give its shim a moment to write exit.json.
       std::ifstream in(vm.dir + "/" + kShimPidFile);
       int shim = 0;
@@ -297,9 +316,49 @@ void QemuHypervisor::supervise_once() {
   }
   drop.clear();  // joins reader threads without mu_
   flush_events();
+  for (auto& p : reattach) reattach_qmp(p.name, p.dir, p.pid, p.uuid);
   for (auto& log : logs)
     if (auto r = rotate_console_log(log, opts_.console_log_max_bytes); !r)
       logger("agent.qemu")->warn("console rotate failed log={} error={}", log, r.error().message);
+}
+
+void QemuHypervisor::reattach_qmp(const std::string& name, const std::string& dir, int pid,
+                                  const std::string& uuid) {
+  auto log = logger("agent.qemu");
+  auto c = connect_qmp(name, dir, kQmpReattachTimeout, [&] { return process_matches(pid, uuid); });
+  std::shared_ptr<QmpClient> qmp = c ? *c : nullptr;
+  std::optional<VmState> live;
+  std::shared_ptr<ConsoleHub> hub;
+  if (qmp) {
+    if (auto st = qmp->execute("query-status", nullptr, kQmpCommandTimeout))
+      live = state_from_query_status(st->value("status", ""));
+    if (auto h = ConsoleHub::connect(vm_files(dir).serial_socket, 2s)) hub = std::move(*h);
+  }
+  {
+    std::lock_guard lk(mu_);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return;  // undefined meanwhile; qmp and hub close below
+    Vm& vm = *it->second;
+    if (!vm.qmp_pending || vm.qmp || vm.rec.pid != pid || !is_active(vm.rec.state)) return;
+    if (!qmp) {
+      // Busy or slow, not gone: the supervisor's process check decides about the VM.
+      ++vm.qmp_attempts;
+      vm.qmp_retry_at = opts_.clock->now() + retry_backoff(vm.qmp_attempts);
+      if (vm.qmp_attempts <= 3 || vm.qmp_attempts % 20 == 0)
+        log->warn("QMP still not connected vm={} pid={} attempts={} error={}", name, pid,
+                  vm.qmp_attempts, c.error().message);
+      return;
+    }
+    vm.qmp = std::move(qmp);
+    vm.qmp_pending = false;
+    vm.qmp_attempts = 0;
+    if (!vm.console && hub) vm.console = std::move(hub);
+    VmState next = live.value_or(vm.rec.state == VmState::starting ? VmState::running
+                                                                   : vm.rec.state);
+    set_state_locked(name, vm, next, "QMP re-attached");
+    log->info("QMP re-attached vm={} pid={} state={}", name, pid, model::to_string(next));
+  }
+  flush_events();
 }
 
 void QemuHypervisor::supervise_loop() {
@@ -334,6 +393,9 @@ Result<VmTarget> QemuHypervisor::target(const std::string& name,
   if (!v) return tl::unexpected(v.error());
   const Vm& vm = **v;
   bool ok = std::find(allowed.begin(), allowed.end(), vm.rec.state) != allowed.end();
+  if (ok && vm.qmp_pending && !vm.qmp)
+    return unavailable(std::string("VM is ") + model::to_string(vm.rec.state) +
+                       " but its QMP monitor is not connected yet (re-attaching); retry");
   if (!ok || !vm.qmp || vm.busy)
     return make_error(ErrorCode::failed_precondition,
                       std::string("VM is ") + model::to_string(vm.rec.state));

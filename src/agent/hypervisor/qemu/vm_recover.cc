@@ -1,11 +1,13 @@
 // QemuHypervisor::recover: after an agent restart, rebuild the VM table from the state
 // folder. A live QEMU (pid alive AND its command line carries the VM's uuid) is re-attached
 // through QMP without restarting anything; a QEMU that ended while the agent was down is
-// judged from the shim's exit.json.
+// judged from the shim's exit.json (decide_recover, recover_decision.h). A live QEMU whose
+// QMP does not answer stays active and is re-attached later (reattach_qmp).
 #include <filesystem>
 #include <fstream>
 
 #include "qemu_hypervisor.h"
+#include "recover_decision.h"
 #include "shim.h"
 #include "strata/common/log.h"
 #include "strata/model/vm_spec_json.h"
@@ -18,18 +20,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// The first attempt only: a VM whose QMP does not answer by then is re-attached in the
+// background by the supervisor (reattach_qmp), so a busy monitor never delays the agent.
+constexpr auto kRecoverQmpTimeout = 3s;
+
 int read_int_file(const std::string& path) {
   std::ifstream in(path);
   int v = 0;
   in >> v;
   return v;
-}
-
-VmState state_from_query_status(const std::string& s) {
-  if (s == "running") return VmState::running;
-  if (s == "shutdown") return VmState::shutting_down;
-  if (s == "guest-panicked" || s == "internal-error" || s == "io-error") return VmState::crashed;
-  return VmState::paused;  // paused, suspended, prelaunch, debug, ...
 }
 
 }  // namespace
@@ -66,44 +65,62 @@ Status QemuHypervisor::recover() {
     auto rec = read_state_record(dir);
     if (rec) vm->rec = *rec;
 
+    RecoverFacts facts;
+    facts.recorded = vm->rec.state;
     std::shared_ptr<QmpClient> qmp;
-    std::optional<VmState> live_state;
     if (is_active(vm->rec.state)) {
       if (vm->rec.pid == 0) vm->rec.pid = read_int_file(vm_files(dir).pid_file);
-      if (process_matches(vm->rec.pid, vm->spec.uuid)) {
-        auto c = connect_qmp(name, dir, 10s,
+      facts.qemu_alive = process_matches(vm->rec.pid, vm->spec.uuid);
+      if (facts.qemu_alive) {
+        auto c = connect_qmp(name, dir, kRecoverQmpTimeout,
                              [&] { return process_matches(vm->rec.pid, vm->spec.uuid); });
         if (c) {
           qmp = *c;
-          auto st = qmp->execute("query-status", nullptr, 30s);
-          live_state = st ? state_from_query_status(st->value("status", "")) : VmState::running;
+          facts.qmp_connected = true;
+          if (auto st = qmp->execute("query-status", nullptr, 30s))
+            facts.qmp_state = state_from_query_status(st->value("status", ""));
         } else {
-          log->warn("recover: QMP connect failed vm={} error={}", name, c.error().message);
+          log->warn("recover: QMP not connected vm={} pid={} error={}; QEMU lives, so the VM "
+                    "stays {} and QMP is retried",
+                    name, vm->rec.pid, c.error().message, model::to_string(vm->rec.state));
         }
       }
     }
+    const RecoverDecision d = decide_recover(facts);
 
     std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>> drop;
     {
       std::lock_guard lk(mu_);
       vms_[name] = vm;
-      if (live_state) {
-        vm->qmp = qmp;
-        auto hub = ConsoleHub::connect(vm_files(dir).serial_socket, 5s);
-        if (hub) vm->console = std::move(*hub);
-        set_state_locked(name, *vm, *live_state, "recovered");
-        log->info("recover: re-attached vm={} pid={} state={}", name, vm->rec.pid,
-                  model::to_string(*live_state));
-      } else if (is_active(vm->rec.state)) {
-        // QEMU is gone. If its shim still lives it is about to write exit.json: wait a bit.
-        int shim = read_int_file(dir + "/" + kShimPidFile);
-        for (int i = 0; i < 50 && shim > 0 && process_matches(shim, dir); ++i)
-          std::this_thread::sleep_for(100ms);
-        auto exit = read_exit_record(dir);
-        bool ours = exit && (vm->rec.pid == 0 || exit->qemu_pid == vm->rec.pid);
-        drop = finalize_locked(name, *vm, ours ? std::optional(*exit) : std::nullopt);
-        log->info("recover: vm={} ended while the agent was down state={}", name,
-                  model::to_string(vm->rec.state));
+      switch (d.action) {
+        case RecoverAction::keep:
+          break;
+        case RecoverAction::reattach: {
+          vm->qmp = qmp;
+          auto hub = ConsoleHub::connect(vm_files(dir).serial_socket, 5s);
+          if (hub) vm->console = std::move(*hub);
+          set_state_locked(name, *vm, d.state, "recovered");
+          log->info("recover: re-attached vm={} pid={} state={}", name, vm->rec.pid,
+                    model::to_string(d.state));
+          break;
+        }
+        case RecoverAction::attach_later:
+          vm->qmp_pending = true;  // the supervisor retries (reattach_qmp)
+          vm->qmp_retry_at = opts_.clock->now();
+          set_state_locked(name, *vm, d.state, "recovered; QMP not connected yet");
+          break;
+        case RecoverAction::finalize: {
+          // QEMU is gone. If its shim still lives it is about to write exit.json: wait a bit.
+          int shim = read_int_file(dir + "/" + kShimPidFile);
+          for (int i = 0; i < 50 && shim > 0 && process_matches(shim, dir); ++i)
+            std::this_thread::sleep_for(100ms);
+          auto exit = read_exit_record(dir);
+          bool ours = exit && (vm->rec.pid == 0 || exit->qemu_pid == vm->rec.pid);
+          drop = finalize_locked(name, *vm, ours ? std::optional(*exit) : std::nullopt);
+          log->info("recover: vm={} ended while the agent was down state={}", name,
+                    model::to_string(vm->rec.state));
+          break;
+        }
       }
     }
   }

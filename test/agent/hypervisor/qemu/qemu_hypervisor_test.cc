@@ -405,6 +405,46 @@ TEST_F(QemuDriverTest, AgentRestartReattachesWithoutRestartingQemu) {
   EXPECT_EQ(hv_->status("keep1")->state, VmState::paused);  // from query-status
 }
 
+// Issue 9: a restarted agent that cannot get the QMP socket (QEMU serves one client; here
+// the test holds it, as a second agent's predecessor did) must not call the VM crashed: it
+// stays running, and QMP is re-attached once the socket is free.
+TEST_F(QemuDriverTest, BusyQmpAtRecoverIsNotDeath) {
+  auto st = boot("busy1");
+  hv_.reset();
+  std::string qmp_path = vm_files(state_dir_ + "/vms/busy1").qmp_socket;
+  auto holder = QmpClient::connect(qmp_path, 30s, [](const QmpMessage&) {}, [] {});
+  ASSERT_TRUE(holder) << holder.error().to_string();
+  // More clients than QEMU's backlog holds: connects must fail fast ("busy"), not block.
+  std::vector<Fd> queued;
+  for (int i = 0; i < 4; ++i)
+    if (auto fd = connect_unix(qmp_path)) queued.push_back(std::move(*fd));
+  hv_ = make(system_clock());
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(hv_->recover());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 60s);
+  auto after = hv_->status("busy1");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, VmState::running);
+  EXPECT_EQ(after->pid, st.pid);
+  auto busy = hv_->pause("busy1");
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().code, ErrorCode::unavailable) << busy.error().to_string();
+  std::this_thread::sleep_for(3s);  // the supervisor keeps retrying meanwhile
+  EXPECT_EQ(hv_->status("busy1")->state, VmState::running);
+  EXPECT_EQ(::kill(st.pid, 0), 0);
+  queued.clear();
+  holder->reset();  // the socket is free: the supervisor re-attaches
+  Status paused = make_error(ErrorCode::unavailable, "not tried");
+  for (int i = 0; i < 300 && !paused; ++i) {
+    paused = hv_->pause("busy1");
+    if (!paused) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(paused) << paused.error().to_string();
+  EXPECT_EQ(hv_->status("busy1")->state, VmState::paused);
+  ASSERT_TRUE(hv_->resume("busy1"));
+  EXPECT_EQ(hv_->status("busy1")->pid, st.pid);
+}
+
 TEST_F(QemuDriverTest, QemuKilledWhileAgentDownIsCrashed) {
   auto st = boot("kill1");
   hv_.reset();
