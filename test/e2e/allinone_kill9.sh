@@ -142,6 +142,7 @@ restart P3
 check_vms P3 "$PIDS"
 
 # ---- P4: killed again while the new stratad adopts the agent
+kill9
 "$STRATAD" --data-dir "$D" --listen "127.0.0.1:$PORT" "${aio_args[@]}" >>"$D/stratad.log" 2>&1 &
 MGR_PID=$!
 sleep 0.3
