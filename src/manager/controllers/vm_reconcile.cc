@@ -56,6 +56,16 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   auto fail_task = [&](const std::string& msg) {
     if (!task_id.empty()) tasks_.fail(task_id, msg);
   };
+  // The record and its delete task go in one transaction: a manager killed between two
+  // commits left a pending task for a VM that no longer exists (seen in the crash e2e).
+  auto delete_record = [&]() -> bool {
+    auto st = store_.transaction([&](store::Store& tx) -> Status {
+      if (auto d = tx.delete_vm(vm->id, std::nullopt); !d) return d;
+      if (task_id.empty()) return {};
+      return succeed_task_in(tx, task_id, "deleted");
+    });
+    return static_cast<bool>(st);
+  };
   auto retry_with = [&](const std::string& state, const std::string& msg) {
     write_status([&](VmStatusDoc& st) {
       if (!state.empty()) st.state = state;
@@ -68,9 +78,8 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   // Not placed yet (or its host was deleted): schedule.
   if (!vm->host_id) {
     if (vm->deletion_requested) {
-      store_.delete_vm(vm->id, std::nullopt);
+      if (!delete_record()) return Outcome::retry;
       placement_.forget(vm->id);
-      if (!task_id.empty()) tasks_.succeed(task_id, "deleted");
       events_.append("controller:vm", "vm.deleted", "vm/" + vm->name, "ok");
       return Outcome::done;
     }
@@ -110,9 +119,8 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
       if (!undef && undef.error().code != ErrorCode::not_found)
         return retry_with("deleting", undef.error().message);
     }
-    if (auto st = store_.delete_vm(vm->id, std::nullopt); !st) return Outcome::retry;
+    if (!delete_record()) return Outcome::retry;
     placement_.forget(vm->id);
-    if (!task_id.empty()) tasks_.succeed(task_id, "deleted");
     events_.append("controller:vm", "vm.deleted", "vm/" + vm->name, "ok");
     return Outcome::done;
   }

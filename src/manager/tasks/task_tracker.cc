@@ -40,6 +40,18 @@ Result<store::TaskRecord> TaskTracker::succeed(const std::string& id, const std:
   return update(id, "succeeded", 100, message);
 }
 
+Status succeed_task_in(store::Store& tx, const std::string& id, const std::string& message) {
+  auto t = tx.get_task(id);
+  if (!t) return t.error().code == ErrorCode::not_found ? Status{} : tl::unexpected(t.error());
+  if (task_is_terminal(t->state)) return {};
+  t->state = "succeeded";
+  t->progress = 100;
+  t->message = message;
+  auto u = tx.update_task(*t);
+  if (!u) return tl::unexpected(u.error());
+  return {};
+}
+
 Result<store::TaskRecord> TaskTracker::fail(const std::string& id, const std::string& message) {
   return update(id, "failed", 100, message);
 }
