@@ -61,8 +61,22 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   auto delete_record = [&]() -> bool {
     auto st = store_.transaction([&](store::Store& tx) -> Status {
       if (auto d = tx.delete_vm(vm->id, std::nullopt); !d) return d;
-      if (task_id.empty()) return {};
-      return succeed_task_in(tx, task_id, "deleted");
+      if (!task_id.empty())
+        if (auto t = succeed_task_in(tx, task_id, "deleted"); !t) return t;
+      // Any other unfinished task of this VM (a create or start the delete overtook) can
+      // never finish now: it ends here, with the record, instead of staying pending.
+      store::TaskListOptions o;
+      o.target_id = vm->id;
+      auto open = tx.list_tasks(o);
+      if (!open) return tl::unexpected(open.error());
+      for (auto t : *open) {
+        if (task_is_terminal(t.state)) continue;
+        t.state = "failed";
+        t.progress = 100;
+        t.message = "the VM was deleted";
+        if (auto u = tx.update_task(t); !u) return tl::unexpected(u.error());
+      }
+      return {};
     });
     return static_cast<bool>(st);
   };
