@@ -40,7 +40,7 @@ QemuHypervisor::~QemuHypervisor() {
   sup_cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
   // Drop our connections only; QEMU and its shim keep running (the agent may restart).
-  std::vector<std::shared_ptr<QmpClient>> qmps;
+  std::vector<std::shared_ptr<QemuMonitor>> qmps;
   std::vector<std::shared_ptr<ConsoleHub>> hubs;
   {
     std::lock_guard lk(mu_);

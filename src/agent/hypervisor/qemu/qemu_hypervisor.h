@@ -18,7 +18,7 @@
 
 #include "argv.h"
 #include "console.h"
-#include "qmp_client.h"
+#include "qemu_monitor.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "vm_dir.h"
 
@@ -28,7 +28,7 @@ struct Vm {
   std::string dir;
   model::VmSpec spec;
   StateRecord rec;
-  std::shared_ptr<QmpClient> qmp;
+  std::shared_ptr<QemuMonitor> qmp;  // the typed monitor; null while not connected
   std::shared_ptr<ConsoleHub> console;
   std::string shutdown_reason;  // from the last SHUTDOWN event
   bool kill_requested = false;  // force_off in progress: the exit is not a crash
@@ -44,7 +44,7 @@ struct Vm {
 
 // What an operation on a running VM needs, copied out from under mu_.
 struct VmTarget {
-  std::shared_ptr<QmpClient> qmp;
+  std::shared_ptr<QemuMonitor> qmp;
   int pid = 0;
   std::string uuid;
 };
@@ -91,13 +91,13 @@ class QemuHypervisor final : public Hypervisor {
 
   // Lifecycle helpers (vm_lifecycle.cc).
   Result<ResolvedVm> resolve(const std::string& name, const model::VmSpec& spec);
-  Result<std::shared_ptr<QmpClient>> connect_qmp(const std::string& name, const std::string& dir,
+  Result<std::shared_ptr<QemuMonitor>> connect_qmp(const std::string& name, const std::string& dir,
                                                  std::chrono::milliseconds timeout,
                                                  std::function<bool()> keep_trying);
-  void on_qmp_event(const std::string& name, const QmpMessage& m);
+  void on_qmp_event(const std::string& name, const MonitorEvent& e);
   // Decides stopped/crashed from how QEMU ended and drops the connections. Needs mu_;
   // returns the connections so the caller destroys them without mu_.
-  std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>> finalize_locked(
+  std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>> finalize_locked(
       const std::string& name, Vm& vm, const std::optional<ExitRecord>& exit);
   // Supervision: reaps exited QEMUs, re-attaches pending QMPs, rotates console logs.
   void supervise_loop();

@@ -41,11 +41,6 @@ Result<std::unique_ptr<QmpClient>> QmpClient::connect(const std::string& socket_
                         : make_error(ErrorCode::deadline_exceeded, "no QMP greeting");
     }
   }
-  auto left = std::max(std::chrono::milliseconds(1000),
-                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                           deadline - std::chrono::steady_clock::now()));
-  if (auto r = c->execute("qmp_capabilities", nullptr, left); !r)
-    return tl::unexpected(r.error().wrap("qmp_capabilities"));
   return c;
 }
 

@@ -1,6 +1,7 @@
-// QMP client over a UNIX socket: connects (waiting for QEMU to create the socket),
-// negotiates capabilities, runs commands with a timeout and delivers events. One reader
-// thread per connection; callbacks run on it and must not call execute() synchronously.
+// QMP client over a UNIX socket, the transport under QemuMonitor (qemu_monitor.h): connects
+// (waiting for QEMU to create the socket), reads the greeting, runs commands with a timeout
+// and delivers events, all untyped. One reader thread per connection; callbacks run on it
+// and must not call execute() synchronously. The driver uses QemuMonitor, never this.
 #pragma once
 
 #include <chrono>
@@ -24,7 +25,8 @@ class QmpClient {
   using EofCallback = std::function<void()>;
 
   // Retries connecting until `timeout`; `keep_trying` (optional) stops early, e.g. when
-  // QEMU has already exited. Then reads the greeting and sends qmp_capabilities.
+  // QEMU has already exited. Then waits for the greeting (capabilities negotiation is the
+  // monitor's first command).
   static Result<std::unique_ptr<QmpClient>> connect(const std::string& socket_path,
                                                     std::chrono::milliseconds timeout,
                                                     EventCallback on_event, EofCallback on_eof,

@@ -74,13 +74,12 @@ Result<ResolvedVm> QemuHypervisor::resolve(const std::string& name, const model:
   return r;
 }
 
-Result<std::shared_ptr<QmpClient>> QemuHypervisor::connect_qmp(const std::string& name,
-                                                               const std::string& dir,
-                                                               std::chrono::milliseconds timeout,
-                                                               std::function<bool()> keep_trying) {
-  auto c = QmpClient::connect(
+Result<std::shared_ptr<QemuMonitor>> QemuHypervisor::connect_qmp(
+    const std::string& name, const std::string& dir, std::chrono::milliseconds timeout,
+    std::function<bool()> keep_trying) {
+  auto c = QemuMonitor::connect(
       vm_files(dir).qmp_socket, timeout,
-      [this, name](const QmpMessage& m) { on_qmp_event(name, m); },
+      [this, name](const MonitorEvent& e) { on_qmp_event(name, e); },
       [this] {
         {
           std::lock_guard lk(sup_mu_);
@@ -90,7 +89,7 @@ Result<std::shared_ptr<QmpClient>> QemuHypervisor::connect_qmp(const std::string
       },
       std::move(keep_trying));
   if (!c) return tl::unexpected(c.error());
-  return std::shared_ptr<QmpClient>(std::move(*c));
+  return std::shared_ptr<QemuMonitor>(std::move(*c));
 }
 
 Status QemuHypervisor::start(const std::string& name) {
@@ -119,7 +118,7 @@ Status QemuHypervisor::start(const std::string& name) {
         std::this_thread::sleep_for(100ms);
       }
     }
-    std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>> drop;
+    std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>> drop;
     {
       std::lock_guard lk(mu_);
       vm->busy = false;
@@ -190,7 +189,7 @@ Status QemuHypervisor::start(const std::string& name) {
   }
   if (!process_matches(pid, spec.uuid))
     return fail(Error{ErrorCode::internal, "QEMU pid file does not name our QEMU", {}}, {});
-  auto status = (*qmp)->execute("query-status", nullptr, kQmpCommandTimeout);
+  auto status = (*qmp)->query_status(kQmpCommandTimeout);
   auto hub = ConsoleHub::connect(f.serial_socket, 10s);
   if (!hub)
     logger("agent.qemu")->warn("console connect failed vm={} error={}", name, hub.error().message);
@@ -201,7 +200,7 @@ Status QemuHypervisor::start(const std::string& name) {
     if (hub) vm->console = std::move(*hub);
     vm->rec.pid = pid;
     if (vm->rec.state == VmState::starting) {
-      bool paused = status && status->value("status", "") == "paused";
+      bool paused = status && status->status == "paused";
       set_state_locked(name, *vm, paused ? VmState::paused : VmState::running, "started");
     }
   }
@@ -214,7 +213,8 @@ Status QemuHypervisor::start(const std::string& name) {
   return {};
 }
 
-void QemuHypervisor::on_qmp_event(const std::string& name, const QmpMessage& m) {
+void QemuHypervisor::on_qmp_event(const std::string& name, const MonitorEvent& e) {
+  using K = MonitorEventKind;
   {
     std::lock_guard lk(mu_);
     auto it = vms_.find(name);
@@ -222,27 +222,27 @@ void QemuHypervisor::on_qmp_event(const std::string& name, const QmpMessage& m) 
     Vm& vm = *it->second;
     VmState s = vm.rec.state;
     if (!is_active(s)) return;
-    if (m.event == "STOP" && s == VmState::running) {
+    if (e.kind == K::stop && s == VmState::running) {
       set_state_locked(name, vm, VmState::paused, "STOP");
-    } else if (m.event == "RESUME" && (s == VmState::paused || s == VmState::starting)) {
+    } else if (e.kind == K::resume && (s == VmState::paused || s == VmState::starting)) {
       set_state_locked(name, vm, VmState::running, "RESUME");
-    } else if (m.event == "POWERDOWN") {
+    } else if (e.kind == K::powerdown) {
       set_state_locked(name, vm, VmState::shutting_down, "POWERDOWN");
-    } else if (m.event == "SHUTDOWN") {
-      vm.shutdown_reason =
-          m.payload.is_object() ? m.payload.value("reason", "shutdown") : "shutdown";
+    } else if (e.kind == K::shutdown) {
+      vm.shutdown_reason = e.reason;
       set_state_locked(name, vm, VmState::shutting_down, "SHUTDOWN " + vm.shutdown_reason);
-    } else if (m.event == "GUEST_PANICKED") {
+    } else if (e.kind == K::guest_panicked) {
       vm.panicked = true;
       set_state_locked(name, vm, VmState::crashed, "GUEST_PANICKED");
-    } else if (m.event == "RESET") {
+    } else if (e.kind == K::reset) {
       pending_events_.push_back(VmEvent{name, s, "RESET", wall_ms()});
     }
   }
   flush_events();
 }
 
-std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>> QemuHypervisor::finalize_locked(
+std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>>
+QemuHypervisor::finalize_locked(
     const std::string& name, Vm& vm, const std::optional<ExitRecord>& exit) {
   VmExit e;
   bool clean = exit && !exit->signaled && exit->code == 0;
@@ -278,7 +278,7 @@ std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>> QemuHyperviso
 }
 
 void QemuHypervisor::supervise_once() {
-  std::vector<std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>>> drop;
+  std::vector<std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>>> drop;
   std::vector<std::string> logs;
   struct Pending {
     std::string name, dir, uuid;
@@ -326,12 +326,12 @@ void QemuHypervisor::reattach_qmp(const std::string& name, const std::string& di
                                   const std::string& uuid) {
   auto log = logger("agent.qemu");
   auto c = connect_qmp(name, dir, kQmpReattachTimeout, [&] { return process_matches(pid, uuid); });
-  std::shared_ptr<QmpClient> qmp = c ? *c : nullptr;
+  std::shared_ptr<QemuMonitor> qmp = c ? *c : nullptr;
   std::optional<VmState> live;
   std::shared_ptr<ConsoleHub> hub;
   if (qmp) {
-    if (auto st = qmp->execute("query-status", nullptr, kQmpCommandTimeout))
-      live = state_from_query_status(st->value("status", ""));
+    if (auto st = qmp->query_status(kQmpCommandTimeout))
+      live = state_from_query_status(st->status);
     if (auto h = ConsoleHub::connect(vm_files(dir).serial_socket, 2s)) hub = std::move(*h);
   }
   {
@@ -405,7 +405,7 @@ Result<VmTarget> QemuHypervisor::target(const std::string& name,
 Status QemuHypervisor::shutdown(const std::string& name, std::chrono::milliseconds timeout) {
   auto t = target(name, {VmState::running, VmState::paused, VmState::shutting_down});
   if (!t) return tl::unexpected(t.error());
-  if (auto r = t->qmp->execute("system_powerdown", nullptr, kQmpCommandTimeout); !r)
+  if (auto r = t->qmp->system_powerdown(kQmpCommandTimeout); !r)
     logger("agent.qemu")->warn("system_powerdown failed vm={} error={}", name, r.error().message);
   auto deadline = opts_.clock->now() + timeout;
   while (opts_.clock->now() < deadline) {
@@ -430,7 +430,7 @@ Status QemuHypervisor::force_off(const std::string& name) {
     t = VmTarget{(*v)->qmp, (*v)->rec.pid, (*v)->spec.uuid};
   }
   if (t.qmp) {
-    auto r = t.qmp->execute("quit", nullptr, 10s);
+    auto r = t.qmp->quit(10s);
     if (r && wait_final(name, 30s)) return {};
   }
   if (process_matches(t.pid, t.uuid)) ::kill(t.pid, SIGKILL);
@@ -442,7 +442,7 @@ Status QemuHypervisor::force_off(const std::string& name) {
 Status QemuHypervisor::reboot(const std::string& name) {
   auto t = target(name, {VmState::running, VmState::paused});
   if (!t) return tl::unexpected(t.error());
-  auto r = t->qmp->execute("system_reset", nullptr, kQmpCommandTimeout);
+  auto r = t->qmp->system_reset(kQmpCommandTimeout);
   if (!r) return tl::unexpected(r.error());
   return {};
 }
@@ -450,7 +450,7 @@ Status QemuHypervisor::reboot(const std::string& name) {
 Status QemuHypervisor::pause(const std::string& name) {
   auto t = target(name, {VmState::running, VmState::paused});
   if (!t) return tl::unexpected(t.error());
-  auto r = t->qmp->execute("stop", nullptr, kQmpCommandTimeout);
+  auto r = t->qmp->stop(kQmpCommandTimeout);
   if (!r) return tl::unexpected(r.error());
   {
     std::lock_guard lk(mu_);
@@ -464,7 +464,7 @@ Status QemuHypervisor::pause(const std::string& name) {
 Status QemuHypervisor::resume(const std::string& name) {
   auto t = target(name, {VmState::running, VmState::paused});
   if (!t) return tl::unexpected(t.error());
-  auto r = t->qmp->execute("cont", nullptr, kQmpCommandTimeout);
+  auto r = t->qmp->cont(kQmpCommandTimeout);
   if (!r) return tl::unexpected(r.error());
   {
     std::lock_guard lk(mu_);

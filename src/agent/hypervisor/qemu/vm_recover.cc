@@ -67,7 +67,7 @@ Status QemuHypervisor::recover() {
 
     RecoverFacts facts;
     facts.recorded = vm->rec.state;
-    std::shared_ptr<QmpClient> qmp;
+    std::shared_ptr<QemuMonitor> qmp;
     if (is_active(vm->rec.state)) {
       if (vm->rec.pid == 0) vm->rec.pid = read_int_file(vm_files(dir).pid_file);
       facts.qemu_alive = process_matches(vm->rec.pid, vm->spec.uuid);
@@ -77,8 +77,8 @@ Status QemuHypervisor::recover() {
         if (c) {
           qmp = *c;
           facts.qmp_connected = true;
-          if (auto st = qmp->execute("query-status", nullptr, 30s))
-            facts.qmp_state = state_from_query_status(st->value("status", ""));
+          if (auto st = qmp->query_status(30s))
+            facts.qmp_state = state_from_query_status(st->status);
         } else {
           log->warn("recover: QMP not connected vm={} pid={} error={}; QEMU lives, so the VM "
                     "stays {} and QMP is retried",
@@ -88,7 +88,7 @@ Status QemuHypervisor::recover() {
     }
     const RecoverDecision d = decide_recover(facts);
 
-    std::pair<std::shared_ptr<QmpClient>, std::shared_ptr<ConsoleHub>> drop;
+    std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>> drop;
     {
       std::lock_guard lk(mu_);
       vms_[name] = vm;

@@ -1,0 +1,338 @@
+// Typed QMP monitor (see qemu_monitor.h). Every reply goes through a parse_* function that
+// checks each field it reads with the json's type predicates before reading it, so a
+// reply of an unexpected shape becomes an Error, never a nlohmann exception.
+#include "qemu_monitor.h"
+
+#include "strata/common/log.h"
+
+namespace strata::agent::qemu {
+
+using nlohmann::json;
+
+namespace {
+
+tl::unexpected<Error> bad_reply(const std::string& what, const std::string& why) {
+  return internal_error("malformed QMP reply to " + what + ": " + why);
+}
+
+// Typed field readers: `required` ones fail on absence, all fail on a wrong type.
+Result<const json*> field(const json& obj, const char* name, const std::string& what,
+                          bool required) {
+  if (!obj.is_object()) return bad_reply(what, "not an object");
+  auto it = obj.find(name);
+  if (it == obj.end()) {
+    if (required) return bad_reply(what, std::string("missing \"") + name + "\"");
+    return nullptr;
+  }
+  return &*it;
+}
+
+Result<std::string> get_string(const json& obj, const char* name, const std::string& what) {
+  auto f = field(obj, name, what, true);
+  if (!f) return tl::unexpected(f.error());
+  if (!(*f)->is_string()) return bad_reply(what, std::string("\"") + name + "\" is not a string");
+  return (*f)->get<std::string>();
+}
+
+Result<std::string> get_opt_string(const json& obj, const char* name, const std::string& what) {
+  auto f = field(obj, name, what, false);
+  if (!f) return tl::unexpected(f.error());
+  if (!*f) return std::string();
+  if (!(*f)->is_string()) return bad_reply(what, std::string("\"") + name + "\" is not a string");
+  return (*f)->get<std::string>();
+}
+
+Result<bool> get_bool(const json& obj, const char* name, const std::string& what,
+                      std::optional<bool> dflt = std::nullopt) {
+  auto f = field(obj, name, what, !dflt);
+  if (!f) return tl::unexpected(f.error());
+  if (!*f) return *dflt;
+  if (!(*f)->is_boolean()) return bad_reply(what, std::string("\"") + name + "\" is not a bool");
+  return (*f)->get<bool>();
+}
+
+Result<int64_t> get_int(const json& obj, const char* name, const std::string& what) {
+  auto f = field(obj, name, what, true);
+  if (!f) return tl::unexpected(f.error());
+  if (!(*f)->is_number_integer())
+    return bad_reply(what, std::string("\"") + name + "\" is not an integer");
+  return (*f)->get<int64_t>();
+}
+
+Result<std::optional<uint64_t>> get_opt_u64(const json& obj, const char* name,
+                                            const std::string& what) {
+  auto f = field(obj, name, what, false);
+  if (!f) return tl::unexpected(f.error());
+  if (!*f) return std::optional<uint64_t>();
+  if (!(*f)->is_number_unsigned())
+    return bad_reply(what, std::string("\"") + name + "\" is not an unsigned integer");
+  return std::optional<uint64_t>((*f)->get<uint64_t>());
+}
+
+Result<uint64_t> get_u64(const json& obj, const char* name, const std::string& what) {
+  auto v = get_opt_u64(obj, name, what);
+  if (!v) return tl::unexpected(v.error());
+  if (!*v) return bad_reply(what, std::string("missing \"") + name + "\"");
+  return **v;
+}
+
+Result<const json*> get_array(const json& v, const std::string& what) {
+  if (!v.is_array()) return bad_reply(what, "not an array");
+  return &v;
+}
+
+}  // namespace
+
+Result<QmpGreeting> parse_greeting(const json& qmp) {
+  const std::string what = "greeting";
+  auto version = field(qmp, "version", what, true);
+  if (!version) return tl::unexpected(version.error());
+  auto q = field(**version, "qemu", what, true);
+  if (!q) return tl::unexpected(q.error());
+  QmpGreeting g;
+  for (auto [name, out] :
+       {std::pair{"major", &g.major}, {"minor", &g.minor}, {"micro", &g.micro}}) {
+    auto v = get_int(**q, name, what);
+    if (!v) return tl::unexpected(v.error());
+    *out = *v;
+  }
+  auto pkg = get_opt_string(**version, "package", what);
+  if (!pkg) return tl::unexpected(pkg.error());
+  g.package = *pkg;
+  auto caps = field(qmp, "capabilities", what, true);
+  if (!caps) return tl::unexpected(caps.error());
+  if (!(*caps)->is_array()) return bad_reply(what, "\"capabilities\" is not an array");
+  for (auto& c : **caps) {
+    if (!c.is_string()) return bad_reply(what, "a capability is not a string");
+    g.capabilities.push_back(c.get<std::string>());
+  }
+  return g;
+}
+
+Result<StatusInfo> parse_status(const json& ret) {
+  const std::string what = "query-status";
+  StatusInfo s;
+  auto status = get_string(ret, "status", what);
+  if (!status) return tl::unexpected(status.error());
+  auto running = get_bool(ret, "running", what);
+  if (!running) return tl::unexpected(running.error());
+  s.status = *status;
+  s.running = *running;
+  return s;
+}
+
+Result<std::vector<BlockStatsInfo>> parse_blockstats(const json& ret) {
+  const std::string what = "query-blockstats";
+  auto arr = get_array(ret, what);
+  if (!arr) return tl::unexpected(arr.error());
+  std::vector<BlockStatsInfo> out;
+  for (auto& dev : ret) {
+    BlockStatsInfo b;
+    auto device = get_opt_string(dev, "device", what);
+    if (!device) return tl::unexpected(device.error());
+    auto node = get_opt_string(dev, "node-name", what);
+    if (!node) return tl::unexpected(node.error());
+    auto stats = field(dev, "stats", what, true);
+    if (!stats) return tl::unexpected(stats.error());
+    auto rd = get_u64(**stats, "rd_bytes", what);
+    if (!rd) return tl::unexpected(rd.error());
+    auto wr = get_u64(**stats, "wr_bytes", what);
+    if (!wr) return tl::unexpected(wr.error());
+    b.device = *device;
+    b.node_name = *node;
+    b.rd_bytes = *rd;
+    b.wr_bytes = *wr;
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+Result<std::vector<CpuInfoFast>> parse_cpus_fast(const json& ret) {
+  const std::string what = "query-cpus-fast";
+  auto arr = get_array(ret, what);
+  if (!arr) return tl::unexpected(arr.error());
+  std::vector<CpuInfoFast> out;
+  for (auto& cpu : ret) {
+    CpuInfoFast c;
+    auto index = get_int(cpu, "cpu-index", what);
+    if (!index) return tl::unexpected(index.error());
+    auto tid = get_int(cpu, "thread-id", what);
+    if (!tid) return tl::unexpected(tid.error());
+    auto path = get_string(cpu, "qom-path", what);
+    if (!path) return tl::unexpected(path.error());
+    auto target = get_string(cpu, "target", what);
+    if (!target) return tl::unexpected(target.error());
+    c.cpu_index = *index;
+    c.thread_id = *tid;
+    c.qom_path = *path;
+    c.target = *target;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<MemorySizeSummary> parse_memory_size_summary(const json& ret) {
+  const std::string what = "query-memory-size-summary";
+  MemorySizeSummary m;
+  auto base = get_u64(ret, "base-memory", what);
+  if (!base) return tl::unexpected(base.error());
+  auto plugged = get_opt_u64(ret, "plugged-memory", what);
+  if (!plugged) return tl::unexpected(plugged.error());
+  m.base_memory = *base;
+  m.plugged_memory = *plugged;
+  return m;
+}
+
+Result<BalloonInfo> parse_balloon(const json& ret) {
+  auto actual = get_u64(ret, "actual", "query-balloon");
+  if (!actual) return tl::unexpected(actual.error());
+  return BalloonInfo{*actual};
+}
+
+Result<std::vector<MachineInfo>> parse_machines(const json& ret) {
+  const std::string what = "query-machines";
+  auto arr = get_array(ret, what);
+  if (!arr) return tl::unexpected(arr.error());
+  std::vector<MachineInfo> out;
+  for (auto& m : ret) {
+    MachineInfo i;
+    auto name = get_string(m, "name", what);
+    if (!name) return tl::unexpected(name.error());
+    auto alias = get_opt_string(m, "alias", what);
+    if (!alias) return tl::unexpected(alias.error());
+    auto dflt = get_bool(m, "is-default", what, false);
+    if (!dflt) return tl::unexpected(dflt.error());
+    auto cpu_max = get_int(m, "cpu-max", what);
+    if (!cpu_max) return tl::unexpected(cpu_max.error());
+    auto deprecated = get_bool(m, "deprecated", what, false);
+    if (!deprecated) return tl::unexpected(deprecated.error());
+    i.name = *name;
+    i.alias = *alias;
+    i.is_default = *dflt;
+    i.cpu_max = *cpu_max;
+    i.deprecated = *deprecated;
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+Result<MonitorEvent> parse_monitor_event(const QmpMessage& m) {
+  if (m.kind != QmpKind::event) return internal_error("not a QMP event");
+  MonitorEvent e;
+  e.name = m.event;
+  e.timestamp_us = m.timestamp_us;
+  const std::string what = "event " + m.event;
+  auto guest_reason = [&]() -> Status {
+    auto guest = get_bool(m.payload, "guest", what);
+    if (!guest) return tl::unexpected(guest.error());
+    auto reason = get_string(m.payload, "reason", what);
+    if (!reason) return tl::unexpected(reason.error());
+    e.guest = *guest;
+    e.reason = *reason;
+    return {};
+  };
+  if (m.event == "SHUTDOWN") {
+    e.kind = MonitorEventKind::shutdown;
+    if (auto s = guest_reason(); !s) return tl::unexpected(s.error());
+  } else if (m.event == "RESET") {
+    e.kind = MonitorEventKind::reset;
+    if (auto s = guest_reason(); !s) return tl::unexpected(s.error());
+  } else if (m.event == "POWERDOWN") {
+    e.kind = MonitorEventKind::powerdown;
+  } else if (m.event == "STOP") {
+    e.kind = MonitorEventKind::stop;
+  } else if (m.event == "RESUME") {
+    e.kind = MonitorEventKind::resume;
+  } else if (m.event == "GUEST_PANICKED") {
+    e.kind = MonitorEventKind::guest_panicked;
+    auto action = get_string(m.payload, "action", what);
+    if (!action) return tl::unexpected(action.error());
+    e.action = *action;
+  }
+  return e;
+}
+
+Result<std::unique_ptr<QemuMonitor>> QemuMonitor::connect(const std::string& socket_path,
+                                                          std::chrono::milliseconds timeout,
+                                                          EventCallback on_event,
+                                                          EofCallback on_eof,
+                                                          std::function<bool()> keep_trying) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto client = QmpClient::connect(
+      socket_path, timeout,
+      [on_event = std::move(on_event)](const QmpMessage& m) {
+        auto e = parse_monitor_event(m);
+        if (!e) {
+          logger("agent.qmp")->warn("dropping malformed QMP event error={}", e.error().message);
+          return;
+        }
+        if (on_event) on_event(*e);
+      },
+      std::move(on_eof), std::move(keep_trying));
+  if (!client) return tl::unexpected(client.error());
+  auto greeting = parse_greeting((*client)->greeting());
+  if (!greeting) return tl::unexpected(greeting.error());
+  std::unique_ptr<QemuMonitor> mon(new QemuMonitor(std::move(*client), std::move(*greeting)));
+  auto left = std::max(std::chrono::milliseconds(1000),
+                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                           deadline - std::chrono::steady_clock::now()));
+  if (auto s = mon->qmp_capabilities(left); !s) return tl::unexpected(s.error());
+  return mon;
+}
+
+Status QemuMonitor::run_void(const char* command, std::chrono::milliseconds timeout) {
+  auto r = client_->execute(command, nullptr, timeout);
+  if (!r) return tl::unexpected(r.error());
+  if (!r->is_object() || !r->empty()) return bad_reply(command, "expected {}");
+  return {};
+}
+
+Status QemuMonitor::qmp_capabilities(std::chrono::milliseconds timeout) {
+  if (auto s = run_void("qmp_capabilities", timeout); !s)
+    return tl::unexpected(s.error().wrap("qmp_capabilities"));
+  return {};
+}
+
+Result<StatusInfo> QemuMonitor::query_status(std::chrono::milliseconds timeout) {
+  return client_->execute("query-status", nullptr, timeout).and_then(parse_status);
+}
+
+Status QemuMonitor::cont(std::chrono::milliseconds timeout) { return run_void("cont", timeout); }
+Status QemuMonitor::stop(std::chrono::milliseconds timeout) { return run_void("stop", timeout); }
+Status QemuMonitor::system_powerdown(std::chrono::milliseconds timeout) {
+  return run_void("system_powerdown", timeout);
+}
+Status QemuMonitor::system_reset(std::chrono::milliseconds timeout) {
+  return run_void("system_reset", timeout);
+}
+Status QemuMonitor::quit(std::chrono::milliseconds timeout) { return run_void("quit", timeout); }
+
+Result<std::vector<BlockStatsInfo>> QemuMonitor::query_blockstats(
+    std::chrono::milliseconds timeout) {
+  return client_->execute("query-blockstats", nullptr, timeout).and_then(parse_blockstats);
+}
+
+Result<std::vector<CpuInfoFast>> QemuMonitor::query_cpus_fast(std::chrono::milliseconds timeout) {
+  return client_->execute("query-cpus-fast", nullptr, timeout).and_then(parse_cpus_fast);
+}
+
+Result<MemorySizeSummary> QemuMonitor::query_memory_size_summary(
+    std::chrono::milliseconds timeout) {
+  return client_->execute("query-memory-size-summary", nullptr, timeout)
+      .and_then(parse_memory_size_summary);
+}
+
+Result<BalloonInfo> QemuMonitor::query_balloon(std::chrono::milliseconds timeout) {
+  return client_->execute("query-balloon", nullptr, timeout).and_then(parse_balloon);
+}
+
+Result<std::vector<MachineInfo>> QemuMonitor::query_machines(std::chrono::milliseconds timeout) {
+  return client_->execute("query-machines", nullptr, timeout).and_then(parse_machines);
+}
+
+Result<json> QemuMonitor::raw(const std::string& command, const json& arguments,
+                              std::chrono::milliseconds timeout) {
+  return client_->execute(command, arguments, timeout);
+}
+
+}  // namespace strata::agent::qemu

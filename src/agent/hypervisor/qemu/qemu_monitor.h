@@ -1,0 +1,164 @@
+// Typed QMP monitor, the layer between the driver and the raw QMP client (as libvirt's
+// qemu_monitor.c sits on its JSON transport): one function per QMP command the driver
+// sends, each returning a typed result whose reply was validated (a missing or wrong-typed
+// field is an Error, never an exception), and typed events. Layers, bottom up:
+//   unix_socket (fd) -> qmp_codec (framing, pure) -> qmp_client (ids, timeouts, reader
+//   thread) -> qemu_monitor (typed commands and events) -> QemuHypervisor (jobs, state).
+// Thread-safe: commands may run from several threads at once (qmp_client matches replies by
+// id). Event callbacks run on the client's reader thread and must not call commands
+// synchronously (the reply would be read by that same thread).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qmp_client.h"
+#include "qmp_codec.h"
+#include "strata/common/error.h"
+
+namespace strata::agent::qemu {
+
+inline constexpr std::chrono::milliseconds kMonitorTimeout{30000};
+
+// The greeting QEMU sends on connect ({"QMP": {"version": ..., "capabilities": [...]}}).
+struct QmpGreeting {
+  int64_t major = 0, minor = 0, micro = 0;
+  std::string package;
+  std::vector<std::string> capabilities;
+};
+
+// query-status. `status` is QEMU's RunState ("running", "paused", "inmigrate", "shutdown",
+// "guest-panicked", ...), kept as a string: QEMU adds states and we must not reject them.
+struct StatusInfo {
+  std::string status;
+  bool running = false;
+};
+
+// query-blockstats, one entry per block backend; only what the driver reads.
+struct BlockStatsInfo {
+  std::string device;     // "" for -blockdev backends without a legacy drive
+  std::string node_name;  // may be absent in QEMU's reply: then ""
+  uint64_t rd_bytes = 0;
+  uint64_t wr_bytes = 0;
+};
+
+// query-cpus-fast, one entry per vCPU.
+struct CpuInfoFast {
+  int64_t cpu_index = 0;
+  int64_t thread_id = 0;  // the host thread running this vCPU
+  std::string qom_path;
+  std::string target;  // "x86_64", ...
+};
+
+// query-memory-size-summary.
+struct MemorySizeSummary {
+  uint64_t base_memory = 0;
+  std::optional<uint64_t> plugged_memory;  // only with memory hot-plug
+};
+
+// query-balloon (only when the VM has a balloon device; QEMU answers DeviceNotActive else).
+struct BalloonInfo {
+  uint64_t actual = 0;  // bytes the guest currently has
+};
+
+// query-machines, one entry per machine type QEMU knows.
+struct MachineInfo {
+  std::string name;   // "pc-q35-7.2"
+  std::string alias;  // "q35" for the newest q35, else ""
+  bool is_default = false;
+  int64_t cpu_max = 0;
+  bool deprecated = false;
+};
+
+// Events the driver acts on; anything else arrives as `other` with its name.
+enum class MonitorEventKind {
+  shutdown,        // data: guest, reason
+  powerdown,       // ACPI power button pressed (system_powerdown)
+  stop,            // vCPUs stopped
+  resume,          // vCPUs running
+  reset,           // data: guest, reason
+  guest_panicked,  // data: action
+  other,
+};
+
+struct MonitorEvent {
+  MonitorEventKind kind = MonitorEventKind::other;
+  std::string name;          // QMP's event name ("SHUTDOWN")
+  int64_t timestamp_us = 0;  // QEMU's clock
+  bool guest = false;        // SHUTDOWN/RESET: caused by the guest
+  std::string reason;        // SHUTDOWN/RESET: "guest-shutdown", "host-qmp-quit", ...
+  std::string action;        // GUEST_PANICKED: "pause", "poweroff", "run"
+};
+
+// Validates an event's data for its kind. A known event with a missing or wrong-typed field
+// is an error (the caller logs it and drops the event).
+Result<MonitorEvent> parse_monitor_event(const QmpMessage& m);
+
+// Reply validation (pure; exposed for tests).
+Result<QmpGreeting> parse_greeting(const nlohmann::json& qmp);
+Result<StatusInfo> parse_status(const nlohmann::json& ret);
+Result<std::vector<BlockStatsInfo>> parse_blockstats(const nlohmann::json& ret);
+Result<std::vector<CpuInfoFast>> parse_cpus_fast(const nlohmann::json& ret);
+Result<MemorySizeSummary> parse_memory_size_summary(const nlohmann::json& ret);
+Result<BalloonInfo> parse_balloon(const nlohmann::json& ret);
+Result<std::vector<MachineInfo>> parse_machines(const nlohmann::json& ret);
+
+class QemuMonitor {
+ public:
+  using EventCallback = std::function<void(const MonitorEvent&)>;
+  using EofCallback = std::function<void()>;
+
+  // Connects (retrying until `timeout`, or until `keep_trying` says QEMU is gone), checks
+  // the greeting and negotiates capabilities (qmp_capabilities).
+  static Result<std::unique_ptr<QemuMonitor>> connect(const std::string& socket_path,
+                                                      std::chrono::milliseconds timeout,
+                                                      EventCallback on_event, EofCallback on_eof,
+                                                      std::function<bool()> keep_trying = {});
+  QemuMonitor(const QemuMonitor&) = delete;
+  QemuMonitor& operator=(const QemuMonitor&) = delete;
+
+  const QmpGreeting& greeting() const { return greeting_; }
+  bool closed() const { return client_->closed(); }
+
+  // One function per QMP command. Errors: unavailable once the connection is closed,
+  // deadline_exceeded after `timeout`, QEMU's error mapped by qmp_error_to_error, internal
+  // for a reply that does not have the documented shape.
+  Status qmp_capabilities(std::chrono::milliseconds timeout = kMonitorTimeout);
+  Result<StatusInfo> query_status(std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status cont(std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status stop(std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status system_powerdown(std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status system_reset(std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status quit(std::chrono::milliseconds timeout = kMonitorTimeout);
+  Result<std::vector<BlockStatsInfo>> query_blockstats(
+      std::chrono::milliseconds timeout = kMonitorTimeout);
+  Result<std::vector<CpuInfoFast>> query_cpus_fast(
+      std::chrono::milliseconds timeout = kMonitorTimeout);
+  Result<MemorySizeSummary> query_memory_size_summary(
+      std::chrono::milliseconds timeout = kMonitorTimeout);
+  Result<BalloonInfo> query_balloon(std::chrono::milliseconds timeout = kMonitorTimeout);
+  Result<std::vector<MachineInfo>> query_machines(
+      std::chrono::milliseconds timeout = kMonitorTimeout);
+
+  // Unvalidated passthrough for debugging (QemuHypervisor::qmp); the driver never uses it.
+  Result<nlohmann::json> raw(const std::string& command, const nlohmann::json& arguments,
+                             std::chrono::milliseconds timeout = kMonitorTimeout);
+
+ private:
+  QemuMonitor(QmpClientPtr client, QmpGreeting greeting)
+      : client_(std::move(client)), greeting_(std::move(greeting)) {}
+  // A command whose documented reply is the empty object.
+  Status run_void(const char* command, std::chrono::milliseconds timeout);
+
+  QmpClientPtr client_;
+  QmpGreeting greeting_;
+};
+using QemuMonitorPtr = std::shared_ptr<QemuMonitor>;
+
+}  // namespace strata::agent::qemu
