@@ -111,6 +111,22 @@ void QemuHypervisor::watch(VmEventCallback cb) {
   watchers_.push_back(std::move(cb));
 }
 
+Status QemuHypervisor::begin_job_locked(const std::string& name, Vm& vm, VmJob job) {
+  if (vm.job != VmJob::none)
+    return make_error(ErrorCode::failed_precondition,
+                      "VM " + name + " has a " + std::string(to_string(vm.job)) +
+                          " job in progress; one long job per VM at a time");
+  vm.job = job;
+  return {};
+}
+
+void QemuHypervisor::end_job(const std::string& name, VmJob job) {
+  std::lock_guard lk(mu_);
+  auto it = vms_.find(name);
+  if (it != vms_.end() && it->second->job == job) it->second->job = VmJob::none;
+  state_cv_.notify_all();
+}
+
 std::vector<std::string> QemuHypervisor::taps_of(const model::VmSpec& spec) const {
   std::vector<std::string> taps;
   for (size_t i = 0; i < spec.nics.size(); ++i)
@@ -167,12 +183,31 @@ Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
           !st)
         return tl::unexpected(st.error());
 
-  std::lock_guard lk(mu_);
-  for (auto& [name, vm] : vms_) {
-    if (name == spec.name) return make_error(ErrorCode::already_exists, "VM exists: " + name);
-    if (vm->spec.uuid == spec.uuid)
-      return make_error(ErrorCode::already_exists, "UUID in use by VM " + name);
+  // The define job: reserve the name and UUID under mu_, create the folder and the disks
+  // (qemu-img: seconds) without it, then publish the VM under mu_ again.
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [name, vm] : vms_) {
+      if (name == spec.name) return make_error(ErrorCode::already_exists, "VM exists: " + name);
+      if (vm->spec.uuid == spec.uuid)
+        return make_error(ErrorCode::already_exists, "UUID in use by VM " + name);
+    }
+    for (auto& [name, uuid] : defining_) {
+      if (name == spec.name)
+        return make_error(ErrorCode::already_exists, "VM " + name + " is being defined");
+      if (uuid == spec.uuid)
+        return make_error(ErrorCode::already_exists, "UUID in use by VM " + name);
+    }
+    defining_[spec.name] = spec.uuid;
   }
+  struct Unreserve {
+    QemuHypervisor* self;
+    const std::string& name;
+    ~Unreserve() {
+      std::lock_guard lk(self->mu_);
+      self->defining_.erase(name);
+    }
+  } unreserve{this, spec.name};
   std::error_code ec;
   if (fs::exists(dir, ec))
     return make_error(ErrorCode::already_exists, "VM folder exists (not recovered?): " + dir);
@@ -198,6 +233,7 @@ Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
   vm->spec = spec;
   vm->rec.accelerator = opts_.accelerator;
   vm->rec.state = model::VmState::stopped;  // so set_state records "defined" as a change
+  std::lock_guard lk(mu_);
   set_state_locked(spec.name, *vm, model::VmState::defined, "defined");
   vms_[spec.name] = vm;
   auto st = status_locked(*vm);
@@ -211,7 +247,11 @@ Status QemuHypervisor::undefine(const std::string& name) {
     auto v = find_locked(name);
     if (!v) return tl::unexpected(v.error());
     vm = *v;
-    if (is_active(vm->rec.state) || vm->busy)
+    if (vm->job != VmJob::none)
+      return make_error(
+          ErrorCode::failed_precondition,
+          "VM " + name + " has a " + std::string(to_string(vm->job)) + " job in progress");
+    if (is_active(vm->rec.state))
       return make_error(ErrorCode::failed_precondition,
                         std::string("VM is ") + model::to_string(vm->rec.state));
     vms_.erase(name);

@@ -3,8 +3,10 @@
 //   vm_lifecycle.cc     start/stop/pause/..., QMP events, the supervision loop
 //   vm_recover.cc       re-attaching to VMs after an agent restart
 //   vm_queries.cc       stats, console, guest agent
-// Locking: mu_ guards vms_ and every Vm field. QMP commands and other blocking I/O run
-// with mu_ released (holding a shared_ptr to the client), because QMP callbacks take mu_.
+// Layers and rules: docs/internals/qemu-driver.md. In short: mu_ guards the in-memory
+// state only (vms_, defining_, pending_events_, every Vm field); nothing that can block
+// (QMP commands, socket connects, qemu-img, sleeps, waits on other processes) runs under
+// it. One long job per VM (vm_job.h).
 #pragma once
 
 #include <condition_variable>
@@ -21,6 +23,7 @@
 #include "qemu_monitor.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "vm_dir.h"
+#include "vm_job.h"
 
 namespace strata::agent::qemu {
 
@@ -33,7 +36,7 @@ struct Vm {
   std::string shutdown_reason;  // from the last SHUTDOWN event
   bool kill_requested = false;  // force_off in progress: the exit is not a crash
   bool panicked = false;
-  bool busy = false;  // start() in progress
+  VmJob job = VmJob::none;  // the long operation in progress (vm_job.h)
   // Recovered with QEMU alive but QMP not connected: the supervisor retries from
   // qmp_retry_at (backing off), never concluding anything about the VM from the failure.
   bool qmp_pending = false;
@@ -106,20 +109,36 @@ class QemuHypervisor final : public Hypervisor {
   void reattach_qmp(const std::string& name, const std::string& dir, int pid,
                     const std::string& uuid);
   bool wait_final(const std::string& name, std::chrono::milliseconds timeout);
-  // The VM's QMP client etc. when its state is one of `allowed` (failed_precondition else).
-  Result<VmTarget> target(const std::string& name,
-                          std::initializer_list<model::VmState> allowed) const;
+  // The VM's QMP monitor etc. when its state is one of `allowed` (failed_precondition
+  // else). A running job refuses the target unless `query` (read-only queries never wait).
+  Result<VmTarget> target(const std::string& name, std::initializer_list<model::VmState> allowed,
+                          bool query = false) const;
+  // Starts a job on `vm` (failed_precondition naming the running job if there is one).
+  // Needs mu_.
+  Status begin_job_locked(const std::string& name, Vm& vm, VmJob job);
+  // Ends `job` on the VM if it is still the running one. Takes mu_.
+  void end_job(const std::string& name, VmJob job);
   std::vector<std::string> taps_of(const model::VmSpec& spec) const;
 
   QemuOptions opts_;
+  // mu_: the driver's lock. Guards vms_, defining_, pending_events_ and every Vm field;
+  // held only to read or change them (plus the VM's small state.json write, so the file
+  // follows memory in order). Never held across QMP, sockets, qemu-img, sleeps or waits
+  // for other processes. Order: watch_mu_ before mu_; sup_mu_ and mu_ are never nested.
   mutable std::mutex mu_;
-  std::condition_variable state_cv_;  // notified on every transition
+  std::condition_variable state_cv_;  // with mu_: notified on every transition
   std::map<std::string, std::shared_ptr<Vm>> vms_;
+  // Names being defined (name -> uuid): reserved while define() creates the disks without
+  // mu_, so a second define of the name or UUID is refused and recover() skips the folder.
+  std::map<std::string, std::string> defining_;
   std::vector<VmEvent> pending_events_;
 
-  std::mutex watch_mu_;  // also serializes delivery, so watchers see events in order
+  // watch_mu_: guards watchers_ and serializes delivery, so watchers see events in order.
+  // Taken before mu_ (flush_events); callbacks run under it, never under mu_.
+  std::mutex watch_mu_;
   std::vector<VmEventCallback> watchers_;
 
+  // sup_mu_: guards the supervisor's wake-up flags only.
   std::mutex sup_mu_;
   std::condition_variable sup_cv_;
   bool stopping_ = false;

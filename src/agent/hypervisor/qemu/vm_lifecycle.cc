@@ -100,10 +100,10 @@ Status QemuHypervisor::start(const std::string& name) {
     auto v = find_locked(name);
     if (!v) return tl::unexpected(v.error());
     vm = *v;
-    if (is_active(vm->rec.state) || vm->busy)
+    if (vm->job == VmJob::none && is_active(vm->rec.state))
       return make_error(ErrorCode::failed_precondition,
                         std::string("VM is ") + model::to_string(vm->rec.state));
-    vm->busy = true;
+    if (auto s = begin_job_locked(name, *vm, VmJob::start); !s) return s;
     spec = vm->spec;
   }
   auto fail = [&](Error e, std::optional<ExitRecord> exit) -> Status {
@@ -121,7 +121,7 @@ Status QemuHypervisor::start(const std::string& name) {
     std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>> drop;
     {
       std::lock_guard lk(mu_);
-      vm->busy = false;
+      vm->job = VmJob::none;
       if (vm->rec.state == VmState::starting) {
         drop = finalize_locked(name, *vm, exit);
         if (vm->rec.last_exit) vm->rec.last_exit->reason = "start-failed";
@@ -134,14 +134,14 @@ Status QemuHypervisor::start(const std::string& name) {
   auto resolved = resolve(name, spec);
   if (!resolved) {
     std::lock_guard lk(mu_);
-    vm->busy = false;
+    vm->job = VmJob::none;
     return tl::unexpected(resolved.error());
   }
   auto argv =
       build_qemu_argv(spec, *resolved, {opts_.qemu_binary, opts_.accelerator, opts_.sandbox});
   if (!argv) {
     std::lock_guard lk(mu_);
-    vm->busy = false;
+    vm->job = VmJob::none;
     return tl::unexpected(argv.error());
   }
   VmFiles f = vm_files(vm->dir);
@@ -154,7 +154,7 @@ Status QemuHypervisor::start(const std::string& name) {
   for (const auto& d : resolved->disks) disk_paths.push_back(d.path);
   if (auto s = prepare_qemu_access(vm->dir, f, disk_paths, opts_.run_as); !s) {
     std::lock_guard lk(mu_);
-    vm->busy = false;
+    vm->job = VmJob::none;
     return tl::unexpected(s.error().wrap("preparing files for QEMU"));
   }
   ShimOptions shim;
@@ -195,7 +195,7 @@ Status QemuHypervisor::start(const std::string& name) {
     logger("agent.qemu")->warn("console connect failed vm={} error={}", name, hub.error().message);
   {
     std::lock_guard lk(mu_);
-    vm->busy = false;
+    vm->job = VmJob::none;
     vm->qmp = *qmp;
     if (hub) vm->console = std::move(*hub);
     vm->rec.pid = pid;
@@ -293,7 +293,8 @@ void QemuHypervisor::supervise_once() {
       logs.push_back(vm_files(vm.dir).console_log);
       // A panicked VM is already `crashed` but its QEMU still runs its panic action (by
       // default it shuts down): keep watching it until the exit is recorded.
-      if ((!is_active(vm.rec.state) && !vm.panicked) || vm.busy || vm.rec.pid == 0) continue;
+      if ((!is_active(vm.rec.state) && !vm.panicked) || vm.job == VmJob::start || vm.rec.pid == 0)
+        continue;
       auto exit = read_exit_record(vm.dir);
       if (exit && exit->qemu_pid == vm.rec.pid) {
         drop.push_back(finalize_locked(name, vm, *exit));
@@ -387,7 +388,7 @@ bool QemuHypervisor::wait_final(const std::string& name, std::chrono::millisecon
 }
 
 Result<VmTarget> QemuHypervisor::target(const std::string& name,
-                                        std::initializer_list<VmState> allowed) const {
+                                        std::initializer_list<VmState> allowed, bool query) const {
   std::lock_guard lk(mu_);
   auto v = find_locked(name);
   if (!v) return tl::unexpected(v.error());
@@ -396,15 +397,41 @@ Result<VmTarget> QemuHypervisor::target(const std::string& name,
   if (ok && vm.qmp_pending && !vm.qmp)
     return unavailable(std::string("VM is ") + model::to_string(vm.rec.state) +
                        " but its QMP monitor is not connected yet (re-attaching); retry");
-  if (!ok || !vm.qmp || vm.busy)
+  if (ok && vm.qmp && vm.job != VmJob::none && !query)
+    return make_error(
+        ErrorCode::failed_precondition,
+        "VM " + name + " has a " + std::string(to_string(vm.job)) + " job in progress");
+  if (!ok || !vm.qmp)
     return make_error(ErrorCode::failed_precondition,
                       std::string("VM is ") + model::to_string(vm.rec.state));
   return VmTarget{vm.qmp, vm.rec.pid, vm.spec.uuid};
 }
 
 Status QemuHypervisor::shutdown(const std::string& name, std::chrono::milliseconds timeout) {
+  {
+    // A stop while a stop job runs joins it: waits for the VM to end like the first caller.
+    std::unique_lock lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    if ((*v)->job == VmJob::stop) {
+      lk.unlock();
+      if (wait_final(name, timeout + 30s)) return {};
+      return make_error(ErrorCode::deadline_exceeded, "the running stop job did not end");
+    }
+  }
   auto t = target(name, {VmState::running, VmState::paused, VmState::shutting_down});
   if (!t) return tl::unexpected(t.error());
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    if (auto s = begin_job_locked(name, **v, VmJob::stop); !s) return s;
+  }
+  struct EndJob {
+    QemuHypervisor* self;
+    const std::string& name;
+    ~EndJob() { self->end_job(name, VmJob::stop); }
+  } end_job_at_return{this, name};
   if (auto r = t->qmp->system_powerdown(kQmpCommandTimeout); !r)
     logger("agent.qemu")->warn("system_powerdown failed vm={} error={}", name, r.error().message);
   auto deadline = opts_.clock->now() + timeout;
@@ -423,7 +450,12 @@ Status QemuHypervisor::force_off(const std::string& name) {
     std::lock_guard lk(mu_);
     auto v = find_locked(name);
     if (!v) return tl::unexpected(v.error());
-    if (!is_active((*v)->rec.state) || (*v)->busy)
+    // force_off may end a stop job (shutdown's own timeout calls it), never a start job:
+    // start() kills a QEMU it cannot drive itself.
+    if ((*v)->job == VmJob::start)
+      return make_error(ErrorCode::failed_precondition,
+                        "VM " + name + " has a start job in progress");
+    if (!is_active((*v)->rec.state))
       return make_error(ErrorCode::failed_precondition,
                         std::string("VM is ") + model::to_string((*v)->rec.state));
     (*v)->kill_requested = true;

@@ -26,7 +26,7 @@ uint64_t read_u64(const std::string& path) {
 }  // namespace
 
 Result<VmStats> QemuHypervisor::stats(const std::string& name) const {
-  auto t = target(name, {VmState::running, VmState::paused, VmState::shutting_down});
+  auto t = target(name, {VmState::running, VmState::paused, VmState::shutting_down}, true);
   if (!t) return tl::unexpected(t.error());
   VmStats s;
   std::string proc = "/proc/" + std::to_string(t->pid);
@@ -70,7 +70,7 @@ Result<VmStats> QemuHypervisor::stats(const std::string& name) const {
 
 Result<nlohmann::json> QemuHypervisor::qmp(const std::string& name, const std::string& command,
                                            const nlohmann::json& arguments) {
-  auto t = target(name, {VmState::running, VmState::paused, VmState::shutting_down});
+  auto t = target(name, {VmState::running, VmState::paused, VmState::shutting_down}, true);
   if (!t) return tl::unexpected(t.error());
   return t->qmp->raw(command, arguments, 30s);
 }
@@ -114,7 +114,7 @@ Result<std::string> QemuHypervisor::guest_agent(const std::string& name,
   auto cmd = nlohmann::json::parse(command_json, nullptr, false);
   if (cmd.is_discarded() || !cmd.is_object() || !cmd.contains("execute"))
     return invalid_argument("command_json", "must be a JSON object with \"execute\"");
-  if (auto t = target(name, {VmState::running, VmState::paused}); !t)
+  if (auto t = target(name, {VmState::running, VmState::paused}, true); !t)
     return tl::unexpected(t.error());
   std::string sock;
   std::shared_ptr<std::mutex> qga_mu;

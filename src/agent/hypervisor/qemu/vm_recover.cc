@@ -45,7 +45,7 @@ Status QemuHypervisor::recover() {
     std::string dir = vm_dir(name);
     {
       std::lock_guard lk(mu_);
-      if (vms_.count(name)) continue;
+      if (vms_.count(name) || defining_.count(name)) continue;
     }
     auto text = read_small_file(dir + "/" + kSpecFile);
     if (!text) {
@@ -88,17 +88,32 @@ Status QemuHypervisor::recover() {
     }
     const RecoverDecision d = decide_recover(facts);
 
+    // The I/O each decision needs runs here, before mu_ is taken: the console connect (up
+    // to 5 s) and the wait for a dying shim's exit record (up to 5 s).
+    std::shared_ptr<ConsoleHub> hub;
+    std::optional<ExitRecord> exit;
+    if (d.action == RecoverAction::reattach) {
+      if (auto h = ConsoleHub::connect(vm_files(dir).serial_socket, 5s)) hub = std::move(*h);
+    } else if (d.action == RecoverAction::finalize) {
+      // QEMU is gone. If its shim still lives it is about to write exit.json: wait a bit.
+      int shim = read_int_file(dir + "/" + kShimPidFile);
+      for (int i = 0; i < 50 && shim > 0 && process_matches(shim, dir); ++i)
+        std::this_thread::sleep_for(100ms);
+      auto x = read_exit_record(dir);
+      if (x && (vm->rec.pid == 0 || x->qemu_pid == vm->rec.pid)) exit = *x;
+    }
+
     std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>> drop;
     {
       std::lock_guard lk(mu_);
+      if (vms_.count(name) || defining_.count(name)) continue;  // appeared meanwhile
       vms_[name] = vm;
       switch (d.action) {
         case RecoverAction::keep:
           break;
         case RecoverAction::reattach: {
           vm->qmp = qmp;
-          auto hub = ConsoleHub::connect(vm_files(dir).serial_socket, 5s);
-          if (hub) vm->console = std::move(*hub);
+          if (hub) vm->console = std::move(hub);
           set_state_locked(name, *vm, d.state, "recovered");
           log->info("recover: re-attached vm={} pid={} state={}", name, vm->rec.pid,
                     model::to_string(d.state));
@@ -110,13 +125,7 @@ Status QemuHypervisor::recover() {
           set_state_locked(name, *vm, d.state, "recovered; QMP not connected yet");
           break;
         case RecoverAction::finalize: {
-          // QEMU is gone. If its shim still lives it is about to write exit.json: wait a bit.
-          int shim = read_int_file(dir + "/" + kShimPidFile);
-          for (int i = 0; i < 50 && shim > 0 && process_matches(shim, dir); ++i)
-            std::this_thread::sleep_for(100ms);
-          auto exit = read_exit_record(dir);
-          bool ours = exit && (vm->rec.pid == 0 || exit->qemu_pid == vm->rec.pid);
-          drop = finalize_locked(name, *vm, ours ? std::optional(*exit) : std::nullopt);
+          drop = finalize_locked(name, *vm, exit);
           log->info("recover: vm={} ended while the agent was down state={}", name,
                     model::to_string(vm->rec.state));
           break;

@@ -1,0 +1,36 @@
+// The job model of the QEMU driver: at most one long operation ("job") per VM at a time,
+// as libvirt's per-domain job. A job owns the VM's lifecycle while it runs; a second job on
+// the same VM is refused with failed_precondition naming the running job (never queued:
+// callers, the manager's tasks, already retry, and a queue would hide a stuck job). The one
+// exception is a stop requested while a stop job runs: it joins that job (waits for the
+// VM to end) instead of failing, because a retried stop must not look like an error.
+// Short commands (pause, resume, reboot) are refused while a job runs; read-only queries
+// (status, list, stats, console) are never blocked by a job. See
+// docs/internals/qemu-driver.md.
+#pragma once
+
+#include <string_view>
+
+namespace strata::agent::qemu {
+
+enum class VmJob {
+  none,
+  start,  // spawn the shim and QEMU, connect QMP, query the status
+  stop,   // ACPI powerdown, wait for the guest, force off after the timeout
+  // Later: migrate, snapshot. define is a job on a VM that does not exist yet: it holds a
+  // name reservation (QemuHypervisor::defining_) instead.
+};
+
+constexpr std::string_view to_string(VmJob j) {
+  switch (j) {
+    case VmJob::none:
+      return "none";
+    case VmJob::start:
+      return "start";
+    case VmJob::stop:
+      return "stop";
+  }
+  return "?";
+}
+
+}  // namespace strata::agent::qemu
