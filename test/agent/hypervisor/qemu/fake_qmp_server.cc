@@ -30,6 +30,8 @@ std::vector<ScenarioStep> parse_scenario(const std::string& text, const std::str
       s.kind = ScenarioStep::hangup;
     } else if (line == "! stall") {
       s.kind = ScenarioStep::stall;
+    } else if (line == "! client-closes") {
+      s.kind = ScenarioStep::client_closes;
     } else if (line.size() > 2 && (line[0] == '<' || line[0] == '>') && line[1] == ' ') {
       s.kind = line[0] == '<' ? ScenarioStep::send : ScenarioStep::expect;
       s.msg = json::parse(line.substr(2), nullptr, false);
@@ -54,8 +56,8 @@ std::vector<ScenarioStep> load_scenario(const std::string& name) {
   return parse_scenario(ss.str(), name);
 }
 
-FakeQmpServer::FakeQmpServer(std::string socket_path, std::vector<ScenarioStep> steps)
-    : path_(std::move(socket_path)), steps_(std::move(steps)) {
+FakeQmpServer::FakeQmpServer(std::string socket_path, std::vector<ScenarioStep> steps, bool report)
+    : path_(std::move(socket_path)), steps_(std::move(steps)), report_(report) {
   ::unlink(path_.c_str());
   listen_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un a{};
@@ -77,7 +79,12 @@ FakeQmpServer::~FakeQmpServer() {
   [[maybe_unused]] auto n = ::write(wake_[1].get(), &b, 1);
   if (thread_.joinable()) thread_.join();
   ::unlink(path_.c_str());
-  check();
+  if (report_) check();
+}
+
+std::vector<std::string> FakeQmpServer::failures() {
+  std::lock_guard lk(mu_);
+  return failures_;
 }
 
 void FakeQmpServer::fail(const std::string& why) {
@@ -171,6 +178,16 @@ void FakeQmpServer::run() {
         case ScenarioStep::hangup:
           open = false;
           break;
+        case ScenarioStep::client_closes: {
+          std::string line;
+          if (read_line(conn.get(), buf, line)) {
+            fail(at + ": unexpected command " + line +
+                 ", the scenario expects the client to close");
+            return finish();
+          }
+          open = false;
+          break;
+        }
         case ScenarioStep::stall: {
           finish();
           pollfd w{wake_[0].get(), POLLIN, 0};

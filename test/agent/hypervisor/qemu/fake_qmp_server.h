@@ -3,7 +3,8 @@
 // events and replies QEMU sent, in QEMU's order, and checks that each command the client
 // sends is the one QEMU received. An unexpected command is a test failure (reported by
 // check() / the destructor through gtest), answered with a QMP error and a hang-up.
-// Steps left after a hang-up are served on the next connection (a re-attach).
+// Steps left after a hang-up or a client-closes are served on the next connection (a
+// re-attach, e.g. by a restarted agent).
 #pragma once
 
 #include <atomic>
@@ -20,7 +21,7 @@
 namespace strata::agent::qemu::testing {
 
 struct ScenarioStep {
-  enum Kind { send, expect, hangup, stall } kind = send;
+  enum Kind { send, expect, hangup, stall, client_closes } kind = send;
   nlohmann::json msg;  // send: the line; expect: the command
   int line = 0;        // in the scenario file, for messages
 };
@@ -32,7 +33,9 @@ std::vector<ScenarioStep> load_scenario(const std::string& name);
 
 class FakeQmpServer {
  public:
-  FakeQmpServer(std::string socket_path, std::vector<ScenarioStep> steps);
+  // `report` false: failures are only collected (failures()), for use outside a gtest
+  // process (fake_qemu_main.cc).
+  FakeQmpServer(std::string socket_path, std::vector<ScenarioStep> steps, bool report = true);
   ~FakeQmpServer();  // stops the server and reports failures (check())
   FakeQmpServer(const FakeQmpServer&) = delete;
   FakeQmpServer& operator=(const FakeQmpServer&) = delete;
@@ -43,6 +46,7 @@ class FakeQmpServer {
   int commands() const { return commands_.load(); }
   // Reports the failures collected so far as gtest failures; returns whether there were none.
   bool check();
+  std::vector<std::string> failures();
 
  private:
   void run();
@@ -61,6 +65,7 @@ class FakeQmpServer {
   std::vector<std::string> failures_;
   bool done_ = false;
   bool reported_ = false;
+  bool report_ = true;
 };
 
 }  // namespace strata::agent::qemu::testing

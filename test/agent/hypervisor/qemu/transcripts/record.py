@@ -4,7 +4,7 @@
 Usage (from the repository root; needs qemu-system-x86_64 and the tiny guest image from
 `scripts/guest-images tiny`):
     test/agent/hypervisor/qemu/transcripts/record.py [SCENARIO...]
-Scenarios: start, powerdown, quit, machines (default: all). Each runs a QEMU under TCG with
+Scenarios: start, powerdown, quit, forceoff, machines (default: all). Each runs a QEMU under TCG with
 the same kind of command line the driver builds, sends the commands below and writes
 transcripts/<scenario>-<qemu major.minor>.scenario.
 
@@ -16,6 +16,8 @@ Scenario format, one item a line, replayed in order by fake_qmp_server.h:
                           "execute" and "arguments" equal these ("id" is ignored)
     ! hangup              the server closes the connection (QEMU gone)
     ! stall               the server keeps the connection open but sends nothing more
+    ! client-closes       the server waits for the client to close (an agent stopping);
+                          the following steps are served on the next connection
 Events are stored where QEMU sent them (before or after the reply they belong with).
 """
 import json
@@ -167,6 +169,15 @@ def quit_(q):
     q.wait_hangup()
 
 
+def forceoff(q):
+    """What the driver sends to start a VM, then to force it off (quit)."""
+    q.greeting()
+    q.execute("qmp_capabilities")
+    q.execute("query-status")
+    q.execute("quit")
+    q.wait_hangup()
+
+
 def machines(q):
     q.greeting()
     q.execute("qmp_capabilities")
@@ -176,6 +187,7 @@ def machines(q):
 
 
 SCENARIOS = {"start": (start, True), "powerdown": (powerdown, True), "quit": (quit_, False),
+             "forceoff": (forceoff, True),
              "machines": (machines, False)}
 
 

@@ -1,0 +1,250 @@
+// The driver's start, shutdown, crash and recovery paths without QEMU: the real driver and
+// the real shim start fake_qemu_main.cc in QEMU's place, which serves a QMP scenario
+// recorded from QEMU 7.2 (transcripts/*.scenario) and fails the test on any command the
+// scenario does not expect. Real-guest versions of these paths: qemu_hypervisor_test.cc.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "qemu_hypervisor.h"
+#include "strata/agent/image_store.h"
+#include "strata/agent/qemu_hypervisor.h"
+
+namespace strata::agent::qemu {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using model::VmState;
+
+// Disks are empty files: the fake QEMU never opens them.
+class StubImageStore final : public ImageStore {
+ public:
+  explicit StubImageStore(std::string root) : root_(std::move(root)) {
+    fs::create_directories(root_);
+  }
+  const std::string& root() const override { return root_; }
+  std::vector<ImageInfo> list_images() const override { return {}; }
+  Result<ImageInfo> image(const std::string& name) const override {
+    return not_found("no image " + name);
+  }
+  Result<ImageInfo> import_image(const std::string&, const std::string&,
+                                 const std::string&) override {
+    return internal_error("unused");
+  }
+  Status delete_image(const std::string&) override { return {}; }
+  Result<ImageInfo> create_overlay(const std::string&, const std::string&, const std::string&,
+                                   uint64_t) override {
+    return internal_error("unused");
+  }
+  Result<ImageInfo> create_blank(const std::string& vm, const std::string& disk,
+                                 uint64_t) override {
+    std::ofstream(path(vm, disk)).put('\0');
+    return disk_info(vm, disk);
+  }
+  Result<ImageInfo> disk_info(const std::string& vm, const std::string& disk) const override {
+    ImageInfo i;
+    i.name = disk;
+    i.path = path(vm, disk);
+    i.format = "qcow2";
+    return i;
+  }
+  Status resize_disk(const std::string&, const std::string&, uint64_t) override { return {}; }
+  Status delete_vm_disks(const std::string& vm) override {
+    for (auto& e : fs::directory_iterator(root_))
+      if (e.path().filename().string().rfind(vm + "-", 0) == 0) fs::remove(e.path());
+    return {};
+  }
+
+ private:
+  std::string path(const std::string& vm, const std::string& disk) const {
+    return root_ + "/" + vm + "-" + disk + ".qcow2";
+  }
+  std::string root_;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string transcript(const std::string& name) {
+  return slurp(std::string(STRATA_TEST_SRC_DIR) + "/transcripts/" + name);
+}
+
+// The recorded start of a VM: greeting, capabilities, query-status (running).
+std::string recorded_start() {
+  std::string t = transcript("forceoff-7.2.scenario");
+  auto q = t.find("> {\"execute\": \"quit\"}");
+  EXPECT_NE(q, std::string::npos);
+  return t.substr(0, q);
+}
+
+class QemuDriverFakeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("stqf-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    images_ = std::make_unique<StubImageStore>(root_ + "/img");
+    hv_ = make();
+  }
+  void TearDown() override {
+    if (hv_) {
+      for (auto& st : hv_->list())
+        if (st.pid > 0) ::kill(st.pid, SIGKILL);
+      for (auto& st : hv_->list()) wait_state(st.spec.name, {VmState::crashed, VmState::stopped});
+    }
+    hv_.reset();
+    for (auto& f : failures_files_)
+      EXPECT_FALSE(fs::exists(f)) << "the fake QEMU saw unexpected commands: " << slurp(f);
+    fs::remove_all(root_);
+  }
+
+  std::unique_ptr<QemuHypervisor> make() {
+    QemuOptions o;
+    o.state_dir = root_ + "/state";
+    o.qemu_binary = STRATA_FAKE_QEMU;
+    o.images = images_.get();
+    o.shim_exe = STRATA_TEST_SHIM;
+    auto hv = make_qemu_hypervisor(o);
+    EXPECT_TRUE(hv) << hv.error().to_string();
+    return std::unique_ptr<QemuHypervisor>(static_cast<QemuHypervisor*>(hv->release()));
+  }
+
+  // Defines a VM whose fake QEMU will replay `scenario`.
+  void define(const std::string& name, const std::string& scenario) {
+    model::VmSpec s;
+    s.name = name;
+    s.vnc = false;
+    s.disks.push_back({"root", "", 1 << 20, true, false});
+    auto st = hv_->define(s);
+    ASSERT_TRUE(st) << st.error().to_string();
+    std::string dir = root_ + "/state/vms/" + name;
+    std::ofstream(dir + "/fake-qmp.scenario") << scenario;
+    failures_files_.push_back(dir + "/fake-qmp.failures");
+  }
+
+  bool wait_state(const std::string& name, std::initializer_list<VmState> want) {
+    for (int i = 0; i < 1200; ++i) {  // a generous bound: only a broken driver waits this long
+      auto st = hv_->status(name);
+      if (st && std::find(want.begin(), want.end(), st->state) != want.end()) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  std::string root_;
+  std::unique_ptr<StubImageStore> images_;
+  std::unique_ptr<QemuHypervisor> hv_;
+  std::vector<std::string> failures_files_;
+};
+
+TEST_F(QemuDriverFakeTest, StartThenGuestPowerdown) {
+  define("pd", transcript("powerdown-7.2.scenario"));
+  ASSERT_TRUE(hv_->start("pd"));
+  auto st = hv_->status("pd");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, VmState::running);
+  EXPECT_GT(st->pid, 0);
+  // system_powerdown, POWERDOWN, the guest's SHUTDOWN, QEMU exits 0.
+  ASSERT_TRUE(hv_->shutdown("pd", 60s));
+  st = hv_->status("pd");
+  EXPECT_EQ(st->state, VmState::stopped);
+  ASSERT_TRUE(st->last_exit);
+  EXPECT_FALSE(st->last_exit->signaled);
+  EXPECT_EQ(st->last_exit->code, 0);
+  EXPECT_EQ(st->last_exit->reason, "guest-shutdown");
+}
+
+TEST_F(QemuDriverFakeTest, StartThenForceOff) {
+  define("fo", transcript("forceoff-7.2.scenario"));
+  ASSERT_TRUE(hv_->start("fo"));
+  ASSERT_TRUE(hv_->force_off("fo"));
+  auto st = hv_->status("fo");
+  EXPECT_EQ(st->state, VmState::stopped);
+  ASSERT_TRUE(st->last_exit);
+  EXPECT_EQ(st->last_exit->reason, "host-qmp-quit");
+}
+
+TEST_F(QemuDriverFakeTest, QemuKilledIsCrashed) {
+  define("kill", recorded_start() + "! stall\n");
+  ASSERT_TRUE(hv_->start("kill"));
+  int pid = hv_->status("kill")->pid;
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(wait_state("kill", {VmState::crashed}));
+  auto st = hv_->status("kill");
+  ASSERT_TRUE(st->last_exit);
+  EXPECT_TRUE(st->last_exit->signaled);
+  EXPECT_EQ(st->last_exit->code, SIGKILL);
+  EXPECT_EQ(st->last_exit->reason, "qemu-killed-by-signal");
+}
+
+// The agent restarts; QEMU lives but its monitor does not answer (busy): the VM stays
+// running and commands say "retry". Then QEMU dies: now it is crashed.
+TEST_F(QemuDriverFakeTest, RecoverWithBusyMonitorIsNotDeathButQemuGoneIs) {
+  define("busy", recorded_start() + "! client-closes\n! stall\n");
+  ASSERT_TRUE(hv_->start("busy"));
+  int pid = hv_->status("busy")->pid;
+  hv_.reset();  // the agent stops; its QMP connection closes
+  hv_ = make();
+  ASSERT_TRUE(hv_->recover());
+  auto st = hv_->status("busy");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, VmState::running);
+  EXPECT_EQ(st->pid, pid);
+  auto paused = hv_->pause("busy");
+  ASSERT_FALSE(paused);
+  EXPECT_EQ(paused.error().code, ErrorCode::unavailable) << paused.error().to_string();
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(wait_state("busy", {VmState::crashed}));
+  EXPECT_TRUE(hv_->status("busy")->last_exit->signaled);
+}
+
+// The agent restarts and the monitor answers: re-attached, state from query-status.
+TEST_F(QemuDriverFakeTest, RecoverReattaches) {
+  std::string start = recorded_start();
+  define("back", start + "! client-closes\n" + start + "! stall\n");
+  ASSERT_TRUE(hv_->start("back"));
+  int pid = hv_->status("back")->pid;
+  hv_.reset();
+  hv_ = make();
+  ASSERT_TRUE(hv_->recover());
+  auto st = hv_->status("back");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, VmState::running);
+  EXPECT_EQ(st->pid, pid);
+  EXPECT_EQ(::kill(pid, 0), 0);
+}
+
+// QEMU died while the agent was down: recover() reports it crashed, from the shim's record.
+TEST_F(QemuDriverFakeTest, QemuGoneWhileAgentDownIsCrashed) {
+  define("gone", recorded_start() + "! client-closes\n! stall\n");
+  ASSERT_TRUE(hv_->start("gone"));
+  int pid = hv_->status("gone")->pid;
+  hv_.reset();
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  // Until the shim has recorded the exit, QEMU may still be dying (then recover() would
+  // re-attach and the supervisor see the death a moment later).
+  std::string exit_json = root_ + "/state/vms/gone/exit.json";
+  for (int i = 0; i < 1200 && !fs::exists(exit_json); ++i) std::this_thread::sleep_for(50ms);
+  hv_ = make();
+  ASSERT_TRUE(hv_->recover());
+  auto st = hv_->status("gone");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, VmState::crashed);
+  ASSERT_TRUE(st->last_exit);
+  EXPECT_TRUE(st->last_exit->signaled);
+}
+
+}  // namespace
+}  // namespace strata::agent::qemu
