@@ -38,6 +38,8 @@ constexpr const char* kUsage = R"(usage:
                        connection gets 503 and is closed (SSE/WebSocket streams not counted)
   --http-max-connections-per-address N
                        open REST connections per client IP address (default 64)
+  --enroll-rate N      host enrollment attempts per client address and minute, also
+                       the burst (default 10; 429 with Retry-After above it)
   --image-max-bytes N  largest image upload (POST /api/v1/images), bytes (default 16 GiB)
   --max-streams N      open event streams + consoles, overall (default 1000; 503 over it)
   --max-streams-per-token N  open event streams + consoles per token (default 32; 429)
@@ -137,6 +139,11 @@ int main(int argc, char** argv) {
       if (!value(&v) || !parse_int(v, 1, 1000000, &n))
         return usage_error("--http-max-connections-per-address must be 1..1000000");
       cfg.http.max_connections_per_address = n;
+    } else if (a == "--enroll-rate") {
+      if (!value(&v) || !parse_int(v, 1, 100000, &n))
+        return usage_error("--enroll-rate must be 1..100000");
+      cfg.enroll_rate.burst = n;
+      cfg.enroll_rate.per_minute = n;
     } else if (a == "--image-max-bytes") {
       char* end = nullptr;
       if (!value(&v) || v.empty() || v[0] == '-') return usage_error("--image-max-bytes needs N");

@@ -121,6 +121,7 @@ class ManagerImpl final : public Manager {
     deps.images = images_.get();
     deps.image_max_bytes = cfg.image_max_bytes;
     deps.stream_caps = cfg.streams;
+    deps.enroll_rate = cfg.enroll_rate;
     if (auto st = placement_->load(); !st) return st;
     api_ = std::make_unique<ApiService>(std::move(deps));
 

@@ -10,6 +10,7 @@
 #include "strata/common/error.h"
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/api/http_server.h"
+#include "strata/manager/api/rate_limiter.h"
 #include "strata/manager/api/stream_limits.h"
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/sched/scheduler.h"
@@ -25,6 +26,8 @@ struct ManagerConfig {
   // --http-max-connections-per-address, ...); its host, port and threads come from
   // `listen` and `http_threads`.
   HttpServerConfig http;
+  // Host enrollment attempts per client address and minute, also the burst (--enroll-rate).
+  RateLimit enroll_rate{10, 10, 10000};
   ConnectionConfig connections;
   ControllerConfig controller;
   // Placement policy: overcommit ratios and spread|pack (--cpu-overcommit,

@@ -1,6 +1,7 @@
 // Request pipeline: route -> auth/role -> handler -> metrics + audit (see api_service.h).
 #include "strata/manager/api/api_service.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -12,7 +13,9 @@ namespace strata::manager {
 ApiService::ApiService(ApiDeps deps)
     : limiter_(deps.stream_caps),
       fanout_(deps.events ? std::make_unique<EventFanout>(*deps.events) : nullptr),
-      deps_(std::move(deps)) {
+      deps_(std::move(deps)),
+      enroll_limiter_(deps_.clock ? deps_.clock : system_clock(), deps_.enroll_rate),
+      failure_audit_(deps_.events, deps_.clock, deps_.failure_audit) {
   deps_.fanout = fanout_.get();
   deps_.streams = &limiter_;
   add_system_routes(*this);
@@ -35,9 +38,31 @@ bool ApiService::streams_body(std::string_view method, std::string_view path) co
   return m.route && m.route->options.stream_body;
 }
 
-std::optional<HttpResponse> ApiService::admit(HttpRequest& head) const {
+namespace {
+
+// 429 when the client's address has used its budget for this route.
+std::optional<HttpResponse> rate_limited(const Route& r, const HttpRequest& head) {
+  if (!r.options.rate_limit) return std::nullopt;
+  auto d = r.options.rate_limit->take(head.remote_address);
+  if (d.allowed) return std::nullopt;
+  auto secs =
+      std::max<int64_t>(1, std::chrono::ceil<std::chrono::seconds>(d.retry_after).count());
+  HttpResponse resp = error_response(Error{
+      ErrorCode::resource_exhausted,
+      fmt::format("too many requests to {} from this address; retry in {} s", r.pattern, secs),
+      ""});
+  resp.status = 429;
+  resp.headers.emplace_back("Retry-After", std::to_string(secs));
+  return resp;
+}
+
+}  // namespace
+
+std::optional<HttpResponse> ApiService::admit(HttpRequest& head) {
   auto m = router_.match(head.method, head.path);
-  if (!m.route || !m.route->options.role) return std::nullopt;
+  if (!m.route) return std::nullopt;
+  if (auto limited = rate_limited(*m.route, head)) return limited;
+  if (!m.route->options.role) return std::nullopt;
   auto principal = deps_.auth->authenticate(head.header("authorization"));
   if (principal) head.principal = *principal;
   Status allowed = authorize(head.principal, *m.route->options.role);
@@ -159,7 +184,14 @@ HttpResponse ApiService::finish(const Route* r, HttpRequest& req, HttpResponse r
       auto j = nlohmann::json::parse(resp.body, nullptr, false);
       if (!j.is_discarded() && j.contains("error")) message = j["error"].value("message", "");
     }
-    deps_.events->append(actor, r->options.action, target, result, message);
+    // Failures of unauthenticated routes (bad join tokens) are bounded: anyone can cause
+    // them. Anything else is written as it happens.
+    if (!req.principal && resp.status >= 400) {
+      failure_audit_.record(req.remote_address, r->options.action, target, result, message);
+    } else {
+      failure_audit_.flush_due();
+      deps_.events->append(actor, r->options.action, target, result, message);
+    }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   metrics_.record(r ? r->pattern : "unmatched", req.method, resp.status, secs);

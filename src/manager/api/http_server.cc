@@ -48,6 +48,23 @@ void copy_headers(const Fields& fields, HttpRequest& req) {
   }
 }
 
+// Whether the client connects from this machine: a loopback address, or the address the
+// connection reached (the server's own).
+bool peer_is_local(const tcp::socket& s) {
+  beast::error_code ec;
+  auto remote = s.remote_endpoint(ec);
+  if (ec) return false;
+  auto local = s.local_endpoint(ec);
+  if (ec) return false;
+  auto unmapped = [](asio::ip::address a) -> asio::ip::address {
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+      return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    return a;
+  };
+  auto r = unmapped(remote.address());
+  return r.is_loopback() || r == unmapped(local.address());
+}
+
 class BeastServer;
 
 // One client connection: reads requests one after the other (keep-alive), each through
@@ -351,6 +368,8 @@ void Session::on_header(beast::error_code ec) {
     return;
   }
   copy_headers(h, head);
+  head.remote_address = address_;
+  head.peer_is_local = peer_is_local(lowest().socket());
   // Authentication, role and rate limits on the header alone: a refused request's body is
   // never read (the connection closes after the answer unless there was no body).
   if (auto deny = server_.admit(head)) {

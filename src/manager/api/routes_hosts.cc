@@ -40,6 +40,9 @@ nlohmann::json host_json(ApiDeps& d, const store::HostRecord& h, bool detail) {
   return j;
 }
 
+// An enrollment is a join token, a name, an address, a CSR (~1 KiB) and the inventory.
+constexpr size_t kEnrollBodyLimit = 64 * 1024;
+
 // Host certificates live as long as the CA allows; renewal is re-enrollment.
 constexpr int kHostCertDays = 1825;
 
@@ -90,6 +93,10 @@ void add_host_routes(ApiService& api) {
   RouteOptions enroll;
   enroll.role = std::nullopt;  // authenticated by the join token in the body
   enroll.action = "host.enroll";
+  // Anyone may call it: a small body (413 above) and a rate per client address (429) bound
+  // what a caller without a token can make the manager do.
+  enroll.max_body = kEnrollBodyLimit;
+  enroll.rate_limit = &api.enroll_limiter();
   api.router().add("POST", "/api/v1/hosts/enroll", enroll, [&d](HttpRequest& r) {
     auto body = parse_json_object(r.body);
     if (!body) return error_response(body.error());

@@ -11,8 +11,10 @@
 
 #include "strata/common/clock.h"
 #include "strata/common/work_pool.h"
+#include "strata/manager/api/failure_audit.h"
 #include "strata/manager/api/http.h"
 #include "strata/manager/api/metrics.h"
+#include "strata/manager/api/rate_limiter.h"
 #include "strata/manager/api/request_bodies.h"  // query_int, expected_version
 #include "strata/manager/api/router.h"
 #include "strata/manager/auth/tokens.h"
@@ -53,6 +55,11 @@ struct ApiDeps {
   uint64_t image_max_bytes = 16ull << 30;
   // Caps on open SSE streams and consoles (settings; 0: no cap).
   StreamCaps stream_caps;
+  // Host enrollment is unauthenticated (its credential, the join token, is in the body):
+  // attempts per client address (429 with Retry-After above it; stratad --enroll-rate),
+  // and its failures are audited in a bounded way (failure_audit.h).
+  RateLimit enroll_rate{10, 10, 10000};
+  FailureAuditConfig failure_audit;
   // Set by the ApiService (it owns them): the one event reader for every SSE stream, and
   // the stream counters.
   EventFanout* fanout = nullptr;
@@ -68,13 +75,16 @@ class ApiService {
   // For routes that stream their body to a file (the HTTP server's streams_body/admit):
   // whether the route does, and the auth/role check on the header alone.
   bool streams_body(std::string_view method, std::string_view path) const;
-  std::optional<HttpResponse> admit(HttpRequest& head) const;
+  // Also the per-address rate limit of routes that have one (429).
+  std::optional<HttpResponse> admit(HttpRequest& head);
 
   Router& router() { return router_; }
   HttpMetrics& metrics() { return metrics_; }
   ApiDeps& deps() { return deps_; }
   StreamLimiter& stream_limiter() { return limiter_; }
   EventFanout* fanout() { return fanout_.get(); }
+  RateLimiter& enroll_limiter() { return enroll_limiter_; }
+  FailureAudit& failure_audit() { return failure_audit_; }
 
   // Ends the event fan-out (call after the HTTP server stopped). The destructor does too.
   void stop_streams();
@@ -90,6 +100,8 @@ class ApiService {
   ApiDeps deps_;
   Router router_;
   HttpMetrics metrics_;
+  RateLimiter enroll_limiter_;
+  FailureAudit failure_audit_;
   // Runs the handlers of RouteOptions::offload routes. Declared last: destroyed (its queue
   // run, its threads joined) before anything its jobs use.
   WorkPool offload_{2, 64};

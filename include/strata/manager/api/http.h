@@ -43,6 +43,10 @@ struct HttpRequest {
   std::map<std::string, std::string> params;   // path parameters from the route pattern
   std::string route;                            // the matched pattern (for metrics)
   std::optional<Principal> principal;
+  // The client's IP address (text), and whether it connected from this machine (a
+  // loopback address or the server's own). Empty/false when not from a socket.
+  std::string remote_address;
+  bool peer_is_local = false;
 
   std::string header(const std::string& lower_name) const;
   std::string param(const std::string& name) const;

@@ -13,6 +13,8 @@
 
 namespace strata::manager {
 
+class RateLimiter;
+
 using Handler = std::function<HttpResponse(HttpRequest&)>;
 
 inline constexpr size_t kDefaultBodyLimit = 1024 * 1024;  // 1 MiB
@@ -31,6 +33,9 @@ struct RouteOptions {
   // API's worker pool, never on an HTTP I/O thread; 503 with Retry-After when the pool's
   // queue is full.
   bool offload = false;
+  // Requests per client address (HttpRequest::remote_address), checked on the header
+  // before anything else; 429 with Retry-After when refused. Null: none.
+  RateLimiter* rate_limit = nullptr;
 };
 
 struct Route {
