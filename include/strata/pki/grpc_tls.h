@@ -23,7 +23,23 @@ struct TlsIdentity {
 // Reads <dir>/ca.crt, <dir>/host.crt, <dir>/host.key (the agent's files after enrollment).
 Result<TlsIdentity> load_identity(const std::string& dir);
 
+// What the manager expects of one host's certificate, checked in the handshake of every
+// connection it makes to that host (on top of the CA chain and the dialled address against
+// the subjectAltName): the subject CN is the host's name, and, when pinned, the certificate
+// is exactly the one signed at its enrollment. The pin is how a host's certificate is
+// revoked: deleting the host drops it, and a re-enrolled host of the same name gets a new
+// certificate with a new pin, so the old one is refused.
+struct PeerPin {
+  std::string name;         // required subject CN
+  std::string fingerprint;  // "sha256:<hex>" of the certificate; empty = any (CN still checked)
+};
+
 std::shared_ptr<grpc::ServerCredentials> server_credentials(const TlsIdentity& identity);
+// Without a pin: the CA chain and the dialled address against the SAN.
 std::shared_ptr<grpc::ChannelCredentials> channel_credentials(const TlsIdentity& identity);
+// With a pin: the same, plus the CN and (when set) the fingerprint; a mismatch fails the
+// handshake (UNAVAILABLE) and is logged with what the peer presented.
+std::shared_ptr<grpc::ChannelCredentials> channel_credentials(const TlsIdentity& identity,
+                                                             const PeerPin& pin);
 
 }  // namespace strata::pki

@@ -128,6 +128,11 @@ std::shared_ptr<const pki::TlsIdentity> AgentClient::default_tls() {
 
 AgentClient::AgentClient(std::string address, std::chrono::milliseconds default_timeout,
                          std::shared_ptr<const pki::TlsIdentity> tls)
+    : AgentClient(std::move(address), pki::PeerPin{}, default_timeout, std::move(tls)) {}
+
+AgentClient::AgentClient(std::string address, const pki::PeerPin& pin,
+                         std::chrono::milliseconds default_timeout,
+                         std::shared_ptr<const pki::TlsIdentity> tls)
     : address_(std::move(address)), timeout_(default_timeout) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
@@ -138,7 +143,8 @@ AgentClient::AgentClient(std::string address, std::chrono::milliseconds default_
   args.SetMaxReceiveMessageSize(64 << 20);
   const bool unix_socket = address_.rfind("unix:", 0) == 0;
   auto creds = (unix_socket || !tls) ? grpc::InsecureChannelCredentials()
-                                     : pki::channel_credentials(*tls);
+                : pin.name.empty()    ? pki::channel_credentials(*tls)
+                                      : pki::channel_credentials(*tls, pin);
   channel_ = grpc::CreateCustomChannel(address_, creds, args);
   stub_ = pb::AgentService::NewStub(channel_);
 }

@@ -17,7 +17,8 @@ class ConnectionManager::HostConnection {
  public:
   HostConnection(ConnectionManager& mgr, store::HostRecord host)
       : mgr_(mgr), host_id_(host.id), host_name_(host.name), address_(host.address),
-        client_(std::make_shared<AgentClient>(host.address)),
+        pin_{host.name, host.cert_fingerprint},
+        client_(std::make_shared<AgentClient>(host.address, pin_)),
         tracker_(mgr.config_.heartbeat, mgr.clock_) {
     heartbeat_thread_ = std::thread([this] { heartbeat_loop(); });
     watch_thread_ = std::thread([this] { watch_loop(); });
@@ -80,7 +81,7 @@ class ConnectionManager::HostConnection {
               log->warn("host still unreachable host={} misses={} error={}; dialling afresh",
                         host_name_, tracker_.consecutive_misses(),
                         h ? std::string("not serving") : h.error().to_string());
-            auto fresh = std::make_shared<AgentClient>(address_);
+            auto fresh = std::make_shared<AgentClient>(address_, pin_);
             std::lock_guard lock(client_mu_);
             client_ = std::move(fresh);
           }
@@ -168,6 +169,7 @@ class ConnectionManager::HostConnection {
   std::string host_id_;
   std::string host_name_;
   std::string address_;
+  pki::PeerPin pin_;  // the host's name and enrolled certificate, checked on every dial
   mutable std::mutex client_mu_;
   AgentClientPtr client_;
   HeartbeatTracker tracker_;  // heartbeat thread only

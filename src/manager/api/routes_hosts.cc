@@ -32,6 +32,9 @@ nlohmann::json host_json(ApiDeps& d, const store::HostRecord& h, bool detail) {
                       {"resource_version", h.resource_version},
                       {"created_ms", h.created_ms},
                       {"updated_ms", h.updated_ms}};
+  // The only certificate the manager accepts from the host (null: a UNIX-socket agent).
+  j["cert_fingerprint"] =
+      h.cert_fingerprint.empty() ? nlohmann::json(nullptr) : nlohmann::json(h.cert_fingerprint);
   if (detail) {
     j["inventory"] = parse_or_empty(h.inventory);
     auto m = d.store->list_host_metrics(h.id, 1);
@@ -86,6 +89,18 @@ Status check_join_token(const ApiDeps& d, const std::string& hash) {
   return {};
 }
 
+// A UNIX-socket address names a socket on the manager's own machine: only an agent on that
+// machine (the all-in-one's local agent, or one started next to stratad) may register one.
+// From anywhere else it would point the manager at a local socket of the enroller's choosing.
+Status check_address_origin(const std::string& address, const HttpRequest& r) {
+  if (address.rfind("unix:", 0) != 0 || r.peer_is_local) return {};
+  return tl::unexpected(
+      Error{ErrorCode::permission_denied,
+            "a unix: address can only be enrolled from the manager's own machine; a remote "
+            "agent advertises HOST:PORT",
+            "address"});
+}
+
 }  // namespace
 
 void add_host_routes(ApiService& api) {
@@ -109,6 +124,8 @@ void add_host_routes(ApiService& api) {
     if (auto st = check_join_token(d, hash); !st) return error_response(st.error());
     auto req = decode_enroll(*body);
     if (!req) return error_response(req.error());
+    if (auto origin = check_address_origin(req->address, r); !origin)
+      return error_response(origin.error());
     store::HostRecord host;
     host.name = req->name;
     host.address = req->address;
@@ -119,15 +136,22 @@ void add_host_routes(ApiService& api) {
     store::HostRecord stored;
     std::string cert;
     auto st = d.store->transaction([&](store::Store& tx) -> Status {
+      // Signed only after the token checked out; a bad CSR rolls the enrollment back. The
+      // certificate is pinned: the manager accepts no other from this host when it dials
+      // it, so deleting the host (its record and pin) revokes the certificate.
+      auto signed_cert = host_certificate(d, *req, host);
+      if (!signed_cert) return tl::unexpected(signed_cert.error());
+      cert = std::move(*signed_cert);
+      if (!cert.empty()) {
+        auto fp = pki::cert_fingerprint(cert);
+        if (!fp) return tl::unexpected(fp.error());
+        host.cert_fingerprint = *fp;
+      }
       auto created = tx.create_host(host);
       if (!created) return tl::unexpected(created.error());
       // Consumed atomically with the host: a token checked above may have been used since.
       auto used = tx.consume_join_token(hash, created->id, unix_ms(*d.clock));
       if (!used) return tl::unexpected(join_token_error(used.error()));
-      // Signed only after the token checked out; a bad CSR rolls the enrollment back.
-      auto signed_cert = host_certificate(d, *req, *created);
-      if (!signed_cert) return tl::unexpected(signed_cert.error());
-      cert = std::move(*signed_cert);
       stored = *created;
       return {};
     });

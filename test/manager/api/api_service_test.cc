@@ -37,8 +37,19 @@ class ApiTest : public ::testing::Test {
     r.body = body;
     if (!body.empty()) r.headers["content-type"] = "application/json";
     if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
+    r.remote_address = local_peer_ ? "127.0.0.1" : "192.0.2.7";
+    r.peer_is_local = local_peer_;
     return api_->dispatch(r);
   }
+  HttpResponse enroll(const json& body) {
+    return call("POST", "/api/v1/hosts/enroll", body.dump(), "");
+  }
+  std::string join_token() {
+    auto jt = call("POST", "/api/v1/join-tokens", "", admin_);
+    EXPECT_EQ(jt.status, 201u) << jt.body;
+    return json::parse(jt.body).value("token", "");
+  }
+  bool local_peer_ = true;  // requests come from this machine unless a test says otherwise
   std::string make_token(const std::string& name, const std::string& role) {
     auto r = call("POST", "/api/v1/tokens", json{{"name", name}, {"role", role}}.dump(), admin_);
     EXPECT_EQ(r.status, 201u) << r.body;
@@ -227,6 +238,9 @@ TEST_F(ApiTest, EnrollOverTcpSignsTheAgentsCsr) {
   EXPECT_EQ(info->ip_addresses, std::vector<std::string>{"10.77.0.11"});
   EXPECT_TRUE(info->server_auth);
   EXPECT_FALSE(info->client_auth);
+  // The manager pins that certificate: it is the only one it accepts when dialling h1.
+  EXPECT_EQ(reply["host"]["cert_fingerprint"], *pki::cert_fingerprint(cert));
+  EXPECT_EQ(parts_.store->get_host_by_name("h1")->cert_fingerprint, *pki::cert_fingerprint(cert));
 
   // A UNIX-socket agent (all-in-one) needs no CSR and gets no certificate.
   auto jt2 = call("POST", "/api/v1/join-tokens", "", admin_);
@@ -236,6 +250,43 @@ TEST_F(ApiTest, EnrollOverTcpSignsTheAgentsCsr) {
            json{{"join_token", secret2}, {"name", "local"}, {"address", "unix:/x"}}.dump(), "");
   EXPECT_EQ(local.status, 201u) << local.body;
   EXPECT_FALSE(json::parse(local.body).contains("tls"));
+  parts_.agents->stop();
+}
+
+TEST_F(ApiTest, EnrollRefusesAUnixAddressFromAnotherMachine) {
+  // A remote enroller must not point the manager at a socket on the manager's machine.
+  std::string secret = join_token();
+  local_peer_ = false;
+  auto remote = enroll({{"join_token", secret}, {"name", "h1"}, {"address", "unix:/run/x.sock"}});
+  EXPECT_EQ(remote.status, 403u) << remote.body;
+  EXPECT_EQ(field(remote), "address");
+  EXPECT_EQ(parts_.store->get_host_by_name("h1").error().code, ErrorCode::not_found);
+  // With a bad token the answer is the token's, whatever the address.
+  auto bad = enroll({{"join_token", "stj_bad"}, {"name", "h1"}, {"address", "unix:/run/x.sock"}});
+  EXPECT_EQ(bad.status, 401u) << bad.body;
+  // The token was not spent: the local agent can still use it.
+  local_peer_ = true;
+  auto local = enroll({{"join_token", secret}, {"name", "h1"}, {"address", "unix:/run/x.sock"}});
+  EXPECT_EQ(local.status, 201u) << local.body;
+  EXPECT_TRUE(json::parse(local.body)["host"]["cert_fingerprint"].is_null());
+  parts_.agents->stop();
+}
+
+TEST_F(ApiTest, ADeletedHostReenrollsWithANewPin) {
+  json body = {{"name", "h1"}, {"address", "10.77.0.12:7481"}};
+  body["csr"] = *pki::make_csr(*pki::generate_key(), "h1");
+  body["join_token"] = join_token();
+  auto first = enroll(body);
+  ASSERT_EQ(first.status, 201u) << first.body;
+  std::string old_pin = json::parse(first.body)["host"]["cert_fingerprint"];
+  ASSERT_EQ(call("DELETE", "/api/v1/hosts/h1", "", admin_).status, 200u);
+  body["join_token"] = join_token();
+  body["csr"] = *pki::make_csr(*pki::generate_key(), "h1");
+  auto again = enroll(body);
+  ASSERT_EQ(again.status, 201u) << again.body;
+  std::string new_pin = json::parse(again.body)["host"]["cert_fingerprint"];
+  EXPECT_NE(new_pin, old_pin);
+  EXPECT_EQ(parts_.store->get_host_by_name("h1")->cert_fingerprint, new_pin);
   parts_.agents->stop();
 }
 

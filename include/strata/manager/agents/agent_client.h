@@ -47,6 +47,11 @@ class AgentClient {
   explicit AgentClient(std::string address,
                        std::chrono::milliseconds default_timeout = std::chrono::seconds(10),
                        std::shared_ptr<const pki::TlsIdentity> tls = default_tls());
+  // An enrolled host over TCP: its certificate must also name the host (CN) and be the one
+  // pinned at enrollment (see pki::PeerPin), checked in every handshake.
+  AgentClient(std::string address, const pki::PeerPin& pin,
+              std::chrono::milliseconds default_timeout = std::chrono::seconds(10),
+              std::shared_ptr<const pki::TlsIdentity> tls = default_tls());
 
   // The identity new clients use by default; stratad sets it once at start, before any
   // connection is made (its CA and a client certificate the CA issued to it).
