@@ -23,12 +23,14 @@ Result<HttpClient> Context::client() {
   ConfigInputs in;
   if (server_opt && server_opt->count()) in.flag_server = server_flag;
   if (token_opt && token_opt->count()) in.flag_token = token_flag;
+  if (ca_file_opt && ca_file_opt->count()) in.flag_ca_file = ca_file_flag;
   in.env = io.env ? io.env : real_env;
   in.read_file = io.read_file ? io.read_file : real_read_file;
   auto cfg = resolve_config(in);
   if (!cfg) return tl::unexpected(cfg.error());
   auto ep = parse_server_url(cfg->server);
   if (!ep) return tl::unexpected(ep.error());
+  ep->ca_file = cfg->ca_file;
   return HttpClient(*ep, cfg->token);
 }
 
@@ -37,7 +39,8 @@ int Context::fail(const Error& e) {
   if (e.code == ErrorCode::unavailable && e.message.rfind("cannot connect", 0) == 0) {
     auto ep = client();
     if (ep)
-      io.err << "hint: is stratad running at http://" << host_header_for_hint(ep->endpoint())
+      io.err << "hint: is stratad running at " << (ep->endpoint().tls ? "https://" : "http://")
+             << host_header_for_hint(ep->endpoint())
              << "? (set --server, STRATA_SERVER or the config file)\n";
   }
   return to_int(exit_code_for(e));
@@ -119,13 +122,19 @@ void build_app(CLI::App& root, Context& ctx) {
       "stratad URL (env STRATA_SERVER, config file; default " + std::string(kDefaultServer) + ")");
   ctx.token_opt = root.add_option("--token", ctx.token_flag,
                                   "API token (env STRATA_TOKEN or STRATA_TOKEN_FILE, config file)");
+  ctx.ca_file_opt = root.add_option(
+      "--ca-file", ctx.ca_file_flag,
+      "PEM CA certificate(s) that verify an https:// server (env STRATA_CA_FILE, config file "
+      "ca_file; default: the system trust store). stratad's own CA is DATA_DIR/pki/ca.crt");
   root.add_option("-o,--output", ctx.output, "Output format: table, json or yaml")
       ->check(CLI::IsMember({"table", "json", "yaml"}));
   root.add_flag("--dry-run", ctx.dry_run,
                 "Print the request that would be sent (method, path, JSON body) and exit");
   root.footer(
       "Config: $STRATA_CONFIG or ~/.config/strata/config.json = {\"server\": ..., \"token\": "
-      "...}.\n"
+      "..., \"ca_file\": ...}.\n"
+      "https:// servers are always verified: their certificate must chain to a trusted CA and\n"
+      "name the host in the URL; http:// only where stratad was asked to serve plain HTTP.\n"
       "Precedence: flag > environment > config file > default.\n"
       "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict, 5 unauthorized/forbidden,\n"
       "6 unavailable, 7 invalid input rejected by the server.");

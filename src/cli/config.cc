@@ -21,7 +21,7 @@ std::string trim(std::string s) {
 }
 
 struct FileConfig {
-  std::optional<std::string> server, token;
+  std::optional<std::string> server, token, ca_file;
   std::string path;
 };
 
@@ -48,15 +48,16 @@ Result<FileConfig> load_file(const ConfigInputs& in) {
     return invalid_argument("config", "config file " + fc.path + " is not a JSON object");
   const nlohmann::json& j = *parsed;
   for (auto& [k, v] : j.items()) {
-    if (k != "server" && k != "token")
+    if (k != "server" && k != "token" && k != "ca_file")
       return invalid_argument("config", "config file " + fc.path + ": unknown key '" + k +
-                                            "' (allowed: server, token)");
+                                            "' (allowed: server, token, ca_file)");
     if (!v.is_string())
       return invalid_argument("config",
                               "config file " + fc.path + ": '" + k + "' must be a string");
   }
   if (j.contains("server")) fc.server = j["server"].get<std::string>();
   if (j.contains("token")) fc.token = j["token"].get<std::string>();
+  if (j.contains("ca_file")) fc.ca_file = j["ca_file"].get<std::string>();
   return fc;
 }
 
@@ -97,6 +98,12 @@ Result<ClientConfig> resolve_config(const ConfigInputs& in) {
     c.token = *file->token;
     c.token_source = file_src;
   }
+  if (in.flag_ca_file)
+    c.ca_file = *in.flag_ca_file;
+  else if (auto e = in.env("STRATA_CA_FILE"); e && !e->empty())
+    c.ca_file = *e;
+  else if (file->ca_file)
+    c.ca_file = *file->ca_file;
   while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
   return c;
 }

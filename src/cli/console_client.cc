@@ -10,7 +10,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <deque>
 #include <thread>
 
@@ -52,9 +54,11 @@ RawTerminal::~RawTerminal() {
 
 namespace {
 
+// Ws: websocket::stream over beast::tcp_stream (http) or over TlsStream (https).
+template <class Ws>
 class Session {
  public:
-  Session(websocket::stream<beast::tcp_stream>& ws, net::io_context& ioc, const ConsoleOptions& o,
+  Session(Ws& ws, net::io_context& ioc, const ConsoleOptions& o,
           const std::function<void(std::string_view)>& on_output)
       : ws_(ws),
         ioc_(ioc),
@@ -172,7 +176,7 @@ class Session {
     });
   }
 
-  websocket::stream<beast::tcp_stream>& ws_;
+  Ws& ws_;
   net::io_context& ioc_;
   const ConsoleOptions& opts_;
   const std::function<void(std::string_view)>& on_output_;
@@ -187,13 +191,14 @@ class Session {
 
 }  // namespace
 
-Result<ConsoleEnd> run_console(const Endpoint& endpoint, const std::string& token,
-                               const ApiRequest& req, const ConsoleOptions& options,
-                               const std::function<void(std::string_view)>& on_output) {
-  net::io_context ioc;
-  auto stream = connect_to(ioc, endpoint, std::chrono::seconds(30));
-  if (!stream) return tl::unexpected(stream.error());
-  websocket::stream<beast::tcp_stream> ws(std::move(*stream));
+namespace {
+
+template <class Stream>
+Result<ConsoleEnd> run_on(Stream& stream, net::io_context& ioc, const Endpoint& endpoint,
+                          const std::string& token, const ApiRequest& req,
+                          const ConsoleOptions& options,
+                          const std::function<void(std::string_view)>& on_output) {
+  websocket::stream<Stream&> ws(stream);
   ws.set_option(websocket::stream_base::decorator([&token](websocket::request_type& r) {
     r.set(beast::http::field::user_agent, "strata-cli");
     if (!token.empty()) r.set(beast::http::field::authorization, "Bearer " + token);
@@ -218,8 +223,21 @@ Result<ConsoleEnd> run_console(const Endpoint& endpoint, const std::string& toke
   beast::get_lowest_layer(ws).expires_never();
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
   ws.binary(true);
-  Session s(ws, ioc, options, on_output);
+  Session<websocket::stream<Stream&>> s(ws, ioc, options, on_output);
   return s.run();
+}
+
+}  // namespace
+
+Result<ConsoleEnd> run_console(const Endpoint& endpoint, const std::string& token,
+                               const ApiRequest& req, const ConsoleOptions& options,
+                               const std::function<void(std::string_view)>& on_output) {
+  net::io_context ioc;
+  auto conn = connect_to(ioc, endpoint, std::chrono::seconds(30));
+  if (!conn) return tl::unexpected(conn.error());
+  return conn->visit([&](auto& stream) {
+    return run_on(stream, ioc, endpoint, token, req, options, on_output);
+  });
 }
 
 }  // namespace strata::cli

@@ -23,6 +23,8 @@ struct Context {
   // Global options.
   std::string server_flag, token_flag, output = "table";
   CLI::Option* server_opt = nullptr;
+  std::string ca_file_flag;
+  CLI::Option* ca_file_opt = nullptr;
   CLI::Option* token_opt = nullptr;
   bool dry_run = false;
   // Set by the chosen subcommand's callback; run after parsing.

@@ -6,11 +6,13 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <fstream>
 
 #include "net.h"
 #include "strata/cli/exit_codes.h"
 #include "strata/common/json.h"
+#include "strata/enroll/tls_trust.h"
 
 namespace strata::cli {
 
@@ -21,12 +23,17 @@ using tcp = net::ip::tcp;
 
 Result<Endpoint> parse_server_url(std::string_view url) {
   std::string u(url);
-  if (u.rfind("https://", 0) == 0)
-    return invalid_argument("server", "https is not supported by this client yet: " + u);
-  if (u.rfind("http://", 0) != 0)
-    return invalid_argument("server", "server URL must start with http://, got '" + u + "'");
-  std::string rest = u.substr(7);
   Endpoint ep;
+  std::string rest;
+  if (u.rfind("https://", 0) == 0) {
+    ep.tls = true;
+    rest = u.substr(8);
+  } else if (u.rfind("http://", 0) == 0) {
+    rest = u.substr(7);
+  } else {
+    return invalid_argument("server",
+                            "server URL must start with https:// or http://, got '" + u + "'");
+  }
   auto slash = rest.find('/');
   std::string authority = rest.substr(0, slash);
   if (slash != std::string::npos) ep.base_path = rest.substr(slash);
@@ -42,26 +49,41 @@ Result<Endpoint> parse_server_url(std::string_view url) {
     ep.host = authority.substr(0, colon);
     if (colon != std::string::npos) ep.port = authority.substr(colon + 1);
   }
-  if (ep.port.empty()) ep.port = "80";
+  if (ep.port.empty()) ep.port = ep.tls ? "443" : "80";
   if (ep.host.empty()) return invalid_argument("server", "no host in server URL '" + u + "'");
   for (char c : ep.port)
     if (c < '0' || c > '9') return invalid_argument("server", "bad port in server URL '" + u + "'");
   return ep;
 }
 
-Result<beast::tcp_stream> connect_to(net::io_context& ioc, const Endpoint& ep,
-                                     std::chrono::milliseconds timeout) {
+Result<Connection> connect_to(net::io_context& ioc, const Endpoint& ep,
+                              std::chrono::milliseconds timeout) {
   beast::error_code ec;
   tcp::resolver resolver(ioc);
   auto results = resolver.resolve(ep.host, ep.port, ec);
   if (ec) return unavailable("cannot resolve " + ep.host + ": " + ec.message());
-  beast::tcp_stream stream(ioc);
-  stream.expires_after(timeout);
-  stream.connect(results, ec);
-  if (ec)
-    return unavailable("cannot connect to stratad at " + ep.host + ":" + ep.port + ": " +
-                       ec.message());
-  return stream;
+  std::string where = ep.host + ":" + ep.port;
+  if (!ep.tls) {
+    beast::tcp_stream stream(ioc);
+    stream.expires_after(timeout);
+    stream.connect(results, ec);
+    if (ec) return unavailable("cannot connect to stratad at " + where + ": " + ec.message());
+    return Connection(std::move(stream));
+  }
+  enroll::TlsTrust trust;
+  trust.ca_file = ep.ca_file;
+  auto ctx = enroll::client_context(trust, ep.host, ep.port, timeout);
+  if (!ctx) return tl::unexpected(ctx.error());
+  auto stream = std::make_unique<TlsStream>(ioc, **ctx);
+  if (auto st = enroll::expect_server_name(stream->native_handle(), ep.host); !st)
+    return tl::unexpected(st.error());
+  auto& lowest = beast::get_lowest_layer(*stream);
+  lowest.expires_after(timeout);
+  lowest.connect(results, ec);
+  if (ec) return unavailable("cannot connect to stratad at " + where + ": " + ec.message());
+  stream->handshake(net::ssl::stream_base::client, ec);
+  if (ec) return tl::unexpected(enroll::handshake_error(stream->native_handle(), ec, where));
+  return Connection(std::move(*ctx), std::move(stream));
 }
 
 std::string host_header(const Endpoint& ep) {
@@ -113,7 +135,7 @@ Result<HttpResult> read_response(Stream& stream, const std::string& what) {
   out.status = res.result_int();
   out.body = std::move(res.body());
   out.content_type = std::string(res[http::field::content_type]);
-  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ec);
   return out;
 }
 
@@ -124,8 +146,8 @@ HttpClient::HttpClient(Endpoint endpoint, std::string token, std::chrono::millis
 
 Result<HttpResult> HttpClient::send(const ApiRequest& req) {
   net::io_context ioc;
-  auto stream = connect_to(ioc, endpoint_, timeout_);
-  if (!stream) return tl::unexpected(stream.error());
+  auto conn = connect_to(ioc, endpoint_, timeout_);
+  if (!conn) return tl::unexpected(conn.error());
   std::string what = req.method + " " + req.target;
   http::request<http::string_body> r{http::string_to_verb(req.method),
                                      endpoint_.base_path + req.target, 11};
@@ -136,11 +158,13 @@ Result<HttpResult> HttpClient::send(const ApiRequest& req) {
     r.body() = body_text(req);
   }
   r.prepare_payload();
-  stream->expires_after(timeout_);
-  beast::error_code ec;
-  http::write(*stream, r, ec);
-  if (ec) return tl::unexpected(transport_error(what, ec));
-  return read_response(*stream, what);
+  conn->tcp().expires_after(timeout_);
+  return conn->visit([&](auto& stream) -> Result<HttpResult> {
+    beast::error_code ec;
+    http::write(stream, r, ec);
+    if (ec) return tl::unexpected(transport_error(what, ec));
+    return read_response(stream, what);
+  });
 }
 
 Result<nlohmann::json> HttpClient::call(const ApiRequest& req) {
@@ -158,8 +182,8 @@ Result<nlohmann::json> HttpClient::upload(const ApiRequest& req, const std::stri
   uint64_t total = static_cast<uint64_t>(end);
   file.seekg(0);
   net::io_context ioc;
-  auto stream = connect_to(ioc, endpoint_, timeout_);
-  if (!stream) return tl::unexpected(stream.error());
+  auto conn = connect_to(ioc, endpoint_, timeout_);
+  if (!conn) return tl::unexpected(conn.error());
   std::string what = req.method + " " + req.target;
   http::request<http::empty_body> r{http::string_to_verb(req.method),
                                     endpoint_.base_path + req.target, 11};
@@ -167,83 +191,91 @@ Result<nlohmann::json> HttpClient::upload(const ApiRequest& req, const std::stri
   r.set(http::field::accept, "application/json");
   r.set(http::field::content_type, "application/octet-stream");
   r.content_length(total);
-  http::request_serializer<http::empty_body> sr{r};
-  beast::error_code ec;
-  stream->expires_after(timeout_);
-  http::write_header(*stream, sr, ec);
-  if (ec) return tl::unexpected(transport_error(what, ec));
-  std::vector<char> chunk(1 << 20);
-  uint64_t sent = 0;
-  if (progress) progress(0, total);
-  while (sent < total) {
-    file.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-    auto n = static_cast<size_t>(file.gcount());
-    if (n == 0) return internal_error(path + " ended early (changed while uploading?)");
-    stream->expires_after(timeout_);
-    net::write(*stream, net::buffer(chunk.data(), n), ec);
-    if (ec) {
-      // The server may have answered early (e.g. 413) and closed: prefer its answer.
-      auto answer = read_response(*stream, what);
-      if (answer && answer->status >= 400) return json_or_error(*answer);
-      return tl::unexpected(transport_error(what, ec));
+  return conn->visit([&](auto& stream) -> Result<nlohmann::json> {
+    auto& tcp_layer = beast::get_lowest_layer(stream);
+    http::request_serializer<http::empty_body> sr{r};
+    beast::error_code ec;
+    tcp_layer.expires_after(timeout_);
+    http::write_header(stream, sr, ec);
+    if (ec) return tl::unexpected(transport_error(what, ec));
+    std::vector<char> chunk(1 << 20);
+    uint64_t sent = 0;
+    if (progress) progress(0, total);
+    while (sent < total) {
+      file.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      auto n = static_cast<size_t>(file.gcount());
+      if (n == 0) return internal_error(path + " ended early (changed while uploading?)");
+      tcp_layer.expires_after(timeout_);
+      net::write(stream, net::buffer(chunk.data(), n), ec);
+      if (ec) {
+        // The server may have answered early (e.g. 413) and closed: prefer its answer.
+        auto answer = read_response(stream, what);
+        if (answer && answer->status >= 400) return json_or_error(*answer);
+        return tl::unexpected(transport_error(what, ec));
+      }
+      sent += n;
+      if (progress) progress(sent, total);
     }
-    sent += n;
-    if (progress) progress(sent, total);
-  }
-  stream->expires_after(timeout_ * 4);  // the server may verify/convert before answering
-  auto resp = read_response(*stream, what);
-  if (!resp) return tl::unexpected(resp.error());
-  return json_or_error(*resp);
+    tcp_layer.expires_after(timeout_ * 4);  // the server may verify/convert before answering
+    auto resp = read_response(stream, what);
+    if (!resp) return tl::unexpected(resp.error());
+    return json_or_error(*resp);
+  });
 }
 
 Status HttpClient::stream_events(const ApiRequest& req,
                                  const std::function<bool(const SseEvent&)>& on_event,
                                  std::chrono::milliseconds idle_timeout) {
   net::io_context ioc;
-  auto stream = connect_to(ioc, endpoint_, timeout_);
-  if (!stream) return tl::unexpected(stream.error());
+  auto conn = connect_to(ioc, endpoint_, timeout_);
+  if (!conn) return tl::unexpected(conn.error());
   std::string what = "GET " + req.target;
   http::request<http::empty_body> r{http::verb::get, endpoint_.base_path + req.target, 11};
   common_headers(r, *this);
   r.set(http::field::accept, "text/event-stream");
-  beast::error_code ec;
-  stream->expires_after(timeout_);
-  http::write(*stream, r, ec);
-  if (ec) return tl::unexpected(transport_error(what, ec));
+  return conn->visit([&](auto& stream) -> Status {
+    auto& tcp_layer = beast::get_lowest_layer(stream);
+    beast::error_code ec;
+    tcp_layer.expires_after(timeout_);
+    http::write(stream, r, ec);
+    if (ec) return tl::unexpected(transport_error(what, ec));
 
-  beast::flat_buffer buffer;
-  http::response_parser<http::buffer_body> parser;
-  parser.body_limit(boost::none);
-  http::read_header(*stream, buffer, parser, ec);
-  if (ec) return tl::unexpected(transport_error(what, ec));
-  unsigned status = parser.get().result_int();
-  char buf[8192];
-  if (status < 200 || status > 299) {
-    std::string body;
-    while (!parser.is_done() && body.size() < 65536) {
+    beast::flat_buffer buffer;
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(boost::none);
+    http::read_header(stream, buffer, parser, ec);
+    if (ec) return tl::unexpected(transport_error(what, ec));
+    unsigned status = parser.get().result_int();
+    char buf[8192];
+    if (status < 200 || status > 299) {
+      std::string body;
+      while (!parser.is_done() && body.size() < 65536) {
+        parser.get().body().data = buf;
+        parser.get().body().size = sizeof buf;
+        http::read(stream, buffer, parser, ec);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) break;
+        body.append(buf, sizeof buf - parser.get().body().size);
+      }
+      return tl::unexpected(error_from_response(status, body));
+    }
+    SseParser sse;
+    while (!parser.is_done()) {
       parser.get().body().data = buf;
       parser.get().body().size = sizeof buf;
-      http::read(*stream, buffer, parser, ec);
+      tcp_layer.expires_after(idle_timeout);
+      http::read_some(stream, buffer, parser, ec);  // returns as soon as some bytes arrived
       if (ec == http::error::need_buffer) ec = {};
-      if (ec) break;
-      body.append(buf, sizeof buf - parser.get().body().size);
+      if (ec == http::error::end_of_stream || ec == net::error::eof ||
+          ec == net::ssl::error::stream_truncated)
+        break;
+      if (ec) return tl::unexpected(transport_error(what, ec));
+      size_t n = sizeof buf - parser.get().body().size;
+      for (const auto& e : sse.feed(std::string_view(buf, n)))
+        if (!on_event(e)) return {};
     }
-    return tl::unexpected(error_from_response(status, body));
-  }
-  SseParser sse;
-  while (!parser.is_done()) {
-    parser.get().body().data = buf;
-    parser.get().body().size = sizeof buf;
-    stream->expires_after(idle_timeout);
-    http::read_some(*stream, buffer, parser, ec);  // returns as soon as some bytes arrived
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec == http::error::end_of_stream || ec == net::error::eof) break;
-    if (ec) return tl::unexpected(transport_error(what, ec));
-    size_t n = sizeof buf - parser.get().body().size;
-    for (const auto& e : sse.feed(std::string_view(buf, n)))
-      if (!on_event(e)) return {};
-  }
-  return {};
+    return {};
+  });
 }
 
 }  // namespace strata::cli

@@ -34,7 +34,7 @@ Result<EnrollReply> enroll_host(const EnrollRequest& r) {
                          {"address", r.address},
                          {"inventory", r.inventory}};
   if (!r.csr_pem.empty()) body["csr"] = r.csr_pem;
-  auto res = http_request(r.manager_url, "POST", "/api/v1/hosts/enroll", body.dump());
+  auto res = http_request(r.manager_url, "POST", "/api/v1/hosts/enroll", body.dump(), {}, r.trust);
   if (!res) return tl::unexpected(res.error());
   auto parsed = parse_json(res->body, JsonLimits{.max_depth = 32, .max_values = 1u << 20});
   nlohmann::json j = parsed ? std::move(*parsed) : nlohmann::json();

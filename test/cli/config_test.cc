@@ -83,6 +83,18 @@ TEST(Config, StrataConfigOverridesHomeAndMustExist) {
   EXPECT_FALSE(resolve_config(w.inputs()));
 }
 
+TEST(Config, CaFileComesFromFlagEnvOrFile) {
+  World w;
+  w.env["HOME"] = "/home/u";
+  w.files["/home/u/.config/strata/config.json"] = R"({"ca_file":"/file/ca.crt"})";
+  EXPECT_EQ(resolve_config(w.inputs()).value().ca_file, "/file/ca.crt");
+  w.env["STRATA_CA_FILE"] = "/env/ca.crt";
+  EXPECT_EQ(resolve_config(w.inputs()).value().ca_file, "/env/ca.crt");
+  auto in = w.inputs();
+  in.flag_ca_file = "/flag/ca.crt";
+  EXPECT_EQ(resolve_config(in).value().ca_file, "/flag/ca.crt");
+}
+
 TEST(Config, BadFilesAreRejectedWithThePath) {
   World w;
   w.env["STRATA_CONFIG"] = "/c.json";

@@ -33,7 +33,7 @@ TEST(ServerUrl, Parsing) {
   EXPECT_EQ(ep.base_path, "/base");
   EXPECT_EQ(parse_server_url("http://h").value().port, "80");
   EXPECT_EQ(parse_server_url("http://[::1]:7480").value().host, "::1");
-  EXPECT_FALSE(parse_server_url("https://h"));
+  EXPECT_TRUE(parse_server_url("https://h").value().tls);  // verified: https_client_test.cc
   EXPECT_FALSE(parse_server_url("h:7480"));
   EXPECT_FALSE(parse_server_url("http://h:port"));
 }

@@ -18,11 +18,13 @@ struct ClientConfig {
   std::string token;          // may be empty (then no Authorization header is sent)
   std::string server_source;  // "flag", "env", "file:<path>", "default": for messages
   std::string token_source;
+  std::string ca_file;  // PEM CA(s) that verify an https server; empty: system trust store
 };
 
 struct ConfigInputs {
   std::optional<std::string> flag_server;
   std::optional<std::string> flag_token;
+  std::optional<std::string> flag_ca_file;
   // getenv-like; returns nullopt when unset.
   std::function<std::optional<std::string>(const std::string&)> env;
   // Reads a whole file; nullopt when it does not exist or cannot be read.
@@ -30,8 +32,9 @@ struct ConfigInputs {
 };
 
 // Env: STRATA_SERVER, STRATA_TOKEN, STRATA_TOKEN_FILE (STRATA_TOKEN wins over it),
-// STRATA_CONFIG (config file path; default $HOME/.config/strata/config.json). The file is
-// JSON {"server": "...", "token": "..."}; both keys optional, others rejected. A missing
+// STRATA_CA_FILE, STRATA_CONFIG (config file path; default
+// $HOME/.config/strata/config.json). The file is JSON {"server": "...", "token": "...",
+// "ca_file": "..."}; every key optional, others rejected. A missing
 // default file is fine; a missing $STRATA_CONFIG or STRATA_TOKEN_FILE is an error.
 Result<ClientConfig> resolve_config(const ConfigInputs& in);
 

@@ -1,5 +1,5 @@
 // The CLI's HTTP client for stratad: Boost.Beast, synchronous, one connection per request,
-// with timeouts. Transport failures become Error{unavailable}; non-2xx responses become the
+// with timeouts; https verifies the server against --ca-file or the system trust store. Transport failures become Error{unavailable}; non-2xx responses become the
 // server's error envelope (see exit_codes.h). Also streams request bodies from files
 // (image upload) and reads server-sent-event streams.
 #pragma once
@@ -21,9 +21,11 @@ struct Endpoint {
   std::string host;       // "127.0.0.1"
   std::string port;       // "7480"
   std::string base_path;  // "" or "/prefix" when stratad sits behind a path
+  bool tls = false;       // https: the server is verified (CA chain and host name)
+  std::string ca_file;    // PEM CA(s) to verify it with; empty: the system trust store
 };
 
-// "http://host[:port][/prefix]"; https is not supported (yet) and says so.
+// "https://host[:port][/prefix]" or "http://host[:port][/prefix]".
 Result<Endpoint> parse_server_url(std::string_view url);
 
 struct HttpResult {

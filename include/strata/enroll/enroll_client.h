@@ -7,11 +7,13 @@
 #include <string>
 
 #include "strata/common/error.h"
+#include "strata/enroll/tls_trust.h"
 
 namespace strata::enroll {
 
 struct EnrollRequest {
-  std::string manager_url;  // "http://HOST:PORT" (plain HTTP: the join token is the secret)
+  std::string manager_url;  // "https://HOST:PORT" (or "http://" where stratad serves plain HTTP)
+  TlsTrust trust;           // how https verifies the manager (CA PEM, CA file or CA pin)
   std::string join_token;
   std::string name;     // host name (DNS label)
   std::string address;  // where the manager reaches the agent's gRPC ("unix:/..", "host:port")

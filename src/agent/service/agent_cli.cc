@@ -117,12 +117,19 @@ int agent_main(int argc, char** argv) {
   serve->add_option("--log-level", so.log_level, "trace|debug|info|warn|error|off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
-  serve->add_option("--manager", so.manager, "Enroll with this manager: http://HOST:PORT");
+  serve->add_option("--manager", so.manager,
+                    "Enroll with this manager: https://HOST:PORT (http:// only where stratad "
+                    "serves plain HTTP); the server is verified with --ca-fingerprint, "
+                    "--ca-file or the system trust store");
   serve->add_option("--join-token", so.join_token,
                     "One-time join token (from the manager's POST /api/v1/join-tokens)");
   serve->add_option("--ca-fingerprint", so.ca_fingerprint,
                     "sha256:... of the manager's CA (shown by `strata join-token create`): "
-                    "enrollment fails unless the manager's CA matches");
+                    "enrollment fails unless the manager's CA matches (over https, the "
+                    "manager must present that CA)");
+  serve->add_option("--ca-file", so.ca_file,
+                    "PEM CA certificate(s) that verify an https manager (instead of the "
+                    "fingerprint or the system trust store)");
   serve->add_option("--advertise", so.advertise,
                     "HOST:PORT the manager reaches this agent at (default: --listen-tcp)");
   serve->add_option("--name", so.name, "Host name to enroll as (default: hostname)");

@@ -88,6 +88,8 @@ bool enrollment_has_tls(const nlohmann::json& record) {
 Result<nlohmann::json> enroll_once(const EnrollOptions& o) {
   enroll::EnrollRequest req;
   req.manager_url = o.manager_url;
+  req.trust.ca_file = o.ca_file;
+  req.trust.ca_fingerprint = o.ca_fingerprint;  // https: the manager must present that CA
   req.join_token = o.join_token;
   req.name = o.name;
   req.address = o.address;

@@ -19,6 +19,7 @@ struct EnrollOptions {
   std::string join_token;
   // Normalised "sha256:<hex>" of the manager's CA; empty: trust the CA the reply carries.
   std::string ca_fingerprint;
+  std::string ca_file;  // CA certificate(s) that verify an https manager (else the pin/system)
   std::string name;     // host name (DNS label)
   std::string address;  // where the manager reaches this agent's gRPC (HOST:PORT or unix:)
   std::string state_dir;

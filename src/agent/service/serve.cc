@@ -353,6 +353,7 @@ int run_serve(const ServeOptions& in) {
     eo.manager_url = o.manager;
     eo.join_token = o.join_token;
     eo.ca_fingerprint = o.ca_fingerprint;
+    eo.ca_file = o.ca_file;
     eo.name = o.name;
     eo.address = o.advertise;
     eo.state_dir = o.state_dir;

@@ -41,9 +41,10 @@ struct ServeOptions {
   std::optional<std::string> qemu_user;
   std::string log_level = "info";
   // Enrollment with a manager (all three together; enrolled once, kept in the state dir).
-  std::string manager;     // http://HOST:PORT
+  std::string manager;     // https://HOST:PORT (http:// where the manager serves plain HTTP)
   std::string join_token;  // one-time join token
   std::string ca_fingerprint;  // sha256:... of the manager's CA (pins it at enrollment)
+  std::string ca_file;         // CA file that verifies an https manager (else pin or system)
   std::string advertise;   // HOST:PORT the manager dials (default: listen_tcp)
   std::string name;        // host name (default: hostname)
 };
