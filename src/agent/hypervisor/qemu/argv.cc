@@ -197,15 +197,19 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
   if (spec.vcpus == 0) return invalid_argument("vcpus", "must be positive");
   if (spec.memory_mib == 0) return invalid_argument("memory_mib", "must be positive");
 
-  b.raw({options.qemu_binary});
-  if (options.accelerator == "kvm") {
-    b.raw({"-accel", "kvm", "-cpu", "host"});
-  } else if (options.accelerator == "tcg") {
-    b.raw({"-accel", "tcg", "-cpu", "max"});
-  } else {
-    return invalid_argument("accelerator", "must be kvm or tcg");
+  const HardwareProfile& hw = options.profile;
+  if (hw.version > 0) {
+    if (hw.machine.empty() || !only_chars(hw.machine, "._-"))
+      return invalid_argument("profile.machine", "bad machine type");
+    if (hw.cpu_model.empty() || !only_chars(hw.cpu_model, "._-"))
+      return invalid_argument("profile.cpu_model", "bad CPU model");
   }
-  b.opt("-machine", Opt("").add("type", spec.machine));
+  b.raw({options.qemu_binary});
+  if (options.accelerator != "kvm" && options.accelerator != "tcg")
+    return invalid_argument("accelerator", "must be kvm or tcg");
+  std::string cpu = hw.version > 0 ? hw.cpu_model : options.accelerator == "kvm" ? "host" : "max";
+  b.raw({"-accel", options.accelerator, "-cpu", cpu});
+  b.opt("-machine", Opt("").add("type", hw.version > 0 ? hw.machine : spec.machine));
   b.raw({"-nodefaults", "-no-user-config", "-display", "none"});
   // seccomp: no obsolete syscalls, no setuid (privileges are dropped before exec, by the
   // shim), no fork/exec (so no exec: migration URIs, no helper scripts), no scheduler or
@@ -228,6 +232,18 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
   // pvpanic (ISA, on q35's LPC bus): a panicking guest kernel tells QEMU, which emits
   // GUEST_PANICKED, so a kernel panic is reported as "crashed", not as a plain poweroff.
   b.raw({"-device", "pvpanic"});
+  // Hardware profile v1 devices (hardware_profile.h), at fixed ids so a later hot-plug or a
+  // migration target finds the same layout.
+  for (int i = 1; i <= hw.spare_root_ports; ++i)
+    b.opt("-device", Opt("pcie-root-port")
+                         .add("id", "rp" + std::to_string(i))
+                         .add("chassis", std::to_string(i))
+                         .add("bus", "pcie.0"));
+  if (hw.usb_tablet) {
+    b.opt("-device", Opt("qemu-xhci").add("id", "usb0"));
+    b.opt("-device", Opt("usb-tablet").add("bus", "usb0.0").add("id", "tablet0"));
+  }
+  if (hw.cdrom) b.opt("-device", Opt("ide-cd").add("bus", "ide.2").add("id", "cdrom0"));
 
   int bootindex = 1;
   if (spec.kernel_boot) {

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hardware_profile.h"
 #include "strata/common/error.h"
 #include "strata/model/vm_spec.h"
 
@@ -38,6 +39,8 @@ struct ArgvOptions {
   // QEMU's seccomp filter: -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,
   // resourcecontrol=deny. Off only when the probed binary lacks the option.
   bool sandbox = true;
+  // The VM's recorded hardware profile (hardware_profile.h); version 0: the legacy layout.
+  HardwareProfile profile = {};
 };
 
 // Files inside the VM folder that QEMU creates or uses. The VM folder itself belongs to

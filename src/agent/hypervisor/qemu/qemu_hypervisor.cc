@@ -7,6 +7,7 @@
 #include <random>
 
 #include "strata/common/log.h"
+#include "strata/common/process.h"
 #include "strata/model/validation.h"
 #include "strata/model/vm_spec_json.h"
 
@@ -111,6 +112,20 @@ void QemuHypervisor::watch(VmEventCallback cb) {
   watchers_.push_back(std::move(cb));
 }
 
+Result<std::map<std::string, std::string>> QemuHypervisor::machine_types() {
+  std::lock_guard lk(probe_mu_);
+  if (machines_) return *machines_;
+  RunOptions ro;
+  ro.timeout = std::chrono::seconds(60);
+  auto r = run_process({opts_.qemu_binary, "-machine", "help"}, ro);
+  if (!r) return tl::unexpected(r.error().wrap("listing QEMU's machine types"));
+  auto m = parse_machine_help(r->out);
+  if (!r->ok() || m.empty())
+    return unavailable("cannot list the machine types of " + opts_.qemu_binary + ": " + r->err);
+  machines_ = m;
+  return m;
+}
+
 Status QemuHypervisor::begin_job_locked(const std::string& name, Vm& vm, VmJob job) {
   if (vm.job != VmJob::none)
     return make_error(ErrorCode::failed_precondition,
@@ -183,6 +198,13 @@ Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
           !st)
         return tl::unexpected(st.error());
 
+  // The hardware profile is fixed now, with the machine type this host's QEMU pins the
+  // spec's alias to; the VM keeps it across QEMU upgrades.
+  auto machines = machine_types();
+  if (!machines) return tl::unexpected(machines.error());
+  auto profile = new_hardware_profile(spec.machine, opts_.accelerator, *machines);
+  if (!profile) return tl::unexpected(profile.error());
+
   // The define job: reserve the name and UUID under mu_, create the folder and the disks
   // (qemu-img: seconds) without it, then publish the VM under mu_ again.
   {
@@ -232,6 +254,7 @@ Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
   vm->dir = dir;
   vm->spec = spec;
   vm->rec.accelerator = opts_.accelerator;
+  vm->rec.profile = *profile;
   vm->rec.state = model::VmState::stopped;  // so set_state records "defined" as a change
   std::lock_guard lk(mu_);
   set_state_locked(spec.name, *vm, model::VmState::defined, "defined");

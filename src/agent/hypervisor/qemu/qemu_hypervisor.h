@@ -119,6 +119,9 @@ class QemuHypervisor final : public Hypervisor {
   // Ends `job` on the VM if it is still the running one. Takes mu_.
   void end_job(const std::string& name, VmJob job);
   std::vector<std::string> taps_of(const model::VmSpec& spec) const;
+  // The machine types opts_.qemu_binary offers (`-machine help`: alias -> concrete type),
+  // probed once; runs a process, so under probe_mu_ only, never mu_.
+  Result<std::map<std::string, std::string>> machine_types();
 
   QemuOptions opts_;
   // mu_: the driver's lock. Guards vms_, defining_, pending_events_ and every Vm field;
@@ -137,6 +140,10 @@ class QemuHypervisor final : public Hypervisor {
   // Taken before mu_ (flush_events); callbacks run under it, never under mu_.
   std::mutex watch_mu_;
   std::vector<VmEventCallback> watchers_;
+
+  // probe_mu_: guards machines_ (the probe runs under it; never nested with mu_).
+  std::mutex probe_mu_;
+  std::optional<std::map<std::string, std::string>> machines_;
 
   // sup_mu_: guards the supervisor's wake-up flags only.
   std::mutex sup_mu_;

@@ -89,6 +89,7 @@ Status write_state_record(const std::string& vm_dir, const StateRecord& r) {
                       {"code", r.last_exit->code},
                       {"reason", r.last_exit->reason},
                       {"at_unix_ms", r.last_exit->at_unix_ms}};
+  if (r.profile.version > 0) j["hardware_profile"] = to_json(r.profile);
   return write_file_atomic(vm_dir + "/" + kStateFile, j.dump(2) + "\n", kVmFileMode);
 }
 
@@ -110,6 +111,11 @@ Result<StateRecord> read_state_record(const std::string& vm_dir) {
     e.reason = get_or<std::string>(*it, "reason", "");
     e.at_unix_ms = get_or<int64_t>(*it, "at_unix_ms", 0);
     r.last_exit = e;
+  }
+  if (auto it = j->find("hardware_profile"); it != j->end()) {
+    auto p = hardware_profile_from_json(*it);
+    if (!p) return tl::unexpected(p.error().wrap(vm_dir + "/state.json"));
+    r.profile = *p;
   }
   return r;
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "hardware_profile.h"
 #include "strata/agent/hypervisor.h"
 #include "strata/common/atomic_file.h"
 #include "strata/common/error.h"
@@ -46,6 +47,8 @@ struct StateRecord {
   int pid = 0;  // QEMU pid while it runs
   std::string accelerator;
   std::optional<VmExit> last_exit;
+  // Fixed at define; version 0 for VMs defined before profiles (they keep that layout).
+  HardwareProfile profile;
 };
 Status write_state_record(const std::string& vm_dir, const StateRecord& r);
 Result<StateRecord> read_state_record(const std::string& vm_dir);

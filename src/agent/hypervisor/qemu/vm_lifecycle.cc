@@ -95,6 +95,7 @@ Result<std::shared_ptr<QemuMonitor>> QemuHypervisor::connect_qmp(
 Status QemuHypervisor::start(const std::string& name) {
   std::shared_ptr<Vm> vm;
   model::VmSpec spec;
+  HardwareProfile profile;
   {
     std::lock_guard lk(mu_);
     auto v = find_locked(name);
@@ -105,6 +106,7 @@ Status QemuHypervisor::start(const std::string& name) {
                         std::string("VM is ") + model::to_string(vm->rec.state));
     if (auto s = begin_job_locked(name, *vm, VmJob::start); !s) return s;
     spec = vm->spec;
+    profile = vm->rec.profile;
   }
   auto fail = [&](Error e, std::optional<ExitRecord> exit) -> Status {
     // A QEMU that did start but that we cannot drive must not be left running.
@@ -137,8 +139,8 @@ Status QemuHypervisor::start(const std::string& name) {
     vm->job = VmJob::none;
     return tl::unexpected(resolved.error());
   }
-  auto argv =
-      build_qemu_argv(spec, *resolved, {opts_.qemu_binary, opts_.accelerator, opts_.sandbox});
+  auto argv = build_qemu_argv(spec, *resolved,
+                              {opts_.qemu_binary, opts_.accelerator, opts_.sandbox, profile});
   if (!argv) {
     std::lock_guard lk(mu_);
     vm->job = VmJob::none;

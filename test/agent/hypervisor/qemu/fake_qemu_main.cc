@@ -5,6 +5,7 @@
 // with a hang-up it exits 0, as QEMU does after a guest poweroff or quit; after `! stall` it
 // waits to be killed. A command the scenario does not expect is written to
 // <vm dir>/fake-qmp.failures (the test fails on it) and the exit code is 3.
+// `-machine help` prints QEMU 7.2's recorded answer (transcripts/machine-help-7.2.txt).
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -64,6 +65,14 @@ void serve_serial(const std::string& path) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
+  if (args.size() == 3 && args[1] == "-machine" && args[2] == "help") {
+    // The driver's machine-type probe: answer with QEMU 7.2's recorded output.
+    std::ifstream in(std::string(STRATA_TEST_SRC_DIR) + "/transcripts/machine-help-7.2.txt");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::fputs(ss.str().c_str(), stdout);
+    return in ? 0 : 2;
+  }
   std::string pidfile;
   for (size_t i = 0; i + 1 < args.size(); ++i)
     if (args[i] == "-pidfile") pidfile = args[i + 1];

@@ -104,6 +104,7 @@ TEST(QemuDriverJobs, SlowDefineDoesNotBlockOtherVms) {
   o.state_dir = root + "/state";
   o.images = &images;
   o.shim_exe = "/bin/false";  // nothing starts here
+  o.qemu_binary = STRATA_FAKE_QEMU;  // answers the machine-type probe
   auto hv = make_qemu_hypervisor(o);
   ASSERT_TRUE(hv) << hv.error().to_string();
   ASSERT_TRUE((*hv)->define(spec_named("other")));
@@ -153,6 +154,7 @@ TEST(QemuDriverJobs, SecondJobIsRefusedNamingTheRunningOne) {
   o.state_dir = root + "/state";
   o.images = &images;
   o.shim_exe = "/bin/false";
+  o.qemu_binary = STRATA_FAKE_QEMU;
   auto hvr = make_qemu_hypervisor(o);
   ASSERT_TRUE(hvr);
   auto& hv = static_cast<QemuHypervisor&>(**hvr);

@@ -1,0 +1,94 @@
+// Versioned VM hardware profile (see hardware_profile.h).
+#include "hardware_profile.h"
+
+#include <sstream>
+
+namespace strata::agent::qemu {
+
+using nlohmann::json;
+
+std::map<std::string, std::string> parse_machine_help(std::string_view text) {
+  // Lines: "pc-q35-7.2           Standard PC (Q35 + ICH9, 2009)" and
+  //        "q35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)".
+  std::map<std::string, std::string> out;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  const std::string alias_of = "(alias of ";
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == ' ' || line.rfind("Supported machines", 0) == 0) continue;
+    std::string name = line.substr(0, line.find(' '));
+    if (name.empty()) continue;
+    if (auto p = line.rfind(alias_of); p != std::string::npos) {
+      auto end = line.find(')', p);
+      if (end == std::string::npos) continue;
+      std::string target = line.substr(p + alias_of.size(), end - p - alias_of.size());
+      out[name] = target;
+      out.emplace(target, target);
+    } else {
+      out.emplace(name, name);
+    }
+  }
+  return out;
+}
+
+Result<HardwareProfile> new_hardware_profile(const std::string& machine,
+                                             const std::string& accelerator,
+                                             const std::map<std::string, std::string>& machines) {
+  auto it = machines.find(machine);
+  if (it == machines.end())
+    return make_error(ErrorCode::failed_precondition,
+                      "QEMU on this host has no machine type " + machine);
+  HardwareProfile p;
+  p.version = kHardwareProfileVersion;
+  p.machine = it->second;
+  p.cpu_model = accelerator == "kvm" ? "host" : "max";
+  p.spare_root_ports = 4;
+  p.usb_tablet = true;
+  p.cdrom = true;
+  return p;
+}
+
+json to_json(const HardwareProfile& p) {
+  return {{"version", p.version},       {"machine", p.machine},
+          {"cpu_model", p.cpu_model},   {"spare_root_ports", p.spare_root_ports},
+          {"usb_tablet", p.usb_tablet}, {"cdrom", p.cdrom}};
+}
+
+Result<HardwareProfile> hardware_profile_from_json(const json& j) {
+  auto bad = [](const std::string& why) {
+    return internal_error("hardware profile in state.json: " + why);
+  };
+  if (!j.is_object()) return bad("not an object");
+  HardwareProfile p;
+  auto num = [&](const char* k, int& out) {
+    auto it = j.find(k);
+    if (it == j.end() || !it->is_number_integer()) return false;
+    out = it->get<int>();
+    return true;
+  };
+  auto str = [&](const char* k, std::string& out) {
+    auto it = j.find(k);
+    if (it == j.end() || !it->is_string()) return false;
+    out = it->get<std::string>();
+    return true;
+  };
+  auto flag = [&](const char* k, bool& out) {
+    auto it = j.find(k);
+    if (it == j.end() || !it->is_boolean()) return false;
+    out = it->get<bool>();
+    return true;
+  };
+  if (!num("version", p.version)) return bad("version");
+  if (p.version < 1 || p.version > kHardwareProfileVersion)
+    return bad("unknown version " + std::to_string(p.version));
+  if (!str("machine", p.machine)) return bad("machine");
+  if (!str("cpu_model", p.cpu_model)) return bad("cpu_model");
+  if (!num("spare_root_ports", p.spare_root_ports) || p.spare_root_ports < 0 ||
+      p.spare_root_ports > 16)
+    return bad("spare_root_ports");
+  if (!flag("usb_tablet", p.usb_tablet)) return bad("usb_tablet");
+  if (!flag("cdrom", p.cdrom)) return bad("cdrom");
+  return p;
+}
+
+}  // namespace strata::agent::qemu

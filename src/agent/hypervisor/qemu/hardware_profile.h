@@ -1,0 +1,50 @@
+// The VM's versioned hardware profile: the virtual hardware a VM gets, fixed when it is
+// defined and recorded in its state.json, so a QEMU upgrade or a newer agent never changes
+// the hardware of an existing VM under its guest (and a migration target can be asked for
+// the same profile). Other changes to the device layout bump kHardwareProfileVersion; a VM
+// keeps the version it was defined with.
+//   v0  VMs defined before profiles: the legacy layout (the spec's machine alias as given,
+//       -cpu host|max by accelerator, no spare ports, no USB, no CD-ROM).
+//   v1  machine type pinned to the concrete version the alias named on this host
+//       ("q35" -> "pc-q35-7.2"); CPU model recorded; 4 spare pcie-root-ports for hot-plug;
+//       qemu-xhci + usb-tablet (an absolute pointer for the graphical console); an empty
+//       CD-ROM slot (ide-cd on the q35 AHCI bus ide.2).
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "strata/common/error.h"
+
+namespace strata::agent::qemu {
+
+inline constexpr int kHardwareProfileVersion = 1;
+
+struct HardwareProfile {
+  int version = 0;
+  std::string machine;    // pinned machine type, "pc-q35-7.2" (v0: the spec's, as given)
+  std::string cpu_model;  // "host" (kvm), "max" (tcg); later the cluster's baseline
+  int spare_root_ports = 0;
+  bool usb_tablet = false;
+  bool cdrom = false;
+  bool operator==(const HardwareProfile&) const = default;
+};
+
+// Parses `qemu-system-x86_64 -machine help`: alias -> concrete machine type, and every
+// concrete name mapped to itself ("q35" -> "pc-q35-7.2", "pc-q35-7.2" -> "pc-q35-7.2").
+std::map<std::string, std::string> parse_machine_help(std::string_view text);
+
+// The current profile version for a new VM: `machine` (an alias or a concrete type) must be
+// one the binary knows (machines from parse_machine_help); failed_precondition otherwise.
+Result<HardwareProfile> new_hardware_profile(const std::string& machine,
+                                             const std::string& accelerator,
+                                             const std::map<std::string, std::string>& machines);
+
+nlohmann::json to_json(const HardwareProfile& p);
+// Absent or malformed fields: an error (a state file we cannot read must not silently
+// change a VM's hardware).
+Result<HardwareProfile> hardware_profile_from_json(const nlohmann::json& j);
+
+}  // namespace strata::agent::qemu
