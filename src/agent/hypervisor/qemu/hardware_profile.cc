@@ -42,9 +42,12 @@ Result<HardwareProfile> new_hardware_profile(const std::string& machine,
   p.version = kHardwareProfileVersion;
   p.machine = it->second;
   p.cpu_model = accelerator == "kvm" ? "host" : "max";
-  p.spare_root_ports = 4;
+  // The root ports and the AHCI bus of the CD-ROM exist on q35 only; i440fx ("pc") VMs
+  // record that they have neither.
+  const bool q35 = p.machine.rfind("pc-q35-", 0) == 0;
+  p.spare_root_ports = q35 ? 4 : 0;
   p.usb_tablet = true;
-  p.cdrom = true;
+  p.cdrom = q35;
   return p;
 }
 

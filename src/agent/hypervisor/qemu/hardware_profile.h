@@ -8,7 +8,8 @@
 //   v1  machine type pinned to the concrete version the alias named on this host
 //       ("q35" -> "pc-q35-7.2"); CPU model recorded; 4 spare pcie-root-ports for hot-plug;
 //       qemu-xhci + usb-tablet (an absolute pointer for the graphical console); an empty
-//       CD-ROM slot (ide-cd on the q35 AHCI bus ide.2).
+//       CD-ROM slot (ide-cd on the q35 AHCI bus ide.2). Root ports and CD-ROM on q35 only
+//       (an i440fx "pc" VM records 0 ports and no CD-ROM).
 #pragma once
 
 #include <map>

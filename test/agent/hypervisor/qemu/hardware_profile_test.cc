@@ -37,6 +37,12 @@ TEST(HardwareProfile, MachineAliasIsPinnedFromQemusList) {
   EXPECT_EQ(p->cpu_model, "max");
   EXPECT_EQ(new_hardware_profile("q35", "kvm", m)->cpu_model, "host");
   EXPECT_EQ(new_hardware_profile("pc-q35-6.0", "kvm", m)->machine, "pc-q35-6.0");
+  auto pc = new_hardware_profile("pc", "tcg", m);  // i440fx: no PCIe root ports, no AHCI
+  ASSERT_TRUE(pc);
+  EXPECT_EQ(pc->machine, "pc-i440fx-7.2");
+  EXPECT_EQ(pc->spare_root_ports, 0);
+  EXPECT_FALSE(pc->cdrom);
+  EXPECT_TRUE(pc->usb_tablet);
   auto none = new_hardware_profile("q99", "tcg", m);
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().code, ErrorCode::failed_precondition);
