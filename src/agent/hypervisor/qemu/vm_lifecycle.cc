@@ -299,6 +299,9 @@ void QemuHypervisor::supervise_once() {
         continue;
       auto exit = read_exit_record(vm.dir);
       if (exit && exit->qemu_pid == vm.rec.pid) {
+        // Events QEMU sent before exiting (SHUTDOWN and its reason) are still being read:
+        // finalize once the monitor has seen the EOF (its on_eof kicks us again).
+        if (vm.qmp && !vm.qmp->closed()) continue;
         drop.push_back(finalize_locked(name, vm, *exit));
         continue;
       }
