@@ -184,7 +184,8 @@ int main(int argc, char** argv) {
   auto mgr = strata::manager::start_manager(cfg);
   if (!mgr) {
     fmt::print(stderr, "stratad: {}\n", mgr.error().to_string());
-    return 1;
+    // 7 as strata-agent: another daemon holds this data folder.
+    return mgr.error().code == strata::ErrorCode::conflict ? 7 : 1;
   }
   fmt::print("stratad: API {} (admin token: {})\n", (*mgr)->api_url(), (*mgr)->admin_token_path());
   std::fflush(stdout);

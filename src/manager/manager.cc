@@ -5,10 +5,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "local_agent.h"
+#include "strata/common/dir_lock.h"
 #include "strata/common/log.h"
 #include "strata/enroll/enroll_client.h"
 #include "strata/manager/api/api_service.h"
@@ -74,6 +76,19 @@ class ManagerImpl final : public Manager {
     std::error_code ec;
     fs::create_directories(cfg.data_dir, ec);
     if (ec) return internal_error(fmt::format("cannot create {}: {}", cfg.data_dir, ec.message()));
+    // One stratad per data folder, before anything in it is read: a second one would adopt
+    // the first one's local agent, fail to listen on the busy port and stop that agent on
+    // its way out, and share the SQLite store, the CA and the upload folder. Held for the
+    // manager's life; O_CLOEXEC keeps it out of the local agent.
+    auto lock = DirLock::acquire(cfg.data_dir + "/stratad.lock");
+    if (!lock) {
+      auto e = lock.error();
+      if (e.code == ErrorCode::conflict)
+        e.message = fmt::format("another stratad already uses {} ({}); stop it first",
+                                cfg.data_dir, e.message);
+      return tl::unexpected(std::move(e));
+    }
+    dir_lock_.emplace(std::move(*lock));
     std::string url = cfg.db_url.empty() ? "sqlite:" + cfg.data_dir + "/strata.db" : cfg.db_url;
     clock_ = system_clock();
     auto store = store::open_store(url, store::StoreOptions{clock_, 4});
@@ -201,6 +216,7 @@ class ManagerImpl final : public Manager {
 
  private:
   ManagerConfig cfg_;
+  std::optional<DirLock> dir_lock_;  // DATA_DIR/stratad.lock, for the manager's life
   ClockPtr clock_;
   std::atomic<bool> stopping_{false};
   store::StorePtr store_;

@@ -7,7 +7,8 @@
 # After each restart: exactly one strata-agent serves the data dir, the host is up, and
 # once VMs run: none restarted (QEMU pid unchanged), none duplicated (one QEMU per VM, one
 # record per VM), none ever reported crashed. Then: a second agent started by hand on the
-# same state folder is refused (exit code 7, names the holder) and breaks nothing; a
+# same state folder is refused (exit code 7, names the holder) and breaks nothing, and so is
+# a second stratad on the same data folder (exit code 7, before it touches the agent); a
 # normal stop (SIGTERM) of the stratad that adopted the agent stops that agent too, VMs
 # keep running, and the next stratad starts a fresh agent that re-attaches them.
 # Needs QEMU and the tiny guest images; otherwise exits 77.
@@ -164,6 +165,20 @@ grep -q "locked by process $holder" "$WORK/second.log" ||
 sleep 1
 host_up || fail "host not up after the refused second agent"
 check_vms "second agent refused" "$PIDS"
+
+# ---- a second stratad on the same data folder is refused before it touches the agent
+# (it used to adopt the running agent, fail to listen on the busy port and stop that agent
+# on its way out).
+set +e
+timeout 30 "$STRATAD" --data-dir "$D" --listen "127.0.0.1:0" "${aio_args[@]}" >"$WORK/second-mgr.log" 2>&1
+rc=$?
+set -e
+[ "$rc" = 7 ] || fail "a second stratad on $D exited $rc (want 7): $(tail -3 "$WORK/second-mgr.log")"
+grep -q "another stratad already uses" "$WORK/second-mgr.log" ||
+  fail "the refusal does not say why: $(tail -3 "$WORK/second-mgr.log")"
+[ "$(agent_pids)" = "$holder" ] || fail "the refused stratad changed the agent: $(agent_pids) (was $holder)"
+host_up || fail "host not up after the refused second stratad"
+check_vms "second stratad refused" "$PIDS"
 
 # ---- normal stop of the adopting stratad: the agent stops too, VMs keep running
 kill -TERM "$MGR_PID"
