@@ -127,6 +127,9 @@ Result<std::shared_ptr<ssl::context>> client_context(const TlsTrust& trust,
   if (!ca_pem.empty()) {
     ctx->add_certificate_authority(asio::buffer(ca_pem), ec);
     if (ec) return invalid_argument("ca", "not a PEM CA certificate: " + ec.message());
+    // Given in memory, these certificates are the anchors even when not self-signed
+    // (stratad's local agent trusting the operator's --tls-cert chain as served).
+    X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx->native_handle()), X509_V_FLAG_PARTIAL_CHAIN);
   } else if (!trust.ca_file.empty()) {
     ctx->load_verify_file(trust.ca_file, ec);
     if (ec)

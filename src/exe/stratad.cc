@@ -27,6 +27,12 @@ constexpr const char* kUsage = R"(usage:
                        (default sqlite:DIR/strata.db)
   --data-dir DIR       where admin.token (0600), the SQLite DB and the local agent live
   --listen HOST:PORT   REST API address (default 127.0.0.1:7480; port 0 picks one)
+  --https              serve the REST API over HTTPS with a certificate from the manager's
+                       CA (DIR/pki/ca.crt) naming the listen address (for 0.0.0.0 / ::
+                       localhost, 127.0.0.1, ::1, the host name and interface addresses)
+  --tls-cert FILE --tls-key FILE
+                       serve HTTPS with this PEM certificate chain and key instead
+  --insecure-http      serve plain HTTP (today's default)
   --agent-binary PATH  strata-agent to run in all-in-one mode (default: next to stratad)
   --accel MODE         local agent accelerator: auto | kvm | tcg (default auto)
   --host-name NAME     name of the local host in all-in-one mode (default: hostname)
@@ -90,6 +96,7 @@ void raise_fd_limit(int max_connections) {
 int main(int argc, char** argv) {
   strata::manager::ManagerConfig cfg;
   std::string log_level = "info";
+  bool insecure_http = false;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -111,6 +118,14 @@ int main(int argc, char** argv) {
       if (!value(&cfg.data_dir)) return usage_error("--data-dir needs a folder");
     } else if (a == "--listen") {
       if (!value(&cfg.listen)) return usage_error("--listen needs HOST:PORT");
+    } else if (a == "--https") {
+      cfg.https = true;
+    } else if (a == "--insecure-http") {
+      insecure_http = true;
+    } else if (a == "--tls-cert") {
+      if (!value(&cfg.tls_cert_file)) return usage_error("--tls-cert needs a file");
+    } else if (a == "--tls-key") {
+      if (!value(&cfg.tls_key_file)) return usage_error("--tls-key needs a file");
     } else if (a == "--agent-binary") {
       if (!value(&cfg.agent_binary)) return usage_error("--agent-binary needs a path");
     } else if (a == "--accel") {
@@ -170,6 +185,10 @@ int main(int argc, char** argv) {
   if (!cfg.all_in_one && cfg.db_url.empty() && cfg.data_dir.empty())
     return usage_error("give --all-in-one --data-dir DIR, or --db URL --data-dir DIR");
   if (cfg.data_dir.empty()) return usage_error("--data-dir is required");
+  if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
+    return usage_error("--tls-cert and --tls-key go together");
+  if (insecure_http && (cfg.https || !cfg.tls_cert_file.empty()))
+    return usage_error("--insecure-http excludes --https and --tls-cert/--tls-key");
   if (!strata::set_log_level(log_level)) return usage_error("unknown --log-level " + log_level);
 
   // Block the stop signals before any thread starts, then wait for them here.

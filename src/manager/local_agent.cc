@@ -143,7 +143,7 @@ Status LocalAgent::wait_healthy(const std::function<Status()>& alive) {
 }
 
 Status LocalAgent::enroll(store::Store& store, const std::string& api_url,
-                          const std::string& name) {
+                          const enroll::TlsTrust& trust, const std::string& name) {
   if (auto existing = store.get_host_by_name(name)) {
     if (existing->address == address_) return {};
     existing->address = address_;
@@ -162,6 +162,7 @@ Status LocalAgent::enroll(store::Store& store, const std::string& api_url,
   // A UNIX socket address: no CSR, the channel stays plaintext behind the socket's mode.
   enroll::EnrollRequest req;
   req.manager_url = api_url;
+  req.trust = trust;
   req.join_token = *secret;
   req.name = name;
   req.address = address_;

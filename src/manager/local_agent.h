@@ -10,6 +10,7 @@
 #include <string>
 
 #include "strata/common/error.h"
+#include "strata/enroll/tls_trust.h"
 #include "strata/store/store.h"
 
 namespace strata::manager {
@@ -23,7 +24,9 @@ class LocalAgent {
   // itself, and would have fought the first over the VMs' QMP sockets.
   Status start(const std::string& binary, const std::string& data_dir, const std::string& accel);
   // Makes sure a host for this agent is enrolled (join token + POST /hosts/enroll).
-  Status enroll(store::Store& store, const std::string& api_url, const std::string& name);
+  // `trust` verifies the manager when api_url is https.
+  Status enroll(store::Store& store, const std::string& api_url, const enroll::TlsTrust& trust,
+                const std::string& name);
   // SIGTERM and wait (VMs keep running under their shims). An adopted agent is stopped
   // the same way: stratad's normal exit ends the local agent whoever started it.
   void stop();

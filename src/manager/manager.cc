@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "api_tls.h"
 #include "local_agent.h"
 #include "strata/common/dir_lock.h"
 #include "strata/common/log.h"
@@ -157,6 +158,15 @@ class ManagerImpl final : public Manager {
     hc.host = listen->first;
     hc.port = listen->second;
     hc.threads = cfg.http_threads;
+    enroll::TlsTrust local_trust;  // how the local agent's enrollment verifies this server
+    if (cfg.https || !cfg.tls_cert_file.empty() || !cfg.tls_key_file.empty()) {
+      auto tls = cfg.tls_cert_file.empty() && cfg.tls_key_file.empty()
+                     ? issue_api_tls(*ca_, hc.host)
+                     : load_api_tls(cfg.tls_cert_file, cfg.tls_key_file);
+      if (!tls) return tl::unexpected(tls.error());
+      local_trust.ca_pem = cfg.tls_cert_file.empty() ? ca_->cert_pem() : tls->cert_chain_pem;
+      hc.tls = std::move(*tls);
+    }
     UploadRoutes uploads;
     uploads.streams_body = [this](std::string_view m, std::string_view p) {
       return api_->streams_body(m, p);
@@ -168,14 +178,22 @@ class ManagerImpl final : public Manager {
         [this](HttpRequest& r) { return api_->dispatch(r); }, std::move(uploads));
     if (!server) return tl::unexpected(server.error());
     server_ = std::move(*server);
-    api_url_ = fmt::format("http://{}:{}", listen->first, server_->port());
+    const char* scheme = hc.tls ? "https" : "http";
+    api_url_ = fmt::format("{}://{}:{}", scheme, listen->first, server_->port());
+    // The local agent dials loopback when the server listens on a wildcard address.
+    std::string local_url =
+        is_wildcard(listen->first)
+            ? fmt::format("{}://{}:{}", scheme,
+                          listen->first.find(':') == std::string::npos ? "127.0.0.1" : "[::1]",
+                          server_->port())
+            : api_url_;
 
     controller_->start();
     events_->append("stratad", "manager.start", "manager", "ok", api_url_);
 
     if (cfg.all_in_one) {
       std::string name = cfg.host_name.empty() ? enroll::default_host_name() : cfg.host_name;
-      if (auto st = local_agent_->enroll(*store_, api_url_, name); !st)
+      if (auto st = local_agent_->enroll(*store_, local_url, local_trust, name); !st)
         return tl::unexpected(st.error().wrap("enrolling the local agent"));
       if (auto h = store_->get_host_by_name(name)) agents_->add_host(*h);
       log->info("local agent enrolled host={} address={}", name, local_agent_->address());

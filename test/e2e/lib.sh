@@ -38,6 +38,7 @@ last_status() { cat "$API_STATUS_FILE"; }
 api() {
   local method=$1 path=$2 body=${3:-} out
   local args=(-sS -m 30 -X "$method" -H "Authorization: Bearer $TOKEN" -w '\n%{http_code}')
+  [ -n "${API_CA:-}" ] && args+=(--cacert "$API_CA")
   [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
   out=$(curl "${args[@]}" "$API_URL$path" 2>/dev/null) || { echo 000 >"$API_STATUS_FILE"; return 1; }
   echo "${out##*$'\n'}" >"$API_STATUS_FILE"
@@ -56,17 +57,26 @@ wait_for() {
 }
 
 # Starts stratad in the background: start_stratad DATA_DIR LISTEN [ARGS...]; sets MGR_PID,
-# API_URL, TOKEN (admin) once /healthz answers.
+# API_URL, TOKEN (admin) once /healthz answers. With --https among ARGS, API_URL is
+# https:// and curl (api) trusts DATA_DIR/pki/ca.crt (API_CA).
 start_stratad() {
-  local dir=$1 listen=$2
+  local dir=$1 listen=$2 a
   shift 2
   mkdir -p "$dir"
   "$STRATAD" --data-dir "$dir" --listen "$listen" "$@" >>"$dir/stratad.log" 2>&1 &
   MGR_PID=$!
   API_URL="http://$listen"
+  API_CA=""
+  for a in "$@"; do
+    if [ "$a" = --https ]; then
+      API_URL="https://$listen"
+      API_CA="$dir/pki/ca.crt"
+    fi
+  done
   local i
   for ((i = 0; i < 120; i++)); do
-    if curl -sf -m 2 "$API_URL/healthz" >/dev/null 2>&1 && [ -s "$dir/admin.token" ]; then
+    if curl -sf -m 2 ${API_CA:+--cacert "$API_CA"} "$API_URL/healthz" >/dev/null 2>&1 &&
+      [ -s "$dir/admin.token" ]; then
       TOKEN=$(tr -d '[:space:]' <"$dir/admin.token")
       return 0
     fi

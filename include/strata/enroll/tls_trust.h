@@ -20,7 +20,7 @@ struct ssl_st;
 namespace strata::enroll {
 
 struct TlsTrust {
-  std::string ca_pem;          // PEM CA certificate(s) to trust
+  std::string ca_pem;          // PEM certificate(s) to trust as anchors (CA or served chain)
   std::string ca_file;         // file of PEM CA certificates to trust
   std::string ca_fingerprint;  // "sha256:<hex>" of the CA (colons and case tolerated)
 };

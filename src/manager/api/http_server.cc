@@ -15,11 +15,13 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <fmt/format.h>
 
@@ -34,6 +36,7 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace websocket = boost::beast::websocket;
 using tcp = asio::ip::tcp;
+using detail::TlsStream;
 
 namespace {
 
@@ -69,21 +72,33 @@ class BeastServer;
 
 // One client connection: reads requests one after the other (keep-alive), each through
 // the phases header -> admit -> body -> dispatch -> write, each with its deadline. Holds its
-// place under the connection caps (ticket) until it ends or hands its socket to a stream.
-class Session : public std::enable_shared_from_this<Session> {
+// place under the connection caps (ticket) until it ends or hands its stream to a stream
+// runner. Stream is beast::tcp_stream (plain HTTP) or TlsStream: one code path for both;
+// TLS only adds the server handshake first, within the first request's header deadline.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, BeastServer& server, std::string address,
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  Session(Stream stream, BeastServer& server, std::string address,
           ConnectionLimits::TicketPtr ticket)
-      : stream_(std::move(socket)), server_(server), address_(std::move(address)),
+      : stream_(std::move(stream)), server_(server), address_(std::move(address)),
         ticket_(std::move(ticket)) {}
   ~Session() { drop_upload(); }
-  void run() { read_header(); }
+  void run() {
+    handshake([](Session& s) { s.read_header(/*arm_deadline=*/false); });
+  }
   // Over a connection cap: 503 and close.
   void reject_busy();
 
  private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+  // TLS: the server handshake, then `next`; the header deadline starts here and covers
+  // the handshake and the first request's header. Plain: `next` at once, same deadline.
+  template <class Next>
+  void handshake(Next next);
   void wait_for_request();
-  void read_header();
+  void read_header(bool arm_deadline = true);
   void on_header(beast::error_code ec);
   void on_header_error(beast::error_code ec);
   void start_body(size_t limit, bool expect_continue);
@@ -108,7 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
   const HttpServerConfig& config() const;
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::request_parser<bhttp::file_body>> file_parser_;
@@ -136,6 +151,7 @@ class BeastServer final : public HttpServer {
   ~BeastServer() override { stop(); }
 
   Status listen() {
+    if (auto st = load_tls(); !st) return st;
     beast::error_code ec;
     auto addr = asio::ip::make_address(cfg_.host, ec);
     if (ec) return invalid_argument("listen", fmt::format("bad listen address '{}'", cfg_.host));
@@ -195,11 +211,11 @@ class BeastServer final : public HttpServer {
     bool open = true;
   };
   std::shared_ptr<DeferGate> defer_gate() const { return gate_; }
-  void park(const std::shared_ptr<Session>& s) {
+  void park(const std::shared_ptr<void>& s) {
     std::lock_guard lock(parked_mu_);
     parked_.insert(s);
   }
-  std::shared_ptr<Session> unpark(Session* s) {
+  std::shared_ptr<void> unpark(const void* s) {
     std::lock_guard lock(parked_mu_);
     for (auto it = parked_.begin(); it != parked_.end(); ++it)
       if (it->get() == s) {
@@ -210,9 +226,29 @@ class BeastServer final : public HttpServer {
     return nullptr;
   }
 
-  // Hands a long-lived response (SSE, WebSocket) and its socket to the stream runner.
-  void detach(tcp::socket socket, BeastRequest req, HttpResponse resp) {
-    streams_.start(std::move(socket), std::move(req), std::move(resp));
+  // Hands a long-lived response (SSE, WebSocket) and its stream to the stream runner.
+  template <class Stream>
+  void detach(Stream stream, BeastRequest req, HttpResponse resp) {
+    streams_.start(std::move(stream), std::move(req), std::move(resp));
+  }
+
+  // The TLS context from the configured certificate and key (none: plain HTTP).
+  Status load_tls() {
+    if (!cfg_.tls) return {};
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+    beast::error_code ec;
+    ctx->use_certificate_chain(asio::buffer(cfg_.tls->cert_chain_pem), ec);
+    if (ec)
+      return invalid_argument("tls-cert", "not a PEM certificate chain: " + ec.message());
+    ctx->use_private_key(asio::buffer(cfg_.tls->key_pem), asio::ssl::context::pem, ec);
+    if (ec) return invalid_argument("tls-key", "not a PEM private key: " + ec.message());
+    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+      return invalid_argument("tls-key", "the private key does not match the certificate");
+    tls_ = std::move(ctx);
+    return {};
   }
 
  private:
@@ -273,8 +309,16 @@ class BeastServer final : public HttpServer {
   void on_connection(tcp::socket s) {
     std::string address = client_address(s);
     auto ticket = limits_.acquire(address);
+    if (tls_)
+      start_session(TlsStream(std::move(s), *tls_), std::move(address), std::move(ticket));
+    else
+      start_session(beast::tcp_stream(std::move(s)), std::move(address), std::move(ticket));
+  }
+  template <class Stream>
+  void start_session(Stream stream, std::string address, ConnectionLimits::TicketPtr ticket) {
     bool busy = !ticket;
-    auto session = std::make_shared<Session>(std::move(s), *this, address, std::move(ticket));
+    auto session = std::make_shared<Session<Stream>>(std::move(stream), *this, std::move(address),
+                                                     std::move(ticket));
     if (busy) {
       session->reject_busy();
       return;
@@ -287,6 +331,7 @@ class BeastServer final : public HttpServer {
   Dispatch dispatch_;
   UploadRoutes uploads_;
   ConnectionLimits limits_;  // before ioc_: sessions destroyed with ioc_ release tickets here
+  std::unique_ptr<asio::ssl::context> tls_;  // outlives the sessions' streams (before ioc_)
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
   asio::steady_timer accept_timer_;
@@ -300,14 +345,38 @@ class BeastServer final : public HttpServer {
   detail::StreamRunner streams_;
   std::shared_ptr<DeferGate> gate_ = std::make_shared<DeferGate>();
   std::mutex parked_mu_;
-  std::set<std::shared_ptr<Session>> parked_;
+  std::set<std::shared_ptr<void>> parked_;
 };
 
-const HttpServerConfig& Session::config() const { return server_.config(); }
+template <class Stream>
+const HttpServerConfig& Session<Stream>::config() const {
+  return server_.config();
+}
+
+template <class Stream>
+template <class Next>
+void Session<Stream>::handshake(Next next) {
+  lowest().expires_after(config().header_timeout);
+  if constexpr (kTls) {
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            [self = shared_from_this(), next](beast::error_code ec) mutable {
+                              if (ec) {
+                                logger("manager.http")
+                                    ->debug("TLS handshake failed address={} error={}",
+                                            self->address_, ec.message());
+                                return;
+                              }
+                              next(*self);
+                            });
+  } else {
+    next(*this);
+  }
+}
 
 // A keep-alive connection waits up to idle_timeout for the first byte of its next request
 // (unless it is already buffered), then the header gets header_timeout.
-void Session::wait_for_request() {
+template <class Stream>
+void Session<Stream>::wait_for_request() {
   if (buffer_.size() > 0) {
     read_header();
     return;
@@ -321,11 +390,12 @@ void Session::wait_for_request() {
                           });
 }
 
-void Session::read_header() {
+template <class Stream>
+void Session<Stream>::read_header(bool arm_deadline) {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(config().header_limit));
   parser_->body_limit(std::numeric_limits<std::uint64_t>::max());  // real limit set per route
-  lowest().expires_after(config().header_timeout);
+  if (arm_deadline) lowest().expires_after(config().header_timeout);
   bhttp::async_read_header(stream_, buffer_, *parser_,
                            [self = shared_from_this()](beast::error_code ec, size_t) {
                              self->on_header(ec);
@@ -334,7 +404,8 @@ void Session::read_header() {
 
 // Too large a header is answered 431, a malformed one 400; a timeout or a client that
 // went away just ends the connection.
-void Session::on_header_error(beast::error_code ec) {
+template <class Stream>
+void Session<Stream>::on_header_error(beast::error_code ec) {
   if (ec == bhttp::error::header_limit) {
     HttpResponse resp = error_response(Error{
         ErrorCode::payload_too_large,
@@ -353,7 +424,8 @@ void Session::on_header_error(beast::error_code ec) {
   logger("manager.http")->debug("header read failed address={} error={}", address_, ec.message());
 }
 
-void Session::on_header(beast::error_code ec) {
+template <class Stream>
+void Session<Stream>::on_header(beast::error_code ec) {
   if (ec) {
     on_header_error(ec);
     return;
@@ -395,7 +467,8 @@ void Session::on_header(beast::error_code ec) {
   start_body(limit, expect_continue);
 }
 
-void Session::start_body(size_t limit, bool expect_continue) {
+template <class Stream>
+void Session<Stream>::start_body(size_t limit, bool expect_continue) {
   parser_->body_limit(limit);
   if (parser_->is_done()) {
     on_body({});
@@ -414,8 +487,10 @@ void Session::start_body(size_t limit, bool expect_continue) {
 // body's overall deadline (bounded bodies only); a window that brought its share
 // (body_min_rate * window) starts the next one. A slower client times out: the stream
 // closes the socket.
+template <class Stream>
 template <class Parser>
-void Session::read_body(Parser& parser, bool bounded, void (Session::*done)(beast::error_code)) {
+void Session<Stream>::read_body(Parser& parser, bool bounded,
+                                void (Session::*done)(beast::error_code)) {
   auto now = std::chrono::steady_clock::now();
   body_deadline_ = bounded ? now + config().body_timeout
                            : std::chrono::steady_clock::time_point::max();
@@ -424,8 +499,9 @@ void Session::read_body(Parser& parser, bool bounded, void (Session::*done)(beas
   read_body_some(parser, done);
 }
 
+template <class Stream>
 template <class Parser>
-void Session::read_body_some(Parser& parser, void (Session::*done)(beast::error_code)) {
+void Session<Stream>::read_body_some(Parser& parser, void (Session::*done)(beast::error_code)) {
   lowest().expires_at(std::min(window_end_, body_deadline_));
   bhttp::async_read_some(
       stream_, buffer_, parser,
@@ -448,7 +524,8 @@ void Session::read_body_some(Parser& parser, void (Session::*done)(beast::error_
       });
 }
 
-void Session::on_body(beast::error_code ec) {
+template <class Stream>
+void Session<Stream>::on_body(beast::error_code ec) {
   if (ec == bhttp::error::body_limit) {
     respond(error_response(Error{ErrorCode::payload_too_large, "request body too large", ""}), true);
     return;
@@ -474,9 +551,9 @@ void Session::on_body(beast::error_code ec) {
               true);
       return;
     }
-    stream_.expires_never();
+    lowest().expires_never();
     // Streams have their own caps: the connection's place is freed with this session.
-    server_.detach(stream_.release_socket(), std::move(breq), std::move(resp));
+    server_.detach(std::move(stream_), std::move(breq), std::move(resp));
     return;
   }
   respond(std::move(resp), !keep_alive);
@@ -485,7 +562,8 @@ void Session::on_body(beast::error_code ec) {
 // The body of an upload route goes to a temp file (the caller was admitted on the header):
 // answer "100 Continue" when asked, then let Beast write the body into the file at no less
 // than the minimum rate, with no overall deadline (large images on slow links).
-void Session::start_file_body(size_t limit) {
+template <class Stream>
+void Session<Stream>::start_file_body(size_t limit) {
   std::string tmpl = server_.upload_dir() + "/strata-upload-XXXXXX";
   int fd = ::mkstemp(tmpl.data());
   if (fd < 0) {
@@ -516,7 +594,8 @@ void Session::start_file_body(size_t limit) {
   read_body(*file_parser_, /*bounded=*/false, &Session::on_file_body);
 }
 
-void Session::on_file_body(beast::error_code ec) {
+template <class Stream>
+void Session<Stream>::on_file_body(beast::error_code ec) {
   if (ec == bhttp::error::body_limit) {
     drop_upload();
     respond(error_response(Error{ErrorCode::payload_too_large, "request body too large", ""}), true);
@@ -558,7 +637,8 @@ void Session::on_file_body(beast::error_code ec) {
   respond(std::move(resp), !keep_alive);
 }
 
-void Session::reject_busy() {
+template <class Stream>
+void Session<Stream>::reject_busy() {
   HttpResponse resp = error_response(Error{
       ErrorCode::unavailable,
       fmt::format("too many connections (at most {} in all and {} per client address); "
@@ -567,10 +647,13 @@ void Session::reject_busy() {
       ""});
   resp.headers.emplace_back("Retry-After", "1");
   drain_time_ = std::chrono::seconds(1);
-  respond(std::move(resp), /*close_after=*/true);
+  handshake([resp = std::move(resp)](Session& s) mutable {
+    s.respond(std::move(resp), /*close_after=*/true);
+  });
 }
 
-void Session::defer(HttpResponse resp, bool close_after) {
+template <class Stream>
+void Session<Stream>::defer(HttpResponse resp, bool close_after) {
   auto self = shared_from_this();
   server_.park(self);
   std::weak_ptr<Session> weak = self;
@@ -583,14 +666,15 @@ void Session::defer(HttpResponse resp, bool close_after) {
     auto s = weak.lock();     // parked, so alive while the gate is open
     if (!s) return;
     asio::post(s->stream_.get_executor(), [s, close_after, done = std::move(done)]() mutable {
-      auto owned = s->server_.unpark(s.get());
+      auto owned = s->server_.unpark(static_cast<const void*>(s.get()));
       s->drop_upload();
       s->respond(std::move(done), close_after);
     });
   });
 }
 
-void Session::respond(HttpResponse resp, bool close_after) {
+template <class Stream>
+void Session<Stream>::respond(HttpResponse resp, bool close_after) {
   response_ = {};
   response_.version(11);
   response_.result(resp.status);
@@ -603,7 +687,8 @@ void Session::respond(HttpResponse resp, bool close_after) {
   write(close_after);
 }
 
-void Session::write(bool close_after) {
+template <class Stream>
+void Session<Stream>::write(bool close_after) {
   lowest().expires_after(config().write_timeout);
   bhttp::async_write(stream_, response_,
                      [self = shared_from_this(), close_after](beast::error_code ec, size_t) {
@@ -619,7 +704,8 @@ void Session::write(bool close_after) {
 // After an early error response (413, 401 on the header) the client may still be sending
 // its body: close our side for writing and discard what arrives for a while, so the
 // client reads the response instead of a connection reset.
-void Session::drain() {
+template <class Stream>
+void Session<Stream>::drain() {
   beast::error_code ec;
   lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
   if (drained_ == 0) lowest().expires_after(drain_time_);

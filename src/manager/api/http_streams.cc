@@ -10,7 +10,9 @@
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <fmt/format.h>
 
 #include "strata/common/log.h"
@@ -24,12 +26,14 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+// Stream: beast::tcp_stream or TlsStream (then the bytes below are TLS records).
+template <class Stream>
 class SseConn final : public EventStream,
                       public StreamConn,
-                      public std::enable_shared_from_this<SseConn> {
+                      public std::enable_shared_from_this<SseConn<Stream>> {
  public:
-  SseConn(tcp::socket socket, HttpResponse resp, const StreamConfig& cfg)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), resp_(std::move(resp)),
+  SseConn(Stream stream, HttpResponse resp, const StreamConfig& cfg)
+      : stream_(std::move(stream)), timer_(stream_.get_executor()), resp_(std::move(resp)),
         cfg_(cfg) {}
 
   void run() override {
@@ -55,7 +59,7 @@ class SseConn final : public EventStream,
     wrote_ = true;
     if (!writing_) {
       writing_ = true;
-      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->flush(); });
+      asio::post(stream_.get_executor(), [self = shared_from_this()] { self->flush(); });
     }
     return true;
   }
@@ -75,14 +79,17 @@ class SseConn final : public EventStream,
   void shutdown() override { close(); }
 
  private:
+  using std::enable_shared_from_this<SseConn<Stream>>::shared_from_this;
+  tcp::socket& socket() { return beast::get_lowest_layer(stream_).socket(); }
+
   void close_locked() {
     if (closed_) return;
     closed_ = true;
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
       beast::error_code ec;
       self->timer_.cancel();
-      self->socket_.shutdown(tcp::socket::shutdown_both, ec);
-      self->socket_.close(ec);
+      self->socket().shutdown(tcp::socket::shutdown_both, ec);
+      self->socket().close(ec);
       self->notify_drain();
     });
   }
@@ -108,7 +115,7 @@ class SseConn final : public EventStream,
       queue_.clear();
     }
     for (const auto& s : sending_) bufs.emplace_back(s.data(), s.size());
-    asio::async_write(socket_, bufs, [self = shared_from_this()](beast::error_code ec, size_t n) {
+    asio::async_write(stream_, bufs, [self = shared_from_this()](beast::error_code ec, size_t n) {
       self->on_written(ec, n);
     });
   }
@@ -136,7 +143,7 @@ class SseConn final : public EventStream,
 
   // A client sends nothing after its request: EOF or an error means it left.
   void read() {
-    socket_.async_read_some(asio::buffer(rbuf_),
+    stream_.async_read_some(asio::buffer(rbuf_),
                             [self = shared_from_this()](beast::error_code ec, size_t) {
                               if (ec) {
                                 self->close();
@@ -162,7 +169,7 @@ class SseConn final : public EventStream,
     });
   }
 
-  tcp::socket socket_;
+  Stream stream_;
   asio::steady_timer timer_;
   HttpResponse resp_;  // keeps the handler's state (and stream ticket) for the stream's life
   const StreamConfig& cfg_;
@@ -177,13 +184,14 @@ class SseConn final : public EventStream,
   char rbuf_[512];
 };
 
+template <class Stream>
 class WsConn final : public WebSocket,
                      public StreamConn,
-                     public std::enable_shared_from_this<WsConn> {
+                     public std::enable_shared_from_this<WsConn<Stream>> {
  public:
-  WsConn(tcp::socket socket, StreamRunner::Request req, HttpResponse resp, const StreamConfig& cfg,
+  WsConn(Stream stream, StreamRunner::Request req, HttpResponse resp, const StreamConfig& cfg,
          StreamRunner& runner)
-      : ws_(std::move(socket)), req_(std::move(req)), resp_(std::move(resp)), cfg_(cfg),
+      : ws_(std::move(stream)), req_(std::move(req)), resp_(std::move(resp)), cfg_(cfg),
         runner_(runner) {}
 
   void run() override {
@@ -252,6 +260,7 @@ class WsConn final : public WebSocket,
   }
 
  private:
+  using std::enable_shared_from_this<WsConn<Stream>>::shared_from_this;
   size_t inbox_max() const { return std::max<size_t>(cfg_.ws_message_max * 4, 256u * 1024); }
 
   void mark_closed() {
@@ -342,7 +351,7 @@ class WsConn final : public WebSocket,
                     [self = shared_from_this()](beast::error_code) { self->mark_closed(); });
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   StreamRunner::Request req_;
   HttpResponse resp_;
   const StreamConfig& cfg_;
@@ -383,19 +392,28 @@ void StreamRunner::reap_locked() {
   }
 }
 
-void StreamRunner::start(tcp::socket socket, Request req, HttpResponse resp) {
+void StreamRunner::start(beast::tcp_stream stream, Request req, HttpResponse resp) {
+  start_stream(std::move(stream), std::move(req), std::move(resp));
+}
+
+void StreamRunner::start(TlsStream stream, Request req, HttpResponse resp) {
+  start_stream(std::move(stream), std::move(req), std::move(resp));
+}
+
+template <class Stream>
+void StreamRunner::start_stream(Stream stream, Request req, HttpResponse resp) {
   std::shared_ptr<StreamConn> conn;
   {
     std::lock_guard lock(mu_);
     reap_locked();
     if (stopped_) return;
     if (resp.websocket) {
-      auto ws = std::make_shared<WsConn>(std::move(socket), std::move(req), std::move(resp), cfg_,
-                                         *this);
+      auto ws = std::make_shared<WsConn<Stream>>(std::move(stream), std::move(req),
+                                                 std::move(resp), cfg_, *this);
       conns_.push_back(ws);
       conn = ws;
     } else {
-      auto sse = std::make_shared<SseConn>(std::move(socket), std::move(resp), cfg_);
+      auto sse = std::make_shared<SseConn<Stream>>(std::move(stream), std::move(resp), cfg_);
       conns_.push_back(sse);
       conn = sse;
     }

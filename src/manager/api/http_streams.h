@@ -1,7 +1,8 @@
 // Internal to the HTTP server: long-lived responses (server-sent events and WebSocket
-// upgrades). The server hands the socket of a connection whose handler returned a stream
-// to the StreamRunner, which runs it asynchronously on the socket's strand: no thread per
-// SSE stream; a WebSocket handler (which may block) gets a thread of its own.
+// upgrades). The server hands the stream (plain TCP or TLS) of a connection whose handler
+// returned a stream to the StreamRunner, which runs it asynchronously on the socket's
+// strand: no thread per SSE stream; a WebSocket handler (which may block) gets a thread of
+// its own.
 #pragma once
 
 #include <atomic>
@@ -11,12 +12,17 @@
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "strata/manager/api/http.h"
 #include "strata/manager/api/http_server.h"
 
 namespace strata::manager::detail {
+
+// A connection of an HTTPS server.
+using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
 // A running stream, as the runner sees it.
 class StreamConn {
@@ -37,9 +43,10 @@ class StreamRunner {
   StreamRunner(const StreamRunner&) = delete;
   StreamRunner& operator=(const StreamRunner&) = delete;
 
-  // Runs `resp` (websocket or event_stream set) on `socket` until it ends. Call on the
-  // socket's strand.
-  void start(boost::asio::ip::tcp::socket socket, Request req, HttpResponse resp);
+  // Runs `resp` (websocket or event_stream set) on `stream` until it ends. Call on the
+  // stream's strand, with no operation pending on it.
+  void start(boost::beast::tcp_stream stream, Request req, HttpResponse resp);
+  void start(TlsStream stream, Request req, HttpResponse resp);
   // Refuses new streams and ends the running ones.
   void shutdown();
   // Waits for the WebSocket handler threads to end (after shutdown()).
@@ -55,6 +62,8 @@ class StreamRunner {
     std::atomic<bool> done{false};
   };
   void reap_locked();
+  template <class Stream>
+  void start_stream(Stream stream, Request req, HttpResponse resp);
 
   StreamConfig cfg_;
   std::atomic<bool> stopped_{false};

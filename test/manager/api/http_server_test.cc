@@ -25,7 +25,11 @@ TEST(ParseTarget, DecodesPathAndQuery) {
 
 TEST(HttpServer, ServesAndRejectsOversizedBodiesWith413) {
   auto server = start_http_server(
-      HttpServerConfig{"127.0.0.1", 0, 2, {}},
+      [] {
+        HttpServerConfig c;
+        c.port = 0;
+        return c;
+      }(),
       [](std::string_view, std::string_view) { return size_t{1024 * 1024}; },
       [](HttpRequest& r) {
         return HttpResponse::json(200, {{"method", r.method},

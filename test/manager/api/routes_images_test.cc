@@ -60,7 +60,11 @@ class ImageRoutesTest : public ::testing::Test {
     uploads.admit = [this](HttpRequest& head) { return api_->admit(head); };
     uploads.dir = (dir_ / "catalog" / "uploads").string();
     auto server = start_http_server(
-        HttpServerConfig{"127.0.0.1", 0, 2, {}},
+        [] {
+          HttpServerConfig c;
+          c.port = 0;
+          return c;
+        }(),
         [this](std::string_view m, std::string_view p) { return api_->body_limit(m, p); },
         [this](HttpRequest& r) { return api_->dispatch(r); }, std::move(uploads));
     ASSERT_TRUE(server) << server.error().to_string();

@@ -113,7 +113,9 @@ struct Api {
     events = std::make_unique<EventLog>(*store);
     limiter = std::make_unique<StreamLimiter>(caps);
     fanout = std::make_unique<EventFanout>(*events);
-    HttpServerConfig cfg{"127.0.0.1", 0, 2, streams};
+    HttpServerConfig cfg;
+    cfg.port = 0;
+    cfg.streams = streams;
     auto srv = start_http_server(
         cfg, [](std::string_view, std::string_view) { return size_t{1024}; },
         [this](HttpRequest& r) {
@@ -267,7 +269,9 @@ struct EchoServer {
   std::promise<void> ended;
   HttpServerPtr server;
   explicit EchoServer(StreamConfig cfg) {
-    HttpServerConfig hc{"127.0.0.1", 0, 2, cfg};
+    HttpServerConfig hc;
+    hc.port = 0;
+    hc.streams = cfg;
     auto s = start_http_server(
         hc, [](std::string_view, std::string_view) { return size_t{1024}; },
         [this](HttpRequest&) {

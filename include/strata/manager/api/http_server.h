@@ -3,8 +3,9 @@
 // `admit` whether the request may go on (authentication, role, rate limits: the body of a
 // refused request is never read) and `body_limit` how large the body of that route may be
 // (413 before reading more), reads the body at a minimum rate, and calls `dispatch` on a
-// pool thread. Connections are capped overall and per client address (503 above a cap);
-// every phase has a deadline (idle, header, body rate, write). Long-lived responses (SSE,
+// pool thread. Over TLS (HttpServerConfig::tls) the same code runs on a beast::ssl_stream
+// after a server handshake. Connections are capped overall and per client address (503
+// above a cap); every phase has a deadline (idle, header, body rate, write). Long-lived responses (SSE,
 // WebSocket upgrades) continue asynchronously on the same threads (http_streams.cc); only
 // a WebSocket handler runs on a thread of its own. Limits and defaults are documented in
 // docs/api.md ("Connection limits and timeouts").
@@ -38,6 +39,13 @@ struct StreamConfig {
   std::chrono::milliseconds ws_handshake_timeout{30000};
 };
 
+// HTTPS: the server's certificate chain (leaf first, then the CA that issued it, so a
+// client pinning the CA's fingerprint finds it) and its private key, both PEM.
+struct ServerTls {
+  std::string cert_chain_pem;
+  std::string key_pem;
+};
+
 struct HttpServerConfig {
   std::string host = "127.0.0.1";
   uint16_t port = 7480;  // 0: pick a free port (tests)
@@ -61,6 +69,8 @@ struct HttpServerConfig {
   std::chrono::milliseconds body_timeout{std::chrono::seconds(60)};
   // Writing one response (a client that does not read is dropped).
   std::chrono::milliseconds write_timeout{std::chrono::seconds(60)};
+  // Set: every connection is TLS (the handshake counts in header_timeout). Unset: plain HTTP.
+  std::optional<ServerTls> tls;
 };
 
 // Checks on the header alone, and routes whose body goes to a temp file in `dir` instead
