@@ -22,7 +22,7 @@ struct Endpoint {
   std::string port;       // "7480"
   std::string base_path;  // "" or "/prefix" when stratad sits behind a path
   bool tls = false;       // https: the server is verified (CA chain and host name)
-  std::string ca_file;    // PEM CA(s) to verify it with; empty: the system trust store
+  std::string ca_file{};  // PEM CA(s) to verify it with; empty: the system trust store
 };
 
 // "https://host[:port][/prefix]" or "http://host[:port][/prefix]".
