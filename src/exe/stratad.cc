@@ -33,6 +33,8 @@ constexpr const char* kUsage = R"(usage:
   --tls-cert FILE --tls-key FILE
                        serve HTTPS with this PEM certificate chain and key instead
   --insecure-http      serve plain HTTP (today's default)
+  --web-root DIR       the web console's built files, served at / (default: ../share/strata/web
+                       next to stratad, else the source tree's web/dist)
   --agent-binary PATH  strata-agent to run in all-in-one mode (default: next to stratad)
   --accel MODE         local agent accelerator: auto | kvm | tcg (default auto)
   --host-name NAME     name of the local host in all-in-one mode (default: hostname)
@@ -126,6 +128,8 @@ int main(int argc, char** argv) {
       if (!value(&cfg.tls_cert_file)) return usage_error("--tls-cert needs a file");
     } else if (a == "--tls-key") {
       if (!value(&cfg.tls_key_file)) return usage_error("--tls-key needs a file");
+    } else if (a == "--web-root") {
+      if (!value(&cfg.web_root)) return usage_error("--web-root needs a folder");
     } else if (a == "--agent-binary") {
       if (!value(&cfg.agent_binary)) return usage_error("--agent-binary needs a path");
     } else if (a == "--accel") {

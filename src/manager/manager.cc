@@ -16,10 +16,16 @@
 #include "strata/enroll/enroll_client.h"
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/http_server.h"
+#include "strata/manager/api/static_files.h"
+#include "strata/manager/auth/sessions.h"
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/pki/certificate_authority.h"
+
+#ifndef STRATA_WEB_DIST_DEFAULT
+#define STRATA_WEB_DIST_DEFAULT ""
+#endif
 
 namespace strata::manager {
 
@@ -138,6 +144,18 @@ class ManagerImpl final : public Manager {
     deps.image_max_bytes = cfg.image_max_bytes;
     deps.stream_caps = cfg.streams;
     deps.enroll_rate = cfg.enroll_rate;
+    sessions_ = std::make_unique<SessionStore>(clock_);
+    deps.sessions = sessions_.get();
+    if (auto root = find_web_root(cfg.web_root, STRATA_WEB_DIST_DEFAULT)) {
+      auto files = StaticFiles::load(*root);
+      if (!files) return tl::unexpected(files.error().wrap("the web console (--web-root)"));
+      web_ = std::make_unique<StaticFiles>(std::move(*files));
+      deps.web = web_.get();
+      log->info("web console served at / from {} ({} files)", *root, web_->file_count());
+    } else {
+      log->info("web console not found (build it: cd web && npm ci && npm run build, or pass "
+                "--web-root DIR); / is not served");
+    }
     if (auto st = placement_->load(); !st) return st;
     api_ = std::make_unique<ApiService>(std::move(deps));
 
@@ -245,6 +263,8 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<PlacementService> placement_;
   std::unique_ptr<VmController> controller_;
   std::unique_ptr<ImageDistributor> images_;
+  std::unique_ptr<StaticFiles> web_;
+  std::unique_ptr<SessionStore> sessions_;
   std::unique_ptr<ApiService> api_;
   HttpServerPtr server_;
   std::unique_ptr<LocalAgent> local_agent_;

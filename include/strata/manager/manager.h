@@ -50,6 +50,9 @@ struct ManagerConfig {
   // Caps on open SSE streams and console WebSockets (--max-streams, --max-streams-per-token,
   // --max-consoles).
   StreamCaps streams;
+  // The web console's built files (--web-root; empty: ../share/strata/web next to stratad,
+  // else the source tree's web/dist; neither: / is not served). See docs/internals/web.md.
+  std::string web_root;
 };
 
 class Manager {

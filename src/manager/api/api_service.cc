@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include "strata/common/log.h"
+#include "strata/manager/api/session_auth.h"
+#include "strata/manager/api/static_files.h"
 
 namespace strata::manager {
 
@@ -25,6 +27,7 @@ ApiService::ApiService(ApiDeps deps)
   add_task_event_routes(*this);
   add_console_route(*this);
   add_image_routes(*this);
+  add_session_routes(*this);
 }
 
 ApiService::~ApiService() { stop_streams(); }
@@ -63,7 +66,7 @@ std::optional<HttpResponse> ApiService::admit(HttpRequest& head) {
   if (!m.route) return std::nullopt;
   if (auto limited = rate_limited(*m.route, head)) return limited;
   if (!m.route->options.role) return std::nullopt;
-  auto principal = deps_.auth->authenticate(head.header("authorization"));
+  auto principal = authenticate_request(deps_, head);
   if (principal) head.principal = *principal;
   Status allowed = authorize(head.principal, *m.route->options.role);
   if (!principal && principal.error().code != ErrorCode::unauthenticated)
@@ -124,6 +127,9 @@ std::optional<HttpResponse> check_json_media_type(const HttpRequest& req,
 HttpResponse ApiService::dispatch(HttpRequest& req) {
   auto t0 = std::chrono::steady_clock::now();
   auto m = router_.match(req.method, req.path);
+  if (!m.route && m.status == 404 && deps_.web && req.method == "GET" &&
+      is_console_path(req.path))
+    return deps_.web->serve(req.path);
   if (!m.route) {
     HttpResponse resp = error_response(
         Error{m.status == 405 ? ErrorCode::failed_precondition : ErrorCode::not_found,
@@ -138,7 +144,7 @@ HttpResponse ApiService::dispatch(HttpRequest& req) {
   req.route = r.pattern;
   Status allowed;
   if (r.options.role) {
-    auto principal = deps_.auth->authenticate(req.header("authorization"));
+    auto principal = authenticate_request(deps_, req);
     if (principal) req.principal = *principal;
     allowed = authorize(req.principal, *r.options.role);
     if (!principal && principal.error().code != ErrorCode::unauthenticated)

@@ -62,7 +62,14 @@ Result<Principal> TokenAuthenticator::authenticate(std::string_view header) cons
   if (!token)
     return make_error(ErrorCode::unauthenticated,
                       "missing bearer token (Authorization: Bearer <token>)");
-  auto rec = store_.get_token_by_hash(sha256_hex(*token));
+  return check_record(store_.get_token_by_hash(sha256_hex(*token)));
+}
+
+Result<Principal> TokenAuthenticator::authenticate_id(const std::string& token_id) const {
+  return check_record(store_.get_token(token_id));
+}
+
+Result<Principal> TokenAuthenticator::check_record(Result<store::TokenRecord> rec) const {
   if (!rec) {
     if (rec.error().code == ErrorCode::not_found)
       return make_error(ErrorCode::unauthenticated, "invalid bearer token");

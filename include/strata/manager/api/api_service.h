@@ -29,6 +29,8 @@ class CertificateAuthority;
 namespace strata::manager {
 
 class ConnectionManager;
+class StaticFiles;
+class SessionStore;
 class VmController;
 class PlacementService;
 class TaskTracker;
@@ -64,6 +66,14 @@ struct ApiDeps {
   // the stream counters.
   EventFanout* fanout = nullptr;
   StreamLimiter* streams = nullptr;
+  // The web console's files, answered for GETs of paths no route has outside /api
+  // (static_files.h); null: not served.
+  const StaticFiles* web = nullptr;
+  // Browser sessions (cookie + CSRF header, session_auth.h); null: bearer tokens only and
+  // no /api/v1/session routes. secure_cookies: the API is served over HTTPS, so the
+  // session cookie is marked Secure.
+  SessionStore* sessions = nullptr;
+  bool secure_cookies = false;
 };
 
 class ApiService {
@@ -115,6 +125,7 @@ void add_vm_routes(ApiService& api);
 void add_task_event_routes(ApiService& api);
 void add_console_route(ApiService& api);
 void add_image_routes(ApiService& api);
+void add_session_routes(ApiService& api);
 
 // The OpenAPI 3 document (embedded from docs/openapi.json at build time).
 const std::string& openapi_document();

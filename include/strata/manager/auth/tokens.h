@@ -34,8 +34,12 @@ class TokenAuthenticator {
   // The principal for an Authorization header value; unauthenticated on any failure
   // (the message never echoes the token).
   Result<Principal> authenticate(std::string_view authorization_header) const;
+  // The principal of the token with this id, checked as above (browser sessions hold the
+  // id of the token they logged in with: a revoked or expired token ends them).
+  Result<Principal> authenticate_id(const std::string& token_id) const;
 
  private:
+  Result<Principal> check_record(Result<store::TokenRecord> rec) const;
   store::Store& store_;
   ClockPtr clock_;
 };
