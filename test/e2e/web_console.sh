@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The web console in a real browser (issue 11): stratad --all-in-one serving web/dist, and
+# web/test/browser/console.mjs driving headless Debian Chromium with playwright-core: log
+# in, the host with its capacity bars, live events, hosts and VM lists, start a VM (when
+# the tiny guest images exist), logout, a viewer without buttons whose forced request gets
+# 403. Screenshots in $SHOTS_DIR (default: <build>/web-screenshots). Exits 77 (SKIPPED)
+# without chromium, node or a built console.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_tools curl jq node
+need_binaries
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+[ -x "$CHROMIUM" ] || skip "chromium is not installed ($CHROMIUM; scripts/setup installs it)"
+[ -f "$REPO/web/dist/index.html" ] || skip "the web console is not built (scripts/setup, or cd web && npm ci && npm run build)"
+[ -d "$REPO/web/node_modules/playwright-core" ] || skip "web/node_modules is missing (cd web && npm ci)"
+
+PORT=${E2E_WEB_PORT:-$((20000 + RANDOM % 20000))}
+WORK=$(mktemp -d /tmp/strata-e2e-web.XXXXXX)
+D=$WORK/d
+SOCK=$D/agent/agent.sock
+MGR_PID=
+HOST=web-host
+: "${SHOTS_DIR:=$PWD/web-screenshots}"
+agent_ctl() { "$STRATA_AGENT" ctl --socket "$SOCK" --timeout 20 "$@"; }
+
+cleanup() {
+  local rc=$?
+  set +e
+  if [ $rc -ne 0 ] && [ $rc -ne $SKIP_RC ]; then
+    echo "--- stratad log (tail) ---" >&2; tail -30 "$D/stratad.log" >&2
+  fi
+  if [ -S "$SOCK" ]; then
+    for vm in $(agent_ctl -o json vm list 2>/dev/null | jq -r '.vms[]?.spec.name // empty'); do
+      agent_ctl vm force-off "$vm" >/dev/null 2>&1
+      agent_ctl vm undefine "$vm" >/dev/null 2>&1
+    done
+  fi
+  [ -n "$MGR_PID" ] && kill "$MGR_PID" 2>/dev/null
+  wait 2>/dev/null
+  rm -f "$API_STATUS_FILE"
+  [ -z "${E2E_KEEP:-}" ] && rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT
+
+start_stratad "$D" "127.0.0.1:$PORT" --all-in-one --accel tcg --host-name "$HOST" \
+  --heartbeat-ms 300 --web-root "$REPO/web/dist"
+host_up() { [ "$(api GET "/api/v1/hosts/$HOST" | jq -r .state)" = up ]; }
+wait_for 60 "host up" host_up || fail "the local host did not come up: $(api GET /api/v1/hosts)"
+
+VM=
+manifest=${STRATA_IMAGES:-$REPO/.cache/images}/manifest.env
+if [ -f "$manifest" ] && command -v qemu-system-x86_64 >/dev/null; then
+  . "$manifest"
+  if [ -f "${TINY_KERNEL:-}" ] && [ -f "${TINY_INITRD:-}" ] && [ -f "${TINY_BASE:-}" ]; then
+    import_catalog_images || fail "image import"
+    api POST /api/v1/vms "$(vm_body web-1 false)" >/dev/null
+    [ "$(last_status)" = 201 ] || [ "$(last_status)" = 202 ] || fail "create web-1: HTTP $(last_status)"
+    VM=web-1
+  fi
+fi
+[ -n "$VM" ] || log "no tiny guest images: the VM list is checked, no VM is started"
+
+VIEWER=$(api POST /api/v1/tokens '{"name":"web-viewer","role":"viewer"}' | jq -r .token)
+[ "$(last_status)" = 201 ] || fail "viewer token: HTTP $(last_status)"
+
+STRATA_URL="http://127.0.0.1:$PORT" ADMIN_TOKEN="$TOKEN" VIEWER_TOKEN="$VIEWER" \
+  HOST_NAME="$HOST" VM_NAME="$VM" SHOTS_DIR="$SHOTS_DIR" CHROMIUM="$CHROMIUM" \
+  node "$REPO/web/test/browser/console.mjs"

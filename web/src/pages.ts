@@ -1,0 +1,273 @@
+// Dashboard, hosts and VMs. Each page loads its lists once and again (debounced) when a
+// live event arrives: no polling.
+import { LitElement, html, nothing, type PropertyValues } from "lit";
+import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
+import {
+  allocations,
+  canOperate,
+  countByState,
+  hostAlert,
+  mib,
+  percent,
+  time,
+  vmState,
+  type Role,
+} from "./format";
+
+abstract class LivePage extends LitElement {
+  static override properties = {
+    events: { attribute: false },
+    role: { attribute: false },
+    error: { state: true },
+    loaded: { state: true },
+  };
+  events: StrataEvent[] = [];
+  role: Role | "" = "";
+  error = "";
+  loaded = false;
+  private timer: number | undefined;
+
+  protected override createRenderRoot() {
+    return this;
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    void this.refresh();
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    window.clearTimeout(this.timer);
+  }
+
+  protected override updated(changed: PropertyValues): void {
+    const before = changed.get("events") as StrataEvent[] | undefined;
+    if (before !== undefined && this.events[0] !== before[0]) {
+      window.clearTimeout(this.timer);
+      this.timer = window.setTimeout(() => void this.refresh(), 300);
+    }
+  }
+
+  protected async refresh(): Promise<void> {
+    try {
+      await this.load();
+      this.error = "";
+    } catch (e) {
+      this.error = e instanceof Error ? e.message : String(e);
+    }
+    this.loaded = true;
+  }
+
+  protected abstract load(): Promise<void>;
+
+  protected renderError() {
+    return this.error ? html`<p class="error" role="alert">${this.error}</p>` : nothing;
+  }
+}
+
+async function listHosts(): Promise<Host[]> {
+  const { data, error } = await api.GET("/api/v1/hosts");
+  if (!data) throw new Error(errorText(error, "cannot list hosts"));
+  return data.hosts ?? [];
+}
+
+async function listVms(): Promise<Vm[]> {
+  const { data, error } = await api.GET("/api/v1/vms", { params: { query: { limit: 1000 } } });
+  if (!data) throw new Error(errorText(error, "cannot list VMs"));
+  return data.vms ?? [];
+}
+
+function stateBadge(state: string | undefined) {
+  const s = state ?? "unknown";
+  return html`<span class="badge state-${s}">${s}</span>`;
+}
+
+function capacity(label: string, used: number, total: number, text: string) {
+  const pct = percent(used, total);
+  return html`<div class="capacity">
+    <span class="cap-label">${label}</span>
+    <meter min="0" max="100" low="70" high="90" optimum="0" .value=${Math.min(pct, 100)}
+      aria-label="${label} allocated: ${pct}%"></meter>
+    <span class="cap-text">${text} (${pct}%)</span>
+  </div>`;
+}
+
+function hostRow(h: Host, alloc: Map<string, { vcpus: number; memoryMib: number }>) {
+  const a = alloc.get(h.name ?? "") ?? { vcpus: 0, memoryMib: 0 };
+  return html`<tr data-host=${h.name ?? ""}>
+    <th scope="row">${h.name}</th>
+    <td>${stateBadge(h.state)}${h.maintenance ? html` <span class="badge">maintenance</span>` : nothing}</td>
+    <td>${capacity("CPU", a.vcpus, h.cpu_threads ?? 0, `${a.vcpus} / ${h.cpu_threads ?? 0} vCPU`)}</td>
+    <td>${capacity("Memory", a.memoryMib, h.memory_mib ?? 0, `${mib(a.memoryMib)} / ${mib(h.memory_mib)}`)}</td>
+    <td>${h.accelerator ?? "-"}</td>
+    <td class="labels">${Object.entries(h.labels ?? {}).map(([k, v]) => html`<span class="label">${k}=${v}</span>`)}</td>
+  </tr>`;
+}
+
+function hostTable(hosts: Host[], vms: Vm[]) {
+  const alloc = allocations(vms);
+  if (hosts.length === 0) return html`<p>No hosts yet. Enroll one with <code>strata host enroll</code>.</p>`;
+  return html`<table class="grid" aria-label="Hosts">
+    <thead><tr><th scope="col">Host</th><th scope="col">State</th><th scope="col">CPU allocated</th>
+      <th scope="col">Memory allocated</th><th scope="col">Accelerator</th><th scope="col">Labels</th></tr></thead>
+    <tbody>${hosts.map((h) => hostRow(h, alloc))}</tbody>
+  </table>`;
+}
+
+class DashboardPage extends LivePage {
+  static override properties = {
+    ...LivePage.properties,
+    hosts: { state: true },
+    vms: { state: true },
+    tasks: { state: true },
+  };
+  hosts: Host[] = [];
+  vms: Vm[] = [];
+  tasks: Task[] = [];
+
+  protected async load(): Promise<void> {
+    const [hosts, vms, tasks] = await Promise.all([
+      listHosts(),
+      listVms(),
+      api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } }),
+    ]);
+    this.hosts = hosts;
+    this.vms = vms;
+    this.tasks = (tasks.data?.tasks ?? []).slice(-10).reverse();
+  }
+
+  override render() {
+    const alerts = [
+      ...this.hosts.filter((h) => hostAlert(h)).map((h) => `Host ${h.name} is ${hostAlert(h)}`),
+      ...this.tasks.filter((t) => t.state === "failed").map((t) => `Task ${t.kind} on ${t.target} failed: ${t.message ?? ""}`),
+    ];
+    return html`
+      <h1>Dashboard</h1>
+      ${this.renderError()}
+      ${alerts.length
+        ? html`<section aria-labelledby="alerts-h" class="alerts"><h2 id="alerts-h">Alerts</h2>
+            <ul>${alerts.map((a) => html`<li role="alert">${a}</li>`)}</ul></section>`
+        : nothing}
+      <div class="cols">
+        <section aria-labelledby="hosts-h" class="wide">
+          <h2 id="hosts-h">Hosts</h2>
+          ${this.loaded ? hostTable(this.hosts, this.vms) : html`<p role="status">Loading…</p>`}
+        </section>
+        <section aria-labelledby="vmstate-h">
+          <h2 id="vmstate-h">VMs by state</h2>
+          <dl class="counts">
+            <div><dt>total</dt><dd>${this.vms.length}</dd></div>
+            ${countByState(this.vms).map(([s, n]) => html`<div><dt>${stateBadge(s)}</dt><dd>${n}</dd></div>`)}
+          </dl>
+        </section>
+      </div>
+      <div class="cols">
+        <section aria-labelledby="tasks-h">
+          <h2 id="tasks-h">Recent tasks</h2>
+          <table class="grid" aria-label="Recent tasks">
+            <thead><tr><th scope="col">Task</th><th scope="col">Target</th><th scope="col">State</th><th scope="col">Updated</th></tr></thead>
+            <tbody>${this.tasks.map((t) => html`<tr><td>${t.kind}</td><td>${t.target}</td>
+              <td>${stateBadge(t.state)}${t.state === "running" ? html` <progress max="100" .value=${t.progress ?? 0} aria-label="progress"></progress>` : nothing}</td>
+              <td>${time(t.updated_ms)}</td></tr>`)}</tbody>
+          </table>
+        </section>
+        <section aria-labelledby="events-h">
+          <h2 id="events-h">Live events</h2>
+          <ol class="events" aria-live="polite">
+            ${this.events.slice(0, 15).map((e) => html`<li><time>${time(e.time_ms)}</time>
+              <span class="action">${e.action}</span> <span>${e.target}</span>
+              <span class="result ${e.result === "ok" ? "" : "bad"}">${e.result}</span></li>`)}
+          </ol>
+          ${this.events.length === 0 ? html`<p class="muted">Waiting for events…</p>` : nothing}
+        </section>
+      </div>
+    `;
+  }
+}
+customElements.define("strata-dashboard", DashboardPage);
+
+class HostsPage extends LivePage {
+  static override properties = { ...LivePage.properties, hosts: { state: true }, vms: { state: true } };
+  hosts: Host[] = [];
+  vms: Vm[] = [];
+
+  protected async load(): Promise<void> {
+    [this.hosts, this.vms] = await Promise.all([listHosts(), listVms()]);
+  }
+
+  override render() {
+    return html`<h1>Hosts</h1>${this.renderError()}
+      ${this.loaded ? hostTable(this.hosts, this.vms) : html`<p role="status">Loading…</p>`}`;
+  }
+}
+customElements.define("strata-hosts", HostsPage);
+
+class VmsPage extends LivePage {
+  static override properties = {
+    ...LivePage.properties,
+    vms: { state: true },
+    filter: { state: true },
+    pending: { state: true },
+    message: { state: true },
+  };
+  vms: Vm[] = [];
+  filter = "";
+  pending = new Set<string>();
+  message = "";
+
+  protected async load(): Promise<void> {
+    this.vms = await listVms();
+  }
+
+  private async act(vm: Vm, action: "start" | "stop"): Promise<void> {
+    const name = vm.name ?? "";
+    this.pending = new Set([...this.pending, name]);
+    const path = action === "start" ? "/api/v1/vms/{name}/start" : "/api/v1/vms/{name}/stop";
+    const { error } = await api.POST(path, { params: { path: { name } } });
+    const next = new Set(this.pending);
+    next.delete(name);
+    this.pending = next;
+    this.message = error ? `${action} ${name}: ${errorText(error)}` : `${action} ${name}: accepted`;
+    void this.refresh();
+  }
+
+  override render() {
+    const operate = canOperate(this.role);
+    const f = this.filter.toLowerCase();
+    const shown = this.vms.filter((v) => !f || (v.name ?? "").includes(f) || vmState(v).includes(f) || (v.host ?? "").includes(f));
+    return html`<h1>Virtual machines</h1>${this.renderError()}
+      <div class="toolbar">
+        <label for="vm-filter">Filter</label>
+        <input id="vm-filter" type="search" placeholder="name, state or host" .value=${this.filter}
+          @input=${(e: InputEvent) => { this.filter = (e.target as HTMLInputElement).value; }} />
+        <span class="muted">${shown.length} of ${this.vms.length}</span>
+      </div>
+      ${this.message ? html`<p class="notice" role="status">${this.message}</p>` : nothing}
+      ${!this.loaded
+        ? html`<p role="status">Loading…</p>`
+        : html`<table class="grid" aria-label="Virtual machines">
+        <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Desired</th><th scope="col">Host</th>
+          <th scope="col">vCPU</th><th scope="col">Memory</th>${operate ? html`<th scope="col">Actions</th>` : nothing}</tr></thead>
+        <tbody>${shown.map((vm) => {
+          const spec = (vm.spec ?? {}) as Record<string, unknown>;
+          const busy = this.pending.has(vm.name ?? "");
+          return html`<tr data-vm=${vm.name ?? ""}>
+            <th scope="row">${vm.name}</th>
+            <td>${stateBadge(vmState(vm))}${vm.status?.last_error ? html` <span class="error-text" title=${vm.status.last_error}>!</span>` : nothing}</td>
+            <td>${vm.desired_state}</td><td>${vm.host || "-"}</td>
+            <td>${typeof spec.vcpus === "number" ? spec.vcpus : "-"}</td>
+            <td>${mib(typeof spec.memory_mib === "number" ? spec.memory_mib : undefined)}</td>
+            ${operate
+              ? html`<td class="actions">
+                  <button type="button" ?disabled=${busy || vm.desired_state === "running"}
+                    aria-label="Start ${vm.name}" @click=${() => this.act(vm, "start")}>Start</button>
+                  <button type="button" class="secondary" ?disabled=${busy || vm.desired_state === "stopped"}
+                    aria-label="Stop ${vm.name}" @click=${() => this.act(vm, "stop")}>Stop</button></td>`
+              : nothing}
+          </tr>`;
+        })}</tbody>
+      </table>`}`;
+  }
+}
+customElements.define("strata-vms", VmsPage);

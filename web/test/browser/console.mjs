@@ -1,0 +1,154 @@
+// Browser test of the web console against a live stratad (started by
+// test/e2e/web_console.sh): headless Debian Chromium driven by playwright-core.
+//   STRATA_URL     http://127.0.0.1:PORT
+//   ADMIN_TOKEN    an admin token;  VIEWER_TOKEN  a viewer token
+//   HOST_NAME      the host that must be listed
+//   VM_NAME        a stopped VM to start from the VM list (empty: only the list is checked)
+//   SHOTS_DIR      where the screenshots go
+// Prints "N passed, N failed" at the end; exit 1 on any failure.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const env = (k, d) => process.env[k] ?? d;
+const url = env("STRATA_URL");
+const adminToken = env("ADMIN_TOKEN");
+const viewerToken = env("VIEWER_TOKEN");
+const hostName = env("HOST_NAME", "");
+const vmName = env("VM_NAME", "");
+const shots = env("SHOTS_DIR", "web-shots");
+const chromiumPath = env("CHROMIUM", "/usr/bin/chromium");
+mkdirSync(shots, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e && e.message ? e.message.split("\n")[0] : e}`);
+  }
+}
+function expect(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+// The flags the machine needs (docs/internals/web.md); playwright gives it a fresh profile.
+const browser = await chromium.launch({
+  executablePath: chromiumPath,
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const violations = [];
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) violations.push(m.text());
+  });
+  return { context, page };
+}
+
+try {
+  const { context, page } = await newPage();
+
+  await step("login page, then the dashboard after logging in with a token", async () => {
+    const resp = await page.goto(url + "/");
+    expect(resp && resp.status() === 200, `GET / answered ${resp && resp.status()}`);
+    const csp = resp.headers()["content-security-policy"] ?? "";
+    expect(csp.includes("script-src 'self'"), `CSP header: ${csp}`);
+    await page.getByLabel("API token").fill("sta_wrong");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("alert").filter({ hasText: /token/i }).waitFor();
+    await page.getByLabel("API token").fill(adminToken);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+    const cookies = await context.cookies();
+    const c = cookies.find((x) => x.name === "strata_session");
+    expect(c && c.httpOnly && c.sameSite === "Strict", `session cookie: ${JSON.stringify(c)}`);
+    expect(!page.url().includes(adminToken), "the token is in the URL");
+  });
+
+  await step("dashboard: host with capacity bars, live events", async () => {
+    if (hostName) await page.locator(`tr[data-host="${hostName}"]`).first().waitFor();
+    const meters = await page.locator("meter").count();
+    expect(!hostName || meters >= 2, `expected CPU and memory meters, saw ${meters}`);
+    await page.locator(".live.on").waitFor();
+    await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
+  });
+
+  await step("hosts page lists the host (and survives a reload on its path)", async () => {
+    await page.getByRole("link", { name: "Hosts" }).click();
+    await page.getByRole("heading", { name: "Hosts" }).waitFor();
+    if (hostName) await page.locator(`tr[data-host="${hostName}"]`).waitFor();
+    await page.reload();
+    await page.getByRole("heading", { name: "Hosts" }).waitFor();
+    await page.screenshot({ path: join(shots, "hosts.png"), fullPage: true });
+  });
+
+  await step("VM list, and starting a VM from it", async () => {
+    await page.getByRole("link", { name: "VMs" }).click();
+    await page.getByRole("heading", { name: "Virtual machines" }).waitFor();
+    await page.getByRole("table", { name: "Virtual machines" }).waitFor();
+    if (vmName) {
+      const row = page.locator(`tr[data-vm="${vmName}"]`);
+      await row.waitFor();
+      await row.getByRole("button", { name: `Start ${vmName}` }).click();
+      await page.getByRole("status").filter({ hasText: `start ${vmName}: accepted` }).waitFor();
+      // The live event stream refreshes the row (no polling): the observed state becomes
+      // running once QEMU runs the guest.
+      await row.locator(".badge.state-running").waitFor({ timeout: 60000 });
+    }
+    await page.screenshot({ path: join(shots, "vms.png"), fullPage: true });
+  });
+
+  await step("logout ends the session", async () => {
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.getByLabel("API token").waitFor();
+    const r = await page.evaluate(async () => (await fetch("/api/v1/vms")).status);
+    expect(r === 401, `GET /api/v1/vms after logout answered ${r}`);
+  });
+  await context.close();
+
+  const viewer = await newPage();
+  await step("a viewer sees no start/stop buttons, and a forced request is refused", async () => {
+    const p = viewer.page;
+    await p.goto(url + "/vms");
+    await p.getByLabel("API token").fill(viewerToken);
+    await p.getByRole("button", { name: "Log in" }).click();
+    await p.getByRole("table", { name: "Virtual machines" }).waitFor();
+    if (vmName) await p.locator(`tr[data-vm="${vmName}"]`).waitFor();
+    const buttons = await p.getByRole("button", { name: /^(Start|Stop) / }).count();
+    expect(buttons === 0, `viewer sees ${buttons} start/stop buttons`);
+    // Without the CSRF header: 403; with it, the viewer's role: 403 as well.
+    const status = await p.evaluate(async (name) => {
+      const a = await fetch(`/api/v1/vms/${name || "x"}/stop`, { method: "POST" });
+      const s = await (await fetch("/api/v1/session")).json();
+      const b = await fetch(`/api/v1/vms/${name || "x"}/stop`, {
+        method: "POST", headers: { "X-CSRF-Token": s.csrf_token },
+      });
+      return [a.status, b.status, (await b.json()).error.code];
+    }, vmName);
+    expect(status[0] === 403 && status[1] === 403 && status[2] === "permission_denied",
+      `forced stop answered ${JSON.stringify(status)}`);
+    await p.screenshot({ path: join(shots, "vms-viewer.png"), fullPage: true });
+  });
+  await viewer.context.close();
+
+  await step("no Content-Security-Policy violation", async () => {
+    expect(violations.length === 0, violations.join("; "));
+  });
+} finally {
+  await browser.close();
+}
+console.log(`screenshots: ${shots}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
