@@ -146,6 +146,8 @@ class ManagerImpl final : public Manager {
     deps.enroll_rate = cfg.enroll_rate;
     sessions_ = std::make_unique<SessionStore>(clock_);
     deps.sessions = sessions_.get();
+    // Over HTTPS the browser session cookie is Secure (docs/internals/web.md).
+    deps.secure_cookies = cfg.https || !cfg.tls_cert_file.empty() || !cfg.tls_key_file.empty();
     if (auto root = find_web_root(cfg.web_root, STRATA_WEB_DIST_DEFAULT)) {
       auto files = StaticFiles::load(*root);
       if (!files) return tl::unexpected(files.error().wrap("the web console (--web-root)"));
