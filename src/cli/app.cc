@@ -26,6 +26,7 @@ Result<HttpClient> Context::client() {
   if (ca_file_opt && ca_file_opt->count()) in.flag_ca_file = ca_file_flag;
   in.env = io.env ? io.env : real_env;
   in.read_file = io.read_file ? io.read_file : real_read_file;
+  if (!io.read_file) in.read_secret = real_read_secret;
   auto cfg = resolve_config(in);
   if (!cfg) return tl::unexpected(cfg.error());
   auto ep = parse_server_url(cfg->server);

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "strata/common/json.h"
+#include "strata/common/secret_file.h"
 
 namespace strata::cli {
 
@@ -89,10 +90,21 @@ Result<ClientConfig> resolve_config(const ConfigInputs& in) {
     c.token = *e;
     c.token_source = "env";
   } else if (auto tf = in.env("STRATA_TOKEN_FILE"); tf && !tf->empty()) {
-    auto text = in.read_file(*tf);
-    if (!text)
-      return invalid_argument("STRATA_TOKEN_FILE", "token file " + *tf + " cannot be read");
-    c.token = trim(*text);
+    if (in.read_secret) {
+      auto secret = in.read_secret(*tf);
+      if (!secret) {
+        Error e = secret.error();
+        e.field = "STRATA_TOKEN_FILE";
+        e.message = "STRATA_TOKEN_FILE: " + e.message;
+        return tl::unexpected(e);
+      }
+      c.token = trim(*secret);
+    } else {
+      auto text = in.read_file(*tf);
+      if (!text)
+        return invalid_argument("STRATA_TOKEN_FILE", "token file " + *tf + " cannot be read");
+      c.token = trim(*text);
+    }
     c.token_source = "env-file:" + *tf;
   } else if (file->token) {
     c.token = *file->token;
@@ -112,6 +124,10 @@ std::optional<std::string> real_env(const std::string& name) {
   const char* v = std::getenv(name.c_str());
   if (!v) return std::nullopt;
   return std::string(v);
+}
+
+Result<std::string> real_read_secret(const std::string& path) {
+  return read_secret_file(path, "token file");
 }
 
 std::optional<std::string> real_read_file(const std::string& path) {

@@ -12,8 +12,10 @@
 #include <fmt/format.h>
 
 #include "strata/common/log.h"
+#include "strata/common/secret_file.h"
 #include "strata/manager/manager.h"
 #include "strata/manager/scheduler_options.h"
+#include "strata/store/store.h"
 
 namespace {
 
@@ -24,7 +26,10 @@ constexpr const char* kUsage = R"(usage:
   --all-in-one         SQLite at DIR/strata.db, and a local strata-agent child
                        (state DIR/agent, images DIR/images) enrolled automatically
   --db URL             store: sqlite:/path/strata.db | postgres://user@host/db | ...
-                       (default sqlite:DIR/strata.db)
+                       (default sqlite:DIR/strata.db). Keep passwords out of it (ps
+                       shows it to every local user): --db-password-file or PGPASSFILE
+  --db-password-file FILE
+                       PostgreSQL password, read from FILE (mode 0600)
   --data-dir DIR       where admin.token (0600), the SQLite DB and the local agent live
   --listen HOST:PORT   REST API address (default 127.0.0.1:7480; port 0 picks one)
   --https              serve the REST API over HTTPS with a certificate from the manager's
@@ -116,6 +121,14 @@ int main(int argc, char** argv) {
       cfg.all_in_one = true;
     } else if (a == "--db") {
       if (!value(&cfg.db_url)) return usage_error("--db needs a URL");
+    } else if (a == "--db-password-file") {
+      if (!value(&v)) return usage_error("--db-password-file needs a file");
+      auto pw = strata::read_secret_file(v, "--db-password-file");
+      if (!pw) {
+        fmt::print(stderr, "stratad: {}\n", pw.error().message);
+        return 2;
+      }
+      cfg.db_password = *pw;
     } else if (a == "--data-dir") {
       if (!value(&cfg.data_dir)) return usage_error("--data-dir needs a folder");
     } else if (a == "--listen") {
@@ -194,6 +207,9 @@ int main(int argc, char** argv) {
   if (insecure_http && (cfg.https || !cfg.tls_cert_file.empty()))
     return usage_error("--insecure-http excludes --https and --tls-cert/--tls-key");
   if (!strata::set_log_level(log_level)) return usage_error("unknown --log-level " + log_level);
+  if (strata::store::url_has_password(cfg.db_url))
+    fmt::print(stderr, "stratad: warning: the --db URL carries a password, which every local "
+                       "user can read in ps; use --db-password-file FILE or PGPASSFILE\n");
 
   // Block the stop signals before any thread starts, then wait for them here.
   sigset_t set;

@@ -11,6 +11,7 @@
 
 #include "api_tls.h"
 #include "local_agent.h"
+#include "strata/common/atomic_file.h"
 #include "strata/common/dir_lock.h"
 #include "strata/common/log.h"
 #include "strata/enroll/enroll_client.h"
@@ -32,21 +33,6 @@ namespace strata::manager {
 namespace fs = std::filesystem;
 
 namespace {
-
-Status write_secret_file(const std::string& path, const std::string& secret) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return internal_error("cannot write " + tmp);
-    chmod(tmp.c_str(), 0600);
-    out << secret << "\n";
-    if (!out.flush()) return internal_error("cannot write " + tmp);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return internal_error(fmt::format("cannot rename {}: {}", tmp, ec.message()));
-  return {};
-}
 
 Result<std::pair<std::string, uint16_t>> split_listen(const std::string& listen) {
   auto colon = listen.rfind(':');
@@ -98,7 +84,7 @@ class ManagerImpl final : public Manager {
     dir_lock_.emplace(std::move(*lock));
     std::string url = cfg.db_url.empty() ? "sqlite:" + cfg.data_dir + "/strata.db" : cfg.db_url;
     clock_ = system_clock();
-    auto store = store::open_store(url, store::StoreOptions{clock_, 4});
+    auto store = store::open_store(url, store::StoreOptions{clock_, 4}, cfg.db_password);
     if (!store) return tl::unexpected(store.error().wrap("opening the store"));
     store_ = std::move(*store);
 
@@ -106,7 +92,9 @@ class ManagerImpl final : public Manager {
     auto admin = bootstrap_admin_token(*store_, "admin");
     if (!admin) return tl::unexpected(admin.error());
     if (*admin) {
-      if (auto st = write_secret_file(token_path_, **admin); !st) return st;
+      // An O_EXCL temp file created 0600, then renamed: never readable by others, not even
+      // briefly, and a file or symlink planted at a predictable temp name is not followed.
+      if (auto st = write_file_atomic(token_path_, **admin + "\n", 0600); !st) return st;
       fmt::print("stratad: created the first admin token; it is in {} (mode 0600)\n", token_path_);
     }
 

@@ -13,14 +13,19 @@ bool starts_with(const std::string& s, const char* prefix) { return s.rfind(pref
 }  // namespace
 
 Result<StorePtr> open_store(const std::string& url, const StoreOptions& options) {
+  return open_store(url, options, std::string());
+}
+
+Result<StorePtr> open_store(const std::string& url, const StoreOptions& options,
+                            const std::string& db_password) {
   ClockPtr clock = options.clock ? options.clock : system_clock();
   Result<std::shared_ptr<sql::SqlDatabase>> db = tl::unexpected(Error{});
   if (starts_with(url, "sqlite:")) {
     db = sqlite::open_sqlite_database(url.substr(7));
   } else if (starts_with(url, "postgres://") || starts_with(url, "postgresql://")) {
-    db = postgres::open_pg_database(url, options.pool_size);
+    db = postgres::open_pg_database(url, options.pool_size, db_password);
   } else if (starts_with(url, "postgres:")) {
-    db = postgres::open_pg_database(url.substr(9), options.pool_size);
+    db = postgres::open_pg_database(url.substr(9), options.pool_size, db_password);
   } else {
     return invalid_argument("url", "store URL must start with sqlite: or postgres(ql)://");
   }
@@ -32,6 +37,21 @@ Result<StorePtr> open_store(const std::string& url, const StoreOptions& options)
     return tl::unexpected(st.error().wrap("schema migration"));
   }
   return StorePtr(std::make_unique<sql::SqlStore>(std::move(*db), std::move(clock)));
+}
+
+bool url_has_password(const std::string& url) {
+  if (starts_with(url, "postgres://") || starts_with(url, "postgresql://")) {
+    std::string rest = url.substr(url.find("://") + 3);
+    auto at = rest.find('@');
+    auto slash = rest.find('/');
+    if (at != std::string::npos && (slash == std::string::npos || at < slash) &&
+        rest.substr(0, at).find(':') != std::string::npos)
+      return true;
+    auto q = rest.find('?');
+    return q != std::string::npos && rest.find("password=", q) != std::string::npos;
+  }
+  if (starts_with(url, "postgres:")) return url.find("password") != std::string::npos;
+  return false;
 }
 
 Result<StorePtr> open_store(const std::string& url) { return open_store(url, StoreOptions{}); }

@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
 #include <map>
 
 namespace strata::cli {
@@ -70,6 +74,29 @@ TEST(Config, TokenFileIsTrimmedAndLosesToStrataToken) {
   auto missing = resolve_config(w.inputs());
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().field, "STRATA_TOKEN_FILE");
+}
+
+// A token file that others can read is refused (the real file system, real modes).
+TEST(Config, TokenFileReadableByOthersIsRefused) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "strata-cfg-XXXXXX").string();
+  ASSERT_TRUE(::mkdtemp(tmpl.data()));
+  std::string path = tmpl + "/token";
+  std::ofstream(path) << "secret\n";
+  World w;
+  w.env["STRATA_TOKEN_FILE"] = path;
+  ConfigInputs in = w.inputs();
+  in.read_secret = real_read_secret;
+  ::chmod(path.c_str(), 0644);
+  auto loose = resolve_config(in);
+  ASSERT_FALSE(loose);
+  EXPECT_EQ(loose.error().code, ErrorCode::permission_denied);
+  EXPECT_EQ(loose.error().field, "STRATA_TOKEN_FILE");
+  EXPECT_NE(loose.error().message.find("chmod 600"), std::string::npos) << loose.error().message;
+  ::chmod(path.c_str(), 0600);
+  auto ok = resolve_config(in);
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_EQ(ok->token, "secret");
+  std::filesystem::remove_all(tmpl);
 }
 
 TEST(Config, StrataConfigOverridesHomeAndMustExist) {

@@ -103,6 +103,18 @@ TEST(OpenStore, RejectsUnknownUrls) {
   EXPECT_EQ(empty_path.error().code, ErrorCode::invalid_argument);
 }
 
+// stratad warns when --db carries a password (every local user reads it in ps).
+TEST(OpenStore, UrlHasPasswordSpotsPasswordsOnly) {
+  EXPECT_TRUE(url_has_password("postgres://u:pw@h/db"));
+  EXPECT_TRUE(url_has_password("postgresql://u:pw@h:5432/db?sslmode=require"));
+  EXPECT_TRUE(url_has_password("postgres://u@h/db?password=pw"));
+  EXPECT_TRUE(url_has_password("postgres:host=/tmp user=u password=pw dbname=d"));
+  EXPECT_FALSE(url_has_password("postgres://u@h/db"));
+  EXPECT_FALSE(url_has_password("postgres://h:5432/db"));
+  EXPECT_FALSE(url_has_password("postgres:host=/tmp user=u dbname=d"));
+  EXPECT_FALSE(url_has_password("sqlite:/var/lib/strata/pw:x@y.db"));
+}
+
 TEST(OpenStore, UnreachableDirectoryIsAnError) {
   auto s = open_store("sqlite:/nonexistent-dir-strata/x/db.sqlite");
   ASSERT_FALSE(s);

@@ -29,6 +29,9 @@ struct ConfigInputs {
   std::function<std::optional<std::string>(const std::string&)> env;
   // Reads a whole file; nullopt when it does not exist or cannot be read.
   std::function<std::optional<std::string>(const std::string&)> read_file;
+  // Reads a secret file (STRATA_TOKEN_FILE), refusing one that group or others can access;
+  // returns it trimmed. Unset: read_file without that check (tests with a fake file system).
+  std::function<Result<std::string>(const std::string&)> read_secret;
 };
 
 // Env: STRATA_SERVER, STRATA_TOKEN, STRATA_TOKEN_FILE (STRATA_TOKEN wins over it),
@@ -41,5 +44,7 @@ Result<ClientConfig> resolve_config(const ConfigInputs& in);
 // The process's real environment and file system.
 std::optional<std::string> real_env(const std::string& name);
 std::optional<std::string> real_read_file(const std::string& path);
+// strata::read_secret_file: mode must not allow group/other access.
+Result<std::string> real_read_secret(const std::string& path);
 
 }  // namespace strata::cli

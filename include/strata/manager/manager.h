@@ -19,6 +19,7 @@ namespace strata::manager {
 
 struct ManagerConfig {
   std::string db_url;        // empty: sqlite:<data_dir>/strata.db
+  std::string db_password;   // PostgreSQL password (from --db-password-file), or empty
   std::string listen = "127.0.0.1:7480";
   std::string data_dir;      // admin.token, SQLite DB, all-in-one agent state and images
   int http_threads = 2;

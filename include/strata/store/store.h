@@ -134,5 +134,13 @@ struct StoreOptions {
 //    "postgres:host=/tmp/pg port=5433 user=strata dbname=strata")
 Result<StorePtr> open_store(const std::string& url, const StoreOptions& options);
 Result<StorePtr> open_store(const std::string& url);
+// The same with a PostgreSQL password (stratad --db-password-file) that overrides one in
+// the URL. Empty: libpq's own sources (the URL, PGPASSFILE or ~/.pgpass).
+Result<StorePtr> open_store(const std::string& url, const StoreOptions& options,
+                            const std::string& db_password);
+
+// True when a postgres URL/conninfo carries a password ("postgres://u:PW@h/db",
+// "password=PW"): stratad warns, since a command line is visible to every local user.
+bool url_has_password(const std::string& url);
 
 }  // namespace strata::store

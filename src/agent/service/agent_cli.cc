@@ -121,8 +121,13 @@ int agent_main(int argc, char** argv) {
                     "Enroll with this manager: https://HOST:PORT (http:// only where stratad "
                     "serves plain HTTP); the server is verified with --ca-fingerprint, "
                     "--ca-file or the system trust store");
-  serve->add_option("--join-token", so.join_token,
-                    "One-time join token (from the manager's POST /api/v1/join-tokens)");
+  auto* jt_opt = serve->add_option(
+      "--join-token", so.join_token,
+      "One-time join token (from the manager's POST /api/v1/join-tokens); visible to every "
+      "local user in ps: prefer --join-token-file");
+  serve->add_option("--join-token-file", so.join_token_file,
+                    "File holding the join token (must not be readable by group or others)")
+      ->excludes(jt_opt);
   serve->add_option("--ca-fingerprint", so.ca_fingerprint,
                     "sha256:... of the manager's CA (shown by `strata join-token create`): "
                     "enrollment fails unless the manager's CA matches (over https, the "

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "strata/common/log.h"
+#include "strata/common/secret_file.h"
 #include "strata/enroll/enroll_client.h"
 #include "strata/pki/pki.h"
 
@@ -67,6 +68,18 @@ Status check_ca_fingerprint(const std::string& ca_cert_pem, const std::string& e
                                   "(--ca-fingerprint): refusing to trust it",
                                   *got, expected));
   return {};
+}
+
+Result<std::string> resolve_join_token(const std::string& token, const std::string& token_file,
+                                       std::string* warning) {
+  if (!token.empty() && !token_file.empty())
+    return invalid_argument("join-token-file", "give --join-token or --join-token-file, not both");
+  if (!token_file.empty()) return read_secret_file(token_file, "--join-token-file");
+  if (!token.empty() && warning)
+    *warning =
+        "--join-token is visible to every local user (ps, /proc/PID/cmdline) until the agent "
+        "exits; prefer --join-token-file FILE (mode 0600)";
+  return token;
 }
 
 std::string tls_dir(const std::string& state_dir) { return state_dir + "/tls"; }

@@ -31,6 +31,13 @@ struct EnrollOptions {
 // Empty: trust on first use, with a warning.
 Status check_ca_fingerprint(const std::string& ca_cert_pem, const std::string& expected);
 
+// The join token for `serve`: read from `token_file` (--join-token-file; the file must be
+// owner-only, see strata/common/secret_file.h), or `token` (--join-token) as given, with
+// *warning set: every local user can read a command line in ps. Both given:
+// invalid_argument. Neither: an empty token.
+Result<std::string> resolve_join_token(const std::string& token, const std::string& token_file,
+                                       std::string* warning);
+
 // <state-dir>/tls: host.key, host.crt, ca.crt (pki::load_identity reads them).
 std::string tls_dir(const std::string& state_dir);
 

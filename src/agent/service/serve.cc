@@ -205,6 +205,16 @@ int run_serve(const ServeOptions& in) {
   }
   if (o.images_dir.empty()) o.images_dir = o.state_dir + "/images";
   if (o.listen.empty()) o.listen = "unix:" + o.state_dir + "/agent.sock";
+  {
+    std::string warning;
+    auto token = resolve_join_token(o.join_token, o.join_token_file, &warning);
+    if (!token) {
+      log()->error("{}", token.error().message);
+      return kExitUsage;
+    }
+    if (!warning.empty()) log()->warn("{}", warning);
+    o.join_token = *token;
+  }
   if (!o.manager.empty()) {
     if (o.advertise.empty()) o.advertise = o.listen_tcp;
     if (o.advertise.empty()) {

@@ -42,9 +42,12 @@ ErrorCode code_for_sqlstate(const char* state) {
   return ErrorCode::internal;
 }
 
-ConnPtr connect(const std::string& conninfo, std::string* err) {
-  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-  const char* vals[] = {"10", "stratad", conninfo.c_str(), nullptr};
+// `password` (from --db-password-file) comes after dbname, so it wins over one in the URL;
+// empty leaves libpq's own sources (the URL, PGPASSFILE / ~/.pgpass).
+ConnPtr connect(const std::string& conninfo, const std::string& password, std::string* err) {
+  const char* keys[] = {"connect_timeout", "application_name", "dbname", "password", nullptr};
+  const char* vals[] = {"10", "stratad", conninfo.c_str(), password.c_str(), nullptr};
+  if (password.empty()) keys[3] = vals[3] = nullptr;
   ConnPtr c(PQconnectdbParams(keys, vals, /*expand_dbname=*/1));
   if (!c || PQstatus(c.get()) != CONNECTION_OK) {
     *err = c ? PQerrorMessage(c.get()) : "out of memory";
@@ -165,8 +168,11 @@ class PgConnection final : public sql::SqlConnection {
 
 class PgDatabase final : public sql::SqlDatabase {
  public:
-  PgDatabase(std::string conninfo, int pool_size, std::unique_ptr<PgConnection> first)
-      : conninfo_(std::move(conninfo)), max_(pool_size < 1 ? 1 : pool_size) {
+  PgDatabase(std::string conninfo, std::string password, int pool_size,
+             std::unique_ptr<PgConnection> first)
+      : conninfo_(std::move(conninfo)),
+        password_(std::move(password)),
+        max_(pool_size < 1 ? 1 : pool_size) {
     idle_.push_back(first.get());
     all_.push_back(std::move(first));
   }
@@ -198,7 +204,7 @@ class PgDatabase final : public sql::SqlDatabase {
       uint64_t epoch = epoch_;
       lock.unlock();
       std::string err;
-      ConnPtr c = connect(conninfo_, &err);
+      ConnPtr c = connect(conninfo_, password_, &err);
       lock.lock();
       --opening_;
       if (!c) {
@@ -229,6 +235,7 @@ class PgDatabase final : public sql::SqlDatabase {
   }
 
   const std::string conninfo_;
+  const std::string password_;
   const int max_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -241,12 +248,13 @@ class PgDatabase final : public sql::SqlDatabase {
 }  // namespace
 
 Result<std::shared_ptr<sql::SqlDatabase>> open_pg_database(const std::string& conninfo,
-                                                           int pool_size) {
+                                                           int pool_size,
+                                                           const std::string& password) {
   std::string err;
-  ConnPtr c = connect(conninfo, &err);
+  ConnPtr c = connect(conninfo, password, &err);
   if (!c) return unavailable("postgres: connect: " + err);
   return std::shared_ptr<sql::SqlDatabase>(std::make_shared<PgDatabase>(
-      conninfo, pool_size, std::make_unique<PgConnection>(std::move(c))));
+      conninfo, password, pool_size, std::make_unique<PgConnection>(std::move(c))));
 }
 
 }  // namespace strata::store::postgres

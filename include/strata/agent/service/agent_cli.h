@@ -42,7 +42,8 @@ struct ServeOptions {
   std::string log_level = "info";
   // Enrollment with a manager (all three together; enrolled once, kept in the state dir).
   std::string manager;     // https://HOST:PORT (http:// where the manager serves plain HTTP)
-  std::string join_token;  // one-time join token
+  std::string join_token;  // one-time join token (visible in ps: prefer join_token_file)
+  std::string join_token_file;  // file holding it, owner-only (mode 0600)
   std::string ca_fingerprint;  // sha256:... of the manager's CA (pins it at enrollment)
   std::string ca_file;         // CA file that verifies an https manager (else pin or system)
   std::string advertise;   // HOST:PORT the manager dials (default: listen_tcp)
