@@ -266,12 +266,12 @@ TEST_F(AdmissionTest, ThousandSlowClientsDoNotStallHealthz) {
   EXPECT_EQ(closed, kSlow) << "slow connections outlived the header/body deadlines";
   // The issue asks for < 100 ms. The typical probe must meet it; single probes may be
   // late by a scheduling slice on a loaded 2-core machine (measured: p50 0.7 ms, max 123 ms
-  // at load average 15), so their bound has a margin. A stalled server misses both (the
-  // probes would wait for the 4 s deadlines).
+  // at load average 15; 654 ms once under ASan+UBSan in CI), so their bound has a wide
+  // margin. A stalled server misses both (the probes would wait for the 4 s deadlines).
   EXPECT_LT(p50_during, 100.0);
   EXPECT_LT(p50_shedding, 100.0);
-  EXPECT_LT(max_during, 500.0);
-  EXPECT_LT(max_shedding, 500.0);
+  EXPECT_LT(max_during, 2000.0);
+  EXPECT_LT(max_shedding, 2000.0);
 }
 
 }  // namespace
