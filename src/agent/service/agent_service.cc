@@ -160,7 +160,11 @@ grpc::Status AgentService::GetVm(grpc::ServerContext*, const v1::GetVmRequest* r
   return st ? grpc::Status::OK : to_grpc_status(st.error());
 }
 
-grpc::Status AgentService::DefineVm(grpc::ServerContext*, const v1::DefineVmRequest* req,
+// A define whose caller went away (a manager killed or its deadline passed) is undone:
+// the caller never learned that the VM exists, and a manager restarted meanwhile may have
+// already deleted the VM's record after finding no VM here. Published and then undone, or
+// never published: either way no VM is left without a record (the crash e2e found one).
+grpc::Status AgentService::DefineVm(grpc::ServerContext* ctx, const v1::DefineVmRequest* req,
                                     v1::DefineVmResponse* resp) {
   return once<v1::DefineVmRequest, v1::DefineVmResponse>(
       "DefineVm", *req, resp, [&](v1::DefineVmResponse* out) -> Status {
@@ -172,8 +176,16 @@ grpc::Status AgentService::DefineVm(grpc::ServerContext*, const v1::DefineVmRequ
           if (!e.field.empty()) e.field = "spec." + e.field;
           return tl::unexpected(e);
         }
+        auto gone = [&] { return ctx != nullptr && ctx->IsCancelled(); };
+        if (gone()) return make_error(ErrorCode::unavailable, "the caller went away");
         auto status = hv_.define(*spec);
         if (!status) return tl::unexpected(status.error());
+        if (gone()) {
+          auto undone = hv_.undefine(spec->name);
+          log()->warn("define undone: the caller went away name={} undone={}", spec->name,
+                      undone ? "yes" : undone.error().to_string());
+          return make_error(ErrorCode::unavailable, "the caller went away; the define was undone");
+        }
         *out->mutable_vm() = to_proto(*status);
         log()->info("vm defined name={} uuid={}", status->spec.name, status->spec.uuid);
         return {};

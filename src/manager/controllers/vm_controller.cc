@@ -168,7 +168,21 @@ void VmController::reconcile_host(const std::string& host_id) {
                                                       : store_.get_vm_by_name(avm.spec().name());
           const Adoption adoption =
               decide_adoption(rec ? std::optional(*rec) : std::nullopt, avm.spec().name());
-          if (adoption == Adoption::ignore) continue;
+          if (adoption == Adoption::ignore) {
+            // Made by Strata for a record that no longer exists: never adopted nor deleted
+            // here (a store restored from an old backup must not destroy newer VMs), but
+            // said, so an operator can see it and remove it.
+            if (lbl != avm.spec().labels().end() && !rec &&
+                rec.error().code == ErrorCode::not_found) {
+              logger("manager.controller")
+                  ->warn("VM on host {} has no record name={} vm-id={}", host_id,
+                         avm.spec().name(), lbl->second);
+              events_.append("controller:vm", "vm.orphan", "vm/" + avm.spec().name(), "warning",
+                             "on host " + host_id + " with strata.vm-id " + lbl->second +
+                                 ", which has no record");
+            }
+            continue;
+          }
           if (adoption == Adoption::adopt) {
             rec->host_id = host_id;
             if (store_.update_vm(*rec)) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "memory_hypervisor.h"
@@ -83,6 +84,45 @@ TEST_F(AgentServiceTest, DefineReturnsCompletedStatus) {
   EXPECT_EQ(r->vm().spec().name(), "web-1");
   EXPECT_EQ(r->vm().spec().uuid().size(), 36u);  // completed by the driver
   EXPECT_EQ(r->vm().state(), v1::VM_STATE_DEFINED);
+}
+
+// A manager killed (or timed out) while the agent defines a VM never learns that the VM
+// exists; a restarted manager may already have deleted the record after finding no VM. The
+// define is undone, and the request id is not remembered, so a live caller's retry defines.
+TEST_F(AgentServiceTest, DefineWhoseCallerWentAwayIsUndone) {
+  std::promise<void> caller_gone;
+  std::shared_future<void> gone = caller_gone.get_future().share();
+  hv_.define_gate = [gone] { gone.wait(); };
+  std::thread release([&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+    v1::DefineVmResponse resp;
+    auto st = client_->stub().DefineVm(&ctx, define_req("r1", "web-1"), &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    // The server's copy of the call ends at the same deadline; give its transport a moment
+    // to mark it cancelled (the check runs after the driver returns).
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    caller_gone.set_value();
+  });
+  release.join();
+  hv_.define_gate = nullptr;
+  // The driver defined the VM, then the service undid it (polled through the API: the
+  // driver's counters are only read once the service is done with them).
+  v1::GetVmRequest get_req;
+  get_req.set_name("web-1");
+  auto get = client_->call(&Stub::GetVm, get_req);
+  for (int i = 0; i < 250 && get; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    get = client_->call(&Stub::GetVm, get_req);
+  }
+  ASSERT_FALSE(get);
+  EXPECT_EQ(get.error().code, ErrorCode::not_found);
+  EXPECT_EQ(hv_.calls["define"], 1);
+  EXPECT_EQ(hv_.calls["undefine"], 1);
+  // The same request id again is a new attempt (the outcome was not remembered).
+  auto again = client_->call(&Stub::DefineVm, define_req("r1", "web-1"));
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(hv_.calls["define"], 2);
 }
 
 TEST_F(AgentServiceTest, InvalidSpecIsRejectedWithFieldBeforeTheDriver) {

@@ -4,6 +4,7 @@
 // qemu-labelled integration tests, never through this.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -16,10 +17,14 @@ class MemoryHypervisor final : public Hypervisor {
  public:
   std::map<std::string, int> calls;  // method -> count
   std::optional<Error> fail_next;    // returned (once) by the next mutating call
+  // Runs at the start of define(), without the lock: a test blocks here to hold a define
+  // in progress (the way qemu-img holds the QEMU driver's define job).
+  std::function<void()> define_gate;
 
   Status recover() override { return {}; }
 
   Result<VmStatus> define(const model::VmSpec& spec) override {
+    if (define_gate) define_gate();
     std::lock_guard lock(mu_);
     ++calls["define"];
     if (auto e = take_failure()) return tl::unexpected(*e);

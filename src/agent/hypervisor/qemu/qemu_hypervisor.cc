@@ -60,8 +60,12 @@ int64_t QemuHypervisor::wall_ms() const {
 
 Result<std::shared_ptr<Vm>> QemuHypervisor::find_locked(const std::string& name) const {
   auto it = vms_.find(name);
-  if (it == vms_.end()) return not_found("no VM named " + name);
-  return it->second;
+  if (it != vms_.end()) return it->second;
+  // Being defined: not absent. A caller that took "not found" for final (a manager deleting
+  // the VM's record) would leave the VM the define job is about to publish without one.
+  if (defining_.contains(name))
+    return make_error(ErrorCode::unavailable, "VM " + name + " is being defined; try again");
+  return not_found("no VM named " + name);
 }
 
 VmStatus QemuHypervisor::status_locked(const Vm& vm) const {
