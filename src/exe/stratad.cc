@@ -1,5 +1,6 @@
 // stratad: the Strata manager. main() only parses flags, starts the manager, and waits
 // for SIGTERM/SIGINT; everything else is in strata_manager.
+#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -32,12 +33,15 @@ constexpr const char* kUsage = R"(usage:
                        PostgreSQL password, read from FILE (mode 0600)
   --data-dir DIR       where admin.token (0600), the SQLite DB and the local agent live
   --listen HOST:PORT   REST API address (default 127.0.0.1:7480; port 0 picks one)
-  --https              serve the REST API over HTTPS with a certificate from the manager's
-                       CA (DIR/pki/ca.crt) naming the listen address (for 0.0.0.0 / ::
-                       localhost, 127.0.0.1, ::1, the host name and interface addresses)
+  The REST API is served over HTTPS by default, with a certificate from the manager's
+  CA (DIR/pki/ca.crt) naming the listen address (for 0.0.0.0 / :: also localhost,
+  127.0.0.1, ::1, the host name and interface addresses). Exception: --all-in-one on a
+  loopback address serves plain HTTP unless --https is given (nothing leaves the machine,
+  and browsers treat http://127.0.0.1 as a secure context without certificate warnings).
+  --https              HTTPS also for --all-in-one on loopback
   --tls-cert FILE --tls-key FILE
                        serve HTTPS with this PEM certificate chain and key instead
-  --insecure-http      serve plain HTTP (today's default)
+  --insecure-http      serve plain HTTP (tokens then cross the network in clear)
   --web-root DIR       the web console's built files, served at / (default: ../share/strata/web
                        next to stratad, else the source tree's web/dist)
   --agent-binary PATH  strata-agent to run in all-in-one mode (default: next to stratad)
@@ -96,6 +100,19 @@ void raise_fd_limit(int max_connections) {
         "open file limit {} is low for --http-max-connections {}: accept will fail with "
         "EMFILE before the cap (raise the hard limit, e.g. LimitNOFILE= in systemd)",
         rl.rlim_cur, max_connections);
+}
+
+// True when HOST:PORT names a loopback address (127.0.0.0/8, ::1, localhost).
+bool is_loopback_listen(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
 }
 
 }  // namespace
@@ -206,6 +223,10 @@ int main(int argc, char** argv) {
     return usage_error("--tls-cert and --tls-key go together");
   if (insecure_http && (cfg.https || !cfg.tls_cert_file.empty()))
     return usage_error("--insecure-http excludes --https and --tls-cert/--tls-key");
+  // HTTPS unless asked otherwise; a laptop's all-in-one on loopback keeps plain HTTP.
+  if (!insecure_http && !cfg.https && cfg.tls_cert_file.empty() &&
+      !(cfg.all_in_one && is_loopback_listen(cfg.listen)))
+    cfg.https = true;
   if (!strata::set_log_level(log_level)) return usage_error("unknown --log-level " + log_level);
   if (strata::store::url_has_password(cfg.db_url))
     fmt::print(stderr, "stratad: warning: the --db URL carries a password, which every local "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# stratad --https on loopback with its own CA (no VMs, a few seconds): curl and the strata
-# CLI trusting DATA_DIR/pki/ca.crt are served; without it, or trusting another CA, they are
+# stratad on loopback serves HTTPS by default, with its own CA (no VMs, a few seconds); only
+# --insecure-http serves plain HTTP. curl and the strata CLI trusting DATA_DIR/pki/ca.crt are served; without it, or trusting another CA, they are
 # refused (curl exit 60, CLI exit 6 "not trusted"); plain HTTP to the port gets no answer;
 # `strata events --follow` (SSE) streams over TLS; a strata-agent enrolls over https with
 # the join token's ca_fingerprint, and one with a wrong fingerprint is refused. Label: e2e.
@@ -30,8 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_stratad "$WORK/mgr" "127.0.0.1:$PORT" --https
+start_stratad "$WORK/mgr" "127.0.0.1:$PORT"  # no flag: HTTPS is the default
 CA=$WORK/mgr/pki/ca.crt
+unset CURL_CA_BUNDLE STRATA_CA_FILE  # each check below names the CA it trusts, or none
 [[ $API_URL == https://* ]] || fail "expected an https URL, got $API_URL"
 grep -q "API https://127.0.0.1:$PORT" "$WORK/mgr/stratad.log" || fail "stratad did not print its https URL"
 log "stratad serves $API_URL"
@@ -94,4 +95,16 @@ AGENT_PID=$!
 host_up() { [ "$(api GET /api/v1/hosts/https-host | jq -r .state)" = up ]; }
 wait_for 60 "host up" host_up || fail "agent did not enroll over https: $(api GET /api/v1/hosts)"
 log "strata-agent enrolled over https with the CA fingerprint; a wrong one was refused"
+
+# Plain HTTP only when asked for.
+PORT2=$((PORT + 1))
+mkdir -p "$WORK/mgr2"
+"$STRATAD" --data-dir "$WORK/mgr2" --listen "127.0.0.1:$PORT2" --insecure-http \
+  >"$WORK/mgr2.log" 2>&1 &
+PLAIN_PID=$!
+MGR_PID="$MGR_PID $PLAIN_PID"
+plain_up() { curl -sf -m 2 "http://127.0.0.1:$PORT2/healthz"; }
+wait_for 30 "plain stratad" plain_up || fail "stratad --insecure-http did not serve plain HTTP: $(tail -5 "$WORK/mgr2.log")"
+grep -q "API http://127.0.0.1:$PORT2" "$WORK/mgr2.log" || fail "stratad --insecure-http printed no http URL"
+log "stratad --insecure-http serves plain HTTP"
 echo "PASSED"

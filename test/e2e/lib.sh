@@ -57,22 +57,32 @@ wait_for() {
 }
 
 # Starts stratad in the background: start_stratad DATA_DIR LISTEN [ARGS...]; sets MGR_PID,
-# API_URL, TOKEN (admin) once /healthz answers. With --https among ARGS, API_URL is
-# https:// and curl (api) trusts DATA_DIR/pki/ca.crt (API_CA).
+# API_URL, TOKEN (admin) once /healthz answers. stratad serves HTTPS unless ARGS hold
+# --insecure-http, or --all-in-one on a loopback address without --https (stratad's own
+# rule). For HTTPS, API_CA is DATA_DIR/pki/ca.crt, exported as CURL_CA_BUNDLE (every curl
+# of the test trusts it) and STRATA_CA_FILE (the CLI does).
 start_stratad() {
-  local dir=$1 listen=$2 a
+  local dir=$1 listen=$2 a scheme=https aio=0 https=0
   shift 2
   mkdir -p "$dir"
   "$STRATAD" --data-dir "$dir" --listen "$listen" "$@" >>"$dir/stratad.log" 2>&1 &
   MGR_PID=$!
-  API_URL="http://$listen"
-  API_CA=""
   for a in "$@"; do
-    if [ "$a" = --https ]; then
-      API_URL="https://$listen"
-      API_CA="$dir/pki/ca.crt"
-    fi
+    case $a in
+      --insecure-http) scheme=http ;;
+      --all-in-one) aio=1 ;;
+      --https | --tls-cert) https=1 ;;
+    esac
   done
+  case $listen in 127.* | localhost:* | "[::1]":*)
+    [ "$aio" = 1 ] && [ "$https" = 0 ] && scheme=http ;;
+  esac
+  API_URL="$scheme://$listen"
+  API_CA=""
+  if [ "$scheme" = https ]; then
+    API_CA="$dir/pki/ca.crt"
+    export CURL_CA_BUNDLE=$API_CA STRATA_CA_FILE=$API_CA
+  fi
   local i
   for ((i = 0; i < 120; i++)); do
     if curl -sf -m 2 ${API_CA:+--cacert "$API_CA"} "$API_URL/healthz" >/dev/null 2>&1 &&
@@ -121,10 +131,12 @@ start_local_agent() {
   local name=$1 secs=$2 jt
   mkdir -p "$WORK/agent/images"
   import_tiny_images "$WORK/agent/images" || fail "image import"
-  jt=$(api POST /api/v1/join-tokens '{"ttl_s":600}' | jq -r .token)
+  jt=$(api POST /api/v1/join-tokens '{"ttl_s":600}')
   [ "$(last_status)" = 201 ] || fail "join token: HTTP $(last_status)"
+  # The agent pins the manager's CA by the fingerprint the join token carries.
   "$STRATA_AGENT" serve --state-dir "$WORK/agent" --images "$WORK/agent/images" \
-    --listen "unix:$SOCK" --accel tcg --manager "$API_URL" --join-token "$jt" \
+    --listen "unix:$SOCK" --accel tcg --manager "$API_URL" --join-token "$(jq -r .token <<<"$jt")" \
+    --ca-fingerprint "$(jq -r .ca_fingerprint <<<"$jt")" \
     --advertise "unix:$SOCK" --name "$name" >"$WORK/agent.log" 2>&1 &
   AGENT_PID=$!
   local_host_up() { [ "$(api GET "/api/v1/hosts/$1" | jq -r .state)" = up ]; }
