@@ -2,6 +2,8 @@
 // session_auth.h and docs/internals/web.md.
 #include "strata/manager/api/session_auth.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 #include "strata/manager/api/json_fields.h"
@@ -20,6 +22,13 @@ bool same_origin(std::string_view origin, std::string_view host) {
   return origin.substr(sep + 3) == host;
 }
 
+// A WebSocket upgrade (RFC 6455: "Upgrade: websocket", any case).
+bool is_websocket_upgrade(const HttpRequest& req) {
+  std::string up = req.header("upgrade");
+  for (auto& c : up) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return up.find("websocket") != std::string::npos;
+}
+
 Result<Principal> cookie_principal(const ApiDeps& deps, const HttpRequest& req,
                                    const std::string& id) {
   auto session = deps.sessions->find(id);
@@ -29,6 +38,12 @@ Result<Principal> cookie_principal(const ApiDeps& deps, const HttpRequest& req,
   if (!origin.empty() && !same_origin(origin, req.header("host")))
     return make_error(ErrorCode::permission_denied,
                       "cross-origin request refused for a session cookie");
+  // Browsers send Origin with every WebSocket handshake and the same-origin policy does not
+  // apply to WebSockets (cross-site WebSocket hijacking): a cookie opens one only with an
+  // Origin that is this server's own.
+  if (origin.empty() && is_websocket_upgrade(req))
+    return make_error(ErrorCode::permission_denied,
+                      "a WebSocket opened with a session cookie needs a same-origin Origin header");
   if (!is_safe_method(req.method) &&
       !constant_time_equal(req.header(std::string(kCsrfHeader)), session->csrf))
     return make_error(ErrorCode::permission_denied,

@@ -6,7 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include "manager_parts.h"
+#include "raw_http.h"
+#include "strata/manager/api/http_server.h"
 #include "strata/manager/auth/sessions.h"
 
 namespace strata::manager {
@@ -144,6 +148,73 @@ TEST_F(SessionAuthTest, CrossOriginRequestsWithTheCookieAreRefused) {
             403u);
   EXPECT_EQ(call("GET", "/api/v1/vms", "", with_cookie({{"origin", "http://127.0.0.1:7480"}})).status,
             200u);
+}
+
+// The serial console's WebSocket handshake over the real server, as a browser sends it:
+// the session cookie with a same-origin Origin is accepted (the route runs: here its host
+// has no agent, so 503 naming the host), another origin is 403, a cookie without Origin is
+// 403 (browsers always send one on a WebSocket), no cookie is 401, and a viewer's session
+// is 403 (the console is an operator's). The browser test opens it for real.
+TEST_F(SessionAuthTest, ConsoleWebSocketTakesTheCookieFromItsOwnOriginOnly) {
+  store::HostRecord h;
+  h.name = "h1";
+  h.address = "unix:/nonexistent/h1";
+  h.state = "up";
+  h.accelerator = "tcg";
+  h.cpu_threads = 4;
+  h.memory_mib = 4096;
+  ASSERT_TRUE(parts_.store->create_host(h));
+  auto created = call("POST", "/api/v1/vms",
+                      json{{"name", "c1"}, {"vcpus", 1}, {"memory_mib", 64}, {"start", false},
+                           {"disks", {{{"name", "root"}, {"size_bytes", 1 << 20}, {"boot", true}}}}}
+                          .dump(),
+                      {{"authorization", "Bearer " + parts_.admin}});
+  ASSERT_TRUE(created.status == 201u || created.status == 202u) << created.body;
+  std::string viewer = make_token("view", "viewer");
+
+  HttpServerConfig config;
+  config.port = 0;
+  auto server = start_http_server(
+      config, [&](std::string_view m, std::string_view p) { return api_->body_limit(m, p); },
+      [&](HttpRequest& r) { return api_->dispatch(r); });
+  ASSERT_TRUE(server) << server.error().to_string();
+  const std::string host = "127.0.0.1:" + std::to_string((*server)->port());
+  auto handshake = [&](const std::string& cookie, const std::string& origin) {
+    std::string req = "GET /api/v1/vms/c1/console HTTP/1.1\r\nHost: " + host +
+                      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    if (!cookie.empty()) req += "Cookie: " + cookie + "\r\n";
+    if (!origin.empty()) req += "Origin: " + origin + "\r\n";
+    int fd = test_support::connect_from("127.0.0.1", (*server)->port());
+    EXPECT_GE(fd, 0);
+    test_support::send_all(fd, req + "\r\n");
+    auto r = test_support::read_response(fd, std::chrono::seconds(5));
+    ::close(fd);
+    return r.value_or(test_support::RawResponse{});
+  };
+
+  ASSERT_EQ(login(parts_.admin).status, 200u);
+  auto ok = handshake(cookie_, "http://" + host);
+  EXPECT_EQ(ok.status, 503u) << ok.head << ok.body;
+  EXPECT_NE(ok.body.find("host is not reachable"), std::string::npos) << ok.body;
+
+  auto cross = handshake(cookie_, "https://evil.example");
+  EXPECT_EQ(cross.status, 403u) << cross.body;
+  EXPECT_NE(cross.body.find("cross-origin"), std::string::npos) << cross.body;
+  auto other_port = handshake(cookie_, "http://127.0.0.1:1");
+  EXPECT_EQ(other_port.status, 403u) << other_port.body;
+
+  auto no_origin = handshake(cookie_, "");
+  EXPECT_EQ(no_origin.status, 403u) << no_origin.body;
+  EXPECT_NE(no_origin.body.find("same-origin Origin"), std::string::npos) << no_origin.body;
+
+  auto no_cookie = handshake("", "http://" + host);
+  EXPECT_EQ(no_cookie.status, 401u) << no_cookie.body;
+  auto unknown = handshake("strata_session=0123456789abcdef", "http://" + host);
+  EXPECT_EQ(unknown.status, 401u) << unknown.body;
+
+  ASSERT_EQ(login(viewer).status, 200u);
+  EXPECT_EQ(handshake(cookie_, "http://" + host).status, 403u);
 }
 
 TEST_F(SessionAuthTest, RolesApplyToSessionsToo) {
