@@ -2,8 +2,9 @@
 # The web console in a real browser (issue 11): stratad --all-in-one serving web/dist, and
 # web/test/browser/console.mjs driving headless Debian Chromium with playwright-core: log
 # in, the host with its capacity bars, live events, hosts and VM lists, start a VM (when
-# the tiny guest images exist), logout, a viewer without buttons whose forced request gets
-# 403. Screenshots in $SHOTS_DIR (default: <build>/web-screenshots). Exits 77 (SKIPPED)
+# the tiny guest images exist), its VM page (pause/resume) and serial console (ready line,
+# a typed command), the host page, deleting a VM with confirmation, logout, a viewer
+# without buttons whose forced request and console WebSocket are refused. Screenshots in $SHOTS_DIR (default: <build>/web-screenshots). Exits 77 (SKIPPED)
 # without chromium, node or a built console.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -50,6 +51,7 @@ host_up() { [ "$(api GET "/api/v1/hosts/$HOST" | jq -r .state)" = up ]; }
 wait_for 60 "host up" host_up || fail "the local host did not come up: $(api GET /api/v1/hosts)"
 
 VM=
+VM_DELETE=
 manifest=${STRATA_IMAGES:-$REPO/.cache/images}/manifest.env
 if [ -f "$manifest" ] && command -v qemu-system-x86_64 >/dev/null; then
   . "$manifest"
@@ -57,7 +59,10 @@ if [ -f "$manifest" ] && command -v qemu-system-x86_64 >/dev/null; then
     import_catalog_images || fail "image import"
     api POST /api/v1/vms "$(vm_body web-1 false)" >/dev/null
     [ "$(last_status)" = 201 ] || [ "$(last_status)" = 202 ] || fail "create web-1: HTTP $(last_status)"
+    api POST /api/v1/vms "$(vm_body web-2 false)" >/dev/null
+    [ "$(last_status)" = 201 ] || [ "$(last_status)" = 202 ] || fail "create web-2: HTTP $(last_status)"
     VM=web-1
+    VM_DELETE=web-2
   fi
 fi
 [ -n "$VM" ] || log "no tiny guest images: the VM list is checked, no VM is started"
@@ -66,5 +71,5 @@ VIEWER=$(api POST /api/v1/tokens '{"name":"web-viewer","role":"viewer"}' | jq -r
 [ "$(last_status)" = 201 ] || fail "viewer token: HTTP $(last_status)"
 
 STRATA_URL="http://127.0.0.1:$PORT" ADMIN_TOKEN="$TOKEN" VIEWER_TOKEN="$VIEWER" \
-  HOST_NAME="$HOST" VM_NAME="$VM" SHOTS_DIR="$SHOTS_DIR" CHROMIUM="$CHROMIUM" \
+  HOST_NAME="$HOST" VM_NAME="$VM" VM_DELETE="$VM_DELETE" SHOTS_DIR="$SHOTS_DIR" CHROMIUM="$CHROMIUM" \
   node "$REPO/web/test/browser/console.mjs"

@@ -1,5 +1,5 @@
 // Small pure helpers the pages share (unit-tested in test/unit).
-import type { Host, Vm } from "./api/client";
+import type { Host, StrataEvent, Vm } from "./api/client";
 
 export type Role = "viewer" | "operator" | "admin";
 
@@ -60,4 +60,70 @@ export function hostAlert(h: Host): string {
 export function time(ms: number | undefined): string {
   if (!ms) return "-";
   return new Date(ms).toLocaleTimeString();
+}
+
+// The actions the VM page offers for a VM's desired and observed state (the role is
+// checked separately: a viewer sees none). Mirrors what routes_vms.cc accepts: reboot and
+// pause need desired running, resume a paused VM, shutdown/force off anything not stopped.
+export type VmAction = "start" | "shutdown" | "force-off" | "reboot" | "pause" | "resume" | "delete";
+
+export function vmActions(vm: Vm): VmAction[] {
+  if (vm.deletion_requested) return [];
+  const state = vmState(vm);
+  const desired = vm.desired_state ?? "stopped";
+  const out: VmAction[] = [];
+  if (desired === "paused" || state === "paused") out.push("resume");
+  else if (desired !== "running") out.push("start");
+  if (desired === "running" && state !== "paused") out.push("reboot", "pause");
+  if (desired !== "stopped" || (state !== "stopped" && state !== "defined" && state !== "pending"))
+    out.push("shutdown", "force-off");
+  out.push("delete");
+  return out;
+}
+
+// Events about a VM or host: the event log names targets "vm/<name>", "host/<name>".
+export function eventsFor(events: StrataEvent[], kind: "vm" | "host", name: string): StrataEvent[] {
+  const target = `${kind}/${name}`;
+  return events.filter((e) => e.target === target);
+}
+
+export function bytes(n: number | undefined | null): string {
+  if (n === undefined || n === null) return "-";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+// "0-3,8,10-11" from a sorted CPU list (NUMA nodes).
+export function cpuRanges(cpus: number[] | undefined): string {
+  if (!cpus || cpus.length === 0) return "-";
+  const parts: string[] = [];
+  let start = cpus[0]!;
+  let prev = start;
+  for (const c of [...cpus.slice(1), Number.NaN]) {
+    if (c === prev + 1) {
+      prev = c;
+      continue;
+    }
+    parts.push(start === prev ? `${start}` : `${start}-${prev}`);
+    start = prev = c;
+  }
+  return parts.join(",");
+}
+
+// The console WebSocket of a VM on this page's own origin (ws: or wss: as the page). No
+// token in it: the session cookie and the Origin header authenticate the upgrade.
+export function consoleUrl(loc: { protocol: string; host: string }, vm: string): string {
+  const scheme = loc.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${loc.host}/api/v1/vms/${encodeURIComponent(vm)}/console`;
+}
+
+// An event's result that is a failure (others are "ok" or a state such as "running").
+export function badResult(result: string | undefined): boolean {
+  return /^(error|fail|denied)/i.test(result ?? "");
 }

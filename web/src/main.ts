@@ -2,13 +2,15 @@
 // between pages by path (stratad answers index.html for them), logout, and the one live
 // event feed the pages refresh from.
 import { LitElement, html, nothing } from "lit";
+import { keyed } from "lit/directives/keyed.js";
 import { api, errorText, setCsrfToken } from "./api/client";
 import { EventFeed } from "./events";
 import type { Role } from "./format";
 import type { StrataEvent } from "./api/client";
 import "./pages";
+import "./detail";
 
-type Page = "dashboard" | "hosts" | "vms";
+type Page = "dashboard" | "hosts" | "vms" | "host" | "vm";
 
 const PAGES: Array<{ page: Page; path: string; label: string }> = [
   { page: "dashboard", path: "/", label: "Dashboard" },
@@ -16,9 +18,21 @@ const PAGES: Array<{ page: Page; path: string; label: string }> = [
   { page: "vms", path: "/vms", label: "VMs" },
 ];
 
+// "/vms/web-1" is the VM page of web-1, "/hosts/h1" the host page of h1.
 function pageFor(path: string): Page {
   const hit = PAGES.find((p) => p.path !== "/" && (path === p.path || path.startsWith(p.path + "/")));
-  return hit ? hit.page : "dashboard";
+  if (!hit) return "dashboard";
+  if (path.length > hit.path.length + 1) return hit.page === "vms" ? "vm" : hit.page === "hosts" ? "host" : hit.page;
+  return hit.page;
+}
+
+function detailName(path: string): string {
+  const rest = path.split("/")[2] ?? "";
+  try {
+    return decodeURIComponent(rest);
+  } catch {
+    return rest;
+  }
 }
 
 class StrataApp extends LitElement {
@@ -27,6 +41,7 @@ class StrataApp extends LitElement {
     user: { state: true },
     role: { state: true },
     page: { state: true },
+    detail: { state: true },
     error: { state: true },
     live: { state: true },
     events: { state: true },
@@ -36,6 +51,7 @@ class StrataApp extends LitElement {
   user = "";
   role: Role | "" = "";
   page: Page = pageFor(location.pathname);
+  detail = detailName(location.pathname);
   error = "";
   live = false;
   events: StrataEvent[] = [];
@@ -50,6 +66,14 @@ class StrataApp extends LitElement {
     super.connectedCallback();
     window.addEventListener("popstate", () => {
       this.page = pageFor(location.pathname);
+      this.detail = detailName(location.pathname);
+    });
+    // Links inside the pages (VM and host names) navigate without a reload.
+    this.addEventListener("click", (ev: MouseEvent) => {
+      const a = (ev.target as Element | null)?.closest?.("a");
+      const href = a?.getAttribute("href") ?? "";
+      if (!a || !href.startsWith("/") || href.startsWith("/api/") || a.target) return;
+      this.go(ev, href);
     });
     void this.loadSession();
   }
@@ -113,6 +137,8 @@ class StrataApp extends LitElement {
     ev.preventDefault();
     if (location.pathname !== path) history.pushState(null, "", path);
     this.page = pageFor(path);
+    this.detail = detailName(path);
+    window.scrollTo(0, 0);
   }
 
   override render() {
@@ -123,8 +149,7 @@ class StrataApp extends LitElement {
         <span class="brand">Strata</span>
         <nav aria-label="Main">
           ${PAGES.map(
-            (p) => html`<a href=${p.path} aria-current=${this.page === p.page ? "page" : nothing}
-              @click=${(e: MouseEvent) => this.go(e, p.path)}>${p.label}</a>`,
+            (p) => html`<a href=${p.path} aria-current=${this.page === p.page || `${this.page}s` === p.page ? "page" : nothing}>${p.label}</a>`,
           )}
         </nav>
         <span class="live ${this.live ? "on" : "off"}" role="status"
@@ -133,13 +158,25 @@ class StrataApp extends LitElement {
         <button type="button" class="secondary" @click=${() => this.logout()}>Log out</button>
       </header>
       <main id="main">
-        ${this.page === "dashboard"
-          ? html`<strata-dashboard .role=${this.role} .events=${this.events}></strata-dashboard>`
-          : this.page === "hosts"
-            ? html`<strata-hosts .events=${this.events}></strata-hosts>`
-            : html`<strata-vms .role=${this.role} .events=${this.events}></strata-vms>`}
+        ${this.renderPage()}
       </main>
     `;
+  }
+
+  private renderPage() {
+    switch (this.page) {
+      case "dashboard":
+        return html`<strata-dashboard .role=${this.role} .events=${this.events}></strata-dashboard>`;
+      case "hosts":
+        return html`<strata-hosts .events=${this.events}></strata-hosts>`;
+      case "vms":
+        return html`<strata-vms .role=${this.role} .events=${this.events}></strata-vms>`;
+      // keyed by name: another VM or host is a fresh page
+      case "vm":
+        return keyed(this.detail, html`<strata-vm .name=${this.detail} .role=${this.role} .events=${this.events}></strata-vm>`);
+      case "host":
+        return keyed(this.detail, html`<strata-host .name=${this.detail} .events=${this.events}></strata-host>`);
+    }
   }
 
   private renderLogin() {

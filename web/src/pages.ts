@@ -14,7 +14,7 @@ import {
   type Role,
 } from "./format";
 
-abstract class LivePage extends LitElement {
+export abstract class LivePage extends LitElement {
   static override properties = {
     events: { attribute: false },
     role: { attribute: false },
@@ -43,7 +43,7 @@ abstract class LivePage extends LitElement {
 
   protected override updated(changed: PropertyValues): void {
     const before = changed.get("events") as StrataEvent[] | undefined;
-    if (before !== undefined && this.events[0] !== before[0]) {
+    if (before !== undefined && this.events[0] !== before[0] && this.wants(this.events[0])) {
       window.clearTimeout(this.timer);
       this.timer = window.setTimeout(() => void this.refresh(), 300);
     }
@@ -61,29 +61,35 @@ abstract class LivePage extends LitElement {
 
   protected abstract load(): Promise<void>;
 
+  // Whether a live event should reload this page (detail pages look at their target only).
+  protected wants(_e: StrataEvent | undefined): boolean {
+    return true;
+  }
+
   protected renderError() {
     return this.error ? html`<p class="error" role="alert">${this.error}</p>` : nothing;
   }
 }
 
-async function listHosts(): Promise<Host[]> {
+export async function listHosts(): Promise<Host[]> {
   const { data, error } = await api.GET("/api/v1/hosts");
   if (!data) throw new Error(errorText(error, "cannot list hosts"));
   return data.hosts ?? [];
 }
 
-async function listVms(): Promise<Vm[]> {
-  const { data, error } = await api.GET("/api/v1/vms", { params: { query: { limit: 1000 } } });
+export async function listVms(host?: string): Promise<Vm[]> {
+  const query = host ? { limit: 1000, host } : { limit: 1000 };
+  const { data, error } = await api.GET("/api/v1/vms", { params: { query } });
   if (!data) throw new Error(errorText(error, "cannot list VMs"));
   return data.vms ?? [];
 }
 
-function stateBadge(state: string | undefined) {
+export function stateBadge(state: string | undefined) {
   const s = state ?? "unknown";
   return html`<span class="badge state-${s}">${s}</span>`;
 }
 
-function capacity(label: string, used: number, total: number, text: string) {
+export function capacity(label: string, used: number, total: number, text: string) {
   const pct = percent(used, total);
   return html`<div class="capacity">
     <span class="cap-label">${label}</span>
@@ -96,7 +102,7 @@ function capacity(label: string, used: number, total: number, text: string) {
 function hostRow(h: Host, alloc: Map<string, { vcpus: number; memoryMib: number }>) {
   const a = alloc.get(h.name ?? "") ?? { vcpus: 0, memoryMib: 0 };
   return html`<tr data-host=${h.name ?? ""}>
-    <th scope="row">${h.name}</th>
+    <th scope="row"><a href="/hosts/${h.name ?? ""}">${h.name}</a></th>
     <td>${stateBadge(h.state)}${h.maintenance ? html` <span class="badge">maintenance</span>` : nothing}</td>
     <td>${capacity("CPU", a.vcpus, h.cpu_threads ?? 0, `${a.vcpus} / ${h.cpu_threads ?? 0} vCPU`)}</td>
     <td>${capacity("Memory", a.memoryMib, h.memory_mib ?? 0, `${mib(a.memoryMib)} / ${mib(h.memory_mib)}`)}</td>
@@ -253,9 +259,9 @@ class VmsPage extends LivePage {
           const spec = (vm.spec ?? {}) as Record<string, unknown>;
           const busy = this.pending.has(vm.name ?? "");
           return html`<tr data-vm=${vm.name ?? ""}>
-            <th scope="row">${vm.name}</th>
+            <th scope="row"><a href="/vms/${vm.name ?? ""}">${vm.name}</a></th>
             <td>${stateBadge(vmState(vm))}${vm.status?.last_error ? html` <span class="error-text" title=${vm.status.last_error}>!</span>` : nothing}</td>
-            <td>${vm.desired_state}</td><td>${vm.host || "-"}</td>
+            <td>${vm.desired_state}</td><td>${vm.host ? html`<a href="/hosts/${vm.host}">${vm.host}</a>` : "-"}</td>
             <td>${typeof spec.vcpus === "number" ? spec.vcpus : "-"}</td>
             <td>${mib(typeof spec.memory_mib === "number" ? spec.memory_mib : undefined)}</td>
             ${operate

@@ -3,7 +3,9 @@
 //   STRATA_URL     http://127.0.0.1:PORT
 //   ADMIN_TOKEN    an admin token;  VIEWER_TOKEN  a viewer token
 //   HOST_NAME      the host that must be listed
-//   VM_NAME        a stopped VM to start from the VM list (empty: only the list is checked)
+//   VM_NAME        a stopped VM to start from the VM list, then its page and serial console
+//                  (empty: only the list is checked)
+//   VM_DELETE      a stopped VM deleted from its page (empty: skipped)
 //   SHOTS_DIR      where the screenshots go
 // Prints "N passed, N failed" at the end; exit 1 on any failure.
 import { chromium } from "playwright-core";
@@ -16,6 +18,7 @@ const adminToken = env("ADMIN_TOKEN");
 const viewerToken = env("VIEWER_TOKEN");
 const hostName = env("HOST_NAME", "");
 const vmName = env("VM_NAME", "");
+const vmDelete = env("VM_DELETE", "");
 const shots = env("SHOTS_DIR", "web-shots");
 const chromiumPath = env("CHROMIUM", "/usr/bin/chromium");
 mkdirSync(shots, { recursive: true });
@@ -53,6 +56,14 @@ async function newPage() {
   page.setDefaultTimeout(15000);
   page.on("console", (m) => {
     if (m.type() === "error" && /Content Security Policy/i.test(m.text())) violations.push(m.text());
+  });
+  // Refused inline styles are not always console messages: the page's own
+  // securitypolicyviolation events are the reliable record.
+  await context.exposeFunction("strataCspViolation", (v) => violations.push(v));
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      window.strataCspViolation(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
+    });
   });
   return { context, page };
 }
@@ -110,6 +121,67 @@ try {
     await page.screenshot({ path: join(shots, "vms.png"), fullPage: true });
   });
 
+  if (vmName) {
+    await step("VM page: spec, disks, NICs, state, actions, events", async () => {
+      await page.locator(`tr[data-vm="${vmName}"]`).getByRole("link", { name: vmName }).click();
+      await page.getByRole("heading", { name: `VM ${vmName}` }).waitFor();
+      expect(new URL(page.url()).pathname === `/vms/${vmName}`, `URL ${page.url()}`);
+      await page.getByRole("table", { name: "Disks" }).getByRole("rowheader", { name: "root" }).waitFor();
+      await page.getByRole("table", { name: "NICs" }).getByRole("cell", { name: "user" }).waitFor();
+      const bar = page.getByRole("toolbar", { name: "VM actions" });
+      for (const b of ["Shut down", "Force off", "Reboot", "Pause", "Delete…"])
+        await bar.getByRole("button", { name: b, exact: true }).waitFor();
+      // Pause, then resume: the state follows over the event stream, no reload.
+      await bar.getByRole("button", { name: "Pause", exact: true }).click();
+      await page.locator("h1 .badge.state-paused").waitFor({ timeout: 30000 });
+      await bar.getByRole("button", { name: "Resume", exact: true }).click();
+      await page.locator("h1 .badge.state-running").waitFor({ timeout: 30000 });
+      await page.locator(".events li", { hasText: "vm.resume" }).first().waitFor();
+      await page.screenshot({ path: join(shots, "vm.png"), fullPage: true });
+    });
+
+    await step("serial console: the guest's ready line, and a typed command runs", async () => {
+      await page.getByRole("button", { name: "Open serial console" }).click();
+      await page.getByRole("status").filter({ hasText: "console connected" }).waitFor();
+      const rows = page.locator(".xterm-rows");
+      await rows.filter({ hasText: "STRATA-READY" }).waitFor({ timeout: 90000 });
+      await page.locator(".terminal-host").click();
+      await page.keyboard.press("Enter");
+      await rows.filter({ hasText: "/ #" }).waitFor({ timeout: 30000 });  // the guest's shell
+      await page.keyboard.type("echo web-$((6*7))");
+      await page.keyboard.press("Enter");
+      await rows.filter({ hasText: "web-42" }).waitFor({ timeout: 30000 });
+      await page.screenshot({ path: join(shots, "vm-console.png"), fullPage: true });
+    });
+  }
+
+  if (hostName) {
+    await step("host page: inventory, capacity, its VMs", async () => {
+      await page.goto(url + `/hosts/${hostName}`);
+      await page.getByRole("heading", { name: `Host ${hostName}` }).waitFor();
+      await page.getByRole("table", { name: "NUMA nodes" }).locator("tbody tr").first().waitFor();
+      await page.getByRole("table", { name: "Host network interfaces" }).getByRole("rowheader", { name: "lo" }).waitFor();
+      const meters = await page.locator("meter").count();
+      expect(meters === 2, `expected CPU and memory meters, saw ${meters}`);
+      if (vmName) await page.getByRole("table", { name: "VMs on this host" }).locator(`tr[data-vm="${vmName}"]`).waitFor();
+      await page.screenshot({ path: join(shots, "host.png"), fullPage: true });
+    });
+  }
+
+  if (vmDelete) {
+    await step("delete a VM from its page, with confirmation", async () => {
+      await page.goto(url + `/vms/${vmDelete}`);
+      await page.getByRole("button", { name: "Delete…" }).click();
+      const dialog = page.getByRole("dialog", { name: `Delete VM ${vmDelete}?` });
+      await dialog.waitFor();
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+      await dialog.waitFor({ state: "hidden" });
+      await page.getByRole("button", { name: "Delete…" }).click();
+      await dialog.getByRole("button", { name: `Delete ${vmDelete}` }).click();
+      await page.getByRole("status").filter({ hasText: `There is no VM named ${vmDelete}` }).waitFor({ timeout: 60000 });
+    });
+  }
+
   await step("logout ends the session", async () => {
     await page.getByRole("button", { name: "Log out" }).click();
     await page.getByLabel("API token").waitFor();
@@ -128,6 +200,20 @@ try {
     if (vmName) await p.locator(`tr[data-vm="${vmName}"]`).waitFor();
     const buttons = await p.getByRole("button", { name: /^(Start|Stop) / }).count();
     expect(buttons === 0, `viewer sees ${buttons} start/stop buttons`);
+    if (vmName) {
+      // The VM page: everything shown, no button at all (no actions, no console).
+      await p.locator(`tr[data-vm="${vmName}"]`).getByRole("link", { name: vmName }).click();
+      await p.getByRole("table", { name: "Disks" }).waitFor();
+      const onPage = await p.locator("main button").count();
+      expect(onPage === 0, `viewer sees ${onPage} buttons on the VM page`);
+      const ws = await p.evaluate((name) => new Promise((resolve) => {
+        const s = new WebSocket(`ws://${location.host}/api/v1/vms/${name}/console`);
+        s.onopen = () => resolve("open");
+        s.onerror = () => resolve("refused");
+      }), vmName);
+      expect(ws === "refused", `viewer console WebSocket: ${ws}`);
+      await p.screenshot({ path: join(shots, "vm-viewer.png"), fullPage: true });
+    }
     // Without the CSRF header: 403; with it, the viewer's role: 403 as well.
     const status = await p.evaluate(async (name) => {
       const a = await fetch(`/api/v1/vms/${name || "x"}/stop`, { method: "POST" });

@@ -2,7 +2,10 @@
 // src/format.ts and src/events.ts: `npm test`).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { allocations, canOperate, countByState, percent, mib, hostAlert } from "../../build-unit/format.js";
+import {
+  allocations, canOperate, countByState, percent, mib, hostAlert, vmActions, eventsFor, bytes,
+  cpuRanges, consoleUrl, badResult,
+} from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
 test("roles: only operators and admins operate", () => {
@@ -43,4 +46,37 @@ test("SSE parser: named events, ids, split chunks, comments, CRLF", () => {
   assert.deepEqual(p.feed('ta: {"seq":7}\n\n'), [{ id: "7", event: "vm.start", data: '{"seq":7}' }]);
   assert.deepEqual(p.feed("id: 8\r\ndata: a\r\ndata: b\r\n\r\n"), [{ id: "8", event: "message", data: "a\nb" }]);
   assert.deepEqual(p.feed("event: x\n\n"), []);  // no data: no message
+});
+
+test("VM page actions follow desired and observed state", () => {
+  const vm = (desired, state, extra = {}) => ({ desired_state: desired, status: { state }, ...extra });
+  assert.deepEqual(vmActions(vm("stopped", "stopped")), ["start", "delete"]);
+  assert.deepEqual(vmActions(vm("running", "running")), ["reboot", "pause", "shutdown", "force-off", "delete"]);
+  assert.deepEqual(vmActions(vm("running", "paused")), ["resume", "shutdown", "force-off", "delete"]);
+  // a shutdown in progress can still be forced
+  assert.deepEqual(vmActions(vm("stopped", "shutting_down")), ["start", "shutdown", "force-off", "delete"]);
+  assert.deepEqual(vmActions(vm("running", "running", { deletion_requested: true })), []);
+});
+
+test("events of one target", () => {
+  const ev = [{ target: "vm/a" }, { target: "vm/ab" }, { target: "host/a" }, { target: "vm/a" }];
+  assert.equal(eventsFor(ev, "vm", "a").length, 2);
+  assert.equal(eventsFor(ev, "host", "a").length, 1);
+  assert.equal(badResult("error 409"), true);
+  assert.equal(badResult("running"), false);
+  assert.equal(badResult("ok"), false);
+});
+
+test("bytes, CPU ranges, console URL", () => {
+  assert.equal(bytes(512), "512 B");
+  assert.equal(bytes(1536), "1.5 KiB");
+  assert.equal(bytes(256 * 1024 ** 3), "256.0 GiB");
+  assert.equal(bytes(undefined), "-");
+  assert.equal(cpuRanges([0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
+  assert.equal(cpuRanges([5]), "5");
+  assert.equal(cpuRanges([]), "-");
+  assert.equal(consoleUrl({ protocol: "http:", host: "127.0.0.1:7480" }, "web-1"),
+    "ws://127.0.0.1:7480/api/v1/vms/web-1/console");
+  assert.equal(consoleUrl({ protocol: "https:", host: "m.example:7443" }, "a b"),
+    "wss://m.example:7443/api/v1/vms/a%20b/console");
 });

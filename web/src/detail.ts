@@ -1,0 +1,360 @@
+// The VM page (/vms/<name>) and the host page (/hosts/<name>). Both load once and again
+// (debounced) when a live event names their target: no polling. The serial console is
+// loaded on demand (console.ts pulls in xterm.js, kept out of the main bundle).
+import { html, nothing } from "lit";
+import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
+import {
+  allocations,
+  badResult,
+  bytes,
+  canOperate,
+  cpuRanges,
+  eventsFor,
+  mib,
+  time,
+  vmActions,
+  vmState,
+  type VmAction,
+} from "./format";
+import { LivePage, capacity, listVms, stateBadge } from "./pages";
+
+type Json = Record<string, unknown>;
+const obj = (v: unknown): Json => (v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : {});
+const arr = (v: unknown): Json[] => (Array.isArray(v) ? (v as Json[]) : []);
+const str = (v: unknown): string => (v === undefined || v === null || v === "" ? "-" : String(v));
+const num = (v: unknown): number | undefined => (typeof v === "number" ? v : undefined);
+
+function labels(l: Record<string, string> | undefined) {
+  const entries = Object.entries(l ?? {});
+  if (entries.length === 0) return html`<span class="muted">none</span>`;
+  return entries.map(([k, v]) => html`<span class="label">${k}=${v}</span>`);
+}
+
+function eventList(events: StrataEvent[], what: string) {
+  if (events.length === 0) return html`<p class="muted">No events for this ${what} since the page opened.</p>`;
+  return html`<ol class="events" aria-live="polite">
+    ${events.slice(0, 30).map((e) => html`<li><time>${time(e.time_ms)}</time>
+      <span class="action">${e.action}</span> <span>${e.actor}</span>
+      <span class="result ${badResult(e.result) ? "bad" : ""}">${e.result}</span>
+      ${e.message ? html`<span class="muted">${e.message}</span>` : nothing}</li>`)}
+  </ol>`;
+}
+
+const ACTION_LABEL: Record<VmAction, string> = {
+  start: "Start",
+  shutdown: "Shut down",
+  "force-off": "Force off",
+  reboot: "Reboot",
+  pause: "Pause",
+  resume: "Resume",
+  delete: "Delete",
+};
+
+class VmPage extends LivePage {
+  static override properties = {
+    ...LivePage.properties,
+    name: { attribute: false },
+    vm: { state: true },
+    tasks: { state: true },
+    history: { state: true },
+    busy: { state: true },
+    message: { state: true },
+    gone: { state: true },
+    consoleOpen: { state: true },
+  };
+  name = "";
+  vm: Vm | null = null;
+  tasks: Task[] = [];
+  history: StrataEvent[] = [];
+  busy = false;
+  message = "";
+  gone = false;
+  consoleOpen = false;
+
+  protected override wants(e: StrataEvent | undefined): boolean {
+    return !!e && (e.target === `vm/${this.name}` || (e.target ?? "").startsWith("task/"));
+  }
+
+  protected async load(): Promise<void> {
+    const [vm, tasks, events] = await Promise.all([
+      api.GET("/api/v1/vms/{name}", { params: { path: { name: this.name } } }),
+      api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } }),
+      api.GET("/api/v1/events", { params: { query: { limit: 1000 } } }),
+    ]);
+    if (vm.response.status === 404) {
+      this.vm = null;
+      this.gone = true;
+      return;
+    }
+    if (!vm.data) throw new Error(errorText(vm.error, `cannot read VM ${this.name}`));
+    this.vm = vm.data;
+    const id = vm.data.id;
+    this.tasks = (tasks.data?.tasks ?? [])
+      .filter((t) => t.target_id === id || t.target === this.name)
+      .slice(-10)
+      .reverse();
+    this.history = eventsFor(events.data?.events ?? [], "vm", this.name).reverse();
+  }
+
+  private async act(action: VmAction): Promise<void> {
+    const name = this.name;
+    const params = { params: { path: { name } } };
+    this.busy = true;
+    let r: { error?: unknown; data?: { task?: Task } };
+    switch (action) {
+      case "start": r = await api.POST("/api/v1/vms/{name}/start", params); break;
+      case "shutdown": r = await api.POST("/api/v1/vms/{name}/stop", { ...params, body: { force: false } }); break;
+      case "force-off": r = await api.POST("/api/v1/vms/{name}/stop", { ...params, body: { force: true } }); break;
+      case "reboot": r = await api.POST("/api/v1/vms/{name}/reboot", params); break;
+      case "pause": r = await api.POST("/api/v1/vms/{name}/pause", params); break;
+      case "resume": r = await api.POST("/api/v1/vms/{name}/resume", params); break;
+      case "delete": r = await api.DELETE("/api/v1/vms/{name}", params); break;
+    }
+    this.busy = false;
+    const label = ACTION_LABEL[action].toLowerCase();
+    this.message = r.error ? `${label} ${name}: ${errorText(r.error)}` : `${label} ${name}: accepted`;
+    void this.refresh();
+  }
+
+  private confirmDelete(): void {
+    this.querySelector<HTMLDialogElement>("#delete-dialog")?.showModal();
+  }
+
+  private async closeDelete(yes: boolean): Promise<void> {
+    this.querySelector<HTMLDialogElement>("#delete-dialog")?.close();
+    if (yes) await this.act("delete");
+  }
+
+  private async openConsole(): Promise<void> {
+    await import("./console");
+    this.consoleOpen = true;
+  }
+
+  override render() {
+    if (this.gone)
+      return html`<h1>VM ${this.name}</h1>
+        <p role="status">There is no VM named ${this.name} (deleted?). <a href="/vms">All VMs</a></p>
+        ${this.message ? html`<p class="notice" role="status">${this.message}</p>` : nothing}`;
+    if (!this.vm) return html`<h1>VM ${this.name}</h1>${this.renderError()}<p role="status">Loading…</p>`;
+    const vm = this.vm;
+    const spec = obj(vm.spec);
+    const operate = canOperate(this.role);
+    const actions = operate ? vmActions(vm) : [];
+    const live = [...eventsFor(this.events, "vm", this.name)];
+    const seen = new Set(live.map((e) => e.seq));
+    const events = [...live, ...this.history.filter((e) => !seen.has(e.seq))];
+    return html`
+      <h1>VM ${vm.name} ${stateBadge(vmState(vm))}</h1>
+      ${this.renderError()}
+      ${this.message ? html`<p class="notice" role="status">${this.message}</p>` : nothing}
+      ${actions.length
+        ? html`<div class="toolbar" role="toolbar" aria-label="VM actions">
+            ${actions.map((a) => a === "delete"
+              ? html`<button type="button" class="danger" ?disabled=${this.busy} @click=${() => this.confirmDelete()}>Delete…</button>`
+              : html`<button type="button" class=${a === "start" || a === "resume" ? "" : "secondary"}
+                  ?disabled=${this.busy} @click=${() => this.act(a)}>${ACTION_LABEL[a]}</button>`)}
+          </div>
+          <dialog id="delete-dialog" aria-labelledby="delete-title">
+            <h2 id="delete-title">Delete VM ${vm.name}?</h2>
+            <p>The VM is stopped and its disks are removed from ${vm.host || "its host"}. This cannot be undone.</p>
+            <div class="toolbar">
+              <button type="button" class="danger" @click=${() => this.closeDelete(true)}>Delete ${vm.name}</button>
+              <button type="button" class="secondary" @click=${() => this.closeDelete(false)}>Cancel</button>
+            </div>
+          </dialog>`
+        : nothing}
+      <div class="cols">
+        <section aria-labelledby="vm-state-h">
+          <h2 id="vm-state-h">State</h2>
+          <dl class="facts">
+            <dt>Observed</dt><dd>${stateBadge(vmState(vm))}${vm.status?.agent_state ? html` <span class="muted">(agent: ${vm.status.agent_state})</span>` : nothing}</dd>
+            <dt>Desired</dt><dd>${vm.desired_state}${vm.deletion_requested ? " (deleting)" : ""}</dd>
+            <dt>Host</dt><dd>${vm.host ? html`<a href="/hosts/${vm.host}">${vm.host}</a>` : "not placed"}</dd>
+            ${vm.status?.last_error ? html`<dt>Last error</dt><dd class="error-text">${vm.status.last_error}</dd>` : nothing}
+            <dt>Observed at</dt><dd>${time(vm.status?.observed_ms)}</dd>
+            <dt>Labels</dt><dd class="labels">${labels(vm.labels)}</dd>
+          </dl>
+        </section>
+        <section aria-labelledby="vm-spec-h">
+          <h2 id="vm-spec-h">Spec</h2>
+          <dl class="facts">
+            <dt>vCPUs</dt><dd>${str(spec.vcpus)}</dd>
+            <dt>Memory</dt><dd>${mib(num(spec.memory_mib))}</dd>
+            <dt>Machine</dt><dd>${str(spec.machine)}</dd>
+            ${spec.kernel ? html`<dt>Kernel</dt><dd>${str(spec.kernel)} ${spec.initrd ? html`+ ${str(spec.initrd)}` : nothing}</dd>` : nothing}
+            ${spec.cmdline ? html`<dt>Command line</dt><dd><code>${str(spec.cmdline)}</code></dd>` : nothing}
+            <dt>UUID</dt><dd>${str(spec.uuid)}</dd>
+            <dt>Created</dt><dd>${vm.created_ms ? new Date(vm.created_ms).toLocaleString() : "-"}</dd>
+          </dl>
+        </section>
+      </div>
+      <div class="cols">
+        <section aria-labelledby="vm-disks-h">
+          <h2 id="vm-disks-h">Disks</h2>
+          <table class="grid" aria-label="Disks">
+            <thead><tr><th scope="col">Name</th><th scope="col">Image</th><th scope="col">Size</th><th scope="col">Flags</th></tr></thead>
+            <tbody>${arr(spec.disks).map((d) => html`<tr><th scope="row">${str(d.name)}</th><td>${str(d.image)}</td>
+              <td>${d.size_bytes ? bytes(num(d.size_bytes)) : "-"}</td>
+              <td>${[d.boot ? "boot" : "", d.readonly ? "read-only" : ""].filter(Boolean).join(", ") || "-"}</td></tr>`)}</tbody>
+          </table>
+        </section>
+        <section aria-labelledby="vm-nics-h">
+          <h2 id="vm-nics-h">NICs</h2>
+          <table class="grid" aria-label="NICs">
+            <thead><tr><th scope="col">#</th><th scope="col">Mode</th><th scope="col">Bridge</th><th scope="col">MAC</th></tr></thead>
+            <tbody>${arr(spec.nics).map((n, i) => html`<tr><th scope="row">${i}</th><td>${str(n.mode)}</td><td>${str(n.bridge)}</td><td><code>${str(n.mac)}</code></td></tr>`)}</tbody>
+          </table>
+        </section>
+      </div>
+      ${operate
+        ? html`<section aria-labelledby="vm-console-h">
+            <h2 id="vm-console-h">Serial console</h2>
+            ${this.consoleOpen
+              ? html`<strata-serial-console .name=${vm.name ?? ""}></strata-serial-console>`
+              : html`<button type="button" @click=${() => this.openConsole()}>Open serial console</button>`}
+          </section>`
+        : nothing}
+      <div class="cols">
+        <section aria-labelledby="vm-tasks-h">
+          <h2 id="vm-tasks-h">Recent tasks</h2>
+          ${this.tasks.length === 0 ? html`<p class="muted">No tasks.</p>` : html`
+          <table class="grid" aria-label="Tasks of this VM">
+            <thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Message</th><th scope="col">Updated</th></tr></thead>
+            <tbody>${this.tasks.map((t) => html`<tr><td>${t.kind}</td>
+              <td>${stateBadge(t.state)}${t.state === "running" ? html` <progress max="100" .value=${t.progress ?? 0} aria-label="progress"></progress>` : nothing}</td>
+              <td>${t.message ?? ""}</td><td>${time(t.updated_ms)}</td></tr>`)}</tbody>
+          </table>`}
+        </section>
+        <section aria-labelledby="vm-events-h">
+          <h2 id="vm-events-h">Events</h2>
+          ${eventList(events, "VM")}
+        </section>
+      </div>
+    `;
+  }
+}
+customElements.define("strata-vm", VmPage);
+
+class HostPage extends LivePage {
+  static override properties = {
+    ...LivePage.properties,
+    name: { attribute: false },
+    host: { state: true },
+    vms: { state: true },
+    gone: { state: true },
+  };
+  name = "";
+  host: Host | null = null;
+  vms: Vm[] = [];
+  gone = false;
+
+  protected override wants(e: StrataEvent | undefined): boolean {
+    const t = e?.target ?? "";
+    return t === `host/${this.name}` || t.startsWith("vm/");
+  }
+
+  protected async load(): Promise<void> {
+    const [host, vms] = await Promise.all([
+      api.GET("/api/v1/hosts/{name}", { params: { path: { name: this.name } } }),
+      listVms(this.name),
+    ]);
+    if (host.response.status === 404) {
+      this.gone = true;
+      return;
+    }
+    if (!host.data) throw new Error(errorText(host.error, `cannot read host ${this.name}`));
+    this.host = host.data;
+    this.vms = vms;
+  }
+
+  override render() {
+    if (this.gone) return html`<h1>Host ${this.name}</h1><p role="status">There is no host named ${this.name}. <a href="/hosts">All hosts</a></p>`;
+    if (!this.host) return html`<h1>Host ${this.name}</h1>${this.renderError()}<p role="status">Loading…</p>`;
+    const h = this.host;
+    const inv = obj(h.inventory);
+    const cpu = obj(inv.cpu);
+    const mem = obj(inv.memory);
+    const os = obj(inv.os);
+    const qemu = obj(inv.qemu);
+    const accel = obj(inv.accelerator);
+    const a = allocations(this.vms).get(h.name ?? "") ?? { vcpus: 0, memoryMib: 0 };
+    const metrics = Object.entries(obj(h.metrics)).filter(([, v]) => typeof v === "number" || typeof v === "string");
+    return html`
+      <h1>Host ${h.name} ${stateBadge(h.state)}</h1>
+      ${this.renderError()}
+      <div class="cols">
+        <section aria-labelledby="host-cap-h">
+          <h2 id="host-cap-h">Capacity</h2>
+          ${capacity("CPU", a.vcpus, h.cpu_threads ?? 0, `${a.vcpus} / ${h.cpu_threads ?? 0} vCPU allocated`)}
+          ${capacity("Memory", a.memoryMib, h.memory_mib ?? 0, `${mib(a.memoryMib)} / ${mib(h.memory_mib)} allocated`)}
+          <dl class="facts">
+            <dt>Address</dt><dd><code>${str(h.address)}</code></dd>
+            <dt>Reachability</dt><dd>${str(h.reachability)}${h.maintenance ? " (maintenance)" : ""}</dd>
+            <dt>Last heartbeat</dt><dd>${time(h.last_heartbeat_ms)}</dd>
+            <dt>Labels</dt><dd class="labels">${labels(h.labels)}</dd>
+          </dl>
+        </section>
+        <section aria-labelledby="host-sys-h">
+          <h2 id="host-sys-h">System</h2>
+          <dl class="facts">
+            <dt>CPU</dt><dd>${str(cpu.model_name)} <span class="muted">(${str(cpu.vendor)})</span></dd>
+            <dt>Topology</dt><dd>${str(cpu.sockets)} sockets × ${str(cpu.cores)} cores, ${str(cpu.threads)} threads</dd>
+            <dt>Memory</dt><dd>${bytes(num(mem.total_bytes))} total, ${bytes(num(mem.available_bytes))} available</dd>
+            <dt>Huge pages</dt><dd>${str(mem.hugepages_free)} free of ${str(mem.hugepages_total)} × ${bytes(num(mem.hugepage_size_bytes))}</dd>
+            <dt>Accelerator</dt><dd>${str(h.accelerator)}${accel.reason ? html` <span class="muted">(${str(accel.reason)})</span>` : nothing}</dd>
+            <dt>QEMU</dt><dd>${str(qemu.version)} <span class="muted">${qemu.binary ? str(qemu.binary) : ""}</span></dd>
+            <dt>OS</dt><dd>${str(os.pretty_name)}, kernel ${str(os.kernel_release)}</dd>
+          </dl>
+        </section>
+      </div>
+      <div class="cols">
+        <section aria-labelledby="host-numa-h">
+          <h2 id="host-numa-h">NUMA nodes</h2>
+          <table class="grid" aria-label="NUMA nodes">
+            <thead><tr><th scope="col">Node</th><th scope="col">CPUs</th><th scope="col">Memory</th><th scope="col">Free</th></tr></thead>
+            <tbody>${arr(inv.numa_nodes).map((n) => html`<tr><th scope="row">${str(n.id)}</th>
+              <td>${cpuRanges(Array.isArray(n.cpus) ? (n.cpus as number[]) : undefined)}</td>
+              <td>${bytes(num(n.memory_total_bytes))}</td><td>${bytes(num(n.memory_free_bytes))}</td></tr>`)}</tbody>
+          </table>
+        </section>
+        <section aria-labelledby="host-metrics-h">
+          <h2 id="host-metrics-h">Latest metrics</h2>
+          ${metrics.length === 0 ? html`<p class="muted">No sample yet.</p>` : html`<dl class="facts">
+            ${metrics.map(([k, v]) => html`<dt>${k}</dt><dd>${String(v)}</dd>`)}</dl>`}
+        </section>
+      </div>
+      <div class="cols">
+        <section aria-labelledby="host-disks-h">
+          <h2 id="host-disks-h">Disks</h2>
+          <table class="grid" aria-label="Host disks">
+            <thead><tr><th scope="col">Name</th><th scope="col">Size</th><th scope="col">Model</th><th scope="col">Kind</th></tr></thead>
+            <tbody>${arr(inv.block_devices).map((d) => html`<tr><th scope="row">${str(d.name)}</th><td>${bytes(num(d.size_bytes))}</td>
+              <td>${str(d.model)}</td><td>${[d.virtual ? "virtual" : "", d.rotational ? "rotational" : "", d.removable ? "removable" : ""].filter(Boolean).join(", ") || "-"}</td></tr>`)}</tbody>
+          </table>
+        </section>
+        <section aria-labelledby="host-nics-h">
+          <h2 id="host-nics-h">Network interfaces</h2>
+          <table class="grid" aria-label="Host network interfaces">
+            <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">MAC</th><th scope="col">Speed</th><th scope="col">MTU</th></tr></thead>
+            <tbody>${arr(inv.interfaces).map((n) => html`<tr><th scope="row">${str(n.name)}${n.bridge ? html` <span class="badge">bridge</span>` : nothing}</th>
+              <td>${str(n.operstate)}</td><td><code>${str(n.mac)}</code></td>
+              <td>${n.speed_mbps ? `${str(n.speed_mbps)} Mb/s` : "-"}</td><td>${str(n.mtu)}</td></tr>`)}</tbody>
+          </table>
+        </section>
+      </div>
+      <section aria-labelledby="host-vms-h">
+        <h2 id="host-vms-h">VMs on ${h.name} (${this.vms.length})</h2>
+        <table class="grid" aria-label="VMs on this host">
+          <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">vCPU</th><th scope="col">Memory</th><th scope="col">Labels</th></tr></thead>
+          <tbody>${this.vms.map((vm) => {
+            const spec = obj(vm.spec);
+            return html`<tr data-vm=${vm.name ?? ""}><th scope="row"><a href="/vms/${vm.name ?? ""}">${vm.name}</a></th>
+              <td>${stateBadge(vmState(vm))}</td><td>${str(spec.vcpus)}</td><td>${mib(num(spec.memory_mib))}</td>
+              <td class="labels">${labels(vm.labels)}</td></tr>`;
+          })}</tbody>
+        </table>
+      </section>
+    `;
+  }
+}
+customElements.define("strata-host", HostPage);
