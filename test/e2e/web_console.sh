@@ -57,7 +57,7 @@ if [ -f "$manifest" ] && command -v qemu-system-x86_64 >/dev/null; then
   . "$manifest"
   if [ -f "${TINY_KERNEL:-}" ] && [ -f "${TINY_INITRD:-}" ] && [ -f "${TINY_BASE:-}" ]; then
     import_catalog_images || fail "image import"
-    api POST /api/v1/vms "$(vm_body web-1 false)" >/dev/null
+    api POST /api/v1/vms "$(vm_body web-1 false ', labels: {tier: "web"}')" >/dev/null
     [ "$(last_status)" = 201 ] || [ "$(last_status)" = 202 ] || fail "create web-1: HTTP $(last_status)"
     api POST /api/v1/vms "$(vm_body web-2 false)" >/dev/null
     [ "$(last_status)" = 201 ] || [ "$(last_status)" = 202 ] || fail "create web-2: HTTP $(last_status)"

@@ -127,3 +127,58 @@ export function consoleUrl(loc: { protocol: string; host: string }, vm: string):
 export function badResult(result: string | undefined): boolean {
   return /^(error|fail|denied)/i.test(result ?? "");
 }
+
+// Keyset paging over a list whose answers carry `next` (the cursor of the following page,
+// null on the last one): the cursors of the pages seen so far, so Previous needs no offset.
+export class CursorPager {
+  private cursors: string[] = [""];
+  private nextCursor: string | null = null;
+
+  get page(): number {
+    return this.cursors.length;  // 1-based
+  }
+  get cursor(): string {
+    return this.cursors[this.cursors.length - 1] ?? "";
+  }
+  get hasNext(): boolean {
+    return this.nextCursor !== null && this.nextCursor !== "";
+  }
+  get hasPrevious(): boolean {
+    return this.cursors.length > 1;
+  }
+  // The answer for the current page arrived.
+  loaded(next: string | null | undefined): void {
+    this.nextCursor = next ?? null;
+  }
+  next(): void {
+    if (this.hasNext) this.cursors.push(this.nextCursor as string);
+  }
+  previous(): void {
+    if (this.hasPrevious) this.cursors.pop();
+  }
+  // Filters or page size changed: back to the first page.
+  reset(): void {
+    this.cursors = [""];
+    this.nextCursor = null;
+  }
+}
+
+export interface VmListFilter {
+  host: string;
+  label: string;  // key=value, or empty
+  limit: number;
+}
+
+// The query of GET /api/v1/vms for a filter and a cursor; an error names a bad label.
+export function vmListQuery(f: VmListFilter, after: string): { query: Record<string, string | number>; error?: string } {
+  const query: Record<string, string | number> = { limit: f.limit };
+  if (after) query.after = after;
+  if (f.host) query.host = f.host;
+  const label = f.label.trim();
+  if (label) {
+    const eq = label.indexOf("=");
+    if (eq <= 0) return { query, error: "label filter must be key=value" };
+    query.label = label;
+  }
+  return { query };
+}

@@ -3,6 +3,7 @@
 import { LitElement, html, nothing, type PropertyValues } from "lit";
 import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
 import {
+  CursorPager,
   allocations,
   canOperate,
   countByState,
@@ -12,7 +13,10 @@ import {
   time,
   vmState,
   type Role,
+  vmListQuery,
 } from "./format";
+
+const PAGE_SIZES = [25, 50, 100, 500];
 
 export abstract class LivePage extends LitElement {
   static override properties = {
@@ -209,21 +213,65 @@ class HostsPage extends LivePage {
 }
 customElements.define("strata-hosts", HostsPage);
 
+// The VM list pages through the API (limit + after cursor, keyset: fast at any size) and
+// filters on the server by host and label; the quick filter narrows the page shown.
 class VmsPage extends LivePage {
   static override properties = {
     ...LivePage.properties,
     vms: { state: true },
+    hosts: { state: true },
     filter: { state: true },
+    host: { state: true },
+    label: { state: true },
+    limit: { state: true },
     pending: { state: true },
     message: { state: true },
   };
   vms: Vm[] = [];
+  hosts: string[] = [];
   filter = "";
+  host = "";
+  label = "";
+  limit = 50;
   pending = new Set<string>();
   message = "";
+  private readonly pager = new CursorPager();
+
+  override connectedCallback(): void {
+    const q = new URLSearchParams(location.search);
+    this.host = q.get("host") ?? "";
+    this.label = q.get("label") ?? "";
+    const limit = Number(q.get("limit"));
+    if (Number.isInteger(limit) && limit >= 1 && limit <= 1000) this.limit = limit;
+    super.connectedCallback();
+    void listHosts().then((h) => { this.hosts = h.map((x) => x.name ?? "").filter(Boolean); }, () => {});
+  }
 
   protected async load(): Promise<void> {
-    this.vms = await listVms();
+    const { query, error: bad } = vmListQuery({ host: this.host, label: this.label, limit: this.limit }, this.pager.cursor);
+    if (bad) throw new Error(bad);
+    const { data, error } = await api.GET("/api/v1/vms", { params: { query } });
+    if (!data) throw new Error(errorText(error, "cannot list VMs"));
+    this.vms = data.vms ?? [];
+    this.pager.loaded(data.next);
+  }
+
+  // Filters and page size live in the URL (a reload or a shared link shows the same list).
+  private applyFilters(): void {
+    const q = new URLSearchParams();
+    if (this.host) q.set("host", this.host);
+    if (this.label.trim()) q.set("label", this.label.trim());
+    if (this.limit !== 50) q.set("limit", String(this.limit));
+    const search = q.toString();
+    history.replaceState(null, "", location.pathname + (search ? `?${search}` : ""));
+    this.pager.reset();
+    void this.refresh();
+  }
+
+  private turn(forward: boolean): void {
+    if (forward) this.pager.next();
+    else this.pager.previous();
+    void this.refresh();
   }
 
   private async act(vm: Vm, action: "start" | "stop"): Promise<void> {
@@ -243,12 +291,24 @@ class VmsPage extends LivePage {
     const f = this.filter.toLowerCase();
     const shown = this.vms.filter((v) => !f || (v.name ?? "").includes(f) || vmState(v).includes(f) || (v.host ?? "").includes(f));
     return html`<h1>Virtual machines</h1>${this.renderError()}
-      <div class="toolbar">
-        <label for="vm-filter">Filter</label>
+      <form class="toolbar" aria-label="VM list filters" @submit=${(e: SubmitEvent) => { e.preventDefault(); this.applyFilters(); }}>
+        <label for="vm-host">Host</label>
+        <select id="vm-host" .value=${this.host} @change=${(e: Event) => { this.host = (e.target as HTMLSelectElement).value; this.applyFilters(); }}>
+          <option value="" ?selected=${this.host === ""}>all hosts</option>
+          ${this.hosts.map((h) => html`<option value=${h} ?selected=${this.host === h}>${h}</option>`)}
+        </select>
+        <label for="vm-label">Label</label>
+        <input id="vm-label" type="search" placeholder="key=value" .value=${this.label}
+          @input=${(e: InputEvent) => { this.label = (e.target as HTMLInputElement).value; }} />
+        <label for="vm-limit">Per page</label>
+        <select id="vm-limit" @change=${(e: Event) => { this.limit = Number((e.target as HTMLSelectElement).value); this.applyFilters(); }}>
+          ${[...new Set([...PAGE_SIZES, this.limit])].sort((a, b) => a - b).map((n) => html`<option value=${n} ?selected=${this.limit === n}>${n}</option>`)}
+        </select>
+        <button type="submit" class="secondary">Apply</button>
+        <label for="vm-filter">Filter this page</label>
         <input id="vm-filter" type="search" placeholder="name, state or host" .value=${this.filter}
           @input=${(e: InputEvent) => { this.filter = (e.target as HTMLInputElement).value; }} />
-        <span class="muted">${shown.length} of ${this.vms.length}</span>
-      </div>
+      </form>
       ${this.message ? html`<p class="notice" role="status">${this.message}</p>` : nothing}
       ${!this.loaded
         ? html`<p role="status">Loading…</p>`
@@ -273,7 +333,12 @@ class VmsPage extends LivePage {
               : nothing}
           </tr>`;
         })}</tbody>
-      </table>`}`;
+      </table>
+      <nav class="toolbar pager" aria-label="VM list pages">
+        <button type="button" class="secondary" ?disabled=${!this.pager.hasPrevious} @click=${() => this.turn(false)}>Previous page</button>
+        <span role="status">Page ${this.pager.page} · ${this.vms.length} VMs${f ? ` (${shown.length} match)` : ""}</span>
+        <button type="button" class="secondary" ?disabled=${!this.pager.hasNext} @click=${() => this.turn(true)}>Next page</button>
+      </nav>`}`;
   }
 }
 customElements.define("strata-vms", VmsPage);

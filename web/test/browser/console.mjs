@@ -121,6 +121,40 @@ try {
     await page.screenshot({ path: join(shots, "vms.png"), fullPage: true });
   });
 
+  if (vmName && vmDelete) {
+    await step("VM list: pages and filters on the server (limit/after, host, label)", async () => {
+      const table = page.getByRole("table", { name: "Virtual machines" });
+      await page.goto(url + "/vms?limit=1");
+      await table.locator("tbody tr").first().waitFor();
+      expect(await table.locator("tbody tr").count() === 1, "limit=1 shows one VM");
+      const first = await table.locator("tbody tr").first().getAttribute("data-vm");
+      await page.getByRole("button", { name: "Next page" }).click();
+      await page.getByRole("status").filter({ hasText: "Page 2" }).waitFor();
+      await table.locator(`tbody tr:not([data-vm="${first}"])`).first().waitFor();
+      const second = await table.locator("tbody tr").first().getAttribute("data-vm");
+      expect(new Set([first, second, vmName, vmDelete]).size === 2, `pages showed ${first}, ${second}`);
+      await page.getByRole("button", { name: "Previous page" }).click();
+      await table.locator(`tr[data-vm="${first}"]`).waitFor();
+      await page.getByLabel("Per page").selectOption("50");
+      await table.locator(`tr[data-vm="${vmName}"]`).waitFor();
+      await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor();
+      // web-1 carries tier=web: the label filter keeps it alone; a label nobody has, none.
+      await page.getByLabel("Label").fill("tier=web");
+      await page.getByRole("button", { name: "Apply" }).click();
+      await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor({ state: "detached" });
+      expect(await table.locator("tbody tr").count() === 1, "label filter tier=web");
+      expect(page.url().includes("label=tier%3Dweb"), `filter not in the URL: ${page.url()}`);
+      await page.getByLabel("Label").fill("tier=db");
+      await page.getByRole("button", { name: "Apply" }).click();
+      await table.locator("tbody tr").first().waitFor({ state: "detached" });
+      await page.getByLabel("Label").fill("");
+      await page.getByLabel("Host").selectOption(hostName);
+      await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor();
+      await page.screenshot({ path: join(shots, "vms-paged.png"), fullPage: true });
+      await page.goto(url + "/vms");
+    });
+  }
+
   if (vmName) {
     await step("VM page: spec, disks, NICs, state, actions, events", async () => {
       await page.locator(`tr[data-vm="${vmName}"]`).getByRole("link", { name: vmName }).click();

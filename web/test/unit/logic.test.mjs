@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   allocations, canOperate, countByState, percent, mib, hostAlert, vmActions, eventsFor, bytes,
-  cpuRanges, consoleUrl, badResult,
+  cpuRanges, consoleUrl, badResult, CursorPager, vmListQuery,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
@@ -79,4 +79,35 @@ test("bytes, CPU ranges, console URL", () => {
     "ws://127.0.0.1:7480/api/v1/vms/web-1/console");
   assert.equal(consoleUrl({ protocol: "https:", host: "m.example:7443" }, "a b"),
     "wss://m.example:7443/api/v1/vms/a%20b/console");
+});
+
+test("keyset pager: next, previous, last page, reset", () => {
+  const p = new CursorPager();
+  assert.equal(p.page, 1);
+  assert.equal(p.cursor, "");
+  assert.equal(p.hasPrevious, false);
+  p.loaded("vm-050");
+  assert.equal(p.hasNext, true);
+  p.next();
+  assert.equal(p.page, 2);
+  assert.equal(p.cursor, "vm-050");
+  p.loaded(null);  // last page
+  assert.equal(p.hasNext, false);
+  p.next();  // no-op
+  assert.equal(p.page, 2);
+  p.previous();
+  assert.equal(p.cursor, "");
+  p.loaded("vm-050");
+  p.next();
+  p.reset();
+  assert.equal(p.page, 1);
+  assert.equal(p.hasNext, false);
+});
+
+test("VM list query: limit, cursor, host, label", () => {
+  assert.deepEqual(vmListQuery({ host: "", label: "", limit: 50 }, ""), { query: { limit: 50 } });
+  assert.deepEqual(vmListQuery({ host: "h1", label: " tier=web ", limit: 25 }, "vm-9"),
+    { query: { limit: 25, after: "vm-9", host: "h1", label: "tier=web" } });
+  assert.equal(vmListQuery({ host: "", label: "tier", limit: 50 }, "").error, "label filter must be key=value");
+  assert.equal(vmListQuery({ host: "", label: "=web", limit: 50 }, "").error, "label filter must be key=value");
 });
