@@ -41,22 +41,12 @@ agent_pids() {
 cleanup() {
   local rc=$?
   set +e
-  if [ $rc -ne 0 ] && [ $rc -ne $SKIP_RC ]; then
-    echo "--- stratad log (tail) ---" >&2; tail -30 "$D/stratad.log" >&2
-    echo "--- agent log (tail) ---" >&2; tail -30 "$D/agent.log" >&2
-  fi
-  if [ -S "$SOCK" ]; then
-    for vm in $(agent_ctl -o json vm list 2>/dev/null | jq -r '.vms[]?.spec.name // empty'); do
-      agent_ctl vm force-off "$vm" >/dev/null 2>&1
-      agent_ctl vm undefine "$vm" >/dev/null 2>&1
-    done
-  fi
+  e2e_logs_on_failure $rc 30 stratad="$D/stratad.log" agent="$D/agent.log"
+  e2e_remove_agent_vms "$SOCK" undefine
   [ -n "$MGR_PID" ] && kill "$MGR_PID" 2>/dev/null
   wait 2>/dev/null
   for p in $(agent_pids); do kill "$p" 2>/dev/null; done  # only agents of this test's folder
-  rm -f "$API_STATUS_FILE"
-  [ -z "${E2E_KEEP:-}" ] && rm -rf "$WORK"
-  exit $rc
+  e2e_finish $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

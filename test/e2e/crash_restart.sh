@@ -32,22 +32,12 @@ cleanup() {
   local rc=$?
   set +e
   [ -n "$KILLER_PID" ] && kill "$KILLER_PID" 2>/dev/null
-  if [ $rc -ne 0 ] && [ $rc -ne $SKIP_RC ]; then
-    echo "--- stratad log (tail) ---" >&2; tail -40 "$WORK/mgr/stratad.log" >&2
-    echo "--- agent log (tail) ---" >&2; tail -20 "$WORK/agent.log" >&2
-  fi
-  if [ -S "$SOCK" ]; then
-    for vm in $(agent_ctl -o json vm list 2>/dev/null | jq -r '.vms[]?.spec.name // empty'); do
-      agent_ctl vm force-off "$vm" >/dev/null 2>&1
-      agent_ctl vm undefine "$vm" >/dev/null 2>&1
-    done
-  fi
+  e2e_logs_on_failure $rc 40 stratad="$WORK/mgr/stratad.log" agent="$WORK/agent.log"
+  e2e_remove_agent_vms "$SOCK" undefine
   [ -f "$WORK/mgr.pid" ] && kill "$(cat "$WORK/mgr.pid")" 2>/dev/null
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null
   wait 2>/dev/null
-  rm -f "$API_STATUS_FILE"
-  [ -z "${E2E_KEEP:-}" ] && rm -rf "$WORK"
-  exit $rc
+  e2e_finish $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -25,8 +25,7 @@ cleanup() {
   fi
   for p in $FOLLOW_PID $AGENT_PID $MGR_PID; do kill "$p" 2>/dev/null; done
   for p in $FOLLOW_PID $AGENT_PID $MGR_PID; do wait "$p" 2>/dev/null; done
-  rm -rf "$WORK"
-  exit $rc
+  e2e_finish $rc
 }
 trap cleanup EXIT
 

@@ -56,6 +56,40 @@ wait_for() {
   return 1
 }
 
+# ---- cleanup pieces shared by the tests' EXIT traps
+# e2e_logs_on_failure RC LINES NAME=FILE...: when RC is a failure (not 0, not skip), the
+# tail of each log, labelled.
+e2e_logs_on_failure() {
+  local rc=$1 lines=$2 kv
+  shift 2
+  [ "$rc" -ne 0 ] && [ "$rc" -ne "$SKIP_RC" ] || return 0
+  for kv in "$@"; do
+    [ -f "${kv#*=}" ] || continue
+    echo "--- ${kv%%=*} log (tail) ---" >&2
+    tail -n "$lines" "${kv#*=}" >&2
+  done
+}
+# e2e_remove_agent_vms SOCKET [undefine]: forces off every VM the agent on SOCKET knows
+# (their shims outlive the agent, so killing the agent alone leaves QEMUs behind), and
+# undefines them too with "undefine".
+e2e_remove_agent_vms() {
+  local sock=$1 undefine=${2:-} vm
+  [ -S "$sock" ] || return 0
+  for vm in $("$STRATA_AGENT" ctl --socket "$sock" --timeout 10 -o json vm list 2>/dev/null |
+    jq -r '.vms[]?.spec.name // empty' 2>/dev/null); do
+    "$STRATA_AGENT" ctl --socket "$sock" --timeout 20 vm force-off "$vm" >/dev/null 2>&1
+    [ "$undefine" = undefine ] &&
+      "$STRATA_AGENT" ctl --socket "$sock" --timeout 20 vm undefine "$vm" >/dev/null 2>&1
+  done
+  return 0
+}
+# e2e_finish RC: removes the status file and $WORK (kept with E2E_KEEP=1), exits RC.
+e2e_finish() {
+  rm -f "$API_STATUS_FILE"
+  [ -z "${E2E_KEEP:-}" ] && [ -n "${WORK:-}" ] && rm -rf "$WORK"
+  exit "$1"
+}
+
 # Starts stratad in the background: start_stratad DATA_DIR LISTEN [ARGS...]; sets MGR_PID,
 # API_URL, TOKEN (admin) once /healthz answers. stratad serves HTTPS unless ARGS hold
 # --insecure-http, or --all-in-one on a loopback address without --https (stratad's own

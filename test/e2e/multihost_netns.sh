@@ -37,14 +37,7 @@ cleanup() {
       echo "--- agent h$i log (tail) ---" >&2; tail -15 "$WORK/h$i/agent.log" >&2
     done
   fi
-  for i in 1 2 3; do  # VMs first (their shims outlive the agent), then the agent
-    if [ -S "$WORK/h$i/agent.sock" ]; then
-      for vm in $("$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" --timeout 5 -o json vm list 2>/dev/null |
-        jq -r '.vms[]?.spec.name // empty' 2>/dev/null); do
-        "$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" --timeout 10 vm force-off "$vm" >/dev/null 2>&1
-      done
-    fi
-  done
+  for i in 1 2 3; do e2e_remove_agent_vms "$WORK/h$i/agent.sock"; done  # VMs, then the agents
   for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
   [ -n "$MGR_PID" ] && kill "$MGR_PID" 2>/dev/null
   for ns in "${NS[@]}"; do  # anything left in our namespaces (shims, QEMUs) by pid
@@ -54,9 +47,7 @@ cleanup() {
   for ns in "${NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
   for i in 1 2 3; do ip link del "st-v$i" 2>/dev/null; done
   ip link del "$BR" 2>/dev/null
-  rm -f "$API_STATUS_FILE"
-  [ -z "${E2E_KEEP:-}" ] && rm -rf "$WORK"
-  exit $rc
+  e2e_finish $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -29,23 +29,13 @@ psql_q() { runuser -u postgres -- psql -qtAX -h "$WORK/pg" -p "$PGPORT" -U strat
 cleanup() {
   local rc=$?
   set +e
-  if [ $rc -ne 0 ] && [ $rc -ne $SKIP_RC ]; then
-    echo "--- stratad log (tail) ---" >&2; tail -30 "$WORK/mgr/stratad.log" >&2
-    echo "--- agent log (tail) ---" >&2; tail -15 "$WORK/agent.log" >&2
-  fi
-  if [ -S "$SOCK" ]; then
-    for vm in $(agent_ctl -o json vm list 2>/dev/null | jq -r '.vms[]?.spec.name // empty'); do
-      agent_ctl vm force-off "$vm" >/dev/null 2>&1
-      agent_ctl vm undefine "$vm" >/dev/null 2>&1
-    done
-  fi
+  e2e_logs_on_failure $rc 30 stratad="$WORK/mgr/stratad.log" agent="$WORK/agent.log"
+  e2e_remove_agent_vms "$SOCK" undefine
   [ -n "$MGR_PID" ] && kill "$MGR_PID" 2>/dev/null
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null
   wait 2>/dev/null
   [ -d "$WORK/pg/data" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m immediate stop >/dev/null 2>&1
-  rm -f "$API_STATUS_FILE"
-  [ -z "${E2E_KEEP:-}" ] && rm -rf "$WORK"
-  exit $rc
+  e2e_finish $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
