@@ -152,6 +152,13 @@ struct HostListOptions : ListOptions {
 
 struct VmListOptions : ListOptions {
   std::optional<std::string> host_id;  // only VMs placed on this host
+  std::string name_contains;           // only names containing this (case-insensitive)
+  std::optional<std::string> state;    // only VMs whose observed status.state is this
+  // Order of the page. By id (the default) the cursor is after_id; by name (ascending or
+  // descending) the cursor is after_name, the last name of the previous page.
+  enum class Order { id, name, name_desc };
+  Order order = Order::id;
+  std::string after_name;
 };
 
 struct TaskListOptions {

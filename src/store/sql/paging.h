@@ -1,8 +1,11 @@
 // Keyset paging shared by the list operations: records ordered by id, `id > after_id`,
-// LIMIT. A label selector is applied after decoding (labels are a JSON column), so
-// with a selector rows are read in batches until the page is full.
+// LIMIT (or by another unique column, ascending or descending, `col > cursor` / `col <
+// cursor`). A label selector and a predicate on the decoded record are applied after
+// decoding (labels and status are JSON columns), so with either rows are read in batches
+// until the page is full.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,26 +16,35 @@ namespace strata::store::sql {
 
 inline std::string placeholder(size_t n) { return "$" + std::to_string(n); }
 
+// The key a page is ordered by: a unique column and its index in `cols`.
+struct PageOrder {
+  std::string column = "id";
+  size_t index = 0;  // id is the first column of every paged list
+  bool descending = false;
+};
+
 template <class T, class Decode>
 Result<std::vector<T>> select_paged(SqlConnection& c, const std::string& cols,
                                     const std::string& table, std::vector<std::string> conds,
-                                    SqlParams params, const std::string& after_id, int limit,
-                                    const Labels& selector, Decode decode) {
+                                    SqlParams params, const std::string& after, int limit,
+                                    const Labels& selector, Decode decode,
+                                    const PageOrder& order = {},
+                                    const std::function<bool(const T&)>& keep = {}) {
   if (limit < 0) return invalid_argument("limit", "must be >= 0");
-  const bool filter = !selector.empty();
+  const bool filter = !selector.empty() || static_cast<bool>(keep);
   constexpr int kBatch = 500;
   std::vector<T> out;
-  std::string cursor = after_id;
+  std::string cursor = after;
   for (;;) {
     SqlParams p = params;
     std::vector<std::string> where = conds;
     if (!cursor.empty()) {
       p.emplace_back(cursor);
-      where.push_back("id > " + placeholder(p.size()));
+      where.push_back(order.column + (order.descending ? " < " : " > ") + placeholder(p.size()));
     }
     std::string sql = "SELECT " + cols + " FROM " + table;
     for (size_t i = 0; i < where.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + where[i];
-    sql += " ORDER BY id";
+    sql += " ORDER BY " + order.column + (order.descending ? " DESC" : "");
     int want = filter ? kBatch : limit;
     if (want > 0) {
       p.emplace_back(static_cast<int64_t>(want));
@@ -44,13 +56,14 @@ Result<std::vector<T>> select_paged(SqlConnection& c, const std::string& cols,
       auto rec = decode(row);
       if (!rec) return tl::unexpected(rec.error());
       if constexpr (requires { rec->labels; }) {
-        if (filter && !labels_match(rec->labels, selector)) continue;
+        if (!selector.empty() && !labels_match(rec->labels, selector)) continue;
       }
+      if (keep && !keep(*rec)) continue;
       out.push_back(std::move(*rec));
       if (limit > 0 && static_cast<int>(out.size()) == limit) return out;
     }
     if (!filter || static_cast<int>(rows->size()) < want) return out;
-    cursor = rows->back().text(0);  // id is the first column of every paged list
+    cursor = rows->back().text(order.index);
   }
 }
 

@@ -2,7 +2,11 @@
 // and VMs. Tasks, events, tokens and metrics are in sql_store_more.cc.
 #include "store/sql/sql_store.h"
 
+#include <cctype>
 #include <chrono>
+#include <functional>
+
+#include <nlohmann/json.hpp>
 
 #include "store/sql/codec.h"
 #include "store/sql/paging.h"
@@ -290,12 +294,39 @@ Result<std::vector<VmRecord>> SqlStore::list_vms(const VmListOptions& o) {
   SqlParams params;
   if (o.host_id) {
     params.emplace_back(*o.host_id);
-    conds.push_back("host_id = $1");
+    conds.push_back("host_id = " + placeholder(params.size()));
   }
+  if (!o.name_contains.empty()) {
+    // LIKE with its wildcards escaped; names are lowercase, so is the pattern (SQLite's
+    // LIKE ignores ASCII case, PostgreSQL's does not).
+    std::string pattern = "%";
+    for (char ch : o.name_contains) {
+      char low = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (low == '%' || low == '_' || low == '\\') pattern += '\\';
+      pattern += low;
+    }
+    pattern += '%';
+    params.emplace_back(pattern);
+    conds.push_back("name LIKE " + placeholder(params.size()) + " ESCAPE '\\'");
+  }
+  PageOrder order;
+  std::string after = o.after_id;
+  if (o.order != VmListOptions::Order::id) {
+    order.column = "name";
+    order.index = 4;  // kVmCols: id, resource_version, created_ms, updated_ms, name, ...
+    order.descending = o.order == VmListOptions::Order::name_desc;
+    after = o.after_name;
+  }
+  std::function<bool(const VmRecord&)> keep;
+  if (o.state)
+    keep = [&state = *o.state](const VmRecord& v) {
+      auto j = nlohmann::json::parse(v.status, nullptr, false);
+      return j.is_object() && j.value("state", std::string()) == state;
+    };
   return with_conn(
       [&](SqlConnection& c) {
-        return select_paged<VmRecord>(c, kVmCols, "vms", conds, params, o.after_id, o.limit,
-                                      o.label_selector, decode_vm);
+        return select_paged<VmRecord>(c, kVmCols, "vms", conds, params, after, o.limit,
+                                      o.label_selector, decode_vm, order, keep);
       },
       true);
 }
