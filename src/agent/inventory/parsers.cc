@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
-#include <set>
 
 namespace strata::agent {
 namespace {
@@ -142,7 +141,7 @@ Result<std::map<std::string, uint64_t>> parse_node_meminfo(std::string_view text
 
 Result<std::vector<uint32_t>> parse_cpu_list(std::string_view text) {
   constexpr uint64_t kMaxCpuIds = 65536;  // Linux's NR_CPUS is at most 8192 on x86
-  std::set<uint32_t> ids;
+  std::vector<uint32_t> ids;  // sorted and deduplicated at the end (a std::set cost ~10x)
   uint64_t expanded = 0;
   text = trim(text);
   size_t start = 0;
@@ -158,10 +157,12 @@ Result<std::vector<uint32_t>> parse_cpu_list(std::string_view text) {
     if (!lo || !hi || *hi < *lo || *hi > UINT32_MAX || *hi - *lo >= kMaxCpuIds - expanded)
       return invalid_argument("cpulist", "bad cpu range: '" + std::string(part) + "'");
     expanded += *hi - *lo + 1;
-    for (uint64_t i = *lo; i <= *hi; ++i) ids.insert(static_cast<uint32_t>(i));
+    for (uint64_t i = *lo; i <= *hi; ++i) ids.push_back(static_cast<uint32_t>(i));
     start = end + 1;
   }
-  return std::vector<uint32_t>(ids.begin(), ids.end());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
 }
 
 std::map<std::string, std::string> parse_os_release(std::string_view text) {
