@@ -76,6 +76,30 @@ Result<uint64_t> get_u64(const json& obj, const char* name, const std::string& w
   return **v;
 }
 
+Result<std::optional<int64_t>> get_opt_int(const json& obj, const char* name,
+                                           const std::string& what) {
+  auto f = field(obj, name, what, false);
+  if (!f) return tl::unexpected(f.error());
+  if (!*f) return std::optional<int64_t>();
+  if (!(*f)->is_number_integer())
+    return bad_reply(what, std::string("\"") + name + "\" is not an integer");
+  return std::optional<int64_t>((*f)->get<int64_t>());
+}
+
+Result<double> get_opt_number(const json& obj, const char* name, const std::string& what) {
+  auto f = field(obj, name, what, false);
+  if (!f) return tl::unexpected(f.error());
+  if (!*f) return 0.0;
+  if (!(*f)->is_number()) return bad_reply(what, std::string("\"") + name + "\" is not a number");
+  return (*f)->get<double>();
+}
+
+Result<uint64_t> get_u64_or0(const json& obj, const char* name, const std::string& what) {
+  auto v = get_opt_u64(obj, name, what);
+  if (!v) return tl::unexpected(v.error());
+  return v->value_or(0);
+}
+
 Result<const json*> get_array(const json& v, const std::string& what) {
   if (!v.is_array()) return bad_reply(what, "not an array");
   return &v;
@@ -216,6 +240,100 @@ Result<std::vector<MachineInfo>> parse_machines(const json& ret) {
   return out;
 }
 
+Result<MigrationInfo> parse_migrate_info(const json& ret) {
+  const std::string what = "query-migrate";
+  if (!ret.is_object()) return bad_reply(what, "not an object");
+  MigrationInfo info;
+  auto status = get_opt_string(ret, "status", what);  // absent before any migration
+  if (!status) return tl::unexpected(status.error());
+  info.status = status->empty() ? "none" : *status;
+  for (auto [name, out] : {std::pair{"expected-downtime", &info.expected_downtime_ms},
+                           {"downtime", &info.downtime_ms},
+                           {"total-time", &info.total_time_ms}}) {
+    auto v = get_opt_int(ret, name, what);
+    if (!v) return tl::unexpected(v.error());
+    *out = *v;
+  }
+  auto err = get_opt_string(ret, "error-desc", what);
+  if (!err) return tl::unexpected(err.error());
+  info.error_desc = *err;
+  auto ram = field(ret, "ram", what, false);
+  if (!ram) return tl::unexpected(ram.error());
+  if (*ram) {
+    for (auto [name, out] : {std::pair{"total", &info.ram_total},
+                             {"transferred", &info.ram_transferred},
+                             {"remaining", &info.ram_remaining},
+                             {"dirty-pages-rate", &info.dirty_pages_rate},
+                             {"page-size", &info.page_size},
+                             {"dirty-sync-count", &info.dirty_sync_count}}) {
+      auto v = get_u64_or0(**ram, name, what);
+      if (!v) return tl::unexpected(v.error());
+      *out = *v;
+    }
+    auto mbps = get_opt_number(**ram, "mbps", what);
+    if (!mbps) return tl::unexpected(mbps.error());
+    info.mbps = *mbps;
+  }
+  auto addrs = field(ret, "socket-address", what, false);
+  if (!addrs) return tl::unexpected(addrs.error());
+  if (*addrs) {
+    if (!(*addrs)->is_array()) return bad_reply(what, "\"socket-address\" is not an array");
+    for (auto& a : **addrs) {
+      auto type = get_string(a, "type", what);
+      if (!type) return tl::unexpected(type.error());
+      if (*type != "inet") continue;
+      auto host = get_string(a, "host", what);
+      if (!host) return tl::unexpected(host.error());
+      auto port = get_string(a, "port", what);
+      if (!port) return tl::unexpected(port.error());
+      info.socket_addresses.emplace_back(*host, *port);
+    }
+  }
+  return info;
+}
+
+Result<std::vector<BlockJobInfo>> parse_block_jobs(const json& ret) {
+  const std::string what = "query-block-jobs";
+  auto arr = get_array(ret, what);
+  if (!arr) return tl::unexpected(arr.error());
+  std::vector<BlockJobInfo> out;
+  for (auto& j : ret) {
+    BlockJobInfo b;
+    auto type = get_string(j, "type", what);
+    if (!type) return tl::unexpected(type.error());
+    auto device = get_string(j, "device", what);
+    if (!device) return tl::unexpected(device.error());
+    auto len = get_u64(j, "len", what);
+    if (!len) return tl::unexpected(len.error());
+    auto offset = get_u64(j, "offset", what);
+    if (!offset) return tl::unexpected(offset.error());
+    auto ready = get_bool(j, "ready", what);
+    if (!ready) return tl::unexpected(ready.error());
+    auto status = get_string(j, "status", what);
+    if (!status) return tl::unexpected(status.error());
+    auto error = get_opt_string(j, "error", what);
+    if (!error) return tl::unexpected(error.error());
+    b.type = *type;
+    b.device = *device;
+    b.len = *len;
+    b.offset = *offset;
+    b.ready = *ready;
+    b.status = *status;
+    b.error = *error;
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+json to_json(const MigrationParameters& p) {
+  json j = json::object();
+  if (p.downtime_limit_ms) j["downtime-limit"] = *p.downtime_limit_ms;
+  if (p.max_bandwidth) j["max-bandwidth"] = *p.max_bandwidth;
+  if (p.tls_creds) j["tls-creds"] = *p.tls_creds;
+  if (p.tls_hostname) j["tls-hostname"] = *p.tls_hostname;
+  return j;
+}
+
 Result<MonitorEvent> parse_monitor_event(const QmpMessage& m) {
   if (m.kind != QmpKind::event) return internal_error("not a QMP event");
   MonitorEvent e;
@@ -247,6 +365,42 @@ Result<MonitorEvent> parse_monitor_event(const QmpMessage& m) {
     e.kind = MonitorEventKind::guest_panicked;
     auto action = get_string(m.payload, "action", what);
     if (!action) return tl::unexpected(action.error());
+    e.action = *action;
+  } else if (m.event == "MIGRATION") {
+    e.kind = MonitorEventKind::migration;
+    auto status = get_string(m.payload, "status", what);
+    if (!status) return tl::unexpected(status.error());
+    e.status = *status;
+  } else if (m.event == "BLOCK_JOB_READY" || m.event == "BLOCK_JOB_COMPLETED" ||
+             m.event == "BLOCK_JOB_CANCELLED") {
+    e.kind = m.event == "BLOCK_JOB_READY"       ? MonitorEventKind::block_job_ready
+             : m.event == "BLOCK_JOB_COMPLETED" ? MonitorEventKind::block_job_completed
+                                                : MonitorEventKind::block_job_cancelled;
+    auto type = get_string(m.payload, "type", what);
+    if (!type) return tl::unexpected(type.error());
+    auto device = get_string(m.payload, "device", what);
+    if (!device) return tl::unexpected(device.error());
+    auto len = get_u64(m.payload, "len", what);
+    if (!len) return tl::unexpected(len.error());
+    auto offset = get_u64(m.payload, "offset", what);
+    if (!offset) return tl::unexpected(offset.error());
+    auto error = get_opt_string(m.payload, "error", what);
+    if (!error) return tl::unexpected(error.error());
+    e.job_type = *type;
+    e.job = *device;
+    e.len = *len;
+    e.offset = *offset;
+    e.error = *error;
+  } else if (m.event == "BLOCK_JOB_ERROR") {
+    e.kind = MonitorEventKind::block_job_error;
+    auto device = get_string(m.payload, "device", what);
+    if (!device) return tl::unexpected(device.error());
+    auto op = get_string(m.payload, "operation", what);
+    if (!op) return tl::unexpected(op.error());
+    auto action = get_string(m.payload, "action", what);
+    if (!action) return tl::unexpected(action.error());
+    e.job = *device;
+    e.error = *op;
     e.action = *action;
   }
   return e;
@@ -280,8 +434,9 @@ Result<std::unique_ptr<QemuMonitor>> QemuMonitor::connect(const std::string& soc
   return mon;
 }
 
-Status QemuMonitor::run_void(const char* command, std::chrono::milliseconds timeout) {
-  auto r = client_->execute(command, nullptr, timeout);
+Status QemuMonitor::run_void(const char* command, std::chrono::milliseconds timeout,
+                             const json& arguments) {
+  auto r = client_->execute(command, arguments, timeout);
   if (!r) return tl::unexpected(r.error());
   if (!r->is_object() || !r->empty()) return bad_reply(command, "expected {}");
   return {};
@@ -328,6 +483,86 @@ Result<BalloonInfo> QemuMonitor::query_balloon(std::chrono::milliseconds timeout
 
 Result<std::vector<MachineInfo>> QemuMonitor::query_machines(std::chrono::milliseconds timeout) {
   return client_->execute("query-machines", nullptr, timeout).and_then(parse_machines);
+}
+
+Status QemuMonitor::migrate_set_capabilities(
+    const std::vector<std::pair<std::string, bool>>& caps, std::chrono::milliseconds timeout) {
+  json list = json::array();
+  for (auto& [name, state] : caps) list.push_back({{"capability", name}, {"state", state}});
+  return run_void("migrate-set-capabilities", timeout, {{"capabilities", list}});
+}
+
+Status QemuMonitor::migrate_set_parameters(const MigrationParameters& params,
+                                           std::chrono::milliseconds timeout) {
+  return run_void("migrate-set-parameters", timeout, to_json(params));
+}
+
+Status QemuMonitor::migrate(const std::string& uri, std::chrono::milliseconds timeout) {
+  return run_void("migrate", timeout, {{"uri", uri}});
+}
+
+Status QemuMonitor::migrate_incoming(const std::string& uri, std::chrono::milliseconds timeout) {
+  return run_void("migrate-incoming", timeout, {{"uri", uri}});
+}
+
+Result<MigrationInfo> QemuMonitor::query_migrate(std::chrono::milliseconds timeout) {
+  return client_->execute("query-migrate", nullptr, timeout).and_then(parse_migrate_info);
+}
+
+Status QemuMonitor::migrate_cancel(std::chrono::milliseconds timeout) {
+  return run_void("migrate_cancel", timeout);
+}
+
+Status QemuMonitor::nbd_server_start(const std::string& host, const std::string& port,
+                                     std::chrono::milliseconds timeout) {
+  return run_void("nbd-server-start", timeout,
+                  {{"addr", {{"type", "inet"}, {"data", {{"host", host}, {"port", port}}}}}});
+}
+
+Status QemuMonitor::nbd_server_stop(std::chrono::milliseconds timeout) {
+  return run_void("nbd-server-stop", timeout);
+}
+
+Status QemuMonitor::block_export_add_nbd(const std::string& id, const std::string& node_name,
+                                         const std::string& name, bool writable,
+                                         std::chrono::milliseconds timeout) {
+  return run_void("block-export-add", timeout,
+                  {{"type", "nbd"},
+                   {"id", id},
+                   {"node-name", node_name},
+                   {"name", name},
+                   {"writable", writable}});
+}
+
+Status QemuMonitor::blockdev_add_nbd(const std::string& node_name, const std::string& host,
+                                     const std::string& port, const std::string& export_name,
+                                     std::chrono::milliseconds timeout) {
+  return run_void("blockdev-add", timeout,
+                  {{"driver", "nbd"},
+                   {"node-name", node_name},
+                   {"server", {{"type", "inet"}, {"host", host}, {"port", port}}},
+                   {"export", export_name}});
+}
+
+Status QemuMonitor::blockdev_del(const std::string& node_name, std::chrono::milliseconds timeout) {
+  return run_void("blockdev-del", timeout, {{"node-name", node_name}});
+}
+
+Status QemuMonitor::blockdev_mirror(const std::string& job_id, const std::string& device,
+                                    const std::string& target, const std::string& sync,
+                                    std::chrono::milliseconds timeout) {
+  return run_void("blockdev-mirror", timeout,
+                  {{"job-id", job_id}, {"device", device}, {"target", target}, {"sync", sync}});
+}
+
+Result<std::vector<BlockJobInfo>> QemuMonitor::query_block_jobs(
+    std::chrono::milliseconds timeout) {
+  return client_->execute("query-block-jobs", nullptr, timeout).and_then(parse_block_jobs);
+}
+
+Status QemuMonitor::block_job_cancel(const std::string& job_id, bool force,
+                                     std::chrono::milliseconds timeout) {
+  return run_void("block-job-cancel", timeout, {{"device", job_id}, {"force", force}});
 }
 
 Result<json> QemuMonitor::raw(const std::string& command, const json& arguments,

@@ -76,6 +76,48 @@ struct MachineInfo {
   bool deprecated = false;
 };
 
+// query-migrate (source and target). `status` is QEMU's MigrationStatus ("none", "setup",
+// "active", "device", "pre-switchover", "completed", "failed", "cancelling", "cancelled",
+// "postcopy-*", "wait-unplug"), kept as a string. RAM figures are absent before the RAM
+// stage starts: then 0.
+struct MigrationInfo {
+  std::string status;
+  uint64_t ram_total = 0;
+  uint64_t ram_transferred = 0;
+  uint64_t ram_remaining = 0;
+  uint64_t dirty_pages_rate = 0;  // pages per second
+  uint64_t page_size = 0;
+  uint64_t dirty_sync_count = 0;  // RAM passes so far
+  double mbps = 0;
+  std::optional<int64_t> expected_downtime_ms;  // while active
+  std::optional<int64_t> downtime_ms;           // once completed (QEMU's, source view)
+  std::optional<int64_t> total_time_ms;
+  std::string error_desc;  // when failed
+  // Target with -incoming on port 0: the addresses QEMU listens on ("host", "port").
+  std::vector<std::pair<std::string, std::string>> socket_addresses;
+  uint64_t dirty_bytes_rate() const { return dirty_pages_rate * page_size; }
+};
+
+// migrate-set-parameters; only the set fields are sent.
+struct MigrationParameters {
+  std::optional<int64_t> downtime_limit_ms;
+  std::optional<uint64_t> max_bandwidth;  // bytes per second
+  std::optional<std::string> tls_creds;   // "" turns TLS off
+  std::optional<std::string> tls_hostname;
+};
+nlohmann::json to_json(const MigrationParameters& p);
+
+// query-block-jobs, one entry per job.
+struct BlockJobInfo {
+  std::string type;    // "mirror", ...
+  std::string device;  // the job id
+  uint64_t len = 0;
+  uint64_t offset = 0;
+  bool ready = false;
+  std::string status;  // JobStatus: "running", "ready", "concluded", ...
+  std::string error;   // present after a failure
+};
+
 // Events the driver acts on; anything else arrives as `other` with its name.
 enum class MonitorEventKind {
   shutdown,        // data: guest, reason
@@ -84,6 +126,11 @@ enum class MonitorEventKind {
   resume,          // vCPUs running
   reset,           // data: guest, reason
   guest_panicked,  // data: action
+  migration,       // data: status
+  block_job_ready,      // data: type, device (the job id), len, offset
+  block_job_completed,  // data: type, device, len, offset, error (on failure)
+  block_job_cancelled,  // data: type, device, len, offset
+  block_job_error,      // data: device, operation, action
   other,
 };
 
@@ -93,7 +140,12 @@ struct MonitorEvent {
   int64_t timestamp_us = 0;  // QEMU's clock
   bool guest = false;        // SHUTDOWN/RESET: caused by the guest
   std::string reason;        // SHUTDOWN/RESET: "guest-shutdown", "host-qmp-quit", ...
-  std::string action;        // GUEST_PANICKED: "pause", "poweroff", "run"
+  std::string action;        // GUEST_PANICKED: "pause", "poweroff", "run"; BLOCK_JOB_ERROR
+  std::string status;        // MIGRATION: the new MigrationStatus
+  std::string job;           // BLOCK_JOB_*: the job id ("device" in QMP)
+  std::string job_type;      // BLOCK_JOB_* (not ERROR): "mirror", ...
+  uint64_t len = 0, offset = 0;  // BLOCK_JOB_* (not ERROR)
+  std::string error;         // BLOCK_JOB_COMPLETED after a failure; BLOCK_JOB_ERROR operation
 };
 
 // Validates an event's data for its kind. A known event with a missing or wrong-typed field
@@ -108,6 +160,8 @@ Result<std::vector<CpuInfoFast>> parse_cpus_fast(const nlohmann::json& ret);
 Result<MemorySizeSummary> parse_memory_size_summary(const nlohmann::json& ret);
 Result<BalloonInfo> parse_balloon(const nlohmann::json& ret);
 Result<std::vector<MachineInfo>> parse_machines(const nlohmann::json& ret);
+Result<MigrationInfo> parse_migrate_info(const nlohmann::json& ret);
+Result<std::vector<BlockJobInfo>> parse_block_jobs(const nlohmann::json& ret);
 
 class QemuMonitor {
  public:
@@ -146,6 +200,47 @@ class QemuMonitor {
   Result<std::vector<MachineInfo>> query_machines(
       std::chrono::milliseconds timeout = kMonitorTimeout);
 
+  // Live migration (see docs/internals/qemu-driver.md, "Live migration").
+  // migrate-set-capabilities: each (capability, state), e.g. {"events", true}.
+  Status migrate_set_capabilities(const std::vector<std::pair<std::string, bool>>& caps,
+                                  std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status migrate_set_parameters(const MigrationParameters& params,
+                                std::chrono::milliseconds timeout = kMonitorTimeout);
+  // Source: starts streaming to `uri` ("tcp:HOST:PORT"); progress through query-migrate and
+  // MIGRATION events.
+  Status migrate(const std::string& uri, std::chrono::milliseconds timeout = kMonitorTimeout);
+  // Target started with `-incoming defer`: listens on `uri` ("tcp:HOST:0" picks a port,
+  // read back from query_migrate().socket_addresses).
+  Status migrate_incoming(const std::string& uri,
+                          std::chrono::milliseconds timeout = kMonitorTimeout);
+  Result<MigrationInfo> query_migrate(std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status migrate_cancel(std::chrono::milliseconds timeout = kMonitorTimeout);
+  // NBD server (target side, for the disk mirror) on an inet address.
+  Status nbd_server_start(const std::string& host, const std::string& port,
+                          std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status nbd_server_stop(std::chrono::milliseconds timeout = kMonitorTimeout);
+  // block-export-add of type nbd: exports `node_name` under the export name `name`.
+  Status block_export_add_nbd(const std::string& id, const std::string& node_name,
+                              const std::string& name, bool writable,
+                              std::chrono::milliseconds timeout = kMonitorTimeout);
+  // blockdev-add of an NBD client node (source side: the mirror's target).
+  Status blockdev_add_nbd(const std::string& node_name, const std::string& host,
+                          const std::string& port, const std::string& export_name,
+                          std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status blockdev_del(const std::string& node_name,
+                      std::chrono::milliseconds timeout = kMonitorTimeout);
+  // blockdev-mirror `device` (a node name) to `target` (a node name); `sync` is "top",
+  // "full" or "none". The job is named `job_id` in events.
+  Status blockdev_mirror(const std::string& job_id, const std::string& device,
+                         const std::string& target, const std::string& sync,
+                         std::chrono::milliseconds timeout = kMonitorTimeout);
+  Result<std::vector<BlockJobInfo>> query_block_jobs(
+      std::chrono::milliseconds timeout = kMonitorTimeout);
+  // On a READY mirror, a non-forced cancel finishes the copy without pivoting (the
+  // BLOCK_JOB_COMPLETED event follows); otherwise it aborts it (BLOCK_JOB_CANCELLED).
+  Status block_job_cancel(const std::string& job_id, bool force,
+                          std::chrono::milliseconds timeout = kMonitorTimeout);
+
   // Unvalidated passthrough for debugging (QemuHypervisor::qmp); the driver never uses it.
   Result<nlohmann::json> raw(const std::string& command, const nlohmann::json& arguments,
                              std::chrono::milliseconds timeout = kMonitorTimeout);
@@ -154,7 +249,8 @@ class QemuMonitor {
   QemuMonitor(QmpClientPtr client, QmpGreeting greeting)
       : client_(std::move(client)), greeting_(std::move(greeting)) {}
   // A command whose documented reply is the empty object.
-  Status run_void(const char* command, std::chrono::milliseconds timeout);
+  Status run_void(const char* command, std::chrono::milliseconds timeout,
+                  const nlohmann::json& arguments = nullptr);
 
   QmpClientPtr client_;
   QmpGreeting greeting_;

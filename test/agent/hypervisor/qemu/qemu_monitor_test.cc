@@ -291,5 +291,183 @@ TEST_F(QemuMonitorFake, FakeFailsOnUnexpectedCommand) {
   EXPECT_NONFATAL_FAILURE(fake.check(), "unexpected command");
 }
 
+// Live migration: QEMU 7.2's recorded replies (record.py migrate, migrate-fail).
+TEST(QemuMonitorParse, RecordedMigrationReplies) {
+  auto done = parse_migrate_info(recorded_reply("migrate-source-7.2.scenario", "query-migrate", 1));
+  ASSERT_TRUE(done) << done.error().message;
+  EXPECT_EQ(done->status, "completed");
+  EXPECT_EQ(done->ram_total, 268967936u);
+  EXPECT_GT(done->ram_transferred, 0u);
+  EXPECT_EQ(done->ram_remaining, 0u);
+  EXPECT_EQ(done->page_size, 4096u);
+  EXPECT_EQ(done->dirty_sync_count, 3u);
+  EXPECT_GT(done->mbps, 0);
+  ASSERT_TRUE(done->downtime_ms);
+  EXPECT_EQ(*done->downtime_ms, 59);
+  EXPECT_EQ(done->total_time_ms, 4619);
+  EXPECT_FALSE(done->expected_downtime_ms);
+
+  auto setup = parse_migrate_info(recorded_reply("migrate-source-7.2.scenario", "query-migrate"));
+  ASSERT_TRUE(setup);
+  EXPECT_EQ(setup->status, "setup");
+  EXPECT_EQ(setup->ram_total, 0u);
+
+  auto active =
+      parse_migrate_info(recorded_reply("migrate-fail-source-7.2.scenario", "query-migrate"));
+  ASSERT_TRUE(active) << active.error().message;
+  EXPECT_EQ(active->status, "active");
+  EXPECT_EQ(active->expected_downtime_ms, 100);
+  EXPECT_GT(active->ram_remaining, 0u);
+  auto failed =
+      parse_migrate_info(recorded_reply("migrate-fail-source-7.2.scenario", "query-migrate", 1));
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(failed->status, "failed");
+  EXPECT_NE(failed->error_desc.find("Connection reset"), std::string::npos);
+
+  auto incoming =
+      parse_migrate_info(recorded_reply("migrate-target-7.2.scenario", "query-migrate"));
+  ASSERT_TRUE(incoming) << incoming.error().message;
+  EXPECT_EQ(incoming->status, "none");  // no "status" before the source connects
+  ASSERT_EQ(incoming->socket_addresses.size(), 1u);
+  EXPECT_EQ(incoming->socket_addresses[0].first, "127.0.0.1");
+  EXPECT_EQ(incoming->socket_addresses[0].second, "43533");
+
+  auto jobs = parse_block_jobs(recorded_reply("migrate-source-7.2.scenario", "query-block-jobs"));
+  ASSERT_TRUE(jobs) << jobs.error().message;
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ((*jobs)[0].device, "mig-disk0");
+  EXPECT_EQ((*jobs)[0].type, "mirror");
+  EXPECT_TRUE((*jobs)[0].ready);
+  EXPECT_EQ((*jobs)[0].status, "ready");
+  EXPECT_EQ((*jobs)[0].len, 4194304u);
+}
+
+TEST(QemuMonitorParse, MalformedMigrationRepliesAreErrors) {
+  for (const char* bad :
+       {R"([])", R"(null)", R"({"status": 1})", R"({"status": "active", "ram": {"remaining": -1}})",
+        R"({"status": "active", "ram": {"mbps": "fast"}})", R"({"expected-downtime": 1.5})",
+        R"({"socket-address": {}})", R"({"socket-address": [{"type": "inet", "host": "h"}]})",
+        R"({"status": "failed", "error-desc": 3})"}) {
+    auto r = parse_migrate_info(json::parse(bad));
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::internal);
+    EXPECT_NE(r.error().message.find("query-migrate"), std::string::npos);
+  }
+  EXPECT_TRUE(parse_migrate_info(json::parse(R"({})")));
+  EXPECT_FALSE(parse_block_jobs(json::parse(R"({})")));
+  EXPECT_FALSE(parse_block_jobs(json::parse(R"([{"type": "mirror", "device": "j"}])")));
+  EXPECT_FALSE(parse_block_jobs(json::parse(
+      R"([{"type": "mirror", "device": "j", "len": 1, "offset": 0, "ready": "no", "status": "running"}])")));
+  EXPECT_TRUE(parse_block_jobs(json::parse(
+      R"([{"type": "mirror", "device": "j", "len": 1, "offset": 0, "ready": false, "status": "running"}])")));
+  MigrationParameters p;
+  p.downtime_limit_ms = 100;
+  p.max_bandwidth = 1 << 20;
+  EXPECT_EQ(to_json(p), json::parse(R"({"downtime-limit": 100, "max-bandwidth": 1048576})"));
+  MigrationParameters tls;
+  tls.tls_creds = "";
+  EXPECT_EQ(to_json(tls), json::parse(R"({"tls-creds": ""})"));
+}
+
+TEST(QemuMonitorParse, MigrationEvents) {
+  QmpMessage m;
+  m.kind = QmpKind::event;
+  m.event = "MIGRATION";
+  m.payload = json::parse(R"({"status": "completed"})");
+  auto e = parse_monitor_event(m);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->kind, MonitorEventKind::migration);
+  EXPECT_EQ(e->status, "completed");
+  m.payload = json::parse(R"({"status": 1})");
+  EXPECT_FALSE(parse_monitor_event(m));
+  m.event = "BLOCK_JOB_READY";
+  m.payload = json::parse(
+      R"({"device": "mig-disk0", "len": 4194304, "offset": 4194304, "speed": 0, "type": "mirror"})");
+  e = parse_monitor_event(m);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->kind, MonitorEventKind::block_job_ready);
+  EXPECT_EQ(e->job, "mig-disk0");
+  EXPECT_EQ(e->job_type, "mirror");
+  EXPECT_EQ(e->len, 4194304u);
+  m.event = "BLOCK_JOB_COMPLETED";
+  m.payload["error"] = "Input/output error";
+  e = parse_monitor_event(m);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->kind, MonitorEventKind::block_job_completed);
+  EXPECT_EQ(e->error, "Input/output error");
+  m.event = "BLOCK_JOB_CANCELLED";
+  m.payload.erase("len");
+  EXPECT_FALSE(parse_monitor_event(m));
+  m.event = "BLOCK_JOB_ERROR";
+  m.payload = json::parse(R"({"device": "mig-disk0", "operation": "write", "action": "report"})");
+  e = parse_monitor_event(m);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->kind, MonitorEventKind::block_job_error);
+  EXPECT_EQ(e->error, "write");
+}
+
+// The source's side of a migration with a mirrored disk, against QEMU 7.2's answers.
+TEST_F(QemuMonitorFake, MigrateSourceScenario) {
+  FakeQmpServer fake(sock_, load_scenario("migrate-source-7.2.scenario"));
+  auto mon = connect();
+  ASSERT_TRUE(mon) << mon.error().to_string();
+  auto& m = **mon;
+  ASSERT_TRUE(m.query_status());
+  ASSERT_TRUE(m.migrate_set_capabilities({{"events", true}}));
+  ASSERT_TRUE(m.blockdev_add_nbd("mig-disk0", "127.0.0.1", "10899", "disk0"));
+  ASSERT_TRUE(m.blockdev_mirror("mig-disk0", "disk0", "mig-disk0", "top"));
+  auto jobs = m.query_block_jobs();
+  ASSERT_TRUE(jobs) << jobs.error().to_string();
+  EXPECT_TRUE((*jobs)[0].ready);
+  MigrationParameters params;
+  params.downtime_limit_ms = 100;
+  params.max_bandwidth = 1u << 30;
+  ASSERT_TRUE(m.migrate_set_parameters(params));
+  ASSERT_TRUE(m.migrate("tcp:127.0.0.1:43533"));
+  EXPECT_EQ(m.query_migrate()->status, "setup");
+  auto done = m.query_migrate();
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, "completed");
+  ASSERT_TRUE(m.block_job_cancel("mig-disk0", false));
+  EXPECT_EQ(m.query_status()->status, "postmigrate");
+  ASSERT_TRUE(m.quit());
+  ASSERT_TRUE(wait_eof());
+  std::lock_guard lk(mu_);
+  std::vector<std::string> seen;
+  for (auto& e : events_)
+    if (e.kind != MonitorEventKind::other)
+      seen.push_back(e.name + (e.status.empty() ? "" : ":" + e.status));
+  EXPECT_EQ(seen, (std::vector<std::string>{"BLOCK_JOB_READY", "MIGRATION:setup",
+                                            "MIGRATION:active", "STOP", "MIGRATION:completed",
+                                            "BLOCK_JOB_COMPLETED", "SHUTDOWN"}));
+}
+
+TEST_F(QemuMonitorFake, MigrateTargetScenario) {
+  FakeQmpServer fake(sock_, load_scenario("migrate-target-7.2.scenario"));
+  auto mon = connect();
+  ASSERT_TRUE(mon) << mon.error().to_string();
+  auto& m = **mon;
+  ASSERT_TRUE(m.migrate_set_capabilities({{"events", true}}));
+  ASSERT_TRUE(m.nbd_server_start("127.0.0.1", "10899"));
+  ASSERT_TRUE(m.block_export_add_nbd("mig-disk0", "disk0", "disk0", true));
+  ASSERT_TRUE(m.migrate_incoming("tcp:127.0.0.1:0"));
+  auto info = m.query_migrate();
+  ASSERT_TRUE(info);
+  ASSERT_EQ(info->socket_addresses.size(), 1u);
+  EXPECT_EQ(m.query_status()->status, "paused");
+  ASSERT_TRUE(m.nbd_server_stop());
+  ASSERT_TRUE(m.cont());
+  EXPECT_TRUE(m.query_status()->running);
+  ASSERT_TRUE(m.quit());
+  ASSERT_TRUE(wait_eof());
+  std::lock_guard lk(mu_);
+  std::vector<std::string> seen;
+  for (auto& e : events_)
+    if (e.kind != MonitorEventKind::other)
+      seen.push_back(e.name + (e.status.empty() ? "" : ":" + e.status));
+  EXPECT_EQ(seen, (std::vector<std::string>{"MIGRATION:setup", "MIGRATION:active",
+                                            "MIGRATION:completed", "RESUME", "SHUTDOWN"}));
+}
+
 }  // namespace
 }  // namespace strata::agent::qemu

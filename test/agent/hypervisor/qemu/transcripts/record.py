@@ -4,7 +4,10 @@
 Usage (from the repository root; needs qemu-system-x86_64 and the tiny guest image from
 `scripts/guest-images tiny`):
     test/agent/hypervisor/qemu/transcripts/record.py [SCENARIO...]
-Scenarios: start, powerdown, quit, forceoff, machines (default: all). Each runs a QEMU under TCG with
+Scenarios: start, powerdown, quit, forceoff, machines, migrate (default: all). migrate
+runs two QEMUs (a booted source with a disk overlay, a `-incoming defer` target with the
+same hardware) and writes migrate-source-* and migrate-target-*; migrate-fail does the same
+and kills the target in the middle of the RAM stream (migrate-fail-source-*). Each runs a QEMU under TCG with
 the same kind of command line the driver builds, sends the commands below and writes
 transcripts/<scenario>-<qemu major.minor>.scenario.
 
@@ -43,7 +46,7 @@ def manifest():
 
 
 class Qemu:
-    def __init__(self, tmp, boot):
+    def __init__(self, tmp, boot, extra=()):
         self.qmp_path = os.path.join(tmp, "qmp.sock")
         self.serial = os.path.join(tmp, "serial.log")
         argv = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-machine", "type=q35",
@@ -55,13 +58,20 @@ class Qemu:
             m = manifest()
             argv += ["-kernel", m["TINY_KERNEL"], "-initrd", m["TINY_INITRD"],
                      "-append", m["TINY_CMDLINE"]]
+        argv += list(extra)
         self.proc = subprocess.Popen(argv)
         for _ in range(200):
             if os.path.exists(self.qmp_path):
                 break
             time.sleep(0.05)
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(self.qmp_path)
+        for _ in range(100):
+            self.sock = socket.socket(socket.AF_UNIX)
+            try:
+                self.sock.connect(self.qmp_path)
+                break
+            except ConnectionRefusedError:  # the socket file exists before listen()
+                self.sock.close()
+                time.sleep(0.05)
         self.buf = b""
         self.lines = []
         self.next_id = 1
@@ -186,14 +196,125 @@ def machines(q):
     q.wait_hangup()
 
 
+def overlay(tmp, name, data):
+    """A qcow2 overlay of the tiny base image; `data`: write 4 MiB of a pattern into it."""
+    path = os.path.join(tmp, name)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", manifest()["TINY_BASE"],
+                    "-F", "qcow2", path], check=True)
+    if data:
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xab 1M 4M", path],
+                       check=True, stdout=subprocess.DEVNULL)
+    return ["-blockdev", "driver=file,node-name=file0,filename=" + path,
+            "-blockdev", "driver=qcow2,node-name=disk0,file=file0",
+            "-device", "virtio-blk-pci,drive=disk0,id=virtio-disk0"]
+
+
+def migration_pair(tmp):
+    os.makedirs(os.path.join(tmp, "s"))
+    os.makedirs(os.path.join(tmp, "t"))
+    src = Qemu(os.path.join(tmp, "s"), True, overlay(tmp, "src.qcow2", True))
+    dst = Qemu(os.path.join(tmp, "t"), True,
+               overlay(tmp, "dst.qcow2", False) + ["-S", "-incoming", "defer"])
+    src.wait_serial("STRATA-READY")
+    return src, dst
+
+
+def migrate_setup(src, dst, bandwidth):
+    """What the driver sends: target prepare, source mirror until READY, then RAM."""
+    dst.greeting()
+    dst.execute("qmp_capabilities")
+    dst.execute("migrate-set-capabilities",
+                {"capabilities": [{"capability": "events", "state": True}]})
+    dst.execute("nbd-server-start",
+                {"addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": "10899"}}})
+    dst.execute("block-export-add", {"type": "nbd", "id": "mig-disk0", "node-name": "disk0",
+                                     "name": "disk0", "writable": True})
+    dst.execute("migrate-incoming", {"uri": "tcp:127.0.0.1:0"})
+    info = dst.execute("query-migrate")
+    port = info["return"]["socket-address"][0]["port"]
+    src.greeting()
+    src.execute("qmp_capabilities")
+    src.execute("query-status")
+    src.execute("migrate-set-capabilities",
+                {"capabilities": [{"capability": "events", "state": True}]})
+    src.execute("blockdev-add", {"driver": "nbd", "node-name": "mig-disk0",
+                                 "server": {"type": "inet", "host": "127.0.0.1",
+                                            "port": "10899"},
+                                 "export": "disk0"})
+    src.execute("blockdev-mirror", {"job-id": "mig-disk0", "device": "disk0",
+                                    "target": "mig-disk0", "sync": "top"})
+    src.wait_event("BLOCK_JOB_READY")
+    src.execute("query-block-jobs")
+    src.execute("migrate-set-parameters", {"downtime-limit": 100, "max-bandwidth": bandwidth})
+    src.execute("migrate", {"uri": "tcp:127.0.0.1:" + port})
+    return port
+
+
+def migrate(tmp):
+    src, dst = migration_pair(tmp)
+    migrate_setup(src, dst, 1 << 30)
+    src.execute("query-migrate")
+    src.wait_event("MIGRATION")  # active
+    while True:
+        src.wait_event("MIGRATION")
+        if json.loads(src.lines[-1][2:])["data"]["status"] in ("completed", "failed"):
+            break
+    src.execute("query-migrate")
+    src.execute("block-job-cancel", {"device": "mig-disk0", "force": False})
+    src.wait_event("BLOCK_JOB_COMPLETED")
+    src.execute("query-status")
+    src.execute("quit")
+    src.wait_hangup()
+    dst.wait_event("MIGRATION")
+    while json.loads(dst.lines[-1][2:])["data"]["status"] not in ("completed", "failed"):
+        dst.wait_event("MIGRATION")
+    dst.execute("query-status")
+    dst.execute("nbd-server-stop")
+    dst.execute("cont")
+    dst.execute("query-status")
+    dst.execute("quit")
+    dst.wait_hangup()
+    return {"migrate-source": src, "migrate-target": dst}
+
+
+def migrate_fail(tmp):
+    """The target QEMU dies while the source streams RAM (slowly: 1 MiB/s)."""
+    src, dst = migration_pair(tmp)
+    migrate_setup(src, dst, 1 << 20)
+    src.wait_event("MIGRATION")  # setup
+    src.execute("query-migrate")
+    dst.proc.kill()
+    dst.proc.wait()
+    while json.loads(src.lines[-1][2:]).get("data", {}).get("status") not in ("failed",):
+        src.wait_event("MIGRATION")
+    src.execute("query-migrate")
+    src.execute("block-job-cancel", {"device": "mig-disk0", "force": True})
+    src.wait_event("BLOCK_JOB_CANCELLED")
+    src.execute("query-status")
+    src.execute("cont")
+    src.execute("query-status")
+    src.execute("quit")
+    src.wait_hangup()
+    return {"migrate-fail-source": src}
+
+
+PAIRS = {"migrate": migrate, "migrate-fail": migrate_fail}
+
 SCENARIOS = {"start": (start, True), "powerdown": (powerdown, True), "quit": (quit_, False),
              "forceoff": (forceoff, True),
              "machines": (machines, False)}
 
 
 def main():
-    names = sys.argv[1:] or list(SCENARIOS)
+    names = sys.argv[1:] or list(SCENARIOS) + list(PAIRS)
     for name in names:
+        if name in PAIRS:
+            with tempfile.TemporaryDirectory() as tmp:
+                for out_name, q in PAIRS[name](tmp).items():
+                    write(out_name, q)
+                    if q.proc.poll() is None:
+                        q.proc.kill()
+            continue
         fn, boot = SCENARIOS[name]
         with tempfile.TemporaryDirectory() as tmp:
             q = Qemu(tmp, boot)
@@ -203,12 +324,16 @@ def main():
                 if q.proc.poll() is None:
                     q.proc.kill()
                     q.proc.wait()
-            out = os.path.join(HERE, "%s-%s.scenario" % (name, q.version()))
-            with open(out, "w") as f:
-                f.write("# Recorded by record.py (scenario %s) from QEMU %s; do not edit.\n"
-                        % (name, q.version()))
-                f.write("\n".join(q.lines) + "\n")
-            print("wrote", out)
+            write(name, q)
+
+
+def write(name, q):
+    out = os.path.join(HERE, "%s-%s.scenario" % (name, q.version()))
+    with open(out, "w") as f:
+        f.write("# Recorded by record.py (scenario %s) from QEMU %s; do not edit.\n"
+                % (name, q.version()))
+        f.write("\n".join(q.lines) + "\n")
+    print("wrote", out)
 
 
 if __name__ == "__main__":
