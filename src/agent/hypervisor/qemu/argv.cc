@@ -278,6 +278,11 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
     b.opt("-device", Opt("VGA").add("id", "video0"));
     b.opt("-vnc", Opt("").add("vnc", "unix:" + f.vnc_socket));
   }
+  if (options.incoming) {
+    // A live migration's target: vCPUs stay stopped until the driver's `cont`, and QEMU
+    // waits for migrate-incoming (the driver picks the address over QMP).
+    b.raw({"-S", "-incoming", "defer"});
+  }
   return b.finish();
 }
 

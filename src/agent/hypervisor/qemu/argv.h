@@ -41,6 +41,8 @@ struct ArgvOptions {
   bool sandbox = true;
   // The VM's recorded hardware profile (hardware_profile.h); version 0: the legacy layout.
   HardwareProfile profile = {};
+  // Live migration target: `-S -incoming defer` (docs/internals/qemu-driver.md).
+  bool incoming = false;
 };
 
 // Files inside the VM folder that QEMU creates or uses. The VM folder itself belongs to

@@ -20,6 +20,7 @@
 
 #include "argv.h"
 #include "console.h"
+#include "migration.h"
 #include "qemu_monitor.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "vm_dir.h"
@@ -43,6 +44,10 @@ struct Vm {
   int qmp_attempts = 0;
   Clock::TimePoint qmp_retry_at{};
   std::shared_ptr<std::mutex> qga_mu = std::make_shared<std::mutex>();
+  // QEMU's timestamps of the last STOP / RESUME events (live migration's real downtime).
+  int64_t last_stop_us = 0, last_resume_us = 0;
+  // Block jobs that ended with an error (BLOCK_JOB_COMPLETED's error), by job id.
+  std::map<std::string, std::string> job_errors;
 };
 
 // What an operation on a running VM needs, copied out from under mu_.
@@ -77,6 +82,31 @@ class QemuHypervisor final : public Hypervisor {
                                   std::chrono::milliseconds timeout) override;
   void watch(VmEventCallback cb) override;
 
+  // Live migration, the driver's half (migration.h; docs/internals/qemu-driver.md).
+  // The VM's recorded hardware profile (what a migration target must offer).
+  Result<HardwareProfile> hardware_profile(const std::string& name) const;
+  // Target: defines the VM from the source's spec and profile (disks: overlays of the same
+  // base images, which must be in this host's store), starts QEMU with `-S -incoming
+  // defer`, exports the disks writable over NBD on listen_host and listens for the stream.
+  Result<IncomingInfo> prepare_incoming(const IncomingSpec& in);
+  // After the source completed: waits for the incoming stream to complete, stops the NBD
+  // server and resumes the guest here. Returns the RESUME event's timestamp (us).
+  Result<int64_t> finish_incoming(const std::string& name,
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Kills the incoming QEMU and removes the VM here (its folder and disks).
+  Status abort_incoming(const std::string& name);
+  // Source: mirrors every disk's top overlay to the target's NBD exports (sync=top), waits
+  // for every mirror to be READY, then streams RAM under `policy`. On success the source
+  // QEMU is paused (postmigrate) and the job stays until confirm_out / cancel_out. On any
+  // failure or past the deadline everything is cancelled and the VM keeps running here.
+  Result<MigrationOutcome> migrate_out(const std::string& name, const IncomingInfo& target,
+                                       const MigrationPolicy& policy,
+                                       const MigrationProgressCallback& progress = {});
+  // The target resumed: quits the source QEMU and removes the VM here.
+  Status confirm_out(const std::string& name);
+  // The target failed after completion: resumes the guest here.
+  Status cancel_out(const std::string& name);
+
   // Runs one raw QMP command on the agent's connection (debugging and tests).
   Result<nlohmann::json> qmp(const std::string& name, const std::string& command,
                              const nlohmann::json& arguments = nullptr);
@@ -98,6 +128,11 @@ class QemuHypervisor final : public Hypervisor {
                                                  std::chrono::milliseconds timeout,
                                                  std::function<bool()> keep_trying);
   void on_qmp_event(const std::string& name, const MonitorEvent& e);
+  Status start_qemu(const std::string& name, const std::shared_ptr<Vm>& vm,
+                    const model::VmSpec& spec, const HardwareProfile& profile, bool incoming);
+  // migrate_out's cleanup after a failure: cancels the mirrors, removes the NBD nodes,
+  // resumes the guest if the migration left it paused. Without mu_.
+  void unwind_out(const std::string& name, QemuMonitor& qmp, size_t disks);
   // Decides stopped/crashed from how QEMU ended and drops the connections. Needs mu_;
   // returns the connections so the caller destroys them without mu_.
   std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>> finalize_locked(

@@ -17,7 +17,12 @@ enum class VmJob {
   none,
   start,  // spawn the shim and QEMU, connect QMP, query the status
   stop,   // ACPI powerdown, wait for the guest, force off after the timeout
-  // Later: migrate, snapshot. define is a job on a VM that does not exist yet: it holds a
+  // Live migration (migration.h). migrate_in: from prepare_incoming until finish_incoming
+  // or abort_incoming. migrate_out: from migrate_out until confirm_out or cancel_out (the
+  // job stays while the source waits, paused, for the manager's verdict).
+  migrate_in,
+  migrate_out,
+  // Later: snapshot. define is a job on a VM that does not exist yet: it holds a
   // name reservation (QemuHypervisor::defining_) instead.
 };
 
@@ -29,6 +34,10 @@ constexpr std::string_view to_string(VmJob j) {
       return "start";
     case VmJob::stop:
       return "stop";
+    case VmJob::migrate_in:
+      return "migrate-in";
+    case VmJob::migrate_out:
+      return "migrate-out";
   }
   return "?";
 }

@@ -108,6 +108,15 @@ Status QemuHypervisor::start(const std::string& name) {
     spec = vm->spec;
     profile = vm->rec.profile;
   }
+  return start_qemu(name, vm, spec, profile, false);
+}
+
+// The start job's work (the job is already begun: start, or migrate_in for an incoming
+// QEMU, which keeps its job when QEMU is up).
+Status QemuHypervisor::start_qemu(const std::string& name, const std::shared_ptr<Vm>& vm,
+                                  const model::VmSpec& spec, const HardwareProfile& profile,
+                                  bool incoming) {
+  const VmJob after = incoming ? VmJob::migrate_in : VmJob::none;
   auto fail = [&](Error e, std::optional<ExitRecord> exit) -> Status {
     // A QEMU that did start but that we cannot drive must not be left running.
     if (int pid = read_pid_file(vm_files(vm->dir).pid_file); process_matches(pid, spec.uuid)) {
@@ -123,7 +132,7 @@ Status QemuHypervisor::start(const std::string& name) {
     std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>> drop;
     {
       std::lock_guard lk(mu_);
-      vm->job = VmJob::none;
+      vm->job = after;
       if (vm->rec.state == VmState::starting) {
         drop = finalize_locked(name, *vm, exit);
         if (vm->rec.last_exit) vm->rec.last_exit->reason = "start-failed";
@@ -136,14 +145,15 @@ Status QemuHypervisor::start(const std::string& name) {
   auto resolved = resolve(name, spec);
   if (!resolved) {
     std::lock_guard lk(mu_);
-    vm->job = VmJob::none;
+    vm->job = after;
     return tl::unexpected(resolved.error());
   }
-  auto argv = build_qemu_argv(spec, *resolved,
-                              {opts_.qemu_binary, opts_.accelerator, opts_.sandbox, profile});
+  ArgvOptions argv_options{opts_.qemu_binary, opts_.accelerator, opts_.sandbox, profile};
+  argv_options.incoming = incoming;
+  auto argv = build_qemu_argv(spec, *resolved, argv_options);
   if (!argv) {
     std::lock_guard lk(mu_);
-    vm->job = VmJob::none;
+    vm->job = after;
     return tl::unexpected(argv.error());
   }
   VmFiles f = vm_files(vm->dir);
@@ -156,7 +166,7 @@ Status QemuHypervisor::start(const std::string& name) {
   for (const auto& d : resolved->disks) disk_paths.push_back(d.path);
   if (auto s = prepare_qemu_access(vm->dir, f, disk_paths, opts_.run_as); !s) {
     std::lock_guard lk(mu_);
-    vm->job = VmJob::none;
+    vm->job = after;
     return tl::unexpected(s.error().wrap("preparing files for QEMU"));
   }
   ShimOptions shim;
@@ -197,13 +207,14 @@ Status QemuHypervisor::start(const std::string& name) {
     logger("agent.qemu")->warn("console connect failed vm={} error={}", name, hub.error().message);
   {
     std::lock_guard lk(mu_);
-    vm->job = VmJob::none;
+    vm->job = after;
     vm->qmp = *qmp;
     if (hub) vm->console = std::move(*hub);
     vm->rec.pid = pid;
     if (vm->rec.state == VmState::starting) {
-      bool paused = status && status->status == "paused";
-      set_state_locked(name, *vm, paused ? VmState::paused : VmState::running, "started");
+      bool paused = status && (status->status == "paused" || incoming);
+      set_state_locked(name, *vm, paused ? VmState::paused : VmState::running,
+                       incoming ? "incoming migration" : "started");
     }
   }
   flush_events();
@@ -236,7 +247,12 @@ void QemuHypervisor::on_qmp_event(const std::string& name, const MonitorEvent& e
     } else if (e.kind == K::guest_panicked) {
       vm.panicked = true;
       set_state_locked(name, vm, VmState::crashed, "GUEST_PANICKED");
-    } else if (e.kind == K::reset) {
+    }
+    if (e.kind == K::stop) vm.last_stop_us = e.timestamp_us;
+    if (e.kind == K::resume) vm.last_resume_us = e.timestamp_us;
+    if (e.kind == K::block_job_completed && !e.error.empty())
+      vm.job_errors[e.job] = e.error;
+    if (e.kind == K::reset) {
       pending_events_.push_back(VmEvent{name, s, "RESET", wall_ms()});
     }
   }

@@ -1,6 +1,7 @@
 // Golden-file and injection tests for the QEMU argv builder (like libvirt's
 // qemuxml2argvdata). Regenerate goldens with STRATA_UPDATE_GOLDEN=1.
 #include "argv.h"
+#include "migration.h"
 
 #include <gtest/gtest.h>
 
@@ -232,6 +233,40 @@ TEST(QemuArgv, EscapeDoublesCommas) {
   EXPECT_EQ(*escape_opt_value("f", ""), "");
   EXPECT_FALSE(escape_opt_value("f", std::string("a\0b", 3)));
   EXPECT_FALSE(escape_opt_value("f", "a\x7f"));
+}
+
+}  // namespace
+}  // namespace strata::agent::qemu
+
+namespace strata::agent::qemu {
+namespace {
+
+// A live migration's target: the same command line plus -S -incoming defer at the end.
+TEST(QemuArgv, IncomingAddsStoppedDeferredIncoming) {
+  auto plain = build_qemu_argv(base_spec(), base_resolved(), {});
+  ArgvOptions o;
+  o.incoming = true;
+  auto in = build_qemu_argv(base_spec(), base_resolved(), o);
+  ASSERT_TRUE(plain && in);
+  ASSERT_EQ(in->size(), plain->size() + 3);
+  EXPECT_TRUE(std::equal(plain->begin(), plain->end(), in->begin()));
+  EXPECT_EQ(std::vector<std::string>(in->end() - 3, in->end()),
+            (std::vector<std::string>{"-S", "-incoming", "defer"}));
+}
+
+// The convergence policy: a deadline scaled by memory, the downtime limit raised in steps.
+TEST(MigrationPolicy, DeadlineAndDowntimeSteps) {
+  EXPECT_EQ(deadline_for(0), std::chrono::seconds(60));
+  EXPECT_EQ(deadline_for(1ull << 30), std::chrono::seconds(120));
+  EXPECT_EQ(deadline_for(256ull << 20), std::chrono::milliseconds(60000 + 2 * 6000));
+  MigrationPolicy p;
+  EXPECT_EQ(downtime_limit_at(p, std::chrono::milliseconds(0)), 100);
+  EXPECT_EQ(downtime_limit_at(p, std::chrono::milliseconds(1999)), 100);
+  EXPECT_EQ(downtime_limit_at(p, std::chrono::milliseconds(2000)), 200);
+  EXPECT_EQ(downtime_limit_at(p, std::chrono::seconds(600)), 1000);  // capped
+  p.step_interval = std::chrono::milliseconds(0);
+  EXPECT_EQ(downtime_limit_at(p, std::chrono::seconds(600)), 100);
+  EXPECT_EQ(real_downtime_ms(1'000'000, 1'177'000), 177);
 }
 
 }  // namespace

@@ -1,0 +1,550 @@
+// QemuHypervisor live migration jobs (migration.h): the target's prepare / finish / abort
+// and the source's migrate / confirm / cancel. Every QMP command, socket and qemu-img call
+// runs without mu_; mu_ is taken only to read or change the VM's fields.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "qemu_hypervisor.h"
+#include "strata/common/log.h"
+#include "strata/model/vm_spec_json.h"
+
+namespace strata::agent::qemu {
+
+namespace fs = std::filesystem;
+using model::VmState;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kCmd = 30s;
+constexpr auto kPoll = 100ms;
+
+std::string node(size_t i) { return "disk" + std::to_string(i); }
+std::string mirror_node(size_t i) { return "mig-disk" + std::to_string(i); }
+
+// "tcp:HOST:PORT" with IPv6 literals in brackets.
+std::string tcp_uri(const std::string& host, const std::string& port) {
+  return "tcp:" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;
+}
+
+// A free TCP port on `host` (an IP literal): bound to port 0, read back, closed. Another
+// process may take it before QEMU binds it: nbd-server-start then fails and the caller
+// retries with another port.
+Result<std::string> free_port(const std::string& host) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    len = sizeof(*v4);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    len = sizeof(*v6);
+  } else {
+    return invalid_argument("listen_host", "not an IP address: " + host);
+  }
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return internal_error("socket: " + std::string(strerror(errno)));
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+    port = ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+  int err = errno;
+  ::close(fd);
+  if (port < 0) return unavailable("cannot bind " + host + ": " + strerror(err));
+  return std::to_string(port);
+}
+
+std::string mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+
+}  // namespace
+
+std::chrono::milliseconds deadline_for(uint64_t memory_bytes) {
+  uint64_t gib_tenths = memory_bytes * 10 / (1ull << 30);  // in 0.1 GiB
+  return 60s + std::chrono::milliseconds(gib_tenths * 6000);
+}
+
+int64_t downtime_limit_at(const MigrationPolicy& p, std::chrono::milliseconds elapsed) {
+  if (p.step_interval.count() <= 0) return p.downtime_start_ms;
+  int64_t steps = elapsed / p.step_interval;
+  return std::min(p.downtime_max_ms, p.downtime_start_ms + steps * p.downtime_step_ms);
+}
+
+// ---------------------------------------------------------------------------------------
+// Target
+
+Result<HardwareProfile> QemuHypervisor::hardware_profile(const std::string& name) const {
+  std::lock_guard lk(mu_);
+  auto v = find_locked(name);
+  if (!v) return tl::unexpected(v.error());
+  return (*v)->rec.profile;
+}
+
+Result<IncomingInfo> QemuHypervisor::prepare_incoming(const IncomingSpec& in) {
+  const model::VmSpec& spec = in.spec;
+  if (spec.name.empty() || spec.uuid.empty())
+    return invalid_argument("spec", "an incoming VM needs its name and UUID");
+  if (in.listen_host.empty()) return invalid_argument("listen_host", "required");
+  if (in.profile.version > kHardwareProfileVersion)
+    return make_error(ErrorCode::failed_precondition,
+                      "hardware profile v" + std::to_string(in.profile.version) +
+                          " is newer than this agent's (v" +
+                          std::to_string(kHardwareProfileVersion) + ")");
+  if (in.profile.version > 0) {
+    auto machines = machine_types();
+    if (!machines) return tl::unexpected(machines.error());
+    auto it = machines->find(in.profile.machine);
+    if (it == machines->end() || it->second != in.profile.machine)
+      return make_error(ErrorCode::failed_precondition,
+                        "this host's QEMU has no machine type " + in.profile.machine);
+  }
+  std::string dir = vm_dir(spec.name);
+  if (vm_files(dir).serial_socket.size() > kMaxSocketPath)
+    return make_error(ErrorCode::failed_precondition, "state_dir is too long for UNIX sockets");
+  if (!spec.disks.empty() && !opts_.images)
+    return make_error(ErrorCode::failed_precondition, "no image store configured");
+  for (auto& d : spec.disks)
+    if (!d.base_image.empty() && !opts_.images->image(d.base_image))
+      return make_error(ErrorCode::failed_precondition,
+                        "base image " + d.base_image +
+                            " is not in this host's image store (the catalog distributes it)");
+  if (spec.kernel_boot) {
+    if (!opts_.images->image(spec.kernel_boot->kernel))
+      return make_error(ErrorCode::failed_precondition,
+                        "kernel " + spec.kernel_boot->kernel + " is not in this host's store");
+    if (!spec.kernel_boot->initrd.empty() && !opts_.images->image(spec.kernel_boot->initrd))
+      return make_error(ErrorCode::failed_precondition,
+                        "initrd " + spec.kernel_boot->initrd + " is not in this host's store");
+  }
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [name, vm] : vms_) {
+      if (name == spec.name) return make_error(ErrorCode::already_exists, "VM exists: " + name);
+      if (vm->spec.uuid == spec.uuid)
+        return make_error(ErrorCode::already_exists, "UUID in use by VM " + name);
+    }
+    if (defining_.contains(spec.name))
+      return make_error(ErrorCode::already_exists, "VM " + spec.name + " is being defined");
+    defining_[spec.name] = spec.uuid;
+  }
+  std::shared_ptr<Vm> vm;
+  {
+    struct Unreserve {
+      QemuHypervisor* self;
+      const std::string& name;
+      ~Unreserve() {
+        std::lock_guard lk(self->mu_);
+        self->defining_.erase(name);
+      }
+    } unreserve{this, spec.name};
+    std::error_code ec;
+    if (fs::exists(dir, ec))
+      return make_error(ErrorCode::already_exists, "VM folder exists: " + dir);
+    fs::create_directories(dir, ec);
+    if (ec) return internal_error("mkdir " + dir + ": " + ec.message());
+    auto undo = [&](const Error& e) -> Result<IncomingInfo> {
+      if (opts_.images) (void)opts_.images->delete_vm_disks(spec.name);
+      fs::remove_all(dir, ec);
+      return tl::unexpected(e);
+    };
+    // The same disks as on the source: overlays of the same bases (the mirror fills in what
+    // the source's overlays hold), blank disks of the same size.
+    for (auto& d : spec.disks) {
+      auto r = d.base_image.empty()
+                   ? opts_.images->create_blank(spec.name, d.name, d.size_bytes)
+                   : opts_.images->create_overlay(spec.name, d.name, d.base_image, d.size_bytes);
+      if (!r) return undo(r.error().wrap("disk " + d.name));
+    }
+    if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n",
+                                  kVmFileMode);
+        !s)
+      return undo(s.error());
+    vm = std::make_shared<Vm>();
+    vm->dir = dir;
+    vm->spec = spec;
+    vm->rec.accelerator = opts_.accelerator;
+    vm->rec.profile = in.profile;
+    vm->rec.state = VmState::stopped;
+    vm->job = VmJob::migrate_in;
+    std::lock_guard lk(mu_);
+    set_state_locked(spec.name, *vm, VmState::defined, "incoming migration");
+    vms_[spec.name] = vm;
+  }
+  flush_events();
+  auto fail = [&](const Error& e) -> Result<IncomingInfo> {
+    logger("agent.qemu")->warn("incoming migration failed vm={} error={}", spec.name, e.message);
+    if (auto s = abort_incoming(spec.name); !s)
+      logger("agent.qemu")
+          ->error("abort_incoming failed vm={} error={}", spec.name, s.error().message);
+    return tl::unexpected(e.wrap("preparing the incoming migration"));
+  };
+  if (auto s = start_qemu(spec.name, vm, spec, in.profile, true); !s) return fail(s.error());
+  std::shared_ptr<QemuMonitor> qmp;
+  {
+    std::lock_guard lk(mu_);
+    qmp = vm->qmp;
+  }
+  if (!qmp) return fail(internal_error("no QMP monitor after start").value());
+  if (auto s = qmp->migrate_set_capabilities({{"events", true}}, kCmd); !s)
+    return fail(s.error());
+  IncomingInfo info;
+  if (!spec.disks.empty()) {
+    Status started = internal_error("nbd-server-start not tried");
+    for (int attempt = 0; attempt < 5 && !started; ++attempt) {
+      auto port = free_port(in.listen_host);
+      if (!port) return fail(port.error());
+      started = qmp->nbd_server_start(in.listen_host, *port, kCmd);
+      if (started) info.nbd_port = *port;
+    }
+    if (!started) return fail(started.error().wrap("nbd-server-start"));
+    info.nbd_host = in.listen_host;
+    for (size_t i = 0; i < spec.disks.size(); ++i)
+      if (auto s = qmp->block_export_add_nbd(mirror_node(i), node(i), node(i), true, kCmd); !s)
+        return fail(s.error().wrap("exporting " + spec.disks[i].name));
+  }
+  if (auto s = qmp->migrate_incoming(tcp_uri(in.listen_host, "0"), kCmd); !s)
+    return fail(s.error());
+  auto mi = qmp->query_migrate(kCmd);
+  if (!mi) return fail(mi.error());
+  if (mi->socket_addresses.empty())
+    return fail(internal_error("QEMU reports no address for the incoming migration").value());
+  info.migration_uri = tcp_uri(in.listen_host, mi->socket_addresses[0].second);
+  logger("agent.qemu")
+      ->info("incoming migration ready vm={} uri={} nbd={}:{}", spec.name, info.migration_uri,
+             info.nbd_host, info.nbd_port);
+  return info;
+}
+
+Result<int64_t> QemuHypervisor::finish_incoming(const std::string& name,
+                                                std::chrono::milliseconds timeout) {
+  std::shared_ptr<QemuMonitor> qmp;
+  bool disks = false;
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    if ((*v)->job != VmJob::migrate_in || !(*v)->qmp)
+      return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating in");
+    qmp = (*v)->qmp;
+    disks = !(*v)->spec.disks.empty();
+    (*v)->last_resume_us = 0;
+  }
+  // The source saw "completed"; the target finishes loading the last state just after.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto mi = qmp->query_migrate(kCmd);
+    if (!mi) return tl::unexpected(mi.error());
+    if (mi->status == "completed") break;
+    if (mi->status == "failed" || mi->status == "cancelled")
+      return make_error(ErrorCode::unavailable, "incoming migration " + mi->status +
+                                                (mi->error_desc.empty() ? "" : ": ") +
+                                                mi->error_desc);
+    if (std::chrono::steady_clock::now() > deadline)
+      return make_error(ErrorCode::deadline_exceeded,
+                        "incoming migration not completed (" + mi->status + ")");
+    std::this_thread::sleep_for(20ms);
+  }
+  if (disks)
+    if (auto s = qmp->nbd_server_stop(kCmd); !s)
+      return tl::unexpected(s.error().wrap("nbd-server-stop"));
+  if (auto s = qmp->cont(kCmd); !s) return tl::unexpected(s.error().wrap("cont"));
+  int64_t resumed = 0;
+  {
+    std::unique_lock lk(mu_);
+    state_cv_.wait_for(lk, 5s, [&] {
+      auto it = vms_.find(name);
+      return it == vms_.end() || it->second->last_resume_us != 0;
+    });
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    resumed = (*v)->last_resume_us;
+    (*v)->job = VmJob::none;
+    if ((*v)->rec.state == VmState::paused)
+      set_state_locked(name, **v, VmState::running, "migrated in");
+    state_cv_.notify_all();
+  }
+  flush_events();
+  if (!resumed) return internal_error("no RESUME event after cont");
+  return resumed;
+}
+
+Status QemuHypervisor::abort_incoming(const std::string& name) {
+  bool active = false;
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    if ((*v)->job != VmJob::migrate_in)
+      return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating in");
+    active = is_active((*v)->rec.state);
+  }
+  if (active)
+    if (auto s = force_off(name); !s) return s;
+  end_job(name, VmJob::migrate_in);
+  return undefine(name);
+}
+
+// ---------------------------------------------------------------------------------------
+// Source
+
+void QemuHypervisor::unwind_out(const std::string& name, QemuMonitor& qmp, size_t disks) {
+  for (size_t i = 0; i < disks; ++i) (void)qmp.block_job_cancel(mirror_node(i), true, kCmd);
+  for (int k = 0; k < 100; ++k) {  // cancelled jobs go away (auto-dismiss)
+    auto jobs = qmp.query_block_jobs(kCmd);
+    bool ours = false;
+    if (jobs)
+      for (auto& j : *jobs)
+        for (size_t i = 0; i < disks; ++i) ours = ours || j.device == mirror_node(i);
+    if (!jobs || !ours) break;
+    std::this_thread::sleep_for(kPoll);
+  }
+  for (size_t i = 0; i < disks; ++i) (void)qmp.blockdev_del(mirror_node(i), kCmd);
+  // A migration that failed after the switchover leaves the source paused: run it again.
+  if (auto st = qmp.query_status(kCmd);
+      st && (st->status == "postmigrate" || st->status == "finish-migrate")) {
+    if (auto s = qmp.cont(kCmd); !s)
+      logger("agent.qemu")->error("resume after migration failed vm={} error={}", name,
+                                  s.error().message);
+  }
+}
+
+Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
+                                                     const IncomingInfo& target,
+                                                     const MigrationPolicy& policy,
+                                                     const MigrationProgressCallback& progress) {
+  std::shared_ptr<QemuMonitor> qmp;
+  size_t disks = 0;
+  uint64_t memory = 0;
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    Vm& vm = **v;
+    if (vm.rec.state != VmState::running && vm.rec.state != VmState::paused)
+      return make_error(ErrorCode::failed_precondition,
+                        std::string("VM is ") + model::to_string(vm.rec.state));
+    if (!vm.qmp) return unavailable("VM " + name + " has no QMP connection yet; retry");
+    if (auto s = begin_job_locked(name, vm, VmJob::migrate_out); !s)
+      return tl::unexpected(s.error());
+    qmp = vm.qmp;
+    disks = vm.spec.disks.size();
+    memory = uint64_t(vm.spec.memory_mib) << 20;
+    vm.last_stop_us = 0;
+    vm.job_errors.clear();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto budget = policy.deadline.count() > 0 ? policy.deadline : deadline_for(memory);
+  const auto deadline = t0 + budget;
+  const std::string budget_s = std::to_string(budget.count() / 1000.0).substr(0, 5) + " s";
+  size_t mirrors = 0;  // NBD nodes added so far (to undo)
+  auto fail = [&](Error e) -> Result<MigrationOutcome> {
+    logger("agent.qemu")->warn("migration failed vm={} error={}", name, e.message);
+    unwind_out(name, *qmp, mirrors);
+    end_job(name, VmJob::migrate_out);
+    e.message += "; migration cancelled, the VM keeps running on this host";
+    return tl::unexpected(std::move(e));
+  };
+  auto report = [&](MigrationProgress p) {
+    if (progress) progress(p);
+  };
+  if (auto s = qmp->migrate_set_capabilities({{"events", true}}, kCmd); !s)
+    return fail(s.error());
+
+  // 1. Disks: mirror each top overlay into the target's export (its base is there already).
+  if (disks > 0 && (target.nbd_host.empty() || target.nbd_port.empty()))
+    return fail(invalid_argument("nbd", "the target exports no disks").value());
+  for (size_t i = 0; i < disks; ++i) {
+    if (auto s = qmp->blockdev_add_nbd(mirror_node(i), target.nbd_host, target.nbd_port, node(i),
+                                       kCmd);
+        !s)
+      return fail(s.error().wrap("connecting to the target's disk " + node(i)));
+    ++mirrors;
+    if (auto s = qmp->blockdev_mirror(mirror_node(i), node(i), mirror_node(i), "top", kCmd); !s)
+      return fail(s.error().wrap("mirroring " + node(i)));
+  }
+  while (disks > 0) {
+    auto jobs = qmp->query_block_jobs(kCmd);
+    if (!jobs) return fail(jobs.error());
+    MigrationProgress p{"mirror", 0, 0, {}, 0};
+    size_t ready = 0;
+    for (size_t i = 0; i < disks; ++i) {
+      const BlockJobInfo* j = nullptr;
+      for (auto& b : *jobs)
+        if (b.device == mirror_node(i)) j = &b;
+      if (!j) {
+        std::string why;
+        {
+          std::lock_guard lk(mu_);
+          if (auto v = find_locked(name))
+            if (auto e = (*v)->job_errors.find(mirror_node(i)); e != (*v)->job_errors.end())
+              why = ": " + e->second;
+        }
+        return fail(Error{ErrorCode::unavailable, "the mirror of " + node(i) + " failed" + why, {}});
+      }
+      if (!j->error.empty())
+        return fail(Error{ErrorCode::unavailable, "the mirror of " + node(i) + " failed: " + j->error,
+                          {}});
+      p.disk_total += j->len;
+      p.disk_done += j->offset;
+      ready += j->ready ? 1 : 0;
+    }
+    report(p);
+    if (ready == disks) break;
+    if (std::chrono::steady_clock::now() > deadline)
+      return fail(Error{ErrorCode::deadline_exceeded,
+                        "the disks were not copied within " + budget_s + " (" +
+                            mib(p.disk_done) + " of " + mib(p.disk_total) + ")",
+                        {}});
+    std::this_thread::sleep_for(kPoll);
+  }
+
+  // 2. RAM, only now that every mirror is READY (the mirror keeps the target in sync).
+  MigrationParameters params;
+  int64_t limit = policy.downtime_start_ms;
+  params.downtime_limit_ms = limit;
+  if (policy.max_bandwidth) params.max_bandwidth = policy.max_bandwidth;
+  if (auto s = qmp->migrate_set_parameters(params, kCmd); !s) return fail(s.error());
+  if (auto s = qmp->migrate(target.migration_uri, kCmd); !s) return fail(s.error());
+  const auto ram_t0 = std::chrono::steady_clock::now();
+  MigrationInfo last;
+  for (;;) {
+    auto mi = qmp->query_migrate(kCmd);
+    if (!mi) {
+      // Our monitor is gone (QEMU died?): cancel what can be, report.
+      (void)qmp->migrate_cancel(5s);
+      return fail(mi.error().wrap("query-migrate"));
+    }
+    last = *mi;
+    if (mi->status == "completed") break;
+    if (mi->status == "failed" || mi->status == "cancelled")
+      return fail(Error{ErrorCode::unavailable,
+                        "migration " + mi->status +
+                            (mi->error_desc.empty() ? "" : ": " + mi->error_desc),
+                        {}});
+    auto now = std::chrono::steady_clock::now();
+    if (now > deadline) {
+      (void)qmp->migrate_cancel(kCmd);
+      // Wait for QEMU to settle: it may also have completed in the meantime.
+      std::string end = mi->status;
+      for (int k = 0; k < 300; ++k) {
+        auto m2 = qmp->query_migrate(kCmd);
+        if (!m2) break;
+        end = m2->status;
+        last = *m2;
+        if (end == "completed" || end == "cancelled" || end == "failed") break;
+        std::this_thread::sleep_for(kPoll);
+      }
+      if (end != "completed")
+        return fail(Error{ErrorCode::deadline_exceeded,
+                          "RAM did not converge within " + budget_s + " (remaining " +
+                              mib(mi->ram_remaining) + ", dirty rate " +
+                              mib(mi->dirty_bytes_rate()) + "/s, " +
+                              std::to_string(int64_t(mi->mbps)) + " Mbit/s, downtime limit " +
+                              std::to_string(limit) + " ms)",
+                          {}});
+      break;
+    }
+    if (mi->status == "active") {
+      int64_t next = downtime_limit_at(
+          policy, std::chrono::duration_cast<std::chrono::milliseconds>(now - ram_t0));
+      if (next != limit) {
+        MigrationParameters step;
+        step.downtime_limit_ms = next;
+        if (qmp->migrate_set_parameters(step, kCmd)) {
+          logger("agent.qemu")
+              ->info("migration downtime limit raised vm={} limit_ms={} remaining={}", name, next,
+                     mi->ram_remaining);
+          limit = next;
+        }
+      }
+    }
+    report(MigrationProgress{"ram", 0, 0, *mi, limit});
+    std::this_thread::sleep_for(kPoll);
+  }
+
+  // 3. Completed: the source is paused (postmigrate). Finish the mirrors without pivoting
+  // (a READY mirror's cancel copies what is left, then ends), drop the NBD nodes.
+  for (size_t i = 0; i < disks; ++i)
+    if (auto s = qmp->block_job_cancel(mirror_node(i), false, kCmd); !s)
+      logger("agent.qemu")->warn("mirror end failed vm={} error={}", name, s.error().message);
+  for (int k = 0; k < 300 && disks > 0; ++k) {
+    auto jobs = qmp->query_block_jobs(kCmd);
+    if (!jobs || jobs->empty()) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  std::string mirror_error;
+  MigrationOutcome out;
+  {
+    std::unique_lock lk(mu_);
+    state_cv_.wait_for(lk, 2s, [&] {
+      auto it = vms_.find(name);
+      return it == vms_.end() || it->second->last_stop_us != 0;
+    });
+    if (auto v = find_locked(name)) {
+      out.stop_at_us = (*v)->last_stop_us;
+      for (size_t i = 0; i < disks; ++i)
+        if (auto e = (*v)->job_errors.find(mirror_node(i)); e != (*v)->job_errors.end())
+          mirror_error = e->second;
+    }
+  }
+  for (size_t i = 0; i < disks; ++i) (void)qmp->blockdev_del(mirror_node(i), kCmd);
+  if (!mirror_error.empty()) {
+    // The RAM arrived but a disk's last writes may not have: the target must not run.
+    (void)qmp->cont(kCmd);
+    end_job(name, VmJob::migrate_out);
+    return make_error(ErrorCode::unavailable, "the disk mirror failed at the end (" + mirror_error +
+                                              "); the VM keeps running on this host");
+  }
+  out.qemu_downtime_ms = last.downtime_ms.value_or(0);
+  out.total_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - t0)
+                     .count();
+  out.ram_transferred = last.ram_transferred;
+  out.downtime_limit_ms = limit;
+  report(MigrationProgress{"completed", 0, 0, last, limit});
+  logger("agent.qemu")
+      ->info("migration completed vm={} total_ms={} qemu_downtime_ms={} ram={}", name,
+             out.total_ms, out.qemu_downtime_ms, mib(out.ram_transferred));
+  return out;
+}
+
+Status QemuHypervisor::confirm_out(const std::string& name) {
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    if ((*v)->job != VmJob::migrate_out)
+      return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
+  }
+  if (auto s = force_off(name); !s) return s;
+  end_job(name, VmJob::migrate_out);
+  return undefine(name);
+}
+
+Status QemuHypervisor::cancel_out(const std::string& name) {
+  std::shared_ptr<QemuMonitor> qmp;
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    if ((*v)->job != VmJob::migrate_out)
+      return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
+    qmp = (*v)->qmp;
+  }
+  if (qmp) {
+    auto st = qmp->query_status(kCmd);
+    if (!st) return tl::unexpected(st.error());
+    if (!st->running)
+      if (auto s = qmp->cont(kCmd); !s) return tl::unexpected(s.error().wrap("cont"));
+  }
+  end_job(name, VmJob::migrate_out);
+  return {};
+}
+
+}  // namespace strata::agent::qemu

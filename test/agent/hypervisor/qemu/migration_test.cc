@@ -1,0 +1,253 @@
+// Live migration between two QemuHypervisor instances on this machine (label qemu): two
+// state folders, two image stores holding the same tiny guest images (as the catalog
+// distributes base images), the migration stream and the NBD disk mirror over loopback.
+// The guest prints a counter on its serial console; it must keep counting on the target
+// without restarting. Generous timeouts; the measured downtime is printed, not asserted.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <thread>
+
+#include "qemu_hypervisor.h"
+#include "strata/agent/image_store.h"
+#include "strata/agent/qemu_hypervisor.h"
+#include "strata/agent/qemu_user.h"
+#include "strata/common/process.h"
+
+namespace strata::agent::qemu {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using model::VmState;
+
+std::map<std::string, std::string> read_manifest() {
+  const char* env = getenv("STRATA_IMAGES");
+  std::string dir = env ? env : std::string(STRATA_REPO_DIR) + "/.cache/images";
+  std::ifstream in(dir + "/manifest.env");
+  std::map<std::string, std::string> m;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
+    std::string v = line.substr(eq + 1);
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    m[line.substr(0, eq)] = v;
+  }
+  return m;
+}
+
+// The highest TICK-<n> the guest printed in `text` (0: none).
+int last_tick(const std::string& text) {
+  static const std::regex re("TICK-([0-9]+)");
+  int best = 0;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator();
+       ++it)
+    best = std::max(best, std::stoi((*it)[1]));
+  return best;
+}
+
+struct Host {
+  std::string root;
+  ImageStorePtr store;
+  std::unique_ptr<QemuHypervisor> hv;
+};
+
+class MigrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    manifest_ = read_manifest();
+    if (manifest_.count("TINY_KERNEL") == 0)
+      GTEST_SKIP() << "tiny guest image missing: run scripts/guest-images tiny";
+    if (find_executable("qemu-system-x86_64").empty()) GTEST_SKIP() << "no qemu-system-x86_64";
+    root_ = "/tmp/stmig-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(root_);
+    for (auto* h : {&a_, &b_}) {
+      h->root = root_ + (h == &a_ ? "/a" : "/b");
+      fs::create_directories(h->root);
+      auto store = make_image_store(h->root + "/img");
+      ASSERT_TRUE(store) << store.error().to_string();
+      h->store = std::move(*store);
+      for (auto [name, key] : {std::pair{"tiny-kernel", "TINY_KERNEL"},
+                               {"tiny-initrd", "TINY_INITRD"},
+                               {"tiny-base", "TINY_BASE"}}) {
+        auto r = h->store->import_image(name, manifest_[key]);
+        ASSERT_TRUE(r) << r.error().to_string();
+      }
+      QemuOptions o;
+      o.state_dir = h->root + "/state";
+      o.accelerator = "tcg";
+      o.images = h->store.get();
+      o.shim_exe = STRATA_TEST_SHIM;
+      auto user = decide_qemu_user(std::nullopt, ::geteuid(), lookup_system_user);
+      ASSERT_TRUE(user) << user.error().to_string();
+      o.run_as = user->user;
+      auto hv = make_qemu_hypervisor(std::move(o));
+      ASSERT_TRUE(hv) << hv.error().to_string();
+      h->hv.reset(dynamic_cast<QemuHypervisor*>(hv->release()));
+    }
+  }
+
+  void TearDown() override {
+    for (auto* h : {&a_, &b_}) {
+      if (!h->hv) continue;
+      for (auto& st : h->hv->list()) {
+        (void)h->hv->cancel_out(st.spec.name);
+        if (st.state == VmState::running || st.state == VmState::paused)
+          (void)h->hv->force_off(st.spec.name);
+        (void)h->hv->abort_incoming(st.spec.name);
+        (void)h->hv->undefine(st.spec.name);
+      }
+      h->hv.reset();
+    }
+    if (!root_.empty()) fs::remove_all(root_);
+  }
+
+  model::VmSpec tiny(const std::string& name) {
+    model::VmSpec s;
+    s.name = name;
+    s.memory_mib = 256;
+    s.kernel_boot = model::KernelBoot{"tiny-kernel", "tiny-initrd", manifest_["TINY_CMDLINE"]};
+    s.disks.push_back({"root", "tiny-base", 0, false, false});
+    return s;
+  }
+
+  std::string tail(Host& h, const std::string& name) {
+    auto t = h.hv->console_tail(name, 1 << 20);
+    return t ? *t : "";
+  }
+
+  template <class Pred>
+  bool wait_for(Pred pred, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+
+  // Boots `name` on host a and starts a counter on its console (TICK-1, TICK-2, ... every
+  // 0.2 s, from a shell loop: a guest reboot would start it over, or not at all).
+  void boot_counting(const std::string& name) {
+    auto d = a_.hv->define(tiny(name));
+    ASSERT_TRUE(d) << d.error().to_string();
+    ASSERT_TRUE(a_.hv->start(name));
+    ASSERT_TRUE(wait_for([&] { return tail(a_, name).find("STRATA-READY") != std::string::npos; },
+                         180s))
+        << tail(a_, name);
+    // Input sent before the shell reads is lost: retry until the counter runs.
+    ASSERT_TRUE(wait_for(
+        [&] {
+          if (last_tick(tail(a_, name)) >= 3) return true;
+          (void)a_.hv->console_write(
+              name, "i=0; while :; do i=$((i+1)); echo TICK-$i; sleep 0.2; done &\n");
+          return wait_for([&] { return last_tick(tail(a_, name)) >= 3; }, 5s);
+        },
+        120s))
+        << tail(a_, name);
+  }
+
+  Result<IncomingInfo> prepare(const std::string& name) {
+    auto st = a_.hv->status(name);
+    if (!st) return tl::unexpected(st.error());
+    auto profile = a_.hv->hardware_profile(name);
+    if (!profile) return tl::unexpected(profile.error());
+    return b_.hv->prepare_incoming({st->spec, *profile, "127.0.0.1"});
+  }
+
+  std::map<std::string, std::string> manifest_;
+  std::string root_;
+  Host a_, b_;
+};
+
+TEST_F(MigrationTest, LiveMigrationKeepsTheGuestCounting) {
+  const std::string name = "mig1";
+  boot_counting(name);
+  if (HasFatalFailure()) return;
+  auto t0 = std::chrono::steady_clock::now();
+  auto info = prepare(name);
+  ASSERT_TRUE(info) << info.error().to_string();
+  EXPECT_EQ(b_.hv->status(name)->state, VmState::paused);
+  int progress_calls = 0;
+  std::string phases;
+  auto out = a_.hv->migrate_out(name, *info, MigrationPolicy{}, [&](const MigrationProgress& p) {
+    ++progress_calls;
+    if (phases.empty() || phases.substr(phases.rfind(' ') + 1) != p.phase) phases += " " + p.phase;
+  });
+  ASSERT_TRUE(out) << out.error().to_string();
+  int before = last_tick(tail(a_, name));
+  auto resumed = b_.hv->finish_incoming(name);
+  ASSERT_TRUE(resumed) << resumed.error().to_string();
+  auto downtime = real_downtime_ms(out->stop_at_us, *resumed);
+  ASSERT_TRUE(a_.hv->confirm_out(name));
+  auto total = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - t0)
+                   .count();
+  EXPECT_EQ(a_.hv->status(name).error().code, ErrorCode::not_found);
+  EXPECT_FALSE(fs::exists(a_.root + "/state/vms/" + name));
+  auto st = b_.hv->status(name);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, VmState::running);
+  // The counter goes on past where it stood on the source, with no reboot in between.
+  ASSERT_TRUE(wait_for([&] { return last_tick(tail(b_, name)) > before + 3; }, 60s))
+      << "source stopped at TICK-" << before << "; target console:\n"
+      << tail(b_, name);
+  EXPECT_EQ(tail(b_, name).find("STRATA-READY"), std::string::npos) << "the guest restarted";
+  EXPECT_GT(out->stop_at_us, 0);
+  EXPECT_GT(downtime, 0);
+  EXPECT_GT(progress_calls, 0);
+  EXPECT_EQ(phases, " mirror ram completed");
+  std::printf(
+      "migration: total_ms=%lld driver_ms=%lld ram_mib=%llu qemu_downtime_ms=%lld "
+      "real_downtime_ms=%lld (STOP on the source to RESUME on the target) limit_ms=%lld\n",
+      (long long)total, (long long)out->total_ms, (unsigned long long)(out->ram_transferred >> 20),
+      (long long)out->qemu_downtime_ms, (long long)downtime, (long long)out->downtime_limit_ms);
+  RecordProperty("real_downtime_ms", std::to_string(downtime));
+}
+
+// A migration that cannot converge (1 MiB/s for 256 MiB of RAM) within its deadline is
+// cancelled cleanly: the VM keeps running (and counting) on the source, the target is
+// removed.
+TEST_F(MigrationTest, PastTheDeadlineItIsCancelledAndKeepsRunningOnTheSource) {
+  const std::string name = "mig2";
+  boot_counting(name);
+  if (HasFatalFailure()) return;
+  auto info = prepare(name);
+  ASSERT_TRUE(info) << info.error().to_string();
+  MigrationPolicy p;
+  p.max_bandwidth = 1 << 20;
+  p.deadline = 4s;
+  p.step_interval = 1s;
+  auto t0 = std::chrono::steady_clock::now();
+  auto out = a_.hv->migrate_out(name, *info, p);
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code, ErrorCode::deadline_exceeded) << out.error().to_string();
+  EXPECT_NE(out.error().message.find("keeps running"), std::string::npos);
+  EXPECT_NE(out.error().message.find("did not converge"), std::string::npos)
+      << out.error().message;
+  EXPECT_LT(took, 30s);
+  ASSERT_TRUE(b_.hv->abort_incoming(name));
+  EXPECT_EQ(b_.hv->status(name).error().code, ErrorCode::not_found);
+  EXPECT_FALSE(fs::exists(b_.root + "/state/vms/" + name));
+  auto st = a_.hv->status(name);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, VmState::running);
+  int now = last_tick(tail(a_, name));
+  EXPECT_TRUE(wait_for([&] { return last_tick(tail(a_, name)) > now + 3; }, 60s));
+  // No job is left behind: the VM can be driven again.
+  EXPECT_TRUE(a_.hv->pause(name));
+  EXPECT_TRUE(a_.hv->resume(name));
+  std::printf("cancel: took_ms=%lld error=%s\n",
+              (long long)std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
+              out.error().message.c_str());
+}
+
+}  // namespace
+}  // namespace strata::agent::qemu
