@@ -57,6 +57,10 @@ constexpr const char* kUsage = R"(usage:
                        open REST connections per client IP address (default 64)
   --enroll-rate N      host enrollment attempts per client address and minute, also
                        the burst (default 10; 429 with Retry-After above it)
+  --event-max-age AGE  delete events older than AGE: N followed by d, h, m or s, or 0
+                       for no age limit (default 30d); pruned every 5 minutes
+  --event-max-rows N   keep at most N events, oldest deleted first; 0: no limit
+                       (default 1000000)
   --image-max-bytes N  largest image upload (POST /api/v1/images), bytes (default 16 GiB)
   --max-streams N      open event streams + consoles, overall (default 1000; 503 over it)
   --max-streams-per-token N  open event streams + consoles per token (default 32; 429)
@@ -193,6 +197,15 @@ int main(int argc, char** argv) {
         return usage_error("--enroll-rate must be 1..100000");
       cfg.enroll_rate.burst = n;
       cfg.enroll_rate.per_minute = n;
+    } else if (a == "--event-max-age") {
+      if (!value(&v)) return usage_error("--event-max-age needs AGE (e.g. 30d)");
+      auto age = strata::manager::parse_retention_age(v);
+      if (!age) return usage_error("--event-max-age: " + age.error().message);
+      cfg.event_retention.max_age = *age;
+    } else if (a == "--event-max-rows") {
+      if (!value(&v) || !parse_int(v, 0, 2'000'000'000, &n))
+        return usage_error("--event-max-rows must be 0..2000000000");
+      cfg.event_retention.max_rows = n;
     } else if (a == "--image-max-bytes") {
       char* end = nullptr;
       if (!value(&v) || v.empty() || v[0] == '-') return usage_error("--image-max-bytes needs N");

@@ -101,6 +101,8 @@ class ManagerImpl final : public Manager {
     if (auto st = start_pki(cfg.data_dir + "/pki"); !st) return st;
 
     events_ = std::make_unique<EventLog>(*store_);
+    retention_ = std::make_unique<EventRetention>(*store_, clock_, cfg.event_retention);
+    retention_->start();
     tasks_ = std::make_unique<TaskTracker>(*store_);
     auth_ = std::make_unique<TokenAuthenticator>(*store_, clock_);
     agents_ = std::make_unique<ConnectionManager>(*store_, *events_, clock_, cfg.connections);
@@ -232,6 +234,7 @@ class ManagerImpl final : public Manager {
   void stop() override {
     if (stopping_.exchange(true)) return;
     if (events_) events_->wake_all();
+    if (retention_) retention_->stop();
     if (server_) server_->stop();
     if (api_) api_->stop_streams();  // after the server: its streams are closed by now
     if (controller_) controller_->stop();
@@ -247,6 +250,7 @@ class ManagerImpl final : public Manager {
   std::atomic<bool> stopping_{false};
   store::StorePtr store_;
   std::unique_ptr<EventLog> events_;
+  std::unique_ptr<EventRetention> retention_;
   std::unique_ptr<TaskTracker> tasks_;
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<ConnectionManager> agents_;

@@ -143,6 +143,47 @@ TEST_P(StoreContractTest, EventsAreOrderedAndPageable) {
   EXPECT_EQ(messages.size(), static_cast<size_t>(kWriters * kEach));
 }
 
+TEST_P(StoreContractTest, PruneEventsByAgeAndCountInBatches) {
+  auto add = [&](int64_t time_ms, int n) {
+    EventRecord e;
+    e.actor = "test";
+    e.action = "vm.update";
+    e.time_ms = time_ms;
+    e.message = "n=" + std::to_string(n);
+    STORE_ASSERT_OK(store_->append_event(e));
+  };
+  for (int i = 0; i < 10; ++i) add(1000 + i, i);  // times 1000..1009
+  STORE_ASSERT_OK(store_->prune_events(0, 0, 100));
+  EXPECT_EQ(store_->list_events(0, 0)->size(), 10u) << "no limits: nothing pruned";
+  // Older than 1004: events 0..3, in batches of 3.
+  auto first = store_->prune_events(1004, 0, 3);
+  STORE_ASSERT_OK(first);
+  EXPECT_EQ(*first, 3);
+  auto second = store_->prune_events(1004, 0, 3);
+  STORE_ASSERT_OK(second);
+  EXPECT_EQ(*second, 1);
+  EXPECT_EQ(*store_->prune_events(1004, 0, 3), 0);
+  auto left = store_->list_events(0, 0);
+  STORE_ASSERT_OK(left);
+  ASSERT_EQ(left->size(), 6u);
+  EXPECT_EQ(left->front().message, "n=4");
+  // At most 4 rows: the two oldest go; the age limit and the count limit together.
+  EXPECT_EQ(*store_->prune_events(1000, 4, 100), 2);
+  left = store_->list_events(0, 0);
+  ASSERT_EQ(left->size(), 4u);
+  EXPECT_EQ(left->front().message, "n=6");
+  EXPECT_EQ(left->back().message, "n=9");
+  int64_t last = left->back().seq;
+  // Everything older than the cutoff: the table empties but seq keeps counting.
+  EXPECT_EQ(*store_->prune_events(99999, 0, 100), 4);
+  EXPECT_EQ(*store_->last_event_seq(), 0) << "empty table";
+  add(5000, 10);
+  auto after = store_->list_events(0, 0);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_GT(after->front().seq, last) << "a pruned seq is never reused";
+  STORE_ASSERT_CODE(store_->prune_events(1, 0, 0), ErrorCode::invalid_argument);
+}
+
 TEST_P(StoreContractTest, ApiTokensLookUpByHashAndRevoke) {
   TokenRecord t;
   t.name = "ci";

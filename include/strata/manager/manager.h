@@ -13,6 +13,7 @@
 #include "strata/manager/api/rate_limiter.h"
 #include "strata/manager/api/stream_limits.h"
 #include "strata/manager/controllers/vm_controller.h"
+#include "strata/manager/events/event_retention.h"
 #include "strata/sched/scheduler.h"
 
 namespace strata::manager {
@@ -46,6 +47,8 @@ struct ManagerConfig {
   std::string agent_binary;  // default: strata-agent next to stratad, else in PATH
   std::string agent_accel = "auto";
   std::string host_name;     // the local host's name (default: sanitized hostname)
+  // Event table retention (--event-max-age, --event-max-rows).
+  EventRetentionConfig event_retention;
   // Largest image accepted by POST /api/v1/images (bytes are kept in <data_dir>/catalog).
   uint64_t image_max_bytes = 16ull << 30;
   // Caps on open SSE streams and console WebSockets (--max-streams, --max-streams-per-token,

@@ -80,6 +80,10 @@ class Store {
   virtual Result<std::vector<EventRecord>> list_events(int64_t after_seq, int limit) = 0;
   // Highest seq so far (0 when empty): where a new stream starts.
   virtual Result<int64_t> last_event_seq() = 0;
+  // Retention: deletes the oldest events (in seq order) that are older than before_ms
+  // (0: no age limit) or beyond the newest keep_last (0: no count limit), at most `batch`
+  // of them in one transaction. Returns how many it deleted (== batch: call again).
+  virtual Result<int64_t> prune_events(int64_t before_ms, int64_t keep_last, int64_t batch) = 0;
 
   // ---- API tokens ----
   virtual Result<TokenRecord> create_token(const TokenRecord& token) = 0;

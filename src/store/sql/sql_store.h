@@ -49,6 +49,7 @@ class SqlStore final : public Store {
   Result<EventRecord> append_event(const EventRecord& event) override;
   Result<std::vector<EventRecord>> list_events(int64_t after_seq, int limit) override;
   Result<int64_t> last_event_seq() override;
+  Result<int64_t> prune_events(int64_t before_ms, int64_t keep_last, int64_t batch) override;
 
   Result<TokenRecord> create_token(const TokenRecord& token) override;
   Result<TokenRecord> get_token(const std::string& id) override;

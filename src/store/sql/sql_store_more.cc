@@ -142,6 +142,45 @@ Result<int64_t> SqlStore::last_event_seq() {
       true);
 }
 
+Result<int64_t> SqlStore::prune_events(int64_t before_ms, int64_t keep_last, int64_t batch) {
+  if (before_ms < 0 || keep_last < 0 || batch < 1)
+    return invalid_argument("batch", "prune_events: negative limit or batch < 1");
+  if (before_ms == 0 && keep_last == 0) return int64_t{0};
+  return with_tx([&](SqlConnection& c) -> Result<int64_t> {
+    // Events are deleted as a prefix of seq order, so each limit is one seq: the first
+    // event new enough to keep, and the keep_last-th newest. Everything below either goes
+    // (the larger bound wins). Both lookups walk the primary key from one end and stop
+    // early once the table is pruned.
+    std::optional<int64_t> bound;
+    auto keep_from = [&](const std::optional<int64_t>& seq) {
+      if (seq && (!bound || *seq > *bound)) bound = seq;
+    };
+    if (before_ms > 0) {
+      auto r = c.query("SELECT seq FROM events WHERE time_ms >= $1 ORDER BY seq LIMIT 1",
+                       {before_ms});
+      if (!r) return tl::unexpected(r.error());
+      if (!r->empty()) {
+        keep_from(r->front().int64(0));
+      } else {
+        auto last = c.query("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", {});
+        if (!last) return tl::unexpected(last.error());
+        keep_from(last->front().int64(0));
+      }
+    }
+    if (keep_last > 0) {
+      auto r = c.query("SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET $1",
+                       {keep_last - 1});
+      if (!r) return tl::unexpected(r.error());
+      if (!r->empty()) keep_from(r->front().int64(0));
+    }
+    if (!bound) return int64_t{0};
+    return c.exec(
+        "DELETE FROM events WHERE seq IN "
+        "(SELECT seq FROM events WHERE seq < $1 ORDER BY seq LIMIT $2)",
+        {*bound, batch});
+  });
+}
+
 // ---- API tokens ----
 
 Result<TokenRecord> SqlStore::create_token(const TokenRecord& in) {
