@@ -246,5 +246,66 @@ TEST_F(QemuDriverFakeTest, QemuGoneWhileAgentDownIsCrashed) {
   EXPECT_TRUE(st->last_exit->signaled);
 }
 
+// Live migration's failure paths on the source, against QEMU 7.2's recorded answers
+// (record.py migrate-fail / mirror-fail): whatever fails, the unwind leaves the VM running
+// here, its job ended, and says so.
+IncomingInfo recorded_target(const std::string& scenario) {
+  IncomingInfo t;
+  t.nbd_host = "127.0.0.1";
+  t.nbd_port = "10899";
+  std::string key = "\"uri\": \"";
+  auto p = scenario.find(key);
+  if (p != std::string::npos)
+    t.migration_uri = scenario.substr(p + key.size(), scenario.find('"', p + key.size()) - p - key.size());
+  return t;
+}
+
+TEST_F(QemuDriverFakeTest, TargetDiesDuringMigrationKeepsTheVmRunningHere) {
+  std::string scenario = transcript("migrate-fail-source-7.2.scenario");
+  define("mig", scenario);
+  ASSERT_TRUE(hv_->start("mig"));
+  MigrationPolicy p;
+  p.max_bandwidth = 1 << 20;
+  std::vector<std::string> phases;
+  auto out = hv_->migrate_out("mig", recorded_target(scenario), p,
+                              [&](const MigrationProgress& m) { phases.push_back(m.phase); });
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code, ErrorCode::unavailable) << out.error().to_string();
+  EXPECT_NE(out.error().message.find("Connection reset by peer"), std::string::npos)
+      << out.error().message;
+  EXPECT_NE(out.error().message.find("keeps running on this host"), std::string::npos);
+  ASSERT_FALSE(phases.empty());
+  EXPECT_EQ(phases.front(), "mirror");
+  EXPECT_EQ(phases.back(), "ram");
+  EXPECT_EQ(hv_->status("mig")->state, VmState::running);
+  // The job ended: the VM can be driven again (force_off sends the recorded quit).
+  ASSERT_TRUE(hv_->force_off("mig"));
+}
+
+TEST_F(QemuDriverFakeTest, MirrorFailureKeepsTheVmRunningHere) {
+  std::string scenario = transcript("mirror-fail-source-7.2.scenario");
+  define("mirror", scenario);
+  ASSERT_TRUE(hv_->start("mirror"));
+  auto out = hv_->migrate_out("mirror", recorded_target(scenario), MigrationPolicy{});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code, ErrorCode::unavailable) << out.error().to_string();
+  EXPECT_NE(out.error().message.find("the mirror of disk0 failed: Input/output error"),
+            std::string::npos)
+      << out.error().message;
+  EXPECT_EQ(hv_->status("mirror")->state, VmState::running);
+  ASSERT_TRUE(hv_->force_off("mirror"));
+}
+
+// The other phases refuse a VM that is not migrating (nothing is sent to QEMU).
+TEST_F(QemuDriverFakeTest, ConfirmOrCancelWithoutAMigrationIsRefused) {
+  define("idle", recorded_start() + "> {\"execute\": \"quit\"}\n< {\"return\": {}}\n! hangup\n");
+  ASSERT_TRUE(hv_->start("idle"));
+  EXPECT_EQ(hv_->confirm_out("idle").error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(hv_->cancel_out("idle").error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(hv_->abort_incoming("idle").error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(hv_->finish_incoming("idle").error().code, ErrorCode::failed_precondition);
+  ASSERT_TRUE(hv_->force_off("idle"));
+}
+
 }  // namespace
 }  // namespace strata::agent::qemu

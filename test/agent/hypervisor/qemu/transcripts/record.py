@@ -7,7 +7,8 @@ Usage (from the repository root; needs qemu-system-x86_64 and the tiny guest ima
 Scenarios: start, powerdown, quit, forceoff, machines, migrate (default: all). migrate
 runs two QEMUs (a booted source with a disk overlay, a `-incoming defer` target with the
 same hardware) and writes migrate-source-* and migrate-target-*; migrate-fail does the same
-and kills the target in the middle of the RAM stream (migrate-fail-source-*). Each runs a QEMU under TCG with
+and kills the target in the middle of the RAM stream (migrate-fail-source-*), mirror-fail
+in the middle of the disk mirror (mirror-fail-source-*); both end with the driver's unwind. Each runs a QEMU under TCG with
 the same kind of command line the driver builds, sends the commands below and writes
 transcripts/<scenario>-<qemu major.minor>.scenario.
 
@@ -277,6 +278,17 @@ def migrate(tmp):
     return {"migrate-source": src, "migrate-target": dst}
 
 
+def unwind(src):
+    """What the driver sends after a failure: forced cancels, NBD node removal, status."""
+    src.execute("block-job-cancel", {"device": "mig-disk0", "force": True})
+    time.sleep(0.5)
+    src.execute("query-block-jobs")
+    src.execute("blockdev-del", {"node-name": "mig-disk0"})
+    src.execute("query-status")
+    src.execute("quit")
+    src.wait_hangup()
+
+
 def migrate_fail(tmp):
     """The target QEMU dies while the source streams RAM (slowly: 1 MiB/s)."""
     src, dst = migration_pair(tmp)
@@ -288,17 +300,47 @@ def migrate_fail(tmp):
     while json.loads(src.lines[-1][2:]).get("data", {}).get("status") not in ("failed",):
         src.wait_event("MIGRATION")
     src.execute("query-migrate")
-    src.execute("block-job-cancel", {"device": "mig-disk0", "force": True})
-    src.wait_event("BLOCK_JOB_CANCELLED")
-    src.execute("query-status")
-    src.execute("cont")
-    src.execute("query-status")
-    src.execute("quit")
-    src.wait_hangup()
+    unwind(src)
     return {"migrate-fail-source": src}
 
 
-PAIRS = {"migrate": migrate, "migrate-fail": migrate_fail}
+def mirror_fail(tmp):
+    """The target QEMU dies while the source mirrors a disk (64 MiB): the mirror fails."""
+    os.makedirs(os.path.join(tmp, "s"))
+    os.makedirs(os.path.join(tmp, "t"))
+    disk = overlay(tmp, "src.qcow2", False)
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xcd 0 60M",
+                    os.path.join(tmp, "src.qcow2")], check=True, stdout=subprocess.DEVNULL)
+    src = Qemu(os.path.join(tmp, "s"), True, disk)
+    dst = Qemu(os.path.join(tmp, "t"), True,
+               overlay(tmp, "dst.qcow2", False) + ["-S", "-incoming", "defer"])
+    src.wait_serial("STRATA-READY")
+    dst.greeting()
+    dst.execute("qmp_capabilities")
+    dst.execute("nbd-server-start",
+                {"addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": "10899"}}})
+    dst.execute("block-export-add", {"type": "nbd", "id": "mig-disk0", "node-name": "disk0",
+                                     "name": "disk0", "writable": True})
+    src.greeting()
+    src.execute("qmp_capabilities")
+    src.execute("query-status")
+    src.execute("migrate-set-capabilities",
+                {"capabilities": [{"capability": "events", "state": True}]})
+    src.execute("blockdev-add", {"driver": "nbd", "node-name": "mig-disk0",
+                                 "server": {"type": "inet", "host": "127.0.0.1",
+                                            "port": "10899"},
+                                 "export": "disk0"})
+    src.execute("blockdev-mirror", {"job-id": "mig-disk0", "device": "disk0",
+                                    "target": "mig-disk0", "sync": "top"})
+    dst.proc.kill()
+    dst.proc.wait()
+    src.wait_event("BLOCK_JOB_COMPLETED")
+    src.execute("query-block-jobs")
+    unwind(src)
+    return {"mirror-fail-source": src}
+
+
+PAIRS = {"migrate": migrate, "migrate-fail": migrate_fail, "mirror-fail": mirror_fail}
 
 SCENARIOS = {"start": (start, True), "powerdown": (powerdown, True), "quit": (quit_, False),
              "forceoff": (forceoff, True),
