@@ -170,6 +170,13 @@ TEST_F(MigrationTest, LiveMigrationKeepsTheGuestCounting) {
   const std::string name = "mig1";
   boot_counting(name);
   if (HasFatalFailure()) return;
+  // A block the guest writes to its disk (its overlay here) must arrive through the mirror.
+  // The typed command holds "$((40+2))", only the written block holds "DISK-42".
+  ASSERT_TRUE(a_.hv->console_write(
+      name, "echo DISK-$((40+2)) | dd of=/dev/vda bs=512 seek=100000 conv=fsync\n"));
+  ASSERT_TRUE(wait_for([&] { return tail(a_, name).find("records out") != std::string::npos; },
+                       60s))
+      << tail(a_, name);
   auto t0 = std::chrono::steady_clock::now();
   auto info = prepare(name);
   ASSERT_TRUE(info) << info.error().to_string();
@@ -203,6 +210,18 @@ TEST_F(MigrationTest, LiveMigrationKeepsTheGuestCounting) {
   EXPECT_GT(downtime, 0);
   EXPECT_GT(progress_calls, 0);
   EXPECT_EQ(phases, " mirror ram completed");
+  // The target's disk holds the block: read its overlay (over the same base) as raw.
+  ASSERT_TRUE(b_.hv->force_off(name));
+  auto disk = b_.store->disk_info(name, "root");
+  ASSERT_TRUE(disk);
+  std::string raw = root_ + "/b/root.raw";
+  auto conv = run_process({"qemu-img", "convert", "-O", "raw", disk->path, raw}, {});
+  ASSERT_TRUE(conv && conv->ok()) << (conv ? conv->err : conv.error().to_string());
+  std::ifstream in(raw, std::ios::binary);
+  in.seekg(100000 * 512);
+  char block[8] = {};
+  in.read(block, 7);
+  EXPECT_EQ(std::string(block), "DISK-42");
   std::printf(
       "migration: total_ms=%lld driver_ms=%lld ram_mib=%llu qemu_downtime_ms=%lld "
       "real_downtime_ms=%lld (STOP on the source to RESUME on the target) limit_ms=%lld\n",
