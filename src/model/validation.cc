@@ -165,6 +165,15 @@ Status validate_label(std::string_view field, std::string_view key, std::string_
   return {};
 }
 
+Status validate_labels(std::string_view field, const std::map<std::string, std::string>& labels) {
+  if (labels.size() > kMaxLabels)
+    return bad(field, std::to_string(labels.size()) + " labels, at most " +
+                          std::to_string(kMaxLabels) + " allowed");
+  for (const auto& [k, v] : labels)
+    if (auto s = validate_label(field, k, v); !s) return s;
+  return {};
+}
+
 Status validate(const VmSpec& spec) {
   if (auto s = validate_name("name", spec.name); !s) return s;
   if (!spec.uuid.empty())
@@ -227,11 +236,7 @@ Status validate(const VmSpec& spec) {
       return bad(field_at("nics", i, "mac"), "duplicate MAC address " + n.mac);
   }
 
-  if (spec.labels.size() > kMaxLabels)
-    return bad("labels", "more than " + std::to_string(kMaxLabels) + " labels");
-  for (const auto& [k, v] : spec.labels)
-    if (auto s = validate_label("labels", k, v); !s) return s;
-  return {};
+  return validate_labels("labels", spec.labels);
 }
 
 Result<VmSpec> complete(VmSpec spec, uint64_t (*random)()) {

@@ -276,6 +276,15 @@ TEST(ValidateSpec, RejectsBadSpecs) {
        "nics"},
       {"label key bad", [](VmSpec& s) { s.labels["a b"] = "x"; }, "labels"},
       {"label value control", [](VmSpec& s) { s.labels["tier"] = "x\n"; }, "labels.tier"},
+      {"too many labels",
+       [](VmSpec& s) {
+         for (size_t i = 0; s.labels.size() <= kMaxLabels; ++i)
+           s.labels["k" + std::to_string(i)] = "v";
+       },
+       "labels"},
+      {"label key too long", [](VmSpec& s) { s.labels[std::string(64, 'k')] = "v"; }, "labels"},
+      {"label value too long", [](VmSpec& s) { s.labels["tier"] = std::string(256, 'v'); },
+       "labels.tier"},
   };
   for (const SpecCase& c : cases) {
     VmSpec s = good_spec();
@@ -364,6 +373,18 @@ TEST(Complete, RejectsInvalidSpec) {
   auto r = complete(s, counting_random);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().field, "vcpus");
+}
+
+TEST(ValidateLabels, BoundsCountKeyAndValue) {
+  std::map<std::string, std::string> m;
+  for (size_t i = 0; i < kMaxLabels; ++i) m["k" + std::to_string(i)] = std::string(255, 'v');
+  m.begin()->second = std::string(255, 'v');
+  EXPECT_TRUE(validate_labels("node_selector", m)) << "64 labels of 255 characters fit";
+  m["one-more"] = "v";
+  auto st = validate_labels("node_selector", m);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().field, "node_selector");
+  EXPECT_NE(st.error().message.find("at most 64"), std::string::npos) << st.error().message;
 }
 
 }  // namespace

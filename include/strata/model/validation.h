@@ -2,6 +2,8 @@
 // Each error names the offending field (e.g. "disks[1].name").
 #pragma once
 
+#include <map>
+#include <string>
 #include <string_view>
 
 #include "strata/common/error.h"
@@ -27,7 +29,13 @@ Status validate_machine(std::string_view field, std::string_view machine);
 Status validate_label(std::string_view field, std::string_view key, std::string_view value);
 
 inline constexpr size_t kMaxCmdlineBytes = 2048;
+// Per map: VM labels, host labels, a node selector. Keys and values are bounded by
+// validate_label (63 / 255 characters), so a map stays under ~20 KiB.
 inline constexpr size_t kMaxLabels = 64;
+
+// A whole label map (VM or host labels, a node selector): at most kMaxLabels pairs (the
+// error names `field`), each pair checked by validate_label.
+Status validate_labels(std::string_view field, const std::map<std::string, std::string>& labels);
 
 // Validates the whole spec (names, sizes, uniqueness of disk names and MACs, boot source).
 // An empty uuid or NIC mac is accepted (it means "generate"; see complete()).

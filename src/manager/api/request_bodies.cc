@@ -83,6 +83,11 @@ Result<HostPatchBody> decode_host_patch(const nlohmann::json& body) {
     return tl::unexpected(st.error());
   HostPatchBody out;
   if (const auto* labels = optional_member(body, "labels")) {
+    // Counted before anything is copied: a patch sets or removes at most every label a
+    // host may carry (the merged map is bounded again by the route).
+    if (labels->size() > 2 * model::kMaxLabels)
+      return invalid_argument("labels", fmt::format("labels has {} entries, at most {} in a patch",
+                                                    labels->size(), 2 * model::kMaxLabels));
     for (const auto& [k, v] : labels->items()) {
       std::string field = "labels." + k.substr(0, 64);
       if (v.is_null()) {
@@ -90,7 +95,8 @@ Result<HostPatchBody> decode_host_patch(const nlohmann::json& body) {
         continue;
       }
       if (!v.is_string()) return invalid_argument(field, field + " must be a string or null");
-      if (auto st = model::validate_label(field, k, v.get<std::string>()); !st)
+      // validate_label names a bad key "labels" and a bad value "labels.KEY" itself.
+      if (auto st = model::validate_label("labels", k, v.get<std::string>()); !st)
         return tl::unexpected(st.error());
       out.labels[k] = v.get<std::string>();
     }

@@ -207,6 +207,9 @@ void add_host_routes(ApiService& api) {
       if (v) h->labels[k] = *v;
       else h->labels.erase(k);
     }
+    // Patches add up: bound the resulting map, not just this request.
+    if (auto st = model::validate_labels("labels", h->labels); !st)
+      return error_response(st.error());
     if (patch->maintenance) {
       if (*patch->maintenance) {
         h->state = "maintenance";

@@ -84,10 +84,15 @@ namespace {
 
 Result<std::map<std::string, std::string>> string_map(const json& obj, const std::string& field) {
   std::map<std::string, std::string> out;
+  // Counted before anything is copied: the body may hold thousands of keys.
+  if (obj.size() > model::kMaxLabels)
+    return invalid_argument(field, fmt::format("{} has {} entries, at most {} allowed", field,
+                                               obj.size(), model::kMaxLabels));
   for (auto& [k, v] : obj.items()) {
     std::string f = fmt::format("{}.{}", field, k.substr(0, 64));
     if (!v.is_string()) return invalid_argument(f, f + " must be a string");
-    if (auto st = model::validate_label(f, k, v.get<std::string>()); !st)
+    // validate_label names a bad key `field` and a bad value `field.KEY` itself.
+    if (auto st = model::validate_label(field, k, v.get<std::string>()); !st)
       return tl::unexpected(st.error());
     out[k] = v.get<std::string>();
   }

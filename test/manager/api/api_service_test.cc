@@ -205,6 +205,14 @@ TEST_F(ApiTest, EnrollNeedsAValidJoinToken) {
   EXPECT_EQ(patch.status, 200u) << patch.body;
   EXPECT_EQ(json::parse(patch.body)["state"], "maintenance");
   EXPECT_EQ(json::parse(patch.body)["labels"]["zone"], "a");
+  // Patches add up, so the bound is on the host's whole label map: 63 more fit, one more not.
+  json more;
+  for (int i = 0; i < 63; ++i) more["labels"]["k" + std::to_string(i)] = "v";
+  auto full = call("PATCH", "/api/v1/hosts/h1", more.dump(), admin_);
+  EXPECT_EQ(full.status, 200u) << full.body;
+  auto over = call("PATCH", "/api/v1/hosts/h1", R"({"labels":{"one-more":"v"}})", admin_);
+  EXPECT_EQ(over.status, 400u) << over.body;
+  EXPECT_EQ(json::parse(over.body)["error"]["field"], "labels") << over.body;
   parts_.agents->stop();
 }
 

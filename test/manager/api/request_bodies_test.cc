@@ -85,6 +85,24 @@ TEST(RequestBodies, HostPatchSetsAndRemovesLabels) {
   EXPECT_EQ(p->maintenance, true);
 }
 
+TEST(RequestBodies, HostPatchIsCountedBeforeItIsCopied) {
+  nlohmann::json b;
+  for (int i = 0; i < 128; ++i) b["labels"]["k" + std::to_string(i)] = i % 2 ? nlohmann::json("v") : nlohmann::json(nullptr);
+  EXPECT_TRUE(decode_host_patch(b)) << "64 sets and 64 removals fit in one patch";
+  b["labels"]["one-more"] = nullptr;
+  auto p = decode_host_patch(b);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().field, "labels");
+  EXPECT_NE(p.error().message.find("at most 128"), std::string::npos) << p.error().message;
+  // A bad value is named once ("labels.zone", was "labels.zone.zone"), a bad key by the map.
+  p = decode_host_patch(body(R"({"labels":{"zone":"a\u0001"}})"));
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().field, "labels.zone");
+  p = decode_host_patch(body(R"({"labels":{"a b":"x"}})"));
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().field, "labels");
+}
+
 TEST(RequestBodies, ExpectedVersionFromBodyOrIfMatch) {
   HttpRequest r;
   auto b = body(R"({"resource_version":7})");

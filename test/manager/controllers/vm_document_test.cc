@@ -85,6 +85,26 @@ TEST(VmDocument, DamagedStoredDocumentIsAnError) {
   EXPECT_EQ(st.state, "pending");
 }
 
+TEST(VmDocument, LabelAndSelectorMapsAreBounded) {
+  json body = json::parse(R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k"})");
+  for (int i = 0; i < 65; ++i) body["node_selector"]["k" + std::to_string(i)] = "v";
+  bool start = true;
+  auto r = vm_document_from_request(body, &start);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "node_selector");
+  body.erase("node_selector");
+  for (int i = 0; i < 65; ++i) body["labels"]["k" + std::to_string(i)] = "v";
+  r = vm_document_from_request(body, &start);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "labels");
+  body["labels"] = {{std::string(64, 'k'), "v"}};
+  EXPECT_FALSE(vm_document_from_request(body, &start));
+  body["labels"] = {{"k", std::string(256, 'v')}};
+  r = vm_document_from_request(body, &start);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "labels.k");
+}
+
 TEST(VmDocument, StoredDocumentRoundTrips) {
   auto d = parse(R"({"name":"db","vcpus":1,"memory_mib":128,"kernel":"k",
                     "anti_affinity_group":"db","host":"h1"})");
