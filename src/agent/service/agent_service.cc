@@ -80,6 +80,7 @@ AgentService::AgentService(Hypervisor& hypervisor, AgentServiceOptions options, 
     : hv_(hypervisor),
       opts_(std::move(options)),
       log_(std::move(log)),
+      console_log_(std::make_unique<RequestLog>("", opts_.console_request_log_capacity)),
       hub_(std::make_shared<EventHub>()) {
   if (!opts_.clock) opts_.clock = system_clock();
   started_unix_ms_ =
@@ -101,13 +102,19 @@ void AgentService::shutdown() {
 template <typename Req, typename Resp>
 grpc::Status AgentService::once(const char* method, const Req& request, Resp* response,
                                 const std::function<Status(Resp*)>& run) {
+  return once_in<Req, Resp>(*log_, method, request, response, run);
+}
+
+template <typename Req, typename Resp>
+grpc::Status AgentService::once_in(RequestLog& requests, const char* method, const Req& request,
+                                   Resp* response, const std::function<Status(Resp*)>& run) {
   const std::string& id = request.request_id();
   if (auto st = validate_request_id(id); !st) return to_grpc_status(st.error());
   Req content = request;
   content.clear_request_id();
   std::string fp = fingerprint(std::string(method) + '\0' + deterministic_bytes(content));
 
-  if (auto prior = log_->begin(id)) {
+  if (auto prior = requests.begin(id)) {
     if (prior->method != method || prior->fingerprint != fp) {
       return to_grpc_status(Error{ErrorCode::invalid_argument,
                                   fmt::format("request id already used for a different {} "
@@ -132,14 +139,14 @@ grpc::Status AgentService::once(const char* method, const Req& request, Resp* re
     log()->info("request failed id={} method={} error={}", id, method, result.error().to_string());
   }
   if (!remember(status.error_code())) {
-    log_->abandon(id);
+    requests.abandon(id);
     return status;
   }
   RequestRecord record{
       method, fp,
       RequestOutcome{static_cast<int>(status.error_code()), status.error_message(),
                      status.error_details(), status.ok() ? deterministic_bytes(*response) : ""}};
-  if (auto st = log_->finish(id, std::move(record)); !st) {
+  if (auto st = requests.finish(id, std::move(record)); !st) {
     // The action happened; failing to remember it only weakens deduplication.
     log()->warn("request log write failed id={} error={}", id, st.error().to_string());
   }
@@ -316,8 +323,8 @@ grpc::Status AgentService::DeleteImage(grpc::ServerContext*, const v1::DeleteIma
 
 grpc::Status AgentService::WriteConsole(grpc::ServerContext*, const v1::WriteConsoleRequest* req,
                                         v1::WriteConsoleResponse* resp) {
-  return once<v1::WriteConsoleRequest, v1::WriteConsoleResponse>(
-      "WriteConsole", *req, resp, [&](v1::WriteConsoleResponse*) -> Status {
+  return once_in<v1::WriteConsoleRequest, v1::WriteConsoleResponse>(
+      *console_log_, "WriteConsole", *req, resp, [&](v1::WriteConsoleResponse*) -> Status {
         if (auto st = model::validate_name("name", req->name()); !st) return st;
         if (req->data().size() > 65536) {
           return make_error(ErrorCode::payload_too_large, "at most 65536 bytes per write", "data");

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -36,6 +37,7 @@ class AgentServiceTest : public ::testing::Test {
   void start_server() {
     AgentServiceOptions opts;
     opts.state_dir = (dir_ / "state").string();
+    opts.request_log_capacity = request_log_capacity_;
     opts.agent_version = "test";
     opts.hostname = "host-a";
     opts.accelerator = "tcg";
@@ -74,6 +76,7 @@ class AgentServiceTest : public ::testing::Test {
 
   testing::MemoryHypervisor hv_;
   fs::path dir_;
+  size_t request_log_capacity_ = 4096;
   std::unique_ptr<testing::ServedAgent> agent_;
   std::unique_ptr<AgentClient> client_;
 };
@@ -350,6 +353,34 @@ TEST_F(AgentServiceTest, ConsoleWriteTailAndStream) {
   auto big = client_->call(&Stub::WriteConsole, w);
   ASSERT_FALSE(big);
   EXPECT_EQ(big.error().code, ErrorCode::payload_too_large);
+}
+
+// Keystrokes used to take a slot (and an fdatasync) in the persisted request log each, so a
+// typing user pushed lifecycle request ids out and a retried DefineVm acted twice.
+TEST_F(AgentServiceTest, ConsoleInputNeitherEvictsLifecycleIdsNorReachesTheLogFile) {
+  stop_server();
+  request_log_capacity_ = 8;
+  start_server();
+  auto first = client_->call(&Stub::DefineVm, define_req("r1", "vm"));
+  ASSERT_TRUE(first) << first.error().to_string();
+  for (int i = 0; i < 50; ++i) {
+    auto w = named<v1::WriteConsoleRequest>("vm:console:" + std::to_string(i), "vm");
+    w.set_data("k");
+    ASSERT_TRUE(client_->call(&Stub::WriteConsole, w));
+  }
+  EXPECT_EQ(hv_.calls["console_write"], 50);
+  auto again = client_->call(&Stub::DefineVm, define_req("r1", "vm"));
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(hv_.calls["define"], 1) << "the lifecycle id was evicted by console input";
+  // A retried keystroke is still written once.
+  auto w = named<v1::WriteConsoleRequest>("vm:console:49", "vm");
+  w.set_data("k");
+  ASSERT_TRUE(client_->call(&Stub::WriteConsole, w));
+  EXPECT_EQ(hv_.calls["console_write"], 50);
+  std::ifstream in(dir_ / "state" / "request-ids.jsonl");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find("WriteConsole"), std::string::npos) << text;
+  EXPECT_NE(text.find("DefineVm"), std::string::npos) << text;
 }
 
 TEST_F(AgentServiceTest, WatchEventsSendsCurrentThenTransitions) {

@@ -26,6 +26,10 @@ struct AgentServiceOptions {
   // Folder for the request-id log (<state_dir>/request-ids.jsonl); empty keeps it in memory.
   std::string state_dir;
   size_t request_log_capacity = 4096;
+  // Console input (WriteConsole) is deduplicated in its own in-memory log of this many ids:
+  // keystrokes are many and cheap to lose on a restart, and must neither push lifecycle
+  // request ids out of the persisted log nor cost an fsync each.
+  size_t console_request_log_capacity = 1024;
   std::string agent_version;
   std::string hostname;
   std::string accelerator;       // "kvm" | "tcg", reported by Health
@@ -89,12 +93,17 @@ class AgentService final : public v1::AgentService::Service {
   grpc::Status Health(grpc::ServerContext*, const v1::HealthRequest*, v1::HealthResponse*) override;
 
   const RequestLog& request_log() const { return *log_; }
+  const RequestLog& console_request_log() const { return *console_log_; }
 
  private:
   // Runs `run` at most once per request id: a repeat returns the remembered outcome.
   template <typename Req, typename Resp>
   grpc::Status once(const char* method, const Req& request, Resp* response,
                     const std::function<Status(Resp*)>& run);
+  // The same, remembered in `log` (the console's own log) instead of the persisted one.
+  template <typename Req, typename Resp>
+  grpc::Status once_in(RequestLog& log, const char* method, const Req& request, Resp* response,
+                       const std::function<Status(Resp*)>& run);
   // Natural idempotency: the state-dependent lifecycle actions.
   Status start_vm(const std::string& name, v1::VmStatus* out);
   Status stop_vm(const std::string& name, bool force, uint32_t timeout_ms, v1::VmStatus* out);
@@ -104,6 +113,7 @@ class AgentService final : public v1::AgentService::Service {
   Hypervisor& hv_;
   AgentServiceOptions opts_;
   RequestLogPtr log_;
+  RequestLogPtr console_log_;  // in memory only
   std::shared_ptr<EventHub> hub_;
   std::atomic<bool> stopping_{false};
   int64_t started_unix_ms_ = 0;
