@@ -8,6 +8,7 @@
 #include "strata/manager/api/http.h"
 #include "strata/manager/api/json_fields.h"
 #include "strata/manager/api/request_bodies.h"
+#include "strata/manager/api/vm_rest.h"
 #include "strata/manager/controllers/vm_document.h"
 #include "strata/model/validation.h"
 

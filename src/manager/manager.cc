@@ -22,6 +22,7 @@
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/manager/vms/vm_service.h"
 #include "strata/pki/certificate_authority.h"
 
 #ifndef STRATA_WEB_DIST_DEFAULT
@@ -115,6 +116,9 @@ class ManagerImpl final : public Manager {
     if (!catalog) return tl::unexpected(catalog.error());
     images_ = std::move(*catalog);
     controller_->set_image_distributor(images_.get());
+    vms_ = std::make_unique<VmService>(
+        *store_, *placement_, *events_, clock_,
+        [this](const std::string& vm_id) { controller_->enqueue_vm(vm_id); });
     agents_->set_callbacks(
         {[this](const std::string& h, Liveness l) { controller_->on_host_state(h, l); },
          [this](const std::string& h, const pb::VmEvent& e) { controller_->on_vm_event(h, e); }});
@@ -127,6 +131,7 @@ class ManagerImpl final : public Manager {
     deps.agents = agents_.get();
     deps.controller = controller_.get();
     deps.placement = placement_.get();
+    deps.vms = vms_.get();
     deps.clock = clock_;
     deps.ca = ca_.get();
     deps.stopping = [this] { return stopping_.load(); };
@@ -256,6 +261,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<ConnectionManager> agents_;
   std::unique_ptr<PlacementService> placement_;
   std::unique_ptr<VmController> controller_;
+  std::unique_ptr<VmService> vms_;
   std::unique_ptr<ImageDistributor> images_;
   std::unique_ptr<StaticFiles> web_;
   std::unique_ptr<SessionStore> sessions_;

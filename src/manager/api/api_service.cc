@@ -175,7 +175,7 @@ HttpResponse ApiService::dispatch(HttpRequest& req) {
 
 HttpResponse ApiService::finish(const Route* r, HttpRequest& req, HttpResponse resp,
                                 std::chrono::steady_clock::time_point t0, bool audited) {
-  if (r && !r->options.action.empty() && audited) {
+  if (r && !r->options.action.empty() && audited && !resp.audit_written) {
     std::string target = resp.audit_target;
     if (target.empty()) {
       std::string kind = r->options.action.substr(0, r->options.action.find('.'));

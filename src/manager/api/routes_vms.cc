@@ -1,26 +1,19 @@
-// VMs as desired state: create (validated, scheduled synchronously: 422 when nothing
-// fits), list/get, actions and delete. Every change bumps control.generation, makes a task
-// and wakes the controller, which talks to the agent.
-#include <random>
+// VMs over HTTP: create, list/get, actions and delete. The routes only parse the request
+// and render the result (api/vm_rest.h); validation, scheduling and the one-transaction
+// writes are the VM service's (vms/vm_service.h), which wakes the controller.
 #include <unordered_map>
 
 #include <fmt/format.h>
 
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/json_fields.h"
-#include "strata/manager/controllers/image_distribution.h"
-#include "strata/manager/controllers/vm_controller.h"
+#include "strata/manager/api/vm_rest.h"
 #include "strata/manager/tasks/task_tracker.h"
-#include "strata/model/validation.h"
+#include "strata/manager/vms/vm_service.h"
 
 namespace strata::manager {
 
 namespace {
-
-uint64_t random_u64() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return rng();
-}
 
 std::string host_name_of(ApiDeps& d, const store::VmRecord& vm) {
   if (!vm.host_id) return "";
@@ -38,98 +31,50 @@ Result<std::unordered_map<std::string, std::string>> host_names(ApiDeps& d) {
   return names;
 }
 
+// Who asked, as the audit log names it (the same as the API pipeline's audit).
+std::string actor_of(const HttpRequest& r) {
+  return r.principal ? "token:" + r.principal->name : "anonymous";
+}
+
+// A committed change: 202 with the VM and its task. The service wrote the audit event in
+// the change's transaction, so the pipeline does not write another.
+HttpResponse change_response(ApiDeps& d, const VmChange& c) {
+  auto resp = HttpResponse::json(
+      202, {{"vm", vm_to_json(c.vm, host_name_of(d, c.vm))}, {"task", to_json(c.task)}});
+  resp.audit_target = "vm/" + c.vm.name;
+  resp.audit_written = true;
+  return resp;
+}
+
 HttpResponse create_vm(ApiDeps& d, HttpRequest& r) {
   auto body = parse_json_object(r.body);
   if (!body) return error_response(body.error());
   bool start = true;
   auto doc = vm_document_from_request(*body, &start);
   if (!doc) return error_response(doc.error());
-  auto completed = model::complete(doc->spec, &random_u64);
-  if (!completed) return error_response(completed.error());
-  doc->spec = std::move(*completed);
-  if (auto st = check_image_kinds(*d.store, doc->spec); !st) return error_response(st.error());
-
-  store::VmRecord created;
-  store::TaskRecord task;
-  {
-    std::lock_guard lock(d.placement->mutex());
-    if (d.store->get_vm_by_name(doc->spec.name))
-      return error_response(Error{ErrorCode::already_exists,
-                                  fmt::format("a VM named '{}' already exists", doc->spec.name),
-                                  "name"});
-    auto host = d.placement->place(*doc);
-    if (!host) return error_response(host.error());
-    store::VmRecord vm;
-    vm.name = doc->spec.name;
-    vm.labels = doc->spec.labels;
-    vm.host_id = host->id;
-    vm.desired_state = start ? "running" : "stopped";
-    VmStatusDoc st;
-    st.state = "scheduled";
-    vm.status = encode(st);
-    vm.spec = encode(*doc);
-    auto stored = d.store->create_vm(vm);
-    if (!stored) return error_response(stored.error());
-    d.placement->record(stored->id, host->id, *doc);
-    auto t = d.tasks->create("vm.create", "vm", stored->id, "scheduled on " + host->name);
-    if (!t) return error_response(t.error());
-    task = *t;
-    doc->control.task_id = task.id;
-    stored->spec = encode(*doc);
-    auto u = d.store->update_vm(*stored);
-    created = u ? *u : *stored;
-  }
-  d.controller->enqueue_vm(created.id);
-  auto resp = HttpResponse::json(
-      202, {{"vm", vm_to_json(created, host_name_of(d, created))}, {"task", to_json(task)}});
-  resp.audit_target = "vm/" + created.name;
-  return resp;
+  auto change = d.vms->create(std::move(*doc), start, actor_of(r));
+  if (!change) return error_response(change.error());
+  return change_response(d, *change);
 }
 
-// Shared path of every action: load, check version, new task, mutate, CAS write, enqueue.
-using Mutator = std::function<Status(store::VmRecord&, VmDocument&, const nlohmann::json&)>;
-
-HttpResponse vm_action(ApiDeps& d, HttpRequest& r, const std::string& kind,
-                       const Mutator& mutate) {
+HttpResponse vm_action(ApiDeps& d, HttpRequest& r, VmVerb verb) {
   auto body = parse_json_object(r.body, /*allow_empty=*/true);
   if (!body) return error_response(body.error());
-  if (auto st = check_vm_action_body(kind.substr(kind.find('.') + 1), *body); !st)
+  if (auto st = check_vm_action_body(to_string(verb), *body); !st)
     return error_response(st.error());
   auto expected = expected_version(r, &*body);
   if (!expected) return error_response(expected.error());
-  auto vm = d.store->get_vm_by_name(r.param("name"));
-  if (!vm) return error_response(vm.error());
-  if (*expected && **expected != vm->resource_version)
-    return error_response(Error{ErrorCode::conflict,
-                                fmt::format("resource_version is {}, not {}",
-                                            vm->resource_version, **expected),
-                                "resource_version"});
-  if (vm->deletion_requested)
-    return error_response(
-        Error{ErrorCode::failed_precondition, "the VM is being deleted", ""});
-  auto doc = decode_vm_document(vm->spec);
-  if (!doc) return error_response(doc.error());
-  auto task = d.tasks->create(kind, "vm", vm->id);
-  if (!task) return error_response(task.error());
-  // The VM's previous task (if still open) is superseded by this one: the controller only
-  // ever finishes the task named in control.task_id, so close it here or it stays open.
-  const std::string previous_task = doc->control.task_id;
-  doc->control.generation += 1;
-  doc->control.task_id = task->id;
-  if (auto st = mutate(*vm, *doc, *body); !st) {
-    d.tasks->fail(task->id, st.error().message);
-    return error_response(st.error());
+  VmActOptions options;
+  options.expected_version = *expected;
+  if (verb == VmVerb::stop) {
+    auto stop = decode_vm_stop(*body);
+    if (!stop) return error_response(stop.error());
+    options.stop_force = stop->force;
+    options.stop_timeout_s = stop->timeout_s;
   }
-  vm->spec = encode(*doc);
-  auto u = d.store->update_vm(*vm);
-  if (!u) {
-    d.tasks->fail(task->id, u.error().message);
-    return error_response(u.error());
-  }
-  if (!previous_task.empty() && previous_task != task->id)
-    (void)d.tasks->fail(previous_task, "superseded by " + kind + " task " + task->id);
-  d.controller->enqueue_vm(u->id);
-  return HttpResponse::json(202, {{"task", to_json(*task)}, {"vm", vm_to_json(*u, host_name_of(d, *u))}});
+  auto change = d.vms->act(r.param("name"), verb, options, actor_of(r));
+  if (!change) return error_response(change.error());
+  return change_response(d, *change);
 }
 
 }  // namespace
@@ -182,59 +127,16 @@ void add_vm_routes(ApiService& api) {
 
   RouteOptions op;
   op.role = Role::operator_;
-  auto add_action = [&](const std::string& verb, Mutator m) {
+  for (VmVerb verb : {VmVerb::start, VmVerb::stop, VmVerb::reboot, VmVerb::pause, VmVerb::resume}) {
     RouteOptions o = op;
-    o.action = "vm." + verb;
-    api.router().add("POST", "/api/v1/vms/{name}/" + verb, o,
-                     [&d, verb, m](HttpRequest& r) { return vm_action(d, r, "vm." + verb, m); });
-  };
-  add_action("start",
-             [](store::VmRecord& vm, VmDocument& doc, const nlohmann::json&) -> Status {
-               vm.desired_state = "running";
-               doc.control.paused = false;
-               return {};
-             });
-  add_action("stop",
-             [](store::VmRecord& vm, VmDocument& doc, const nlohmann::json& b) -> Status {
-               auto stop = decode_vm_stop(b);
-               if (!stop) return tl::unexpected(stop.error());
-               vm.desired_state = "stopped";
-               doc.control.paused = false;
-               doc.control.stop_force = stop->force;
-               doc.control.stop_timeout_s = stop->timeout_s;
-               return {};
-             });
-  add_action("reboot",
-             [](store::VmRecord& vm, VmDocument& doc, const nlohmann::json&) -> Status {
-               if (vm.desired_state != "running")
-                 return make_error(ErrorCode::failed_precondition, "the VM is not meant to run");
-               doc.control.reboot_generation = doc.control.generation;
-               return {};
-             });
-  add_action("pause",
-             [](store::VmRecord& vm, VmDocument& doc, const nlohmann::json&) -> Status {
-               if (vm.desired_state != "running")
-                 return make_error(ErrorCode::failed_precondition, "the VM is not meant to run");
-               doc.control.paused = true;
-               return {};
-             });
-  add_action("resume",
-             [](store::VmRecord& vm, VmDocument& doc, const nlohmann::json&) -> Status {
-               vm.desired_state = "running";
-               doc.control.paused = false;
-               return {};
-             });
-
+    o.action = std::string("vm.") + to_string(verb);
+    api.router().add("POST", std::string("/api/v1/vms/{name}/") + to_string(verb), o,
+                     [&d, verb](HttpRequest& r) { return vm_action(d, r, verb); });
+  }
   RouteOptions del = op;
   del.action = "vm.delete";
-  api.router().add("DELETE", "/api/v1/vms/{name}", del, [&d](HttpRequest& r) {
-    return vm_action(d, r, "vm.delete",
-                     [&d](store::VmRecord& vm, VmDocument&, const nlohmann::json&) -> Status {
-                       vm.deletion_requested = true;
-                       vm.deletion_requested_ms = unix_ms(*d.clock);
-                       return {};
-                     });
-  });
+  api.router().add("DELETE", "/api/v1/vms/{name}", del,
+                   [&d](HttpRequest& r) { return vm_action(d, r, VmVerb::remove); });
 }
 
 }  // namespace strata::manager

@@ -38,6 +38,21 @@ Status PlacementService::load() {
   return {};
 }
 
+Result<store::VmRecord> PlacementService::place_and_write(const VmDocument& doc,
+                                                          const std::string& exclude_vm_id,
+                                                          const PlacedWrite& write,
+                                                          const std::function<Status()>& precheck) {
+  std::lock_guard lock(mu_);
+  if (precheck)
+    if (auto st = precheck(); !st) return tl::unexpected(st.error());
+  auto host = place(doc, exclude_vm_id);
+  if (!host) return tl::unexpected(host.error());
+  auto written = write(*host);
+  if (!written) return written;
+  record(written->id, host->id, doc);
+  return written;
+}
+
 void PlacementService::record(const store::VmRecord& vm) {
   if (!vm.host_id) return forget(vm.id);
   auto doc = decode_vm_document(vm.spec);

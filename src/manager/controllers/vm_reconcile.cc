@@ -97,14 +97,17 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
       events_.append("controller:vm", "vm.deleted", "vm/" + vm->name, "ok");
       return Outcome::done;
     }
-    std::lock_guard lock(placement_.mutex());
-    auto host = placement_.place(*doc, vm->id);
-    if (!host) return retry_with("pending", host.error().message);
-    vm->host_id = host->id;
-    auto u = store_.update_vm(*vm);
-    if (!u) return Outcome::retry;
-    *vm = *u;
-    placement_.record(*vm);
+    // The same placement path as the VM service's create (placement.h).
+    bool chosen = false;
+    auto placed = placement_.place_and_write(
+        *doc, vm->id, [&](const store::HostRecord& host) -> Result<store::VmRecord> {
+          chosen = true;
+          store::VmRecord next = *vm;
+          next.host_id = host.id;
+          return store_.update_vm(next);
+        });
+    if (!placed) return chosen ? Outcome::retry : retry_with("pending", placed.error().message);
+    *vm = *placed;
   }
   const std::string host_id = *vm->host_id;
   auto client = agents_.client(host_id);

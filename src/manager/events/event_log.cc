@@ -26,9 +26,26 @@ Result<store::EventRecord> EventLog::append(std::string actor, std::string actio
                                    stored.error().to_string());
     return stored;
   }
+  published(*stored);
+  return stored;
+}
+
+Result<store::EventRecord> EventLog::append_in(store::Store& tx, std::string actor,
+                                               std::string action, std::string target,
+                                               std::string result, std::string message) {
+  store::EventRecord e;
+  e.actor = std::move(actor);
+  e.action = std::move(action);
+  e.target = std::move(target);
+  e.result = std::move(result);
+  e.message = std::move(message);
+  return tx.append_event(e);
+}
+
+void EventLog::published(const store::EventRecord& stored) {
   {
     std::lock_guard lock(mu_);
-    latest_seq_ = std::max(latest_seq_, stored->seq);
+    latest_seq_ = std::max(latest_seq_, stored.seq);
     ++generation_;
   }
   cv_.notify_all();
@@ -37,7 +54,6 @@ Result<store::EventRecord> EventLog::append(std::string actor, std::string actio
     std::lock_guard lock(listeners_mu_);
     for (const auto& l : listeners_) l.second();
   }
-  return stored;
 }
 
 int EventLog::add_listener(std::function<void()> fn) {

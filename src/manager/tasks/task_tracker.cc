@@ -11,12 +11,7 @@ Result<store::TaskRecord> TaskTracker::create(const std::string& kind,
                                               const std::string& target_kind,
                                               const std::string& target_id,
                                               const std::string& message) {
-  store::TaskRecord t;
-  t.kind = kind;
-  t.target_kind = target_kind;
-  t.target_id = target_id;
-  t.message = message;
-  return store_.create_task(t);
+  return create_task_in(store_, kind, target_kind, target_id, message);
 }
 
 Result<store::TaskRecord> TaskTracker::update(const std::string& id, const std::string& state,
@@ -40,16 +35,41 @@ Result<store::TaskRecord> TaskTracker::succeed(const std::string& id, const std:
   return update(id, "succeeded", 100, message);
 }
 
-Status succeed_task_in(store::Store& tx, const std::string& id, const std::string& message) {
+namespace {
+
+Status finish_task_in(store::Store& tx, const std::string& id, const std::string& state,
+                      const std::string& message) {
   auto t = tx.get_task(id);
   if (!t) return t.error().code == ErrorCode::not_found ? Status{} : tl::unexpected(t.error());
   if (task_is_terminal(t->state)) return {};
-  t->state = "succeeded";
+  t->state = state;
   t->progress = 100;
   t->message = message;
   auto u = tx.update_task(*t);
   if (!u) return tl::unexpected(u.error());
   return {};
+}
+
+}  // namespace
+
+Status succeed_task_in(store::Store& tx, const std::string& id, const std::string& message) {
+  return finish_task_in(tx, id, "succeeded", message);
+}
+
+Status fail_task_in(store::Store& tx, const std::string& id, const std::string& message) {
+  return finish_task_in(tx, id, "failed", message);
+}
+
+Result<store::TaskRecord> create_task_in(store::Store& tx, const std::string& kind,
+                                         const std::string& target_kind,
+                                         const std::string& target_id,
+                                         const std::string& message) {
+  store::TaskRecord t;
+  t.kind = kind;
+  t.target_kind = target_kind;
+  t.target_id = target_id;
+  t.message = message;
+  return tx.create_task(t);
 }
 
 Result<store::TaskRecord> TaskTracker::fail(const std::string& id, const std::string& message) {

@@ -176,6 +176,19 @@ TEST_F(ApiTest, CreateIsAcceptedWithTaskAndAudited) {
         e["result"] == "ok")
       saw_create = true;
   EXPECT_TRUE(saw_create) << events.dump();
+  // Each accepted change is audited once (by the VM service, in its transaction), each
+  // refused one by the pipeline with its status.
+  int creates_ok = 0, stops_ok = 0, create_409 = 0, start_409 = 0;
+  for (const auto& e : events) {
+    creates_ok += e["action"] == "vm.create" && e["result"] == "ok";
+    create_409 += e["action"] == "vm.create" && e["result"] == "error 409";
+    stops_ok += e["action"] == "vm.stop" && e["result"] == "ok" && e["target"] == "vm/web";
+    start_409 += e["action"] == "vm.start" && e["result"] == "error 409";
+  }
+  EXPECT_EQ(creates_ok, 1) << events.dump();
+  EXPECT_EQ(create_409, 1) << events.dump();
+  EXPECT_EQ(stops_ok, 1) << events.dump();
+  EXPECT_EQ(start_409, 1) << events.dump();
 }
 
 TEST_F(ApiTest, EnrollNeedsAValidJoinToken) {

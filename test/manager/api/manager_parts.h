@@ -12,6 +12,7 @@
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/manager/vms/vm_service.h"
 
 namespace strata::manager::test_support {
 
@@ -25,6 +26,7 @@ struct ManagerParts {
   std::unique_ptr<ConnectionManager> agents;
   std::unique_ptr<PlacementService> placement;
   std::unique_ptr<VmController> controller;
+  std::unique_ptr<VmService> vms;
 
   // Builds every part; a failure is a fatal gtest failure (call through ASSERT_NO_FATAL_FAILURE).
   void build() {
@@ -43,6 +45,10 @@ struct ManagerParts {
     placement = std::make_unique<PlacementService>(*store, std::move(*scheduler));
     controller = std::make_unique<VmController>(*store, *agents, *tasks, *events, *placement, clock,
                                                 ControllerConfig{});
+    vms = std::make_unique<VmService>(*store, *placement, *events, clock,
+                                      [c = controller.get()](const std::string& id) {
+                                        c->enqueue_vm(id);
+                                      });
   }
 
   ApiDeps deps() const {
@@ -54,6 +60,7 @@ struct ManagerParts {
     d.agents = agents.get();
     d.controller = controller.get();
     d.placement = placement.get();
+    d.vms = vms.get();
     d.clock = clock;
     return d;
   }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "strata/manager/controllers/placement.h"
+#include "strata/manager/api/vm_rest.h"
 
 namespace strata::manager {
 namespace {
@@ -103,18 +104,15 @@ class PlacementCacheTest : public ::testing::Test {
     EXPECT_TRUE(d && decode_vm_document(encode(*d))) << body.dump();
     return d ? *d : VmDocument{};
   }
-  // place + store + record, as POST /api/v1/vms does.
+  // place + store + record through the one placement path, as the VM service does.
   Result<store::VmRecord> create(PlacementService& p, const VmDocument& d) {
-    std::lock_guard lock(p.mutex());
-    auto host = p.place(d);
-    if (!host) return tl::unexpected(host.error());
-    store::VmRecord vm;
-    vm.name = d.spec.name;
-    vm.host_id = host->id;
-    vm.spec = encode(d);
-    auto stored = store_->create_vm(vm);
-    if (stored) p.record(stored->id, host->id, d);
-    return stored;
+    return p.place_and_write(d, {}, [&](const store::HostRecord& host) {
+      store::VmRecord vm;
+      vm.name = d.spec.name;
+      vm.host_id = host.id;
+      vm.spec = encode(d);
+      return store_->create_vm(vm);
+    });
   }
   store::StorePtr store_;
 };

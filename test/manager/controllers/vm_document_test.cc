@@ -1,4 +1,5 @@
 // VM create-body validation (fields named) and the stored document round trip.
+#include "strata/manager/api/vm_rest.h"
 #include "strata/manager/controllers/vm_document.h"
 
 #include <gtest/gtest.h>

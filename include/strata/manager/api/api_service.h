@@ -33,6 +33,7 @@ class StaticFiles;
 class SessionStore;
 class VmController;
 class PlacementService;
+class VmService;
 class TaskTracker;
 class ImageDistributor;
 
@@ -45,6 +46,7 @@ struct ApiDeps {
   ConnectionManager* agents = nullptr;
   VmController* controller = nullptr;
   PlacementService* placement = nullptr;
+  VmService* vms = nullptr;  // the VM lifecycle (create/act/delete)
   ClockPtr clock;
   // Signs the CSRs of agents at enrollment; nullptr: TCP agents cannot enroll.
   const pki::CertificateAuthority* ca = nullptr;

@@ -98,6 +98,9 @@ struct HttpResponse {
   std::function<void(std::shared_ptr<EventStream>)> event_stream;
   // For the audit log: the target when the route has no {name}/{id} ("vm/web-1").
   std::string audit_target;
+  // The handler already wrote this request's audit event (in the transaction of the
+  // change it reports, e.g. the VM service's): the pipeline does not write a second.
+  bool audit_written = false;
   // A response that is finished later, off the I/O thread (slow work: qemu-img, hashing,
   // calls to hosts): the server calls `deferred` once, right away, with `complete`, and
   // sends what `complete` is given (from any thread, exactly once). Everything else in

@@ -6,6 +6,7 @@
 // take the last free slot. After a crash the cache is rebuilt from the store by load().
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -31,6 +32,15 @@ class PlacementService {
   // resource_exhausted (HTTP 422) with the scheduler's per-filter explanation otherwise.
   // `exclude_vm_id`: a VM whose own allocation is not counted (re-placement).
   Result<store::HostRecord> place(const VmDocument& doc, const std::string& exclude_vm_id = {});
+
+  // The one placement path (the VM service's create and the controller's re-placement):
+  // under mutex(), runs `precheck` (when given), chooses a host, lets `write` store the VM
+  // on it (one store transaction, say) and records the allocation when `write` succeeded.
+  // Errors of any step are returned as they are; nothing is recorded then.
+  using PlacedWrite = std::function<Result<store::VmRecord>(const store::HostRecord& host)>;
+  Result<store::VmRecord> place_and_write(const VmDocument& doc, const std::string& exclude_vm_id,
+                                          const PlacedWrite& write,
+                                          const std::function<Status()>& precheck = {});
 
   Result<sched::Snapshot> snapshot(const std::string& exclude_vm_id = {});
 

@@ -1,7 +1,7 @@
 // The VM resource as stratad keeps it in VmRecord.spec / VmRecord.status (JSON text):
 //   spec   = {"vm": <model::VmSpec JSON>, "placement": {...}, "control": {...}}
 //   status = {"state", "agent_state", "last_error", "observed_ms", "applied_generation"}
-// plus the REST body <-> document conversions. `control.generation` grows with every
+// (the REST forms are in api/vm_rest.h). `control.generation` grows with every
 // change of desired state; agent request ids are "<vm id>:<op>:<generation>", so retries
 // of one intent are idempotent and a new intent is a new request.
 #pragma once
@@ -52,13 +52,6 @@ std::string encode(const VmDocument& doc);
 Result<VmDocument> decode_vm_document(const std::string& json_text);
 std::string encode(const VmStatusDoc& st);
 VmStatusDoc decode_vm_status(const std::string& json_text);
-
-// The create body of POST /api/v1/vms -> document (strictly validated: unknown fields,
-// wrong types, names, sizes; errors name the field). `start` is returned separately.
-Result<VmDocument> vm_document_from_request(const nlohmann::json& body, bool* start);
-
-// The REST form of a VM. host_name: name of vm.host_id ("" when unplaced).
-nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_name);
 
 // "running" | "stopped" | "paused" as the API shows desired state.
 std::string desired_state_name(const store::VmRecord& vm, const VmDocument& doc);

@@ -28,6 +28,14 @@ class EventLog {
   Result<store::EventRecord> append(std::string actor, std::string action, std::string target,
                                     std::string result, std::string message = {});
 
+  // For an event that commits with other writes: appended through the caller's
+  // transaction `tx` (nobody is woken: it may still roll back); after the commit, call
+  // published() with the stored event to wake live readers and listeners.
+  static Result<store::EventRecord> append_in(store::Store& tx, std::string actor,
+                                              std::string action, std::string target,
+                                              std::string result, std::string message = {});
+  void published(const store::EventRecord& stored);
+
   Result<std::vector<store::EventRecord>> list(int64_t after_seq, int limit);
   Result<int64_t> last_seq();
 

@@ -36,6 +36,12 @@ bool task_is_terminal(const std::string& state);
 // Marks a task succeeded inside the caller's transaction `tx`, so the fact it reports (a VM
 // record deleted, say) and its task commit together; a terminal task is left as it is.
 Status succeed_task_in(store::Store& tx, const std::string& id, const std::string& message);
+// Likewise: a new pending task, and a task failed, inside the caller's transaction.
+Result<store::TaskRecord> create_task_in(store::Store& tx, const std::string& kind,
+                                         const std::string& target_kind,
+                                         const std::string& target_id,
+                                         const std::string& message = {});
+Status fail_task_in(store::Store& tx, const std::string& id, const std::string& message);
 nlohmann::json to_json(const store::TaskRecord& t);
 
 }  // namespace strata::manager

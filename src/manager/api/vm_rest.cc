@@ -1,0 +1,191 @@
+// The REST form of a VM (see vm_rest.h): the create body -> VmDocument, a record -> JSON.
+#include "strata/manager/api/vm_rest.h"
+
+#include <fmt/format.h>
+
+#include "strata/manager/api/json_fields.h"
+#include "strata/model/validation.h"
+
+namespace strata::manager {
+
+using nlohmann::json;
+
+namespace {
+
+Result<std::map<std::string, std::string>> string_map(const json& obj, const std::string& field) {
+  std::map<std::string, std::string> out;
+  // Counted before anything is copied: the body may hold thousands of keys.
+  if (obj.size() > model::kMaxLabels)
+    return invalid_argument(field, fmt::format("{} has {} entries, at most {} allowed", field,
+                                               obj.size(), model::kMaxLabels));
+  for (auto& [k, v] : obj.items()) {
+    std::string f = fmt::format("{}.{}", field, k.substr(0, 64));
+    if (!v.is_string()) return invalid_argument(f, f + " must be a string");
+    // validate_label names a bad key `field` and a bad value `field.KEY` itself.
+    if (auto st = model::validate_label(field, k, v.get<std::string>()); !st)
+      return tl::unexpected(st.error());
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
+  using T = JsonType;
+  if (auto st = check_fields(body, {{"name", T::string, true},
+                                    {"vcpus", T::unsigned_integer, true},
+                                    {"memory_mib", T::unsigned_integer, true},
+                                    {"machine", T::string},
+                                    {"kernel", T::string},
+                                    {"initrd", T::string},
+                                    {"cmdline", T::string},
+                                    {"disks", T::array},
+                                    {"nics", T::array},
+                                    {"labels", T::object},
+                                    {"host", T::string},
+                                    {"node_selector", T::object},
+                                    {"anti_affinity_group", T::string},
+                                    {"start", T::boolean}});
+      !st)
+    return tl::unexpected(st.error());
+  VmDocument d;
+  model::VmSpec& s = d.spec;
+  s.name = body["name"].get<std::string>();
+  if (auto st = model::validate_name("name", s.name); !st) return tl::unexpected(st.error());
+  uint64_t vcpus = body["vcpus"].get<uint64_t>();
+  if (vcpus < 1 || vcpus > model::kMaxVcpus)
+    return invalid_argument("vcpus", fmt::format("vcpus must be 1..{}", model::kMaxVcpus));
+  s.vcpus = static_cast<uint32_t>(vcpus);
+  s.memory_mib = body["memory_mib"].get<uint64_t>();
+  if (s.memory_mib < model::kMinMemoryMib || s.memory_mib > model::kMaxMemoryMib)
+    return invalid_argument("memory_mib", fmt::format("memory_mib must be {}..{}",
+                                                      model::kMinMemoryMib, model::kMaxMemoryMib));
+  // Optional fields may be null (= absent): read them with optional_*(), never value().
+  s.machine = optional_string(body, "machine", s.machine);
+  std::string kernel = optional_string(body, "kernel"), initrd = optional_string(body, "initrd"),
+              cmdline = optional_string(body, "cmdline");
+  if (!kernel.empty()) {
+    s.kernel_boot = model::KernelBoot{kernel, initrd, cmdline};
+  } else if (!initrd.empty() || !cmdline.empty()) {
+    return invalid_argument(initrd.empty() ? "cmdline" : "initrd",
+                            "initrd and cmdline need a kernel");
+  }
+  if (body.contains("disks") && body["disks"].is_array()) {
+    const json& disks = body["disks"];
+    if (disks.size() > model::kMaxDisks)
+      return invalid_argument("disks", fmt::format("at most {} disks", model::kMaxDisks));
+    for (size_t i = 0; i < disks.size(); ++i) {
+      std::string prefix = fmt::format("disks[{}].", i);
+      if (auto st = check_fields(disks[i], {{"name", T::string, true},
+                                            {"image", T::string},
+                                            {"size_bytes", T::unsigned_integer},
+                                            {"boot", T::boolean},
+                                            {"readonly", T::boolean}},
+                                 prefix);
+          !st)
+        return tl::unexpected(st.error());
+      model::DiskSpec disk;
+      disk.name = disks[i]["name"].get<std::string>();
+      disk.base_image = optional_string(disks[i], "image");
+      disk.size_bytes = optional_uint(disks[i], "size_bytes", 0);
+      if (disk.size_bytes > model::kMaxDiskBytes)
+        return invalid_argument(prefix + "size_bytes",
+                                fmt::format("{}size_bytes must be at most {}", prefix,
+                                            model::kMaxDiskBytes));
+      disk.boot = optional_bool(disks[i], "boot", false);
+      disk.readonly = optional_bool(disks[i], "readonly", false);
+      s.disks.push_back(std::move(disk));
+    }
+  }
+  if (body.contains("nics") && body["nics"].is_array()) {
+    const json& nics = body["nics"];
+    if (nics.size() > model::kMaxNics)
+      return invalid_argument("nics", fmt::format("at most {} nics", model::kMaxNics));
+    for (size_t i = 0; i < nics.size(); ++i) {
+      std::string prefix = fmt::format("nics[{}].", i);
+      if (auto st = check_fields(nics[i], {{"mode", T::string, true},
+                                           {"bridge", T::string},
+                                           {"mac", T::string}},
+                                 prefix);
+          !st)
+        return tl::unexpected(st.error());
+      model::NicSpec nic;
+      auto mode = model::nic_mode_from_string(nics[i]["mode"].get<std::string>());
+      if (!mode) return invalid_argument(prefix + "mode", "mode must be \"user\" or \"bridge\"");
+      nic.mode = *mode;
+      nic.bridge = optional_string(nics[i], "bridge");
+      nic.mac = optional_string(nics[i], "mac");
+      s.nics.push_back(std::move(nic));
+    }
+  }
+  if (body.contains("labels") && body["labels"].is_object()) {
+    auto labels = string_map(body["labels"], "labels");
+    if (!labels) return tl::unexpected(labels.error());
+    s.labels = std::move(*labels);
+  }
+  if (body.contains("node_selector") && body["node_selector"].is_object()) {
+    auto sel = string_map(body["node_selector"], "node_selector");
+    if (!sel) return tl::unexpected(sel.error());
+    d.placement.node_selector = std::move(*sel);
+  }
+  d.placement.host = optional_string(body, "host");
+  if (!d.placement.host.empty())
+    if (auto st = model::validate_name("host", d.placement.host); !st)
+      return tl::unexpected(st.error());
+  d.placement.anti_affinity_group = optional_string(body, "anti_affinity_group");
+  if (!d.placement.anti_affinity_group.empty())
+    if (auto st = model::validate_name("anti_affinity_group", d.placement.anti_affinity_group);
+        !st)
+      return tl::unexpected(st.error());
+  *start = optional_bool(body, "start", true);
+  if (auto st = model::validate(s); !st) return tl::unexpected(st.error());
+  return d;
+}
+
+nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_name) {
+  json spec = json::object();
+  std::string desired = vm.desired_state;
+  if (auto doc = decode_vm_document(vm.spec)) {
+    const model::VmSpec& s = doc->spec;
+    spec = {{"vcpus", s.vcpus}, {"memory_mib", s.memory_mib}, {"machine", s.machine}};
+    if (s.kernel_boot) {
+      spec["kernel"] = s.kernel_boot->kernel;
+      spec["initrd"] = s.kernel_boot->initrd;
+      spec["cmdline"] = s.kernel_boot->cmdline;
+    }
+    json disks = json::array();
+    for (const auto& dk : s.disks)
+      disks.push_back({{"name", dk.name}, {"image", dk.base_image}, {"size_bytes", dk.size_bytes},
+                       {"boot", dk.boot}, {"readonly", dk.readonly}});
+    json nics = json::array();
+    for (const auto& n : s.nics)
+      nics.push_back({{"mode", model::to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac}});
+    spec["disks"] = disks;
+    spec["nics"] = nics;
+    spec["uuid"] = s.uuid;
+    spec["host"] = doc->placement.host;
+    spec["node_selector"] = doc->placement.node_selector;
+    spec["anti_affinity_group"] = doc->placement.anti_affinity_group;
+    desired = desired_state_name(vm, *doc);
+  }
+  VmStatusDoc st = decode_vm_status(vm.status);
+  return {{"id", vm.id},
+          {"name", vm.name},
+          {"resource_version", vm.resource_version},
+          {"spec", spec},
+          {"labels", vm.labels},
+          {"desired_state", desired},
+          {"deletion_requested", vm.deletion_requested},
+          {"host", host_name},
+          {"status",
+           {{"state", st.state},
+            {"host", host_name},
+            {"agent_state", st.agent_state},
+            {"last_error", st.last_error},
+            {"observed_ms", st.observed_ms}}},
+          {"created_ms", vm.created_ms},
+          {"updated_ms", vm.updated_ms}};
+}
+
+}  // namespace strata::manager

@@ -1,0 +1,169 @@
+// VM lifecycle: one store transaction per change (see vm_service.h).
+#include "strata/manager/vms/vm_service.h"
+
+#include <random>
+
+#include <fmt/format.h>
+
+#include "strata/manager/auth/tokens.h"
+#include "strata/manager/controllers/image_distribution.h"
+#include "strata/manager/tasks/task_tracker.h"
+#include "strata/model/validation.h"
+
+namespace strata::manager {
+
+namespace {
+
+uint64_t random_u64() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng();
+}
+
+// The verb's change of desired state, on the record and its document.
+Status apply_verb(VmVerb verb, const VmActOptions& o, int64_t now_ms, store::VmRecord& vm,
+                  VmDocument& doc) {
+  switch (verb) {
+    case VmVerb::start:
+    case VmVerb::resume:
+      vm.desired_state = "running";
+      doc.control.paused = false;
+      return {};
+    case VmVerb::stop:
+      vm.desired_state = "stopped";
+      doc.control.paused = false;
+      doc.control.stop_force = o.stop_force;
+      doc.control.stop_timeout_s = o.stop_timeout_s;
+      return {};
+    case VmVerb::reboot:
+    case VmVerb::pause:
+      if (vm.desired_state != "running")
+        return make_error(ErrorCode::failed_precondition, "the VM is not meant to run");
+      if (verb == VmVerb::reboot)
+        doc.control.reboot_generation = doc.control.generation;
+      else
+        doc.control.paused = true;
+      return {};
+    case VmVerb::remove:
+      vm.deletion_requested = true;
+      vm.deletion_requested_ms = now_ms;
+      return {};
+  }
+  return make_error(ErrorCode::invalid_argument, "unknown VM action");
+}
+
+}  // namespace
+
+const char* to_string(VmVerb verb) {
+  switch (verb) {
+    case VmVerb::start: return "start";
+    case VmVerb::stop: return "stop";
+    case VmVerb::reboot: return "reboot";
+    case VmVerb::pause: return "pause";
+    case VmVerb::resume: return "resume";
+    case VmVerb::remove: return "delete";
+  }
+  return "unknown";
+}
+
+VmService::VmService(store::Store& store, PlacementService& placement, EventLog& events,
+                     ClockPtr clock, std::function<void(const std::string&)> on_change)
+    : store_(store), placement_(placement), events_(events), clock_(std::move(clock)),
+      on_change_(std::move(on_change)) {}
+
+Result<VmChange> VmService::create(VmDocument doc, bool start, const std::string& actor) {
+  auto completed = model::complete(doc.spec, &random_u64);
+  if (!completed) return tl::unexpected(completed.error());
+  doc.spec = std::move(*completed);
+  if (auto st = check_image_kinds(store_, doc.spec); !st) return tl::unexpected(st.error());
+
+  VmChange change;
+  store::EventRecord audit;
+  // The name is checked before a host is chosen (a taken name is 409 even when nothing fits);
+  // the store's unique name still guards a create that races past the check.
+  auto name_free = [&]() -> Status {
+    if (store_.get_vm_by_name(doc.spec.name))
+      return make_error(ErrorCode::already_exists,
+                        fmt::format("a VM named '{}' already exists", doc.spec.name), "name");
+    return {};
+  };
+  auto write = [&](const store::HostRecord& host) -> Result<store::VmRecord> {
+    auto st = store_.transaction([&](store::Store& tx) -> Status {
+      store::VmRecord vm;
+      vm.name = doc.spec.name;
+      vm.labels = doc.spec.labels;
+      vm.host_id = host.id;
+      vm.desired_state = start ? "running" : "stopped";
+      VmStatusDoc status;
+      status.state = "scheduled";
+      vm.status = encode(status);
+      vm.spec = encode(doc);
+      auto stored = tx.create_vm(vm);
+      if (!stored) return tl::unexpected(stored.error());
+      auto task = create_task_in(tx, "vm.create", "vm", stored->id, "scheduled on " + host.name);
+      if (!task) return tl::unexpected(task.error());
+      VmDocument with_task = doc;
+      with_task.control.task_id = task->id;
+      stored->spec = encode(with_task);
+      auto updated = tx.update_vm(*stored);
+      if (!updated) return tl::unexpected(updated.error());
+      auto ev = EventLog::append_in(tx, actor, "vm.create", "vm/" + updated->name, "ok");
+      if (!ev) return tl::unexpected(ev.error());
+      change = {*updated, *task};
+      audit = *ev;
+      return {};
+    });
+    if (!st) return tl::unexpected(st.error());
+    return change.vm;
+  };
+  auto placed = placement_.place_and_write(doc, {}, write, name_free);
+  if (!placed) return tl::unexpected(placed.error());
+  events_.published(audit);
+  if (on_change_) on_change_(change.vm.id);
+  return change;
+}
+
+Result<VmChange> VmService::act(const std::string& name, VmVerb verb, const VmActOptions& options,
+                                const std::string& actor) {
+  const std::string kind = std::string("vm.") + to_string(verb);
+  VmChange change;
+  store::EventRecord audit;
+  auto st = store_.transaction([&](store::Store& tx) -> Status {
+    auto vm = tx.get_vm_by_name(name);
+    if (!vm) return tl::unexpected(vm.error());
+    if (options.expected_version && *options.expected_version != vm->resource_version)
+      return make_error(ErrorCode::conflict,
+                        fmt::format("resource_version is {}, not {}", vm->resource_version,
+                                    *options.expected_version),
+                        "resource_version");
+    if (vm->deletion_requested)
+      return make_error(ErrorCode::failed_precondition, "the VM is being deleted");
+    auto doc = decode_vm_document(vm->spec);
+    if (!doc) return tl::unexpected(doc.error());
+    if (auto ok = apply_verb(verb, options, unix_ms(*clock_), *vm, *doc); !ok) return ok;
+    auto task = create_task_in(tx, kind, "vm", vm->id);
+    if (!task) return tl::unexpected(task.error());
+    // The VM's previous task (if still open) is superseded by this one: the controller only
+    // ever finishes the task named in control.task_id, so it ends here or stays open.
+    const std::string previous_task = doc->control.task_id;
+    doc->control.generation += 1;
+    doc->control.task_id = task->id;
+    vm->spec = encode(*doc);
+    auto updated = tx.update_vm(*vm);
+    if (!updated) return tl::unexpected(updated.error());
+    if (!previous_task.empty() && previous_task != task->id)
+      if (auto f = fail_task_in(tx, previous_task, "superseded by " + kind + " task " + task->id);
+          !f)
+        return f;
+    auto ev = EventLog::append_in(tx, actor, kind, "vm/" + updated->name, "ok");
+    if (!ev) return tl::unexpected(ev.error());
+    change = {*updated, *task};
+    audit = *ev;
+    return {};
+  });
+  if (!st) return tl::unexpected(st.error());
+  events_.published(audit);
+  if (on_change_) on_change_(change.vm.id);
+  return change;
+}
+
+}  // namespace strata::manager

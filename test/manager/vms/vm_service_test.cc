@@ -1,0 +1,208 @@
+// The VM service on a real (in-memory SQLite) store: each create/act/delete commits the
+// record, its task, the superseded task's end and the audit event together; refusals
+// (taken name, no host, wrong version, being deleted, not meant to run) write nothing.
+#include "strata/manager/vms/vm_service.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "strata/manager/tasks/task_tracker.h"
+
+namespace strata::manager {
+namespace {
+
+class VmServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = store::open_store("sqlite::memory:", store::StoreOptions{clock_, 1});
+    ASSERT_TRUE(s) << s.error().to_string();
+    store_ = std::move(*s);
+    events_ = std::make_unique<EventLog>(*store_);
+    auto sched = sched::Scheduler::create({1.0, 1.0, sched::WeightStrategy::pack});
+    ASSERT_TRUE(sched);
+    placement_ = std::make_unique<PlacementService>(*store_, std::move(*sched));
+    ASSERT_TRUE(placement_->load());
+    service_ = std::make_unique<VmService>(*store_, *placement_, *events_, clock_,
+                                           [this](const std::string& id) { told_.push_back(id); });
+  }
+  std::string add_host(const std::string& name, int cpus, int mem) {
+    store::HostRecord h;
+    h.name = name;
+    h.address = "unix:/nonexistent/" + name;
+    h.state = "up";
+    h.accelerator = "tcg";
+    h.cpu_threads = cpus;
+    h.memory_mib = mem;
+    auto c = store_->create_host(h);
+    EXPECT_TRUE(c);
+    return c ? c->id : "";
+  }
+  static VmDocument doc(const std::string& name, uint32_t vcpus = 1, uint64_t mem = 256) {
+    VmDocument d;
+    d.spec.name = name;
+    d.spec.vcpus = vcpus;
+    d.spec.memory_mib = mem;
+    model::DiskSpec disk;
+    disk.name = "root";
+    disk.base_image = "base";
+    disk.boot = true;
+    d.spec.disks.push_back(disk);
+    return d;
+  }
+  size_t count_tasks() {
+    auto t = store_->list_tasks({});
+    return t ? t->size() : 0;
+  }
+  std::vector<store::EventRecord> audit(const std::string& action) {
+    std::vector<store::EventRecord> out;
+    if (auto all = store_->list_events(0, 0))
+      for (auto& e : *all)
+        if (e.action == action) out.push_back(e);
+    return out;
+  }
+
+  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+  store::StorePtr store_;
+  std::unique_ptr<EventLog> events_;
+  std::unique_ptr<PlacementService> placement_;
+  std::unique_ptr<VmService> service_;
+  std::vector<std::string> told_;
+};
+
+TEST_F(VmServiceTest, CreateCommitsRecordTaskAndAuditTogether) {
+  std::string h = add_host("h1", 4, 4096);
+  auto c = service_->create(doc("web"), true, "token:alice");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->vm.host_id.value_or(""), h);
+  EXPECT_EQ(c->vm.desired_state, "running");
+  EXPECT_EQ(c->task.kind, "vm.create");
+  EXPECT_EQ(c->task.target_id, c->vm.id);
+  EXPECT_EQ(c->task.state, "pending");
+  auto stored = store_->get_vm_by_name("web");
+  ASSERT_TRUE(stored);
+  auto d = decode_vm_document(stored->spec);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->control.task_id, c->task.id);
+  EXPECT_FALSE(d->spec.uuid.empty()) << "the spec is completed";
+  EXPECT_EQ(decode_vm_status(stored->status).state, "scheduled");
+  auto ev = audit("vm.create");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].actor, "token:alice");
+  EXPECT_EQ(ev[0].target, "vm/web");
+  EXPECT_EQ(ev[0].result, "ok");
+  EXPECT_EQ(told_, std::vector<std::string>{c->vm.id});
+  ASSERT_TRUE(placement_->cached(c->vm.id));
+  EXPECT_EQ(placement_->cached(c->vm.id)->host_id, h);
+}
+
+TEST_F(VmServiceTest, RefusedCreatesWriteNothing) {
+  add_host("h1", 2, 4096);
+  ASSERT_TRUE(service_->create(doc("a", 2), false, "t"));
+  const size_t tasks = count_tasks();
+  auto taken = service_->create(doc("a", 1), false, "t");
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().code, ErrorCode::already_exists);
+  EXPECT_EQ(taken.error().field, "name");
+  auto full = service_->create(doc("b", 1), false, "t");  // 2 of 2 vCPUs taken
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error().code, ErrorCode::resource_exhausted);
+  auto bad = doc("c");
+  bad.placement.host = "nowhere";
+  auto pinned = service_->create(bad, false, "t");
+  ASSERT_FALSE(pinned);
+  EXPECT_EQ(pinned.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(count_tasks(), tasks);
+  EXPECT_EQ(audit("vm.create").size(), 1u);
+  EXPECT_FALSE(store_->get_vm_by_name("b"));
+  EXPECT_EQ(placement_->cached_vm_count(), 1u);
+}
+
+TEST_F(VmServiceTest, ActBumpsGenerationAndSupersedesTheOpenTask) {
+  add_host("h1", 4, 4096);
+  auto c = service_->create(doc("web"), true, "t");
+  ASSERT_TRUE(c);
+  VmActOptions stop;
+  stop.stop_force = true;
+  stop.stop_timeout_s = 5;
+  auto s = service_->act("web", VmVerb::stop, stop, "token:bob");
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ(s->task.kind, "vm.stop");
+  EXPECT_EQ(s->vm.desired_state, "stopped");
+  auto d = decode_vm_document(s->vm.spec);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->control.generation, 2);
+  EXPECT_EQ(d->control.task_id, s->task.id);
+  EXPECT_TRUE(d->control.stop_force);
+  EXPECT_EQ(d->control.stop_timeout_s, 5u);
+  auto old = store_->get_task(c->task.id);
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->state, "failed");
+  EXPECT_NE(old->message.find("superseded by vm.stop"), std::string::npos) << old->message;
+  auto ev = audit("vm.stop");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].actor, "token:bob");
+  EXPECT_EQ(ev[0].target, "vm/web");
+
+  auto p = service_->act("web", VmVerb::pause, {}, "t");  // not meant to run now
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().code, ErrorCode::failed_precondition);
+  auto r = service_->act("web", VmVerb::start, {}, "t");
+  ASSERT_TRUE(r);
+  auto p2 = service_->act("web", VmVerb::pause, {}, "t");
+  ASSERT_TRUE(p2);
+  auto d2 = decode_vm_document(p2->vm.spec);
+  ASSERT_TRUE(d2);
+  EXPECT_TRUE(d2->control.paused);
+  EXPECT_EQ(d2->control.generation, 4);
+  EXPECT_EQ(told_.size(), 4u);
+}
+
+TEST_F(VmServiceTest, RefusedActsWriteNothing) {
+  add_host("h1", 4, 4096);
+  auto c = service_->create(doc("web"), false, "t");
+  ASSERT_TRUE(c);
+  const size_t tasks = count_tasks();
+  auto missing = service_->act("nope", VmVerb::start, {}, "t");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::not_found);
+  VmActOptions stale;
+  stale.expected_version = c->vm.resource_version + 5;
+  auto conflict = service_->act("web", VmVerb::start, stale, "t");
+  ASSERT_FALSE(conflict);
+  EXPECT_EQ(conflict.error().code, ErrorCode::conflict);
+  EXPECT_EQ(conflict.error().field, "resource_version");
+  auto reboot = service_->act("web", VmVerb::reboot, {}, "t");  // stopped: not meant to run
+  ASSERT_FALSE(reboot);
+  EXPECT_EQ(reboot.error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(count_tasks(), tasks) << "a refused action leaves no task behind";
+  auto still = store_->get_task(c->task.id);
+  ASSERT_TRUE(still);
+  EXPECT_EQ(still->state, "pending") << "nor ends the VM's current one";
+  auto vm = store_->get_vm(c->vm.id);
+  ASSERT_TRUE(vm);
+  EXPECT_EQ(vm->resource_version, c->vm.resource_version);
+}
+
+TEST_F(VmServiceTest, DeleteMarksTheRecordOnceAndRefusesLaterActions) {
+  add_host("h1", 4, 4096);
+  auto c = service_->create(doc("web"), true, "t");
+  ASSERT_TRUE(c);
+  clock_->advance(std::chrono::seconds(1234));
+  VmActOptions exact;
+  auto del = service_->remove("web", c->vm.resource_version, "token:carol");
+  ASSERT_TRUE(del) << del.error().to_string();
+  EXPECT_EQ(del->task.kind, "vm.delete");
+  EXPECT_TRUE(del->vm.deletion_requested);
+  EXPECT_EQ(del->vm.deletion_requested_ms, 1234000);
+  ASSERT_EQ(audit("vm.delete").size(), 1u);
+  auto again = service_->remove("web", std::nullopt, "t");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::failed_precondition);
+  auto start = service_->act("web", VmVerb::start, exact, "t");
+  ASSERT_FALSE(start);
+  EXPECT_EQ(start.error().code, ErrorCode::failed_precondition);
+}
+
+}  // namespace
+}  // namespace strata::manager
