@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "strata/common/clock_wait.h"
 #include "strata/common/log.h"
 #include "strata/manager/auth/tokens.h"
 
@@ -44,10 +45,10 @@ class ConnectionManager::HostConnection {
   bool first_heartbeat_done() const { return first_done_; }
 
  private:
-  // Sleeps (real time) up to d; false when stopping.
+  // Sleeps up to d on the manager's clock (simulated time in tests); false when stopping.
   bool wait(std::chrono::milliseconds d) {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, d, [&] { return stopping_; });
+    clock_wait_for(*mgr_.clock_, lock, cv_, d, [&] { return stopping_; });
     return !stopping_;
   }
 
@@ -178,7 +179,7 @@ class ConnectionManager::HostConnection {
   int64_t last_ok_ms_ = 0;
   StreamCancel cancel_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable_any cv_;
   bool stopping_ = false;
   std::thread heartbeat_thread_;
   std::thread watch_thread_;

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "strata/common/clock_wait.h"
 #include "strata/common/log.h"
 #include "strata/manager/auth/tokens.h"
 
@@ -41,21 +42,31 @@ void VmController::enqueue_vm(const std::string& vm_id) {
   std::string item = "vm:" + vm_id;
   delayed_.erase(item);
   if (queued_.insert(item).second) queue_.push_back(item);
-  cv_.notify_one();
+  // notify_all: the timer waits on cv_ too, and a notify_one that woke only the timer would
+  // leave the item queued until the next tick (simulated time: until the clock moves).
+  cv_.notify_all();
 }
 
 void VmController::enqueue_host(const std::string& host_id) {
   std::lock_guard lock(mu_);
   std::string item = "host:" + host_id;
   if (queued_.insert(item).second) queue_.push_back(item);
-  cv_.notify_one();
+  cv_.notify_all();  // as in enqueue_vm
 }
 
 void VmController::requeue_later(const std::string& item) {
   std::lock_guard lock(mu_);
   int n = ++attempts_[item];
-  delayed_[item] =
-      std::chrono::steady_clock::now() + retry_delay(n, config_.retry_base, config_.retry_max);
+  delayed_[item] = clock_->now() + retry_delay(n, config_.retry_base, config_.retry_max);
+  ++delayed_epoch_;
+  cv_.notify_all();
+}
+
+std::optional<Clock::TimePoint> VmController::retry_due(const std::string& vm_id) {
+  std::lock_guard lock(mu_);
+  auto it = delayed_.find("vm:" + vm_id);
+  if (it == delayed_.end()) return std::nullopt;
+  return it->second;
 }
 
 void VmController::worker_loop() {
@@ -99,32 +110,39 @@ void VmController::worker_loop() {
   }
 }
 
+// Moves due retries (backoff) to the queue and queues every VM each resync_interval; all
+// deadlines are on the injected clock. Sleeps until the earliest of them (at most a tick),
+// or until a new retry is delayed.
 void VmController::timer_loop() {
-  auto next_resync = std::chrono::steady_clock::now();
+  auto next_resync = clock_->now();
   while (true) {
     std::vector<std::string> resync;
-    if (std::chrono::steady_clock::now() >= next_resync) {
+    if (clock_->now() >= next_resync) {
       if (auto vms = store_.list_vms({})) {
         for (const auto& vm : *vms) resync.push_back("vm:" + vm.id);
       }
-      next_resync = std::chrono::steady_clock::now() + config_.resync_interval;
+      next_resync = clock_->now() + config_.resync_interval;
     }
     {
       std::unique_lock lock(mu_);
       if (stopping_) return;
-      auto now = std::chrono::steady_clock::now();
+      const auto now = clock_->now();
+      auto wake = std::min(next_resync, now + config_.timer_tick);
       for (auto it = delayed_.begin(); it != delayed_.end();) {
         if (it->second <= now) {
           if (queued_.insert(it->first).second) queue_.push_back(it->first);
           it = delayed_.erase(it);
         } else {
+          wake = std::min(wake, it->second);
           ++it;
         }
       }
       for (auto& item : resync)
         if (!delayed_.count(item) && queued_.insert(item).second) queue_.push_back(item);
       cv_.notify_all();
-      cv_.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping_; });
+      const uint64_t epoch = delayed_epoch_;
+      clock_wait_until(*clock_, lock, cv_, wake,
+                       [&] { return stopping_ || delayed_epoch_ != epoch; });
       if (stopping_) return;
     }
   }

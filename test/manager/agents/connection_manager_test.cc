@@ -5,6 +5,8 @@
 // scheduler does not turn work away just because the manager restarted.
 #include "strata/manager/agents/connection_manager.h"
 
+#include "strata/common/clock_wait.h"
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -134,20 +136,29 @@ TEST_F(ConnectionStartTest, SilentHostKeepsLastKnownStateSoPlacementStillWorks) 
 TEST_F(ConnectionStartTest, HostDialledBeforeItServesComesUpOnceItServes) {
   // Enrollment adds the host before its agent serves, so the first dials are refused; the
   // host must come up once the agent serves, whatever state the first channel was left in.
+  // Heartbeats run on a SimulatedClock: the test advances time instead of sleeping through
+  // heartbeat intervals (real time only lets the heartbeat thread run between steps).
   auto h = add_host("h1", "unix:" + (dir_ / "agent.sock").string());
   auto cfg = config();
-  cfg.heartbeat.interval = std::chrono::milliseconds(200);
+  cfg.heartbeat.interval = std::chrono::seconds(2);
   cfg.startup_wait = std::chrono::milliseconds(0);
-  ConnectionManager cm(*store_, *events_, system_clock(), cfg);
+  auto clock = std::make_shared<SimulatedClock>();
+  ConnectionManager cm(*store_, *events_, clock, cfg);
   ASSERT_TRUE(cm.start());
-  for (int i = 0; i < 100 && cm.liveness(h.id) != Liveness::unreachable; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  ASSERT_EQ(cm.liveness(h.id), Liveness::unreachable);
+  // Steps of simulated time until `state`, each once the host's heartbeat and watch threads
+  // are both parked on the clock (bounded in real time: a hang guard).
+  auto run_until = [&](Liveness state) {
+    for (int i = 0; i < 10000 && cm.liveness(h.id) != state; ++i) {
+      if (clock->parked() >= 2)
+        clock->advance(std::chrono::milliseconds(500));
+      else
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return cm.liveness(h.id);
+  };
+  ASSERT_EQ(run_until(Liveness::unreachable), Liveness::unreachable);
   ASSERT_EQ(serve_agent(), h.address);
-  // Bounded wait for a hang, not a timing assertion.
-  for (int i = 0; i < 600 && cm.liveness(h.id) != Liveness::up; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ(cm.liveness(h.id), Liveness::up);
+  EXPECT_EQ(run_until(Liveness::up), Liveness::up);
   cm.stop();
 }
 

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -31,6 +32,8 @@ struct ControllerConfig {
   std::chrono::milliseconds resync_interval{10000};
   std::chrono::milliseconds retry_base{1000};
   std::chrono::milliseconds retry_max{30000};
+  // How often the timer looks at due retries when none is due sooner (clock time).
+  std::chrono::milliseconds timer_tick{250};
 };
 
 class VmController {
@@ -49,6 +52,10 @@ class VmController {
   // Catalog images are pushed to a host before a VM is defined there (null: no catalog,
   // hosts must already hold the images). Set before start().
   void set_image_distributor(ImageDistributor* images) { images_ = images; }
+
+  // When the VM's next retry (backoff) is due on the clock; nullopt: none pending.
+  // (Tests and diagnostics.)
+  std::optional<Clock::TimePoint> retry_due(const std::string& vm_id);
 
   // ConnectionManager callbacks.
   void on_host_state(const std::string& host_id, Liveness liveness);
@@ -71,13 +78,17 @@ class VmController {
   ControllerConfig config_;
   ImageDistributor* images_ = nullptr;
 
+  // Guards the queue below. Workers and the timer wait on cv_; the timer waits through the
+  // injected clock (backoff and resync deadlines are clock time: a SimulatedClock's
+  // advance() wakes it).
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable_any cv_;
   std::vector<std::string> queue_;     // ready items ("vm:<id>", "host:<id>")
   std::set<std::string> queued_;       // dedupe
   std::set<std::string> in_flight_;
-  std::map<std::string, std::chrono::steady_clock::time_point> delayed_;
+  std::map<std::string, Clock::TimePoint> delayed_;  // item -> when its retry is due
   std::map<std::string, int> attempts_;
+  uint64_t delayed_epoch_ = 0;  // bumped when delayed_ gains an entry (the timer re-plans)
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
