@@ -163,17 +163,31 @@ export class CursorPager {
   }
 }
 
+export type VmSort = "id" | "name" | "-name";
+
 export interface VmListFilter {
   host: string;
   label: string;  // key=value, or empty
   limit: number;
+  name?: string;  // substring of the VM name
+  state?: string;  // observed state
+  sort?: VmSort;
 }
+
+export const VM_STATES = [
+  "pending", "scheduled", "defined", "starting", "running", "paused", "shutting_down",
+  "stopped", "crashed", "unknown", "deleting", "error",
+] as const;
 
 // The query of GET /api/v1/vms for a filter and a cursor; an error names a bad label.
 export function vmListQuery(f: VmListFilter, after: string): { query: Record<string, string | number>; error?: string } {
   const query: Record<string, string | number> = { limit: f.limit };
   if (after) query.after = after;
   if (f.host) query.host = f.host;
+  const name = (f.name ?? "").trim().toLowerCase();
+  if (name) query.name = name;
+  if (f.state) query.state = f.state;
+  if (f.sort && f.sort !== "id") query.sort = f.sort;
   const label = f.label.trim();
   if (label) {
     const eq = label.indexOf("=");

@@ -13,6 +13,8 @@ import {
   time,
   vmState,
   type Role,
+  type VmSort,
+  VM_STATES,
   vmListQuery,
 } from "./format";
 
@@ -224,6 +226,9 @@ class VmsPage extends LivePage {
     host: { state: true },
     label: { state: true },
     limit: { state: true },
+    name: { state: true },
+    stateFilter: { state: true },
+    sort: { state: true },
     pending: { state: true },
     message: { state: true },
   };
@@ -233,6 +238,9 @@ class VmsPage extends LivePage {
   host = "";
   label = "";
   limit = 50;
+  name = "";
+  stateFilter = "";
+  sort: VmSort = "name";
   pending = new Set<string>();
   message = "";
   private readonly pager = new CursorPager();
@@ -241,6 +249,10 @@ class VmsPage extends LivePage {
     const q = new URLSearchParams(location.search);
     this.host = q.get("host") ?? "";
     this.label = q.get("label") ?? "";
+    this.name = q.get("name") ?? "";
+    this.stateFilter = q.get("state") ?? "";
+    const sort = q.get("sort");
+    if (sort === "id" || sort === "name" || sort === "-name") this.sort = sort;
     const limit = Number(q.get("limit"));
     if (Number.isInteger(limit) && limit >= 1 && limit <= 1000) this.limit = limit;
     super.connectedCallback();
@@ -248,7 +260,10 @@ class VmsPage extends LivePage {
   }
 
   protected async load(): Promise<void> {
-    const { query, error: bad } = vmListQuery({ host: this.host, label: this.label, limit: this.limit }, this.pager.cursor);
+    const { query, error: bad } = vmListQuery(
+      { host: this.host, label: this.label, limit: this.limit, name: this.name, state: this.stateFilter, sort: this.sort },
+      this.pager.cursor,
+    );
     if (bad) throw new Error(bad);
     const { data, error } = await api.GET("/api/v1/vms", { params: { query } });
     if (!data) throw new Error(errorText(error, "cannot list VMs"));
@@ -261,6 +276,9 @@ class VmsPage extends LivePage {
     const q = new URLSearchParams();
     if (this.host) q.set("host", this.host);
     if (this.label.trim()) q.set("label", this.label.trim());
+    if (this.name.trim()) q.set("name", this.name.trim());
+    if (this.stateFilter) q.set("state", this.stateFilter);
+    if (this.sort !== "name") q.set("sort", this.sort);
     if (this.limit !== 50) q.set("limit", String(this.limit));
     const search = q.toString();
     history.replaceState(null, "", location.pathname + (search ? `?${search}` : ""));
@@ -297,6 +315,14 @@ class VmsPage extends LivePage {
           <option value="" ?selected=${this.host === ""}>all hosts</option>
           ${this.hosts.map((h) => html`<option value=${h} ?selected=${this.host === h}>${h}</option>`)}
         </select>
+        <label for="vm-name">Name</label>
+        <input id="vm-name" type="search" placeholder="part of the name" .value=${this.name}
+          @input=${(e: InputEvent) => { this.name = (e.target as HTMLInputElement).value; }} />
+        <label for="vm-state">State</label>
+        <select id="vm-state" @change=${(e: Event) => { this.stateFilter = (e.target as HTMLSelectElement).value; this.applyFilters(); }}>
+          <option value="" ?selected=${this.stateFilter === ""}>any state</option>
+          ${VM_STATES.map((st) => html`<option value=${st} ?selected=${this.stateFilter === st}>${st}</option>`)}
+        </select>
         <label for="vm-label">Label</label>
         <input id="vm-label" type="search" placeholder="key=value" .value=${this.label}
           @input=${(e: InputEvent) => { this.label = (e.target as HTMLInputElement).value; }} />
@@ -313,7 +339,9 @@ class VmsPage extends LivePage {
       ${!this.loaded
         ? html`<p role="status">Loading…</p>`
         : html`<table class="grid" aria-label="Virtual machines">
-        <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Desired</th><th scope="col">Host</th>
+        <thead><tr><th scope="col" aria-sort=${this.sort === "name" ? "ascending" : this.sort === "-name" ? "descending" : "none"}>
+            <button type="button" class="sort" @click=${() => { this.sort = this.sort === "name" ? "-name" : "name"; this.applyFilters(); }}
+              aria-label="Sort by name ${this.sort === "name" ? "descending" : "ascending"}">Name ${this.sort === "name" ? "▲" : this.sort === "-name" ? "▼" : ""}</button></th><th scope="col">State</th><th scope="col">Desired</th><th scope="col">Host</th>
           <th scope="col">vCPU</th><th scope="col">Memory</th>${operate ? html`<th scope="col">Actions</th>` : nothing}</tr></thead>
         <tbody>${shown.map((vm) => {
           const spec = (vm.spec ?? {}) as Record<string, unknown>;

@@ -1,6 +1,7 @@
 // REST request bodies -> typed values (see request_bodies.h).
 #include "strata/manager/api/request_bodies.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -18,6 +19,41 @@ Result<int> query_int(const HttpRequest& r, const std::string& name, int def, in
   if (ec != std::errc() || p != it->second.data() + it->second.size() || v < min || v > max)
     return invalid_argument(name, fmt::format("{} must be an integer {}..{}", name, min, max));
   return v;
+}
+
+Result<VmListQuery> decode_vm_list_query(const HttpRequest& r) {
+  VmListQuery q;
+  auto limit = query_int(r, "limit", 0, 0, 10000);
+  if (!limit) return tl::unexpected(limit.error());
+  q.limit = *limit;
+  auto get = [&](const char* name) {
+    auto it = r.query.find(name);
+    return it == r.query.end() ? std::string() : it->second;
+  };
+  q.after = get("after");
+  if (std::string label = get("label"); !label.empty()) {
+    auto eq = label.find('=');
+    if (eq == std::string::npos || eq == 0) return invalid_argument("label", "label must be key=value");
+    q.label = {label.substr(0, eq), label.substr(eq + 1)};
+  }
+  q.host = get("host");
+  q.name_contains = get("name");
+  if (q.name_contains.size() > 63)
+    return invalid_argument("name", "name (a substring of VM names) is at most 63 characters");
+  static constexpr std::string_view kStates[] = {
+      "pending", "scheduled", "defined", "starting", "running", "paused", "shutting_down",
+      "stopped", "crashed", "unknown", "deleting", "error"};
+  if (std::string state = get("state"); !state.empty()) {
+    if (std::find(std::begin(kStates), std::end(kStates), state) == std::end(kStates))
+      return invalid_argument("state", fmt::format("unknown state '{}'", state.substr(0, 40)));
+    q.state = state;
+  }
+  std::string sort = get("sort");
+  if (sort.empty() || sort == "id") q.sort = VmListQuery::Sort::id;
+  else if (sort == "name") q.sort = VmListQuery::Sort::name;
+  else if (sort == "-name") q.sort = VmListQuery::Sort::name_desc;
+  else return invalid_argument("sort", "sort must be id, name or -name");
+  return q;
 }
 
 Result<std::optional<int64_t>> expected_version(const HttpRequest& r, const nlohmann::json* body) {

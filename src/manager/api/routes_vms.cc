@@ -87,22 +87,27 @@ void add_vm_routes(ApiService& api) {
   api.router().add("POST", "/api/v1/vms", create, [&d](HttpRequest& r) { return create_vm(d, r); });
 
   api.router().add("GET", "/api/v1/vms", RouteOptions{}, [&d](HttpRequest& r) {
+    auto q = decode_vm_list_query(r);
+    if (!q) return error_response(q.error());
     store::VmListOptions opts;
-    auto limit = query_int(r, "limit", 0, 0, 10000);
-    if (!limit) return error_response(limit.error());
-    opts.limit = *limit;
-    if (auto it = r.query.find("after"); it != r.query.end()) {
-      auto after = d.store->get_vm_by_name(it->second);
-      opts.after_id = after ? after->id : it->second;
+    opts.limit = q->limit;
+    opts.name_contains = q->name_contains;
+    opts.state = q->state;
+    if (q->label) opts.label_selector[q->label->first] = q->label->second;
+    if (q->sort == VmListQuery::Sort::id) {
+      if (!q->after.empty()) {
+        auto after = d.store->get_vm_by_name(q->after);
+        opts.after_id = after ? after->id : q->after;
+      }
+    } else {
+      // By name the cursor is the name itself (unique): no lookup, and a VM deleted
+      // between two pages does not lose the place.
+      opts.order = q->sort == VmListQuery::Sort::name ? store::VmListOptions::Order::name
+                                                       : store::VmListOptions::Order::name_desc;
+      opts.after_name = q->after;
     }
-    if (auto it = r.query.find("label"); it != r.query.end()) {
-      auto eq = it->second.find('=');
-      if (eq == std::string::npos)
-        return error_response(Error{ErrorCode::invalid_argument, "label must be key=value", "label"});
-      opts.label_selector[it->second.substr(0, eq)] = it->second.substr(eq + 1);
-    }
-    if (auto it = r.query.find("host"); it != r.query.end() && !it->second.empty()) {
-      auto h = d.store->get_host_by_name(it->second);
+    if (!q->host.empty()) {
+      auto h = d.store->get_host_by_name(q->host);
       if (!h) return HttpResponse::json(200, {{"vms", nlohmann::json::array()}, {"next", nullptr}});
       opts.host_id = h->id;
     }

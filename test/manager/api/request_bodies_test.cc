@@ -103,6 +103,45 @@ TEST(RequestBodies, HostPatchIsCountedBeforeItIsCopied) {
   EXPECT_EQ(p.error().field, "labels");
 }
 
+TEST(RequestBodies, VmListQuerySortNameStateAndTheirErrors) {
+  auto query = [](std::map<std::string, std::string> q) {
+    HttpRequest r;
+    r.query = std::move(q);
+    return decode_vm_list_query(r);
+  };
+  auto plain = query({});
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->limit, 0);
+  EXPECT_EQ(plain->sort, VmListQuery::Sort::id);
+  EXPECT_FALSE(plain->state);
+  auto full = query({{"limit", "50"}, {"after", "vm-9"}, {"label", "tier=web"}, {"host", "h1"},
+                     {"name", "web"}, {"state", "running"}, {"sort", "-name"}});
+  ASSERT_TRUE(full) << full.error().to_string();
+  EXPECT_EQ(full->limit, 50);
+  EXPECT_EQ(full->after, "vm-9");
+  EXPECT_EQ(full->label, (std::pair<std::string, std::string>{"tier", "web"}));
+  EXPECT_EQ(full->host, "h1");
+  EXPECT_EQ(full->name_contains, "web");
+  EXPECT_EQ(full->state, "running");
+  EXPECT_EQ(full->sort, VmListQuery::Sort::name_desc);
+  EXPECT_EQ(query({{"sort", "name"}})->sort, VmListQuery::Sort::name);
+  struct Bad {
+    std::map<std::string, std::string> q;
+    std::string field;
+  };
+  for (const auto& [q, field] : std::vector<Bad>{{{{"sort", "created"}}, "sort"},
+                                                 {{{"state", "asleep"}}, "state"},
+                                                 {{{"label", "tier"}}, "label"},
+                                                 {{{"label", "=web"}}, "label"},
+                                                 {{{"limit", "10001"}}, "limit"},
+                                                 {{{"name", std::string(64, 'a')}}, "name"}}) {
+    auto r = query(q);
+    ASSERT_FALSE(r) << field;
+    EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);
+    EXPECT_EQ(r.error().field, field);
+  }
+}
+
 TEST(RequestBodies, ExpectedVersionFromBodyOrIfMatch) {
   HttpRequest r;
   auto b = body(R"({"resource_version":7})");

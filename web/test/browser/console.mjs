@@ -150,6 +150,24 @@ try {
       await page.getByLabel("Label").fill("");
       await page.getByLabel("Host").selectOption(hostName);
       await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor();
+      // Sorted by name on the server, both ways; name and state filters on the server.
+      const order = async () => table.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.vm));
+      expect(JSON.stringify(await order()) === JSON.stringify([vmName, vmDelete].sort()), `by name: ${await order()}`);
+      await page.getByRole("button", { name: "Sort by name descending" }).click();
+      await page.locator('th[aria-sort="descending"]').waitFor();
+      await page.waitForFunction((first) => document.querySelector("table[aria-label='Virtual machines'] tbody tr")?.getAttribute("data-vm") === first,
+        [vmName, vmDelete].sort().reverse()[0]);
+      expect(page.url().includes("sort=-name"), `sort not in the URL: ${page.url()}`);
+      await page.getByLabel("Name", { exact: true }).fill(vmDelete.toUpperCase());
+      await page.getByRole("button", { name: "Apply" }).click();
+      await table.locator(`tr[data-vm="${vmName}"]`).waitFor({ state: "detached" });
+      await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor();
+      await page.getByLabel("Name", { exact: true }).fill("");
+      await page.getByLabel("State").selectOption("running");
+      await table.locator(`tr[data-vm="${vmName}"]`).waitFor();
+      await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor({ state: "detached" });
+      const viaApi = await page.evaluate(async () => (await fetch("/api/v1/vms?sort=created")).status);
+      expect(viaApi === 400, `sort=created answered ${viaApi}`);
       await page.screenshot({ path: join(shots, "vms-paged.png"), fullPage: true });
       await page.goto(url + "/vms");
     });

@@ -108,6 +108,10 @@ test("VM list query: limit, cursor, host, label", () => {
   assert.deepEqual(vmListQuery({ host: "", label: "", limit: 50 }, ""), { query: { limit: 50 } });
   assert.deepEqual(vmListQuery({ host: "h1", label: " tier=web ", limit: 25 }, "vm-9"),
     { query: { limit: 25, after: "vm-9", host: "h1", label: "tier=web" } });
+  assert.deepEqual(vmListQuery({ host: "", label: "", limit: 50, name: " Web ", state: "running", sort: "-name" }, ""),
+    { query: { limit: 50, name: "web", state: "running", sort: "-name" } });
+  assert.deepEqual(vmListQuery({ host: "", label: "", limit: 50, name: "", state: "", sort: "id" }, ""),
+    { query: { limit: 50 } });
   assert.equal(vmListQuery({ host: "", label: "tier", limit: 50 }, "").error, "label filter must be key=value");
   assert.equal(vmListQuery({ host: "", label: "=web", limit: 50 }, "").error, "label filter must be key=value");
 });

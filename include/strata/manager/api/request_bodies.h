@@ -23,6 +23,21 @@ Result<int> query_int(const HttpRequest& r, const std::string& name, int def, in
 // Expected resource_version from the If-Match header or a body field; nullopt when absent.
 Result<std::optional<int64_t>> expected_version(const HttpRequest& r, const nlohmann::json* body);
 
+// GET /api/v1/vms query: limit (0 = all, at most 10000), after (the previous page's `next`:
+// a VM name), label=key=value, host (a host name), name (a substring of the VM name, at
+// most 63 characters), state (an observed state), sort (id, name or -name).
+struct VmListQuery {
+  int limit = 0;
+  std::string after;
+  std::optional<std::pair<std::string, std::string>> label;
+  std::string host;
+  std::string name_contains;
+  std::optional<std::string> state;
+  enum class Sort { id, name, name_desc };
+  Sort sort = Sort::id;
+};
+Result<VmListQuery> decode_vm_list_query(const HttpRequest& r);
+
 inline constexpr int64_t kMaxTokenTtlS = 10ll * 365 * 24 * 3600;
 
 // POST /api/v1/tokens: {"name", "role", "ttl_s"?}.
