@@ -1,64 +1,62 @@
-// Request counters and latency histograms in Prometheus text format.
+// Request counters and latency histograms on prometheus-cpp (see metrics.h).
 #include "strata/manager/api/metrics.h"
 
-#include <array>
-
-#include <fmt/format.h>
+#include <prometheus/text_serializer.h>
 
 namespace strata::manager {
 
 namespace {
-constexpr std::array<double, 10> kBuckets = {0.001, 0.005, 0.01, 0.025, 0.05,
-                                             0.1,   0.25,  0.5,  1.0,   5.0};
+const prometheus::Histogram::BucketBoundaries& buckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {0.001, 0.005, 0.01, 0.025, 0.05,
+                                                            0.1,   0.25,  0.5,  1.0,   5.0};
+  return b;
 }
+}  // namespace
 
-std::string prom_escape(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
+HttpMetrics::HttpMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_(prometheus::BuildCounter()
+                    .Name("strata_http_requests_total")
+                    .Help("HTTP requests by route, method and status.")
+                    .Register(*registry_)),
+      latency_(prometheus::BuildHistogram()
+                   .Name("strata_http_request_duration_seconds")
+                   .Help("Request latency by route.")
+                   .Register(*registry_)) {}
+
+std::string HttpMetrics::method_label(std::string_view method) {
+  for (std::string_view m : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+    if (method == m) return std::string(m);
+  return "other";
 }
 
 void HttpMetrics::record(const std::string& route, const std::string& method, unsigned status,
                          double seconds) {
-  std::lock_guard lock(mu_);
-  ++counts_[{route, method, status}];
-  Latency& l = latency_[route];
-  if (l.buckets.empty()) l.buckets.assign(kBuckets.size(), 0);
-  for (size_t i = 0; i < kBuckets.size(); ++i)
-    if (seconds <= kBuckets[i]) ++l.buckets[i];
-  l.sum += seconds;
-  ++l.count;
+  // Family::Add returns the existing series for known labels (thread-safe inside).
+  requests_.Add({{"route", route}, {"method", method_label(method)}, {"status", std::to_string(status)}})
+      .Increment();
+  latency_.Add({{"route", route}}, buckets()).Observe(seconds);
 }
 
-void HttpMetrics::render(std::string& out) const {
-  std::lock_guard lock(mu_);
-  out += "# HELP strata_http_requests_total HTTP requests by route, method and status.\n";
-  out += "# TYPE strata_http_requests_total counter\n";
-  for (const auto& [key, n] : counts_) {
-    const auto& [route, method, status] = key;
-    out += fmt::format("strata_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}\n",
-                       prom_escape(route), method, status, n);
+void HttpMetrics::render(std::string& out) const { render_families(registry_->Collect(), out); }
+
+prometheus::MetricFamily gauge_family(std::string name, std::string help, const std::string& label,
+                                      const std::map<std::string, int>& values) {
+  prometheus::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = prometheus::MetricType::Gauge;
+  for (const auto& [value, n] : values) {
+    prometheus::ClientMetric m;
+    m.label.push_back({label, value});
+    m.gauge.value = n;
+    f.metric.push_back(std::move(m));
   }
-  out += "# HELP strata_http_request_duration_seconds Request latency by route.\n";
-  out += "# TYPE strata_http_request_duration_seconds histogram\n";
-  for (const auto& [route, l] : latency_) {
-    std::string r = prom_escape(route);
-    for (size_t i = 0; i < kBuckets.size(); ++i)
-      out += fmt::format("strata_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n",
-                         r, kBuckets[i], l.buckets[i]);
-    out += fmt::format("strata_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n",
-                       r, l.count);
-    out += fmt::format("strata_http_request_duration_seconds_sum{{route=\"{}\"}} {}\n", r, l.sum);
-    out += fmt::format("strata_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", r,
-                       l.count);
-  }
+  return f;
+}
+
+void render_families(const std::vector<prometheus::MetricFamily>& families, std::string& out) {
+  out += prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace strata::manager

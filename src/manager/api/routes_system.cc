@@ -18,12 +18,9 @@ void append_state_gauges(ApiDeps& d, std::string& out) {
       std::string st = (!j.is_discarded() && j.is_object()) ? j.value("state", "pending") : "pending";
       ++vms[st];
     }
-  out += "# HELP strata_hosts Hosts by state.\n# TYPE strata_hosts gauge\n";
-  for (const auto& [s, n] : hosts)
-    out += fmt::format("strata_hosts{{state=\"{}\"}} {}\n", prom_escape(s), n);
-  out += "# HELP strata_vms VMs by observed state.\n# TYPE strata_vms gauge\n";
-  for (const auto& [s, n] : vms)
-    out += fmt::format("strata_vms{{state=\"{}\"}} {}\n", prom_escape(s), n);
+  render_families({gauge_family("strata_hosts", "Hosts by state.", "state", hosts),
+                   gauge_family("strata_vms", "VMs by observed state.", "state", vms)},
+                  out);
 }
 
 }  // namespace

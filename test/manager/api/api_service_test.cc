@@ -88,6 +88,25 @@ TEST_F(ApiTest, OpenRoutesNeedNoToken) {
   EXPECT_EQ(json::parse(o.body)["openapi"].get<std::string>().substr(0, 2), "3.");
 }
 
+// The method label takes a bounded set of values: any token is a valid HTTP method, and one
+// series per random method grew the metrics without bound.
+TEST_F(ApiTest, MetricsMethodLabelIsBounded) {
+  for (int i = 0; i < 20; ++i) call("RANDOM" + std::to_string(i), "/healthz", "", "");
+  call("GET", "/healthz", "", "");
+  auto m = call("GET", "/metrics", "", "");
+  ASSERT_EQ(m.status, 200u);
+  EXPECT_EQ(m.body.find("RANDOM"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("method=\"other\""), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("method=\"GET\""), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("# TYPE strata_http_request_duration_seconds histogram"),
+            std::string::npos);
+  EXPECT_NE(m.body.find("strata_http_request_duration_seconds_bucket{"), std::string::npos);
+  EXPECT_NE(m.body.find("# TYPE strata_vms gauge"), std::string::npos);
+  EXPECT_EQ(HttpMetrics::method_label("DELETE"), "DELETE");
+  EXPECT_EQ(HttpMetrics::method_label("get"), "other");
+  EXPECT_EQ(HttpMetrics::method_label(std::string(1000, 'X')), "other");
+}
+
 TEST_F(ApiTest, MissingOrInvalidTokenIs401) {
   auto r = call("GET", "/api/v1/vms", "", "");
   EXPECT_EQ(r.status, 401u);
