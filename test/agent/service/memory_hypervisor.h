@@ -15,7 +15,13 @@ namespace strata::agent::testing {
 
 class MemoryHypervisor final : public Hypervisor {
  public:
-  std::map<std::string, int> calls;  // method -> count
+  std::map<std::string, int> calls;  // method -> count (written under the lock: see count())
+  // `calls[method]` read under the lock, for a test polling while the service runs.
+  int count(const std::string& method) const {
+    std::lock_guard lock(mu_);
+    auto it = calls.find(method);
+    return it == calls.end() ? 0 : it->second;
+  }
   std::optional<Error> fail_next;    // returned (once) by the next mutating call
   // Runs at the start of define(), without the lock: a test blocks here to hold a define
   // in progress (the way qemu-img holds the QEMU driver's define job).
