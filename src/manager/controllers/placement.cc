@@ -105,8 +105,7 @@ Result<sched::Snapshot> PlacementService::snapshot(const std::string& exclude_vm
   return sched::Snapshot::build(std::move(list));
 }
 
-Result<store::HostRecord> PlacementService::place(const VmDocument& doc,
-                                                  const std::string& exclude_vm_id) {
+Result<sched::PlacementRequest> PlacementService::request_for(const VmDocument& doc) {
   sched::PlacementRequest req;
   req.vcpus = doc.spec.vcpus;
   req.memory_mib = doc.spec.memory_mib;
@@ -121,14 +120,42 @@ Result<store::HostRecord> PlacementService::place(const VmDocument& doc,
     }
     req.pinned_host = pinned->id;
   }
+  return req;
+}
+
+Result<store::HostRecord> PlacementService::place(const VmDocument& doc,
+                                                  const std::string& exclude_vm_id) {
+  auto req = request_for(doc);
+  if (!req) return tl::unexpected(req.error());
   auto snap = snapshot(exclude_vm_id);
   if (!snap) return tl::unexpected(snap.error());
   if (snap->size() == 0)
     return make_error(ErrorCode::resource_exhausted,
                       "no hosts are enrolled: enroll a host (strata-agent) first");
-  auto plan = scheduler_.place(*snap, req);
+  auto plan = scheduler_.place(*snap, *req);
   if (!plan) return tl::unexpected(plan.error());
   return store_.get_host(plan->host_id);
+}
+
+Result<PlacementPreview> PlacementService::preview(const VmDocument& doc,
+                                                   const std::string& exclude_vm_id) {
+  auto req = request_for(doc);
+  if (!req) return tl::unexpected(req.error());
+  auto snap = snapshot(exclude_vm_id);
+  if (!snap) return tl::unexpected(snap.error());
+  PlacementPreview out;
+  out.hosts = snap->size();
+  if (snap->size() == 0) {
+    out.summary = "no hosts are enrolled: enroll a host (strata-agent) first";
+    return out;
+  }
+  auto ex = scheduler_.explain(*snap, *req);
+  if (!ex) return tl::unexpected(ex.error());
+  out.summary = ex->summary();
+  for (const auto& c : ex->candidates)
+    out.candidates.push_back({c.host_id, snap->name(c.host_index), c.score});
+  out.rejected = std::move(ex->rejections);
+  return out;
 }
 
 }  // namespace strata::manager

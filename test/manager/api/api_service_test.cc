@@ -493,5 +493,56 @@ TEST_F(ApiTest, VmListSortsByNameAndFiltersByNameAndState) {
   }
 }
 
+// POST /api/v1/placement: the create body in, where it would go and why not elsewhere out,
+// nothing written (no VM, no task, no event); validated as a create would be.
+TEST_F(ApiTest, PlacementDryRunExplainsEveryHostAndCreatesNothing) {
+  add_host("big", 8, 8192);
+  add_host("small", 2, 512);
+  add_host("other", 8, 8192);
+  ASSERT_EQ(call("PATCH", "/api/v1/hosts/other", R"({"labels":{"zone":"b"}})", admin_).status, 200u);
+  ASSERT_EQ(call("PATCH", "/api/v1/hosts/big", R"({"labels":{"zone":"a"}})", admin_).status, 200u);
+  std::string viewer = make_token("view", "viewer");
+  auto events_before = json::parse(call("GET", "/api/v1/events", "", admin_).body)["events"].size();
+  auto r = call("POST", "/api/v1/placement",
+                R"({"name":"w","vcpus":2,"memory_mib":1024,"kernel":"k","node_selector":{"zone":"a"}})",
+                viewer);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto j = json::parse(r.body);
+  EXPECT_EQ(j["fits"], true);
+  EXPECT_EQ(j["host"], "big");
+  EXPECT_EQ(j["hosts"], 3);
+  ASSERT_EQ(j["candidates"].size(), 1u) << j;
+  EXPECT_EQ(j["candidates"][0]["host"], "big");
+  ASSERT_EQ(j["rejected"].size(), 2u) << j;
+  std::map<std::string, std::string> why;
+  for (const auto& x : j["rejected"]) why[x["host"]] = x["filter"].get<std::string>() + ": " + x["reason"].get<std::string>();
+  EXPECT_EQ(why["small"].rfind("selector", 0), 0u) << why["small"];
+  EXPECT_EQ(why["other"].rfind("selector", 0), 0u) << why["other"];
+  EXPECT_NE(j["summary"].get<std::string>().find("selector filter rejected 2 hosts"), std::string::npos) << j;
+  // Nothing fits: still 200, with every host's reason and no host.
+  auto none = call("POST", "/api/v1/placement", R"({"name":"w","vcpus":1,"memory_mib":65536,"kernel":"k"})", admin_);
+  ASSERT_EQ(none.status, 200u) << none.body;
+  auto n = json::parse(none.body);
+  EXPECT_EQ(n["fits"], false);
+  EXPECT_TRUE(n["host"].is_null());
+  EXPECT_EQ(n["rejected"].size(), 3u);
+  EXPECT_EQ(n["rejected"][0]["filter"], "memory") << n;
+  // Nothing was created or audited.
+  EXPECT_TRUE(json::parse(call("GET", "/api/v1/vms", "", admin_).body)["vms"].empty());
+  EXPECT_EQ(json::parse(call("GET", "/api/v1/events", "", admin_).body)["events"].size(), events_before);
+  // Validated like a create: bad field 400, unknown pinned host 400, taken name 409.
+  auto bad = call("POST", "/api/v1/placement", R"({"name":"w","vcpus":0,"memory_mib":64,"kernel":"k"})", admin_);
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_EQ(field(bad), "vcpus");
+  auto pin = call("POST", "/api/v1/placement", R"({"name":"w","vcpus":1,"memory_mib":64,"kernel":"k","host":"nope"})", admin_);
+  EXPECT_EQ(pin.status, 400u);
+  EXPECT_EQ(field(pin), "host");
+  ASSERT_EQ(call("POST", "/api/v1/vms", R"({"name":"w","vcpus":1,"memory_mib":64,"kernel":"k"})", admin_).status, 202u);
+  auto taken = call("POST", "/api/v1/placement", R"({"name":"w","vcpus":1,"memory_mib":64,"kernel":"k"})", admin_);
+  EXPECT_EQ(taken.status, 409u);
+  EXPECT_EQ(field(taken), "name");
+  EXPECT_EQ(call("POST", "/api/v1/placement", R"({"name":"x","vcpus":1,"memory_mib":64,"kernel":"k"})", "").status, 401u);
+}
+
 }  // namespace
 }  // namespace strata::manager

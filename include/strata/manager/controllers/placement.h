@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "strata/common/error.h"
 #include "strata/manager/controllers/allocation_cache.h"
@@ -19,6 +20,20 @@
 #include "strata/store/store.h"
 
 namespace strata::manager {
+
+// A dry run of placement (POST /api/v1/placement): where a VM would go and why not
+// elsewhere, from the same snapshot and filters as a create, writing nothing.
+struct PlacementPreview {
+  struct Choice {
+    std::string host_id;
+    std::string host_name;
+    double score = 0;  // 0..100 under the configured strategy
+  };
+  std::vector<Choice> candidates;          // every host that fits, best first; [0] is the choice
+  std::vector<sched::Rejection> rejected;  // every other host with the first filter that refused it
+  std::string summary;                     // "memory filter rejected 2 hosts" ("" if none)
+  size_t hosts = 0;                        // hosts considered
+};
 
 class PlacementService {
  public:
@@ -42,6 +57,12 @@ class PlacementService {
                                           const PlacedWrite& write,
                                           const std::function<Status()>& precheck = {});
 
+  // The scheduler's explanation for `doc` (no lock taken, nothing recorded): the host a
+  // create would choose now (candidates[0]), the other fitting hosts, and every host
+  // refused with its reason. invalid_argument("host") for a pinned host that does not
+  // exist; no fitting host is not an error here (candidates is empty).
+  Result<PlacementPreview> preview(const VmDocument& doc, const std::string& exclude_vm_id = {});
+
   Result<sched::Snapshot> snapshot(const std::string& exclude_vm_id = {});
 
   // Keep the cache in step with the store: after writing a VM whose host was set or
@@ -59,6 +80,9 @@ class PlacementService {
   std::mutex& mutex() { return mu_; }
 
  private:
+  // The scheduler's request for a VM (resources, selector, group, pinned host id).
+  Result<sched::PlacementRequest> request_for(const VmDocument& doc);
+
   store::Store& store_;
   sched::Scheduler scheduler_;
   std::mutex mu_;
