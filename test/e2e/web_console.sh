@@ -61,5 +61,5 @@ VIEWER=$(api POST /api/v1/tokens '{"name":"web-viewer","role":"viewer"}' | jq -r
 [ "$(last_status)" = 201 ] || fail "viewer token: HTTP $(last_status)"
 
 STRATA_URL="http://127.0.0.1:$PORT" ADMIN_TOKEN="$TOKEN" VIEWER_TOKEN="$VIEWER" \
-  HOST_NAME="$HOST" VM_NAME="$VM" VM_DELETE="$VM_DELETE" SHOTS_DIR="$SHOTS_DIR" CHROMIUM="$CHROMIUM" \
+  HOST_NAME="$HOST" VM_NAME="$VM" VM_DELETE="$VM_DELETE" VM_CMDLINE="${TINY_CMDLINE:-}" SHOTS_DIR="$SHOTS_DIR" CHROMIUM="$CHROMIUM" \
   node "$REPO/web/test/browser/console.mjs"

@@ -9,8 +9,9 @@ import type { Role } from "./format";
 import type { StrataEvent } from "./api/client";
 import "./pages";
 import "./detail";
+import "./create";
 
-type Page = "dashboard" | "hosts" | "vms" | "host" | "vm";
+type Page = "dashboard" | "hosts" | "vms" | "host" | "vm" | "create";
 
 const PAGES: Array<{ page: Page; path: string; label: string }> = [
   { page: "dashboard", path: "/", label: "Dashboard" },
@@ -20,6 +21,7 @@ const PAGES: Array<{ page: Page; path: string; label: string }> = [
 
 // "/vms/web-1" is the VM page of web-1, "/hosts/h1" the host page of h1.
 function pageFor(path: string): Page {
+  if (path === "/create") return "create";
   const hit = PAGES.find((p) => p.path !== "/" && (path === p.path || path.startsWith(p.path + "/")));
   if (!hit) return "dashboard";
   if (path.length > hit.path.length + 1) return hit.page === "vms" ? "vm" : hit.page === "hosts" ? "host" : hit.page;
@@ -171,6 +173,8 @@ class StrataApp extends LitElement {
         return html`<strata-hosts .events=${this.events}></strata-hosts>`;
       case "vms":
         return html`<strata-vms .role=${this.role} .events=${this.events}></strata-vms>`;
+      case "create":
+        return html`<strata-create-vm .role=${this.role} .events=${this.events}></strata-create-vm>`;
       // keyed by name: another VM or host is a fresh page
       case "vm":
         return keyed(this.detail, html`<strata-vm .name=${this.detail} .role=${this.role} .events=${this.events}></strata-vm>`);

@@ -309,6 +309,7 @@ class VmsPage extends LivePage {
     const f = this.filter.toLowerCase();
     const shown = this.vms.filter((v) => !f || (v.name ?? "").includes(f) || vmState(v).includes(f) || (v.host ?? "").includes(f));
     return html`<h1>Virtual machines</h1>${this.renderError()}
+      ${operate ? html`<p><a class="button" href="/create">Create VM…</a></p>` : nothing}
       <form class="toolbar" aria-label="VM list filters" @submit=${(e: SubmitEvent) => { e.preventDefault(); this.applyFilters(); }}>
         <label for="vm-host">Host</label>
         <select id="vm-host" .value=${this.host} @change=${(e: Event) => { this.host = (e.target as HTMLSelectElement).value; this.applyFilters(); }}>

@@ -1,0 +1,53 @@
+// Unit tests of the create wizard's logic (src/wizard.ts): form -> create body, and the
+// scheduler's dry-run answer -> rows.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { EMPTY_FORM, parsePairs, vmCreateBody, placementRows, placementHeadline } from "../../build-unit/wizard.js";
+
+test("labels and selectors: key=value by commas or lines, errors name the field", () => {
+  assert.deepEqual(parsePairs(" tier=web, team = a \n zone=", "labels"), { pairs: { tier: "web", team: "a", zone: "" } });
+  assert.deepEqual(parsePairs("", "labels"), { pairs: {} });
+  assert.equal(parsePairs("tier", "labels").error.field, "labels");
+  assert.equal(parsePairs("=web", "node_selector").error.field, "node_selector");
+  assert.match(parsePairs("a=1,a=2", "labels").error.message, /twice/);
+});
+
+test("create body from the form", () => {
+  const f = { ...EMPTY_FORM, name: "web-1", vcpus: "2", memoryMib: "128", image: "tiny-base", kernel: "tiny-kernel",
+    initrd: "tiny-initrd", cmdline: "console=ttyS0", labels: "tier=web", nodeSelector: "zone=a" };
+  assert.deepEqual(vmCreateBody(f).body, {
+    name: "web-1", vcpus: 2, memory_mib: 128, machine: "q35", start: true, kernel: "tiny-kernel", initrd: "tiny-initrd",
+    cmdline: "console=ttyS0", disks: [{ name: "root", boot: true, image: "tiny-base" }], nics: [{ mode: "user" }],
+    labels: { tier: "web" }, node_selector: { zone: "a" },
+  });
+  // a blank disk of 2 GiB, no NIC, pinned, not started
+  assert.deepEqual(vmCreateBody({ ...EMPTY_FORM, name: "b", diskGib: "2", nic: false, host: "h1", start: false }).body, {
+    name: "b", vcpus: 1, memory_mib: 512, machine: "q35", start: false, disks: [{ name: "root", boot: true, size_bytes: 2 * 1024 ** 3 }], host: "h1",
+  });
+  const err = (f) => vmCreateBody({ ...EMPTY_FORM, diskGib: "1", ...f }).error?.field;
+  assert.equal(err({ name: "" }), "name");
+  assert.equal(err({ name: "Bad_Name" }), "name");
+  assert.equal(err({ name: "a", vcpus: "0" }), "vcpus");
+  assert.equal(err({ name: "a", memoryMib: "1.5" }), "memory_mib");
+  assert.equal(err({ name: "a", diskGib: "-1" }), "disks[0].size_bytes");
+  assert.equal(err({ name: "a", diskGib: "" }), "disks");  // nothing to boot
+  assert.equal(err({ name: "a", labels: "x" }), "labels");
+  assert.equal(err({ name: "a", nodeSelector: "x" }), "node_selector");
+  assert.equal(err({ name: "a" }), undefined);
+});
+
+test("placement rows: the choice, other fits, refused hosts with reasons", () => {
+  const p = { fits: true, host: "h2", hosts: 3, summary: "memory filter rejected 1 host",
+    candidates: [{ host: "h2", score: 80.04 }, { host: "h1", score: 41 }],
+    rejected: [{ host: "h3", filter: "memory", reason: "needs 4096 MiB, 1024 MiB free" }] };
+  assert.deepEqual(placementRows(p), [
+    { host: "h2", verdict: "chosen", why: "passes every filter, best score 80.0" },
+    { host: "h1", verdict: "fits", why: "fits, lower score 41.0" },
+    { host: "h3", verdict: "refused", why: "memory: needs 4096 MiB, 1024 MiB free" },
+  ]);
+  assert.equal(placementHeadline(p), "Goes to h2 (best of 2 fitting, 1 refused)");
+  assert.equal(placementHeadline({ ...p, hosts: 1, candidates: [p.candidates[0]], rejected: [] }), "Goes to h2");
+  assert.equal(placementHeadline({ fits: false, host: null, hosts: 1, summary: "cpu filter rejected 1 host", candidates: [], rejected: [] }),
+    "No host fits: cpu filter rejected 1 host");
+  assert.equal(placementHeadline({ fits: false, host: null, hosts: 0, summary: "", candidates: [], rejected: [] }), "No hosts are enrolled");
+});
