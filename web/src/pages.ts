@@ -1,6 +1,7 @@
 // Dashboard, hosts and VMs. Each page loads its lists once and again (debounced) when a
 // live event arrives: no polling.
 import { LitElement, html, nothing, type PropertyValues } from "lit";
+import { pageSelection, runEach, summarize, toggleAll, type ItemResult } from "./bulk";
 import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
 import {
   CursorPager,
@@ -231,7 +232,15 @@ class VmsPage extends LivePage {
     sort: { state: true },
     pending: { state: true },
     message: { state: true },
+    selected: { state: true },
+    results: { state: true },
+    resultTitle: { state: true },
+    bulkBusy: { state: true },
   };
+  selected = new Set<string>();
+  results: ItemResult[] = [];
+  resultTitle = "";
+  bulkBusy = false;
   vms: Vm[] = [];
   hosts: string[] = [];
   filter = "";
@@ -282,6 +291,7 @@ class VmsPage extends LivePage {
     if (this.limit !== 50) q.set("limit", String(this.limit));
     const search = q.toString();
     history.replaceState(null, "", location.pathname + (search ? `?${search}` : ""));
+    this.selected = new Set();
     this.pager.reset();
     void this.refresh();
   }
@@ -289,6 +299,7 @@ class VmsPage extends LivePage {
   private turn(forward: boolean): void {
     if (forward) this.pager.next();
     else this.pager.previous();
+    this.selected = new Set();
     void this.refresh();
   }
 
@@ -302,6 +313,79 @@ class VmsPage extends LivePage {
     this.pending = next;
     this.message = error ? `${action} ${name}: ${errorText(error)}` : `${action} ${name}: accepted`;
     void this.refresh();
+  }
+
+  private selectAll(shown: string[]) {
+    const state = pageSelection(this.selected, shown);
+    return html`<input type="checkbox" aria-label="Select all VMs on this page" .checked=${state === "all"}
+      .indeterminate=${state === "some"} ?disabled=${shown.length === 0}
+      @change=${() => { this.selected = toggleAll(this.selected, shown); }} />`;
+  }
+
+  private toggle(name: string, on: boolean): void {
+    const next = new Set(this.selected);
+    if (on) next.add(name);
+    else next.delete(name);
+    this.selected = next;
+  }
+
+  // One request per selected VM (4 at a time); each VM's result is listed.
+  private async bulk(action: BulkAction): Promise<void> {
+    const names = [...this.selected].sort();
+    if (names.length === 0) return;
+    this.bulkBusy = true;
+    this.results = await runEach(names, 4, async (name) => {
+      const params = { params: { path: { name } } };
+      let r: { error?: unknown };
+      switch (action) {
+        case "start": r = await api.POST("/api/v1/vms/{name}/start", params); break;
+        case "shut down": r = await api.POST("/api/v1/vms/{name}/stop", { ...params, body: { force: false } }); break;
+        case "force off": r = await api.POST("/api/v1/vms/{name}/stop", { ...params, body: { force: true } }); break;
+        case "delete": r = await api.DELETE("/api/v1/vms/{name}", params); break;
+      }
+      return r.error ? { ok: false, message: errorText(r.error) } : { ok: true, message: "accepted" };
+    });
+    this.resultTitle = summarize(action, this.results);
+    this.bulkBusy = false;
+    if (action === "delete") this.selected = new Set();
+    void this.refresh();
+  }
+
+  private confirmBulkDelete(): void {
+    this.querySelector<HTMLDialogElement>("#bulk-delete-dialog")?.showModal();
+  }
+
+  private async closeBulkDelete(yes: boolean): Promise<void> {
+    this.querySelector<HTMLDialogElement>("#bulk-delete-dialog")?.close();
+    if (yes) await this.bulk("delete");
+  }
+
+  private renderBulk() {
+    const n = this.selected.size;
+    const names = [...this.selected].sort();
+    return html`<div class="toolbar" role="toolbar" aria-label="Selected VMs">
+        <span role="status">${n} selected</span>
+        <button type="button" ?disabled=${n === 0 || this.bulkBusy} @click=${() => this.bulk("start")}>Start selected</button>
+        <button type="button" class="secondary" ?disabled=${n === 0 || this.bulkBusy} @click=${() => this.bulk("shut down")}>Shut down selected</button>
+        <button type="button" class="secondary" ?disabled=${n === 0 || this.bulkBusy} @click=${() => this.bulk("force off")}>Force off selected</button>
+        <button type="button" class="danger" ?disabled=${n === 0 || this.bulkBusy} @click=${() => this.confirmBulkDelete()}>Delete selected…</button>
+      </div>
+      <dialog id="bulk-delete-dialog" aria-labelledby="bulk-delete-title">
+        <h2 id="bulk-delete-title">Delete ${n} VM${n === 1 ? "" : "s"}?</h2>
+        <p>${names.join(", ")}: each is stopped and its disks are removed from its host. This cannot be undone.</p>
+        <div class="toolbar">
+          <button type="button" class="danger" @click=${() => this.closeBulkDelete(true)}>Delete ${n} VM${n === 1 ? "" : "s"}</button>
+          <button type="button" class="secondary" @click=${() => this.closeBulkDelete(false)}>Cancel</button>
+        </div>
+      </dialog>
+      ${this.results.length
+        ? html`<section aria-labelledby="bulk-results-h" class="bulk-results">
+            <h2 id="bulk-results-h">${this.resultTitle}</h2>
+            <ul aria-label="Results per VM">${this.results.map((r) => html`<li data-result=${r.name} class=${r.ok ? "ok" : "bad"}>
+              <strong>${r.name}</strong>: <span class=${r.ok ? "notice" : "error-text"}>${r.ok ? "" : "failed: "}${r.message}</span></li>`)}</ul>
+            <button type="button" class="secondary" @click=${() => { this.results = []; }}>Dismiss</button>
+          </section>`
+        : nothing}`;
   }
 
   override render() {
@@ -337,10 +421,11 @@ class VmsPage extends LivePage {
           @input=${(e: InputEvent) => { this.filter = (e.target as HTMLInputElement).value; }} />
       </form>
       ${this.message ? html`<p class="notice" role="status">${this.message}</p>` : nothing}
+      ${operate && this.loaded ? this.renderBulk() : nothing}
       ${!this.loaded
         ? html`<p role="status">Loading…</p>`
         : html`<table class="grid" aria-label="Virtual machines">
-        <thead><tr><th scope="col" aria-sort=${this.sort === "name" ? "ascending" : this.sort === "-name" ? "descending" : "none"}>
+        <thead><tr>${operate ? html`<th scope="col" class="select">${this.selectAll(shown.map((v) => v.name ?? ""))}</th>` : nothing}<th scope="col" aria-sort=${this.sort === "name" ? "ascending" : this.sort === "-name" ? "descending" : "none"}>
             <button type="button" class="sort" @click=${() => { this.sort = this.sort === "name" ? "-name" : "name"; this.applyFilters(); }}
               aria-label="Sort by name ${this.sort === "name" ? "descending" : "ascending"}">Name ${this.sort === "name" ? "▲" : this.sort === "-name" ? "▼" : ""}</button></th><th scope="col">State</th><th scope="col">Desired</th><th scope="col">Host</th>
           <th scope="col">vCPU</th><th scope="col">Memory</th>${operate ? html`<th scope="col">Actions</th>` : nothing}</tr></thead>
@@ -348,6 +433,8 @@ class VmsPage extends LivePage {
           const spec = (vm.spec ?? {}) as Record<string, unknown>;
           const busy = this.pending.has(vm.name ?? "");
           return html`<tr data-vm=${vm.name ?? ""}>
+            ${operate ? html`<td class="select"><input type="checkbox" aria-label="Select ${vm.name}" .checked=${this.selected.has(vm.name ?? "")}
+              @change=${(e: Event) => this.toggle(vm.name ?? "", (e.target as HTMLInputElement).checked)} /></td>` : nothing}
             <th scope="row"><a href="/vms/${vm.name ?? ""}">${vm.name}</a></th>
             <td>${stateBadge(vmState(vm))}${vm.status?.last_error ? html` <span class="error-text" title=${vm.status.last_error}>!</span>` : nothing}</td>
             <td>${vm.desired_state}</td><td>${vm.host ? html`<a href="/hosts/${vm.host}">${vm.host}</a>` : "-"}</td>
@@ -371,3 +458,5 @@ class VmsPage extends LivePage {
   }
 }
 customElements.define("strata-vms", VmsPage);
+
+type BulkAction = "start" | "shut down" | "force off" | "delete";

@@ -272,6 +272,41 @@ try {
     });
   }
 
+  if (vmName) {
+    await step("bulk actions: select on the page, per-item results, delete behind a dialog", async () => {
+      await page.goto(url + "/vms");
+      const table = page.getByRole("table", { name: "Virtual machines" });
+      await table.locator(`tr[data-vm="${wizardVm}"]`).waitFor();
+      if (vmDelete) await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor({ state: "detached" });
+      const all = page.getByLabel("Select all VMs on this page");
+      const bar = page.getByRole("toolbar", { name: "Selected VMs" });
+      await all.check();
+      await bar.getByRole("status").filter({ hasText: "2 selected" }).waitFor();
+      await page.getByLabel(`Select ${vmName}`).uncheck();
+      await bar.getByRole("status").filter({ hasText: "1 selected" }).waitFor();
+      expect(await all.evaluate((e) => e.indeterminate), "select-all is not indeterminate with 1 of 2");
+      await page.getByLabel(`Select ${vmName}`).check();
+      // Someone else deletes one of them meanwhile: its start fails, the other's succeeds.
+      const gone = await page.evaluate(async (n) => {
+        const s = await (await fetch("/api/v1/session")).json();
+        return (await fetch(`/api/v1/vms/${n}`, { method: "DELETE", headers: { "X-CSRF-Token": s.csrf_token } })).status;
+      }, wizardVm);
+      expect(gone === 202, `DELETE ${wizardVm}: ${gone}`);
+      await bar.getByRole("button", { name: "Start selected" }).click();
+      await page.getByRole("heading", { name: "start: 1 of 2 succeeded, 1 failed" }).waitFor();
+      await page.locator(`li[data-result="${vmName}"].ok`, { hasText: "accepted" }).waitFor();
+      await page.locator(`li[data-result="${wizardVm}"].bad`, { hasText: /failed: .*(being deleted|not found|no VM)/i }).waitFor();
+      await page.screenshot({ path: join(shots, "vms-bulk.png"), fullPage: true });
+      // Delete asks first (Cancel here: the viewer's checks below still need the VM).
+      await bar.getByRole("button", { name: "Delete selected…" }).click();
+      const dialog = page.getByRole("dialog", { name: /^Delete \d VMs?\?$/ });
+      await dialog.waitFor();
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+      await dialog.waitFor({ state: "hidden" });
+      await table.locator(`tr[data-vm="${wizardVm}"]`).waitFor({ state: "detached", timeout: 30000 });
+    });
+  }
+
   await step("logout ends the session", async () => {
     await page.getByRole("button", { name: "Log out" }).click();
     await page.getByLabel("API token").waitFor();
@@ -290,6 +325,10 @@ try {
     if (vmName) await p.locator(`tr[data-vm="${vmName}"]`).waitFor();
     const buttons = await p.getByRole("button", { name: /^(Start|Stop) / }).count();
     expect(buttons === 0, `viewer sees ${buttons} start/stop buttons`);
+    const boxes = await p.getByRole("checkbox").count();
+    const bulk = await p.getByRole("toolbar", { name: "Selected VMs" }).count();
+    expect(boxes === 0 && bulk === 0, `viewer sees ${boxes} row checkboxes and ${bulk} bulk toolbars`);
+    expect(await p.getByRole("link", { name: "Create VM…" }).count() === 0, "viewer sees Create VM");
     if (vmName) {
       // The VM page: everything shown, no button at all (no actions, no console).
       await p.locator(`tr[data-vm="${vmName}"]`).getByRole("link", { name: vmName }).click();
