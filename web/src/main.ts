@@ -10,13 +10,16 @@ import type { StrataEvent } from "./api/client";
 import "./pages";
 import "./detail";
 import "./create";
+import "./admin-pages";
 
-type Page = "dashboard" | "hosts" | "vms" | "host" | "vm" | "create";
+type Page = "dashboard" | "hosts" | "vms" | "host" | "vm" | "create" | "images" | "tokens";
 
 const PAGES: Array<{ page: Page; path: string; label: string }> = [
   { page: "dashboard", path: "/", label: "Dashboard" },
   { page: "hosts", path: "/hosts", label: "Hosts" },
   { page: "vms", path: "/vms", label: "VMs" },
+  { page: "images", path: "/images", label: "Images" },
+  { page: "tokens", path: "/tokens", label: "Tokens" },  // admins only (the nav hides it)
 ];
 
 // "/vms/web-1" is the VM page of web-1, "/hosts/h1" the host page of h1.
@@ -150,7 +153,7 @@ class StrataApp extends LitElement {
       <header class="topbar">
         <span class="brand">Strata</span>
         <nav aria-label="Main">
-          ${PAGES.map(
+          ${PAGES.filter((p) => p.page !== "tokens" || this.role === "admin").map(
             (p) => html`<a href=${p.path} aria-current=${this.page === p.page || `${this.page}s` === p.page ? "page" : nothing}>${p.label}</a>`,
           )}
         </nav>
@@ -173,6 +176,10 @@ class StrataApp extends LitElement {
         return html`<strata-hosts .events=${this.events}></strata-hosts>`;
       case "vms":
         return html`<strata-vms .role=${this.role} .events=${this.events}></strata-vms>`;
+      case "images":
+        return html`<strata-images .role=${this.role} .events=${this.events}></strata-images>`;
+      case "tokens":
+        return html`<strata-tokens .role=${this.role} .events=${this.events}></strata-tokens>`;
       case "create":
         return html`<strata-create-vm .role=${this.role} .events=${this.events}></strata-create-vm>`;
       // keyed by name: another VM or host is a fresh page

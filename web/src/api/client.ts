@@ -10,12 +10,20 @@ export type Vm = Schemas["Vm"];
 export type Task = Schemas["Task"];
 export type StrataEvent = Schemas["Event"];
 export type ErrorEnvelope = Schemas["ErrorEnvelope"];
+export type Image = Schemas["Image"];
+export type Token = Schemas["Token"];
 
 // The session's CSRF token (from the login answer or GET /api/v1/session), sent as
 // X-CSRF-Token on every unsafe method. Never stored: a reload asks the server again.
 let csrfToken = "";
 export function setCsrfToken(token: string): void {
   csrfToken = token;
+}
+
+// For requests made outside this client (the image upload's XMLHttpRequest, for its
+// progress events).
+export function csrfTokenValue(): string {
+  return csrfToken;
 }
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);

@@ -272,6 +272,51 @@ try {
     });
   }
 
+  await step("images page: upload with progress, delete, the 409 of an image in use", async () => {
+    await page.getByRole("link", { name: "Images" }).click();
+    await page.getByRole("heading", { name: "Images" }).waitFor();
+    const table = page.getByRole("table", { name: "Images" });
+    if (vmName) await table.locator('tr[data-image="tiny-base"]').waitFor();
+    await page.getByLabel("File").setInputFiles({ name: "Web Upload.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(256 * 1024, 7) });
+    expect(await page.getByLabel("Image name").inputValue() === "web-upload-bin", "name suggested from the file");
+    await page.getByLabel("Image name").fill("web-upload");
+    await page.getByLabel("Kind").selectOption("kernel");
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.getByRole("status").filter({ hasText: "uploaded web-upload" }).waitFor();
+    await table.locator('tr[data-image="web-upload"]', { hasText: "kernel" }).waitFor();
+    await page.screenshot({ path: join(shots, "images.png"), fullPage: true });
+    const dialog = page.getByRole("dialog");
+    if (vmName) {
+      await page.getByRole("button", { name: "Delete image tiny-base" }).click();
+      await dialog.getByRole("button", { name: "Delete tiny-base" }).click();
+      await page.getByRole("alert").filter({ hasText: "tiny-base is in use and was not deleted" }).waitFor();
+    }
+    await page.getByRole("button", { name: "Delete image web-upload" }).click();
+    await dialog.getByRole("button", { name: "Delete web-upload" }).click();
+    await page.getByRole("status").filter({ hasText: "deleted web-upload" }).waitFor();
+    await table.locator('tr[data-image="web-upload"]').waitFor({ state: "detached" });
+  });
+
+  await step("tokens page: create (secret once), delete, a join token", async () => {
+    await page.getByRole("link", { name: "Tokens" }).click();
+    await page.getByRole("heading", { name: "Tokens", exact: true }).waitFor();
+    const table = page.getByRole("table", { name: "API tokens" });
+    await page.getByLabel("Token name").fill("web-temp");
+    await page.getByLabel("Role").selectOption("operator");
+    await page.getByLabel("Lifetime").fill("8h");
+    await page.getByRole("button", { name: "Create token" }).click();
+    await page.locator("code.secret", { hasText: /^sta_/ }).waitFor();
+    await table.locator('tr[data-token="web-temp"]', { hasText: "operator" }).waitFor();
+    await page.getByRole("button", { name: "I have copied it" }).click();
+    page.once("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: "Delete token web-temp" }).click();
+    await table.locator('tr[data-token="web-temp"]').waitFor({ state: "detached" });
+    await page.getByRole("button", { name: "Create join token" }).click();
+    await page.getByRole("status").filter({ hasText: "created a join token" }).waitFor();
+    await page.getByRole("table", { name: "Join tokens" }).locator("tbody tr").first().waitFor();
+    await page.screenshot({ path: join(shots, "tokens.png"), fullPage: true });
+  });
+
   if (vmName) {
     await step("bulk actions: select on the page, per-item results, delete behind a dialog", async () => {
       await page.goto(url + "/vms");
@@ -329,6 +374,13 @@ try {
     const bulk = await p.getByRole("toolbar", { name: "Selected VMs" }).count();
     expect(boxes === 0 && bulk === 0, `viewer sees ${boxes} row checkboxes and ${bulk} bulk toolbars`);
     expect(await p.getByRole("link", { name: "Create VM…" }).count() === 0, "viewer sees Create VM");
+    expect(await p.getByRole("link", { name: "Tokens" }).count() === 0, "viewer sees the Tokens page");
+    await p.getByRole("link", { name: "Images" }).click();
+    await p.getByRole("table", { name: "Images" }).waitFor();
+    const imageControls = await p.locator("main button, main input").count();
+    expect(imageControls === 0, `viewer sees ${imageControls} controls on the images page`);
+    await p.getByRole("link", { name: "VMs" }).click();
+    await p.getByRole("table", { name: "Virtual machines" }).waitFor();
     if (vmName) {
       // The VM page: everything shown, no button at all (no actions, no console).
       await p.locator(`tr[data-vm="${vmName}"]`).getByRole("link", { name: vmName }).click();
