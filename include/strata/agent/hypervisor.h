@@ -57,6 +57,19 @@ class ConsoleSubscription {
   virtual ~ConsoleSubscription() = default;
 };
 using ConsoleSubscriptionPtr = std::unique_ptr<ConsoleSubscription>;
+// A disk snapshot of a VM (external qcow2 overlays; docs/internals/qemu-driver.md).
+struct SnapshotInfo {
+  std::string name;
+  std::string parent;  // "" for a root snapshot: snapshots form a tree
+  int64_t created_unix_ms = 0;
+  // "filesystem": the guest's filesystems were frozen by qemu-guest-agent while it was
+  // taken; "crash": crash-consistent (no guest agent answered, or the VM was not running).
+  std::string consistency;
+  std::string vm_state;  // the VM's state when it was taken
+  bool current = false;  // the VM's disks are an overlay of this snapshot
+};
+// Progress of a long snapshot operation (delete merges data): bytes done of total.
+using SnapshotProgressCallback = std::function<void(uint64_t done, uint64_t total)>;
 
 class Hypervisor {
  public:
@@ -93,7 +106,31 @@ class Hypervisor {
                                           std::chrono::milliseconds timeout) = 0;
 
   virtual void watch(VmEventCallback cb) = 0;
+
+  // Disk snapshots (hypervisors without them answer failed_precondition). create and
+  // delete work on a running or stopped VM; revert needs it stopped (defined, stopped or
+  // crashed). delete merges the snapshot's data into the snapshots and the state that
+  // depend on it, so no data any other snapshot or the VM reads is lost.
+  virtual Result<SnapshotInfo> snapshot_create(const std::string& vm, const std::string& snap);
+  virtual Result<std::vector<SnapshotInfo>> snapshot_list(const std::string& vm) const;
+  virtual Status snapshot_revert(const std::string& vm, const std::string& snap);
+  virtual Status snapshot_delete(const std::string& vm, const std::string& snap,
+                                 const SnapshotProgressCallback& progress = {});
 };
+
+inline Result<SnapshotInfo> Hypervisor::snapshot_create(const std::string&, const std::string&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor has no snapshots");
+}
+inline Result<std::vector<SnapshotInfo>> Hypervisor::snapshot_list(const std::string&) const {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor has no snapshots");
+}
+inline Status Hypervisor::snapshot_revert(const std::string&, const std::string&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor has no snapshots");
+}
+inline Status Hypervisor::snapshot_delete(const std::string&, const std::string&,
+                                          const SnapshotProgressCallback&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor has no snapshots");
+}
 using HypervisorPtr = std::unique_ptr<Hypervisor>;
 
 }  // namespace strata::agent

@@ -56,10 +56,42 @@ class ImageStore {
                                          uint64_t size_bytes) = 0;
   virtual Result<ImageInfo> disk_info(const std::string& vm, const std::string& disk) const = 0;
   virtual Status resize_disk(const std::string& vm, const std::string& disk, uint64_t size_bytes) = 0;
+  // Snapshot layers (external qcow2 snapshots, docs/internals/qemu-driver.md "Snapshots"):
+  // more files of a VM's disk in the VM's folder, "vms/<vm>/<disk>.<layer>.qcow2", removed
+  // with the VM by delete_vm_disks. Paths passed in must be files of this VM's folder (or,
+  // for a backing, any image of the store); anything else is refused.
+  // A new qcow2 layer backed by `backing_path` (qcow2), with the backing's virtual size.
+  // The backing is not opened (-u): a running QEMU may hold it.
+  virtual Result<ImageInfo> create_layer(const std::string& vm, const std::string& disk,
+                                         const std::string& layer,
+                                         const std::string& backing_path);
+  // Safe rebase (qemu-img rebase): `path` is backed by `backing_path` afterwards (empty:
+  // no backing), after the data it read through its old chain and does not read through
+  // the new one was copied into it, so what the file reads is unchanged.
+  virtual Status rebase_vm_file(const std::string& vm, const std::string& path,
+                                const std::string& backing_path);
+  virtual Result<ImageInfo> vm_file_info(const std::string& vm, const std::string& path) const;
+  virtual Status delete_vm_file(const std::string& vm, const std::string& path);
   // Removes every disk file of the VM and its folder.
   virtual Status delete_vm_disks(const std::string& vm) = 0;
 };
 using ImageStorePtr = std::unique_ptr<ImageStore>;
+
+// Stores without snapshot support (test doubles) answer failed_precondition.
+inline Result<ImageInfo> ImageStore::create_layer(const std::string&, const std::string&,
+                                                  const std::string&, const std::string&) {
+  return make_error(ErrorCode::failed_precondition, "this image store has no snapshot layers");
+}
+inline Status ImageStore::rebase_vm_file(const std::string&, const std::string&,
+                                         const std::string&) {
+  return make_error(ErrorCode::failed_precondition, "this image store has no snapshot layers");
+}
+inline Result<ImageInfo> ImageStore::vm_file_info(const std::string&, const std::string&) const {
+  return make_error(ErrorCode::failed_precondition, "this image store has no snapshot layers");
+}
+inline Status ImageStore::delete_vm_file(const std::string&, const std::string&) {
+  return make_error(ErrorCode::failed_precondition, "this image store has no snapshot layers");
+}
 
 // Parses the output of `qemu-img info --output=json` (format, sizes, backing file, data
 // file; `name`, `path` and `kind` are left empty). Malformed or incomplete output is an internal error.

@@ -207,6 +207,62 @@ class LocalImageStore final : public ImageStore {
     return {};
   }
 
+  Result<ImageInfo> create_layer(const std::string& vm, const std::string& disk,
+                                 const std::string& layer,
+                                 const std::string& backing_path) override {
+    if (auto s = model::validate_name("layer", layer); !s) return tl::unexpected(s.error());
+    auto base = disk_path(vm, disk);
+    if (!base) return tl::unexpected(base.error());
+    auto backing = vm_file_info(vm, backing_path);
+    if (!backing) return tl::unexpected(backing.error());
+    if (backing->format != "qcow2")
+      return invalid_argument("backing", "a layer's backing must be qcow2: " + backing_path);
+    std::string target = base->substr(0, base->size() - 6) + "." + layer + ".qcow2";
+    std::string tmp = temp_path(vm + "-" + disk + "-" + layer);
+    return create_and_publish({qemu_img_, "create", "-q", "-f", "qcow2", "-u", "-b",
+                               backing->path, "-F", "qcow2", tmp,
+                               std::to_string(backing->virtual_size)},
+                              tmp, target, disk + "." + layer);
+  }
+
+  Status rebase_vm_file(const std::string& vm, const std::string& path,
+                        const std::string& backing_path) override {
+    auto file = vm_file_info(vm, path);
+    if (!file) return tl::unexpected(file.error());
+    std::vector<std::string> argv = {qemu_img_, "rebase", "-q", "-f", "qcow2"};
+    if (backing_path.empty()) {
+      argv.insert(argv.end(), {"-b", ""});
+    } else {
+      if (auto s = storage::check_regular_file(root_, backing_path); !s) return s;
+      auto b = info_of(backing_path, backing_path);
+      if (!b) return tl::unexpected(b.error());
+      argv.insert(argv.end(), {"-b", b->path, "-F", b->format});
+    }
+    argv.push_back(file->path);
+    RunOptions o = qemu_img_options();
+    o.timeout = std::chrono::hours(2);  // copies data: as long as the disk needs
+    if (auto r = run_checked(argv, o); !r) return tl::unexpected(r.error().wrap("rebase " + path));
+    log_->info("disk file rebased path={} backing={}", path, backing_path);
+    return {};
+  }
+
+  Result<ImageInfo> vm_file_info(const std::string& vm, const std::string& path) const override {
+    if (auto s = model::validate_name("vm", vm); !s) return tl::unexpected(s.error());
+    std::string dir = vms_dir() + "/" + vm + "/";
+    if (path.compare(0, dir.size(), dir) != 0 || path.find('/', dir.size()) != std::string::npos)
+      return invalid_argument("path", path + " is not a disk file of VM " + vm);
+    if (auto s = storage::check_regular_file(root_, path); !s) return tl::unexpected(s.error());
+    return info_of(path.substr(dir.size()), path);
+  }
+
+  Status delete_vm_file(const std::string& vm, const std::string& path) override {
+    if (auto i = vm_file_info(vm, path); !i) return tl::unexpected(i.error());
+    if (::unlink(path.c_str()) != 0)
+      return internal_error("unlink " + path + ": " + std::strerror(errno));
+    log_->info("disk file deleted path={}", path);
+    return {};
+  }
+
   Status delete_vm_disks(const std::string& vm) override {
     if (auto s = model::validate_name("vm", vm); !s) return s;
     if (auto s = storage::remove_dir_flat(vms_dir(), vm); !s) return s;

@@ -22,6 +22,7 @@
 #include "console.h"
 #include "migration.h"
 #include "qemu_monitor.h"
+#include "snapshots.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "vm_dir.h"
 #include "vm_job.h"
@@ -81,6 +82,14 @@ class QemuHypervisor final : public Hypervisor {
   Result<std::string> guest_agent(const std::string& name, const std::string& command_json,
                                   std::chrono::milliseconds timeout) override;
   void watch(VmEventCallback cb) override;
+
+  // Disk snapshots as external qcow2 overlays (vm_snapshot.cc, snapshots.h;
+  // docs/internals/qemu-driver.md "Snapshots"). Each is a snapshot job.
+  Result<SnapshotInfo> snapshot_create(const std::string& name, const std::string& snap) override;
+  Result<std::vector<SnapshotInfo>> snapshot_list(const std::string& name) const override;
+  Status snapshot_revert(const std::string& name, const std::string& snap) override;
+  Status snapshot_delete(const std::string& name, const std::string& snap,
+                         const SnapshotProgressCallback& progress = {}) override;
 
   // Live migration, the driver's half (migration.h; docs/internals/qemu-driver.md).
   // The VM's recorded hardware profile (what a migration target must offer).
@@ -154,6 +163,18 @@ class QemuHypervisor final : public Hypervisor {
   // Ends `job` on the VM if it is still the running one. Takes mu_.
   void end_job(const std::string& name, VmJob job);
   std::vector<std::string> taps_of(const model::VmSpec& spec) const;
+  // Snapshots (vm_snapshot.cc): what a snapshot job needs, copied out under mu_.
+  struct SnapshotJob {
+    std::string dir;
+    model::VmSpec spec;
+    model::VmState state;
+    std::shared_ptr<QemuMonitor> qmp;  // set when the VM runs (running or paused)
+  };
+  // Starts a snapshot job on a running/paused or (need_offline: only) stopped VM.
+  Result<SnapshotJob> begin_snapshot_job(const std::string& name, bool need_offline);
+  // The VM's snapshot tree, or a fresh one naming the store's disks as the active files.
+  Result<SnapshotTree> load_snapshot_tree(const std::string& name, const std::string& dir,
+                                          const model::VmSpec& spec) const;
   // The machine types opts_.qemu_binary offers (`-machine help`: alias -> concrete type),
   // probed once; runs a process, so under probe_mu_ only, never mu_.
   Result<std::map<std::string, std::string>> machine_types();
@@ -189,5 +210,7 @@ class QemuHypervisor final : public Hypervisor {
 };
 
 bool is_active(model::VmState s);
+// True when the VM's folder records at least one snapshot (vm_snapshot.cc).
+bool has_snapshots(const std::string& vm_dir);
 
 }  // namespace strata::agent::qemu

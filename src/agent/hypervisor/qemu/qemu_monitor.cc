@@ -325,6 +325,30 @@ Result<std::vector<BlockJobInfo>> parse_block_jobs(const json& ret) {
   return out;
 }
 
+Result<std::vector<BlockNodeInfo>> parse_named_block_nodes(const json& ret) {
+  const std::string what = "query-named-block-nodes";
+  auto arr = get_array(ret, what);
+  if (!arr) return tl::unexpected(arr.error());
+  std::vector<BlockNodeInfo> out;
+  for (auto& n : ret) {
+    BlockNodeInfo b;
+    auto node = get_string(n, "node-name", what);
+    if (!node) return tl::unexpected(node.error());
+    auto drv = get_string(n, "drv", what);
+    if (!drv) return tl::unexpected(drv.error());
+    auto file = get_string(n, "file", what);
+    if (!file) return tl::unexpected(file.error());
+    auto backing = get_opt_string(n, "backing_file", what);
+    if (!backing) return tl::unexpected(backing.error());
+    b.node_name = *node;
+    b.drv = *drv;
+    b.file = *file;
+    b.backing_file = *backing;
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
 json to_json(const MigrationParameters& p) {
   json j = json::object();
   if (p.downtime_limit_ms) j["downtime-limit"] = *p.downtime_limit_ms;
@@ -563,6 +587,35 @@ Result<std::vector<BlockJobInfo>> QemuMonitor::query_block_jobs(
 Status QemuMonitor::block_job_cancel(const std::string& job_id, bool force,
                                      std::chrono::milliseconds timeout) {
   return run_void("block-job-cancel", timeout, {{"device", job_id}, {"force", force}});
+}
+
+Status QemuMonitor::blockdev_add_qcow2_overlay(const std::string& node_name,
+                                               const std::string& filename,
+                                               std::chrono::milliseconds timeout) {
+  return run_void("blockdev-add", timeout,
+                  {{"driver", "qcow2"},
+                   {"node-name", node_name},
+                   {"file", {{"driver", "file"}, {"filename", filename}}},
+                   {"backing", nullptr}});
+}
+
+Status QemuMonitor::blockdev_snapshot(const std::string& node, const std::string& overlay,
+                                      std::chrono::milliseconds timeout) {
+  return run_void("blockdev-snapshot", timeout, {{"node", node}, {"overlay", overlay}});
+}
+
+Status QemuMonitor::block_stream(const std::string& job_id, const std::string& device,
+                                 const std::string& base_node,
+                                 std::chrono::milliseconds timeout) {
+  json args = {{"job-id", job_id}, {"device", device}};
+  if (!base_node.empty()) args["base-node"] = base_node;
+  return run_void("block-stream", timeout, args);
+}
+
+Result<std::vector<BlockNodeInfo>> QemuMonitor::query_named_block_nodes(
+    std::chrono::milliseconds timeout) {
+  return client_->execute("query-named-block-nodes", {{"flat", true}}, timeout)
+      .and_then(parse_named_block_nodes);
 }
 
 Result<json> QemuMonitor::raw(const std::string& command, const json& arguments,

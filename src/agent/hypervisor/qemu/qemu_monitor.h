@@ -118,6 +118,14 @@ struct BlockJobInfo {
   std::string error;   // present after a failure
 };
 
+// query-named-block-nodes (flat), one entry per node; only what the snapshot code reads.
+struct BlockNodeInfo {
+  std::string node_name;  // ours ("disk0", "snap3-0") or QEMU's ("#block123")
+  std::string drv;        // "qcow2", "raw", "file", ...
+  std::string file;       // the image's filename
+  std::string backing_file;  // "" when none
+};
+
 // Events the driver acts on; anything else arrives as `other` with its name.
 enum class MonitorEventKind {
   shutdown,        // data: guest, reason
@@ -162,6 +170,7 @@ Result<BalloonInfo> parse_balloon(const nlohmann::json& ret);
 Result<std::vector<MachineInfo>> parse_machines(const nlohmann::json& ret);
 Result<MigrationInfo> parse_migrate_info(const nlohmann::json& ret);
 Result<std::vector<BlockJobInfo>> parse_block_jobs(const nlohmann::json& ret);
+Result<std::vector<BlockNodeInfo>> parse_named_block_nodes(const nlohmann::json& ret);
 
 class QemuMonitor {
  public:
@@ -240,6 +249,25 @@ class QemuMonitor {
   // BLOCK_JOB_COMPLETED event follows); otherwise it aborts it (BLOCK_JOB_CANCELLED).
   Status block_job_cancel(const std::string& job_id, bool force,
                           std::chrono::milliseconds timeout = kMonitorTimeout);
+
+  // External snapshots (docs/internals/qemu-driver.md, "Snapshots").
+  // blockdev-add of a qcow2 node `node_name` on the file `filename`, with `backing: null`
+  // (blockdev-snapshot attaches the current top as its backing).
+  Status blockdev_add_qcow2_overlay(const std::string& node_name, const std::string& filename,
+                                    std::chrono::milliseconds timeout = kMonitorTimeout);
+  // blockdev-snapshot: `overlay` (added with no backing) goes on top of `node`; every
+  // parent of `node` (the guest's disk) now writes to `overlay`.
+  Status blockdev_snapshot(const std::string& node, const std::string& overlay,
+                           std::chrono::milliseconds timeout = kMonitorTimeout);
+  // block-stream: copies into `device` (a node, top or intermediate) the data of its
+  // backing chain above `base_node` (empty: the whole chain), then makes `base_node` its
+  // backing. The job is named `job_id`; progress in query-block-jobs, end in
+  // BLOCK_JOB_COMPLETED.
+  Status block_stream(const std::string& job_id, const std::string& device,
+                      const std::string& base_node,
+                      std::chrono::milliseconds timeout = kMonitorTimeout);
+  Result<std::vector<BlockNodeInfo>> query_named_block_nodes(
+      std::chrono::milliseconds timeout = kMonitorTimeout);
 
   // Unvalidated passthrough for debugging (QemuHypervisor::qmp); the driver never uses it.
   Result<nlohmann::json> raw(const std::string& command, const nlohmann::json& arguments,

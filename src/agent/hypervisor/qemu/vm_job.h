@@ -22,7 +22,8 @@ enum class VmJob {
   // job stays while the source waits, paused, for the manager's verdict).
   migrate_in,
   migrate_out,
-  // Later: snapshot. define is a job on a VM that does not exist yet: it holds a
+  snapshot,  // disk snapshot create / revert / delete (vm_snapshot.cc)
+  // define is a job on a VM that does not exist yet: it holds a
   // name reservation (QemuHypervisor::defining_) instead.
 };
 
@@ -38,6 +39,8 @@ constexpr std::string_view to_string(VmJob j) {
       return "migrate-in";
     case VmJob::migrate_out:
       return "migrate-out";
+    case VmJob::snapshot:
+      return "snapshot";
   }
   return "?";
 }

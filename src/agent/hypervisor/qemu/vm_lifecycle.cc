@@ -48,7 +48,17 @@ std::string log_tail(const std::string& path) {
 Result<ResolvedVm> QemuHypervisor::resolve(const std::string& name, const model::VmSpec& spec) {
   ResolvedVm r;
   r.vm_dir = vm_dir(name);
+  // With snapshots, each disk's active file is an overlay named in the snapshot tree.
+  auto tree = read_snapshot_tree(r.vm_dir);
+  if (!tree && tree.error().code != ErrorCode::not_found) return tl::unexpected(tree.error());
   for (auto& d : spec.disks) {
+    if (tree) {
+      auto a = tree->active.find(d.name);
+      if (a == tree->active.end())
+        return internal_error("snapshot record has no active file for disk " + d.name);
+      r.disks.push_back({a->second, "qcow2"});
+      continue;
+    }
     auto info = opts_.images->disk_info(name, d.name);
     if (!info) return tl::unexpected(info.error().wrap("disk " + d.name));
     r.disks.push_back({info->path, info->format});
@@ -164,6 +174,11 @@ Status QemuHypervisor::start_qemu(const std::string& name, const std::shared_ptr
   }
   std::vector<std::string> disk_paths;
   for (const auto& d : resolved->disks) disk_paths.push_back(d.path);
+  // The snapshots' files are the active files' backing chains: QEMU opens them too.
+  if (auto tree = read_snapshot_tree(vm->dir))
+    for (auto& p : tree->all_files())
+      if (std::find(disk_paths.begin(), disk_paths.end(), p) == disk_paths.end())
+        disk_paths.push_back(p);
   if (auto s = prepare_qemu_access(vm->dir, f, disk_paths, opts_.run_as); !s) {
     std::lock_guard lk(mu_);
     vm->job = after;

@@ -318,6 +318,12 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
                                                      const IncomingInfo& target,
                                                      const MigrationPolicy& policy,
                                                      const MigrationProgressCallback& progress) {
+  // The mirror copies each disk's top overlay only (sync=top): the files of its snapshots
+  // below it would be missing on the target.
+  if (has_snapshots(vm_dir(name)))
+    return make_error(ErrorCode::failed_precondition,
+                      "VM " + name + " has snapshots; migrating a VM with snapshots is not "
+                      "supported yet (delete them first)");
   std::shared_ptr<QemuMonitor> qmp;
   size_t disks = 0;
   uint64_t memory = 0;
