@@ -143,6 +143,36 @@ TEST_P(StoreContractTest, EventsAreOrderedAndPageable) {
   EXPECT_EQ(messages.size(), static_cast<size_t>(kWriters * kEach));
 }
 
+TEST_P(StoreContractTest, EventsOfOneTargetNewestFirstPagedByBefore) {
+  for (int i = 0; i < 12; ++i) {
+    EventRecord e;
+    e.actor = "token:test";
+    e.action = "vm.start";
+    e.target = i % 3 == 0 ? "vm/a" : (i % 3 == 1 ? "vm/ab" : "host/a");
+    e.result = "ok";
+    e.message = "n=" + std::to_string(i);
+    STORE_ASSERT_OK(store_->append_event(e));
+  }
+  auto first = store_->list_target_events("vm/a", 0, 3);
+  STORE_ASSERT_OK(first);
+  ASSERT_EQ(first->size(), 3u);
+  EXPECT_EQ((*first)[0].message, "n=9");
+  EXPECT_EQ((*first)[1].message, "n=6");
+  EXPECT_EQ((*first)[2].message, "n=3");
+  auto rest = store_->list_target_events("vm/a", first->back().seq, 3);
+  STORE_ASSERT_OK(rest);
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ((*rest)[0].message, "n=0");
+  EXPECT_EQ((*rest)[0].target, "vm/a");
+  auto none = store_->list_target_events("vm/nobody", 0, 10);
+  STORE_ASSERT_OK(none);
+  EXPECT_TRUE(none->empty());
+  auto host = store_->list_target_events("host/a", 0, 100);
+  STORE_ASSERT_OK(host);
+  EXPECT_EQ(host->size(), 4u);
+  STORE_ASSERT_CODE(store_->list_target_events("vm/a", 0, 0), ErrorCode::invalid_argument);
+}
+
 TEST_P(StoreContractTest, PruneEventsByAgeAndCountInBatches) {
   auto add = [&](int64_t time_ms, int n) {
     EventRecord e;

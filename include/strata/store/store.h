@@ -78,6 +78,10 @@ class Store {
   virtual Result<EventRecord> append_event(const EventRecord& event) = 0;
   // Events with seq > after_seq, ascending, at most limit (0 = no limit).
   virtual Result<std::vector<EventRecord>> list_events(int64_t after_seq, int limit) = 0;
+  // Events of one target ("vm/web-1"), newest first: seq < before_seq (0: from the
+  // newest), at most limit (> 0). Served by the (target, seq) index.
+  virtual Result<std::vector<EventRecord>> list_target_events(const std::string& target,
+                                                              int64_t before_seq, int limit) = 0;
   // Highest seq so far (0 when empty): where a new stream starts.
   virtual Result<int64_t> last_event_seq() = 0;
   // Retention: deletes the oldest events (in seq order) that are older than before_ms

@@ -110,6 +110,34 @@ Result<JoinTokenCreateBody> decode_join_token_create(const nlohmann::json& body)
   return out;
 }
 
+namespace {
+
+// {"k": "v" | null, ...} of a PATCH: set or remove each key.
+Result<std::map<std::string, std::optional<std::string>>> decode_label_patch(
+    const nlohmann::json& labels) {
+  // Counted before anything is copied: a patch sets or removes at most every label a
+  // resource may carry (the merged map is bounded again by the caller).
+  if (labels.size() > 2 * model::kMaxLabels)
+    return invalid_argument("labels", fmt::format("labels has {} entries, at most {} in a patch",
+                                                  labels.size(), 2 * model::kMaxLabels));
+  std::map<std::string, std::optional<std::string>> out;
+  for (const auto& [k, v] : labels.items()) {
+    std::string field = "labels." + k.substr(0, 64);
+    if (v.is_null()) {
+      out[k] = std::nullopt;
+      continue;
+    }
+    if (!v.is_string()) return invalid_argument(field, field + " must be a string or null");
+    // validate_label names a bad key "labels" and a bad value "labels.KEY" itself.
+    if (auto st = model::validate_label("labels", k, v.get<std::string>()); !st)
+      return tl::unexpected(st.error());
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<HostPatchBody> decode_host_patch(const nlohmann::json& body) {
   using T = JsonType;
   if (auto st = check_fields(body, {{"labels", T::object},
@@ -119,26 +147,22 @@ Result<HostPatchBody> decode_host_patch(const nlohmann::json& body) {
     return tl::unexpected(st.error());
   HostPatchBody out;
   if (const auto* labels = optional_member(body, "labels")) {
-    // Counted before anything is copied: a patch sets or removes at most every label a
-    // host may carry (the merged map is bounded again by the route).
-    if (labels->size() > 2 * model::kMaxLabels)
-      return invalid_argument("labels", fmt::format("labels has {} entries, at most {} in a patch",
-                                                    labels->size(), 2 * model::kMaxLabels));
-    for (const auto& [k, v] : labels->items()) {
-      std::string field = "labels." + k.substr(0, 64);
-      if (v.is_null()) {
-        out.labels[k] = std::nullopt;
-        continue;
-      }
-      if (!v.is_string()) return invalid_argument(field, field + " must be a string or null");
-      // validate_label names a bad key "labels" and a bad value "labels.KEY" itself.
-      if (auto st = model::validate_label("labels", k, v.get<std::string>()); !st)
-        return tl::unexpected(st.error());
-      out.labels[k] = v.get<std::string>();
-    }
+    auto decoded = decode_label_patch(*labels);
+    if (!decoded) return tl::unexpected(decoded.error());
+    out.labels = std::move(*decoded);
   }
   if (const auto* m = optional_member(body, "maintenance")) out.maintenance = m->get<bool>();
   return out;
+}
+
+Result<VmPatchBody> decode_vm_patch(const nlohmann::json& body) {
+  using T = JsonType;
+  if (auto st = check_fields(body, {{"labels", T::object, true}, {"resource_version", T::integer}});
+      !st)
+    return tl::unexpected(st.error());
+  auto decoded = decode_label_patch(body.at("labels"));
+  if (!decoded) return tl::unexpected(decoded.error());
+  return VmPatchBody{std::move(*decoded)};
 }
 
 Result<EnrollBody> decode_enroll(const nlohmann::json& body) {

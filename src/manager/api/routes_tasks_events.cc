@@ -30,6 +30,27 @@ void add_task_event_routes(ApiService& api) {
   });
 
   api.router().add("GET", "/api/v1/events", RouteOptions{}, [&d](HttpRequest& r) {
+    // One target's events ("vm/web-1", "host/h1"), newest first, paged with before=.
+    if (auto t = r.query.find("target"); t != r.query.end()) {
+      if (t->second.empty() || t->second.size() > 256)
+        return error_response(Error{ErrorCode::invalid_argument, "1 to 256 characters", "target"});
+      if (r.query.count("after"))
+        return error_response(Error{ErrorCode::invalid_argument,
+                                    "with target, page with before (newest first)", "after"});
+      auto before = query_int(r, "before", 0, 0, std::numeric_limits<int>::max());
+      if (!before) return error_response(before.error());
+      auto limit = query_int(r, "limit", 100, 1, 10000);
+      if (!limit) return error_response(limit.error());
+      auto list = d.store->list_target_events(t->second, *before, *limit);
+      if (!list) return error_response(list.error());
+      nlohmann::json items = nlohmann::json::array();
+      for (const auto& e : *list) items.push_back(to_json(e));
+      nlohmann::json next = nullptr;
+      if (static_cast<int>(list->size()) == *limit) next = list->back().seq;
+      return HttpResponse::json(200, {{"events", items}, {"next", next}});
+    }
+    if (r.query.count("before"))
+      return error_response(Error{ErrorCode::invalid_argument, "before needs target", "before"});
     auto after = query_int(r, "after", 0, 0, std::numeric_limits<int>::max());
     if (!after) return error_response(after.error());
     auto limit = query_int(r, "limit", 100, 1, 10000);

@@ -9,6 +9,7 @@
 #include "strata/manager/api/json_fields.h"
 #include "strata/manager/api/vm_rest.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/manager/vms/vm_labels.h"
 #include "strata/manager/vms/vm_service.h"
 
 namespace strata::manager {
@@ -138,6 +139,25 @@ void add_vm_routes(ApiService& api) {
     api.router().add("POST", std::string("/api/v1/vms/{name}/") + to_string(verb), o,
                      [&d, verb](HttpRequest& r) { return vm_action(d, r, verb); });
   }
+  // Labels: set or remove keys (the web console's bulk "add label"); no task, the agent is
+  // not involved.
+  RouteOptions patch = op;
+  patch.action = "vm.update";
+  api.router().add("PATCH", "/api/v1/vms/{name}", patch, [&d](HttpRequest& r) {
+    auto body = parse_json_object(r.body);
+    if (!body) return error_response(body.error());
+    auto p = decode_vm_patch(*body);
+    if (!p) return error_response(p.error());
+    auto expected = expected_version(r, &*body);
+    if (!expected) return error_response(expected.error());
+    auto vm = relabel_vm(*d.store, *d.events, r.param("name"), p->labels, *expected, actor_of(r));
+    if (!vm) return error_response(vm.error());
+    auto resp = HttpResponse::json(200, vm_to_json(*vm, host_name_of(d, *vm)));
+    resp.audit_target = "vm/" + vm->name;
+    resp.audit_written = true;
+    return resp;
+  });
+
   RouteOptions del = op;
   del.action = "vm.delete";
   api.router().add("DELETE", "/api/v1/vms/{name}", del,

@@ -66,6 +66,11 @@ const std::vector<sql::Migration>& pg_migrations() {
            "ALTER TABLE hosts ADD COLUMN cert_fingerprint TEXT NOT NULL DEFAULT ''",
            "CREATE UNIQUE INDEX hosts_address ON hosts(address) WHERE address <> ''",
        }},
+      {4,
+       "events by target (a VM's or host's events, newest first)",
+       {
+           "CREATE INDEX events_target_seq ON events(target, seq)",
+       }},
   };
   return kMigrations;
 }

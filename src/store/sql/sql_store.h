@@ -48,6 +48,8 @@ class SqlStore final : public Store {
 
   Result<EventRecord> append_event(const EventRecord& event) override;
   Result<std::vector<EventRecord>> list_events(int64_t after_seq, int limit) override;
+  Result<std::vector<EventRecord>> list_target_events(const std::string& target,
+                                                      int64_t before_seq, int limit) override;
   Result<int64_t> last_event_seq() override;
   Result<int64_t> prune_events(int64_t before_ms, int64_t keep_last, int64_t batch) override;
 

@@ -132,6 +132,30 @@ Result<std::vector<EventRecord>> SqlStore::list_events(int64_t after_seq, int li
       true);
 }
 
+Result<std::vector<EventRecord>> SqlStore::list_target_events(const std::string& target,
+                                                              int64_t before_seq, int limit) {
+  if (limit <= 0) return invalid_argument("limit", "must be > 0");
+  return with_conn(
+      [&](SqlConnection& c) -> Result<std::vector<EventRecord>> {
+        std::string sql = std::string("SELECT ") + kEventCols + " FROM events WHERE target = $1";
+        SqlParams p{target};
+        if (before_seq > 0) {
+          sql += " AND seq < $2 ORDER BY seq DESC LIMIT $3";
+          p.emplace_back(before_seq);
+        } else {
+          sql += " ORDER BY seq DESC LIMIT $2";
+        }
+        p.emplace_back(int64_t{limit});
+        auto rows = c.query(sql, p);
+        if (!rows) return tl::unexpected(rows.error());
+        std::vector<EventRecord> out;
+        out.reserve(rows->size());
+        for (const auto& r : *rows) out.push_back(decode_event(r));
+        return out;
+      },
+      true);
+}
+
 Result<int64_t> SqlStore::last_event_seq() {
   return with_conn(
       [](SqlConnection& c) -> Result<int64_t> {

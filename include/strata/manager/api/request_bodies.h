@@ -66,6 +66,12 @@ struct HostPatchBody {
 };
 Result<HostPatchBody> decode_host_patch(const nlohmann::json& body);
 
+// PATCH /api/v1/vms/{name}: {"labels": {"k": "v" | null}, "resource_version"?}.
+struct VmPatchBody {
+  std::map<std::string, std::optional<std::string>> labels;
+};
+Result<VmPatchBody> decode_vm_patch(const nlohmann::json& body);
+
 // POST /api/v1/hosts/enroll: {"join_token", "name", "address", "csr"?, "inventory"?}.
 struct EnrollBody {
   std::string join_token;
