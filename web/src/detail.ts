@@ -10,6 +10,7 @@ import {
   canOperate,
   cpuRanges,
   eventsFor,
+  mergeEvents,
   mib,
   time,
   vmActions,
@@ -30,14 +31,23 @@ function labels(l: Record<string, string> | undefined) {
   return entries.map(([k, v]) => html`<span class="label">${k}=${v}</span>`);
 }
 
-function eventList(events: StrataEvent[], what: string) {
-  if (events.length === 0) return html`<p class="muted">No events for this ${what} since the page opened.</p>`;
-  return html`<ol class="events" aria-live="polite">
-    ${events.slice(0, 30).map((e) => html`<li><time>${time(e.time_ms)}</time>
+// One target's events, newest first (GET /api/v1/events?target=), 50 at a time.
+async function targetEvents(target: string, before?: number): Promise<{ events: StrataEvent[]; next: number | null }> {
+  const query = before ? { target, limit: 50, before } : { target, limit: 50 };
+  const { data, error } = await api.GET("/api/v1/events", { params: { query } });
+  if (!data) throw new Error(errorText(error, `cannot read the events of ${target}`));
+  return { events: data.events ?? [], next: data.next ?? null };
+}
+
+function eventList(events: StrataEvent[], what: string, older: (() => void) | null) {
+  if (events.length === 0) return html`<p class="muted">No events for this ${what}.</p>`;
+  return html`<ol class="events" aria-live="polite" aria-label="Events of this ${what}">
+    ${events.map((e) => html`<li data-seq=${e.seq ?? 0}><time>${time(e.time_ms)}</time>
       <span class="action">${e.action}</span> <span>${e.actor}</span>
       <span class="result ${badResult(e.result) ? "bad" : ""}">${e.result}</span>
       ${e.message ? html`<span class="muted">${e.message}</span>` : nothing}</li>`)}
-  </ol>`;
+  </ol>
+  ${older ? html`<button type="button" class="secondary" @click=${older}>Older events</button>` : nothing}`;
 }
 
 const ACTION_LABEL: Record<VmAction, string> = {
@@ -57,6 +67,7 @@ class VmPage extends LivePage {
     vm: { state: true },
     tasks: { state: true },
     history: { state: true },
+    historyNext: { state: true },
     busy: { state: true },
     message: { state: true },
     gone: { state: true },
@@ -66,6 +77,7 @@ class VmPage extends LivePage {
   vm: Vm | null = null;
   tasks: Task[] = [];
   history: StrataEvent[] = [];
+  historyNext: number | null = null;
   busy = false;
   message = "";
   gone = false;
@@ -79,7 +91,7 @@ class VmPage extends LivePage {
     const [vm, tasks, events] = await Promise.all([
       api.GET("/api/v1/vms/{name}", { params: { path: { name: this.name } } }),
       api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } }),
-      api.GET("/api/v1/events", { params: { query: { limit: 1000 } } }),
+      targetEvents(`vm/${this.name}`),
     ]);
     if (vm.response.status === 404) {
       this.vm = null;
@@ -93,7 +105,9 @@ class VmPage extends LivePage {
       .filter((t) => t.target_id === id || t.target === this.name)
       .slice(-10)
       .reverse();
-    this.history = eventsFor(events.data?.events ?? [], "vm", this.name).reverse();
+    // The newest page again; older pages already read stay (they do not change).
+    this.history = mergeEvents(events.events, this.history);
+    if (this.historyNext === null || this.history.length <= events.events.length) this.historyNext = events.next;
   }
 
   private async act(action: VmAction): Promise<void> {
@@ -114,6 +128,13 @@ class VmPage extends LivePage {
     const label = ACTION_LABEL[action].toLowerCase();
     this.message = r.error ? `${label} ${name}: ${errorText(r.error)}` : `${label} ${name}: accepted`;
     void this.refresh();
+  }
+
+  private async older(): Promise<void> {
+    if (!this.historyNext) return;
+    const page = await targetEvents(`vm/${this.name}`, this.historyNext);
+    this.history = mergeEvents(this.history, page.events);
+    this.historyNext = page.next;
   }
 
   private confirmDelete(): void {
@@ -140,9 +161,7 @@ class VmPage extends LivePage {
     const spec = obj(vm.spec);
     const operate = canOperate(this.role);
     const actions = operate ? vmActions(vm) : [];
-    const live = [...eventsFor(this.events, "vm", this.name)];
-    const seen = new Set(live.map((e) => e.seq));
-    const events = [...live, ...this.history.filter((e) => !seen.has(e.seq))];
+    const events = mergeEvents(eventsFor(this.events, "vm", this.name), this.history);
     return html`
       <h1>VM ${vm.name} ${stateBadge(vmState(vm))}</h1>
       ${this.renderError()}
@@ -227,7 +246,7 @@ class VmPage extends LivePage {
         </section>
         <section aria-labelledby="vm-events-h">
           <h2 id="vm-events-h">Events</h2>
-          ${eventList(events, "VM")}
+          ${eventList(events, "VM", this.historyNext ? () => void this.older() : null)}
         </section>
       </div>
     `;
@@ -242,11 +261,15 @@ class HostPage extends LivePage {
     host: { state: true },
     vms: { state: true },
     gone: { state: true },
+    history: { state: true },
+    historyNext: { state: true },
   };
   name = "";
   host: Host | null = null;
   vms: Vm[] = [];
   gone = false;
+  history: StrataEvent[] = [];
+  historyNext: number | null = null;
 
   protected override wants(e: StrataEvent | undefined): boolean {
     const t = e?.target ?? "";
@@ -254,10 +277,13 @@ class HostPage extends LivePage {
   }
 
   protected async load(): Promise<void> {
-    const [host, vms] = await Promise.all([
+    const [host, vms, events] = await Promise.all([
       api.GET("/api/v1/hosts/{name}", { params: { path: { name: this.name } } }),
       listVms(this.name),
+      targetEvents(`host/${this.name}`),
     ]);
+    this.history = mergeEvents(events.events, this.history);
+    if (this.historyNext === null || this.history.length <= events.events.length) this.historyNext = events.next;
     if (host.response.status === 404) {
       this.gone = true;
       return;
@@ -265,6 +291,13 @@ class HostPage extends LivePage {
     if (!host.data) throw new Error(errorText(host.error, `cannot read host ${this.name}`));
     this.host = host.data;
     this.vms = vms;
+  }
+
+  private async older(): Promise<void> {
+    if (!this.historyNext) return;
+    const page = await targetEvents(`host/${this.name}`, this.historyNext);
+    this.history = mergeEvents(this.history, page.events);
+    this.historyNext = page.next;
   }
 
   override render() {
@@ -353,6 +386,11 @@ class HostPage extends LivePage {
               <td class="labels">${labels(vm.labels)}</td></tr>`;
           })}</tbody>
         </table>
+      </section>
+      <section aria-labelledby="host-events-h">
+        <h2 id="host-events-h">Events</h2>
+        ${eventList(mergeEvents(eventsFor(this.events, "host", this.name), this.history), "host",
+          this.historyNext ? () => void this.older() : null)}
       </section>
     `;
   }

@@ -87,6 +87,20 @@ export function eventsFor(events: StrataEvent[], kind: "vm" | "host", name: stri
   return events.filter((e) => e.target === target);
 }
 
+// A target's events for its page: the live ones (newest first, from the stream) and the
+// ones read from the API (GET /api/v1/events?target=, newest first), without duplicates,
+// newest first.
+export function mergeEvents(live: StrataEvent[], history: StrataEvent[]): StrataEvent[] {
+  const seen = new Set<number>();
+  const out: StrataEvent[] = [];
+  for (const e of [...live, ...history]) {
+    if (e.seq === undefined || seen.has(e.seq)) continue;
+    seen.add(e.seq);
+    out.push(e);
+  }
+  return out.sort((a, b) => (b.seq ?? 0) - (a.seq ?? 0));
+}
+
 export function bytes(n: number | undefined | null): string {
   if (n === undefined || n === null) return "-";
   const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

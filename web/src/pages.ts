@@ -2,6 +2,7 @@
 // live event arrives: no polling.
 import { LitElement, html, nothing, type PropertyValues } from "lit";
 import { pageSelection, runEach, summarize, toggleAll, type ItemResult } from "./bulk";
+import { parsePairs } from "./wizard";
 import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
 import {
   CursorPager,
@@ -236,7 +237,9 @@ class VmsPage extends LivePage {
     results: { state: true },
     resultTitle: { state: true },
     bulkBusy: { state: true },
+    bulkLabel: { state: true },
   };
+  bulkLabel = "";
   selected = new Set<string>();
   results: ItemResult[] = [];
   resultTitle = "";
@@ -333,6 +336,18 @@ class VmsPage extends LivePage {
   private async bulk(action: BulkAction): Promise<void> {
     const names = [...this.selected].sort();
     if (names.length === 0) return;
+    let label: [string, string] | null = null;
+    if (action === "add label") {
+      const parsed = parsePairs(this.bulkLabel, "labels");
+      const pairs = Object.entries(parsed.pairs);
+      if (parsed.error || pairs.length !== 1) {
+        this.resultTitle = "";
+        this.results = [];
+        this.message = `add label: ${parsed.error?.message ?? "enter one key=value"}`;
+        return;
+      }
+      label = pairs[0]!;
+    }
     this.bulkBusy = true;
     this.results = await runEach(names, 4, async (name) => {
       const params = { params: { path: { name } } };
@@ -342,10 +357,11 @@ class VmsPage extends LivePage {
         case "shut down": r = await api.POST("/api/v1/vms/{name}/stop", { ...params, body: { force: false } }); break;
         case "force off": r = await api.POST("/api/v1/vms/{name}/stop", { ...params, body: { force: true } }); break;
         case "delete": r = await api.DELETE("/api/v1/vms/{name}", params); break;
+        case "add label": r = await api.PATCH("/api/v1/vms/{name}", { ...params, body: { labels: { [label![0]]: label![1] } } }); break;
       }
       return r.error ? { ok: false, message: errorText(r.error) } : { ok: true, message: "accepted" };
     });
-    this.resultTitle = summarize(action, this.results);
+    this.resultTitle = summarize(label ? `add label ${label[0]}=${label[1]}` : action, this.results);
     this.bulkBusy = false;
     if (action === "delete") this.selected = new Set();
     void this.refresh();
@@ -369,6 +385,10 @@ class VmsPage extends LivePage {
         <button type="button" class="secondary" ?disabled=${n === 0 || this.bulkBusy} @click=${() => this.bulk("shut down")}>Shut down selected</button>
         <button type="button" class="secondary" ?disabled=${n === 0 || this.bulkBusy} @click=${() => this.bulk("force off")}>Force off selected</button>
         <button type="button" class="danger" ?disabled=${n === 0 || this.bulkBusy} @click=${() => this.confirmBulkDelete()}>Delete selected…</button>
+        <label for="bulk-label">New label</label>
+        <input id="bulk-label" placeholder="key=value" .value=${this.bulkLabel} spellcheck="false"
+          @input=${(e: InputEvent) => { this.bulkLabel = (e.target as HTMLInputElement).value; }} />
+        <button type="button" class="secondary" ?disabled=${n === 0 || this.bulkBusy || !this.bulkLabel.trim()} @click=${() => this.bulk("add label")}>Add label to selected</button>
       </div>
       <dialog id="bulk-delete-dialog" aria-labelledby="bulk-delete-title">
         <h2 id="bulk-delete-title">Delete ${n} VM${n === 1 ? "" : "s"}?</h2>
@@ -459,4 +479,4 @@ class VmsPage extends LivePage {
 }
 customElements.define("strata-vms", VmsPage);
 
-type BulkAction = "start" | "shut down" | "force off" | "delete";
+type BulkAction = "start" | "shut down" | "force off" | "delete" | "add label";

@@ -141,15 +141,15 @@ try {
       await table.locator(`tr[data-vm="${vmName}"]`).waitFor();
       await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor();
       // web-1 carries tier=web: the label filter keeps it alone; a label nobody has, none.
-      await page.getByLabel("Label").fill("tier=web");
+      await page.getByLabel("Label", { exact: true }).fill("tier=web");
       await page.getByRole("button", { name: "Apply" }).click();
       await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor({ state: "detached" });
       expect(await table.locator("tbody tr").count() === 1, "label filter tier=web");
       expect(page.url().includes("label=tier%3Dweb"), `filter not in the URL: ${page.url()}`);
-      await page.getByLabel("Label").fill("tier=db");
+      await page.getByLabel("Label", { exact: true }).fill("tier=db");
       await page.getByRole("button", { name: "Apply" }).click();
       await table.locator("tbody tr").first().waitFor({ state: "detached" });
-      await page.getByLabel("Label").fill("");
+      await page.getByLabel("Label", { exact: true }).fill("");
       await page.getByLabel("Host").selectOption(hostName);
       await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor();
       // Sorted by name on the server, both ways; name and state filters on the server.
@@ -227,6 +227,14 @@ try {
       await bar.getByRole("button", { name: "Resume", exact: true }).click();
       await page.locator("h1 .badge.state-running").waitFor({ timeout: 30000 });
       await page.locator(".events li", { hasText: "vm.resume" }).first().waitFor();
+      // The panel reads the VM's own events from the API (target=), so its create is there.
+      const panel = page.getByRole("list", { name: "Events of this VM" });
+      await panel.locator("li", { hasText: "vm.create" }).waitFor();
+      const targets = await page.evaluate(async (n) => {
+        const r = await (await fetch(`/api/v1/events?target=vm/${n}&limit=5`)).json();
+        return [...new Set(r.events.map((e) => e.target))];
+      }, vmName);
+      expect(JSON.stringify(targets) === JSON.stringify([`vm/${vmName}`]), `target filter: ${targets}`);
       await page.screenshot({ path: join(shots, "vm.png"), fullPage: true });
     });
 
@@ -254,6 +262,7 @@ try {
       const meters = await page.locator("meter").count();
       expect(meters === 2, `expected CPU and memory meters, saw ${meters}`);
       if (vmName) await page.getByRole("table", { name: "VMs on this host" }).locator(`tr[data-vm="${vmName}"]`).waitFor();
+      await page.getByRole("list", { name: "Events of this host" }).locator("li", { hasText: "host." }).first().waitFor();
       await page.screenshot({ path: join(shots, "host.png"), fullPage: true });
     });
   }
@@ -341,6 +350,17 @@ try {
       await page.getByRole("heading", { name: "start: 1 of 2 succeeded, 1 failed" }).waitFor();
       await page.locator(`li[data-result="${vmName}"].ok`, { hasText: "accepted" }).waitFor();
       await page.locator(`li[data-result="${wizardVm}"].bad`, { hasText: /failed: .*(being deleted|not found|no VM)/i }).waitFor();
+      // Add a label to the selection (web-1 only now): PATCH per VM, the list's label filter sees it.
+      await page.getByRole("button", { name: "Dismiss" }).click();
+      await all.click();  // every shown row was selected: this clears the selection
+      await bar.getByRole("status").filter({ hasText: "0 selected" }).waitFor();
+      await page.getByLabel(`Select ${vmName}`).check();
+      await page.getByLabel("New label").fill("bulk=yes");
+      await bar.getByRole("button", { name: "Add label to selected" }).click();
+      await page.getByRole("heading", { name: /^add label bulk=yes: 1 of \d succeeded/ }).waitFor();
+      await page.locator(`li[data-result="${vmName}"].ok`).waitFor();
+      const labelled = await page.evaluate(async () => (await (await fetch("/api/v1/vms?label=bulk%3Dyes")).json()).vms.map((v) => v.name));
+      expect(JSON.stringify(labelled) === JSON.stringify([vmName]), `label filter bulk=yes: ${labelled}`);
       await page.screenshot({ path: join(shots, "vms-bulk.png"), fullPage: true });
       // Delete asks first (Cancel here: the viewer's checks below still need the VM).
       await bar.getByRole("button", { name: "Delete selected…" }).click();

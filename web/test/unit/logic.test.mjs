@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   allocations, canOperate, countByState, percent, mib, hostAlert, vmActions, eventsFor, bytes,
-  cpuRanges, consoleUrl, badResult, CursorPager, vmListQuery,
+  cpuRanges, consoleUrl, badResult, CursorPager, vmListQuery, mergeEvents,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
@@ -114,4 +114,12 @@ test("VM list query: limit, cursor, host, label", () => {
     { query: { limit: 50 } });
   assert.equal(vmListQuery({ host: "", label: "tier", limit: 50 }, "").error, "label filter must be key=value");
   assert.equal(vmListQuery({ host: "", label: "=web", limit: 50 }, "").error, "label filter must be key=value");
+});
+
+test("a target's events: live and read merged, no duplicates, newest first", () => {
+  const e = (seq, action) => ({ seq, action, target: "vm/a" });
+  assert.deepEqual(mergeEvents([e(9, "vm.stop"), e(7, "vm.start")], [e(7, "vm.start"), e(3, "vm.create"), e(8, "vm.pause")])
+    .map((x) => x.seq), [9, 8, 7, 3]);
+  assert.deepEqual(mergeEvents([], []), []);
+  assert.deepEqual(mergeEvents([{ action: "no seq" }], [e(1, "x")]).map((x) => x.seq), [1]);
 });
