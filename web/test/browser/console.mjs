@@ -78,10 +78,10 @@ try {
     expect(resp && resp.status() === 200, `GET / answered ${resp && resp.status()}`);
     const csp = resp.headers()["content-security-policy"] ?? "";
     expect(csp.includes("script-src 'self'"), `CSP header: ${csp}`);
-    await page.getByLabel("API token").fill("sta_wrong");
+    await page.getByLabel("API token", { exact: true }).fill("sta_wrong");
     await page.getByRole("button", { name: "Log in" }).click();
     await page.getByRole("alert").filter({ hasText: /token/i }).waitFor();
-    await page.getByLabel("API token").fill(adminToken);
+    await page.getByLabel("API token", { exact: true }).fill(adminToken);
     await page.getByRole("button", { name: "Log in" }).click();
     await page.getByRole("heading", { name: "Dashboard" }).waitFor();
     const cookies = await context.cookies();
@@ -374,7 +374,7 @@ try {
 
   await step("logout ends the session", async () => {
     await page.getByRole("button", { name: "Log out" }).click();
-    await page.getByLabel("API token").waitFor();
+    await page.getByLabel("API token", { exact: true }).waitFor();
     const r = await page.evaluate(async () => (await fetch("/api/v1/vms")).status);
     expect(r === 401, `GET /api/v1/vms after logout answered ${r}`);
   });
@@ -384,7 +384,7 @@ try {
   await step("a viewer sees no start/stop buttons, and a forced request is refused", async () => {
     const p = viewer.page;
     await p.goto(url + "/vms");
-    await p.getByLabel("API token").fill(viewerToken);
+    await p.getByLabel("API token", { exact: true }).fill(viewerToken);
     await p.getByRole("button", { name: "Log in" }).click();
     await p.getByRole("table", { name: "Virtual machines" }).waitFor();
     if (vmName) await p.locator(`tr[data-vm="${vmName}"]`).waitFor();
