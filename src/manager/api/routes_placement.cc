@@ -16,8 +16,15 @@ namespace strata::manager {
 
 namespace {
 
-// complete() fills an empty uuid and MACs from this; a preview never keeps them.
-uint64_t zero_random() { return 0x0123456789abcdefull; }
+// complete() fills an empty uuid and MACs from this; a preview never keeps them, but each
+// call must differ (two NICs with the same generated MAC would be refused). splitmix64.
+uint64_t preview_random() {
+  thread_local uint64_t state = 0x2545f4914f6cdd1dull;
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
 
 nlohmann::json preview_to_json(const PlacementPreview& p) {
   nlohmann::json candidates = nlohmann::json::array();
@@ -38,7 +45,7 @@ HttpResponse preview_placement(ApiDeps& d, HttpRequest& r) {
   bool start = true;
   auto doc = vm_document_from_request(*body, &start);
   if (!doc) return error_response(doc.error());
-  auto completed = model::complete(doc->spec, &zero_random);
+  auto completed = model::complete(doc->spec, &preview_random);
   if (!completed) return error_response(completed.error());
   doc->spec = std::move(*completed);
   if (auto st = check_image_kinds(*d.store, doc->spec); !st) return error_response(st.error());

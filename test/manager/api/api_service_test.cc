@@ -519,6 +519,11 @@ TEST_F(ApiTest, PlacementDryRunExplainsEveryHostAndCreatesNothing) {
   EXPECT_EQ(why["small"].rfind("selector", 0), 0u) << why["small"];
   EXPECT_EQ(why["other"].rfind("selector", 0), 0u) << why["other"];
   EXPECT_NE(j["summary"].get<std::string>().find("selector filter rejected 2 hosts"), std::string::npos) << j;
+  // Generated MACs differ per NIC, as in a create.
+  auto nics = call("POST", "/api/v1/placement",
+                   R"({"name":"w","vcpus":1,"memory_mib":64,"kernel":"k","nics":[{"mode":"user"},{"mode":"user"}]})",
+                   admin_);
+  EXPECT_EQ(nics.status, 200u) << nics.body;
   // Nothing fits: still 200, with every host's reason and no host.
   auto none = call("POST", "/api/v1/placement", R"({"name":"w","vcpus":1,"memory_mib":65536,"kernel":"k"})", admin_);
   ASSERT_EQ(none.status, 200u) << none.body;
