@@ -352,4 +352,15 @@ grpc::Status AgentService::GuestAgentCommand(grpc::ServerContext*,
       });
 }
 
+// The snapshot RPCs live in agent_service_snapshots.cc and use once<> from here.
+template grpc::Status AgentService::once<v1::CreateSnapshotRequest, v1::CreateSnapshotResponse>(
+    const char*, const v1::CreateSnapshotRequest&, v1::CreateSnapshotResponse*,
+    const std::function<Status(v1::CreateSnapshotResponse*)>&);
+template grpc::Status AgentService::once<v1::RevertSnapshotRequest, v1::RevertSnapshotResponse>(
+    const char*, const v1::RevertSnapshotRequest&, v1::RevertSnapshotResponse*,
+    const std::function<Status(v1::RevertSnapshotResponse*)>&);
+template grpc::Status AgentService::once<v1::DeleteSnapshotRequest, v1::DeleteSnapshotResponse>(
+    const char*, const v1::DeleteSnapshotRequest&, v1::DeleteSnapshotResponse*,
+    const std::function<Status(v1::DeleteSnapshotResponse*)>&);
+
 }  // namespace strata::agent::service

@@ -421,5 +421,53 @@ TEST_F(AgentServiceTest, GuestAgentCommandValidatesJson) {
   EXPECT_EQ(r->reply_json(), R"({"return":{}})");
 }
 
+TEST_F(AgentServiceTest, SnapshotRpcsMapToTheDriverOncePerRequestId) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d1", "web-1")));
+  v1::CreateSnapshotRequest c;
+  c.set_request_id("s1");
+  c.set_vm("web-1");
+  c.set_name("before");
+  auto r = client_->call(&Stub::CreateSnapshot, c);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->snapshot().name(), "before");
+  EXPECT_EQ(r->snapshot().consistency(), "crash");
+  EXPECT_TRUE(r->snapshot().current());
+  // A retry with the same request id answers the first outcome without acting again.
+  auto again = client_->call(&Stub::CreateSnapshot, c);
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(hv_.count("snapshot_create"), 1);
+  c.set_request_id("s2");
+  c.set_name("Bad_Name");
+  auto bad = client_->call(&Stub::CreateSnapshot, c);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(bad.error().field, "name");
+  c.set_request_id("s3");
+  c.set_name("after");
+  ASSERT_TRUE(client_->call(&Stub::CreateSnapshot, c));
+
+  v1::ListSnapshotsRequest l;
+  l.set_vm("web-1");
+  auto list = client_->call(&Stub::ListSnapshots, l);
+  ASSERT_TRUE(list) << list.error().to_string();
+  ASSERT_EQ(list->snapshots_size(), 2);
+  EXPECT_EQ(list->snapshots(1).parent(), "before");
+
+  auto rv = named<v1::RevertSnapshotRequest>("r1", "before");
+  rv.set_vm("web-1");
+  ASSERT_TRUE(client_->call(&Stub::RevertSnapshot, rv));
+  auto del = named<v1::DeleteSnapshotRequest>("x1", "before");
+  del.set_vm("web-1");
+  ASSERT_TRUE(client_->call(&Stub::DeleteSnapshot, del));
+  ASSERT_TRUE(client_->call(&Stub::DeleteSnapshot, del));  // the repeat: same outcome
+  EXPECT_EQ(hv_.count("snapshot_delete"), 1);
+  del.set_request_id("x2");
+  auto gone = client_->call(&Stub::DeleteSnapshot, del);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, ErrorCode::not_found);
+  l.set_vm("nope");
+  EXPECT_EQ(client_->call(&Stub::ListSnapshots, l).error().code, ErrorCode::not_found);
+}
+
 }  // namespace
 }  // namespace strata::agent::service

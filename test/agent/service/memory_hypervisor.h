@@ -4,6 +4,7 @@
 // qemu-labelled integration tests, never through this.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -124,6 +125,62 @@ class MemoryHypervisor final : public Hypervisor {
     if (!vms_.contains(name)) return not_found("vm " + name + " not found");
     return std::string(R"({"return":{}})");
   }
+  // Snapshots: a list per VM; revert needs the VM stopped, like the QEMU driver.
+  Result<SnapshotInfo> snapshot_create(const std::string& name, const std::string& snap) override {
+    std::lock_guard lock(mu_);
+    ++calls["snapshot_create"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    auto& list = snapshots_[name];
+    for (auto& s : list)
+      if (s.name == snap) return make_error(ErrorCode::already_exists, "snapshot " + snap + " exists");
+    std::string parent;
+    for (auto& s : list) {
+      if (s.current) parent = s.name;
+      s.current = false;
+    }
+    SnapshotInfo info{snap, parent, 1000 + int64_t(list.size()), "crash",
+                      std::string(model::to_string(it->second.state)), true};
+    list.push_back(info);
+    return info;
+  }
+  Result<std::vector<SnapshotInfo>> snapshot_list(const std::string& name) const override {
+    std::lock_guard lock(mu_);
+    if (!vms_.contains(name)) return not_found("vm " + name + " not found");
+    auto it = snapshots_.find(name);
+    return it == snapshots_.end() ? std::vector<SnapshotInfo>{} : it->second;
+  }
+  Status snapshot_revert(const std::string& name, const std::string& snap) override {
+    std::lock_guard lock(mu_);
+    ++calls["snapshot_revert"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    if (it->second.pid)
+      return make_error(ErrorCode::failed_precondition, "vm " + name + " is running");
+    auto& list = snapshots_[name];
+    bool found = false;
+    for (auto& s : list) found = found || s.name == snap;
+    if (!found) return not_found("no snapshot " + snap);
+    for (auto& s : list) s.current = s.name == snap;
+    return {};
+  }
+  Status snapshot_delete(const std::string& name, const std::string& snap,
+                         const SnapshotProgressCallback& progress) override {
+    std::lock_guard lock(mu_);
+    ++calls["snapshot_delete"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    if (!vms_.contains(name)) return not_found("vm " + name + " not found");
+    auto& list = snapshots_[name];
+    auto s = std::find_if(list.begin(), list.end(), [&](auto& x) { return x.name == snap; });
+    if (s == list.end()) return not_found("no snapshot " + snap);
+    for (auto& c : list)
+      if (c.parent == snap) c.parent = s->parent;
+    list.erase(s);
+    if (progress) progress(1, 1);
+    return {};
+  }
   void watch(VmEventCallback cb) override {
     std::lock_guard lock(mu_);
     watchers_.push_back(std::move(cb));
@@ -155,6 +212,7 @@ class MemoryHypervisor final : public Hypervisor {
   mutable std::map<std::string, std::string> console_;
   std::map<std::string, std::vector<std::function<void(std::string_view)>>> subscribers_;
   std::vector<VmEventCallback> watchers_;
+  std::map<std::string, std::vector<SnapshotInfo>> snapshots_;
 };
 
 }  // namespace strata::agent::testing

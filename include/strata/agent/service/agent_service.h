@@ -90,6 +90,14 @@ class AgentService final : public v1::AgentService::Service {
                            v1::DeleteImageResponse*) override;
   grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
                            grpc::ServerWriter<v1::VmEvent>*) override;
+  grpc::Status CreateSnapshot(grpc::ServerContext*, const v1::CreateSnapshotRequest*,
+                              v1::CreateSnapshotResponse*) override;
+  grpc::Status ListSnapshots(grpc::ServerContext*, const v1::ListSnapshotsRequest*,
+                             v1::ListSnapshotsResponse*) override;
+  grpc::Status RevertSnapshot(grpc::ServerContext*, const v1::RevertSnapshotRequest*,
+                              v1::RevertSnapshotResponse*) override;
+  grpc::Status DeleteSnapshot(grpc::ServerContext*, const v1::DeleteSnapshotRequest*,
+                              v1::DeleteSnapshotResponse*) override;
   grpc::Status Health(grpc::ServerContext*, const v1::HealthRequest*, v1::HealthResponse*) override;
 
   const RequestLog& request_log() const { return *log_; }
