@@ -119,6 +119,7 @@ class ManagerImpl final : public Manager {
     vms_ = std::make_unique<VmService>(
         *store_, *placement_, *events_, clock_,
         [this](const std::string& vm_id) { controller_->enqueue_vm(vm_id); });
+    vms_->set_agents([this](const std::string& host_id) { return agents_->client(host_id); });
     agents_->set_callbacks(
         {[this](const std::string& h, Liveness l) { controller_->on_host_state(h, l); },
          [this](const std::string& h, const pb::VmEvent& e) { controller_->on_vm_event(h, e); }});

@@ -257,6 +257,44 @@ Status AgentClient::undefine_vm(const std::string& request_id, const std::string
   return {};
 }
 
+Result<pb::Snapshot> AgentClient::create_snapshot(const std::string& request_id,
+                                                  const std::string& vm, const std::string& name,
+                                                  std::chrono::milliseconds timeout) {
+  pb::CreateSnapshotRequest req;
+  req.set_request_id(request_id);
+  req.set_vm(vm);
+  req.set_name(name);
+  STRATA_UNARY(CreateSnapshot, req, pb::CreateSnapshotResponse, timeout);
+  return resp.snapshot();
+}
+
+Result<std::vector<pb::Snapshot>> AgentClient::list_snapshots(const std::string& vm) {
+  pb::ListSnapshotsRequest req;
+  req.set_vm(vm);
+  STRATA_UNARY(ListSnapshots, req, pb::ListSnapshotsResponse, timeout_);
+  return std::vector<pb::Snapshot>(resp.snapshots().begin(), resp.snapshots().end());
+}
+
+Status AgentClient::revert_snapshot(const std::string& request_id, const std::string& vm,
+                                    const std::string& name, std::chrono::milliseconds timeout) {
+  pb::RevertSnapshotRequest req;
+  req.set_request_id(request_id);
+  req.set_vm(vm);
+  req.set_name(name);
+  STRATA_UNARY(RevertSnapshot, req, pb::RevertSnapshotResponse, timeout);
+  return {};
+}
+
+Status AgentClient::delete_snapshot(const std::string& request_id, const std::string& vm,
+                                    const std::string& name, std::chrono::milliseconds timeout) {
+  pb::DeleteSnapshotRequest req;
+  req.set_request_id(request_id);
+  req.set_vm(vm);
+  req.set_name(name);
+  STRATA_UNARY(DeleteSnapshot, req, pb::DeleteSnapshotResponse, timeout);
+  return {};
+}
+
 Result<std::vector<pb::Image>> AgentClient::list_images(
     std::optional<std::chrono::milliseconds> timeout) {
   pb::ListImagesRequest req;

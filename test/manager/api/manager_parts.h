@@ -49,6 +49,7 @@ struct ManagerParts {
                                       [c = controller.get()](const std::string& id) {
                                         c->enqueue_vm(id);
                                       });
+    vms->set_agents([a = agents.get()](const std::string& host_id) { return a->client(host_id); });
   }
 
   ApiDeps deps() const {

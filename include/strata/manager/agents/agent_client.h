@@ -75,6 +75,15 @@ class AgentClient {
   Result<pb::VmStatus> resume_vm(const std::string& request_id, const std::string& name);
   Status undefine_vm(const std::string& request_id, const std::string& name);
   // `timeout`: a shorter deadline than the default (a listing over many hosts).
+  // Disk snapshots (the agent's CreateSnapshot etc.); `timeout` bounds the agent's work.
+  Result<pb::Snapshot> create_snapshot(const std::string& request_id, const std::string& vm,
+                                       const std::string& name, std::chrono::milliseconds timeout);
+  Result<std::vector<pb::Snapshot>> list_snapshots(const std::string& vm);
+  Status revert_snapshot(const std::string& request_id, const std::string& vm,
+                         const std::string& name, std::chrono::milliseconds timeout);
+  Status delete_snapshot(const std::string& request_id, const std::string& vm,
+                         const std::string& name, std::chrono::milliseconds timeout);
+
   Result<std::vector<pb::Image>> list_images(
       std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   // Streams the file at `path` to the agent's image store as image `name` (PutImage);

@@ -9,13 +9,19 @@
 // Thread-safe: the store serializes transactions; creates hold the placement lock.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "strata/common/clock.h"
 #include "strata/common/error.h"
+#include "strata/manager/agents/agent_client.h"
 #include "strata/manager/controllers/placement.h"
 #include "strata/manager/controllers/vm_document.h"
 #include "strata/manager/events/event_log.h"
@@ -33,6 +39,24 @@ struct VmActOptions {
   bool stop_force = false;                  // stop: force off instead of ACPI
   uint32_t stop_timeout_s = 0;              // stop: ACPI wait (0: agent default)
 };
+
+// Disk snapshots of a VM (vm_snapshots.cc): the operation a task carries out on the host.
+enum class SnapshotOp { create, revert, remove };
+// "create", "revert", "delete"; the task kind and audit action is "vm.snapshot." + this.
+const char* to_string(SnapshotOp op);
+
+// A snapshot as the host's agent reports it.
+struct SnapshotView {
+  std::string name;
+  std::string parent;  // "" for a root snapshot
+  int64_t created_unix_ms = 0;
+  std::string consistency;  // "filesystem" (guest agent froze the filesystems) | "crash"
+  std::string vm_state;     // the VM's state when it was taken
+  bool current = false;     // the VM's disks are an overlay of this snapshot
+};
+
+// The agent of a host, or null when it is not connected.
+using AgentLookup = std::function<AgentClientPtr(const std::string& host_id)>;
 
 // What a change committed: the VM as stored and the task that tracks the intent.
 struct VmChange {
@@ -63,12 +87,34 @@ class VmService {
     return act(name, VmVerb::remove, o, actor);
   }
 
+  // Snapshots. A snapshot operation is ONE store transaction (its "vm.snapshot.<op>" task
+  // and the audit event), then runs on the VM's host in the background (request id: the
+  // task id) and ends the task (its result: the snapshot, for create). Errors before the
+  // commit: not_found, failed_precondition (being deleted, not placed; revert of a VM meant
+  // to run), invalid_argument (snapshot name).
+  void set_agents(AgentLookup lookup) { agents_ = std::move(lookup); }
+  Result<VmChange> snapshot(const std::string& name, SnapshotOp op, const std::string& snap,
+                            const std::string& actor);
+  // Asks the VM's host (unavailable when it is not connected).
+  Result<std::vector<SnapshotView>> list_snapshots(const std::string& name);
+  ~VmService();
+
  private:
   store::Store& store_;
   PlacementService& placement_;
   EventLog& events_;
   ClockPtr clock_;
   std::function<void(const std::string&)> on_change_;
+  AgentLookup agents_;
+  // Snapshot operations in flight (joined by the destructor).
+  void run_snapshot(std::string host_id, std::string vm, SnapshotOp op, std::string snap,
+                    std::string task_id);
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex workers_mu_;
+  std::vector<Worker> workers_;  // finished ones are joined when the next one starts
 };
 
 }  // namespace strata::manager
