@@ -21,6 +21,7 @@ void add_wait_flags(CLI::App* cmd, ActionFlags& f) {
 void add_vm_commands(CLI::App& root, Context& ctx) {
   CLI::App* vm = root.add_subcommand("vm", "Virtual machines");
   vm->require_subcommand(1);
+  add_vm_snapshot_commands(*vm, ctx);
 
   // create
   {

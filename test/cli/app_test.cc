@@ -118,6 +118,25 @@ TEST(App, HelpEverywhereExitsZero) {
   EXPECT_NE(run({"vm", "create", "--help"}).out.find("--anti-affinity"), std::string::npos);
 }
 
+TEST(App, VmSnapshotCommandsBuildTheirRequests) {
+  auto c = run({"vm", "snapshot", "create", "web-1", "before-upgrade", "--dry-run"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(c.out, "POST /api/v1/vms/web-1/snapshots\n{\n  \"name\": \"before-upgrade\"\n}\n");
+  auto r = run({"vm", "snapshot", "revert", "web-1", "s1", "--dry-run"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("POST /api/v1/vms/web-1/snapshots/s1/revert", 0), 0u) << r.out;
+  auto d = run({"vm", "snapshot", "delete", "web-1", "s1", "--dry-run"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(d.out.rfind("DELETE /api/v1/vms/web-1/snapshots/s1", 0), 0u) << d.out;
+  auto l = run({"vm", "snapshot", "list", "web-1", "--dry-run"});
+  ASSERT_EQ(l.code, 0) << l.err;
+  EXPECT_EQ(l.out.rfind("GET /api/v1/vms/web-1/snapshots", 0), 0u) << l.out;
+  EXPECT_EQ(run({"vm", "snapshot", "create", "web-1"}).code, 2);  // NAME missing
+  auto h = run({"vm", "snapshot", "--help"});
+  EXPECT_EQ(h.code, 0);
+  EXPECT_NE(h.out.find("revert"), std::string::npos) << h.out;
+}
+
 TEST(App, CompletionCoversTheTree) {
   auto r = run({"completion", "bash"});
   ASSERT_EQ(r.code, 0);

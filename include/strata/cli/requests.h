@@ -53,6 +53,12 @@ ApiRequest build_vm_list(const std::vector<std::string>& label_selector, const s
 ApiRequest build_vm_get(const std::string& name);
 // verb: start|reboot|pause|resume. stop has its own builder.
 ApiRequest build_vm_action(const std::string& name, const std::string& verb);
+// VM snapshots (cmd_snapshot.cc): POST/GET /vms/{vm}/snapshots, POST .../{name}/revert,
+// DELETE .../{name}.
+ApiRequest build_snapshot_create(const std::string& vm, const std::string& name);
+ApiRequest build_snapshot_list(const std::string& vm);
+ApiRequest build_snapshot_revert(const std::string& vm, const std::string& name);
+ApiRequest build_snapshot_delete(const std::string& vm, const std::string& name);
 ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint64_t> timeout_s);
 ApiRequest build_vm_delete(const std::string& name);
 
