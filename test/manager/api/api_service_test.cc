@@ -210,6 +210,39 @@ TEST_F(ApiTest, CreateIsAcceptedWithTaskAndAudited) {
   EXPECT_EQ(start_409, 1) << events.dump();
 }
 
+// Snapshot routes: parsing, roles and refusals (the agent side: vm_snapshots_test).
+TEST_F(ApiTest, SnapshotRoutesParseAndRefuse) {
+  add_host("h1", 4, 4096);
+  std::string op = make_token("ops", "operator");
+  std::string viewer = make_token("view", "viewer");
+  ASSERT_EQ(
+      call("POST", "/api/v1/vms", R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k"})", op)
+          .status,
+      202u);
+  auto missing = call("POST", "/api/v1/vms/web/snapshots", "{}", op);
+  EXPECT_EQ(missing.status, 400u);
+  EXPECT_EQ(json::parse(missing.body)["error"]["field"], "name") << missing.body;
+  EXPECT_EQ(call("POST", "/api/v1/vms/web/snapshots", R"({"name":"s1","x":1})", op).status, 400u);
+  auto bad = call("POST", "/api/v1/vms/web/snapshots", R"({"name":"Bad_Name"})", op);
+  EXPECT_EQ(bad.status, 400u) << bad.body;
+  EXPECT_EQ(call("POST", "/api/v1/vms/nope/snapshots", R"({"name":"s1"})", op).status, 404u);
+  EXPECT_EQ(call("POST", "/api/v1/vms/web/snapshots", R"({"name":"s1"})", viewer).status, 403u);
+  // The VM is meant to run: revert is refused before anything is written.
+  auto rv = call("POST", "/api/v1/vms/web/snapshots/s1/revert", "", op);
+  EXPECT_EQ(rv.status, 409u) << rv.body;
+  // Accepted: 202 with the task (the host has no agent here, so the task then fails).
+  auto c = call("POST", "/api/v1/vms/web/snapshots", R"({"name":"s1"})", op);
+  ASSERT_EQ(c.status, 202u) << c.body;
+  auto j = json::parse(c.body);
+  EXPECT_EQ(j["task"]["kind"], "vm.snapshot.create");
+  EXPECT_EQ(j["snapshot"], "s1");
+  auto d = call("DELETE", "/api/v1/vms/web/snapshots/s1", "", op);
+  ASSERT_EQ(d.status, 202u) << d.body;
+  EXPECT_EQ(json::parse(d.body)["task"]["kind"], "vm.snapshot.delete");
+  // Listing asks the host: not connected is 503.
+  EXPECT_EQ(call("GET", "/api/v1/vms/web/snapshots", "", viewer).status, 503u);
+}
+
 TEST_F(ApiTest, EnrollNeedsAValidJoinToken) {
   auto r = call("POST", "/api/v1/hosts/enroll",
                 R"({"join_token":"stj_bad","name":"h1","address":"unix:/x"})", "");
