@@ -135,6 +135,38 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     });
   }
 
+  // migrate
+  {
+    auto name = std::make_shared<std::string>();
+    auto host = std::make_shared<std::string>();
+    auto bandwidth = std::make_shared<std::string>();
+    auto downtime = std::make_shared<uint64_t>(0);
+    auto f = std::make_shared<ActionFlags>();
+    CLI::App* c = vm->add_subcommand(
+        "migrate", "Live-migrate a running VM to another host (disks and memory, no restart)");
+    c->add_option("name", *name, "VM name")->required();
+    c->add_option("--to", *host, "Target host (default: the scheduler chooses)");
+    c->add_option("--max-bandwidth", *bandwidth, "Bytes per second, e.g. 100M (default: QEMU's)");
+    c->add_option("--max-downtime", *downtime,
+                  "Highest downtime limit in ms to step up to (default 1000)")
+        ->check(CLI::Range(uint64_t{1}, uint64_t{60000}));
+    add_wait_flags(c, *f);
+    c->callback([&ctx, name, host, bandwidth, downtime, f] {
+      ctx.action = [&ctx, name, host, bandwidth, downtime, f] {
+        uint64_t bw = 0;
+        if (!bandwidth->empty()) {
+          auto b = parse_size(*bandwidth, "--max-bandwidth");
+          if (!b) return ctx.usage_error(b.error());
+          bw = *b;
+        }
+        auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+        if (!timeout) return ctx.usage_error(timeout.error());
+        return ctx.act(build_vm_migrate(*name, *host, bw, *downtime),
+                       "vm " + *name + ": migration requested", f->wait, *timeout);
+      };
+    });
+  }
+
   // delete
   {
     auto name = std::make_shared<std::string>();

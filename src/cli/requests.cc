@@ -180,6 +180,15 @@ ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint
   return {"POST", vm_path(name) + "/stop", body};
 }
 
+ApiRequest build_vm_migrate(const std::string& name, const std::string& host,
+                            uint64_t max_bandwidth, uint64_t downtime_max_ms) {
+  json body = json::object();
+  if (!host.empty()) body["host"] = host;
+  if (max_bandwidth) body["max_bandwidth"] = max_bandwidth;
+  if (downtime_max_ms) body["downtime_max_ms"] = downtime_max_ms;
+  return {"POST", vm_path(name) + "/migrate", body};
+}
+
 ApiRequest build_vm_delete(const std::string& name) {
   return {"DELETE", vm_path(name), std::nullopt};
 }

@@ -192,6 +192,44 @@ for i in 1 2 3; do
 done
 log "catalog images distributed to h1 h2 h3 (sha256 checked)"
 
+# ---- live migration: vm1 moves to the next host while it runs, and goes on running there
+src=$(api GET /api/v1/vms/vm1 | jq -r .host)
+si=${src#h}
+di=$((si % 3 + 1))
+dst=h$di
+console_has() {  # console_has HOST_INDEX VM TEXT
+  "$STRATA_AGENT" ctl --socket "$WORK/h$1/agent.sock" --timeout 10 vm console "$2" --bytes 65536 |
+    grep -q "$3"
+}
+# A file in the guest's RAM (tmpfs) and a block on its disk: both must arrive.
+send_line() {  # send_line HOST_INDEX VM TEXT
+  "$STRATA_AGENT" ctl --socket "$WORK/h$1/agent.sock" --timeout 10 vm console "$2" --write "$3" >/dev/null
+}
+send_line "$si" vm1 'echo RAM-$((40+2)) >/tmp/mark; echo DISK-$((50+3)) | dd of=/dev/vda bs=512 seek=90000 conv=fsync; echo MARK$((1+1))ED'
+wait_for 60 "vm1 marked" console_has "$si" vm1 MARK2ED || fail "vm1 did not run the marking command"
+cli=(env STRATA_SERVER="$API_URL" STRATA_TOKEN="$TOKEN" "$STRATA_CLI")
+"${cli[@]}" vm migrate vm1 --to "$dst" --wait --wait-timeout 5m >"$WORK/migrate.out" 2>&1 ||
+  fail "strata vm migrate vm1 --to $dst: $(tail -5 "$WORK/migrate.out")"
+[ "$(api GET /api/v1/vms/vm1 | jq -r .host)" = "$dst" ] || fail "vm1 is on $(api GET /api/v1/vms/vm1 | jq -r .host), not $dst"
+[ "$(api GET /api/v1/vms/vm1 | jq -r .status.state)" = running ] || fail "vm1 is not running after the migration"
+task=$(api GET "/api/v1/tasks?limit=10000" | jq -c '[.tasks[] | select(.kind == "vm.migrate")] | last')
+[ "$(jq -r .state <<<"$task")" = succeeded ] || fail "migration task: $task"
+log "vm1 migrated $src -> $dst: $(jq -c '{message, result}' <<<"$task")"
+# It runs on the target only, and it is the same guest (its RAM came along, no reboot).
+st=$("$STRATA_AGENT" ctl --socket "$WORK/h$di/agent.sock" -o json vm show vm1 | jq -r .state)
+[ "$st" = VM_STATE_RUNNING ] || fail "vm1 on $dst: $st"
+if "$STRATA_AGENT" ctl --socket "$WORK/h$si/agent.sock" -o json vm show vm1 >/dev/null 2>&1; then
+  fail "vm1 is still defined on $src after the migration"
+fi
+send_line "$di" vm1 'cat /tmp/mark; dd if=/dev/vda bs=512 skip=90000 count=1 2>/dev/null | head -c 7; echo; echo CHECK$((2+3))ED'
+wait_for 60 "vm1 answers on $dst" console_has "$di" vm1 CHECK5ED || fail "vm1 does not answer on $dst"
+console_has "$di" vm1 RAM-42 || fail "vm1's RAM did not come along (no /tmp/mark)"
+console_has "$di" vm1 DISK-53 || fail "vm1's disk write did not come along"
+if console_has "$di" vm1 STRATA-READY; then fail "vm1 booted again on $dst"; fi
+# A second migration request while none runs is fine; one to the host it is on is refused.
+api POST /api/v1/vms/vm1/migrate "{\"host\":\"$dst\"}" >"$WORK/mig-same.json"
+[ "$(last_status)" = 400 ] || fail "migrating to the VM's own host: HTTP $(last_status) $(cat "$WORK/mig-same.json")"
+
 # ---- cut h2's link: host unreachable, its VMs unknown but still listed
 victim=h2
 victim_vms=$(vms_json | jq -r --arg h "$victim" '[.vms[] | select(.host == $h) | .name] | join(" ")')

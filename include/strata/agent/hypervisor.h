@@ -15,6 +15,8 @@
 
 namespace strata::agent {
 
+class MigrationDriver;
+
 struct VmExit {
   bool signaled = false;
   int code = 0;            // exit code, or signal number when signaled
@@ -116,6 +118,9 @@ class Hypervisor {
   virtual Status snapshot_revert(const std::string& vm, const std::string& snap);
   virtual Status snapshot_delete(const std::string& vm, const std::string& snap,
                                  const SnapshotProgressCallback& progress = {});
+
+  // Live migration (strata/agent/migration.h); null when this driver cannot migrate.
+  virtual MigrationDriver* migration() { return nullptr; }
 };
 
 inline Result<SnapshotInfo> Hypervisor::snapshot_create(const std::string&, const std::string&) {

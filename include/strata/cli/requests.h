@@ -60,6 +60,9 @@ ApiRequest build_snapshot_list(const std::string& vm);
 ApiRequest build_snapshot_revert(const std::string& vm, const std::string& name);
 ApiRequest build_snapshot_delete(const std::string& vm, const std::string& name);
 ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint64_t> timeout_s);
+// POST /vms/{name}/migrate; empty host: the scheduler chooses; 0s: the server's defaults.
+ApiRequest build_vm_migrate(const std::string& name, const std::string& host,
+                            uint64_t max_bandwidth, uint64_t downtime_max_ms);
 ApiRequest build_vm_delete(const std::string& name);
 
 ApiRequest build_host_list();

@@ -97,6 +97,7 @@ AgentService::~AgentService() { shutdown(); }
 void AgentService::shutdown() {
   stopping_ = true;
   hub_->close_all();
+  join_migrations();
 }
 
 template <typename Req, typename Resp>
@@ -152,6 +153,17 @@ grpc::Status AgentService::once_in(RequestLog& requests, const char* method, con
   }
   return status;
 }
+
+// once() for the migration RPCs (agent_service_migration.cc).
+#define STRATA_ONCE_FOR(REQ, RESP)                                                          \
+  template grpc::Status AgentService::once<v1::REQ, v1::RESP>(                              \
+      const char*, const v1::REQ&, v1::RESP*, const std::function<Status(v1::RESP*)>&);
+STRATA_ONCE_FOR(PrepareMigrationRequest, PrepareMigrationResponse)
+STRATA_ONCE_FOR(FinishMigrationRequest, FinishMigrationResponse)
+STRATA_ONCE_FOR(AbortMigrationRequest, AbortMigrationResponse)
+STRATA_ONCE_FOR(ConfirmMigrationRequest, ConfirmMigrationResponse)
+STRATA_ONCE_FOR(CancelMigrationRequest, CancelMigrationResponse)
+#undef STRATA_ONCE_FOR
 
 Status AgentService::current(const std::string& name, v1::VmStatus* out) const {
   auto s = hv_.status(name);

@@ -78,6 +78,29 @@ HttpResponse vm_action(ApiDeps& d, HttpRequest& r, VmVerb verb) {
   return change_response(d, *change);
 }
 
+// POST /api/v1/vms/{name}/migrate {"host"?, "max_bandwidth"?, "downtime_max_ms"?}
+HttpResponse migrate_vm(ApiDeps& d, HttpRequest& r) {
+  auto body = parse_json_object(r.body, /*allow_empty=*/true);
+  if (!body) return error_response(body.error());
+  using T = JsonType;
+  if (auto st = check_fields(*body, {{"host", T::string},
+                                     {"max_bandwidth", T::unsigned_integer},
+                                     {"downtime_max_ms", T::unsigned_integer}});
+      !st)
+    return error_response(st.error());
+  VmMigrateOptions o;
+  o.target_host = optional_string(*body, "host");
+  o.max_bandwidth = optional_uint(*body, "max_bandwidth", 0);
+  uint64_t downtime = optional_uint(*body, "downtime_max_ms", 0);
+  if (downtime > 60000)
+    return error_response(Error{ErrorCode::invalid_argument, "must be at most 60000",
+                                "downtime_max_ms"});
+  o.downtime_max_ms = static_cast<int64_t>(downtime);
+  auto change = d.vms->migrate(r.param("name"), o, actor_of(r));
+  if (!change) return error_response(change.error());
+  return change_response(d, *change);
+}
+
 }  // namespace
 
 void add_vm_routes(ApiService& api) {
@@ -158,6 +181,10 @@ void add_vm_routes(ApiService& api) {
     return resp;
   });
 
+  RouteOptions mig = op;
+  mig.action = "vm.migrate";
+  api.router().add("POST", "/api/v1/vms/{name}/migrate", mig,
+                   [&d](HttpRequest& r) { return migrate_vm(d, r); });
   RouteOptions del = op;
   del.action = "vm.delete";
   api.router().add("DELETE", "/api/v1/vms/{name}", del,

@@ -170,6 +170,12 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     desired = desired_state_name(vm, *doc);
   }
   VmStatusDoc st = decode_vm_status(vm.status);
+  // A live migration in progress: its task and phase (the target host's id until it ends).
+  json migration = nullptr;
+  if (auto doc = decode_vm_document(vm.spec); doc && doc->migration.active())
+    migration = {{"task_id", doc->migration.task_id},
+                 {"target_host_id", doc->migration.target_host_id},
+                 {"phase", st.migration.phase.empty() ? "pending" : st.migration.phase}};
   return {{"id", vm.id},
           {"name", vm.name},
           {"resource_version", vm.resource_version},
@@ -183,7 +189,8 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
             {"host", host_name},
             {"agent_state", st.agent_state},
             {"last_error", st.last_error},
-            {"observed_ms", st.observed_ms}}},
+            {"observed_ms", st.observed_ms},
+            {"migration", migration}}},
           {"created_ms", vm.created_ms},
           {"updated_ms", vm.updated_ms}};
 }

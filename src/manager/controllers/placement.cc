@@ -82,13 +82,15 @@ size_t PlacementService::cached_vm_count() const {
   return cache_.vm_count();
 }
 
-Result<sched::Snapshot> PlacementService::snapshot(const std::string& exclude_vm_id) {
+Result<sched::Snapshot> PlacementService::snapshot(const std::string& exclude_vm_id,
+                                                   const std::string& exclude_host_id) {
   auto hosts = store_.list_hosts({});
   if (!hosts) return tl::unexpected(hosts.error());
   std::vector<sched::HostInfo> list;
   list.reserve(hosts->size());
   std::lock_guard lock(cache_mu_);
   for (const auto& h : *hosts) {
+    if (!exclude_host_id.empty() && h.id == exclude_host_id) continue;
     sched::HostInfo info;
     info.id = h.id;
     info.name = h.name;
@@ -156,6 +158,29 @@ Result<PlacementPreview> PlacementService::preview(const VmDocument& doc,
     out.candidates.push_back({c.host_id, snap->name(c.host_index), c.score});
   out.rejected = std::move(ex->rejections);
   return out;
+}
+
+Result<store::HostRecord> PlacementService::place_migration(const VmDocument& doc,
+                                                            const std::string& vm_id,
+                                                            const store::HostRecord& source,
+                                                            const std::string& target_name) {
+  if (!target_name.empty() && target_name == source.name)
+    return invalid_argument("host", fmt::format("the VM already runs on '{}'", source.name));
+  VmDocument moved = doc;
+  moved.placement.host = target_name;  // the VM's own pin is where it runs now
+  auto req = request_for(moved);
+  if (!req) return tl::unexpected(req.error());
+  req->accelerator = source.accelerator == "tcg"   ? sched::AcceleratorRequirement::tcg
+                     : source.accelerator == "kvm" ? sched::AcceleratorRequirement::kvm
+                                                   : sched::AcceleratorRequirement::any;
+  auto snap = snapshot(vm_id, source.id);
+  if (!snap) return tl::unexpected(snap.error());
+  if (snap->size() == 0)
+    return make_error(ErrorCode::resource_exhausted,
+                      "no other host is enrolled: a migration needs a second host");
+  auto plan = scheduler_.place(*snap, *req);
+  if (!plan) return tl::unexpected(plan.error());
+  return store_.get_host(plan->host_id);
 }
 
 }  // namespace strata::manager

@@ -22,6 +22,12 @@ std::string encode(const VmDocument& d) {
               {"stop_timeout_s", d.control.stop_timeout_s},
               {"reboot_generation", d.control.reboot_generation},
               {"task_id", d.control.task_id}}}};
+  if (d.migration.active() || d.migration.seq > 0)
+    j["migration"] = {{"target_host_id", d.migration.target_host_id},
+                      {"task_id", d.migration.task_id},
+                      {"seq", d.migration.seq},
+                      {"max_bandwidth", d.migration.max_bandwidth},
+                      {"downtime_max_ms", d.migration.downtime_max_ms}};
   return j.dump();
 }
 
@@ -47,6 +53,14 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
   d.control.stop_timeout_s = c.value("stop_timeout_s", 0u);
   d.control.reboot_generation = c.value("reboot_generation", int64_t{0});
   d.control.task_id = c.value("task_id", "");
+  if (j.contains("migration") && j["migration"].is_object()) {
+    const json& m = j["migration"];
+    d.migration.target_host_id = m.value("target_host_id", "");
+    d.migration.task_id = m.value("task_id", "");
+    d.migration.seq = m.value("seq", int64_t{0});
+    d.migration.max_bandwidth = m.value("max_bandwidth", uint64_t{0});
+    d.migration.downtime_max_ms = m.value("downtime_max_ms", int64_t{0});
+  }
   return d;
 } catch (const json::exception& e) {
   // A field of the wrong type (a damaged row): value() throws; the caller gets an error.
@@ -54,12 +68,24 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
 }
 
 std::string encode(const VmStatusDoc& s) {
-  return json{{"state", s.state},
-              {"agent_state", s.agent_state},
-              {"last_error", s.last_error},
-              {"observed_ms", s.observed_ms},
-              {"applied_generation", s.applied_generation}}
-      .dump();
+  json j{{"state", s.state},
+         {"agent_state", s.agent_state},
+         {"last_error", s.last_error},
+         {"observed_ms", s.observed_ms},
+         {"applied_generation", s.applied_generation}};
+  if (!s.migration.phase.empty()) {
+    const auto& m = s.migration;
+    j["migration"] = {{"phase", m.phase},
+                      {"migration_uri", m.migration_uri},
+                      {"nbd_host", m.nbd_host},
+                      {"nbd_port", m.nbd_port},
+                      {"stop_at_us", m.stop_at_us},
+                      {"qemu_downtime_ms", m.qemu_downtime_ms},
+                      {"total_ms", m.total_ms},
+                      {"ram_transferred", m.ram_transferred},
+                      {"ram_copied_paused", m.ram_copied_paused}};
+  }
+  return j.dump();
 }
 
 VmStatusDoc decode_vm_status(const std::string& text) {
@@ -72,6 +98,18 @@ VmStatusDoc decode_vm_status(const std::string& text) {
     s.last_error = j.value("last_error", "");
     s.observed_ms = j.value("observed_ms", int64_t{0});
     s.applied_generation = j.value("applied_generation", int64_t{0});
+    if (j.contains("migration") && j["migration"].is_object()) {
+      const json& m = j["migration"];
+      s.migration.phase = m.value("phase", "");
+      s.migration.migration_uri = m.value("migration_uri", "");
+      s.migration.nbd_host = m.value("nbd_host", "");
+      s.migration.nbd_port = m.value("nbd_port", "");
+      s.migration.stop_at_us = m.value("stop_at_us", int64_t{0});
+      s.migration.qemu_downtime_ms = m.value("qemu_downtime_ms", int64_t{0});
+      s.migration.total_ms = m.value("total_ms", int64_t{0});
+      s.migration.ram_transferred = m.value("ram_transferred", uint64_t{0});
+      s.migration.ram_copied_paused = m.value("ram_copied_paused", false);
+    }
   } catch (const json::exception&) {
     return VmStatusDoc{};  // a damaged status reads as the default (pending) one
   }

@@ -109,6 +109,9 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
     if (!placed) return chosen ? Outcome::retry : retry_with("pending", placed.error().message);
     *vm = *placed;
   }
+  // A live migration in progress owns the VM until it ends (vm_migration.cc).
+  if (doc->migration.active() && !vm->deletion_requested) return migrate_vm(*vm, *doc);
+
   const std::string host_id = *vm->host_id;
   auto client = agents_.client(host_id);
   Liveness live = agents_.liveness(host_id);

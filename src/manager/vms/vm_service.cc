@@ -139,6 +139,10 @@ Result<VmChange> VmService::act(const std::string& name, VmVerb verb, const VmAc
       return make_error(ErrorCode::failed_precondition, "the VM is being deleted");
     auto doc = decode_vm_document(vm->spec);
     if (!doc) return tl::unexpected(doc.error());
+    if (doc->migration.active())
+      return make_error(ErrorCode::failed_precondition,
+                        fmt::format("the VM is migrating (task {}); try again when it ends",
+                                    doc->migration.task_id));
     if (auto ok = apply_verb(verb, options, unix_ms(*clock_), *vm, *doc); !ok) return ok;
     auto task = create_task_in(tx, kind, "vm", vm->id);
     if (!task) return tl::unexpected(task.error());
@@ -155,6 +159,66 @@ Result<VmChange> VmService::act(const std::string& name, VmVerb verb, const VmAc
           !f)
         return f;
     auto ev = EventLog::append_in(tx, actor, kind, "vm/" + updated->name, "ok");
+    if (!ev) return tl::unexpected(ev.error());
+    change = {*updated, *task};
+    audit = *ev;
+    return {};
+  });
+  if (!st) return tl::unexpected(st.error());
+  events_.published(audit);
+  if (on_change_) on_change_(change.vm.id);
+  return change;
+}
+
+Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOptions& options,
+                                    const std::string& actor) {
+  if (options.downtime_max_ms < 0 || options.downtime_max_ms > 60000)
+    return invalid_argument("downtime_max_ms", "must be between 0 and 60000");
+  auto checked = [&](const store::VmRecord& vm) -> Result<VmDocument> {
+    if (vm.deletion_requested)
+      return make_error(ErrorCode::failed_precondition, "the VM is being deleted");
+    auto doc = decode_vm_document(vm.spec);
+    if (!doc) return tl::unexpected(doc.error());
+    if (doc->migration.active())
+      return make_error(ErrorCode::conflict,
+                        fmt::format("the VM is already migrating (task {})",
+                                    doc->migration.task_id));
+    if (!vm.host_id)
+      return make_error(ErrorCode::failed_precondition, "the VM is not placed on a host yet");
+    const std::string state = decode_vm_status(vm.status).state;
+    if (vm.desired_state != "running" || (state != "running" && state != "paused"))
+      return make_error(ErrorCode::failed_precondition,
+                        fmt::format("only a running or paused VM migrates live; it is {}", state));
+    return doc;
+  };
+  auto vm = store_.get_vm_by_name(name);
+  if (!vm) return tl::unexpected(vm.error());
+  auto doc = checked(*vm);
+  if (!doc) return tl::unexpected(doc.error());
+  auto source = store_.get_host(*vm->host_id);
+  if (!source) return tl::unexpected(source.error());
+  auto target = placement_.place_migration(*doc, vm->id, *source, options.target_host);
+  if (!target) return tl::unexpected(target.error());
+
+  VmChange change;
+  store::EventRecord audit;
+  const std::string message = fmt::format("from {} to {}", source->name, target->name);
+  auto st = store_.transaction([&](store::Store& tx) -> Status {
+    auto fresh = tx.get_vm(vm->id);
+    if (!fresh) return tl::unexpected(fresh.error());
+    if (fresh->resource_version != vm->resource_version)
+      return make_error(ErrorCode::conflict, "the VM changed meanwhile; try again");
+    auto task = create_task_in(tx, "vm.migrate", "vm", fresh->id, message);
+    if (!task) return tl::unexpected(task.error());
+    doc->migration.target_host_id = target->id;
+    doc->migration.task_id = task->id;
+    doc->migration.seq += 1;
+    doc->migration.max_bandwidth = options.max_bandwidth;
+    doc->migration.downtime_max_ms = options.downtime_max_ms;
+    fresh->spec = encode(*doc);
+    auto updated = tx.update_vm(*fresh);
+    if (!updated) return tl::unexpected(updated.error());
+    auto ev = EventLog::append_in(tx, actor, "vm.migrate", "vm/" + updated->name, "ok", message);
     if (!ev) return tl::unexpected(ev.error());
     change = {*updated, *task};
     audit = *ev;

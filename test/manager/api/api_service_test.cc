@@ -479,6 +479,66 @@ TEST_F(ApiTest, BodyLimitAndMethodHandling) {
 
 // GET /api/v1/vms for the web console's list: sorted by name either way with the name as
 // cursor, name substring and state filters combined with paging, 400 naming a bad value.
+// POST /vms/{name}/migrate: only a running VM, to another host that fits with the same
+// accelerator; the intent and a vm.migrate task are recorded at once; while it migrates the
+// VM's other actions and a second migration are refused.
+TEST_F(ApiTest, MigrateRecordsTheIntentAndRefusesWhatCannotMove) {
+  add_host("h1", 4, 4096);
+  std::string op = make_token("ops", "operator");
+  auto r = call("POST", "/api/v1/vms",
+                R"({"name":"web","vcpus":2,"memory_mib":512,"kernel":"k","host":"h1"})", op);
+  ASSERT_EQ(r.status, 202u) << r.body;
+  auto mig = [&](const std::string& body) {
+    return call("POST", "/api/v1/vms/web/migrate", body, op);
+  };
+  // Not running yet (the controller has not run it): refused, nothing recorded.
+  auto early = mig("{}");
+  EXPECT_EQ(early.status, 409u) << early.body;
+  auto vm = parts_.store->get_vm_by_name("web");
+  ASSERT_TRUE(vm);
+  auto st = decode_vm_status(vm->status);
+  st.state = "running";
+  vm->status = encode(st);
+  ASSERT_TRUE(parts_.store->update_vm(*vm));
+  // One host only: nowhere to go (422); the VM's own host is a 400 naming "host".
+  EXPECT_EQ(mig("{}").status, 422u);
+  auto self = mig(R"({"host":"h1"})");
+  EXPECT_EQ(self.status, 400u) << self.body;
+  EXPECT_EQ(field(self), "host");
+  EXPECT_EQ(field(mig(R"({"host":"nope"})")), "host");
+  EXPECT_EQ(field(mig(R"({"hots":"h2"})")), "hots");
+  EXPECT_EQ(field(mig(R"({"downtime_max_ms":60001})")), "downtime_max_ms");
+  // A host with another accelerator or too small does not qualify; h4 does.
+  add_host("h2", 4, 4096);
+  {
+    auto h2 = parts_.store->get_host_by_name("h2");
+    h2->accelerator = "kvm";
+    ASSERT_TRUE(parts_.store->update_host(*h2));
+  }
+  add_host("h3", 1, 256);
+  EXPECT_EQ(mig(R"({"host":"h2"})").status, 422u);
+  EXPECT_EQ(mig(R"({"host":"h3"})").status, 422u);
+  add_host("h4", 4, 4096);
+  auto ok = mig(R"({"max_bandwidth":1048576})");
+  ASSERT_EQ(ok.status, 202u) << ok.body;
+  auto j = json::parse(ok.body);
+  EXPECT_EQ(j["task"]["kind"], "vm.migrate");
+  EXPECT_EQ(j["task"]["message"], "from h1 to h4");
+  vm = parts_.store->get_vm_by_name("web");
+  auto doc = decode_vm_document(vm->spec);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(doc->migration.target_host_id, parts_.store->get_host_by_name("h4")->id);
+  EXPECT_EQ(doc->migration.seq, 1);
+  EXPECT_EQ(doc->migration.max_bandwidth, 1048576u);
+  EXPECT_EQ(*vm->host_id, parts_.store->get_host_by_name("h1")->id);  // moves when done
+  // While it migrates: a second migration and other actions are 409.
+  EXPECT_EQ(mig("{}").status, 409u);
+  EXPECT_EQ(call("POST", "/api/v1/vms/web/stop", "", op).status, 409u);
+  EXPECT_EQ(call("DELETE", "/api/v1/vms/web", "", op).status, 409u);
+  // A viewer cannot migrate.
+  EXPECT_EQ(call("POST", "/api/v1/vms/web/migrate", "{}", make_token("v", "viewer")).status, 403u);
+}
+
 TEST_F(ApiTest, VmListSortsByNameAndFiltersByNameAndState) {
   add_host("h1", 64, 65536);
   for (const char* n : {"c-web", "a-db", "b-web", "d-web"}) {

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -100,6 +102,22 @@ class AgentService final : public v1::AgentService::Service {
                               v1::DeleteSnapshotResponse*) override;
   grpc::Status Health(grpc::ServerContext*, const v1::HealthRequest*, v1::HealthResponse*) override;
 
+  // Live migration (agent_service_migration.cc).
+  grpc::Status BeginMigration(grpc::ServerContext*, const v1::BeginMigrationRequest*,
+                              v1::BeginMigrationResponse*) override;
+  grpc::Status PrepareMigration(grpc::ServerContext*, const v1::PrepareMigrationRequest*,
+                                v1::PrepareMigrationResponse*) override;
+  grpc::Status PerformMigration(grpc::ServerContext*, const v1::PerformMigrationRequest*,
+                                grpc::ServerWriter<v1::MigrationProgress>*) override;
+  grpc::Status FinishMigration(grpc::ServerContext*, const v1::FinishMigrationRequest*,
+                               v1::FinishMigrationResponse*) override;
+  grpc::Status AbortMigration(grpc::ServerContext*, const v1::AbortMigrationRequest*,
+                              v1::AbortMigrationResponse*) override;
+  grpc::Status ConfirmMigration(grpc::ServerContext*, const v1::ConfirmMigrationRequest*,
+                                v1::ConfirmMigrationResponse*) override;
+  grpc::Status CancelMigration(grpc::ServerContext*, const v1::CancelMigrationRequest*,
+                               v1::CancelMigrationResponse*) override;
+
   const RequestLog& request_log() const { return *log_; }
   const RequestLog& console_request_log() const { return *console_log_; }
 
@@ -117,6 +135,15 @@ class AgentService final : public v1::AgentService::Service {
   Status stop_vm(const std::string& name, bool force, uint32_t timeout_ms, v1::VmStatus* out);
   Status pause_vm(const std::string& name, bool pause, v1::VmStatus* out);
   Status current(const std::string& name, v1::VmStatus* out) const;
+
+  // Outgoing migrations by VM name: the job runs on its own thread, independent of the
+  // PerformMigration stream that started it, so a caller that went away (a manager
+  // restart) follows it again with the same request id. A finished job stays until the
+  // VM's Confirm/Cancel or the next migration. Lock order: migrations_mu_, then a job's mu.
+  struct MigrationJob;
+  std::mutex migrations_mu_;
+  std::map<std::string, std::shared_ptr<MigrationJob>> migrations_;
+  void join_migrations();
 
   Hypervisor& hv_;
   AgentServiceOptions opts_;

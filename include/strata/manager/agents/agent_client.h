@@ -105,6 +105,22 @@ class AgentClient {
   Status watch_events(bool include_current, StreamCancel& cancel,
                       const std::function<void(const pb::VmEvent&)>& on_event);
 
+  // Live migration phases (agent_client_migration.cc; the agent.proto comments).
+  Result<pb::BeginMigrationResponse> begin_migration(const std::string& name);
+  Result<pb::PrepareMigrationResponse> prepare_migration(const std::string& request_id,
+                                                         const pb::BeginMigrationResponse& source,
+                                                         const std::string& listen_host);
+  // Follows the source's migration job until it ends: on_progress per report; returns the
+  // outcome. `deadline` bounds the whole call (the job itself is bounded by its policy).
+  Result<pb::MigrationOutcome> perform_migration(
+      const pb::PerformMigrationRequest& request, std::chrono::milliseconds deadline,
+      const std::function<void(const pb::MigrationProgress&)>& on_progress);
+  Result<pb::FinishMigrationResponse> finish_migration(const std::string& request_id,
+                                                       const std::string& name);
+  Status abort_migration(const std::string& request_id, const std::string& name);
+  Status confirm_migration(const std::string& request_id, const std::string& name);
+  Result<pb::VmStatus> cancel_migration(const std::string& request_id, const std::string& name);
+
  private:
   std::string address_;
   std::chrono::milliseconds timeout_;

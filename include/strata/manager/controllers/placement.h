@@ -63,7 +63,16 @@ class PlacementService {
   // exist; no fitting host is not an error here (candidates is empty).
   Result<PlacementPreview> preview(const VmDocument& doc, const std::string& exclude_vm_id = {});
 
-  Result<sched::Snapshot> snapshot(const std::string& exclude_vm_id = {});
+  // A live migration's target for VM `vm_id` (now on `source`): the host named
+  // `target_name` when given (it must pass every filter), else the best other host. Only
+  // hosts with the source's accelerator qualify (a guest's CPU model cannot change). The
+  // VM's own allocation is not counted; the source is never chosen.
+  Result<store::HostRecord> place_migration(const VmDocument& doc, const std::string& vm_id,
+                                            const store::HostRecord& source,
+                                            const std::string& target_name);
+
+  Result<sched::Snapshot> snapshot(const std::string& exclude_vm_id = {},
+                                   const std::string& exclude_host_id = {});
 
   // Keep the cache in step with the store: after writing a VM whose host was set or
   // changed (record) and after deleting one (forget). A VM without a host is forgotten.

@@ -64,6 +64,8 @@ class VmController {
  private:
   enum class Outcome { done, retry };
   Outcome reconcile_vm(const std::string& vm_id);
+  // One pass of a live migration in progress (vm_migration.cc).
+  Outcome migrate_vm(store::VmRecord& vm, const VmDocument& doc);
   void reconcile_host(const std::string& host_id);
   void worker_loop();
   void timer_loop();

@@ -33,10 +33,39 @@ struct VmControl {
   std::string task_id;          // task tracking the current intent
 };
 
+// A live migration someone asked for (VmService::migrate); the controller drives it
+// (vm_migration.cc). Cleared (target empty) when it ends; seq stays, so the next
+// migration's agent request ids ("<vm id>:migrate:<seq>:<phase>") are new.
+struct VmMigration {
+  std::string target_host_id;  // empty: none in progress
+  std::string task_id;
+  int64_t seq = 0;
+  uint64_t max_bandwidth = 0;   // bytes per second; 0: QEMU's default
+  int64_t downtime_max_ms = 0;  // 0: the agent's default (1000)
+  bool active() const { return !target_host_id.empty(); }
+};
+
 struct VmDocument {
   model::VmSpec spec;
   VmPlacement placement;
   VmControl control;
+  VmMigration migration;
+};
+
+// The migration's progress as the controller recorded it (VmStatusDoc.migration). The
+// phase is written before the step it names, so a restarted manager resumes from it:
+//   preparing  target being prepared (may exist or not: abort it on failure)
+//   copying    target prepared at migration_uri/nbd_*; the source copies (follow the job)
+//   switching  the source completed: the target is resumed, then the source removed.
+//              Written before the target resumes: from here on the only way is forward.
+struct VmMigrationStatus {
+  std::string phase;
+  std::string migration_uri, nbd_host, nbd_port;
+  int64_t stop_at_us = 0;
+  int64_t qemu_downtime_ms = 0;
+  int64_t total_ms = 0;
+  uint64_t ram_transferred = 0;
+  bool ram_copied_paused = false;
 };
 
 struct VmStatusDoc {
@@ -46,6 +75,7 @@ struct VmStatusDoc {
   std::string last_error;
   int64_t observed_ms = 0;
   int64_t applied_generation = 0;
+  VmMigrationStatus migration;  // phase empty: none in progress
 };
 
 std::string encode(const VmDocument& doc);

@@ -58,6 +58,12 @@ struct SnapshotView {
 // The agent of a host, or null when it is not connected.
 using AgentLookup = std::function<AgentClientPtr(const std::string& host_id)>;
 
+struct VmMigrateOptions {
+  std::string target_host;      // a host name; empty: the scheduler chooses
+  uint64_t max_bandwidth = 0;   // bytes per second; 0: QEMU's default
+  int64_t downtime_max_ms = 0;  // the highest downtime limit to step up to; 0: 1000 ms
+};
+
 // What a change committed: the VM as stored and the task that tracks the intent.
 struct VmChange {
   store::VmRecord vm;
@@ -79,6 +85,14 @@ class VmService {
   // task (the previous open one fails as superseded).
   Result<VmChange> act(const std::string& name, VmVerb verb, const VmActOptions& options,
                        const std::string& actor);
+
+  // Live migration of a running (or paused) VM to another host (chosen by the scheduler
+  // when none is named: same accelerator, fits, not the source). Records the intent and a
+  // "vm.migrate" task in one transaction; the controller drives the agents. Refused while
+  // the VM is being deleted, not running, or already migrating. While it migrates the
+  // VM's other actions are refused (failed_precondition).
+  Result<VmChange> migrate(const std::string& name, const VmMigrateOptions& options,
+                           const std::string& actor);
 
   Result<VmChange> remove(const std::string& name, std::optional<int64_t> expected_version,
                           const std::string& actor) {

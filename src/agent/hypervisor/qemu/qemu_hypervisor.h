@@ -58,7 +58,7 @@ struct VmTarget {
   std::string uuid;
 };
 
-class QemuHypervisor final : public Hypervisor {
+class QemuHypervisor final : public Hypervisor, public MigrationDriver {
  public:
   explicit QemuHypervisor(QemuOptions options);
   ~QemuHypervisor() override;
@@ -91,30 +91,41 @@ class QemuHypervisor final : public Hypervisor {
   Status snapshot_delete(const std::string& name, const std::string& snap,
                          const SnapshotProgressCallback& progress = {}) override;
 
-  // Live migration, the driver's half (migration.h; docs/internals/qemu-driver.md).
+  // Live migration, the driver's half (strata/agent/migration.h; docs/internals/qemu-driver.md).
+  MigrationDriver* migration() override { return this; }
   // The VM's recorded hardware profile (what a migration target must offer).
   Result<HardwareProfile> hardware_profile(const std::string& name) const;
+  // Source: the spec and the recorded hardware profile (JSON).
+  Result<MigrationSource> begin_migration(const std::string& name) const override;
   // Target: defines the VM from the source's spec and profile (disks: overlays of the same
   // base images, which must be in this host's store), starts QEMU with `-S -incoming
   // defer`, exports the disks writable over NBD on listen_host and listens for the stream.
-  Result<IncomingInfo> prepare_incoming(const IncomingSpec& in);
+  Result<IncomingInfo> prepare_incoming(const MigrationSource& vm,
+                                        const std::string& listen_host) override;
   // After the source completed: waits for the incoming stream to complete, stops the NBD
   // server and resumes the guest here. Returns the RESUME event's timestamp (us).
   Result<int64_t> finish_incoming(const std::string& name,
-                                  std::chrono::milliseconds timeout = std::chrono::seconds(60));
+                                  std::chrono::milliseconds timeout) override;
+  Result<int64_t> finish_incoming(const std::string& name) {
+    return finish_incoming(name, std::chrono::seconds(60));
+  }
   // Kills the incoming QEMU and removes the VM here (its folder and disks).
-  Status abort_incoming(const std::string& name);
+  Status abort_incoming(const std::string& name) override;
   // Source: mirrors every disk's top overlay to the target's NBD exports (sync=top), waits
   // for every mirror to be READY, then streams RAM under `policy`. On success the source
   // QEMU is paused (postmigrate) and the job stays until confirm_out / cancel_out. On any
   // failure or past the deadline everything is cancelled and the VM keeps running here.
   Result<MigrationOutcome> migrate_out(const std::string& name, const IncomingInfo& target,
                                        const MigrationPolicy& policy,
-                                       const MigrationProgressCallback& progress = {});
+                                       const MigrationProgressCallback& progress) override;
+  Result<MigrationOutcome> migrate_out(const std::string& name, const IncomingInfo& target,
+                                       const MigrationPolicy& policy) {
+    return migrate_out(name, target, policy, {});
+  }
   // The target resumed: quits the source QEMU and removes the VM here.
-  Status confirm_out(const std::string& name);
+  Status confirm_out(const std::string& name) override;
   // The target failed after completion: resumes the guest here.
-  Status cancel_out(const std::string& name);
+  Status cancel_out(const std::string& name) override;
 
   // Runs one raw QMP command on the agent's connection (debugging and tests).
   Result<nlohmann::json> qmp(const std::string& name, const std::string& command,

@@ -13,6 +13,22 @@
 #include "strata/common/log.h"
 #include "strata/model/vm_spec_json.h"
 
+namespace strata::agent {
+
+std::chrono::milliseconds deadline_for(uint64_t memory_bytes) {
+  using namespace std::chrono_literals;
+  uint64_t gib_tenths = memory_bytes * 10 / (1ull << 30);  // in 0.1 GiB
+  return 60s + std::chrono::milliseconds(gib_tenths * 6000);
+}
+
+int64_t downtime_limit_at(const MigrationPolicy& p, std::chrono::milliseconds elapsed) {
+  if (p.step_interval.count() <= 0) return p.downtime_start_ms;
+  int64_t steps = elapsed / p.step_interval;
+  return std::min(p.downtime_max_ms, p.downtime_start_ms + steps * p.downtime_step_ms);
+}
+
+}  // namespace strata::agent
+
 namespace strata::agent::qemu {
 
 namespace fs = std::filesystem;
@@ -65,15 +81,21 @@ std::string mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
 }  // namespace
 
-std::chrono::milliseconds deadline_for(uint64_t memory_bytes) {
-  uint64_t gib_tenths = memory_bytes * 10 / (1ull << 30);  // in 0.1 GiB
-  return 60s + std::chrono::milliseconds(gib_tenths * 6000);
+bool ram_copy_needs_pause(const std::string& accelerator, int64_t qemu_major) {
+  return accelerator != "kvm" && qemu_major < 9;
 }
 
-int64_t downtime_limit_at(const MigrationPolicy& p, std::chrono::milliseconds elapsed) {
-  if (p.step_interval.count() <= 0) return p.downtime_start_ms;
-  int64_t steps = elapsed / p.step_interval;
-  return std::min(p.downtime_max_ms, p.downtime_start_ms + steps * p.downtime_step_ms);
+MigrationProgress ram_progress(const MigrationInfo& mi, int64_t downtime_limit_ms) {
+  MigrationProgress p;
+  p.phase = "ram";
+  p.ram_total = mi.ram_total;
+  p.ram_transferred = mi.ram_transferred;
+  p.ram_remaining = mi.ram_remaining;
+  p.dirty_bytes_rate = mi.dirty_bytes_rate();
+  p.passes = mi.dirty_sync_count;
+  p.mbps = mi.mbps;
+  p.downtime_limit_ms = downtime_limit_ms;
+  return p;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -86,23 +108,37 @@ Result<HardwareProfile> QemuHypervisor::hardware_profile(const std::string& name
   return (*v)->rec.profile;
 }
 
-Result<IncomingInfo> QemuHypervisor::prepare_incoming(const IncomingSpec& in) {
-  const model::VmSpec& spec = in.spec;
+Result<MigrationSource> QemuHypervisor::begin_migration(const std::string& name) const {
+  std::lock_guard lk(mu_);
+  auto v = find_locked(name);
+  if (!v) return tl::unexpected(v.error());
+  return MigrationSource{(*v)->spec, to_json((*v)->rec.profile).dump()};
+}
+
+Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& source,
+                                                      const std::string& listen_host) {
+  const model::VmSpec& spec = source.spec;
   if (spec.name.empty() || spec.uuid.empty())
     return invalid_argument("spec", "an incoming VM needs its name and UUID");
-  if (in.listen_host.empty()) return invalid_argument("listen_host", "required");
-  if (in.profile.version > kHardwareProfileVersion)
+  if (listen_host.empty()) return invalid_argument("listen_host", "required");
+  auto profile_json = nlohmann::json::parse(source.profile_json, nullptr, false);
+  if (profile_json.is_discarded() || !profile_json.is_object())
+    return invalid_argument("profile", "not a JSON object");
+  auto parsed_profile = hardware_profile_from_json(profile_json);
+  if (!parsed_profile) return tl::unexpected(parsed_profile.error().wrap("profile"));
+  const HardwareProfile& profile = *parsed_profile;
+  if (profile.version > kHardwareProfileVersion)
     return make_error(ErrorCode::failed_precondition,
-                      "hardware profile v" + std::to_string(in.profile.version) +
+                      "hardware profile v" + std::to_string(profile.version) +
                           " is newer than this agent's (v" +
                           std::to_string(kHardwareProfileVersion) + ")");
-  if (in.profile.version > 0) {
+  if (profile.version > 0) {
     auto machines = machine_types();
     if (!machines) return tl::unexpected(machines.error());
-    auto it = machines->find(in.profile.machine);
-    if (it == machines->end() || it->second != in.profile.machine)
+    auto it = machines->find(profile.machine);
+    if (it == machines->end() || it->second != profile.machine)
       return make_error(ErrorCode::failed_precondition,
-                        "this host's QEMU has no machine type " + in.profile.machine);
+                        "this host's QEMU has no machine type " + profile.machine);
   }
   std::string dir = vm_dir(spec.name);
   if (vm_files(dir).serial_socket.size() > kMaxSocketPath)
@@ -169,7 +205,7 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const IncomingSpec& in) {
     vm->dir = dir;
     vm->spec = spec;
     vm->rec.accelerator = opts_.accelerator;
-    vm->rec.profile = in.profile;
+    vm->rec.profile = profile;
     vm->rec.state = VmState::stopped;
     vm->job = VmJob::migrate_in;
     std::lock_guard lk(mu_);
@@ -184,7 +220,7 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const IncomingSpec& in) {
           ->error("abort_incoming failed vm={} error={}", spec.name, s.error().message);
     return tl::unexpected(e.wrap("preparing the incoming migration"));
   };
-  if (auto s = start_qemu(spec.name, vm, spec, in.profile, true); !s) return fail(s.error());
+  if (auto s = start_qemu(spec.name, vm, spec, profile, true); !s) return fail(s.error());
   std::shared_ptr<QemuMonitor> qmp;
   {
     std::lock_guard lk(mu_);
@@ -197,24 +233,24 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const IncomingSpec& in) {
   if (!spec.disks.empty()) {
     Status started = internal_error("nbd-server-start not tried");
     for (int attempt = 0; attempt < 5 && !started; ++attempt) {
-      auto port = free_port(in.listen_host);
+      auto port = free_port(listen_host);
       if (!port) return fail(port.error());
-      started = qmp->nbd_server_start(in.listen_host, *port, kCmd);
+      started = qmp->nbd_server_start(listen_host, *port, kCmd);
       if (started) info.nbd_port = *port;
     }
     if (!started) return fail(started.error().wrap("nbd-server-start"));
-    info.nbd_host = in.listen_host;
+    info.nbd_host = listen_host;
     for (size_t i = 0; i < spec.disks.size(); ++i)
       if (auto s = qmp->block_export_add_nbd(mirror_node(i), node(i), node(i), true, kCmd); !s)
         return fail(s.error().wrap("exporting " + spec.disks[i].name));
   }
-  if (auto s = qmp->migrate_incoming(tcp_uri(in.listen_host, "0"), kCmd); !s)
+  if (auto s = qmp->migrate_incoming(tcp_uri(listen_host, "0"), kCmd); !s)
     return fail(s.error());
   auto mi = qmp->query_migrate(kCmd);
   if (!mi) return fail(mi.error());
   if (mi->socket_addresses.empty())
     return fail(internal_error("QEMU reports no address for the incoming migration").value());
-  info.migration_uri = tcp_uri(in.listen_host, mi->socket_addresses[0].second);
+  info.migration_uri = tcp_uri(listen_host, mi->socket_addresses[0].second);
   logger("agent.qemu")
       ->info("incoming migration ready vm={} uri={} nbd={}:{}", spec.name, info.migration_uri,
              info.nbd_host, info.nbd_port);
@@ -327,11 +363,13 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   std::shared_ptr<QemuMonitor> qmp;
   size_t disks = 0;
   uint64_t memory = 0;
+  std::string accelerator;
   {
     std::lock_guard lk(mu_);
     auto v = find_locked(name);
     if (!v) return tl::unexpected(v.error());
     Vm& vm = **v;
+    accelerator = vm.rec.accelerator;
     if (vm.rec.state != VmState::running && vm.rec.state != VmState::paused)
       return make_error(ErrorCode::failed_precondition,
                         std::string("VM is ") + model::to_string(vm.rec.state));
@@ -349,9 +387,14 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   const auto deadline = t0 + budget;
   const std::string budget_s = std::to_string(budget.count() / 1000.0).substr(0, 5) + " s";
   size_t mirrors = 0;  // NBD nodes added so far (to undo)
+  bool paused_for_ram = false;
   auto fail = [&](Error e) -> Result<MigrationOutcome> {
     logger("agent.qemu")->warn("migration failed vm={} error={}", name, e.message);
     unwind_out(name, *qmp, mirrors);
+    if (paused_for_ram)
+      if (auto s = qmp->cont(kCmd); !s)
+        logger("agent.qemu")->error("resume after migration failed vm={} error={}", name,
+                                    s.error().message);
     end_job(name, VmJob::migrate_out);
     e.message += "; migration cancelled, the VM keeps running on this host";
     return tl::unexpected(std::move(e));
@@ -377,7 +420,8 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   while (disks > 0) {
     auto jobs = qmp->query_block_jobs(kCmd);
     if (!jobs) return fail(jobs.error());
-    MigrationProgress p{"mirror", 0, 0, {}, 0};
+    MigrationProgress p;
+    p.phase = "mirror";
     size_t ready = 0;
     for (size_t i = 0; i < disks; ++i) {
       const BlockJobInfo* j = nullptr;
@@ -411,6 +455,21 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   }
 
   // 2. RAM, only now that every mirror is READY (the mirror keeps the target in sync).
+  // Under TCG, QEMU before 9.0 loses guest writes while RAM is copied live: its dirty
+  // bitmap sync clears bits without flushing the TCG TLB, so later stores through a cached
+  // TLB entry are never marked dirty (fixed upstream in QEMU 9.0, "physmem: Fix migration
+  // dirty bitmap coherency with TCG memory access"). Reproduced here with QEMU 7.2: the
+  // target's RAM differed from the source's in 25-30 pages and its kernel oopsed. So on
+  // such hosts the guest is paused for the RAM copy (downtime = the copy; disks still
+  // mirror live). KVM tracks dirty pages in the kernel and stays live.
+  if (ram_copy_needs_pause(accelerator, qmp->greeting().major)) {
+    if (auto s = qmp->stop(kCmd); !s) return fail(s.error().wrap("pausing for the RAM copy"));
+    paused_for_ram = true;
+    logger("agent.qemu")
+        ->info("migration copies RAM paused vm={} (TCG on QEMU {}.{}: live dirty tracking is "
+               "unreliable before 9.0)",
+               name, qmp->greeting().major, qmp->greeting().minor);
+  }
   MigrationParameters params;
   int64_t limit = policy.downtime_start_ms;
   params.downtime_limit_ms = limit;
@@ -470,7 +529,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
         }
       }
     }
-    report(MigrationProgress{"ram", 0, 0, *mi, limit});
+    report(ram_progress(*mi, limit));
     std::this_thread::sleep_for(kPoll);
   }
 
@@ -513,7 +572,10 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
                      .count();
   out.ram_transferred = last.ram_transferred;
   out.downtime_limit_ms = limit;
-  report(MigrationProgress{"completed", 0, 0, last, limit});
+  out.ram_copied_paused = paused_for_ram;
+  auto done = ram_progress(last, limit);
+  done.phase = "completed";
+  report(done);
   logger("agent.qemu")
       ->info("migration completed vm={} total_ms={} qemu_downtime_ms={} ram={}", name,
              out.total_ms, out.qemu_downtime_ms, mib(out.ram_transferred));

@@ -1,0 +1,105 @@
+// Live migration as a hypervisor driver offers it to the agent service: the phases of
+// libvirt's protocol (begin and perform/confirm/cancel on the source, prepare/finish/abort
+// on the target). The manager drives them, one agent call at a time (control always goes
+// manager -> agent; the agents only talk to each other through QEMU's migration stream and
+// the NBD disk mirror). Plain data plus one small interface; docs/internals/migration.md.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "strata/common/error.h"
+#include "strata/model/vm_spec.h"
+
+namespace strata::agent {
+
+// Begin (source): what the target needs to build the same VM: the spec (UUID included) and
+// the VM's recorded hardware profile (the driver's own JSON; the target takes it as is).
+struct MigrationSource {
+  model::VmSpec spec;
+  std::string profile_json;
+};
+
+// Prepare (target): where the source streams to.
+struct MigrationIncoming {
+  std::string migration_uri;  // "tcp:HOST:PORT"
+  std::string nbd_host;       // the NBD server exporting the disks writable (empty: no disks)
+  std::string nbd_port;
+};
+
+// The convergence policy (oVirt / Proxmox style): start with a low downtime limit and
+// raise it in steps while RAM does not converge; past the deadline cancel cleanly.
+struct MigrationPolicy {
+  int64_t downtime_start_ms = 100;
+  int64_t downtime_step_ms = 100;
+  int64_t downtime_max_ms = 1000;
+  std::chrono::milliseconds step_interval{2000};  // time between steps while active
+  uint64_t max_bandwidth = 0;                     // bytes per second; 0: QEMU's default
+  std::chrono::milliseconds deadline{0};          // 0: deadline_for(memory)
+};
+
+// The deadline scaled by the VM's memory (as Nova and KubeVirt): 60 s plus 60 s per GiB.
+std::chrono::milliseconds deadline_for(uint64_t memory_bytes);
+// The downtime limit after `elapsed` of the RAM stage under `p`.
+int64_t downtime_limit_at(const MigrationPolicy& p, std::chrono::milliseconds elapsed);
+
+struct MigrationProgress {
+  std::string phase;                       // "mirror" (disks), "ram", "completed"
+  uint64_t disk_total = 0, disk_done = 0;  // bytes, over every mirror
+  uint64_t ram_total = 0, ram_transferred = 0, ram_remaining = 0;
+  uint64_t dirty_bytes_rate = 0;  // bytes per second the guest dirties
+  uint64_t passes = 0;            // RAM passes so far
+  double mbps = 0;
+  int64_t downtime_limit_ms = 0;
+};
+using MigrationProgressCallback = std::function<void(const MigrationProgress&)>;
+
+struct MigrationOutcome {
+  int64_t qemu_downtime_ms = 0;  // QEMU's own figure (the source's view only)
+  int64_t stop_at_us = 0;        // the source's STOP event (wall clock, microseconds)
+  int64_t total_ms = 0;          // mirror + RAM
+  uint64_t ram_transferred = 0;
+  int64_t downtime_limit_ms = 0;  // the limit it converged with
+  // RAM was copied with the guest paused (TCG on QEMU < 9.0): the downtime is the copy.
+  bool ram_copied_paused = false;
+};
+
+// The real downtime: the source's STOP event to the target's RESUME event, in ms (both
+// QEMU wall-clock timestamps; across hosts this assumes synchronized clocks).
+inline int64_t real_downtime_ms(int64_t stop_at_us, int64_t resume_at_us) {
+  return (resume_at_us - stop_at_us) / 1000;
+}
+
+// A driver that can migrate (Hypervisor::migration()). Each call is one phase; the
+// manager calls them in order and, after a crash, again from what it recorded.
+class MigrationDriver {
+ public:
+  virtual ~MigrationDriver() = default;
+
+  // Source. The VM must exist here.
+  virtual Result<MigrationSource> begin_migration(const std::string& name) const = 0;
+  // Target. Creates the VM's disks (overlays of the same bases, blank disks of the same
+  // size) and a paused incoming QEMU listening on `listen_host` (an IP literal).
+  virtual Result<MigrationIncoming> prepare_incoming(const MigrationSource& vm,
+                                                     const std::string& listen_host) = 0;
+  // Source: disks (mirror until READY), then RAM. On success the guest is paused here
+  // (completed) until confirm_out / cancel_out; on failure everything is undone and the VM
+  // keeps running here.
+  virtual Result<MigrationOutcome> migrate_out(const std::string& name,
+                                               const MigrationIncoming& target,
+                                               const MigrationPolicy& policy,
+                                               const MigrationProgressCallback& progress) = 0;
+  // Target: resumes the guest; returns the RESUME time (wall clock, microseconds).
+  virtual Result<int64_t> finish_incoming(const std::string& name,
+                                          std::chrono::milliseconds timeout) = 0;
+  // Target: removes an incoming VM that will not run here.
+  virtual Status abort_incoming(const std::string& name) = 0;
+  // Source: the target runs the guest: quits QEMU here and removes the VM.
+  virtual Status confirm_out(const std::string& name) = 0;
+  // Source: the target will not run it: resumes the guest here.
+  virtual Status cancel_out(const std::string& name) = 0;
+};
+
+}  // namespace strata::agent

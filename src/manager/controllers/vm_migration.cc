@@ -1,0 +1,285 @@
+// The live migration pass of the VM controller: drives libvirt's phases across the two
+// agents (begin + prepare, perform, finish, confirm) and records each phase in the VM's
+// status before the step it names, so a manager killed at any point resumes from the
+// record (docs/internals/migration.md):
+//   preparing  -> on failure: abort the target; the VM never left the source
+//   copying    -> follow the source's job again (same request id); on failure the source
+//                 undid everything (the VM runs there): abort the target
+//   switching  -> written once the source completed, before the target resumes: from here
+//                 the migration only goes forward (resume the target, remove the source),
+//                 so the guest never runs on both hosts, and never on neither for longer
+//                 than the switch.
+#include <arpa/inet.h>
+
+#include <fmt/format.h>
+
+#include "strata/common/log.h"
+#include "strata/manager/auth/tokens.h"
+#include "strata/manager/controllers/vm_controller.h"
+
+namespace strata::manager {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+bool retryable(const Error& e) {
+  return e.code == ErrorCode::unavailable || e.code == ErrorCode::deadline_exceeded ||
+         e.code == ErrorCode::internal || e.code == ErrorCode::conflict;
+}
+
+// The IP literal of an agent's address, where its QEMU listens for the migration stream:
+// "10.0.0.5:7443" -> "10.0.0.5", "[fd00::5]:7443" -> "fd00::5", "unix:..." -> 127.0.0.1.
+Result<std::string> listen_host_of(const std::string& address) {
+  if (address.rfind("unix:", 0) == 0) return std::string("127.0.0.1");
+  std::string host = address;
+  if (!host.empty() && host.front() == '[') {
+    auto end = host.find(']');
+    if (end == std::string::npos) return invalid_argument("address", "bad host address");
+    host = host.substr(1, end - 1);
+  } else if (auto colon = host.rfind(':'); colon != std::string::npos &&
+                                           host.find(':') == colon) {
+    host = host.substr(0, colon);
+  }
+  in_addr a4{};
+  in6_addr a6{};
+  if (inet_pton(AF_INET, host.c_str(), &a4) != 1 && inet_pton(AF_INET6, host.c_str(), &a6) != 1)
+    return make_error(ErrorCode::failed_precondition,
+                      fmt::format("the target's address {} is not an IP address", address));
+  return host;
+}
+
+int progress_percent(const pb::MigrationProgress& p) {
+  if (p.phase() == "mirror")
+    return 10 + (p.disk_total() ? int(30 * p.disk_done() / p.disk_total()) : 0);
+  if (p.phase() == "ram") {
+    uint64_t all = p.ram_transferred() + p.ram_remaining();
+    return 40 + (all ? int(50 * p.ram_transferred() / all) : 0);
+  }
+  return 90;
+}
+
+std::string progress_message(const pb::MigrationProgress& p) {
+  if (p.phase() == "mirror")
+    return fmt::format("copying disks: {} of {} MiB", p.disk_done() >> 20, p.disk_total() >> 20);
+  if (p.phase() == "ram")
+    return fmt::format("copying memory: {} MiB sent, {} MiB left, pass {}, {:.0f} Mbit/s, "
+                       "downtime limit {} ms",
+                       p.ram_transferred() >> 20, p.ram_remaining() >> 20, p.passes(), p.mbps(),
+                       p.downtime_limit_ms());
+  return "switching over";
+}
+
+}  // namespace
+
+VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocument& doc) {
+  auto log = logger("manager.controller");
+  const VmMigration& m = doc.migration;
+  const std::string base = fmt::format("{}:migrate:{}", vm.id, m.seq);
+  const std::string source_id = *vm.host_id;
+
+  auto write_status = [&](const std::function<void(VmStatusDoc&)>& fn) -> bool {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      VmStatusDoc st = decode_vm_status(vm.status);
+      fn(st);
+      st.observed_ms = unix_ms(*clock_);
+      vm.status = encode(st);
+      auto u = store_.update_vm(vm);
+      if (u) {
+        vm = *u;
+        return true;
+      }
+      if (u.error().code != ErrorCode::conflict) return false;
+      auto fresh = store_.get_vm(vm.id);
+      if (!fresh) return false;
+      vm = *fresh;
+    }
+    return false;
+  };
+  auto task = [&](int percent, const std::string& msg) {
+    if (!m.task_id.empty()) tasks_.update(m.task_id, "running", percent, msg);
+  };
+  // Ends the migration: the VM stays on (or moves to) `host_id`; the task ends with it.
+  auto end = [&](const std::string& host_id, bool ok, const std::string& message,
+                 const nlohmann::json& result) -> Outcome {
+    auto st = store_.transaction([&](store::Store& tx) -> Status {
+      auto fresh = tx.get_vm(vm.id);
+      if (!fresh) return tl::unexpected(fresh.error());
+      auto d = decode_vm_document(fresh->spec);
+      if (!d) return tl::unexpected(d.error());
+      d->migration.target_host_id.clear();
+      d->migration.task_id.clear();
+      fresh->spec = encode(*d);
+      fresh->host_id = host_id;
+      VmStatusDoc s = decode_vm_status(fresh->status);
+      s.migration = {};
+      if (ok) {
+        s.state = s.agent_state = "running";
+        s.last_error.clear();
+      } else {
+        s.last_error = message;
+      }
+      s.observed_ms = unix_ms(*clock_);
+      fresh->status = encode(s);
+      auto u = tx.update_vm(*fresh);
+      if (!u) return tl::unexpected(u.error());
+      if (!m.task_id.empty()) {
+        auto t = tx.get_task(m.task_id);
+        if (t && !task_is_terminal(t->state)) {
+          t->state = ok ? "succeeded" : "failed";
+          t->progress = 100;
+          t->message = message;
+          t->result = result.dump();
+          if (auto w = tx.update_task(*t); !w) return tl::unexpected(w.error());
+        }
+      }
+      vm = *u;
+      return {};
+    });
+    if (!st) {
+      log->warn("migration end not recorded vm={} error={}", vm.name, st.error().to_string());
+      return Outcome::retry;
+    }
+    placement_.record(vm);
+    events_.append("controller:vm", "vm.migrate", "vm/" + vm.name, ok ? "ok" : "error", message);
+    log->info("migration ended vm={} ok={} {}", vm.name, ok, message);
+    return Outcome::done;
+  };
+
+  auto source = agents_.client(source_id);
+  auto target = agents_.client(m.target_host_id);
+  auto target_host = store_.get_host(m.target_host_id);
+  if (!target_host) {
+    if (target_host.error().code != ErrorCode::not_found) return Outcome::retry;
+    // The target was deleted before the switch: the VM is (still) on the source.
+    if (decode_vm_status(vm.status).migration.phase == "switching") return Outcome::retry;
+    if (source) (void)source->cancel_migration(base + ":cancel", vm.name);
+    return end(source_id, false, "the target host was deleted", nlohmann::json::object());
+  }
+  if (!source || !target || agents_.liveness(source_id) != Liveness::up ||
+      agents_.liveness(m.target_host_id) != Liveness::up) {
+    task(5, "waiting for both hosts to be connected");
+    return Outcome::retry;
+  }
+
+  VmMigrationStatus ms = decode_vm_status(vm.status).migration;
+  // The target is given up (before the switch only): the source keeps or takes back the VM.
+  auto give_up = [&](const Error& why) -> Outcome {
+    if (auto c = source->cancel_migration(base + ":cancel", vm.name); !c) {
+      if (c.error().code == ErrorCode::unavailable) return Outcome::retry;  // job still runs
+      log->warn("migration cancel on the source failed vm={} error={}", vm.name,
+                c.error().to_string());
+    }
+    if (auto a = target->abort_migration(base + ":abort", vm.name); !a && retryable(a.error()))
+      return Outcome::retry;
+    return end(source_id, false, "migration failed: " + why.message + "; the VM runs on its host",
+               nlohmann::json::object());
+  };
+
+  if (ms.phase.empty() || ms.phase == "preparing") {
+    if (ms.phase.empty() && !write_status([](VmStatusDoc& s) { s.migration.phase = "preparing"; }))
+      return Outcome::retry;
+    task(5, "preparing the target " + target_host->name);
+    auto begin = source->begin_migration(vm.name);
+    if (!begin) return retryable(begin.error()) ? Outcome::retry : give_up(begin.error());
+    auto listen = listen_host_of(target_host->address);
+    if (!listen) return give_up(listen.error());
+    auto prepared = target->prepare_migration(base + ":prepare", *begin, *listen);
+    if (!prepared) {
+      if (retryable(prepared.error())) return Outcome::retry;
+      return give_up(prepared.error());
+    }
+    if (!write_status([&](VmStatusDoc& s) {
+          s.migration.phase = "copying";
+          s.migration.migration_uri = prepared->migration_uri();
+          s.migration.nbd_host = prepared->nbd_host();
+          s.migration.nbd_port = prepared->nbd_port();
+        }))
+      return Outcome::retry;
+    ms = decode_vm_status(vm.status).migration;
+  }
+
+  if (ms.phase == "copying") {
+    pb::PerformMigrationRequest req;
+    req.set_request_id(base + ":perform");
+    req.set_name(vm.name);
+    req.set_migration_uri(ms.migration_uri);
+    req.set_nbd_host(ms.nbd_host);
+    req.set_nbd_port(ms.nbd_port);
+    if (m.max_bandwidth) req.mutable_policy()->set_max_bandwidth(m.max_bandwidth);
+    if (m.downtime_max_ms) req.mutable_policy()->set_downtime_max_ms(m.downtime_max_ms);
+    task(10, "copying to " + target_host->name);
+    auto last_update = std::chrono::steady_clock::now() - 1h;
+    std::string last_phase;
+    // The job is bounded by its own deadline (60 s + 60 s per GiB); the call a bit longer.
+    auto deadline = 5min + std::chrono::milliseconds(doc.spec.memory_mib * 60000 / 1024);
+    auto out = source->perform_migration(req, deadline, [&](const pb::MigrationProgress& p) {
+      auto now = std::chrono::steady_clock::now();
+      if (p.phase() != last_phase || now - last_update >= 1s) {
+        last_phase = p.phase();
+        last_update = now;
+        task(progress_percent(p), progress_message(p));
+      }
+    });
+    if (!out) {
+      const Error& e = out.error();
+      // A broken stream (an agent or network hiccup) is followed again; the job's own
+      // failure (undone on the source) gives the target up.
+      if (e.code == ErrorCode::unavailable && e.message.find("migration cancelled") ==
+                                                  std::string::npos &&
+          e.message.find("keeps running") == std::string::npos)
+        return Outcome::retry;
+      return give_up(e);
+    }
+    // The decision: written before the target resumes.
+    if (!write_status([&](VmStatusDoc& s) {
+          s.migration.phase = "switching";
+          s.migration.stop_at_us = out->stop_at_us();
+          s.migration.qemu_downtime_ms = out->qemu_downtime_ms();
+          s.migration.total_ms = out->total_ms();
+          s.migration.ram_transferred = out->ram_transferred();
+          s.migration.ram_copied_paused = out->ram_copied_paused();
+        }))
+      return Outcome::retry;
+    ms = decode_vm_status(vm.status).migration;
+  }
+
+  if (ms.phase != "switching") {
+    log->error("unknown migration phase vm={} phase={}", vm.name, ms.phase);
+    return give_up(Error{ErrorCode::internal, "unknown migration phase " + ms.phase, {}});
+  }
+  task(95, "resuming on " + target_host->name);
+  auto finished = target->finish_migration(base + ":finish", vm.name);
+  if (!finished) {
+    log->warn("migration finish failed vm={} error={}", vm.name, finished.error().to_string());
+    if (finished.error().code == ErrorCode::not_found) {
+      // The incoming VM is gone (its host lost it): the source still holds the paused guest.
+      (void)source->cancel_migration(base + ":cancel", vm.name);
+      return end(source_id, false,
+                 "the target lost the incoming VM; the VM runs on its host again",
+                 nlohmann::json::object());
+    }
+    return Outcome::retry;
+  }
+  if (auto c = source->confirm_migration(base + ":confirm", vm.name); !c) {
+    log->warn("migration confirm failed vm={} error={}", vm.name, c.error().to_string());
+    return Outcome::retry;
+  }
+  int64_t downtime_ms =
+      finished->resume_at_us() && ms.stop_at_us ? (finished->resume_at_us() - ms.stop_at_us) / 1000
+                                                : -1;
+  nlohmann::json result = {{"from_host", source_id},
+                           {"to_host", m.target_host_id},
+                           {"to_host_name", target_host->name},
+                           {"downtime_ms", downtime_ms},
+                           {"qemu_downtime_ms", ms.qemu_downtime_ms},
+                           {"total_ms", ms.total_ms},
+                           {"ram_transferred", ms.ram_transferred},
+                           {"ram_copied_paused", ms.ram_copied_paused}};
+  return end(m.target_host_id, true,
+             fmt::format("migrated to {} (downtime {} ms{})", target_host->name, downtime_ms,
+                         ms.ram_copied_paused ? ", memory copied paused: TCG" : ""),
+             result);
+}
+
+}  // namespace strata::manager
