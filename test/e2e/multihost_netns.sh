@@ -226,9 +226,41 @@ wait_for 60 "vm1 answers on $dst" console_has "$di" vm1 CHECK5ED || fail "vm1 do
 console_has "$di" vm1 RAM-42 || fail "vm1's RAM did not come along (no /tmp/mark)"
 console_has "$di" vm1 DISK-53 || fail "vm1's disk write did not come along"
 if console_has "$di" vm1 STRATA-READY; then fail "vm1 booted again on $dst"; fi
-# A second migration request while none runs is fine; one to the host it is on is refused.
+# One to the host it is on is refused.
 api POST /api/v1/vms/vm1/migrate "{\"host\":\"$dst\"}" >"$WORK/mig-same.json"
 [ "$(last_status)" = 400 ] || fail "migrating to the VM's own host: HTTP $(last_status) $(cat "$WORK/mig-same.json")"
+
+# ---- the manager is killed (-9) while a migration copies; restarted, it finishes it once
+m=vm4
+msrc=$(api GET "/api/v1/vms/$m" | jq -r .host)
+mdi=$((${msrc#h} % 3 + 1))
+mdst=h$mdi
+# 16 MiB/s: the ~90 MiB copy takes seconds, long enough to kill the manager inside it.
+api POST "/api/v1/vms/$m/migrate" "{\"host\":\"$mdst\",\"max_bandwidth\":16777216}" >"$WORK/mig4.json"
+[ "$(last_status)" = 202 ] || fail "migrate $m: HTTP $(last_status) $(cat "$WORK/mig4.json")"
+mtask=$(jq -r .task.id "$WORK/mig4.json")
+copying() { [ "$(api GET "/api/v1/vms/$m" | jq -r '.status.migration.phase // ""')" = copying ]; }
+wait_for 60 "$m copying" copying || fail "$m never reached the copy: $(api GET "/api/v1/vms/$m" | jq -c .status)"
+kill -9 "$MGR_PID"; wait "$MGR_PID" 2>/dev/null || true
+log "stratad killed while $m copies ($msrc -> $mdst)"
+start_stratad "$WORK/mgr" "$MGR_IP:$PORT" --db "sqlite:$WORK/mgr/strata.db" \
+  --heartbeat-ms 1000 --miss-threshold 3
+task_ended() { [ "$(api GET "/api/v1/tasks/$mtask" | jq -r .state)" != running ] &&
+  [ "$(api GET "/api/v1/tasks/$mtask" | jq -r .state)" != pending ]; }
+wait_for 180 "$m migration ends after the restart" task_ended || fail "task: $(api GET "/api/v1/tasks/$mtask")"
+[ "$(api GET "/api/v1/tasks/$mtask" | jq -r .state)" = succeeded ] ||
+  fail "migration across a manager crash: $(api GET "/api/v1/tasks/$mtask" | jq -c '{state, message}')"
+[ "$(api GET "/api/v1/vms/$m" | jq -r .host)" = "$mdst" ] || fail "$m is not on $mdst after the restart"
+on_hosts=0
+for i in 1 2 3; do
+  if "$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" -o json vm show "$m" >/dev/null 2>&1; then
+    on_hosts=$((on_hosts + 1))
+    st=$("$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" -o json vm show "$m" | jq -r .state)
+    [ "h$i" = "$mdst" ] && [ "$st" = VM_STATE_RUNNING ] || fail "$m on h$i is $st"
+  fi
+done
+[ "$on_hosts" = 1 ] || fail "$m is defined on $on_hosts hosts"
+log "$m migrated across a manager crash: $(api GET "/api/v1/tasks/$mtask" | jq -c '{message}')"
 
 # ---- cut h2's link: host unreachable, its VMs unknown but still listed
 victim=h2

@@ -89,6 +89,29 @@ TEST_F(AgentServiceTest, DefineReturnsCompletedStatus) {
   EXPECT_EQ(r->vm().state(), v1::VM_STATE_DEFINED);
 }
 
+// A driver without live migration answers every migration RPC, and the server stream,
+// with an error instead of acting (the in-memory driver has none).
+TEST_F(AgentServiceTest, MigrationRpcsOnADriverWithoutMigrationAreRefused) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("r1", "web-1")));
+  v1::BeginMigrationRequest begin;
+  begin.set_name("web-1");
+  auto b = client_->call(&Stub::BeginMigration, begin);
+  ASSERT_FALSE(b);
+  EXPECT_NE(b.error().message.find("cannot migrate"), std::string::npos) << b.error().to_string();
+  auto f = client_->call(&Stub::FinishMigration,
+                         named<v1::FinishMigrationRequest>("f1", "web-1"));
+  EXPECT_FALSE(f);
+  auto c = client_->call(&Stub::ConfirmMigration,
+                         named<v1::ConfirmMigrationRequest>("c1", "web-1"));
+  EXPECT_FALSE(c);
+  // The VM is untouched.
+  v1::GetVmRequest get;
+  get.set_name("web-1");
+  auto vm = client_->call(&Stub::GetVm, get);
+  ASSERT_TRUE(vm);
+  EXPECT_EQ(vm->vm().state(), v1::VM_STATE_DEFINED);
+}
+
 // A manager killed (or timed out) while the agent defines a VM never learns that the VM
 // exists; a restarted manager may already have deleted the record after finding no VM. The
 // define is undone, and the request id is not remembered, so a live caller's retry defines.
