@@ -154,17 +154,6 @@ grpc::Status AgentService::once_in(RequestLog& requests, const char* method, con
   return status;
 }
 
-// once() for the migration RPCs (agent_service_migration.cc).
-#define STRATA_ONCE_FOR(REQ, RESP)                                                          \
-  template grpc::Status AgentService::once<v1::REQ, v1::RESP>(                              \
-      const char*, const v1::REQ&, v1::RESP*, const std::function<Status(v1::RESP*)>&);
-STRATA_ONCE_FOR(PrepareMigrationRequest, PrepareMigrationResponse)
-STRATA_ONCE_FOR(FinishMigrationRequest, FinishMigrationResponse)
-STRATA_ONCE_FOR(AbortMigrationRequest, AbortMigrationResponse)
-STRATA_ONCE_FOR(ConfirmMigrationRequest, ConfirmMigrationResponse)
-STRATA_ONCE_FOR(CancelMigrationRequest, CancelMigrationResponse)
-#undef STRATA_ONCE_FOR
-
 Status AgentService::current(const std::string& name, v1::VmStatus* out) const {
   auto s = hv_.status(name);
   if (!s) return tl::unexpected(s.error());
@@ -364,15 +353,18 @@ grpc::Status AgentService::GuestAgentCommand(grpc::ServerContext*,
       });
 }
 
-// The snapshot RPCs live in agent_service_snapshots.cc and use once<> from here.
-template grpc::Status AgentService::once<v1::CreateSnapshotRequest, v1::CreateSnapshotResponse>(
-    const char*, const v1::CreateSnapshotRequest&, v1::CreateSnapshotResponse*,
-    const std::function<Status(v1::CreateSnapshotResponse*)>&);
-template grpc::Status AgentService::once<v1::RevertSnapshotRequest, v1::RevertSnapshotResponse>(
-    const char*, const v1::RevertSnapshotRequest&, v1::RevertSnapshotResponse*,
-    const std::function<Status(v1::RevertSnapshotResponse*)>&);
-template grpc::Status AgentService::once<v1::DeleteSnapshotRequest, v1::DeleteSnapshotResponse>(
-    const char*, const v1::DeleteSnapshotRequest&, v1::DeleteSnapshotResponse*,
-    const std::function<Status(v1::DeleteSnapshotResponse*)>&);
+// once<> for the RPCs in agent_service_snapshots.cc and agent_service_migration.cc.
+#define STRATA_ONCE_FOR(REQ, RESP)                                                          \
+  template grpc::Status AgentService::once<v1::REQ, v1::RESP>(                              \
+      const char*, const v1::REQ&, v1::RESP*, const std::function<Status(v1::RESP*)>&);
+STRATA_ONCE_FOR(CreateSnapshotRequest, CreateSnapshotResponse)
+STRATA_ONCE_FOR(RevertSnapshotRequest, RevertSnapshotResponse)
+STRATA_ONCE_FOR(DeleteSnapshotRequest, DeleteSnapshotResponse)
+STRATA_ONCE_FOR(PrepareMigrationRequest, PrepareMigrationResponse)
+STRATA_ONCE_FOR(FinishMigrationRequest, FinishMigrationResponse)
+STRATA_ONCE_FOR(AbortMigrationRequest, AbortMigrationResponse)
+STRATA_ONCE_FOR(ConfirmMigrationRequest, ConfirmMigrationResponse)
+STRATA_ONCE_FOR(CancelMigrationRequest, CancelMigrationResponse)
+#undef STRATA_ONCE_FOR
 
 }  // namespace strata::agent::service
