@@ -51,6 +51,24 @@ void add_host_commands(CLI::App& root, Context& ctx) {
       return ctx.show(*req);
     };
   });
+
+  auto ename = std::make_shared<std::string>();
+  auto ewait = std::make_shared<bool>(false);
+  auto ewait_timeout = std::make_shared<std::string>("30m");
+  CLI::App* evac = host->add_subcommand(
+      "evacuate",
+      "Maintenance with evacuation: no new VMs, and the running VMs live-migrate away");
+  evac->add_option("name", *ename, "Host name")->required();
+  evac->add_flag("--wait", *ewait, "Wait until every VM moved, showing progress");
+  evac->add_option("--wait-timeout", *ewait_timeout, "Give up waiting after this long (30m)");
+  evac->callback([&ctx, ename, ewait, ewait_timeout] {
+    ctx.action = [&ctx, ename, ewait, ewait_timeout] {
+      auto timeout = parse_wait_timeout(*ewait_timeout, "--wait-timeout");
+      if (!timeout) return ctx.usage_error(timeout.error());
+      return ctx.act(build_host_evacuate(*ename), "host " + *ename + ": evacuation started",
+                     *ewait, *timeout);
+    };
+  });
 }
 
 int import_image(Context& ctx, const std::string& name, const std::string& path,

@@ -216,6 +216,10 @@ Result<ApiRequest> build_host_label(const std::string& name,
   return ApiRequest{"PATCH", kApi + "/hosts/" + url_escape(name), json{{"labels", labels}}};
 }
 
+ApiRequest build_host_evacuate(const std::string& name) {
+  return {"POST", kApi + "/hosts/" + url_escape(name) + "/evacuate", json::object()};
+}
+
 Result<ApiRequest> build_host_maintenance(const std::string& name, const std::string& on_off) {
   if (on_off != "on" && on_off != "off")
     return invalid_argument("maintenance", "maintenance takes 'on' or 'off', not '" + on_off + "'");

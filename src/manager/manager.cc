@@ -22,6 +22,7 @@
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/manager/vms/host_evacuation.h"
 #include "strata/manager/vms/vm_service.h"
 #include "strata/pki/certificate_authority.h"
 
@@ -120,6 +121,7 @@ class ManagerImpl final : public Manager {
         *store_, *placement_, *events_, clock_,
         [this](const std::string& vm_id) { controller_->enqueue_vm(vm_id); });
     vms_->set_agents([this](const std::string& host_id) { return agents_->client(host_id); });
+    evacuator_ = std::make_unique<HostEvacuator>(*store_, *vms_, *events_, clock_);
     agents_->set_callbacks(
         {[this](const std::string& h, Liveness l) { controller_->on_host_state(h, l); },
          [this](const std::string& h, const pb::VmEvent& e) { controller_->on_vm_event(h, e); }});
@@ -133,6 +135,7 @@ class ManagerImpl final : public Manager {
     deps.controller = controller_.get();
     deps.placement = placement_.get();
     deps.vms = vms_.get();
+    deps.evacuator = evacuator_.get();
     deps.clock = clock_;
     deps.ca = ca_.get();
     deps.stopping = [this] { return stopping_.load(); };
@@ -205,6 +208,7 @@ class ManagerImpl final : public Manager {
             : api_url_;
 
     controller_->start();
+    evacuator_->start();
     events_->append("stratad", "manager.start", "manager", "ok", api_url_);
 
     if (cfg.all_in_one) {
@@ -243,6 +247,7 @@ class ManagerImpl final : public Manager {
     if (retention_) retention_->stop();
     if (server_) server_->stop();
     if (api_) api_->stop_streams();  // after the server: its streams are closed by now
+    if (evacuator_) evacuator_->stop();
     if (controller_) controller_->stop();
     if (agents_) agents_->stop();
     if (local_agent_) local_agent_->stop();
@@ -263,6 +268,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<PlacementService> placement_;
   std::unique_ptr<VmController> controller_;
   std::unique_ptr<VmService> vms_;
+  std::unique_ptr<HostEvacuator> evacuator_;
   std::unique_ptr<ImageDistributor> images_;
   std::unique_ptr<StaticFiles> web_;
   std::unique_ptr<SessionStore> sessions_;

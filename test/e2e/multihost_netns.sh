@@ -262,6 +262,24 @@ done
 [ "$on_hosts" = 1 ] || fail "$m is defined on $on_hosts hosts"
 log "$m migrated across a manager crash: $(api GET "/api/v1/tasks/$mtask" | jq -c '{message}')"
 
+# ---- maintenance evacuation: h3's running VMs migrate away, two at a time; h3 ends empty
+evac_vms=$(vms_json | jq -r '[.vms[] | select(.host == "h3") | .name] | join(" ")')
+[ -n "$evac_vms" ] || fail "no VMs on h3 to evacuate"
+"${cli[@]}" host evacuate h3 --wait --wait-timeout 5m >"$WORK/evacuate.out" 2>&1 ||
+  fail "strata host evacuate h3: $(tail -5 "$WORK/evacuate.out")"
+[ "$(host_state h3)" = maintenance ] || fail "h3 is $(host_state h3) after the evacuation"
+[ "$(vms_json | jq '[.vms[] | select(.host == "h3")] | length')" = 0 ] ||
+  fail "VMs still on h3: $(vms_json | jq -c '[.vms[] | {name, host}]')"
+left=$("$STRATA_AGENT" ctl --socket "$WORK/h3/agent.sock" -o json vm list | jq '.vms | length')
+[ "$left" = 0 ] || fail "h3's agent still has $left VMs after the evacuation"
+wait_for 60 "6 VMs running after the evacuation" all_running ||
+  fail "after the evacuation: $(vms_json | jq -c '[.vms[] | {name, host, s: .status.state}]')"
+etask=$(api GET "/api/v1/tasks?limit=10000" | jq -c '[.tasks[] | select(.kind == "host.evacuate")] | last')
+[ "$(jq -r .state <<<"$etask")" = succeeded ] || fail "evacuation task: $etask"
+log "h3 evacuated ($evac_vms): $(jq -c '{message}' <<<"$etask")"
+"${cli[@]}" host maintenance h3 off >/dev/null || fail "maintenance off"
+wait_for 30 "h3 up" host_is h3 up || fail "h3 is $(host_state h3) after maintenance off"
+
 # ---- cut h2's link: host unreachable, its VMs unknown but still listed
 victim=h2
 victim_vms=$(vms_json | jq -r --arg h "$victim" '[.vms[] | select(.host == $h) | .name] | join(" ")')

@@ -71,6 +71,8 @@ ApiRequest build_host_get(const std::string& name);
 Result<ApiRequest> build_host_label(const std::string& name, const std::vector<std::string>& edits);
 // on_off: "on" | "off"
 Result<ApiRequest> build_host_maintenance(const std::string& name, const std::string& on_off);
+// POST /hosts/{name}/evacuate: maintenance on, running VMs migrate away (a task).
+ApiRequest build_host_evacuate(const std::string& name);
 
 ApiRequest build_image_list();
 // POST /images?name=&kind= (disk|kernel|initrd); the body is streamed from a file.

@@ -80,7 +80,7 @@ std::optional<HttpResponse> ApiService::admit(HttpRequest& head) {
   head.route = r.pattern;
   auto early = r.options.precheck(head);
   if (early && !r.options.action.empty()) {
-    std::string actor = head.principal ? "token:" + head.principal->name : "anonymous";
+    std::string actor = audit_actor(head);
     auto j = nlohmann::json::parse(early->body, nullptr, false);
     std::string message =
         !j.is_discarded() && j.contains("error") ? j["error"].value("message", "") : "";
@@ -185,7 +185,7 @@ HttpResponse ApiService::finish(const Route* r, HttpRequest& req, HttpResponse r
       if (p.empty()) p = req.param("id");
       target = p.empty() ? kind : kind + "/" + p;
     }
-    std::string actor = req.principal ? "token:" + req.principal->name : "anonymous";
+    std::string actor = audit_actor(req);
     std::string result = resp.status < 400 ? "ok" : fmt::format("error {}", resp.status);
     std::string message;
     if (resp.status >= 400) {

@@ -3,6 +3,7 @@
 
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/api/api_service.h"
+#include "strata/manager/vms/host_evacuation.h"
 #include "strata/manager/api/json_fields.h"
 #include "strata/model/validation.h"
 #include "strata/pki/certificate_authority.h"
@@ -221,6 +222,27 @@ void add_host_routes(ApiService& api) {
     auto u = d.store->update_host(*h);
     if (!u) return error_response(u.error());
     return HttpResponse::json(200, host_json(d, *u, false));
+  });
+
+  // Maintenance with evacuation: the host stops taking VMs and its running VMs migrate
+  // away (vms/host_evacuation.h); 202 with the host.evacuate task.
+  RouteOptions evac;
+  evac.role = Role::operator_;
+  evac.action = "host.evacuate";
+  api.router().add("POST", "/api/v1/hosts/{name}/evacuate", evac, [&d](HttpRequest& r) {
+    auto body = parse_json_object(r.body, /*allow_empty=*/true);
+    if (!body) return error_response(body.error());
+    if (auto st = check_fields(*body, {}); !st) return error_response(st.error());
+    if (!d.evacuator)
+      return error_response(Error{ErrorCode::unavailable, "evacuation is not running", ""});
+    auto task = d.evacuator->evacuate(r.param("name"), audit_actor(r));
+    if (!task) return error_response(task.error());
+    auto h = d.store->get_host(task->target_id);
+    if (!h) return error_response(h.error());
+    auto resp = HttpResponse::json(202, {{"host", host_json(d, *h, false)}, {"task", to_json(*task)}});
+    resp.audit_target = "host/" + h->name;
+    resp.audit_written = true;
+    return resp;
   });
 
   RouteOptions del;

@@ -12,10 +12,6 @@ namespace strata::manager {
 
 namespace {
 
-std::string actor_of(const HttpRequest& r) {
-  return r.principal ? "token:" + r.principal->name : "anonymous";
-}
-
 // 202 with the task; the service wrote the audit event in the change's transaction.
 HttpResponse accepted(const VmChange& c, const std::string& snap) {
   auto resp =
@@ -26,7 +22,7 @@ HttpResponse accepted(const VmChange& c, const std::string& snap) {
 }
 
 HttpResponse run(ApiDeps& d, HttpRequest& r, SnapshotOp op, const std::string& snap) {
-  auto change = d.vms->snapshot(r.param("name"), op, snap, actor_of(r));
+  auto change = d.vms->snapshot(r.param("name"), op, snap, audit_actor(r));
   if (!change) return error_response(change.error());
   return accepted(*change, snap);
 }

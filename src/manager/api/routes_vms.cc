@@ -32,11 +32,6 @@ Result<std::unordered_map<std::string, std::string>> host_names(ApiDeps& d) {
   return names;
 }
 
-// Who asked, as the audit log names it (the same as the API pipeline's audit).
-std::string actor_of(const HttpRequest& r) {
-  return r.principal ? "token:" + r.principal->name : "anonymous";
-}
-
 // A committed change: 202 with the VM and its task. The service wrote the audit event in
 // the change's transaction, so the pipeline does not write another.
 HttpResponse change_response(ApiDeps& d, const VmChange& c) {
@@ -53,7 +48,7 @@ HttpResponse create_vm(ApiDeps& d, HttpRequest& r) {
   bool start = true;
   auto doc = vm_document_from_request(*body, &start);
   if (!doc) return error_response(doc.error());
-  auto change = d.vms->create(std::move(*doc), start, actor_of(r));
+  auto change = d.vms->create(std::move(*doc), start, audit_actor(r));
   if (!change) return error_response(change.error());
   return change_response(d, *change);
 }
@@ -73,7 +68,7 @@ HttpResponse vm_action(ApiDeps& d, HttpRequest& r, VmVerb verb) {
     options.stop_force = stop->force;
     options.stop_timeout_s = stop->timeout_s;
   }
-  auto change = d.vms->act(r.param("name"), verb, options, actor_of(r));
+  auto change = d.vms->act(r.param("name"), verb, options, audit_actor(r));
   if (!change) return error_response(change.error());
   return change_response(d, *change);
 }
@@ -96,7 +91,7 @@ HttpResponse migrate_vm(ApiDeps& d, HttpRequest& r) {
     return error_response(Error{ErrorCode::invalid_argument, "must be at most 60000",
                                 "downtime_max_ms"});
   o.downtime_max_ms = static_cast<int64_t>(downtime);
-  auto change = d.vms->migrate(r.param("name"), o, actor_of(r));
+  auto change = d.vms->migrate(r.param("name"), o, audit_actor(r));
   if (!change) return error_response(change.error());
   return change_response(d, *change);
 }
@@ -173,7 +168,7 @@ void add_vm_routes(ApiService& api) {
     if (!p) return error_response(p.error());
     auto expected = expected_version(r, &*body);
     if (!expected) return error_response(expected.error());
-    auto vm = relabel_vm(*d.store, *d.events, r.param("name"), p->labels, *expected, actor_of(r));
+    auto vm = relabel_vm(*d.store, *d.events, r.param("name"), p->labels, *expected, audit_actor(r));
     if (!vm) return error_response(vm.error());
     auto resp = HttpResponse::json(200, vm_to_json(*vm, host_name_of(d, *vm)));
     resp.audit_target = "vm/" + vm->name;

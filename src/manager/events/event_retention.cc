@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 
+#include "strata/common/clock_wait.h"
 #include "strata/common/log.h"
 
 namespace strata::manager {
@@ -72,7 +73,8 @@ void EventRetention::start() {
       lock.unlock();
       (void)tick();
       lock.lock();
-      cv_.wait_for(lock, config_.interval, [this] { return stopping_; });
+      // On the injected clock: a SimulatedClock's advance() runs the next prune.
+      clock_wait_for(*clock_, lock, cv_, config_.interval, [this] { return stopping_; });
     }
   });
 }

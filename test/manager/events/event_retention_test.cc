@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include "strata/common/clock_wait.h"
+
 namespace strata::manager {
 namespace {
 
@@ -92,6 +96,46 @@ TEST(RetentionAge, ParsesUnitsAndRejectsGarbage) {
   EXPECT_EQ(*parse_retention_age("0"), 0ms);
   for (const char* bad : {"", "d", "30", "-1d", "3x", "1.5d", "0d"})
     EXPECT_FALSE(parse_retention_age(bad)) << bad;
+}
+
+// The retention thread waits for the next prune on the injected clock: advancing a
+// SimulatedClock by one interval runs it at once (it used to wait the interval in real
+// time, 5 minutes by default).
+TEST(EventRetentionThreadTest, TheNextPruneRunsWhenTheClockReachesIt) {
+  auto clock = std::make_shared<SimulatedClock>();
+  clock->advance(std::chrono::hours(24 * 365 * 50));
+  auto s = store::open_store("sqlite::memory:", store::StoreOptions{clock, 1});
+  ASSERT_TRUE(s) << s.error().to_string();
+  auto& store = **s;
+  auto append = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      store::EventRecord e;
+      e.actor = "test";
+      e.action = "vm.update";
+      ASSERT_TRUE(store.append_event(e));
+    }
+  };
+  auto count_is = [&](size_t n) {
+    for (int i = 0; i < 500; ++i) {  // up to 5 s of real time
+      if (store.list_events(0, 0)->size() == n) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  };
+  append(30);
+  EventRetentionConfig cfg;
+  cfg.max_age = 0ms;
+  cfg.max_rows = 10;
+  cfg.interval = 5min;
+  EventRetention retention(store, clock, cfg);
+  retention.start();
+  EXPECT_TRUE(count_is(10));  // the first prune runs at start
+  append(20);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(store.list_events(0, 0)->size(), 30u);  // not due yet
+  clock->advance(5min);
+  EXPECT_TRUE(count_is(10));
+  retention.stop();
 }
 
 }  // namespace

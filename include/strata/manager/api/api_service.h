@@ -34,6 +34,7 @@ class SessionStore;
 class VmController;
 class PlacementService;
 class VmService;
+class HostEvacuator;
 class TaskTracker;
 class ImageDistributor;
 
@@ -47,6 +48,7 @@ struct ApiDeps {
   VmController* controller = nullptr;
   PlacementService* placement = nullptr;
   VmService* vms = nullptr;  // the VM lifecycle (create/act/delete)
+  HostEvacuator* evacuator = nullptr;  // maintenance evacuation; null: 503 on /evacuate
   ClockPtr clock;
   // Signs the CSRs of agents at enrollment; nullptr: TCP agents cannot enroll.
   const pki::CertificateAuthority* ca = nullptr;

@@ -52,6 +52,11 @@ struct HttpRequest {
   std::string param(const std::string& name) const;
 };
 
+// Who made a request, as audit events name it: "token:<name>", or "anonymous".
+inline std::string audit_actor(const HttpRequest& r) {
+  return r.principal ? "token:" + r.principal->name : "anonymous";
+}
+
 // Server side of a WebSocket connection. The server performs the upgrade and all socket I/O
 // asynchronously (message size limit, idle timeout with pings, bounded write queue); the
 // handler runs on a thread of its own and may block in receive().

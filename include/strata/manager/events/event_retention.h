@@ -53,8 +53,9 @@ class EventRetention {
   bool ran_ = false;
   Clock::TimePoint next_{};
 
+  // Guards stopping_; the thread waits on cv_ through clock_wait_until (clock time).
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable_any cv_;
   bool stopping_ = false;
   std::thread thread_;
 };

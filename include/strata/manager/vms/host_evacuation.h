@@ -1,0 +1,71 @@
+// Maintenance evacuation: a "host.evacuate" task empties a host by live-migrating its
+// running VMs to other hosts (the scheduler chooses each target, as for any migration),
+// at most `parallel` at a time, and ends with what moved and what stayed, and why. The
+// host is in maintenance meanwhile (no new VM is placed there); turning maintenance off
+// cancels the evacuation (migrations already started finish). Nothing is kept in memory
+// between passes: the task's result is the record, so a restarted manager continues.
+//
+// What stays: a stopped VM (cold migration is not there yet), a VM no other host can take
+// (the scheduler's reason), a VM whose migration failed twice (the migration's message).
+// A VM that stays while running fails the task; stopped VMs alone do not.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "strata/common/clock.h"
+#include "strata/common/error.h"
+#include "strata/manager/events/event_log.h"
+#include "strata/manager/tasks/task_tracker.h"
+#include "strata/manager/vms/vm_service.h"
+#include "strata/store/store.h"
+
+namespace strata::manager {
+
+struct EvacuationConfig {
+  int parallel = 2;                           // migrations at a time out of one host
+  std::chrono::milliseconds interval{1000};   // between passes (clock time)
+  int max_attempts = 2;                       // migrations tried per VM
+};
+
+class HostEvacuator {
+ public:
+  HostEvacuator(store::Store& store, VmService& vms, EventLog& events, ClockPtr clock,
+                EvacuationConfig config = {});
+  ~HostEvacuator();
+  HostEvacuator(const HostEvacuator&) = delete;
+  HostEvacuator& operator=(const HostEvacuator&) = delete;
+
+  // Puts the host in maintenance and records a host.evacuate task with its audit event
+  // (one transaction). An evacuation already open for the host is returned as it is.
+  Result<store::TaskRecord> evacuate(const std::string& host_name, const std::string& actor);
+
+  // One pass over every open host.evacuate task (the thread's body; tests call it).
+  void tick();
+
+  // A thread that calls tick() every interval until stop().
+  void start();
+  void stop();
+
+ private:
+  void pass(store::TaskRecord task);
+
+  store::Store& store_;
+  VmService& vms_;
+  EventLog& events_;
+  ClockPtr clock_;
+  EvacuationConfig config_;
+
+  // Guards stopping_ and kick_ (a new evacuation: pass now); the thread waits on cv_
+  // through clock_wait_until (clock time).
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  bool stopping_ = false;
+  bool kick_ = false;
+  std::thread thread_;
+};
+
+}  // namespace strata::manager
