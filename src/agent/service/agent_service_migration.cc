@@ -60,6 +60,10 @@ v1::MigrationProgress to_proto(const MigrationProgress& p) {
   return out;
 }
 
+grpc::Status cannot_migrate() {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this host's driver cannot migrate");
+}
+
 }  // namespace
 
 struct AgentService::MigrationJob {
@@ -73,6 +77,18 @@ struct AgentService::MigrationJob {
   bool done = false;
   Result<MigrationOutcome> result = tl::unexpected(Error{ErrorCode::internal, "not run", {}});
 };
+
+void AgentService::drop_migration_job(const std::string& name) {
+  std::shared_ptr<MigrationJob> ended;
+  {
+    std::lock_guard lk(migrations_mu_);
+    if (auto it = migrations_.find(name); it != migrations_.end()) {
+      ended = it->second;
+      migrations_.erase(it);
+    }
+  }
+  if (ended && ended->thread.joinable()) ended->thread.join();
+}
 
 void AgentService::join_migrations() {
   std::vector<std::shared_ptr<MigrationJob>> jobs;
@@ -92,8 +108,7 @@ grpc::Status AgentService::BeginMigration(grpc::ServerContext*,
                                           v1::BeginMigrationResponse* resp) {
   if (auto st = model::validate_name("name", req->name()); !st) return to_grpc_status(st.error());
   auto* mig = hv_.migration();
-  if (!mig)
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this host's driver cannot migrate");
+  if (!mig) return cannot_migrate();
   auto src = mig->begin_migration(req->name());
   if (!src) return to_grpc_status(src.error());
   *resp->mutable_spec() = agent::service::to_proto(src->spec);
@@ -105,8 +120,7 @@ grpc::Status AgentService::PrepareMigration(grpc::ServerContext*,
                                             const v1::PrepareMigrationRequest* req,
                                             v1::PrepareMigrationResponse* resp) {
   auto* mig = hv_.migration();
-  if (!mig)
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this host's driver cannot migrate");
+  if (!mig) return cannot_migrate();
   return once<v1::PrepareMigrationRequest, v1::PrepareMigrationResponse>(
       "PrepareMigration", *req, resp, [&](v1::PrepareMigrationResponse* out) -> Status {
         if (!req->has_spec()) return invalid_argument("spec", "required");
@@ -137,8 +151,7 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
   if (auto st = validate_request_id(req->request_id()); !st) return to_grpc_status(st.error());
   if (auto st = model::validate_name("name", req->name()); !st) return to_grpc_status(st.error());
   auto* mig = hv_.migration();
-  if (!mig)
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this host's driver cannot migrate");
+  if (!mig) return cannot_migrate();
   if (req->migration_uri().empty() || req->migration_uri().size() > 300)
     return to_grpc_status(invalid_argument("migration_uri", "required").value());
   v1::PerformMigrationRequest content = *req;
@@ -239,8 +252,7 @@ grpc::Status AgentService::FinishMigration(grpc::ServerContext*,
                                            const v1::FinishMigrationRequest* req,
                                            v1::FinishMigrationResponse* resp) {
   auto* mig = hv_.migration();
-  if (!mig)
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this host's driver cannot migrate");
+  if (!mig) return cannot_migrate();
   return once<v1::FinishMigrationRequest, v1::FinishMigrationResponse>(
       "FinishMigration", *req, resp, [&](v1::FinishMigrationResponse* out) -> Status {
         if (auto st = model::validate_name("name", req->name()); !st) return st;
@@ -263,8 +275,7 @@ grpc::Status AgentService::AbortMigration(grpc::ServerContext*,
                                           const v1::AbortMigrationRequest* req,
                                           v1::AbortMigrationResponse* resp) {
   auto* mig = hv_.migration();
-  if (!mig)
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this host's driver cannot migrate");
+  if (!mig) return cannot_migrate();
   return once<v1::AbortMigrationRequest, v1::AbortMigrationResponse>(
       "AbortMigration", *req, resp, [&](v1::AbortMigrationResponse*) -> Status {
         if (auto st = model::validate_name("name", req->name()); !st) return st;
@@ -279,8 +290,7 @@ grpc::Status AgentService::ConfirmMigration(grpc::ServerContext*,
                                             const v1::ConfirmMigrationRequest* req,
                                             v1::ConfirmMigrationResponse* resp) {
   auto* mig = hv_.migration();
-  if (!mig)
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this host's driver cannot migrate");
+  if (!mig) return cannot_migrate();
   return once<v1::ConfirmMigrationRequest, v1::ConfirmMigrationResponse>(
       "ConfirmMigration", *req, resp, [&](v1::ConfirmMigrationResponse*) -> Status {
         if (auto st = model::validate_name("name", req->name()); !st) return st;
@@ -299,15 +309,7 @@ grpc::Status AgentService::ConfirmMigration(grpc::ServerContext*,
         }
         auto s = mig->confirm_out(req->name());
         if (!s && s.error().code != ErrorCode::not_found) return s;
-        std::shared_ptr<MigrationJob> ended;
-        {
-          std::lock_guard lk(migrations_mu_);
-          if (auto it = migrations_.find(req->name()); it != migrations_.end()) {
-            ended = it->second;
-            migrations_.erase(it);
-          }
-        }
-        if (ended && ended->thread.joinable()) ended->thread.join();
+        drop_migration_job(req->name());
         log()->info("outgoing migration confirmed name={}", req->name());
         return {};
       });
@@ -317,8 +319,7 @@ grpc::Status AgentService::CancelMigration(grpc::ServerContext*,
                                            const v1::CancelMigrationRequest* req,
                                            v1::CancelMigrationResponse* resp) {
   auto* mig = hv_.migration();
-  if (!mig)
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this host's driver cannot migrate");
+  if (!mig) return cannot_migrate();
   return once<v1::CancelMigrationRequest, v1::CancelMigrationResponse>(
       "CancelMigration", *req, resp, [&](v1::CancelMigrationResponse* out) -> Status {
         if (auto st = model::validate_name("name", req->name()); !st) return st;
@@ -335,15 +336,7 @@ grpc::Status AgentService::CancelMigration(grpc::ServerContext*,
         auto s = mig->cancel_out(req->name());
         // Not migrating out (a failed migration already undid itself): it runs here.
         if (!s && s.error().code != ErrorCode::failed_precondition) return s;
-        std::shared_ptr<MigrationJob> ended;
-        {
-          std::lock_guard lk(migrations_mu_);
-          if (auto it = migrations_.find(req->name()); it != migrations_.end()) {
-            ended = it->second;
-            migrations_.erase(it);
-          }
-        }
-        if (ended && ended->thread.joinable()) ended->thread.join();
+        drop_migration_job(req->name());
         log()->info("outgoing migration cancelled name={}", req->name());
         return current(req->name(), out->mutable_vm());
       });

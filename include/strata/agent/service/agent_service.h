@@ -144,6 +144,8 @@ class AgentService final : public v1::AgentService::Service {
   std::mutex migrations_mu_;
   std::map<std::string, std::shared_ptr<MigrationJob>> migrations_;
   void join_migrations();
+  // Forgets the VM's job (after Confirm/Cancel), joining its finished thread.
+  void drop_migration_job(const std::string& name);
 
   Hypervisor& hv_;
   AgentServiceOptions opts_;
