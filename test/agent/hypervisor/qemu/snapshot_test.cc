@@ -17,6 +17,7 @@
 #include "strata/agent/qemu_hypervisor.h"
 #include "strata/agent/qemu_user.h"
 #include "strata/common/process.h"
+#include "integration/guest_images.h"
 
 namespace strata::agent::qemu {
 namespace {
@@ -25,26 +26,10 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using model::VmState;
 
-std::map<std::string, std::string> read_manifest() {
-  const char* env = getenv("STRATA_IMAGES");
-  std::string dir = env ? env : std::string(STRATA_REPO_DIR) + "/.cache/images";
-  std::ifstream in(dir + "/manifest.env");
-  std::map<std::string, std::string> m;
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
-    std::string v = line.substr(eq + 1);
-    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-    m[line.substr(0, eq)] = v;
-  }
-  return m;
-}
-
 class SnapshotTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    manifest_ = read_manifest();
+    manifest_ = integration::load_guest_images(STRATA_REPO_DIR).values;
     if (manifest_.count("TINY_KERNEL") == 0)
       GTEST_SKIP() << "tiny guest image missing: run scripts/guest-images tiny";
     if (find_executable("qemu-system-x86_64").empty()) GTEST_SKIP() << "no qemu-system-x86_64";
