@@ -1,7 +1,13 @@
 // Runs the Store contract suite on a real PostgreSQL 15 (a throwaway cluster for the
 // whole binary, a fresh database per test), plus PostgreSQL-only checks (reconnect
-// after a server restart). Label: pg. Skips with the reason when no cluster can start.
+// after a server restart, the driver's prepared-statement cache, the pool under
+// concurrent use). Label: pg. Skips with the reason when no cluster can start.
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "pg_cluster.h"
+#include "store/postgres/pg_db.h"
 #include "store_contract.h"
 
 namespace strata::store::testing {
@@ -74,6 +80,110 @@ TEST_P(PgStoreTest, UnreachableServerIsUnavailable) {
   auto s = open_store("postgresql://strata@/nodb?host=/nonexistent-strata-dir&port=1");
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, ErrorCode::unavailable) << s.error().to_string();
+}
+
+// The driver prepares each distinct statement once per connection (PQprepare, then
+// PQexecPrepared): the server parses and plans it once, not on every call.
+TEST_P(PgStoreTest, PreparesARepeatedStatementOncePerConnection) {
+  auto db = postgres::open_pg_database(url_, 1);
+  STORE_ASSERT_OK(db);
+  auto lease = (*db)->acquire();
+  STORE_ASSERT_OK(lease);
+  sql::SqlConnection& c = **lease;
+  STORE_ASSERT_OK(c.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT)", {}));
+  const std::string insert = "INSERT INTO t (id, v) VALUES ($1, $2)";
+  // One text run with a NULL and with a value in the same position (two parameter type
+  // lists, so two statements).
+  STORE_ASSERT_OK(c.exec(insert, {int64_t{1}, nullptr}));
+  STORE_ASSERT_OK(c.exec(insert, {int64_t{2}, std::string("two")}));
+  STORE_ASSERT_OK(c.exec(insert, {int64_t{3}, std::string("three")}));
+  const std::string select = "SELECT v FROM t WHERE id = $1";
+  for (int64_t id = 1; id <= 3; ++id) {
+    auto rows = c.query(select, {id});
+    STORE_ASSERT_OK(rows);
+    ASSERT_EQ(rows->size(), 1u);
+    EXPECT_EQ(rows->front().opt_text(0),
+              id == 1 ? std::nullopt : std::optional<std::string>(id == 2 ? "two" : "three"));
+  }
+  auto count = [&](const std::string& text) -> int64_t {
+    auto r = c.query("SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", {text});
+    return r && !r->empty() ? r->front().int64(0) : -1;
+  };
+  EXPECT_EQ(count(select), 1);
+  EXPECT_EQ(count(insert), 2);
+  // A statement the server rejects is reported like before (and not cached).
+  auto bad = c.query("SELECT nosuch FROM t WHERE id = $1", {int64_t{1}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::internal) << bad.error().to_string();
+  EXPECT_NE(bad.error().message.find("nosuch"), std::string::npos) << bad.error().to_string();
+  auto dup = c.exec(insert, {int64_t{2}, std::string("again")});
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.error().code, ErrorCode::already_exists) << dup.error().to_string();
+}
+
+// A table changed under a prepared statement ("cached plan must not change result type"):
+// at most one call fails, the next one prepares the statement again.
+TEST_P(PgStoreTest, PreparedStatementSurvivesASchemaChange) {
+  auto db = postgres::open_pg_database(url_, 1);
+  STORE_ASSERT_OK(db);
+  auto lease = (*db)->acquire();
+  STORE_ASSERT_OK(lease);
+  sql::SqlConnection& c = **lease;
+  STORE_ASSERT_OK(c.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT)", {}));
+  STORE_ASSERT_OK(c.exec("INSERT INTO t (id, v) VALUES (1, 'one')", {}));
+  const std::string select = "SELECT * FROM t WHERE id = $1";
+  STORE_ASSERT_OK(c.query(select, {int64_t{1}}));
+  STORE_ASSERT_OK(c.exec("ALTER TABLE t ADD COLUMN w TEXT NOT NULL DEFAULT 'w'", {}));
+  auto rows = c.query(select, {int64_t{1}});
+  if (!rows) rows = c.query(select, {int64_t{1}});
+  STORE_ASSERT_OK(rows);
+  ASSERT_EQ(rows->size(), 1u);
+  ASSERT_EQ(rows->front().cols.size(), 3u);
+  EXPECT_EQ(rows->front().text(2), "w");
+}
+
+// The pool under concurrent use: more threads than connections, reads and CAS writes
+// interleaved, every call answered (waits for a free connection, never fails for want of one).
+TEST_P(PgStoreTest, PoolServesMoreThreadsThanConnections) {
+  StoreOptions opts;
+  opts.pool_size = 3;
+  auto s = open_store(url_, opts);
+  STORE_ASSERT_OK(s);
+  Store& store = **s;
+  auto host = store.create_host(host_named("pool-host"));
+  STORE_ASSERT_OK(host);
+  constexpr int kThreads = 8, kVmsPerThread = 15;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kVmsPerThread; ++i) {
+        VmRecord v = vm_named("vm-" + std::to_string(t) + "-" + std::to_string(i));
+        v.host_id = host->id;
+        auto created = store.create_vm(v);
+        if (!created) {
+          ++failures;
+          continue;
+        }
+        auto got = store.get_vm_by_name(v.name);
+        if (!got || got->id != created->id) ++failures;
+        created->labels["n"] = std::to_string(i);
+        if (!store.update_vm(*created)) ++failures;
+        auto token = store.get_token_by_hash("none");
+        if (token || token.error().code != ErrorCode::not_found) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  VmListOptions all;
+  auto listed = store.list_vms(all);
+  STORE_ASSERT_OK(listed);
+  EXPECT_EQ(listed->size(), static_cast<size_t>(kThreads * kVmsPerThread));
+  for (const auto& v : *listed) {
+    EXPECT_EQ(v.resource_version, 2) << v.name;
+    EXPECT_EQ(v.labels.count("n"), 1u) << v.name;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Postgres, PgStoreTest, ::testing::Values(backend()), backend_name);

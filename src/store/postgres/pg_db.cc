@@ -1,15 +1,18 @@
-// PostgreSQL driver: libpq connections, typed parameter binding through PQexecParams,
-// SQLSTATE -> ErrorCode mapping, and a bounded pool that re-validates and resets
-// connections after any of them saw the server go away.
+// PostgreSQL driver: libpq connections, typed parameter binding, a per-connection cache of
+// named prepared statements (PQprepare once, PQexecPrepared after), SQLSTATE -> ErrorCode
+// mapping, and a bounded pool that re-validates and resets connections after any of them
+// saw the server go away.
 #include "store/postgres/pg_db.h"
 
 #include <libpq-fe.h>
 
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <unordered_map>
 
 namespace strata::store::postgres {
 
@@ -17,6 +20,26 @@ namespace {
 
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kTextOid = 25;
+// Prepared statements kept per connection. The store's statements are a fixed set (a few
+// dozen texts, times the WHERE variants of the list filters); past this bound a statement
+// is sent unnamed (parsed and planned every time, as before) rather than growing the
+// server's per-session memory without limit.
+constexpr size_t kMaxPrepared = 256;
+
+// Statements worth preparing: the store's parameterized DML/queries. Not DDL (migrations run
+// once) nor transaction control.
+bool cacheable(const std::string& sql) {
+  auto starts = [&](const char* kw) {
+    size_t n = std::strlen(kw);
+    if (sql.size() < n) return false;
+    for (size_t i = 0; i < n; ++i) {
+      if (std::toupper(static_cast<unsigned char>(sql[i])) != kw[i]) return false;
+    }
+    return true;
+  };
+  return starts("SELECT") || starts("INSERT") || starts("UPDATE") || starts("DELETE") ||
+         starts("WITH");
+}
 
 struct ConnDeleter {
   void operator()(PGconn* c) const { PQfinish(c); }
@@ -118,6 +141,7 @@ class PgConnection final : public sql::SqlConnection {
       }
     }
     PQreset(conn_.get());
+    prepared_.clear();  // a new session: the server forgot the old one's statements
     lost_ = PQstatus(conn_.get()) != CONNECTION_OK;
     if (!lost_) PQsetNoticeProcessor(conn_.get(), ignore_notice, nullptr);
     return !lost_;
@@ -136,21 +160,44 @@ class PgConnection final : public sql::SqlConnection {
     std::vector<Oid> types(params.size(), 0);
     std::vector<std::string> text(params.size());
     std::vector<const char*> values(params.size(), nullptr);
+    // The cache key is the text plus the parameter types: a prepared statement's types are
+    // fixed, and the same text may be run with NULL (untyped) or a value in one position.
+    std::string key;
+    const bool cache = cacheable(sql);
+    if (cache) {
+      key.reserve(sql.size() + params.size() + 1);
+      key.append(sql).push_back('\0');
+    }
     for (size_t i = 0; i < params.size(); ++i) {
       if (std::holds_alternative<int64_t>(params[i])) {
         types[i] = kInt8Oid;
         text[i] = std::to_string(std::get<int64_t>(params[i]));
         values[i] = text[i].c_str();
+        if (cache) key += 'i';
       } else if (std::holds_alternative<std::string>(params[i])) {
         types[i] = kTextOid;
         values[i] = std::get<std::string>(params[i]).c_str();
+        if (cache) key += 't';
+      } else if (cache) {
+        key += 'n';
       }
     }
-    PgResultPtr r(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(params.size()),
-                               types.data(), values.data(), nullptr, nullptr, 0));
+    const int n = static_cast<int>(params.size());
+    PgResultPtr r;  // after a failed PQprepare: its answer (the SQL's error, as if executed)
+    const std::string* name = cache ? prepare(key, sql, n, types.data(), &r) : nullptr;
+    if (name) {
+      r.reset(PQexecPrepared(conn_.get(), name->c_str(), n, values.data(), nullptr, nullptr, 0));
+    } else if (!r) {  // not cacheable, the cache is full, or PQprepare got no answer at all
+      r.reset(PQexecParams(conn_.get(), sql.c_str(), n, types.data(), values.data(), nullptr,
+                           nullptr, 0));
+    }
     ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
     const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+    // "cached plan must not change result type": a table changed under a prepared
+    // statement (another manager migrated the schema). Forget it: the next call prepares
+    // it again. (The server keeps the old one until the session ends; names are not reused.)
+    if (name && state && std::strcmp(state, "0A000") == 0) prepared_.erase(key);
     std::string msg = r ? PQresultErrorMessage(r.get()) : "";
     if (msg.empty()) msg = PQerrorMessage(conn_.get());
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
@@ -162,8 +209,27 @@ class PgConnection final : public sql::SqlConnection {
     return make_error(code, "postgres: " + msg);
   }
 
+  // The name of key's prepared statement, preparing it on first use. nullptr when it is
+  // not prepared: the cache is full, or PQprepare failed (its result, if any, in *failed).
+  const std::string* prepare(const std::string& key, const std::string& sql, int n,
+                             const Oid* types, PgResultPtr* failed) {
+    if (auto it = prepared_.find(key); it != prepared_.end()) return &it->second;
+    if (prepared_.size() >= kMaxPrepared) return nullptr;
+    std::string name = "strata_" + std::to_string(++next_statement_);
+    PgResultPtr r(PQprepare(conn_.get(), name.c_str(), sql.c_str(), n, types));
+    if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+      *failed = std::move(r);
+      return nullptr;
+    }
+    return &prepared_.emplace(key, std::move(name)).first->second;
+  }
+
   ConnPtr conn_;
   bool lost_ = false;
+  // Statement cache: key (SQL text, NUL, one letter per parameter type) -> statement name.
+  // No lock: a connection is used by one thread at a time (it is leased).
+  std::unordered_map<std::string, std::string> prepared_;
+  uint64_t next_statement_ = 0;
 };
 
 class PgDatabase final : public sql::SqlDatabase {
