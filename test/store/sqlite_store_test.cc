@@ -89,6 +89,19 @@ TEST(SqliteStore, NameAndHostLookupsUseIndexes) {
       plan("EXPLAIN QUERY PLAN SELECT id FROM vms WHERE id > ?1 ORDER BY id LIMIT 10");
   EXPECT_EQ(page.find("SCAN vms\n"), std::string::npos) << page;
   EXPECT_EQ(page.find("TEMP B-TREE"), std::string::npos) << page;
+  // Keyset pages of a filtered list read the page from one index, in order (no sort of
+  // every match): a host's VMs, a target's or a state's tasks.
+  for (const char* sql :
+       {"EXPLAIN QUERY PLAN SELECT id FROM vms WHERE host_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        "EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE target_id = ?1 AND id > ?2 ORDER BY id "
+        "LIMIT ?3",
+        "EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE state = ?1 AND id > ?2 ORDER BY id "
+        "LIMIT ?3"}) {
+    std::string p = plan(sql);
+    EXPECT_NE(p.find("SEARCH"), std::string::npos) << sql << "\n" << p;
+    EXPECT_NE(p.find("id>?"), std::string::npos) << sql << "\n" << p;
+    EXPECT_EQ(p.find("TEMP B-TREE"), std::string::npos) << sql << "\n" << p;
+  }
 }
 
 TEST(OpenStore, RejectsUnknownUrls) {

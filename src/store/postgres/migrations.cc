@@ -71,6 +71,21 @@ const std::vector<sql::Migration>& pg_migrations() {
        {
            "CREATE INDEX events_target_seq ON events(target, seq)",
        }},
+      {5,
+       "list indexes in keyset order (a host's VMs, a target's or a state's tasks, by id)",
+       {
+           // The paged lists filter on one column and page on id: "WHERE host_id = $1 AND
+           // id > $2 ORDER BY id LIMIT $3". With an index on the filter column alone the
+           // plan either sorts every match or walks the primary key filtering rows (a
+           // PostgreSQL generic plan picks the latter: a scan of the whole table for a
+           // host with few VMs); with (column, id) it reads just the page.
+           "DROP INDEX vms_host_id",
+           "CREATE INDEX vms_host_id_id ON vms(host_id, id)",
+           "DROP INDEX tasks_target_id",
+           "CREATE INDEX tasks_target_id_id ON tasks(target_id, id)",
+           "DROP INDEX tasks_state",
+           "CREATE INDEX tasks_state_id ON tasks(state, id)",
+       }},
   };
   return kMigrations;
 }
