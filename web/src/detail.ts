@@ -1,6 +1,7 @@
 // The VM page (/vms/<name>) and the host page (/hosts/<name>). Both load once and again
-// (debounced) when a live event names their target: no polling. The serial console is
-// loaded on demand (console.ts pulls in xterm.js, kept out of the main bundle).
+// (debounced) when a live event names their target: no polling. The serial and graphical
+// consoles are loaded on demand (console.ts pulls in xterm.js, vnc.ts noVNC, both kept out
+// of the main bundle).
 import { html, nothing } from "lit";
 import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
 import {
@@ -72,6 +73,7 @@ class VmPage extends LivePage {
     message: { state: true },
     gone: { state: true },
     consoleOpen: { state: true },
+    displayOpen: { state: true },
   };
   name = "";
   vm: Vm | null = null;
@@ -82,6 +84,7 @@ class VmPage extends LivePage {
   message = "";
   gone = false;
   consoleOpen = false;
+  displayOpen = false;
 
   protected override wants(e: StrataEvent | undefined): boolean {
     return !!e && (e.target === `vm/${this.name}` || (e.target ?? "").startsWith("task/"));
@@ -149,6 +152,11 @@ class VmPage extends LivePage {
   private async openConsole(): Promise<void> {
     await import("./console");
     this.consoleOpen = true;
+  }
+
+  private async openDisplay(): Promise<void> {
+    await import("./vnc");
+    this.displayOpen = true;
   }
 
   override render() {
@@ -231,6 +239,14 @@ class VmPage extends LivePage {
             ${this.consoleOpen
               ? html`<strata-serial-console .name=${vm.name ?? ""}></strata-serial-console>`
               : html`<button type="button" @click=${() => this.openConsole()}>Open serial console</button>`}
+          </section>`
+        : nothing}
+      ${operate && spec.vnc !== false
+        ? html`<section aria-labelledby="vm-display-h">
+            <h2 id="vm-display-h">Graphical console</h2>
+            ${this.displayOpen
+              ? html`<strata-graphical-console .name=${vm.name ?? ""}></strata-graphical-console>`
+              : html`<button type="button" @click=${() => this.openDisplay()}>Open graphical console</button>`}
           </section>`
         : nothing}
       <div class="cols">

@@ -130,11 +130,31 @@ export function cpuRanges(cpus: number[] | undefined): string {
   return parts.join(",");
 }
 
-// The console WebSocket of a VM on this page's own origin (ws: or wss: as the page). No
-// token in it: the session cookie and the Origin header authenticate the upgrade.
-export function consoleUrl(loc: { protocol: string; host: string }, vm: string): string {
+// A console WebSocket of a VM on this page's own origin (ws: or wss: as the page): the
+// serial console ("console") or the VNC display ("vnc"). No token in it: the session cookie
+// and the Origin header authenticate the upgrade.
+export function consoleUrl(
+  loc: { protocol: string; host: string },
+  vm: string,
+  kind: "console" | "vnc" = "console",
+): string {
   const scheme = loc.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${loc.host}/api/v1/vms/${encodeURIComponent(vm)}/console`;
+  return `${scheme}//${loc.host}/api/v1/vms/${encodeURIComponent(vm)}/${kind}`;
+}
+
+// X11 keysyms for typing `text` into a graphical console (RFB KeyEvent): Latin-1 characters
+// are their own keysym, a newline is Return, a tab Tab; other characters use the Unicode
+// keysym range (0x01000000 + code point), which QEMU maps where its keymap can.
+export function textKeysyms(text: string): number[] {
+  const out: number[] = [];
+  for (const ch of text.replace(/\r\n?/g, "\n")) {
+    const c = ch.codePointAt(0) ?? 0;
+    if (ch === "\n") out.push(0xff0d);
+    else if (ch === "\t") out.push(0xff09);
+    else if (c >= 0x20 && c <= 0xff && c !== 0x7f) out.push(c);
+    else if (c > 0xff) out.push(0x01000000 + c);
+  }
+  return out;
 }
 
 // An event's result that is a failure (others are "ok" or a state such as "running").

@@ -1,7 +1,16 @@
-// AgentService: the server-streaming RPCs (console output, VM events). Each stream runs on
-// its gRPC handler thread, draining a bounded queue fed by a driver callback, and polls for
-// client cancellation and agent shutdown.
+// AgentService: the streaming RPCs (console output, the VNC display, VM events). Each
+// stream runs on its gRPC handler thread, draining a bounded queue fed by a driver callback
+// (or, for the display, reading QEMU's VNC socket), and polls for client cancellation and
+// agent shutdown.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <thread>
 
 #include "event_hub.h"
 #include "strata/agent/service/agent_service.h"
@@ -53,6 +62,107 @@ grpc::Status AgentService::StreamConsole(grpc::ServerContext* ctx,
     chunk.set_data(std::move(*data));
     if (!writer->Write(chunk)) break;  // client went away
   }
+  return grpc::Status::OK;
+}
+
+namespace {
+constexpr size_t kDisplayChunk = 65536;
+constexpr auto kDisplayWriteTimeout = std::chrono::seconds(30);
+
+// A new client connection to QEMU's VNC listener (blocking socket).
+Result<int> connect_display(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return internal_error("VNC socket path too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return internal_error(std::string("socket: ") + std::strerror(errno));
+  int rc;
+  do {
+    rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    std::string why = std::strerror(errno);
+    ::close(fd);
+    return unavailable("the VM's VNC display does not answer (" + why + ")");
+  }
+  return fd;
+}
+
+// Writes all of `data`; false when the display went away or did not read for
+// kDisplayWriteTimeout.
+bool send_display(int fd, std::string_view data) {
+  auto deadline = std::chrono::steady_clock::now() + kDisplayWriteTimeout;
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), kPoll.count())));
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+}  // namespace
+
+grpc::Status AgentService::StreamDisplay(
+    grpc::ServerContext* ctx,
+    grpc::ServerReaderWriter<v1::DisplayChunk, v1::DisplayChunk>* stream) {
+  v1::DisplayChunk first;
+  if (!stream->Read(&first)) return grpc::Status::OK;  // the caller went away at once
+  if (auto st = model::validate_name("name", first.name()); !st) return to_grpc_status(st.error());
+  auto vm = hv_.status(first.name());
+  if (!vm) return to_grpc_status(vm.error());
+  if (vm->vnc_socket.empty())
+    return to_grpc_status(Error{ErrorCode::failed_precondition,
+                                "the VM has no VNC display (its spec has vnc false)", "name"});
+  if (vm->state != model::VmState::running && vm->state != model::VmState::paused)
+    return to_grpc_status(
+        Error{ErrorCode::failed_precondition,
+              std::string("the VM is not running (") + model::to_string(vm->state) + ")", "name"});
+  auto fd = connect_display(vm->vnc_socket);
+  if (!fd) return to_grpc_status(fd.error());
+
+  // Caller -> display on a thread of its own; display -> caller here. Either side closing
+  // ends both: the input thread shuts the socket down, this loop cancels the call.
+  std::atomic<bool> input_done{false};
+  std::thread input([&, fd = *fd] {
+    v1::DisplayChunk in = std::move(first);
+    do {
+      if (in.data().size() > kDisplayChunk) break;
+      if (!in.data().empty() && !send_display(fd, in.data())) break;
+    } while (stream->Read(&in));
+    input_done = true;
+    ::shutdown(fd, SHUT_RDWR);
+  });
+  std::string buf(kDisplayChunk, '\0');
+  while (!ctx->IsCancelled() && !stopping_) {
+    pollfd p{*fd, POLLIN, 0};
+    int rc = ::poll(&p, 1, static_cast<int>(kPoll.count()));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0) break;
+    if (rc == 0) continue;
+    ssize_t n = ::read(*fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // the display closed (VM stopped) or the input side shut it down
+    v1::DisplayChunk out;
+    out.set_data(buf.data(), static_cast<size_t>(n));
+    if (!stream->Write(out)) break;  // the caller went away
+  }
+  ::shutdown(*fd, SHUT_RDWR);
+  if (!input_done) ctx->TryCancel();  // unblocks the input thread's Read
+  input.join();
+  ::close(*fd);
+  if (stopping_) return shutting_down();
   return grpc::Status::OK;
 }
 

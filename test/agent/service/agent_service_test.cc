@@ -5,6 +5,11 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -374,6 +379,119 @@ TEST_F(AgentServiceTest, ConsoleWriteTailAndStream) {
   auto big = client_->call(&Stub::WriteConsole, w);
   ASSERT_FALSE(big);
   EXPECT_EQ(big.error().code, ErrorCode::payload_too_large);
+}
+
+// A stand-in for QEMU's VNC listener: accepts one client, greets it, echoes what it reads
+// prefixed with "echo:", and closes after `rounds` reads.
+class FakeVncServer {
+ public:
+  explicit FakeVncServer(const std::string& path, int rounds = 1) : path_(path) {
+    ::unlink(path.c_str());
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    thread_ = std::thread([this, rounds] {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      (void)!::write(c, "RFB 003.008\n", 12);
+      char buf[256];
+      for (int i = 0; i < rounds; ++i) {
+        ssize_t n = ::read(c, buf, sizeof(buf));
+        if (n <= 0) break;
+        std::string reply = "echo:" + std::string(buf, static_cast<size_t>(n));
+        (void)!::write(c, reply.data(), reply.size());
+      }
+      ::close(c);
+    });
+  }
+  ~FakeVncServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::thread thread_;
+};
+
+TEST_F(AgentServiceTest, DisplayRelaysTheVncSocketBothWays) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d", "vm")));
+  hv_.vnc_socket = (dir_ / "vnc.sock").string();
+  auto refused = [&](const std::string& name) {
+    grpc::ClientContext ctx;
+    auto rw = client_->stub().StreamDisplay(&ctx);
+    v1::DisplayChunk first;
+    first.set_name(name);
+    rw->Write(first);
+    v1::DisplayChunk chunk;
+    EXPECT_FALSE(rw->Read(&chunk));
+    return rw->Finish();
+  };
+  // Not running yet: refused before any connection.
+  auto st = refused("vm");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("not running"), std::string::npos) << st.error_message();
+  EXPECT_EQ(refused("nope").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(refused("Bad Name").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(client_->call(&Stub::StartVm, named<v1::StartVmRequest>("s", "vm")));
+  // Running, but nobody listens on the socket: unavailable.
+  EXPECT_EQ(refused("vm").error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  // Two sessions one after the other, each its own connection to the display.
+  for (int session = 0; session < 2; ++session) {
+    FakeVncServer server(hv_.vnc_socket);
+    grpc::ClientContext ctx;
+    auto rw = client_->stub().StreamDisplay(&ctx);
+    v1::DisplayChunk first;
+    first.set_name("vm");
+    ASSERT_TRUE(rw->Write(first));
+    v1::DisplayChunk chunk;
+    ASSERT_TRUE(rw->Read(&chunk));
+    EXPECT_EQ(chunk.data(), "RFB 003.008\n");
+    v1::DisplayChunk in;
+    in.set_data("RFB 003.008\n");
+    ASSERT_TRUE(rw->Write(in));
+    std::string got;
+    while (got.size() < 17 && rw->Read(&chunk)) got += chunk.data();
+    EXPECT_EQ(got, "echo:RFB 003.008\n");
+    // The display closes its end: the stream ends.
+    while (rw->Read(&chunk)) {
+    }
+    auto end = rw->Finish();
+    EXPECT_TRUE(end.ok() || end.error_code() == grpc::StatusCode::CANCELLED) << end.error_message();
+  }
+
+  // A caller that goes away ends the display connection (the server's read sees EOF).
+  {
+    FakeVncServer server(hv_.vnc_socket, 100);
+    grpc::ClientContext ctx;
+    auto rw = client_->stub().StreamDisplay(&ctx);
+    v1::DisplayChunk first;
+    first.set_name("vm");
+    ASSERT_TRUE(rw->Write(first));
+    v1::DisplayChunk chunk;
+    ASSERT_TRUE(rw->Read(&chunk));
+    ASSERT_TRUE(rw->WritesDone());
+    while (rw->Read(&chunk)) {
+    }
+    auto end = rw->Finish();
+    EXPECT_TRUE(end.ok() || end.error_code() == grpc::StatusCode::CANCELLED) << end.error_message();
+  }  // ~FakeVncServer joins its thread: it saw the connection close
+
+  // A VM without a display (spec vnc false).
+  auto req = define_req("d2", "novnc");
+  req.mutable_spec()->set_vnc(false);
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, req));
+  ASSERT_TRUE(client_->call(&Stub::StartVm, named<v1::StartVmRequest>("s2", "novnc")));
+  st = refused("novnc");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find("no VNC display"), std::string::npos) << st.error_message();
 }
 
 // Keystrokes used to take a slot (and an fdatasync) in the persisted request log each, so a

@@ -27,6 +27,8 @@ class MemoryHypervisor final : public Hypervisor {
   // Runs at the start of define(), without the lock: a test blocks here to hold a define
   // in progress (the way qemu-img holds the QEMU driver's define job).
   std::function<void()> define_gate;
+  // Reported as every VM's VNC socket (its spec's vnc permitting), as the QEMU driver does.
+  std::string vnc_socket;
 
   Status recover() override { return {}; }
 
@@ -81,7 +83,9 @@ class MemoryHypervisor final : public Hypervisor {
     std::lock_guard lock(mu_);
     auto it = vms_.find(name);
     if (it == vms_.end()) return not_found("vm " + name + " not found");
-    return it->second;
+    VmStatus s = it->second;
+    if (s.spec.vnc) s.vnc_socket = vnc_socket;
+    return s;
   }
   std::vector<VmStatus> list() const override {
     std::lock_guard lock(mu_);

@@ -179,42 +179,46 @@ TEST_F(SessionAuthTest, ConsoleWebSocketTakesTheCookieFromItsOwnOriginOnly) {
       [&](HttpRequest& r) { return api_->dispatch(r); });
   ASSERT_TRUE(server) << server.error().to_string();
   const std::string host = "127.0.0.1:" + std::to_string((*server)->port());
-  auto handshake = [&](const std::string& cookie, const std::string& origin) {
-    std::string req = "GET /api/v1/vms/c1/console HTTP/1.1\r\nHost: " + host +
-                      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
-    if (!cookie.empty()) req += "Cookie: " + cookie + "\r\n";
-    if (!origin.empty()) req += "Origin: " + origin + "\r\n";
-    int fd = test_support::connect_from("127.0.0.1", (*server)->port());
-    EXPECT_GE(fd, 0);
-    test_support::send_all(fd, req + "\r\n");
-    auto r = test_support::read_response(fd, std::chrono::seconds(5));
-    ::close(fd);
-    return r.value_or(test_support::RawResponse{});
-  };
+  // Both consoles, serial and graphical (VNC), take the same checks.
+  for (std::string path : {"/api/v1/vms/c1/console", "/api/v1/vms/c1/vnc"}) {
+    SCOPED_TRACE(path);
+    auto handshake = [&](const std::string& cookie, const std::string& origin) {
+      std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host +
+                        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+      if (!cookie.empty()) req += "Cookie: " + cookie + "\r\n";
+      if (!origin.empty()) req += "Origin: " + origin + "\r\n";
+      int fd = test_support::connect_from("127.0.0.1", (*server)->port());
+      EXPECT_GE(fd, 0);
+      test_support::send_all(fd, req + "\r\n");
+      auto r = test_support::read_response(fd, std::chrono::seconds(5));
+      ::close(fd);
+      return r.value_or(test_support::RawResponse{});
+    };
 
-  ASSERT_EQ(login(parts_.admin).status, 200u);
-  auto ok = handshake(cookie_, "http://" + host);
-  EXPECT_EQ(ok.status, 503u) << ok.head << ok.body;
-  EXPECT_NE(ok.body.find("host is not reachable"), std::string::npos) << ok.body;
+    ASSERT_EQ(login(parts_.admin).status, 200u);
+    auto ok = handshake(cookie_, "http://" + host);
+    EXPECT_EQ(ok.status, 503u) << ok.head << ok.body;
+    EXPECT_NE(ok.body.find("host is not reachable"), std::string::npos) << ok.body;
 
-  auto cross = handshake(cookie_, "https://evil.example");
-  EXPECT_EQ(cross.status, 403u) << cross.body;
-  EXPECT_NE(cross.body.find("cross-origin"), std::string::npos) << cross.body;
-  auto other_port = handshake(cookie_, "http://127.0.0.1:1");
-  EXPECT_EQ(other_port.status, 403u) << other_port.body;
+    auto cross = handshake(cookie_, "https://evil.example");
+    EXPECT_EQ(cross.status, 403u) << cross.body;
+    EXPECT_NE(cross.body.find("cross-origin"), std::string::npos) << cross.body;
+    auto other_port = handshake(cookie_, "http://127.0.0.1:1");
+    EXPECT_EQ(other_port.status, 403u) << other_port.body;
 
-  auto no_origin = handshake(cookie_, "");
-  EXPECT_EQ(no_origin.status, 403u) << no_origin.body;
-  EXPECT_NE(no_origin.body.find("same-origin Origin"), std::string::npos) << no_origin.body;
+    auto no_origin = handshake(cookie_, "");
+    EXPECT_EQ(no_origin.status, 403u) << no_origin.body;
+    EXPECT_NE(no_origin.body.find("same-origin Origin"), std::string::npos) << no_origin.body;
 
-  auto no_cookie = handshake("", "http://" + host);
-  EXPECT_EQ(no_cookie.status, 401u) << no_cookie.body;
-  auto unknown = handshake("strata_session=0123456789abcdef", "http://" + host);
-  EXPECT_EQ(unknown.status, 401u) << unknown.body;
+    auto no_cookie = handshake("", "http://" + host);
+    EXPECT_EQ(no_cookie.status, 401u) << no_cookie.body;
+    auto unknown = handshake("strata_session=0123456789abcdef", "http://" + host);
+    EXPECT_EQ(unknown.status, 401u) << unknown.body;
 
-  ASSERT_EQ(login(viewer).status, 200u);
-  EXPECT_EQ(handshake(cookie_, "http://" + host).status, 403u);
+    ASSERT_EQ(login(viewer).status, 200u);
+    EXPECT_EQ(handshake(cookie_, "http://" + host).status, 403u);
+  }
 }
 
 TEST_F(SessionAuthTest, RolesApplyToSessionsToo) {

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <regex>
 #include <set>
@@ -158,9 +159,10 @@ class AllInOne : public ::testing::Test {
     return j.is_discarded() ? json::object() : j;
   }
 
-  // Reads the console WebSocket until `needle` shows up or the timeout passes.
+  // Reads a console WebSocket (`kind`: "console" serial, "vnc" graphical) until `needle`
+  // shows up or the timeout passes.
   std::string console_until(const std::string& vm, const std::string& needle,
-                            std::chrono::seconds timeout) {
+                            std::chrono::seconds timeout, const std::string& kind = "console") {
     namespace beast = boost::beast;
     namespace websocket = beast::websocket;
     boost::asio::io_context ioc;
@@ -175,7 +177,7 @@ class AllInOne : public ::testing::Test {
       ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
         req.set(beast::http::field::authorization, "Bearer " + token_);
       }));
-      ws.handshake(hostport, "/api/v1/vms/" + vm + "/console");
+      ws.handshake(hostport, "/api/v1/vms/" + vm + "/" + kind);
       auto end = std::chrono::steady_clock::now() + timeout;
       while (std::chrono::steady_clock::now() < end && seen.find(needle) == std::string::npos) {
         beast::get_lowest_layer(ws).expires_after(end - std::chrono::steady_clock::now());
@@ -189,6 +191,59 @@ class AllInOne : public ::testing::Test {
       seen += std::string("\n[websocket: ") + e.what() + "]";
     }
     return seen;
+  }
+
+  // Speaks RFB 3.8 over the VNC WebSocket up to the server's ServerInit: "WxH" of the
+  // guest's framebuffer, or what went wrong.
+  std::string vnc_server_init(const std::string& vm) {
+    namespace beast = boost::beast;
+    namespace websocket = beast::websocket;
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::resolver resolver(ioc);
+    std::string hostport = base_.substr(7);
+    auto colon = hostport.rfind(':');
+    websocket::stream<beast::tcp_stream> ws(ioc);
+    std::string in;  // bytes received and not consumed yet
+    try {
+      beast::get_lowest_layer(ws).connect(
+          resolver.resolve(hostport.substr(0, colon), hostport.substr(colon + 1)));
+      ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
+        req.set(beast::http::field::authorization, "Bearer " + token_);
+      }));
+      ws.handshake(hostport, "/api/v1/vms/" + vm + "/vnc");
+      ws.binary(true);
+      auto need = [&](size_t n) {
+        while (in.size() < n) {
+          beast::get_lowest_layer(ws).expires_after(20s);
+          beast::flat_buffer buf;
+          ws.read(buf);
+          in += beast::buffers_to_string(buf.data());
+        }
+        std::string out = in.substr(0, n);
+        in.erase(0, n);
+        return out;
+      };
+      auto send = [&](const std::string& b) { ws.write(boost::asio::buffer(b)); };
+      std::string version = need(12);
+      if (version != "RFB 003.008\n") return "version: " + version;
+      send("RFB 003.008\n");
+      auto count = static_cast<uint8_t>(need(1)[0]);
+      std::string types = need(count);
+      if (types.find('\x01') == std::string::npos) return "no security type None";
+      send(std::string(1, '\x01'));
+      if (need(4) != std::string(4, '\0')) return "security result not OK";
+      send(std::string(1, '\x01'));  // ClientInit, shared
+      std::string init = need(4);
+      auto u16 = [&](size_t at) {
+        return (static_cast<uint8_t>(init[at]) << 8) | static_cast<uint8_t>(init[at + 1]);
+      };
+      beast::error_code ec;
+      ws.close(websocket::close_code::normal, ec);
+      return std::to_string(u16(0)) + "x" + std::to_string(u16(2));
+    } catch (const std::exception& e) {
+      return std::string("[websocket: ") + e.what() + "] after " + std::to_string(in.size()) +
+             " bytes";
+    }
   }
 
   std::map<std::string, std::string> manifest_;
@@ -234,6 +289,18 @@ TEST_F(AllInOne, VmLifecycleWithConsole) {
 
   std::string console = console_until("e2e-tiny", "STRATA-READY", 120s);
   EXPECT_NE(console.find("STRATA-READY"), std::string::npos) << console;
+  // The graphical console: QEMU's VNC server greets with its RFB version through stratad's
+  // WebSocket, the agent's StreamDisplay and the VM's vnc.sock; the handshake goes both ways
+  // up to the framebuffer's size (twice: one display connection per session).
+  std::string rfb = console_until("e2e-tiny", "RFB 003.008\n", 20s, "vnc");
+  EXPECT_EQ(rfb.substr(0, 12), "RFB 003.008\n") << rfb;
+  for (int i = 0; i < 2; ++i) {
+    std::string size = vnc_server_init("e2e-tiny");
+    EXPECT_TRUE(size.find('x') != std::string::npos && size.find('[') == std::string::npos &&
+                size.substr(0, 2) != "0x")
+        << size;
+    std::cout << "graphical console: RFB handshake through stratad, framebuffer " << size << "\n";
+  }
   // The manager pushed the catalog images to the host before defining the VM.
   auto holders = get_json("/api/v1/images/tiny-base")["hosts"];
   ASSERT_EQ(holders.size(), 1u) << holders.dump();

@@ -251,6 +251,17 @@ try {
       await rows.filter({ hasText: "web-42" }).waitFor({ timeout: 30000 });
       await page.screenshot({ path: join(shots, "vm-console.png"), fullPage: true });
     });
+
+    await step("graphical console: noVNC connects through the VNC WebSocket and sizes its canvas", async () => {
+      await page.getByRole("button", { name: "Open graphical console" }).click();
+      await page.locator('strata-graphical-console[data-state="connected"]').waitFor({ timeout: 30000 });
+      await page.getByRole("status").filter({ hasText: "display connected" }).waitFor();
+      await page.getByRole("button", { name: "Send Ctrl-Alt-Del" }).waitFor();
+      // The framebuffer size the server announced in its ServerInit is the canvas's size.
+      const size = await page.locator(".vnc-host canvas").evaluate((c) => [c.width, c.height]);
+      expect(size[0] > 0 && size[1] > 0, `noVNC canvas is ${size[0]}x${size[1]}`);
+      await page.screenshot({ path: join(shots, "vm-display.png"), fullPage: true });
+    });
   }
 
   if (hostName) {
@@ -407,12 +418,14 @@ try {
       await p.getByRole("table", { name: "Disks" }).waitFor();
       const onPage = await p.locator("main button").count();
       expect(onPage === 0, `viewer sees ${onPage} buttons on the VM page`);
-      const ws = await p.evaluate((name) => new Promise((resolve) => {
-        const s = new WebSocket(`ws://${location.host}/api/v1/vms/${name}/console`);
-        s.onopen = () => resolve("open");
-        s.onerror = () => resolve("refused");
-      }), vmName);
-      expect(ws === "refused", `viewer console WebSocket: ${ws}`);
+      for (const kind of ["console", "vnc"]) {
+        const ws = await p.evaluate(([name, kind]) => new Promise((resolve) => {
+          const s = new WebSocket(`ws://${location.host}/api/v1/vms/${name}/${kind}`);
+          s.onopen = () => resolve("open");
+          s.onerror = () => resolve("refused");
+        }), [vmName, kind]);
+        expect(ws === "refused", `viewer ${kind} WebSocket: ${ws}`);
+      }
       await p.screenshot({ path: join(shots, "vm-viewer.png"), fullPage: true });
     }
     // Without the CSRF header: 403; with it, the viewer's role: 403 as well.

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   allocations, canOperate, countByState, percent, mib, hostAlert, vmActions, eventsFor, bytes,
-  cpuRanges, consoleUrl, badResult, CursorPager, vmListQuery, mergeEvents,
+  cpuRanges, consoleUrl, textKeysyms, badResult, CursorPager, vmListQuery, mergeEvents,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
@@ -79,6 +79,14 @@ test("bytes, CPU ranges, console URL", () => {
     "ws://127.0.0.1:7480/api/v1/vms/web-1/console");
   assert.equal(consoleUrl({ protocol: "https:", host: "m.example:7443" }, "a b"),
     "wss://m.example:7443/api/v1/vms/a%20b/console");
+  assert.equal(consoleUrl({ protocol: "https:", host: "m.example:7443" }, "web-1", "vnc"),
+    "wss://m.example:7443/api/v1/vms/web-1/vnc");
+});
+
+test("text typed into the graphical console as keysyms", () => {
+  assert.deepEqual(textKeysyms("ls -l\n"), [0x6c, 0x73, 0x20, 0x2d, 0x6c, 0xff0d]);
+  assert.deepEqual(textKeysyms("a\r\nb\tü"), [0x61, 0xff0d, 0x62, 0xff09, 0xfc]);
+  assert.deepEqual(textKeysyms("€\u0007"), [0x010020ac]);
 });
 
 test("keyset pager: next, previous, last page, reset", () => {

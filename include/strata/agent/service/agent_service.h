@@ -82,6 +82,9 @@ class AgentService final : public v1::AgentService::Service {
                              grpc::ServerWriter<v1::ConsoleChunk>*) override;
   grpc::Status WriteConsole(grpc::ServerContext*, const v1::WriteConsoleRequest*,
                             v1::WriteConsoleResponse*) override;
+  grpc::Status StreamDisplay(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<v1::DisplayChunk, v1::DisplayChunk>*) override;
   grpc::Status GuestAgentCommand(grpc::ServerContext*, const v1::GuestAgentCommandRequest*,
                                  v1::GuestAgentCommandResponse*) override;
   grpc::Status ListImages(grpc::ServerContext*, const v1::ListImagesRequest*,

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "strata/agent/v1/agent.grpc.pb.h"
@@ -36,6 +37,30 @@ class StreamCancel {
   std::mutex mu_;
   grpc::ClientContext* ctx_ = nullptr;
   std::atomic<bool> cancelled_{false};
+};
+
+// One session with a VM's VNC display (AgentClient::open_display, the agent's
+// StreamDisplay): raw RFB bytes both ways. One thread may read() while another write()s;
+// cancel() from any thread ends both.
+class DisplayStream {
+ public:
+  DisplayStream(std::unique_ptr<grpc::ClientContext> ctx,
+                std::unique_ptr<grpc::ClientReaderWriter<pb::DisplayChunk, pb::DisplayChunk>> rw)
+      : ctx_(std::move(ctx)), rw_(std::move(rw)) {}
+  // Bytes for the display (sent in chunks of at most 64 KiB); false once the stream ended.
+  bool write(std::string_view data);
+  // Blocks for the display's next bytes; nullopt once the stream ended.
+  std::optional<std::string> read();
+  void cancel() { ctx_->TryCancel(); }
+  // How the stream ended (after read() gave nullopt and no write() is running); a cancel
+  // is not an error.
+  Status finish();
+
+ private:
+  friend class AgentClient;
+  void write_first(const pb::DisplayChunk& first);
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<pb::DisplayChunk, pb::DisplayChunk>> rw_;
 };
 
 class AgentClient {
@@ -102,6 +127,9 @@ class AgentClient {
   // cancel fires.
   Status stream_console(const std::string& name, uint32_t tail_bytes, StreamCancel& cancel,
                         const std::function<bool(const std::string&)>& on_chunk);
+  // Opens a session with the VM's VNC display; the agent's refusal (VM not running, no
+  // display) shows as read() ending and finish() giving the error.
+  std::unique_ptr<DisplayStream> open_display(const std::string& name);
   Status watch_events(bool include_current, StreamCancel& cancel,
                       const std::function<void(const pb::VmEvent&)>& on_event);
 
