@@ -2,8 +2,8 @@
 # The web console in a real browser (issue 11): stratad --all-in-one serving web/dist, and
 # web/test/browser/console.mjs driving headless Debian Chromium with playwright-core: log
 # in, the host with its capacity bars, live events, hosts and VM lists, start a VM (when
-# the tiny guest images exist), its VM page (pause/resume) and serial console (ready line,
-# a typed command), the host page, deleting a VM with confirmation, logout, a viewer
+# the tiny guest images exist), its VM page (pause/resume), serial console (ready line,
+# a typed command) and graphical console (noVNC connected, canvas sized), the host page, deleting a VM with confirmation, logout, a viewer
 # without buttons whose forced request and console WebSocket are refused. Screenshots in $SHOTS_DIR (default: <build>/web-screenshots). Exits 77 (SKIPPED)
 # without chromium, node or a built console.
 set -euo pipefail
