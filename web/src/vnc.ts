@@ -7,8 +7,8 @@
 // Scaling: the guest's screen is scaled to the panel (scaleViewport), never resized from
 // here (resizeSession off: the guest's resolution is its own); noVNC maps pointer
 // coordinates through the same scale, so the pointer has no offset as long as the guest
-// takes absolute coordinates (a usb-tablet; with a relative PS/2 mouse the guest's own
-// acceleration can drift from the browser's pointer).
+// takes absolute coordinates (the usb-tablet of hardware profile v1; a legacy v0 VM's
+// relative PS/2 mouse can drift from the browser's pointer).
 import { LitElement, html } from "lit";
 import RFB from "@novnc/novnc";
 import { consoleUrl, textKeysyms } from "./format";

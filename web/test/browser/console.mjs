@@ -260,6 +260,17 @@ try {
       // The framebuffer size the server announced in its ServerInit is the canvas's size.
       const size = await page.locator(".vnc-host canvas").evaluate((c) => [c.width, c.height]);
       expect(size[0] > 0 && size[1] > 0, `noVNC canvas is ${size[0]}x${size[1]}`);
+      // The guest's screen arrived: the canvas is not one colour (the tiny guest's VGA text:
+      // the firmware's lines stay, its kernel writes to ttyS0 only).
+      await page.waitForFunction(() => {
+        const c = document.querySelector(".vnc-host canvas");
+        const ctx = c && c.getContext("2d");
+        if (!ctx || !c.width || !c.height) return false;
+        const px = ctx.getImageData(0, 0, c.width, c.height).data;
+        for (let i = 4; i < px.length; i += 4)
+          if (px[i] !== px[0] || px[i + 1] !== px[1] || px[i + 2] !== px[2]) return true;
+        return false;
+      }, null, { timeout: 20000, polling: 250 });
       await page.screenshot({ path: join(shots, "vm-display.png"), fullPage: true });
     });
   }
