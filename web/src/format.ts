@@ -142,6 +142,28 @@ export function consoleUrl(
   return `${scheme}//${loc.host}/api/v1/vms/${encodeURIComponent(vm)}/${kind}`;
 }
 
+// Key combinations the graphical console sends on request (keys a browser or the desktop
+// would take for itself): [X11 keysym, KeyboardEvent.code] pressed in order, released in
+// reverse (keySequence). The code lets noVNC send QEMU's scancode, independent of layout.
+export const KEY_COMBOS: Record<string, Array<[number, string]>> = {
+  "Ctrl-Alt-Del": [[0xffe3, "ControlLeft"], [0xffe9, "AltLeft"], [0xffff, "Delete"]],
+  "Ctrl-Alt-Backspace": [[0xffe3, "ControlLeft"], [0xffe9, "AltLeft"], [0xff08, "Backspace"]],
+  "Ctrl-Alt-F1": [[0xffe3, "ControlLeft"], [0xffe9, "AltLeft"], [0xffbe, "F1"]],
+  "Ctrl-Alt-F2": [[0xffe3, "ControlLeft"], [0xffe9, "AltLeft"], [0xffbf, "F2"]],
+  "Ctrl-Alt-F7": [[0xffe3, "ControlLeft"], [0xffe9, "AltLeft"], [0xffc4, "F7"]],
+  "Alt-Tab": [[0xffe9, "AltLeft"], [0xff09, "Tab"]],
+  "Esc": [[0xff1b, "Escape"]],
+  "Super": [[0xffeb, "MetaLeft"]],
+};
+
+// The key events of a combination: every key down in order, then up in reverse.
+export function keySequence(keys: Array<[number, string]>): Array<[number, string, boolean]> {
+  return [
+    ...keys.map(([k, c]): [number, string, boolean] => [k, c, true]),
+    ...[...keys].reverse().map(([k, c]): [number, string, boolean] => [k, c, false]),
+  ];
+}
+
 // X11 keysyms for typing `text` into a graphical console (RFB KeyEvent): Latin-1 characters
 // are their own keysym, a newline is Return, a tab Tab; other characters use the Unicode
 // keysym range (0x01000000 + code point), which QEMU maps where its keymap can.

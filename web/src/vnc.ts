@@ -11,7 +11,7 @@
 // relative PS/2 mouse can drift from the browser's pointer).
 import { LitElement, html } from "lit";
 import RFB from "@novnc/novnc";
-import { consoleUrl, textKeysyms } from "./format";
+import { KEY_COMBOS, consoleUrl, keySequence, textKeysyms } from "./format";
 
 type Status = "connecting" | "connected" | "closed" | "disconnected";
 
@@ -81,6 +81,14 @@ class GraphicalConsole extends LitElement {
     this.rfb?.focus();
   }
 
+  private sendCombo(): void {
+    const select = this.querySelector<HTMLSelectElement>("select.vnc-keys");
+    const keys = select ? KEY_COMBOS[select.value] : undefined;
+    if (!keys || !this.rfb) return;
+    for (const [keysym, code, down] of keySequence(keys)) this.rfb.sendKey(keysym, code, down);
+    this.rfb.focus();
+  }
+
   // Types the text field's content into the guest as key presses (a paste without a
   // guest clipboard agent).
   private typeText(e: Event): void {
@@ -102,7 +110,11 @@ class GraphicalConsole extends LitElement {
       <div class="toolbar" role="toolbar" aria-label="Graphical console">
         <span class="badge ${up ? "state-running" : "state-stopped"}" role="status">display ${text}</span>
         ${up
-          ? html`<button type="button" class="secondary" @click=${() => this.ctrlAltDel()}>Send Ctrl-Alt-Del</button>`
+          ? html`<button type="button" class="secondary" @click=${() => this.ctrlAltDel()}>Send Ctrl-Alt-Del</button>
+              <select class="vnc-keys" aria-label="Key combination">
+                ${Object.keys(KEY_COMBOS).map((k) => html`<option value=${k}>${k}</option>`)}
+              </select>
+              <button type="button" class="secondary" @click=${() => this.sendCombo()}>Send keys</button>`
           : html`<button type="button" class="secondary" @click=${() => this.connect()}>Reconnect</button>`}
         ${this.desktop ? html`<span class="muted">${this.desktop}</span>` : ""}
       </div>

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   allocations, canOperate, countByState, percent, mib, hostAlert, vmActions, eventsFor, bytes,
-  cpuRanges, consoleUrl, textKeysyms, badResult, CursorPager, vmListQuery, mergeEvents,
+  cpuRanges, consoleUrl, textKeysyms, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, mergeEvents,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
@@ -81,6 +81,15 @@ test("bytes, CPU ranges, console URL", () => {
     "wss://m.example:7443/api/v1/vms/a%20b/console");
   assert.equal(consoleUrl({ protocol: "https:", host: "m.example:7443" }, "web-1", "vnc"),
     "wss://m.example:7443/api/v1/vms/web-1/vnc");
+});
+
+test("key combinations for the graphical console: down in order, up in reverse", () => {
+  assert.deepEqual(keySequence(KEY_COMBOS["Ctrl-Alt-F2"]), [
+    [0xffe3, "ControlLeft", true], [0xffe9, "AltLeft", true], [0xffbf, "F2", true],
+    [0xffbf, "F2", false], [0xffe9, "AltLeft", false], [0xffe3, "ControlLeft", false],
+  ]);
+  assert.deepEqual(keySequence(KEY_COMBOS["Esc"]), [[0xff1b, "Escape", true], [0xff1b, "Escape", false]]);
+  for (const [name, keys] of Object.entries(KEY_COMBOS)) assert.ok(keys.length > 0, name);
 });
 
 test("text typed into the graphical console as keysyms", () => {
