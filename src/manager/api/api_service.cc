@@ -74,6 +74,7 @@ std::optional<HttpResponse> ApiService::admit(HttpRequest& head) {
   if (!principal && principal.error().code != ErrorCode::unauthenticated)
     allowed = tl::unexpected(principal.error());
   if (!allowed) return error_response(allowed.error());
+  head.admitted = true;
   const Route& r = *m.route;
   if (!r.options.precheck) return std::nullopt;
   head.params = m.params;
@@ -145,7 +146,7 @@ HttpResponse ApiService::dispatch(HttpRequest& req) {
   req.params = std::move(m.params);
   req.route = r.pattern;
   Status allowed;
-  if (r.options.role) {
+  if (r.options.role && !req.admitted) {  // admitted: checked on the header, same route
     auto principal = authenticate_request(deps_, req);
     if (principal) req.principal = *principal;
     allowed = authorize(req.principal, *r.options.role);

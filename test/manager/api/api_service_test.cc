@@ -428,6 +428,39 @@ TEST_F(ApiTest, JsonRoutesAnswer415ToOtherContentTypes) {
   EXPECT_EQ(api_->dispatch(anon).status, 401u);
 }
 
+// A request the server admitted on its header (token looked up, role checked) is not
+// authenticated a second time when dispatched: one token read per request. (The token is
+// revoked in between here to show that dispatch does not read it again.)
+TEST_F(ApiTest, AnAdmittedRequestIsNotAuthenticatedAgain) {
+  std::string viewer = make_token("reader", "viewer");
+  HttpRequest r;
+  r.method = "GET";
+  r.path = "/api/v1/vms";
+  r.headers["authorization"] = "Bearer " + viewer;
+  r.remote_address = "127.0.0.1";
+  r.peer_is_local = true;
+  EXPECT_FALSE(api_->admit(r).has_value());
+  EXPECT_TRUE(r.admitted);
+  ASSERT_TRUE(r.principal);
+  EXPECT_EQ(r.principal->name, "reader");
+  auto tokens = parts_.store->list_tokens({});
+  ASSERT_TRUE(tokens);
+  for (const auto& t : *tokens) {
+    if (t.name == "reader") {
+      ASSERT_TRUE(parts_.store->revoke_token(t.id));
+    }
+  }
+  EXPECT_EQ(api_->dispatch(r).status, 200u);
+  // Not admitted (no header phase): dispatch authenticates, and the token is revoked now.
+  EXPECT_EQ(call("GET", "/api/v1/vms", "", viewer).status, 401u);
+  // A request admit refused is never marked admitted.
+  HttpRequest anon;
+  anon.method = "GET";
+  anon.path = "/api/v1/vms";
+  EXPECT_TRUE(api_->admit(anon).has_value());
+  EXPECT_FALSE(anon.admitted);
+}
+
 // The answer to a bad join token is the same whether the host name exists or not, and
 // nothing else in the body is looked at first.
 TEST_F(ApiTest, EnrollChecksTheJoinTokenFirst) {

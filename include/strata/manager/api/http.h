@@ -43,6 +43,10 @@ struct HttpRequest {
   std::map<std::string, std::string> params;   // path parameters from the route pattern
   std::string route;                            // the matched pattern (for metrics)
   std::optional<Principal> principal;
+  // Set by ApiService::admit once it authenticated and authorized this request on its
+  // header: dispatch then uses that principal instead of looking the token up again (one
+  // store read per request, not two).
+  bool admitted = false;
   // The client's IP address (text), and whether it connected from this machine (a
   // loopback address or the server's own). Empty/false when not from a socket.
   std::string remote_address;
