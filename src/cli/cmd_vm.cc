@@ -43,6 +43,10 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_option("--host", o->host, "Place on this host");
     c->add_option("--anti-affinity", o->anti_affinity_group,
                   "Anti-affinity group: never two of its VMs on one host");
+    c->add_flag("--ha", o->ha,
+                "High availability: restart on another host when this one fails (after fencing)");
+    c->add_option("--ha-priority", o->ha_priority, "HA restart priority 0..1000 (higher first)")
+        ->check(CLI::Range(0, 1000));
     c->add_flag("--no-start", o->no_start, "Define the VM but leave it stopped");
     add_wait_flags(c, *f);
     c->callback([&ctx, o, f] {

@@ -156,6 +156,12 @@ Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
   if (!selector->empty()) body["node_selector"] = *selector;
   if (!o.host.empty()) body["host"] = o.host;
   if (!o.anti_affinity_group.empty()) body["anti_affinity_group"] = o.anti_affinity_group;
+  if (o.ha_priority >= 0 && !o.ha)
+    return invalid_argument("--ha-priority", "--ha-priority needs --ha");
+  if (o.ha) {
+    body["ha"] = {{"enabled", true}};
+    if (o.ha_priority >= 0) body["ha"]["priority"] = o.ha_priority;
+  }
   if (o.no_start) body["start"] = false;
   return ApiRequest{"POST", kApi + "/vms", body};
 }

@@ -61,6 +61,12 @@ constexpr const char* kUsage = R"(usage:
                        for no age limit (default 30d); pruned every 5 minutes
   --event-max-rows N   keep at most N events, oldest deleted first; 0: no limit
                        (default 1000000)
+  --fence-config FILE  fence devices by host (JSON; docs/internals/ha.md): HA VMs restart
+                       elsewhere only after their failed host is fenced (powered off and
+                       confirmed off) through its fence agent (fence_ipmilan, fence_redfish,
+                       ...); without a device a failed host's HA VMs stay unknown
+  --ha-failed-after MS an unreachable host with HA VMs is declared failed and fenced after
+                       MS more milliseconds (default 4000; after --miss-threshold misses)
   --image-max-bytes N  largest image upload (POST /api/v1/images), bytes (default 16 GiB)
   --max-streams N      open event streams + consoles, overall (default 1000; 503 over it)
   --max-streams-per-token N  open event streams + consoles per token (default 32; 429)
@@ -206,6 +212,13 @@ int main(int argc, char** argv) {
       if (!value(&v) || !parse_int(v, 0, 2'000'000'000, &n))
         return usage_error("--event-max-rows must be 0..2000000000");
       cfg.event_retention.max_rows = n;
+    } else if (a == "--fence-config") {
+      if (!value(&v) || v.empty()) return usage_error("--fence-config needs FILE");
+      cfg.fence_config = v;
+    } else if (a == "--ha-failed-after") {
+      if (!value(&v) || !parse_int(v, 0, 3'600'000, &n))
+        return usage_error("--ha-failed-after must be 0..3600000 (milliseconds)");
+      cfg.ha.failed_after = std::chrono::milliseconds(n);
     } else if (a == "--image-max-bytes") {
       char* end = nullptr;
       if (!value(&v) || v.empty() || v[0] == '-') return usage_error("--image-max-bytes needs N");

@@ -122,6 +122,17 @@ class ManagerImpl final : public Manager {
         [this](const std::string& vm_id) { controller_->enqueue_vm(vm_id); });
     vms_->set_agents([this](const std::string& host_id) { return agents_->client(host_id); });
     evacuator_ = std::make_unique<HostEvacuator>(*store_, *vms_, *events_, clock_);
+    FencerPtr fencer;
+    if (!cfg.fence_config.empty()) {
+      auto fc = load_fence_config(cfg.fence_config);
+      if (!fc) return tl::unexpected(fc.error().wrap("--fence-config"));
+      log->info("fence devices configured hosts={}", fc->hosts.size());
+      fencer = make_fence_agent_runner(std::move(*fc));
+    }
+    ha_ = std::make_unique<HaController>(
+        *store_, *events_, std::move(fencer),
+        [this](const std::string& host_id) { return agents_->liveness(host_id); },
+        [this](const std::string& vm_id) { controller_->enqueue_vm(vm_id); }, clock_, cfg.ha);
     agents_->set_callbacks(
         {[this](const std::string& h, Liveness l) { controller_->on_host_state(h, l); },
          [this](const std::string& h, const pb::VmEvent& e) { controller_->on_vm_event(h, e); }});
@@ -209,6 +220,7 @@ class ManagerImpl final : public Manager {
 
     controller_->start();
     evacuator_->start();
+    ha_->start();
     events_->append("stratad", "manager.start", "manager", "ok", api_url_);
 
     if (cfg.all_in_one) {
@@ -248,6 +260,7 @@ class ManagerImpl final : public Manager {
     if (server_) server_->stop();
     if (api_) api_->stop_streams();  // after the server: its streams are closed by now
     if (evacuator_) evacuator_->stop();
+    if (ha_) ha_->stop();
     if (controller_) controller_->stop();
     if (agents_) agents_->stop();
     if (local_agent_) local_agent_->stop();
@@ -269,6 +282,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<VmController> controller_;
   std::unique_ptr<VmService> vms_;
   std::unique_ptr<HostEvacuator> evacuator_;
+  std::unique_ptr<HaController> ha_;
   std::unique_ptr<ImageDistributor> images_;
   std::unique_ptr<StaticFiles> web_;
   std::unique_ptr<SessionStore> sessions_;

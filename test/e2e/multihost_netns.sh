@@ -71,8 +71,16 @@ done
 log "network up: $BR $MGR_IP, hosts $(host_ip 1) $(host_ip 2) $(host_ip 3)"
 
 # ---- manager on the bridge address
-start_stratad "$WORK/mgr" "$MGR_IP:$PORT" --db "sqlite:$WORK/mgr/strata.db" \
-  --heartbeat-ms 1000 --miss-threshold 3
+# Every host has a fence device: fence_netns (this folder), the "power controller" of a
+# namespace host, spoken to with the fence-agents protocol like fence_ipmilan.
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+jq -n --arg d "$E2E_DIR" '{agent_dir: $d, hosts: {
+  h1: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h1"}},
+  h2: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h2"}},
+  h3: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h3"}}}}' >"$WORK/fence.json"
+MGR_ARGS=(--db "sqlite:$WORK/mgr/strata.db" --heartbeat-ms 1000 --miss-threshold 3
+  --fence-config "$WORK/fence.json")
+start_stratad "$WORK/mgr" "$MGR_IP:$PORT" "${MGR_ARGS[@]}"
 log "stratad pid $MGR_PID at $API_URL"
 import_catalog_images || fail "image import through stratad: $(api GET /api/v1/images)"
 [ "$(api GET /api/v1/images | jq '.images | length')" = 3 ] || fail "catalog does not list 3 images"
@@ -243,8 +251,7 @@ copying() { [ "$(api GET "/api/v1/vms/$m" | jq -r '.status.migration.phase // ""
 wait_for 60 "$m copying" copying || fail "$m never reached the copy: $(api GET "/api/v1/vms/$m" | jq -c .status)"
 kill -9 "$MGR_PID"; wait "$MGR_PID" 2>/dev/null || true
 log "stratad killed while $m copies ($msrc -> $mdst)"
-start_stratad "$WORK/mgr" "$MGR_IP:$PORT" --db "sqlite:$WORK/mgr/strata.db" \
-  --heartbeat-ms 1000 --miss-threshold 3
+start_stratad "$WORK/mgr" "$MGR_IP:$PORT" "${MGR_ARGS[@]}"
 task_ended() { [ "$(api GET "/api/v1/tasks/$mtask" | jq -r .state)" != running ] &&
   [ "$(api GET "/api/v1/tasks/$mtask" | jq -r .state)" != pending ]; }
 wait_for 180 "$m migration ends after the restart" task_ended || fail "task: $(api GET "/api/v1/tasks/$mtask")"
@@ -339,6 +346,79 @@ grep -q "refusing to trust" "$WORK/rogue/agent.log" || fail "no refusal: $(tail 
   fail "the agent stored credentials from a manager it did not trust"
 api DELETE /api/v1/hosts/h9 >/dev/null || true
 log "an agent pinned to another CA refused to enroll (exit $rc)"
+
+# ---- HA: a host is cut off; it is fenced (its fence agent "powers it off", status confirms
+# off), then its HA VM restarts on another host, once; non-HA VMs wait for the host. The
+# host powered on again does not run the old copy.
+api POST /api/v1/vms "$(vm_body vm-ha true ', disks: [], ha: {enabled: true, priority: 100}')" \
+  >"$WORK/create-vm-ha.json"
+[ "$(last_status)" = 202 ] || fail "create vm-ha: HTTP $(last_status) $(cat "$WORK/create-vm-ha.json")"
+api POST /api/v1/vms "$(vm_body vm-nha true ', disks: [{name: "root", image: "tiny-base", boot: true}], ha: {enabled: true}')" \
+  >"$WORK/create-vm-nha.json"
+[ "$(last_status)" = 400 ] && [ "$(jq -r .error.field "$WORK/create-vm-nha.json")" = ha ] ||
+  fail "HA VM with a writable local disk: HTTP $(last_status) $(cat "$WORK/create-vm-nha.json")"
+vm_state() { api GET "/api/v1/vms/$1" | jq -r .status.state; }
+vm_is() { [ "$(vm_state "$1")" = "$2" ]; }
+wait_for 120 "vm-ha running" vm_is vm-ha running || fail "vm-ha: $(api GET /api/v1/vms/vm-ha | jq -c .status)"
+ha_from=$(api GET /api/v1/vms/vm-ha | jq -r .host)
+ha_i=${ha_from#h}
+qemu_copies() { pgrep -fc -- "-name guest=vm-ha" || true; }
+[ "$(qemu_copies)" = 1 ] || fail "vm-ha: $(qemu_copies) QEMU processes before the failure"
+ha_peers=$(vms_json | jq -r --arg h "$ha_from" '[.vms[] | select(.host == $h and .name != "vm-ha") | .name] | join(" ")')
+ip link set "st-v$ha_i" down
+t0=$(date +%s%N)
+log "HA: link of $ha_from cut (vm-ha and [$ha_peers] on it)"
+ha_moved() {
+  local j
+  j=$(api GET /api/v1/vms/vm-ha)
+  [ "$(jq -r .status.state <<<"$j")" = running ] && [ "$(jq -r .host <<<"$j")" != "$ha_from" ] &&
+    [ "$(jq -r .host <<<"$j")" != null ]
+}
+wait_for 120 "vm-ha restarted elsewhere" ha_moved ||
+  fail "vm-ha after $ha_from failed: $(api GET /api/v1/vms/vm-ha | jq -c '{host, status}'); events: $(api GET "/api/v1/events?target=host/$ha_from&limit=20" | jq -c '[.events[] | {action, message}]')"
+ha_ms=$((($(date +%s%N) - t0) / 1000000))
+ha_to=$(api GET /api/v1/vms/vm-ha | jq -r .host)
+[ -z "$(ip netns pids "st-h$ha_i")" ] || fail "$ha_from still runs processes after it was fenced"
+[ "$(qemu_copies)" = 1 ] || fail "vm-ha: $(qemu_copies) QEMU processes after the restart (want 1)"
+timeline=$( (api GET "/api/v1/events?target=host/$ha_from&limit=50"; api GET "/api/v1/events?target=vm/vm-ha&limit=50") |
+  jq -sc '[.[].events[]] | sort_by(.seq) | [.[] | select(.action | test("^host\\.|ha_restart")) | .action]')
+for a in host.unreachable host.failed host.fencing host.fenced vm.ha_restart; do
+  grep -q "\"$a\"" <<<"$timeline" || fail "HA timeline lacks $a: $timeline"
+done
+for v in $ha_peers; do
+  [ "$(api GET "/api/v1/vms/$v" | jq -r .host)" = "$ha_from" ] || fail "non-HA $v left $ha_from"
+done
+log "HA: vm-ha running on $ha_to ${ha_ms} ms after $ha_from was cut off; timeline $timeline"
+# Power on: the link back and the agent started again. Its old copy of vm-ha is removed
+# without running; its other VMs (their QEMUs died with the power) start again there.
+ip link set "st-v$ha_i" up
+ip netns exec "st-h$ha_i" "$STRATA_AGENT" serve --state-dir "$WORK/$ha_from" --images "$WORK/$ha_from/images" \
+  --listen "unix:$WORK/$ha_from/agent.sock" --listen-tcp "$(host_ip "$ha_i"):$AGENT_PORT" --accel tcg \
+  --manager "$API_URL" --advertise "$(host_ip "$ha_i"):$AGENT_PORT" --name "$ha_from" >>"$WORK/$ha_from/agent.log" 2>&1 &
+AGENT_PIDS[$((ha_i - 1))]=$!
+wait_for 120 "$ha_from up after power on" host_is "$ha_from" up || fail "$ha_from not up after power on"
+stale_gone() {
+  ! "$STRATA_AGENT" ctl --socket "$WORK/$ha_from/agent.sock" -o json vm list | jq -e '.vms[] | select(.name == "vm-ha")' >/dev/null
+}
+wait_for 60 "the old vm-ha copy removed from $ha_from" stale_gone || fail "$ha_from still holds vm-ha"
+[ "$(qemu_copies)" = 1 ] || fail "vm-ha: $(qemu_copies) QEMU processes after $ha_from came back"
+[ "$(api GET /api/v1/vms/vm-ha | jq -r .host)" = "$ha_to" ] || fail "vm-ha moved again"
+# Its other VMs lost their QEMU with the power: they are seen stopped (crashed) there and
+# are not started anywhere else (not HA: as vSphere, they wait for an operator).
+peers_seen_down() {
+  local v st
+  for v in $ha_peers; do
+    st=$(vm_state "$v")
+    case $st in crashed | stopped) ;; *) return 1 ;; esac
+  done
+}
+wait_for 60 "[$ha_peers] seen down on $ha_from" peers_seen_down ||
+  fail "after power on: $(vms_json | jq -c '[.vms[] | {name, host, s: .status.state}]')"
+for v in $ha_peers; do
+  [ "$(pgrep -fc -- "-name guest=$v" || true)" = 0 ] || fail "$v runs somewhere after $ha_from lost power"
+done
+log "HA: $ha_from back; its old vm-ha copy removed, not started; [$ha_peers] seen down there, started nowhere"
+api DELETE /api/v1/vms/vm-ha >/dev/null
 
 # ---- delete everything through the API
 for n in 1 2 3 4 5 6; do api DELETE "/api/v1/vms/vm$n" >/dev/null; done

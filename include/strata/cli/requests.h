@@ -34,6 +34,8 @@ struct VmCreateOptions {
   std::vector<std::string> selectors;   // "k=v" node selector
   std::string host;
   std::string anti_affinity_group;
+  bool ha = false;       // restart on another host when this one fails (fenced first)
+  int ha_priority = -1;  // 0..1000, higher first; -1: the server's default (0)
   bool no_start = false;
 };
 

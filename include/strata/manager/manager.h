@@ -14,6 +14,7 @@
 #include "strata/manager/api/stream_limits.h"
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/manager/events/event_retention.h"
+#include "strata/manager/ha/ha_controller.h"
 #include "strata/sched/scheduler.h"
 
 namespace strata::manager {
@@ -49,6 +50,10 @@ struct ManagerConfig {
   std::string host_name;     // the local host's name (default: sanitized hostname)
   // Event table retention (--event-max-age, --event-max-rows).
   EventRetentionConfig event_retention;
+  // HA: the fence devices by host (--fence-config FILE; empty: no host is ever fenced, so
+  // HA VMs never restart elsewhere) and the failure timeline (--ha-failed-after).
+  std::string fence_config;
+  HaConfig ha;
   // Largest image accepted by POST /api/v1/images (bytes are kept in <data_dir>/catalog).
   uint64_t image_max_bytes = 16ull << 30;
   // Caps on open SSE streams and console WebSockets (--max-streams, --max-streams-per-token,

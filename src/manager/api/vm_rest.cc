@@ -46,6 +46,7 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
                                     {"host", T::string},
                                     {"node_selector", T::object},
                                     {"anti_affinity_group", T::string},
+                                    {"ha", T::object},
                                     {"start", T::boolean}});
       !st)
     return tl::unexpected(st.error());
@@ -138,8 +139,20 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
     if (auto st = model::validate_name("anti_affinity_group", d.placement.anti_affinity_group);
         !st)
       return tl::unexpected(st.error());
+  if (body.contains("ha") && body["ha"].is_object()) {
+    if (auto st = check_fields(body["ha"], {{"enabled", T::boolean, true},
+                                            {"priority", T::unsigned_integer}},
+                               "ha.");
+        !st)
+      return tl::unexpected(st.error());
+    d.ha.enabled = body["ha"]["enabled"].get<bool>();
+    uint64_t prio = optional_uint(body["ha"], "priority", 0);
+    if (prio > 1000) return invalid_argument("ha.priority", "ha.priority must be 0..1000");
+    d.ha.priority = static_cast<int>(prio);
+  }
   *start = optional_bool(body, "start", true);
   if (auto st = model::validate(s); !st) return tl::unexpected(st.error());
+  if (auto st = validate_ha(d); !st) return tl::unexpected(st.error());
   return d;
 }
 
@@ -167,6 +180,7 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     spec["host"] = doc->placement.host;
     spec["node_selector"] = doc->placement.node_selector;
     spec["anti_affinity_group"] = doc->placement.anti_affinity_group;
+    spec["ha"] = {{"enabled", doc->ha.enabled}, {"priority", doc->ha.priority}};
     desired = desired_state_name(vm, *doc);
   }
   VmStatusDoc st = decode_vm_status(vm.status);

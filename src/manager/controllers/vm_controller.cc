@@ -171,6 +171,38 @@ void VmController::on_vm_event(const std::string& host_id, const pb::VmEvent& ev
   enqueue_vm(vm->id);
 }
 
+// A host holds a VM whose record lives on another host, with no migration between them
+// in progress: a copy left behind (its host was fenced and the VM restarted elsewhere by HA,
+// or the manager died before a migration's source was cleaned). It must never run: stopped
+// (forced: the other copy owns the disks) and removed from the host.
+void VmController::remove_stale_copy(const std::string& host_id, AgentClient& client,
+                                     const store::VmRecord& rec, const pb::VmStatus& avm) {
+  auto doc = decode_vm_document(rec.spec);
+  if (!doc) return;
+  if (doc->migration.active()) return;  // the migration controller's (vm_migration.cc)
+  auto log = logger("manager.controller");
+  const std::string name = avm.spec().name();
+  const std::string rid = fmt::format("{}:stale:{}", rec.id, host_id);
+  const std::string state = vm_state_name(avm.state());
+  if (is_active_state(state)) {
+    log->error("stale copy is active vm={} host={} state={}: forcing it off", name, host_id,
+               state);
+    if (auto s = client.force_off_vm(rid + ":off", name); !s) {
+      log->warn("stale copy force off failed vm={} host={} error={}", name, host_id,
+                s.error().to_string());
+      return;  // tried again at the host's next reconcile
+    }
+  }
+  if (auto s = client.undefine_vm(rid + ":undefine", name); !s) {
+    log->warn("stale copy undefine failed vm={} host={} error={}", name, host_id,
+              s.error().to_string());
+    return;
+  }
+  events_.append("controller:vm", "vm.stale_copy_removed", "vm/" + name, "ok",
+                 fmt::format("host {} held a {} copy; the VM lives on host {}", host_id, state,
+                             *rec.host_id));
+}
+
 // Host came up: adopt what the agent runs, then reconcile its VMs. Host unreachable: its
 // VMs' state becomes "unknown" (they are not lost; the agent keeps running them).
 void VmController::reconcile_host(const std::string& host_id) {
@@ -199,6 +231,10 @@ void VmController::reconcile_host(const std::string& host_id) {
                              "on host " + host_id + " with strata.vm-id " + lbl->second +
                                  ", which has no record");
             }
+            continue;
+          }
+          if (adoption == Adoption::known && rec->host_id && *rec->host_id != host_id) {
+            remove_stale_copy(host_id, *client, *rec, avm);
             continue;
           }
           if (adoption == Adoption::adopt) {

@@ -22,6 +22,7 @@ std::string encode(const VmDocument& d) {
               {"stop_timeout_s", d.control.stop_timeout_s},
               {"reboot_generation", d.control.reboot_generation},
               {"task_id", d.control.task_id}}}};
+  if (d.ha.enabled) j["ha"] = {{"enabled", true}, {"priority", d.ha.priority}};
   if (d.migration.active() || d.migration.seq > 0)
     j["migration"] = {{"target_host_id", d.migration.target_host_id},
                       {"task_id", d.migration.task_id},
@@ -53,6 +54,10 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
   d.control.stop_timeout_s = c.value("stop_timeout_s", 0u);
   d.control.reboot_generation = c.value("reboot_generation", int64_t{0});
   d.control.task_id = c.value("task_id", "");
+  if (j.contains("ha") && j["ha"].is_object()) {
+    d.ha.enabled = j["ha"].value("enabled", false);
+    d.ha.priority = j["ha"].value("priority", 0);
+  }
   if (j.contains("migration") && j["migration"].is_object()) {
     const json& m = j["migration"];
     d.migration.target_host_id = m.value("target_host_id", "");
@@ -65,6 +70,25 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
 } catch (const json::exception& e) {
   // A field of the wrong type (a damaged row): value() throws; the caller gets an error.
   return internal_error(std::string("stored VM document is not valid: ") + e.what());
+}
+
+Status validate_ha(const VmDocument& doc) {
+  if (!doc.ha.enabled) return {};
+  if (doc.ha.priority < 0 || doc.ha.priority > 1000)
+    return invalid_argument("ha.priority", "ha.priority must be 0..1000");
+  if (!doc.placement.host.empty())
+    return invalid_argument("ha", "an HA VM restarts on another host when its host fails, so "
+                                  "it cannot be pinned to host " + doc.placement.host +
+                                  " (use node_selector to choose a group of hosts)");
+  for (const auto& d : doc.spec.disks)
+    if (!d.readonly)
+      return invalid_argument(
+          "ha", fmt::format("an HA VM restarts on another host when its host fails, and disk {} "
+                            "is a writable local disk that would be lost with the host; HA "
+                            "needs writable disks on shared storage, which this version does "
+                            "not have yet (use readonly disks or no disk)",
+                            d.name));
+  return {};
 }
 
 std::string encode(const VmStatusDoc& s) {

@@ -67,6 +67,8 @@ class VmController {
   // One pass of a live migration in progress (vm_migration.cc).
   Outcome migrate_vm(store::VmRecord& vm, const VmDocument& doc);
   void reconcile_host(const std::string& host_id);
+  void remove_stale_copy(const std::string& host_id, AgentClient& client,
+                         const store::VmRecord& rec, const pb::VmStatus& avm);
   void worker_loop();
   void timer_loop();
   void requeue_later(const std::string& item);

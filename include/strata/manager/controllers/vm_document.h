@@ -45,12 +45,28 @@ struct VmMigration {
   bool active() const { return !target_host_id.empty(); }
 };
 
+// High availability (vSphere HA, oVirt's highly available VMs): when the VM's host fails
+// and has been fenced, the manager restarts the VM on another host (ha/ha_controller.h);
+// higher priority first. Only a VM with nothing to lose on its host may be HA: every
+// writable disk on shared storage (none is today, so: no writable disk; see
+// validate_ha()).
+struct VmHa {
+  bool enabled = false;
+  int priority = 0;  // 0..1000, higher restarts first
+};
+
 struct VmDocument {
   model::VmSpec spec;
   VmPlacement placement;
   VmControl control;
   VmMigration migration;
+  VmHa ha;
 };
+
+// Whether the VM may be HA: every writable disk must survive its host (shared storage);
+// a local overlay dies with the host. Today's disks are all local, so a writable disk is
+// refused with the reason (invalid_argument, field "ha").
+Status validate_ha(const VmDocument& doc);
 
 // The migration's progress as the controller recorded it (VmStatusDoc.migration). The
 // phase is written before the step it names, so a restarted manager resumes from it:

@@ -1,0 +1,102 @@
+// HA restart with fencing (vSphere HA, oVirt's fencing, Proxmox HA): when a host stops
+// answering, its HA VMs restart on other hosts, exactly once, and only after the host is
+// known to be off. The timeline (docs/internals/ha.md), with stratad's defaults:
+//   t0         the host fails (last successful heartbeat; heartbeats every 2 s)
+//   t0 + ~6 s  three heartbeats missed: the host is `unreachable` (event host.unreachable);
+//              its VMs' state is `unknown` (they may well still run)
+//   + 4 s      still unreachable and it has HA VMs: declared failed (event host.failed, a
+//              host.fence task)
+//   then       fenced: its fence agent powers it off and `status` confirms off (events
+//              host.fencing, host.fenced); a fence that fails is retried with backoff
+//              (5 s .. 60 s, event host.fence_failed each time) and the VMs stay `unknown`:
+//              never a guess. A host without a fence device is never fenced and its HA VMs
+//              never restart (event host.fence_unconfigured, once per outage).
+//   then       each HA VM (highest priority first) is moved off the host in one store
+//              write (compare-and-swap: exactly once, even against a restarted manager)
+//              and the controller places and starts it elsewhere (event vm.ha_restart).
+// When the host answers again, the VM controller removes the copies it still holds of
+// VMs that now live elsewhere, without starting them (vm_controller.cc).
+// State: only the outage clock is in memory; a restarted manager sees the host unreachable
+// again, waits the same timeline, fences again (powering off an off host is harmless) and
+// restarts what is still on the host.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "strata/common/clock.h"
+#include "strata/manager/agents/heartbeat.h"
+#include "strata/manager/events/event_log.h"
+#include "strata/manager/ha/fence.h"
+#include "strata/manager/tasks/task_tracker.h"
+#include "strata/store/store.h"
+
+namespace strata::manager {
+
+struct HaConfig {
+  // How long a host stays unreachable (after the heartbeats' own misses) before it is
+  // declared failed and fenced.
+  std::chrono::milliseconds failed_after{4000};
+  std::chrono::milliseconds interval{1000};  // between passes (clock time)
+  std::chrono::milliseconds retry_base{5000};
+  std::chrono::milliseconds retry_max{60000};
+};
+
+class HaController {
+ public:
+  using LivenessFn = std::function<Liveness(const std::string& host_id)>;
+  using EnqueueFn = std::function<void(const std::string& vm_id)>;
+
+  // `fencer` may be null (no --fence-config): hosts are then never fenced.
+  HaController(store::Store& store, EventLog& events, FencerPtr fencer, LivenessFn liveness,
+               EnqueueFn enqueue_vm, ClockPtr clock, HaConfig config = {});
+  ~HaController();
+  HaController(const HaController&) = delete;
+  HaController& operator=(const HaController&) = delete;
+
+  // One pass over every host (the thread's body; tests call it on a ManualClock).
+  void tick();
+  void start();
+  void stop();
+
+  // The host's HA phase for display: "" (nothing to do), "failed", "fence_unconfigured",
+  // "fence_failed", "fenced".
+  std::string host_phase(const std::string& host_id) const;
+
+ private:
+  struct Outage {
+    Clock::TimePoint since;     // first pass that saw the host unreachable
+    std::string phase;          // as host_phase()
+    int attempts = 0;           // fence attempts
+    Clock::TimePoint next_try;  // after a failed fence
+    std::string task_id;        // the host.fence task
+  };
+  void pass_host(const store::HostRecord& host, Outage& outage);
+  // The host's VMs that HA restarts, highest priority first.
+  std::vector<store::VmRecord> ha_vms_on(const std::string& host_id);
+  void restart(const store::HostRecord& host, Outage& outage);
+
+  store::Store& store_;
+  EventLog& events_;
+  FencerPtr fencer_;
+  LivenessFn liveness_;
+  EnqueueFn enqueue_vm_;
+  ClockPtr clock_;
+  HaConfig config_;
+  TaskTracker tasks_;
+
+  // Guards outages_ (written by tick(), read by host_phase()), stopping_; the thread waits
+  // on cv_ through clock_wait_for (clock time). Fence agents run with mu_ released.
+  mutable std::mutex mu_;
+  std::map<std::string, Outage> outages_;  // by host id
+  std::condition_variable_any cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace strata::manager

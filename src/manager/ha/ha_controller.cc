@@ -1,0 +1,214 @@
+// HA restart with fencing (see ha_controller.h).
+#include "strata/manager/ha/ha_controller.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "strata/common/clock_wait.h"
+#include "strata/common/log.h"
+#include "strata/manager/auth/tokens.h"
+#include "strata/manager/controllers/vm_decision.h"
+#include "strata/manager/controllers/vm_document.h"
+
+namespace strata::manager {
+
+namespace {
+int64_t ms_between(Clock::TimePoint a, Clock::TimePoint b) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+}
+}  // namespace
+
+HaController::HaController(store::Store& store, EventLog& events, FencerPtr fencer,
+                           LivenessFn liveness, EnqueueFn enqueue_vm, ClockPtr clock,
+                           HaConfig config)
+    : store_(store), events_(events), fencer_(std::move(fencer)), liveness_(std::move(liveness)),
+      enqueue_vm_(std::move(enqueue_vm)), clock_(std::move(clock)), config_(config),
+      tasks_(store) {}
+
+HaController::~HaController() { stop(); }
+
+std::string HaController::host_phase(const std::string& host_id) const {
+  std::lock_guard lock(mu_);
+  auto it = outages_.find(host_id);
+  return it == outages_.end() ? "" : it->second.phase;
+}
+
+std::vector<store::VmRecord> HaController::ha_vms_on(const std::string& host_id) {
+  std::vector<std::pair<int, store::VmRecord>> found;
+  store::VmListOptions o;
+  o.host_id = host_id;
+  auto vms = store_.list_vms(o);
+  if (!vms) return {};
+  for (auto& vm : *vms) {
+    if (vm.deletion_requested || vm.desired_state != "running") continue;
+    auto doc = decode_vm_document(vm.spec);
+    // A migration in progress is the migration controller's: it ends on one host.
+    if (!doc || !doc->ha.enabled || doc->migration.active()) continue;
+    found.emplace_back(doc->ha.priority, std::move(vm));
+  }
+  std::stable_sort(found.begin(), found.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<store::VmRecord> out;
+  for (auto& [p, vm] : found) out.push_back(std::move(vm));
+  return out;
+}
+
+void HaController::tick() {
+  auto hosts = store_.list_hosts({});
+  if (!hosts) return;
+  for (const auto& host : *hosts) {
+    const Liveness live = liveness_(host.id);
+    Outage outage;
+    {
+      std::lock_guard lock(mu_);
+      auto it = outages_.find(host.id);
+      if (live != Liveness::unreachable) {
+        if (it != outages_.end()) {
+          if (it->second.phase == "fenced")
+            events_.append("controller:ha", "host.returned", "host/" + host.name, "ok",
+                           "the fenced host answers again; the copies it still holds of VMs "
+                           "that restarted elsewhere are removed, not started");
+          outages_.erase(it);
+        }
+        continue;
+      }
+      if (it == outages_.end()) {
+        Outage fresh;
+        fresh.since = clock_->now();
+        it = outages_.emplace(host.id, std::move(fresh)).first;
+      }
+      outage = it->second;
+    }
+    pass_host(host, outage);
+    std::lock_guard lock(mu_);
+    if (auto it = outages_.find(host.id); it != outages_.end()) it->second = outage;
+  }
+}
+
+void HaController::pass_host(const store::HostRecord& host, Outage& outage) {
+  auto log = logger("manager.ha");
+  const auto now = clock_->now();
+  const std::string target = "host/" + host.name;
+  if (outage.phase == "fenced") {
+    restart(host, outage);  // what a conflict left behind
+    return;
+  }
+  auto vms = ha_vms_on(host.id);
+  if (vms.empty()) return;  // nothing to restart: no reason to power the host off
+  if (now - outage.since < config_.failed_after) return;
+  if (outage.phase.empty()) {
+    outage.phase = "failed";
+    log->warn("host failed host={} ha_vms={}", host.name, vms.size());
+    events_.append("controller:ha", "host.failed", target, "warning",
+                   fmt::format("unreachable for {} ms after its missed heartbeats; {} HA VM(s) "
+                               "to restart once it is fenced",
+                               ms_between(outage.since, now), vms.size()));
+    if (auto t = tasks_.create("host.fence", "host", host.id,
+                               "fencing " + host.name + " to restart its HA VMs"))
+      outage.task_id = t->id;
+  }
+  if (now < outage.next_try) return;
+  if (!fencer_ || !fencer_->configured(host.name)) {
+    if (outage.phase != "fence_unconfigured") {
+      outage.phase = "fence_unconfigured";
+      log->error("host failed and has no fence device host={}", host.name);
+      events_.append("controller:ha", "host.fence_unconfigured", target, "error",
+                     fmt::format("{} HA VM(s) stay unknown: the host has no fence device in "
+                                 "stratad's --fence-config, so it cannot be proven off",
+                                 vms.size()));
+      if (!outage.task_id.empty())
+        tasks_.update(outage.task_id, "running", 10, "no fence device configured for the host");
+    }
+    outage.next_try = now + config_.retry_max;
+    return;
+  }
+  events_.append("controller:ha", "host.fencing", target, "ok",
+                 fmt::format("attempt {}", outage.attempts + 1));
+  if (!outage.task_id.empty())
+    tasks_.update(outage.task_id, "running", 30,
+                  fmt::format("fence attempt {}", outage.attempts + 1));
+  const auto fence_start = clock_->now();
+  auto fenced = fencer_->fence_off(host.name);  // seconds, with no lock held
+  const int64_t fence_ms = ms_between(fence_start, clock_->now());
+  if (!fenced) {
+    ++outage.attempts;
+    outage.phase = "fence_failed";
+    auto delay = retry_delay(outage.attempts, config_.retry_base, config_.retry_max);
+    outage.next_try = clock_->now() + delay;
+    log->error("fence failed host={} attempt={} error={}", host.name, outage.attempts,
+               fenced.error().message);
+    events_.append("controller:ha", "host.fence_failed", target, "error",
+                   fmt::format("{}; its HA VMs stay unknown; retry in {} s",
+                               fenced.error().message,
+                               std::chrono::duration_cast<std::chrono::seconds>(delay).count()));
+    if (!outage.task_id.empty())
+      tasks_.update(outage.task_id, "running", 30,
+                    fmt::format("fence attempt {} failed: {}", outage.attempts,
+                                fenced.error().message));
+    return;
+  }
+  outage.phase = "fenced";
+  log->info("host fenced host={} fence_ms={}", host.name, fence_ms);
+  events_.append("controller:ha", "host.fenced", target, "ok",
+                 fmt::format("{} ({} ms)", fenced->detail, fence_ms));
+  restart(host, outage);
+  if (!outage.task_id.empty())
+    tasks_.update(outage.task_id, "succeeded", 100,
+                  fmt::format("fenced; {} HA VM(s) restarting elsewhere", vms.size()),
+                  nlohmann::json{{"fence", fenced->detail},
+                                 {"fence_ms", fence_ms},
+                                 {"declared_failed_after_ms", ms_between(outage.since, now)}});
+}
+
+void HaController::restart(const store::HostRecord& host, Outage&) {
+  // Each VM leaves the host in one compare-and-swap write: whoever moves it first (this
+  // pass, or a restarted manager's) wins, and the controller starts it once, elsewhere.
+  for (auto vm : ha_vms_on(host.id)) {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      if (!vm.host_id || *vm.host_id != host.id) break;
+      VmStatusDoc st = decode_vm_status(vm.status);
+      st.state = "pending";
+      st.agent_state.clear();
+      st.last_error = "restarting: host " + host.name + " failed and was fenced";
+      st.observed_ms = unix_ms(*clock_);
+      store::VmRecord next = vm;
+      next.host_id.reset();
+      next.status = encode(st);
+      auto u = store_.update_vm(next);
+      if (u) {
+        events_.append("controller:ha", "vm.ha_restart", "vm/" + vm.name, "ok",
+                       "host " + host.name + " failed and was fenced; restarting elsewhere");
+        if (enqueue_vm_) enqueue_vm_(vm.id);
+        break;
+      }
+      if (u.error().code != ErrorCode::conflict) break;
+      auto fresh = store_.get_vm(vm.id);
+      if (!fresh) break;
+      vm = *fresh;
+    }
+  }
+}
+
+void HaController::start() {
+  thread_ = std::thread([this] {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      lock.unlock();
+      tick();
+      lock.lock();
+      clock_wait_for(*clock_, lock, cv_, config_.interval, [this] { return stopping_; });
+    }
+  });
+}
+
+void HaController::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace strata::manager

@@ -1,0 +1,236 @@
+// HA restart with fencing on a real (in-memory SQLite) store and a simulated clock: the
+// failure timeline, fencing before any restart, retries of a failed fence, no restart
+// without a fence device, priority order, and exactly once across a restarted manager.
+// The fencer here is a recording double of the Fencer interface; the real fence-agent
+// runner is tested against Debian's fence_dummy in fence_test.cc.
+#include "strata/manager/ha/ha_controller.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "strata/common/clock_wait.h"
+#include "strata/manager/controllers/vm_document.h"
+
+namespace strata::manager {
+namespace {
+
+class RecordingFencer final : public Fencer {
+ public:
+  std::set<std::string> devices;        // hosts with a fence device
+  std::vector<bool> outcomes;           // next results (true: fenced); empty: fenced
+  std::vector<std::string> calls;
+  bool configured(const std::string& h) const override { return devices.count(h) > 0; }
+  Result<FenceOutcome> fence_off(const std::string& h) override {
+    calls.push_back(h);
+    bool ok = true;
+    if (!outcomes.empty()) {
+      ok = outcomes.front();
+      outcomes.erase(outcomes.begin());
+    }
+    if (!ok) return unavailable("fence_test: the power controller does not answer");
+    return FenceOutcome{"fence_test: off, status confirms off"};
+  }
+};
+
+class HaControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = store::open_store("sqlite::memory:", store::StoreOptions{clock_, 1});
+    ASSERT_TRUE(s) << s.error().to_string();
+    store_ = std::move(*s);
+    events_ = std::make_unique<EventLog>(*store_);
+    h1_ = add_host("h1");
+    h2_ = add_host("h2");
+    fencer_ = std::make_shared<RecordingFencer>();
+    fencer_->devices = {"h1", "h2"};
+    ha_ = make_controller();
+  }
+  std::unique_ptr<HaController> make_controller() {
+    return std::make_unique<HaController>(
+        *store_, *events_, fencer_,
+        [this](const std::string& host_id) {
+          return down_.count(host_id) ? Liveness::unreachable : Liveness::up;
+        },
+        [this](const std::string& vm_id) { enqueued_.push_back(store_->get_vm(vm_id)->name); },
+        clock_, HaConfig{});
+  }
+  std::string add_host(const std::string& name) {
+    store::HostRecord h;
+    h.name = name;
+    h.address = "10.0.0." + std::to_string(++hosts_) + ":7700";
+    h.state = "up";
+    auto c = store_->create_host(h);
+    EXPECT_TRUE(c);
+    return c ? c->id : "";
+  }
+  void add_vm(const std::string& name, const std::string& host_id, bool ha, int priority = 0,
+              const std::string& desired = "running") {
+    VmDocument d;
+    d.spec.name = name;
+    d.spec.vcpus = 1;
+    d.spec.memory_mib = 128;
+    d.spec.kernel_boot = model::KernelBoot{"k", "", ""};
+    d.ha.enabled = ha;
+    d.ha.priority = priority;
+    store::VmRecord r;
+    r.name = name;
+    r.spec = encode(d);
+    r.desired_state = desired;
+    r.host_id = host_id;
+    VmStatusDoc st;
+    st.state = "unknown";
+    r.status = encode(st);
+    ASSERT_TRUE(store_->create_vm(r));
+  }
+  std::optional<std::string> host_of(const std::string& vm) {
+    return store_->get_vm_by_name(vm)->host_id;
+  }
+  std::vector<std::string> actions() {
+    std::vector<std::string> out;
+    auto evs = store_->list_events(0, 1000);
+    for (const auto& e : *evs)
+      if (e.actor == "controller:ha") out.push_back(e.action + " " + e.target);
+    return out;
+  }
+  // Passes over `d` of clock time, one per second, as the controller's thread makes them.
+  void run_for(std::chrono::milliseconds d) {
+    for (auto t = std::chrono::milliseconds(0); t < d; t += std::chrono::seconds(1)) {
+      ha_->tick();
+      clock_->advance(std::chrono::seconds(1));
+    }
+  }
+
+  std::shared_ptr<SimulatedClock> clock_ = std::make_shared<SimulatedClock>();
+  store::StorePtr store_;
+  std::unique_ptr<EventLog> events_;
+  std::shared_ptr<RecordingFencer> fencer_;
+  std::unique_ptr<HaController> ha_;
+  std::set<std::string> down_;
+  std::vector<std::string> enqueued_;
+  std::string h1_, h2_;
+  int hosts_ = 0;
+};
+
+TEST_F(HaControllerTest, FailedHostIsFencedThenItsHaVmsRestartHighestPriorityFirst) {
+  add_vm("db", h1_, true, 500);
+  add_vm("web", h1_, true, 10);
+  add_vm("plain", h1_, false);
+  add_vm("off", h1_, true, 900, "stopped");
+  add_vm("elsewhere", h2_, true);
+  down_ = {h1_};
+  run_for(std::chrono::seconds(4));  // the first pass starts the outage clock: 4 s to wait
+  EXPECT_TRUE(fencer_->calls.empty()) << "fenced before failed_after";
+  EXPECT_EQ(host_of("db"), h1_);
+  run_for(std::chrono::seconds(1));
+  ASSERT_EQ(fencer_->calls, std::vector<std::string>{"h1"});
+  EXPECT_EQ(ha_->host_phase(h1_), "fenced");
+  EXPECT_FALSE(host_of("db"));
+  EXPECT_FALSE(host_of("web"));
+  EXPECT_EQ(host_of("plain"), h1_) << "not HA: stays (unknown) with its host";
+  EXPECT_EQ(host_of("off"), h1_) << "desired stopped: nothing to restart";
+  EXPECT_EQ(host_of("elsewhere"), h2_);
+  EXPECT_EQ(enqueued_, (std::vector<std::string>{"db", "web"}));
+  auto st = decode_vm_status(store_->get_vm_by_name("db")->status);
+  EXPECT_EQ(st.state, "pending");
+  EXPECT_NE(st.last_error.find("fenced"), std::string::npos);
+  EXPECT_EQ(actions(), (std::vector<std::string>{"host.failed host/h1", "host.fencing host/h1",
+                                                 "host.fenced host/h1", "vm.ha_restart vm/db",
+                                                 "vm.ha_restart vm/web"}));
+  store::TaskListOptions o;
+  o.target_id = h1_;
+  auto tasks = store_->list_tasks(o);
+  ASSERT_EQ(tasks->size(), 1u);
+  EXPECT_EQ((*tasks)[0].kind, "host.fence");
+  EXPECT_EQ((*tasks)[0].state, "succeeded");
+  // Later passes do nothing more; the host answering again closes the outage.
+  run_for(std::chrono::seconds(5));
+  EXPECT_EQ(fencer_->calls.size(), 1u);
+  down_.clear();
+  run_for(std::chrono::seconds(1));
+  EXPECT_EQ(ha_->host_phase(h1_), "");
+  EXPECT_EQ(actions().back(), "host.returned host/h1");
+}
+
+TEST_F(HaControllerTest, AFailedFenceLeavesTheVmsAndRetriesWithBackoff) {
+  add_vm("db", h1_, true);
+  fencer_->outcomes = {false, false, true};
+  down_ = {h1_};
+  run_for(std::chrono::seconds(5));
+  ASSERT_EQ(fencer_->calls.size(), 1u);
+  EXPECT_EQ(ha_->host_phase(h1_), "fence_failed");
+  EXPECT_EQ(host_of("db"), h1_) << "never restarted on a guess";
+  run_for(std::chrono::seconds(4));  // first retry after 5 s
+  EXPECT_EQ(fencer_->calls.size(), 1u);
+  run_for(std::chrono::seconds(1));
+  EXPECT_EQ(fencer_->calls.size(), 2u);
+  run_for(std::chrono::seconds(9));  // second retry after 10 s
+  EXPECT_EQ(fencer_->calls.size(), 2u);
+  EXPECT_EQ(host_of("db"), h1_);
+  run_for(std::chrono::seconds(1));
+  EXPECT_EQ(fencer_->calls.size(), 3u);
+  EXPECT_FALSE(host_of("db"));
+  auto a = actions();
+  EXPECT_EQ(std::count(a.begin(), a.end(), "host.fence_failed host/h1"), 2);
+}
+
+TEST_F(HaControllerTest, NoFenceDeviceMeansNoRestartEver) {
+  add_vm("db", h2_, true);
+  down_ = {h2_};
+  fencer_->devices = {"h1"};
+  run_for(std::chrono::seconds(120));
+  EXPECT_TRUE(fencer_->calls.empty());
+  EXPECT_EQ(host_of("db"), h2_);
+  EXPECT_EQ(ha_->host_phase(h2_), "fence_unconfigured");
+  auto a = actions();
+  EXPECT_EQ(std::count(a.begin(), a.end(), "host.fence_unconfigured host/h2"), 1)
+      << "said once per outage";
+}
+
+TEST_F(HaControllerTest, AHostWithoutHaVmsIsNeverFenced) {
+  add_vm("plain", h1_, false);
+  down_ = {h1_};
+  run_for(std::chrono::seconds(60));
+  EXPECT_TRUE(fencer_->calls.empty());
+  EXPECT_TRUE(actions().empty());
+}
+
+TEST_F(HaControllerTest, ARestartedManagerDoesNotRestartAVmTwice) {
+  add_vm("db", h1_, true);
+  down_ = {h1_};
+  run_for(std::chrono::seconds(5));
+  ASSERT_FALSE(host_of("db"));
+  // The controller placed it on h2; then the manager restarts while h1 is still down.
+  auto vm = *store_->get_vm_by_name("db");
+  vm.host_id = h2_;
+  ASSERT_TRUE(store_->update_vm(vm));
+  ha_ = make_controller();
+  enqueued_.clear();
+  run_for(std::chrono::seconds(30));
+  EXPECT_EQ(host_of("db"), h2_);
+  EXPECT_TRUE(enqueued_.empty());
+  EXPECT_EQ(fencer_->calls.size(), 1u) << "nothing left on h1 to restart: no second fence";
+}
+
+TEST(VmHaValidationTest, HaNeedsNoLocalWritableDiskAndNoPin) {
+  VmDocument d;
+  d.spec.name = "v";
+  d.ha.enabled = true;
+  EXPECT_TRUE(validate_ha(d));
+  d.spec.disks.push_back(model::DiskSpec{"root", "debian", 0, true, false});
+  auto r = validate_ha(d);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "ha");
+  EXPECT_NE(r.error().message.find("shared storage"), std::string::npos);
+  d.spec.disks[0].readonly = true;
+  EXPECT_TRUE(validate_ha(d));
+  d.placement.host = "h1";
+  ASSERT_FALSE(validate_ha(d));
+  d.placement.host.clear();
+  d.ha.priority = 1001;
+  ASSERT_FALSE(validate_ha(d));
+  EXPECT_EQ(validate_ha(d).error().field, "ha.priority");
+}
+
+}  // namespace
+}  // namespace strata::manager
