@@ -186,6 +186,10 @@ ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint
   return {"POST", vm_path(name) + "/stop", body};
 }
 
+ApiRequest build_vm_migrate_cancel(const std::string& name) {
+  return {"POST", vm_path(name) + "/migrate/cancel", json::object()};
+}
+
 ApiRequest build_vm_migrate(const std::string& name, const std::string& host,
                             uint64_t max_bandwidth, uint64_t downtime_max_ms) {
   json body = json::object();

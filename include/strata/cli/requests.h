@@ -65,6 +65,8 @@ ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint
 // POST /vms/{name}/migrate; empty host: the scheduler chooses; 0s: the server's defaults.
 ApiRequest build_vm_migrate(const std::string& name, const std::string& host,
                             uint64_t max_bandwidth, uint64_t downtime_max_ms);
+// POST /vms/{name}/migrate/cancel
+ApiRequest build_vm_migrate_cancel(const std::string& name);
 ApiRequest build_vm_delete(const std::string& name);
 
 ApiRequest build_host_list();

@@ -180,6 +180,15 @@ void add_vm_routes(ApiService& api) {
   mig.action = "vm.migrate";
   api.router().add("POST", "/api/v1/vms/{name}/migrate", mig,
                    [&d](HttpRequest& r) { return migrate_vm(d, r); });
+  RouteOptions mig_cancel = op;
+  mig_cancel.action = "vm.migrate_cancel";
+  mig_cancel.offload = true;  // tells the source agent (an RPC): not on an I/O thread
+  api.router().add("POST", "/api/v1/vms/{name}/migrate/cancel", mig_cancel,
+                   [&d](HttpRequest& r) {
+                     auto change = d.vms->cancel_migration(r.param("name"), audit_actor(r));
+                     if (!change) return error_response(change.error());
+                     return change_response(d, *change);
+                   });
   RouteOptions del = op;
   del.action = "vm.delete";
   api.router().add("DELETE", "/api/v1/vms/{name}", del,

@@ -78,8 +78,18 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
   const std::string base = fmt::format("{}:migrate:{}", vm.id, m.seq);
   const std::string source_id = *vm.host_id;
 
-  auto write_status = [&](const std::function<void(VmStatusDoc&)>& fn) -> bool {
+  // Who asked to cancel this migration, as the record (vm, kept fresh) says; empty: nobody.
+  auto cancelled_by = [&]() -> std::string {
+    auto d = decode_vm_document(vm.spec);
+    return d ? d->migration.cancelled_by : std::string();
+  };
+  // Writes the status (CAS-retried). With unless_cancelled, a cancel recorded meanwhile
+  // wins: nothing is written and false is returned (the switch-over decision and a cancel
+  // exclude each other: exactly one of them is in the record).
+  auto write_status = [&](const std::function<void(VmStatusDoc&)>& fn,
+                          bool unless_cancelled = false) -> bool {
     for (int attempt = 0; attempt < 5; ++attempt) {
+      if (unless_cancelled && !cancelled_by().empty()) return false;
       VmStatusDoc st = decode_vm_status(vm.status);
       fn(st);
       st.observed_ms = unix_ms(*clock_);
@@ -109,6 +119,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
       if (!d) return tl::unexpected(d.error());
       d->migration.target_host_id.clear();
       d->migration.task_id.clear();
+      d->migration.cancelled_by.clear();
       fresh->spec = encode(*d);
       fresh->host_id = host_id;
       VmStatusDoc s = decode_vm_status(fresh->status);
@@ -172,9 +183,15 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     }
     if (auto a = target->abort_migration(base + ":abort", vm.name); !a && retryable(a.error()))
       return Outcome::retry;
-    return end(source_id, false, "migration failed: " + why.message + "; the VM runs on its host",
+    if (auto fresh = store_.get_vm(vm.id)) vm = *fresh;
+    const std::string by = cancelled_by();
+    return end(source_id, false,
+               by.empty() ? "migration failed: " + why.message + "; the VM runs on its host"
+                          : "cancelled by " + by + "; the VM runs on its host",
                nlohmann::json::object());
   };
+  const Error cancelled{ErrorCode::failed_precondition, "cancelled", {}};
+  if (!cancelled_by().empty() && ms.phase != "switching") return give_up(cancelled);
 
   if (ms.phase.empty() || ms.phase == "preparing") {
     if (ms.phase.empty() && !write_status([](VmStatusDoc& s) { s.migration.phase = "preparing"; }))
@@ -208,6 +225,9 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     req.set_nbd_port(ms.nbd_port);
     if (m.max_bandwidth) req.mutable_policy()->set_max_bandwidth(m.max_bandwidth);
     if (m.downtime_max_ms) req.mutable_policy()->set_downtime_max_ms(m.downtime_max_ms);
+    // A cancel recorded since this pass began: the copy does not start.
+    if (auto fresh = store_.get_vm(vm.id)) vm = *fresh;
+    if (!cancelled_by().empty()) return give_up(cancelled);
     task(10, "copying to " + target_host->name);
     auto last_update = std::chrono::steady_clock::now() - 1h;
     std::string last_phase;
@@ -239,8 +259,12 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
           s.migration.total_ms = out->total_ms();
           s.migration.ram_transferred = out->ram_transferred();
           s.migration.ram_copied_paused = out->ram_copied_paused();
-        }))
+        }, /*unless_cancelled=*/true)) {
+      // Cancelled after the copy completed, before the switch: the source (paused, its
+      // memory sent) takes the guest back; the target never resumes.
+      if (!cancelled_by().empty()) return give_up(cancelled);
       return Outcome::retry;
+    }
     ms = decode_vm_status(vm.status).migration;
   }
 

@@ -230,4 +230,57 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
   return change;
 }
 
+Result<VmChange> VmService::cancel_migration(const std::string& name, const std::string& actor) {
+  VmChange change;
+  store::EventRecord audit;
+  bool recorded = false;
+  std::string phase, source_host;
+  int64_t seq = 0;
+  auto st = store_.transaction([&](store::Store& tx) -> Status {
+    auto vm = tx.get_vm_by_name(name);
+    if (!vm) return tl::unexpected(vm.error());
+    auto doc = decode_vm_document(vm->spec);
+    if (!doc) return tl::unexpected(doc.error());
+    if (!doc->migration.active())
+      return make_error(ErrorCode::failed_precondition, "the VM is not migrating");
+    phase = decode_vm_status(vm->status).migration.phase;
+    if (phase == "switching")
+      return make_error(ErrorCode::failed_precondition,
+                        "the migration is switching over to the target: too late to cancel; "
+                        "it completes");
+    auto task = tx.get_task(doc->migration.task_id);
+    if (!task) return tl::unexpected(task.error());
+    source_host = vm->host_id.value_or("");
+    seq = doc->migration.seq;
+    change.task = *task;
+    if (!doc->migration.cancelled_by.empty()) {  // asked before: the same answer
+      change.vm = *vm;
+      return {};
+    }
+    doc->migration.cancelled_by = actor;
+    vm->spec = encode(*doc);
+    auto updated = tx.update_vm(*vm);
+    if (!updated) return tl::unexpected(updated.error());
+    auto ev = EventLog::append_in(tx, actor, "vm.migrate_cancel", "vm/" + updated->name, "ok",
+                                  "phase " + (phase.empty() ? std::string("pending") : phase));
+    if (!ev) return tl::unexpected(ev.error());
+    change.vm = *updated;
+    audit = *ev;
+    recorded = true;
+    return {};
+  });
+  if (!st) return tl::unexpected(st.error());
+  if (!recorded) return change;
+  events_.published(audit);
+  // While the memory copies the controller is inside the source's PerformMigration: stop
+  // the copy there now (the same request id the controller's own cancel uses); the
+  // controller then gives the target up and ends the task. Failing here only delays it.
+  if (phase == "copying" && agents_ && !source_host.empty())
+    if (auto client = agents_(source_host))
+      (void)client->cancel_migration(fmt::format("{}:migrate:{}:cancel", change.vm.id, seq),
+                                     change.vm.name);
+  if (on_change_) on_change_(change.vm.id);
+  return change;
+}
+
 }  // namespace strata::manager

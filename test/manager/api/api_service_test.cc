@@ -570,6 +570,79 @@ TEST_F(ApiTest, MigrateRecordsTheIntentAndRefusesWhatCannotMove) {
   EXPECT_EQ(call("DELETE", "/api/v1/vms/web", "", op).status, 409u);
   // A viewer cannot migrate.
   EXPECT_EQ(call("POST", "/api/v1/vms/web/migrate", "{}", make_token("v", "viewer")).status, 403u);
+
+  // Cancel: recorded in the intent (the controller gives the target up), answered with the
+  // migrate task; asked again, the same answer and no second event; once the record says
+  // "switching", too late (409).
+  auto cancel = [&] { return call("POST", "/api/v1/vms/web/migrate/cancel", "", op); };
+  EXPECT_EQ(call("POST", "/api/v1/vms/web/migrate/cancel", "", make_token("v2", "viewer")).status,
+            403u);
+  auto c1 = cancel();
+  ASSERT_EQ(c1.status, 202u) << c1.body;
+  EXPECT_EQ(json::parse(c1.body)["task"]["kind"], "vm.migrate");
+  doc = decode_vm_document(parts_.store->get_vm_by_name("web")->spec);
+  EXPECT_EQ(doc->migration.cancelled_by, "token:ops");
+  EXPECT_EQ(cancel().status, 202u);
+  int cancel_events = 0;
+  auto evs = parts_.store->list_events(0, 1000);
+  ASSERT_TRUE(evs);
+  for (const auto& e : *evs) cancel_events += e.action == "vm.migrate_cancel";
+  EXPECT_EQ(cancel_events, 1);
+  vm = parts_.store->get_vm_by_name("web");
+  doc->migration.cancelled_by.clear();
+  vm->spec = encode(*doc);
+  st = decode_vm_status(vm->status);
+  st.migration.phase = "switching";
+  vm->status = encode(st);
+  ASSERT_TRUE(parts_.store->update_vm(*vm));
+  auto late = cancel();
+  EXPECT_EQ(late.status, 409u) << late.body;
+  EXPECT_NE(late.body.find("too late"), std::string::npos) << late.body;
+  // An unknown VM: 404.
+  EXPECT_EQ(call("POST", "/api/v1/vms/nope/migrate/cancel", "", op).status, 404u);
+}
+
+// HA on create: kept in the VM and shown; refused with a writable local disk or a pin, a
+// priority out of range, or an unknown field, each 400 naming the field.
+TEST_F(ApiTest, HaVmsNeedNothingLocalToLose) {
+  add_host("h1", 8, 8192);
+  auto ok = call("POST", "/api/v1/vms",
+                 R"({"name":"ha1","vcpus":1,"memory_mib":128,"kernel":"k",
+                     "ha":{"enabled":true,"priority":700}})",
+                 admin_);
+  ASSERT_EQ(ok.status, 202u) << ok.body;
+  auto j = json::parse(ok.body);
+  EXPECT_EQ(j["vm"]["spec"]["ha"], json({{"enabled", true}, {"priority", 700}}));
+  auto doc = decode_vm_document(parts_.store->get_vm_by_name("ha1")->spec);
+  EXPECT_TRUE(doc->ha.enabled);
+  EXPECT_EQ(doc->ha.priority, 700);
+  struct Case {
+    const char* body;
+    const char* field;
+  } cases[] = {
+      {R"({"name":"ha2","vcpus":1,"memory_mib":128,"disks":[{"name":"root","size_bytes":1048576,"boot":true}],"ha":{"enabled":true}})",
+       "ha"},
+      {R"({"name":"ha3","vcpus":1,"memory_mib":128,"kernel":"k","host":"h1","ha":{"enabled":true}})",
+       "ha"},
+      {R"({"name":"ha4","vcpus":1,"memory_mib":128,"kernel":"k","ha":{"enabled":true,"priority":1001}})",
+       "ha.priority"},
+      {R"({"name":"ha5","vcpus":1,"memory_mib":128,"kernel":"k","ha":{"enabled":true,"prio":1}})",
+       "ha.prio"},
+      {R"({"name":"ha6","vcpus":1,"memory_mib":128,"kernel":"k","ha":{"priority":1}})",
+       "ha.enabled"},
+  };
+  for (const auto& c : cases) {
+    auto r = call("POST", "/api/v1/vms", c.body, admin_);
+    EXPECT_EQ(r.status, 400u) << c.body << " -> " << r.body;
+    EXPECT_EQ(field(r), c.field) << r.body;
+  }
+  // Read-only disks survive a host (they are rebuilt from their image): allowed.
+  auto ro = call("POST", "/api/v1/vms",
+                 R"({"name":"ha7","vcpus":1,"memory_mib":128,"kernel":"k",
+                     "disks":[{"name":"data","size_bytes":1048576,"readonly":true}],
+                     "ha":{"enabled":true}})",
+                 admin_);
+  EXPECT_EQ(ro.status, 202u) << ro.body;
 }
 
 TEST_F(ApiTest, VmListSortsByNameAndFiltersByNameAndState) {

@@ -93,6 +93,13 @@ class VmService {
   // VM's other actions are refused (failed_precondition).
   Result<VmChange> migrate(const std::string& name, const VmMigrateOptions& options,
                            const std::string& actor);
+  // Cancels the VM's migration: recorded in the intent with its audit event (one
+  // transaction); while the memory copies, the source's QEMU is told at once (the agent's
+  // CancelMigration), else the controller gives the target up at its next step. The VM
+  // stays on (or returns to) its source, running; the migrate task fails "cancelled by
+  // <actor>". failed_precondition: no migration in progress, or it is switching over
+  // (the target resumes: too late, it completes).
+  Result<VmChange> cancel_migration(const std::string& name, const std::string& actor);
 
   Result<VmChange> remove(const std::string& name, std::optional<int64_t> expected_version,
                           const std::string& actor) {
