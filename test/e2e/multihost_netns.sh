@@ -362,8 +362,15 @@ vm_is() { [ "$(vm_state "$1")" = "$2" ]; }
 wait_for 120 "vm-ha running" vm_is vm-ha running || fail "vm-ha: $(api GET /api/v1/vms/vm-ha | jq -c .status)"
 ha_from=$(api GET /api/v1/vms/vm-ha | jq -r .host)
 ha_i=${ha_from#h}
-qemu_copies() { pgrep -fc -- "-name guest=vm-ha" || true; }
+# QEMU processes of a guest, anywhere on this machine (its shim's command line carries
+# QEMU's too: count only the QEMUs).
+qemu_of() { ps -eo comm=,args= | awk -v g="guest=$1" '$1 ~ /^qemu-system/ { for (i = 2; i <= NF; i++) if ($i == g) n++ } END { print n + 0 }'; }
+qemu_copies() { qemu_of vm-ha; }
 [ "$(qemu_copies)" = 1 ] || fail "vm-ha: $(qemu_copies) QEMU processes before the failure"
+# A VM that is not HA beside it, on the same host.
+api POST /api/v1/vms "$(vm_body vm-peer true ", host: \"$ha_from\"")" >"$WORK/create-vm-peer.json"
+[ "$(last_status)" = 202 ] || fail "create vm-peer: HTTP $(last_status) $(cat "$WORK/create-vm-peer.json")"
+wait_for 120 "vm-peer running" vm_is vm-peer running || fail "vm-peer: $(api GET /api/v1/vms/vm-peer | jq -c .status)"
 ha_peers=$(vms_json | jq -r --arg h "$ha_from" '[.vms[] | select(.host == $h and .name != "vm-ha") | .name] | join(" ")')
 ip link set "st-v$ha_i" down
 t0=$(date +%s%N)
@@ -415,10 +422,13 @@ peers_seen_down() {
 wait_for 60 "[$ha_peers] seen down on $ha_from" peers_seen_down ||
   fail "after power on: $(vms_json | jq -c '[.vms[] | {name, host, s: .status.state}]')"
 for v in $ha_peers; do
-  [ "$(pgrep -fc -- "-name guest=$v" || true)" = 0 ] || fail "$v runs somewhere after $ha_from lost power"
+  [ "$(qemu_of "$v")" = 0 ] || fail "$v runs somewhere after $ha_from lost power"
 done
 log "HA: $ha_from back; its old vm-ha copy removed, not started; [$ha_peers] seen down there, started nowhere"
+grep -q vm.stale_copy_removed <<<"$(api GET "/api/v1/events?target=vm/vm-ha&limit=20")" ||
+  fail "no vm.stale_copy_removed event for vm-ha"
 api DELETE /api/v1/vms/vm-ha >/dev/null
+api DELETE /api/v1/vms/vm-peer >/dev/null
 
 # ---- delete everything through the API
 for n in 1 2 3 4 5 6; do api DELETE "/api/v1/vms/vm$n" >/dev/null; done
