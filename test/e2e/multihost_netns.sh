@@ -161,6 +161,8 @@ for n in 1 2 3 4 5 6; do
   [ "$(last_status)" = 202 ] || fail "create vm$n: HTTP $(last_status) $(cat "$WORK/create-vm$n.json")"
 done
 vms_json() { api GET /api/v1/vms; }
+vm_state() { api GET "/api/v1/vms/$1" | jq -r .status.state; }
+vm_is() { [ "$(vm_state "$1")" = "$2" ]; }
 all_running() {
   [ "$(vms_json | jq '[.vms[] | select(.status.state == "running")] | length')" = 6 ]
 }
@@ -269,6 +271,26 @@ done
 [ "$on_hosts" = 1 ] || fail "$m is defined on $on_hosts hosts"
 log "$m migrated across a manager crash: $(api GET "/api/v1/tasks/$mtask" | jq -c '{message}')"
 
+# ---- a migration cancelled while it copies (1 MiB/s: it would take minutes): the VM stays
+# on its host, running; the task says who cancelled; nothing is left on the target.
+m=vm5
+msrc=$(api GET "/api/v1/vms/$m" | jq -r .host)
+mdst=h$((${msrc#h} % 3 + 1))
+api POST "/api/v1/vms/$m/migrate" "{\"host\":\"$mdst\",\"max_bandwidth\":1048576}" >"$WORK/mig5.json"
+[ "$(last_status)" = 202 ] || fail "migrate $m: HTTP $(last_status) $(cat "$WORK/mig5.json")"
+mtask=$(jq -r .task.id "$WORK/mig5.json")
+wait_for 60 "$m copying" copying || fail "$m never reached the copy: $(api GET "/api/v1/vms/$m" | jq -c .status)"
+"${cli[@]}" vm migrate "$m" --cancel >"$WORK/cancel5.out" 2>&1 || fail "strata vm migrate --cancel: $(cat "$WORK/cancel5.out")"
+wait_for 90 "$m migration ends after the cancel" task_ended || fail "task: $(api GET "/api/v1/tasks/$mtask")"
+ctask=$(api GET "/api/v1/tasks/$mtask")
+[ "$(jq -r .state <<<"$ctask")" = failed ] && jq -r .message <<<"$ctask" | grep -q "cancelled by token:" ||
+  fail "cancelled migration's task: $(jq -c '{state, message}' <<<"$ctask")"
+[ "$(api GET "/api/v1/vms/$m" | jq -r .host)" = "$msrc" ] || fail "$m left $msrc after the cancel"
+wait_for 30 "$m running on $msrc" vm_is "$m" running || fail "$m after the cancel: $(api GET "/api/v1/vms/$m" | jq -c .status)"
+"$STRATA_AGENT" ctl --socket "$WORK/$mdst/agent.sock" -o json vm show "$m" >/dev/null 2>&1 &&
+  fail "$m is still defined on the target $mdst after the cancel"
+log "$m migration cancelled while copying: $(jq -c '{message}' <<<"$ctask")"
+
 # ---- maintenance evacuation: h3's running VMs migrate away, two at a time; h3 ends empty
 evac_vms=$(vms_json | jq -r '[.vms[] | select(.host == "h3") | .name] | join(" ")')
 [ -n "$evac_vms" ] || fail "no VMs on h3 to evacuate"
@@ -357,8 +379,6 @@ api POST /api/v1/vms "$(vm_body vm-nha true ', disks: [{name: "root", image: "ti
   >"$WORK/create-vm-nha.json"
 [ "$(last_status)" = 400 ] && [ "$(jq -r .error.field "$WORK/create-vm-nha.json")" = ha ] ||
   fail "HA VM with a writable local disk: HTTP $(last_status) $(cat "$WORK/create-vm-nha.json")"
-vm_state() { api GET "/api/v1/vms/$1" | jq -r .status.state; }
-vm_is() { [ "$(vm_state "$1")" = "$2" ]; }
 wait_for 120 "vm-ha running" vm_is vm-ha running || fail "vm-ha: $(api GET /api/v1/vms/vm-ha | jq -c .status)"
 ha_from=$(api GET /api/v1/vms/vm-ha | jq -r .host)
 ha_i=${ha_from#h}

@@ -100,6 +100,13 @@ class MigrationDriver {
   virtual Status confirm_out(const std::string& name) = 0;
   // Source: the target will not run it: resumes the guest here.
   virtual Status cancel_out(const std::string& name) = 0;
+  // Source, while migrate_out runs: asks it to stop at its next step (the copy is
+  // cancelled, everything undone, the VM keeps running here; migrate_out then fails with
+  // "migration cancelled"). failed_precondition when no migrate_out runs for the VM.
+  virtual Status interrupt_out(const std::string& name) {
+    return make_error(ErrorCode::failed_precondition,
+                      "this driver cannot interrupt a migration of " + name);
+  }
 };
 
 }  // namespace strata::agent

@@ -328,9 +328,15 @@ grpc::Status AgentService::CancelMigration(grpc::ServerContext*,
           auto it = migrations_.find(req->name());
           if (it != migrations_.end()) {
             std::lock_guard jl(it->second->mu);
-            if (!it->second->done)
+            if (!it->second->done) {
+              // Still copying: stop it at its next step; the job then fails, undone, and
+              // the VM keeps running here. Asked again, the job has ended: cancelled.
+              if (auto s = mig->interrupt_out(req->name());
+                  !s && s.error().code != ErrorCode::failed_precondition)
+                return s;
               return make_error(ErrorCode::unavailable,
-                                "the migration still runs; it ends by its deadline");
+                                "the migration is being interrupted; ask again once it ended");
+            }
           }
         }
         auto s = mig->cancel_out(req->name());

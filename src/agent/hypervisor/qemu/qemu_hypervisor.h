@@ -39,6 +39,7 @@ struct Vm {
   bool kill_requested = false;  // force_off in progress: the exit is not a crash
   bool panicked = false;
   VmJob job = VmJob::none;  // the long operation in progress (vm_job.h)
+  bool interrupt_job = false;  // migrate_out: stop at the next poll (interrupt_out)
   // Recovered with QEMU alive but QMP not connected: the supervisor retries from
   // qmp_retry_at (backing off), never concluding anything about the VM from the failure.
   bool qmp_pending = false;
@@ -126,6 +127,8 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status confirm_out(const std::string& name) override;
   // The target failed after completion: resumes the guest here.
   Status cancel_out(const std::string& name) override;
+  // Sets the VM's interrupt flag; migrate_out checks it at every poll (mirror and RAM).
+  Status interrupt_out(const std::string& name) override;
 
   // Runs one raw QMP command on the agent's connection (debugging and tests).
   Result<nlohmann::json> qmp(const std::string& name, const std::string& command,

@@ -381,7 +381,15 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
     memory = uint64_t(vm.spec.memory_mib) << 20;
     vm.last_stop_us = 0;
     vm.job_errors.clear();
+    vm.interrupt_job = false;
   }
+  // Someone asked to stop (interrupt_out): checked at every poll.
+  auto interrupted = [&]() -> bool {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    return v && (*v)->interrupt_job;
+  };
+  const Error interrupt_error{ErrorCode::unavailable, "interrupted on request", {}};
   const auto t0 = std::chrono::steady_clock::now();
   const auto budget = policy.deadline.count() > 0 ? policy.deadline : deadline_for(memory);
   const auto deadline = t0 + budget;
@@ -446,6 +454,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
     }
     report(p);
     if (ready == disks) break;
+    if (interrupted()) return fail(interrupt_error);
     if (std::chrono::steady_clock::now() > deadline)
       return fail(Error{ErrorCode::deadline_exceeded,
                         "the disks were not copied within " + budget_s + " (" +
@@ -493,7 +502,8 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
                             (mi->error_desc.empty() ? "" : ": " + mi->error_desc),
                         {}});
     auto now = std::chrono::steady_clock::now();
-    if (now > deadline) {
+    const bool stop_now = interrupted();
+    if (now > deadline || stop_now) {
       (void)qmp->migrate_cancel(kCmd);
       // Wait for QEMU to settle: it may also have completed in the meantime.
       std::string end = mi->status;
@@ -505,6 +515,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
         if (end == "completed" || end == "cancelled" || end == "failed") break;
         std::this_thread::sleep_for(kPoll);
       }
+      if (end != "completed" && stop_now) return fail(interrupt_error);
       if (end != "completed")
         return fail(Error{ErrorCode::deadline_exceeded,
                           "RAM did not converge within " + budget_s + " (remaining " +
@@ -593,6 +604,17 @@ Status QemuHypervisor::confirm_out(const std::string& name) {
   if (auto s = force_off(name); !s) return s;
   end_job(name, VmJob::migrate_out);
   return undefine(name);
+}
+
+Status QemuHypervisor::interrupt_out(const std::string& name) {
+  std::lock_guard lk(mu_);
+  auto v = find_locked(name);
+  if (!v) return tl::unexpected(v.error());
+  if ((*v)->job != VmJob::migrate_out)
+    return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
+  (*v)->interrupt_job = true;
+  logger("agent.qemu")->info("migration interrupt requested vm={}", name);
+  return {};
 }
 
 Status QemuHypervisor::cancel_out(const std::string& name) {

@@ -292,5 +292,46 @@ TEST_F(MigrationTest, PastTheDeadlineItIsCancelledAndKeepsRunningOnTheSource) {
               out.error().message.c_str());
 }
 
+// A copy in progress is interrupted on request (the manager's cancel): with a deadline far
+// away, it stops at the next poll, everything is undone, the VM keeps running here.
+TEST_F(MigrationTest, AnInterruptStopsACopyInProgress) {
+  const std::string name = "mig3";
+  boot_counting(name);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(a_.hv->interrupt_out(name).error().code, ErrorCode::failed_precondition);
+  auto info = prepare(name);
+  ASSERT_TRUE(info) << info.error().to_string();
+  MigrationPolicy p;
+  p.max_bandwidth = 1 << 20;
+  p.deadline = 600s;
+  std::thread interrupter([&] {
+    // 2 s into the copy (interrupt_out answers failed_precondition until migrate_out runs).
+    for (int i = 0; i < 600; ++i) {
+      std::this_thread::sleep_for(100ms);
+      if (i >= 20 && a_.hv->interrupt_out(name)) return;
+    }
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  auto out = a_.hv->migrate_out(name, *info, p);
+  auto took = std::chrono::steady_clock::now() - t0;
+  interrupter.join();
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code, ErrorCode::unavailable) << out.error().to_string();
+  EXPECT_NE(out.error().message.find("interrupted on request"), std::string::npos)
+      << out.error().message;
+  EXPECT_NE(out.error().message.find("migration cancelled"), std::string::npos);
+  EXPECT_LT(took, 120s) << "stopped long before its 600 s deadline";
+  ASSERT_TRUE(b_.hv->abort_incoming(name));
+  auto st = a_.hv->status(name);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, VmState::running);
+  int now = last_tick(tail(a_, name));
+  EXPECT_TRUE(wait_for([&] { return last_tick(tail(a_, name)) > now + 3; }, 60s));
+  EXPECT_EQ(a_.hv->interrupt_out(name).error().code, ErrorCode::failed_precondition)
+      << "no job left behind";
+  std::printf("interrupt: took_ms=%lld\n",
+              (long long)std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+}
+
 }  // namespace
 }  // namespace strata::agent::qemu
