@@ -182,7 +182,9 @@ void VmController::remove_stale_copy(const std::string& host_id, AgentClient& cl
   if (doc->migration.active()) return;  // the migration controller's (vm_migration.cc)
   auto log = logger("manager.controller");
   const std::string name = avm.spec().name();
-  const std::string rid = fmt::format("{}:stale:{}", rec.id, host_id);
+  // Unique per record version: the same VM can leave a stale copy on the same host again
+  // (a second failover), and the agent answers a repeated request id from its log.
+  const std::string rid = fmt::format("{}:stale:{}:{}", rec.id, host_id, rec.resource_version);
   const std::string state = vm_state_name(avm.state());
   if (is_active_state(state)) {
     log->error("stale copy is active vm={} host={} state={}: forcing it off", name, host_id,
