@@ -28,7 +28,10 @@ Result<std::chrono::milliseconds> parse_retention_age(const std::string& text) {
 }
 
 EventRetention::EventRetention(store::Store& store, ClockPtr clock, EventRetentionConfig config)
-    : store_(store), clock_(clock ? std::move(clock) : system_clock()), config_(config) {
+    : store_(store),
+      clock_(clock ? std::move(clock) : system_clock()),
+      config_(config),
+      thread_(clock_, config_.interval, [this] { (void)tick(); }) {
   if (config_.batch < 1) config_.batch = 1;
 }
 
@@ -66,26 +69,8 @@ Result<int64_t> EventRetention::tick() {
   return total;
 }
 
-void EventRetention::start() {
-  thread_ = std::thread([this] {
-    std::unique_lock lock(mu_);
-    while (!stopping_) {
-      lock.unlock();
-      (void)tick();
-      lock.lock();
-      // On the injected clock: a SimulatedClock's advance() runs the next prune.
-      clock_wait_for(*clock_, lock, cv_, config_.interval, [this] { return stopping_; });
-    }
-  });
-}
+void EventRetention::start() { thread_.start(); }
 
-void EventRetention::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void EventRetention::stop() { thread_.stop(); }
 
 }  // namespace strata::manager

@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 
-#include "strata/common/clock_wait.h"
 #include "strata/common/log.h"
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/controllers/vm_decision.h"
@@ -24,7 +23,7 @@ HaController::HaController(store::Store& store, EventLog& events, FencerPtr fenc
                            HaConfig config)
     : store_(store), events_(events), fencer_(std::move(fencer)), liveness_(std::move(liveness)),
       enqueue_vm_(std::move(enqueue_vm)), clock_(std::move(clock)), config_(config),
-      tasks_(store) {}
+      tasks_(store), thread_(clock_, config_.interval, [this] { tick(); }) {}
 
 HaController::~HaController() { stop(); }
 
@@ -190,25 +189,8 @@ void HaController::restart(const store::HostRecord& host, Outage&) {
   }
 }
 
-void HaController::start() {
-  thread_ = std::thread([this] {
-    std::unique_lock lock(mu_);
-    while (!stopping_) {
-      lock.unlock();
-      tick();
-      lock.lock();
-      clock_wait_for(*clock_, lock, cv_, config_.interval, [this] { return stopping_; });
-    }
-  });
-}
+void HaController::start() { thread_.start(); }
 
-void HaController::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void HaController::stop() { thread_.stop(); }
 
 }  // namespace strata::manager

@@ -28,7 +28,8 @@ bool runs(const std::string& state) { return state == "running" || state == "pau
 
 HostEvacuator::HostEvacuator(store::Store& store, VmService& vms, EventLog& events,
                              ClockPtr clock, EvacuationConfig config)
-    : store_(store), vms_(vms), events_(events), clock_(std::move(clock)), config_(config) {}
+    : store_(store), vms_(vms), events_(events), clock_(std::move(clock)), config_(config),
+      thread_(clock_, config_.interval, [this] { tick(); }) {}
 
 HostEvacuator::~HostEvacuator() { stop(); }
 
@@ -66,9 +67,7 @@ Result<store::TaskRecord> HostEvacuator::evacuate(const std::string& host_name,
   if (!st) return tl::unexpected(st.error());
   if (created) {
     events_.published(audit);
-    std::lock_guard lk(mu_);
-    kick_ = true;  // a pass now, not at the next interval
-    cv_.notify_all();
+    thread_.kick();  // a pass now, not at the next interval
   }
   return out;
 }
@@ -200,26 +199,8 @@ void HostEvacuator::pass(store::TaskRecord task) {
   (void)store_.update_task(task);
 }
 
-void HostEvacuator::start() {
-  thread_ = std::thread([this] {
-    std::unique_lock lock(mu_);
-    while (!stopping_) {
-      lock.unlock();
-      tick();
-      lock.lock();
-      clock_wait_for(*clock_, lock, cv_, config_.interval, [this] { return stopping_ || kick_; });
-      kick_ = false;
-    }
-  });
-}
+void HostEvacuator::start() { thread_.start(); }
 
-void HostEvacuator::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void HostEvacuator::stop() { thread_.stop(); }
 
 }  // namespace strata::manager

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "strata/common/clock.h"
+#include "strata/common/periodic.h"
 #include "strata/common/error.h"
 #include "strata/store/store.h"
 
@@ -53,11 +54,8 @@ class EventRetention {
   bool ran_ = false;
   Clock::TimePoint next_{};
 
-  // Guards stopping_; the thread waits on cv_ through clock_wait_until (clock time).
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  // Declared last: stopped (joined) before the members its passes use are destroyed.
+  PeriodicThread thread_;
 };
 
 }  // namespace strata::manager

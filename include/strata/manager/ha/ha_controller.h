@@ -22,14 +22,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "strata/common/clock.h"
+#include "strata/common/periodic.h"
 #include "strata/manager/agents/heartbeat.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/ha/fence.h"
@@ -90,13 +89,12 @@ class HaController {
   HaConfig config_;
   TaskTracker tasks_;
 
-  // Guards outages_ (written by tick(), read by host_phase()), stopping_; the thread waits
-  // on cv_ through clock_wait_for (clock time). Fence agents run with mu_ released.
+  // Guards outages_ (written by tick(), read by host_phase()). Fence agents run with mu_
+  // released.
   mutable std::mutex mu_;
   std::map<std::string, Outage> outages_;  // by host id
-  std::condition_variable_any cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  // Calls tick() every interval. Declared last: stopped before what its passes use goes.
+  PeriodicThread thread_;
 };
 
 }  // namespace strata::manager

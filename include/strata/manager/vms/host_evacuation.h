@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "strata/common/clock.h"
+#include "strata/common/periodic.h"
 #include "strata/common/error.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/tasks/task_tracker.h"
@@ -59,13 +60,9 @@ class HostEvacuator {
   ClockPtr clock_;
   EvacuationConfig config_;
 
-  // Guards stopping_ and kick_ (a new evacuation: pass now); the thread waits on cv_
-  // through clock_wait_until (clock time).
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  bool stopping_ = false;
-  bool kick_ = false;
-  std::thread thread_;
+  // Calls tick() every interval, or at once for a new evacuation. Declared last: stopped
+  // before the members its passes use are destroyed.
+  PeriodicThread thread_;
 };
 
 }  // namespace strata::manager
