@@ -192,6 +192,8 @@ class CreateVmPage extends LivePage {
             ${this.select("host", "Host", this.hosts, "chosen by the scheduler")}
             <label for="cw-nic">User-mode NIC</label>
             <input id="cw-nic" type="checkbox" .checked=${this.form.nic} @change=${(e: Event) => this.set("nic", (e.target as HTMLInputElement).checked)} /><span></span>
+            <label for="cw-vnc">Graphical console (VNC)</label>
+            <input id="cw-vnc" type="checkbox" .checked=${this.form.vnc} @change=${(e: Event) => this.set("vnc", (e.target as HTMLInputElement).checked)} /><span></span>
             <label for="cw-start">Start after creating</label>
             <input id="cw-start" type="checkbox" .checked=${this.form.start} @change=${(e: Event) => this.set("start", (e.target as HTMLInputElement).checked)} /><span></span>
             <span></span>

@@ -19,12 +19,13 @@ export interface WizardForm {
   nodeSelector: string;  // same form
   host: string;  // "" = the scheduler chooses
   nic: boolean;  // one user-mode NIC
+  vnc: boolean;  // a graphical console (false: QEMU gets no VNC display)
   start: boolean;
 }
 
 export const EMPTY_FORM: WizardForm = {
   name: "", vcpus: "1", memoryMib: "512", image: "", diskGib: "", kernel: "", initrd: "",
-  cmdline: "", labels: "", nodeSelector: "", host: "", nic: true, start: true,
+  cmdline: "", labels: "", nodeSelector: "", host: "", nic: true, vnc: true, start: true,
 };
 
 export interface Invalid {
@@ -69,7 +70,7 @@ export function vmCreateBody(f: WizardForm): { body?: VmCreate; error?: Invalid 
   if (vcpus === undefined || vcpus < 1) return { error: { field: "vcpus", message: "at least 1 vCPU" } };
   const memory = wholeNumber(f.memoryMib);
   if (memory === undefined || memory < 16) return { error: { field: "memory_mib", message: "at least 16 MiB" } };
-  const body: VmCreate = { name, vcpus, memory_mib: memory, machine: "q35", start: f.start };
+  const body: VmCreate = { name, vcpus, memory_mib: memory, machine: "q35", vnc: f.vnc, start: f.start };
   const kernel = f.kernel.trim();
   if (kernel) {
     body.kernel = kernel;

@@ -47,6 +47,7 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
                                     {"node_selector", T::object},
                                     {"anti_affinity_group", T::string},
                                     {"ha", T::object},
+                                    {"vnc", T::boolean},
                                     {"start", T::boolean}});
       !st)
     return tl::unexpected(st.error());
@@ -150,6 +151,8 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
     if (prio > 1000) return invalid_argument("ha.priority", "ha.priority must be 0..1000");
     d.ha.priority = static_cast<int>(prio);
   }
+  // vnc false: no graphical console (QEMU gets no -vnc display, the console route says so).
+  s.vnc = optional_bool(body, "vnc", true);
   *start = optional_bool(body, "start", true);
   if (auto st = model::validate(s); !st) return tl::unexpected(st.error());
   if (auto st = validate_ha(d); !st) return tl::unexpected(st.error());
@@ -181,6 +184,7 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     spec["node_selector"] = doc->placement.node_selector;
     spec["anti_affinity_group"] = doc->placement.anti_affinity_group;
     spec["ha"] = {{"enabled", doc->ha.enabled}, {"priority", doc->ha.priority}};
+    spec["vnc"] = s.vnc;
     desired = desired_state_name(vm, *doc);
   }
   VmStatusDoc st = decode_vm_status(vm.status);

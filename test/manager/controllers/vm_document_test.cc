@@ -1,4 +1,5 @@
 // VM create-body validation (fields named) and the stored document round trip.
+#include "strata/manager/agents/agent_client.h"
 #include "strata/manager/api/vm_rest.h"
 #include "strata/manager/controllers/vm_document.h"
 
@@ -104,6 +105,33 @@ TEST(VmDocument, LabelAndSelectorMapsAreBounded) {
   r = vm_document_from_request(body, &start);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().field, "labels.k");
+}
+
+// "vnc": false (no graphical console) is accepted, kept in the stored document, shown in
+// the VM's JSON and sent to the agent, whose QEMU command line then has no -vnc (argv_test
+// KernelBootBridgeKvmNoVnc). Absent means a display; a non-boolean names the field.
+TEST(VmDocument, VncFalseIsKeptAndSentToTheAgent) {
+  auto d = parse(R"({"name":"headless","vcpus":1,"memory_mib":64,"kernel":"k","vnc":false})");
+  ASSERT_TRUE(d) << d.error().to_string();
+  EXPECT_FALSE(d->spec.vnc);
+  auto back = decode_vm_document(encode(*d));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_FALSE(back->spec.vnc);
+  pb::VmSpec sent = to_proto(back->spec);
+  ASSERT_TRUE(sent.has_vnc());
+  EXPECT_FALSE(sent.vnc());
+  store::VmRecord rec;
+  rec.id = "v1";
+  rec.name = "headless";
+  rec.spec = encode(*back);
+  EXPECT_EQ(vm_to_json(rec, "h1")["spec"]["vnc"], false);
+
+  auto dflt = parse(R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k"})");
+  ASSERT_TRUE(dflt);
+  EXPECT_TRUE(dflt->spec.vnc);
+  EXPECT_TRUE(to_proto(dflt->spec).vnc());
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k","vnc":"no"})"), "vnc");
+  EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k","vnc":null})"), "<ok>");
 }
 
 TEST(VmDocument, StoredDocumentRoundTrips) {

@@ -16,14 +16,16 @@ test("create body from the form", () => {
   const f = { ...EMPTY_FORM, name: "web-1", vcpus: "2", memoryMib: "128", image: "tiny-base", kernel: "tiny-kernel",
     initrd: "tiny-initrd", cmdline: "console=ttyS0", labels: "tier=web", nodeSelector: "zone=a" };
   assert.deepEqual(vmCreateBody(f).body, {
-    name: "web-1", vcpus: 2, memory_mib: 128, machine: "q35", start: true, kernel: "tiny-kernel", initrd: "tiny-initrd",
+    name: "web-1", vcpus: 2, memory_mib: 128, machine: "q35", vnc: true, start: true, kernel: "tiny-kernel", initrd: "tiny-initrd",
     cmdline: "console=ttyS0", disks: [{ name: "root", boot: true, image: "tiny-base" }], nics: [{ mode: "user" }],
     labels: { tier: "web" }, node_selector: { zone: "a" },
   });
   // a blank disk of 2 GiB, no NIC, pinned, not started
   assert.deepEqual(vmCreateBody({ ...EMPTY_FORM, name: "b", diskGib: "2", nic: false, host: "h1", start: false }).body, {
-    name: "b", vcpus: 1, memory_mib: 512, machine: "q35", start: false, disks: [{ name: "root", boot: true, size_bytes: 2 * 1024 ** 3 }], host: "h1",
+    name: "b", vcpus: 1, memory_mib: 512, machine: "q35", vnc: true, start: false, disks: [{ name: "root", boot: true, size_bytes: 2 * 1024 ** 3 }], host: "h1",
   });
+  // no graphical console: vnc false in the body
+  assert.equal(vmCreateBody({ ...EMPTY_FORM, name: "c", diskGib: "1", vnc: false }).body.vnc, false);
   const err = (f) => vmCreateBody({ ...EMPTY_FORM, diskGib: "1", ...f }).error?.field;
   assert.equal(err({ name: "" }), "name");
   assert.equal(err({ name: "Bad_Name" }), "name");
