@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -57,6 +58,8 @@ constexpr const char* kUsage = R"(usage:
                        open REST connections per client IP address (default 64)
   --enroll-rate N      host enrollment attempts per client address and minute, also
                        the burst (default 10; 429 with Retry-After above it)
+  --login-rate N       browser logins (POST /api/v1/session) per client address and
+                       second, burst max(10, N) (default 2; 429 with Retry-After)
   --event-max-age AGE  delete events older than AGE: N followed by d, h, m or s, or 0
                        for no age limit (default 30d); pruned every 5 minutes
   --event-max-rows N   keep at most N events, oldest deleted first; 0: no limit
@@ -203,6 +206,11 @@ int main(int argc, char** argv) {
         return usage_error("--enroll-rate must be 1..100000");
       cfg.enroll_rate.burst = n;
       cfg.enroll_rate.per_minute = n;
+    } else if (a == "--login-rate") {
+      if (!value(&v) || !parse_int(v, 1, 100000, &n))
+        return usage_error("--login-rate must be 1..100000");
+      cfg.login_rate.per_minute = 60.0 * n;
+      cfg.login_rate.burst = std::max(10, n);
     } else if (a == "--event-max-age") {
       if (!value(&v)) return usage_error("--event-max-age needs AGE (e.g. 30d)");
       auto age = strata::manager::parse_retention_age(v);

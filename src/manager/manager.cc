@@ -154,6 +154,7 @@ class ManagerImpl final : public Manager {
     deps.image_max_bytes = cfg.image_max_bytes;
     deps.stream_caps = cfg.streams;
     deps.enroll_rate = cfg.enroll_rate;
+    deps.login_rate = cfg.login_rate;
     sessions_ = std::make_unique<SessionStore>(clock_);
     deps.sessions = sessions_.get();
     // Over HTTPS the browser session cookie is Secure (docs/internals/web.md).

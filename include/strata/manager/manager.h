@@ -31,6 +31,7 @@ struct ManagerConfig {
   HttpServerConfig http;
   // Host enrollment attempts per client address and minute, also the burst (--enroll-rate).
   RateLimit enroll_rate{10, 10, 10000};
+  RateLimit login_rate{10, 120, 10000};
   // REST over HTTPS (https): with the operator's certificate chain and key
   // (tls_cert_file/tls_key_file, PEM), else a certificate from the manager's CA naming the
   // listen address (see api_tls.h). Off: plain HTTP.

@@ -17,6 +17,7 @@ ApiService::ApiService(ApiDeps deps)
       fanout_(deps.events ? std::make_unique<EventFanout>(*deps.events) : nullptr),
       deps_(std::move(deps)),
       enroll_limiter_(deps_.clock ? deps_.clock : system_clock(), deps_.enroll_rate),
+      login_limiter_(deps_.clock ? deps_.clock : system_clock(), deps_.login_rate),
       failure_audit_(deps_.events, deps_.clock, deps_.failure_audit) {
   deps_.fanout = fanout_.get();
   deps_.streams = &limiter_;

@@ -81,6 +81,7 @@ void add_session_routes(ApiService& api) {
   login.role = std::nullopt;
   login.max_body = 4096;
   login.action = "session.login";
+  login.rate_limit = &api.login_limiter();  // per address, before the body is read
   api.router().add("POST", "/api/v1/session", login, [&d](HttpRequest& r) {
     // Login CSRF (a page elsewhere logging the browser in as someone else): the body must
     // be JSON (415 otherwise, so no plain form can send it) and an Origin must be ours.

@@ -115,6 +115,47 @@ TEST_F(SessionAuthTest, BadLoginsAre401Or400NamingTheField) {
             403u);
 }
 
+// Token guessing through the browser login: per client address, a burst then a few a
+// second on the injected clock; above it 429 with Retry-After and the JSON envelope, before
+// the body is read (admit: the server's header phase). Other addresses and routes are free.
+TEST_F(SessionAuthTest, LoginIsRateLimitedPerAddressOnTheInjectedClock) {
+  auto clock = std::make_shared<ManualClock>();
+  api_.reset();
+  ApiDeps d = parts_.deps();
+  d.sessions = sessions_.get();
+  d.clock = clock;
+  d.login_rate = RateLimit{3, 120, 100};  // 3 at once, then 2 a second
+  api_ = std::make_unique<ApiService>(std::move(d));
+  auto admit = [&](const std::string& addr, const std::string& method = "POST",
+                   const std::string& path = "/api/v1/session") {
+    HttpRequest r;
+    r.method = method;
+    r.path = path;
+    r.remote_address = addr;
+    r.headers["host"] = "127.0.0.1:7480";
+    return api_->admit(r);
+  };
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(admit("10.0.0.1")) << i;
+  auto refused = admit("10.0.0.1");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 429u);
+  EXPECT_EQ(header(*refused, "Retry-After"), "1");
+  auto j = json::parse(refused->body);
+  EXPECT_EQ(j["error"]["code"], "resource_exhausted") << refused->body;
+  EXPECT_NE(j["error"]["message"].get<std::string>().find("/api/v1/session"), std::string::npos);
+  EXPECT_FALSE(admit("10.0.0.2")) << "another address has its own bucket";
+  auto get = admit("10.0.0.1", "GET");  // no cookie: 401, not 429
+  EXPECT_TRUE(!get || get->status != 429u) << "only the login is limited";
+  clock->advance(std::chrono::milliseconds(250));
+  EXPECT_TRUE(admit("10.0.0.1")) << "a quarter of a second: half an attempt";
+  clock->advance(std::chrono::milliseconds(300));
+  EXPECT_FALSE(admit("10.0.0.1")) << "past half a second: one more attempt";
+  EXPECT_TRUE(admit("10.0.0.1"));
+  clock->advance(std::chrono::minutes(1));
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(admit("10.0.0.1")) << "refilled to the burst " << i;
+  EXPECT_TRUE(admit("10.0.0.1"));
+}
+
 TEST_F(SessionAuthTest, UnsafeMethodsNeedTheCsrfHeader) {
   ASSERT_EQ(login(parts_.admin).status, 200u);
   const std::string body = R"({"name":"web-1","vcpus":1,"memory_mib":64})";

@@ -65,6 +65,9 @@ struct ApiDeps {
   // attempts per client address (429 with Retry-After above it; stratad --enroll-rate),
   // and its failures are audited in a bounded way (failure_audit.h).
   RateLimit enroll_rate{10, 10, 10000};
+  // Browser login (POST /api/v1/session, a token guessed in the body) per client address:
+  // a burst of 10, then 2 a second (429 with Retry-After; stratad --login-rate).
+  RateLimit login_rate{10, 120, 10000};
   FailureAuditConfig failure_audit;
   // Set by the ApiService (it owns them): the one event reader for every SSE stream, and
   // the stream counters.
@@ -98,6 +101,7 @@ class ApiService {
   StreamLimiter& stream_limiter() { return limiter_; }
   EventFanout* fanout() { return fanout_.get(); }
   RateLimiter& enroll_limiter() { return enroll_limiter_; }
+  RateLimiter& login_limiter() { return login_limiter_; }
   FailureAudit& failure_audit() { return failure_audit_; }
 
   // Ends the event fan-out (call after the HTTP server stopped). The destructor does too.
@@ -115,6 +119,7 @@ class ApiService {
   Router router_;
   HttpMetrics metrics_;
   RateLimiter enroll_limiter_;
+  RateLimiter login_limiter_;
   FailureAudit failure_audit_;
   // Runs the handlers of RouteOptions::offload routes. Declared last: destroyed (its queue
   // run, its threads joined) before anything its jobs use.
