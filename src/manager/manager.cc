@@ -135,7 +135,11 @@ class ManagerImpl final : public Manager {
         [this](const std::string& vm_id) { controller_->enqueue_vm(vm_id); }, clock_, cfg.ha);
     agents_->set_callbacks(
         {[this](const std::string& h, Liveness l) { controller_->on_host_state(h, l); },
-         [this](const std::string& h, const pb::VmEvent& e) { controller_->on_vm_event(h, e); }});
+         [this](const std::string& h, const pb::VmEvent& e) { controller_->on_vm_event(h, e); },
+         // Shared: the agents' threads may publish until they are stopped.
+         [feed = metrics_feed_](const std::string& h, int64_t t, const std::string& data) {
+           feed->publish(h, t, data);
+         }});
 
     ApiDeps deps;
     deps.store = store_.get();
@@ -155,6 +159,7 @@ class ManagerImpl final : public Manager {
     deps.stream_caps = cfg.streams;
     deps.enroll_rate = cfg.enroll_rate;
     deps.login_rate = cfg.login_rate;
+    deps.metrics_feed = metrics_feed_.get();
     sessions_ = std::make_unique<SessionStore>(clock_);
     deps.sessions = sessions_.get();
     // Over HTTPS the browser session cookie is Secure (docs/internals/web.md).
@@ -287,6 +292,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<ImageDistributor> images_;
   std::unique_ptr<StaticFiles> web_;
   std::unique_ptr<SessionStore> sessions_;
+  std::shared_ptr<MetricsFeed> metrics_feed_ = std::make_shared<MetricsFeed>();
   std::unique_ptr<ApiService> api_;
   HttpServerPtr server_;
   std::unique_ptr<LocalAgent> local_agent_;

@@ -19,6 +19,7 @@ import {
   type VmAction,
 } from "./format";
 import { LivePage, capacity, listVms, stateBadge } from "./pages";
+import "./charts";
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : {});
@@ -233,6 +234,13 @@ class VmPage extends LivePage {
           </table>
         </section>
       </div>
+      ${vm.host
+        ? html`<section aria-labelledby="vm-charts-h">
+            <h2 id="vm-charts-h">Metrics</h2>
+            <strata-metrics-charts .host=${vm.host} .vm=${vm.name ?? ""} .vcpus=${num(spec.vcpus) ?? 0}
+              .memTotal=${(num(spec.memory_mib) ?? 0) * 1048576}></strata-metrics-charts>
+          </section>`
+        : nothing}
       ${operate
         ? html`<section aria-labelledby="vm-console-h">
             <h2 id="vm-console-h">Serial console</h2>
@@ -365,6 +373,10 @@ class HostPage extends LivePage {
               <td>${cpuRanges(Array.isArray(n.cpus) ? (n.cpus as number[]) : undefined)}</td>
               <td>${bytes(num(n.memory_total_bytes))}</td><td>${bytes(num(n.memory_free_bytes))}</td></tr>`)}</tbody>
           </table>
+        </section>
+        <section aria-labelledby="host-charts-h">
+          <h2 id="host-charts-h">Metrics</h2>
+          <strata-metrics-charts .host=${h.name ?? ""} .memTotal=${num(mem.total_bytes) ?? (h.memory_mib ?? 0) * 1048576}></strata-metrics-charts>
         </section>
         <section aria-labelledby="host-metrics-h">
           <h2 id="host-metrics-h">Latest metrics</h2>

@@ -56,7 +56,11 @@ export class EventFeed {
   private stopped = false;
   private retryMs = 1000;
 
-  constructor(private readonly handlers: EventFeedHandlers) {}
+  // url: the events stream, or another SSE stream of the API (a host's metrics stream)
+  constructor(
+    private readonly handlers: EventFeedHandlers,
+    private readonly url = "/api/v1/events/stream",
+  ) {}
 
   start(): void {
     this.stopped = false;
@@ -86,7 +90,7 @@ export class EventFeed {
     this.abort = new AbortController();
     const headers: Record<string, string> = { Accept: "text/event-stream" };
     if (this.lastId) headers["Last-Event-ID"] = this.lastId;
-    const resp = await fetch("/api/v1/events/stream", {
+    const resp = await fetch(this.url, {
       credentials: "same-origin",
       headers,
       signal: this.abort.signal,

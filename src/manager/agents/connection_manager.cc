@@ -130,7 +130,11 @@ class ConnectionManager::HostConnection {
     store::HostMetricSample s;
     s.host_id = host_id_;
     s.data = json;
-    mgr_.store_.append_host_metric(s, mgr_.config_.metrics_keep_last);
+    s.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    mgr_.clock_->wall().time_since_epoch())
+                    .count();
+    if (!mgr_.store_.append_host_metric(s, mgr_.config_.metrics_keep_last)) return;
+    if (mgr_.callbacks_.on_metrics) mgr_.callbacks_.on_metrics(host_id_, s.time_ms, s.data);
   }
 
   void refresh_inventory() {

@@ -190,6 +190,26 @@ void add_host_routes(ApiService& api) {
       items.push_back({{"time_ms", s.time_ms}, {"data", parse_or_empty(s.data)}});
     return HttpResponse::json(200, {{"host", h->name}, {"samples", items}});
   });
+  // The samples as they are recorded, over SSE (metrics_feed.h): live charts, no polling.
+  // Counted like the events stream (stream caps per token).
+  api.router().add("GET", "/api/v1/hosts/{name}/metrics/stream", RouteOptions{},
+                   [&d](HttpRequest& r) {
+    auto h = d.store->get_host_by_name(r.param("name"));
+    if (!h) return error_response(h.error());
+    if (!d.metrics_feed || !d.streams)
+      return error_response(Error{ErrorCode::unavailable, "no metrics stream", ""});
+    auto ticket = d.streams->acquire(r.principal ? r.principal->token_id : "", false);
+    if (auto* refused = std::get_if<HttpResponse>(&ticket)) return std::move(*refused);
+    HttpResponse resp;
+    resp.content_type = "text/event-stream";
+    resp.event_stream = [feed = d.metrics_feed, host_id = h->id,
+                         ticket = std::get<StreamLimiter::Ticket>(std::move(ticket))](
+                            std::shared_ptr<EventStream> out) {
+      if (!out->write(": stream start\n\n")) return;
+      feed->subscribe(host_id, out);
+    };
+    return resp;
+  });
 
   RouteOptions patch;
   patch.role = Role::operator_;

@@ -149,6 +149,29 @@ void add_vm_routes(ApiService& api) {
     return HttpResponse::json(200, vm_to_json(*vm, host_name_of(d, *vm)));
   });
 
+  // Per-VM metrics history: the VM's entries in its host's bounded samples (the agent
+  // reports every running VM in each sample), oldest first; a sample without the VM (it
+  // was not running) is left out. Live: the host's metrics stream carries the same.
+  api.router().add("GET", "/api/v1/vms/{name}/metrics", RouteOptions{}, [&d](HttpRequest& r) {
+    auto limit = query_int(r, "limit", 60, 1, 10000);
+    if (!limit) return error_response(limit.error());
+    auto vm = d.store->get_vm_by_name(r.param("name"));
+    if (!vm) return error_response(vm.error());
+    nlohmann::json items = nlohmann::json::array();
+    if (vm->host_id) {
+      auto samples = d.store->list_host_metrics(*vm->host_id, *limit);
+      if (!samples) return error_response(samples.error());
+      for (const auto& s : *samples) {
+        auto m = vm_metrics_of(nlohmann::json::parse(s.data, nullptr, false), vm->name);
+        if (m.is_null()) continue;
+        m["time_ms"] = s.time_ms;
+        items.push_back(std::move(m));
+      }
+    }
+    return HttpResponse::json(200, {{"vm", vm->name}, {"host", host_name_of(d, *vm)},
+                                    {"samples", items}});
+  });
+
   RouteOptions op;
   op.role = Role::operator_;
   for (VmVerb verb : {VmVerb::start, VmVerb::stop, VmVerb::reboot, VmVerb::pause, VmVerb::resume}) {

@@ -1,6 +1,8 @@
 // The REST form of a VM (see vm_rest.h): the create body -> VmDocument, a record -> JSON.
 #include "strata/manager/api/vm_rest.h"
 
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include "strata/manager/api/json_fields.h"
@@ -157,6 +159,28 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
   if (auto st = model::validate(s); !st) return tl::unexpected(st.error());
   if (auto st = validate_ha(d); !st) return tl::unexpected(st.error());
   return d;
+}
+
+nlohmann::json vm_metrics_of(const nlohmann::json& sample, const std::string& vm) {
+  if (!sample.is_object() || !sample.contains("vms") || !sample["vms"].is_array()) return nullptr;
+  for (const json& v : sample["vms"]) {
+    if (!v.is_object() || !v.contains("name") || v["name"] != vm) continue;
+    json out = json::object();
+    const json stats = v.contains("stats") && v["stats"].is_object() ? v["stats"] : json::object();
+    for (const char* k : {"cpu_time_ns", "rss_bytes", "disk_read_bytes", "disk_write_bytes",
+                          "net_rx_bytes", "net_tx_bytes"}) {
+      uint64_t n = 0;  // protobuf prints 64-bit integers as strings and leaves out zeros
+      if (stats.contains(k) && stats[k].is_string()) {
+        const std::string& s = stats[k].get_ref<const std::string&>();
+        n = std::strtoull(s.c_str(), nullptr, 10);
+      } else if (stats.contains(k) && stats[k].is_number_unsigned()) {
+        n = stats[k].get<uint64_t>();
+      }
+      out[k] = n;
+    }
+    return out;
+  }
+  return nullptr;
 }
 
 nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_name) {

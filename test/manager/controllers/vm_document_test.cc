@@ -134,6 +134,22 @@ TEST(VmDocument, VncFalseIsKeptAndSentToTheAgent) {
   EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k","vnc":null})"), "<ok>");
 }
 
+// A VM's metrics from its host's sample (the agent's response printed by protobuf: 64-bit
+// counters as strings, zeros left out); another VM's or a damaged sample: null.
+TEST(VmDocument, VmMetricsFromAHostSample) {
+  auto sample = json::parse(R"({"host":{"cpu_busy":0.5},"vms":[
+      {"name":"a","state":"VM_STATE_RUNNING","stats":{"cpu_time_ns":"1500000000","rss_bytes":"73400320"}},
+      {"name":"b","state":"VM_STATE_RUNNING"}]})");
+  auto a = vm_metrics_of(sample, "a");
+  EXPECT_EQ(a["cpu_time_ns"], 1500000000u);
+  EXPECT_EQ(a["rss_bytes"], 73400320u);
+  EXPECT_EQ(a["net_tx_bytes"], 0u);
+  EXPECT_EQ(vm_metrics_of(sample, "b")["cpu_time_ns"], 0u);
+  EXPECT_TRUE(vm_metrics_of(sample, "c").is_null());
+  EXPECT_TRUE(vm_metrics_of(json::parse(R"({"vms":5})"), "a").is_null());
+  EXPECT_TRUE(vm_metrics_of(json(nullptr), "a").is_null());
+}
+
 TEST(VmDocument, StoredDocumentRoundTrips) {
   auto d = parse(R"({"name":"db","vcpus":1,"memory_mib":128,"kernel":"k",
                     "anti_affinity_group":"db","host":"h1"})");

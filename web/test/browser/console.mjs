@@ -279,6 +279,19 @@ try {
         "the display session ended after sending keys");
       await page.screenshot({ path: join(shots, "vm-display.png"), fullPage: true });
     });
+
+    await step("VM metrics charts: history, then new points from the host's metrics stream", async () => {
+      const charts = page.locator("strata-metrics-charts .charts");
+      await page.locator('strata-metrics-charts .charts[data-live="yes"]').waitFor({ timeout: 15000 });
+      const cpu = page.locator('strata-metrics-charts figure[data-chart="cpu"]');
+      const first = Number(await cpu.getAttribute("data-points"));
+      // No reload and no request: the next samples arrive on the stream (every heartbeat).
+      await page.waitForFunction((n) => Number(document.querySelector('strata-metrics-charts figure[data-chart="cpu"]')?.getAttribute("data-points")) > n,
+        first, { timeout: 15000 });
+      expect(await charts.locator("svg path.line").count() === 2, "a CPU and a memory line");
+      const label = await cpu.locator("svg").getAttribute("aria-label");
+      expect(/^CPU used: [\d.]+ vCPU/.test(label ?? ""), `chart label ${label}`);
+    });
   }
 
   if (hostName) {
@@ -291,6 +304,13 @@ try {
       expect(meters === 2, `expected CPU and memory meters, saw ${meters}`);
       if (vmName) await page.getByRole("table", { name: "VMs on this host" }).locator(`tr[data-vm="${vmName}"]`).waitFor();
       await page.getByRole("list", { name: "Events of this host" }).locator("li", { hasText: "host." }).first().waitFor();
+      // Live charts: the history, then points added from the metrics stream.
+      await page.locator('strata-metrics-charts .charts[data-live="yes"]').waitFor({ timeout: 15000 });
+      const n0 = Number(await page.locator('figure[data-chart="mem"]').getAttribute("data-points"));
+      await page.waitForFunction((n) => Number(document.querySelector('figure[data-chart="mem"]')?.getAttribute("data-points")) > n,
+        n0, { timeout: 15000 });
+      const mem = await page.locator('figure[data-chart="mem"] svg').getAttribute("aria-label");
+      expect(/^Memory used: [\d.]+ [KMGT]?i?B/.test(mem ?? ""), `memory chart label ${mem}`);
       await page.screenshot({ path: join(shots, "host.png"), fullPage: true });
     });
   }
@@ -399,6 +419,26 @@ try {
       await table.locator(`tr[data-vm="${wizardVm}"]`).waitFor({ state: "detached", timeout: 30000 });
     });
   }
+
+  if (vmName) await step("a VM created with vnc false has no graphical console on its page", async () => {
+    const created = await page.evaluate(async () => {
+      const { csrf_token } = await (await fetch("/api/v1/session")).json();
+      const r = await fetch("/api/v1/vms", { method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf_token },
+        body: JSON.stringify({ name: "web-novnc", vcpus: 1, memory_mib: 64, kernel: "tiny-kernel", vnc: false, start: false }) });
+      return [r.status, (await r.json()).vm?.spec?.vnc];
+    });
+    expect((created[0] === 201 || created[0] === 202) && created[1] === false, `create answered ${JSON.stringify(created)}`);
+    await page.goto(url + "/vms/web-novnc");
+    await page.getByRole("heading", { name: "Spec" }).waitFor();
+    if (hostName) await page.getByRole("button", { name: "Open serial console" }).waitFor();
+    expect(await page.getByRole("button", { name: "Open graphical console" }).count() === 0, "a graphical console button");
+    expect(await page.getByRole("heading", { name: "Graphical console" }).count() === 0, "a graphical console section");
+    const del = await page.evaluate(async () => {
+      const { csrf_token } = await (await fetch("/api/v1/session")).json();
+      return (await fetch("/api/v1/vms/web-novnc", { method: "DELETE", headers: { "X-CSRF-Token": csrf_token } })).status;
+    });
+    expect(del < 300, `delete answered ${del}`);
+  });
 
   await step("logout ends the session", async () => {
     await page.getByRole("button", { name: "Log out" }).click();

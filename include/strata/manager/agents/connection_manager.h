@@ -37,6 +37,9 @@ struct AgentCallbacks {
   std::function<void(const std::string& host_id, Liveness)> on_host_state;
   // A VM on that host changed state (from WatchEvents, include_current on reconnect).
   std::function<void(const std::string& host_id, const pb::VmEvent&)> on_vm_event;
+  // A metrics sample of that host was recorded (time, the sample's JSON): live charts.
+  std::function<void(const std::string& host_id, int64_t time_ms, const std::string& data)>
+      on_metrics;
 };
 
 class ConnectionManager {

@@ -19,6 +19,7 @@
 #include "strata/manager/api/router.h"
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/api/stream_limits.h"
+#include "strata/manager/api/metrics_feed.h"
 #include "strata/manager/events/event_fanout.h"
 #include "strata/manager/events/event_log.h"
 
@@ -72,6 +73,8 @@ struct ApiDeps {
   // Set by the ApiService (it owns them): the one event reader for every SSE stream, and
   // the stream counters.
   EventFanout* fanout = nullptr;
+  // Live metrics samples (GET /api/v1/hosts/{name}/metrics/stream); nullptr: no stream.
+  MetricsFeed* metrics_feed = nullptr;
   StreamLimiter* streams = nullptr;
   // The web console's files, answered for GETs of paths no route has outside /api
   // (static_files.h); null: not served.

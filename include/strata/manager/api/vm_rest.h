@@ -20,4 +20,10 @@ Result<VmDocument> vm_document_from_request(const nlohmann::json& body, bool* st
 // The REST form of a VM. host_name: name of vm.host_id ("" when unplaced).
 nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_name);
 
+// One VM's entry in a host metrics sample (the agent's GetMetricsResponse as JSON:
+// {"host": {...}, "vms": [{"name", "state", "stats": {"cpu_time_ns": "123", ...}}]}) as
+// numbers: {"cpu_time_ns", "rss_bytes", "disk_read_bytes", "disk_write_bytes",
+// "net_rx_bytes", "net_tx_bytes"}; null when the sample has no such VM (not running).
+nlohmann::json vm_metrics_of(const nlohmann::json& sample, const std::string& vm);
+
 }  // namespace strata::manager
