@@ -43,7 +43,7 @@ async function targetEvents(target: string, before?: number): Promise<{ events: 
 
 function eventList(events: StrataEvent[], what: string, older: (() => void) | null) {
   if (events.length === 0) return html`<p class="muted">No events for this ${what}.</p>`;
-  return html`<ol class="events" aria-live="polite" aria-label="Events of this ${what}">
+  return html`<ol class="events" tabindex="0" aria-live="polite" aria-label="Events of this ${what}">
     ${events.map((e) => html`<li data-seq=${e.seq ?? 0}><time>${time(e.time_ms)}</time>
       <span class="action">${e.action}</span> <span>${e.actor}</span>
       <span class="result ${badResult(e.result) ? "bad" : ""}">${e.result}</span>

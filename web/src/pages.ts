@@ -161,7 +161,7 @@ class DashboardPage extends LivePage {
       ${this.renderError()}
       ${alerts.length
         ? html`<section aria-labelledby="alerts-h" class="alerts"><h2 id="alerts-h">Alerts</h2>
-            <ul>${alerts.map((a) => html`<li role="alert">${a}</li>`)}</ul></section>`
+            <ul>${alerts.map((a) => html`<li><span role="alert">${a}</span></li>`)}</ul></section>`
         : nothing}
       <div class="cols">
         <section aria-labelledby="hosts-h" class="wide">
@@ -188,7 +188,7 @@ class DashboardPage extends LivePage {
         </section>
         <section aria-labelledby="events-h">
           <h2 id="events-h">Live events</h2>
-          <ol class="events" aria-live="polite">
+          <ol class="events" tabindex="0" aria-live="polite" aria-label="Live events">
             ${this.events.slice(0, 15).map((e) => html`<li><time>${time(e.time_ms)}</time>
               <span class="action">${e.action}</span> <span>${e.target}</span>
               <span class="result ${e.result === "ok" ? "" : "bad"}">${e.result}</span></li>`)}

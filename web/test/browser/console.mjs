@@ -9,7 +9,8 @@
 //   SHOTS_DIR      where the screenshots go
 // Prints "N passed, N failed" at the end; exit 1 on any failure.
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 
 const env = (k, d) => process.env[k] ?? d;
@@ -37,6 +38,19 @@ async function step(name, fn) {
     failed++;
     console.log(`FAIL ${name}: ${e && e.message ? e.message.split("\n")[0] : e}`);
   }
+}
+// axe-core (npm, pinned) run inside the page: its source injected over the DevTools
+// protocol (page.evaluate is not a <script>, so the strict CSP stays as it is).
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+async function axeViolations(page, name) {
+  await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
+  });
+  return found
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${name}: ${v.id} (${v.impact}) at ${v.nodes.join(", ")}`);
 }
 function expect(cond, what) {
   if (!cond) throw new Error(what);
@@ -499,6 +513,36 @@ try {
     await p.screenshot({ path: join(shots, "vms-viewer.png"), fullPage: true });
   });
   await viewer.context.close();
+
+  // An own context: what axe does in a page is not the console's (the CSP check above).
+  await step("accessibility (axe-core): no serious or critical violation on any page", async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await ctx.newPage();
+    p.setDefaultTimeout(15000);
+    const found = [], times = [];
+    await p.goto(url + "/");
+    await p.getByLabel("API token", { exact: true }).waitFor();
+    found.push(...await axeViolations(p, "login"));
+    await p.getByLabel("API token", { exact: true }).fill(adminToken);
+    await p.getByRole("button", { name: "Log in" }).click();
+    await p.getByRole("heading", { name: "Dashboard" }).waitFor();
+    const pages = [["/", "Dashboard"], ["/hosts", "Hosts"], ["/vms", "Virtual machines"], ["/images", "Images"], ["/tokens", "Tokens"]];
+    if (hostName) pages.push([`/hosts/${hostName}`, `Host ${hostName}`]);
+    if (vmName) pages.push([`/vms/${vmName}`, `VM ${vmName}`], ["/create", "Create a VM"]);
+    for (const [path, heading] of pages) {
+      await p.goto(url + path);
+      await p.getByRole("heading", { name: heading }).first().waitFor();
+      // loaded (the streams stay open, so no "network idle"): no "Loading…" left
+      await p.getByText("Loading…").waitFor({ state: "detached", timeout: 5000 }).catch(() => {});
+      await p.waitForTimeout(200);
+      const t0 = Date.now();
+      found.push(...await axeViolations(p, path));
+      times.push(`${path} ${Date.now() - t0} ms`);
+    }
+    console.log(`     axe: ${times.join(", ")}`);
+    await ctx.close();
+    expect(found.length === 0, found.join("; "));
+  });
 
   await step("no Content-Security-Policy violation", async () => {
     expect(violations.length === 0, violations.join("; "));
