@@ -1,0 +1,121 @@
+// The VM list in headless Chromium at 10 000 VMs (bench/web/run starts stratad and fills
+// it). Times are taken inside the page (performance.now(), requestAnimationFrame), so the
+// DevTools round trips are not counted. Medians of RUNS.
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+
+// playwright-core is the web console's dev dependency: resolve it from web/.
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(join(here, "../../web/package.json"));
+const { chromium } = require("playwright-core");
+
+const env = (k, d) => process.env[k] ?? d;
+const url = env("STRATA_URL");
+const token = env("ADMIN_TOKEN");
+const runs = Number(env("RUNS", "5"));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const fmt = (x) => x.toFixed(0);
+
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+
+// Logs in once; later contexts get the session cookie (a fresh cache each).
+const login = await browser.newContext();
+{
+  const p = await login.newPage();
+  await p.goto(url + "/");
+  await p.getByLabel("API token", { exact: true }).fill(token);
+  await p.getByRole("button", { name: "Log in" }).click();
+  await p.getByRole("heading", { name: "Dashboard" }).waitFor();
+}
+const cookies = await login.cookies();
+
+const ROWS = "table[aria-label='Virtual machines'] tbody tr[data-vm]";
+// Navigation start (performance.now() = 0) until the first rows are in the DOM and painted.
+async function firstRender(page) {
+  await page.goto(url + "/vms", { waitUntil: "commit" });
+  const h = await page.waitForFunction((sel) => new Promise((res) => {
+    const check = () => (document.querySelector(sel) ? requestAnimationFrame(() => res(performance.now())) : requestAnimationFrame(check));
+    check();
+  }), ROWS, { timeout: 30000 });
+  return await h.jsonValue();
+}
+
+// Runs `act` in the page and waits (rAF) until `done` holds; the elapsed ms.
+async function roundTrip(page, act, done, arg) {
+  return await page.evaluate(async ([actSrc, doneSrc, sel, a]) => {
+    const act = new Function("sel", "a", actSrc);
+    const done = new Function("sel", "a", doneSrc);
+    const t0 = performance.now();
+    act(sel, a);
+    await new Promise((res) => { const f = () => (done(sel, a) ? res() : requestAnimationFrame(f)); f(); });
+    return performance.now() - t0;
+  }, [act, done, ROWS, arg]);
+}
+
+const cold = [], warm = [], filter = [], next = [], big = [], scrollMax = [], scrollAvg = [];
+for (let r = 0; r < runs; r++) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await ctx.addCookies(cookies);
+  const page = await ctx.newPage();
+  cold.push(await firstRender(page));
+  warm.push(await firstRender(page));
+  const rows = await page.locator(ROWS).count();
+  if (rows !== 50) throw new Error(`first page has ${rows} rows, expected 50`);
+
+  // Filter round trip: a name substring matching 10 VMs, applied on the server.
+  const needle = `b0${100 + r}`;  // b0100: b01000..b01009
+  filter.push(await roundTrip(page,
+    `const i = document.getElementById("vm-name"); i.value = a; i.dispatchEvent(new InputEvent("input", { bubbles: true }));
+     document.querySelector("form[aria-label='VM list filters'] button[type=submit]").click();`,
+    `const rs = [...document.querySelectorAll(sel)]; return rs.length > 0 && rs.length <= 10 && rs.every((x) => x.dataset.vm.includes(a));`,
+    needle));
+  // Back to all, then a page change.
+  await roundTrip(page,
+    `const i = document.getElementById("vm-name"); i.value = ""; i.dispatchEvent(new InputEvent("input", { bubbles: true }));
+     document.querySelector("form[aria-label='VM list filters'] button[type=submit]").click();`,
+    `return document.querySelectorAll(sel).length === 50;`, "");
+  const firstName = await page.locator(ROWS).first().getAttribute("data-vm");
+  next.push(await roundTrip(page,
+    `[...document.querySelectorAll("button")].find((b) => b.textContent.trim() === "Next page").click();`,
+    `const f = document.querySelector(sel); return f && f.dataset.vm !== a && document.querySelectorAll(sel).length === 50;`,
+    firstName));
+  // 500 per page: render, then scroll through it frame by frame.
+  big.push(await roundTrip(page,
+    `const s = document.getElementById("vm-limit"); s.value = "500"; s.dispatchEvent(new Event("change", { bubbles: true }));`,
+    `return document.querySelectorAll(sel).length === 500;`, ""));
+  const frames = await page.evaluate(async () => {
+    window.scrollTo(0, 0);
+    const gaps = [];
+    let last = performance.now();
+    while (window.scrollY + window.innerHeight < document.documentElement.scrollHeight - 2) {
+      window.scrollBy(0, 300);
+      await new Promise((res) => requestAnimationFrame(res));
+      const now = performance.now();
+      gaps.push(now - last);
+      last = now;
+    }
+    return gaps;
+  });
+  scrollMax.push(Math.max(...frames));
+  scrollAvg.push(frames.reduce((a, b) => a + b, 0) / frames.length);
+  await ctx.close();
+}
+await browser.close();
+
+const A = median(cold), B = median(filter);
+console.log(`VMs in the store:                  ${env("N")}`);
+console.log(`first render /vms (nothing cached): ${fmt(A)} ms   (runs: ${cold.map(fmt).join(", ")})`);
+console.log(`first render /vms (assets cached):  ${fmt(median(warm))} ms`);
+console.log(`filter round trip (name, server):   ${fmt(B)} ms   (runs: ${filter.map(fmt).join(", ")})`);
+console.log(`page change (Next):                 ${fmt(median(next))} ms`);
+console.log(`500 per page, render:               ${fmt(median(big))} ms`);
+console.log(`scroll through 500 rows:            frame avg ${median(scrollAvg).toFixed(1)} ms, max ${fmt(median(scrollMax))} ms`);
+console.log(`same first page by curl (API only): ${env("CURL_MS")} ms; the filtered request: ${env("CURL_FILTER_MS")} ms`);
+console.log(`JavaScript gzip, first visit:       ${env("JS_KB")} kB (all chunks with the consoles: ${env("JS_ALL_KB")} kB)`);
+console.log(`web: vm_list_first_render_ms=${fmt(A)} filter_ms=${fmt(B)} js_gzip_kb=${env("JS_KB")}`);
