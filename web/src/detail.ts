@@ -335,7 +335,9 @@ class HostPage extends LivePage {
     const qemu = obj(inv.qemu);
     const accel = obj(inv.accelerator);
     const a = allocations(this.vms).get(h.name ?? "") ?? { vcpus: 0, memoryMib: 0 };
-    const metrics = Object.entries(obj(h.metrics)).filter(([, v]) => typeof v === "number" || typeof v === "string");
+    // The sample is the agent's metrics answer: the host's own figures are under "host".
+    const sample = obj(h.metrics);
+    const metrics = Object.entries(sample.host ? obj(sample.host) : sample).filter(([k, v]) => (typeof v === "number" || typeof v === "string") && k !== "metrics_json");
     return html`
       <h1>Host ${h.name} ${stateBadge(h.state)}</h1>
       ${this.renderError()}

@@ -72,11 +72,12 @@ export function linePath(values: number[], width: number, height: number, max: n
     .join(" ");
 }
 
-// A y-axis top that keeps the line readable: the capacity when known, else the largest
-// value rounded up to 1, 2 or 5 times a power of ten.
+// A y-axis top that keeps the line readable: the capacity when known and not exceeded (a
+// VM's QEMU process holds more than its guest's memory), else the largest value rounded up
+// to 1, 2 or 5 times a power of ten.
 export function niceMax(values: number[], capacity?: number): number {
-  if (capacity && capacity > 0) return capacity;
   const m = Math.max(0, ...values);
+  if (capacity && capacity > 0 && m <= capacity) return capacity;
   if (m <= 0) return 1;
   const p = 10 ** Math.floor(Math.log10(m));
   for (const f of [1, 2, 5, 10]) if (m <= f * p) return f * p;

@@ -323,6 +323,7 @@ try {
       const n0 = Number(await page.locator('figure[data-chart="mem"]').getAttribute("data-points"));
       await page.waitForFunction((n) => Number(document.querySelector('figure[data-chart="mem"]')?.getAttribute("data-points")) > n,
         n0, { timeout: 15000 });
+      await page.getByRole("heading", { name: "Latest metrics" }).locator("xpath=..").locator("dt", { hasText: "cpu_busy" }).waitFor();
       const mem = await page.locator('figure[data-chart="mem"] svg').getAttribute("aria-label");
       expect(/^Memory used: [\d.]+ [KMGT]?i?B/.test(mem ?? ""), `memory chart label ${mem}`);
       await page.screenshot({ path: join(shots, "host.png"), fullPage: true });

@@ -37,4 +37,5 @@ test("linePath spreads x over the width, y from the bottom, clamped", () => {
   assert.equal(niceMax([3e9]), 5e9);
   assert.equal(niceMax([]), 1);
   assert.equal(niceMax([5], 8), 8);
+  assert.equal(niceMax([9], 8), 10, "above the capacity: the values decide");
 });
