@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "strata/manager/events/event_log.h"
@@ -21,10 +22,26 @@ std::string from(const std::string& address) {
 
 }  // namespace
 
-FailureAudit::FailureAudit(EventLog* events, ClockPtr clock, FailureAuditConfig config)
-    : events_(events), clock_(clock ? std::move(clock) : system_clock()), config_(config) {}
+namespace {
 
-FailureAudit::~FailureAudit() { flush(); }
+Clock::Duration tick_of(std::chrono::milliseconds window) {
+  return std::max<Clock::Duration>(window / 4, std::chrono::milliseconds(1));
+}
+
+}  // namespace
+
+FailureAudit::FailureAudit(EventLog* events, ClockPtr clock, FailureAuditConfig config)
+    : events_(events),
+      clock_(clock ? std::move(clock) : system_clock()),
+      config_(config),
+      timer_(clock_, tick_of(config_.window), [this] { flush_due(); }) {
+  timer_.start();
+}
+
+FailureAudit::~FailureAudit() {
+  timer_.stop();
+  flush();
+}
 
 void FailureAudit::close_window(std::vector<Pending>& out) {
   auto secs = std::chrono::duration_cast<std::chrono::seconds>(config_.window).count();

@@ -8,11 +8,13 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <thread>
 #include <vector>
 
 #include "manager_parts.h"
 #include "raw_http.h"
+#include "strata/common/clock_wait.h"
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/http_server.h"
 
@@ -174,6 +176,59 @@ TEST_F(AdmissionTest, FailedEnrollmentsAppendABoundedNumberOfAuditEvents) {
   EXPECT_TRUE(big);
   EXPECT_TRUE(others);
   EXPECT_NE(after.back().find("(client 10.2.0.1)"), std::string::npos) << after.back();
+}
+
+// The last burst is summed up by the timer, with no later attempt to trigger it: on a
+// SimulatedClock, a burst at t=0 gets its summary at the first tick past the minute (the
+// timer ticks every quarter window), and not before the minute has passed.
+TEST_F(AdmissionTest, FailedEnrollmentBurstIsSummarisedByTheTimerWithoutALaterAttempt) {
+  auto clock = std::make_shared<SimulatedClock>();
+  start({}, clock);
+  auto enroll_events = [&] {
+    auto list = parts_.store->list_events(0, 10000);
+    EXPECT_TRUE(list);
+    std::vector<std::string> out;
+    for (const auto& e : *list)
+      if (e.action == "host.enroll") out.push_back(e.message);
+    return out;
+  };
+  auto eventually = [](const std::function<bool()>& pred) {
+    for (int i = 0; i < 2000; ++i) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return pred();
+  };
+  // The timer's first pass ran at start and it waits for its next tick on the clock.
+  ASSERT_TRUE(eventually([&] { return clock->parked() >= 1; }));
+  for (int i = 0; i < 50; ++i) {
+    HttpRequest r;
+    r.method = "POST";
+    r.path = "/api/v1/hosts/enroll";
+    r.remote_address = "10.9.9.9";
+    r.headers["content-type"] = "application/json";
+    r.body = R"({"join_token":"stj_bad","name":"h1","address":"10.0.0.9:7443"})";
+    ASSERT_EQ(api_->dispatch(r).status, 401u);
+  }
+  ASSERT_EQ(enroll_events().size(), 1u);
+  // Ticks at 15, 30 and 45 s (the advance wakes the timer once; it then parks until 74 s):
+  // the window is still open, nothing is written.
+  clock->advance(59s);
+  ASSERT_TRUE(eventually([&] { return clock->parked() >= 1; }));
+  EXPECT_EQ(enroll_events().size(), 1u);
+  // The tick at 74 s, past the minute: one summary, with no request since the burst.
+  clock->advance(15s);
+  ASSERT_TRUE(eventually([&] { return enroll_events().size() == 2u; }))
+      << enroll_events().size();
+  auto events = enroll_events();
+  EXPECT_NE(events[1].find("49 more failed attempts from 10.9.9.9 within 60 s"),
+            std::string::npos)
+      << events[1];
+  // Nothing more is counted: later ticks write nothing.
+  ASSERT_TRUE(eventually([&] { return clock->parked() >= 1; }));
+  clock->advance(120s);
+  ASSERT_TRUE(eventually([&] { return clock->parked() >= 1; }));
+  EXPECT_EQ(enroll_events().size(), 2u);
 }
 
 // Slowloris: 1000 connections that trickle partial headers or bodies, spread over 20

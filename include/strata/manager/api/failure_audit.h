@@ -5,6 +5,9 @@
 // the later failures of a window are counted, and one summary event per address ("N more
 // failed attempts from ADDR") is written when the window has passed: at most
 // 2 * (max_addresses + 1) events per window, whatever the traffic.
+// The summaries are written by a timer on the injected clock (a PeriodicThread ticking every
+// quarter window), so the last burst is summed up within 1.25 windows of its first failure
+// even when no request follows it; the next request after a window also writes them.
 #pragma once
 
 #include <chrono>
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "strata/common/clock.h"
+#include "strata/common/periodic.h"
 
 namespace strata::manager {
 
@@ -27,8 +31,9 @@ struct FailureAuditConfig {
 
 class FailureAudit {
  public:
+  // Starts the summary timer.
   FailureAudit(EventLog* events, ClockPtr clock, FailureAuditConfig config = {});
-  ~FailureAudit();  // writes what is still counted
+  ~FailureAudit();  // stops the timer, writes what is still counted
 
   // One failed attempt of `action` on `target` from `address` ("" when unknown).
   void record(const std::string& address, const std::string& action, const std::string& target,
@@ -57,6 +62,8 @@ class FailureAudit {
   bool open_ = false;
   Clock::TimePoint window_start_{};
   std::map<std::string, Tally> tallies_;  // this window's addresses, plus kOthers
+  // Calls flush_due() every quarter window. Declared last: started once the rest is built.
+  PeriodicThread timer_;
 };
 
 }  // namespace strata::manager
