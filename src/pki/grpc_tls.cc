@@ -6,6 +6,7 @@
 #include <grpcpp/security/tls_credentials_options.h>
 
 #include <atomic>
+#include <mutex>
 
 #include "strata/common/log.h"
 #include "strata/pki/pki.h"
@@ -64,7 +65,7 @@ class PinVerifier : public grpc::experimental::ExternalCertificateVerifier {
   void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest*) override {}
 
  private:
-  grpc::Status check(grpc::experimental::TlsCustomVerificationCheckRequest& r) const {
+  grpc::Status check(grpc::experimental::TlsCustomVerificationCheckRequest& r) {
     auto refuse = [](std::string why) {
       return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::move(why));
     };
@@ -78,16 +79,29 @@ class PinVerifier : public grpc::experimental::ExternalCertificateVerifier {
     if (str(r.common_name()) != pin_.name)
       return refuse("the certificate is for host '" + str(r.common_name()) + "', not '" +
                     pin_.name + "'");
-    if (!pin_.fingerprint.empty()) {
-      auto fp = cert_fingerprint(str(r.peer_cert()));
-      if (!fp) return refuse("unreadable peer certificate: " + fp.error().message);
-      if (*fp != pin_.fingerprint)
-        return refuse("certificate " + *fp + " is not the one enrolled (" + pin_.fingerprint +
-                      "): revoked or never issued to this host");
+    std::string pinned;
+    {
+      std::lock_guard lock(mu_);
+      pinned = pin_.fingerprint;
     }
+    if (pinned.empty() && !pin_.pin_first_use) return grpc::Status::OK;
+    auto fp = cert_fingerprint(str(r.peer_cert()));
+    if (!fp) return refuse("unreadable peer certificate: " + fp.error().message);
+    if (pinned.empty()) {
+      // Trust on first use: whoever owns the pin decides (and records it).
+      if (!pin_.pin_first_use(*fp))
+        return refuse("certificate " + *fp + " is not the one pinned for this host");
+      std::lock_guard lock(mu_);
+      if (pin_.fingerprint.empty()) pin_.fingerprint = *fp;
+      pinned = pin_.fingerprint;
+    }
+    if (*fp != pinned)
+      return refuse("certificate " + *fp + " is not the one enrolled (" + pinned +
+                    "): revoked or never issued to this host");
     return grpc::Status::OK;
   }
 
+  std::mutex mu_;  // guards pin_.fingerprint (set on first use)
   PeerPin pin_;
   std::atomic<bool> logged_{false};
 };

@@ -7,6 +7,7 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,9 +30,14 @@ Result<TlsIdentity> load_identity(const std::string& dir);
 // is exactly the one signed at its enrollment. The pin is how a host's certificate is
 // revoked: deleting the host drops it, and a re-enrolled host of the same name gets a new
 // certificate with a new pin, so the old one is refused.
+// A host enrolled before pins existed has none: `pin_first_use` (when set) is then offered
+// the fingerprint of the first certificate that passes every other check (trust on first
+// use); true pins it, for this channel's later handshakes too, false refuses the handshake.
+// It runs on a gRPC thread during the handshake, so it must be quick.
 struct PeerPin {
   std::string name;         // required subject CN
   std::string fingerprint;  // "sha256:<hex>" of the certificate; empty = any (CN still checked)
+  std::function<bool(const std::string& fingerprint)> pin_first_use = nullptr;
 };
 
 std::shared_ptr<grpc::ServerCredentials> server_credentials(const TlsIdentity& identity);

@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -11,15 +13,77 @@
 #include "strata/common/clock_wait.h"
 #include "strata/common/log.h"
 #include "strata/manager/auth/tokens.h"
+#include "strata/pki/grpc_tls.h"
 
 namespace strata::manager {
+
+namespace {
+
+// The pinned certificate of one host, shared with the TLS verifiers of its channels (which
+// may outlive the connection: clients are handed out). A host enrolled before pins existed
+// has none in the store: the first certificate that passes the CA, SAN and CN checks is
+// pinned then (trust on first use), in the store (only if still unpinned there) with a
+// `host.cert_pinned` audit event, and every later handshake must present that one.
+class HostPin {
+ public:
+  HostPin(store::Store& store, EventLog& events, std::string host_id, std::string name,
+          std::string fingerprint)
+      : store_(store), events_(events), host_id_(std::move(host_id)), name_(std::move(name)),
+        fingerprint_(std::move(fingerprint)) {}
+
+  // The pin for a new channel.
+  static pki::PeerPin peer_pin(const std::shared_ptr<HostPin>& self) {
+    std::lock_guard lock(self->mu_);
+    pki::PeerPin p{self->name_, self->fingerprint_};
+    if (p.fingerprint.empty())
+      p.pin_first_use = [self](const std::string& fp) { return self->first_use(fp); };
+    return p;
+  }
+
+ private:
+  bool first_use(const std::string& fp) {
+    std::lock_guard lock(mu_);
+    if (!fingerprint_.empty()) return fingerprint_ == fp;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto host = store_.get_host(host_id_);
+      if (!host) return false;  // deleted: nothing to pin
+      if (!host->cert_fingerprint.empty()) {
+        fingerprint_ = host->cert_fingerprint;
+        return fingerprint_ == fp;
+      }
+      host->cert_fingerprint = fp;
+      auto u = store_.update_host(*host);
+      if (u) {
+        fingerprint_ = fp;
+        logger("manager.agents")->info("host certificate pinned on first use host={} fingerprint={}",
+                                       name_, fp);
+        events_.append("manager", "host.cert_pinned", "host/" + name_, "ok",
+                       "enrolled before certificate pinning: pinned " + fp +
+                           ", the certificate presented at the first connection");
+        return true;
+      }
+      if (u.error().code != ErrorCode::conflict) return false;
+    }
+    return false;
+  }
+
+  store::Store& store_;
+  EventLog& events_;
+  const std::string host_id_;
+  const std::string name_;
+  std::mutex mu_;
+  std::string fingerprint_;
+};
+
+}  // namespace
 
 class ConnectionManager::HostConnection {
  public:
   HostConnection(ConnectionManager& mgr, store::HostRecord host)
       : mgr_(mgr), host_id_(host.id), host_name_(host.name), address_(host.address),
-        pin_{host.name, host.cert_fingerprint},
-        client_(std::make_shared<AgentClient>(host.address, pin_)),
+        pin_(std::make_shared<HostPin>(mgr.store_, mgr.events_, host.id, host.name,
+                                       host.cert_fingerprint)),
+        client_(std::make_shared<AgentClient>(host.address, HostPin::peer_pin(pin_))),
         tracker_(mgr.config_.heartbeat, mgr.clock_) {
     heartbeat_thread_ = std::thread([this] { heartbeat_loop(); });
     watch_thread_ = std::thread([this] { watch_loop(); });
@@ -82,7 +146,7 @@ class ConnectionManager::HostConnection {
               log->warn("host still unreachable host={} misses={} error={}; dialling afresh",
                         host_name_, tracker_.consecutive_misses(),
                         h ? std::string("not serving") : h.error().to_string());
-            auto fresh = std::make_shared<AgentClient>(address_, pin_);
+            auto fresh = std::make_shared<AgentClient>(address_, HostPin::peer_pin(pin_));
             std::lock_guard lock(client_mu_);
             client_ = std::move(fresh);
           }
@@ -174,7 +238,8 @@ class ConnectionManager::HostConnection {
   std::string host_id_;
   std::string host_name_;
   std::string address_;
-  pki::PeerPin pin_;  // the host's name and enrolled certificate, checked on every dial
+  // The host's name and enrolled (or first-use) certificate, checked on every dial.
+  std::shared_ptr<HostPin> pin_;
   mutable std::mutex client_mu_;
   AgentClientPtr client_;
   HeartbeatTracker tracker_;  // heartbeat thread only

@@ -155,6 +155,43 @@ TEST_F(HostPinTest, AnotherHostsCertificateIsRefusedEvenWithoutAPin) {
   EXPECT_TRUE(as_h2.health(std::chrono::seconds(5)));
 }
 
+TEST_F(HostPinTest, AnUnpinnedHostIsPinnedOnFirstUseThenRefusesAnotherCertificate) {
+  // h1 was enrolled before pins existed (no fingerprint in the store). Its first successful
+  // connection pins the certificate it presented, with an audit event.
+  auto first = host_identity("h1");
+  auto h = add_host("h1", serve(first), "");
+  EXPECT_EQ(first_heartbeat(h), Liveness::up);
+  auto stored = store_->get_host(h.id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->cert_fingerprint, fingerprint(first));
+  auto events = store_->list_events(0, 0);
+  ASSERT_TRUE(events);
+  int pinned = 0;
+  for (const auto& e : *events)
+    if (e.action == "host.cert_pinned") {
+      ++pinned;
+      EXPECT_EQ(e.target, "host/h1");
+      EXPECT_NE(e.message.find(fingerprint(first)), std::string::npos) << e.message;
+    }
+  EXPECT_EQ(pinned, 1);
+  EXPECT_EQ(first_heartbeat(*stored), Liveness::up) << "the pinned certificate still works";
+
+  // Afterwards another certificate from the same CA with the same CN (a machine that got
+  // one issued for h1 some other way) is refused, wherever it answers.
+  service_->shutdown();
+  server_->Shutdown();
+  server_.reset();
+  auto other = host_identity("h1");
+  ASSERT_NE(fingerprint(other), fingerprint(first));
+  stored = store_->get_host(h.id);
+  ASSERT_TRUE(stored);
+  stored->address = serve(other);
+  auto moved = store_->update_host(*stored);
+  ASSERT_TRUE(moved) << moved.error().to_string();
+  EXPECT_NE(first_heartbeat(*moved), Liveness::up);
+  EXPECT_EQ(store_->get_host(h.id)->cert_fingerprint, fingerprint(first)) << "pin unchanged";
+}
+
 TEST_F(HostPinTest, ACertificateOfAnotherCaIsRefusedWithTheRightName) {
   // The pin check adds to the CA chain check, it does not replace it: a certificate for
   // "h1" from another CA is refused even for a host without a pin.
