@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -207,9 +208,17 @@ Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(const std::string
   auto conn = std::make_unique<SqliteConnection>(std::move(db));
   // synchronous=FULL: with WAL, NORMAL does not fsync the WAL at each commit, so a power
   // cut can lose transactions the API already acknowledged. FULL syncs every commit (cost
-  // measured in docs/internals/store.md).
-  for (const char* pragma :
-       {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=FULL"}) {
+  // measured in docs/internals/store.md). STRATA_SQLITE_SYNCHRONOUS=normal exists only so
+  // `scripts/bench api` can measure that cost in the same run; it is not a setting.
+  const char* sync = "PRAGMA synchronous=FULL";
+  if (const char* env = std::getenv("STRATA_SQLITE_SYNCHRONOUS"); env && *env) {
+    std::string v = env;
+    if (v == "normal")
+      sync = "PRAGMA synchronous=NORMAL";
+    else if (v != "full")
+      return invalid_argument("STRATA_SQLITE_SYNCHRONOUS", "must be full or normal, not " + v);
+  }
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", sync}) {
     if (auto r = conn->query(pragma, {}); !r) return tl::unexpected(r.error().wrap(pragma));
   }
   return std::shared_ptr<sql::SqlDatabase>(std::make_shared<SqliteDatabase>(std::move(conn)));
