@@ -119,6 +119,18 @@ class Hypervisor {
   virtual Status snapshot_delete(const std::string& vm, const std::string& snap,
                                  const SnapshotProgressCallback& progress = {});
 
+  // Clones (docs/internals/qemu-driver.md, "Templates and clones"): defines `spec`, a new
+  // VM, with the disks of the stopped VM `source` (disks matched by name; the spec's disk
+  // base_image/size are replaced by what the clone really is: no base image, the source
+  // disk's size). linked: each disk is a qcow2 overlay on the source disk's current file
+  // (instant; the source must stay read-only from now on: a template); full: a flattened
+  // copy, `progress(done, total)` in bytes while it copies. The source is held by a job
+  // meanwhile (it cannot start). already_exists as define; failed_precondition when the
+  // source runs or has a job.
+  using CloneProgressCallback = std::function<void(uint64_t done, uint64_t total)>;
+  virtual Result<VmStatus> clone(const std::string& source, const model::VmSpec& spec,
+                                 bool linked, const CloneProgressCallback& progress = {});
+
   // Live migration (strata/agent/migration.h); null when this driver cannot migrate.
   virtual MigrationDriver* migration() { return nullptr; }
 };
@@ -135,6 +147,10 @@ inline Status Hypervisor::snapshot_revert(const std::string&, const std::string&
 inline Status Hypervisor::snapshot_delete(const std::string&, const std::string&,
                                           const SnapshotProgressCallback&) {
   return make_error(ErrorCode::failed_precondition, "this hypervisor has no snapshots");
+}
+inline Result<VmStatus> Hypervisor::clone(const std::string&, const model::VmSpec&, bool,
+                                          const CloneProgressCallback&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor cannot clone VMs");
 }
 using HypervisorPtr = std::unique_ptr<Hypervisor>;
 

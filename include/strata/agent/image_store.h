@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,6 +73,16 @@ class ImageStore {
                                 const std::string& backing_path);
   virtual Result<ImageInfo> vm_file_info(const std::string& vm, const std::string& path) const;
   virtual Status delete_vm_file(const std::string& vm, const std::string& path);
+  // Clones (docs/internals/qemu-driver.md, "Templates and clones"): the disk
+  // "vms/<vm>/<disk>.qcow2" made from `source_path`, a disk file in ANOTHER VM's folder.
+  // linked: a qcow2 overlay backed by it (instant; the source must never be written again,
+  // which is what a template promises); full: a self-contained copy of everything the
+  // source reads through its chain (qemu-img convert), with `progress(done, total)` (bytes
+  // written of the source chain's allocated bytes) called about every 200 ms while it copies.
+  using CloneProgress = std::function<void(uint64_t done, uint64_t total)>;
+  virtual Result<ImageInfo> clone_disk(const std::string& vm, const std::string& disk,
+                                       const std::string& source_path, bool linked,
+                                       const CloneProgress& progress = {});
   // Removes every disk file of the VM and its folder.
   virtual Status delete_vm_disks(const std::string& vm) = 0;
 };
@@ -91,6 +102,10 @@ inline Result<ImageInfo> ImageStore::vm_file_info(const std::string&, const std:
 }
 inline Status ImageStore::delete_vm_file(const std::string&, const std::string&) {
   return make_error(ErrorCode::failed_precondition, "this image store has no snapshot layers");
+}
+inline Result<ImageInfo> ImageStore::clone_disk(const std::string&, const std::string&,
+                                                const std::string&, bool, const CloneProgress&) {
+  return make_error(ErrorCode::failed_precondition, "this image store cannot clone disks");
 }
 
 // Parses the output of `qemu-img info --output=json` (format, sizes, backing file, data

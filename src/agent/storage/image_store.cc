@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <future>
 
 #include "fs_util.h"
 #include "strata/common/log.h"
@@ -261,6 +263,68 @@ class LocalImageStore final : public ImageStore {
       return internal_error("unlink " + path + ": " + std::strerror(errno));
     log_->info("disk file deleted path={}", path);
     return {};
+  }
+
+  Result<ImageInfo> clone_disk(const std::string& vm, const std::string& disk,
+                               const std::string& source_path, bool linked,
+                               const CloneProgress& progress) override {
+    // The source: a file directly inside another VM's folder (never a path of the caller's
+    // choosing elsewhere on the host).
+    const std::string prefix = vms_dir() + "/";
+    if (source_path.compare(0, prefix.size(), prefix) != 0)
+      return invalid_argument("source", source_path + " is not a VM disk file");
+    const std::string rest = source_path.substr(prefix.size());
+    const auto slash = rest.find('/');
+    if (slash == std::string::npos || rest.find('/', slash + 1) != std::string::npos)
+      return invalid_argument("source", source_path + " is not a VM disk file");
+    const std::string source_vm = rest.substr(0, slash);
+    if (auto s = model::validate_name("source", source_vm); !s) return tl::unexpected(s.error());
+    if (source_vm == vm) return invalid_argument("source", "a VM cannot clone its own disk");
+    auto source = vm_file_info(source_vm, source_path);
+    if (!source) return tl::unexpected(source.error());
+    if (!source->data_file.empty())
+      return invalid_argument("source", source_path + " has an external data file");
+    auto target = prepare_disk(vm, disk);
+    if (!target) return tl::unexpected(target.error());
+    std::string tmp = temp_path(vm + "-" + disk);
+    if (linked)
+      return create_and_publish({qemu_img_, "create", "-q", "-f", "qcow2", "-b", source->path,
+                                 "-F", source->format, tmp},
+                                tmp, *target, disk);
+    // Full copy. What it copies is at most what the chain has allocated.
+    uint64_t total = 0;
+    ImageInfo link = *source;
+    for (int depth = 0; depth < 64; ++depth) {
+      total += link.actual_size;
+      if (link.backing_file.empty()) break;
+      if (auto s = storage::check_regular_file(root_, link.backing_file); !s)
+        return tl::unexpected(s.error());
+      auto next = info_of(link.backing_file, link.backing_file);
+      if (!next) return tl::unexpected(next.error());
+      link = *next;
+    }
+    RunOptions o = qemu_img_options();
+    o.timeout = std::chrono::hours(6);  // copies the data: as long as the disk needs
+    std::vector<std::string> argv = {qemu_img_, "convert", "-f", source->format, "-O",
+                                     "qcow2",   source->path, tmp};
+    auto copy = std::async(std::launch::async, [argv, o] { return run_checked(argv, o); });
+    while (copy.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
+      struct stat st {};
+      if (progress && ::stat(tmp.c_str(), &st) == 0)
+        progress(std::min<uint64_t>(static_cast<uint64_t>(st.st_blocks) * 512, total), total);
+    }
+    if (auto r = copy.get(); !r) {
+      ::unlink(tmp.c_str());
+      return tl::unexpected(r.error().wrap("copying disk"));
+    }
+    if (progress) progress(total, total);
+    if (auto s = storage::rename_noreplace(tmp, *target); !s) {
+      ::unlink(tmp.c_str());
+      return tl::unexpected(s.error());
+    }
+    auto info = info_of(disk, *target);
+    if (info) log_->info("disk copied path={} from={} size={}", *target, source_path, total);
+    return info;
   }
 
   Status delete_vm_disks(const std::string& vm) override {

@@ -218,9 +218,22 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     migration = {{"task_id", doc->migration.task_id},
                  {"target_host_id", doc->migration.target_host_id},
                  {"phase", st.migration.phase.empty() ? "pending" : st.migration.phase}};
+  // Templates and clones: whether this VM is a template, and what it was cloned from.
+  bool is_template = false;
+  json clone_of = nullptr;
+  if (auto doc = decode_vm_document(vm.spec); doc) {
+    is_template = doc->is_template;
+    if (doc->clone_of.is_clone())
+      clone_of = {{"source_id", doc->clone_of.source_id},
+                  {"source_name", doc->clone_of.source_name},
+                  {"linked", doc->clone_of.linked},
+                  {"pending", doc->clone_of.pending}};
+  }
   return {{"id", vm.id},
           {"name", vm.name},
           {"resource_version", vm.resource_version},
+          {"template", is_template},
+          {"clone_of", clone_of},
           {"spec", spec},
           {"labels", vm.labels},
           {"desired_state", desired},

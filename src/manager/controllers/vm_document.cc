@@ -22,6 +22,12 @@ std::string encode(const VmDocument& d) {
               {"stop_timeout_s", d.control.stop_timeout_s},
               {"reboot_generation", d.control.reboot_generation},
               {"task_id", d.control.task_id}}}};
+  if (d.is_template) j["template"] = true;
+  if (d.clone_of.is_clone())
+    j["clone_of"] = {{"source_id", d.clone_of.source_id},
+                     {"source_name", d.clone_of.source_name},
+                     {"linked", d.clone_of.linked},
+                     {"pending", d.clone_of.pending}};
   if (d.ha.enabled) j["ha"] = {{"enabled", true}, {"priority", d.ha.priority}};
   if (d.migration.active() || d.migration.seq > 0)
     j["migration"] = {{"target_host_id", d.migration.target_host_id},
@@ -55,6 +61,14 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
   d.control.stop_timeout_s = c.value("stop_timeout_s", 0u);
   d.control.reboot_generation = c.value("reboot_generation", int64_t{0});
   d.control.task_id = c.value("task_id", "");
+  d.is_template = j.value("template", false);
+  if (j.contains("clone_of") && j["clone_of"].is_object()) {
+    const json& o = j["clone_of"];
+    d.clone_of.source_id = o.value("source_id", "");
+    d.clone_of.source_name = o.value("source_name", "");
+    d.clone_of.linked = o.value("linked", false);
+    d.clone_of.pending = o.value("pending", false);
+  }
   if (j.contains("ha") && j["ha"].is_object()) {
     d.ha.enabled = j["ha"].value("enabled", false);
     d.ha.priority = j["ha"].value("priority", 0);

@@ -109,6 +109,10 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
     if (!placed) return chosen ? Outcome::retry : retry_with("pending", placed.error().message);
     *vm = *placed;
   }
+  // A clone whose disks are being made belongs to the clone worker until it ends
+  // (vms/vm_clones.cc); it tells the controller then. A delete waits for it the same way
+  // (the host answers "being defined" until the clone is there).
+  if (doc->clone_of.pending && !vm->deletion_requested) return Outcome::done;
   // A live migration in progress owns the VM until it ends (vm_migration.cc).
   if (doc->migration.active() && !vm->deletion_requested) return migrate_vm(*vm, *doc);
 

@@ -4,6 +4,7 @@
 #include <random>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/controllers/image_distribution.h"
@@ -143,6 +144,20 @@ Result<VmChange> VmService::act(const std::string& name, VmVerb verb, const VmAc
       return make_error(ErrorCode::failed_precondition,
                         fmt::format("the VM is migrating (task {}); try again when it ends",
                                     doc->migration.task_id));
+    if (doc->is_template && verb != VmVerb::stop && verb != VmVerb::remove)
+      return make_error(ErrorCode::conflict,
+                        fmt::format("VM {} is a template: templates do not run; clone it "
+                                    "(strata vm clone {} NEW)",
+                                    vm->name, vm->name));
+    if (doc->is_template && verb == VmVerb::remove) {
+      auto clones = linked_clones_of(tx, vm->id);
+      if (!clones) return tl::unexpected(clones.error());
+      if (!clones->empty())
+        return make_error(ErrorCode::conflict,
+                          fmt::format("template {} has linked clones whose disks are overlays "
+                                      "of its disks: {}; delete them first",
+                                      vm->name, fmt::join(*clones, ", ")));
+    }
     if (auto ok = apply_verb(verb, options, unix_ms(*clock_), *vm, *doc); !ok) return ok;
     auto task = create_task_in(tx, kind, "vm", vm->id);
     if (!task) return tl::unexpected(task.error());
@@ -185,6 +200,13 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
                                     doc->migration.task_id));
     if (!vm.host_id)
       return make_error(ErrorCode::failed_precondition, "the VM is not placed on a host yet");
+    if (doc->is_template)
+      return make_error(ErrorCode::conflict, "a template does not run, so it does not migrate");
+    if (doc->clone_of.is_clone() && doc->clone_of.linked)
+      return make_error(ErrorCode::failed_precondition,
+                        fmt::format("a linked clone stays on its template's host: its disks are "
+                                    "overlays of template {}'s files there",
+                                    doc->clone_of.source_name));
     const std::string state = decode_vm_status(vm.status).state;
     if (vm.desired_state != "running" || (state != "running" && state != "paused"))
       return make_error(ErrorCode::failed_precondition,

@@ -59,6 +59,11 @@ Result<VmChange> VmService::snapshot(const std::string& name, SnapshotOp op,
       return make_error(ErrorCode::failed_precondition, "the VM is being deleted");
     if (!vm->host_id)
       return make_error(ErrorCode::failed_precondition, "the VM is not placed on a host yet");
+    if (auto doc = decode_vm_document(vm->spec); doc && doc->is_template)
+      return make_error(ErrorCode::conflict,
+                        fmt::format("VM {} is a template: its disks are read-only (linked "
+                                    "clones read them)",
+                                    vm->name));
     if (op == SnapshotOp::revert && vm->desired_state == "running")
       return make_error(ErrorCode::failed_precondition,
                         "the VM is meant to run; stop it first: a disk-only snapshot is "
@@ -73,6 +78,12 @@ Result<VmChange> VmService::snapshot(const std::string& name, SnapshotOp op,
   });
   if (!st) return tl::unexpected(st.error());
   events_.published(audit);
+  start_worker([this, host = *change.vm.host_id, vm = change.vm.name, op, snap,
+                task = change.task.id] { run_snapshot(host, vm, op, snap, task); });
+  return change;
+}
+
+void VmService::start_worker(std::function<void()> fn) {
   auto done = std::make_shared<std::atomic<bool>>(false);
   std::lock_guard lk(workers_mu_);
   for (auto it = workers_.begin(); it != workers_.end();) {
@@ -83,13 +94,11 @@ Result<VmChange> VmService::snapshot(const std::string& name, SnapshotOp op,
       ++it;
     }
   }
-  workers_.push_back(Worker{std::thread([this, host = *change.vm.host_id, vm = change.vm.name, op,
-                                         snap, task = change.task.id, done] {
-                              run_snapshot(host, vm, op, snap, task);
+  workers_.push_back(Worker{std::thread([fn = std::move(fn), done] {
+                              fn();
                               done->store(true);
                             }),
                             done});
-  return change;
 }
 
 void VmService::run_snapshot(std::string host_id, std::string vm, SnapshotOp op, std::string snap,

@@ -562,6 +562,57 @@ TEST_F(AgentServiceTest, GuestAgentCommandValidatesJson) {
   EXPECT_EQ(r->reply_json(), R"({"return":{}})");
 }
 
+// CloneVm streams the driver's progress and ends with the clone; a retry of a clone that
+// finished answers with the VM without cloning again; bad input names its field.
+TEST_F(AgentServiceTest, CloneVmStreamsProgressAndRecognisesARetry) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d1", "tpl")));
+  auto clone = [&](const std::string& id, const std::string& name, const std::string& uuid,
+                   std::vector<v1::CloneProgress>* seen) -> grpc::Status {
+    v1::CloneVmRequest req;
+    req.set_request_id(id);
+    req.set_source("tpl");
+    req.set_linked(true);
+    req.mutable_spec()->set_name(name);
+    req.mutable_spec()->set_uuid(uuid);
+    req.mutable_spec()->mutable_kernel_boot()->set_kernel("vmlinuz");
+    grpc::ClientContext ctx;
+    auto reader = client_->stub().CloneVm(&ctx, req);
+    v1::CloneProgress p;
+    while (reader->Read(&p)) seen->push_back(p);
+    return reader->Finish();
+  };
+  const std::string uuid = "0b7c6a3e-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
+  std::vector<v1::CloneProgress> seen;
+  auto st = clone("c1", "web-1", uuid, &seen);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(seen.size(), 4u);  // the driver's three steps, then the clone
+  EXPECT_EQ(seen[1].done(), 1u);
+  EXPECT_EQ(seen[1].total(), 2u);
+  EXPECT_FALSE(seen[2].has_vm());
+  ASSERT_TRUE(seen.back().has_vm());
+  EXPECT_EQ(seen.back().vm().spec().name(), "web-1");
+  EXPECT_EQ(seen.back().vm().spec().uuid(), uuid);
+  EXPECT_EQ(hv_.count("clone_linked"), 1);
+
+  seen.clear();
+  st = clone("c1", "web-1", uuid, &seen);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_TRUE(seen[0].has_vm());
+  EXPECT_EQ(hv_.count("clone_linked"), 1);  // not cloned twice
+
+  // The name taken by another VM (another uuid), a bad name, a missing uuid.
+  seen.clear();
+  EXPECT_EQ(clone("c2", "web-1", "1b7c6a3e-1a2b-4c3d-8e9f-0a1b2c3d4e5f", &seen).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  st = clone("c3", "Web_1", uuid, &seen);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("spec.name"), std::string::npos) << st.error_message();
+  st = clone("c4", "web-2", "", &seen);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("uuid"), std::string::npos) << st.error_message();
+}
+
 TEST_F(AgentServiceTest, SnapshotRpcsMapToTheDriverOncePerRequestId) {
   ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("d1", "web-1")));
   v1::CreateSnapshotRequest c;

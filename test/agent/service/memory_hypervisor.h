@@ -49,6 +49,31 @@ class MemoryHypervisor final : public Hypervisor {
     emit(spec.name, model::VmState::defined, "defined");
     return s;
   }
+  // A clone: the source must exist and be stopped; the clone's disks become blank disks of
+  // the source's sizes (the memory driver keeps no data). progress: 0, half, all.
+  Result<VmStatus> clone(const std::string& source, const model::VmSpec& spec, bool linked,
+                         const CloneProgressCallback& progress) override {
+    model::VmSpec made = spec;
+    {
+      std::lock_guard lock(mu_);
+      ++calls[linked ? "clone_linked" : "clone_full"];
+      if (auto e = take_failure()) return tl::unexpected(*e);
+      auto it = vms_.find(source);
+      if (it == vms_.end()) return not_found("vm " + source + " not found");
+      if (it->second.pid)
+        return make_error(ErrorCode::failed_precondition, "vm " + source + " is running");
+      for (auto& d : made.disks) {
+        d.base_image.clear();
+        if (d.size_bytes == 0) d.size_bytes = 1 << 20;
+      }
+    }
+    if (progress) {
+      progress(0, 2);
+      progress(1, 2);
+      progress(2, 2);
+    }
+    return define(made);
+  }
   Status start(const std::string& name) override {
     return transition("start", name, model::VmState::running, 4242);
   }

@@ -163,6 +163,55 @@ TEST_F(ImageStoreTest, OverlayWritesDoNotTouchTheBase) {
   EXPECT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "read -P 0xab 0 1M", base->path}));
 }
 
+// Clones of a VM's disk (a chain: base image -> the VM's overlay with its own writes): a
+// linked clone is an overlay on the VM's file, a full clone a flat copy that reads the
+// same and has no backing; a source outside the VMs' folders, or the VM's own, is refused.
+TEST_F(ImageStoreTest, CloneDiskLinkedAndFull) {
+  std::string qemu_io = find_executable("qemu-io");
+  if (qemu_io.empty()) GTEST_SKIP() << "qemu-io not installed (qemu-utils)";
+  std::string src = dir_ + "/base.qcow2";
+  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "qcow2", src, "8M"}));
+  ASSERT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "write -P 0xab 0 2M", src}));
+  ASSERT_TRUE(store_->import_image("base.qcow2", src));
+  auto tpl = store_->create_overlay("tpl", "root", "base.qcow2", 0);
+  ASSERT_TRUE(tpl) << tpl.error().to_string();
+  ASSERT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "write -P 0xcd 4M 1M", tpl->path}));
+
+  auto linked = store_->clone_disk("c-linked", "root", tpl->path, true);
+  ASSERT_TRUE(linked) << linked.error().to_string();
+  EXPECT_EQ(linked->backing_file, tpl->path);
+  EXPECT_EQ(linked->path, store_->root() + "/vms/c-linked/root.qcow2");
+  EXPECT_EQ(linked->virtual_size, 8u << 20);
+
+  std::vector<std::pair<uint64_t, uint64_t>> seen;
+  auto full = store_->clone_disk("c-full", "root", tpl->path, false,
+                                 [&](uint64_t done, uint64_t total) { seen.push_back({done, total}); });
+  ASSERT_TRUE(full) << full.error().to_string();
+  EXPECT_TRUE(full->backing_file.empty());
+  EXPECT_EQ(full->virtual_size, 8u << 20);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().first, seen.back().second);  // ends at 100 %
+  for (auto* p : {&linked->path, &full->path}) {
+    EXPECT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "read -P 0xab 0 2M", *p})) << *p;
+    EXPECT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "read -P 0xcd 4M 1M", *p})) << *p;
+  }
+  // The clone's writes stay in the clone.
+  ASSERT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "write -P 0x11 0 1M", linked->path}));
+  EXPECT_TRUE(run_checked({qemu_io, "-f", "qcow2", "-c", "read -P 0xab 0 1M", tpl->path}));
+
+  auto outside = store_->clone_disk("c2", "root", src, false);
+  ASSERT_FALSE(outside);
+  EXPECT_EQ(outside.error().code, ErrorCode::invalid_argument);
+  auto own = store_->clone_disk("tpl", "data", tpl->path, true);
+  ASSERT_FALSE(own);
+  EXPECT_EQ(own.error().code, ErrorCode::invalid_argument);
+  auto dotdot = store_->clone_disk("c3", "root", store_->root() + "/vms/../images/base.qcow2", true);
+  ASSERT_FALSE(dotdot);
+  auto taken = store_->clone_disk("c-full", "root", tpl->path, true);
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().code, ErrorCode::already_exists);
+}
+
 TEST_F(ImageStoreTest, OverlayGrowsButNeverShrinksBelowBase) {
   ASSERT_TRUE(store_->import_image("base.raw", make_raw("b.raw", 1 << 20, 0)));
   auto big = store_->create_overlay("vm1", "root", "base.raw", 8 << 20);

@@ -251,6 +251,44 @@ TEST_F(ApiTest, SnapshotRoutesParseAndRefuse) {
   EXPECT_EQ(call("GET", "/api/v1/vms/web/snapshots", "", viewer).status, 503u);
 }
 
+// Template and clone routes: parsing, roles and refusals (the host side: vm_clones_test).
+TEST_F(ApiTest, TemplateAndCloneRoutesParseAndRefuse) {
+  add_host("h1", 4, 4096);
+  std::string op = make_token("ops", "operator");
+  std::string viewer = make_token("view", "viewer");
+  ASSERT_EQ(
+      call("POST", "/api/v1/vms", R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k"})", op)
+          .status,
+      202u);
+  // Meant to run: not a template yet (409), and a linked clone needs a template (409).
+  auto running = call("POST", "/api/v1/vms/web/template", "", op);
+  EXPECT_EQ(running.status, 409u) << running.body;
+  EXPECT_EQ(call("POST", "/api/v1/vms/web/template", "", viewer).status, 403u);
+  EXPECT_EQ(call("POST", "/api/v1/vms/nope/template", "", op).status, 404u);
+  EXPECT_EQ(call("POST", "/api/v1/vms/web/template", R"({"x":1})", op).status, 400u);
+
+  auto missing = call("POST", "/api/v1/vms/web/clone", "{}", op);
+  EXPECT_EQ(missing.status, 400u);
+  EXPECT_EQ(json::parse(missing.body)["error"]["field"], "name") << missing.body;
+  auto bad = call("POST", "/api/v1/vms/web/clone", R"({"name":"Bad_Name"})", op);
+  EXPECT_EQ(bad.status, 400u) << bad.body;
+  EXPECT_EQ(json::parse(bad.body)["error"]["field"], "name") << bad.body;
+  auto linked_type = call("POST", "/api/v1/vms/web/clone", R"({"name":"c1","linked":"yes"})", op);
+  EXPECT_EQ(linked_type.status, 400u);
+  EXPECT_EQ(json::parse(linked_type.body)["error"]["field"], "linked") << linked_type.body;
+  EXPECT_EQ(call("POST", "/api/v1/vms/web/clone", R"({"name":"c1","x":1})", op).status, 400u);
+  EXPECT_EQ(call("POST", "/api/v1/vms/web/clone", R"({"name":"c1"})", viewer).status, 403u);
+  EXPECT_EQ(call("POST", "/api/v1/vms/nope/clone", R"({"name":"c1"})", op).status, 404u);
+  auto link = call("POST", "/api/v1/vms/web/clone", R"({"name":"c1","linked":true})", op);
+  EXPECT_EQ(link.status, 409u) << link.body;
+  auto run = call("POST", "/api/v1/vms/web/clone", R"({"name":"c1","linked":false})", op);
+  EXPECT_EQ(run.status, 409u) << run.body;  // only a stopped VM is cloned
+  EXPECT_EQ(call("GET", "/api/v1/vms/c1", "", viewer).status, 404u);
+  auto shown = json::parse(call("GET", "/api/v1/vms/web", "", viewer).body);
+  EXPECT_EQ(shown["template"], false) << shown.dump();
+  EXPECT_TRUE(shown["clone_of"].is_null()) << shown.dump();
+}
+
 TEST_F(ApiTest, EnrollNeedsAValidJoinToken) {
   auto r = call("POST", "/api/v1/hosts/enroll",
                 R"({"join_token":"stj_bad","name":"h1","address":"unix:/x"})", "");

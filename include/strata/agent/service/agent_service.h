@@ -95,6 +95,8 @@ class AgentService final : public v1::AgentService::Service {
                            v1::DeleteImageResponse*) override;
   grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
                            grpc::ServerWriter<v1::VmEvent>*) override;
+  grpc::Status CloneVm(grpc::ServerContext*, const v1::CloneVmRequest*,
+                       grpc::ServerWriter<v1::CloneProgress>*) override;
   grpc::Status CreateSnapshot(grpc::ServerContext*, const v1::CreateSnapshotRequest*,
                               v1::CreateSnapshotResponse*) override;
   grpc::Status ListSnapshots(grpc::ServerContext*, const v1::ListSnapshotsRequest*,

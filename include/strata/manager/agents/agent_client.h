@@ -99,6 +99,12 @@ class AgentClient {
   Result<pb::VmStatus> pause_vm(const std::string& request_id, const std::string& name);
   Result<pb::VmStatus> resume_vm(const std::string& request_id, const std::string& name);
   Status undefine_vm(const std::string& request_id, const std::string& name);
+  // A new VM `spec` from the stopped VM `source`'s disks (the agent's CloneVm): linked
+  // overlays or full copies; `on_progress(done, total)` as the copy goes. Returns the clone.
+  Result<pb::VmStatus> clone_vm(const std::string& request_id, const std::string& source,
+                                const model::VmSpec& spec, bool linked,
+                                std::chrono::milliseconds deadline,
+                                const std::function<void(uint64_t done, uint64_t total)>& on_progress);
   // `timeout`: a shorter deadline than the default (a listing over many hosts).
   // Disk snapshots (the agent's CreateSnapshot etc.); `timeout` bounds the agent's work.
   Result<pb::Snapshot> create_snapshot(const std::string& request_id, const std::string& vm,

@@ -135,6 +135,7 @@ void add_token_routes(ApiService& api);
 void add_host_routes(ApiService& api);
 void add_vm_routes(ApiService& api);
 void add_snapshot_routes(ApiService& api);  // routes_snapshots.cc
+void add_clone_routes(ApiService& api);     // routes_clones.cc
 void add_placement_routes(ApiService& api);
 void add_task_event_routes(ApiService& api);
 void add_console_route(ApiService& api);

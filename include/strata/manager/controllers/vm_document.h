@@ -56,12 +56,29 @@ struct VmHa {
   int priority = 0;  // 0..1000, higher restarts first
 };
 
+// Templates and clones (vms/vm_clones.cc; docs/internals/manager.md "Templates and clones").
+// A clone records its source; a linked clone's disks are overlays on its source's disk files
+// on the source's host, so it stays there and its source (a template) cannot be deleted
+// while it exists.
+struct VmCloneOf {
+  std::string source_id;    // empty: not a clone
+  std::string source_name;  // as it was named when cloned
+  bool linked = false;
+  // The clone's disks are being made (the clone worker owns the VM until it ends: the
+  // controller leaves it alone).
+  bool pending = false;
+  bool is_clone() const { return !source_id.empty(); }
+};
+
 struct VmDocument {
   model::VmSpec spec;
   VmPlacement placement;
   VmControl control;
   VmMigration migration;
   VmHa ha;
+  // A template: read-only and never runs; it is cloned (strata vm template VM).
+  bool is_template = false;
+  VmCloneOf clone_of;
 };
 
 // Whether the VM may be HA: every writable disk must survive its host (shared storage);

@@ -118,6 +118,25 @@ class VmService {
                             const std::string& actor);
   // Asks the VM's host (unavailable when it is not connected).
   Result<std::vector<SnapshotView>> list_snapshots(const std::string& name);
+
+  // Templates and clones (vm_clones.cc). make_template turns a stopped VM into a template
+  // (read-only, never runs: start and the other run verbs are refused with conflict; so are
+  // snapshot changes and migration); one transaction with its audit event. A repeat is a
+  // no-op. failed_precondition: being deleted, migrating, meant to run or not stopped yet.
+  Result<store::VmRecord> make_template(const std::string& name, const std::string& actor);
+  // clone: a new VM `name` from the VM or template `source`, on the source's host (a linked
+  // clone's disks are overlays of files there; a full clone's copy is made there too).
+  // linked: unset means linked for a template, full for a VM; a linked clone needs a
+  // template (failed_precondition: its disks must never change again). A VM source must
+  // be stopped. The clone gets a new uuid and new MACs, and stays stopped. One transaction
+  // writes the record (clone_of.pending), its "vm.clone" task and the audit event; a worker
+  // then has the host make the disks (the task shows a full copy's progress) and ends the
+  // task; a clone that fails is deleted again. invalid_argument("name"), already_exists.
+  Result<VmChange> clone(const std::string& source, const std::string& name,
+                         std::optional<bool> linked, const std::string& actor);
+  // The VMs whose disks are overlays of `template_id`'s (its linked clones), by name.
+  static Result<std::vector<std::string>> linked_clones_of(store::Store& tx,
+                                                           const std::string& template_id);
   ~VmService();
 
  private:
@@ -127,7 +146,9 @@ class VmService {
   ClockPtr clock_;
   std::function<void(const std::string&)> on_change_;
   AgentLookup agents_;
-  // Snapshot operations in flight (joined by the destructor).
+  void run_clone(std::string host_id, std::string source, std::string vm_id, bool linked,
+                 std::string task_id);
+  // Snapshot operations and clones in flight (joined by the destructor).
   void run_snapshot(std::string host_id, std::string vm, SnapshotOp op, std::string snap,
                     std::string task_id);
   struct Worker {
@@ -136,6 +157,7 @@ class VmService {
   };
   std::mutex workers_mu_;
   std::vector<Worker> workers_;  // finished ones are joined when the next one starts
+  void start_worker(std::function<void()> fn);
 };
 
 }  // namespace strata::manager

@@ -171,6 +171,17 @@ Status check_image_use(const ImageStore& images, const std::string& name, const 
 }  // namespace
 
 Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
+  return define_with(input, [this](const model::VmSpec& spec, const model::DiskSpec& d) -> Status {
+    auto r = d.base_image.empty()
+                 ? opts_.images->create_blank(spec.name, d.name, d.size_bytes)
+                 : opts_.images->create_overlay(spec.name, d.name, d.base_image, d.size_bytes);
+    if (!r) return tl::unexpected(r.error());
+    return {};
+  });
+}
+
+Result<VmStatus> QemuHypervisor::define_with(const model::VmSpec& input,
+                                             const DiskMaker& make_disk) {
   auto completed = model::complete(input, &random64);
   if (!completed) return tl::unexpected(completed.error());
   model::VmSpec spec = std::move(*completed);
@@ -244,12 +255,8 @@ Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
     fs::remove_all(dir, ec);
     return tl::unexpected(e);
   };
-  for (auto& d : spec.disks) {
-    auto r = d.base_image.empty()
-                 ? opts_.images->create_blank(spec.name, d.name, d.size_bytes)
-                 : opts_.images->create_overlay(spec.name, d.name, d.base_image, d.size_bytes);
-    if (!r) return fail(r.error().wrap("disk " + d.name));
-  }
+  for (auto& d : spec.disks)
+    if (auto r = make_disk(spec, d); !r) return fail(r.error().wrap("disk " + d.name));
   if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n",
                                 kVmFileMode);
       !s)

@@ -92,6 +92,11 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status snapshot_delete(const std::string& name, const std::string& snap,
                          const SnapshotProgressCallback& progress = {}) override;
 
+  // Clones of a stopped VM's disks (vm_clone.cc; docs/internals/qemu-driver.md "Templates
+  // and clones"). A clone job on the source while the disks are made.
+  Result<VmStatus> clone(const std::string& source, const model::VmSpec& spec, bool linked,
+                         const CloneProgressCallback& progress = {}) override;
+
   // Live migration, the driver's half (strata/agent/migration.h; docs/internals/qemu-driver.md).
   MigrationDriver* migration() override { return this; }
   // The VM's recorded hardware profile (what a migration target must offer).
@@ -171,6 +176,10 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   // else). A running job refuses the target unless `query` (read-only queries never wait).
   Result<VmTarget> target(const std::string& name, std::initializer_list<model::VmState> allowed,
                           bool query = false) const;
+  // define()'s work with each disk made by `make_disk` (define: overlay or blank; clone:
+  // from the source's files).
+  using DiskMaker = std::function<Status(const model::VmSpec& spec, const model::DiskSpec& d)>;
+  Result<VmStatus> define_with(const model::VmSpec& input, const DiskMaker& make_disk);
   // Starts a job on `vm` (failed_precondition naming the running job if there is one).
   // Needs mu_.
   Status begin_job_locked(const std::string& name, Vm& vm, VmJob job);

@@ -23,6 +23,7 @@ enum class VmJob {
   migrate_in,
   migrate_out,
   snapshot,  // disk snapshot create / revert / delete (vm_snapshot.cc)
+  clone,     // another VM is being cloned from this one's disks (vm_clone.cc)
   // define is a job on a VM that does not exist yet: it holds a
   // name reservation (QemuHypervisor::defining_) instead.
 };
@@ -41,6 +42,8 @@ constexpr std::string_view to_string(VmJob j) {
       return "migrate-out";
     case VmJob::snapshot:
       return "snapshot";
+    case VmJob::clone:
+      return "clone";
   }
   return "?";
 }
