@@ -22,6 +22,7 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
   CLI::App* vm = root.add_subcommand("vm", "Virtual machines");
   vm->require_subcommand(1);
   add_vm_snapshot_commands(*vm, ctx);
+  add_vm_clone_commands(*vm, ctx);
 
   // create
   {

@@ -53,6 +53,7 @@ struct Context {
 // Adds the command groups (defined in cmd_*.cc).
 void add_vm_commands(CLI::App& root, Context& ctx);
 void add_vm_snapshot_commands(CLI::App& vm, Context& ctx);  // cmd_snapshot.cc
+void add_vm_clone_commands(CLI::App& vm, Context& ctx);     // cmd_clone.cc
 void add_console_command(CLI::App& vm, Context& ctx);
 void add_host_image_commands(CLI::App& root, Context& ctx);
 void add_misc_commands(CLI::App& root, Context& ctx);

@@ -87,7 +87,12 @@ Columns host_columns() {
 }
 
 Columns vm_columns() {
-  return {at("NAME", "/name"), at("STATE", "/status/state"), at("DESIRED", "/desired_state"),
+  // A template shows as such in STATE (it never runs).
+  Column state{"STATE", [](const json& j) {
+                 if (j.value("template", false)) return std::string("template");
+                 return text_at(j, "/status/state");
+               }};
+  return {at("NAME", "/name"), state, at("DESIRED", "/desired_state"),
           at("HOST", "/host"), at("VCPUS", "/spec/vcpus"),   mib("MEMORY", "/spec/memory_mib"),
           labels("/labels")};
 }

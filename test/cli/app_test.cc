@@ -137,6 +137,26 @@ TEST(App, VmSnapshotCommandsBuildTheirRequests) {
   EXPECT_NE(h.out.find("revert"), std::string::npos) << h.out;
 }
 
+TEST(App, VmTemplateAndCloneCommandsBuildTheirRequests) {
+  auto t = run({"vm", "template", "base", "--dry-run"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_EQ(t.out.rfind("POST /api/v1/vms/base/template", 0), 0u) << t.out;
+  auto d = run({"vm", "clone", "base", "web-2", "--dry-run"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(d.out, "POST /api/v1/vms/base/clone\n{\n  \"name\": \"web-2\"\n}\n");
+  auto l = run({"vm", "clone", "base", "web-2", "--linked", "--dry-run"});
+  ASSERT_EQ(l.code, 0) << l.err;
+  EXPECT_NE(l.out.find("\"linked\": true"), std::string::npos) << l.out;
+  auto f = run({"vm", "clone", "base", "web-2", "--full", "--dry-run"});
+  ASSERT_EQ(f.code, 0) << f.err;
+  EXPECT_NE(f.out.find("\"linked\": false"), std::string::npos) << f.out;
+  EXPECT_EQ(run({"vm", "clone", "base", "web-2", "--full", "--linked"}).code, 2);
+  EXPECT_EQ(run({"vm", "clone", "base"}).code, 2);  // NEW missing
+  auto h = run({"vm", "clone", "--help"});
+  EXPECT_EQ(h.code, 0);
+  EXPECT_NE(h.out.find("--linked"), std::string::npos) << h.out;
+}
+
 TEST(App, CompletionCoversTheTree) {
   auto r = run({"completion", "bash"});
   ASSERT_EQ(r.code, 0);

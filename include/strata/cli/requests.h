@@ -61,6 +61,11 @@ ApiRequest build_snapshot_create(const std::string& vm, const std::string& name)
 ApiRequest build_snapshot_list(const std::string& vm);
 ApiRequest build_snapshot_revert(const std::string& vm, const std::string& name);
 ApiRequest build_snapshot_delete(const std::string& vm, const std::string& name);
+// Templates and clones (cmd_clone.cc): POST /vms/{vm}/template, POST /vms/{src}/clone
+// {"name", "linked"?} (linked unset: the server's default, linked for a template).
+ApiRequest build_vm_template(const std::string& vm);
+ApiRequest build_vm_clone(const std::string& source, const std::string& name,
+                          std::optional<bool> linked);
 ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint64_t> timeout_s);
 // POST /vms/{name}/migrate; empty host: the scheduler chooses; 0s: the server's defaults.
 ApiRequest build_vm_migrate(const std::string& name, const std::string& host,

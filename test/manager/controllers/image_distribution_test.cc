@@ -145,7 +145,7 @@ TEST_F(ImageDistributionTest, RepairMakesRecordsAndFilesAgreeAfterACrash) {
   ASSERT_TRUE(store_->create_image(torn));
   store::VmRecord vm;
   vm.name = "vm1";
-  vm.spec = encode(VmDocument{spec(), {}, {}, {}, {}});
+  vm.spec = encode(VmDocument{spec(), {}, {}, {}, {}, false, {}});
   ASSERT_TRUE(store_->create_vm(vm));
   // A crash after a delete removed the record but not the file.
   std::ofstream(dir_ / "catalog" / "0000-deleted-image", std::ios::binary) << "old bytes";

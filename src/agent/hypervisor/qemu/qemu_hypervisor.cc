@@ -288,6 +288,13 @@ Status QemuHypervisor::undefine(const std::string& name) {
     if (is_active(vm->rec.state))
       return make_error(ErrorCode::failed_precondition,
                         std::string("VM is ") + model::to_string(vm->rec.state));
+    if (auto clones = linked_clones_locked(name); !clones.empty()) {
+      std::string list;
+      for (const auto& c : clones) list += (list.empty() ? "" : ", ") + c;
+      return make_error(ErrorCode::failed_precondition,
+                        "VM " + name + " has linked clones whose disks are overlays of its "
+                        "disks: " + list + "; delete them first");
+    }
     vms_.erase(name);
   }
   if (opts_.network)

@@ -180,6 +180,9 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   // from the source's files).
   using DiskMaker = std::function<Status(const model::VmSpec& spec, const model::DiskSpec& d)>;
   Result<VmStatus> define_with(const model::VmSpec& input, const DiskMaker& make_disk);
+  // The VMs whose disks are overlays of `name`'s files (their linked-to record). Needs mu_
+  // (reads one small file per VM).
+  std::vector<std::string> linked_clones_locked(const std::string& name) const;
   // Starts a job on `vm` (failed_precondition naming the running job if there is one).
   // Needs mu_.
   Status begin_job_locked(const std::string& name, Vm& vm, VmJob job);

@@ -3,8 +3,11 @@
 // are qcow2 overlays on them, full clones flattened copies (the image store's clone_disk).
 // The source holds a clone job meanwhile, so it cannot start (and write) under the copy.
 // Design: docs/internals/qemu-driver.md, "Templates and clones".
+#include <fstream>
+
 #include "qemu_hypervisor.h"
 #include "snapshots.h"
+#include "strata/common/atomic_file.h"
 #include "strata/common/log.h"
 
 namespace strata::agent::qemu {
@@ -69,9 +72,26 @@ Result<VmStatus> QemuHypervisor::clone(const std::string& source, const model::V
     if (progress) progress(index * 1000, n * 1000);
     return {};
   });
-  if (made)
-    logger("agent.qemu")->info("vm cloned vm={} source={} linked={}", spec.name, source, linked);
+  if (!made) return made;
+  if (linked)
+    if (auto w = write_file_atomic(vm_dir(spec.name) + "/" + kLinkedToFile, source + "\n",
+                                   kVmFileMode);
+        !w)
+      logger("agent.qemu")->warn("linked clone record not written vm={} error={}", spec.name,
+                                 w.error().to_string());
+  logger("agent.qemu")->info("vm cloned vm={} source={} linked={}", spec.name, source, linked);
   return made;
+}
+
+std::vector<std::string> QemuHypervisor::linked_clones_locked(const std::string& name) const {
+  std::vector<std::string> out;
+  for (const auto& [other, vm] : vms_) {
+    if (other == name) continue;
+    std::ifstream in(vm->dir + "/" + kLinkedToFile);
+    std::string source;
+    if (in && std::getline(in, source) && source == name) out.push_back(other);
+  }
+  return out;
 }
 
 }  // namespace strata::agent::qemu

@@ -18,6 +18,9 @@
 namespace strata::agent::qemu {
 
 inline constexpr const char* kSpecFile = "spec.json";
+// A linked clone's source VM (its disks are overlays of that VM's files): the source's
+// undefine is refused while the clone exists (vm_clone.cc).
+inline constexpr const char* kLinkedToFile = "linked-to";
 inline constexpr const char* kStateFile = "state.json";
 inline constexpr const char* kExitFile = "exit.json";    // written by the shim
 inline constexpr const char* kShimPidFile = "shim.pid";  // written by the shim
