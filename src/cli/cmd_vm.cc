@@ -33,11 +33,15 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_option("--vcpus", o->vcpus, "Number of virtual CPUs")->required();
     c->add_option("--memory", o->memory, "Memory: 512M, 2G (plain number = MiB)")->required();
     c->add_option("--image", o->image, "Boot from a disk cloned from this image");
+    c->add_option("--datastore", o->datastore,
+                  "Put the --image boot disk on this datastore (shared storage: HA restart "
+                  "and migration without copying the disk)");
     c->add_option("--kernel", o->kernel, "Direct kernel boot: kernel image name");
     c->add_option("--initrd", o->initrd, "Direct kernel boot: initrd image name");
     c->add_option("--cmdline", o->cmdline, "Direct kernel boot: kernel command line");
     c->add_option("--disk", o->disks,
-                  "Extra disk: name=data,size=1G[,image=IMG][,boot][,readonly] (repeatable)");
+                  "Extra disk: name=data,size=1G[,image=IMG][,boot][,readonly][,datastore=NAME] "
+                  "(repeatable; datastore: shared storage, see docs/internals/datastores.md)");
     c->add_option("--nic", o->nics, "Network interface: user | bridge=br0[,mac=..] (repeatable)");
     c->add_option("--label", o->labels, "Label k=v (repeatable)");
     c->add_option("--selector", o->selectors, "Only hosts with label k=v (repeatable)");

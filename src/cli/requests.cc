@@ -67,11 +67,13 @@ Result<json> parse_disk_spec(std::string_view text) {
       disk["image"] = value;
     } else if ((key == "boot" || key == "readonly") && !has_value) {
       disk[key] = true;
+    } else if (key == "datastore" && has_value && !value.empty()) {
+      disk["datastore"] = value;
     } else {
       return invalid_argument("--disk", "--disk: cannot read '" + part + "' in '" +
                                             std::string(text) +
                                             "' (expected name=N[,size=1G][,image=IMG][,boot]"
-                                            "[,readonly])");
+                                            "[,readonly][,datastore=NAME])");
     }
   }
   if (!disk.contains("name"))
@@ -121,7 +123,13 @@ Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
     if (!o.cmdline.empty()) body["cmdline"] = o.cmdline;
   }
   json disks = json::array();
-  if (!o.image.empty()) disks.push_back({{"name", "root"}, {"image", o.image}, {"boot", true}});
+  if (!o.image.empty()) {
+    disks.push_back({{"name", "root"}, {"image", o.image}, {"boot", true}});
+    if (!o.datastore.empty()) disks.back()["datastore"] = o.datastore;
+  } else if (!o.datastore.empty()) {
+    return invalid_argument("--datastore", "--datastore places the --image boot disk; without "
+                                           "--image use --disk ...,datastore=NAME");
+  }
   for (const auto& d : o.disks) {
     auto disk = parse_disk_spec(d);
     if (!disk) return tl::unexpected(disk.error());

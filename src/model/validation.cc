@@ -213,6 +213,17 @@ Status validate(const VmSpec& spec) {
       return bad(field_at("disks", i, "size_bytes"), std::to_string(d.size_bytes) +
                                                          " exceeds the maximum of " +
                                                          std::to_string(kMaxDiskBytes) + " bytes");
+    if (!d.datastore.empty()) {
+      if (auto s = validate_name(field_at("disks", i, "datastore"), d.datastore); !s) return s;
+      if (!d.datastore_id.empty())
+        if (auto s = validate_uuid(field_at("disks", i, "datastore_id"), d.datastore_id); !s)
+          return s;
+      if (d.readonly)
+        return bad(field_at("disks", i, "readonly"),
+                   "a read-only disk lives on each host; it cannot be on a datastore");
+    } else if (!d.datastore_id.empty()) {
+      return bad(field_at("disks", i, "datastore_id"), "set without a datastore");
+    }
     if (d.boot) ++boot_disks;
   }
   if (boot_disks > 1) return bad("disks", "more than one disk has boot=true");

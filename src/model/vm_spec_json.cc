@@ -109,7 +109,9 @@ Status parse_kernel_boot(const json& j, KernelBoot& kb) {
 }
 
 Status parse_disk(const json& j, const std::string& path, DiskSpec& d) {
-  if (auto s = check_object(j, path, {"name", "base_image", "size_bytes", "boot", "readonly"}); !s)
+  if (auto s = check_object(j, path, {"name", "base_image", "size_bytes", "boot", "readonly", "datastore",
+                                     "datastore_id"});
+      !s)
     return s;
   if (auto s = read_string(j, "name", path, d.name, true); !s) return s;
   if (auto s = read_string(j, "base_image", path, d.base_image); !s) return s;
@@ -117,6 +119,8 @@ Status parse_disk(const json& j, const std::string& path, DiskSpec& d) {
       !s)
     return s;
   if (auto s = read_bool(j, "boot", path, d.boot); !s) return s;
+  if (auto s = read_string(j, "datastore", path, d.datastore); !s) return s;
+  if (auto s = read_string(j, "datastore_id", path, d.datastore_id); !s) return s;
   return read_bool(j, "readonly", path, d.readonly);
 }
 
@@ -216,6 +220,10 @@ json to_json(const VmSpec& spec) {
                           {"size_bytes", d.size_bytes},
                           {"boot", d.boot},
                           {"readonly", d.readonly}});
+    if (!d.datastore.empty()) {
+      j["disks"].back()["datastore"] = d.datastore;
+      j["disks"].back()["datastore_id"] = d.datastore_id;
+    }
   }
   j["nics"] = json::array();
   for (const NicSpec& n : spec.nics)

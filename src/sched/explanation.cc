@@ -17,6 +17,8 @@ std::string_view to_string(Filter f) {
       return "accelerator";
     case Filter::selector:
       return "selector";
+    case Filter::datastore:
+      return "datastore";
     case Filter::anti_affinity:
       return "anti-affinity";
     case Filter::cpu:

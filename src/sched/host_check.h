@@ -3,6 +3,7 @@
 // and explain() runs the same chain, so the two can never disagree.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -41,6 +42,10 @@ struct CompiledRequest {
 
   const std::vector<uint32_t>* group_hosts = nullptr;  // hosts already holding the group
 
+  // Per required datastore, the hosts mounting it; impossible when no host mounts one.
+  std::vector<const std::vector<uint32_t>*> datastore_hosts;
+  bool datastore_impossible = false;
+
   bool pinned = false;
   std::optional<uint32_t> pinned_index;  // empty with pinned: unknown host id
 
@@ -73,18 +78,28 @@ inline bool selector_matches(const std::vector<SnapshotAccess::Label>& pool, con
   return true;
 }
 
+// Whether host `index` mounts every datastore the request needs.
+inline bool mounts_datastores(const CompiledRequest& c, uint32_t index) {
+  if (c.datastore_impossible) return false;
+  for (const std::vector<uint32_t>* hosts : c.datastore_hosts)
+    if (!std::binary_search(hosts->begin(), hosts->end(), index)) return false;
+  return true;
+}
+
 // The first filter (in Filter order) that rejects host `h`, ignoring pin (the callers
 // restrict the scan to the pinned host). `in_group`: the host already holds the
-// request's anti-affinity group.
+// request's anti-affinity group; `datastores_ok`: mounts_datastores().
 inline std::optional<Filter> first_failure(const CompiledRequest& c,
                                            const std::vector<SnapshotAccess::Label>& pool,
-                                           const HostRecord& h, bool in_group) {
+                                           const HostRecord& h, bool in_group,
+                                           bool datastores_ok) {
   if (h.traits.state != HostState::up) return Filter::state;
   if (!c.any_arch && (!c.arch_known || h.traits.arch != c.arch)) return Filter::arch;
   if (!c.any_accelerator && h.traits.accelerator != c.accelerator) return Filter::accelerator;
   if (!c.selector.empty() || c.selector_impossible) {
     if (c.selector_impossible || !selector_matches(pool, h, c.selector)) return Filter::selector;
   }
+  if (!datastores_ok) return Filter::datastore;
   if (in_group) return Filter::anti_affinity;
   if (h.allocated_vcpus + c.vcpus > h.total_vcpus * c.cpu_overcommit) return Filter::cpu;
   if (static_cast<double>(h.allocated_memory_mib) + c.memory_mib >

@@ -65,6 +65,16 @@ std::string reason(const Snapshot& snapshot, const CompiledRequest& c, uint32_t 
              ", request needs " + std::string(to_string(req.accelerator));
     case Filter::selector:
       return label_text(snapshot, h, SnapshotAccess::labels(snapshot), req);
+    case Filter::datastore: {
+      std::string missing;
+      for (const std::string& d : req.datastores) {
+        std::optional<uint32_t> id = SnapshotAccess::lookup(snapshot, d);
+        const std::vector<uint32_t>* hosts = id ? SnapshotAccess::datastore_hosts(snapshot, *id) : nullptr;
+        if (!hosts || !std::binary_search(hosts->begin(), hosts->end(), index))
+          missing += (missing.empty() ? "" : ", ") + d;
+      }
+      return "does not mount datastore " + missing + " (the VM's disks are there)";
+    }
     case Filter::anti_affinity:
       return "a VM of anti-affinity group " + req.anti_affinity_group +
              " already runs on this host";

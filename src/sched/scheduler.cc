@@ -86,6 +86,15 @@ CompiledRequest compile(const Snapshot& snapshot, const PlacementRequest& reques
       c.group_hosts = SnapshotAccess::group_hosts(snapshot, *g);
     }
   }
+  for (const std::string& d : request.datastores) {
+    std::optional<uint32_t> id = SnapshotAccess::lookup(snapshot, d);
+    const std::vector<uint32_t>* hosts = id ? SnapshotAccess::datastore_hosts(snapshot, *id) : nullptr;
+    if (!hosts) {
+      c.datastore_impossible = true;
+      continue;
+    }
+    c.datastore_hosts.push_back(hosts);
+  }
   if (!request.pinned_host.empty()) {
     c.pinned = true;
     c.pinned_index = snapshot.find(request.pinned_host);
@@ -108,7 +117,7 @@ CompiledRequest compile(const Snapshot& snapshot, const PlacementRequest& reques
   }
   c.traits_mask = traits_word(mask);
   c.traits_want = traits_word(want);
-  c.impossible = (!c.any_arch && !c.arch_known) || c.selector_impossible;
+  c.impossible = (!c.any_arch && !c.arch_known) || c.selector_impossible || c.datastore_impossible;
   return c;
 }
 
@@ -149,7 +158,8 @@ std::vector<uint8_t> evaluate_all(const Snapshot& snapshot, const CompiledReques
   std::vector<uint8_t> verdict(snapshot.size(), static_cast<uint8_t>(Filter::pin));
   Range r = scan_range(snapshot, c);
   for (uint32_t i = r.begin; i < r.end; ++i) {
-    std::optional<Filter> f = detail::first_failure(c, pool, records[i], in_group(c, i));
+    std::optional<Filter> f = detail::first_failure(c, pool, records[i], in_group(c, i),
+                                                    detail::mounts_datastores(c, i));
     verdict[i] = f ? static_cast<uint8_t>(*f) : static_cast<uint8_t>(kFilterCount);
   }
   return verdict;
@@ -205,6 +215,7 @@ Error no_fit(const Snapshot& snapshot, const CompiledRequest& c) {
 bool passes_lookups(const CompiledRequest& c, const std::vector<SnapshotAccess::Label>& pool,
                     const HostRecord& h, uint32_t index) {
   if (!c.selector.empty() && !detail::selector_matches(pool, h, c.selector)) return false;
+  if (!detail::mounts_datastores(c, index)) return false;
   return !in_group(c, index);
 }
 
@@ -217,7 +228,8 @@ int64_t best_host(const Snapshot& snapshot, const CompiledRequest& c, double& be
   if (c.impossible) return -1;
   const HostRecord* records = SnapshotAccess::records(snapshot).data();
   const auto& pool = SnapshotAccess::labels(snapshot);
-  const bool lookups = !c.selector.empty() || c.group_hosts != nullptr;
+  const bool lookups = !c.selector.empty() || c.group_hosts != nullptr ||
+                       !c.datastore_hosts.empty();
   const uint32_t mask = c.traits_mask;
   const uint32_t want = c.traits_want;
   Range r = scan_range(snapshot, c);

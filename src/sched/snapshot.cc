@@ -94,6 +94,10 @@ Result<Snapshot> Snapshot::build(std::vector<HostInfo> hosts) {
       // Hosts are visited in index order, so members stay sorted; skip duplicates.
       if (members.empty() || members.back() != index) members.push_back(index);
     }
+    for (const std::string& d : h.datastores) {
+      std::vector<uint32_t>& members = snap.datastore_hosts_[snap.intern(d)];
+      if (members.empty() || members.back() != index) members.push_back(index);
+    }
     snap.records_.push_back(r);
     snap.names_.push_back(h.name.empty() ? h.id : std::move(h.name));
     snap.index_by_id_.emplace(h.id, index);
@@ -130,6 +134,10 @@ HostInfo Snapshot::host(uint32_t index) const {
     }
   }
   std::sort(h.anti_affinity_groups.begin(), h.anti_affinity_groups.end());
+  for (const auto& [id, members] : datastore_hosts_)
+    if (std::binary_search(members.begin(), members.end(), index))
+      h.datastores.push_back(strings_[id]);
+  std::sort(h.datastores.begin(), h.datastores.end());
   return h;
 }
 

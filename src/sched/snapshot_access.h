@@ -29,6 +29,11 @@ struct SnapshotAccess {
   static std::vector<uint32_t>& group_hosts(Snapshot& s, uint32_t group) {
     return s.group_hosts_[group];
   }
+  // Sorted host indices mounting datastore `id`, or nullptr when none does.
+  static const std::vector<uint32_t>* datastore_hosts(const Snapshot& s, uint32_t id) {
+    auto it = s.datastore_hosts_.find(id);
+    return it == s.datastore_hosts_.end() ? nullptr : &it->second;
+  }
 };
 
 }  // namespace strata::sched::detail

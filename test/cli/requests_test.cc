@@ -34,6 +34,25 @@ TEST(Requests, VmCreateFromImageWithEverything) {
     "host":"h1","anti_affinity_group":"web","start":false})"));
 }
 
+TEST(Requests, VmCreateWithDisksOnADatastore) {
+  VmCreateOptions o;
+  o.name = "db";
+  o.vcpus = 1;
+  o.memory = "512";
+  o.image = "debian-12";
+  o.datastore = "shared";
+  o.disks = {"name=data,size=1G,datastore=shared"};
+  EXPECT_EQ(build_vm_create(o).value().body->at("disks"), json::parse(R"([
+    {"name":"root","image":"debian-12","boot":true,"datastore":"shared"},
+    {"name":"data","size_bytes":1073741824,"datastore":"shared"}])"));
+  o.image.clear();
+  o.kernel = "vmlinuz";
+  auto r = build_vm_create(o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "--datastore");
+  EXPECT_FALSE(parse_disk_spec("name=d,size=1G,datastore="));
+}
+
 TEST(Requests, VmCreateKernelBootIsMinimal) {
   VmCreateOptions o;
   o.name = "k";

@@ -89,7 +89,9 @@ for i in 1 2 3; do  # each namespace reaches the manager over its veth
   ip netns exec "${NS[$((i - 1))]}" curl -sf -m 5 "$API_URL/healthz" >/dev/null || fail "no link from h$i"
 done
 
-# ---- agents, one per namespace, each enrolling with its own join token
+# ---- agents, one per namespace, each enrolling with its own join token. They all mount one
+# folder as datastore "shared" (in a real pool: an NFS export or a cluster file system).
+mkdir -p "$WORK/datastore"
 for i in 1 2 3; do
   ns=${NS[$((i - 1))]}
   dir=$WORK/h$i
@@ -103,7 +105,7 @@ for i in 1 2 3; do
   ip netns exec "$ns" "$STRATA_AGENT" serve --state-dir "$dir" --images "$dir/images" \
     --listen "unix:$dir/agent.sock" --listen-tcp "$(host_ip "$i"):$AGENT_PORT" --accel tcg \
     --manager "$API_URL" --join-token "$jt" --ca-fingerprint "$ca_fp" --advertise "$(host_ip "$i"):$AGENT_PORT" \
-    --name "h$i" >"$dir/agent.log" 2>&1 &
+    --name "h$i" --datastore "shared=$WORK/datastore" >"$dir/agent.log" 2>&1 &
   AGENT_PIDS+=($!)
 done
 
@@ -346,7 +348,8 @@ log "$victim up again, all 6 VMs running"
 kill "${AGENT_PIDS[1]}"; wait "${AGENT_PIDS[1]}" 2>/dev/null || true
 ip netns exec st-h2 "$STRATA_AGENT" serve --state-dir "$WORK/h2" --images "$WORK/h2/images" \
   --listen "unix:$WORK/h2/agent.sock" --listen-tcp "$(host_ip 2):$AGENT_PORT" --accel tcg \
-  --manager "$API_URL" --advertise "$(host_ip 2):$AGENT_PORT" --name h2 >>"$WORK/h2/agent.log" 2>&1 &
+  --manager "$API_URL" --advertise "$(host_ip 2):$AGENT_PORT" --name h2 --datastore "shared=$WORK/datastore" \
+  >>"$WORK/h2/agent.log" 2>&1 &
 AGENT_PIDS[1]=$!
 wait_for 60 "restarted agent logs" grep -q "already enrolled" "$WORK/h2/agent.log" ||
   fail "restarted agent did not find its enrollment"
@@ -372,7 +375,9 @@ log "an agent pinned to another CA refused to enroll (exit $rc)"
 # ---- HA: a host is cut off; it is fenced (its fence agent "powers it off", status confirms
 # off), then its HA VM restarts on another host, once; non-HA VMs wait for the host. The
 # host powered on again does not run the old copy.
-api POST /api/v1/vms "$(vm_body vm-ha true ', disks: [], ha: {enabled: true, priority: 100}')" \
+# vm-ha's disk is on the datastore: it survives its host (the guest writes a block before
+# the failure and reads it back on the host it restarts on).
+api POST /api/v1/vms "$(vm_body vm-ha true ', disks: [{name: "root", image: "tiny-base", boot: true, datastore: "shared"}], ha: {enabled: true, priority: 100}')" \
   >"$WORK/create-vm-ha.json"
 [ "$(last_status)" = 202 ] || fail "create vm-ha: HTTP $(last_status) $(cat "$WORK/create-vm-ha.json")"
 api POST /api/v1/vms "$(vm_body vm-nha true ', disks: [{name: "root", image: "tiny-base", boot: true}], ha: {enabled: true}')" \
@@ -387,6 +392,14 @@ ha_i=${ha_from#h}
 qemu_of() { ps -eo comm=,args= | awk -v g="guest=$1" '$1 ~ /^qemu-system/ { for (i = 2; i <= NF; i++) if ($i == g) n++ } END { print n + 0 }'; }
 qemu_copies() { qemu_of vm-ha; }
 [ "$(qemu_copies)" = 1 ] || fail "vm-ha: $(qemu_copies) QEMU processes before the failure"
+ha_uuid=$(api GET /api/v1/vms/vm-ha | jq -r .spec.uuid)
+ha_disk=$WORK/datastore/vms/$ha_uuid/root.qcow2
+[ -f "$ha_disk" ] || fail "vm-ha's disk is not on the datastore ($ha_disk): $(find "$WORK/datastore" | head)"
+[ "$(api GET /api/v1/vms/vm-ha | jq -r '.spec.disks[0].datastore_id')" = "$(jq -r .uuid "$WORK/datastore/.strata-datastore")" ] ||
+  fail "vm-ha's disk does not record the datastore's UUID"
+wait_for 120 "vm-ha ready" console_ready "$ha_i" vm-ha || fail "vm-ha: no STRATA-READY"
+send_line "$ha_i" vm-ha 'echo HADISK-$((60+1)) | dd of=/dev/vda bs=512 seek=90000 conv=fsync; echo HAMARK$((1+1))ED'
+wait_for 60 "vm-ha marked its disk" console_has "$ha_i" vm-ha HAMARK2ED || fail "vm-ha did not write its disk"
 # A VM that is not HA beside it, on the same host.
 api POST /api/v1/vms "$(vm_body vm-peer true ", host: \"$ha_from\"")" >"$WORK/create-vm-peer.json"
 [ "$(last_status)" = 202 ] || fail "create vm-peer: HTTP $(last_status) $(cat "$WORK/create-vm-peer.json")"
@@ -416,12 +429,20 @@ for v in $ha_peers; do
   [ "$(api GET "/api/v1/vms/$v" | jq -r .host)" = "$ha_from" ] || fail "non-HA $v left $ha_from"
 done
 log "HA: vm-ha running on $ha_to ${ha_ms} ms after $ha_from was cut off; timeline $timeline"
+# The same disk: what the guest wrote on the failed host is there.
+ha_ti=${ha_to#h}
+wait_for 120 "vm-ha ready on $ha_to" console_ready "$ha_ti" vm-ha || fail "vm-ha: no STRATA-READY on $ha_to"
+send_line "$ha_ti" vm-ha 'dd if=/dev/vda bs=512 skip=90000 count=1 2>/dev/null | head -c 9; echo; echo HACHECK$((2+3))ED'
+wait_for 60 "vm-ha answers on $ha_to" console_has "$ha_ti" vm-ha HACHECK5ED || fail "vm-ha does not answer on $ha_to"
+console_has "$ha_ti" vm-ha HADISK-61 || fail "vm-ha's disk write on $ha_from is not on $ha_to (datastore disk not reused)"
+log "HA: the block vm-ha wrote on $ha_from reads back on $ha_to (datastore disk)"
 # Power on: the link back and the agent started again. Its old copy of vm-ha is removed
 # without running; its other VMs (their QEMUs died with the power) start again there.
 ip link set "st-v$ha_i" up
 ip netns exec "st-h$ha_i" "$STRATA_AGENT" serve --state-dir "$WORK/$ha_from" --images "$WORK/$ha_from/images" \
   --listen "unix:$WORK/$ha_from/agent.sock" --listen-tcp "$(host_ip "$ha_i"):$AGENT_PORT" --accel tcg \
-  --manager "$API_URL" --advertise "$(host_ip "$ha_i"):$AGENT_PORT" --name "$ha_from" >>"$WORK/$ha_from/agent.log" 2>&1 &
+  --manager "$API_URL" --advertise "$(host_ip "$ha_i"):$AGENT_PORT" --name "$ha_from" \
+  --datastore "shared=$WORK/datastore" >>"$WORK/$ha_from/agent.log" 2>&1 &
 AGENT_PIDS[$((ha_i - 1))]=$!
 wait_for 120 "$ha_from up after power on" host_is "$ha_from" up || fail "$ha_from not up after power on"
 stale_gone() {
@@ -447,7 +468,23 @@ done
 log "HA: $ha_from back; its old vm-ha copy removed, not started; [$ha_peers] seen down there, started nowhere"
 grep -q vm.stale_copy_removed <<<"$(api GET "/api/v1/events?target=vm/vm-ha&limit=20")" ||
   fail "no vm.stale_copy_removed event for vm-ha"
+[ -f "$ha_disk" ] || fail "removing the stale copy on $ha_from deleted the datastore disk"
+# Live migration of a VM whose disk is on the datastore: RAM only, no disk mirror.
+"${cli[@]}" vm migrate vm-ha --wait --wait-timeout 3m >"$WORK/migrate-ha.out" 2>&1 ||
+  fail "strata vm migrate vm-ha: $(tail -5 "$WORK/migrate-ha.out")"
+ha_mig=$(api GET /api/v1/vms/vm-ha | jq -r .host)
+[ "$ha_mig" != "$ha_to" ] && [ "$(vm_state vm-ha)" = running ] || fail "vm-ha after migrate: on $ha_mig, $(vm_state vm-ha)"
+task=$(api GET "/api/v1/tasks?limit=10000" | jq -c '[.tasks[] | select(.kind == "vm.migrate")] | last')
+ha_mi=${ha_mig#h}
+grep "incoming migration ready vm=vm-ha " "$WORK/$ha_mig/agent.log" | tail -1 | grep -q "nbd=:$" ||
+  fail "vm-ha's migration exported disks over NBD: $(grep "incoming migration ready vm=vm-ha " "$WORK/$ha_mig/agent.log" | tail -1)"
+send_line "$ha_mi" vm-ha 'dd if=/dev/vda bs=512 skip=90000 count=1 2>/dev/null | head -c 9; echo; echo HAMIG$((3+4))ED'
+wait_for 60 "vm-ha answers on $ha_mig" console_has "$ha_mi" vm-ha HAMIG7ED || fail "vm-ha does not answer on $ha_mig"
+[ -f "$ha_disk" ] || fail "the migration's source deleted the datastore disk"
+log "HA: vm-ha migrated $ha_to -> $ha_mig over the datastore: $(jq -c '{message, result}' <<<"$task")"
 api DELETE /api/v1/vms/vm-ha >/dev/null
+wait_for 60 "vm-ha's datastore folder deleted with it" test ! -e "$WORK/datastore/vms/$ha_uuid" ||
+  fail "deleting vm-ha left $WORK/datastore/vms/$ha_uuid"
 api DELETE /api/v1/vms/vm-peer >/dev/null
 
 # ---- delete everything through the API

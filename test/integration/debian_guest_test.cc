@@ -93,7 +93,7 @@ TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
   s.vnc = false;
   s.kernel_boot =
       model::KernelBoot{"debian-kernel", "debian-initrd", images_.get("DEBIAN_CMDLINE")};
-  s.disks.push_back({"root", "debian-disk", 0, false, false});
+  s.disks.push_back({"root", "debian-disk", 0, false, false, "", ""});
   s.nics.push_back({});  // user-mode NIC: DHCP answers, so networkd need not wait it out
   auto d = hv_->define(s);
   ASSERT_TRUE(d) << d.error().to_string();

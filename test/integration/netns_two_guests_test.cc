@@ -102,7 +102,7 @@ class TwoGuestsOnBridgeTest : public ::testing::Test {
     s.vnc = false;
     s.kernel_boot = model::KernelBoot{"tiny-kernel", "tiny-initrd",
                                       images_.get("TINY_CMDLINE") + " strata.ip=" + ip_cidr};
-    s.disks.push_back({"root", "tiny-base", 0, false, false});
+    s.disks.push_back({"root", "tiny-base", 0, false, false, "", ""});
     model::NicSpec nic;
     nic.mode = model::NicMode::bridge;
     nic.bridge = kBridge;

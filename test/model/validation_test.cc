@@ -19,8 +19,8 @@ VmSpec good_spec() {
   s.name = "web-1";
   s.uuid = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
   s.kernel_boot = KernelBoot{"vmlinuz-6.1", "initrd.img", "console=ttyS0 root=/dev/vda rw"};
-  s.disks.push_back(DiskSpec{"root", "debian-12.qcow2", 0, false, false});
-  s.disks.push_back(DiskSpec{"data0", "", 1ull << 30, false, false});
+  s.disks.push_back(DiskSpec{"root", "debian-12.qcow2", 0, false, false, "", ""});
+  s.disks.push_back(DiskSpec{"data0", "", 1ull << 30, false, false, "", ""});
   s.nics.push_back(NicSpec{NicMode::user, "", "52:54:00:12:34:56"});
   s.nics.push_back(NicSpec{NicMode::bridge, "br-strata0", "52:54:00:12:34:57"});
   s.labels["tier"] = "web";
@@ -237,7 +237,7 @@ TEST(ValidateSpec, RejectsBadSpecs) {
       {"too many disks",
        [](VmSpec& s) {
          for (size_t i = 0; s.disks.size() <= kMaxDisks; ++i)
-           s.disks.push_back(DiskSpec{"extra" + std::to_string(i), "", 1 << 20, false, false});
+           s.disks.push_back(DiskSpec{"extra" + std::to_string(i), "", 1 << 20, false, false, "", ""});
        },
        "disks"},
       {"two boot disks",

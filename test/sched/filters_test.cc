@@ -171,6 +171,42 @@ TEST(SchedFilters, CpuHonoursOvercommit) {
       << over.error().message;
 }
 
+TEST(SchedFilters, DatastoreMustBeMounted) {
+  HostInfo a = host("a");
+  HostInfo b = host("b");
+  b.datastores = {"shared@u1", "other@u2"};
+  HostInfo c = host("c");
+  c.datastores = {"shared@u9"};  // another storage under the same name
+  PlacementRequest req = request(1, 512);
+  req.datastores = {"shared@u1"};
+  Result<Explanation> e = scheduler().explain(snapshot({a, b, c}), req);
+  ASSERT_TRUE(e) << e.error().to_string();
+  ASSERT_EQ(e->rejections.size(), 2u);
+  for (const char* h : {"a", "c"}) {
+    const Rejection* r = rejection_of(*e, h);
+    ASSERT_NE(r, nullptr) << h;
+    EXPECT_EQ(r->filter, Filter::datastore);
+    EXPECT_EQ(r->reason, "does not mount datastore shared@u1 (the VM's disks are there)");
+  }
+  auto p = scheduler().place(snapshot({a, b, c}), req);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->host_id, "b");
+  // Two datastores: the host must mount both.
+  req.datastores = {"shared@u1", "other@u2"};
+  p = scheduler().place(snapshot({a, b, c}), req);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->host_id, "b");
+  // A datastore no host mounts: nothing fits, and the message says why.
+  req.datastores = {"gone@u3"};
+  auto none = scheduler().place(snapshot({a, b, c}), req);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("datastore gone@u3"), std::string::npos)
+      << none.error().message;
+  // The snapshot gives the datastores back.
+  EXPECT_EQ(snapshot({a, b, c}).host(1).datastores,
+            (std::vector<std::string>{"other@u2", "shared@u1"}));
+}
+
 TEST(SchedFilters, MemoryHonoursOvercommit) {
   HostInfo a = host("host-3", 16, 8192);
   a.allocated_memory_mib = 7168;

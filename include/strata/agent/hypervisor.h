@@ -90,8 +90,12 @@ class Hypervisor {
   virtual Status reboot(const std::string& name) = 0;
   virtual Status pause(const std::string& name) = 0;
   virtual Status resume(const std::string& name) = 0;
-  // Removes the VM and every file it made. failed_precondition while QEMU runs.
-  virtual Status undefine(const std::string& name) = 0;
+  // Removes the VM and every file it made on this host. failed_precondition while QEMU
+  // runs. Its disks on datastores (shared storage) stay unless `delete_shared_disks`: the
+  // VM may run elsewhere from them (HA restart, migration, a stale copy being removed);
+  // only the deletion of the VM itself deletes them.
+  virtual Status undefine(const std::string& name, bool delete_shared_disks) = 0;
+  Status undefine(const std::string& name) { return undefine(name, false); }
 
   virtual Result<VmStatus> status(const std::string& name) const = 0;
   virtual std::vector<VmStatus> list() const = 0;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "strata/agent/datastore.h"
 #include "strata/agent/hypervisor.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/network.h"
@@ -20,6 +21,8 @@ struct QemuOptions {
   std::string accelerator = "tcg";             // decided by the inventory probe: "kvm" | "tcg"
   ImageStore* images = nullptr;                // not owned; must outlive the hypervisor
   Network* network = nullptr;                  // not owned; may be null (then only user-mode NICs)
+  // Shared storage (--datastore); not owned; may be null (then no disk may name a datastore).
+  const Datastores* datastores = nullptr;
   std::string shim_exe;                        // binary run as `<shim_exe> shim ...` (strata-agent)
   ClockPtr clock;                              // defaults to system_clock()
   size_t console_log_max_bytes = 1 << 20;      // bounded serial log (rotated to .1)

@@ -27,6 +27,7 @@ struct VmCreateOptions {
   uint64_t vcpus = 0;
   std::string memory;                   // "512M"
   std::string image;                    // boot disk from this image (exclusive with kernel)
+  std::string datastore;                // the boot disk (--image) on this datastore
   std::string kernel, initrd, cmdline;  // direct kernel boot (image names)
   std::vector<std::string> disks;       // "name=data,size=1G[,image=IMG][,boot][,readonly]"
   std::vector<std::string> nics;        // "user" | "bridge=br0"

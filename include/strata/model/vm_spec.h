@@ -24,6 +24,14 @@ struct DiskSpec {
   uint64_t size_bytes = 0;      // blank qcow2 of this size (base_image empty), or grow overlay to it
   bool boot = false;            // boot from this disk (when no kernel boot)
   bool readonly = false;
+  // Shared storage (docs/internals/datastores.md): empty, the disk is a file of its host's
+  // image store; else the name of a datastore (a folder every host of the pool mounts,
+  // NFS or a cluster file system) holding the disk, so any host that mounts it can run
+  // the VM (HA restart, migration without copying the disk). `datastore_id` is that
+  // datastore's UUID, filled in by the manager when the VM is created: a host whose
+  // folder of that name is other storage never opens the disk.
+  std::string datastore;
+  std::string datastore_id;
 };
 
 enum class NicMode { user, bridge };

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "strata/common/error.h"
 
@@ -21,6 +22,7 @@ struct PlacementRequest {
   std::string arch;                                                  // empty: any architecture
   std::map<std::string, std::string> node_selector;  // every pair must equal a host label
   std::string anti_affinity_group;  // empty: none; else no two VMs of the group on one host
+  std::vector<std::string> datastores;  // UUIDs the host must mount (the VM's disks are there)
   std::string pinned_host;          // empty: any host; else only this host id is considered
 };
 

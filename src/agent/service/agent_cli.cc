@@ -138,6 +138,9 @@ int agent_main(int argc, char** argv) {
   serve->add_option("--advertise", so.advertise,
                     "HOST:PORT the manager reaches this agent at (default: --listen-tcp)");
   serve->add_option("--name", so.name, "Host name to enroll as (default: hostname)");
+  serve->add_option("--datastore", so.datastores,
+                    "Shared storage for VM disks, NAME=PATH: a folder every host of the pool "
+                    "mounts (NFS, cluster file system); repeatable");
   serve->callback([&] {
     if (qemu_user_opt->count() > 0) so.qemu_user = qemu_user;
     rc = run_serve(so);

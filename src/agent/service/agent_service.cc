@@ -304,8 +304,9 @@ grpc::Status AgentService::UndefineVm(grpc::ServerContext*, const v1::UndefineVm
   return once<v1::UndefineVmRequest, v1::UndefineVmResponse>(
       "UndefineVm", *req, resp, [&](v1::UndefineVmResponse*) -> Status {
         if (auto st = model::validate_name("name", req->name()); !st) return st;
-        if (auto st = hv_.undefine(req->name()); !st) return st;
-        log()->info("vm undefined name={}", req->name());
+        if (auto st = hv_.undefine(req->name(), req->delete_shared_disks()); !st) return st;
+        log()->info("vm undefined name={} delete_shared_disks={}", req->name(),
+                    req->delete_shared_disks());
         return {};
       });
 }

@@ -65,9 +65,11 @@ Result<v1::DiskSpec> parse_disk_flag(const std::string& text) {
       d.set_boot(true);
     else if ((key == "ro" || key == "readonly") && eq == std::string::npos)
       d.set_readonly(true);
+    else if (key == "datastore")
+      d.set_datastore(val);
     else
-      return invalid_argument("--disk",
-                              "unknown part \"" + part + "\" (name=,base=,size=,boot,ro)");
+      return invalid_argument(
+          "--disk", "unknown part \"" + part + "\" (name=,base=,size=,boot,ro,datastore=)");
   }
   return d;
 }

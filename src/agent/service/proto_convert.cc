@@ -67,6 +67,8 @@ v1::VmSpec to_proto(const model::VmSpec& spec) {
     pd->set_size_bytes(d.size_bytes);
     pd->set_boot(d.boot);
     pd->set_readonly(d.readonly);
+    pd->set_datastore(d.datastore);
+    pd->set_datastore_id(d.datastore_id);
   }
   for (const auto& n : spec.nics) {
     auto* pn = out.add_nics();
@@ -92,7 +94,8 @@ Result<model::VmSpec> from_proto(const v1::VmSpec& in, std::string_view field) {
   }
   for (const auto& d : in.disks()) {
     spec.disks.push_back(
-        model::DiskSpec{d.name(), d.base_image(), d.size_bytes(), d.boot(), d.readonly()});
+        model::DiskSpec{d.name(), d.base_image(), d.size_bytes(), d.boot(), d.readonly(),
+                        d.datastore(), d.datastore_id()});
   }
   for (int i = 0; i < in.nics_size(); ++i) {
     const auto& n = in.nics(i);

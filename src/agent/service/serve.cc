@@ -17,6 +17,7 @@
 
 #include "enroll.h"
 #include "socket_claim.h"
+#include "strata/agent/datastore.h"
 #include "strata/agent/inventory.h"
 #include "strata/agent/metrics.h"
 #include "strata/agent/qemu_hypervisor.h"
@@ -44,7 +45,7 @@ auto log() {
   return l;
 }
 
-v1::HostInventory inventory_to_proto(const HostInventory& inv) {
+v1::HostInventory inventory_to_proto(const HostInventory& inv, const Datastores* datastores) {
   v1::HostInventory p;
   p.set_hostname(inv.os.hostname);
   if (inv.accelerator) {
@@ -60,7 +61,18 @@ v1::HostInventory inventory_to_proto(const HostInventory& inv) {
   p.set_kernel(inv.os.kernel_release);
   if (inv.qemu) p.set_qemu_version(inv.qemu->version);
   p.set_agent_version(STRATA_VERSION);
-  p.set_inventory_json(to_json(inv).dump());
+  auto j = to_json(inv);
+  // Shared storage this host mounts: the manager places VMs with datastore disks only on
+  // hosts that report the datastore's UUID.
+  j["datastores"] = nlohmann::json::array();
+  if (datastores)
+    for (const auto& ds : datastores->list())
+      j["datastores"].push_back({{"name", ds.name},
+                                 {"id", ds.id},
+                                 {"path", ds.path},
+                                 {"total_bytes", ds.total_bytes},
+                                 {"free_bytes", ds.free_bytes}});
+  p.set_inventory_json(j.dump());
   return p;
 }
 
@@ -263,6 +275,21 @@ int run_serve(const ServeOptions& in) {
     return exit_code(images.error().code);
   }
   auto network = make_netlink_network();
+  std::vector<std::pair<std::string, std::string>> mounts;
+  for (const auto& flag : o.datastores) {
+    auto m = parse_datastore_flag(flag);
+    if (!m) {
+      log()->error("{}", m.error().message);
+      return exit_code(m.error().code);
+    }
+    mounts.push_back(*m);
+  }
+  auto opened = Datastores::open(mounts, o.qemu_img);
+  if (!opened) {
+    log()->error("datastores: {}", opened.error().to_string());
+    return exit_code(opened.error().code);
+  }
+  DatastoresPtr datastores = *opened;
 
   auto qemu_user = decide_qemu_user(o.qemu_user, ::geteuid(), lookup_system_user);
   if (!qemu_user) {
@@ -282,7 +309,9 @@ int run_serve(const ServeOptions& in) {
     // QEMU must also reach the image store. With the default user, folders it cannot pass
     // (a state folder under /root, say) fall back to QEMU as root, loudly; with an
     // explicit --qemu-user they are an error (make_qemu_hypervisor names the folder).
-    for (const auto& dir : {o.state_dir, o.images_dir}) {
+    std::vector<std::string> reached = {o.state_dir, o.images_dir};
+    for (const auto& ds : datastores->list()) reached.push_back(ds.path);
+    for (const auto& dir : reached) {
       auto reach = check_searchable_by(dir, *qemu_user->user);
       if (reach || o.qemu_user) continue;
       log()->warn("QEMU RUNS AS ROOT: {}", reach.error().message);
@@ -305,6 +334,7 @@ int run_serve(const ServeOptions& in) {
   qo.accelerator = accel;
   qo.images = images->get();
   qo.network = network.get();
+  qo.datastores = datastores.get();
   qo.shim_exe = shim_exe();
   auto hv = make_qemu_hypervisor(std::move(qo));
   if (!hv) {
@@ -334,7 +364,7 @@ int run_serve(const ServeOptions& in) {
       fresh->accelerator = cached.accelerator;
       cached = std::move(*fresh);
     }
-    return inventory_to_proto(cached);
+    return inventory_to_proto(cached, datastores.get());
   };
   so.inventory = so_inventory;
   so.host_metrics = [sampler] { return sampler->sample(); };

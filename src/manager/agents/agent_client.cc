@@ -86,6 +86,8 @@ pb::VmSpec to_proto(const model::VmSpec& s) {
     pd->set_size_bytes(d.size_bytes);
     pd->set_boot(d.boot);
     pd->set_readonly(d.readonly);
+    pd->set_datastore(d.datastore);
+    pd->set_datastore_id(d.datastore_id);
   }
   for (const auto& n : s.nics) {
     auto* pn = p.add_nics();
@@ -249,8 +251,10 @@ Result<pb::VmStatus> AgentClient::shutdown_vm(const std::string& request_id,
   return resp.vm();
 }
 
-Status AgentClient::undefine_vm(const std::string& request_id, const std::string& name) {
+Status AgentClient::undefine_vm(const std::string& request_id, const std::string& name,
+                                bool delete_shared_disks) {
   pb::UndefineVmRequest req;
+  req.set_delete_shared_disks(delete_shared_disks);
   req.set_request_id(request_id);
   req.set_name(name);
   STRATA_UNARY(UndefineVm, req, pb::UndefineVmResponse, std::chrono::seconds(60));

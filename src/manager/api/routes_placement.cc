@@ -8,6 +8,7 @@
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/json_fields.h"
 #include "strata/manager/api/vm_rest.h"
+#include "strata/manager/controllers/datastores.h"
 #include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/placement.h"
 #include "strata/model/validation.h"
@@ -49,6 +50,11 @@ HttpResponse preview_placement(ApiDeps& d, HttpRequest& r) {
   if (!completed) return error_response(completed.error());
   doc->spec = std::move(*completed);
   if (auto st = check_image_kinds(*d.store, doc->spec); !st) return error_response(st.error());
+  {
+    auto hosts = d.store->list_hosts({});
+    if (!hosts) return error_response(hosts.error());
+    if (auto st = resolve_datastores(doc->spec, *hosts); !st) return error_response(st.error());
+  }
   if (d.store->get_vm_by_name(doc->spec.name))
     return error_response(Error{ErrorCode::already_exists,
                                 fmt::format("a VM named '{}' already exists", doc->spec.name),

@@ -85,7 +85,8 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
                                             {"image", T::string},
                                             {"size_bytes", T::unsigned_integer},
                                             {"boot", T::boolean},
-                                            {"readonly", T::boolean}},
+                                            {"readonly", T::boolean},
+                                            {"datastore", T::string}},
                                  prefix);
           !st)
         return tl::unexpected(st.error());
@@ -99,6 +100,7 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
                                             model::kMaxDiskBytes));
       disk.boot = optional_bool(disks[i], "boot", false);
       disk.readonly = optional_bool(disks[i], "readonly", false);
+      disk.datastore = optional_string(disks[i], "datastore");
       s.disks.push_back(std::move(disk));
     }
   }
@@ -195,9 +197,14 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
       spec["cmdline"] = s.kernel_boot->cmdline;
     }
     json disks = json::array();
-    for (const auto& dk : s.disks)
+    for (const auto& dk : s.disks) {
       disks.push_back({{"name", dk.name}, {"image", dk.base_image}, {"size_bytes", dk.size_bytes},
                        {"boot", dk.boot}, {"readonly", dk.readonly}});
+      if (!dk.datastore.empty()) {
+        disks.back()["datastore"] = dk.datastore;
+        disks.back()["datastore_id"] = dk.datastore_id;
+      }
+    }
     json nics = json::array();
     for (const auto& n : s.nics)
       nics.push_back({{"mode", model::to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac}});

@@ -4,7 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "strata/common/log.h"
+#include "strata/manager/controllers/datastores.h"
 
 namespace strata::manager {
 
@@ -83,14 +86,25 @@ size_t PlacementService::cached_vm_count() const {
 }
 
 Result<sched::Snapshot> PlacementService::snapshot(const std::string& exclude_vm_id,
-                                                   const std::string& exclude_host_id) {
+                                                   const std::string& exclude_host_id,
+                                                   bool datastores) {
+  std::vector<std::string> excluded;
+  if (!exclude_host_id.empty()) excluded.push_back(exclude_host_id);
+  return snapshot_without(exclude_vm_id, excluded, datastores);
+}
+
+Result<sched::Snapshot> PlacementService::snapshot_without(
+    const std::string& exclude_vm_id, const std::vector<std::string>& exclude_host_ids,
+    bool datastores) {
   auto hosts = store_.list_hosts({});
   if (!hosts) return tl::unexpected(hosts.error());
   std::vector<sched::HostInfo> list;
   list.reserve(hosts->size());
   std::lock_guard lock(cache_mu_);
   for (const auto& h : *hosts) {
-    if (!exclude_host_id.empty() && h.id == exclude_host_id) continue;
+    if (std::find(exclude_host_ids.begin(), exclude_host_ids.end(), h.id) !=
+        exclude_host_ids.end())
+      continue;
     sched::HostInfo info;
     info.id = h.id;
     info.name = h.name;
@@ -101,6 +115,9 @@ Result<sched::Snapshot> PlacementService::snapshot(const std::string& exclude_vm
     info.total_vcpus = static_cast<uint32_t>(h.cpu_threads);
     info.total_memory_mib = static_cast<uint64_t>(h.memory_mib);
     info.labels = h.labels;
+    if (datastores)
+      for (const auto& ds : host_datastores(h.inventory))
+        info.datastores.push_back(datastore_key(ds.name, ds.id));
     cache_.fill(info, exclude_vm_id);
     list.push_back(std::move(info));
   }
@@ -113,6 +130,12 @@ Result<sched::PlacementRequest> PlacementService::request_for(const VmDocument& 
   req.memory_mib = doc.spec.memory_mib;
   req.node_selector = doc.placement.node_selector;
   req.anti_affinity_group = doc.placement.anti_affinity_group;
+  for (const auto& d : doc.spec.disks)
+    if (!d.datastore.empty()) {
+      std::string key = datastore_key(d.datastore, d.datastore_id);
+      if (std::find(req.datastores.begin(), req.datastores.end(), key) == req.datastores.end())
+        req.datastores.push_back(std::move(key));
+    }
   if (!doc.placement.host.empty()) {
     auto pinned = store_.get_host_by_name(doc.placement.host);
     if (!pinned) {
@@ -129,7 +152,7 @@ Result<store::HostRecord> PlacementService::place(const VmDocument& doc,
                                                   const std::string& exclude_vm_id) {
   auto req = request_for(doc);
   if (!req) return tl::unexpected(req.error());
-  auto snap = snapshot(exclude_vm_id);
+  auto snap = snapshot(exclude_vm_id, {}, !req->datastores.empty());
   if (!snap) return tl::unexpected(snap.error());
   if (snap->size() == 0)
     return make_error(ErrorCode::resource_exhausted,
@@ -143,7 +166,7 @@ Result<PlacementPreview> PlacementService::preview(const VmDocument& doc,
                                                    const std::string& exclude_vm_id) {
   auto req = request_for(doc);
   if (!req) return tl::unexpected(req.error());
-  auto snap = snapshot(exclude_vm_id);
+  auto snap = snapshot(exclude_vm_id, {}, !req->datastores.empty());
   if (!snap) return tl::unexpected(snap.error());
   PlacementPreview out;
   out.hosts = snap->size();
@@ -173,7 +196,7 @@ Result<store::HostRecord> PlacementService::place_migration(const VmDocument& do
   req->accelerator = source.accelerator == "tcg"   ? sched::AcceleratorRequirement::tcg
                      : source.accelerator == "kvm" ? sched::AcceleratorRequirement::kvm
                                                    : sched::AcceleratorRequirement::any;
-  auto snap = snapshot(vm_id, source.id);
+  auto snap = snapshot(vm_id, source.id, !req->datastores.empty());
   if (!snap) return tl::unexpected(snap.error());
   if (snap->size() == 0)
     return make_error(ErrorCode::resource_exhausted,

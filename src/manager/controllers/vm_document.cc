@@ -97,12 +97,12 @@ Status validate_ha(const VmDocument& doc) {
                                   "it cannot be pinned to host " + doc.placement.host +
                                   " (use node_selector to choose a group of hosts)");
   for (const auto& d : doc.spec.disks)
-    if (!d.readonly)
+    if (!d.readonly && d.datastore.empty())
       return invalid_argument(
           "ha", fmt::format("an HA VM restarts on another host when its host fails, and disk {} "
-                            "is a writable local disk that would be lost with the host; HA "
-                            "needs writable disks on shared storage, which this version does "
-                            "not have yet (use readonly disks or no disk)",
+                            "is a writable local disk that would be lost with the host: put it "
+                            "on a datastore (shared storage every host mounts: \"datastore\": "
+                            "\"NAME\"), or make it readonly",
                             d.name));
   return {};
 }

@@ -139,7 +139,8 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
         auto off = client->force_off_vm(rid(*vm, "delete-off", gen), vm->name);
         if (!off) return retry_with("deleting", off.error().message);
       }
-      auto undef = client->undefine_vm(rid(*vm, "delete", gen), vm->name);
+      auto undef = client->undefine_vm(rid(*vm, "delete", gen), vm->name,
+                                        /*delete_shared_disks=*/true);
       if (!undef && undef.error().code != ErrorCode::not_found)
         return retry_with("deleting", undef.error().message);
     }

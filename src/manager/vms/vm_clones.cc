@@ -103,6 +103,12 @@ Result<VmChange> VmService::clone(const std::string& source, const std::string& 
   if (src_doc->clone_of.pending)
     return make_error(ErrorCode::failed_precondition,
                       "VM " + source + " is itself still being cloned");
+  for (const auto& d : src_doc->spec.disks)
+    if (!d.datastore.empty())
+      return make_error(ErrorCode::failed_precondition,
+                        fmt::format("VM {} has disk {} on datastore {}: cloning datastore disks "
+                                    "is not supported yet",
+                                    source, d.name, d.datastore));
   const bool linked = linked_option.value_or(src_doc->is_template);
   if (linked && !src_doc->is_template)
     return make_error(ErrorCode::failed_precondition,

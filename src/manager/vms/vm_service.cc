@@ -1,12 +1,14 @@
 // VM lifecycle: one store transaction per change (see vm_service.h).
 #include "strata/manager/vms/vm_service.h"
 
+#include <algorithm>
 #include <random>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "strata/manager/auth/tokens.h"
+#include "strata/manager/controllers/datastores.h"
 #include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/model/validation.h"
@@ -76,6 +78,12 @@ Result<VmChange> VmService::create(VmDocument doc, bool start, const std::string
   if (!completed) return tl::unexpected(completed.error());
   doc.spec = std::move(*completed);
   if (auto st = check_image_kinds(store_, doc.spec); !st) return tl::unexpected(st.error());
+  if (std::any_of(doc.spec.disks.begin(), doc.spec.disks.end(),
+                  [](const model::DiskSpec& d) { return !d.datastore.empty(); })) {
+    auto hosts = store_.list_hosts({});
+    if (!hosts) return tl::unexpected(hosts.error());
+    if (auto st = resolve_datastores(doc.spec, *hosts); !st) return tl::unexpected(st.error());
+  }
 
   VmChange change;
   store::EventRecord audit;

@@ -92,7 +92,9 @@ class MemoryHypervisor final : public Hypervisor {
   Status resume(const std::string& name) override {
     return transition("resume", name, model::VmState::running, 4242);
   }
-  Status undefine(const std::string& name) override {
+  using Hypervisor::undefine;
+  Status undefine(const std::string& name, bool delete_shared_disks) override {
+    if (delete_shared_disks) ++calls["undefine_shared"];
     std::lock_guard lock(mu_);
     ++calls["undefine"];
     if (auto e = take_failure()) return tl::unexpected(*e);

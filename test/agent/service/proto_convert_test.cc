@@ -14,8 +14,8 @@ model::VmSpec full_spec() {
   s.memory_mib = 2048;
   s.machine = "pc-q35-7.2";
   s.kernel_boot = model::KernelBoot{"vmlinuz", "initrd.gz", "console=ttyS0 quiet"};
-  s.disks.push_back({"root", "debian-12", 10ull << 30, true, false});
-  s.disks.push_back({"data0", "", 1ull << 30, false, true});
+  s.disks.push_back({"root", "debian-12", 10ull << 30, true, false, "", ""});
+  s.disks.push_back({"data0", "", 1ull << 30, false, true, "", ""});
   s.nics.push_back({model::NicMode::user, "", "52:54:00:12:34:56"});
   s.nics.push_back({model::NicMode::bridge, "br0", ""});
   s.vnc = false;

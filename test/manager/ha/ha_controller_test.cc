@@ -217,12 +217,15 @@ TEST(VmHaValidationTest, HaNeedsNoLocalWritableDiskAndNoPin) {
   d.spec.name = "v";
   d.ha.enabled = true;
   EXPECT_TRUE(validate_ha(d));
-  d.spec.disks.push_back(model::DiskSpec{"root", "debian", 0, true, false});
+  d.spec.disks.push_back(model::DiskSpec{"root", "debian", 0, true, false, "", ""});
   auto r = validate_ha(d);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().field, "ha");
-  EXPECT_NE(r.error().message.find("shared storage"), std::string::npos);
+  EXPECT_NE(r.error().message.find("datastore"), std::string::npos);
   d.spec.disks[0].readonly = true;
+  EXPECT_TRUE(validate_ha(d));
+  // A writable disk on a datastore (shared storage) survives its host: HA is allowed.
+  d.spec.disks.push_back(model::DiskSpec{"data", "", 1 << 20, false, false, "shared", ""});
   EXPECT_TRUE(validate_ha(d));
   d.placement.host = "h1";
   ASSERT_FALSE(validate_ha(d));

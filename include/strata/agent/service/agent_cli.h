@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "strata/common/error.h"
 
@@ -48,6 +49,7 @@ struct ServeOptions {
   std::string ca_file;         // CA file that verifies an https manager (else pin or system)
   std::string advertise;   // HOST:PORT the manager dials (default: listen_tcp)
   std::string name;        // host name (default: hostname)
+  std::vector<std::string> datastores;  // --datastore NAME=PATH (shared storage), repeatable
 };
 // Runs the agent until SIGTERM/SIGINT. VMs keep running when it exits.
 int run_serve(const ServeOptions& options);

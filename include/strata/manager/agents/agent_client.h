@@ -98,7 +98,9 @@ class AgentClient {
   Result<pb::VmStatus> reboot_vm(const std::string& request_id, const std::string& name);
   Result<pb::VmStatus> pause_vm(const std::string& request_id, const std::string& name);
   Result<pb::VmStatus> resume_vm(const std::string& request_id, const std::string& name);
-  Status undefine_vm(const std::string& request_id, const std::string& name);
+  // Disks on datastores stay unless `delete_shared_disks` (only when the VM is deleted).
+  Status undefine_vm(const std::string& request_id, const std::string& name,
+                     bool delete_shared_disks = false);
   // A new VM `spec` from the stopped VM `source`'s disks (the agent's CloneVm): linked
   // overlays or full copies; `on_progress(done, total)` as the copy goes. Returns the clone.
   Result<pb::VmStatus> clone_vm(const std::string& request_id, const std::string& source,

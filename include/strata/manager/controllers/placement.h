@@ -71,8 +71,11 @@ class PlacementService {
                                             const store::HostRecord& source,
                                             const std::string& target_name);
 
+  // `datastores`: also read which datastores each host mounts (from its inventory JSON;
+  // only requests for VMs with datastore disks need it).
   Result<sched::Snapshot> snapshot(const std::string& exclude_vm_id = {},
-                                   const std::string& exclude_host_id = {});
+                                   const std::string& exclude_host_id = {},
+                                   bool datastores = false);
 
   // Keep the cache in step with the store: after writing a VM whose host was set or
   // changed (record) and after deleting one (forget). A VM without a host is forgotten.
@@ -91,6 +94,10 @@ class PlacementService {
  private:
   // The scheduler's request for a VM (resources, selector, group, pinned host id).
   Result<sched::PlacementRequest> request_for(const VmDocument& doc);
+  // snapshot() without any of `exclude_host_ids`.
+  Result<sched::Snapshot> snapshot_without(const std::string& exclude_vm_id,
+                                           const std::vector<std::string>& exclude_host_ids,
+                                           bool datastores);
 
   store::Store& store_;
   sched::Scheduler scheduler_;

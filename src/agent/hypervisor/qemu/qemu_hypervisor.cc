@@ -3,8 +3,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <random>
+#include <set>
 
 #include "strata/common/log.h"
 #include "strata/common/process.h"
@@ -212,6 +215,7 @@ Result<VmStatus> QemuHypervisor::define_with(const model::VmSpec& input,
                                     "disks[" + std::to_string(i) + "].base_image");
           !st)
         return tl::unexpected(st.error());
+  if (auto st = check_datastores(spec); !st) return tl::unexpected(st.error());
 
   // The hardware profile is fixed now, with the machine type this host's QEMU pins the
   // spec's alias to; the VM keeps it across QEMU upgrades.
@@ -250,13 +254,15 @@ Result<VmStatus> QemuHypervisor::define_with(const model::VmSpec& input,
     return make_error(ErrorCode::already_exists, "VM folder exists (not recovered?): " + dir);
   fs::create_directories(dir, ec);
   if (ec) return internal_error("mkdir " + dir + ": " + ec.message());
+  std::vector<std::string> made_shared;
   auto fail = [&](const Error& e) -> Result<VmStatus> {
-    if (opts_.images) (void)opts_.images->delete_vm_disks(spec.name);
+    undo_disks(spec, made_shared);
     fs::remove_all(dir, ec);
     return tl::unexpected(e);
   };
-  for (auto& d : spec.disks)
-    if (auto r = make_disk(spec, d); !r) return fail(r.error().wrap("disk " + d.name));
+  auto made = make_disks(spec, /*incoming=*/false, &make_disk);
+  if (!made) return fail(made.error());
+  made_shared = std::move(*made);
   if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n",
                                 kVmFileMode);
       !s)
@@ -274,7 +280,78 @@ Result<VmStatus> QemuHypervisor::define_with(const model::VmSpec& input,
   return st;
 }
 
-Status QemuHypervisor::undefine(const std::string& name) {
+Status QemuHypervisor::check_datastores(const model::VmSpec& spec) const {
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    const auto& d = spec.disks[i];
+    if (d.datastore.empty()) continue;
+    const std::string field = "disks[" + std::to_string(i) + "].datastore";
+    if (!opts_.datastores)
+      return make_error(ErrorCode::failed_precondition,
+                        field + ": this host mounts no datastore (agent --datastore)");
+    if (auto ds = opts_.datastores->find(d.datastore, d.datastore_id); !ds)
+      return tl::unexpected(ds.error().wrap(field));
+  }
+  return {};
+}
+
+Result<std::vector<std::string>> QemuHypervisor::make_disks(const model::VmSpec& spec,
+                                                            bool incoming,
+                                                            const DiskMaker* local_maker) {
+  std::vector<std::string> made_shared;
+  auto fail = [&](const Error& e) -> Result<std::vector<std::string>> {
+    undo_disks(spec, made_shared);
+    return tl::unexpected(e);
+  };
+  for (auto& d : spec.disks) {
+    if (d.datastore.empty() && local_maker) {
+      if (auto r = (*local_maker)(spec, d); !r) return fail(r.error().wrap("disk " + d.name));
+      continue;
+    }
+    if (d.datastore.empty()) {
+      // Same bases as on any other host: a migration's mirror fills in the overlay.
+      auto r = d.base_image.empty()
+                   ? opts_.images->create_blank(spec.name, d.name, d.size_bytes)
+                   : opts_.images->create_overlay(spec.name, d.name, d.base_image, d.size_bytes);
+      if (!r) return fail(r.error().wrap("disk " + d.name));
+      continue;
+    }
+    if (!opts_.datastores)
+      return fail(Error{ErrorCode::failed_precondition, "this host mounts no datastore", {}});
+    if (incoming) {
+      auto r = opts_.datastores->disk_info(d.datastore, d.datastore_id, spec.uuid, d.name);
+      if (!r)
+        return fail(r.error().wrap("disk " + d.name + " on datastore " + d.datastore +
+                                   " (the source runs from it)"));
+      continue;
+    }
+    std::optional<ImageInfo> base;
+    if (!d.base_image.empty()) {
+      auto b = opts_.images->image(d.base_image);
+      if (!b) return fail(b.error().wrap("disk " + d.name));
+      base = *b;
+    }
+    auto r = opts_.datastores->ensure_disk(d.datastore, d.datastore_id, spec.uuid, d.name,
+                                           base ? &*base : nullptr, d.size_bytes);
+    if (!r) return fail(r.error().wrap("disk " + d.name));
+    if (r->created) made_shared.push_back(d.name);
+    else
+      logger("agent.qemu")
+          ->info("datastore disk adopted vm={} disk={} datastore={}", spec.name, d.name,
+                 d.datastore);
+  }
+  return made_shared;
+}
+
+void QemuHypervisor::undo_disks(const model::VmSpec& spec,
+                                const std::vector<std::string>& made_shared) {
+  if (opts_.images) (void)opts_.images->delete_vm_disks(spec.name);
+  if (!opts_.datastores) return;
+  for (auto& d : spec.disks)
+    if (std::find(made_shared.begin(), made_shared.end(), d.name) != made_shared.end())
+      (void)opts_.datastores->delete_disk(d.datastore, d.datastore_id, spec.uuid, d.name);
+}
+
+Status QemuHypervisor::undefine(const std::string& name, bool delete_shared_disks) {
   std::shared_ptr<Vm> vm;
   {
     std::lock_guard lk(mu_);
@@ -305,10 +382,19 @@ Status QemuHypervisor::undefine(const std::string& name) {
   if (opts_.images)
     if (auto s = opts_.images->delete_vm_disks(name); !s)
       return tl::unexpected(s.error().wrap("delete disks of " + name));
+  // Datastore disks: only when the VM itself is deleted (hypervisor.h).
+  if (delete_shared_disks && opts_.datastores) {
+    std::set<std::pair<std::string, std::string>> stores;
+    for (auto& d : vm->spec.disks)
+      if (!d.datastore.empty()) stores.insert({d.datastore, d.datastore_id});
+    for (auto& [ds, id] : stores)
+      if (auto s = opts_.datastores->delete_vm(ds, id, vm->spec.uuid); !s)
+        return tl::unexpected(s.error().wrap("delete the disks of " + name + " on " + ds));
+  }
   std::error_code ec;
   fs::remove_all(vm->dir, ec);
   if (ec) return internal_error("remove " + vm->dir + ": " + ec.message());
-  logger("agent.qemu")->info("vm undefined vm={}", name);
+  logger("agent.qemu")->info("vm undefined vm={} delete_shared_disks={}", name, delete_shared_disks);
   return {};
 }
 

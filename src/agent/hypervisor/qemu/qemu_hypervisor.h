@@ -72,7 +72,8 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status reboot(const std::string& name) override;
   Status pause(const std::string& name) override;
   Status resume(const std::string& name) override;
-  Status undefine(const std::string& name) override;
+  using Hypervisor::undefine;
+  Status undefine(const std::string& name, bool delete_shared_disks) override;
   Result<VmStatus> status(const std::string& name) const override;
   std::vector<VmStatus> list() const override;
   Result<VmStats> stats(const std::string& name) const override;
@@ -152,6 +153,18 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
 
   // Lifecycle helpers (vm_lifecycle.cc).
   Result<ResolvedVm> resolve(const std::string& name, const model::VmSpec& spec);
+  // The VM's disks (qemu_hypervisor.cc): each made in the image store, or on its datastore
+  // made or, when the file exists (the VM ran elsewhere), adopted. `incoming`: a migration
+  // target, whose datastore disks must exist (the source runs from them). Returns the
+  // datastore disks this call made, for undo_disks. No lock held (qemu-img).
+  using DiskMaker = std::function<Status(const model::VmSpec& spec, const model::DiskSpec& d)>;
+  // `local_maker`: makes each disk of the host's store instead (define_with's maker).
+  Result<std::vector<std::string>> make_disks(const model::VmSpec& spec, bool incoming,
+                                              const DiskMaker* local_maker = nullptr);
+  // Undoes make_disks: the store's files of the VM and the datastore disks it made.
+  void undo_disks(const model::VmSpec& spec, const std::vector<std::string>& made_shared);
+  // Checks the spec's datastores against this host's (present, same UUID).
+  Status check_datastores(const model::VmSpec& spec) const;
   Result<std::shared_ptr<QemuMonitor>> connect_qmp(const std::string& name, const std::string& dir,
                                                  std::chrono::milliseconds timeout,
                                                  std::function<bool()> keep_trying);
@@ -160,7 +173,7 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
                     const model::VmSpec& spec, const HardwareProfile& profile, bool incoming);
   // migrate_out's cleanup after a failure: cancels the mirrors, removes the NBD nodes,
   // resumes the guest if the migration left it paused. Without mu_.
-  void unwind_out(const std::string& name, QemuMonitor& qmp, size_t disks);
+  void unwind_out(const std::string& name, QemuMonitor& qmp, const std::vector<size_t>& disks);
   // Decides stopped/crashed from how QEMU ended and drops the connections. Needs mu_;
   // returns the connections so the caller destroys them without mu_.
   std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>> finalize_locked(
@@ -178,7 +191,6 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
                           bool query = false) const;
   // define()'s work with each disk made by `make_disk` (define: overlay or blank; clone:
   // from the source's files).
-  using DiskMaker = std::function<Status(const model::VmSpec& spec, const model::DiskSpec& d)>;
   Result<VmStatus> define_with(const model::VmSpec& input, const DiskMaker& make_disk);
   // The VMs whose disks are overlays of `name`'s files (their linked-to record). Needs mu_
   // (reads one small file per VM).

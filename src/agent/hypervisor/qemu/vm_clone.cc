@@ -58,6 +58,11 @@ Result<VmStatus> QemuHypervisor::clone(const std::string& source, const model::V
     d.size_bytes = info->virtual_size;
     files[d.name] = a->second;
   }
+  for (const auto& d : spec.disks)
+    if (!d.datastore.empty())
+      return make_error(ErrorCode::failed_precondition,
+                        "VM " + source + " has disk " + d.name + " on datastore " + d.datastore +
+                            "; cloning datastore disks is not supported yet");
   const size_t n = spec.disks.size();
   size_t index = 0;
   auto made = define_with(spec, [&](const model::VmSpec& s, const model::DiskSpec& d) -> Status {

@@ -59,7 +59,12 @@ Result<ResolvedVm> QemuHypervisor::resolve(const std::string& name, const model:
       r.disks.push_back({a->second, "qcow2"});
       continue;
     }
-    auto info = opts_.images->disk_info(name, d.name);
+    auto info = !d.datastore.empty()
+                    ? (opts_.datastores ? opts_.datastores->disk_info(d.datastore, d.datastore_id,
+                                                                      spec.uuid, d.name)
+                                        : make_error(ErrorCode::failed_precondition,
+                                                     "this host mounts no datastore"))
+                    : opts_.images->disk_info(name, d.name);
     if (!info) return tl::unexpected(info.error().wrap("disk " + d.name));
     r.disks.push_back({info->path, info->format});
   }

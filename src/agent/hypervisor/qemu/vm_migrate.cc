@@ -43,6 +43,15 @@ constexpr auto kPoll = 100ms;
 std::string node(size_t i) { return "disk" + std::to_string(i); }
 std::string mirror_node(size_t i) { return "mig-disk" + std::to_string(i); }
 
+// The disks a migration copies (NBD mirror): those of this host's store. Disks on a
+// datastore are opened by both QEMUs and handed over at the switchover, not copied.
+std::vector<size_t> copied_disks(const model::VmSpec& spec) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < spec.disks.size(); ++i)
+    if (spec.disks[i].datastore.empty()) out.push_back(i);
+  return out;
+}
+
 // "tcp:HOST:PORT" with IPv6 literals in brackets.
 std::string tcp_uri(const std::string& host, const std::string& port) {
   return "tcp:" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;
@@ -145,8 +154,9 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     return make_error(ErrorCode::failed_precondition, "state_dir is too long for UNIX sockets");
   if (!spec.disks.empty() && !opts_.images)
     return make_error(ErrorCode::failed_precondition, "no image store configured");
+  if (auto st = check_datastores(spec); !st) return tl::unexpected(st.error());
   for (auto& d : spec.disks)
-    if (!d.base_image.empty() && !opts_.images->image(d.base_image))
+    if (d.datastore.empty() && !d.base_image.empty() && !opts_.images->image(d.base_image))
       return make_error(ErrorCode::failed_precondition,
                         "base image " + d.base_image +
                             " is not in this host's image store (the catalog distributes it)");
@@ -185,18 +195,15 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     fs::create_directories(dir, ec);
     if (ec) return internal_error("mkdir " + dir + ": " + ec.message());
     auto undo = [&](const Error& e) -> Result<IncomingInfo> {
-      if (opts_.images) (void)opts_.images->delete_vm_disks(spec.name);
+      undo_disks(spec, {});
       fs::remove_all(dir, ec);
       return tl::unexpected(e);
     };
     // The same disks as on the source: overlays of the same bases (the mirror fills in what
-    // the source's overlays hold), blank disks of the same size.
-    for (auto& d : spec.disks) {
-      auto r = d.base_image.empty()
-                   ? opts_.images->create_blank(spec.name, d.name, d.size_bytes)
-                   : opts_.images->create_overlay(spec.name, d.name, d.base_image, d.size_bytes);
-      if (!r) return undo(r.error().wrap("disk " + d.name));
-    }
+    // the source's overlays hold), blank disks of the same size; datastore disks are the
+    // source's own files (not copied: both QEMUs open them, the source hands over at the
+    // switchover, as libvirt's shared-storage migration).
+    if (auto made = make_disks(spec, /*incoming=*/true); !made) return undo(made.error());
     if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n",
                                   kVmFileMode);
         !s)
@@ -230,7 +237,8 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
   if (auto s = qmp->migrate_set_capabilities({{"events", true}}, kCmd); !s)
     return fail(s.error());
   IncomingInfo info;
-  if (!spec.disks.empty()) {
+  const std::vector<size_t> copied = copied_disks(spec);
+  if (!copied.empty()) {
     Status started = internal_error("nbd-server-start not tried");
     for (int attempt = 0; attempt < 5 && !started; ++attempt) {
       auto port = free_port(listen_host);
@@ -240,7 +248,7 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     }
     if (!started) return fail(started.error().wrap("nbd-server-start"));
     info.nbd_host = listen_host;
-    for (size_t i = 0; i < spec.disks.size(); ++i)
+    for (size_t i : copied)
       if (auto s = qmp->block_export_add_nbd(mirror_node(i), node(i), node(i), true, kCmd); !s)
         return fail(s.error().wrap("exporting " + spec.disks[i].name));
   }
@@ -268,7 +276,7 @@ Result<int64_t> QemuHypervisor::finish_incoming(const std::string& name,
     if ((*v)->job != VmJob::migrate_in || !(*v)->qmp)
       return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating in");
     qmp = (*v)->qmp;
-    disks = !(*v)->spec.disks.empty();
+    disks = !copied_disks((*v)->spec).empty();
     (*v)->last_resume_us = 0;
   }
   // The source saw "completed"; the target finishes loading the last state just after.
@@ -329,18 +337,19 @@ Status QemuHypervisor::abort_incoming(const std::string& name) {
 // ---------------------------------------------------------------------------------------
 // Source
 
-void QemuHypervisor::unwind_out(const std::string& name, QemuMonitor& qmp, size_t disks) {
-  for (size_t i = 0; i < disks; ++i) (void)qmp.block_job_cancel(mirror_node(i), true, kCmd);
+void QemuHypervisor::unwind_out(const std::string& name, QemuMonitor& qmp,
+                                const std::vector<size_t>& disks) {
+  for (size_t i : disks) (void)qmp.block_job_cancel(mirror_node(i), true, kCmd);
   for (int k = 0; k < 100; ++k) {  // cancelled jobs go away (auto-dismiss)
     auto jobs = qmp.query_block_jobs(kCmd);
     bool ours = false;
     if (jobs)
       for (auto& j : *jobs)
-        for (size_t i = 0; i < disks; ++i) ours = ours || j.device == mirror_node(i);
+        for (size_t i : disks) ours = ours || j.device == mirror_node(i);
     if (!jobs || !ours) break;
     std::this_thread::sleep_for(kPoll);
   }
-  for (size_t i = 0; i < disks; ++i) (void)qmp.blockdev_del(mirror_node(i), kCmd);
+  for (size_t i : disks) (void)qmp.blockdev_del(mirror_node(i), kCmd);
   // A migration that failed after the switchover leaves the source paused: run it again.
   if (auto st = qmp.query_status(kCmd);
       st && (st->status == "postmigrate" || st->status == "finish-migrate")) {
@@ -361,7 +370,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
                       "VM " + name + " has snapshots; migrating a VM with snapshots is not "
                       "supported yet (delete them first)");
   std::shared_ptr<QemuMonitor> qmp;
-  size_t disks = 0;
+  std::vector<size_t> disks;  // copied by the NBD mirror (copied_disks)
   uint64_t memory = 0;
   std::string accelerator;
   {
@@ -377,7 +386,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
     if (auto s = begin_job_locked(name, vm, VmJob::migrate_out); !s)
       return tl::unexpected(s.error());
     qmp = vm.qmp;
-    disks = vm.spec.disks.size();
+    disks = copied_disks(vm.spec);
     memory = uint64_t(vm.spec.memory_mib) << 20;
     vm.last_stop_us = 0;
     vm.job_errors.clear();
@@ -394,7 +403,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   const auto budget = policy.deadline.count() > 0 ? policy.deadline : deadline_for(memory);
   const auto deadline = t0 + budget;
   const std::string budget_s = std::to_string(budget.count() / 1000.0).substr(0, 5) + " s";
-  size_t mirrors = 0;  // NBD nodes added so far (to undo)
+  std::vector<size_t> mirrors;  // NBD nodes added so far (to undo)
   bool paused_for_ram = false;
   auto fail = [&](Error e) -> Result<MigrationOutcome> {
     logger("agent.qemu")->warn("migration failed vm={} error={}", name, e.message);
@@ -414,24 +423,24 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
     return fail(s.error());
 
   // 1. Disks: mirror each top overlay into the target's export (its base is there already).
-  if (disks > 0 && (target.nbd_host.empty() || target.nbd_port.empty()))
+  if (!disks.empty() && (target.nbd_host.empty() || target.nbd_port.empty()))
     return fail(invalid_argument("nbd", "the target exports no disks").value());
-  for (size_t i = 0; i < disks; ++i) {
+  for (size_t i : disks) {
     if (auto s = qmp->blockdev_add_nbd(mirror_node(i), target.nbd_host, target.nbd_port, node(i),
                                        kCmd);
         !s)
       return fail(s.error().wrap("connecting to the target's disk " + node(i)));
-    ++mirrors;
+    mirrors.push_back(i);
     if (auto s = qmp->blockdev_mirror(mirror_node(i), node(i), mirror_node(i), "top", kCmd); !s)
       return fail(s.error().wrap("mirroring " + node(i)));
   }
-  while (disks > 0) {
+  while (!disks.empty()) {
     auto jobs = qmp->query_block_jobs(kCmd);
     if (!jobs) return fail(jobs.error());
     MigrationProgress p;
     p.phase = "mirror";
     size_t ready = 0;
-    for (size_t i = 0; i < disks; ++i) {
+    for (size_t i : disks) {
       const BlockJobInfo* j = nullptr;
       for (auto& b : *jobs)
         if (b.device == mirror_node(i)) j = &b;
@@ -453,7 +462,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
       ready += j->ready ? 1 : 0;
     }
     report(p);
-    if (ready == disks) break;
+    if (ready == disks.size()) break;
     if (interrupted()) return fail(interrupt_error);
     if (std::chrono::steady_clock::now() > deadline)
       return fail(Error{ErrorCode::deadline_exceeded,
@@ -546,10 +555,10 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
 
   // 3. Completed: the source is paused (postmigrate). Finish the mirrors without pivoting
   // (a READY mirror's cancel copies what is left, then ends), drop the NBD nodes.
-  for (size_t i = 0; i < disks; ++i)
+  for (size_t i : disks)
     if (auto s = qmp->block_job_cancel(mirror_node(i), false, kCmd); !s)
       logger("agent.qemu")->warn("mirror end failed vm={} error={}", name, s.error().message);
-  for (int k = 0; k < 300 && disks > 0; ++k) {
+  for (int k = 0; k < 300 && !disks.empty(); ++k) {
     auto jobs = qmp->query_block_jobs(kCmd);
     if (!jobs || jobs->empty()) break;
     std::this_thread::sleep_for(20ms);
@@ -564,12 +573,12 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
     });
     if (auto v = find_locked(name)) {
       out.stop_at_us = (*v)->last_stop_us;
-      for (size_t i = 0; i < disks; ++i)
+      for (size_t i : disks)
         if (auto e = (*v)->job_errors.find(mirror_node(i)); e != (*v)->job_errors.end())
           mirror_error = e->second;
     }
   }
-  for (size_t i = 0; i < disks; ++i) (void)qmp->blockdev_del(mirror_node(i), kCmd);
+  for (size_t i : disks) (void)qmp->blockdev_del(mirror_node(i), kCmd);
   if (!mirror_error.empty()) {
     // The RAM arrived but a disk's last writes may not have: the target must not run.
     (void)qmp->cont(kCmd);

@@ -105,6 +105,11 @@ Result<SnapshotInfo> QemuHypervisor::snapshot_create(const std::string& name,
     return make_error(ErrorCode::already_exists, "VM " + name + " has a snapshot named " + snap);
   if (job->spec.disks.empty())
     return make_error(ErrorCode::failed_precondition, "VM " + name + " has no disks");
+  for (auto& d : job->spec.disks)
+    if (!d.datastore.empty())
+      return make_error(ErrorCode::failed_precondition,
+                        "VM " + name + " has disk " + d.name + " on datastore " + d.datastore +
+                            "; snapshots of datastore disks are not supported yet");
   auto log = logger("agent.qemu");
 
   // Consistency: freeze the guest's filesystems when a guest agent answers.

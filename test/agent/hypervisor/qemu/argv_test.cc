@@ -71,7 +71,7 @@ model::VmSpec base_spec() {
   s.uuid = "0b8e5c1e-3f5d-4c62-9a3e-1f2d3c4b5a69";
   s.vcpus = 2;
   s.memory_mib = 512;
-  s.disks.push_back({"root", "debian-12", 0, true, false});
+  s.disks.push_back({"root", "debian-12", 0, true, false, "", ""});
   s.nics.push_back({model::NicMode::user, "", "52:54:00:12:34:56"});
   return s;
 }
@@ -94,7 +94,7 @@ TEST(QemuArgv, KernelBootBridgeKvmNoVnc) {
   auto spec = base_spec();
   spec.kernel_boot = model::KernelBoot{"tiny-kernel", "tiny-initrd", "console=ttyS0 quiet"};
   spec.vnc = false;
-  spec.disks.push_back({"data0", "", 1 << 30, false, true});
+  spec.disks.push_back({"data0", "", 1 << 30, false, true, "", ""});
   spec.nics[0] = {model::NicMode::bridge, "br0", "52:54:00:aa:bb:cc"};
   spec.nics.push_back({model::NicMode::user, "", "52:54:00:aa:bb:cd"});
   auto r = base_resolved();

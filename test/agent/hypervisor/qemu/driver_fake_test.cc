@@ -131,7 +131,7 @@ class QemuDriverFakeTest : public ::testing::Test {
     model::VmSpec s;
     s.name = name;
     s.vnc = false;
-    s.disks.push_back({"root", "", 1 << 20, true, false});
+    s.disks.push_back({"root", "", 1 << 20, true, false, "", ""});
     auto st = hv_->define(s);
     ASSERT_TRUE(st) << st.error().to_string();
     std::string dir = root_ + "/state/vms/" + name;

@@ -85,7 +85,7 @@ model::VmSpec spec() {
   model::VmSpec s;
   s.name = "web1";
   s.uuid = "0b8e5c1e-3f5d-4c62-9a3e-1f2d3c4b5a69";
-  s.disks.push_back({"root", "debian-12", 0, true, false});
+  s.disks.push_back({"root", "debian-12", 0, true, false, "", ""});
   s.vnc = false;
   return s;
 }

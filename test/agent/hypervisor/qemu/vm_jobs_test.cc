@@ -92,7 +92,7 @@ class LatchedImageStore final : public ImageStore {
 model::VmSpec spec_named(const std::string& name) {
   model::VmSpec s;
   s.name = name;
-  s.disks.push_back({"root", "", 1 << 20, true, false});
+  s.disks.push_back({"root", "", 1 << 20, true, false, "", ""});
   return s;
 }
 
