@@ -61,11 +61,15 @@ void add_host_commands(CLI::App& root, Context& ctx) {
   evac->add_option("name", *ename, "Host name")->required();
   evac->add_flag("--wait", *ewait, "Wait until every VM moved, showing progress");
   evac->add_option("--wait-timeout", *ewait_timeout, "Give up waiting after this long (30m)");
-  evac->callback([&ctx, ename, ewait, ewait_timeout] {
-    ctx.action = [&ctx, ename, ewait, ewait_timeout] {
+  auto epartial = std::make_shared<bool>(false);
+  evac->add_flag("--partial", *epartial,
+                 "Move what fits even if some VM would not (default: refuse, naming them)");
+  evac->callback([&ctx, ename, ewait, ewait_timeout, epartial] {
+    ctx.action = [&ctx, ename, ewait, ewait_timeout, epartial] {
       auto timeout = parse_wait_timeout(*ewait_timeout, "--wait-timeout");
       if (!timeout) return ctx.usage_error(timeout.error());
-      return ctx.act(build_host_evacuate(*ename), "host " + *ename + ": evacuation started",
+      return ctx.act(build_host_evacuate(*ename, *epartial),
+                     "host " + *ename + ": evacuation started",
                      *ewait, *timeout);
     };
   });

@@ -210,8 +210,61 @@ void add_version_and_completion(CLI::App& root, Context& ctx) {
 
 }  // namespace
 
+// `strata plan host-down HOST...`: what would happen to these hosts' VMs if the hosts were
+// lost or drained (POST /api/v1/plan/host-down). Exit 0 when everything would move, 1 when
+// some VM would not fit (scripts can gate a maintenance on it).
+void add_plan_commands(CLI::App& root, Context& ctx) {
+  CLI::App* plan = root.add_subcommand("plan", "What-if planning with the scheduler");
+  plan->require_subcommand(1);
+  struct Flags {
+    std::vector<std::string> hosts;
+    bool ha_only = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* down = plan->add_subcommand(
+      "host-down", "Which VMs would move where if these hosts were lost or drained, and why not");
+  down->add_option("hosts", f->hosts, "Host names")->required();
+  down->add_flag("--ha-only", f->ha_only, "Only HA VMs (what an HA restart would do)");
+  down->callback([&ctx, f] {
+    ctx.action = [&ctx, f] {
+      ApiRequest req{"POST", "/api/v1/plan/host-down",
+                     json{{"hosts", f->hosts}, {"ha_only", f->ha_only}}};
+      if (ctx.dry(req)) return 0;
+      auto c = ctx.client();
+      if (!c) return ctx.fail(c.error());
+      auto body = c->call(req);
+      if (!body) return ctx.fail(body.error());
+      if (ctx.format() != OutputFormat::table) {
+        ctx.io.out << render(*body, ctx.format());
+      } else {
+        auto str = [](const json& j, const char* k) {
+          return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
+        };
+        ctx.io.out << str(*body, "summary") << "\n";
+        if (!(*body)["moves"].empty())
+          ctx.io.out << "\n"
+                     << render_list((*body)["moves"],
+                                    {{"VM", [&](const json& j) { return str(j, "vm"); }},
+                                     {"FROM", [&](const json& j) { return str(j, "from"); }},
+                                     {"TO", [&](const json& j) { return str(j, "to"); }},
+                                     {"HA", [](const json& j) {
+                                        return j.value("ha", false) ? "yes" : "";
+                                      }}});
+        if (!(*body)["stays"].empty())
+          ctx.io.out << "\nwould not move:\n"
+                     << render_list((*body)["stays"],
+                                    {{"VM", [&](const json& j) { return str(j, "vm"); }},
+                                     {"FROM", [&](const json& j) { return str(j, "from"); }},
+                                     {"WHY", [&](const json& j) { return str(j, "reason"); }}});
+      }
+      return body->value("fits", false) ? 0 : 1;
+    };
+  });
+}
+
 void add_misc_commands(CLI::App& root, Context& ctx) {
   add_task_commands(root, ctx);
+  add_plan_commands(root, ctx);
   add_events_command(root, ctx);
   add_token_commands(root, ctx);
   add_version_and_completion(root, ctx);

@@ -234,8 +234,10 @@ Result<ApiRequest> build_host_label(const std::string& name,
   return ApiRequest{"PATCH", kApi + "/hosts/" + url_escape(name), json{{"labels", labels}}};
 }
 
-ApiRequest build_host_evacuate(const std::string& name) {
-  return {"POST", kApi + "/hosts/" + url_escape(name) + "/evacuate", json::object()};
+ApiRequest build_host_evacuate(const std::string& name, bool partial) {
+  json body = json::object();
+  if (partial) body["partial"] = true;
+  return {"POST", kApi + "/hosts/" + url_escape(name) + "/evacuate", body};
 }
 
 Result<ApiRequest> build_host_maintenance(const std::string& name, const std::string& on_off) {

@@ -68,6 +68,10 @@ constexpr const char* kUsage = R"(usage:
                        elsewhere only after their failed host is fenced (powered off and
                        confirmed off) through its fence agent (fence_ipmilan, fence_redfish,
                        ...); without a device a failed host's HA VMs stay unknown
+  --ha-admission enforce|warn|off
+                       HA admission control (default enforce): an HA VM is created only if,
+                       with it, every host's HA VMs would restart elsewhere after that
+                       host's failure (warn: created anyway, with a vm.ha_admission event)
   --ha-failed-after MS an unreachable host with HA VMs is declared failed and fenced after
                        MS more milliseconds (default 4000; after --miss-threshold misses)
   --image-max-bytes N  largest image upload (POST /api/v1/images), bytes (default 16 GiB)
@@ -223,6 +227,16 @@ int main(int argc, char** argv) {
     } else if (a == "--fence-config") {
       if (!value(&v) || v.empty()) return usage_error("--fence-config needs FILE");
       cfg.fence_config = v;
+    } else if (a == "--ha-admission") {
+      if (!value(&v)) return usage_error("--ha-admission needs enforce, warn or off");
+      if (v == "enforce")
+        cfg.ha_admission = strata::manager::HaAdmission::enforce;
+      else if (v == "warn")
+        cfg.ha_admission = strata::manager::HaAdmission::warn;
+      else if (v == "off")
+        cfg.ha_admission = strata::manager::HaAdmission::off;
+      else
+        return usage_error("--ha-admission must be enforce, warn or off");
     } else if (a == "--ha-failed-after") {
       if (!value(&v) || !parse_int(v, 0, 3'600'000, &n))
         return usage_error("--ha-failed-after must be 0..3600000 (milliseconds)");

@@ -82,7 +82,8 @@ Result<ApiRequest> build_host_label(const std::string& name, const std::vector<s
 // on_off: "on" | "off"
 Result<ApiRequest> build_host_maintenance(const std::string& name, const std::string& on_off);
 // POST /hosts/{name}/evacuate: maintenance on, running VMs migrate away (a task).
-ApiRequest build_host_evacuate(const std::string& name);
+// partial: move what fits even when some VM would not (else 409 naming them).
+ApiRequest build_host_evacuate(const std::string& name, bool partial = false);
 
 ApiRequest build_image_list();
 // POST /images?name=&kind= (disk|kernel|initrd); the body is streamed from a file.

@@ -15,6 +15,7 @@
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/manager/events/event_retention.h"
 #include "strata/manager/ha/ha_controller.h"
+#include "strata/manager/vms/vm_service.h"
 #include "strata/sched/scheduler.h"
 
 namespace strata::manager {
@@ -55,6 +56,8 @@ struct ManagerConfig {
   // HA VMs never restart elsewhere) and the failure timeline (--ha-failed-after).
   std::string fence_config;
   HaConfig ha;
+  // HA admission control (--ha-admission enforce|warn|off; vm_service.h).
+  HaAdmission ha_admission = HaAdmission::enforce;
   // Largest image accepted by POST /api/v1/images (bytes are kept in <data_dir>/catalog).
   uint64_t image_max_bytes = 16ull << 30;
   // Caps on open SSE streams and console WebSockets (--max-streams, --max-streams-per-token,

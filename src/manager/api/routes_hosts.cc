@@ -252,10 +252,12 @@ void add_host_routes(ApiService& api) {
   api.router().add("POST", "/api/v1/hosts/{name}/evacuate", evac, [&d](HttpRequest& r) {
     auto body = parse_json_object(r.body, /*allow_empty=*/true);
     if (!body) return error_response(body.error());
-    if (auto st = check_fields(*body, {}); !st) return error_response(st.error());
+    if (auto st = check_fields(*body, {{"partial", JsonType::boolean}}); !st)
+      return error_response(st.error());
     if (!d.evacuator)
       return error_response(Error{ErrorCode::unavailable, "evacuation is not running", ""});
-    auto task = d.evacuator->evacuate(r.param("name"), audit_actor(r));
+    auto task = d.evacuator->evacuate(r.param("name"), audit_actor(r),
+                                      optional_bool(*body, "partial", false));
     if (!task) return error_response(task.error());
     auto h = d.store->get_host(task->target_id);
     if (!h) return error_response(h.error());

@@ -5,6 +5,8 @@
 // the field, 409 for a taken name), so what it accepts a create accepts too.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/json_fields.h"
 #include "strata/manager/api/vm_rest.h"
@@ -65,6 +67,56 @@ HttpResponse preview_placement(ApiDeps& d, HttpRequest& r) {
   return HttpResponse::json(200, preview_to_json(*preview));
 }
 
+nlohmann::json plan_to_json(const HostDownPlan& p) {
+  nlohmann::json moves = nlohmann::json::array();
+  for (const auto& m : p.moves)
+    moves.push_back({{"vm", m.vm}, {"from", m.from_host}, {"to", m.to_host}, {"score", m.score},
+                     {"ha", m.ha}});
+  nlohmann::json stays = nlohmann::json::array();
+  for (const auto& s : p.stays)
+    stays.push_back({{"vm", s.vm}, {"from", s.from_host}, {"reason", s.reason}, {"ha", s.ha}});
+  std::string summary =
+      p.stays.empty()
+          ? fmt::format("all {} VMs would move", p.moves.size())
+          : fmt::format("{} VMs would move, {} would not fit", p.moves.size(), p.stays.size());
+  return {{"hosts", p.hosts},  {"fits", p.stays.empty()}, {"summary", summary},
+          {"moves", moves},    {"stays", stays}};
+}
+
+// POST /api/v1/plan/host-down {"hosts": [names], "ha_only": bool}: what would happen to
+// the VMs of these hosts if they were lost (ha_only: an HA restart) or drained.
+HttpResponse plan_host_down(ApiDeps& d, HttpRequest& r) {
+  auto body = parse_json_object(r.body);
+  if (!body) return error_response(body.error());
+  if (auto st = check_fields(*body, {{"hosts", JsonType::array, true},
+                                     {"ha_only", JsonType::boolean}});
+      !st)
+    return error_response(st.error());
+  const auto& names = (*body)["hosts"];
+  if (names.empty() || names.size() > 1000)
+    return error_response(invalid_argument("hosts", "hosts: 1 to 1000 host names").value());
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (!names[i].is_string())
+      return error_response(
+          invalid_argument(fmt::format("hosts[{}]", i), "host names are strings").value());
+    auto h = d.store->get_host_by_name(names[i].get<std::string>());
+    if (!h) {
+      if (h.error().code == ErrorCode::not_found)
+        return error_response(invalid_argument(fmt::format("hosts[{}]", i),
+                                               fmt::format("no host named '{}'",
+                                                           names[i].get<std::string>()))
+                                  .value());
+      return error_response(h.error());
+    }
+    if (std::find(ids.begin(), ids.end(), h->id) == ids.end()) ids.push_back(h->id);
+  }
+  if (!d.placement) return error_response(Error{ErrorCode::unavailable, "no scheduler", ""});
+  auto plan = d.placement->plan_host_down(ids, optional_bool(*body, "ha_only", false));
+  if (!plan) return error_response(plan.error());
+  return HttpResponse::json(200, plan_to_json(*plan));
+}
+
 }  // namespace
 
 void add_placement_routes(ApiService& api) {
@@ -72,6 +124,8 @@ void add_placement_routes(ApiService& api) {
   // A question, not a change: any role may ask, nothing is audited.
   api.router().add("POST", "/api/v1/placement", RouteOptions{},
                    [&d](HttpRequest& r) { return preview_placement(d, r); });
+  api.router().add("POST", "/api/v1/plan/host-down", RouteOptions{},
+                   [&d](HttpRequest& r) { return plan_host_down(d, r); });
 }
 
 }  // namespace strata::manager

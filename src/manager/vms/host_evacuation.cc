@@ -34,7 +34,25 @@ HostEvacuator::HostEvacuator(store::Store& store, VmService& vms, EventLog& even
 HostEvacuator::~HostEvacuator() { stop(); }
 
 Result<store::TaskRecord> HostEvacuator::evacuate(const std::string& host_name,
-                                                  const std::string& actor) {
+                                                  const std::string& actor, bool partial) {
+  if (!partial) {
+    auto host = store_.get_host_by_name(host_name);
+    if (!host) return tl::unexpected(host.error());
+    auto plan = vms_.placement().plan_host_down({host->id}, false, {}, /*running_only=*/true);
+    if (!plan) return tl::unexpected(plan.error());
+    if (!plan->stays.empty()) {
+      std::string which;
+      for (const auto& s : plan->stays)
+        which += fmt::format("{}{} ({})", which.empty() ? "" : "; ", s.vm, s.reason);
+      return make_error(ErrorCode::failed_precondition,
+                        fmt::format("{} cannot be emptied: {} of its running VMs would not fit "
+                                    "on the other hosts: {}. Nothing changed; evacuate with "
+                                    "partial=true (strata host evacuate --partial) to move what "
+                                    "fits",
+                                    host_name, plan->stays.size(), which),
+                        "host");
+    }
+  }
   store::TaskRecord out;
   store::EventRecord audit;
   bool created = false;

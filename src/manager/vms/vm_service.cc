@@ -95,7 +95,13 @@ Result<VmChange> VmService::create(VmDocument doc, bool start, const std::string
                         fmt::format("a VM named '{}' already exists", doc.spec.name), "name");
     return {};
   };
+  std::string admission_warning;
   auto write = [&](const store::HostRecord& host) -> Result<store::VmRecord> {
+    if (doc.ha.enabled && ha_admission_ != HaAdmission::off) {
+      auto ok = placement_.check_ha_admission({PendingVm{doc.spec.name, host.id, doc}});
+      if (!ok && ha_admission_ == HaAdmission::enforce) return tl::unexpected(ok.error());
+      if (!ok) admission_warning = ok.error().message;
+    }
     auto st = store_.transaction([&](store::Store& tx) -> Status {
       store::VmRecord vm;
       vm.name = doc.spec.name;
@@ -127,6 +133,9 @@ Result<VmChange> VmService::create(VmDocument doc, bool start, const std::string
   auto placed = placement_.place_and_write(doc, {}, write, name_free);
   if (!placed) return tl::unexpected(placed.error());
   events_.published(audit);
+  if (!admission_warning.empty())
+    (void)events_.append(actor, "vm.ha_admission", "vm/" + doc.spec.name, "warning",
+                         admission_warning);
   if (on_change_) on_change_(change.vm.id);
   return change;
 }

@@ -652,6 +652,14 @@ TEST_F(ApiTest, MigrateRecordsTheIntentAndRefusesWhatCannotMove) {
 // priority out of range, or an unknown field, each 400 naming the field.
 TEST_F(ApiTest, HaVmsNeedNothingLocalToLose) {
   add_host("h1", 8, 8192);
+  // One host: HA admission control refuses (nowhere to restart), 409 naming the field.
+  auto alone = call("POST", "/api/v1/vms",
+                    R"({"name":"ha0","vcpus":1,"memory_mib":128,"kernel":"k",
+                        "ha":{"enabled":true}})",
+                    admin_);
+  ASSERT_EQ(alone.status, 409u) << alone.body;
+  EXPECT_EQ(json::parse(alone.body)["error"]["field"], "ha");
+  add_host("h2", 8, 8192);
   auto ok = call("POST", "/api/v1/vms",
                  R"({"name":"ha1","vcpus":1,"memory_mib":128,"kernel":"k",
                      "ha":{"enabled":true,"priority":700}})",

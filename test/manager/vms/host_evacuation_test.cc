@@ -137,7 +137,17 @@ TEST_F(HostEvacuationTest, AVmNoHostCanTakeOrThatFailsTwiceStaysAndFailsTheTask)
   add_host("h2", 2, 1024);
   add_vm("big", "h1", "running", 4096);  // fits nowhere else
   add_vm("flaky", "h1", "running");
-  auto t = evac_->evacuate("h1", "test");
+  // Planned first: "big" fits nowhere, so the evacuation is refused with the reason and
+  // nothing changes...
+  auto refused = evac_->evacuate("h1", "test");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::failed_precondition);
+  EXPECT_NE(refused.error().message.find("big ("), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("memory"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(refused.error().message.find("flaky"), std::string::npos) << "flaky fits";
+  EXPECT_EQ(store_->get_host_by_name("h1")->state, "up");
+  // ...unless partial: what fits moves, the rest is reported.
+  auto t = evac_->evacuate("h1", "test", /*partial=*/true);
   ASSERT_TRUE(t);
   evac_->tick();
   ASSERT_EQ(migrating(), std::vector<std::string>{"flaky"});

@@ -206,3 +206,81 @@ TEST_F(VmServiceTest, DeleteMarksTheRecordOnceAndRefusesLaterActions) {
 
 }  // namespace
 }  // namespace strata::manager
+
+// What-if (plan_host_down) and HA admission control, on the same store and scheduler.
+namespace strata::manager {
+namespace {
+
+class WhatIfTest : public VmServiceTest {
+ protected:
+  std::string create_on_first_host(const std::string& name, uint64_t mem, bool ha = false) {
+    VmDocument d = doc(name, 1, mem);
+    d.ha.enabled = ha;
+    d.ha.priority = ha ? 10 : 0;
+    auto c = service_->create(d, true, "t");
+    EXPECT_TRUE(c) << c.error().to_string();
+    return c ? *c->vm.host_id : "";
+  }
+};
+
+TEST_F(WhatIfTest, HostDownPlacesLargestFirstAndExplainsWhatDoesNotFit) {
+  std::string h1 = add_host("h1", 8, 8192);
+  service_->set_ha_admission(HaAdmission::off);
+  for (auto [n, m] : {std::pair{"big", 1536}, {"mid", 1024}, {"huge", 1024}, {"small", 512}})
+    ASSERT_EQ(create_on_first_host(n, m), h1);
+  add_host("h2", 8, 2048);
+  add_host("h3", 8, 1024);
+  auto plan = placement_->plan_host_down({h1}, false);
+  ASSERT_TRUE(plan) << plan.error().to_string();
+  EXPECT_EQ(plan->hosts, std::vector<std::string>{"h1"});
+  ASSERT_EQ(plan->moves.size(), 3u);
+  EXPECT_EQ(plan->moves[0].vm, "big") << "largest first";
+  EXPECT_EQ(plan->moves[0].to_host, "h2") << "only h2 has 1536 MiB";
+  // big -> h2 (512 left), huge -> h3 (same size as mid, first by name), mid stays, small -> h2.
+  ASSERT_EQ(plan->stays.size(), 1u);
+  EXPECT_EQ(plan->stays[0].vm, "mid");
+  EXPECT_EQ(plan->stays[0].from_host, "h1");
+  EXPECT_NE(plan->stays[0].reason.find("MiB"), std::string::npos) << plan->stays[0].reason;
+  // Nothing was written: the VMs are where they were.
+  EXPECT_EQ(*store_->get_vm_by_name("big")->host_id, h1);
+  // Only HA VMs: none here.
+  auto ha = placement_->plan_host_down({h1}, true);
+  ASSERT_TRUE(ha);
+  EXPECT_TRUE(ha->moves.empty());
+  EXPECT_TRUE(ha->stays.empty());
+}
+
+TEST_F(WhatIfTest, HaAdmissionRefusesAnHaVmThatCouldNotRestartElsewhere) {
+  std::string h1 = add_host("h1", 8, 4096);
+  // One host: nowhere to restart.
+  VmDocument d = doc("db", 1, 1024);
+  d.ha.enabled = true;
+  auto refused = service_->create(d, true, "t");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(refused.error().field, "ha");
+  EXPECT_NE(refused.error().message.find("if host h1 failed"), std::string::npos)
+      << refused.error().message;
+  EXPECT_FALSE(store_->get_vm_by_name("db")) << "nothing written";
+  // warn: created, with an event saying why it would not restart.
+  service_->set_ha_admission(HaAdmission::warn);
+  ASSERT_TRUE(service_->create(d, true, "t"));
+  EXPECT_EQ(audit("vm.ha_admission").size(), 1u);
+  // A second host with room: admitted under enforce.
+  service_->set_ha_admission(HaAdmission::enforce);
+  add_host("h2", 8, 2048);
+  VmDocument d2 = doc("db2", 1, 512);
+  d2.ha.enabled = true;
+  ASSERT_TRUE(service_->create(d2, true, "t"));
+  // 2560 MiB of HA VMs on 4096 + 2048 MiB of hosts: wherever a third of 1024 MiB goes,
+  // losing h1 (db's host) would leave more to restart on h2 than h2 has: refused, naming h1.
+  VmDocument d3 = doc("db3", 1, 1024);
+  d3.ha.enabled = true;
+  auto third = service_->create(d3, true, "t");
+  ASSERT_FALSE(third);
+  EXPECT_NE(third.error().message.find("if host h1 failed"), std::string::npos)
+      << third.error().message;
+}
+
+}  // namespace
+}  // namespace strata::manager

@@ -35,6 +35,34 @@ struct PlacementPreview {
   size_t hosts = 0;                        // hosts considered
 };
 
+// A what-if answer (strata plan host-down; HA admission control): where the VMs of some
+// hosts would go if those hosts were lost or drained, and which would not fit and why.
+struct HostDownPlan {
+  struct Move {
+    std::string vm;
+    std::string from_host;  // names
+    std::string to_host;
+    double score = 0;
+    bool ha = false;
+  };
+  struct Stay {
+    std::string vm;
+    std::string from_host;
+    std::string reason;  // the scheduler's explanation, or why the VM cannot move at all
+    bool ha = false;
+  };
+  std::vector<std::string> hosts;  // the hosts taken away (names)
+  std::vector<Move> moves;         // in placement order: HA priority, then larger first
+  std::vector<Stay> stays;
+};
+
+// A VM that is not in the store yet (being created), counted where it would be placed.
+struct PendingVm {
+  std::string name;
+  std::string host_id;
+  VmDocument doc;
+};
+
 class PlacementService {
  public:
   PlacementService(store::Store& store, sched::Scheduler scheduler)
@@ -76,6 +104,22 @@ class PlacementService {
   Result<sched::Snapshot> snapshot(const std::string& exclude_vm_id = {},
                                    const std::string& exclude_host_id = {},
                                    bool datastores = false);
+
+  // What-if (what_if.cc): the VMs placed on `host_ids` re-placed on the other hosts, one
+  // after another on a private copy of the snapshot (each placement counted before the
+  // next), HA priority first, then larger memory first, so the answer is what an HA
+  // restart or an evacuation would do now; a VM's pin moves with it, as in a migration.
+  // `ha_only`: only HA VMs (an HA restart moves
+  // nothing else). `pending`: VMs not stored yet, counted on their host (and moved too
+  // when their host is in `host_ids`). Reads only; takes no lock but the cache's.
+  // `running_only`: only VMs running or paused (what an evacuation live-migrates).
+  Result<HostDownPlan> plan_host_down(const std::vector<std::string>& host_ids, bool ha_only,
+                                      const std::vector<PendingVm>& pending = {},
+                                      bool running_only = false);
+  // HA admission control: with `pending` added, every host's HA VMs would still restart
+  // elsewhere if that one host failed. failed_precondition naming the host whose loss
+  // would strand HA VMs, which ones and why; ok otherwise.
+  Status check_ha_admission(const std::vector<PendingVm>& pending);
 
   // Keep the cache in step with the store: after writing a VM whose host was set or
   // changed (record) and after deleting one (forget). A VM without a host is forgotten.

@@ -42,7 +42,12 @@ class HostEvacuator {
 
   // Puts the host in maintenance and records a host.evacuate task with its audit event
   // (one transaction). An evacuation already open for the host is returned as it is.
-  Result<store::TaskRecord> evacuate(const std::string& host_name, const std::string& actor);
+  // First plans it (PlacementService::plan_host_down over the host's running VMs): when
+  // some VM would not fit on the other hosts, failed_precondition (409) naming each and
+  // why, and nothing changes, unless `partial` (then what fits moves; the task's result
+  // lists what stays, as it always does).
+  Result<store::TaskRecord> evacuate(const std::string& host_name, const std::string& actor,
+                                     bool partial = false);
 
   // One pass over every open host.evacuate task (the thread's body; tests call it).
   void tick();

@@ -70,6 +70,12 @@ struct VmChange {
   store::TaskRecord task;
 };
 
+// HA admission control (stratad --ha-admission): an HA VM is created only when every
+// host's HA VMs, with it, would still restart elsewhere after that one host's failure
+// (PlacementService::check_ha_admission). warn: created anyway, with a vm.ha_admission
+// event saying what would not restart.
+enum class HaAdmission { enforce, warn, off };
+
 class VmService {
  public:
   // on_change(vm_id) runs after every committed change (the controller's enqueue_vm);
@@ -80,6 +86,8 @@ class VmService {
   // Completes the spec (uuid, MACs), checks its images, places it and stores it with a
   // "vm.create" task. `actor` is who asked (the audit event's actor).
   Result<VmChange> create(VmDocument doc, bool start, const std::string& actor);
+  void set_ha_admission(HaAdmission mode) { ha_admission_ = mode; }
+  PlacementService& placement() { return placement_; }
 
   // A new intent for the VM named `name`: bumps control.generation, replaces the current
   // task (the previous open one fails as superseded).
@@ -146,6 +154,7 @@ class VmService {
   ClockPtr clock_;
   std::function<void(const std::string&)> on_change_;
   AgentLookup agents_;
+  HaAdmission ha_admission_ = HaAdmission::enforce;  // set before serving; read only after
   void run_clone(std::string host_id, std::string source, std::string vm_id, bool linked,
                  std::string task_id);
   // Snapshot operations and clones in flight (joined by the destructor).

@@ -1,0 +1,165 @@
+// What-if planning on the placement engine (see placement.h): "these hosts are gone, where
+// would their VMs go?" answers `strata plan host-down` and HA admission control, with the
+// same snapshot, filters and weights as every real placement.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "strata/manager/controllers/placement.h"
+#include "strata/sched/placement.h"
+
+namespace strata::manager {
+
+namespace {
+
+struct Candidate {
+  std::string vm;
+  std::string from_host;  // id
+  VmDocument doc;
+};
+
+// HA priority first (an HA restart's order), then larger memory, then name: big VMs first
+// pack better (first fit decreasing), and the order is stable.
+bool restart_order(const Candidate& a, const Candidate& b) {
+  int pa = a.doc.ha.enabled ? a.doc.ha.priority : -1;
+  int pb = b.doc.ha.enabled ? b.doc.ha.priority : -1;
+  if (pa != pb) return pa > pb;
+  if (a.doc.spec.memory_mib != b.doc.spec.memory_mib)
+    return a.doc.spec.memory_mib > b.doc.spec.memory_mib;
+  return a.vm < b.vm;
+}
+
+}  // namespace
+
+Result<HostDownPlan> PlacementService::plan_host_down(const std::vector<std::string>& host_ids,
+                                                      bool ha_only,
+                                                      const std::vector<PendingVm>& pending,
+                                                      bool running_only) {
+  HostDownPlan plan;
+  std::map<std::string, std::string> names;  // host id -> name (every host)
+  auto hosts = store_.list_hosts({});
+  if (!hosts) return tl::unexpected(hosts.error());
+  for (const auto& h : *hosts) names[h.id] = h.name;
+  for (const auto& id : host_ids) {
+    auto it = names.find(id);
+    if (it == names.end()) return not_found("no host with id " + id);
+    plan.hosts.push_back(it->second);
+  }
+  auto lost = [&](const std::string& id) {
+    return std::find(host_ids.begin(), host_ids.end(), id) != host_ids.end();
+  };
+
+  // The VMs to move: every VM placed on a lost host (and pending ones placed there).
+  std::vector<Candidate> moving;
+  for (const auto& id : host_ids) {
+    store::VmListOptions o;
+    o.host_id = id;
+    auto vms = store_.list_vms(o);
+    if (!vms) return tl::unexpected(vms.error());
+    for (const auto& vm : *vms) {
+      if (vm.deletion_requested) continue;
+      auto doc = decode_vm_document(vm.spec);
+      if (!doc) return tl::unexpected(doc.error().wrap("VM " + vm.name));
+      if (ha_only && !doc->ha.enabled) continue;
+      if (running_only) {
+        const std::string state = decode_vm_status(vm.status).state;
+        if (state != "running" && state != "paused") continue;
+      }
+      moving.push_back({vm.name, id, std::move(*doc)});
+    }
+  }
+  bool datastores = false;
+  for (const auto& p : pending) {
+    for (const auto& d : p.doc.spec.disks) datastores = datastores || !d.datastore.empty();
+    if (lost(p.host_id) && (!ha_only || p.doc.ha.enabled))
+      moving.push_back({p.name, p.host_id, p.doc});
+  }
+  for (const auto& c : moving)
+    for (const auto& d : c.doc.spec.disks) datastores = datastores || !d.datastore.empty();
+  std::sort(moving.begin(), moving.end(), restart_order);
+
+  auto snap = snapshot_without({}, host_ids, datastores);
+  if (!snap) return tl::unexpected(snap.error());
+  // Pending VMs on the hosts that stay take their capacity there.
+  for (const auto& p : pending) {
+    if (lost(p.host_id)) continue;
+    auto index = snap->find(p.host_id);
+    if (!index) continue;
+    auto req = request_for(p.doc);
+    if (!req) return tl::unexpected(req.error());
+    (void)sched::apply_placement(*snap, sched::Plan{*index, p.host_id, 0}, *req);
+  }
+
+  for (const auto& c : moving) {
+    const std::string& from = names[c.from_host];
+    // As a migration does (place_migration), a VM's pin is where it runs now: moving it
+    // moves the pin. (An HA VM cannot be pinned.)
+    VmDocument moved = c.doc;
+    moved.placement.host.clear();
+    auto req = request_for(moved);
+    if (!req) {
+      plan.stays.push_back({c.vm, from, req.error().message, c.doc.ha.enabled});
+      continue;
+    }
+    if (snap->size() == 0) {
+      plan.stays.push_back({c.vm, from, "no other host", c.doc.ha.enabled});
+      continue;
+    }
+    auto placed = scheduler_.place(*snap, *req);
+    if (!placed) {
+      plan.stays.push_back({c.vm, from, placed.error().message, c.doc.ha.enabled});
+      continue;
+    }
+    (void)sched::apply_placement(*snap, *placed, *req);
+    plan.moves.push_back({c.vm, from, snap->name(placed->host_index), placed->score,
+                          c.doc.ha.enabled});
+  }
+  return plan;
+}
+
+Status PlacementService::check_ha_admission(const std::vector<PendingVm>& pending) {
+  // The hosts whose failure would need HA restarts: those holding an HA VM now, and the
+  // pending VMs' hosts.
+  std::vector<std::string> candidates;
+  auto hosts = store_.list_hosts({});
+  if (!hosts) return tl::unexpected(hosts.error());
+  for (const auto& h : *hosts) {
+    bool holds = std::any_of(pending.begin(), pending.end(), [&](const PendingVm& p) {
+      return p.host_id == h.id && p.doc.ha.enabled;
+    });
+    if (!holds) {
+      store::VmListOptions o;
+      o.host_id = h.id;
+      auto vms = store_.list_vms(o);
+      if (!vms) return tl::unexpected(vms.error());
+      for (const auto& vm : *vms) {
+        auto doc = decode_vm_document(vm.spec);
+        if (doc && doc->ha.enabled && !vm.deletion_requested) {
+          holds = true;
+          break;
+        }
+      }
+    }
+    if (holds) candidates.push_back(h.id);
+  }
+  for (const auto& id : candidates) {
+    auto plan = plan_host_down({id}, /*ha_only=*/true, pending);
+    if (!plan) return tl::unexpected(plan.error());
+    if (plan->stays.empty()) continue;
+    std::string which;
+    for (const auto& s : plan->stays)
+      which += fmt::format("{}{} ({})", which.empty() ? "" : "; ", s.vm, s.reason);
+    return make_error(ErrorCode::failed_precondition,
+                      fmt::format("HA admission control: if host {} failed, {} of its HA VMs "
+                                  "could not restart elsewhere: {}. Add capacity, lower the "
+                                  "VM's size, or turn admission control off "
+                                  "(stratad --ha-admission off)",
+                                  plan->hosts.empty() ? id : plan->hosts[0], plan->stays.size(),
+                                  which),
+                      "ha");
+  }
+  return {};
+}
+
+}  // namespace strata::manager
