@@ -75,7 +75,7 @@ class CloneTest : public ::testing::Test {
     s.name = name;
     s.memory_mib = 256;
     s.kernel_boot = model::KernelBoot{"tiny-kernel", "tiny-initrd", manifest_["TINY_CMDLINE"]};
-    s.disks.push_back({"root", "tiny-base", 0, false, false});
+    s.disks.push_back({"root", "tiny-base", 0, false, false, "", ""});
     return s;
   }
 
