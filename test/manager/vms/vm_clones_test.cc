@@ -228,7 +228,13 @@ TEST_F(VmClonesTest, AFailedCloneIsRemoved) {
   auto t = wait_task(c->task.id);
   EXPECT_EQ(t.state, "failed");
   EXPECT_NE(t.message.find("disk full"), std::string::npos) << t.message;
+  // The task ends just before the worker marks the VM for deletion: wait for that write
+  // (slow under ASan), bounded.
   auto vm = store_->get_vm_by_name("c1");
+  for (int i = 0; i < 500 && vm && !vm->deletion_requested; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    vm = store_->get_vm_by_name("c1");
+  }
   ASSERT_TRUE(vm);
   EXPECT_TRUE(vm->deletion_requested);
   EXPECT_FALSE(doc_of("c1").clone_of.pending);
