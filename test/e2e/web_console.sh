@@ -35,8 +35,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# --cpu-overcommit 32: the scroll step defines 26 more stopped VMs (1 vCPU each) on a
+# 2-thread host.
 start_stratad "$D" "127.0.0.1:$PORT" --all-in-one --accel tcg --host-name "$HOST" \
-  --heartbeat-ms 300 --web-root "$REPO/web/dist"
+  --heartbeat-ms 300 --web-root "$REPO/web/dist" --cpu-overcommit 32
 host_up() { [ "$(api GET "/api/v1/hosts/$HOST" | jq -r .state)" = up ]; }
 wait_for 60 "host up" host_up || fail "the local host did not come up: $(api GET /api/v1/hosts)"
 

@@ -3,6 +3,7 @@
 // API tokens created and deleted, the secret shown once; one-time host join tokens).
 // A role that may not use a control does not see it.
 import { html, nothing } from "lit";
+import { repeat } from "lit/directives/repeat.js";
 import { api, csrfTokenValue, errorText, type Image, type StrataEvent, type Token } from "./api/client";
 import { deleteOutcome, nameProblem, suggestImageName, ttlSeconds, uploadUrl, type ImageKind } from "./admin";
 import { bytes, canOperate, time } from "./format";
@@ -160,7 +161,7 @@ class ImagesPage extends LivePage {
         <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Format</th><th scope="col">Size</th>
           <th scope="col">Virtual size</th><th scope="col">SHA-256</th><th scope="col">State</th><th scope="col">Created</th>
           ${operate ? html`<th scope="col">Actions</th>` : nothing}</tr></thead>
-        <tbody>${this.images.map((i) => html`<tr data-image=${i.name ?? ""}>
+        <tbody>${repeat(this.images, (i) => i.name ?? "", (i) => html`<tr data-image=${i.name ?? ""}>
           <th scope="row">${i.name}</th><td>${i.kind}</td><td>${i.format ?? "-"}</td><td>${bytes(i.size_bytes)}</td>
           <td>${bytes(i.virtual_size)}</td><td><code title=${i.sha256 ?? ""}>${(i.sha256 ?? "").slice(0, 12)}</code></td>
           <td>${stateBadge(i.state)}</td><td>${time(i.created_ms)}</td>
@@ -271,7 +272,7 @@ class TokensPage extends LivePage {
       <table class="grid" aria-label="API tokens">
         <thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">State</th><th scope="col">Expires</th>
           <th scope="col">Created</th><th scope="col">Actions</th></tr></thead>
-        <tbody>${this.tokens.map((t) => html`<tr data-token=${t.name ?? ""}>
+        <tbody>${repeat(this.tokens, (t) => t.name ?? "", (t) => html`<tr data-token=${t.name ?? ""}>
           <th scope="row">${t.name}</th><td>${t.role}</td><td>${t.revoked ? "revoked" : "active"}</td>
           <td>${t.expires_ms ? new Date(t.expires_ms).toLocaleString() : "never"}</td><td>${time(t.created_ms)}</td>
           <td><button type="button" class="danger" aria-label="Delete token ${t.name}" @click=${() => this.deleteToken(t)}>Delete</button></td>
@@ -283,7 +284,7 @@ class TokensPage extends LivePage {
         <button type="button" @click=${() => this.createJoin()}>Create join token</button>
         <table class="grid" aria-label="Join tokens">
           <thead><tr><th scope="col">Id</th><th scope="col">Expires</th><th scope="col">Used by</th></tr></thead>
-          <tbody>${this.joins.map((j) => html`<tr><th scope="row"><code>${(j.id ?? "").slice(0, 12)}</code></th>
+          <tbody>${repeat(this.joins, (j) => j.id ?? "", (j) => html`<tr><th scope="row"><code>${(j.id ?? "").slice(0, 12)}</code></th>
             <td>${j.expires_ms ? new Date(j.expires_ms).toLocaleString() : "-"}</td><td>${j.used_by_host ?? "-"}</td></tr>`)}</tbody>
         </table>
       </section>`;

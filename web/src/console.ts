@@ -4,7 +4,7 @@
 // origin (docs/internals/web.md). No token is held by the page or put in the URL.
 // Loaded on demand by the VM page (import("./console")), so xterm.js stays out of the main
 // bundle.
-import { LitElement, html } from "lit";
+import { LitElement, html, nothing } from "lit";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import "@xterm/xterm/css/xterm.css";
@@ -53,9 +53,11 @@ class SerialConsole extends LitElement {
   static override properties = {
     name: { attribute: false },
     status: { state: true },
+    note: { state: true },
   };
   name = "";
   status = "connecting";
+  note = "";
   private term: Terminal | null = null;
   private fit: FitAddon | null = null;
   private ws: WebSocket | null = null;
@@ -81,6 +83,9 @@ class SerialConsole extends LitElement {
     this.term.open(host);
     this.term.textarea?.setAttribute("aria-label", `Serial console of ${this.name}`);
     this.fit.fit();
+    // Opened from a button above it: bring it on screen (xterm.js does not draw while its
+    // screen is out of view).
+    host.scrollIntoView({ block: "nearest" });
     window.addEventListener("resize", this.onResize);
     this.term.onData((d) => {
       if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(d);
@@ -95,6 +100,22 @@ class SerialConsole extends LitElement {
     this.ws = null;
     this.term?.dispose();
     this.term = null;
+  }
+
+  // "Paste" reads the clipboard (the browser asks the user the first time) and types it
+  // into the guest as xterm.js does for Ctrl+Shift+V or the context menu's Paste: new
+  // lines become Enter, bracketed when the guest asked for bracketed paste.
+  private async paste(): Promise<void> {
+    let text: string;
+    try {
+      text = await navigator.clipboard.readText();
+    } catch {
+      this.note = "The browser refused to read the clipboard: press Ctrl+Shift+V in the console instead.";
+      return;
+    }
+    this.note = "";
+    this.term?.paste(text);
+    this.term?.focus();
   }
 
   private connect(): void {
@@ -122,8 +143,10 @@ class SerialConsole extends LitElement {
     return html`
       <div class="toolbar">
         <span class="badge ${up ? "state-running" : "state-stopped"}" role="status">console ${this.status}</span>
-        ${up ? html`` : html`<button type="button" class="secondary" @click=${() => this.connect()}>Reconnect</button>`}
-        <span class="muted">Keys go to the guest's serial port; the last 64 KiB of output is replayed on connect.</span>
+        ${up ? html`<button type="button" class="secondary" @click=${() => this.paste()}>Paste</button>`
+          : html`<button type="button" class="secondary" @click=${() => this.connect()}>Reconnect</button>`}
+        <span class="muted">Keys go to the guest's serial port (Ctrl+Shift+V pastes); the last 64 KiB of output is replayed on connect.</span>
+        ${this.note ? html`<span class="error-text" role="status">${this.note}</span>` : nothing}
       </div>
       <div class="terminal-host"></div>
     `;

@@ -3,6 +3,7 @@
 // consoles are loaded on demand (console.ts pulls in xterm.js, vnc.ts noVNC, both kept out
 // of the main bundle).
 import { html, nothing } from "lit";
+import { repeat } from "lit/directives/repeat.js";
 import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
 import {
   allocations,
@@ -44,7 +45,7 @@ async function targetEvents(target: string, before?: number): Promise<{ events: 
 function eventList(events: StrataEvent[], what: string, older: (() => void) | null) {
   if (events.length === 0) return html`<p class="muted">No events for this ${what}.</p>`;
   return html`<ol class="events" tabindex="0" aria-live="polite" aria-label="Events of this ${what}">
-    ${events.map((e) => html`<li data-seq=${e.seq ?? 0}><time>${time(e.time_ms)}</time>
+    ${repeat(events, (e, i) => e.seq ?? `i${i}`, (e) => html`<li data-seq=${e.seq ?? 0}><time>${time(e.time_ms)}</time>
       <span class="action">${e.action}</span> <span>${e.actor}</span>
       <span class="result ${badResult(e.result) ? "bad" : ""}">${e.result}</span>
       ${e.message ? html`<span class="muted">${e.message}</span>` : nothing}</li>`)}
@@ -263,7 +264,7 @@ class VmPage extends LivePage {
           ${this.tasks.length === 0 ? html`<p class="muted">No tasks.</p>` : html`
           <table class="grid" aria-label="Tasks of this VM">
             <thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Message</th><th scope="col">Updated</th></tr></thead>
-            <tbody>${this.tasks.map((t) => html`<tr><td>${t.kind}</td>
+            <tbody>${repeat(this.tasks, (t) => t.id ?? "", (t) => html`<tr><td>${t.kind}</td>
               <td>${stateBadge(t.state)}${t.state === "running" ? html` <progress max="100" .value=${t.progress ?? 0} aria-label="progress"></progress>` : nothing}</td>
               <td>${t.message ?? ""}</td><td>${time(t.updated_ms)}</td></tr>`)}</tbody>
           </table>`}
@@ -409,7 +410,7 @@ class HostPage extends LivePage {
         <h2 id="host-vms-h">VMs on ${h.name} (${this.vms.length})</h2>
         <table class="grid" aria-label="VMs on this host">
           <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">vCPU</th><th scope="col">Memory</th><th scope="col">Labels</th></tr></thead>
-          <tbody>${this.vms.map((vm) => {
+          <tbody>${repeat(this.vms, (vm) => vm.name ?? "", (vm) => {
             const spec = obj(vm.spec);
             return html`<tr data-vm=${vm.name ?? ""}><th scope="row"><a href="/vms/${vm.name ?? ""}">${vm.name}</a></th>
               <td>${stateBadge(vmState(vm))}</td><td>${str(spec.vcpus)}</td><td>${mib(num(spec.memory_mib))}</td>

@@ -1,6 +1,7 @@
 // Dashboard, hosts and VMs. Each page loads its lists once and again (debounced) when a
 // live event arrives: no polling.
 import { LitElement, html, nothing, type PropertyValues } from "lit";
+import { repeat } from "lit/directives/repeat.js";
 import { pageSelection, runEach, summarize, toggleAll, type ItemResult } from "./bulk";
 import { parsePairs } from "./wizard";
 import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
@@ -125,7 +126,7 @@ function hostTable(hosts: Host[], vms: Vm[]) {
   return html`<table class="grid" aria-label="Hosts">
     <thead><tr><th scope="col">Host</th><th scope="col">State</th><th scope="col">CPU allocated</th>
       <th scope="col">Memory allocated</th><th scope="col">Accelerator</th><th scope="col">Labels</th></tr></thead>
-    <tbody>${hosts.map((h) => hostRow(h, alloc))}</tbody>
+    <tbody>${repeat(hosts, (h) => h.name ?? "", (h) => hostRow(h, alloc))}</tbody>
   </table>`;
 }
 
@@ -181,7 +182,7 @@ class DashboardPage extends LivePage {
           <h2 id="tasks-h">Recent tasks</h2>
           <table class="grid" aria-label="Recent tasks">
             <thead><tr><th scope="col">Task</th><th scope="col">Target</th><th scope="col">State</th><th scope="col">Updated</th></tr></thead>
-            <tbody>${this.tasks.map((t) => html`<tr><td>${t.kind}</td><td>${t.target}</td>
+            <tbody>${repeat(this.tasks, (t) => t.id ?? "", (t) => html`<tr><td>${t.kind}</td><td>${t.target}</td>
               <td>${stateBadge(t.state)}${t.state === "running" ? html` <progress max="100" .value=${t.progress ?? 0} aria-label="progress"></progress>` : nothing}</td>
               <td>${time(t.updated_ms)}</td></tr>`)}</tbody>
           </table>
@@ -189,7 +190,7 @@ class DashboardPage extends LivePage {
         <section aria-labelledby="events-h">
           <h2 id="events-h">Live events</h2>
           <ol class="events" tabindex="0" aria-live="polite" aria-label="Live events">
-            ${this.events.slice(0, 15).map((e) => html`<li><time>${time(e.time_ms)}</time>
+            ${repeat(this.events.slice(0, 15), (e, i) => e.seq ?? `i${i}`, (e) => html`<li><time>${time(e.time_ms)}</time>
               <span class="action">${e.action}</span> <span>${e.target}</span>
               <span class="result ${e.result === "ok" ? "" : "bad"}">${e.result}</span></li>`)}
           </ol>
@@ -449,7 +450,7 @@ class VmsPage extends LivePage {
             <button type="button" class="sort" @click=${() => { this.sort = this.sort === "name" ? "-name" : "name"; this.applyFilters(); }}
               aria-label="Sort by name ${this.sort === "name" ? "descending" : "ascending"}">Name ${this.sort === "name" ? "▲" : this.sort === "-name" ? "▼" : ""}</button></th><th scope="col">State</th><th scope="col">Desired</th><th scope="col">Host</th>
           <th scope="col">vCPU</th><th scope="col">Memory</th>${operate ? html`<th scope="col">Actions</th>` : nothing}</tr></thead>
-        <tbody>${shown.map((vm) => {
+        <tbody>${repeat(shown, (vm) => vm.name ?? "", (vm) => {
           const spec = (vm.spec ?? {}) as Record<string, unknown>;
           const busy = this.pending.has(vm.name ?? "");
           return html`<tr data-vm=${vm.name ?? ""}>

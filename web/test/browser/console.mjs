@@ -70,6 +70,7 @@ async function newPage() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
+  page.on("pageerror", (e) => console.log(`     page error: ${e.message.split("\n")[0]}`));
   page.on("console", (m) => {
     if (m.type() === "error" && /Content Security Policy/i.test(m.text())) violations.push(m.text());
   });
@@ -266,6 +267,18 @@ try {
       await page.screenshot({ path: join(shots, "vm-console.png"), fullPage: true });
     });
 
+    await step("serial console: pasted text reaches the guest (Ctrl+Shift+V, the Paste button)", async () => {
+      const rows = page.locator(".xterm-rows");
+      await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: url });
+      await page.evaluate(() => navigator.clipboard.writeText("echo pasted-$((40+3))\n"));
+      await page.locator(".terminal-host").click();
+      await page.keyboard.press("Control+Shift+V");  // the browser's paste event, read by xterm.js
+      await rows.filter({ hasText: "pasted-43" }).waitFor({ timeout: 30000 });
+      await page.evaluate(() => navigator.clipboard.writeText("echo button-$((40+4))\n"));
+      await page.getByRole("button", { name: "Paste", exact: true }).click();
+      await rows.filter({ hasText: "button-44" }).waitFor({ timeout: 30000 });
+    });
+
     await step("graphical console: noVNC connects through the VNC WebSocket and sizes its canvas", async () => {
       await page.getByRole("button", { name: "Open graphical console" }).click();
       await page.locator('strata-graphical-console[data-state="connected"]').waitFor({ timeout: 30000 });
@@ -453,6 +466,73 @@ try {
       return (await fetch("/api/v1/vms/web-novnc", { method: "DELETE", headers: { "X-CSRF-Token": csrf_token } })).status;
     });
     expect(del < 300, `delete answered ${del}`);
+  });
+
+  // Live events re-render the lists: the VM being looked at must stay where it is on the
+  // screen, keep its focus, and a list scrolled down must not jump to the top. A short
+  // window (480 px) makes a list of 24 VMs long enough to scroll.
+  if (vmName) await step("lists keep their scroll position and focus when live events refresh them", async () => {
+    const api = async (method, path, body) => {
+      const r = await fetch(url + path, { method, headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
+        body: body ? JSON.stringify(body) : undefined });
+      if (r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status} ${await r.text()}`);
+    };
+    const vm = (name) => ({ name, vcpus: 1, memory_mib: 64, kernel: "tiny-kernel", vnc: false, start: false });
+    const names = Array.from({ length: 24 }, (_, i) => `scroll-${String(10 + i * 2).padStart(2, "0")}`);
+    const made = [];
+    try {
+      for (const n of names) { await api("POST", "/api/v1/vms", vm(n)); made.push(n); }
+      const small = await browser.newContext({ viewport: { width: 1280, height: 480 } });
+      const p = await small.newPage();
+      p.setDefaultTimeout(15000);
+      await p.goto(url + "/vms?name=scroll-&limit=100");
+      await p.getByLabel("API token", { exact: true }).fill(adminToken);
+      await p.getByRole("button", { name: "Log in" }).click();
+      const table = p.getByRole("table", { name: "Virtual machines" });
+      await table.locator(`tr[data-vm="${names.at(-1)}"]`).waitFor();
+      await p.locator(".live.on").waitFor();
+      // scroll-40 near the middle of the window, its Start button focused.
+      const watched = "scroll-40";
+      const button = p.getByRole("button", { name: `Start ${watched}` });
+      await button.focus();
+      await p.evaluate((n) => {
+        const r = document.querySelector(`tr[data-vm="${n}"]`).getBoundingClientRect();
+        window.scrollBy(0, r.top - 240);
+      }, watched);
+      const where = () => p.evaluate((n) => ({
+        y: window.scrollY,
+        top: Math.round(document.querySelector(`tr[data-vm="${n}"]`).getBoundingClientRect().top),
+        focus: document.activeElement?.getAttribute("aria-label") ?? "",
+      }), watched);
+      const before = await where();
+      expect(before.y > 200 && before.focus === `Start ${watched}`, `set-up: ${JSON.stringify(before)}`);
+      const same = (now, what, exactY) => {
+        expect(Math.abs(now.top - before.top) <= 1, `${what}: ${watched} moved on the screen: ${JSON.stringify(before)} -> ${JSON.stringify(now)}`);
+        expect(now.focus === before.focus, `${what}: focus went from "${before.focus}" to "${now.focus}"`);
+        if (exactY) expect(now.y === before.y, `${what}: scroll offset ${before.y} -> ${now.y}`);
+      };
+      // A label on the watched VM and a VM created after it: rows change, nothing moves.
+      await api("PATCH", `/api/v1/vms/${watched}`, { labels: { seen: "yes" } });
+      await api("POST", "/api/v1/vms", vm("scroll-99")); made.push("scroll-99");
+      await table.locator('tr[data-vm="scroll-99"]').waitFor();
+      await p.waitForTimeout(400);  // the debounced refresh after the last event
+      same(await where(), "label + VM created below", true);
+      // A VM created above the window: the watched row stays where it is on the screen
+      // (the page scrolls by the new row's height), and keeps the focus.
+      await api("POST", "/api/v1/vms", vm("scroll-00")); made.push("scroll-00");
+      await table.locator('tr[data-vm="scroll-00"]').waitFor();
+      await p.waitForTimeout(400);
+      same(await where(), "VM created above", false);
+      // A VM deleted above the window: the same.
+      await api("DELETE", "/api/v1/vms/scroll-12");
+      await table.locator('tr[data-vm="scroll-12"]').waitFor({ state: "detached", timeout: 30000 });
+      await p.waitForTimeout(400);
+      same(await where(), "VM deleted above", false);
+      await p.screenshot({ path: join(shots, "vms-scrolled.png") });
+      await small.close();
+    } finally {
+      for (const n of made) await api("DELETE", `/api/v1/vms/${n}`).catch(() => {});
+    }
   });
 
   await step("logout ends the session", async () => {
