@@ -105,7 +105,9 @@ Result<X509Ptr> sign_leaf(EVP_PKEY* ca_key, X509* ca_cert, EVP_PKEY* pubkey, con
   if (auto st = add_ext(c, ca_cert, NID_key_usage, "critical,digitalSignature,keyEncipherment");
       !st)
     return tl::unexpected(st.error());
-  const char* eku = usage == CertUsage::server ? "serverAuth" : "clientAuth";
+  const char* eku = usage == CertUsage::server   ? "serverAuth"
+                    : usage == CertUsage::client ? "clientAuth"
+                                                 : "serverAuth,clientAuth";
   if (auto st = add_ext(c, ca_cert, NID_ext_key_usage, eku); !st) return tl::unexpected(st.error());
   if (auto st = add_ext(c, ca_cert, NID_subject_key_identifier, "hash"); !st)
     return tl::unexpected(st.error());

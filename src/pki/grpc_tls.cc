@@ -25,13 +25,6 @@ Result<TlsIdentity> load_identity(const std::string& dir) {
   return id;
 }
 
-std::shared_ptr<grpc::ServerCredentials> server_credentials(const TlsIdentity& identity) {
-  grpc::SslServerCredentialsOptions opts(
-      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  opts.pem_root_certs = identity.ca_cert_pem;
-  opts.pem_key_cert_pairs.push_back({identity.key_pem, identity.cert_pem});
-  return grpc::SslServerCredentials(opts);
-}
 
 std::shared_ptr<grpc::ChannelCredentials> channel_credentials(const TlsIdentity& identity) {
   grpc::SslCredentialsOptions opts;
@@ -106,7 +99,45 @@ class PinVerifier : public grpc::experimental::ExternalCertificateVerifier {
   std::atomic<bool> logged_{false};
 };
 
+// The agent's server, after OpenSSL verified the chain (and clientAuth): refuses a client
+// certificate that is also for servers (serverAuth), i.e. a host's migration certificate
+// (clientAuth + serverAuth for QEMU's migration TLS): only the manager's client-only
+// certificate may call an agent.
+class ClientOnlyVerifier : public grpc::experimental::ExternalCertificateVerifier {
+ public:
+  bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
+              std::function<void(grpc::Status)>, grpc::Status* sync_status) override {
+    auto info = inspect_cert(str(request->peer_cert()));
+    if (!info)
+      *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                  "unreadable client certificate: " + info.error().message);
+    else if (!info->client_auth || info->server_auth)
+      *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                  "client certificate '" + info->common_name +
+                                      "' is not a manager's (a host or migration certificate)");
+    else
+      *sync_status = grpc::Status::OK;
+    if (!sync_status->ok())
+      logger("pki")->warn("client certificate refused reason={}", sync_status->error_message());
+    return true;
+  }
+  void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest*) override {}
+};
+
 }  // namespace
+
+std::shared_ptr<grpc::ServerCredentials> server_credentials(const TlsIdentity& identity) {
+  namespace gx = grpc::experimental;
+  auto provider = std::make_shared<gx::StaticDataCertificateProvider>(
+      identity.ca_cert_pem,
+      std::vector<gx::IdentityKeyCertPair>{{identity.key_pem, identity.cert_pem}});
+  gx::TlsServerCredentialsOptions opts(provider);
+  opts.watch_root_certs();
+  opts.watch_identity_key_cert_pairs();
+  opts.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  opts.set_certificate_verifier(gx::ExternalCertificateVerifier::Create<ClientOnlyVerifier>());
+  return gx::TlsServerCredentials(opts);
+}
 
 std::shared_ptr<grpc::ChannelCredentials> channel_credentials(const TlsIdentity& identity,
                                                              const PeerPin& pin) {

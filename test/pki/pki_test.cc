@@ -62,6 +62,12 @@ TEST(Pki, HostCertificateFromCsrCarriesNameSanAndServerUsage) {
   auto v6 = ca->sign_csr(*csr, "h3", {"fd00::3"}, CertUsage::server, 30);
   ASSERT_TRUE(v6);
   EXPECT_EQ(inspect_cert(*v6)->ip_addresses, std::vector<std::string>{"fd00::3"});
+  // A migration certificate: both ends of QEMU's migration TLS present it.
+  auto mig = ca->sign_csr(*csr, "h1", {"10.77.0.11"}, CertUsage::migration, 30);
+  ASSERT_TRUE(mig);
+  EXPECT_TRUE(inspect_cert(*mig)->server_auth);
+  EXPECT_TRUE(inspect_cert(*mig)->client_auth);
+  EXPECT_TRUE(verify_cert(*mig, ca->cert_pem()));
 }
 
 TEST(Pki, CertificateFromAnotherCaIsRejected) {

@@ -20,6 +20,9 @@ namespace strata::agent {
 struct MigrationSource {
   model::VmSpec spec;
   std::string profile_json;
+  // Set by the manager before prepare: the target listens for TLS only (migration
+  // certificates, see MigrationTlsFiles) and reports it back in MigrationIncoming::tls.
+  bool tls = false;
 };
 
 // Prepare (target): where the source streams to.
@@ -27,7 +30,15 @@ struct MigrationIncoming {
   std::string migration_uri;  // "tcp:HOST:PORT"
   std::string nbd_host;       // the NBD server exporting the disks writable (empty: no disks)
   std::string nbd_port;
+  bool tls = false;  // both the stream and the NBD exports require TLS (mutual, CA-checked)
 };
+
+// Where a driver finds this host's migration identity: <dir>/ca.crt (the manager's CA),
+// <dir>/migration.crt (clientAuth + serverAuth, SAN = the host's addresses) and
+// <dir>/migration.key. Read at each TLS migration (a renewed certificate applies at once).
+inline constexpr const char* kMigrationCaFile = "ca.crt";
+inline constexpr const char* kMigrationCertFile = "migration.crt";
+inline constexpr const char* kMigrationKeyFile = "migration.key";
 
 // The convergence policy (oVirt / Proxmox style): start with a low downtime limit and
 // raise it in steps while RAM does not converge; past the deadline cancel cleanly.

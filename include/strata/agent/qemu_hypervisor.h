@@ -31,6 +31,9 @@ struct QemuOptions {
   std::optional<QemuUser> run_as;
   // QEMU's seccomp filter (-sandbox ...); false only when the binary lacks the option.
   bool sandbox = true;
+  // The folder holding this host's migration identity (ca.crt, migration.crt,
+  // migration.key; strata/agent/migration.h); empty: TLS migrations are refused.
+  std::string migration_tls_dir;
 };
 
 Result<HypervisorPtr> make_qemu_hypervisor(QemuOptions options);

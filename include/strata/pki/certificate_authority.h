@@ -2,6 +2,9 @@
 // it signs host certificates from the agents' CSRs at enrollment and the manager's own
 // client certificate. Host certificates are for TLS servers (serverAuth), the manager's for
 // TLS clients (clientAuth), so one host's certificate cannot call another host's agent.
+// Migration certificates (one per host, for QEMU's migration stream and NBD mirror, where
+// each end must present a certificate) carry both; the agents' gRPC port refuses any client
+// certificate that is also a server's (grpc_tls.h), so they cannot call an agent either.
 #pragma once
 
 #include <memory>
@@ -12,7 +15,7 @@
 
 namespace strata::pki {
 
-enum class CertUsage { server, client };
+enum class CertUsage { server, client, migration };
 
 struct KeyAndCert {
   std::string key_pem;

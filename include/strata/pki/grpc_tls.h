@@ -40,6 +40,9 @@ struct PeerPin {
   std::function<bool(const std::string& fingerprint)> pin_first_use = nullptr;
 };
 
+// The agent's server: a client certificate signed by the CA is required, and it must be a
+// client-only one (the manager's): a certificate that is also for servers (a host's, a
+// host's migration certificate) is refused in the handshake.
 std::shared_ptr<grpc::ServerCredentials> server_credentials(const TlsIdentity& identity);
 // Without a pin: the CA chain and the dialled address against the SAN.
 std::shared_ptr<grpc::ChannelCredentials> channel_credentials(const TlsIdentity& identity);

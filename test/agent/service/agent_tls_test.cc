@@ -121,6 +121,13 @@ TEST_F(AgentTlsTest, HostCertificateCannotActAsTheManager) {
             grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST_F(AgentTlsTest, MigrationCertificateCannotActAsTheManager) {
+  // A host's migration certificate (same CA, clientAuth + serverAuth, given to its QEMUs
+  // for the migration stream): refused by the agent's port like a host certificate.
+  EXPECT_EQ(health(pki::channel_credentials(client_of(*ca_, CertUsage::migration))),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
 TEST_F(AgentTlsTest, PlaintextClientIsRefused) {
   EXPECT_EQ(health(grpc::InsecureChannelCredentials()), grpc::StatusCode::UNAVAILABLE);
 }

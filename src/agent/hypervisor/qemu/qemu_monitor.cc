@@ -538,9 +538,27 @@ Status QemuMonitor::migrate_cancel(std::chrono::milliseconds timeout) {
 }
 
 Status QemuMonitor::nbd_server_start(const std::string& host, const std::string& port,
+                                     const std::string& tls_creds,
                                      std::chrono::milliseconds timeout) {
-  return run_void("nbd-server-start", timeout,
-                  {{"addr", {{"type", "inet"}, {"data", {{"host", host}, {"port", port}}}}}});
+  nlohmann::json args = {
+      {"addr", {{"type", "inet"}, {"data", {{"host", host}, {"port", port}}}}}};
+  if (!tls_creds.empty()) args["tls-creds"] = tls_creds;
+  return run_void("nbd-server-start", timeout, std::move(args));
+}
+
+Status QemuMonitor::object_add_tls_creds(const std::string& id, const std::string& dir,
+                                         const std::string& endpoint, bool verify_peer,
+                                         std::chrono::milliseconds timeout) {
+  return run_void("object-add", timeout,
+                  {{"qom-type", "tls-creds-x509"},
+                   {"id", id},
+                   {"dir", dir},
+                   {"endpoint", endpoint},
+                   {"verify-peer", verify_peer}});
+}
+
+Status QemuMonitor::object_del(const std::string& id, std::chrono::milliseconds timeout) {
+  return run_void("object-del", timeout, {{"id", id}});
 }
 
 Status QemuMonitor::nbd_server_stop(std::chrono::milliseconds timeout) {
@@ -560,12 +578,14 @@ Status QemuMonitor::block_export_add_nbd(const std::string& id, const std::strin
 
 Status QemuMonitor::blockdev_add_nbd(const std::string& node_name, const std::string& host,
                                      const std::string& port, const std::string& export_name,
+                                     const std::string& tls_creds,
                                      std::chrono::milliseconds timeout) {
-  return run_void("blockdev-add", timeout,
-                  {{"driver", "nbd"},
-                   {"node-name", node_name},
-                   {"server", {{"type", "inet"}, {"host", host}, {"port", port}}},
-                   {"export", export_name}});
+  nlohmann::json args = {{"driver", "nbd"},
+                         {"node-name", node_name},
+                         {"server", {{"type", "inet"}, {"host", host}, {"port", port}}},
+                         {"export", export_name}};
+  if (!tls_creds.empty()) args["tls-creds"] = tls_creds;
+  return run_void("blockdev-add", timeout, std::move(args));
 }
 
 Status QemuMonitor::blockdev_del(const std::string& node_name, std::chrono::milliseconds timeout) {

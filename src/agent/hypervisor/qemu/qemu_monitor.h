@@ -224,17 +224,28 @@ class QemuMonitor {
                           std::chrono::milliseconds timeout = kMonitorTimeout);
   Result<MigrationInfo> query_migrate(std::chrono::milliseconds timeout = kMonitorTimeout);
   Status migrate_cancel(std::chrono::milliseconds timeout = kMonitorTimeout);
-  // NBD server (target side, for the disk mirror) on an inet address.
+  // NBD server (target side, for the disk mirror) on an inet address; with `tls_creds`
+  // (a tls-creds-x509 object id, endpoint=server) clients must speak TLS.
   Status nbd_server_start(const std::string& host, const std::string& port,
+                          const std::string& tls_creds = "",
                           std::chrono::milliseconds timeout = kMonitorTimeout);
+  // object-add of a tls-creds-x509 (QEMU reads ca-cert.pem, {server,client}-{cert,key}.pem
+  // from `dir` right away); endpoint "server" or "client"; verify_peer checks the peer's
+  // certificate against ca-cert.pem (a server then requires a client certificate).
+  Status object_add_tls_creds(const std::string& id, const std::string& dir,
+                              const std::string& endpoint, bool verify_peer,
+                              std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status object_del(const std::string& id, std::chrono::milliseconds timeout = kMonitorTimeout);
   Status nbd_server_stop(std::chrono::milliseconds timeout = kMonitorTimeout);
   // block-export-add of type nbd: exports `node_name` under the export name `name`.
   Status block_export_add_nbd(const std::string& id, const std::string& node_name,
                               const std::string& name, bool writable,
                               std::chrono::milliseconds timeout = kMonitorTimeout);
-  // blockdev-add of an NBD client node (source side: the mirror's target).
+  // blockdev-add of an NBD client node (source side: the mirror's target); with
+  // `tls_creds` (endpoint=client) over TLS, the server's certificate checked against `host`.
   Status blockdev_add_nbd(const std::string& node_name, const std::string& host,
                           const std::string& port, const std::string& export_name,
+                          const std::string& tls_creds = "",
                           std::chrono::milliseconds timeout = kMonitorTimeout);
   Status blockdev_del(const std::string& node_name,
                       std::chrono::milliseconds timeout = kMonitorTimeout);

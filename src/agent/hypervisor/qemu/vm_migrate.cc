@@ -4,12 +4,16 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
 #include "qemu_hypervisor.h"
+#include "strata/common/atomic_file.h"
 #include "strata/common/log.h"
 #include "strata/model/vm_spec_json.h"
 
@@ -88,6 +92,70 @@ Result<std::string> free_port(const std::string& host) {
 
 std::string mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
+// The tls-creds-x509 object of a TLS migration (one per QEMU, either end).
+constexpr const char* kTlsCreds = "mig-tls";
+
+// Gives QEMU this host's migration identity as a tls-creds-x509 object (`endpoint`
+// "server" on the target, "client" on the source; the peer's certificate is always
+// verified against the manager's CA, so the target requires a client certificate).
+// QEMU reads its files only while the object is added: the agent writes them into
+// <vm>/migration-tls (root-owned, readable by QEMU's group only, inside the VM folder
+// QEMU can only traverse), adds the object, and removes the folder at once. The same
+// certificate serves both ends (clientAuth + serverAuth).
+Status add_tls_creds(QemuMonitor& qmp, const std::string& tls_dir, const std::string& vm_dir,
+                     const std::optional<QemuUser>& user, const std::string& endpoint) {
+  if (tls_dir.empty())
+    return make_error(ErrorCode::failed_precondition,
+                      "this host has no migration certificate (TLS migration impossible; "
+                      "migrate without TLS only on a trusted network)");
+  std::string ca, cert, key;
+  for (auto [file, out] : {std::pair{kMigrationCaFile, &ca}, std::pair{kMigrationCertFile, &cert},
+                           std::pair{kMigrationKeyFile, &key}}) {
+    auto text = read_small_file(tls_dir + "/" + file);
+    if (!text)
+      return make_error(ErrorCode::failed_precondition,
+                        "no migration certificate: " + text.error().message);
+    *out = std::move(*text);
+  }
+  const std::string dir = vm_dir + "/migration-tls";
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  struct Remove {
+    const std::string& dir;
+    ~Remove() {
+      std::error_code e;
+      fs::remove_all(dir, e);
+    }
+  } remove{dir};
+  if (::mkdir(dir.c_str(), 0700) != 0)
+    return internal_error("mkdir " + dir + ": " + std::strerror(errno));
+  const unsigned file_mode = user ? 0640 : 0600;
+  for (auto [file, text] : {std::pair{"ca-cert.pem", &ca}, std::pair{"server-cert.pem", &cert},
+                            std::pair{"server-key.pem", &key}, std::pair{"client-cert.pem", &cert},
+                            std::pair{"client-key.pem", &key}}) {
+    const std::string path = dir + "/" + file;
+    if (auto st = write_file_atomic(path, *text, file_mode); !st) return st;
+    if (user && ::lchown(path.c_str(), 0, user->gid) != 0)
+      return internal_error("chown " + path + ": " + std::strerror(errno));
+  }
+  if (user && (::lchown(dir.c_str(), 0, user->gid) != 0 || ::chmod(dir.c_str(), 0750) != 0))
+    return internal_error("chown " + dir + ": " + std::strerror(errno));
+  (void)qmp.object_del(kTlsCreds, kCmd);  // left by an earlier attempt
+  if (auto st = qmp.object_add_tls_creds(kTlsCreds, dir, endpoint, true, kCmd); !st)
+    return tl::unexpected(st.error().wrap("loading the migration certificate into QEMU"));
+  return {};
+}
+
+// Host of a "tcp:HOST:PORT" / "tcp:[V6]:PORT" URI (what the target's certificate must name).
+std::string uri_host(const std::string& uri) {
+  std::string rest = uri.rfind("tcp:", 0) == 0 ? uri.substr(4) : uri;
+  auto colon = rest.rfind(':');
+  if (colon != std::string::npos) rest.resize(colon);
+  if (rest.size() >= 2 && rest.front() == '[' && rest.back() == ']')
+    rest = rest.substr(1, rest.size() - 2);
+  return rest;
+}
+
 }  // namespace
 
 bool ram_copy_needs_pause(const std::string& accelerator, int64_t qemu_major) {
@@ -121,7 +189,10 @@ Result<MigrationSource> QemuHypervisor::begin_migration(const std::string& name)
   std::lock_guard lk(mu_);
   auto v = find_locked(name);
   if (!v) return tl::unexpected(v.error());
-  return MigrationSource{(*v)->spec, to_json((*v)->rec.profile).dump()};
+  MigrationSource out;
+  out.spec = (*v)->spec;
+  out.profile_json = to_json((*v)->rec.profile).dump();
+  return out;
 }
 
 Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& source,
@@ -237,13 +308,25 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
   if (auto s = qmp->migrate_set_capabilities({{"events", true}}, kCmd); !s)
     return fail(s.error());
   IncomingInfo info;
+  info.tls = source.tls;
+  const std::string tls_creds = source.tls ? kTlsCreds : "";
+  {
+    // TLS (by default): the stream and the NBD exports accept only a peer with a
+    // certificate of the manager's CA.
+    if (source.tls)
+      if (auto s = add_tls_creds(*qmp, opts_.migration_tls_dir, dir, opts_.run_as, "server"); !s)
+        return fail(s.error());
+    MigrationParameters params;
+    params.tls_creds = tls_creds;
+    if (auto s = qmp->migrate_set_parameters(params, kCmd); !s) return fail(s.error());
+  }
   const std::vector<size_t> copied = copied_disks(spec);
   if (!copied.empty()) {
     Status started = internal_error("nbd-server-start not tried");
     for (int attempt = 0; attempt < 5 && !started; ++attempt) {
       auto port = free_port(listen_host);
       if (!port) return fail(port.error());
-      started = qmp->nbd_server_start(listen_host, *port, kCmd);
+      started = qmp->nbd_server_start(listen_host, *port, tls_creds, kCmd);
       if (started) info.nbd_port = *port;
     }
     if (!started) return fail(started.error().wrap("nbd-server-start"));
@@ -260,8 +343,8 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     return fail(internal_error("QEMU reports no address for the incoming migration").value());
   info.migration_uri = tcp_uri(listen_host, mi->socket_addresses[0].second);
   logger("agent.qemu")
-      ->info("incoming migration ready vm={} uri={} nbd={}:{}", spec.name, info.migration_uri,
-             info.nbd_host, info.nbd_port);
+      ->info("incoming migration ready vm={} uri={} nbd={}:{} tls={}", spec.name,
+             info.migration_uri, info.nbd_host, info.nbd_port, info.tls);
   return info;
 }
 
@@ -350,6 +433,12 @@ void QemuHypervisor::unwind_out(const std::string& name, QemuMonitor& qmp,
     std::this_thread::sleep_for(kPoll);
   }
   for (size_t i : disks) (void)qmp.blockdev_del(mirror_node(i), kCmd);
+  {
+    MigrationParameters plain;  // the next migration decides again
+    plain.tls_creds = "";
+    (void)qmp.migrate_set_parameters(plain, kCmd);
+    (void)qmp.object_del(kTlsCreds, kCmd);
+  }
   // A migration that failed after the switchover leaves the source paused: run it again.
   if (auto st = qmp.query_status(kCmd);
       st && (st->status == "postmigrate" || st->status == "finish-migrate")) {
@@ -421,13 +510,19 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   };
   if (auto s = qmp->migrate_set_capabilities({{"events", true}}, kCmd); !s)
     return fail(s.error());
+  const std::string tls_creds = target.tls ? kTlsCreds : "";
+  if (target.tls)
+    if (auto s = add_tls_creds(*qmp, opts_.migration_tls_dir, vm_dir(name), opts_.run_as,
+                               "client");
+        !s)
+      return fail(s.error());
 
   // 1. Disks: mirror each top overlay into the target's export (its base is there already).
   if (!disks.empty() && (target.nbd_host.empty() || target.nbd_port.empty()))
     return fail(invalid_argument("nbd", "the target exports no disks").value());
   for (size_t i : disks) {
     if (auto s = qmp->blockdev_add_nbd(mirror_node(i), target.nbd_host, target.nbd_port, node(i),
-                                       kCmd);
+                                       tls_creds, kCmd);
         !s)
       return fail(s.error().wrap("connecting to the target's disk " + node(i)));
     mirrors.push_back(i);
@@ -492,6 +587,9 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   int64_t limit = policy.downtime_start_ms;
   params.downtime_limit_ms = limit;
   if (policy.max_bandwidth) params.max_bandwidth = policy.max_bandwidth;
+  params.tls_creds = tls_creds;  // "" (plain) resets an earlier migration's
+  // The target's certificate must name the address the source dials (an IP SAN).
+  params.tls_hostname = target.tls ? uri_host(target.migration_uri) : "";
   if (auto s = qmp->migrate_set_parameters(params, kCmd); !s) return fail(s.error());
   if (auto s = qmp->migrate(target.migration_uri, kCmd); !s) return fail(s.error());
   const auto ram_t0 = std::chrono::steady_clock::now();

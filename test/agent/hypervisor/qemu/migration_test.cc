@@ -17,7 +17,9 @@
 #include "strata/agent/image_store.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "strata/agent/qemu_user.h"
+#include "strata/common/atomic_file.h"
 #include "strata/common/process.h"
+#include "strata/pki/certificate_authority.h"
 #include "integration/guest_images.h"
 
 namespace strata::agent::qemu {
@@ -53,6 +55,9 @@ class MigrationTest : public ::testing::Test {
     root_ = "/tmp/stmig-" + std::to_string(::getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(root_);
+    // One CA (the manager's), one migration certificate per host (both on 127.0.0.1).
+    auto ca = pki::CertificateAuthority::create("Strata test CA");
+    ASSERT_TRUE(ca) << ca.error().to_string();
     for (auto* h : {&a_, &b_}) {
       h->root = root_ + (h == &a_ ? "/a" : "/b");
       fs::create_directories(h->root);
@@ -70,6 +75,14 @@ class MigrationTest : public ::testing::Test {
       o.accelerator = "tcg";
       o.images = h->store.get();
       o.shim_exe = STRATA_TEST_SHIM;
+      o.migration_tls_dir = h->root + "/pki";
+      fs::create_directories(o.migration_tls_dir);
+      auto mig = ca->issue(h == &a_ ? "a" : "b", {"127.0.0.1"}, pki::CertUsage::migration, 30);
+      ASSERT_TRUE(mig) << mig.error().to_string();
+      for (auto [file, text] : {std::pair{kMigrationCaFile, ca->cert_pem()},
+                                {kMigrationCertFile, mig->cert_pem},
+                                {kMigrationKeyFile, mig->key_pem}})
+        ASSERT_TRUE(write_file_atomic(o.migration_tls_dir + "/" + file, text, 0600));
       auto user = decide_qemu_user(std::nullopt, ::geteuid(), lookup_system_user);
       ASSERT_TRUE(user) << user.error().to_string();
       o.run_as = user->user;
@@ -139,9 +152,10 @@ class MigrationTest : public ::testing::Test {
         << tail(a_, name);
   }
 
-  Result<IncomingInfo> prepare(const std::string& name) {
+  Result<IncomingInfo> prepare(const std::string& name, bool tls = false) {
     auto source = a_.hv->begin_migration(name);
     if (!source) return tl::unexpected(source.error());
+    source->tls = tls;
     return b_.hv->prepare_incoming(*source, "127.0.0.1");
   }
 
@@ -150,6 +164,8 @@ class MigrationTest : public ::testing::Test {
   Host a_, b_;
 };
 
+// Over TLS (the default): the RAM stream and the NBD mirror, each end presenting its host's
+// migration certificate (the target requires it).
 TEST_F(MigrationTest, LiveMigrationKeepsTheGuestCounting) {
   const std::string name = "mig1";
   boot_counting(name);
@@ -170,9 +186,17 @@ TEST_F(MigrationTest, LiveMigrationKeepsTheGuestCounting) {
     std::this_thread::sleep_for(2s);
   }
   auto t0 = std::chrono::steady_clock::now();
-  auto info = prepare(name);
+  auto info = prepare(name, /*tls=*/true);
   ASSERT_TRUE(info) << info.error().to_string();
+  EXPECT_TRUE(info->tls);
   EXPECT_EQ(b_.hv->status(name)->state, VmState::paused);
+  // The certificate files were only there while QEMU loaded them.
+  EXPECT_FALSE(fs::exists(b_.root + "/state/vms/" + name + "/migration-tls"));
+  {
+    auto params = b_.hv->qmp(name, "query-migrate-parameters");
+    ASSERT_TRUE(params) << params.error().to_string();
+    EXPECT_EQ(params->value("tls-creds", ""), "mig-tls");
+  }
   int progress_calls = 0;
   std::string phases;
   auto out = a_.hv->migrate_out(name, *info, MigrationPolicy{}, [&](const MigrationProgress& p) {
@@ -234,6 +258,7 @@ TEST_F(MigrationTest, LiveMigrationKeepsTheGuestCounting) {
   EXPECT_GT(downtime, 0);
   EXPECT_GT(progress_calls, 0);
   EXPECT_EQ(phases, " mirror ram completed");
+  EXPECT_FALSE(fs::exists(a_.root + "/state/vms/" + name + "/migration-tls"));
   // The target's disk holds the block: read its overlay (over the same base) as raw.
   ASSERT_TRUE(b_.hv->force_off(name));
   auto disk = b_.store->disk_info(name, "root");
@@ -252,6 +277,35 @@ TEST_F(MigrationTest, LiveMigrationKeepsTheGuestCounting) {
       (long long)total, (long long)out->total_ms, (unsigned long long)(out->ram_transferred >> 20),
       (long long)out->qemu_downtime_ms, (long long)downtime, (long long)out->downtime_limit_ms);
   RecordProperty("real_downtime_ms", std::to_string(downtime));
+}
+
+// A TLS target's NBD server refuses a client without TLS (what a migration with TLS
+// off on one side, or any other process on the network, would be); a plain target serves
+// it. No guest runs: the incoming QEMUs only wait.
+TEST_F(MigrationTest, ATlsTargetRefusesAPlainNbdClient) {
+  const std::string name = "mig4";
+  auto d = a_.hv->define(tiny(name));
+  ASSERT_TRUE(d) << d.error().to_string();
+  auto nbd_info = [](const IncomingInfo& in) {
+    return run_process({"qemu-img", "info", "--image-opts",
+                        "driver=nbd,host=" + in.nbd_host + ",port=" + in.nbd_port +
+                            ",export=disk0"},
+                       {});
+  };
+  auto info = prepare(name, /*tls=*/true);
+  ASSERT_TRUE(info) << info.error().to_string();
+  auto plain = nbd_info(*info);
+  ASSERT_TRUE(plain) << plain.error().to_string();
+  EXPECT_FALSE(plain->ok()) << plain->out;
+  EXPECT_NE(plain->err.find("TLS"), std::string::npos) << plain->err;
+  ASSERT_TRUE(b_.hv->abort_incoming(name));
+  info = prepare(name, /*tls=*/false);
+  ASSERT_TRUE(info) << info.error().to_string();
+  EXPECT_FALSE(info->tls);
+  auto ok = nbd_info(*info);
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_TRUE(ok->ok()) << ok->err;
+  ASSERT_TRUE(b_.hv->abort_incoming(name));
 }
 
 // A migration that cannot converge (1 MiB/s for 256 MiB of RAM) within its deadline is
