@@ -235,6 +235,21 @@ export const VM_STATES = [
   "stopped", "crashed", "unknown", "deleting", "error",
 ] as const;
 
+// The VM list's filter, sort and page size from its URL's query (`/vms?host=h1&limit=100`).
+export function vmListFilterFromUrl(search: string): Required<VmListFilter> {
+  const q = new URLSearchParams(search);
+  const sort = q.get("sort");
+  const limit = Number(q.get("limit"));
+  return {
+    host: q.get("host") ?? "",
+    label: q.get("label") ?? "",
+    name: q.get("name") ?? "",
+    state: q.get("state") ?? "",
+    sort: sort === "id" || sort === "name" || sort === "-name" ? sort : "name",
+    limit: Number.isInteger(limit) && limit >= 1 && limit <= 1000 ? limit : 50,
+  };
+}
+
 // The query of GET /api/v1/vms for a filter and a cursor; an error names a bad label.
 export function vmListQuery(f: VmListFilter, after: string): { query: Record<string, string | number>; error?: string } {
   const query: Record<string, string | number> = { limit: f.limit };

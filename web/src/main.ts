@@ -7,7 +7,7 @@ import { api, errorText, setCsrfToken } from "./api/client";
 import { EventFeed } from "./events";
 import type { Role } from "./format";
 import type { StrataEvent } from "./api/client";
-import "./pages";
+import { prefetchFor } from "./pages";
 import "./detail";
 import "./create";
 import "./admin-pages";
@@ -39,6 +39,9 @@ function detailName(path: string): string {
     return rest;
   }
 }
+
+// The first page's data is asked for now, together with the session (pages.ts).
+prefetchFor(pageFor(location.pathname), location.search);
 
 class StrataApp extends LitElement {
   static override properties = {
@@ -85,6 +88,7 @@ class StrataApp extends LitElement {
 
   private async loadSession(): Promise<void> {
     const { data, response } = await api.GET("/api/v1/session");
+    performance.mark("strata:session");
     if (data) this.loggedIn(data.name, data.role, data.csrf_token);
     else {
       this.state = "login";

@@ -4,6 +4,7 @@ import { LitElement, html, nothing, type PropertyValues } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 import { pageSelection, runEach, summarize, toggleAll, type ItemResult } from "./bulk";
 import { parsePairs } from "./wizard";
+import { fetchOnce, prefetch } from "./prefetch";
 import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
 import {
   CursorPager,
@@ -18,6 +19,7 @@ import {
   type Role,
   type VmSort,
   VM_STATES,
+  vmListFilterFromUrl,
   vmListQuery,
 } from "./format";
 
@@ -59,6 +61,7 @@ export abstract class LivePage extends LitElement {
   }
 
   protected async refresh(): Promise<void> {
+    const first = !this.loaded;
     try {
       await this.load();
       this.error = "";
@@ -66,6 +69,12 @@ export abstract class LivePage extends LitElement {
       this.error = e instanceof Error ? e.message : String(e);
     }
     this.loaded = true;
+    // Performance marks of the first load (scripts/bench web prints them): the data is in,
+    // then it is rendered.
+    if (first) {
+      performance.mark(`strata:${this.localName}:data`);
+      void this.updateComplete.then(() => performance.mark(`strata:${this.localName}:rendered`));
+    }
   }
 
   protected abstract load(): Promise<void>;
@@ -80,15 +89,31 @@ export abstract class LivePage extends LitElement {
   }
 }
 
+const requestHosts = () => api.GET("/api/v1/hosts");
+const requestVms = (host?: string) => api.GET("/api/v1/vms", { params: { query: host ? { limit: 1000, host } : { limit: 1000 } } });
+const requestTasks = () => api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } });
+const requestVmPage = (query: Record<string, string | number>) => api.GET("/api/v1/vms", { params: { query } });
+
+// Called once at start, before the session is known: the requests the page at this URL
+// will make first (prefetch.ts).
+export function prefetchFor(page: string, search: string): void {
+  if (page === "dashboard" || page === "hosts" || page === "vms") prefetch("hosts", requestHosts);
+  if (page === "dashboard" || page === "hosts") prefetch("vms", () => requestVms());
+  if (page === "dashboard") prefetch("tasks", requestTasks);
+  if (page === "vms") {
+    const { query, error } = vmListQuery(vmListFilterFromUrl(search), "");
+    if (!error) prefetch(`vm-page:${JSON.stringify(query)}`, () => requestVmPage(query));
+  }
+}
+
 export async function listHosts(): Promise<Host[]> {
-  const { data, error } = await api.GET("/api/v1/hosts");
+  const { data, error } = await fetchOnce("hosts", requestHosts);
   if (!data) throw new Error(errorText(error, "cannot list hosts"));
   return data.hosts ?? [];
 }
 
 export async function listVms(host?: string): Promise<Vm[]> {
-  const query = host ? { limit: 1000, host } : { limit: 1000 };
-  const { data, error } = await api.GET("/api/v1/vms", { params: { query } });
+  const { data, error } = await (host ? requestVms(host) : fetchOnce("vms", () => requestVms()));
   if (!data) throw new Error(errorText(error, "cannot list VMs"));
   return data.vms ?? [];
 }
@@ -145,7 +170,7 @@ class DashboardPage extends LivePage {
     const [hosts, vms, tasks] = await Promise.all([
       listHosts(),
       listVms(),
-      api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } }),
+      fetchOnce("tasks", requestTasks),
     ]);
     this.hosts = hosts;
     this.vms = vms;
@@ -259,15 +284,13 @@ class VmsPage extends LivePage {
   private readonly pager = new CursorPager();
 
   override connectedCallback(): void {
-    const q = new URLSearchParams(location.search);
-    this.host = q.get("host") ?? "";
-    this.label = q.get("label") ?? "";
-    this.name = q.get("name") ?? "";
-    this.stateFilter = q.get("state") ?? "";
-    const sort = q.get("sort");
-    if (sort === "id" || sort === "name" || sort === "-name") this.sort = sort;
-    const limit = Number(q.get("limit"));
-    if (Number.isInteger(limit) && limit >= 1 && limit <= 1000) this.limit = limit;
+    const f = vmListFilterFromUrl(location.search);
+    this.host = f.host;
+    this.label = f.label;
+    this.name = f.name;
+    this.stateFilter = f.state;
+    this.sort = f.sort;
+    this.limit = f.limit;
     super.connectedCallback();
     void listHosts().then((h) => { this.hosts = h.map((x) => x.name ?? "").filter(Boolean); }, () => {});
   }
@@ -278,7 +301,7 @@ class VmsPage extends LivePage {
       this.pager.cursor,
     );
     if (bad) throw new Error(bad);
-    const { data, error } = await api.GET("/api/v1/vms", { params: { query } });
+    const { data, error } = await fetchOnce(`vm-page:${JSON.stringify(query)}`, () => requestVmPage(query));
     if (!data) throw new Error(errorText(error, "cannot list VMs"));
     this.vms = data.vms ?? [];
     this.pager.loaded(data.next);

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   allocations, canOperate, countByState, percent, mib, hostAlert, vmActions, eventsFor, bytes,
-  cpuRanges, consoleUrl, textKeysyms, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, mergeEvents,
+  cpuRanges, consoleUrl, textKeysyms, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, vmListFilterFromUrl, mergeEvents,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
@@ -139,4 +139,13 @@ test("a target's events: live and read merged, no duplicates, newest first", () 
     .map((x) => x.seq), [9, 8, 7, 3]);
   assert.deepEqual(mergeEvents([], []), []);
   assert.deepEqual(mergeEvents([{ action: "no seq" }], [e(1, "x")]).map((x) => x.seq), [1]);
+});
+
+test("the VM list's filter from its URL (what the page and the start-up prefetch both ask)", () => {
+  assert.deepEqual(vmListFilterFromUrl(""), { host: "", label: "", name: "", state: "", sort: "name", limit: 50 });
+  assert.deepEqual(vmListFilterFromUrl("?host=h1&label=tier%3Dweb&name=web&state=running&sort=-name&limit=100"),
+    { host: "h1", label: "tier=web", name: "web", state: "running", sort: "-name", limit: 100 });
+  assert.equal(vmListFilterFromUrl("?sort=created&limit=5000").sort, "name");
+  assert.equal(vmListFilterFromUrl("?limit=5000").limit, 50);
+  assert.equal(vmListFilterFromUrl("?limit=0").limit, 50);
 });
