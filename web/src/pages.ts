@@ -74,6 +74,8 @@ export abstract class LivePage extends LitElement {
     if (first) {
       performance.mark(`strata:${this.localName}:data`);
       void this.updateComplete.then(() => performance.mark(`strata:${this.localName}:rendered`));
+    } else {
+      performance.mark(`strata:${this.localName}:refreshed`);
     }
   }
 
@@ -166,6 +168,11 @@ class DashboardPage extends LivePage {
   vms: Vm[] = [];
   tasks: Task[] = [];
 
+  // Hosts, VMs and tasks are what it lists (the live events list needs no reload).
+  protected override wants(e: StrataEvent | undefined): boolean {
+    return /^(host|vm|task)\//.test(e?.target ?? "");
+  }
+
   protected async load(): Promise<void> {
     const [hosts, vms, tasks] = await Promise.all([
       listHosts(),
@@ -232,6 +239,10 @@ class HostsPage extends LivePage {
   hosts: Host[] = [];
   vms: Vm[] = [];
 
+  protected override wants(e: StrataEvent | undefined): boolean {
+    return /^(host|vm)\//.test(e?.target ?? "");
+  }
+
   protected async load(): Promise<void> {
     [this.hosts, this.vms] = await Promise.all([listHosts(), listVms()]);
   }
@@ -293,6 +304,11 @@ class VmsPage extends LivePage {
     this.limit = f.limit;
     super.connectedCallback();
     void listHosts().then((h) => { this.hosts = h.map((x) => x.name ?? "").filter(Boolean); }, () => {});
+  }
+
+  // VM events only (a token made or an image uploaded does not reload 500 rows).
+  protected override wants(e: StrataEvent | undefined): boolean {
+    return (e?.target ?? "").startsWith("vm/");
   }
 
   protected async load(): Promise<void> {
