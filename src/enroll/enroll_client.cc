@@ -34,6 +34,7 @@ Result<EnrollReply> enroll_host(const EnrollRequest& r) {
                          {"address", r.address},
                          {"inventory", r.inventory}};
   if (!r.csr_pem.empty()) body["csr"] = r.csr_pem;
+  if (!r.migration_csr_pem.empty()) body["migration_csr"] = r.migration_csr_pem;
   auto res = http_request(r.manager_url, "POST", "/api/v1/hosts/enroll", body.dump(), {}, r.trust);
   if (!res) return tl::unexpected(res.error());
   auto parsed = parse_json(res->body, JsonLimits{.max_depth = 32, .max_values = 1u << 20});
@@ -44,6 +45,7 @@ Result<EnrollReply> enroll_host(const EnrollRequest& r) {
     if (j.contains("tls") && j["tls"].is_object()) {
       reply.cert_pem = j["tls"].value("certificate", "");
       reply.ca_cert_pem = j["tls"].value("ca_certificate", "");
+      reply.migration_cert_pem = j["tls"].value("migration_certificate", "");
     }
     if (!r.csr_pem.empty() && (reply.cert_pem.empty() || reply.ca_cert_pem.empty()))
       return internal_error("enroll: the manager accepted the CSR but returned no certificate");

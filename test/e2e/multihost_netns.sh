@@ -148,6 +148,15 @@ for i in 1 2 3; do
     fail "h$i certificate does not verify against the manager's CA"
   openssl x509 -in "$WORK/h$i/tls/host.crt" -noout -ext subjectAltName | grep -q "IP Address:$(host_ip "$i")" ||
     fail "h$i certificate does not name $(host_ip "$i")"
+  # Its migration certificate (second key, 0600): same CA, client + server use, its address.
+  [ "$(stat -c %a "$WORK/h$i/tls/migration.key")" = 600 ] || fail "h$i migration.key is not 0600"
+  openssl verify -CAfile "$WORK/mgr/pki/ca.crt" "$WORK/h$i/tls/migration.crt" >/dev/null ||
+    fail "h$i migration certificate does not verify against the manager's CA"
+  openssl x509 -in "$WORK/h$i/tls/migration.crt" -noout -ext extendedKeyUsage |
+    grep -q "TLS Web Server Authentication, TLS Web Client Authentication" ||
+    fail "h$i migration certificate is not for client and server use"
+  openssl x509 -in "$WORK/h$i/tls/migration.crt" -noout -ext subjectAltName | grep -q "IP Address:$(host_ip "$i")" ||
+    fail "h$i migration certificate does not name $(host_ip "$i")"
   # The TCP port refuses a plaintext client (the manager got in above, with its certificate).
   if ip netns exec "${NS[$((i - 1))]}" "$STRATA_AGENT" ctl --address "$(host_ip "$i"):$AGENT_PORT" \
     --timeout 3 health >/dev/null 2>&1; then
@@ -155,7 +164,7 @@ for i in 1 2 3; do
   fi
 done
 [ "$(stat -c %a "$WORK/mgr/pki/ca.key")" = 600 ] || fail "the manager's CA key is not 0600"
-log "mutual TLS: 3 host certificates from the manager's CA; plaintext refused"
+log "mutual TLS: 3 host certificates and 3 migration certificates from the manager's CA; plaintext refused"
 
 # ---- 6 tiny VMs through the API
 for n in 1 2 3 4 5 6; do

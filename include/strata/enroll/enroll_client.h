@@ -18,6 +18,9 @@ struct EnrollRequest {
   std::string name;     // host name (DNS label)
   std::string address;  // where the manager reaches the agent's gRPC ("unix:/..", "host:port")
   std::string csr_pem;  // the agent's CSR; required by the manager for TCP addresses
+  // A CSR for a second key: the host's migration certificate (clientAuth + serverAuth, for
+  // QEMU's migration TLS; docs/internals/migration.md). Optional.
+  std::string migration_csr_pem;
   nlohmann::json inventory = nlohmann::json::object();  // the agent's inventory JSON
 };
 
@@ -25,6 +28,7 @@ struct EnrollReply {
   nlohmann::json host;      // the "host" object of the 201 response
   std::string cert_pem;     // the host certificate (when a CSR was sent)
   std::string ca_cert_pem;  // the manager's CA certificate (when a CSR was sent)
+  std::string migration_cert_pem;  // when a migration CSR was sent (empty: an older manager)
 };
 
 // Errors carry the manager's error envelope (code, message, field); unavailable when the

@@ -108,7 +108,7 @@ Result<nlohmann::json> enroll_once(const EnrollOptions& o) {
   req.address = o.address;
   req.inventory = o.inventory;
   const bool tls = !is_unix(o.address);
-  std::string key_pem, advertise_host;
+  std::string key_pem, migration_key_pem, advertise_host;
   if (tls) {
     auto hp = pki::split_host_port(o.address);
     if (!hp) return tl::unexpected(hp.error());
@@ -119,6 +119,14 @@ Result<nlohmann::json> enroll_once(const EnrollOptions& o) {
     auto csr = pki::make_csr(key_pem, o.name);
     if (!csr) return tl::unexpected(csr.error());
     req.csr_pem = std::move(*csr);
+    // A second key for the migration certificate (QEMU's migration TLS): never the host
+    // key, which stays with the agent's gRPC port.
+    auto mkey = pki::generate_key();
+    if (!mkey) return tl::unexpected(mkey.error());
+    migration_key_pem = std::move(*mkey);
+    auto mcsr = pki::make_csr(migration_key_pem, o.name);
+    if (!mcsr) return tl::unexpected(mcsr.error());
+    req.migration_csr_pem = std::move(*mcsr);
   }
   auto reply = enroll::enroll_host(req);
   if (!reply) return tl::unexpected(reply.error());
@@ -134,6 +142,23 @@ Result<nlohmann::json> enroll_once(const EnrollOptions& o) {
                                     std::tuple{"/ca.crt", &reply->ca_cert_pem, 0644u}})
       if (auto st = pki::write_file_atomic(dir + file, *text, mode); !st)
         return tl::unexpected(st.error());
+    // The migration identity (ca.crt is shared): absent from an older manager's reply,
+    // then TLS migrations of this host fail with "no migration certificate".
+    if (!reply->migration_cert_pem.empty()) {
+      auto matches = pki::cert_matches_key(reply->migration_cert_pem, migration_key_pem);
+      if (!matches || !*matches)
+        return internal_error("enroll: the migration certificate is not for our key");
+      if (auto st = pki::verify_cert(reply->migration_cert_pem, reply->ca_cert_pem); !st)
+        return tl::unexpected(st.error().wrap("migration certificate"));
+      for (auto [file, text, mode] :
+           {std::tuple{"/migration.key", &migration_key_pem, 0600u},
+            std::tuple{"/migration.crt", &reply->migration_cert_pem, 0644u}})
+        if (auto st = pki::write_file_atomic(dir + file, *text, mode); !st)
+          return tl::unexpected(st.error());
+    } else {
+      log()->warn("the manager issued no migration certificate (older stratad?): TLS "
+                  "migrations of this host will fail until it re-enrolls");
+    }
   }
   nlohmann::json record = {{"manager", o.manager_url},
                            {"name", o.name},

@@ -336,6 +336,8 @@ int run_serve(const ServeOptions& in) {
   qo.network = network.get();
   qo.datastores = datastores.get();
   qo.shim_exe = shim_exe();
+  // The migration identity written at enrollment (ca.crt, migration.crt, migration.key).
+  qo.migration_tls_dir = tls_dir(o.state_dir);
   auto hv = make_qemu_hypervisor(std::move(qo));
   if (!hv) {
     log()->error("QEMU driver: {}", hv.error().to_string());

@@ -171,6 +171,7 @@ Result<EnrollBody> decode_enroll(const nlohmann::json& body) {
                                     {"name", T::string, true},
                                     {"address", T::string, true},
                                     {"csr", T::string},
+                                    {"migration_csr", T::string},
                                     {"inventory", T::object}});
       !st)
     return tl::unexpected(st.error());
@@ -182,6 +183,8 @@ Result<EnrollBody> decode_enroll(const nlohmann::json& body) {
   if (out.address.empty() || out.address.size() > 512)
     return invalid_argument("address", "address must be 1..512 characters");
   if (const auto* csr = optional_member(body, "csr")) out.csr = csr->get<std::string>();
+  if (const auto* csr = optional_member(body, "migration_csr"))
+    out.migration_csr = csr->get<std::string>();
   if (const auto* inv = optional_member(body, "inventory")) {
     out.inventory = inv->dump();
     out.accelerator = optional_string(*inv, "accelerator");

@@ -67,6 +67,21 @@ Result<std::string> host_certificate(const ApiDeps& d, const EnrollBody& body,
                         pki::CertUsage::server, kHostCertDays);
 }
 
+// For a TCP agent that sent a migration CSR: its migration certificate (CN = host name, SAN
+// = the same address, clientAuth + serverAuth: both ends of QEMU's migration TLS present
+// one; the agents' gRPC port refuses it). Empty otherwise.
+Result<std::string> migration_certificate(const ApiDeps& d, const EnrollBody& body,
+                                          const store::HostRecord& host) {
+  if (host.address.rfind("unix:", 0) == 0 || !body.migration_csr) return std::string();
+  auto hp = pki::split_host_port(host.address);
+  if (!hp) return tl::unexpected(hp.error());
+  if (!d.ca) return make_error(ErrorCode::unavailable, "the manager has no CA to sign with");
+  auto cert = d.ca->sign_csr(*body.migration_csr, host.name, {hp->host},
+                             pki::CertUsage::migration, kHostCertDays);
+  if (!cert) return tl::unexpected(cert.error().wrap("migration_csr"));
+  return cert;
+}
+
 // A join token that cannot enroll is one answer (401) whatever the reason; the message
 // says which reason, the field is not named.
 Error join_token_error(const Error& e) {
@@ -135,7 +150,7 @@ void add_host_routes(ApiService& api) {
     host.cpu_threads = req->cpu_threads;
     host.memory_mib = req->memory_mib;
     store::HostRecord stored;
-    std::string cert;
+    std::string cert, migration_cert;
     auto st = d.store->transaction([&](store::Store& tx) -> Status {
       // Signed only after the token checked out; a bad CSR rolls the enrollment back. The
       // certificate is pinned: the manager accepts no other from this host when it dials
@@ -143,6 +158,9 @@ void add_host_routes(ApiService& api) {
       auto signed_cert = host_certificate(d, *req, host);
       if (!signed_cert) return tl::unexpected(signed_cert.error());
       cert = std::move(*signed_cert);
+      auto signed_migration = migration_certificate(d, *req, host);
+      if (!signed_migration) return tl::unexpected(signed_migration.error());
+      migration_cert = std::move(*signed_migration);
       if (!cert.empty()) {
         auto fp = pki::cert_fingerprint(cert);
         if (!fp) return tl::unexpected(fp.error());
@@ -161,6 +179,8 @@ void add_host_routes(ApiService& api) {
     nlohmann::json reply = {{"host", host_json(d, stored, false)}};
     if (!cert.empty())
       reply["tls"] = {{"certificate", cert}, {"ca_certificate", d.ca->cert_pem()}};
+    if (!cert.empty() && !migration_cert.empty())
+      reply["tls"]["migration_certificate"] = migration_cert;
     auto resp = HttpResponse::json(201, reply);
     resp.audit_target = "host/" + stored.name;
     return resp;

@@ -344,6 +344,9 @@ TEST_F(ApiTest, EnrollOverTcpSignsTheAgentsCsr) {
   auto key = pki::generate_key();
   ASSERT_TRUE(key);
   body["csr"] = *pki::make_csr(*key, "asked-for-another-name");
+  auto mkey = pki::generate_key();
+  ASSERT_TRUE(mkey);
+  body["migration_csr"] = *pki::make_csr(*mkey, "h1");
   auto ok = call("POST", "/api/v1/hosts/enroll", body.dump(), "");
   ASSERT_EQ(ok.status, 201u) << "the failed attempts must not spend the token: " << ok.body;
   auto reply = json::parse(ok.body);
@@ -357,6 +360,16 @@ TEST_F(ApiTest, EnrollOverTcpSignsTheAgentsCsr) {
   EXPECT_EQ(info->ip_addresses, std::vector<std::string>{"10.77.0.11"});
   EXPECT_TRUE(info->server_auth);
   EXPECT_FALSE(info->client_auth);
+  // The migration certificate: the second key's, for both ends of QEMU's migration TLS.
+  std::string mcert = reply["tls"]["migration_certificate"];
+  EXPECT_TRUE(pki::verify_cert(mcert, ca_->cert_pem()));
+  EXPECT_TRUE(*pki::cert_matches_key(mcert, *mkey));
+  auto minfo = pki::inspect_cert(mcert);
+  ASSERT_TRUE(minfo);
+  EXPECT_EQ(minfo->common_name, "h1");
+  EXPECT_EQ(minfo->ip_addresses, std::vector<std::string>{"10.77.0.11"});
+  EXPECT_TRUE(minfo->server_auth);
+  EXPECT_TRUE(minfo->client_auth);
   // The manager pins that certificate: it is the only one it accepts when dialling h1.
   EXPECT_EQ(reply["host"]["cert_fingerprint"], *pki::cert_fingerprint(cert));
   EXPECT_EQ(parts_.store->get_host_by_name("h1")->cert_fingerprint, *pki::cert_fingerprint(cert));

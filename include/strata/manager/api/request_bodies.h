@@ -78,6 +78,7 @@ struct EnrollBody {
   std::string name;
   std::string address;
   std::optional<std::string> csr;
+  std::optional<std::string> migration_csr;  // signed as the host's migration certificate
   std::string inventory;  // the inventory object as JSON text, "" when absent
   std::string accelerator;
   int64_t cpu_threads = 0;
