@@ -343,8 +343,8 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     return fail(internal_error("QEMU reports no address for the incoming migration").value());
   info.migration_uri = tcp_uri(listen_host, mi->socket_addresses[0].second);
   logger("agent.qemu")
-      ->info("incoming migration ready vm={} uri={} nbd={}:{} tls={}", spec.name,
-             info.migration_uri, info.nbd_host, info.nbd_port, info.tls);
+      ->info("incoming migration ready vm={} uri={} tls={} nbd={}:{}", spec.name,
+             info.migration_uri, info.tls, info.nbd_host, info.nbd_port);
   return info;
 }
 
