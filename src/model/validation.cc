@@ -250,25 +250,30 @@ Status validate(const VmSpec& spec) {
   return validate_labels("labels", spec.labels);
 }
 
-Result<VmSpec> complete(VmSpec spec, uint64_t (*random)()) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  if (spec.uuid.empty()) {
-    uint64_t hi = random(), lo = random();
-    unsigned char b[16];
-    for (int i = 0; i < 8; ++i) {
-      b[i] = static_cast<unsigned char>(hi >> (56 - 8 * i));
-      b[8 + i] = static_cast<unsigned char>(lo >> (56 - 8 * i));
-    }
-    b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
-    b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
-    std::string u;
-    for (int i = 0; i < 16; ++i) {
-      if (i == 4 || i == 6 || i == 8 || i == 10) u += '-';
-      u += kHex[b[i] >> 4];
-      u += kHex[b[i] & 0x0f];
-    }
-    spec.uuid = std::move(u);
+namespace {
+constexpr char kHex[] = "0123456789abcdef";
+}  // namespace
+
+std::string new_uuid(uint64_t (*random)()) {
+  uint64_t hi = random(), lo = random();
+  unsigned char b[16];
+  for (int i = 0; i < 8; ++i) {
+    b[i] = static_cast<unsigned char>(hi >> (56 - 8 * i));
+    b[8 + i] = static_cast<unsigned char>(lo >> (56 - 8 * i));
   }
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  std::string u;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) u += '-';
+    u += kHex[b[i] >> 4];
+    u += kHex[b[i] & 0x0f];
+  }
+  return u;
+}
+
+Result<VmSpec> complete(VmSpec spec, uint64_t (*random)()) {
+  if (spec.uuid.empty()) spec.uuid = new_uuid(random);
   std::set<std::string> used;
   for (const NicSpec& n : spec.nics)
     if (!n.mac.empty()) used.insert(lower(n.mac));

@@ -334,6 +334,14 @@ TEST(Complete, FillsUuidV4AndQemuMacsDeterministically) {
   EXPECT_NE(a->nics[0].mac, a->nics[1].mac);
 }
 
+TEST(NewUuid, IsAVersion4UuidBuiltFromTheRandomSource) {
+  g_counter = 0;
+  std::string u = new_uuid(counting_random);
+  EXPECT_TRUE(validate_uuid("uuid", u)) << u;
+  EXPECT_EQ(u, "01234567-89ab-4def-8246-8acf13579bde") << u;  // 1x and 2x the constant
+  EXPECT_NE(new_uuid(counting_random), u);
+}
+
 TEST(Complete, KeepsGivenValues) {
   VmSpec s = good_spec();
   auto r = complete(s, counting_random);

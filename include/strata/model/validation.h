@@ -18,6 +18,8 @@ Status validate_image_name(std::string_view field, std::string_view name);
 // Linux interface name: 1..15 chars of [A-Za-z0-9_.-], not "." or "..".
 Status validate_ifname(std::string_view field, std::string_view name);
 Status validate_uuid(std::string_view field, std::string_view uuid);
+// A random (version 4) UUID in RFC 4122 text form; `random` supplies the 128 bits.
+std::string new_uuid(uint64_t (*random)());
 // Unicast, locally administered or QEMU OUI, "xx:xx:xx:xx:xx:xx" lowercase or uppercase hex.
 Status validate_mac(std::string_view field, std::string_view mac);
 // Printable ASCII (0x20..0x7e), at most kMaxCmdlineBytes.

@@ -25,25 +25,17 @@ namespace {
 using storage::Kind;
 constexpr auto kQemuImgTimeout = std::chrono::minutes(30);  // a full copy of a large base
 
-std::string new_uuid() {
-  unsigned char b[16] = {};
+uint64_t random64() {
+  uint64_t v = 0;
   size_t got = 0;
-  while (got < sizeof b) {
-    ssize_t n = ::getrandom(b + got, sizeof b - got, 0);
+  auto* p = reinterpret_cast<unsigned char*>(&v);
+  while (got < sizeof v) {
+    ssize_t n = ::getrandom(p + got, sizeof v - got, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     got += static_cast<size_t>(n);
   }
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string u;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) u += '-';
-    u += kHex[b[i] >> 4];
-    u += kHex[b[i] & 0x0f];
-  }
-  return u;
+  return v;
 }
 
 Result<std::string> read_small_file(const std::string& path) {
@@ -91,7 +83,7 @@ Result<std::string> marker_uuid(const std::string& root, const std::string& name
       if (errno == EEXIST) continue;
       return internal_error("create " + path + ": " + std::strerror(errno));
     }
-    std::string data = nlohmann::json{{"uuid", new_uuid()}, {"name", name}}.dump() + "\n";
+    std::string data = nlohmann::json{{"uuid", model::new_uuid(&random64)}, {"name", name}}.dump() + "\n";
     bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
               ::fsync(fd) == 0;
     ::close(fd);

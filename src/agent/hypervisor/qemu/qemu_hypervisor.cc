@@ -174,12 +174,8 @@ Status check_image_use(const ImageStore& images, const std::string& name, const 
 }  // namespace
 
 Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
-  return define_with(input, [this](const model::VmSpec& spec, const model::DiskSpec& d) -> Status {
-    auto r = d.base_image.empty()
-                 ? opts_.images->create_blank(spec.name, d.name, d.size_bytes)
-                 : opts_.images->create_overlay(spec.name, d.name, d.base_image, d.size_bytes);
-    if (!r) return tl::unexpected(r.error());
-    return {};
+  return define_with(input, [this](const model::VmSpec& spec, const model::DiskSpec& d) {
+    return make_local_disk(spec, d);
   });
 }
 
@@ -294,6 +290,14 @@ Status QemuHypervisor::check_datastores(const model::VmSpec& spec) const {
   return {};
 }
 
+Status QemuHypervisor::make_local_disk(const model::VmSpec& spec, const model::DiskSpec& d) {
+  auto r = d.base_image.empty()
+               ? opts_.images->create_blank(spec.name, d.name, d.size_bytes)
+               : opts_.images->create_overlay(spec.name, d.name, d.base_image, d.size_bytes);
+  if (!r) return tl::unexpected(r.error());
+  return {};
+}
+
 Result<std::vector<std::string>> QemuHypervisor::make_disks(const model::VmSpec& spec,
                                                             bool incoming,
                                                             const DiskMaker* local_maker) {
@@ -309,10 +313,7 @@ Result<std::vector<std::string>> QemuHypervisor::make_disks(const model::VmSpec&
     }
     if (d.datastore.empty()) {
       // Same bases as on any other host: a migration's mirror fills in the overlay.
-      auto r = d.base_image.empty()
-                   ? opts_.images->create_blank(spec.name, d.name, d.size_bytes)
-                   : opts_.images->create_overlay(spec.name, d.name, d.base_image, d.size_bytes);
-      if (!r) return fail(r.error().wrap("disk " + d.name));
+      if (auto r = make_local_disk(spec, d); !r) return fail(r.error().wrap("disk " + d.name));
       continue;
     }
     if (!opts_.datastores)

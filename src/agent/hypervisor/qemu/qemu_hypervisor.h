@@ -158,6 +158,8 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   // target, whose datastore disks must exist (the source runs from them). Returns the
   // datastore disks this call made, for undo_disks. No lock held (qemu-img).
   using DiskMaker = std::function<Status(const model::VmSpec& spec, const model::DiskSpec& d)>;
+  // A disk of the host's store: an overlay of its base image, or a blank qcow2.
+  Status make_local_disk(const model::VmSpec& spec, const model::DiskSpec& d);
   // `local_maker`: makes each disk of the host's store instead (define_with's maker).
   Result<std::vector<std::string>> make_disks(const model::VmSpec& spec, bool incoming,
                                               const DiskMaker* local_maker = nullptr);
