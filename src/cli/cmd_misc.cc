@@ -1,5 +1,6 @@
 // `strata task`, `events`, `token`, `join-token`, `completion` and `version`.
 #include "context.h"
+#include "strata/cli/parse.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "0.0.0"
@@ -208,6 +209,92 @@ void add_version_and_completion(CLI::App& root, Context& ctx) {
   });
 }
 
+// `strata plan capacity --add N x SIZE` (or `--size SIZE`): how many more VMs of a size
+// fit, where N of them would go, and what runs out first (POST /api/v1/plan/capacity).
+// Exit 0 when all N fit (with --size: at least one), 1 otherwise.
+void add_plan_capacity_command(CLI::App* plan, Context& ctx) {
+  struct Flags {
+    std::vector<std::string> add;
+    std::string size;
+    std::vector<std::string> selectors;
+    std::string accelerator;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* cap = plan->add_subcommand(
+      "capacity", "How many more VMs of a size fit, where they would go, what runs out first");
+  auto* add = cap->add_option("--add", f->add, "N x SIZE: e.g. '10 x 2c4G' (2 vCPUs, 4 GiB each)")
+                  ->expected(1, 3);
+  auto* size = cap->add_option("--size", f->size, "SIZE only (how many fit): e.g. 2c4G");
+  add->excludes(size);
+  cap->add_option("--selector", f->selectors, "Only hosts with label k=v (repeatable)");
+  cap->add_option("--accelerator", f->accelerator, "Only hosts with this accelerator")
+      ->check(CLI::IsMember({"kvm", "tcg", "any"}));
+  cap->callback([&ctx, f] {
+    ctx.action = [&ctx, f] {
+      json body = json::object();
+      if (!f->add.empty()) {
+        std::string text;
+        for (const auto& t : f->add) text += (text.empty() ? "" : " ") + t;
+        auto n = parse_count_x_size(text, "--add");
+        if (!n) return ctx.usage_error(n.error());
+        body = {{"count", n->first}, {"vcpus", n->second.vcpus}, {"memory_mib", n->second.memory_mib}};
+      } else if (!f->size.empty()) {
+        auto s = parse_vm_size(f->size, "--size");
+        if (!s) return ctx.usage_error(s.error());
+        body = {{"vcpus", s->vcpus}, {"memory_mib", s->memory_mib}};
+      } else {
+        return ctx.usage_error(invalid_argument("--add", "give --add N x SIZE or --size SIZE").value());
+      }
+      if (!f->selectors.empty()) {
+        json sel = json::object();
+        for (const auto& kv : f->selectors) {
+          auto p = parse_key_value(kv, "--selector");
+          if (!p) return ctx.usage_error(p.error());
+          sel[p->first] = p->second;
+        }
+        body["node_selector"] = sel;
+      }
+      if (!f->accelerator.empty()) body["accelerator"] = f->accelerator;
+      ApiRequest req{"POST", "/api/v1/plan/capacity", body};
+      if (ctx.dry(req)) return 0;
+      auto c = ctx.client();
+      if (!c) return ctx.fail(c.error());
+      auto res = c->call(req);
+      if (!res) return ctx.fail(res.error());
+      if (ctx.format() != OutputFormat::table) {
+        ctx.io.out << render(*res, ctx.format());
+      } else {
+        auto str = [](const json& j, const char* k) {
+          return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
+        };
+        auto num = [](const json& j, const char* k) {
+          return j.contains(k) && j[k].is_number() ? std::to_string(j[k].get<int64_t>())
+                                                   : std::string();
+        };
+        ctx.io.out << str(*res, "summary") << "\n";
+        if (!str(*res, "explanation").empty())
+          ctx.io.out << "next one: " << str(*res, "explanation") << "\n";
+        if (res->contains("hosts") && !(*res)["hosts"].empty())
+          ctx.io.out << "\n"
+                     << render_list((*res)["hosts"],
+                                    {{"HOST", [&](const json& j) { return str(j, "host"); }},
+                                     {"VMS", [&](const json& j) { return num(j, "vms"); }},
+                                     {"FREE VCPUS", [&](const json& j) {
+                                        return num(j, "free_vcpus_after");
+                                      }},
+                                     {"FREE MEMORY", [&](const json& j) {
+                                        return j.contains("free_memory_mib_after") &&
+                                                       j["free_memory_mib_after"].is_number()
+                                                   ? format_bytes(static_cast<uint64_t>(std::max<int64_t>(
+                                                                      0, j["free_memory_mib_after"].get<int64_t>())) << 20)
+                                                   : std::string();
+                                      }}});
+      }
+      return res->value("fits", false) ? 0 : 1;
+    };
+  });
+}
+
 }  // namespace
 
 // `strata plan host-down HOST...`: what would happen to these hosts' VMs if the hosts were
@@ -221,6 +308,7 @@ void add_plan_commands(CLI::App& root, Context& ctx) {
     bool ha_only = false;
   };
   auto f = std::make_shared<Flags>();
+  add_plan_capacity_command(plan, ctx);
   CLI::App* down = plan->add_subcommand(
       "host-down", "Which VMs would move where if these hosts were lost or drained, and why not");
   down->add_option("hosts", f->hosts, "Host names")->required();

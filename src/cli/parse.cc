@@ -76,6 +76,46 @@ Result<uint64_t> parse_memory_mib(std::string_view text, std::string_view flag) 
   return *bytes >> 20;
 }
 
+Result<VmSize> parse_vm_size(std::string_view text, std::string_view flag) {
+  std::string f(flag);
+  auto bad = [&](const std::string& why) {
+    return invalid_argument(f, f + ": invalid VM size '" + std::string(text) + "': " + why +
+                                   " (examples: 1c512M, 2c4G: vCPUs, 'c', memory)");
+  };
+  size_t pos = 0;
+  uint64_t vcpus = 0;
+  if (!read_number(text, pos, vcpus)) return bad("expected the number of vCPUs first");
+  if (pos >= text.size() || (text[pos] != 'c' && text[pos] != 'C'))
+    return bad("expected 'c' after the vCPUs");
+  if (vcpus == 0 || vcpus > 4096) return bad("vCPUs must be 1..4096");
+  std::string_view mem = text.substr(pos + 1);
+  if (mem.empty()) return bad("expected the memory after 'c'");
+  auto mib = parse_memory_mib(mem, flag);
+  if (!mib) return tl::unexpected(mib.error());
+  return VmSize{static_cast<uint32_t>(vcpus), *mib};
+}
+
+Result<std::pair<uint32_t, VmSize>> parse_count_x_size(std::string_view text,
+                                                       std::string_view flag) {
+  std::string f(flag);
+  std::string compact;
+  for (char c : text)
+    if (c != ' ' && c != '\t') compact += c;
+  auto bad = [&](const std::string& why) {
+    return invalid_argument(f, f + ": invalid '" + std::string(text) + "': " + why +
+                                   " (example: 10x2c4G, or '10 x 2c4G')");
+  };
+  size_t pos = 0;
+  uint64_t n = 0;
+  std::string_view v(compact);
+  if (!read_number(v, pos, n)) return bad("expected a count first");
+  if (n == 0 || n > 100000) return bad("the count must be 1..100000");
+  if (pos >= v.size() || (v[pos] != 'x' && v[pos] != 'X')) return bad("expected 'x' after the count");
+  auto size = parse_vm_size(v.substr(pos + 1), flag);
+  if (!size) return tl::unexpected(size.error());
+  return std::pair<uint32_t, VmSize>{static_cast<uint32_t>(n), *size};
+}
+
 Result<uint64_t> parse_duration_s(std::string_view text, std::string_view flag) {
   std::string f(flag);
   auto bad = [&](const std::string& why) {

@@ -157,6 +157,28 @@ TEST(App, VmTemplateAndCloneCommandsBuildTheirRequests) {
   EXPECT_NE(h.out.find("--linked"), std::string::npos) << h.out;
 }
 
+TEST(App, PlanCommandsBuildTheirRequests) {
+  auto a = run({"plan", "capacity", "--add", "10", "x", "2c4G", "--selector", "zone=a", "--dry-run"});
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(a.out.rfind("POST /api/v1/plan/capacity\n", 0), 0u) << a.out;
+  for (const char* part : {"\"count\": 10", "\"vcpus\": 2", "\"memory_mib\": 4096", "\"zone\": \"a\""})
+    EXPECT_NE(a.out.find(part), std::string::npos) << part << "\n" << a.out;
+  auto one = run({"plan", "capacity", "--add", "3x1c512M", "--dry-run"});
+  ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_NE(one.out.find("\"count\": 3"), std::string::npos) << one.out;
+  auto s = run({"plan", "capacity", "--size", "1c1G", "--accelerator", "tcg", "--dry-run"});
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_EQ(s.out.find("count"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("\"accelerator\": \"tcg\""), std::string::npos) << s.out;
+  auto d = run({"plan", "host-down", "h1", "h2", "--ha-only", "--dry-run"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(d.out.rfind("POST /api/v1/plan/host-down\n", 0), 0u) << d.out;
+  EXPECT_EQ(run({"plan", "capacity", "--add", "10 x big", "--dry-run"}).code, 2);
+  EXPECT_EQ(run({"plan", "capacity", "--dry-run"}).code, 2);
+  EXPECT_EQ(run({"plan", "capacity", "--add", "1x1c1G", "--size", "1c1G"}).code, 2);
+  EXPECT_EQ(run({"plan", "capacity", "--help"}).code, 0);
+}
+
 TEST(App, CompletionCoversTheTree) {
   auto r = run({"completion", "bash"});
   ASSERT_EQ(r.code, 0);

@@ -57,6 +57,28 @@ TEST(ParseKeyValue, SplitsAtTheFirstEquals) {
   EXPECT_FALSE(parse_key_value("novalue", "--label"));
 }
 
+TEST(ParseVmSize, VcpusThenMemory) {
+  auto s = parse_vm_size("2c4G", "--size").value();
+  EXPECT_EQ(s.vcpus, 2u);
+  EXPECT_EQ(s.memory_mib, 4096u);
+  EXPECT_EQ(parse_vm_size("1C512", "--size").value().memory_mib, 512u);
+  for (const char* bad : {"", "c4G", "2", "2c", "0c1G", "2x4G", "2c0", "2c1.5G", "-1c1G"}) {
+    auto r = parse_vm_size(bad, "--size");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().field, "--size") << bad;
+  }
+}
+
+TEST(ParseCountXSize, CountTimesSize) {
+  auto a = parse_count_x_size("10 x 2c4G", "--add").value();
+  EXPECT_EQ(a.first, 10u);
+  EXPECT_EQ(a.second.vcpus, 2u);
+  EXPECT_EQ(a.second.memory_mib, 4096u);
+  EXPECT_EQ(parse_count_x_size("3x1c512M", "--add").value().first, 3u);
+  for (const char* bad : {"", "x2c4G", "0x2c4G", "10 2c4G", "10x", "100001x1c1G", "10xbig"})
+    EXPECT_FALSE(parse_count_x_size(bad, "--add")) << bad;
+}
+
 TEST(FormatBytes, HumanUnits) {
   EXPECT_EQ(format_bytes(0), "0B");
   EXPECT_EQ(format_bytes(512ull << 20), "512M");

@@ -302,6 +302,17 @@ wait_for 30 "$m running on $msrc" vm_is "$m" running || fail "$m after the cance
   fail "$m is still defined on the target $mdst after the cancel"
 log "$m migration cancelled while copying: $(jq -c '{message}' <<<"$ctask")"
 
+# ---- what-if, through the CLI: h3's VMs fit elsewhere; room for more small VMs, not huge ones
+"${cli[@]}" plan host-down h3 >"$WORK/plan-down.out" 2>&1 ||
+  fail "strata plan host-down h3: $(cat "$WORK/plan-down.out")"
+"${cli[@]}" plan capacity --add '2 x 1c64M' >"$WORK/plan-cap.out" 2>&1 ||
+  fail "strata plan capacity --add 2 x 1c64M: $(cat "$WORK/plan-cap.out")"
+grep -q "^all 2 fit" "$WORK/plan-cap.out" || fail "plan capacity: $(cat "$WORK/plan-cap.out")"
+rc=0; "${cli[@]}" plan capacity --add '1 x 1c1T' >"$WORK/plan-big.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "memory runs out first" "$WORK/plan-big.out" ||
+  fail "plan capacity of a 1 TiB VM (exit $rc): $(cat "$WORK/plan-big.out")"
+log "what-if: $(head -1 "$WORK/plan-down.out"); $(head -1 "$WORK/plan-cap.out")"
+
 # ---- maintenance evacuation: h3's running VMs migrate away, two at a time; h3 ends empty
 evac_vms=$(vms_json | jq -r '[.vms[] | select(.host == "h3") | .name] | join(" ")')
 [ -n "$evac_vms" ] || fail "no VMs on h3 to evacuate"

@@ -28,6 +28,17 @@ Result<uint64_t> parse_duration_s(std::string_view text, std::string_view flag);
 Result<std::pair<std::string, std::string>> parse_key_value(std::string_view text,
                                                             std::string_view flag);
 
+// A VM size "<vCPUs>c<memory>": "2c4G" = 2 vCPUs and 4096 MiB (memory as parse_memory_mib).
+struct VmSize {
+  uint32_t vcpus = 0;
+  uint64_t memory_mib = 0;
+};
+Result<VmSize> parse_vm_size(std::string_view text, std::string_view flag);
+
+// "N x SIZE" (also "NxSIZE", spaces optional): how many VMs of which size, N > 0.
+Result<std::pair<uint32_t, VmSize>> parse_count_x_size(std::string_view text,
+                                                       std::string_view flag);
+
 // 536870912 -> "512M", 1536 MiB -> "1.5G"; for tables.
 std::string format_bytes(uint64_t bytes);
 

@@ -117,6 +117,81 @@ HttpResponse plan_host_down(ApiDeps& d, HttpRequest& r) {
   return HttpResponse::json(200, plan_to_json(*plan));
 }
 
+nlohmann::json capacity_to_json(const CapacityPlan& p, const sched::PlacementRequest& size) {
+  nlohmann::json hosts = nlohmann::json::array();
+  for (const auto& h : p.hosts)
+    hosts.push_back({{"host", h.host},
+                     {"vms", h.vms},
+                     {"free_vcpus_after", h.free_vcpus},
+                     {"free_memory_mib_after", h.free_memory_mib}});
+  std::string fit = p.capped ? fmt::format("at least {}", p.fit) : std::to_string(p.fit);
+  std::string summary =
+      p.requested == 0
+          ? fmt::format("{} more VMs of {} vCPU / {} MiB fit", fit, size.vcpus, size.memory_mib)
+      : p.fit >= p.requested
+          ? fmt::format("all {} fit ({} in all)", p.requested, fit)
+          : fmt::format("{} of {} fit", p.fit, p.requested);
+  if (!p.runs_out_first.empty()) summary += "; " + p.runs_out_first + " runs out first";
+  nlohmann::json requested = nullptr;
+  if (p.requested != 0) requested = p.requested;
+  return {{"size", {{"vcpus", size.vcpus}, {"memory_mib", size.memory_mib}}},
+          {"requested", requested},
+          {"fits", p.requested == 0 ? p.fit > 0 : p.fit >= p.requested},
+          {"fit", p.fit},
+          {"capped", p.capped},
+          {"runs_out_first", p.runs_out_first.empty() ? nlohmann::json(nullptr)
+                                                      : nlohmann::json(p.runs_out_first)},
+          {"explanation", p.summary},
+          {"summary", summary},
+          {"hosts", hosts}};
+}
+
+// POST /api/v1/plan/capacity {"vcpus", "memory_mib", "count"?, "node_selector"?,
+// "accelerator"?}: how many more VMs of this size fit, where `count` of them would go, and
+// which resource runs out first.
+HttpResponse plan_capacity(ApiDeps& d, HttpRequest& r) {
+  auto body = parse_json_object(r.body);
+  if (!body) return error_response(body.error());
+  if (auto st = check_fields(*body, {{"vcpus", JsonType::unsigned_integer, true},
+                                     {"memory_mib", JsonType::unsigned_integer, true},
+                                     {"count", JsonType::unsigned_integer},
+                                     {"node_selector", JsonType::object},
+                                     {"accelerator", JsonType::string}});
+      !st)
+    return error_response(st.error());
+  sched::PlacementRequest size;
+  uint64_t vcpus = (*body)["vcpus"].get<uint64_t>();
+  if (vcpus < 1 || vcpus > model::kMaxVcpus)
+    return error_response(
+        invalid_argument("vcpus", fmt::format("vcpus must be 1..{}", model::kMaxVcpus)).value());
+  size.vcpus = static_cast<uint32_t>(vcpus);
+  size.memory_mib = (*body)["memory_mib"].get<uint64_t>();
+  if (size.memory_mib < model::kMinMemoryMib || size.memory_mib > model::kMaxMemoryMib)
+    return error_response(invalid_argument("memory_mib",
+                                           fmt::format("memory_mib must be {}..{}",
+                                                       model::kMinMemoryMib, model::kMaxMemoryMib))
+                              .value());
+  uint64_t count = optional_uint(*body, "count", 0);
+  if (count > CapacityPlan::kMax)
+    return error_response(
+        invalid_argument("count", fmt::format("count must be 0..{}", CapacityPlan::kMax)).value());
+  if (const auto* sel = optional_member(*body, "node_selector")) {
+    auto m = label_map(*sel, "node_selector");
+    if (!m) return error_response(m.error());
+    size.node_selector = std::move(*m);
+  }
+  std::string accel = optional_string(*body, "accelerator", "any");
+  if (accel == "kvm") size.accelerator = sched::AcceleratorRequirement::kvm;
+  else if (accel == "tcg") size.accelerator = sched::AcceleratorRequirement::tcg;
+  else if (accel != "any")
+    return error_response(
+        invalid_argument("accelerator", "accelerator must be kvm, tcg or any").value());
+  if (!d.placement) return error_response(Error{ErrorCode::unavailable, "no scheduler", ""});
+  auto plan = d.placement->plan_capacity(size, static_cast<uint32_t>(count));
+  if (!plan) return error_response(plan.error());
+  return HttpResponse::json(200, capacity_to_json(*plan, size));
+}
+
 }  // namespace
 
 void add_placement_routes(ApiService& api) {
@@ -126,6 +201,8 @@ void add_placement_routes(ApiService& api) {
                    [&d](HttpRequest& r) { return preview_placement(d, r); });
   api.router().add("POST", "/api/v1/plan/host-down", RouteOptions{},
                    [&d](HttpRequest& r) { return plan_host_down(d, r); });
+  api.router().add("POST", "/api/v1/plan/capacity", RouteOptions{},
+                   [&d](HttpRequest& r) { return plan_capacity(d, r); });
 }
 
 }  // namespace strata::manager

@@ -12,9 +12,7 @@ namespace strata::manager {
 
 using nlohmann::json;
 
-namespace {
-
-Result<std::map<std::string, std::string>> string_map(const json& obj, const std::string& field) {
+Result<std::map<std::string, std::string>> label_map(const json& obj, const std::string& field) {
   std::map<std::string, std::string> out;
   // Counted before anything is copied: the body may hold thousands of keys.
   if (obj.size() > model::kMaxLabels)
@@ -31,7 +29,6 @@ Result<std::map<std::string, std::string>> string_map(const json& obj, const std
   return out;
 }
 
-}  // namespace
 
 Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
   using T = JsonType;
@@ -126,12 +123,12 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
     }
   }
   if (body.contains("labels") && body["labels"].is_object()) {
-    auto labels = string_map(body["labels"], "labels");
+    auto labels = label_map(body["labels"], "labels");
     if (!labels) return tl::unexpected(labels.error());
     s.labels = std::move(*labels);
   }
   if (body.contains("node_selector") && body["node_selector"].is_object()) {
-    auto sel = string_map(body["node_selector"], "node_selector");
+    auto sel = label_map(body["node_selector"], "node_selector");
     if (!sel) return tl::unexpected(sel.error());
     d.placement.node_selector = std::move(*sel);
   }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "strata/manager/controllers/placement.h"
 #include "strata/sched/placement.h"
@@ -115,6 +116,62 @@ Result<HostDownPlan> PlacementService::plan_host_down(const std::vector<std::str
     plan.moves.push_back({c.vm, from, snap->name(placed->host_index), placed->score,
                           c.doc.ha.enabled});
   }
+  return plan;
+}
+
+Result<CapacityPlan> PlacementService::plan_capacity(const sched::PlacementRequest& size,
+                                                     uint32_t count) {
+  if (auto st = sched::validate_request(size); !st) return tl::unexpected(st.error());
+  auto snap = snapshot({}, {}, !size.datastores.empty());
+  if (!snap) return tl::unexpected(snap.error());
+  CapacityPlan plan;
+  plan.requested = count;
+  if (snap->size() == 0) {
+    plan.runs_out_first = std::string(sched::to_string(sched::Filter::state));
+    plan.summary = "no hosts are enrolled";
+    return plan;
+  }
+  std::vector<uint32_t> per_host(snap->size(), 0);
+  std::optional<sched::Snapshot> at_count;  // the fleet once the requested `count` are placed
+  // Placed hosts are recorded until `count` (or every one when count is 0): the answer to
+  // "where would N more go"; the loop goes on to the first refusal for "how many fit".
+  while (plan.fit < CapacityPlan::kMax) {
+    auto placed = scheduler_.place(*snap, size);
+    if (!placed) {
+      if (placed.error().code != ErrorCode::resource_exhausted)
+        return tl::unexpected(placed.error());
+      auto ex = scheduler_.explain(*snap, size);
+      if (!ex) return tl::unexpected(ex.error());
+      plan.summary = ex->summary();
+      size_t best = 0;
+      for (size_t f = 1; f < sched::kFilterCount; ++f)
+        if (ex->rejected_by[f] > ex->rejected_by[best]) best = f;
+      plan.runs_out_first = std::string(sched::to_string(static_cast<sched::Filter>(best)));
+      break;
+    }
+    if (auto st = sched::apply_placement(*snap, *placed, size); !st)
+      return tl::unexpected(st.error());
+    if (count == 0 || plan.fit < count) ++per_host[placed->host_index];
+    ++plan.fit;
+    if (plan.fit == count) at_count = *snap;
+  }
+  plan.capped = plan.fit >= CapacityPlan::kMax;
+  // Free capacity after the reported VMs, as the scheduler counts it (overcommit included).
+  const sched::Snapshot& shown = at_count ? *at_count : *snap;
+  const auto& cfg = scheduler_.config();
+  for (uint32_t i = 0; i < shown.size(); ++i) {
+    if (per_host[i] == 0) continue;
+    sched::HostInfo h = shown.host(i);
+    plan.hosts.push_back(
+        {h.name.empty() ? h.id : h.name, per_host[i],
+         static_cast<int64_t>(h.total_vcpus * cfg.cpu_overcommit) -
+             static_cast<int64_t>(h.allocated_vcpus),
+         static_cast<int64_t>(static_cast<double>(h.total_memory_mib) * cfg.mem_overcommit) -
+             static_cast<int64_t>(h.allocated_memory_mib)});
+  }
+  std::sort(plan.hosts.begin(), plan.hosts.end(), [](const auto& a, const auto& b) {
+    return a.vms != b.vms ? a.vms > b.vms : a.host < b.host;
+  });
   return plan;
 }
 

@@ -815,6 +815,45 @@ TEST_F(ApiTest, PlacementDryRunExplainsEveryHostAndCreatesNothing) {
   EXPECT_EQ(call("POST", "/api/v1/placement", R"({"name":"x","vcpus":1,"memory_mib":64,"kernel":"k"})", "").status, 401u);
 }
 
+// POST /api/v1/plan/capacity: how many more VMs of a size fit, where, what runs out first.
+TEST_F(ApiTest, PlanCapacityAnswersWithoutWritingAndValidatesItsBody) {
+  add_host("a", 8, 4096);
+  add_host("b", 2, 1024);
+  std::string viewer = make_token("view", "viewer");
+  auto r = call("POST", "/api/v1/plan/capacity", R"({"vcpus":1,"memory_mib":1024,"count":2})", viewer);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto j = json::parse(r.body);
+  EXPECT_EQ(j["requested"], 2);
+  EXPECT_EQ(j["fits"], true);
+  EXPECT_EQ(j["fit"], 5) << j;  // 4 on a, 1 on b
+  EXPECT_EQ(j["runs_out_first"], "memory") << j;
+  uint32_t shown = 0;
+  for (const auto& h : j["hosts"]) shown += h["vms"].get<uint32_t>();
+  EXPECT_EQ(shown, 2u) << j;
+  auto more = call("POST", "/api/v1/plan/capacity", R"({"vcpus":1,"memory_mib":1024,"count":6})", viewer);
+  ASSERT_EQ(more.status, 200u);
+  EXPECT_EQ(json::parse(more.body)["fits"], false);
+  auto sel = call("POST", "/api/v1/plan/capacity",
+                  R"({"vcpus":1,"memory_mib":64,"node_selector":{"zone":"z"}})", viewer);
+  ASSERT_EQ(sel.status, 200u);
+  EXPECT_EQ(json::parse(sel.body)["fit"], 0);
+  EXPECT_EQ(json::parse(sel.body)["runs_out_first"], "selector");
+  EXPECT_TRUE(json::parse(call("GET", "/api/v1/vms", "", admin_).body)["vms"].empty());
+  for (auto [body, f] : {std::pair{R"({"memory_mib":64})", "vcpus"},
+                         {R"({"vcpus":0,"memory_mib":64})", "vcpus"},
+                         {R"({"vcpus":1,"memory_mib":1})", "memory_mib"},
+                         {R"({"vcpus":1,"memory_mib":64,"count":100001})", "count"},
+                         {R"({"vcpus":1,"memory_mib":64,"count":-1})", "count"},
+                         {R"({"vcpus":1,"memory_mib":64,"accelerator":"xen"})", "accelerator"},
+                         {R"({"vcpus":1,"memory_mib":64,"node_selector":{"k":1}})", "node_selector.k"},
+                         {R"({"vcpus":1,"memory_mib":64,"extra":1})", "extra"}}) {
+    auto bad = call("POST", "/api/v1/plan/capacity", body, viewer);
+    EXPECT_EQ(bad.status, 400u) << body;
+    EXPECT_EQ(field(bad), f) << body << " " << bad.body;
+  }
+  EXPECT_EQ(call("POST", "/api/v1/plan/capacity", R"({"vcpus":1,"memory_mib":64})", "").status, 401u);
+}
+
 // GET /api/v1/events?target=vm/NAME: that target's events only, newest first, paged with
 // before= (the VM and host pages' events panels).
 TEST_F(ApiTest, EventsFilteredByTargetNewestFirst) {

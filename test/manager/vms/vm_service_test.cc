@@ -282,5 +282,70 @@ TEST_F(WhatIfTest, HaAdmissionRefusesAnHaVmThatCouldNotRestartElsewhere) {
       << third.error().message;
 }
 
+// Capacity: h1 6 threads / 4096 MiB holding a 1 vCPU / 1024 MiB VM, h2 8 / 2048, h3 down;
+// overcommit 1.0. VMs of 1 vCPU / 1024 MiB: h1 takes 3 more, h2 2; memory runs out first.
+TEST_F(WhatIfTest, CapacityCountsWhatFitsWhereAndWhatRunsOutFirst) {
+  std::string h1 = add_host("h1", 6, 4096);
+  ASSERT_EQ(create_on_first_host("app", 1024), h1);
+  add_host("h2", 8, 2048);
+  store::HostRecord down;
+  down.name = "h3";
+  down.address = "unix:/nonexistent/h3";
+  down.state = "unreachable";
+  down.accelerator = "tcg";
+  down.cpu_threads = 64;
+  down.memory_mib = 65536;
+  ASSERT_TRUE(store_->create_host(down));
+
+  sched::PlacementRequest size;
+  size.vcpus = 1;
+  size.memory_mib = 1024;
+  auto all = placement_->plan_capacity(size, 0);
+  ASSERT_TRUE(all) << all.error().to_string();
+  EXPECT_EQ(all->fit, 5u);
+  EXPECT_FALSE(all->capped);
+  EXPECT_EQ(all->runs_out_first, "memory") << all->summary;
+  EXPECT_NE(all->summary.find("memory filter rejected 2 hosts"), std::string::npos) << all->summary;
+  ASSERT_EQ(all->hosts.size(), 2u);
+  EXPECT_EQ(all->hosts[0].host, "h1");
+  EXPECT_EQ(all->hosts[0].vms, 3u);
+  EXPECT_EQ(all->hosts[0].free_memory_mib, 0);
+  EXPECT_EQ(all->hosts[0].free_vcpus, 2) << "6 threads: app + 3";
+  EXPECT_EQ(all->hosts[1].host, "h2");
+  EXPECT_EQ(all->hosts[1].vms, 2u);
+  EXPECT_EQ(all->hosts[1].free_vcpus, 6);
+
+  // Two asked for: both fit; the hosts list shows where those two go (pack: fullest first).
+  auto two = placement_->plan_capacity(size, 2);
+  ASSERT_TRUE(two);
+  EXPECT_EQ(two->requested, 2u);
+  EXPECT_EQ(two->fit, 5u);
+  uint32_t shown = 0;
+  for (const auto& h : two->hosts) shown += h.vms;
+  EXPECT_EQ(shown, 2u);
+
+  // CPU runs out first when VMs are CPU-heavy: 4 vCPUs each, one on h1 (5 threads free),
+  // two on h2.
+  size.vcpus = 4;
+  size.memory_mib = 256;
+  auto cpu = placement_->plan_capacity(size, 0);
+  ASSERT_TRUE(cpu);
+  EXPECT_EQ(cpu->fit, 3u);
+  EXPECT_EQ(cpu->runs_out_first, "cpu") << cpu->summary;
+
+  // A selector no host matches: nothing fits, the selector is named.
+  size.node_selector = {{"zone", "b"}};
+  auto none = placement_->plan_capacity(size, 1);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->fit, 0u);
+  EXPECT_TRUE(none->hosts.empty());
+  EXPECT_EQ(none->runs_out_first, "selector") << none->summary;
+
+  // Nothing was written.
+  auto vms = store_->list_vms({});
+  ASSERT_TRUE(vms);
+  EXPECT_EQ(vms->size(), 1u);
+}
+
 }  // namespace
 }  // namespace strata::manager

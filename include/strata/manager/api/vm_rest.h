@@ -3,6 +3,7 @@
 // only: the VM service and the controller work on VmDocument/VmRecord.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +16,11 @@ namespace strata::manager {
 
 // The create body -> document (unknown fields, wrong types, names, sizes are refused;
 // errors name the field). `start` is returned separately.
+// A JSON object of labels (or a node selector) checked as labels: 400 naming `field` or
+// `field.KEY`.
+Result<std::map<std::string, std::string>> label_map(const nlohmann::json& obj,
+                                                     const std::string& field);
+
 Result<VmDocument> vm_document_from_request(const nlohmann::json& body, bool* start);
 
 // The REST form of a VM. host_name: name of vm.host_id ("" when unplaced).

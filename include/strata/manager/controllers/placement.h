@@ -56,6 +56,27 @@ struct HostDownPlan {
   std::vector<Stay> stays;
 };
 
+// A capacity question (strata plan capacity): how many more VMs of one size fit, where
+// they would go, and what runs out first. VMs are placed one after another on a private
+// copy of the snapshot with the real scheduler until it refuses (or kCapacityPlanMax).
+struct CapacityPlan {
+  static constexpr uint32_t kMax = 100000;
+  struct HostShare {
+    std::string host;              // name
+    uint32_t vms = 0;              // of the requested VMs placed here
+    int64_t free_vcpus = 0;        // left after them (after overcommit; < 0 if overcommitted)
+    int64_t free_memory_mib = 0;
+  };
+  uint32_t requested = 0;       // 0: only "how many fit"
+  uint32_t fit = 0;             // how many fit in all (at most kMax)
+  bool capped = false;          // stopped counting at kMax
+  std::vector<HostShare> hosts; // where the requested ones (all that fit, when 0) would go,
+                                // most first; only hosts taking at least one
+  std::string runs_out_first;   // the filter that refused the most hosts once nothing fit
+                                // ("memory", "cpu", ...; "" when capped)
+  std::string summary;          // the scheduler's explanation of that refusal
+};
+
 // A VM that is not in the store yet (being created), counted where it would be placed.
 struct PendingVm {
   std::string name;
@@ -116,6 +137,9 @@ class PlacementService {
   Result<HostDownPlan> plan_host_down(const std::vector<std::string>& host_ids, bool ha_only,
                                       const std::vector<PendingVm>& pending = {},
                                       bool running_only = false);
+  // What-if capacity: `size` (resources and constraints; no pin, no group) placed
+  // repeatedly. `count` > 0: the first `count` are the ones reported per host. Reads only.
+  Result<CapacityPlan> plan_capacity(const sched::PlacementRequest& size, uint32_t count);
   // HA admission control: with `pending` added, every host's HA VMs would still restart
   // elsewhere if that one host failed. failed_precondition naming the host whose loss
   // would strand HA VMs, which ones and why; ok otherwise.
