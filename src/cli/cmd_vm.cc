@@ -151,6 +151,7 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     auto bandwidth = std::make_shared<std::string>();
     auto downtime = std::make_shared<uint64_t>(0);
     auto cancel = std::make_shared<bool>(false);
+    auto no_tls = std::make_shared<bool>(false);
     auto f = std::make_shared<ActionFlags>();
     CLI::App* c = vm->add_subcommand(
         "migrate", "Live-migrate a running VM to another host (disks and memory, no restart)");
@@ -160,17 +161,21 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_option("--max-downtime", *downtime,
                   "Highest downtime limit in ms to step up to (default 1000)")
         ->check(CLI::Range(uint64_t{1}, uint64_t{60000}));
+    c->add_flag("--no-tls", *no_tls,
+                "Send memory and disks unencrypted (trusted networks only; default: TLS "
+                "unless stratad runs with --migration-tls off)");
     c->add_flag("--cancel", *cancel,
                 "Cancel the VM's migration in progress (it stays on its host, running); "
                 "refused once it switches over");
     add_wait_flags(c, *f);
-    c->callback([&ctx, name, host, bandwidth, downtime, cancel, f] {
-      ctx.action = [&ctx, name, host, bandwidth, downtime, cancel, f] {
+    c->callback([&ctx, name, host, bandwidth, downtime, cancel, no_tls, f] {
+      ctx.action = [&ctx, name, host, bandwidth, downtime, cancel, no_tls, f] {
         if (*cancel) {
-          if (!host->empty() || !bandwidth->empty() || *downtime)
+          if (!host->empty() || !bandwidth->empty() || *downtime || *no_tls)
             return ctx.usage_error(
                 Error{ErrorCode::invalid_argument,
-                      "--cancel takes no --to, --max-bandwidth or --max-downtime", "--cancel"});
+                      "--cancel takes no --to, --max-bandwidth, --max-downtime or --no-tls",
+                      "--cancel"});
           // The migrate task then ends "cancelled by ..." (failed): with --wait, the exit
           // code says the migration did not happen, which is what was asked for.
           auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
@@ -186,7 +191,7 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
         }
         auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
         if (!timeout) return ctx.usage_error(timeout.error());
-        return ctx.act(build_vm_migrate(*name, *host, bw, *downtime),
+        return ctx.act(build_vm_migrate(*name, *host, bw, *downtime, !*no_tls),
                        "vm " + *name + ": migration requested", f->wait, *timeout);
       };
     });

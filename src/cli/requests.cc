@@ -199,11 +199,12 @@ ApiRequest build_vm_migrate_cancel(const std::string& name) {
 }
 
 ApiRequest build_vm_migrate(const std::string& name, const std::string& host,
-                            uint64_t max_bandwidth, uint64_t downtime_max_ms) {
+                            uint64_t max_bandwidth, uint64_t downtime_max_ms, bool tls) {
   json body = json::object();
   if (!host.empty()) body["host"] = host;
   if (max_bandwidth) body["max_bandwidth"] = max_bandwidth;
   if (downtime_max_ms) body["downtime_max_ms"] = downtime_max_ms;
+  if (!tls) body["tls"] = false;  // absent: the cluster default
   return {"POST", vm_path(name) + "/migrate", body};
 }
 

@@ -74,6 +74,10 @@ constexpr const char* kUsage = R"(usage:
                        host's failure (warn: created anyway, with a vm.ha_admission event)
   --ha-failed-after MS an unreachable host with HA VMs is declared failed and fenced after
                        MS more milliseconds (default 4000; after --miss-threshold misses)
+  --migration-tls on|off
+                       live migrations encrypt the memory stream and the disk mirror with
+                       TLS (the hosts' migration certificates, mutual) unless the request
+                       says "tls": false (default on; off for trusted networks)
   --image-max-bytes N  largest image upload (POST /api/v1/images), bytes (default 16 GiB)
   --max-streams N      open event streams + consoles, overall (default 1000; 503 over it)
   --max-streams-per-token N  open event streams + consoles per token (default 32; 429)
@@ -237,6 +241,10 @@ int main(int argc, char** argv) {
         cfg.ha_admission = strata::manager::HaAdmission::off;
       else
         return usage_error("--ha-admission must be enforce, warn or off");
+    } else if (a == "--migration-tls") {
+      if (!value(&v) || (v != "on" && v != "off"))
+        return usage_error("--migration-tls must be on or off");
+      cfg.migration_tls = v == "on";
     } else if (a == "--ha-failed-after") {
       if (!value(&v) || !parse_int(v, 0, 3'600'000, &n))
         return usage_error("--ha-failed-after must be 0..3600000 (milliseconds)");

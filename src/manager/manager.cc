@@ -122,6 +122,7 @@ class ManagerImpl final : public Manager {
         [this](const std::string& vm_id) { controller_->enqueue_vm(vm_id); });
     vms_->set_agents([this](const std::string& host_id) { return agents_->client(host_id); });
     vms_->set_ha_admission(cfg.ha_admission);
+    vms_->set_migration_tls(cfg.migration_tls);
     evacuator_ = std::make_unique<HostEvacuator>(*store_, *vms_, *events_, clock_);
     FencerPtr fencer;
     if (!cfg.fence_config.empty()) {

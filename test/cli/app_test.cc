@@ -179,6 +179,16 @@ TEST(App, PlanCommandsBuildTheirRequests) {
   EXPECT_EQ(run({"plan", "capacity", "--help"}).code, 0);
 }
 
+TEST(App, VmMigrateNoTlsSaysSoInTheBody) {
+  auto plain = run({"vm", "migrate", "web", "--to", "h2", "--no-tls", "--dry-run"});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_NE(plain.out.find("\"tls\": false"), std::string::npos) << plain.out;
+  auto deflt = run({"vm", "migrate", "web", "--dry-run"});
+  ASSERT_EQ(deflt.code, 0) << deflt.err;
+  EXPECT_EQ(deflt.out.find("tls"), std::string::npos) << "absent: the cluster default\n" << deflt.out;
+  EXPECT_EQ(run({"vm", "migrate", "web", "--cancel", "--no-tls"}).code, 2);
+}
+
 TEST(App, CompletionCoversTheTree) {
   auto r = run({"completion", "bash"});
   ASSERT_EQ(r.code, 0);

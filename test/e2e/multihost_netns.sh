@@ -235,6 +235,10 @@ cli=(env STRATA_SERVER="$API_URL" STRATA_TOKEN="$TOKEN" "$STRATA_CLI")
 [ "$(api GET /api/v1/vms/vm1 | jq -r .status.state)" = running ] || fail "vm1 is not running after the migration"
 task=$(api GET "/api/v1/tasks?limit=10000" | jq -c '[.tasks[] | select(.kind == "vm.migrate")] | last')
 [ "$(jq -r .state <<<"$task")" = succeeded ] || fail "migration task: $task"
+# TLS by default: both QEMUs loaded the hosts' migration certificates (mutual).
+[ "$(jq -r .result.tls <<<"$task")" = true ] || fail "vm1's migration was not over TLS: $task"
+grep "incoming migration ready vm=vm1 " "$WORK/$dst/agent.log" | tail -1 | grep -q " tls=true " ||
+  fail "vm1's target did not listen for TLS: $(grep "incoming migration ready vm=vm1 " "$WORK/$dst/agent.log" | tail -1)"
 log "vm1 migrated $src -> $dst: $(jq -c '{message, result}' <<<"$task")"
 # It runs on the target only, and it is the same guest (its RAM came along, no reboot).
 st=$("$STRATA_AGENT" ctl --socket "$WORK/h$di/agent.sock" -o json vm show vm1 | jq -r .state)
@@ -490,14 +494,16 @@ grep -q vm.stale_copy_removed <<<"$(api GET "/api/v1/events?target=vm/vm-ha&limi
   fail "no vm.stale_copy_removed event for vm-ha"
 [ -f "$ha_disk" ] || fail "removing the stale copy on $ha_from deleted the datastore disk"
 # Live migration of a VM whose disk is on the datastore: RAM only, no disk mirror.
-"${cli[@]}" vm migrate vm-ha --wait --wait-timeout 3m >"$WORK/migrate-ha.out" 2>&1 ||
-  fail "strata vm migrate vm-ha: $(tail -5 "$WORK/migrate-ha.out")"
+# Unencrypted on request (--no-tls), recorded in the task.
+"${cli[@]}" vm migrate vm-ha --no-tls --wait --wait-timeout 3m >"$WORK/migrate-ha.out" 2>&1 ||
+  fail "strata vm migrate vm-ha --no-tls: $(tail -5 "$WORK/migrate-ha.out")"
 ha_mig=$(api GET /api/v1/vms/vm-ha | jq -r .host)
 [ "$ha_mig" != "$ha_to" ] && [ "$(vm_state vm-ha)" = running ] || fail "vm-ha after migrate: on $ha_mig, $(vm_state vm-ha)"
 task=$(api GET "/api/v1/tasks?limit=10000" | jq -c '[.tasks[] | select(.kind == "vm.migrate")] | last')
 ha_mi=${ha_mig#h}
 grep "incoming migration ready vm=vm-ha " "$WORK/$ha_mig/agent.log" | tail -1 | grep -q "nbd=:$" ||
   fail "vm-ha's migration exported disks over NBD: $(grep "incoming migration ready vm=vm-ha " "$WORK/$ha_mig/agent.log" | tail -1)"
+[ "$(jq -r .result.tls <<<"$task")" = false ] || fail "vm-ha's --no-tls migration: $task"
 send_line "$ha_mi" vm-ha 'dd if=/dev/vda bs=512 skip=90000 count=1 2>/dev/null | head -c 9; echo; echo HAMIG$((3+4))ED'
 wait_for 60 "vm-ha answers on $ha_mig" console_has "$ha_mi" vm-ha HAMIG7ED || fail "vm-ha does not answer on $ha_mig"
 [ -f "$ha_disk" ] || fail "the migration's source deleted the datastore disk"

@@ -68,9 +68,10 @@ ApiRequest build_vm_template(const std::string& vm);
 ApiRequest build_vm_clone(const std::string& source, const std::string& name,
                           std::optional<bool> linked);
 ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint64_t> timeout_s);
-// POST /vms/{name}/migrate; empty host: the scheduler chooses; 0s: the server's defaults.
+// POST /vms/{name}/migrate; empty host: the scheduler chooses; 0s: the server's defaults;
+// tls false: "tls": false (unencrypted), true: the cluster default.
 ApiRequest build_vm_migrate(const std::string& name, const std::string& host,
-                            uint64_t max_bandwidth, uint64_t downtime_max_ms);
+                            uint64_t max_bandwidth, uint64_t downtime_max_ms, bool tls = true);
 // POST /vms/{name}/migrate/cancel
 ApiRequest build_vm_migrate_cancel(const std::string& name);
 ApiRequest build_vm_delete(const std::string& name);

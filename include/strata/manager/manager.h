@@ -58,6 +58,8 @@ struct ManagerConfig {
   HaConfig ha;
   // HA admission control (--ha-admission enforce|warn|off; vm_service.h).
   HaAdmission ha_admission = HaAdmission::enforce;
+  // Live migrations over TLS unless a request says otherwise (--migration-tls on|off).
+  bool migration_tls = true;
   // Largest image accepted by POST /api/v1/images (bytes are kept in <data_dir>/catalog).
   uint64_t image_max_bytes = 16ull << 30;
   // Caps on open SSE streams and console WebSockets (--max-streams, --max-streams-per-token,

@@ -135,12 +135,15 @@ grpc::Status AgentService::PrepareMigration(grpc::ServerContext*,
           return invalid_argument("profile_json", "at most 65536 bytes");
         if (!is_ip_literal(req->listen_host()))
           return invalid_argument("listen_host", "must be an IP address of this host");
-        auto in = mig->prepare_incoming({*spec, req->profile_json()}, req->listen_host());
+        auto in = mig->prepare_incoming({*spec, req->profile_json(), req->tls()},
+                                        req->listen_host());
         if (!in) return tl::unexpected(in.error());
         out->set_migration_uri(in->migration_uri);
         out->set_nbd_host(in->nbd_host);
         out->set_nbd_port(in->nbd_port);
-        log()->info("incoming migration prepared name={} uri={}", spec->name, in->migration_uri);
+        out->set_tls(in->tls);
+        log()->info("incoming migration prepared name={} uri={} tls={}", spec->name,
+                    in->migration_uri, in->tls);
         return {};
       });
 }
@@ -190,7 +193,8 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
       job = std::make_shared<MigrationJob>();
       job->request_id = req->request_id();
       job->fingerprint = fp;
-      MigrationIncoming target{req->migration_uri(), req->nbd_host(), req->nbd_port()};
+      MigrationIncoming target{req->migration_uri(), req->nbd_host(), req->nbd_port(),
+                               req->tls()};
       MigrationPolicy policy = from_proto(req->policy());
       std::string name = req->name();
       log()->info("migration starts name={} to={} request={}", name, target.migration_uri,

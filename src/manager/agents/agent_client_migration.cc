@@ -32,12 +32,13 @@ Result<pb::BeginMigrationResponse> AgentClient::begin_migration(const std::strin
 
 Result<pb::PrepareMigrationResponse> AgentClient::prepare_migration(
     const std::string& request_id, const pb::BeginMigrationResponse& source,
-    const std::string& listen_host) {
+    const std::string& listen_host, bool tls) {
   pb::PrepareMigrationRequest req;
   req.set_request_id(request_id);
   *req.mutable_spec() = source.spec();
   req.set_profile_json(source.profile_json());
   req.set_listen_host(listen_host);
+  req.set_tls(tls);
   grpc::ClientContext ctx;
   set_deadline(ctx, kPhaseDeadline);
   pb::PrepareMigrationResponse resp;

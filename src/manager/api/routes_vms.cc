@@ -73,14 +73,15 @@ HttpResponse vm_action(ApiDeps& d, HttpRequest& r, VmVerb verb) {
   return change_response(d, *change);
 }
 
-// POST /api/v1/vms/{name}/migrate {"host"?, "max_bandwidth"?, "downtime_max_ms"?}
+// POST /api/v1/vms/{name}/migrate {"host"?, "max_bandwidth"?, "downtime_max_ms"?, "tls"?}
 HttpResponse migrate_vm(ApiDeps& d, HttpRequest& r) {
   auto body = parse_json_object(r.body, /*allow_empty=*/true);
   if (!body) return error_response(body.error());
   using T = JsonType;
   if (auto st = check_fields(*body, {{"host", T::string},
                                      {"max_bandwidth", T::unsigned_integer},
-                                     {"downtime_max_ms", T::unsigned_integer}});
+                                     {"downtime_max_ms", T::unsigned_integer},
+                                     {"tls", T::boolean}});
       !st)
     return error_response(st.error());
   VmMigrateOptions o;
@@ -91,6 +92,7 @@ HttpResponse migrate_vm(ApiDeps& d, HttpRequest& r) {
     return error_response(Error{ErrorCode::invalid_argument, "must be at most 60000",
                                 "downtime_max_ms"});
   o.downtime_max_ms = static_cast<int64_t>(downtime);
+  if (const auto* tls = optional_member(*body, "tls")) o.tls = tls->get<bool>();
   auto change = d.vms->migrate(r.param("name"), o, audit_actor(r));
   if (!change) return error_response(change.error());
   return change_response(d, *change);

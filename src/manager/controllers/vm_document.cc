@@ -35,6 +35,7 @@ std::string encode(const VmDocument& d) {
                       {"seq", d.migration.seq},
                       {"max_bandwidth", d.migration.max_bandwidth},
                       {"downtime_max_ms", d.migration.downtime_max_ms},
+                      {"tls", d.migration.tls},
                       {"cancelled_by", d.migration.cancelled_by}};
   return j.dump();
 }
@@ -80,6 +81,7 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
     d.migration.seq = m.value("seq", int64_t{0});
     d.migration.max_bandwidth = m.value("max_bandwidth", uint64_t{0});
     d.migration.downtime_max_ms = m.value("downtime_max_ms", int64_t{0});
+    d.migration.tls = m.value("tls", false);
     d.migration.cancelled_by = m.value("cancelled_by", "");
   }
   return d;

@@ -201,11 +201,18 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     if (!begin) return retryable(begin.error()) ? Outcome::retry : give_up(begin.error());
     auto listen = listen_host_of(target_host->address);
     if (!listen) return give_up(listen.error());
-    auto prepared = target->prepare_migration(base + ":prepare", *begin, *listen);
+    auto prepared = target->prepare_migration(base + ":prepare", *begin, *listen, m.tls);
     if (!prepared) {
       if (retryable(prepared.error())) return Outcome::retry;
       return give_up(prepared.error());
     }
+    // An agent that predates TLS migration ignores the request: never stream in the clear
+    // when TLS was asked for.
+    if (m.tls && !prepared->tls())
+      return give_up(Error{ErrorCode::failed_precondition,
+                           "the target's agent cannot receive a TLS migration (upgrade it, or "
+                           "migrate with \"tls\": false on a trusted network)",
+                           {}});
     if (!write_status([&](VmStatusDoc& s) {
           s.migration.phase = "copying";
           s.migration.migration_uri = prepared->migration_uri();
@@ -225,6 +232,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     req.set_nbd_port(ms.nbd_port);
     if (m.max_bandwidth) req.mutable_policy()->set_max_bandwidth(m.max_bandwidth);
     if (m.downtime_max_ms) req.mutable_policy()->set_downtime_max_ms(m.downtime_max_ms);
+    req.set_tls(m.tls);
     // A cancel recorded since this pass began: the copy does not start.
     if (auto fresh = store_.get_vm(vm.id)) vm = *fresh;
     if (!cancelled_by().empty()) return give_up(cancelled);
@@ -295,6 +303,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
   nlohmann::json result = {{"from_host", source_id},
                            {"to_host", m.target_host_id},
                            {"to_host_name", target_host->name},
+                           {"tls", m.tls},
                            {"downtime_ms", downtime_ms},
                            {"qemu_downtime_ms", ms.qemu_downtime_ms},
                            {"total_ms", ms.total_ms},

@@ -254,6 +254,7 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
     doc->migration.seq += 1;
     doc->migration.max_bandwidth = options.max_bandwidth;
     doc->migration.downtime_max_ms = options.downtime_max_ms;
+    doc->migration.tls = options.tls.value_or(migration_tls_);
     fresh->spec = encode(*doc);
     auto updated = tx.update_vm(*fresh);
     if (!updated) return tl::unexpected(updated.error());

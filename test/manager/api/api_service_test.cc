@@ -600,6 +600,7 @@ TEST_F(ApiTest, MigrateRecordsTheIntentAndRefusesWhatCannotMove) {
   EXPECT_EQ(field(mig(R"({"host":"nope"})")), "host");
   EXPECT_EQ(field(mig(R"({"hots":"h2"})")), "hots");
   EXPECT_EQ(field(mig(R"({"downtime_max_ms":60001})")), "downtime_max_ms");
+  EXPECT_EQ(field(mig(R"({"tls":"no"})")), "tls");
   // A host with another accelerator or too small does not qualify; h4 does.
   add_host("h2", 4, 4096);
   {
@@ -622,6 +623,7 @@ TEST_F(ApiTest, MigrateRecordsTheIntentAndRefusesWhatCannotMove) {
   EXPECT_EQ(doc->migration.target_host_id, parts_.store->get_host_by_name("h4")->id);
   EXPECT_EQ(doc->migration.seq, 1);
   EXPECT_EQ(doc->migration.max_bandwidth, 1048576u);
+  EXPECT_TRUE(doc->migration.tls) << "TLS unless asked otherwise (stratad --migration-tls on)";
   EXPECT_EQ(*vm->host_id, parts_.store->get_host_by_name("h1")->id);  // moves when done
   // While it migrates: a second migration and other actions are 409.
   EXPECT_EQ(mig("{}").status, 409u);

@@ -145,7 +145,8 @@ class AgentClient {
   Result<pb::BeginMigrationResponse> begin_migration(const std::string& name);
   Result<pb::PrepareMigrationResponse> prepare_migration(const std::string& request_id,
                                                          const pb::BeginMigrationResponse& source,
-                                                         const std::string& listen_host);
+                                                         const std::string& listen_host,
+                                                         bool tls);
   // Follows the source's migration job until it ends: on_progress per report; returns the
   // outcome. `deadline` bounds the whole call (the job itself is bounded by its policy).
   Result<pb::MigrationOutcome> perform_migration(

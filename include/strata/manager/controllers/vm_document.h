@@ -42,6 +42,7 @@ struct VmMigration {
   int64_t seq = 0;
   uint64_t max_bandwidth = 0;   // bytes per second; 0: QEMU's default
   int64_t downtime_max_ms = 0;  // 0: the agent's default (1000)
+  bool tls = false;             // the RAM stream and the NBD mirror over TLS
   std::string cancelled_by;     // a cancel was asked for (by this actor): give the target up
   bool active() const { return !target_host_id.empty(); }
 };

@@ -62,6 +62,7 @@ struct VmMigrateOptions {
   std::string target_host;      // a host name; empty: the scheduler chooses
   uint64_t max_bandwidth = 0;   // bytes per second; 0: QEMU's default
   int64_t downtime_max_ms = 0;  // the highest downtime limit to step up to; 0: 1000 ms
+  std::optional<bool> tls;      // TLS for the stream and the mirror; unset: the cluster default
 };
 
 // What a change committed: the VM as stored and the task that tracks the intent.
@@ -87,6 +88,8 @@ class VmService {
   // "vm.create" task. `actor` is who asked (the audit event's actor).
   Result<VmChange> create(VmDocument doc, bool start, const std::string& actor);
   void set_ha_admission(HaAdmission mode) { ha_admission_ = mode; }
+  // The cluster default for a migration's TLS (stratad --migration-tls; on by default).
+  void set_migration_tls(bool on) { migration_tls_ = on; }
   PlacementService& placement() { return placement_; }
 
   // A new intent for the VM named `name`: bumps control.generation, replaces the current
@@ -155,6 +158,7 @@ class VmService {
   std::function<void(const std::string&)> on_change_;
   AgentLookup agents_;
   HaAdmission ha_admission_ = HaAdmission::enforce;  // set before serving; read only after
+  bool migration_tls_ = true;                        // set before serving; read only after
   void run_clone(std::string host_id, std::string source, std::string vm_id, bool linked,
                  std::string task_id);
   // Snapshot operations and clones in flight (joined by the destructor).

@@ -175,7 +175,10 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
                     const model::VmSpec& spec, const HardwareProfile& profile, bool incoming);
   // migrate_out's cleanup after a failure: cancels the mirrors, removes the NBD nodes,
   // resumes the guest if the migration left it paused. Without mu_.
-  void unwind_out(const std::string& name, QemuMonitor& qmp, const std::vector<size_t>& disks);
+  // `tls`: the attempt loaded this host's migration credentials (reset and removed here; a
+  // plain attempt already set tls-creds to "").
+  void unwind_out(const std::string& name, QemuMonitor& qmp, const std::vector<size_t>& disks,
+                  bool tls);
   // Decides stopped/crashed from how QEMU ended and drops the connections. Needs mu_;
   // returns the connections so the caller destroys them without mu_.
   std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>> finalize_locked(

@@ -421,7 +421,7 @@ Status QemuHypervisor::abort_incoming(const std::string& name) {
 // Source
 
 void QemuHypervisor::unwind_out(const std::string& name, QemuMonitor& qmp,
-                                const std::vector<size_t>& disks) {
+                                const std::vector<size_t>& disks, bool tls) {
   for (size_t i : disks) (void)qmp.block_job_cancel(mirror_node(i), true, kCmd);
   for (int k = 0; k < 100; ++k) {  // cancelled jobs go away (auto-dismiss)
     auto jobs = qmp.query_block_jobs(kCmd);
@@ -433,7 +433,7 @@ void QemuHypervisor::unwind_out(const std::string& name, QemuMonitor& qmp,
     std::this_thread::sleep_for(kPoll);
   }
   for (size_t i : disks) (void)qmp.blockdev_del(mirror_node(i), kCmd);
-  {
+  if (tls) {
     MigrationParameters plain;  // the next migration decides again
     plain.tls_creds = "";
     (void)qmp.migrate_set_parameters(plain, kCmd);
@@ -496,7 +496,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   bool paused_for_ram = false;
   auto fail = [&](Error e) -> Result<MigrationOutcome> {
     logger("agent.qemu")->warn("migration failed vm={} error={}", name, e.message);
-    unwind_out(name, *qmp, mirrors);
+    unwind_out(name, *qmp, mirrors, target.tls);
     if (paused_for_ram)
       if (auto s = qmp->cont(kCmd); !s)
         logger("agent.qemu")->error("resume after migration failed vm={} error={}", name,

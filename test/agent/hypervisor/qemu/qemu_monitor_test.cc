@@ -422,6 +422,8 @@ TEST_F(QemuMonitorFake, MigrateSourceScenario) {
   MigrationParameters params;
   params.downtime_limit_ms = 100;
   params.max_bandwidth = 1u << 30;
+  params.tls_creds = "";  // plain, as the driver sends it (resets an earlier TLS attempt)
+  params.tls_hostname = "";
   ASSERT_TRUE(m.migrate_set_parameters(params));
   ASSERT_TRUE(m.migrate("tcp:127.0.0.1:43533"));
   EXPECT_EQ(m.query_migrate()->status, "setup");

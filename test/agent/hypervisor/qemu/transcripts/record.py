@@ -246,7 +246,9 @@ def migrate_setup(src, dst, bandwidth):
                                     "target": "mig-disk0", "sync": "top"})
     src.wait_event("BLOCK_JOB_READY")
     src.execute("query-block-jobs")
-    src.execute("migrate-set-parameters", {"downtime-limit": 100, "max-bandwidth": bandwidth})
+    # As the driver sends for a plain migration: "" resets an earlier TLS attempt.
+    src.execute("migrate-set-parameters", {"downtime-limit": 100, "max-bandwidth": bandwidth,
+                                           "tls-creds": "", "tls-hostname": ""})
     src.execute("migrate", {"uri": "tcp:127.0.0.1:" + port})
     return port
 
