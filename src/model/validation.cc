@@ -247,7 +247,10 @@ Status validate(const VmSpec& spec) {
       return bad(field_at("nics", i, "mac"), "duplicate MAC address " + n.mac);
   }
 
-  return validate_labels("labels", spec.labels);
+  if (auto s = validate_labels("labels", spec.labels); !s) return s;
+  if (spec.cloud_init)
+    if (auto s = validate_cloud_init(*spec.cloud_init, spec.nics.size()); !s) return s;
+  return {};
 }
 
 namespace {

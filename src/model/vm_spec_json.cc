@@ -139,6 +139,77 @@ Status parse_nic(const json& j, const std::string& path, NicSpec& n) {
   return read_string(j, "mac", path, n.mac);
 }
 
+Status read_string_array(const json& obj, std::string_view key, const std::string& path,
+                         size_t max, std::vector<std::string>& out) {
+  std::string field = join(path, key);
+  auto it = obj.find(key);
+  if (it == obj.end()) return {};
+  if (!it->is_array()) return wrong_type(field, "an array", *it);
+  if (it->size() > max)
+    return invalid_argument(field, std::to_string(it->size()) + " entries, at most " +
+                                       std::to_string(max) + " allowed");
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& e = (*it)[i];
+    if (!e.is_string()) return wrong_type(field + "[" + std::to_string(i) + "]", "a string", e);
+    out.push_back(e.get<std::string>());
+  }
+  return {};
+}
+
+Status parse_ci_user(const json& j, const std::string& path, CloudInitUser& u) {
+  if (auto s = check_object(j, path, {"name", "ssh_authorized_keys", "password_hash", "sudo",
+                                     "groups"});
+      !s)
+    return s;
+  if (auto s = read_string(j, "name", path, u.name, true); !s) return s;
+  if (auto s = read_string_array(j, "ssh_authorized_keys", path, kMaxSshKeysPerUser,
+                                 u.ssh_authorized_keys);
+      !s)
+    return s;
+  if (auto s = read_string(j, "password_hash", path, u.password_hash); !s) return s;
+  if (auto s = read_bool(j, "sudo", path, u.sudo); !s) return s;
+  return read_string_array(j, "groups", path, 32, u.groups);
+}
+
+Status parse_ci_nic(const json& j, const std::string& path, CloudInitNic& n) {
+  if (auto s = check_object(j, path, {"nic", "dhcp4", "address", "gateway", "nameservers"}); !s)
+    return s;
+  uint64_t nic = 0;
+  if (auto s = read_uint(j, "nic", path, kMaxNics, nic); !s) return s;
+  n.nic = static_cast<uint32_t>(nic);
+  if (auto s = read_bool(j, "dhcp4", path, n.dhcp4); !s) return s;
+  if (auto s = read_string(j, "address", path, n.address); !s) return s;
+  if (auto s = read_string(j, "gateway", path, n.gateway); !s) return s;
+  return read_string_array(j, "nameservers", path, kMaxNameservers, n.nameservers);
+}
+
+template <typename T, typename Fn>
+Status parse_items(const json& obj, std::string_view key, const std::string& path,
+                   std::vector<T>& out, size_t max, Fn parse_one) {
+  std::string field = join(path, key);
+  auto it = obj.find(key);
+  if (it == obj.end()) return {};
+  if (!it->is_array()) return wrong_type(field, "an array", *it);
+  if (it->size() > max)
+    return invalid_argument(field, std::to_string(it->size()) + " entries, at most " +
+                                       std::to_string(max) + " allowed");
+  for (size_t i = 0; i < it->size(); ++i) {
+    T item;
+    if (auto s = parse_one((*it)[i], field + "[" + std::to_string(i) + "]", item); !s) return s;
+    out.push_back(std::move(item));
+  }
+  return {};
+}
+
+Status parse_cloud_init(const json& j, const std::string& path, CloudInit& ci) {
+  if (auto s = check_object(j, path, {"hostname", "users", "network", "user_data"}); !s) return s;
+  if (auto s = read_string(j, "hostname", path, ci.hostname); !s) return s;
+  if (auto s = parse_items(j, "users", path, ci.users, kMaxCloudInitUsers, parse_ci_user); !s)
+    return s;
+  if (auto s = parse_items(j, "network", path, ci.network, kMaxNics, parse_ci_nic); !s) return s;
+  return read_string(j, "user_data", path, ci.user_data);
+}
+
 template <typename T, typename Fn>
 Status parse_array(const json& obj, std::string_view key, std::vector<T>& out, size_t max,
                    Fn parse_one) {
@@ -162,7 +233,7 @@ Result<VmSpec> parse(const json& j) {
   VmSpec spec;
   if (auto s = check_object(j, "",
                             {"name", "uuid", "vcpus", "memory_mib", "machine", "kernel_boot",
-                             "disks", "nics", "vnc", "labels"});
+                             "disks", "nics", "vnc", "labels", "cloud_init"});
       !s)
     return tl::unexpected(s.error());
   if (auto s = read_string(j, "name", "", spec.name, true); !s) return tl::unexpected(s.error());
@@ -195,6 +266,11 @@ Result<VmSpec> parse(const json& j) {
       if (!item.value().is_string()) return wrong_type(field, "a string", item.value());
       spec.labels[item.key()] = item.value().get<std::string>();
     }
+  }
+  if (auto it = j.find("cloud_init"); it != j.end() && !it->is_null()) {
+    CloudInit ci;
+    if (auto s = parse_cloud_init(*it, "cloud_init", ci); !s) return tl::unexpected(s.error());
+    spec.cloud_init = std::move(ci);
   }
   if (auto s = validate(spec); !s) return tl::unexpected(s.error());
   return spec;
@@ -230,7 +306,47 @@ json to_json(const VmSpec& spec) {
     j["nics"].push_back({{"mode", to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac}});
   j["labels"] = json::object();
   for (const auto& [k, v] : spec.labels) j["labels"][k] = v;
+  if (spec.cloud_init) j["cloud_init"] = to_json(*spec.cloud_init);
   return j;
+}
+
+json to_json(const CloudInit& ci) {
+  json j = json::object();
+  if (!ci.hostname.empty()) j["hostname"] = ci.hostname;
+  if (!ci.users.empty()) {
+    j["users"] = json::array();
+    for (const CloudInitUser& u : ci.users) {
+      json ju = {{"name", u.name}, {"ssh_authorized_keys", u.ssh_authorized_keys}};
+      if (!u.password_hash.empty()) ju["password_hash"] = u.password_hash;
+      if (u.sudo) ju["sudo"] = true;
+      if (!u.groups.empty()) ju["groups"] = u.groups;
+      j["users"].push_back(std::move(ju));
+    }
+  }
+  if (!ci.network.empty()) {
+    j["network"] = json::array();
+    for (const CloudInitNic& n : ci.network) {
+      json jn = {{"nic", n.nic}};
+      if (n.dhcp4) jn["dhcp4"] = true;
+      if (!n.address.empty()) jn["address"] = n.address;
+      if (!n.gateway.empty()) jn["gateway"] = n.gateway;
+      if (!n.nameservers.empty()) jn["nameservers"] = n.nameservers;
+      j["network"].push_back(std::move(jn));
+    }
+  }
+  if (!ci.user_data.empty()) j["user_data"] = ci.user_data;
+  return j;
+}
+
+Result<CloudInit> cloud_init_from_json(const json& j, size_t nic_count) {
+  try {
+    CloudInit ci;
+    if (auto s = parse_cloud_init(j, "cloud_init", ci); !s) return tl::unexpected(s.error());
+    if (auto s = validate_cloud_init(ci, nic_count); !s) return tl::unexpected(s.error());
+    return ci;
+  } catch (const nlohmann::json::exception& e) {
+    return invalid_argument("cloud_init", std::string("malformed cloud_init: ") + e.what());
+  }
 }
 
 Result<VmSpec> vm_spec_from_json(const json& j) {

@@ -39,6 +39,16 @@ inline constexpr size_t kMaxLabels = 64;
 // error names `field`), each pair checked by validate_label.
 Status validate_labels(std::string_view field, const std::map<std::string, std::string>& labels);
 
+// Host name for cloud-init: RFC 1123 labels ([A-Za-z0-9-], 1..63, no '-' at the ends)
+// joined by '.', at most 253 characters.
+Status validate_hostname(std::string_view field, std::string_view host);
+// A crypt(3) hash ("$6$salt$hash", "$y$j9T$salt$hash", ...); a clear password is refused.
+Status validate_password_hash(std::string_view field, std::string_view hash);
+// An IPv4/IPv6 address, "ADDR/PREFIX" when with_prefix; sets *family to 4 or 6 when given.
+Status validate_ip(std::string_view field, std::string_view ip, bool with_prefix, int* family);
+// The cloud_init object of a VM with nic_count NICs (errors name "cloud_init....").
+Status validate_cloud_init(const CloudInit& ci, size_t nic_count);
+
 // Validates the whole spec (names, sizes, uniqueness of disk names and MACs, boot source).
 // An empty uuid or NIC mac is accepted (it means "generate"; see complete()).
 Status validate(const VmSpec& spec);

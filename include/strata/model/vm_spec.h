@@ -42,6 +42,34 @@ struct NicSpec {
   std::string mac;     // "52:54:00:xx:xx:xx"; generated when empty
 };
 
+// cloud-init (docs/internals/cloud-init.md): what the agent writes into the VM's NoCloud
+// seed. Everything here is validated (validation.h) before it reaches a file or argv.
+struct CloudInitUser {
+  std::string name;                              // POSIX user name: [a-z_][a-z0-9_-]*, <= 32
+  std::vector<std::string> ssh_authorized_keys;  // "ssh-ed25519 AAAA... comment"
+  std::string password_hash;  // crypt(3) form ("$6$salt$hash", "$y$..."); empty: password locked
+  bool sudo = false;          // passwordless sudo for this user
+  std::vector<std::string> groups;  // supplementary groups (POSIX names)
+};
+
+// Network config of one NIC of the VM (network-config v2, matched by the NIC's MAC).
+struct CloudInitNic {
+  uint32_t nic = 0;       // index into VmSpec::nics
+  bool dhcp4 = false;     // DHCP; or a static address:
+  std::string address;    // "192.0.2.10/24" or "2001:db8::10/64"
+  std::string gateway;    // "192.0.2.1" (same family as address), optional
+  std::vector<std::string> nameservers;  // IP addresses, optional
+};
+
+struct CloudInit {
+  std::string hostname;  // RFC 1123 host name (labels, dots); empty: the VM's name
+  std::vector<CloudInitUser> users;
+  // Empty: the guest image's own network setup (usually DHCP on the first NIC).
+  std::vector<CloudInitNic> network;
+  // Extra user-data appended as a second MIME part: starts with "#cloud-config" or "#!".
+  std::string user_data;
+};
+
 struct VmSpec {
   std::string name;          // DNS label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, <= 63
   std::string uuid;          // RFC 4122 text form; generated when empty
@@ -53,6 +81,7 @@ struct VmSpec {
   std::vector<NicSpec> nics;
   bool vnc = true;           // VNC display on a UNIX socket in the VM's state folder
   std::map<std::string, std::string> labels;
+  std::optional<CloudInit> cloud_init;  // absent: no cloud-init seed
 };
 
 inline constexpr uint32_t kMaxVcpus = 288;
@@ -61,6 +90,11 @@ inline constexpr uint64_t kMaxMemoryMib = 16ull * 1024 * 1024;  // 16 TiB
 inline constexpr uint64_t kMaxDiskBytes = 64ull << 40;         // 64 TiB
 inline constexpr size_t kMaxDisks = 16;
 inline constexpr size_t kMaxNics = 8;
+inline constexpr size_t kMaxCloudInitUsers = 16;
+inline constexpr size_t kMaxSshKeysPerUser = 32;
+inline constexpr size_t kMaxSshKeyBytes = 16 * 1024;
+inline constexpr size_t kMaxUserDataBytes = 64 * 1024;
+inline constexpr size_t kMaxNameservers = 4;
 
 // Lifecycle states as the agent observes them.
 enum class VmState {
