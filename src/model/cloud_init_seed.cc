@@ -49,6 +49,12 @@ Result<CloudInitSeed> render_cloud_init_seed(const VmSpec& spec) {
   if (short_name != hostname) cc["fqdn"] = hostname;
   cc["preserve_hostname"] = false;
   cc["manage_etc_hosts"] = true;
+  // A new machine-id once per instance: a clone (new uuid, so a new instance-id) of a VM
+  // whose disk already holds one must not keep it (DHCP client ids, journald, D-Bus).
+  // Fixed text, no input of the spec in it.
+  cc["bootcmd"] = json::array({json::array(
+      {"cloud-init-per", "instance", "strata-machine-id", "sh", "-c",
+       "rm -f /etc/machine-id /var/lib/dbus/machine-id && systemd-machine-id-setup"})});
   if (!ci.users.empty()) {
     json users = json::array();
     for (const CloudInitUser& u : ci.users) {

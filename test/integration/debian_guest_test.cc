@@ -2,6 +2,8 @@
 // initrd, a qcow2 overlay on debian.qcow2) boots through the real QemuHypervisor to
 // systemd's multi-user target; its qemu-guest-agent answers guest-ping and
 // guest-get-osinfo through Hypervisor::guest_agent; an ACPI shutdown stops it cleanly.
+// The same boot checks cloud-init (a NoCloud seed built from the spec's cloud_init: host
+// name, a user with an SSH key and sudo, checked inside the guest through guest-exec).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -78,6 +80,45 @@ class DebianGuestTest : public ::testing::Test {
     return tl::unexpected(last);
   }
 
+  // Runs `script` with /bin/sh in the guest (guest-exec) and returns its stdout; retried
+  // until it exits 0 or the agent limit passes (cloud-init may still be running).
+  Result<std::string> guest_sh(const std::string& vm, const std::string& script) {
+    auto deadline = std::chrono::steady_clock::now() + kAgentLimit;
+    std::string last = "not run";
+    while (std::chrono::steady_clock::now() < deadline) {
+      nlohmann::json cmd = {
+          {"execute", "guest-exec"},
+          {"arguments", {{"path", "/bin/sh"}, {"arg", {"-c", script}}, {"capture-output", true}}}};
+      auto started = ga(vm, cmd.dump());
+      if (!started) return tl::unexpected(started.error());
+      if (!started->contains("return")) return internal_error("guest-exec: " + started->dump());
+      int64_t pid = (*started)["return"].value("pid", int64_t{-1});
+      for (int i = 0; i < 100; ++i) {
+        nlohmann::json q = {{"execute", "guest-exec-status"}, {"arguments", {{"pid", pid}}}};
+        auto st = ga(vm, q.dump());
+        if (!st) return tl::unexpected(st.error());
+        const auto& r = (*st)["return"];
+        if (!r.is_object() || !r.value("exited", false)) {
+          std::this_thread::sleep_for(200ms);
+          continue;
+        }
+        std::string out;
+        if (r.contains("out-data")) {
+          RunOptions ro;
+          ro.timeout = 10s;
+          ro.stdin_data = r["out-data"].get<std::string>();
+          auto dec = run_process({"base64", "-d"}, ro);
+          if (dec && dec->ok()) out = dec->out;
+        }
+        if (r.value("exitcode", -1) == 0) return out;
+        last = "exit " + std::to_string(r.value("exitcode", -1)) + ": " + out;
+        break;
+      }
+      std::this_thread::sleep_for(2s);
+    }
+    return internal_error("guest script failed: " + last);
+  }
+
   static inline GuestImages images_;
   static inline std::string skip_;
   AgentRig rig_;
@@ -95,6 +136,14 @@ TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
       model::KernelBoot{"debian-kernel", "debian-initrd", images_.get("DEBIAN_CMDLINE")};
   s.disks.push_back({"root", "debian-disk", 0, false, false, "", ""});
   s.nics.push_back({});  // user-mode NIC: DHCP answers, so networkd need not wait it out
+  // cloud-init: host name, one user with an SSH key and passwordless sudo, DHCP on the NIC.
+  const std::string key =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2bUq0n3l1S9yQh1m0mC4sQkQ7n0wq strata-it@ci";
+  model::CloudInit ci;
+  ci.hostname = "ci-guest";
+  ci.users.push_back(model::CloudInitUser{"strata-ci", {key}, "", true, {}});
+  ci.network.push_back(model::CloudInitNic{0, true, "", "", {}});
+  s.cloud_init = ci;
   auto d = hv_->define(s);
   ASSERT_TRUE(d) << d.error().to_string();
   ASSERT_TRUE(hv_->start("debian1"));
@@ -122,6 +171,22 @@ TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
   EXPECT_EQ(info.value("version-id", ""), "12") << info.dump();
   EXPECT_NE(info.value("pretty-name", "").find("bookworm"), std::string::npos) << info.dump();
   EXPECT_EQ(info.value("kernel-release", "").rfind("6.1.", 0), 0u) << info.dump();
+  // cloud-init took effect: host name, the user, its key and its sudo rule.
+  auto t_ci0 = std::chrono::steady_clock::now();
+  auto host = guest_sh("debian1", "test \"$(hostname)\" = ci-guest && hostname");
+  EXPECT_TRUE(host) << host.error().to_string() << "\nconsole:\n" << console_text(*hv_, "debian1");
+  auto user = guest_sh("debian1",
+                       "id strata-ci && cat /home/strata-ci/.ssh/authorized_keys && "
+                       "stat -c %U /home/strata-ci/.ssh/authorized_keys && "
+                       "cat /etc/sudoers.d/90-cloud-init-users");
+  ASSERT_TRUE(user) << user.error().to_string();
+  EXPECT_NE(user->find(key), std::string::npos) << *user;
+  EXPECT_NE(user->find("strata-ci ALL=(ALL) NOPASSWD:ALL"), std::string::npos) << *user;
+  auto iid = guest_sh("debian1", "cat /var/lib/cloud/data/instance-id");
+  ASSERT_TRUE(iid) << iid.error().to_string();
+  EXPECT_EQ(*iid, d->spec.uuid + "\n");  // instance-id = the VM's uuid (clones differ)
+  auto t_ci1 = std::chrono::steady_clock::now();
+
   // An unknown command is an error reply from the guest, not a transport failure.
   auto bad = hv_->guest_agent("debian1", R"({"execute":"strata-no-such-command"})", 30s);
   ASSERT_TRUE(bad) << bad.error().to_string();
@@ -147,8 +212,10 @@ TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
   EXPECT_TRUE(rig_.root->live_processes().empty()) << "a QEMU or shim outlived its VM";
 
   auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-  std::printf("timing: multi-user %.1f s, guest-ping %.1f s later, shutdown %.1f s\n",
-              secs(t0, t_boot), secs(t_boot, t_ping), secs(t_ping, t_down));
+  std::printf(
+      "timing: multi-user %.1f s, guest-ping %.1f s later, cloud-init checks %.1f s, "
+      "shutdown %.1f s\n",
+      secs(t0, t_boot), secs(t_boot, t_ping), secs(t_ci0, t_ci1), secs(t_ping, t_down));
 }
 
 }  // namespace

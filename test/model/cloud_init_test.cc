@@ -194,6 +194,7 @@ TEST(CloudInitSeed, RendersExactDocuments) {
   EXPECT_EQ(cc["users"][0]["lock_passwd"], false);
   EXPECT_EQ(cc["users"][0]["sudo"], "ALL=(ALL) NOPASSWD:ALL");
   EXPECT_EQ(cc["users"][0]["groups"], "adm, sudo");
+  EXPECT_EQ(cc["bootcmd"][0][1], "instance");  // new machine-id once per instance (clones)
   json net = json::parse(seed->network_config);
   EXPECT_EQ(net, json::parse(R"({"version": 2, "ethernets": {"nic0": {
       "match": {"macaddress": "52:54:00:ab:34:56"}, "dhcp4": false,

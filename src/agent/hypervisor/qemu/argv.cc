@@ -278,6 +278,24 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
     b.opt("-device", Opt("VGA").add("id", "video0"));
     b.opt("-vnc", Opt("").add("vnc", "unix:" + f.vnc_socket));
   }
+  if (spec.cloud_init) {
+    // The NoCloud seed (volume label "cidata"), read-only, after every other device so
+    // the PCI layout of the rest does not depend on it.
+    if (auto s = check_abs_path("cloud_init_seed", vm.cloud_init_seed); !s)
+      return tl::unexpected(s.error());
+    b.opt("-blockdev", Opt("")
+                           .add("driver", "file")
+                           .add("node-name", "file-cidata")
+                           .add("filename", vm.cloud_init_seed)
+                           .add("read-only", "on"));
+    b.opt("-blockdev", Opt("")
+                           .add("driver", "raw")
+                           .add("node-name", "cidata")
+                           .add("file", "file-cidata")
+                           .add("read-only", "on"));
+    b.opt("-device",
+          Opt("virtio-blk-pci").add("drive", "cidata").add("id", "cidata").add("serial", "cidata"));
+  }
   if (options.incoming) {
     // A live migration's target: vCPUs stay stopped until the driver's `cont`, and QEMU
     // waits for migrate-incoming (the driver picks the address over QMP).

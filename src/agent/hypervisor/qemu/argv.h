@@ -25,6 +25,7 @@ struct ResolvedVm {
   std::string kernel_path;          // when spec.kernel_boot
   std::string initrd_path;          // optional
   std::vector<std::string> taps;    // one per spec.nics; empty string for user-mode NICs
+  std::string cloud_init_seed;      // raw "cidata" image when spec.cloud_init, else empty
 };
 
 // Bridged NICs get their tap as an open file descriptor (`-netdev tap,fd=N`), opened by

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cloud_init_drive.h"
 #include "qemu_access.h"
 #include "qemu_hypervisor.h"
 #include "recover_decision.h"
@@ -85,6 +86,11 @@ Result<ResolvedVm> QemuHypervisor::resolve(const std::string& name, const model:
       return make_error(ErrorCode::failed_precondition, "bridge NICs need host networking");
     if (auto s = opts_.network->create_tap(r.taps[i], spec.nics[i].bridge); !s)
       return tl::unexpected(s.error().wrap("tap " + r.taps[i]));
+  }
+  if (spec.cloud_init) {
+    auto seed = build_cloud_init_seed(r.vm_dir, spec);
+    if (!seed) return tl::unexpected(seed.error().wrap("cloud-init seed"));
+    r.cloud_init_seed = std::move(*seed);
   }
   return r;
 }
@@ -179,6 +185,7 @@ Status QemuHypervisor::start_qemu(const std::string& name, const std::shared_ptr
   }
   std::vector<std::string> disk_paths;
   for (const auto& d : resolved->disks) disk_paths.push_back(d.path);
+  if (!resolved->cloud_init_seed.empty()) disk_paths.push_back(resolved->cloud_init_seed);
   // The snapshots' files are the active files' backing chains: QEMU opens them too.
   if (auto tree = read_snapshot_tree(vm->dir))
     for (auto& p : tree->all_files())

@@ -254,6 +254,30 @@ TEST(QemuArgv, IncomingAddsStoppedDeferredIncoming) {
             (std::vector<std::string>{"-S", "-incoming", "defer"}));
 }
 
+// cloud-init: the seed is one read-only raw virtio disk appended after every other device
+// (so the rest of the layout is unchanged); without a resolved seed the spec is refused.
+TEST(QemuArgv, CloudInitSeedIsAReadOnlyDiskAtTheEnd) {
+  auto spec = base_spec();
+  spec.cloud_init = model::CloudInit{};
+  auto plain = build_qemu_argv(base_spec(), base_resolved(), {});
+  auto missing = build_qemu_argv(spec, base_resolved(), {});
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().field, "cloud_init_seed");
+  auto r = base_resolved();
+  r.cloud_init_seed = "/var/lib/strata/vms/web1/cidata.iso";
+  auto with = build_qemu_argv(spec, r, {});
+  ASSERT_TRUE(plain && with) << with.error().to_string();
+  ASSERT_EQ(with->size(), plain->size() + 6);
+  EXPECT_TRUE(std::equal(plain->begin(), plain->end(), with->begin()));
+  EXPECT_EQ(std::vector<std::string>(with->end() - 6, with->end()),
+            (std::vector<std::string>{
+                "-blockdev",
+                "driver=file,node-name=file-cidata,filename=/var/lib/strata/vms/web1/cidata.iso,"
+                "read-only=on",
+                "-blockdev", "driver=raw,node-name=cidata,file=file-cidata,read-only=on", "-device",
+                "virtio-blk-pci,drive=cidata,id=cidata,serial=cidata"}));
+}
+
 // The convergence policy: a deadline scaled by memory, the downtime limit raised in steps.
 TEST(MigrationPolicy, DeadlineAndDowntimeSteps) {
   EXPECT_EQ(deadline_for(0), std::chrono::seconds(60));
