@@ -3,7 +3,10 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <map>
 #include <set>
+#include <utility>
+#include <vector>
 #include <thread>
 
 #include "store_contract.h"
@@ -481,16 +484,79 @@ TEST_P(StoreContractTest, TenThousandVmsListAndGet) {
   }
   auto t4 = std::chrono::steady_clock::now();
   EXPECT_EQ(total, static_cast<size_t>(kVms));
+  auto sum = store_->summarize(10);
+  STORE_ASSERT_OK(sum);
+  EXPECT_EQ(sum->vms, kVms);
+  EXPECT_EQ(sum->vms_unplaced, kVms - kVms / 100);
+  auto t5 = std::chrono::steady_clock::now();
   auto ms = [](auto a, auto b) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
   };
   // Informational only (timings on shared machines are noisy; no assertion).
   std::printf(
       "[%s] insert %d VMs: %lld ms; 1000 get_by_name: %lld ms; list by host: %lld ms; "
-      "full paged list: %lld ms\n",
+      "full paged list: %lld ms; summarize: %lld ms\n",
       GetParam()->name().c_str(), kVms, static_cast<long long>(ms(t0, t1)),
       static_cast<long long>(ms(t1, t2)), static_cast<long long>(ms(t2, t3)),
-      static_cast<long long>(ms(t3, t4)));
+      static_cast<long long>(ms(t3, t4)), static_cast<long long>(ms(t4, t5)));
+}
+
+// The dashboard's counts come from the database: VMs by observed status.state (malformed
+// or stateless status counted under ""), deleting and unplaced VMs, tasks by state, the
+// newest tasks and the newest failed ones, newest first.
+TEST_P(StoreContractTest, SummarizeCountsByStateInTheDatabase) {
+  auto empty = store_->summarize(5);
+  STORE_ASSERT_OK(empty);
+  EXPECT_EQ(empty->vms, 0);
+  EXPECT_TRUE(empty->vms_by_state.empty());
+  EXPECT_TRUE(empty->recent_tasks.empty());
+  auto host = store_->create_host(host_named("h"));
+  STORE_ASSERT_OK(host);
+  const std::vector<std::pair<std::string, std::string>> statuses = {
+      {"r1", R"({"state":"running","addresses":[{"state":"x"}]})"},
+      {"r2", R"({"state":"running"})"},
+      {"s1", R"({"state":"stopped"})"},
+      {"n1", "{}"},
+      {"bad", "not json {"},
+      {"arr", "[1,2]"},
+      {"num", R"({"state":5})"},
+      {"nested", R"({"migration":{"state":"running"}})"}};
+  for (const auto& [name, status] : statuses) {
+    VmRecord v = vm_named(name);
+    v.status = status;
+    if (name[0] == 'r' || name[0] == 's') v.host_id = host->id;
+    v.deletion_requested = name == "s1";
+    STORE_ASSERT_OK(store_->create_vm(v));
+  }
+  std::vector<std::string> ids;
+  for (const char* state : {"succeeded", "failed", "running", "failed", "pending", "running"}) {
+    TaskRecord t;
+    t.kind = "vm.create";
+    t.state = state;
+    auto made = store_->create_task(t);
+    STORE_ASSERT_OK(made);
+    ids.push_back(made->id);
+    clock_->advance(std::chrono::milliseconds(1));
+  }
+  auto s = store_->summarize(3);
+  STORE_ASSERT_OK(s);
+  EXPECT_EQ(s->vms, 8);
+  EXPECT_EQ(s->vms_by_state, (std::map<std::string, int64_t>{{"", 5}, {"running", 2}, {"stopped", 1}}));
+  EXPECT_EQ(s->vms_deleting, 1);
+  EXPECT_EQ(s->vms_unplaced, 5);
+  EXPECT_EQ(s->tasks_by_state,
+            (std::map<std::string, int64_t>{{"failed", 2}, {"pending", 1}, {"running", 2}, {"succeeded", 1}}));
+  ASSERT_EQ(s->recent_tasks.size(), 3u);
+  EXPECT_EQ(s->recent_tasks[0].id, ids[5]);
+  EXPECT_EQ(s->recent_tasks[2].id, ids[3]);
+  ASSERT_EQ(s->failed_tasks.size(), 2u);
+  EXPECT_EQ(s->failed_tasks[0].id, ids[3]);
+  EXPECT_EQ(s->failed_tasks[1].id, ids[1]);
+  auto none = store_->summarize(0);
+  STORE_ASSERT_OK(none);
+  EXPECT_TRUE(none->recent_tasks.empty());
+  EXPECT_EQ(none->vms, 8);
+  STORE_ASSERT_CODE(store_->summarize(-1), ErrorCode::invalid_argument);
 }
 
 }  // namespace

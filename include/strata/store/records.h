@@ -15,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace strata::store {
 
@@ -135,6 +136,19 @@ struct HostMetricSample {
   std::string host_id;
   int64_t time_ms = 0;  // set by the store on append when 0
   std::string data = "{}";
+};
+
+// What a dashboard counts, computed by the database (one aggregate query per table, not
+// by reading every record): VMs by observed status.state ("" when the status has none or
+// is not a JSON object), tasks by state, the newest tasks and the newest failed ones.
+struct StoreSummary {
+  int64_t vms = 0;
+  std::map<std::string, int64_t> vms_by_state;
+  int64_t vms_deleting = 0;  // deletion requested, not gone yet
+  int64_t vms_unplaced = 0;  // no host_id
+  std::map<std::string, int64_t> tasks_by_state;
+  std::vector<TaskRecord> recent_tasks;  // newest first (by id: creation order)
+  std::vector<TaskRecord> failed_tasks;  // newest failed first
 };
 
 // Paging: records come ordered by id ascending; pass the last id of a page as

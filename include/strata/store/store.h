@@ -66,6 +66,11 @@ class Store {
   virtual Result<VmRecord> update_vm(const VmRecord& vm) = 0;
   virtual Status delete_vm(const std::string& id, std::optional<int64_t> expected_version) = 0;
 
+  // ---- dashboard summary ----
+  // Counts of VMs and tasks by state and the `recent` newest tasks and failed tasks,
+  // aggregated by the database (cost independent of what the caller would page through).
+  virtual Result<StoreSummary> summarize(int recent) = 0;
+
   // ---- tasks ----
   virtual Result<TaskRecord> create_task(const TaskRecord& task) = 0;
   virtual Result<TaskRecord> get_task(const std::string& id) = 0;

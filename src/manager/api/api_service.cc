@@ -32,6 +32,7 @@ ApiService::ApiService(ApiDeps deps)
   add_console_route(*this);
   add_image_routes(*this);
   add_session_routes(*this);
+  add_summary_routes(*this);
 }
 
 ApiService::~ApiService() { stop_streams(); }

@@ -18,6 +18,8 @@ nlohmann::json parse_or_empty(const std::string& text) {
   return j.is_discarded() ? nlohmann::json::object() : j;
 }
 
+}  // namespace
+
 nlohmann::json host_json(ApiDeps& d, const store::HostRecord& h, bool detail) {
   nlohmann::json j = {{"id", h.id},
                       {"name", h.name},
@@ -43,6 +45,8 @@ nlohmann::json host_json(ApiDeps& d, const store::HostRecord& h, bool detail) {
   }
   return j;
 }
+
+namespace {
 
 // An enrollment is a join token, a name, an address, a CSR (~1 KiB) and the inventory.
 constexpr size_t kEnrollBodyLimit = 64 * 1024;

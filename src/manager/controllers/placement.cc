@@ -80,6 +80,15 @@ std::optional<VmAllocation> PlacementService::cached(const std::string& vm_id) c
   return std::nullopt;
 }
 
+std::unordered_map<std::string, PlacementService::HostUse> PlacementService::allocated_by_host()
+    const {
+  std::unordered_map<std::string, HostUse> out;
+  std::lock_guard lock(cache_mu_);
+  out.reserve(cache_.hosts().size());
+  for (const auto& [id, t] : cache_.hosts()) out[id] = HostUse{t.vcpus, t.memory_mib, t.vms};
+  return out;
+}
+
 size_t PlacementService::cached_vm_count() const {
   std::lock_guard lock(cache_mu_);
   return cache_.vm_count();

@@ -86,6 +86,23 @@ const std::vector<sql::Migration>& pg_migrations() {
            "DROP INDEX tasks_state",
            "CREATE INDEX tasks_state_id ON tasks(state, id)",
        }},
+      {6,
+       "strata_json_member: a JSON text column's string member, NULL on malformed text",
+       {
+           // The dashboard summary groups VMs by status.state in the database. A plain
+           // status::jsonb cast would fail the whole query on one malformed row; SQLite's
+           // side is json_valid() + json_extract().
+           "CREATE OR REPLACE FUNCTION strata_json_member(doc TEXT, member TEXT) RETURNS TEXT "
+           "LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$ "
+           "DECLARE j jsonb; "
+           "BEGIN "
+           "  BEGIN j := doc::jsonb; EXCEPTION WHEN others THEN RETURN NULL; END; "
+           "  IF jsonb_typeof(j) = 'object' AND jsonb_typeof(j -> member) = 'string' THEN "
+           "    RETURN j ->> member; "
+           "  END IF; "
+           "  RETURN NULL; "
+           "END $$",
+       }},
   };
   return kMigrations;
 }

@@ -291,6 +291,10 @@ class PgDatabase final : public sql::SqlDatabase {
     return "SELECT pg_advisory_xact_lock(7311002)";
   }
   const std::vector<sql::Migration>& migrations() const override { return pg_migrations(); }
+  // strata_json_member (migration 6): a cast that fails is NULL, not an error.
+  std::string json_member_sql(const std::string& column, const std::string& key) const override {
+    return "strata_json_member(" + column + ", '" + key + "')";
+  }
 
  private:
   void release(PgConnection* conn) {

@@ -83,6 +83,10 @@ class SqlDatabase {
   // from migrating at once); empty when the backend needs none.
   virtual std::string migration_lock_sql() const = 0;
   virtual const std::vector<Migration>& migrations() const = 0;
+  // SQL text of a JSON text column's top-level string member `key` (NULL when the
+  // text is not a JSON object or lacks it; never an error on malformed text).
+  // `column` and `key` are trusted identifiers, not user input.
+  virtual std::string json_member_sql(const std::string& column, const std::string& key) const = 0;
 };
 
 // Applies pending migrations (creates schema_migrations when missing). Idempotent.

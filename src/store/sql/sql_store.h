@@ -40,6 +40,8 @@ class SqlStore final : public Store {
   Result<VmRecord> update_vm(const VmRecord& vm) override;
   Status delete_vm(const std::string& id, std::optional<int64_t> expected_version) override;
 
+  Result<StoreSummary> summarize(int recent) override;
+
   Result<TaskRecord> create_task(const TaskRecord& task) override;
   Result<TaskRecord> get_task(const std::string& id) override;
   Result<std::vector<TaskRecord>> list_tasks(const TaskListOptions& options) override;

@@ -16,6 +16,53 @@ Result<T> first_or(Result<SqlRows> rows, Decode decode, const std::string& what)
 SqlValue opt_int(const std::optional<int64_t>& v) { return v ? SqlValue(*v) : SqlValue(nullptr); }
 }  // namespace
 
+// ---- dashboard summary ----
+
+Result<StoreSummary> SqlStore::summarize(int recent) {
+  if (recent < 0) return invalid_argument("recent", "must be >= 0");
+  const std::string state = db_->json_member_sql("status", "state");
+  return with_conn(
+      [&](SqlConnection& c) -> Result<StoreSummary> {
+        StoreSummary s;
+        // One pass over vms: per observed state, how many, how many being deleted and
+        // how many without a host.
+        auto vms = c.query("SELECT COALESCE(" + state + ", ''), COUNT(*), "
+                           "SUM(CASE WHEN deletion_requested <> 0 THEN 1 ELSE 0 END), "
+                           "SUM(CASE WHEN host_id IS NULL THEN 1 ELSE 0 END) "
+                           "FROM vms GROUP BY 1",
+                           {});
+        if (!vms) return tl::unexpected(vms.error().wrap("summarize vms"));
+        for (const auto& row : *vms) {
+          int64_t n = row.int64(1);
+          s.vms += n;
+          s.vms_by_state[row.text(0)] += n;
+          s.vms_deleting += row.int64(2);
+          s.vms_unplaced += row.int64(3);
+        }
+        auto tasks = c.query("SELECT state, COUNT(*) FROM tasks GROUP BY state", {});
+        if (!tasks) return tl::unexpected(tasks.error().wrap("summarize tasks"));
+        for (const auto& row : *tasks) s.tasks_by_state[row.text(0)] = row.int64(1);
+        if (recent == 0) return s;
+        auto newest = [&](const std::string& where, std::vector<TaskRecord>& out) -> Status {
+          auto rows = c.query(std::string("SELECT ") + kTaskCols + " FROM tasks" + where +
+                                  " ORDER BY id DESC LIMIT $1",
+                              {int64_t{recent}});
+          if (!rows) return tl::unexpected(rows.error().wrap("summarize tasks"));
+          for (const auto& row : *rows) {
+            auto t = decode_task(row);
+            if (!t) return tl::unexpected(t.error());
+            out.push_back(std::move(*t));
+          }
+          return {};
+        };
+        if (auto st = newest("", s.recent_tasks); !st) return tl::unexpected(st.error());
+        if (auto st = newest(" WHERE state = 'failed'", s.failed_tasks); !st)
+          return tl::unexpected(st.error());
+        return s;
+      },
+      true);
+}
+
 // ---- tasks ----
 
 Result<TaskRecord> SqlStore::create_task(const TaskRecord& in) {

@@ -183,6 +183,11 @@ class SqliteDatabase final : public sql::SqlDatabase {
   std::string event_append_lock_sql() const override { return {}; }  // one writer anyway
   std::string migration_lock_sql() const override { return {}; }     // BEGIN IMMEDIATE
   const std::vector<sql::Migration>& migrations() const override { return sqlite_migrations(); }
+  // JSON1: json_valid guards json_type/json_extract, which fail on malformed text.
+  std::string json_member_sql(const std::string& column, const std::string& key) const override {
+    return "CASE WHEN json_valid(" + column + ") AND json_type(" + column + ", '$." + key +
+           "') = 'text' THEN json_extract(" + column + ", '$." + key + "') END";
+  }
 
  private:
   std::mutex mu_;

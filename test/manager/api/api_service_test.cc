@@ -856,6 +856,73 @@ TEST_F(ApiTest, PlanCapacityAnswersWithoutWritingAndValidatesItsBody) {
   EXPECT_EQ(call("POST", "/api/v1/plan/capacity", R"({"vcpus":1,"memory_mib":64})", "").status, 401u);
 }
 
+// GET /api/v1/summary: the dashboard's counts for any role, computed on the server: VM and
+// task counts match the lists, allocations match the VMs' sizes on each host.
+TEST_F(ApiTest, SummaryCountsWhatTheListsShow) {
+  add_host("a", 8, 4096);
+  add_host("b", 2, 1024);
+  for (int i = 0; i < 5; ++i) {
+    json body = {{"name", "s" + std::to_string(i)}, {"vcpus", 1 + i % 2}, {"memory_mib", 128},
+                 {"start", false}, {"disks", {{{"name", "root"}, {"size_bytes", 1 << 20}, {"boot", true}}}}};
+    ASSERT_EQ(call("POST", "/api/v1/vms", body.dump(), admin_).status, 202u);
+  }
+  ASSERT_EQ(call("PATCH", "/api/v1/hosts/b", R"({"maintenance":true})", admin_).status, 200u);
+  std::string viewer = make_token("view", "viewer");
+  auto r = call("GET", "/api/v1/summary", "", viewer);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto j = json::parse(r.body);
+  auto vms = json::parse(call("GET", "/api/v1/vms", "", admin_).body)["vms"];
+  ASSERT_EQ(vms.size(), 5u);
+  std::map<std::string, int64_t> by_state;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> on_host;
+  uint64_t vcpus = 0;
+  for (const auto& v : vms) {
+    ++by_state[v["status"].value("state", "unknown")];
+    auto& h = on_host[v.value("host", "")];
+    h.first += v["spec"]["vcpus"].get<uint64_t>();
+    h.second += v["spec"]["memory_mib"].get<uint64_t>();
+    vcpus += v["spec"]["vcpus"].get<uint64_t>();
+  }
+  EXPECT_EQ(j["vms"]["total"], 5);
+  EXPECT_EQ(j["vms"]["by_state"], json(by_state)) << j;
+  EXPECT_EQ(j["vms"]["unplaced"], 0);
+  EXPECT_EQ(j["hosts"]["total"], 2);
+  EXPECT_EQ(j["hosts"]["maintenance"], 1);
+  EXPECT_EQ(j["hosts"]["by_state"], (json{{"maintenance", 1}, {"up", 1}})) << j;
+  ASSERT_EQ(j["hosts"]["items"].size(), 2u);
+  for (const auto& h : j["hosts"]["items"]) {
+    auto want = on_host[h["name"]];
+    EXPECT_EQ(h["allocated_vcpus"], want.first) << h;
+    EXPECT_EQ(h["allocated_memory_mib"], want.second) << h;
+  }
+  EXPECT_EQ(j["capacity"]["vcpus"], 10);
+  EXPECT_EQ(j["capacity"]["memory_mib"], 5120);
+  EXPECT_EQ(j["capacity"]["allocated_vcpus"], vcpus);
+  EXPECT_EQ(j["capacity"]["allocated_memory_mib"], 5 * 128);
+  EXPECT_EQ(j["capacity"]["schedulable_vcpus"], 40);  // default CPU overcommit 4
+  // The creates' tasks, newest first.
+  auto tasks = json::parse(call("GET", "/api/v1/tasks", "", admin_).body)["tasks"];
+  int64_t task_total = 0;
+  for (const auto& [state, n] : j["tasks"]["by_state"].items()) task_total += n.get<int64_t>();
+  EXPECT_EQ(task_total, static_cast<int64_t>(tasks.size()));
+  ASSERT_EQ(j["tasks"]["recent"].size(), std::min<size_t>(10, tasks.size()));
+  EXPECT_EQ(j["tasks"]["recent"][0]["id"], tasks.back()["id"]);
+  auto with_recent = [&](const std::string& n) {
+    HttpRequest q;
+    q.method = "GET";
+    q.path = "/api/v1/summary";
+    q.query = {{"recent", n}};
+    q.headers["authorization"] = "Bearer " + viewer;
+    return api_->dispatch(q);
+  };
+  auto two = json::parse(with_recent("2").body);
+  EXPECT_EQ(two["tasks"]["recent"].size(), 2u);
+  auto bad = with_recent("101");
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_EQ(field(bad), "recent");
+  EXPECT_EQ(call("GET", "/api/v1/summary", "", "").status, 401u);
+}
+
 // GET /api/v1/events?target=vm/NAME: that target's events only, newest first, paged with
 // before= (the VM and host pages' events panels).
 TEST_F(ApiTest, EventsFilteredByTargetNewestFirst) {

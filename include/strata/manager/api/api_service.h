@@ -141,6 +141,10 @@ void add_task_event_routes(ApiService& api);
 void add_console_route(ApiService& api);
 void add_image_routes(ApiService& api);
 void add_session_routes(ApiService& api);
+void add_summary_routes(ApiService& api);  // routes_summary.cc
+
+// The REST form of a host (routes_hosts.cc); `detail` adds inventory and the last metrics.
+nlohmann::json host_json(ApiDeps& d, const store::HostRecord& h, bool detail);
 
 // The OpenAPI 3 document (embedded from docs/openapi.json at build time).
 const std::string& openapi_document();

@@ -43,6 +43,8 @@ class AllocationCache {
   const HostTotals* host(const std::string& host_id) const;
   const VmAllocation* vm(const std::string& vm_id) const;
   size_t vm_count() const { return vms_.size(); }
+  // Every host holding at least one VM, by host id.
+  const std::unordered_map<std::string, HostTotals>& hosts() const { return hosts_; }
 
  private:
   void add_to_host(const VmAllocation& a);

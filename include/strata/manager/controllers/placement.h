@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "strata/common/error.h"
@@ -150,6 +151,15 @@ class PlacementService {
   void record(const store::VmRecord& vm);
   void record(const std::string& vm_id, const std::string& host_id, const VmDocument& doc);
   void forget(const std::string& vm_id);
+
+  // What the placed VMs hold per host id: the numbers the scheduler adds to the hosts'
+  // records (the dashboard summary). Hosts holding nothing are absent.
+  struct HostUse {
+    uint64_t vcpus = 0;
+    uint64_t memory_mib = 0;
+    uint32_t vms = 0;
+  };
+  std::unordered_map<std::string, HostUse> allocated_by_host() const;
 
   // Copy of one VM's cached allocation (tests, diagnostics).
   std::optional<VmAllocation> cached(const std::string& vm_id) const;
