@@ -18,6 +18,11 @@ export function countByState(vms: Vm[]): Array<[string, number]> {
   return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }
 
+// Server-side counts ({state: n}, GET /api/v1/summary) the same way: largest first.
+export function sortedCounts(byState: Record<string, number> | undefined): Array<[string, number]> {
+  return Object.entries(byState ?? {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+}
+
 export interface Allocation {
   vcpus: number;
   memoryMib: number;

@@ -5,15 +5,14 @@ import { repeat } from "lit/directives/repeat.js";
 import { pageSelection, runEach, summarize, toggleAll, type ItemResult } from "./bulk";
 import { parsePairs } from "./wizard";
 import { fetchOnce, prefetch } from "./prefetch";
-import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
+import { api, errorText, type Host, type HostUsage, type StrataEvent, type Summary, type Vm } from "./api/client";
 import {
   CursorPager,
-  allocations,
   canOperate,
-  countByState,
   hostAlert,
   mib,
   percent,
+  sortedCounts,
   time,
   vmState,
   type Role,
@@ -93,19 +92,26 @@ export abstract class LivePage extends LitElement {
 
 const requestHosts = () => api.GET("/api/v1/hosts");
 const requestVms = (host?: string) => api.GET("/api/v1/vms", { params: { query: host ? { limit: 1000, host } : { limit: 1000 } } });
-const requestTasks = () => api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } });
+const requestSummary = () => api.GET("/api/v1/summary");
 const requestVmPage = (query: Record<string, string | number>) => api.GET("/api/v1/vms", { params: { query } });
 
 // Called once at start, before the session is known: the requests the page at this URL
 // will make first (prefetch.ts).
 export function prefetchFor(page: string, search: string): void {
-  if (page === "dashboard" || page === "hosts" || page === "vms") prefetch("hosts", requestHosts);
-  if (page === "dashboard" || page === "hosts") prefetch("vms", () => requestVms());
-  if (page === "dashboard") prefetch("tasks", requestTasks);
+  if (page === "dashboard" || page === "hosts") prefetch("summary", requestSummary);
   if (page === "vms") {
+    prefetch("hosts", requestHosts);
     const { query, error } = vmListQuery(vmListFilterFromUrl(search), "");
     if (!error) prefetch(`vm-page:${JSON.stringify(query)}`, () => requestVmPage(query));
   }
+}
+
+// The dashboard's numbers, computed on the server (counts by the database, allocations from
+// the scheduler's cache): right at any number of VMs, one request.
+export async function loadSummary(): Promise<Summary> {
+  const { data, error } = await fetchOnce("summary", requestSummary);
+  if (!data) throw new Error(errorText(error, "cannot load the summary"));
+  return data;
 }
 
 export async function listHosts(): Promise<Host[]> {
@@ -115,7 +121,7 @@ export async function listHosts(): Promise<Host[]> {
 }
 
 export async function listVms(host?: string): Promise<Vm[]> {
-  const { data, error } = await (host ? requestVms(host) : fetchOnce("vms", () => requestVms()));
+  const { data, error } = await requestVms(host);
   if (!data) throw new Error(errorText(error, "cannot list VMs"));
   return data.vms ?? [];
 }
@@ -135,59 +141,49 @@ export function capacity(label: string, used: number, total: number, text: strin
   </div>`;
 }
 
-function hostRow(h: Host, alloc: Map<string, { vcpus: number; memoryMib: number }>) {
-  const a = alloc.get(h.name ?? "") ?? { vcpus: 0, memoryMib: 0 };
+function hostRow(h: HostUsage) {
+  const vcpus = h.allocated_vcpus, memory = h.allocated_memory_mib;
   return html`<tr data-host=${h.name ?? ""}>
     <th scope="row"><a href="/hosts/${h.name ?? ""}">${h.name}</a></th>
     <td>${stateBadge(h.state)}${h.maintenance ? html` <span class="badge">maintenance</span>` : nothing}</td>
-    <td>${capacity("CPU", a.vcpus, h.cpu_threads ?? 0, `${a.vcpus} / ${h.cpu_threads ?? 0} vCPU`)}</td>
-    <td>${capacity("Memory", a.memoryMib, h.memory_mib ?? 0, `${mib(a.memoryMib)} / ${mib(h.memory_mib)}`)}</td>
+    <td>${capacity("CPU", vcpus, h.cpu_threads ?? 0, `${vcpus} / ${h.cpu_threads ?? 0} vCPU`)}</td>
+    <td>${capacity("Memory", memory, h.memory_mib ?? 0, `${mib(memory)} / ${mib(h.memory_mib)}`)}</td>
+    <td>${h.vms}</td>
     <td>${h.accelerator ?? "-"}</td>
     <td class="labels">${Object.entries(h.labels ?? {}).map(([k, v]) => html`<span class="label">${k}=${v}</span>`)}</td>
   </tr>`;
 }
 
-function hostTable(hosts: Host[], vms: Vm[]) {
-  const alloc = allocations(vms);
+function hostTable(hosts: HostUsage[]) {
   if (hosts.length === 0) return html`<p>No hosts yet. Enroll one with <code>strata host enroll</code>.</p>`;
   return html`<table class="grid" aria-label="Hosts">
     <thead><tr><th scope="col">Host</th><th scope="col">State</th><th scope="col">CPU allocated</th>
-      <th scope="col">Memory allocated</th><th scope="col">Accelerator</th><th scope="col">Labels</th></tr></thead>
-    <tbody>${repeat(hosts, (h) => h.name ?? "", (h) => hostRow(h, alloc))}</tbody>
+      <th scope="col">Memory allocated</th><th scope="col">VMs</th><th scope="col">Accelerator</th><th scope="col">Labels</th></tr></thead>
+    <tbody>${repeat(hosts, (h) => h.name ?? "", (h) => hostRow(h))}</tbody>
   </table>`;
 }
 
 class DashboardPage extends LivePage {
-  static override properties = {
-    ...LivePage.properties,
-    hosts: { state: true },
-    vms: { state: true },
-    tasks: { state: true },
-  };
-  hosts: Host[] = [];
-  vms: Vm[] = [];
-  tasks: Task[] = [];
+  static override properties = { ...LivePage.properties, summary: { state: true } };
+  summary: Summary | undefined;
 
-  // Hosts, VMs and tasks are what it lists (the live events list needs no reload).
+  // Hosts, VMs and tasks are what it counts (the live events list needs no reload).
   protected override wants(e: StrataEvent | undefined): boolean {
     return /^(host|vm|task)\//.test(e?.target ?? "");
   }
 
   protected async load(): Promise<void> {
-    const [hosts, vms, tasks] = await Promise.all([
-      listHosts(),
-      listVms(),
-      fetchOnce("tasks", requestTasks),
-    ]);
-    this.hosts = hosts;
-    this.vms = vms;
-    this.tasks = (tasks.data?.tasks ?? []).slice(-10).reverse();
+    this.summary = await loadSummary();
   }
 
   override render() {
+    const s = this.summary;
+    const hosts = s?.hosts.items ?? [];
+    const tasks = s?.tasks.recent ?? [];
+    const cap = s?.capacity;
     const alerts = [
-      ...this.hosts.filter((h) => hostAlert(h)).map((h) => `Host ${h.name} is ${hostAlert(h)}`),
-      ...this.tasks.filter((t) => t.state === "failed").map((t) => `Task ${t.kind} on ${t.target} failed: ${t.message ?? ""}`),
+      ...hosts.filter((h) => hostAlert(h)).map((h) => `Host ${h.name} is ${hostAlert(h)}`),
+      ...tasks.filter((t) => t.state === "failed").map((t) => `Task ${t.kind} on ${t.target} failed: ${t.message ?? ""}`),
     ];
     return html`
       <h1>Dashboard</h1>
@@ -199,22 +195,32 @@ class DashboardPage extends LivePage {
       <div class="cols">
         <section aria-labelledby="hosts-h" class="wide">
           <h2 id="hosts-h">Hosts</h2>
-          ${this.loaded ? hostTable(this.hosts, this.vms) : html`<p role="status">Loading…</p>`}
+          ${this.loaded ? hostTable(hosts) : html`<p role="status">Loading…</p>`}
         </section>
         <section aria-labelledby="vmstate-h">
           <h2 id="vmstate-h">VMs by state</h2>
           <dl class="counts">
-            <div><dt>total</dt><dd>${this.vms.length}</dd></div>
-            ${countByState(this.vms).map(([s, n]) => html`<div><dt>${stateBadge(s)}</dt><dd>${n}</dd></div>`)}
+            <div data-count="total"><dt>total</dt><dd>${s?.vms.total ?? 0}</dd></div>
+            ${sortedCounts(s?.vms.by_state).map(([st, n]) => html`<div data-count=${st}><dt>${stateBadge(st)}</dt><dd>${n}</dd></div>`)}
           </dl>
+          ${cap
+            ? html`<h2 id="capacity-h">Capacity</h2>
+              <div class="fleet-capacity">
+                ${capacity("CPU", cap.allocated_vcpus, cap.schedulable_vcpus,
+                  `${cap.allocated_vcpus} / ${cap.schedulable_vcpus} vCPU (${cap.vcpus} threads × ${cap.cpu_overcommit})`)}
+                ${capacity("Memory", cap.allocated_memory_mib, cap.schedulable_memory_mib,
+                  `${mib(cap.allocated_memory_mib)} / ${mib(cap.schedulable_memory_mib)}`)}
+              </div>`
+            : nothing}
         </section>
       </div>
       <div class="cols">
         <section aria-labelledby="tasks-h">
           <h2 id="tasks-h">Recent tasks</h2>
+          ${s ? html`<p class="muted" data-tasks-running=${s.tasks.running}>${s.tasks.running} running, ${s.tasks.pending} pending, ${s.tasks.failed} failed in all</p>` : nothing}
           <table class="grid" aria-label="Recent tasks">
             <thead><tr><th scope="col">Task</th><th scope="col">Target</th><th scope="col">State</th><th scope="col">Updated</th></tr></thead>
-            <tbody>${repeat(this.tasks, (t) => t.id ?? "", (t) => html`<tr><td>${t.kind}</td><td>${t.target}</td>
+            <tbody>${repeat(tasks, (t) => t.id ?? "", (t) => html`<tr><td>${t.kind}</td><td>${t.target}</td>
               <td>${stateBadge(t.state)}${t.state === "running" ? html` <progress max="100" .value=${t.progress ?? 0} aria-label="progress"></progress>` : nothing}</td>
               <td>${time(t.updated_ms)}</td></tr>`)}</tbody>
           </table>
@@ -235,21 +241,21 @@ class DashboardPage extends LivePage {
 customElements.define("strata-dashboard", DashboardPage);
 
 class HostsPage extends LivePage {
-  static override properties = { ...LivePage.properties, hosts: { state: true }, vms: { state: true } };
-  hosts: Host[] = [];
-  vms: Vm[] = [];
+  static override properties = { ...LivePage.properties, hosts: { state: true } };
+  hosts: HostUsage[] = [];
 
   protected override wants(e: StrataEvent | undefined): boolean {
     return /^(host|vm)\//.test(e?.target ?? "");
   }
 
+  // The hosts with what their VMs hold, from the summary (no VM list: right at any size).
   protected async load(): Promise<void> {
-    [this.hosts, this.vms] = await Promise.all([listHosts(), listVms()]);
+    this.hosts = (await loadSummary()).hosts.items;
   }
 
   override render() {
     return html`<h1>Hosts</h1>${this.renderError()}
-      ${this.loaded ? hostTable(this.hosts, this.vms) : html`<p role="status">Loading…</p>`}`;
+      ${this.loaded ? hostTable(this.hosts) : html`<p role="status">Loading…</p>`}`;
   }
 }
 customElements.define("strata-hosts", HostsPage);

@@ -110,6 +110,31 @@ try {
     const meters = await page.locator("meter").count();
     expect(!hostName || meters >= 2, `expected CPU and memory meters, saw ${meters}`);
     await page.locator(".live.on").waitFor();
+    // The numbers are the server's (GET /api/v1/summary), not counted from a page of VMs:
+    // the total, every state, and each host's VMs and allocation match the API's answer
+    // (polled: a live event may refresh the page between the two reads).
+    let mismatch = "";
+    for (let i = 0; i < 50; i++) {
+      mismatch = await page.evaluate(async () => {
+        const s = await (await fetch("/api/v1/summary", { credentials: "same-origin" })).json();
+        const shown = {};
+        for (const d of document.querySelectorAll("dl.counts [data-count]")) shown[d.dataset.count] = Number(d.querySelector("dd").textContent);
+        const want = { total: s.vms.total, ...s.vms.by_state };
+        if (JSON.stringify(Object.entries(shown).sort()) !== JSON.stringify(Object.entries(want).sort()))
+          return `VM counts ${JSON.stringify(shown)} != API ${JSON.stringify(want)}`;
+        for (const h of s.hosts.items) {
+          const row = document.querySelector(`tr[data-host="${h.name}"]`);
+          const text = row ? row.textContent : "";
+          if (!text.includes(`${h.allocated_vcpus} / ${h.cpu_threads} vCPU`)) return `host ${h.name}: ${text} lacks ${h.allocated_vcpus} / ${h.cpu_threads} vCPU`;
+        }
+        const fleet = document.querySelector(".fleet-capacity")?.textContent ?? "";
+        if (!fleet.includes(`${s.capacity.allocated_vcpus} / ${s.capacity.schedulable_vcpus} vCPU`)) return `capacity: ${fleet}`;
+        return "";
+      });
+      if (!mismatch) break;
+      await page.waitForTimeout(200);
+    }
+    expect(!mismatch, `dashboard numbers differ from GET /api/v1/summary: ${mismatch}`);
     await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
   });
 

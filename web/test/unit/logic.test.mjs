@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  allocations, canOperate, countByState, percent, mib, hostAlert, vmActions, eventsFor, bytes,
+  allocations, canOperate, countByState, sortedCounts, percent, mib, hostAlert, vmActions, eventsFor, bytes,
   cpuRanges, consoleUrl, textKeysyms, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, vmListFilterFromUrl, mergeEvents,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
@@ -20,6 +20,11 @@ test("VMs by state, largest first", () => {
   assert.deepEqual(countByState([vm("running"), vm("stopped"), vm("running"), {}]), [
     ["running", 2], ["stopped", 1], ["unknown", 1],
   ]);
+});
+
+test("server-side counts, largest first, ties by name", () => {
+  assert.deepEqual(sortedCounts({ stopped: 2, running: 5, paused: 2 }), [["running", 5], ["paused", 2], ["stopped", 2]]);
+  assert.deepEqual(sortedCounts(undefined), []);
 });
 
 test("allocations per host from the VMs' specs", () => {
