@@ -59,11 +59,15 @@ void AllocationCache::fill(sched::HostInfo& host, const std::string& exclude_vm_
   uint64_t vcpus = t.vcpus;
   uint64_t memory = t.memory_mib;
   std::string skip_group;
+  uint32_t skipped_in_group = 0;
   if (!exclude_vm_id.empty()) {
-    if (const VmAllocation* ex = vm(exclude_vm_id); ex && ex->host_id == host.id) {
-      vcpus -= std::min<uint64_t>(vcpus, ex->vcpus);
-      memory -= std::min(memory, ex->memory_mib);
-      skip_group = ex->anti_affinity_group;
+    for (const std::string& id : {exclude_vm_id, migration_key(exclude_vm_id)}) {
+      if (const VmAllocation* ex = vm(id); ex && ex->host_id == host.id) {
+        vcpus -= std::min<uint64_t>(vcpus, ex->vcpus);
+        memory -= std::min(memory, ex->memory_mib);
+        skip_group = ex->anti_affinity_group;
+        ++skipped_in_group;
+      }
     }
   }
   constexpr uint64_t kMaxVcpus = std::numeric_limits<uint32_t>::max();
@@ -71,7 +75,7 @@ void AllocationCache::fill(sched::HostInfo& host, const std::string& exclude_vm_
   host.allocated_memory_mib += memory;
   for (const auto& [group, count] : t.groups) {
     // The excluded VM's group stays when another VM of the group is on the host.
-    if (group == skip_group && count <= 1) continue;
+    if (!skip_group.empty() && group == skip_group && count <= skipped_in_group) continue;
     host.anti_affinity_groups.push_back(group);
   }
 }

@@ -34,6 +34,9 @@ Status PlacementService::load() {
       continue;
     }
     fresh.set(vm.id, allocation_of(*vm.host_id, *doc));
+    if (doc->migration.active())
+      fresh.set(AllocationCache::migration_key(vm.id),
+                allocation_of(doc->migration.target_host_id, *doc));
   }
   log->info("allocation cache loaded vms={}", fresh.vm_count());
   std::lock_guard lock(cache_mu_);
@@ -67,11 +70,19 @@ void PlacementService::record(const std::string& vm_id, const std::string& host_
                               const VmDocument& doc) {
   std::lock_guard lock(cache_mu_);
   cache_.set(vm_id, allocation_of(host_id, doc));
+  // A migration in progress also holds the VM's share of its target (released when the
+  // record no longer has the intent: the migration ended either way).
+  if (doc.migration.active() && doc.migration.target_host_id != host_id)
+    cache_.set(AllocationCache::migration_key(vm_id),
+               allocation_of(doc.migration.target_host_id, doc));
+  else
+    cache_.remove(AllocationCache::migration_key(vm_id));
 }
 
 void PlacementService::forget(const std::string& vm_id) {
   std::lock_guard lock(cache_mu_);
   cache_.remove(vm_id);
+  cache_.remove(AllocationCache::migration_key(vm_id));
 }
 
 std::optional<VmAllocation> PlacementService::cached(const std::string& vm_id) const {

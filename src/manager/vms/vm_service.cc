@@ -236,6 +236,10 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
   if (!doc) return tl::unexpected(doc.error());
   auto source = store_.get_host(*vm->host_id);
   if (!source) return tl::unexpected(source.error());
+  // Choosing the target, recording the intent and reserving the VM's share of the target
+  // happen under the placement lock, as a create's placement does: two migrations (or a
+  // create) cannot both take the target's last room.
+  std::unique_lock placing(placement_.mutex());
   auto target = placement_.place_migration(*doc, vm->id, *source, options.target_host);
   if (!target) return tl::unexpected(target.error());
 
@@ -265,6 +269,8 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
     return {};
   });
   if (!st) return tl::unexpected(st.error());
+  placement_.record(change.vm);  // the reservation on the target
+  placing.unlock();
   events_.published(audit);
   if (on_change_) on_change_(change.vm.id);
   return change;

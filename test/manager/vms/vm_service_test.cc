@@ -347,5 +347,64 @@ TEST_F(WhatIfTest, CapacityCountsWhatFitsWhereAndWhatRunsOutFirst) {
   EXPECT_EQ(vms->size(), 1u);
 }
 
+// A migration holds the VM's share of its target until it ends: a create cannot take that
+// room meanwhile, and a restarted manager (load) still counts it.
+TEST_F(WhatIfTest, AMigrationReservesItsTargetUntilItEnds) {
+  std::string h1 = add_host("h1", 8, 4096);
+  ASSERT_EQ(create_on_first_host("mover", 1024), h1);
+  std::string h2 = add_host("h2", 8, 1536);
+  auto vm = store_->get_vm_by_name("mover");
+  ASSERT_TRUE(vm);
+  auto st = decode_vm_status(vm->status);
+  st.state = "running";
+  vm->status = encode(st);
+  ASSERT_TRUE(store_->update_vm(*vm));
+  VmMigrateOptions o;
+  o.target_host = "h2";
+  auto m = service_->migrate("mover", o, "t");
+  ASSERT_TRUE(m) << m.error().to_string();
+  EXPECT_TRUE(decode_vm_document(m->vm.spec)->migration.tls) << "TLS unless asked otherwise";
+
+  // h2 has 1536 MiB, 1024 of them held for the migration: a 1024 MiB VM pinned there does
+  // not fit; h1 still counts the VM as well (it runs there until the switch-over).
+  auto pinned = [&](const std::string& name) {
+    VmDocument d = doc(name, 1, 1024);
+    d.placement.host = "h2";
+    return d;
+  };
+  auto refused = service_->create(pinned("late"), true, "t");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::resource_exhausted) << refused.error().to_string();
+  sched::PlacementRequest gib;
+  gib.vcpus = 1;
+  gib.memory_mib = 1024;
+  auto plan = placement_->plan_capacity(gib, 0);
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->fit, 3u) << "h1: 4096 - 1024 (3); h2: 1536 - 1024 reserved (0)";
+
+  // A restarted manager rebuilds the reservation from the record.
+  auto sched2 = sched::Scheduler::create({1.0, 1.0, sched::WeightStrategy::pack});
+  ASSERT_TRUE(sched2);
+  PlacementService reloaded(*store_, std::move(*sched2));
+  ASSERT_TRUE(reloaded.load());
+  auto again = reloaded.plan_capacity(gib, 0);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->fit, 3u);
+
+  // The migration ends on h2 (the controller's end: host moved, intent cleared): the
+  // reservation becomes the VM's own share there, and h1's room is free again.
+  vm = store_->get_vm_by_name("mover");
+  auto d = decode_vm_document(vm->spec);
+  d->migration.target_host_id.clear();
+  vm->spec = encode(*d);
+  vm->host_id = h2;
+  ASSERT_TRUE(store_->update_vm(*vm));
+  placement_->record(*store_->get_vm_by_name("mover"));
+  auto after = placement_->plan_capacity(gib, 0);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->fit, 4u) << "h1: 4096 free; h2: 1536 - 1024";
+  EXPECT_FALSE(service_->create(pinned("late"), true, "t")) << "h2 holds the VM itself now";
+}
+
 }  // namespace
 }  // namespace strata::manager

@@ -23,6 +23,10 @@ struct VmAllocation {
 
 class AllocationCache {
  public:
+  // The entry that holds a migrating VM's share of its target host until the migration
+  // ends (the VM's own entry stays on the source): nothing else takes that room meanwhile.
+  static std::string migration_key(const std::string& vm_id) { return vm_id + "@migration"; }
+
   struct HostTotals {
     uint64_t vcpus = 0;
     uint64_t memory_mib = 0;
@@ -37,7 +41,8 @@ class AllocationCache {
   void clear();
 
   // Adds what the host's VMs hold to `host` (allocated_vcpus/memory, anti-affinity
-  // groups), leaving out `exclude_vm_id` (a VM being re-placed does not compete with itself).
+  // groups), leaving out `exclude_vm_id` and its migration reservation (a VM being
+  // re-placed does not compete with itself).
   void fill(sched::HostInfo& host, const std::string& exclude_vm_id = {}) const;
 
   const HostTotals* host(const std::string& host_id) const;
