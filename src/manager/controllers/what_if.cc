@@ -33,6 +33,12 @@ bool restart_order(const Candidate& a, const Candidate& b) {
 
 }  // namespace
 
+std::string HostDownPlan::stays_text() const {
+  std::string which;
+  for (const auto& s : stays) which += fmt::format("{}{} ({})", which.empty() ? "" : "; ", s.vm, s.reason);
+  return which;
+}
+
 Result<HostDownPlan> PlacementService::plan_host_down(const std::vector<std::string>& host_ids,
                                                       bool ha_only,
                                                       const std::vector<PendingVm>& pending,
@@ -204,16 +210,13 @@ Status PlacementService::check_ha_admission(const std::vector<PendingVm>& pendin
     auto plan = plan_host_down({id}, /*ha_only=*/true, pending);
     if (!plan) return tl::unexpected(plan.error());
     if (plan->stays.empty()) continue;
-    std::string which;
-    for (const auto& s : plan->stays)
-      which += fmt::format("{}{} ({})", which.empty() ? "" : "; ", s.vm, s.reason);
     return make_error(ErrorCode::failed_precondition,
                       fmt::format("HA admission control: if host {} failed, {} of its HA VMs "
                                   "could not restart elsewhere: {}. Add capacity, lower the "
                                   "VM's size, or turn admission control off "
                                   "(stratad --ha-admission off)",
                                   plan->hosts.empty() ? id : plan->hosts[0], plan->stays.size(),
-                                  which),
+                                  plan->stays_text()),
                       "ha");
   }
   return {};

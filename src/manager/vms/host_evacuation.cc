@@ -41,15 +41,12 @@ Result<store::TaskRecord> HostEvacuator::evacuate(const std::string& host_name,
     auto plan = vms_.placement().plan_host_down({host->id}, false, {}, /*running_only=*/true);
     if (!plan) return tl::unexpected(plan.error());
     if (!plan->stays.empty()) {
-      std::string which;
-      for (const auto& s : plan->stays)
-        which += fmt::format("{}{} ({})", which.empty() ? "" : "; ", s.vm, s.reason);
       return make_error(ErrorCode::failed_precondition,
                         fmt::format("{} cannot be emptied: {} of its running VMs would not fit "
                                     "on the other hosts: {}. Nothing changed; evacuate with "
                                     "partial=true (strata host evacuate --partial) to move what "
                                     "fits",
-                                    host_name, plan->stays.size(), which),
+                                    host_name, plan->stays.size(), plan->stays_text()),
                         "host");
     }
   }

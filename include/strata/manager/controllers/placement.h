@@ -55,6 +55,8 @@ struct HostDownPlan {
   std::vector<std::string> hosts;  // the hosts taken away (names)
   std::vector<Move> moves;         // in placement order: HA priority, then larger first
   std::vector<Stay> stays;
+  // "vm1 (reason); vm2 (reason)": the stays, for an error message.
+  std::string stays_text() const;
 };
 
 // A capacity question (strata plan capacity): how many more VMs of one size fit, where
