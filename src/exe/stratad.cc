@@ -78,6 +78,10 @@ constexpr const char* kUsage = R"(usage:
                        live migrations encrypt the memory stream and the disk mirror with
                        TLS (the hosts' migration certificates, mutual) unless the request
                        says "tls": false (default on; off for trusted networks)
+  --migrations-per-host N
+                       live migrations at once on one host, incoming and outgoing
+                       together, 1..64 (default 2); more wait in line, in the order asked
+  --max-migrations N   live migrations at once in the whole manager, 1..4096 (default 8)
   --image-max-bytes N  largest image upload (POST /api/v1/images), bytes (default 16 GiB)
   --max-streams N      open event streams + consoles, overall (default 1000; 503 over it)
   --max-streams-per-token N  open event streams + consoles per token (default 32; 429)
@@ -245,6 +249,14 @@ int main(int argc, char** argv) {
       if (!value(&v) || (v != "on" && v != "off"))
         return usage_error("--migration-tls must be on or off");
       cfg.migration_tls = v == "on";
+    } else if (a == "--migrations-per-host") {
+      if (!value(&v) || !parse_int(v, 1, 64, &n))
+        return usage_error("--migrations-per-host must be 1..64");
+      cfg.controller.migrations.per_host = n;
+    } else if (a == "--max-migrations") {
+      if (!value(&v) || !parse_int(v, 1, 4096, &n))
+        return usage_error("--max-migrations must be 1..4096");
+      cfg.controller.migrations.total = n;
     } else if (a == "--ha-failed-after") {
       if (!value(&v) || !parse_int(v, 0, 3'600'000, &n))
         return usage_error("--ha-failed-after must be 0..3600000 (milliseconds)");

@@ -78,8 +78,9 @@ jq -n --arg d "$E2E_DIR" '{agent_dir: $d, hosts: {
   h1: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h1"}},
   h2: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h2"}},
   h3: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h3"}}}}' >"$WORK/fence.json"
+# One live migration at a time per host, so the queue is seen below (the default is 2).
 MGR_ARGS=(--db "sqlite:$WORK/mgr/strata.db" --heartbeat-ms 1000 --miss-threshold 3
-  --fence-config "$WORK/fence.json")
+  --fence-config "$WORK/fence.json" --migrations-per-host 1)
 start_stratad "$WORK/mgr" "$MGR_IP:$PORT" "${MGR_ARGS[@]}"
 log "stratad pid $MGR_PID at $API_URL"
 import_catalog_images || fail "image import through stratad: $(api GET /api/v1/images)"
@@ -295,6 +296,19 @@ api POST "/api/v1/vms/$m/migrate" "{\"host\":\"$mdst\",\"max_bandwidth\":1048576
 [ "$(last_status)" = 202 ] || fail "migrate $m: HTTP $(last_status) $(cat "$WORK/mig5.json")"
 mtask=$(jq -r .task.id "$WORK/mig5.json")
 wait_for 60 "$m copying" copying || fail "$m never reached the copy: $(api GET "/api/v1/vms/$m" | jq -c .status)"
+# While it copies, a second migration that shares a host with it waits in line (one per
+# host here), says why in its task, and starts once the first ends.
+q=$(vms_json | jq -r --arg a "$msrc" --arg b "$mdst" --arg m "$m" \
+  '[.vms[] | select((.host == $a or .host == $b) and .name != $m) | .name] | first')
+[ -n "$q" ] && [ "$q" != null ] || fail "no second VM on $msrc or $mdst"
+qdst=h$((6 - ${msrc#h} - ${mdst#h}))
+api POST "/api/v1/vms/$q/migrate" "{\"host\":\"$qdst\"}" >"$WORK/migq.json"
+[ "$(last_status)" = 202 ] || fail "migrate $q: HTTP $(last_status) $(cat "$WORK/migq.json")"
+qtask=$(jq -r .task.id "$WORK/migq.json")
+queued() { api GET "/api/v1/tasks/$qtask" | jq -r .message | grep -q "^queued: host h[0-9] runs 1 migration (limit 1 per host)"; }
+wait_for 30 "$q's migration queued" queued || fail "$q's migration: $(api GET "/api/v1/tasks/$qtask" | jq -c '{state, message}')"
+[ "$(api GET "/api/v1/tasks/$qtask" | jq -r .state)" = pending ] || fail "queued task: $(api GET "/api/v1/tasks/$qtask")"
+log "$q's migration to $qdst waits: $(api GET "/api/v1/tasks/$qtask" | jq -c '{state, message}')"
 "${cli[@]}" vm migrate "$m" --cancel >"$WORK/cancel5.out" 2>&1 || fail "strata vm migrate --cancel: $(cat "$WORK/cancel5.out")"
 wait_for 90 "$m migration ends after the cancel" task_ended || fail "task: $(api GET "/api/v1/tasks/$mtask")"
 ctask=$(api GET "/api/v1/tasks/$mtask")
@@ -305,6 +319,11 @@ wait_for 30 "$m running on $msrc" vm_is "$m" running || fail "$m after the cance
 "$STRATA_AGENT" ctl --socket "$WORK/$mdst/agent.sock" -o json vm show "$m" >/dev/null 2>&1 &&
   fail "$m is still defined on the target $mdst after the cancel"
 log "$m migration cancelled while copying: $(jq -c '{message}' <<<"$ctask")"
+qended() { local st; st=$(api GET "/api/v1/tasks/$qtask" | jq -r .state); [ "$st" = succeeded ] || [ "$st" = failed ]; }
+wait_for 180 "$q's queued migration ends" qended || fail "$q's task: $(api GET "/api/v1/tasks/$qtask")"
+[ "$(api GET "/api/v1/tasks/$qtask" | jq -r .state)" = succeeded ] && [ "$(api GET "/api/v1/vms/$q" | jq -r .host)" = "$qdst" ] ||
+  fail "$q's queued migration: $(api GET "/api/v1/tasks/$qtask" | jq -c '{state, message}'), on $(api GET "/api/v1/vms/$q" | jq -r .host)"
+log "$q migrated to $qdst after the line moved on"
 
 # ---- what-if, through the CLI: h3's VMs fit elsewhere; room for more small VMs, not huge ones
 "${cli[@]}" plan host-down h3 >"$WORK/plan-down.out" 2>&1 ||

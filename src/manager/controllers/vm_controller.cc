@@ -15,7 +15,7 @@ VmController::VmController(store::Store& store, ConnectionManager& agents, TaskT
                            EventLog& events, PlacementService& placement, ClockPtr clock,
                            ControllerConfig config)
     : store_(store), agents_(agents), tasks_(tasks), events_(events), placement_(placement),
-      clock_(std::move(clock)), config_(config) {}
+      clock_(std::move(clock)), config_(config), migration_slots_(config.migrations) {}
 
 VmController::~VmController() { stop(); }
 
@@ -35,6 +35,18 @@ void VmController::stop() {
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
+  // Migration threads end after their current pass (they see stopping_ before the next).
+  std::map<std::string, std::thread> running;
+  std::vector<std::thread> finished;
+  {
+    std::lock_guard lock(migration_mu_);
+    running.swap(migration_threads_);
+    finished.swap(finished_migrations_);
+  }
+  for (auto& [id, t] : running)
+    if (t.joinable()) t.join();
+  for (auto& t : finished)
+    if (t.joinable()) t.join();
 }
 
 void VmController::enqueue_vm(const std::string& vm_id) {
@@ -98,7 +110,7 @@ void VmController::worker_loop() {
     }
     if (outcome == Outcome::retry) {
       requeue_later(item);
-    } else {
+    } else if (outcome == Outcome::done) {
       std::lock_guard lock(mu_);
       attempts_.erase(item);
     }

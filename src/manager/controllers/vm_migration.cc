@@ -72,6 +72,78 @@ std::string progress_message(const pb::MigrationProgress& p) {
 
 }  // namespace
 
+VmController::Outcome VmController::dispatch_migration(const store::VmRecord& vm,
+                                                       const VmDocument& doc) {
+  const bool resumed = !decode_vm_status(vm.status).migration.phase.empty();
+  // Cancelled before it started: it ends now, without waiting for a slot.
+  if (!resumed && !doc.migration.cancelled_by.empty()) {
+    forget_queued_migration(vm.id);
+    store::VmRecord v = vm;
+    return migrate_vm(v, doc);
+  }
+  auto host = [&](const std::string& id) {
+    auto h = store_.get_host(id);
+    return MigrationSlots::Host{id, h ? h->name : id};
+  };
+  const MigrationSlots::Host source = host(*vm.host_id);
+  const MigrationSlots::Host target = host(doc.migration.target_host_id);
+  MigrationSlots::Admission admission;
+  std::vector<std::thread> finished;
+  {
+    std::lock_guard lock(migration_mu_);
+    finished.swap(finished_migrations_);
+    admission = migration_slots_.admit(vm.id, source, target, resumed);
+    if (admission.started && !migration_threads_.count(vm.id))
+      migration_threads_.emplace(vm.id, std::thread([this, id = vm.id] { run_migration(id); }));
+  }
+  for (auto& t : finished) t.join();  // threads that already ended: returns at once
+  if (admission.started) return Outcome::handed_off;
+  if (!doc.migration.task_id.empty())
+    tasks_.update(doc.migration.task_id, "pending", 0, admission.reason);
+  // It waits: the migration that frees its slot queues it (run_migration), and the
+  // resync covers a manager restart.
+  return Outcome::done;
+}
+
+void VmController::forget_queued_migration(const std::string& vm_id) {
+  std::vector<std::string> ready;
+  {
+    std::lock_guard lock(migration_mu_);
+    if (!migration_slots_.waiting(vm_id)) return;
+    ready = migration_slots_.release(vm_id);
+  }
+  for (const auto& id : ready) enqueue_vm(id);
+}
+
+void VmController::run_migration(const std::string& vm_id) {
+  Outcome outcome = Outcome::done;
+  if (auto vm = store_.get_vm(vm_id)) {
+    auto doc = decode_vm_document(vm->spec);
+    if (doc && doc->migration.active()) outcome = migrate_vm(*vm, *doc);
+  } else if (vm.error().code != ErrorCode::not_found) {
+    outcome = Outcome::retry;
+  }
+  std::vector<std::string> ready;
+  {
+    std::lock_guard lock(migration_mu_);
+    if (auto it = migration_threads_.find(vm_id); it != migration_threads_.end()) {
+      finished_migrations_.push_back(std::move(it->second));
+      migration_threads_.erase(it);
+    }
+    ready = migration_slots_.release(vm_id);
+  }
+  for (const auto& id : ready) enqueue_vm(id);
+  if (outcome == Outcome::retry) {
+    requeue_later("vm:" + vm_id);
+  } else {
+    {
+      std::lock_guard lock(mu_);
+      attempts_.erase("vm:" + vm_id);
+    }
+    enqueue_vm(vm_id);  // the ordinary pass confirms the VM where it now runs
+  }
+}
+
 VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocument& doc) {
   auto log = logger("manager.controller");
   const VmMigration& m = doc.migration;

@@ -25,13 +25,23 @@ std::string rid(const store::VmRecord& vm, std::string_view op, int64_t gen) {
 
 VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   auto log = logger("manager.controller");
+  {
+    // A migration thread owns the VM until its pass ends; it queues the VM then.
+    std::lock_guard lock(migration_mu_);
+    if (migration_threads_.count(vm_id)) return Outcome::handed_off;
+  }
   auto vm = store_.get_vm(vm_id);
-  if (!vm) return vm.error().code == ErrorCode::not_found ? Outcome::done : Outcome::retry;
+  if (!vm) {
+    if (vm.error().code != ErrorCode::not_found) return Outcome::retry;
+    forget_queued_migration(vm_id);
+    return Outcome::done;
+  }
   auto doc = decode_vm_document(vm->spec);
   if (!doc) {
     log->error("vm document unreadable vm={} error={}", vm->name, doc.error().to_string());
     return Outcome::done;
   }
+  if (!doc->migration.active() || vm->deletion_requested) forget_queued_migration(vm_id);
   const int64_t gen = doc->control.generation;
   const std::string task_id = doc->control.task_id;
 
@@ -114,7 +124,7 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   // (the host answers "being defined" until the clone is there).
   if (doc->clone_of.pending && !vm->deletion_requested) return Outcome::done;
   // A live migration in progress owns the VM until it ends (vm_migration.cc).
-  if (doc->migration.active() && !vm->deletion_requested) return migrate_vm(*vm, *doc);
+  if (doc->migration.active() && !vm->deletion_requested) return dispatch_migration(*vm, *doc);
 
   const std::string host_id = *vm->host_id;
   auto client = agents_.client(host_id);

@@ -20,6 +20,7 @@
 #include "strata/common/clock.h"
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/controllers/image_distribution.h"
+#include "strata/manager/controllers/migration_slots.h"
 #include "strata/manager/controllers/placement.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/tasks/task_tracker.h"
@@ -34,6 +35,9 @@ struct ControllerConfig {
   std::chrono::milliseconds retry_max{30000};
   // How often the timer looks at due retries when none is due sooner (clock time).
   std::chrono::milliseconds timer_tick{250};
+  // Live migrations at once, per host and in all (migration_slots.h). Each runs on its own
+  // thread, so a long copy never holds one of the `workers`.
+  MigrationLimits migrations;
 };
 
 class VmController {
@@ -62,8 +66,17 @@ class VmController {
   void on_vm_event(const std::string& host_id, const pb::VmEvent& event);
 
  private:
-  enum class Outcome { done, retry };
+  // handed_off: a migration thread owns the VM now and requeues it itself.
+  enum class Outcome { done, retry, handed_off };
   Outcome reconcile_vm(const std::string& vm_id);
+  // A VM with a live migration asked for: starts its thread when the limits allow, or
+  // leaves it queued with the reason in its task (vm_migration.cc).
+  Outcome dispatch_migration(const store::VmRecord& vm, const VmDocument& doc);
+  // The migration thread: one pass of migrate_vm; then the VM goes back to the queue (at
+  // once when the migration ended, after its backoff when it must wait).
+  void run_migration(const std::string& vm_id);
+  // The VM's queued migration is no longer wanted (cancelled, VM deleted): leaves the line.
+  void forget_queued_migration(const std::string& vm_id);
   // One pass of a live migration in progress (vm_migration.cc).
   Outcome migrate_vm(store::VmRecord& vm, const VmDocument& doc);
   void reconcile_host(const std::string& host_id);
@@ -95,6 +108,14 @@ class VmController {
   uint64_t delayed_epoch_ = 0;  // bumped when delayed_ gains an entry (the timer re-plans)
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+
+  // Guards the migration slots and threads. Taken alone or before mu_ (enqueue_vm and
+  // requeue_later take mu_), never while holding mu_; never held across a call to an agent
+  // or the store.
+  std::mutex migration_mu_;
+  MigrationSlots migration_slots_;
+  std::map<std::string, std::thread> migration_threads_;  // vm id -> its running thread
+  std::vector<std::thread> finished_migrations_;          // ended threads, to join
 };
 
 }  // namespace strata::manager
