@@ -168,8 +168,14 @@ done
 log "mutual TLS: 3 host certificates and 3 migration certificates from the manager's CA; plaintext refused"
 
 # ---- 6 tiny VMs through the API
+# vm1 boots a kernel of its own (the same file under another catalog name): only vm1's
+# host has it, so vm1's migration below must bring it to its target first.
+env STRATA_SERVER="$API_URL" STRATA_TOKEN="$TOKEN" "$STRATA_CLI" image import tiny-kernel-m \
+  "$TINY_KERNEL" --kind kernel >/dev/null 2>&1 || fail "import tiny-kernel-m"
 for n in 1 2 3 4 5 6; do
-  api POST /api/v1/vms "$(vm_body "vm$n" true)" >"$WORK/create-vm$n.json"
+  extra=""
+  [ "$n" = 1 ] && extra=', kernel: "tiny-kernel-m"'
+  api POST /api/v1/vms "$(vm_body "vm$n" true "$extra")" >"$WORK/create-vm$n.json"
   [ "$(last_status)" = 202 ] || fail "create vm$n: HTTP $(last_status) $(cat "$WORK/create-vm$n.json")"
 done
 vms_json() { api GET /api/v1/vms; }
@@ -241,6 +247,9 @@ task=$(api GET "/api/v1/tasks?limit=10000" | jq -c '[.tasks[] | select(.kind == 
 grep "incoming migration ready vm=vm1 " "$WORK/$dst/agent.log" | tail -1 | grep -q " tls=true " ||
   fail "vm1's target did not listen for TLS: $(grep "incoming migration ready vm=vm1 " "$WORK/$dst/agent.log" | tail -1)"
 log "vm1 migrated $src -> $dst: $(jq -c '{message, result}' <<<"$task")"
+# Its own kernel went to the target before the target defined it.
+api GET /api/v1/images/tiny-kernel-m | jq -e --arg d "$dst" '[.hosts[].host] | index($d)' >/dev/null ||
+  fail "tiny-kernel-m is not on $dst after vm1's migration: $(api GET /api/v1/images/tiny-kernel-m | jq -c '[.hosts[].host]')"
 # It runs on the target only, and it is the same guest (its RAM came along, no reboot).
 st=$("$STRATA_AGENT" ctl --socket "$WORK/h$di/agent.sock" -o json vm show vm1 | jq -r .state)
 [ "$st" = VM_STATE_RUNNING ] || fail "vm1 on $dst: $st"

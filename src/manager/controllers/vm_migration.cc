@@ -271,6 +271,13 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     task(5, "preparing the target " + target_host->name);
     auto begin = source->begin_migration(vm.name);
     if (!begin) return retryable(begin.error()) ? Outcome::retry : give_up(begin.error());
+    // The target defines the VM from the same catalog images (kernel, initrd, the disks'
+    // bases): they are copied there first, as before a VM is defined on a host.
+    if (images_) {
+      auto ensured = images_->ensure(m.target_host_id, *target, doc.spec,
+                                     [&](const std::string& msg) { task(5, msg); });
+      if (!ensured) return retryable(ensured.error()) ? Outcome::retry : give_up(ensured.error());
+    }
     auto listen = listen_host_of(target_host->address);
     if (!listen) return give_up(listen.error());
     auto prepared = target->prepare_migration(base + ":prepare", *begin, *listen, m.tls);
