@@ -95,11 +95,6 @@ Status read_bool(const json& obj, std::string_view key, const std::string& path,
   return {};
 }
 
-const json* find_array(const json& obj, std::string_view key) {
-  auto it = obj.find(key);
-  return it == obj.end() ? nullptr : &*it;
-}
-
 Status parse_kernel_boot(const json& j, KernelBoot& kb) {
   const std::string path = "kernel_boot";
   if (auto s = check_object(j, path, {"kernel", "initrd", "cmdline"}); !s) return s;
@@ -183,6 +178,8 @@ Status parse_ci_nic(const json& j, const std::string& path, CloudInitNic& n) {
   return read_string_array(j, "nameservers", path, kMaxNameservers, n.nameservers);
 }
 
+// An optional array under `key` of `path` ("" at the top), each element parsed by
+// parse_one(element, "path.key[i]", item).
 template <typename T, typename Fn>
 Status parse_items(const json& obj, std::string_view key, const std::string& path,
                    std::vector<T>& out, size_t max, Fn parse_one) {
@@ -190,6 +187,7 @@ Status parse_items(const json& obj, std::string_view key, const std::string& pat
   auto it = obj.find(key);
   if (it == obj.end()) return {};
   if (!it->is_array()) return wrong_type(field, "an array", *it);
+  // Bound the work before parsing elements; validate() gives the precise limit message.
   if (it->size() > max)
     return invalid_argument(field, std::to_string(it->size()) + " entries, at most " +
                                        std::to_string(max) + " allowed");
@@ -208,25 +206,6 @@ Status parse_cloud_init(const json& j, const std::string& path, CloudInit& ci) {
     return s;
   if (auto s = parse_items(j, "network", path, ci.network, kMaxNics, parse_ci_nic); !s) return s;
   return read_string(j, "user_data", path, ci.user_data);
-}
-
-template <typename T, typename Fn>
-Status parse_array(const json& obj, std::string_view key, std::vector<T>& out, size_t max,
-                   Fn parse_one) {
-  const json* arr = find_array(obj, key);
-  if (!arr) return {};
-  std::string field(key);
-  if (!arr->is_array()) return wrong_type(field, "an array", *arr);
-  // Bound the work before parsing elements; validate() gives the precise limit message.
-  if (arr->size() > max)
-    return invalid_argument(field, std::to_string(arr->size()) + " entries, at most " +
-                                       std::to_string(max) + " allowed");
-  for (size_t i = 0; i < arr->size(); ++i) {
-    T item;
-    if (auto s = parse_one((*arr)[i], field + "[" + std::to_string(i) + "]", item); !s) return s;
-    out.push_back(std::move(item));
-  }
-  return {};
 }
 
 Result<VmSpec> parse(const json& j) {
@@ -252,9 +231,9 @@ Result<VmSpec> parse(const json& j) {
     if (auto s = parse_kernel_boot(*it, kb); !s) return tl::unexpected(s.error());
     spec.kernel_boot = std::move(kb);
   }
-  if (auto s = parse_array(j, "disks", spec.disks, kMaxDisks, parse_disk); !s)
+  if (auto s = parse_items(j, "disks", "", spec.disks, kMaxDisks, parse_disk); !s)
     return tl::unexpected(s.error());
-  if (auto s = parse_array(j, "nics", spec.nics, kMaxNics, parse_nic); !s)
+  if (auto s = parse_items(j, "nics", "", spec.nics, kMaxNics, parse_nic); !s)
     return tl::unexpected(s.error());
   if (auto s = read_bool(j, "vnc", "", spec.vnc); !s) return tl::unexpected(s.error());
   if (auto it = j.find("labels"); it != j.end()) {
