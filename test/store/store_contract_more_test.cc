@@ -1,5 +1,6 @@
 // Store contract, part 2: tasks, the event log, API and join tokens, bounded metrics,
 // transactions, migrations, hostile names and a 10 000-VM scale pass.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -392,6 +393,88 @@ TEST_P(StoreContractTest, TransactionCommitsAllOrNothing) {
   STORE_ASSERT_CODE(store_->get_host_by_name("kept?"), ErrorCode::not_found);
   STORE_ASSERT_CODE(store_->get_host_by_name("after-error"), ErrorCode::not_found);
   STORE_ASSERT_OK(store_->get_host_by_name("tx-host"));
+}
+
+TEST_P(StoreContractTest, TransactionRetryingRerunsALostCompareAndSwapFromScratch) {
+  // A run that loses its compare-and-swap rolls back whole; the next run starts over.
+  int runs = 0;
+  auto st = store_->transaction_retrying([&](Store& tx) -> Status {
+    ++runs;
+    if (auto r = tx.create_host(host_named("run-" + std::to_string(runs))); !r)
+      return tl::unexpected(r.error());
+    if (runs < 3) return make_error(ErrorCode::conflict, "lost the race");
+    return {};
+  });
+  STORE_ASSERT_OK(st);
+  EXPECT_EQ(runs, 3);
+  STORE_ASSERT_CODE(store_->get_host_by_name("run-1"), ErrorCode::not_found);
+  STORE_ASSERT_CODE(store_->get_host_by_name("run-2"), ErrorCode::not_found);
+  STORE_ASSERT_OK(store_->get_host_by_name("run-3"));
+
+  // Other errors are not retried; a conflict that persists is returned after `attempts`.
+  runs = 0;
+  auto other = store_->transaction_retrying([&](Store&) -> Status {
+    ++runs;
+    return make_error(ErrorCode::failed_precondition, "no");
+  });
+  STORE_ASSERT_CODE(other, ErrorCode::failed_precondition);
+  EXPECT_EQ(runs, 1);
+  runs = 0;
+  auto stale = store_->transaction_retrying(
+      [&](Store&) -> Status {
+        ++runs;
+        return make_error(ErrorCode::conflict, "resource_version is 7, not 6");
+      },
+      4);
+  STORE_ASSERT_CODE(stale, ErrorCode::conflict);
+  EXPECT_EQ(runs, 4);
+
+  // Nested in a transaction it runs once: the outer one's writes cannot roll back alone.
+  runs = 0;
+  auto nested = store_->transaction([&](Store& tx) -> Status {
+    return tx.transaction_retrying([&](Store&) -> Status {
+      ++runs;
+      return make_error(ErrorCode::conflict, "lost");
+    });
+  });
+  STORE_ASSERT_CODE(nested, ErrorCode::conflict);
+  EXPECT_EQ(runs, 1);
+}
+
+TEST_P(StoreContractTest, TransactionRetryingLandsRacingReadModifyWrites) {
+  // Four writers each count 25 times up in one VM's label by read-modify-write, naming no version
+  // (like PATCH without If-Match). On PostgreSQL the compare-and-swap loses whenever
+  // another writer commits between the read and the update; every write must still land.
+  STORE_ASSERT_OK(store_->create_vm(vm_named("contended")));
+  constexpr int kWriters = 4, kEach = 25;
+  std::atomic<int> failures{0}, runs{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w)
+    writers.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        auto st = store_->transaction_retrying(
+            [&](Store& tx) -> Status {
+              ++runs;
+              auto vm = tx.get_vm_by_name("contended");
+              if (!vm) return tl::unexpected(vm.error());
+              const auto it = vm->labels.find("count");
+              const int count = it == vm->labels.end() ? 0 : std::stoi(it->second);
+              vm->labels["count"] = std::to_string(count + 1);
+              if (auto u = tx.update_vm(*vm); !u) return tl::unexpected(u.error());
+              return {};
+            },
+            100);
+        if (!st) ++failures;
+      }
+    });
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto vm = store_->get_vm_by_name("contended");
+  STORE_ASSERT_OK(vm);
+  EXPECT_EQ(vm->labels["count"], std::to_string(kWriters * kEach));  // no update lost
+  EXPECT_EQ(vm->resource_version, 1 + kWriters * kEach);
+  std::printf("%s: %d runs for %d writes\n", GetParam()->name().c_str(), runs.load(),
+              kWriters * kEach);
 }
 
 TEST_P(StoreContractTest, MigrationsAreIdempotentAcrossReopen) {

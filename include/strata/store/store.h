@@ -41,6 +41,18 @@ class Store {
   // Calling tx.transaction() nests by simply running the inner fn in the same one.
   virtual Status transaction(const std::function<Status(Store& tx)>& fn) = 0;
 
+  // transaction(), run again while it fails with `conflict`, up to `attempts` runs in all.
+  // For a read-modify-write that names no version of its own: on PostgreSQL (READ
+  // COMMITTED) a concurrent writer can move the row between fn's read and its
+  // compare-and-swap update; the rerun reads the new row and applies the change to it.
+  // A caller that does name a version (If-Match) gets its conflict again on every run,
+  // so the answer is unchanged. Each run rolls back completely before the next, so fn
+  // must rebuild everything from what it reads in `tx` (reset captured outputs at its
+  // start). Inside a transaction (tx.transaction_retrying) fn runs once: the outer
+  // transaction's earlier writes cannot be rolled back alone.
+  virtual Status transaction_retrying(const std::function<Status(Store& tx)>& fn,
+                                      int attempts = 5) = 0;
+
   // ---- hosts ----
   // create: assigns id (when empty), resource_version=1, timestamps; returns the stored record.
   virtual Result<HostRecord> create_host(const HostRecord& host) = 0;

@@ -245,27 +245,39 @@ void add_host_routes(ApiService& api) {
     if (!patch) return error_response(patch.error());
     auto expected = expected_version(r, &*body);
     if (!expected) return error_response(expected.error());
-    auto h = d.store->get_host_by_name(r.param("name"));
-    if (!h) return error_response(h.error());
-    if (*expected) h->resource_version = **expected;
-    for (const auto& [k, v] : patch->labels) {
-      if (v) h->labels[k] = *v;
-      else h->labels.erase(k);
-    }
-    // Patches add up: bound the resulting map, not just this request.
-    if (auto st = model::validate_labels("labels", h->labels); !st)
-      return error_response(st.error());
-    if (patch->maintenance) {
-      if (*patch->maintenance) {
-        h->state = "maintenance";
-      } else if (h->state == "maintenance") {
-        Liveness l = d.agents->liveness(h->id);
-        h->state = l == Liveness::up ? "up" : l == Liveness::unreachable ? "unreachable" : "enrolling";
+    // One read-modify-write in a transaction, rerun when a heartbeat (which bumps the host's
+    // version every few seconds) wins the compare-and-swap: a PATCH without If-Match never
+    // answers 409 for that. With If-Match a different version is a 409, as before.
+    store::HostRecord updated;
+    auto st = d.store->transaction_retrying([&](store::Store& tx) -> Status {
+      auto h = tx.get_host_by_name(r.param("name"));
+      if (!h) return tl::unexpected(h.error());
+      if (*expected && **expected != h->resource_version)
+        return make_error(ErrorCode::conflict,
+                          fmt::format("resource_version is {}, not {}", h->resource_version,
+                                      **expected),
+                          "resource_version");
+      for (const auto& [k, v] : patch->labels) {
+        if (v) h->labels[k] = *v;
+        else h->labels.erase(k);
       }
-    }
-    auto u = d.store->update_host(*h);
-    if (!u) return error_response(u.error());
-    return HttpResponse::json(200, host_json(d, *u, false));
+      // Patches add up: bound the resulting map, not just this request.
+      if (auto ok = model::validate_labels("labels", h->labels); !ok) return ok;
+      if (patch->maintenance) {
+        if (*patch->maintenance) {
+          h->state = "maintenance";
+        } else if (h->state == "maintenance") {
+          Liveness l = d.agents->liveness(h->id);
+          h->state = l == Liveness::up ? "up" : l == Liveness::unreachable ? "unreachable" : "enrolling";
+        }
+      }
+      auto u = tx.update_host(*h);
+      if (!u) return tl::unexpected(u.error());
+      updated = *u;
+      return {};
+    });
+    if (!st) return error_response(st.error());
+    return HttpResponse::json(200, host_json(d, updated, false));
   });
 
   // Maintenance with evacuation: the host stops taking VMs and its running VMs migrate

@@ -184,7 +184,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
   // Ends the migration: the VM stays on (or moves to) `host_id`; the task ends with it.
   auto end = [&](const std::string& host_id, bool ok, const std::string& message,
                  const nlohmann::json& result) -> Outcome {
-    auto st = store_.transaction([&](store::Store& tx) -> Status {
+    auto st = store_.transaction_retrying([&](store::Store& tx) -> Status {
       auto fresh = tx.get_vm(vm.id);
       if (!fresh) return tl::unexpected(fresh.error());
       auto d = decode_vm_document(fresh->spec);

@@ -53,7 +53,9 @@ Result<store::TaskRecord> HostEvacuator::evacuate(const std::string& host_name,
   store::TaskRecord out;
   store::EventRecord audit;
   bool created = false;
-  auto st = store_.transaction([&](store::Store& tx) -> Status {
+  // Heartbeats bump the host's version all the time: a lost compare-and-swap reruns.
+  auto st = store_.transaction_retrying([&](store::Store& tx) -> Status {
+    created = false;  // each run starts over
     auto host = tx.get_host_by_name(host_name);
     if (!host) return tl::unexpected(host.error());
     store::TaskListOptions o;

@@ -46,7 +46,8 @@ Result<store::VmRecord> VmService::make_template(const std::string& name,
                                                  const std::string& actor) {
   store::VmRecord result;
   std::optional<store::EventRecord> audit;
-  auto st = store_.transaction([&](store::Store& tx) -> Status {
+  auto st = store_.transaction_retrying([&](store::Store& tx) -> Status {
+    audit.reset();  // each run starts over
     auto vm = tx.get_vm_by_name(name);
     if (!vm) return tl::unexpected(vm.error());
     auto doc = decode_vm_document(vm->spec);

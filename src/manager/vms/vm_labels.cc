@@ -14,7 +14,9 @@ Result<store::VmRecord> relabel_vm(store::Store& store, EventLog& events, const 
                                    const std::string& actor) {
   store::VmRecord out;
   store::EventRecord audit;
-  auto st = store.transaction([&](store::Store& tx) -> Status {
+  // Retried on a lost compare-and-swap: the patch applies to whatever the VM is now (a
+  // controller's status write must not turn a label edit into a 409).
+  auto st = store.transaction_retrying([&](store::Store& tx) -> Status {
     auto vm = tx.get_vm_by_name(name);
     if (!vm) return tl::unexpected(vm.error());
     if (expected_version && *expected_version != vm->resource_version)

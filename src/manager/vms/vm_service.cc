@@ -145,7 +145,7 @@ Result<VmChange> VmService::act(const std::string& name, VmVerb verb, const VmAc
   const std::string kind = std::string("vm.") + to_string(verb);
   VmChange change;
   store::EventRecord audit;
-  auto st = store_.transaction([&](store::Store& tx) -> Status {
+  auto st = store_.transaction_retrying([&](store::Store& tx) -> Status {
     auto vm = tx.get_vm_by_name(name);
     if (!vm) return tl::unexpected(vm.error());
     if (options.expected_version && *options.expected_version != vm->resource_version)
@@ -246,20 +246,27 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
   VmChange change;
   store::EventRecord audit;
   const std::string message = fmt::format("from {} to {}", source->name, target->name);
-  auto st = store_.transaction([&](store::Store& tx) -> Status {
+  // The target was chosen for the VM as read above. Its status moves all the time (the
+  // controller writes it), which changes nothing here: only a changed document (spec,
+  // control, migration) or host makes the choice stale. A lost compare-and-swap reruns.
+  auto st = store_.transaction_retrying([&](store::Store& tx) -> Status {
     auto fresh = tx.get_vm(vm->id);
     if (!fresh) return tl::unexpected(fresh.error());
-    if (fresh->resource_version != vm->resource_version)
-      return make_error(ErrorCode::conflict, "the VM changed meanwhile; try again");
+    if (fresh->spec != vm->spec || fresh->host_id != vm->host_id)
+      return make_error(ErrorCode::conflict,
+                        "the VM changed meanwhile (its spec, an action or its host); try again");
+    auto now = checked(*fresh);
+    if (!now) return tl::unexpected(now.error());
+    VmDocument next = *doc;  // a fresh copy each run
     auto task = create_task_in(tx, "vm.migrate", "vm", fresh->id, message);
     if (!task) return tl::unexpected(task.error());
-    doc->migration.target_host_id = target->id;
-    doc->migration.task_id = task->id;
-    doc->migration.seq += 1;
-    doc->migration.max_bandwidth = options.max_bandwidth;
-    doc->migration.downtime_max_ms = options.downtime_max_ms;
-    doc->migration.tls = options.tls.value_or(migration_tls_);
-    fresh->spec = encode(*doc);
+    next.migration.target_host_id = target->id;
+    next.migration.task_id = task->id;
+    next.migration.seq += 1;
+    next.migration.max_bandwidth = options.max_bandwidth;
+    next.migration.downtime_max_ms = options.downtime_max_ms;
+    next.migration.tls = options.tls.value_or(migration_tls_);
+    fresh->spec = encode(next);
     auto updated = tx.update_vm(*fresh);
     if (!updated) return tl::unexpected(updated.error());
     auto ev = EventLog::append_in(tx, actor, "vm.migrate", "vm/" + updated->name, "ok", message);
@@ -282,7 +289,9 @@ Result<VmChange> VmService::cancel_migration(const std::string& name, const std:
   bool recorded = false;
   std::string phase, source_host;
   int64_t seq = 0;
-  auto st = store_.transaction([&](store::Store& tx) -> Status {
+  auto st = store_.transaction_retrying([&](store::Store& tx) -> Status {
+    recorded = false;  // each run starts over
+    change = {};
     auto vm = tx.get_vm_by_name(name);
     if (!vm) return tl::unexpected(vm.error());
     auto doc = decode_vm_document(vm->spec);

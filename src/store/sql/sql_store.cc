@@ -4,7 +4,10 @@
 
 #include <cctype>
 #include <chrono>
+#include <algorithm>
 #include <functional>
+#include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +24,12 @@ Result<T> first_or_not_found(Result<SqlRows> rows, Result<T> (*decode)(const Sql
   if (!rows) return tl::unexpected(rows.error());
   if (rows->empty()) return not_found(what + " not found");
   return decode(rows->front());
+}
+
+// Jitter for transaction_retrying's pause (one generator per thread: no lock, no sharing).
+std::minstd_rand& retry_rng() {
+  thread_local std::minstd_rand rng(std::random_device{}());
+  return rng;
 }
 
 std::string cols_from(const char* cols, const std::string& where) {
@@ -114,6 +123,20 @@ Status SqlStore::transaction(const std::function<Status(Store& tx)>& fn) {
     if (st && guarded.first_error()) return tl::unexpected(*guarded.first_error());
     return st;
   });
+}
+
+Status SqlStore::transaction_retrying(const std::function<Status(Store& tx)>& fn,
+                                      int attempts) {
+  if (tx_) return fn(*this);
+  Status st;
+  for (int run = 1;; ++run) {
+    st = transaction(fn);
+    if (st || st.error().code != ErrorCode::conflict || run >= attempts) return st;
+    // The writer that won is committed by now; a growing, jittered pause keeps two
+    // losers from colliding again in lock step.
+    std::this_thread::sleep_for(std::chrono::microseconds(
+        (200 << std::min(run, 5)) + std::uniform_int_distribution<int>(0, 500)(retry_rng())));
+  }
 }
 
 Error SqlStore::version_miss(SqlConnection& c, const std::string& table, const std::string& kind,

@@ -23,6 +23,8 @@ class SqlStore final : public Store {
   Status ping() override;
   Result<int64_t> schema_version() override;
   Status transaction(const std::function<Status(Store& tx)>& fn) override;
+  Status transaction_retrying(const std::function<Status(Store& tx)>& fn,
+                              int attempts) override;
 
   Result<HostRecord> create_host(const HostRecord& host) override;
   Result<HostRecord> get_host(const std::string& id) override;
