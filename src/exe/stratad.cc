@@ -67,13 +67,20 @@ constexpr const char* kUsage = R"(usage:
   --fence-config FILE  fence devices by host (JSON; docs/internals/ha.md): HA VMs restart
                        elsewhere only after their failed host is fenced (powered off and
                        confirmed off) through its fence agent (fence_ipmilan, fence_redfish,
-                       ...); without a device a failed host's HA VMs stay unknown
+                       ...); without a device (or while it fails) a failed host's HA VMs
+                       stay unknown until their leases run out (--ha-lease)
   --ha-admission enforce|warn|off
                        HA admission control (default enforce): an HA VM is created only if,
                        with it, every host's HA VMs would restart elsewhere after that
                        host's failure (warn: created anyway, with a vm.ha_admission event)
   --ha-failed-after MS an unreachable host with HA VMs is declared failed and fenced after
                        MS more milliseconds (default 4000; after --miss-threshold misses)
+  --ha-lease S         HA leases (self-fencing): each heartbeat to a host that is up grants
+                       its HA VMs S seconds; a host that hears nothing for S seconds stops
+                       them (their shims do, agent alive or not), and the manager restarts
+                       them elsewhere once S + the heartbeat timeout + 3 s have passed,
+                       without a fence device (default 60; 0: no leases, fencing only).
+                       A manager down for longer than S stops the HA VMs: see docs
   --migration-tls on|off
                        live migrations encrypt the memory stream and the disk mirror with
                        TLS (the hosts' migration certificates, mutual) unless the request
@@ -144,6 +151,7 @@ bool is_loopback_listen(const std::string& listen) {
 
 int main(int argc, char** argv) {
   strata::manager::ManagerConfig cfg;
+  cfg.connections.ha_lease = std::chrono::seconds(60);
   std::string log_level = "info";
   bool insecure_http = false;
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -257,6 +265,10 @@ int main(int argc, char** argv) {
       if (!value(&v) || !parse_int(v, 1, 4096, &n))
         return usage_error("--max-migrations must be 1..4096");
       cfg.controller.migrations.total = n;
+    } else if (a == "--ha-lease") {
+      if (!value(&v) || !parse_int(v, 0, 3600, &n))
+        return usage_error("--ha-lease must be 0..3600 (seconds)");
+      cfg.connections.ha_lease = std::chrono::seconds(n);
     } else if (a == "--ha-failed-after") {
       if (!value(&v) || !parse_int(v, 0, 3'600'000, &n))
         return usage_error("--ha-failed-after must be 0..3600000 (milliseconds)");

@@ -141,7 +141,11 @@ class ManagerImpl final : public Manager {
          // Shared: the agents' threads may publish until they are stopped.
          [feed = metrics_feed_](const std::string& h, int64_t t, const std::string& data) {
            feed->publish(h, t, data);
-         }});
+         },
+         // HA leases: what each heartbeat grants, from the HA controller's one filter.
+         [this](const std::string& h) { return ha_->lease_vms(h); }});
+    if (cfg.connections.ha_lease.count() > 0)
+      ha_->set_lease_view([this](const std::string& h) { return agents_->ha_lease(h); });
 
     ApiDeps deps;
     deps.store = store_.get();

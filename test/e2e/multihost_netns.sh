@@ -181,6 +181,7 @@ done
 vms_json() { api GET /api/v1/vms; }
 vm_state() { api GET "/api/v1/vms/$1" | jq -r .status.state; }
 vm_is() { [ "$(vm_state "$1")" = "$2" ]; }
+qemu_of() { ps -eo comm=,args= | awk -v g="guest=$1" '$1 ~ /^qemu-system/ { for (i = 2; i <= NF; i++) if ($i == g) n++ } END { print n + 0 }'; }
 all_running() {
   [ "$(vms_json | jq '[.vms[] | select(.status.state == "running")] | length')" = 6 ]
 }
@@ -295,6 +296,52 @@ for i in 1 2 3; do
 done
 [ "$on_hosts" = 1 ] || fail "$m is defined on $on_hosts hosts"
 log "$m migrated across a manager crash: $(api GET "/api/v1/tasks/$mtask" | jq -c '{message}')"
+
+# ---- the kill matrix, agents: the source host's agent, then the target host's, killed -9
+# while a migration copies, and started again. Whichever way the migration ends, the VM
+# runs on exactly one host, once, and the record says which.
+restart_agent() {  # restart_agent I: h$I's agent again (enrolled before: no join token)
+  local i=$1
+  ip netns exec "st-h$i" "$STRATA_AGENT" serve --state-dir "$WORK/h$i" --images "$WORK/h$i/images" \
+    --listen "unix:$WORK/h$i/agent.sock" --listen-tcp "$(host_ip "$i"):$AGENT_PORT" --accel tcg \
+    --manager "$API_URL" --advertise "$(host_ip "$i"):$AGENT_PORT" --name "h$i" \
+    --datastore "shared=$WORK/datastore" >>"$WORK/h$i/agent.log" 2>&1 &
+  AGENT_PIDS[$((i - 1))]=$!
+}
+for victim in source target; do
+  msrc=$(api GET "/api/v1/vms/$m" | jq -r .host)
+  msi=${msrc#h}
+  mdi=$((msi % 3 + 1))
+  mdst=h$mdi
+  vi=$msi
+  [ "$victim" = target ] && vi=$mdi
+  api POST "/api/v1/vms/$m/migrate" "{\"host\":\"$mdst\",\"max_bandwidth\":16777216}" >"$WORK/mig-kill-$victim.json"
+  [ "$(last_status)" = 202 ] || fail "migrate $m: HTTP $(last_status) $(cat "$WORK/mig-kill-$victim.json")"
+  mtask=$(jq -r .task.id "$WORK/mig-kill-$victim.json")
+  wait_for 60 "$m copying" copying || fail "$m never reached the copy: $(api GET "/api/v1/vms/$m" | jq -c .status)"
+  kill -9 "${AGENT_PIDS[$((vi - 1))]}"
+  wait "${AGENT_PIDS[$((vi - 1))]}" 2>/dev/null || true
+  log "the $victim agent (h$vi) killed while $m copies ($msrc -> $mdst)"
+  sleep 2
+  restart_agent "$vi"
+  wait_for 180 "$m migration ends after the $victim agent's restart" task_ended ||
+    fail "task: $(api GET "/api/v1/tasks/$mtask" | jq -c '{state, message}')"
+  mhost=$(api GET "/api/v1/vms/$m" | jq -r .host)
+  [ "$mhost" = "$msrc" ] || [ "$mhost" = "$mdst" ] || fail "$m ended on $mhost"
+  wait_for 120 "$m running on $mhost" vm_is "$m" running ||
+    fail "$m after the $victim agent's kill: $(api GET "/api/v1/vms/$m" | jq -c '{host, status}')"
+  defined_on() {  # the hosts whose agent defines $m
+    local i
+    for i in 1 2 3; do
+      "$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" -o json vm show "$m" >/dev/null 2>&1 && printf 'h%s ' "$i"
+    done
+  }
+  only_on_record() { [ "$(defined_on)" = "$mhost " ]; }
+  wait_for 60 "$m defined on $mhost only" only_on_record ||
+    fail "$m is defined on [$(defined_on)], its record says $mhost"
+  [ "$(qemu_of "$m")" = 1 ] || fail "$m: $(qemu_of "$m") QEMU processes after the $victim agent's kill"
+  log "$victim agent killed mid-copy: $m runs on $mhost only; task $(api GET "/api/v1/tasks/$mtask" | jq -c '{state, message}')"
+done
 
 # ---- a migration cancelled while it copies (1 MiB/s: it would take minutes): the VM stays
 # on its host, running; the task says who cancelled; nothing is left on the target.
@@ -441,7 +488,6 @@ ha_from=$(api GET /api/v1/vms/vm-ha | jq -r .host)
 ha_i=${ha_from#h}
 # QEMU processes of a guest, anywhere on this machine (its shim's command line carries
 # QEMU's too: count only the QEMUs).
-qemu_of() { ps -eo comm=,args= | awk -v g="guest=$1" '$1 ~ /^qemu-system/ { for (i = 2; i <= NF; i++) if ($i == g) n++ } END { print n + 0 }'; }
 qemu_copies() { qemu_of vm-ha; }
 [ "$(qemu_copies)" = 1 ] || fail "vm-ha: $(qemu_copies) QEMU processes before the failure"
 ha_uuid=$(api GET /api/v1/vms/vm-ha | jq -r .spec.uuid)

@@ -137,6 +137,18 @@ class Hypervisor {
 
   // Live migration (strata/agent/migration.h); null when this driver cannot migrate.
   virtual MigrationDriver* migration() { return nullptr; }
+
+  // HA leases (docs/internals/ha.md, "Leases"), granted by a manager heartbeat: each VM of
+  // `vms` defined here now holds a lease that runs out `lease` from now, enforced by its
+  // shim even if this agent dies; every other VM here loses its lease. Returns the VMs of
+  // `vms` whose lease is in force (defined here, and any running QEMU under a shim that
+  // enforces it): the manager relies on those only. A driver without leases returns none.
+  virtual std::vector<std::string> renew_ha_leases(const std::vector<std::string>& vms,
+                                                   std::chrono::milliseconds lease) {
+    (void)vms;
+    (void)lease;
+    return {};
+  }
 };
 
 inline Result<SnapshotInfo> Hypervisor::snapshot_create(const std::string&, const std::string&) {

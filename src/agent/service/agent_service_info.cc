@@ -76,8 +76,29 @@ grpc::Status AgentService::ListImages(grpc::ServerContext*, const v1::ListImages
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::Health(grpc::ServerContext*, const v1::HealthRequest*,
+grpc::Status AgentService::Health(grpc::ServerContext* ctx, const v1::HealthRequest* req,
                                   v1::HealthResponse* resp) {
+  // An HA lease grant (docs/internals/ha.md, "Leases"). Checked whole before any lease
+  // changes; a request past its deadline renews nothing (the manager counted its margin
+  // from when it sent the request, plus that deadline).
+  if (req->ha_lease_ms() != 0) {
+    constexpr int64_t kMaxLeaseMs = 3600 * 1000;
+    if (req->ha_lease_ms() < 0 || req->ha_lease_ms() > kMaxLeaseMs)
+      return to_grpc_status(Error{ErrorCode::invalid_argument,
+                                  "ha_lease_ms must be between 1 and 3600000", "ha_lease_ms"});
+    if (req->ha_vms_size() > 100000)
+      return to_grpc_status(
+          Error{ErrorCode::invalid_argument, "at most 100000 ha_vms", "ha_vms"});
+    std::vector<std::string> vms;
+    for (const auto& name : req->ha_vms()) {
+      if (auto st = model::validate_name("ha_vms", name); !st) return to_grpc_status(st.error());
+      vms.push_back(name);
+    }
+    if (ctx && ctx->deadline() < std::chrono::system_clock::now())
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the heartbeat arrived too late");
+    for (auto& name : hv_.renew_ha_leases(vms, std::chrono::milliseconds(req->ha_lease_ms())))
+      resp->add_leased_vms(std::move(name));
+  }
   resp->set_serving(!stopping_);
   resp->set_agent_version(opts_.agent_version);
   resp->set_hostname(opts_.hostname);

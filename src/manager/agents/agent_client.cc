@@ -170,8 +170,8 @@ void set_deadline(grpc::ClientContext& ctx, std::chrono::milliseconds t) {
 // The heartbeat waits (within its deadline) for the channel to connect rather than failing
 // fast while the channel is in TRANSIENT_FAILURE: a host that was refused once (dialled right
 // after enrollment, before its agent served) is answered as soon as it serves.
-Result<pb::HealthResponse> AgentClient::health(std::chrono::milliseconds timeout) {
-  pb::HealthRequest req;
+Result<pb::HealthResponse> AgentClient::health(std::chrono::milliseconds timeout,
+                                               const pb::HealthRequest& req) {
   grpc::ClientContext ctx;
   set_deadline(ctx, timeout);
   ctx.set_wait_for_ready(true);

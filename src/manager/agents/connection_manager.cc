@@ -5,6 +5,8 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -107,6 +109,15 @@ class ConnectionManager::HostConnection {
   }
   Liveness liveness() const { return liveness_; }
   bool first_heartbeat_done() const { return first_done_; }
+  HaLeaseView ha_lease() const {
+    std::lock_guard lock(lease_mu_);
+    HaLeaseView v;
+    if (last_grant_)
+      v.expired_by = *last_grant_ + mgr_.config_.ha_lease + mgr_.config_.heartbeat.rpc_timeout +
+                     kLeaseMargin;
+    v.vms = leased_;
+    return v;
+  }
 
  private:
   // Sleeps up to d on the manager's clock (simulated time in tests); false when stopping.
@@ -122,8 +133,10 @@ class ConnectionManager::HostConnection {
     while (true) {
       bool changed = false;
       if (tracker_.due()) {
-        auto h = client()->health(mgr_.config_.heartbeat.rpc_timeout);
+        const pb::HealthRequest grant = lease_grant();
+        auto h = client()->health(mgr_.config_.heartbeat.rpc_timeout, grant);
         if (h && h->serving()) {
+          if (grant.ha_lease_ms() > 0) lease_confirmed(grant, *h);
           changed = tracker_.on_success();
           int64_t now_ms = unix_ms(*mgr_.clock_);
           last_ok_ms_ = now_ms;
@@ -160,6 +173,36 @@ class ConnectionManager::HostConnection {
       if (!wait(std::clamp(ms, std::chrono::milliseconds(50), mgr_.config_.heartbeat.interval)))
         return;
     }
+  }
+
+  // The lease grant of the next heartbeat: only to a host that is up (one that missed its
+  // heartbeats gets no renewal: its leases run out, which is what the manager may then
+  // rely on). The send time is recorded before the request goes: the agent's expiry counts
+  // from when it receives it, later.
+  pb::HealthRequest lease_grant() {
+    pb::HealthRequest req;
+    if (mgr_.config_.ha_lease.count() <= 0 || !mgr_.callbacks_.ha_lease_vms ||
+        tracker_.state() != Liveness::up)
+      return req;
+    auto vms = mgr_.callbacks_.ha_lease_vms(host_id_);
+    req.set_ha_lease_ms(mgr_.config_.ha_lease.count());
+    for (auto& v : vms) req.add_ha_vms(std::move(v));
+    std::lock_guard lock(lease_mu_);
+    last_grant_ = mgr_.clock_->now();
+    // A VM the grant does not name loses its lease on the host: stop vouching for it now,
+    // whether or not the answer arrives.
+    std::set<std::string> named(req.ha_vms().begin(), req.ha_vms().end());
+    for (auto it = leased_.begin(); it != leased_.end();)
+      it = named.count(*it) ? std::next(it) : leased_.erase(it);
+    return req;
+  }
+
+  void lease_confirmed(const pb::HealthRequest& grant, const pb::HealthResponse& resp) {
+    std::set<std::string> named(grant.ha_vms().begin(), grant.ha_vms().end());
+    std::lock_guard lock(lease_mu_);
+    leased_.clear();
+    for (const auto& v : resp.leased_vms())
+      if (named.count(v)) leased_.insert(v);
   }
 
   void on_transition() {
@@ -246,6 +289,11 @@ class ConnectionManager::HostConnection {
   std::atomic<Liveness> liveness_{Liveness::unknown};
   std::atomic<bool> first_done_{false};
   int64_t last_ok_ms_ = 0;
+  // HA leases: guards last_grant_ and leased_ (written by the heartbeat thread, read by the
+  // HA controller through ha_lease()).
+  mutable std::mutex lease_mu_;
+  std::optional<Clock::TimePoint> last_grant_;
+  std::set<std::string> leased_;
   StreamCancel cancel_;
   std::mutex mu_;
   std::condition_variable_any cv_;
@@ -330,6 +378,12 @@ AgentClientPtr ConnectionManager::client(const std::string& host_id) const {
   std::lock_guard lock(mu_);
   auto it = hosts_.find(host_id);
   return it == hosts_.end() ? nullptr : it->second->client();
+}
+
+HaLeaseView ConnectionManager::ha_lease(const std::string& host_id) const {
+  std::lock_guard lock(mu_);
+  auto it = hosts_.find(host_id);
+  return it == hosts_.end() ? HaLeaseView{} : it->second->ha_lease();
 }
 
 Liveness ConnectionManager::liveness(const std::string& host_id) const {

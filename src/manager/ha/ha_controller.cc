@@ -53,6 +53,54 @@ std::vector<store::VmRecord> HaController::ha_vms_on(const std::string& host_id)
   return out;
 }
 
+std::vector<std::string> HaController::lease_vms(const std::string& host_id) {
+  std::vector<std::string> out;
+  store::VmListOptions o;
+  o.host_id = host_id;
+  auto vms = store_.list_vms(o);
+  if (!vms) return out;
+  for (const auto& vm : *vms) {
+    if (vm.deletion_requested) continue;
+    auto doc = decode_vm_document(vm.spec);
+    if (doc && doc->ha.enabled) out.push_back(vm.name);
+  }
+  return out;
+}
+
+bool HaController::restart_leased(const store::HostRecord& host, Outage& outage,
+                                  const std::vector<store::VmRecord>& vms) {
+  if (!lease_) return false;
+  const HaLeaseView view = lease_(host.id);
+  const auto now = clock_->now();
+  if (!view.expired_by || now < *view.expired_by) return false;
+  std::set<std::string> leased;
+  for (const auto& vm : vms)
+    if (view.vms.count(vm.name)) leased.insert(vm.name);
+  if (leased.empty()) return false;
+  const bool all = leased.size() == vms.size();
+  logger("manager.ha")->warn("HA leases expired host={} vms={} of {}", host.name, leased.size(),
+                             vms.size());
+  events_.append("controller:ha", "host.leases_expired", "host/" + host.name, "ok",
+                 fmt::format("the HA leases of {} VM(s) ran out {} ms ago (not renewed since the "
+                             "host stopped answering): their shims have stopped them; restarting "
+                             "them elsewhere{}",
+                             leased.size(), ms_between(*view.expired_by, now),
+                             all ? std::string()
+                                 : fmt::format("; {} other HA VM(s) had no lease in force and "
+                                               "wait for a fence",
+                                               vms.size() - leased.size())));
+  restart(host, "the HA leases on host " + host.name + " ran out", &leased);
+  if (all) {
+    outage.phase = "leases_expired";
+    if (!outage.task_id.empty())
+      tasks_.update(outage.task_id, "succeeded", 100,
+                    fmt::format("no fence needed: the HA leases ran out; {} HA VM(s) restarting "
+                                "elsewhere",
+                                vms.size()));
+  }
+  return all;
+}
+
 void HaController::tick() {
   auto hosts = store_.list_hosts({});
   if (!hosts) return;
@@ -64,7 +112,7 @@ void HaController::tick() {
       auto it = outages_.find(host.id);
       if (live != Liveness::unreachable) {
         if (it != outages_.end()) {
-          if (it->second.phase == "fenced")
+          if (it->second.phase == "fenced" || it->second.phase == "leases_expired")
             events_.append("controller:ha", "host.returned", "host/" + host.name, "ok",
                            "the fenced host answers again; the copies it still holds of VMs "
                            "that restarted elsewhere are removed, not started");
@@ -90,12 +138,16 @@ void HaController::pass_host(const store::HostRecord& host, Outage& outage) {
   const auto now = clock_->now();
   const std::string target = "host/" + host.name;
   if (outage.phase == "fenced") {
-    restart(host, outage);  // what a conflict left behind
+    restart(host, "host " + host.name + " failed and was fenced");  // what a conflict left
     return;
   }
   auto vms = ha_vms_on(host.id);
   if (vms.empty()) return;  // nothing to restart: no reason to power the host off
   if (now - outage.since < config_.failed_after) return;
+  if (outage.phase == "leases_expired") {
+    (void)restart_leased(host, outage, vms);  // what a conflict left behind
+    return;
+  }
   if (outage.phase.empty()) {
     outage.phase = "failed";
     log->warn("host failed host={} ha_vms={}", host.name, vms.size());
@@ -107,6 +159,9 @@ void HaController::pass_host(const store::HostRecord& host, Outage& outage) {
                                "fencing " + host.name + " to restart its HA VMs"))
       outage.task_id = t->id;
   }
+  // Leases first: once they have run out, no power fence is needed for those VMs (nor
+  // possible, maybe: the power controller may have died with the host).
+  if (restart_leased(host, outage, vms)) return;
   if (now < outage.next_try) return;
   if (!fencer_ || !fencer_->configured(host.name)) {
     if (outage.phase != "fence_unconfigured") {
@@ -151,7 +206,7 @@ void HaController::pass_host(const store::HostRecord& host, Outage& outage) {
   log->info("host fenced host={} fence_ms={}", host.name, fence_ms);
   events_.append("controller:ha", "host.fenced", target, "ok",
                  fmt::format("{} ({} ms)", fenced->detail, fence_ms));
-  restart(host, outage);
+  restart(host, "host " + host.name + " failed and was fenced");
   if (!outage.task_id.empty())
     tasks_.update(outage.task_id, "succeeded", 100,
                   fmt::format("fenced; {} HA VM(s) restarting elsewhere", vms.size()),
@@ -160,16 +215,18 @@ void HaController::pass_host(const store::HostRecord& host, Outage& outage) {
                                  {"declared_failed_after_ms", ms_between(outage.since, now)}});
 }
 
-void HaController::restart(const store::HostRecord& host, Outage&) {
+void HaController::restart(const store::HostRecord& host, const std::string& why,
+                           const std::set<std::string>* only) {
   // Each VM leaves the host in one compare-and-swap write: whoever moves it first (this
   // pass, or a restarted manager's) wins, and the controller starts it once, elsewhere.
   for (auto vm : ha_vms_on(host.id)) {
+    if (only && !only->count(vm.name)) continue;
     for (int attempt = 0; attempt < 5; ++attempt) {
       if (!vm.host_id || *vm.host_id != host.id) break;
       VmStatusDoc st = decode_vm_status(vm.status);
       st.state = "pending";
       st.agent_state.clear();
-      st.last_error = "restarting: host " + host.name + " failed and was fenced";
+      st.last_error = "restarting: " + why;
       st.observed_ms = unix_ms(*clock_);
       store::VmRecord next = vm;
       next.host_id.reset();
@@ -177,7 +234,7 @@ void HaController::restart(const store::HostRecord& host, Outage&) {
       auto u = store_.update_vm(next);
       if (u) {
         events_.append("controller:ha", "vm.ha_restart", "vm/" + vm.name, "ok",
-                       "host " + host.name + " failed and was fenced; restarting elsewhere");
+                       why + "; restarting elsewhere");
         if (enqueue_vm_) enqueue_vm_(vm.id);
         break;
       }

@@ -661,5 +661,38 @@ TEST_F(AgentServiceTest, SnapshotRpcsMapToTheDriverOncePerRequestId) {
   EXPECT_EQ(client_->call(&Stub::ListSnapshots, l).error().code, ErrorCode::not_found);
 }
 
+// The heartbeat's HA lease grant: checked whole before the driver sees it; a plain
+// heartbeat changes no lease; a good grant answers with the leases in force.
+TEST_F(AgentServiceTest, HealthGrantsHaLeasesAfterCheckingThem) {
+  ASSERT_TRUE(client_->call(&Stub::DefineVm, define_req("r1", "web-1")));
+  auto plain = client_->call(&Stub::Health, v1::HealthRequest{});
+  ASSERT_TRUE(plain) << plain.error().to_string();
+  EXPECT_EQ(hv_.count("renew_ha_leases"), 0);
+  for (int64_t bad : {int64_t{-1}, int64_t{3600 * 1000 + 1}}) {
+    v1::HealthRequest r;
+    r.set_ha_lease_ms(bad);
+    auto h = client_->call(&Stub::Health, r);
+    ASSERT_FALSE(h);
+    EXPECT_EQ(h.error().code, ErrorCode::invalid_argument);
+  }
+  v1::HealthRequest bad_name;
+  bad_name.set_ha_lease_ms(60000);
+  bad_name.add_ha_vms("web-1");
+  bad_name.add_ha_vms("../etc");
+  auto refused = client_->call(&Stub::Health, bad_name);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(hv_.count("renew_ha_leases"), 0) << "a bad grant reached the driver";
+  v1::HealthRequest grant;
+  grant.set_ha_lease_ms(60000);
+  grant.add_ha_vms("web-1");
+  grant.add_ha_vms("gone");
+  auto h = client_->call(&Stub::Health, grant);
+  ASSERT_TRUE(h) << h.error().to_string();
+  ASSERT_EQ(h->leased_vms_size(), 1);
+  EXPECT_EQ(h->leased_vms(0), "web-1");
+  EXPECT_EQ(hv_.last_lease, std::chrono::milliseconds(60000));
+}
+
 }  // namespace
 }  // namespace strata::agent::service

@@ -216,6 +216,18 @@ class MemoryHypervisor final : public Hypervisor {
     std::lock_guard lock(mu_);
     watchers_.push_back(std::move(cb));
   }
+  // HA leases: the last grant, and the named VMs defined here come back in force.
+  std::chrono::milliseconds last_lease{0};
+  std::vector<std::string> renew_ha_leases(const std::vector<std::string>& vms,
+                                           std::chrono::milliseconds lease) override {
+    std::lock_guard lock(mu_);
+    ++calls["renew_ha_leases"];
+    last_lease = lease;
+    std::vector<std::string> out;
+    for (const auto& v : vms)
+      if (vms_.contains(v)) out.push_back(v);
+    return out;
+  }
 
  private:
   std::optional<Error> take_failure() {

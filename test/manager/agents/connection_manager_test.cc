@@ -12,6 +12,8 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <functional>
+#include <set>
 #include <thread>
 
 #include "../../agent/service/memory_hypervisor.h"
@@ -159,6 +161,60 @@ TEST_F(ConnectionStartTest, HostDialledBeforeItServesComesUpOnceItServes) {
   ASSERT_EQ(run_until(Liveness::unreachable), Liveness::unreachable);
   ASSERT_EQ(serve_agent(), h.address);
   EXPECT_EQ(run_until(Liveness::up), Liveness::up);
+  cm.stop();
+}
+
+// HA leases (docs/internals/ha.md, "Leases"): heartbeats to a host that is up grant its HA
+// VMs' leases and record what the agent confirmed; a host that stops answering gets no
+// more grants, so the view's expiry stays at the last grant + lease + deadline + margin.
+TEST_F(ConnectionStartTest, HeartbeatsGrantLeasesOnlyWhileTheHostIsUp) {
+  model::VmSpec spec;
+  spec.name = "web-1";
+  spec.kernel_boot = model::KernelBoot{"vmlinuz", "", ""};
+  ASSERT_TRUE(hv_.define(spec));
+  auto h = add_host("h1", serve_agent());
+  auto cfg = config();
+  cfg.heartbeat.interval = std::chrono::seconds(2);
+  cfg.startup_wait = std::chrono::milliseconds(0);
+  cfg.ha_lease = std::chrono::seconds(4);
+  cfg.heartbeat.rpc_timeout = std::chrono::milliseconds(200);  // real time, per failed beat
+  auto clock = std::make_shared<SimulatedClock>();
+  ConnectionManager cm(*store_, *events_, clock, cfg);
+  AgentCallbacks cb;
+  cb.ha_lease_vms = [](const std::string&) {
+    return std::vector<std::string>{"web-1", "not-defined"};
+  };
+  cm.set_callbacks(cb);
+  EXPECT_FALSE(cm.ha_lease(h.id).expired_by) << "nothing granted yet";
+  ASSERT_TRUE(cm.start());
+  auto step_until = [&](const std::function<bool()>& done) {
+    for (int i = 0; i < 10000 && !done(); ++i) {
+      if (clock->parked() >= 2)
+        clock->advance(std::chrono::milliseconds(500));
+      else
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return done();
+  };
+  ASSERT_TRUE(step_until([&] { return hv_.count("renew_ha_leases") >= 2; }));
+  auto view = cm.ha_lease(h.id);
+  ASSERT_TRUE(view.expired_by);
+  EXPECT_EQ(view.vms, std::set<std::string>{"web-1"}) << "only what the agent confirmed";
+  EXPECT_GE(*view.expired_by, clock->now() + std::chrono::seconds(4) - cfg.heartbeat.interval);
+  EXPECT_LE(*view.expired_by, clock->now() + std::chrono::seconds(4) + cfg.heartbeat.rpc_timeout +
+                                  ConnectionManager::kLeaseMargin);
+
+  // The host goes silent: unreachable, and no grant is sent to it after that.
+  agent_.reset();
+  ASSERT_TRUE(step_until([&] { return cm.liveness(h.id) == Liveness::unreachable; }));
+  const auto last = cm.ha_lease(h.id);
+  const int grants = hv_.count("renew_ha_leases");
+  const auto later = clock->now() + std::chrono::seconds(10);  // past every lease granted
+  ASSERT_TRUE(step_until([&] { return clock->now() >= later; }));
+  EXPECT_EQ(cm.ha_lease(h.id).expired_by, last.expired_by);
+  EXPECT_EQ(cm.ha_lease(h.id).vms, last.vms);
+  EXPECT_EQ(hv_.count("renew_ha_leases"), grants);
+  EXPECT_LT(*last.expired_by, clock->now()) << "the view says the leases have run out";
   cm.stop();
 }
 

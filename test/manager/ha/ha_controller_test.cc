@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "strata/common/clock_wait.h"
@@ -210,6 +211,93 @@ TEST_F(HaControllerTest, ARestartedManagerDoesNotRestartAVmTwice) {
   EXPECT_EQ(host_of("db"), h2_);
   EXPECT_TRUE(enqueued_.empty());
   EXPECT_EQ(fencer_->calls.size(), 1u) << "nothing left on h1 to restart: no second fence";
+}
+
+// Leases (docs/internals/ha.md, "Leases"): a host without a fence device, whose leases
+// the manager stopped renewing when it went unreachable. Only the VMs whose leases the
+// host confirmed restart, and only once the view says every lease has run out.
+TEST_F(HaControllerTest, ExpiredLeasesRestartTheLeasedVmsWithoutAFence) {
+  add_vm("db", h2_, true, 500);
+  add_vm("web", h2_, true, 10);
+  add_vm("old-shim", h2_, true, 900);  // its QEMU runs under a shim that enforces no lease
+  add_vm("plain", h2_, false);
+  fencer_->devices = {"h1"};
+  down_ = {h2_};
+  const auto expired_by = clock_->now() + std::chrono::seconds(30);
+  ha_->set_lease_view([&](const std::string& host_id) {
+    HaLeaseView v;
+    if (host_id == h2_) {
+      v.expired_by = expired_by;
+      v.vms = {"db", "web"};
+    }
+    return v;
+  });
+  run_for(std::chrono::seconds(29));
+  EXPECT_EQ(host_of("db"), h2_) << "restarted before its lease ran out";
+  EXPECT_EQ(ha_->host_phase(h2_), "fence_unconfigured");
+  run_for(std::chrono::seconds(2));
+  EXPECT_FALSE(host_of("db"));
+  EXPECT_FALSE(host_of("web"));
+  EXPECT_EQ(host_of("old-shim"), h2_) << "no lease in force: it may still run; it waits";
+  EXPECT_EQ(host_of("plain"), h2_);
+  EXPECT_EQ(enqueued_, (std::vector<std::string>{"db", "web"}));
+  EXPECT_TRUE(fencer_->calls.empty());
+  auto st = decode_vm_status(store_->get_vm_by_name("db")->status);
+  EXPECT_NE(st.last_error.find("leases on host h2 ran out"), std::string::npos) << st.last_error;
+  auto a = actions();
+  EXPECT_EQ(std::count(a.begin(), a.end(), "host.leases_expired host/h2"), 1);
+  EXPECT_EQ(std::count(a.begin(), a.end(), "vm.ha_restart vm/db"), 1);
+  // Later passes restart nothing twice; "old-shim" keeps waiting for a fence.
+  run_for(std::chrono::seconds(30));
+  EXPECT_EQ(enqueued_.size(), 2u);
+  EXPECT_EQ(host_of("old-shim"), h2_);
+}
+
+TEST_F(HaControllerTest, LeasesAllRunOutMeansNoFenceAtAll) {
+  add_vm("db", h1_, true);
+  fencer_->outcomes = {false, false, false, false};  // the power controller died with the host
+  down_ = {h1_};
+  ha_->set_lease_view([&](const std::string& host_id) {
+    HaLeaseView v;
+    if (host_id == h1_) {
+      v.expired_by = clock_->now() - std::chrono::seconds(1);
+      v.vms = {"db"};
+    }
+    return v;
+  });
+  run_for(std::chrono::seconds(5));
+  EXPECT_FALSE(host_of("db"));
+  EXPECT_EQ(ha_->host_phase(h1_), "leases_expired");
+  EXPECT_TRUE(fencer_->calls.empty()) << "the leases made the fence unnecessary";
+  store::TaskListOptions o;
+  o.target_id = h1_;
+  auto tasks = store_->list_tasks(o);
+  ASSERT_EQ(tasks->size(), 1u);
+  EXPECT_EQ((*tasks)[0].state, "succeeded");
+  down_.clear();
+  run_for(std::chrono::seconds(1));
+  EXPECT_EQ(actions().back(), "host.returned host/h1");
+}
+
+TEST_F(HaControllerTest, NoLeaseGrantedMeansNoRestartWithoutAFence) {
+  add_vm("db", h2_, true);
+  fencer_->devices = {"h1"};
+  down_ = {h2_};
+  // A manager that never granted this host a lease (restarted during the outage) vouches
+  // for nothing, whatever the agent confirmed to an earlier manager.
+  ha_->set_lease_view([](const std::string&) { return HaLeaseView{}; });
+  run_for(std::chrono::seconds(300));
+  EXPECT_EQ(host_of("db"), h2_);
+}
+
+TEST_F(HaControllerTest, LeaseVmsAreTheHostsHaVms) {
+  add_vm("db", h1_, true);
+  add_vm("stopped-ha", h1_, true, 0, "stopped");
+  add_vm("plain", h1_, false);
+  add_vm("other", h2_, true);
+  auto vms = ha_->lease_vms(h1_);
+  std::sort(vms.begin(), vms.end());
+  EXPECT_EQ(vms, (std::vector<std::string>{"db", "stopped-ha"}));
 }
 
 TEST(VmHaValidationTest, HaNeedsNoLocalWritableDiskAndNoPin) {

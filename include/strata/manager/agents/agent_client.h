@@ -85,7 +85,9 @@ class AgentClient {
 
   const std::string& address() const { return address_; }
 
-  Result<pb::HealthResponse> health(std::chrono::milliseconds timeout);
+  // The heartbeat. `lease` (optional) grants the HA leases it names (HealthRequest).
+  Result<pb::HealthResponse> health(std::chrono::milliseconds timeout,
+                                    const pb::HealthRequest& lease = {});
   Result<pb::GetMetricsResponse> metrics(std::chrono::milliseconds timeout);
   Result<pb::HostInventory> inventory();
   Result<std::vector<pb::VmStatus>> list_vms();

@@ -14,7 +14,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "strata/common/clock.h"
 #include "strata/manager/agents/agent_client.h"
@@ -30,6 +32,21 @@ struct ConnectionConfig {
   int inventory_every = 30;      // refresh inventory every N successful heartbeats
   // start() waits at most this long for the first heartbeat of every known host.
   std::chrono::milliseconds startup_wait{2500};
+  // HA leases (docs/internals/ha.md, "Leases"): every heartbeat to a host that is up
+  // grants its HA VMs (AgentCallbacks::ha_lease_vms) a lease this long; 0 grants none.
+  std::chrono::milliseconds ha_lease{0};
+};
+
+// What a host's HA leases allow (ConnectionManager::ha_lease).
+struct HaLeaseView {
+  // From this time on (manager clock) every lease this manager granted the host has run
+  // out, and the shims have stopped those QEMUs: the last grant's send time + the lease +
+  // the heartbeat deadline (the agent takes no grant later than that) + a margin for the
+  // shim's check. nullopt: no lease granted to the host by this manager process.
+  std::optional<Clock::TimePoint> expired_by;
+  // The VMs whose leases the host confirmed in force (HealthResponse.leased_vms) and that
+  // the last grant sent named: the only VMs this view vouches for.
+  std::set<std::string> vms;
 };
 
 struct AgentCallbacks {
@@ -40,6 +57,8 @@ struct AgentCallbacks {
   // A metrics sample of that host was recorded (time, the sample's JSON): live charts.
   std::function<void(const std::string& host_id, int64_t time_ms, const std::string& data)>
       on_metrics;
+  // The HA VMs placed on that host, whose leases each heartbeat grants (ha_lease > 0).
+  std::function<std::vector<std::string>(const std::string& host_id)> ha_lease_vms;
 };
 
 class ConnectionManager {
@@ -62,6 +81,10 @@ class ConnectionManager {
   // The client for a host; nullptr when the host is not connected.
   AgentClientPtr client(const std::string& host_id) const;
   Liveness liveness(const std::string& host_id) const;
+  // The host's HA leases as this manager granted them (empty view for an unknown host).
+  HaLeaseView ha_lease(const std::string& host_id) const;
+  // Added to each lease beyond the heartbeat deadline (the shim checks twice a second).
+  static constexpr std::chrono::milliseconds kLeaseMargin{3000};
 
  private:
   class HostConnection;

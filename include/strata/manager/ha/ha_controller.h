@@ -11,6 +11,12 @@
 //              (5 s .. 60 s, event host.fence_failed each time) and the VMs stay `unknown`:
 //              never a guess. A host without a fence device is never fenced and its HA VMs
 //              never restart (event host.fence_unconfigured, once per outage).
+//   or         the host's HA leases have run out (docs/internals/ha.md, "Leases"): the
+//              manager stopped renewing them when the host went unreachable, and each HA
+//              VM's shim stops its QEMU when its lease runs out, agent alive or not. Once
+//              the last grant + lease + margin has passed, the VMs whose leases the host
+//              had confirmed restart without a fence (event host.leases_expired); the
+//              others still wait for a fence.
 //   then       each HA VM (highest priority first) is moved off the host in one store
 //              write (compare-and-swap: exactly once, even against a restarted manager)
 //              and the controller places and starts it elsewhere (event vm.ha_restart).
@@ -25,10 +31,12 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "strata/common/clock.h"
 #include "strata/common/periodic.h"
+#include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/agents/heartbeat.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/ha/fence.h"
@@ -50,6 +58,7 @@ class HaController {
  public:
   using LivenessFn = std::function<Liveness(const std::string& host_id)>;
   using EnqueueFn = std::function<void(const std::string& vm_id)>;
+  using LeaseFn = std::function<HaLeaseView(const std::string& host_id)>;
 
   // `fencer` may be null (no --fence-config): hosts are then never fenced.
   HaController(store::Store& store, EventLog& events, FencerPtr fencer, LivenessFn liveness,
@@ -64,8 +73,14 @@ class HaController {
   void stop();
 
   // The host's HA phase for display: "" (nothing to do), "failed", "fence_unconfigured",
-  // "fence_failed", "fenced".
+  // "fence_failed", "fenced", "leases_expired".
   std::string host_phase(const std::string& host_id) const;
+
+  // The HA leases granted to each host (ConnectionManager::ha_lease); unset: no leases are
+  // relied on. Set before start().
+  void set_lease_view(LeaseFn lease) { lease_ = std::move(lease); }
+  // The VMs whose leases a heartbeat to `host_id` grants: its HA VMs (the store's view).
+  std::vector<std::string> lease_vms(const std::string& host_id);
 
  private:
   struct Outage {
@@ -78,13 +93,20 @@ class HaController {
   void pass_host(const store::HostRecord& host, Outage& outage);
   // The host's VMs that HA restarts, highest priority first.
   std::vector<store::VmRecord> ha_vms_on(const std::string& host_id);
-  void restart(const store::HostRecord& host, Outage& outage);
+  // Moves the host's HA VMs (only those named in `only`, when given) off it; `why` ends
+  // the VMs' last_error and events.
+  void restart(const store::HostRecord& host, const std::string& why,
+               const std::set<std::string>* only = nullptr);
+  // Restarts the VMs whose leases have run out; true when that was every HA VM of the host.
+  bool restart_leased(const store::HostRecord& host, Outage& outage,
+                      const std::vector<store::VmRecord>& vms);
 
   store::Store& store_;
   EventLog& events_;
   FencerPtr fencer_;
   LivenessFn liveness_;
   EnqueueFn enqueue_vm_;
+  LeaseFn lease_;
   ClockPtr clock_;
   HaConfig config_;
   TaskTracker tasks_;

@@ -84,6 +84,8 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Result<std::string> guest_agent(const std::string& name, const std::string& command_json,
                                   std::chrono::milliseconds timeout) override;
   void watch(VmEventCallback cb) override;
+  std::vector<std::string> renew_ha_leases(const std::vector<std::string>& vms,
+                                           std::chrono::milliseconds lease) override;
 
   // Disk snapshots as external qcow2 overlays (vm_snapshot.cc, snapshots.h;
   // docs/internals/qemu-driver.md "Snapshots"). Each is a snapshot job.

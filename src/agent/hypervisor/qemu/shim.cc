@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -17,6 +18,7 @@
 #include <sstream>
 
 #include "argv.h"
+#include "ha_lease.h"
 #include "strata/agent/network.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "vm_dir.h"
@@ -90,6 +92,39 @@ void forward_signal(int sig) {
   if (g_child > 0) ::kill(g_child, sig);
 }
 
+// Waits for QEMU (`child`) like waitpid, and meanwhile checks the VM's HA lease every
+// kLeaseCheck: once it has run out (or the file is not a lease), QEMU is killed at once
+// (SIGKILL: a self-fenced host must stop writing to shared disks now, not after a guest
+// shutdown) and ha-lease-expired records when, for the agent's exit reason.
+void wait_enforcing_lease(const std::string& vm_dir, pid_t child, int& st) {
+  constexpr int kLeaseCheckMs = 500;
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
+  bool killed = false;
+  while (true) {
+    pid_t w = ::waitpid(child, &st, WNOHANG);
+    if (w == child) break;
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (!killed && read_lease_verdict(vm_dir) == LeaseVerdict::expired) {
+      ::dprintf(2, "shim: the VM's HA lease has run out (no renewal from the manager): "
+                   "stopping QEMU\n");
+      (void)write_file_atomic(vm_dir + "/" + kLeaseExpiredFile,
+                              std::to_string(now_unix_ms()) + "\n", kVmFileMode);
+      ::kill(child, SIGKILL);
+      killed = true;
+    }
+    if (pidfd >= 0) {
+      struct pollfd p {pidfd, POLLIN, 0};
+      (void)::poll(&p, 1, kLeaseCheckMs);
+    } else {
+      ::usleep(kLeaseCheckMs * 1000);
+    }
+  }
+  if (pidfd >= 0) ::close(pidfd);
+}
+
 }  // namespace
 
 std::vector<std::string> shim_args(const std::string& vm_dir, const ShimOptions& options) {
@@ -102,6 +137,7 @@ std::vector<std::string> shim_args(const std::string& vm_dir, const ShimOptions&
                              "--groups", groups.empty() ? std::to_string(u.gid) : groups});
   }
   for (const auto& t : options.taps) args.insert(args.end(), {"--tap", t});
+  if (options.lease) args.push_back(kShimLeaseFlag);
   return args;
 }
 
@@ -176,6 +212,13 @@ bool process_matches(int pid, const std::string& needle) {
   return false;
 }
 
+bool shim_enforces_lease(const std::string& vm_dir) {
+  std::ifstream in(vm_dir + "/" + kShimPidFile);
+  int shim = 0;
+  in >> shim;
+  return shim > 0 && process_matches(shim, vm_dir) && process_matches(shim, kShimLeaseFlag);
+}
+
 }  // namespace strata::agent::qemu
 
 namespace strata::agent {
@@ -186,6 +229,7 @@ int run_shim(int argc, char** argv) {
   if (i < argc && std::strcmp(argv[i], "shim") == 0) ++i;
   std::string vm_dir;
   bool drop = false;
+  bool lease = false;
   unsigned uid = 0, gid = 0;
   bool have_uid = false, have_gid = false;
   std::vector<gid_t> groups;
@@ -213,6 +257,8 @@ int run_shim(int argc, char** argv) {
       }
     } else if (std::strcmp(argv[i], "--tap") == 0 && i + 1 < argc) {
       taps.push_back(argv[++i]);
+    } else if (std::strcmp(argv[i], kShimLeaseFlag) == 0) {
+      lease = true;
     } else if (std::strcmp(argv[i], "--") == 0) {
       ++i;
       break;
@@ -224,7 +270,7 @@ int run_shim(int argc, char** argv) {
   if (vm_dir.empty() || i >= argc || have_uid != have_gid) {
     ::dprintf(2,
               "usage: shim --vm-dir DIR [--uid U --gid G [--groups G1,G2...]] [--tap NAME]... "
-              "-- QEMU_ARGV...\n");
+              "[--lease] -- QEMU_ARGV...\n");
     return 2;
   }
   if (drop && uid == 0) {
@@ -287,8 +333,12 @@ int run_shim(int argc, char** argv) {
   }
   g_child = child;
   int st = 0;
-  while (::waitpid(child, &st, 0) < 0) {
-    if (errno != EINTR) break;
+  if (lease) {
+    wait_enforcing_lease(vm_dir, child, st);
+  } else {
+    while (::waitpid(child, &st, 0) < 0) {
+      if (errno != EINTR) break;
+    }
   }
   ExitRecord r;
   r.qemu_pid = child;

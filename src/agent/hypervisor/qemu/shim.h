@@ -19,10 +19,16 @@ struct ShimOptions {
   // Taps the shim opens (as root, before the drop) and hands to QEMU as fds
   // kFirstTapFd, kFirstTapFd + 1, ... in this order.
   std::vector<std::string> taps;
+  // Enforce the VM's HA lease (ha_lease.h): kill QEMU once <vm_dir>/ha-lease has run out.
+  // The agent always sets it; the flag on the shim's command line also tells a restarted
+  // agent that this shim enforces leases (a shim of an older agent does not).
+  bool lease = false;
 };
 
+inline constexpr const char* kShimLeaseFlag = "--lease";
+
 // Runs `<shim_exe> shim --vm-dir <vm_dir> [--uid U --gid G --groups G1,G2] [--tap T]...
-// -- <qemu_argv...>` detached. Returns once the shim has been exec'd (an exec failure is
+// [--lease] -- <qemu_argv...>` detached. Returns once the shim has been exec'd (an exec failure is
 // reported as an error). The shim writes shim.pid, and exit.json when QEMU ends.
 Status spawn_shim(const std::string& shim_exe, const std::string& vm_dir,
                   const std::vector<std::string>& qemu_argv, const ShimOptions& options = {});
@@ -33,5 +39,8 @@ std::vector<std::string> shim_args(const std::string& vm_dir, const ShimOptions&
 // True if `pid` is alive and its command line contains `needle` as one whole argument
 // (the VM's uuid, or its folder): a reused pid never passes for our process.
 bool process_matches(int pid, const std::string& needle);
+
+// True if the VM in `vm_dir` has a live shim that enforces its HA lease.
+bool shim_enforces_lease(const std::string& vm_dir);
 
 }  // namespace strata::agent::qemu

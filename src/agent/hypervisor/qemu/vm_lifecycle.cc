@@ -12,6 +12,7 @@
 #include "qemu_access.h"
 #include "qemu_hypervisor.h"
 #include "recover_decision.h"
+#include "ha_lease.h"
 #include "shim.h"
 #include "strata/common/log.h"
 
@@ -177,8 +178,18 @@ Status QemuHypervisor::start_qemu(const std::string& name, const std::shared_ptr
     vm->job = after;
     return tl::unexpected(argv.error());
   }
+  // A VM whose HA lease has run out starts only once the manager renews it: this host had
+  // no heartbeat from the manager within the lease, and the manager may already be
+  // restarting the VM elsewhere (its shim would kill this QEMU at once anyway).
+  if (read_lease_verdict(vm->dir) == LeaseVerdict::expired) {
+    std::lock_guard lk(mu_);
+    vm->job = after;
+    return make_error(ErrorCode::failed_precondition,
+                      "the VM's HA lease has run out (this host missed the manager's heartbeats "
+                      "for the whole lease); it starts once the manager renews the lease");
+  }
   VmFiles f = vm_files(vm->dir);
-  for (auto p : {vm->dir + "/" + kExitFile, f.pid_file, f.qmp_socket, f.serial_socket, f.qga_socket,
+  for (auto p : {vm->dir + "/" + kExitFile, vm->dir + "/" + kLeaseExpiredFile, f.pid_file, f.qmp_socket, f.serial_socket, f.qga_socket,
                  f.vnc_socket}) {
     std::error_code ec;
     fs::remove(p, ec);
@@ -198,6 +209,7 @@ Status QemuHypervisor::start_qemu(const std::string& name, const std::shared_ptr
   }
   ShimOptions shim;
   shim.run_as = opts_.run_as;
+  shim.lease = true;
   for (const auto& t : resolved->taps)
     if (!t.empty()) shim.taps.push_back(t);
   {
@@ -306,6 +318,8 @@ QemuHypervisor::finalize_locked(
   } else if (vm.panicked) {
     next = VmState::crashed;
     e.reason = "guest-panicked";
+  } else if (std::filesystem::exists(vm.dir + "/" + kLeaseExpiredFile)) {
+    e.reason = "ha-lease-expired";  // its shim killed it (ha_lease.h)
   } else if (!exit) {
     e.reason = "qemu-gone-without-exit-record";
   } else if (clean) {

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "ha_lease.h"
 #include "qemu_hypervisor.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/qemu_hypervisor.h"
@@ -250,6 +251,41 @@ TEST_F(QemuDriverFakeTest, QemuGoneWhileAgentDownIsCrashed) {
   EXPECT_EQ(st->state, VmState::crashed);
   ASSERT_TRUE(st->last_exit);
   EXPECT_TRUE(st->last_exit->signaled);
+}
+
+// HA leases through the driver (ha_lease.h): a heartbeat's grant renews the named VMs'
+// leases and confirms them (their QEMU runs under a shim that enforces leases); a lease
+// that runs out stops QEMU (reason ha-lease-expired) and keeps the VM from starting until
+// the next grant; a VM the grant leaves out loses its lease.
+TEST_F(QemuDriverFakeTest, HaLeaseRenewedConfirmedAndEnforced) {
+  define("ha", recorded_start() + "! stall\n");
+  ASSERT_TRUE(hv_->start("ha"));
+  const std::string lease_file = root_ + "/state/vms/ha/" + kLeaseFile;
+  EXPECT_FALSE(fs::exists(lease_file)) << "no lease before the first grant";
+  EXPECT_EQ(hv_->renew_ha_leases({"ha", "not-here"}, 60s), std::vector<std::string>{"ha"});
+  EXPECT_EQ(read_lease_verdict(root_ + "/state/vms/ha"), LeaseVerdict::valid);
+
+  // The host hears nothing more: a short lease runs out and the shim stops QEMU.
+  EXPECT_EQ(hv_->renew_ha_leases({"ha"}, 300ms), std::vector<std::string>{"ha"});
+  ASSERT_TRUE(wait_state("ha", {VmState::crashed, VmState::stopped}));
+  auto st = hv_->status("ha");
+  ASSERT_TRUE(st->last_exit);
+  EXPECT_EQ(st->last_exit->reason, "ha-lease-expired");
+  EXPECT_TRUE(st->last_exit->signaled);
+
+  auto refused = hv_->start("ha");
+  ASSERT_FALSE(refused) << "started with its lease run out";
+  EXPECT_EQ(refused.error().code, ErrorCode::failed_precondition);
+  EXPECT_NE(refused.error().message.find("lease"), std::string::npos);
+
+  // The manager's next grant renews it: it starts, and stays up.
+  EXPECT_EQ(hv_->renew_ha_leases({"ha"}, 60s), std::vector<std::string>{"ha"});
+  ASSERT_TRUE(hv_->start("ha"));
+  EXPECT_EQ(hv_->status("ha")->state, VmState::running);
+
+  // Left out of a grant (no longer HA): no lease, nothing enforced, nothing confirmed.
+  EXPECT_TRUE(hv_->renew_ha_leases({}, 60s).empty());
+  EXPECT_FALSE(fs::exists(lease_file));
 }
 
 // Live migration's failure paths on the source, against QEMU 7.2's recorded answers

@@ -460,6 +460,29 @@ TEST_F(QemuDriverTest, QemuKilledWhileAgentDownIsCrashed) {
   EXPECT_EQ(after.last_exit->code, 9);
 }
 
+// HA lease self-fencing with a real guest (docs/internals/ha.md, "Leases"): the agent is
+// gone (as on a host cut off with a dead agent) and nobody renews the lease; the VM's shim
+// stops QEMU when it runs out. The restarted agent reports why.
+TEST_F(QemuDriverTest, LeaseRunsOutWhileTheAgentIsDeadAndTheShimStopsQemu) {
+  auto st = boot("lease1");
+  ASSERT_EQ(hv_->renew_ha_leases({"lease1"}, 4s), std::vector<std::string>{"lease1"});
+  hv_.reset();  // the agent dies; QEMU lives on under its shim, for the lease only
+  ASSERT_EQ(::kill(st.pid, 0), 0);
+  const std::string exit_json = state_dir_ + "/vms/lease1/exit.json";
+  for (int i = 0; i < 600 && !fs::exists(exit_json); ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(fs::exists(exit_json)) << "QEMU still runs after its lease ran out";
+  hv_ = make(system_clock());
+  ASSERT_TRUE(hv_->recover());
+  auto after = *hv_->status("lease1");
+  EXPECT_EQ(after.state, VmState::crashed);
+  ASSERT_TRUE(after.last_exit);
+  EXPECT_EQ(after.last_exit->reason, "ha-lease-expired");
+  EXPECT_TRUE(after.last_exit->signaled);
+  auto refused = hv_->start("lease1");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::failed_precondition);
+}
+
 TEST_F(QemuDriverTest, GuestKernelPanicIsReportedAsCrashed) {
   // The VM has a pvpanic device; the guest's pvpanic driver tells QEMU about the panic
   // that sysrq-c triggers, QEMU emits GUEST_PANICKED and the driver reports the VM crashed.

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "ha_lease.h"
+#include "strata/common/atomic_file.h"
 #include "vm_dir.h"
 
 namespace strata::agent::qemu {
@@ -88,6 +90,64 @@ TEST_F(ShimTest, RecordsKillSignalAndIsDetached) {
   EXPECT_TRUE(r->signaled);
   EXPECT_EQ(r->code, 9);
   EXPECT_EQ(r->qemu_pid, child);
+}
+
+// HA leases (ha_lease.h): a shim started with --lease kills its child once the VM's
+// lease file has run out, records that, and leaves a child with a running lease (or no
+// lease file) alone; a shim without --lease ignores the file (an older agent's shim).
+TEST_F(ShimTest, LeaseThatRunsOutKillsTheChild) {
+  ShimOptions o;
+  o.lease = true;
+  ASSERT_TRUE(write_file_atomic((dir_ / kLeaseFile).string(),
+                                format_lease(lease_clock_ms() + 1500), kVmFileMode));
+  std::string pidf = (dir_ / "child.pid").string();
+  ASSERT_TRUE(spawn_shim(STRATA_TEST_SHIM, dir_,
+                         {"/bin/sh", "-c", "echo $$ > " + pidf + "; exec sleep 60"}, o));
+  int child = read_int("child.pid");
+  ASSERT_GT(child, 0);
+  EXPECT_TRUE(shim_enforces_lease(dir_.string()));
+  auto r = wait_exit();
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_TRUE(r->signaled);
+  EXPECT_EQ(r->code, SIGKILL);
+  EXPECT_EQ(r->qemu_pid, child);
+  EXPECT_TRUE(fs::exists(dir_ / kLeaseExpiredFile));
+}
+
+TEST_F(ShimTest, RenewedOrAbsentLeaseKeepsTheChild) {
+  ShimOptions o;
+  o.lease = true;
+  std::string pidf = (dir_ / "child.pid").string();
+  ASSERT_TRUE(spawn_shim(STRATA_TEST_SHIM, dir_,
+                         {"/bin/sh", "-c", "echo $$ > " + pidf + "; exec sleep 60"}, o));
+  int child = read_int("child.pid");
+  ASSERT_GT(child, 0);
+  // No lease file for a while, then leases renewed before they run out (as heartbeats do).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(write_file_atomic((dir_ / kLeaseFile).string(),
+                                  format_lease(lease_clock_ms() + 1000), kVmFileMode));
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  }
+  EXPECT_EQ(::kill(child, 0), 0) << "killed although the lease never ran out";
+  EXPECT_FALSE(read_exit_record(dir_));
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  ASSERT_TRUE(wait_exit());
+  EXPECT_FALSE(fs::exists(dir_ / kLeaseExpiredFile));
+}
+
+TEST_F(ShimTest, WithoutTheLeaseFlagTheFileIsIgnored) {
+  ASSERT_TRUE(write_file_atomic((dir_ / kLeaseFile).string(), format_lease(0), kVmFileMode));
+  std::string pidf = (dir_ / "child.pid").string();
+  ASSERT_TRUE(spawn_shim(STRATA_TEST_SHIM, dir_,
+                         {"/bin/sh", "-c", "echo $$ > " + pidf + "; exec sleep 60"}));
+  int child = read_int("child.pid");
+  ASSERT_GT(child, 0);
+  EXPECT_FALSE(shim_enforces_lease(dir_.string()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(::kill(child, 0), 0);
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  ASSERT_TRUE(wait_exit());
 }
 
 // The shim drops QEMU's privileges between fork and exec: all four uids and gids, exactly
