@@ -264,19 +264,31 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
   };
   const Error cancelled{ErrorCode::failed_precondition, "cancelled", {}};
   if (!cancelled_by().empty() && ms.phase != "switching") return give_up(cancelled);
+  // Where the time goes, step by step (this pass only; a resumed migration times what it
+  // still does): in the task's result as phases_ms, and in the log.
+  nlohmann::json phases = nlohmann::json::object();
+  auto lap_at = clock_->now();
+  auto lap = [&](const char* step) {
+    const auto now = clock_->now();
+    phases[step] = std::chrono::duration_cast<std::chrono::milliseconds>(now - lap_at).count();
+    lap_at = now;
+  };
 
   if (ms.phase.empty() || ms.phase == "preparing") {
     if (ms.phase.empty() && !write_status([](VmStatusDoc& s) { s.migration.phase = "preparing"; }))
       return Outcome::retry;
     task(5, "preparing the target " + target_host->name);
+    lap("record_preparing");
     auto begin = source->begin_migration(vm.name);
     if (!begin) return retryable(begin.error()) ? Outcome::retry : give_up(begin.error());
+    lap("begin");
     // The target defines the VM from the same catalog images (kernel, initrd, the disks'
     // bases): they are copied there first, as before a VM is defined on a host.
     if (images_) {
       auto ensured = images_->ensure(m.target_host_id, *target, doc.spec,
                                      [&](const std::string& msg) { task(5, msg); });
       if (!ensured) return retryable(ensured.error()) ? Outcome::retry : give_up(ensured.error());
+      lap("images");
     }
     auto listen = listen_host_of(target_host->address);
     if (!listen) return give_up(listen.error());
@@ -285,6 +297,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
       if (retryable(prepared.error())) return Outcome::retry;
       return give_up(prepared.error());
     }
+    lap("prepare");
     // An agent that predates TLS migration ignores the request: never stream in the clear
     // when TLS was asked for.
     if (m.tls && !prepared->tls())
@@ -300,6 +313,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
         }))
       return Outcome::retry;
     ms = decode_vm_status(vm.status).migration;
+    lap("record_copying");
   }
 
   if (ms.phase == "copying") {
@@ -316,6 +330,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     if (auto fresh = store_.get_vm(vm.id)) vm = *fresh;
     if (!cancelled_by().empty()) return give_up(cancelled);
     task(10, "copying to " + target_host->name);
+    lap("start_copy");
     auto last_update = std::chrono::steady_clock::now() - 1h;
     std::string last_phase;
     // The job is bounded by its own deadline (60 s + 60 s per GiB); the call a bit longer.
@@ -338,6 +353,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
         return Outcome::retry;
       return give_up(e);
     }
+    lap("copy");
     // The decision: written before the target resumes.
     if (!write_status([&](VmStatusDoc& s) {
           s.migration.phase = "switching";
@@ -353,6 +369,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
       return Outcome::retry;
     }
     ms = decode_vm_status(vm.status).migration;
+    lap("record_switching");
   }
 
   if (ms.phase != "switching") {
@@ -372,10 +389,13 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     }
     return Outcome::retry;
   }
+  lap("finish");
   if (auto c = source->confirm_migration(base + ":confirm", vm.name); !c) {
     log->warn("migration confirm failed vm={} error={}", vm.name, c.error().to_string());
     return Outcome::retry;
   }
+  lap("confirm");
+  log->info("migration phases vm={} {}", vm.name, phases.dump());
   int64_t downtime_ms =
       finished->resume_at_us() && ms.stop_at_us ? (finished->resume_at_us() - ms.stop_at_us) / 1000
                                                 : -1;
@@ -387,7 +407,8 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
                            {"qemu_downtime_ms", ms.qemu_downtime_ms},
                            {"total_ms", ms.total_ms},
                            {"ram_transferred", ms.ram_transferred},
-                           {"ram_copied_paused", ms.ram_copied_paused}};
+                           {"ram_copied_paused", ms.ram_copied_paused},
+                           {"phases_ms", phases}};
   return end(m.target_host_id, true,
              fmt::format("migrated to {} (downtime {} ms{})", target_host->name, downtime_ms,
                          ms.ram_copied_paused ? ", memory copied paused: TCG" : ""),
