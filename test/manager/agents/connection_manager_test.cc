@@ -99,7 +99,7 @@ TEST_F(ConnectionStartTest, StartReturnsWithReachableHostsConfirmedUp) {
   auto h = add_host("h1", serve_agent());
   ConnectionManager cm(*store_, *events_, system_clock(), config());
   std::vector<Liveness> seen;
-  cm.set_callbacks({[&](const std::string&, Liveness l) { seen.push_back(l); }, nullptr, nullptr});
+  cm.set_callbacks({[&](const std::string&, Liveness l) { seen.push_back(l); }, nullptr, nullptr, nullptr});
   ASSERT_TRUE(cm.start());
   // No sleeping or polling here: start() itself waited for the first heartbeat.
   EXPECT_EQ(cm.hosts_awaiting_first_heartbeat(), 0u);

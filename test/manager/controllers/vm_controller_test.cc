@@ -55,7 +55,7 @@ class ControllerClockTest : public ::testing::Test {
     agents_->set_callbacks(
         {[this](const std::string& h, Liveness l) { controller_->on_host_state(h, l); },
          [this](const std::string& h, const pb::VmEvent& e) { controller_->on_vm_event(h, e); },
-         nullptr});
+         nullptr, nullptr});
   }
   void TearDown() override {
     if (controller_) controller_->stop();
