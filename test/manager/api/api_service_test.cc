@@ -743,6 +743,16 @@ TEST_F(ApiTest, VmListSortsByNameAndFiltersByNameAndState) {
   auto [s2, p2] = list({{"sort", "name"}, {"limit", "3"}, {"after", "c-web"}});
   EXPECT_EQ(names(p2), (std::vector<std::string>{"d-web"}));
   EXPECT_TRUE(p2["next"].is_null());
+  // A last page that is exactly full has no `next` either (one VM more is read to know).
+  auto [s2b, p2b] = list({{"sort", "name"}, {"limit", "2"}, {"after", "b-web"}});
+  EXPECT_EQ(names(p2b), (std::vector<std::string>{"c-web", "d-web"}));
+  EXPECT_TRUE(p2b["next"].is_null()) << p2b;
+  auto [s2c, p2c] = list({{"sort", "-name"}, {"limit", "4"}});
+  EXPECT_EQ(p2c["vms"].size(), 4u);
+  EXPECT_TRUE(p2c["next"].is_null()) << p2c;
+  auto [s2d, p2d] = list({{"limit", "3"}});  // by id: the same
+  EXPECT_EQ(p2d["vms"].size(), 3u);
+  EXPECT_EQ(p2d["next"], p2d["vms"][2]["name"]);
   auto [s3, p3] = list({{"sort", "-name"}, {"name", "WEB"}, {"limit", "2"}});
   EXPECT_EQ(names(p3), (std::vector<std::string>{"d-web", "c-web"}));
   auto [s4, p4] = list({{"sort", "-name"}, {"name", "web"}, {"limit", "2"}, {"after", "c-web"}});
