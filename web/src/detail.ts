@@ -4,9 +4,8 @@
 // of the main bundle).
 import { html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
-import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
+import { api, errorText, type Host, type HostUsage, type StrataEvent, type Task, type Vm } from "./api/client";
 import {
-  allocations,
   badResult,
   bytes,
   canOperate,
@@ -19,8 +18,9 @@ import {
   vmState,
   type VmAction,
 } from "./format";
-import { LivePage, capacity, listVms, stateBadge } from "./pages";
+import { LivePage, capacity, datastoreBars, loadSummary, stateBadge } from "./pages";
 import "./charts";
+import "./host-vms";
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : {});
@@ -284,14 +284,16 @@ class HostPage extends LivePage {
     ...LivePage.properties,
     name: { attribute: false },
     host: { state: true },
-    vms: { state: true },
+    usage: { state: true },
     gone: { state: true },
     history: { state: true },
     historyNext: { state: true },
   };
   name = "";
   host: Host | null = null;
-  vms: Vm[] = [];
+  // The host as the summary has it: what its VMs hold (the scheduler's allocation cache),
+  // how many there are, and its datastores' use. Its VMs are paged by <strata-host-vms>.
+  usage: HostUsage | null = null;
   gone = false;
   history: StrataEvent[] = [];
   historyNext: number | null = null;
@@ -302,9 +304,9 @@ class HostPage extends LivePage {
   }
 
   protected async load(): Promise<void> {
-    const [host, vms, events] = await Promise.all([
+    const [host, summary, events] = await Promise.all([
       api.GET("/api/v1/hosts/{name}", { params: { path: { name: this.name } } }),
-      listVms(this.name),
+      loadSummary(),
       targetEvents(`host/${this.name}`),
     ]);
     this.history = mergeEvents(events.events, this.history);
@@ -315,7 +317,7 @@ class HostPage extends LivePage {
     }
     if (!host.data) throw new Error(errorText(host.error, `cannot read host ${this.name}`));
     this.host = host.data;
-    this.vms = vms;
+    this.usage = summary.hosts.items.find((u) => u.name === this.name) ?? null;
   }
 
   private async older(): Promise<void> {
@@ -335,7 +337,8 @@ class HostPage extends LivePage {
     const os = obj(inv.os);
     const qemu = obj(inv.qemu);
     const accel = obj(inv.accelerator);
-    const a = allocations(this.vms).get(h.name ?? "") ?? { vcpus: 0, memoryMib: 0 };
+    const u = this.usage;
+    const a = { vcpus: u?.allocated_vcpus ?? 0, memoryMib: u?.allocated_memory_mib ?? 0 };
     // The sample is the agent's metrics answer: the host's own figures are under "host".
     const sample = obj(h.metrics);
     const metrics = Object.entries(sample.host ? obj(sample.host) : sample).filter(([k, v]) => (typeof v === "number" || typeof v === "string") && k !== "metrics_json");
@@ -347,6 +350,7 @@ class HostPage extends LivePage {
           <h2 id="host-cap-h">Capacity</h2>
           ${capacity("CPU", a.vcpus, h.cpu_threads ?? 0, `${a.vcpus} / ${h.cpu_threads ?? 0} vCPU allocated`)}
           ${capacity("Memory", a.memoryMib, h.memory_mib ?? 0, `${mib(a.memoryMib)} / ${mib(h.memory_mib)} allocated`)}
+          ${u?.datastores.length ? html`<h3 id="host-ds-h">Datastores</h3>${datastoreBars(u.datastores)}` : nothing}
           <dl class="facts">
             <dt>Address</dt><dd><code>${str(h.address)}</code></dd>
             <dt>Reachability</dt><dd>${str(h.reachability)}${h.maintenance ? " (maintenance)" : ""}</dd>
@@ -407,16 +411,8 @@ class HostPage extends LivePage {
         </section>
       </div>
       <section aria-labelledby="host-vms-h">
-        <h2 id="host-vms-h">VMs on ${h.name} (${this.vms.length})</h2>
-        <table class="grid" aria-label="VMs on this host">
-          <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">vCPU</th><th scope="col">Memory</th><th scope="col">Labels</th></tr></thead>
-          <tbody>${repeat(this.vms, (vm) => vm.name ?? "", (vm) => {
-            const spec = obj(vm.spec);
-            return html`<tr data-vm=${vm.name ?? ""}><th scope="row"><a href="/vms/${vm.name ?? ""}">${vm.name}</a></th>
-              <td>${stateBadge(vmState(vm))}</td><td>${str(spec.vcpus)}</td><td>${mib(num(spec.memory_mib))}</td>
-              <td class="labels">${labels(vm.labels)}</td></tr>`;
-          })}</tbody>
-        </table>
+        <h2 id="host-vms-h">VMs on ${h.name}${u ? ` (${u.vms})` : ""}</h2>
+        <strata-host-vms .host=${h.name ?? ""} .events=${this.events} .role=${this.role}></strata-host-vms>
       </section>
       <section aria-labelledby="host-events-h">
         <h2 id="host-events-h">Events</h2>

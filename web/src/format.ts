@@ -23,30 +23,6 @@ export function sortedCounts(byState: Record<string, number> | undefined): Array
   return Object.entries(byState ?? {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }
 
-export interface Allocation {
-  vcpus: number;
-  memoryMib: number;
-}
-
-function specNumber(vm: Vm, key: string): number {
-  const v = (vm.spec as Record<string, unknown> | undefined)?.[key];
-  return typeof v === "number" ? v : 0;
-}
-
-// vCPUs and memory of the VMs placed on each host (what the scheduler counts).
-export function allocations(vms: Vm[]): Map<string, Allocation> {
-  const out = new Map<string, Allocation>();
-  for (const vm of vms) {
-    const host = vm.host || vm.status?.host;
-    if (!host) continue;
-    const a = out.get(host) ?? { vcpus: 0, memoryMib: 0 };
-    a.vcpus += specNumber(vm, "vcpus");
-    a.memoryMib += specNumber(vm, "memory_mib");
-    out.set(host, a);
-  }
-  return out;
-}
-
 export function percent(used: number, total: number): number {
   if (!total || total <= 0) return 0;
   return Math.round((used / total) * 100);
@@ -271,4 +247,10 @@ export function vmListQuery(f: VmListFilter, after: string): { query: Record<str
     query.label = label;
   }
   return { query };
+}
+
+// The host page's VM list: the filters of its URL, always on that host (a `host=` in the
+// URL does not move the list to another host).
+export function hostVmListQuery(host: string, f: VmListFilter, after: string): ReturnType<typeof vmListQuery> {
+  return vmListQuery({ ...f, host }, after);
 }

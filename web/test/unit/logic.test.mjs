@@ -3,8 +3,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  allocations, canOperate, countByState, sortedCounts, percent, mib, hostAlert, vmActions, eventsFor, bytes,
+  canOperate, countByState, sortedCounts, percent, mib, hostAlert, vmActions, eventsFor, bytes,
   cpuRanges, consoleUrl, textKeysyms, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, vmListFilterFromUrl, mergeEvents,
+  hostVmListQuery,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
@@ -27,16 +28,7 @@ test("server-side counts, largest first, ties by name", () => {
   assert.deepEqual(sortedCounts(undefined), []);
 });
 
-test("allocations per host from the VMs' specs", () => {
-  const a = allocations([
-    { host: "h1", spec: { vcpus: 2, memory_mib: 512 } },
-    { host: "h1", spec: { vcpus: 1, memory_mib: 128 } },
-    { status: { host: "h2" }, spec: { vcpus: 4 } },
-    { spec: { vcpus: 8, memory_mib: 64 } },
-  ]);
-  assert.deepEqual(a.get("h1"), { vcpus: 3, memoryMib: 640 });
-  assert.deepEqual(a.get("h2"), { vcpus: 4, memoryMib: 0 });
-  assert.equal(a.size, 2);
+test("percentages, sizes and host alerts", () => {
   assert.equal(percent(3, 4), 75);
   assert.equal(percent(1, 0), 0);
   assert.equal(mib(2048), "2.0 GiB");
@@ -136,6 +128,14 @@ test("VM list query: limit, cursor, host, label", () => {
     { query: { limit: 50 } });
   assert.equal(vmListQuery({ host: "", label: "tier", limit: 50 }, "").error, "label filter must be key=value");
   assert.equal(vmListQuery({ host: "", label: "=web", limit: 50 }, "").error, "label filter must be key=value");
+});
+
+test("the host page's VM query: the URL's filters, paged, always on that host", () => {
+  const f = vmListFilterFromUrl("?host=other&state=running&sort=-name&limit=100&name=Db");
+  assert.deepEqual(hostVmListQuery("h1", f, "vm-7"),
+    { query: { limit: 100, after: "vm-7", host: "h1", name: "db", state: "running", sort: "-name" } });
+  assert.deepEqual(hostVmListQuery("h1", vmListFilterFromUrl(""), ""), { query: { limit: 50, host: "h1", sort: "name" } });
+  assert.equal(hostVmListQuery("h1", { host: "", label: "x", limit: 50 }, "").error, "label filter must be key=value");
 });
 
 test("a target's events: live and read merged, no duplicates, newest first", () => {
