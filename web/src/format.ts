@@ -160,6 +160,52 @@ export function textKeysyms(text: string): number[] {
   return out;
 }
 
+// The graphical console's scaling: a guest screen larger than the panel is scaled down to
+// fit it (noVNC's scaleViewport, aspect kept); one that fits is shown 1:1, centred, because
+// noVNC's fit would also scale it *up* (a 720x400 VGA text screen to 1.2x in a 480 px
+// panel), which blurs text and gains nothing. Either way noVNC maps the pointer through the
+// scale it drew with, so the pointer stays where the browser's is.
+export function vncScaleDown(fb: { w: number; h: number }, panel: { w: number; h: number }): boolean {
+  if (fb.w <= 0 || fb.h <= 0 || panel.w <= 0 || panel.h <= 0) return false;
+  return fb.w > panel.w || fb.h > panel.h;
+}
+
+// Typing into the graphical console is paced. QEMU's PS/2 keyboard holds 16 bytes of scan
+// codes and drops what arrives while they are full (hw/input/ps2.c, PS2_QUEUE_SIZE); VNC
+// key events go straight into it, and one key is 3 bytes in scan code set 2 (make, break),
+// 6 with the Shift QEMU adds for a capital. A text sent in one burst therefore loses
+// characters whenever the guest reads slower than the burst arrives (a busy or TCG guest).
+// `batch` keys, then a pause: 2 keys (at most 12 bytes) every 20 ms, ~100 characters a second.
+export const TYPE_BATCH = 2;
+export const TYPE_PAUSE_MS = 20;
+
+export interface TypeOptions {
+  batch?: number;
+  pauseMs?: number;
+  cancelled?: () => boolean;
+  progress?: (sent: number) => void;
+}
+
+// Sends each key through `send`, `batch` at a time with `sleep(pauseMs)` between batches,
+// until done or `cancelled()`; `progress(sent)` after each batch. Returns how many were sent.
+export async function typePaced(
+  keysyms: number[],
+  send: (keysym: number) => void,
+  sleep: (ms: number) => Promise<void>,
+  options: TypeOptions = {},
+): Promise<number> {
+  const { batch = TYPE_BATCH, pauseMs = TYPE_PAUSE_MS, cancelled = () => false, progress = () => {} } = options;
+  let sent = 0;
+  while (sent < keysyms.length && !cancelled()) {
+    if (sent > 0) await sleep(pauseMs);
+    if (cancelled()) break;
+    for (const k of keysyms.slice(sent, sent + Math.max(1, batch))) send(k);
+    sent = Math.min(keysyms.length, sent + Math.max(1, batch));
+    progress(sent);
+  }
+  return sent;
+}
+
 // An event's result that is a failure (others are "ok" or a state such as "running").
 export function badResult(result: string | undefined): boolean {
   return /^(error|fail|denied)/i.test(result ?? "");

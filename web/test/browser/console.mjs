@@ -338,7 +338,30 @@ try {
       await page.getByRole("button", { name: "Send keys" }).click();
       expect(await page.locator("strata-graphical-console").getAttribute("data-state") === "connected",
         "the display session ended after sending keys");
+      // Scaling: a screen that fits the panel is drawn 1:1 (not blown up and blurred); in a
+      // panel narrower than the screen it is scaled down with its aspect kept, and back.
+      const drawn = () => page.locator(".vnc-host canvas").evaluate((c) => {
+        const r = c.getBoundingClientRect(), p = c.closest(".vnc-host").getBoundingClientRect();
+        return { fbW: c.width, fbH: c.height, w: r.width, h: r.height, pw: p.width, ph: p.height,
+          scale: c.closest("strata-graphical-console").dataset.scale };
+      });
+      let d = await drawn();
+      if (d.fbW <= d.pw && d.fbH <= d.ph)
+        expect(d.scale === "1:1" && Math.abs(d.w - d.fbW) < 1 && Math.abs(d.h - d.fbH) < 1, `fits, yet drawn ${JSON.stringify(d)}`);
       await page.screenshot({ path: join(shots, "vm-display.png"), fullPage: true });
+      await page.setViewportSize({ width: 420, height: 800 });
+      await page.waitForFunction(() => document.querySelector("strata-graphical-console")?.dataset.scale === "fit");
+      await page.waitForFunction(() => {
+        const c = document.querySelector(".vnc-host canvas");
+        return c.getBoundingClientRect().width <= c.closest(".vnc-host").getBoundingClientRect().width + 0.5;
+      });
+      d = await drawn();
+      expect(d.w < d.fbW && Math.abs(d.w / d.h - d.fbW / d.fbH) < 0.02, `scaled down wrongly: ${JSON.stringify(d)}`);
+      await page.screenshot({ path: join(shots, "vm-display-narrow.png"), fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 800 });
+      d = await drawn();
+      if (d.fbW <= d.pw && d.fbH <= d.ph)
+        await page.waitForFunction(() => document.querySelector("strata-graphical-console")?.dataset.scale === "1:1");
     });
 
     await step("VM metrics charts: history, then new points from the host's metrics stream", async () => {
