@@ -82,16 +82,34 @@ async function roundTrip(page, act, done, arg) {
 }
 
 // Main-thread tasks over 50 ms from the start of each page ("start-end" ms).
+// Long animation frames (LoAF, over 50 ms from a task's start to its frame's paint) split
+// into script, style and layout, and the rest (paint, raster, compositing): where a frame
+// that shows the rows went, which long tasks alone do not say.
 const recordLongTasks = () => {
   window.strataLongTasks = [];
   new PerformanceObserver((l) => {
     for (const e of l.getEntries()) window.strataLongTasks.push(`${e.startTime.toFixed(0)}-${(e.startTime + e.duration).toFixed(0)}`);
   }).observe({ type: "longtask" });
+  window.strataFrames = [];
+  try {
+    new PerformanceObserver((l) => {
+      for (const e of l.getEntries()) {
+        const end = e.startTime + e.duration;
+        const script = e.scripts.reduce((a, x) => a + x.duration, 0);
+        const style = e.styleAndLayoutStart ? e.startTime + e.duration - e.styleAndLayoutStart : 0;
+        const render = e.renderStart ? end - e.renderStart : 0;
+        window.strataFrames.push(`${e.startTime.toFixed(0)}-${end.toFixed(0)} (script ${script.toFixed(0)}, ` +
+          `rendering ${render.toFixed(0)} of which style+layout onwards ${style.toFixed(0)}, blocked ${e.blockingDuration.toFixed(0)})`);
+      }
+    }).observe({ type: "long-animation-frame", buffered: true });
+  } catch { /* not supported */ }
 };
 const where = (page) => page.evaluate(() => {
   const nav = performance.getEntriesByType("navigation")[0];
   const parts = [`html ${nav.responseEnd.toFixed(0)}`, `DOMContentLoaded ${nav.domContentLoadedEventEnd.toFixed(0)}`];
   for (const t of window.strataLongTasks ?? []) parts.push(`long task ${t}`);
+  for (const f of window.strataFrames ?? []) parts.push(`long frame ${f}`);
+  for (const p of performance.getEntriesByType("paint")) parts.push(`${p.name} ${p.startTime.toFixed(0)}`);
   for (const m of performance.getEntriesByType("mark")) parts.push(`${m.name} ${m.startTime.toFixed(0)}`);
   for (const e of performance.getEntriesByType("resource"))
     parts.push(`${e.name.replace(location.origin, "").replace(/\?.*/, "").slice(0, 40)} ${e.startTime.toFixed(0)}-${e.responseEnd.toFixed(0)}`);

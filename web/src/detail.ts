@@ -18,7 +18,8 @@ import {
   vmState,
   type VmAction,
 } from "./format";
-import { LivePage, capacity, datastoreBars, loadSummary, stateBadge } from "./pages";
+import { LivePage, capacity, datastoreBars, loadSummary, requestHost, stateBadge } from "./pages";
+import { fetchOnce } from "./prefetch";
 import "./charts";
 import "./host-vms";
 
@@ -303,10 +304,16 @@ class HostPage extends LivePage {
     return t === `host/${this.name}` || t.startsWith("vm/");
   }
 
+  // The summary (what the host's VMs hold, its datastores) is counted over every VM: it
+  // fills the capacity bars when it comes, the rest of the page does not wait for it.
   protected async load(): Promise<void> {
-    const [host, summary, events] = await Promise.all([
-      api.GET("/api/v1/hosts/{name}", { params: { path: { name: this.name } } }),
-      loadSummary(),
+    const summary = loadSummary();
+    summary.then(
+      (s) => { this.usage = s.hosts.items.find((u) => u.name === this.name) ?? null; },
+      (e: unknown) => { this.error = e instanceof Error ? e.message : String(e); },
+    );
+    const [host, events] = await Promise.all([
+      fetchOnce(`host:${this.name}`, () => requestHost(this.name)),
       targetEvents(`host/${this.name}`),
     ]);
     this.history = mergeEvents(events.events, this.history);
@@ -317,7 +324,6 @@ class HostPage extends LivePage {
     }
     if (!host.data) throw new Error(errorText(host.error, `cannot read host ${this.name}`));
     this.host = host.data;
-    this.usage = summary.hosts.items.find((u) => u.name === this.name) ?? null;
   }
 
   private async older(): Promise<void> {
@@ -327,10 +333,28 @@ class HostPage extends LivePage {
     this.historyNext = page.next;
   }
 
+  // The VM list does not wait for the host's own data (one template around both, so the
+  // list element stays when the host arrives).
   override render() {
     if (this.gone) return html`<h1>Host ${this.name}</h1><p role="status">There is no host named ${this.name}. <a href="/hosts">All hosts</a></p>`;
-    if (!this.host) return html`<h1>Host ${this.name}</h1>${this.renderError()}<p role="status">Loading…</p>`;
-    const h = this.host;
+    const u = this.usage;
+    return html`
+      ${this.host ? this.renderHost(this.host) : html`<h1>Host ${this.name}</h1>${this.renderError()}<p role="status">Loading…</p>`}
+      <section aria-labelledby="host-vms-h">
+        <h2 id="host-vms-h">VMs on ${this.name}${u ? ` (${u.vms})` : ""}</h2>
+        <strata-host-vms .host=${this.name} .events=${this.events} .role=${this.role}></strata-host-vms>
+      </section>
+      ${this.host
+        ? html`<section aria-labelledby="host-events-h">
+            <h2 id="host-events-h">Events</h2>
+            ${eventList(mergeEvents(eventsFor(this.events, "host", this.name), this.history), "host",
+              this.historyNext ? () => void this.older() : null)}
+          </section>`
+        : nothing}
+    `;
+  }
+
+  private renderHost(h: Host) {
     const inv = obj(h.inventory);
     const cpu = obj(inv.cpu);
     const mem = obj(inv.memory);
@@ -338,7 +362,6 @@ class HostPage extends LivePage {
     const qemu = obj(inv.qemu);
     const accel = obj(inv.accelerator);
     const u = this.usage;
-    const a = { vcpus: u?.allocated_vcpus ?? 0, memoryMib: u?.allocated_memory_mib ?? 0 };
     // The sample is the agent's metrics answer: the host's own figures are under "host".
     const sample = obj(h.metrics);
     const metrics = Object.entries(sample.host ? obj(sample.host) : sample).filter(([k, v]) => (typeof v === "number" || typeof v === "string") && k !== "metrics_json");
@@ -348,9 +371,11 @@ class HostPage extends LivePage {
       <div class="cols">
         <section aria-labelledby="host-cap-h">
           <h2 id="host-cap-h">Capacity</h2>
-          ${capacity("CPU", a.vcpus, h.cpu_threads ?? 0, `${a.vcpus} / ${h.cpu_threads ?? 0} vCPU allocated`)}
-          ${capacity("Memory", a.memoryMib, h.memory_mib ?? 0, `${mib(a.memoryMib)} / ${mib(h.memory_mib)} allocated`)}
-          ${u?.datastores.length ? html`<h3 id="host-ds-h">Datastores</h3>${datastoreBars(u.datastores)}` : nothing}
+          ${u
+            ? html`${capacity("CPU", u.allocated_vcpus, h.cpu_threads ?? 0, `${u.allocated_vcpus} / ${h.cpu_threads ?? 0} vCPU allocated`)}
+              ${capacity("Memory", u.allocated_memory_mib, h.memory_mib ?? 0, `${mib(u.allocated_memory_mib)} / ${mib(h.memory_mib)} allocated`)}
+              ${u.datastores.length ? html`<h3 id="host-ds-h">Datastores</h3>${datastoreBars(u.datastores)}` : nothing}`
+            : html`<p class="muted" role="status">Counting what its VMs hold…</p>`}
           <dl class="facts">
             <dt>Address</dt><dd><code>${str(h.address)}</code></dd>
             <dt>Reachability</dt><dd>${str(h.reachability)}${h.maintenance ? " (maintenance)" : ""}</dd>
@@ -410,15 +435,6 @@ class HostPage extends LivePage {
           </table>
         </section>
       </div>
-      <section aria-labelledby="host-vms-h">
-        <h2 id="host-vms-h">VMs on ${h.name}${u ? ` (${u.vms})` : ""}</h2>
-        <strata-host-vms .host=${h.name ?? ""} .events=${this.events} .role=${this.role}></strata-host-vms>
-      </section>
-      <section aria-labelledby="host-events-h">
-        <h2 id="host-events-h">Events</h2>
-        ${eventList(mergeEvents(eventsFor(this.events, "host", this.name), this.history), "host",
-          this.historyNext ? () => void this.older() : null)}
-      </section>
     `;
   }
 }

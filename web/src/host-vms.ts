@@ -6,7 +6,8 @@ import { html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 import { errorText, type StrataEvent, type Vm } from "./api/client";
 import { CursorPager, hostVmListQuery, mib, vmListFilterFromUrl, vmState, VM_STATES, type VmSort } from "./format";
-import { LivePage, PAGE_SIZES, fetchVmPage, stateBadge } from "./pages";
+import { LivePage, PAGE_SIZES, fetchVmPage, stateBadge, vmPageKey } from "./pages";
+import { fetchOnce } from "./prefetch";
 
 function labelList(l: Record<string, string> | undefined) {
   const entries = Object.entries(l ?? {});
@@ -55,7 +56,7 @@ class HostVms extends LivePage {
       this.pager.cursor,
     );
     if (bad) throw new Error(bad);
-    const { data, error } = await fetchVmPage(query);
+    const { data, error } = await fetchOnce(vmPageKey(query), () => fetchVmPage(query));
     if (!data) throw new Error(errorText(error, `cannot list the VMs of ${this.host}`));
     this.vms = data.vms ?? [];
     this.pager.loaded(data.next);

@@ -11,6 +11,7 @@ import {
   bytes,
   canOperate,
   hostAlert,
+  hostVmListQuery,
   mib,
   percent,
   sortedCounts,
@@ -97,14 +98,24 @@ const requestVmPage = (query: Record<string, string | number>) => api.GET("/api/
 // One page of VMs (limit, after, host, name, state, label, sort: vmListQuery).
 export const fetchVmPage = requestVmPage;
 
+export const requestHost = (name: string) => api.GET("/api/v1/hosts/{name}", { params: { path: { name } } });
+// The key of a VM page's request, shared by the prefetch and the page that takes it.
+export const vmPageKey = (query: Record<string, string | number>) => `vm-page:${JSON.stringify(query)}`;
+
 // Called once at start, before the session is known: the requests the page at this URL
-// will make first (prefetch.ts).
-export function prefetchFor(page: string, search: string): void {
+// will make first (prefetch.ts). `name`: the host of a host page.
+export function prefetchFor(page: string, search: string, name = ""): void {
   if (page === "dashboard" || page === "hosts") prefetch("summary", requestSummary);
+  if (page === "host" && name) {
+    prefetch(`host:${name}`, () => requestHost(name));
+    prefetch("summary", requestSummary);
+    const { query, error } = hostVmListQuery(name, vmListFilterFromUrl(search), "");
+    if (!error) prefetch(vmPageKey(query), () => requestVmPage(query));
+  }
   if (page === "vms") {
     prefetch("hosts", requestHosts);
     const { query, error } = vmListQuery(vmListFilterFromUrl(search), "");
-    if (!error) prefetch(`vm-page:${JSON.stringify(query)}`, () => requestVmPage(query));
+    if (!error) prefetch(vmPageKey(query), () => requestVmPage(query));
   }
 }
 
@@ -337,7 +348,7 @@ class VmsPage extends LivePage {
       this.pager.cursor,
     );
     if (bad) throw new Error(bad);
-    const { data, error } = await fetchOnce(`vm-page:${JSON.stringify(query)}`, () => requestVmPage(query));
+    const { data, error } = await fetchOnce(vmPageKey(query), () => requestVmPage(query));
     if (!data) throw new Error(errorText(error, "cannot list VMs"));
     this.vms = data.vms ?? [];
     this.pager.loaded(data.next);

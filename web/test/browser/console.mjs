@@ -384,6 +384,8 @@ try {
       await page.getByRole("heading", { name: `Host ${hostName}` }).waitFor();
       await page.getByRole("table", { name: "NUMA nodes" }).locator("tbody tr").first().waitFor();
       await page.getByRole("table", { name: "Host network interfaces" }).getByRole("rowheader", { name: "lo" }).waitFor();
+      // The capacity bars come with the summary (the rest of the page does not wait for it).
+      await page.locator('meter[aria-label^="CPU allocated:"]').waitFor();
       for (const m of ["CPU allocated", "Memory allocated"]) {
         const n = await page.locator(`meter[aria-label^="${m}:"]`).count();
         expect(n === 1, `expected one "${m}" meter, saw ${n}`);
