@@ -57,6 +57,18 @@ async function dashboardRender(page) {
   return await h.jsonValue();
 }
 
+// Navigation to the host page of the phantom host (all N VMs are placed on it) until its
+// first page of VMs is painted.
+async function hostPageRender(page) {
+  await page.goto(url + "/hosts/phantom", { waitUntil: "commit" });
+  const h = await page.waitForFunction(() => new Promise((res) => {
+    const ready = () => document.querySelector("table[aria-label='VMs on this host'] tbody tr[data-vm]");
+    const check = () => (ready() ? requestAnimationFrame(() => res(performance.now())) : requestAnimationFrame(check));
+    check();
+  }), null, { timeout: 60000 });
+  return await h.jsonValue();
+}
+
 // Runs `act` in the page and waits (rAF) until `done` holds; the elapsed ms.
 async function roundTrip(page, act, done, arg) {
   return await page.evaluate(async ([actSrc, doneSrc, sel, a]) => {
@@ -70,23 +82,41 @@ async function roundTrip(page, act, done, arg) {
 }
 
 // Main-thread tasks over 50 ms from the start of each page ("start-end" ms).
+// Long animation frames (LoAF, over 50 ms from a task's start to its frame's paint) split
+// into script, style and layout, and the rest (paint, raster, compositing): where a frame
+// that shows the rows went, which long tasks alone do not say.
 const recordLongTasks = () => {
   window.strataLongTasks = [];
   new PerformanceObserver((l) => {
     for (const e of l.getEntries()) window.strataLongTasks.push(`${e.startTime.toFixed(0)}-${(e.startTime + e.duration).toFixed(0)}`);
   }).observe({ type: "longtask" });
+  window.strataFrames = [];
+  try {
+    new PerformanceObserver((l) => {
+      for (const e of l.getEntries()) {
+        const end = e.startTime + e.duration;
+        const script = e.scripts.reduce((a, x) => a + x.duration, 0);
+        const style = e.styleAndLayoutStart ? e.startTime + e.duration - e.styleAndLayoutStart : 0;
+        const render = e.renderStart ? end - e.renderStart : 0;
+        window.strataFrames.push(`${e.startTime.toFixed(0)}-${end.toFixed(0)} (script ${script.toFixed(0)}, ` +
+          `rendering ${render.toFixed(0)} of which style+layout onwards ${style.toFixed(0)}, blocked ${e.blockingDuration.toFixed(0)})`);
+      }
+    }).observe({ type: "long-animation-frame", buffered: true });
+  } catch { /* not supported */ }
 };
 const where = (page) => page.evaluate(() => {
   const nav = performance.getEntriesByType("navigation")[0];
   const parts = [`html ${nav.responseEnd.toFixed(0)}`, `DOMContentLoaded ${nav.domContentLoadedEventEnd.toFixed(0)}`];
   for (const t of window.strataLongTasks ?? []) parts.push(`long task ${t}`);
+  for (const f of window.strataFrames ?? []) parts.push(`long frame ${f}`);
+  for (const p of performance.getEntriesByType("paint")) parts.push(`${p.name} ${p.startTime.toFixed(0)}`);
   for (const m of performance.getEntriesByType("mark")) parts.push(`${m.name} ${m.startTime.toFixed(0)}`);
   for (const e of performance.getEntriesByType("resource"))
     parts.push(`${e.name.replace(location.origin, "").replace(/\?.*/, "").slice(0, 40)} ${e.startTime.toFixed(0)}-${e.responseEnd.toFixed(0)}`);
   return parts.join(", ");
 });
-let breakdown = "", dashBreakdown = "";
-const dash = [], cold = [], warm = [], filter = [], next = [], big = [], scrollMax = [], scrollAvg = [], scrollLong = [], scrollRefreshes = [];
+let breakdown = "", dashBreakdown = "", hostBreakdown = "";
+const hostPage = [], dash = [], cold = [], warm = [], filter = [], next = [], big = [], scrollMax = [], scrollAvg = [], scrollLong = [], scrollRefreshes = [];
 for (let r = 0; r < runs; r++) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   await ctx.addCookies(cookies);
@@ -153,6 +183,13 @@ for (let r = 0; r < runs; r++) {
   dash.push(await dashboardRender(dpage));
   if (r === 0) dashBreakdown = await where(dpage);
   await dctx.close();
+  const hctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await hctx.addCookies(cookies);
+  await hctx.addInitScript(recordLongTasks);
+  const hpage = await hctx.newPage();
+  hostPage.push(await hostPageRender(hpage));
+  if (r === 0) hostBreakdown = await where(hpage);
+  await hctx.close();
 }
 await browser.close();
 
@@ -162,6 +199,8 @@ console.log(`first render /vms (nothing cached): ${fmt(A)} ms   (runs: ${cold.ma
 console.log(`  where the first one went (ms from navigation): ${breakdown}`);
 console.log(`first render / (dashboard, nothing cached): ${fmt(median(dash))} ms   (runs: ${dash.map(fmt).join(", ")})`);
 console.log(`  where the first one went: ${dashBreakdown}`);
+console.log(`first render /hosts/phantom (its ${env("N")} VMs paged, nothing cached): ${fmt(median(hostPage))} ms   (runs: ${hostPage.map(fmt).join(", ")})`);
+console.log(`  where the first one went: ${hostBreakdown}`);
 console.log(`first render /vms (assets cached):  ${fmt(median(warm))} ms`);
 console.log(`filter round trip (name, server):   ${fmt(B)} ms   (runs: ${filter.map(fmt).join(", ")})`);
 console.log(`page change (Next):                 ${fmt(median(next))} ms`);

@@ -48,6 +48,8 @@ constexpr const char* kUsage = R"(usage:
   --agent-binary PATH  strata-agent to run in all-in-one mode (default: next to stratad)
   --accel MODE         local agent accelerator: auto | kvm | tcg (default auto)
   --host-name NAME     name of the local host in all-in-one mode (default: hostname)
+  --datastore NAME=PATH  shared storage for the local agent in all-in-one mode (repeatable;
+                       strata-agent serve --datastore, docs/internals/datastores.md)
   --heartbeat-ms N     agent heartbeat interval (default 2000)
   --miss-threshold N   missed heartbeats before a host is unreachable (default 3)
   --http-threads N     HTTP worker threads (default 2)
@@ -201,6 +203,10 @@ int main(int argc, char** argv) {
         return usage_error("--accel must be auto, kvm or tcg");
     } else if (a == "--host-name") {
       if (!value(&cfg.host_name)) return usage_error("--host-name needs a name");
+    } else if (a == "--datastore") {
+      if (!value(&v) || v.find('=') == std::string::npos || v.front() == '=' || v.back() == '=')
+        return usage_error("--datastore needs NAME=PATH");
+      cfg.agent_datastores.push_back(v);
     } else if (a == "--heartbeat-ms") {
       if (!value(&v) || !parse_int(v, 100, 600000, &n))
         return usage_error("--heartbeat-ms must be 100..600000");

@@ -51,7 +51,7 @@ constexpr auto kStartTimeout = std::chrono::seconds(120);
 }  // namespace
 
 Status LocalAgent::start(const std::string& binary, const std::string& data_dir,
-                         const std::string& accel) {
+                         const std::string& accel, const std::vector<std::string>& datastores) {
   std::string state = data_dir + "/agent";
   fs::create_directories(state);
   fs::create_directories(data_dir + "/images");
@@ -64,7 +64,7 @@ Status LocalAgent::start(const std::string& binary, const std::string& data_dir,
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto holder = lock_holder(lock_path_);
     if (!holder) return tl::unexpected(holder.error().wrap("local agent lock"));
-    last = *holder ? adopt(**holder) : spawn(binary, state, data_dir, accel);
+    last = *holder ? adopt(**holder) : spawn(binary, state, data_dir, accel, datastores);
     if (last || last.error().code != ErrorCode::conflict) return last;
     logger("manager")->warn("local agent: {}; trying again", last.error().message);
   }
@@ -72,13 +72,18 @@ Status LocalAgent::start(const std::string& binary, const std::string& data_dir,
 }
 
 Status LocalAgent::spawn(const std::string& binary, const std::string& state,
-                         const std::string& data_dir, const std::string& accel) {
+                         const std::string& data_dir, const std::string& accel,
+                         const std::vector<std::string>& datastores) {
   if (binary.empty() || !fs::exists(binary))
     return make_error(ErrorCode::failed_precondition,
                       "strata-agent not found (next to stratad or in PATH); use --agent-binary");
   adopted_ = false;
   std::vector<std::string> argv = {binary, "serve", "--state-dir", state, "--images",
                                    data_dir + "/images", "--listen", address_, "--accel", accel};
+  for (const auto& ds : datastores) {
+    argv.emplace_back("--datastore");
+    argv.push_back(ds);
+  }
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "strata/common/error.h"
 #include "strata/enroll/tls_trust.h"
@@ -22,7 +23,9 @@ class LocalAgent {
   // agent that still holds <data_dir>/agent/agent.lock (it outlived a killed stratad) is
   // adopted, not doubled: a second agent on one state folder is refused by the agent
   // itself, and would have fought the first over the VMs' QMP sockets.
-  Status start(const std::string& binary, const std::string& data_dir, const std::string& accel);
+  // `datastores` ("NAME=PATH") become the agent's --datastore flags.
+  Status start(const std::string& binary, const std::string& data_dir, const std::string& accel,
+               const std::vector<std::string>& datastores = {});
   // Makes sure a host for this agent is enrolled (join token + POST /hosts/enroll).
   // `trust` verifies the manager when api_url is https.
   Status enroll(store::Store& store, const std::string& api_url, const enroll::TlsTrust& trust,
@@ -36,7 +39,7 @@ class LocalAgent {
  private:
   // Spawns `strata-agent serve` on the state folder and waits for Health.
   Status spawn(const std::string& binary, const std::string& state, const std::string& data_dir,
-               const std::string& accel);
+               const std::string& accel, const std::vector<std::string>& datastores);
   // Takes over the agent that holds the state folder's lock (pid from the lock file).
   Status adopt(int pid);
   // Polls Health until it serves (120 s at most); stops early with `alive()`'s error.

@@ -189,7 +189,8 @@ class ManagerImpl final : public Manager {
     if (cfg.all_in_one) {
       local_agent_ = std::make_unique<LocalAgent>();
       std::string bin = cfg.agent_binary.empty() ? default_agent_binary() : cfg.agent_binary;
-      if (auto st = local_agent_->start(bin, cfg.data_dir, cfg.agent_accel); !st)
+      if (auto st = local_agent_->start(bin, cfg.data_dir, cfg.agent_accel, cfg.agent_datastores);
+          !st)
         return tl::unexpected(st.error().wrap("local agent"));
     }
     if (auto st = agents_->start(); !st) return st;

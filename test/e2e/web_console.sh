@@ -37,8 +37,11 @@ trap cleanup EXIT
 
 # --cpu-overcommit 32: the scroll step defines 26 more stopped VMs (1 vCPU each) on a
 # 2-thread host.
+# A datastore for the local agent: its capacity and use show as bars on the dashboard and
+# the host page.
+mkdir -p "$WORK/ds"
 start_stratad "$D" "127.0.0.1:$PORT" --all-in-one --accel tcg --host-name "$HOST" \
-  --heartbeat-ms 300 --web-root "$REPO/web/dist" --cpu-overcommit 32
+  --heartbeat-ms 300 --web-root "$REPO/web/dist" --cpu-overcommit 32 --datastore "web-ds=$WORK/ds"
 host_up() { [ "$(api GET "/api/v1/hosts/$HOST" | jq -r .state)" = up ]; }
 wait_for 60 "host up" host_up || fail "the local host did not come up: $(api GET /api/v1/hosts)"
 
@@ -63,5 +66,5 @@ VIEWER=$(api POST /api/v1/tokens '{"name":"web-viewer","role":"viewer"}' | jq -r
 [ "$(last_status)" = 201 ] || fail "viewer token: HTTP $(last_status)"
 
 STRATA_URL="http://127.0.0.1:$PORT" ADMIN_TOKEN="$TOKEN" VIEWER_TOKEN="$VIEWER" \
-  HOST_NAME="$HOST" VM_NAME="$VM" VM_DELETE="$VM_DELETE" VM_CMDLINE="${TINY_CMDLINE:-}" SHOTS_DIR="$SHOTS_DIR" CHROMIUM="$CHROMIUM" \
+  HOST_NAME="$HOST" DATASTORE=web-ds VM_NAME="$VM" VM_DELETE="$VM_DELETE" VM_CMDLINE="${TINY_CMDLINE:-}" SHOTS_DIR="$SHOTS_DIR" CHROMIUM="$CHROMIUM" \
   node "$REPO/web/test/browser/console.mjs"

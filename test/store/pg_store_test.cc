@@ -211,6 +211,19 @@ TEST_P(PgStoreTest, FilteredPagesUseAnIndexInKeyOrderInGenericPlans) {
         << plan;
     EXPECT_EQ(plan.find("Sort"), std::string::npos) << plan;
   }
+  // A host's VMs by name, both ways (the host page).
+  for (const auto& [name, sql] : std::vector<std::pair<std::string, std::string>>{
+           {"plan_host_name", "host_id = $1 AND name > $2 ORDER BY name LIMIT $3"},
+           {"plan_host_name_desc", "host_id = $1 AND name < $2 ORDER BY name DESC LIMIT $3"}}) {
+    STORE_ASSERT_OK(c.exec(
+        "PREPARE " + name + "(text, text, int8) AS SELECT id FROM vms WHERE " + sql, {}));
+    auto rows = c.query("EXPLAIN EXECUTE " + name + "('x', 'm', 100)", {});
+    STORE_ASSERT_OK(rows);
+    std::string plan;
+    for (const auto& r : *rows) plan += r.text(0) + "\n";
+    EXPECT_NE(plan.find("vms_host_id_name"), std::string::npos) << plan;
+    EXPECT_EQ(plan.find("Sort"), std::string::npos) << plan;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Postgres, PgStoreTest, ::testing::Values(backend()), backend_name);

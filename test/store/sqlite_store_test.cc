@@ -102,6 +102,17 @@ TEST(SqliteStore, NameAndHostLookupsUseIndexes) {
     EXPECT_NE(p.find("id>?"), std::string::npos) << sql << "\n" << p;
     EXPECT_EQ(p.find("TEMP B-TREE"), std::string::npos) << sql << "\n" << p;
   }
+  // A host's VMs by name, both ways (the host page): the page from (host_id, name), no sort.
+  for (const char* sql :
+       {"EXPLAIN QUERY PLAN SELECT id FROM vms WHERE host_id = ?1 AND name > ?2 ORDER BY name "
+        "LIMIT ?3",
+        "EXPLAIN QUERY PLAN SELECT id FROM vms WHERE host_id = ?1 AND name < ?2 ORDER BY name "
+        "DESC LIMIT ?3",
+        "EXPLAIN QUERY PLAN SELECT id FROM vms WHERE host_id = ?1 ORDER BY name LIMIT ?2"}) {
+    std::string p = plan(sql);
+    EXPECT_NE(p.find("INDEX vms_host_id_name"), std::string::npos) << sql << "\n" << p;
+    EXPECT_EQ(p.find("TEMP B-TREE"), std::string::npos) << sql << "\n" << p;
+  }
 }
 
 TEST(OpenStore, RejectsUnknownUrls) {

@@ -400,6 +400,74 @@ TEST_P(StoreContractTest, ListVmsByNameSubstringStateAndNameOrder) {
   EXPECT_EQ(store_->list_vms(by_id)->size(), vms.size());
 }
 
+// The host page's VM list: the host filter in the query itself, combined with the name
+// order (both ways, name cursor), the name substring, the observed state and labels, page
+// after page; VMs on other hosts or on none never appear.
+TEST_P(StoreContractTest, ListVmsOfOneHostPagedByName) {
+  auto h1 = store_->create_host(make_host("h1"));
+  auto h2 = store_->create_host(make_host("h2"));
+  STORE_ASSERT_OK(h1);
+  STORE_ASSERT_OK(h2);
+  std::vector<std::string> on_h1;
+  for (int i = 0; i < 12; ++i) {
+    // Interleaved names: h1 holds every VM whose number is even, h2 the odd, one unplaced.
+    std::string name = "vm-" + std::string(i < 10 ? "0" : "") + std::to_string(i);
+    VmRecord v = make_vm(name);
+    v.status = std::string("{\"state\":\"") + (i % 4 == 0 ? "running" : "stopped") + "\"}";
+    v.labels = {{"tier", i % 3 == 0 ? "web" : "db"}};
+    if (i == 11) {
+      // unplaced
+    } else if (i % 2 == 0) {
+      v.host_id = h1->id;
+      on_h1.push_back(name);
+    } else {
+      v.host_id = h2->id;
+    }
+    STORE_ASSERT_OK(store_->create_vm(v));
+  }
+  auto all_pages = [&](VmListOptions o, int limit) {
+    std::vector<std::string> seen;
+    o.limit = limit;
+    for (int guard = 0; guard < 20; ++guard) {
+      auto r = store_->list_vms(o);
+      EXPECT_TRUE(r) << r.error().to_string();
+      if (!r) break;
+      for (const auto& v : *r) {
+        EXPECT_EQ(v.host_id, o.host_id) << v.name;
+        seen.push_back(v.name);
+      }
+      if (static_cast<int>(r->size()) < limit) break;
+      o.after_name = r->back().name;
+    }
+    return seen;
+  };
+  VmListOptions mine;
+  mine.host_id = h1->id;
+  mine.order = VmListOptions::Order::name;
+  EXPECT_EQ(all_pages(mine, 2), on_h1);
+  EXPECT_EQ(all_pages(mine, 4), on_h1);
+  VmListOptions desc = mine;
+  desc.order = VmListOptions::Order::name_desc;
+  EXPECT_EQ(all_pages(desc, 4), std::vector<std::string>(on_h1.rbegin(), on_h1.rend()));
+  VmListOptions running = mine;
+  running.state = "running";
+  EXPECT_EQ(all_pages(running, 1), (std::vector<std::string>{"vm-00", "vm-04", "vm-08"}));
+  VmListOptions named = mine;
+  named.name_contains = "VM-1";
+  EXPECT_EQ(all_pages(named, 1), (std::vector<std::string>{"vm-10"}));
+  VmListOptions web = desc;
+  web.label_selector = {{"tier", "web"}};
+  EXPECT_EQ(all_pages(web, 1), (std::vector<std::string>{"vm-06", "vm-00"}));
+  VmListOptions theirs = mine;
+  theirs.host_id = h2->id;
+  EXPECT_EQ(all_pages(theirs, 3).size(), 5u);
+  VmListOptions nobody = mine;
+  nobody.host_id = "no-such-host";
+  auto none = store_->list_vms(nobody);
+  STORE_ASSERT_OK(none);
+  EXPECT_TRUE(none->empty());
+}
+
 TEST_P(StoreContractTest, ValidatesFieldsBeforeWriting) {
   HostRecord h = make_host("");
   auto r = store_->create_host(h);

@@ -4,9 +4,8 @@
 // of the main bundle).
 import { html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
-import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
+import { api, errorText, type Host, type HostUsage, type StrataEvent, type Task, type Vm } from "./api/client";
 import {
-  allocations,
   badResult,
   bytes,
   canOperate,
@@ -19,8 +18,10 @@ import {
   vmState,
   type VmAction,
 } from "./format";
-import { LivePage, capacity, listVms, stateBadge } from "./pages";
+import { LivePage, capacity, datastoreBars, loadSummary, requestHost, stateBadge } from "./pages";
+import { fetchOnce } from "./prefetch";
 import "./charts";
+import "./host-vms";
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : {});
@@ -284,14 +285,16 @@ class HostPage extends LivePage {
     ...LivePage.properties,
     name: { attribute: false },
     host: { state: true },
-    vms: { state: true },
+    usage: { state: true },
     gone: { state: true },
     history: { state: true },
     historyNext: { state: true },
   };
   name = "";
   host: Host | null = null;
-  vms: Vm[] = [];
+  // The host as the summary has it: what its VMs hold (the scheduler's allocation cache),
+  // how many there are, and its datastores' use. Its VMs are paged by <strata-host-vms>.
+  usage: HostUsage | null = null;
   gone = false;
   history: StrataEvent[] = [];
   historyNext: number | null = null;
@@ -301,10 +304,16 @@ class HostPage extends LivePage {
     return t === `host/${this.name}` || t.startsWith("vm/");
   }
 
+  // The summary (what the host's VMs hold, its datastores) is counted over every VM: it
+  // fills the capacity bars when it comes, the rest of the page does not wait for it.
   protected async load(): Promise<void> {
-    const [host, vms, events] = await Promise.all([
-      api.GET("/api/v1/hosts/{name}", { params: { path: { name: this.name } } }),
-      listVms(this.name),
+    const summary = loadSummary();
+    summary.then(
+      (s) => { this.usage = s.hosts.items.find((u) => u.name === this.name) ?? null; },
+      (e: unknown) => { this.error = e instanceof Error ? e.message : String(e); },
+    );
+    const [host, events] = await Promise.all([
+      fetchOnce(`host:${this.name}`, () => requestHost(this.name)),
       targetEvents(`host/${this.name}`),
     ]);
     this.history = mergeEvents(events.events, this.history);
@@ -315,7 +324,6 @@ class HostPage extends LivePage {
     }
     if (!host.data) throw new Error(errorText(host.error, `cannot read host ${this.name}`));
     this.host = host.data;
-    this.vms = vms;
   }
 
   private async older(): Promise<void> {
@@ -325,17 +333,35 @@ class HostPage extends LivePage {
     this.historyNext = page.next;
   }
 
+  // The VM list does not wait for the host's own data (one template around both, so the
+  // list element stays when the host arrives).
   override render() {
     if (this.gone) return html`<h1>Host ${this.name}</h1><p role="status">There is no host named ${this.name}. <a href="/hosts">All hosts</a></p>`;
-    if (!this.host) return html`<h1>Host ${this.name}</h1>${this.renderError()}<p role="status">Loading…</p>`;
-    const h = this.host;
+    const u = this.usage;
+    return html`
+      ${this.host ? this.renderHost(this.host) : html`<h1>Host ${this.name}</h1>${this.renderError()}<p role="status">Loading…</p>`}
+      <section aria-labelledby="host-vms-h">
+        <h2 id="host-vms-h">VMs on ${this.name}${u ? ` (${u.vms})` : ""}</h2>
+        <strata-host-vms .host=${this.name} .events=${this.events} .role=${this.role}></strata-host-vms>
+      </section>
+      ${this.host
+        ? html`<section aria-labelledby="host-events-h">
+            <h2 id="host-events-h">Events</h2>
+            ${eventList(mergeEvents(eventsFor(this.events, "host", this.name), this.history), "host",
+              this.historyNext ? () => void this.older() : null)}
+          </section>`
+        : nothing}
+    `;
+  }
+
+  private renderHost(h: Host) {
     const inv = obj(h.inventory);
     const cpu = obj(inv.cpu);
     const mem = obj(inv.memory);
     const os = obj(inv.os);
     const qemu = obj(inv.qemu);
     const accel = obj(inv.accelerator);
-    const a = allocations(this.vms).get(h.name ?? "") ?? { vcpus: 0, memoryMib: 0 };
+    const u = this.usage;
     // The sample is the agent's metrics answer: the host's own figures are under "host".
     const sample = obj(h.metrics);
     const metrics = Object.entries(sample.host ? obj(sample.host) : sample).filter(([k, v]) => (typeof v === "number" || typeof v === "string") && k !== "metrics_json");
@@ -345,8 +371,11 @@ class HostPage extends LivePage {
       <div class="cols">
         <section aria-labelledby="host-cap-h">
           <h2 id="host-cap-h">Capacity</h2>
-          ${capacity("CPU", a.vcpus, h.cpu_threads ?? 0, `${a.vcpus} / ${h.cpu_threads ?? 0} vCPU allocated`)}
-          ${capacity("Memory", a.memoryMib, h.memory_mib ?? 0, `${mib(a.memoryMib)} / ${mib(h.memory_mib)} allocated`)}
+          ${u
+            ? html`${capacity("CPU", u.allocated_vcpus, h.cpu_threads ?? 0, `${u.allocated_vcpus} / ${h.cpu_threads ?? 0} vCPU allocated`)}
+              ${capacity("Memory", u.allocated_memory_mib, h.memory_mib ?? 0, `${mib(u.allocated_memory_mib)} / ${mib(h.memory_mib)} allocated`)}
+              ${u.datastores.length ? html`<h3 id="host-ds-h">Datastores</h3>${datastoreBars(u.datastores)}` : nothing}`
+            : html`<p class="muted" role="status">Counting what its VMs hold…</p>`}
           <dl class="facts">
             <dt>Address</dt><dd><code>${str(h.address)}</code></dd>
             <dt>Reachability</dt><dd>${str(h.reachability)}${h.maintenance ? " (maintenance)" : ""}</dd>
@@ -406,23 +435,6 @@ class HostPage extends LivePage {
           </table>
         </section>
       </div>
-      <section aria-labelledby="host-vms-h">
-        <h2 id="host-vms-h">VMs on ${h.name} (${this.vms.length})</h2>
-        <table class="grid" aria-label="VMs on this host">
-          <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">vCPU</th><th scope="col">Memory</th><th scope="col">Labels</th></tr></thead>
-          <tbody>${repeat(this.vms, (vm) => vm.name ?? "", (vm) => {
-            const spec = obj(vm.spec);
-            return html`<tr data-vm=${vm.name ?? ""}><th scope="row"><a href="/vms/${vm.name ?? ""}">${vm.name}</a></th>
-              <td>${stateBadge(vmState(vm))}</td><td>${str(spec.vcpus)}</td><td>${mib(num(spec.memory_mib))}</td>
-              <td class="labels">${labels(vm.labels)}</td></tr>`;
-          })}</tbody>
-        </table>
-      </section>
-      <section aria-labelledby="host-events-h">
-        <h2 id="host-events-h">Events</h2>
-        ${eventList(mergeEvents(eventsFor(this.events, "host", this.name), this.history), "host",
-          this.historyNext ? () => void this.older() : null)}
-      </section>
     `;
   }
 }

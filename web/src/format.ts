@@ -23,30 +23,6 @@ export function sortedCounts(byState: Record<string, number> | undefined): Array
   return Object.entries(byState ?? {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }
 
-export interface Allocation {
-  vcpus: number;
-  memoryMib: number;
-}
-
-function specNumber(vm: Vm, key: string): number {
-  const v = (vm.spec as Record<string, unknown> | undefined)?.[key];
-  return typeof v === "number" ? v : 0;
-}
-
-// vCPUs and memory of the VMs placed on each host (what the scheduler counts).
-export function allocations(vms: Vm[]): Map<string, Allocation> {
-  const out = new Map<string, Allocation>();
-  for (const vm of vms) {
-    const host = vm.host || vm.status?.host;
-    if (!host) continue;
-    const a = out.get(host) ?? { vcpus: 0, memoryMib: 0 };
-    a.vcpus += specNumber(vm, "vcpus");
-    a.memoryMib += specNumber(vm, "memory_mib");
-    out.set(host, a);
-  }
-  return out;
-}
-
 export function percent(used: number, total: number): number {
   if (!total || total <= 0) return 0;
   return Math.round((used / total) * 100);
@@ -184,6 +160,52 @@ export function textKeysyms(text: string): number[] {
   return out;
 }
 
+// The graphical console's scaling: a guest screen larger than the panel is scaled down to
+// fit it (noVNC's scaleViewport, aspect kept); one that fits is shown 1:1, centred, because
+// noVNC's fit would also scale it *up* (a 720x400 VGA text screen to 1.2x in a 480 px
+// panel), which blurs text and gains nothing. Either way noVNC maps the pointer through the
+// scale it drew with, so the pointer stays where the browser's is.
+export function vncScaleDown(fb: { w: number; h: number }, panel: { w: number; h: number }): boolean {
+  if (fb.w <= 0 || fb.h <= 0 || panel.w <= 0 || panel.h <= 0) return false;
+  return fb.w > panel.w || fb.h > panel.h;
+}
+
+// Typing into the graphical console is paced. QEMU's PS/2 keyboard holds 16 bytes of scan
+// codes and drops what arrives while they are full (hw/input/ps2.c, PS2_QUEUE_SIZE); VNC
+// key events go straight into it, and one key is 3 bytes in scan code set 2 (make, break),
+// 6 with the Shift QEMU adds for a capital. A text sent in one burst therefore loses
+// characters whenever the guest reads slower than the burst arrives (a busy or TCG guest).
+// `batch` keys, then a pause: 2 keys (at most 12 bytes) every 20 ms, ~100 characters a second.
+export const TYPE_BATCH = 2;
+export const TYPE_PAUSE_MS = 20;
+
+export interface TypeOptions {
+  batch?: number;
+  pauseMs?: number;
+  cancelled?: () => boolean;
+  progress?: (sent: number) => void;
+}
+
+// Sends each key through `send`, `batch` at a time with `sleep(pauseMs)` between batches,
+// until done or `cancelled()`; `progress(sent)` after each batch. Returns how many were sent.
+export async function typePaced(
+  keysyms: number[],
+  send: (keysym: number) => void,
+  sleep: (ms: number) => Promise<void>,
+  options: TypeOptions = {},
+): Promise<number> {
+  const { batch = TYPE_BATCH, pauseMs = TYPE_PAUSE_MS, cancelled = () => false, progress = () => {} } = options;
+  let sent = 0;
+  while (sent < keysyms.length && !cancelled()) {
+    if (sent > 0) await sleep(pauseMs);
+    if (cancelled()) break;
+    for (const k of keysyms.slice(sent, sent + Math.max(1, batch))) send(k);
+    sent = Math.min(keysyms.length, sent + Math.max(1, batch));
+    progress(sent);
+  }
+  return sent;
+}
+
 // An event's result that is a failure (others are "ok" or a state such as "running").
 export function badResult(result: string | undefined): boolean {
   return /^(error|fail|denied)/i.test(result ?? "");
@@ -271,4 +293,10 @@ export function vmListQuery(f: VmListFilter, after: string): { query: Record<str
     query.label = label;
   }
   return { query };
+}
+
+// The host page's VM list: the filters of its URL, always on that host (a `host=` in the
+// URL does not move the list to another host).
+export function hostVmListQuery(host: string, f: VmListFilter, after: string): ReturnType<typeof vmListQuery> {
+  return vmListQuery({ ...f, host }, after);
 }

@@ -41,7 +41,7 @@ function detailName(path: string): string {
 }
 
 // The first page's data is asked for now, together with the session (pages.ts).
-prefetchFor(pageFor(location.pathname), location.search);
+prefetchFor(pageFor(location.pathname), location.search, detailName(location.pathname));
 
 class StrataApp extends LitElement {
   static override properties = {

@@ -5,11 +5,13 @@ import { repeat } from "lit/directives/repeat.js";
 import { pageSelection, runEach, summarize, toggleAll, type ItemResult } from "./bulk";
 import { parsePairs } from "./wizard";
 import { fetchOnce, prefetch } from "./prefetch";
-import { api, errorText, type Host, type HostUsage, type StrataEvent, type Summary, type Vm } from "./api/client";
+import { api, errorText, type DatastoreUse, type Host, type HostUsage, type StrataEvent, type Summary, type Vm } from "./api/client";
 import {
   CursorPager,
+  bytes,
   canOperate,
   hostAlert,
+  hostVmListQuery,
   mib,
   percent,
   sortedCounts,
@@ -22,7 +24,7 @@ import {
   vmListQuery,
 } from "./format";
 
-const PAGE_SIZES = [25, 50, 100, 500];
+export const PAGE_SIZES = [25, 50, 100, 500];
 
 export abstract class LivePage extends LitElement {
   static override properties = {
@@ -91,18 +93,29 @@ export abstract class LivePage extends LitElement {
 }
 
 const requestHosts = () => api.GET("/api/v1/hosts");
-const requestVms = (host?: string) => api.GET("/api/v1/vms", { params: { query: host ? { limit: 1000, host } : { limit: 1000 } } });
 const requestSummary = () => api.GET("/api/v1/summary");
 const requestVmPage = (query: Record<string, string | number>) => api.GET("/api/v1/vms", { params: { query } });
+// One page of VMs (limit, after, host, name, state, label, sort: vmListQuery).
+export const fetchVmPage = requestVmPage;
+
+export const requestHost = (name: string) => api.GET("/api/v1/hosts/{name}", { params: { path: { name } } });
+// The key of a VM page's request, shared by the prefetch and the page that takes it.
+export const vmPageKey = (query: Record<string, string | number>) => `vm-page:${JSON.stringify(query)}`;
 
 // Called once at start, before the session is known: the requests the page at this URL
-// will make first (prefetch.ts).
-export function prefetchFor(page: string, search: string): void {
+// will make first (prefetch.ts). `name`: the host of a host page.
+export function prefetchFor(page: string, search: string, name = ""): void {
   if (page === "dashboard" || page === "hosts") prefetch("summary", requestSummary);
+  if (page === "host" && name) {
+    prefetch(`host:${name}`, () => requestHost(name));
+    prefetch("summary", requestSummary);
+    const { query, error } = hostVmListQuery(name, vmListFilterFromUrl(search), "");
+    if (!error) prefetch(vmPageKey(query), () => requestVmPage(query));
+  }
   if (page === "vms") {
     prefetch("hosts", requestHosts);
     const { query, error } = vmListQuery(vmListFilterFromUrl(search), "");
-    if (!error) prefetch(`vm-page:${JSON.stringify(query)}`, () => requestVmPage(query));
+    if (!error) prefetch(vmPageKey(query), () => requestVmPage(query));
   }
 }
 
@@ -120,25 +133,28 @@ export async function listHosts(): Promise<Host[]> {
   return data.hosts ?? [];
 }
 
-export async function listVms(host?: string): Promise<Vm[]> {
-  const { data, error } = await requestVms(host);
-  if (!data) throw new Error(errorText(error, "cannot list VMs"));
-  return data.vms ?? [];
-}
-
 export function stateBadge(state: string | undefined) {
   const s = state ?? "unknown";
   return html`<span class="badge state-${s}">${s}</span>`;
 }
 
-export function capacity(label: string, used: number, total: number, text: string) {
+export function capacity(label: string, used: number, total: number, text: string, what = "allocated") {
   const pct = percent(used, total);
   return html`<div class="capacity">
     <span class="cap-label">${label}</span>
     <meter min="0" max="100" low="70" high="90" optimum="0" .value=${Math.min(pct, 100)}
-      aria-label="${label} allocated: ${pct}%"></meter>
+      aria-label="${label} ${what}: ${pct}%"></meter>
     <span class="cap-text">${text} (${pct}%)</span>
   </div>`;
+}
+
+// A bar per datastore: used of total bytes, as the agents report them (GET /api/v1/summary).
+export function datastoreBars<T extends DatastoreUse>(list: T[], hostsOf?: (d: T) => number | undefined) {
+  return list.map((d) => {
+    const hosts = hostsOf?.(d);
+    return html`<div class="datastore" data-datastore=${d.name}>${capacity(`Datastore ${d.name}`, d.used_bytes, d.total_bytes,
+      `${d.name}: ${bytes(d.used_bytes)} / ${bytes(d.total_bytes)} used${hosts === undefined ? "" : `, ${hosts} host${hosts === 1 ? "" : "s"}`}`, "used")}</div>`;
+  });
 }
 
 function hostRow(h: HostUsage) {
@@ -149,6 +165,7 @@ function hostRow(h: HostUsage) {
     <td>${capacity("CPU", vcpus, h.cpu_threads ?? 0, `${vcpus} / ${h.cpu_threads ?? 0} vCPU`)}</td>
     <td>${capacity("Memory", memory, h.memory_mib ?? 0, `${mib(memory)} / ${mib(h.memory_mib)}`)}</td>
     <td>${h.vms}</td>
+    <td>${h.datastores.length ? datastoreBars(h.datastores) : html`<span class="muted">none</span>`}</td>
     <td>${h.accelerator ?? "-"}</td>
     <td class="labels">${Object.entries(h.labels ?? {}).map(([k, v]) => html`<span class="label">${k}=${v}</span>`)}</td>
   </tr>`;
@@ -158,7 +175,7 @@ function hostTable(hosts: HostUsage[]) {
   if (hosts.length === 0) return html`<p>No hosts yet. Enroll one with <code>strata host enroll</code>.</p>`;
   return html`<table class="grid" aria-label="Hosts">
     <thead><tr><th scope="col">Host</th><th scope="col">State</th><th scope="col">CPU allocated</th>
-      <th scope="col">Memory allocated</th><th scope="col">VMs</th><th scope="col">Accelerator</th><th scope="col">Labels</th></tr></thead>
+      <th scope="col">Memory allocated</th><th scope="col">VMs</th><th scope="col">Datastores</th><th scope="col">Accelerator</th><th scope="col">Labels</th></tr></thead>
     <tbody>${repeat(hosts, (h) => h.name ?? "", (h) => hostRow(h))}</tbody>
   </table>`;
 }
@@ -210,6 +227,14 @@ class DashboardPage extends LivePage {
                   `${cap.allocated_vcpus} / ${cap.schedulable_vcpus} vCPU (${cap.vcpus} threads × ${cap.cpu_overcommit})`)}
                 ${capacity("Memory", cap.allocated_memory_mib, cap.schedulable_memory_mib,
                   `${mib(cap.allocated_memory_mib)} / ${mib(cap.schedulable_memory_mib)}`)}
+              </div>`
+            : nothing}
+          ${s && s.datastores.items.length
+            ? html`<h2 id="datastores-h">Datastores</h2>
+              <div class="fleet-datastores">
+                ${capacity("Storage", s.datastores.used_bytes, s.datastores.total_bytes,
+                  `${bytes(s.datastores.used_bytes)} / ${bytes(s.datastores.total_bytes)} used in all`, "used")}
+                ${datastoreBars(s.datastores.items, (d) => d.hosts)}
               </div>`
             : nothing}
         </section>
@@ -323,7 +348,7 @@ class VmsPage extends LivePage {
       this.pager.cursor,
     );
     if (bad) throw new Error(bad);
-    const { data, error } = await fetchOnce(`vm-page:${JSON.stringify(query)}`, () => requestVmPage(query));
+    const { data, error } = await fetchOnce(vmPageKey(query), () => requestVmPage(query));
     if (!data) throw new Error(errorText(error, "cannot list VMs"));
     this.vms = data.vms ?? [];
     this.pager.loaded(data.next);

@@ -4,14 +4,16 @@
 // Origin on the upgrade, no token in the URL (docs/internals/web.md). Loaded on demand by
 // the VM page (import("./vnc")), so noVNC stays out of the main bundle.
 //
-// Scaling: the guest's screen is scaled to the panel (scaleViewport), never resized from
-// here (resizeSession off: the guest's resolution is its own); noVNC maps pointer
-// coordinates through the same scale, so the pointer has no offset as long as the guest
-// takes absolute coordinates (the usb-tablet of hardware profile v1; a legacy v0 VM's
-// relative PS/2 mouse can drift from the browser's pointer).
+// Scaling: a guest screen larger than the panel is scaled down into it (scaleViewport), one
+// that fits is drawn 1:1 (vncScaleDown in format.ts: noVNC's fit would scale it up and blur
+// it); the choice is made again when the guest changes its resolution or the panel its
+// size. The guest's resolution is never changed from here (resizeSession off). noVNC maps
+// pointer coordinates through the scale it drew with, so the pointer has no offset as long
+// as the guest takes absolute coordinates (the usb-tablet of hardware profile v1; a legacy
+// v0 VM's relative PS/2 mouse can drift from the browser's pointer).
 import { LitElement, html } from "lit";
 import RFB from "@novnc/novnc";
-import { KEY_COMBOS, consoleUrl, keySequence, textKeysyms } from "./format";
+import { KEY_COMBOS, consoleUrl, keySequence, textKeysyms, typePaced, vncScaleDown } from "./format";
 
 type Status = "connecting" | "connected" | "closed" | "disconnected";
 
@@ -20,11 +22,18 @@ class GraphicalConsole extends LitElement {
     name: { attribute: false },
     status: { state: true },
     desktop: { state: true },
+    typing: { state: true },
   };
   name = "";
   status: Status = "connecting";
   desktop = "";
+  // "12 of 40 typed" while a text goes out (typePaced), "" otherwise.
+  typing = "";
   private rfb: RFB | null = null;
+  // Watch the guest's framebuffer size (the canvas's width/height attributes, which noVNC
+  // sets to it) and the panel's size, to choose between 1:1 and scaled down.
+  private canvasWatch: MutationObserver | null = null;
+  private panelWatch: ResizeObserver | null = null;
 
   protected override createRenderRoot() {
     return this;
@@ -36,6 +45,8 @@ class GraphicalConsole extends LitElement {
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
+    this.canvasWatch?.disconnect();
+    this.panelWatch?.disconnect();
     const rfb = this.rfb;
     this.rfb = null;
     rfb?.disconnect();
@@ -56,14 +67,24 @@ class GraphicalConsole extends LitElement {
     this.status = "connecting";
     // wsProtocols empty: stratad's WebSocket speaks no subprotocol, the frames are binary.
     const rfb = new RFB(host, consoleUrl(location, this.name, "vnc"), { shared: true, wsProtocols: [] });
-    rfb.scaleViewport = true;
+    rfb.scaleViewport = false;
     rfb.resizeSession = false;
     rfb.focusOnClick = true;
     rfb.background = "#1b1f24";
     rfb.addEventListener("connect", () => {
       if (this.rfb !== rfb) return;
       this.status = "connected";
-      host.querySelector("canvas")?.setAttribute("aria-label", `Screen of ${this.name}`);
+      const canvas = host.querySelector("canvas");
+      canvas?.setAttribute("aria-label", `Screen of ${this.name}`);
+      this.canvasWatch?.disconnect();
+      this.panelWatch?.disconnect();
+      if (!canvas) return;
+      const choose = () => this.chooseScale(rfb, canvas, host);
+      this.canvasWatch = new MutationObserver(choose);
+      this.canvasWatch.observe(canvas, { attributes: true, attributeFilter: ["width", "height"] });
+      this.panelWatch = new ResizeObserver(choose);
+      this.panelWatch.observe(host);
+      choose();
     });
     rfb.addEventListener("disconnect", (e: Event) => {
       if (this.rfb !== rfb) return;
@@ -74,6 +95,14 @@ class GraphicalConsole extends LitElement {
       this.desktop = (e as CustomEvent<{ name: string }>).detail?.name ?? "";
     });
     this.rfb = rfb;
+  }
+
+  private chooseScale(rfb: RFB, canvas: HTMLCanvasElement, host: HTMLElement): void {
+    if (this.rfb !== rfb) return;
+    const down = vncScaleDown({ w: canvas.width, h: canvas.height }, { w: host.clientWidth, h: host.clientHeight });
+    if (rfb.scaleViewport !== down) rfb.scaleViewport = down;
+    // For tests: how the screen is drawn.
+    this.dataset.scale = down ? "fit" : "1:1";
   }
 
   private ctrlAltDel(): void {
@@ -90,14 +119,23 @@ class GraphicalConsole extends LitElement {
   }
 
   // Types the text field's content into the guest as key presses (a paste without a
-  // guest clipboard agent).
-  private typeText(e: Event): void {
+  // guest clipboard agent), paced so the guest's keyboard buffer never overflows (format.ts).
+  // Stops when the session ends or another session starts.
+  private async typeText(e: Event): Promise<void> {
     e.preventDefault();
     const input = this.querySelector<HTMLTextAreaElement>("textarea.vnc-paste");
-    if (!input || !this.rfb) return;
-    for (const keysym of textKeysyms(input.value)) this.rfb.sendKey(keysym, null);
+    const rfb = this.rfb;
+    if (!input || !rfb || this.typing) return;
+    const keys = textKeysyms(input.value);
     input.value = "";
-    this.rfb.focus();
+    const sleep = (ms: number) => new Promise<void>((res) => window.setTimeout(res, ms));
+    const sent = await typePaced(keys, (k) => rfb.sendKey(k, null), sleep, {
+      cancelled: () => this.rfb !== rfb || this.status !== "connected",
+      progress: (n) => { this.typing = `${n} of ${keys.length} keys typed`; },
+    });
+    this.typing = "";
+    this.dataset.typed = String(sent);
+    if (this.rfb === rfb) rfb.focus();
   }
 
   override render() {
@@ -122,7 +160,8 @@ class GraphicalConsole extends LitElement {
       <form class="vnc-type" @submit=${(e: Event) => this.typeText(e)}>
         <label for="vnc-paste-${this.name}">Type text into the guest</label>
         <textarea id="vnc-paste-${this.name}" class="vnc-paste" rows="2"></textarea>
-        <button type="submit" class="secondary" ?disabled=${!up}>Type</button>
+        <button type="submit" class="secondary" ?disabled=${!up || this.typing !== ""}>Type</button>
+        <span class="muted" role="status">${this.typing}</span>
       </form>
     `;
   }

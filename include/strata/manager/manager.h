@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "strata/common/error.h"
 #include "strata/manager/agents/connection_manager.h"
@@ -50,6 +51,9 @@ struct ManagerConfig {
   std::string agent_binary;  // default: strata-agent next to stratad, else in PATH
   std::string agent_accel = "auto";
   std::string host_name;     // the local host's name (default: sanitized hostname)
+  // Shared storage for the local agent, "NAME=PATH" each (--datastore; the agent checks
+  // them: docs/internals/datastores.md).
+  std::vector<std::string> agent_datastores;
   // Event table retention (--event-max-age, --event-max-rows).
   EventRetentionConfig event_retention;
   // HA: the fence devices by host (--fence-config FILE; empty: no host is ever fenced, so

@@ -1,10 +1,13 @@
 // GET /api/v1/summary: the dashboard's numbers computed on the server, whatever the fleet's
 // size. VM and task counts are aggregated by the database (Store::summarize, one query per
 // table); hosts are listed once; what the VMs hold per host comes from the placement
-// service's allocation cache, the numbers the scheduler itself places against.
+// service's allocation cache, the numbers the scheduler itself places against. Datastore
+// capacity and use are the agents' own reports (each host's inventory, refreshed with its
+// heartbeats), one storage counted once however many hosts mount it.
 #include <algorithm>
 
 #include "strata/manager/api/api_service.h"
+#include "strata/manager/controllers/datastores.h"
 #include "strata/manager/controllers/placement.h"
 #include "strata/manager/tasks/task_tracker.h"
 
@@ -43,6 +46,7 @@ HttpResponse summary(ApiDeps& d, HttpRequest& r) {
   int64_t unreachable = 0, maintenance = 0;
   uint64_t vcpus = 0, memory_mib = 0, allocated_vcpus = 0, allocated_memory_mib = 0;
   nlohmann::json items = nlohmann::json::array();
+  DatastoreTally tally;
   for (const auto& h : *hosts) {
     ++host_states[h.state];
     nlohmann::json j = host_json(d, h, false);
@@ -53,6 +57,19 @@ HttpResponse summary(ApiDeps& d, HttpRequest& r) {
     j["allocated_vcpus"] = u.vcpus;
     j["allocated_memory_mib"] = u.memory_mib;
     j["vms"] = u.vms;
+    // Most inventories name no datastore: skip the JSON parse for those.
+    std::vector<HostDatastore> mounted;
+    if (h.inventory.find("\"datastores\"") != std::string::npos)
+      mounted = host_datastores(h.inventory);
+    nlohmann::json ds = nlohmann::json::array();
+    for (const auto& m : mounted)
+      ds.push_back({{"name", m.name},
+                    {"id", m.id},
+                    {"total_bytes", m.total_bytes},
+                    {"used_bytes", used_bytes(m)},
+                    {"free_bytes", m.free_bytes}});
+    j["datastores"] = std::move(ds);
+    tally.add(h, mounted);
     items.push_back(std::move(j));
     vcpus += static_cast<uint64_t>(std::max<int64_t>(h.cpu_threads, 0));
     memory_mib += static_cast<uint64_t>(std::max<int64_t>(h.memory_mib, 0));
@@ -60,6 +77,21 @@ HttpResponse summary(ApiDeps& d, HttpRequest& r) {
   for (const auto& [id, u] : used) {
     allocated_vcpus += u.vcpus;
     allocated_memory_mib += u.memory_mib;
+  }
+
+  uint64_t ds_total = 0, ds_used = 0, ds_free = 0;
+  nlohmann::json datastores = nlohmann::json::array();
+  for (const auto& u : tally.items()) {
+    ds_total += u.total_bytes;
+    ds_used += u.used_bytes;
+    ds_free += u.free_bytes;
+    datastores.push_back({{"name", u.name},
+                          {"id", u.id},
+                          {"total_bytes", u.total_bytes},
+                          {"used_bytes", u.used_bytes},
+                          {"free_bytes", u.free_bytes},
+                          {"hosts", u.hosts},
+                          {"reported_ms", u.reported_ms}});
   }
 
   auto tasks_json = [](const std::vector<store::TaskRecord>& list) {
@@ -94,6 +126,11 @@ HttpResponse summary(ApiDeps& d, HttpRequest& r) {
          static_cast<uint64_t>(static_cast<double>(memory_mib) * config.mem_overcommit)},
         {"cpu_overcommit", config.cpu_overcommit},
         {"memory_overcommit", config.mem_overcommit}}},
+      {"datastores",
+       {{"total_bytes", ds_total},
+        {"used_bytes", ds_used},
+        {"free_bytes", ds_free},
+        {"items", std::move(datastores)}}},
       {"tasks",
        {{"by_state", counts_json(ts)},
         {"running", task_count("running")},

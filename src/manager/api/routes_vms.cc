@@ -111,7 +111,9 @@ void add_vm_routes(ApiService& api) {
     auto q = decode_vm_list_query(r);
     if (!q) return error_response(q.error());
     store::VmListOptions opts;
-    opts.limit = q->limit;
+    // One VM more than asked for says whether another page exists: `next` is null on the
+    // last page even when it is full, so "Next page" never leads to an empty page.
+    opts.limit = q->limit > 0 ? q->limit + 1 : 0;
     opts.name_contains = q->name_contains;
     opts.state = q->state;
     if (q->label) opts.label_selector[q->label->first] = q->label->second;
@@ -134,6 +136,8 @@ void add_vm_routes(ApiService& api) {
     }
     auto list = d.store->list_vms(opts);
     if (!list) return error_response(list.error());
+    const bool more = q->limit > 0 && static_cast<int>(list->size()) > q->limit;
+    if (more) list->resize(static_cast<size_t>(q->limit));
     auto names = host_names(d);
     if (!names) return error_response(names.error());
     nlohmann::json items = nlohmann::json::array();
@@ -142,7 +146,7 @@ void add_vm_routes(ApiService& api) {
       items.push_back(vm_to_json(vm, h != names->end() ? h->second : std::string()));
     }
     nlohmann::json next = nullptr;
-    if (opts.limit > 0 && static_cast<int>(list->size()) == opts.limit) next = list->back().name;
+    if (more) next = list->back().name;
     return HttpResponse::json(200, {{"vms", items}, {"next", next}});
   });
   api.router().add("GET", "/api/v1/vms/{name}", RouteOptions{}, [&d](HttpRequest& r) {

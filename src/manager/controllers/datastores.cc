@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -34,6 +35,36 @@ std::vector<HostDatastore> host_datastores(const std::string& inventory_json) {
 
 std::string datastore_key(const std::string& name, const std::string& id) {
   return name + "@" + id;
+}
+
+uint64_t used_bytes(const HostDatastore& ds) {
+  return ds.total_bytes > ds.free_bytes ? ds.total_bytes - ds.free_bytes : 0;
+}
+
+void DatastoreTally::add(const store::HostRecord& host, const std::vector<HostDatastore>& mounted) {
+  for (const auto& ds : mounted) {
+    auto [it, fresh] = by_id_.try_emplace(ds.id);
+    DatastoreUsage& u = it->second;
+    ++u.hosts;
+    if (fresh || host.last_heartbeat_ms > u.reported_ms) {
+      u.name = ds.name;
+      u.id = ds.id;
+      u.total_bytes = ds.total_bytes;
+      u.free_bytes = ds.free_bytes;
+      u.used_bytes = used_bytes(ds);
+      u.reported_ms = host.last_heartbeat_ms;
+    }
+  }
+}
+
+std::vector<DatastoreUsage> DatastoreTally::items() const {
+  std::vector<DatastoreUsage> out;
+  out.reserve(by_id_.size());
+  for (const auto& [id, u] : by_id_) out.push_back(u);
+  std::stable_sort(out.begin(), out.end(), [](const DatastoreUsage& a, const DatastoreUsage& b) {
+    return a.name < b.name;
+  });
+  return out;
 }
 
 Status resolve_datastores(model::VmSpec& spec, const std::vector<store::HostRecord>& hosts) {

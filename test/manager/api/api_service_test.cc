@@ -743,6 +743,16 @@ TEST_F(ApiTest, VmListSortsByNameAndFiltersByNameAndState) {
   auto [s2, p2] = list({{"sort", "name"}, {"limit", "3"}, {"after", "c-web"}});
   EXPECT_EQ(names(p2), (std::vector<std::string>{"d-web"}));
   EXPECT_TRUE(p2["next"].is_null());
+  // A last page that is exactly full has no `next` either (one VM more is read to know).
+  auto [s2b, p2b] = list({{"sort", "name"}, {"limit", "2"}, {"after", "b-web"}});
+  EXPECT_EQ(names(p2b), (std::vector<std::string>{"c-web", "d-web"}));
+  EXPECT_TRUE(p2b["next"].is_null()) << p2b;
+  auto [s2c, p2c] = list({{"sort", "-name"}, {"limit", "4"}});
+  EXPECT_EQ(p2c["vms"].size(), 4u);
+  EXPECT_TRUE(p2c["next"].is_null()) << p2c;
+  auto [s2d, p2d] = list({{"limit", "3"}});  // by id: the same
+  EXPECT_EQ(p2d["vms"].size(), 3u);
+  EXPECT_EQ(p2d["next"], p2d["vms"][2]["name"]);
   auto [s3, p3] = list({{"sort", "-name"}, {"name", "WEB"}, {"limit", "2"}});
   EXPECT_EQ(names(p3), (std::vector<std::string>{"d-web", "c-web"}));
   auto [s4, p4] = list({{"sort", "-name"}, {"name", "web"}, {"limit", "2"}, {"after", "c-web"}});
@@ -900,6 +910,10 @@ TEST_F(ApiTest, SummaryCountsWhatTheListsShow) {
   EXPECT_EQ(j["capacity"]["allocated_vcpus"], vcpus);
   EXPECT_EQ(j["capacity"]["allocated_memory_mib"], 5 * 128);
   EXPECT_EQ(j["capacity"]["schedulable_vcpus"], 40);  // default CPU overcommit 4
+  // No host reports a datastore: none in the fleet, an empty list per host.
+  EXPECT_EQ(j["datastores"]["items"], json::array());
+  EXPECT_EQ(j["datastores"]["total_bytes"], 0);
+  for (const auto& h : j["hosts"]["items"]) EXPECT_EQ(h["datastores"], json::array()) << h;
   // The creates' tasks, newest first.
   auto tasks = json::parse(call("GET", "/api/v1/tasks", "", admin_).body)["tasks"];
   int64_t task_total = 0;
@@ -921,6 +935,67 @@ TEST_F(ApiTest, SummaryCountsWhatTheListsShow) {
   EXPECT_EQ(bad.status, 400u);
   EXPECT_EQ(field(bad), "recent");
   EXPECT_EQ(call("GET", "/api/v1/summary", "", "").status, 401u);
+}
+
+// The summary's datastores are the agents' reports (each host's inventory): per host what it
+// mounts with used = total - free, and the fleet's storages counted once each (a shared one
+// mounted by two hosts is one storage, with the figures of the host that reported last).
+TEST_F(ApiTest, SummaryShowsDatastoreUsageFromTheInventories) {
+  const std::string shared = "11111111-1111-4111-8111-111111111111";
+  const std::string local = "22222222-2222-4222-8222-222222222222";
+  auto ds = [](const std::string& name, const std::string& id, uint64_t total, uint64_t free) {
+    return json{{"name", name}, {"id", id}, {"path", "/mnt/" + name}, {"total_bytes", total},
+                {"free_bytes", free}};
+  };
+  auto put = [&](const std::string& name, json datastores, int64_t heartbeat_ms) {
+    store::HostRecord h;
+    h.name = name;
+    h.address = "unix:/nonexistent/" + name;
+    h.state = "up";
+    h.cpu_threads = 2;
+    h.memory_mib = 1024;
+    h.inventory = json{{"datastores", std::move(datastores)}}.dump();
+    auto made = parts_.store->create_host(h);
+    ASSERT_TRUE(made);
+    ASSERT_TRUE(parts_.store->touch_host_heartbeat(made->id, heartbeat_ms, "up"));
+  };
+  put("a", json::array({ds("shared", shared, 1000, 400), ds("scratch", local, 300, 100)}), 10);
+  put("b", json::array({ds("shared", shared, 1000, 250)}), 20);
+  put("c", json::array(), 30);
+  auto r = call("GET", "/api/v1/summary", "", make_token("view", "viewer"));
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto j = json::parse(r.body);
+  std::map<std::string, json> items;
+  for (const auto& h : j["hosts"]["items"]) items[h["name"]] = h["datastores"];
+  ASSERT_EQ(items.size(), 3u) << j;
+  // Per host: what GET /api/v1/hosts/{name} reports in its inventory, plus used_bytes.
+  for (const auto& [name, list] : items) {
+    auto inv = json::parse(call("GET", "/api/v1/hosts/" + name, "", admin_).body)["inventory"];
+    ASSERT_EQ(list.size(), inv["datastores"].size()) << name;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const auto& want = inv["datastores"][i];
+      EXPECT_EQ(list[i]["name"], want["name"]);
+      EXPECT_EQ(list[i]["id"], want["id"]);
+      EXPECT_EQ(list[i]["total_bytes"], want["total_bytes"]);
+      EXPECT_EQ(list[i]["free_bytes"], want["free_bytes"]);
+      EXPECT_EQ(list[i]["used_bytes"].get<uint64_t>(),
+                want["total_bytes"].get<uint64_t>() - want["free_bytes"].get<uint64_t>());
+    }
+  }
+  EXPECT_EQ(items["a"][1]["used_bytes"], 200);
+  // The fleet: two storages; "shared" once, as b (the newer report) sees it.
+  const auto& fleet = j["datastores"];
+  ASSERT_EQ(fleet["items"].size(), 2u) << fleet;
+  EXPECT_EQ(fleet["items"][0]["name"], "scratch");
+  EXPECT_EQ(fleet["items"][0]["hosts"], 1);
+  EXPECT_EQ(fleet["items"][1]["name"], "shared");
+  EXPECT_EQ(fleet["items"][1]["id"], shared);
+  EXPECT_EQ(fleet["items"][1]["hosts"], 2);
+  EXPECT_EQ(fleet["items"][1]["used_bytes"], 750);
+  EXPECT_EQ(fleet["items"][1]["reported_ms"], 20);
+  EXPECT_EQ(fleet["total_bytes"], 1300);
+  EXPECT_EQ(fleet["used_bytes"], 950);
+  EXPECT_EQ(fleet["free_bytes"], 350);
 }
 
 // GET /api/v1/events?target=vm/NAME: that target's events only, newest first, paged with

@@ -66,5 +66,45 @@ TEST(DatastoresTest, ResolveFillsTheUuidAndRefusesWhatCannotBePlaced) {
   EXPECT_FALSE(resolve_datastores(split, hosts));
 }
 
+// The dashboard's datastore usage: used = total - free; one storage mounted by several hosts
+// is counted once, with the figures of the host that reported last.
+TEST(DatastoresTest, TallyCountsEachStorageOnceWithTheNewestFigures) {
+  HostDatastore full{"local", kU2, 100, 150};  // free > total (racing statvfs): used 0
+  EXPECT_EQ(used_bytes(full), 0u);
+  EXPECT_EQ(used_bytes(HostDatastore{"x", kU1, 100, 40}), 60u);
+
+  auto with_beat = [](store::HostRecord h, int64_t ms) {
+    h.last_heartbeat_ms = ms;
+    return h;
+  };
+  const std::string shared_new =
+      R"({"datastores": [{"name": "shared", "id": ")" + std::string(kU1) +
+      R"(", "total_bytes": 1000, "free_bytes": 250},
+          {"name": "backup", "id": ")" + std::string(kU2) +
+      R"(", "total_bytes": 500, "free_bytes": 500}]})";
+  std::vector<store::HostRecord> hosts = {
+      with_beat(host("h1", R"({"datastores": [{"name": "shared", "id": ")" + std::string(kU1) +
+                               R"(", "total_bytes": 1000, "free_bytes": 400}]})"),
+                10),
+      with_beat(host("h2", shared_new), 30),
+      with_beat(host("h3", inv("shared", kU1)), 20),  // older than h2's report
+      with_beat(host("h4", "{}"), 40)};
+  DatastoreTally tally;
+  for (const auto& h : hosts) tally.add(h, host_datastores(h.inventory));
+  auto items = tally.items();
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].name, "backup");
+  EXPECT_EQ(items[0].hosts, 1);
+  EXPECT_EQ(items[0].used_bytes, 0u);
+  EXPECT_EQ(items[1].name, "shared");
+  EXPECT_EQ(items[1].id, kU1);
+  EXPECT_EQ(items[1].hosts, 3);
+  EXPECT_EQ(items[1].total_bytes, 1000u);
+  EXPECT_EQ(items[1].free_bytes, 250u);
+  EXPECT_EQ(items[1].used_bytes, 750u);
+  EXPECT_EQ(items[1].reported_ms, 30);
+  EXPECT_TRUE(DatastoreTally().items().empty());
+}
+
 }  // namespace
 }  // namespace strata::manager

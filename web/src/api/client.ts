@@ -14,6 +14,7 @@ export type Image = Schemas["Image"];
 export type Token = Schemas["Token"];
 export type Summary = Schemas["Summary"];
 export type HostUsage = Schemas["HostUsage"];
+export type DatastoreUse = Schemas["DatastoreUse"];
 
 // The session's CSRF token (from the login answer or GET /api/v1/session), sent as
 // X-CSRF-Token on every unsafe method. Never stored: a reload asks the server again.

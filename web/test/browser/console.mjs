@@ -6,6 +6,7 @@
 //   VM_NAME        a stopped VM to start from the VM list, then its page and serial console
 //                  (empty: only the list is checked)
 //   VM_DELETE      a stopped VM deleted from its page (empty: skipped)
+//   DATASTORE      a datastore the host mounts (its bars on the dashboard and host page)
 //   SHOTS_DIR      where the screenshots go
 // Prints "N passed, N failed" at the end; exit 1 on any failure.
 import { chromium } from "playwright-core";
@@ -20,6 +21,7 @@ const viewerToken = env("VIEWER_TOKEN");
 const hostName = env("HOST_NAME", "");
 const vmName = env("VM_NAME", "");
 const vmDelete = env("VM_DELETE", "");
+const datastore = env("DATASTORE", "");
 const cmdline = env("VM_CMDLINE", "console=ttyS0");
 const wizardVm = "web-wizard";
 const shots = env("SHOTS_DIR", "web-shots");
@@ -129,12 +131,19 @@ try {
         }
         const fleet = document.querySelector(".fleet-capacity")?.textContent ?? "";
         if (!fleet.includes(`${s.capacity.allocated_vcpus} / ${s.capacity.schedulable_vcpus} vCPU`)) return `capacity: ${fleet}`;
+        // Datastores: one bar per storage with the API's percentage used.
+        for (const d of s.datastores.items) {
+          const pct = d.total_bytes > 0 ? Math.round((d.used_bytes / d.total_bytes) * 100) : 0;
+          const m = document.querySelector(`.fleet-datastores [data-datastore="${d.name}"] meter`);
+          if (m?.getAttribute("aria-label") !== `Datastore ${d.name} used: ${pct}%`) return `datastore ${d.name}: ${m?.getAttribute("aria-label")} != ${pct}%`;
+        }
         return "";
       });
       if (!mismatch) break;
       await page.waitForTimeout(200);
     }
     expect(!mismatch, `dashboard numbers differ from GET /api/v1/summary: ${mismatch}`);
+    if (datastore) await page.locator(`.fleet-datastores [data-datastore="${datastore}"]`).waitFor();
     await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
   });
 
@@ -329,7 +338,30 @@ try {
       await page.getByRole("button", { name: "Send keys" }).click();
       expect(await page.locator("strata-graphical-console").getAttribute("data-state") === "connected",
         "the display session ended after sending keys");
+      // Scaling: a screen that fits the panel is drawn 1:1 (not blown up and blurred); in a
+      // panel narrower than the screen it is scaled down with its aspect kept, and back.
+      const drawn = () => page.locator(".vnc-host canvas").evaluate((c) => {
+        const r = c.getBoundingClientRect(), p = c.closest(".vnc-host").getBoundingClientRect();
+        return { fbW: c.width, fbH: c.height, w: r.width, h: r.height, pw: p.width, ph: p.height,
+          scale: c.closest("strata-graphical-console").dataset.scale };
+      });
+      let d = await drawn();
+      if (d.fbW <= d.pw && d.fbH <= d.ph)
+        expect(d.scale === "1:1" && Math.abs(d.w - d.fbW) < 1 && Math.abs(d.h - d.fbH) < 1, `fits, yet drawn ${JSON.stringify(d)}`);
       await page.screenshot({ path: join(shots, "vm-display.png"), fullPage: true });
+      await page.setViewportSize({ width: 420, height: 800 });
+      await page.waitForFunction(() => document.querySelector("strata-graphical-console")?.dataset.scale === "fit");
+      await page.waitForFunction(() => {
+        const c = document.querySelector(".vnc-host canvas");
+        return c.getBoundingClientRect().width <= c.closest(".vnc-host").getBoundingClientRect().width + 0.5;
+      });
+      d = await drawn();
+      expect(d.w < d.fbW && Math.abs(d.w / d.h - d.fbW / d.fbH) < 0.02, `scaled down wrongly: ${JSON.stringify(d)}`);
+      await page.screenshot({ path: join(shots, "vm-display-narrow.png"), fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 800 });
+      d = await drawn();
+      if (d.fbW <= d.pw && d.fbH <= d.ph)
+        await page.waitForFunction(() => document.querySelector("strata-graphical-console")?.dataset.scale === "1:1");
     });
 
     await step("VM metrics charts: history, then new points from the host's metrics stream", async () => {
@@ -352,8 +384,20 @@ try {
       await page.getByRole("heading", { name: `Host ${hostName}` }).waitFor();
       await page.getByRole("table", { name: "NUMA nodes" }).locator("tbody tr").first().waitFor();
       await page.getByRole("table", { name: "Host network interfaces" }).getByRole("rowheader", { name: "lo" }).waitFor();
-      const meters = await page.locator("meter").count();
-      expect(meters === 2, `expected CPU and memory meters, saw ${meters}`);
+      // The capacity bars come with the summary (the rest of the page does not wait for it).
+      await page.locator('meter[aria-label^="CPU allocated:"]').waitFor();
+      for (const m of ["CPU allocated", "Memory allocated"]) {
+        const n = await page.locator(`meter[aria-label^="${m}:"]`).count();
+        expect(n === 1, `expected one "${m}" meter, saw ${n}`);
+      }
+      // Its datastores as the summary reports them (the agent's statvfs of the folder).
+      if (datastore) {
+        const s = await (await page.request.get(url + "/api/v1/summary")).json();
+        const mine = s.hosts.items.find((h) => h.name === hostName);
+        const d = (mine?.datastores ?? []).find((x) => x.name === datastore);
+        expect(d && d.total_bytes > 0 && d.used_bytes + d.free_bytes === d.total_bytes, `summary datastore: ${JSON.stringify(mine?.datastores)}`);
+        await page.locator(`[data-datastore="${datastore}"] meter[aria-label^="Datastore ${datastore} used:"]`).waitFor();
+      }
       if (vmName) await page.getByRole("table", { name: "VMs on this host" }).locator(`tr[data-vm="${vmName}"]`).waitFor();
       await page.getByRole("list", { name: "Events of this host" }).locator("li", { hasText: "host." }).first().waitFor();
       // Live charts: the history, then points added from the metrics stream.
@@ -365,6 +409,42 @@ try {
       const mem = await page.locator('figure[data-chart="mem"] svg').getAttribute("aria-label");
       expect(/^Memory used: [\d.]+ [KMGT]?i?B/.test(mem ?? ""), `memory chart label ${mem}`);
       await page.screenshot({ path: join(shots, "host.png"), fullPage: true });
+    });
+
+    if (vmName) await step("host page: its VMs paged, sorted and filtered by the server", async () => {
+      const want = (await (await page.request.get(url + `/api/v1/vms?host=${hostName}&sort=name&limit=0`)).json()).vms.map((v) => v.name);
+      expect(want.length >= 2, `the host holds ${want}`);
+      await page.goto(url + `/hosts/${hostName}?limit=1`);
+      const table = page.getByRole("table", { name: "VMs on this host" });
+      const pager = page.getByRole("navigation", { name: "Pages of this host's VMs" });
+      const seen = [];
+      for (let i = 0; i < want.length; i++) {
+        await pager.getByRole("status").filter({ hasText: `Page ${i + 1} ` }).waitFor();
+        await table.locator("tbody tr").first().waitFor();
+        expect(await table.locator("tbody tr").count() === 1, "limit=1 shows one VM");
+        seen.push(await table.locator("tbody tr").first().getAttribute("data-vm"));
+        if (i + 1 < want.length) await pager.getByRole("button", { name: "Next page" }).click();
+      }
+      expect(JSON.stringify(seen) === JSON.stringify(want), `pages showed ${seen}, the API ${want}`);
+      expect(await pager.getByRole("button", { name: "Next page" }).isDisabled(), "Next page after the last VM");
+      await pager.getByRole("button", { name: "Previous page" }).click();
+      await table.locator(`tr[data-vm="${want[want.length - 2]}"]`).waitFor();
+      // Name descending, 50 a page, then a name filter; all in the URL.
+      await page.getByLabel("Per page").selectOption("50");
+      await page.getByRole("button", { name: "Sort by name descending" }).click();
+      await page.waitForFunction(([n, first]) => {
+        const rows = document.querySelectorAll("table[aria-label='VMs on this host'] tbody tr");
+        return rows.length === n && rows[0].getAttribute("data-vm") === first;
+      }, [want.length, want[want.length - 1]]);
+      const order = await table.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.vm));
+      expect(JSON.stringify(order) === JSON.stringify([...want].reverse()), `descending: ${order}`);
+      await page.getByLabel("Name", { exact: true }).fill(vmName);
+      await page.getByRole("button", { name: "Apply" }).click();
+      await page.waitForFunction((v) => [...document.querySelectorAll("table[aria-label='VMs on this host'] tbody tr")].map((r) => r.dataset.vm).every((n) => n.includes(v)), vmName);
+      expect(page.url().includes(`name=${vmName}`) && page.url().includes("sort=-name"), `filters not in the URL: ${page.url()}`);
+      await page.reload();
+      await table.locator(`tr[data-vm="${vmName}"]`).waitFor();
+      expect(await page.getByLabel("Name", { exact: true }).inputValue() === vmName, "the name filter after a reload");
     });
   }
 

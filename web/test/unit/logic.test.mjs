@@ -3,8 +3,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  allocations, canOperate, countByState, sortedCounts, percent, mib, hostAlert, vmActions, eventsFor, bytes,
+  canOperate, countByState, sortedCounts, percent, mib, hostAlert, vmActions, eventsFor, bytes,
   cpuRanges, consoleUrl, textKeysyms, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, vmListFilterFromUrl, mergeEvents,
+  hostVmListQuery, vncScaleDown, typePaced, TYPE_BATCH, TYPE_PAUSE_MS,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
@@ -27,16 +28,7 @@ test("server-side counts, largest first, ties by name", () => {
   assert.deepEqual(sortedCounts(undefined), []);
 });
 
-test("allocations per host from the VMs' specs", () => {
-  const a = allocations([
-    { host: "h1", spec: { vcpus: 2, memory_mib: 512 } },
-    { host: "h1", spec: { vcpus: 1, memory_mib: 128 } },
-    { status: { host: "h2" }, spec: { vcpus: 4 } },
-    { spec: { vcpus: 8, memory_mib: 64 } },
-  ]);
-  assert.deepEqual(a.get("h1"), { vcpus: 3, memoryMib: 640 });
-  assert.deepEqual(a.get("h2"), { vcpus: 4, memoryMib: 0 });
-  assert.equal(a.size, 2);
+test("percentages, sizes and host alerts", () => {
   assert.equal(percent(3, 4), 75);
   assert.equal(percent(1, 0), 0);
   assert.equal(mib(2048), "2.0 GiB");
@@ -138,6 +130,14 @@ test("VM list query: limit, cursor, host, label", () => {
   assert.equal(vmListQuery({ host: "", label: "=web", limit: 50 }, "").error, "label filter must be key=value");
 });
 
+test("the host page's VM query: the URL's filters, paged, always on that host", () => {
+  const f = vmListFilterFromUrl("?host=other&state=running&sort=-name&limit=100&name=Db");
+  assert.deepEqual(hostVmListQuery("h1", f, "vm-7"),
+    { query: { limit: 100, after: "vm-7", host: "h1", name: "db", state: "running", sort: "-name" } });
+  assert.deepEqual(hostVmListQuery("h1", vmListFilterFromUrl(""), ""), { query: { limit: 50, host: "h1", sort: "name" } });
+  assert.equal(hostVmListQuery("h1", { host: "", label: "x", limit: 50 }, "").error, "label filter must be key=value");
+});
+
 test("a target's events: live and read merged, no duplicates, newest first", () => {
   const e = (seq, action) => ({ seq, action, target: "vm/a" });
   assert.deepEqual(mergeEvents([e(9, "vm.stop"), e(7, "vm.start")], [e(7, "vm.start"), e(3, "vm.create"), e(8, "vm.pause")])
@@ -153,4 +153,36 @@ test("the VM list's filter from its URL (what the page and the start-up prefetch
   assert.equal(vmListFilterFromUrl("?sort=created&limit=5000").sort, "name");
   assert.equal(vmListFilterFromUrl("?limit=5000").limit, 50);
   assert.equal(vmListFilterFromUrl("?limit=0").limit, 50);
+});
+
+test("typing into the graphical console is paced: a few keys, then a pause", async () => {
+  const log = [];
+  const sleep = async (ms) => { log.push(`sleep ${ms}`); };
+  const sent = await typePaced([1, 2, 3, 4, 5], (k) => log.push(k), sleep, { progress: (n) => log.push(`at ${n}`) });
+  assert.equal(TYPE_BATCH, 2);
+  assert.equal(sent, 5);
+  const p = `sleep ${TYPE_PAUSE_MS}`;
+  assert.deepEqual(log, [1, 2, "at 2", p, 3, 4, "at 4", p, 5, "at 5"]);
+  // Cancelled during a pause (the console closed): nothing more is sent.
+  const out = [];
+  let stop = false;
+  const n = await typePaced([1, 2, 3, 4], (k) => out.push(k), async () => { stop = true; }, { batch: 1, cancelled: () => stop });
+  assert.equal(n, 1);
+  assert.deepEqual(out, [1]);
+  assert.equal(await typePaced([], () => assert.fail("nothing to send"), sleep), 0);
+  // A batch below 1 still makes progress.
+  const one = [];
+  assert.equal(await typePaced([7, 8], (k) => one.push(k), async () => {}, { batch: 0 }), 2);
+  assert.deepEqual(one, [7, 8]);
+});
+
+test("graphical console: scaled down when the guest's screen is larger than the panel, else 1:1", () => {
+  const panel = { w: 1000, h: 480 };
+  assert.equal(vncScaleDown({ w: 720, h: 400 }, panel), false);  // VGA text: 1:1, not blown up
+  assert.equal(vncScaleDown({ w: 1000, h: 480 }, panel), false);
+  assert.equal(vncScaleDown({ w: 1024, h: 768 }, panel), true);  // taller than the panel
+  assert.equal(vncScaleDown({ w: 1280, h: 400 }, panel), true);  // wider
+  assert.equal(vncScaleDown({ w: 720, h: 400 }, { w: 360, h: 480 }), true);  // a phone
+  assert.equal(vncScaleDown({ w: 0, h: 0 }, panel), false);  // no framebuffer yet
+  assert.equal(vncScaleDown({ w: 720, h: 400 }, { w: 0, h: 0 }), false);  // panel not laid out
 });
