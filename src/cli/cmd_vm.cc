@@ -1,5 +1,6 @@
 // `strata vm ...`: create, list, show, lifecycle actions and delete (console: cmd_console.cc).
 #include "context.h"
+#include "strata/cli/config.h"
 #include "strata/cli/parse.h"
 
 namespace strata::cli {
@@ -53,9 +54,54 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_option("--ha-priority", o->ha_priority, "HA restart priority 0..1000 (higher first)")
         ->check(CLI::Range(0, 1000));
     c->add_flag("--no-start", o->no_start, "Define the VM but leave it stopped");
+    // cloud-init (a NoCloud seed disk the guest's cloud-init reads at boot).
+    auto key_files = std::make_shared<std::vector<std::string>>();
+    auto user_data_file = std::make_shared<std::string>();
+    c->add_option("--hostname", o->hostname,
+                  "cloud-init: the guest's host name (default: the VM name)");
+    c->add_option("--user", o->user,
+                  "cloud-init: create this user in the guest (password locked unless "
+                  "--password-hash)");
+    c->add_option("--ssh-key", *key_files,
+                  "cloud-init: FILE of SSH public keys for --user, e.g. ~/.ssh/id_ed25519.pub "
+                  "(repeatable)");
+    c->add_option("--password-hash", o->password_hash,
+                  "cloud-init: --user's password as a crypt(3) hash (mkpasswd -m sha-512); "
+                  "never a clear-text password");
+    c->add_flag("--sudo", o->sudo, "cloud-init: passwordless sudo for --user");
+    c->add_option("--ip", o->ips,
+                  "cloud-init: network of the next --nic, in order: dhcp | "
+                  "ADDRESS/PREFIX[,gw=IP][,dns=IP]... (repeatable)");
+    c->add_option("--cloud-init-user-data", *user_data_file,
+                  "cloud-init: FILE of extra user-data (#cloud-config or #! script, <= 64 KiB)");
     add_wait_flags(c, *f);
-    c->callback([&ctx, o, f] {
-      ctx.action = [&ctx, o, f] {
+    c->callback([&ctx, o, f, key_files, user_data_file] {
+      ctx.action = [&ctx, o, f, key_files, user_data_file] {
+        auto read = [&ctx](const std::string& path) {
+          return ctx.io.read_file ? ctx.io.read_file(path) : real_read_file(path);
+        };
+        for (const auto& file : *key_files) {
+          auto text = read(file);
+          if (!text)
+            return ctx.usage_error(
+                Error{ErrorCode::invalid_argument, "--ssh-key: cannot read " + file, "--ssh-key"});
+          auto keys = ssh_keys_from_file(*text, file);
+          if (!keys) return ctx.usage_error(keys.error());
+          o->ssh_keys.insert(o->ssh_keys.end(), keys->begin(), keys->end());
+        }
+        if (!user_data_file->empty()) {
+          auto text = read(*user_data_file);
+          if (!text)
+            return ctx.usage_error(Error{ErrorCode::invalid_argument,
+                                         "--cloud-init-user-data: cannot read " + *user_data_file,
+                                         "--cloud-init-user-data"});
+          if (text->empty())
+            return ctx.usage_error(Error{ErrorCode::invalid_argument,
+                                         "--cloud-init-user-data: " + *user_data_file +
+                                             " is empty",
+                                         "--cloud-init-user-data"});
+          o->user_data = std::move(*text);
+        }
         auto req = build_vm_create(*o);
         if (!req) return ctx.usage_error(req.error());
         auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");

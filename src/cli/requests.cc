@@ -106,6 +106,95 @@ Result<json> parse_nic_spec(std::string_view text) {
   return nic;
 }
 
+Result<std::vector<std::string>> ssh_keys_from_file(std::string_view text,
+                                                    const std::string& file) {
+  std::vector<std::string> keys;
+  for (auto line : split(text, '\n')) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+      line.pop_back();
+    size_t start = line.find_first_not_of(" \t");
+    if (start == std::string::npos || line[start] == '#') continue;
+    keys.push_back(line.substr(start));
+  }
+  if (keys.empty())
+    return invalid_argument("--ssh-key", "--ssh-key " + file + ": no public key in the file");
+  return keys;
+}
+
+Result<json> parse_ip_spec(std::string_view text, size_t nic) {
+  json n = {{"nic", nic}};
+  const std::string expected =
+      "(expected 'dhcp' or ADDRESS/PREFIX[,gw=IP][,dns=IP]..., e.g. 192.0.2.10/24,gw=192.0.2.1)";
+  if (text == "dhcp") {
+    n["dhcp4"] = true;
+    return n;
+  }
+  auto parts = split(text, ',');
+  if (parts[0].find('/') == std::string::npos || parts[0].front() == '/' ||
+      parts[0].back() == '/')
+    return invalid_argument("--ip", "--ip: cannot read '" + std::string(text) + "' " + expected);
+  n["address"] = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const std::string& p = parts[i];
+    if (p.rfind("gw=", 0) == 0 && p.size() > 3 && !n.contains("gateway")) {
+      n["gateway"] = p.substr(3);
+    } else if (p.rfind("dns=", 0) == 0 && p.size() > 4) {
+      n["nameservers"].push_back(p.substr(4));
+    } else {
+      return invalid_argument("--ip", "--ip: cannot read '" + p + "' in '" + std::string(text) +
+                                          "' " + expected);
+    }
+  }
+  return n;
+}
+
+namespace {
+
+// The cloud_init object of the create body from the flags; null when no flag asks for it.
+Result<json> cloud_init_body(const VmCreateOptions& o) {
+  if (o.user.empty()) {
+    const char* needs = !o.ssh_keys.empty()        ? "--ssh-key"
+                        : !o.password_hash.empty() ? "--password-hash"
+                        : o.sudo                   ? "--sudo"
+                                                   : nullptr;
+    if (needs) return invalid_argument(needs, std::string(needs) + " needs --user NAME");
+  }
+  if (!o.password_hash.empty()) {
+    // crypt(3) only: "$id$salt$hash" ($6$, $y$, ...). The server checks it fully; this
+    // catches a clear-text password before it leaves the machine.
+    size_t dollars = 0;
+    for (char c : o.password_hash) dollars += c == '$';
+    if (o.password_hash.front() != '$' || dollars < 3)
+      return invalid_argument("--password-hash",
+                              "--password-hash takes a crypt(3) hash (\"$6$salt$hash\", "
+                              "\"$y$...\"; e.g. from `mkpasswd -m sha-512`), never a "
+                              "clear-text password");
+  }
+  if (o.ips.size() > o.nics.size())
+    return invalid_argument("--ip", "--ip: " + std::to_string(o.ips.size()) +
+                                        " given for " + std::to_string(o.nics.size()) +
+                                        " --nic (one --ip per --nic, in order)");
+  json ci = json::object();
+  if (!o.hostname.empty()) ci["hostname"] = o.hostname;
+  if (!o.user.empty()) {
+    json u = {{"name", o.user}};
+    if (!o.ssh_keys.empty()) u["ssh_authorized_keys"] = o.ssh_keys;
+    if (!o.password_hash.empty()) u["password_hash"] = o.password_hash;
+    if (o.sudo) u["sudo"] = true;
+    ci["users"] = json::array({u});
+  }
+  for (size_t i = 0; i < o.ips.size(); ++i) {
+    auto n = parse_ip_spec(o.ips[i], i);
+    if (!n) return tl::unexpected(n.error());
+    ci["network"].push_back(std::move(*n));
+  }
+  if (!o.user_data.empty()) ci["user_data"] = o.user_data;
+  if (ci.empty()) return json(nullptr);
+  return ci;
+}
+
+}  // namespace
+
 Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
   if (o.vcpus == 0) return invalid_argument("--vcpus", "--vcpus must be at least 1");
   auto mem = parse_memory_mib(o.memory, "--memory");
@@ -171,6 +260,9 @@ Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
     if (o.ha_priority >= 0) body["ha"]["priority"] = o.ha_priority;
   }
   if (o.no_start) body["start"] = false;
+  auto ci = cloud_init_body(o);
+  if (!ci) return tl::unexpected(ci.error());
+  if (!ci->is_null()) body["cloud_init"] = std::move(*ci);
   return ApiRequest{"POST", kApi + "/vms", body};
 }
 

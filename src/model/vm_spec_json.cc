@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "strata/common/json.h"
 #include "strata/model/validation.h"
 
 namespace strata::model {
@@ -326,6 +327,19 @@ Result<CloudInit> cloud_init_from_json(const json& j, size_t nic_count) {
   } catch (const nlohmann::json::exception& e) {
     return invalid_argument("cloud_init", std::string("malformed cloud_init: ") + e.what());
   }
+}
+
+Result<CloudInit> cloud_init_from_json_text(std::string_view text, size_t nic_count) {
+  if (text.size() > kMaxCloudInitJsonBytes)
+    return invalid_argument("cloud_init", "longer than " +
+                                              std::to_string(kMaxCloudInitJsonBytes) + " bytes");
+  auto j = parse_json(text, JsonLimits{.max_depth = 8, .max_values = 100000});
+  if (!j) {
+    Error e = j.error();
+    e.field = e.field.empty() ? "cloud_init" : "cloud_init." + e.field;
+    return tl::unexpected(e);
+  }
+  return cloud_init_from_json(*j, nic_count);
 }
 
 Result<VmSpec> vm_spec_from_json(const json& j) {

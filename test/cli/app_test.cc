@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 namespace strata::cli {
@@ -103,6 +105,71 @@ TEST(App, UsageErrorsExitTwo) {
   EXPECT_NE(r.err.find("--memory"), std::string::npos) << r.err;
 }
 
+// cloud-init flags: files read through CliIo::read_file (keys one a line, comments
+// skipped), the body's cloud_init object, and usage errors (exit 2) before any request.
+TEST(App, VmCreateCloudInitFlags) {
+  const std::string key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGvZ0pQ3b2x3bY4mJbQf alice@laptop";
+  auto files = [&](const std::string& path) -> std::optional<std::string> {
+    if (path == "/k/alice.pub") return "# laptop\n" + key + "\n\n";
+    if (path == "/k/empty.pub") return "# nothing here\n";
+    if (path == "/ud/cfg.yaml") return std::string("#cloud-config\npackages: [htop]\n");
+    return std::nullopt;
+  };
+  auto run_with = [&](std::vector<std::string> args) {
+    std::ostringstream out, err;
+    CliIo io(out, err);
+    io.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    io.read_file = files;
+    args.insert(args.begin(), {"strata", "vm", "create", "web-1", "--vcpus", "1", "--memory",
+                               "512M", "--kernel", "k", "--nic", "user", "--nic", "bridge=br0"});
+    int code = run_cli(args, io);
+    return cli::Run{code, out.str(), err.str()};
+  };
+  auto r = run_with({"--hostname", "web1.example.org", "--user", "alice", "--ssh-key",
+                     "/k/alice.pub", "--password-hash", "$6$salt$hash", "--sudo", "--ip", "dhcp",
+                     "--ip", "192.0.2.10/24,gw=192.0.2.1,dns=192.0.2.53,dns=192.0.2.54",
+                     "--cloud-init-user-data", "/ud/cfg.yaml", "--dry-run"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto body = nlohmann::json::parse(r.out.substr(r.out.find('\n') + 1));
+  EXPECT_EQ(body["cloud_init"],
+            nlohmann::json::parse(R"({"hostname":"web1.example.org",
+              "users":[{"name":"alice","ssh_authorized_keys":[")" + key + R"("],
+                        "password_hash":"$6$salt$hash","sudo":true}],
+              "network":[{"nic":0,"dhcp4":true},
+                         {"nic":1,"address":"192.0.2.10/24","gateway":"192.0.2.1",
+                          "nameservers":["192.0.2.53","192.0.2.54"]}],
+              "user_data":"#cloud-config\npackages: [htop]\n"})"))
+      << body.dump(2);
+  // No cloud-init flag: no cloud_init member.
+  r = run_with({"--dry-run"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find("cloud_init"), std::string::npos) << r.out;
+
+  struct Bad {
+    std::vector<std::string> args;
+    std::string says;
+  } bad[] = {
+      {{"--sudo"}, "--sudo needs --user"},
+      {{"--ssh-key", "/k/alice.pub"}, "--ssh-key needs --user"},
+      {{"--password-hash", "$6$s$h"}, "--password-hash needs --user"},
+      {{"--user", "alice", "--password-hash", "hunter2"}, "crypt(3)"},
+      {{"--user", "alice", "--ssh-key", "/k/missing.pub"}, "cannot read /k/missing.pub"},
+      {{"--user", "alice", "--ssh-key", "/k/empty.pub"}, "no public key"},
+      {{"--cloud-init-user-data", "/nope"}, "cannot read /nope"},
+      {{"--ip", "dhcp", "--ip", "dhcp", "--ip", "dhcp"}, "one --ip per --nic"},
+      {{"--ip", "192.0.2.10"}, "ADDRESS/PREFIX"},
+      {{"--ip", "192.0.2.10/24,gateway=1.2.3.4"}, "cannot read 'gateway=1.2.3.4'"},
+  };
+  for (const auto& b : bad) {
+    auto args = b.args;
+    args.push_back("--dry-run");
+    auto res = run_with(args);
+    EXPECT_EQ(res.code, 2) << b.says << "\n" << res.out << res.err;
+    EXPECT_NE(res.err.find(b.says), std::string::npos) << res.err;
+    EXPECT_EQ(res.out, "") << b.says;  // nothing sent, nothing printed
+  }
+}
+
 TEST(App, HelpEverywhereExitsZero) {
   for (std::vector<std::string> h :
        std::vector<std::vector<std::string>>{{"--help"},
@@ -116,6 +183,9 @@ TEST(App, HelpEverywhereExitsZero) {
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;
   }
   EXPECT_NE(run({"vm", "create", "--help"}).out.find("--anti-affinity"), std::string::npos);
+  for (const char* flag : {"--hostname", "--user", "--ssh-key", "--password-hash", "--sudo",
+                           "--ip", "--cloud-init-user-data"})
+    EXPECT_NE(run({"vm", "create", "--help"}).out.find(flag), std::string::npos) << flag;
 }
 
 TEST(App, VmSnapshotCommandsBuildTheirRequests) {

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
@@ -31,7 +32,9 @@ struct AgentRig {
   // `images`: (image name in the store, manifest.env key of the file to import).
   static Result<AgentRig> make(const std::string& prefix, const GuestImages& manifest,
                                const std::vector<std::pair<std::string, std::string>>& images,
-                               bool with_network, const std::string& shim_exe) {
+                               bool with_network, const std::string& shim_exe,
+                               std::chrono::milliseconds guest_facts_interval =
+                                   std::chrono::seconds(30)) {
     AgentRig rig;
     rig.root = TestRoot::make(prefix);
     if (!rig.root) return internal_error("cannot make a test folder for " + prefix);
@@ -49,6 +52,7 @@ struct AgentRig {
     o.images = rig.store.get();
     o.network = rig.net.get();
     o.shim_exe = shim_exe;
+    o.guest_facts_interval = guest_facts_interval;
     // As strata-agent serve by default: QEMU as strata-qemu when root and the user exists.
     auto user = agent::decide_qemu_user(std::nullopt, ::geteuid(), agent::lookup_system_user);
     if (!user) return tl::unexpected(user.error());

@@ -3,7 +3,9 @@
 // systemd's multi-user target; its qemu-guest-agent answers guest-ping and
 // guest-get-osinfo through Hypervisor::guest_agent; an ACPI shutdown stops it cleanly.
 // The same boot checks cloud-init (a NoCloud seed built from the spec's cloud_init: host
-// name, a user with an SSH key and sudo, checked inside the guest through guest-exec).
+// name, a user with an SSH key and sudo, checked inside the guest through guest-exec) and
+// the guest facts the driver polls from the guest agent (OS, host name, addresses).
+// The REST/CLI path of the same is test/e2e/cloud_init_debian.sh.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -53,7 +56,8 @@ class DebianGuestTest : public ::testing::Test {
                               {{"debian-kernel", "DEBIAN_KERNEL"},
                                {"debian-initrd", "DEBIAN_INITRD"},
                                {"debian-disk", "DEBIAN_DISK"}},
-                              /*with_network=*/false, STRATA_SHIM_EXE);
+                              /*with_network=*/false, STRATA_SHIM_EXE,
+                              /*guest_facts_interval=*/5s);
     ASSERT_TRUE(rig) << rig.error().to_string();
     rig_ = std::move(*rig);
   }
@@ -187,6 +191,34 @@ TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
   EXPECT_EQ(*iid, d->spec.uuid + "\n");  // instance-id = the VM's uuid (clones differ)
   auto t_ci1 = std::chrono::steady_clock::now();
 
+  // Guest facts: the driver's poller (every 5 s here) read the OS, the host name cloud-init
+  // set and the user-mode NIC's address from the guest agent; the agent's VmStatus carries
+  // them (and the proto conversion keeps them: proto_convert_test).
+  std::optional<model::GuestFacts> facts;
+  for (auto until = std::chrono::steady_clock::now() + kAgentLimit;
+       std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(1s)) {
+    auto st = hv_->status("debian1");
+    ASSERT_TRUE(st) << st.error().to_string();
+    if (st->guest && st->guest->hostname == "ci-guest" && !st->guest->interfaces.empty()) {
+      facts = st->guest;
+      break;
+    }
+  }
+  ASSERT_TRUE(facts) << "no guest facts within the limit";
+  std::printf("guest facts: %s\n", model::to_json(*facts).dump().c_str());
+  EXPECT_EQ(facts->os_id, "debian");
+  EXPECT_EQ(facts->os_version, "12");
+  EXPECT_NE(facts->os_name.find("bookworm"), std::string::npos) << facts->os_name;
+  bool user_net = false;
+  for (const auto& i : facts->interfaces) {
+    EXPECT_NE(i.name, "lo");
+    if (i.mac == d->spec.nics[0].mac)
+      for (const auto& a : i.addresses) user_net = user_net || a.rfind("10.0.2.", 0) == 0;
+  }
+  EXPECT_TRUE(user_net) << model::to_json(*facts).dump();
+  EXPECT_GT(facts->updated_unix_ms, 0);
+  auto t_facts = std::chrono::steady_clock::now();
+
   // An unknown command is an error reply from the guest, not a transport failure.
   auto bad = hv_->guest_agent("debian1", R"({"execute":"strata-no-such-command"})", 30s);
   ASSERT_TRUE(bad) << bad.error().to_string();
@@ -199,6 +231,7 @@ TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
   auto st = hv_->status("debian1");
   ASSERT_TRUE(st);
   EXPECT_EQ(st->state, VmState::stopped);
+  EXPECT_FALSE(st->guest) << "a stopped VM has no guest facts";
   ASSERT_TRUE(st->last_exit);
   EXPECT_EQ(st->last_exit->reason, "guest-shutdown");
   EXPECT_FALSE(st->last_exit->signaled);
@@ -214,8 +247,9 @@ TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
   auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   std::printf(
       "timing: multi-user %.1f s, guest-ping %.1f s later, cloud-init checks %.1f s, "
-      "shutdown %.1f s\n",
-      secs(t0, t_boot), secs(t_boot, t_ping), secs(t_ci0, t_ci1), secs(t_ping, t_down));
+      "guest facts %.1f s later, shutdown %.1f s\n",
+      secs(t0, t_boot), secs(t_boot, t_ping), secs(t_ci0, t_ci1), secs(t_ci1, t_facts),
+      secs(t_ping, t_down));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "strata/common/error.h"
+#include "strata/model/guest_facts.h"
 #include "strata/model/vm_spec.h"
 
 namespace strata::agent {
@@ -35,6 +36,9 @@ struct VmStatus {
   std::string vnc_socket;
   std::string qga_socket;             // qemu-guest-agent channel socket
   std::string console_log;            // path of the bounded serial log
+  // What the guest's qemu-guest-agent last said (polled at most every 30 s while the VM
+  // runs); absent until it first answered in this run of the VM.
+  std::optional<model::GuestFacts> guest;
 };
 
 struct VmStats {

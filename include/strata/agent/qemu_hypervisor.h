@@ -2,6 +2,7 @@
 // and the agent's main() knows QEMU exists.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -34,6 +35,11 @@ struct QemuOptions {
   // The folder holding this host's migration identity (ca.crt, migration.crt,
   // migration.key; strata/agent/migration.h); empty: TLS migrations are refused.
   std::string migration_tls_dir;
+  // Guest facts (OS, host name, addresses; VmStatus::guest): each running VM's
+  // qemu-guest-agent is asked at most once per this interval of clock time (each command
+  // waits at most guest_facts_timeout); zero: never asked.
+  std::chrono::milliseconds guest_facts_interval{std::chrono::seconds(30)};
+  std::chrono::milliseconds guest_facts_timeout{std::chrono::seconds(5)};
 };
 
 Result<HypervisorPtr> make_qemu_hypervisor(QemuOptions options);

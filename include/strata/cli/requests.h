@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "strata/common/error.h"
@@ -38,7 +39,24 @@ struct VmCreateOptions {
   bool ha = false;       // restart on another host when this one fails (fenced first)
   int ha_priority = -1;  // 0..1000, higher first; -1: the server's default (0)
   bool no_start = false;
+  // cloud-init (docs/internals/cloud-init.md). The command reads the files; these hold
+  // their contents, so building the request stays pure.
+  std::string hostname;                 // --hostname
+  std::string user;                     // --user NAME: one user; the next four need it
+  std::vector<std::string> ssh_keys;    // --ssh-key FILE: the file's public keys, one a line
+  std::string password_hash;            // --password-hash: crypt(3) only
+  bool sudo = false;                    // --sudo: passwordless sudo for --user
+  std::vector<std::string> ips;         // --ip, one per --nic in order: "dhcp" | "CIDR[,gw=IP][,dns=IP]..."
+  std::string user_data;                // --cloud-init-user-data FILE's content
 };
+
+// The public keys of an authorized_keys-style file (one a line; empty lines and '#'
+// comments skipped). `file` names it in errors; no key at all is an error.
+Result<std::vector<std::string>> ssh_keys_from_file(std::string_view text, const std::string& file);
+// One --ip value for NIC `nic`: "dhcp" -> {"nic", "dhcp4": true}; "192.0.2.10/24[,gw=IP]
+// [,dns=IP]..." -> {"nic", "address", "gateway"?, "nameservers"?}. The shape is checked
+// here; the server checks the addresses themselves (400 naming cloud_init.network[i]....).
+Result<nlohmann::json> parse_ip_spec(std::string_view text, size_t nic);
 
 // The JSON text of a request's body ("" when none), as the HTTP client sends it and
 // --dry-run prints it (indent >= 0). Never throws: bytes of an argument that are not UTF-8

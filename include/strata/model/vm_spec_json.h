@@ -3,6 +3,8 @@
 // uuid or mac is accepted; call complete() to fill them).
 #pragma once
 
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "strata/common/error.h"
@@ -16,5 +18,9 @@ Result<VmSpec> vm_spec_from_json(const nlohmann::json& j);
 // validate_cloud_init for a VM with nic_count NICs.
 nlohmann::json to_json(const CloudInit& ci);
 Result<CloudInit> cloud_init_from_json(const nlohmann::json& j, size_t nic_count);
+// The same from JSON text (the agent proto's VmSpec.cloud_init_json): at most
+// kMaxCloudInitJsonBytes, parsed by the strict parser (bounded depth, no duplicate keys).
+inline constexpr size_t kMaxCloudInitJsonBytes = 1 << 20;
+Result<CloudInit> cloud_init_from_json_text(std::string_view text, size_t nic_count);
 
 }  // namespace strata::model

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "strata/model/vm_spec_json.h"
+
 namespace strata::agent::service {
 
 v1::VmState to_proto(model::VmState state) {
@@ -78,6 +80,7 @@ v1::VmSpec to_proto(const model::VmSpec& spec) {
   }
   out.set_vnc(spec.vnc);
   for (const auto& [k, v] : spec.labels) (*out.mutable_labels())[k] = v;
+  if (spec.cloud_init) out.set_cloud_init_json(model::to_json(*spec.cloud_init).dump());
   return out;
 }
 
@@ -118,7 +121,53 @@ Result<model::VmSpec> from_proto(const v1::VmSpec& in, std::string_view field) {
   }
   spec.vnc = in.has_vnc() ? in.vnc() : true;
   for (const auto& [k, v] : in.labels()) spec.labels[k] = v;
+  if (!in.cloud_init_json().empty()) {
+    // Strict parse and full validation here, so bad input is an error naming the field
+    // ("spec.cloud_init.users[0].password_hash") and never reaches a file or a command.
+    auto ci = model::cloud_init_from_json_text(in.cloud_init_json(),
+                                               static_cast<size_t>(in.nics_size()));
+    if (!ci) {
+      Error e = ci.error();
+      e.field = fmt::format("{}.{}", field, e.field);
+      return tl::unexpected(e);
+    }
+    spec.cloud_init = std::move(*ci);
+  }
   return spec;
+}
+
+v1::GuestFacts to_proto(const model::GuestFacts& g) {
+  v1::GuestFacts out;
+  out.set_os_name(g.os_name);
+  out.set_os_id(g.os_id);
+  out.set_os_version(g.os_version);
+  out.set_kernel_release(g.kernel_release);
+  out.set_hostname(g.hostname);
+  for (const auto& i : g.interfaces) {
+    auto* pi = out.add_interfaces();
+    pi->set_name(i.name);
+    pi->set_mac(i.mac);
+    for (const auto& a : i.addresses) pi->add_addresses(a);
+  }
+  out.set_updated_unix_ms(g.updated_unix_ms);
+  return out;
+}
+
+Result<model::GuestFacts> from_proto(const v1::GuestFacts& in) {
+  nlohmann::json ifs = nlohmann::json::array();
+  for (const auto& i : in.interfaces()) {
+    nlohmann::json addrs = nlohmann::json::array();
+    for (const auto& a : i.addresses()) addrs.push_back(a);
+    ifs.push_back({{"name", i.name()}, {"mac", i.mac()}, {"addresses", std::move(addrs)}});
+  }
+  // One set of checks for the wire and the store: guest_facts_from_json.
+  return model::guest_facts_from_json({{"os_name", in.os_name()},
+                                       {"os_id", in.os_id()},
+                                       {"os_version", in.os_version()},
+                                       {"kernel_release", in.kernel_release()},
+                                       {"hostname", in.hostname()},
+                                       {"interfaces", std::move(ifs)},
+                                       {"updated_ms", in.updated_unix_ms()}});
 }
 
 v1::VmStatus to_proto(const VmStatus& s) {
@@ -139,6 +188,7 @@ v1::VmStatus to_proto(const VmStatus& s) {
   out.set_vnc_socket(s.vnc_socket);
   out.set_qga_socket(s.qga_socket);
   out.set_console_log(s.console_log);
+  if (s.guest) *out.mutable_guest() = to_proto(*s.guest);
   return out;
 }
 
@@ -161,6 +211,11 @@ Result<VmStatus> from_proto(const v1::VmStatus& in) {
   s.vnc_socket = in.vnc_socket();
   s.qga_socket = in.qga_socket();
   s.console_log = in.console_log();
+  if (in.has_guest()) {
+    auto g = from_proto(in.guest());
+    if (!g) return tl::unexpected(g.error());
+    s.guest = std::move(*g);
+  }
   return s;
 }
 

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
+#include "strata/model/vm_spec_json.h"
+
 namespace strata::manager {
 
 void StreamCancel::cancel() {
@@ -97,7 +99,28 @@ pb::VmSpec to_proto(const model::VmSpec& s) {
   }
   p.set_vnc(s.vnc);
   for (const auto& [k, v] : s.labels) (*p.mutable_labels())[k] = v;
+  if (s.cloud_init) p.set_cloud_init_json(model::to_json(*s.cloud_init).dump());
   return p;
+}
+
+std::optional<model::GuestFacts> guest_facts_of(const pb::VmStatus& status) {
+  if (!status.has_guest()) return std::nullopt;
+  const pb::GuestFacts& g = status.guest();
+  nlohmann::json ifs = nlohmann::json::array();
+  for (const auto& i : g.interfaces()) {
+    nlohmann::json addrs = nlohmann::json::array();
+    for (const auto& a : i.addresses()) addrs.push_back(a);
+    ifs.push_back({{"name", i.name()}, {"mac", i.mac()}, {"addresses", std::move(addrs)}});
+  }
+  auto f = model::guest_facts_from_json({{"os_name", g.os_name()},
+                                         {"os_id", g.os_id()},
+                                         {"os_version", g.os_version()},
+                                         {"kernel_release", g.kernel_release()},
+                                         {"hostname", g.hostname()},
+                                         {"interfaces", std::move(ifs)},
+                                         {"updated_ms", g.updated_unix_ms()}});
+  if (!f) return std::nullopt;
+  return *f;
 }
 
 std::string vm_state_name(pb::VmState s) {

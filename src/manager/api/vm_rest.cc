@@ -7,6 +7,7 @@
 
 #include "strata/manager/api/json_fields.h"
 #include "strata/model/validation.h"
+#include "strata/model/vm_spec_json.h"
 
 namespace strata::manager {
 
@@ -47,6 +48,7 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
                                     {"anti_affinity_group", T::string},
                                     {"ha", T::object},
                                     {"vnc", T::boolean},
+                                    {"cloud_init", T::object},
                                     {"start", T::boolean}});
       !st)
     return tl::unexpected(st.error());
@@ -154,10 +156,34 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
   }
   // vnc false: no graphical console (QEMU gets no -vnc display, the console route says so).
   s.vnc = optional_bool(body, "vnc", true);
+  // cloud-init: the model's strict parser and validation (errors name the field, e.g.
+  // "cloud_init.users[0].password_hash"); network entries refer to the NICs above.
+  if (const json* ci = optional_member(body, "cloud_init")) {
+    auto parsed = model::cloud_init_from_json(*ci, s.nics.size());
+    if (!parsed) return tl::unexpected(parsed.error());
+    s.cloud_init = std::move(*parsed);
+  }
   *start = optional_bool(body, "start", true);
   if (auto st = model::validate(s); !st) return tl::unexpected(st.error());
   if (auto st = validate_ha(d); !st) return tl::unexpected(st.error());
   return d;
+}
+
+json cloud_init_to_rest(const model::CloudInit& ci) {
+  json j = model::to_json(ci);
+  if (j.contains("users"))
+    for (json& u : j["users"]) {
+      // A password hash is a secret (it can be cracked offline): never shown again.
+      u["password_set"] = u.contains("password_hash");
+      u.erase("password_hash");
+      if (!u.contains("sudo")) u["sudo"] = false;
+    }
+  // Extra user-data may hold anything (chpasswd lists, tokens): only its size is shown.
+  if (j.contains("user_data")) {
+    j["user_data_bytes"] = ci.user_data.size();
+    j.erase("user_data");
+  }
+  return j;
 }
 
 nlohmann::json vm_metrics_of(const nlohmann::json& sample, const std::string& vm) {
@@ -213,6 +239,7 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     spec["anti_affinity_group"] = doc->placement.anti_affinity_group;
     spec["ha"] = {{"enabled", doc->ha.enabled}, {"priority", doc->ha.priority}};
     spec["vnc"] = s.vnc;
+    spec["cloud_init"] = s.cloud_init ? cloud_init_to_rest(*s.cloud_init) : json(nullptr);
     desired = desired_state_name(vm, *doc);
   }
   VmStatusDoc st = decode_vm_status(vm.status);
@@ -249,7 +276,8 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
             {"agent_state", st.agent_state},
             {"last_error", st.last_error},
             {"observed_ms", st.observed_ms},
-            {"migration", migration}}},
+            {"migration", migration},
+            {"guest", st.guest ? model::to_json(*st.guest) : json(nullptr)}}},
           {"created_ms", vm.created_ms},
           {"updated_ms", vm.updated_ms}};
 }

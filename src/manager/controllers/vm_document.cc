@@ -127,6 +127,7 @@ std::string encode(const VmStatusDoc& s) {
                       {"ram_transferred", m.ram_transferred},
                       {"ram_copied_paused", m.ram_copied_paused}};
   }
+  if (s.guest) j["guest"] = model::to_json(*s.guest);
   return j.dump();
 }
 
@@ -152,6 +153,9 @@ VmStatusDoc decode_vm_status(const std::string& text) {
       s.migration.ram_transferred = m.value("ram_transferred", uint64_t{0});
       s.migration.ram_copied_paused = m.value("ram_copied_paused", false);
     }
+    // Damaged guest facts are dropped alone: the rest of the status stays.
+    if (j.contains("guest"))
+      if (auto g = model::guest_facts_from_json(j["guest"])) s.guest = std::move(*g);
   } catch (const json::exception&) {
     return VmStatusDoc{};  // a damaged status reads as the default (pending) one
   }

@@ -233,11 +233,14 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
 
   // Record what we observed; a concurrent new intent (generation) gets its own pass.
   std::string observed = vm_state_name(acted->state());
+  // The guest's facts as its host agent last read them (none once the VM stops).
+  std::optional<model::GuestFacts> guest = guest_facts_of(*acted);
   write_status([&](VmStatusDoc& st) {
     st.state = observed;
     st.agent_state = observed;
     st.last_error.clear();
     st.applied_generation = std::max(st.applied_generation, gen);
+    st.guest = guest;
   });
   if (!task_id.empty()) tasks_.succeed(task_id, "vm is " + observed);
   if (auto fresh = decode_vm_document(vm->spec); fresh && fresh->control.generation != gen)

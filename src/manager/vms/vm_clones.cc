@@ -133,6 +133,9 @@ Result<VmChange> VmService::clone(const std::string& source, const std::string& 
   doc.spec.name = name;
   doc.spec.uuid.clear();
   for (auto& n : doc.spec.nics) n.mac.clear();
+  // cloud-init: the clone is a new instance (new uuid = new instance-id); its host name is
+  // its own VM name, not the source's.
+  if (doc.spec.cloud_init) doc.spec.cloud_init->hostname.clear();
   auto completed = model::complete(doc.spec, &clone_random_u64);
   if (!completed) return tl::unexpected(completed.error());
   doc.spec = std::move(*completed);

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "strata/model/vm_spec_json.h"
+
 namespace strata::agent::service {
 namespace {
 
@@ -165,6 +167,94 @@ TEST(ProtoConvert, StatsAndEventsRoundTrip) {
   EXPECT_EQ(eb->state, model::VmState::paused);
   EXPECT_EQ(eb->detail, "STOP");
   EXPECT_EQ(eb->at_unix_ms, 42);
+}
+
+model::CloudInit full_cloud_init() {
+  model::CloudInit ci;
+  ci.hostname = "web1.example.org";
+  ci.users.push_back(model::CloudInitUser{
+      "alice",
+      {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGvZ0pQ3b2x3bY4mJbQfJ6x1m0mC4sQ alice@laptop"},
+      "$6$saltsalt$7yQ1TGe3kTq0yZbqgW3jB5o2l8Vd4RzrCkPGpH0tNz0",
+      true,
+      {"adm"}});
+  ci.network.push_back(model::CloudInitNic{0, true, "", "", {}});
+  ci.network.push_back(
+      model::CloudInitNic{1, false, "192.0.2.10/24", "192.0.2.1", {"192.0.2.53"}});
+  ci.user_data = "#!/bin/sh\necho hi\n";
+  return ci;
+}
+
+TEST(ProtoConvert, CloudInitTravelsAsJsonAndRoundTrips) {
+  auto spec = full_spec();
+  spec.cloud_init = full_cloud_init();
+  v1::VmSpec p = to_proto(spec);
+  ASSERT_FALSE(p.cloud_init_json().empty());
+  v1::VmSpec parsed;
+  ASSERT_TRUE(parsed.ParseFromString(p.SerializeAsString()));
+  auto back = from_proto(parsed);
+  ASSERT_TRUE(back) << back.error().to_string();
+  ASSERT_TRUE(back->cloud_init);
+  EXPECT_EQ(model::to_json(*back->cloud_init), model::to_json(*spec.cloud_init));
+  // None: no field, no cloud_init.
+  EXPECT_TRUE(to_proto(full_spec()).cloud_init_json().empty());
+  EXPECT_FALSE(from_proto(to_proto(full_spec()))->cloud_init);
+}
+
+TEST(ProtoConvert, BadCloudInitJsonIsRefusedNamingTheField) {
+  struct Case {
+    std::string json;
+    std::string field;
+  } cases[] = {
+      {R"({"users":[{"name":"alice","password_hash":"hunter2"}]})",
+       "spec.cloud_init.users[0].password_hash"},
+      {R"({"hostname":"bad_host"})", "spec.cloud_init.hostname"},
+      {R"({"network":[{"nic":2,"dhcp4":true}]})", "spec.cloud_init.network[0].nic"},  // 2 NICs
+      {R"({"password":"x"})", "spec.cloud_init.password"},
+      {R"({"users":[{"name":"a","name":"b"}]})", "spec.cloud_init.users[0].name"},  // dup key
+      {"{\"hostname\":", "spec.cloud_init"},
+      {"[]", "spec.cloud_init"},
+      {std::string(model::kMaxCloudInitJsonBytes + 1, ' '), "spec.cloud_init"},
+  };
+  for (const auto& c : cases) {
+    v1::VmSpec p = to_proto(full_spec());
+    p.set_cloud_init_json(c.json);
+    auto s = from_proto(p, "spec");
+    ASSERT_FALSE(s) << c.json.substr(0, 80);
+    EXPECT_EQ(s.error().code, ErrorCode::invalid_argument) << c.json.substr(0, 80);
+    EXPECT_EQ(s.error().field, c.field) << c.json.substr(0, 80);
+    // The hash is never echoed back in an error.
+    EXPECT_EQ(s.error().message.find("hunter2"), std::string::npos) << s.error().message;
+  }
+}
+
+TEST(ProtoConvert, GuestFactsRoundTripAndAreChecked) {
+  VmStatus s;
+  s.spec = full_spec();
+  s.state = model::VmState::running;
+  model::GuestFacts g;
+  g.os_name = "Debian GNU/Linux 12 (bookworm)";
+  g.os_id = "debian";
+  g.os_version = "12";
+  g.kernel_release = "6.1.0-27-cloud-amd64";
+  g.hostname = "ci-guest";
+  g.interfaces.push_back({"eth0", "52:54:00:12:34:56", {"10.0.2.15/24", "fec0::1/64"}});
+  g.updated_unix_ms = 1700000000999;
+  s.guest = g;
+  v1::VmStatus p = to_proto(s);
+  ASSERT_TRUE(p.has_guest());
+  auto back = from_proto(p);
+  ASSERT_TRUE(back) << back.error().to_string();
+  ASSERT_TRUE(back->guest);
+  EXPECT_EQ(*back->guest, g);
+  s.guest.reset();
+  EXPECT_FALSE(to_proto(s).has_guest());
+  EXPECT_FALSE(from_proto(to_proto(s))->guest);
+  // A bad address from the wire is refused, naming it.
+  p.mutable_guest()->mutable_interfaces(0)->set_addresses(0, "10.0.2.15");
+  auto bad = from_proto(p);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().field, "guest.interfaces[0].addresses[0]");
 }
 
 }  // namespace

@@ -134,6 +134,129 @@ TEST(VmDocument, VncFalseIsKeptAndSentToTheAgent) {
   EXPECT_EQ(field_of(R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k","vnc":null})"), "<ok>");
 }
 
+// cloud_init on the create body: parsed strictly by the model (errors name the field),
+// kept in the stored document, sent to the agent as cloud_init_json (hash included: the
+// agent needs it), and shown by the REST form without the hash or the user-data.
+TEST(VmDocument, CloudInitIsKeptSentAndShownWithoutSecrets) {
+  const std::string hash = "$6$saltsalt$7yQ1TGe3kTq0yZbqgW3jB5o2l8Vd4RzrCkPGpH0tNz0";
+  json body = json::parse(R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k",
+      "nics":[{"mode":"user"},{"mode":"bridge","bridge":"br0"}],
+      "cloud_init":{"hostname":"web.example.org",
+        "users":[{"name":"alice","ssh_authorized_keys":[
+           "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGvZ0pQ3b2x3bY4mJbQfJ6x1m0mC4sQ alice@laptop"],
+          "sudo":true},{"name":"bob"}],
+        "network":[{"nic":0,"dhcp4":true},{"nic":1,"address":"192.0.2.10/24","gateway":"192.0.2.1"}],
+        "user_data":"#!/bin/sh\necho secret-token\n"}})");
+  body["cloud_init"]["users"][0]["password_hash"] = hash;
+  bool start = true;
+  auto d = vm_document_from_request(body, &start);
+  ASSERT_TRUE(d) << d.error().to_string();
+  ASSERT_TRUE(d->spec.cloud_init);
+  EXPECT_EQ(d->spec.cloud_init->users[0].password_hash, hash);
+  auto back = decode_vm_document(encode(*d));
+  ASSERT_TRUE(back) << back.error().to_string();
+  ASSERT_TRUE(back->spec.cloud_init);
+  pb::VmSpec sent = to_proto(back->spec);
+  auto sent_ci = json::parse(sent.cloud_init_json());
+  EXPECT_EQ(sent_ci["users"][0]["password_hash"], hash);
+  EXPECT_EQ(sent_ci["network"][1]["address"], "192.0.2.10/24");
+
+  store::VmRecord rec;
+  rec.id = "v1";
+  rec.name = "web";
+  rec.spec = encode(*back);
+  json shown = vm_to_json(rec, "h1");
+  std::string text = shown.dump();
+  EXPECT_EQ(text.find("$6$"), std::string::npos) << text;
+  EXPECT_EQ(text.find("secret-token"), std::string::npos) << text;
+  const json& ci = shown["spec"]["cloud_init"];
+  EXPECT_EQ(ci["hostname"], "web.example.org");
+  EXPECT_EQ(ci["users"][0]["password_set"], true);
+  EXPECT_EQ(ci["users"][0]["sudo"], true);
+  EXPECT_EQ(ci["users"][1]["password_set"], false);
+  EXPECT_EQ(ci["users"][1]["sudo"], false);
+  EXPECT_FALSE(ci["users"][0].contains("password_hash"));
+  EXPECT_EQ(ci["user_data_bytes"], 28);
+  EXPECT_EQ(ci["network"][0]["dhcp4"], true);
+
+  // Without cloud_init: null in the REST form, no field to the agent.
+  auto plain = parse(R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k"})");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->spec.cloud_init);
+  EXPECT_TRUE(to_proto(plain->spec).cloud_init_json().empty());
+  rec.spec = encode(*plain);
+  EXPECT_TRUE(vm_to_json(rec, "h1")["spec"]["cloud_init"].is_null());
+}
+
+TEST(VmDocument, BadCloudInitNamesTheField) {
+  const std::string base = R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k",)"
+                           R"("nics":[{"mode":"user"}],"cloud_init":)";
+  struct Case {
+    std::string ci, field;
+  } cases[] = {
+      {R"("yes")", "cloud_init"},
+      {R"({"colour":1})", "cloud_init.colour"},
+      {R"({"hostname":"a_b"})", "cloud_init.hostname"},
+      {R"({"users":[{"name":"alice","password_hash":"hunter2"}]})",
+       "cloud_init.users[0].password_hash"},
+      {R"({"users":[{"name":"Alice"}]})", "cloud_init.users[0].name"},
+      {R"({"users":[{"name":"a","ssh_authorized_keys":["not a key"]}]})",
+       "cloud_init.users[0].ssh_authorized_keys[0]"},
+      {R"({"users":[{"name":"a","sudo":"yes"}]})", "cloud_init.users[0].sudo"},
+      {R"({"network":[{"nic":1,"dhcp4":true}]})", "cloud_init.network[0].nic"},
+      {R"({"network":[{"nic":0,"address":"192.0.2.10"}]})", "cloud_init.network[0].address"},
+      {R"({"network":[{"nic":0,"address":"192.0.2.10/24","gateway":"2001:db8::1"}]})",
+       "cloud_init.network[0].gateway"},
+      {R"({"user_data":"packages: [htop]"})", "cloud_init.user_data"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(field_of(base + c.ci + "}"), c.field) << c.ci;
+  EXPECT_EQ(field_of(base + "null}"), "<ok>");
+}
+
+// Guest facts in the stored status: kept, shown as status.guest, damaged ones dropped alone;
+// from the agent's VmStatus through guest_facts_of (checked).
+TEST(VmDocument, GuestFactsAreKeptAndShownInTheStatus) {
+  VmStatusDoc st;
+  st.state = "running";
+  model::GuestFacts g;
+  g.os_name = "Debian GNU/Linux 12 (bookworm)";
+  g.hostname = "ci-guest";
+  g.interfaces.push_back({"eth0", "52:54:00:12:34:56", {"10.0.2.15/24"}});
+  g.updated_unix_ms = 1700000000000;
+  st.guest = g;
+  VmStatusDoc back = decode_vm_status(encode(st));
+  ASSERT_TRUE(back.guest);
+  EXPECT_EQ(*back.guest, g);
+  EXPECT_EQ(back.state, "running");
+  json damaged = json::parse(encode(st));
+  damaged["guest"]["interfaces"][0]["addresses"][0] = "nonsense";
+  VmStatusDoc d2 = decode_vm_status(damaged.dump());
+  EXPECT_FALSE(d2.guest);
+  EXPECT_EQ(d2.state, "running");
+
+  store::VmRecord rec;
+  rec.id = "v1";
+  rec.name = "web";
+  rec.status = encode(st);
+  json shown = vm_to_json(rec, "h1");
+  EXPECT_EQ(shown["status"]["guest"]["hostname"], "ci-guest");
+  EXPECT_EQ(shown["status"]["guest"]["interfaces"][0]["addresses"][0], "10.0.2.15/24");
+  rec.status = encode(VmStatusDoc{});
+  EXPECT_TRUE(vm_to_json(rec, "h1")["status"]["guest"].is_null());
+
+  pb::VmStatus avm;
+  EXPECT_FALSE(guest_facts_of(avm));
+  avm.mutable_guest()->set_hostname("ci-guest");
+  auto* i = avm.mutable_guest()->add_interfaces();
+  i->set_name("eth0");
+  i->add_addresses("10.0.2.15/24");
+  auto got = guest_facts_of(avm);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->hostname, "ci-guest");
+  i->set_mac("not-a-mac");
+  EXPECT_FALSE(guest_facts_of(avm));
+}
+
 // A VM's metrics from its host's sample (the agent's response printed by protobuf: 64-bit
 // counters as strings, zeros left out); another VM's or a damaged sample: null.
 TEST(VmDocument, VmMetricsFromAHostSample) {

@@ -64,6 +64,11 @@ class VmClonesTest : public ::testing::Test {
     d.spec.memory_mib = 256;
     d.spec.kernel_boot = model::KernelBoot{"vmlinuz", "", ""};
     d.spec.nics.push_back(model::NicSpec{});
+    // cloud-init: a host name of its own and a user (a clone keeps the user, not the name).
+    model::CloudInit ci;
+    ci.hostname = name + ".example.org";
+    ci.users.push_back(model::CloudInitUser{"alice", {}, "", true, {}});
+    d.spec.cloud_init = ci;
     auto c = service_->create(d, start, "token:alice");
     ASSERT_TRUE(c) << c.error().to_string();
     ASSERT_TRUE(hv_.define(decode_vm_document(c->vm.spec)->spec));
@@ -164,9 +169,19 @@ TEST_F(VmClonesTest, LinkedAndFullClonesAndTheTemplateTheyNeed) {
   EXPECT_NE(d1.spec.nics[0].mac, src.spec.nics[0].mac);
   EXPECT_FALSE(d1.spec.nics[0].mac.empty());
   EXPECT_EQ(d1.spec.labels.count(kVmIdLabel), 0u);
+  // cloud-init: the clone's host name is its own VM name (hostname cleared), its users stay.
+  ASSERT_TRUE(src.spec.cloud_init && d1.spec.cloud_init);
+  EXPECT_EQ(src.spec.cloud_init->hostname, "base.example.org");
+  EXPECT_EQ(d1.spec.cloud_init->hostname, "");
+  ASSERT_EQ(d1.spec.cloud_init->users.size(), 1u);
+  EXPECT_EQ(d1.spec.cloud_init->users[0].name, "alice");
   auto on_host = hv_.status("c1");
   ASSERT_TRUE(on_host) << on_host.error().to_string();
   EXPECT_EQ(on_host->spec.uuid, d1.spec.uuid);
+  // The host got it over the agent proto (cloud_init_json, parsed and validated there).
+  ASSERT_TRUE(on_host->spec.cloud_init);
+  EXPECT_EQ(on_host->spec.cloud_init->hostname, "");
+  EXPECT_EQ(on_host->spec.cloud_init->users[0].name, "alice");
   EXPECT_EQ(decode_vm_status(store_->get_vm_by_name("c1")->status).state, "defined");
 
   auto f = service_->clone("base", "c2", false, "token:alice");

@@ -20,6 +20,13 @@ v1::VmSpec to_proto(const model::VmSpec& spec);
 // vnc true). `field` prefixes error fields ("spec" -> "spec.nics[0].mode").
 Result<model::VmSpec> from_proto(const v1::VmSpec& spec, std::string_view field = "spec");
 
+// cloud_init travels as JSON text (cloud_init_json); from_proto parses and validates it
+// for the spec's NICs (errors name "<field>.cloud_init....").
+
+v1::GuestFacts to_proto(const model::GuestFacts& guest);
+// Checked as model::guest_facts_from_json (strings, sizes, addresses).
+Result<model::GuestFacts> from_proto(const v1::GuestFacts& guest);
+
 v1::VmStatus to_proto(const VmStatus& status);
 Result<VmStatus> from_proto(const v1::VmStatus& status);
 

@@ -16,6 +16,7 @@
 
 #include "strata/agent/v1/agent.grpc.pb.h"
 #include "strata/common/error.h"
+#include "strata/model/guest_facts.h"
 #include "strata/model/vm_spec.h"
 #include "strata/pki/grpc_tls.h"
 
@@ -173,6 +174,9 @@ Error error_from_grpc(const grpc::Status& status);
 
 // model <-> proto.
 pb::VmSpec to_proto(const model::VmSpec& spec);
+// The agent's guest facts of a VM, checked as model::guest_facts_from_json; nullopt when the
+// status has none, or when they fail the checks (an agent is trusted, but not blindly).
+std::optional<model::GuestFacts> guest_facts_of(const pb::VmStatus& status);
 std::string vm_state_name(pb::VmState s);  // "running", "stopped", ... ("unknown" for 0)
 
 }  // namespace strata::manager

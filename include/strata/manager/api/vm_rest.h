@@ -23,6 +23,11 @@ Result<std::map<std::string, std::string>> label_map(const nlohmann::json& obj,
 
 Result<VmDocument> vm_document_from_request(const nlohmann::json& body, bool* start);
 
+// The REST form of a VM's cloud_init: as the model's JSON, except that no secret is shown
+// again: each user's password_hash becomes "password_set": true|false, and user_data
+// becomes "user_data_bytes" (its size).
+nlohmann::json cloud_init_to_rest(const model::CloudInit& ci);
+
 // The REST form of a VM. host_name: name of vm.host_id ("" when unplaced).
 nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_name);
 

@@ -8,11 +8,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "strata/common/error.h"
+#include "strata/model/guest_facts.h"
 #include "strata/model/vm_spec.h"
 #include "strata/store/records.h"
 
@@ -111,6 +113,9 @@ struct VmStatusDoc {
   int64_t observed_ms = 0;
   int64_t applied_generation = 0;
   VmMigrationStatus migration;  // phase empty: none in progress
+  // What the VM's qemu-guest-agent last told its host agent (OS, host name, addresses);
+  // copied from the agent's VM status at each reconcile, absent when it has none.
+  std::optional<model::GuestFacts> guest;
 };
 
 std::string encode(const VmDocument& doc);

@@ -33,10 +33,20 @@ bool is_active(model::VmState s) {
 }
 
 QemuHypervisor::QemuHypervisor(QemuOptions options) : opts_(std::move(options)) {
+  if (!opts_.clock) opts_.clock = system_clock();
   supervisor_ = std::thread([this] { supervise_loop(); });
+  if (opts_.guest_facts_interval.count() > 0) {
+    // Ticks finer than the interval, so a VM that starts is asked soon after; each VM is
+    // still asked at most once per interval.
+    auto tick = std::min<Clock::Duration>(opts_.guest_facts_interval, std::chrono::seconds(5));
+    guest_poller_ =
+        std::make_unique<PeriodicThread>(opts_.clock, tick, [this] { poll_guest_facts(); });
+    guest_poller_->start();
+  }
 }
 
 QemuHypervisor::~QemuHypervisor() {
+  if (guest_poller_) guest_poller_->stop();
   {
     std::lock_guard lk(sup_mu_);
     stopping_ = true;
@@ -84,6 +94,8 @@ VmStatus QemuHypervisor::status_locked(const Vm& vm) const {
   s.vnc_socket = vm.spec.vnc ? f.vnc_socket : "";
   s.qga_socket = f.qga_socket;
   s.console_log = f.console_log;
+  if (vm.rec.state == model::VmState::running || vm.rec.state == model::VmState::paused)
+    s.guest = vm.guest;
   return s;
 }
 
@@ -91,6 +103,11 @@ void QemuHypervisor::set_state_locked(const std::string& name, Vm& vm, model::Vm
                                       const std::string& reason) {
   bool changed = vm.rec.state != state;
   vm.rec.state = state;
+  if (state != model::VmState::running && state != model::VmState::paused) {
+    // A new run of the VM starts without facts (another OS may boot).
+    vm.guest.reset();
+    vm.guest_asked_at.reset();
+  }
   vm.rec.reason = reason;
   if (changed) vm.rec.changed_unix_ms = wall_ms();
   if (auto s = write_state_record(vm.dir, vm.rec); !s)

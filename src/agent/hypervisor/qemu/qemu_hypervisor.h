@@ -3,6 +3,7 @@
 //   vm_lifecycle.cc     start/stop/pause/..., QMP events, the supervision loop
 //   vm_recover.cc       re-attaching to VMs after an agent restart
 //   vm_queries.cc       stats, console, guest agent
+//   vm_guest_facts.cc   the guest facts poller (OS, host name, addresses)
 // Layers and rules: docs/internals/qemu-driver.md. In short: mu_ guards the in-memory
 // state only (vms_, defining_, pending_events_, every Vm field); nothing that can block
 // (QMP commands, socket connects, qemu-img, sleeps, waits on other processes) runs under
@@ -14,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +26,7 @@
 #include "qemu_monitor.h"
 #include "snapshots.h"
 #include "strata/agent/qemu_hypervisor.h"
+#include "strata/common/periodic.h"
 #include "vm_dir.h"
 #include "vm_job.h"
 
@@ -50,6 +53,10 @@ struct Vm {
   int64_t last_stop_us = 0, last_resume_us = 0;
   // Block jobs that ended with an error (BLOCK_JOB_COMPLETED's error), by job id.
   std::map<std::string, std::string> job_errors;
+  // Guest facts of this run of the VM (vm_guest_facts.cc): the last good answer, and when
+  // the guest agent was last asked (clock time). Cleared when the VM stops running.
+  std::optional<model::GuestFacts> guest;
+  std::optional<Clock::TimePoint> guest_asked_at;
 };
 
 // What an operation on a running VM needs, copied out from under mu_.
@@ -137,6 +144,10 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status cancel_out(const std::string& name) override;
   // Sets the VM's interrupt flag; migrate_out checks it at every poll (mirror and RAM).
   Status interrupt_out(const std::string& name) override;
+
+  // One pass of the guest facts poller (vm_guest_facts.cc): asks the guest agent of every
+  // running VM not asked within guest_facts_interval. Public for tests (on a manual clock).
+  void poll_guest_facts();
 
   // Runs one raw QMP command on the agent's connection (debugging and tests).
   Result<nlohmann::json> qmp(const std::string& name, const std::string& command,
@@ -252,6 +263,10 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   bool stopping_ = false;
   bool sup_kick_ = false;
   std::thread supervisor_;
+  // Runs poll_guest_facts() (a tick of a few seconds of clock time; each VM is asked at most
+  // once per guest_facts_interval). Null when the interval is zero; stopped first on
+  // destruction.
+  std::unique_ptr<PeriodicThread> guest_poller_;
 };
 
 bool is_active(model::VmState s);
