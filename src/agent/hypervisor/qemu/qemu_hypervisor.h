@@ -40,6 +40,9 @@ struct Vm {
   std::shared_ptr<ConsoleHub> console;
   std::string shutdown_reason;  // from the last SHUTDOWN event
   bool kill_requested = false;  // force_off in progress: the exit is not a crash
+  // Re-attached by recover(): an earlier agent may have left an outgoing migration running
+  // in this QEMU; the next migrate_out clears it first (clear_stale_migration_out).
+  bool adopted = false;
   bool panicked = false;
   VmJob job = VmJob::none;  // the long operation in progress (vm_job.h)
   bool interrupt_job = false;  // migrate_out: stop at the next poll (interrupt_out)
@@ -190,6 +193,12 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   // resumes the guest if the migration left it paused. Without mu_.
   // `tls`: the attempt loaded this host's migration credentials (reset and removed here; a
   // plain attempt already set tls-creds to "").
+  // Gives a re-attached incoming VM (recover) its migrate_in job back. Needs mu_.
+  void adopt_incoming_locked(const std::string& name, Vm& vm);
+  // Cancels an outgoing migration (and removes its mirrors) that an earlier, killed agent
+  // left running in QEMU (vm_migrate.cc).
+  void clear_stale_migration_out(const std::string& name, QemuMonitor& qmp,
+                                 const std::vector<size_t>& disks);
   void unwind_out(const std::string& name, QemuMonitor& qmp, const std::vector<size_t>& disks,
                   bool tls);
   // Decides stopped/crashed from how QEMU ended and drops the connections. Needs mu_;

@@ -348,6 +348,18 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
   return info;
 }
 
+// An incoming VM an earlier agent prepared (it was killed meanwhile; QEMU outlived it):
+// recover() re-attached it without its migrate_in job. Finishing or aborting it takes the
+// job back, so the manager's retry of that step completes the migration either way.
+void QemuHypervisor::adopt_incoming_locked(const std::string& name, Vm& vm) {
+  if (!vm.adopted || vm.job != VmJob::none || !vm.qmp) return;
+  if (vm.rec.state != VmState::paused && vm.rec.state != VmState::starting) return;
+  logger("agent.qemu")->warn("taking over the incoming migration an earlier agent prepared vm={}",
+                             name);
+  vm.job = VmJob::migrate_in;
+  vm.adopted = false;
+}
+
 Result<int64_t> QemuHypervisor::finish_incoming(const std::string& name,
                                                 std::chrono::milliseconds timeout) {
   std::shared_ptr<QemuMonitor> qmp;
@@ -356,6 +368,7 @@ Result<int64_t> QemuHypervisor::finish_incoming(const std::string& name,
     std::lock_guard lk(mu_);
     auto v = find_locked(name);
     if (!v) return tl::unexpected(v.error());
+    adopt_incoming_locked(name, **v);
     if ((*v)->job != VmJob::migrate_in || !(*v)->qmp)
       return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating in");
     qmp = (*v)->qmp;
@@ -407,6 +420,7 @@ Status QemuHypervisor::abort_incoming(const std::string& name) {
     std::lock_guard lk(mu_);
     auto v = find_locked(name);
     if (!v) return tl::unexpected(v.error());
+    adopt_incoming_locked(name, **v);
     if ((*v)->job != VmJob::migrate_in)
       return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating in");
     active = is_active((*v)->rec.state);
@@ -448,6 +462,45 @@ void QemuHypervisor::unwind_out(const std::string& name, QemuMonitor& qmp,
   }
 }
 
+// QEMU's migration states in which a migration still runs (query-migrate "status").
+bool migration_running(const std::string& status) {
+  return status == "setup" || status == "active" || status == "pre-switchover" ||
+         status == "device" || status == "wait-unplug" || status == "postcopy-active" ||
+         status == "postcopy-paused" || status == "postcopy-recover" || status == "cancelling";
+}
+
+// An outgoing migration this agent no longer knows of: it was killed while that one
+// copied, and QEMU outlived it with its migration still running and its NBD mirror nodes
+// in place. A new migration would fail on them ("There's a migration process in
+// progress", "Duplicate nodes with node-name='mig-disk0'"), for good. The old one cannot
+// be adopted (its target's incoming side went with the manager's retry), so it is
+// cancelled and its mirrors removed; a source it left paused runs again.
+void QemuHypervisor::clear_stale_migration_out(const std::string& name, QemuMonitor& qmp,
+                                               const std::vector<size_t>& disks) {
+  auto log = logger("agent.qemu");
+  if (auto mi = qmp.query_migrate(kCmd); mi && migration_running(mi->status)) {
+    log->warn("a migration left by an earlier agent still runs in QEMU vm={} status={}: "
+              "cancelling it",
+              name, mi->status);
+    (void)qmp.migrate_cancel(kCmd);
+    for (int k = 0; k < 100; ++k) {
+      auto m = qmp.query_migrate(kCmd);
+      if (!m || !migration_running(m->status)) break;
+      std::this_thread::sleep_for(kPoll);
+    }
+  }
+  std::vector<size_t> stale;
+  if (auto nodes = qmp.query_named_block_nodes(kCmd))
+    for (const auto& n : *nodes)
+      for (size_t i : disks)
+        if (n.node_name == mirror_node(i) &&
+            std::find(stale.begin(), stale.end(), i) == stale.end())
+          stale.push_back(i);
+  if (!stale.empty())
+    log->warn("removing {} disk mirror(s) left by an earlier migration vm={}", stale.size(), name);
+  unwind_out(name, qmp, stale, /*tls=*/true);  // TLS object and parameters too, if any
+}
+
 Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
                                                      const IncomingInfo& target,
                                                      const MigrationPolicy& policy,
@@ -462,18 +515,21 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   std::vector<size_t> disks;  // copied by the NBD mirror (copied_disks)
   uint64_t memory = 0;
   std::string accelerator;
+  bool adopted = false;
   {
     std::lock_guard lk(mu_);
     auto v = find_locked(name);
     if (!v) return tl::unexpected(v.error());
     Vm& vm = **v;
     accelerator = vm.rec.accelerator;
+    adopted = vm.adopted;
     if (vm.rec.state != VmState::running && vm.rec.state != VmState::paused)
       return make_error(ErrorCode::failed_precondition,
                         std::string("VM is ") + model::to_string(vm.rec.state));
     if (!vm.qmp) return unavailable("VM " + name + " has no QMP connection yet; retry");
     if (auto s = begin_job_locked(name, vm, VmJob::migrate_out); !s)
       return tl::unexpected(s.error());
+    vm.adopted = false;  // cleared once, below
     qmp = vm.qmp;
     disks = copied_disks(vm.spec);
     memory = uint64_t(vm.spec.memory_mib) << 20;
@@ -481,6 +537,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
     vm.job_errors.clear();
     vm.interrupt_job = false;
   }
+  if (adopted) clear_stale_migration_out(name, *qmp, disks);
   // Someone asked to stop (interrupt_out): checked at every poll.
   auto interrupted = [&]() -> bool {
     std::lock_guard lk(mu_);

@@ -113,6 +113,7 @@ Status QemuHypervisor::recover() {
           break;
         case RecoverAction::reattach: {
           vm->qmp = qmp;
+          vm->adopted = true;
           if (hub) vm->console = std::move(hub);
           set_state_locked(name, *vm, d.state, "recovered");
           log->info("recover: re-attached vm={} pid={} state={}", name, vm->rec.pid,
@@ -121,6 +122,7 @@ Status QemuHypervisor::recover() {
         }
         case RecoverAction::attach_later:
           vm->qmp_pending = true;  // the supervisor retries (reattach_qmp)
+          vm->adopted = true;
           vm->qmp_retry_at = opts_.clock->now();
           set_state_locked(name, *vm, d.state, "recovered; QMP not connected yet");
           break;
