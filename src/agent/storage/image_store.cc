@@ -16,6 +16,8 @@
 #include <climits>
 #include <cstring>
 #include <future>
+#include <map>
+#include <mutex>
 
 #include "fs_util.h"
 #include "strata/common/log.h"
@@ -74,8 +76,24 @@ class LocalImageStore final : public ImageStore {
     auto path = image_path(name);
     if (!path) return tl::unexpected(path.error());
     if (auto s = storage::check_regular_file(root_, *path); !s) return tl::unexpected(s.error());
+    struct stat st {};
+    const bool stat_ok = ::lstat(path->c_str(), &st) == 0;
+    if (stat_ok) {
+      std::lock_guard lock(info_cache_mu_);
+      auto it = info_cache_.find(name);
+      if (it != info_cache_.end() && it->second.same_file(st)) {
+        ImageInfo info = it->second.info;
+        info.kind = read_kind(*path);
+        return info;
+      }
+    }
     auto info = info_of(name, *path);
-    if (info) info->kind = read_kind(*path);
+    if (!info) return info;
+    info->kind = read_kind(*path);
+    if (stat_ok) {
+      std::lock_guard lock(info_cache_mu_);
+      info_cache_[name] = CachedInfo{st.st_ino, st.st_size, st.st_mtim, st.st_ctim, *info};
+    }
     return info;
   }
 
@@ -458,6 +476,24 @@ class LocalImageStore final : public ImageStore {
   std::string root_;
   std::string qemu_img_;
   std::shared_ptr<spdlog::logger> log_ = logger("agent.storage");
+
+  // What `qemu-img info` said of each image, kept while its file is the same one (inode,
+  // size, mtime, ctime: a new import, a write or a kind change all differ). Listing the
+  // images (before every define and every migration) then costs a stat per image instead
+  // of a qemu-img process per image. Guards info_cache_; nothing else runs under it.
+  struct CachedInfo {
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    ImageInfo info;
+    bool same_file(const struct stat& st) const {
+      return st.st_ino == ino && st.st_size == size && st.st_mtim.tv_sec == mtime.tv_sec &&
+             st.st_mtim.tv_nsec == mtime.tv_nsec && st.st_ctim.tv_sec == ctime.tv_sec &&
+             st.st_ctim.tv_nsec == ctime.tv_nsec;
+    }
+  };
+  mutable std::mutex info_cache_mu_;
+  mutable std::map<std::string, CachedInfo> info_cache_;
 };
 
 }  // namespace

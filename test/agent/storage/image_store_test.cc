@@ -67,6 +67,46 @@ TEST_F(ImageStoreTest, ImportListAndInfo) {
   EXPECT_EQ(read_all(info->path), std::string(1 << 20, 'a'));  // not clobbered
 }
 
+// Listing asks qemu-img once per image file, not once per listing: a counting wrapper of
+// qemu-img shows the second and third lists cost no process, and a changed file is asked
+// again.
+TEST_F(ImageStoreTest, ListingRemembersQemuImgInfoWhileTheFileIsUnchanged) {
+  const std::string count = dir_ + "/qemu-img-calls";
+  const std::string wrapper = dir_ + "/qemu-img";
+  std::ofstream(wrapper) << "#!/bin/sh\n"
+                         << "[ \"$1\" = info ] && echo x >> '" << count << "'\n"
+                         << "exec qemu-img \"$@\"\n";
+  fs::permissions(wrapper, fs::perms::owner_all);
+  auto s = make_image_store(dir_ + "/counted", wrapper);
+  ASSERT_TRUE(s) << s.error().to_string();
+  auto& store = **s;
+  auto calls = [&] {
+    std::ifstream in(count);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) ++n;
+    return n;
+  };
+  ASSERT_TRUE(store.import_image("a.raw", make_raw("a-src.raw", 4096, 'a')));
+  ASSERT_TRUE(store.import_image("b.raw", make_raw("b-src.raw", 8192, 'b')));
+  const int after_import = calls();
+  ASSERT_EQ(store.list_images().size(), 2u);
+  EXPECT_EQ(calls(), after_import + 2);  // first listing: each image asked once
+  for (int i = 0; i < 2; ++i) {
+    auto list = store.list_images();
+    ASSERT_EQ(list.size(), 2u);
+    EXPECT_EQ(list[0].virtual_size, 4096u);
+    EXPECT_EQ(list[1].virtual_size, 8192u);
+  }
+  EXPECT_EQ(calls(), after_import + 2) << "an unchanged image was asked again";
+  // A write into the file (new size, new mtime) is seen.
+  std::ofstream(store.root() + "/images/a.raw", std::ios::app) << std::string(4096, 'c');
+  auto list = store.list_images();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].virtual_size, 8192u);
+  EXPECT_EQ(calls(), after_import + 3);
+}
+
 TEST_F(ImageStoreTest, ImportRefusesImagesWithBackingFiles) {
   std::string backing = make_raw("secret.raw", 4096, 's');
   std::string evil = dir_ + "/evil.qcow2";
