@@ -75,12 +75,16 @@ log "network up: $BR $MGR_IP, hosts $(host_ip 1) $(host_ip 2) $(host_ip 3)"
 # namespace host, spoken to with the fence-agents protocol like fence_ipmilan.
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 jq -n --arg d "$E2E_DIR" '{agent_dir: $d, hosts: {
-  h1: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h1"}},
-  h2: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h2"}},
-  h3: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h3"}}}}' >"$WORK/fence.json"
+  h1: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h1", dead_if: ($w + "/fence-dead-h1")}},
+  h2: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h2", dead_if: ($w + "/fence-dead-h2")}},
+  h3: {agent: "fence_netns", timeout_s: 20, params: {netns: "st-h3", dead_if: ($w + "/fence-dead-h3")}}}}' \
+  --arg w "$WORK" >"$WORK/fence.json"
 # One live migration at a time per host, so the queue is seen below (the default is 2).
+# HA leases of 20 s (default 60): long enough that the fence, when it works, comes first
+# (about 8 s after a failure), short enough for the lease test below.
+HA_LEASE_S=20
 MGR_ARGS=(--db "sqlite:$WORK/mgr/strata.db" --heartbeat-ms 1000 --miss-threshold 3
-  --fence-config "$WORK/fence.json" --migrations-per-host 1)
+  --fence-config "$WORK/fence.json" --migrations-per-host 1 --ha-lease "$HA_LEASE_S")
 start_stratad "$WORK/mgr" "$MGR_IP:$PORT" "${MGR_ARGS[@]}"
 log "stratad pid $MGR_PID at $API_URL"
 import_catalog_images || fail "image import through stratad: $(api GET /api/v1/images)"
@@ -582,6 +586,56 @@ send_line "$ha_mi" vm-ha 'dd if=/dev/vda bs=512 skip=90000 count=1 2>/dev/null |
 wait_for 60 "vm-ha answers on $ha_mig" console_has "$ha_mi" vm-ha HAMIG7ED || fail "vm-ha does not answer on $ha_mig"
 [ -f "$ha_disk" ] || fail "the migration's source deleted the datastore disk"
 log "HA: vm-ha migrated $ha_to -> $ha_mig over the datastore: $(jq -c '{message, result}' <<<"$task")"
+
+# ---- HA without a fence: vm-ha's host loses its agent (killed) and then its link, and its
+# power controller is dead too (its fence fails). Nothing on the host hears the manager any
+# more, so vm-ha's lease is not renewed: its shim stops QEMU once the lease has run out, and
+# the manager, once the lease plus its margin has passed, restarts vm-ha elsewhere, once.
+lease_from=$ha_mig lease_i=$ha_mi
+touch "$WORK/fence-dead-$lease_from"
+t0=$(date +%s%N)
+kill -9 "${AGENT_PIDS[$((lease_i - 1))]}"
+ip link set "st-v$lease_i" down
+log "HA lease: $lease_from lost its agent and its link, and its fence device is dead; vm-ha on it"
+lease_moved() {
+  local j
+  j=$(api GET /api/v1/vms/vm-ha) || return 1
+  [ "$(jq -r .status.state <<<"$j")" = running ] && [ "$(jq -r .host <<<"$j")" != "$lease_from" ]
+}
+wait_for $((HA_LEASE_S + 90)) "vm-ha restarted after its lease ran out" lease_moved ||
+  fail "vm-ha after $lease_from lost agent, link and fence: $(api GET /api/v1/vms/vm-ha | jq -c '{host, status}'); events: $(api GET "/api/v1/events?target=host/$lease_from&limit=20" | jq -c '[.events[] | {action, message}]')"
+lease_ms=$((($(date +%s%N) - t0) / 1000000))
+lease_to=$(api GET /api/v1/vms/vm-ha | jq -r .host)
+[ "$(qemu_copies)" = 1 ] || fail "vm-ha: $(qemu_copies) QEMU processes after the lease restart (want 1)"
+# The shim on the cut-off host stopped the old copy, and before the manager restarted it.
+expired_file=$(find "$WORK/$lease_from" -name ha-lease-expired | head -1)
+[ -n "$expired_file" ] || fail "no ha-lease-expired on $lease_from: its shim did not stop vm-ha"
+expired_ms=$(tr -dc 0-9 <"$expired_file")
+lease_events=$( (api GET "/api/v1/events?target=host/$lease_from&limit=50"; api GET "/api/v1/events?target=vm/vm-ha&limit=50") |
+  jq -sc '[.[].events[]] | sort_by(.seq)')
+restart_ms=$(jq '[.[] | select(.action == "vm.ha_restart")] | last | .time_ms' <<<"$lease_events")
+[ "$expired_ms" -lt "$restart_ms" ] ||
+  fail "vm-ha was restarted ($restart_ms) before its shim on $lease_from stopped it ($expired_ms)"
+for a in host.fence_failed host.leases_expired; do
+  jq -e --arg a "$a" --argjson t "$(( t0 / 1000000 ))" 'any(.[]; .action == $a and .time_ms >= $t)' <<<"$lease_events" >/dev/null ||
+    fail "lease timeline lacks $a: $(jq -c '[.[] | {action, time_ms}]' <<<"$lease_events")"
+done
+jq -e --argjson t "$(( t0 / 1000000 ))" 'any(.[]; .action == "host.fenced" and .time_ms >= $t) | not' <<<"$lease_events" >/dev/null ||
+  fail "$lease_from was reported fenced although its fence device was dead"
+log "HA lease: vm-ha running on $lease_to ${lease_ms} ms after the cut; its shim stopped the old copy $((restart_ms - expired_ms)) ms before the restart"
+# The host comes back: its agent reports the lease's exit, and removes its old copy.
+rm -f "$WORK/fence-dead-$lease_from"
+ip link set "st-v$lease_i" up
+ip netns exec "st-h$lease_i" "$STRATA_AGENT" serve --state-dir "$WORK/$lease_from" --images "$WORK/$lease_from/images" \
+  --listen "unix:$WORK/$lease_from/agent.sock" --listen-tcp "$(host_ip "$lease_i"):$AGENT_PORT" --accel tcg \
+  --manager "$API_URL" --advertise "$(host_ip "$lease_i"):$AGENT_PORT" --name "$lease_from" \
+  --datastore "shared=$WORK/datastore" >>"$WORK/$lease_from/agent.log" 2>&1 &
+AGENT_PIDS[$((lease_i - 1))]=$!
+wait_for 120 "$lease_from up again" host_is "$lease_from" up || fail "$lease_from not up after it came back"
+ha_from=$lease_from
+wait_for 60 "the old vm-ha copy removed from $lease_from" stale_gone || fail "$lease_from still holds vm-ha"
+[ "$(qemu_copies)" = 1 ] && [ "$(api GET /api/v1/vms/vm-ha | jq -r .host)" = "$lease_to" ] ||
+  fail "after $lease_from came back: $(qemu_copies) copies, vm-ha on $(api GET /api/v1/vms/vm-ha | jq -r .host)"
 api DELETE /api/v1/vms/vm-ha >/dev/null
 wait_for 60 "vm-ha's datastore folder deleted with it" test ! -e "$WORK/datastore/vms/$ha_uuid" ||
   fail "deleting vm-ha left $WORK/datastore/vms/$ha_uuid"

@@ -231,6 +231,13 @@ void HaController::restart(const store::HostRecord& host, const std::string& why
       store::VmRecord next = vm;
       next.host_id.reset();
       next.status = encode(st);
+      // A new intent: run it again, elsewhere. The new generation gives the agent requests
+      // of this restart new ids, so a host that ran the VM before (an earlier failover)
+      // executes them instead of answering from its request log.
+      if (auto doc = decode_vm_document(vm.spec)) {
+        doc->control.generation += 1;
+        next.spec = encode(*doc);
+      }
       auto u = store_.update_vm(next);
       if (u) {
         events_.append("controller:ha", "vm.ha_restart", "vm/" + vm.name, "ok",

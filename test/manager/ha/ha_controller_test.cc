@@ -135,6 +135,10 @@ TEST_F(HaControllerTest, FailedHostIsFencedThenItsHaVmsRestartHighestPriorityFir
   auto st = decode_vm_status(store_->get_vm_by_name("db")->status);
   EXPECT_EQ(st.state, "pending");
   EXPECT_NE(st.last_error.find("fenced"), std::string::npos);
+  // A new generation: the restart's agent requests get new ids, so a host that ran db
+  // before (an earlier failover) executes them instead of answering from its request log.
+  EXPECT_EQ(decode_vm_document(store_->get_vm_by_name("db")->spec)->control.generation, 2);
+  EXPECT_EQ(decode_vm_document(store_->get_vm_by_name("plain")->spec)->control.generation, 1);
   EXPECT_EQ(actions(), (std::vector<std::string>{"host.failed host/h1", "host.fencing host/h1",
                                                  "host.fenced host/h1", "vm.ha_restart vm/db",
                                                  "vm.ha_restart vm/web"}));
