@@ -177,3 +177,56 @@ start_local_agent() {
   wait_for "$secs" "host up" local_host_up "$name" ||
     fail "agent did not come up: $(api GET /api/v1/hosts)"
 }
+
+# ---- hosts as network namespaces on one bridge (multi-host benchmarks)
+# The caller defines `host_ip I` (host I's address, 1-based) and sets WORK, API_URL and
+# AGENT_PORT. AGENT_PIDS[I-1] holds host I's agent.
+# netns_pool_up BRIDGE MANAGER_IP VETH_PREFIX NS...: the bridge in the root namespace, with
+# MANAGER_IP/24 (where stratad listens), and for namespace I the veth VETH_PREFIX<I> on the
+# bridge, its peer the namespace's eth0 with `host_ip I`.
+netns_pool_up() {
+  local br=$1 mgr_ip=$2 vp=$3 i=0 ns
+  shift 3
+  netns_pool_down "$br" "$vp" "$@"
+  ip link add "$br" type bridge && ip addr add "$mgr_ip/24" dev "$br" && ip link set "$br" up ||
+    return 1
+  for ns in "$@"; do
+    i=$((i + 1))
+    ip netns add "$ns" && ip link add "$vp$i" type veth peer name eth0 netns "$ns" &&
+      ip link set "$vp$i" master "$br" up && ip -n "$ns" addr add "$(host_ip "$i")/24" dev eth0 &&
+      ip -n "$ns" link set eth0 up && ip -n "$ns" link set lo up || return 1
+  done
+}
+# netns_pool_down BRIDGE VETH_PREFIX NS...: every process in the namespaces killed, the
+# namespaces, their veths and the bridge removed.
+netns_pool_down() {
+  local br=$1 vp=$2 i=0 ns p
+  shift 2
+  for ns in "$@"; do
+    i=$((i + 1))
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+    ip netns del "$ns" 2>/dev/null
+    ip link del "$vp$i" 2>/dev/null
+  done
+  ip link del "$br" 2>/dev/null
+  return 0
+}
+# netns_agent I NS [enroll] [AGENT_ARGS...]: strata-agent for host hI in namespace NS, its
+# state in $WORK/hI, log $WORK/hI/agent.log (appended), listening on `host_ip I`:AGENT_PORT;
+# with "enroll" it first gets a join token (pinning the manager's CA by its fingerprint).
+netns_agent() {
+  local i=$1 ns=$2 dir=$WORK/h$1 jt enroll=()
+  shift 2
+  if [ "${1:-}" = enroll ]; then
+    shift
+    jt=$(api POST /api/v1/join-tokens '{"ttl_s":600}')
+    [ "$(last_status)" = 201 ] || { echo "join token: HTTP $(last_status) $jt" >&2; return 1; }
+    enroll=(--join-token "$(jq -r .token <<<"$jt")" --ca-fingerprint "$(jq -r .ca_fingerprint <<<"$jt")")
+  fi
+  mkdir -p "$dir"
+  ip netns exec "$ns" "$STRATA_AGENT" serve --state-dir "$dir" --images "$dir/images" \
+    --listen "unix:$dir/agent.sock" --listen-tcp "$(host_ip "$i"):$AGENT_PORT" --accel tcg \
+    --manager "$API_URL" "${enroll[@]}" --advertise "$(host_ip "$i"):$AGENT_PORT" \
+    --name "h$i" "$@" >>"$dir/agent.log" 2>&1 &
+  AGENT_PIDS[$((i - 1))]=$!
+}
