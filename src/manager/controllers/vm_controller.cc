@@ -198,6 +198,22 @@ void VmController::remove_stale_copy(const std::string& host_id, AgentClient& cl
   // (a second failover), and the agent answers a repeated request id from its log.
   const std::string rid = fmt::format("{}:stale:{}:{}", rec.id, host_id, rec.resource_version);
   const std::string state = vm_state_name(avm.state());
+  // The source of a migration that ended on the target (the manager recorded the end, then
+  // died or lost the host before confirming): confirm removes it, as the migration would
+  // have. Any other copy is not migrating out: the agent refuses (or cannot migrate at
+  // all), and it is removed below. Only a host that does not answer is tried again later.
+  if (auto c = client.confirm_migration(rid + ":confirm", name); c) {
+    events_.append("controller:vm", "vm.stale_copy_removed", "vm/" + name, "ok",
+                   fmt::format("host {} held the paused source of a finished migration; the VM "
+                               "lives on host {}",
+                               host_id, *rec.host_id));
+    return;
+  } else if (c.error().code == ErrorCode::unavailable ||
+             c.error().code == ErrorCode::deadline_exceeded) {
+    log->warn("stale copy confirm failed vm={} host={} error={}", name, host_id,
+              c.error().to_string());
+    return;  // tried again at the host's next reconcile
+  }
   if (is_active_state(state)) {
     log->error("stale copy is active vm={} host={} state={}: forcing it off", name, host_id,
                state);

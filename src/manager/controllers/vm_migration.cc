@@ -390,12 +390,11 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     return Outcome::retry;
   }
   lap("finish");
-  if (auto c = source->confirm_migration(base + ":confirm", vm.name); !c) {
-    log->warn("migration confirm failed vm={} error={}", vm.name, c.error().to_string());
-    return Outcome::retry;
-  }
-  lap("confirm");
-  log->info("migration phases vm={} {}", vm.name, phases.dump());
+  // The guest runs on the target: the migration has succeeded, and says so now. The
+  // source's copy (paused, its memory sent) is removed after that (confirm), outside the
+  // time the user waits; if confirm fails, or the manager dies first, the source host's
+  // next reconcile finds a copy of a VM that lives elsewhere and removes it without
+  // running it (remove_stale_copy in vm_controller.cc), as libvirt's confirm would.
   int64_t downtime_ms =
       finished->resume_at_us() && ms.stop_at_us ? (finished->resume_at_us() - ms.stop_at_us) / 1000
                                                 : -1;
@@ -409,10 +408,22 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
                            {"ram_transferred", ms.ram_transferred},
                            {"ram_copied_paused", ms.ram_copied_paused},
                            {"phases_ms", phases}};
-  return end(m.target_host_id, true,
-             fmt::format("migrated to {} (downtime {} ms{})", target_host->name, downtime_ms,
-                         ms.ram_copied_paused ? ", memory copied paused: TCG" : ""),
-             result);
+  const Outcome ended =
+      end(m.target_host_id, true,
+          fmt::format("migrated to {} (downtime {} ms{})", target_host->name, downtime_ms,
+                      ms.ram_copied_paused ? ", memory copied paused: TCG" : ""),
+          result);
+  if (ended != Outcome::done) return ended;  // recorded by the retry, which confirms too
+  lap("record_end");
+  if (auto c = source->confirm_migration(base + ":confirm", vm.name); !c) {
+    log->warn("migration confirm failed vm={} error={} (the source's copy is removed by a "
+              "reconcile of its host)",
+              vm.name, c.error().to_string());
+    requeue_later("host:" + source_id);
+  }
+  lap("confirm");
+  log->info("migration phases vm={} {}", vm.name, phases.dump());
+  return Outcome::done;
 }
 
 }  // namespace strata::manager
