@@ -2,6 +2,8 @@
 #include "context.h"
 #include "strata/cli/parse.h"
 
+#include <fmt/format.h>
+
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "0.0.0"
 #endif
@@ -350,9 +352,106 @@ void add_plan_commands(CLI::App& root, Context& ctx) {
   });
 }
 
+namespace {
+
+std::string str_of(const json& j, const char* k) {
+  return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
+}
+
+// The balance answer for people: the summary, the moves and what is held where it is.
+void print_balance(Context& ctx, const json& b) {
+  ctx.io.out << str_of(b, "summary") << " (mode " << str_of(b, "mode") << ", "
+             << b.value("hosts", 0) << " hosts up)\n";
+  if (b.contains("moves") && !b["moves"].empty())
+    ctx.io.out << "\n"
+               << render_list(
+                      b["moves"],
+                      {{"VM", [](const json& j) { return str_of(j, "vm"); }},
+                       {"FROM", [](const json& j) { return str_of(j, "from"); }},
+                       {"TO", [](const json& j) { return str_of(j, "to"); }},
+                       {"MEMORY", [](const json& j) {
+                          return std::to_string(j.value("memory_mib", uint64_t{0})) + " MiB";
+                        }},
+                       {"IMBALANCE", [](const json& j) {
+                          return fmt::format("{:.3f} -> {:.3f}", j.value("imbalance_before", 0.0),
+                                             j.value("imbalance_after", 0.0));
+                        }}});
+  if (b.contains("started") && !b["started"].empty())
+    ctx.io.out << "\nstarted:\n"
+               << render_list(b["started"],
+                              {{"VM", [](const json& j) { return str_of(j, "vm"); }},
+                               {"TASK", [](const json& j) { return str_of(j, "task_id"); }}});
+  if (b.contains("refused") && !b["refused"].empty())
+    ctx.io.out << "\nrefused:\n"
+               << render_list(b["refused"],
+                              {{"VM", [](const json& j) { return str_of(j, "vm"); }},
+                               {"WHY", [](const json& j) { return str_of(j, "reason"); }}});
+}
+
+}  // namespace
+
+// `strata balance plan`: the moves the balancer proposes now and why (GET /api/v1/balance);
+// `strata balance apply [--wait]`: start them (POST /api/v1/balance/apply). Exit 0; apply
+// exits 1 when a move was refused or (with --wait) a migration failed.
+void add_balance_commands(CLI::App& root, Context& ctx) {
+  CLI::App* bal = root.add_subcommand("balance", "Load balancing: live migrations that even out the hosts");
+  bal->require_subcommand(1);
+  CLI::App* plan = bal->add_subcommand("plan", "The moves the balancer proposes now, and why");
+  plan->callback([&ctx] {
+    ctx.action = [&ctx] {
+      ApiRequest req{"GET", "/api/v1/balance", std::nullopt};
+      if (ctx.dry(req)) return 0;
+      auto c = ctx.client();
+      if (!c) return ctx.fail(c.error());
+      auto body = c->call(req);
+      if (!body) return ctx.fail(body.error());
+      if (ctx.format() != OutputFormat::table) ctx.io.out << render(*body, ctx.format());
+      else print_balance(ctx, *body);
+      return 0;
+    };
+  });
+  struct Flags {
+    bool wait = false;
+    std::string wait_timeout = "10m";
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* apply = bal->add_subcommand("apply", "Start the proposed moves as live migrations");
+  apply->add_flag("--wait", f->wait, "Wait until every migration has ended");
+  apply->add_option("--wait-timeout", f->wait_timeout,
+                    "Give up waiting for a migration after this long (10m)");
+  apply->callback([&ctx, f] {
+    ctx.action = [&ctx, f] {
+      auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+      if (!timeout) return ctx.usage_error(timeout.error());
+      ApiRequest req{"POST", "/api/v1/balance/apply", json::object()};
+      if (ctx.dry(req)) return 0;
+      auto c = ctx.client();
+      if (!c) return ctx.fail(c.error());
+      auto body = c->call(req);
+      if (!body) return ctx.fail(body.error());
+      int rc = (*body)["refused"].empty() ? 0 : 1;
+      if (ctx.format() != OutputFormat::table) ctx.io.out << render(*body, ctx.format());
+      else print_balance(ctx, *body);
+      if (!f->wait) return rc;
+      for (const auto& s : (*body)["started"]) {
+        auto done = ctx.wait(*c, str_of(s, "task_id"), *timeout);
+        if (!done) {
+          ctx.io.err << "migration of " << str_of(s, "vm") << ": " << done.error().message << "\n";
+          rc = 1;
+          continue;
+        }
+        if (ctx.format() == OutputFormat::table)
+          ctx.io.out << str_of(s, "vm") << ": " << str_of(*done, "message") << "\n";
+      }
+      return rc;
+    };
+  });
+}
+
 void add_misc_commands(CLI::App& root, Context& ctx) {
   add_task_commands(root, ctx);
   add_plan_commands(root, ctx);
+  add_balance_commands(root, ctx);
   add_events_command(root, ctx);
   add_token_commands(root, ctx);
   add_version_and_completion(root, ctx);

@@ -83,6 +83,13 @@ constexpr const char* kUsage = R"(usage:
                        them elsewhere once S + the heartbeat timeout + 3 s have passed,
                        without a fence device (default 60; 0: no leases, fencing only).
                        A manager down for longer than S stops the HA VMs: see docs
+  --balance off|advise|auto
+                       the load balancer (default advise): every --balance-interval S
+                       (default 60) it plans live migrations that even out the vCPUs and
+                       memory the VMs hold across the hosts that are up; advise records a
+                       balance.advice event (strata balance plan / apply), auto starts them
+  --balance-max-moves N   migrations per balancer cycle, 1..100 (default 4)
+  --balance-threshold P   imbalance (percent) under which nothing moves (default 10)
   --migration-tls on|off
                        live migrations encrypt the memory stream and the disk mirror with
                        TLS (the hosts' migration certificates, mutual) unless the request
@@ -263,6 +270,23 @@ int main(int argc, char** argv) {
       if (!value(&v) || (v != "on" && v != "off"))
         return usage_error("--migration-tls must be on or off");
       cfg.migration_tls = v == "on";
+    } else if (a == "--balance") {
+      auto m = value(&v) ? strata::manager::balance_mode_from_string(v) : std::nullopt;
+      if (!m) return usage_error("--balance must be off, advise or auto");
+      cfg.balance.mode = *m;
+    } else if (a == "--balance-interval") {
+      if (!value(&v) || !parse_int(v, 10, 86400, &n))
+        return usage_error("--balance-interval must be 10..86400 (seconds)");
+      cfg.balance.interval = std::chrono::seconds(n);
+    } else if (a == "--balance-max-moves") {
+      if (!value(&v) || !parse_int(v, 1, 100, &n))
+        return usage_error("--balance-max-moves must be 1..100");
+      cfg.balance.plan.max_moves = static_cast<uint32_t>(n);
+    } else if (a == "--balance-threshold") {
+      // Percent: the imbalance under which nothing moves (default 10).
+      if (!value(&v) || !parse_int(v, 0, 100, &n))
+        return usage_error("--balance-threshold must be 0..100 (percent)");
+      cfg.balance.plan.min_imbalance = n / 100.0;
     } else if (a == "--migrations-per-host") {
       if (!value(&v) || !parse_int(v, 1, 64, &n))
         return usage_error("--migrations-per-host must be 1..64");

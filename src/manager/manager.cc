@@ -124,6 +124,7 @@ class ManagerImpl final : public Manager {
     vms_->set_ha_admission(cfg.ha_admission);
     vms_->set_migration_tls(cfg.migration_tls);
     evacuator_ = std::make_unique<HostEvacuator>(*store_, *vms_, *events_, clock_);
+    balancer_ = std::make_unique<Balancer>(*vms_, *events_, clock_, cfg.balance);
     FencerPtr fencer;
     if (!cfg.fence_config.empty()) {
       auto fc = load_fence_config(cfg.fence_config);
@@ -157,6 +158,7 @@ class ManagerImpl final : public Manager {
     deps.placement = placement_.get();
     deps.vms = vms_.get();
     deps.evacuator = evacuator_.get();
+    deps.balancer = balancer_.get();
     deps.clock = clock_;
     deps.ca = ca_.get();
     deps.stopping = [this] { return stopping_.load(); };
@@ -233,6 +235,7 @@ class ManagerImpl final : public Manager {
 
     controller_->start();
     evacuator_->start();
+    balancer_->start();
     ha_->start();
     events_->append("stratad", "manager.start", "manager", "ok", api_url_);
 
@@ -273,6 +276,7 @@ class ManagerImpl final : public Manager {
     if (server_) server_->stop();
     if (api_) api_->stop_streams();  // after the server: its streams are closed by now
     if (evacuator_) evacuator_->stop();
+    if (balancer_) balancer_->stop();
     if (ha_) ha_->stop();
     if (controller_) controller_->stop();
     if (agents_) agents_->stop();
@@ -295,6 +299,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<VmController> controller_;
   std::unique_ptr<VmService> vms_;
   std::unique_ptr<HostEvacuator> evacuator_;
+  std::unique_ptr<Balancer> balancer_;
   std::unique_ptr<HaController> ha_;
   std::unique_ptr<ImageDistributor> images_;
   std::unique_ptr<StaticFiles> web_;

@@ -249,6 +249,18 @@ TEST(App, PlanCommandsBuildTheirRequests) {
   EXPECT_EQ(run({"plan", "capacity", "--help"}).code, 0);
 }
 
+TEST(App, BalanceCommandsBuildTheirRequests) {
+  auto p = run({"balance", "plan", "--dry-run"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_EQ(p.out, "GET /api/v1/balance\n");
+  auto a = run({"balance", "apply", "--wait", "--wait-timeout", "5m", "--dry-run"});
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(a.out.rfind("POST /api/v1/balance/apply\n", 0), 0u) << a.out;
+  EXPECT_EQ(run({"balance", "apply", "--wait-timeout", "soon", "--dry-run"}).code, 2);
+  EXPECT_EQ(run({"balance"}).code, 2) << "a subcommand is required";
+  EXPECT_EQ(run({"balance", "apply", "--help"}).code, 0);
+}
+
 TEST(App, VmMigrateNoTlsSaysSoInTheBody) {
   auto plain = run({"vm", "migrate", "web", "--to", "h2", "--no-tls", "--dry-run"});
   ASSERT_EQ(plain.code, 0) << plain.err;

@@ -16,6 +16,7 @@
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/manager/events/event_retention.h"
 #include "strata/manager/ha/ha_controller.h"
+#include "strata/manager/vms/balancer.h"
 #include "strata/manager/vms/vm_service.h"
 #include "strata/sched/scheduler.h"
 
@@ -62,6 +63,8 @@ struct ManagerConfig {
   HaConfig ha;
   // HA admission control (--ha-admission enforce|warn|off; vm_service.h).
   HaAdmission ha_admission = HaAdmission::enforce;
+  // The load balancer (--balance off|advise|auto, --balance-interval, ...; balancer.h).
+  BalancerConfig balance;
   // Live migrations over TLS unless a request says otherwise (--migration-tls on|off).
   bool migration_tls = true;
   // Largest image accepted by POST /api/v1/images (bytes are kept in <data_dir>/catalog).

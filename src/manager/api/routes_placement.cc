@@ -13,6 +13,7 @@
 #include "strata/manager/controllers/datastores.h"
 #include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/placement.h"
+#include "strata/manager/vms/balancer.h"
 #include "strata/model/validation.h"
 
 namespace strata::manager {
@@ -192,6 +193,48 @@ HttpResponse plan_capacity(ApiDeps& d, HttpRequest& r) {
   return HttpResponse::json(200, capacity_to_json(*plan, size));
 }
 
+nlohmann::json balance_to_json(const Balancer& b, const BalanceProposal& p) {
+  nlohmann::json moves = nlohmann::json::array();
+  for (const auto& m : p.moves)
+    moves.push_back({{"vm", m.vm},
+                     {"from", m.from_host},
+                     {"to", m.to_host},
+                     {"imbalance_before", m.imbalance_before},
+                     {"imbalance_after", m.imbalance_after},
+                     {"memory_mib", m.memory_mib},
+                     {"local_disk_bytes", m.disk_bytes}});
+  nlohmann::json held = nlohmann::json::array();
+  for (const auto& h : p.held) held.push_back({{"vm", h.vm}, {"host", h.host}, {"reason", h.reason}});
+  const auto& c = b.config();
+  std::string summary =
+      p.moves.empty()
+          ? (p.stopped == "balanced"
+                 ? fmt::format("balanced: imbalance {:.3f} is under {:.3f}", p.imbalance,
+                               c.plan.min_imbalance)
+             : p.stopped == "no_hosts"
+                 ? std::string("fewer than two hosts are up: nothing to balance")
+                 : fmt::format("imbalance {:.3f}, but no allowed move lowers it by {:.3f} or more",
+                               p.imbalance, c.plan.min_gain))
+          : fmt::format("{} move(s) would lower the imbalance from {:.3f} to {:.3f}",
+                        p.moves.size(), p.imbalance, p.imbalance_after);
+  return {{"mode", std::string(to_string(c.mode))},
+          {"hosts", p.hosts},
+          {"imbalance", p.imbalance},
+          {"imbalance_after", p.imbalance_after},
+          {"stopped", p.stopped},
+          {"summary", summary},
+          {"moves", moves},
+          {"held", held},
+          {"settings",
+           {{"min_imbalance", c.plan.min_imbalance},
+            {"min_gain", c.plan.min_gain},
+            {"max_moves", c.plan.max_moves},
+            {"interval_s",
+             std::chrono::duration_cast<std::chrono::seconds>(c.interval).count()},
+            {"hold_after_move_s",
+             std::chrono::duration_cast<std::chrono::seconds>(c.hold_after_move).count()}}}};
+}
+
 }  // namespace
 
 void add_placement_routes(ApiService& api) {
@@ -203,6 +246,36 @@ void add_placement_routes(ApiService& api) {
                    [&d](HttpRequest& r) { return plan_host_down(d, r); });
   api.router().add("POST", "/api/v1/plan/capacity", RouteOptions{},
                    [&d](HttpRequest& r) { return plan_capacity(d, r); });
+  // Load balancing (vms/balancer.h): the moves now (any role), and carrying them out
+  // (operator; 202 with a vm.migrate task per move started).
+  api.router().add("GET", "/api/v1/balance", RouteOptions{}, [&d](HttpRequest&) {
+    if (!d.balancer) return error_response(Error{ErrorCode::unavailable, "no balancer", ""});
+    auto p = d.balancer->plan();
+    if (!p) return error_response(p.error());
+    return HttpResponse::json(200, balance_to_json(*d.balancer, *p));
+  });
+  RouteOptions apply;
+  apply.role = Role::operator_;
+  apply.action = "balance.apply";
+  api.router().add("POST", "/api/v1/balance/apply", apply, [&d](HttpRequest& r) {
+    auto body = parse_json_object(r.body, /*allow_empty=*/true);
+    if (!body) return error_response(body.error());
+    if (auto st = check_fields(*body, {}); !st) return error_response(st.error());
+    if (!d.balancer) return error_response(Error{ErrorCode::unavailable, "no balancer", ""});
+    auto applied = d.balancer->apply(audit_actor(r));
+    if (!applied) return error_response(applied.error());
+    nlohmann::json j = balance_to_json(*d.balancer, applied->proposal);
+    nlohmann::json started = nlohmann::json::array();
+    for (const auto& s : applied->started) started.push_back({{"vm", s.vm}, {"task_id", s.task_id}});
+    nlohmann::json refused = nlohmann::json::array();
+    for (const auto& f : applied->refused) refused.push_back({{"vm", f.vm}, {"reason", f.reason}});
+    j["started"] = started;
+    j["refused"] = refused;
+    auto resp = HttpResponse::json(applied->started.empty() ? 200 : 202, j);
+    resp.audit_target = "cluster";
+    resp.audit_written = !applied->proposal.moves.empty();  // balance.apply event
+    return resp;
+  });
 }
 
 }  // namespace strata::manager

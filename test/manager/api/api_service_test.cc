@@ -873,6 +873,96 @@ TEST_F(ApiTest, PlacementDryRunExplainsEveryHostAndCreatesNothing) {
 }
 
 // POST /api/v1/plan/capacity: how many more VMs of a size fit, where, what runs out first.
+// Load balancing: GET /api/v1/balance proposes moves from the loaded host to the empty one
+// (any role); POST /api/v1/balance/apply starts them as migrations (operator); a pinned VM
+// and a VM already moving are held where they are, with the reason.
+TEST_F(ApiTest, BalancePlansMovesAndApplyStartsThemAsMigrations) {
+  add_host("h1", 4, 4096);
+  std::string op = make_token("ops", "operator");
+  std::string viewer = make_token("v", "viewer");
+  auto running = [&](const std::string& name) {
+    auto vm = parts_.store->get_vm_by_name(name);
+    ASSERT_TRUE(vm);
+    auto st = decode_vm_status(vm->status);
+    st.state = "running";
+    vm->status = encode(st);
+    ASSERT_TRUE(parts_.store->update_vm(*vm));
+  };
+  for (const char* n : {"a", "b", "c"}) {
+    auto r = call("POST", "/api/v1/vms",
+                  json{{"name", n}, {"vcpus", 1}, {"memory_mib", 1024}, {"kernel", "k"}}.dump(), op);
+    ASSERT_EQ(r.status, 202u) << r.body;
+    ASSERT_NO_FATAL_FAILURE(running(n));
+  }
+  auto pinned = call("POST", "/api/v1/vms",
+                     R"({"name":"p","vcpus":1,"memory_mib":512,"kernel":"k","host":"h1"})", op);
+  ASSERT_EQ(pinned.status, 202u) << pinned.body;
+  ASSERT_NO_FATAL_FAILURE(running("p"));
+  // One host: nothing to balance.
+  auto one = call("GET", "/api/v1/balance", "", viewer);
+  ASSERT_EQ(one.status, 200u) << one.body;
+  EXPECT_EQ(json::parse(one.body)["stopped"], "no_hosts");
+  EXPECT_TRUE(json::parse(one.body)["moves"].empty());
+
+  add_host("h2", 4, 4096);
+  auto r = call("GET", "/api/v1/balance", "", viewer);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto plan = json::parse(r.body);
+  EXPECT_EQ(plan["mode"], "advise");
+  EXPECT_EQ(plan["hosts"], 2);
+  EXPECT_GT(plan["imbalance"].get<double>(), plan["imbalance_after"].get<double>());
+  ASSERT_FALSE(plan["moves"].empty()) << r.body;
+  for (const auto& m : plan["moves"]) {
+    EXPECT_EQ(m["from"], "h1");
+    EXPECT_EQ(m["to"], "h2");
+    EXPECT_NE(m["vm"], "p") << "pinned";
+    EXPECT_EQ(m["memory_mib"], 1024);
+  }
+  bool held_pin = false;
+  for (const auto& h : plan["held"])
+    held_pin = held_pin || (h["vm"] == "p" && h["reason"] == "pinned to host h1");
+  EXPECT_TRUE(held_pin) << r.body;
+  EXPECT_NE(plan["summary"].get<std::string>().find("would lower the imbalance"), std::string::npos);
+  // Asking changed nothing.
+  EXPECT_FALSE(decode_vm_document(parts_.store->get_vm_by_name("a")->spec)->migration.active());
+  // The advise cycle says it once (a balance.advice event), not every minute.
+  parts_.balancer->tick();
+  parts_.balancer->tick();
+  int advice = 0;
+  auto events = parts_.store->list_events(0, 1000);
+  ASSERT_TRUE(events);
+  for (const auto& e : *events) advice += e.action == "balance.advice";
+  EXPECT_EQ(advice, 1);
+  EXPECT_FALSE(decode_vm_document(parts_.store->get_vm_by_name("a")->spec)->migration.active())
+      << "advise moves nothing";
+
+  // Applying: operators only; a body with an unknown field is a 400 naming it.
+  EXPECT_EQ(call("POST", "/api/v1/balance/apply", "", viewer).status, 403u);
+  EXPECT_EQ(field(call("POST", "/api/v1/balance/apply", R"({"force":true})", op)), "force");
+  auto ap = call("POST", "/api/v1/balance/apply", "", op);
+  ASSERT_EQ(ap.status, 202u) << ap.body;
+  auto applied = json::parse(ap.body);
+  ASSERT_EQ(applied["started"].size(), plan["moves"].size()) << ap.body;
+  EXPECT_TRUE(applied["refused"].empty());
+  for (const auto& s : applied["started"]) {
+    auto vm = parts_.store->get_vm_by_name(s["vm"].get<std::string>());
+    auto doc = decode_vm_document(vm->spec);
+    ASSERT_TRUE(doc->migration.active()) << s;
+    EXPECT_EQ(doc->migration.target_host_id, parts_.store->get_host_by_name("h2")->id);
+    EXPECT_EQ(doc->migration.task_id, s["task_id"]);
+  }
+  auto evs = parts_.store->list_events(0, 1000);
+  int applies = 0;
+  for (const auto& e : *evs)
+    applies += e.action == "balance.apply" && e.actor == "token:ops" && e.result == "ok";
+  EXPECT_EQ(applies, 1) << "the apply's own event (the refused body's audit says error)";
+  // Now the moving VMs are held (migrating) and the target's share is reserved: no
+  // second plan moves them again.
+  auto again = json::parse(call("GET", "/api/v1/balance", "", viewer).body);
+  for (const auto& m : again["moves"])
+    for (const auto& s : applied["started"]) EXPECT_NE(m["vm"], s["vm"]);
+}
+
 TEST_F(ApiTest, PlanCapacityAnswersWithoutWritingAndValidatesItsBody) {
   add_host("a", 8, 4096);
   add_host("b", 2, 1024);

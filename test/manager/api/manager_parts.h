@@ -12,6 +12,7 @@
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/manager/vms/balancer.h"
 #include "strata/manager/vms/vm_service.h"
 
 namespace strata::manager::test_support {
@@ -27,6 +28,7 @@ struct ManagerParts {
   std::unique_ptr<PlacementService> placement;
   std::unique_ptr<VmController> controller;
   std::unique_ptr<VmService> vms;
+  std::unique_ptr<Balancer> balancer;  // not started: its cycles run only when a test calls tick()
 
   // Builds every part; a failure is a fatal gtest failure (call through ASSERT_NO_FATAL_FAILURE).
   void build() {
@@ -50,6 +52,7 @@ struct ManagerParts {
                                         c->enqueue_vm(id);
                                       });
     vms->set_agents([a = agents.get()](const std::string& host_id) { return a->client(host_id); });
+    balancer = std::make_unique<Balancer>(*vms, *events, clock);
   }
 
   ApiDeps deps() const {
@@ -62,6 +65,7 @@ struct ManagerParts {
     d.controller = controller.get();
     d.placement = placement.get();
     d.vms = vms.get();
+    d.balancer = balancer.get();
     d.clock = clock;
     return d;
   }

@@ -36,6 +36,7 @@ class VmController;
 class PlacementService;
 class VmService;
 class HostEvacuator;
+class Balancer;
 class TaskTracker;
 class ImageDistributor;
 
@@ -50,6 +51,7 @@ struct ApiDeps {
   PlacementService* placement = nullptr;
   VmService* vms = nullptr;  // the VM lifecycle (create/act/delete)
   HostEvacuator* evacuator = nullptr;  // maintenance evacuation; null: 503 on /evacuate
+  Balancer* balancer = nullptr;        // load balancing; null: 503 on /api/v1/balance*
   ClockPtr clock;
   // Signs the CSRs of agents at enrollment; nullptr: TCP agents cannot enroll.
   const pki::CertificateAuthority* ca = nullptr;

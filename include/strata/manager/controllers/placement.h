@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include "strata/common/error.h"
 #include "strata/manager/controllers/allocation_cache.h"
 #include "strata/manager/controllers/vm_document.h"
+#include "strata/sched/balance.h"
 #include "strata/sched/scheduler.h"
 #include "strata/sched/snapshot.h"
 #include "strata/store/store.h"
@@ -78,6 +80,31 @@ struct CapacityPlan {
   std::string runs_out_first;   // the filter that refused the most hosts once nothing fit
                                 // ("memory", "cpu", ...; "" when capped)
   std::string summary;          // the scheduler's explanation of that refusal
+};
+
+// The balancer's proposal (balance.cc): the scheduler's balance plan with names, and the
+// VMs that were left where they are and why.
+struct BalanceProposal {
+  struct Move {
+    std::string vm;
+    std::string from_host;  // names
+    std::string to_host;
+    double imbalance_before = 0;
+    double imbalance_after = 0;
+    uint64_t memory_mib = 0;
+    uint64_t disk_bytes = 0;
+  };
+  struct Held {
+    std::string vm;
+    std::string host;
+    std::string reason;  // "pinned to its host", "stopped", "moved by the balancer ..."
+  };
+  double imbalance = 0;
+  double imbalance_after = 0;
+  std::vector<Move> moves;
+  std::vector<Held> held;
+  std::string stopped;  // sched::BalancePlan::stopped
+  uint32_t hosts = 0;   // hosts that count (up, with capacity)
 };
 
 // A VM that is not in the store yet (being created), counted where it would be placed.
@@ -143,6 +170,13 @@ class PlacementService {
   // What-if capacity: `size` (resources and constraints; no pin, no group) placed
   // repeatedly. `count` > 0: the first `count` are the ones reported per host. Reads only.
   Result<CapacityPlan> plan_capacity(const sched::PlacementRequest& size, uint32_t count);
+  // Load balancing: the moves that even out what the VMs hold across the hosts that are
+  // up (sched::plan_balance), with the same snapshot and filters as a migration (a target
+  // offers the source's accelerator). Only running or paused VMs that are not pinned,
+  // templates, linked clones, migrating or in `hold` (VM ids with the reason) move. Reads
+  // only.
+  Result<BalanceProposal> plan_balance(const sched::BalanceConfig& config,
+                                       const std::map<std::string, std::string>& hold = {});
   // HA admission control: with `pending` added, every host's HA VMs would still restart
   // elsewhere if that one host failed. failed_precondition naming the host whose loss
   // would strand HA VMs, which ones and why; ok otherwise.

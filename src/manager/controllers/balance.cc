@@ -1,0 +1,87 @@
+// Load balancing on the placement engine (placement.h): the fleet as the scheduler sees it,
+// the VMs that may move, and sched::plan_balance for the moves.
+#include <fmt/format.h>
+
+#include <unordered_map>
+
+#include "strata/manager/controllers/placement.h"
+
+namespace strata::manager {
+
+Result<BalanceProposal> PlacementService::plan_balance(
+    const sched::BalanceConfig& config, const std::map<std::string, std::string>& hold) {
+  if (auto st = sched::validate_config(config); !st) return tl::unexpected(st.error());
+  auto snap = snapshot({}, {}, /*datastores=*/true);
+  if (!snap) return tl::unexpected(snap.error());
+  std::vector<sched::HostInfo> hosts;
+  std::unordered_map<std::string, size_t> by_id;
+  hosts.reserve(snap->size());
+  for (uint32_t i = 0; i < snap->size(); ++i) {
+    hosts.push_back(snap->host(i));
+    by_id[hosts.back().id] = hosts.size() - 1;
+  }
+  auto vms = store_.list_vms({});
+  if (!vms) return tl::unexpected(vms.error());
+
+  BalanceProposal out;
+  std::vector<sched::BalanceVm> list;
+  for (const auto& vm : *vms) {
+    if (!vm.host_id) continue;
+    auto h = by_id.find(*vm.host_id);
+    if (h == by_id.end()) continue;
+    const sched::HostInfo& host = hosts[h->second];
+    auto doc = decode_vm_document(vm.spec);
+    if (!doc) continue;  // not counted by the cache either
+    sched::BalanceVm b;
+    b.name = vm.name;
+    b.host_id = host.id;
+    b.request.vcpus = doc->spec.vcpus;
+    b.request.memory_mib = doc->spec.memory_mib;
+    std::string why;
+    const std::string state = decode_vm_status(vm.status).state;
+    if (vm.deletion_requested) why = "being deleted";
+    else if (doc->is_template) why = "a template";
+    else if (doc->clone_of.is_clone() && doc->clone_of.linked) why = "a linked clone (stays with its template)";
+    else if (doc->migration.active()) why = "migrating";
+    else if (!doc->placement.host.empty()) why = "pinned to host " + doc->placement.host;
+    else if (vm.desired_state != "running" || (state != "running" && state != "paused"))
+      why = state.empty() ? "not running" : state;
+    else if (auto held = hold.find(vm.id); held != hold.end()) why = held->second;
+    if (why.empty()) {
+      auto req = request_for(*doc);
+      if (!req) {
+        why = req.error().message;
+      } else {
+        b.request = std::move(*req);
+        b.request.accelerator = host.accelerator == sched::Accelerator::tcg
+                                    ? sched::AcceleratorRequirement::tcg
+                                    : sched::AcceleratorRequirement::kvm;
+        for (const auto& d : doc->spec.disks)
+          if (d.datastore.empty() && !d.readonly) b.disk_bytes += d.size_bytes;
+      }
+    }
+    b.movable = why.empty();
+    // Only the VMs of hosts that are up count for the imbalance, and only they could move.
+    if (!b.movable && host.state == sched::HostState::up)
+      out.held.push_back({vm.name, host.name.empty() ? host.id : host.name, why});
+    list.push_back(std::move(b));
+  }
+  for (const auto& h : hosts)
+    out.hosts += h.state == sched::HostState::up && h.total_vcpus > 0 && h.total_memory_mib > 0;
+
+  auto plan = sched::plan_balance(scheduler_, hosts, list, config);
+  if (!plan) return tl::unexpected(plan.error());
+  auto name = [&](const std::string& id) {
+    auto it = by_id.find(id);
+    return it == by_id.end() || hosts[it->second].name.empty() ? id : hosts[it->second].name;
+  };
+  out.imbalance = plan->imbalance;
+  out.imbalance_after = plan->imbalance_after;
+  out.stopped = plan->stopped;
+  for (const auto& m : plan->moves)
+    out.moves.push_back({m.vm, name(m.from_host_id), name(m.to_host_id), m.imbalance_before,
+                         m.imbalance_after, m.memory_mib, m.disk_bytes});
+  return out;
+}
+
+}  // namespace strata::manager
