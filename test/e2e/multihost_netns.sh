@@ -641,6 +641,35 @@ wait_for 60 "vm-ha's datastore folder deleted with it" test ! -e "$WORK/datastor
   fail "deleting vm-ha left $WORK/datastore/vms/$ha_uuid"
 api DELETE /api/v1/vms/vm-peer >/dev/null
 
+# ---- load balancing: two stopped VMs pinned to the busiest host (held there, but their
+# vCPUs count) unbalance the fleet; the plan moves running VMs off that host, `strata
+# balance apply --wait` migrates them live, and the imbalance drops.
+busiest=$(vms_json | jq -r '[.vms[] | select(.status.state == "running") | .host] | group_by(.) |
+  max_by(length) | .[0]')
+for n in bal1 bal2; do
+  api POST /api/v1/vms "$(vm_body "$n" false ", host: \"$busiest\"")" >/dev/null
+  [ "$(last_status)" = 202 ] || fail "create $n on $busiest: HTTP $(last_status)"
+done
+"${cli[@]}" -o json balance plan >"$WORK/balance-plan.json" || fail "strata balance plan: $(cat "$WORK/balance-plan.json")"
+bal_moves=$(jq '.moves | length' "$WORK/balance-plan.json")
+[ "$bal_moves" -gt 0 ] || fail "no balance move with two more vCPUs on $busiest: $(jq -c . "$WORK/balance-plan.json")"
+jq -e --arg h "$busiest" 'all(.moves[]; .from == $h) and any(.held[]; .vm == "bal1")' "$WORK/balance-plan.json" >/dev/null ||
+  fail "balance plan: $(jq -c '{moves, held}' "$WORK/balance-plan.json")"
+"${cli[@]}" balance apply --wait --wait-timeout 3m >"$WORK/balance-apply.out" 2>&1 ||
+  fail "strata balance apply --wait: $(tail -5 "$WORK/balance-apply.out")"
+for v in $(jq -r '.moves[].vm' "$WORK/balance-plan.json"); do
+  want=$(jq -r --arg v "$v" '.moves[] | select(.vm == $v) | .to' "$WORK/balance-plan.json")
+  [ "$(api GET "/api/v1/vms/$v" | jq -r .host)" = "$want" ] && [ "$(vm_state "$v")" = running ] ||
+    fail "balanced $v: on $(api GET "/api/v1/vms/$v" | jq -r .host) ($(vm_state "$v")), planned $want"
+  [ "$(qemu_of "$v")" = 1 ] || fail "balanced $v: $(qemu_of "$v") QEMU processes"
+done
+bal_after=$("${cli[@]}" -o json balance plan | jq .imbalance)
+awk -v a="$bal_after" -v b="$(jq .imbalance "$WORK/balance-plan.json")" 'BEGIN { exit !(a < b) }' ||
+  fail "imbalance did not drop: $(jq .imbalance "$WORK/balance-plan.json") -> $bal_after"
+log "balance: $bal_moves move(s) off $busiest, imbalance $(jq .imbalance "$WORK/balance-plan.json") -> $bal_after: $(jq -c '[.moves[] | "\(.vm) \(.from)->\(.to)"]' "$WORK/balance-plan.json")"
+api DELETE /api/v1/vms/bal1 >/dev/null
+api DELETE /api/v1/vms/bal2 >/dev/null
+
 # ---- delete everything through the API
 for n in 1 2 3 4 5 6; do api DELETE "/api/v1/vms/vm$n" >/dev/null; done
 wait_for 180 "VMs deleted" vm_count_is 0 || fail "VMs not deleted"

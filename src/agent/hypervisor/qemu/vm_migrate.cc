@@ -48,6 +48,8 @@ constexpr auto kPoll = 100ms;
 // guest is paused for the RAM copy) and wall time for the user. A query is ~0.2 ms of QMP.
 // Progress still goes out at most every kPoll.
 constexpr auto kCopyPoll = 20ms;
+// QEMU's own max-bandwidth default (MAX_THROTTLE, 128 MiB/s): what "no limit asked" means.
+constexpr uint64_t kQemuDefaultMaxBandwidth = 128ull << 20;
 
 std::string node(size_t i) { return "disk" + std::to_string(i); }
 std::string mirror_node(size_t i) { return "mig-disk" + std::to_string(i); }
@@ -654,7 +656,9 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   MigrationParameters params;
   int64_t limit = policy.downtime_start_ms;
   params.downtime_limit_ms = limit;
-  if (policy.max_bandwidth) params.max_bandwidth = policy.max_bandwidth;
+  // Always set: QEMU keeps a parameter from one migration to the next, so an earlier
+  // migration's cap (a slow copy asked for once) would throttle every later one.
+  params.max_bandwidth = policy.max_bandwidth ? policy.max_bandwidth : kQemuDefaultMaxBandwidth;
   params.tls_creds = tls_creds;  // "" (plain) resets an earlier migration's
   // The target's certificate must name the address the source dials (an IP SAN).
   params.tls_hostname = target.tls ? uri_host(target.migration_uri) : "";
