@@ -49,6 +49,10 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_option("--host", o->host, "Place on this host");
     c->add_option("--anti-affinity", o->anti_affinity_group,
                   "Anti-affinity group: never two of its VMs on one host");
+    c->add_option("--affinity", o->affinity_group,
+                  "Keep-together group: its VMs run on one host (where the first runs)");
+    c->add_option("--avoid", o->avoids,
+                  "Keep off hosts with label k=v (repeatable: hosts carrying all of them)");
     c->add_flag("--ha", o->ha,
                 "High availability: restart on another host when this one fails (after fencing)");
     c->add_option("--ha-priority", o->ha_priority, "HA restart priority 0..1000 (higher first)")

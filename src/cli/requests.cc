@@ -253,6 +253,10 @@ Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
   if (!selector->empty()) body["node_selector"] = *selector;
   if (!o.host.empty()) body["host"] = o.host;
   if (!o.anti_affinity_group.empty()) body["anti_affinity_group"] = o.anti_affinity_group;
+  if (!o.affinity_group.empty()) body["affinity_group"] = o.affinity_group;
+  auto avoid = kv_map(o.avoids, "--avoid");
+  if (!avoid) return tl::unexpected(avoid.error());
+  if (!avoid->empty()) body["avoid_selector"] = *avoid;
   if (o.ha_priority >= 0 && !o.ha)
     return invalid_argument("--ha-priority", "--ha-priority needs --ha");
   if (o.ha) {

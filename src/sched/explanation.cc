@@ -17,10 +17,14 @@ std::string_view to_string(Filter f) {
       return "accelerator";
     case Filter::selector:
       return "selector";
+    case Filter::avoid:
+      return "avoid";
     case Filter::datastore:
       return "datastore";
     case Filter::anti_affinity:
       return "anti-affinity";
+    case Filter::affinity:
+      return "affinity";
     case Filter::cpu:
       return "cpu";
     case Filter::memory:

@@ -42,6 +42,13 @@ struct CompiledRequest {
 
   const std::vector<uint32_t>* group_hosts = nullptr;  // hosts already holding the group
 
+  // Keep off: the pairs as interned ids; avoid_none when a pair is unknown to the snapshot
+  // (no host carries it, so no host carries them all: nothing is avoided).
+  std::vector<SnapshotAccess::Label> avoid;
+  bool avoid_none = false;
+  // Keep together: the hosts that are up holding the group (sorted); empty: no constraint.
+  std::vector<uint32_t> together_up;
+
   // Per required datastore, the hosts mounting it; impossible when no host mounts one.
   std::vector<const std::vector<uint32_t>*> datastore_hosts;
   bool datastore_impossible = false;
@@ -86,21 +93,36 @@ inline bool mounts_datastores(const CompiledRequest& c, uint32_t index) {
   return true;
 }
 
+// Whether host `h` carries every label the request keeps off.
+inline bool avoided(const CompiledRequest& c, const std::vector<SnapshotAccess::Label>& pool,
+                    const HostRecord& h) {
+  return !c.avoid.empty() && !c.avoid_none && selector_matches(pool, h, c.avoid);
+}
+
+// Whether host `index` satisfies the request's keep-together group.
+inline bool together_ok(const CompiledRequest& c, uint32_t index) {
+  return c.together_up.empty() ||
+         std::binary_search(c.together_up.begin(), c.together_up.end(), index);
+}
+
 // The first filter (in Filter order) that rejects host `h`, ignoring pin (the callers
 // restrict the scan to the pinned host). `in_group`: the host already holds the
-// request's anti-affinity group; `datastores_ok`: mounts_datastores().
+// request's anti-affinity group; `datastores_ok`: mounts_datastores(); `together`:
+// together_ok().
 inline std::optional<Filter> first_failure(const CompiledRequest& c,
                                            const std::vector<SnapshotAccess::Label>& pool,
                                            const HostRecord& h, bool in_group,
-                                           bool datastores_ok) {
+                                           bool datastores_ok, bool together) {
   if (h.traits.state != HostState::up) return Filter::state;
   if (!c.any_arch && (!c.arch_known || h.traits.arch != c.arch)) return Filter::arch;
   if (!c.any_accelerator && h.traits.accelerator != c.accelerator) return Filter::accelerator;
   if (!c.selector.empty() || c.selector_impossible) {
     if (c.selector_impossible || !selector_matches(pool, h, c.selector)) return Filter::selector;
   }
+  if (avoided(c, pool, h)) return Filter::avoid;
   if (!datastores_ok) return Filter::datastore;
   if (in_group) return Filter::anti_affinity;
+  if (!together) return Filter::affinity;
   if (h.allocated_vcpus + c.vcpus > h.total_vcpus * c.cpu_overcommit) return Filter::cpu;
   if (static_cast<double>(h.allocated_memory_mib) + c.memory_mib >
       static_cast<double>(h.total_memory_mib) * c.mem_overcommit) {

@@ -23,6 +23,12 @@ Status apply_placement(Snapshot& snapshot, const Plan& plan, const PlacementRequ
     auto it = std::lower_bound(members.begin(), members.end(), plan.host_index);
     if (it == members.end() || *it != plan.host_index) members.insert(it, plan.host_index);
   }
+  if (!request.affinity_group.empty()) {
+    uint32_t group = SnapshotAccess::intern(snapshot, request.affinity_group);
+    std::vector<uint32_t>& members = SnapshotAccess::together_hosts(snapshot, group);
+    auto it = std::lower_bound(members.begin(), members.end(), plan.host_index);
+    if (it == members.end() || *it != plan.host_index) members.insert(it, plan.host_index);
+  }
   return {};
 }
 

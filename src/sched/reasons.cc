@@ -78,6 +78,17 @@ std::string reason(const Snapshot& snapshot, const CompiledRequest& c, uint32_t 
     case Filter::anti_affinity:
       return "a VM of anti-affinity group " + req.anti_affinity_group +
              " already runs on this host";
+    case Filter::avoid: {
+      std::string pairs;
+      for (const auto& [k, v] : req.avoid_selector) pairs += (pairs.empty() ? "" : ",") + k + "=" + v;
+      return "the VM keeps off hosts labelled " + pairs;
+    }
+    case Filter::affinity: {
+      std::string where;
+      for (uint32_t i : c.together_up)
+        where += (where.empty() ? "" : ", ") + snapshot.name(i);
+      return "keep-together group " + req.affinity_group + " runs on " + where;
+    }
     case Filter::cpu: {
       double capacity = h.total_vcpus * c.cpu_overcommit;
       std::string s = "needs " + std::to_string(req.vcpus) + " vCPUs, " +

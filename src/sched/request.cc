@@ -23,6 +23,13 @@ Status validate_request(const PlacementRequest& request) {
   for (const auto& [key, value] : request.node_selector) {
     if (key.empty()) return invalid_argument("node_selector", "label keys must not be empty");
   }
+  for (const auto& [key, value] : request.avoid_selector) {
+    if (key.empty()) return invalid_argument("avoid_selector", "label keys must not be empty");
+  }
+  if (!request.affinity_group.empty() && request.affinity_group == request.anti_affinity_group)
+    return invalid_argument("affinity_group",
+                            "a group cannot keep its VMs together and apart: affinity_group "
+                            "and anti_affinity_group are the same");
   return {};
 }
 

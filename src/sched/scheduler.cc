@@ -86,6 +86,21 @@ CompiledRequest compile(const Snapshot& snapshot, const PlacementRequest& reques
       c.group_hosts = SnapshotAccess::group_hosts(snapshot, *g);
     }
   }
+  for (const auto& [key, value] : request.avoid_selector) {
+    std::optional<uint32_t> k = SnapshotAccess::lookup(snapshot, key);
+    std::optional<uint32_t> v = SnapshotAccess::lookup(snapshot, value);
+    if (!k || !v) {
+      c.avoid_none = true;
+      continue;
+    }
+    c.avoid.push_back({*k, *v});
+  }
+  if (!request.affinity_group.empty()) {
+    if (std::optional<uint32_t> g = SnapshotAccess::lookup(snapshot, request.affinity_group))
+      if (const std::vector<uint32_t>* hosts = SnapshotAccess::together_hosts(snapshot, *g))
+        for (uint32_t i : *hosts)
+          if (snapshot.record(i).traits.state == HostState::up) c.together_up.push_back(i);
+  }
   for (const std::string& d : request.datastores) {
     std::optional<uint32_t> id = SnapshotAccess::lookup(snapshot, d);
     const std::vector<uint32_t>* hosts = id ? SnapshotAccess::datastore_hosts(snapshot, *id) : nullptr;
@@ -158,8 +173,9 @@ std::vector<uint8_t> evaluate_all(const Snapshot& snapshot, const CompiledReques
   std::vector<uint8_t> verdict(snapshot.size(), static_cast<uint8_t>(Filter::pin));
   Range r = scan_range(snapshot, c);
   for (uint32_t i = r.begin; i < r.end; ++i) {
-    std::optional<Filter> f = detail::first_failure(c, pool, records[i], in_group(c, i),
-                                                    detail::mounts_datastores(c, i));
+    std::optional<Filter> f =
+        detail::first_failure(c, pool, records[i], in_group(c, i), detail::mounts_datastores(c, i),
+                              detail::together_ok(c, i));
     verdict[i] = f ? static_cast<uint8_t>(*f) : static_cast<uint8_t>(kFilterCount);
   }
   return verdict;
@@ -215,7 +231,9 @@ Error no_fit(const Snapshot& snapshot, const CompiledRequest& c) {
 bool passes_lookups(const CompiledRequest& c, const std::vector<SnapshotAccess::Label>& pool,
                     const HostRecord& h, uint32_t index) {
   if (!c.selector.empty() && !detail::selector_matches(pool, h, c.selector)) return false;
+  if (detail::avoided(c, pool, h)) return false;
   if (!detail::mounts_datastores(c, index)) return false;
+  if (!detail::together_ok(c, index)) return false;
   return !in_group(c, index);
 }
 
@@ -229,7 +247,7 @@ int64_t best_host(const Snapshot& snapshot, const CompiledRequest& c, double& be
   const HostRecord* records = SnapshotAccess::records(snapshot).data();
   const auto& pool = SnapshotAccess::labels(snapshot);
   const bool lookups = !c.selector.empty() || c.group_hosts != nullptr ||
-                       !c.datastore_hosts.empty();
+                       !c.datastore_hosts.empty() || !c.avoid.empty() || !c.together_up.empty();
   const uint32_t mask = c.traits_mask;
   const uint32_t want = c.traits_want;
   Range r = scan_range(snapshot, c);

@@ -94,6 +94,10 @@ Result<Snapshot> Snapshot::build(std::vector<HostInfo> hosts) {
       // Hosts are visited in index order, so members stay sorted; skip duplicates.
       if (members.empty() || members.back() != index) members.push_back(index);
     }
+    for (const std::string& g : h.affinity_groups) {
+      std::vector<uint32_t>& members = snap.together_hosts_[snap.intern(g)];
+      if (members.empty() || members.back() != index) members.push_back(index);
+    }
     for (const std::string& d : h.datastores) {
       std::vector<uint32_t>& members = snap.datastore_hosts_[snap.intern(d)];
       if (members.empty() || members.back() != index) members.push_back(index);
@@ -134,6 +138,10 @@ HostInfo Snapshot::host(uint32_t index) const {
     }
   }
   std::sort(h.anti_affinity_groups.begin(), h.anti_affinity_groups.end());
+  for (const auto& [group, members] : together_hosts_)
+    if (std::binary_search(members.begin(), members.end(), index))
+      h.affinity_groups.push_back(strings_[group]);
+  std::sort(h.affinity_groups.begin(), h.affinity_groups.end());
   for (const auto& [id, members] : datastore_hosts_)
     if (std::binary_search(members.begin(), members.end(), index))
       h.datastores.push_back(strings_[id]);

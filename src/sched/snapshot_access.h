@@ -29,6 +29,14 @@ struct SnapshotAccess {
   static std::vector<uint32_t>& group_hosts(Snapshot& s, uint32_t group) {
     return s.group_hosts_[group];
   }
+  // Sorted host indices holding keep-together `group`, or nullptr when none does.
+  static const std::vector<uint32_t>* together_hosts(const Snapshot& s, uint32_t group) {
+    auto it = s.together_hosts_.find(group);
+    return it == s.together_hosts_.end() ? nullptr : &it->second;
+  }
+  static std::vector<uint32_t>& together_hosts(Snapshot& s, uint32_t group) {
+    return s.together_hosts_[group];
+  }
   // Sorted host indices mounting datastore `id`, or nullptr when none does.
   static const std::vector<uint32_t>* datastore_hosts(const Snapshot& s, uint32_t id) {
     auto it = s.datastore_hosts_.find(id);

@@ -20,6 +20,8 @@ TEST(Requests, VmCreateFromImageWithEverything) {
   o.selectors = {"zone=a"};
   o.host = "h1";
   o.anti_affinity_group = "web";
+  o.affinity_group = "db-pair";
+  o.avoids = {"tier=old", "zone=b"};
   o.no_start = true;
   auto r = build_vm_create(o).value();
   EXPECT_EQ(r.method, "POST");
@@ -31,7 +33,10 @@ TEST(Requests, VmCreateFromImageWithEverything) {
              {"name":"scratch","size_bytes":536870912,"readonly":true}],
     "nics":[{"mode":"user"},{"mode":"bridge","bridge":"br0","mac":"52:54:00:00:00:01"}],
     "labels":{"app":"web","tier":"1"},"node_selector":{"zone":"a"},
-    "host":"h1","anti_affinity_group":"web","start":false})"));
+    "host":"h1","anti_affinity_group":"web","affinity_group":"db-pair",
+    "avoid_selector":{"tier":"old","zone":"b"},"start":false})"));
+  o.avoids = {"tier"};
+  EXPECT_FALSE(build_vm_create(o)) << "--avoid needs k=v";
 }
 
 TEST(Requests, VmCreateWithDisksOnADatastore) {

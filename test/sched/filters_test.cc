@@ -145,6 +145,61 @@ TEST(SchedFilters, AntiAffinityAcrossManyMembers) {
   EXPECT_EQ(e->rejected_by[static_cast<size_t>(Filter::anti_affinity)], 11u);
 }
 
+TEST(SchedFilters, AvoidKeepsOffHostsCarryingEveryLabel) {
+  HostInfo old = host("a");
+  old.labels = {{"tier", "old"}, {"zone", "z1"}};
+  HostInfo half = host("b");
+  half.labels = {{"tier", "old"}};  // one of the two labels only: not avoided
+  PlacementRequest req = request(1, 512);
+  req.avoid_selector = {{"tier", "old"}, {"zone", "z1"}};
+  expect_only(snapshot({old, half}), req, "a", Filter::avoid,
+              "the VM keeps off hosts labelled tier=old,zone=z1", "b");
+  // A label no host carries avoids nothing.
+  req.avoid_selector = {{"tier", "ancient"}};
+  auto e = scheduler().explain(snapshot({old, half}), req);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->rejections.empty());
+}
+
+TEST(SchedFilters, AffinityKeepsTheGroupWhereItRuns) {
+  HostInfo holder = host("b");
+  holder.affinity_groups = {"db"};
+  holder.allocated_vcpus = 8;  // busier: spread alone would choose a
+  PlacementRequest req = request(1, 512);
+  req.affinity_group = "db";
+  expect_only(snapshot({host("a"), holder}), req, "a", Filter::affinity,
+              "keep-together group db runs on b", "b");
+  // The first of a group goes anywhere (the least loaded host).
+  PlacementRequest first = request(1, 512);
+  first.affinity_group = "web";
+  auto p = scheduler().place(snapshot({host("a"), holder}), first);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->host_id, "a");
+  // Its host failed or is drained: the group follows its first VM anywhere.
+  holder.state = HostState::maintenance;
+  auto e = scheduler().explain(snapshot({host("a"), holder, host("c")}), req);
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->rejections.size(), 1u);
+  EXPECT_EQ(e->rejections[0].filter, Filter::state);
+  EXPECT_EQ(e->candidates.size(), 2u);
+  // Where the group runs but the VM does not fit, it does not go elsewhere.
+  HostInfo full = host("b", 1, 1024);
+  full.affinity_groups = {"db"};
+  full.allocated_vcpus = 4;
+  auto none = scheduler().place(snapshot({host("a"), full}), req);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("affinity filter rejected 1 host"), std::string::npos)
+      << none.error().message;
+}
+
+TEST(SchedFilters, AGroupCannotBeKeptTogetherAndApart) {
+  PlacementRequest req = request(1, 512);
+  req.affinity_group = req.anti_affinity_group = "g";
+  auto p = scheduler().place(snapshot({host("a")}), req);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().field, "affinity_group");
+}
+
 TEST(SchedFilters, CpuHonoursOvercommit) {
   HostInfo a = host("a", 4, 65536);
   a.allocated_vcpus = 14;  // capacity 16 at 4.0

@@ -36,6 +36,8 @@ struct VmCreateOptions {
   std::vector<std::string> selectors;   // "k=v" node selector
   std::string host;
   std::string anti_affinity_group;
+  std::string affinity_group;           // keep together with the group's VMs
+  std::vector<std::string> avoids;      // "k=v": keep off hosts carrying all of them
   bool ha = false;       // restart on another host when this one fails (fenced first)
   int ha_priority = -1;  // 0..1000, higher first; -1: the server's default (0)
   bool no_start = false;

@@ -22,6 +22,12 @@ struct PlacementRequest {
   std::string arch;                                                  // empty: any architecture
   std::map<std::string, std::string> node_selector;  // every pair must equal a host label
   std::string anti_affinity_group;  // empty: none; else no two VMs of the group on one host
+  // Keep together: empty, none; else the VM goes where the group's VMs already run (a host
+  // that is up holding it), or anywhere when none of them runs on a host that is up (the
+  // first of the group, or all of them leaving a failed or drained host).
+  std::string affinity_group;
+  // Keep off: a host carrying every one of these labels is not chosen (empty: none).
+  std::map<std::string, std::string> avoid_selector;
   std::vector<std::string> datastores;  // UUIDs the host must mount (the VM's disks are there)
   std::string pinned_host;          // empty: any host; else only this host id is considered
 };

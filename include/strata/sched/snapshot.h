@@ -38,6 +38,7 @@ struct HostInfo {
   uint64_t allocated_memory_mib = 0;
   std::map<std::string, std::string> labels;
   std::vector<std::string> anti_affinity_groups;  // groups with at least one VM on this host
+  std::vector<std::string> affinity_groups;       // keep-together groups, the same way
   std::vector<std::string> datastores;  // UUIDs of the shared datastores this host mounts
 };
 
@@ -116,6 +117,8 @@ class Snapshot {
   // Anti-affinity: per group (interned id) the sorted indices of hosts holding it, so a
   // scan in host order checks membership with one comparison per host.
   std::unordered_map<uint32_t, std::vector<uint32_t>> group_hosts_;
+  // Keep-together groups the same way (their own map: a name may be both kinds of group).
+  std::unordered_map<uint32_t, std::vector<uint32_t>> together_hosts_;
   // Datastores the same way: per datastore UUID (interned) the sorted hosts mounting it.
   std::unordered_map<uint32_t, std::vector<uint32_t>> datastore_hosts_;
 };

@@ -46,6 +46,8 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
                                     {"host", T::string},
                                     {"node_selector", T::object},
                                     {"anti_affinity_group", T::string},
+                                    {"affinity_group", T::string},
+                                    {"avoid_selector", T::object},
                                     {"ha", T::object},
                                     {"vnc", T::boolean},
                                     {"cloud_init", T::object},
@@ -143,6 +145,20 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
     if (auto st = model::validate_name("anti_affinity_group", d.placement.anti_affinity_group);
         !st)
       return tl::unexpected(st.error());
+  d.placement.affinity_group = optional_string(body, "affinity_group");
+  if (!d.placement.affinity_group.empty()) {
+    if (auto st = model::validate_name("affinity_group", d.placement.affinity_group); !st)
+      return tl::unexpected(st.error());
+    if (d.placement.affinity_group == d.placement.anti_affinity_group)
+      return invalid_argument("affinity_group",
+                              "a group cannot keep its VMs together and apart (the same name "
+                              "as anti_affinity_group)");
+  }
+  if (body.contains("avoid_selector") && body["avoid_selector"].is_object()) {
+    auto sel = label_map(body["avoid_selector"], "avoid_selector");
+    if (!sel) return tl::unexpected(sel.error());
+    d.placement.avoid_selector = std::move(*sel);
+  }
   if (body.contains("ha") && body["ha"].is_object()) {
     if (auto st = check_fields(body["ha"], {{"enabled", T::boolean, true},
                                             {"priority", T::unsigned_integer}},
@@ -237,6 +253,8 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     spec["host"] = doc->placement.host;
     spec["node_selector"] = doc->placement.node_selector;
     spec["anti_affinity_group"] = doc->placement.anti_affinity_group;
+    spec["affinity_group"] = doc->placement.affinity_group;
+    spec["avoid_selector"] = doc->placement.avoid_selector;
     spec["ha"] = {{"enabled", doc->ha.enabled}, {"priority", doc->ha.priority}};
     spec["vnc"] = s.vnc;
     spec["cloud_init"] = s.cloud_init ? cloud_init_to_rest(*s.cloud_init) : json(nullptr);

@@ -12,6 +12,7 @@ void AllocationCache::add_to_host(const VmAllocation& a) {
   t.memory_mib += a.memory_mib;
   t.vms += 1;
   if (!a.anti_affinity_group.empty()) t.groups[a.anti_affinity_group] += 1;
+  if (!a.affinity_group.empty()) t.together[a.affinity_group] += 1;
 }
 
 void AllocationCache::remove_from_host(const VmAllocation& a) {
@@ -24,6 +25,10 @@ void AllocationCache::remove_from_host(const VmAllocation& a) {
   if (!a.anti_affinity_group.empty()) {
     auto g = t.groups.find(a.anti_affinity_group);
     if (g != t.groups.end() && --g->second == 0) t.groups.erase(g);
+  }
+  if (!a.affinity_group.empty()) {
+    auto g = t.together.find(a.affinity_group);
+    if (g != t.together.end() && --g->second == 0) t.together.erase(g);
   }
   if (t.vms == 0) hosts_.erase(it);
 }
@@ -58,7 +63,7 @@ void AllocationCache::fill(sched::HostInfo& host, const std::string& exclude_vm_
   const HostTotals& t = it->second;
   uint64_t vcpus = t.vcpus;
   uint64_t memory = t.memory_mib;
-  std::string skip_group;
+  std::string skip_group, skip_together;
   uint32_t skipped_in_group = 0;
   if (!exclude_vm_id.empty()) {
     for (const std::string& id : {exclude_vm_id, migration_key(exclude_vm_id)}) {
@@ -66,6 +71,7 @@ void AllocationCache::fill(sched::HostInfo& host, const std::string& exclude_vm_
         vcpus -= std::min<uint64_t>(vcpus, ex->vcpus);
         memory -= std::min(memory, ex->memory_mib);
         skip_group = ex->anti_affinity_group;
+        skip_together = ex->affinity_group;
         ++skipped_in_group;
       }
     }
@@ -77,6 +83,10 @@ void AllocationCache::fill(sched::HostInfo& host, const std::string& exclude_vm_
     // The excluded VM's group stays when another VM of the group is on the host.
     if (!skip_group.empty() && group == skip_group && count <= skipped_in_group) continue;
     host.anti_affinity_groups.push_back(group);
+  }
+  for (const auto& [group, count] : t.together) {
+    if (!skip_together.empty() && group == skip_together && count <= skipped_in_group) continue;
+    host.affinity_groups.push_back(group);
   }
 }
 

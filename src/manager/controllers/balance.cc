@@ -44,6 +44,9 @@ Result<BalanceProposal> PlacementService::plan_balance(
     else if (doc->clone_of.is_clone() && doc->clone_of.linked) why = "a linked clone (stays with its template)";
     else if (doc->migration.active()) why = "migrating";
     else if (!doc->placement.host.empty()) why = "pinned to host " + doc->placement.host;
+    else if (!doc->placement.affinity_group.empty())
+      why = "kept together with group " + doc->placement.affinity_group +
+            " (the balancer does not move groups yet)";
     else if (vm.desired_state != "running" || (state != "running" && state != "paused"))
       why = state.empty() ? "not running" : state;
     else if (auto held = hold.find(vm.id); held != hold.end()) why = held->second;

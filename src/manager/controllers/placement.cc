@@ -15,7 +15,7 @@ namespace {
 
 VmAllocation allocation_of(const std::string& host_id, const VmDocument& doc) {
   return VmAllocation{host_id, doc.spec.vcpus, doc.spec.memory_mib,
-                      doc.placement.anti_affinity_group};
+                      doc.placement.anti_affinity_group, doc.placement.affinity_group};
 }
 
 }  // namespace
@@ -150,6 +150,8 @@ Result<sched::PlacementRequest> PlacementService::request_for(const VmDocument& 
   req.memory_mib = doc.spec.memory_mib;
   req.node_selector = doc.placement.node_selector;
   req.anti_affinity_group = doc.placement.anti_affinity_group;
+  req.affinity_group = doc.placement.affinity_group;
+  req.avoid_selector = doc.placement.avoid_selector;
   for (const auto& d : doc.spec.disks)
     if (!d.datastore.empty()) {
       std::string key = datastore_key(d.datastore, d.datastore_id);

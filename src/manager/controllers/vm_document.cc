@@ -22,6 +22,11 @@ std::string encode(const VmDocument& d) {
               {"stop_timeout_s", d.control.stop_timeout_s},
               {"reboot_generation", d.control.reboot_generation},
               {"task_id", d.control.task_id}}}};
+  // Written only when set: documents stay as they were for VMs without them.
+  if (!d.placement.affinity_group.empty())
+    j["placement"]["affinity_group"] = d.placement.affinity_group;
+  if (!d.placement.avoid_selector.empty())
+    j["placement"]["avoid_selector"] = d.placement.avoid_selector;
   if (d.is_template) j["template"] = true;
   if (d.clone_of.is_clone())
     j["clone_of"] = {{"source_id", d.clone_of.source_id},
@@ -56,6 +61,10 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
     for (auto& [k, v] : p["node_selector"].items())
       if (v.is_string()) d.placement.node_selector[k] = v.get<std::string>();
   d.placement.anti_affinity_group = p.value("anti_affinity_group", "");
+  d.placement.affinity_group = p.value("affinity_group", "");
+  if (p.contains("avoid_selector") && p["avoid_selector"].is_object())
+    for (auto& [k, v] : p["avoid_selector"].items())
+      if (v.is_string()) d.placement.avoid_selector[k] = v.get<std::string>();
   d.control.generation = c.value("generation", int64_t{1});
   d.control.paused = c.value("paused", false);
   d.control.stop_force = c.value("stop_force", false);

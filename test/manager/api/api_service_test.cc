@@ -147,6 +147,12 @@ TEST_F(ApiTest, BadVmBodiesAre400NamingTheField) {
       {R"({"name":"a","vcpus":4096,"memory_mib":64})", "vcpus"},
       {R"({"name":"a","vcpus":1,"memory_mib":64,"disks":[{"name":"r","size_bytes":1e30}]})",
        "disks[0].size_bytes"},
+      {R"({"name":"a","vcpus":1,"memory_mib":64,"affinity_group":"Not DNS"})", "affinity_group"},
+      {R"({"name":"a","vcpus":1,"memory_mib":64,"affinity_group":"g","anti_affinity_group":"g"})",
+       "affinity_group"},
+      {R"({"name":"a","vcpus":1,"memory_mib":64,"avoid_selector":{"zone":1}})",
+       "avoid_selector.zone"},
+      {R"({"name":"a","vcpus":1,"memory_mib":64,"avoid_selector":["zone"]})", "avoid_selector"},
   };
   for (const auto& c : cases) {
     auto r = call("POST", "/api/v1/vms", c.body, admin_);
@@ -873,6 +879,48 @@ TEST_F(ApiTest, PlacementDryRunExplainsEveryHostAndCreatesNothing) {
 }
 
 // POST /api/v1/plan/capacity: how many more VMs of a size fit, where, what runs out first.
+// Keep together and keep off (affinity_group, avoid_selector): stored, shown, and obeyed by
+// placement; the balancer holds a keep-together VM where it is.
+TEST_F(ApiTest, KeepTogetherAndKeepOffGuidePlacement) {
+  add_host("h1", 8, 8192);
+  add_host("h2", 8, 8192);
+  {
+    auto h2 = parts_.store->get_host_by_name("h2");
+    h2->labels["tier"] = "old";
+    ASSERT_TRUE(parts_.store->update_host(*h2));
+  }
+  std::string op = make_token("ops", "operator");
+  auto create = [&](const std::string& name, const json& extra) {
+    json b = {{"name", name}, {"vcpus", 1}, {"memory_mib", 256}, {"kernel", "k"}};
+    b.update(extra);
+    return call("POST", "/api/v1/vms", b.dump(), op);
+  };
+  auto host_of = [&](const std::string& name) {
+    auto vm = parts_.store->get_vm_by_name(name);
+    return vm && vm->host_id ? parts_.store->get_host(*vm->host_id)->name : std::string("-");
+  };
+  // Keep off tier=old: never h2, though spread would alternate.
+  for (const char* n : {"k1", "k2", "k3"}) {
+    auto r = create(n, {{"avoid_selector", {{"tier", "old"}}}});
+    ASSERT_EQ(r.status, 202u) << r.body;
+    EXPECT_EQ(host_of(n), "h1") << n;
+  }
+  // Keep together: the second of the pair goes where the first runs, although h1 is busier.
+  ASSERT_EQ(create("p1", {{"affinity_group", "pair"}, {"host", "h2"}}).status, 202u);
+  auto r = create("p2", {{"affinity_group", "pair"}});
+  ASSERT_EQ(r.status, 202u) << r.body;
+  EXPECT_EQ(host_of("p2"), "h2");
+  auto shown = json::parse(call("GET", "/api/v1/vms/p2", "", op).body);
+  EXPECT_EQ(shown["spec"]["affinity_group"], "pair");
+  EXPECT_EQ(json::parse(call("GET", "/api/v1/vms/k1", "", op).body)["spec"]["avoid_selector"],
+            (json{{"tier", "old"}}));
+  // Both together and off tier=old: nowhere (422, the scheduler says why).
+  auto none = create("p3", {{"affinity_group", "pair"}, {"avoid_selector", {{"tier", "old"}}}});
+  EXPECT_EQ(none.status, 422u) << none.body;
+  EXPECT_NE(none.body.find("avoid filter rejected 1 host"), std::string::npos) << none.body;
+  EXPECT_NE(none.body.find("affinity filter rejected 1 host"), std::string::npos) << none.body;
+}
+
 // Load balancing: GET /api/v1/balance proposes moves from the loaded host to the empty one
 // (any role); POST /api/v1/balance/apply starts them as migrations (operator); a pinned VM
 // and a VM already moving are held where they are, with the reason.

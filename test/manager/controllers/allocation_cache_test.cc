@@ -13,15 +13,15 @@ namespace {
 
 TEST(AllocationCache, SumsPerHostAndFollowsMovesAndRemoval) {
   AllocationCache c;
-  c.set("vm1", {"h1", 2, 512, "web"});
-  c.set("vm2", {"h1", 1, 256, "web"});
-  c.set("vm3", {"h2", 4, 1024, ""});
+  c.set("vm1", {"h1", 2, 512, "web", ""});
+  c.set("vm2", {"h1", 1, 256, "web", ""});
+  c.set("vm3", {"h2", 4, 1024, "", ""});
   ASSERT_NE(c.host("h1"), nullptr);
   EXPECT_EQ(c.host("h1")->vcpus, 3u);
   EXPECT_EQ(c.host("h1")->memory_mib, 768u);
   EXPECT_EQ(c.host("h1")->groups.at("web"), 2u);
   // vm2 moves to h2: h1 keeps one "web" VM, h2 gains one.
-  c.set("vm2", {"h2", 1, 256, "web"});
+  c.set("vm2", {"h2", 1, 256, "web", ""});
   EXPECT_EQ(c.host("h1")->vcpus, 2u);
   EXPECT_EQ(c.host("h1")->groups.at("web"), 1u);
   EXPECT_EQ(c.host("h2")->vcpus, 5u);
@@ -37,10 +37,10 @@ TEST(AllocationCache, SumsPerHostAndFollowsMovesAndRemoval) {
 
 TEST(AllocationCache, FillAddsTotalsAndLeavesOutExcludedVm) {
   AllocationCache c;
-  c.set("a", {"h1", 2, 512, "db"});
-  c.set("b", {"h1", 1, 128, ""});
-  c.set("c", {"h1", 1, 128, "web"});
-  c.set("d", {"h1", 1, 128, "web"});
+  c.set("a", {"h1", 2, 512, "db", ""});
+  c.set("b", {"h1", 1, 128, "", ""});
+  c.set("c", {"h1", 1, 128, "web", ""});
+  c.set("d", {"h1", 1, 128, "web", ""});
   sched::HostInfo h;
   h.id = "h1";
   c.fill(h);
@@ -65,6 +65,27 @@ TEST(AllocationCache, FillAddsTotalsAndLeavesOutExcludedVm) {
   c.fill(other, "a");  // excluded VM on another host changes nothing here
   EXPECT_EQ(other.allocated_vcpus, 0u);
   EXPECT_TRUE(other.anti_affinity_groups.empty());
+}
+
+TEST(AllocationCache, KeepTogetherGroupsFollowTheirVms) {
+  AllocationCache c;
+  c.set("a", {"h1", 1, 128, "", "pair"});
+  c.set("b", {"h1", 1, 128, "", "pair"});
+  c.set("solo", {"h2", 1, 128, "", "alone"});
+  sched::HostInfo h1;
+  h1.id = "h1";
+  c.fill(h1, "a");  // b keeps the group on h1
+  EXPECT_EQ(h1.affinity_groups, (std::vector<std::string>{"pair"}));
+  EXPECT_TRUE(h1.anti_affinity_groups.empty());
+  sched::HostInfo h2;
+  h2.id = "h2";
+  c.fill(h2, "solo");  // its group was its own only: a migration may take it anywhere
+  EXPECT_TRUE(h2.affinity_groups.empty());
+  c.set("b", {"h2", 1, 128, "", "pair"});  // b moved: h2 holds "pair" now
+  sched::HostInfo again;
+  again.id = "h2";
+  c.fill(again);
+  EXPECT_EQ(again.affinity_groups, (std::vector<std::string>{"alone", "pair"}));
 }
 
 class PlacementCacheTest : public ::testing::Test {

@@ -19,6 +19,7 @@ struct VmAllocation {
   uint32_t vcpus = 0;
   uint64_t memory_mib = 0;
   std::string anti_affinity_group;  // empty: none
+  std::string affinity_group;       // keep-together group; empty: none
 };
 
 class AllocationCache {
@@ -31,6 +32,7 @@ class AllocationCache {
     uint64_t vcpus = 0;
     uint64_t memory_mib = 0;
     std::map<std::string, uint32_t> groups;  // group -> number of its VMs on the host
+    std::map<std::string, uint32_t> together;  // keep-together group -> its VMs here
     uint32_t vms = 0;
   };
 

@@ -24,6 +24,8 @@ struct VmPlacement {
   std::string host;  // pinned host name (empty: any)
   std::map<std::string, std::string> node_selector;
   std::string anti_affinity_group;
+  std::string affinity_group;                       // keep together with its group's VMs
+  std::map<std::string, std::string> avoid_selector;  // keep off hosts carrying all of these
 };
 
 struct VmControl {
