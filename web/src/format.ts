@@ -277,6 +277,19 @@ export function vmListFilterFromUrl(search: string): Required<VmListFilter> {
   };
 }
 
+// The inverse: the URL query (without "?") that vmListFilterFromUrl reads back as `f`;
+// defaults are left out, so the plain list has a plain URL.
+export function vmListSearch(f: Required<VmListFilter>): string {
+  const q = new URLSearchParams();
+  if (f.host) q.set("host", f.host);
+  if (f.label.trim()) q.set("label", f.label.trim());
+  if (f.name.trim()) q.set("name", f.name.trim());
+  if (f.state) q.set("state", f.state);
+  if (f.sort !== "name") q.set("sort", f.sort);
+  if (f.limit !== 50) q.set("limit", String(f.limit));
+  return q.toString();
+}
+
 // The query of GET /api/v1/vms for a filter and a cursor; an error names a bad label.
 export function vmListQuery(f: VmListFilter, after: string): { query: Record<string, string | number>; error?: string } {
   const query: Record<string, string | number> = { limit: f.limit };

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import {
   canOperate, countByState, sortedCounts, percent, mib, hostAlert, vmActions, eventsFor, bytes,
   cpuRanges, consoleUrl, textKeysyms, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, vmListFilterFromUrl, mergeEvents,
-  hostVmListQuery, vncScaleDown, typePaced, TYPE_BATCH, TYPE_PAUSE_MS,
+  hostVmListQuery, vmListSearch, vncScaleDown, typePaced, TYPE_BATCH, TYPE_PAUSE_MS,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
@@ -153,6 +153,14 @@ test("the VM list's filter from its URL (what the page and the start-up prefetch
   assert.equal(vmListFilterFromUrl("?sort=created&limit=5000").sort, "name");
   assert.equal(vmListFilterFromUrl("?limit=5000").limit, 50);
   assert.equal(vmListFilterFromUrl("?limit=0").limit, 50);
+});
+
+test("the VM list's URL from its filter: read back the same, defaults left out", () => {
+  assert.equal(vmListSearch(vmListFilterFromUrl("")), "");
+  const f = { host: "h1", label: " tier=web ", name: " Db ", state: "running", sort: "-name", limit: 100 };
+  assert.equal(vmListSearch(f), "host=h1&label=tier%3Dweb&name=Db&state=running&sort=-name&limit=100");
+  assert.deepEqual(vmListFilterFromUrl("?" + vmListSearch(f)), { ...f, label: "tier=web", name: "Db" });
+  assert.equal(vmListSearch({ ...vmListFilterFromUrl(""), sort: "id", limit: 25 }), "sort=id&limit=25");
 });
 
 test("typing into the graphical console is paced: a few keys, then a pause", async () => {
