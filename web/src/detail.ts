@@ -8,6 +8,7 @@ import { api, errorText, type Host, type HostUsage, type StrataEvent, type Task,
 import {
   badResult,
   bytes,
+  cloudInitLines,
   canOperate,
   cpuRanges,
   eventsFor,
@@ -52,6 +53,31 @@ function eventList(events: StrataEvent[], what: string, older: (() => void) | nu
       ${e.message ? html`<span class="muted">${e.message}</span>` : nothing}</li>`)}
   </ol>
   ${older ? html`<button type="button" class="secondary" @click=${older}>Older events</button>` : nothing}`;
+}
+
+// What the guest's qemu-guest-agent last said (status.guest, refreshed by the manager; a
+// change is a vm.guest event, which reloads this page), and the cloud-init the VM was given.
+function guestSection(vm: Vm) {
+  const g = vm.status?.guest;
+  const ci = cloudInitLines(obj(vm.spec).cloud_init as Parameters<typeof cloudInitLines>[0]);
+  return html`<section aria-labelledby="vm-guest-h" data-guest=${g ? "yes" : "no"}>
+    <h2 id="vm-guest-h">Guest</h2>
+    ${g
+      ? html`<dl class="facts" aria-label="Guest facts">
+          <dt>Host name</dt><dd data-fact="hostname">${str(g.hostname)}</dd>
+          <dt>OS</dt><dd data-fact="os">${str(g.os_name)}${g.os_id ? html` <span class="muted">(${g.os_id} ${g.os_version ?? ""})</span>` : nothing}</dd>
+          <dt>Kernel</dt><dd>${str(g.kernel_release)}</dd>
+          <dt>Addresses</dt><dd data-fact="addresses">${(g.interfaces ?? []).length === 0
+            ? "-"
+            : html`<ul class="plain">${(g.interfaces ?? []).map((i) => html`<li><strong>${i.name}</strong>
+                ${i.mac ? html`<code class="muted">${i.mac}</code>` : nothing} ${(i.addresses ?? []).join(", ") || "no address"}</li>`)}</ul>`}</dd>
+          <dt>Last seen</dt><dd data-fact="seen">${g.updated_ms ? new Date(g.updated_ms).toLocaleString() : "-"}</dd>
+        </dl>`
+      : html`<p class="muted" role="status">No guest agent report: the VM is not running, or its guest has no qemu-guest-agent (yet).</p>`}
+    ${ci.length
+      ? html`<h3 id="vm-ci-h">cloud-init</h3><ul class="plain" aria-labelledby="vm-ci-h" data-cloud-init>${ci.map((l) => html`<li>${l}</li>`)}</ul>`
+      : nothing}
+  </section>`;
 }
 
 const ACTION_LABEL: Record<VmAction, string> = {
@@ -218,6 +244,7 @@ class VmPage extends LivePage {
           </dl>
         </section>
       </div>
+      ${guestSection(vm)}
       <div class="cols">
         <section aria-labelledby="vm-disks-h">
           <h2 id="vm-disks-h">Disks</h2>

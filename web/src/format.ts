@@ -313,3 +313,28 @@ export function vmListQuery(f: VmListFilter, after: string): { query: Record<str
 export function hostVmListQuery(host: string, f: VmListFilter, after: string): ReturnType<typeof vmListQuery> {
   return vmListQuery({ ...f, host }, after);
 }
+
+// A VM's cloud-init as GET shows it (no secret: password_set, user_data_bytes), one line a
+// part, for the VM page.
+export interface CloudInitShownLike {
+  hostname?: string;
+  users?: { name?: string; ssh_authorized_keys?: string[]; password_set?: boolean; sudo?: boolean; groups?: string[] }[];
+  network?: { nic?: number; dhcp4?: boolean; address?: string }[];
+  user_data_bytes?: number;
+}
+export function cloudInitLines(ci: CloudInitShownLike | null | undefined): string[] {
+  if (!ci) return [];
+  const lines: string[] = [];
+  if (ci.hostname) lines.push(`host name ${ci.hostname}`);
+  for (const u of ci.users ?? []) {
+    const keys = u.ssh_authorized_keys?.length ?? 0;
+    const parts = [`${keys} SSH key${keys === 1 ? "" : "s"}`, u.password_set ? "password set" : "password locked"];
+    if (u.sudo) parts.push("sudo");
+    if (u.groups?.length) parts.push(`groups ${u.groups.join(", ")}`);
+    lines.push(`user ${u.name ?? "?"} (${parts.join(", ")})`);
+  }
+  for (const n of ci.network ?? []) lines.push(`NIC ${n.nic ?? 0}: ${n.dhcp4 ? "DHCP" : n.address ?? "-"}`);
+  if (ci.user_data_bytes) lines.push(`user-data ${ci.user_data_bytes} bytes`);
+  return lines.length ? lines : ["default (host name = VM name)"];
+}
+

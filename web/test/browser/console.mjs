@@ -57,6 +57,14 @@ async function axeViolations(page, name) {
 function expect(cond, what) {
   if (!cond) throw new Error(what);
 }
+// The API from outside the browser (another user's changes, seen by the page live).
+async function adminApi(method, path, body) {
+  const r = await fetch(url + path, { method, headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined });
+  if (r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status} ${await r.text()}`);
+  return r.status === 204 ? null : r.json();
+}
+const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2bUq0n3l1S9yQh1m0mC4sQkQ7n0wq web@strata";
 
 // The flags the machine needs (docs/internals/web.md); playwright gives it a fresh profile.
 const browser = await chromium.launch({
@@ -246,7 +254,29 @@ try {
       await page.getByLabel("Node selector").fill("");
       await page.getByLabel("Name", { exact: true }).fill(vmName);
       await page.getByRole("alert").filter({ hasText: "field: name" }).waitFor();
+      // ... and next to the Name field, which says it is invalid
+      await page.locator("#cw-name-error", { hasText: "already exists" }).waitFor();
+      expect(await page.getByLabel("Name", { exact: true }).getAttribute("aria-invalid") === "true", "Name not marked invalid");
       await page.getByLabel("Name", { exact: true }).fill(wizardVm);
+      await page.locator("#cw-name-error").waitFor({ state: "detached" });
+      // cloud-init: what the server refuses (the dry run's 400 names the field) is said next
+      // to that field; the browser checks no key and hashes no password.
+      const keys = page.getByLabel("SSH public keys");
+      await page.getByLabel("User", { exact: true }).fill("admin");
+      await keys.fill("ssh-ed25519 AAAA!!!!this-is-not-base64");
+      await page.locator("#cw-ciKeys-error", { hasText: "base64" }).waitFor();
+      expect(await keys.getAttribute("aria-invalid") === "true", "SSH keys not marked invalid");
+      expect((await keys.getAttribute("aria-describedby") ?? "").includes("cw-ciKeys-error"), "the key's error does not describe the field");
+      await keys.fill(sshKey);
+      await page.locator("#cw-ciKeys-error").waitFor({ state: "detached" });
+      await page.getByLabel("Password hash").fill("hunter2");
+      await page.locator("#cw-ciPasswordHash-error", { hasText: "crypt(3)" }).waitFor();
+      await page.getByLabel("Password hash").fill("");
+      await page.getByLabel("Guest host name").fill("bad_name");
+      await page.locator("#cw-ciHostname-error", { hasText: "invalid character" }).waitFor();
+      await page.getByLabel("Guest host name").fill("wizard-guest");
+      await page.getByLabel("Passwordless sudo").check();
+      await page.getByLabel("User-data").fill("#cloud-config\nruncmd: [echo hi]\n");
       await explain.locator(`tr[data-placement="${hostName}"] .verdict-chosen`).waitFor();
       await page.getByRole("status").filter({ hasText: `Goes to ${hostName}` }).waitFor();
       await page.getByLabel("Start after creating").uncheck();
@@ -257,7 +287,18 @@ try {
       await page.locator("dd .badge.state-succeeded").waitFor({ timeout: 60000 });
       const vm = await page.evaluate(async (n) => (await fetch(`/api/v1/vms/${n}`)).json(), wizardVm);
       expect(vm.labels?.tier === "wizard" && vm.desired_state === "stopped", `created ${JSON.stringify(vm)}`);
+      const ci = vm.spec?.cloud_init;
+      expect(ci?.hostname === "wizard-guest" && ci.users?.[0]?.name === "admin" && ci.users[0].sudo === true &&
+        ci.users[0].ssh_authorized_keys?.[0] === sshKey && ci.users[0].password_set === false && ci.user_data_bytes === 32,
+        `cloud_init ${JSON.stringify(ci)}`);
       await page.screenshot({ path: join(shots, "create-done.png"), fullPage: true });
+      // Its page: the cloud-init it was given (no secret), no guest facts while it is stopped.
+      await page.getByRole("link", { name: `Open the VM page of ${wizardVm}` }).click();
+      const given = page.locator("ul[data-cloud-init]");
+      await given.locator("li", { hasText: "host name wizard-guest" }).waitFor();
+      await given.locator("li", { hasText: "user admin (1 SSH key, password locked, sudo)" }).waitFor();
+      await given.locator("li", { hasText: "user-data 32 bytes" }).waitFor();
+      await page.locator('section[data-guest="no"]').getByRole("status").filter({ hasText: "No guest agent report" }).waitFor();
       await page.goto(url + "/vms");
     });
 
@@ -284,6 +325,10 @@ try {
         return [...new Set(r.events.map((e) => e.target))];
       }, vmName);
       expect(JSON.stringify(targets) === JSON.stringify([`vm/${vmName}`]), `target filter: ${targets}`);
+      // The tiny guest runs no qemu-guest-agent: the page says so (the Debian guest's facts:
+      // test/e2e/web_guest.sh).
+      await page.getByRole("heading", { name: "Guest", exact: true }).waitFor();
+      await page.locator('section[data-guest="no"]').waitFor();
       await page.screenshot({ path: join(shots, "vm.png"), fullPage: true });
     });
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import {
   canOperate, countByState, sortedCounts, percent, mib, hostAlert, vmActions, eventsFor, bytes,
   cpuRanges, consoleUrl, textKeysyms, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, vmListFilterFromUrl, mergeEvents,
-  hostVmListQuery, vmListSearch, vncScaleDown, typePaced, TYPE_BATCH, TYPE_PAUSE_MS,
+  hostVmListQuery, vmListSearch, cloudInitLines, vncScaleDown, typePaced, TYPE_BATCH, TYPE_PAUSE_MS,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
@@ -193,4 +193,14 @@ test("graphical console: scaled down when the guest's screen is larger than the 
   assert.equal(vncScaleDown({ w: 720, h: 400 }, { w: 360, h: 480 }), true);  // a phone
   assert.equal(vncScaleDown({ w: 0, h: 0 }, panel), false);  // no framebuffer yet
   assert.equal(vncScaleDown({ w: 720, h: 400 }, { w: 0, h: 0 }), false);  // panel not laid out
+});
+
+test("a VM's cloud-init on its page: one line a part, no secret", () => {
+  assert.deepEqual(cloudInitLines(null), []);
+  assert.deepEqual(cloudInitLines({}), ["default (host name = VM name)"]);
+  assert.deepEqual(cloudInitLines({ hostname: "web", users: [{ name: "admin", ssh_authorized_keys: ["k1", "k2"], password_set: false, sudo: true }],
+    network: [{ nic: 0, dhcp4: true }, { nic: 1, address: "192.0.2.10/24" }], user_data_bytes: 42 }),
+  ["host name web", "user admin (2 SSH keys, password locked, sudo)", "NIC 0: DHCP", "NIC 1: 192.0.2.10/24", "user-data 42 bytes"]);
+  assert.deepEqual(cloudInitLines({ users: [{ name: "u", ssh_authorized_keys: ["k"], password_set: true, groups: ["adm", "wheel"] }] }),
+    ["user u (1 SSH key, password set, groups adm, wheel)"]);
 });
