@@ -2,7 +2,7 @@
 // (debounced) when a live event names their target: no polling. The serial and graphical
 // consoles are loaded on demand (console.ts pulls in xterm.js, vnc.ts noVNC, both kept out
 // of the main bundle).
-import { html, nothing } from "lit";
+import { html, nothing, type PropertyValues } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 import { api, errorText, type Host, type HostUsage, type StrataEvent, type Task, type Vm } from "./api/client";
 import {
@@ -12,6 +12,7 @@ import {
   canOperate,
   cpuRanges,
   eventsFor,
+  hostPageReload,
   mergeEvents,
   mib,
   time,
@@ -326,19 +327,45 @@ class HostPage extends LivePage {
   history: StrataEvent[] = [];
   historyNext: number | null = null;
 
+  private summaryTimer: number | undefined;
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    window.clearTimeout(this.summaryTimer);
+  }
+
+  // The host's own events reload the page; its VMs' events only the summary (below).
   protected override wants(e: StrataEvent | undefined): boolean {
-    const t = e?.target ?? "";
-    return t === `host/${this.name}` || t.startsWith("vm/");
+    return hostPageReload(e, { name: this.name, id: this.host?.id }) === "page";
+  }
+
+  // A VM of this host created, started, stopped, moved or deleted changes what its VMs
+  // hold: the capacity and datastore bars are read again (debounced like a reload: a burst
+  // of events is one request), the host and its events are not.
+  protected override updated(changed: PropertyValues): void {
+    super.updated(changed);
+    const before = changed.get("events") as StrataEvent[] | undefined;
+    if (before === undefined || this.events[0] === before[0]) return;
+    // Every event that came since (several can arrive in one update).
+    const seen = before[0] === undefined ? -1 : this.events.indexOf(before[0]);
+    const fresh = this.events.slice(0, seen < 0 ? this.events.length : seen);
+    const host = { name: this.name, id: this.host?.id };
+    if (!fresh.some((e) => hostPageReload(e, host) === "summary")) return;
+    window.clearTimeout(this.summaryTimer);
+    this.summaryTimer = window.setTimeout(() => this.readSummary(), 300);
   }
 
   // The summary (what the host's VMs hold, its datastores) is counted over every VM: it
   // fills the capacity bars when it comes, the rest of the page does not wait for it.
-  protected async load(): Promise<void> {
-    const summary = loadSummary();
-    summary.then(
+  private readSummary(): void {
+    loadSummary().then(
       (s) => { this.usage = s.hosts.items.find((u) => u.name === this.name) ?? null; },
       (e: unknown) => { this.error = e instanceof Error ? e.message : String(e); },
     );
+  }
+
+  protected async load(): Promise<void> {
+    this.readSummary();
     const [host, events] = await Promise.all([
       fetchOnce(`host:${this.name}`, () => requestHost(this.name)),
       targetEvents(`host/${this.name}`),

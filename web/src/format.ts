@@ -338,3 +338,19 @@ export function cloudInitLines(ci: CloudInitShownLike | null | undefined): strin
   return lines.length ? lines : ["default (host name = VM name)"];
 }
 
+// What a live event changes on a host page: "page" (the host itself: its state, heartbeat,
+// events), "summary" (a VM event that may be this host's: what its VMs hold, its datastores'
+// use; the capacity bars), or "none". A VM event from another host's agent (actor
+// agent:<that host's id or name>) is not this host's; one from a token or the controller
+// does not say its host, so it counts.
+export function hostPageReload(e: { actor?: string; target?: string } | undefined, host: { name: string; id?: string }): "page" | "summary" | "none" {
+  const target = e?.target ?? "";
+  if (target === `host/${host.name}`) return "page";
+  if (!target.startsWith("vm/")) return "none";
+  const actor = e?.actor ?? "";
+  if (actor.startsWith("agent:")) {
+    const who = actor.slice("agent:".length);
+    return who === host.name || (!!host.id && who === host.id) ? "summary" : "none";
+  }
+  return "summary";
+}

@@ -456,6 +456,33 @@ try {
       await page.screenshot({ path: join(shots, "host.png"), fullPage: true });
     });
 
+    if (vmName) await step("host page: the capacity bars follow its VMs' events (the summary read again, not the page)", async () => {
+      await page.goto(url + `/hosts/${hostName}`);
+      const cpu = page.locator('section[aria-labelledby="host-cap-h"] .capacity .cap-text').first();
+      const allocated = async () => (await adminApi("GET", "/api/v1/summary")).hosts.items.find((h) => h.name === hostName).allocated_vcpus;
+      const a = await allocated();
+      await cpu.filter({ hasText: new RegExp(`^${a} / \\d+ vCPU allocated`) }).waitFor();
+      await page.locator(".live.on").waitFor();
+      const asked = [];
+      const listen = (r) => asked.push(new URL(r.url()).pathname + new URL(r.url()).search);
+      page.on("request", listen);
+      try {
+        // Another user creates a 3-vCPU VM (placed on this host, the only one) and deletes it.
+        await adminApi("POST", "/api/v1/vms", { name: "web-cap", vcpus: 3, memory_mib: 64, kernel: "tiny-kernel", vnc: false, start: false });
+        await cpu.filter({ hasText: new RegExp(`^${a + 3} / \\d+ vCPU allocated`) }).waitFor({ timeout: 30000 });
+        await page.screenshot({ path: join(shots, "host-capacity-live.png"), fullPage: true });
+        await adminApi("DELETE", "/api/v1/vms/web-cap");
+        await cpu.filter({ hasText: new RegExp(`^${a} / \\d+ vCPU allocated`) }).waitFor({ timeout: 30000 });
+      } finally {
+        page.off("request", listen);
+        await adminApi("DELETE", "/api/v1/vms/web-cap").catch(() => {});
+      }
+      const summaries = asked.filter((p) => p === "/api/v1/summary").length;
+      const hostReads = asked.filter((p) => p === `/api/v1/hosts/${hostName}` || p.startsWith(`/api/v1/events?target=host`)).length;
+      expect(summaries >= 2, `the summary was asked ${summaries} times: ${asked.join(" ")}`);
+      expect(hostReads === 0, `VM events read the host page again: ${asked.join(" ")}`);
+    });
+
     if (vmName) await step("host page: its VMs paged, sorted and filtered by the server", async () => {
       const want = (await (await page.request.get(url + `/api/v1/vms?host=${hostName}&sort=name&limit=0`)).json()).vms.map((v) => v.name);
       expect(want.length >= 2, `the host holds ${want}`);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import {
   canOperate, countByState, sortedCounts, percent, mib, hostAlert, vmActions, eventsFor, bytes,
   cpuRanges, consoleUrl, textKeysyms, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, vmListFilterFromUrl, mergeEvents,
-  hostVmListQuery, vmListSearch, cloudInitLines, vncScaleDown, typePaced, TYPE_BATCH, TYPE_PAUSE_MS,
+  hostVmListQuery, vmListSearch, cloudInitLines, hostPageReload, vncScaleDown, typePaced, TYPE_BATCH, TYPE_PAUSE_MS,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
@@ -203,4 +203,18 @@ test("a VM's cloud-init on its page: one line a part, no secret", () => {
   ["host name web", "user admin (2 SSH keys, password locked, sudo)", "NIC 0: DHCP", "NIC 1: 192.0.2.10/24", "user-data 42 bytes"]);
   assert.deepEqual(cloudInitLines({ users: [{ name: "u", ssh_authorized_keys: ["k"], password_set: true, groups: ["adm", "wheel"] }] }),
     ["user u (1 SSH key, password set, groups adm, wheel)"]);
+});
+
+test("a host page: its own events reload it, its VMs' events its summary, other hosts' nothing", () => {
+  const h = { name: "h1", id: "4f1c" };
+  assert.equal(hostPageReload({ actor: "agent:h1", target: "host/h1" }, h), "page");
+  assert.equal(hostPageReload({ actor: "agent:h2", target: "host/h2" }, h), "none");
+  assert.equal(hostPageReload({ actor: "agent:4f1c", target: "vm/web-1" }, h), "summary");  // vm.state: the host's id
+  assert.equal(hostPageReload({ actor: "agent:h1", target: "vm/web-1" }, h), "summary");
+  assert.equal(hostPageReload({ actor: "agent:9e2a", target: "vm/web-2" }, h), "none");  // another host's agent
+  assert.equal(hostPageReload({ actor: "token:admin", target: "vm/web-3" }, h), "summary");  // host not said
+  assert.equal(hostPageReload({ actor: "controller:vm", target: "vm/web-3" }, h), "summary");
+  assert.equal(hostPageReload({ actor: "token:admin", target: "image/tiny" }, h), "none");
+  assert.equal(hostPageReload(undefined, h), "none");
+  assert.equal(hostPageReload({ actor: "agent:4f1c", target: "vm/x" }, { name: "h1" }), "none");  // id not known yet
 });
