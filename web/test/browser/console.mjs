@@ -423,6 +423,77 @@ try {
     });
   }
 
+  if (vmName) {
+    // The tiny guest's shell is on /dev/console: a VM whose console is tty0 (the screen and
+    // keyboard the VNC display shows) runs it there. What is typed into its graphical console
+    // must arrive whole: the command sends a 260-character line to the serial port, read
+    // here from the console WebSocket and compared to the letter.
+    await step("graphical console: paced typing loses no character (a 270-character line with capitals, read back from the serial port)", async () => {
+      const typer = "web-type";
+      await adminApi("POST", "/api/v1/vms", { name: typer, vcpus: 1, memory_mib: 128, kernel: "tiny-kernel",
+        initrd: "tiny-initrd", cmdline: `${cmdline} console=tty0`, start: true });
+      try {
+        await page.goto(url + `/vms/${typer}`);
+        await page.locator("h1 .badge.state-running").waitFor({ timeout: 60000 });
+        await page.evaluate((name) => {
+          window.strataSerial = "";
+          const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/vms/${name}/console`);
+          ws.binaryType = "arraybuffer";
+          const text = new TextDecoder();
+          ws.onmessage = (m) => { window.strataSerial += typeof m.data === "string" ? m.data : text.decode(m.data, { stream: true }); };
+          window.strataSerialWs = ws;
+        }, typer);
+        await page.getByRole("button", { name: "Open graphical console" }).click();
+        const display = page.locator("strata-graphical-console");
+        await page.locator('strata-graphical-console[data-state="connected"]').waitFor({ timeout: 30000 });
+        const typeText = async (text) => {
+          await page.getByLabel("Type text into the guest").fill(text);
+          await page.getByRole("button", { name: "Type", exact: true }).click();
+          // Done when every key went out (the Type button is off until then).
+          await page.waitForFunction(() => document.querySelector("strata-graphical-console")?.dataset.typed !== undefined &&
+            !document.querySelector("strata-graphical-console form.vnc-type button")?.disabled, null, { timeout: 60000 });
+        };
+        // The guest's shell is up once a short probe comes back (typed again until then).
+        let up = false;
+        for (let i = 0; i < 30 && !up; i++) {
+          await display.evaluate((e) => { delete e.dataset.typed; });
+          await typeText("\necho probe-$((2*3)) >/dev/ttyS0\n");
+          up = await page.waitForFunction(() => window.strataSerial.includes("probe-6"), null, { timeout: 3000 }).then(() => true, () => false);
+        }
+        if (!up) {
+          await page.screenshot({ path: join(shots, "vm-display-typed.png"), fullPage: true });
+          const tail = await page.evaluate(() => window.strataSerial.slice(-300));
+          throw new Error(`the guest's shell on tty0 never answered a typed probe; serial: ${JSON.stringify(tail)}`);
+        }
+        // Capitals (QEMU adds a Shift: 6 bytes of scan codes a key), digits, lower case.
+        const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        const line = Array.from({ length: 260 }, (_, i) => alphabet[(i * 7 + 3) % alphabet.length]).join("");
+        const command = `echo PACED-$((6*7))-${line}-END >/dev/ttyS0\n`;
+        await display.evaluate((e) => { delete e.dataset.typed; });
+        await typeText("\n" + command);
+        const typed = Number(await display.getAttribute("data-typed"));
+        expect(typed === command.length + 1, `typed ${typed} of ${command.length + 1} keys`);
+        const want = `PACED-42-${line}-END`;
+        const arrived = await page.waitForFunction((w) => window.strataSerial.includes(w), want, { timeout: 30000 }).then(() => true, () => false);
+        if (!arrived) {
+          await page.screenshot({ path: join(shots, "vm-display-typed.png"), fullPage: true });
+          const got = await page.evaluate(() => (window.strataSerial.match(/PACED-[^\r\n]*/g) ?? []).pop() ?? "(no PACED line)");
+          throw new Error(`the guest got a different line: ${got.length} characters, want ${want.length}: ${got}`);
+        }
+        await page.screenshot({ path: join(shots, "vm-display-typed.png"), fullPage: true });
+        await page.evaluate(() => window.strataSerialWs.close());
+      } finally {
+        await adminApi("POST", `/api/v1/vms/${typer}/stop`, { force: true }).catch(() => {});
+        await adminApi("DELETE", `/api/v1/vms/${typer}`).catch(() => {});
+        // Gone before the next steps count the host's VMs.
+        for (let i = 0; i < 120; i++) {
+          if ((await fetch(url + `/api/v1/vms/${typer}`, { headers: { Authorization: `Bearer ${adminToken}` } })).status === 404) break;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    });
+  }
+
   if (hostName) {
     await step("host page: inventory, capacity, its VMs", async () => {
       await page.goto(url + `/hosts/${hostName}`);

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   canOperate, countByState, sortedCounts, percent, mib, hostAlert, vmActions, eventsFor, bytes,
-  cpuRanges, consoleUrl, textKeysyms, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, vmListFilterFromUrl, mergeEvents,
+  cpuRanges, consoleUrl, textKeysyms, textStrokes, SHIFT_L, strokePauseMs, TYPE_MS_PER_EVENT, QEMU_KEY_DELAY_MS, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, vmListFilterFromUrl, mergeEvents,
   hostVmListQuery, vmListSearch, cloudInitLines, hostPageReload, vncScaleDown, typePaced, TYPE_BATCH, TYPE_PAUSE_MS,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
@@ -95,6 +95,16 @@ test("text typed into the graphical console as keysyms", () => {
   assert.deepEqual(textKeysyms("€\u0007"), [0x010020ac]);
 });
 
+test("text typed into the graphical console: Shift around what a US keyboard shifts", () => {
+  const S = SHIFT_L;
+  assert.deepEqual(textStrokes("aA"), [[[0x61, true], [0x61, false]], [[S, true], [0x41, true], [0x41, false], [S, false]]]);
+  // $((2*3)) >: every shifted symbol wrapped, digits and space not
+  const shifted = textStrokes("$((2*3)) >").map((s) => s.length === 4);
+  assert.deepEqual(shifted, [true, true, true, false, true, false, true, true, false, true]);
+  for (const c of '~!@#$%^&*()_+{}|:"<>?') assert.equal(textStrokes(c)[0].length, 4, c);
+  for (const c of "`1234567890-=[]\\;',./ z\n\tü") assert.equal(textStrokes(c)[0].length, 2, JSON.stringify(c));
+});
+
 test("keyset pager: next, previous, last page, reset", () => {
   const p = new CursorPager();
   assert.equal(p.page, 1);
@@ -182,6 +192,23 @@ test("typing into the graphical console is paced: a few keys, then a pause", asy
   const one = [];
   assert.equal(await typePaced([7, 8], (k) => one.push(k), async () => {}, { batch: 0 }), 2);
   assert.deepEqual(one, [7, 8]);
+});
+
+test("the graphical console types a character at a time, no faster than QEMU hands keys on", async () => {
+  // QEMU passes one key event every 10 ms; the pause after a character is 12 ms per event.
+  assert.ok(TYPE_MS_PER_EVENT > QEMU_KEY_DELAY_MS);
+  const strokes = textStrokes("aB\n");
+  assert.deepEqual(strokes.map((s) => strokePauseMs([s])), [24, 48, 24]);
+  const log = [];
+  const sent = await typePaced(strokes, (s) => log.push(s.length), async (ms) => { log.push(`sleep ${ms}`); },
+    { batch: 1, pauseMs: strokePauseMs });
+  assert.equal(sent, 3);
+  assert.deepEqual(log, [2, "sleep 24", 4, "sleep 48", 2]);
+  // Never faster than QEMU drains: the pauses add up to more than 10 ms per event sent.
+  const text = textStrokes("PACED-$((6*7))-Ab3 >/dev/ttyS0\n");
+  const events = text.reduce((n, s) => n + s.length, 0);
+  const paused = text.slice(0, -1).reduce((ms, s) => ms + strokePauseMs([s]), 0);
+  assert.ok(paused >= (events - text.at(-1).length) * QEMU_KEY_DELAY_MS, `${paused} ms for ${events} events`);
 });
 
 test("graphical console: scaled down when the guest's screen is larger than the panel, else 1:1", () => {
