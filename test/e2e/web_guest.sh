@@ -16,12 +16,7 @@ CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 [ -x "$CHROMIUM" ] || skip "chromium is not installed ($CHROMIUM; scripts/setup installs it)"
 [ -f "$REPO/web/dist/index.html" ] || skip "the web console is not built (scripts/setup, or cd web && npm ci && npm run build)"
 [ -d "$REPO/web/node_modules/playwright-core" ] || skip "web/node_modules is missing (cd web && npm ci)"
-manifest=${STRATA_IMAGES:-$REPO/.cache/images}/manifest.env
-[ -f "$manifest" ] || skip "no guest images ($manifest); run scripts/guest-images debian"
-# shellcheck disable=SC1090
-. "$manifest"
-[ -f "${DEBIAN_KERNEL:-}" ] && [ -f "${DEBIAN_INITRD:-}" ] && [ -f "${DEBIAN_DISK:-}" ] ||
-  skip "Debian guest image files missing; run scripts/guest-images debian"
+need_debian_image
 
 PORT=${E2E_WEB_PORT:-$((20000 + RANDOM % 20000))}
 WORK=$(mktemp -d /tmp/strata-e2e-webguest.XXXXXX)

@@ -9,12 +9,11 @@
 //   DATASTORE      a datastore the host mounts (its bars on the dashboard and host page)
 //   SHOTS_DIR      where the screenshots go
 // Prints "N passed, N failed" at the end; exit 1 on any failure.
-import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { env, expect, finish, launch, step } from "./harness.mjs";
 
-const env = (k, d) => process.env[k] ?? d;
 const url = env("STRATA_URL");
 const adminToken = env("ADMIN_TOKEN");
 const viewerToken = env("VIEWER_TOKEN");
@@ -25,22 +24,8 @@ const datastore = env("DATASTORE", "");
 const cmdline = env("VM_CMDLINE", "console=ttyS0");
 const wizardVm = "web-wizard";
 const shots = env("SHOTS_DIR", "web-shots");
-const chromiumPath = env("CHROMIUM", "/usr/bin/chromium");
 mkdirSync(shots, { recursive: true });
 
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e && e.message ? e.message.split("\n")[0] : e}`);
-  }
-}
 // axe-core (npm, pinned) run inside the page: its source injected over the DevTools
 // protocol (page.evaluate is not a <script>, so the strict CSP stays as it is).
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -54,9 +39,6 @@ async function axeViolations(page, name) {
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => `${name}: ${v.id} (${v.impact}) at ${v.nodes.join(", ")}`);
 }
-function expect(cond, what) {
-  if (!cond) throw new Error(what);
-}
 // The API from outside the browser (another user's changes, seen by the page live).
 async function adminApi(method, path, body) {
   const r = await fetch(url + path, { method, headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
@@ -66,15 +48,8 @@ async function adminApi(method, path, body) {
 }
 const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2bUq0n3l1S9yQh1m0mC4sQkQ7n0wq web@strata";
 
-// The flags the machine needs (docs/internals/web.md); playwright gives it a fresh profile.
-const browser = await chromium.launch({
-  executablePath: chromiumPath,
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+// playwright gives it a fresh profile (the flags: harness.mjs, docs/internals/web.md).
+const browser = await launch();
 const violations = [];
 async function newPage() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -880,5 +855,4 @@ try {
   await browser.close();
 }
 console.log(`screenshots: ${shots}`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();
