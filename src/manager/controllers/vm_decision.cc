@@ -1,9 +1,9 @@
 // Pure reconcile decisions (see vm_decision.h).
 #include "strata/manager/controllers/vm_decision.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace strata::manager {
 
@@ -75,10 +75,9 @@ std::optional<std::string> guest_facts_change(const std::optional<model::GuestFa
   std::string addresses;
   for (const auto& i : after->interfaces)
     for (const auto& a : i.addresses) addresses += (addresses.empty() ? "" : " ") + a;
-  return fmt::format("host name {}, OS {}, addresses {}",
-                     after->hostname.empty() ? "-" : after->hostname,
-                     after->os_name.empty() ? "-" : after->os_name,
-                     addresses.empty() ? "-" : addresses);
+  return fmt::format(
+      "host name {}, OS {}, addresses {}", after->hostname.empty() ? "-" : after->hostname,
+      after->os_name.empty() ? "-" : after->os_name, addresses.empty() ? "-" : addresses);
 }
 
 }  // namespace strata::manager
