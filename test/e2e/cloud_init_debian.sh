@@ -13,12 +13,7 @@ set -euo pipefail
 need_tools curl jq qemu-system-x86_64 qemu-img cloud-localds
 need_binaries
 [ -x "$STRATA_CLI" ] || skip "strata CLI not built ($STRATA_CLI)"
-manifest=${STRATA_IMAGES:-$REPO/.cache/images}/manifest.env
-[ -f "$manifest" ] || skip "no guest images ($manifest); run scripts/guest-images debian"
-# shellcheck disable=SC1090
-. "$manifest"
-[ -f "${DEBIAN_KERNEL:-}" ] && [ -f "${DEBIAN_INITRD:-}" ] && [ -f "${DEBIAN_DISK:-}" ] ||
-  skip "Debian guest image files missing; run scripts/guest-images debian"
+need_debian_image
 
 PORT=${E2E_CI_PORT:-$((20000 + RANDOM % 20000))}
 WORK=$(mktemp -d /tmp/strata-e2e-ci.XXXXXX)

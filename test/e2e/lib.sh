@@ -16,6 +16,17 @@ need_tools() {
   for t in "$@"; do command -v "$t" >/dev/null 2>&1 || skip "$t is not installed (scripts/setup)"; done
 }
 
+# need_debian_image: the guest images' manifest sourced (DEBIAN_KERNEL, DEBIAN_INITRD,
+# DEBIAN_DISK, DEBIAN_CMDLINE, ...), or SKIPPED when the Debian image is not built.
+need_debian_image() {
+  local manifest=${STRATA_IMAGES:-$REPO/.cache/images}/manifest.env
+  [ -f "$manifest" ] || skip "no guest images ($manifest); run scripts/guest-images debian"
+  # shellcheck disable=SC1090
+  . "$manifest"
+  [ -f "${DEBIAN_KERNEL:-}" ] && [ -f "${DEBIAN_INITRD:-}" ] && [ -f "${DEBIAN_DISK:-}" ] ||
+    skip "Debian guest image files missing; run scripts/guest-images debian"
+}
+
 need_binaries() {
   [ -x "$STRATAD" ] || skip "stratad not built ($STRATAD)"
   [ -x "$STRATA_AGENT" ] || skip "strata-agent not built ($STRATA_AGENT)"

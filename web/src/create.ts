@@ -8,8 +8,8 @@ import { api, errorText, type StrataEvent, type Task, type Vm } from "./api/clie
 import { canOperate } from "./format";
 import { LivePage, listHosts, stateBadge } from "./pages";
 import {
-  EMPTY_FORM, placementHeadline, placementRows, vmCreateBody,
-  type PlacementPreview, type WizardForm,
+  EMPTY_FORM, formKeyOfField, placementHeadline, placementRows, vmCreateBody,
+  type Invalid, type PlacementPreview, type WizardForm,
 } from "./wizard";
 
 type Image = { name?: string; kind?: string };
@@ -22,6 +22,7 @@ class CreateVmPage extends LivePage {
     hosts: { state: true },
     preview: { state: true },
     problem: { state: true },
+    invalid: { state: true },
     asking: { state: true },
     creating: { state: true },
     task: { state: true },
@@ -32,6 +33,7 @@ class CreateVmPage extends LivePage {
   hosts: string[] = [];
   preview: PlacementPreview | null = null;
   problem = "";  // the form's or the server's objection, with the field
+  invalid: Invalid | null = null;  // the same, shown next to its control when the form has one
   asking = false;
   creating = false;
   task: Task | null = null;
@@ -92,6 +94,7 @@ class CreateVmPage extends LivePage {
     if (!body) {
       this.preview = null;
       this.problem = error ? `${error.message} (field: ${error.field})` : "";
+      this.invalid = error ?? null;
       return;
     }
     this.asking = true;
@@ -100,6 +103,7 @@ class CreateVmPage extends LivePage {
     this.asking = false;
     this.preview = r.data ?? null;
     this.problem = r.data ? "" : errorText(r.error, "the scheduler did not answer");
+    this.invalid = r.data ? null : invalidOf(r.error);
   }
 
   private async create(ev: SubmitEvent): Promise<void> {
@@ -107,6 +111,8 @@ class CreateVmPage extends LivePage {
     const { body, error } = vmCreateBody(this.form);
     if (!body) {
       this.problem = error ? `${error.message} (field: ${error.field})` : "";
+      this.invalid = error ?? null;
+      this.focusInvalid();
       return;
     }
     this.creating = true;
@@ -114,7 +120,8 @@ class CreateVmPage extends LivePage {
     this.creating = false;
     if (!r.data) {
       this.problem = errorText(r.error, "create failed");
-      void this.ask();
+      this.invalid = invalidOf(r.error);
+      this.focusInvalid();
       return;
     }
     this.vm = r.data.vm ?? null;
@@ -122,22 +129,51 @@ class CreateVmPage extends LivePage {
     void this.refresh();
   }
 
-  private field(key: keyof WizardForm, label: string, opts: { type?: string; hint?: string; placeholder?: string } = {}) {
+  // The field's objection (the form's or the server's 400/409), if it is this field's.
+  private objection(key: keyof WizardForm): string {
+    return this.invalid && formKeyOfField(this.invalid.field) === key ? this.invalid.message : "";
+  }
+
+  private focusInvalid(): void {
+    const key = this.invalid ? formKeyOfField(this.invalid.field) : undefined;
+    if (key) void this.updateComplete.then(() => this.querySelector<HTMLElement>(`#cw-${key}`)?.focus());
+  }
+
+  // The third column: the hint, and the field's objection under it (both describe the control).
+  private note(id: string, hint: string | undefined, bad: string) {
+    return html`<span class="hint">${hint ? html`<span id="${id}-hint" class="muted">${hint}</span>` : nothing}
+      ${bad ? html`<span id="${id}-error" class="error-text field-error">${bad}</span>` : nothing}</span>`;
+  }
+
+  private describedBy(id: string, hint: string | undefined, bad: string) {
+    const ids = [hint ? `${id}-hint` : "", bad ? `${id}-error` : ""].filter(Boolean).join(" ");
+    return ids || nothing;
+  }
+
+  private field(key: keyof WizardForm, label: string, opts: { type?: string; hint?: string; placeholder?: string; rows?: number } = {}) {
     const id = `cw-${key}`;
+    const bad = this.objection(key);
+    const input = (e: Event) => this.set(key, (e.target as HTMLInputElement | HTMLTextAreaElement).value);
     return html`<label for=${id}>${label}</label>
-      <input id=${id} type=${opts.type ?? "text"} .value=${String(this.form[key])} placeholder=${opts.placeholder ?? ""}
-        aria-describedby=${opts.hint ? `${id}-hint` : nothing} spellcheck="false"
-        @input=${(e: InputEvent) => this.set(key, (e.target as HTMLInputElement).value)} />
-      ${opts.hint ? html`<span id="${id}-hint" class="muted hint">${opts.hint}</span>` : html`<span></span>`}`;
+      ${opts.rows
+        ? html`<textarea id=${id} rows=${opts.rows} .value=${String(this.form[key])} placeholder=${opts.placeholder ?? ""}
+            aria-describedby=${this.describedBy(id, opts.hint, bad)} aria-invalid=${bad ? "true" : "false"} spellcheck="false"
+            @input=${input}></textarea>`
+        : html`<input id=${id} type=${opts.type ?? "text"} .value=${String(this.form[key])} placeholder=${opts.placeholder ?? ""}
+            aria-describedby=${this.describedBy(id, opts.hint, bad)} aria-invalid=${bad ? "true" : "false"} spellcheck="false"
+            @input=${input} />`}
+      ${this.note(id, opts.hint, bad)}`;
   }
 
   private select(key: keyof WizardForm, label: string, options: string[], none: string) {
     const id = `cw-${key}`;
+    const bad = this.objection(key);
     return html`<label for=${id}>${label}</label>
-      <select id=${id} @change=${(e: Event) => this.set(key, (e.target as HTMLSelectElement).value)}>
+      <select id=${id} aria-describedby=${this.describedBy(id, undefined, bad)} aria-invalid=${bad ? "true" : "false"}
+        @change=${(e: Event) => this.set(key, (e.target as HTMLSelectElement).value)}>
         <option value="" ?selected=${this.form[key] === ""}>${none}</option>
         ${options.map((o) => html`<option value=${o} ?selected=${this.form[key] === o}>${o}</option>`)}
-      </select><span></span>`;
+      </select>${this.note(id, undefined, bad)}`;
   }
 
   private renderPreview() {
@@ -196,6 +232,19 @@ class CreateVmPage extends LivePage {
             <input id="cw-vnc" type="checkbox" .checked=${this.form.vnc} @change=${(e: Event) => this.set("vnc", (e.target as HTMLInputElement).checked)} /><span></span>
             <label for="cw-start">Start after creating</label>
             <input id="cw-start" type="checkbox" .checked=${this.form.start} @change=${(e: Event) => this.set("start", (e.target as HTMLInputElement).checked)} /><span></span>
+            <fieldset class="cloud-init">
+              <legend>cloud-init <span class="muted">(optional: read by images with cloud-init, from a seed disk)</span></legend>
+              ${this.field("ciHostname", "Guest host name", { placeholder: "default: the VM name" })}
+              ${this.field("ciUser", "User", { placeholder: "e.g. admin", hint: "created at first boot" })}
+              ${this.field("ciKeys", "SSH public keys", { rows: 2, placeholder: "ssh-ed25519 AAAA… you@laptop", hint: "one a line: the way in for this user" })}
+              ${this.field("ciPasswordHash", "Password hash", {
+                placeholder: "$6$salt$…",
+                hint: "optional, a crypt(3) hash (mkpasswd -m sha-512): a clear-text password is refused and never hashed here; empty: the password stays locked",
+              })}
+              <label for="cw-ciSudo">Passwordless sudo</label>
+              <input id="cw-ciSudo" type="checkbox" .checked=${this.form.ciSudo} @change=${(e: Event) => this.set("ciSudo", (e.target as HTMLInputElement).checked)} /><span></span>
+              ${this.field("ciUserData", "User-data", { rows: 4, placeholder: "#cloud-config\npackages: [nginx]", hint: "more cloud-config (or a #! script), merged with the above" })}
+            </fieldset>
             <span></span>
             <button type="submit" ?disabled=${this.creating || !this.preview?.fits}>Create</button>
           </form>
@@ -208,3 +257,9 @@ class CreateVmPage extends LivePage {
   }
 }
 customElements.define("strata-create-vm", CreateVmPage);
+
+// The API's error envelope as a field and a message (none: no field named).
+function invalidOf(error: unknown): Invalid | null {
+  const e = (error as { error?: { field?: unknown; message?: unknown } } | undefined)?.error;
+  return e && typeof e.field === "string" && e.field && typeof e.message === "string" ? { field: e.field, message: e.message } : null;
+}

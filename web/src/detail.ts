@@ -2,15 +2,17 @@
 // (debounced) when a live event names their target: no polling. The serial and graphical
 // consoles are loaded on demand (console.ts pulls in xterm.js, vnc.ts noVNC, both kept out
 // of the main bundle).
-import { html, nothing } from "lit";
+import { html, nothing, type PropertyValues } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 import { api, errorText, type Host, type HostUsage, type StrataEvent, type Task, type Vm } from "./api/client";
 import {
   badResult,
   bytes,
+  cloudInitLines,
   canOperate,
   cpuRanges,
   eventsFor,
+  hostPageReload,
   mergeEvents,
   mib,
   time,
@@ -52,6 +54,31 @@ function eventList(events: StrataEvent[], what: string, older: (() => void) | nu
       ${e.message ? html`<span class="muted">${e.message}</span>` : nothing}</li>`)}
   </ol>
   ${older ? html`<button type="button" class="secondary" @click=${older}>Older events</button>` : nothing}`;
+}
+
+// What the guest's qemu-guest-agent last said (status.guest, refreshed by the manager; a
+// change is a vm.guest event, which reloads this page), and the cloud-init the VM was given.
+function guestSection(vm: Vm) {
+  const g = vm.status?.guest;
+  const ci = cloudInitLines(obj(vm.spec).cloud_init as Parameters<typeof cloudInitLines>[0]);
+  return html`<section aria-labelledby="vm-guest-h" data-guest=${g ? "yes" : "no"}>
+    <h2 id="vm-guest-h">Guest</h2>
+    ${g
+      ? html`<dl class="facts" aria-label="Guest facts">
+          <dt>Host name</dt><dd data-fact="hostname">${str(g.hostname)}</dd>
+          <dt>OS</dt><dd data-fact="os">${str(g.os_name)}${g.os_id ? html` <span class="muted">(${g.os_id} ${g.os_version ?? ""})</span>` : nothing}</dd>
+          <dt>Kernel</dt><dd>${str(g.kernel_release)}</dd>
+          <dt>Addresses</dt><dd data-fact="addresses">${(g.interfaces ?? []).length === 0
+            ? "-"
+            : html`<ul class="plain">${(g.interfaces ?? []).map((i) => html`<li><strong>${i.name}</strong>
+                ${i.mac ? html`<code class="muted">${i.mac}</code>` : nothing} ${(i.addresses ?? []).join(", ") || "no address"}</li>`)}</ul>`}</dd>
+          <dt>Last seen</dt><dd data-fact="seen">${g.updated_ms ? new Date(g.updated_ms).toLocaleString() : "-"}</dd>
+        </dl>`
+      : html`<p class="muted" role="status">No guest agent report: the VM is not running, or its guest has no qemu-guest-agent (yet).</p>`}
+    ${ci.length
+      ? html`<h3 id="vm-ci-h">cloud-init</h3><ul class="plain" aria-labelledby="vm-ci-h" data-cloud-init>${ci.map((l) => html`<li>${l}</li>`)}</ul>`
+      : nothing}
+  </section>`;
 }
 
 const ACTION_LABEL: Record<VmAction, string> = {
@@ -218,6 +245,7 @@ class VmPage extends LivePage {
           </dl>
         </section>
       </div>
+      ${guestSection(vm)}
       <div class="cols">
         <section aria-labelledby="vm-disks-h">
           <h2 id="vm-disks-h">Disks</h2>
@@ -299,19 +327,45 @@ class HostPage extends LivePage {
   history: StrataEvent[] = [];
   historyNext: number | null = null;
 
+  private summaryTimer: number | undefined;
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    window.clearTimeout(this.summaryTimer);
+  }
+
+  // The host's own events reload the page; its VMs' events only the summary (below).
   protected override wants(e: StrataEvent | undefined): boolean {
-    const t = e?.target ?? "";
-    return t === `host/${this.name}` || t.startsWith("vm/");
+    return hostPageReload(e, { name: this.name, id: this.host?.id }) === "page";
+  }
+
+  // A VM of this host created, started, stopped, moved or deleted changes what its VMs
+  // hold: the capacity and datastore bars are read again (debounced like a reload: a burst
+  // of events is one request), the host and its events are not.
+  protected override updated(changed: PropertyValues): void {
+    super.updated(changed);
+    const before = changed.get("events") as StrataEvent[] | undefined;
+    if (before === undefined || this.events[0] === before[0]) return;
+    // Every event that came since (several can arrive in one update).
+    const seen = before[0] === undefined ? -1 : this.events.indexOf(before[0]);
+    const fresh = this.events.slice(0, seen < 0 ? this.events.length : seen);
+    const host = { name: this.name, id: this.host?.id };
+    if (!fresh.some((e) => hostPageReload(e, host) === "summary")) return;
+    window.clearTimeout(this.summaryTimer);
+    this.summaryTimer = window.setTimeout(() => this.readSummary(), 300);
   }
 
   // The summary (what the host's VMs hold, its datastores) is counted over every VM: it
   // fills the capacity bars when it comes, the rest of the page does not wait for it.
-  protected async load(): Promise<void> {
-    const summary = loadSummary();
-    summary.then(
+  private readSummary(): void {
+    loadSummary().then(
       (s) => { this.usage = s.hosts.items.find((u) => u.name === this.name) ?? null; },
       (e: unknown) => { this.error = e instanceof Error ? e.message : String(e); },
     );
+  }
+
+  protected async load(): Promise<void> {
+    this.readSummary();
     const [host, events] = await Promise.all([
       fetchOnce(`host:${this.name}`, () => requestHost(this.name)),
       targetEvents(`host/${this.name}`),

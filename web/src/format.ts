@@ -160,6 +160,22 @@ export function textKeysyms(text: string): number[] {
   return out;
 }
 
+// A text as key strokes for the graphical console: each character its key's down and up
+// events ([keysym, down]), inside Shift_L down/up when a US keyboard needs Shift for it
+// (A-Z and ~!@#$%^&*()_+{}|:"<>?). QEMU maps a keysym to its scancode through its en-us
+// keymap with the keyboard's current modifiers and adds no Shift of its own: "A" sent
+// alone arrived as "a", "$" as "4", ">" as "." (seen on the tiny guest's screen in the
+// browser test). Characters with no US key are sent as they are (QEMU maps what it can).
+export const SHIFT_L = 0xffe1;
+const US_SHIFTED = new Set([...'~!@#$%^&*()_+{}|:"<>?'].map((c) => c.codePointAt(0)));
+export type KeyStroke = Array<[number, boolean]>;
+export function textStrokes(text: string): KeyStroke[] {
+  return textKeysyms(text).map((k): KeyStroke =>
+    (k >= 0x41 && k <= 0x5a) || US_SHIFTED.has(k)
+      ? [[SHIFT_L, true], [k, true], [k, false], [SHIFT_L, false]]
+      : [[k, true], [k, false]]);
+}
+
 // The graphical console's scaling: a guest screen larger than the panel is scaled down to
 // fit it (noVNC's scaleViewport, aspect kept); one that fits is shown 1:1, centred, because
 // noVNC's fit would also scale it *up* (a 720x400 VGA text screen to 1.2x in a 480 px
@@ -170,36 +186,49 @@ export function vncScaleDown(fb: { w: number; h: number }, panel: { w: number; h
   return fb.w > panel.w || fb.h > panel.h;
 }
 
-// Typing into the graphical console is paced. QEMU's PS/2 keyboard holds 16 bytes of scan
-// codes and drops what arrives while they are full (hw/input/ps2.c, PS2_QUEUE_SIZE); VNC
-// key events go straight into it, and one key is 3 bytes in scan code set 2 (make, break),
-// 6 with the Shift QEMU adds for a capital. A text sent in one burst therefore loses
-// characters whenever the guest reads slower than the burst arrives (a busy or TCG guest).
-// `batch` keys, then a pause: 2 keys (at most 12 bytes) every 20 ms, ~100 characters a second.
+// Typing into the graphical console is paced. QEMU queues the key events a VNC client
+// sends and hands them to the guest's keyboard one every `key-delay-ms` (10 ms by default,
+// ui/vnc.c), in a queue of at most 1024 entries (ui/input.c: an event, its sync and its
+// delay are 3); what arrives while that queue is full is dropped. A text sent faster than
+// 100 key events a second therefore fills it and then loses keys: in the browser test, a
+// 270-character line sent at 2 characters every 20 ms lost characters after ~190 and a
+// dropped Shift release shifted the rest. So each character's strokes go out alone, then a
+// pause of 12 ms per key event in them (QEMU's 10 ms and a margin): the queue never grows,
+// and the guest's PS/2 buffer (16 bytes, hw/input/ps2.c) gets one key at a time.
+// ~40 characters a second (~20 for capitals).
 export const TYPE_BATCH = 2;
 export const TYPE_PAUSE_MS = 20;
+export const QEMU_KEY_DELAY_MS = 10;
+export const TYPE_MS_PER_EVENT = 12;
+// The pause after a batch of strokes: 12 ms per key event in it.
+export function strokePauseMs(batch: KeyStroke[]): number {
+  return batch.reduce((n, stroke) => n + stroke.length, 0) * TYPE_MS_PER_EVENT;
+}
 
-export interface TypeOptions {
+export interface TypeOptions<K> {
   batch?: number;
-  pauseMs?: number;
+  pauseMs?: number | ((batch: K[]) => number);  // a function: the pause after that batch
   cancelled?: () => boolean;
   progress?: (sent: number) => void;
 }
 
-// Sends each key through `send`, `batch` at a time with `sleep(pauseMs)` between batches,
-// until done or `cancelled()`; `progress(sent)` after each batch. Returns how many were sent.
-export async function typePaced(
-  keysyms: number[],
-  send: (keysym: number) => void,
+// Sends each key (a keysym, or a character's strokes) through `send`, `batch` at a time with
+// `sleep(pauseMs)` between batches, until done or `cancelled()`; `progress(sent)` after each
+// batch. Returns how many were sent.
+export async function typePaced<K>(
+  keysyms: K[],
+  send: (key: K) => void,
   sleep: (ms: number) => Promise<void>,
-  options: TypeOptions = {},
+  options: TypeOptions<K> = {},
 ): Promise<number> {
   const { batch = TYPE_BATCH, pauseMs = TYPE_PAUSE_MS, cancelled = () => false, progress = () => {} } = options;
   let sent = 0;
+  let last: K[] = [];
   while (sent < keysyms.length && !cancelled()) {
-    if (sent > 0) await sleep(pauseMs);
+    if (sent > 0) await sleep(typeof pauseMs === "function" ? pauseMs(last) : pauseMs);
     if (cancelled()) break;
-    for (const k of keysyms.slice(sent, sent + Math.max(1, batch))) send(k);
+    last = keysyms.slice(sent, sent + Math.max(1, batch));
+    for (const k of last) send(k);
     sent = Math.min(keysyms.length, sent + Math.max(1, batch));
     progress(sent);
   }
@@ -277,6 +306,19 @@ export function vmListFilterFromUrl(search: string): Required<VmListFilter> {
   };
 }
 
+// The inverse: the URL query (without "?") that vmListFilterFromUrl reads back as `f`;
+// defaults are left out, so the plain list has a plain URL.
+export function vmListSearch(f: Required<VmListFilter>): string {
+  const q = new URLSearchParams();
+  if (f.host) q.set("host", f.host);
+  if (f.label.trim()) q.set("label", f.label.trim());
+  if (f.name.trim()) q.set("name", f.name.trim());
+  if (f.state) q.set("state", f.state);
+  if (f.sort !== "name") q.set("sort", f.sort);
+  if (f.limit !== 50) q.set("limit", String(f.limit));
+  return q.toString();
+}
+
 // The query of GET /api/v1/vms for a filter and a cursor; an error names a bad label.
 export function vmListQuery(f: VmListFilter, after: string): { query: Record<string, string | number>; error?: string } {
   const query: Record<string, string | number> = { limit: f.limit };
@@ -299,4 +341,45 @@ export function vmListQuery(f: VmListFilter, after: string): { query: Record<str
 // URL does not move the list to another host).
 export function hostVmListQuery(host: string, f: VmListFilter, after: string): ReturnType<typeof vmListQuery> {
   return vmListQuery({ ...f, host }, after);
+}
+
+// A VM's cloud-init as GET shows it (no secret: password_set, user_data_bytes), one line a
+// part, for the VM page.
+export interface CloudInitShownLike {
+  hostname?: string;
+  users?: { name?: string; ssh_authorized_keys?: string[]; password_set?: boolean; sudo?: boolean; groups?: string[] }[];
+  network?: { nic?: number; dhcp4?: boolean; address?: string }[];
+  user_data_bytes?: number;
+}
+export function cloudInitLines(ci: CloudInitShownLike | null | undefined): string[] {
+  if (!ci) return [];
+  const lines: string[] = [];
+  if (ci.hostname) lines.push(`host name ${ci.hostname}`);
+  for (const u of ci.users ?? []) {
+    const keys = u.ssh_authorized_keys?.length ?? 0;
+    const parts = [`${keys} SSH key${keys === 1 ? "" : "s"}`, u.password_set ? "password set" : "password locked"];
+    if (u.sudo) parts.push("sudo");
+    if (u.groups?.length) parts.push(`groups ${u.groups.join(", ")}`);
+    lines.push(`user ${u.name ?? "?"} (${parts.join(", ")})`);
+  }
+  for (const n of ci.network ?? []) lines.push(`NIC ${n.nic ?? 0}: ${n.dhcp4 ? "DHCP" : n.address ?? "-"}`);
+  if (ci.user_data_bytes) lines.push(`user-data ${ci.user_data_bytes} bytes`);
+  return lines.length ? lines : ["default (host name = VM name)"];
+}
+
+// What a live event changes on a host page: "page" (the host itself: its state, heartbeat,
+// events), "summary" (a VM event that may be this host's: what its VMs hold, its datastores'
+// use; the capacity bars), or "none". A VM event from another host's agent (actor
+// agent:<that host's id or name>) is not this host's; one from a token or the controller
+// does not say its host, so it counts.
+export function hostPageReload(e: { actor?: string; target?: string } | undefined, host: { name: string; id?: string }): "page" | "summary" | "none" {
+  const target = e?.target ?? "";
+  if (target === `host/${host.name}`) return "page";
+  if (!target.startsWith("vm/")) return "none";
+  const actor = e?.actor ?? "";
+  if (actor.startsWith("agent:")) {
+    const who = actor.slice("agent:".length);
+    return who === host.name || (!!host.id && who === host.id) ? "summary" : "none";
+  }
+  return "summary";
 }

@@ -1,13 +1,12 @@
 // Dashboard, hosts and VMs. Each page loads its lists once and again (debounced) when a
 // live event arrives: no polling.
-import { LitElement, html, nothing, type PropertyValues } from "lit";
+import { html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 import { pageSelection, runEach, summarize, toggleAll, type ItemResult } from "./bulk";
 import { parsePairs } from "./wizard";
 import { fetchOnce, prefetch } from "./prefetch";
 import { api, errorText, type DatastoreUse, type Host, type HostUsage, type StrataEvent, type Summary, type Vm } from "./api/client";
 import {
-  CursorPager,
   bytes,
   canOperate,
   hostAlert,
@@ -17,90 +16,19 @@ import {
   sortedCounts,
   time,
   vmState,
-  type Role,
-  type VmSort,
-  VM_STATES,
   vmListFilterFromUrl,
   vmListQuery,
 } from "./format";
 
-export const PAGE_SIZES = [25, 50, 100, 500];
+import { LivePage } from "./live-page";
+import { VmTablePage, fetchVmPage, vmPageKey } from "./vm-table";
 
-export abstract class LivePage extends LitElement {
-  static override properties = {
-    events: { attribute: false },
-    role: { attribute: false },
-    error: { state: true },
-    loaded: { state: true },
-  };
-  events: StrataEvent[] = [];
-  role: Role | "" = "";
-  error = "";
-  loaded = false;
-  private timer: number | undefined;
-
-  protected override createRenderRoot() {
-    return this;
-  }
-
-  override connectedCallback(): void {
-    super.connectedCallback();
-    void this.refresh();
-  }
-
-  override disconnectedCallback(): void {
-    super.disconnectedCallback();
-    window.clearTimeout(this.timer);
-  }
-
-  protected override updated(changed: PropertyValues): void {
-    const before = changed.get("events") as StrataEvent[] | undefined;
-    if (before !== undefined && this.events[0] !== before[0] && this.wants(this.events[0])) {
-      window.clearTimeout(this.timer);
-      this.timer = window.setTimeout(() => void this.refresh(), 300);
-    }
-  }
-
-  protected async refresh(): Promise<void> {
-    const first = !this.loaded;
-    try {
-      await this.load();
-      this.error = "";
-    } catch (e) {
-      this.error = e instanceof Error ? e.message : String(e);
-    }
-    this.loaded = true;
-    // Performance marks of the first load (scripts/bench web prints them): the data is in,
-    // then it is rendered.
-    if (first) {
-      performance.mark(`strata:${this.localName}:data`);
-      void this.updateComplete.then(() => performance.mark(`strata:${this.localName}:rendered`));
-    } else {
-      performance.mark(`strata:${this.localName}:refreshed`);
-    }
-  }
-
-  protected abstract load(): Promise<void>;
-
-  // Whether a live event should reload this page (detail pages look at their target only).
-  protected wants(_e: StrataEvent | undefined): boolean {
-    return true;
-  }
-
-  protected renderError() {
-    return this.error ? html`<p class="error" role="alert">${this.error}</p>` : nothing;
-  }
-}
+export { LivePage };
 
 const requestHosts = () => api.GET("/api/v1/hosts");
 const requestSummary = () => api.GET("/api/v1/summary");
-const requestVmPage = (query: Record<string, string | number>) => api.GET("/api/v1/vms", { params: { query } });
-// One page of VMs (limit, after, host, name, state, label, sort: vmListQuery).
-export const fetchVmPage = requestVmPage;
 
 export const requestHost = (name: string) => api.GET("/api/v1/hosts/{name}", { params: { path: { name } } });
-// The key of a VM page's request, shared by the prefetch and the page that takes it.
-export const vmPageKey = (query: Record<string, string | number>) => `vm-page:${JSON.stringify(query)}`;
 
 // Called once at start, before the session is known: the requests the page at this URL
 // will make first (prefetch.ts). `name`: the host of a host page.
@@ -110,12 +38,12 @@ export function prefetchFor(page: string, search: string, name = ""): void {
     prefetch(`host:${name}`, () => requestHost(name));
     prefetch("summary", requestSummary);
     const { query, error } = hostVmListQuery(name, vmListFilterFromUrl(search), "");
-    if (!error) prefetch(vmPageKey(query), () => requestVmPage(query));
+    if (!error) prefetch(vmPageKey(query), () => fetchVmPage(query));
   }
   if (page === "vms") {
     prefetch("hosts", requestHosts);
     const { query, error } = vmListQuery(vmListFilterFromUrl(search), "");
-    if (!error) prefetch(vmPageKey(query), () => requestVmPage(query));
+    if (!error) prefetch(vmPageKey(query), () => fetchVmPage(query));
   }
 }
 
@@ -287,18 +215,11 @@ customElements.define("strata-hosts", HostsPage);
 
 // The VM list pages through the API (limit + after cursor, keyset: fast at any size) and
 // filters on the server by host and label; the quick filter narrows the page shown.
-class VmsPage extends LivePage {
+class VmsPage extends VmTablePage {
   static override properties = {
-    ...LivePage.properties,
-    vms: { state: true },
+    ...VmTablePage.properties,
     hosts: { state: true },
-    filter: { state: true },
-    host: { state: true },
-    label: { state: true },
-    limit: { state: true },
-    name: { state: true },
-    stateFilter: { state: true },
-    sort: { state: true },
+    quick: { state: true },
     pending: { state: true },
     message: { state: true },
     selected: { state: true },
@@ -312,69 +233,26 @@ class VmsPage extends LivePage {
   results: ItemResult[] = [];
   resultTitle = "";
   bulkBusy = false;
-  vms: Vm[] = [];
   hosts: string[] = [];
-  filter = "";
-  host = "";
-  label = "";
-  limit = 50;
-  name = "";
-  stateFilter = "";
-  sort: VmSort = "name";
+  quick = "";  // narrows the page shown, in the browser
   pending = new Set<string>();
   message = "";
-  private readonly pager = new CursorPager();
 
   override connectedCallback(): void {
-    const f = vmListFilterFromUrl(location.search);
-    this.host = f.host;
-    this.label = f.label;
-    this.name = f.name;
-    this.stateFilter = f.state;
-    this.sort = f.sort;
-    this.limit = f.limit;
     super.connectedCallback();
     void listHosts().then((h) => { this.hosts = h.map((x) => x.name ?? "").filter(Boolean); }, () => {});
   }
 
-  // VM events only (a token made or an image uploaded does not reload 500 rows).
-  protected override wants(e: StrataEvent | undefined): boolean {
-    return (e?.target ?? "").startsWith("vm/");
+  protected query() {
+    return vmListQuery(this.filter, this.pager.cursor);
   }
 
-  protected async load(): Promise<void> {
-    const { query, error: bad } = vmListQuery(
-      { host: this.host, label: this.label, limit: this.limit, name: this.name, state: this.stateFilter, sort: this.sort },
-      this.pager.cursor,
-    );
-    if (bad) throw new Error(bad);
-    const { data, error } = await fetchOnce(vmPageKey(query), () => requestVmPage(query));
-    if (!data) throw new Error(errorText(error, "cannot list VMs"));
-    this.vms = data.vms ?? [];
-    this.pager.loaded(data.next);
+  protected listFailed(): string {
+    return "cannot list VMs";
   }
 
-  // Filters and page size live in the URL (a reload or a shared link shows the same list).
-  private applyFilters(): void {
-    const q = new URLSearchParams();
-    if (this.host) q.set("host", this.host);
-    if (this.label.trim()) q.set("label", this.label.trim());
-    if (this.name.trim()) q.set("name", this.name.trim());
-    if (this.stateFilter) q.set("state", this.stateFilter);
-    if (this.sort !== "name") q.set("sort", this.sort);
-    if (this.limit !== 50) q.set("limit", String(this.limit));
-    const search = q.toString();
-    history.replaceState(null, "", location.pathname + (search ? `?${search}` : ""));
+  protected override listChanged(): void {
     this.selected = new Set();
-    this.pager.reset();
-    void this.refresh();
-  }
-
-  private turn(forward: boolean): void {
-    if (forward) this.pager.next();
-    else this.pager.previous();
-    this.selected = new Set();
-    void this.refresh();
   }
 
   private async act(vm: Vm, action: "start" | "stop"): Promise<void> {
@@ -481,44 +359,22 @@ class VmsPage extends LivePage {
 
   override render() {
     const operate = canOperate(this.role);
-    const f = this.filter.toLowerCase();
+    const f = this.quick.toLowerCase();
     const shown = this.vms.filter((v) => !f || (v.name ?? "").includes(f) || vmState(v).includes(f) || (v.host ?? "").includes(f));
     return html`<h1>Virtual machines</h1>${this.renderError()}
       ${operate ? html`<p><a class="button" href="/create">Create VM…</a></p>` : nothing}
-      <form class="toolbar" aria-label="VM list filters" @submit=${(e: SubmitEvent) => { e.preventDefault(); this.applyFilters(); }}>
-        <label for="vm-host">Host</label>
-        <select id="vm-host" .value=${this.host} @change=${(e: Event) => { this.host = (e.target as HTMLSelectElement).value; this.applyFilters(); }}>
-          <option value="" ?selected=${this.host === ""}>all hosts</option>
-          ${this.hosts.map((h) => html`<option value=${h} ?selected=${this.host === h}>${h}</option>`)}
-        </select>
-        <label for="vm-name">Name</label>
-        <input id="vm-name" type="search" placeholder="part of the name" .value=${this.name}
-          @input=${(e: InputEvent) => { this.name = (e.target as HTMLInputElement).value; }} />
-        <label for="vm-state">State</label>
-        <select id="vm-state" @change=${(e: Event) => { this.stateFilter = (e.target as HTMLSelectElement).value; this.applyFilters(); }}>
-          <option value="" ?selected=${this.stateFilter === ""}>any state</option>
-          ${VM_STATES.map((st) => html`<option value=${st} ?selected=${this.stateFilter === st}>${st}</option>`)}
-        </select>
-        <label for="vm-label">Label</label>
-        <input id="vm-label" type="search" placeholder="key=value" .value=${this.label}
-          @input=${(e: InputEvent) => { this.label = (e.target as HTMLInputElement).value; }} />
-        <label for="vm-limit">Per page</label>
-        <select id="vm-limit" @change=${(e: Event) => { this.limit = Number((e.target as HTMLSelectElement).value); this.applyFilters(); }}>
-          ${[...new Set([...PAGE_SIZES, this.limit])].sort((a, b) => a - b).map((n) => html`<option value=${n} ?selected=${this.limit === n}>${n}</option>`)}
-        </select>
-        <button type="submit" class="secondary">Apply</button>
-        <label for="vm-filter">Filter this page</label>
-        <input id="vm-filter" type="search" placeholder="name, state or host" .value=${this.filter}
-          @input=${(e: InputEvent) => { this.filter = (e.target as HTMLInputElement).value; }} />
-      </form>
+      ${this.renderFilters({
+        ids: "vm", label: "VM list filters", hosts: this.hosts,
+        extra: html`<label for="vm-filter">Filter this page</label>
+          <input id="vm-filter" type="search" placeholder="name, state or host" .value=${this.quick}
+            @input=${(e: InputEvent) => { this.quick = (e.target as HTMLInputElement).value; }} />`,
+      })}
       ${this.message ? html`<p class="notice" role="status">${this.message}</p>` : nothing}
       ${operate && this.loaded ? this.renderBulk() : nothing}
       ${!this.loaded
         ? html`<p role="status">Loading…</p>`
         : html`<table class="grid" aria-label="Virtual machines">
-        <thead><tr>${operate ? html`<th scope="col" class="select">${this.selectAll(shown.map((v) => v.name ?? ""))}</th>` : nothing}<th scope="col" aria-sort=${this.sort === "name" ? "ascending" : this.sort === "-name" ? "descending" : "none"}>
-            <button type="button" class="sort" @click=${() => { this.sort = this.sort === "name" ? "-name" : "name"; this.applyFilters(); }}
-              aria-label="Sort by name ${this.sort === "name" ? "descending" : "ascending"}">Name ${this.sort === "name" ? "▲" : this.sort === "-name" ? "▼" : ""}</button></th><th scope="col">State</th><th scope="col">Desired</th><th scope="col">Host</th>
+        <thead><tr>${operate ? html`<th scope="col" class="select">${this.selectAll(shown.map((v) => v.name ?? ""))}</th>` : nothing}${this.renderNameHeader()}<th scope="col">State</th><th scope="col">Desired</th><th scope="col">Host</th>
           <th scope="col">vCPU</th><th scope="col">Memory</th>${operate ? html`<th scope="col">Actions</th>` : nothing}</tr></thead>
         <tbody>${repeat(shown, (vm) => vm.name ?? "", (vm) => {
           const spec = (vm.spec ?? {}) as Record<string, unknown>;
@@ -541,11 +397,7 @@ class VmsPage extends LivePage {
           </tr>`;
         })}</tbody>
       </table>
-      <nav class="toolbar pager" aria-label="VM list pages">
-        <button type="button" class="secondary" ?disabled=${!this.pager.hasPrevious} @click=${() => this.turn(false)}>Previous page</button>
-        <span role="status">Page ${this.pager.page} · ${this.vms.length} VMs${f ? ` (${shown.length} match)` : ""}</span>
-        <button type="button" class="secondary" ?disabled=${!this.pager.hasNext} @click=${() => this.turn(true)}>Next page</button>
-      </nav>`}`;
+      ${this.renderPager("VM list pages", `Page ${this.pager.page} · ${this.vms.length} VMs${f ? ` (${shown.length} match)` : ""}`)}`}`;
   }
 }
 customElements.define("strata-vms", VmsPage);

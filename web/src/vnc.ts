@@ -13,7 +13,7 @@
 // v0 VM's relative PS/2 mouse can drift from the browser's pointer).
 import { LitElement, html } from "lit";
 import RFB from "@novnc/novnc";
-import { KEY_COMBOS, consoleUrl, keySequence, textKeysyms, typePaced, vncScaleDown } from "./format";
+import { KEY_COMBOS, consoleUrl, keySequence, strokePauseMs, textStrokes, typePaced, vncScaleDown } from "./format";
 
 type Status = "connecting" | "connected" | "closed" | "disconnected";
 
@@ -126,10 +126,12 @@ class GraphicalConsole extends LitElement {
     const input = this.querySelector<HTMLTextAreaElement>("textarea.vnc-paste");
     const rfb = this.rfb;
     if (!input || !rfb || this.typing) return;
-    const keys = textKeysyms(input.value);
+    const keys = textStrokes(input.value);
     input.value = "";
     const sleep = (ms: number) => new Promise<void>((res) => window.setTimeout(res, ms));
-    const sent = await typePaced(keys, (k) => rfb.sendKey(k, null), sleep, {
+    const sent = await typePaced(keys, (stroke) => { for (const [k, down] of stroke) rfb.sendKey(k, null, down); }, sleep, {
+      batch: 1,
+      pauseMs: strokePauseMs,
       cancelled: () => this.rfb !== rfb || this.status !== "connected",
       progress: (n) => { this.typing = `${n} of ${keys.length} keys typed`; },
     });

@@ -21,11 +21,20 @@ export interface WizardForm {
   nic: boolean;  // one user-mode NIC
   vnc: boolean;  // a graphical console (false: QEMU gets no VNC display)
   start: boolean;
+  // cloud-init (NoCloud seed disk; docs/internals/cloud-init.md). A password is taken as a
+  // crypt(3) hash only, as the API does: the browser hashes nothing.
+  ciHostname: string;  // "" = the VM name
+  ciUser: string;  // one user, or "" for none
+  ciKeys: string;  // OpenSSH public keys, one a line
+  ciPasswordHash: string;
+  ciSudo: boolean;
+  ciUserData: string;  // "#cloud-config\n..." or "#!..."
 }
 
 export const EMPTY_FORM: WizardForm = {
   name: "", vcpus: "1", memoryMib: "512", image: "", diskGib: "", kernel: "", initrd: "",
   cmdline: "", labels: "", nodeSelector: "", host: "", nic: true, vnc: true, start: true,
+  ciHostname: "", ciUser: "", ciKeys: "", ciPasswordHash: "", ciSudo: false, ciUserData: "",
 };
 
 export interface Invalid {
@@ -101,7 +110,50 @@ export function vmCreateBody(f: WizardForm): { body?: VmCreate; error?: Invalid 
   if (selector.error) return { error: selector.error };
   if (Object.keys(selector.pairs).length) body.node_selector = selector.pairs;
   if (f.host.trim()) body.host = f.host.trim();
+  const ci = cloudInit(f);
+  if (ci.error) return { error: ci.error };
+  if (ci.value) body.cloud_init = ci.value;
   return { body };
+}
+
+// The form's cloud-init fields -> `cloud_init` (undefined when all are empty). Only what the
+// form can say alone is checked here (keys or a password need a user); the server checks
+// every value and names the field (cloudInitFormKey maps it back).
+function cloudInit(f: WizardForm): { value?: NonNullable<VmCreate["cloud_init"]>; error?: Invalid } {
+  const value: NonNullable<VmCreate["cloud_init"]> = {};
+  if (f.ciHostname.trim()) value.hostname = f.ciHostname.trim();
+  const user = f.ciUser.trim();
+  const keys = f.ciKeys.split("\n").map((k) => k.trim()).filter(Boolean);
+  const hash = f.ciPasswordHash.trim();
+  if (!user && (keys.length || hash || f.ciSudo))
+    return { error: { field: "cloud_init.users[0].name", message: "enter the user the keys, password or sudo are for" } };
+  if (user) {
+    const u: NonNullable<typeof value.users>[number] = { name: user, sudo: f.ciSudo };
+    if (keys.length) u.ssh_authorized_keys = keys;
+    if (hash) u.password_hash = hash;
+    value.users = [u];
+  }
+  // Sent as typed (new lines normalized): the server wants "#cloud-config" as a whole line.
+  const userData = f.ciUserData.replace(/\r\n/g, "\n");
+  if (userData.trim()) value.user_data = userData;
+  return Object.keys(value).length ? { value } : {};
+}
+
+// The form control for a field the API named in a 400 (or vmCreateBody did), if the form
+// has one: "cloud_init.users[0].ssh_authorized_keys[2]" -> ciKeys.
+export function formKeyOfField(field: string): keyof WizardForm | undefined {
+  const exact: Record<string, keyof WizardForm> = {
+    name: "name", vcpus: "vcpus", memory_mib: "memoryMib", host: "host", disks: "image",
+    "disks[0].image": "image", "disks[0].size_bytes": "diskGib", kernel: "kernel", initrd: "initrd",
+    cmdline: "cmdline", "cloud_init.hostname": "ciHostname", "cloud_init.users": "ciUser",
+    "cloud_init.users[0].name": "ciUser", "cloud_init.users[0].password_hash": "ciPasswordHash",
+    "cloud_init.user_data": "ciUserData",
+  };
+  if (field in exact) return exact[field];
+  if (/^cloud_init\.users\[0\]\.ssh_authorized_keys(\[\d+\])?$/.test(field)) return "ciKeys";
+  if (field === "labels" || field.startsWith("labels.")) return "labels";
+  if (field === "node_selector" || field.startsWith("node_selector.")) return "nodeSelector";
+  return undefined;
 }
 
 export interface PlacementRow {

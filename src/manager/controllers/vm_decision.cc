@@ -1,6 +1,8 @@
 // Pure reconcile decisions (see vm_decision.h).
 #include "strata/manager/controllers/vm_decision.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace strata::manager {
@@ -57,6 +59,25 @@ Adoption decide_adoption(const std::optional<store::VmRecord>& record,
                          const std::string& agent_vm_name) {
   if (!record || record->name != agent_vm_name) return Adoption::ignore;
   return record->host_id ? Adoption::known : Adoption::adopt;
+}
+
+std::optional<std::string> guest_facts_change(const std::optional<model::GuestFacts>& before,
+                                              const std::optional<model::GuestFacts>& after) {
+  if (!after) {
+    if (!before) return std::nullopt;
+    return std::string("gone");
+  }
+  if (before) {
+    model::GuestFacts a = *before, b = *after;
+    a.updated_unix_ms = b.updated_unix_ms = 0;
+    if (a == b) return std::nullopt;
+  }
+  std::string addresses;
+  for (const auto& i : after->interfaces)
+    for (const auto& a : i.addresses) addresses += (addresses.empty() ? "" : " ") + a;
+  return fmt::format(
+      "host name {}, OS {}, addresses {}", after->hostname.empty() ? "-" : after->hostname,
+      after->os_name.empty() ? "-" : after->os_name, addresses.empty() ? "-" : addresses);
 }
 
 }  // namespace strata::manager

@@ -235,13 +235,18 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   std::string observed = vm_state_name(acted->state());
   // The guest's facts as its host agent last read them (none once the VM stops).
   std::optional<model::GuestFacts> guest = guest_facts_of(*acted);
+  std::optional<std::string> guest_change;
   write_status([&](VmStatusDoc& st) {
     st.state = observed;
     st.agent_state = observed;
     st.last_error.clear();
     st.applied_generation = std::max(st.applied_generation, gen);
+    guest_change = guest_facts_change(st.guest, guest);
     st.guest = guest;
   });
+  // Said only when what the guest reports changed (not at each read): live pages reload.
+  if (guest_change)
+    events_.append("controller:vm", "vm.guest", "vm/" + vm->name, "ok", *guest_change);
   if (!task_id.empty()) tasks_.succeed(task_id, "vm is " + observed);
   if (auto fresh = decode_vm_document(vm->spec); fresh && fresh->control.generation != gen)
     return Outcome::retry;

@@ -1,5 +1,6 @@
 // The reconcile loop's pure decisions: desired vs observed -> one agent action, the retry
-// backoff, and adoption of VMs an agent already runs when a manager (re)connects.
+// backoff, adoption of VMs an agent already runs when a manager (re)connects, and when a
+// change of the guest's facts is worth an event.
 #include "strata/manager/controllers/vm_decision.h"
 
 #include <gtest/gtest.h>
@@ -108,6 +109,35 @@ TEST(VmDecision, AdoptionOfVmsAnAgentAlreadyRuns) {
   // The label pointed at a record of another name (reused id, renamed): not ours.
   EXPECT_EQ(decide_adoption(unplaced, "db"), Adoption::ignore);
   EXPECT_EQ(decide_adoption(std::nullopt, "web"), Adoption::ignore);  // unknown to the store
+}
+
+TEST(VmDecision, GuestFactsChangeIgnoresTheReadTime) {
+  model::GuestFacts g;
+  g.hostname = "web-1";
+  g.os_name = "Debian GNU/Linux 12 (bookworm)";
+  g.interfaces = {{"eth0", "52:54:00:12:34:56", {"10.0.2.15/24", "fec0::5054:ff:fe12:3456/64"}}};
+  g.updated_unix_ms = 1000;
+  // None before and none now: nothing to say. First facts: said, with what they are.
+  EXPECT_EQ(guest_facts_change(std::nullopt, std::nullopt), std::nullopt);
+  EXPECT_EQ(guest_facts_change(std::nullopt, g),
+            "host name web-1, OS Debian GNU/Linux 12 (bookworm), addresses 10.0.2.15/24 "
+            "fec0::5054:ff:fe12:3456/64");
+  // Read again 30 s later, the same: no event (the poller would make one every 30 s).
+  model::GuestFacts later = g;
+  later.updated_unix_ms = 31000;
+  EXPECT_EQ(guest_facts_change(g, later), std::nullopt);
+  // A new address, or a new host name: said.
+  model::GuestFacts moved = later;
+  moved.interfaces[0].addresses = {"10.0.2.16/24"};
+  EXPECT_EQ(guest_facts_change(g, moved),
+            "host name web-1, OS Debian GNU/Linux 12 (bookworm), addresses 10.0.2.16/24");
+  model::GuestFacts renamed = later;
+  renamed.hostname = "db-1";
+  EXPECT_TRUE(guest_facts_change(g, renamed).has_value());
+  // The VM stopped: the facts are gone. Facts with nothing in them yet: dashes.
+  EXPECT_EQ(guest_facts_change(g, std::nullopt), "gone");
+  EXPECT_EQ(guest_facts_change(std::nullopt, model::GuestFacts{}),
+            "host name -, OS -, addresses -");
 }
 
 }  // namespace

@@ -9,12 +9,11 @@
 //   DATASTORE      a datastore the host mounts (its bars on the dashboard and host page)
 //   SHOTS_DIR      where the screenshots go
 // Prints "N passed, N failed" at the end; exit 1 on any failure.
-import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { env, expect, finish, launch, step } from "./harness.mjs";
 
-const env = (k, d) => process.env[k] ?? d;
 const url = env("STRATA_URL");
 const adminToken = env("ADMIN_TOKEN");
 const viewerToken = env("VIEWER_TOKEN");
@@ -25,22 +24,8 @@ const datastore = env("DATASTORE", "");
 const cmdline = env("VM_CMDLINE", "console=ttyS0");
 const wizardVm = "web-wizard";
 const shots = env("SHOTS_DIR", "web-shots");
-const chromiumPath = env("CHROMIUM", "/usr/bin/chromium");
 mkdirSync(shots, { recursive: true });
 
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e && e.message ? e.message.split("\n")[0] : e}`);
-  }
-}
 // axe-core (npm, pinned) run inside the page: its source injected over the DevTools
 // protocol (page.evaluate is not a <script>, so the strict CSP stays as it is).
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -54,19 +39,17 @@ async function axeViolations(page, name) {
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => `${name}: ${v.id} (${v.impact}) at ${v.nodes.join(", ")}`);
 }
-function expect(cond, what) {
-  if (!cond) throw new Error(what);
+// The API from outside the browser (another user's changes, seen by the page live).
+async function adminApi(method, path, body) {
+  const r = await fetch(url + path, { method, headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined });
+  if (r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status} ${await r.text()}`);
+  return r.status === 204 ? null : r.json();
 }
+const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2bUq0n3l1S9yQh1m0mC4sQkQ7n0wq web@strata";
 
-// The flags the machine needs (docs/internals/web.md); playwright gives it a fresh profile.
-const browser = await chromium.launch({
-  executablePath: chromiumPath,
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+// playwright gives it a fresh profile (the flags: harness.mjs, docs/internals/web.md).
+const browser = await launch();
 const violations = [];
 async function newPage() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -246,7 +229,29 @@ try {
       await page.getByLabel("Node selector").fill("");
       await page.getByLabel("Name", { exact: true }).fill(vmName);
       await page.getByRole("alert").filter({ hasText: "field: name" }).waitFor();
+      // ... and next to the Name field, which says it is invalid
+      await page.locator("#cw-name-error", { hasText: "already exists" }).waitFor();
+      expect(await page.getByLabel("Name", { exact: true }).getAttribute("aria-invalid") === "true", "Name not marked invalid");
       await page.getByLabel("Name", { exact: true }).fill(wizardVm);
+      await page.locator("#cw-name-error").waitFor({ state: "detached" });
+      // cloud-init: what the server refuses (the dry run's 400 names the field) is said next
+      // to that field; the browser checks no key and hashes no password.
+      const keys = page.getByLabel("SSH public keys");
+      await page.getByLabel("User", { exact: true }).fill("admin");
+      await keys.fill("ssh-ed25519 AAAA!!!!this-is-not-base64");
+      await page.locator("#cw-ciKeys-error", { hasText: "base64" }).waitFor();
+      expect(await keys.getAttribute("aria-invalid") === "true", "SSH keys not marked invalid");
+      expect((await keys.getAttribute("aria-describedby") ?? "").includes("cw-ciKeys-error"), "the key's error does not describe the field");
+      await keys.fill(sshKey);
+      await page.locator("#cw-ciKeys-error").waitFor({ state: "detached" });
+      await page.getByLabel("Password hash").fill("hunter2");
+      await page.locator("#cw-ciPasswordHash-error", { hasText: "crypt(3)" }).waitFor();
+      await page.getByLabel("Password hash").fill("");
+      await page.getByLabel("Guest host name").fill("bad_name");
+      await page.locator("#cw-ciHostname-error", { hasText: "invalid character" }).waitFor();
+      await page.getByLabel("Guest host name").fill("wizard-guest");
+      await page.getByLabel("Passwordless sudo").check();
+      await page.getByLabel("User-data").fill("#cloud-config\nruncmd: [echo hi]\n");
       await explain.locator(`tr[data-placement="${hostName}"] .verdict-chosen`).waitFor();
       await page.getByRole("status").filter({ hasText: `Goes to ${hostName}` }).waitFor();
       await page.getByLabel("Start after creating").uncheck();
@@ -257,7 +262,18 @@ try {
       await page.locator("dd .badge.state-succeeded").waitFor({ timeout: 60000 });
       const vm = await page.evaluate(async (n) => (await fetch(`/api/v1/vms/${n}`)).json(), wizardVm);
       expect(vm.labels?.tier === "wizard" && vm.desired_state === "stopped", `created ${JSON.stringify(vm)}`);
+      const ci = vm.spec?.cloud_init;
+      expect(ci?.hostname === "wizard-guest" && ci.users?.[0]?.name === "admin" && ci.users[0].sudo === true &&
+        ci.users[0].ssh_authorized_keys?.[0] === sshKey && ci.users[0].password_set === false && ci.user_data_bytes === 32,
+        `cloud_init ${JSON.stringify(ci)}`);
       await page.screenshot({ path: join(shots, "create-done.png"), fullPage: true });
+      // Its page: the cloud-init it was given (no secret), no guest facts while it is stopped.
+      await page.getByRole("link", { name: `Open the VM page of ${wizardVm}` }).click();
+      const given = page.locator("ul[data-cloud-init]");
+      await given.locator("li", { hasText: "host name wizard-guest" }).waitFor();
+      await given.locator("li", { hasText: "user admin (1 SSH key, password locked, sudo)" }).waitFor();
+      await given.locator("li", { hasText: "user-data 32 bytes" }).waitFor();
+      await page.locator('section[data-guest="no"]').getByRole("status").filter({ hasText: "No guest agent report" }).waitFor();
       await page.goto(url + "/vms");
     });
 
@@ -284,6 +300,10 @@ try {
         return [...new Set(r.events.map((e) => e.target))];
       }, vmName);
       expect(JSON.stringify(targets) === JSON.stringify([`vm/${vmName}`]), `target filter: ${targets}`);
+      // The tiny guest runs no qemu-guest-agent: the page says so (the Debian guest's facts:
+      // test/e2e/web_guest.sh).
+      await page.getByRole("heading", { name: "Guest", exact: true }).waitFor();
+      await page.locator('section[data-guest="no"]').waitFor();
       await page.screenshot({ path: join(shots, "vm.png"), fullPage: true });
     });
 
@@ -378,6 +398,77 @@ try {
     });
   }
 
+  if (vmName) {
+    // The tiny guest's shell is on /dev/console: a VM whose console is tty0 (the screen and
+    // keyboard the VNC display shows) runs it there. What is typed into its graphical console
+    // must arrive whole: the command sends a 260-character line to the serial port, read
+    // here from the console WebSocket and compared to the letter.
+    await step("graphical console: paced typing loses no character (a 270-character line with capitals, read back from the serial port)", async () => {
+      const typer = "web-type";
+      await adminApi("POST", "/api/v1/vms", { name: typer, vcpus: 1, memory_mib: 128, kernel: "tiny-kernel",
+        initrd: "tiny-initrd", cmdline: `${cmdline} console=tty0`, start: true });
+      try {
+        await page.goto(url + `/vms/${typer}`);
+        await page.locator("h1 .badge.state-running").waitFor({ timeout: 60000 });
+        await page.evaluate((name) => {
+          window.strataSerial = "";
+          const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/vms/${name}/console`);
+          ws.binaryType = "arraybuffer";
+          const text = new TextDecoder();
+          ws.onmessage = (m) => { window.strataSerial += typeof m.data === "string" ? m.data : text.decode(m.data, { stream: true }); };
+          window.strataSerialWs = ws;
+        }, typer);
+        await page.getByRole("button", { name: "Open graphical console" }).click();
+        const display = page.locator("strata-graphical-console");
+        await page.locator('strata-graphical-console[data-state="connected"]').waitFor({ timeout: 30000 });
+        const typeText = async (text) => {
+          await page.getByLabel("Type text into the guest").fill(text);
+          await page.getByRole("button", { name: "Type", exact: true }).click();
+          // Done when every key went out (the Type button is off until then).
+          await page.waitForFunction(() => document.querySelector("strata-graphical-console")?.dataset.typed !== undefined &&
+            !document.querySelector("strata-graphical-console form.vnc-type button")?.disabled, null, { timeout: 60000 });
+        };
+        // The guest's shell is up once a short probe comes back (typed again until then).
+        let up = false;
+        for (let i = 0; i < 30 && !up; i++) {
+          await display.evaluate((e) => { delete e.dataset.typed; });
+          await typeText("\necho probe-$((2*3)) >/dev/ttyS0\n");
+          up = await page.waitForFunction(() => window.strataSerial.includes("probe-6"), null, { timeout: 3000 }).then(() => true, () => false);
+        }
+        if (!up) {
+          await page.screenshot({ path: join(shots, "vm-display-typed.png"), fullPage: true });
+          const tail = await page.evaluate(() => window.strataSerial.slice(-300));
+          throw new Error(`the guest's shell on tty0 never answered a typed probe; serial: ${JSON.stringify(tail)}`);
+        }
+        // Capitals (QEMU adds a Shift: 6 bytes of scan codes a key), digits, lower case.
+        const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        const line = Array.from({ length: 260 }, (_, i) => alphabet[(i * 7 + 3) % alphabet.length]).join("");
+        const command = `echo PACED-$((6*7))-${line}-END >/dev/ttyS0\n`;
+        await display.evaluate((e) => { delete e.dataset.typed; });
+        await typeText("\n" + command);
+        const typed = Number(await display.getAttribute("data-typed"));
+        expect(typed === command.length + 1, `typed ${typed} of ${command.length + 1} keys`);
+        const want = `PACED-42-${line}-END`;
+        const arrived = await page.waitForFunction((w) => window.strataSerial.includes(w), want, { timeout: 30000 }).then(() => true, () => false);
+        if (!arrived) {
+          await page.screenshot({ path: join(shots, "vm-display-typed.png"), fullPage: true });
+          const got = await page.evaluate(() => (window.strataSerial.match(/PACED-[^\r\n]*/g) ?? []).pop() ?? "(no PACED line)");
+          throw new Error(`the guest got a different line: ${got.length} characters, want ${want.length}: ${got}`);
+        }
+        await page.screenshot({ path: join(shots, "vm-display-typed.png"), fullPage: true });
+        await page.evaluate(() => window.strataSerialWs.close());
+      } finally {
+        await adminApi("POST", `/api/v1/vms/${typer}/stop`, { force: true }).catch(() => {});
+        await adminApi("DELETE", `/api/v1/vms/${typer}`).catch(() => {});
+        // Gone before the next steps count the host's VMs.
+        for (let i = 0; i < 120; i++) {
+          if ((await fetch(url + `/api/v1/vms/${typer}`, { headers: { Authorization: `Bearer ${adminToken}` } })).status === 404) break;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    });
+  }
+
   if (hostName) {
     await step("host page: inventory, capacity, its VMs", async () => {
       await page.goto(url + `/hosts/${hostName}`);
@@ -409,6 +500,33 @@ try {
       const mem = await page.locator('figure[data-chart="mem"] svg').getAttribute("aria-label");
       expect(/^Memory used: [\d.]+ [KMGT]?i?B/.test(mem ?? ""), `memory chart label ${mem}`);
       await page.screenshot({ path: join(shots, "host.png"), fullPage: true });
+    });
+
+    if (vmName) await step("host page: the capacity bars follow its VMs' events (the summary read again, not the page)", async () => {
+      await page.goto(url + `/hosts/${hostName}`);
+      const cpu = page.locator('section[aria-labelledby="host-cap-h"] .capacity .cap-text').first();
+      const allocated = async () => (await adminApi("GET", "/api/v1/summary")).hosts.items.find((h) => h.name === hostName).allocated_vcpus;
+      const a = await allocated();
+      await cpu.filter({ hasText: new RegExp(`^${a} / \\d+ vCPU allocated`) }).waitFor();
+      await page.locator(".live.on").waitFor();
+      const asked = [];
+      const listen = (r) => asked.push(new URL(r.url()).pathname + new URL(r.url()).search);
+      page.on("request", listen);
+      try {
+        // Another user creates a 3-vCPU VM (placed on this host, the only one) and deletes it.
+        await adminApi("POST", "/api/v1/vms", { name: "web-cap", vcpus: 3, memory_mib: 64, kernel: "tiny-kernel", vnc: false, start: false });
+        await cpu.filter({ hasText: new RegExp(`^${a + 3} / \\d+ vCPU allocated`) }).waitFor({ timeout: 30000 });
+        await page.screenshot({ path: join(shots, "host-capacity-live.png"), fullPage: true });
+        await adminApi("DELETE", "/api/v1/vms/web-cap");
+        await cpu.filter({ hasText: new RegExp(`^${a} / \\d+ vCPU allocated`) }).waitFor({ timeout: 30000 });
+      } finally {
+        page.off("request", listen);
+        await adminApi("DELETE", "/api/v1/vms/web-cap").catch(() => {});
+      }
+      const summaries = asked.filter((p) => p === "/api/v1/summary").length;
+      const hostReads = asked.filter((p) => p === `/api/v1/hosts/${hostName}` || p.startsWith(`/api/v1/events?target=host`)).length;
+      expect(summaries >= 2, `the summary was asked ${summaries} times: ${asked.join(" ")}`);
+      expect(hostReads === 0, `VM events read the host page again: ${asked.join(" ")}`);
     });
 
     if (vmName) await step("host page: its VMs paged, sorted and filtered by the server", async () => {
@@ -737,5 +855,4 @@ try {
   await browser.close();
 }
 console.log(`screenshots: ${shots}`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();

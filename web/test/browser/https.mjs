@@ -5,42 +5,16 @@
 //   TRUSTING_HOME    a HOME whose .pki/nssdb has stratad's CA
 //   UNTRUSTING_HOME  a HOME without it
 // Prints "N passed, N failed"; exit 1 on any failure.
-import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { env, expect, finish, launch as launchWith, step } from "./harness.mjs";
 
-const env = (k, d) => process.env[k] ?? d;
 const url = env("STRATA_URL");
 const adminToken = env("ADMIN_TOKEN");
 const shots = env("SHOTS_DIR", "web-shots");
-const chromiumPath = env("CHROMIUM", "/usr/bin/chromium");
 mkdirSync(shots, { recursive: true });
 
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e && e.message ? e.message.split("\n")[0] : e}`);
-  }
-}
-function expect(cond, what) {
-  if (!cond) throw new Error(what);
-}
-const launch = (home) => chromium.launch({
-  executablePath: chromiumPath,
-  headless: true,
-  env: { ...process.env, HOME: home },
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const launch = (home) => launchWith({ HOME: home });
 
 await step("a browser without stratad's CA is refused (the certificate is not trusted)", async () => {
   const b = await launch(env("UNTRUSTING_HOME"));
@@ -99,5 +73,4 @@ try {
 } finally {
   await browser.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();

@@ -4,8 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   canOperate, countByState, sortedCounts, percent, mib, hostAlert, vmActions, eventsFor, bytes,
-  cpuRanges, consoleUrl, textKeysyms, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, vmListFilterFromUrl, mergeEvents,
-  hostVmListQuery, vncScaleDown, typePaced, TYPE_BATCH, TYPE_PAUSE_MS,
+  cpuRanges, consoleUrl, textKeysyms, textStrokes, SHIFT_L, strokePauseMs, TYPE_MS_PER_EVENT, QEMU_KEY_DELAY_MS, KEY_COMBOS, keySequence, badResult, CursorPager, vmListQuery, vmListFilterFromUrl, mergeEvents,
+  hostVmListQuery, vmListSearch, cloudInitLines, hostPageReload, vncScaleDown, typePaced, TYPE_BATCH, TYPE_PAUSE_MS,
 } from "../../build-unit/format.js";
 import { SseParser } from "../../build-unit/events.js";
 
@@ -95,6 +95,16 @@ test("text typed into the graphical console as keysyms", () => {
   assert.deepEqual(textKeysyms("€\u0007"), [0x010020ac]);
 });
 
+test("text typed into the graphical console: Shift around what a US keyboard shifts", () => {
+  const S = SHIFT_L;
+  assert.deepEqual(textStrokes("aA"), [[[0x61, true], [0x61, false]], [[S, true], [0x41, true], [0x41, false], [S, false]]]);
+  // $((2*3)) >: every shifted symbol wrapped, digits and space not
+  const shifted = textStrokes("$((2*3)) >").map((s) => s.length === 4);
+  assert.deepEqual(shifted, [true, true, true, false, true, false, true, true, false, true]);
+  for (const c of '~!@#$%^&*()_+{}|:"<>?') assert.equal(textStrokes(c)[0].length, 4, c);
+  for (const c of "`1234567890-=[]\\;',./ z\n\tü") assert.equal(textStrokes(c)[0].length, 2, JSON.stringify(c));
+});
+
 test("keyset pager: next, previous, last page, reset", () => {
   const p = new CursorPager();
   assert.equal(p.page, 1);
@@ -155,6 +165,14 @@ test("the VM list's filter from its URL (what the page and the start-up prefetch
   assert.equal(vmListFilterFromUrl("?limit=0").limit, 50);
 });
 
+test("the VM list's URL from its filter: read back the same, defaults left out", () => {
+  assert.equal(vmListSearch(vmListFilterFromUrl("")), "");
+  const f = { host: "h1", label: " tier=web ", name: " Db ", state: "running", sort: "-name", limit: 100 };
+  assert.equal(vmListSearch(f), "host=h1&label=tier%3Dweb&name=Db&state=running&sort=-name&limit=100");
+  assert.deepEqual(vmListFilterFromUrl("?" + vmListSearch(f)), { ...f, label: "tier=web", name: "Db" });
+  assert.equal(vmListSearch({ ...vmListFilterFromUrl(""), sort: "id", limit: 25 }), "sort=id&limit=25");
+});
+
 test("typing into the graphical console is paced: a few keys, then a pause", async () => {
   const log = [];
   const sleep = async (ms) => { log.push(`sleep ${ms}`); };
@@ -176,6 +194,23 @@ test("typing into the graphical console is paced: a few keys, then a pause", asy
   assert.deepEqual(one, [7, 8]);
 });
 
+test("the graphical console types a character at a time, no faster than QEMU hands keys on", async () => {
+  // QEMU passes one key event every 10 ms; the pause after a character is 12 ms per event.
+  assert.ok(TYPE_MS_PER_EVENT > QEMU_KEY_DELAY_MS);
+  const strokes = textStrokes("aB\n");
+  assert.deepEqual(strokes.map((s) => strokePauseMs([s])), [24, 48, 24]);
+  const log = [];
+  const sent = await typePaced(strokes, (s) => log.push(s.length), async (ms) => { log.push(`sleep ${ms}`); },
+    { batch: 1, pauseMs: strokePauseMs });
+  assert.equal(sent, 3);
+  assert.deepEqual(log, [2, "sleep 24", 4, "sleep 48", 2]);
+  // Never faster than QEMU drains: the pauses add up to more than 10 ms per event sent.
+  const text = textStrokes("PACED-$((6*7))-Ab3 >/dev/ttyS0\n");
+  const events = text.reduce((n, s) => n + s.length, 0);
+  const paused = text.slice(0, -1).reduce((ms, s) => ms + strokePauseMs([s]), 0);
+  assert.ok(paused >= (events - text.at(-1).length) * QEMU_KEY_DELAY_MS, `${paused} ms for ${events} events`);
+});
+
 test("graphical console: scaled down when the guest's screen is larger than the panel, else 1:1", () => {
   const panel = { w: 1000, h: 480 };
   assert.equal(vncScaleDown({ w: 720, h: 400 }, panel), false);  // VGA text: 1:1, not blown up
@@ -185,4 +220,28 @@ test("graphical console: scaled down when the guest's screen is larger than the 
   assert.equal(vncScaleDown({ w: 720, h: 400 }, { w: 360, h: 480 }), true);  // a phone
   assert.equal(vncScaleDown({ w: 0, h: 0 }, panel), false);  // no framebuffer yet
   assert.equal(vncScaleDown({ w: 720, h: 400 }, { w: 0, h: 0 }), false);  // panel not laid out
+});
+
+test("a VM's cloud-init on its page: one line a part, no secret", () => {
+  assert.deepEqual(cloudInitLines(null), []);
+  assert.deepEqual(cloudInitLines({}), ["default (host name = VM name)"]);
+  assert.deepEqual(cloudInitLines({ hostname: "web", users: [{ name: "admin", ssh_authorized_keys: ["k1", "k2"], password_set: false, sudo: true }],
+    network: [{ nic: 0, dhcp4: true }, { nic: 1, address: "192.0.2.10/24" }], user_data_bytes: 42 }),
+  ["host name web", "user admin (2 SSH keys, password locked, sudo)", "NIC 0: DHCP", "NIC 1: 192.0.2.10/24", "user-data 42 bytes"]);
+  assert.deepEqual(cloudInitLines({ users: [{ name: "u", ssh_authorized_keys: ["k"], password_set: true, groups: ["adm", "wheel"] }] }),
+    ["user u (1 SSH key, password set, groups adm, wheel)"]);
+});
+
+test("a host page: its own events reload it, its VMs' events its summary, other hosts' nothing", () => {
+  const h = { name: "h1", id: "4f1c" };
+  assert.equal(hostPageReload({ actor: "agent:h1", target: "host/h1" }, h), "page");
+  assert.equal(hostPageReload({ actor: "agent:h2", target: "host/h2" }, h), "none");
+  assert.equal(hostPageReload({ actor: "agent:4f1c", target: "vm/web-1" }, h), "summary");  // vm.state: the host's id
+  assert.equal(hostPageReload({ actor: "agent:h1", target: "vm/web-1" }, h), "summary");
+  assert.equal(hostPageReload({ actor: "agent:9e2a", target: "vm/web-2" }, h), "none");  // another host's agent
+  assert.equal(hostPageReload({ actor: "token:admin", target: "vm/web-3" }, h), "summary");  // host not said
+  assert.equal(hostPageReload({ actor: "controller:vm", target: "vm/web-3" }, h), "summary");
+  assert.equal(hostPageReload({ actor: "token:admin", target: "image/tiny" }, h), "none");
+  assert.equal(hostPageReload(undefined, h), "none");
+  assert.equal(hostPageReload({ actor: "agent:4f1c", target: "vm/x" }, { name: "h1" }), "none");  // id not known yet
 });

@@ -2,7 +2,7 @@
 // scheduler's dry-run answer -> rows.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EMPTY_FORM, parsePairs, vmCreateBody, placementRows, placementHeadline } from "../../build-unit/wizard.js";
+import { EMPTY_FORM, formKeyOfField, parsePairs, vmCreateBody, placementRows, placementHeadline } from "../../build-unit/wizard.js";
 
 test("labels and selectors: key=value by commas or lines, errors name the field", () => {
   assert.deepEqual(parsePairs(" tier=web, team = a \n zone=", "labels"), { pairs: { tier: "web", team: "a", zone: "" } });
@@ -52,4 +52,37 @@ test("placement rows: the choice, other fits, refused hosts with reasons", () =>
   assert.equal(placementHeadline({ fits: false, host: null, hosts: 1, summary: "cpu filter rejected 1 host", candidates: [], rejected: [] }),
     "No host fits: cpu filter rejected 1 host");
   assert.equal(placementHeadline({ fits: false, host: null, hosts: 0, summary: "", candidates: [], rejected: [] }), "No hosts are enrolled");
+});
+
+test("cloud-init from the form: user, keys (one a line), hash as given, user-data; none when empty", () => {
+  const base = { ...EMPTY_FORM, name: "d", diskGib: "1" };
+  assert.equal(vmCreateBody(base).body.cloud_init, undefined);
+  const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2bUq0n3l1S9yQh1m0mC4sQkQ7n0wq me@x";
+  assert.deepEqual(vmCreateBody({ ...base, ciHostname: " web.example ", ciUser: "admin", ciKeys: `${key}\r\n\n  ssh-rsa AAAAB3Nza x \n`,
+    ciPasswordHash: "$6$s$h", ciSudo: true, ciUserData: "#cloud-config\r\npackages: [nginx]\r\n" }).body.cloud_init, {
+    hostname: "web.example",
+    users: [{ name: "admin", sudo: true, ssh_authorized_keys: [key, "ssh-rsa AAAAB3Nza x"], password_hash: "$6$s$h" }],
+    user_data: "#cloud-config\npackages: [nginx]\n",
+  });
+  assert.deepEqual(vmCreateBody({ ...base, ciHostname: "h" }).body.cloud_init, { hostname: "h" });
+  assert.deepEqual(vmCreateBody({ ...base, ciUser: "u" }).body.cloud_init, { users: [{ name: "u", sudo: false }] });
+  // keys, a hash or sudo need a user: the form says so, naming the user field
+  for (const f of [{ ciKeys: key }, { ciPasswordHash: "$6$s$h" }, { ciSudo: true }])
+    assert.equal(vmCreateBody({ ...base, ...f }).error?.field, "cloud_init.users[0].name");
+});
+
+test("the API's field names map back to the form's controls", () => {
+  assert.equal(formKeyOfField("name"), "name");
+  assert.equal(formKeyOfField("memory_mib"), "memoryMib");
+  assert.equal(formKeyOfField("cloud_init.hostname"), "ciHostname");
+  assert.equal(formKeyOfField("cloud_init.users[0].name"), "ciUser");
+  assert.equal(formKeyOfField("cloud_init.users[0].ssh_authorized_keys[3]"), "ciKeys");
+  assert.equal(formKeyOfField("cloud_init.users[0].ssh_authorized_keys"), "ciKeys");
+  assert.equal(formKeyOfField("cloud_init.users[0].password_hash"), "ciPasswordHash");
+  assert.equal(formKeyOfField("cloud_init.user_data"), "ciUserData");
+  assert.equal(formKeyOfField("labels.tier"), "labels");
+  assert.equal(formKeyOfField("node_selector"), "nodeSelector");
+  assert.equal(formKeyOfField("disks[0].size_bytes"), "diskGib");
+  assert.equal(formKeyOfField("cloud_init.users[1].name"), undefined);
+  assert.equal(formKeyOfField("cloud_init.network[0].address"), undefined);
 });

@@ -43,4 +43,11 @@ enum class Adoption {
 Adoption decide_adoption(const std::optional<store::VmRecord>& record,
                          const std::string& agent_vm_name);
 
+// Whether the guest facts a reconcile pass read differ from the stored ones in what they
+// say (the time they were read aside): the event's message ("host name web-1, OS Debian
+// ..., addresses 10.0.2.15/24"; "gone" when they are no more), or none when unchanged. The
+// web console's VM page reloads on that event (vm.guest) instead of polling.
+std::optional<std::string> guest_facts_change(const std::optional<model::GuestFacts>& before,
+                                              const std::optional<model::GuestFacts>& after);
+
 }  // namespace strata::manager
