@@ -258,9 +258,16 @@ api GET /api/v1/images/tiny-kernel-m | jq -e --arg d "$dst" '[.hosts[].host] | i
 # It runs on the target only, and it is the same guest (its RAM came along, no reboot).
 st=$("$STRATA_AGENT" ctl --socket "$WORK/h$di/agent.sock" -o json vm show vm1 | jq -r .state)
 [ "$st" = VM_STATE_RUNNING ] || fail "vm1 on $dst: $st"
-if "$STRATA_AGENT" ctl --socket "$WORK/h$si/agent.sock" -o json vm show vm1 >/dev/null 2>&1; then
-  fail "vm1 is still defined on $src after the migration"
-fi
+# The task ends once the guest runs on the target; the source's paused copy is removed
+# right after (confirm), never run again.
+defined_on() {  # defined_on VM: the hosts whose agent defines it
+  local i
+  for i in 1 2 3; do
+    "$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" -o json vm show "$1" >/dev/null 2>&1 && printf 'h%s ' "$i"
+  done
+}
+only_on() { [ "$(defined_on "$1")" = "$2 " ]; }  # only_on VM HOST
+wait_for 30 "vm1 removed from $src" only_on vm1 "$dst" || fail "vm1 is defined on [$(defined_on vm1)] after the migration to $dst"
 send_line "$di" vm1 'cat /tmp/mark; dd if=/dev/vda bs=512 skip=90000 count=1 2>/dev/null | head -c 7; echo; echo CHECK$((2+3))ED'
 wait_for 60 "vm1 answers on $dst" console_has "$di" vm1 CHECK5ED || fail "vm1 does not answer on $dst"
 console_has "$di" vm1 RAM-42 || fail "vm1's RAM did not come along (no /tmp/mark)"
@@ -290,15 +297,9 @@ wait_for 180 "$m migration ends after the restart" task_ended || fail "task: $(a
 [ "$(api GET "/api/v1/tasks/$mtask" | jq -r .state)" = succeeded ] ||
   fail "migration across a manager crash: $(api GET "/api/v1/tasks/$mtask" | jq -c '{state, message}')"
 [ "$(api GET "/api/v1/vms/$m" | jq -r .host)" = "$mdst" ] || fail "$m is not on $mdst after the restart"
-on_hosts=0
-for i in 1 2 3; do
-  if "$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" -o json vm show "$m" >/dev/null 2>&1; then
-    on_hosts=$((on_hosts + 1))
-    st=$("$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" -o json vm show "$m" | jq -r .state)
-    [ "h$i" = "$mdst" ] && [ "$st" = VM_STATE_RUNNING ] || fail "$m on h$i is $st"
-  fi
-done
-[ "$on_hosts" = 1 ] || fail "$m is defined on $on_hosts hosts"
+wait_for 30 "$m removed from $msrc" only_on "$m" "$mdst" || fail "$m is defined on [$(defined_on "$m")], not $mdst only"
+st=$("$STRATA_AGENT" ctl --socket "$WORK/$mdst/agent.sock" -o json vm show "$m" | jq -r .state)
+[ "$st" = VM_STATE_RUNNING ] || fail "$m on $mdst is $st"
 log "$m migrated across a manager crash: $(api GET "/api/v1/tasks/$mtask" | jq -c '{message}')"
 
 # ---- the kill matrix, agents: the source host's agent, then the target host's, killed -9
@@ -334,15 +335,8 @@ for victim in source target; do
   [ "$mhost" = "$msrc" ] || [ "$mhost" = "$mdst" ] || fail "$m ended on $mhost"
   wait_for 120 "$m running on $mhost" vm_is "$m" running ||
     fail "$m after the $victim agent's kill: $(api GET "/api/v1/vms/$m" | jq -c '{host, status}')"
-  defined_on() {  # the hosts whose agent defines $m
-    local i
-    for i in 1 2 3; do
-      "$STRATA_AGENT" ctl --socket "$WORK/h$i/agent.sock" -o json vm show "$m" >/dev/null 2>&1 && printf 'h%s ' "$i"
-    done
-  }
-  only_on_record() { [ "$(defined_on)" = "$mhost " ]; }
-  wait_for 60 "$m defined on $mhost only" only_on_record ||
-    fail "$m is defined on [$(defined_on)], its record says $mhost"
+  wait_for 60 "$m defined on $mhost only" only_on "$m" "$mhost" ||
+    fail "$m is defined on [$(defined_on "$m")], its record says $mhost"
   [ "$(qemu_of "$m")" = 1 ] || fail "$m: $(qemu_of "$m") QEMU processes after the $victim agent's kill"
   log "$victim agent killed mid-copy: $m runs on $mhost only; task $(api GET "/api/v1/tasks/$mtask" | jq -c '{state, message}')"
 done
