@@ -41,7 +41,8 @@ std::string encode(const VmDocument& d) {
                       {"max_bandwidth", d.migration.max_bandwidth},
                       {"downtime_max_ms", d.migration.downtime_max_ms},
                       {"tls", d.migration.tls},
-                      {"cancelled_by", d.migration.cancelled_by}};
+                      {"cancelled_by", d.migration.cancelled_by},
+                      {"cold", d.migration.cold}};
   return j.dump();
 }
 
@@ -92,6 +93,7 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
     d.migration.downtime_max_ms = m.value("downtime_max_ms", int64_t{0});
     d.migration.tls = m.value("tls", false);
     d.migration.cancelled_by = m.value("cancelled_by", "");
+    d.migration.cold = m.contains("cold") && m["cold"].is_boolean() && m["cold"].get<bool>();
   }
   return d;
 } catch (const json::exception& e) {

@@ -181,7 +181,8 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
   auto task = [&](int percent, const std::string& msg) {
     if (!m.task_id.empty()) tasks_.update(m.task_id, "running", percent, msg);
   };
-  // Ends the migration: the VM stays on (or moves to) `host_id`; the task ends with it.
+  // Ends the migration: the VM stays on (or moves to) `host_id`; the task ends with it. A
+  // live migration that succeeded leaves the VM running; a cold one leaves its state.
   auto end = [&](const std::string& host_id, bool ok, const std::string& message,
                  const nlohmann::json& result) -> Outcome {
     auto st = store_.transaction_retrying([&](store::Store& tx) -> Status {
@@ -196,8 +197,10 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
       fresh->host_id = host_id;
       VmStatusDoc s = decode_vm_status(fresh->status);
       s.migration = {};
-      if (ok) {
+      if (ok && !m.cold) {
         s.state = s.agent_state = "running";
+        s.last_error.clear();
+      } else if (ok) {
         s.last_error.clear();
       } else {
         s.last_error = message;
@@ -243,6 +246,53 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
       agents_.liveness(m.target_host_id) != Liveness::up) {
     task(5, "waiting for both hosts to be connected");
     return Outcome::retry;
+  }
+
+  if (m.cold) {
+    // Cold: the stopped VM's disks are all on datastores both hosts mount, so nothing is
+    // copied: the target defines it (its catalog images first), the record moves, the
+    // source undefines it (keeping the datastore disks). Each step is idempotent by its
+    // request id: a pass that was cut short (a manager restart) runs again from the top.
+    if (!cancelled_by().empty()) {
+      (void)target->undefine_vm(base + ":abort", vm.name);
+      return end(source_id, false, "cancelled by " + cancelled_by() + "; the VM stays on its host",
+                 nlohmann::json::object());
+    }
+    task(10, "defining on " + target_host->name);
+    if (images_) {
+      auto ensured = images_->ensure(m.target_host_id, *target, doc.spec,
+                                     [&](const std::string& msg) { task(10, msg); });
+      if (!ensured) {
+        if (retryable(ensured.error())) return Outcome::retry;
+        return end(source_id, false, "cold migration failed: " + ensured.error().message,
+                   nlohmann::json::object());
+      }
+    }
+    model::VmSpec spec = doc.spec;
+    spec.labels[kVmIdLabel] = vm.id;
+    if (auto defined = target->define_vm(base + ":define", spec); !defined) {
+      if (retryable(defined.error())) return Outcome::retry;
+      return end(source_id, false, "cold migration failed: " + defined.error().message,
+                 nlohmann::json::object());
+    }
+    const Outcome ended =
+        end(m.target_host_id, true,
+            fmt::format("moved to {} (cold: the VM is stopped and its disks are on shared "
+                        "storage)",
+                        target_host->name),
+            nlohmann::json{{"from_host", source_id},
+                           {"to_host", m.target_host_id},
+                           {"to_host_name", target_host->name},
+                           {"cold", true}});
+    if (ended != Outcome::done) return ended;
+    if (auto u = source->undefine_vm(base + ":undefine", vm.name, /*delete_shared_disks=*/false);
+        !u && u.error().code != ErrorCode::not_found) {
+      log->warn("cold migration: undefine on the source failed vm={} error={} (removed by the "
+                "source host's reconcile)",
+                vm.name, u.error().to_string());
+      requeue_later("host:" + source_id);
+    }
+    return Outcome::done;
   }
 
   VmMigrationStatus ms = decode_vm_status(vm.status).migration;

@@ -206,6 +206,9 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
                                     const std::string& actor) {
   if (options.downtime_max_ms < 0 || options.downtime_max_ms > 60000)
     return invalid_argument("downtime_max_ms", "must be between 0 and 60000");
+  // Live for a running or paused VM; cold for a stopped one whose disks are all on
+  // datastores (defined on the target, removed from the source: nothing to copy).
+  bool cold = false;
   auto checked = [&](const store::VmRecord& vm) -> Result<VmDocument> {
     if (vm.deletion_requested)
       return make_error(ErrorCode::failed_precondition, "the VM is being deleted");
@@ -225,9 +228,23 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
                                     "overlays of template {}'s files there",
                                     doc->clone_of.source_name));
     const std::string state = decode_vm_status(vm.status).state;
-    if (vm.desired_state != "running" || (state != "running" && state != "paused"))
+    cold = false;
+    if (vm.desired_state == "running" && (state == "running" || state == "paused")) return doc;
+    if (vm.desired_state == "running" || (state != "stopped" && state != "crashed" && state != "defined"))
       return make_error(ErrorCode::failed_precondition,
-                        fmt::format("only a running or paused VM migrates live; it is {}", state));
+                        fmt::format("a VM migrates live when it runs, cold when it is stopped; it "
+                                    "is {} (wanted {})",
+                                    state, vm.desired_state));
+    for (const auto& d : doc->spec.disks)
+      if (d.datastore.empty())
+        return make_error(ErrorCode::failed_precondition,
+                          fmt::format("a stopped VM migrates cold only with every disk on a "
+                                      "datastore (shared storage); disk {} is local to its host "
+                                      "(copying local disks of a stopped VM is not there yet: "
+                                      "start it and migrate it live)",
+                                      d.name),
+                          "name");
+    cold = true;
     return doc;
   };
   auto vm = store_.get_vm_by_name(name);
@@ -245,7 +262,8 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
 
   VmChange change;
   store::EventRecord audit;
-  const std::string message = fmt::format("from {} to {}", source->name, target->name);
+  const std::string message =
+      fmt::format("from {} to {}{}", source->name, target->name, cold ? " (cold: stopped)" : "");
   // The target was chosen for the VM as read above. Its status moves all the time (the
   // controller writes it), which changes nothing here: only a changed document (spec,
   // control, migration) or host makes the choice stale. A lost compare-and-swap reruns.
@@ -266,6 +284,7 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
     next.migration.max_bandwidth = options.max_bandwidth;
     next.migration.downtime_max_ms = options.downtime_max_ms;
     next.migration.tls = options.tls.value_or(migration_tls_);
+    next.migration.cold = cold;
     fresh->spec = encode(next);
     auto updated = tx.update_vm(*fresh);
     if (!updated) return tl::unexpected(updated.error());

@@ -879,6 +879,62 @@ TEST_F(ApiTest, PlacementDryRunExplainsEveryHostAndCreatesNothing) {
 }
 
 // POST /api/v1/plan/capacity: how many more VMs of a size fit, where, what runs out first.
+// Cold migration: a stopped VM whose disks are all on a datastore migrates (the intent is
+// recorded cold; the controller defines it on the target and removes it from the source); a
+// stopped VM with a local disk is refused with the reason; a VM starting is neither.
+TEST_F(ApiTest, StoppedVmsOnSharedStorageMigrateCold) {
+  const std::string shared = "11111111-1111-4111-8111-111111111111";
+  for (const char* name : {"h1", "h2"}) {
+    store::HostRecord h;
+    h.name = name;
+    h.address = std::string("unix:/nonexistent/") + name;
+    h.state = "up";
+    h.accelerator = "tcg";
+    h.cpu_threads = 4;
+    h.memory_mib = 4096;
+    h.inventory = json{{"datastores", json::array({json{{"name", "shared"}, {"id", shared},
+                                                        {"path", "/mnt/shared"},
+                                                        {"total_bytes", 1000},
+                                                        {"free_bytes", 500}}})}}
+                      .dump();
+    ASSERT_TRUE(parts_.store->create_host(h));
+  }
+  std::string op = make_token("ops", "operator");
+  auto create = [&](const std::string& name, const json& disk) {
+    json b = {{"name", name}, {"vcpus", 1}, {"memory_mib", 256}, {"kernel", "k"},
+              {"disks", json::array({disk})}, {"host", "h1"}, {"start", false}};
+    return call("POST", "/api/v1/vms", b.dump(), op);
+  };
+  auto stopped = [&](const std::string& name, const char* state) {
+    auto vm = parts_.store->get_vm_by_name(name);
+    ASSERT_TRUE(vm);
+    auto st = decode_vm_status(vm->status);
+    st.state = state;
+    vm->status = encode(st);
+    ASSERT_TRUE(parts_.store->update_vm(*vm));
+  };
+  auto r = create("shared-vm", {{"name", "root"}, {"size_bytes", 1 << 20}, {"datastore", "shared"}});
+  ASSERT_EQ(r.status, 202u) << r.body;
+  r = create("local-vm", {{"name", "root"}, {"size_bytes", 1 << 20}});
+  ASSERT_EQ(r.status, 202u) << r.body;
+  ASSERT_NO_FATAL_FAILURE(stopped("local-vm", "stopped"));
+  // Still being defined (pending): neither live nor cold.
+  auto early = call("POST", "/api/v1/vms/shared-vm/migrate", "{}", op);
+  EXPECT_EQ(early.status, 409u) << early.body;
+  ASSERT_NO_FATAL_FAILURE(stopped("shared-vm", "stopped"));
+  auto local = call("POST", "/api/v1/vms/local-vm/migrate", "{}", op);
+  EXPECT_EQ(local.status, 409u) << local.body;
+  EXPECT_NE(local.body.find("disk root is local to its host"), std::string::npos) << local.body;
+  auto cold = call("POST", "/api/v1/vms/shared-vm/migrate", "{}", op);
+  ASSERT_EQ(cold.status, 202u) << cold.body;
+  EXPECT_NE(json::parse(cold.body)["task"]["message"].get<std::string>().find("cold"),
+            std::string::npos)
+      << cold.body;
+  auto doc = decode_vm_document(parts_.store->get_vm_by_name("shared-vm")->spec);
+  EXPECT_TRUE(doc->migration.cold);
+  EXPECT_EQ(doc->migration.target_host_id, parts_.store->get_host_by_name("h2")->id);
+}
+
 // Keep together and keep off (affinity_group, avoid_selector): stored, shown, and obeyed by
 // placement; the balancer holds a keep-together VM where it is.
 TEST_F(ApiTest, KeepTogetherAndKeepOffGuidePlacement) {

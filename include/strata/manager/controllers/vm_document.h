@@ -48,6 +48,9 @@ struct VmMigration {
   int64_t downtime_max_ms = 0;  // 0: the agent's default (1000)
   bool tls = false;             // the RAM stream and the NBD mirror over TLS
   std::string cancelled_by;     // a cancel was asked for (by this actor): give the target up
+  // Cold: the VM is stopped and every disk is on a datastore: it is defined on the target
+  // and removed from the source; nothing is copied (vm_migration.cc, migrate_cold).
+  bool cold = false;
   bool active() const { return !target_host_id.empty(); }
 };
 
