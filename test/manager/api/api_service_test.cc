@@ -635,6 +635,22 @@ TEST_F(ApiTest, RevokedJoinTokenIsRefusedAndItsTtlIsCapped) {
   parts_.agents->stop();
 }
 
+// A host row whose inventory was stored before the manager bounded agents' inventories
+// (or written some other way) must not make GET /hosts/{name} recurse past the stack when
+// the answer is rendered: it reads as {}.
+TEST_F(ApiTest, AStoredDeepInventoryIsShownEmptyNotRenderedRecursively) {
+  store::HostRecord h;
+  h.name = "deep";
+  h.address = "unix:/deep";
+  h.inventory = "{\"a\":" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  ASSERT_TRUE(parts_.store->create_host(h));
+  auto r = call("GET", "/api/v1/hosts/deep", "", admin_);
+  ASSERT_EQ(r.status, 200u) << r.body.substr(0, 300);
+  EXPECT_EQ(json::parse(r.body)["inventory"], json::object());
+  EXPECT_EQ(call("GET", "/healthz", "", "").status, 200u);
+  parts_.agents->stop();
+}
+
 TEST_F(ApiTest, OpenApiCoversEveryRoute) {
   auto doc = json::parse(openapi_document());
   for (const auto& r : api_->router().routes()) {
