@@ -70,7 +70,8 @@ inline std::optional<std::vector<std::string>> trace_syscalls(const std::string&
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t tracer = -1;
-  bool spawned = ::posix_spawn(&tracer, strace.c_str(), nullptr, nullptr, argv.data(), environ) == 0;
+  bool spawned =
+      ::posix_spawn(&tracer, strace.c_str(), nullptr, nullptr, argv.data(), environ) == 0;
   // Wait (bounded) until strace is attached: the child's TracerPid turns non-zero.
   bool attached = false;
   for (int i = 0; spawned && i < 1000 && !attached; ++i) {

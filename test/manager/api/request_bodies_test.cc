@@ -98,8 +98,8 @@ TEST(RequestBodies, PlanBodiesDecodeAndNameTheirBadField) {
   for (int i = 0; i < 1001; ++i) many["hosts"].push_back("h");
   EXPECT_EQ(decode_host_down_plan(many).error().field, "hosts");
 
-  auto c = decode_capacity_plan(body(
-      R"({"vcpus":2,"memory_mib":2048,"count":10,"node_selector":{"zone":"a"},"accelerator":"kvm"})"));
+  auto c = decode_capacity_plan(body(R"({"vcpus":2,"memory_mib":2048,"count":10,)"
+                                     R"("node_selector":{"zone":"a"},"accelerator":"kvm"})"));
   ASSERT_TRUE(c) << c.error().to_string();
   EXPECT_EQ(c->vcpus, 2u);
   EXPECT_EQ(c->memory_mib, 2048u);

@@ -445,7 +445,8 @@ class ImageRoutesFullDiskTest : public ImageRoutesTest {
 TEST_F(ImageRoutesFullDiskTest, UploadThatDoesNotFitIs507AndLeavesNothing) {
   // Both refusals leave a line in the log (the issue: "nothing in the log" before).
   auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
-  for (const char* name : {"manager.images", "manager.http"}) logger(name)->sinks().push_back(lines);
+  for (const char* name : {"manager.images", "manager.http"})
+    logger(name)->sinks().push_back(lines);
   auto logged = [&](const std::string& what) {
     for (const auto& l : lines->last_formatted())
       if (l.find(what) != std::string::npos) return true;

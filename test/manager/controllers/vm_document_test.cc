@@ -111,8 +111,8 @@ TEST(VmDocument, OutOfRangeNumbersInAStoredDocumentAreDamage) {
   ASSERT_TRUE(ok) << ok.error().to_string();
   EXPECT_EQ(ok->control.stop_timeout_s, 60u);
   EXPECT_EQ(ok->control.generation, 7);
-  auto st = decode_vm_status(
-      R"({"state":"running","observed_ms":1795608211998,"applied_generation":318446744073709551615})");
+  auto st = decode_vm_status(R"({"state":"running","observed_ms":1795608211998,)"
+                             R"("applied_generation":318446744073709551615})");
   EXPECT_EQ(st.state, "pending");
   EXPECT_EQ(st.applied_generation, 0);
   auto fine = decode_vm_status(R"({"state":"running","observed_ms":5,"applied_generation":3})");
