@@ -37,10 +37,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t route = fuzz::select(fuzz::as_text(data, size),
                               {"vm_create", "vm_start", "vm_stop", "vm_reboot", "vm_pause",
                                "vm_resume", "vm_delete", "host_enroll", "host_patch",
-                               "token_create", "join_token_create"},
+                               "token_create", "join_token_create", "vm_patch", "plan_host_down",
+                               "plan_capacity"},
                               &text);
   // Action bodies and join-token bodies may be empty; the others may not.
-  bool allow_empty = route != 0 && route != 7 && route != 8 && route != 9;
+  bool allow_empty = route != 0 && route != 7 && route != 8 && route != 9 && route < 11;
   auto body = parse_json_object(text, allow_empty);
   if (!body) {
     refuse(body.error());
@@ -111,9 +112,34 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 10:
       if (auto j = decode_join_token_create(*body)) {
-        FUZZ_CHECK(j->ttl_s >= 1 && j->ttl_s <= kMaxTokenTtlS);
+        FUZZ_CHECK(j->ttl_s >= 1 && j->ttl_s <= kJoinMaxTtlS);
       } else {
         refuse(j.error());
+      }
+      break;
+    case 11:
+      if (auto p = decode_vm_patch(*body)) {
+        for (const auto& [k, v] : p->labels)
+          if (v) FUZZ_CHECK(model::validate_label("labels", k, *v).has_value());
+        render(expected_version(req, &*body));
+      } else {
+        refuse(p.error());
+      }
+      break;
+    case 12:
+      if (auto h = decode_host_down_plan(*body)) {
+        FUZZ_CHECK(!h->hosts.empty() && h->hosts.size() <= 1000);
+      } else {
+        refuse(h.error());
+      }
+      break;
+    case 13:
+      if (auto c = decode_capacity_plan(*body)) {
+        FUZZ_CHECK(c->vcpus >= 1 && c->count <= kMaxPlanCount);
+        FUZZ_CHECK(c->node_selector.size() <= model::kMaxLabels);
+        FUZZ_CHECK(c->accelerator == "kvm" || c->accelerator == "tcg" || c->accelerator == "any");
+      } else {
+        refuse(c.error());
       }
       break;
   }

@@ -107,6 +107,16 @@ Result<ClientConfig> resolve_config(const ConfigInputs& in) {
     }
     c.token_source = "env-file:" + *tf;
   } else if (file->token) {
+    // A config file that holds the token is a token file: group or others able to read it
+    // is refused as for STRATA_TOKEN_FILE (the same check, the same "chmod 600" advice).
+    if (in.read_secret) {
+      if (auto st = in.read_secret(file->path); !st) {
+        Error e = st.error();
+        e.field = "config";
+        e.message = "config file " + file->path + " holds a token: " + e.message;
+        return tl::unexpected(e);
+      }
+    }
     c.token = *file->token;
     c.token_source = file_src;
   }

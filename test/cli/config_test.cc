@@ -99,6 +99,44 @@ TEST(Config, TokenFileReadableByOthersIsRefused) {
   std::filesystem::remove_all(tmpl);
 }
 
+// The config file holds a token too: one that others can read is refused like a token
+// file, but only when its token is the one used (a flag or STRATA_TOKEN wins without
+// reading it as a secret). A config file with only "server" may stay world-readable.
+TEST(Config, ConfigFileWithATokenReadableByOthersIsRefused) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "strata-cfg-XXXXXX").string();
+  ASSERT_TRUE(::mkdtemp(tmpl.data()));
+  std::string path = tmpl + "/config.json";
+  std::ofstream(path) << R"({"server":"https://m:7443","token":"ftok"})";
+  World w;
+  w.env["STRATA_CONFIG"] = path;
+  ConfigInputs in = w.inputs();
+  in.read_file = real_read_file;
+  in.read_secret = real_read_secret;
+  ::chmod(path.c_str(), 0644);
+  auto loose = resolve_config(in);
+  ASSERT_FALSE(loose);
+  EXPECT_EQ(loose.error().code, ErrorCode::permission_denied);
+  EXPECT_EQ(loose.error().field, "config");
+  EXPECT_NE(loose.error().message.find("chmod 600"), std::string::npos) << loose.error().message;
+  EXPECT_NE(loose.error().message.find(path), std::string::npos) << loose.error().message;
+  w.env["STRATA_TOKEN"] = "etok";
+  auto env_wins = resolve_config(in);
+  ASSERT_TRUE(env_wins) << env_wins.error().to_string();
+  EXPECT_EQ(env_wins->token, "etok");
+  w.env.erase("STRATA_TOKEN");
+  ::chmod(path.c_str(), 0600);
+  auto ok = resolve_config(in);
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_EQ(ok->token, "ftok");
+  EXPECT_EQ(ok->server, "https://m:7443");
+  std::ofstream(path, std::ios::trunc) << R"({"server":"https://m:7443"})";
+  ::chmod(path.c_str(), 0644);
+  auto server_only = resolve_config(in);
+  ASSERT_TRUE(server_only) << server_only.error().to_string();
+  EXPECT_EQ(server_only->token, "");
+  std::filesystem::remove_all(tmpl);
+}
+
 TEST(Config, StrataConfigOverridesHomeAndMustExist) {
   World w;
   w.env["HOME"] = "/home/u";

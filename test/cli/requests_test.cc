@@ -129,6 +129,14 @@ TEST(Requests, Tokens) {
   EXPECT_FALSE(build_token_create("ci", "viewer", "forever"));
   EXPECT_EQ(*build_join_token_create("").value().body, json::object());
   EXPECT_EQ(*build_join_token_create("2h").value().body, json::parse(R"({"ttl_s":7200})"));
+  // strata join-token list | delete ID (revocation; the id is escaped into the path).
+  auto list = build_join_token_list();
+  EXPECT_EQ(list.method, "GET");
+  EXPECT_EQ(list.target, "/api/v1/join-tokens");
+  auto del = build_join_token_delete("jt/1");
+  EXPECT_EQ(del.method, "DELETE");
+  EXPECT_EQ(del.target, "/api/v1/join-tokens/jt%2F1");
+  EXPECT_FALSE(del.body);
 }
 
 // An argument that is not UTF-8 made json::dump() throw and the CLI abort (found by

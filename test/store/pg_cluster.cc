@@ -5,9 +5,12 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "strata/common/process.h"
 
@@ -96,5 +99,29 @@ Result<std::string> PgCluster::create_database() {
 }
 
 Status PgCluster::restart() { return pg_ctl({"restart", "-m", "fast", "-w"}); }
+
+Status PgCluster::add_password_role(const std::string& role, const std::string& password) {
+  for (const std::string* s : {&role, &password})
+    for (char ch : *s)
+      if (!std::isalnum(static_cast<unsigned char>(ch)))
+        return invalid_argument("role", "test roles and passwords are [a-z0-9]");
+  PGconn* raw = PQconnectdb(url("postgres").c_str());
+  std::unique_ptr<PGconn, void (*)(PGconn*)> conn(raw, PQfinish);
+  if (PQstatus(raw) != CONNECTION_OK) return unavailable(PQerrorMessage(raw));
+  PGresult* res = PQexec(raw, ("CREATE ROLE " + role + " LOGIN SUPERUSER PASSWORD '" +
+                               password + "'").c_str());
+  bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+  std::string err = PQresultErrorMessage(res);
+  PQclear(res);
+  if (!ok) return internal_error("create role: " + err);
+  // pg_hba.conf: the first matching line wins, so this one goes first.
+  std::string hba = dir_ + "/data/pg_hba.conf";
+  std::ifstream in(hba);
+  std::stringstream rest;
+  rest << in.rdbuf();
+  std::ofstream(hba, std::ios::trunc) << "local all " << role << " scram-sha-256\n"
+                                      << rest.str();
+  return pg_ctl({"reload"});
+}
 
 }  // namespace strata::store::testing

@@ -25,6 +25,10 @@ class PgCluster {
   // Stops the server (fast) and starts it again on the same socket and port: every
   // existing client connection is broken.
   Status restart();
+  // Adds login role `role` (superuser, so it can run the migrations) with `password`, and
+  // makes the server ask it for that password (scram-sha-256; other roles keep trust).
+  // `role` and `password` are the test's own constants ([a-z0-9]), never input.
+  Status add_password_role(const std::string& role, const std::string& password);
 
  private:
   PgCluster(std::string dir, int port) : dir_(std::move(dir)), port_(port) {}

@@ -2,7 +2,12 @@
 // whole binary, a fresh database per test), plus PostgreSQL-only checks (reconnect
 // after a server restart, the driver's prepared-statement cache, the pool under
 // concurrent use). Label: pg. Skips with the reason when no cluster can start.
+#include <sys/stat.h>
+
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -80,6 +85,41 @@ TEST_P(PgStoreTest, UnreachableServerIsUnavailable) {
   auto s = open_store("postgresql://strata@/nodb?host=/nonexistent-strata-dir&port=1");
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, ErrorCode::unavailable) << s.error().to_string();
+}
+
+// stratad --db-password-file and PGPASSFILE: a role that must give a password connects
+// with the one passed beside the URL (what the flag reads from its owner-only file) or
+// with libpq's PGPASSFILE, and without either is refused. No password is on a command line.
+TEST_P(PgStoreTest, PasswordFromTheFlagOrPgpassfileNeverTheUrl) {
+  ASSERT_TRUE(backend()->cluster()->add_password_role("pwuser", "s3cretpw42"));
+  std::string url = url_;
+  auto at = url.find("strata@");
+  ASSERT_NE(at, std::string::npos) << url;
+  url.replace(at, 7, "pwuser@");
+  std::string dir = "/tmp/strata-pgpass-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  const char* old_env = std::getenv("PGPASSFILE");
+  std::string saved = old_env ? old_env : "";
+  ::setenv("PGPASSFILE", (dir + "/none").c_str(), 1);  // neither ~/.pgpass nor another
+  auto without = open_store(url);
+  EXPECT_FALSE(without) << "connected without a password";
+  StoreOptions o;
+  auto with_flag = open_store(url, o, "s3cretpw42");
+  ASSERT_TRUE(with_flag) << with_flag.error().to_string();
+  STORE_ASSERT_OK((*with_flag)->ping());
+  auto wrong = open_store(url, o, "wrong");
+  EXPECT_FALSE(wrong);
+  std::string pgpass = dir + "/pgpass";
+  std::ofstream(pgpass) << "*:*:*:pwuser:s3cretpw42\n";
+  ::chmod(pgpass.c_str(), 0600);  // libpq ignores a looser one
+  ::setenv("PGPASSFILE", pgpass.c_str(), 1);
+  auto with_file = open_store(url);
+  EXPECT_TRUE(with_file) << with_file.error().to_string();
+  if (old_env) ::setenv("PGPASSFILE", saved.c_str(), 1);
+  else ::unsetenv("PGPASSFILE");
+  std::filesystem::remove_all(dir);
+  EXPECT_FALSE(url_has_password(url));
+  EXPECT_TRUE(url_has_password("postgresql://pwuser:s3cretpw42@/db"));
 }
 
 // The driver prepares each distinct statement once per connection (PQprepare, then

@@ -29,8 +29,9 @@ struct ConfigInputs {
   std::function<std::optional<std::string>(const std::string&)> env;
   // Reads a whole file; nullopt when it does not exist or cannot be read.
   std::function<std::optional<std::string>(const std::string&)> read_file;
-  // Reads a secret file (STRATA_TOKEN_FILE), refusing one that group or others can access;
-  // returns it trimmed. Unset: read_file without that check (tests with a fake file system).
+  // Reads a secret file (STRATA_TOKEN_FILE, and the config file when the token comes from
+  // it), refusing one that group or others can access; returns it trimmed. Unset: read_file
+  // without that check (tests with a fake file system).
   std::function<Result<std::string>(const std::string&)> read_secret;
 };
 

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "strata/common/atomic_file.h"
+
 namespace strata::agent::service {
 
 namespace {
@@ -162,11 +164,14 @@ Status RequestLog::compact_locked() {
   }
   auto st = write_all(fd, data);
   if (st && ::fsync(fd) != 0) st = internal_error(fmt::format("fsync {}", tmp));
-  ::close(fd);
-  if (!st) return st;
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    return internal_error(fmt::format("rename {}: {}", tmp, std::strerror(errno)));
+  if (::close(fd) != 0 && st) st = internal_error(fmt::format("close {}", tmp));
+  if (!st) {
+    ::unlink(tmp.c_str());
+    return st;
   }
+  // The folder too: every id remembered from here on is appended to the new file, and a
+  // crash that brought back the old name would lose them all.
+  if (auto renamed = rename_durable(tmp, path_); !renamed) return renamed;
   if (fd_ >= 0) ::close(fd_);
   fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd_ < 0) return internal_error(fmt::format("open {}: {}", path_, std::strerror(errno)));

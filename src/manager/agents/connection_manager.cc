@@ -247,10 +247,21 @@ class ConnectionManager::HostConnection {
   void refresh_inventory() {
     auto inv = client()->inventory();
     if (!inv) return;
+    std::optional<std::string> inventory;
+    if (inv->inventory_json().empty()) {
+      inventory = "{}";
+    } else if (auto j = parse_json(inv->inventory_json(), kInventoryJsonLimits);
+               j && j->is_object()) {
+      inventory = inv->inventory_json();
+    } else {
+      logger("manager.agents")
+          ->warn("host inventory refused, the last one is kept host_id={} error=\"{}\"", host_id_,
+                 j ? std::string("not a JSON object") : j.error().message);
+    }
     for (int attempt = 0; attempt < 3; ++attempt) {
       auto host = mgr_.store_.get_host(host_id_);
       if (!host) return;
-      host->inventory = inv->inventory_json().empty() ? "{}" : inv->inventory_json();
+      if (inventory) host->inventory = *inventory;
       host->accelerator = inv->accelerator();
       host->cpu_threads = inv->cpu_threads();
       host->memory_mib = static_cast<int64_t>(inv->memory_total_bytes() >> 20);

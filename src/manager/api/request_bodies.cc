@@ -214,4 +214,72 @@ Result<VmStopBody> decode_vm_stop(const nlohmann::json& body) {
   return out;
 }
 
+Result<std::map<std::string, std::string>> label_map(const nlohmann::json& obj,
+                                                     const std::string& field) {
+  std::map<std::string, std::string> out;
+  // Counted before anything is copied: the body may hold thousands of keys.
+  if (obj.size() > model::kMaxLabels)
+    return invalid_argument(field, fmt::format("{} has {} entries, at most {} allowed", field,
+                                               obj.size(), model::kMaxLabels));
+  for (auto& [k, v] : obj.items()) {
+    std::string f = fmt::format("{}.{}", field, k.substr(0, 64));
+    if (!v.is_string()) return invalid_argument(f, f + " must be a string");
+    // validate_label names a bad key `field` and a bad value `field.KEY` itself.
+    if (auto st = model::validate_label(field, k, v.get<std::string>()); !st)
+      return tl::unexpected(st.error());
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+Result<HostDownPlanBody> decode_host_down_plan(const nlohmann::json& body) {
+  if (auto st = check_fields(body, {{"hosts", JsonType::array, true},
+                                    {"ha_only", JsonType::boolean}});
+      !st)
+    return tl::unexpected(st.error());
+  const auto& names = body["hosts"];
+  if (names.empty() || names.size() > 1000)
+    return invalid_argument("hosts", "hosts: 1 to 1000 host names");
+  HostDownPlanBody out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (!names[i].is_string())
+      return invalid_argument(fmt::format("hosts[{}]", i), "host names are strings");
+    out.hosts.push_back(names[i].get<std::string>());
+  }
+  out.ha_only = optional_bool(body, "ha_only", false);
+  return out;
+}
+
+Result<CapacityPlanBody> decode_capacity_plan(const nlohmann::json& body) {
+  if (auto st = check_fields(body, {{"vcpus", JsonType::unsigned_integer, true},
+                                    {"memory_mib", JsonType::unsigned_integer, true},
+                                    {"count", JsonType::unsigned_integer},
+                                    {"node_selector", JsonType::object},
+                                    {"accelerator", JsonType::string}});
+      !st)
+    return tl::unexpected(st.error());
+  CapacityPlanBody out;
+  uint64_t vcpus = body["vcpus"].get<uint64_t>();
+  if (vcpus < 1 || vcpus > model::kMaxVcpus)
+    return invalid_argument("vcpus", fmt::format("vcpus must be 1..{}", model::kMaxVcpus));
+  out.vcpus = static_cast<uint32_t>(vcpus);
+  out.memory_mib = body["memory_mib"].get<uint64_t>();
+  if (out.memory_mib < model::kMinMemoryMib || out.memory_mib > model::kMaxMemoryMib)
+    return invalid_argument("memory_mib", fmt::format("memory_mib must be {}..{}",
+                                                      model::kMinMemoryMib, model::kMaxMemoryMib));
+  uint64_t count = optional_uint(body, "count", 0);
+  if (count > kMaxPlanCount)
+    return invalid_argument("count", fmt::format("count must be 0..{}", kMaxPlanCount));
+  out.count = static_cast<uint32_t>(count);
+  if (const auto* sel = optional_member(body, "node_selector")) {
+    auto m = label_map(*sel, "node_selector");
+    if (!m) return tl::unexpected(m.error());
+    out.node_selector = std::move(*m);
+  }
+  out.accelerator = optional_string(body, "accelerator", "any");
+  if (out.accelerator != "kvm" && out.accelerator != "tcg" && out.accelerator != "any")
+    return invalid_argument("accelerator", "accelerator must be kvm, tcg or any");
+  return out;
+}
+
 }  // namespace strata::manager

@@ -13,9 +13,12 @@ namespace strata::manager {
 
 namespace {
 
+// Stored JSON written from an agent's reports (inventory, metrics), parsed within the
+// inventory's bounds so a row stored before that check cannot make the answer's dump()
+// recurse past the stack; anything else reads as {}.
 nlohmann::json parse_or_empty(const std::string& text) {
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  return j.is_discarded() ? nlohmann::json::object() : j;
+  auto j = parse_json(text, kInventoryJsonLimits);
+  return j ? std::move(*j) : nlohmann::json::object();
 }
 
 }  // namespace

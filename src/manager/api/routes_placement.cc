@@ -9,6 +9,7 @@
 
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/json_fields.h"
+#include "strata/manager/api/request_bodies.h"
 #include "strata/manager/api/vm_rest.h"
 #include "strata/manager/controllers/datastores.h"
 #include "strata/manager/controllers/image_distribution.h"
@@ -89,31 +90,22 @@ nlohmann::json plan_to_json(const HostDownPlan& p) {
 HttpResponse plan_host_down(ApiDeps& d, HttpRequest& r) {
   auto body = parse_json_object(r.body);
   if (!body) return error_response(body.error());
-  if (auto st = check_fields(*body, {{"hosts", JsonType::array, true},
-                                     {"ha_only", JsonType::boolean}});
-      !st)
-    return error_response(st.error());
-  const auto& names = (*body)["hosts"];
-  if (names.empty() || names.size() > 1000)
-    return error_response(invalid_argument("hosts", "hosts: 1 to 1000 host names").value());
+  auto req = decode_host_down_plan(*body);
+  if (!req) return error_response(req.error());
   std::vector<std::string> ids;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (!names[i].is_string())
-      return error_response(
-          invalid_argument(fmt::format("hosts[{}]", i), "host names are strings").value());
-    auto h = d.store->get_host_by_name(names[i].get<std::string>());
+  for (size_t i = 0; i < req->hosts.size(); ++i) {
+    auto h = d.store->get_host_by_name(req->hosts[i]);
     if (!h) {
       if (h.error().code == ErrorCode::not_found)
         return error_response(invalid_argument(fmt::format("hosts[{}]", i),
-                                               fmt::format("no host named '{}'",
-                                                           names[i].get<std::string>()))
+                                               fmt::format("no host named '{}'", req->hosts[i]))
                                   .value());
       return error_response(h.error());
     }
     if (std::find(ids.begin(), ids.end(), h->id) == ids.end()) ids.push_back(h->id);
   }
   if (!d.placement) return error_response(Error{ErrorCode::unavailable, "no scheduler", ""});
-  auto plan = d.placement->plan_host_down(ids, optional_bool(*body, "ha_only", false));
+  auto plan = d.placement->plan_host_down(ids, req->ha_only);
   if (!plan) return error_response(plan.error());
   return HttpResponse::json(200, plan_to_json(*plan));
 }
@@ -153,42 +145,17 @@ nlohmann::json capacity_to_json(const CapacityPlan& p, const sched::PlacementReq
 HttpResponse plan_capacity(ApiDeps& d, HttpRequest& r) {
   auto body = parse_json_object(r.body);
   if (!body) return error_response(body.error());
-  if (auto st = check_fields(*body, {{"vcpus", JsonType::unsigned_integer, true},
-                                     {"memory_mib", JsonType::unsigned_integer, true},
-                                     {"count", JsonType::unsigned_integer},
-                                     {"node_selector", JsonType::object},
-                                     {"accelerator", JsonType::string}});
-      !st)
-    return error_response(st.error());
+  auto req = decode_capacity_plan(*body);
+  if (!req) return error_response(req.error());
+  static_assert(kMaxPlanCount == CapacityPlan::kMax);
   sched::PlacementRequest size;
-  uint64_t vcpus = (*body)["vcpus"].get<uint64_t>();
-  if (vcpus < 1 || vcpus > model::kMaxVcpus)
-    return error_response(
-        invalid_argument("vcpus", fmt::format("vcpus must be 1..{}", model::kMaxVcpus)).value());
-  size.vcpus = static_cast<uint32_t>(vcpus);
-  size.memory_mib = (*body)["memory_mib"].get<uint64_t>();
-  if (size.memory_mib < model::kMinMemoryMib || size.memory_mib > model::kMaxMemoryMib)
-    return error_response(invalid_argument("memory_mib",
-                                           fmt::format("memory_mib must be {}..{}",
-                                                       model::kMinMemoryMib, model::kMaxMemoryMib))
-                              .value());
-  uint64_t count = optional_uint(*body, "count", 0);
-  if (count > CapacityPlan::kMax)
-    return error_response(
-        invalid_argument("count", fmt::format("count must be 0..{}", CapacityPlan::kMax)).value());
-  if (const auto* sel = optional_member(*body, "node_selector")) {
-    auto m = label_map(*sel, "node_selector");
-    if (!m) return error_response(m.error());
-    size.node_selector = std::move(*m);
-  }
-  std::string accel = optional_string(*body, "accelerator", "any");
-  if (accel == "kvm") size.accelerator = sched::AcceleratorRequirement::kvm;
-  else if (accel == "tcg") size.accelerator = sched::AcceleratorRequirement::tcg;
-  else if (accel != "any")
-    return error_response(
-        invalid_argument("accelerator", "accelerator must be kvm, tcg or any").value());
+  size.vcpus = req->vcpus;
+  size.memory_mib = req->memory_mib;
+  size.node_selector = std::move(req->node_selector);
+  if (req->accelerator == "kvm") size.accelerator = sched::AcceleratorRequirement::kvm;
+  else if (req->accelerator == "tcg") size.accelerator = sched::AcceleratorRequirement::tcg;
   if (!d.placement) return error_response(Error{ErrorCode::unavailable, "no scheduler", ""});
-  auto plan = d.placement->plan_capacity(size, static_cast<uint32_t>(count));
+  auto plan = d.placement->plan_capacity(size, req->count);
   if (!plan) return error_response(plan.error());
   return HttpResponse::json(200, capacity_to_json(*plan, size));
 }

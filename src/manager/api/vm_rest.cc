@@ -13,24 +13,6 @@ namespace strata::manager {
 
 using nlohmann::json;
 
-Result<std::map<std::string, std::string>> label_map(const json& obj, const std::string& field) {
-  std::map<std::string, std::string> out;
-  // Counted before anything is copied: the body may hold thousands of keys.
-  if (obj.size() > model::kMaxLabels)
-    return invalid_argument(field, fmt::format("{} has {} entries, at most {} allowed", field,
-                                               obj.size(), model::kMaxLabels));
-  for (auto& [k, v] : obj.items()) {
-    std::string f = fmt::format("{}.{}", field, k.substr(0, 64));
-    if (!v.is_string()) return invalid_argument(f, f + " must be a string");
-    // validate_label names a bad key `field` and a bad value `field.KEY` itself.
-    if (auto st = model::validate_label(field, k, v.get<std::string>()); !st)
-      return tl::unexpected(st.error());
-    out[k] = v.get<std::string>();
-  }
-  return out;
-}
-
-
 Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
   using T = JsonType;
   if (auto st = check_fields(body, {{"name", T::string, true},

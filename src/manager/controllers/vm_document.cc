@@ -1,6 +1,8 @@
 // VM document codec (see vm_document.h).
 #include "strata/manager/controllers/vm_document.h"
 
+#include <utility>
+
 #include <fmt/format.h>
 
 #include "strata/model/vm_spec_json.h"
@@ -46,6 +48,26 @@ std::string encode(const VmDocument& d) {
   return j.dump();
 }
 
+namespace {
+
+// value() for an integer member, without its undefined behaviour: value() converts a float
+// (1e300 in a damaged row) to the integer type with a cast that is undefined out of range.
+// A member that is not an integer within T's range throws json::type_error, as value()
+// does for other wrong types, so the decoders' catch turns it into "not valid".
+template <typename T>
+T integer_member(const json& obj, const char* key, T def) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return def;
+  if (it->is_number_unsigned()) {
+    if (std::in_range<T>(it->get<uint64_t>())) return static_cast<T>(it->get<uint64_t>());
+  } else if (it->is_number_integer()) {
+    if (std::in_range<T>(it->get<int64_t>())) return static_cast<T>(it->get<int64_t>());
+  }
+  throw json::type_error::create(302, std::string(key) + " must be an integer in range", &*it);
+}
+
+}  // namespace
+
 Result<VmDocument> decode_vm_document(const std::string& text) try {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("vm"))
@@ -66,11 +88,11 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
   if (p.contains("avoid_selector") && p["avoid_selector"].is_object())
     for (auto& [k, v] : p["avoid_selector"].items())
       if (v.is_string()) d.placement.avoid_selector[k] = v.get<std::string>();
-  d.control.generation = c.value("generation", int64_t{1});
+  d.control.generation = integer_member(c, "generation", int64_t{1});
   d.control.paused = c.value("paused", false);
   d.control.stop_force = c.value("stop_force", false);
-  d.control.stop_timeout_s = c.value("stop_timeout_s", 0u);
-  d.control.reboot_generation = c.value("reboot_generation", int64_t{0});
+  d.control.stop_timeout_s = integer_member(c, "stop_timeout_s", 0u);
+  d.control.reboot_generation = integer_member(c, "reboot_generation", int64_t{0});
   d.control.task_id = c.value("task_id", "");
   d.is_template = j.value("template", false);
   if (j.contains("clone_of") && j["clone_of"].is_object()) {
@@ -82,15 +104,15 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
   }
   if (j.contains("ha") && j["ha"].is_object()) {
     d.ha.enabled = j["ha"].value("enabled", false);
-    d.ha.priority = j["ha"].value("priority", 0);
+    d.ha.priority = integer_member(j["ha"], "priority", 0);
   }
   if (j.contains("migration") && j["migration"].is_object()) {
     const json& m = j["migration"];
     d.migration.target_host_id = m.value("target_host_id", "");
     d.migration.task_id = m.value("task_id", "");
-    d.migration.seq = m.value("seq", int64_t{0});
-    d.migration.max_bandwidth = m.value("max_bandwidth", uint64_t{0});
-    d.migration.downtime_max_ms = m.value("downtime_max_ms", int64_t{0});
+    d.migration.seq = integer_member(m, "seq", int64_t{0});
+    d.migration.max_bandwidth = integer_member(m, "max_bandwidth", uint64_t{0});
+    d.migration.downtime_max_ms = integer_member(m, "downtime_max_ms", int64_t{0});
     d.migration.tls = m.value("tls", false);
     d.migration.cancelled_by = m.value("cancelled_by", "");
     d.migration.cold = m.contains("cold") && m["cold"].is_boolean() && m["cold"].get<bool>();
@@ -150,18 +172,18 @@ VmStatusDoc decode_vm_status(const std::string& text) {
     s.state = j.value("state", "pending");
     s.agent_state = j.value("agent_state", "");
     s.last_error = j.value("last_error", "");
-    s.observed_ms = j.value("observed_ms", int64_t{0});
-    s.applied_generation = j.value("applied_generation", int64_t{0});
+    s.observed_ms = integer_member(j, "observed_ms", int64_t{0});
+    s.applied_generation = integer_member(j, "applied_generation", int64_t{0});
     if (j.contains("migration") && j["migration"].is_object()) {
       const json& m = j["migration"];
       s.migration.phase = m.value("phase", "");
       s.migration.migration_uri = m.value("migration_uri", "");
       s.migration.nbd_host = m.value("nbd_host", "");
       s.migration.nbd_port = m.value("nbd_port", "");
-      s.migration.stop_at_us = m.value("stop_at_us", int64_t{0});
-      s.migration.qemu_downtime_ms = m.value("qemu_downtime_ms", int64_t{0});
-      s.migration.total_ms = m.value("total_ms", int64_t{0});
-      s.migration.ram_transferred = m.value("ram_transferred", uint64_t{0});
+      s.migration.stop_at_us = integer_member(m, "stop_at_us", int64_t{0});
+      s.migration.qemu_downtime_ms = integer_member(m, "qemu_downtime_ms", int64_t{0});
+      s.migration.total_ms = integer_member(m, "total_ms", int64_t{0});
+      s.migration.ram_transferred = integer_member(m, "ram_transferred", uint64_t{0});
       s.migration.ram_copied_paused = m.value("ram_copied_paused", false);
     }
     // Damaged guest facts are dropped alone: the rest of the status stays.

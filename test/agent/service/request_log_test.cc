@@ -8,6 +8,8 @@
 #include <fstream>
 #include <thread>
 
+#include "common/syscall_trace.h"
+
 namespace strata::agent::service {
 namespace {
 
@@ -111,6 +113,36 @@ TEST_F(RequestLogTest, FileStaysBoundedByCompaction) {
   EXPECT_EQ((*log)->size(), 4u);
   EXPECT_TRUE((*log)->peek("id99"));
   EXPECT_FALSE((*log)->peek("id95"));
+}
+
+// Compaction (at every open, and when the file holds twice the capacity) writes a new file
+// and renames it over the old one; every remembered id is appended to the new file after
+// that. Without an fsync of the folder, a power loss can bring back the old name (the old
+// file) and lose every id remembered since: the new file's name must be durable first.
+TEST_F(RequestLogTest, CompactionMakesTheNewNameDurable) {
+  {
+    auto log = RequestLog::open(path_, 4);
+    ASSERT_TRUE(log);
+    put(**log, "before", rec(0, "x"));
+  }
+  std::string why;
+  auto trace = strata::testing::trace_syscalls(
+      "rename,renameat,renameat2,openat,fsync",
+      [this] {
+        auto log = RequestLog::open(path_, 4);  // compacts
+        if (!log) return 1;
+        for (int i = 0; i < 10; ++i) {  // past 2 x capacity: compacts again
+          if ((*log)->begin("id" + std::to_string(i)).has_value()) return 2;
+          if (!(*log)->finish("id" + std::to_string(i), rec(0, "x"))) return 3;
+        }
+        return 0;
+      },
+      &why);
+  if (!trace) GTEST_SKIP() << "SKIPPED: " << why;
+  std::string all;
+  for (const auto& l : *trace) all += l + "\n";
+  ASSERT_EQ(all.find("TRACED FUNCTION FAILED"), std::string::npos) << why << "\n" << all;
+  EXPECT_TRUE(strata::testing::rename_then_dir_fsync(*trace, path_, dir_.string())) << all;
 }
 
 TEST_F(RequestLogTest, TornLastLineIsSkipped) {

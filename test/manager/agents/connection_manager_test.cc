@@ -48,13 +48,13 @@ class ConnectionStartTest : public ::testing::Test {
     opts.agent_version = "test";
     opts.hostname = "h1";
     opts.accelerator = "tcg";
-    opts.inventory = [] {
+    opts.inventory = [this] {
       pb::HostInventory inv;
       inv.set_hostname("h1");
       inv.set_accelerator("tcg");
-      inv.set_cpu_threads(4);
+      inv.set_cpu_threads(agent_cpu_threads_);
       inv.set_memory_total_bytes(4096ull << 20);
-      inv.set_inventory_json("{}");
+      inv.set_inventory_json(agent_inventory_json_);
       return Result<pb::HostInventory>(inv);
     };
     auto served = agent::testing::ServedAgent::start(hv_, opts, (dir_ / "agent.sock").string());
@@ -88,6 +88,9 @@ class ConnectionStartTest : public ::testing::Test {
     return c;
   }
 
+  // What the served agent reports as its inventory.
+  std::string agent_inventory_json_ = "{}";
+  int agent_cpu_threads_ = 4;
   fs::path dir_;
   store::StorePtr store_;
   std::unique_ptr<EventLog> events_;
@@ -109,6 +112,41 @@ TEST_F(ConnectionStartTest, StartReturnsWithReachableHostsConfirmedUp) {
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->state, "up");
   EXPECT_GT(stored->last_heartbeat_ms, 0);
+  cm.stop();
+}
+
+// An agent's inventory is JSON text the manager stores and later renders (GET /hosts/{name}
+// dumps it recursively): one nested past the bounds — what a compromised host could send —
+// is refused and the last good inventory kept; the host's other facts still refresh.
+TEST_F(ConnectionStartTest, ADeepInventoryFromAnAgentIsRefusedAndTheLastOneKept) {
+  agent_inventory_json_ = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  agent_cpu_threads_ = 8;
+  auto h = add_host("h1", serve_agent());
+  store::HostRecord before = *store_->get_host(h.id);
+  before.inventory = R"({"cpu":{"model":"kept"}})";
+  ASSERT_TRUE(store_->update_host(before));
+  ConnectionManager cm(*store_, *events_, system_clock(), config());
+  ASSERT_TRUE(cm.start());
+  // The first heartbeat refreshes the inventory (after start() returns): bounded wait for
+  // the new thread count, which comes in the same refresh.
+  for (int i = 0; i < 400 && store_->get_host(h.id)->cpu_threads != 8; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  auto after = store_->get_host(h.id);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->cpu_threads, 8) << "the inventory was never refreshed";
+  EXPECT_EQ(after->inventory, R"({"cpu":{"model":"kept"}})");
+  cm.stop();
+}
+
+TEST_F(ConnectionStartTest, AnInventoryWithinTheBoundsIsStored) {
+  agent_inventory_json_ = R"({"cpu":{"model":"new","flags":["a","b"]},"datastores":[]})";
+  agent_cpu_threads_ = 8;
+  auto h = add_host("h1", serve_agent());
+  ConnectionManager cm(*store_, *events_, system_clock(), config());
+  ASSERT_TRUE(cm.start());
+  for (int i = 0; i < 400 && store_->get_host(h.id)->cpu_threads != 8; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  EXPECT_EQ(store_->get_host(h.id)->inventory, agent_inventory_json_);
   cm.stop();
 }
 

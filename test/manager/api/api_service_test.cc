@@ -604,6 +604,59 @@ TEST_F(ApiTest, EnrollChecksTheJoinTokenFirst) {
   parts_.agents->stop();
 }
 
+// A join token can be revoked before it is used: DELETE removes it, the list no longer
+// shows it, and an enrollment with it gets the same 401 as an unknown token (nothing is
+// created). Its lifetime is capped at 7 days (a bearer credential for becoming a host).
+TEST_F(ApiTest, RevokedJoinTokenIsRefusedAndItsTtlIsCapped) {
+  auto jt = call("POST", "/api/v1/join-tokens", R"({"ttl_s":600})", admin_);
+  ASSERT_EQ(jt.status, 201u) << jt.body;
+  std::string id = json::parse(jt.body)["id"];
+  std::string secret = json::parse(jt.body)["token"];
+  auto listed = json::parse(call("GET", "/api/v1/join-tokens", "", admin_).body)["join_tokens"];
+  ASSERT_EQ(listed.size(), 1u) << listed;
+  EXPECT_EQ(listed[0]["id"], id);
+  EXPECT_EQ(call("DELETE", "/api/v1/join-tokens/" + id, "", admin_).status, 200u);
+  EXPECT_TRUE(json::parse(call("GET", "/api/v1/join-tokens", "", admin_).body)["join_tokens"]
+                  .empty());
+  auto refused = call("POST", "/api/v1/hosts/enroll",
+                      json{{"join_token", secret}, {"name", "h1"}, {"address", "unix:/x"}}.dump(),
+                      "");
+  EXPECT_EQ(refused.status, 401u) << refused.body;
+  EXPECT_NE(refused.body.find("invalid join token"), std::string::npos) << refused.body;
+  EXPECT_EQ(call("GET", "/api/v1/hosts/h1", "", admin_).status, 404u) << "nothing enrolled";
+  EXPECT_EQ(call("DELETE", "/api/v1/join-tokens/" + id, "", admin_).status, 404u);
+  // Only an admin revokes.
+  std::string op = make_token("op", "operator");
+  auto jt2 = call("POST", "/api/v1/join-tokens", "", admin_);
+  std::string id2 = json::parse(jt2.body)["id"];
+  EXPECT_EQ(call("DELETE", "/api/v1/join-tokens/" + id2, "", op).status, 403u);
+  // TTL: at most 7 days.
+  auto week = call("POST", "/api/v1/join-tokens", R"({"ttl_s":604800})", admin_);
+  EXPECT_EQ(week.status, 201u) << week.body;
+  auto longer = call("POST", "/api/v1/join-tokens", R"({"ttl_s":604801})", admin_);
+  EXPECT_EQ(longer.status, 400u) << longer.body;
+  EXPECT_EQ(field(longer), "ttl_s");
+  auto ten_years = call("POST", "/api/v1/join-tokens", R"({"ttl_s":315360000})", admin_);
+  EXPECT_EQ(ten_years.status, 400u) << ten_years.body;
+  parts_.agents->stop();
+}
+
+// A host row whose inventory was stored before the manager bounded agents' inventories
+// (or written some other way) must not make GET /hosts/{name} recurse past the stack when
+// the answer is rendered: it reads as {}.
+TEST_F(ApiTest, AStoredDeepInventoryIsShownEmptyNotRenderedRecursively) {
+  store::HostRecord h;
+  h.name = "deep";
+  h.address = "unix:/deep";
+  h.inventory = "{\"a\":" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  ASSERT_TRUE(parts_.store->create_host(h));
+  auto r = call("GET", "/api/v1/hosts/deep", "", admin_);
+  ASSERT_EQ(r.status, 200u) << r.body.substr(0, 300);
+  EXPECT_EQ(json::parse(r.body)["inventory"], json::object());
+  EXPECT_EQ(call("GET", "/healthz", "", "").status, 200u);
+  parts_.agents->stop();
+}
+
 TEST_F(ApiTest, OpenApiCoversEveryRoute) {
   auto doc = json::parse(openapi_document());
   for (const auto& r : api_->router().routes()) {

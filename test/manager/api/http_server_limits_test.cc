@@ -159,17 +159,19 @@ TEST_F(HttpLimitsTest, BodyBelowTheMinimumRateIsCut) {
   cfg.body_min_rate = 1000;  // bytes/s: 300 bytes per 300 ms window
   cfg.body_rate_window = 300ms;
   start(cfg);
-  // At the rate: a 1000-byte body in 100-byte pieces every 50 ms (2000 B/s) is served.
+  // Above the rate over several windows: a 3000-byte body in 100-byte pieces every 25 ms
+  // (4000 B/s for ~750 ms) is served. Four times the minimum, not two: on a loaded 2-core
+  // CI machine a sleeping client thread can lose 100 ms or more at a time.
   int ok = open();
-  send_all(ok, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
-  for (int i = 0; i < 10; ++i) {
+  send_all(ok, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\n");
+  for (int i = 0; i < 30; ++i) {
     send_all(ok, std::string(100, 'a'));
-    std::this_thread::sleep_for(50ms);
+    std::this_thread::sleep_for(25ms);
   }
   auto r = read_response(ok, 3s);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200u);
-  EXPECT_EQ(nlohmann::json::parse(r->body)["bytes"], 1000);
+  EXPECT_EQ(nlohmann::json::parse(r->body)["bytes"], 3000);
   // Trickled (one byte every 50 ms = 20 B/s): cut at the end of the first window.
   int slow = open();
   send_all(slow, "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");

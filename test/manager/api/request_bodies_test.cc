@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "strata/manager/api/json_fields.h"
+#include "strata/model/validation.h"
 
 namespace strata::manager {
 namespace {
@@ -75,6 +76,53 @@ TEST(RequestBodies, EachBodyNamesItsBadField) {
   EXPECT_EQ(e.error().field, "address");
   EXPECT_FALSE(check_vm_action_body("start", body(R"({"force":true})")));
   EXPECT_TRUE(check_vm_action_body("stop", body(R"({"force":true})")));
+}
+
+// The planning bodies, decoded outside their routes (so they are fuzzed too).
+TEST(RequestBodies, PlanBodiesDecodeAndNameTheirBadField) {
+  auto h = decode_host_down_plan(body(R"({"hosts":["a","b"],"ha_only":true})"));
+  ASSERT_TRUE(h) << h.error().to_string();
+  EXPECT_EQ(h->hosts, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(h->ha_only);
+  for (const auto& [text, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"hosts":[]})", "hosts"},
+           {R"({"hosts":["a",1]})", "hosts[1]"},
+           {R"({"hosts":"a"})", "hosts"},
+           {R"({"hosts":["a"],"ha_only":1})", "ha_only"},
+           {R"({"hosts":["a"],"other":1})", "other"}}) {
+    auto bad = decode_host_down_plan(body(text));
+    ASSERT_FALSE(bad) << text;
+    EXPECT_EQ(bad.error().field, field) << text;
+  }
+  nlohmann::json many = {{"hosts", nlohmann::json::array()}};
+  for (int i = 0; i < 1001; ++i) many["hosts"].push_back("h");
+  EXPECT_EQ(decode_host_down_plan(many).error().field, "hosts");
+
+  auto c = decode_capacity_plan(body(R"({"vcpus":2,"memory_mib":2048,"count":10,)"
+                                     R"("node_selector":{"zone":"a"},"accelerator":"kvm"})"));
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->vcpus, 2u);
+  EXPECT_EQ(c->memory_mib, 2048u);
+  EXPECT_EQ(c->count, 10u);
+  EXPECT_EQ(c->node_selector.at("zone"), "a");
+  EXPECT_EQ(c->accelerator, "kvm");
+  EXPECT_EQ(decode_capacity_plan(body(R"({"vcpus":1,"memory_mib":64})"))->accelerator, "any");
+  for (const auto& [text, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"vcpus":0,"memory_mib":64})", "vcpus"},
+           {R"({"vcpus":1,"memory_mib":1})", "memory_mib"},
+           {R"({"vcpus":1,"memory_mib":64,"count":100001})", "count"},
+           {R"({"vcpus":1,"memory_mib":64,"accelerator":"xen"})", "accelerator"},
+           {R"({"vcpus":1,"memory_mib":64,"node_selector":{"a":1}})", "node_selector.a"},
+           {R"({"vcpus":-1,"memory_mib":64})", "vcpus"}}) {
+    auto bad = decode_capacity_plan(body(text));
+    ASSERT_FALSE(bad) << text;
+    EXPECT_EQ(bad.error().field, field) << text << ": " << bad.error().message;
+  }
+  nlohmann::json selector = {
+      {"vcpus", 1u}, {"memory_mib", 64u}, {"node_selector", nlohmann::json::object()}};
+  for (size_t i = 0; i <= model::kMaxLabels; ++i)
+    selector["node_selector"]["k" + std::to_string(i)] = "v";
+  EXPECT_EQ(decode_capacity_plan(selector).error().field, "node_selector");
 }
 
 TEST(RequestBodies, HostPatchSetsAndRemovesLabels) {

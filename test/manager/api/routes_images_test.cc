@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 
 #include "manager_parts.h"
 #include "strata/cli/http_client.h"
+#include "strata/common/log.h"
 #include "strata/common/process.h"
 #include "strata/common/sha256.h"
 #include "strata/manager/agents/connection_manager.h"
@@ -441,6 +443,15 @@ class ImageRoutesFullDiskTest : public ImageRoutesTest {
 };
 
 TEST_F(ImageRoutesFullDiskTest, UploadThatDoesNotFitIs507AndLeavesNothing) {
+  // Both refusals leave a line in the log (the issue: "nothing in the log" before).
+  auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  for (const char* name : {"manager.images", "manager.http"})
+    logger(name)->sinks().push_back(lines);
+  auto logged = [&](const std::string& what) {
+    for (const auto& l : lines->last_formatted())
+      if (l.find(what) != std::string::npos) return true;
+    return false;
+  };
   // Announced larger than the free space: refused on the header.
   auto big = upload(admin_, "name=big&kind=kernel", write_file("big", std::string(12 << 20, 'b')));
   ASSERT_FALSE(big);
@@ -469,6 +480,8 @@ TEST_F(ImageRoutesFullDiskTest, UploadThatDoesNotFitIs507AndLeavesNothing) {
   ::close(first);
   EXPECT_EQ(answer.rfind("HTTP/1.1 507", 0), 0u) << answer.substr(0, 300);
   EXPECT_NE(answer.find("bytes are free"), std::string::npos) << answer.substr(0, 600);
+  EXPECT_TRUE(logged("image upload refused: data folder full name=big")) << "header refusal";
+  EXPECT_TRUE(logged("upload refused: data folder full dir=")) << "mid-body refusal";
 
   for (int i = 0; i < 500 && uploads_left() > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -478,6 +491,10 @@ TEST_F(ImageRoutesFullDiskTest, UploadThatDoesNotFitIs507AndLeavesNothing) {
   EXPECT_EQ((*images)[0].name, "second");
   auto fine = upload(admin_, "name=fine&kind=kernel", write_file("fine", std::string(1 << 20, 'k')));
   ASSERT_TRUE(fine) << fine.error().to_string();
+  for (const char* name : {"manager.images", "manager.http"}) {
+    auto& sinks = logger(name)->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), lines), sinks.end());
+  }
 }
 
 }  // namespace

@@ -87,6 +87,39 @@ TEST(VmDocument, DamagedStoredDocumentIsAnError) {
   EXPECT_EQ(st.state, "pending");
 }
 
+// Found by fuzz/targets/vm_spec.cc: value() converted a float out of the integer's range
+// (undefined behaviour; UBSan aborts) and a number past int64 wrapped. Such a stored row is
+// damaged, like a member of the wrong type: an error, or the default status.
+TEST(VmDocument, OutOfRangeNumbersInAStoredDocumentAreDamage) {
+  auto good = parse(R"({"name":"db","vcpus":1,"memory_mib":128,"kernel":"k"})");
+  ASSERT_TRUE(good);
+  for (const char* bad : {"1e300", "3.18446744073709552e20", "18446744073709551615", "1.5"}) {
+    auto j = json::parse(encode(*good));
+    j["control"]["generation"] = json::parse(bad);
+    EXPECT_FALSE(decode_vm_document(j.dump())) << bad;
+  }
+  auto j = json::parse(encode(*good));
+  j["control"]["stop_timeout_s"] = -1;
+  EXPECT_FALSE(decode_vm_document(j.dump())) << "negative into unsigned";
+  j = json::parse(encode(*good));
+  j["control"]["stop_timeout_s"] = 4294967296ull;
+  EXPECT_FALSE(decode_vm_document(j.dump())) << "past uint32";
+  j = json::parse(encode(*good));
+  j["control"]["stop_timeout_s"] = 60;
+  j["control"]["generation"] = 7;
+  auto ok = decode_vm_document(j.dump());
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_EQ(ok->control.stop_timeout_s, 60u);
+  EXPECT_EQ(ok->control.generation, 7);
+  auto st = decode_vm_status(R"({"state":"running","observed_ms":1795608211998,)"
+                             R"("applied_generation":318446744073709551615})");
+  EXPECT_EQ(st.state, "pending");
+  EXPECT_EQ(st.applied_generation, 0);
+  auto fine = decode_vm_status(R"({"state":"running","observed_ms":5,"applied_generation":3})");
+  EXPECT_EQ(fine.state, "running");
+  EXPECT_EQ(fine.applied_generation, 3);
+}
+
 TEST(VmDocument, LabelAndSelectorMapsAreBounded) {
   json body = json::parse(R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k"})");
   for (int i = 0; i < 65; ++i) body["node_selector"]["k" + std::to_string(i)] = "v";

@@ -19,12 +19,19 @@
 #include <vector>
 
 #include "strata/common/clock.h"
+#include "strata/common/json.h"
 #include "strata/manager/agents/agent_client.h"
 #include "strata/manager/agents/heartbeat.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/store/store.h"
 
 namespace strata::manager {
+
+// An agent's inventory (JSON text) is shown by GET /api/v1/hosts/{name} and read by the
+// summary: the manager stores it only if the strict parser accepts it within these bounds
+// (as deep as enrollment allows, and at most this many values), so no host can make a
+// later recursive walk (dump, copy) overflow a stack; otherwise the last good one stays.
+inline constexpr JsonLimits kInventoryJsonLimits{.max_depth = 16, .max_values = 200000};
 
 struct ConnectionConfig {
   HeartbeatConfig heartbeat;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -94,5 +95,30 @@ struct VmStopBody {
   uint32_t timeout_s = 0;  // 0..3600; 0: the agent's default
 };
 Result<VmStopBody> decode_vm_stop(const nlohmann::json& body);
+
+// A JSON object of labels (or a node selector) checked as labels, counted before anything
+// is copied: 400 naming `field` or `field.KEY`.
+Result<std::map<std::string, std::string>> label_map(const nlohmann::json& obj,
+                                                     const std::string& field);
+
+// POST /api/v1/plan/host-down: {"hosts": [1..1000 host names], "ha_only"?}. The names are
+// looked up by the route (hosts[i] names the one that does not exist).
+struct HostDownPlanBody {
+  std::vector<std::string> hosts;
+  bool ha_only = false;
+};
+Result<HostDownPlanBody> decode_host_down_plan(const nlohmann::json& body);
+
+// POST /api/v1/plan/capacity: {"vcpus", "memory_mib", "count"? (0..kMaxPlanCount),
+// "node_selector"? (a label map), "accelerator"? (kvm, tcg or any)}.
+inline constexpr uint32_t kMaxPlanCount = 100000;
+struct CapacityPlanBody {
+  uint32_t vcpus = 0;
+  uint64_t memory_mib = 0;
+  uint32_t count = 0;
+  std::map<std::string, std::string> node_selector;
+  std::string accelerator = "any";
+};
+Result<CapacityPlanBody> decode_capacity_plan(const nlohmann::json& body);
 
 }  // namespace strata::manager

@@ -9,17 +9,15 @@
 #include <nlohmann/json.hpp>
 
 #include "strata/common/error.h"
+#include "strata/manager/api/request_bodies.h"
 #include "strata/manager/controllers/vm_document.h"
 #include "strata/store/records.h"
 
 namespace strata::manager {
 
 // The create body -> document (unknown fields, wrong types, names, sizes are refused;
-// errors name the field). `start` is returned separately.
-// A JSON object of labels (or a node selector) checked as labels: 400 naming `field` or
-// `field.KEY`.
-Result<std::map<std::string, std::string>> label_map(const nlohmann::json& obj,
-                                                     const std::string& field);
+// errors name the field). `start` is returned separately. (Labels and the node selector
+// are read with label_map, request_bodies.h.)
 
 Result<VmDocument> vm_document_from_request(const nlohmann::json& body, bool* start);
 

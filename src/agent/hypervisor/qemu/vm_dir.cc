@@ -10,6 +10,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
+#include <utility>
 
 namespace strata::agent::qemu {
 
@@ -50,6 +52,15 @@ template <typename T>
 T get_or(const json& j, const char* key, T def) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return def;
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // get<int>() of a float converts with a cast that is undefined out of range (a damaged
+    // file: 1e300), and narrows a large integer: only an integer within T's range is read.
+    if (it->is_number_unsigned())
+      return std::in_range<T>(it->get<uint64_t>()) ? static_cast<T>(it->get<uint64_t>()) : def;
+    if (it->is_number_integer())
+      return std::in_range<T>(it->get<int64_t>()) ? static_cast<T>(it->get<int64_t>()) : def;
+    return def;
+  }
   try {
     return it->get<T>();
   } catch (const json::exception&) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "qemu_hypervisor.h"
+#include "strata/common/json.h"
 
 namespace strata::agent::qemu {
 
@@ -108,6 +109,26 @@ Status QemuHypervisor::console_write(const std::string& name, std::string_view d
   return hub->write(data);
 }
 
+namespace {
+
+// A guest agent's reply is written by the guest (a tenant): read with the strict, bounded
+// parser, and every member checked for its type before it is read (nlohmann's value()
+// throws on a string where a number is expected, and converting a number out of int64's
+// range is undefined behaviour).
+constexpr JsonLimits kGuestReplyLimits{.max_depth = 16, .max_values = 200000};
+
+bool is_sync_reply(const std::string& line, int64_t sync_id) {
+  auto j = parse_json(line, kGuestReplyLimits);
+  if (!j || !j->is_object()) return false;
+  auto ret = j->find("return");
+  if (ret == j->end() || !ret->is_number_integer()) return false;
+  if (ret->is_number_unsigned())
+    return ret->get<uint64_t>() == static_cast<uint64_t>(sync_id);
+  return ret->get<int64_t>() == sync_id;
+}
+
+}  // namespace
+
 Result<std::string> QemuHypervisor::guest_agent(const std::string& name,
                                                 const std::string& command_json,
                                                 std::chrono::milliseconds timeout) {
@@ -173,15 +194,14 @@ Result<std::string> QemuHypervisor::guest_agent(const std::string& name,
   for (;;) {
     auto line = read_line(true);
     if (!line) return tl::unexpected(line.error());
-    auto j = nlohmann::json::parse(*line, nullptr, false);
-    if (!j.is_discarded() && j.is_object() && j.value("return", int64_t{-1}) == sync_id) break;
+    if (is_sync_reply(*line, sync_id)) break;
   }
   if (auto s = write_all(fd->get(), cmd.dump() + "\n", left()); !s)
     return tl::unexpected(s.error());
   auto reply = read_line(false);
   if (!reply) return tl::unexpected(reply.error());
-  auto j = nlohmann::json::parse(*reply, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return internal_error("malformed guest agent reply");
+  auto j = parse_json(*reply, kGuestReplyLimits);
+  if (!j || !j->is_object()) return internal_error("malformed guest agent reply");
   return *reply;
 }
 

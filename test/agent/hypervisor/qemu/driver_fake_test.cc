@@ -4,8 +4,11 @@
 // scenario does not expect. Real-guest versions of these paths: qemu_hypervisor_test.cc.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -180,6 +183,61 @@ TEST_F(QemuDriverFakeTest, StartThenForceOff) {
   EXPECT_EQ(st->state, VmState::stopped);
   ASSERT_TRUE(st->last_exit);
   EXPECT_EQ(st->last_exit->reason, "host-qmp-quit");
+}
+
+// The guest agent's replies come from inside the guest: a tenant chooses them. A sync reply
+// whose "return" is a string used to make nlohmann's value() throw out of guest_agent() (on
+// the guest facts poller's thread: std::terminate, the agent down with every VM's
+// management), and a number out of int64's range was undefined behaviour. Each is now a
+// reply that is not the sync, so the call ends in its deadline with an error.
+TEST_F(QemuDriverFakeTest, HostileGuestAgentSyncRepliesAreErrorsNotCrashes) {
+  define("ga", transcript("forceoff-7.2.scenario"));
+  ASSERT_TRUE(hv_->start("ga"));
+  const std::string sock = vm_files(root_ + "/state/vms/ga").qga_socket;
+  const std::vector<std::string> replies = {
+      R"({"return":"x"})",  R"({"return":1e300})",          R"({"return":18446744073709551615})",
+      R"({"return":null})", R"({"return":[1]})",            R"({"return":{"a":1}})",
+      R"([1,2,3])",         std::string(100000, '[') + "1" + std::string(100000, ']'),
+  };
+  for (const auto& reply : replies) {
+    ::unlink(sock.c_str());
+    int srv = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(srv, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    ASSERT_LT(sock.size(), sizeof a.sun_path);
+    std::memcpy(a.sun_path, sock.c_str(), sock.size());
+    ASSERT_EQ(::bind(srv, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+    ASSERT_EQ(::listen(srv, 1), 0);
+    // The hostile guest: answers the sync with `reply`, then stays silent.
+    std::thread guest([srv, reply] {
+      int c = ::accept(srv, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      std::string got;
+      while (got.find('\n') == std::string::npos) {
+        ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+      }
+      std::string out = "\xff" + reply + "\n";
+      (void)!::write(c, out.data(), out.size());
+      while (::read(c, buf, sizeof buf) > 0) {
+      }
+      ::close(c);
+    });
+    Result<std::string> r = internal_error("not called");
+    EXPECT_NO_THROW(r = hv_->guest_agent("ga", R"({"execute":"guest-ping"})", 250ms))
+        << reply.substr(0, 60);
+    EXPECT_FALSE(r) << reply.substr(0, 60);
+    if (!r) {
+      EXPECT_EQ(r.error().code, ErrorCode::deadline_exceeded)
+          << reply.substr(0, 60) << ": " << r.error().to_string();
+    }
+    guest.join();
+    ::close(srv);
+  }
+  ASSERT_TRUE(hv_->force_off("ga"));
 }
 
 TEST_F(QemuDriverFakeTest, QemuKilledIsCrashed) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "common/tiny_tmpfs.h"
 
@@ -29,6 +30,25 @@ TEST(VmDir, StateRecordRoundTrips) {
   ASSERT_TRUE(back) << back.error().to_string();
   EXPECT_EQ(back->reason, "started");
   EXPECT_EQ(back->pid, 42);
+  std::filesystem::remove_all(tmpl);
+}
+
+// A damaged state.json (numbers out of range, floats, wrong types) reads its numbers as the
+// defaults: get<int>() of 1e300 was undefined behaviour and a large integer was narrowed.
+TEST(VmDir, DamagedNumbersInTheStateRecordReadAsDefaults) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "strata-vmdir-XXXXXX").string();
+  ASSERT_TRUE(::mkdtemp(tmpl.data()));
+  std::ofstream(tmpl + "/" + kStateFile)
+      << R"({"state":"running","reason":"r","pid":1e300,"changed_unix_ms":3.5e30,)"
+      << R"("last_exit":{"code":4294967296,"at_unix_ms":"x","qemu_pid":-1e300}})";
+  auto back = read_state_record(tmpl);
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->pid, 0);
+  EXPECT_EQ(back->changed_unix_ms, 0);
+  EXPECT_EQ(back->reason, "r");
+  ASSERT_TRUE(back->last_exit);
+  EXPECT_EQ(back->last_exit->code, 0);
+  EXPECT_EQ(back->last_exit->at_unix_ms, 0);
   std::filesystem::remove_all(tmpl);
 }
 
