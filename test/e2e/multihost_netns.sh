@@ -535,11 +535,7 @@ log "HA: the block vm-ha wrote on $ha_from reads back on $ha_to (datastore disk)
 # Power on: the link back and the agent started again. Its old copy of vm-ha is removed
 # without running; its other VMs (their QEMUs died with the power) start again there.
 ip link set "st-v$ha_i" up
-ip netns exec "st-h$ha_i" "$STRATA_AGENT" serve --state-dir "$WORK/$ha_from" --images "$WORK/$ha_from/images" \
-  --listen "unix:$WORK/$ha_from/agent.sock" --listen-tcp "$(host_ip "$ha_i"):$AGENT_PORT" --accel tcg \
-  --manager "$API_URL" --advertise "$(host_ip "$ha_i"):$AGENT_PORT" --name "$ha_from" \
-  --datastore "shared=$WORK/datastore" >>"$WORK/$ha_from/agent.log" 2>&1 &
-AGENT_PIDS[$((ha_i - 1))]=$!
+restart_agent "$ha_i"
 wait_for 120 "$ha_from up after power on" host_is "$ha_from" up || fail "$ha_from not up after power on"
 stale_gone() {
   ! "$STRATA_AGENT" ctl --socket "$WORK/$ha_from/agent.sock" -o json vm list | jq -e '.vms[] | select(.name == "vm-ha")' >/dev/null
@@ -620,11 +616,7 @@ log "HA lease: vm-ha running on $lease_to ${lease_ms} ms after the cut; its shim
 # The host comes back: its agent reports the lease's exit, and removes its old copy.
 rm -f "$WORK/fence-dead-$lease_from"
 ip link set "st-v$lease_i" up
-ip netns exec "st-h$lease_i" "$STRATA_AGENT" serve --state-dir "$WORK/$lease_from" --images "$WORK/$lease_from/images" \
-  --listen "unix:$WORK/$lease_from/agent.sock" --listen-tcp "$(host_ip "$lease_i"):$AGENT_PORT" --accel tcg \
-  --manager "$API_URL" --advertise "$(host_ip "$lease_i"):$AGENT_PORT" --name "$lease_from" \
-  --datastore "shared=$WORK/datastore" >>"$WORK/$lease_from/agent.log" 2>&1 &
-AGENT_PIDS[$((lease_i - 1))]=$!
+restart_agent "$lease_i"
 wait_for 120 "$lease_from up again" host_is "$lease_from" up || fail "$lease_from not up after it came back"
 ha_from=$lease_from
 wait_for 60 "the old vm-ha copy removed from $lease_from" stale_gone || fail "$lease_from still holds vm-ha"
@@ -663,6 +655,28 @@ awk -v a="$bal_after" -v b="$(jq .imbalance "$WORK/balance-plan.json")" 'BEGIN {
 log "balance: $bal_moves move(s) off $busiest, imbalance $(jq .imbalance "$WORK/balance-plan.json") -> $bal_after: $(jq -c '[.moves[] | "\(.vm) \(.from)->\(.to)"]' "$WORK/balance-plan.json")"
 api DELETE /api/v1/vms/bal1 >/dev/null
 api DELETE /api/v1/vms/bal2 >/dev/null
+
+# ---- cold migration: a stopped VM with its disk on the datastore moves to another host
+# (defined there, removed here, the disk kept), then starts there.
+api POST /api/v1/vms "$(vm_body vm-cold false ', disks: [{name: "root", image: "tiny-base", boot: true, datastore: "shared"}]')" >"$WORK/create-cold.json"
+[ "$(last_status)" = 202 ] || fail "create vm-cold: HTTP $(last_status) $(cat "$WORK/create-cold.json")"
+cold_defined() { case $(vm_state vm-cold) in stopped | defined) return 0 ;; esac; return 1; }
+wait_for 60 "vm-cold defined" cold_defined || fail "vm-cold: $(api GET /api/v1/vms/vm-cold | jq -c .status)"
+cold_from=$(api GET /api/v1/vms/vm-cold | jq -r .host)
+cold_uuid=$(api GET /api/v1/vms/vm-cold | jq -r .spec.uuid)
+"${cli[@]}" vm migrate vm-cold --wait --wait-timeout 2m >"$WORK/migrate-cold.out" 2>&1 ||
+  fail "strata vm migrate vm-cold (stopped): $(tail -5 "$WORK/migrate-cold.out")"
+cold_to=$(api GET /api/v1/vms/vm-cold | jq -r .host)
+[ "$cold_to" != "$cold_from" ] || fail "vm-cold stayed on $cold_from"
+wait_for 30 "vm-cold removed from $cold_from" only_on vm-cold "$cold_to" ||
+  fail "vm-cold is defined on [$(defined_on vm-cold)] after the cold migration to $cold_to"
+[ -f "$WORK/datastore/vms/$cold_uuid/root.qcow2" ] || fail "the cold migration lost vm-cold's datastore disk"
+[ "$(qemu_of vm-cold)" = 0 ] || fail "vm-cold runs after a cold migration"
+"${cli[@]}" vm start vm-cold --wait --wait-timeout 2m >"$WORK/start-cold.out" 2>&1 ||
+  fail "strata vm start vm-cold on $cold_to: $(tail -5 "$WORK/start-cold.out")"
+wait_for 120 "vm-cold ready on $cold_to" console_ready "${cold_to#h}" vm-cold || fail "vm-cold did not boot on $cold_to"
+log "cold migration: vm-cold $cold_from -> $cold_to (stopped, datastore disk), then started there"
+api DELETE /api/v1/vms/vm-cold >/dev/null
 
 # ---- delete everything through the API
 for n in 1 2 3 4 5 6; do api DELETE "/api/v1/vms/vm$n" >/dev/null; done
