@@ -44,14 +44,20 @@ class HostEvacuationTest : public ::testing::Test {
     EXPECT_TRUE(c);
     return c ? c->id : "";
   }
-  // A VM on `host`, observed in `state`.
+  // A VM on `host`, observed in `state` (with a local disk when `local_disk`).
   void add_vm(const std::string& name, const std::string& host, const std::string& state,
-              uint64_t mem = 256) {
+              uint64_t mem = 256, bool local_disk = false) {
     VmDocument d;
     d.spec.name = name;
     d.spec.vcpus = 1;
     d.spec.memory_mib = mem;
     d.spec.kernel_boot = model::KernelBoot{"k", "", ""};
+    if (local_disk) {
+      model::DiskSpec disk;
+      disk.name = "data";
+      disk.size_bytes = 1 << 20;
+      d.spec.disks.push_back(disk);
+    }
     d.placement.host = host;
     auto c = vms_->create(d, state != "stopped", "test");
     ASSERT_TRUE(c) << c.error().to_string();
@@ -101,7 +107,7 @@ TEST_F(HostEvacuationTest, RunningVmsMoveTwoAtATimeAndStoppedOnesStayWithTheReas
   std::string h1 = add_host("h1", 8, 8192);
   std::string h2 = add_host("h2", 8, 8192);
   for (const char* n : {"a", "b", "c"}) add_vm(n, "h1", "running");
-  add_vm("off", "h1", "stopped");
+  add_vm("off", "h1", "stopped", 256, /*local_disk=*/true);
   add_vm("elsewhere", "h2", "running");
   auto t = evac_->evacuate("h1", "token:ops");
   ASSERT_TRUE(t) << t.error().to_string();
@@ -124,12 +130,35 @@ TEST_F(HostEvacuationTest, RunningVmsMoveTwoAtATimeAndStoppedOnesStayWithTheReas
   auto done = task(t->id);
   EXPECT_EQ(done.state, "succeeded") << done.message;
   EXPECT_NE(done.message.find("3 VMs moved off h1"), std::string::npos) << done.message;
-  EXPECT_NE(done.message.find("off: stopped (cold migration"), std::string::npos) << done.message;
+  EXPECT_NE(done.message.find("off: stopped with local disk data"), std::string::npos)
+      << done.message;
   auto r = json::parse(done.result);
   EXPECT_EQ(r["moved"].size(), 3u) << r;
   EXPECT_EQ(r["total"], 4);
   EXPECT_EQ(*store_->get_vm_by_name("elsewhere")->host_id, h2);  // not touched
   EXPECT_EQ(store_->get_host(h1)->state, "maintenance");         // stays in maintenance
+}
+
+// A stopped VM with nothing local (its disks on datastores; here none at all) moves cold
+// with the running ones: the host ends empty.
+TEST_F(HostEvacuationTest, StoppedVmsWithNothingLocalMoveCold) {
+  std::string h1 = add_host("h1", 8, 8192);
+  std::string h2 = add_host("h2", 8, 8192);
+  add_vm("run", "h1", "running");
+  add_vm("off", "h1", "stopped");
+  auto t = evac_->evacuate("h1", "token:ops");
+  ASSERT_TRUE(t) << t.error().to_string();
+  evac_->tick();
+  ASSERT_EQ(migrating().size(), 2u);
+  EXPECT_TRUE(doc_of("off").migration.cold);
+  EXPECT_FALSE(doc_of("run").migration.cold);
+  EXPECT_EQ(doc_of("off").migration.target_host_id, h2);
+  for (auto& n : migrating()) finish_migration(n, true);
+  evac_->tick();
+  auto done = task(t->id);
+  EXPECT_EQ(done.state, "succeeded") << done.message;
+  EXPECT_NE(done.message.find("2 VMs moved off h1"), std::string::npos) << done.message;
+  EXPECT_EQ(done.message.find("staying"), std::string::npos) << done.message;
 }
 
 TEST_F(HostEvacuationTest, AVmNoHostCanTakeOrThatFailsTwiceStaysAndFailsTheTask) {

@@ -5,9 +5,10 @@
 // cancels the evacuation (migrations already started finish). Nothing is kept in memory
 // between passes: the task's result is the record, so a restarted manager continues.
 //
-// What stays: a stopped VM (cold migration is not there yet), a VM no other host can take
-// (the scheduler's reason), a VM whose migration failed twice (the migration's message).
-// A VM that stays while running fails the task; stopped VMs alone do not.
+// Stopped VMs whose disks are all on datastores move too (cold migration). What stays: a
+// stopped VM with a local disk, a VM no other host can take (the scheduler's reason), a VM
+// whose migration failed twice (the migration's message). A VM that stays while running
+// fails the task; stopped VMs alone do not.
 #pragma once
 
 #include <chrono>
