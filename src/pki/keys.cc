@@ -1,6 +1,8 @@
 // Keys, CSRs, certificate inspection and chain verification (see pki.h).
 #include <arpa/inet.h>
 
+#include <openssl/params.h>
+
 #include "ossl.h"
 #include "strata/pki/pki.h"
 
@@ -12,6 +14,23 @@ Result<std::string> generate_key() {
   auto key = new_ec_key();
   if (!key) return tl::unexpected(key.error());
   return key_to_pem(key->get());
+}
+
+Result<std::string> dh_params_pem() {
+  std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "DH", nullptr));
+  char group[] = "ffdhe2048";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("group", group, 0),
+                         OSSL_PARAM_construct_end()};
+  EVP_PKEY* raw = nullptr;
+  if (!ctx || EVP_PKEY_paramgen_init(ctx.get()) <= 0 ||
+      EVP_PKEY_CTX_set_params(ctx.get(), params) <= 0 || EVP_PKEY_generate(ctx.get(), &raw) <= 0)
+    return ossl_failure("DH parameters ffdhe2048");
+  KeyPtr dh(raw);
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_Parameters(bio.get(), dh.get()) != 1)
+    return ossl_failure("DH parameters PEM");
+  return bio_string(bio.get());
 }
 
 Result<std::string> make_csr(const std::string& key_pem, const std::string& common_name) {

@@ -4,6 +4,9 @@
 #include "strata/pki/pki.h"
 
 #include <gtest/gtest.h>
+#include <cstdlib>
+#include <cstdio>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <cctype>
@@ -33,6 +36,33 @@ unsigned mode_of(const std::string& path) {
   struct stat st {};
   EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
   return st.st_mode & 0777;
+}
+
+// The DH parameters QEMU's TLS server gets: the named ffdhe2048 group as PKCS#3 PEM (what
+// GnuTLS imports), the same every time (nothing generated), and openssl reads them back.
+TEST(Pki, DhParamsAreTheFfdhe2048GroupAsPkcs3Pem) {
+  auto a = dh_params_pem();
+  ASSERT_TRUE(a) << a.error().to_string();
+  EXPECT_EQ(a->rfind("-----BEGIN DH PARAMETERS-----\n", 0), 0u) << *a;
+  EXPECT_NE(a->find("-----END DH PARAMETERS-----"), std::string::npos);
+  auto b = dh_params_pem();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(*a, *b) << "a named group, not generated parameters";
+  char path[] = "/tmp/strata-dh-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, a->data(), a->size()), static_cast<ssize_t>(a->size()));
+  ::close(fd);
+  const std::string cmd = std::string("openssl pkeyparam -in ") + path + " -text -noout 2>&1";
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[512];
+    while (size_t n = ::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    ::pclose(p);
+  }
+  ::unlink(path);
+  EXPECT_NE(out.find("2048 bit"), std::string::npos) << out;
+  EXPECT_NE(out.find("ffdhe2048"), std::string::npos) << out;
 }
 
 TEST(Pki, HostCertificateFromCsrCarriesNameSanAndServerUsage) {

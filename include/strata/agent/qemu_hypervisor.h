@@ -35,6 +35,10 @@ struct QemuOptions {
   // The folder holding this host's migration identity (ca.crt, migration.crt,
   // migration.key; strata/agent/migration.h); empty: TLS migrations are refused.
   std::string migration_tls_dir;
+  // Diffie-Hellman parameters (PKCS#3 PEM) for the target's TLS endpoint. Without them
+  // QEMU generates 2048-bit parameters each time it loads server credentials: 0.2-1.6 s of
+  // every TLS migration's prepare step (scripts/bench migrate). Empty: QEMU generates.
+  std::string migration_dh_params_pem;
   // Guest facts (OS, host name, addresses; VmStatus::guest): each running VM's
   // qemu-guest-agent is asked at most once per this interval of clock time (each command
   // waits at most guest_facts_timeout); zero: never asked.

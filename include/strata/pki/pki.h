@@ -13,6 +13,11 @@ namespace strata::pki {
 // A new private key (EC P-256) as PKCS#8 PEM. It never leaves the machine that made it.
 Result<std::string> generate_key();
 
+// The RFC 7919 ffdhe2048 Diffie-Hellman group as PKCS#3 PEM ("DH PARAMETERS"): a named,
+// well-known group, so nothing is generated (QEMU's TLS server loads it as dh-params.pem
+// instead of generating 2048-bit parameters of its own each time).
+Result<std::string> dh_params_pem();
+
 // A CSR (PEM) for key_pem's public key with subject CN=common_name, self-signed with the
 // key (proof of possession).
 Result<std::string> make_csr(const std::string& key_pem, const std::string& common_name);

@@ -338,6 +338,11 @@ int run_serve(const ServeOptions& in) {
   qo.shim_exe = shim_exe();
   // The migration identity written at enrollment (ca.crt, migration.crt, migration.key).
   qo.migration_tls_dir = tls_dir(o.state_dir);
+  if (auto dh = pki::dh_params_pem())
+    qo.migration_dh_params_pem = std::move(*dh);
+  else
+    log()->warn("no DH parameters for TLS migrations (QEMU generates its own): {}",
+                dh.error().to_string());
   auto hv = make_qemu_hypervisor(std::move(qo));
   if (!hv) {
     log()->error("QEMU driver: {}", hv.error().to_string());

@@ -110,7 +110,8 @@ constexpr const char* kTlsCreds = "mig-tls";
 // QEMU can only traverse), adds the object, and removes the folder at once. The same
 // certificate serves both ends (clientAuth + serverAuth).
 Status add_tls_creds(QemuMonitor& qmp, const std::string& tls_dir, const std::string& vm_dir,
-                     const std::optional<QemuUser>& user, const std::string& endpoint) {
+                     const std::optional<QemuUser>& user, const std::string& endpoint,
+                     const std::string& dh_params_pem) {
   if (tls_dir.empty())
     return make_error(ErrorCode::failed_precondition,
                       "this host has no migration certificate (TLS migration impossible; "
@@ -137,9 +138,11 @@ Status add_tls_creds(QemuMonitor& qmp, const std::string& tls_dir, const std::st
   if (::mkdir(dir.c_str(), 0700) != 0)
     return internal_error("mkdir " + dir + ": " + std::strerror(errno));
   const unsigned file_mode = user ? 0640 : 0600;
+  std::string dh = dh_params_pem;
   for (auto [file, text] : {std::pair{"ca-cert.pem", &ca}, std::pair{"server-cert.pem", &cert},
                             std::pair{"server-key.pem", &key}, std::pair{"client-cert.pem", &cert},
-                            std::pair{"client-key.pem", &key}}) {
+                            std::pair{"client-key.pem", &key}, std::pair{"dh-params.pem", &dh}}) {
+    if (text->empty()) continue;  // no DH parameters given: QEMU makes its own
     const std::string path = dir + "/" + file;
     if (auto st = write_file_atomic(path, *text, file_mode); !st) return st;
     if (user && ::lchown(path.c_str(), 0, user->gid) != 0)
@@ -321,7 +324,9 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     // TLS (by default): the stream and the NBD exports accept only a peer with a
     // certificate of the manager's CA.
     if (source.tls)
-      if (auto s = add_tls_creds(*qmp, opts_.migration_tls_dir, dir, opts_.run_as, "server"); !s)
+      if (auto s = add_tls_creds(*qmp, opts_.migration_tls_dir, dir, opts_.run_as, "server",
+                                 opts_.migration_dh_params_pem);
+          !s)
         return fail(s.error());
     MigrationParameters params;
     params.tls_creds = tls_creds;
@@ -583,7 +588,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   const std::string tls_creds = target.tls ? kTlsCreds : "";
   if (target.tls)
     if (auto s = add_tls_creds(*qmp, opts_.migration_tls_dir, vm_dir(name), opts_.run_as,
-                               "client");
+                               "client", "");
         !s)
       return fail(s.error());
 
