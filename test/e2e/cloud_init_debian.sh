@@ -25,15 +25,7 @@ MGR_PID=
 BOOT_LIMIT=600
 HASH='$6$e2esalt$3fGzJ0v3pPqJ2mWJz1e8xQmS2m9t1u0Xq8rYb6c5d4e3f2g1h0i9j8k7l6m5n4o3p2q1r0s9t8u7v6w5x4y3z2A'
 
-cleanup() {
-  local rc=$?
-  set +e
-  e2e_logs_on_failure $rc 40 stratad="$D/stratad.log" agent="$D/agent.log"
-  e2e_remove_agent_vms "$SOCK" undefine
-  [ -n "$MGR_PID" ] && kill "$MGR_PID" 2>/dev/null
-  wait 2>/dev/null
-  e2e_finish $rc
-}
+cleanup() { e2e_allinone_cleanup $? 40 stratad="$D/stratad.log" agent="$D/agent.log"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

@@ -100,6 +100,19 @@ e2e_finish() {
   [ -z "${E2E_KEEP:-}" ] && [ -n "${WORK:-}" ] && rm -rf "$WORK"
   exit "$1"
 }
+# The EXIT trap of an all-in-one test: e2e_allinone_cleanup RC LINES NAME=FILE... shows the
+# logs' tails on failure, removes the local agent's VMs (at $SOCK), stops stratad (MGR_PID),
+# then e2e_finish.
+e2e_allinone_cleanup() {
+  local rc=$1 lines=$2
+  shift 2
+  set +e
+  e2e_logs_on_failure "$rc" "$lines" "$@"
+  e2e_remove_agent_vms "$SOCK" undefine
+  [ -n "${MGR_PID:-}" ] && kill "$MGR_PID" 2>/dev/null
+  wait 2>/dev/null
+  e2e_finish "$rc"
+}
 
 # Starts stratad in the background: start_stratad DATA_DIR LISTEN [ARGS...]; sets MGR_PID,
 # API_URL, TOKEN (admin) once /healthz answers. stratad serves HTTPS unless ARGS hold

@@ -24,15 +24,7 @@ MGR_PID=
 HOST=web-host
 : "${SHOTS_DIR:=$PWD/web-screenshots}"
 
-cleanup() {
-  local rc=$?
-  set +e
-  e2e_logs_on_failure $rc 30 stratad="$D/stratad.log"
-  e2e_remove_agent_vms "$SOCK" undefine
-  [ -n "$MGR_PID" ] && kill "$MGR_PID" 2>/dev/null
-  wait 2>/dev/null
-  e2e_finish $rc
-}
+cleanup() { e2e_allinone_cleanup $? 30 stratad="$D/stratad.log"; }
 trap cleanup EXIT
 
 # --cpu-overcommit 32: the scroll step defines 26 more stopped VMs (1 vCPU each) on a

@@ -26,15 +26,7 @@ MGR_PID=
 HOST=web-guest-host
 : "${SHOTS_DIR:=$PWD/web-screenshots}"
 
-cleanup() {
-  local rc=$?
-  set +e
-  e2e_logs_on_failure $rc 40 stratad="$D/stratad.log" agent="$D/agent.log"
-  e2e_remove_agent_vms "$SOCK" undefine
-  [ -n "$MGR_PID" ] && kill "$MGR_PID" 2>/dev/null
-  wait 2>/dev/null
-  e2e_finish $rc
-}
+cleanup() { e2e_allinone_cleanup $? 40 stratad="$D/stratad.log" agent="$D/agent.log"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
