@@ -12,6 +12,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "strata/agent/accel_probe.h"
+#include "strata/agent/cpu_models.h"
 #include "strata/agent/inventory_qemu.h"
 #include "strata/common/error.h"
 
@@ -85,6 +86,9 @@ struct HostInventory {
   // Filled by the agent after probing (not by collect_inventory, which only reads files).
   std::optional<QemuCapabilities> qemu;
   std::optional<AccelProbeResult> accelerator;
+  // The named CPU models this host offers with that accelerator (absent when QEMU could
+  // not be asked: the host then offers only its own CPU, "host" or "max").
+  std::optional<CpuModelProbe> cpu_models;
 };
 
 // Reads the physical side of the inventory. Fails when /proc/cpuinfo or /proc/meminfo is

@@ -4,12 +4,13 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include "strata/common/error.h"
 
@@ -41,6 +42,11 @@ struct QemuCapabilities {
   // every parameter the agent sets (obsolete, elevateprivileges, spawn, resourcecontrol).
   // False when the binary was built without seccomp: VMs then run without the filter.
   bool sandbox = false;
+  // The CPU model names this binary defines (query-cpu-definitions), concrete ones only
+  // ("Westmere-v1"; aliases such as "Westmere" and the special "max", "host" and "base"
+  // left out), sorted. Which of them a host can offer depends on the accelerator: see
+  // cpu_models.h. Empty when the binary answered no query-cpu-definitions.
+  std::vector<std::string> cpu_model_names;
 
   // Resolves "q35" or "pc-q35-7.2" to the machine entry; nullptr if unknown.
   const QemuMachineType* find_machine(std::string_view name_or_alias) const;
@@ -54,6 +60,11 @@ std::string qmp_probe_script();
 // (ignored). Error (invalid_argument, field naming the reply) on malformed JSON, a
 // missing greeting, a missing reply, or a reply missing required fields.
 Result<QemuCapabilities> parse_qmp_probe_transcript(std::string_view transcript);
+
+// The replies of a QMP session recorded from stdio, by id (greeting checked, events
+// skipped). Error (invalid_argument) on malformed JSON, a missing greeting or a reply
+// without id. Shared by the capability and the CPU model probes.
+Result<std::map<std::string, nlohmann::json>> qmp_transcript_replies(std::string_view transcript);
 
 // Runs the binary with the probe script and parses its answers.
 Result<QemuCapabilities> probe_qemu_capabilities(

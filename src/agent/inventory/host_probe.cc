@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "strata/common/log.h"
+
 namespace strata::agent {
 
 Result<HostInventory> collect_host_inventory(const InventorySources& sources,
@@ -24,6 +26,16 @@ Result<HostInventory> collect_host_inventory(const InventorySources& sources,
     return make_error(ErrorCode::failed_precondition,
                       probe.qemu_binary + " was built without " + accel->accelerator, "accelerator");
   inv->accelerator = std::move(*accel);
+  // Which named CPU models this host can offer with that accelerator (the cluster's
+  // baseline is chosen from them). A failure is not fatal: the host then offers its own
+  // CPU only, and the manager keeps it out of any baseline until a later probe answers.
+  auto models = probe_cpu_models(probe.qemu_binary, inv->accelerator->accelerator,
+                                 inv->qemu->cpu_model_names, probe.timeout);
+  if (models)
+    inv->cpu_models = std::move(*models);
+  else
+    logger("agent.inventory")->warn("CPU model probe failed, no named models offered: {}",
+                                    models.error().to_string());
   return inv;
 }
 

@@ -20,7 +20,8 @@ nlohmann::json to_json(const QemuCapabilities& caps) {
           {"accelerators", caps.accelerators},
           {"has_query_accelerators", caps.has_query_accelerators},
           {"kvm_present", caps.kvm_present},
-          {"sandbox", caps.sandbox}};
+          {"sandbox", caps.sandbox},
+          {"cpu_model_names", caps.cpu_model_names}};
 }
 
 nlohmann::json to_json(const HostInventory& inv) {
@@ -56,6 +57,7 @@ nlohmann::json to_json(const HostInventory& inv) {
   };
   j["qemu"] = inv.qemu ? to_json(*inv.qemu) : nlohmann::json(nullptr);
   j["accelerator"] = inv.accelerator ? to_json(*inv.accelerator) : nlohmann::json(nullptr);
+  j["cpu_models"] = inv.cpu_models ? to_json(*inv.cpu_models) : nlohmann::json(nullptr);
   return j;
 }
 

@@ -24,6 +24,7 @@ const char* const kProbeScript =
     R"({"execute":"query-accelerators","id":"accels"})" "\n"
     R"({"execute":"qom-list-types","arguments":{"implements":"accel"},"id":"accel-types"})" "\n"
     R"({"execute":"query-command-line-options","arguments":{"option":"sandbox"},"id":"sandbox"})" "\n"
+    R"({"execute":"query-cpu-definitions","id":"cpu-defs"})" "\n"
     R"({"execute":"quit","id":"quit"})" "\n";
 
 tl::unexpected<Error> bad(const std::string& field, const std::string& msg) {
@@ -107,6 +108,31 @@ bool sandbox_usable(const std::map<std::string, json>& replies) {
   return false;
 }
 
+// The concrete CPU models of a query-cpu-definitions reply (aliases and the special
+// models left out), sorted; empty when the reply is absent (older transcripts) or not a
+// list. Names are checked as the argv builder checks them: letters, digits, "._-".
+std::vector<std::string> concrete_cpu_models(const std::map<std::string, json>& replies) {
+  std::vector<std::string> out;
+  auto it = replies.find("cpu-defs");
+  if (it == replies.end() || !it->second.contains("return") || !it->second["return"].is_array())
+    return out;
+  for (const json& d : it->second["return"]) {
+    if (!d.is_object() || !d.contains("name") || !d["name"].is_string()) continue;
+    if (d.contains("alias-of")) continue;
+    std::string name = d["name"].get<std::string>();
+    if (name == "max" || name == "host" || name == "base" || name.empty() || name.size() > 64) continue;
+    if (!std::all_of(name.begin(), name.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        }))
+      continue;
+    out.push_back(std::move(name));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 }  // namespace
 
 const QemuMachineType* QemuCapabilities::find_machine(std::string_view name_or_alias) const {
@@ -127,8 +153,7 @@ Result<QemuCapabilities> parse_qmp_probe_transcript(std::string_view transcript)
   }
 }
 
-namespace {
-Result<QemuCapabilities> parse_transcript_unchecked(std::string_view transcript) {
+Result<std::map<std::string, nlohmann::json>> qmp_transcript_replies(std::string_view transcript) {
   bool greeted = false;
   std::map<std::string, json> replies;
   size_t start = 0, line_no = 0;
@@ -161,6 +186,14 @@ Result<QemuCapabilities> parse_transcript_unchecked(std::string_view transcript)
     replies[id] = std::move(msg);
   }
   if (!greeted) return bad("greeting", "no QMP greeting in QEMU's output");
+  return replies;
+}
+
+namespace {
+Result<QemuCapabilities> parse_transcript_unchecked(std::string_view transcript) {
+  auto collected = qmp_transcript_replies(transcript);
+  if (!collected) return tl::unexpected(collected.error());
+  const std::map<std::string, json>& replies = *collected;
 
   QemuCapabilities caps;
   if (auto r = reply_value(replies, "caps"); !r) return tl::unexpected(r.error());
@@ -186,6 +219,7 @@ Result<QemuCapabilities> parse_transcript_unchecked(std::string_view transcript)
 
   caps.has_query_accelerators = replies.count("accels") && replies.at("accels").contains("return");
   caps.sandbox = sandbox_usable(replies);
+  caps.cpu_model_names = concrete_cpu_models(replies);
   auto types = reply_value(replies, "accel-types");
   if (!types) return tl::unexpected(types.error());
   if (!(*types)->is_array()) return bad("accel-types", "qom-list-types did not return an array");

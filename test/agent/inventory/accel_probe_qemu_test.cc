@@ -108,9 +108,20 @@ TEST_F(AccelProbeQemu, FullHostInventoryOnThisMachine) {
   nlohmann::json j = to_json(*inv);
   EXPECT_EQ(j["accelerator"]["accelerator"], inv->accelerator->accelerator);
   EXPECT_EQ(j["qemu"]["version"], inv->qemu->version);
+  // The named CPU models, probed with the chosen accelerator.
+  ASSERT_TRUE(inv->cpu_models) << "the CPU model probe answered";
+  EXPECT_EQ(inv->cpu_models->accelerator, inv->accelerator->accelerator);
+  EXPECT_GE(inv->qemu->cpu_model_names.size(), 40u) << "QEMU 7.2 defines 74 x86 models";
+  EXPECT_EQ(inv->cpu_models->models.size(), inv->qemu->cpu_model_names.size());
+  size_t usable = 0;
+  for (const auto& m : inv->cpu_models->models) usable += m.usable ? 1 : 0;
+  EXPECT_GE(usable, 1u) << "every x86 host offers qemu64 at least";
+  EXPECT_EQ(j["cpu_models"]["models"].size(), inv->cpu_models->models.size());
   // Shown for the log, without the long lists.
   j["cpu"]["flags"] = j["cpu"]["flags"].size();
   j["qemu"]["machines"] = j["qemu"]["machines"].size();
+  j["qemu"]["cpu_model_names"] = j["qemu"]["cpu_model_names"].size();
+  j["cpu_models"] = std::to_string(usable) + " usable";
   std::cout << j.dump() << "\n";
 
   probe.accelerator = "tcg";
