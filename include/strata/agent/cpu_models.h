@@ -48,6 +48,8 @@ Result<CpuModelProbe> probe_cpu_models(const std::string& qemu_binary,
                                        const std::vector<std::string>& names,
                                        std::chrono::milliseconds timeout);
 
+// {"accelerator", "models": [{"name", "usable", "feature_count" (usable),
+// "unavailable" (at most 8 names), "unavailable_count", "deprecated" (when true)}]}.
 nlohmann::json to_json(const CpuModelProbe& probe);
 
 }  // namespace strata::agent

@@ -11,6 +11,8 @@ namespace {
 
 using nlohmann::json;
 
+constexpr size_t kMaxLackingShown = 8;
+
 tl::unexpected<Error> bad(const std::string& field, const std::string& msg) {
   return invalid_argument("qmp." + field, "CPU model probe: " + msg);
 }
@@ -133,8 +135,17 @@ nlohmann::json to_json(const CpuModelProbe& probe) {
   for (const auto& m : probe.models) {
     json j = {{"name", m.name}, {"usable", m.usable}};
     if (m.deprecated) j["deprecated"] = true;
-    if (!m.unavailable.empty()) j["unavailable"] = m.unavailable;
-    if (!m.features.empty()) j["features"] = m.features;
+    // Compact, so the inventory stays well inside the enrollment's 64 KiB body: a usable
+    // model's feature count ranks it; an unusable one names what it lacks (the first
+    // kMaxLackingShown, sorted, and how many in all).
+    if (!m.unavailable.empty()) {
+      std::vector<std::string> shown(
+          m.unavailable.begin(),
+          m.unavailable.begin() + std::min(m.unavailable.size(), kMaxLackingShown));
+      j["unavailable"] = shown;
+      j["unavailable_count"] = m.unavailable.size();
+    }
+    if (m.usable) j["feature_count"] = m.features.size();
     models.push_back(std::move(j));
   }
   return {{"accelerator", probe.accelerator}, {"models", std::move(models)}};

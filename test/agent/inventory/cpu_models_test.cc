@@ -110,13 +110,15 @@ TEST(CpuModelTranscript, MalformedInputIsAnErrorNamingTheReply) {
 TEST(CpuModelJson, UsableModelsCarryFeaturesOthersWhatTheyLack) {
   CpuModelProbe p;
   p.accelerator = "kvm";
-  p.models.push_back({"Haswell-v1", false, false, {"avx2"}, {}});
-  p.models.push_back({"Nehalem-v1", true, false, {}, {"sse4.2"}});
+  p.models.push_back({"Haswell-v1", false, false, {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}, {}});
+  p.models.push_back({"Nehalem-v1", true, false, {}, {"sse4.1", "sse4.2"}});
   auto j = to_json(p);
   EXPECT_EQ(j["accelerator"], "kvm");
-  EXPECT_EQ(j["models"][0]["unavailable"][0], "avx2");
-  EXPECT_FALSE(j["models"][0].contains("features"));
-  EXPECT_EQ(j["models"][1]["features"][0], "sse4.2");
+  EXPECT_EQ(j["models"][0]["unavailable"].size(), 8u) << "at most 8 names shown";
+  EXPECT_EQ(j["models"][0]["unavailable_count"], 10);
+  EXPECT_FALSE(j["models"][0].contains("feature_count"));
+  EXPECT_EQ(j["models"][1]["feature_count"], 2);
+  EXPECT_FALSE(j["models"][1].contains("unavailable"));
   EXPECT_TRUE(j["models"][1]["usable"]);
 }
 
