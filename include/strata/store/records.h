@@ -42,6 +42,8 @@ struct HostRecord {
   // manager accepts no other certificate when it dials the host (deleting the host drops
   // the pin, which revokes the certificate). Empty for a UNIX-socket agent.
   std::string cert_fingerprint;
+  // The cluster the host belongs to (a name in `clusters`); "default" unless chosen.
+  std::string cluster = "default";
 };
 
 // A VM resource: desired state (spec, desired_state) and observed state (status).
@@ -129,6 +131,23 @@ struct ImageRecord {
   int64_t virtual_size = 0;    // disk size the guest sees (disks); = size_bytes otherwise
   std::string sha256;          // 64 lowercase hex of the file's bytes
   std::string state = "ready";  // "ready" | "deleting"
+};
+
+// A cluster: a group of hosts whose VMs can move between them. Its CPU baseline (what
+// VMware calls EVC) is the named CPU model every host of it offers; VMs start with it.
+struct ClusterRecord {
+  std::string id;
+  int64_t resource_version = 0;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+
+  std::string name;                  // unique, DNS-label-like; "default" always exists
+  // The setting: "auto" (the best model every host offers, lowered when a host that
+  // cannot offer it joins) or a QEMU model name (fixed: a host that cannot offer it is
+  // refused from the cluster).
+  std::string cpu_baseline = "auto";
+  std::string cpu_model;   // the baseline in force ("" while no host reported models)
+  std::string cpu_reason;  // why that model (for people)
 };
 
 // One host metrics sample (CPU, memory, ... as JSON text).

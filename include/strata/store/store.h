@@ -136,6 +136,15 @@ class Store {
   virtual Result<ImageRecord> update_image(const ImageRecord& image) = 0;
   virtual Status delete_image(const std::string& id, std::optional<int64_t> expected_version) = 0;
 
+  // ---- clusters ----
+  // create: already_exists on a duplicate name.
+  virtual Result<ClusterRecord> create_cluster(const ClusterRecord& cluster) = 0;
+  virtual Result<ClusterRecord> get_cluster_by_name(const std::string& name) = 0;
+  virtual Result<std::vector<ClusterRecord>> list_clusters() = 0;
+  // CAS update of cpu_baseline, cpu_model, cpu_reason; bumps resource_version.
+  virtual Result<ClusterRecord> update_cluster(const ClusterRecord& cluster) = 0;
+  virtual Status delete_cluster(const std::string& id, std::optional<int64_t> expected_version) = 0;
+
   // ---- host metrics history (bounded) ----
   // Appends one sample and, in the same transaction, deletes all but the newest
   // keep_last samples of that host. failed_precondition when the host does not exist.

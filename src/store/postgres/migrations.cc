@@ -111,6 +111,17 @@ const std::vector<sql::Migration>& pg_migrations() {
            // whole rows); with (host_id, name) a page reads just its rows, either direction.
            "CREATE INDEX vms_host_id_name ON vms(host_id, name)",
        }},
+      {8,
+       "clusters (the CPU baseline each one's VMs start with) and each host's cluster",
+       {
+           "CREATE TABLE clusters ("
+           " id TEXT PRIMARY KEY, resource_version BIGINT NOT NULL,"
+           " created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,"
+           " name TEXT NOT NULL UNIQUE, cpu_baseline TEXT NOT NULL, cpu_model TEXT NOT NULL,"
+           " cpu_reason TEXT NOT NULL)",
+           "ALTER TABLE hosts ADD COLUMN cluster TEXT NOT NULL DEFAULT 'default'",
+           "CREATE INDEX hosts_cluster ON hosts(cluster)",
+       }},
   };
   return kMigrations;
 }

@@ -56,6 +56,7 @@ Result<HostRecord> decode_host(const SqlRow& r) {
   h.cpu_threads = r.int64(11);
   h.memory_mib = r.int64(12);
   h.cert_fingerprint = r.text(13);
+  h.cluster = r.text(14);
   return h;
 }
 
@@ -160,6 +161,7 @@ Status validate_host(const HostRecord& h) {
   if (auto st = validate_host_state(h.state); !st) return st;
   if (h.cpu_threads < 0) return invalid_argument("cpu_threads", "must be >= 0");
   if (h.memory_mib < 0) return invalid_argument("memory_mib", "must be >= 0");
+  if (h.cluster.empty()) return invalid_argument("cluster", "a host belongs to a cluster");
   return {};
 }
 

@@ -12,7 +12,7 @@ namespace strata::store::sql {
 // Column lists; decode_* expect rows selected with exactly these, in this order.
 inline constexpr const char* kHostCols =
     "id, resource_version, created_ms, updated_ms, name, address, state, labels, accelerator, "
-    "inventory, last_heartbeat_ms, cpu_threads, memory_mib, cert_fingerprint";
+    "inventory, last_heartbeat_ms, cpu_threads, memory_mib, cert_fingerprint, cluster";
 inline constexpr const char* kVmCols =
     "id, resource_version, created_ms, updated_ms, name, spec, desired_state, host_id, status, "
     "labels, deletion_requested, deletion_requested_ms";

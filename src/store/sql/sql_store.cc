@@ -178,11 +178,11 @@ Result<HostRecord> SqlStore::create_host(const HostRecord& in) {
     return c.exec(
         "INSERT INTO hosts (id, resource_version, created_ms, updated_ms, name, address, state, "
         "labels, accelerator, inventory, last_heartbeat_ms, cpu_threads, memory_mib, "
-        "cert_fingerprint) VALUES "
-        "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        "cert_fingerprint, cluster) VALUES "
+        "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         {h.id, h.resource_version, h.created_ms, h.updated_ms, h.name, h.address, h.state,
          encode_labels(h.labels), h.accelerator, h.inventory, h.last_heartbeat_ms, h.cpu_threads,
-         h.memory_mib, h.cert_fingerprint});
+         h.memory_mib, h.cert_fingerprint, h.cluster});
   });
   if (!r) return tl::unexpected(host_unique_error(r.error(), h).wrap("create host " + h.name));
   return h;
@@ -229,12 +229,13 @@ Result<HostRecord> SqlStore::update_host(const HostRecord& h) {
     auto rows = c.query(
         "UPDATE hosts SET name = $1, address = $2, state = $3, labels = $4, accelerator = $5, "
         "inventory = $6, last_heartbeat_ms = $7, cpu_threads = $8, memory_mib = $9, "
-        "updated_ms = $10, cert_fingerprint = $11, resource_version = resource_version + 1 "
-        "WHERE id = $12 AND resource_version = $13 RETURNING " +
+        "updated_ms = $10, cert_fingerprint = $11, cluster = $12, "
+        "resource_version = resource_version + 1 "
+        "WHERE id = $13 AND resource_version = $14 RETURNING " +
             std::string(kHostCols),
         {h.name, h.address, h.state, encode_labels(h.labels), h.accelerator,
          json_or_empty_object(h.inventory), h.last_heartbeat_ms, h.cpu_threads, h.memory_mib,
-         now_ms(), h.cert_fingerprint, h.id, h.resource_version});
+         now_ms(), h.cert_fingerprint, h.cluster, h.id, h.resource_version});
     if (!rows) return tl::unexpected(host_unique_error(rows.error(), h).wrap("update host " + h.id));
     if (rows->empty())
       return tl::unexpected(version_miss(c, "hosts", "host", h.id, h.resource_version));

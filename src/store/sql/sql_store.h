@@ -78,6 +78,12 @@ class SqlStore final : public Store {
   Result<ImageRecord> update_image(const ImageRecord& image) override;
   Status delete_image(const std::string& id, std::optional<int64_t> expected_version) override;
 
+  Result<ClusterRecord> create_cluster(const ClusterRecord& cluster) override;
+  Result<ClusterRecord> get_cluster_by_name(const std::string& name) override;
+  Result<std::vector<ClusterRecord>> list_clusters() override;
+  Result<ClusterRecord> update_cluster(const ClusterRecord& cluster) override;
+  Status delete_cluster(const std::string& id, std::optional<int64_t> expected_version) override;
+
   Status append_host_metric(const HostMetricSample& sample, int keep_last) override;
   Result<std::vector<HostMetricSample>> list_host_metrics(const std::string& host_id,
                                                           int limit) override;

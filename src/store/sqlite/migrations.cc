@@ -94,6 +94,17 @@ const std::vector<sql::Migration>& sqlite_migrations() {
            // whole rows); with (host_id, name) a page reads just its rows, either direction.
            "CREATE INDEX vms_host_id_name ON vms(host_id, name)",
        }},
+      {7,
+       "clusters (the CPU baseline each one's VMs start with) and each host's cluster",
+       {
+           "CREATE TABLE clusters ("
+           " id TEXT PRIMARY KEY, resource_version INTEGER NOT NULL,"
+           " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+           " name TEXT NOT NULL UNIQUE, cpu_baseline TEXT NOT NULL, cpu_model TEXT NOT NULL,"
+           " cpu_reason TEXT NOT NULL)",
+           "ALTER TABLE hosts ADD COLUMN cluster TEXT NOT NULL DEFAULT 'default'",
+           "CREATE INDEX hosts_cluster ON hosts(cluster)",
+       }},
   };
   return kMigrations;
 }
