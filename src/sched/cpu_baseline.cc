@@ -87,8 +87,10 @@ Baseline compute_baseline(const std::vector<HostCpu>& hosts) {
     return out;
   }
   out.model = best->model;
-  out.reason = best->model + ": the most capable model all " + std::to_string(probed.size()) +
-               " host" + (probed.size() == 1 ? "" : "s") + " offer";
+  out.reason = best->model + (probed.size() == 1
+                                  ? std::string(": the most capable model the one host offers")
+                                  : ": the most capable model all " +
+                                        std::to_string(probed.size()) + " hosts offer");
   if (better) {
     std::vector<std::string> short_hosts;
     for (const HostCpu* h : probed)
@@ -98,7 +100,9 @@ Baseline compute_baseline(const std::vector<HostCpu>& hosts) {
                                              ? " lacks " + join(it->second, 4, lacking_total(*h, better->model))
                                              : " does not know it"));
       }
-    out.reason += "; " + better->model + " would need: " + join(short_hosts, 4);
+    out.reason += "; " + better->model + " would need: ";
+    for (size_t i = 0; i < short_hosts.size() && i < 4; ++i) out.reason += (i ? "; " : "") + short_hosts[i];
+    if (short_hosts.size() > 4) out.reason += "; +" + std::to_string(short_hosts.size() - 4) + " more hosts";
   }
   out.reason += unprobed_note;
   return out;

@@ -53,6 +53,10 @@ struct CompiledRequest {
   std::vector<const std::vector<uint32_t>*> datastore_hosts;
   bool datastore_impossible = false;
 
+  // The hosts offering the request's CPU (null with cpu_required: none does).
+  const std::vector<uint32_t>* cpu_hosts = nullptr;
+  bool cpu_required = false;
+
   bool pinned = false;
   std::optional<uint32_t> pinned_index;  // empty with pinned: unknown host id
 
@@ -93,6 +97,12 @@ inline bool mounts_datastores(const CompiledRequest& c, uint32_t index) {
   return true;
 }
 
+// Whether host `index` can run the request's CPU model.
+inline bool offers_cpu(const CompiledRequest& c, uint32_t index) {
+  if (!c.cpu_required) return true;
+  return c.cpu_hosts != nullptr && std::binary_search(c.cpu_hosts->begin(), c.cpu_hosts->end(), index);
+}
+
 // Whether host `h` carries every label the request keeps off.
 inline bool avoided(const CompiledRequest& c, const std::vector<SnapshotAccess::Label>& pool,
                     const HostRecord& h) {
@@ -107,12 +117,12 @@ inline bool together_ok(const CompiledRequest& c, uint32_t index) {
 
 // The first filter (in Filter order) that rejects host `h`, ignoring pin (the callers
 // restrict the scan to the pinned host). `in_group`: the host already holds the
-// request's anti-affinity group; `datastores_ok`: mounts_datastores(); `together`:
-// together_ok().
+// request's anti-affinity group; `datastores_ok`: mounts_datastores(); `cpu_ok`:
+// offers_cpu(); `together`: together_ok().
 inline std::optional<Filter> first_failure(const CompiledRequest& c,
                                            const std::vector<SnapshotAccess::Label>& pool,
                                            const HostRecord& h, bool in_group,
-                                           bool datastores_ok, bool together) {
+                                           bool datastores_ok, bool cpu_ok, bool together) {
   if (h.traits.state != HostState::up) return Filter::state;
   if (!c.any_arch && (!c.arch_known || h.traits.arch != c.arch)) return Filter::arch;
   if (!c.any_accelerator && h.traits.accelerator != c.accelerator) return Filter::accelerator;
@@ -121,6 +131,7 @@ inline std::optional<Filter> first_failure(const CompiledRequest& c,
   }
   if (avoided(c, pool, h)) return Filter::avoid;
   if (!datastores_ok) return Filter::datastore;
+  if (!cpu_ok) return Filter::cpu_model;
   if (in_group) return Filter::anti_affinity;
   if (!together) return Filter::affinity;
   if (h.allocated_vcpus + c.vcpus > h.total_vcpus * c.cpu_overcommit) return Filter::cpu;

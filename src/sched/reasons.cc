@@ -75,6 +75,10 @@ std::string reason(const Snapshot& snapshot, const CompiledRequest& c, uint32_t 
       }
       return "does not mount datastore " + missing + " (the VM's disks are there)";
     }
+    case Filter::cpu_model:
+      if (req.cpu_model.rfind("cpu-sig:", 0) == 0)
+        return "the VM runs with its first host's own CPU (host/max), and this host's CPU differs";
+      return "cannot offer CPU model " + req.cpu_model + " (the VM runs with it)";
     case Filter::anti_affinity:
       return "a VM of anti-affinity group " + req.anti_affinity_group +
              " already runs on this host";

@@ -102,6 +102,10 @@ Result<Snapshot> Snapshot::build(std::vector<HostInfo> hosts) {
       std::vector<uint32_t>& members = snap.datastore_hosts_[snap.intern(d)];
       if (members.empty() || members.back() != index) members.push_back(index);
     }
+    for (const std::string& m : h.cpu_offers) {
+      std::vector<uint32_t>& members = snap.cpu_hosts_[snap.intern(m)];
+      if (members.empty() || members.back() != index) members.push_back(index);
+    }
     snap.records_.push_back(r);
     snap.names_.push_back(h.name.empty() ? h.id : std::move(h.name));
     snap.index_by_id_.emplace(h.id, index);
@@ -146,6 +150,10 @@ HostInfo Snapshot::host(uint32_t index) const {
     if (std::binary_search(members.begin(), members.end(), index))
       h.datastores.push_back(strings_[id]);
   std::sort(h.datastores.begin(), h.datastores.end());
+  for (const auto& [id, members] : cpu_hosts_)
+    if (std::binary_search(members.begin(), members.end(), index))
+      h.cpu_offers.push_back(strings_[id]);
+  std::sort(h.cpu_offers.begin(), h.cpu_offers.end());
   return h;
 }
 

@@ -37,6 +37,11 @@ struct SnapshotAccess {
   static std::vector<uint32_t>& together_hosts(Snapshot& s, uint32_t group) {
     return s.together_hosts_[group];
   }
+  // Sorted host indices offering CPU token `id`, or nullptr when none does.
+  static const std::vector<uint32_t>* cpu_hosts(const Snapshot& s, uint32_t id) {
+    auto it = s.cpu_hosts_.find(id);
+    return it == s.cpu_hosts_.end() ? nullptr : &it->second;
+  }
   // Sorted host indices mounting datastore `id`, or nullptr when none does.
   static const std::vector<uint32_t>* datastore_hosts(const Snapshot& s, uint32_t id) {
     auto it = s.datastore_hosts_.find(id);

@@ -226,6 +226,42 @@ TEST(SchedFilters, CpuHonoursOvercommit) {
       << over.error().message;
 }
 
+TEST(SchedFilters, MigrationTargetMustOfferTheVmsCpu) {
+  HostInfo old_host = host("old");
+  old_host.cpu_offers = {"Nehalem-v1", "Westmere-v1", "cpu-sig:aaaa"};
+  HostInfo new_host = host("new");
+  new_host.cpu_offers = {"Haswell-v4", "Nehalem-v1", "Westmere-v1", "cpu-sig:bbbb"};
+  HostInfo unprobed = host("unprobed");  // reports no CPU: takes no CPU-bound VM
+  PlacementRequest req = request(1, 512);
+  req.cpu_model = "Haswell-v4";
+  Result<Explanation> e = scheduler().explain(snapshot({old_host, new_host, unprobed}), req);
+  ASSERT_TRUE(e) << e.error().to_string();
+  ASSERT_EQ(e->rejections.size(), 2u);
+  for (const char* h : {"old", "unprobed"}) {
+    const Rejection* r = rejection_of(*e, h);
+    ASSERT_NE(r, nullptr) << h;
+    EXPECT_EQ(r->filter, Filter::cpu_model);
+    EXPECT_EQ(r->reason, "cannot offer CPU model Haswell-v4 (the VM runs with it)");
+  }
+  auto p = scheduler().place(snapshot({old_host, new_host, unprobed}), req);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->host_id, "new");
+  // A VM started with host/max moves only to a host with the same CPU signature.
+  req.cpu_model = "cpu-sig:aaaa";
+  p = scheduler().place(snapshot({old_host, new_host, unprobed}), req);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->host_id, "old");
+  req.cpu_model = "cpu-sig:cccc";
+  auto none = scheduler().place(snapshot({old_host, new_host}), req);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("CPU differs"), std::string::npos) << none.error().message;
+  // No CPU asked (a new VM, a cold move): every host.
+  req.cpu_model.clear();
+  EXPECT_TRUE(scheduler().place(snapshot({unprobed}), req));
+  EXPECT_EQ(snapshot({new_host}).host(0).cpu_offers, new_host.cpu_offers);
+  EXPECT_EQ(to_string(Filter::cpu_model), "cpu-model");
+}
+
 TEST(SchedFilters, DatastoreMustBeMounted) {
   HostInfo a = host("a");
   HostInfo b = host("b");

@@ -40,6 +40,10 @@ struct HostInfo {
   std::vector<std::string> anti_affinity_groups;  // groups with at least one VM on this host
   std::vector<std::string> affinity_groups;       // keep-together groups, the same way
   std::vector<std::string> datastores;  // UUIDs of the shared datastores this host mounts
+  // The CPUs this host can run guests with: the named models its agent found usable, and
+  // "cpu-sig:<hash>" of its own CPU (for guests started with "host"/"max"). Filled only
+  // for decisions that need it (live migrations).
+  std::vector<std::string> cpu_offers;
 };
 
 namespace detail {
@@ -121,6 +125,8 @@ class Snapshot {
   std::unordered_map<uint32_t, std::vector<uint32_t>> together_hosts_;
   // Datastores the same way: per datastore UUID (interned) the sorted hosts mounting it.
   std::unordered_map<uint32_t, std::vector<uint32_t>> datastore_hosts_;
+  // CPU offers the same way: per CPU token (interned) the sorted hosts offering it.
+  std::unordered_map<uint32_t, std::vector<uint32_t>> cpu_hosts_;
 };
 
 }  // namespace strata::sched
