@@ -146,6 +146,22 @@ Status validate_machine(std::string_view field, std::string_view machine) {
                         "\" (allowed: q35, pc, pc-q35-X.Y, pc-i440fx-X.Y)");
 }
 
+Status validate_cpu_model(std::string_view field, std::string_view model) {
+  // QEMU's x86 model names: letters, digits, '.', '_', '-' ("Skylake-Server-v4",
+  // "Opteron_G5-v1"), starting with a letter or digit: never an option separator (',',
+  // '=') on QEMU's command line.
+  if (model.empty()) return {};
+  if (model.size() > 64) return bad(field, "CPU model name longer than 64 characters");
+  for (size_t i = 0; i < model.size(); ++i) {
+    char c = model[i];
+    if (!is_alnum(c) && c != '.' && c != '_' && c != '-')
+      return bad_char(field, model, i, "A-Z a-z 0-9 '.' '_' '-'");
+  }
+  if (!is_alnum(model.front())) return bad(field, "CPU model must start with a letter or digit");
+  if (model == "base") return bad(field, "\"base\" is not a CPU model a guest can run");
+  return {};
+}
+
 Status validate_label(std::string_view field, std::string_view key, std::string_view value) {
   if (key.empty()) return bad(field, "label key must not be empty");
   if (key.size() > 63) return bad(field, "label key longer than 63 characters");
@@ -185,6 +201,7 @@ Status validate(const VmSpec& spec) {
                                  std::to_string(kMinMemoryMib) + ".." +
                                  std::to_string(kMaxMemoryMib));
   if (auto s = validate_machine("machine", spec.machine); !s) return s;
+  if (auto s = validate_cpu_model("cpu_model", spec.cpu_model); !s) return s;
 
   if (spec.kernel_boot) {
     const KernelBoot& kb = *spec.kernel_boot;

@@ -213,7 +213,7 @@ Result<VmSpec> parse(const json& j) {
   VmSpec spec;
   if (auto s = check_object(j, "",
                             {"name", "uuid", "vcpus", "memory_mib", "machine", "kernel_boot",
-                             "disks", "nics", "vnc", "labels", "cloud_init"});
+                             "disks", "nics", "vnc", "labels", "cloud_init", "cpu_model"});
       !s)
     return tl::unexpected(s.error());
   if (auto s = read_string(j, "name", "", spec.name, true); !s) return tl::unexpected(s.error());
@@ -227,6 +227,7 @@ Result<VmSpec> parse(const json& j) {
       !s)
     return tl::unexpected(s.error());
   if (auto s = read_string(j, "machine", "", spec.machine); !s) return tl::unexpected(s.error());
+  if (auto s = read_string(j, "cpu_model", "", spec.cpu_model); !s) return tl::unexpected(s.error());
   if (auto it = j.find("kernel_boot"); it != j.end() && !it->is_null()) {
     KernelBoot kb;
     if (auto s = parse_kernel_boot(*it, kb); !s) return tl::unexpected(s.error());
@@ -264,6 +265,7 @@ json to_json(const VmSpec& spec) {
       {"vcpus", spec.vcpus},     {"memory_mib", spec.memory_mib},
       {"machine", spec.machine}, {"vnc", spec.vnc},
   };
+  if (!spec.cpu_model.empty()) j["cpu_model"] = spec.cpu_model;
   if (spec.kernel_boot) {
     j["kernel_boot"] = {{"kernel", spec.kernel_boot->kernel},
                         {"initrd", spec.kernel_boot->initrd},

@@ -39,6 +39,8 @@ struct VmStatus {
   // What the guest's qemu-guest-agent last said (polled at most every 30 s while the VM
   // runs); absent until it first answered in this run of the VM.
   std::optional<model::GuestFacts> guest;
+  // The CPU model in the VM's hardware profile ("" when the driver has none).
+  std::string cpu_model;
 };
 
 struct VmStats {
@@ -88,6 +90,15 @@ class Hypervisor {
   // name or UUID.
   virtual Result<VmStatus> define(const model::VmSpec& spec) = 0;
   virtual Status start(const std::string& name) = 0;
+  // A VM that is not running takes this guest CPU model (model::VmSpec::cpu_model) for its
+  // next start: how a VM adopts its cluster's CPU baseline. A running VM keeps its CPU
+  // (no error: it adopts at a later start); invalid_argument / failed_precondition when
+  // this host cannot offer the model. A driver without CPU models accepts and ignores it.
+  virtual Status adopt_cpu_model(const std::string& name, const std::string& cpu_model) {
+    (void)name;
+    (void)cpu_model;
+    return {};
+  }
   // ACPI powerdown; forced off when the guest has not stopped after `timeout`.
   virtual Status shutdown(const std::string& name, std::chrono::milliseconds timeout) = 0;
   virtual Status force_off(const std::string& name) = 0;

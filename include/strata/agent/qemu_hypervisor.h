@@ -32,6 +32,11 @@ struct QemuOptions {
   std::optional<QemuUser> run_as;
   // QEMU's seccomp filter (-sandbox ...); false only when the binary lacks the option.
   bool sandbox = true;
+  // The named CPU models this host offers with `accelerator` (the inventory's probe,
+  // usable ones, sorted); a VM may name only these, or "host" (KVM) / "max". When the
+  // probe did not answer (cpu_models_probed false) no named model is accepted.
+  std::vector<std::string> cpu_models;
+  bool cpu_models_probed = false;
   // The folder holding this host's migration identity (ca.crt, migration.crt,
   // migration.key; strata/agent/migration.h); empty: TLS migrations are refused.
   std::string migration_tls_dir;

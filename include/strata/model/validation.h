@@ -26,6 +26,8 @@ Status validate_mac(std::string_view field, std::string_view mac);
 Status validate_cmdline(std::string_view field, std::string_view cmdline);
 // QEMU machine type: "q35", "pc", or versioned "pc-q35-7.2" / "pc-i440fx-7.2".
 Status validate_machine(std::string_view field, std::string_view machine);
+// "" or a QEMU CPU model name (letters, digits, "._-"; "host" and "max" included).
+Status validate_cpu_model(std::string_view field, std::string_view model);
 // Label key: 1..63 of [A-Za-z0-9._-] starting with alnum; value: <= 255 printable ASCII.
 // Key errors name `field`; value errors name `field.key`.
 Status validate_label(std::string_view field, std::string_view key, std::string_view value);

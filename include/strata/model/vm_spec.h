@@ -82,6 +82,11 @@ struct VmSpec {
   bool vnc = true;           // VNC display on a UNIX socket in the VM's state folder
   std::map<std::string, std::string> labels;
   std::optional<CloudInit> cloud_init;  // absent: no cloud-init seed
+  // The guest's CPU model: "" = the cluster's CPU baseline (so the VM can move to any host
+  // of its cluster; the manager resolves it), "host" (KVM: the host CPU as is; the VM
+  // moves only between identical hosts), "max" (everything the accelerator offers; the
+  // same rule), or a QEMU model name ("Westmere-v1", "Haswell-v4").
+  std::string cpu_model;
 };
 
 inline constexpr uint32_t kMaxVcpus = 288;

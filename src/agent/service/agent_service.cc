@@ -200,11 +200,17 @@ grpc::Status AgentService::DefineVm(grpc::ServerContext* ctx, const v1::DefineVm
       });
 }
 
-Status AgentService::start_vm(const std::string& name, v1::VmStatus* out) {
+Status AgentService::start_vm(const std::string& name, const std::string& cpu_model,
+                              v1::VmStatus* out) {
   if (auto st = model::validate_name("name", name); !st) return st;
+  if (auto st = model::validate_cpu_model("cpu_model", cpu_model); !st) return st;
   auto s = hv_.status(name);
   if (!s) return tl::unexpected(s.error());
   if (!has_process(s->state)) {
+    // The manager's CPU model for this start (its cluster's baseline): a stopped VM adopts
+    // it now, so its next QEMU runs with it.
+    if (!cpu_model.empty())
+      if (auto st = hv_.adopt_cpu_model(name, cpu_model); !st) return st;
     if (auto st = hv_.start(name); !st) return st;
     log()->info("vm started name={}", name);
   }
@@ -249,7 +255,9 @@ grpc::Status AgentService::StartVm(grpc::ServerContext*, const v1::StartVmReques
                                    v1::StartVmResponse* resp) {
   return once<v1::StartVmRequest, v1::StartVmResponse>(
       "StartVm", *req, resp,
-      [&](v1::StartVmResponse* out) { return start_vm(req->name(), out->mutable_vm()); });
+      [&](v1::StartVmResponse* out) {
+        return start_vm(req->name(), req->cpu_model(), out->mutable_vm());
+      });
 }
 
 grpc::Status AgentService::ShutdownVm(grpc::ServerContext*, const v1::ShutdownVmRequest* req,

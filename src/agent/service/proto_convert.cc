@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "strata/model/validation.h"
 #include "strata/model/vm_spec_json.h"
 
 namespace strata::agent::service {
@@ -81,6 +82,7 @@ v1::VmSpec to_proto(const model::VmSpec& spec) {
   out.set_vnc(spec.vnc);
   for (const auto& [k, v] : spec.labels) (*out.mutable_labels())[k] = v;
   if (spec.cloud_init) out.set_cloud_init_json(model::to_json(*spec.cloud_init).dump());
+  out.set_cpu_model(spec.cpu_model);
   return out;
 }
 
@@ -120,6 +122,9 @@ Result<model::VmSpec> from_proto(const v1::VmSpec& in, std::string_view field) {
     spec.nics.push_back(std::move(nic));
   }
   spec.vnc = in.has_vnc() ? in.vnc() : true;
+  spec.cpu_model = in.cpu_model();
+  if (auto st = model::validate_cpu_model(fmt::format("{}.cpu_model", field), spec.cpu_model); !st)
+    return tl::unexpected(st.error());
   for (const auto& [k, v] : in.labels()) spec.labels[k] = v;
   if (!in.cloud_init_json().empty()) {
     // Strict parse and full validation here, so bad input is an error naming the field
@@ -189,6 +194,7 @@ v1::VmStatus to_proto(const VmStatus& s) {
   out.set_qga_socket(s.qga_socket);
   out.set_console_log(s.console_log);
   if (s.guest) *out.mutable_guest() = to_proto(*s.guest);
+  out.set_cpu_model(s.cpu_model);
   return out;
 }
 
@@ -211,6 +217,7 @@ Result<VmStatus> from_proto(const v1::VmStatus& in) {
   s.vnc_socket = in.vnc_socket();
   s.qga_socket = in.qga_socket();
   s.console_log = in.console_log();
+  s.cpu_model = in.cpu_model();
   if (in.has_guest()) {
     auto g = from_proto(in.guest());
     if (!g) return tl::unexpected(g.error());

@@ -332,6 +332,11 @@ int run_serve(const ServeOptions& in) {
   qo.state_dir = o.state_dir;
   qo.qemu_binary = o.qemu;
   qo.accelerator = accel;
+  // The named CPU models this host offers (a VM's profile may name only those).
+  qo.cpu_models_probed = inventory->cpu_models.has_value();
+  if (inventory->cpu_models)
+    for (const auto& m : inventory->cpu_models->models)
+      if (m.usable) qo.cpu_models.push_back(m.name);
   qo.images = images->get();
   qo.network = network.get();
   qo.datastores = datastores.get();
@@ -369,6 +374,7 @@ int run_serve(const ServeOptions& in) {
     if (auto fresh = collect_inventory()) {
       fresh->qemu = cached.qemu;
       fresh->accelerator = cached.accelerator;
+      fresh->cpu_models = cached.cpu_models;
       cached = std::move(*fresh);
     }
     return inventory_to_proto(cached, datastores.get());

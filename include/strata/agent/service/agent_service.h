@@ -136,7 +136,7 @@ class AgentService final : public v1::AgentService::Service {
   grpc::Status once_in(RequestLog& log, const char* method, const Req& request, Resp* response,
                        const std::function<Status(Resp*)>& run);
   // Natural idempotency: the state-dependent lifecycle actions.
-  Status start_vm(const std::string& name, v1::VmStatus* out);
+  Status start_vm(const std::string& name, const std::string& cpu_model, v1::VmStatus* out);
   Status stop_vm(const std::string& name, bool force, uint32_t timeout_ms, v1::VmStatus* out);
   Status pause_vm(const std::string& name, bool pause, v1::VmStatus* out);
   Status current(const std::string& name, v1::VmStatus* out) const;

@@ -87,6 +87,8 @@ VmStatus QemuHypervisor::status_locked(const Vm& vm) const {
   s.state = vm.rec.state;
   s.pid = is_active(vm.rec.state) ? vm.rec.pid : 0;
   s.accelerator = vm.rec.accelerator.empty() ? opts_.accelerator : vm.rec.accelerator;
+  s.cpu_model = vm.rec.profile.version > 0 ? vm.rec.profile.cpu_model
+                                           : (s.accelerator == "kvm" ? "host" : "max");
   s.last_exit = vm.rec.last_exit;
   s.state_changed_unix_ms = vm.rec.changed_unix_ms;
   VmFiles f = vm_files(vm.dir);
@@ -236,6 +238,12 @@ Result<VmStatus> QemuHypervisor::define_with(const model::VmSpec& input,
   if (!machines) return tl::unexpected(machines.error());
   auto profile = new_hardware_profile(spec.machine, opts_.accelerator, *machines);
   if (!profile) return tl::unexpected(profile.error());
+  // The guest CPU: the spec's (the manager sends its cluster's baseline), else the
+  // accelerator's default.
+  if (!spec.cpu_model.empty()) {
+    if (auto st = check_cpu_model("cpu_model", spec.cpu_model); !st) return tl::unexpected(st.error());
+    profile->cpu_model = spec.cpu_model;
+  }
 
   // The define job: reserve the name and UUID under mu_, create the folder and the disks
   // (qemu-img: seconds) without it, then publish the VM under mu_ again.
@@ -291,6 +299,46 @@ Result<VmStatus> QemuHypervisor::define_with(const model::VmSpec& input,
   vms_[spec.name] = vm;
   auto st = status_locked(*vm);
   return st;
+}
+
+Status QemuHypervisor::check_cpu_model(const std::string& field, const std::string& model) const {
+  if (auto st = model::validate_cpu_model(field, model); !st) return st;
+  if (model.empty() || model == "max") return {};
+  if (model == "host") {
+    if (opts_.accelerator == "kvm") return {};
+    return make_error(ErrorCode::failed_precondition,
+                      "CPU model \"host\" needs KVM; this host runs guests with " + opts_.accelerator,
+                      field);
+  }
+  if (!opts_.cpu_models_probed)
+    return make_error(ErrorCode::failed_precondition,
+                      "this host's QEMU did not report its CPU models: only host or max", field);
+  if (!std::binary_search(opts_.cpu_models.begin(), opts_.cpu_models.end(), model))
+    return make_error(ErrorCode::failed_precondition,
+                      "this host cannot offer CPU model " + model +
+                          " (not usable with " + opts_.accelerator + " here; see its inventory's cpu_models)",
+                      field);
+  return {};
+}
+
+Status QemuHypervisor::adopt_cpu_model(const std::string& name, const std::string& cpu_model) {
+  if (auto st = check_cpu_model("cpu_model", cpu_model); !st) return st;
+  std::lock_guard lk(mu_);
+  auto v = find_locked(name);
+  if (!v) return tl::unexpected(v.error());
+  Vm& vm = **v;
+  if (cpu_model.empty() || vm.rec.profile.cpu_model == cpu_model) return {};
+  // A running VM (or one with a job) keeps its CPU; it adopts at a later start. A legacy
+  // v0 profile has no recorded CPU to change.
+  if (vm.job != VmJob::none || is_active(vm.rec.state) || vm.rec.profile.version == 0) return {};
+  const std::string was = vm.rec.profile.cpu_model;
+  vm.rec.profile.cpu_model = cpu_model;
+  if (auto s = write_state_record(vm.dir, vm.rec); !s) {
+    vm.rec.profile.cpu_model = was;
+    return tl::unexpected(s.error().wrap("recording the CPU model"));
+  }
+  logger("agent.qemu")->info("vm cpu model vm={} was={} now={}", name, was, cpu_model);
+  return {};
 }
 
 Status QemuHypervisor::check_datastores(const model::VmSpec& spec) const {

@@ -77,6 +77,7 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status recover() override;
   Result<VmStatus> define(const model::VmSpec& spec) override;
   Status start(const std::string& name) override;
+  Status adopt_cpu_model(const std::string& name, const std::string& cpu_model) override;
   Status shutdown(const std::string& name, std::chrono::milliseconds timeout) override;
   Status force_off(const std::string& name) override;
   Status reboot(const std::string& name) override;
@@ -183,6 +184,9 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   void undo_disks(const model::VmSpec& spec, const std::vector<std::string>& made_shared);
   // Checks the spec's datastores against this host's (present, same UUID).
   Status check_datastores(const model::VmSpec& spec) const;
+  // Whether this host can run a guest with CPU `model` (field names the input): "max",
+  // "host" on KVM only, a named model the inventory's probe found usable.
+  Status check_cpu_model(const std::string& field, const std::string& model) const;
   Result<std::shared_ptr<QemuMonitor>> connect_qmp(const std::string& name, const std::string& dir,
                                                  std::chrono::milliseconds timeout,
                                                  std::function<bool()> keep_trying);

@@ -229,6 +229,11 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     if (it == machines->end() || it->second != profile.machine)
       return make_error(ErrorCode::failed_precondition,
                         "this host's QEMU has no machine type " + profile.machine);
+    // The guest's CPU must be one this host offers, or the incoming QEMU would run it with
+    // features it lacks (or refuse the stream). The manager's scheduler checks the same
+    // before it picks a target; this is the host's own word.
+    if (auto st = check_cpu_model("profile.cpu_model", profile.cpu_model); !st)
+      return tl::unexpected(st.error());
   }
   std::string dir = vm_dir(spec.name);
   if (vm_files(dir).serial_socket.size() > kMaxSocketPath)
