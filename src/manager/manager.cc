@@ -117,6 +117,11 @@ class ManagerImpl final : public Manager {
     if (!catalog) return tl::unexpected(catalog.error());
     images_ = std::move(*catalog);
     controller_->set_image_distributor(images_.get());
+    // Clusters and their CPU baseline: "default" always exists (hosts join it unless they
+    // name another); VMs start with their host's cluster baseline.
+    clusters_ = std::make_unique<ClusterService>(*store_, *events_, clock_);
+    if (auto st = clusters_->ensure_default(); !st) return tl::unexpected(st.error().wrap("clusters"));
+    controller_->set_clusters(clusters_.get());
     vms_ = std::make_unique<VmService>(
         *store_, *placement_, *events_, clock_,
         [this](const std::string& vm_id) { controller_->enqueue_vm(vm_id); });
@@ -156,6 +161,7 @@ class ManagerImpl final : public Manager {
     deps.agents = agents_.get();
     deps.controller = controller_.get();
     deps.placement = placement_.get();
+    deps.clusters = clusters_.get();
     deps.vms = vms_.get();
     deps.evacuator = evacuator_.get();
     deps.balancer = balancer_.get();
@@ -296,6 +302,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<ConnectionManager> agents_;
   std::unique_ptr<PlacementService> placement_;
+  std::unique_ptr<ClusterService> clusters_;
   std::unique_ptr<VmController> controller_;
   std::unique_ptr<VmService> vms_;
   std::unique_ptr<HostEvacuator> evacuator_;

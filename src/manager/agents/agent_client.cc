@@ -100,6 +100,7 @@ pb::VmSpec to_proto(const model::VmSpec& s) {
   p.set_vnc(s.vnc);
   for (const auto& [k, v] : s.labels) (*p.mutable_labels())[k] = v;
   if (s.cloud_init) p.set_cloud_init_json(model::to_json(*s.cloud_init).dump());
+  p.set_cpu_model(s.cpu_model);
   return p;
 }
 
@@ -256,7 +257,16 @@ Result<pb::VmStatus> AgentClient::define_vm(const std::string& request_id,
     return resp.vm();                                                                      \
   }
 
-STRATA_NAMED_ACTION(start_vm, StartVm, std::chrono::seconds(120))
+Result<pb::VmStatus> AgentClient::start_vm(const std::string& request_id, const std::string& name,
+                                           const std::string& cpu_model) {
+  pb::StartVmRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_cpu_model(cpu_model);
+  STRATA_UNARY(StartVm, req, pb::StartVmResponse, std::chrono::seconds(120));
+  return resp.vm();
+}
+
 STRATA_NAMED_ACTION(force_off_vm, ForceOffVm, std::chrono::seconds(60))
 STRATA_NAMED_ACTION(reboot_vm, RebootVm, std::chrono::seconds(30))
 STRATA_NAMED_ACTION(pause_vm, PauseVm, std::chrono::seconds(30))

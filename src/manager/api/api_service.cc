@@ -24,6 +24,7 @@ ApiService::ApiService(ApiDeps deps)
   add_system_routes(*this);
   add_token_routes(*this);
   add_host_routes(*this);
+  add_cluster_routes(*this);
   add_vm_routes(*this);
   add_snapshot_routes(*this);
   add_clone_routes(*this);

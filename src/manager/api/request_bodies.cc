@@ -142,6 +142,7 @@ Result<HostPatchBody> decode_host_patch(const nlohmann::json& body) {
   using T = JsonType;
   if (auto st = check_fields(body, {{"labels", T::object},
                                     {"maintenance", T::boolean},
+                                    {"cluster", T::string},
                                     {"resource_version", T::integer}});
       !st)
     return tl::unexpected(st.error());
@@ -152,6 +153,10 @@ Result<HostPatchBody> decode_host_patch(const nlohmann::json& body) {
     out.labels = std::move(*decoded);
   }
   if (const auto* m = optional_member(body, "maintenance")) out.maintenance = m->get<bool>();
+  if (const auto* c = optional_member(body, "cluster")) {
+    out.cluster = c->get<std::string>();
+    if (auto st = model::validate_name("cluster", *out.cluster); !st) return tl::unexpected(st.error());
+  }
   return out;
 }
 
@@ -172,6 +177,7 @@ Result<EnrollBody> decode_enroll(const nlohmann::json& body) {
                                     {"address", T::string, true},
                                     {"csr", T::string},
                                     {"migration_csr", T::string},
+                                    {"cluster", T::string},
                                     {"inventory", T::object}});
       !st)
     return tl::unexpected(st.error());
@@ -183,6 +189,10 @@ Result<EnrollBody> decode_enroll(const nlohmann::json& body) {
   if (out.address.empty() || out.address.size() > 512)
     return invalid_argument("address", "address must be 1..512 characters");
   if (const auto* csr = optional_member(body, "csr")) out.csr = csr->get<std::string>();
+  if (const auto* c = optional_member(body, "cluster")) {
+    out.cluster = c->get<std::string>();
+    if (auto st = model::validate_name("cluster", out.cluster); !st) return tl::unexpected(st.error());
+  }
   if (const auto* csr = optional_member(body, "migration_csr"))
     out.migration_csr = csr->get<std::string>();
   if (const auto* inv = optional_member(body, "inventory")) {

@@ -3,6 +3,7 @@
 
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/api/api_service.h"
+#include "strata/manager/controllers/clusters.h"
 #include "strata/manager/vms/host_evacuation.h"
 #include "strata/manager/api/json_fields.h"
 #include "strata/model/validation.h"
@@ -31,6 +32,7 @@ nlohmann::json host_json(ApiDeps& d, const store::HostRecord& h, bool detail) {
                       {"reachability", std::string(to_string(d.agents->liveness(h.id)))},
                       {"maintenance", h.state == "maintenance"},
                       {"labels", h.labels},
+                      {"cluster", h.cluster},
                       {"accelerator", h.accelerator},
                       {"cpu_threads", h.cpu_threads},
                       {"memory_mib", h.memory_mib},
@@ -156,6 +158,12 @@ void add_host_routes(ApiService& api) {
     host.accelerator = req->accelerator;
     host.cpu_threads = req->cpu_threads;
     host.memory_mib = req->memory_mib;
+    host.cluster = req->cluster;
+    // The cluster must exist, and a cluster with a fixed CPU baseline takes only hosts that
+    // can offer it (the inventory's cpu_models say which they can).
+    if (d.clusters)
+      if (auto ok = d.clusters->admit(host.cluster, host.name, host.inventory); !ok)
+        return error_response(ok.error());
     store::HostRecord stored;
     std::string cert, migration_cert;
     auto st = d.store->transaction([&](store::Store& tx) -> Status {
@@ -182,6 +190,7 @@ void add_host_routes(ApiService& api) {
       return {};
     });
     if (!st) return error_response(st.error());
+    if (d.clusters) d.clusters->invalidate(stored.cluster);
     d.agents->add_host(stored);
     nlohmann::json reply = {{"host", host_json(d, stored, false)}};
     if (!cert.empty())
@@ -248,6 +257,19 @@ void add_host_routes(ApiService& api) {
     if (!patch) return error_response(patch.error());
     auto expected = expected_version(r, &*body);
     if (!expected) return error_response(expected.error());
+    // Moving to another cluster: admitted first (a fixed baseline refuses a host that
+    // cannot offer it), on the inventory as it is now.
+    std::string was_cluster;
+    if (patch->cluster) {
+      if (!d.clusters)
+        return error_response(Error{ErrorCode::unavailable, "clusters are not running", ""});
+      auto h = d.store->get_host_by_name(r.param("name"));
+      if (!h) return error_response(h.error());
+      was_cluster = h->cluster;
+      if (*patch->cluster != h->cluster)
+        if (auto ok = d.clusters->admit(*patch->cluster, h->name, h->inventory); !ok)
+          return error_response(ok.error());
+    }
     // One read-modify-write in a transaction, rerun when a heartbeat (which bumps the host's
     // version every few seconds) wins the compare-and-swap: a PATCH without If-Match never
     // answers 409 for that. With If-Match a different version is a 409, as before.
@@ -266,6 +288,7 @@ void add_host_routes(ApiService& api) {
       }
       // Patches add up: bound the resulting map, not just this request.
       if (auto ok = model::validate_labels("labels", h->labels); !ok) return ok;
+      if (patch->cluster) h->cluster = *patch->cluster;
       if (patch->maintenance) {
         if (*patch->maintenance) {
           h->state = "maintenance";
@@ -280,6 +303,12 @@ void add_host_routes(ApiService& api) {
       return {};
     });
     if (!st) return error_response(st.error());
+    if (patch->cluster && was_cluster != updated.cluster) {
+      d.clusters->invalidate(was_cluster);
+      d.clusters->invalidate(updated.cluster);
+      d.events->append(audit_actor(r), "host.cluster", "host/" + updated.name, "ok",
+                       "cluster " + was_cluster + " -> " + updated.cluster);
+    }
     return HttpResponse::json(200, host_json(d, updated, false));
   });
 
@@ -316,6 +345,7 @@ void add_host_routes(ApiService& api) {
     if (!h) return error_response(h.error());
     if (auto st = d.store->delete_host(h->id, *expected); !st) return error_response(st.error());
     d.agents->remove_host(h->id);
+    if (d.clusters) d.clusters->invalidate(h->cluster);
     return HttpResponse::json(200, {{"deleted", h->name}});
   });
 }

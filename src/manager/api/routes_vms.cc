@@ -8,6 +8,7 @@
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/json_fields.h"
 #include "strata/manager/api/vm_rest.h"
+#include "strata/manager/controllers/clusters.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/manager/vms/vm_labels.h"
 #include "strata/manager/vms/vm_service.h"
@@ -152,7 +153,27 @@ void add_vm_routes(ApiService& api) {
   api.router().add("GET", "/api/v1/vms/{name}", RouteOptions{}, [&d](HttpRequest& r) {
     auto vm = d.store->get_vm_by_name(r.param("name"));
     if (!vm) return error_response(vm.error());
-    return HttpResponse::json(200, vm_to_json(*vm, host_name_of(d, *vm)));
+    auto j = vm_to_json(*vm, host_name_of(d, *vm));
+    // The CPU: what its QEMU runs with, the CPU it gets at its next start (the spec's, or
+    // its host's cluster baseline) and, when they differ, that it adopts it then.
+    if (d.clusters && vm->host_id) {
+      if (auto host = d.store->get_host(*vm->host_id)) {
+        std::string next = j["spec"].value("cpu_model", nlohmann::json(nullptr)).is_string()
+                               ? j["spec"]["cpu_model"].get<std::string>()
+                               : std::string();
+        if (next.empty())
+          if (auto m = d.clusters->cpu_model_for(*host)) next = *m;
+        const auto& now = j["status"]["cpu_model"];
+        nlohmann::json cpu = {{"model", now},
+                              {"cluster", host->cluster},
+                              {"next_start", next.empty() ? nlohmann::json(nullptr) : nlohmann::json(next)}};
+        if (now.is_string() && !next.empty() && now.get<std::string>() != next)
+          cpu["note"] = "runs with " + now.get<std::string>() + "; adopts " + next +
+                        " (its cluster's CPU baseline) at its next start";
+        j["cpu"] = std::move(cpu);
+      }
+    }
+    return HttpResponse::json(200, j);
   });
 
   // Per-VM metrics history: the VM's entries in its host's bounded samples (the agent

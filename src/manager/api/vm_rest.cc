@@ -33,6 +33,7 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
                                     {"ha", T::object},
                                     {"vnc", T::boolean},
                                     {"cloud_init", T::object},
+                                    {"cpu_model", T::string},
                                     {"start", T::boolean}});
       !st)
     return tl::unexpected(st.error());
@@ -161,6 +162,8 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
     if (!parsed) return tl::unexpected(parsed.error());
     s.cloud_init = std::move(*parsed);
   }
+  // Absent: the cluster's CPU baseline (so the VM can move within its cluster).
+  s.cpu_model = optional_string(body, "cpu_model");
   *start = optional_bool(body, "start", true);
   if (auto st = model::validate(s); !st) return tl::unexpected(st.error());
   if (auto st = validate_ha(d); !st) return tl::unexpected(st.error());
@@ -240,6 +243,8 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     spec["ha"] = {{"enabled", doc->ha.enabled}, {"priority", doc->ha.priority}};
     spec["vnc"] = s.vnc;
     spec["cloud_init"] = s.cloud_init ? cloud_init_to_rest(*s.cloud_init) : json(nullptr);
+    // "" (null here): the cluster's CPU baseline.
+    spec["cpu_model"] = s.cpu_model.empty() ? json(nullptr) : json(s.cpu_model);
     desired = desired_state_name(vm, *doc);
   }
   VmStatusDoc st = decode_vm_status(vm.status);
@@ -277,7 +282,8 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
             {"last_error", st.last_error},
             {"observed_ms", st.observed_ms},
             {"migration", migration},
-            {"guest", st.guest ? model::to_json(*st.guest) : json(nullptr)}}},
+            {"guest", st.guest ? model::to_json(*st.guest) : json(nullptr)},
+            {"cpu_model", st.cpu_model.empty() ? json(nullptr) : json(st.cpu_model)}}},
           {"created_ms", vm.created_ms},
           {"updated_ms", vm.updated_ms}};
 }

@@ -11,7 +11,8 @@ namespace strata::manager {
 Result<BalanceProposal> PlacementService::plan_balance(
     const sched::BalanceConfig& config, const std::map<std::string, std::string>& hold) {
   if (auto st = sched::validate_config(config); !st) return tl::unexpected(st.error());
-  auto snap = snapshot({}, {}, /*datastores=*/true);
+  // With the CPUs each host offers: a move must keep the VM's CPU (as a migration does).
+  auto snap = snapshot({}, {}, /*datastores=*/true, /*cpus=*/true);
   if (!snap) return tl::unexpected(snap.error());
   std::vector<sched::HostInfo> hosts;
   std::unordered_map<std::string, size_t> by_id;
@@ -56,6 +57,10 @@ Result<BalanceProposal> PlacementService::plan_balance(
         why = req.error().message;
       } else {
         b.request = std::move(*req);
+        std::string signature;
+        for (const auto& t : host.cpu_offers)
+          if (t.rfind("cpu-sig:", 0) == 0) signature = t;
+        b.request.cpu_model = live_cpu_requirement(decode_vm_status(vm.status), signature);
         b.request.accelerator = host.accelerator == sched::Accelerator::tcg
                                     ? sched::AcceleratorRequirement::tcg
                                     : sched::AcceleratorRequirement::kvm;

@@ -36,7 +36,11 @@ sched::HostCpu host_cpu(const std::string& host_name, const std::string& invento
   h.host = host_name;
   json inv = json::parse(inventory_json, nullptr, /*allow_exceptions=*/false);
   if (inv.is_discarded() || !inv.is_object()) return h;
-  h.accelerator = str(inv, "accelerator", "accelerator");
+  // The agent's inventory has {"accelerator": {"accelerator": "tcg", ...}}; the copy sent
+  // at enrollment flattens it to "accelerator": "tcg".
+  h.accelerator = inv.contains("accelerator") && inv["accelerator"].is_string()
+                      ? inv["accelerator"].get<std::string>()
+                      : str(inv, "accelerator", "accelerator");
   // The signature: what makes "host"/"max" the same CPU on two hosts.
   Sha256 sig;
   for (const std::string& part :

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "strata/common/log.h"
+#include "strata/manager/controllers/cpu_models.h"
 #include "strata/manager/controllers/datastores.h"
 
 namespace strata::manager {
@@ -19,6 +20,18 @@ VmAllocation allocation_of(const std::string& host_id, const VmDocument& doc) {
 }
 
 }  // namespace
+
+std::string live_cpu_requirement(const VmStatusDoc& st, const std::string& host_signature_token) {
+  if (st.state != "running" && st.state != "paused") return "";
+  if (st.cpu_model.empty()) return "";  // an agent that predates CPU models: as before
+  if (sched::host_dependent_cpu(st.cpu_model)) return host_signature_token;
+  return st.cpu_model;
+}
+
+std::string live_cpu_requirement(const store::VmRecord& vm, const store::HostRecord& host) {
+  return live_cpu_requirement(decode_vm_status(vm.status),
+                              cpu_signature_token(host_cpu(host.name, host.inventory).signature));
+}
 
 Status PlacementService::load() {
   auto vms = store_.list_vms({});
@@ -107,15 +120,15 @@ size_t PlacementService::cached_vm_count() const {
 
 Result<sched::Snapshot> PlacementService::snapshot(const std::string& exclude_vm_id,
                                                    const std::string& exclude_host_id,
-                                                   bool datastores) {
+                                                   bool datastores, bool cpus) {
   std::vector<std::string> excluded;
   if (!exclude_host_id.empty()) excluded.push_back(exclude_host_id);
-  return snapshot_without(exclude_vm_id, excluded, datastores);
+  return snapshot_without(exclude_vm_id, excluded, datastores, cpus);
 }
 
 Result<sched::Snapshot> PlacementService::snapshot_without(
     const std::string& exclude_vm_id, const std::vector<std::string>& exclude_host_ids,
-    bool datastores) {
+    bool datastores, bool cpus) {
   auto hosts = store_.list_hosts({});
   if (!hosts) return tl::unexpected(hosts.error());
   std::vector<sched::HostInfo> list;
@@ -138,6 +151,11 @@ Result<sched::Snapshot> PlacementService::snapshot_without(
     if (datastores)
       for (const auto& ds : host_datastores(h.inventory))
         info.datastores.push_back(datastore_key(ds.name, ds.id));
+    if (cpus) {
+      sched::HostCpu cpu = host_cpu(h.name, h.inventory);
+      for (const auto& [model, _] : cpu.usable) info.cpu_offers.push_back(model);
+      info.cpu_offers.push_back(cpu_signature_token(cpu.signature));
+    }
     cache_.fill(info, exclude_vm_id);
     list.push_back(std::move(info));
   }
@@ -218,7 +236,12 @@ Result<store::HostRecord> PlacementService::place_migration(const VmDocument& do
   req->accelerator = source.accelerator == "tcg"   ? sched::AcceleratorRequirement::tcg
                      : source.accelerator == "kvm" ? sched::AcceleratorRequirement::kvm
                                                    : sched::AcceleratorRequirement::any;
-  auto snap = snapshot(vm_id, source.id, !req->datastores.empty());
+  // A running VM keeps its CPU across a live migration: the target must offer it (a
+  // stopped VM adopts its new host's baseline when it starts there).
+  auto vm = store_.get_vm(vm_id);
+  if (!vm) return tl::unexpected(vm.error());
+  req->cpu_model = live_cpu_requirement(*vm, source);
+  auto snap = snapshot(vm_id, source.id, !req->datastores.empty(), !req->cpu_model.empty());
   if (!snap) return tl::unexpected(snap.error());
   if (snap->size() == 0)
     return make_error(ErrorCode::resource_exhausted,

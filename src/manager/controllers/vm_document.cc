@@ -161,6 +161,7 @@ std::string encode(const VmStatusDoc& s) {
                       {"ram_copied_paused", m.ram_copied_paused}};
   }
   if (s.guest) j["guest"] = model::to_json(*s.guest);
+  if (!s.cpu_model.empty()) j["cpu_model"] = s.cpu_model;
   return j.dump();
 }
 
@@ -172,6 +173,7 @@ VmStatusDoc decode_vm_status(const std::string& text) {
     s.state = j.value("state", "pending");
     s.agent_state = j.value("agent_state", "");
     s.last_error = j.value("last_error", "");
+    s.cpu_model = j.value("cpu_model", "");
     s.observed_ms = integer_member(j, "observed_ms", int64_t{0});
     s.applied_generation = integer_member(j, "applied_generation", int64_t{0});
     if (j.contains("migration") && j["migration"].is_object()) {

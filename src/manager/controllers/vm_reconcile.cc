@@ -135,6 +135,18 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
                                                     : "waiting for the host to connect");
   }
 
+  // The guest CPU this host should run the VM with: the spec's, else the host's cluster
+  // baseline ("" when there is none: the host's own default). Sent at define and at each
+  // start, so a stopped VM adopts a new baseline when it next starts.
+  std::string cpu_model = doc->spec.cpu_model;
+  if (cpu_model.empty() && clusters_) {
+    auto host = store_.get_host(host_id);
+    if (!host) return retry_with("", host.error().message);
+    auto m = clusters_->cpu_model_for(*host);
+    if (!m) return retry_with("", m.error().message);
+    cpu_model = *m;
+  }
+
   auto agent_vm = client->get_vm(vm->name);
   if (!agent_vm && agent_vm.error().code != ErrorCode::not_found)
     return is_retryable(agent_vm.error()) ? retry_with("", agent_vm.error().message)
@@ -164,6 +176,7 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   if (!agent_vm) {
     model::VmSpec spec = doc->spec;
     spec.labels[kVmIdLabel] = vm->id;
+    spec.cpu_model = cpu_model;
     if (images_) {
       auto ensured = images_->ensure(host_id, *client, doc->spec, [&](const std::string& msg) {
         if (!task_id.empty()) tasks_.update(task_id, "running", 20, msg);
@@ -201,7 +214,7 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
     case VmAction::none: break;
     case VmAction::start:
       if (!task_id.empty()) tasks_.update(task_id, "running", 60, "starting");
-      acted = client->start_vm(rid(*vm, "start", gen), vm->name);
+      acted = client->start_vm(rid(*vm, "start", gen), vm->name, cpu_model);
       break;
     case VmAction::pause: acted = client->pause_vm(rid(*vm, "pause", gen), vm->name); break;
     case VmAction::resume: acted = client->resume_vm(rid(*vm, "resume", gen), vm->name); break;
@@ -243,6 +256,7 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
     st.applied_generation = std::max(st.applied_generation, gen);
     guest_change = guest_facts_change(st.guest, guest);
     st.guest = guest;
+    st.cpu_model = acted->cpu_model();
   });
   // Said only when what the guest reports changed (not at each read): live pages reload.
   if (guest_change)

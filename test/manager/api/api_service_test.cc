@@ -1380,3 +1380,62 @@ TEST_F(ApiTest, VmLabelsArePatched) {
 
 }  // namespace
 }  // namespace strata::manager
+
+namespace strata::manager {
+namespace {
+
+// Clusters over the API: a fixed CPU baseline refuses a host that cannot offer it at
+// enrollment and when moved; an unknown cluster is a 400 naming the field; the default
+// cluster takes anyone; a cluster with hosts is not deleted; viewers read, only admins write.
+TEST_F(ApiTest, ClustersAndTheirCpuBaselineOverTheApi) {
+  const std::string viewer = make_token("v", "viewer");
+  auto listed = call("GET", "/api/v1/clusters", "", viewer);
+  ASSERT_EQ(listed.status, 200u) << listed.body;
+  EXPECT_EQ(json::parse(listed.body)["clusters"][0]["name"], "default");
+  EXPECT_EQ(call("POST", "/api/v1/clusters", R"({"name":"edge"})", viewer).status, 403u);
+  auto made = call("POST", "/api/v1/clusters", R"({"name":"edge","cpu_baseline":"Haswell-v4"})", admin_);
+  ASSERT_EQ(made.status, 201u) << made.body;
+  EXPECT_EQ(json::parse(made.body)["cpu_model"], "Haswell-v4");
+  EXPECT_EQ(call("POST", "/api/v1/clusters", R"({"name":"x","cpu_baseline":"a,b"})", admin_).status, 400u);
+  EXPECT_EQ(call("POST", "/api/v1/clusters", R"({"name":"x","extra":1})", admin_).status, 400u);
+
+  // This host offers Westmere but not Haswell.
+  json inventory = {{"cpu_models",
+                     {{"accelerator", "kvm"},
+                      {"models",
+                       {{{"name", "Westmere-v1"}, {"usable", true}, {"feature_count", 56}},
+                        {{"name", "Haswell-v4"}, {"usable", false},
+                         {"unavailable", {"avx2", "fma"}}, {"unavailable_count", 2}}}}}}};
+  auto refused = enroll({{"join_token", join_token()}, {"name", "old"}, {"address", "unix:/o"},
+                         {"cluster", "edge"}, {"inventory", inventory}});
+  EXPECT_EQ(refused.status, 409u) << refused.body;
+  EXPECT_NE(refused.body.find("avx2"), std::string::npos) << refused.body;
+  EXPECT_EQ(json::parse(refused.body)["error"]["field"], "cluster");
+  auto unknown = enroll({{"join_token", join_token()}, {"name", "old"}, {"address", "unix:/o"},
+                         {"cluster", "nope"}, {"inventory", inventory}});
+  EXPECT_EQ(unknown.status, 400u) << unknown.body;
+  auto ok = enroll({{"join_token", join_token()}, {"name", "old"}, {"address", "unix:/o"},
+                    {"inventory", inventory}});
+  ASSERT_EQ(ok.status, 201u) << ok.body;
+  EXPECT_EQ(json::parse(ok.body)["host"]["cluster"], "default");
+  auto shown = json::parse(call("GET", "/api/v1/clusters/default", "", viewer).body);
+  EXPECT_EQ(shown["cpu_model"], "Westmere-v1") << shown.dump();
+  EXPECT_EQ(shown["hosts"][0]["name"], "old");
+  EXPECT_EQ(shown["hosts"][0]["offers_baseline"], true);
+
+  auto move = call("PATCH", "/api/v1/hosts/old", R"({"cluster":"edge"})", admin_);
+  EXPECT_EQ(move.status, 409u) << move.body;
+  EXPECT_EQ(call("PATCH", "/api/v1/clusters/edge", R"({"cpu_baseline":"auto"})", admin_).status, 200u);
+  move = call("PATCH", "/api/v1/hosts/old", R"({"cluster":"edge"})", admin_);
+  ASSERT_EQ(move.status, 200u) << move.body;
+  EXPECT_EQ(json::parse(move.body)["cluster"], "edge");
+  EXPECT_EQ(json::parse(call("GET", "/api/v1/clusters/edge", "", viewer).body)["cpu_model"],
+            "Westmere-v1");
+  auto busy = call("DELETE", "/api/v1/clusters/edge", "", admin_);
+  EXPECT_EQ(busy.status, 409u) << busy.body;
+  EXPECT_EQ(call("DELETE", "/api/v1/clusters/default", "", admin_).status, 409u);
+  EXPECT_EQ(call("GET", "/api/v1/clusters/nope", "", viewer).status, 404u);
+}
+
+}  // namespace
+}  // namespace strata::manager

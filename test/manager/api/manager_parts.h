@@ -26,6 +26,7 @@ struct ManagerParts {
   std::unique_ptr<TokenAuthenticator> auth;
   std::unique_ptr<ConnectionManager> agents;
   std::unique_ptr<PlacementService> placement;
+  std::unique_ptr<ClusterService> clusters;
   std::unique_ptr<VmController> controller;
   std::unique_ptr<VmService> vms;
   std::unique_ptr<Balancer> balancer;  // not started: its cycles run only when a test calls tick()
@@ -45,8 +46,11 @@ struct ManagerParts {
     auto scheduler = sched::Scheduler::create({});
     ASSERT_TRUE(scheduler);
     placement = std::make_unique<PlacementService>(*store, std::move(*scheduler));
+    clusters = std::make_unique<ClusterService>(*store, *events, clock);
+    ASSERT_TRUE(clusters->ensure_default());
     controller = std::make_unique<VmController>(*store, *agents, *tasks, *events, *placement, clock,
                                                 ControllerConfig{});
+    controller->set_clusters(clusters.get());
     vms = std::make_unique<VmService>(*store, *placement, *events, clock,
                                       [c = controller.get()](const std::string& id) {
                                         c->enqueue_vm(id);
@@ -64,6 +68,7 @@ struct ManagerParts {
     d.agents = agents.get();
     d.controller = controller.get();
     d.placement = placement.get();
+    d.clusters = clusters.get();
     d.vms = vms.get();
     d.balancer = balancer.get();
     d.clock = clock;

@@ -94,7 +94,10 @@ class AgentClient {
   Result<std::vector<pb::VmStatus>> list_vms();
   Result<pb::VmStatus> get_vm(const std::string& name);
   Result<pb::VmStatus> define_vm(const std::string& request_id, const model::VmSpec& spec);
-  Result<pb::VmStatus> start_vm(const std::string& request_id, const std::string& name);
+  // cpu_model: when set, the VM (not running) adopts it before it starts (its cluster's
+  // CPU baseline).
+  Result<pb::VmStatus> start_vm(const std::string& request_id, const std::string& name,
+                                const std::string& cpu_model = "");
   Result<pb::VmStatus> shutdown_vm(const std::string& request_id, const std::string& name,
                                    uint32_t timeout_ms);
   Result<pb::VmStatus> force_off_vm(const std::string& request_id, const std::string& name);

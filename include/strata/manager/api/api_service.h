@@ -34,6 +34,7 @@ class StaticFiles;
 class SessionStore;
 class VmController;
 class PlacementService;
+class ClusterService;
 class VmService;
 class HostEvacuator;
 class Balancer;
@@ -49,6 +50,7 @@ struct ApiDeps {
   ConnectionManager* agents = nullptr;
   VmController* controller = nullptr;
   PlacementService* placement = nullptr;
+  ClusterService* clusters = nullptr;  // clusters and CPU baselines; null: 503 on /clusters
   VmService* vms = nullptr;  // the VM lifecycle (create/act/delete)
   HostEvacuator* evacuator = nullptr;  // maintenance evacuation; null: 503 on /evacuate
   Balancer* balancer = nullptr;        // load balancing; null: 503 on /api/v1/balance*
@@ -135,6 +137,7 @@ class ApiService {
 void add_system_routes(ApiService& api);
 void add_token_routes(ApiService& api);
 void add_host_routes(ApiService& api);
+void add_cluster_routes(ApiService& api);
 void add_vm_routes(ApiService& api);
 void add_snapshot_routes(ApiService& api);  // routes_snapshots.cc
 void add_clone_routes(ApiService& api);     // routes_clones.cc

@@ -64,6 +64,7 @@ Result<JoinTokenCreateBody> decode_join_token_create(const nlohmann::json& body)
 struct HostPatchBody {
   std::map<std::string, std::optional<std::string>> labels;
   std::optional<bool> maintenance;
+  std::optional<std::string> cluster;  // move the host to this cluster
 };
 Result<HostPatchBody> decode_host_patch(const nlohmann::json& body);
 
@@ -73,13 +74,15 @@ struct VmPatchBody {
 };
 Result<VmPatchBody> decode_vm_patch(const nlohmann::json& body);
 
-// POST /api/v1/hosts/enroll: {"join_token", "name", "address", "csr"?, "inventory"?}.
+// POST /api/v1/hosts/enroll: {"join_token", "name", "address", "csr"?, "inventory"?,
+// "cluster"?}.
 struct EnrollBody {
   std::string join_token;
   std::string name;
   std::string address;
   std::optional<std::string> csr;
   std::optional<std::string> migration_csr;  // signed as the host's migration certificate
+  std::string cluster = "default";          // the cluster the host joins
   std::string inventory;  // the inventory object as JSON text, "" when absent
   std::string accelerator;
   int64_t cpu_threads = 0;

@@ -114,6 +114,13 @@ struct PendingVm {
   VmDocument doc;
 };
 
+// What a live migration's target must offer for this VM's CPU (sched::PlacementRequest::
+// cpu_model): the model its QEMU runs with ("cpu-sig:..." of `host` for host/max), "" when
+// the VM is not running or its agent did not say.
+std::string live_cpu_requirement(const store::VmRecord& vm, const store::HostRecord& host);
+// The same from the VM's status and its host's "cpu-sig:" token.
+std::string live_cpu_requirement(const VmStatusDoc& st, const std::string& host_signature_token);
+
 class PlacementService {
  public:
   PlacementService(store::Store& store, sched::Scheduler scheduler)
@@ -152,9 +159,11 @@ class PlacementService {
 
   // `datastores`: also read which datastores each host mounts (from its inventory JSON;
   // only requests for VMs with datastore disks need it).
+  // `cpus`: also read the CPUs each host offers (its inventory's cpu_models; only live
+  // migrations need it).
   Result<sched::Snapshot> snapshot(const std::string& exclude_vm_id = {},
                                    const std::string& exclude_host_id = {},
-                                   bool datastores = false);
+                                   bool datastores = false, bool cpus = false);
 
   // What-if (what_if.cc): the VMs placed on `host_ids` re-placed on the other hosts, one
   // after another on a private copy of the snapshot (each placement counted before the
@@ -211,7 +220,7 @@ class PlacementService {
   // snapshot() without any of `exclude_host_ids`.
   Result<sched::Snapshot> snapshot_without(const std::string& exclude_vm_id,
                                            const std::vector<std::string>& exclude_host_ids,
-                                           bool datastores);
+                                           bool datastores, bool cpus = false);
 
   store::Store& store_;
   sched::Scheduler scheduler_;

@@ -19,6 +19,7 @@
 
 #include "strata/common/clock.h"
 #include "strata/manager/agents/connection_manager.h"
+#include "strata/manager/controllers/clusters.h"
 #include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/migration_slots.h"
 #include "strata/manager/controllers/placement.h"
@@ -56,6 +57,9 @@ class VmController {
   // Catalog images are pushed to a host before a VM is defined there (null: no catalog,
   // hosts must already hold the images). Set before start().
   void set_image_distributor(ImageDistributor* images) { images_ = images; }
+  // Clusters give VMs whose spec names no CPU model their host's cluster baseline (null:
+  // the host's own default). Set before start().
+  void set_clusters(ClusterService* clusters) { clusters_ = clusters; }
 
   // When the VM's next retry (backoff) is due on the clock; nullopt: none pending.
   // (Tests and diagnostics.)
@@ -94,6 +98,7 @@ class VmController {
   ClockPtr clock_;
   ControllerConfig config_;
   ImageDistributor* images_ = nullptr;
+  ClusterService* clusters_ = nullptr;
 
   // Guards the queue below. Workers and the timer wait on cv_; the timer waits through the
   // injected clock (backoff and resync deadlines are clock time: a SimulatedClock's

@@ -121,6 +121,9 @@ struct VmStatusDoc {
   // What the VM's qemu-guest-agent last told its host agent (OS, host name, addresses);
   // copied from the agent's VM status at each reconcile, absent when it has none.
   std::optional<model::GuestFacts> guest;
+  // The CPU model the VM's hardware profile holds on its host (what QEMU runs with, or
+  // will at its next start), as the agent reported it; "" before the first report.
+  std::string cpu_model;
 };
 
 std::string encode(const VmDocument& doc);
