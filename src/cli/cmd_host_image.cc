@@ -52,6 +52,21 @@ void add_host_commands(CLI::App& root, Context& ctx) {
     };
   });
 
+  auto cname = std::make_shared<std::string>();
+  auto cluster = std::make_shared<std::string>();
+  CLI::App* set_cluster = host->add_subcommand(
+      "cluster", "Move a host to another cluster (refused when the cluster's fixed CPU "
+                 "baseline is one the host cannot offer)");
+  set_cluster->add_option("name", *cname, "Host name")->required();
+  set_cluster->add_option("cluster", *cluster, "Cluster name")->required();
+  set_cluster->callback([&ctx, cname, cluster] {
+    ctx.action = [&ctx, cname, cluster] {
+      auto req = build_host_cluster(*cname, *cluster);
+      if (!req) return ctx.usage_error(req.error());
+      return ctx.show(*req);
+    };
+  });
+
   auto ename = std::make_shared<std::string>();
   auto ewait = std::make_shared<bool>(false);
   auto ewait_timeout = std::make_shared<std::string>("30m");
@@ -104,6 +119,61 @@ int import_image(Context& ctx, const std::string& name, const std::string& path,
   return 0;
 }
 
+void add_cluster_commands(CLI::App& root, Context& ctx) {
+  CLI::App* cl = root.add_subcommand(
+      "cluster", "Clusters: groups of hosts whose VMs share a CPU baseline (EVC) and can move "
+                 "between them");
+  cl->require_subcommand(1);
+  CLI::App* list = cl->add_subcommand("list", "List clusters with their CPU baseline and why");
+  list->alias("ls");
+  list->callback([&ctx] {
+    ctx.action = [&ctx] { return ctx.show(build_cluster_list(), cluster_columns(), "clusters"); };
+  });
+  auto name = std::make_shared<std::string>();
+  CLI::App* show = cl->add_subcommand(
+      "show", "Show a cluster: its baseline, and for each host whether it offers it");
+  show->alias("get");
+  show->add_option("name", *name, "Cluster name")->required();
+  show->callback([&ctx, name] {
+    ctx.action = [&ctx, name] { return ctx.show(build_cluster_get(*name)); };
+  });
+  auto cname = std::make_shared<std::string>();
+  auto baseline = std::make_shared<std::string>("auto");
+  CLI::App* create = cl->add_subcommand("create", "Create a cluster");
+  create->add_option("name", *cname, "Cluster name")->required();
+  create->add_option("--cpu-baseline", *baseline,
+                     "auto (the best model every host offers; lowered when a weaker host joins) "
+                     "or a QEMU model such as Haswell-v4 (fixed: weaker hosts are refused)")
+      ->capture_default_str();
+  create->callback([&ctx, cname, baseline] {
+    ctx.action = [&ctx, cname, baseline] {
+      auto req = build_cluster_create(*cname, *baseline);
+      if (!req) return ctx.usage_error(req.error());
+      return ctx.show(*req);
+    };
+  });
+  auto sname = std::make_shared<std::string>();
+  auto sbaseline = std::make_shared<std::string>();
+  CLI::App* set = cl->add_subcommand(
+      "set", "Set a cluster's CPU baseline: auto, or a model every host of it offers");
+  set->add_option("name", *sname, "Cluster name")->required();
+  set->add_option("--cpu-baseline", *sbaseline, "auto | a QEMU CPU model")->required();
+  set->callback([&ctx, sname, sbaseline] {
+    ctx.action = [&ctx, sname, sbaseline] {
+      auto req = build_cluster_set(*sname, *sbaseline);
+      if (!req) return ctx.usage_error(req.error());
+      return ctx.show(*req);
+    };
+  });
+  auto dname = std::make_shared<std::string>();
+  CLI::App* del = cl->add_subcommand("delete", "Delete an empty cluster (not \"default\")");
+  del->alias("rm");
+  del->add_option("name", *dname, "Cluster name")->required();
+  del->callback([&ctx, dname] {
+    ctx.action = [&ctx, dname] { return ctx.show(build_cluster_delete(*dname)); };
+  });
+}
+
 void add_image_commands(CLI::App& root, Context& ctx) {
   CLI::App* image = root.add_subcommand("image", "Disk, kernel and initrd images");
   image->require_subcommand(1);
@@ -148,6 +218,7 @@ void add_image_commands(CLI::App& root, Context& ctx) {
 
 void add_host_image_commands(CLI::App& root, Context& ctx) {
   add_host_commands(root, ctx);
+  add_cluster_commands(root, ctx);
   add_image_commands(root, ctx);
 }
 

@@ -58,6 +58,9 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_option("--ha-priority", o->ha_priority, "HA restart priority 0..1000 (higher first)")
         ->check(CLI::Range(0, 1000));
     c->add_flag("--no-start", o->no_start, "Define the VM but leave it stopped");
+    c->add_option("--cpu-model", o->cpu_model,
+                  "Guest CPU: a QEMU model (Haswell-v4), host (KVM: the host CPU as is) or max; "
+                  "default: the cluster's CPU baseline, so the VM can move to any of its hosts");
     // cloud-init (a NoCloud seed disk the guest's cloud-init reads at boot).
     auto key_files = std::make_shared<std::vector<std::string>>();
     auto user_data_file = std::make_shared<std::string>();

@@ -257,6 +257,7 @@ Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
   auto avoid = kv_map(o.avoids, "--avoid");
   if (!avoid) return tl::unexpected(avoid.error());
   if (!avoid->empty()) body["avoid_selector"] = *avoid;
+  if (!o.cpu_model.empty()) body["cpu_model"] = o.cpu_model;  // the server validates it
   if (o.ha_priority >= 0 && !o.ha)
     return invalid_argument("--ha-priority", "--ha-priority needs --ha");
   if (o.ha) {
@@ -342,6 +343,42 @@ Result<ApiRequest> build_host_maintenance(const std::string& name, const std::st
     return invalid_argument("maintenance", "maintenance takes 'on' or 'off', not '" + on_off + "'");
   return ApiRequest{"PATCH", kApi + "/hosts/" + url_escape(name),
                     json{{"maintenance", on_off == "on"}}};
+}
+
+Result<ApiRequest> build_host_cluster(const std::string& name, const std::string& cluster) {
+  if (cluster.empty()) return invalid_argument("cluster", "give a cluster name");
+  return ApiRequest{"PATCH", kApi + "/hosts/" + url_escape(name), json{{"cluster", cluster}}};
+}
+
+ApiRequest build_cluster_list() { return {"GET", kApi + "/clusters", std::nullopt}; }
+
+ApiRequest build_cluster_get(const std::string& name) {
+  return {"GET", kApi + "/clusters/" + url_escape(name), std::nullopt};
+}
+
+namespace {
+// The server checks the model name; here only that one was given.
+Status check_baseline(const std::string& cpu_baseline) {
+  if (cpu_baseline.empty())
+    return invalid_argument("cpu-baseline", "--cpu-baseline is auto or a QEMU CPU model");
+  return {};
+}
+}  // namespace
+
+Result<ApiRequest> build_cluster_create(const std::string& name, const std::string& cpu_baseline) {
+  if (name.empty()) return invalid_argument("name", "give a cluster name");
+  if (auto st = check_baseline(cpu_baseline); !st) return tl::unexpected(st.error());
+  return ApiRequest{"POST", kApi + "/clusters", json{{"name", name}, {"cpu_baseline", cpu_baseline}}};
+}
+
+Result<ApiRequest> build_cluster_set(const std::string& name, const std::string& cpu_baseline) {
+  if (auto st = check_baseline(cpu_baseline); !st) return tl::unexpected(st.error());
+  return ApiRequest{"PATCH", kApi + "/clusters/" + url_escape(name),
+                    json{{"cpu_baseline", cpu_baseline}}};
+}
+
+ApiRequest build_cluster_delete(const std::string& name) {
+  return {"DELETE", kApi + "/clusters/" + url_escape(name), std::nullopt};
 }
 
 ApiRequest build_image_list() { return {"GET", kApi + "/images", std::nullopt}; }

@@ -80,10 +80,16 @@ Columns host_columns() {
   return {at("NAME", "/name"),
           at("STATE", "/state"),
           at("REACHABILITY", "/reachability"),
+          at("CLUSTER", "/cluster"),
           at("ACCEL", "/accelerator"),
           at("CPUS", "/cpu_threads"),
           mib("MEMORY", "/memory_mib"),
           labels("/labels")};
+}
+
+Columns cluster_columns() {
+  return {at("NAME", "/name"), at("HOSTS", "/hosts"), at("CPU BASELINE", "/cpu_baseline"),
+          at("CPU MODEL", "/cpu_model"), at("WHY", "/cpu_reason")};
 }
 
 Columns vm_columns() {

@@ -230,17 +230,18 @@ TEST(Commands, FailedTaskAndServerErrorsMapToExitCodes) {
 TEST(Commands, ListsRenderAsTableJsonAndYaml) {
   TestServer s([&](const SeenRequest&) {
     return Reply{200, R"({"hosts":[{"name":"h1","state":"up","reachability":"up",
-      "accelerator":"tcg","cpu_threads":2,"memory_mib":4096,"labels":{"zone":"a"}}]})"};
+      "cluster":"default","accelerator":"tcg","cpu_threads":2,"memory_mib":4096,
+      "labels":{"zone":"a"}}]})"};
   });
   Cli cli(s.url());
   ASSERT_EQ(cli({"host", "list"}), 0) << cli.err;
   EXPECT_EQ(cli.out,
-            "NAME  STATE  REACHABILITY  ACCEL  CPUS  MEMORY  LABELS\n"
-            "h1    up     up            tcg    2     4G      zone=a\n");
+            "NAME  STATE  REACHABILITY  CLUSTER  ACCEL  CPUS  MEMORY  LABELS\n"
+            "h1    up     up            default  tcg    2     4G      zone=a\n");
   ASSERT_EQ(cli({"host", "list", "-o", "json"}), 0);
   EXPECT_EQ(json::parse(cli.out)[0]["name"], "h1");
   ASSERT_EQ(cli({"host", "list", "-o", "yaml"}), 0);
-  EXPECT_NE(cli.out.find("- accelerator: tcg\n  cpu_threads: 2\n"), std::string::npos) << cli.out;
+  EXPECT_NE(cli.out.find("- accelerator: tcg\n  cluster: default\n  cpu_threads: 2\n"), std::string::npos) << cli.out;
 }
 
 TEST(Commands, EventsFollowPrintsJsonLines) {

@@ -51,6 +51,7 @@ std::string time_text(const nlohmann::json& ms);
 
 // Views for the resources the CLI lists.
 Columns host_columns();
+Columns cluster_columns();
 Columns vm_columns();
 Columns image_columns();
 Columns event_columns();

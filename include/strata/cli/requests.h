@@ -41,6 +41,8 @@ struct VmCreateOptions {
   bool ha = false;       // restart on another host when this one fails (fenced first)
   int ha_priority = -1;  // 0..1000, higher first; -1: the server's default (0)
   bool no_start = false;
+  // Guest CPU: "" = the cluster's CPU baseline; "host", "max" or a QEMU model name.
+  std::string cpu_model;
   // cloud-init (docs/internals/cloud-init.md). The command reads the files; these hold
   // their contents, so building the request stays pure.
   std::string hostname;                 // --hostname
@@ -105,6 +107,14 @@ Result<ApiRequest> build_host_maintenance(const std::string& name, const std::st
 // POST /hosts/{name}/evacuate: maintenance on, running VMs migrate away (a task).
 // partial: move what fits even when some VM would not (else 409 naming them).
 ApiRequest build_host_evacuate(const std::string& name, bool partial = false);
+// PATCH /hosts/{name} {"cluster"}.
+Result<ApiRequest> build_host_cluster(const std::string& name, const std::string& cluster);
+// Clusters: list, show, create (cpu_baseline "auto" or a model), set the baseline, delete.
+ApiRequest build_cluster_list();
+ApiRequest build_cluster_get(const std::string& name);
+Result<ApiRequest> build_cluster_create(const std::string& name, const std::string& cpu_baseline);
+Result<ApiRequest> build_cluster_set(const std::string& name, const std::string& cpu_baseline);
+ApiRequest build_cluster_delete(const std::string& name);
 
 ApiRequest build_image_list();
 // POST /images?name=&kind= (disk|kernel|initrd); the body is streamed from a file.
