@@ -225,6 +225,19 @@ for i in 1 2 3; do
 done
 log "catalog images distributed to h1 h2 h3 (sha256 checked)"
 
+# ---- the cluster CPU baseline (EVC): the three hosts are in "default", its baseline is a
+# named model all of them offer (on TCG the same CPU everywhere: the mechanism, not the
+# generations), and the VMs run with it.
+baseline=$(api GET /api/v1/clusters/default | jq -r .cpu_model)
+case "$baseline" in ''|null|max|host) fail "no named CPU baseline: $(api GET /api/v1/clusters/default | jq -c .)";; esac
+[ "$(api GET /api/v1/clusters/default | jq '[.hosts[] | select(.offers_baseline)] | length')" = 3 ] ||
+  fail "not every host offers $baseline: $(api GET /api/v1/clusters/default | jq -c .hosts)"
+[ "$(api GET /api/v1/vms/vm1 | jq -r .status.cpu_model)" = "$baseline" ] ||
+  fail "vm1 runs with CPU $(api GET /api/v1/vms/vm1 | jq -r .status.cpu_model), not the baseline $baseline"
+pgrep -af "qemu-system.*-name guest=vm1[, ]" | grep -q -- "-cpu $baseline " ||
+  fail "vm1's QEMU does not run -cpu $baseline: $(pgrep -af 'qemu-system.*-name guest=vm1' | head -1)"
+log "cluster default: CPU baseline $baseline, offered by h1 h2 h3; vm1 runs with it"
+
 # ---- live migration: vm1 moves to the next host while it runs, and goes on running there
 src=$(api GET /api/v1/vms/vm1 | jq -r .host)
 si=${src#h}
@@ -273,6 +286,9 @@ wait_for 60 "vm1 answers on $dst" console_has "$di" vm1 CHECK5ED || fail "vm1 do
 console_has "$di" vm1 RAM-42 || fail "vm1's RAM did not come along (no /tmp/mark)"
 console_has "$di" vm1 DISK-53 || fail "vm1's disk write did not come along"
 if console_has "$di" vm1 STRATA-READY; then fail "vm1 booted again on $dst"; fi
+# It kept its CPU: the target's QEMU runs the same model.
+[ "$(api GET /api/v1/vms/vm1 | jq -r .status.cpu_model)" = "$baseline" ] ||
+  fail "vm1 runs with CPU $(api GET /api/v1/vms/vm1 | jq -r .status.cpu_model) on $dst, not $baseline"
 # One to the host it is on is refused.
 api POST /api/v1/vms/vm1/migrate "{\"host\":\"$dst\"}" >"$WORK/mig-same.json"
 [ "$(last_status)" = 400 ] || fail "migrating to the VM's own host: HTTP $(last_status) $(cat "$WORK/mig-same.json")"
