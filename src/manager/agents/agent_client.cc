@@ -262,6 +262,33 @@ STRATA_NAMED_ACTION(reboot_vm, RebootVm, std::chrono::seconds(30))
 STRATA_NAMED_ACTION(pause_vm, PauseVm, std::chrono::seconds(30))
 STRATA_NAMED_ACTION(resume_vm, ResumeVm, std::chrono::seconds(30))
 
+Result<pb::VmStatus> AgentClient::change_cdrom(const std::string& request_id,
+                                               const std::string& name, const std::string& image) {
+  pb::ChangeCdromRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_image(image);
+  STRATA_UNARY(ChangeCdrom, req, pb::ChangeCdromResponse, std::chrono::seconds(30));
+  return resp.vm();
+}
+
+Result<std::string> AgentClient::read_uefi_vars(const std::string& name) {
+  pb::ReadUefiVarsRequest req;
+  req.set_name(name);
+  STRATA_UNARY(ReadUefiVars, req, pb::ReadUefiVarsResponse, std::chrono::seconds(30));
+  return std::string(resp.vars());
+}
+
+Status AgentClient::write_uefi_vars(const std::string& request_id, const std::string& name,
+                                    const std::string& vars) {
+  pb::WriteUefiVarsRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_vars(vars);
+  STRATA_UNARY(WriteUefiVars, req, pb::WriteUefiVarsResponse, std::chrono::seconds(30));
+  return {};
+}
+
 Result<pb::VmStatus> AgentClient::shutdown_vm(const std::string& request_id,
                                               const std::string& name, uint32_t timeout_ms) {
   pb::ShutdownVmRequest req;
