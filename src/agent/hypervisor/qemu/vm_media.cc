@@ -115,6 +115,18 @@ Status QemuHypervisor::change_cdrom(const std::string& name, const std::string& 
   if (qmp) {
     if (auto r = qmp->eject("cdrom0", kMediaTimeout); !r)
       return tl::unexpected(r.error().wrap("eject"));
+    // The medium QEMU started with is a pair of named -blockdev nodes: the eject detaches
+    // them from the drive, but the monitor still holds them (and the file open) until they
+    // are deleted. Media inserted later are anonymous and go with the eject.
+    auto nodes = qmp->query_named_block_nodes(kMediaTimeout);
+    if (!nodes) return tl::unexpected(nodes.error().wrap("query-named-block-nodes"));
+    for (const char* node : {"media-cdrom0", "file-cdrom0"}) {
+      bool present = false;
+      for (const auto& n : *nodes) present = present || n.node_name == node;
+      if (!present) continue;
+      if (auto r = qmp->blockdev_del(node, kMediaTimeout); !r)
+        return tl::unexpected(r.error().wrap(std::string("blockdev-del ") + node));
+    }
     if (!image.empty())
       if (auto r = qmp->blockdev_change_medium("cdrom0", path, kMediaTimeout); !r) {
         // The old medium is out already: record the empty drive the guest now has.

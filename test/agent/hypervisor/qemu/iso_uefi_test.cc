@@ -200,6 +200,17 @@ class IsoUefiTest : public ::testing::Test {
 
   std::string image_path(const std::string& image) { return store_->image(image)->path; }
 
+  // Whether process `pid` has `path` open (its /proc/PID/fd links).
+  static bool holds_open(int pid, const std::string& path) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+      std::error_code rec;
+      if (fs::read_symlink(e.path(), rec) == path) return true;
+    }
+    EXPECT_FALSE(ec) << "cannot read /proc/" << pid << "/fd: " << ec.message();
+    return false;
+  }
+
   // Starts `name` and returns the seconds from start() to the guest's ready line, which
   // must follow grub's line from the CD-ROM (the n-th boot: the n-th of each).
   double start_and_wait(const std::string& name, size_t nth) {
@@ -252,9 +263,15 @@ TEST_F(IsoUefiTest, BiosBootsFromTheCdromAndTheMediumChangesWhileRunning) {
 
   ASSERT_TRUE(hv_->change_cdrom("cd1", "data-iso"));
   EXPECT_EQ(medium("cd1"), image_path("data-iso"));
+  // QEMU let go of the first medium's file (its start-up nodes are deleted, not only
+  // detached) and holds the new one.
+  const int pid = hv_->status("cd1")->pid;
+  EXPECT_FALSE(holds_open(pid, image_path("live-iso")));
+  EXPECT_TRUE(holds_open(pid, image_path("data-iso")));
   EXPECT_EQ(hv_->status("cd1")->spec.cdrom, "data-iso");
   ASSERT_TRUE(hv_->change_cdrom("cd1", ""));
   EXPECT_EQ(medium("cd1"), "");
+  EXPECT_FALSE(holds_open(pid, image_path("data-iso")));
   EXPECT_EQ(hv_->status("cd1")->spec.cdrom, "");
   EXPECT_FALSE(nlohmann::json::parse(slurp(state_dir_ + "/vms/cd1/spec.json")).contains("cdrom"));
 
