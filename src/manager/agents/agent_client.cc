@@ -100,6 +100,9 @@ pb::VmSpec to_proto(const model::VmSpec& s) {
   p.set_vnc(s.vnc);
   for (const auto& [k, v] : s.labels) (*p.mutable_labels())[k] = v;
   if (s.cloud_init) p.set_cloud_init_json(model::to_json(*s.cloud_init).dump());
+  p.set_cdrom(s.cdrom);
+  for (model::BootDevice b : s.boot) p.add_boot(model::to_string(b));
+  if (s.firmware != model::Firmware::bios) p.set_firmware(model::to_string(s.firmware));
   return p;
 }
 
