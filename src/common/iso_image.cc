@@ -21,10 +21,14 @@ bool is_iso_volume_area(std::string_view area) {
   for (size_t i = 0; i < kIsoDescriptorsScanned; ++i) {
     std::string_view id = id_at(i);
     if (id.empty()) break;
-    if (id == "BEA01") in_extended = true;
-    else if (in_extended && (id == "NSR02" || id == "NSR03")) return true;
-    else if (id == "TEA01") in_extended = false;
-    else if (id != "CD001" && id != "BOOT2" && id != "CDW02") break;
+    if (id == "BEA01")
+      in_extended = true;
+    else if (in_extended && (id == "NSR02" || id == "NSR03"))
+      return true;
+    else if (id == "TEA01")
+      in_extended = false;
+    else if (id != "CD001" && id != "BOOT2" && id != "CDW02")
+      break;
   }
   return false;
 }

@@ -1,13 +1,14 @@
 // ISO 9660 / UDF recognition: descriptor areas built by hand, a real ISO written by
 // genisoimage or xorriso when the machine has one, and images that are not ISOs.
 #include "strata/common/iso_image.h"
-#include "strata/common/process.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+
+#include "strata/common/process.h"
 
 namespace strata {
 namespace {
@@ -35,7 +36,8 @@ TEST(IsoImage, RecognisesIso9660AndUdfDescriptors) {
 
 class IsoFile : public ::testing::Test {
  protected:
-  std::string dir_ = std::filesystem::temp_directory_path() / ("iso-test-" + std::to_string(::getpid()));
+  std::string dir_ =
+      std::filesystem::temp_directory_path() / ("iso-test-" + std::to_string(::getpid()));
   void SetUp() override { std::filesystem::create_directories(dir_); }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string write(const std::string& name, const std::string& bytes) {
@@ -46,9 +48,8 @@ class IsoFile : public ::testing::Test {
 };
 
 TEST_F(IsoFile, ChecksTheFileAtByte32768) {
-  EXPECT_TRUE(check_iso_image(write("ok", std::string(kIsoDescriptorsOffset, '\0') +
-                                                  descriptor("CD001")),
-                              "cdrom"));
+  EXPECT_TRUE(check_iso_image(
+      write("ok", std::string(kIsoDescriptorsOffset, '\0') + descriptor("CD001")), "cdrom"));
   auto e = check_iso_image(write("short", std::string(1000, 'x')), "cdrom");
   ASSERT_FALSE(e);
   EXPECT_EQ(e.error().code, ErrorCode::invalid_argument);
