@@ -347,6 +347,20 @@ grpc::Status AgentService::DeleteImage(grpc::ServerContext*, const v1::DeleteIma
       "DeleteImage", *req, resp, [&](v1::DeleteImageResponse*) -> Status {
         if (!opts_.images) return make_error(ErrorCode::unavailable, "no image store");
         if (auto st = model::validate_image_name("name", req->name()); !st) return st;
+        // The store knows the disks made on an image; the CD-ROM's medium (and a direct
+        // boot's kernel and initrd) are known only from the VMs' specs: the next start of
+        // such a VM would fail without its image.
+        for (const auto& vm : hv_.list()) {
+          const auto& spec = vm.spec;
+          const bool uses = spec.cdrom == req->name() ||
+                            (spec.kernel_boot && (spec.kernel_boot->kernel == req->name() ||
+                                                  spec.kernel_boot->initrd == req->name()));
+          if (uses)
+            return make_error(ErrorCode::failed_precondition,
+                              "image " + req->name() + " is used by VM " + spec.name +
+                                  (spec.cdrom == req->name() ? " (in its CD-ROM)"
+                                                             : " (its kernel boot)"));
+        }
         if (auto st = opts_.images->delete_image(req->name()); !st) return st;
         log()->info("image deleted name={}", req->name());
         return {};
