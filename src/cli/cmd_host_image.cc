@@ -195,9 +195,12 @@ void add_image_commands(CLI::App& root, Context& ctx) {
   CLI::App* imp = image->add_subcommand(
       "import", "Upload FILE into the catalog as image NAME; hosts get it when a VM needs it");
   imp->add_option("name", *name, "Image name (DNS label)")->required();
-  imp->add_option("file", *file, "File to upload (qcow2 or raw disk, kernel, initrd)")->required();
-  imp->add_option("--kind", *kind, "disk (default), kernel or initrd")
-      ->check(CLI::IsMember({"disk", "kernel", "initrd"}));
+  imp->add_option("file", *file, "File to upload (qcow2 or raw disk, kernel, initrd, ISO)")
+      ->required();
+  imp->add_option("--kind", *kind,
+                  "disk (default), kernel, initrd or iso (an ISO 9660/UDF image, only for a "
+                  "VM's CD-ROM)")
+      ->check(CLI::IsMember({"disk", "kernel", "initrd", "iso"}));
   imp->callback([&ctx, name, file, kind] {
     ctx.action = [&ctx, name, file, kind] { return import_image(ctx, *name, *file, *kind); };
   });

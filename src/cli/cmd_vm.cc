@@ -61,6 +61,16 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_option("--cpu-model", o->cpu_model,
                   "Guest CPU: a QEMU model (Haswell-v4), host (KVM: the host CPU as is) or max; "
                   "default: the cluster's CPU baseline, so the VM can move to any of its hosts");
+    // Installing from an ISO (docs/internals/firmware.md).
+    c->add_option("--cdrom", o->cdrom,
+                  "Put this iso image (strata image import NAME FILE --kind iso) in the VM's "
+                  "CD-ROM, read-only (q35 only)");
+    c->add_option("--boot", o->boot,
+                  "Firmware boot order: cdrom,disk | disk,cdrom | cdrom | disk (default: the "
+                  "disk marked boot)");
+    c->add_option("--firmware", o->firmware,
+                  "bios (SeaBIOS, default) or uefi (OVMF, with the VM's own UEFI variables; q35)")
+        ->check(CLI::IsMember({"bios", "uefi"}));
     // cloud-init (a NoCloud seed disk the guest's cloud-init reads at boot).
     auto key_files = std::make_shared<std::vector<std::string>>();
     auto user_data_file = std::make_shared<std::string>();
@@ -114,6 +124,38 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
         auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
         if (!timeout) return ctx.usage_error(timeout.error());
         return ctx.act(*req, "vm " + o->name + ": create accepted", f->wait, *timeout);
+      };
+    });
+  }
+
+  // cdrom: insert (or change) and eject the CD-ROM's medium, live when the VM runs
+  {
+    auto name = std::make_shared<std::string>();
+    auto op = std::make_shared<std::string>();
+    auto image = std::make_shared<std::string>();
+    auto f = std::make_shared<ActionFlags>();
+    CLI::App* c = vm->add_subcommand(
+        "cdrom", "Insert an iso into the VM's CD-ROM (or change it), or eject it; live if it runs");
+    c->add_option("name", *name, "VM name")->required();
+    c->add_option("op", *op, "insert | eject")
+        ->required()
+        ->check(CLI::IsMember({"insert", "eject"}));
+    c->add_option("image", *image, "insert: the iso image's name");
+    add_wait_flags(c, *f);
+    c->callback([&ctx, name, op, image, f] {
+      ctx.action = [&ctx, name, op, image, f] {
+        if (*op == "insert" && image->empty())
+          return ctx.usage_error(
+              Error{ErrorCode::invalid_argument, "insert needs the iso image's name", "image"});
+        if (*op == "eject" && !image->empty())
+          return ctx.usage_error(
+              Error{ErrorCode::invalid_argument, "eject takes no image", "image"});
+        auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+        if (!timeout) return ctx.usage_error(timeout.error());
+        std::optional<std::string> medium;
+        if (*op == "insert") medium = *image;
+        return ctx.act(build_vm_cdrom(*name, medium),
+                       "vm " + *name + ": cdrom " + *op + " requested", f->wait, *timeout);
       };
     });
   }

@@ -265,6 +265,25 @@ Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
     if (o.ha_priority >= 0) body["ha"]["priority"] = o.ha_priority;
   }
   if (o.no_start) body["start"] = false;
+  if (!o.cdrom.empty()) body["cdrom"] = o.cdrom;
+  if (!o.boot.empty()) {
+    json order = json::array();
+    std::string_view rest = o.boot;
+    while (true) {
+      auto comma = rest.find(',');
+      std::string item(rest.substr(0, comma));
+      if (item != "cdrom" && item != "disk")
+        return invalid_argument("--boot",
+                                "--boot: expected a list of cdrom and disk (e.g. "
+                                "cdrom,disk), got '" +
+                                    o.boot + "'");
+      order.push_back(item);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    body["boot"] = order;
+  }
+  if (!o.firmware.empty()) body["firmware"] = o.firmware;
   auto ci = cloud_init_body(o);
   if (!ci) return tl::unexpected(ci.error());
   if (!ci->is_null()) body["cloud_init"] = std::move(*ci);
@@ -289,6 +308,10 @@ ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint
   if (force) body["force"] = true;
   if (timeout_s) body["timeout_s"] = *timeout_s;
   return {"POST", vm_path(name) + "/stop", body};
+}
+
+ApiRequest build_vm_cdrom(const std::string& name, const std::optional<std::string>& image) {
+  return {"POST", vm_path(name) + "/cdrom", json{{"image", image ? json(*image) : json(nullptr)}}};
 }
 
 ApiRequest build_vm_migrate_cancel(const std::string& name) {

@@ -126,6 +126,7 @@ class ManagerImpl final : public Manager {
         *store_, *placement_, *events_, clock_,
         [this](const std::string& vm_id) { controller_->enqueue_vm(vm_id); });
     vms_->set_agents([this](const std::string& host_id) { return agents_->client(host_id); });
+    vms_->set_image_distributor(images_.get());
     vms_->set_ha_admission(cfg.ha_admission);
     vms_->set_migration_tls(cfg.migration_tls);
     evacuator_ = std::make_unique<HostEvacuator>(*store_, *vms_, *events_, clock_);

@@ -190,6 +190,44 @@ Status validate_labels(std::string_view field, const std::map<std::string, std::
   return {};
 }
 
+namespace {
+
+bool is_q35(std::string_view machine) {
+  return machine == "q35" || machine.rfind("pc-q35-", 0) == 0;
+}
+
+// CD-ROM, boot order and firmware. The CD-ROM slot and UEFI exist on q35 only (the
+// hardware profile, docs/internals/firmware.md); the boot order names each device once.
+Status validate_boot(const VmSpec& spec, size_t boot_disks) {
+  if (!spec.cdrom.empty()) {
+    if (auto s = validate_image_name("cdrom", spec.cdrom); !s) return s;
+    if (!is_q35(spec.machine)) return bad("cdrom", "the CD-ROM needs a q35 machine");
+  }
+  bool boot_cdrom = false;
+  for (size_t i = 0; i < spec.boot.size(); ++i) {
+    std::string field = "boot[" + std::to_string(i) + "]";
+    for (size_t k = 0; k < i; ++k)
+      if (spec.boot[k] == spec.boot[i])
+        return bad(field, std::string("\"") + to_string(spec.boot[i]) + "\" named twice");
+    if (spec.boot[i] == BootDevice::cdrom) {
+      boot_cdrom = true;
+      if (!is_q35(spec.machine)) return bad(field, "the CD-ROM needs a q35 machine");
+    }
+    if (spec.boot[i] == BootDevice::disk && boot_disks == 0)
+      return bad(field, "\"disk\" boots the disk marked boot=true; no disk is");
+  }
+  if (spec.kernel_boot && !spec.boot.empty())
+    return bad("boot", "kernel_boot boots the kernel; a boot order is for firmware boot");
+  if (spec.firmware == Firmware::uefi && !is_q35(spec.machine))
+    return bad("firmware", "UEFI needs a q35 machine");
+  if (!spec.kernel_boot && boot_disks == 0 && !boot_cdrom)
+    return bad("kernel_boot",
+               "no boot source: set kernel_boot, mark one disk boot=true or boot from the cdrom");
+  return {};
+}
+
+}  // namespace
+
 Status validate(const VmSpec& spec) {
   if (auto s = validate_name("name", spec.name); !s) return s;
   if (!spec.uuid.empty())
@@ -244,8 +282,7 @@ Status validate(const VmSpec& spec) {
     if (d.boot) ++boot_disks;
   }
   if (boot_disks > 1) return bad("disks", "more than one disk has boot=true");
-  if (!spec.kernel_boot && boot_disks == 0)
-    return bad("kernel_boot", "no boot source: set kernel_boot or mark one disk boot=true");
+  if (auto s = validate_boot(spec, boot_disks); !s) return s;
 
   if (spec.nics.size() > kMaxNics)
     return bad("nics", std::to_string(spec.nics.size()) + " NICs, at most " +

@@ -1,4 +1,4 @@
-// String forms of the model's enums (VmState, NicMode), as used in JSON and the API.
+// String forms of the model's enums (VmState, NicMode, Firmware, BootDevice), as used in JSON and the API.
 #include "strata/model/vm_spec.h"
 
 #include <array>
@@ -44,6 +44,22 @@ const char* to_string(NicMode m) {
 std::optional<NicMode> nic_mode_from_string(const std::string& s) {
   if (s == "user") return NicMode::user;
   if (s == "bridge") return NicMode::bridge;
+  return std::nullopt;
+}
+
+const char* to_string(Firmware f) { return f == Firmware::uefi ? "uefi" : "bios"; }
+
+std::optional<Firmware> firmware_from_string(const std::string& s) {
+  if (s == "bios") return Firmware::bios;
+  if (s == "uefi") return Firmware::uefi;
+  return std::nullopt;
+}
+
+const char* to_string(BootDevice b) { return b == BootDevice::cdrom ? "cdrom" : "disk"; }
+
+std::optional<BootDevice> boot_device_from_string(const std::string& s) {
+  if (s == "cdrom") return BootDevice::cdrom;
+  if (s == "disk") return BootDevice::disk;
   return std::nullopt;
 }
 

@@ -213,7 +213,8 @@ Result<VmSpec> parse(const json& j) {
   VmSpec spec;
   if (auto s = check_object(j, "",
                             {"name", "uuid", "vcpus", "memory_mib", "machine", "kernel_boot",
-                             "disks", "nics", "vnc", "labels", "cloud_init", "cpu_model"});
+                             "disks", "nics", "vnc", "labels", "cloud_init", "cdrom", "boot",
+                             "firmware", "cpu_model"});
       !s)
     return tl::unexpected(s.error());
   if (auto s = read_string(j, "name", "", spec.name, true); !s) return tl::unexpected(s.error());
@@ -253,6 +254,28 @@ Result<VmSpec> parse(const json& j) {
     if (auto s = parse_cloud_init(*it, "cloud_init", ci); !s) return tl::unexpected(s.error());
     spec.cloud_init = std::move(ci);
   }
+  if (auto it = j.find("cdrom"); it != j.end() && !it->is_null()) {
+    if (!it->is_string()) return wrong_type("cdrom", "a string or null", *it);
+    spec.cdrom = it->get<std::string>();
+  }
+  if (auto it = j.find("boot"); it != j.end()) {
+    if (!it->is_array()) return wrong_type("boot", "an array", *it);
+    if (it->size() > 2) return invalid_argument("boot", "at most 2 entries (cdrom, disk)");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& b = (*it)[i];
+      std::string field = "boot[" + std::to_string(i) + "]";
+      if (!b.is_string()) return wrong_type(field, "a string", b);
+      auto d = boot_device_from_string(b.get<std::string>());
+      if (!d) return invalid_argument(field, "must be \"cdrom\" or \"disk\"");
+      spec.boot.push_back(*d);
+    }
+  }
+  if (auto it = j.find("firmware"); it != j.end()) {
+    if (!it->is_string()) return wrong_type("firmware", "a string", *it);
+    auto f = firmware_from_string(it->get<std::string>());
+    if (!f) return invalid_argument("firmware", "must be \"bios\" or \"uefi\"");
+    spec.firmware = *f;
+  }
   if (auto s = validate(spec); !s) return tl::unexpected(s.error());
   return spec;
 }
@@ -289,6 +312,13 @@ json to_json(const VmSpec& spec) {
   j["labels"] = json::object();
   for (const auto& [k, v] : spec.labels) j["labels"][k] = v;
   if (spec.cloud_init) j["cloud_init"] = to_json(*spec.cloud_init);
+  // Written only when set, so the spec files of VMs without them stay as they were.
+  if (!spec.cdrom.empty()) j["cdrom"] = spec.cdrom;
+  if (!spec.boot.empty()) {
+    j["boot"] = json::array();
+    for (BootDevice b : spec.boot) j["boot"].push_back(to_string(b));
+  }
+  if (spec.firmware != Firmware::bios) j["firmware"] = to_string(spec.firmware);
   return j;
 }
 

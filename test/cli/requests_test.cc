@@ -154,3 +154,48 @@ TEST(Requests, BodyTextOfInvalidUtf8DoesNotThrow) {
 
 }  // namespace
 }  // namespace strata::cli
+
+namespace strata::cli {
+namespace {
+
+// Installing from an ISO: --cdrom, --boot, --firmware become the create body's cdrom, boot
+// and firmware; a bad --boot list is refused before any request; vm cdrom insert/eject.
+TEST(Requests, VmCreateFromAnIsoAndTheCdromCommand) {
+  VmCreateOptions o;
+  o.name = "inst";
+  o.vcpus = 2;
+  o.memory = "2G";
+  o.disks = {"name=root,size=20G,boot"};
+  o.cdrom = "netinst";
+  o.boot = "cdrom,disk";
+  o.firmware = "uefi";
+  auto body = *build_vm_create(o).value().body;
+  EXPECT_EQ(body["cdrom"], "netinst");
+  EXPECT_EQ(body["boot"], json::parse(R"(["cdrom","disk"])"));
+  EXPECT_EQ(body["firmware"], "uefi");
+  o.boot = "cdrom";
+  EXPECT_EQ(build_vm_create(o).value().body->at("boot"), json::parse(R"(["cdrom"])"));
+  for (const char* bad : {"floppy", "cdrom,", ",disk", "cdrom disk", "CDROM"}) {
+    o.boot = bad;
+    auto e = build_vm_create(o);
+    ASSERT_FALSE(e) << bad;
+    EXPECT_EQ(e.error().field, "--boot");
+  }
+  VmCreateOptions plain;
+  plain.name = "p";
+  plain.vcpus = 1;
+  plain.memory = "256";
+  plain.kernel = "k";
+  auto p = *build_vm_create(plain).value().body;
+  EXPECT_FALSE(p.contains("cdrom") || p.contains("boot") || p.contains("firmware")) << p;
+
+  auto insert = build_vm_cdrom("inst", std::string("rescue"));
+  EXPECT_EQ(insert.method, "POST");
+  EXPECT_EQ(insert.target, "/api/v1/vms/inst/cdrom");
+  EXPECT_EQ(*insert.body, json::parse(R"({"image":"rescue"})"));
+  auto eject = build_vm_cdrom("inst", std::nullopt);
+  EXPECT_EQ(*eject.body, json::parse(R"({"image":null})"));
+}
+
+}  // namespace
+}  // namespace strata::cli

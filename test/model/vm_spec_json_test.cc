@@ -159,3 +159,77 @@ TEST(VmSpecJson, UnknownKeyWithControlCharsIsEscapedInField) {
 
 }  // namespace
 }  // namespace strata::model
+
+namespace strata::model {
+namespace {
+
+json installer_json() {
+  return json::parse(R"({
+    "name": "inst",
+    "disks": [{"name": "root", "size_bytes": 1073741824, "boot": true}],
+    "cdrom": "debian-netinst",
+    "boot": ["cdrom", "disk"],
+    "firmware": "uefi"
+  })");
+}
+
+// CD-ROM, boot order, firmware: parsed, round-tripped, and bad values refused naming the
+// field (docs/internals/firmware.md).
+TEST(VmSpecJson, CdromBootOrderAndFirmware) {
+  auto r = vm_spec_from_json(installer_json());
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->cdrom, "debian-netinst");
+  EXPECT_EQ(r->boot, (std::vector<BootDevice>{BootDevice::cdrom, BootDevice::disk}));
+  EXPECT_EQ(r->firmware, Firmware::uefi);
+  auto back = vm_spec_from_json(to_json(*r));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->cdrom, r->cdrom);
+  EXPECT_EQ(back->boot, r->boot);
+  EXPECT_EQ(back->firmware, r->firmware);
+  // Defaults: nothing written, so older spec files and agents see no new keys.
+  auto plain = to_json(*vm_spec_from_json(json::parse(
+      R"({"name": "p", "disks": [{"name": "root", "size_bytes": 1, "boot": true}]})")));
+  EXPECT_FALSE(plain.contains("cdrom"));
+  EXPECT_FALSE(plain.contains("boot"));
+  EXPECT_FALSE(plain.contains("firmware"));
+
+  struct Case {
+    const char* patch;  // merged into installer_json()
+    const char* field;
+  };
+  for (const Case& c : std::vector<Case>{
+           {R"({"cdrom": 7})", "cdrom"},
+           {R"({"cdrom": "../etc/shadow"})", "cdrom"},
+           {R"({"cdrom": "/srv/x.iso"})", "cdrom"},
+           {R"({"boot": "cdrom"})", "boot"},
+           {R"({"boot": ["floppy"]})", "boot[0]"},
+           {R"({"boot": ["cdrom", "cdrom"]})", "boot[1]"},
+           {R"({"boot": ["cdrom", "disk", "cdrom"]})", "boot"},
+           {R"({"boot": [1]})", "boot[0]"},
+           {R"({"firmware": "coreboot"})", "firmware"},
+           {R"({"firmware": true})", "firmware"},
+           {R"({"machine": "pc"})", "cdrom"},
+           {R"({"machine": "pc", "cdrom": null, "boot": ["disk"]})", "firmware"},
+           {R"({"disks": [{"name": "root", "size_bytes": 1}]})", "boot[1]"},
+           {R"({"kernel_boot": {"kernel": "k"}})", "boot"},
+       }) {
+    json j = installer_json();
+    j.merge_patch(json::parse(c.patch));
+    auto e = vm_spec_from_json(j);
+    ASSERT_FALSE(e) << c.patch;
+    EXPECT_EQ(e.error().field, c.field) << c.patch << ": " << e.error().to_string();
+  }
+  // Booting only from the CD-ROM is a boot source (an installer on a blank disk).
+  json cd_only = installer_json();
+  cd_only["disks"][0].erase("boot");
+  cd_only["boot"] = {"cdrom"};
+  EXPECT_TRUE(vm_spec_from_json(cd_only)) << vm_spec_from_json(cd_only).error().to_string();
+  // ... but an empty boot order without a boot disk or kernel is none.
+  cd_only.erase("boot");
+  auto none = vm_spec_from_json(cd_only);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().field, "kernel_boot");
+}
+
+}  // namespace
+}  // namespace strata::model

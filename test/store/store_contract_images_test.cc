@@ -54,9 +54,12 @@ TEST_P(StoreContractTest, ImagesRoundTripAndNamesAreUnique) {
 
 TEST_P(StoreContractTest, ImagesValidateCasAndDelete) {
   auto bad = image_named("x");
-  bad.kind = "iso";
+  bad.kind = "floppy";
   STORE_ASSERT_CODE(store_->create_image(bad), ErrorCode::invalid_argument);
   EXPECT_EQ(store_->create_image(bad).error().field, "kind");
+  bad = image_named("x", "iso");  // an iso is a raw file, like a kernel
+  bad.format = "qcow2";
+  EXPECT_EQ(store_->create_image(bad).error().field, "format");
   bad = image_named("x");
   bad.format = "vmdk";
   EXPECT_EQ(store_->create_image(bad).error().field, "format");

@@ -145,7 +145,7 @@ class ImagesPage extends LivePage {
                 @input=${(e: InputEvent) => { this.imageName = (e.target as HTMLInputElement).value; }} />
               <label for="img-kind">Kind</label>
               <select id="img-kind" ?disabled=${this.uploading} @change=${(e: Event) => { this.kind = (e.target as HTMLSelectElement).value as ImageKind; }}>
-                ${(["disk", "kernel", "initrd"] as const).map((k) => html`<option value=${k} ?selected=${this.kind === k}>${k}</option>`)}
+                ${(["disk", "kernel", "initrd", "iso"] as const).map((k) => html`<option value=${k} ?selected=${this.kind === k}>${k}</option>`)}
               </select>
               <button type="submit" ?disabled=${this.uploading}>Upload</button>
               ${this.uploading

@@ -1,7 +1,7 @@
 // The images and tokens pages' own logic (unit-tested in test/unit): checking an upload
 // before it starts, its URL, the answer of an image delete per host, token lifetimes.
 
-export type ImageKind = "disk" | "kernel" | "initrd";
+export type ImageKind = "disk" | "kernel" | "initrd" | "iso";
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 // An image or token name as the API wants it (DNS label); the problem otherwise.

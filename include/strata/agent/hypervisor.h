@@ -150,6 +150,20 @@ class Hypervisor {
   virtual Result<VmStatus> clone(const std::string& source, const model::VmSpec& spec,
                                  bool linked, const CloneProgressCallback& progress = {});
 
+  // The CD-ROM's medium (docs/internals/firmware.md): `image` (an image of kind "iso" in
+  // this host's store) goes in, read-only; empty ejects. A running or paused VM sees the
+  // change at once (tray opened, medium swapped, tray closed, even if the guest locked
+  // it); the VM's spec records it either way, so a restart or a migration keeps it.
+  // invalid_argument "cdrom" for an image that is no iso; failed_precondition for a VM
+  // without a CD-ROM slot, or with a job in progress.
+  virtual Status change_cdrom(const std::string& vm, const std::string& image);
+  // A UEFI VM's variables file (its NVRAM), whole: read, and replaced on a VM that does not
+  // run (a cold migration's target, right after its define). failed_precondition for a
+  // BIOS VM or a running one; invalid_argument("vars") for a size other than the host's
+  // template's (another OVMF build).
+  virtual Result<std::string> read_uefi_vars(const std::string& vm);
+  virtual Status write_uefi_vars(const std::string& vm, const std::string& vars);
+
   // Live migration (strata/agent/migration.h); null when this driver cannot migrate.
   virtual MigrationDriver* migration() { return nullptr; }
 
@@ -165,6 +179,18 @@ class Hypervisor {
     return {};
   }
 };
+
+inline Status Hypervisor::change_cdrom(const std::string&, const std::string&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor has no CD-ROM");
+}
+
+inline Result<std::string> Hypervisor::read_uefi_vars(const std::string&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor has no UEFI variables");
+}
+
+inline Status Hypervisor::write_uefi_vars(const std::string&, const std::string&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor has no UEFI variables");
+}
 
 inline Result<SnapshotInfo> Hypervisor::snapshot_create(const std::string&, const std::string&) {
   return make_error(ErrorCode::failed_precondition, "this hypervisor has no snapshots");

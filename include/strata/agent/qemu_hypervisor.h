@@ -49,6 +49,10 @@ struct QemuOptions {
   // waits at most guest_facts_timeout); zero: never asked.
   std::chrono::milliseconds guest_facts_interval{std::chrono::seconds(30)};
   std::chrono::milliseconds guest_facts_timeout{std::chrono::seconds(5)};
+  // UEFI firmware (Debian's ovmf; docs/internals/firmware.md): the code, opened read-only
+  // by every UEFI VM, and the variables template each UEFI VM gets a copy of at define.
+  std::string uefi_code = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+  std::string uefi_vars_template = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 };
 
 Result<HypervisorPtr> make_qemu_hypervisor(QemuOptions options);

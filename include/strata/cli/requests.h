@@ -52,6 +52,10 @@ struct VmCreateOptions {
   bool sudo = false;                    // --sudo: passwordless sudo for --user
   std::vector<std::string> ips;         // --ip, one per --nic in order: "dhcp" | "CIDR[,gw=IP][,dns=IP]..."
   std::string user_data;                // --cloud-init-user-data FILE's content
+  // Installing from an ISO (docs/internals/firmware.md).
+  std::string cdrom;                    // --cdrom ISO: an image of kind iso in the CD-ROM
+  std::string boot;                     // --boot cdrom,disk: the firmware's boot order
+  std::string firmware;                 // --firmware bios|uefi
 };
 
 // The public keys of an authorized_keys-style file (one a line; empty lines and '#'
@@ -90,6 +94,8 @@ ApiRequest build_vm_template(const std::string& vm);
 ApiRequest build_vm_clone(const std::string& source, const std::string& name,
                           std::optional<bool> linked);
 ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint64_t> timeout_s);
+// POST /vms/{name}/cdrom: {"image": iso} to insert or change, {"image": null} to eject.
+ApiRequest build_vm_cdrom(const std::string& name, const std::optional<std::string>& image);
 // POST /vms/{name}/migrate; empty host: the scheduler chooses; 0s: the server's defaults;
 // tls false: "tls": false (unencrypted), true: the cluster default.
 ApiRequest build_vm_migrate(const std::string& name, const std::string& host,

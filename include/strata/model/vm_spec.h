@@ -70,6 +70,13 @@ struct CloudInit {
   std::string user_data;
 };
 
+// Firmware (docs/internals/firmware.md): SeaBIOS, or UEFI (Debian's OVMF, read-only code
+// plus a per-VM variables file the agent keeps in the VM's folder).
+enum class Firmware { bios, uefi };
+
+// What the firmware tries, in order (QEMU bootindex): the CD-ROM, the disk marked boot.
+enum class BootDevice { cdrom, disk };
+
 struct VmSpec {
   std::string name;          // DNS label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, <= 63
   std::string uuid;          // RFC 4122 text form; generated when empty
@@ -87,6 +94,12 @@ struct VmSpec {
   // moves only between identical hosts), "max" (everything the accelerator offers; the
   // same rule), or a QEMU model name ("Westmere-v1", "Haswell-v4").
   std::string cpu_model;
+  // The medium in the CD-ROM (q35 only): an image name of kind "iso", inserted read-only;
+  // empty: the tray is empty. Changed while running through the agent's change_cdrom.
+  std::string cdrom;
+  // Firmware boot order; empty: the disk marked boot (as before). Ignored by kernel_boot.
+  std::vector<BootDevice> boot;
+  Firmware firmware = Firmware::bios;
 };
 
 inline constexpr uint32_t kMaxVcpus = 288;
@@ -116,5 +129,9 @@ const char* to_string(VmState s);
 std::optional<VmState> vm_state_from_string(const std::string& s);
 const char* to_string(NicMode m);
 std::optional<NicMode> nic_mode_from_string(const std::string& s);
+const char* to_string(Firmware f);
+std::optional<Firmware> firmware_from_string(const std::string& s);
+const char* to_string(BootDevice b);
+std::optional<BootDevice> boot_device_from_string(const std::string& s);
 
 }  // namespace strata::model

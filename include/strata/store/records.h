@@ -125,8 +125,8 @@ struct ImageRecord {
   int64_t updated_ms = 0;
 
   std::string name;            // unique among images, required (DNS-label-like)
-  std::string kind;            // "disk" | "kernel" | "initrd"
-  std::string format;          // "qcow2" | "raw" for disks; "raw" for kernel/initrd
+  std::string kind;            // "disk" | "kernel" | "initrd" | "iso"
+  std::string format;          // "qcow2" | "raw" for disks; "raw" for kernel/initrd/iso
   int64_t size_bytes = 0;      // bytes of the file
   int64_t virtual_size = 0;    // disk size the guest sees (disks); = size_bytes otherwise
   std::string sha256;          // 64 lowercase hex of the file's bytes

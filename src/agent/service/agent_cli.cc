@@ -160,9 +160,9 @@ int agent_main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   imp->add_option("--images", images_dir, "Image store folder")->capture_default_str();
   imp->add_option("--kind", img_kind,
-                  "disk, kernel or initrd: recorded with the image, so a VM cannot use it "
-                  "for another purpose (default: unknown, any use)")
-      ->check(CLI::IsMember({"disk", "kernel", "initrd"}));
+                  "disk, kernel, initrd or iso: recorded with the image, so a VM cannot use "
+                  "it for another purpose (default: unknown, any use)")
+      ->check(CLI::IsMember({"disk", "kernel", "initrd", "iso"}));
   imp->callback([&] { rc = image_import(images_dir, img_name, img_path, img_kind); });
   auto* ils = image->add_subcommand("ls", "List the image store's images");
   ils->add_option("--images", images_dir, "Image store folder")->capture_default_str();

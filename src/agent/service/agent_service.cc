@@ -276,6 +276,36 @@ grpc::Status AgentService::ForceOffVm(grpc::ServerContext*, const v1::ForceOffVm
       });
 }
 
+grpc::Status AgentService::ChangeCdrom(grpc::ServerContext*, const v1::ChangeCdromRequest* req,
+                                       v1::ChangeCdromResponse* resp) {
+  return once<v1::ChangeCdromRequest, v1::ChangeCdromResponse>(
+      "ChangeCdrom", *req, resp, [&](v1::ChangeCdromResponse* out) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        if (!req->image().empty())
+          if (auto st = model::validate_image_name("image", req->image()); !st) return st;
+        if (auto st = hv_.change_cdrom(req->name(), req->image()); !st) return st;
+        return current(req->name(), out->mutable_vm());
+      });
+}
+
+grpc::Status AgentService::ReadUefiVars(grpc::ServerContext*, const v1::ReadUefiVarsRequest* req,
+                                        v1::ReadUefiVarsResponse* resp) {
+  if (auto st = model::validate_name("name", req->name()); !st) return to_grpc_status(st.error());
+  auto vars = hv_.read_uefi_vars(req->name());
+  if (!vars) return to_grpc_status(vars.error());
+  resp->set_vars(std::move(*vars));
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::WriteUefiVars(grpc::ServerContext*, const v1::WriteUefiVarsRequest* req,
+                                         v1::WriteUefiVarsResponse* resp) {
+  return once<v1::WriteUefiVarsRequest, v1::WriteUefiVarsResponse>(
+      "WriteUefiVars", *req, resp, [&](v1::WriteUefiVarsResponse*) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        return hv_.write_uefi_vars(req->name(), req->vars());
+      });
+}
+
 grpc::Status AgentService::RebootVm(grpc::ServerContext*, const v1::RebootVmRequest* req,
                                     v1::RebootVmResponse* resp) {
   return once<v1::RebootVmRequest, v1::RebootVmResponse>(
@@ -325,6 +355,20 @@ grpc::Status AgentService::DeleteImage(grpc::ServerContext*, const v1::DeleteIma
       "DeleteImage", *req, resp, [&](v1::DeleteImageResponse*) -> Status {
         if (!opts_.images) return make_error(ErrorCode::unavailable, "no image store");
         if (auto st = model::validate_image_name("name", req->name()); !st) return st;
+        // The store knows the disks made on an image; the CD-ROM's medium (and a direct
+        // boot's kernel and initrd) are known only from the VMs' specs: the next start of
+        // such a VM would fail without its image.
+        for (const auto& vm : hv_.list()) {
+          const auto& spec = vm.spec;
+          const bool uses = spec.cdrom == req->name() ||
+                            (spec.kernel_boot && (spec.kernel_boot->kernel == req->name() ||
+                                                  spec.kernel_boot->initrd == req->name()));
+          if (uses)
+            return make_error(ErrorCode::failed_precondition,
+                              "image " + req->name() + " is used by VM " + spec.name +
+                                  (spec.cdrom == req->name() ? " (in its CD-ROM)"
+                                                             : " (its kernel boot)"));
+        }
         if (auto st = opts_.images->delete_image(req->name()); !st) return st;
         log()->info("image deleted name={}", req->name());
         return {};

@@ -65,8 +65,8 @@ class TempFile {
 
 Status check_header(const v1::PutImageHeader& h) {
   if (auto st = model::validate_image_name("name", h.name()); !st) return st;
-  if (h.kind() != "disk" && h.kind() != "kernel" && h.kind() != "initrd")
-    return invalid_argument("kind", "kind must be disk, kernel or initrd");
+  if (h.kind() != "disk" && h.kind() != "kernel" && h.kind() != "initrd" && h.kind() != "iso")
+    return invalid_argument("kind", "kind must be disk, kernel, initrd or iso");
   if (!is_sha256_hex(h.sha256()))
     return invalid_argument("sha256", "sha256 must be 64 lowercase hex characters");
   if (h.size_bytes() > model::kMaxDiskBytes)

@@ -83,6 +83,9 @@ v1::VmSpec to_proto(const model::VmSpec& spec) {
   for (const auto& [k, v] : spec.labels) (*out.mutable_labels())[k] = v;
   if (spec.cloud_init) out.set_cloud_init_json(model::to_json(*spec.cloud_init).dump());
   out.set_cpu_model(spec.cpu_model);
+  out.set_cdrom(spec.cdrom);
+  for (model::BootDevice b : spec.boot) out.add_boot(model::to_string(b));
+  if (spec.firmware != model::Firmware::bios) out.set_firmware(model::to_string(spec.firmware));
   return out;
 }
 
@@ -137,6 +140,17 @@ Result<model::VmSpec> from_proto(const v1::VmSpec& in, std::string_view field) {
       return tl::unexpected(e);
     }
     spec.cloud_init = std::move(*ci);
+  }
+  spec.cdrom = in.cdrom();
+  for (int i = 0; i < in.boot_size(); ++i) {
+    auto b = model::boot_device_from_string(in.boot(i));
+    if (!b) return invalid_argument(fmt::format("{}.boot[{}]", field, i), "must be cdrom or disk");
+    spec.boot.push_back(*b);
+  }
+  if (!in.firmware().empty()) {
+    auto f = model::firmware_from_string(in.firmware());
+    if (!f) return invalid_argument(fmt::format("{}.firmware", field), "must be bios or uefi");
+    spec.firmware = *f;
   }
   return spec;
 }

@@ -20,6 +20,7 @@
 #include <mutex>
 
 #include "fs_util.h"
+#include "strata/common/iso_image.h"
 #include "strata/common/log.h"
 #include "strata/common/process.h"
 #include "strata/model/validation.h"
@@ -101,8 +102,8 @@ class LocalImageStore final : public ImageStore {
                                  const std::string& kind) override {
     auto path = image_path(name);
     if (!path) return tl::unexpected(path.error());
-    if (!kind.empty() && kind != "disk" && kind != "kernel" && kind != "initrd")
-      return invalid_argument("kind", "kind must be disk, kernel or initrd");
+    if (!kind.empty() && kind != "disk" && kind != "kernel" && kind != "initrd" && kind != "iso")
+      return invalid_argument("kind", "kind must be disk, kernel, initrd or iso");
     auto existing = storage::lstat_kind(*path);
     if (!existing) return tl::unexpected(existing.error());
     if (*existing != Kind::absent)
@@ -119,6 +120,8 @@ class LocalImageStore final : public ImageStore {
     };
     if (!info) return fail(info.error());
     if (auto s = check_outside_image(*info, kind); !s) return fail(s.error());
+    if (kind == "iso")
+      if (auto s = check_iso_image(tmp, "source"); !s) return fail(s.error());
     // The kind travels with the file: set before the rename, so the image never appears
     // under its name without it.
     if (!kind.empty()) {
@@ -372,7 +375,7 @@ class LocalImageStore final : public ImageStore {
     if (!info.data_file.empty())
       return invalid_argument("source", "image has an external data file (" + info.data_file +
                                             "); images must be self-contained");
-    if (kind == "kernel" || kind == "initrd") {
+    if (kind == "kernel" || kind == "initrd" || kind == "iso") {
       if (info.format != "raw")
         return invalid_argument("source", "a " + kind + " must be a plain file, not a " +
                                               info.format + " image");
@@ -400,7 +403,7 @@ class LocalImageStore final : public ImageStore {
     ssize_t n = ::lgetxattr(path.c_str(), kKindXattr, buf, sizeof buf);
     if (n <= 0) return "";
     std::string k(buf, static_cast<size_t>(n));
-    return (k == "disk" || k == "kernel" || k == "initrd") ? k : "";
+    return (k == "disk" || k == "kernel" || k == "initrd" || k == "iso") ? k : "";
   }
 
   std::string images_dir() const { return root_ + "/images"; }

@@ -101,6 +101,9 @@ pb::VmSpec to_proto(const model::VmSpec& s) {
   for (const auto& [k, v] : s.labels) (*p.mutable_labels())[k] = v;
   if (s.cloud_init) p.set_cloud_init_json(model::to_json(*s.cloud_init).dump());
   p.set_cpu_model(s.cpu_model);
+  p.set_cdrom(s.cdrom);
+  for (model::BootDevice b : s.boot) p.add_boot(model::to_string(b));
+  if (s.firmware != model::Firmware::bios) p.set_firmware(model::to_string(s.firmware));
   return p;
 }
 
@@ -271,6 +274,33 @@ STRATA_NAMED_ACTION(force_off_vm, ForceOffVm, std::chrono::seconds(60))
 STRATA_NAMED_ACTION(reboot_vm, RebootVm, std::chrono::seconds(30))
 STRATA_NAMED_ACTION(pause_vm, PauseVm, std::chrono::seconds(30))
 STRATA_NAMED_ACTION(resume_vm, ResumeVm, std::chrono::seconds(30))
+
+Result<pb::VmStatus> AgentClient::change_cdrom(const std::string& request_id,
+                                               const std::string& name, const std::string& image) {
+  pb::ChangeCdromRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_image(image);
+  STRATA_UNARY(ChangeCdrom, req, pb::ChangeCdromResponse, std::chrono::seconds(30));
+  return resp.vm();
+}
+
+Result<std::string> AgentClient::read_uefi_vars(const std::string& name) {
+  pb::ReadUefiVarsRequest req;
+  req.set_name(name);
+  STRATA_UNARY(ReadUefiVars, req, pb::ReadUefiVarsResponse, std::chrono::seconds(30));
+  return std::string(resp.vars());
+}
+
+Status AgentClient::write_uefi_vars(const std::string& request_id, const std::string& name,
+                                    const std::string& vars) {
+  pb::WriteUefiVarsRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_vars(vars);
+  STRATA_UNARY(WriteUefiVars, req, pb::WriteUefiVarsResponse, std::chrono::seconds(30));
+  return {};
+}
 
 Result<pb::VmStatus> AgentClient::shutdown_vm(const std::string& request_id,
                                               const std::string& name, uint32_t timeout_ms) {

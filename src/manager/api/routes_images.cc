@@ -78,9 +78,9 @@ std::optional<HttpResponse> check_upload_head(ApiDeps& d, const HttpRequest& r,
   std::string name = r.query.count("name") ? r.query.at("name") : "";
   if (auto st = model::validate_name("name", name); !st) return error_response(st.error());
   std::string kind = r.query.count("kind") ? r.query.at("kind") : "disk";
-  if (kind != "disk" && kind != "kernel" && kind != "initrd")
+  if (kind != "disk" && kind != "kernel" && kind != "initrd" && kind != "iso")
     return error_response(
-        Error{ErrorCode::invalid_argument, "kind must be disk, kernel or initrd", "kind"});
+        Error{ErrorCode::invalid_argument, "kind must be disk, kernel, initrd or iso", "kind"});
   std::string ctype = r.header("content-type");
   if (!ctype.empty() && ctype.rfind("application/octet-stream", 0) != 0)
     return error_response(Error{ErrorCode::invalid_argument,

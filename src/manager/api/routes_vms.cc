@@ -99,6 +99,22 @@ HttpResponse migrate_vm(ApiDeps& d, HttpRequest& r) {
   return change_response(d, *change);
 }
 
+// POST /api/v1/vms/{name}/cdrom {"image": "NAME" | null}: insert (or change) the CD-ROM's
+// medium, or eject it with null; 202 with the "vm.cdrom" task (vm_service.h).
+HttpResponse change_cdrom(ApiDeps& d, HttpRequest& r) {
+  auto body = parse_json_object(r.body);
+  if (!body) return error_response(body.error());
+  using T = JsonType;
+  if (auto st = check_fields(*body, {{"image", T::string}}); !st) return error_response(st.error());
+  if (!body->contains("image"))
+    return error_response(Error{ErrorCode::invalid_argument,
+                                "is required: an iso image name, or null to eject", "image"});
+  auto change =
+      d.vms->change_cdrom(r.param("name"), optional_string(*body, "image"), audit_actor(r));
+  if (!change) return error_response(change.error());
+  return change_response(d, *change);
+}
+
 }  // namespace
 
 void add_vm_routes(ApiService& api) {
@@ -225,6 +241,11 @@ void add_vm_routes(ApiService& api) {
     resp.audit_written = true;
     return resp;
   });
+
+  RouteOptions cdrom = op;
+  cdrom.action = "vm.cdrom";
+  api.router().add("POST", "/api/v1/vms/{name}/cdrom", cdrom,
+                   [&d](HttpRequest& r) { return change_cdrom(d, r); });
 
   RouteOptions mig = op;
   mig.action = "vm.migrate";

@@ -34,6 +34,9 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
                                     {"vnc", T::boolean},
                                     {"cloud_init", T::object},
                                     {"cpu_model", T::string},
+                                    {"cdrom", T::string},
+                                    {"boot", T::array},
+                                    {"firmware", T::string},
                                     {"start", T::boolean}});
       !st)
     return tl::unexpected(st.error());
@@ -164,6 +167,25 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
   }
   // Absent: the cluster's CPU baseline (so the VM can move within its cluster).
   s.cpu_model = optional_string(body, "cpu_model");
+  // Installing from an ISO (docs/internals/firmware.md): the CD-ROM's iso image, the
+  // firmware boot order and the firmware; the model's validation names the field.
+  s.cdrom = optional_string(body, "cdrom");
+  if (const json* boot = optional_member(body, "boot")) {
+    if (boot->size() > 2) return invalid_argument("boot", "at most 2 entries (cdrom, disk)");
+    for (size_t i = 0; i < boot->size(); ++i) {
+      const json& b = (*boot)[i];
+      auto dev =
+          b.is_string() ? model::boot_device_from_string(b.get<std::string>()) : std::nullopt;
+      if (!dev)
+        return invalid_argument(fmt::format("boot[{}]", i), "must be \"cdrom\" or \"disk\"");
+      s.boot.push_back(*dev);
+    }
+  }
+  if (std::string fw = optional_string(body, "firmware"); !fw.empty()) {
+    auto f = model::firmware_from_string(fw);
+    if (!f) return invalid_argument("firmware", "must be \"bios\" or \"uefi\"");
+    s.firmware = *f;
+  }
   *start = optional_bool(body, "start", true);
   if (auto st = model::validate(s); !st) return tl::unexpected(st.error());
   if (auto st = validate_ha(d); !st) return tl::unexpected(st.error());
@@ -245,6 +267,10 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     spec["cloud_init"] = s.cloud_init ? cloud_init_to_rest(*s.cloud_init) : json(nullptr);
     // "" (null here): the cluster's CPU baseline.
     spec["cpu_model"] = s.cpu_model.empty() ? json(nullptr) : json(s.cpu_model);
+    spec["cdrom"] = s.cdrom.empty() ? json(nullptr) : json(s.cdrom);
+    spec["boot"] = json::array();
+    for (model::BootDevice b : s.boot) spec["boot"].push_back(model::to_string(b));
+    spec["firmware"] = model::to_string(s.firmware);
     desired = desired_state_name(vm, *doc);
   }
   VmStatusDoc st = decode_vm_status(vm.status);

@@ -33,6 +33,7 @@ std::vector<std::string> referenced_images(const model::VmSpec& spec) {
     add(spec.kernel_boot->initrd);
   }
   for (const auto& d : spec.disks) add(d.base_image);
+  add(spec.cdrom);  // the CD-ROM's iso travels like any other image (create, migrate, HA)
   return out;
 }
 
@@ -56,6 +57,8 @@ Status check_image_kinds(store::Store& store, const model::VmSpec& spec) {
   for (size_t i = 0; i < spec.disks.size(); ++i)
     if (auto st = check(spec.disks[i].base_image, "disk", fmt::format("disks[{}].image", i)); !st)
       return st;
+  // The CD-ROM holds an iso only, and an iso goes nowhere else (the checks above).
+  if (auto st = check(spec.cdrom, "iso", "cdrom"); !st) return st;
   return {};
 }
 

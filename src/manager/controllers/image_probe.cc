@@ -5,9 +5,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
+#include "strata/common/iso_image.h"
 #include "strata/common/process.h"
 
 namespace strata::manager {
@@ -82,7 +82,18 @@ Result<ImageFacts> probe_image(const std::string& path, std::string_view kind,
   if (r->exit_code != 0)
     return tl::unexpected(
         refused("not a readable image: " + r->err.substr(0, std::min<size_t>(r->err.size(), 500))));
-  return judge_image_info(r->out, kind);
+  auto facts = judge_image_info(r->out, kind);
+  if (!facts) return facts;
+  // An iso must be what its kind says: ISO 9660 or UDF (the volume descriptors at byte
+  // 32768), so a disk image never reaches a VM's CD-ROM under it.
+  if (kind == "iso")
+    if (auto st = check_iso_image(path, "body"); !st) {
+      if (st.error().code == ErrorCode::invalid_argument)
+        return tl::unexpected(
+            refused("an iso must be an ISO 9660 or UDF image: " + st.error().message));
+      return tl::unexpected(st.error());
+    }
+  return facts;
 }
 
 }  // namespace strata::manager

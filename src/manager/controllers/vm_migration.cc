@@ -275,6 +275,21 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
       return end(source_id, false, "cold migration failed: " + defined.error().message,
                  nlohmann::json::object());
     }
+    // A UEFI VM's variables (its NVRAM: boot entries, settings) are a file on the source
+    // host: copied over the fresh template copy the target's define made.
+    if (spec.firmware == model::Firmware::uefi) {
+      task(60, "copying the UEFI variables to " + target_host->name);
+      auto vars = source->read_uefi_vars(vm.name);
+      Status copied = vars ? target->write_uefi_vars(base + ":uefi-vars", vm.name, *vars)
+                           : Status(tl::unexpected(vars.error()));
+      if (!copied) {
+        if (retryable(copied.error())) return Outcome::retry;
+        (void)target->undefine_vm(base + ":abort", vm.name);
+        return end(source_id, false,
+                   "cold migration failed: UEFI variables: " + copied.error().message,
+                   nlohmann::json::object());
+      }
+    }
     const Outcome ended =
         end(m.target_host_id, true,
             fmt::format("moved to {} (cold: the VM is stopped and its disks are on shared "

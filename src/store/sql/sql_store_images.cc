@@ -31,12 +31,12 @@ Result<ImageRecord> decode_image(const SqlRow& r) {
 
 Status validate_image(const ImageRecord& i) {
   if (i.name.empty()) return invalid_argument("name", "image name is required");
-  if (i.kind != "disk" && i.kind != "kernel" && i.kind != "initrd")
-    return invalid_argument("kind", "image kind must be disk|kernel|initrd");
+  if (i.kind != "disk" && i.kind != "kernel" && i.kind != "initrd" && i.kind != "iso")
+    return invalid_argument("kind", "image kind must be disk|kernel|initrd|iso");
   if (i.format != "qcow2" && i.format != "raw")
     return invalid_argument("format", "image format must be qcow2|raw");
   if (i.kind != "disk" && i.format != "raw")
-    return invalid_argument("format", "kernel and initrd images are raw files");
+    return invalid_argument("format", "kernel, initrd and iso images are raw files");
   if (i.size_bytes < 0) return invalid_argument("size_bytes", "must be >= 0");
   if (i.virtual_size < 0) return invalid_argument("virtual_size", "must be >= 0");
   if (!is_sha256_hex(i.sha256))

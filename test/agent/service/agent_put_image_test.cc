@@ -132,9 +132,13 @@ TEST_F(PutImageTest, ShaOrSizeMismatchIsRejectedAndLeavesNothing) {
   ASSERT_FALSE(long_size);
   EXPECT_EQ(long_size.error().field, "size_bytes");
 
-  auto bad_kind = put("initrd", "iso", data, data.size(), sha);
+  auto bad_kind = put("initrd", "floppy", data, data.size(), sha);
   ASSERT_FALSE(bad_kind);
   EXPECT_EQ(bad_kind.error().field, "kind");
+  // Bytes that hold no ISO 9660/UDF volume are no iso, whatever the header says.
+  auto not_iso = put("initrd", "iso", data, data.size(), sha);
+  ASSERT_FALSE(not_iso);
+  EXPECT_EQ(not_iso.error().code, ErrorCode::invalid_argument);
   auto bad_name = put("../etc", "initrd", data, data.size(), sha);
   ASSERT_FALSE(bad_name);
   EXPECT_EQ(bad_name.error().field, "name");
@@ -218,6 +222,39 @@ TEST_F(PutImageTest, DeleteImageIsDedupedByRequestId) {
   auto again = client_->call(&Stub::DeleteImage, del);
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, ErrorCode::not_found);
+}
+
+// An image a defined VM names outside its disks (the CD-ROM's medium, a direct boot's
+// kernel) is kept: its next start would fail without it. Once the VM lets go, it goes.
+TEST_F(PutImageTest, DeleteImageKeepsTheMediumAndKernelOfDefinedVms) {
+  ASSERT_TRUE(put("installer", std::string("iso bytes")));  // the memory driver checks no kind
+  ASSERT_TRUE(put("vmlinuz", std::string("kernel bytes")));
+  model::VmSpec s;
+  s.name = "inst";
+  s.disks.push_back({"root", "", 1 << 20, false, false, "", ""});
+  s.cdrom = "installer";
+  s.boot = {model::BootDevice::cdrom};
+  ASSERT_TRUE(hv_.define(s));
+  model::VmSpec k;
+  k.name = "kboot";
+  k.kernel_boot = model::KernelBoot{"vmlinuz", "", ""};
+  ASSERT_TRUE(hv_.define(k));
+  for (auto [image, why] : {std::pair{"installer", "CD-ROM"}, {"vmlinuz", "kernel boot"}}) {
+    v1::DeleteImageRequest del;
+    del.set_request_id(std::string("del-") + image);
+    del.set_name(image);
+    auto kept = client_->call(&Stub::DeleteImage, del);
+    ASSERT_FALSE(kept) << image;
+    EXPECT_EQ(kept.error().code, ErrorCode::failed_precondition);
+    EXPECT_NE(kept.error().message.find(why), std::string::npos) << kept.error().message;
+    EXPECT_TRUE(images_->image(image)) << image;
+  }
+  ASSERT_TRUE(hv_.change_cdrom("inst", ""));
+  v1::DeleteImageRequest del;
+  del.set_request_id("del-after-eject");
+  del.set_name("installer");
+  ASSERT_TRUE(client_->call(&Stub::DeleteImage, del));
+  EXPECT_FALSE(images_->image("installer"));
 }
 
 }  // namespace

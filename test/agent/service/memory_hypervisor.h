@@ -83,6 +83,38 @@ class MemoryHypervisor final : public Hypervisor {
   Status force_off(const std::string& name) override {
     return transition("force_off", name, model::VmState::stopped, 0);
   }
+  // The CD-ROM: records the medium in the VM's spec (no kind check: the store's checks
+  // are the QEMU driver's, tested with real guests).
+  Status change_cdrom(const std::string& name, const std::string& image) override {
+    std::lock_guard lock(mu_);
+    ++calls["change_cdrom"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    it->second.spec.cdrom = image;
+    return {};
+  }
+  std::map<std::string, std::string> uefi_vars;  // VM -> its variables (UEFI VMs)
+  Result<std::string> read_uefi_vars(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    ++calls["read_uefi_vars"];
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    if (it->second.spec.firmware != model::Firmware::uefi)
+      return make_error(ErrorCode::failed_precondition, "VM " + name + " boots with BIOS");
+    return uefi_vars[name];
+  }
+  Status write_uefi_vars(const std::string& name, const std::string& vars) override {
+    std::lock_guard lock(mu_);
+    ++calls["write_uefi_vars"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    if (it->second.spec.firmware != model::Firmware::uefi)
+      return make_error(ErrorCode::failed_precondition, "VM " + name + " boots with BIOS");
+    uefi_vars[name] = vars;
+    return {};
+  }
   Status reboot(const std::string& name) override {
     return transition("reboot", name, model::VmState::running, 4243);
   }

@@ -259,3 +259,48 @@ TEST(ProtoConvert, GuestFactsRoundTripAndAreChecked) {
 
 }  // namespace
 }  // namespace strata::agent::service
+
+namespace strata::agent::service {
+namespace {
+
+// Installing from an ISO: cdrom, boot order and firmware survive the wire (bytes too); an
+// unset firmware is bios; a boot entry or firmware the model lacks names its field.
+TEST(ProtoConvert, CdromBootOrderAndFirmwareRoundTrip) {
+  model::VmSpec s;
+  s.name = "inst";
+  s.disks.push_back({"root", "", 1ull << 30, true, false, "", ""});
+  s.cdrom = "netinst";
+  s.boot = {model::BootDevice::cdrom, model::BootDevice::disk};
+  s.firmware = model::Firmware::uefi;
+  std::string wire;
+  ASSERT_TRUE(to_proto(s).SerializeToString(&wire));
+  v1::VmSpec parsed;
+  ASSERT_TRUE(parsed.ParseFromString(wire));
+  auto back = from_proto(parsed, "spec");
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->cdrom, "netinst");
+  EXPECT_EQ(back->boot, s.boot);
+  EXPECT_EQ(back->firmware, model::Firmware::uefi);
+  v1::VmSpec plain = to_proto(s);
+  plain.clear_firmware();
+  plain.clear_boot();
+  plain.clear_cdrom();
+  auto defaults = from_proto(plain, "spec");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->firmware, model::Firmware::bios);
+  EXPECT_TRUE(defaults->boot.empty());
+  EXPECT_EQ(defaults->cdrom, "");
+  v1::VmSpec bad = to_proto(s);
+  bad.add_boot("network");
+  auto e = from_proto(bad, "spec");
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().field, "spec.boot[2]");
+  bad = to_proto(s);
+  bad.set_firmware("coreboot");
+  e = from_proto(bad, "spec");
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().field, "spec.firmware");
+}
+
+}  // namespace
+}  // namespace strata::agent::service

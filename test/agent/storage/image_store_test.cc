@@ -47,6 +47,11 @@ class ImageStoreTest : public ::testing::Test {
     std::ofstream(p, std::ios::binary) << std::string(size, byte);
     return p;
   }
+  std::string make_bytes(const std::string& name, const std::string& bytes) {
+    std::string p = dir_ + "/" + name;
+    std::ofstream(p, std::ios::binary) << bytes;
+    return p;
+  }
 
   std::string dir_;
   ImageStorePtr store_;
@@ -140,9 +145,27 @@ TEST_F(ImageStoreTest, KernelsAndInitrdsMustBePlainFilesAndKeepTheirKind) {
   auto as_kernel = store_->import_image("k", q, "kernel");
   ASSERT_FALSE(as_kernel);
   EXPECT_EQ(as_kernel.error().code, ErrorCode::invalid_argument);
-  auto bad_kind = store_->import_image("k", q, "iso");
+  auto bad_kind = store_->import_image("k", q, "floppy");
   ASSERT_FALSE(bad_kind);
   EXPECT_EQ(bad_kind.error().field, "kind");
+  // An iso must be a plain file holding an ISO 9660/UDF volume: neither a qcow2 nor any
+  // raw bytes pass (docs/internals/firmware.md), and nothing is left behind.
+  for (const std::string& src : {q, make_raw("raw", 65536, 'r')}) {
+    auto not_iso = store_->import_image("fake-iso", src, "iso");
+    ASSERT_FALSE(not_iso) << src;
+    EXPECT_EQ(not_iso.error().code, ErrorCode::invalid_argument) << src;
+  }
+  EXPECT_FALSE(store_->image("fake-iso"));
+  EXPECT_TRUE(fs::is_empty(store_->root() + "/tmp"));
+  std::string iso_bytes(32768, '\0');
+  iso_bytes += std::string(1, '\x01') + "CD001" + std::string(2042 + 4096, '\0');
+  auto iso = store_->import_image("real-iso", make_bytes("real.iso", iso_bytes), "iso");
+  ASSERT_TRUE(iso) << iso.error().to_string();
+  EXPECT_EQ(store_->image("real-iso")->kind, "iso");
+  // An iso is never a disk base.
+  auto iso_base = store_->create_overlay("vm0", "root", "real-iso", 0);
+  ASSERT_FALSE(iso_base);
+  EXPECT_EQ(iso_base.error().code, ErrorCode::invalid_argument);
 
   auto k = store_->import_image("vmlinuz", make_raw("vmlinuz", 4096, 'k'), "kernel");
   ASSERT_TRUE(k) << k.error().to_string();

@@ -1378,6 +1378,75 @@ TEST_F(ApiTest, VmLabelsArePatched) {
   EXPECT_EQ(updates_ok, 1) << log.dump();
 }
 
+// Installing from an ISO (docs/internals/firmware.md): cdrom, boot and firmware on create,
+// shown by GET; kinds checked against the catalog; the cdrom route's body checked (400
+// naming the field), an unknown VM 404, a viewer 403, an accepted change 202 with its task.
+TEST_F(ApiTest, CdromBootOrderAndFirmware) {
+  add_host("h1", 8, 8192);
+  for (auto [name, kind] : {std::pair{"netinst", "iso"}, {"base", "disk"}}) {
+    store::ImageRecord i;
+    i.name = name;
+    i.kind = kind;
+    i.format = "raw";
+    i.size_bytes = i.virtual_size = 4096;
+    i.sha256 = std::string(64, 'a');
+    ASSERT_TRUE(parts_.store->create_image(i));
+  }
+  std::string op = make_token("ops", "operator");
+  std::string viewer = make_token("eyes", "viewer");
+  json body = {
+      {"name", "inst"},
+      {"vcpus", 1},
+      {"memory_mib", 512},
+      {"disks", json::array({{{"name", "root"}, {"size_bytes", 1 << 30}, {"boot", true}}})},
+      {"cdrom", "netinst"},
+      {"boot", {"cdrom", "disk"}},
+      {"firmware", "uefi"},
+      {"start", false}};
+  auto with = [&](const json& patch) {
+    json b = body;
+    b.merge_patch(patch);
+    return call("POST", "/api/v1/vms", b.dump(), op);
+  };
+  struct Bad {
+    json patch;
+    const char* field;
+  };
+  for (const Bad& b : std::vector<Bad>{{{{"cdrom", "base"}}, "cdrom"},  // a disk image
+                                       {{{"cdrom", 3}}, "cdrom"},
+                                       {{{"boot", {"floppy"}}}, "boot[0]"},
+                                       {{{"boot", {"disk", "disk"}}}, "boot[1]"},
+                                       {{{"boot", "cdrom"}}, "boot"},
+                                       {{{"firmware", "efi"}}, "firmware"},
+                                       {{{"machine", "pc"}}, "cdrom"}}) {
+    auto r = with(b.patch);
+    EXPECT_EQ(r.status, 400u) << b.patch << " " << r.body;
+    EXPECT_EQ(field(r), b.field) << b.patch << " " << r.body;
+  }
+  auto created = with(json::object());
+  ASSERT_EQ(created.status, 202u) << created.body;
+  auto spec = json::parse(call("GET", "/api/v1/vms/inst", "", op).body)["spec"];
+  EXPECT_EQ(spec["cdrom"], "netinst");
+  EXPECT_EQ(spec["boot"], json::parse(R"(["cdrom","disk"])"));
+  EXPECT_EQ(spec["firmware"], "uefi");
+
+  for (const auto& [b, f] :
+       std::vector<std::pair<std::string, std::string>>{{"{}", "image"},
+                                                        {R"({"image":7})", "image"},
+                                                        {R"({"image":"base"})", "image"},
+                                                        {R"({"image":"netinst","x":1})", "x"},
+                                                        {R"({"image":"Bad/Name"})", "image"}}) {
+    auto r = call("POST", "/api/v1/vms/inst/cdrom", b, op);
+    EXPECT_EQ(r.status, 400u) << b << " " << r.body;
+    EXPECT_EQ(field(r), f) << b << " " << r.body;
+  }
+  EXPECT_EQ(call("POST", "/api/v1/vms/nope/cdrom", R"({"image":null})", op).status, 404u);
+  EXPECT_EQ(call("POST", "/api/v1/vms/inst/cdrom", R"({"image":null})", viewer).status, 403u);
+  auto ej = call("POST", "/api/v1/vms/inst/cdrom", R"({"image":null})", op);
+  ASSERT_EQ(ej.status, 202u) << ej.body;
+  EXPECT_EQ(json::parse(ej.body)["task"]["kind"], "vm.cdrom");
+}
+
 }  // namespace
 }  // namespace strata::manager
 

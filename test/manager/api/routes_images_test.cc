@@ -176,9 +176,16 @@ TEST_F(ImageRoutesTest, RejectsBadNamesKindsFormatsAndBackingFiles) {
   auto no_name = upload(admin_, "kind=kernel", path);
   ASSERT_FALSE(no_name);
   EXPECT_EQ(no_name.error().field, "name");
-  auto bad_kind = upload(admin_, "name=x&kind=iso", path);
+  auto bad_kind = upload(admin_, "name=x&kind=floppy", path);
   ASSERT_FALSE(bad_kind);
   EXPECT_EQ(bad_kind.error().field, "kind");
+  // An iso must be one (ISO 9660/UDF descriptor at byte 32768): plain bytes are refused.
+  auto not_iso = upload(admin_, "name=x&kind=iso", write_file("big", std::string(65536, 'x')));
+  ASSERT_FALSE(not_iso);
+  EXPECT_EQ(not_iso.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(not_iso.error().field, "body");
+  EXPECT_NE(not_iso.error().message.find("ISO 9660"), std::string::npos)
+      << not_iso.error().message;
 
   // A qcow2 whose backing file is a host path: the classic host-file-read attack.
   auto secret = write_file("secret", std::string(4096, 's'));
@@ -495,6 +502,21 @@ TEST_F(ImageRoutesFullDiskTest, UploadThatDoesNotFitIs507AndLeavesNothing) {
     auto& sinks = logger(name)->sinks();
     sinks.erase(std::remove(sinks.begin(), sinks.end(), lines), sinks.end());
   }
+}
+
+// A real ISO (made by xorriso, Debian's) is accepted as kind iso: raw, its file size.
+TEST_F(ImageRoutesTest, RealIsoIsAcceptedAsIso) {
+  if (find_executable("xorriso").empty()) GTEST_SKIP() << "SKIPPED: xorriso not installed";
+  fs::create_directories(dir_ / "iso-root");
+  write_file("iso-root/hello.txt", "hello\n");
+  const std::string iso = (dir_ / "hello.iso").string();
+  ASSERT_TRUE(run_checked({"xorriso", "-as", "mkisofs", "-quiet", "-o", iso,
+                           (dir_ / "iso-root").string()}));
+  auto created = upload(admin_, "name=hello&kind=iso", iso);
+  ASSERT_TRUE(created) << created.error().to_string();
+  EXPECT_EQ((*created)["kind"], "iso");
+  EXPECT_EQ((*created)["format"], "raw");
+  EXPECT_EQ((*created)["size_bytes"], fs::file_size(iso));
 }
 
 }  // namespace

@@ -70,6 +70,12 @@ class AgentService final : public v1::AgentService::Service {
                           v1::ForceOffVmResponse*) override;
   grpc::Status RebootVm(grpc::ServerContext*, const v1::RebootVmRequest*,
                         v1::RebootVmResponse*) override;
+  grpc::Status ChangeCdrom(grpc::ServerContext*, const v1::ChangeCdromRequest*,
+                           v1::ChangeCdromResponse*) override;
+  grpc::Status ReadUefiVars(grpc::ServerContext*, const v1::ReadUefiVarsRequest*,
+                            v1::ReadUefiVarsResponse*) override;
+  grpc::Status WriteUefiVars(grpc::ServerContext*, const v1::WriteUefiVarsRequest*,
+                             v1::WriteUefiVarsResponse*) override;
   grpc::Status PauseVm(grpc::ServerContext*, const v1::PauseVmRequest*,
                        v1::PauseVmResponse*) override;
   grpc::Status ResumeVm(grpc::ServerContext*, const v1::ResumeVmRequest*,

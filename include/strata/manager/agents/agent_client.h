@@ -102,6 +102,13 @@ class AgentClient {
                                    uint32_t timeout_ms);
   Result<pb::VmStatus> force_off_vm(const std::string& request_id, const std::string& name);
   Result<pb::VmStatus> reboot_vm(const std::string& request_id, const std::string& name);
+  // The CD-ROM's medium: `image` (an iso in the host's store) or empty to eject.
+  Result<pb::VmStatus> change_cdrom(const std::string& request_id, const std::string& name,
+                                    const std::string& image);
+  // A UEFI VM's variables file, whole (cold migration carries it).
+  Result<std::string> read_uefi_vars(const std::string& name);
+  Status write_uefi_vars(const std::string& request_id, const std::string& name,
+                         const std::string& vars);
   Result<pb::VmStatus> pause_vm(const std::string& request_id, const std::string& name);
   Result<pb::VmStatus> resume_vm(const std::string& request_id, const std::string& name);
   // Disks on datastores stay unless `delete_shared_disks` (only when the VM is deleted).

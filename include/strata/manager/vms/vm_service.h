@@ -22,6 +22,7 @@
 #include "strata/common/clock.h"
 #include "strata/common/error.h"
 #include "strata/manager/agents/agent_client.h"
+#include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/placement.h"
 #include "strata/manager/controllers/vm_document.h"
 #include "strata/manager/events/event_log.h"
@@ -145,6 +146,17 @@ class VmService {
   // task; a clone that fails is deleted again. invalid_argument("name"), already_exists.
   Result<VmChange> clone(const std::string& source, const std::string& name,
                          std::optional<bool> linked, const std::string& actor);
+  // The CD-ROM's medium (vm_cdrom.cc; docs/internals/firmware.md): `image` (a catalog or
+  // host image of kind iso) goes in, empty ejects. One transaction writes a "vm.cdrom" task
+  // and its audit event; a worker then copies the iso to the VM's host if it lacks it
+  // (the image distributor, progress in the task), has the host change the medium (live
+  // when the VM runs; request id: the task id) and only then records the medium in the
+  // VM's spec, so the spec never names a medium the host refused. A VM not placed yet
+  // gets it recorded at once (its define carries it). invalid_argument("image"): not an
+  // iso; failed_precondition: being deleted, migrating, or a machine without a CD-ROM.
+  Result<VmChange> change_cdrom(const std::string& name, const std::string& image,
+                                const std::string& actor);
+  void set_image_distributor(ImageDistributor* images) { images_ = images; }
   // The VMs whose disks are overlays of `template_id`'s (its linked clones), by name.
   static Result<std::vector<std::string>> linked_clones_of(store::Store& tx,
                                                            const std::string& template_id);
@@ -157,6 +169,8 @@ class VmService {
   ClockPtr clock_;
   std::function<void(const std::string&)> on_change_;
   AgentLookup agents_;
+  ImageDistributor* images_ = nullptr;  // not owned; null: hosts must hold the iso already
+  void run_cdrom(std::string host_id, std::string vm_id, std::string image, std::string task_id);
   HaAdmission ha_admission_ = HaAdmission::enforce;  // set before serving; read only after
   bool migration_tls_ = true;                        // set before serving; read only after
   void run_clone(std::string host_id, std::string source, std::string vm_id, bool linked,

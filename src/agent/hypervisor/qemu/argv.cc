@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <tuple>
+
 namespace strata::agent::qemu {
 namespace {
 
@@ -100,7 +102,73 @@ void add_chardev_socket(Builder& b, const std::string& id, const std::string& pa
   b.opt("-chardev", o);
 }
 
-void add_disks(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm, int& bootindex) {
+// The position (1-based) of `dev` in the spec's boot order, 0 when it is not in it. An
+// empty order is the disk only (the layout before boot orders); kernel boot: none.
+int boot_index(const model::VmSpec& spec, model::BootDevice dev) {
+  if (spec.kernel_boot) return 0;
+  if (spec.boot.empty()) return dev == model::BootDevice::disk ? 1 : 0;
+  for (size_t i = 0; i < spec.boot.size(); ++i)
+    if (spec.boot[i] == dev) return static_cast<int>(i) + 1;
+  return 0;
+}
+
+// The CD-ROM slot of the hardware profile (ide-cd on q35's AHCI bus ide.2, id cdrom0):
+// empty, or holding the catalog's iso read-only. Media change later through QMP by the
+// device id (blockdev-change-medium, eject), so the slot is the same either way.
+void add_cdrom(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm,
+               const HardwareProfile& hw) {
+  if (!hw.cdrom) {
+    if (!spec.cdrom.empty())
+      b.fail(Error{ErrorCode::failed_precondition, "this VM's hardware profile has no CD-ROM slot",
+                   "cdrom"});
+    if (boot_index(spec, model::BootDevice::cdrom) > 0)
+      b.fail(Error{ErrorCode::failed_precondition, "this VM's hardware profile has no CD-ROM slot",
+                   "boot"});
+    return;
+  }
+  Opt dev("ide-cd");
+  dev.add("bus", "ide.2").add("id", "cdrom0");
+  if (!spec.cdrom.empty()) {
+    if (auto s = check_abs_path("cdrom", vm.cdrom_path); !s) return b.fail(s.error());
+    b.opt("-blockdev", Opt("")
+                           .add("driver", "file")
+                           .add("node-name", "file-cdrom0")
+                           .add("filename", vm.cdrom_path)
+                           .add("read-only", "on"));
+    b.opt("-blockdev", Opt("")
+                           .add("driver", "raw")
+                           .add("node-name", "media-cdrom0")
+                           .add("file", "file-cdrom0")
+                           .add("read-only", "on"));
+    dev.add("drive", "media-cdrom0");
+  }
+  if (int i = boot_index(spec, model::BootDevice::cdrom); i > 0)
+    dev.add("bootindex", std::to_string(i));
+  b.opt("-device", dev);
+}
+
+// UEFI: OVMF's code read-only (pflash0) and the VM's variables (pflash1), as -blockdev
+// nodes named on -machine (QEMU >= 4.0's way; -drive if=pflash is the legacy one).
+void add_uefi_flash(Builder& b, const ResolvedVm& vm) {
+  if (auto s = check_abs_path("uefi_code", vm.uefi_code); !s) return b.fail(s.error());
+  if (auto s = check_abs_path("uefi_vars", vm.uefi_vars); !s) return b.fail(s.error());
+  for (auto [n, path, ro] :
+       {std::tuple{"pflash0", &vm.uefi_code, "on"}, std::tuple{"pflash1", &vm.uefi_vars, "off"}}) {
+    b.opt("-blockdev", Opt("")
+                           .add("driver", "file")
+                           .add("node-name", std::string("file-") + n)
+                           .add("filename", *path)
+                           .add("read-only", ro));
+    b.opt("-blockdev", Opt("")
+                           .add("driver", "raw")
+                           .add("node-name", n)
+                           .add("file", std::string("file-") + n)
+                           .add("read-only", ro));
+  }
+}
+
+void add_disks(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
+  const int bootindex = boot_index(spec, model::BootDevice::disk);
   if (vm.disks.size() != spec.disks.size()) {
     b.fail(Error{ErrorCode::internal, "resolved disks do not match the spec", "disks"});
     return;
@@ -126,7 +194,7 @@ void add_disks(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm, int&
                            .add("read-only", ro));
     Opt dev("virtio-blk-pci");
     dev.add("drive", fmt_node).add("id", fmt::format("virtio-disk{}", i)).add("serial", d.name);
-    if (d.boot && !spec.kernel_boot) dev.add("bootindex", std::to_string(bootindex++));
+    if (d.boot && bootindex > 0) dev.add("bootindex", std::to_string(bootindex));
     b.opt("-device", dev);
   }
 }
@@ -209,7 +277,15 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
     return invalid_argument("accelerator", "must be kvm or tcg");
   std::string cpu = hw.version > 0 ? hw.cpu_model : options.accelerator == "kvm" ? "host" : "max";
   b.raw({"-accel", options.accelerator, "-cpu", cpu});
-  b.opt("-machine", Opt("").add("type", hw.version > 0 ? hw.machine : spec.machine));
+  Opt machine("");
+  machine.add("type", hw.version > 0 ? hw.machine : spec.machine);
+  const bool uefi = hw.firmware == "uefi";
+  if (uefi != (spec.firmware == model::Firmware::uefi))
+    return invalid_argument("firmware", std::string("the spec asks for ") +
+                                            model::to_string(spec.firmware) +
+                                            ", the hardware profile has " + hw.firmware);
+  if (uefi) machine.add("pflash0", "pflash0").add("pflash1", "pflash1");
+  b.opt("-machine", machine);
   b.raw({"-nodefaults", "-no-user-config", "-display", "none"});
   // seccomp: no obsolete syscalls, no setuid (privileges are dropped before exec, by the
   // shim), no fork/exec (so no exec: migration URIs, no helper scripts), no scheduler or
@@ -243,9 +319,9 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
     b.opt("-device", Opt("qemu-xhci").add("id", "usb0"));
     b.opt("-device", Opt("usb-tablet").add("bus", "usb0.0").add("id", "tablet0"));
   }
-  if (hw.cdrom) b.opt("-device", Opt("ide-cd").add("bus", "ide.2").add("id", "cdrom0"));
+  if (uefi) add_uefi_flash(b, vm);
+  add_cdrom(b, spec, vm, hw);
 
-  int bootindex = 1;
   if (spec.kernel_boot) {
     const auto& kb = *spec.kernel_boot;
     if (auto s = check_abs_path("kernel_boot.kernel", vm.kernel_path); !s) b.fail(s.error());
@@ -264,7 +340,7 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
       b.raw({"-append", kb.cmdline});
     }
   }
-  add_disks(b, spec, vm, bootindex);
+  add_disks(b, spec, vm);
   add_nics(b, spec, vm);
 
   // qemu-guest-agent channel.

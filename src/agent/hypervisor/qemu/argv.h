@@ -26,6 +26,13 @@ struct ResolvedVm {
   std::string initrd_path;          // optional
   std::vector<std::string> taps;    // one per spec.nics; empty string for user-mode NICs
   std::string cloud_init_seed;      // raw "cidata" image when spec.cloud_init, else empty
+  // The CD-ROM's medium when spec.cdrom: the image store's file of that iso image (never a
+  // path from the user: the driver resolves the catalog name). Opened read-only.
+  std::string cdrom_path;
+  // UEFI (profile.firmware "uefi"): the host's OVMF code (read-only) and the VM's own
+  // variables file (in its folder, written by the guest's firmware).
+  std::string uefi_code;
+  std::string uefi_vars;
 };
 
 // Bridged NICs get their tap as an open file descriptor (`-netdev tap,fd=N`), opened by

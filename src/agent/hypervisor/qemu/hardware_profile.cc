@@ -52,9 +52,11 @@ Result<HardwareProfile> new_hardware_profile(const std::string& machine,
 }
 
 json to_json(const HardwareProfile& p) {
-  return {{"version", p.version},       {"machine", p.machine},
-          {"cpu_model", p.cpu_model},   {"spare_root_ports", p.spare_root_ports},
-          {"usb_tablet", p.usb_tablet}, {"cdrom", p.cdrom}};
+  json j = {{"version", p.version},       {"machine", p.machine},
+            {"cpu_model", p.cpu_model},   {"spare_root_ports", p.spare_root_ports},
+            {"usb_tablet", p.usb_tablet}, {"cdrom", p.cdrom}};
+  if (p.version >= 2) j["firmware"] = p.firmware;
+  return j;
 }
 
 Result<HardwareProfile> hardware_profile_from_json(const json& j) {
@@ -91,6 +93,12 @@ Result<HardwareProfile> hardware_profile_from_json(const json& j) {
     return bad("spare_root_ports");
   if (!flag("usb_tablet", p.usb_tablet)) return bad("usb_tablet");
   if (!flag("cdrom", p.cdrom)) return bad("cdrom");
+  if (p.version >= 2) {
+    if (!str("firmware", p.firmware) || (p.firmware != "bios" && p.firmware != "uefi"))
+      return bad("firmware");
+    if (p.firmware == "uefi" && p.machine.rfind("pc-q35-", 0) != 0)
+      return bad("firmware: uefi needs a q35 machine");
+  }
   return p;
 }
 

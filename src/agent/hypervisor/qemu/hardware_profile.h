@@ -10,6 +10,10 @@
 //       qemu-xhci + usb-tablet (an absolute pointer for the graphical console); an empty
 //       CD-ROM slot (ide-cd on the q35 AHCI bus ide.2). Root ports and CD-ROM on q35 only
 //       (an i440fx "pc" VM records 0 ports and no CD-ROM).
+//   v2  v1 + `firmware`: "bios" (SeaBIOS, as v1) or "uefi" (OVMF code as read-only pflash0,
+//       the VM's own variables file as pflash1; q35 only). A v1 profile reads as "bios".
+//       The CD-ROM slot of v1 can now hold a medium (an iso image) and a bootindex: no
+//       device changes for that, so v1 VMs get media too.
 #pragma once
 
 #include <map>
@@ -21,15 +25,16 @@
 
 namespace strata::agent::qemu {
 
-inline constexpr int kHardwareProfileVersion = 1;
+inline constexpr int kHardwareProfileVersion = 2;
 
 struct HardwareProfile {
   int version = 0;
   std::string machine;    // pinned machine type, "pc-q35-7.2" (v0: the spec's, as given)
-  std::string cpu_model;  // "host" (kvm), "max" (tcg); later the cluster's baseline
+  std::string cpu_model;  // the spec's or its cluster's baseline ("Westmere-v1"), else "host" (kvm) / "max" (tcg)
   int spare_root_ports = 0;
   bool usb_tablet = false;
   bool cdrom = false;
+  std::string firmware = "bios";  // v2: "bios" | "uefi" (v0/v1: always "bios")
   bool operator==(const HardwareProfile&) const = default;
 };
 

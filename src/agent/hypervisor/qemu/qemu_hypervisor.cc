@@ -231,6 +231,10 @@ Result<VmStatus> QemuHypervisor::define_with(const model::VmSpec& input,
           !st)
         return tl::unexpected(st.error());
   if (auto st = check_datastores(spec); !st) return tl::unexpected(st.error());
+  if (!spec.cdrom.empty())
+    if (auto p = iso_path(spec.cdrom, "cdrom"); !p) return tl::unexpected(p.error());
+  if (spec.firmware == model::Firmware::uefi)
+    if (auto st = check_uefi_firmware(); !st) return tl::unexpected(st.error());
 
   // The hardware profile is fixed now, with the machine type this host's QEMU pins the
   // spec's alias to; the VM keeps it across QEMU upgrades.
@@ -244,6 +248,9 @@ Result<VmStatus> QemuHypervisor::define_with(const model::VmSpec& input,
     if (auto st = check_cpu_model("cpu_model", spec.cpu_model); !st) return tl::unexpected(st.error());
     profile->cpu_model = spec.cpu_model;
   }
+  profile->firmware = model::to_string(spec.firmware);
+  if (spec.firmware == model::Firmware::uefi && !profile->cdrom)
+    return invalid_argument("firmware", "UEFI needs a q35 machine");
 
   // The define job: reserve the name and UUID under mu_, create the folder and the disks
   // (qemu-img: seconds) without it, then publish the VM under mu_ again.
@@ -281,6 +288,8 @@ Result<VmStatus> QemuHypervisor::define_with(const model::VmSpec& input,
     fs::remove_all(dir, ec);
     return tl::unexpected(e);
   };
+  if (spec.firmware == model::Firmware::uefi)
+    if (auto st = create_uefi_vars(dir); !st) return fail(st.error());
   auto made = make_disks(spec, /*incoming=*/false, &make_disk);
   if (!made) return fail(made.error());
   made_shared = std::move(*made);

@@ -81,6 +81,9 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status shutdown(const std::string& name, std::chrono::milliseconds timeout) override;
   Status force_off(const std::string& name) override;
   Status reboot(const std::string& name) override;
+  Status change_cdrom(const std::string& name, const std::string& image) override;
+  Result<std::string> read_uefi_vars(const std::string& name) override;
+  Status write_uefi_vars(const std::string& name, const std::string& vars) override;
   Status pause(const std::string& name) override;
   Status resume(const std::string& name) override;
   using Hypervisor::undefine;
@@ -170,6 +173,15 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
 
   // Lifecycle helpers (vm_lifecycle.cc).
   Result<ResolvedVm> resolve(const std::string& name, const model::VmSpec& spec);
+  // vm_media.cc: the store's file of `image`, which must be of kind iso (or of unknown
+  // kind: imported on the host without one) and pass the ISO-9660/UDF check; errors name
+  // `field`.
+  Result<std::string> iso_path(const std::string& image, const std::string& field) const;
+  // A UEFI VM's own variables file (<vm dir>/uefi-vars.fd), copied from
+  // opts_.uefi_vars_template at define (and for an incoming migration, whose pflash
+  // contents then arrive with the RAM); failed_precondition when the host lacks ovmf.
+  Status create_uefi_vars(const std::string& dir) const;
+  Status check_uefi_firmware() const;
   // The VM's disks (qemu_hypervisor.cc): each made in the image store, or on its datastore
   // made or, when the file exists (the VM ran elsewhere), adopted. `incoming`: a migration
   // target, whose datastore disks must exist (the source runs from them). Returns the

@@ -588,6 +588,52 @@ Status QemuMonitor::blockdev_add_nbd(const std::string& node_name, const std::st
   return run_void("blockdev-add", timeout, std::move(args));
 }
 
+Status QemuMonitor::blockdev_change_medium(const std::string& id, const std::string& filename,
+                                           std::chrono::milliseconds timeout) {
+  return run_void(
+      "blockdev-change-medium", timeout,
+      {{"id", id}, {"filename", filename}, {"format", "raw"}, {"read-only-mode", "read-only"}});
+}
+
+Status QemuMonitor::eject(const std::string& id, std::chrono::milliseconds timeout) {
+  return run_void("eject", timeout, {{"id", id}, {"force", true}});
+}
+
+Result<std::vector<BlockDeviceInfo>> parse_query_block(const json& r) {
+  auto bad = [](const std::string& why) { return bad_reply("query-block", why); };
+  if (!r.is_array()) return bad("expected an array");
+  std::vector<BlockDeviceInfo> out;
+  for (const auto& d : r) {
+    if (!d.is_object()) return bad("entry is not an object");
+    BlockDeviceInfo b;
+    auto q = d.find("qdev");
+    if (q == d.end() || !q->is_string()) return bad("qdev");
+    b.qdev = q->get<std::string>();
+    auto rm = d.find("removable");
+    if (rm == d.end() || !rm->is_boolean()) return bad("removable");
+    b.removable = rm->get<bool>();
+    if (auto t = d.find("tray_open"); t != d.end()) {
+      if (!t->is_boolean()) return bad("tray_open");
+      b.tray_open = t->get<bool>();
+    }
+    if (auto in = d.find("inserted"); in != d.end()) {
+      if (!in->is_object()) return bad("inserted");
+      auto f = in->find("file");
+      if (f == in->end() || !f->is_string() || f->get<std::string>().empty())
+        return bad("inserted.file");
+      b.file = f->get<std::string>();
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+Result<std::vector<BlockDeviceInfo>> QemuMonitor::query_block(std::chrono::milliseconds timeout) {
+  auto r = client_->execute("query-block", nullptr, timeout);
+  if (!r) return tl::unexpected(r.error());
+  return parse_query_block(*r);
+}
+
 Status QemuMonitor::blockdev_del(const std::string& node_name, std::chrono::milliseconds timeout) {
   return run_void("blockdev-del", timeout, {{"node-name", node_name}});
 }

@@ -172,6 +172,16 @@ Result<MigrationInfo> parse_migrate_info(const nlohmann::json& ret);
 Result<std::vector<BlockJobInfo>> parse_block_jobs(const nlohmann::json& ret);
 Result<std::vector<BlockNodeInfo>> parse_named_block_nodes(const nlohmann::json& ret);
 
+// One entry of query-block (QemuMonitor::query_block).
+struct BlockDeviceInfo {
+  std::string qdev;  // the device's id ("cdrom0") or its QOM path
+  bool removable = false;
+  bool tray_open = false;
+  std::string file;  // inserted medium's file; empty: no medium
+};
+// Parses query-block's return; internal naming the field when the shape is not QEMU's.
+Result<std::vector<BlockDeviceInfo>> parse_query_block(const nlohmann::json& r);
+
 class QemuMonitor {
  public:
   using EventCallback = std::function<void(const MonitorEvent&)>;
@@ -278,6 +288,19 @@ class QemuMonitor {
                       const std::string& base_node,
                       std::chrono::milliseconds timeout = kMonitorTimeout);
   Result<std::vector<BlockNodeInfo>> query_named_block_nodes(
+      std::chrono::milliseconds timeout = kMonitorTimeout);
+
+  // Removable media (the CD-ROM, docs/internals/firmware.md). blockdev-change-medium of the
+  // device with qdev id `id`: opens the tray (forcing a guest's lock), puts a raw
+  // read-only medium on `filename`, closes the tray. `filename` must be a path the driver
+  // resolved from its image store, never one a user typed.
+  Status blockdev_change_medium(const std::string& id, const std::string& filename,
+                                std::chrono::milliseconds timeout = kMonitorTimeout);
+  // eject with force: opens the tray even when the guest locked it and removes the medium.
+  Status eject(const std::string& id, std::chrono::milliseconds timeout = kMonitorTimeout);
+  // query-block, reduced to what the driver reads: each device's qdev id, whether its tray
+  // is open (removable devices only) and the file of its inserted medium (empty: none).
+  Result<std::vector<BlockDeviceInfo>> query_block(
       std::chrono::milliseconds timeout = kMonitorTimeout);
 
   // Unvalidated passthrough for debugging (QemuHypervisor::qmp); the driver never uses it.

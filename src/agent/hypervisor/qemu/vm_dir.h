@@ -25,6 +25,13 @@ inline constexpr const char* kStateFile = "state.json";
 inline constexpr const char* kExitFile = "exit.json";    // written by the shim
 inline constexpr const char* kShimPidFile = "shim.pid";  // written by the shim
 inline constexpr const char* kQemuLog = "qemu.log";      // QEMU's stdout/stderr
+// A UEFI VM's firmware variables (OVMF pflash1), copied from the host's template at define
+// and written by the guest's firmware from then on (docs/internals/firmware.md).
+inline constexpr const char* kUefiVarsFile = "uefi-vars.fd";
+inline constexpr size_t kMaxUefiVarsBytes = 16 << 20;  // OVMF's are 128 KiB .. 540 KiB
+inline std::string uefi_vars_path(const std::string& vm_dir) {
+  return vm_dir + "/" + kUefiVarsFile;
+}
 
 // VM files are written with strata::write_file_atomic (strata/common/atomic_file.h) and
 // this mode.

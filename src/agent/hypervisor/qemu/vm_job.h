@@ -24,6 +24,7 @@ enum class VmJob {
   migrate_out,
   snapshot,  // disk snapshot create / revert / delete (vm_snapshot.cc)
   clone,     // another VM is being cloned from this one's disks (vm_clone.cc)
+  media,     // the CD-ROM's medium is being changed (vm_media.cc)
   // define is a job on a VM that does not exist yet: it holds a
   // name reservation (QemuHypervisor::defining_) instead.
 };
@@ -44,6 +45,8 @@ constexpr std::string_view to_string(VmJob j) {
       return "snapshot";
     case VmJob::clone:
       return "clone";
+    case VmJob::media:
+      return "media";
   }
   return "?";
 }

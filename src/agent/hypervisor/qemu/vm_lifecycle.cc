@@ -88,6 +88,20 @@ Result<ResolvedVm> QemuHypervisor::resolve(const std::string& name, const model:
     if (auto s = opts_.network->create_tap(r.taps[i], spec.nics[i].bridge); !s)
       return tl::unexpected(s.error().wrap("tap " + r.taps[i]));
   }
+  if (!spec.cdrom.empty()) {
+    auto p = iso_path(spec.cdrom, "cdrom");
+    if (!p) return tl::unexpected(p.error());
+    r.cdrom_path = std::move(*p);
+  }
+  if (spec.firmware == model::Firmware::uefi) {
+    if (auto s = check_uefi_firmware(); !s) return tl::unexpected(s.error());
+    r.uefi_code = opts_.uefi_code;
+    r.uefi_vars = uefi_vars_path(r.vm_dir);
+    std::error_code ec;
+    if (!fs::is_regular_file(r.uefi_vars, ec))
+      return make_error(ErrorCode::failed_precondition,
+                        "the VM's UEFI variables file " + r.uefi_vars + " is missing");
+  }
   if (spec.cloud_init) {
     auto seed = build_cloud_init_seed(r.vm_dir, spec);
     if (!seed) return tl::unexpected(seed.error().wrap("cloud-init seed"));
@@ -197,6 +211,8 @@ Status QemuHypervisor::start_qemu(const std::string& name, const std::shared_ptr
   std::vector<std::string> disk_paths;
   for (const auto& d : resolved->disks) disk_paths.push_back(d.path);
   if (!resolved->cloud_init_seed.empty()) disk_paths.push_back(resolved->cloud_init_seed);
+  // The VM's own UEFI variables are written by its firmware: QEMU's, like its disks.
+  if (!resolved->uefi_vars.empty()) disk_paths.push_back(resolved->uefi_vars);
   // The snapshots' files are the active files' backing chains: QEMU opens them too.
   if (auto tree = read_snapshot_tree(vm->dir))
     for (auto& p : tree->all_files())

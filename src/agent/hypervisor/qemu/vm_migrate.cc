@@ -246,6 +246,10 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
       return make_error(ErrorCode::failed_precondition,
                         "base image " + d.base_image +
                             " is not in this host's image store (the catalog distributes it)");
+  if (!spec.cdrom.empty())
+    if (auto p = iso_path(spec.cdrom, "cdrom"); !p)
+      return make_error(ErrorCode::failed_precondition,
+                        "cdrom: " + p.error().message + " (the catalog distributes it)");
   if (spec.kernel_boot) {
     if (!opts_.images->image(spec.kernel_boot->kernel))
       return make_error(ErrorCode::failed_precondition,
@@ -289,6 +293,10 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     // the source's overlays hold), blank disks of the same size; datastore disks are the
     // source's own files (not copied: both QEMUs open them, the source hands over at the
     // switchover, as libvirt's shared-storage migration).
+    // A UEFI VM's variables: a fresh copy here; QEMU writes the source's whole flash into
+    // it once the incoming RAM (which carries the pflash contents) has arrived.
+    if (profile.firmware == "uefi")
+      if (auto st = create_uefi_vars(dir); !st) return undo(st.error());
     if (auto made = make_disks(spec, /*incoming=*/true); !made) return undo(made.error());
     if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n",
                                   kVmFileMode);

@@ -295,3 +295,58 @@ TEST(MigrationPolicy, DeadlineAndDowntimeSteps) {
 
 }  // namespace
 }  // namespace strata::agent::qemu
+
+namespace strata::agent::qemu {
+namespace {
+
+std::string arg_after(const std::vector<std::string>& argv, const std::string& prefix) {
+  for (const auto& a : argv)
+    if (a.rfind(prefix, 0) == 0) return a;
+  return "";
+}
+
+// The CD-ROM: its medium is the resolved store file, read-only on both nodes; the boot
+// order becomes bootindex on the CD-ROM and the boot disk, in the spec's order.
+TEST(QemuArgv, CdromMediumIsReadOnlyAndBootOrderIsBootindex) {
+  ArgvOptions o;
+  o.profile.version = 2;
+  o.profile.machine = "pc-q35-7.2";
+  o.profile.cpu_model = "max";
+  o.profile.cdrom = true;
+  auto s = base_spec();
+  s.cdrom = "installer";
+  s.boot = {model::BootDevice::cdrom, model::BootDevice::disk};
+  auto r = base_resolved();
+  r.cdrom_path = "/srv/images/images/installer";
+  auto argv = build_qemu_argv(s, r, o);
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_EQ(arg_after(*argv, "driver=file,node-name=file-cdrom0"),
+            "driver=file,node-name=file-cdrom0,filename=/srv/images/images/installer,read-only=on");
+  EXPECT_EQ(arg_after(*argv, "driver=raw,node-name=media-cdrom0"),
+            "driver=raw,node-name=media-cdrom0,file=file-cdrom0,read-only=on");
+  EXPECT_EQ(arg_after(*argv, "ide-cd"),
+            "ide-cd,bus=ide.2,id=cdrom0,drive=media-cdrom0,bootindex=1");
+  EXPECT_NE(arg_after(*argv, "virtio-blk-pci,drive=disk0").find("bootindex=2"), std::string::npos);
+
+  // Disk first: the CD-ROM (empty tray) comes second.
+  s.cdrom.clear();
+  s.boot = {model::BootDevice::disk, model::BootDevice::cdrom};
+  argv = build_qemu_argv(s, base_resolved(), o);
+  ASSERT_TRUE(argv);
+  EXPECT_EQ(arg_after(*argv, "ide-cd"), "ide-cd,bus=ide.2,id=cdrom0,bootindex=2");
+  EXPECT_NE(arg_after(*argv, "virtio-blk-pci,drive=disk0").find("bootindex=1"), std::string::npos);
+  EXPECT_EQ(arg_after(*argv, "driver=file,node-name=file-cdrom0"), "");
+
+  // A store path with a comma stays one value (escaped), never a new option.
+  s.cdrom = "x";
+  r.cdrom_path = "/srv/a,file.locking=off/iso";
+  argv = build_qemu_argv(s, r, o);
+  ASSERT_TRUE(argv);
+  auto opts = parse_opts(arg_after(*argv, "driver=file,node-name=file-cdrom0"));
+  ASSERT_EQ(opts.size(), 4u);
+  EXPECT_EQ(opts[2].second, "/srv/a,file.locking=off/iso");
+  EXPECT_EQ(opts[3], (std::pair<std::string, std::string>{"read-only", "on"}));
+}
+
+}  // namespace
+}  // namespace strata::agent::qemu

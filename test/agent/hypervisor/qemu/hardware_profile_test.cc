@@ -127,3 +127,86 @@ TEST(HardwareProfile, V1CommandLine) {
 
 }  // namespace
 }  // namespace strata::agent::qemu
+
+namespace strata::agent::qemu {
+namespace {
+
+// v2 records the firmware; a v1 state.json (written by the agent before v2) still reads,
+// as "bios", and a v2 record without a valid firmware is refused, not guessed.
+TEST(HardwareProfile, V2RecordsFirmwareAndV1ProfilesStillRead) {
+  auto p = *new_hardware_profile("q35", "tcg", recorded_machines());
+  EXPECT_EQ(p.version, 2);
+  EXPECT_EQ(p.firmware, "bios");
+  p.firmware = "uefi";
+  auto j = to_json(p);
+  EXPECT_EQ(j["firmware"], "uefi");
+  auto back = hardware_profile_from_json(j);
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(*back, p);
+  auto v1 = nlohmann::json::parse(R"({"version": 1, "machine": "pc-q35-7.2",
+      "cpu_model": "max", "spare_root_ports": 4, "usb_tablet": true, "cdrom": true})");
+  auto old = hardware_profile_from_json(v1);
+  ASSERT_TRUE(old) << old.error().to_string();
+  EXPECT_EQ(old->version, 1);
+  EXPECT_EQ(old->firmware, "bios");
+  EXPECT_FALSE(to_json(*old).contains("firmware"));  // written back as it was
+  j.erase("firmware");
+  EXPECT_FALSE(hardware_profile_from_json(j));
+  j["firmware"] = "coreboot";
+  EXPECT_FALSE(hardware_profile_from_json(j));
+  auto pc = *new_hardware_profile("pc", "tcg", recorded_machines());
+  pc.firmware = "uefi";  // i440fx: refused when read back
+  EXPECT_FALSE(hardware_profile_from_json(to_json(pc)));
+}
+
+// Golden: a v2 UEFI VM installing from an ISO (CD-ROM first, then the disk), and the same
+// spec refused when the resolved paths are missing or the profile disagrees.
+TEST(HardwareProfile, V2UefiCdromCommandLine) {
+  ArgvOptions o;
+  o.profile = *new_hardware_profile("q35", "tcg", recorded_machines());
+  o.profile.firmware = "uefi";
+  auto s = spec();
+  s.firmware = model::Firmware::uefi;
+  s.cdrom = "debian-12-netinst";
+  s.boot = {model::BootDevice::cdrom, model::BootDevice::disk};
+  auto r = resolved();
+  r.cdrom_path = "/var/lib/strata/images/images/debian-12-netinst";
+  r.uefi_code = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+  r.uefi_vars = "/var/lib/strata/vms/web1/uefi-vars.fd";
+  auto argv = build_qemu_argv(s, r, o);
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  std::string path = std::string(STRATA_TEST_SRC_DIR) + "/golden/profile-v2-uefi-cdrom-tcg.args";
+  if (getenv("STRATA_UPDATE_GOLDEN")) std::ofstream(path) << joined(*argv);
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "missing golden file " << path;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(joined(*argv), ss.str());
+
+  auto no_vars = r;
+  no_vars.uefi_vars.clear();
+  auto e = build_qemu_argv(s, no_vars, o);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().field, "uefi_vars");
+  auto bios_profile = o;
+  bios_profile.profile.firmware = "bios";
+  e = build_qemu_argv(s, r, bios_profile);  // the spec says uefi, the VM's hardware bios
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().field, "firmware");
+  auto no_iso = r;
+  no_iso.cdrom_path = "debian.iso";  // never a relative path (only the store's files)
+  e = build_qemu_argv(s, no_iso, o);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().field, "cdrom");
+  // Legacy (v0) and i440fx VMs have no CD-ROM slot: a medium or a cdrom boot is refused.
+  ArgvOptions legacy;
+  auto bios = s;
+  bios.firmware = model::Firmware::bios;
+  e = build_qemu_argv(bios, r, legacy);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().field, "cdrom");
+  EXPECT_EQ(e.error().code, ErrorCode::failed_precondition);
+}
+
+}  // namespace
+}  // namespace strata::agent::qemu

@@ -473,3 +473,61 @@ TEST_F(QemuMonitorFake, MigrateTargetScenario) {
 
 }  // namespace
 }  // namespace strata::agent::qemu
+
+namespace strata::agent::qemu {
+namespace {
+
+// The CD-ROM (docs/internals/firmware.md): medium change and eject on an empty slot, each
+// followed by query-block, and a change on a device QEMU does not have, as QEMU 7.2 answered.
+TEST_F(QemuMonitorFake, CdromScenario) {
+  FakeQmpServer fake(sock_, load_scenario("cdrom-7.2.scenario"));
+  auto mon = connect();
+  ASSERT_TRUE(mon) << mon.error().to_string();
+  const std::string iso = "/tmp/strata-record-cdrom.iso";  // the path record.py used
+  // The driver's change, on the empty slot and then on a full one: forced eject, change.
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE((*mon)->eject("cdrom0")) << round;
+    ASSERT_TRUE((*mon)->blockdev_change_medium("cdrom0", iso)) << round;
+    auto in = (*mon)->query_block();
+    ASSERT_TRUE(in) << in.error().to_string();
+    ASSERT_EQ(in->size(), 1u);
+    EXPECT_EQ((*in)[0].qdev, "cdrom0");
+    EXPECT_TRUE((*in)[0].removable);
+    EXPECT_FALSE((*in)[0].tray_open);
+    EXPECT_EQ((*in)[0].file, iso);
+  }
+  ASSERT_TRUE((*mon)->eject("cdrom0"));
+  auto out = (*mon)->query_block();
+  ASSERT_TRUE(out);
+  EXPECT_EQ((*out)[0].file, "");
+  EXPECT_TRUE((*out)[0].tray_open);
+  for (auto r : {(*mon)->eject("cdrom9"), (*mon)->blockdev_change_medium("cdrom9", iso)}) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::not_found);
+    EXPECT_NE(r.error().message.find("cdrom9"), std::string::npos);
+  }
+  ASSERT_TRUE((*mon)->quit());
+  ASSERT_TRUE(wait_eof());
+}
+
+TEST(QemuMonitorParse, MalformedQueryBlockIsAnError) {
+  auto good = recorded_reply("cdrom-7.2.scenario", "query-block");
+  ASSERT_TRUE(parse_query_block(good));
+  for (const char* bad : {
+           R"({"qdev": "cdrom0"})",                        // not an array
+           R"([1])",                                       // not an object
+           R"([{"removable": true}])",                     // no qdev
+           R"([{"qdev": "cdrom0", "removable": "yes"}])",  // wrong type
+           R"([{"qdev": "cdrom0", "removable": true, "tray_open": 1}])",
+           R"([{"qdev": "cdrom0", "removable": true, "inserted": {}}])",  // medium without a file
+           R"([{"qdev": "cdrom0", "removable": true, "inserted": {"file": ""}}])",
+       }) {
+    auto r = parse_query_block(json::parse(bad));
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::internal) << bad;
+    EXPECT_NE(r.error().message.find("query-block"), std::string::npos) << r.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace strata::agent::qemu

@@ -342,7 +342,42 @@ def mirror_fail(tmp):
     return {"mirror-fail-source": src}
 
 
-PAIRS = {"migrate": migrate, "migrate-fail": migrate_fail, "mirror-fail": mirror_fail}
+CDROM_ISO = "/tmp/strata-record-cdrom.iso"  # a fixed path: the commands name it
+
+
+def cdrom(tmp):
+    """The CD-ROM's medium on an empty hardware-profile slot (ide-cd cdrom0 on ide.2):
+    the driver's change (forced eject, blockdev-change-medium) twice, eject, query-block
+    after each, and both commands on a device QEMU lacks. Needs xorriso."""
+    root = os.path.join(tmp, "iso-root")
+    os.makedirs(root)
+    with open(os.path.join(root, "hello.txt"), "w") as f:
+        f.write("hello\n")
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", CDROM_ISO, root], check=True)
+    q = Qemu(tmp, False, ["-device", "ide-cd,bus=ide.2,id=cdrom0"])
+    change = {"id": "cdrom0", "filename": CDROM_ISO, "format": "raw",
+              "read-only-mode": "read-only"}
+    try:
+        q.greeting()
+        q.execute("qmp_capabilities")
+        # The driver's change: a forced eject first (a guest's tray lock would make
+        # blockdev-change-medium fail), then the change; on an empty drive and on a full one.
+        for _ in range(2):
+            q.execute("eject", {"id": "cdrom0", "force": True})
+            q.execute("blockdev-change-medium", change)
+            q.execute("query-block")
+        q.execute("eject", {"id": "cdrom0", "force": True})
+        q.execute("query-block")
+        q.execute("eject", {"id": "cdrom9", "force": True})
+        q.execute("blockdev-change-medium", dict(change, id="cdrom9"))
+        q.execute("quit")
+        q.wait_hangup()
+    finally:
+        os.unlink(CDROM_ISO)
+    return {"cdrom": q}
+
+
+PAIRS = {"cdrom": cdrom, "migrate": migrate, "migrate-fail": migrate_fail, "mirror-fail": mirror_fail}
 
 SCENARIOS = {"start": (start, True), "powerdown": (powerdown, True), "quit": (quit_, False),
              "forceoff": (forceoff, True),

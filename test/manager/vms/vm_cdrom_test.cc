@@ -1,0 +1,207 @@
+// The CD-ROM's medium in the VM service (docs/internals/firmware.md), on an in-memory
+// SQLite store and a real AgentService (over a MemoryHypervisor) on a UNIX socket: one
+// "vm.cdrom" task and audit event per change, the host changes the medium (request id:
+// the task id) before the spec records it; refusals (not an iso, no CD-ROM slot, unknown
+// VM) write nothing; a host that refuses leaves the spec as it was.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "../../agent/service/memory_hypervisor.h"
+#include "../../agent/service/served_agent.h"
+#include "strata/agent/service/proto_convert.h"
+#include "strata/manager/vms/vm_service.h"
+#include "strata/model/validation.h"
+
+namespace strata::manager {
+namespace {
+
+namespace fs = std::filesystem;
+
+class VmCdromTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("vmcdrom-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    auto s = store::open_store("sqlite::memory:", store::StoreOptions{clock_, 1});
+    ASSERT_TRUE(s) << s.error().to_string();
+    store_ = std::move(*s);
+    events_ = std::make_unique<EventLog>(*store_);
+    auto sched = sched::Scheduler::create({1.0, 1.0, sched::WeightStrategy::pack});
+    ASSERT_TRUE(sched);
+    placement_ = std::make_unique<PlacementService>(*store_, std::move(*sched));
+    agent::service::AgentServiceOptions opts;
+    opts.state_dir = (dir_ / "state").string();
+    opts.agent_version = "test";
+    opts.hostname = "h1";
+    opts.accelerator = "tcg";
+    auto served = agent::testing::ServedAgent::start(hv_, opts, (dir_ / "agent.sock").string());
+    ASSERT_TRUE(served) << served.error().to_string();
+    agent_ = std::move(*served);
+    store::HostRecord h;
+    h.name = "h1";
+    h.address = agent_->address();
+    h.state = "up";
+    h.accelerator = "tcg";
+    h.cpu_threads = 4;
+    h.memory_mib = 4096;
+    ASSERT_TRUE(store_->create_host(h));
+    ASSERT_TRUE(placement_->load());
+    for (auto [name, kind] : {std::pair{"netinst", "iso"}, {"rescue", "iso"}, {"base", "disk"}}) {
+      store::ImageRecord i;
+      i.name = name;
+      i.kind = kind;
+      i.format = "raw";
+      i.size_bytes = i.virtual_size = 4096;
+      i.sha256 = std::string(64, 'a');
+      ASSERT_TRUE(store_->create_image(i));
+    }
+    service_ = std::make_unique<VmService>(*store_, *placement_, *events_, clock_);
+    auto client = std::make_shared<AgentClient>(agent_->address());
+    service_->set_agents([client](const std::string&) { return client; });
+  }
+  void TearDown() override {
+    service_.reset();  // joins the workers before the agent goes
+    agent_.reset();
+    fs::remove_all(dir_);
+  }
+
+  // An installer VM: a blank boot disk, netinst in the CD-ROM, boot from the CD-ROM first.
+  void make_vm(const std::string& name, const std::string& machine = "q35") {
+    VmDocument d;
+    d.spec.name = name;
+    d.spec.memory_mib = 256;
+    d.spec.machine = machine;
+    d.spec.disks.push_back({"root", "", 1 << 30, true, false, "", ""});
+    if (machine == "q35") {
+      d.spec.cdrom = "netinst";
+      d.spec.boot = {model::BootDevice::cdrom, model::BootDevice::disk};
+    }
+    auto c = service_->create(d, false, "token:alice");
+    ASSERT_TRUE(c) << c.error().to_string();
+    ASSERT_TRUE(hv_.define(d.spec));
+  }
+  model::VmSpec stored(const std::string& name) {
+    auto vm = store_->get_vm_by_name(name);
+    EXPECT_TRUE(vm);
+    auto doc = decode_vm_document(vm->spec);
+    EXPECT_TRUE(doc);
+    return doc ? doc->spec : model::VmSpec{};
+  }
+  std::string on_host(const std::string& name) {
+    auto s = hv_.status(name);
+    return s ? s->spec.cdrom : "?";
+  }
+  store::TaskRecord wait_task(const std::string& id) {
+    store::TaskRecord t;
+    for (int i = 0; i < 500; ++i) {
+      auto r = store_->get_task(id);
+      if (r) t = *r;
+      if (t.state == "succeeded" || t.state == "failed") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return t;
+  }
+  size_t audit(const std::string& action) {
+    size_t n = 0;
+    if (auto all = store_->list_events(0, 0))
+      for (auto& e : *all) n += e.action == action;
+    return n;
+  }
+  size_t tasks() {
+    auto t = store_->list_tasks({});
+    return t ? t->size() : 0;
+  }
+
+  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+  fs::path dir_;
+  agent::testing::MemoryHypervisor hv_;
+  std::unique_ptr<agent::testing::ServedAgent> agent_;
+  store::StorePtr store_;
+  std::unique_ptr<EventLog> events_;
+  std::unique_ptr<PlacementService> placement_;
+  std::unique_ptr<VmService> service_;
+};
+
+TEST_F(VmCdromTest, ChangeAndEjectEachOneTaskHostFirstThenSpec) {
+  make_vm("inst");
+  EXPECT_EQ(stored("inst").cdrom, "netinst");
+  auto c = service_->change_cdrom("inst", "rescue", "token:alice");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->task.kind, "vm.cdrom");
+  EXPECT_EQ(c->task.target_id, c->vm.id);
+  auto t = wait_task(c->task.id);
+  ASSERT_EQ(t.state, "succeeded") << t.message;
+  EXPECT_EQ(on_host("inst"), "rescue");
+  EXPECT_EQ(stored("inst").cdrom, "rescue");
+  EXPECT_EQ(stored("inst").boot,
+            (std::vector<model::BootDevice>{model::BootDevice::cdrom, model::BootDevice::disk}));
+  EXPECT_EQ(hv_.count("change_cdrom"), 1);
+
+  auto e = service_->change_cdrom("inst", "", "token:bob");
+  ASSERT_TRUE(e);
+  ASSERT_EQ(wait_task(e->task.id).state, "succeeded");
+  EXPECT_EQ(on_host("inst"), "");
+  EXPECT_EQ(stored("inst").cdrom, "");
+  EXPECT_EQ(audit("vm.cdrom"), 2u);
+
+  // The host refuses: the task fails with its reason, the spec keeps the old medium.
+  hv_.fail_next = Error{ErrorCode::failed_precondition, "VM inst has a snapshot job", ""};
+  auto f = service_->change_cdrom("inst", "netinst", "token:bob");
+  ASSERT_TRUE(f);
+  auto ft = wait_task(f->task.id);
+  EXPECT_EQ(ft.state, "failed");
+  EXPECT_NE(ft.message.find("snapshot job"), std::string::npos) << ft.message;
+  EXPECT_EQ(stored("inst").cdrom, "");
+}
+
+TEST_F(VmCdromTest, RefusalsWriteNothing) {
+  make_vm("inst");
+  make_vm("old", "pc");
+  const size_t tasks_before = tasks();
+  struct Case {
+    std::string vm, image, field;
+    ErrorCode code;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"inst", "base", "image", ErrorCode::invalid_argument},    // a disk image
+           {"inst", "../etc", "image", ErrorCode::invalid_argument},  // not an image name
+           {"old", "netinst", "image", ErrorCode::invalid_argument},  // i440fx: no CD-ROM
+           {"nope", "netinst", "", ErrorCode::not_found},
+       }) {
+    auto r = service_->change_cdrom(c.vm, c.image, "token:alice");
+    ASSERT_FALSE(r) << c.vm << " " << c.image;
+    EXPECT_EQ(r.error().code, c.code) << r.error().to_string();
+    if (!c.field.empty()) {
+      EXPECT_EQ(r.error().field, c.field) << r.error().to_string();
+    }
+  }
+  EXPECT_EQ(tasks(), tasks_before);
+  EXPECT_EQ(audit("vm.cdrom"), 0u);
+  EXPECT_EQ(hv_.count("change_cdrom"), 0);
+  EXPECT_EQ(stored("inst").cdrom, "netinst");
+}
+
+// The manager's spec -> proto (its AgentClient) and the agent's proto -> spec agree on the
+// CD-ROM, the boot order and the firmware (the manager's copy once dropped them: the host
+// then refused a CD-ROM-only VM as having no boot source).
+TEST(VmCdromWire, ManagerToProtoCarriesCdromBootAndFirmware) {
+  model::VmSpec s;
+  s.name = "inst";
+  s.disks.push_back({"root", "", 1 << 30, false, false, "", ""});
+  s.cdrom = "netinst";
+  s.boot = {model::BootDevice::cdrom};
+  s.firmware = model::Firmware::uefi;
+  auto back = agent::service::from_proto(to_proto(s), "spec");
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->cdrom, "netinst");
+  EXPECT_EQ(back->boot, s.boot);
+  EXPECT_EQ(back->firmware, model::Firmware::uefi);
+  EXPECT_TRUE(model::validate(*back)) << "the agent would refuse it";
+}
+
+}  // namespace
+}  // namespace strata::manager
