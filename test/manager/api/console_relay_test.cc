@@ -255,5 +255,25 @@ TEST_F(ConsoleRelayTest, ManyConsolesHoldNoThreadEachAndCarryDataBothWays) {
   expect_slots_free();
 }
 
+// The server stops with consoles open: stop() returns once every relay let go of its
+// session, by then every slot is back (the tickets refer to the ApiService, which goes
+// next), and each client's connection ends with the server.
+TEST_F(ConsoleRelayTest, ServerStopEndsOpenConsolesAndWaitsForTheirRelays) {
+  std::vector<std::unique_ptr<Ws>> consoles;
+  for (int i : {0, 1, 2, kSerial, kSerial + 1}) {
+    consoles.push_back(open(i));
+    ASSERT_TRUE(consoles.back()) << "console " << i;
+    ASSERT_NO_FATAL_FAILURE(round_trip(*consoles.back(), i, "first"));
+  }
+  EXPECT_EQ(api_->stream_limiter().active(), consoles.size());
+  server_->stop();
+  EXPECT_EQ(api_->stream_limiter().active(), 0u);
+  server_.reset();  // the sockets close with the server's io_context
+  for (auto& ws : consoles) {
+    std::string rest;
+    EXPECT_TRUE(read_until(*ws, "never sent", rest));
+  }
+}
+
 }  // namespace
 }  // namespace strata::manager
