@@ -3,7 +3,8 @@
 // process of its own: console_test_agent.cc), leave this process's thread count where one
 // console left it (a small constant), carry data both ways on every one, and give their
 // slots back when closed by the client or ended by the agent. Before the consoles were
-// asynchronous each one held two threads (here: 120 more).
+// asynchronous each one held two threads (that code: 19 threads with 2 consoles, 136 with
+// 60; now 17-18 with either).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>

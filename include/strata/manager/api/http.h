@@ -63,8 +63,9 @@ inline std::string audit_actor(const HttpRequest& r) {
 
 // Server side of a WebSocket session, all asynchronous on the server's I/O threads (the
 // upgrade, a message size limit, an idle timeout with pings, a bounded write queue): no
-// thread per session. Thread-safe and never blocking; callbacks run on an I/O thread (or,
-// when the server stops, on the stopping thread) and must not block either.
+// thread per session. Thread-safe and never blocking; callbacks run on an I/O thread (on
+// the stopping thread when the server stops; at once, on the caller's, for a receive() on
+// a session already over) and must not block either.
 class WebSocket {
  public:
   virtual ~WebSocket() = default;
