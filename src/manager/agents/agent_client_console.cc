@@ -105,8 +105,10 @@ class SerialConsole final
  public:
   SerialConsole(std::shared_ptr<grpc::Channel> channel, std::string name,
                 std::string request_prefix, std::chrono::milliseconds timeout)
-      : stub_(pb::AgentService::NewStub(channel)), name_(std::move(name)),
-        prefix_(std::move(request_prefix)), timeout_(timeout) {}
+      : stub_(pb::AgentService::NewStub(channel)),
+        name_(std::move(name)),
+        prefix_(std::move(request_prefix)),
+        timeout_(timeout) {}
 
   void start(uint32_t tail_bytes) {
     req_.set_name(name_);
@@ -157,15 +159,14 @@ class SerialConsole final
     call->req.set_data(w->data.substr(w->off, kChunk));
     w->off += kChunk;
     auto* c = call.get();
-    stub_->async()->WriteConsole(
-        &c->ctx, &c->req, &c->resp,
-        [self = shared_from_this(), call, w](grpc::Status st) mutable {
-          if (!st.ok()) {
-            w->done(false);
-            return;
-          }
-          self->write_next(std::move(w));
-        });
+    stub_->async()->WriteConsole(&c->ctx, &c->req, &c->resp,
+                                 [self = shared_from_this(), call, w](grpc::Status st) mutable {
+                                   if (!st.ok()) {
+                                     w->done(false);
+                                     return;
+                                   }
+                                   self->write_next(std::move(w));
+                                 });
   }
 
   std::unique_ptr<pb::AgentService::Stub> stub_;
@@ -200,7 +201,8 @@ class DisplayConsole final
       done(false);
       return;
     }
-    for (size_t off = 0; off < data.size(); off += kChunk) pieces_.push_back(data.substr(off, kChunk));
+    for (size_t off = 0; off < data.size(); off += kChunk)
+      pieces_.push_back(data.substr(off, kChunk));
     done_fn_ = std::move(done);
     if (writing_) return;  // the name is still on its way: OnWriteDone goes on
     writing_ = true;

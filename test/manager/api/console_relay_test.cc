@@ -209,8 +209,8 @@ TEST_F(ConsoleRelayTest, ManyConsolesHoldNoThreadEachAndCarryDataBothWays) {
   const size_t all = thread_count();
   std::cout << "threads: " << base << " with 2 consoles open, " << all << " with " << kConsoles
             << "\n";
-  EXPECT_LE(all, base + 8) << "threads with 2 consoles open: " << base << ", with "
-                           << kConsoles << ": " << all;
+  EXPECT_LE(all, base + 8) << "threads with 2 consoles open: " << base << ", with " << kConsoles
+                           << ": " << all;
   EXPECT_EQ(api_->stream_limiter().active(), size_t(kConsoles));
 
   // Full: the next console is refused (a raw handshake: Beast 1.74 does not always hand
@@ -218,8 +218,10 @@ TEST_F(ConsoleRelayTest, ManyConsolesHoldNoThreadEachAndCarryDataBothWays) {
   {
     int fd = test_support::connect_from("127.0.0.1", server_->port());
     ASSERT_GE(fd, 0);
-    test_support::send_all(fd, "GET /api/v1/vms/c0/console HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                               "Authorization: Bearer " + parts_.admin +
+    test_support::send_all(fd,
+                           "GET /api/v1/vms/c0/console HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Authorization: Bearer " +
+                               parts_.admin +
                                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                                "Sec-WebSocket-Version: 13\r\n\r\n");

@@ -71,8 +71,8 @@ class WebSocket {
   virtual ~WebSocket() = default;
   // Queues one message; false once closed. A client that does not read, so that the queue
   // goes over its bound, is disconnected (false). When send gave true, `written` (optional)
-  // is called once: true when the message went out, false when the session ended first. A producer that waits
-  // for it before sending more holds at most one message in the queue.
+  // is called once: true when the message went out, false when the session ended first.
+  // A producer that waits for it before sending more holds at most one message queued.
   virtual bool send(std::string data, bool binary,
                     std::function<void(bool written)> written = {}) = 0;
   // Asks for the client's next message: `fn` is called once with it, or with nullopt when
