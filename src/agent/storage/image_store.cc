@@ -182,6 +182,13 @@ class LocalImageStore final : public ImageStore {
     if (!base_info->kind.empty() && base_info->kind != "disk")
       return invalid_argument("base_image", "image " + base + " is a " + base_info->kind +
                                                 " image, not a disk");
+    // An image of unknown kind (stored before kinds were recorded) is probed here, at each
+    // use, as a plain disk: besides the backing and data files above, only the formats an
+    // import accepts. Another format may name files of its own that nothing above sees (a
+    // VMDK's extents are host paths in its descriptor).
+    if (base_info->format != "raw" && base_info->format != "qcow2")
+      return invalid_argument("base_image", "base image " + base + " is a " + base_info->format +
+                                                " image; a disk base must be raw or qcow2");
     std::string tmp = temp_path(vm + "-" + disk);
     std::vector<std::string> argv = {
         qemu_img_, "create",          "-q", "-f", "qcow2", "-b", base_info->path,

@@ -377,41 +377,8 @@ Result<std::string> AgentClient::console_tail(const std::string& name, uint32_t 
   return resp.data();
 }
 
-Status AgentClient::write_console(const std::string& request_id, const std::string& name,
-                                  const std::string& data) {
-  pb::WriteConsoleRequest req;
-  req.set_request_id(request_id);
-  req.set_name(name);
-  req.set_data(data);
-  STRATA_UNARY(WriteConsole, req, pb::WriteConsoleResponse, timeout_);
-  return {};
-}
-
 #undef STRATA_NAMED_ACTION
 #undef STRATA_UNARY
-
-Status AgentClient::stream_console(const std::string& name, uint32_t tail_bytes,
-                                   StreamCancel& cancel,
-                                   const std::function<bool(const std::string&)>& on_chunk) {
-  grpc::ClientContext ctx;
-  cancel.attach(&ctx);
-  pb::StreamConsoleRequest req;
-  req.set_name(name);
-  req.set_tail_bytes(tail_bytes);
-  auto reader = stub_->StreamConsole(&ctx, req);
-  pb::ConsoleChunk chunk;
-  while (reader->Read(&chunk)) {
-    if (!on_chunk(chunk.data())) {
-      ctx.TryCancel();
-      break;
-    }
-  }
-  grpc::Status st = reader->Finish();
-  cancel.detach();
-  if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED)
-    return tl::unexpected(error_from_grpc(st));
-  return {};
-}
 
 Status AgentClient::watch_events(bool include_current, StreamCancel& cancel,
                                  const std::function<void(const pb::VmEvent&)>& on_event) {

@@ -1,10 +1,10 @@
 // Long-lived HTTP responses on the server's I/O threads. An SSE stream is a socket, a
 // bounded write queue, a keep-alive timer and a read that notices the client leaving; a
 // WebSocket is a Beast async websocket with a message size limit, an idle timeout (pings
-// at half of it), a bounded write queue and an inbox its handler thread blocks on.
+// at half of it), a bounded write queue and one pending receive at a time: its handler
+// drives it with callbacks, no thread of its own.
 #include "http_streams.h"
 
-#include <condition_variable>
 #include <deque>
 #include <vector>
 
@@ -184,15 +184,30 @@ class SseConn final : public EventStream,
   char rbuf_[512];
 };
 
+// What a WebSocket session owes its handler when it ends: the pending receive (nullopt)
+// and the `written` callbacks of messages not written (false). Run without the lock.
+struct WsEnded {
+  std::function<void(std::optional<std::string>)> receive;
+  std::vector<std::function<void(bool)>> written;
+  void fire() {
+    if (receive) receive(std::nullopt);
+    for (auto& w : written)
+      if (w) w(false);
+  }
+};
+
+// Stream: beast::tcp_stream or TlsStream. Every socket operation runs on the socket's
+// strand; send/receive/close come from any thread (the handler's callbacks run on agent
+// threads too) and meet the strand under mu_.
 template <class Stream>
 class WsConn final : public WebSocket,
                      public StreamConn,
                      public std::enable_shared_from_this<WsConn<Stream>> {
  public:
   WsConn(Stream stream, StreamRunner::Request req, HttpResponse resp, const StreamConfig& cfg,
-         StreamRunner& runner)
+         std::shared_ptr<StreamRunner::Handles> handles)
       : ws_(std::move(stream)), req_(std::move(req)), resp_(std::move(resp)), cfg_(cfg),
-        runner_(runner) {}
+        handles_(std::move(handles)) {}
 
   void run() override {
     beast::get_lowest_layer(ws_).expires_never();  // the websocket timeout below rules
@@ -207,25 +222,23 @@ class WsConn final : public WebSocket,
         self->mark_closed();
         return;
       }
-      self->read();
-      self->runner_.spawn([self] {
-        self->resp_.websocket(*self);
-        self->close();
-      });
+      self->resp_.websocket(std::make_shared<Handle>(self, self->handles_));
     });
   }
 
-  bool send(std::string_view data, bool binary) override {
-    std::lock_guard lock(mu_);
+  bool send(std::string data, bool binary, std::function<void(bool)> written) override {
+    std::unique_lock lock(mu_);
     if (closed_ || close_requested_) return false;
     if (out_bytes_ + data.size() > cfg_.write_queue_max) {
       logger("manager.http")->info("websocket dropped: the client does not read queued={}",
                                    out_bytes_);
-      abort_locked();
+      WsEnded ended = abort_locked();
+      lock.unlock();
+      ended.fire();
       return false;
     }
     out_bytes_ += data.size();
-    outq_.emplace_back(std::string(data), binary);
+    outq_.push_back(Outgoing{std::move(data), binary, std::move(written)});
     if (!writing_) {
       writing_ = true;
       asio::post(ws_.get_executor(), [self = shared_from_this()] { self->write_next(); });
@@ -233,18 +246,18 @@ class WsConn final : public WebSocket,
     return true;
   }
 
-  std::optional<std::string> receive() override {
+  void receive(std::function<void(std::optional<std::string>)> fn) override {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return !inbox_.empty() || closed_; });
-    if (inbox_.empty()) return std::nullopt;
-    std::string msg = std::move(inbox_.front());
-    inbox_.pop_front();
-    inbox_bytes_ -= msg.size();
-    if (paused_ && inbox_bytes_ <= inbox_max() / 2 && !closed_) {
-      paused_ = false;
+    if (closed_) {
+      lock.unlock();
+      fn(std::nullopt);
+      return;
+    }
+    receive_ = std::move(fn);
+    if (!reading_) {
+      reading_ = true;
       asio::post(ws_.get_executor(), [self = shared_from_this()] { self->read(); });
     }
-    return msg;
   }
 
   void close() override {
@@ -255,62 +268,111 @@ class WsConn final : public WebSocket,
   }
 
   void shutdown() override {
-    std::lock_guard lock(mu_);
-    abort_locked();
+    std::unique_lock lock(mu_);
+    WsEnded ended = abort_locked();
+    lock.unlock();
+    ended.fire();
   }
 
  private:
   using std::enable_shared_from_this<WsConn<Stream>>::shared_from_this;
-  size_t inbox_max() const { return std::max<size_t>(cfg_.ws_message_max * 4, 256u * 1024); }
 
-  void mark_closed() {
-    {
-      std::lock_guard lock(mu_);
-      closed_ = true;
+  // The handler's reference: counted, so that the server's stop waits for handlers to let
+  // go of their sessions (see StreamRunner::join).
+  class Handle final : public WebSocket {
+   public:
+    Handle(std::shared_ptr<WsConn> conn, std::shared_ptr<StreamRunner::Handles> handles)
+        : conn_(std::move(conn)), handles_(std::move(handles)) {
+      std::lock_guard lock(handles_->mu);
+      ++handles_->held;
     }
-    cv_.notify_all();
+    ~Handle() override {
+      conn_.reset();
+      std::lock_guard lock(handles_->mu);
+      --handles_->held;
+      handles_->cv.notify_all();
+    }
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+    bool send(std::string data, bool binary, std::function<void(bool)> written) override {
+      return conn_->send(std::move(data), binary, std::move(written));
+    }
+    void receive(std::function<void(std::optional<std::string>)> fn) override {
+      conn_->receive(std::move(fn));
+    }
+    void close() override { conn_->close(); }
+
+   private:
+    std::shared_ptr<WsConn> conn_;
+    std::shared_ptr<StreamRunner::Handles> handles_;
+  };
+
+  struct Outgoing {
+    std::string data;
+    bool binary = false;
+    std::function<void(bool)> written;
+  };
+
+  // The session is over: hands back what the handler is owed (fired without the lock).
+  WsEnded end_locked() {
+    WsEnded ended;
+    if (closed_) return ended;
+    closed_ = true;
+    ended.receive = std::move(receive_);
+    receive_ = nullptr;
+    // The message being written keeps its bytes until the write completes; its callback
+    // fires now (the I/O threads may be stopping, and then the write never completes).
+    if (writing_) ended.written.push_back(std::move(current_written_));
+    current_written_ = nullptr;
+    for (auto& o : outq_) ended.written.push_back(std::move(o.written));
+    outq_.clear();
+    return ended;
+  }
+  void mark_closed() {
+    std::unique_lock lock(mu_);
+    WsEnded ended = end_locked();
+    lock.unlock();
+    ended.fire();
   }
   // Ends the session without a closing handshake (client not reading, server stopping).
-  void abort_locked() {
-    if (closed_) return;
-    closed_ = true;
-    cv_.notify_all();
+  WsEnded abort_locked() {
+    if (closed_) return {};
+    WsEnded ended = end_locked();
     asio::post(ws_.get_executor(), [self = shared_from_this()] {
       beast::error_code ec;
       beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
       beast::get_lowest_layer(self->ws_).close();
     });
+    return ended;
   }
 
+  // Strand only.
   void read() {
     ws_.async_read(rbuf_, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->on_read(ec);
     });
   }
   void on_read(beast::error_code ec) {
+    std::unique_lock lock(mu_);
+    reading_ = false;
     if (ec) {
       if (ec != websocket::error::closed && ec != asio::error::operation_aborted &&
           ec != asio::error::eof)
         logger("manager.http")->debug("websocket read ended error={}", ec.message());
-      mark_closed();
+      WsEnded ended = end_locked();
+      lock.unlock();
+      ended.fire();
       return;
     }
     std::string msg = beast::buffers_to_string(rbuf_.data());
     rbuf_.consume(rbuf_.size());
-    bool more;
-    {
-      std::lock_guard lock(mu_);
-      if (closed_) return;
-      inbox_bytes_ += msg.size();
-      inbox_.push_back(std::move(msg));
-      paused_ = inbox_bytes_ > inbox_max();
-      more = !paused_;
-    }
-    cv_.notify_all();
-    if (more) read();
+    auto fn = std::move(receive_);
+    receive_ = nullptr;
+    lock.unlock();
+    if (fn) fn(std::move(msg));
   }
 
-  // Strand only.
+  // Strand only: one message at a time from the queue.
   void write_next() {
     {
       std::lock_guard lock(mu_);
@@ -321,24 +383,29 @@ class WsConn final : public WebSocket,
         }
         return;
       }
-      current_ = std::move(outq_.front());
+      current_ = std::move(outq_.front().data);
+      ws_.binary(outq_.front().binary);
+      current_written_ = std::move(outq_.front().written);
       outq_.pop_front();
     }
-    ws_.binary(current_.second);
-    ws_.async_write(asio::buffer(current_.first),
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      {
-                        std::lock_guard lock(self->mu_);
-                        self->out_bytes_ -= self->current_.first.size();
-                      }
-                      if (ec) {
-                        self->mark_closed();
-                        std::lock_guard lock(self->mu_);
-                        self->writing_ = false;
-                        return;
-                      }
-                      self->write_next();
-                    });
+    ws_.async_write(asio::buffer(current_), [self = shared_from_this()](beast::error_code ec,
+                                                                        size_t) {
+      std::function<void(bool)> written;
+      {
+        std::lock_guard lock(self->mu_);
+        self->out_bytes_ -= self->current_.size();
+        written = std::move(self->current_written_);
+        self->current_written_ = nullptr;
+        if (ec) self->writing_ = false;
+      }
+      if (ec) {
+        self->mark_closed();
+        if (written) written(false);
+        return;
+      }
+      if (written) written(true);
+      self->write_next();
+    });
   }
   // Strand only: the closing handshake once the queue is written.
   void maybe_close() {
@@ -353,17 +420,16 @@ class WsConn final : public WebSocket,
 
   websocket::stream<Stream> ws_;
   StreamRunner::Request req_;
-  HttpResponse resp_;
+  HttpResponse resp_;  // the handler's state lives as long as the session
   const StreamConfig& cfg_;
-  StreamRunner& runner_;
-  beast::flat_buffer rbuf_;
+  std::shared_ptr<StreamRunner::Handles> handles_;
+  beast::flat_buffer rbuf_;  // strand only
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> inbox_;
-  size_t inbox_bytes_ = 0;
-  bool paused_ = false;
-  std::deque<std::pair<std::string, bool>> outq_;
-  std::pair<std::string, bool> current_;  // strand only, while a write is in flight
+  std::function<void(std::optional<std::string>)> receive_;
+  bool reading_ = false;
+  std::deque<Outgoing> outq_;
+  std::string current_;  // strand only: the message being written
+  std::function<void(bool)> current_written_;
   size_t out_bytes_ = 0;
   bool writing_ = false;
   bool close_requested_ = false;
@@ -382,14 +448,6 @@ StreamRunner::~StreamRunner() {
 
 void StreamRunner::reap_locked() {
   conns_.remove_if([](const std::weak_ptr<StreamConn>& w) { return w.expired(); });
-  for (auto it = workers_.begin(); it != workers_.end();) {
-    if ((*it)->done) {
-      if ((*it)->thread.joinable()) (*it)->thread.join();
-      it = workers_.erase(it);
-    } else {
-      ++it;
-    }
-  }
 }
 
 void StreamRunner::start(beast::tcp_stream stream, Request req, HttpResponse resp) {
@@ -409,7 +467,7 @@ void StreamRunner::start_stream(Stream stream, Request req, HttpResponse resp) {
     if (stopped_) return;
     if (resp.websocket) {
       auto ws = std::make_shared<WsConn<Stream>>(std::move(stream), std::move(req),
-                                                 std::move(resp), cfg_, *this);
+                                                 std::move(resp), cfg_, handles_);
       conns_.push_back(ws);
       conn = ws;
     } else {
@@ -419,17 +477,6 @@ void StreamRunner::start_stream(Stream stream, Request req, HttpResponse resp) {
     }
   }
   conn->run();
-}
-
-void StreamRunner::spawn(std::function<void()> fn) {
-  auto w = std::make_shared<Worker>();
-  std::lock_guard lock(mu_);
-  if (stopped_) return;
-  w->thread = std::thread([w, fn = std::move(fn)] {
-    fn();
-    w->done = true;
-  });
-  workers_.push_back(w);
 }
 
 void StreamRunner::shutdown() {
@@ -444,13 +491,13 @@ void StreamRunner::shutdown() {
 }
 
 void StreamRunner::join() {
-  std::list<std::shared_ptr<Worker>> workers;
-  {
-    std::lock_guard lock(mu_);
-    workers.swap(workers_);
-  }
-  for (auto& w : workers)
-    if (w->thread.joinable()) w->thread.join();
+  // After shutdown() every session has ended; a handler lets go once its own work is over
+  // (a console: its agent call cancelled and finished), which takes moments.
+  constexpr auto kBound = std::chrono::seconds(30);
+  std::unique_lock lock(handles_->mu);
+  if (!handles_->cv.wait_for(lock, kBound, [&] { return handles_->held == 0; }))
+    logger("manager.http")->error("websocket handlers still hold sessions after {}s held={}",
+                                  kBound.count(), handles_->held);
 }
 
 }  // namespace strata::manager::detail

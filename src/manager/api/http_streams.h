@@ -1,15 +1,14 @@
 // Internal to the HTTP server: long-lived responses (server-sent events and WebSocket
 // upgrades). The server hands the stream (plain TCP or TLS) of a connection whose handler
 // returned a stream to the StreamRunner, which runs it asynchronously on the socket's
-// strand: no thread per SSE stream; a WebSocket handler (which may block) gets a thread of
-// its own.
+// strand: no thread per stream, SSE or WebSocket.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <list>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -49,18 +48,20 @@ class StreamRunner {
   void start(TlsStream stream, Request req, HttpResponse resp);
   // Refuses new streams and ends the running ones.
   void shutdown();
-  // Waits for the WebSocket handler threads to end (after shutdown()).
+  // Waits (bounded) for the WebSocket handlers to let go of their sessions (after
+  // shutdown()): what they hold (stream tickets, calls to agents) refers to parts that go
+  // away after the server.
   void join();
-
-  // Runs a WebSocket handler on a thread of its own (joined by join()).
-  void spawn(std::function<void()> fn);
   bool stopping() const { return stopped_; }
 
- private:
-  struct Worker {
-    std::thread thread;
-    std::atomic<bool> done{false};
+  // WebSocket sessions handed to handlers and not yet let go of.
+  struct Handles {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t held = 0;
   };
+
+ private:
   void reap_locked();
   template <class Stream>
   void start_stream(Stream stream, Request req, HttpResponse resp);
@@ -69,7 +70,7 @@ class StreamRunner {
   std::atomic<bool> stopped_{false};
   std::mutex mu_;
   std::list<std::weak_ptr<StreamConn>> conns_;
-  std::list<std::shared_ptr<Worker>> workers_;
+  std::shared_ptr<Handles> handles_ = std::make_shared<Handles>();
 };
 
 }  // namespace strata::manager::detail

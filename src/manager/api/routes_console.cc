@@ -3,14 +3,15 @@
 //   frames, client frames -> agent WriteConsole;
 // - graphical, GET /api/v1/vms/{name}/vnc: raw RFB bytes both ways through the agent's
 //   StreamDisplay (a new connection to the VM's VNC socket), for noVNC in the browser.
-// Ends when either side closes. The WebSocket I/O is asynchronous (http_streams.cc); the
-// gRPC calls to the agent block, so each console holds two threads (the handler's, relaying
-// input, and one reading the agent's stream): consoles of both kinds share one cap
-// (StreamCaps::consoles) and the per-token stream cap.
-#include <atomic>
+// Ends when either side closes: the agent's side ending closes the WebSocket (normal
+// closure), the client leaving cancels the agent's call. Both sides are asynchronous and
+// hold no thread: the WebSocket on the HTTP server's I/O threads (http_streams.cc), the
+// agent's calls on gRPC's callback API (agent_client_console.cc); an open console costs
+// two outstanding calls and bounded buffers (one message each way). Consoles of both kinds
+// still share one cap (StreamCaps::consoles, --max-consoles) and the per-token stream cap.
 #include <memory>
+#include <optional>
 #include <random>
-#include <thread>
 #include <variant>
 
 #include <fmt/format.h>
@@ -22,33 +23,63 @@ namespace strata::manager {
 
 namespace {
 
-// One console session as the relay drives it.
-struct ConsoleSession {
-  // Runs on a thread of its own: hands each chunk from the agent to `send` until the
-  // agent's stream ends, `send` returns false or stop() is called.
-  std::function<void(const std::function<bool(const std::string&)>& send)> output;
-  // One message from the client; false ends the session.
-  std::function<bool(const std::string&)> input;
-  // Ends output() (any thread).
-  std::function<void()> stop;
-};
+// One console session: the client's WebSocket and the agent's call, pumped both ways by
+// callbacks (I/O threads on one side, gRPC's on the other). Each direction has one message
+// in flight at most: the agent is asked for its next chunk once the last went out to the
+// client, and the client is read again once the agent took its last message. It lives as
+// long as a callback holds it; its stream ticket goes first, its WebSocket last (the
+// server's stop waits for the WebSocket, and the ticket refers to the ApiService).
+class Relay : public std::enable_shared_from_this<Relay> {
+ public:
+  Relay(std::shared_ptr<WebSocket> ws, ConsoleStreamPtr agent, StreamLimiter::Ticket ticket)
+      : ws_(std::move(ws)), agent_(std::move(agent)), ticket_(std::move(ticket)) {}
 
-void relay(WebSocket& ws, ConsoleSession& s) {
-  std::atomic<bool> done{false};
-  std::thread out([&] {
-    s.output([&](const std::string& chunk) { return ws.send(chunk, /*binary=*/true); });
-    done = true;
-    ws.close();  // agent side ended: unblock the reader
-  });
-  while (!done) {
-    auto msg = ws.receive();
-    if (!msg) break;
-    if (msg->empty()) continue;
-    if (!s.input(*msg)) break;
+  void start() {
+    pump_out();
+    pump_in();
   }
-  s.stop();
-  out.join();
-}
+
+ private:
+  // Agent -> client, until the agent's call is over (then the WebSocket closes).
+  void pump_out() {
+    agent_->read([self = shared_from_this()](std::optional<std::string> chunk) {
+      if (!chunk) {
+        self->ws_->close();
+        return;
+      }
+      auto next = [self](bool written) {
+        if (!written) self->agent_->cancel();  // the client is gone: read on to the end
+        self->pump_out();
+      };
+      if (chunk->empty()) {
+        next(true);
+      } else if (!self->ws_->send(std::move(*chunk), /*binary=*/true, next)) {
+        next(false);
+      }
+    });
+  }
+  // Client -> agent, until the WebSocket ends (then the agent's call is cancelled).
+  void pump_in() {
+    ws_->receive([self = shared_from_this()](std::optional<std::string> msg) {
+      if (!msg) {
+        self->agent_->cancel();
+        return;
+      }
+      if (msg->empty()) {
+        self->pump_in();
+        return;
+      }
+      self->agent_->write(std::move(*msg), [self](bool ok) {
+        if (!ok) self->ws_->close();  // the agent's side failed: end the session
+        self->pump_in();
+      });
+    });
+  }
+
+  std::shared_ptr<WebSocket> ws_;  // first member: let go of last
+  ConsoleStreamPtr agent_;
+  StreamLimiter::Ticket ticket_;
+};
 
 enum class ConsoleKind { serial, vnc };
 
@@ -83,36 +114,17 @@ void add_route(ApiService& api, ConsoleKind kind) {
                      kind == ConsoleKind::serial ? "console opened" : "graphical console opened");
     HttpResponse resp;
     resp.websocket = [client, name, id, tail, kind,
-                      ticket = std::get<StreamLimiter::Ticket>(std::move(ticket))](WebSocket& ws) {
-      ConsoleSession s;
-      std::shared_ptr<DisplayStream> display;
+                      ticket = std::get<StreamLimiter::Ticket>(std::move(ticket))](
+                         std::shared_ptr<WebSocket> ws) mutable {
+      ConsoleStreamPtr agent;
       if (kind == ConsoleKind::serial) {
-        auto cancel = std::make_shared<StreamCancel>();
-        s.output = [client, name, tail, cancel](const auto& send) {
-          client->stream_console(name, tail, *cancel, send);
-        };
-        s.stop = [cancel] { cancel->cancel(); };
         const uint64_t session =
             (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
-        s.input = [client, name, id, session, n = uint64_t{0}](const std::string& msg) mutable {
-          for (size_t off = 0; off < msg.size(); off += 65536) {
-            std::string request_id = fmt::format("{}:console:{:x}:{}", id, session, n++);
-            if (!client->write_console(request_id, name, msg.substr(off, 65536))) return false;
-          }
-          return true;
-        };
+        agent = client->open_console(name, tail, fmt::format("{}:console:{:x}", id, session));
       } else {
-        display = client->open_display(name);
-        s.output = [display](const auto& send) {
-          while (auto chunk = display->read())
-            if (!send(*chunk)) break;
-          display->cancel();
-        };
-        s.input = [display](const std::string& msg) { return display->write(msg); };
-        s.stop = [display] { display->cancel(); };
+        agent = client->open_display(name);
       }
-      relay(ws, s);
-      if (display) (void)display->finish();  // how it ended matters to nobody here
+      std::make_shared<Relay>(std::move(ws), std::move(agent), std::move(ticket))->start();
     };
     return resp;
   });

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 
@@ -193,6 +194,39 @@ TEST_F(ImageStoreTest, OverlayRefusesABaseWithADataFileAlreadyInTheStore) {
   ASSERT_FALSE(ov);
   EXPECT_EQ(ov.error().code, ErrorCode::invalid_argument);
   EXPECT_NE(ov.error().message.find("data file"), std::string::npos) << ov.error().message;
+}
+
+// An image stored before kinds (and formats) were checked at import has no kind: it is
+// probed as a plain disk when used as a base, so a VMDK whose descriptor names a host file
+// as its extent is refused, while a plain raw or qcow2 image of unknown kind still serves.
+TEST_F(ImageStoreTest, OverlayProbesABaseOfUnknownKindAsAPlainDisk) {
+  std::string host_file = dir_ + "/host-secret.raw";
+  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "raw", host_file, "1M"}));
+  std::string planted = store_->root() + "/images/old-vmdk";
+  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "vmdk", "-o",
+                           "subformat=monolithicFlat", dir_ + "/x.vmdk", "1M"}));
+  // The descriptor, pointed at the host file (what an uploader could have sent).
+  {
+    std::ifstream in(dir_ + "/x.vmdk");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto at = text.find("\"x-flat.vmdk\"");
+    ASSERT_NE(at, std::string::npos) << text;
+    text.replace(at, 13, "\"" + host_file + "\"");
+    std::ofstream(planted) << text;
+  }
+  auto old = store_->image("old-vmdk");
+  ASSERT_TRUE(old) << old.error().to_string();
+  EXPECT_EQ(old->kind, "");
+  EXPECT_EQ(old->format, "vmdk");
+  auto ov = store_->create_overlay("vm1", "root", "old-vmdk", 0);
+  ASSERT_FALSE(ov);
+  EXPECT_EQ(ov.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(ov.error().message.find("raw or qcow2"), std::string::npos) << ov.error().message;
+
+  std::string plain = store_->root() + "/images/old-qcow2";
+  ASSERT_TRUE(run_checked({"qemu-img", "create", "-q", "-f", "qcow2", plain, "1M"}));
+  EXPECT_EQ(store_->image("old-qcow2")->kind, "");
+  EXPECT_TRUE(store_->create_overlay("vm1", "root", "old-qcow2", 0));
 }
 
 TEST_F(ImageStoreTest, ImportMissingSourceIsNotFound) {

@@ -58,6 +58,15 @@ std::string fingerprint(const std::string& pem) {
 
 // A TLS server with a certificate from its own CA for 127.0.0.1 and localhost: /ping
 // answers JSON, /events sends one event and stays open, /ws echoes messages.
+// Echoes each message until the session ends.
+void echo(const std::shared_ptr<WebSocket>& ws) {
+  ws->receive([ws](std::optional<std::string> m) {
+    if (!m) return;
+    ws->send(std::move(*m), false);
+    echo(ws);
+  });
+}
+
 struct TlsServer {
   std::optional<pki::CertificateAuthority> ca;
   HttpServerPtr server;
@@ -87,9 +96,7 @@ struct TlsServer {
               s->write("id: 1\nevent: hello\ndata: {\"n\":1}\n\n");
             };
           } else if (r.path == "/ws") {
-            resp.websocket = [](WebSocket& ws) {
-              while (auto m = ws.receive()) ws.send(*m, false);
-            };
+            resp.websocket = [](std::shared_ptr<WebSocket> ws) { echo(ws); };
           } else {
             resp = HttpResponse::json(200, {{"pong", r.body}});
           }

@@ -264,6 +264,18 @@ namespace beast = boost::beast;
 namespace websocket = boost::beast::websocket;
 namespace asio = boost::asio;
 
+// Echoes each message until receive() gives nothing, then sets `ended`.
+void echo(const std::shared_ptr<WebSocket>& ws, std::promise<void>& ended) {
+  ws->receive([ws, &ended](std::optional<std::string> m) {
+    if (!m) {
+      ended.set_value();
+      return;
+    }
+    ws->send(std::move(*m), false);
+    echo(ws, ended);
+  });
+}
+
 // A WebSocket echo route on the bare server; `ended` is set when receive() returns nothing.
 struct EchoServer {
   std::promise<void> ended;
@@ -276,10 +288,7 @@ struct EchoServer {
         hc, [](std::string_view, std::string_view) { return size_t{1024}; },
         [this](HttpRequest&) {
           HttpResponse r;
-          r.websocket = [this](WebSocket& ws) {
-            while (auto m = ws.receive()) ws.send(*m, false);
-            ended.set_value();
-          };
+          r.websocket = [this](std::shared_ptr<WebSocket> ws) { echo(ws, ended); };
           return r;
         });
     EXPECT_TRUE(s);

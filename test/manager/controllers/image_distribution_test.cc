@@ -10,7 +10,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "../../agent/service/memory_hypervisor.h"
@@ -19,6 +21,7 @@
 #include "strata/agent/service/agent_service.h"
 #include "strata/common/process.h"
 #include "strata/common/sha256.h"
+#include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/controllers/vm_document.h"
 #include "strata/manager/events/event_log.h"
 
@@ -228,6 +231,52 @@ TEST_F(ImageDistributionTest, DeletedImageLeavesHostsThatAreUpUnlessADiskIsBased
   ASSERT_EQ(none.size(), 1u);
   EXPECT_EQ(none[0].host, "h2");
   agents.stop();
+}
+
+// "Which hosts hold this image" asks every host at once (16 at a time), so N slow hosts
+// cost one deadline, not N: the first 16 calls each wait until all 16 are in (a serial
+// fan-out would never get the second one in while the first waits), the rest go in a
+// second batch, every host is called once, and never more than 16 calls run together.
+// The wait has a deadline only so that a serial fan-out fails instead of hanging.
+TEST(ForEachHost, CallsHostsInParallelBatchesOfSixteenEachOnce) {
+  auto s = store::open_store("sqlite::memory:");
+  ASSERT_TRUE(s) << s.error().to_string();
+  store::StorePtr store = std::move(*s);
+  constexpr int kHosts = 20;
+  for (int i = 0; i < kHosts; ++i) {
+    store::HostRecord h;
+    h.name = "h" + std::to_string(i);
+    h.address = "unix:/nonexistent/h" + std::to_string(i);
+    h.state = "up";
+    h.accelerator = "tcg";
+    h.cpu_threads = 4;
+    h.memory_mib = 4096;
+    ASSERT_TRUE(store->create_host(h));
+  }
+  EventLog events(*store);
+  ConnectionManager agents(*store, events, system_clock(), ConnectionConfig{});  // not started
+
+  std::mutex mu;
+  std::condition_variable cv;
+  int entered = 0, running = 0, most = 0;
+  bool first_batch_met = true;
+  std::map<std::string, int> calls;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for_each_host(*store, agents, [&](const store::HostRecord& h, AgentClient* client) {
+    std::unique_lock lock(mu);
+    EXPECT_EQ(client, nullptr) << h.name;  // no host is up: the call still comes, with null
+    ++calls[h.name];
+    most = std::max(most, ++running);
+    if (++entered <= 16) {
+      cv.notify_all();
+      if (!cv.wait_until(lock, deadline, [&] { return entered >= 16; })) first_batch_met = false;
+    }
+    --running;
+  });
+  EXPECT_TRUE(first_batch_met) << "only " << entered << " calls came in while the first waited";
+  EXPECT_EQ(most, 16);
+  ASSERT_EQ(calls.size(), size_t(kHosts));
+  for (const auto& [name, n] : calls) EXPECT_EQ(n, 1) << name;
 }
 
 }  // namespace

@@ -40,29 +40,27 @@ class StreamCancel {
   std::atomic<bool> cancelled_{false};
 };
 
-// One session with a VM's VNC display (AgentClient::open_display, the agent's
-// StreamDisplay): raw RFB bytes both ways. One thread may read() while another write()s;
-// cancel() from any thread ends both.
-class DisplayStream {
+// A session with a VM's console on gRPC's callback API (no thread of its own): serial
+// (AgentClient::open_console: StreamConsole out, WriteConsole in) or graphical
+// (AgentClient::open_display: StreamDisplay, raw RFB bytes both ways). Flow control is the
+// caller's: at most one read() and one write() pending at a time, and the agent is asked
+// for its next message only by the next read(), so nothing queues up here. Callbacks run
+// on gRPC's threads (sometimes inline, in the call that started them) and must not block.
+class ConsoleStream {
  public:
-  DisplayStream(std::unique_ptr<grpc::ClientContext> ctx,
-                std::unique_ptr<grpc::ClientReaderWriter<pb::DisplayChunk, pb::DisplayChunk>> rw)
-      : ctx_(std::move(ctx)), rw_(std::move(rw)) {}
-  // Bytes for the display (sent in chunks of at most 64 KiB); false once the stream ended.
-  bool write(std::string_view data);
-  // Blocks for the display's next bytes; nullopt once the stream ended.
-  std::optional<std::string> read();
-  void cancel() { ctx_->TryCancel(); }
-  // How the stream ended (after read() gave nullopt and no write() is running); a cancel
-  // is not an error.
-  Status finish();
-
- private:
-  friend class AgentClient;
-  void write_first(const pb::DisplayChunk& first);
-  std::unique_ptr<grpc::ClientContext> ctx_;
-  std::unique_ptr<grpc::ClientReaderWriter<pb::DisplayChunk, pb::DisplayChunk>> rw_;
+  virtual ~ConsoleStream() = default;
+  // `fn` gets the VM's next bytes, or nullopt once the call is over (the agent ended or
+  // refused it: status() says why; or cancel()).
+  virtual void read(std::function<void(std::optional<std::string>)> fn) = 0;
+  // Bytes for the VM, sent in messages of at most 64 KiB (the agent's bound); `done(true)`
+  // once the agent took them all, false when a message failed or the call is over.
+  virtual void write(std::string data, std::function<void(bool)> done) = 0;
+  // Ends the call (any thread); a read then gets nullopt once the call is over.
+  virtual void cancel() = 0;
+  // How the call ended, once a read gave nullopt; a cancel is not an error.
+  virtual Status status() const = 0;
 };
+using ConsoleStreamPtr = std::shared_ptr<ConsoleStream>;
 
 class AgentClient {
  public:
@@ -142,15 +140,15 @@ class AgentClient {
                       std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   Result<std::string> console_tail(const std::string& name, uint32_t max_bytes);
-  Status write_console(const std::string& request_id, const std::string& name,
-                       const std::string& data);
-  // Blocks, calling on_chunk per chunk until the stream ends, on_chunk returns false or
-  // cancel fires.
-  Status stream_console(const std::string& name, uint32_t tail_bytes, StreamCancel& cancel,
-                        const std::function<bool(const std::string&)>& on_chunk);
-  // Opens a session with the VM's VNC display; the agent's refusal (VM not running, no
-  // display) shows as read() ending and finish() giving the error.
-  std::unique_ptr<DisplayStream> open_display(const std::string& name);
+  // The serial console (agent_client_console.cc): output from StreamConsole, first up to
+  // `tail_bytes` from the end of the log; input through WriteConsole, each message with
+  // request id "<request_prefix>:<n>" (n counts the messages from 0), with the default
+  // deadline. No deadline on the output: it lasts as long as the viewer.
+  ConsoleStreamPtr open_console(const std::string& name, uint32_t tail_bytes,
+                                std::string request_prefix);
+  // The VNC display (StreamDisplay); the agent's refusal (VM not running, no display) shows
+  // as the first read() giving nullopt and status() the error.
+  ConsoleStreamPtr open_display(const std::string& name);
   Status watch_events(bool include_current, StreamCancel& cancel,
                       const std::function<void(const pb::VmEvent&)>& on_event);
 

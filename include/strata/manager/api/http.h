@@ -61,18 +61,27 @@ inline std::string audit_actor(const HttpRequest& r) {
   return r.principal ? "token:" + r.principal->name : "anonymous";
 }
 
-// Server side of a WebSocket connection. The server performs the upgrade and all socket I/O
-// asynchronously (message size limit, idle timeout with pings, bounded write queue); the
-// handler runs on a thread of its own and may block in receive().
+// Server side of a WebSocket session, all asynchronous on the server's I/O threads (the
+// upgrade, a message size limit, an idle timeout with pings, a bounded write queue): no
+// thread per session. Thread-safe and never blocking; callbacks run on an I/O thread (on
+// the stopping thread when the server stops; at once, on the caller's, for a receive() on
+// a session already over) and must not block either.
 class WebSocket {
  public:
   virtual ~WebSocket() = default;
   // Queues one message; false once closed. A client that does not read, so that the queue
-  // goes over its bound, is disconnected (false).
-  virtual bool send(std::string_view data, bool binary) = 0;
-  // Blocks for the next message; nullopt when the peer closed, the socket failed, the idle
-  // timeout passed or the server is stopping.
-  virtual std::optional<std::string> receive() = 0;
+  // goes over its bound, is disconnected (false). When send gave true, `written` (optional)
+  // is called once: true when the message went out, false when the session ended first.
+  // A producer that waits for it before sending more holds at most one message queued.
+  virtual bool send(std::string data, bool binary,
+                    std::function<void(bool written)> written = {}) = 0;
+  // Asks for the client's next message: `fn` is called once with it, or with nullopt when
+  // the session ended (the peer closed, the socket failed, the idle timeout passed, the
+  // message was too large, the server is stopping). One receive at a time: the client is
+  // not read while none is pending, so what the server buffers is bounded by one message.
+  virtual void receive(std::function<void(std::optional<std::string>)> fn) = 0;
+  // The closing handshake, once the queued messages are written; a pending receive then
+  // gets nullopt.
   virtual void close() = 0;
 };
 
@@ -100,8 +109,10 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
   // Exactly one of these may be set for long-lived responses; body is then ignored. The
   // server keeps the function (and what it captures) until the stream ends.
-  // websocket: runs on a thread of its own after the upgrade, for as long as the session.
-  std::function<void(WebSocket&)> websocket;
+  // websocket: called once on an I/O thread after the upgrade; must not block. Keep the
+  // pointer for the session's life: the server waits for every handler to let go of its
+  // WebSocket when it stops.
+  std::function<void(std::shared_ptr<WebSocket>)> websocket;
   // event_stream: called once on an I/O thread after the response head is sent; must not
   // block. Keep the pointer to write events later.
   std::function<void(std::shared_ptr<EventStream>)> event_stream;

@@ -6,9 +6,9 @@
 // pool thread. Over TLS (HttpServerConfig::tls) the same code runs on a beast::ssl_stream
 // after a server handshake. Connections are capped overall and per client address (503
 // above a cap); every phase has a deadline (idle, header, body rate, write). Long-lived responses (SSE,
-// WebSocket upgrades) continue asynchronously on the same threads (http_streams.cc); only
-// a WebSocket handler runs on a thread of its own. Limits and defaults are documented in
-// docs/api.md ("Connection limits and timeouts").
+// WebSocket upgrades) continue asynchronously on the same threads (http_streams.cc): no
+// thread per stream. Limits and defaults are documented in docs/api.md ("Connection
+// limits and timeouts").
 #pragma once
 
 #include <chrono>

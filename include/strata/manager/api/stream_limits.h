@@ -1,7 +1,7 @@
 // Caps on long-lived responses (SSE streams and console WebSockets): per token and overall,
-// and on consoles (each console holds a thread for its blocking gRPC relay). A route takes a
-// ticket before returning a stream and keeps it in the stream's callback: the slot is free
-// again when the stream ends.
+// and on consoles (each holds two calls to an agent and a WebSocket, no thread). A route
+// takes a ticket before returning a stream and keeps it for the stream's life: the slot is
+// free again when the stream ends.
 #pragma once
 
 #include <cstddef>
