@@ -8,54 +8,16 @@
 #include <filesystem>
 #include <thread>
 
-#include "../../agent/service/memory_hypervisor.h"
-#include "../../agent/service/served_agent.h"
 #include "strata/manager/vms/vm_service.h"
+#include "vm_service_fixture.h"
 
 namespace strata::manager {
 namespace {
 
 namespace fs = std::filesystem;
 
-class VmSnapshotsTest : public ::testing::Test {
+class VmSnapshotsTest : public testing::VmServiceOnAgentTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("vmsnap-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    auto s = store::open_store("sqlite::memory:", store::StoreOptions{clock_, 1});
-    ASSERT_TRUE(s) << s.error().to_string();
-    store_ = std::move(*s);
-    events_ = std::make_unique<EventLog>(*store_);
-    auto sched = sched::Scheduler::create({1.0, 1.0, sched::WeightStrategy::pack});
-    ASSERT_TRUE(sched);
-    placement_ = std::make_unique<PlacementService>(*store_, std::move(*sched));
-    agent::service::AgentServiceOptions opts;
-    opts.state_dir = (dir_ / "state").string();
-    opts.agent_version = "test";
-    opts.hostname = "h1";
-    opts.accelerator = "tcg";
-    auto served = agent::testing::ServedAgent::start(hv_, opts, (dir_ / "agent.sock").string());
-    ASSERT_TRUE(served) << served.error().to_string();
-    agent_ = std::move(*served);
-    store::HostRecord h;
-    h.name = "h1";
-    h.address = agent_->address();
-    h.state = "up";
-    h.accelerator = "tcg";
-    h.cpu_threads = 4;
-    h.memory_mib = 4096;
-    ASSERT_TRUE(store_->create_host(h));
-    ASSERT_TRUE(placement_->load());
-    service_ = std::make_unique<VmService>(*store_, *placement_, *events_, clock_);
-    auto client = std::make_shared<AgentClient>(agent_->address());
-    service_->set_agents([client](const std::string&) { return client; });
-  }
-  void TearDown() override {
-    service_.reset();  // joins the workers before the agent goes
-    agent_.reset();
-    fs::remove_all(dir_);
-  }
 
   // Creates the VM record (placed on h1) and defines it on the agent.
   void make_vm(const std::string& name, bool start) {
@@ -66,31 +28,6 @@ class VmSnapshotsTest : public ::testing::Test {
     ASSERT_TRUE(service_->create(d, start, "token:alice"));
     ASSERT_TRUE(hv_.define(d.spec));
   }
-  store::TaskRecord wait_task(const std::string& id) {
-    store::TaskRecord t;
-    for (int i = 0; i < 500; ++i) {
-      auto r = store_->get_task(id);
-      if (r) t = *r;
-      if (t.state == "succeeded" || t.state == "failed") break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return t;
-  }
-  size_t audit(const std::string& action) {
-    size_t n = 0;
-    if (auto all = store_->list_events(0, 0))
-      for (auto& e : *all) n += e.action == action;
-    return n;
-  }
-
-  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
-  fs::path dir_;
-  agent::testing::MemoryHypervisor hv_;
-  std::unique_ptr<agent::testing::ServedAgent> agent_;
-  store::StorePtr store_;
-  std::unique_ptr<EventLog> events_;
-  std::unique_ptr<PlacementService> placement_;
-  std::unique_ptr<VmService> service_;
 };
 
 TEST_F(VmSnapshotsTest, CreateListRevertDeleteEachOneTaskAndAuditEvent) {
