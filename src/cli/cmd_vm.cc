@@ -247,9 +247,12 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     auto downtime = std::make_shared<uint64_t>(0);
     auto cancel = std::make_shared<bool>(false);
     auto no_tls = std::make_shared<bool>(false);
+    auto auto_converge = std::make_shared<bool>(false);
     auto f = std::make_shared<ActionFlags>();
     CLI::App* c = vm->add_subcommand(
-        "migrate", "Live-migrate a running VM to another host (disks and memory, no restart)");
+        "migrate",
+        "Move a VM to another host: live when it runs (disks and memory, no restart), cold when "
+        "it is stopped (its local disks copied)");
     c->add_option("name", *name, "VM name")->required();
     c->add_option("--to", *host, "Target host (default: the scheduler chooses)");
     c->add_option("--max-bandwidth", *bandwidth, "Bytes per second, e.g. 100M (default: QEMU's)");
@@ -259,18 +262,21 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_flag("--no-tls", *no_tls,
                 "Send memory and disks unencrypted (trusted networks only; default: TLS "
                 "unless stratad runs with --migration-tls off)");
+    c->add_flag("--auto-converge", *auto_converge,
+                "Let QEMU slow the guest's vCPUs down while its memory changes faster than it "
+                "is sent (a busy guest then converges instead of hitting the deadline)");
     c->add_flag("--cancel", *cancel,
                 "Cancel the VM's migration in progress (it stays on its host, running); "
                 "refused once it switches over");
     add_wait_flags(c, *f);
-    c->callback([&ctx, name, host, bandwidth, downtime, cancel, no_tls, f] {
-      ctx.action = [&ctx, name, host, bandwidth, downtime, cancel, no_tls, f] {
+    c->callback([&ctx, name, host, bandwidth, downtime, cancel, no_tls, auto_converge, f] {
+      ctx.action = [&ctx, name, host, bandwidth, downtime, cancel, no_tls, auto_converge, f] {
         if (*cancel) {
-          if (!host->empty() || !bandwidth->empty() || *downtime || *no_tls)
-            return ctx.usage_error(
-                Error{ErrorCode::invalid_argument,
-                      "--cancel takes no --to, --max-bandwidth, --max-downtime or --no-tls",
-                      "--cancel"});
+          if (!host->empty() || !bandwidth->empty() || *downtime || *no_tls || *auto_converge)
+            return ctx.usage_error(Error{ErrorCode::invalid_argument,
+                                         "--cancel takes no --to, --max-bandwidth, "
+                                         "--max-downtime, --no-tls or --auto-converge",
+                                         "--cancel"});
           // The migrate task then ends "cancelled by ..." (failed): with --wait, the exit
           // code says the migration did not happen, which is what was asked for.
           auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
@@ -286,7 +292,7 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
         }
         auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
         if (!timeout) return ctx.usage_error(timeout.error());
-        return ctx.act(build_vm_migrate(*name, *host, bw, *downtime, !*no_tls),
+        return ctx.act(build_vm_migrate(*name, *host, bw, *downtime, !*no_tls, *auto_converge),
                        "vm " + *name + ": migration requested", f->wait, *timeout);
       };
     });

@@ -269,6 +269,11 @@ TEST(App, VmMigrateNoTlsSaysSoInTheBody) {
   ASSERT_EQ(deflt.code, 0) << deflt.err;
   EXPECT_EQ(deflt.out.find("tls"), std::string::npos) << "absent: the cluster default\n" << deflt.out;
   EXPECT_EQ(run({"vm", "migrate", "web", "--cancel", "--no-tls"}).code, 2);
+  EXPECT_EQ(deflt.out.find("auto_converge"), std::string::npos) << deflt.out;
+  auto ac = run({"vm", "migrate", "web", "--auto-converge", "--dry-run"});
+  ASSERT_EQ(ac.code, 0) << ac.err;
+  EXPECT_NE(ac.out.find("\"auto_converge\": true"), std::string::npos) << ac.out;
+  EXPECT_EQ(run({"vm", "migrate", "web", "--cancel", "--auto-converge"}).code, 2);
 }
 
 TEST(App, CompletionCoversTheTree) {

@@ -694,6 +694,32 @@ wait_for 120 "vm-cold ready on $cold_to" console_ready "${cold_to#h}" vm-cold ||
 log "cold migration: vm-cold $cold_from -> $cold_to (stopped, datastore disk), then started there"
 api DELETE /api/v1/vms/vm-cold >/dev/null
 
+# Cold migration with a local disk: the overlay's own clusters are copied to the target,
+# where they read through the target's copy of tiny-base.
+api POST /api/v1/vms "$(vm_body vm-coldl false ', disks: [{name: "root", image: "tiny-base", boot: true}]')" >"$WORK/create-coldl.json"
+[ "$(last_status)" = 202 ] || fail "create vm-coldl: HTTP $(last_status) $(cat "$WORK/create-coldl.json")"
+coldl_defined() { case $(vm_state vm-coldl) in stopped | defined) return 0 ;; esac; return 1; }
+wait_for 60 "vm-coldl defined" coldl_defined || fail "vm-coldl: $(api GET /api/v1/vms/vm-coldl | jq -c .status)"
+coldl_from=$(api GET /api/v1/vms/vm-coldl | jq -r .host)
+coldl_src="$WORK/$coldl_from/images/vms/vm-coldl/root.qcow2"
+[ -f "$coldl_src" ] || fail "vm-coldl's local disk is not at $coldl_src"
+qemu-io -f qcow2 -c 'write -P 0x5a 4M 192k' "$coldl_src" >/dev/null || fail "qemu-io write into $coldl_src"
+cp "$coldl_src" "$WORK/coldl-before.qcow2"
+"${cli[@]}" vm migrate vm-coldl --wait --wait-timeout 2m >"$WORK/migrate-coldl.out" 2>&1 ||
+  fail "strata vm migrate vm-coldl (stopped, local disk): $(tail -5 "$WORK/migrate-coldl.out")"
+coldl_to=$(api GET /api/v1/vms/vm-coldl | jq -r .host)
+[ "$coldl_to" != "$coldl_from" ] || fail "vm-coldl stayed on $coldl_from"
+wait_for 30 "vm-coldl removed from $coldl_from" only_on vm-coldl "$coldl_to" ||
+  fail "vm-coldl is defined on [$(defined_on vm-coldl)] after the cold migration to $coldl_to"
+coldl_dst="$WORK/$coldl_to/images/vms/vm-coldl/root.qcow2"
+qemu-img compare -q -f qcow2 -F qcow2 "$WORK/coldl-before.qcow2" "$coldl_dst" ||
+  fail "vm-coldl's disk on $coldl_to differs from the one on $coldl_from"
+qemu-img info --output=json "$coldl_dst" | jq -e --arg b "$WORK/$coldl_to/images/images/tiny-base" \
+  '."backing-filename" == $b' >/dev/null ||
+  fail "vm-coldl's disk on $coldl_to is not backed by that host's tiny-base: $(qemu-img info "$coldl_dst" | grep backing)"
+log "cold migration: vm-coldl $coldl_from -> $coldl_to (stopped, local disk copied: $(grep -o '[0-9]* MiB)' "$WORK/migrate-coldl.out" | head -1))"
+api DELETE /api/v1/vms/vm-coldl >/dev/null
+
 # ---- delete everything through the API
 for n in 1 2 3 4 5 6; do api DELETE "/api/v1/vms/vm$n" >/dev/null; done
 wait_for 180 "VMs deleted" vm_count_is 0 || fail "VMs not deleted"

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "strata/agent/image_store.h"
 #include "strata/common/error.h"
 #include "strata/model/guest_facts.h"
 #include "strata/model/vm_spec.h"
@@ -164,6 +165,26 @@ class Hypervisor {
   virtual Result<std::string> read_uefi_vars(const std::string& vm);
   virtual Status write_uefi_vars(const std::string& vm, const std::string& vars);
 
+  // Cold migration of a stopped VM's local disk (docs/internals/migration.md, "Cold
+  // migration"). export_disk: `on_header` gets what the file is, then `on_extent` each of
+  // its data extents (ImageStore::read_disk_file). import_disk, on the target after its
+  // define: the file those extents make replaces the disk (ImageStore::receive_disk_file),
+  // pointed at this host's copy of the disk's base image; returns the data bytes written.
+  // The VM must not run and is held by a job meanwhile. failed_precondition for a running
+  // VM, a datastore disk (shared: nothing to copy) or a VM with snapshots (its files form
+  // a tree); invalid_argument when the header's base image is not the VM's.
+  struct DiskFileHeader {
+    std::string format;
+    uint64_t file_size = 0;
+    std::string base_image;
+  };
+  virtual Status export_disk(const std::string& vm, const std::string& disk, size_t max_extent,
+                             const std::function<Status(const DiskFileHeader&)>& on_header,
+                             const ImageStore::DiskExtentSink& on_extent);
+  virtual Result<uint64_t> import_disk(const std::string& vm, const std::string& disk,
+                                       const DiskFileHeader& header,
+                                       const ImageStore::DiskExtentSource& next);
+
   // Live migration (strata/agent/migration.h); null when this driver cannot migrate.
   virtual MigrationDriver* migration() { return nullptr; }
 
@@ -190,6 +211,17 @@ inline Result<std::string> Hypervisor::read_uefi_vars(const std::string&) {
 
 inline Status Hypervisor::write_uefi_vars(const std::string&, const std::string&) {
   return make_error(ErrorCode::failed_precondition, "this hypervisor has no UEFI variables");
+}
+
+inline Status Hypervisor::export_disk(const std::string&, const std::string&, size_t,
+                                      const std::function<Status(const DiskFileHeader&)>&,
+                                      const ImageStore::DiskExtentSink&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor cannot copy disks");
+}
+inline Result<uint64_t> Hypervisor::import_disk(const std::string&, const std::string&,
+                                                const DiskFileHeader&,
+                                                const ImageStore::DiskExtentSource&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor cannot copy disks");
 }
 
 inline Result<SnapshotInfo> Hypervisor::snapshot_create(const std::string&, const std::string&) {

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "strata/common/error.h"
@@ -85,6 +87,30 @@ class ImageStore {
                                        const CloneProgress& progress = {});
   // Removes every disk file of the VM and its folder.
   virtual Status delete_vm_disks(const std::string& vm) = 0;
+
+  // Cold migration of a stopped VM's disk (docs/internals/migration.md, "Cold migration").
+  // read_disk_file: the disk's file "vms/<vm>/<disk>.qcow2" as it is, as its data extents
+  // in increasing offsets (holes, found with SEEK_DATA/SEEK_HOLE, are not read), each at
+  // most `max_extent` bytes; `on_size` first gets the file's size. A sink error stops it.
+  using DiskExtentSink = std::function<Status(uint64_t offset, std::string_view data)>;
+  virtual Status read_disk_file(const std::string& vm, const std::string& disk,
+                                size_t max_extent, const std::function<Status(uint64_t)>& on_size,
+                                const DiskExtentSink& sink) const;
+  // receive_disk_file: a file of `file_size` bytes made of the extents `next` returns (in
+  // increasing offsets, inside the size; nullopt ends) replaces the disk "vms/<vm>/<disk>
+  // .qcow2", which must exist (the VM's define made it). The file is written under tmp/
+  // and checked before it replaces the disk: qcow2, no external data file, and backed by
+  // nothing when `base` is empty, else pointed (qemu-img rebase -u: the same content by
+  // promise of the catalog, nothing copied) at this store's image `base`, whatever its
+  // header named (a path on the sending host).
+  struct DiskExtent {
+    uint64_t offset = 0;
+    std::string data;
+  };
+  using DiskExtentSource = std::function<Result<std::optional<DiskExtent>>()>;
+  virtual Result<ImageInfo> receive_disk_file(const std::string& vm, const std::string& disk,
+                                              uint64_t file_size, const std::string& base,
+                                              const DiskExtentSource& next);
 };
 using ImageStorePtr = std::unique_ptr<ImageStore>;
 
@@ -102,6 +128,16 @@ inline Result<ImageInfo> ImageStore::vm_file_info(const std::string&, const std:
 }
 inline Status ImageStore::delete_vm_file(const std::string&, const std::string&) {
   return make_error(ErrorCode::failed_precondition, "this image store has no snapshot layers");
+}
+inline Status ImageStore::read_disk_file(const std::string&, const std::string&, size_t,
+                                         const std::function<Status(uint64_t)>&,
+                                         const DiskExtentSink&) const {
+  return make_error(ErrorCode::failed_precondition, "this image store cannot copy disks");
+}
+inline Result<ImageInfo> ImageStore::receive_disk_file(const std::string&, const std::string&,
+                                                       uint64_t, const std::string&,
+                                                       const DiskExtentSource&) {
+  return make_error(ErrorCode::failed_precondition, "this image store cannot copy disks");
 }
 inline Result<ImageInfo> ImageStore::clone_disk(const std::string&, const std::string&,
                                                 const std::string&, bool, const CloneProgress&) {

@@ -49,6 +49,9 @@ struct MigrationPolicy {
   std::chrono::milliseconds step_interval{2000};  // time between steps while active
   uint64_t max_bandwidth = 0;                     // bytes per second; 0: QEMU's default
   std::chrono::milliseconds deadline{0};          // 0: deadline_for(memory)
+  // QEMU's auto-converge (throttles the guest's vCPUs while RAM does not converge). Set
+  // explicitly at every migration: QEMU keeps capabilities from one to the next.
+  bool auto_converge = false;
 };
 
 // The deadline scaled by the VM's memory (as Nova and KubeVirt): 60 s plus 60 s per GiB.
@@ -64,6 +67,7 @@ struct MigrationProgress {
   uint64_t passes = 0;            // RAM passes so far
   double mbps = 0;
   int64_t downtime_limit_ms = 0;
+  int64_t cpu_throttle_percent = 0;  // auto-converge's vCPU throttle now (0: none)
 };
 using MigrationProgressCallback = std::function<void(const MigrationProgress&)>;
 

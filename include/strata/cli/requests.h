@@ -99,7 +99,8 @@ ApiRequest build_vm_cdrom(const std::string& name, const std::optional<std::stri
 // POST /vms/{name}/migrate; empty host: the scheduler chooses; 0s: the server's defaults;
 // tls false: "tls": false (unencrypted), true: the cluster default.
 ApiRequest build_vm_migrate(const std::string& name, const std::string& host,
-                            uint64_t max_bandwidth, uint64_t downtime_max_ms, bool tls = true);
+                            uint64_t max_bandwidth, uint64_t downtime_max_ms, bool tls = true,
+                            bool auto_converge = false);
 // POST /vms/{name}/migrate/cancel
 ApiRequest build_vm_migrate_cancel(const std::string& name);
 ApiRequest build_vm_delete(const std::string& name);

@@ -42,6 +42,7 @@ MigrationPolicy from_proto(const v1::MigrationPolicy& p) {
   if (p.step_interval_ms() > 0) out.step_interval = std::chrono::milliseconds(p.step_interval_ms());
   out.max_bandwidth = p.max_bandwidth();
   if (p.deadline_ms() > 0) out.deadline = std::chrono::milliseconds(p.deadline_ms());
+  out.auto_converge = p.auto_converge();
   return out;
 }
 
@@ -57,6 +58,7 @@ v1::MigrationProgress to_proto(const MigrationProgress& p) {
   out.set_passes(p.passes);
   out.set_mbps(p.mbps);
   out.set_downtime_limit_ms(p.downtime_limit_ms);
+  out.set_cpu_throttle_percent(p.cpu_throttle_percent);
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include "strata/agent/image_store.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -360,6 +361,132 @@ class LocalImageStore final : public ImageStore {
     if (auto s = storage::remove_dir_flat(vms_dir(), vm); !s) return s;
     log_->info("vm disks deleted vm={}", vm);
     return {};
+  }
+
+  Status read_disk_file(const std::string& vm, const std::string& disk, size_t max_extent,
+                        const std::function<Status(uint64_t)>& on_size,
+                        const DiskExtentSink& sink) const override {
+    if (max_extent == 0) return invalid_argument("max_extent", "must be > 0");
+    auto path = disk_path(vm, disk);
+    if (!path) return tl::unexpected(path.error());
+    if (auto s = storage::check_regular_file(root_, *path); !s) return s;
+    int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return internal_error("open " + *path + ": " + std::strerror(errno));
+    struct Closer {
+      int fd;
+      ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st{};
+    if (::fstat(fd, &st) != 0) return internal_error("fstat " + *path + ": " + std::strerror(errno));
+    const auto size = static_cast<uint64_t>(st.st_size);
+    if (auto s = on_size(size); !s) return s;
+    std::string buf;
+    off_t pos = 0;
+    while (static_cast<uint64_t>(pos) < size) {
+      // The next data extent [data, hole). A file system without SEEK_DATA reports the
+      // whole file as data, which is only slower.
+      off_t data = ::lseek(fd, pos, SEEK_DATA);
+      if (data < 0) {
+        if (errno == ENXIO) break;  // only a hole is left
+        return internal_error("lseek " + *path + ": " + std::strerror(errno));
+      }
+      off_t hole = ::lseek(fd, data, SEEK_HOLE);
+      if (hole < 0) return internal_error("lseek " + *path + ": " + std::strerror(errno));
+      for (off_t at = data; at < hole;) {
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(max_extent, uint64_t(hole - at)));
+        buf.resize(want);
+        ssize_t n = ::pread(fd, buf.data(), want, at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return internal_error("read " + *path + ": " + std::strerror(errno));
+        if (n == 0) return internal_error("read " + *path + ": the file shrank while read");
+        if (auto s = sink(static_cast<uint64_t>(at), std::string_view(buf.data(), size_t(n))); !s)
+          return s;
+        at += n;
+      }
+      pos = hole;
+    }
+    return {};
+  }
+
+  Result<ImageInfo> receive_disk_file(const std::string& vm, const std::string& disk,
+                                      uint64_t file_size, const std::string& base,
+                                      const DiskExtentSource& next) override {
+    auto target = disk_path(vm, disk);
+    if (!target) return tl::unexpected(target.error());
+    if (auto s = storage::check_regular_file(root_, *target); !s) return tl::unexpected(s.error());
+    // A qcow2 file is at most a little larger than its virtual size, which is bounded.
+    if (file_size > model::kMaxDiskBytes + (model::kMaxDiskBytes >> 4))
+      return invalid_argument("file_size", std::to_string(file_size) + " bytes is too large");
+    std::optional<ImageInfo> base_info;
+    if (!base.empty()) {
+      auto b = image(base);
+      if (!b) return tl::unexpected(b.error().wrap("base image " + base));
+      base_info = *b;
+    }
+    const std::string tmp = temp_path(vm + "-" + disk + "-incoming");
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return internal_error("open " + tmp + ": " + std::strerror(errno));
+    bool keep = false;
+    struct Cleanup {
+      int fd;
+      const std::string& tmp;
+      bool& keep;
+      ~Cleanup() {
+        if (fd >= 0) ::close(fd);
+        if (!keep) ::unlink(tmp.c_str());
+      }
+    } cleanup{fd, tmp, keep};
+    if (::ftruncate(fd, static_cast<off_t>(file_size)) != 0)
+      return internal_error("truncate " + tmp + ": " + std::strerror(errno));
+    uint64_t end_of_last = 0;
+    for (;;) {
+      auto extent = next();
+      if (!extent) return tl::unexpected(extent.error());
+      if (!*extent) break;
+      const DiskExtent& e = **extent;
+      if (e.offset < end_of_last || e.offset > file_size || e.data.size() > file_size - e.offset)
+        return invalid_argument("offset", "extent at " + std::to_string(e.offset) + " (+" +
+                                              std::to_string(e.data.size()) +
+                                              ") is out of order or past the file's size");
+      for (size_t done = 0; done < e.data.size();) {
+        ssize_t n = ::pwrite(fd, e.data.data() + done, e.data.size() - done,
+                             static_cast<off_t>(e.offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return internal_error("write " + tmp + ": " + std::strerror(errno));
+        done += static_cast<size_t>(n);
+      }
+      end_of_last = e.offset + e.data.size();
+    }
+    if (::fsync(fd) != 0) return internal_error("fsync " + tmp + ": " + std::strerror(errno));
+    ::close(fd);
+    cleanup.fd = -1;
+    // What arrived is checked before QEMU ever opens it as this VM's disk.
+    auto info = info_of(disk, tmp);
+    if (!info) return tl::unexpected(info.error().wrap("the received disk"));
+    if (info->format != "qcow2")
+      return invalid_argument("format", "the received disk is " + info->format + ", not qcow2");
+    if (!info->data_file.empty())
+      return invalid_argument("format", "the received disk names an external data file");
+    if (!base_info && !info->backing_file.empty())
+      return invalid_argument("base_image", "the received disk has a backing file, and the VM's "
+                                            "disk has no base image");
+    if (base_info) {
+      if (info->backing_file.empty())
+        return invalid_argument("base_image", "the received disk has no backing file; the VM's "
+                                              "disk is an overlay on " + base);
+      auto r = run_checked({qemu_img_, "rebase", "-q", "-u", "-f", "qcow2", "-b", base_info->path,
+                            "-F", base_info->format, tmp},
+                           qemu_img_options());
+      if (!r) return tl::unexpected(r.error().wrap("pointing the received disk at " + base));
+    }
+    if (::rename(tmp.c_str(), target->c_str()) != 0)
+      return internal_error("rename " + tmp + " -> " + *target + ": " + std::strerror(errno));
+    keep = true;
+    auto placed = info_of(disk, *target);
+    if (placed)
+      log_->info("disk received vm={} disk={} file_size={} backing={}", vm, disk, file_size,
+                 placed->backing_file);
+    return placed;
   }
 
   // Removes leftovers of interrupted operations; they were never registered under a name.

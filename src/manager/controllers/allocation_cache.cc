@@ -57,35 +57,39 @@ void AllocationCache::clear() {
   hosts_.clear();
 }
 
-void AllocationCache::fill(sched::HostInfo& host, const std::string& exclude_vm_id) const {
+void AllocationCache::fill(sched::HostInfo& host,
+                           const std::vector<std::string>& exclude_vm_ids) const {
   auto it = hosts_.find(host.id);
   if (it == hosts_.end()) return;
   const HostTotals& t = it->second;
   uint64_t vcpus = t.vcpus;
   uint64_t memory = t.memory_mib;
-  std::string skip_group, skip_together;
-  uint32_t skipped_in_group = 0;
-  if (!exclude_vm_id.empty()) {
-    for (const std::string& id : {exclude_vm_id, migration_key(exclude_vm_id)}) {
+  // Per group, how many of its VMs on this host are left out.
+  std::map<std::string, uint32_t> skip_group, skip_together;
+  for (const std::string& vm_id : exclude_vm_ids) {
+    for (const std::string& id : {vm_id, migration_key(vm_id)}) {
       if (const VmAllocation* ex = vm(id); ex && ex->host_id == host.id) {
         vcpus -= std::min<uint64_t>(vcpus, ex->vcpus);
         memory -= std::min(memory, ex->memory_mib);
-        skip_group = ex->anti_affinity_group;
-        skip_together = ex->affinity_group;
-        ++skipped_in_group;
+        if (!ex->anti_affinity_group.empty()) ++skip_group[ex->anti_affinity_group];
+        if (!ex->affinity_group.empty()) ++skip_together[ex->affinity_group];
       }
     }
   }
+  auto skipped = [](const std::map<std::string, uint32_t>& m, const std::string& g) {
+    auto s = m.find(g);
+    return s == m.end() ? 0u : s->second;
+  };
   constexpr uint64_t kMaxVcpus = std::numeric_limits<uint32_t>::max();
   host.allocated_vcpus += static_cast<uint32_t>(std::min(vcpus, kMaxVcpus));
   host.allocated_memory_mib += memory;
   for (const auto& [group, count] : t.groups) {
-    // The excluded VM's group stays when another VM of the group is on the host.
-    if (!skip_group.empty() && group == skip_group && count <= skipped_in_group) continue;
+    // An excluded VM's group stays when another VM of the group is on the host.
+    if (count <= skipped(skip_group, group)) continue;
     host.anti_affinity_groups.push_back(group);
   }
   for (const auto& [group, count] : t.together) {
-    if (!skip_together.empty() && group == skip_together && count <= skipped_in_group) continue;
+    if (count <= skipped(skip_together, group)) continue;
     host.affinity_groups.push_back(group);
   }
 }

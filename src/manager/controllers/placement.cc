@@ -123,11 +123,13 @@ Result<sched::Snapshot> PlacementService::snapshot(const std::string& exclude_vm
                                                    bool datastores, bool cpus) {
   std::vector<std::string> excluded;
   if (!exclude_host_id.empty()) excluded.push_back(exclude_host_id);
-  return snapshot_without(exclude_vm_id, excluded, datastores, cpus);
+  std::vector<std::string> vms;
+  if (!exclude_vm_id.empty()) vms.push_back(exclude_vm_id);
+  return snapshot_without(vms, excluded, datastores, cpus);
 }
 
 Result<sched::Snapshot> PlacementService::snapshot_without(
-    const std::string& exclude_vm_id, const std::vector<std::string>& exclude_host_ids,
+    const std::vector<std::string>& exclude_vm_ids, const std::vector<std::string>& exclude_host_ids,
     bool datastores, bool cpus) {
   auto hosts = store_.list_hosts({});
   if (!hosts) return tl::unexpected(hosts.error());
@@ -156,7 +158,7 @@ Result<sched::Snapshot> PlacementService::snapshot_without(
       for (const auto& [model, _] : cpu.usable) info.cpu_offers.push_back(model);
       info.cpu_offers.push_back(cpu_signature_token(cpu.signature));
     }
-    cache_.fill(info, exclude_vm_id);
+    cache_.fill(info, exclude_vm_ids);
     list.push_back(std::move(info));
   }
   return sched::Snapshot::build(std::move(list));
@@ -249,6 +251,70 @@ Result<store::HostRecord> PlacementService::place_migration(const VmDocument& do
   auto plan = scheduler_.place(*snap, *req);
   if (!plan) return tl::unexpected(plan.error());
   return store_.get_host(plan->host_id);
+}
+
+Result<store::HostRecord> PlacementService::place_group_migration(
+    const std::vector<std::pair<std::string, VmDocument>>& members,
+    const store::HostRecord& source, const std::string& target_name) {
+  if (members.empty()) return invalid_argument("vm", "a group move needs its VMs");
+  if (!target_name.empty() && target_name == source.name)
+    return invalid_argument("host", fmt::format("the VMs already run on '{}'", source.name));
+  const auto accelerator = source.accelerator == "tcg"   ? sched::AcceleratorRequirement::tcg
+                           : source.accelerator == "kvm" ? sched::AcceleratorRequirement::kvm
+                                                         : sched::AcceleratorRequirement::any;
+  std::vector<sched::PlacementRequest> each;
+  std::vector<std::string> ids;
+  bool datastores = false, cpus = false;
+  for (const auto& [id, doc] : members) {
+    VmDocument moved = doc;
+    moved.placement.host = target_name;
+    auto req = request_for(moved);
+    if (!req) return tl::unexpected(req.error());
+    req->accelerator = accelerator;
+    auto vm = store_.get_vm(id);
+    if (!vm) return tl::unexpected(vm.error());
+    req->cpu_model = live_cpu_requirement(*vm, source);
+    datastores = datastores || !req->datastores.empty();
+    cpus = cpus || !req->cpu_model.empty();
+    each.push_back(std::move(*req));
+    ids.push_back(id);
+  }
+  // Every member's VMs are left out: the group leaves the source together.
+  auto snap = snapshot_without(ids, {source.id}, datastores, cpus);
+  if (!snap) return tl::unexpected(snap.error());
+  if (snap->size() == 0)
+    return make_error(ErrorCode::resource_exhausted,
+                      "no other host is enrolled: a migration needs a second host");
+  // The group as one request: the first member's filters, everyone's resources.
+  sched::PlacementRequest all = each.front();
+  for (size_t i = 1; i < each.size(); ++i) {
+    all.vcpus += each[i].vcpus;
+    all.memory_mib += each[i].memory_mib;
+    for (const auto& ds : each[i].datastores)
+      if (std::find(all.datastores.begin(), all.datastores.end(), ds) == all.datastores.end())
+        all.datastores.push_back(ds);
+  }
+  auto why = scheduler_.explain(*snap, all);
+  if (!why) return tl::unexpected(why.error());
+  std::string refused;
+  for (const auto& c : why->candidates) {
+    // Each member's own filters, on that host.
+    std::string failed;
+    for (size_t i = 0; i < each.size() && failed.empty(); ++i) {
+      sched::PlacementRequest one = each[i];
+      one.pinned_host = c.host_id;
+      if (auto p = scheduler_.place(*snap, one); !p)
+        failed = fmt::format("{}: {}", members[i].second.spec.name, p.error().message);
+    }
+    if (failed.empty()) return store_.get_host(c.host_id);
+    if (refused.empty()) refused = failed;
+  }
+  return make_error(ErrorCode::resource_exhausted,
+                    fmt::format("no host takes keep-together group {} ({} VMs, {} vCPUs, {} MiB) "
+                                "as one: {}",
+                                members.front().second.placement.affinity_group, members.size(),
+                                all.vcpus, all.memory_mib,
+                                refused.empty() ? why->summary() : refused));
 }
 
 }  // namespace strata::manager

@@ -43,6 +43,7 @@ std::string encode(const VmDocument& d) {
                       {"max_bandwidth", d.migration.max_bandwidth},
                       {"downtime_max_ms", d.migration.downtime_max_ms},
                       {"tls", d.migration.tls},
+                      {"auto_converge", d.migration.auto_converge},
                       {"cancelled_by", d.migration.cancelled_by},
                       {"cold", d.migration.cold}};
   return j.dump();
@@ -114,6 +115,7 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
     d.migration.max_bandwidth = integer_member(m, "max_bandwidth", uint64_t{0});
     d.migration.downtime_max_ms = integer_member(m, "downtime_max_ms", int64_t{0});
     d.migration.tls = m.value("tls", false);
+    d.migration.auto_converge = m.value("auto_converge", false);
     d.migration.cancelled_by = m.value("cancelled_by", "");
     d.migration.cold = m.contains("cold") && m["cold"].is_boolean() && m["cold"].get<bool>();
   }

@@ -64,9 +64,12 @@ std::string progress_message(const pb::MigrationProgress& p) {
     return fmt::format("copying disks: {} of {} MiB", p.disk_done() >> 20, p.disk_total() >> 20);
   if (p.phase() == "ram")
     return fmt::format("copying memory: {} MiB sent, {} MiB left, pass {}, {:.0f} Mbit/s, "
-                       "downtime limit {} ms",
+                       "downtime limit {} ms{}",
                        p.ram_transferred() >> 20, p.ram_remaining() >> 20, p.passes(), p.mbps(),
-                       p.downtime_limit_ms());
+                       p.downtime_limit_ms(),
+                       p.cpu_throttle_percent() > 0
+                           ? fmt::format(", guest vCPUs throttled {} %", p.cpu_throttle_percent())
+                           : std::string());
   return "switching over";
 }
 
@@ -249,10 +252,10 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
   }
 
   if (m.cold) {
-    // Cold: the stopped VM's disks are all on datastores both hosts mount, so nothing is
-    // copied: the target defines it (its catalog images first), the record moves, the
-    // source undefines it (keeping the datastore disks). Each step is idempotent by its
-    // request id: a pass that was cut short (a manager restart) runs again from the top.
+    // Cold: the target defines the stopped VM (its catalog images first), its local disks
+    // are copied (datastore disks, shared, are not), the record moves, the source
+    // undefines it (keeping the datastore disks). Each step is idempotent by its request
+    // id: a pass that was cut short (a manager restart) runs again from the top.
     if (!cancelled_by().empty()) {
       (void)target->undefine_vm(base + ":abort", vm.name);
       return end(source_id, false, "cancelled by " + cancelled_by() + "; the VM stays on its host",
@@ -275,6 +278,34 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
       return end(source_id, false, "cold migration failed: " + defined.error().message,
                  nlohmann::json::object());
     }
+    // Local disks: each one's file, as it is on the source (an overlay on a catalog image
+    // the target now has too, or a blank disk), replaces the fresh disk the define made.
+    uint64_t copied_bytes = 0;
+    int copied_disks = 0;
+    for (const auto& d : spec.disks) {
+      if (!d.datastore.empty()) continue;
+      task(20, fmt::format("copying disk {} to {}", d.name, target_host->name));
+      auto last = std::chrono::steady_clock::now();
+      auto copied = source->copy_disk_to(
+          *target, base + ":disk:" + d.name, vm.name, d.name, [&](uint64_t done, uint64_t size) {
+            auto now = std::chrono::steady_clock::now();
+            if (now - last < 1s) return;
+            last = now;
+            task(20 + (size ? int(60 * std::min(done, size) / size) : 0),
+                 fmt::format("copying disk {} to {}: {} of {} MiB", d.name, target_host->name,
+                             done >> 20, size >> 20));
+          });
+      if (!copied) {
+        if (retryable(copied.error())) return Outcome::retry;
+        (void)target->undefine_vm(base + ":abort", vm.name);
+        return end(source_id, false,
+                   fmt::format("cold migration failed: disk {}: {}", d.name,
+                               copied.error().message),
+                   nlohmann::json::object());
+      }
+      copied_bytes += *copied;
+      ++copied_disks;
+    }
     // A UEFI VM's variables (its NVRAM: boot entries, settings) are a file on the source
     // host: copied over the fresh template copy the target's define made.
     if (spec.firmware == model::Firmware::uefi) {
@@ -292,13 +323,20 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     }
     const Outcome ended =
         end(m.target_host_id, true,
-            fmt::format("moved to {} (cold: the VM is stopped and its disks are on shared "
-                        "storage)",
-                        target_host->name),
+            copied_disks == 0
+                ? fmt::format("moved to {} (cold: the VM is stopped and its disks are on shared "
+                              "storage)",
+                              target_host->name)
+                : fmt::format("moved to {} (cold: the VM is stopped; {} local disk{} copied, "
+                              "{} MiB)",
+                              target_host->name, copied_disks, copied_disks == 1 ? "" : "s",
+                              (copied_bytes + (1 << 20) - 1) >> 20),
             nlohmann::json{{"from_host", source_id},
                            {"to_host", m.target_host_id},
                            {"to_host_name", target_host->name},
-                           {"cold", true}});
+                           {"cold", true},
+                           {"disks_copied", copied_disks},
+                           {"bytes_copied", copied_bytes}});
     if (ended != Outcome::done) return ended;
     if (auto u = source->undefine_vm(base + ":undefine", vm.name, /*delete_shared_disks=*/false);
         !u && u.error().code != ErrorCode::not_found) {
@@ -390,6 +428,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     req.set_nbd_port(ms.nbd_port);
     if (m.max_bandwidth) req.mutable_policy()->set_max_bandwidth(m.max_bandwidth);
     if (m.downtime_max_ms) req.mutable_policy()->set_downtime_max_ms(m.downtime_max_ms);
+    req.mutable_policy()->set_auto_converge(m.auto_converge);
     req.set_tls(m.tls);
     // A cancel recorded since this pass began: the copy does not start.
     if (auto fresh = store_.get_vm(vm.id)) vm = *fresh;

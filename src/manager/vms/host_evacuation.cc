@@ -153,21 +153,11 @@ void HostEvacuator::pass(store::TaskRecord task) {
     }
     const std::string state = decode_vm_status(vm.status).state;
     if (!runs(state) || vm.desired_state != "running") {
-      // A stopped VM moves cold when its disks are all on datastores (VmService::migrate);
-      // one with a local disk stays (copying local disks of a stopped VM: not yet).
+      // A stopped VM moves cold (VmService::migrate: its local disks are copied).
       const bool stopped = vm.desired_state != "running" &&
                            (state == "stopped" || state == "crashed" || state == "defined");
       if (!stopped) {
         stays[vm.name] = fmt::format("{} (neither running nor stopped: not moved)", state);
-        continue;
-      }
-      std::string local;
-      for (const auto& d : doc->spec.disks)
-        if (d.datastore.empty()) local = d.name;
-      if (!local.empty()) {
-        stays[vm.name] = fmt::format("{} with local disk {} (a stopped VM moves cold only with "
-                                     "every disk on a datastore)",
-                                     state, local);
         continue;
       }
     }

@@ -2,6 +2,7 @@
 #include "strata/manager/vms/vm_service.h"
 
 #include <algorithm>
+#include <map>
 #include <random>
 
 #include <fmt/format.h>
@@ -206,8 +207,8 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
                                     const std::string& actor) {
   if (options.downtime_max_ms < 0 || options.downtime_max_ms > 60000)
     return invalid_argument("downtime_max_ms", "must be between 0 and 60000");
-  // Live for a running or paused VM; cold for a stopped one whose disks are all on
-  // datastores (defined on the target, removed from the source: nothing to copy).
+  // Live for a running or paused VM; cold for a stopped one (defined on the target, its
+  // local disks copied there, removed from the source).
   bool cold = false;
   auto checked = [&](const store::VmRecord& vm) -> Result<VmDocument> {
     if (vm.deletion_requested)
@@ -235,15 +236,6 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
                         fmt::format("a VM migrates live when it runs, cold when it is stopped; it "
                                     "is {} (wanted {})",
                                     state, vm.desired_state));
-    for (const auto& d : doc->spec.disks)
-      if (d.datastore.empty())
-        return make_error(ErrorCode::failed_precondition,
-                          fmt::format("a stopped VM migrates cold only with every disk on a "
-                                      "datastore (shared storage); disk {} is local to its host "
-                                      "(copying local disks of a stopped VM is not there yet: "
-                                      "start it and migrate it live)",
-                                      d.name),
-                          "name");
     cold = true;
     return doc;
   };
@@ -253,53 +245,105 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
   if (!doc) return tl::unexpected(doc.error());
   auto source = store_.get_host(*vm->host_id);
   if (!source) return tl::unexpected(source.error());
+  // A keep-together group moves as one: its other VMs on this host that can move now (live
+  // or cold) go to the same target, chosen to hold them all. One that cannot (being
+  // deleted, starting, already migrating) stays, and the move says so.
+  const std::string group = doc->placement.affinity_group;
+  std::vector<std::pair<std::string, VmDocument>> members{{vm->id, *doc}};
+  std::map<std::string, std::string> read_spec{{vm->id, vm->spec}};  // as chosen on
+  std::vector<std::string> left_behind;
+  if (!group.empty()) {
+    store::VmListOptions here;
+    here.host_id = *vm->host_id;
+    auto vms = store_.list_vms(here);
+    if (!vms) return tl::unexpected(vms.error());
+    for (const auto& other : *vms) {
+      if (other.id == vm->id) continue;
+      auto od = decode_vm_document(other.spec);
+      if (!od || od->placement.affinity_group != group) continue;
+      if (auto ok = checked(other)) {
+        members.emplace_back(other.id, *ok);
+        read_spec[other.id] = other.spec;
+      } else
+        left_behind.push_back(fmt::format("{} ({})", other.name, ok.error().message));
+    }
+    std::sort(members.begin() + 1, members.end(),
+              [](const auto& a, const auto& b) { return a.second.spec.name < b.second.spec.name; });
+  }
   // Choosing the target, recording the intent and reserving the VM's share of the target
   // happen under the placement lock, as a create's placement does: two migrations (or a
   // create) cannot both take the target's last room.
   std::unique_lock placing(placement_.mutex());
-  auto target = placement_.place_migration(*doc, vm->id, *source, options.target_host);
+  auto target = members.size() > 1
+                    ? placement_.place_group_migration(members, *source, options.target_host)
+                    : placement_.place_migration(*doc, vm->id, *source, options.target_host);
   if (!target) return tl::unexpected(target.error());
 
-  VmChange change;
-  store::EventRecord audit;
-  const std::string message =
-      fmt::format("from {} to {}{}", source->name, target->name, cold ? " (cold: stopped)" : "");
-  // The target was chosen for the VM as read above. Its status moves all the time (the
+  std::string with;
+  if (members.size() > 1) {
+    std::string names;
+    for (size_t i = 0; i < members.size(); ++i)
+      names += (i ? ", " : "") + members[i].second.spec.name;
+    with = fmt::format("; keep-together group {} moves as one: {}", group, names);
+    if (!left_behind.empty()) {
+      with += "; staying for now: ";
+      for (size_t i = 0; i < left_behind.size(); ++i) with += (i ? ", " : "") + left_behind[i];
+    }
+  }
+  std::vector<VmChange> changes;
+  std::vector<store::EventRecord> audits;
+  // Each target was chosen for the VMs as read above. Their status moves all the time (the
   // controller writes it), which changes nothing here: only a changed document (spec,
   // control, migration) or host makes the choice stale. A lost compare-and-swap reruns.
   auto st = store_.transaction_retrying([&](store::Store& tx) -> Status {
-    auto fresh = tx.get_vm(vm->id);
-    if (!fresh) return tl::unexpected(fresh.error());
-    if (fresh->spec != vm->spec || fresh->host_id != vm->host_id)
-      return make_error(ErrorCode::conflict,
-                        "the VM changed meanwhile (its spec, an action or its host); try again");
-    auto now = checked(*fresh);
-    if (!now) return tl::unexpected(now.error());
-    VmDocument next = *doc;  // a fresh copy each run
-    auto task = create_task_in(tx, "vm.migrate", "vm", fresh->id, message);
-    if (!task) return tl::unexpected(task.error());
-    next.migration.target_host_id = target->id;
-    next.migration.task_id = task->id;
-    next.migration.seq += 1;
-    next.migration.max_bandwidth = options.max_bandwidth;
-    next.migration.downtime_max_ms = options.downtime_max_ms;
-    next.migration.tls = options.tls.value_or(migration_tls_);
-    next.migration.cold = cold;
-    fresh->spec = encode(next);
-    auto updated = tx.update_vm(*fresh);
-    if (!updated) return tl::unexpected(updated.error());
-    auto ev = EventLog::append_in(tx, actor, "vm.migrate", "vm/" + updated->name, "ok", message);
-    if (!ev) return tl::unexpected(ev.error());
-    change = {*updated, *task};
-    audit = *ev;
+    changes.clear();
+    audits.clear();
+    for (const auto& member : members) {
+      const std::string& id = member.first;
+      auto fresh = tx.get_vm(id);
+      if (!fresh) return tl::unexpected(fresh.error());
+      if (fresh->spec != read_spec[id] || fresh->host_id != vm->host_id)
+        return make_error(ErrorCode::conflict,
+                          "the VM changed meanwhile (its spec, an action or its host); try again");
+      auto now = checked(*fresh);
+      if (!now) {
+        if (id == vm->id) return tl::unexpected(now.error());
+        return make_error(ErrorCode::conflict,
+                          fmt::format("VM {} of keep-together group {} changed meanwhile ({}); "
+                                      "try again",
+                                      fresh->name, group, now.error().message));
+      }
+      const std::string message = fmt::format("from {} to {}{}{}", source->name, target->name,
+                                              cold ? " (cold: stopped)" : "", with);
+      VmDocument next = *now;  // a fresh copy each run
+      auto task = create_task_in(tx, "vm.migrate", "vm", fresh->id, message);
+      if (!task) return tl::unexpected(task.error());
+      next.migration.target_host_id = target->id;
+      next.migration.task_id = task->id;
+      next.migration.seq += 1;
+      next.migration.max_bandwidth = options.max_bandwidth;
+      next.migration.downtime_max_ms = options.downtime_max_ms;
+      next.migration.tls = options.tls.value_or(migration_tls_);
+      next.migration.auto_converge = options.auto_converge && !cold;
+      next.migration.cold = cold;
+      fresh->spec = encode(next);
+      auto updated = tx.update_vm(*fresh);
+      if (!updated) return tl::unexpected(updated.error());
+      auto ev =
+          EventLog::append_in(tx, actor, "vm.migrate", "vm/" + updated->name, "ok", message);
+      if (!ev) return tl::unexpected(ev.error());
+      changes.push_back({*updated, *task});
+      audits.push_back(*ev);
+    }
     return {};
   });
   if (!st) return tl::unexpected(st.error());
-  placement_.record(change.vm);  // the reservation on the target
+  for (const auto& c : changes) placement_.record(c.vm);  // the reservations on the target
   placing.unlock();
-  events_.published(audit);
-  if (on_change_) on_change_(change.vm.id);
-  return change;
+  for (const auto& a : audits) events_.published(a);
+  if (on_change_)
+    for (const auto& c : changes) on_change_(c.vm.id);
+  return changes.front();
 }
 
 Result<VmChange> VmService::cancel_migration(const std::string& name, const std::string& actor) {

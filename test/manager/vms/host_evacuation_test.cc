@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "strata/common/clock_wait.h"
@@ -46,7 +47,7 @@ class HostEvacuationTest : public ::testing::Test {
   }
   // A VM on `host`, observed in `state` (with a local disk when `local_disk`).
   void add_vm(const std::string& name, const std::string& host, const std::string& state,
-              uint64_t mem = 256, bool local_disk = false) {
+              uint64_t mem = 256, bool local_disk = false, const std::string& together = "") {
     VmDocument d;
     d.spec.name = name;
     d.spec.vcpus = 1;
@@ -59,6 +60,7 @@ class HostEvacuationTest : public ::testing::Test {
       d.spec.disks.push_back(disk);
     }
     d.placement.host = host;
+    d.placement.affinity_group = together;
     auto c = vms_->create(d, state != "stopped", "test");
     ASSERT_TRUE(c) << c.error().to_string();
     auto vm = *store_->get_vm(c->vm.id);
@@ -103,11 +105,12 @@ class HostEvacuationTest : public ::testing::Test {
   int hosts_ = 0;
 };
 
-TEST_F(HostEvacuationTest, RunningVmsMoveTwoAtATimeAndStoppedOnesStayWithTheReason) {
+TEST_F(HostEvacuationTest, VmsMoveTwoAtATimeStoppedOnesColdAndStuckOnesStayWithTheReason) {
   std::string h1 = add_host("h1", 8, 8192);
   std::string h2 = add_host("h2", 8, 8192);
   for (const char* n : {"a", "b", "c"}) add_vm(n, "h1", "running");
-  add_vm("off", "h1", "stopped", 256, /*local_disk=*/true);
+  add_vm("off", "h1", "stopped", 256, /*local_disk=*/true);  // moves cold, its disk copied
+  add_vm("stuck", "h1", "starting");                          // neither running nor stopped
   add_vm("elsewhere", "h2", "running");
   auto t = evac_->evacuate("h1", "token:ops");
   ASSERT_TRUE(t) << t.error().to_string();
@@ -124,17 +127,23 @@ TEST_F(HostEvacuationTest, RunningVmsMoveTwoAtATimeAndStoppedOnesStayWithTheReas
   EXPECT_EQ(migrating().size(), 2u);  // none more while two run
   for (auto& n : migrating()) finish_migration(n, true);
   evac_->tick();
-  ASSERT_EQ(migrating().size(), 1u);
-  finish_migration(migrating()[0], true);
+  ASSERT_EQ(migrating().size(), 2u);
+  for (auto& n : migrating()) {
+    if (n == "off") {
+      EXPECT_TRUE(doc_of(n).migration.cold);
+    }
+    finish_migration(n, true);
+  }
   evac_->tick();
   auto done = task(t->id);
   EXPECT_EQ(done.state, "succeeded") << done.message;
-  EXPECT_NE(done.message.find("3 VMs moved off h1"), std::string::npos) << done.message;
-  EXPECT_NE(done.message.find("off: stopped with local disk data"), std::string::npos)
+  EXPECT_NE(done.message.find("4 VMs moved off h1"), std::string::npos) << done.message;
+  EXPECT_NE(done.message.find("stuck: starting (neither running nor stopped"), std::string::npos)
       << done.message;
   auto r = json::parse(done.result);
-  EXPECT_EQ(r["moved"].size(), 3u) << r;
-  EXPECT_EQ(r["total"], 4);
+  EXPECT_EQ(r["moved"].size(), 4u) << r;
+  EXPECT_EQ(r["total"], 5);
+  EXPECT_EQ(*store_->get_vm_by_name("off")->host_id, h2);
   EXPECT_EQ(*store_->get_vm_by_name("elsewhere")->host_id, h2);  // not touched
   EXPECT_EQ(store_->get_host(h1)->state, "maintenance");         // stays in maintenance
 }
@@ -235,6 +244,45 @@ TEST_F(HostEvacuationTest, TheThreadPassesOnTheClock) {
     return false;
   }));
   evac_->stop();
+}
+
+// A keep-together group moves as one: asking to move one of its VMs moves the group's
+// other VMs on that host to the same target, chosen to hold them all (h2 has room for one
+// of them only); a named target that cannot hold them all is refused with the reason.
+TEST_F(HostEvacuationTest, KeepTogetherGroupMovesAsOne) {
+  add_host("h1", 8, 8192);
+  add_host("h2", 8, 768);
+  std::string h3 = add_host("h3", 8, 8192);
+  add_vm("a", "h1", "running", 512, false, "pair");
+  add_vm("b", "h1", "running", 512, false, "pair");
+  add_vm("solo", "h1", "running", 512);
+  // Each alone would fit h2; together they do not.
+  auto refused = vms_->migrate("a", VmMigrateOptions{"h2", 0, 0, std::nullopt, false}, "test");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::resource_exhausted) << refused.error().to_string();
+  EXPECT_NE(refused.error().message.find("no host takes keep-together group pair (2 VMs"),
+            std::string::npos)
+      << refused.error().message;
+  EXPECT_TRUE(migrating().empty());
+
+  auto moved = vms_->migrate("a", VmMigrateOptions{}, "test");
+  ASSERT_TRUE(moved) << moved.error().to_string();
+  EXPECT_NE(moved->task.message.find("keep-together group pair moves as one: a, b"),
+            std::string::npos)
+      << moved->task.message;
+  auto now = migrating();
+  std::sort(now.begin(), now.end());
+  ASSERT_EQ(now, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(doc_of("a").migration.target_host_id, h3);
+  EXPECT_EQ(doc_of("b").migration.target_host_id, h3);
+  EXPECT_NE(doc_of("a").migration.task_id, doc_of("b").migration.task_id);  // a task each
+  // The group's other VM is migrating now: asking for it again is the usual conflict.
+  EXPECT_EQ(vms_->migrate("b", VmMigrateOptions{}, "test").error().code, ErrorCode::conflict);
+  // A VM outside the group moves alone (h2 takes it).
+  auto solo = vms_->migrate("solo", VmMigrateOptions{}, "test");
+  ASSERT_TRUE(solo) << solo.error().to_string();
+  EXPECT_EQ(solo->task.message.find("keep-together"), std::string::npos) << solo->task.message;
+  EXPECT_EQ(migrating().size(), 3u);
 }
 
 }  // namespace

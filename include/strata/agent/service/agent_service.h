@@ -97,6 +97,10 @@ class AgentService final : public v1::AgentService::Service {
                           v1::ListImagesResponse*) override;
   grpc::Status PutImage(grpc::ServerContext*, grpc::ServerReader<v1::PutImageChunk>*,
                         v1::PutImageResponse*) override;
+  grpc::Status ReadDisk(grpc::ServerContext*, const v1::ReadDiskRequest*,
+                        grpc::ServerWriter<v1::DiskChunk>*) override;
+  grpc::Status WriteDisk(grpc::ServerContext*, grpc::ServerReader<v1::DiskChunk>*,
+                         v1::WriteDiskResponse*) override;
   grpc::Status DeleteImage(grpc::ServerContext*, const v1::DeleteImageRequest*,
                            v1::DeleteImageResponse*) override;
   grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,

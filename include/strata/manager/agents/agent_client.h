@@ -168,6 +168,13 @@ class AgentClient {
   Status abort_migration(const std::string& request_id, const std::string& name);
   Status confirm_migration(const std::string& request_id, const std::string& name);
   Result<pb::VmStatus> cancel_migration(const std::string& request_id, const std::string& name);
+  // Cold migration of a stopped VM's local disk (agent_client_disks.cc): this agent's
+  // ReadDisk relayed, chunk by chunk, to `target`'s WriteDisk (never the whole disk in
+  // memory; the agents check the digest end to end). on_progress(data bytes sent, the
+  // file's size) after each chunk. Returns the data bytes the target wrote.
+  Result<uint64_t> copy_disk_to(AgentClient& target, const std::string& request_id,
+                                const std::string& vm, const std::string& disk,
+                                const std::function<void(uint64_t, uint64_t)>& on_progress = {});
 
  private:
   std::string address_;

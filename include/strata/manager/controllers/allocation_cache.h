@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "strata/sched/snapshot.h"
 
@@ -42,10 +43,15 @@ class AllocationCache {
   void remove(const std::string& vm_id);
   void clear();
 
-  // Adds what the host's VMs hold to `host` (allocated_vcpus/memory, anti-affinity
-  // groups), leaving out `exclude_vm_id` and its migration reservation (a VM being
-  // re-placed does not compete with itself).
-  void fill(sched::HostInfo& host, const std::string& exclude_vm_id = {}) const;
+  // Adds what the host's VMs hold to `host` (allocated_vcpus/memory, anti-affinity and
+  // keep-together groups), leaving out `exclude_vm_ids` and their migration reservations
+  // (VMs being re-placed do not compete with themselves; a group they leave stays on the
+  // host only through its other VMs there).
+  void fill(sched::HostInfo& host, const std::vector<std::string>& exclude_vm_ids) const;
+  void fill(sched::HostInfo& host, const std::string& exclude_vm_id = {}) const {
+    fill(host, exclude_vm_id.empty() ? std::vector<std::string>{}
+                                     : std::vector<std::string>{exclude_vm_id});
+  }
 
   const HostTotals* host(const std::string& host_id) const;
   const VmAllocation* vm(const std::string& vm_id) const;

@@ -157,6 +157,15 @@ class PlacementService {
                                             const store::HostRecord& source,
                                             const std::string& target_name);
 
+  // A keep-together group's move: `members` (VM id and document; the first is the VM the
+  // user asked to move, all on `source`) go to one host together. It must hold them all
+  // at once (their resources summed), pass each member's own filters (selectors, groups,
+  // datastores, the CPU each runs with) and offer the source's accelerator: the best such
+  // host, or `target_name`. resource_exhausted with the scheduler's reasons when none does.
+  Result<store::HostRecord> place_group_migration(
+      const std::vector<std::pair<std::string, VmDocument>>& members,
+      const store::HostRecord& source, const std::string& target_name);
+
   // `datastores`: also read which datastores each host mounts (from its inventory JSON;
   // only requests for VMs with datastore disks need it).
   // `cpus`: also read the CPUs each host offers (its inventory's cpu_models; only live
@@ -217,8 +226,8 @@ class PlacementService {
  private:
   // The scheduler's request for a VM (resources, selector, group, pinned host id).
   Result<sched::PlacementRequest> request_for(const VmDocument& doc);
-  // snapshot() without any of `exclude_host_ids`.
-  Result<sched::Snapshot> snapshot_without(const std::string& exclude_vm_id,
+  // snapshot() without any of `exclude_host_ids`, not counting `exclude_vm_ids`.
+  Result<sched::Snapshot> snapshot_without(const std::vector<std::string>& exclude_vm_ids,
                                            const std::vector<std::string>& exclude_host_ids,
                                            bool datastores, bool cpus = false);
 

@@ -47,9 +47,10 @@ struct VmMigration {
   uint64_t max_bandwidth = 0;   // bytes per second; 0: QEMU's default
   int64_t downtime_max_ms = 0;  // 0: the agent's default (1000)
   bool tls = false;             // the RAM stream and the NBD mirror over TLS
+  bool auto_converge = false;   // QEMU throttles the guest's vCPUs while RAM lags behind
   std::string cancelled_by;     // a cancel was asked for (by this actor): give the target up
-  // Cold: the VM is stopped and every disk is on a datastore: it is defined on the target
-  // and removed from the source; nothing is copied (vm_migration.cc, migrate_cold).
+  // Cold: the VM is stopped: it is defined on the target, its local disks are copied there,
+  // and it is removed from the source (vm_migration.cc).
   bool cold = false;
   bool active() const { return !target_host_id.empty(); }
 };

@@ -64,6 +64,7 @@ struct VmMigrateOptions {
   uint64_t max_bandwidth = 0;   // bytes per second; 0: QEMU's default
   int64_t downtime_max_ms = 0;  // the highest downtime limit to step up to; 0: 1000 ms
   std::optional<bool> tls;      // TLS for the stream and the mirror; unset: the cluster default
+  bool auto_converge = false;   // let QEMU throttle the guest's vCPUs while RAM lags behind
 };
 
 // What a change committed: the VM as stored and the task that tracks the intent.

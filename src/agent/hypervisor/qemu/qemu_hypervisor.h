@@ -84,6 +84,12 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status change_cdrom(const std::string& name, const std::string& image) override;
   Result<std::string> read_uefi_vars(const std::string& name) override;
   Status write_uefi_vars(const std::string& name, const std::string& vars) override;
+  Status export_disk(const std::string& name, const std::string& disk, size_t max_extent,
+                     const std::function<Status(const DiskFileHeader&)>& on_header,
+                     const ImageStore::DiskExtentSink& on_extent) override;
+  Result<uint64_t> import_disk(const std::string& name, const std::string& disk,
+                               const DiskFileHeader& header,
+                               const ImageStore::DiskExtentSource& next) override;
   Status pause(const std::string& name) override;
   Status resume(const std::string& name) override;
   using Hypervisor::undefine;
@@ -243,6 +249,9 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status begin_job_locked(const std::string& name, Vm& vm, VmJob job);
   // Ends `job` on the VM if it is still the running one. Takes mu_.
   void end_job(const std::string& name, VmJob job);
+  // A cold migration's disk copy (vm_disk_copy.cc): checks the VM is off and the disk
+  // local, takes the disk-copy job (the caller ends it). Takes mu_.
+  Result<model::DiskSpec> begin_disk_copy(const std::string& name, const std::string& disk);
   std::vector<std::string> taps_of(const model::VmSpec& spec) const;
   // Snapshots (vm_snapshot.cc): what a snapshot job needs, copied out under mu_.
   struct SnapshotJob {

@@ -249,7 +249,8 @@ Result<MigrationInfo> parse_migrate_info(const json& ret) {
   info.status = status->empty() ? "none" : *status;
   for (auto [name, out] : {std::pair{"expected-downtime", &info.expected_downtime_ms},
                            {"downtime", &info.downtime_ms},
-                           {"total-time", &info.total_time_ms}}) {
+                           {"total-time", &info.total_time_ms},
+                           {"cpu-throttle-percentage", &info.cpu_throttle_percentage}}) {
     auto v = get_opt_int(ret, name, what);
     if (!v) return tl::unexpected(v.error());
     *out = *v;

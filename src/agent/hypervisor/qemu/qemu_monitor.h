@@ -92,6 +92,7 @@ struct MigrationInfo {
   std::optional<int64_t> expected_downtime_ms;  // while active
   std::optional<int64_t> downtime_ms;           // once completed (QEMU's, source view)
   std::optional<int64_t> total_time_ms;
+  std::optional<int64_t> cpu_throttle_percentage;  // auto-converge throttling the vCPUs
   std::string error_desc;  // when failed
   // Target with -incoming on port 0: the addresses QEMU listens on ("host", "port").
   std::vector<std::pair<std::string, std::string>> socket_addresses;

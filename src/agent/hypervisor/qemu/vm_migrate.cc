@@ -182,6 +182,7 @@ MigrationProgress ram_progress(const MigrationInfo& mi, int64_t downtime_limit_m
   p.passes = mi.dirty_sync_count;
   p.mbps = mi.mbps;
   p.downtime_limit_ms = downtime_limit_ms;
+  p.cpu_throttle_percent = mi.cpu_throttle_percentage.value_or(0);
   return p;
 }
 
@@ -328,7 +329,10 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     qmp = vm->qmp;
   }
   if (!qmp) return fail(internal_error("no QMP monitor after start").value());
-  if (auto s = qmp->migrate_set_capabilities({{"events", true}}, kCmd); !s)
+  // dirty-bitmaps: the backups' persistent bitmaps (backup.md) travel with the VM, so
+  // the next backup after a migration can still be incremental.
+  if (auto s = qmp->migrate_set_capabilities({{"events", true}, {"dirty-bitmaps", true}}, kCmd);
+      !s)
     return fail(s.error());
   IncomingInfo info;
   info.tls = source.tls;
@@ -596,7 +600,14 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
     last_report_phase = p.phase;
     if (progress) progress(p);
   };
-  if (auto s = qmp->migrate_set_capabilities({{"events", true}}, kCmd); !s)
+  // dirty-bitmaps: the backups' persistent bitmaps (backup.md) travel with the VM, so
+  // the next backup after a migration can still be incremental. auto-converge is set
+  // either way: QEMU keeps capabilities from one migration to the next.
+  if (auto s = qmp->migrate_set_capabilities({{"events", true},
+                                              {"dirty-bitmaps", true},
+                                              {"auto-converge", policy.auto_converge}},
+                                             kCmd);
+      !s)
     return fail(s.error());
   const std::string tls_creds = target.tls ? kTlsCreds : "";
   if (target.tls)

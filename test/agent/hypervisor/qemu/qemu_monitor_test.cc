@@ -303,8 +303,8 @@ TEST(QemuMonitorParse, RecordedMigrationReplies) {
   EXPECT_EQ(done->dirty_sync_count, 3u);
   EXPECT_GT(done->mbps, 0);
   ASSERT_TRUE(done->downtime_ms);
-  EXPECT_EQ(*done->downtime_ms, 59);
-  EXPECT_EQ(done->total_time_ms, 4619);
+  EXPECT_EQ(*done->downtime_ms, 4);
+  EXPECT_EQ(done->total_time_ms, 1274);
   EXPECT_FALSE(done->expected_downtime_ms);
 
   auto setup = parse_migrate_info(recorded_reply("migrate-source-7.2.scenario", "query-migrate"));
@@ -322,7 +322,7 @@ TEST(QemuMonitorParse, RecordedMigrationReplies) {
       parse_migrate_info(recorded_reply("migrate-fail-source-7.2.scenario", "query-migrate", 1));
   ASSERT_TRUE(failed);
   EXPECT_EQ(failed->status, "failed");
-  EXPECT_NE(failed->error_desc.find("Connection reset"), std::string::npos);
+  EXPECT_NE(failed->error_desc.find("Unable to write to socket"), std::string::npos);
 
   auto incoming =
       parse_migrate_info(recorded_reply("migrate-target-7.2.scenario", "query-migrate"));
@@ -330,7 +330,7 @@ TEST(QemuMonitorParse, RecordedMigrationReplies) {
   EXPECT_EQ(incoming->status, "none");  // no "status" before the source connects
   ASSERT_EQ(incoming->socket_addresses.size(), 1u);
   EXPECT_EQ(incoming->socket_addresses[0].first, "127.0.0.1");
-  EXPECT_EQ(incoming->socket_addresses[0].second, "43533");
+  EXPECT_EQ(incoming->socket_addresses[0].second, "42871");
 
   auto jobs = parse_block_jobs(recorded_reply("migrate-source-7.2.scenario", "query-block-jobs"));
   ASSERT_TRUE(jobs) << jobs.error().message;
@@ -347,13 +347,19 @@ TEST(QemuMonitorParse, MalformedMigrationRepliesAreErrors) {
        {R"([])", R"(null)", R"({"status": 1})", R"({"status": "active", "ram": {"remaining": -1}})",
         R"({"status": "active", "ram": {"mbps": "fast"}})", R"({"expected-downtime": 1.5})",
         R"({"socket-address": {}})", R"({"socket-address": [{"type": "inet", "host": "h"}]})",
-        R"({"status": "failed", "error-desc": 3})"}) {
+        R"({"status": "failed", "error-desc": 3})", R"({"cpu-throttle-percentage": "20"})"}) {
     auto r = parse_migrate_info(json::parse(bad));
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::internal);
     EXPECT_NE(r.error().message.find("query-migrate"), std::string::npos);
   }
   EXPECT_TRUE(parse_migrate_info(json::parse(R"({})")));
+  // Auto-converge throttling the guest (QEMU 7.2's field, present while it throttles).
+  auto throttled = parse_migrate_info(json::parse(
+      R"({"status": "active", "cpu-throttle-percentage": 40, "ram": {"remaining": 1}})"));
+  ASSERT_TRUE(throttled);
+  EXPECT_EQ(throttled->cpu_throttle_percentage, 40);
+  EXPECT_FALSE(parse_migrate_info(json::parse(R"({"status": "active"})"))->cpu_throttle_percentage);
   EXPECT_FALSE(parse_block_jobs(json::parse(R"({})")));
   EXPECT_FALSE(parse_block_jobs(json::parse(R"([{"type": "mirror", "device": "j"}])")));
   EXPECT_FALSE(parse_block_jobs(json::parse(
@@ -413,7 +419,8 @@ TEST_F(QemuMonitorFake, MigrateSourceScenario) {
   ASSERT_TRUE(mon) << mon.error().to_string();
   auto& m = **mon;
   ASSERT_TRUE(m.query_status());
-  ASSERT_TRUE(m.migrate_set_capabilities({{"events", true}}));
+  ASSERT_TRUE(m.migrate_set_capabilities(
+      {{"events", true}, {"dirty-bitmaps", true}, {"auto-converge", false}}));
   ASSERT_TRUE(m.blockdev_add_nbd("mig-disk0", "127.0.0.1", "10899", "disk0"));
   ASSERT_TRUE(m.blockdev_mirror("mig-disk0", "disk0", "mig-disk0", "top"));
   auto jobs = m.query_block_jobs();
@@ -425,7 +432,7 @@ TEST_F(QemuMonitorFake, MigrateSourceScenario) {
   params.tls_creds = "";  // plain, as the driver sends it (resets an earlier TLS attempt)
   params.tls_hostname = "";
   ASSERT_TRUE(m.migrate_set_parameters(params));
-  ASSERT_TRUE(m.migrate("tcp:127.0.0.1:43533"));
+  ASSERT_TRUE(m.migrate("tcp:127.0.0.1:42871"));
   EXPECT_EQ(m.query_migrate()->status, "setup");
   auto done = m.query_migrate();
   ASSERT_TRUE(done);
@@ -449,7 +456,7 @@ TEST_F(QemuMonitorFake, MigrateTargetScenario) {
   auto mon = connect();
   ASSERT_TRUE(mon) << mon.error().to_string();
   auto& m = **mon;
-  ASSERT_TRUE(m.migrate_set_capabilities({{"events", true}}));
+  ASSERT_TRUE(m.migrate_set_capabilities({{"events", true}, {"dirty-bitmaps", true}}));
   ASSERT_TRUE(m.nbd_server_start("127.0.0.1", "10899"));
   ASSERT_TRUE(m.block_export_add_nbd("mig-disk0", "disk0", "disk0", true));
   ASSERT_TRUE(m.migrate_incoming("tcp:127.0.0.1:0"));

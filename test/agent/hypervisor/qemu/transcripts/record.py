@@ -4,7 +4,8 @@
 Usage (from the repository root; needs qemu-system-x86_64 and the tiny guest image from
 `scripts/guest-images tiny`):
     test/agent/hypervisor/qemu/transcripts/record.py [SCENARIO...]
-Scenarios: start, powerdown, quit, forceoff, machines, migrate (default: all). migrate
+Scenarios: start, powerdown, quit, forceoff, machines, cdrom, migrate, migrate-fail,
+migrate-fail-ac, mirror-fail (default: all). migrate
 runs two QEMUs (a booted source with a disk overlay, a `-incoming defer` target with the
 same hardware) and writes migrate-source-* and migrate-target-*; migrate-fail does the same
 and kills the target in the middle of the RAM stream (migrate-fail-source-*), mirror-fail
@@ -220,12 +221,13 @@ def migration_pair(tmp):
     return src, dst
 
 
-def migrate_setup(src, dst, bandwidth):
+def migrate_setup(src, dst, bandwidth, auto_converge=False):
     """What the driver sends: target prepare, source mirror until READY, then RAM."""
     dst.greeting()
     dst.execute("qmp_capabilities")
     dst.execute("migrate-set-capabilities",
-                {"capabilities": [{"capability": "events", "state": True}]})
+                {"capabilities": [{"capability": "events", "state": True},
+                                  {"capability": "dirty-bitmaps", "state": True}]})
     dst.execute("nbd-server-start",
                 {"addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": "10899"}}})
     dst.execute("block-export-add", {"type": "nbd", "id": "mig-disk0", "node-name": "disk0",
@@ -237,7 +239,9 @@ def migrate_setup(src, dst, bandwidth):
     src.execute("qmp_capabilities")
     src.execute("query-status")
     src.execute("migrate-set-capabilities",
-                {"capabilities": [{"capability": "events", "state": True}]})
+                {"capabilities": [{"capability": "events", "state": True},
+                                  {"capability": "dirty-bitmaps", "state": True},
+                                  {"capability": "auto-converge", "state": auto_converge}]})
     src.execute("blockdev-add", {"driver": "nbd", "node-name": "mig-disk0",
                                  "server": {"type": "inet", "host": "127.0.0.1",
                                             "port": "10899"},
@@ -291,10 +295,10 @@ def unwind(src):
     src.wait_hangup()
 
 
-def migrate_fail(tmp):
+def migrate_fail(tmp, auto_converge=False):
     """The target QEMU dies while the source streams RAM (slowly: 1 MiB/s)."""
     src, dst = migration_pair(tmp)
-    migrate_setup(src, dst, 1 << 20)
+    migrate_setup(src, dst, 1 << 20, auto_converge)
     src.wait_event("MIGRATION")  # setup
     src.execute("query-migrate")
     dst.proc.kill()
@@ -303,11 +307,12 @@ def migrate_fail(tmp):
         src.wait_event("MIGRATION")
     src.execute("query-migrate")
     unwind(src)
-    return {"migrate-fail-source": src}
+    return {"migrate-fail-ac-source" if auto_converge else "migrate-fail-source": src}
 
 
 def mirror_fail(tmp):
     """The target QEMU dies while the source mirrors a disk (64 MiB): the mirror fails."""
+    auto_converge = False
     os.makedirs(os.path.join(tmp, "s"))
     os.makedirs(os.path.join(tmp, "t"))
     disk = overlay(tmp, "src.qcow2", False)
@@ -327,7 +332,9 @@ def mirror_fail(tmp):
     src.execute("qmp_capabilities")
     src.execute("query-status")
     src.execute("migrate-set-capabilities",
-                {"capabilities": [{"capability": "events", "state": True}]})
+                {"capabilities": [{"capability": "events", "state": True},
+                                  {"capability": "dirty-bitmaps", "state": True},
+                                  {"capability": "auto-converge", "state": auto_converge}]})
     src.execute("blockdev-add", {"driver": "nbd", "node-name": "mig-disk0",
                                  "server": {"type": "inet", "host": "127.0.0.1",
                                             "port": "10899"},
@@ -377,7 +384,10 @@ def cdrom(tmp):
     return {"cdrom": q}
 
 
-PAIRS = {"cdrom": cdrom, "migrate": migrate, "migrate-fail": migrate_fail, "mirror-fail": mirror_fail}
+PAIRS = {"cdrom": cdrom, "migrate": migrate, "migrate-fail": migrate_fail,
+         # The same with auto-converge asked for (the driver's --auto-converge).
+         "migrate-fail-ac": lambda tmp: migrate_fail(tmp, True),
+         "mirror-fail": mirror_fail}
 
 SCENARIOS = {"start": (start, True), "powerdown": (powerdown, True), "quit": (quit_, False),
              "forceoff": (forceoff, True),
