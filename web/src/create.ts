@@ -8,7 +8,7 @@ import { api, errorText, type StrataEvent, type Task, type Vm } from "./api/clie
 import { canOperate } from "./format";
 import { LivePage, listHosts, stateBadge } from "./pages";
 import {
-  EMPTY_FORM, formKeyOfField, placementHeadline, placementRows, vmCreateBody,
+  BOOT_LABEL, BOOT_ORDERS, EMPTY_FORM, formKeyOfField, placementHeadline, placementRows, vmCreateBody,
   type Invalid, type PlacementPreview, type WizardForm,
 } from "./wizard";
 
@@ -20,6 +20,7 @@ class CreateVmPage extends LivePage {
     form: { state: true },
     images: { state: true },
     hosts: { state: true },
+    cpuModels: { state: true },
     preview: { state: true },
     problem: { state: true },
     invalid: { state: true },
@@ -31,6 +32,7 @@ class CreateVmPage extends LivePage {
   form: WizardForm = { ...EMPTY_FORM };
   images: Image[] = [];
   hosts: string[] = [];
+  cpuModels: string[] = [];  // the clusters' baselines in force, offered in the CPU model list
   preview: PlacementPreview | null = null;
   problem = "";  // the form's or the server's objection, with the field
   invalid: Invalid | null = null;  // the same, shown next to its control when the form has one
@@ -72,13 +74,16 @@ class CreateVmPage extends LivePage {
       }
       return;
     }
-    const [images, hosts] = await Promise.all([
+    const [images, hosts, clusters] = await Promise.all([
       api.GET("/api/v1/images", { params: { query: { limit: 1000 } } }),
       listHosts(),
+      api.GET("/api/v1/clusters"),
     ]);
     if (!images.data) throw new Error(errorText(images.error, "cannot list images"));
     this.images = (images.data.images ?? []) as Image[];
     this.hosts = hosts.map((h) => h.name ?? "").filter(Boolean);
+    const models = (clusters.data?.clusters ?? []).map((c) => c.cpu_model ?? "").filter(Boolean);
+    this.cpuModels = [...new Set(models)].sort();
   }
 
   private set(key: keyof WizardForm, value: string | boolean): void {
@@ -176,6 +181,17 @@ class CreateVmPage extends LivePage {
       </select>${this.note(id, undefined, bad)}`;
   }
 
+  // A select whose options have labels of their own (value -> label).
+  private choice(key: keyof WizardForm, label: string, options: Array<[string, string]>, hint?: string) {
+    const id = `cw-${key}`;
+    const bad = this.objection(key);
+    return html`<label for=${id}>${label}</label>
+      <select id=${id} aria-describedby=${this.describedBy(id, hint, bad)} aria-invalid=${bad ? "true" : "false"}
+        @change=${(e: Event) => this.set(key, (e.target as HTMLSelectElement).value)}>
+        ${options.map(([v, l]) => html`<option value=${v} ?selected=${this.form[key] === v}>${l}</option>`)}
+      </select>${this.note(id, hint, bad)}`;
+  }
+
   private renderPreview() {
     const p = this.preview;
     if (this.problem) return html`<p class="error" role="alert">${this.problem}</p>`;
@@ -223,6 +239,16 @@ class CreateVmPage extends LivePage {
             ${this.select("kernel", "Kernel", byKind("kernel"), "none (boot from the disk)")}
             ${this.select("initrd", "Initrd", byKind("initrd"), "none")}
             ${this.field("cmdline", "Kernel command line")}
+            ${this.select("cdrom", "CD-ROM", byKind("iso"), "empty")}
+            ${this.choice("boot", "Boot order", BOOT_ORDERS.map((b) => [b, BOOT_LABEL[b]]), "firmware boot order (not with a kernel)")}
+            ${this.choice("firmware", "Firmware", [["", "BIOS (SeaBIOS)"], ["uefi", "UEFI (OVMF, own variables)"]])}
+            <label for="cw-cpuModel">CPU model</label>
+            <input id="cw-cpuModel" list="cw-cpu-models" .value=${this.form.cpuModel} placeholder="the cluster's baseline"
+              aria-describedby=${this.describedBy("cw-cpuModel", "x", this.objection("cpuModel"))}
+              aria-invalid=${this.objection("cpuModel") ? "true" : "false"} spellcheck="false"
+              @input=${(e: Event) => this.set("cpuModel", (e.target as HTMLInputElement).value)} />
+            <datalist id="cw-cpu-models">${["host", "max", ...this.cpuModels].map((m) => html`<option value=${m}></option>`)}</datalist>
+            ${this.note("cw-cpuModel", "empty: its cluster's CPU baseline, so it can move within the cluster; host, max or a QEMU model", this.objection("cpuModel"))}
             ${this.field("labels", "Labels", { placeholder: "tier=web, team=a" })}
             ${this.field("nodeSelector", "Node selector", { placeholder: "zone=a", hint: "host labels the VM needs" })}
             ${this.select("host", "Host", this.hosts, "chosen by the scheduler")}

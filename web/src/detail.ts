@@ -81,6 +81,24 @@ function guestSection(vm: Vm) {
   </section>`;
 }
 
+// "CD-ROM, then disk" from spec.boot ([]: the boot disk; a kernel boots directly).
+function bootOrder(spec: Json): string {
+  if (spec.kernel) return "kernel (direct boot)";
+  const order = Array.isArray(spec.boot) ? (spec.boot as string[]) : [];
+  if (order.length === 0) return "the boot disk";
+  return order.map((d) => (d === "cdrom" ? "CD-ROM" : d === "disk" ? "disk" : d)).join(", then ");
+}
+
+// The CPU its QEMU runs with, and what it gets at its next start when that differs.
+function cpuLine(vm: Vm) {
+  const cpu = vm.cpu;
+  const spec = obj(vm.spec);
+  const model = cpu?.model ?? vm.status?.cpu_model ?? null;
+  const chosen = typeof spec.cpu_model === "string" && spec.cpu_model ? `set on the VM: ${spec.cpu_model}` : `its cluster's baseline${cpu?.cluster ? ` (${cpu.cluster})` : ""}`;
+  return html`${model ?? cpu?.next_start ?? "-"} <span class="muted">(${chosen})</span>
+    ${cpu?.note ? html`<br /><span class="muted" data-cpu-note>${cpu.note}</span>` : nothing}`;
+}
+
 const ACTION_LABEL: Record<VmAction, string> = {
   start: "Start",
   shutdown: "Shut down",
@@ -104,9 +122,18 @@ class VmPage extends LivePage {
     gone: { state: true },
     consoleOpen: { state: true },
     displayOpen: { state: true },
+    isos: { state: true },
+    medium: { state: true },
+    cdromBusy: { state: true },
+    cdromMessage: { state: true },
   };
   name = "";
   vm: Vm | null = null;
+  isos: string[] = [];  // the catalog's iso images (operators: the CD-ROM's choices)
+  medium = "";  // the iso chosen to insert
+  cdromBusy = false;
+  cdromMessage = "";
+  cdromFailed = false;
   tasks: Task[] = [];
   history: StrataEvent[] = [];
   historyNext: number | null = null;
@@ -121,11 +148,13 @@ class VmPage extends LivePage {
   }
 
   protected async load(): Promise<void> {
-    const [vm, tasks, events] = await Promise.all([
+    const [vm, tasks, events, images] = await Promise.all([
       api.GET("/api/v1/vms/{name}", { params: { path: { name: this.name } } }),
       api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } }),
       targetEvents(`vm/${this.name}`),
+      canOperate(this.role) ? api.GET("/api/v1/images", { params: { query: { limit: 1000 } } }) : null,
     ]);
+    if (images?.data) this.isos = (images.data.images ?? []).filter((i) => i.kind === "iso").map((i) => i.name ?? "").filter(Boolean);
     if (vm.response.status === 404) {
       this.vm = null;
       this.gone = true;
@@ -161,6 +190,45 @@ class VmPage extends LivePage {
     const label = ACTION_LABEL[action].toLowerCase();
     this.message = r.error ? `${label} ${name}: ${errorText(r.error)}` : `${label} ${name}: accepted`;
     void this.refresh();
+  }
+
+  // Insert (or change) the CD-ROM's medium, or eject it (image null): a vm.cdrom task; the
+  // page reloads on the VM's events and shows the medium once the host has it.
+  private async cdrom(image: string | null): Promise<void> {
+    if (image === "") {
+      this.cdromFailed = true;
+      this.cdromMessage = "choose an ISO image first";
+      return;
+    }
+    this.cdromBusy = true;
+    const { error } = await api.POST("/api/v1/vms/{name}/cdrom", { params: { path: { name: this.name } }, body: { image } });
+    this.cdromBusy = false;
+    this.cdromFailed = !!error;
+    const what = image === null ? "eject" : `insert ${image}`;
+    this.cdromMessage = error ? `${what}: ${errorText(error)}` : `${what}: accepted`;
+    void this.refresh();
+  }
+
+  private renderCdrom(vm: Vm, spec: Json, operate: boolean) {
+    const medium = typeof spec.cdrom === "string" && spec.cdrom ? spec.cdrom : "";
+    const choice = this.medium || this.isos.find((i) => i !== medium) || "";
+    return html`<section aria-labelledby="vm-cdrom-h" data-cdrom=${medium}>
+      <h2 id="vm-cdrom-h">CD-ROM</h2>
+      <p>Medium: <strong data-medium>${medium || "empty"}</strong></p>
+      ${operate
+        ? html`<form class="toolbar" aria-label="CD-ROM medium" @submit=${(e: SubmitEvent) => { e.preventDefault(); void this.cdrom(choice); }}>
+            <label for="vm-cdrom-image">ISO image</label>
+            <select id="vm-cdrom-image" @change=${(e: Event) => { this.medium = (e.target as HTMLSelectElement).value; }}>
+              ${this.isos.length === 0 ? html`<option value="">no iso image in the catalog</option>` : nothing}
+              ${this.isos.map((i) => html`<option value=${i} ?selected=${i === choice}>${i}</option>`)}
+            </select>
+            <button type="submit" ?disabled=${this.cdromBusy || !choice}>${medium ? "Change medium" : "Insert"}</button>
+            <button type="button" class="secondary" ?disabled=${this.cdromBusy || !medium} @click=${() => this.cdrom(null)}>Eject</button>
+            ${vm.status?.state === "running" ? html`<span class="muted">The guest sees the change at once (no restart).</span>` : nothing}
+          </form>
+          ${this.cdromMessage ? html`<p class=${this.cdromFailed ? "error" : "notice"} role=${this.cdromFailed ? "alert" : "status"}>${this.cdromMessage}</p>` : nothing}`
+        : nothing}
+    </section>`;
   }
 
   private async older(): Promise<void> {
@@ -240,12 +308,16 @@ class VmPage extends LivePage {
             <dt>Machine</dt><dd>${str(spec.machine)}</dd>
             ${spec.kernel ? html`<dt>Kernel</dt><dd>${str(spec.kernel)} ${spec.initrd ? html`+ ${str(spec.initrd)}` : nothing}</dd>` : nothing}
             ${spec.cmdline ? html`<dt>Command line</dt><dd><code>${str(spec.cmdline)}</code></dd>` : nothing}
+            <dt>Firmware</dt><dd data-spec="firmware">${spec.firmware === "uefi" ? "UEFI (OVMF)" : "BIOS (SeaBIOS)"}</dd>
+            <dt>Boot order</dt><dd data-spec="boot">${bootOrder(spec)}</dd>
+            <dt>CPU model</dt><dd data-spec="cpu">${cpuLine(vm)}</dd>
             <dt>UUID</dt><dd>${str(spec.uuid)}</dd>
             <dt>Created</dt><dd>${vm.created_ms ? new Date(vm.created_ms).toLocaleString() : "-"}</dd>
           </dl>
         </section>
       </div>
       ${guestSection(vm)}
+      ${spec.machine === undefined || spec.machine === "q35" ? this.renderCdrom(vm, spec, operate) : nothing}
       <div class="cols">
         <section aria-labelledby="vm-disks-h">
           <h2 id="vm-disks-h">Disks</h2>
@@ -431,6 +503,7 @@ class HostPage extends LivePage {
               ${u.datastores.length ? html`<h3 id="host-ds-h">Datastores</h3>${datastoreBars(u.datastores)}` : nothing}`
             : html`<p class="muted" role="status">Counting what its VMs hold…</p>`}
           <dl class="facts">
+            <dt>Cluster</dt><dd data-host-cluster><a href="/clusters/${h.cluster || "default"}">${h.cluster || "default"}</a></dd>
             <dt>Address</dt><dd><code>${str(h.address)}</code></dd>
             <dt>Reachability</dt><dd>${str(h.reachability)}${h.maintenance ? " (maintenance)" : ""}</dd>
             <dt>Last heartbeat</dt><dd>${time(h.last_heartbeat_ms)}</dd>

@@ -11,11 +11,13 @@ import { prefetchFor } from "./pages";
 import "./detail";
 import "./create";
 import "./admin-pages";
+import "./clusters";
 
-type Page = "dashboard" | "hosts" | "vms" | "host" | "vm" | "create" | "images" | "tokens";
+type Page = "dashboard" | "inventory" | "cluster" | "hosts" | "vms" | "host" | "vm" | "create" | "images" | "tokens";
 
 const PAGES: Array<{ page: Page; path: string; label: string }> = [
   { page: "dashboard", path: "/", label: "Dashboard" },
+  { page: "inventory", path: "/inventory", label: "Inventory" },  // clusters -> hosts -> VMs
   { page: "hosts", path: "/hosts", label: "Hosts" },
   { page: "vms", path: "/vms", label: "VMs" },
   { page: "images", path: "/images", label: "Images" },
@@ -25,6 +27,8 @@ const PAGES: Array<{ page: Page; path: string; label: string }> = [
 // "/vms/web-1" is the VM page of web-1, "/hosts/h1" the host page of h1.
 function pageFor(path: string): Page {
   if (path === "/create") return "create";
+  if (path.startsWith("/clusters/") && path.length > "/clusters/".length) return "cluster";
+  if (path === "/clusters") return "inventory";
   const hit = PAGES.find((p) => p.path !== "/" && (path === p.path || path.startsWith(p.path + "/")));
   if (!hit) return "dashboard";
   if (path.length > hit.path.length + 1) return hit.page === "vms" ? "vm" : hit.page === "hosts" ? "host" : hit.page;
@@ -158,7 +162,7 @@ class StrataApp extends LitElement {
         <span class="brand">Strata</span>
         <nav aria-label="Main">
           ${PAGES.filter((p) => p.page !== "tokens" || this.role === "admin").map(
-            (p) => html`<a href=${p.path} aria-current=${this.page === p.page || `${this.page}s` === p.page ? "page" : nothing}>${p.label}</a>`,
+            (p) => html`<a href=${p.path} aria-current=${this.page === p.page || `${this.page}s` === p.page || (this.page === "cluster" && p.page === "inventory") ? "page" : nothing}>${p.label}</a>`,
           )}
         </nav>
         <span class="live ${this.live ? "on" : "off"}" role="status"
@@ -176,6 +180,10 @@ class StrataApp extends LitElement {
     switch (this.page) {
       case "dashboard":
         return html`<strata-dashboard .role=${this.role} .events=${this.events}></strata-dashboard>`;
+      case "inventory":
+        return html`<strata-inventory .role=${this.role} .events=${this.events}></strata-inventory>`;
+      case "cluster":
+        return keyed(this.detail, html`<strata-cluster .name=${this.detail} .role=${this.role} .events=${this.events}></strata-cluster>`);
       case "hosts":
         return html`<strata-hosts .events=${this.events}></strata-hosts>`;
       case "vms":

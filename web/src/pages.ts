@@ -33,7 +33,7 @@ export const requestHost = (name: string) => api.GET("/api/v1/hosts/{name}", { p
 // Called once at start, before the session is known: the requests the page at this URL
 // will make first (prefetch.ts). `name`: the host of a host page.
 export function prefetchFor(page: string, search: string, name = ""): void {
-  if (page === "dashboard" || page === "hosts") prefetch("summary", requestSummary);
+  if (page === "dashboard" || page === "hosts" || page === "inventory" || page === "cluster") prefetch("summary", requestSummary);
   if (page === "host" && name) {
     prefetch(`host:${name}`, () => requestHost(name));
     prefetch("summary", requestSummary);
@@ -90,6 +90,7 @@ function hostRow(h: HostUsage) {
   return html`<tr data-host=${h.name ?? ""}>
     <th scope="row"><a href="/hosts/${h.name ?? ""}">${h.name}</a></th>
     <td>${stateBadge(h.state)}${h.maintenance ? html` <span class="badge">maintenance</span>` : nothing}</td>
+    <td data-cluster=${h.cluster ?? ""}><a href="/clusters/${h.cluster || "default"}">${h.cluster || "default"}</a></td>
     <td>${capacity("CPU", vcpus, h.cpu_threads ?? 0, `${vcpus} / ${h.cpu_threads ?? 0} vCPU`)}</td>
     <td>${capacity("Memory", memory, h.memory_mib ?? 0, `${mib(memory)} / ${mib(h.memory_mib)}`)}</td>
     <td>${h.vms}</td>
@@ -102,7 +103,7 @@ function hostRow(h: HostUsage) {
 function hostTable(hosts: HostUsage[]) {
   if (hosts.length === 0) return html`<p>No hosts yet. Enroll one with <code>strata host enroll</code>.</p>`;
   return html`<table class="grid" aria-label="Hosts">
-    <thead><tr><th scope="col">Host</th><th scope="col">State</th><th scope="col">CPU allocated</th>
+    <thead><tr><th scope="col">Host</th><th scope="col">State</th><th scope="col">Cluster</th><th scope="col">CPU allocated</th>
       <th scope="col">Memory allocated</th><th scope="col">VMs</th><th scope="col">Datastores</th><th scope="col">Accelerator</th><th scope="col">Labels</th></tr></thead>
     <tbody>${repeat(hosts, (h) => h.name ?? "", (h) => hostRow(h))}</tbody>
   </table>`;

@@ -20,6 +20,10 @@ export interface WizardForm {
   host: string;  // "" = the scheduler chooses
   nic: boolean;  // one user-mode NIC
   vnc: boolean;  // a graphical console (false: QEMU gets no VNC display)
+  cdrom: string;  // catalog iso image in the CD-ROM ("" = empty drive)
+  boot: BootOrder;  // firmware boot order
+  firmware: "" | "bios" | "uefi";  // "" = the API's default (bios)
+  cpuModel: string;  // "" = the cluster's CPU baseline; "host", "max" or a QEMU model
   start: boolean;
   // cloud-init (NoCloud seed disk; docs/internals/cloud-init.md). A password is taken as a
   // crypt(3) hash only, as the API does: the browser hashes nothing.
@@ -31,9 +35,20 @@ export interface WizardForm {
   ciUserData: string;  // "#cloud-config\n..." or "#!..."
 }
 
+// The boot orders the form offers ("" = the boot disk only, the API's default).
+export const BOOT_ORDERS = ["", "cdrom,disk", "disk,cdrom", "cdrom"] as const;
+export type BootOrder = (typeof BOOT_ORDERS)[number];
+export const BOOT_LABEL: Record<BootOrder, string> = {
+  "": "the boot disk",
+  "cdrom,disk": "CD-ROM, then the boot disk",
+  "disk,cdrom": "the boot disk, then CD-ROM",
+  cdrom: "CD-ROM only",
+};
+
 export const EMPTY_FORM: WizardForm = {
   name: "", vcpus: "1", memoryMib: "512", image: "", diskGib: "", kernel: "", initrd: "",
   cmdline: "", labels: "", nodeSelector: "", host: "", nic: true, vnc: true, start: true,
+  cdrom: "", boot: "", firmware: "", cpuModel: "",
   ciHostname: "", ciUser: "", ciKeys: "", ciPasswordHash: "", ciSudo: false, ciUserData: "",
 };
 
@@ -100,8 +115,25 @@ export function vmCreateBody(f: WizardForm): { body?: VmCreate; error?: Invalid 
     if (sizeBytes !== undefined) disk.size_bytes = sizeBytes;
     body.disks = [disk];
   }
-  if (!kernel && !body.disks)
-    return { error: { field: "disks", message: "choose a disk image, a blank disk size or a kernel to boot" } };
+  const cdrom = f.cdrom.trim();
+  if (cdrom) body.cdrom = cdrom;
+  if (f.boot) {
+    // What the form alone can say; the server checks the rest (e.g. boot with a kernel).
+    if (f.boot.includes("cdrom") && !cdrom)
+      return { error: { field: "boot", message: "booting from the CD-ROM needs an ISO image in it" } };
+    if (f.boot.includes("disk") && !body.disks)
+      return { error: { field: "boot", message: "booting from the disk needs a disk image or a blank disk" } };
+    body.boot = f.boot.split(",") as NonNullable<VmCreate["boot"]>;
+  }
+  if (!kernel && !body.disks && !(cdrom && f.boot.includes("cdrom")))
+    return { error: { field: "disks", message: "choose a disk image, a blank disk size, a kernel or a CD-ROM to boot" } };
+  if (f.firmware) body.firmware = f.firmware;
+  const cpu = f.cpuModel.trim();
+  if (cpu) {
+    if (!/^[A-Za-z0-9][-A-Za-z0-9_.]*$/.test(cpu) || cpu.length > 64)
+      return { error: { field: "cpu_model", message: "a QEMU CPU model (Haswell-v4), host or max" } };
+    body.cpu_model = cpu;
+  }
   if (f.nic) body.nics = [{ mode: "user" }];
   const labels = parsePairs(f.labels, "labels");
   if (labels.error) return { error: labels.error };
@@ -147,10 +179,12 @@ export function formKeyOfField(field: string): keyof WizardForm | undefined {
     "disks[0].image": "image", "disks[0].size_bytes": "diskGib", kernel: "kernel", initrd: "initrd",
     cmdline: "cmdline", "cloud_init.hostname": "ciHostname", "cloud_init.users": "ciUser",
     "cloud_init.users[0].name": "ciUser", "cloud_init.users[0].password_hash": "ciPasswordHash",
-    "cloud_init.user_data": "ciUserData",
+    "cloud_init.user_data": "ciUserData", cdrom: "cdrom", boot: "boot", firmware: "firmware",
+    cpu_model: "cpuModel",
   };
   if (field in exact) return exact[field];
   if (/^cloud_init\.users\[0\]\.ssh_authorized_keys(\[\d+\])?$/.test(field)) return "ciKeys";
+  if (/^boot\[\d+\]$/.test(field)) return "boot";
   if (field === "labels" || field.startsWith("labels.")) return "labels";
   if (field === "node_selector" || field.startsWith("node_selector.")) return "nodeSelector";
   return undefined;

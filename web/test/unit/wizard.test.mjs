@@ -86,3 +86,29 @@ test("the API's field names map back to the form's controls", () => {
   assert.equal(formKeyOfField("cloud_init.users[1].name"), undefined);
   assert.equal(formKeyOfField("cloud_init.network[0].address"), undefined);
 });
+
+test("CD-ROM, boot order, firmware and CPU model in the create body", () => {
+  const base = { ...EMPTY_FORM, name: "inst", diskGib: "8" };
+  // an installer: an iso in the CD-ROM, boot from it then the disk, UEFI, a CPU model
+  assert.deepEqual(vmCreateBody({ ...base, cdrom: "netinst", boot: "cdrom,disk", firmware: "uefi", cpuModel: "Westmere-v1" }).body, {
+    name: "inst", vcpus: 1, memory_mib: 512, machine: "q35", vnc: true, start: true,
+    disks: [{ name: "root", boot: true, size_bytes: 8 * 1024 ** 3 }], nics: [{ mode: "user" }],
+    cdrom: "netinst", boot: ["cdrom", "disk"], firmware: "uefi", cpu_model: "Westmere-v1",
+  });
+  // defaults send none of them (the API's: empty drive, the boot disk, bios, the cluster's baseline)
+  const plain = vmCreateBody(base).body;
+  for (const k of ["cdrom", "boot", "firmware", "cpu_model"]) assert.equal(k in plain, false, k);
+  assert.equal(vmCreateBody({ ...base, firmware: "bios" }).body.firmware, "bios");
+  // the CD-ROM alone boots a VM with no disk
+  assert.deepEqual(vmCreateBody({ ...EMPTY_FORM, name: "live", cdrom: "live", boot: "cdrom" }).body.boot, ["cdrom"]);
+  const err = (f) => vmCreateBody({ ...base, ...f }).error;
+  assert.equal(err({ boot: "cdrom,disk" }).field, "boot");  // no iso in the drive
+  assert.equal(vmCreateBody({ ...EMPTY_FORM, name: "x", cdrom: "live", boot: "disk,cdrom" }).error.field, "boot");  // no disk
+  assert.equal(vmCreateBody({ ...EMPTY_FORM, name: "x", cdrom: "live" }).error.field, "disks");  // an iso alone boots nothing
+  assert.equal(err({ cpuModel: "Has well" }).field, "cpu_model");
+  // the API's fields map back to the controls
+  assert.equal(formKeyOfField("cdrom"), "cdrom");
+  assert.equal(formKeyOfField("boot[1]"), "boot");
+  assert.equal(formKeyOfField("firmware"), "firmware");
+  assert.equal(formKeyOfField("cpu_model"), "cpuModel");
+});

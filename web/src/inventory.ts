@@ -1,0 +1,85 @@
+// The inventory's own logic (unit-tested in test/unit): clusters and hosts -> the tree
+// (cluster -> hosts; a host's VMs are read when it is opened), a cluster's baseline in words,
+// and the checks the cluster forms make before asking the server.
+
+export interface ClusterLike {
+  name: string;
+  cpu_baseline: string;
+  cpu_model?: string | null;
+  cpu_reason?: string;
+  hosts?: number | unknown[];
+}
+
+export interface HostLike {
+  name?: string;
+  cluster?: string;
+  state?: string;
+  vms?: number;
+}
+
+export interface TreeCluster<H extends HostLike> {
+  name: string;
+  cluster: ClusterLike | undefined;  // undefined: a host names a cluster the list lacks
+  hosts: H[];
+}
+
+// Every cluster with its hosts (by name), clusters by name with "default" first; a host
+// whose cluster is not in the list (created meanwhile) still shows, under its name; a host
+// with no cluster is in "default" (as the API treats it).
+export function clusterTree<H extends HostLike>(clusters: ClusterLike[], hosts: H[]): TreeCluster<H>[] {
+  const byName = new Map<string, TreeCluster<H>>();
+  for (const c of clusters) byName.set(c.name, { name: c.name, cluster: c, hosts: [] });
+  for (const h of hosts) {
+    const name = h.cluster || "default";
+    let node = byName.get(name);
+    if (!node) byName.set(name, (node = { name, cluster: undefined, hosts: [] }));
+    node.hosts.push(h);
+  }
+  const nodes = [...byName.values()];
+  for (const n of nodes) n.hosts.sort((a, b) => (a.name ?? "").localeCompare(b.name ?? ""));
+  return nodes.sort((a, b) => (a.name === "default" ? -1 : b.name === "default" ? 1 : a.name.localeCompare(b.name)));
+}
+
+// "auto: Westmere-v1" / "fixed: Haswell-v4" / "auto: none yet" — the setting and the model
+// in force.
+export function baselineLine(c: ClusterLike): string {
+  const setting = c.cpu_baseline === "auto" || !c.cpu_baseline ? "auto" : "fixed";
+  const model = c.cpu_model || (setting === "fixed" ? c.cpu_baseline : "");
+  return `${setting}: ${model || "no model yet (no host reported its CPU models)"}`;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const CPU_MODEL = /^[A-Za-z0-9][-A-Za-z0-9_.]*$/;
+
+export interface Invalid {
+  field: string;
+  message: string;
+}
+
+// The create-cluster form -> the body of POST /api/v1/clusters, or the field it lacks.
+export function clusterCreateBody(name: string, baseline: string): { body?: { name: string; cpu_baseline: string }; error?: Invalid } {
+  const n = name.trim();
+  if (!n) return { error: { field: "name", message: "enter a name" } };
+  if (n.length > 63 || !DNS_LABEL.test(n)) return { error: { field: "name", message: "lower-case letters, digits and '-', at most 63" } };
+  const b = baselineValue(baseline);
+  if (b.error) return { error: b.error };
+  return { body: { name: n, cpu_baseline: b.value! } };
+}
+
+// The baseline field: empty or "auto" -> "auto", else a QEMU model name.
+export function baselineValue(text: string): { value?: string; error?: Invalid } {
+  const t = text.trim();
+  if (!t || t === "auto") return { value: "auto" };
+  if (t.length > 64 || !CPU_MODEL.test(t) || t === "host" || t === "max")
+    return { error: { field: "cpu_baseline", message: "auto, or a named QEMU CPU model (Haswell-v4)" } };
+  return { value: t };
+}
+
+// The hosts that can be moved into `cluster` (those of other clusters), by name.
+export function hostsOutside<H extends HostLike>(hosts: H[], cluster: string): string[] {
+  return hosts
+    .filter((h) => (h.cluster || "default") !== cluster)
+    .map((h) => h.name ?? "")
+    .filter(Boolean)
+    .sort();
+}
