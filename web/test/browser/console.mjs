@@ -7,6 +7,7 @@
 //                  (empty: only the list is checked)
 //   VM_DELETE      a stopped VM deleted from its page (empty: skipped)
 //   DATASTORE      a datastore the host mounts (its bars on the dashboard and host page)
+//   ISO_NAME       an image of kind iso in the catalog (wizard CD-ROM, VM page insert/eject)
 //   SHOTS_DIR      where the screenshots go
 // Prints "N passed, N failed" at the end; exit 1 on any failure.
 import { mkdirSync, readFileSync } from "node:fs";
@@ -21,6 +22,7 @@ const hostName = env("HOST_NAME", "");
 const vmName = env("VM_NAME", "");
 const vmDelete = env("VM_DELETE", "");
 const datastore = env("DATASTORE", "");
+const isoName = env("ISO_NAME", "");  // an iso image in the catalog (the CD-ROM checks; empty: left out)
 const cmdline = env("VM_CMDLINE", "console=ttyS0");
 const wizardVm = "web-wizard";
 const shots = env("SHOTS_DIR", "web-shots");
@@ -45,6 +47,19 @@ async function adminApi(method, path, body) {
     body: body ? JSON.stringify(body) : undefined });
   if (r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status} ${await r.text()}`);
   return r.status === 204 ? null : r.json();
+}
+// A chart follows the metrics stream: its newest point's time (data-last-ms) moves on, twice
+// (several heartbeats). Not its number of points: that stops at 150 once the history fills
+// the chart (45 s of samples at this test's 300 ms heartbeat), which is what made the old
+// wait on data-points time out in long runs while the chart kept moving.
+async function chartMoves(page, chart) {
+  const sel = `strata-metrics-charts figure[data-chart="${chart}"]`;
+  console.log(`     ${chart} chart: ${await page.locator(sel).getAttribute("data-points")} points`);
+  for (let i = 0; i < 2; i++) {
+    const last = Number(await page.locator(sel).getAttribute("data-last-ms"));
+    await page.waitForFunction(([sel, last]) => Number(document.querySelector(sel)?.getAttribute("data-last-ms")) > last,
+      [sel, last], { timeout: 15000 });
+  }
 }
 const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2bUq0n3l1S9yQh1m0mC4sQkQ7n0wq web@strata";
 
@@ -252,6 +267,18 @@ try {
       await page.getByLabel("Guest host name").fill("wizard-guest");
       await page.getByLabel("Passwordless sudo").check();
       await page.getByLabel("User-data").fill("#cloud-config\nruncmd: [echo hi]\n");
+      // CD-ROM, boot order, firmware, CPU model: a firmware boot order with a kernel is the
+      // server's 400 naming boot, said next to Boot order.
+      if (isoName) {
+        await page.getByLabel("CD-ROM", { exact: true }).selectOption(isoName);
+        await page.getByLabel("Boot order").selectOption("cdrom,disk");
+        await page.locator("#cw-boot-error", { hasText: "boot order" }).waitFor();
+        expect(await page.getByLabel("Boot order").getAttribute("aria-invalid") === "true", "Boot order not marked invalid");
+        await page.getByLabel("Boot order").selectOption("");
+        await page.locator("#cw-boot-error").waitFor({ state: "detached" });
+      }
+      await page.getByLabel("Firmware").selectOption("uefi");
+      await page.getByLabel("CPU model").fill("max");
       await explain.locator(`tr[data-placement="${hostName}"] .verdict-chosen`).waitFor();
       await page.getByRole("status").filter({ hasText: `Goes to ${hostName}` }).waitFor();
       await page.getByLabel("Start after creating").uncheck();
@@ -266,6 +293,8 @@ try {
       expect(ci?.hostname === "wizard-guest" && ci.users?.[0]?.name === "admin" && ci.users[0].sudo === true &&
         ci.users[0].ssh_authorized_keys?.[0] === sshKey && ci.users[0].password_set === false && ci.user_data_bytes === 32,
         `cloud_init ${JSON.stringify(ci)}`);
+      expect(vm.spec?.firmware === "uefi" && vm.spec?.cpu_model === "max" && (vm.spec?.cdrom ?? null) === (isoName || null),
+        `firmware/cpu_model/cdrom ${vm.spec?.firmware} ${vm.spec?.cpu_model} ${vm.spec?.cdrom}`);
       await page.screenshot({ path: join(shots, "create-done.png"), fullPage: true });
       // Its page: the cloud-init it was given (no secret), no guest facts while it is stopped.
       await page.getByRole("link", { name: `Open the VM page of ${wizardVm}` }).click();
@@ -274,6 +303,9 @@ try {
       await given.locator("li", { hasText: "user admin (1 SSH key, password locked, sudo)" }).waitFor();
       await given.locator("li", { hasText: "user-data 32 bytes" }).waitFor();
       await page.locator('section[data-guest="no"]').getByRole("status").filter({ hasText: "No guest agent report" }).waitFor();
+      await page.locator('dd[data-spec="firmware"]', { hasText: "UEFI" }).waitFor();
+      await page.locator('dd[data-spec="cpu"]', { hasText: "max" }).waitFor();
+      if (isoName) await page.locator("[data-medium]", { hasText: isoName }).waitFor();
       await page.goto(url + "/vms");
     });
 
@@ -304,6 +336,23 @@ try {
       // test/e2e/web_guest.sh).
       await page.getByRole("heading", { name: "Guest", exact: true }).waitFor();
       await page.locator('section[data-guest="no"]').waitFor();
+      // Firmware and CPU: BIOS, and the model its QEMU runs with (its cluster's baseline).
+      await page.locator('dd[data-spec="firmware"]', { hasText: "BIOS" }).waitFor();
+      const cpu = (await adminApi("GET", `/api/v1/vms/${vmName}`)).cpu;
+      if (cpu?.model) await page.locator('dd[data-spec="cpu"]', { hasText: cpu.model }).waitFor();
+      // CD-ROM while it runs: insert, then eject; the medium shown follows the VM's events.
+      if (isoName) {
+        const medium = page.locator("[data-medium]");
+        await medium.filter({ hasText: "empty" }).waitFor();
+        await page.getByLabel("ISO image").selectOption(isoName);
+        await page.getByRole("button", { name: "Insert" }).click();
+        await page.getByRole("status").filter({ hasText: `insert ${isoName}: accepted` }).waitFor();
+        await medium.filter({ hasText: isoName }).waitFor({ timeout: 30000 });
+        expect((await adminApi("GET", `/api/v1/vms/${vmName}`)).spec.cdrom === isoName, "spec.cdrom after insert");
+        await page.getByRole("button", { name: "Eject" }).click();
+        await medium.filter({ hasText: "empty" }).waitFor({ timeout: 30000 });
+        expect((await adminApi("GET", `/api/v1/vms/${vmName}`)).spec.cdrom == null, "spec.cdrom after eject");
+      }
       await page.screenshot({ path: join(shots, "vm.png"), fullPage: true });
     });
 
@@ -384,14 +433,15 @@ try {
         await page.waitForFunction(() => document.querySelector("strata-graphical-console")?.dataset.scale === "1:1");
     });
 
-    await step("VM metrics charts: history, then new points from the host's metrics stream", async () => {
+    await step("VM metrics charts: history, then new points from the host's metrics stream (also with both consoles open)", async () => {
       const charts = page.locator("strata-metrics-charts .charts");
       await page.locator('strata-metrics-charts .charts[data-live="yes"]').waitFor({ timeout: 15000 });
       const cpu = page.locator('strata-metrics-charts figure[data-chart="cpu"]');
-      const first = Number(await cpu.getAttribute("data-points"));
-      // No reload and no request: the next samples arrive on the stream (every heartbeat).
-      await page.waitForFunction((n) => Number(document.querySelector('strata-metrics-charts figure[data-chart="cpu"]')?.getAttribute("data-points")) > n,
-        first, { timeout: 15000 });
+      // The serial and graphical consoles of this page are still open: the charts follow
+      // the stream regardless. No reload and no request: the next samples arrive on it.
+      expect(await page.locator("strata-serial-console, strata-graphical-console").count() === 2, "both consoles open");
+      await chartMoves(page, "cpu");
+      await chartMoves(page, "mem");
       expect(await charts.locator("svg path.line").count() === 2, "a CPU and a memory line");
       const label = await cpu.locator("svg").getAttribute("aria-label");
       expect(/^CPU used: [\d.]+ vCPU/.test(label ?? ""), `chart label ${label}`);
@@ -493,9 +543,7 @@ try {
       await page.getByRole("list", { name: "Events of this host" }).locator("li", { hasText: "host." }).first().waitFor();
       // Live charts: the history, then points added from the metrics stream.
       await page.locator('strata-metrics-charts .charts[data-live="yes"]').waitFor({ timeout: 15000 });
-      const n0 = Number(await page.locator('figure[data-chart="mem"]').getAttribute("data-points"));
-      await page.waitForFunction((n) => Number(document.querySelector('figure[data-chart="mem"]')?.getAttribute("data-points")) > n,
-        n0, { timeout: 15000 });
+      await chartMoves(page, "mem");
       await page.getByRole("heading", { name: "Latest metrics" }).locator("xpath=..").locator("dt", { hasText: "cpu_busy" }).waitFor();
       const mem = await page.locator('figure[data-chart="mem"] svg').getAttribute("aria-label");
       expect(/^Memory used: [\d.]+ [KMGT]?i?B/.test(mem ?? ""), `memory chart label ${mem}`);
@@ -563,6 +611,76 @@ try {
       await page.reload();
       await table.locator(`tr[data-vm="${vmName}"]`).waitFor();
       expect(await page.getByLabel("Name", { exact: true }).inputValue() === vmName, "the name filter after a reload");
+    });
+  }
+
+  if (hostName) {
+    // Clusters: the tree (cluster -> hosts -> VMs), a cluster page with its baseline and
+    // why, creating clusters, moving the host (a fixed baseline it cannot offer: the 409's
+    // message), setting a baseline (409 too), the hosts list's cluster column.
+    await step("inventory and clusters: the tree, a cluster page, create, move a host, the 409s", async () => {
+      await page.goto(url + "/");
+      await page.getByRole("link", { name: "Inventory" }).click();
+      await page.getByRole("heading", { name: "Inventory" }).waitFor();
+      const tree = page.getByRole("list", { name: "Clusters, hosts and VMs" });
+      const hostNode = tree.locator(`li[data-tree-cluster="default"] li[data-tree-host="${hostName}"]`);
+      await hostNode.waitFor();
+      if (vmName) {
+        await page.getByRole("button", { name: `VMs of ${hostName}` }).click();
+        await hostNode.locator(`li[data-tree-vm="${vmName}"] a`).waitFor();
+        expect(await page.getByRole("button", { name: `VMs of ${hostName}` }).getAttribute("aria-expanded") === "true", "host node not expanded");
+      }
+      // Create two clusters: auto, and a fixed model no TCG host offers (AVX2 and more).
+      const create = async (name, baseline) => {
+        await page.getByLabel("Name", { exact: true }).fill(name);
+        await page.getByLabel("CPU baseline").fill(baseline);
+        await page.getByRole("button", { name: "Create cluster" }).click();
+        await page.getByRole("table", { name: "Clusters" }).locator(`tr[data-cluster="${name}"]`).waitFor();
+      };
+      await create("web-rack", "");
+      await create("web-fixed", "Haswell-v4");
+      await tree.locator('li[data-tree-cluster="web-rack"]', { hasText: "no hosts" }).waitFor();
+      await page.getByLabel("Name", { exact: true }).fill("web-rack");
+      await page.getByRole("button", { name: "Create cluster" }).click();
+      await page.getByRole("alert").filter({ hasText: "web-rack" }).waitFor();  // the 409 "exists"
+      await page.screenshot({ path: join(shots, "inventory.png"), fullPage: true });
+      // The fixed cluster refuses the host: the API's message (what the host lacks).
+      await page.goto(url + "/clusters/web-fixed");
+      await page.getByRole("heading", { name: "Cluster web-fixed" }).waitFor();
+      await page.locator("[data-cluster-setting]", { hasText: "Haswell-v4" }).waitFor();
+      await page.getByLabel("Move host").selectOption(hostName);
+      await page.getByRole("button", { name: "Move to web-fixed" }).click();
+      const refused = await page.getByRole("alert").textContent();
+      const direct = await fetch(url + `/api/v1/hosts/${hostName}`, { method: "PATCH",
+        headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" }, body: JSON.stringify({ cluster: "web-fixed" }) });
+      const envelope = await direct.json();
+      expect(direct.status === 409 && refused.includes(envelope.error.message), `move refused: page "${refused}", API ${direct.status} ${JSON.stringify(envelope)}`);
+      // The auto cluster takes it: its baseline in force and why, the host offering it.
+      await page.goto(url + "/clusters/web-rack");
+      await page.getByLabel("Move host").selectOption(hostName);
+      await page.getByRole("button", { name: "Move to web-rack" }).click();
+      await page.getByRole("status").filter({ hasText: `${hostName} moved to web-rack` }).waitFor();
+      const hostsTable = page.getByRole("table", { name: "Hosts of this cluster" });
+      await hostsTable.locator(`tr[data-host="${hostName}"]`).waitFor();
+      const api = await adminApi("GET", "/api/v1/clusters/web-rack");
+      const model = api.cpu_model;
+      if (model) await page.locator("[data-cluster-model]", { hasText: model }).waitFor();
+      await page.waitForFunction((why) => document.querySelector("[data-cluster-reason]")?.textContent === why, api.cpu_reason);
+      expect(api.cpu_reason.length > 0, "no reason given for the baseline");
+      if (model) await hostsTable.locator(`tr[data-host="${hostName}"] td`, { hasText: /^yes$/ }).waitFor();
+      // A fixed baseline its host cannot offer: refused, the envelope's message shown.
+      await page.getByLabel("New baseline").fill("Haswell-v4");
+      await page.getByRole("button", { name: "Set baseline" }).click();
+      await page.getByRole("alert").filter({ hasText: hostName }).waitFor();
+      await page.screenshot({ path: join(shots, "cluster.png"), fullPage: true });
+      // The hosts list says where the host is; then it goes back to default.
+      await page.goto(url + "/hosts");
+      await page.locator(`tr[data-host="${hostName}"] td[data-cluster="web-rack"]`).waitFor();
+      await page.goto(url + "/clusters/default");
+      await page.getByLabel("Move host").selectOption(hostName);
+      await page.getByRole("button", { name: "Move to default" }).click();
+      await page.getByRole("table", { name: "Hosts of this cluster" }).locator(`tr[data-host="${hostName}"]`).waitFor();
+      expect((await adminApi("GET", `/api/v1/hosts/${hostName}`)).cluster === "default", "host not back in default");
     });
   }
 
@@ -785,6 +903,16 @@ try {
     await p.getByRole("table", { name: "Images" }).waitFor();
     const imageControls = await p.locator("main button, main input").count();
     expect(imageControls === 0, `viewer sees ${imageControls} controls on the images page`);
+    // Clusters: the tree and the pages, no control but the tree's disclosure buttons.
+    await p.getByRole("link", { name: "Inventory" }).click();
+    await p.getByRole("table", { name: "Clusters" }).locator('tr[data-cluster="default"]').waitFor();
+    const clusterControls = await p.locator("main input, main select, main button:not(.twisty)").count();
+    expect(clusterControls === 0, `viewer sees ${clusterControls} controls on the inventory page`);
+    await p.goto(url + "/clusters/default");
+    await p.getByRole("heading", { name: "Cluster default" }).waitFor();
+    await p.locator("[data-cluster-reason]").waitFor();
+    const onCluster = await p.locator("main input, main select, main button").count();
+    expect(onCluster === 0, `viewer sees ${onCluster} controls on a cluster page`);
     await p.getByRole("link", { name: "VMs" }).click();
     await p.getByRole("table", { name: "Virtual machines" }).waitFor();
     if (vmName) {
@@ -830,7 +958,8 @@ try {
     await p.getByLabel("API token", { exact: true }).fill(adminToken);
     await p.getByRole("button", { name: "Log in" }).click();
     await p.getByRole("heading", { name: "Dashboard" }).waitFor();
-    const pages = [["/", "Dashboard"], ["/hosts", "Hosts"], ["/vms", "Virtual machines"], ["/images", "Images"], ["/tokens", "Tokens"]];
+    const pages = [["/", "Dashboard"], ["/inventory", "Inventory"], ["/clusters/default", "Cluster default"], ["/hosts", "Hosts"],
+      ["/vms", "Virtual machines"], ["/images", "Images"], ["/tokens", "Tokens"]];
     if (hostName) pages.push([`/hosts/${hostName}`, `Host ${hostName}`]);
     if (vmName) pages.push([`/vms/${vmName}`, `VM ${vmName}`], ["/create", "Create a VM"]);
     for (const [path, heading] of pages) {
