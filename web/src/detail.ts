@@ -11,6 +11,8 @@ import {
   cloudInitLines,
   canOperate,
   cpuRanges,
+  canMigrate,
+  migrateBody,
   eventsFor,
   hostPageReload,
   mergeEvents,
@@ -123,12 +125,16 @@ class VmPage extends LivePage {
     consoleOpen: { state: true },
     displayOpen: { state: true },
     isos: { state: true },
+    hostNames: { state: true },
+    target: { state: true },
     medium: { state: true },
     cdromBusy: { state: true },
     cdromMessage: { state: true },
   };
   name = "";
   vm: Vm | null = null;
+  hostNames: string[] = [];  // migration targets offered (operators)
+  target = "";  // "" = the scheduler's choice
   isos: string[] = [];  // the catalog's iso images (operators: the CD-ROM's choices)
   medium = "";  // the iso chosen to insert
   cdromBusy = false;
@@ -148,12 +154,14 @@ class VmPage extends LivePage {
   }
 
   protected async load(): Promise<void> {
-    const [vm, tasks, events, images] = await Promise.all([
+    const [vm, tasks, events, images, hosts] = await Promise.all([
       api.GET("/api/v1/vms/{name}", { params: { path: { name: this.name } } }),
       api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } }),
       targetEvents(`vm/${this.name}`),
       canOperate(this.role) ? api.GET("/api/v1/images", { params: { query: { limit: 1000 } } }) : null,
+      canOperate(this.role) ? api.GET("/api/v1/hosts") : null,
     ]);
+    if (hosts?.data) this.hostNames = (hosts.data.hosts ?? []).map((h) => h.name ?? "").filter(Boolean);
     if (images?.data) this.isos = (images.data.images ?? []).filter((i) => i.kind === "iso").map((i) => i.name ?? "").filter(Boolean);
     if (vm.response.status === 404) {
       this.vm = null;
@@ -190,6 +198,33 @@ class VmPage extends LivePage {
     const label = ACTION_LABEL[action].toLowerCase();
     this.message = r.error ? `${label} ${name}: ${errorText(r.error)}` : `${label} ${name}: accepted`;
     void this.refresh();
+  }
+
+  // Live migration to the host chosen or the scheduler's choice: a vm.migrate task, whose
+  // progress shows under Recent tasks (task events reload the page).
+  private async migrate(ev: SubmitEvent): Promise<void> {
+    ev.preventDefault();
+    this.busy = true;
+    const r = await api.POST("/api/v1/vms/{name}/migrate", { params: { path: { name: this.name } }, body: migrateBody(this.target) });
+    this.busy = false;
+    const where = this.target ? ` to ${this.target}` : "";
+    this.message = r.error ? `migrate ${this.name}${where}: ${errorText(r.error)}` : `migrate ${this.name}${where}: accepted`;
+    void this.refresh();
+  }
+
+  private renderMigrate(vm: Vm) {
+    const others = this.hostNames.filter((h) => h !== vm.host);
+    const m = vm.status?.migration;
+    if (m) return html`<p class="notice" role="status" data-migrating>Migrating (${m.phase ?? "pending"}): see its task below.</p>`;
+    if (!canMigrate(vm)) return nothing;
+    return html`<form class="toolbar" aria-label="Live migration" @submit=${(e: SubmitEvent) => this.migrate(e)}>
+      <label for="vm-migrate-host">Migrate to</label>
+      <select id="vm-migrate-host" @change=${(e: Event) => { this.target = (e.target as HTMLSelectElement).value; }}>
+        <option value="" ?selected=${this.target === ""}>the scheduler's choice</option>
+        ${others.map((h) => html`<option value=${h} ?selected=${this.target === h}>${h}</option>`)}
+      </select>
+      <button type="submit" class="secondary" ?disabled=${this.busy}>Migrate</button>
+    </form>`;
   }
 
   // Insert (or change) the CD-ROM's medium, or eject it (image null): a vm.cdrom task; the
@@ -279,6 +314,7 @@ class VmPage extends LivePage {
               : html`<button type="button" class=${a === "start" || a === "resume" ? "" : "secondary"}
                   ?disabled=${this.busy} @click=${() => this.act(a)}>${ACTION_LABEL[a]}</button>`)}
           </div>
+          ${this.renderMigrate(vm)}
           <dialog id="delete-dialog" aria-labelledby="delete-title">
             <h2 id="delete-title">Delete VM ${vm.name}?</h2>
             <p>The VM is stopped and its disks are removed from ${vm.host || "its host"}. This cannot be undone.</p>

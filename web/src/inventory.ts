@@ -83,3 +83,30 @@ export function hostsOutside<H extends HostLike>(hosts: H[], cluster: string): s
     .filter(Boolean)
     .sort();
 }
+
+// The page of an event's or task's target ("vm/web-1" -> "/vms/web-1"), or "" when it has
+// none of its own.
+export function targetHref(target: string): string {
+  const slash = target.indexOf("/");
+  if (slash <= 0 || slash === target.length - 1) return "";
+  const kind = target.slice(0, slash), name = target.slice(slash + 1);
+  const base: Record<string, string> = { vm: "/vms/", host: "/hosts/", cluster: "/clusters/" };
+  return base[kind] ? base[kind] + encodeURIComponent(name) : "";
+}
+
+// The events page's filters: target on the server; action and actor (substrings) and the
+// result (ok, or any failure) on the page shown.
+export interface EventFilter {
+  target: string;
+  action: string;
+  actor: string;
+  result: string;  // "" any, "ok", "failed" (anything but ok)
+}
+
+export function eventMatches(e: { action?: string; actor?: string; result?: string }, f: EventFilter): boolean {
+  if (f.action && !(e.action ?? "").includes(f.action)) return false;
+  if (f.actor && !(e.actor ?? "").includes(f.actor)) return false;
+  if (f.result === "ok" && e.result !== "ok") return false;
+  if (f.result === "failed" && (e.result ?? "ok") === "ok") return false;
+  return true;
+}

@@ -12,14 +12,17 @@ import "./detail";
 import "./create";
 import "./admin-pages";
 import "./clusters";
+import "./activity";
 
-type Page = "dashboard" | "inventory" | "cluster" | "hosts" | "vms" | "host" | "vm" | "create" | "images" | "tokens";
+type Page = "dashboard" | "inventory" | "cluster" | "hosts" | "vms" | "host" | "vm" | "create" | "images" | "tokens" | "tasks" | "events";
 
 const PAGES: Array<{ page: Page; path: string; label: string }> = [
   { page: "dashboard", path: "/", label: "Dashboard" },
   { page: "inventory", path: "/inventory", label: "Inventory" },  // clusters -> hosts -> VMs
   { page: "hosts", path: "/hosts", label: "Hosts" },
   { page: "vms", path: "/vms", label: "VMs" },
+  { page: "tasks", path: "/tasks", label: "Tasks" },
+  { page: "events", path: "/events", label: "Events" },
   { page: "images", path: "/images", label: "Images" },
   { page: "tokens", path: "/tokens", label: "Tokens" },  // admins only (the nav hides it)
 ];
@@ -188,6 +191,10 @@ class StrataApp extends LitElement {
         return html`<strata-hosts .events=${this.events}></strata-hosts>`;
       case "vms":
         return html`<strata-vms .role=${this.role} .events=${this.events}></strata-vms>`;
+      case "tasks":
+        return html`<strata-tasks .role=${this.role} .events=${this.events}></strata-tasks>`;
+      case "events":
+        return html`<strata-events .role=${this.role} .events=${this.events}></strata-events>`;
       case "images":
         return html`<strata-images .role=${this.role} .events=${this.events}></strata-images>`;
       case "tokens":

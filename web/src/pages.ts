@@ -11,6 +11,7 @@ import {
   canOperate,
   hostAlert,
   hostVmListQuery,
+  migrateBody,
   mib,
   percent,
   sortedCounts,
@@ -228,8 +229,10 @@ class VmsPage extends VmTablePage {
     resultTitle: { state: true },
     bulkBusy: { state: true },
     bulkLabel: { state: true },
+    bulkTarget: { state: true },
   };
   bulkLabel = "";
+  bulkTarget = "";  // migrate selected: "" = the scheduler's choice per VM
   selected = new Set<string>();
   results: ItemResult[] = [];
   resultTitle = "";
@@ -307,11 +310,13 @@ class VmsPage extends VmTablePage {
         case "shut down": r = await api.POST("/api/v1/vms/{name}/stop", { ...params, body: { force: false } }); break;
         case "force off": r = await api.POST("/api/v1/vms/{name}/stop", { ...params, body: { force: true } }); break;
         case "delete": r = await api.DELETE("/api/v1/vms/{name}", params); break;
+        case "migrate": r = await api.POST("/api/v1/vms/{name}/migrate", { ...params, body: migrateBody(this.bulkTarget) }); break;
         case "add label": r = await api.PATCH("/api/v1/vms/{name}", { ...params, body: { labels: { [label![0]]: label![1] } } }); break;
       }
       return r.error ? { ok: false, message: errorText(r.error) } : { ok: true, message: "accepted" };
     });
-    this.resultTitle = summarize(label ? `add label ${label[0]}=${label[1]}` : action, this.results);
+    const title = label ? `add label ${label[0]}=${label[1]}` : action === "migrate" && this.bulkTarget ? `migrate to ${this.bulkTarget}` : action;
+    this.resultTitle = summarize(title, this.results);
     this.bulkBusy = false;
     if (action === "delete") this.selected = new Set();
     void this.refresh();
@@ -339,6 +344,12 @@ class VmsPage extends VmTablePage {
         <input id="bulk-label" placeholder="key=value" .value=${this.bulkLabel} spellcheck="false"
           @input=${(e: InputEvent) => { this.bulkLabel = (e.target as HTMLInputElement).value; }} />
         <button type="button" class="secondary" ?disabled=${n === 0 || this.bulkBusy || !this.bulkLabel.trim()} @click=${() => this.bulk("add label")}>Add label to selected</button>
+        <label for="bulk-target">Migrate to</label>
+        <select id="bulk-target" @change=${(e: Event) => { this.bulkTarget = (e.target as HTMLSelectElement).value; }}>
+          <option value="" ?selected=${this.bulkTarget === ""}>the scheduler's choice</option>
+          ${this.hosts.map((h) => html`<option value=${h} ?selected=${this.bulkTarget === h}>${h}</option>`)}
+        </select>
+        <button type="button" class="secondary" ?disabled=${n === 0 || this.bulkBusy} @click=${() => this.bulk("migrate")}>Migrate selected</button>
       </div>
       <dialog id="bulk-delete-dialog" aria-labelledby="bulk-delete-title">
         <h2 id="bulk-delete-title">Delete ${n} VM${n === 1 ? "" : "s"}?</h2>
@@ -403,4 +414,4 @@ class VmsPage extends VmTablePage {
 }
 customElements.define("strata-vms", VmsPage);
 
-type BulkAction = "start" | "shut down" | "force off" | "delete" | "add label";
+type BulkAction = "start" | "shut down" | "force off" | "delete" | "add label" | "migrate";

@@ -38,3 +38,22 @@ test("hosts that can move into a cluster: those of the others", () => {
   assert.deepEqual(hostsOutside(hosts, "x"), ["a", "c"]);
   assert.deepEqual(hostsOutside(hosts, "default"), ["b"]);
 });
+
+test("targets link to their pages; the events page's filters", async () => {
+  const { targetHref, eventMatches } = await import("../../build-unit/inventory.js");
+  assert.equal(targetHref("vm/web-1"), "/vms/web-1");
+  assert.equal(targetHref("host/h1"), "/hosts/h1");
+  assert.equal(targetHref("cluster/rack-a"), "/clusters/rack-a");
+  assert.equal(targetHref("token/t"), "");
+  assert.equal(targetHref("vm/"), "");
+  assert.equal(targetHref("nothing"), "");
+  const e = { action: "vm.start", actor: "admin", result: "ok" };
+  const f = { target: "", action: "", actor: "", result: "" };
+  assert.equal(eventMatches(e, f), true);
+  assert.equal(eventMatches(e, { ...f, action: "vm." }), true);
+  assert.equal(eventMatches(e, { ...f, action: "host." }), false);
+  assert.equal(eventMatches(e, { ...f, actor: "agent:" }), false);
+  assert.equal(eventMatches(e, { ...f, result: "failed" }), false);
+  assert.equal(eventMatches({ ...e, result: "permission_denied" }, { ...f, result: "failed" }), true);
+  assert.equal(eventMatches({ ...e, result: "permission_denied" }, { ...f, result: "ok" }), false);
+});
