@@ -1329,12 +1329,34 @@ TEST_F(ApiTest, EventsFilteredByTargetNewestFirst) {
   for (const auto& [q, f] : std::vector<std::pair<std::map<std::string, std::string>, std::string>>{
            {{{"target", ""}}, "target"},
            {{{"target", "vm/a"}, {"after", "1"}}, "after"},
-           {{{"before", "5"}}, "before"},
+           {{{"before", "5"}, {"after", "1"}}, "after"},
+           {{{"before", "-1"}}, "before"},
            {{{"target", "vm/a"}, {"before", "-1"}}, "before"}}) {
     auto [status, body] = list(q);
     EXPECT_EQ(status, 400u) << body;
     EXPECT_EQ(body["error"]["field"], f) << body;
   }
+  // Without target, before= pages through every event newest first (before=0: the newest):
+  // the pages together are the log's ascending list reversed, each event once.
+  auto [sa, all] = list({{"after", "0"}, {"limit", "1000"}});
+  ASSERT_EQ(sa, 200u) << all;
+  std::vector<int64_t> want;
+  for (const auto& e : all["events"]) want.insert(want.begin(), e["seq"].get<int64_t>());
+  ASSERT_GE(want.size(), 8u) << all;
+  std::vector<int64_t> got;
+  std::string before = "0";
+  for (int page = 0; page < 100; ++page) {
+    auto [s, p] = list({{"before", before}, {"limit", "3"}});
+    ASSERT_EQ(s, 200u) << p;
+    ASSERT_LE(p["events"].size(), 3u) << p;
+    for (const auto& e : p["events"]) got.push_back(e["seq"].get<int64_t>());
+    if (p["next"].is_null()) break;
+    before = std::to_string(p["next"].get<int64_t>());
+  }
+  EXPECT_EQ(got, want);
+  auto [sn, newest] = list({{"before", "0"}, {"limit", "1"}});
+  ASSERT_EQ(sn, 200u);
+  EXPECT_EQ(newest["events"][0]["seq"], want.front());
 }
 
 // PATCH /api/v1/vms/{name} {"labels": {...}}: set and remove keys in one audited change;
