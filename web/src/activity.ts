@@ -4,9 +4,9 @@
 // events they show (page 1 only: later pages do not change): no polling.
 import { html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
-import { api, errorText, type StrataEvent, type Task } from "./api/client";
-import { CursorPager, badResult, time } from "./format";
-import { eventMatches, targetHref, type EventFilter } from "./inventory";
+import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
+import { CursorPager, badResult, time, vmState } from "./format";
+import { eventMatches, searchMatches, searchTerm, targetHref, type EventFilter } from "./inventory";
 import { LivePage } from "./live-page";
 import { stateBadge } from "./pages";
 
@@ -159,3 +159,67 @@ class EventsPage extends LivePage {
   }
 }
 customElements.define("strata-events", EventsPage);
+
+// Search (/search?q=): VMs by name or label on the server (the VM list's name and label
+// filters, first 25), hosts, clusters and images by name or label in their lists.
+class SearchPage extends LivePage {
+  static override properties = { ...LivePage.properties, q: { state: true }, vms: { state: true }, moreVms: { state: true },
+    hosts: { state: true }, images: { state: true }, clusters: { state: true } };
+  q = new URLSearchParams(location.search).get("q") ?? "";
+  vms: Vm[] = [];
+  moreVms = false;
+  hosts: Host[] = [];
+  images: Array<{ name?: string; kind?: string; labels?: Record<string, string> }> = [];
+  clusters: string[] = [];
+
+  protected override wants(e: StrataEvent | undefined): boolean {
+    return /^(host|vm|image|cluster)\//.test(e?.target ?? "");
+  }
+
+  protected async load(): Promise<void> {
+    const term = searchTerm(this.q);
+    if (!term.name && !term.label) {
+      this.vms = [];
+      this.hosts = [];
+      this.images = [];
+      this.clusters = [];
+      return;
+    }
+    const vmQuery: Record<string, string | number> = { limit: 25, sort: "name" };
+    if (term.name) vmQuery.name = term.name;
+    if (term.label) vmQuery.label = term.label.value === undefined ? term.label.key : `${term.label.key}=${term.label.value}`;
+    const [vms, hosts, images, clusters] = await Promise.all([
+      // A label key alone is not a VM list filter: VMs are then matched by key=value only.
+      term.label?.value === undefined && term.label ? null : api.GET("/api/v1/vms", { params: { query: vmQuery } }),
+      api.GET("/api/v1/hosts"),
+      api.GET("/api/v1/images", { params: { query: { limit: 1000 } } }),
+      api.GET("/api/v1/clusters"),
+    ]);
+    if (vms && !vms.data) throw new Error(errorText(vms.error, "cannot search VMs"));
+    this.vms = vms?.data?.vms ?? [];
+    this.moreVms = !!vms?.data?.next;
+    this.hosts = (hosts.data?.hosts ?? []).filter((h) => searchMatches(h, term));
+    this.images = ((images.data?.images ?? []) as typeof this.images).filter((i) => searchMatches(i, term));
+    this.clusters = (clusters.data?.clusters ?? []).filter((c) => searchMatches(c, term)).map((c) => c.name);
+  }
+
+  override render() {
+    const q = this.q;
+    const none = this.loaded && !this.vms.length && !this.hosts.length && !this.images.length && !this.clusters.length;
+    const vmLink = `/vms?${new URLSearchParams(searchTerm(q).label ? { label: q.trim() } : { name: q.trim() }).toString()}`;
+    return html`<h1>Search: ${q}</h1>${this.renderError()}
+      ${!this.loaded ? html`<p role="status">Loading…</p>` : nothing}
+      ${none ? html`<p role="status">Nothing named or labelled ${q}.</p>` : nothing}
+      ${this.vms.length ? html`<section aria-labelledby="s-vms-h"><h2 id="s-vms-h">VMs</h2>
+        <ul class="plain" aria-label="VMs found">${this.vms.map((v) => html`<li data-found-vm=${v.name ?? ""}><a href="/vms/${v.name ?? ""}">${v.name}</a>
+          ${stateBadge(vmState(v))} <span class="muted">${v.host ?? ""}</span></li>`)}</ul>
+        ${this.moreVms ? html`<p><a href=${vmLink}>All matching VMs in the VM list…</a></p>` : nothing}</section>` : nothing}
+      ${this.hosts.length ? html`<section aria-labelledby="s-hosts-h"><h2 id="s-hosts-h">Hosts</h2>
+        <ul class="plain" aria-label="Hosts found">${this.hosts.map((h) => html`<li data-found-host=${h.name ?? ""}><a href="/hosts/${h.name ?? ""}">${h.name}</a> ${stateBadge(h.state)}</li>`)}</ul></section>` : nothing}
+      ${this.clusters.length ? html`<section aria-labelledby="s-cl-h"><h2 id="s-cl-h">Clusters</h2>
+        <ul class="plain" aria-label="Clusters found">${this.clusters.map((c) => html`<li><a href="/clusters/${c}">${c}</a></li>`)}</ul></section>` : nothing}
+      ${this.images.length ? html`<section aria-labelledby="s-img-h"><h2 id="s-img-h">Images</h2>
+        <ul class="plain" aria-label="Images found">${this.images.map((i) => html`<li data-found-image=${i.name ?? ""}><a href="/images">${i.name}</a> <span class="muted">${i.kind ?? ""}</span></li>`)}</ul></section>` : nothing}`;
+  }
+}
+customElements.define("strata-search", SearchPage);

@@ -4,7 +4,10 @@
 // of the main bundle).
 import { html, nothing, type PropertyValues } from "lit";
 import { repeat } from "lit/directives/repeat.js";
-import { api, errorText, type Host, type HostUsage, type StrataEvent, type Task, type Vm } from "./api/client";
+import { api, errorText, type Host, type HostUsage, type Schemas, type StrataEvent, type Task, type Vm } from "./api/client";
+import { parsePairs } from "./wizard";
+
+type HostDownPlan = Schemas["HostDownPlan"];
 import {
   badResult,
   bytes,
@@ -425,9 +428,22 @@ class HostPage extends LivePage {
     gone: { state: true },
     history: { state: true },
     historyNext: { state: true },
+    plan: { state: true },
+    evacuation: { state: true },
+    partial: { state: true },
+    hostBusy: { state: true },
+    hostMessage: { state: true },
+    newLabel: { state: true },
   };
   name = "";
   host: Host | null = null;
+  plan: HostDownPlan | null = null;  // the evacuation plan, when asked for
+  evacuation: Task | null = null;  // the host's latest host.evacuate task
+  partial = false;
+  hostBusy = false;
+  hostMessage = "";
+  hostFailed = false;
+  newLabel = "";
   // The host as the summary has it: what its VMs hold (the scheduler's allocation cache),
   // how many there are, and its datastores' use. Its VMs are paged by <strata-host-vms>.
   usage: HostUsage | null = null;
@@ -436,10 +452,12 @@ class HostPage extends LivePage {
   historyNext: number | null = null;
 
   private summaryTimer: number | undefined;
+  private taskTimer: number | undefined;
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
     window.clearTimeout(this.summaryTimer);
+    window.clearTimeout(this.taskTimer);
   }
 
   // The host's own events reload the page; its VMs' events only the summary (below).
@@ -458,6 +476,11 @@ class HostPage extends LivePage {
     const seen = before[0] === undefined ? -1 : this.events.indexOf(before[0]);
     const fresh = this.events.slice(0, seen < 0 ? this.events.length : seen);
     const host = { name: this.name, id: this.host?.id };
+    // An evacuation's task moves on (no polling: its task events).
+    if (fresh.some((e) => (e.target ?? "").startsWith("task/"))) {
+      window.clearTimeout(this.taskTimer);
+      this.taskTimer = window.setTimeout(() => this.readEvacuation(), 300);
+    }
     if (!fresh.some((e) => hostPageReload(e, host) === "summary")) return;
     window.clearTimeout(this.summaryTimer);
     this.summaryTimer = window.setTimeout(() => this.readSummary(), 300);
@@ -472,8 +495,116 @@ class HostPage extends LivePage {
     );
   }
 
+  // The host's latest evacuation (its task: progress, then what moved and what stayed).
+  private readEvacuation(): void {
+    api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } }).then(({ data }) => {
+      const mine = (data?.tasks ?? []).filter((t) => t.kind === "host.evacuate" && (t.target === this.name || (!!this.host?.id && t.target_id === this.host.id)));
+      this.evacuation = mine.sort((a, b) => (a.created_ms ?? 0) - (b.created_ms ?? 0)).pop() ?? null;
+    }, () => {});
+  }
+
+  private hostSaid(error: unknown, ok: string): void {
+    this.hostFailed = !!error;
+    this.hostMessage = error ? errorText(error) : ok;
+  }
+
+  // What an evacuation would do now: the scheduler's dry run with this host taken away.
+  private async showPlan(): Promise<void> {
+    const r = await api.POST("/api/v1/plan/host-down", { body: { hosts: [this.name] } });
+    this.plan = r.data ?? null;
+    if (!r.data) this.hostSaid(r.error, "");
+  }
+
+  private async evacuate(): Promise<void> {
+    this.hostBusy = true;
+    const r = await api.POST("/api/v1/hosts/{name}/evacuate", { params: { path: { name: this.name } }, body: { partial: this.partial } });
+    this.hostBusy = false;
+    this.hostSaid(r.error, `evacuation of ${this.name} started: the host is in maintenance`);
+    if (r.data?.task) this.evacuation = r.data.task;
+    void this.refresh();
+  }
+
+  private async patchHost(body: { maintenance?: boolean; labels?: Record<string, string | null> }, ok: string): Promise<void> {
+    this.hostBusy = true;
+    const r = await api.PATCH("/api/v1/hosts/{name}", { params: { path: { name: this.name } }, body });
+    this.hostBusy = false;
+    this.hostSaid(r.error, ok);
+    if (r.data) this.host = { ...r.data, inventory: this.host?.inventory ?? r.data.inventory, metrics: this.host?.metrics ?? r.data.metrics };
+    void this.refresh();
+  }
+
+  private addLabel(ev: SubmitEvent): void {
+    ev.preventDefault();
+    const parsed = parsePairs(this.newLabel, "labels");
+    const pairs = Object.entries(parsed.pairs);
+    if (parsed.error || pairs.length === 0) {
+      this.hostSaid({ error: { message: parsed.error?.message ?? "enter key=value", field: "labels" } }, "");
+      return;
+    }
+    this.newLabel = "";
+    void this.patchHost({ labels: Object.fromEntries(pairs) }, `labels set: ${pairs.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+  }
+
+  private renderMaintenance(h: Host) {
+    const operate = canOperate(this.role);
+    const t = this.evacuation;
+    const result = (t?.result ?? {}) as { moved?: unknown[]; stays?: Array<{ vm?: string; reason?: string }>; total?: number };
+    return html`<section aria-labelledby="host-maint-h" data-maintenance=${h.maintenance ? "on" : "off"}>
+      <h2 id="host-maint-h">Maintenance</h2>
+      <p>${h.maintenance ? html`<strong>In maintenance</strong>: no VM is placed here.` : "Not in maintenance."}</p>
+      ${this.hostMessage ? html`<p class=${this.hostFailed ? "error" : "notice"} role=${this.hostFailed ? "alert" : "status"}>${this.hostMessage}</p>` : nothing}
+      ${t
+        ? html`<p data-evacuation=${t.state ?? ""}>Evacuation ${stateBadge(t.state)}
+            ${t.state === "running" || t.state === "pending" ? html`<progress max="100" .value=${t.progress ?? 0} aria-label="evacuation progress"></progress>` : nothing}
+            <span class="muted">${t.message ?? ""}</span>
+            ${Array.isArray(result.moved) ? html` · ${result.moved.length} moved` : nothing}
+            ${Array.isArray(result.stays) && result.stays.length ? html` · stayed: ${result.stays.map((s) => `${s.vm} (${s.reason})`).join("; ")}` : nothing}</p>`
+        : nothing}
+      <div class="toolbar">
+        <button type="button" class="secondary" @click=${() => this.showPlan()}>Show the evacuation plan</button>
+        ${operate && !h.maintenance
+          ? html`<button type="button" ?disabled=${this.hostBusy} @click=${() => this.evacuate()}>Evacuate and enter maintenance</button>
+              <label><input type="checkbox" .checked=${this.partial} @change=${(e: Event) => { this.partial = (e.target as HTMLInputElement).checked; }} />
+                move what fits even if some running VM cannot</label>
+              <button type="button" class="secondary" ?disabled=${this.hostBusy} @click=${() => this.patchHost({ maintenance: true }, "in maintenance (its VMs stay)")}>Enter maintenance without moving VMs</button>`
+          : nothing}
+        ${operate && h.maintenance
+          ? html`<button type="button" ?disabled=${this.hostBusy} @click=${() => this.patchHost({ maintenance: false }, "maintenance ended")}>Leave maintenance</button>`
+          : nothing}
+      </div>
+      ${this.plan
+        ? html`<p role="status" class=${this.plan.fits ? "notice" : "error-text"}>${this.plan.summary}</p>
+          <table class="grid" aria-label="Evacuation plan">
+            <thead><tr><th scope="col">VM</th><th scope="col">Goes to</th><th scope="col">Why</th></tr></thead>
+            <tbody>
+              ${this.plan.moves.map((m) => html`<tr data-plan-vm=${m.vm}><th scope="row">${m.vm}</th><td>${m.to}</td><td>score ${m.score.toFixed(1)}${m.ha ? " (HA)" : ""}</td></tr>`)}
+              ${this.plan.stays.map((m) => html`<tr data-plan-vm=${m.vm}><th scope="row">${m.vm}</th><td><span class="error-text">stays</span></td><td>${m.reason}</td></tr>`)}
+            </tbody>
+          </table>`
+        : nothing}
+    </section>`;
+  }
+
+  private renderLabels(h: Host) {
+    const entries = Object.entries(h.labels ?? {});
+    const operate = canOperate(this.role);
+    return html`<span class="labels">${entries.length === 0 ? html`<span class="muted">none</span>` : entries.map(([k, v]) => html`<span class="label">${k}=${v}${operate
+        ? html` <button type="button" class="twisty" aria-label="Remove label ${k}" ?disabled=${this.hostBusy}
+            @click=${() => this.patchHost({ labels: { [k]: null } }, `label ${k} removed`)}>×</button>`
+        : nothing}</span>`)}</span>
+      ${operate
+        ? html`<form class="toolbar" aria-label="Host labels" @submit=${(e: SubmitEvent) => this.addLabel(e)}>
+            <label for="host-label">New label</label>
+            <input id="host-label" placeholder="key=value" spellcheck="false" .value=${this.newLabel}
+              @input=${(e: InputEvent) => { this.newLabel = (e.target as HTMLInputElement).value; }} />
+            <button type="submit" class="secondary" ?disabled=${this.hostBusy}>Add label</button>
+          </form>`
+        : nothing}`;
+  }
+
   protected async load(): Promise<void> {
     this.readSummary();
+    this.readEvacuation();
     const [host, events] = await Promise.all([
       fetchOnce(`host:${this.name}`, () => requestHost(this.name)),
       targetEvents(`host/${this.name}`),
@@ -502,6 +633,7 @@ class HostPage extends LivePage {
     const u = this.usage;
     return html`
       ${this.host ? this.renderHost(this.host) : html`<h1>Host ${this.name}</h1>${this.renderError()}<p role="status">Loading…</p>`}
+      ${this.host ? this.renderMaintenance(this.host) : nothing}
       <section aria-labelledby="host-vms-h">
         <h2 id="host-vms-h">VMs on ${this.name}${u ? ` (${u.vms})` : ""}</h2>
         <strata-host-vms .host=${this.name} .events=${this.events} .role=${this.role}></strata-host-vms>
@@ -543,7 +675,7 @@ class HostPage extends LivePage {
             <dt>Address</dt><dd><code>${str(h.address)}</code></dd>
             <dt>Reachability</dt><dd>${str(h.reachability)}${h.maintenance ? " (maintenance)" : ""}</dd>
             <dt>Last heartbeat</dt><dd>${time(h.last_heartbeat_ms)}</dd>
-            <dt>Labels</dt><dd class="labels">${labels(h.labels)}</dd>
+            <dt>Labels</dt><dd data-host-labels>${this.renderLabels(h)}</dd>
           </dl>
         </section>
         <section aria-labelledby="host-sys-h">

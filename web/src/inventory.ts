@@ -110,3 +110,30 @@ export function eventMatches(e: { action?: string; actor?: string; result?: stri
   if (f.result === "failed" && (e.result ?? "ok") === "ok") return false;
   return true;
 }
+
+// The global search box: "web" looks for names containing web; "tier=web" (or "tier=") for
+// a label (key=value, or the key with any value).
+export interface SearchTerm {
+  name?: string;
+  label?: { key: string; value?: string };
+}
+
+export function searchTerm(text: string): SearchTerm {
+  const t = text.trim();
+  if (!t) return {};
+  const eq = t.indexOf("=");
+  if (eq > 0) {
+    const key = t.slice(0, eq).trim(), value = t.slice(eq + 1).trim();
+    return { label: value ? { key, value } : { key } };
+  }
+  return { name: t.toLowerCase() };
+}
+
+export function searchMatches(item: { name?: string; labels?: Record<string, string> }, term: SearchTerm): boolean {
+  if (term.name !== undefined) return (item.name ?? "").toLowerCase().includes(term.name);
+  if (term.label) {
+    const v = item.labels?.[term.label.key];
+    return v !== undefined && (term.label.value === undefined || v === term.label.value);
+  }
+  return false;
+}

@@ -14,7 +14,7 @@ import "./admin-pages";
 import "./clusters";
 import "./activity";
 
-type Page = "dashboard" | "inventory" | "cluster" | "hosts" | "vms" | "host" | "vm" | "create" | "images" | "tokens" | "tasks" | "events";
+type Page = "dashboard" | "inventory" | "cluster" | "hosts" | "vms" | "host" | "vm" | "create" | "images" | "tokens" | "tasks" | "events" | "search";
 
 const PAGES: Array<{ page: Page; path: string; label: string }> = [
   { page: "dashboard", path: "/", label: "Dashboard" },
@@ -30,6 +30,7 @@ const PAGES: Array<{ page: Page; path: string; label: string }> = [
 // "/vms/web-1" is the VM page of web-1, "/hosts/h1" the host page of h1.
 function pageFor(path: string): Page {
   if (path === "/create") return "create";
+  if (path === "/search") return "search";
   if (path.startsWith("/clusters/") && path.length > "/clusters/".length) return "cluster";
   if (path === "/clusters") return "inventory";
   const hit = PAGES.find((p) => p.path !== "/" && (path === p.path || path.startsWith(p.path + "/")));
@@ -148,6 +149,17 @@ class StrataApp extends LitElement {
     this.events = [];
   }
 
+  // The global search: its results page (/search?q=), a new page for each search.
+  private search(ev: SubmitEvent): void {
+    ev.preventDefault();
+    const q = (new FormData(ev.target as HTMLFormElement).get("q") as string | null)?.trim() ?? "";
+    if (!q) return;
+    history.pushState(null, "", `/search?${new URLSearchParams({ q }).toString()}`);
+    this.page = "search";
+    this.detail = q;
+    this.requestUpdate();
+  }
+
   private go(ev: MouseEvent, path: string): void {
     if (ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
     ev.preventDefault();
@@ -168,6 +180,10 @@ class StrataApp extends LitElement {
             (p) => html`<a href=${p.path} aria-current=${this.page === p.page || `${this.page}s` === p.page || (this.page === "cluster" && p.page === "inventory") ? "page" : nothing}>${p.label}</a>`,
           )}
         </nav>
+        <form role="search" class="global-search" @submit=${(e: SubmitEvent) => this.search(e)}>
+          <label for="global-search" class="visually-hidden">Search VMs, hosts, clusters and images</label>
+          <input id="global-search" name="q" type="search" placeholder="Search name or key=value" spellcheck="false" />
+        </form>
         <span class="live ${this.live ? "on" : "off"}" role="status"
           title="Live events">${this.live ? "live" : "reconnecting"}</span>
         <span class="who">${this.user} <span class="role">(${this.role})</span></span>
@@ -191,6 +207,8 @@ class StrataApp extends LitElement {
         return html`<strata-hosts .events=${this.events}></strata-hosts>`;
       case "vms":
         return html`<strata-vms .role=${this.role} .events=${this.events}></strata-vms>`;
+      case "search":
+        return keyed(location.search, html`<strata-search .role=${this.role} .events=${this.events}></strata-search>`);
       case "tasks":
         return html`<strata-tasks .role=${this.role} .events=${this.events}></strata-tasks>`;
       case "events":
@@ -205,7 +223,7 @@ class StrataApp extends LitElement {
       case "vm":
         return keyed(this.detail, html`<strata-vm .name=${this.detail} .role=${this.role} .events=${this.events}></strata-vm>`);
       case "host":
-        return keyed(this.detail, html`<strata-host .name=${this.detail} .events=${this.events}></strata-host>`);
+        return keyed(this.detail, html`<strata-host .name=${this.detail} .role=${this.role} .events=${this.events}></strata-host>`);
     }
   }
 

@@ -12,6 +12,7 @@
 // Prints "N passed, N failed" at the end; exit 1 on any failure.
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import net from "node:net";
 import { join } from "node:path";
 import { env, expect, finish, launch, step } from "./harness.mjs";
 
@@ -145,28 +146,55 @@ try {
     await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
   });
 
-  // The events stream dropped (the browser offline: Chromium fails the open fetch), events
-  // made meanwhile by another client, then back online: the feed reconnects with
-  // Last-Event-ID and the page gets every missed event once.
+  // The events stream dropped: a second tab of the same session reaches stratad through a
+  // TCP relay of this test, which cuts every connection and refuses new ones for a while;
+  // events made meanwhile by another client; then the relay lets connections through
+  // again: the feed reconnects with Last-Event-ID and the page gets every missed event once.
   await step("a dropped events stream reconnects without losing an event", async () => {
-    await page.locator(".live.on").waitFor();
-    await context.setOffline(true);
-    await page.locator(".live.off").waitFor();
-    const names = ["web-missed-1", "web-missed-2"];
-    for (const n of names) await adminApi("POST", "/api/v1/tokens", { name: n, role: "viewer" });
-    for (const n of names) await adminApi("DELETE", `/api/v1/tokens/${n}`);
-    const want = [];
-    for (const n of names) for (const e of (await adminApi("GET", `/api/v1/events?target=token/${n}&limit=10`)).events) want.push(e.seq);
-    expect(want.length >= 2, `events of the missed tokens: ${want}`);
-    await context.setOffline(false);
-    await page.locator(".live.on").waitFor({ timeout: 20000 });
-    await page.waitForFunction((want) => {
-      const seqs = (document.querySelector("strata-app")?.events ?? []).map((e) => e.seq);
-      return want.every((s) => seqs.includes(s));
-    }, want, { timeout: 10000 });
-    const seqs = await page.evaluate(() => document.querySelector("strata-app").events.map((e) => e.seq));
-    expect(new Set(seqs).size === seqs.length, `an event arrived twice: ${seqs}`);
-    await page.locator("ol.events li", { hasText: "token/web-missed-2" }).first().waitFor();
+    const target = new URL(url);
+    const sockets = new Set();
+    let cut = false;
+    const relay = net.createServer((client) => {
+      if (cut) return client.destroy();
+      const upstream = net.connect(Number(target.port), target.hostname);
+      for (const [a, b] of [[client, upstream], [upstream, client]]) {
+        a.pipe(b);
+        a.on("error", () => b.destroy());
+        a.on("close", () => b.destroy());
+      }
+      sockets.add(client).add(upstream);
+      client.on("close", () => { sockets.delete(client); sockets.delete(upstream); });
+    });
+    await new Promise((r) => relay.listen(0, "127.0.0.1", r));
+    const tab = await context.newPage();
+    try {
+      // The cookie is the host's (127.0.0.1, any port): this tab is logged in already.
+      await tab.goto(`http://127.0.0.1:${relay.address().port}/`);
+      await tab.locator(".live.on").waitFor();
+      cut = true;
+      for (const so of sockets) so.destroy();
+      await tab.locator(".live.off").waitFor();
+      const names = ["web-missed-1", "web-missed-2"];
+      const ids = [];
+      for (const n of names) ids.push((await adminApi("POST", "/api/v1/tokens", { name: n, role: "viewer" })).id);
+      for (const id of ids) await adminApi("DELETE", `/api/v1/tokens/${id}`);
+      const want = [];
+      for (const n of names) for (const e of (await adminApi("GET", `/api/v1/events?target=token/${n}&limit=10`)).events) want.push(e.seq);
+      expect(want.length >= 2, `events of the missed tokens: ${want}`);
+      cut = false;
+      await tab.locator(".live.on").waitFor({ timeout: 20000 });
+      await tab.waitForFunction((want) => {
+        const seqs = (document.querySelector("strata-app")?.events ?? []).map((e) => e.seq);
+        return want.every((s) => seqs.includes(s));
+      }, want, { timeout: 10000 });
+      const seqs = await tab.evaluate(() => document.querySelector("strata-app").events.map((e) => e.seq));
+      expect(new Set(seqs).size === seqs.length, `an event arrived twice: ${seqs}`);
+      await tab.locator("ol.events li", { hasText: "token/web-missed-2" }).first().waitFor();
+    } finally {
+      await tab.close();
+      for (const so of sockets) so.destroy();
+      relay.close();
+    }
   });
 
   await step("hosts page lists the host (and survives a reload on its path)", async () => {
@@ -221,7 +249,7 @@ try {
       await page.getByRole("button", { name: "Apply" }).click();
       await table.locator("tbody tr").first().waitFor({ state: "detached" });
       await page.getByLabel("Label", { exact: true }).fill("");
-      await page.getByLabel("Host").selectOption(hostName);
+      await page.getByLabel("Host", { exact: true }).selectOption(hostName);
       await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor();
       // Sorted by name on the server, both ways; name and state filters on the server.
       const order = async () => table.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.vm));
@@ -377,6 +405,14 @@ try {
         await medium.filter({ hasText: "empty" }).waitFor({ timeout: 30000 });
         expect((await adminApi("GET", `/api/v1/vms/${vmName}`)).spec.cdrom == null, "spec.cdrom after eject");
       }
+      // Live migration: the only host has no other to go to: the API's answer is shown.
+      await page.getByRole("form", { name: "Live migration" }).getByRole("button", { name: "Migrate" }).click();
+      const said = page.getByRole("status").filter({ hasText: `migrate ${vmName}:` });
+      await said.waitFor();
+      const direct = await fetch(url + `/api/v1/vms/${vmName}/migrate`, { method: "POST",
+        headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" }, body: "{}" });
+      const why = (await direct.json()).error?.message ?? "";
+      expect(direct.status >= 400 && why && (await said.textContent()).includes(why), `migrate: page "${await said.textContent()}", API ${direct.status} ${why}`);
       await page.screenshot({ path: join(shots, "vm.png"), fullPage: true });
     });
 
@@ -708,6 +744,92 @@ try {
     });
   }
 
+  if (hostName) {
+    // Maintenance: the evacuation plan (the scheduler's dry run), an evacuation refused with
+    // the API's message (the one host's running VM has nowhere to go), maintenance on and
+    // off, host labels added and removed.
+    await step("host page: evacuation plan, maintenance, labels", async () => {
+      await page.goto(url + `/hosts/${hostName}`);
+      const maint = page.locator('section[aria-labelledby="host-maint-h"]');
+      await maint.waitFor();
+      await maint.getByRole("button", { name: "Show the evacuation plan" }).click();
+      const plan = page.getByRole("table", { name: "Evacuation plan" });
+      await plan.waitFor();
+      const api = await adminApi("POST", "/api/v1/plan/host-down", { hosts: [hostName] });
+      await maint.getByRole("status").filter({ hasText: api.summary }).waitFor();
+      for (const m of [...api.moves, ...api.stays]) await plan.locator(`tr[data-plan-vm="${m.vm}"]`).waitFor();
+      if (vmName) {
+        expect(api.stays.some((x) => x.vm === vmName), `plan: ${JSON.stringify(api)}`);
+        await maint.getByRole("button", { name: "Evacuate and enter maintenance" }).click();
+        await maint.getByRole("alert").filter({ hasText: vmName }).waitFor();
+        expect((await adminApi("GET", `/api/v1/hosts/${hostName}`)).maintenance === false, "a refused evacuation left the host in maintenance");
+      }
+      await maint.getByRole("button", { name: "Enter maintenance without moving VMs" }).click();
+      await page.locator('section[data-maintenance="on"]').waitFor();
+      await page.getByRole("button", { name: "Leave maintenance" }).click();
+      await page.locator('section[data-maintenance="off"]').waitFor();
+      const labels = page.locator("[data-host-labels]");
+      await page.getByLabel("New label").fill("rack=r1");
+      await page.getByRole("button", { name: "Add label" }).click();
+      await labels.locator(".label", { hasText: "rack=r1" }).waitFor();
+      expect((await adminApi("GET", `/api/v1/hosts/${hostName}`)).labels?.rack === "r1", "host label not set");
+      await page.screenshot({ path: join(shots, "host-maintenance.png"), fullPage: true });
+      await page.getByRole("button", { name: "Remove label rack" }).click();
+      await labels.locator(".label", { hasText: "rack=r1" }).waitFor({ state: "detached" });
+      expect((await adminApi("GET", `/api/v1/hosts/${hostName}`)).labels?.rack === undefined, "host label not removed");
+    });
+
+    await step("tasks and events pages (filters, newest first), the global search", async () => {
+      await page.getByRole("link", { name: "Tasks" }).click();
+      const tasks = page.getByRole("table", { name: "Tasks" });
+      await tasks.locator('tr[data-kind="vm.create"]').first().waitFor();
+      await page.getByLabel("State", { exact: true }).selectOption("succeeded");
+      await page.waitForFunction(() => location.search.includes("state=succeeded"));
+      await page.waitForFunction(() => {
+        const rows = [...document.querySelectorAll("table[aria-label='Tasks'] tbody tr")];
+        return rows.length > 0 && rows.every((r) => r.querySelector(".badge")?.textContent === "succeeded");
+      });
+      await page.getByRole("link", { name: "Events" }).click();
+      const events = page.getByRole("table", { name: "Events" });
+      await events.locator("tbody tr").first().waitFor();
+      // Newest first, as the API's newest page (taken after the page: it may only be newer).
+      const shown = await events.locator("tbody tr").evaluateAll((rows) => rows.map((r) => Number(r.dataset.seq)));
+      expect(shown.every((x, i) => i === 0 || shown[i - 1] > x), `not newest first: ${shown.slice(0, 10)}`);
+      const newest = (await adminApi("GET", "/api/v1/events?before=0&limit=1")).events[0].seq;
+      expect(shown[0] <= newest && shown.length > 1, `first row ${shown[0]}, API newest ${newest}`);
+      if (vmName) {
+        await page.getByLabel("Target").fill(`vm/${vmName}`);
+        await page.getByLabel("Action").fill("vm.start");
+        await page.getByRole("button", { name: "Apply" }).click();
+        await page.waitForFunction(() => location.search.includes("action=vm.start"));
+        await page.waitForFunction((t) => {
+          const rows = [...document.querySelectorAll("table[aria-label='Events'] tbody tr")];
+          return rows.length > 0 && rows.every((r) => r.children[3].textContent === t && r.children[2].textContent === "vm.start");
+        }, `vm/${vmName}`);
+      }
+      await page.screenshot({ path: join(shots, "events.png"), fullPage: true });
+      // The search box: a VM by name, by label, and the host.
+      const search = async (q) => {
+        await page.getByRole("searchbox", { name: "Search VMs, hosts, clusters and images" }).fill(q);
+        await page.getByRole("searchbox", { name: "Search VMs, hosts, clusters and images" }).press("Enter");
+        await page.getByRole("heading", { name: `Search: ${q}` }).waitFor();
+      };
+      if (vmName) {
+        await search(vmName);
+        await page.locator(`li[data-found-vm="${vmName}"]`).waitFor();
+        await search("tier=web");
+        await page.locator(`li[data-found-vm="${vmName}"]`).waitFor();
+      }
+      await search(hostName);
+      await page.locator(`li[data-found-host="${hostName}"]`).waitFor();
+      await search("tiny-");
+      await page.locator('li[data-found-image="tiny-kernel"]').waitFor().catch(async () => {
+        expect(!vmName, "the tiny-kernel image not found by name");
+      });
+      await page.screenshot({ path: join(shots, "search.png"), fullPage: true });
+    });
+  }
+
   if (vmDelete) {
     await step("delete a VM from its page, with confirmation", async () => {
       await page.goto(url + `/vms/${vmDelete}`);
@@ -983,7 +1105,8 @@ try {
     await p.getByRole("button", { name: "Log in" }).click();
     await p.getByRole("heading", { name: "Dashboard" }).waitFor();
     const pages = [["/", "Dashboard"], ["/inventory", "Inventory"], ["/clusters/default", "Cluster default"], ["/hosts", "Hosts"],
-      ["/vms", "Virtual machines"], ["/images", "Images"], ["/tokens", "Tokens"]];
+      ["/vms", "Virtual machines"], ["/images", "Images"], ["/tokens", "Tokens"], ["/tasks", "Tasks"], ["/events", "Events"],
+      ["/search?q=web", "Search: web"]];
     if (hostName) pages.push([`/hosts/${hostName}`, `Host ${hostName}`]);
     if (vmName) pages.push([`/vms/${vmName}`, `VM ${vmName}`], ["/create", "Create a VM"]);
     for (const [path, heading] of pages) {

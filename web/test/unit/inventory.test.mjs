@@ -57,3 +57,19 @@ test("targets link to their pages; the events page's filters", async () => {
   assert.equal(eventMatches({ ...e, result: "permission_denied" }, { ...f, result: "failed" }), true);
   assert.equal(eventMatches({ ...e, result: "permission_denied" }, { ...f, result: "ok" }), false);
 });
+
+test("global search: a name part, or a label (key=value, key=)", async () => {
+  const { searchTerm, searchMatches } = await import("../../build-unit/inventory.js");
+  assert.deepEqual(searchTerm(" Web "), { name: "web" });
+  assert.deepEqual(searchTerm("tier=web"), { label: { key: "tier", value: "web" } });
+  assert.deepEqual(searchTerm("tier="), { label: { key: "tier" } });
+  assert.deepEqual(searchTerm(""), {});
+  const vm = { name: "web-1", labels: { tier: "web" } };
+  assert.equal(searchMatches(vm, searchTerm("WEB")), true);
+  assert.equal(searchMatches(vm, searchTerm("db")), false);
+  assert.equal(searchMatches(vm, searchTerm("tier=web")), true);
+  assert.equal(searchMatches(vm, searchTerm("tier=db")), false);
+  assert.equal(searchMatches(vm, searchTerm("tier=")), true);
+  assert.equal(searchMatches({ name: "h1" }, searchTerm("tier=")), false);
+  assert.equal(searchMatches(vm, {}), false);
+});

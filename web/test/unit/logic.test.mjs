@@ -257,3 +257,13 @@ test("live migration: offered for running or paused VMs not deleting or migratin
   assert.deepEqual(migrateBody(""), {});
   assert.deepEqual(migrateBody(" h2 "), { host: "h2" });
 });
+
+test("SSE: an id-only block sets the last event id without an event (a stream's start)", () => {
+  const p = new SseParser();
+  assert.deepEqual(p.feed(": stream start\n\nid: 41\n\n"), []);
+  assert.equal(p.lastEventId, "41");
+  const got = p.feed("id: 42\nevent: vm.start\ndata: {}\n\n");
+  assert.equal(got.length, 1);
+  assert.equal(p.lastEventId, "42");
+  assert.equal(new SseParser().lastEventId, "");
+});
