@@ -633,7 +633,6 @@ class HostPage extends LivePage {
     const u = this.usage;
     return html`
       ${this.host ? this.renderHost(this.host) : html`<h1>Host ${this.name}</h1>${this.renderError()}<p role="status">Loading…</p>`}
-      ${this.host ? this.renderMaintenance(this.host) : nothing}
       <section aria-labelledby="host-vms-h">
         <h2 id="host-vms-h">VMs on ${this.name}${u ? ` (${u.vms})` : ""}</h2>
         <strata-host-vms .host=${this.name} .events=${this.events} .role=${this.role}></strata-host-vms>
@@ -691,6 +690,7 @@ class HostPage extends LivePage {
           </dl>
         </section>
       </div>
+      ${this.renderMaintenance(h)}
       <div class="cols">
         <section aria-labelledby="host-numa-h">
           <h2 id="host-numa-h">NUMA nodes</h2>

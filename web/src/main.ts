@@ -182,7 +182,7 @@ class StrataApp extends LitElement {
         </nav>
         <form role="search" class="global-search" @submit=${(e: SubmitEvent) => this.search(e)}>
           <label for="global-search" class="visually-hidden">Search VMs, hosts, clusters and images</label>
-          <input id="global-search" name="q" type="search" placeholder="Search name or key=value" spellcheck="false" />
+          <input id="global-search" name="q" type="search" placeholder="Search: name or k=v" spellcheck="false" />
         </form>
         <span class="live ${this.live ? "on" : "off"}" role="status"
           title="Live events">${this.live ? "live" : "reconnecting"}</span>
