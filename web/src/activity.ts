@@ -73,7 +73,7 @@ class TasksPage extends LivePage {
         </select>
       </form>
       ${!this.loaded ? html`<p role="status">Loading…</p>` : html`
-      <table class="grid" aria-label="Tasks">
+      <table class="grid" aria-label="Tasks" tabindex="0">
         <thead><tr><th scope="col">Task</th><th scope="col">Target</th><th scope="col">State</th><th scope="col">Message</th>
           <th scope="col">Created</th><th scope="col">Updated</th></tr></thead>
         <tbody>${repeat(this.tasks, (t) => t.id ?? "", (t) => html`<tr data-task=${t.id ?? ""} data-kind=${t.kind ?? ""}>
@@ -146,7 +146,7 @@ class EventsPage extends LivePage {
       </form>
       <p class="muted">Newest first, 100 a page${f.target ? ` of ${f.target}` : ""} from the server; action, actor and result narrow the page shown.</p>
       ${!this.loaded ? html`<p role="status">Loading…</p>` : html`
-      <table class="grid" aria-label="Events">
+      <table class="grid" aria-label="Events" tabindex="0">
         <thead><tr><th scope="col">#</th><th scope="col">Time</th><th scope="col">Action</th><th scope="col">Target</th>
           <th scope="col">Actor</th><th scope="col">Result</th><th scope="col">Message</th></tr></thead>
         <tbody>${repeat(shown, (e, i) => e.seq ?? `i${i}`, (e) => html`<tr data-seq=${e.seq ?? 0}>

@@ -402,7 +402,7 @@ class VmPage extends LivePage {
         <section aria-labelledby="vm-tasks-h">
           <h2 id="vm-tasks-h">Recent tasks</h2>
           ${this.tasks.length === 0 ? html`<p class="muted">No tasks.</p>` : html`
-          <table class="grid" aria-label="Tasks of this VM">
+          <table class="grid" aria-label="Tasks of this VM" tabindex="0">
             <thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Message</th><th scope="col">Updated</th></tr></thead>
             <tbody>${repeat(this.tasks, (t) => t.id ?? "", (t) => html`<tr><td>${t.kind}</td>
               <td>${stateBadge(t.state)}${t.state === "running" ? html` <progress max="100" .value=${t.progress ?? 0} aria-label="progress"></progress>` : nothing}</td>

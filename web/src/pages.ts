@@ -173,7 +173,7 @@ class DashboardPage extends LivePage {
         <section aria-labelledby="tasks-h">
           <h2 id="tasks-h">Recent tasks</h2>
           ${s ? html`<p class="muted" data-tasks-running=${s.tasks.running}>${s.tasks.running} running, ${s.tasks.pending} pending, ${s.tasks.failed} failed in all</p>` : nothing}
-          <table class="grid" aria-label="Recent tasks">
+          <table class="grid" aria-label="Recent tasks" tabindex="0">
             <thead><tr><th scope="col">Task</th><th scope="col">Target</th><th scope="col">State</th><th scope="col">Updated</th></tr></thead>
             <tbody>${repeat(tasks, (t) => t.id ?? "", (t) => html`<tr><td>${t.kind}</td><td>${t.target}</td>
               <td>${stateBadge(t.state)}${t.state === "running" ? html` <progress max="100" .value=${t.progress ?? 0} aria-label="progress"></progress>` : nothing}</td>

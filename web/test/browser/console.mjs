@@ -1093,7 +1093,7 @@ try {
   await viewer.context.close();
 
   // An own context: what axe does in a page is not the console's (the CSP check above).
-  await step("accessibility (axe-core): no serious or critical violation on any page", async () => {
+  await step("accessibility (axe-core): no serious or critical violation on any page, also at a phone's width", async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const p = await ctx.newPage();
     p.setDefaultTimeout(15000);
@@ -1120,7 +1120,29 @@ try {
       times.push(`${path} ${Date.now() - t0} ms`);
     }
     console.log(`     axe: ${times.join(", ")}`);
+    // At a phone's width (390 px): every page in one column, no page-wide horizontal
+    // scrolling (wide tables scroll inside their own box), and axe again.
+    await p.setViewportSize({ width: 390, height: 844 });
+    const wide = [];
+    for (const [path, heading] of pages) {
+      await p.goto(url + path);
+      await p.getByRole("heading", { name: heading }).first().waitFor();
+      await p.getByText("Loading…").waitFor({ state: "detached", timeout: 5000 }).catch(() => {});
+      const w = await p.evaluate(() => document.documentElement.scrollWidth);
+      if (w > 392) {
+        // The outermost elements that stick out, to say what to fix.
+        const out = await p.evaluate(() => [...document.querySelectorAll("body *")]
+          .filter((e) => e.getBoundingClientRect().right > 392 && !(e.parentElement && e.parentElement.getBoundingClientRect().right > 392))
+          .slice(0, 3).map((e) => `${e.tagName.toLowerCase()}${e.className ? "." + String(e.className).split(" ").join(".") : ""}`));
+        wide.push(`${path} ${w} px (${out.join(", ")})`);
+      }
+      if (["/", "/inventory", "/hosts"].includes(path) || path.startsWith("/vms/")) {
+        await p.screenshot({ path: join(shots, `phone${path === "/" ? "-dashboard" : path.replace(/[/?=]/g, "-")}.png`), fullPage: true });
+        found.push(...await axeViolations(p, `${path} (390 px)`));
+      }
+    }
     await ctx.close();
+    expect(wide.length === 0, `wider than a 390 px phone: ${wide.join(", ")}`);
     expect(found.length === 0, found.join("; "));
   });
 
