@@ -283,7 +283,8 @@ TEST(EventStreams, FreshStreamSaysWhereItStartsAndResumesFromThere) {
   ASSERT_TRUE(r.connect(a.server->port()));
   ASSERT_TRUE(r.send(stream_request(a.admin, fmt::format("Last-Event-ID: {}\r\n", old->seq))));
   ASSERT_TRUE(r.read_until(fmt::format("id: {}\n", m2->seq))) << r.data();
-  EXPECT_NE(r.data().find(fmt::format("id: {}\nevent: test.missed", m1->seq)), std::string::npos) << r.data();
+  EXPECT_NE(r.data().find(fmt::format("id: {}\nevent: test.missed", m1->seq)), std::string::npos)
+      << r.data();
 }
 
 namespace beast = boost::beast;
