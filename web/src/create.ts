@@ -252,6 +252,8 @@ class CreateVmPage extends LivePage {
             ${this.field("labels", "Labels", { placeholder: "tier=web, team=a" })}
             ${this.field("nodeSelector", "Node selector", { placeholder: "zone=a", hint: "host labels the VM needs" })}
             ${this.select("host", "Host", this.hosts, "chosen by the scheduler")}
+            ${this.field("dataGib", "Data disk (GiB)", { hint: "a second, blank disk (empty: none)" })}
+            ${this.field("bridge", "Bridge NIC", { placeholder: "br0", hint: "a NIC on this host bridge too (empty: none)" })}
             <label for="cw-nic">User-mode NIC</label>
             <input id="cw-nic" type="checkbox" .checked=${this.form.nic} @change=${(e: Event) => this.set("nic", (e.target as HTMLInputElement).checked)} /><span></span>
             <label for="cw-vnc">Graphical console (VNC)</label>

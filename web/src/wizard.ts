@@ -19,6 +19,8 @@ export interface WizardForm {
   nodeSelector: string;  // same form
   host: string;  // "" = the scheduler chooses
   nic: boolean;  // one user-mode NIC
+  bridge: string;  // a NIC on this host bridge too ("" = none)
+  dataGib: string;  // a second, blank disk of this size ("" = none)
   vnc: boolean;  // a graphical console (false: QEMU gets no VNC display)
   cdrom: string;  // catalog iso image in the CD-ROM ("" = empty drive)
   boot: BootOrder;  // firmware boot order
@@ -48,7 +50,7 @@ export const BOOT_LABEL: Record<BootOrder, string> = {
 export const EMPTY_FORM: WizardForm = {
   name: "", vcpus: "1", memoryMib: "512", image: "", diskGib: "", kernel: "", initrd: "",
   cmdline: "", labels: "", nodeSelector: "", host: "", nic: true, vnc: true, start: true,
-  cdrom: "", boot: "", firmware: "", cpuModel: "",
+  cdrom: "", boot: "", firmware: "", cpuModel: "", bridge: "", dataGib: "",
   ciHostname: "", ciUser: "", ciKeys: "", ciPasswordHash: "", ciSudo: false, ciUserData: "",
 };
 
@@ -115,6 +117,13 @@ export function vmCreateBody(f: WizardForm): { body?: VmCreate; error?: Invalid 
     if (sizeBytes !== undefined) disk.size_bytes = sizeBytes;
     body.disks = [disk];
   }
+  if (f.dataGib.trim()) {
+    const gib = Number(f.dataGib.trim());
+    const at = body.disks ? body.disks.length : 0;
+    if (!Number.isFinite(gib) || gib <= 0 || gib > 65536)
+      return { error: { field: `disks[${at}].size_bytes`, message: "data disk size in GiB, more than 0" } };
+    body.disks = [...(body.disks ?? []), { name: "data", size_bytes: Math.round(gib * 1024 ** 3) }];
+  }
   const cdrom = f.cdrom.trim();
   if (cdrom) body.cdrom = cdrom;
   if (f.boot) {
@@ -135,6 +144,12 @@ export function vmCreateBody(f: WizardForm): { body?: VmCreate; error?: Invalid 
     body.cpu_model = cpu;
   }
   if (f.nic) body.nics = [{ mode: "user" }];
+  const bridge = f.bridge.trim();
+  if (bridge) {
+    if (!/^[A-Za-z0-9][-A-Za-z0-9_.]{0,14}$/.test(bridge))
+      return { error: { field: `nics[${body.nics?.length ?? 0}].bridge`, message: "a Linux bridge name (up to 15 characters)" } };
+    body.nics = [...(body.nics ?? []), { mode: "bridge", bridge }];
+  }
   const labels = parsePairs(f.labels, "labels");
   if (labels.error) return { error: labels.error };
   if (Object.keys(labels.pairs).length) body.labels = labels.pairs;
@@ -185,6 +200,8 @@ export function formKeyOfField(field: string): keyof WizardForm | undefined {
   if (field in exact) return exact[field];
   if (/^cloud_init\.users\[0\]\.ssh_authorized_keys(\[\d+\])?$/.test(field)) return "ciKeys";
   if (/^boot\[\d+\]$/.test(field)) return "boot";
+  if (/^disks\[[1-9]\]\./.test(field)) return "dataGib";
+  if (/^nics\[\d+\]\.bridge$/.test(field)) return "bridge";
   if (field === "labels" || field.startsWith("labels.")) return "labels";
   if (field === "node_selector" || field.startsWith("node_selector.")) return "nodeSelector";
   return undefined;

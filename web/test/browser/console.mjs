@@ -329,6 +329,7 @@ try {
         await page.getByLabel("Boot order").selectOption("");
         await page.locator("#cw-boot-error").waitFor({ state: "detached" });
       }
+      await page.getByLabel("Data disk (GiB)").fill("1");
       await page.getByLabel("Firmware").selectOption("uefi");
       await page.getByLabel("CPU model").fill("max");
       await explain.locator(`tr[data-placement="${hostName}"] .verdict-chosen`).waitFor();
@@ -345,6 +346,7 @@ try {
       expect(ci?.hostname === "wizard-guest" && ci.users?.[0]?.name === "admin" && ci.users[0].sudo === true &&
         ci.users[0].ssh_authorized_keys?.[0] === sshKey && ci.users[0].password_set === false && ci.user_data_bytes === 32,
         `cloud_init ${JSON.stringify(ci)}`);
+      expect((vm.spec?.disks ?? []).some((d) => d.name === "data" && d.size_bytes === 1024 ** 3), `disks ${JSON.stringify(vm.spec?.disks)}`);
       expect(vm.spec?.firmware === "uefi" && vm.spec?.cpu_model === "max" && (vm.spec?.cdrom ?? null) === (isoName || null),
         `firmware/cpu_model/cdrom ${vm.spec?.firmware} ${vm.spec?.cpu_model} ${vm.spec?.cdrom}`);
       await page.screenshot({ path: join(shots, "create-done.png"), fullPage: true });
@@ -356,6 +358,7 @@ try {
       await given.locator("li", { hasText: "user-data 32 bytes" }).waitFor();
       await page.locator('section[data-guest="no"]').getByRole("status").filter({ hasText: "No guest agent report" }).waitFor();
       await page.locator('dd[data-spec="firmware"]', { hasText: "UEFI" }).waitFor();
+      await page.getByRole("table", { name: "Disks" }).getByRole("rowheader", { name: "data" }).waitFor();
       await page.locator('dd[data-spec="cpu"]', { hasText: "max" }).waitFor();
       if (isoName) await page.locator("[data-medium]", { hasText: isoName }).waitFor();
       await page.goto(url + "/vms");
@@ -924,6 +927,10 @@ try {
       await page.locator(`li[data-result="${vmName}"].ok`).waitFor();
       const labelled = await page.evaluate(async () => (await (await fetch("/api/v1/vms?label=bulk%3Dyes")).json()).vms.map((v) => v.name));
       expect(JSON.stringify(labelled) === JSON.stringify([vmName]), `label filter bulk=yes: ${labelled}`);
+      // Migrate the selection: the one host has nowhere to send it, said per VM.
+      await bar.getByRole("button", { name: "Migrate selected" }).click();
+      await page.getByRole("heading", { name: "migrate: 0 of 1 succeeded, 1 failed" }).waitFor();
+      await page.locator(`li[data-result="${vmName}"].bad`, { hasText: "failed: " }).waitFor();
       await page.screenshot({ path: join(shots, "vms-bulk.png"), fullPage: true });
       // Delete asks first (Cancel here: the viewer's checks below still need the VM).
       await bar.getByRole("button", { name: "Delete selected…" }).click();

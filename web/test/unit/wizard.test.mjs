@@ -112,3 +112,16 @@ test("CD-ROM, boot order, firmware and CPU model in the create body", () => {
   assert.equal(formKeyOfField("firmware"), "firmware");
   assert.equal(formKeyOfField("cpu_model"), "cpuModel");
 });
+
+test("a second blank disk and a bridged NIC", () => {
+  const base = { ...EMPTY_FORM, name: "two", image: "tiny-base" };
+  const b = vmCreateBody({ ...base, dataGib: "1", bridge: "br0" }).body;
+  assert.deepEqual(b.disks, [{ name: "root", boot: true, image: "tiny-base" }, { name: "data", size_bytes: 1024 ** 3 }]);
+  assert.deepEqual(b.nics, [{ mode: "user" }, { mode: "bridge", bridge: "br0" }]);
+  assert.deepEqual(vmCreateBody({ ...base, nic: false, bridge: "br0" }).body.nics, [{ mode: "bridge", bridge: "br0" }]);
+  assert.equal(vmCreateBody({ ...base, dataGib: "0" }).error.field, "disks[1].size_bytes");
+  assert.equal(vmCreateBody({ ...base, bridge: "a bridge" }).error.field, "nics[1].bridge");
+  assert.equal(formKeyOfField("disks[1].size_bytes"), "dataGib");
+  assert.equal(formKeyOfField("nics[1].bridge"), "bridge");
+  assert.equal(formKeyOfField("disks[0].size_bytes"), "diskGib");
+});
