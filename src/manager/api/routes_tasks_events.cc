@@ -17,6 +17,20 @@ void add_task_event_routes(ApiService& api) {
     opts.limit = *limit;
     if (auto it = r.query.find("after"); it != r.query.end()) opts.after_id = it->second;
     if (auto it = r.query.find("state"); it != r.query.end()) opts.state = it->second;
+    // One resource's tasks (a VM's or host's id), and newest first (the web console's tasks
+    // page, VM and host pages); the cursor pages in the same order.
+    if (auto it = r.query.find("target_id"); it != r.query.end()) {
+      if (it->second.empty() || it->second.size() > 64)
+        return error_response(
+            Error{ErrorCode::invalid_argument, "1 to 64 characters", "target_id"});
+      opts.target_id = it->second;
+    }
+    if (auto it = r.query.find("order"); it != r.query.end()) {
+      if (it->second != "newest" && it->second != "oldest")
+        return error_response(
+            Error{ErrorCode::invalid_argument, "newest or oldest (the default)", "order"});
+      opts.newest_first = it->second == "newest";
+    }
     auto list = d.store->list_tasks(opts);
     if (!list) return error_response(list.error());
     nlohmann::json items = nlohmann::json::array();

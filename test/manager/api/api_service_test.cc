@@ -1359,6 +1359,44 @@ TEST_F(ApiTest, EventsFilteredByTargetNewestFirst) {
   EXPECT_EQ(newest["events"][0]["seq"], want.front());
 }
 
+// GET /api/v1/tasks?target_id=&order=newest: one resource's tasks, newest first (the web
+// console's VM and host pages and its tasks page).
+TEST_F(ApiTest, TasksOfOneTargetNewestFirst) {
+  add_host("h1", 8, 8192);
+  for (const char* n : {"a", "b"}) {
+    json body = {{"name", n}, {"vcpus", 1}, {"memory_mib", 64}, {"kernel", "k"}, {"start", false}};
+    ASSERT_EQ(call("POST", "/api/v1/vms", body.dump(), admin_).status, 202u);
+  }
+  auto a = json::parse(call("GET", "/api/v1/vms/a", "", admin_).body);
+  auto list = [&](std::map<std::string, std::string> q) {
+    HttpRequest r;
+    r.method = "GET";
+    r.path = "/api/v1/tasks";
+    r.query = std::move(q);
+    r.headers["authorization"] = "Bearer " + admin_;
+    auto resp = api_->dispatch(r);
+    return std::make_pair(resp.status, json::parse(resp.body));
+  };
+  auto [s1, all] = list({{"limit", "1000"}});
+  ASSERT_EQ(s1, 200u) << all;
+  ASSERT_GE(all["tasks"].size(), 2u) << all;
+  auto [s2, desc] = list({{"limit", "1000"}, {"order", "newest"}});
+  ASSERT_EQ(s2, 200u) << desc;
+  ASSERT_EQ(desc["tasks"].size(), all["tasks"].size());
+  for (size_t i = 0; i < desc["tasks"].size(); ++i)
+    EXPECT_EQ(desc["tasks"][i]["id"], all["tasks"][all["tasks"].size() - 1 - i]["id"]);
+  auto [s3, mine] = list({{"order", "newest"}, {"target_id", a["id"].get<std::string>()}});
+  ASSERT_EQ(s3, 200u) << mine;
+  ASSERT_FALSE(mine["tasks"].empty()) << mine;
+  for (const auto& t : mine["tasks"]) EXPECT_EQ(t["target_id"], a["id"]) << mine;
+  for (const auto& [q, f] : std::vector<std::pair<std::map<std::string, std::string>, std::string>>{
+           {{{"order", "up"}}, "order"}, {{{"target_id", ""}}, "target_id"}}) {
+    auto [status, body] = list(q);
+    EXPECT_EQ(status, 400u) << body;
+    EXPECT_EQ(body["error"]["field"], f) << body;
+  }
+}
+
 // PATCH /api/v1/vms/{name} {"labels": {...}}: set and remove keys in one audited change;
 // bounded and validated like a create; refused for a viewer, a VM being deleted, a stale
 // resource_version.
