@@ -1,4 +1,4 @@
-// The tasks page (/tasks: every task, filtered by state on the server, paged) and the events
+// The tasks page (/tasks: every task newest first, filtered by state on the server, paged) and the events
 // page (/events: the event and audit log newest first, all of it or one target's, paged on
 // the server; action, actor and result narrow the page shown). Both reload on the live
 // events they show (page 1 only: later pages do not change): no polling.
@@ -42,7 +42,7 @@ class TasksPage extends LivePage {
   }
 
   protected async load(): Promise<void> {
-    const query: Record<string, string | number> = { limit: 50 };
+    const query: Record<string, string | number> = { limit: 50, order: "newest" };
     if (this.state) query.state = this.state;
     if (this.pager.cursor) query.after = this.pager.cursor;
     const { data, error } = await api.GET("/api/v1/tasks", { params: { query } });

@@ -157,9 +157,12 @@ class VmPage extends LivePage {
   }
 
   protected async load(): Promise<void> {
-    const [vm, tasks, events, images, hosts] = await Promise.all([
+    // The VM's own tasks, newest first (by its id: known after the first load).
+    const tasksOf = (id: string) => api.GET("/api/v1/tasks", { params: { query: { target_id: id, order: "newest", limit: 10 } } });
+    const known = this.vm?.id;
+    const [vm, tasksNow, events, images, hosts] = await Promise.all([
       api.GET("/api/v1/vms/{name}", { params: { path: { name: this.name } } }),
-      api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } }),
+      known ? tasksOf(known) : null,
       targetEvents(`vm/${this.name}`),
       canOperate(this.role) ? api.GET("/api/v1/images", { params: { query: { limit: 1000 } } }) : null,
       canOperate(this.role) ? api.GET("/api/v1/hosts") : null,
@@ -173,11 +176,9 @@ class VmPage extends LivePage {
     }
     if (!vm.data) throw new Error(errorText(vm.error, `cannot read VM ${this.name}`));
     this.vm = vm.data;
-    const id = vm.data.id;
-    this.tasks = (tasks.data?.tasks ?? [])
-      .filter((t) => t.target_id === id || t.target === this.name)
-      .slice(-10)
-      .reverse();
+    const id = vm.data.id ?? "";
+    const tasks = tasksNow && known === id ? tasksNow : id ? await tasksOf(id) : null;
+    this.tasks = tasks?.data?.tasks ?? [];
     // The newest page again; older pages already read stay (they do not change).
     this.history = mergeEvents(events.events, this.history);
     if (this.historyNext === null || this.history.length <= events.events.length) this.historyNext = events.next;
@@ -497,9 +498,10 @@ class HostPage extends LivePage {
 
   // The host's latest evacuation (its task: progress, then what moved and what stayed).
   private readEvacuation(): void {
-    api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } }).then(({ data }) => {
-      const mine = (data?.tasks ?? []).filter((t) => t.kind === "host.evacuate" && (t.target === this.name || (!!this.host?.id && t.target_id === this.host.id)));
-      this.evacuation = mine.sort((a, b) => (a.created_ms ?? 0) - (b.created_ms ?? 0)).pop() ?? null;
+    const id = this.host?.id;
+    if (!id) return;
+    api.GET("/api/v1/tasks", { params: { query: { target_id: id, order: "newest", limit: 50 } } }).then(({ data }) => {
+      this.evacuation = (data?.tasks ?? []).find((t) => t.kind === "host.evacuate") ?? null;
     }, () => {});
   }
 
@@ -604,7 +606,6 @@ class HostPage extends LivePage {
 
   protected async load(): Promise<void> {
     this.readSummary();
-    this.readEvacuation();
     const [host, events] = await Promise.all([
       fetchOnce(`host:${this.name}`, () => requestHost(this.name)),
       targetEvents(`host/${this.name}`),
@@ -617,6 +618,7 @@ class HostPage extends LivePage {
     }
     if (!host.data) throw new Error(errorText(host.error, `cannot read host ${this.name}`));
     this.host = host.data;
+    this.readEvacuation();
   }
 
   private async older(): Promise<void> {
