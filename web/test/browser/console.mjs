@@ -282,7 +282,7 @@ try {
       const explain = page.getByRole("table", { name: "Placement explanation" });
       await page.getByLabel("Name", { exact: true }).fill(wizardVm);
       await page.getByLabel("Memory (MiB)").fill("128");
-      await page.getByLabel("Disk image").selectOption("tiny-base");
+      await page.getByLabel("Disk 1 image").selectOption("tiny-base");
       await page.getByLabel("Kernel", { exact: true }).selectOption("tiny-kernel");
       await page.getByLabel("Initrd").selectOption("tiny-initrd");
       await page.getByLabel("Kernel command line").fill(cmdline);
@@ -329,7 +329,29 @@ try {
         await page.getByLabel("Boot order").selectOption("");
         await page.locator("#cw-boot-error").waitFor({ state: "detached" });
       }
-      await page.getByLabel("Data disk (GiB)").fill("1");
+      // Disks and NICs: any number, each removable. A blank data disk, a blank disk on the
+      // datastore, a fourth one removed again; a bridged NIC whose bad name is said next to
+      // it, then removed (the test host has no bridge to create it on).
+      const addDisk = page.getByRole("button", { name: "Add a disk" });
+      await addDisk.click();
+      await page.getByLabel("Disk 2 size (GiB)").fill("1");
+      await addDisk.click();
+      await page.locator("#cw-disk-2-size-error", { hasText: "blank disk needs its size" }).waitFor();
+      await page.getByLabel("Disk 3 size (GiB)").fill("1");
+      if (datastore) await page.getByLabel("Disk 3 datastore").selectOption(datastore);
+      await addDisk.click();
+      await page.getByLabel("Disk 4 image").selectOption("tiny-base");
+      await page.getByRole("button", { name: "Remove disk 4", exact: true }).click();
+      await page.locator('fieldset[data-disks="3"]').waitFor();
+      expect(await page.evaluate(() => document.activeElement?.id) === "cw-disks", "the focus is not on Add a disk after a removal");
+      await page.getByRole("button", { name: "Add a NIC" }).click();
+      await page.getByLabel("NIC 2 type").selectOption("bridge");
+      await page.getByLabel("NIC 2 bridge").fill("not a bridge");
+      await page.locator("#cw-nic-1-bridge-error", { hasText: "bridge name" }).waitFor();
+      expect(await page.getByLabel("NIC 2 bridge").getAttribute("aria-invalid") === "true", "NIC 2 bridge not marked invalid");
+      await page.getByRole("button", { name: "Remove NIC 2", exact: true }).click();
+      await page.locator('fieldset[data-nics="1"]').waitFor();
+      await page.locator("#cw-nic-1-bridge-error").waitFor({ state: "detached" });
       await page.getByLabel("Firmware").selectOption("uefi");
       await page.getByLabel("CPU model").fill("max");
       await explain.locator(`tr[data-placement="${hostName}"] .verdict-chosen`).waitFor();
@@ -346,7 +368,12 @@ try {
       expect(ci?.hostname === "wizard-guest" && ci.users?.[0]?.name === "admin" && ci.users[0].sudo === true &&
         ci.users[0].ssh_authorized_keys?.[0] === sshKey && ci.users[0].password_set === false && ci.user_data_bytes === 32,
         `cloud_init ${JSON.stringify(ci)}`);
-      expect((vm.spec?.disks ?? []).some((d) => d.name === "data" && d.size_bytes === 1024 ** 3), `disks ${JSON.stringify(vm.spec?.disks)}`);
+      const disks = vm.spec?.disks ?? [];
+      expect(disks.length === 3 && disks[0].name === "root" && disks[0].image === "tiny-base" &&
+        disks[1].name === "data" && disks[1].size_bytes === 1024 ** 3 && !disks[1].datastore &&
+        disks[2].name === "data2" && disks[2].size_bytes === 1024 ** 3 && (disks[2].datastore ?? "") === datastore,
+        `disks ${JSON.stringify(disks)}`);
+      expect((vm.spec?.nics ?? []).length === 1 && vm.spec.nics[0].mode === "user", `nics ${JSON.stringify(vm.spec?.nics)}`);
       expect(vm.spec?.firmware === "uefi" && vm.spec?.cpu_model === "max" && (vm.spec?.cdrom ?? null) === (isoName || null),
         `firmware/cpu_model/cdrom ${vm.spec?.firmware} ${vm.spec?.cpu_model} ${vm.spec?.cdrom}`);
       await page.screenshot({ path: join(shots, "create-done.png"), fullPage: true });
@@ -358,7 +385,8 @@ try {
       await given.locator("li", { hasText: "user-data 32 bytes" }).waitFor();
       await page.locator('section[data-guest="no"]').getByRole("status").filter({ hasText: "No guest agent report" }).waitFor();
       await page.locator('dd[data-spec="firmware"]', { hasText: "UEFI" }).waitFor();
-      await page.getByRole("table", { name: "Disks" }).getByRole("rowheader", { name: "data" }).waitFor();
+      await page.getByRole("table", { name: "Disks" }).getByRole("rowheader", { name: "data", exact: true }).waitFor();
+      await page.getByRole("table", { name: "Disks" }).getByRole("rowheader", { name: "data2", exact: true }).waitFor();
       await page.locator('dd[data-spec="cpu"]', { hasText: "max" }).waitFor();
       if (isoName) await page.locator("[data-medium]", { hasText: isoName }).waitFor();
       await page.goto(url + "/vms");
