@@ -724,7 +724,7 @@ class HostPage extends LivePage {
         </section>
         <section aria-labelledby="host-nics-h">
           <h2 id="host-nics-h">Network interfaces</h2>
-          <table class="grid" aria-label="Host network interfaces">
+          <table class="grid" aria-label="Host network interfaces" tabindex="0">
             <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">MAC</th><th scope="col">Speed</th><th scope="col">MTU</th></tr></thead>
             <tbody>${arr(inv.interfaces).map((n) => html`<tr><th scope="row">${str(n.name)}${n.bridge ? html` <span class="badge">bridge</span>` : nothing}</th>
               <td>${str(n.operstate)}</td><td><code>${str(n.mac)}</code></td>

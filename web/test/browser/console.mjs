@@ -1156,9 +1156,9 @@ try {
     }
     console.log(`     axe: ${times.join(", ")}`);
     // At a phone's width (390 px): every page in one column, no page-wide horizontal
-    // scrolling (wide tables scroll inside their own box), and axe again.
+    // scrolling (wide tables scroll inside their own box), and axe again on every page.
     await p.setViewportSize({ width: 390, height: 844 });
-    const wide = [];
+    const wide = [], phoneTimes = [];
     for (const [path, heading] of pages) {
       await p.goto(url + path);
       await p.getByRole("heading", { name: heading }).first().waitFor();
@@ -1171,11 +1171,14 @@ try {
           .slice(0, 3).map((e) => `${e.tagName.toLowerCase()}${e.className ? "." + String(e.className).split(" ").join(".") : ""}`));
         wide.push(`${path} ${w} px (${out.join(", ")})`);
       }
-      if (["/", "/inventory", "/hosts"].includes(path) || path.startsWith("/vms/")) {
+      if (["/", "/inventory", "/hosts", "/create"].includes(path) || path.startsWith("/vms/"))
         await p.screenshot({ path: join(shots, `phone${path === "/" ? "-dashboard" : path.replace(/[/?=]/g, "-")}.png`), fullPage: true });
-        found.push(...await axeViolations(p, `${path} (390 px)`));
-      }
+      await p.waitForTimeout(200);
+      const t0 = Date.now();
+      found.push(...await axeViolations(p, `${path} (390 px)`));
+      phoneTimes.push(`${path} ${Date.now() - t0} ms`);
     }
+    console.log(`     axe at 390 px: ${phoneTimes.join(", ")}`);
     await ctx.close();
     expect(wide.length === 0, `wider than a 390 px phone: ${wide.join(", ")}`);
     expect(found.length === 0, found.join("; "));
