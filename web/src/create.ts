@@ -249,10 +249,12 @@ class CreateVmPage extends LivePage {
           <button type="button" class="secondary" @click=${() => this.removeRow("nics", i)}>Remove NIC ${i + 1}</button>
         </div>
         <label for="cw-nic-${i}-mode">NIC ${i + 1} type</label>
-        <select id="cw-nic-${i}-mode" @change=${(e: Event) => this.setNic(i, { mode: (e.target as HTMLSelectElement).value as NicRow["mode"] })}>
+        <select id="cw-nic-${i}-mode" aria-describedby=${this.describedBy(`cw-nic-${i}-mode`, undefined, this.objection(`nic-${i}-mode`))}
+          aria-invalid=${this.objection(`nic-${i}-mode`) ? "true" : "false"}
+          @change=${(e: Event) => this.setNic(i, { mode: (e.target as HTMLSelectElement).value as NicRow["mode"] })}>
           <option value="user" ?selected=${n.mode === "user"}>user-mode (NAT by QEMU)</option>
           <option value="bridge" ?selected=${n.mode === "bridge"}>a host bridge</option>
-        </select><span></span>
+        </select>${this.note(`cw-nic-${i}-mode`, undefined, this.objection(`nic-${i}-mode`))}
         ${n.mode === "bridge"
           ? this.input(`nic-${i}-bridge`, n.bridge, (v) => this.setNic(i, { bridge: v }), `NIC ${i + 1} bridge`,
             { placeholder: "br0", hint: "a Linux bridge on the host" })
