@@ -39,11 +39,21 @@ wait_for 60 "host up" host_up || fail "the local host did not come up: $(api GET
 
 VM=
 VM_DELETE=
+ISO_NAME=
 manifest=${STRATA_IMAGES:-$REPO/.cache/images}/manifest.env
 if [ -f "$manifest" ] && command -v qemu-system-x86_64 >/dev/null; then
   . "$manifest"
   if [ -f "${TINY_KERNEL:-}" ] && [ -f "${TINY_INITRD:-}" ] && [ -f "${TINY_BASE:-}" ]; then
     import_catalog_images || fail "image import"
+    # An ISO 9660 volume in the catalog (kind iso): the wizard's CD-ROM and the VM page's
+    # insert/eject. Without xorriso those checks are left out (ISO_NAME empty).
+    if command -v xorriso >/dev/null; then
+      mkdir -p "$WORK/iso" && echo "strata web iso" >"$WORK/iso/README"
+      xorriso -as mkisofs -quiet -V WEBISO -o "$WORK/web.iso" "$WORK/iso" >/dev/null 2>&1 || fail "xorriso failed"
+      env STRATA_SERVER="$API_URL" STRATA_TOKEN="$TOKEN" "$STRATA_CLI" image import web-iso "$WORK/web.iso" --kind iso >/dev/null ||
+        fail "iso import"
+      ISO_NAME=web-iso
+    fi
     api POST /api/v1/vms "$(vm_body web-1 false ', labels: {tier: "web"}')" >/dev/null
     [ "$(last_status)" = 201 ] || [ "$(last_status)" = 202 ] || fail "create web-1: HTTP $(last_status)"
     api POST /api/v1/vms "$(vm_body web-2 false)" >/dev/null
@@ -58,5 +68,5 @@ VIEWER=$(api POST /api/v1/tokens '{"name":"web-viewer","role":"viewer"}' | jq -r
 [ "$(last_status)" = 201 ] || fail "viewer token: HTTP $(last_status)"
 
 STRATA_URL="http://127.0.0.1:$PORT" ADMIN_TOKEN="$TOKEN" VIEWER_TOKEN="$VIEWER" \
-  HOST_NAME="$HOST" DATASTORE=web-ds VM_NAME="$VM" VM_DELETE="$VM_DELETE" VM_CMDLINE="${TINY_CMDLINE:-}" SHOTS_DIR="$SHOTS_DIR" CHROMIUM="$CHROMIUM" \
+  HOST_NAME="$HOST" DATASTORE=web-ds VM_NAME="$VM" VM_DELETE="$VM_DELETE" ISO_NAME="$ISO_NAME" VM_CMDLINE="${TINY_CMDLINE:-}" SHOTS_DIR="$SHOTS_DIR" CHROMIUM="$CHROMIUM" \
   node "$REPO/web/test/browser/console.mjs"

@@ -54,6 +54,34 @@ TEST_P(StoreContractTest, TasksTrackProgressAndFilter) {
   ASSERT_EQ(p->size(), 1u);
   EXPECT_EQ(p->front().id, b->id);
 
+  // Newest first: the same tasks in the reverse order of ids, and the cursor pages that way.
+  for (int i = 0; i < 3; ++i) STORE_ASSERT_OK(store_->create_task(t));
+  auto oldest = store_->list_tasks(TaskListOptions{});
+  STORE_ASSERT_OK(oldest);
+  ASSERT_EQ(oldest->size(), 5u);
+  TaskListOptions newest;
+  newest.newest_first = true;
+  auto desc = store_->list_tasks(newest);
+  STORE_ASSERT_OK(desc);
+  std::vector<std::string> want, got;
+  for (auto it = oldest->rbegin(); it != oldest->rend(); ++it) want.push_back(it->id);
+  for (const auto& x : *desc) got.push_back(x.id);
+  EXPECT_EQ(got, want);
+  newest.limit = 2;
+  newest.after_id = want[1];
+  auto page = store_->list_tasks(newest);
+  STORE_ASSERT_OK(page);
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ(page->at(0).id, want[2]);
+  EXPECT_EQ(page->at(1).id, want[3]);
+  newest = TaskListOptions{};
+  newest.newest_first = true;
+  newest.target_id = "vm-2";
+  auto mine = store_->list_tasks(newest);
+  STORE_ASSERT_OK(mine);
+  EXPECT_EQ(mine->size(), 4u);
+  for (const auto& x : *mine) EXPECT_EQ(x.target_id, "vm-2");
+
   TaskRecord done = *ran;
   done.state = "succeeded";
   done.progress = 100;

@@ -10,12 +10,15 @@ import { appendBounded, hostPoint, linePath, niceMax, vmCountersInSample, vmPoin
 const KEEP = 150;  // points per chart (5 min at the 2 s heartbeat)
 const W = 300, H = 80;
 
+// data-points is how many points the chart holds (at most KEEP: once the history fills it, a
+// new sample replaces the oldest and the count stays); data-last-ms is the newest point's
+// time, which moves with every sample drawn — what a test waits on to see the chart follow.
 function lineChart(id: string, title: string, points: Point[], value: (p: Point) => number, max: number, fmt: (v: number) => string) {
   const values = points.map(value);
   const newest = values[values.length - 1];
   const last = newest === undefined ? "no sample yet" : fmt(newest);
   const label = `${title}: ${last} (last ${points.length} samples, scale 0 to ${fmt(max)})`;
-  return html`<figure class="chart" data-chart=${id} data-points=${points.length}>
+  return html`<figure class="chart" data-chart=${id} data-points=${points.length} data-last-ms=${points[points.length - 1]?.t ?? 0}>
     <figcaption>${title} <strong>${last}</strong></figcaption>
     <svg viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" role="img" aria-label=${label}>
       ${svg`<line class="axis" x1="0" y1=${H} x2=${W} y2=${H}></line>
@@ -35,7 +38,9 @@ export class MetricsCharts extends LitElement {
     memTotal: { attribute: false },
     points: { state: true },
     live: { state: true },
+    received: { state: true },
   };
+  received = 0;  // samples drawn from the stream since the history (data-received)
   host = "";  // the host whose samples to read (the VM's host for a VM)
   vm = "";  // "" = the host's own charts
   vcpus = 0;  // VM: the CPU chart's top
@@ -66,6 +71,7 @@ export class MetricsCharts extends LitElement {
   }
 
   private add(s: HostSample): void {
+    const before = this.points[this.points.length - 1]?.t;
     if (this.vm) {
       const c = vmCountersInSample(s, this.vm);
       if (!c) return;
@@ -74,12 +80,14 @@ export class MetricsCharts extends LitElement {
     } else {
       this.points = appendBounded(this.points, hostPoint(s), KEEP);
     }
+    if (this.points[this.points.length - 1]?.t !== before) this.received++;
   }
 
   private async start(): Promise<void> {
     this.feed?.stop();
     this.points = [];
     this.counters = [];
+    this.received = 0;
     if (this.vm) {
       const { data } = await api.GET("/api/v1/vms/{name}/metrics", { params: { path: { name: this.vm }, query: { limit: KEEP + 1 } } });
       const samples = ((data as { samples?: Record<string, number>[] } | undefined)?.samples ?? []);
@@ -102,7 +110,7 @@ export class MetricsCharts extends LitElement {
     const cpuMax = this.vm ? niceMax(this.points.map((p) => p.cpu), this.vcpus || undefined) : 1;
     const memMax = niceMax(this.points.map((p) => p.mem), this.memTotal || undefined);
     const cpuFmt = this.vm ? (v: number) => `${v.toFixed(2)} vCPU` : pct;
-    return html`<div class="charts" data-live=${this.live ? "yes" : "no"}>
+    return html`<div class="charts" data-live=${this.live ? "yes" : "no"} data-received=${this.received}>
       ${lineChart("cpu", this.vm ? "CPU used" : "CPU busy", this.points, (p) => p.cpu, cpuMax, cpuFmt)}
       ${lineChart("mem", this.vm ? "Memory (QEMU resident)" : "Memory used", this.points, (p) => p.mem, memMax, (v) => bytes(v))}
       <p class="muted">${this.live ? "Live: a sample every heartbeat." : "Not live (reconnecting)."}</p>

@@ -8,8 +8,9 @@ import { api, errorText, type StrataEvent, type Task, type Vm } from "./api/clie
 import { canOperate } from "./format";
 import { LivePage, listHosts, stateBadge } from "./pages";
 import {
-  EMPTY_FORM, formKeyOfField, placementHeadline, placementRows, vmCreateBody,
-  type Invalid, type PlacementPreview, type WizardForm,
+  BLANK_DISK, BOOT_LABEL, BOOT_ORDERS, EMPTY_FORM, MAX_DISKS, MAX_NICS, USER_NIC, diskName, formKeyOfField,
+  placementHeadline, placementRows, vmCreateBody, type DiskRow, type FormKey, type Invalid, type NicRow,
+  type PlacementPreview, type WizardForm,
 } from "./wizard";
 
 type Image = { name?: string; kind?: string };
@@ -20,6 +21,8 @@ class CreateVmPage extends LivePage {
     form: { state: true },
     images: { state: true },
     hosts: { state: true },
+    cpuModels: { state: true },
+    datastores: { state: true },
     preview: { state: true },
     problem: { state: true },
     invalid: { state: true },
@@ -31,6 +34,8 @@ class CreateVmPage extends LivePage {
   form: WizardForm = { ...EMPTY_FORM };
   images: Image[] = [];
   hosts: string[] = [];
+  cpuModels: string[] = [];  // the clusters' baselines in force, offered in the CPU model list
+  datastores: string[] = [];  // the datastores some host mounts (GET /api/v1/summary)
   preview: PlacementPreview | null = null;
   problem = "";  // the form's or the server's objection, with the field
   invalid: Invalid | null = null;  // the same, shown next to its control when the form has one
@@ -72,17 +77,42 @@ class CreateVmPage extends LivePage {
       }
       return;
     }
-    const [images, hosts] = await Promise.all([
+    const [images, hosts, clusters, summary] = await Promise.all([
       api.GET("/api/v1/images", { params: { query: { limit: 1000 } } }),
       listHosts(),
+      api.GET("/api/v1/clusters"),
+      api.GET("/api/v1/summary"),
     ]);
     if (!images.data) throw new Error(errorText(images.error, "cannot list images"));
     this.images = (images.data.images ?? []) as Image[];
     this.hosts = hosts.map((h) => h.name ?? "").filter(Boolean);
+    const models = (clusters.data?.clusters ?? []).map((c) => c.cpu_model ?? "").filter(Boolean);
+    this.cpuModels = [...new Set(models)].sort();
+    this.datastores = (summary.data?.datastores.items ?? []).map((d) => d.name).sort();
   }
 
-  private set(key: keyof WizardForm, value: string | boolean): void {
+  private set(key: keyof WizardForm, value: WizardForm[keyof WizardForm]): void {
     this.form = { ...this.form, [key]: value };
+    this.changed();
+  }
+
+  private setDisk(i: number, change: Partial<DiskRow>): void {
+    this.set("disks", this.form.disks.map((d, j) => (j === i ? { ...d, ...change } : d)));
+  }
+
+  private setNic(i: number, change: Partial<NicRow>): void {
+    this.set("nics", this.form.nics.map((n, j) => (j === i ? { ...n, ...change } : n)));
+  }
+
+  // Removing a row moves the focus to the list's Add button (the row's controls are gone).
+  private removeRow(key: "disks" | "nics", i: number): void {
+    const rows = this.form[key] as unknown[];
+    this.set(key, rows.filter((_, j) => j !== i) as WizardForm[typeof key]);
+    void this.updateComplete.then(() => this.querySelector<HTMLElement>(`#cw-${key}`)?.focus());
+  }
+
+  private changed(): void {
+    // Every change asks the scheduler again (debounced), and its answer replaces the objection.
     window.clearTimeout(this.debounce);
     this.debounce = window.setTimeout(() => void this.ask(), 250);
   }
@@ -130,7 +160,7 @@ class CreateVmPage extends LivePage {
   }
 
   // The field's objection (the form's or the server's 400/409), if it is this field's.
-  private objection(key: keyof WizardForm): string {
+  private objection(key: FormKey): string {
     return this.invalid && formKeyOfField(this.invalid.field) === key ? this.invalid.message : "";
   }
 
@@ -151,29 +181,100 @@ class CreateVmPage extends LivePage {
   }
 
   private field(key: keyof WizardForm, label: string, opts: { type?: string; hint?: string; placeholder?: string; rows?: number } = {}) {
+    return this.input(key, String(this.form[key]), (v) => this.set(key, v), label, opts);
+  }
+
+  // A text control with its label, hint and objection; `key` names it (id cw-KEY).
+  private input(key: FormKey, value: string, onInput: (v: string) => void, label: string,
+    opts: { type?: string; hint?: string; placeholder?: string; rows?: number } = {}) {
     const id = `cw-${key}`;
     const bad = this.objection(key);
-    const input = (e: Event) => this.set(key, (e.target as HTMLInputElement | HTMLTextAreaElement).value);
+    const input = (e: Event) => onInput((e.target as HTMLInputElement | HTMLTextAreaElement).value);
     return html`<label for=${id}>${label}</label>
       ${opts.rows
-        ? html`<textarea id=${id} rows=${opts.rows} .value=${String(this.form[key])} placeholder=${opts.placeholder ?? ""}
+        ? html`<textarea id=${id} rows=${opts.rows} .value=${value} placeholder=${opts.placeholder ?? ""}
             aria-describedby=${this.describedBy(id, opts.hint, bad)} aria-invalid=${bad ? "true" : "false"} spellcheck="false"
             @input=${input}></textarea>`
-        : html`<input id=${id} type=${opts.type ?? "text"} .value=${String(this.form[key])} placeholder=${opts.placeholder ?? ""}
+        : html`<input id=${id} type=${opts.type ?? "text"} .value=${value} placeholder=${opts.placeholder ?? ""}
             aria-describedby=${this.describedBy(id, opts.hint, bad)} aria-invalid=${bad ? "true" : "false"} spellcheck="false"
             @input=${input} />`}
       ${this.note(id, opts.hint, bad)}`;
   }
 
   private select(key: keyof WizardForm, label: string, options: string[], none: string) {
+    return this.pick(key, String(this.form[key]), (v) => this.set(key, v), label, options, none);
+  }
+
+  private pick(key: FormKey, value: string, onChange: (v: string) => void, label: string, options: string[], none: string, hint?: string) {
     const id = `cw-${key}`;
     const bad = this.objection(key);
     return html`<label for=${id}>${label}</label>
-      <select id=${id} aria-describedby=${this.describedBy(id, undefined, bad)} aria-invalid=${bad ? "true" : "false"}
+      <select id=${id} aria-describedby=${this.describedBy(id, hint, bad)} aria-invalid=${bad ? "true" : "false"}
+        @change=${(e: Event) => onChange((e.target as HTMLSelectElement).value)}>
+        <option value="" ?selected=${value === ""}>${none}</option>
+        ${options.map((o) => html`<option value=${o} ?selected=${value === o}>${o}</option>`)}
+      </select>${this.note(id, hint, bad)}`;
+  }
+
+  // The disks: one group per disk (image, size, datastore, Remove), then "Add a disk".
+  private renderDisks(diskImages: string[]) {
+    const rows = this.form.disks;
+    const bad = this.objection("disks");
+    return html`<fieldset class="group" data-disks=${rows.length}>
+      <legend>Disks <span class="muted">(the first is the boot disk; a datastore is shared storage, empty: the host's own store)</span></legend>
+      ${rows.map((d, i) => html`<div class="row-head" data-disk=${diskName(i)}>
+          <span>Disk ${i + 1}: <code>${diskName(i)}</code>${i === 0 ? " (boot)" : nothing}</span>
+          <button type="button" class="secondary" @click=${() => this.removeRow("disks", i)}>Remove disk ${i + 1}</button>
+        </div>
+        ${this.pick(`disk-${i}-image`, d.image, (v) => this.setDisk(i, { image: v }), `Disk ${i + 1} image`, diskImages, "blank disk")}
+        ${this.input(`disk-${i}-size`, d.sizeGib, (v) => this.setDisk(i, { sizeGib: v }), `Disk ${i + 1} size (GiB)`,
+          { hint: d.image ? "grow the image to it (empty: as is)" : "the blank disk's size" })}
+        ${this.pick(`disk-${i}-datastore`, d.datastore, (v) => this.setDisk(i, { datastore: v }), `Disk ${i + 1} datastore`,
+          this.datastores, "the host's own store", this.datastores.length ? undefined : "no host mounts a datastore")}`)}
+      <span></span>
+      <button type="button" id="cw-disks" ?disabled=${rows.length >= MAX_DISKS} aria-describedby=${this.describedBy("cw-disks", undefined, bad)}
+        @click=${() => this.set("disks", [...rows, BLANK_DISK])}>Add a disk</button>
+      ${this.note("cw-disks", undefined, bad)}
+    </fieldset>`;
+  }
+
+  // The NICs: one group per NIC (user-mode or a host bridge, Remove), then "Add a NIC".
+  private renderNics() {
+    const rows = this.form.nics;
+    const bad = this.objection("nics");
+    return html`<fieldset class="group" data-nics=${rows.length}>
+      <legend>NICs <span class="muted">(none: no network)</span></legend>
+      ${rows.map((n, i) => html`<div class="row-head">
+          <span>NIC ${i + 1}</span>
+          <button type="button" class="secondary" @click=${() => this.removeRow("nics", i)}>Remove NIC ${i + 1}</button>
+        </div>
+        <label for="cw-nic-${i}-mode">NIC ${i + 1} type</label>
+        <select id="cw-nic-${i}-mode" aria-describedby=${this.describedBy(`cw-nic-${i}-mode`, undefined, this.objection(`nic-${i}-mode`))}
+          aria-invalid=${this.objection(`nic-${i}-mode`) ? "true" : "false"}
+          @change=${(e: Event) => this.setNic(i, { mode: (e.target as HTMLSelectElement).value as NicRow["mode"] })}>
+          <option value="user" ?selected=${n.mode === "user"}>user-mode (NAT by QEMU)</option>
+          <option value="bridge" ?selected=${n.mode === "bridge"}>a host bridge</option>
+        </select>${this.note(`cw-nic-${i}-mode`, undefined, this.objection(`nic-${i}-mode`))}
+        ${n.mode === "bridge"
+          ? this.input(`nic-${i}-bridge`, n.bridge, (v) => this.setNic(i, { bridge: v }), `NIC ${i + 1} bridge`,
+            { placeholder: "br0", hint: "a Linux bridge on the host" })
+          : nothing}`)}
+      <span></span>
+      <button type="button" id="cw-nics" ?disabled=${rows.length >= MAX_NICS} aria-describedby=${this.describedBy("cw-nics", undefined, bad)}
+        @click=${() => this.set("nics", [...rows, USER_NIC])}>Add a NIC</button>
+      ${this.note("cw-nics", undefined, bad)}
+    </fieldset>`;
+  }
+
+  // A select whose options have labels of their own (value -> label).
+  private choice(key: keyof WizardForm, label: string, options: Array<[string, string]>, hint?: string) {
+    const id = `cw-${key}`;
+    const bad = this.objection(key);
+    return html`<label for=${id}>${label}</label>
+      <select id=${id} aria-describedby=${this.describedBy(id, hint, bad)} aria-invalid=${bad ? "true" : "false"}
         @change=${(e: Event) => this.set(key, (e.target as HTMLSelectElement).value)}>
-        <option value="" ?selected=${this.form[key] === ""}>${none}</option>
-        ${options.map((o) => html`<option value=${o} ?selected=${this.form[key] === o}>${o}</option>`)}
-      </select>${this.note(id, undefined, bad)}`;
+        ${options.map(([v, l]) => html`<option value=${v} ?selected=${this.form[key] === v}>${l}</option>`)}
+      </select>${this.note(id, hint, bad)}`;
   }
 
   private renderPreview() {
@@ -218,16 +319,24 @@ class CreateVmPage extends LivePage {
             ${this.field("name", "Name", { hint: "lower-case letters, digits, '-'" })}
             ${this.field("vcpus", "vCPUs", { type: "number" })}
             ${this.field("memoryMib", "Memory (MiB)", { type: "number" })}
-            ${this.select("image", "Disk image", byKind("disk"), "blank disk")}
-            ${this.field("diskGib", "Disk size (GiB)", { hint: "blank disk size, or grow the image to it" })}
+            ${this.renderDisks(byKind("disk"))}
             ${this.select("kernel", "Kernel", byKind("kernel"), "none (boot from the disk)")}
             ${this.select("initrd", "Initrd", byKind("initrd"), "none")}
             ${this.field("cmdline", "Kernel command line")}
+            ${this.select("cdrom", "CD-ROM", byKind("iso"), "empty")}
+            ${this.choice("boot", "Boot order", BOOT_ORDERS.map((b) => [b, BOOT_LABEL[b]]), "firmware boot order (not with a kernel)")}
+            ${this.choice("firmware", "Firmware", [["", "BIOS (SeaBIOS)"], ["uefi", "UEFI (OVMF, own variables)"]])}
+            <label for="cw-cpuModel">CPU model</label>
+            <input id="cw-cpuModel" list="cw-cpu-models" .value=${this.form.cpuModel} placeholder="the cluster's baseline"
+              aria-describedby=${this.describedBy("cw-cpuModel", "x", this.objection("cpuModel"))}
+              aria-invalid=${this.objection("cpuModel") ? "true" : "false"} spellcheck="false"
+              @input=${(e: Event) => this.set("cpuModel", (e.target as HTMLInputElement).value)} />
+            <datalist id="cw-cpu-models">${["host", "max", ...this.cpuModels].map((m) => html`<option value=${m}></option>`)}</datalist>
+            ${this.note("cw-cpuModel", "empty: its cluster's CPU baseline, so it can move within the cluster; host, max or a QEMU model", this.objection("cpuModel"))}
             ${this.field("labels", "Labels", { placeholder: "tier=web, team=a" })}
             ${this.field("nodeSelector", "Node selector", { placeholder: "zone=a", hint: "host labels the VM needs" })}
             ${this.select("host", "Host", this.hosts, "chosen by the scheduler")}
-            <label for="cw-nic">User-mode NIC</label>
-            <input id="cw-nic" type="checkbox" .checked=${this.form.nic} @change=${(e: Event) => this.set("nic", (e.target as HTMLInputElement).checked)} /><span></span>
+            ${this.renderNics()}
             <label for="cw-vnc">Graphical console (VNC)</label>
             <input id="cw-vnc" type="checkbox" .checked=${this.form.vnc} @change=${(e: Event) => this.set("vnc", (e.target as HTMLInputElement).checked)} /><span></span>
             <label for="cw-start">Start after creating</label>

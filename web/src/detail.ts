@@ -4,13 +4,18 @@
 // of the main bundle).
 import { html, nothing, type PropertyValues } from "lit";
 import { repeat } from "lit/directives/repeat.js";
-import { api, errorText, type Host, type HostUsage, type StrataEvent, type Task, type Vm } from "./api/client";
+import { api, errorText, type Host, type HostUsage, type Schemas, type StrataEvent, type Task, type Vm } from "./api/client";
+import { parsePairs } from "./wizard";
+
+type HostDownPlan = Schemas["HostDownPlan"];
 import {
   badResult,
   bytes,
   cloudInitLines,
   canOperate,
   cpuRanges,
+  canMigrate,
+  migrateBody,
   eventsFor,
   hostPageReload,
   mergeEvents,
@@ -81,6 +86,24 @@ function guestSection(vm: Vm) {
   </section>`;
 }
 
+// "CD-ROM, then disk" from spec.boot ([]: the boot disk; a kernel boots directly).
+function bootOrder(spec: Json): string {
+  if (spec.kernel) return "kernel (direct boot)";
+  const order = Array.isArray(spec.boot) ? (spec.boot as string[]) : [];
+  if (order.length === 0) return "the boot disk";
+  return order.map((d) => (d === "cdrom" ? "CD-ROM" : d === "disk" ? "disk" : d)).join(", then ");
+}
+
+// The CPU its QEMU runs with, and what it gets at its next start when that differs.
+function cpuLine(vm: Vm) {
+  const cpu = vm.cpu;
+  const spec = obj(vm.spec);
+  const model = cpu?.model ?? vm.status?.cpu_model ?? null;
+  const chosen = typeof spec.cpu_model === "string" && spec.cpu_model ? `set on the VM: ${spec.cpu_model}` : `its cluster's baseline${cpu?.cluster ? ` (${cpu.cluster})` : ""}`;
+  return html`${model ?? cpu?.next_start ?? "-"} <span class="muted">(${chosen})</span>
+    ${cpu?.note ? html`<br /><span class="muted" data-cpu-note>${cpu.note}</span>` : nothing}`;
+}
+
 const ACTION_LABEL: Record<VmAction, string> = {
   start: "Start",
   shutdown: "Shut down",
@@ -104,9 +127,22 @@ class VmPage extends LivePage {
     gone: { state: true },
     consoleOpen: { state: true },
     displayOpen: { state: true },
+    isos: { state: true },
+    hostNames: { state: true },
+    target: { state: true },
+    medium: { state: true },
+    cdromBusy: { state: true },
+    cdromMessage: { state: true },
   };
   name = "";
   vm: Vm | null = null;
+  hostNames: string[] = [];  // migration targets offered (operators)
+  target = "";  // "" = the scheduler's choice
+  isos: string[] = [];  // the catalog's iso images (operators: the CD-ROM's choices)
+  medium = "";  // the iso chosen to insert
+  cdromBusy = false;
+  cdromMessage = "";
+  cdromFailed = false;
   tasks: Task[] = [];
   history: StrataEvent[] = [];
   historyNext: number | null = null;
@@ -121,11 +157,18 @@ class VmPage extends LivePage {
   }
 
   protected async load(): Promise<void> {
-    const [vm, tasks, events] = await Promise.all([
+    // The VM's own tasks, newest first (by its id: known after the first load).
+    const tasksOf = (id: string) => api.GET("/api/v1/tasks", { params: { query: { target_id: id, order: "newest", limit: 10 } } });
+    const known = this.vm?.id;
+    const [vm, tasksNow, events, images, hosts] = await Promise.all([
       api.GET("/api/v1/vms/{name}", { params: { path: { name: this.name } } }),
-      api.GET("/api/v1/tasks", { params: { query: { limit: 1000 } } }),
+      known ? tasksOf(known) : null,
       targetEvents(`vm/${this.name}`),
+      canOperate(this.role) ? api.GET("/api/v1/images", { params: { query: { limit: 1000 } } }) : null,
+      canOperate(this.role) ? api.GET("/api/v1/hosts") : null,
     ]);
+    if (hosts?.data) this.hostNames = (hosts.data.hosts ?? []).map((h) => h.name ?? "").filter(Boolean);
+    if (images?.data) this.isos = (images.data.images ?? []).filter((i) => i.kind === "iso").map((i) => i.name ?? "").filter(Boolean);
     if (vm.response.status === 404) {
       this.vm = null;
       this.gone = true;
@@ -133,11 +176,9 @@ class VmPage extends LivePage {
     }
     if (!vm.data) throw new Error(errorText(vm.error, `cannot read VM ${this.name}`));
     this.vm = vm.data;
-    const id = vm.data.id;
-    this.tasks = (tasks.data?.tasks ?? [])
-      .filter((t) => t.target_id === id || t.target === this.name)
-      .slice(-10)
-      .reverse();
+    const id = vm.data.id ?? "";
+    const tasks = tasksNow && known === id ? tasksNow : id ? await tasksOf(id) : null;
+    this.tasks = tasks?.data?.tasks ?? [];
     // The newest page again; older pages already read stay (they do not change).
     this.history = mergeEvents(events.events, this.history);
     if (this.historyNext === null || this.history.length <= events.events.length) this.historyNext = events.next;
@@ -161,6 +202,72 @@ class VmPage extends LivePage {
     const label = ACTION_LABEL[action].toLowerCase();
     this.message = r.error ? `${label} ${name}: ${errorText(r.error)}` : `${label} ${name}: accepted`;
     void this.refresh();
+  }
+
+  // Live migration to the host chosen or the scheduler's choice: a vm.migrate task, whose
+  // progress shows under Recent tasks (task events reload the page).
+  private async migrate(ev: SubmitEvent): Promise<void> {
+    ev.preventDefault();
+    this.busy = true;
+    const r = await api.POST("/api/v1/vms/{name}/migrate", { params: { path: { name: this.name } }, body: migrateBody(this.target) });
+    this.busy = false;
+    const where = this.target ? ` to ${this.target}` : "";
+    this.message = r.error ? `migrate ${this.name}${where}: ${errorText(r.error)}` : `migrate ${this.name}${where}: accepted`;
+    void this.refresh();
+  }
+
+  private renderMigrate(vm: Vm) {
+    const others = this.hostNames.filter((h) => h !== vm.host);
+    const m = vm.status?.migration;
+    if (m) return html`<p class="notice" role="status" data-migrating>Migrating (${m.phase ?? "pending"}): see its task below.</p>`;
+    if (!canMigrate(vm)) return nothing;
+    return html`<form class="toolbar" aria-label="Live migration" @submit=${(e: SubmitEvent) => this.migrate(e)}>
+      <label for="vm-migrate-host">Migrate to</label>
+      <select id="vm-migrate-host" @change=${(e: Event) => { this.target = (e.target as HTMLSelectElement).value; }}>
+        <option value="" ?selected=${this.target === ""}>the scheduler's choice</option>
+        ${others.map((h) => html`<option value=${h} ?selected=${this.target === h}>${h}</option>`)}
+      </select>
+      <button type="submit" class="secondary" ?disabled=${this.busy}>Migrate</button>
+    </form>`;
+  }
+
+  // Insert (or change) the CD-ROM's medium, or eject it (image null): a vm.cdrom task; the
+  // page reloads on the VM's events and shows the medium once the host has it.
+  private async cdrom(image: string | null): Promise<void> {
+    if (image === "") {
+      this.cdromFailed = true;
+      this.cdromMessage = "choose an ISO image first";
+      return;
+    }
+    this.cdromBusy = true;
+    const { error } = await api.POST("/api/v1/vms/{name}/cdrom", { params: { path: { name: this.name } }, body: { image } });
+    this.cdromBusy = false;
+    this.cdromFailed = !!error;
+    const what = image === null ? "eject" : `insert ${image}`;
+    this.cdromMessage = error ? `${what}: ${errorText(error)}` : `${what}: accepted`;
+    void this.refresh();
+  }
+
+  private renderCdrom(vm: Vm, spec: Json, operate: boolean) {
+    const medium = typeof spec.cdrom === "string" && spec.cdrom ? spec.cdrom : "";
+    const choice = this.medium || this.isos.find((i) => i !== medium) || "";
+    return html`<section aria-labelledby="vm-cdrom-h" data-cdrom=${medium}>
+      <h2 id="vm-cdrom-h">CD-ROM</h2>
+      <p>Medium: <strong data-medium>${medium || "empty"}</strong></p>
+      ${operate
+        ? html`<form class="toolbar" aria-label="CD-ROM medium" @submit=${(e: SubmitEvent) => { e.preventDefault(); void this.cdrom(choice); }}>
+            <label for="vm-cdrom-image">ISO image</label>
+            <select id="vm-cdrom-image" @change=${(e: Event) => { this.medium = (e.target as HTMLSelectElement).value; }}>
+              ${this.isos.length === 0 ? html`<option value="">no iso image in the catalog</option>` : nothing}
+              ${this.isos.map((i) => html`<option value=${i} ?selected=${i === choice}>${i}</option>`)}
+            </select>
+            <button type="submit" ?disabled=${this.cdromBusy || !choice}>${medium ? "Change medium" : "Insert"}</button>
+            <button type="button" class="secondary" ?disabled=${this.cdromBusy || !medium} @click=${() => this.cdrom(null)}>Eject</button>
+            ${vm.status?.state === "running" ? html`<span class="muted">The guest sees the change at once (no restart).</span>` : nothing}
+          </form>
+          ${this.cdromMessage ? html`<p class=${this.cdromFailed ? "error" : "notice"} role=${this.cdromFailed ? "alert" : "status"}>${this.cdromMessage}</p>` : nothing}`
+        : nothing}
+    </section>`;
   }
 
   private async older(): Promise<void> {
@@ -211,6 +318,7 @@ class VmPage extends LivePage {
               : html`<button type="button" class=${a === "start" || a === "resume" ? "" : "secondary"}
                   ?disabled=${this.busy} @click=${() => this.act(a)}>${ACTION_LABEL[a]}</button>`)}
           </div>
+          ${this.renderMigrate(vm)}
           <dialog id="delete-dialog" aria-labelledby="delete-title">
             <h2 id="delete-title">Delete VM ${vm.name}?</h2>
             <p>The VM is stopped and its disks are removed from ${vm.host || "its host"}. This cannot be undone.</p>
@@ -240,12 +348,16 @@ class VmPage extends LivePage {
             <dt>Machine</dt><dd>${str(spec.machine)}</dd>
             ${spec.kernel ? html`<dt>Kernel</dt><dd>${str(spec.kernel)} ${spec.initrd ? html`+ ${str(spec.initrd)}` : nothing}</dd>` : nothing}
             ${spec.cmdline ? html`<dt>Command line</dt><dd><code>${str(spec.cmdline)}</code></dd>` : nothing}
+            <dt>Firmware</dt><dd data-spec="firmware">${spec.firmware === "uefi" ? "UEFI (OVMF)" : "BIOS (SeaBIOS)"}</dd>
+            <dt>Boot order</dt><dd data-spec="boot">${bootOrder(spec)}</dd>
+            <dt>CPU model</dt><dd data-spec="cpu">${cpuLine(vm)}</dd>
             <dt>UUID</dt><dd>${str(spec.uuid)}</dd>
             <dt>Created</dt><dd>${vm.created_ms ? new Date(vm.created_ms).toLocaleString() : "-"}</dd>
           </dl>
         </section>
       </div>
       ${guestSection(vm)}
+      ${spec.machine === undefined || spec.machine === "q35" ? this.renderCdrom(vm, spec, operate) : nothing}
       <div class="cols">
         <section aria-labelledby="vm-disks-h">
           <h2 id="vm-disks-h">Disks</h2>
@@ -291,7 +403,7 @@ class VmPage extends LivePage {
         <section aria-labelledby="vm-tasks-h">
           <h2 id="vm-tasks-h">Recent tasks</h2>
           ${this.tasks.length === 0 ? html`<p class="muted">No tasks.</p>` : html`
-          <table class="grid" aria-label="Tasks of this VM">
+          <table class="grid" aria-label="Tasks of this VM" tabindex="0">
             <thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Message</th><th scope="col">Updated</th></tr></thead>
             <tbody>${repeat(this.tasks, (t) => t.id ?? "", (t) => html`<tr><td>${t.kind}</td>
               <td>${stateBadge(t.state)}${t.state === "running" ? html` <progress max="100" .value=${t.progress ?? 0} aria-label="progress"></progress>` : nothing}</td>
@@ -317,9 +429,22 @@ class HostPage extends LivePage {
     gone: { state: true },
     history: { state: true },
     historyNext: { state: true },
+    plan: { state: true },
+    evacuation: { state: true },
+    partial: { state: true },
+    hostBusy: { state: true },
+    hostMessage: { state: true },
+    newLabel: { state: true },
   };
   name = "";
   host: Host | null = null;
+  plan: HostDownPlan | null = null;  // the evacuation plan, when asked for
+  evacuation: Task | null = null;  // the host's latest host.evacuate task
+  partial = false;
+  hostBusy = false;
+  hostMessage = "";
+  hostFailed = false;
+  newLabel = "";
   // The host as the summary has it: what its VMs hold (the scheduler's allocation cache),
   // how many there are, and its datastores' use. Its VMs are paged by <strata-host-vms>.
   usage: HostUsage | null = null;
@@ -328,10 +453,12 @@ class HostPage extends LivePage {
   historyNext: number | null = null;
 
   private summaryTimer: number | undefined;
+  private taskTimer: number | undefined;
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
     window.clearTimeout(this.summaryTimer);
+    window.clearTimeout(this.taskTimer);
   }
 
   // The host's own events reload the page; its VMs' events only the summary (below).
@@ -350,6 +477,11 @@ class HostPage extends LivePage {
     const seen = before[0] === undefined ? -1 : this.events.indexOf(before[0]);
     const fresh = this.events.slice(0, seen < 0 ? this.events.length : seen);
     const host = { name: this.name, id: this.host?.id };
+    // An evacuation's task moves on (no polling: its task events).
+    if (fresh.some((e) => (e.target ?? "").startsWith("task/"))) {
+      window.clearTimeout(this.taskTimer);
+      this.taskTimer = window.setTimeout(() => this.readEvacuation(), 300);
+    }
     if (!fresh.some((e) => hostPageReload(e, host) === "summary")) return;
     window.clearTimeout(this.summaryTimer);
     this.summaryTimer = window.setTimeout(() => this.readSummary(), 300);
@@ -362,6 +494,114 @@ class HostPage extends LivePage {
       (s) => { this.usage = s.hosts.items.find((u) => u.name === this.name) ?? null; },
       (e: unknown) => { this.error = e instanceof Error ? e.message : String(e); },
     );
+  }
+
+  // The host's latest evacuation (its task: progress, then what moved and what stayed).
+  private readEvacuation(): void {
+    const id = this.host?.id;
+    if (!id) return;
+    api.GET("/api/v1/tasks", { params: { query: { target_id: id, order: "newest", limit: 50 } } }).then(({ data }) => {
+      this.evacuation = (data?.tasks ?? []).find((t) => t.kind === "host.evacuate") ?? null;
+    }, () => {});
+  }
+
+  private hostSaid(error: unknown, ok: string): void {
+    this.hostFailed = !!error;
+    this.hostMessage = error ? errorText(error) : ok;
+  }
+
+  // What an evacuation would do now: the scheduler's dry run with this host taken away.
+  private async showPlan(): Promise<void> {
+    const r = await api.POST("/api/v1/plan/host-down", { body: { hosts: [this.name] } });
+    this.plan = r.data ?? null;
+    if (!r.data) this.hostSaid(r.error, "");
+  }
+
+  private async evacuate(): Promise<void> {
+    this.hostBusy = true;
+    const r = await api.POST("/api/v1/hosts/{name}/evacuate", { params: { path: { name: this.name } }, body: { partial: this.partial } });
+    this.hostBusy = false;
+    this.hostSaid(r.error, `evacuation of ${this.name} started: the host is in maintenance`);
+    if (r.data?.task) this.evacuation = r.data.task;
+    void this.refresh();
+  }
+
+  private async patchHost(body: { maintenance?: boolean; labels?: Record<string, string | null> }, ok: string): Promise<void> {
+    this.hostBusy = true;
+    const r = await api.PATCH("/api/v1/hosts/{name}", { params: { path: { name: this.name } }, body });
+    this.hostBusy = false;
+    this.hostSaid(r.error, ok);
+    if (r.data) this.host = { ...r.data, inventory: this.host?.inventory ?? r.data.inventory, metrics: this.host?.metrics ?? r.data.metrics };
+    void this.refresh();
+  }
+
+  private addLabel(ev: SubmitEvent): void {
+    ev.preventDefault();
+    const parsed = parsePairs(this.newLabel, "labels");
+    const pairs = Object.entries(parsed.pairs);
+    if (parsed.error || pairs.length === 0) {
+      this.hostSaid({ error: { message: parsed.error?.message ?? "enter key=value", field: "labels" } }, "");
+      return;
+    }
+    this.newLabel = "";
+    void this.patchHost({ labels: Object.fromEntries(pairs) }, `labels set: ${pairs.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+  }
+
+  private renderMaintenance(h: Host) {
+    const operate = canOperate(this.role);
+    const t = this.evacuation;
+    const result = (t?.result ?? {}) as { moved?: unknown[]; stays?: Array<{ vm?: string; reason?: string }>; total?: number };
+    return html`<section aria-labelledby="host-maint-h" data-maintenance=${h.maintenance ? "on" : "off"}>
+      <h2 id="host-maint-h">Maintenance</h2>
+      <p>${h.maintenance ? html`<strong>In maintenance</strong>: no VM is placed here.` : "Not in maintenance."}</p>
+      ${this.hostMessage ? html`<p class=${this.hostFailed ? "error" : "notice"} role=${this.hostFailed ? "alert" : "status"}>${this.hostMessage}</p>` : nothing}
+      ${t
+        ? html`<p data-evacuation=${t.state ?? ""}>Evacuation ${stateBadge(t.state)}
+            ${t.state === "running" || t.state === "pending" ? html`<progress max="100" .value=${t.progress ?? 0} aria-label="evacuation progress"></progress>` : nothing}
+            <span class="muted">${t.message ?? ""}</span>
+            ${Array.isArray(result.moved) ? html` · ${result.moved.length} moved` : nothing}
+            ${Array.isArray(result.stays) && result.stays.length ? html` · stayed: ${result.stays.map((s) => `${s.vm} (${s.reason})`).join("; ")}` : nothing}</p>`
+        : nothing}
+      <div class="toolbar">
+        <button type="button" class="secondary" @click=${() => this.showPlan()}>Show the evacuation plan</button>
+        ${operate && !h.maintenance
+          ? html`<button type="button" ?disabled=${this.hostBusy} @click=${() => this.evacuate()}>Evacuate and enter maintenance</button>
+              <label><input type="checkbox" .checked=${this.partial} @change=${(e: Event) => { this.partial = (e.target as HTMLInputElement).checked; }} />
+                move what fits even if some running VM cannot</label>
+              <button type="button" class="secondary" ?disabled=${this.hostBusy} @click=${() => this.patchHost({ maintenance: true }, "in maintenance (its VMs stay)")}>Enter maintenance without moving VMs</button>`
+          : nothing}
+        ${operate && h.maintenance
+          ? html`<button type="button" ?disabled=${this.hostBusy} @click=${() => this.patchHost({ maintenance: false }, "maintenance ended")}>Leave maintenance</button>`
+          : nothing}
+      </div>
+      ${this.plan
+        ? html`<p role="status" class=${this.plan.fits ? "notice" : "error-text"}>${this.plan.summary}</p>
+          <table class="grid" aria-label="Evacuation plan">
+            <thead><tr><th scope="col">VM</th><th scope="col">Goes to</th><th scope="col">Why</th></tr></thead>
+            <tbody>
+              ${this.plan.moves.map((m) => html`<tr data-plan-vm=${m.vm}><th scope="row">${m.vm}</th><td>${m.to}</td><td>score ${m.score.toFixed(1)}${m.ha ? " (HA)" : ""}</td></tr>`)}
+              ${this.plan.stays.map((m) => html`<tr data-plan-vm=${m.vm}><th scope="row">${m.vm}</th><td><span class="error-text">stays</span></td><td>${m.reason}</td></tr>`)}
+            </tbody>
+          </table>`
+        : nothing}
+    </section>`;
+  }
+
+  private renderLabels(h: Host) {
+    const entries = Object.entries(h.labels ?? {});
+    const operate = canOperate(this.role);
+    return html`<span class="labels">${entries.length === 0 ? html`<span class="muted">none</span>` : entries.map(([k, v]) => html`<span class="label">${k}=${v}${operate
+        ? html` <button type="button" class="twisty" aria-label="Remove label ${k}" ?disabled=${this.hostBusy}
+            @click=${() => this.patchHost({ labels: { [k]: null } }, `label ${k} removed`)}>×</button>`
+        : nothing}</span>`)}</span>
+      ${operate
+        ? html`<form class="toolbar" aria-label="Host labels" @submit=${(e: SubmitEvent) => this.addLabel(e)}>
+            <label for="host-label">New label</label>
+            <input id="host-label" placeholder="key=value" spellcheck="false" .value=${this.newLabel}
+              @input=${(e: InputEvent) => { this.newLabel = (e.target as HTMLInputElement).value; }} />
+            <button type="submit" class="secondary" ?disabled=${this.hostBusy}>Add label</button>
+          </form>`
+        : nothing}`;
   }
 
   protected async load(): Promise<void> {
@@ -378,6 +618,7 @@ class HostPage extends LivePage {
     }
     if (!host.data) throw new Error(errorText(host.error, `cannot read host ${this.name}`));
     this.host = host.data;
+    this.readEvacuation();
   }
 
   private async older(): Promise<void> {
@@ -431,10 +672,11 @@ class HostPage extends LivePage {
               ${u.datastores.length ? html`<h3 id="host-ds-h">Datastores</h3>${datastoreBars(u.datastores)}` : nothing}`
             : html`<p class="muted" role="status">Counting what its VMs hold…</p>`}
           <dl class="facts">
+            <dt>Cluster</dt><dd data-host-cluster><a href="/clusters/${h.cluster || "default"}">${h.cluster || "default"}</a></dd>
             <dt>Address</dt><dd><code>${str(h.address)}</code></dd>
             <dt>Reachability</dt><dd>${str(h.reachability)}${h.maintenance ? " (maintenance)" : ""}</dd>
             <dt>Last heartbeat</dt><dd>${time(h.last_heartbeat_ms)}</dd>
-            <dt>Labels</dt><dd class="labels">${labels(h.labels)}</dd>
+            <dt>Labels</dt><dd data-host-labels>${this.renderLabels(h)}</dd>
           </dl>
         </section>
         <section aria-labelledby="host-sys-h">
@@ -450,6 +692,7 @@ class HostPage extends LivePage {
           </dl>
         </section>
       </div>
+      ${this.renderMaintenance(h)}
       <div class="cols">
         <section aria-labelledby="host-numa-h">
           <h2 id="host-numa-h">NUMA nodes</h2>
@@ -481,7 +724,7 @@ class HostPage extends LivePage {
         </section>
         <section aria-labelledby="host-nics-h">
           <h2 id="host-nics-h">Network interfaces</h2>
-          <table class="grid" aria-label="Host network interfaces">
+          <table class="grid" aria-label="Host network interfaces" tabindex="0">
             <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">MAC</th><th scope="col">Speed</th><th scope="col">MTU</th></tr></thead>
             <tbody>${arr(inv.interfaces).map((n) => html`<tr><th scope="row">${str(n.name)}${n.bridge ? html` <span class="badge">bridge</span>` : nothing}</th>
               <td>${str(n.operstate)}</td><td><code>${str(n.mac)}</code></td>

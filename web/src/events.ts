@@ -12,6 +12,10 @@ export interface SseMessage {
 
 // Incremental text/event-stream parser: feed chunks, get whole messages.
 export class SseParser {
+  // The last event id the stream set (SSE: an id field sets it at the block's end even
+  // without data — stratad starts each stream with one, so a client that got no event yet
+  // can still resume with Last-Event-ID).
+  lastEventId = "";
   private buffer = "";
   private id = "";
   private event = "";
@@ -25,6 +29,7 @@ export class SseParser {
       const line = this.buffer.slice(0, nl);
       this.buffer = this.buffer.slice(nl + (this.buffer.startsWith("\r\n", nl) ? 2 : 1));
       if (line === "") {
+        this.lastEventId = this.id;
         if (this.data.length > 0)
           out.push({ id: this.id, event: this.event || "message", data: this.data.join("\n") });
         this.event = "";
@@ -111,6 +116,7 @@ export class EventFeed {
           // not JSON: ignored
         }
       }
+      if (parser.lastEventId) this.lastId = parser.lastEventId;
     }
   }
 }

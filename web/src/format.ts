@@ -62,6 +62,20 @@ export function vmActions(vm: Vm): VmAction[] {
   return out;
 }
 
+// A live migration can be asked for a running or paused VM that is not deleting and not
+// already migrating (the API refuses the rest: 409).
+export function canMigrate(vm: Vm): boolean {
+  if (vm.deletion_requested || vm.status?.migration) return false;
+  const state = vmState(vm);
+  return state === "running" || state === "paused";
+}
+
+// The migrate request: the host chosen, or {} for the scheduler's choice.
+export function migrateBody(target: string): { host?: string } {
+  const t = target.trim();
+  return t ? { host: t } : {};
+}
+
 // Events about a VM or host: the event log names targets "vm/<name>", "host/<name>".
 export function eventsFor(events: StrataEvent[], kind: "vm" | "host", name: string): StrataEvent[] {
   const target = `${kind}/${name}`;

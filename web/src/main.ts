@@ -11,13 +11,18 @@ import { prefetchFor } from "./pages";
 import "./detail";
 import "./create";
 import "./admin-pages";
+import "./clusters";
+import "./activity";
 
-type Page = "dashboard" | "hosts" | "vms" | "host" | "vm" | "create" | "images" | "tokens";
+type Page = "dashboard" | "inventory" | "cluster" | "hosts" | "vms" | "host" | "vm" | "create" | "images" | "tokens" | "tasks" | "events" | "search";
 
 const PAGES: Array<{ page: Page; path: string; label: string }> = [
   { page: "dashboard", path: "/", label: "Dashboard" },
+  { page: "inventory", path: "/inventory", label: "Inventory" },  // clusters -> hosts -> VMs
   { page: "hosts", path: "/hosts", label: "Hosts" },
   { page: "vms", path: "/vms", label: "VMs" },
+  { page: "tasks", path: "/tasks", label: "Tasks" },
+  { page: "events", path: "/events", label: "Events" },
   { page: "images", path: "/images", label: "Images" },
   { page: "tokens", path: "/tokens", label: "Tokens" },  // admins only (the nav hides it)
 ];
@@ -25,6 +30,9 @@ const PAGES: Array<{ page: Page; path: string; label: string }> = [
 // "/vms/web-1" is the VM page of web-1, "/hosts/h1" the host page of h1.
 function pageFor(path: string): Page {
   if (path === "/create") return "create";
+  if (path === "/search") return "search";
+  if (path.startsWith("/clusters/") && path.length > "/clusters/".length) return "cluster";
+  if (path === "/clusters") return "inventory";
   const hit = PAGES.find((p) => p.path !== "/" && (path === p.path || path.startsWith(p.path + "/")));
   if (!hit) return "dashboard";
   if (path.length > hit.path.length + 1) return hit.page === "vms" ? "vm" : hit.page === "hosts" ? "host" : hit.page;
@@ -141,6 +149,17 @@ class StrataApp extends LitElement {
     this.events = [];
   }
 
+  // The global search: its results page (/search?q=), a new page for each search.
+  private search(ev: SubmitEvent): void {
+    ev.preventDefault();
+    const q = (new FormData(ev.target as HTMLFormElement).get("q") as string | null)?.trim() ?? "";
+    if (!q) return;
+    history.pushState(null, "", `/search?${new URLSearchParams({ q }).toString()}`);
+    this.page = "search";
+    this.detail = q;
+    this.requestUpdate();
+  }
+
   private go(ev: MouseEvent, path: string): void {
     if (ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
     ev.preventDefault();
@@ -158,9 +177,13 @@ class StrataApp extends LitElement {
         <span class="brand">Strata</span>
         <nav aria-label="Main">
           ${PAGES.filter((p) => p.page !== "tokens" || this.role === "admin").map(
-            (p) => html`<a href=${p.path} aria-current=${this.page === p.page || `${this.page}s` === p.page ? "page" : nothing}>${p.label}</a>`,
+            (p) => html`<a href=${p.path} aria-current=${this.page === p.page || `${this.page}s` === p.page || (this.page === "cluster" && p.page === "inventory") ? "page" : nothing}>${p.label}</a>`,
           )}
         </nav>
+        <form role="search" class="global-search" @submit=${(e: SubmitEvent) => this.search(e)}>
+          <label for="global-search" class="visually-hidden">Search VMs, hosts, clusters and images</label>
+          <input id="global-search" name="q" type="search" placeholder="Search: name or k=v" spellcheck="false" />
+        </form>
         <span class="live ${this.live ? "on" : "off"}" role="status"
           title="Live events">${this.live ? "live" : "reconnecting"}</span>
         <span class="who">${this.user} <span class="role">(${this.role})</span></span>
@@ -176,10 +199,20 @@ class StrataApp extends LitElement {
     switch (this.page) {
       case "dashboard":
         return html`<strata-dashboard .role=${this.role} .events=${this.events}></strata-dashboard>`;
+      case "inventory":
+        return html`<strata-inventory .role=${this.role} .events=${this.events}></strata-inventory>`;
+      case "cluster":
+        return keyed(this.detail, html`<strata-cluster .name=${this.detail} .role=${this.role} .events=${this.events}></strata-cluster>`);
       case "hosts":
         return html`<strata-hosts .events=${this.events}></strata-hosts>`;
       case "vms":
         return html`<strata-vms .role=${this.role} .events=${this.events}></strata-vms>`;
+      case "search":
+        return keyed(location.search, html`<strata-search .role=${this.role} .events=${this.events}></strata-search>`);
+      case "tasks":
+        return html`<strata-tasks .role=${this.role} .events=${this.events}></strata-tasks>`;
+      case "events":
+        return html`<strata-events .role=${this.role} .events=${this.events}></strata-events>`;
       case "images":
         return html`<strata-images .role=${this.role} .events=${this.events}></strata-images>`;
       case "tokens":
@@ -190,7 +223,7 @@ class StrataApp extends LitElement {
       case "vm":
         return keyed(this.detail, html`<strata-vm .name=${this.detail} .role=${this.role} .events=${this.events}></strata-vm>`);
       case "host":
-        return keyed(this.detail, html`<strata-host .name=${this.detail} .events=${this.events}></strata-host>`);
+        return keyed(this.detail, html`<strata-host .name=${this.detail} .role=${this.role} .events=${this.events}></strata-host>`);
     }
   }
 

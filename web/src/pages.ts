@@ -11,6 +11,7 @@ import {
   canOperate,
   hostAlert,
   hostVmListQuery,
+  migrateBody,
   mib,
   percent,
   sortedCounts,
@@ -33,7 +34,7 @@ export const requestHost = (name: string) => api.GET("/api/v1/hosts/{name}", { p
 // Called once at start, before the session is known: the requests the page at this URL
 // will make first (prefetch.ts). `name`: the host of a host page.
 export function prefetchFor(page: string, search: string, name = ""): void {
-  if (page === "dashboard" || page === "hosts") prefetch("summary", requestSummary);
+  if (page === "dashboard" || page === "hosts" || page === "inventory" || page === "cluster") prefetch("summary", requestSummary);
   if (page === "host" && name) {
     prefetch(`host:${name}`, () => requestHost(name));
     prefetch("summary", requestSummary);
@@ -90,6 +91,7 @@ function hostRow(h: HostUsage) {
   return html`<tr data-host=${h.name ?? ""}>
     <th scope="row"><a href="/hosts/${h.name ?? ""}">${h.name}</a></th>
     <td>${stateBadge(h.state)}${h.maintenance ? html` <span class="badge">maintenance</span>` : nothing}</td>
+    <td data-cluster=${h.cluster ?? ""}><a href="/clusters/${h.cluster || "default"}">${h.cluster || "default"}</a></td>
     <td>${capacity("CPU", vcpus, h.cpu_threads ?? 0, `${vcpus} / ${h.cpu_threads ?? 0} vCPU`)}</td>
     <td>${capacity("Memory", memory, h.memory_mib ?? 0, `${mib(memory)} / ${mib(h.memory_mib)}`)}</td>
     <td>${h.vms}</td>
@@ -102,7 +104,7 @@ function hostRow(h: HostUsage) {
 function hostTable(hosts: HostUsage[]) {
   if (hosts.length === 0) return html`<p>No hosts yet. Enroll one with <code>strata host enroll</code>.</p>`;
   return html`<table class="grid" aria-label="Hosts">
-    <thead><tr><th scope="col">Host</th><th scope="col">State</th><th scope="col">CPU allocated</th>
+    <thead><tr><th scope="col">Host</th><th scope="col">State</th><th scope="col">Cluster</th><th scope="col">CPU allocated</th>
       <th scope="col">Memory allocated</th><th scope="col">VMs</th><th scope="col">Datastores</th><th scope="col">Accelerator</th><th scope="col">Labels</th></tr></thead>
     <tbody>${repeat(hosts, (h) => h.name ?? "", (h) => hostRow(h))}</tbody>
   </table>`;
@@ -171,7 +173,7 @@ class DashboardPage extends LivePage {
         <section aria-labelledby="tasks-h">
           <h2 id="tasks-h">Recent tasks</h2>
           ${s ? html`<p class="muted" data-tasks-running=${s.tasks.running}>${s.tasks.running} running, ${s.tasks.pending} pending, ${s.tasks.failed} failed in all</p>` : nothing}
-          <table class="grid" aria-label="Recent tasks">
+          <table class="grid" aria-label="Recent tasks" tabindex="0">
             <thead><tr><th scope="col">Task</th><th scope="col">Target</th><th scope="col">State</th><th scope="col">Updated</th></tr></thead>
             <tbody>${repeat(tasks, (t) => t.id ?? "", (t) => html`<tr><td>${t.kind}</td><td>${t.target}</td>
               <td>${stateBadge(t.state)}${t.state === "running" ? html` <progress max="100" .value=${t.progress ?? 0} aria-label="progress"></progress>` : nothing}</td>
@@ -227,8 +229,10 @@ class VmsPage extends VmTablePage {
     resultTitle: { state: true },
     bulkBusy: { state: true },
     bulkLabel: { state: true },
+    bulkTarget: { state: true },
   };
   bulkLabel = "";
+  bulkTarget = "";  // migrate selected: "" = the scheduler's choice per VM
   selected = new Set<string>();
   results: ItemResult[] = [];
   resultTitle = "";
@@ -306,11 +310,13 @@ class VmsPage extends VmTablePage {
         case "shut down": r = await api.POST("/api/v1/vms/{name}/stop", { ...params, body: { force: false } }); break;
         case "force off": r = await api.POST("/api/v1/vms/{name}/stop", { ...params, body: { force: true } }); break;
         case "delete": r = await api.DELETE("/api/v1/vms/{name}", params); break;
+        case "migrate": r = await api.POST("/api/v1/vms/{name}/migrate", { ...params, body: migrateBody(this.bulkTarget) }); break;
         case "add label": r = await api.PATCH("/api/v1/vms/{name}", { ...params, body: { labels: { [label![0]]: label![1] } } }); break;
       }
       return r.error ? { ok: false, message: errorText(r.error) } : { ok: true, message: "accepted" };
     });
-    this.resultTitle = summarize(label ? `add label ${label[0]}=${label[1]}` : action, this.results);
+    const title = label ? `add label ${label[0]}=${label[1]}` : action === "migrate" && this.bulkTarget ? `migrate to ${this.bulkTarget}` : action;
+    this.resultTitle = summarize(title, this.results);
     this.bulkBusy = false;
     if (action === "delete") this.selected = new Set();
     void this.refresh();
@@ -338,6 +344,12 @@ class VmsPage extends VmTablePage {
         <input id="bulk-label" placeholder="key=value" .value=${this.bulkLabel} spellcheck="false"
           @input=${(e: InputEvent) => { this.bulkLabel = (e.target as HTMLInputElement).value; }} />
         <button type="button" class="secondary" ?disabled=${n === 0 || this.bulkBusy || !this.bulkLabel.trim()} @click=${() => this.bulk("add label")}>Add label to selected</button>
+        <label for="bulk-target">Migrate to</label>
+        <select id="bulk-target" @change=${(e: Event) => { this.bulkTarget = (e.target as HTMLSelectElement).value; }}>
+          <option value="" ?selected=${this.bulkTarget === ""}>the scheduler's choice</option>
+          ${this.hosts.map((h) => html`<option value=${h} ?selected=${this.bulkTarget === h}>${h}</option>`)}
+        </select>
+        <button type="button" class="secondary" ?disabled=${n === 0 || this.bulkBusy} @click=${() => this.bulk("migrate")}>Migrate selected</button>
       </div>
       <dialog id="bulk-delete-dialog" aria-labelledby="bulk-delete-title">
         <h2 id="bulk-delete-title">Delete ${n} VM${n === 1 ? "" : "s"}?</h2>
@@ -402,4 +414,4 @@ class VmsPage extends VmTablePage {
 }
 customElements.define("strata-vms", VmsPage);
 
-type BulkAction = "start" | "shut down" | "force off" | "delete" | "add label";
+type BulkAction = "start" | "shut down" | "force off" | "delete" | "add label" | "migrate";

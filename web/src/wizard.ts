@@ -10,16 +10,19 @@ export interface WizardForm {
   name: string;
   vcpus: string;
   memoryMib: string;
-  image: string;  // catalog disk image for the root disk ("" = blank disk)
-  diskGib: string;  // blank disk size, or grow the image's overlay to it ("" = as is)
+  disks: DiskRow[];  // the first is the boot disk ("root"), then "data", "data2", ...
   kernel: string;  // direct boot (catalog kernel image), optional
   initrd: string;
   cmdline: string;
   labels: string;  // "k=v, k2=v2"
   nodeSelector: string;  // same form
   host: string;  // "" = the scheduler chooses
-  nic: boolean;  // one user-mode NIC
+  nics: NicRow[];
   vnc: boolean;  // a graphical console (false: QEMU gets no VNC display)
+  cdrom: string;  // catalog iso image in the CD-ROM ("" = empty drive)
+  boot: BootOrder;  // firmware boot order
+  firmware: "" | "bios" | "uefi";  // "" = the API's default (bios)
+  cpuModel: string;  // "" = the cluster's CPU baseline; "host", "max" or a QEMU model
   start: boolean;
   // cloud-init (NoCloud seed disk; docs/internals/cloud-init.md). A password is taken as a
   // crypt(3) hash only, as the API does: the browser hashes nothing.
@@ -31,9 +34,46 @@ export interface WizardForm {
   ciUserData: string;  // "#cloud-config\n..." or "#!..."
 }
 
+// One disk of the form: a catalog disk image ("" = blank), its size in GiB (a blank disk's
+// size, or grow the image's overlay to it; "" = the image as is) and the datastore holding it
+// ("" = the host's own image store).
+export interface DiskRow {
+  image: string;
+  sizeGib: string;
+  datastore: string;
+}
+
+// One NIC: user-mode (QEMU's slirp) or on a Linux bridge of the host.
+export interface NicRow {
+  mode: "user" | "bridge";
+  bridge: string;
+}
+
+// The API's limits (VmCreate.disks maxItems, VmCreate.nics maxItems).
+export const MAX_DISKS = 16;
+export const MAX_NICS = 8;
+export const BLANK_DISK: DiskRow = { image: "", sizeGib: "", datastore: "" };
+export const USER_NIC: NicRow = { mode: "user", bridge: "" };
+
+// The name the API gets for the i-th disk of the form.
+export function diskName(i: number): string {
+  return i === 0 ? "root" : i === 1 ? "data" : `data${i}`;
+}
+
+// The boot orders the form offers ("" = the boot disk only, the API's default).
+export const BOOT_ORDERS = ["", "cdrom,disk", "disk,cdrom", "cdrom"] as const;
+export type BootOrder = (typeof BOOT_ORDERS)[number];
+export const BOOT_LABEL: Record<BootOrder, string> = {
+  "": "the boot disk",
+  "cdrom,disk": "CD-ROM, then the boot disk",
+  "disk,cdrom": "the boot disk, then CD-ROM",
+  cdrom: "CD-ROM only",
+};
+
 export const EMPTY_FORM: WizardForm = {
-  name: "", vcpus: "1", memoryMib: "512", image: "", diskGib: "", kernel: "", initrd: "",
-  cmdline: "", labels: "", nodeSelector: "", host: "", nic: true, vnc: true, start: true,
+  name: "", vcpus: "1", memoryMib: "512", disks: [BLANK_DISK], kernel: "", initrd: "",
+  cmdline: "", labels: "", nodeSelector: "", host: "", nics: [USER_NIC], vnc: true, start: true,
+  cdrom: "", boot: "", firmware: "", cpuModel: "",
   ciHostname: "", ciUser: "", ciKeys: "", ciPasswordHash: "", ciSudo: false, ciUserData: "",
 };
 
@@ -86,23 +126,58 @@ export function vmCreateBody(f: WizardForm): { body?: VmCreate; error?: Invalid 
     if (f.initrd.trim()) body.initrd = f.initrd.trim();
     if (f.cmdline.trim()) body.cmdline = f.cmdline.trim();
   }
-  const image = f.image.trim();
-  let sizeBytes: number | undefined;
-  if (f.diskGib.trim()) {
-    const gib = Number(f.diskGib.trim());
-    if (!Number.isFinite(gib) || gib <= 0 || gib > 65536)
-      return { error: { field: "disks[0].size_bytes", message: "disk size in GiB, more than 0" } };
-    sizeBytes = Math.round(gib * 1024 ** 3);
-  }
-  if (image || sizeBytes !== undefined) {
-    const disk: NonNullable<VmCreate["disks"]>[number] = { name: "root", boot: true };
+  if (f.disks.length > MAX_DISKS) return { error: { field: "disks", message: `at most ${MAX_DISKS} disks` } };
+  const disks: NonNullable<VmCreate["disks"]> = [];
+  for (const [i, row] of f.disks.entries()) {
+    const disk: NonNullable<VmCreate["disks"]>[number] = { name: diskName(i) };
+    if (i === 0) disk.boot = true;
+    const image = row.image.trim();
     if (image) disk.image = image;
-    if (sizeBytes !== undefined) disk.size_bytes = sizeBytes;
-    body.disks = [disk];
+    const size = row.sizeGib.trim();
+    if (size) {
+      const gib = Number(size);
+      if (!Number.isFinite(gib) || gib <= 0 || gib > 65536)
+        return { error: { field: `disks[${i}].size_bytes`, message: "size in GiB, more than 0" } };
+      disk.size_bytes = Math.round(gib * 1024 ** 3);
+    } else if (!image) {
+      return { error: { field: `disks[${i}].size_bytes`, message: "a blank disk needs its size in GiB (or choose an image)" } };
+    }
+    if (row.datastore.trim()) disk.datastore = row.datastore.trim();
+    disks.push(disk);
   }
-  if (!kernel && !body.disks)
-    return { error: { field: "disks", message: "choose a disk image, a blank disk size or a kernel to boot" } };
-  if (f.nic) body.nics = [{ mode: "user" }];
+  if (disks.length) body.disks = disks;
+  const cdrom = f.cdrom.trim();
+  if (cdrom) body.cdrom = cdrom;
+  if (f.boot) {
+    // What the form alone can say; the server checks the rest (e.g. boot with a kernel).
+    if (f.boot.includes("cdrom") && !cdrom)
+      return { error: { field: "boot", message: "booting from the CD-ROM needs an ISO image in it" } };
+    if (f.boot.includes("disk") && !body.disks)
+      return { error: { field: "boot", message: "booting from the disk needs a disk image or a blank disk" } };
+    body.boot = f.boot.split(",") as NonNullable<VmCreate["boot"]>;
+  }
+  if (!kernel && !body.disks && !(cdrom && f.boot.includes("cdrom")))
+    return { error: { field: "disks", message: "choose a disk image, a blank disk size, a kernel or a CD-ROM to boot" } };
+  if (f.firmware) body.firmware = f.firmware;
+  const cpu = f.cpuModel.trim();
+  if (cpu) {
+    if (!/^[A-Za-z0-9][-A-Za-z0-9_.]*$/.test(cpu) || cpu.length > 64)
+      return { error: { field: "cpu_model", message: "a QEMU CPU model (Haswell-v4), host or max" } };
+    body.cpu_model = cpu;
+  }
+  if (f.nics.length > MAX_NICS) return { error: { field: "nics", message: `at most ${MAX_NICS} NICs` } };
+  const nics: NonNullable<VmCreate["nics"]> = [];
+  for (const [i, row] of f.nics.entries()) {
+    if (row.mode === "user") {
+      nics.push({ mode: "user" });
+      continue;
+    }
+    const bridge = row.bridge.trim();
+    if (!/^[A-Za-z0-9][-A-Za-z0-9_.]{0,14}$/.test(bridge))
+      return { error: { field: `nics[${i}].bridge`, message: "a Linux bridge name (up to 15 characters)" } };
+    nics.push({ mode: "bridge", bridge });
+  }
+  if (nics.length) body.nics = nics;
   const labels = parsePairs(f.labels, "labels");
   if (labels.error) return { error: labels.error };
   if (Object.keys(labels.pairs).length) body.labels = labels.pairs;
@@ -139,18 +214,32 @@ function cloudInit(f: WizardForm): { value?: NonNullable<VmCreate["cloud_init"]>
   return Object.keys(value).length ? { value } : {};
 }
 
+// A control of the form: a scalar field, or one row's control ("disk-1-size", "nic-0-bridge");
+// "disks" and "nics" are the lists themselves (their "Add" buttons).
+export type FormKey = keyof WizardForm | `disk-${number}-${"image" | "size" | "datastore"}` | `nic-${number}-${"mode" | "bridge"}`;
+
 // The form control for a field the API named in a 400 (or vmCreateBody did), if the form
-// has one: "cloud_init.users[0].ssh_authorized_keys[2]" -> ciKeys.
-export function formKeyOfField(field: string): keyof WizardForm | undefined {
+// has one: "cloud_init.users[0].ssh_authorized_keys[2]" -> ciKeys, "disks[2].datastore" ->
+// disk-2-datastore.
+export function formKeyOfField(field: string): FormKey | undefined {
   const exact: Record<string, keyof WizardForm> = {
-    name: "name", vcpus: "vcpus", memory_mib: "memoryMib", host: "host", disks: "image",
-    "disks[0].image": "image", "disks[0].size_bytes": "diskGib", kernel: "kernel", initrd: "initrd",
+    name: "name", vcpus: "vcpus", memory_mib: "memoryMib", host: "host", disks: "disks", nics: "nics",
+    kernel: "kernel", initrd: "initrd",
     cmdline: "cmdline", "cloud_init.hostname": "ciHostname", "cloud_init.users": "ciUser",
     "cloud_init.users[0].name": "ciUser", "cloud_init.users[0].password_hash": "ciPasswordHash",
-    "cloud_init.user_data": "ciUserData",
+    "cloud_init.user_data": "ciUserData", cdrom: "cdrom", boot: "boot", firmware: "firmware",
+    cpu_model: "cpuModel",
   };
   if (field in exact) return exact[field];
   if (/^cloud_init\.users\[0\]\.ssh_authorized_keys(\[\d+\])?$/.test(field)) return "ciKeys";
+  if (/^boot\[\d+\]$/.test(field)) return "boot";
+  const disk = /^disks\[(\d+)\](?:\.(\w+))?$/.exec(field);
+  if (disk) {
+    const part = disk[2] === "size_bytes" ? "size" : disk[2] === "datastore" || disk[2] === "datastore_id" ? "datastore" : "image";
+    return `disk-${Number(disk[1])}-${part}`;
+  }
+  const nic = /^nics\[(\d+)\](?:\.(\w+))?$/.exec(field);
+  if (nic) return `nic-${Number(nic[1])}-${nic[2] === "bridge" ? "bridge" : "mode"}`;
   if (field === "labels" || field.startsWith("labels.")) return "labels";
   if (field === "node_selector" || field.startsWith("node_selector.")) return "nodeSelector";
   return undefined;

@@ -199,6 +199,7 @@ struct TaskListOptions {
   std::optional<std::string> state;
   std::string after_id;
   int limit = 0;
+  bool newest_first = false;  // by id descending (ids are UUIDv7: creation time first)
 };
 
 }  // namespace strata::store

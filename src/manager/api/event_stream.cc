@@ -1,6 +1,7 @@
 // An SSE stream as a subscriber of the event fan-out.
 #include "strata/manager/api/event_stream.h"
 
+#include <string>
 #include <variant>
 
 namespace strata::manager {
@@ -44,6 +45,11 @@ HttpResponse event_stream_response(EventFanout& fanout, StreamLimiter& limiter,
     // Wakes the fan-out when this stream's queue drains (catch-up pacing) or it closes.
     out->on_drain([f] { f->wake(); });
     if (!out->write(": stream start\n\n")) return;
+    // The position it starts after, as an id without data: a client that gets no event
+    // before its connection drops still resumes from here with Last-Event-ID (SSE sets the
+    // last event id from such a block) instead of starting again at the newest event and
+    // losing what happened in between.
+    if (!out->write("id: " + std::to_string(after) + "\n\n")) return;
     f->subscribe(std::make_shared<SseSubscriber>(out), after);
   };
   return resp;

@@ -109,7 +109,7 @@ Result<std::vector<TaskRecord>> SqlStore::list_tasks(const TaskListOptions& o) {
   return with_conn(
       [&](SqlConnection& c) {
         return select_paged<TaskRecord>(c, kTaskCols, "tasks", conds, params, o.after_id, o.limit,
-                                        Labels{}, decode_task);
+                                        Labels{}, decode_task, PageOrder{"id", 0, o.newest_first});
       },
       true);
 }

@@ -1332,8 +1332,68 @@ TEST_F(ApiTest, EventsFilteredByTargetNewestFirst) {
   for (const auto& [q, f] : std::vector<std::pair<std::map<std::string, std::string>, std::string>>{
            {{{"target", ""}}, "target"},
            {{{"target", "vm/a"}, {"after", "1"}}, "after"},
-           {{{"before", "5"}}, "before"},
+           {{{"before", "5"}, {"after", "1"}}, "after"},
+           {{{"before", "-1"}}, "before"},
            {{{"target", "vm/a"}, {"before", "-1"}}, "before"}}) {
+    auto [status, body] = list(q);
+    EXPECT_EQ(status, 400u) << body;
+    EXPECT_EQ(body["error"]["field"], f) << body;
+  }
+  // Without target, before= pages through every event newest first (before=0: the newest):
+  // the pages together are the log's ascending list reversed, each event once.
+  auto [sa, all] = list({{"after", "0"}, {"limit", "1000"}});
+  ASSERT_EQ(sa, 200u) << all;
+  std::vector<int64_t> want;
+  for (const auto& e : all["events"]) want.insert(want.begin(), e["seq"].get<int64_t>());
+  ASSERT_GE(want.size(), 8u) << all;
+  std::vector<int64_t> got;
+  std::string before = "0";
+  for (int page = 0; page < 100; ++page) {
+    auto [s, p] = list({{"before", before}, {"limit", "3"}});
+    ASSERT_EQ(s, 200u) << p;
+    ASSERT_LE(p["events"].size(), 3u) << p;
+    for (const auto& e : p["events"]) got.push_back(e["seq"].get<int64_t>());
+    if (p["next"].is_null()) break;
+    before = std::to_string(p["next"].get<int64_t>());
+  }
+  EXPECT_EQ(got, want);
+  auto [sn, newest] = list({{"before", "0"}, {"limit", "1"}});
+  ASSERT_EQ(sn, 200u);
+  EXPECT_EQ(newest["events"][0]["seq"], want.front());
+}
+
+// GET /api/v1/tasks?target_id=&order=newest: one resource's tasks, newest first (the web
+// console's VM and host pages and its tasks page).
+TEST_F(ApiTest, TasksOfOneTargetNewestFirst) {
+  add_host("h1", 8, 8192);
+  for (const char* n : {"a", "b"}) {
+    json body = {{"name", n}, {"vcpus", 1}, {"memory_mib", 64}, {"kernel", "k"}, {"start", false}};
+    ASSERT_EQ(call("POST", "/api/v1/vms", body.dump(), admin_).status, 202u);
+  }
+  auto a = json::parse(call("GET", "/api/v1/vms/a", "", admin_).body);
+  auto list = [&](std::map<std::string, std::string> q) {
+    HttpRequest r;
+    r.method = "GET";
+    r.path = "/api/v1/tasks";
+    r.query = std::move(q);
+    r.headers["authorization"] = "Bearer " + admin_;
+    auto resp = api_->dispatch(r);
+    return std::make_pair(resp.status, json::parse(resp.body));
+  };
+  auto [s1, all] = list({{"limit", "1000"}});
+  ASSERT_EQ(s1, 200u) << all;
+  ASSERT_GE(all["tasks"].size(), 2u) << all;
+  auto [s2, desc] = list({{"limit", "1000"}, {"order", "newest"}});
+  ASSERT_EQ(s2, 200u) << desc;
+  ASSERT_EQ(desc["tasks"].size(), all["tasks"].size());
+  for (size_t i = 0; i < desc["tasks"].size(); ++i)
+    EXPECT_EQ(desc["tasks"][i]["id"], all["tasks"][all["tasks"].size() - 1 - i]["id"]);
+  auto [s3, mine] = list({{"order", "newest"}, {"target_id", a["id"].get<std::string>()}});
+  ASSERT_EQ(s3, 200u) << mine;
+  ASSERT_FALSE(mine["tasks"].empty()) << mine;
+  for (const auto& t : mine["tasks"]) EXPECT_EQ(t["target_id"], a["id"]) << mine;
+  for (const auto& [q, f] : std::vector<std::pair<std::map<std::string, std::string>, std::string>>{
+           {{{"order", "up"}}, "order"}, {{{"target_id", ""}}, "target_id"}}) {
     auto [status, body] = list(q);
     EXPECT_EQ(status, 400u) << body;
     EXPECT_EQ(body["error"]["field"], f) << body;

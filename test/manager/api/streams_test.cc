@@ -250,7 +250,8 @@ TEST(EventStreams, LastEventIdResumesAcrossPagesThenLive) {
   auto live = a.events->append("test", "test.live", "t", "ok");
   ASSERT_TRUE(live);
   ASSERT_TRUE(c.read_until(fmt::format("id: {}\n", live->seq)));
-  int64_t expect = first + 1;
+  // The stream's first id is where it resumes (first), then every event after it.
+  int64_t expect = first;
   const std::string& d = c.data();
   for (size_t pos = d.find("\nid: "); pos != std::string::npos; pos = d.find("\nid: ", pos + 1)) {
     int64_t id = std::atoll(d.c_str() + pos + 5);
@@ -258,6 +259,32 @@ TEST(EventStreams, LastEventIdResumesAcrossPagesThenLive) {
     ++expect;
   }
   EXPECT_EQ(expect, live->seq + 1);
+}
+
+// A fresh stream (no Last-Event-ID) starts live, at the newest event, and says so with an
+// id-only block right after its start: a client that gets no event before a drop resumes
+// from there and loses nothing made meanwhile.
+TEST(EventStreams, FreshStreamSaysWhereItStartsAndResumesFromThere) {
+  Api a;
+  ASSERT_NO_FATAL_FAILURE(a.start(StreamCaps{}));
+  auto old = a.events->append("test", "test.old", "t", "ok");
+  ASSERT_TRUE(old);
+  RawClient c;
+  ASSERT_TRUE(c.connect(a.server->port()));
+  ASSERT_TRUE(c.send(stream_request(a.admin)));
+  ASSERT_TRUE(c.read_until(fmt::format(": stream start\n\nid: {}\n\n", old->seq))) << c.data();
+  EXPECT_EQ(c.data().find("test.old"), std::string::npos) << c.data();
+  c.close();
+  // Dropped before any event; two events meanwhile; resumed with the id it was given.
+  auto m1 = a.events->append("test", "test.missed", "t", "ok");
+  auto m2 = a.events->append("test", "test.missed", "t", "ok");
+  ASSERT_TRUE(m1 && m2);
+  RawClient r;
+  ASSERT_TRUE(r.connect(a.server->port()));
+  ASSERT_TRUE(r.send(stream_request(a.admin, fmt::format("Last-Event-ID: {}\r\n", old->seq))));
+  ASSERT_TRUE(r.read_until(fmt::format("id: {}\n", m2->seq))) << r.data();
+  EXPECT_NE(r.data().find(fmt::format("id: {}\nevent: test.missed", m1->seq)), std::string::npos)
+      << r.data();
 }
 
 namespace beast = boost::beast;

@@ -7,10 +7,12 @@
 //                  (empty: only the list is checked)
 //   VM_DELETE      a stopped VM deleted from its page (empty: skipped)
 //   DATASTORE      a datastore the host mounts (its bars on the dashboard and host page)
+//   ISO_NAME       an image of kind iso in the catalog (wizard CD-ROM, VM page insert/eject)
 //   SHOTS_DIR      where the screenshots go
 // Prints "N passed, N failed" at the end; exit 1 on any failure.
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import net from "node:net";
 import { join } from "node:path";
 import { env, expect, finish, launch, step } from "./harness.mjs";
 
@@ -21,6 +23,7 @@ const hostName = env("HOST_NAME", "");
 const vmName = env("VM_NAME", "");
 const vmDelete = env("VM_DELETE", "");
 const datastore = env("DATASTORE", "");
+const isoName = env("ISO_NAME", "");  // an iso image in the catalog (the CD-ROM checks; empty: left out)
 const cmdline = env("VM_CMDLINE", "console=ttyS0");
 const wizardVm = "web-wizard";
 const shots = env("SHOTS_DIR", "web-shots");
@@ -45,6 +48,19 @@ async function adminApi(method, path, body) {
     body: body ? JSON.stringify(body) : undefined });
   if (r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status} ${await r.text()}`);
   return r.status === 204 ? null : r.json();
+}
+// A chart follows the metrics stream: its newest point's time (data-last-ms) moves on, twice
+// (several heartbeats). Not its number of points: that stops at 150 once the history fills
+// the chart (45 s of samples at this test's 300 ms heartbeat), which is what made the old
+// wait on data-points time out in long runs while the chart kept moving.
+async function chartMoves(page, chart) {
+  const sel = `strata-metrics-charts figure[data-chart="${chart}"]`;
+  console.log(`     ${chart} chart: ${await page.locator(sel).getAttribute("data-points")} points`);
+  for (let i = 0; i < 2; i++) {
+    const last = Number(await page.locator(sel).getAttribute("data-last-ms"));
+    await page.waitForFunction(([sel, last]) => Number(document.querySelector(sel)?.getAttribute("data-last-ms")) > last,
+      [sel, last], { timeout: 15000 });
+  }
 }
 const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2bUq0n3l1S9yQh1m0mC4sQkQ7n0wq web@strata";
 
@@ -130,6 +146,57 @@ try {
     await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
   });
 
+  // The events stream dropped: a second tab of the same session reaches stratad through a
+  // TCP relay of this test, which cuts every connection and refuses new ones for a while;
+  // events made meanwhile by another client; then the relay lets connections through
+  // again: the feed reconnects with Last-Event-ID and the page gets every missed event once.
+  await step("a dropped events stream reconnects without losing an event", async () => {
+    const target = new URL(url);
+    const sockets = new Set();
+    let cut = false;
+    const relay = net.createServer((client) => {
+      if (cut) return client.destroy();
+      const upstream = net.connect(Number(target.port), target.hostname);
+      for (const [a, b] of [[client, upstream], [upstream, client]]) {
+        a.pipe(b);
+        a.on("error", () => b.destroy());
+        a.on("close", () => b.destroy());
+      }
+      sockets.add(client).add(upstream);
+      client.on("close", () => { sockets.delete(client); sockets.delete(upstream); });
+    });
+    await new Promise((r) => relay.listen(0, "127.0.0.1", r));
+    const tab = await context.newPage();
+    try {
+      // The cookie is the host's (127.0.0.1, any port): this tab is logged in already.
+      await tab.goto(`http://127.0.0.1:${relay.address().port}/`);
+      await tab.locator(".live.on").waitFor();
+      cut = true;
+      for (const so of sockets) so.destroy();
+      await tab.locator(".live.off").waitFor();
+      const names = ["web-missed-1", "web-missed-2"];
+      const ids = [];
+      for (const n of names) ids.push((await adminApi("POST", "/api/v1/tokens", { name: n, role: "viewer" })).id);
+      for (const id of ids) await adminApi("DELETE", `/api/v1/tokens/${id}`);
+      const want = [];
+      for (const n of names) for (const e of (await adminApi("GET", `/api/v1/events?target=token/${n}&limit=10`)).events) want.push(e.seq);
+      expect(want.length >= 2, `events of the missed tokens: ${want}`);
+      cut = false;
+      await tab.locator(".live.on").waitFor({ timeout: 20000 });
+      await tab.waitForFunction((want) => {
+        const seqs = (document.querySelector("strata-app")?.events ?? []).map((e) => e.seq);
+        return want.every((s) => seqs.includes(s));
+      }, want, { timeout: 10000 });
+      const seqs = await tab.evaluate(() => document.querySelector("strata-app").events.map((e) => e.seq));
+      expect(new Set(seqs).size === seqs.length, `an event arrived twice: ${seqs}`);
+      await tab.locator("ol.events li", { hasText: "token/web-missed-2" }).first().waitFor();
+    } finally {
+      await tab.close();
+      for (const so of sockets) so.destroy();
+      relay.close();
+    }
+  });
+
   await step("hosts page lists the host (and survives a reload on its path)", async () => {
     await page.getByRole("link", { name: "Hosts" }).click();
     await page.getByRole("heading", { name: "Hosts" }).waitFor();
@@ -182,7 +249,7 @@ try {
       await page.getByRole("button", { name: "Apply" }).click();
       await table.locator("tbody tr").first().waitFor({ state: "detached" });
       await page.getByLabel("Label", { exact: true }).fill("");
-      await page.getByLabel("Host").selectOption(hostName);
+      await page.getByLabel("Host", { exact: true }).selectOption(hostName);
       await table.locator(`tr[data-vm="${vmDelete}"]`).waitFor();
       // Sorted by name on the server, both ways; name and state filters on the server.
       const order = async () => table.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.vm));
@@ -215,7 +282,7 @@ try {
       const explain = page.getByRole("table", { name: "Placement explanation" });
       await page.getByLabel("Name", { exact: true }).fill(wizardVm);
       await page.getByLabel("Memory (MiB)").fill("128");
-      await page.getByLabel("Disk image").selectOption("tiny-base");
+      await page.getByLabel("Disk 1 image").selectOption("tiny-base");
       await page.getByLabel("Kernel", { exact: true }).selectOption("tiny-kernel");
       await page.getByLabel("Initrd").selectOption("tiny-initrd");
       await page.getByLabel("Kernel command line").fill(cmdline);
@@ -252,6 +319,41 @@ try {
       await page.getByLabel("Guest host name").fill("wizard-guest");
       await page.getByLabel("Passwordless sudo").check();
       await page.getByLabel("User-data").fill("#cloud-config\nruncmd: [echo hi]\n");
+      // CD-ROM, boot order, firmware, CPU model: a firmware boot order with a kernel is the
+      // server's 400 naming boot, said next to Boot order.
+      if (isoName) {
+        await page.getByLabel("CD-ROM", { exact: true }).selectOption(isoName);
+        await page.getByLabel("Boot order").selectOption("cdrom,disk");
+        await page.locator("#cw-boot-error", { hasText: "boot order" }).waitFor();
+        expect(await page.getByLabel("Boot order").getAttribute("aria-invalid") === "true", "Boot order not marked invalid");
+        await page.getByLabel("Boot order").selectOption("");
+        await page.locator("#cw-boot-error").waitFor({ state: "detached" });
+      }
+      // Disks and NICs: any number, each removable. A blank data disk, a blank disk on the
+      // datastore, a fourth one removed again; a bridged NIC whose bad name is said next to
+      // it, then removed (the test host has no bridge to create it on).
+      const addDisk = page.getByRole("button", { name: "Add a disk" });
+      await addDisk.click();
+      await page.getByLabel("Disk 2 size (GiB)").fill("1");
+      await addDisk.click();
+      await page.locator("#cw-disk-2-size-error", { hasText: "blank disk needs its size" }).waitFor();
+      await page.getByLabel("Disk 3 size (GiB)").fill("1");
+      if (datastore) await page.getByLabel("Disk 3 datastore").selectOption(datastore);
+      await addDisk.click();
+      await page.getByLabel("Disk 4 image").selectOption("tiny-base");
+      await page.getByRole("button", { name: "Remove disk 4", exact: true }).click();
+      await page.locator('fieldset[data-disks="3"]').waitFor();
+      expect(await page.evaluate(() => document.activeElement?.id) === "cw-disks", "the focus is not on Add a disk after a removal");
+      await page.getByRole("button", { name: "Add a NIC" }).click();
+      await page.getByLabel("NIC 2 type").selectOption("bridge");
+      await page.getByLabel("NIC 2 bridge").fill("not a bridge");
+      await page.locator("#cw-nic-1-bridge-error", { hasText: "bridge name" }).waitFor();
+      expect(await page.getByLabel("NIC 2 bridge").getAttribute("aria-invalid") === "true", "NIC 2 bridge not marked invalid");
+      await page.getByRole("button", { name: "Remove NIC 2", exact: true }).click();
+      await page.locator('fieldset[data-nics="1"]').waitFor();
+      await page.locator("#cw-nic-1-bridge-error").waitFor({ state: "detached" });
+      await page.getByLabel("Firmware").selectOption("uefi");
+      await page.getByLabel("CPU model").fill("max");
       await explain.locator(`tr[data-placement="${hostName}"] .verdict-chosen`).waitFor();
       await page.getByRole("status").filter({ hasText: `Goes to ${hostName}` }).waitFor();
       await page.getByLabel("Start after creating").uncheck();
@@ -266,6 +368,14 @@ try {
       expect(ci?.hostname === "wizard-guest" && ci.users?.[0]?.name === "admin" && ci.users[0].sudo === true &&
         ci.users[0].ssh_authorized_keys?.[0] === sshKey && ci.users[0].password_set === false && ci.user_data_bytes === 32,
         `cloud_init ${JSON.stringify(ci)}`);
+      const disks = vm.spec?.disks ?? [];
+      expect(disks.length === 3 && disks[0].name === "root" && disks[0].image === "tiny-base" &&
+        disks[1].name === "data" && disks[1].size_bytes === 1024 ** 3 && !disks[1].datastore &&
+        disks[2].name === "data2" && disks[2].size_bytes === 1024 ** 3 && (disks[2].datastore ?? "") === datastore,
+        `disks ${JSON.stringify(disks)}`);
+      expect((vm.spec?.nics ?? []).length === 1 && vm.spec.nics[0].mode === "user", `nics ${JSON.stringify(vm.spec?.nics)}`);
+      expect(vm.spec?.firmware === "uefi" && vm.spec?.cpu_model === "max" && (vm.spec?.cdrom ?? null) === (isoName || null),
+        `firmware/cpu_model/cdrom ${vm.spec?.firmware} ${vm.spec?.cpu_model} ${vm.spec?.cdrom}`);
       await page.screenshot({ path: join(shots, "create-done.png"), fullPage: true });
       // Its page: the cloud-init it was given (no secret), no guest facts while it is stopped.
       await page.getByRole("link", { name: `Open the VM page of ${wizardVm}` }).click();
@@ -274,6 +384,11 @@ try {
       await given.locator("li", { hasText: "user admin (1 SSH key, password locked, sudo)" }).waitFor();
       await given.locator("li", { hasText: "user-data 32 bytes" }).waitFor();
       await page.locator('section[data-guest="no"]').getByRole("status").filter({ hasText: "No guest agent report" }).waitFor();
+      await page.locator('dd[data-spec="firmware"]', { hasText: "UEFI" }).waitFor();
+      await page.getByRole("table", { name: "Disks" }).getByRole("rowheader", { name: "data", exact: true }).waitFor();
+      await page.getByRole("table", { name: "Disks" }).getByRole("rowheader", { name: "data2", exact: true }).waitFor();
+      await page.locator('dd[data-spec="cpu"]', { hasText: "max" }).waitFor();
+      if (isoName) await page.locator("[data-medium]", { hasText: isoName }).waitFor();
       await page.goto(url + "/vms");
     });
 
@@ -304,6 +419,31 @@ try {
       // test/e2e/web_guest.sh).
       await page.getByRole("heading", { name: "Guest", exact: true }).waitFor();
       await page.locator('section[data-guest="no"]').waitFor();
+      // Firmware and CPU: BIOS, and the model its QEMU runs with (its cluster's baseline).
+      await page.locator('dd[data-spec="firmware"]', { hasText: "BIOS" }).waitFor();
+      const cpu = (await adminApi("GET", `/api/v1/vms/${vmName}`)).cpu;
+      if (cpu?.model) await page.locator('dd[data-spec="cpu"]', { hasText: cpu.model }).waitFor();
+      // CD-ROM while it runs: insert, then eject; the medium shown follows the VM's events.
+      if (isoName) {
+        const medium = page.locator("[data-medium]");
+        await medium.filter({ hasText: "empty" }).waitFor();
+        await page.getByLabel("ISO image").selectOption(isoName);
+        await page.getByRole("button", { name: "Insert" }).click();
+        await page.getByRole("status").filter({ hasText: `insert ${isoName}: accepted` }).waitFor();
+        await medium.filter({ hasText: isoName }).waitFor({ timeout: 30000 });
+        expect((await adminApi("GET", `/api/v1/vms/${vmName}`)).spec.cdrom === isoName, "spec.cdrom after insert");
+        await page.getByRole("button", { name: "Eject" }).click();
+        await medium.filter({ hasText: "empty" }).waitFor({ timeout: 30000 });
+        expect((await adminApi("GET", `/api/v1/vms/${vmName}`)).spec.cdrom == null, "spec.cdrom after eject");
+      }
+      // Live migration: the only host has no other to go to: the API's answer is shown.
+      await page.getByRole("form", { name: "Live migration" }).getByRole("button", { name: "Migrate" }).click();
+      const said = page.getByRole("status").filter({ hasText: `migrate ${vmName}:` });
+      await said.waitFor();
+      const direct = await fetch(url + `/api/v1/vms/${vmName}/migrate`, { method: "POST",
+        headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" }, body: "{}" });
+      const why = (await direct.json()).error?.message ?? "";
+      expect(direct.status >= 400 && why && (await said.textContent()).includes(why), `migrate: page "${await said.textContent()}", API ${direct.status} ${why}`);
       await page.screenshot({ path: join(shots, "vm.png"), fullPage: true });
     });
 
@@ -384,14 +524,15 @@ try {
         await page.waitForFunction(() => document.querySelector("strata-graphical-console")?.dataset.scale === "1:1");
     });
 
-    await step("VM metrics charts: history, then new points from the host's metrics stream", async () => {
+    await step("VM metrics charts: history, then new points from the host's metrics stream (also with both consoles open)", async () => {
       const charts = page.locator("strata-metrics-charts .charts");
       await page.locator('strata-metrics-charts .charts[data-live="yes"]').waitFor({ timeout: 15000 });
       const cpu = page.locator('strata-metrics-charts figure[data-chart="cpu"]');
-      const first = Number(await cpu.getAttribute("data-points"));
-      // No reload and no request: the next samples arrive on the stream (every heartbeat).
-      await page.waitForFunction((n) => Number(document.querySelector('strata-metrics-charts figure[data-chart="cpu"]')?.getAttribute("data-points")) > n,
-        first, { timeout: 15000 });
+      // The serial and graphical consoles of this page are still open: the charts follow
+      // the stream regardless. No reload and no request: the next samples arrive on it.
+      expect(await page.locator("strata-serial-console, strata-graphical-console").count() === 2, "both consoles open");
+      await chartMoves(page, "cpu");
+      await chartMoves(page, "mem");
       expect(await charts.locator("svg path.line").count() === 2, "a CPU and a memory line");
       const label = await cpu.locator("svg").getAttribute("aria-label");
       expect(/^CPU used: [\d.]+ vCPU/.test(label ?? ""), `chart label ${label}`);
@@ -493,9 +634,7 @@ try {
       await page.getByRole("list", { name: "Events of this host" }).locator("li", { hasText: "host." }).first().waitFor();
       // Live charts: the history, then points added from the metrics stream.
       await page.locator('strata-metrics-charts .charts[data-live="yes"]').waitFor({ timeout: 15000 });
-      const n0 = Number(await page.locator('figure[data-chart="mem"]').getAttribute("data-points"));
-      await page.waitForFunction((n) => Number(document.querySelector('figure[data-chart="mem"]')?.getAttribute("data-points")) > n,
-        n0, { timeout: 15000 });
+      await chartMoves(page, "mem");
       await page.getByRole("heading", { name: "Latest metrics" }).locator("xpath=..").locator("dt", { hasText: "cpu_busy" }).waitFor();
       const mem = await page.locator('figure[data-chart="mem"] svg').getAttribute("aria-label");
       expect(/^Memory used: [\d.]+ [KMGT]?i?B/.test(mem ?? ""), `memory chart label ${mem}`);
@@ -563,6 +702,162 @@ try {
       await page.reload();
       await table.locator(`tr[data-vm="${vmName}"]`).waitFor();
       expect(await page.getByLabel("Name", { exact: true }).inputValue() === vmName, "the name filter after a reload");
+    });
+  }
+
+  if (hostName) {
+    // Clusters: the tree (cluster -> hosts -> VMs), a cluster page with its baseline and
+    // why, creating clusters, moving the host (a fixed baseline it cannot offer: the 409's
+    // message), setting a baseline (409 too), the hosts list's cluster column.
+    await step("inventory and clusters: the tree, a cluster page, create, move a host, the 409s", async () => {
+      await page.goto(url + "/");
+      await page.getByRole("link", { name: "Inventory" }).click();
+      await page.getByRole("heading", { name: "Inventory" }).waitFor();
+      const tree = page.getByRole("list", { name: "Clusters, hosts and VMs" });
+      const hostNode = tree.locator(`li[data-tree-cluster="default"] li[data-tree-host="${hostName}"]`);
+      await hostNode.waitFor();
+      if (vmName) {
+        await page.getByRole("button", { name: `VMs of ${hostName}` }).click();
+        await hostNode.locator(`li[data-tree-vm="${vmName}"] a`).waitFor();
+        expect(await page.getByRole("button", { name: `VMs of ${hostName}` }).getAttribute("aria-expanded") === "true", "host node not expanded");
+      }
+      // Create two clusters: auto, and a fixed model no TCG host offers (AVX2 and more).
+      const create = async (name, baseline) => {
+        await page.getByLabel("Name", { exact: true }).fill(name);
+        await page.getByLabel("CPU baseline").fill(baseline);
+        await page.getByRole("button", { name: "Create cluster" }).click();
+        await page.getByRole("table", { name: "Clusters" }).locator(`tr[data-cluster="${name}"]`).waitFor();
+      };
+      await create("web-rack", "");
+      await create("web-fixed", "Haswell-v4");
+      await tree.locator('li[data-tree-cluster="web-rack"]', { hasText: "no hosts" }).waitFor();
+      await page.getByLabel("Name", { exact: true }).fill("web-rack");
+      await page.getByRole("button", { name: "Create cluster" }).click();
+      await page.getByRole("alert").filter({ hasText: "web-rack" }).waitFor();  // the 409 "exists"
+      await page.screenshot({ path: join(shots, "inventory.png"), fullPage: true });
+      // The fixed cluster refuses the host: the API's message (what the host lacks).
+      await page.goto(url + "/clusters/web-fixed");
+      await page.getByRole("heading", { name: "Cluster web-fixed" }).waitFor();
+      await page.locator("[data-cluster-setting]", { hasText: "Haswell-v4" }).waitFor();
+      await page.getByLabel("Move host").selectOption(hostName);
+      await page.getByRole("button", { name: "Move to web-fixed" }).click();
+      const refused = await page.getByRole("alert").textContent();
+      const direct = await fetch(url + `/api/v1/hosts/${hostName}`, { method: "PATCH",
+        headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" }, body: JSON.stringify({ cluster: "web-fixed" }) });
+      const envelope = await direct.json();
+      expect(direct.status === 409 && refused.includes(envelope.error.message), `move refused: page "${refused}", API ${direct.status} ${JSON.stringify(envelope)}`);
+      // The auto cluster takes it: its baseline in force and why, the host offering it.
+      await page.goto(url + "/clusters/web-rack");
+      await page.getByLabel("Move host").selectOption(hostName);
+      await page.getByRole("button", { name: "Move to web-rack" }).click();
+      await page.getByRole("status").filter({ hasText: `${hostName} moved to web-rack` }).waitFor();
+      const hostsTable = page.getByRole("table", { name: "Hosts of this cluster" });
+      await hostsTable.locator(`tr[data-host="${hostName}"]`).waitFor();
+      const api = await adminApi("GET", "/api/v1/clusters/web-rack");
+      const model = api.cpu_model;
+      if (model) await page.locator("[data-cluster-model]", { hasText: model }).waitFor();
+      await page.waitForFunction((why) => document.querySelector("[data-cluster-reason]")?.textContent === why, api.cpu_reason);
+      expect(api.cpu_reason.length > 0, "no reason given for the baseline");
+      if (model) await hostsTable.locator(`tr[data-host="${hostName}"] td`, { hasText: /^yes$/ }).waitFor();
+      // A fixed baseline its host cannot offer: refused, the envelope's message shown.
+      await page.getByLabel("New baseline").fill("Haswell-v4");
+      await page.getByRole("button", { name: "Set baseline" }).click();
+      await page.getByRole("alert").filter({ hasText: hostName }).waitFor();
+      await page.screenshot({ path: join(shots, "cluster.png"), fullPage: true });
+      // The hosts list says where the host is; then it goes back to default.
+      await page.goto(url + "/hosts");
+      await page.locator(`tr[data-host="${hostName}"] td[data-cluster="web-rack"]`).waitFor();
+      await page.goto(url + "/clusters/default");
+      await page.getByLabel("Move host").selectOption(hostName);
+      await page.getByRole("button", { name: "Move to default" }).click();
+      await page.getByRole("table", { name: "Hosts of this cluster" }).locator(`tr[data-host="${hostName}"]`).waitFor();
+      expect((await adminApi("GET", `/api/v1/hosts/${hostName}`)).cluster === "default", "host not back in default");
+    });
+  }
+
+  if (hostName) {
+    // Maintenance: the evacuation plan (the scheduler's dry run), an evacuation refused with
+    // the API's message (the one host's running VM has nowhere to go), maintenance on and
+    // off, host labels added and removed.
+    await step("host page: evacuation plan, maintenance, labels", async () => {
+      await page.goto(url + `/hosts/${hostName}`);
+      const maint = page.locator('section[aria-labelledby="host-maint-h"]');
+      await maint.waitFor();
+      await maint.getByRole("button", { name: "Show the evacuation plan" }).click();
+      const plan = page.getByRole("table", { name: "Evacuation plan" });
+      await plan.waitFor();
+      const api = await adminApi("POST", "/api/v1/plan/host-down", { hosts: [hostName] });
+      await maint.getByRole("status").filter({ hasText: api.summary }).waitFor();
+      for (const m of [...api.moves, ...api.stays]) await plan.locator(`tr[data-plan-vm="${m.vm}"]`).waitFor();
+      if (vmName) {
+        expect(api.stays.some((x) => x.vm === vmName), `plan: ${JSON.stringify(api)}`);
+        await maint.getByRole("button", { name: "Evacuate and enter maintenance" }).click();
+        await maint.getByRole("alert").filter({ hasText: vmName }).waitFor();
+        expect((await adminApi("GET", `/api/v1/hosts/${hostName}`)).maintenance === false, "a refused evacuation left the host in maintenance");
+      }
+      await maint.getByRole("button", { name: "Enter maintenance without moving VMs" }).click();
+      await page.locator('section[data-maintenance="on"]').waitFor();
+      await page.getByRole("button", { name: "Leave maintenance" }).click();
+      await page.locator('section[data-maintenance="off"]').waitFor();
+      const labels = page.locator("[data-host-labels]");
+      await page.getByLabel("New label").fill("rack=r1");
+      await page.getByRole("button", { name: "Add label" }).click();
+      await labels.locator(".label", { hasText: "rack=r1" }).waitFor();
+      expect((await adminApi("GET", `/api/v1/hosts/${hostName}`)).labels?.rack === "r1", "host label not set");
+      await page.screenshot({ path: join(shots, "host-maintenance.png"), fullPage: true });
+      await page.getByRole("button", { name: "Remove label rack" }).click();
+      await labels.locator(".label", { hasText: "rack=r1" }).waitFor({ state: "detached" });
+      expect((await adminApi("GET", `/api/v1/hosts/${hostName}`)).labels?.rack === undefined, "host label not removed");
+    });
+
+    await step("tasks and events pages (filters, newest first), the global search", async () => {
+      await page.getByRole("link", { name: "Tasks" }).click();
+      const tasks = page.getByRole("table", { name: "Tasks" });
+      await tasks.locator('tr[data-kind="vm.create"]').first().waitFor();
+      await page.getByLabel("State", { exact: true }).selectOption("succeeded");
+      await page.waitForFunction(() => location.search.includes("state=succeeded"));
+      await page.waitForFunction(() => {
+        const rows = [...document.querySelectorAll("table[aria-label='Tasks'] tbody tr")];
+        return rows.length > 0 && rows.every((r) => r.querySelector(".badge")?.textContent === "succeeded");
+      });
+      await page.getByRole("link", { name: "Events" }).click();
+      const events = page.getByRole("table", { name: "Events" });
+      await events.locator("tbody tr").first().waitFor();
+      // Newest first, as the API's newest page (taken after the page: it may only be newer).
+      const shown = await events.locator("tbody tr").evaluateAll((rows) => rows.map((r) => Number(r.dataset.seq)));
+      expect(shown.every((x, i) => i === 0 || shown[i - 1] > x), `not newest first: ${shown.slice(0, 10)}`);
+      const newest = (await adminApi("GET", "/api/v1/events?before=0&limit=1")).events[0].seq;
+      expect(shown[0] <= newest && shown.length > 1, `first row ${shown[0]}, API newest ${newest}`);
+      if (vmName) {
+        await page.getByLabel("Target").fill(`vm/${vmName}`);
+        await page.getByLabel("Action").fill("vm.start");
+        await page.getByRole("button", { name: "Apply" }).click();
+        await page.waitForFunction(() => location.search.includes("action=vm.start"));
+        await page.waitForFunction((t) => {
+          const rows = [...document.querySelectorAll("table[aria-label='Events'] tbody tr")];
+          return rows.length > 0 && rows.every((r) => r.children[3].textContent === t && r.children[2].textContent === "vm.start");
+        }, `vm/${vmName}`);
+      }
+      await page.screenshot({ path: join(shots, "events.png"), fullPage: true });
+      // The search box: a VM by name, by label, and the host.
+      const search = async (q) => {
+        await page.getByRole("searchbox", { name: "Search VMs, hosts, clusters and images" }).fill(q);
+        await page.getByRole("searchbox", { name: "Search VMs, hosts, clusters and images" }).press("Enter");
+        await page.getByRole("heading", { name: `Search: ${q}` }).waitFor();
+      };
+      if (vmName) {
+        await search(vmName);
+        await page.locator(`li[data-found-vm="${vmName}"]`).waitFor();
+        await search("tier=web");
+        await page.locator(`li[data-found-vm="${vmName}"]`).waitFor();
+      }
+      await search(hostName);
+      await page.locator(`li[data-found-host="${hostName}"]`).waitFor();
+      await search("tiny-");
+      await page.locator('li[data-found-image="tiny-kernel"]').waitFor().catch(async () => {
+        expect(!vmName, "the tiny-kernel image not found by name");
+      });
+      await page.screenshot({ path: join(shots, "search.png"), fullPage: true });
     });
   }
 
@@ -660,6 +955,10 @@ try {
       await page.locator(`li[data-result="${vmName}"].ok`).waitFor();
       const labelled = await page.evaluate(async () => (await (await fetch("/api/v1/vms?label=bulk%3Dyes")).json()).vms.map((v) => v.name));
       expect(JSON.stringify(labelled) === JSON.stringify([vmName]), `label filter bulk=yes: ${labelled}`);
+      // Migrate the selection: the one host has nowhere to send it, said per VM.
+      await bar.getByRole("button", { name: "Migrate selected" }).click();
+      await page.getByRole("heading", { name: "migrate: 0 of 1 succeeded, 1 failed" }).waitFor();
+      await page.locator(`li[data-result="${vmName}"].bad`, { hasText: "failed: " }).waitFor();
       await page.screenshot({ path: join(shots, "vms-bulk.png"), fullPage: true });
       // Delete asks first (Cancel here: the viewer's checks below still need the VM).
       await bar.getByRole("button", { name: "Delete selected…" }).click();
@@ -785,6 +1084,16 @@ try {
     await p.getByRole("table", { name: "Images" }).waitFor();
     const imageControls = await p.locator("main button, main input").count();
     expect(imageControls === 0, `viewer sees ${imageControls} controls on the images page`);
+    // Clusters: the tree and the pages, no control but the tree's disclosure buttons.
+    await p.getByRole("link", { name: "Inventory" }).click();
+    await p.getByRole("table", { name: "Clusters" }).locator('tr[data-cluster="default"]').waitFor();
+    const clusterControls = await p.locator("main input, main select, main button:not(.twisty)").count();
+    expect(clusterControls === 0, `viewer sees ${clusterControls} controls on the inventory page`);
+    await p.goto(url + "/clusters/default");
+    await p.getByRole("heading", { name: "Cluster default" }).waitFor();
+    await p.locator("[data-cluster-reason]").waitFor();
+    const onCluster = await p.locator("main input, main select, main button").count();
+    expect(onCluster === 0, `viewer sees ${onCluster} controls on a cluster page`);
     await p.getByRole("link", { name: "VMs" }).click();
     await p.getByRole("table", { name: "Virtual machines" }).waitFor();
     if (vmName) {
@@ -819,7 +1128,7 @@ try {
   await viewer.context.close();
 
   // An own context: what axe does in a page is not the console's (the CSP check above).
-  await step("accessibility (axe-core): no serious or critical violation on any page", async () => {
+  await step("accessibility (axe-core): no serious or critical violation on any page, also at a phone's width", async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const p = await ctx.newPage();
     p.setDefaultTimeout(15000);
@@ -830,7 +1139,9 @@ try {
     await p.getByLabel("API token", { exact: true }).fill(adminToken);
     await p.getByRole("button", { name: "Log in" }).click();
     await p.getByRole("heading", { name: "Dashboard" }).waitFor();
-    const pages = [["/", "Dashboard"], ["/hosts", "Hosts"], ["/vms", "Virtual machines"], ["/images", "Images"], ["/tokens", "Tokens"]];
+    const pages = [["/", "Dashboard"], ["/inventory", "Inventory"], ["/clusters/default", "Cluster default"], ["/hosts", "Hosts"],
+      ["/vms", "Virtual machines"], ["/images", "Images"], ["/tokens", "Tokens"], ["/tasks", "Tasks"], ["/events", "Events"],
+      ["/search?q=web", "Search: web"]];
     if (hostName) pages.push([`/hosts/${hostName}`, `Host ${hostName}`]);
     if (vmName) pages.push([`/vms/${vmName}`, `VM ${vmName}`], ["/create", "Create a VM"]);
     for (const [path, heading] of pages) {
@@ -844,7 +1155,32 @@ try {
       times.push(`${path} ${Date.now() - t0} ms`);
     }
     console.log(`     axe: ${times.join(", ")}`);
+    // At a phone's width (390 px): every page in one column, no page-wide horizontal
+    // scrolling (wide tables scroll inside their own box), and axe again on every page.
+    await p.setViewportSize({ width: 390, height: 844 });
+    const wide = [], phoneTimes = [];
+    for (const [path, heading] of pages) {
+      await p.goto(url + path);
+      await p.getByRole("heading", { name: heading }).first().waitFor();
+      await p.getByText("Loading…").waitFor({ state: "detached", timeout: 5000 }).catch(() => {});
+      const w = await p.evaluate(() => document.documentElement.scrollWidth);
+      if (w > 392) {
+        // The outermost elements that stick out, to say what to fix.
+        const out = await p.evaluate(() => [...document.querySelectorAll("body *")]
+          .filter((e) => e.getBoundingClientRect().right > 392 && !(e.parentElement && e.parentElement.getBoundingClientRect().right > 392))
+          .slice(0, 3).map((e) => `${e.tagName.toLowerCase()}${e.className ? "." + String(e.className).split(" ").join(".") : ""}`));
+        wide.push(`${path} ${w} px (${out.join(", ")})`);
+      }
+      if (["/", "/inventory", "/hosts", "/create"].includes(path) || path.startsWith("/vms/"))
+        await p.screenshot({ path: join(shots, `phone${path === "/" ? "-dashboard" : path.replace(/[/?=]/g, "-")}.png`), fullPage: true });
+      await p.waitForTimeout(200);
+      const t0 = Date.now();
+      found.push(...await axeViolations(p, `${path} (390 px)`));
+      phoneTimes.push(`${path} ${Date.now() - t0} ms`);
+    }
+    console.log(`     axe at 390 px: ${phoneTimes.join(", ")}`);
     await ctx.close();
+    expect(wide.length === 0, `wider than a 390 px phone: ${wide.join(", ")}`);
     expect(found.length === 0, found.join("; "));
   });
 

@@ -34,7 +34,7 @@ try {
     await page.getByRole("heading", { name: "Create a VM" }).waitFor();
     await page.getByLabel("Name", { exact: true }).fill(vm);
     await page.getByLabel("Memory (MiB)").fill("512");
-    await page.getByLabel("Disk image").selectOption("debian-disk");
+    await page.getByLabel("Disk 1 image").selectOption("debian-disk");
     await page.getByLabel("Kernel", { exact: true }).selectOption("debian-kernel");
     await page.getByLabel("Initrd").selectOption("debian-initrd");
     await page.getByLabel("Kernel command line").fill(cmdline);

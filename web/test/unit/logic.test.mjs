@@ -245,3 +245,25 @@ test("a host page: its own events reload it, its VMs' events its summary, other 
   assert.equal(hostPageReload(undefined, h), "none");
   assert.equal(hostPageReload({ actor: "agent:4f1c", target: "vm/x" }, { name: "h1" }), "none");  // id not known yet
 });
+
+test("live migration: offered for running or paused VMs not deleting or migrating; the body", async () => {
+  const { canMigrate, migrateBody } = await import("../../build-unit/format.js");
+  const vm = (state, extra = {}) => ({ name: "v", desired_state: "running", status: { state }, ...extra });
+  assert.equal(canMigrate(vm("running")), true);
+  assert.equal(canMigrate(vm("paused")), true);
+  assert.equal(canMigrate(vm("stopped")), false);
+  assert.equal(canMigrate(vm("running", { deletion_requested: true })), false);
+  assert.equal(canMigrate({ ...vm("running"), status: { state: "running", migration: { phase: "copying" } } }), false);
+  assert.deepEqual(migrateBody(""), {});
+  assert.deepEqual(migrateBody(" h2 "), { host: "h2" });
+});
+
+test("SSE: an id-only block sets the last event id without an event (a stream's start)", () => {
+  const p = new SseParser();
+  assert.deepEqual(p.feed(": stream start\n\nid: 41\n\n"), []);
+  assert.equal(p.lastEventId, "41");
+  const got = p.feed("id: 42\nevent: vm.start\ndata: {}\n\n");
+  assert.equal(got.length, 1);
+  assert.equal(p.lastEventId, "42");
+  assert.equal(new SseParser().lastEventId, "");
+});

@@ -39,3 +39,19 @@ test("linePath spreads x over the width, y from the bottom, clamped", () => {
   assert.equal(niceMax([5], 8), 8);
   assert.equal(niceMax([9], 8), 10, "above the capacity: the values decide");
 });
+
+// The "memory chart stall" of the browser test: once the history fills the chart (150 host
+// samples: 45 s at the test's 300 ms heartbeat), a new sample replaces the oldest, so the
+// number of points stays the same while the chart moves. Progress is the newest point's time.
+test("a full chart keeps its size and moves its newest time with each sample", () => {
+  let l = Array.from({ length: 150 }, (_, i) => ({ t: i + 1 }));
+  const next = appendBounded(l, { t: 151 }, 150);
+  assert.equal(next.length, 150);
+  assert.equal(next[next.length - 1].t, 151);
+  assert.equal(next[0].t, 2);
+  // a VM chart: 151 counters give 150 points, and the same holds
+  const counters = Array.from({ length: 151 }, (_, i) => ({ t: i * 1000, cpuNs: i * 1e8, rss: 1 }));
+  const more = appendBounded(counters, { t: 151000, cpuNs: 151e8, rss: 1 }, 151);
+  assert.equal(vmPoints(more).length, 150);
+  assert.equal(vmPoints(more).at(-1).t, 151000);
+});

@@ -2,7 +2,13 @@
 // scheduler's dry-run answer -> rows.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EMPTY_FORM, formKeyOfField, parsePairs, vmCreateBody, placementRows, placementHeadline } from "../../build-unit/wizard.js";
+import {
+  BLANK_DISK, EMPTY_FORM, MAX_DISKS, MAX_NICS, diskName, formKeyOfField, parsePairs, vmCreateBody, placementRows, placementHeadline,
+} from "../../build-unit/wizard.js";
+
+// One disk row of the form, and a form with one blank disk of `gib` GiB.
+const disk = (o) => ({ ...BLANK_DISK, ...o });
+const blank = (gib) => [disk({ sizeGib: gib })];
 
 test("labels and selectors: key=value by commas or lines, errors name the field", () => {
   assert.deepEqual(parsePairs(" tier=web, team = a \n zone=", "labels"), { pairs: { tier: "web", team: "a", zone: "" } });
@@ -13,7 +19,7 @@ test("labels and selectors: key=value by commas or lines, errors name the field"
 });
 
 test("create body from the form", () => {
-  const f = { ...EMPTY_FORM, name: "web-1", vcpus: "2", memoryMib: "128", image: "tiny-base", kernel: "tiny-kernel",
+  const f = { ...EMPTY_FORM, name: "web-1", vcpus: "2", memoryMib: "128", disks: [disk({ image: "tiny-base" })], kernel: "tiny-kernel",
     initrd: "tiny-initrd", cmdline: "console=ttyS0", labels: "tier=web", nodeSelector: "zone=a" };
   assert.deepEqual(vmCreateBody(f).body, {
     name: "web-1", vcpus: 2, memory_mib: 128, machine: "q35", vnc: true, start: true, kernel: "tiny-kernel", initrd: "tiny-initrd",
@@ -21,18 +27,20 @@ test("create body from the form", () => {
     labels: { tier: "web" }, node_selector: { zone: "a" },
   });
   // a blank disk of 2 GiB, no NIC, pinned, not started
-  assert.deepEqual(vmCreateBody({ ...EMPTY_FORM, name: "b", diskGib: "2", nic: false, host: "h1", start: false }).body, {
+  assert.deepEqual(vmCreateBody({ ...EMPTY_FORM, name: "b", disks: blank("2"), nics: [], host: "h1", start: false }).body, {
     name: "b", vcpus: 1, memory_mib: 512, machine: "q35", vnc: true, start: false, disks: [{ name: "root", boot: true, size_bytes: 2 * 1024 ** 3 }], host: "h1",
   });
   // no graphical console: vnc false in the body
-  assert.equal(vmCreateBody({ ...EMPTY_FORM, name: "c", diskGib: "1", vnc: false }).body.vnc, false);
-  const err = (f) => vmCreateBody({ ...EMPTY_FORM, diskGib: "1", ...f }).error?.field;
+  assert.equal(vmCreateBody({ ...EMPTY_FORM, name: "c", disks: blank("1"), vnc: false }).body.vnc, false);
+  const err = (f) => vmCreateBody({ ...EMPTY_FORM, disks: blank("1"), ...f }).error?.field;
   assert.equal(err({ name: "" }), "name");
   assert.equal(err({ name: "Bad_Name" }), "name");
   assert.equal(err({ name: "a", vcpus: "0" }), "vcpus");
   assert.equal(err({ name: "a", memoryMib: "1.5" }), "memory_mib");
-  assert.equal(err({ name: "a", diskGib: "-1" }), "disks[0].size_bytes");
-  assert.equal(err({ name: "a", diskGib: "" }), "disks");  // nothing to boot
+  assert.equal(err({ name: "a", disks: blank("-1") }), "disks[0].size_bytes");
+  assert.equal(err({ name: "a", disks: blank("") }), "disks[0].size_bytes");  // a blank disk needs a size
+  assert.equal(err({ name: "a", disks: [] }), "disks");  // nothing to boot
+  assert.equal(vmCreateBody({ ...EMPTY_FORM, name: "a" }).error?.field, "disks[0].size_bytes");  // the empty form's disk
   assert.equal(err({ name: "a", labels: "x" }), "labels");
   assert.equal(err({ name: "a", nodeSelector: "x" }), "node_selector");
   assert.equal(err({ name: "a" }), undefined);
@@ -55,7 +63,7 @@ test("placement rows: the choice, other fits, refused hosts with reasons", () =>
 });
 
 test("cloud-init from the form: user, keys (one a line), hash as given, user-data; none when empty", () => {
-  const base = { ...EMPTY_FORM, name: "d", diskGib: "1" };
+  const base = { ...EMPTY_FORM, name: "d", disks: blank("1") };
   assert.equal(vmCreateBody(base).body.cloud_init, undefined);
   const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2bUq0n3l1S9yQh1m0mC4sQkQ7n0wq me@x";
   assert.deepEqual(vmCreateBody({ ...base, ciHostname: " web.example ", ciUser: "admin", ciKeys: `${key}\r\n\n  ssh-rsa AAAAB3Nza x \n`,
@@ -82,7 +90,73 @@ test("the API's field names map back to the form's controls", () => {
   assert.equal(formKeyOfField("cloud_init.user_data"), "ciUserData");
   assert.equal(formKeyOfField("labels.tier"), "labels");
   assert.equal(formKeyOfField("node_selector"), "nodeSelector");
-  assert.equal(formKeyOfField("disks[0].size_bytes"), "diskGib");
+  assert.equal(formKeyOfField("disks[0].size_bytes"), "disk-0-size");
   assert.equal(formKeyOfField("cloud_init.users[1].name"), undefined);
   assert.equal(formKeyOfField("cloud_init.network[0].address"), undefined);
+});
+
+test("CD-ROM, boot order, firmware and CPU model in the create body", () => {
+  const base = { ...EMPTY_FORM, name: "inst", disks: blank("8") };
+  // an installer: an iso in the CD-ROM, boot from it then the disk, UEFI, a CPU model
+  assert.deepEqual(vmCreateBody({ ...base, cdrom: "netinst", boot: "cdrom,disk", firmware: "uefi", cpuModel: "Westmere-v1" }).body, {
+    name: "inst", vcpus: 1, memory_mib: 512, machine: "q35", vnc: true, start: true,
+    disks: [{ name: "root", boot: true, size_bytes: 8 * 1024 ** 3 }], nics: [{ mode: "user" }],
+    cdrom: "netinst", boot: ["cdrom", "disk"], firmware: "uefi", cpu_model: "Westmere-v1",
+  });
+  // defaults send none of them (the API's: empty drive, the boot disk, bios, the cluster's baseline)
+  const plain = vmCreateBody(base).body;
+  for (const k of ["cdrom", "boot", "firmware", "cpu_model"]) assert.equal(k in plain, false, k);
+  assert.equal(vmCreateBody({ ...base, firmware: "bios" }).body.firmware, "bios");
+  // the CD-ROM alone boots a VM with no disk
+  assert.deepEqual(vmCreateBody({ ...EMPTY_FORM, name: "live", disks: [], cdrom: "live", boot: "cdrom" }).body.boot, ["cdrom"]);
+  const err = (f) => vmCreateBody({ ...base, ...f }).error;
+  assert.equal(err({ boot: "cdrom,disk" }).field, "boot");  // no iso in the drive
+  assert.equal(vmCreateBody({ ...EMPTY_FORM, name: "x", disks: [], cdrom: "live", boot: "disk,cdrom" }).error.field, "boot");  // no disk
+  assert.equal(vmCreateBody({ ...EMPTY_FORM, name: "x", disks: [], cdrom: "live" }).error.field, "disks");  // an iso alone boots nothing
+  assert.equal(err({ cpuModel: "Has well" }).field, "cpu_model");
+  // the API's fields map back to the controls
+  assert.equal(formKeyOfField("cdrom"), "cdrom");
+  assert.equal(formKeyOfField("boot[1]"), "boot");
+  assert.equal(formKeyOfField("firmware"), "firmware");
+  assert.equal(formKeyOfField("cpu_model"), "cpuModel");
+});
+
+test("any number of disks (blank or an image, each on a datastore or not) and NICs (user or bridge)", () => {
+  const base = { ...EMPTY_FORM, name: "many" };
+  const b = vmCreateBody({ ...base,
+    disks: [disk({ image: "tiny-base", sizeGib: "2", datastore: "shared" }), disk({ sizeGib: "1" }), disk({ image: "tiny-base" }),
+      disk({ sizeGib: "0.5", datastore: " nfs " })],
+    nics: [{ mode: "bridge", bridge: " br0 " }, { mode: "user", bridge: "ignored" }, { mode: "bridge", bridge: "vmbr1" }],
+  }).body;
+  assert.deepEqual(b.disks, [
+    { name: "root", boot: true, image: "tiny-base", size_bytes: 2 * 1024 ** 3, datastore: "shared" },
+    { name: "data", size_bytes: 1024 ** 3 },
+    { name: "data2", image: "tiny-base" },
+    { name: "data3", size_bytes: 512 * 1024 ** 2, datastore: "nfs" },
+  ]);
+  assert.deepEqual(b.nics, [{ mode: "bridge", bridge: "br0" }, { mode: "user" }, { mode: "bridge", bridge: "vmbr1" }]);
+  assert.deepEqual([0, 1, 2, 5].map(diskName), ["root", "data", "data2", "data5"]);
+  // a removed row is simply not there: no NIC sends no nics, the defaults send one user NIC
+  assert.equal("nics" in vmCreateBody({ ...base, disks: blank("1"), nics: [] }).body, false);
+  assert.deepEqual(vmCreateBody({ ...base, disks: blank("1") }).body.nics, [{ mode: "user" }]);
+  // each problem names its own row
+  const err = (f) => vmCreateBody({ ...base, disks: blank("1"), ...f }).error?.field;
+  assert.equal(err({ disks: [disk({ image: "a" }), disk({ sizeGib: "0" })] }), "disks[1].size_bytes");
+  assert.equal(err({ disks: [disk({ image: "a" }), disk({ image: "b" }), disk({})] }), "disks[2].size_bytes");
+  assert.equal(err({ nics: [{ mode: "user", bridge: "" }, { mode: "bridge", bridge: "" }] }), "nics[1].bridge");
+  assert.equal(err({ nics: [{ mode: "bridge", bridge: "a bridge" }] }), "nics[0].bridge");
+  assert.equal(err({ nics: [{ mode: "bridge", bridge: "sixteen-chars-xx" }] }), "nics[0].bridge");
+  // the API's limits
+  assert.equal(err({ disks: Array.from({ length: MAX_DISKS }, () => disk({ sizeGib: "1" })) }), undefined);
+  assert.equal(err({ disks: Array.from({ length: MAX_DISKS + 1 }, () => disk({ sizeGib: "1" })) }), "disks");
+  assert.equal(err({ nics: Array.from({ length: MAX_NICS + 1 }, () => ({ mode: "user", bridge: "" })) }), "nics");
+  // the API's fields map back to each row's controls
+  assert.equal(formKeyOfField("disks[3].size_bytes"), "disk-3-size");
+  assert.equal(formKeyOfField("disks[12].datastore"), "disk-12-datastore");
+  assert.equal(formKeyOfField("disks[1].image"), "disk-1-image");
+  assert.equal(formKeyOfField("disks[1]"), "disk-1-image");
+  assert.equal(formKeyOfField("disks"), "disks");
+  assert.equal(formKeyOfField("nics[2].bridge"), "nic-2-bridge");
+  assert.equal(formKeyOfField("nics[0].mode"), "nic-0-mode");
+  assert.equal(formKeyOfField("nics"), "nics");
 });
