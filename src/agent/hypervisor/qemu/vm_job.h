@@ -25,6 +25,7 @@ enum class VmJob {
   snapshot,  // disk snapshot create / revert / delete (vm_snapshot.cc)
   clone,     // another VM is being cloned from this one's disks (vm_clone.cc)
   media,     // the CD-ROM's medium is being changed (vm_media.cc)
+  backup,    // disks read into a backup repository, or restored from one (vm_backup.cc)
   // define is a job on a VM that does not exist yet: it holds a
   // name reservation (QemuHypervisor::defining_) instead.
 };
@@ -47,6 +48,8 @@ constexpr std::string_view to_string(VmJob j) {
       return "clone";
     case VmJob::media:
       return "media";
+    case VmJob::backup:
+      return "backup";
   }
   return "?";
 }
