@@ -328,7 +328,10 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     qmp = vm->qmp;
   }
   if (!qmp) return fail(internal_error("no QMP monitor after start").value());
-  if (auto s = qmp->migrate_set_capabilities({{"events", true}}, kCmd); !s)
+  // dirty-bitmaps: the backups' persistent bitmaps (backup.md) travel with the VM, so
+  // the next backup after a migration can still be incremental.
+  if (auto s = qmp->migrate_set_capabilities({{"events", true}, {"dirty-bitmaps", true}}, kCmd);
+      !s)
     return fail(s.error());
   IncomingInfo info;
   info.tls = source.tls;
@@ -596,7 +599,10 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
     last_report_phase = p.phase;
     if (progress) progress(p);
   };
-  if (auto s = qmp->migrate_set_capabilities({{"events", true}}, kCmd); !s)
+  // dirty-bitmaps: the backups' persistent bitmaps (backup.md) travel with the VM, so
+  // the next backup after a migration can still be incremental.
+  if (auto s = qmp->migrate_set_capabilities({{"events", true}, {"dirty-bitmaps", true}}, kCmd);
+      !s)
     return fail(s.error());
   const std::string tls_creds = target.tls ? kTlsCreds : "";
   if (target.tls)
