@@ -15,6 +15,38 @@ tl::unexpected<Error> nbd_error(const std::string& what) {
 
 // Block status is asked in steps of at most 1 GiB (NBD counts are 32-bit).
 constexpr uint64_t kStatusStep = 1ull << 30;
+// Reads and writes are split into pieces of this size, all in flight at once: QEMU's
+// NBD server serves concurrent requests in parallel coroutines, one 4 MiB request
+// mostly serially.
+constexpr uint64_t kPiece = 512 << 10;
+
+// Runs `issue(offset, length, ptr)` for each piece of [0, length) and waits for all.
+template <class Issue>
+Status in_flight(nbd_handle* h, size_t length, const char* what, Issue issue) {
+  std::vector<int64_t> cookies;
+  for (size_t off = 0; off < length; off += kPiece) {
+    int64_t c = issue(off, std::min<size_t>(kPiece, length - off));
+    if (c == -1) return nbd_error(what);
+    cookies.push_back(c);
+  }
+  for (int64_t c : cookies) {
+    for (;;) {
+      int r = nbd_aio_command_completed(h, static_cast<uint64_t>(c));
+      if (r == 1) break;
+      if (r == -1) {
+        // Drain the rest so no request writes into the caller's buffer later.
+        auto err = nbd_error(what);
+        for (int64_t o : cookies)
+          while (nbd_aio_command_completed(h, static_cast<uint64_t>(o)) == 0 &&
+                 nbd_poll(h, -1) != -1) {
+          }
+        return err;
+      }
+      if (nbd_poll(h, -1) == -1) return nbd_error(what);
+    }
+  }
+  return {};
+}
 
 struct ExtentCollector {
   std::string context;
@@ -108,8 +140,10 @@ Result<std::vector<Extent>> NbdSource::dirty_extents() {
 }
 
 Status NbdSource::read(uint64_t offset, size_t length, void* buf) {
-  if (nbd_pread(h_, buf, length, offset, 0) == -1) return nbd_error("read");
-  return {};
+  auto* p = static_cast<char*>(buf);
+  return in_flight(h_, length, "read", [&](size_t off, size_t len) {
+    return nbd_aio_pread(h_, p + off, len, offset + off, NBD_NULL_COMPLETION, 0);
+  });
 }
 
 Result<std::unique_ptr<NbdImageSink>> NbdImageSink::open(const std::string& qemu_nbd,
@@ -142,8 +176,10 @@ NbdImageSink::~NbdImageSink() {
 
 Status NbdImageSink::write(uint64_t offset, size_t length, const void* buf) {
   if (offset + length > size_) return internal_error("restore write past the image's end");
-  if (nbd_pwrite(h_, buf, length, offset, 0) == -1) return nbd_error("write");
-  return {};
+  const auto* p = static_cast<const char*>(buf);
+  return in_flight(h_, length, "write", [&](size_t off, size_t len) {
+    return nbd_aio_pwrite(h_, p + off, len, offset + off, NBD_NULL_COMPLETION, 0);
+  });
 }
 
 Status NbdImageSink::flush() {

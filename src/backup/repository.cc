@@ -38,10 +38,13 @@ Result<std::string> read_whole(const std::string& path) {
     if (errno == ENOENT) return not_found(path + " does not exist");
     return errno_error(errno, "open", path);
   }
+  struct stat st {};
   std::string out;
-  char buf[1 << 16];
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) out.resize(static_cast<size_t>(st.st_size));
+  size_t have = 0;
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (have == out.size()) out.resize(std::max<size_t>(out.size() * 2, 1 << 16));
+    ssize_t n = ::read(fd, out.data() + have, out.size() - have);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int e = errno;
@@ -49,9 +52,10 @@ Result<std::string> read_whole(const std::string& path) {
       return errno_error(e, "read", path);
     }
     if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+    have += static_cast<size_t>(n);
   }
   ::close(fd);
+  out.resize(have);
   return out;
 }
 
@@ -180,11 +184,13 @@ std::string Repository::chunk_path(const std::string& digest) const {
   return root_ + "/chunks/" + digest.substr(0, 2) + "/" + digest;
 }
 
-Result<Repository::PutResult> Repository::put_chunk(const void* data, size_t size) const {
+Result<Repository::PutResult> Repository::put_chunk(const void* data, size_t size,
+                                                    PendingChunks* pending) const {
   Sha256 h;
   h.update(data, size);
   PutResult r{h.hex_final(), false};
   std::string path = chunk_path(r.digest);
+  if (pending && pending->digests.count(r.digest)) return r;
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == size) return r;
   std::string dir = root_ + "/chunks/" + r.digest.substr(0, 2);
@@ -193,8 +199,14 @@ Result<Repository::PutResult> Repository::put_chunk(const void* data, size_t siz
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd < 0) return errno_error(errno, "create", tmp);
   auto w = write_all(fd, std::string_view(static_cast<const char*>(data), size), tmp);
-  if (w && ::fdatasync(fd) != 0) w = errno_error(errno, "fdatasync", tmp);
+  if (w && !pending && ::fdatasync(fd) != 0) w = errno_error(errno, "fdatasync", tmp);
   if (::close(fd) != 0 && w) w = errno_error(errno, "close", tmp);
+  if (w && pending) {
+    pending->renames.emplace_back(tmp, path);
+    pending->digests.insert(r.digest);
+    r.stored = true;
+    return r;
+  }
   if (w && ::rename(tmp.c_str(), path.c_str()) != 0) w = errno_error(errno, "rename", path);
   if (!w) {
     ::unlink(tmp.c_str());
@@ -241,14 +253,31 @@ Result<DiskIndex> Repository::read_index(const std::string& id, const std::strin
   return idx;
 }
 
-Status Repository::commit(const Manifest& m) const {
+Status Repository::commit(const Manifest& m, PendingChunks* pending) const {
   if (auto s = validate_backup_id(m.id); !s) return s;
-  int fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return errno_error(errno, "open", root_);
-  int rc = ::syncfs(fd);
-  int e = errno;
-  ::close(fd);
-  if (rc != 0) return errno_error(e, "syncfs", root_);
+  if (pending && !pending->renames.empty()) {
+    // Each new chunk's data made durable, then its name, then the folders holding the
+    // names (per file, not syncfs: the file system may be shared with busy neighbours).
+    std::set<std::string> dirs;
+    for (auto& [tmp, final_path] : pending->renames) {
+      int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return errno_error(errno, "open", tmp);
+      int rc = ::fdatasync(fd);
+      int e = errno;
+      ::close(fd);
+      if (rc != 0) return errno_error(e, "fdatasync", tmp);
+    }
+    for (auto& [tmp, final_path] : pending->renames) {
+      if (::rename(tmp.c_str(), final_path.c_str()) != 0)
+        return errno_error(errno, "rename", final_path);
+      dirs.insert(final_path.substr(0, final_path.rfind('/')));
+    }
+    pending->renames.clear();
+    pending->digests.clear();
+    for (auto& d : dirs)
+      if (auto s = fsync_parent_dir(d + "/x"); !s) return s;
+  }
+  // Indexes were written durably (write_file_atomic); the manifest makes the backup exist.
   return write_file_atomic(backup_dir(m.id) + "/manifest.json", to_json(m).dump(2), 0640);
 }
 

@@ -51,14 +51,18 @@ using ByteProgress = std::function<void(uint64_t done, uint64_t total)>;
 
 // Full when `parent` is null: reads every chunk a data extent touches. Incremental: reads
 // every chunk a dirty extent touches, the others keep the parent's digest; the parent must
-// have the same size and chunk size (failed_precondition otherwise: do a full).
+// have the same size and chunk size (failed_precondition otherwise: do a full). The next
+// chunk is read (src.read, from a second thread) while the current one is hashed and
+// stored. New chunks go to `pending` when given (Repository::commit names them).
 Result<DiskBackupResult> backup_disk(const Repository& repo, DiskSource& src,
                                      const std::string& disk, const DiskIndex* parent,
                                      uint64_t chunk_size = kDefaultChunkSize,
-                                     const ByteProgress& progress = {});
+                                     const ByteProgress& progress = {},
+                                     Repository::PendingChunks* pending = nullptr);
 
 // Writes every non-zero chunk of `idx` to `sink` (each checked against its digest; zero
 // chunks are skipped: the sink must read zeros where nothing is written), then flushes.
+// The next chunk is read and checked (a second thread) while the current one is written.
 Status restore_disk(const Repository& repo, const DiskIndex& idx, DiskSink& sink,
                     const ByteProgress& progress = {});
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,9 +85,18 @@ class Repository {
     std::string digest;
     bool stored = false;  // false: the chunk was already there (deduplicated)
   };
-  // Stores a chunk under its sha256 (temp file, fdatasync, rename): a chunk file is whole
-  // or absent.
-  Result<PutResult> put_chunk(const void* data, size_t size) const;
+  // Chunks a backup wrote as temp files, renamed to their digests by commit() once the
+  // file system has been flushed: a chunk file under its final name is always whole,
+  // without an fsync per chunk.
+  struct PendingChunks {
+    std::vector<std::pair<std::string, std::string>> renames;  // temp -> final
+    std::set<std::string> digests;  // deduplication within the backup
+  };
+  // Stores a chunk under its sha256. With `pending`: a temp file now, its final name at
+  // commit(); without: temp file, fdatasync, rename at once. Either way a chunk file is
+  // whole or absent.
+  Result<PutResult> put_chunk(const void* data, size_t size,
+                              PendingChunks* pending = nullptr) const;
   // Reads a chunk and checks its digest (internal naming the chunk when it differs).
   Result<std::string> read_chunk(const std::string& digest) const;
   std::string chunk_path(const std::string& digest) const;
@@ -95,9 +105,10 @@ class Repository {
   Status begin_backup(const std::string& id) const;
   Status write_index(const std::string& id, const DiskIndex& idx) const;
   Result<DiskIndex> read_index(const std::string& id, const std::string& disk) const;
-  // Flushes the file system (every chunk and index durable), then writes the manifest:
-  // from then on the backup exists.
-  Status commit(const Manifest& m) const;
+  // Flushes the file system, gives `pending` chunks their final names and flushes again
+  // (every chunk and index durable), then writes the manifest: from then on the backup
+  // exists.
+  Status commit(const Manifest& m, PendingChunks* pending = nullptr) const;
   Result<Manifest> read_manifest(const std::string& id) const;
   // Complete backups (with a manifest), oldest first; `vm` filters when not empty.
   Result<std::vector<Manifest>> list(const std::string& vm = "") const;

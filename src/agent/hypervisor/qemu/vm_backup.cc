@@ -26,6 +26,9 @@ namespace {
 constexpr std::chrono::milliseconds kCmd{30000};
 constexpr std::chrono::milliseconds kGuestAgentProbe{1500};
 constexpr std::chrono::milliseconds kFreezeTimeout{20000};
+// A poll of the guest facts (vm_guest_facts.cc) older than this that got no answer means
+// the guest has no agent: the backup skips its own probe (kGuestAgentProbe) then.
+constexpr std::chrono::seconds kNoAgentAfter{10};
 // Our bitmaps are "strata-<backup id>"; anything else on a node is someone else's.
 constexpr std::string_view kBitmapPrefix = "strata-";
 
@@ -83,6 +86,7 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
   model::VmSpec spec;
   std::shared_ptr<QemuMonitor> qmp;
   VmState state;
+  bool probe_agent = true;
   {
     std::lock_guard lk(mu_);
     auto v = find_locked(name);
@@ -99,6 +103,9 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
     spec = vm.spec;
     qmp = vm.qmp;
     state = vm.rec.state;
+    // The facts poller asked this run's guest long enough ago and heard nothing: no agent.
+    probe_agent = vm.guest.has_value() || !vm.guest_asked_at ||
+                  opts_.clock->now() - *vm.guest_asked_at < kNoAgentAfter;
   }
   struct End {
     QemuHypervisor* self;
@@ -214,6 +221,7 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
   }
 
   bool bitmaps_switched = false;
+  backup::Repository::PendingChunks pending;  // this run's new chunks, named at commit
   // Undo on failure: QEMU's side, then the bitmaps as they were (the new bitmap's bits
   // merged back into the parent's, which records again), then the temp files.
   auto fail = [&](const Error& e) -> Result<BackupOutcome> {
@@ -227,6 +235,7 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
         (void)qmp->block_dirty_bitmap_remove(tops[i], new_bitmap, kCmd);
       }
     remove_temps();
+    for (auto& [tmp, final_path] : pending.renames) ::unlink(tmp.c_str());
     log->warn("backup failed vm={} id={} error={}", name, req.id, e.to_string());
     return tl::unexpected(e);
   };
@@ -237,7 +246,7 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
 
   // The backup point: every disk at one instant, the guest's filesystems frozen around it.
   bool frozen = false;
-  if (state == VmState::running &&
+  if (state == VmState::running && probe_agent &&
       guest_agent(name, R"({"execute":"guest-ping"})", kGuestAgentProbe)) {
     if (auto f = guest_agent(name, R"({"execute":"guest-fsfreeze-freeze"})", kFreezeTimeout))
       frozen = true;
@@ -296,7 +305,8 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
     auto r = backup::backup_disk(*repo, **src, dn, pidx ? &*pidx : nullptr,
                                  backup::kDefaultChunkSize, [&](uint64_t done, uint64_t) {
                                    if (progress) progress(before + done, total);
-                                 });
+                                 },
+                                 &pending);
     if (!r) return fail(r.error());
     if (auto s = repo->write_index(req.id, r->index); !s) return fail(s.error());
     before += sizes[i];
@@ -309,7 +319,7 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
 
   teardown_qemu(*qmp, n);
   remove_temps();
-  if (auto s = repo->commit(m); !s) return fail(s.error());
+  if (auto s = repo->commit(m, &pending); !s) return fail(s.error());
   // The parent's bitmap is now superseded by the new one.
   if (incremental)
     for (size_t i = 0; i < n; ++i)
