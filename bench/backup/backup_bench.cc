@@ -9,6 +9,7 @@
 // Ends with: backup: full/qemu_img=R1 incremental_bytes/changed_bytes=R2 restore/qemu_img=R3
 // Usage: backup_bench --shim PATH [--work DIR] [--size-mib N] [--changed-pct P]
 #include <fcntl.h>
+#include <libnbd.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,8 +21,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <libnbd.h>
 
 #include "qemu_hypervisor.h"
 #include "strata/agent/image_store.h"
@@ -112,11 +111,16 @@ int main(int argc, char** argv) {
   double pct = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--shim") shim = v;
-    else if (k == "--work") work = v;
-    else if (k == "--size-mib") size_mib = std::stoull(v);
-    else if (k == "--changed-pct") pct = std::stod(v);
-    else die("unknown option " + k);
+    if (k == "--shim")
+      shim = v;
+    else if (k == "--work")
+      work = v;
+    else if (k == "--size-mib")
+      size_mib = std::stoull(v);
+    else if (k == "--changed-pct")
+      pct = std::stod(v);
+    else
+      die("unknown option " + k);
   }
   if (shim.empty()) die("--shim PATH (the strata-shim binary) is required");
   const char* env = std::getenv("STRATA_IMAGES");
@@ -138,8 +142,9 @@ int main(int argc, char** argv) {
       raw.write(reinterpret_cast<const char*>(buf.data()), MiB);
     }
   }
-  must(run_checked({"qemu-img", "convert", "-O", "qcow2", work + "/rand.raw", work + "/rand.qcow2"}),
-       "base");
+  must(
+      run_checked({"qemu-img", "convert", "-O", "qcow2", work + "/rand.raw", work + "/rand.qcow2"}),
+      "base");
   fs::remove(work + "/rand.raw");
   auto store = make_image_store(work + "/img");
   if (!store) die(store.error().to_string());
@@ -251,21 +256,24 @@ int main(int argc, char** argv) {
   hv.reset();
 
   std::printf("disk %llu MiB random; changed %llu x 4 MiB chunk-aligned extents (%.1f %%)\n",
-              static_cast<unsigned long long>(size_mib),
-              static_cast<unsigned long long>(nchanged), 100.0 * changed_bytes / size);
-  std::printf("full:        strata %.2f s (read %llu MiB, stored %llu MiB)  qemu-img convert %.2f s\n",
-              strata_full, static_cast<unsigned long long>(full->bytes_read / MiB),
-              static_cast<unsigned long long>(full->bytes_new / MiB), floor_full);
-  std::printf("incremental: strata %.2f s (read %llu MiB, stored %llu MiB)  plain copy of the "
-              "changed extents %.2f s\n",
-              strata_inc, static_cast<unsigned long long>(inc->bytes_read / MiB),
-              static_cast<unsigned long long>(inc->bytes_new / MiB), floor_inc);
+              static_cast<unsigned long long>(size_mib), static_cast<unsigned long long>(nchanged),
+              100.0 * changed_bytes / size);
+  std::printf(
+      "full:        strata %.2f s (read %llu MiB, stored %llu MiB)  qemu-img convert %.2f s\n",
+      strata_full, static_cast<unsigned long long>(full->bytes_read / MiB),
+      static_cast<unsigned long long>(full->bytes_new / MiB), floor_full);
+  std::printf(
+      "incremental: strata %.2f s (read %llu MiB, stored %llu MiB)  plain copy of the "
+      "changed extents %.2f s\n",
+      strata_inc, static_cast<unsigned long long>(inc->bytes_read / MiB),
+      static_cast<unsigned long long>(inc->bytes_new / MiB), floor_inc);
   std::printf("restore:     strata %.2f s  qemu-img convert %.2f s  (restored disk %s)\n",
               strata_restore, floor_restore, same ? "identical" : "DIFFERS");
-  std::printf("backup: full/qemu_img=%.2f incremental_bytes/changed_bytes=%.2f "
-              "restore/qemu_img=%.2f\n",
-              strata_full / floor_full, static_cast<double>(inc->bytes_new) / changed_bytes,
-              strata_restore / floor_restore);
+  std::printf(
+      "backup: full/qemu_img=%.2f incremental_bytes/changed_bytes=%.2f "
+      "restore/qemu_img=%.2f\n",
+      strata_full / floor_full, static_cast<double>(inc->bytes_new) / changed_bytes,
+      strata_restore / floor_restore);
   fs::remove_all(work);
   return same ? 0 : 1;
 }

@@ -40,8 +40,10 @@ Result<DiskBackupResult> backup_disk(const Repository& repo, DiskSource& src,
                                               std::make_unique<unsigned char[]>(chunk_size)};
   std::vector<uint64_t> todo;
   for (uint64_t i = 0; i < n; ++i) {
-    if (want[i]) todo.push_back(i);
-    else if (out.index.chunks[i].empty()) ++out.stats.zero_chunks;
+    if (want[i])
+      todo.push_back(i);
+    else if (out.index.chunks[i].empty())
+      ++out.stats.zero_chunks;
   }
   auto read_at = [&](size_t k) {
     return std::async(std::launch::async, [&, k] {
@@ -104,11 +106,13 @@ Status restore_disk(const Repository& repo, const DiskIndex& idx, DiskSink& sink
     if (data && k + 1 < todo.size()) next = read_at(k + 1);
     const uint64_t i = todo[k];
     Status st;
-    if (!data) st = tl::unexpected(data.error().wrap("disk " + idx.disk));
+    if (!data)
+      st = tl::unexpected(data.error().wrap("disk " + idx.disk));
     else if (data->size() != chunk_length(idx.size, idx.chunk_size, i))
       st = internal_error("disk " + idx.disk + ": chunk " + std::to_string(i) +
                           " has the wrong length");
-    else st = sink.write(i * idx.chunk_size, data->size(), data->data());
+    else
+      st = sink.write(i * idx.chunk_size, data->size(), data->data());
     if (!st) {
       if (next.valid()) (void)next.get();
       return st;

@@ -154,8 +154,8 @@ Result<std::unique_ptr<NbdImageSink>> NbdImageSink::open(const std::string& qemu
   s->h_ = nbd_create();
   if (!s->h_) return nbd_error("create");
   // Writeback cache in qemu-nbd; flush() makes the image durable at the end.
-  std::vector<std::string> args = {qemu_nbd, "-f", format, "--cache=writeback", "--aio=threads",
-                                   "--discard=unmap", path};
+  std::vector<std::string> args = {
+      qemu_nbd, "-f", format, "--cache=writeback", "--aio=threads", "--discard=unmap", path};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -3,6 +3,7 @@
 #include "strata/backup/repository.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,8 +16,6 @@
 #include <fstream>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "strata/common/atomic_file.h"
 #include "strata/common/sha256.h"
@@ -96,9 +95,10 @@ nlohmann::json to_json(const Manifest& m) {
                      {"bytes_new", d.bytes_new},
                      {"chunks_read", d.chunks_read},
                      {"zero_chunks", d.zero_chunks}});
-  return {{"version", 1},         {"id", m.id},         {"vm", m.vm},
-          {"created_unix_ms", m.created_unix_ms},       {"kind", m.kind},
-          {"parent", m.parent},   {"frozen", m.frozen}, {"disks", disks}};
+  return {{"version", 1},       {"id", m.id},
+          {"vm", m.vm},         {"created_unix_ms", m.created_unix_ms},
+          {"kind", m.kind},     {"parent", m.parent},
+          {"frozen", m.frozen}, {"disks", disks}};
 }
 
 Result<Manifest> parse_manifest(const nlohmann::json& j) {
@@ -338,7 +338,8 @@ Result<VerifyReport> Repository::verify(const std::string& id) const {
       if (c.empty()) continue;
       auto data = read_chunk(c);
       if (!data) {
-        rep.problems.push_back(fmt::format("disk {} chunk {}: {}", d.name, i, data.error().message));
+        rep.problems.push_back(
+            fmt::format("disk {} chunk {}: {}", d.name, i, data.error().message));
         continue;
       }
       if (data->size() != chunk_length(idx->size, idx->chunk_size, i))

@@ -125,15 +125,15 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
       if (!timeout) return ctx.usage_error(timeout.error());
       ApiRequest req{"POST", backup_path(restore->target) + "/restore",
                      nlohmann::json{{"vm", restore->vm}}};
-      return ctx.act(req, "backup " + restore->target + ": restore into " + restore->vm +
-                              " requested",
+      return ctx.act(req,
+                     "backup " + restore->target + ": restore into " + restore->vm + " requested",
                      restore->wait, *timeout);
     };
   });
 
   auto del = std::make_shared<Args>();
-  CLI::App* d = b->add_subcommand(
-      "delete", "Delete a backup; chunks no other backup needs are removed");
+  CLI::App* d =
+      b->add_subcommand("delete", "Delete a backup; chunks no other backup needs are removed");
   d->add_option("id", del->target, "Backup id")->required();
   d->callback([&ctx, del] {
     ctx.action = [&ctx, del] {

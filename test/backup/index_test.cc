@@ -69,8 +69,8 @@ TEST(Index, RoundTripsAndRejectsMalformed) {
 
 TEST(BackupId, OnlySafeFolderNames) {
   EXPECT_TRUE(validate_backup_id("web1-20261130-2133"));
-  for (const std::string& id : std::vector<std::string>{"", "../x", "a/b", "-a", "A",
-                                                      std::string(65, 'a'), ".", "a.b"})
+  for (const std::string& id :
+       std::vector<std::string>{"", "../x", "a/b", "-a", "A", std::string(65, 'a'), ".", "a.b"})
     EXPECT_FALSE(validate_backup_id(id)) << id;
 }
 

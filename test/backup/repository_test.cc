@@ -85,7 +85,12 @@ class RepoTest : public ::testing::Test {
     auto r = backup_disk(*repo_, d, "root", pidx ? &*pidx : nullptr, kCs, {}, &pending);
     if (!r) return tl::unexpected(r.error());
     if (auto s = repo_->write_index(id, r->index); !s) return tl::unexpected(s.error());
-    Manifest m{id, "vm1", ++clock_ms_, parent.empty() ? "full" : "incremental", parent, false,
+    Manifest m{id,
+               "vm1",
+               ++clock_ms_,
+               parent.empty() ? "full" : "incremental",
+               parent,
+               false,
                {DiskRecord{"root", d.size(), "", r->stats.bytes_read, r->stats.bytes_new,
                            r->stats.chunks_read, r->stats.zero_chunks}}};
     if (auto s = repo_->commit(m, &pending); !s) return tl::unexpected(s.error());

@@ -31,8 +31,8 @@ struct Manifest {
   std::string id;
   std::string vm;
   int64_t created_unix_ms = 0;
-  std::string kind;  // "full" | "incremental"
-  std::string parent;  // incremental: the backup it extends; else ""
+  std::string kind;     // "full" | "incremental"
+  std::string parent;   // incremental: the backup it extends; else ""
   bool frozen = false;  // the guest's filesystems were frozen at the backup point
   std::vector<DiskRecord> disks;
 };
@@ -90,7 +90,7 @@ class Repository {
   // without an fsync per chunk.
   struct PendingChunks {
     std::vector<std::pair<std::string, std::string>> renames;  // temp -> final
-    std::set<std::string> digests;  // deduplication within the backup
+    std::set<std::string> digests;                             // deduplication within the backup
   };
   // Stores a chunk under its sha256. With `pending`: a temp file now, its final name at
   // commit(); without: temp file, fdatasync, rename at once. Either way a chunk file is

@@ -60,22 +60,20 @@ grpc::Status AgentService::CreateBackup(grpc::ServerContext*, const v1::CreateBa
         out->set_bytes_read(b->bytes_read);
         out->set_bytes_new(b->bytes_new);
         out->set_disk_bytes(b->disk_bytes);
-        log()->info("backup created vm={} id={} kind={} bytes_new={}", req->vm(),
-                    req->backup_id(), b->kind, b->bytes_new);
+        log()->info("backup created vm={} id={} kind={} bytes_new={}", req->vm(), req->backup_id(),
+                    b->kind, b->bytes_new);
         return {};
       });
 }
 
-grpc::Status AgentService::RestoreBackup(grpc::ServerContext*,
-                                         const v1::RestoreBackupRequest* req,
+grpc::Status AgentService::RestoreBackup(grpc::ServerContext*, const v1::RestoreBackupRequest* req,
                                          v1::RestoreBackupResponse* resp) {
   return once<v1::RestoreBackupRequest, v1::RestoreBackupResponse>(
       "RestoreBackup", *req, resp, [&](v1::RestoreBackupResponse*) -> Status {
         if (auto st = model::validate_name("vm", req->vm()); !st) return st;
         if (auto st = validate_repo(req->repo()); !st) return st;
         if (auto st = validate_id(req->backup_id()); !st) return st;
-        if (auto st = hv_.restore_disks(req->vm(), req->repo(), req->backup_id()); !st)
-          return st;
+        if (auto st = hv_.restore_disks(req->vm(), req->repo(), req->backup_id()); !st) return st;
         log()->info("backup restored vm={} id={}", req->vm(), req->backup_id());
         return {};
       });

@@ -41,8 +41,8 @@ HttpResponse unavailable_backups() {
 }
 
 HttpResponse accepted(const BackupTask& t, const std::string& target) {
-  auto resp = HttpResponse::json(
-      202, {{"backup", t.backup_id}, {"vm", t.vm}, {"task", to_json(t.task)}});
+  auto resp =
+      HttpResponse::json(202, {{"backup", t.backup_id}, {"vm", t.vm}, {"task", to_json(t.task)}});
   resp.audit_target = target;
   resp.audit_written = true;
   return resp;

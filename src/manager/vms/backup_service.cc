@@ -60,8 +60,7 @@ std::string BackupService::new_id(const std::string& vm) const {
   return id;
 }
 
-Result<store::TaskRecord> BackupService::record(const std::string& kind,
-                                                const std::string& target,
+Result<store::TaskRecord> BackupService::record(const std::string& kind, const std::string& target,
                                                 const std::string& detail,
                                                 const std::string& actor) {
   store::TaskRecord task;
@@ -91,8 +90,8 @@ Result<BackupTask> BackupService::create(const std::string& name, bool full,
   if (!vm->host_id)
     return make_error(ErrorCode::failed_precondition, "the VM is not placed on a host yet");
   const std::string id = new_id(name);
-  auto task = record("backup.create", id, fmt::format("vm {}{}", name, full ? " (full)" : ""),
-                     actor);
+  auto task =
+      record("backup.create", id, fmt::format("vm {}{}", name, full ? " (full)" : ""), actor);
   if (!task) return tl::unexpected(task.error());
   start_worker([this, host = *vm->host_id, name, id, full, task_id = task->id] {
     TaskTracker tasks(store_);
@@ -154,8 +153,7 @@ Result<BackupTask> BackupService::verify(const std::string& id, const std::strin
       return;
     }
     (void)tasks.update(task_id, "succeeded", 100,
-                       fmt::format("backup {}: {} chunks intact", id, rep->chunks_checked),
-                       result);
+                       fmt::format("backup {}: {} chunks intact", id, rep->chunks_checked), result);
   });
   return BackupTask{id, m->vm, *task};
 }
@@ -169,8 +167,9 @@ Result<BackupTask> BackupService::restore(const std::string& id, const std::stri
   if (!vm) return tl::unexpected(vm.error());
   if (vm->desired_state == "running")
     return make_error(ErrorCode::failed_precondition,
-                      "VM " + name + " is meant to run; stop it first: disks are restored on a "
-                      "stopped VM");
+                      "VM " + name +
+                          " is meant to run; stop it first: disks are restored on a "
+                          "stopped VM");
   if (!vm->host_id)
     return make_error(ErrorCode::failed_precondition, "the VM is not placed on a host yet");
   auto task = record("backup.restore", id, "restore into vm " + name, actor);

@@ -3,6 +3,8 @@
 // its refusal must end the task failed, with the agent's reason). The repository side
 // (list, show, verify as a task, delete with gc) runs on backups written by the backup
 // library; refusals write nothing.
+#include "strata/manager/vms/backup_service.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -14,7 +16,6 @@
 #include "../../agent/service/memory_hypervisor.h"
 #include "../../agent/service/served_agent.h"
 #include "strata/backup/disk_backup.h"
-#include "strata/manager/vms/backup_service.h"
 #include "strata/manager/vms/vm_service.h"
 
 namespace strata::manager {
@@ -103,10 +104,15 @@ class BackupServiceTest : public ::testing::Test {
     auto r = backup::backup_disk(*repo_, disk, "root", nullptr, kCs);
     ASSERT_TRUE(r) << r.error().to_string();
     ASSERT_TRUE(repo_->write_index(id, r->index));
-    backup::Manifest m{id, vm, ++ms_, "full", "", false,
-                       {backup::DiskRecord{"root", disk.size(), "strata-" + id,
-                                           r->stats.bytes_read, r->stats.bytes_new,
-                                           r->stats.chunks_read, r->stats.zero_chunks}}};
+    backup::Manifest m{
+        id,
+        vm,
+        ++ms_,
+        "full",
+        "",
+        false,
+        {backup::DiskRecord{"root", disk.size(), "strata-" + id, r->stats.bytes_read,
+                            r->stats.bytes_new, r->stats.chunks_read, r->stats.zero_chunks}}};
     ASSERT_TRUE(repo_->commit(m));
   }
   store::TaskRecord wait_task(const std::string& id) {

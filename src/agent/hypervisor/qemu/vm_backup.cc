@@ -97,7 +97,8 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
                         "VM " + name + " is " + model::to_string(vm.rec.state) +
                             "; backups read a running or paused VM");
     if (!vm.qmp)
-      return unavailable("VM " + name + "'s QMP monitor is not connected yet (re-attaching); retry");
+      return unavailable("VM " + name +
+                         "'s QMP monitor is not connected yet (re-attaching); retry");
     if (auto st = begin_job_locked(name, vm, VmJob::backup); !st) return tl::unexpected(st.error());
     dir = vm.dir;
     spec = vm.spec;
@@ -151,8 +152,10 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
   } else {
     auto latest = repo->latest(name);
     if (!latest) return tl::unexpected(latest.error());
-    if (!*latest) reason = "no earlier backup of the VM";
-    else parent = **latest;
+    if (!*latest)
+      reason = "no earlier backup of the VM";
+    else
+      parent = **latest;
   }
   std::vector<std::string> parent_bitmap(n);
   if (parent) {
@@ -208,8 +211,8 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
   for (size_t i = 0; i < n; ++i) {
     temps[i] = files.run_dir + "/backup-" + std::to_string(i) + ".qcow2";
     ::unlink(temps[i].c_str());
-    auto r = run_checked({"qemu-img", "create", "-q", "-f", "qcow2", temps[i],
-                          std::to_string(sizes[i])});
+    auto r = run_checked(
+        {"qemu-img", "create", "-q", "-f", "qcow2", temps[i], std::to_string(sizes[i])});
     if (!r) {
       remove_temps();
       return tl::unexpected(r.error().wrap("fleecing file"));
@@ -256,8 +259,8 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
   }
   std::vector<TransactionAction> tx;
   for (size_t i = 0; i < n; ++i) {
-    tx.push_back({TransactionAction::Kind::blockdev_backup, tops[i], backup_job(i),
-                  fleece_node(i), "none", false});
+    tx.push_back({TransactionAction::Kind::blockdev_backup, tops[i], backup_job(i), fleece_node(i),
+                  "none", false});
     tx.push_back({TransactionAction::Kind::bitmap_add, tops[i], new_bitmap, "", "", true});
     if (incremental)
       tx.push_back(
@@ -302,11 +305,12 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
       if (!p) return fail(p.error());
       pidx = std::move(*p);
     }
-    auto r = backup::backup_disk(*repo, **src, dn, pidx ? &*pidx : nullptr,
-                                 backup::kDefaultChunkSize, [&](uint64_t done, uint64_t) {
-                                   if (progress) progress(before + done, total);
-                                 },
-                                 &pending);
+    auto r = backup::backup_disk(
+        *repo, **src, dn, pidx ? &*pidx : nullptr, backup::kDefaultChunkSize,
+        [&](uint64_t done, uint64_t) {
+          if (progress) progress(before + done, total);
+        },
+        &pending);
     if (!r) return fail(r.error());
     if (auto s = repo->write_index(req.id, r->index); !s) return fail(s.error());
     before += sizes[i];
@@ -327,8 +331,8 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
         log->warn("remove bitmap vm={} bitmap={} error={}", name, parent_bitmap[i],
                   s.error().message);
   if (progress) progress(total, total);
-  log->info("backup vm={} id={} kind={} read={} new={} frozen={} reason={}", name, req.id,
-            out.kind, out.bytes_read, out.bytes_new, frozen, out.full_reason);
+  log->info("backup vm={} id={} kind={} read={} new={} frozen={} reason={}", name, req.id, out.kind,
+            out.bytes_read, out.bytes_new, frozen, out.full_reason);
   return out;
 }
 
@@ -378,14 +382,15 @@ Status QemuHypervisor::restore_disks(const std::string& name, const std::string&
     // A new self-contained qcow2 beside the disk, renamed over it once complete.
     std::string tmp = info->path + ".restore";
     ::unlink(tmp.c_str());
-    if (auto r = run_checked({"qemu-img", "create", "-q", "-f", "qcow2", tmp,
-                              std::to_string(idx->size)});
+    if (auto r = run_checked(
+            {"qemu-img", "create", "-q", "-f", "qcow2", tmp, std::to_string(idx->size)});
         !r)
       return tl::unexpected(r.error());
     Status st;
     {
       auto sink = backup::NbdImageSink::open("qemu-nbd", tmp, "qcow2");
-      if (!sink) st = tl::unexpected(sink.error());
+      if (!sink)
+        st = tl::unexpected(sink.error());
       else
         st = backup::restore_disk(*repo, *idx, **sink, [&](uint64_t done, uint64_t) {
           if (progress) progress(before + done, total);

@@ -2,7 +2,8 @@
 // random raw blocks with dd (it mounts no filesystem); a full backup, ~6 % rewritten, a
 // clean restart (the persistent bitmap survives), an incremental that reads only what
 // changed, both restored into new VMs' disks and compared by checksum; QEMU killed -9 (the
-// bitmap is inconsistent: the next backup is full); the agent killed -9 mid-backup (a
+// bitmap is inconsistent: the next backup is full); a snapshot reverted (full, then
+// incremental again); the agent killed -9 mid-backup (a
 // forked child running the driver): nothing corrupt, the next backup is full, the
 // repository verifies and gc removes the leftovers.
 #include <gtest/gtest.h>
@@ -239,9 +240,28 @@ TEST_F(BackupTest, FullIncrementalAcrossARestartRestoreAndUncleanExit) {
   EXPECT_EQ(b4->kind, "incremental") << b4->full_reason;
   EXPECT_EQ(b4->bytes_read, 0u);
 
+  // Snapshots are external overlays: a snapshot and a revert leave the bitmap in a
+  // read-only backing file (QEMU 7.2's refusal to revert internal snapshots of images with
+  // persistent bitmaps does not arise); the guest then writes a new top file without it,
+  // so the next backup is full and exact.
+  ASSERT_TRUE(hv_->force_off(name));
+  ASSERT_TRUE(hv_->snapshot_create(name, "s1"));
+  auto rv = hv_->snapshot_revert(name, "s1");
+  ASSERT_TRUE(rv) << rv.error().to_string();
+  boot(name);
+  if (HasFatalFailure()) return;
+  auto b5 = backup(name, "b5");
+  ASSERT_TRUE(b5) << b5.error().to_string();
+  EXPECT_EQ(b5->kind, "full");
+  EXPECT_NE(b5->full_reason.find("no bitmap"), std::string::npos) << b5->full_reason;
+  EXPECT_EQ(b5->bytes_new, 0u);  // the same data as b4
+  auto b6 = backup(name, "b6");
+  ASSERT_TRUE(b6) << b6.error().to_string();
+  EXPECT_EQ(b6->kind, "incremental") << b6->full_reason;
+
   auto r = backup::Repository::open(repo());
   ASSERT_TRUE(r);
-  for (auto id : {"b1", "b2", "b3", "b4"}) {
+  for (auto id : {"b1", "b2", "b3", "b4", "b5", "b6"}) {
     auto v = r->verify(id);
     ASSERT_TRUE(v) << v.error().to_string();
     EXPECT_TRUE(v->problems.empty()) << id << ": " << v->problems.front();
