@@ -271,7 +271,8 @@ TEST_F(RepoTest, AWriterKilledMidBackupCorruptsNothing) {
     ASSERT_TRUE(gc) << gc.error().to_string();
     EXPECT_EQ(gc->incomplete_removed, 1u);
     EXPECT_EQ(gc->chunks_removed, 0u);
-    EXPECT_GE(gc->bytes_removed, temps * kCs);
+    // The temp file being written when the kill came may be short.
+    EXPECT_GE(gc->bytes_removed, (temps - 1) * kCs);
   }
   EXPECT_EQ(chunk_files(), 8u);
   auto again = backup("b3", d, "b1");
