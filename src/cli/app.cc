@@ -141,6 +141,7 @@ void build_app(CLI::App& root, Context& ctx) {
       "6 unavailable, 7 invalid input rejected by the server.");
   add_vm_commands(root, ctx);
   add_host_image_commands(root, ctx);
+  add_backup_commands(root, ctx);
   add_misc_commands(root, ctx);
 }
 

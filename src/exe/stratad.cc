@@ -66,6 +66,8 @@ constexpr const char* kUsage = R"(usage:
                        for no age limit (default 30d); pruned every 5 minutes
   --event-max-rows N   keep at most N events, oldest deleted first; 0: no limit
                        (default 1000000)
+  --backup-repo PATH   backup repository (docs/internals/backup.md): an existing folder,
+                       mounted at the same path on every host; enables /api/v1/backups
   --fence-config FILE  fence devices by host (JSON; docs/internals/ha.md): HA VMs restart
                        elsewhere only after their failed host is fenced (powered off and
                        confirmed off) through its fence agent (fence_ipmilan, fence_redfish,
@@ -253,6 +255,10 @@ int main(int argc, char** argv) {
       if (!value(&v) || !parse_int(v, 0, 2'000'000'000, &n))
         return usage_error("--event-max-rows must be 0..2000000000");
       cfg.event_retention.max_rows = n;
+    } else if (a == "--backup-repo") {
+      if (!value(&v) || v.empty() || v.front() != '/')
+        return usage_error("--backup-repo needs an absolute PATH");
+      cfg.backup_repo = v;
     } else if (a == "--fence-config") {
       if (!value(&v) || v.empty()) return usage_error("--fence-config needs FILE");
       cfg.fence_config = v;

@@ -22,6 +22,7 @@
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/manager/vms/backup_service.h"
 #include "strata/manager/vms/host_evacuation.h"
 #include "strata/manager/vms/vm_service.h"
 #include "strata/pki/certificate_authority.h"
@@ -129,6 +130,15 @@ class ManagerImpl final : public Manager {
     vms_->set_image_distributor(images_.get());
     vms_->set_ha_admission(cfg.ha_admission);
     vms_->set_migration_tls(cfg.migration_tls);
+    std::optional<backup::Repository> repo;
+    if (!cfg.backup_repo.empty()) {
+      auto r = backup::Repository::open(cfg.backup_repo);
+      if (!r) return tl::unexpected(r.error().wrap("--backup-repo"));
+      repo = std::move(*r);
+    }
+    backups_ = std::make_unique<BackupService>(
+        *store_, *events_, clock_,
+        [this](const std::string& host_id) { return agents_->client(host_id); }, std::move(repo));
     evacuator_ = std::make_unique<HostEvacuator>(*store_, *vms_, *events_, clock_);
     balancer_ = std::make_unique<Balancer>(*vms_, *events_, clock_, cfg.balance);
     FencerPtr fencer;
@@ -164,6 +174,7 @@ class ManagerImpl final : public Manager {
     deps.placement = placement_.get();
     deps.clusters = clusters_.get();
     deps.vms = vms_.get();
+    deps.backups = backups_.get();
     deps.evacuator = evacuator_.get();
     deps.balancer = balancer_.get();
     deps.clock = clock_;
@@ -306,6 +317,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<ClusterService> clusters_;
   std::unique_ptr<VmController> controller_;
   std::unique_ptr<VmService> vms_;
+  std::unique_ptr<BackupService> backups_;
   std::unique_ptr<HostEvacuator> evacuator_;
   std::unique_ptr<Balancer> balancer_;
   std::unique_ptr<HaController> ha_;

@@ -188,6 +188,35 @@ TEST(App, HelpEverywhereExitsZero) {
     EXPECT_NE(run({"vm", "create", "--help"}).out.find(flag), std::string::npos) << flag;
 }
 
+TEST(App, BackupCommandsBuildTheirRequests) {
+  auto c = run({"backup", "create", "web-1", "--full", "--dry-run"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(c.out, "POST /api/v1/vms/web-1/backups\n{\n  \"full\": true\n}\n");
+  auto i = run({"backup", "create", "web-1", "--dry-run"});
+  ASSERT_EQ(i.code, 0) << i.err;
+  EXPECT_EQ(i.out, "POST /api/v1/vms/web-1/backups\n{}\n");
+  auto l = run({"backup", "list", "--vm", "web-1", "--dry-run"});
+  ASSERT_EQ(l.code, 0) << l.err;
+  EXPECT_EQ(l.out.rfind("GET /api/v1/backups?vm=web-1", 0), 0u) << l.out;
+  auto v = run({"backup", "verify", "web-1-20261130-2133-00ab", "--dry-run"});
+  ASSERT_EQ(v.code, 0) << v.err;
+  EXPECT_EQ(v.out.rfind("POST /api/v1/backups/web-1-20261130-2133-00ab/verify", 0), 0u) << v.out;
+  auto r = run({"backup", "restore", "b1", "--vm", "web-2", "--dry-run"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "POST /api/v1/backups/b1/restore\n{\n  \"vm\": \"web-2\"\n}\n");
+  auto d = run({"backup", "delete", "b1", "--dry-run"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(d.out.rfind("DELETE /api/v1/backups/b1", 0), 0u) << d.out;
+  auto s = run({"backup", "show", "a/../b", "--dry-run"});  // ids are escaped into the path
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_EQ(s.out.find("/../"), std::string::npos) << s.out;
+  EXPECT_EQ(run({"backup", "restore", "b1"}).code, 2);  // --vm missing
+  auto h = run({"backup", "--help"});
+  EXPECT_EQ(h.code, 0);
+  for (const char* verb : {"create", "list", "show", "verify", "restore", "delete"})
+    EXPECT_NE(h.out.find(verb), std::string::npos) << verb;
+}
+
 TEST(App, VmSnapshotCommandsBuildTheirRequests) {
   auto c = run({"vm", "snapshot", "create", "web-1", "before-upgrade", "--dry-run"});
   ASSERT_EQ(c.code, 0) << c.err;

@@ -80,6 +80,25 @@ struct SnapshotInfo {
 // Progress of a long snapshot operation (delete merges data): bytes done of total.
 using SnapshotProgressCallback = std::function<void(uint64_t done, uint64_t total)>;
 
+// A backup into a repository (docs/internals/backup.md). `repo` comes from the manager's
+// configuration (never from a user); `id` is the new backup's id (validated).
+struct BackupRequest {
+  std::string repo;
+  std::string id;
+  bool full = false;  // a full even when an incremental is possible
+};
+struct BackupOutcome {
+  std::string id;
+  std::string kind;         // "full" | "incremental"
+  std::string parent;       // incremental: the backup it extends
+  std::string full_reason;  // full: why ("requested", "no earlier backup", "bitmap ...")
+  bool frozen = false;      // guest filesystems frozen at the backup point
+  uint64_t bytes_read = 0;  // read from the VM's disks
+  uint64_t bytes_new = 0;   // newly stored in the repository
+  uint64_t disk_bytes = 0;  // the disks' virtual sizes
+};
+using BackupProgressCallback = std::function<void(uint64_t done, uint64_t total)>;
+
 class Hypervisor {
  public:
   virtual ~Hypervisor() = default;
@@ -150,6 +169,17 @@ class Hypervisor {
   using CloneProgressCallback = std::function<void(uint64_t done, uint64_t total)>;
   virtual Result<VmStatus> clone(const std::string& source, const model::VmSpec& spec,
                                  bool linked, const CloneProgressCallback& progress = {});
+
+  // Backups (docs/internals/backup.md). backup: a running or paused VM's disks, read in
+  // pull mode while it keeps running; incremental from the VM's newest backup in the
+  // repository when QEMU's persistent dirty bitmap for it is intact, full otherwise (the
+  // outcome says why). restore_disks: the disks of a stopped VM replaced by a backup's
+  // (matched by name; a disk the backup lacks is left as it is).
+  virtual Result<BackupOutcome> backup(const std::string& vm, const BackupRequest& req,
+                                       const BackupProgressCallback& progress = {});
+  virtual Status restore_disks(const std::string& vm, const std::string& repo,
+                               const std::string& backup_id,
+                               const BackupProgressCallback& progress = {});
 
   // The CD-ROM's medium (docs/internals/firmware.md): `image` (an image of kind "iso" in
   // this host's store) goes in, read-only; empty ejects. A running or paused VM sees the
@@ -240,6 +270,14 @@ inline Status Hypervisor::snapshot_delete(const std::string&, const std::string&
 inline Result<VmStatus> Hypervisor::clone(const std::string&, const model::VmSpec&, bool,
                                           const CloneProgressCallback&) {
   return make_error(ErrorCode::failed_precondition, "this hypervisor cannot clone VMs");
+}
+inline Result<BackupOutcome> Hypervisor::backup(const std::string&, const BackupRequest&,
+                                                const BackupProgressCallback&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor cannot back up VMs");
+}
+inline Status Hypervisor::restore_disks(const std::string&, const std::string&,
+                                        const std::string&, const BackupProgressCallback&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor cannot restore backups");
 }
 using HypervisorPtr = std::unique_ptr<Hypervisor>;
 

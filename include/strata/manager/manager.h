@@ -60,6 +60,9 @@ struct ManagerConfig {
   // HA: the fence devices by host (--fence-config FILE; empty: no host is ever fenced, so
   // HA VMs never restart elsewhere) and the failure timeline (--ha-failed-after).
   std::string fence_config;
+  // Backups (--backup-repo PATH; docs/internals/backup.md): the repository folder, which
+  // every host mounts at the same path. Empty: backups are off.
+  std::string backup_repo;
   HaConfig ha;
   // HA admission control (--ha-admission enforce|warn|off; vm_service.h).
   HaAdmission ha_admission = HaAdmission::enforce;

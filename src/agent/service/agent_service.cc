@@ -406,13 +406,16 @@ grpc::Status AgentService::GuestAgentCommand(grpc::ServerContext*,
       });
 }
 
-// once<> for the RPCs in agent_service_snapshots.cc and agent_service_migration.cc.
+// once<> for the RPCs in agent_service_snapshots.cc, agent_service_backups.cc and
+// agent_service_migration.cc.
 #define STRATA_ONCE_FOR(REQ, RESP)                                                          \
   template grpc::Status AgentService::once<v1::REQ, v1::RESP>(                              \
       const char*, const v1::REQ&, v1::RESP*, const std::function<Status(v1::RESP*)>&);
 STRATA_ONCE_FOR(CreateSnapshotRequest, CreateSnapshotResponse)
 STRATA_ONCE_FOR(RevertSnapshotRequest, RevertSnapshotResponse)
 STRATA_ONCE_FOR(DeleteSnapshotRequest, DeleteSnapshotResponse)
+STRATA_ONCE_FOR(CreateBackupRequest, CreateBackupResponse)
+STRATA_ONCE_FOR(RestoreBackupRequest, RestoreBackupResponse)
 STRATA_ONCE_FOR(PrepareMigrationRequest, PrepareMigrationResponse)
 STRATA_ONCE_FOR(FinishMigrationRequest, FinishMigrationResponse)
 STRATA_ONCE_FOR(AbortMigrationRequest, AbortMigrationResponse)

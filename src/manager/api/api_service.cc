@@ -27,6 +27,7 @@ ApiService::ApiService(ApiDeps deps)
   add_cluster_routes(*this);
   add_vm_routes(*this);
   add_snapshot_routes(*this);
+  add_backup_routes(*this);
   add_clone_routes(*this);
   add_placement_routes(*this);
   add_task_event_routes(*this);

@@ -115,6 +115,10 @@ class AgentService final : public v1::AgentService::Service {
                               v1::RevertSnapshotResponse*) override;
   grpc::Status DeleteSnapshot(grpc::ServerContext*, const v1::DeleteSnapshotRequest*,
                               v1::DeleteSnapshotResponse*) override;
+  grpc::Status CreateBackup(grpc::ServerContext*, const v1::CreateBackupRequest*,
+                            v1::CreateBackupResponse*) override;
+  grpc::Status RestoreBackup(grpc::ServerContext*, const v1::RestoreBackupRequest*,
+                             v1::RestoreBackupResponse*) override;
   grpc::Status Health(grpc::ServerContext*, const v1::HealthRequest*, v1::HealthResponse*) override;
 
   // Live migration (agent_service_migration.cc).

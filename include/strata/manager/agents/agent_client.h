@@ -127,6 +127,14 @@ class AgentClient {
                          const std::string& name, std::chrono::milliseconds timeout);
   Status delete_snapshot(const std::string& request_id, const std::string& vm,
                          const std::string& name, std::chrono::milliseconds timeout);
+  // Backups (the agent's CreateBackup / RestoreBackup; docs/internals/backup.md).
+  Result<pb::CreateBackupResponse> create_backup(const std::string& request_id,
+                                                 const std::string& vm, const std::string& repo,
+                                                 const std::string& backup_id, bool full,
+                                                 std::chrono::milliseconds timeout);
+  Status restore_backup(const std::string& request_id, const std::string& vm,
+                        const std::string& repo, const std::string& backup_id,
+                        std::chrono::milliseconds timeout);
 
   Result<std::vector<pb::Image>> list_images(
       std::optional<std::chrono::milliseconds> timeout = std::nullopt);

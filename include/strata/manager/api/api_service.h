@@ -36,6 +36,7 @@ class VmController;
 class PlacementService;
 class ClusterService;
 class VmService;
+class BackupService;
 class HostEvacuator;
 class Balancer;
 class TaskTracker;
@@ -52,6 +53,7 @@ struct ApiDeps {
   PlacementService* placement = nullptr;
   ClusterService* clusters = nullptr;  // clusters and CPU baselines; null: 503 on /clusters
   VmService* vms = nullptr;  // the VM lifecycle (create/act/delete)
+  BackupService* backups = nullptr;  // backups; null: 503 on /api/v1/backups*
   HostEvacuator* evacuator = nullptr;  // maintenance evacuation; null: 503 on /evacuate
   Balancer* balancer = nullptr;        // load balancing; null: 503 on /api/v1/balance*
   ClockPtr clock;
@@ -140,6 +142,7 @@ void add_host_routes(ApiService& api);
 void add_cluster_routes(ApiService& api);
 void add_vm_routes(ApiService& api);
 void add_snapshot_routes(ApiService& api);  // routes_snapshots.cc
+void add_backup_routes(ApiService& api);    // routes_backups.cc
 void add_clone_routes(ApiService& api);     // routes_clones.cc
 void add_placement_routes(ApiService& api);
 void add_task_event_routes(ApiService& api);

@@ -120,6 +120,13 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Result<VmStatus> clone(const std::string& source, const model::VmSpec& spec, bool linked,
                          const CloneProgressCallback& progress = {}) override;
 
+  // Backups (vm_backup.cc; docs/internals/backup.md). Each is a backup job.
+  Result<BackupOutcome> backup(const std::string& name, const BackupRequest& req,
+                               const BackupProgressCallback& progress = {}) override;
+  Status restore_disks(const std::string& name, const std::string& repo,
+                       const std::string& backup_id,
+                       const BackupProgressCallback& progress = {}) override;
+
   // Live migration, the driver's half (strata/agent/migration.h; docs/internals/qemu-driver.md).
   MigrationDriver* migration() override { return this; }
   // The VM's recorded hardware profile (what a migration target must offer).

@@ -345,6 +345,35 @@ Result<std::vector<BlockNodeInfo>> parse_named_block_nodes(const json& ret) {
     b.drv = *drv;
     b.file = *file;
     b.backing_file = *backing;
+    if (auto it = n.find("dirty-bitmaps"); it != n.end()) {
+      if (!it->is_array()) return bad_reply(what, "\"dirty-bitmaps\" is not an array");
+      for (auto& bm : *it) {
+        DirtyBitmapInfo d;
+        auto name = get_string(bm, "name", what);
+        if (!name) return tl::unexpected(name.error());
+        auto count = get_u64(bm, "count", what);
+        if (!count) return tl::unexpected(count.error());
+        auto gran = get_u64(bm, "granularity", what);
+        if (!gran) return tl::unexpected(gran.error());
+        auto rec = get_bool(bm, "recording", what);
+        if (!rec) return tl::unexpected(rec.error());
+        auto busy = get_bool(bm, "busy", what);
+        if (!busy) return tl::unexpected(busy.error());
+        auto pers = get_bool(bm, "persistent", what);
+        if (!pers) return tl::unexpected(pers.error());
+        // Present (true) only for a bitmap QEMU found marked in-use when it opened the image.
+        auto inc = get_bool(bm, "inconsistent", what, false);
+        if (!inc) return tl::unexpected(inc.error());
+        d.name = *name;
+        d.count = *count;
+        d.granularity = *gran;
+        d.recording = *rec;
+        d.busy = *busy;
+        d.persistent = *pers;
+        d.inconsistent = *inc;
+        b.dirty_bitmaps.push_back(std::move(d));
+      }
+    }
     out.push_back(std::move(b));
   }
   return out;
@@ -683,6 +712,92 @@ Result<std::vector<BlockNodeInfo>> QemuMonitor::query_named_block_nodes(
     std::chrono::milliseconds timeout) {
   return client_->execute("query-named-block-nodes", {{"flat", true}}, timeout)
       .and_then(parse_named_block_nodes);
+}
+
+Status QemuMonitor::blockdev_add_qcow2_fleece(const std::string& node_name,
+                                              const std::string& filename,
+                                              const std::string& backing_node,
+                                              std::chrono::milliseconds timeout) {
+  return run_void("blockdev-add", timeout,
+                  {{"driver", "qcow2"},
+                   {"node-name", node_name},
+                   {"file", {{"driver", "file"}, {"filename", filename}}},
+                   {"backing", backing_node}});
+}
+
+json to_json(const TransactionAction& a) {
+  switch (a.kind) {
+    case TransactionAction::Kind::blockdev_backup:
+      return {{"type", "blockdev-backup"},
+              {"data",
+               {{"job-id", a.name},
+                {"device", a.node},
+                {"target", a.target},
+                {"sync", a.sync},
+                {"auto-finalize", true},
+                {"auto-dismiss", true}}}};
+    case TransactionAction::Kind::bitmap_add:
+      return {{"type", "block-dirty-bitmap-add"},
+              {"data", {{"node", a.node}, {"name", a.name}, {"persistent", a.persistent}}}};
+    case TransactionAction::Kind::bitmap_disable:
+      return {{"type", "block-dirty-bitmap-disable"},
+              {"data", {{"node", a.node}, {"name", a.name}}}};
+  }
+  return json::object();
+}
+
+Status QemuMonitor::transaction(const std::vector<TransactionAction>& actions,
+                                std::chrono::milliseconds timeout) {
+  json list = json::array();
+  for (auto& a : actions) list.push_back(to_json(a));
+  return run_void("transaction", timeout, {{"actions", list}});
+}
+
+Status QemuMonitor::block_dirty_bitmap_add(const std::string& node, const std::string& name,
+                                           bool persistent, std::chrono::milliseconds timeout) {
+  return run_void("block-dirty-bitmap-add", timeout,
+                  {{"node", node}, {"name", name}, {"persistent", persistent}});
+}
+
+Status QemuMonitor::block_dirty_bitmap_remove(const std::string& node, const std::string& name,
+                                              std::chrono::milliseconds timeout) {
+  return run_void("block-dirty-bitmap-remove", timeout, {{"node", node}, {"name", name}});
+}
+
+Status QemuMonitor::block_dirty_bitmap_enable(const std::string& node, const std::string& name,
+                                              std::chrono::milliseconds timeout) {
+  return run_void("block-dirty-bitmap-enable", timeout, {{"node", node}, {"name", name}});
+}
+
+Status QemuMonitor::block_dirty_bitmap_merge(const std::string& node, const std::string& target,
+                                             const std::vector<std::string>& sources,
+                                             std::chrono::milliseconds timeout) {
+  return run_void("block-dirty-bitmap-merge", timeout,
+                  {{"node", node}, {"target", target}, {"bitmaps", sources}});
+}
+
+Status QemuMonitor::nbd_server_start_unix(const std::string& path,
+                                          std::chrono::milliseconds timeout) {
+  return run_void("nbd-server-start", timeout,
+                  {{"addr", {{"type", "unix"}, {"data", {{"path", path}}}}}});
+}
+
+Status QemuMonitor::block_export_add_nbd_readonly(const std::string& id,
+                                                  const std::string& node_name,
+                                                  const std::string& name,
+                                                  const std::vector<std::string>& bitmaps,
+                                                  std::chrono::milliseconds timeout) {
+  json args = {{"type", "nbd"},
+               {"id", id},
+               {"node-name", node_name},
+               {"name", name},
+               {"writable", false}};
+  if (!bitmaps.empty()) args["bitmaps"] = bitmaps;
+  return run_void("block-export-add", timeout, std::move(args));
+}
+
+Status QemuMonitor::block_export_del(const std::string& id, std::chrono::milliseconds timeout) {
+  return run_void("block-export-del", timeout, {{"id", id}, {"mode", "hard"}});
 }
 
 Result<json> QemuMonitor::raw(const std::string& command, const json& arguments,

@@ -119,13 +119,39 @@ struct BlockJobInfo {
   std::string error;   // present after a failure
 };
 
-// query-named-block-nodes (flat), one entry per node; only what the snapshot code reads.
+// A dirty bitmap on a node (query-named-block-nodes' "dirty-bitmaps"; backups,
+// docs/internals/backup.md).
+struct DirtyBitmapInfo {
+  std::string name;
+  uint64_t count = 0;        // dirty bytes
+  uint64_t granularity = 0;  // bytes per bit
+  bool recording = false;    // enabled: guest writes are being recorded
+  bool busy = false;         // in use by an operation (an NBD export, a job)
+  bool persistent = false;   // stored in the qcow2 when QEMU closes the image
+  bool inconsistent = false;  // QEMU did not close the image cleanly: not trustworthy
+};
+
+// query-named-block-nodes (flat), one entry per node; only what the snapshot and backup
+// code reads.
 struct BlockNodeInfo {
   std::string node_name;  // ours ("disk0", "snap3-0") or QEMU's ("#block123")
   std::string drv;        // "qcow2", "raw", "file", ...
   std::string file;       // the image's filename
   std::string backing_file;  // "" when none
+  std::vector<DirtyBitmapInfo> dirty_bitmaps;
 };
+
+// One action of a QMP transaction (QemuMonitor::transaction): all succeed or none does.
+struct TransactionAction {
+  enum class Kind { blockdev_backup, bitmap_add, bitmap_disable };
+  Kind kind = Kind::blockdev_backup;
+  std::string node;    // blockdev-backup: the source ("device"); bitmaps: the node
+  std::string name;    // blockdev-backup: the job id; bitmaps: the bitmap
+  std::string target;  // blockdev-backup: the target node
+  std::string sync;    // blockdev-backup: "none" (fleecing), "full", "top"
+  bool persistent = false;  // bitmap_add
+};
+nlohmann::json to_json(const TransactionAction& a);
 
 // Events the driver acts on; anything else arrives as `other` with its name.
 enum class MonitorEventKind {
@@ -290,6 +316,40 @@ class QemuMonitor {
                       std::chrono::milliseconds timeout = kMonitorTimeout);
   Result<std::vector<BlockNodeInfo>> query_named_block_nodes(
       std::chrono::milliseconds timeout = kMonitorTimeout);
+
+  // Backups (docs/internals/backup.md).
+  // blockdev-add of a qcow2 node on the temp file `filename` whose backing is the node
+  // `backing_node` (image fleecing: a blockdev-backup sync=none target that reads as the
+  // source at the backup point).
+  Status blockdev_add_qcow2_fleece(const std::string& node_name, const std::string& filename,
+                                   const std::string& backing_node,
+                                   std::chrono::milliseconds timeout = kMonitorTimeout);
+  // transaction: the actions at one instant, all or none.
+  Status transaction(const std::vector<TransactionAction>& actions,
+                     std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status block_dirty_bitmap_add(const std::string& node, const std::string& name,
+                                bool persistent,
+                                std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status block_dirty_bitmap_remove(const std::string& node, const std::string& name,
+                                   std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status block_dirty_bitmap_enable(const std::string& node, const std::string& name,
+                                   std::chrono::milliseconds timeout = kMonitorTimeout);
+  // block-dirty-bitmap-merge: ORs each of `sources` (bitmaps on `node`) into `target`.
+  Status block_dirty_bitmap_merge(const std::string& node, const std::string& target,
+                                  const std::vector<std::string>& sources,
+                                  std::chrono::milliseconds timeout = kMonitorTimeout);
+  // nbd-server-start on a UNIX socket (the backup export; only the agent connects).
+  Status nbd_server_start_unix(const std::string& path,
+                               std::chrono::milliseconds timeout = kMonitorTimeout);
+  // block-export-add of type nbd, read-only, with the dirty bitmaps `bitmaps` (found on
+  // the node or its backing chain) as qemu:dirty-bitmap:NAME meta contexts.
+  Status block_export_add_nbd_readonly(const std::string& id, const std::string& node_name,
+                                       const std::string& name,
+                                       const std::vector<std::string>& bitmaps,
+                                       std::chrono::milliseconds timeout = kMonitorTimeout);
+  // block-export-del with mode hard (drops connected clients).
+  Status block_export_del(const std::string& id,
+                          std::chrono::milliseconds timeout = kMonitorTimeout);
 
   // Removable media (the CD-ROM, docs/internals/firmware.md). blockdev-change-medium of the
   // device with qdev id `id`: opens the tray (forcing a guest's lock), puts a raw

@@ -26,6 +26,7 @@ enum class VmJob {
   clone,     // another VM is being cloned from this one's disks (vm_clone.cc)
   media,     // the CD-ROM's medium is being changed (vm_media.cc)
   disk_copy,  // a cold migration reads or writes a disk's file (vm_disk_copy.cc)
+  backup,    // disks read into a backup repository, or restored from one (vm_backup.cc)
   // define is a job on a VM that does not exist yet: it holds a
   // name reservation (QemuHypervisor::defining_) instead.
 };
@@ -50,6 +51,8 @@ constexpr std::string_view to_string(VmJob j) {
       return "media";
     case VmJob::disk_copy:
       return "disk-copy";
+    case VmJob::backup:
+      return "backup";
   }
   return "?";
 }

@@ -1,0 +1,132 @@
+// A backup repository (docs/internals/backup.md): a folder holding deduplicated chunks
+// (chunks/ab/<sha256>), and per backup a folder with one index per disk and a manifest
+// written last. The root comes from the manager's configuration only; every other path
+// is built here from validated ids and disk names.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "strata/backup/index.h"
+#include "strata/common/error.h"
+
+namespace strata::backup {
+
+struct DiskRecord {
+  std::string name;
+  uint64_t size = 0;
+  std::string bitmap;       // the dirty bitmap created for the next incremental ("" none)
+  uint64_t bytes_read = 0;  // read from the VM's disk for this backup
+  uint64_t bytes_new = 0;   // chunks this backup added to the repository
+  uint64_t chunks_read = 0;
+  uint64_t zero_chunks = 0;
+};
+
+struct Manifest {
+  std::string id;
+  std::string vm;
+  int64_t created_unix_ms = 0;
+  std::string kind;     // "full" | "incremental"
+  std::string parent;   // incremental: the backup it extends; else ""
+  bool frozen = false;  // the guest's filesystems were frozen at the backup point
+  std::vector<DiskRecord> disks;
+};
+nlohmann::json to_json(const Manifest& m);
+Result<Manifest> parse_manifest(const nlohmann::json& j);
+
+// Disk names name index files: 1-64 of [A-Za-z0-9_.-], not starting with '.' or '-'.
+Status validate_disk_name(std::string_view name);
+
+struct VerifyReport {
+  uint64_t chunks_checked = 0;
+  uint64_t bytes_checked = 0;
+  std::vector<std::string> problems;  // empty: the backup is intact
+};
+
+struct GcReport {
+  uint64_t chunks_removed = 0;
+  uint64_t bytes_removed = 0;
+  uint64_t incomplete_removed = 0;  // backup folders without a manifest
+};
+
+// flock on REPO/.lock; released when destroyed.
+class RepoLock {
+ public:
+  RepoLock(RepoLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  RepoLock& operator=(RepoLock&&) = delete;
+  RepoLock(const RepoLock&) = delete;
+  RepoLock& operator=(const RepoLock&) = delete;
+  ~RepoLock();
+
+ private:
+  friend class Repository;
+  explicit RepoLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+class Repository {
+ public:
+  // `root` must be an absolute path to an existing folder; chunks/ and backups/ are made.
+  static Result<Repository> open(const std::string& root);
+
+  const std::string& root() const { return root_; }
+
+  // Backups hold the shared lock for their whole run; delete and gc the exclusive one.
+  // Neither waits: conflict when the other kind is held.
+  Result<RepoLock> lock_shared() const;
+  Result<RepoLock> lock_exclusive() const;
+
+  struct PutResult {
+    std::string digest;
+    bool stored = false;  // false: the chunk was already there (deduplicated)
+  };
+  // Chunks a backup wrote as temp files, renamed to their digests by commit() once the
+  // file system has been flushed: a chunk file under its final name is always whole,
+  // without an fsync per chunk.
+  struct PendingChunks {
+    std::vector<std::pair<std::string, std::string>> renames;  // temp -> final
+    std::set<std::string> digests;                             // deduplication within the backup
+  };
+  // Stores a chunk under its sha256. With `pending`: a temp file now, its final name at
+  // commit(); without: temp file, fdatasync, rename at once. Either way a chunk file is
+  // whole or absent.
+  Result<PutResult> put_chunk(const void* data, size_t size,
+                              PendingChunks* pending = nullptr) const;
+  // Reads a chunk and checks its digest (internal naming the chunk when it differs).
+  Result<std::string> read_chunk(const std::string& digest) const;
+  std::string chunk_path(const std::string& digest) const;
+
+  // Makes backups/<id>/ (already_exists if present).
+  Status begin_backup(const std::string& id) const;
+  Status write_index(const std::string& id, const DiskIndex& idx) const;
+  Result<DiskIndex> read_index(const std::string& id, const std::string& disk) const;
+  // Flushes the file system, gives `pending` chunks their final names and flushes again
+  // (every chunk and index durable), then writes the manifest: from then on the backup
+  // exists.
+  Status commit(const Manifest& m, PendingChunks* pending = nullptr) const;
+  Result<Manifest> read_manifest(const std::string& id) const;
+  // Complete backups (with a manifest), oldest first; `vm` filters when not empty.
+  Result<std::vector<Manifest>> list(const std::string& vm = "") const;
+  // The newest complete backup of `vm`, if any.
+  Result<std::optional<Manifest>> latest(const std::string& vm) const;
+
+  // Rehashes every chunk each index of the backup names.
+  Result<VerifyReport> verify(const std::string& id) const;
+  // Removes the backup's folder (caller holds the exclusive lock; then gc).
+  Status remove(const std::string& id) const;
+  // Removes chunks no index names and backup folders without a manifest (caller holds
+  // the exclusive lock, so no backup is running).
+  Result<GcReport> gc() const;
+
+ private:
+  explicit Repository(std::string root) : root_(std::move(root)) {}
+  std::string backup_dir(const std::string& id) const { return root_ + "/backups/" + id; }
+  std::string root_;
+};
+
+}  // namespace strata::backup

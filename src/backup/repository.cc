@@ -1,0 +1,406 @@
+// The backup repository on a file system (strata/backup/repository.h,
+// docs/internals/backup.md).
+#include "strata/backup/repository.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "strata/common/atomic_file.h"
+#include "strata/common/sha256.h"
+
+namespace strata::backup {
+namespace fs = std::filesystem;
+
+namespace {
+
+tl::unexpected<Error> errno_error(int err, std::string_view what, const std::string& path) {
+  std::string msg = fmt::format("{} {}: {}", what, path, std::strerror(err));
+  if (err == ENOSPC || err == EDQUOT) return make_error(ErrorCode::resource_exhausted, msg);
+  return internal_error(msg);
+}
+
+Result<std::string> read_whole(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return not_found(path + " does not exist");
+    return errno_error(errno, "open", path);
+  }
+  struct stat st {};
+  std::string out;
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) out.resize(static_cast<size_t>(st.st_size));
+  size_t have = 0;
+  for (;;) {
+    if (have == out.size()) out.resize(std::max<size_t>(out.size() * 2, 1 << 16));
+    ssize_t n = ::read(fd, out.data() + have, out.size() - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return errno_error(e, "read", path);
+    }
+    if (n == 0) break;
+    have += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  out.resize(have);
+  return out;
+}
+
+Result<nlohmann::json> read_json(const std::string& path) {
+  auto s = read_whole(path);
+  if (!s) return tl::unexpected(s.error());
+  auto j = nlohmann::json::parse(*s, nullptr, false);
+  if (j.is_discarded()) return internal_error(path + " is not valid JSON");
+  return j;
+}
+
+std::atomic<uint64_t> tmp_counter{0};
+
+}  // namespace
+
+RepoLock::~RepoLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status validate_disk_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return invalid_argument("disk", "must be 1-64 characters");
+  for (char ch : name)
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+          ch == '-' || ch == '_' || ch == '.'))
+      return invalid_argument("disk", "only A-Z a-z 0-9 '_' '.' '-' allowed");
+  if (name.front() == '.' || name.front() == '-')
+    return invalid_argument("disk", "must not start with '.' or '-'");
+  return {};
+}
+
+nlohmann::json to_json(const Manifest& m) {
+  nlohmann::json disks = nlohmann::json::array();
+  for (auto& d : m.disks)
+    disks.push_back({{"name", d.name},
+                     {"size", d.size},
+                     {"bitmap", d.bitmap},
+                     {"bytes_read", d.bytes_read},
+                     {"bytes_new", d.bytes_new},
+                     {"chunks_read", d.chunks_read},
+                     {"zero_chunks", d.zero_chunks}});
+  return {{"version", 1},       {"id", m.id},
+          {"vm", m.vm},         {"created_unix_ms", m.created_unix_ms},
+          {"kind", m.kind},     {"parent", m.parent},
+          {"frozen", m.frozen}, {"disks", disks}};
+}
+
+Result<Manifest> parse_manifest(const nlohmann::json& j) {
+  if (!j.is_object()) return invalid_argument("manifest", "not an object");
+  Manifest m;
+  try {
+    if (j.at("version").get<int>() != 1)
+      return invalid_argument("manifest.version", "unsupported version");
+    m.id = j.at("id").get<std::string>();
+    m.vm = j.at("vm").get<std::string>();
+    m.created_unix_ms = j.at("created_unix_ms").get<int64_t>();
+    m.kind = j.at("kind").get<std::string>();
+    m.parent = j.at("parent").get<std::string>();
+    m.frozen = j.at("frozen").get<bool>();
+    for (auto& d : j.at("disks")) {
+      DiskRecord r;
+      r.name = d.at("name").get<std::string>();
+      r.size = d.at("size").get<uint64_t>();
+      r.bitmap = d.at("bitmap").get<std::string>();
+      r.bytes_read = d.at("bytes_read").get<uint64_t>();
+      r.bytes_new = d.at("bytes_new").get<uint64_t>();
+      r.chunks_read = d.at("chunks_read").get<uint64_t>();
+      r.zero_chunks = d.at("zero_chunks").get<uint64_t>();
+      if (auto s = validate_disk_name(r.name); !s) return tl::unexpected(s.error());
+      m.disks.push_back(std::move(r));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return invalid_argument("manifest", std::string("malformed: ") + e.what());
+  }
+  if (auto s = validate_backup_id(m.id); !s) return tl::unexpected(s.error());
+  if (m.kind != "full" && m.kind != "incremental")
+    return invalid_argument("manifest.kind", "must be full or incremental");
+  if (m.kind == "incremental")
+    if (auto s = validate_backup_id(m.parent); !s)
+      return invalid_argument("manifest.parent", "an incremental names its parent");
+  return m;
+}
+
+Result<Repository> Repository::open(const std::string& root) {
+  if (root.empty() || root.front() != '/')
+    return invalid_argument("backup_repo", "must be an absolute path");
+  std::error_code ec;
+  if (!fs::is_directory(root, ec))
+    return make_error(ErrorCode::failed_precondition,
+                      "backup repository " + root + " is not an existing folder", "backup_repo");
+  for (auto sub : {"/chunks", "/backups"}) {
+    fs::create_directories(root + sub, ec);
+    if (ec) return internal_error("create " + root + sub + ": " + ec.message());
+  }
+  std::string r = root;
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  return Repository(r);
+}
+
+Result<RepoLock> Repository::lock_shared() const {
+  int fd = ::open((root_ + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_error(errno, "open", root_ + "/.lock");
+  if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+    int e = errno;
+    ::close(fd);
+    if (e == EWOULDBLOCK)
+      return make_error(ErrorCode::conflict,
+                        "the backup repository is being pruned or a backup deleted; retry");
+    return errno_error(e, "flock", root_ + "/.lock");
+  }
+  return RepoLock(fd);
+}
+
+Result<RepoLock> Repository::lock_exclusive() const {
+  int fd = ::open((root_ + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_error(errno, "open", root_ + "/.lock");
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    ::close(fd);
+    if (e == EWOULDBLOCK)
+      return make_error(ErrorCode::conflict, "a backup is running in the repository; retry");
+    return errno_error(e, "flock", root_ + "/.lock");
+  }
+  return RepoLock(fd);
+}
+
+std::string Repository::chunk_path(const std::string& digest) const {
+  return root_ + "/chunks/" + digest.substr(0, 2) + "/" + digest;
+}
+
+Result<Repository::PutResult> Repository::put_chunk(const void* data, size_t size,
+                                                    PendingChunks* pending) const {
+  Sha256 h;
+  h.update(data, size);
+  PutResult r{h.hex_final(), false};
+  std::string path = chunk_path(r.digest);
+  if (pending && pending->digests.count(r.digest)) return r;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == size) return r;
+  std::string dir = root_ + "/chunks/" + r.digest.substr(0, 2);
+  if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) return errno_error(errno, "mkdir", dir);
+  std::string tmp = fmt::format("{}/.tmp-{}-{}", dir, ::getpid(), tmp_counter.fetch_add(1));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  if (fd < 0) return errno_error(errno, "create", tmp);
+  auto w = write_all(fd, std::string_view(static_cast<const char*>(data), size), tmp);
+  if (w && !pending && ::fdatasync(fd) != 0) w = errno_error(errno, "fdatasync", tmp);
+  if (::close(fd) != 0 && w) w = errno_error(errno, "close", tmp);
+  if (w && pending) {
+    pending->renames.emplace_back(tmp, path);
+    pending->digests.insert(r.digest);
+    r.stored = true;
+    return r;
+  }
+  if (w && ::rename(tmp.c_str(), path.c_str()) != 0) w = errno_error(errno, "rename", path);
+  if (!w) {
+    ::unlink(tmp.c_str());
+    return tl::unexpected(w.error());
+  }
+  r.stored = true;
+  return r;
+}
+
+Result<std::string> Repository::read_chunk(const std::string& digest) const {
+  if (!is_sha256_hex(digest)) return invalid_argument("digest", "not a sha256 hex digest");
+  auto data = read_whole(chunk_path(digest));
+  if (!data) return tl::unexpected(data.error());
+  Sha256 h;
+  h.update(*data);
+  if (h.hex_final() != digest) return internal_error("chunk " + digest + " is corrupt");
+  return data;
+}
+
+Status Repository::begin_backup(const std::string& id) const {
+  if (auto s = validate_backup_id(id); !s) return s;
+  std::string dir = backup_dir(id);
+  if (::mkdir(dir.c_str(), 0750) != 0) {
+    if (errno == EEXIST) return make_error(ErrorCode::already_exists, "backup " + id + " exists");
+    return errno_error(errno, "mkdir", dir);
+  }
+  return {};
+}
+
+Status Repository::write_index(const std::string& id, const DiskIndex& idx) const {
+  if (auto s = validate_backup_id(id); !s) return s;
+  if (auto s = validate_disk_name(idx.disk); !s) return s;
+  return write_file_atomic(backup_dir(id) + "/" + idx.disk + ".idx", to_json(idx).dump(), 0640);
+}
+
+Result<DiskIndex> Repository::read_index(const std::string& id, const std::string& disk) const {
+  if (auto s = validate_backup_id(id); !s) return tl::unexpected(s.error());
+  if (auto s = validate_disk_name(disk); !s) return tl::unexpected(s.error());
+  auto j = read_json(backup_dir(id) + "/" + disk + ".idx");
+  if (!j) return tl::unexpected(j.error());
+  auto idx = parse_index(*j);
+  if (!idx) return tl::unexpected(idx.error().wrap("backup " + id + " disk " + disk));
+  if (idx->disk != disk) return internal_error("backup " + id + ": index names another disk");
+  return idx;
+}
+
+Status Repository::commit(const Manifest& m, PendingChunks* pending) const {
+  if (auto s = validate_backup_id(m.id); !s) return s;
+  if (pending && !pending->renames.empty()) {
+    // Each new chunk's data made durable, then its name, then the folders holding the
+    // names (per file, not syncfs: the file system may be shared with busy neighbours).
+    std::set<std::string> dirs;
+    for (auto& [tmp, final_path] : pending->renames) {
+      int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return errno_error(errno, "open", tmp);
+      int rc = ::fdatasync(fd);
+      int e = errno;
+      ::close(fd);
+      if (rc != 0) return errno_error(e, "fdatasync", tmp);
+    }
+    for (auto& [tmp, final_path] : pending->renames) {
+      if (::rename(tmp.c_str(), final_path.c_str()) != 0)
+        return errno_error(errno, "rename", final_path);
+      dirs.insert(final_path.substr(0, final_path.rfind('/')));
+    }
+    pending->renames.clear();
+    pending->digests.clear();
+    for (auto& d : dirs)
+      if (auto s = fsync_parent_dir(d + "/x"); !s) return s;
+  }
+  // Indexes were written durably (write_file_atomic); the manifest makes the backup exist.
+  return write_file_atomic(backup_dir(m.id) + "/manifest.json", to_json(m).dump(2), 0640);
+}
+
+Result<Manifest> Repository::read_manifest(const std::string& id) const {
+  if (auto s = validate_backup_id(id); !s) return tl::unexpected(s.error());
+  auto j = read_json(backup_dir(id) + "/manifest.json");
+  if (!j) {
+    if (j.error().code == ErrorCode::not_found) return not_found("no backup " + id);
+    return tl::unexpected(j.error());
+  }
+  auto m = parse_manifest(*j);
+  if (!m) return tl::unexpected(m.error().wrap("backup " + id));
+  if (m->id != id) return internal_error("backup " + id + ": manifest names another id");
+  return m;
+}
+
+Result<std::vector<Manifest>> Repository::list(const std::string& vm) const {
+  std::vector<Manifest> out;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(root_ + "/backups", ec)) {
+    std::string id = e.path().filename().string();
+    if (!validate_backup_id(id)) continue;
+    auto m = read_manifest(id);
+    if (!m) {
+      if (m.error().code == ErrorCode::not_found) continue;  // incomplete: gc removes it
+      return tl::unexpected(m.error());
+    }
+    if (vm.empty() || m->vm == vm) out.push_back(std::move(*m));
+  }
+  if (ec) return internal_error("list " + root_ + "/backups: " + ec.message());
+  std::sort(out.begin(), out.end(), [](const Manifest& a, const Manifest& b) {
+    return a.created_unix_ms != b.created_unix_ms ? a.created_unix_ms < b.created_unix_ms
+                                                  : a.id < b.id;
+  });
+  return out;
+}
+
+Result<std::optional<Manifest>> Repository::latest(const std::string& vm) const {
+  auto l = list(vm);
+  if (!l) return tl::unexpected(l.error());
+  if (l->empty()) return std::optional<Manifest>{};
+  return std::optional<Manifest>{l->back()};
+}
+
+Result<VerifyReport> Repository::verify(const std::string& id) const {
+  auto m = read_manifest(id);
+  if (!m) return tl::unexpected(m.error());
+  VerifyReport rep;
+  for (auto& d : m->disks) {
+    auto idx = read_index(id, d.name);
+    if (!idx) {
+      rep.problems.push_back(idx.error().message);
+      continue;
+    }
+    if (idx->size != d.size) rep.problems.push_back("disk " + d.name + ": index size differs");
+    for (size_t i = 0; i < idx->chunks.size(); ++i) {
+      const auto& c = idx->chunks[i];
+      if (c.empty()) continue;
+      auto data = read_chunk(c);
+      if (!data) {
+        rep.problems.push_back(
+            fmt::format("disk {} chunk {}: {}", d.name, i, data.error().message));
+        continue;
+      }
+      if (data->size() != chunk_length(idx->size, idx->chunk_size, i))
+        rep.problems.push_back(fmt::format("disk {} chunk {}: wrong length", d.name, i));
+      ++rep.chunks_checked;
+      rep.bytes_checked += data->size();
+    }
+  }
+  return rep;
+}
+
+Status Repository::remove(const std::string& id) const {
+  if (auto s = validate_backup_id(id); !s) return s;
+  std::error_code ec;
+  if (!fs::exists(backup_dir(id) + "/manifest.json", ec)) return not_found("no backup " + id);
+  // The manifest first: the backup stops existing at once, even if the rest fails.
+  if (::unlink((backup_dir(id) + "/manifest.json").c_str()) != 0)
+    return errno_error(errno, "unlink", backup_dir(id) + "/manifest.json");
+  fs::remove_all(backup_dir(id), ec);
+  if (ec) return internal_error("remove " + backup_dir(id) + ": " + ec.message());
+  return {};
+}
+
+Result<GcReport> Repository::gc() const {
+  GcReport rep;
+  std::set<std::string> live;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(root_ + "/backups", ec)) {
+    std::string id = e.path().filename().string();
+    if (!fs::exists(e.path() / "manifest.json")) {
+      fs::remove_all(e.path(), ec);
+      if (ec) return internal_error("remove " + e.path().string() + ": " + ec.message());
+      ++rep.incomplete_removed;
+      continue;
+    }
+    auto m = read_manifest(id);
+    // A backup whose manifest cannot be read keeps everything: never delete on a doubt.
+    if (!m) return tl::unexpected(m.error().wrap("gc stopped"));
+    for (auto& d : m->disks) {
+      auto idx = read_index(id, d.name);
+      if (!idx) return tl::unexpected(idx.error().wrap("gc stopped"));
+      for (auto& c : idx->chunks)
+        if (!c.empty()) live.insert(c);
+    }
+  }
+  if (ec) return internal_error("list backups: " + ec.message());
+  for (auto& sub : fs::directory_iterator(root_ + "/chunks", ec)) {
+    if (!sub.is_directory()) continue;
+    for (auto& f : fs::directory_iterator(sub.path(), ec)) {
+      std::string name = f.path().filename().string();
+      if (live.count(name)) continue;
+      uint64_t sz = f.file_size(ec);
+      if (ec) sz = 0;
+      if (::unlink(f.path().c_str()) != 0) return errno_error(errno, "unlink", f.path());
+      // Temp files of killed writers count as removed bytes, not chunks.
+      if (name.rfind(".tmp-", 0) != 0) ++rep.chunks_removed;
+      rep.bytes_removed += sz;
+    }
+  }
+  if (ec) return internal_error("list chunks: " + ec.message());
+  return rep;
+}
+
+}  // namespace strata::backup
