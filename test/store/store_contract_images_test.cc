@@ -1,5 +1,7 @@
 // Store contract, part 3: the image catalog (unique names, field checks, CAS, paging,
 // delete) on every backend.
+#include <algorithm>
+
 #include "store_contract.h"
 
 namespace strata::store::testing {
@@ -40,7 +42,7 @@ TEST_P(StoreContractTest, ImagesRoundTripAndNamesAreUnique) {
   auto all = store_->list_images({});
   STORE_ASSERT_OK(all);
   ASSERT_EQ(all->size(), 3u);
-  ListOptions page;
+  ImageListOptions page;
   page.limit = 2;
   auto p1 = store_->list_images(page);
   STORE_ASSERT_OK(p1);
@@ -93,6 +95,45 @@ TEST_P(StoreContractTest, ImagesValidateCasAndDelete) {
   STORE_ASSERT_CODE(store_->get_image(img->id), ErrorCode::not_found);
   // The name is free again.
   STORE_ASSERT_OK(store_->create_image(image_named("base")));
+}
+
+// The image list's name filter (the console's search): a case-insensitive substring, LIKE's
+// wildcards taken literally, names with capitals found by a lowercase needle and back,
+// combinable with paging.
+TEST_P(StoreContractTest, ImagesByNameSubstring) {
+  for (const char* n : {"Debian-12", "debian-11", "ubuntu-24.04", "web_1", "web-x", "50%off"})
+    STORE_ASSERT_OK(store_->create_image(image_named(n)));
+  auto names = [&](ImageListOptions o) {
+    std::vector<std::string> out;
+    for (;;) {
+      auto r = store_->list_images(o);
+      EXPECT_TRUE(r.has_value());
+      if (!r) return out;
+      for (const auto& i : *r) out.push_back(i.name);
+      if (o.limit == 0 || static_cast<int>(r->size()) < o.limit) break;
+      o.after_id = r->back().id;
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  ImageListOptions o;
+  o.name_contains = "debian";
+  EXPECT_EQ(names(o), (std::vector<std::string>{"Debian-12", "debian-11"}));
+  o.name_contains = "DEBIAN-1";
+  o.limit = 1;
+  EXPECT_EQ(names(o), (std::vector<std::string>{"Debian-12", "debian-11"}));
+  o.limit = 0;
+  o.name_contains = "24.0";
+  EXPECT_EQ(names(o), (std::vector<std::string>{"ubuntu-24.04"}));
+  o.name_contains = "_";
+  EXPECT_EQ(names(o), (std::vector<std::string>{"web_1"}));
+  o.name_contains = "%";
+  EXPECT_EQ(names(o), (std::vector<std::string>{"50%off"}));
+  o.name_contains = "b-";  // '-' is no wildcard; "web_1" does not hold it
+  EXPECT_EQ(names(o), (std::vector<std::string>{"web-x"}));
+  o.name_contains = "nothing";
+  EXPECT_TRUE(names(o).empty());
+  EXPECT_EQ(names({}).size(), 6u);
 }
 
 }  // namespace

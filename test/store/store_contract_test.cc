@@ -2,6 +2,7 @@
 // label selection, validation. Runs against every backend (see *_store_test.cc).
 #include "store_contract.h"
 
+#include <algorithm>
 #include <atomic>
 #include <latch>
 #include <set>
@@ -398,6 +399,46 @@ TEST_P(StoreContractTest, ListVmsByNameSubstringStateAndNameOrder) {
   VmListOptions by_id;
   by_id.after_name = "zzz";
   EXPECT_EQ(store_->list_vms(by_id)->size(), vms.size());
+}
+
+// The host list's name filter (the console's search): a case-insensitive substring (a
+// host name with capitals found too), LIKE's wildcards literal, with the state filter and
+// paging.
+TEST_P(StoreContractTest, ListHostsByNameSubstring) {
+  for (const char* n : {"rack1-node1", "Rack1-Node2", "rack2-node1", "edge_1"})
+    STORE_ASSERT_OK(store_->create_host(make_host(n)));
+  HostRecord m = make_host("rack1-maint");
+  m.state = "maintenance";
+  STORE_ASSERT_OK(store_->create_host(m));
+  auto names = [&](HostListOptions o) {
+    std::vector<std::string> out;
+    for (;;) {
+      auto r = store_->list_hosts(o);
+      EXPECT_TRUE(r.has_value());
+      if (!r) return out;
+      for (const auto& h : *r) out.push_back(h.name);
+      if (o.limit == 0 || static_cast<int>(r->size()) < o.limit) break;
+      o.after_id = r->back().id;
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  HostListOptions o;
+  o.name_contains = "RACK1-";
+  EXPECT_EQ(names(o), (std::vector<std::string>{"Rack1-Node2", "rack1-maint", "rack1-node1"}));
+  o.limit = 2;
+  EXPECT_EQ(names(o).size(), 3u);
+  o.limit = 0;
+  o.state = "up";
+  EXPECT_EQ(names(o), (std::vector<std::string>{"Rack1-Node2", "rack1-node1"}));
+  o.state.reset();
+  o.name_contains = "node1";
+  EXPECT_EQ(names(o), (std::vector<std::string>{"rack1-node1", "rack2-node1"}));
+  o.name_contains = "_";
+  EXPECT_EQ(names(o), (std::vector<std::string>{"edge_1"}));
+  o.name_contains = "%";
+  EXPECT_TRUE(names(o).empty());
+  EXPECT_EQ(names({}).size(), 5u);
 }
 
 // The host page's VM list: the host filter in the query itself, combined with the name

@@ -6,7 +6,7 @@ import { html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 import { api, errorText, type Host, type StrataEvent, type Task, type Vm } from "./api/client";
 import { CursorPager, badResult, time, vmState } from "./format";
-import { eventMatches, searchMatches, searchTerm, targetHref, type EventFilter } from "./inventory";
+import { eventMatches, SEARCH_IMAGES, searchListQueries, searchMatches, searchTerm, targetHref, type EventFilter } from "./inventory";
 import { LivePage } from "./live-page";
 import { stateBadge } from "./pages";
 
@@ -160,16 +160,18 @@ class EventsPage extends LivePage {
 }
 customElements.define("strata-events", EventsPage);
 
-// Search (/search?q=): VMs by name or label on the server (the VM list's name and label
-// filters, first 25), hosts, clusters and images by name or label in their lists.
+// Search (/search?q=): VMs, hosts and images by name on the server (the lists' name filters:
+// VMs first 25, images first 100), VMs by label on the server too (the VM list's label
+// filter); hosts and images by label, and clusters (a handful, no filter), in their lists.
 class SearchPage extends LivePage {
   static override properties = { ...LivePage.properties, q: { state: true }, vms: { state: true }, moreVms: { state: true },
-    hosts: { state: true }, images: { state: true }, clusters: { state: true } };
+    hosts: { state: true }, images: { state: true }, moreImages: { state: true }, clusters: { state: true } };
   q = new URLSearchParams(location.search).get("q") ?? "";
   vms: Vm[] = [];
   moreVms = false;
   hosts: Host[] = [];
   images: Array<{ name?: string; kind?: string; labels?: Record<string, string> }> = [];
+  moreImages = false;
   clusters: string[] = [];
 
   protected override wants(e: StrataEvent | undefined): boolean {
@@ -188,18 +190,23 @@ class SearchPage extends LivePage {
     const vmQuery: Record<string, string | number> = { limit: 25, sort: "name" };
     if (term.name) vmQuery.name = term.name;
     if (term.label) vmQuery.label = term.label.value === undefined ? term.label.key : `${term.label.key}=${term.label.value}`;
+    const lists = searchListQueries(term);
     const [vms, hosts, images, clusters] = await Promise.all([
       // A label key alone is not a VM list filter: VMs are then matched by key=value only.
       term.label?.value === undefined && term.label ? null : api.GET("/api/v1/vms", { params: { query: vmQuery } }),
-      api.GET("/api/v1/hosts"),
-      api.GET("/api/v1/images", { params: { query: { limit: 1000 } } }),
+      api.GET("/api/v1/hosts", { params: { query: lists.hosts } }),
+      api.GET("/api/v1/images", { params: { query: lists.images } }),
       api.GET("/api/v1/clusters"),
     ]);
     if (vms && !vms.data) throw new Error(errorText(vms.error, "cannot search VMs"));
+    if (!hosts.data) throw new Error(errorText(hosts.error, "cannot search hosts"));
+    if (!images.data) throw new Error(errorText(images.error, "cannot search images"));
     this.vms = vms?.data?.vms ?? [];
     this.moreVms = !!vms?.data?.next;
     this.hosts = (hosts.data?.hosts ?? []).filter((h) => searchMatches(h, term));
-    this.images = ((images.data?.images ?? []) as typeof this.images).filter((i) => searchMatches(i, term));
+    const imageList = (images.data.images ?? []) as typeof this.images;
+    this.moreImages = !!lists.images.name && imageList.length >= SEARCH_IMAGES;
+    this.images = imageList.filter((i) => searchMatches(i, term));
     this.clusters = (clusters.data?.clusters ?? []).filter((c) => searchMatches(c, term)).map((c) => c.name);
   }
 
@@ -219,7 +226,8 @@ class SearchPage extends LivePage {
       ${this.clusters.length ? html`<section aria-labelledby="s-cl-h"><h2 id="s-cl-h">Clusters</h2>
         <ul class="plain" aria-label="Clusters found">${this.clusters.map((c) => html`<li><a href="/clusters/${c}">${c}</a></li>`)}</ul></section>` : nothing}
       ${this.images.length ? html`<section aria-labelledby="s-img-h"><h2 id="s-img-h">Images</h2>
-        <ul class="plain" aria-label="Images found">${this.images.map((i) => html`<li data-found-image=${i.name ?? ""}><a href="/images">${i.name}</a> <span class="muted">${i.kind ?? ""}</span></li>`)}</ul></section>` : nothing}`;
+        <ul class="plain" aria-label="Images found">${this.images.map((i) => html`<li data-found-image=${i.name ?? ""}><a href="/images">${i.name}</a> <span class="muted">${i.kind ?? ""}</span></li>`)}</ul>
+        ${this.moreImages ? html`<p class="muted">The first ${SEARCH_IMAGES} matching images are shown; type more of the name to narrow.</p>` : nothing}</section>` : nothing}`;
   }
 }
 customElements.define("strata-search", SearchPage);

@@ -129,6 +129,17 @@ export function searchTerm(text: string): SearchTerm {
   return { name: t.toLowerCase() };
 }
 
+// What the search page asks of GET /api/v1/hosts and GET /api/v1/images: a name part is
+// their `name` filter (a case-insensitive substring matched in the store's query, so any host
+// or image is found however long the list; images capped at SEARCH_IMAGES); a label is no
+// filter of theirs, so then the whole host list and the first 1000 images are read and
+// matched here (searchMatches).
+export const SEARCH_IMAGES = 100;
+export function searchListQueries(term: SearchTerm): { hosts: { name?: string }; images: { limit: number; name?: string } } {
+  if (term.name) return { hosts: { name: term.name }, images: { name: term.name, limit: SEARCH_IMAGES } };
+  return { hosts: {}, images: { limit: 1000 } };
+}
+
 export function searchMatches(item: { name?: string; labels?: Record<string, string> }, term: SearchTerm): boolean {
   if (term.name !== undefined) return (item.name ?? "").toLowerCase().includes(term.name);
   if (term.label) {

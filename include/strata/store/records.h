@@ -181,6 +181,11 @@ struct ListOptions {
 
 struct HostListOptions : ListOptions {
   std::optional<std::string> state;  // only hosts in this state
+  std::string name_contains;         // only names containing this (case-insensitive)
+};
+
+struct ImageListOptions : ListOptions {
+  std::string name_contains;  // only names containing this (case-insensitive)
 };
 
 struct VmListOptions : ListOptions {

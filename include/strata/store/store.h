@@ -131,7 +131,7 @@ class Store {
   virtual Result<ImageRecord> create_image(const ImageRecord& image) = 0;
   virtual Result<ImageRecord> get_image(const std::string& id) = 0;
   virtual Result<ImageRecord> get_image_by_name(const std::string& name) = 0;
-  virtual Result<std::vector<ImageRecord>> list_images(const ListOptions& options) = 0;
+  virtual Result<std::vector<ImageRecord>> list_images(const ImageListOptions& options) = 0;
   // CAS update of the mutable fields (state); bumps resource_version.
   virtual Result<ImageRecord> update_image(const ImageRecord& image) = 0;
   virtual Status delete_image(const std::string& id, std::optional<int64_t> expected_version) = 0;

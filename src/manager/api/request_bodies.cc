@@ -56,6 +56,19 @@ Result<VmListQuery> decode_vm_list_query(const HttpRequest& r) {
   return q;
 }
 
+Result<std::string> decode_name_substring(const HttpRequest& r) {
+  auto it = r.query.find("name");
+  if (it == r.query.end()) return std::string();
+  const std::string& v = it->second;
+  if (v.size() > 128)
+    return invalid_argument("name", "name (a substring of names) is at most 128 characters");
+  for (unsigned char ch : v)
+    if (ch < 0x20 || ch == 0x7f)
+      return invalid_argument("name",
+                              "name (a substring of names) must not hold control characters");
+  return v;
+}
+
 Result<std::optional<int64_t>> expected_version(const HttpRequest& r, const nlohmann::json* body) {
   std::optional<int64_t> v;
   if (const auto* f = body ? optional_member(*body, "resource_version") : nullptr) {

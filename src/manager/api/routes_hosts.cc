@@ -6,6 +6,7 @@
 #include "strata/manager/controllers/clusters.h"
 #include "strata/manager/vms/host_evacuation.h"
 #include "strata/manager/api/json_fields.h"
+#include "strata/manager/api/request_bodies.h"
 #include "strata/model/validation.h"
 #include "strata/pki/certificate_authority.h"
 #include "strata/pki/pki.h"
@@ -202,8 +203,12 @@ void add_host_routes(ApiService& api) {
     return resp;
   });
 
-  api.router().add("GET", "/api/v1/hosts", RouteOptions{}, [&d](HttpRequest&) {
-    auto list = d.store->list_hosts({});
+  api.router().add("GET", "/api/v1/hosts", RouteOptions{}, [&d](HttpRequest& r) {
+    auto name = decode_name_substring(r);
+    if (!name) return error_response(name.error());
+    store::HostListOptions o;
+    o.name_contains = *name;
+    auto list = d.store->list_hosts(o);
     if (!list) return error_response(list.error());
     nlohmann::json items = nlohmann::json::array();
     for (const auto& h : *list) items.push_back(host_json(d, h, false));

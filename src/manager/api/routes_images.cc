@@ -17,6 +17,7 @@
 #include "strata/common/sha256.h"
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/api/api_service.h"
+#include "strata/manager/api/request_bodies.h"
 #include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/image_probe.h"
 #include "strata/manager/controllers/vm_document.h"
@@ -177,10 +178,13 @@ void add_image_routes(ApiService& api) {
   RouteOptions view_hosts;  // asks every host that is up
   view_hosts.offload = true;
   api.router().add("GET", "/api/v1/images", view, [&d](HttpRequest& r) {
-    store::ListOptions o;
+    store::ImageListOptions o;
     auto limit = query_int(r, "limit", 0, 0, 10000);
     if (!limit) return error_response(limit.error());
     o.limit = *limit;
+    auto name = decode_name_substring(r);
+    if (!name) return error_response(name.error());
+    o.name_contains = *name;
     if (r.query.count("after")) o.after_id = r.query.at("after");
     auto list = d.store->list_images(o);
     if (!list) return error_response(list.error());

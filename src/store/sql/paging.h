@@ -5,6 +5,7 @@
 // until the page is full.
 #pragma once
 
+#include <cctype>
 #include <functional>
 #include <string>
 #include <vector>
@@ -15,6 +16,23 @@
 namespace strata::store::sql {
 
 inline std::string placeholder(size_t n) { return "$" + std::to_string(n); }
+
+// `column LIKE '%needle%'` with LIKE's wildcards in the needle escaped and the needle
+// lowercased, its parameter appended to `params`. SQLite's LIKE ignores ASCII case,
+// PostgreSQL's does not: pass "name" when the names are lowercase by validation (VMs),
+// "LOWER(name)" when the store does not promise that (hosts, images).
+inline std::string name_contains_condition(const std::string& column, const std::string& needle,
+                                           SqlParams& params) {
+  std::string pattern = "%";
+  for (char ch : needle) {
+    char low = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (low == '%' || low == '_' || low == '\\') pattern += '\\';
+    pattern += low;
+  }
+  pattern += '%';
+  params.emplace_back(pattern);
+  return column + " LIKE " + placeholder(params.size()) + " ESCAPE '\\'";
+}
 
 // The key a page is ordered by: a unique column and its index in `cols`.
 struct PageOrder {

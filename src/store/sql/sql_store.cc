@@ -213,8 +213,10 @@ Result<std::vector<HostRecord>> SqlStore::list_hosts(const HostListOptions& o) {
   SqlParams params;
   if (o.state) {
     params.emplace_back(*o.state);
-    conds.push_back("state = $1");
+    conds.push_back("state = " + placeholder(params.size()));
   }
+  if (!o.name_contains.empty())
+    conds.push_back(name_contains_condition("LOWER(name)", o.name_contains, params));
   return with_conn(
       [&](SqlConnection& c) {
         return select_paged<HostRecord>(c, kHostCols, "hosts", conds, params, o.after_id, o.limit,
@@ -320,19 +322,8 @@ Result<std::vector<VmRecord>> SqlStore::list_vms(const VmListOptions& o) {
     params.emplace_back(*o.host_id);
     conds.push_back("host_id = " + placeholder(params.size()));
   }
-  if (!o.name_contains.empty()) {
-    // LIKE with its wildcards escaped; names are lowercase, so is the pattern (SQLite's
-    // LIKE ignores ASCII case, PostgreSQL's does not).
-    std::string pattern = "%";
-    for (char ch : o.name_contains) {
-      char low = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      if (low == '%' || low == '_' || low == '\\') pattern += '\\';
-      pattern += low;
-    }
-    pattern += '%';
-    params.emplace_back(pattern);
-    conds.push_back("name LIKE " + placeholder(params.size()) + " ESCAPE '\\'");
-  }
+  if (!o.name_contains.empty())
+    conds.push_back(name_contains_condition("name", o.name_contains, params));
   PageOrder order;
   std::string after = o.after_id;
   if (o.order != VmListOptions::Order::id) {

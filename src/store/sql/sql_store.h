@@ -74,7 +74,7 @@ class SqlStore final : public Store {
   Result<ImageRecord> create_image(const ImageRecord& image) override;
   Result<ImageRecord> get_image(const std::string& id) override;
   Result<ImageRecord> get_image_by_name(const std::string& name) override;
-  Result<std::vector<ImageRecord>> list_images(const ListOptions& options) override;
+  Result<std::vector<ImageRecord>> list_images(const ImageListOptions& options) override;
   Result<ImageRecord> update_image(const ImageRecord& image) override;
   Status delete_image(const std::string& id, std::optional<int64_t> expected_version) override;
 

@@ -93,11 +93,15 @@ Result<ImageRecord> SqlStore::get_image_by_name(const std::string& name) {
       true);
 }
 
-Result<std::vector<ImageRecord>> SqlStore::list_images(const ListOptions& o) {
+Result<std::vector<ImageRecord>> SqlStore::list_images(const ImageListOptions& o) {
+  std::vector<std::string> conds;
+  SqlParams params;
+  if (!o.name_contains.empty())
+    conds.push_back(name_contains_condition("LOWER(name)", o.name_contains, params));
   return with_conn(
       [&](SqlConnection& c) {
-        return select_paged<ImageRecord>(c, kImageCols, "images", {}, {}, o.after_id, o.limit,
-                                         Labels{}, decode_image);
+        return select_paged<ImageRecord>(c, kImageCols, "images", conds, params, o.after_id,
+                                         o.limit, Labels{}, decode_image);
       },
       true);
 }

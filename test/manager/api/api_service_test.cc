@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
 
 #include "manager_parts.h"
@@ -1398,6 +1399,60 @@ TEST_F(ApiTest, TasksOfOneTargetNewestFirst) {
     EXPECT_EQ(status, 400u) << body;
     EXPECT_EQ(body["error"]["field"], f) << body;
   }
+}
+
+// The console's search: GET /api/v1/hosts?name= and GET /api/v1/images?name= list the names
+// holding the substring (any case), in the store's query; a bad value is a 400 naming "name".
+TEST_F(ApiTest, HostsAndImagesByNameSubstring) {
+  for (const char* n : {"Rack1-a", "rack1-b", "edge-1"}) add_host(n, 4, 4096);
+  for (const char* n : {"debian-12", "Debian-13", "alpine"}) {
+    store::ImageRecord i;
+    i.name = n;
+    i.kind = "disk";
+    i.format = "raw";
+    i.size_bytes = i.virtual_size = 4096;
+    i.sha256 = std::string(64, 'a');
+    ASSERT_TRUE(parts_.store->create_image(i));
+  }
+  std::string viewer = make_token("eyes", "viewer");
+  auto names = [&](const std::string& path, const std::string& key,
+                   std::map<std::string, std::string> q) {
+    HttpRequest r;
+    r.method = "GET";
+    r.path = path;
+    r.query = std::move(q);
+    r.headers["authorization"] = "Bearer " + viewer;
+    auto resp = api_->dispatch(r);
+    std::vector<std::string> out;
+    EXPECT_EQ(resp.status, 200u) << resp.body;
+    if (resp.status != 200u) return out;
+    json answer = json::parse(resp.body);
+    for (const auto& x : answer[key]) out.push_back(x["name"]);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(names("/api/v1/hosts", "hosts", {{"name", "RACK1"}}), (V{"Rack1-a", "rack1-b"}));
+  EXPECT_EQ(names("/api/v1/hosts", "hosts", {{"name", "dge"}}), (V{"edge-1"}));
+  EXPECT_EQ(names("/api/v1/hosts", "hosts", {{"name", "%"}}), V{});
+  EXPECT_EQ(names("/api/v1/hosts", "hosts", {{"name", ""}}).size(), 3u);
+  EXPECT_EQ(names("/api/v1/hosts", "hosts", {}).size(), 3u);
+  EXPECT_EQ(names("/api/v1/images", "images", {{"name", "debian"}}), (V{"Debian-13", "debian-12"}));
+  EXPECT_EQ(names("/api/v1/images", "images", {{"name", "debian"}, {"limit", "1"}}).size(), 1u);
+  EXPECT_EQ(names("/api/v1/images", "images", {{"name", "PIN"}}), (V{"alpine"}));
+  EXPECT_EQ(names("/api/v1/images", "images", {{"name", "_"}}), V{});
+  EXPECT_EQ(names("/api/v1/images", "images", {}).size(), 3u);
+  for (const char* path : {"/api/v1/hosts", "/api/v1/images"})
+    for (const auto& bad : {std::string(129, 'a'), std::string("a\nb")}) {
+      HttpRequest r;
+      r.method = "GET";
+      r.path = path;
+      r.query = {{"name", bad}};
+      r.headers["authorization"] = "Bearer " + viewer;
+      auto resp = api_->dispatch(r);
+      EXPECT_EQ(resp.status, 400u) << path << " " << resp.body;
+      EXPECT_EQ(field(resp), "name") << path << " " << resp.body;
+    }
 }
 
 // PATCH /api/v1/vms/{name} {"labels": {...}}: set and remove keys in one audited change;

@@ -851,12 +851,26 @@ try {
         await search("tier=web");
         await page.locator(`li[data-found-vm="${vmName}"]`).waitFor();
       }
-      await search(hostName);
-      await page.locator(`li[data-found-host="${hostName}"]`).waitFor();
-      await search("tiny-");
-      await page.locator('li[data-found-image="tiny-kernel"]').waitFor().catch(async () => {
-        expect(!vmName, "the tiny-kernel image not found by name");
-      });
+      // The host and an image by name are asked of the server (the lists' name filter): the
+      // request carries name=, and its answer (not a list read whole) holds what is shown.
+      const searchAsking = async (q, list) => {
+        const answer = page.waitForResponse((r) => {
+          const u = new URL(r.url());
+          return u.pathname === `/api/v1/${list}` && u.searchParams.get("name") === q.toLowerCase();
+        });
+        await search(q);
+        const r = await answer;
+        expect(r.status() === 200, `GET /api/v1/${list}?name=${q}: ${r.status()}`);
+        return (await r.json())[list].map((x) => x.name);
+      };
+      if (hostName) {
+        const found = await searchAsking(hostName.toUpperCase(), "hosts");
+        expect(found.length === 1 && found[0] === hostName, `hosts?name=${hostName.toUpperCase()} answered ${found}`);
+        await page.locator(`li[data-found-host="${hostName}"]`).waitFor();
+      }
+      const images = await searchAsking("tiny-k", "images");
+      expect(!vmName || (images.length === 1 && images[0] === "tiny-kernel"), `images?name=tiny-k answered ${images}`);
+      if (vmName) await page.locator('li[data-found-image="tiny-kernel"]').waitFor();
       await page.screenshot({ path: join(shots, "search.png"), fullPage: true });
     });
   }

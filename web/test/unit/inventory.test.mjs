@@ -73,3 +73,12 @@ test("global search: a name part, or a label (key=value, key=)", async () => {
   assert.equal(searchMatches({ name: "h1" }, searchTerm("tier=")), false);
   assert.equal(searchMatches(vm, {}), false);
 });
+
+test("global search: a name part asks the host and image lists' name filter, a label reads the lists", async () => {
+  const { searchTerm, searchListQueries, SEARCH_IMAGES } = await import("../../build-unit/inventory.js");
+  assert.deepEqual(searchListQueries(searchTerm(" Tiny- ")), { hosts: { name: "tiny-" }, images: { name: "tiny-", limit: SEARCH_IMAGES } });
+  assert.deepEqual(searchListQueries(searchTerm("tier=web")), { hosts: {}, images: { limit: 1000 } });
+  assert.deepEqual(searchListQueries(searchTerm("tier=")), { hosts: {}, images: { limit: 1000 } });
+  assert.deepEqual(searchListQueries(searchTerm("")), { hosts: {}, images: { limit: 1000 } });
+  assert.ok(SEARCH_IMAGES > 0 && SEARCH_IMAGES <= 10000);
+});

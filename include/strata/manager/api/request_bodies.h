@@ -39,6 +39,11 @@ struct VmListQuery {
 };
 Result<VmListQuery> decode_vm_list_query(const HttpRequest& r);
 
+// Query parameter `name` of GET /api/v1/hosts and GET /api/v1/images: a substring of the
+// names to list (case-insensitive), "" when absent; at most 128 characters (an image name's
+// limit, longer than any host name), no control characters. Errors name "name".
+Result<std::string> decode_name_substring(const HttpRequest& r);
+
 inline constexpr int64_t kMaxTokenTtlS = 10ll * 365 * 24 * 3600;
 
 // POST /api/v1/tokens: {"name", "role", "ttl_s"?}.
