@@ -4,14 +4,19 @@
 
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
+#include <filesystem>
 #include <memory>
 #include <string>
 
+#include "strata/backup/repository.h"
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/manager/vms/backup_service.h"
 #include "strata/manager/vms/balancer.h"
 #include "strata/manager/vms/vm_service.h"
 
@@ -29,6 +34,9 @@ struct ManagerParts {
   std::unique_ptr<ClusterService> clusters;
   std::unique_ptr<VmController> controller;
   std::unique_ptr<VmService> vms;
+  // Backups into a repository in a temp folder (removed with the parts).
+  std::string backup_repo;
+  std::unique_ptr<BackupService> backups;
   std::unique_ptr<Balancer> balancer;  // not started: its cycles run only when a test calls tick()
 
   // Builds every part; a failure is a fatal gtest failure (call through ASSERT_NO_FATAL_FAILURE).
@@ -57,6 +65,19 @@ struct ManagerParts {
                                       });
     vms->set_agents([a = agents.get()](const std::string& host_id) { return a->client(host_id); });
     balancer = std::make_unique<Balancer>(*vms, *events, clock);
+    char tmpl[] = "/tmp/strata-api-backups-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    backup_repo = tmpl;
+    auto repo = backup::Repository::open(backup_repo);
+    ASSERT_TRUE(repo) << repo.error().to_string();
+    backups = std::make_unique<BackupService>(
+        *store, *events, clock,
+        [a = agents.get()](const std::string& host_id) { return a->client(host_id); },
+        std::move(*repo));
+  }
+  ~ManagerParts() {
+    backups.reset();
+    if (!backup_repo.empty()) std::filesystem::remove_all(backup_repo);
   }
 
   ApiDeps deps() const {
@@ -71,6 +92,7 @@ struct ManagerParts {
     d.clusters = clusters.get();
     d.vms = vms.get();
     d.balancer = balancer.get();
+    d.backups = backups.get();
     d.clock = clock;
     return d;
   }
