@@ -349,7 +349,9 @@ Result<std::vector<BlockNodeInfo>> parse_named_block_nodes(const json& ret) {
       if (!it->is_array()) return bad_reply(what, "\"dirty-bitmaps\" is not an array");
       for (auto& bm : *it) {
         DirtyBitmapInfo d;
-        auto name = get_string(bm, "name", what);
+        // "name" is optional: a block job's own bitmap (a running mirror's) has none. Such
+        // a bitmap is QEMU's, not ours, and is left out.
+        auto name = get_opt_string(bm, "name", what);
         if (!name) return tl::unexpected(name.error());
         auto count = get_u64(bm, "count", what);
         if (!count) return tl::unexpected(count.error());
@@ -371,7 +373,7 @@ Result<std::vector<BlockNodeInfo>> parse_named_block_nodes(const json& ret) {
         d.busy = *busy;
         d.persistent = *pers;
         d.inconsistent = *inc;
-        b.dirty_bitmaps.push_back(std::move(d));
+        if (!d.name.empty()) b.dirty_bitmaps.push_back(std::move(d));
       }
     }
     out.push_back(std::move(b));
