@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "event_hub.h"
-#include "strata/agent/service/grpc_status.h"
 #include "strata/agent/service/proto_convert.h"
 #include "strata/common/json.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
+#include "strata/wire/status.h"
 
 namespace strata::agent::service {
 
@@ -110,18 +110,18 @@ template <typename Req, typename Resp>
 grpc::Status AgentService::once_in(RequestLog& requests, const char* method, const Req& request,
                                    Resp* response, const std::function<Status(Resp*)>& run) {
   const std::string& id = request.request_id();
-  if (auto st = validate_request_id(id); !st) return to_grpc_status(st.error());
+  if (auto st = validate_request_id(id); !st) return wire::to_grpc_status(st.error());
   Req content = request;
   content.clear_request_id();
   std::string fp = fingerprint(std::string(method) + '\0' + deterministic_bytes(content));
 
   if (auto prior = requests.begin(id)) {
     if (prior->method != method || prior->fingerprint != fp) {
-      return to_grpc_status(Error{ErrorCode::invalid_argument,
-                                  fmt::format("request id already used for a different {} "
-                                              "request",
-                                              prior->method),
-                                  "request_id"});
+      return wire::to_grpc_status(Error{ErrorCode::invalid_argument,
+                                        fmt::format("request id already used for a different {} "
+                                                    "request",
+                                                    prior->method),
+                                        "request_id"});
     }
     log()->info("repeated request id={} method={} code={}", id, method, prior->outcome.status_code);
     const auto& o = prior->outcome;
@@ -135,7 +135,7 @@ grpc::Status AgentService::once_in(RequestLog& requests, const char* method, con
   }
 
   Status result = run(response);
-  grpc::Status status = result ? grpc::Status::OK : to_grpc_status(result.error());
+  grpc::Status status = result ? grpc::Status::OK : wire::to_grpc_status(result.error());
   if (!result) {
     log()->info("request failed id={} method={} error={}", id, method, result.error().to_string());
   }
@@ -163,9 +163,10 @@ Status AgentService::current(const std::string& name, v1::VmStatus* out) const {
 
 grpc::Status AgentService::GetVm(grpc::ServerContext*, const v1::GetVmRequest* req,
                                  v1::GetVmResponse* resp) {
-  if (auto st = model::validate_name("name", req->name()); !st) return to_grpc_status(st.error());
+  if (auto st = model::validate_name("name", req->name()); !st)
+    return wire::to_grpc_status(st.error());
   auto st = current(req->name(), resp->mutable_vm());
-  return st ? grpc::Status::OK : to_grpc_status(st.error());
+  return st ? grpc::Status::OK : wire::to_grpc_status(st.error());
 }
 
 // A define whose caller went away (a manager killed or its deadline passed) is undone:
@@ -290,9 +291,10 @@ grpc::Status AgentService::ChangeCdrom(grpc::ServerContext*, const v1::ChangeCdr
 
 grpc::Status AgentService::ReadUefiVars(grpc::ServerContext*, const v1::ReadUefiVarsRequest* req,
                                         v1::ReadUefiVarsResponse* resp) {
-  if (auto st = model::validate_name("name", req->name()); !st) return to_grpc_status(st.error());
+  if (auto st = model::validate_name("name", req->name()); !st)
+    return wire::to_grpc_status(st.error());
   auto vars = hv_.read_uefi_vars(req->name());
-  if (!vars) return to_grpc_status(vars.error());
+  if (!vars) return wire::to_grpc_status(vars.error());
   resp->set_vars(std::move(*vars));
   return grpc::Status::OK;
 }

@@ -2,9 +2,9 @@
 // (CreateBackup, RestoreBackup) over Hypervisor::backup / restore_disks
 // (docs/internals/backup.md). Both go through the request-id log (once<>).
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/grpc_status.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
+#include "strata/wire/status.h"
 
 namespace strata::agent::service {
 

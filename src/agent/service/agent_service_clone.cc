@@ -2,34 +2,35 @@
 // copy's progress streamed. A retry is recognised by the VM it made (same name and uuid),
 // not through the request-id log: the log keeps unary answers, this one is a stream.
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/grpc_status.h"
 #include "strata/agent/service/proto_convert.h"
 #include "strata/agent/service/request_log.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
+#include "strata/wire/status.h"
 
 namespace strata::agent::service {
 
 grpc::Status AgentService::CloneVm(grpc::ServerContext* ctx, const v1::CloneVmRequest* req,
                                    grpc::ServerWriter<v1::CloneProgress>* writer) {
   static auto log = logger("agent.clone");
-  if (auto st = validate_request_id(req->request_id()); !st) return to_grpc_status(st.error());
+  if (auto st = validate_request_id(req->request_id()); !st)
+    return wire::to_grpc_status(st.error());
   if (auto st = model::validate_name("source", req->source()); !st)
-    return to_grpc_status(st.error());
-  if (!req->has_spec()) return to_grpc_status(invalid_argument("spec", "required").value());
+    return wire::to_grpc_status(st.error());
+  if (!req->has_spec()) return wire::to_grpc_status(invalid_argument("spec", "required").value());
   auto spec = from_proto(req->spec(), "spec");
-  if (!spec) return to_grpc_status(spec.error());
+  if (!spec) return wire::to_grpc_status(spec.error());
   if (spec->uuid.empty())
-    return to_grpc_status(invalid_argument("spec.uuid", "required for a clone").value());
+    return wire::to_grpc_status(invalid_argument("spec.uuid", "required for a clone").value());
   if (auto st = model::validate(*spec); !st) {
     Error e = st.error();
     if (!e.field.empty()) e.field = "spec." + e.field;
-    return to_grpc_status(e);
+    return wire::to_grpc_status(e);
   }
   // Done before (a retry): the clone exists with this uuid.
   if (auto existing = hv_.status(spec->name); existing) {
     if (existing->spec.uuid != spec->uuid)
-      return to_grpc_status(
+      return wire::to_grpc_status(
           Error{ErrorCode::already_exists, "VM exists: " + spec->name, "spec.name"});
     v1::CloneProgress last;
     last.set_done(1);
@@ -45,7 +46,7 @@ grpc::Status AgentService::CloneVm(grpc::ServerContext* ctx, const v1::CloneVmRe
     p.set_total(total);
     writer->Write(p);
   });
-  if (!made) return to_grpc_status(made.error());
+  if (!made) return wire::to_grpc_status(made.error());
   v1::CloneProgress last;
   last.set_done(1);
   last.set_total(1);

@@ -7,10 +7,10 @@
 #include <fmt/format.h>
 
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/grpc_status.h"
 #include "strata/common/log.h"
 #include "strata/common/sha256.h"
 #include "strata/model/validation.h"
+#include "strata/wire/status.h"
 
 namespace strata::agent::service {
 
@@ -74,7 +74,7 @@ grpc::Status AgentService::ReadDisk(grpc::ServerContext* ctx, const v1::ReadDisk
     return {};
   };
   auto st = run();
-  if (!st) return to_grpc_status(st.error());
+  if (!st) return wire::to_grpc_status(st.error());
   return grpc::Status::OK;
 }
 
@@ -128,7 +128,7 @@ grpc::Status AgentService::WriteDisk(grpc::ServerContext*, grpc::ServerReader<v1
     return {};
   };
   auto st = run();
-  if (!st) return to_grpc_status(st.error());
+  if (!st) return wire::to_grpc_status(st.error());
   return grpc::Status::OK;
 }
 

@@ -11,11 +11,11 @@
 #include <random>
 
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/grpc_status.h"
 #include "strata/agent/service/proto_convert.h"
 #include "strata/common/log.h"
 #include "strata/common/sha256.h"
 #include "strata/model/validation.h"
+#include "strata/wire/status.h"
 
 namespace strata::agent::service {
 
@@ -143,7 +143,7 @@ grpc::Status AgentService::PutImage(grpc::ServerContext*,
     return {};
   };
   auto st = run();
-  if (!st) return to_grpc_status(st.error());
+  if (!st) return wire::to_grpc_status(st.error());
   return grpc::Status::OK;
 }
 

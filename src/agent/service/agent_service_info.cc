@@ -2,9 +2,9 @@
 #include <algorithm>
 
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/grpc_status.h"
 #include "strata/agent/service/proto_convert.h"
 #include "strata/model/validation.h"
+#include "strata/wire/status.h"
 
 namespace strata::agent::service {
 
@@ -18,10 +18,10 @@ bool has_process(model::VmState s) {
 grpc::Status AgentService::GetInventory(grpc::ServerContext*, const v1::GetInventoryRequest*,
                                         v1::GetInventoryResponse* resp) {
   if (!opts_.inventory) {
-    return to_grpc_status(Error{ErrorCode::unavailable, "no inventory provider", {}});
+    return wire::to_grpc_status(Error{ErrorCode::unavailable, "no inventory provider", {}});
   }
   auto inv = opts_.inventory();
-  if (!inv) return to_grpc_status(inv.error());
+  if (!inv) return wire::to_grpc_status(inv.error());
   *resp->mutable_inventory() = std::move(*inv);
   return grpc::Status::OK;
 }
@@ -30,7 +30,7 @@ grpc::Status AgentService::GetMetrics(grpc::ServerContext*, const v1::GetMetrics
                                       v1::GetMetricsResponse* resp) {
   if (opts_.host_metrics) {
     auto host = opts_.host_metrics();
-    if (!host) return to_grpc_status(host.error());
+    if (!host) return wire::to_grpc_status(host.error());
     *resp->mutable_host() = std::move(*host);
   }
   auto vms = hv_.list();
@@ -67,7 +67,7 @@ grpc::Status AgentService::ListVms(grpc::ServerContext*, const v1::ListVmsReques
 grpc::Status AgentService::ListImages(grpc::ServerContext*, const v1::ListImagesRequest*,
                                       v1::ListImagesResponse* resp) {
   if (!opts_.images) {
-    return to_grpc_status(Error{ErrorCode::unavailable, "no image store", {}});
+    return wire::to_grpc_status(Error{ErrorCode::unavailable, "no image store", {}});
   }
   auto images = opts_.images->list_images();
   std::sort(images.begin(), images.end(),
@@ -84,14 +84,15 @@ grpc::Status AgentService::Health(grpc::ServerContext* ctx, const v1::HealthRequ
   if (req->ha_lease_ms() != 0) {
     constexpr int64_t kMaxLeaseMs = 3600 * 1000;
     if (req->ha_lease_ms() < 0 || req->ha_lease_ms() > kMaxLeaseMs)
-      return to_grpc_status(Error{ErrorCode::invalid_argument,
-                                  "ha_lease_ms must be between 1 and 3600000", "ha_lease_ms"});
+      return wire::to_grpc_status(Error{
+          ErrorCode::invalid_argument, "ha_lease_ms must be between 1 and 3600000", "ha_lease_ms"});
     if (req->ha_vms_size() > 100000)
-      return to_grpc_status(
+      return wire::to_grpc_status(
           Error{ErrorCode::invalid_argument, "at most 100000 ha_vms", "ha_vms"});
     std::vector<std::string> vms;
     for (const auto& name : req->ha_vms()) {
-      if (auto st = model::validate_name("ha_vms", name); !st) return to_grpc_status(st.error());
+      if (auto st = model::validate_name("ha_vms", name); !st)
+        return wire::to_grpc_status(st.error());
       vms.push_back(name);
     }
     if (ctx && ctx->deadline() < std::chrono::system_clock::now())
@@ -110,10 +111,11 @@ grpc::Status AgentService::Health(grpc::ServerContext* ctx, const v1::HealthRequ
 
 grpc::Status AgentService::ConsoleTail(grpc::ServerContext*, const v1::ConsoleTailRequest* req,
                                        v1::ConsoleTailResponse* resp) {
-  if (auto st = model::validate_name("name", req->name()); !st) return to_grpc_status(st.error());
+  if (auto st = model::validate_name("name", req->name()); !st)
+    return wire::to_grpc_status(st.error());
   size_t max = req->max_bytes() ? std::min<uint32_t>(req->max_bytes(), 1u << 20) : 65536;
   auto tail = hv_.console_tail(req->name(), max);
-  if (!tail) return to_grpc_status(tail.error());
+  if (!tail) return wire::to_grpc_status(tail.error());
   resp->set_data(std::move(*tail));
   return grpc::Status::OK;
 }

@@ -3,18 +3,17 @@
 // (deduplicated by request id like every mutating RPC, and naturally idempotent where a
 // retry finds the work done); Perform starts a job that outlives its stream.
 #include <arpa/inet.h>
+#include <fmt/format.h>
 
 #include <condition_variable>
 #include <thread>
 
-#include <fmt/format.h>
-
 #include "strata/agent/migration.h"
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/grpc_status.h"
 #include "strata/agent/service/proto_convert.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
+#include "strata/wire/status.h"
 
 namespace strata::agent::service {
 
@@ -108,11 +107,12 @@ void AgentService::join_migrations() {
 grpc::Status AgentService::BeginMigration(grpc::ServerContext*,
                                           const v1::BeginMigrationRequest* req,
                                           v1::BeginMigrationResponse* resp) {
-  if (auto st = model::validate_name("name", req->name()); !st) return to_grpc_status(st.error());
+  if (auto st = model::validate_name("name", req->name()); !st)
+    return wire::to_grpc_status(st.error());
   auto* mig = hv_.migration();
   if (!mig) return cannot_migrate();
   auto src = mig->begin_migration(req->name());
-  if (!src) return to_grpc_status(src.error());
+  if (!src) return wire::to_grpc_status(src.error());
   *resp->mutable_spec() = agent::service::to_proto(src->spec);
   resp->set_profile_json(src->profile_json);
   return grpc::Status::OK;
@@ -153,12 +153,14 @@ grpc::Status AgentService::PrepareMigration(grpc::ServerContext*,
 grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
                                             const v1::PerformMigrationRequest* req,
                                             grpc::ServerWriter<v1::MigrationProgress>* writer) {
-  if (auto st = validate_request_id(req->request_id()); !st) return to_grpc_status(st.error());
-  if (auto st = model::validate_name("name", req->name()); !st) return to_grpc_status(st.error());
+  if (auto st = validate_request_id(req->request_id()); !st)
+    return wire::to_grpc_status(st.error());
+  if (auto st = model::validate_name("name", req->name()); !st)
+    return wire::to_grpc_status(st.error());
   auto* mig = hv_.migration();
   if (!mig) return cannot_migrate();
   if (req->migration_uri().empty() || req->migration_uri().size() > 300)
-    return to_grpc_status(invalid_argument("migration_uri", "required").value());
+    return wire::to_grpc_status(invalid_argument("migration_uri", "required").value());
   v1::PerformMigrationRequest content = *req;
   content.clear_request_id();
   const std::string fp = content.SerializeAsString();
@@ -177,12 +179,12 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
       }
       if (j->request_id == req->request_id()) {
         if (j->fingerprint != fp)
-          return to_grpc_status(Error{ErrorCode::invalid_argument,
-                                      "request id already used for a different migration",
-                                      "request_id"});
+          return wire::to_grpc_status(Error{ErrorCode::invalid_argument,
+                                            "request id already used for a different migration",
+                                            "request_id"});
         job = j;  // follow the same job
       } else if (!done) {
-        return to_grpc_status(Error{
+        return wire::to_grpc_status(Error{
             ErrorCode::failed_precondition,
             fmt::format("VM {} is already migrating (request {})", req->name(), j->request_id),
             {}});
@@ -226,7 +228,7 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
     std::unique_lock jl(job->mu);
     job->cv.wait_for(jl, 250ms, [&] { return job->seq != seen || job->done; });
     if (job->done) {
-      if (!job->result) return to_grpc_status(job->result.error());
+      if (!job->result) return wire::to_grpc_status(job->result.error());
       v1::MigrationProgress last = to_proto(job->latest);
       last.set_phase("completed");
       auto* o = last.mutable_outcome();

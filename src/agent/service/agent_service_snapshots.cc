@@ -2,9 +2,9 @@
 // DeleteSnapshot) over Hypervisor::snapshot_*. Mutating RPCs go through the request-id
 // log like the other lifecycle RPCs (once<>, instantiated in agent_service.cc).
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/grpc_status.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
+#include "strata/wire/status.h"
 
 namespace strata::agent::service {
 
@@ -48,9 +48,9 @@ grpc::Status AgentService::CreateSnapshot(grpc::ServerContext*,
 
 grpc::Status AgentService::ListSnapshots(grpc::ServerContext*, const v1::ListSnapshotsRequest* req,
                                          v1::ListSnapshotsResponse* resp) {
-  if (auto st = model::validate_name("vm", req->vm()); !st) return to_grpc_status(st.error());
+  if (auto st = model::validate_name("vm", req->vm()); !st) return wire::to_grpc_status(st.error());
   auto list = hv_.snapshot_list(req->vm());
-  if (!list) return to_grpc_status(list.error());
+  if (!list) return wire::to_grpc_status(list.error());
   for (auto& s : *list) to_proto(s, resp->add_snapshots());
   return grpc::Status::OK;
 }

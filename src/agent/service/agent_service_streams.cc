@@ -14,9 +14,9 @@
 
 #include "event_hub.h"
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/grpc_status.h"
 #include "strata/agent/service/proto_convert.h"
 #include "strata/model/validation.h"
+#include "strata/wire/status.h"
 #include "stream_queue.h"
 
 namespace strata::agent::service {
@@ -26,10 +26,10 @@ constexpr auto kPoll = std::chrono::milliseconds(200);
 constexpr size_t kConsoleQueueChunks = 4096;
 
 grpc::Status shutting_down() {
-  return to_grpc_status(Error{ErrorCode::unavailable, "agent is shutting down", {}});
+  return wire::to_grpc_status(Error{ErrorCode::unavailable, "agent is shutting down", {}});
 }
 grpc::Status overflowed(const char* what) {
-  return to_grpc_status(Error{
+  return wire::to_grpc_status(Error{
       ErrorCode::resource_exhausted, std::string(what) + " stream fell behind; reconnect", {}});
 }
 }  // namespace
@@ -37,16 +37,17 @@ grpc::Status overflowed(const char* what) {
 grpc::Status AgentService::StreamConsole(grpc::ServerContext* ctx,
                                          const v1::StreamConsoleRequest* req,
                                          grpc::ServerWriter<v1::ConsoleChunk>* writer) {
-  if (auto st = model::validate_name("name", req->name()); !st) return to_grpc_status(st.error());
+  if (auto st = model::validate_name("name", req->name()); !st)
+    return wire::to_grpc_status(st.error());
   auto queue = std::make_shared<StreamQueue<std::string>>(kConsoleQueueChunks);
   // Subscribe before reading the tail: the two may overlap by a few bytes, but no output
   // is lost between them.
   auto sub = hv_.console_subscribe(
       req->name(), [queue](std::string_view data) { queue->push(std::string(data)); });
-  if (!sub) return to_grpc_status(sub.error());
+  if (!sub) return wire::to_grpc_status(sub.error());
   if (req->tail_bytes() > 0) {
     auto tail = hv_.console_tail(req->name(), std::min<uint32_t>(req->tail_bytes(), 1u << 20));
-    if (!tail) return to_grpc_status(tail.error());
+    if (!tail) return wire::to_grpc_status(tail.error());
     v1::ConsoleChunk chunk;
     chunk.set_data(std::move(*tail));
     if (!chunk.data().empty() && !writer->Write(chunk)) return grpc::Status::OK;
@@ -119,18 +120,20 @@ grpc::Status AgentService::StreamDisplay(
     grpc::ServerReaderWriter<v1::DisplayChunk, v1::DisplayChunk>* stream) {
   v1::DisplayChunk first;
   if (!stream->Read(&first)) return grpc::Status::OK;  // the caller went away at once
-  if (auto st = model::validate_name("name", first.name()); !st) return to_grpc_status(st.error());
+  if (auto st = model::validate_name("name", first.name()); !st)
+    return wire::to_grpc_status(st.error());
   auto vm = hv_.status(first.name());
-  if (!vm) return to_grpc_status(vm.error());
+  if (!vm) return wire::to_grpc_status(vm.error());
   if (vm->vnc_socket.empty())
-    return to_grpc_status(Error{ErrorCode::failed_precondition,
-                                "the VM has no VNC display (its spec has vnc false)", "name"});
+    return wire::to_grpc_status(Error{ErrorCode::failed_precondition,
+                                      "the VM has no VNC display (its spec has vnc false)",
+                                      "name"});
   if (vm->state != model::VmState::running && vm->state != model::VmState::paused)
-    return to_grpc_status(
+    return wire::to_grpc_status(
         Error{ErrorCode::failed_precondition,
               std::string("the VM is not running (") + model::to_string(vm->state) + ")", "name"});
   auto fd = connect_display(vm->vnc_socket);
-  if (!fd) return to_grpc_status(fd.error());
+  if (!fd) return wire::to_grpc_status(fd.error());
 
   // Caller -> display on a thread of its own; display -> caller here. Either side closing
   // ends both: the input thread shuts the socket down, this loop cancels the call.
@@ -169,7 +172,8 @@ grpc::Status AgentService::StreamDisplay(
 grpc::Status AgentService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
                                        grpc::ServerWriter<v1::VmEvent>* writer) {
   if (!req->vm().empty()) {
-    if (auto st = model::validate_name("vm", req->vm()); !st) return to_grpc_status(st.error());
+    if (auto st = model::validate_name("vm", req->vm()); !st)
+      return wire::to_grpc_status(st.error());
   }
   // Subscribe before the snapshot so no transition between the two is missed.
   auto queue = hub_->subscribe();

@@ -134,7 +134,9 @@ int ctl_vm_show(const CtlGlobal& g, const std::string& name) {
 }
 
 int ctl_vm_define(const CtlGlobal& g, const DefineFlags& f) {
-  v1::VmSpec spec;
+  // The spec is the model's, from a file or the flags, and goes on the wire through the one
+  // conversion (wire/vm.h); the agent validates it.
+  model::VmSpec m;
   if (!f.spec_file.empty()) {
     std::ifstream in(f.spec_file);
     if (!in) return fail(Error{ErrorCode::not_found, "cannot read " + f.spec_file, "--spec"});
@@ -146,46 +148,44 @@ int ctl_vm_define(const CtlGlobal& g, const DefineFlags& f) {
     } catch (const nlohmann::json::exception& e) {
       return fail(Error{ErrorCode::invalid_argument, e.what(), "--spec"});
     }
-    auto m = model::vm_spec_from_json(j);
-    if (!m) return fail(m.error());
-    spec = service::to_proto(*m);
+    auto parsed = model::vm_spec_from_json(j);
+    if (!parsed) return fail(parsed.error());
+    m = std::move(*parsed);
   } else {
-    spec.set_name(f.name);
-    spec.set_uuid(f.uuid);
-    spec.set_vcpus(f.vcpus);
-    spec.set_machine(f.machine);
+    m.name = f.name;
+    m.uuid = f.uuid;
+    if (f.vcpus != 0) m.vcpus = f.vcpus;
+    if (!f.machine.empty()) m.machine = f.machine;
     if (!f.memory.empty()) {
       // A bare number is MiB here (unlike disk sizes): "--memory 512".
       bool bare = f.memory.find_first_not_of("0123456789") == std::string::npos;
       auto bytes = parse_size("--memory", bare ? f.memory + "M" : f.memory);
       if (!bytes) return fail(bytes.error());
-      spec.set_memory_mib(*bytes >> 20);
+      m.memory_mib = *bytes >> 20;
     }
     if (!f.kernel.empty()) {
-      auto* kb = spec.mutable_kernel_boot();
-      kb->set_kernel(f.kernel);
-      kb->set_initrd(f.initrd);
-      kb->set_cmdline(f.cmdline);
+      m.kernel_boot = model::KernelBoot{f.kernel, f.initrd, f.cmdline};
     } else if (!f.initrd.empty() || !f.cmdline.empty()) {
       return fail(Error{ErrorCode::invalid_argument, "needs --kernel", "--initrd/--cmdline"});
     }
     for (const auto& d : f.disks) {
       auto disk = parse_disk_flag(d);
       if (!disk) return fail(disk.error());
-      *spec.add_disks() = *disk;
+      m.disks.push_back(std::move(*disk));
     }
     for (const auto& n : f.nics) {
       auto nic = parse_nic_flag(n);
       if (!nic) return fail(nic.error());
-      *spec.add_nics() = *nic;
+      m.nics.push_back(std::move(*nic));
     }
     for (const auto& l : f.labels) {
       auto kv = parse_label_flag(l);
       if (!kv) return fail(kv.error());
-      (*spec.mutable_labels())[kv->first] = kv->second;
+      m.labels[kv->first] = kv->second;
     }
-    if (f.no_vnc) spec.set_vnc(false);
+    if (f.no_vnc) m.vnc = false;
   }
+  const v1::VmSpec spec = wire::to_proto(m);
   v1::DefineVmRequest req;
   std::string rid = request_id(g);
   req.set_request_id(rid);
@@ -286,7 +286,7 @@ int ctl_vm_console(const CtlGlobal& g, const std::string& name, bool follow,
   v1::ConsoleChunk chunk;
   while (reader->Read(&chunk)) std::cout << chunk.data() << std::flush;
   auto st = reader->Finish();
-  if (!st.ok()) return fail(service::from_grpc_status(st));
+  if (!st.ok()) return fail(wire::from_grpc_status(st));
   return kExitOk;
 }
 
@@ -326,7 +326,7 @@ int ctl_events(const CtlGlobal& g, const std::string& vm, bool current) {
     }
   }
   auto st = reader->Finish();
-  if (!st.ok()) return fail(service::from_grpc_status(st));
+  if (!st.ok()) return fail(wire::from_grpc_status(st));
   return kExitOk;
 }
 

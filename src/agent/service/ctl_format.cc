@@ -47,26 +47,26 @@ Result<uint64_t> parse_size(const std::string& field, const std::string& text) {
   return value << shift;
 }
 
-Result<v1::DiskSpec> parse_disk_flag(const std::string& text) {
-  v1::DiskSpec d;
+Result<model::DiskSpec> parse_disk_flag(const std::string& text) {
+  model::DiskSpec d;
   for (const auto& part : split(text, ',')) {
     auto eq = part.find('=');
     std::string key = part.substr(0, eq);
     std::string val = eq == std::string::npos ? "" : part.substr(eq + 1);
     if (key == "name")
-      d.set_name(val);
+      d.name = val;
     else if (key == "base")
-      d.set_base_image(val);
+      d.base_image = val;
     else if (key == "size") {
       auto s = parse_size("--disk size", val);
       if (!s) return tl::unexpected(s.error());
-      d.set_size_bytes(*s);
+      d.size_bytes = *s;
     } else if (key == "boot" && eq == std::string::npos)
-      d.set_boot(true);
+      d.boot = true;
     else if ((key == "ro" || key == "readonly") && eq == std::string::npos)
-      d.set_readonly(true);
+      d.readonly = true;
     else if (key == "datastore")
-      d.set_datastore(val);
+      d.datastore = val;
     else
       return invalid_argument(
           "--disk", "unknown part \"" + part + "\" (name=,base=,size=,boot,ro,datastore=)");
@@ -74,22 +74,22 @@ Result<v1::DiskSpec> parse_disk_flag(const std::string& text) {
   return d;
 }
 
-Result<v1::NicSpec> parse_nic_flag(const std::string& text) {
-  v1::NicSpec n;
+Result<model::NicSpec> parse_nic_flag(const std::string& text) {
+  model::NicSpec n;
   bool mode_set = false;
   for (const auto& part : split(text, ',')) {
     auto eq = part.find('=');
     std::string key = part.substr(0, eq);
     std::string val = eq == std::string::npos ? "" : part.substr(eq + 1);
     if (key == "user" && eq == std::string::npos) {
-      n.set_mode(v1::NIC_MODE_USER);
+      n.mode = model::NicMode::user;
       mode_set = true;
     } else if (key == "bridge" && eq != std::string::npos) {
-      n.set_mode(v1::NIC_MODE_BRIDGE);
-      n.set_bridge(val);
+      n.mode = model::NicMode::bridge;
+      n.bridge = val;
       mode_set = true;
     } else if (key == "mac" && eq != std::string::npos) {
-      n.set_mac(val);
+      n.mac = val;
     } else {
       return invalid_argument("--nic", "unknown part \"" + part + "\" (user | bridge=BR, mac=)");
     }
@@ -114,13 +114,6 @@ std::string to_json_text(const google::protobuf::Message& m) {
   std::string out;
   (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
   return out;
-}
-
-std::string state_name(v1::VmState s) {
-  std::string n = v1::VmState_Name(s);
-  if (n.rfind("VM_STATE_", 0) == 0) n = n.substr(9);
-  for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return n;
 }
 
 std::string human_bytes(uint64_t b) {

@@ -69,7 +69,7 @@ class PutImageTest : public ::testing::Test {
     }
     writer->WritesDone();
     grpc::Status st = writer->Finish();
-    if (!st.ok()) return tl::unexpected(from_grpc_status(st));
+    if (!st.ok()) return tl::unexpected(wire::from_grpc_status(st));
     return resp;
   }
   Result<v1::PutImageResponse> put(const std::string& name, const std::string& data) {

@@ -23,12 +23,12 @@ TEST(CtlFormat, Sizes) {
 TEST(CtlFormat, DiskFlag) {
   auto d = parse_disk_flag("name=root,base=debian-12,size=10G,boot");
   ASSERT_TRUE(d);
-  EXPECT_EQ(d->name(), "root");
-  EXPECT_EQ(d->base_image(), "debian-12");
-  EXPECT_EQ(d->size_bytes(), 10ull << 30);
-  EXPECT_TRUE(d->boot());
-  EXPECT_FALSE(d->readonly());
-  EXPECT_TRUE(parse_disk_flag("name=data,size=1G,ro")->readonly());
+  EXPECT_EQ(d->name, "root");
+  EXPECT_EQ(d->base_image, "debian-12");
+  EXPECT_EQ(d->size_bytes, 10ull << 30);
+  EXPECT_TRUE(d->boot);
+  EXPECT_FALSE(d->readonly);
+  EXPECT_TRUE(parse_disk_flag("name=data,size=1G,ro")->readonly);
   EXPECT_EQ(parse_disk_flag("name=x,colour=red").error().field, "--disk");
   EXPECT_FALSE(parse_disk_flag("name=x,size=big"));
 }
@@ -36,12 +36,12 @@ TEST(CtlFormat, DiskFlag) {
 TEST(CtlFormat, NicFlag) {
   auto u = parse_nic_flag("user");
   ASSERT_TRUE(u);
-  EXPECT_EQ(u->mode(), v1::NIC_MODE_USER);
+  EXPECT_EQ(u->mode, model::NicMode::user);
   auto b = parse_nic_flag("bridge=br0,mac=52:54:00:00:00:01");
   ASSERT_TRUE(b);
-  EXPECT_EQ(b->mode(), v1::NIC_MODE_BRIDGE);
-  EXPECT_EQ(b->bridge(), "br0");
-  EXPECT_EQ(b->mac(), "52:54:00:00:00:01");
+  EXPECT_EQ(b->mode, model::NicMode::bridge);
+  EXPECT_EQ(b->bridge, "br0");
+  EXPECT_EQ(b->mac, "52:54:00:00:00:01");
   EXPECT_FALSE(parse_nic_flag("mac=52:54:00:00:00:01"));  // no mode
   EXPECT_FALSE(parse_nic_flag("tap"));
 }

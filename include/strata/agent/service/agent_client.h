@@ -9,9 +9,9 @@
 #include <memory>
 #include <string>
 
-#include "strata/agent/service/grpc_status.h"
 #include "strata/agent/v1/agent.grpc.pb.h"
 #include "strata/common/error.h"
+#include "strata/wire/status.h"
 
 namespace strata::agent::service {
 
@@ -40,7 +40,7 @@ class AgentClient {
                      (timeout.count() ? timeout : default_timeout_));
     Resp response;
     grpc::Status st = ((*stub_).*method)(&ctx, request, &response);
-    if (!st.ok()) return tl::unexpected(from_grpc_status(st));
+    if (!st.ok()) return tl::unexpected(wire::from_grpc_status(st));
     return response;
   }
 

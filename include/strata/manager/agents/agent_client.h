@@ -19,6 +19,8 @@
 #include "strata/model/guest_facts.h"
 #include "strata/model/vm_spec.h"
 #include "strata/pki/grpc_tls.h"
+#include "strata/wire/status.h"
+#include "strata/wire/vm.h"
 
 namespace strata::manager {
 
@@ -192,14 +194,13 @@ class AgentClient {
 };
 using AgentClientPtr = std::shared_ptr<AgentClient>;
 
-// gRPC status -> strata::Error (ErrorDetail preferred).
-Error error_from_grpc(const grpc::Status& status);
-
-// model <-> proto.
-pb::VmSpec to_proto(const model::VmSpec& spec);
-// The agent's guest facts of a VM, checked as model::guest_facts_from_json; nullopt when the
-// status has none, or when they fail the checks (an agent is trusted, but not blindly).
-std::optional<model::GuestFacts> guest_facts_of(const pb::VmStatus& status);
-std::string vm_state_name(pb::VmState s);  // "running", "stopped", ... ("unknown" for 0)
+// The wire library converts (one home for both ends of the contract): statuses to Errors
+// (a transport failure's message says "agent: "), model <-> proto.
+inline Error error_from_grpc(const grpc::Status& status) {
+  return wire::from_grpc_status(status, "agent: ");
+}
+using wire::guest_facts_of;
+using wire::to_proto;
+inline std::string vm_state_name(pb::VmState s) { return wire::state_name(s); }
 
 }  // namespace strata::manager

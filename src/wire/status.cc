@@ -1,12 +1,14 @@
 // ErrorCode <-> grpc::StatusCode, and Error <-> grpc::Status with an ErrorDetail payload.
-#include "strata/agent/service/grpc_status.h"
+#include "strata/wire/status.h"
 
 #include <optional>
 #include <string>
 
 #include "strata/agent/v1/agent.pb.h"
 
-namespace strata::agent::service {
+namespace strata::wire {
+
+namespace v1 = strata::agent::v1;
 
 namespace {
 std::optional<ErrorCode> error_code_from_name(std::string_view name) {
@@ -94,14 +96,15 @@ grpc::Status to_grpc_status(const Error& error) {
   return grpc::Status(to_grpc_code(error.code), message, detail.SerializeAsString());
 }
 
-Error from_grpc_status(const grpc::Status& status) {
+Error from_grpc_status(const grpc::Status& status, std::string_view peer) {
   v1::ErrorDetail detail;
   if (!status.error_details().empty() && detail.ParseFromString(status.error_details())) {
     if (auto code = error_code_from_name(detail.code())) {
-      return Error{*code, detail.message(), detail.field()};
+      return Error{*code, detail.message().empty() ? status.error_message() : detail.message(),
+                   detail.field()};
     }
   }
-  return Error{from_grpc_code(status.error_code()), status.error_message(), {}};
+  return Error{from_grpc_code(status.error_code()), std::string(peer) + status.error_message(), {}};
 }
 
-}  // namespace strata::agent::service
+}  // namespace strata::wire

@@ -1,9 +1,11 @@
 // Error <-> grpc::Status mapping: every ErrorCode survives the round trip with its field.
-#include "strata/agent/service/grpc_status.h"
+#include "strata/wire/status.h"
 
 #include <gtest/gtest.h>
 
-namespace strata::agent::service {
+#include "strata/agent/v1/agent.pb.h"
+
+namespace strata::wire {
 namespace {
 
 TEST(GrpcStatus, CodesMapToTheDocumentedGrpcCodes) {
@@ -63,5 +65,23 @@ TEST(GrpcStatus, GarbageDetailsFallBackToTheCode) {
   EXPECT_EQ(e.message, "vm x");
 }
 
+TEST(GrpcStatus, ATransportFailureNamesThePeerAndADetailWithoutMessageKeepsTheStatusOne) {
+  // No details (the channel failed, not the service): the caller says which side it was.
+  grpc::Status down(grpc::StatusCode::UNAVAILABLE, "failed to connect to all addresses");
+  Error e = from_grpc_status(down, "agent: ");
+  EXPECT_EQ(e.code, ErrorCode::unavailable);
+  EXPECT_EQ(e.message, "agent: failed to connect to all addresses");
+  // A service error is the service's own words: no prefix.
+  EXPECT_EQ(from_grpc_status(to_grpc_status(Error{ErrorCode::not_found, "no VM x", ""}), "agent: ")
+                .message,
+            "no VM x");
+  // Details with an empty message: the status's message stands in.
+  agent::v1::ErrorDetail d;
+  d.set_code("conflict");
+  grpc::Status st(grpc::StatusCode::ABORTED, "busy", d.SerializeAsString());
+  EXPECT_EQ(from_grpc_status(st).message, "busy");
+  EXPECT_EQ(from_grpc_status(st).code, ErrorCode::conflict);
+}
+
 }  // namespace
-}  // namespace strata::agent::service
+}  // namespace strata::wire
