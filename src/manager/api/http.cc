@@ -42,6 +42,14 @@ HttpResponse HttpResponse::json(unsigned status, const nlohmann::json& j) {
   return r;
 }
 
+HttpResponse HttpResponse::audited_json(unsigned status, const nlohmann::json& j,
+                                        std::string target) {
+  HttpResponse r = json(status, j);
+  r.audit_target = std::move(target);
+  r.audit_written = true;
+  return r;
+}
+
 HttpResponse HttpResponse::text(unsigned status, std::string body, std::string content_type) {
   HttpResponse r;
   r.status = status;

@@ -41,11 +41,8 @@ HttpResponse unavailable_backups() {
 }
 
 HttpResponse accepted(const BackupTask& t, const std::string& target) {
-  auto resp =
-      HttpResponse::json(202, {{"backup", t.backup_id}, {"vm", t.vm}, {"task", to_json(t.task)}});
-  resp.audit_target = target;
-  resp.audit_written = true;
-  return resp;
+  return HttpResponse::audited_json(
+      202, {{"backup", t.backup_id}, {"vm", t.vm}, {"task", to_json(t.task)}}, target);
 }
 
 }  // namespace
@@ -114,12 +111,11 @@ void add_backup_routes(ApiService& api) {
     if (!d.backups) return unavailable_backups();
     auto gc = d.backups->remove(r.param("id"), audit_actor(r));
     if (!gc) return error_response(gc.error());
-    auto resp = HttpResponse::json(200, {{"deleted", r.param("id")},
-                                         {"chunks_removed", gc->chunks_removed},
-                                         {"bytes_removed", gc->bytes_removed}});
-    resp.audit_target = "backup/" + r.param("id");
-    resp.audit_written = true;
-    return resp;
+    return HttpResponse::audited_json(200,
+                                      {{"deleted", r.param("id")},
+                                       {"chunks_removed", gc->chunks_removed},
+                                       {"bytes_removed", gc->bytes_removed}},
+                                      "backup/" + r.param("id"));
   });
 }
 

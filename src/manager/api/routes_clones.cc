@@ -31,10 +31,7 @@ void add_clone_routes(ApiService& api) {
       return error_response(st.error());
     auto vm = d.vms->make_template(r.param("name"), audit_actor(r));
     if (!vm) return error_response(vm.error());
-    auto resp = HttpResponse::json(200, vm_to_json(*vm, host_of(d, *vm)));
-    resp.audit_target = "vm/" + vm->name;
-    resp.audit_written = true;
-    return resp;
+    return HttpResponse::audited_json(200, vm_to_json(*vm, host_of(d, *vm)), "vm/" + vm->name);
   });
   RouteOptions cl = tpl;
   cl.action = "vm.clone";
@@ -51,11 +48,9 @@ void add_clone_routes(ApiService& api) {
     auto c = d.vms->clone(r.param("name"), (*body)["name"].get<std::string>(), linked,
                           audit_actor(r));
     if (!c) return error_response(c.error());
-    auto resp = HttpResponse::json(
-        202, {{"vm", vm_to_json(c->vm, host_of(d, c->vm))}, {"task", to_json(c->task)}});
-    resp.audit_target = "vm/" + c->vm.name;
-    resp.audit_written = true;
-    return resp;
+    return HttpResponse::audited_json(
+        202, {{"vm", vm_to_json(c->vm, host_of(d, c->vm))}, {"task", to_json(c->task)}},
+        "vm/" + c->vm.name);
   });
 }
 

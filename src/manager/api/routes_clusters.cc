@@ -78,10 +78,7 @@ void add_cluster_routes(ApiService& api) {
     auto c = d.clusters->create((*body)["name"].get<std::string>(),
                                 optional_string(*body, "cpu_baseline", "auto"), audit_actor(r));
     if (!c) return error_response(c.error());
-    auto resp = HttpResponse::json(201, cluster_json(*c));
-    resp.audit_target = "cluster/" + c->name;
-    resp.audit_written = true;
-    return resp;
+    return HttpResponse::audited_json(201, cluster_json(*c), "cluster/" + c->name);
   });
 
   RouteOptions patch;
@@ -96,10 +93,7 @@ void add_cluster_routes(ApiService& api) {
     auto c = d.clusters->set_baseline(r.param("name"), (*body)["cpu_baseline"].get<std::string>(),
                                       audit_actor(r));
     if (!c) return error_response(c.error());
-    auto resp = HttpResponse::json(200, cluster_json(*c));
-    resp.audit_target = "cluster/" + c->name;
-    resp.audit_written = true;
-    return resp;
+    return HttpResponse::audited_json(200, cluster_json(*c), "cluster/" + c->name);
   });
 
   RouteOptions del;
@@ -109,10 +103,8 @@ void add_cluster_routes(ApiService& api) {
     if (!d.clusters) return unavailable_response();
     if (auto st = d.clusters->remove(r.param("name"), audit_actor(r)); !st)
       return error_response(st.error());
-    auto resp = HttpResponse::json(200, {{"deleted", r.param("name")}});
-    resp.audit_target = "cluster/" + r.param("name");
-    resp.audit_written = true;
-    return resp;
+    return HttpResponse::audited_json(200, {{"deleted", r.param("name")}},
+                                      "cluster/" + r.param("name"));
   });
 }
 

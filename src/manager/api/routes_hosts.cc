@@ -334,10 +334,8 @@ void add_host_routes(ApiService& api) {
     if (!task) return error_response(task.error());
     auto h = d.store->get_host(task->target_id);
     if (!h) return error_response(h.error());
-    auto resp = HttpResponse::json(202, {{"host", host_json(d, *h, false)}, {"task", to_json(*task)}});
-    resp.audit_target = "host/" + h->name;
-    resp.audit_written = true;
-    return resp;
+    return HttpResponse::audited_json(
+        202, {{"host", host_json(d, *h, false)}, {"task", to_json(*task)}}, "host/" + h->name);
   });
 
   RouteOptions del;

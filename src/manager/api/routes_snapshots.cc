@@ -14,11 +14,8 @@ namespace {
 
 // 202 with the task; the service wrote the audit event in the change's transaction.
 HttpResponse accepted(const VmChange& c, const std::string& snap) {
-  auto resp =
-      HttpResponse::json(202, {{"vm", c.vm.name}, {"snapshot", snap}, {"task", to_json(c.task)}});
-  resp.audit_target = "vm/" + c.vm.name;
-  resp.audit_written = true;
-  return resp;
+  return HttpResponse::audited_json(
+      202, {{"vm", c.vm.name}, {"snapshot", snap}, {"task", to_json(c.task)}}, "vm/" + c.vm.name);
 }
 
 HttpResponse run(ApiDeps& d, HttpRequest& r, SnapshotOp op, const std::string& snap) {

@@ -36,11 +36,9 @@ Result<std::unordered_map<std::string, std::string>> host_names(ApiDeps& d) {
 // A committed change: 202 with the VM and its task. The service wrote the audit event in
 // the change's transaction, so the pipeline does not write another.
 HttpResponse change_response(ApiDeps& d, const VmChange& c) {
-  auto resp = HttpResponse::json(
-      202, {{"vm", vm_to_json(c.vm, host_name_of(d, c.vm))}, {"task", to_json(c.task)}});
-  resp.audit_target = "vm/" + c.vm.name;
-  resp.audit_written = true;
-  return resp;
+  return HttpResponse::audited_json(
+      202, {{"vm", vm_to_json(c.vm, host_name_of(d, c.vm))}, {"task", to_json(c.task)}},
+      "vm/" + c.vm.name);
 }
 
 HttpResponse create_vm(ApiDeps& d, HttpRequest& r) {
@@ -239,10 +237,7 @@ void add_vm_routes(ApiService& api) {
     if (!expected) return error_response(expected.error());
     auto vm = relabel_vm(*d.store, *d.events, r.param("name"), p->labels, *expected, audit_actor(r));
     if (!vm) return error_response(vm.error());
-    auto resp = HttpResponse::json(200, vm_to_json(*vm, host_name_of(d, *vm)));
-    resp.audit_target = "vm/" + vm->name;
-    resp.audit_written = true;
-    return resp;
+    return HttpResponse::audited_json(200, vm_to_json(*vm, host_name_of(d, *vm)), "vm/" + vm->name);
   });
 
   RouteOptions cdrom = op;

@@ -37,11 +37,7 @@ BackupService::BackupService(store::Store& store, EventLog& events, ClockPtr clo
       agents_(std::move(agents)),
       repo_(std::move(repo)) {}
 
-BackupService::~BackupService() {
-  std::lock_guard lk(workers_mu_);
-  for (auto& w : workers_)
-    if (w.thread.joinable()) w.thread.join();
-}
+BackupService::~BackupService() = default;
 
 Status BackupService::check_configured() const {
   if (!repo_)
@@ -93,7 +89,7 @@ Result<BackupTask> BackupService::create(const std::string& name, bool full,
   auto task =
       record("backup.create", id, fmt::format("vm {}{}", name, full ? " (full)" : ""), actor);
   if (!task) return tl::unexpected(task.error());
-  start_worker([this, host = *vm->host_id, name, id, full, task_id = task->id] {
+  workers_.start([this, host = *vm->host_id, name, id, full, task_id = task->id] {
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "backing up " + name);
     AgentClientPtr client = agents_ ? agents_(host) : nullptr;
@@ -132,7 +128,7 @@ Result<BackupTask> BackupService::verify(const std::string& id, const std::strin
   if (!m) return tl::unexpected(m.error());
   auto task = record("backup.verify", id, "verify", actor);
   if (!task) return tl::unexpected(task.error());
-  start_worker([this, id, task_id = task->id] {
+  workers_.start([this, id, task_id = task->id] {
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "verifying " + id);
     auto rep = repo_->verify(id);
@@ -174,7 +170,7 @@ Result<BackupTask> BackupService::restore(const std::string& id, const std::stri
     return make_error(ErrorCode::failed_precondition, "the VM is not placed on a host yet");
   auto task = record("backup.restore", id, "restore into vm " + name, actor);
   if (!task) return tl::unexpected(task.error());
-  start_worker([this, host = *vm->host_id, name, id, task_id = task->id] {
+  workers_.start([this, host = *vm->host_id, name, id, task_id = task->id] {
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "restoring " + id + " into " + name);
     AgentClientPtr client = agents_ ? agents_(host) : nullptr;
@@ -204,24 +200,6 @@ Result<backup::GcReport> BackupService::remove(const std::string& id, const std:
                            fmt::format("{} chunks removed", gc->chunks_removed));
   (void)ev;
   return gc;
-}
-
-void BackupService::start_worker(std::function<void()> fn) {
-  auto done = std::make_shared<std::atomic<bool>>(false);
-  std::lock_guard lk(workers_mu_);
-  for (auto it = workers_.begin(); it != workers_.end();) {
-    if (it->done->load()) {
-      it->thread.join();
-      it = workers_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  workers_.push_back(Worker{std::thread([fn = std::move(fn), done] {
-                              fn();
-                              done->store(true);
-                            }),
-                            done});
 }
 
 }  // namespace strata::manager

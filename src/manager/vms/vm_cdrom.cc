@@ -66,8 +66,8 @@ Result<VmChange> VmService::change_cdrom(const std::string& name, const std::str
   if (!st) return tl::unexpected(st.error());
   events_.published(audit);
   if (worker)
-    start_worker([this, host = *change.vm.host_id, vm = change.vm.id, image,
-                  task = change.task.id] { run_cdrom(host, vm, image, task); });
+    workers_.start([this, host = *change.vm.host_id, vm = change.vm.id, image,
+                    task = change.task.id] { run_cdrom(host, vm, image, task); });
   else if (on_change_)
     on_change_(change.vm.id);
   return change;

@@ -188,8 +188,8 @@ Result<VmChange> VmService::clone(const std::string& source, const std::string& 
   auto placed = placement_.place_and_write(doc, {}, write, name_free);
   if (!placed) return tl::unexpected(placed.error());
   events_.published(audit);
-  start_worker([this, host_id = host->id, source, vm_id = change.vm.id, linked,
-                task = change.task.id] { run_clone(host_id, source, vm_id, linked, task); });
+  workers_.start([this, host_id = host->id, source, vm_id = change.vm.id, linked,
+                  task = change.task.id] { run_clone(host_id, source, vm_id, linked, task); });
   return change;
 }
 

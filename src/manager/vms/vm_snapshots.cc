@@ -39,11 +39,7 @@ const char* to_string(SnapshotOp op) {
   return "unknown";
 }
 
-VmService::~VmService() {
-  std::lock_guard lk(workers_mu_);
-  for (auto& w : workers_)
-    if (w.thread.joinable()) w.thread.join();
-}
+VmService::~VmService() = default;
 
 Result<VmChange> VmService::snapshot(const std::string& name, SnapshotOp op,
                                      const std::string& snap, const std::string& actor) {
@@ -78,27 +74,9 @@ Result<VmChange> VmService::snapshot(const std::string& name, SnapshotOp op,
   });
   if (!st) return tl::unexpected(st.error());
   events_.published(audit);
-  start_worker([this, host = *change.vm.host_id, vm = change.vm.name, op, snap,
-                task = change.task.id] { run_snapshot(host, vm, op, snap, task); });
+  workers_.start([this, host = *change.vm.host_id, vm = change.vm.name, op, snap,
+                  task = change.task.id] { run_snapshot(host, vm, op, snap, task); });
   return change;
-}
-
-void VmService::start_worker(std::function<void()> fn) {
-  auto done = std::make_shared<std::atomic<bool>>(false);
-  std::lock_guard lk(workers_mu_);
-  for (auto it = workers_.begin(); it != workers_.end();) {
-    if (it->done->load()) {
-      it->thread.join();
-      it = workers_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  workers_.push_back(Worker{std::thread([fn = std::move(fn), done] {
-                              fn();
-                              done->store(true);
-                            }),
-                            done});
 }
 
 void VmService::run_snapshot(std::string host_id, std::string vm, SnapshotOp op, std::string snap,

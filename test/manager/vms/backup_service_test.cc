@@ -13,10 +13,8 @@
 #include <random>
 #include <thread>
 
-#include "../../agent/service/memory_hypervisor.h"
-#include "../../agent/service/served_agent.h"
 #include "strata/backup/disk_backup.h"
-#include "strata/manager/vms/vm_service.h"
+#include "vm_service_fixture.h"
 
 namespace strata::manager {
 namespace {
@@ -44,49 +42,24 @@ class MemDisk final : public backup::DiskSource {
   std::string bytes;
 };
 
-class BackupServiceTest : public ::testing::Test {
+// The VM service's fixture (a store, placement, a real agent as host h1) plus a real
+// repository folder and the backup service over them.
+class BackupServiceTest : public testing::VmServiceOnAgentTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("mgrbk-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
+    testing::VmServiceOnAgentTest::SetUp();
+    if (HasFatalFailure()) return;
     fs::create_directories(dir_ / "repo");
-    auto s = store::open_store("sqlite::memory:", store::StoreOptions{clock_, 1});
-    ASSERT_TRUE(s) << s.error().to_string();
-    store_ = std::move(*s);
-    events_ = std::make_unique<EventLog>(*store_);
-    auto sched = sched::Scheduler::create({1.0, 1.0, sched::WeightStrategy::pack});
-    ASSERT_TRUE(sched);
-    placement_ = std::make_unique<PlacementService>(*store_, std::move(*sched));
-    agent::service::AgentServiceOptions opts;
-    opts.state_dir = (dir_ / "state").string();
-    opts.agent_version = "test";
-    opts.hostname = "h1";
-    opts.accelerator = "tcg";
-    auto served = agent::testing::ServedAgent::start(hv_, opts, (dir_ / "agent.sock").string());
-    ASSERT_TRUE(served) << served.error().to_string();
-    agent_ = std::move(*served);
-    store::HostRecord h;
-    h.name = "h1";
-    h.address = agent_->address();
-    h.state = "up";
-    h.accelerator = "tcg";
-    h.cpu_threads = 4;
-    h.memory_mib = 4096;
-    ASSERT_TRUE(store_->create_host(h));
-    ASSERT_TRUE(placement_->load());
-    vms_ = std::make_unique<VmService>(*store_, *placement_, *events_, clock_);
     auto repo = backup::Repository::open((dir_ / "repo").string());
     ASSERT_TRUE(repo);
     repo_.emplace(*repo);
     auto client = std::make_shared<AgentClient>(agent_->address());
-    service_ = std::make_unique<BackupService>(
+    backups_ = std::make_unique<BackupService>(
         *store_, *events_, clock_, [client](const std::string&) { return client; }, *repo);
   }
   void TearDown() override {
-    service_.reset();
-    vms_.reset();
-    agent_.reset();
-    fs::remove_all(dir_);
+    backups_.reset();
+    testing::VmServiceOnAgentTest::TearDown();
   }
 
   void make_vm(const std::string& name, bool start) {
@@ -94,7 +67,7 @@ class BackupServiceTest : public ::testing::Test {
     d.spec.name = name;
     d.spec.memory_mib = 256;
     d.spec.kernel_boot = model::KernelBoot{"vmlinuz", "", ""};
-    ASSERT_TRUE(vms_->create(d, start, "token:alice"));
+    ASSERT_TRUE(service_->create(d, start, "token:alice"));
     ASSERT_TRUE(hv_.define(d.spec));
   }
   // A backup of `vm` written straight into the repository (as an agent would).
@@ -115,39 +88,14 @@ class BackupServiceTest : public ::testing::Test {
                             r->stats.bytes_new, r->stats.chunks_read, r->stats.zero_chunks}}};
     ASSERT_TRUE(repo_->commit(m));
   }
-  store::TaskRecord wait_task(const std::string& id) {
-    store::TaskRecord t;
-    for (int i = 0; i < 500; ++i) {
-      auto r = store_->get_task(id);
-      if (r) t = *r;
-      if (t.state == "succeeded" || t.state == "failed") break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return t;
-  }
-  size_t audit(const std::string& action) {
-    size_t n = 0;
-    if (auto all = store_->list_events(0, 0))
-      for (auto& e : *all) n += e.action == action;
-    return n;
-  }
-
-  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
-  fs::path dir_;
-  agent::testing::MemoryHypervisor hv_;
-  std::unique_ptr<agent::testing::ServedAgent> agent_;
-  store::StorePtr store_;
-  std::unique_ptr<EventLog> events_;
-  std::unique_ptr<PlacementService> placement_;
-  std::unique_ptr<VmService> vms_;
   std::optional<backup::Repository> repo_;
-  std::unique_ptr<BackupService> service_;
+  std::unique_ptr<BackupService> backups_;
   int64_t ms_ = 1000;
 };
 
 TEST_F(BackupServiceTest, CreateRunsOnTheHostAndItsRefusalFailsTheTask) {
   make_vm("web", true);
-  auto t = service_->create("web", false, "token:alice");
+  auto t = backups_->create("web", false, "token:alice");
   ASSERT_TRUE(t) << t.error().to_string();
   EXPECT_EQ(t->task.kind, "backup.create");
   EXPECT_EQ(t->vm, "web");
@@ -163,18 +111,18 @@ TEST_F(BackupServiceTest, ListShowVerifyDeleteOnTheRepository) {
   make_vm("web", false);
   write_backup("b1", "web", 1);
   write_backup("b2", "db", 2);
-  auto all = service_->list("");
+  auto all = backups_->list("");
   ASSERT_TRUE(all) << all.error().to_string();
   EXPECT_EQ(all->size(), 2u);
-  auto web = service_->list("web");
+  auto web = backups_->list("web");
   ASSERT_TRUE(web);
   ASSERT_EQ(web->size(), 1u);
   EXPECT_EQ((*web)[0].id, "b1");
-  EXPECT_EQ(service_->show("b2")->vm, "db");
-  EXPECT_EQ(service_->show("nope").error().code, ErrorCode::not_found);
-  EXPECT_EQ(service_->show("../x").error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(backups_->show("b2")->vm, "db");
+  EXPECT_EQ(backups_->show("nope").error().code, ErrorCode::not_found);
+  EXPECT_EQ(backups_->show("../x").error().code, ErrorCode::invalid_argument);
 
-  auto v = service_->verify("b1", "token:alice");
+  auto v = backups_->verify("b1", "token:alice");
   ASSERT_TRUE(v) << v.error().to_string();
   auto vt = wait_task(v->task.id);
   ASSERT_EQ(vt.state, "succeeded") << vt.message;
@@ -183,16 +131,16 @@ TEST_F(BackupServiceTest, ListShowVerifyDeleteOnTheRepository) {
   auto idx = repo_->read_index("b2", "root");
   ASSERT_TRUE(idx);
   { std::ofstream(repo_->chunk_path(idx->chunks[0]), std::ios::trunc) << "x"; }
-  auto bad = service_->verify("b2", "token:alice");
+  auto bad = backups_->verify("b2", "token:alice");
   ASSERT_TRUE(bad);
   auto bt = wait_task(bad->task.id);
   EXPECT_EQ(bt.state, "failed");
   EXPECT_NE(bt.message.find("chunk 0"), std::string::npos) << bt.message;
 
-  auto gc = service_->remove("b2", "token:alice");
+  auto gc = backups_->remove("b2", "token:alice");
   ASSERT_TRUE(gc) << gc.error().to_string();
   EXPECT_EQ(gc->chunks_removed, 4u);
-  EXPECT_EQ(service_->list("")->size(), 1u);
+  EXPECT_EQ(backups_->list("")->size(), 1u);
   EXPECT_EQ(audit("backup.delete"), 1u);
 }
 
@@ -201,11 +149,11 @@ TEST_F(BackupServiceTest, RefusalsWriteNothing) {
   write_backup("b1", "run", 1);
   auto before = store_->list_tasks(store::TaskListOptions{});
   ASSERT_TRUE(before);
-  EXPECT_EQ(service_->create("nope", false, "a").error().code, ErrorCode::not_found);
-  EXPECT_EQ(service_->create("Bad_Name", false, "a").error().code, ErrorCode::invalid_argument);
-  EXPECT_EQ(service_->restore("b1", "run", "a").error().code, ErrorCode::failed_precondition);
-  EXPECT_EQ(service_->restore("zz", "run", "a").error().code, ErrorCode::not_found);
-  EXPECT_EQ(service_->verify("zz", "a").error().code, ErrorCode::not_found);
+  EXPECT_EQ(backups_->create("nope", false, "a").error().code, ErrorCode::not_found);
+  EXPECT_EQ(backups_->create("Bad_Name", false, "a").error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(backups_->restore("b1", "run", "a").error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(backups_->restore("zz", "run", "a").error().code, ErrorCode::not_found);
+  EXPECT_EQ(backups_->verify("zz", "a").error().code, ErrorCode::not_found);
   EXPECT_EQ(store_->list_tasks(store::TaskListOptions{})->size(), before->size());
 
   BackupService off(*store_, *events_, clock_, {}, std::nullopt);

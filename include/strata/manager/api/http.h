@@ -129,6 +129,9 @@ struct HttpResponse {
   std::function<void(Completion complete)> deferred;
 
   static HttpResponse json(unsigned status, const nlohmann::json& j);
+  // json() for a change whose audit event the handler's service already wrote (in the
+  // change's own transaction): audit_target set, audit_written true.
+  static HttpResponse audited_json(unsigned status, const nlohmann::json& j, std::string target);
   static HttpResponse text(unsigned status, std::string body, std::string content_type);
 };
 

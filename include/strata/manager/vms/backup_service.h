@@ -17,6 +17,7 @@
 #include "strata/backup/repository.h"
 #include "strata/common/clock.h"
 #include "strata/common/error.h"
+#include "strata/common/task_threads.h"
 #include "strata/manager/agents/agent_client.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/store/store.h"
@@ -60,7 +61,6 @@ class BackupService {
   Status check_configured() const;
   Result<store::TaskRecord> record(const std::string& kind, const std::string& target,
                                    const std::string& detail, const std::string& actor);
-  void start_worker(std::function<void()> fn);
   std::string new_id(const std::string& vm) const;
 
   store::Store& store_;
@@ -68,12 +68,7 @@ class BackupService {
   ClockPtr clock_;
   AgentLookup agents_;
   std::optional<backup::Repository> repo_;
-  std::mutex workers_mu_;
-  struct Worker {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  std::vector<Worker> workers_;
+  TaskThreads workers_;  // each task's work; joined before the service goes
 };
 
 }  // namespace strata::manager

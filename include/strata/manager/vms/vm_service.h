@@ -11,8 +11,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -21,6 +21,7 @@
 
 #include "strata/common/clock.h"
 #include "strata/common/error.h"
+#include "strata/common/task_threads.h"
 #include "strata/manager/agents/agent_client.h"
 #include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/placement.h"
@@ -93,6 +94,7 @@ class VmService {
   // The cluster default for a migration's TLS (stratad --migration-tls; on by default).
   void set_migration_tls(bool on) { migration_tls_ = on; }
   PlacementService& placement() { return placement_; }
+  store::Store& store() { return store_; }
 
   // A new intent for the VM named `name`: bumps control.generation, replaces the current
   // task (the previous open one fails as superseded).
@@ -179,13 +181,7 @@ class VmService {
   // Snapshot operations and clones in flight (joined by the destructor).
   void run_snapshot(std::string host_id, std::string vm, SnapshotOp op, std::string snap,
                     std::string task_id);
-  struct Worker {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  std::mutex workers_mu_;
-  std::vector<Worker> workers_;  // finished ones are joined when the next one starts
-  void start_worker(std::function<void()> fn);
+  TaskThreads workers_;  // each task's work; joined before the service goes
 };
 
 }  // namespace strata::manager

@@ -256,6 +256,21 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status begin_job_locked(const std::string& name, Vm& vm, VmJob job);
   // Ends `job` on the VM if it is still the running one. Takes mu_.
   void end_job(const std::string& name, VmJob job);
+  // Ends a job at scope exit (end_job): the one way a job started by begin_job_locked or
+  // begin_*_job is ended on every return path.
+  class JobEnd {
+   public:
+    JobEnd(QemuHypervisor* self, std::string name, VmJob job)
+        : self_(self), name_(std::move(name)), job_(job) {}
+    ~JobEnd() { self_->end_job(name_, job_); }
+    JobEnd(const JobEnd&) = delete;
+    JobEnd& operator=(const JobEnd&) = delete;
+
+   private:
+    QemuHypervisor* self_;
+    std::string name_;
+    VmJob job_;
+  };
   // A cold migration's disk copy (vm_disk_copy.cc): checks the VM is off and the disk
   // local, takes the disk-copy job (the caller ends it). Takes mu_.
   Result<model::DiskSpec> begin_disk_copy(const std::string& name, const std::string& disk);

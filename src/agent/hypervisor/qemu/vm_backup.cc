@@ -108,11 +108,7 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
     probe_agent = vm.guest.has_value() || !vm.guest_asked_at ||
                   opts_.clock->now() - *vm.guest_asked_at < kNoAgentAfter;
   }
-  struct End {
-    QemuHypervisor* self;
-    const std::string& name;
-    ~End() { self->end_job(name, VmJob::backup); }
-  } end{this, name};
+  JobEnd end{this, name, VmJob::backup};
 
   if (spec.disks.empty())
     return make_error(ErrorCode::failed_precondition, "VM " + name + " has no disks");
@@ -358,11 +354,7 @@ Status QemuHypervisor::restore_disks(const std::string& name, const std::string&
     dir = vm.dir;
     spec = vm.spec;
   }
-  struct End {
-    QemuHypervisor* self;
-    const std::string& name;
-    ~End() { self->end_job(name, VmJob::backup); }
-  } end{this, name};
+  JobEnd end{this, name, VmJob::backup};
   if (has_snapshots(dir))
     return make_error(ErrorCode::failed_precondition,
                       "VM " + name + " has snapshots; delete them before restoring its disks");

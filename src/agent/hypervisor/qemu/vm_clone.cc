@@ -35,11 +35,7 @@ Result<VmStatus> QemuHypervisor::clone(const std::string& source, const model::V
     dir = vm.dir;
     source_spec = vm.spec;
   }
-  struct EndJob {
-    QemuHypervisor* self;
-    const std::string& name;
-    ~EndJob() { self->end_job(name, VmJob::clone); }
-  } end_job_guard{this, source};
+  JobEnd end_job_guard{this, source, VmJob::clone};
 
   auto tree = load_snapshot_tree(source, dir, source_spec);
   if (!tree) return tl::unexpected(tree.error());

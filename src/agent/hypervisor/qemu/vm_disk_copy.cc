@@ -59,11 +59,7 @@ Status QemuHypervisor::export_disk(const std::string& name, const std::string& d
                                    const ImageStore::DiskExtentSink& on_extent) {
   auto d = begin_disk_copy(name, disk);
   if (!d) return tl::unexpected(d.error());
-  struct EndJob {
-    QemuHypervisor* self;
-    const std::string& name;
-    ~EndJob() { self->end_job(name, VmJob::disk_copy); }
-  } end_job_guard{this, name};
+  JobEnd end_job_guard{this, name, VmJob::disk_copy};
   auto info = opts_.images->disk_info(name, disk);
   if (!info) return tl::unexpected(info.error());
   return opts_.images->read_disk_file(
@@ -81,11 +77,7 @@ Result<uint64_t> QemuHypervisor::import_disk(const std::string& name, const std:
     return invalid_argument("format", "a VM disk is qcow2, not \"" + header.format + "\"");
   auto d = begin_disk_copy(name, disk);
   if (!d) return tl::unexpected(d.error());
-  struct EndJob {
-    QemuHypervisor* self;
-    const std::string& name;
-    ~EndJob() { self->end_job(name, VmJob::disk_copy); }
-  } end_job_guard{this, name};
+  JobEnd end_job_guard{this, name, VmJob::disk_copy};
   // The file's backing is named by the VM's spec on this host, never by the sender.
   if (header.base_image != d->base_image)
     return invalid_argument("base_image", "disk " + name + "/" + disk + " is " +

@@ -505,11 +505,7 @@ Status QemuHypervisor::shutdown(const std::string& name, std::chrono::millisecon
     if (!v) return tl::unexpected(v.error());
     if (auto s = begin_job_locked(name, **v, VmJob::stop); !s) return s;
   }
-  struct EndJob {
-    QemuHypervisor* self;
-    const std::string& name;
-    ~EndJob() { self->end_job(name, VmJob::stop); }
-  } end_job_at_return{this, name};
+  JobEnd end_job_at_return{this, name, VmJob::stop};
   if (auto r = t->qmp->system_powerdown(kQmpCommandTimeout); !r)
     logger("agent.qemu")->warn("system_powerdown failed vm={} error={}", name, r.error().message);
   auto deadline = opts_.clock->now() + timeout;

@@ -94,11 +94,7 @@ Status QemuHypervisor::change_cdrom(const std::string& name, const std::string& 
     dir = vm.dir;
     spec = vm.spec;
   }
-  struct End {
-    QemuHypervisor* self;
-    const std::string& name;
-    ~End() { self->end_job(name, VmJob::media); }
-  } end{this, name};
+  JobEnd end{this, name, VmJob::media};
   auto record = [&](const std::string& medium) -> Status {
     spec.cdrom = medium;
     if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n",
@@ -182,11 +178,7 @@ Status QemuHypervisor::write_uefi_vars(const std::string& name, const std::strin
     if (auto st = begin_job_locked(name, vm, VmJob::media); !st) return st;
     dir = vm.dir;
   }
-  struct End {
-    QemuHypervisor* self;
-    const std::string& name;
-    ~End() { self->end_job(name, VmJob::media); }
-  } end{this, name};
+  JobEnd end{this, name, VmJob::media};
   return write_file_atomic(uefi_vars_path(dir), vars, 0600);
 }
 

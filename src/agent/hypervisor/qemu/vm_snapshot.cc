@@ -94,11 +94,7 @@ Result<SnapshotInfo> QemuHypervisor::snapshot_create(const std::string& name,
   if (auto s = model::validate_name("snapshot", snap); !s) return tl::unexpected(s.error());
   auto job = begin_snapshot_job(name, false);
   if (!job) return tl::unexpected(job.error());
-  struct End {
-    QemuHypervisor* self;
-    const std::string& name;
-    ~End() { self->end_job(name, VmJob::snapshot); }
-  } end{this, name};
+  JobEnd end{this, name, VmJob::snapshot};
   auto tree = load_snapshot_tree(name, job->dir, job->spec);
   if (!tree) return tl::unexpected(tree.error());
   if (tree->find(snap))
@@ -253,11 +249,7 @@ Result<std::vector<SnapshotInfo>> QemuHypervisor::snapshot_list(const std::strin
 Status QemuHypervisor::snapshot_revert(const std::string& name, const std::string& snap) {
   auto job = begin_snapshot_job(name, true);
   if (!job) return tl::unexpected(job.error());
-  struct End {
-    QemuHypervisor* self;
-    const std::string& name;
-    ~End() { self->end_job(name, VmJob::snapshot); }
-  } end{this, name};
+  JobEnd end{this, name, VmJob::snapshot};
   auto tree = load_snapshot_tree(name, job->dir, job->spec);
   if (!tree) return tl::unexpected(tree.error());
   const SnapshotRecord* s = tree->find(snap);
@@ -301,11 +293,7 @@ Status QemuHypervisor::snapshot_delete(const std::string& name, const std::strin
                                        const SnapshotProgressCallback& progress) {
   auto job = begin_snapshot_job(name, false);
   if (!job) return tl::unexpected(job.error());
-  struct End {
-    QemuHypervisor* self;
-    const std::string& name;
-    ~End() { self->end_job(name, VmJob::snapshot); }
-  } end{this, name};
+  JobEnd end{this, name, VmJob::snapshot};
   auto tree = load_snapshot_tree(name, job->dir, job->spec);
   if (!tree) return tl::unexpected(tree.error());
   const SnapshotRecord* sp = tree->find(snap);
