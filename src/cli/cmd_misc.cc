@@ -366,10 +366,18 @@ void print_balance(Context& ctx, const json& b) {
     ctx.io.out << "\n"
                << render_list(
                       b["moves"],
-                      {{"VM", [](const json& j) { return str_of(j, "vm"); }},
+                      {{"VM",
+                        [](const json& j) {
+                          std::string vm = str_of(j, "vm");
+                          if (j.contains("together_with") && j["together_with"].is_array())
+                            for (const auto& o : j["together_with"])
+                              if (o.is_string()) vm += "+" + o.get<std::string>();
+                          return vm;
+                        }},
                        {"FROM", [](const json& j) { return str_of(j, "from"); }},
                        {"TO", [](const json& j) { return str_of(j, "to"); }},
-                       {"MEMORY", [](const json& j) {
+                       {"MEMORY",
+                        [](const json& j) {
                           return std::to_string(j.value("memory_mib", uint64_t{0})) + " MiB";
                         }},
                        {"IMBALANCE", [](const json& j) {

@@ -77,12 +77,77 @@ Result<BalancePlan> plan_balance(const Scheduler& scheduler, std::vector<HostInf
                                   ", which is not in the fleet");
     vm_host[v] = it->second;
   }
-  // Per host, how many VMs of each anti-affinity group it holds: a group leaves a host's
-  // list only with its last VM there.
+  // Per host, how many VMs of each anti-affinity group it holds.
   std::vector<std::map<std::string, int>> groups(hosts.size());
   for (size_t v = 0; v < vms.size(); ++v)
     if (!vms[v].request.anti_affinity_group.empty())
       ++groups[vm_host[v]][vms[v].request.anti_affinity_group];
+
+  // What moves as one: a VM, or a keep-together group's VMs on one host (members by name;
+  // the unit holds if any member must stay).
+  struct Unit {
+    std::vector<size_t> members;
+    uint32_t vcpus = 0;
+    uint64_t memory_mib = 0;
+    uint64_t disk_bytes = 0;
+    bool movable = true;
+  };
+  std::vector<Unit> units;
+  {
+    std::map<std::pair<size_t, std::string>, size_t> grouped;
+    for (size_t v = 0; v < vms.size(); ++v) {
+      size_t u = units.size();
+      if (!vms[v].together.empty()) {
+        auto [it, fresh] = grouped.try_emplace({vm_host[v], vms[v].together}, units.size());
+        u = it->second;
+        if (fresh) units.emplace_back();
+      } else {
+        units.emplace_back();
+      }
+      Unit& unit = units[u];
+      unit.members.push_back(v);
+      unit.vcpus += vms[v].request.vcpus;
+      unit.memory_mib += vms[v].request.memory_mib;
+      unit.disk_bytes += vms[v].disk_bytes;
+      unit.movable = unit.movable && vms[v].movable;
+    }
+    for (auto& u : units)
+      std::sort(u.members.begin(), u.members.end(),
+                [&](size_t a, size_t b) { return vms[a].name < vms[b].name; });
+  }
+  auto host_of = [&](const Unit& u) { return vm_host[u.members.front()]; };
+  auto name_of = [&](const Unit& u) -> const std::string& { return vms[u.members.front()].name; };
+  // A unit leaving host `f` of `hs` (the fleet itself, or a trial copy of it): its
+  // allocations, its members' anti-affinity groups that no other VM holds there (the counts
+  // are the fleet's), and its keep-together group (the whole group leaves: a migration
+  // takes the group's stopped VMs along cold).
+  auto leave = [&](std::vector<HostInfo>& hs, const Unit& u, size_t f) {
+    HostInfo& from = hs[f];
+    std::map<std::string, int> anti;
+    for (size_t v : u.members) {
+      const auto& r = vms[v].request;
+      from.allocated_vcpus -= std::min<uint32_t>(from.allocated_vcpus, r.vcpus);
+      from.allocated_memory_mib -= std::min(from.allocated_memory_mib, r.memory_mib);
+      if (!r.anti_affinity_group.empty()) ++anti[r.anti_affinity_group];
+    }
+    for (const auto& [g, n] : anti) {
+      auto it = groups[f].find(g);
+      if (it == groups[f].end() || it->second <= n) std::erase(from.anti_affinity_groups, g);
+    }
+    if (const std::string& g = vms[u.members.front()].together; !g.empty())
+      std::erase(from.affinity_groups, g);
+  };
+  // A VM arriving on a host: its allocation, anti-affinity and keep-together groups.
+  auto arrive = [&](HostInfo& h, size_t v) {
+    const auto& r = vms[v].request;
+    h.allocated_vcpus += r.vcpus;
+    h.allocated_memory_mib += r.memory_mib;
+    for (const std::string* g : {&r.anti_affinity_group, &vms[v].together})
+      if (!g->empty()) {
+        auto& list = g == &r.anti_affinity_group ? h.anti_affinity_groups : h.affinity_groups;
+        if (std::find(list.begin(), list.end(), *g) == list.end()) list.push_back(*g);
+      }
+  };
 
   BalancePlan plan;
   Sums sums = sums_of(hosts);
@@ -93,7 +158,28 @@ Result<BalancePlan> plan_balance(const Scheduler& scheduler, std::vector<HostInf
   }
   auto snapshot = Snapshot::build(hosts);
   if (!snapshot) return tl::unexpected(snapshot.error());
-  std::vector<bool> moved(vms.size(), false);
+  // Whether `to` passes the filters for the whole unit: a VM against this plan's snapshot;
+  // a group member by member, each on the target as the ones before it left it.
+  auto fits = [&](const Unit& u, size_t to) -> bool {
+    if (u.members.size() == 1 && vms[u.members.front()].together.empty()) {
+      PlacementRequest r = vms[u.members.front()].request;
+      r.pinned_host = hosts[to].id;
+      return static_cast<bool>(scheduler.place(*snapshot, r));
+    }
+    // A group: on a copy of the fleet where it has left its host, member by member.
+    std::vector<HostInfo> trial = hosts;
+    leave(trial, u, host_of(u));
+    for (size_t v : u.members) {
+      auto snap = Snapshot::build(trial);
+      if (!snap) return false;
+      PlacementRequest r = vms[v].request;
+      r.pinned_host = hosts[to].id;
+      if (!scheduler.place(*snap, r)) return false;
+      arrive(trial[to], v);
+    }
+    return true;
+  };
+  std::vector<bool> moved(units.size(), false);
 
   while (true) {
     const double now = sums.imbalance();
@@ -105,30 +191,31 @@ Result<BalancePlan> plan_balance(const Scheduler& scheduler, std::vector<HostInf
       plan.stopped = "max_moves";
       break;
     }
-    // Every (VM, target) pair that gains enough, best first; the filters decide lazily.
+    // Every (unit, target) pair that gains enough, best first; the filters decide lazily.
     struct Candidate {
       double gain;
-      size_t vm;
+      size_t unit;
       size_t to;
     };
     std::vector<Candidate> candidates;
-    for (size_t v = 0; v < vms.size(); ++v) {
-      const BalanceVm& vm = vms[v];
-      const HostInfo& from = hosts[vm_host[v]];
-      if (!vm.movable || moved[v] || !counts(from)) continue;
+    for (size_t u = 0; u < units.size(); ++u) {
+      const Unit& unit = units[u];
+      const HostInfo& from = hosts[host_of(unit)];
+      if (!unit.movable || moved[u] || !counts(from)) continue;
       const double fc = cpu_load(from), fm = mem_load(from);
-      const double nfc = static_cast<double>(from.allocated_vcpus - std::min<uint64_t>(from.allocated_vcpus, vm.request.vcpus)) /
+      const double nfc = static_cast<double>(from.allocated_vcpus -
+                                             std::min<uint64_t>(from.allocated_vcpus, unit.vcpus)) /
                          static_cast<double>(from.total_vcpus);
       const double nfm = static_cast<double>(from.allocated_memory_mib -
-                                             std::min(from.allocated_memory_mib, vm.request.memory_mib)) /
+                                             std::min(from.allocated_memory_mib, unit.memory_mib)) /
                          static_cast<double>(from.total_memory_mib);
       for (size_t t = 0; t < hosts.size(); ++t) {
         const HostInfo& to = hosts[t];
-        if (t == vm_host[v] || !counts(to)) continue;
+        if (t == host_of(unit) || !counts(to)) continue;
         const double tc = cpu_load(to), tm = mem_load(to);
-        const double ntc = static_cast<double>(to.allocated_vcpus + vm.request.vcpus) /
+        const double ntc = static_cast<double>(to.allocated_vcpus + unit.vcpus) /
                            static_cast<double>(to.total_vcpus);
-        const double ntm = static_cast<double>(to.allocated_memory_mib + vm.request.memory_mib) /
+        const double ntm = static_cast<double>(to.allocated_memory_mib + unit.memory_mib) /
                            static_cast<double>(to.total_memory_mib);
         Sums after = sums;
         after.add(fc, fm, -1);
@@ -136,51 +223,51 @@ Result<BalancePlan> plan_balance(const Scheduler& scheduler, std::vector<HostInf
         after.add(nfc, nfm, 1);
         after.add(ntc, ntm, 1);
         const double gain = now - after.imbalance();
-        if (gain >= config.min_gain) candidates.push_back({gain, v, t});
+        if (gain >= config.min_gain) candidates.push_back({gain, u, t});
       }
     }
     std::sort(candidates.begin(), candidates.end(), [&](const Candidate& a, const Candidate& b) {
       if (a.gain != b.gain) return a.gain > b.gain;
-      if (vms[a.vm].request.memory_mib != vms[b.vm].request.memory_mib)
-        return vms[a.vm].request.memory_mib < vms[b.vm].request.memory_mib;
-      if (vms[a.vm].name != vms[b.vm].name) return vms[a.vm].name < vms[b.vm].name;
+      if (units[a.unit].memory_mib != units[b.unit].memory_mib)
+        return units[a.unit].memory_mib < units[b.unit].memory_mib;
+      if (name_of(units[a.unit]) != name_of(units[b.unit]))
+        return name_of(units[a.unit]) < name_of(units[b.unit]);
       return hosts[a.to].id < hosts[b.to].id;
     });
     const Candidate* chosen = nullptr;
-    for (const auto& c : candidates) {
-      PlacementRequest r = vms[c.vm].request;
-      r.pinned_host = hosts[c.to].id;
-      if (scheduler.place(*snapshot, r)) {
+    for (const auto& c : candidates)
+      if (fits(units[c.unit], c.to)) {
         chosen = &c;
         break;
       }
-    }
     if (!chosen) {
       plan.stopped = "no_gain";
       break;
     }
-    const BalanceVm& vm = vms[chosen->vm];
-    HostInfo& from = hosts[vm_host[chosen->vm]];
-    HostInfo& to = hosts[chosen->to];
-    BalanceMove move{vm.name, from.id, to.id, now, 0, vm.request.memory_mib, vm.disk_bytes};
+    const Unit& unit = units[chosen->unit];
+    const size_t f = host_of(unit), t = chosen->to;
+    HostInfo& from = hosts[f];
+    HostInfo& to = hosts[t];
+    BalanceMove move{name_of(unit), from.id, to.id, now, 0, unit.memory_mib, unit.disk_bytes, {}};
+    for (size_t i = 1; i < unit.members.size(); ++i)
+      move.together_with.push_back(vms[unit.members[i]].name);
     sums.add(cpu_load(from), mem_load(from), -1);
     sums.add(cpu_load(to), mem_load(to), -1);
-    from.allocated_vcpus -= std::min<uint32_t>(from.allocated_vcpus, vm.request.vcpus);
-    from.allocated_memory_mib -= std::min(from.allocated_memory_mib, vm.request.memory_mib);
-    to.allocated_vcpus += vm.request.vcpus;
-    to.allocated_memory_mib += vm.request.memory_mib;
+    leave(hosts, unit, f);
+    for (size_t v : unit.members) {
+      if (const std::string& g = vms[v].request.anti_affinity_group; !g.empty()) {
+        --groups[f][g];
+        ++groups[t][g];
+      }
+      arrive(hosts[t], v);
+      vm_host[v] = t;
+    }
     sums.add(cpu_load(from), mem_load(from), 1);
     sums.add(cpu_load(to), mem_load(to), 1);
-    if (const std::string& g = vm.request.anti_affinity_group; !g.empty()) {
-      if (--groups[vm_host[chosen->vm]][g] == 0)
-        std::erase(from.anti_affinity_groups, g);
-      if (groups[chosen->to][g]++ == 0) to.anti_affinity_groups.push_back(g);
-    }
     move.imbalance_after = sums.imbalance();
     plan.imbalance_after = move.imbalance_after;
     plan.moves.push_back(std::move(move));
-    moved[chosen->vm] = true;
-    vm_host[chosen->vm] = chosen->to;
+    moved[chosen->unit] = true;
     snapshot = Snapshot::build(hosts);
     if (!snapshot) return tl::unexpected(snapshot.error());
   }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 
 #include "test_hosts.h"
@@ -37,6 +38,17 @@ struct Fleet {
       }
     vms.push_back(vm);
     return vms.back();
+  }
+  // Makes the last VM added a member of keep-together group `group`, as the manager hands
+  // it over: the unit's name and the request's group, which its host holds.
+  void together(const std::string& group) {
+    BalanceVm& vm = vms.back();
+    vm.together = group;
+    vm.request.affinity_group = group;
+    for (auto& h : hosts)
+      if (h.id == vm.host_id &&
+          std::find(h.affinity_groups.begin(), h.affinity_groups.end(), group) == h.affinity_groups.end())
+        h.affinity_groups.push_back(group);
   }
 };
 
@@ -162,6 +174,72 @@ TEST(BalanceTest, AMoveCarriesItsAntiAffinityGroupToItsTarget) {
   EXPECT_EQ(plan->stopped, "balanced");
 }
 
+TEST(BalanceTest, AKeepTogetherGroupMovesAsOneUnitToOneTarget) {
+  Fleet f;
+  f.add_host("a");
+  f.add_host("b");
+  // a: a group of two (4 vCPUs, 16 GiB together) and two loners; b: empty.
+  f.add_vm("t2", "a", 2, 8192);
+  f.together("web");
+  f.add_vm("t1", "a", 2, 8192);
+  f.together("web");
+  f.add_vm("x1", "a", 2, 8192);
+  f.add_vm("x2", "a", 2, 8192);
+  auto plan = plan_balance(scheduler(), f.hosts, f.vms, {});
+  ASSERT_TRUE(plan) << plan.error().to_string();
+  // Moving the group (16 GiB) evens the fleet in one move, as two loners would in two.
+  ASSERT_EQ(plan->moves.size(), 1u);
+  const auto& m = plan->moves[0];
+  EXPECT_EQ(m.vm, "t1") << "a group's move is named by its first VM by name";
+  EXPECT_EQ(m.together_with, std::vector<std::string>{"t2"});
+  EXPECT_EQ(m.to_host_id, "b");
+  EXPECT_EQ(m.memory_mib, 16384u) << "what the move copies: both VMs' memory";
+  EXPECT_NEAR(plan->imbalance_after, 0, 1e-9);
+  EXPECT_EQ(plan->stopped, "balanced");
+}
+
+TEST(BalanceTest, AGroupStaysWithAMemberThatMustAndGoesOnlyWhereEveryMemberMay) {
+  Fleet f;
+  f.add_host("a", 16, 65536);
+  f.add_host("b", 16, 65536);
+  f.add_host("c", 16, 65536);
+  // a is full of one group; one member is pinned: none of them moves, the loner does.
+  f.add_vm("p1", "a", 4, 16384);
+  f.together("db");
+  f.add_vm("p2", "a", 4, 16384);
+  f.together("db");
+  f.add_vm("p3", "a", 4, 16384);
+  f.together("db");
+  f.vms.back().movable = false;
+  f.add_vm("x", "a", 4, 16384);
+  auto plan = plan_balance(scheduler(), f.hosts, f.vms, {});
+  ASSERT_TRUE(plan) << plan.error().to_string();
+  ASSERT_EQ(plan->moves.size(), 1u);
+  EXPECT_EQ(plan->moves[0].vm, "x");
+
+  // A target must pass every member's own filters: b would be the best target for the
+  // group, but g2's anti-affinity group is there already, so the group goes to c whole
+  // (neither member alone to b).
+  Fleet g;
+  g.add_host("a");
+  g.add_host("b");
+  g.add_host("c");
+  g.add_vm("g1", "a", 2, 8192);
+  g.together("web");
+  g.add_vm("g2", "a", 2, 8192, "z");
+  g.together("web");
+  for (int i = 0; i < 4; ++i) g.add_vm("x" + std::to_string(i), "a", 2, 8192);
+  g.add_vm("z1", "b", 1, 512, "z");
+  g.add_vm("y", "c", 1, 2048);
+  plan = plan_balance(scheduler(), g.hosts, g.vms, {});
+  ASSERT_TRUE(plan) << plan.error().to_string();
+  ASSERT_FALSE(plan->moves.empty());
+  EXPECT_EQ(plan->moves[0].vm, "g1");
+  EXPECT_EQ(plan->moves[0].together_with, std::vector<std::string>{"g2"});
+  EXPECT_EQ(plan->moves[0].to_host_id, "c");
+  for (const auto& m : plan->moves) EXPECT_NE(m.vm, "g2") << "g2 only moves with g1";
+}
+
 TEST(BalanceTest, RefusesABadConfigAndAVmOnAnUnknownHost) {
   Fleet f;
   f.add_host("a");
@@ -174,7 +252,7 @@ TEST(BalanceTest, RefusesABadConfigAndAVmOnAnUnknownHost) {
   bad = {};
   bad.min_gain = 0;
   EXPECT_EQ(plan_balance(scheduler(), f.hosts, f.vms, bad).error().field, "min_gain");
-  f.vms.push_back(BalanceVm{"lost", "nowhere", request(1, 512), true, 0});
+  f.vms.push_back(BalanceVm{"lost", "nowhere", request(1, 512), true, 0, {}});
   plan = plan_balance(scheduler(), f.hosts, f.vms, {});
   ASSERT_FALSE(plan);
   EXPECT_EQ(plan.error().field, "vms[0].host_id");

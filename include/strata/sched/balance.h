@@ -29,6 +29,10 @@ struct BalanceVm {
   PlacementRequest request;  // what a target must offer (no pinned_host: it is the move's)
   bool movable = true;       // false: counted where it is, never moved
   uint64_t disk_bytes = 0;   // disk data a move copies (local disks); 0 on shared storage
+  // Keep-together group (empty: none). The group's VMs on one host move as one unit: to
+  // one target that holds them all and passes each one's filters, in one move (as a
+  // migration of any of them does). One of them not movable holds the others there too.
+  std::string together;
 };
 
 struct BalanceConfig {
@@ -49,8 +53,11 @@ struct BalanceMove {
   std::string to_host_id;
   double imbalance_before = 0;  // of the fleet, just before and after this move
   double imbalance_after = 0;
-  uint64_t memory_mib = 0;  // what the move copies: the VM's memory...
-  uint64_t disk_bytes = 0;  // ...and its local disks
+  uint64_t memory_mib = 0;  // what the move copies: the VMs' memory...
+  uint64_t disk_bytes = 0;  // ...and their local disks
+  // The other VMs of `vm`'s keep-together group that move with it (by name, sorted): one
+  // migration of `vm` moves them all. Empty for a VM of no group.
+  std::vector<std::string> together_with;
 };
 
 struct BalancePlan {
@@ -67,8 +74,9 @@ double imbalance(const std::vector<HostInfo>& hosts);
 
 // Greedy: repeatedly the allowed move with the largest gain (ties: less memory to copy,
 // then VM name, then target id), applied before choosing the next, until one of the
-// `stopped` reasons. A VM moves at most once per plan. Errors: invalid_argument for a bad
-// config or a VM on a host that is not in `hosts`.
+// `stopped` reasons. A move is one VM, or one keep-together group's VMs on a host (named
+// by its first VM by name). A VM moves at most once per plan. Errors: invalid_argument
+// for a bad config or a VM on a host that is not in `hosts`.
 Result<BalancePlan> plan_balance(const Scheduler& scheduler, std::vector<HostInfo> hosts,
                                  const std::vector<BalanceVm>& vms, const BalanceConfig& config);
 

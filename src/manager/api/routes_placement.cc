@@ -169,7 +169,8 @@ nlohmann::json balance_to_json(const Balancer& b, const BalanceProposal& p) {
                      {"imbalance_before", m.imbalance_before},
                      {"imbalance_after", m.imbalance_after},
                      {"memory_mib", m.memory_mib},
-                     {"local_disk_bytes", m.disk_bytes}});
+                     {"local_disk_bytes", m.disk_bytes},
+                     {"together_with", m.together_with}});
   nlohmann::json held = nlohmann::json::array();
   for (const auto& h : p.held) held.push_back({{"vm", h.vm}, {"host", h.host}, {"reason", h.reason}});
   const auto& c = b.config();

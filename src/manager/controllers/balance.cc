@@ -2,6 +2,7 @@
 // the VMs that may move, and sched::plan_balance for the moves.
 #include <fmt/format.h>
 
+#include <map>
 #include <unordered_map>
 
 #include "strata/manager/controllers/placement.h"
@@ -44,10 +45,8 @@ Result<BalanceProposal> PlacementService::plan_balance(
     else if (doc->is_template) why = "a template";
     else if (doc->clone_of.is_clone() && doc->clone_of.linked) why = "a linked clone (stays with its template)";
     else if (doc->migration.active()) why = "migrating";
-    else if (!doc->placement.host.empty()) why = "pinned to host " + doc->placement.host;
-    else if (!doc->placement.affinity_group.empty())
-      why = "kept together with group " + doc->placement.affinity_group +
-            " (the balancer does not move groups yet)";
+    else if (!doc->placement.host.empty())
+      why = "pinned to host " + doc->placement.host;
     else if (vm.desired_state != "running" || (state != "running" && state != "paused"))
       why = state.empty() ? "not running" : state;
     else if (auto held = hold.find(vm.id); held != hold.end()) why = held->second;
@@ -69,10 +68,29 @@ Result<BalanceProposal> PlacementService::plan_balance(
       }
     }
     b.movable = why.empty();
+    // A keep-together group's running VMs on a host move as one (sched::BalanceVm); one of
+    // them that must stay holds the others. A stopped member holds nothing (it has no
+    // allocation to balance; a migration of the group takes it along cold).
+    const bool running = vm.desired_state == "running" && (state == "running" || state == "paused");
+    if (running) b.together = doc->placement.affinity_group;
     // Only the VMs of hosts that are up count for the imbalance, and only they could move.
     if (!b.movable && host.state == sched::HostState::up)
       out.held.push_back({vm.name, host.name.empty() ? host.id : host.name, why});
     list.push_back(std::move(b));
+  }
+  // Say why a movable VM stays when its group stays for another member's reason.
+  std::map<std::pair<std::string, std::string>, std::string> group_held;  // (host, group)
+  for (const auto& b : list)
+    if (!b.together.empty() && !b.movable) group_held.try_emplace({b.host_id, b.together}, b.name);
+  for (const auto& b : list) {
+    if (b.together.empty() || !b.movable) continue;
+    auto g = group_held.find({b.host_id, b.together});
+    if (g == group_held.end()) continue;
+    const sched::HostInfo& host = hosts[by_id[b.host_id]];
+    if (host.state == sched::HostState::up)
+      out.held.push_back(
+          {b.name, host.name.empty() ? host.id : host.name,
+           fmt::format("kept together with group {}, whose VM {} stays", b.together, g->second)});
   }
   for (const auto& h : hosts)
     out.hosts += h.state == sched::HostState::up && h.total_vcpus > 0 && h.total_memory_mib > 0;
@@ -88,7 +106,7 @@ Result<BalanceProposal> PlacementService::plan_balance(
   out.stopped = plan->stopped;
   for (const auto& m : plan->moves)
     out.moves.push_back({m.vm, name(m.from_host_id), name(m.to_host_id), m.imbalance_before,
-                         m.imbalance_after, m.memory_mib, m.disk_bytes});
+                         m.imbalance_after, m.memory_mib, m.disk_bytes, m.together_with});
   return out;
 }
 

@@ -2,6 +2,7 @@
 #include "strata/manager/vms/balancer.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "strata/common/log.h"
 
@@ -14,7 +15,11 @@ constexpr const char* kActor = "controller:balance";
 std::string moves_text(const BalanceProposal& p) {
   std::string s;
   for (const auto& m : p.moves)
-    s += fmt::format("{}{} {} -> {}", s.empty() ? "" : ", ", m.vm, m.from_host, m.to_host);
+    s += fmt::format("{}{}{} {} -> {}", s.empty() ? "" : ", ", m.vm,
+                     m.together_with.empty()
+                         ? std::string()
+                         : fmt::format(" (with {})", fmt::join(m.together_with, ", ")),
+                     m.from_host, m.to_host);
   return s;
 }
 
@@ -78,9 +83,13 @@ Result<BalanceApplied> Balancer::apply(const std::string& actor) {
       out.refused.push_back({m.vm, change.error().message});
       continue;
     }
+    // One migration of a keep-together group's VM moves the group: each is held alike.
+    std::vector<std::string> ids{change->vm.id};
+    for (const auto& other : m.together_with)
+      if (auto vm = vms_.store().get_vm_by_name(other)) ids.push_back(vm->id);
     {
       std::lock_guard lock(mu_);
-      moved_[change->vm.id] = clock_->now();
+      for (const auto& id : ids) moved_[id] = clock_->now();
     }
     out.started.push_back({m.vm, change->task.id});
   }

@@ -1034,6 +1034,54 @@ TEST_F(ApiTest, KeepTogetherAndKeepOffGuidePlacement) {
   EXPECT_NE(none.body.find("affinity filter rejected 1 host"), std::string::npos) << none.body;
 }
 
+// A keep-together group is one move in the balancer's plan (the other VMs named in
+// together_with) and one migration when applied, which moves the whole group.
+TEST_F(ApiTest, BalanceMovesAKeepTogetherGroupAsOne) {
+  add_host("h1", 4, 4096);
+  std::string op = make_token("ops", "operator");
+  auto create_running = [&](const json& body) {
+    auto r = call("POST", "/api/v1/vms", body.dump(), op);
+    ASSERT_EQ(r.status, 202u) << r.body;
+    auto vm = parts_.store->get_vm_by_name(body["name"].get<std::string>());
+    ASSERT_TRUE(vm);
+    auto st = decode_vm_status(vm->status);
+    st.state = "running";
+    vm->status = encode(st);
+    ASSERT_TRUE(parts_.store->update_vm(*vm));
+  };
+  for (const char* n : {"g1", "g2"})
+    ASSERT_NO_FATAL_FAILURE(create_running({{"name", n},
+                                            {"vcpus", 1},
+                                            {"memory_mib", 1024},
+                                            {"kernel", "k"},
+                                            {"affinity_group", "pair"}}));
+  // A pinned VM beside them: only the group can move.
+  ASSERT_NO_FATAL_FAILURE(create_running(
+      {{"name", "p"}, {"vcpus", 1}, {"memory_mib", 1024}, {"kernel", "k"}, {"host", "h1"}}));
+  add_host("h2", 4, 4096);
+  auto r = call("GET", "/api/v1/balance", "", op);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto plan = json::parse(r.body);
+  ASSERT_EQ(plan["moves"].size(), 1u) << r.body;
+  const auto& m = plan["moves"][0];
+  EXPECT_EQ(m["vm"], "g1") << r.body;
+  EXPECT_EQ(m["together_with"], json::array({"g2"})) << r.body;
+  EXPECT_EQ(m["memory_mib"], 2048);
+  EXPECT_EQ(m["to"], "h2");
+
+  auto ap = call("POST", "/api/v1/balance/apply", "", op);
+  ASSERT_EQ(ap.status, 202u) << ap.body;
+  EXPECT_EQ(json::parse(ap.body)["started"].size(), 1u) << ap.body;
+  const auto h2 = parts_.store->get_host_by_name("h2")->id;
+  for (const char* n : {"g1", "g2"}) {
+    auto doc = decode_vm_document(parts_.store->get_vm_by_name(n)->spec);
+    ASSERT_TRUE(doc->migration.active()) << n;
+    EXPECT_EQ(doc->migration.target_host_id, h2) << n;
+  }
+  EXPECT_FALSE(
+      decode_vm_document(parts_.store->get_vm_by_name("p")->spec)->migration.active());
+}
+
 // Load balancing: GET /api/v1/balance proposes moves from the loaded host to the empty one
 // (any role); POST /api/v1/balance/apply starts them as migrations (operator); a pinned VM
 // and a VM already moving are held where they are, with the reason.

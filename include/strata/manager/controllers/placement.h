@@ -93,6 +93,7 @@ struct BalanceProposal {
     double imbalance_after = 0;
     uint64_t memory_mib = 0;
     uint64_t disk_bytes = 0;
+    std::vector<std::string> together_with;  // its keep-together group's VMs moving with it
   };
   struct Held {
     std::string vm;
