@@ -26,7 +26,7 @@ model::VmSpec spec(const std::string& name, uint32_t vcpus = 2, uint64_t memory_
   return s;
 }
 
-struct Fixture : ::testing::Test {
+struct SimHypervisorTest : ::testing::Test {
   std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
   std::vector<VmEvent> events;
   SimHypervisorPtr make(SimOptions o) {
@@ -43,7 +43,7 @@ struct Fixture : ::testing::Test {
   }
 };
 
-TEST_F(Fixture, BootAndShutdownCompleteOnTheClockNotBefore) {
+TEST_F(SimHypervisorTest, BootAndShutdownCompleteOnTheClockNotBefore) {
   SimOptions o;
   o.boot_time = 3s;
   o.shutdown_time = 2s;
@@ -77,7 +77,7 @@ TEST_F(Fixture, BootAndShutdownCompleteOnTheClockNotBefore) {
                                         VmState::shutting_down, VmState::stopped}));
 }
 
-TEST_F(Fixture, AShutdownLongerThanItsTimeoutIsForcedOffAtTheTimeout) {
+TEST_F(SimHypervisorTest, AShutdownLongerThanItsTimeoutIsForcedOffAtTheTimeout) {
   SimOptions o;
   o.shutdown_time = 10s;
   auto hv = make(o);
@@ -93,7 +93,7 @@ TEST_F(Fixture, AShutdownLongerThanItsTimeoutIsForcedOffAtTheTimeout) {
   EXPECT_EQ(st->last_exit->reason, "killed");
 }
 
-TEST_F(Fixture, TransitionsRefusedInTheWrongState) {
+TEST_F(SimHypervisorTest, TransitionsRefusedInTheWrongState) {
   auto hv = make({});
   EXPECT_EQ(hv->start("nope").error().code, ErrorCode::not_found);
   ASSERT_TRUE(hv->define(spec("a")));
@@ -117,7 +117,7 @@ TEST_F(Fixture, TransitionsRefusedInTheWrongState) {
   EXPECT_TRUE(hv->list().empty());
 }
 
-TEST_F(Fixture, ADuplicateUuidIsRefused) {
+TEST_F(SimHypervisorTest, ADuplicateUuidIsRefused) {
   auto hv = make({});
   auto a = hv->define(spec("a"));
   ASSERT_TRUE(a);
@@ -126,7 +126,7 @@ TEST_F(Fixture, ADuplicateUuidIsRefused) {
   EXPECT_EQ(hv->define(b).error().code, ErrorCode::already_exists);
 }
 
-TEST_F(Fixture, AnInvalidSpecIsRefusedBeforeItIsStored) {
+TEST_F(SimHypervisorTest, AnInvalidSpecIsRefusedBeforeItIsStored) {
   auto hv = make({});
   auto bad = spec("Bad Name");
   auto r = hv->define(bad);
@@ -135,7 +135,7 @@ TEST_F(Fixture, AnInvalidSpecIsRefusedBeforeItIsStored) {
   EXPECT_TRUE(hv->list().empty());
 }
 
-TEST_F(Fixture, MetricsFollowRunningTimeAndMemory) {
+TEST_F(SimHypervisorTest, MetricsFollowRunningTimeAndMemory) {
   SimOptions o;
   o.cpu_busy = 0.25;
   o.memory_resident = 0.5;
@@ -164,7 +164,7 @@ TEST_F(Fixture, MetricsFollowRunningTimeAndMemory) {
   EXPECT_DOUBLE_EQ(hv->usage().cpus_busy, 0.0);
 }
 
-TEST_F(Fixture, ANamedVmFailsToStartAndIsReportedCrashed) {
+TEST_F(SimHypervisorTest, ANamedVmFailsToStartAndIsReportedCrashed) {
   SimOptions o;
   o.fail_start = {"doomed"};
   auto hv = make(o);
@@ -180,7 +180,7 @@ TEST_F(Fixture, ANamedVmFailsToStartAndIsReportedCrashed) {
   EXPECT_TRUE(hv->start("fine"));
 }
 
-TEST_F(Fixture, AStartFailureRateFailsSomeStartsReproducibly) {
+TEST_F(SimHypervisorTest, AStartFailureRateFailsSomeStartsReproducibly) {
   auto run = [&](uint64_t seed) {
     SimOptions o;
     o.start_failure_rate = 0.5;
@@ -200,7 +200,7 @@ TEST_F(Fixture, AStartFailureRateFailsSomeStartsReproducibly) {
   EXPECT_NE(a.find('.'), std::string::npos);
 }
 
-TEST_F(Fixture, WhatTheSimDoesNotModelIsAnErrorNotASuccess) {
+TEST_F(SimHypervisorTest, WhatTheSimDoesNotModelIsAnErrorNotASuccess) {
   auto hv = make({});
   ASSERT_TRUE(hv->define(spec("a")));
   EXPECT_EQ(hv->console_tail("a", 100).error().code, ErrorCode::failed_precondition);
