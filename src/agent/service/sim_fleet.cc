@@ -204,7 +204,8 @@ HostInventory simulated_inventory(const std::string& name, uint32_t cpus, uint64
 }
 
 Result<std::vector<std::string>> read_join_tokens(const std::string& path, uint32_t needed) {
-  auto text = read_secret_file(path, "--join-tokens-file");
+  // A token line is about 70 bytes; room for comments and long tokens, bounded.
+  auto text = read_secret_file(path, "--join-tokens-file", 512 * size_t{needed} + 64 * 1024);
   if (!text) return tl::unexpected(text.error());
   std::vector<std::string> tokens;
   std::istringstream in(*text);

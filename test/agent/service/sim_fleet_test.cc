@@ -115,6 +115,15 @@ TEST_F(TokensFile, OneTokenPerLineBlankLinesSkipped) {
   EXPECT_EQ(few.error().field, "join-tokens-file");
 }
 
+TEST_F(TokensFile, ThousandsOfTokensFitWhereOneSecretFileWouldNot) {
+  std::string text;
+  for (int i = 0; i < 2000; ++i) text += "sjt_" + std::string(64, 'a' + i % 26) + "\n";
+  ASSERT_GT(text.size(), 64u * 1024);
+  auto t = read_join_tokens(write(text, 0600), 2000);
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(t->size(), 2000u);
+}
+
 TEST_F(TokensFile, AGroupReadableFileIsRefused) {
   auto p = write("aaa\n", 0640);
   EXPECT_FALSE(read_join_tokens(p, 1));
