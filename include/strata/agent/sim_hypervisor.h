@@ -49,10 +49,10 @@ class SimHypervisor : public Hypervisor {
   // Sums over the VMs with a process (starting, running, paused, shutting_down), for the
   // simulated host's metrics.
   struct Usage {
-    uint32_t vms = 0;        // VMs defined
-    uint32_t active = 0;     // VMs with a process
-    uint32_t vcpus = 0;      // of the active VMs
-    double cpus_busy = 0;    // vCPUs busy now (vcpus x cpu_busy of running VMs)
+    uint32_t vms = 0;      // VMs defined
+    uint32_t active = 0;   // VMs with a process
+    uint32_t vcpus = 0;    // of the active VMs
+    double cpus_busy = 0;  // vCPUs busy now (vcpus x cpu_busy of running VMs)
     uint64_t resident_bytes = 0;
   };
   virtual Usage usage() const = 0;

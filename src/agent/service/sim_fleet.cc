@@ -74,9 +74,9 @@ v1::HostMetrics host_metrics(const SimHypervisor& hv, uint32_t cpus, uint64_t me
                              const Clock& clock) {
   auto u = hv.usage();
   v1::HostMetrics p;
-  p.set_at_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                       clock.wall().time_since_epoch())
-                       .count());
+  p.set_at_unix_ms(
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock.wall().time_since_epoch())
+          .count());
   p.set_load1(u.cpus_busy);
   p.set_load5(u.cpus_busy);
   p.set_load15(u.cpus_busy);
@@ -172,7 +172,8 @@ Result<std::string> loopback_address(const std::string& base, uint32_t index) {
   uint64_t pos = (last - 1) + static_cast<uint64_t>(index);
   uint64_t net = (ip >> 8) + pos / 254;
   if ((net >> 16) != 127)
-    return invalid_argument("address-base", fmt::format("{} + {} hosts leaves 127.0.0.0/8", base, index + 1));
+    return invalid_argument("address-base",
+                            fmt::format("{} + {} hosts leaves 127.0.0.0/8", base, index + 1));
   uint32_t out = static_cast<uint32_t>((net << 8) | (pos % 254 + 1));
   return fmt::format("{}.{}.{}.{}", out >> 24, (out >> 16) & 0xff, (out >> 8) & 0xff, out & 0xff);
 }
@@ -350,7 +351,8 @@ int run_sim_fleet(const SimFleetOptions& o) {
   auto shutdown_all = [&] {
     for (auto& h : hosts) h->svc->shutdown();
     for (auto& h : hosts)
-      if (h->server) h->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      if (h->server)
+        h->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     for (auto& h : hosts) h->server.reset();
   };
   if (first_error) {

@@ -57,8 +57,8 @@ class SimHypervisorImpl final : public SimHypervisor {
       if (!done) return tl::unexpected(done.error());
       for (const auto& [_, vm] : vms_)
         if (vm.status.spec.uuid == done->uuid)
-          return make_error(ErrorCode::already_exists,
-                            "a vm with uuid " + done->uuid + " exists (" + vm.status.spec.name + ")");
+          return make_error(ErrorCode::already_exists, "a vm with uuid " + done->uuid +
+                                                           " exists (" + vm.status.spec.name + ")");
       SimVm vm;
       vm.status.spec = std::move(*done);
       vm.status.accelerator = "kvm";
@@ -251,8 +251,8 @@ class SimHypervisorImpl final : public SimHypervisor {
   Result<std::string> console_tail(const std::string&, size_t) const override {
     return tl::unexpected(unmodelled("a serial console"));
   }
-  Result<ConsoleSubscriptionPtr> console_subscribe(
-      const std::string&, std::function<void(std::string_view)>) override {
+  Result<ConsoleSubscriptionPtr> console_subscribe(const std::string&,
+                                                   std::function<void(std::string_view)>) override {
     return tl::unexpected(unmodelled("a serial console"));
   }
   Status console_write(const std::string&, std::string_view) override {
@@ -288,8 +288,7 @@ class SimHypervisorImpl final : public SimHypervisor {
         if (!has_process(v.status.state)) continue;
         ++u.active;
         u.vcpus += v.status.spec.vcpus;
-        if (v.status.state == VmState::running)
-          u.cpus_busy += v.status.spec.vcpus * opts_.cpu_busy;
+        if (v.status.state == VmState::running) u.cpus_busy += v.status.spec.vcpus * opts_.cpu_busy;
         u.resident_bytes += resident_bytes(v);
       }
     }
@@ -342,7 +341,8 @@ class SimHypervisorImpl final : public SimHypervisor {
     v.status.state = s;
     v.status.state_changed_unix_ms = wall_ms();
     if (s != VmState::starting && s != VmState::shutting_down) v.due.reset();
-    events.push_back(VmEvent{v.status.spec.name, s, std::move(detail), v.status.state_changed_unix_ms});
+    events.push_back(
+        VmEvent{v.status.spec.name, s, std::move(detail), v.status.state_changed_unix_ms});
   }
 
   void stop(SimVm& v, const char* reason, std::vector<VmEvent>& events) const {
@@ -402,8 +402,7 @@ class SimHypervisorImpl final : public SimHypervisor {
 Status validate(const SimOptions& o) {
   if (!o.clock) return invalid_argument("clock", "the sim driver needs a clock");
   if (o.boot_time.count() < 0) return invalid_argument("boot_time", "must not be negative");
-  if (o.shutdown_time.count() < 0)
-    return invalid_argument("shutdown_time", "must not be negative");
+  if (o.shutdown_time.count() < 0) return invalid_argument("shutdown_time", "must not be negative");
   auto fraction = [](double x) { return x >= 0.0 && x <= 1.0; };  // false for NaN
   if (!fraction(o.start_failure_rate))
     return invalid_argument("start_failure_rate", "must be between 0 and 1");
