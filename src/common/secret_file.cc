@@ -13,6 +13,11 @@
 namespace strata {
 
 Result<std::string> read_secret_file(const std::string& path, std::string_view what) {
+  return read_secret_file(path, what, 64 * 1024);
+}
+
+Result<std::string> read_secret_file(const std::string& path, std::string_view what,
+                                     size_t max_bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
@@ -37,9 +42,9 @@ Result<std::string> read_secret_file(const std::string& path, std::string_view w
                       fmt::format("{} {} is accessible by group or others (mode {:04o}); it "
                                   "holds a secret: run chmod 600 {}",
                                   what, path, st.st_mode & 07777, path));
-  constexpr size_t kMax = 64 * 1024;
+  const size_t kMax = max_bytes;
   if (static_cast<size_t>(st.st_size) > kMax)
-    return invalid_argument(std::string(what), fmt::format("{} {} is larger than 64 KiB", what, path));
+    return invalid_argument(std::string(what), fmt::format("{} {} is larger than {} KiB", what, path, kMax / 1024));
   std::string out;
   char buf[4096];
   for (;;) {
@@ -49,7 +54,7 @@ Result<std::string> read_secret_file(const std::string& path, std::string_view w
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
     if (out.size() > kMax)
-      return invalid_argument(std::string(what), fmt::format("{} {} is larger than 64 KiB", what, path));
+      return invalid_argument(std::string(what), fmt::format("{} {} is larger than {} KiB", what, path, kMax / 1024));
   }
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ' ||
                           out.back() == '\t'))

@@ -17,5 +17,9 @@ namespace strata {
 //   invalid_argument   not a regular file, empty, or larger than 64 KiB
 // `what` names the secret in messages ("token file", "--join-token-file").
 Result<std::string> read_secret_file(const std::string& path, std::string_view what);
+// The same with another size limit: a file of many secrets (one join token per simulated
+// host, `strata-agent sim --join-tokens-file`).
+Result<std::string> read_secret_file(const std::string& path, std::string_view what,
+                                     size_t max_bytes);
 
 }  // namespace strata

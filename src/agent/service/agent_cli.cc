@@ -7,6 +7,7 @@
 
 #include "ctl.h"
 #include "ctl_format.h"
+#include "sim_fleet.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "strata/common/log.h"
@@ -144,6 +145,78 @@ int agent_main(int argc, char** argv) {
   serve->callback([&] {
     if (qemu_user_opt->count() > 0) so.qemu_user = qemu_user;
     rc = run_serve(so);
+  });
+
+  // ---- sim (simulated hosts, docs/internals/fleet.md)
+  SimFleetOptions sim_o;
+  int64_t boot_ms = sim_o.boot_time.count(), shutdown_ms = sim_o.shutdown_time.count(),
+          tick_ms = sim_o.tick.count();
+  uint32_t port = sim_o.port;
+  auto* sim = app.add_subcommand(
+      "sim",
+      "Run N simulated hosts in this process (scale and fault testing of a manager only): "
+      "each enrolls with its own join token and serves the agent API with mutual TLS on its "
+      "own loopback address, over the sim driver (VMs are records in memory)");
+  sim->add_option("--hosts", sim_o.hosts, "Number of simulated hosts")
+      ->check(CLI::Range(1, 60000))
+      ->capture_default_str();
+  sim->add_option("--address-base", sim_o.address_base,
+                  "Loopback address of the first host (127.x.y.z); the next hosts take the "
+                  "following addresses, skipping .0 and .255")
+      ->capture_default_str();
+  sim->add_option("--port", port, "gRPC port, the same on every host's address")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  sim->add_option("--name-prefix", sim_o.name_prefix, "Host names: PREFIX00001, PREFIX00002, ...")
+      ->capture_default_str();
+  sim->add_option("--state-dir", sim_o.state_dir,
+                  "Folder of the hosts' keys, certificates and enrollment records "
+                  "(one subfolder per host)")
+      ->required();
+  sim->add_option("--manager", sim_o.manager, "The manager to enroll with (as for serve)")
+      ->required();
+  sim->add_option("--join-tokens-file", sim_o.join_tokens_file,
+                  "Owner-only file of one-time join tokens, one per line, one per host")
+      ->required();
+  sim->add_option("--ca-fingerprint", sim_o.ca_fingerprint, "sha256:... of the manager's CA");
+  sim->add_option("--ca-file", sim_o.ca_file, "PEM CA that verifies an https manager");
+  sim->add_option("--enroll-parallel", sim_o.enroll_parallel, "Enrollments in flight")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  sim->add_option("--cpus", sim_o.cpus, "CPU threads of each simulated host")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  sim->add_option("--memory-mib", sim_o.memory_mib, "Memory of each simulated host, MiB")
+      ->check(CLI::Range(uint64_t{256}, uint64_t{64} << 20))
+      ->capture_default_str();
+  sim->add_option("--boot-ms", boot_ms, "Time a simulated VM takes from start to running")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}))
+      ->capture_default_str();
+  sim->add_option("--shutdown-ms", shutdown_ms, "Time a simulated guest takes to power off")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}))
+      ->capture_default_str();
+  sim->add_option("--fail-start-rate", sim_o.start_failure_rate,
+                  "Probability (0..1) that a start fails (injected; the VM is crashed)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  sim->add_option("--fail-vm", sim_o.fail_start, "A VM of this name never starts; repeatable");
+  sim->add_option("--seed", sim_o.seed, "Seed of the failure draws")->capture_default_str();
+  sim->add_option("--tick-ms", tick_ms, "How often due boots and shutdowns complete")
+      ->check(CLI::Range(int64_t{1}, int64_t{60000}))
+      ->capture_default_str();
+  sim->add_option("--grpc-max-threads", sim_o.grpc_max_threads,
+                  "Threads each host's gRPC server may use (a ResourceQuota)")
+      ->check(CLI::Range(2, 64))
+      ->capture_default_str();
+  sim->add_option("--log-level", sim_o.log_level, "trace|debug|info|warn|error|off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  sim->callback([&] {
+    sim_o.port = static_cast<uint16_t>(port);
+    sim_o.boot_time = std::chrono::milliseconds(boot_ms);
+    sim_o.shutdown_time = std::chrono::milliseconds(shutdown_ms);
+    sim_o.tick = std::chrono::milliseconds(tick_ms);
+    rc = run_sim_fleet(sim_o);
   });
 
   app.add_subcommand("shim", "Internal: parent process of one QEMU (started by the agent)");

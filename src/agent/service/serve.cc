@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "enroll.h"
+#include "host_inventory_proto.h"
 #include "socket_claim.h"
 #include "strata/agent/datastore.h"
 #include "strata/agent/inventory.h"
@@ -43,37 +44,6 @@ namespace fs = std::filesystem;
 auto log() {
   static auto l = logger("agent");
   return l;
-}
-
-v1::HostInventory inventory_to_proto(const HostInventory& inv, const Datastores* datastores) {
-  v1::HostInventory p;
-  p.set_hostname(inv.os.hostname);
-  if (inv.accelerator) {
-    p.set_accelerator(inv.accelerator->accelerator);
-    p.set_accelerator_reason(inv.accelerator->reason);
-  }
-  p.set_cpu_threads(inv.cpu.threads);
-  p.set_cpu_cores(inv.cpu.cores);
-  p.set_cpu_sockets(inv.cpu.sockets);
-  p.set_cpu_model(inv.cpu.model_name);
-  p.set_memory_total_bytes(inv.memory.total_bytes);
-  p.set_os(inv.os.pretty_name);
-  p.set_kernel(inv.os.kernel_release);
-  if (inv.qemu) p.set_qemu_version(inv.qemu->version);
-  p.set_agent_version(STRATA_VERSION);
-  auto j = to_json(inv);
-  // Shared storage this host mounts: the manager places VMs with datastore disks only on
-  // hosts that report the datastore's UUID.
-  j["datastores"] = nlohmann::json::array();
-  if (datastores)
-    for (const auto& ds : datastores->list())
-      j["datastores"].push_back({{"name", ds.name},
-                                 {"id", ds.id},
-                                 {"path", ds.path},
-                                 {"total_bytes", ds.total_bytes},
-                                 {"free_bytes", ds.free_bytes}});
-  p.set_inventory_json(j.dump());
-  return p;
 }
 
 int64_t now_unix_ms() {
@@ -410,13 +380,7 @@ int run_serve(const ServeOptions& in) {
     eo.name = o.name;
     eo.address = o.advertise;
     eo.state_dir = o.state_dir;
-    if (auto inv = so_inventory()) {
-      auto j = nlohmann::json::parse(inv->inventory_json(), nullptr, false);
-      if (!j.is_discarded() && j.is_object()) eo.inventory = j;
-      eo.inventory["accelerator"] = inv->accelerator();
-      eo.inventory["cpu_threads"] = inv->cpu_threads();
-      eo.inventory["memory_total_bytes"] = inv->memory_total_bytes();
-    }
+    if (auto inv = so_inventory()) eo.inventory = enrollment_inventory(*inv);
     if (auto rc = enroll_before_serving(eo, stop_signals)) {
       (*svc)->shutdown();
       return *rc;
