@@ -167,8 +167,15 @@ std::string disk_name(std::string_view preferred, size_t index, std::set<std::st
   return name;
 }
 
-void finish_spec(ImportPlan& plan) {
+// The spec's disks from the plan's, and what Strata's hardware model needs: a disk to
+// boot from, UEFI on q35.
+Status finish_spec(ImportPlan& plan) {
   if (validate_name("name", plan.descriptor_name)) plan.spec.name = plan.descriptor_name;
+  if (plan.disks.empty()) return bad("disks", "the VM has no disk that can be imported");
+  if (plan.spec.firmware == Firmware::uefi && plan.spec.machine != "q35") {
+    plan.unmapped.push_back("machine " + plan.spec.machine + ": UEFI needs q35 here; q35 is used");
+    plan.spec.machine = "q35";
+  }
   plan.spec.disks.clear();
   bool any_boot = false;
   for (const auto& d : plan.disks) any_boot = any_boot || d.boot;
@@ -182,6 +189,7 @@ void finish_spec(ImportPlan& plan) {
     if (d.source.empty()) s.size_bytes = d.capacity_bytes;
     plan.spec.disks.push_back(s);
   }
+  return {};
 }
 
 // ---------------------------------------------------------------- libvirt
@@ -376,7 +384,7 @@ Result<ImportPlan> parse_libvirt_domain(std::string_view xml) {
     }
   }
   if (best != SIZE_MAX) plan.disks[best].boot = true;
-  finish_spec(plan);
+  if (auto st = finish_spec(plan); !st) return tl::unexpected(st.error());
   return plan;
 }
 
@@ -603,7 +611,7 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
   if (!have_mem) return bad("VirtualHardwareSection", "no memory item (ResourceType 4)");
   for (const auto& d : disks)
     if (!d.used) plan.unmapped.push_back("disk " + shown(d.id) + ": attached to no item, not imported");
-  finish_spec(plan);
+  if (auto st = finish_spec(plan); !st) return tl::unexpected(st.error());
   return plan;
 }
 

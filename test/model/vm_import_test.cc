@@ -118,6 +118,19 @@ TEST(LibvirtImport, FirstDiskBootsWithoutBootOrderAndNameMayNeedAnOverride) {
   EXPECT_EQ(p->disks[0].format, "");     // not stated: detected (and judged) on the manager
 }
 
+TEST(LibvirtImport, UefiOnI440fxBecomesQ35AndSaysSo) {
+  auto p = parse_libvirt_domain(R"(<domain type='kvm'><name>u</name><memory>65536</memory>
+    <os><type machine='pc-i440fx-7.2'>hvm</type><loader readonly='yes' type='pflash'>/x</loader></os>
+    <devices><disk type='file'><source file='/a'/></disk></devices></domain>)");
+  ASSERT_TRUE(p) << p.error().to_string();
+  EXPECT_EQ(p->spec.firmware, Firmware::uefi);
+  EXPECT_EQ(p->spec.machine, "q35");
+  EXPECT_TRUE(mentions(p->unmapped, "UEFI needs q35"));
+  // With a base image per disk the plan is a valid spec.
+  for (auto& d : p->spec.disks) d.base_image = "img";
+  EXPECT_TRUE(validate(p->spec)) << validate(p->spec).error().to_string();
+}
+
 struct Refusal {
   const char* name;
   std::string xml;
@@ -171,6 +184,9 @@ TEST(LibvirtImport, RefusesHostileOrBrokenDomainsNamingTheField) {
        "descriptor"},
       {"undeclared entity", domain_with("<memory>&x;</memory>"), "descriptor"},
       {"nul byte", std::string("<domain>\0</domain>", 18), "descriptor"},
+      {"no disk", domain_with(mem + "<devices><disk type='block'><source dev='/dev/sda'/></disk>"
+                                    "</devices>"),
+       "descriptor.disks"},
       {"too large", domain_with("<description>" + std::string(kMaxDescriptorBytes, 'a') +
                                 "</description>"),
        "descriptor"},
