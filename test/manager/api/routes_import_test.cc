@@ -14,6 +14,7 @@
 #include "manager_parts.h"
 #include "strata/common/process.h"
 #include "strata/manager/api/api_service.h"
+#include "strata/manager/controllers/image_probe.h"
 #include "strata/model/vm_import.h"
 
 namespace strata::manager {
@@ -245,6 +246,47 @@ TEST_F(ImportRoutesTest, HostileDisksAndArchivesAreRefusedAndLeaveNothing) {
   EXPECT_EQ(r.status, 400u) << r.body;
   EXPECT_EQ(field(r), "name");
   expect_nothing_left();
+}
+
+// judge_import_info on what qemu-img 7.2 answers (recorded) and sniff_disk_format.
+TEST(ImportDiskJudge, TakesSelfContainedDisksAndRefusesFilesThatNameOtherFiles) {
+  const std::string sparse =
+      R"({"virtual-size": 1048576, "filename": "s.vmdk", "format": "vmdk", "format-specific":)"
+      R"( {"type": "vmdk", "data": {"create-type": "monolithicSparse", "extents": [{"virtual-size":)"
+      R"( 1048576, "filename": "s.vmdk", "format": ""}]}}})";
+  auto ok = judge_import_info(sparse, "vmdk", "f");
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_EQ(ok->virtual_size, 1048576);
+  const std::string flat =
+      R"({"virtual-size": 1048576, "filename": "f.vmdk", "format": "vmdk", "format-specific":)"
+      R"( {"type": "vmdk", "data": {"create-type": "monolithicFlat", "extents": [{"virtual-size":)"
+      R"( 1048576, "filename": "f-flat.vmdk", "format": "FLAT"}]}}})";
+  const std::string split =
+      R"({"virtual-size": 1048576, "format": "vmdk", "format-specific": {"type": "vmdk", "data":)"
+      R"( {"create-type": "twoGbMaxExtentSparse", "extents": [{"filename": "t-s001.vmdk"}]}}})";
+  const std::string data_file =
+      R"({"virtual-size": 1048576, "format": "qcow2", "format-specific": {"type": "qcow2", "data":)"
+      R"( {"compat": "1.1", "data-file": "d.raw", "data-file-raw": false}}})";
+  const std::string backing =
+      R"({"virtual-size": 1048576, "format": "qcow2", "backing-filename": "/etc/hostname"})";
+  const std::string huge = R"({"virtual-size": 9223372036854775807, "format": "raw"})";
+  struct Case {
+    const std::string* json;
+    const char* format;
+  };
+  for (auto [json, format] : {Case{&flat, "vmdk"}, Case{&split, "vmdk"}, Case{&data_file, "qcow2"},
+                              Case{&backing, "qcow2"}, Case{&huge, "raw"}, Case{&sparse, "qcow2"},
+                              Case{&sparse, "vdi"}}) {
+    auto r = judge_import_info(*json, format, "descriptor.disks[2]");
+    ASSERT_FALSE(r) << *json;
+    EXPECT_EQ(r.error().code, ErrorCode::invalid_argument) << *json;
+    EXPECT_EQ(r.error().field, "descriptor.disks[2]") << *json;
+  }
+  EXPECT_EQ(sniff_disk_format(std::string("QFI\xfb\0\0\0\3", 8)), "qcow2");
+  EXPECT_EQ(sniff_disk_format("KDMV\1\0\0\0"), "vmdk");
+  EXPECT_EQ(sniff_disk_format("# Disk DescriptorFile\nversion=1\n"), "vmdk-descriptor");
+  EXPECT_EQ(sniff_disk_format(std::string(64, '\0')), "raw");
+  EXPECT_EQ(sniff_disk_format(""), "raw");
 }
 
 }  // namespace
