@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t which = fuzz::select(fuzz::as_text(data, size), {"libvirt", "ovf", "tar"}, &rest);
   if (which == 2) {
     std::array<unsigned char, 512> block{};
-    std::memcpy(block.data(), rest.data(), std::min(rest.size(), block.size()));
+    if (!rest.empty()) std::memcpy(block.data(), rest.data(), std::min(rest.size(), block.size()));
     auto h = model::parse_tar_header(block, 0);
     if (!h) return 0;
     if (h->kind == model::TarHeader::Kind::file) {
