@@ -3,11 +3,12 @@
 // pax records). Properties: no crash or exception; an accepted descriptor's plan stays
 // within Strata's bounds, names only plain archive members (OVF), and, with a base image
 // per disk that has a file, is a valid VmSpec; an accepted tar header names a plain member.
+#include "strata/model/vm_import.h"
+
 #include <cstring>
 
 #include "fuzz_input.h"
 #include "strata/model/validation.h"
-#include "strata/model/vm_import.h"
 
 using namespace strata;
 

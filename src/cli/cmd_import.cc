@@ -28,7 +28,8 @@ struct ImportOptions {
 };
 
 bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 Result<uint64_t> regular_file_size(const std::string& path, const std::string& what) {
@@ -79,8 +80,10 @@ Result<std::vector<BodyPart>> libvirt_archive(const ImportOptions& o, const std:
 int run_import(Context& ctx, const ImportOptions& o) {
   std::string format = o.format;
   if (format.empty()) {
-    if (ends_with(o.file, ".ova")) format = "ova";
-    else if (ends_with(o.file, ".xml")) format = "libvirt";
+    if (ends_with(o.file, ".ova"))
+      format = "ova";
+    else if (ends_with(o.file, ".xml"))
+      format = "libvirt";
     else
       return ctx.usage_error(Error{ErrorCode::invalid_argument,
                                    "cannot tell the format from the file name; give --format "
@@ -97,7 +100,8 @@ int run_import(Context& ctx, const ImportOptions& o) {
   std::string xml;
   if (format == "libvirt") {
     auto text = ctx.io.read_file ? ctx.io.read_file(o.file) : real_read_file(o.file);
-    if (!text) return ctx.usage_error(Error{ErrorCode::invalid_argument, "cannot read " + o.file, "FILE"});
+    if (!text)
+      return ctx.usage_error(Error{ErrorCode::invalid_argument, "cannot read " + o.file, "FILE"});
     xml = std::move(*text);
   }
   if (ctx.dry_run) {

@@ -233,7 +233,8 @@ Result<nlohmann::json> HttpClient::upload_parts(const ApiRequest& req,
       if (!file) return invalid_argument("FILE", "cannot open " + part.path);
       uint64_t left = part.size;
       while (left > 0) {
-        file.read(chunk.data(), static_cast<std::streamsize>(std::min<uint64_t>(chunk.size(), left)));
+        auto want = std::min<uint64_t>(chunk.size(), left);
+        file.read(chunk.data(), static_cast<std::streamsize>(want));
         auto n = static_cast<size_t>(file.gcount());
         if (n == 0) return internal_error(part.path + " ended early (changed while uploading?)");
         if (auto w = send(chunk.data(), n); !w) return tl::unexpected(w.error());

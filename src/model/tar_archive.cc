@@ -40,7 +40,7 @@ std::optional<uint64_t> octal(std::string_view s) {
 }
 
 std::optional<uint64_t> size_field(const std::array<unsigned char, 512>& b) {
-  if (b[124] & 0x80) {  // GNU base-256: big-endian, first byte's high bit set
+  if (b[124] & 0x80) {                        // GNU base-256: big-endian, first byte's high bit set
     if (b[124] != 0x80) return std::nullopt;  // negative or more than 88 bits
     uint64_t v = 0;
     for (size_t i = 125; i < 136; ++i) {

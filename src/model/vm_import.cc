@@ -48,8 +48,7 @@ Result<DocPtr> parse_xml(std::string_view xml) {
   if (xml.size() > kMaxDescriptorBytes)
     return bad("", fmt::format("the descriptor is {} bytes, more than the {} allowed", xml.size(),
                                kMaxDescriptorBytes));
-  if (xml.find('\0') != std::string_view::npos)
-    return bad("", "the descriptor holds a NUL byte");
+  if (xml.find('\0') != std::string_view::npos) return bad("", "the descriptor holds a NUL byte");
   // No DTD at all: entity declarations (billion laughs, external entities) never reach the
   // parser. Neither libvirt nor OVF tools write one.
   if (xml.find("<!DOCTYPE") != std::string_view::npos ||
@@ -72,8 +71,8 @@ Result<DocPtr> parse_xml(std::string_view xml) {
 }
 
 bool is(const xmlNode* n, const char* local) {
-  return n && n->type == XML_ELEMENT_NODE && std::strcmp(reinterpret_cast<const char*>(n->name),
-                                                         local) == 0;
+  return n && n->type == XML_ELEMENT_NODE &&
+         std::strcmp(reinterpret_cast<const char*>(n->name), local) == 0;
 }
 
 std::vector<const xmlNode*> children(const xmlNode* n, const char* local = nullptr) {
@@ -197,9 +196,9 @@ Status finish_spec(ImportPlan& plan) {
 Result<uint64_t> libvirt_bytes(const std::string& field, const xmlNode* n) {
   std::string unit = attr(n, "unit").value_or("KiB");
   static const std::pair<const char*, uint64_t> kUnits[] = {
-      {"b", 1},           {"bytes", 1},           {"KB", 1000},         {"k", 1024},
-      {"KiB", 1024},      {"MB", 1000000},        {"M", kMiB},          {"MiB", kMiB},
-      {"GB", 1000000000}, {"G", 1ull << 30},      {"GiB", 1ull << 30},  {"TB", 1000000000000},
+      {"b", 1},           {"bytes", 1},       {"KB", 1000},        {"k", 1024},
+      {"KiB", 1024},      {"MB", 1000000},    {"M", kMiB},         {"MiB", kMiB},
+      {"GB", 1000000000}, {"G", 1ull << 30},  {"GiB", 1ull << 30}, {"TB", 1000000000000},
       {"T", 1ull << 40},  {"TiB", 1ull << 40}};
   uint64_t scale = 0;
   for (const auto& [u, s] : kUnits)
@@ -279,15 +278,13 @@ Result<ImportPlan> parse_libvirt_domain(std::string_view xml) {
     auto boots = children(os, "boot");
     if (!boots.empty() && attr(boots[0], "dev").value_or("") == "cdrom") boot_cdrom_first = true;
   }
-  if (boot_cdrom_first)
-    plan.unmapped.push_back("os.boot dev=cdrom: the VM boots from its disk");
-  if (child(dom, "cpu"))
-    plan.unmapped.push_back("cpu: the CPU model is the cluster's baseline");
+  if (boot_cdrom_first) plan.unmapped.push_back("os.boot dev=cdrom: the VM boots from its disk");
+  if (child(dom, "cpu")) plan.unmapped.push_back("cpu: the CPU model is the cluster's baseline");
 
   static const std::set<std::string> kTop = {
-      "name",  "uuid",     "title",      "description", "metadata", "memory",   "currentMemory",
-      "vcpu",  "os",       "features",   "cpu",         "clock",    "on_poweroff", "on_reboot",
-      "on_crash", "pm",    "devices",    "resource",    "seclabel", "genid"};
+      "name",     "uuid", "title",    "description", "metadata", "memory",      "currentMemory",
+      "vcpu",     "os",   "features", "cpu",         "clock",    "on_poweroff", "on_reboot",
+      "on_crash", "pm",   "devices",  "resource",    "seclabel", "genid"};
   for (const xmlNode* c : children(dom))
     if (!kTop.count(reinterpret_cast<const char*>(c->name)))
       plan.unmapped.push_back(shown(reinterpret_cast<const char*>(c->name)) + ": not imported");
@@ -299,8 +296,8 @@ Result<ImportPlan> parse_libvirt_domain(std::string_view xml) {
   size_t best = SIZE_MAX;
   size_t disk_i = 0, nic_i = 0;
   static const std::set<std::string> kQuietDevices = {
-      "emulator", "controller", "input", "console", "serial", "channel", "video",
-      "memballoon", "graphics", "rng"};
+      "emulator", "controller", "input",      "console",  "serial",
+      "channel",  "video",      "memballoon", "graphics", "rng"};
   for (const xmlNode* dev : children(devices)) {
     std::string kind = reinterpret_cast<const char*>(dev->name);
     if (kind == "disk") {
@@ -437,14 +434,21 @@ std::string ovf_format(std::string_view uri) {
 
 std::string resource_name(uint64_t type) {
   switch (type) {
-    case 14: return "floppy drive";
+    case 14:
+      return "floppy drive";
     case 15:
-    case 16: return "CD/DVD drive";
-    case 21: return "serial port";
-    case 22: return "parallel port";
-    case 23: return "USB controller";
-    case 35: return "sound card";
-    default: return fmt::format("resource type {}", type);
+    case 16:
+      return "CD/DVD drive";
+    case 21:
+      return "serial port";
+    case 22:
+      return "parallel port";
+    case 23:
+      return "USB controller";
+    case 35:
+      return "sound card";
+    default:
+      return fmt::format("resource type {}", type);
   }
 }
 
@@ -491,11 +495,12 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
     if (!q) return bad(field + ".capacity", "\"" + shown(cap) + "\" is not a whole number");
     std::string units = attr(d, "capacityAllocationUnits").value_or("byte");
     auto scale = parse_allocation_units(units);
-    if (!scale) return bad(field + ".capacityAllocationUnits", "unknown units \"" + shown(units) + "\"");
+    if (!scale)
+      return bad(field + ".capacityAllocationUnits", "unknown units \"" + shown(units) + "\"");
     auto bytes = mul(*q, *scale);
     if (!bytes || *bytes > kMaxDiskBytes || *bytes == 0)
-      return bad(field + ".capacity", fmt::format("the capacity must be 1 byte..{} bytes",
-                                                  kMaxDiskBytes));
+      return bad(field + ".capacity",
+                 fmt::format("the capacity must be 1 byte..{} bytes", kMaxDiskBytes));
     disk.capacity = *bytes;
     disk.format = ovf_format(attr(d, "format").value_or(""));
     for (const auto& other : disks)
@@ -524,8 +529,10 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
     if (iname == "Config" || iname == "ExtraConfig") {
       if (attr(item, "key").value_or("") == "firmware") {
         std::string v = attr(item, "value").value_or("");
-        if (v == "efi") plan.spec.firmware = Firmware::uefi;
-        else if (v != "bios") plan.unmapped.push_back("firmware \"" + shown(v) + "\": BIOS is used");
+        if (v == "efi")
+          plan.spec.firmware = Firmware::uefi;
+        else if (v != "bios")
+          plan.unmapped.push_back("firmware \"" + shown(v) + "\": BIOS is used");
       }
       continue;
     }
@@ -545,10 +552,12 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
       }
       case 4: {  // memory
         auto q = to_u64(qty);
-        if (!q) return bad(field + ".VirtualQuantity", "\"" + shown(qty) + "\" is not a whole number");
+        if (!q)
+          return bad(field + ".VirtualQuantity", "\"" + shown(qty) + "\" is not a whole number");
         std::string units = text(child(item, "AllocationUnits"));
         auto scale = parse_allocation_units(units.empty() ? "byte * 2^20" : units);
-        if (!scale) return bad(field + ".AllocationUnits", "unknown units \"" + shown(units) + "\"");
+        if (!scale)
+          return bad(field + ".AllocationUnits", "unknown units \"" + shown(units) + "\"");
         auto bytes = mul(*q, *scale);
         if (!bytes) return bad(field + ".VirtualQuantity", "the memory size overflows");
         auto mib = memory_mib(field + ".VirtualQuantity", *bytes);
@@ -562,8 +571,8 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
         std::string id;
         for (std::string_view prefix : {"ovf:/disk/", "/disk/"})
           if (res.rfind(prefix, 0) == 0) id = res.substr(prefix.size());
-        auto it = std::find_if(disks.begin(), disks.end(),
-                               [&](const OvfDisk& d) { return d.id == id; });
+        auto it =
+            std::find_if(disks.begin(), disks.end(), [&](const OvfDisk& d) { return d.id == id; });
         if (id.empty() || it == disks.end())
           return bad(field + ".HostResource",
                      "\"" + shown(res) + "\" names no disk of the DiskSection");
@@ -610,7 +619,8 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
   if (!have_cpu) plan.unmapped.push_back("no CPU item: 1 vCPU");
   if (!have_mem) return bad("VirtualHardwareSection", "no memory item (ResourceType 4)");
   for (const auto& d : disks)
-    if (!d.used) plan.unmapped.push_back("disk " + shown(d.id) + ": attached to no item, not imported");
+    if (!d.used)
+      plan.unmapped.push_back("disk " + shown(d.id) + ": attached to no item, not imported");
   if (auto st = finish_spec(plan); !st) return tl::unexpected(st.error());
   return plan;
 }

@@ -184,11 +184,12 @@ TEST(LibvirtImport, RefusesHostileOrBrokenDomainsNamingTheField) {
        "descriptor"},
       {"undeclared entity", domain_with("<memory>&x;</memory>"), "descriptor"},
       {"nul byte", std::string("<domain>\0</domain>", 18), "descriptor"},
-      {"no disk", domain_with(mem + "<devices><disk type='block'><source dev='/dev/sda'/></disk>"
-                                    "</devices>"),
+      {"no disk",
+       domain_with(mem + "<devices><disk type='block'><source dev='/dev/sda'/></disk>"
+                         "</devices>"),
        "descriptor.disks"},
-      {"too large", domain_with("<description>" + std::string(kMaxDescriptorBytes, 'a') +
-                                "</description>"),
+      {"too large",
+       domain_with("<description>" + std::string(kMaxDescriptorBytes, 'a') + "</description>"),
        "descriptor"},
   };
   std::string many_disks;
@@ -273,12 +274,12 @@ std::string ovf_with(const std::string& refs, const std::string& disks, const st
 
 TEST(OvfImport, RefusesHostileOrBrokenDescriptorsNamingTheField) {
   const std::string mem =
-      "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>64</rasd:VirtualQuantity></Item>";
+      "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>64</"
+      "rasd:VirtualQuantity></Item>";
   const std::string disk_item =
-      "<Item><rasd:ResourceType>17</rasd:ResourceType><rasd:HostResource>ovf:/disk/d1</rasd:HostResource></Item>";
-  auto file = [](const std::string& href) {
-    return "<File ovf:id='f1' ovf:href='" + href + "'/>";
-  };
+      "<Item><rasd:ResourceType>17</rasd:ResourceType><rasd:HostResource>ovf:/disk/d1</"
+      "rasd:HostResource></Item>";
+  auto file = [](const std::string& href) { return "<File ovf:id='f1' ovf:href='" + href + "'/>"; };
   const std::string disk = "<Disk ovf:diskId='d1' ovf:fileRef='f1' ovf:capacity='1048576'/>";
   std::vector<Refusal> cases = {
       {"not an envelope", "<domain/>", "descriptor"},
@@ -294,8 +295,9 @@ TEST(OvfImport, RefusesHostileOrBrokenDescriptorsNamingTheField) {
        "descriptor.References.File[0].href"},
       {"control char", ovf_with(file("a&#127;b"), disk, mem + disk_item),
        "descriptor.References.File[0].href"},
-      {"compressed", ovf_with("<File ovf:id='f1' ovf:href='a.vmdk' ovf:compression='gzip'/>", disk,
-                              mem + disk_item),
+      {"compressed",
+       ovf_with("<File ovf:id='f1' ovf:href='a.vmdk' ovf:compression='gzip'/>", disk,
+                mem + disk_item),
        "descriptor.References.File[0].compression"},
       {"file without id", ovf_with("<File ovf:href='a.vmdk'/>", disk, mem),
        "descriptor.References.File[0].id"},
@@ -324,9 +326,10 @@ TEST(OvfImport, RefusesHostileOrBrokenDescriptorsNamingTheField) {
        "descriptor.DiskSection.Disk[0].capacityAllocationUnits"},
       {"no memory", ovf_with(file("a.vmdk"), disk, disk_item), "descriptor.VirtualHardwareSection"},
       {"absurd memory",
-       ovf_with("", "",
-                "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:AllocationUnits>byte * "
-                "2^40</rasd:AllocationUnits><rasd:VirtualQuantity>999999</rasd:VirtualQuantity></Item>"),
+       ovf_with(
+           "", "",
+           "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:AllocationUnits>byte * "
+           "2^40</rasd:AllocationUnits><rasd:VirtualQuantity>999999</rasd:VirtualQuantity></Item>"),
        "descriptor.VirtualHardwareSection.Item[0].VirtualQuantity"},
       {"absurd cpus",
        ovf_with("", "",
@@ -335,8 +338,9 @@ TEST(OvfImport, RefusesHostileOrBrokenDescriptorsNamingTheField) {
        "descriptor.VirtualHardwareSection.Item[1].VirtualQuantity"},
       {"item names unknown disk",
        ovf_with("", "",
-                mem + "<Item><rasd:ResourceType>17</rasd:ResourceType><rasd:HostResource>ovf:/disk/zz"
-                      "</rasd:HostResource></Item>"),
+                mem +
+                    "<Item><rasd:ResourceType>17</rasd:ResourceType><rasd:HostResource>ovf:/disk/zz"
+                    "</rasd:HostResource></Item>"),
        "descriptor.VirtualHardwareSection.Item[1].HostResource"},
       {"disk attached twice", ovf_with(file("a.vmdk"), disk, mem + disk_item + disk_item),
        "descriptor.VirtualHardwareSection.Item[2].HostResource"},

@@ -29,18 +29,18 @@ inline constexpr size_t kMaxDescriptorBytes = 1 << 20;
 inline constexpr size_t kMaxArchiveMembers = 64;
 
 struct ImportDisk {
-  std::string name;            // Strata disk name (DNS label, unique in the VM)
+  std::string name;  // Strata disk name (DNS label, unique in the VM)
   // libvirt: the host path of the file (the CLI reads it); OVA: the archive member; "" for
   // an OVF disk with no file (a blank disk of capacity_bytes).
   std::string source;
-  std::string format;          // what the descriptor says: "qcow2", "raw", "vmdk" ("" unknown)
-  uint64_t capacity_bytes = 0; // the guest's size as the descriptor states it (0: unknown)
+  std::string format;           // what the descriptor says: "qcow2", "raw", "vmdk" ("" unknown)
+  uint64_t capacity_bytes = 0;  // the guest's size as the descriptor states it (0: unknown)
   bool boot = false;
   bool readonly = false;
 };
 
 struct ImportPlan {
-  std::string descriptor_name;     // the VM's name in the descriptor, as written
+  std::string descriptor_name;  // the VM's name in the descriptor, as written
   // name: descriptor_name when it is a DNS label, else "". disks[i] matches disks[i]
   // below (base_image empty; an OVF disk without a file is a blank disk of its size).
   VmSpec spec;

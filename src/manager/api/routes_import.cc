@@ -42,8 +42,7 @@ Result<model::ImportFormat> format_param(const HttpRequest& r) {
   return *format;
 }
 
-std::optional<HttpResponse> check_import_head(ApiDeps& d, const HttpRequest& r,
-                                              bool before_body) {
+std::optional<HttpResponse> check_import_head(ApiDeps& d, const HttpRequest& r, bool before_body) {
   if (!d.importer || !d.images)
     return error_response(Error{ErrorCode::unavailable, "this manager cannot import VMs", ""});
   if (auto f = format_param(r); !f) return error_response(f.error());
@@ -58,7 +57,8 @@ std::optional<HttpResponse> check_import_head(ApiDeps& d, const HttpRequest& r,
     if (auto st = model::validate_name("host", r.query.at("host")); !st)
       return error_response(st.error());
   if (r.query.count("start") && r.query.at("start") != "true" && r.query.at("start") != "false")
-    return error_response(Error{ErrorCode::invalid_argument, "start must be true or false", "start"});
+    return error_response(
+        Error{ErrorCode::invalid_argument, "start must be true or false", "start"});
   std::string ctype = r.header("content-type");
   if (!ctype.empty() && ctype.rfind("application/octet-stream", 0) != 0 &&
       ctype.rfind("application/x-tar", 0) != 0)
@@ -72,7 +72,8 @@ std::optional<HttpResponse> check_import_head(ApiDeps& d, const HttpRequest& r,
   if (before_body && !length.empty() &&
       std::from_chars(length.data(), length.data() + length.size(), announced).ec == std::errc()) {
     auto avail = free_bytes(d.images->catalog_dir());
-    if (avail && announced > *avail) return insufficient_storage(d.images->catalog_dir(), announced);
+    if (avail && announced > *avail)
+      return insufficient_storage(d.images->catalog_dir(), announced);
   }
   return std::nullopt;
 }

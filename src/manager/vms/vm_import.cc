@@ -127,7 +127,8 @@ struct PreparedDisk {
 
 Result<std::vector<ArchiveMember>> index_archive(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.fd < 0) return internal_error("cannot open the upload: " + std::string(std::strerror(errno)));
+  if (fd.fd < 0)
+    return internal_error("cannot open the upload: " + std::string(std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd.fd, &st) != 0) return internal_error("cannot stat the upload");
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
@@ -154,7 +155,8 @@ Result<std::vector<ArchiveMember>> index_archive(const std::string& path) {
     if (h->size > file_size - pos)
       return invalid_argument(fmt::format("archive.members[{}].size", out.size()),
                               "the member runs past the end of the archive (truncated upload?)");
-    if (h->kind == model::TarHeader::Kind::pax_local || h->kind == model::TarHeader::Kind::pax_global) {
+    if (h->kind == model::TarHeader::Kind::pax_local ||
+        h->kind == model::TarHeader::Kind::pax_global) {
       if (h->kind == model::TarHeader::Kind::pax_local) {
         std::string rec(h->size, '\0');
         if (auto r = read_exact(fd.fd, pos, rec.data(), rec.size()); !r)
@@ -181,8 +183,8 @@ Result<std::vector<ArchiveMember>> index_archive(const std::string& path) {
           return invalid_argument(fmt::format("archive.members[{}].name", out.size()),
                                   "\"" + m.name + "\" appears twice in the archive");
       if (out.size() >= model::kMaxArchiveMembers)
-        return invalid_argument("body", fmt::format("the archive has more than {} files",
-                                                    model::kMaxArchiveMembers));
+        return invalid_argument(
+            "body", fmt::format("the archive has more than {} files", model::kMaxArchiveMembers));
       out.push_back(std::move(m));
     }
     have_pending = false;
@@ -266,12 +268,12 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
                                     "name?); delete it or choose another name",
                                     p.image),
                         "name");
-    std::string member = req.format == model::ImportFormat::ova ? d.source
-                                                                : model::libvirt_disk_member(i);
+    std::string member =
+        req.format == model::ImportFormat::ova ? d.source : model::libvirt_disk_member(i);
     if (!find(member))
-      return invalid_argument(fmt::format("descriptor.disks[{}]", i),
-                              fmt::format("the archive holds no file \"{}\" for disk {}", member,
-                                          d.name));
+      return invalid_argument(
+          fmt::format("descriptor.disks[{}]", i),
+          fmt::format("the archive holds no file \"{}\" for disk {}", member, d.name));
     prepared.push_back(std::move(p));
   }
 
@@ -279,9 +281,8 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
   for (auto& p : prepared) {
     const auto& d = plan->disks[p.index];
     std::string field = fmt::format("descriptor.disks[{}]", p.index);
-    const ArchiveMember* m = find(req.format == model::ImportFormat::ova
-                                      ? d.source
-                                      : model::libvirt_disk_member(p.index));
+    const ArchiveMember* m = find(
+        req.format == model::ImportFormat::ova ? d.source : model::libvirt_disk_member(p.index));
     if (m->size == 0) return invalid_argument(field, "the disk file is empty");
     auto raw = make_temp(work_dir_, "src");
     if (!raw) return tl::unexpected(raw.error());
@@ -293,15 +294,16 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
       return tl::unexpected(st.error());
     std::string sniffed = sniff_disk_format(std::string_view(head, head_n));
     if (sniffed == "vmdk-descriptor")
-      return invalid_argument(field, "a vmdk descriptor file names its extents by path; only "
-                                     "self-contained vmdk files (monolithicSparse, "
-                                     "streamOptimized) are imported");
+      return invalid_argument(field,
+                              "a vmdk descriptor file names its extents by path; only "
+                              "self-contained vmdk files (monolithicSparse, "
+                              "streamOptimized) are imported");
     // The descriptor's format wins when it states one (libvirt reads a raw disk as raw
     // whatever its first bytes); a stated image format must be what the bytes are.
     std::string format = d.format.empty() ? sniffed : d.format;
     if (!d.format.empty() && d.format != "raw" && d.format != sniffed)
-      return invalid_argument(field, fmt::format("the descriptor says {}, but the file is {}",
-                                                 d.format, sniffed));
+      return invalid_argument(
+          field, fmt::format("the descriptor says {}, but the file is {}", d.format, sniffed));
     auto facts = probe_import_disk(raw->path, format, field);
     if (!facts) return tl::unexpected(facts.error());
     p.source_format = format;
@@ -316,7 +318,8 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
     if (!result) return tl::unexpected(result.error());
     p.facts = *result;
     struct stat st {};
-    if (::stat(out->path.c_str(), &st) != 0) return internal_error("cannot stat the converted disk");
+    if (::stat(out->path.c_str(), &st) != 0)
+      return internal_error("cannot stat the converted disk");
     p.file_size = static_cast<uint64_t>(st.st_size);
     auto digest = sha256_file(out->path);
     if (!digest) return tl::unexpected(digest.error());

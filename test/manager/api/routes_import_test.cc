@@ -124,7 +124,8 @@ class ImportRoutesTest : public ::testing::Test {
   }
   size_t work_files() {
     size_t n = 0;
-    for ([[maybe_unused]] const auto& e : fs::directory_iterator(parts_.catalog_dir + "/uploads")) ++n;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(parts_.catalog_dir + "/uploads"))
+      ++n;
     return n;
   }
   void expect_nothing_left() {
@@ -194,7 +195,8 @@ TEST_F(ImportRoutesTest, LibvirtImportConvertsDisksIntoTheCatalogAndCreatesTheVm
 
 TEST_F(ImportRoutesTest, HostileDisksAndArchivesAreRefusedAndLeaveNothing) {
   std::string backed = (dir_ / "backed.qcow2").string();
-  run({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/hostname", backed, "1M"});
+  run({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/hostname", backed,
+       "1M"});
   auto r = import(archive({{"domain.xml", domain("x", disk("qcow2", "vda"))}, {"disk-0", backed}}),
                   "format=libvirt");
   EXPECT_EQ(r.status, 400u) << r.body;
@@ -203,8 +205,9 @@ TEST_F(ImportRoutesTest, HostileDisksAndArchivesAreRefusedAndLeaveNothing) {
   expect_nothing_left();
 
   // A vmdk descriptor naming a host file as its extent.
-  std::string desc = "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n"
-                     "createType=\"monolithicFlat\"\nRW 2048 FLAT \"/etc/shadow\" 0\n";
+  std::string desc =
+      "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n"
+      "createType=\"monolithicFlat\"\nRW 2048 FLAT \"/etc/shadow\" 0\n";
   r = import(archive({{"domain.xml", domain("x", disk("vmdk", "vda"))}, {"disk-0", desc}}),
              "format=libvirt");
   EXPECT_EQ(r.status, 400u) << r.body;
@@ -222,10 +225,10 @@ TEST_F(ImportRoutesTest, HostileDisksAndArchivesAreRefusedAndLeaveNothing) {
   r = import(archive({{"domain.xml", domain("x", disk("raw", "vda"))}}), "format=libvirt");
   EXPECT_EQ(r.status, 400u) << r.body;
   EXPECT_EQ(field(r), "descriptor.disks[0]");
-  r = import(archive({{"domain.xml", domain("x", disk("raw", "vda"))},
-                      {"disk-0", std::string(8192, 'd')}},
-                     /*truncate=*/true),
-             "format=libvirt");
+  r = import(
+      archive({{"domain.xml", domain("x", disk("raw", "vda"))}, {"disk-0", std::string(8192, 'd')}},
+              /*truncate=*/true),
+      "format=libvirt");
   EXPECT_EQ(r.status, 400u) << r.body;
   EXPECT_EQ(field(r), "archive.members[1].size");
   std::string junk = (dir_ / "junk").string();

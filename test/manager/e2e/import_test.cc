@@ -8,6 +8,7 @@
 // refused with the field named, leaving no VM and no image. Skips (with the reason) when
 // the binaries, qemu-img or root are missing.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -16,11 +17,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "strata/common/process.h"
 #include "strata/enroll/http_client.h"
@@ -69,10 +68,11 @@ class ImportE2e : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("stratad-import-" + std::to_string(getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "src");
-    std::vector<std::string> argv = {stratad, "--all-in-one", "--data-dir", (dir_ / "data").string(),
-                                     "--listen", "127.0.0.1:0", "--agent-binary", agent,
-                                     "--accel", "tcg", "--host-name", "import-host",
-                                     "--heartbeat-ms", "500"};
+    std::vector<std::string> argv = {
+        stratad,          "--all-in-one", "--data-dir",     (dir_ / "data").string(),
+        "--listen",       "127.0.0.1:0",  "--agent-binary", agent,
+        "--accel",        "tcg",          "--host-name",    "import-host",
+        "--heartbeat-ms", "500"};
     fs::create_directories(dir_ / "data");
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
@@ -100,10 +100,12 @@ class ImportE2e : public ::testing::Test {
     token_ = slurp((dir_ / "data" / "admin.token").string());
     while (!token_.empty() && token_.back() == '\n') token_.pop_back();
     ASSERT_FALSE(token_.empty());
-    ASSERT_TRUE(wait_until(120s, [&] {
-      auto hosts = get_json("/api/v1/hosts")["hosts"];
-      return hosts.size() == 1 && hosts[0]["state"] == "up";
-    })) << get_json("/api/v1/hosts").dump() << slurp(log);
+    ASSERT_TRUE(wait_until(120s,
+                           [&] {
+                             auto hosts = get_json("/api/v1/hosts")["hosts"];
+                             return hosts.size() == 1 && hosts[0]["state"] == "up";
+                           }))
+        << get_json("/api/v1/hosts").dump() << slurp(log);
   }
 
   void TearDown() override {
@@ -111,9 +113,7 @@ class ImportE2e : public ::testing::Test {
       for (const char* vm : {"lv1", "app"}) {
         http_request(base_, "DELETE", std::string("/api/v1/vms/") + vm, "", token_);
       }
-      wait_until(30s, [&] {
-        return get_json("/api/v1/vms")["vms"].empty();
-      });
+      wait_until(30s, [&] { return get_json("/api/v1/vms")["vms"].empty(); });
       kill(pid_, SIGTERM);
       int st = 0;
       waitpid(pid_, &st, 0);
@@ -179,7 +179,8 @@ TEST_F(ImportE2e, LibvirtDomainWithQcow2AndRawDisks) {
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
-      <source file=')" + root + R"('/>
+      <source file=')" + root +
+                            R"('/>
       <target dev='vda' bus='virtio'/>
     </disk>
     <disk type='file' device='disk'>
@@ -279,9 +280,11 @@ TEST_F(ImportE2e, HostileArchivesAreRefusedNamingTheFieldAndLeaveNothing) {
   // A qcow2 whose backing file is a host file the uploader chose.
   std::string evil = (src / "evil.qcow2").string();
   run({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/hostname", evil, "1M"});
-  spit(src / "evil.xml", "<domain type='kvm'><name>evil</name><memory unit='MiB'>64</memory>"
-                         "<devices><disk type='file' device='disk'><driver type='qcow2'/>"
-                         "<source file='" + evil + "'/><target dev='vda'/></disk></devices></domain>");
+  spit(src / "evil.xml",
+       "<domain type='kvm'><name>evil</name><memory unit='MiB'>64</memory>"
+       "<devices><disk type='file' device='disk'><driver type='qcow2'/>"
+       "<source file='" +
+           evil + "'/><target dev='vda'/></disk></devices></domain>");
   auto r = strata({"vm", "import", (src / "evil.xml").string(), "-o", "json"});
   EXPECT_NE(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.err.find("backing"), std::string::npos) << r.err;
@@ -290,11 +293,12 @@ TEST_F(ImportE2e, HostileArchivesAreRefusedNamingTheFieldAndLeaveNothing) {
   // An OVF whose disk file climbs out of the archive.
   fs::path ova = dir_ / "evil-ova";
   fs::create_directories(ova);
-  spit(ova / "x.ovf", "<Envelope xmlns:ovf='o' xmlns:rasd='r'><References><File ovf:id='f' "
-                      "ovf:href='../../etc/passwd'/></References><VirtualSystem ovf:id='x'>"
-                      "<VirtualHardwareSection><Item><rasd:ResourceType>4</rasd:ResourceType>"
-                      "<rasd:VirtualQuantity>64</rasd:VirtualQuantity></Item>"
-                      "</VirtualHardwareSection></VirtualSystem></Envelope>");
+  spit(ova / "x.ovf",
+       "<Envelope xmlns:ovf='o' xmlns:rasd='r'><References><File ovf:id='f' "
+       "ovf:href='../../etc/passwd'/></References><VirtualSystem ovf:id='x'>"
+       "<VirtualHardwareSection><Item><rasd:ResourceType>4</rasd:ResourceType>"
+       "<rasd:VirtualQuantity>64</rasd:VirtualQuantity></Item>"
+       "</VirtualHardwareSection></VirtualSystem></Envelope>");
   run({"tar", "-cf", (dir_ / "x.ova").string(), "-C", ova.string(), "x.ovf"});
   r = strata({"vm", "import", (dir_ / "x.ova").string(), "--name", "x", "-o", "json"});
   EXPECT_NE(r.exit_code, 0) << r.out << r.err;
@@ -304,7 +308,8 @@ TEST_F(ImportE2e, HostileArchivesAreRefusedNamingTheFieldAndLeaveNothing) {
   EXPECT_TRUE(get_json("/api/v1/images")["images"].empty()) << get_json("/api/v1/images").dump();
   // Nothing left in the work folder either.
   size_t left = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_ / "data" / "catalog" / "uploads"))
+  for ([[maybe_unused]] const auto& e :
+       fs::directory_iterator(dir_ / "data" / "catalog" / "uploads"))
     ++left;
   EXPECT_EQ(left, 0u);
 }
