@@ -153,7 +153,7 @@ int run_import(Context& ctx, const ImportOptions& o) {
                                                         d.value("source_format", "") + ")")
                  << "\n";
     for (const auto& u : body->value("unmapped", nlohmann::json::array()))
-      ctx.io.err << "  not imported: " << u.get<std::string>() << "\n";
+      ctx.io.err << "  unmapped: " << u.get<std::string>() << "\n";
   }
   if (!o.wait || task_id.empty()) {
     if (ctx.format() != OutputFormat::table) ctx.io.out << render(*body, ctx.format());

@@ -247,9 +247,10 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
     spec.name = req.name;
   }
   if (spec.name.empty())
-    return invalid_argument("name", fmt::format("the descriptor's name \"{}\" is not a DNS label; "
-                                                "give the VM a name (name=)",
-                                                plan->descriptor_name.substr(0, 64)));
+    return invalid_argument(
+        "name", fmt::format("the descriptor's name \"{}\" is not a DNS label; "
+                            "give the VM a name (the name parameter; strata vm import --name)",
+                            plan->descriptor_name.substr(0, 64)));
   if (auto vm = store_.get_vm_by_name(spec.name); vm)
     return make_error(ErrorCode::already_exists, fmt::format("vm {} already exists", spec.name),
                       "name");
