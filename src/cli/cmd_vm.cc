@@ -24,6 +24,7 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
   vm->require_subcommand(1);
   add_vm_snapshot_commands(*vm, ctx);
   add_vm_clone_commands(*vm, ctx);
+  add_vm_import_command(*vm, ctx);
 
   // create
   {

@@ -54,6 +54,7 @@ struct Context {
 void add_vm_commands(CLI::App& root, Context& ctx);
 void add_vm_snapshot_commands(CLI::App& vm, Context& ctx);  // cmd_snapshot.cc
 void add_vm_clone_commands(CLI::App& vm, Context& ctx);     // cmd_clone.cc
+void add_vm_import_command(CLI::App& vm, Context& ctx);     // cmd_import.cc
 void add_console_command(CLI::App& vm, Context& ctx);
 void add_host_image_commands(CLI::App& root, Context& ctx);
 void add_backup_commands(CLI::App& root, Context& ctx);  // cmd_backup.cc

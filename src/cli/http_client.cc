@@ -179,8 +179,16 @@ Result<nlohmann::json> HttpClient::upload(const ApiRequest& req, const std::stri
   if (!file) return invalid_argument("FILE", "cannot open " + path);
   auto end = file.tellg();
   if (end < 0) return invalid_argument("FILE", "cannot read the size of " + path);
-  uint64_t total = static_cast<uint64_t>(end);
-  file.seekg(0);
+  return upload_parts(req, {BodyPart{"", path, static_cast<uint64_t>(end)}},
+                      "application/octet-stream", progress);
+}
+
+Result<nlohmann::json> HttpClient::upload_parts(const ApiRequest& req,
+                                                const std::vector<BodyPart>& parts,
+                                                const std::string& content_type,
+                                                const ProgressFn& progress) {
+  uint64_t total = 0;
+  for (const auto& p : parts) total += p.path.empty() ? p.bytes.size() : p.size;
   net::io_context ioc;
   auto conn = connect_to(ioc, endpoint_, timeout_);
   if (!conn) return tl::unexpected(conn.error());
@@ -189,7 +197,7 @@ Result<nlohmann::json> HttpClient::upload(const ApiRequest& req, const std::stri
                                     endpoint_.base_path + req.target, 11};
   common_headers(r, *this);
   r.set(http::field::accept, "application/json");
-  r.set(http::field::content_type, "application/octet-stream");
+  r.set(http::field::content_type, content_type);
   r.content_length(total);
   return conn->visit([&](auto& stream) -> Result<nlohmann::json> {
     auto& tcp_layer = beast::get_lowest_layer(stream);
@@ -201,20 +209,37 @@ Result<nlohmann::json> HttpClient::upload(const ApiRequest& req, const std::stri
     std::vector<char> chunk(1 << 20);
     uint64_t sent = 0;
     if (progress) progress(0, total);
-    while (sent < total) {
-      file.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-      auto n = static_cast<size_t>(file.gcount());
-      if (n == 0) return internal_error(path + " ended early (changed while uploading?)");
+    // Writes n bytes; on a failed write the server may have answered early (e.g. 413) and
+    // closed: its answer is preferred.
+    auto send = [&](const char* data, size_t n) -> Result<bool> {
       tcp_layer.expires_after(timeout_);
-      net::write(stream, net::buffer(chunk.data(), n), ec);
+      net::write(stream, net::buffer(data, n), ec);
       if (ec) {
-        // The server may have answered early (e.g. 413) and closed: prefer its answer.
         auto answer = read_response(stream, what);
-        if (answer && answer->status >= 400) return json_or_error(*answer);
+        if (answer && answer->status >= 400) return tl::unexpected(json_or_error(*answer).error());
         return tl::unexpected(transport_error(what, ec));
       }
       sent += n;
       if (progress) progress(sent, total);
+      return true;
+    };
+    for (const auto& part : parts) {
+      if (part.path.empty()) {
+        if (auto w = send(part.bytes.data(), part.bytes.size()); !w)
+          return tl::unexpected(w.error());
+        continue;
+      }
+      std::ifstream file(part.path, std::ios::binary);
+      if (!file) return invalid_argument("FILE", "cannot open " + part.path);
+      uint64_t left = part.size;
+      while (left > 0) {
+        auto want = std::min<uint64_t>(chunk.size(), left);
+        file.read(chunk.data(), static_cast<std::streamsize>(want));
+        auto n = static_cast<size_t>(file.gcount());
+        if (n == 0) return internal_error(part.path + " ended early (changed while uploading?)");
+        if (auto w = send(chunk.data(), n); !w) return tl::unexpected(w.error());
+        left -= n;
+      }
     }
     tcp_layer.expires_after(timeout_ * 4);  // the server may verify/convert before answering
     auto resp = read_response(stream, what);

@@ -413,6 +413,20 @@ ApiRequest build_image_put(const std::string& name, const std::string& kind) {
           std::nullopt};
 }
 
+ApiRequest build_vm_import_plan(const std::string& format, const std::string& descriptor) {
+  return {"POST", kApi + "/vms/import/plan",
+          nlohmann::json{{"format", format}, {"descriptor", descriptor}}};
+}
+
+ApiRequest build_vm_import(const std::string& format, const std::string& name,
+                           const std::string& host, bool start) {
+  std::string t = kApi + "/vms/import?format=" + url_escape(format);
+  if (!name.empty()) t += "&name=" + url_escape(name);
+  if (!host.empty()) t += "&host=" + url_escape(host);
+  if (start) t += "&start=true";
+  return {"POST", t, std::nullopt};
+}
+
 ApiRequest build_image_get(const std::string& name) {
   return {"GET", kApi + "/images/" + url_escape(name), std::nullopt};
 }

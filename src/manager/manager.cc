@@ -25,6 +25,7 @@
 #include "strata/manager/vms/backup_service.h"
 #include "strata/manager/vms/host_evacuation.h"
 #include "strata/manager/vms/vm_service.h"
+#include "strata/manager/vms/vm_import.h"
 #include "strata/pki/certificate_authority.h"
 
 #ifndef STRATA_WEB_DIST_DEFAULT
@@ -130,6 +131,9 @@ class ManagerImpl final : public Manager {
     vms_->set_image_distributor(images_.get());
     vms_->set_ha_admission(cfg.ha_admission);
     vms_->set_migration_tls(cfg.migration_tls);
+    // VM import: disks converted next to uploads (same file system as the catalog).
+    importer_ = std::make_unique<VmImporter>(*store_, *images_, *vms_,
+                                             cfg.data_dir + "/catalog/uploads");
     std::optional<backup::Repository> repo;
     if (!cfg.backup_repo.empty()) {
       auto r = backup::Repository::open(cfg.backup_repo);
@@ -174,6 +178,7 @@ class ManagerImpl final : public Manager {
     deps.placement = placement_.get();
     deps.clusters = clusters_.get();
     deps.vms = vms_.get();
+    deps.importer = importer_.get();
     deps.backups = backups_.get();
     deps.evacuator = evacuator_.get();
     deps.balancer = balancer_.get();
@@ -317,6 +322,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<ClusterService> clusters_;
   std::unique_ptr<VmController> controller_;
   std::unique_ptr<VmService> vms_;
+  std::unique_ptr<VmImporter> importer_;
   std::unique_ptr<BackupService> backups_;
   std::unique_ptr<HostEvacuator> evacuator_;
   std::unique_ptr<Balancer> balancer_;

@@ -8,6 +8,9 @@
 #include <optional>
 #include <sstream>
 
+#include <stdlib.h>
+#include <unistd.h>
+
 namespace strata::cli {
 namespace {
 
@@ -215,6 +218,34 @@ TEST(App, BackupCommandsBuildTheirRequests) {
   EXPECT_EQ(h.code, 0);
   for (const char* verb : {"create", "list", "show", "verify", "restore", "delete"})
     EXPECT_NE(h.out.find(verb), std::string::npos) << verb;
+}
+
+TEST(App, VmImportBuildsItsRequestAndRefusesWhatItCannotSend) {
+  char tmpl[] = "/tmp/strata-cli-import-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "0123456789", 10), 10);
+  ::close(fd);
+  std::string ova = std::string(tmpl) + ".ova";
+  ASSERT_EQ(::rename(tmpl, ova.c_str()), 0);
+  auto r = run({"vm", "import", ova, "--name", "web-1", "--host", "h 1", "--start", "--dry-run"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "POST /api/v1/vms/import?format=ova&name=web-1&host=h%201&start=true\n<10 "
+                   "bytes from " + ova + ">\n");
+  // The format comes from the name, or --format.
+  auto f = run({"vm", "import", ova, "--format", "libvirt", "--dry-run"});
+  EXPECT_EQ(f.code, 2);  // read_file finds nothing in this test: "cannot read"
+  EXPECT_NE(f.err.find("cannot read"), std::string::npos) << f.err;
+  std::string other = ova + ".bin";
+  ASSERT_EQ(::rename(ova.c_str(), other.c_str()), 0);
+  auto u = run({"vm", "import", other, "--dry-run"});
+  EXPECT_EQ(u.code, 2);
+  EXPECT_NE(u.err.find("--format"), std::string::npos) << u.err;
+  ::unlink(other.c_str());
+  auto missing = run({"vm", "import", "/nonexistent/x.ova", "--dry-run"});
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_NE(missing.err.find("not a readable regular file"), std::string::npos) << missing.err;
+  EXPECT_EQ(run({"vm", "import", "/nonexistent/x.ova", "--format", "vmx"}).code, 2);
 }
 
 TEST(App, VmSnapshotCommandsBuildTheirRequests) {

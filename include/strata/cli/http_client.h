@@ -10,6 +10,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "strata/cli/requests.h"
 #include "strata/cli/sse.h"
@@ -37,6 +38,14 @@ struct HttpResult {
 // Upload progress: bytes sent so far, total bytes.
 using ProgressFn = std::function<void(uint64_t sent, uint64_t total)>;
 
+// One piece of a streamed request body: `bytes` when `path` is empty, else `size` bytes of
+// the file at `path` (read in 1 MiB chunks, never held whole).
+struct BodyPart {
+  std::string bytes;
+  std::string path;
+  uint64_t size = 0;
+};
+
 class HttpClient {
  public:
   HttpClient(Endpoint endpoint, std::string token,
@@ -49,6 +58,9 @@ class HttpClient {
   // req.method/target with the file at `path` as an application/octet-stream body.
   Result<nlohmann::json> upload(const ApiRequest& req, const std::string& path,
                                 const ProgressFn& progress);
+  // The parts, in order, as one body of `content_type` (a tar the CLI writes on the fly).
+  Result<nlohmann::json> upload_parts(const ApiRequest& req, const std::vector<BodyPart>& parts,
+                                      const std::string& content_type, const ProgressFn& progress);
   // GET a text/event-stream; calls on_event per event until it returns false or the server
   // ends the stream. `idle_timeout` bounds the silence between bytes (the server sends
   // keep-alive comments).
@@ -56,6 +68,8 @@ class HttpClient {
                        std::chrono::milliseconds idle_timeout = std::chrono::seconds(60));
 
   const Endpoint& endpoint() const { return endpoint_; }
+  // Per-step deadline (connect, each write; 4x for the answer after an upload).
+  void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
   const std::string& token() const { return token_; }
 
  private:

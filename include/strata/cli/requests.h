@@ -126,6 +126,11 @@ ApiRequest build_cluster_delete(const std::string& name);
 ApiRequest build_image_list();
 // POST /images?name=&kind= (disk|kernel|initrd); the body is streamed from a file.
 ApiRequest build_image_put(const std::string& name, const std::string& kind = "disk");
+// VM import (docs/internals/import.md): the descriptor mapped by the manager, then the
+// archive (an OVA, or domain.xml + disk-<i>) as the body of the import.
+ApiRequest build_vm_import_plan(const std::string& format, const std::string& descriptor);
+ApiRequest build_vm_import(const std::string& format, const std::string& name,
+                           const std::string& host, bool start);
 ApiRequest build_image_get(const std::string& name);
 ApiRequest build_image_delete(const std::string& name);
 

@@ -33,6 +33,7 @@ ApiService::ApiService(ApiDeps deps)
   add_task_event_routes(*this);
   add_console_route(*this);
   add_image_routes(*this);
+  add_import_routes(*this);
   add_session_routes(*this);
   add_summary_routes(*this);
 }

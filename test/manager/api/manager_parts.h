@@ -18,6 +18,7 @@
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/manager/vms/backup_service.h"
 #include "strata/manager/vms/balancer.h"
+#include "strata/manager/vms/vm_import.h"
 #include "strata/manager/vms/vm_service.h"
 
 namespace strata::manager::test_support {
@@ -38,6 +39,10 @@ struct ManagerParts {
   std::string backup_repo;
   std::unique_ptr<BackupService> backups;
   std::unique_ptr<Balancer> balancer;  // not started: its cycles run only when a test calls tick()
+  // An image catalog in a temp folder (removed with the parts) and the VM importer on it.
+  std::string catalog_dir;
+  std::unique_ptr<ImageDistributor> images;
+  std::unique_ptr<VmImporter> importer;
 
   // Builds every part; a failure is a fatal gtest failure (call through ASSERT_NO_FATAL_FAILURE).
   void build() {
@@ -74,10 +79,19 @@ struct ManagerParts {
         *store, *events, clock,
         [a = agents.get()](const std::string& host_id) { return a->client(host_id); },
         std::move(*repo));
+    char ctmpl[] = "/tmp/strata-api-catalog-XXXXXX";
+    ASSERT_NE(::mkdtemp(ctmpl), nullptr);
+    catalog_dir = ctmpl;
+    std::filesystem::create_directories(catalog_dir + "/uploads");
+    images = std::make_unique<ImageDistributor>(*store, catalog_dir);
+    importer = std::make_unique<VmImporter>(*store, *images, *vms, catalog_dir + "/uploads");
   }
   ~ManagerParts() {
     backups.reset();
     if (!backup_repo.empty()) std::filesystem::remove_all(backup_repo);
+    importer.reset();
+    images.reset();
+    if (!catalog_dir.empty()) std::filesystem::remove_all(catalog_dir);
   }
 
   ApiDeps deps() const {
@@ -93,6 +107,8 @@ struct ManagerParts {
     d.vms = vms.get();
     d.balancer = balancer.get();
     d.backups = backups.get();
+    d.images = images.get();
+    d.importer = importer.get();
     d.clock = clock;
     return d;
   }

@@ -36,6 +36,7 @@ class VmController;
 class PlacementService;
 class ClusterService;
 class VmService;
+class VmImporter;
 class BackupService;
 class HostEvacuator;
 class Balancer;
@@ -53,6 +54,7 @@ struct ApiDeps {
   PlacementService* placement = nullptr;
   ClusterService* clusters = nullptr;  // clusters and CPU baselines; null: 503 on /clusters
   VmService* vms = nullptr;  // the VM lifecycle (create/act/delete)
+  VmImporter* importer = nullptr;  // VM import (vms/vm_import.h); null: 503 on /vms/import
   BackupService* backups = nullptr;  // backups; null: 503 on /api/v1/backups*
   HostEvacuator* evacuator = nullptr;  // maintenance evacuation; null: 503 on /evacuate
   Balancer* balancer = nullptr;        // load balancing; null: 503 on /api/v1/balance*
@@ -148,6 +150,7 @@ void add_placement_routes(ApiService& api);
 void add_task_event_routes(ApiService& api);
 void add_console_route(ApiService& api);
 void add_image_routes(ApiService& api);
+void add_import_routes(ApiService& api);  // routes_import.cc
 void add_session_routes(ApiService& api);
 void add_summary_routes(ApiService& api);  // routes_summary.cc
 

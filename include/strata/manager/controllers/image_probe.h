@@ -37,4 +37,34 @@ struct ProbeLimits {
 Result<ImageFacts> probe_image(const std::string& path, std::string_view kind,
                                const ProbeLimits& limits = {});
 
+// ---- VM import (docs/internals/import.md): disks from another platform, converted.
+
+// Pure: the format an import disk's first bytes show: "qcow2" (QFI\xfb), "vmdk" (a hosted
+// sparse extent, KDMV: monolithicSparse or streamOptimized), "vmdk-descriptor" (a text
+// descriptor naming extent files by path: refused), otherwise "raw".
+std::string sniff_disk_format(std::string_view first_bytes);
+
+// Pure: judges `qemu-img info -f <format> --output=json` of an import disk. qcow2, raw or
+// vmdk; no backing file (a vmdk parentFileNameHint shows as one), no external data file;
+// a vmdk must be one self-contained extent (monolithicSparse or streamOptimized); the
+// virtual size at most model::kMaxDiskBytes. Refusals are invalid_argument on `field`.
+Result<ImageFacts> judge_import_info(std::string_view json_text, std::string_view format,
+                                     const std::string& field);
+
+// Runs `qemu-img info -f <format>` on `path` (a file the manager wrote) under `limits` and
+// judges it with judge_import_info.
+Result<ImageFacts> probe_import_disk(const std::string& path, std::string_view format,
+                                     const std::string& field, const ProbeLimits& limits = {});
+
+// Limits of `qemu-img convert` of an import disk: as long as the disk needs, bounded.
+struct ConvertLimits {
+  int64_t timeout_ms = 6 * 3600 * 1000;
+  uint64_t max_address_space_bytes = 4ull << 30;
+};
+
+// `qemu-img convert -f <format> -O qcow2 <in> <out>` (both paths the manager's own files;
+// the format forced, never detected). unavailable when qemu-img is missing.
+Status convert_to_qcow2(const std::string& in, std::string_view format, const std::string& out,
+                        const std::string& field, const ConvertLimits& limits = {});
+
 }  // namespace strata::manager

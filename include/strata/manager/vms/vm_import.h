@@ -1,0 +1,76 @@
+// VM import in the manager (docs/internals/import.md): an archive uploaded through the API
+// (an OVA as it is; a libvirt import as the CLI writes it: domain.xml + disk-<i>) becomes
+// catalog images (each disk checked with qemu-img info and converted to qcow2) and an
+// ordinary VM created through VmService, based on them. Nothing of the archive reaches a
+// command line but files the manager wrote itself, with their formats forced.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "strata/common/error.h"
+#include "strata/manager/controllers/image_distribution.h"
+#include "strata/manager/controllers/image_probe.h"
+#include "strata/manager/vms/vm_service.h"
+#include "strata/model/vm_import.h"
+#include "strata/store/store.h"
+
+namespace strata::manager {
+
+struct ImportRequest {
+  model::ImportFormat format = model::ImportFormat::ova;
+  std::string archive_path;  // the uploaded body (a tar), a file of the manager's
+  std::string name;          // the VM's name; empty: the descriptor's (must be a DNS label)
+  std::string host;          // pinned host name; empty: the scheduler places it
+  bool start = false;
+  std::string actor;
+};
+
+struct ImportedDisk {
+  std::string disk;   // the VM's disk name
+  std::string image;  // the catalog image it is based on ("" for a blank disk)
+  std::string source_format;
+  int64_t virtual_size = 0;
+};
+
+struct ImportResult {
+  VmChange change;
+  std::vector<ImportedDisk> disks;
+  std::vector<std::string> unmapped;
+};
+
+// One member of an import archive: where its bytes are.
+struct ArchiveMember {
+  std::string name;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
+// Reads the headers of the tar at `path` (bounded: kMaxArchiveMembers, sizes within the
+// file). invalid_argument naming "body" or "archive.members[i]...".
+Result<std::vector<ArchiveMember>> index_archive(const std::string& path);
+
+class VmImporter {
+ public:
+  // `work_dir`: where intermediate files go (the catalog's uploads/ folder, emptied at
+  // start, on the catalog's file system so commit_upload renames).
+  VmImporter(store::Store& store, ImageDistributor& images, VmService& vms, std::string work_dir);
+
+  // The descriptor alone, mapped (POST /api/v1/vms/import/plan; the CLI learns which
+  // files a libvirt domain needs).
+  static Result<model::ImportPlan> plan(model::ImportFormat format, std::string_view descriptor);
+
+  Result<ImportResult> import(const ImportRequest& request);
+
+  void set_convert_limits(const ConvertLimits& limits) { convert_limits_ = limits; }
+
+ private:
+  store::Store& store_;
+  ImageDistributor& images_;
+  VmService& vms_;
+  std::string work_dir_;
+  ConvertLimits convert_limits_;
+};
+
+}  // namespace strata::manager
