@@ -587,6 +587,7 @@ task=$(api GET "/api/v1/tasks?limit=10000" | jq -c '[.tasks[] | select(.kind == 
 ha_mi=${ha_mig#h}
 grep "incoming migration ready vm=vm-ha " "$WORK/$ha_mig/agent.log" | tail -1 | grep -q "nbd=:$" ||
   fail "vm-ha's migration exported disks over NBD: $(grep "incoming migration ready vm=vm-ha " "$WORK/$ha_mig/agent.log" | tail -1)"
+touch "$WORK/ha-mig-done"
 [ "$(jq -r .result.tls <<<"$task")" = false ] || fail "vm-ha's --no-tls migration: $task"
 send_line "$ha_mi" vm-ha 'dd if=/dev/vda bs=512 skip=90000 count=1 2>/dev/null | head -c 9; echo; echo HAMIG$((3+4))ED'
 wait_for 60 "vm-ha answers on $ha_mig" console_has "$ha_mi" vm-ha HAMIG7ED || fail "vm-ha does not answer on $ha_mig"
@@ -598,6 +599,13 @@ log "HA: vm-ha migrated $ha_to -> $ha_mig over the datastore: $(jq -c '{message,
 # more, so vm-ha's lease is not renewed: its shim stops QEMU once the lease has run out, and
 # the manager, once the lease plus its margin has passed, restarts vm-ha elsewhere, once.
 lease_from=$ha_mig lease_i=$ha_mi
+# vm-ha arrived on $lease_from moments ago: it holds a lease there only once a heartbeat has
+# granted it and the agent has confirmed it (written ha-lease). Before that, losing the host
+# rightly leaves it waiting for a fence (the manager cannot know QEMU will stop), so wait for
+# the first grant on the new host, then a beat for the manager to record the confirmation.
+lease_granted() { [ -n "$(find "$WORK/$lease_from" -path '*vm-ha*' -name ha-lease -newer "$WORK/ha-mig-done" 2>/dev/null | head -1)" ]; }
+wait_for 30 "vm-ha's lease granted on $lease_from" lease_granted || fail "vm-ha got no lease on $lease_from"
+sleep 1
 touch "$WORK/fence-dead-$lease_from"
 t0=$(date +%s%N)
 kill -9 "${AGENT_PIDS[$((lease_i - 1))]}"
