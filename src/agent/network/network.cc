@@ -19,6 +19,7 @@
 #include "netlink.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
+#include "strata/common/unique_fd.h"
 
 namespace strata::agent {
 namespace {
@@ -53,16 +54,9 @@ Status delete_link(int index) {
   return req.run();
 }
 
-struct Fd {
-  int fd;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 // TUNSETIFF on a name that is a persistent tap attaches to it; on a new name it creates one.
 Status tun_persist(const std::string& tap, bool persist) {
-  Fd tun{::open("/dev/net/tun", O_RDWR | O_CLOEXEC)};
+  UniqueFd tun{::open("/dev/net/tun", O_RDWR | O_CLOEXEC)};
   if (tun.fd < 0) return tl::unexpected(netlink::errno_error(errno, "open /dev/net/tun"));
   ifreq ifr{};
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;

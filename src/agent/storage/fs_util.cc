@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "strata/common/atomic_file.h"
+#include "strata/common/unique_fd.h"
 
 namespace strata::agent::storage {
 namespace {
@@ -22,16 +23,6 @@ namespace {
 std::string errno_text(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
 }
-
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 struct DirCloser {
   void operator()(DIR* d) const { ::closedir(d); }
@@ -88,7 +79,7 @@ Status check_regular_file(const std::string& root, const std::string& path) {
 }
 
 Status copy_file(const std::string& source, const std::string& dest) {
-  Fd in(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd in(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
   if (in.fd < 0) {
     if (errno == ENOENT) return not_found(source + " does not exist");
     return internal_error(errno_text("open", source));
@@ -97,7 +88,7 @@ Status copy_file(const std::string& source, const std::string& dest) {
   if (::fstat(in.fd, &st) != 0) return internal_error(errno_text("fstat", source));
   if (!S_ISREG(st.st_mode))
     return make_error(ErrorCode::invalid_argument, source + " is not a regular file", "source");
-  Fd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  UniqueFd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (out.fd < 0) return internal_error(errno_text("create", dest));
   std::vector<char> buf(1 << 20);
   for (;;) {
@@ -117,7 +108,7 @@ Status copy_file(const std::string& source, const std::string& dest) {
 }
 
 Status remove_dir_flat(const std::string& parent, const std::string& name) {
-  Fd pfd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd pfd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (pfd.fd < 0) return internal_error(errno_text("open", parent));
   int dfd = ::openat(pfd.fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dfd < 0) {

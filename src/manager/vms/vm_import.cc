@@ -17,20 +17,11 @@
 #include "strata/common/log.h"
 #include "strata/common/sha256.h"
 #include "strata/model/validation.h"
+#include "strata/common/unique_fd.h"
 
 namespace strata::manager {
 
 namespace {
-
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 // A file in the work folder, removed unless released (committed to the catalog).
 struct TempFile {
@@ -78,7 +69,7 @@ Status read_exact(int fd, uint64_t offset, void* buf, size_t n) {
 
 // Copies [offset, offset+size) of `in` to the file `out` (in-kernel when it can).
 Status copy_range(int in, uint64_t offset, uint64_t size, const std::string& out) {
-  Fd o(::open(out.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
+  UniqueFd o(::open(out.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
   if (o.fd < 0) return internal_error("cannot open " + out + ": " + std::strerror(errno));
   loff_t in_off = static_cast<loff_t>(offset);
   uint64_t left = size;
@@ -126,7 +117,7 @@ struct PreparedDisk {
 }  // namespace
 
 Result<std::vector<ArchiveMember>> index_archive(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.fd < 0)
     return internal_error("cannot open the upload: " + std::string(std::strerror(errno)));
   struct stat st {};
@@ -232,7 +223,7 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
   if (desc->size > model::kMaxDescriptorBytes)
     return invalid_argument("descriptor", fmt::format("the descriptor is larger than {} bytes",
                                                       model::kMaxDescriptorBytes));
-  Fd archive(::open(req.archive_path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd archive(::open(req.archive_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (archive.fd < 0) return internal_error("cannot open the upload");
   std::string text(desc->size, '\0');
   if (auto r = read_exact(archive.fd, desc->offset, text.data(), text.size()); !r)
