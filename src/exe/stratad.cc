@@ -52,6 +52,7 @@ constexpr const char* kUsage = R"(usage:
                        strata-agent serve --datastore, docs/internals/datastores.md)
   --heartbeat-ms N     agent heartbeat interval (default 2000)
   --miss-threshold N   missed heartbeats before a host is unreachable (default 3)
+  --metrics-every N    a host's metrics sample every N heartbeats (default 5: 10 s)
   --http-threads N     HTTP worker threads (default 2)
   --http-max-connections N
                        open REST connections in all (default 1024); above it a new
@@ -225,6 +226,10 @@ int main(int argc, char** argv) {
       if (!value(&v) || !parse_int(v, 1, 1000, &n))
         return usage_error("--miss-threshold must be 1..1000");
       cfg.connections.heartbeat.miss_threshold = n;
+    } else if (a == "--metrics-every") {
+      if (!value(&v) || !parse_int(v, 1, 10000, &n))
+        return usage_error("--metrics-every must be 1..10000");
+      cfg.connections.metrics_every = n;
     } else if (a == "--http-threads") {
       if (!value(&v) || !parse_int(v, 1, 64, &n)) return usage_error("--http-threads must be 1..64");
       cfg.http_threads = n;

@@ -8,25 +8,6 @@
 
 namespace strata::manager {
 
-void StreamCancel::cancel() {
-  std::lock_guard lock(mu_);
-  cancelled_ = true;
-  if (ctx_) ctx_->TryCancel();
-}
-void StreamCancel::reset() {
-  std::lock_guard lock(mu_);
-  cancelled_ = false;
-}
-void StreamCancel::attach(grpc::ClientContext* ctx) {
-  std::lock_guard lock(mu_);
-  ctx_ = ctx;
-  if (cancelled_) ctx_->TryCancel();
-}
-void StreamCancel::detach() {
-  std::lock_guard lock(mu_);
-  ctx_ = nullptr;
-}
-
 namespace {
 std::mutex g_tls_mu;
 std::shared_ptr<const pki::TlsIdentity> g_tls;
@@ -291,21 +272,5 @@ Result<std::string> AgentClient::console_tail(const std::string& name, uint32_t 
 
 #undef STRATA_NAMED_ACTION
 #undef STRATA_UNARY
-
-Status AgentClient::watch_events(bool include_current, StreamCancel& cancel,
-                                 const std::function<void(const pb::VmEvent&)>& on_event) {
-  grpc::ClientContext ctx;
-  cancel.attach(&ctx);
-  pb::WatchEventsRequest req;
-  req.set_include_current(include_current);
-  auto reader = stub_->WatchEvents(&ctx, req);
-  pb::VmEvent ev;
-  while (reader->Read(&ev)) on_event(ev);
-  grpc::Status st = reader->Finish();
-  cancel.detach();
-  if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED)
-    return tl::unexpected(error_from_grpc(st));
-  return {};
-}
 
 }  // namespace strata::manager

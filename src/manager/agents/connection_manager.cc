@@ -1,16 +1,21 @@
-// Per-host heartbeat and watch threads (see connection_manager.h).
+// Host connections on a fixed set of threads (see connection_manager.h): the Engine (one
+// timer thread, `workers` worker threads) and, per host, a HostConnection whose work runs
+// as tasks in order (a strand) and whose calls are on gRPC's callback API.
 #include "strata/manager/agents/connection_manager.h"
-
-#include <atomic>
-#include <condition_variable>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <set>
-#include <thread>
 
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <queue>
+#include <set>
+#include <thread>
 
 #include "strata/common/clock_wait.h"
 #include "strata/common/log.h"
@@ -79,28 +84,100 @@ class HostPin {
 
 }  // namespace
 
-class ConnectionManager::HostConnection {
+// The fixed threads of all host connections. The timer keeps every host's next beat (and
+// a watch stream's restart) in due order, a heap on the manager's clock, and hands each,
+// when due, to its host as a task; the workers run the hosts that have tasks queued, each
+// host on one worker at a time. Nothing here waits for a host: the calls are gRPC's
+// callback API, and their completions only queue a task.
+class ConnectionManager::Engine {
  public:
-  HostConnection(ConnectionManager& mgr, store::HostRecord host)
-      : mgr_(mgr), host_id_(host.id), host_name_(host.name), address_(host.address),
+  enum class Due : uint8_t { beat, watch };
+
+  Engine(ClockPtr clock, int workers);
+  ~Engine() { stop(); }
+
+  void schedule(Clock::TimePoint at, std::weak_ptr<HostConnection> host, Due what);
+  // `host` has tasks queued and is on no worker: run them on one.
+  void ready(std::shared_ptr<HostConnection> host);
+  // No due time fires after this.
+  void stop_timer();
+  // Joins every thread; the workers first run what is queued.
+  void stop();
+
+ private:
+  struct Entry {
+    Clock::TimePoint at;
+    uint64_t seq;
+    std::weak_ptr<HostConnection> host;
+    Due what;
+  };
+  struct Later {
+    bool operator()(const Entry& a, const Entry& b) const {
+      return a.at != b.at ? a.at > b.at : a.seq > b.seq;
+    }
+  };
+  void timer_loop();
+  void worker_loop();
+
+  ClockPtr clock_;
+  // Guards heap_, seq_ and timer_stop_; never held while a host's code runs. The timer
+  // waits on timer_cv_: on the clock while an entry is ahead, plainly while the heap is
+  // empty (so on a SimulatedClock it counts as parked only when a due time really waits
+  // for the clock, not while every host's call is out).
+  std::mutex timer_mu_;
+  std::condition_variable_any timer_cv_;
+  std::priority_queue<Entry, std::vector<Entry>, Later> heap_;
+  uint64_t seq_ = 0;  // entries pushed so far: a change wakes the timer
+  bool timer_stop_ = false;
+  // Guards ready_ and work_stop_; never held while a task runs.
+  std::mutex work_mu_;
+  std::condition_variable work_cv_;
+  std::deque<std::shared_ptr<HostConnection>> ready_;
+  bool work_stop_ = false;
+  std::thread timer_;
+  std::vector<std::thread> workers_;
+};
+
+// One host: its channel, liveness, leases and watch stream. Its work runs as tasks, one at
+// a time and in order (a strand) on the Engine's workers: heartbeat outcomes, metrics,
+// inventory, VM events and the watch's end. Its calls are on gRPC's callback API; their
+// completions (on gRPC's threads) only queue a task. Owned by shared_ptr: the manager's map,
+// the worker running it, and every outstanding call's completion hold one.
+class ConnectionManager::HostConnection : public std::enable_shared_from_this<HostConnection> {
+ public:
+  HostConnection(ConnectionManager& mgr, const store::HostRecord& host)
+      : mgr_(mgr),
+        host_id_(host.id),
+        host_name_(host.name),
+        address_(host.address),
         pin_(std::make_shared<HostPin>(mgr.store_, mgr.events_, host.id, host.name,
                                        host.cert_fingerprint)),
         client_(std::make_shared<AgentClient>(host.address, HostPin::peer_pin(pin_))),
-        tracker_(mgr.config_.heartbeat, mgr.clock_) {
-    heartbeat_thread_ = std::thread([this] { heartbeat_loop(); });
-    watch_thread_ = std::thread([this] { watch_loop(); });
-  }
-  ~HostConnection() { stop(); }
+        offset_(beat_offset(host.id, mgr.config_.heartbeat.interval)),
+        tracker_(mgr.config_.heartbeat, mgr.clock_),
+        due_(mgr.clock_->now()) {}
 
-  void stop() {
+  // The first heartbeat, at once.
+  void begin() {
+    post([this] { send_beat(); });
+  }
+
+  // Stopping is two steps so that a fleet stops in parallel: begin_stop() cancels every
+  // outstanding call and lets no new work start; wait_stopped() returns once no call is
+  // outstanding and no task is queued or running (gRPC is done with everything of this host).
+  void begin_stop() {
+    std::vector<PendingCallPtr> calls;
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
-      cancel_.cancel();
+      calls = {health_call_, metrics_call_, inventory_call_, watch_};
     }
-    cv_.notify_all();
-    if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
-    if (watch_thread_.joinable()) watch_thread_.join();
+    for (auto& c : calls)
+      if (c) c->cancel();
+  }
+  void wait_stopped() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return pending_ == 0; });
   }
 
   AgentClientPtr client() const {
@@ -119,60 +196,154 @@ class ConnectionManager::HostConnection {
     return v;
   }
 
- private:
-  // Sleeps up to d on the manager's clock (simulated time in tests); false when stopping.
-  bool wait(std::chrono::milliseconds d) {
-    std::unique_lock lock(mu_);
-    clock_wait_for(*mgr_.clock_, lock, cv_, d, [&] { return stopping_; });
-    return !stopping_;
+  // The timer: a due time of this host came.
+  void on_due(Engine::Due what) {
+    if (what == Engine::Due::beat)
+      post([this] { send_beat(); });
+    else
+      post([this] { start_watch(); });
   }
 
-  void heartbeat_loop() {
-    auto log = logger("manager.agents");
-    int beats = 0;
-    while (true) {
-      bool changed = false;
-      if (tracker_.due()) {
-        const pb::HealthRequest grant = lease_grant();
-        auto h = client()->health(mgr_.config_.heartbeat.rpc_timeout, grant);
-        if (h && h->serving()) {
-          if (grant.ha_lease_ms() > 0) lease_confirmed(grant, *h);
-          changed = tracker_.on_success();
-          int64_t now_ms = unix_ms(*mgr_.clock_);
-          last_ok_ms_ = now_ms;
-          record_metrics();
-          if (beats++ % mgr_.config_.inventory_every == 0) refresh_inventory();
-          write_state(now_ms);
-        } else {
-          changed = tracker_.on_failure();
-          if (tracker_.consecutive_misses() == 1)
-            log->warn("heartbeat failed host={} error={}", host_name_,
-                      h ? std::string("not serving") : h.error().to_string());
-          // A channel that keeps failing is replaced by a fresh one, so a host whose first
-          // dial was refused (the manager can dial right after enrollment, before the agent
-          // serves) is not left behind a channel stuck in its failure state.
-          if (tracker_.consecutive_misses() % mgr_.config_.heartbeat.miss_threshold == 0) {
-            // Said at a falling rate (3, 6, 12, 24, ... misses) so a long outage is visible in
-            // the log with its latest cause, without a line per heartbeat.
-            int n = tracker_.consecutive_misses() / mgr_.config_.heartbeat.miss_threshold;
-            if ((n & (n - 1)) == 0)
-              log->warn("host still unreachable host={} misses={} error={}; dialling afresh",
-                        host_name_, tracker_.consecutive_misses(),
-                        h ? std::string("not serving") : h.error().to_string());
-            auto fresh = std::make_shared<AgentClient>(address_, HostPin::peer_pin(pin_));
-            std::lock_guard lock(client_mu_);
-            client_ = std::move(fresh);
-          }
+  // A worker: runs queued tasks (a bounded batch, then the host queues again behind the
+  // others, so one busy host does not hold a worker).
+  void run_tasks() {
+    for (int n = 0; n < 16; ++n) {
+      std::function<void()> task;
+      {
+        std::lock_guard lock(mu_);
+        if (tasks_.empty()) {
+          queued_ = false;
+          return;
         }
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
       }
-      changed = tracker_.check() || changed;
-      if (changed) on_transition();
-      first_done_ = true;
-      auto until = tracker_.next_due() - mgr_.clock_->now();
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until);
-      if (!wait(std::clamp(ms, std::chrono::milliseconds(50), mgr_.config_.heartbeat.interval)))
-        return;
+      task();
+      task = nullptr;
+      done_one();
     }
+    {
+      std::lock_guard lock(mu_);
+      if (tasks_.empty()) {
+        queued_ = false;
+        return;
+      }
+    }
+    mgr_.engine_->ready(shared_from_this());
+  }
+
+ private:
+  // Queues a task. Work that starts something (a beat, a watch) is refused once stopping;
+  // what a call's completion queues (`always`) is not: it runs (and looks at stopping()
+  // itself), since a watch's next read and the call's end are owed to gRPC.
+  void post(std::function<void()> task, bool always = false) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ && !always) return;
+      tasks_.push_back(std::move(task));
+      ++pending_;
+      if (!queued_) queued_ = wake = true;
+    }
+    if (wake) mgr_.engine_->ready(shared_from_this());
+  }
+  void call_started() {
+    std::lock_guard lock(mu_);
+    ++pending_;
+  }
+  // A call's completion, after it queued its task; a task, once it ran.
+  void done_one() {
+    {
+      std::lock_guard lock(mu_);
+      --pending_;
+    }
+    cv_.notify_all();
+  }
+  bool stopping() const {
+    std::lock_guard lock(mu_);
+    return stopping_;
+  }
+  // Remembers a started call so that begin_stop() can cancel it; cancels it at once when
+  // stopping began meanwhile.
+  void keep(PendingCallPtr& slot, PendingCallPtr call) {
+    bool cancel = false;
+    {
+      std::lock_guard lock(mu_);
+      slot = call;
+      cancel = stopping_;
+    }
+    if (cancel) call->cancel();
+  }
+
+  // --- Tasks (the strand: one at a time, in order) ---
+
+  void send_beat() {
+    if (stopping()) return;
+    const pb::HealthRequest grant = lease_grant();
+    auto c = client();
+    call_started();
+    auto self = shared_from_this();
+    auto call = c->health_async(
+        mgr_.config_.heartbeat.rpc_timeout, grant, [self, grant](Result<pb::HealthResponse> h) {
+          self->post([s = self.get(), grant, h = std::move(h)] { s->on_health(grant, h); }, true);
+          self->done_one();
+        });
+    keep(health_call_, std::move(call));
+  }
+
+  void on_health(const pb::HealthRequest& grant, const Result<pb::HealthResponse>& h) {
+    if (stopping()) return;
+    auto log = logger("manager.agents");
+    bool changed = false;
+    if (h && h->serving()) {
+      if (grant.ha_lease_ms() > 0) lease_confirmed(grant, *h);
+      changed = tracker_.on_success();
+      int64_t now_ms = unix_ms(*mgr_.clock_);
+      last_ok_ms_ = now_ms;
+      if (beats_ % std::max(1, mgr_.config_.metrics_every) == 0) fetch_metrics();
+      if (beats_ % std::max(1, mgr_.config_.inventory_every) == 0) fetch_inventory();
+      ++beats_;
+      write_state(now_ms);
+    } else {
+      changed = tracker_.on_failure();
+      if (tracker_.consecutive_misses() == 1)
+        log->warn("heartbeat failed host={} error={}", host_name_,
+                  h ? std::string("not serving") : h.error().to_string());
+      // A channel that keeps failing is replaced by a fresh one, so a host whose first
+      // dial was refused (the manager can dial right after enrollment, before the agent
+      // serves) is not left behind a channel stuck in its failure state.
+      if (tracker_.consecutive_misses() % mgr_.config_.heartbeat.miss_threshold == 0) {
+        // Said at a falling rate (3, 6, 12, 24, ... misses) so a long outage is visible in
+        // the log with its latest cause, without a line per heartbeat.
+        int n = tracker_.consecutive_misses() / mgr_.config_.heartbeat.miss_threshold;
+        if ((n & (n - 1)) == 0)
+          log->warn("host still unreachable host={} misses={} error={}; dialling afresh",
+                    host_name_, tracker_.consecutive_misses(),
+                    h ? std::string("not serving") : h.error().to_string());
+        auto fresh = std::make_shared<AgentClient>(address_, HostPin::peer_pin(pin_));
+        std::lock_guard lock(client_mu_);
+        client_ = std::move(fresh);
+      }
+    }
+    changed = tracker_.check() || changed;
+    if (changed) on_transition();
+    first_done_ = true;
+    schedule_next_beat();
+  }
+
+  // The next beat: the second one an interval plus this host's offset after the first,
+  // every later one an interval after the one before (its due time, not its answer, so the
+  // host keeps its place in the interval). A beat that could not go in time (its answer
+  // came late, or the workers were behind) is skipped to the next place, never sent twice.
+  void schedule_next_beat() {
+    const auto interval = mgr_.config_.heartbeat.interval;
+    Clock::TimePoint next = due_ + interval;
+    if (first_) next += offset_;
+    first_ = false;
+    const auto now = mgr_.clock_->now();
+    if (next < now && interval.count() > 0) next += ((now - next) / interval + 1) * interval;
+    due_ = next;
+    mgr_.engine_->schedule(next, weak_from_this(), Engine::Due::beat);
   }
 
   // The lease grant of the next heartbeat: only to a host that is up (one that missed its
@@ -214,9 +385,8 @@ class ConnectionManager::HostConnection {
                         "host/" + host_name_, "ok");
     if (l == Liveness::unreachable) cancel_watch();
     if (mgr_.callbacks_.on_host_state) mgr_.callbacks_.on_host_state(host_id_, l);
+    if (l == Liveness::up) start_watch();
   }
-
-  void cancel_watch() { cancel_.cancel(); }
 
   void write_state(int64_t heartbeat_ms) {
     auto host = mgr_.store_.get_host(host_id_);
@@ -227,9 +397,23 @@ class ConnectionManager::HostConnection {
     mgr_.store_.touch_host_heartbeat(host_id_, heartbeat_ms, state);
   }
 
-  void record_metrics() {
-    auto m = client()->metrics(mgr_.config_.heartbeat.rpc_timeout);
-    if (!m) return;
+  // GetMetrics (every metrics_every beats), at most one at a time.
+  void fetch_metrics() {
+    if (metrics_busy_) return;
+    metrics_busy_ = true;
+    call_started();
+    auto self = shared_from_this();
+    auto call = client()->metrics_async(
+        mgr_.config_.heartbeat.rpc_timeout, [self](Result<pb::GetMetricsResponse> m) {
+          self->post([s = self.get(), m = std::move(m)] { s->record_metrics(m); }, true);
+          self->done_one();
+        });
+    keep(metrics_call_, std::move(call));
+  }
+
+  void record_metrics(const Result<pb::GetMetricsResponse>& m) {
+    metrics_busy_ = false;
+    if (!m || stopping()) return;
     std::string json;
     google::protobuf::util::JsonPrintOptions opts;
     opts.preserve_proto_field_names = true;
@@ -244,9 +428,22 @@ class ConnectionManager::HostConnection {
     if (mgr_.callbacks_.on_metrics) mgr_.callbacks_.on_metrics(host_id_, s.time_ms, s.data);
   }
 
-  void refresh_inventory() {
-    auto inv = client()->inventory();
-    if (!inv) return;
+  // GetInventory (every inventory_every beats), at most one at a time.
+  void fetch_inventory() {
+    if (inventory_busy_) return;
+    inventory_busy_ = true;
+    call_started();
+    auto self = shared_from_this();
+    auto call = client()->inventory_async([self](Result<pb::HostInventory> inv) {
+      self->post([s = self.get(), inv = std::move(inv)] { s->store_inventory(inv); }, true);
+      self->done_one();
+    });
+    keep(inventory_call_, std::move(call));
+  }
+
+  void store_inventory(const Result<pb::HostInventory>& inv) {
+    inventory_busy_ = false;
+    if (!inv || stopping()) return;
     std::optional<std::string> inventory;
     if (inv->inventory_json().empty()) {
       inventory = "{}";
@@ -270,52 +467,209 @@ class ConnectionManager::HostConnection {
     }
   }
 
-  void watch_loop() {
-    while (true) {
-      bool up = false;
-      {
-        std::unique_lock lock(mu_);
-        if (stopping_) return;
-        up = liveness_ == Liveness::up;
-        if (up) cancel_.reset();
-      }
-      if (up) {
-        client()->watch_events(true, cancel_, [this](const pb::VmEvent& ev) {
-          if (mgr_.callbacks_.on_vm_event) mgr_.callbacks_.on_vm_event(host_id_, ev);
+  // The WatchEvents stream (include_current, so a new stream replays the VMs' states), open
+  // while the host is up: started when it comes up, cancelled when it goes unreachable,
+  // started again a second after it ended while the host is still up.
+  void start_watch() {
+    if (watching_ || stopping() || liveness_ != Liveness::up) return;
+    watching_ = true;
+    call_started();
+    auto self = shared_from_this();
+    auto w = client()->watch_events_async(
+        true,
+        [self](EventWatch& watch, pb::VmEvent ev) {
+          // The watch lives until its end, which waits for this next(): a plain pointer.
+          self->post(
+              [s = self.get(), watch = &watch, ev = std::move(ev)] { s->deliver(*watch, ev); },
+              true);
+        },
+        [self](Status st) {
+          self->post([s = self.get(), st] { s->on_watch_done(st); }, true);
+          self->done_one();
         });
-      }
-      if (!wait(std::chrono::milliseconds(1000))) return;
+    keep(watch_, std::move(w));
+  }
+
+  // Events reach the controller in the stream's order (this host's strand), and the next
+  // one is read only after this one was handled.
+  void deliver(EventWatch& watch, const pb::VmEvent& ev) {
+    if (!stopping() && mgr_.callbacks_.on_vm_event) mgr_.callbacks_.on_vm_event(host_id_, ev);
+    watch.next();
+  }
+
+  void on_watch_done(const Status& st) {
+    watching_ = false;
+    {
+      std::lock_guard lock(mu_);
+      watch_.reset();
     }
+    if (stopping() || liveness_ != Liveness::up) return;
+    if (!st)
+      logger("manager.agents")
+          ->debug("event stream ended host={} error={}", host_name_, st.error().to_string());
+    mgr_.engine_->schedule(mgr_.clock_->now() + std::chrono::seconds(1), weak_from_this(),
+                           Engine::Due::watch);
+  }
+
+  void cancel_watch() {
+    PendingCallPtr w;
+    {
+      std::lock_guard lock(mu_);
+      w = watch_;
+    }
+    if (w) w->cancel();
   }
 
   ConnectionManager& mgr_;
-  std::string host_id_;
-  std::string host_name_;
-  std::string address_;
+  const std::string host_id_;
+  const std::string host_name_;
+  const std::string address_;
   // The host's name and enrolled (or first-use) certificate, checked on every dial.
   std::shared_ptr<HostPin> pin_;
+  // Guards client_ (replaced by the strand after misses, read by anyone through client()).
   mutable std::mutex client_mu_;
   AgentClientPtr client_;
-  HeartbeatTracker tracker_;  // heartbeat thread only
+  const std::chrono::milliseconds offset_;
   std::atomic<Liveness> liveness_{Liveness::unknown};
   std::atomic<bool> first_done_{false};
-  int64_t last_ok_ms_ = 0;
-  // HA leases: guards last_grant_ and leased_ (written by the heartbeat thread, read by the
-  // HA controller through ha_lease()).
+  // HA leases: guards last_grant_ and leased_ (written by the strand, read by the HA
+  // controller through ha_lease()).
   mutable std::mutex lease_mu_;
   std::optional<Clock::TimePoint> last_grant_;
   std::set<std::string> leased_;
-  StreamCancel cancel_;
-  std::mutex mu_;
-  std::condition_variable_any cv_;
+
+  // The strand's own state: only tasks touch it (one at a time, so no lock).
+  HeartbeatTracker tracker_;
+  Clock::TimePoint due_;  // when the last beat was due
+  bool first_ = true;     // no beat scheduled after the first one yet
+  int beats_ = 0;         // successful beats
+  int64_t last_ok_ms_ = 0;
+  bool metrics_busy_ = false;
+  bool inventory_busy_ = false;
+  bool watching_ = false;  // a watch stream is open, or its end not yet handled
+
+  // Guards the queue (tasks_, queued_), the count of what is outstanding (pending_: calls
+  // not yet completed plus tasks queued or running), stopping_ and the started calls kept
+  // for cancelling. Held only briefly: never across a task, a call's start or a cancel (gRPC
+  // may run a completion inline there, and completions take it). cv_: pending_ reached 0.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool queued_ = false;  // on the Engine's ready queue or on a worker
+  int pending_ = 0;
   bool stopping_ = false;
-  std::thread heartbeat_thread_;
-  std::thread watch_thread_;
+  PendingCallPtr health_call_;
+  PendingCallPtr metrics_call_;
+  PendingCallPtr inventory_call_;
+  PendingCallPtr watch_;
 };
+
+ConnectionManager::Engine::Engine(ClockPtr clock, int workers) : clock_(std::move(clock)) {
+  timer_ = std::thread([this] { timer_loop(); });
+  for (int i = 0; i < std::max(1, workers); ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+void ConnectionManager::Engine::schedule(Clock::TimePoint at, std::weak_ptr<HostConnection> host,
+                                         Due what) {
+  {
+    std::lock_guard lock(timer_mu_);
+    if (timer_stop_) return;
+    heap_.push(Entry{at, seq_++, std::move(host), what});
+  }
+  timer_cv_.notify_all();
+}
+
+void ConnectionManager::Engine::ready(std::shared_ptr<HostConnection> host) {
+  {
+    std::lock_guard lock(work_mu_);
+    ready_.push_back(std::move(host));
+  }
+  work_cv_.notify_one();
+}
+
+void ConnectionManager::Engine::timer_loop() {
+  std::unique_lock lock(timer_mu_);
+  while (!timer_stop_) {
+    if (heap_.empty()) {
+      timer_cv_.wait(lock, [&] { return timer_stop_ || !heap_.empty(); });
+      continue;
+    }
+    const uint64_t seen = seq_;
+    const auto at = heap_.top().at;
+    if (clock_->now() < at) {
+      clock_wait_until(*clock_, lock, timer_cv_, at, [&] { return timer_stop_ || seq_ != seen; });
+      continue;
+    }
+    std::vector<Entry> due;
+    const auto now = clock_->now();
+    while (!heap_.empty() && heap_.top().at <= now) {
+      due.push_back(heap_.top());
+      heap_.pop();
+    }
+    lock.unlock();
+    for (auto& e : due)
+      if (auto h = e.host.lock()) h->on_due(e.what);
+    due.clear();
+    lock.lock();
+  }
+}
+
+void ConnectionManager::Engine::worker_loop() {
+  while (true) {
+    std::shared_ptr<HostConnection> h;
+    {
+      std::unique_lock lock(work_mu_);
+      work_cv_.wait(lock, [&] { return work_stop_ || !ready_.empty(); });
+      if (ready_.empty()) return;
+      h = std::move(ready_.front());
+      ready_.pop_front();
+    }
+    h->run_tasks();
+  }
+}
+
+void ConnectionManager::Engine::stop_timer() {
+  {
+    std::lock_guard lock(timer_mu_);
+    timer_stop_ = true;
+    heap_ = {};
+  }
+  timer_cv_.notify_all();
+  if (timer_.joinable()) timer_.join();
+}
+
+void ConnectionManager::Engine::stop() {
+  stop_timer();
+  {
+    std::lock_guard lock(work_mu_);
+    work_stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (auto& w : workers_)
+    if (w.joinable()) w.join();
+  workers_.clear();
+}
+
+std::chrono::milliseconds ConnectionManager::beat_offset(std::string_view host_id,
+                                                         std::chrono::milliseconds interval) {
+  if (interval.count() <= 0) return std::chrono::milliseconds(0);
+  // FNV-1a: the same offset for the same id in every process and build.
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : host_id) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return std::chrono::milliseconds(
+      static_cast<int64_t>(h % static_cast<uint64_t>(interval.count())));
+}
 
 ConnectionManager::ConnectionManager(store::Store& store, EventLog& events, ClockPtr clock,
                                      ConnectionConfig config)
-    : store_(store), events_(events), clock_(std::move(clock)), config_(config) {}
+    : store_(store),
+      events_(events),
+      clock_(std::move(clock)),
+      config_(config),
+      engine_(std::make_unique<Engine>(clock_, config_.workers)) {}
 
 ConnectionManager::~ConnectionManager() { stop(); }
 
@@ -327,8 +681,9 @@ Status ConnectionManager::start() {
   auto hosts = store_.list_hosts({});
   if (!hosts) return tl::unexpected(hosts.error());
   for (const auto& h : *hosts) add_host(h);
-  // Every connection heartbeats at once on its own thread; wait for those first answers
-  // (an unreachable host costs at most one rpc_timeout, all in parallel).
+  // Every host's first heartbeat goes out at once (outstanding calls, no thread each); wait
+  // for those first answers (an unreachable host costs at most one rpc_timeout, all in
+  // parallel).
   auto deadline = std::chrono::steady_clock::now() + config_.startup_wait;
   while (hosts_awaiting_first_heartbeat() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -346,17 +701,35 @@ size_t ConnectionManager::hosts_awaiting_first_heartbeat() const {
 }
 
 void ConnectionManager::stop() {
-  std::map<std::string, std::unique_ptr<HostConnection>> hosts;
+  std::map<std::string, std::shared_ptr<HostConnection>> hosts;
   {
     std::lock_guard lock(mu_);
     stopped_ = true;
     hosts.swap(hosts_);
   }
-  for (auto& [id, c] : hosts) c->stop();
+  engine_->stop_timer();
+  for (auto& [id, c] : hosts) c->begin_stop();
+  for (auto& [id, c] : hosts) c->wait_stopped();
+  // A host that add_host() or remove_host() is stopping still needs the workers.
+  {
+    std::unique_lock lock(mu_);
+    detached_cv_.wait(lock, [&] { return detached_ == 0; });
+  }
+  engine_->stop();
+}
+
+void ConnectionManager::stop_detached(const std::shared_ptr<HostConnection>& host) {
+  host->begin_stop();
+  host->wait_stopped();
+  {
+    std::lock_guard lock(mu_);
+    --detached_;
+  }
+  detached_cv_.notify_all();
 }
 
 void ConnectionManager::add_host(const store::HostRecord& host) {
-  std::unique_ptr<HostConnection> old;
+  std::shared_ptr<HostConnection> old;
   {
     std::lock_guard lock(mu_);
     if (stopped_) return;
@@ -365,24 +738,30 @@ void ConnectionManager::add_host(const store::HostRecord& host) {
       if (it->second->client()->address() == host.address) return;
       old = std::move(it->second);
       hosts_.erase(it);
+      ++detached_;
     }
   }
-  if (old) old->stop();
-  auto conn = std::make_unique<HostConnection>(*this, host);
-  std::lock_guard lock(mu_);
-  hosts_[host.id] = std::move(conn);
+  if (old) stop_detached(old);
+  auto conn = std::make_shared<HostConnection>(*this, host);
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    hosts_[host.id] = conn;
+  }
+  conn->begin();
 }
 
 void ConnectionManager::remove_host(const std::string& host_id) {
-  std::unique_ptr<HostConnection> old;
+  std::shared_ptr<HostConnection> old;
   {
     std::lock_guard lock(mu_);
     auto it = hosts_.find(host_id);
     if (it == hosts_.end()) return;
     old = std::move(it->second);
     hosts_.erase(it);
+    ++detached_;
   }
-  old->stop();
+  stop_detached(old);
 }
 
 AgentClientPtr ConnectionManager::client(const std::string& host_id) const {

@@ -5,13 +5,17 @@
 // scheduler does not turn work away just because the manager restarted.
 #include "strata/manager/agents/connection_manager.h"
 
-#include "strata/common/clock_wait.h"
-
+#include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <functional>
 #include <set>
 #include <thread>
@@ -19,6 +23,7 @@
 #include "../../agent/service/memory_hypervisor.h"
 #include "../../agent/service/served_agent.h"
 #include "strata/agent/service/agent_service.h"
+#include "strata/common/clock_wait.h"
 #include "strata/manager/controllers/placement.h"
 
 namespace strata::manager {
@@ -185,11 +190,12 @@ TEST_F(ConnectionStartTest, HostDialledBeforeItServesComesUpOnceItServes) {
   auto clock = std::make_shared<SimulatedClock>();
   ConnectionManager cm(*store_, *events_, clock, cfg);
   ASSERT_TRUE(cm.start());
-  // Steps of simulated time until `state`, each once the host's heartbeat and watch threads
-  // are both parked on the clock (bounded in real time: a hang guard).
+  // Steps of simulated time until `state`, each once the connections' timer is parked on
+  // the clock (it is not while the host's heartbeat is out: then nothing is due but its
+  // answer). Bounded in real time: a hang guard.
   auto run_until = [&](Liveness state) {
     for (int i = 0; i < 10000 && cm.liveness(h.id) != state; ++i) {
-      if (clock->parked() >= 2)
+      if (clock->parked() >= 1)
         clock->advance(std::chrono::milliseconds(500));
       else
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -225,8 +231,7 @@ TEST_F(ConnectionStartTest, HeartbeatsGrantLeasesOnlyWhileTheHostIsUp) {
   cm.set_callbacks(cb);
   EXPECT_FALSE(cm.ha_lease(h.id).expired_by) << "nothing granted yet";
   ASSERT_TRUE(cm.start());
-  // Once the host is up its watch thread sits in the event stream, not on the clock: step
-  // whenever the heartbeat thread is parked.
+  // Step whenever the connections' timer is parked (a beat due later, none out).
   auto step_until = [&](const std::function<bool()>& done) {
     for (int i = 0; i < 10000 && !done(); ++i) {
       if (clock->parked() >= 1)
@@ -255,6 +260,162 @@ TEST_F(ConnectionStartTest, HeartbeatsGrantLeasesOnlyWhileTheHostIsUp) {
   EXPECT_EQ(cm.ha_lease(h.id).vms, last.vms);
   EXPECT_EQ(hv_.count("renew_ha_leases"), grants);
   EXPECT_LT(*last.expired_by, clock->now()) << "the view says the leases have run out";
+  cm.stop();
+}
+
+// The watch stream opens once the host is up (replaying the VMs it has) and hands the
+// agent's events to the callback one at a time, in the agent's order, even when the
+// callback is slow (the next event is read only after it returned).
+TEST_F(ConnectionStartTest, VmEventsReachTheCallbackInTheAgentsOrder) {
+  auto define = [&](const std::string& name) {
+    model::VmSpec spec;
+    spec.name = name;
+    spec.kernel_boot = model::KernelBoot{"vmlinuz", "", ""};
+    return bool(hv_.define(spec));
+  };
+  ASSERT_TRUE(define("before"));
+  auto h = add_host("h1", serve_agent());
+  std::mutex mu;
+  std::vector<std::string> seen;
+  auto seen_copy = [&] {
+    std::lock_guard lock(mu);
+    return seen;
+  };
+  AgentCallbacks cb;
+  cb.on_vm_event = [&](const std::string& host_id, const pb::VmEvent& ev) {
+    EXPECT_EQ(host_id, h.id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a slow consumer
+    std::lock_guard lock(mu);
+    seen.push_back(ev.vm());
+  };
+  ConnectionManager cm(*store_, *events_, system_clock(), config());
+  cm.set_callbacks(cb);
+  ASSERT_TRUE(cm.start());
+  ASSERT_EQ(cm.liveness(h.id), Liveness::up);
+  // Bounded waits in real time (hang guards).
+  for (int i = 0; i < 2000 && seen_copy().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(seen_copy(), std::vector<std::string>{"before"}) << "the stream's replay";
+  std::vector<std::string> want;
+  for (int i = 0; i < 40; ++i) {
+    want.push_back(fmt::format("vm-{:02}", i));
+    ASSERT_TRUE(define(want.back()));
+  }
+  for (int i = 0; i < 2000 && seen_copy().size() < 41; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto got = seen_copy();
+  got.erase(got.begin());
+  EXPECT_EQ(got, want);
+  cm.stop();
+}
+
+// Heartbeats are spread over the interval: each host's offset is a stable hash of its id,
+// within [0, interval), and a fleet's offsets cover the interval rather than bunching up.
+TEST(BeatOffsetTest, StableWithinTheIntervalAndSpread) {
+  const std::chrono::milliseconds interval(2000);
+  std::set<int64_t> quarters;
+  for (int i = 0; i < 200; ++i) {
+    const std::string id = "host-" + std::to_string(i);
+    auto off = ConnectionManager::beat_offset(id, interval);
+    EXPECT_EQ(off, ConnectionManager::beat_offset(id, interval)) << id;
+    EXPECT_GE(off.count(), 0) << id;
+    EXPECT_LT(off, interval) << id;
+    quarters.insert(off.count() / 500);
+  }
+  EXPECT_EQ(quarters, (std::set<int64_t>{0, 1, 2, 3})) << "offsets bunched in part of the interval";
+  EXPECT_EQ(ConnectionManager::beat_offset("x", std::chrono::milliseconds(0)).count(), 0);
+}
+
+// A UNIX socket that accepts connections (the kernel's backlog) and never answers: the
+// HTTP/2 handshake never completes, so every call to it waits for its deadline.
+class SilentListener {
+ public:
+  explicit SilentListener(const std::string& path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+    ok_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+          ::listen(fd_, 64) == 0;
+  }
+  ~SilentListener() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  int fd_ = -1;
+  bool ok_ = false;
+};
+
+// A host whose heartbeat hangs costs an outstanding call, not the others' beats: on
+// simulated time the answering host beats every interval while the silent host's first
+// heartbeat is still out (its deadline is a minute of real time away); stop() cancels it.
+TEST_F(ConnectionStartTest, AHostThatDoesNotAnswerDoesNotDelayTheOthers) {
+  SilentListener silent_listener((dir_ / "silent.sock").string());
+  ASSERT_TRUE(silent_listener.ok());
+  auto silent = add_host("silent", "unix:" + (dir_ / "silent.sock").string());
+  auto good = add_host("h1", serve_agent());
+  auto cfg = config();
+  cfg.heartbeat.interval = std::chrono::seconds(2);
+  cfg.heartbeat.rpc_timeout = std::chrono::seconds(60);  // real time: never reached here
+  cfg.startup_wait = std::chrono::milliseconds(0);
+  auto clock = std::make_shared<SimulatedClock>();
+  ConnectionManager cm(*store_, *events_, clock, cfg);
+  ASSERT_TRUE(cm.start());
+  auto beat_at = [&] { return store_->get_host(good.id)->last_heartbeat_ms; };
+  // Steps of simulated time whenever the timer is parked (the answering host's next beat is
+  // due later and none of its calls is out); the silent host's call stays out throughout.
+  for (int i = 0; i < 10000 && beat_at() < 20000; ++i) {
+    if (clock->parked() >= 1)
+      clock->advance(std::chrono::milliseconds(500));
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_GE(beat_at(), 20000) << "the answering host stopped beating";
+  EXPECT_EQ(cm.liveness(good.id), Liveness::up);
+  EXPECT_EQ(cm.hosts_awaiting_first_heartbeat(), 1u) << "the silent host answered?";
+  EXPECT_EQ(cm.liveness(silent.id), Liveness::unknown);
+  cm.stop();  // cancels the silent host's call instead of waiting a minute for it
+}
+
+size_t thread_count() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// The manager's threads do not grow with its hosts: 50 more hosts (pointed at an address
+// nobody serves, so each call fails and is retried every interval) add no thread of their
+// own. The first 50 let gRPC start whatever pool it keeps (it is bounded by the machine,
+// not by the calls); the next 50 are the measurement. Before the callback API each host
+// took two threads (100 more here).
+TEST_F(ConnectionStartTest, ThreadsDoNotGrowWithTheNumberOfHosts) {
+  auto cfg = config();
+  cfg.heartbeat.interval = std::chrono::milliseconds(200);
+  cfg.heartbeat.rpc_timeout = std::chrono::milliseconds(100);
+  cfg.startup_wait = std::chrono::milliseconds(0);
+  ConnectionManager cm(*store_, *events_, system_clock(), cfg);
+  ASSERT_TRUE(cm.start());
+  auto add = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      store::HostRecord h;
+      h.id = "dead-" + std::to_string(i);
+      h.name = h.id;
+      h.address = "unix:" + (dir_ / ("dead-" + std::to_string(i) + ".sock")).string();
+      cm.add_host(h);
+    }
+    // Bounded in real time (a hang guard): every host has tried its first heartbeat.
+    for (int i = 0; i < 2000 && cm.hosts_awaiting_first_heartbeat() > 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(cm.hosts_awaiting_first_heartbeat(), 0u);
+  };
+  add(0, 50);
+  const size_t with_50 = thread_count();
+  add(50, 100);
+  const size_t with_100 = thread_count();
+  EXPECT_LT(with_100, with_50 + 10)
+      << "threads: " << with_50 << " with 50 hosts, " << with_100 << " with 100";
   cm.stop();
 }
 

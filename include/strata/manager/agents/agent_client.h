@@ -26,22 +26,6 @@ namespace strata::manager {
 
 namespace pb = ::strata::agent::v1;
 
-// Cancels a running stream (WatchEvents, StreamConsole) from another thread.
-class StreamCancel {
- public:
-  void cancel();
-  // Makes the object usable for the next stream (after a cancel).
-  void reset();
-  bool cancelled() const { return cancelled_; }
-  void attach(grpc::ClientContext* ctx);
-  void detach();
-
- private:
-  std::mutex mu_;
-  grpc::ClientContext* ctx_ = nullptr;
-  std::atomic<bool> cancelled_{false};
-};
-
 // A session with a VM's console on gRPC's callback API (no thread of its own): serial
 // (AgentClient::open_console: StreamConsole out, WriteConsole in) or graphical
 // (AgentClient::open_display: StreamDisplay, raw RFB bytes both ways). Flow control is the
@@ -63,6 +47,25 @@ class ConsoleStream {
   virtual Status status() const = 0;
 };
 using ConsoleStreamPtr = std::shared_ptr<ConsoleStream>;
+
+// A call on gRPC's callback API that can be cancelled from any thread, at any time (also
+// after it ended: then nothing happens). The heartbeat's calls (AgentClient::*_async).
+class PendingCall {
+ public:
+  virtual ~PendingCall() = default;
+  virtual void cancel() = 0;
+};
+using PendingCallPtr = std::shared_ptr<PendingCall>;
+
+// A WatchEvents stream on gRPC's callback API (AgentClient::watch_events_async): no thread
+// of its own. Each event goes to `on_event`, and the next one is read only once next() is
+// called, so a slow consumer holds the agent back instead of queueing here.
+class EventWatch : public PendingCall {
+ public:
+  // Asks for the next event (call once per event handed over, from any thread).
+  virtual void next() = 0;
+};
+using EventWatchPtr = std::shared_ptr<EventWatch>;
 
 class AgentClient {
  public:
@@ -91,6 +94,22 @@ class AgentClient {
                                     const pb::HealthRequest& lease = {});
   Result<pb::GetMetricsResponse> metrics(std::chrono::milliseconds timeout);
   Result<pb::HostInventory> inventory();
+  // The same three on gRPC's callback API, for the connection manager's heartbeats (a host
+  // that does not answer costs an outstanding call, not a thread). `done` runs once, on one
+  // of gRPC's threads or inline in this call (when the call failed at once): it must not
+  // block and must not need a lock its caller holds across this call.
+  PendingCallPtr health_async(std::chrono::milliseconds timeout, const pb::HealthRequest& lease,
+                              std::function<void(Result<pb::HealthResponse>)> done);
+  PendingCallPtr metrics_async(std::chrono::milliseconds timeout,
+                               std::function<void(Result<pb::GetMetricsResponse>)> done);
+  PendingCallPtr inventory_async(std::function<void(Result<pb::HostInventory>)> done);
+  // WatchEvents on the callback API: `on_event` per event (then next() on the watch it
+  // names, for the one after: the call stays open, and the watch alive, until that next()),
+  // `on_done` once when the call is over (ok when cancelled). Both on gRPC's threads, same
+  // rules as `done` above.
+  EventWatchPtr watch_events_async(bool include_current,
+                                   std::function<void(EventWatch&, pb::VmEvent)> on_event,
+                                   std::function<void(Status)> on_done);
   Result<std::vector<pb::VmStatus>> list_vms();
   Result<pb::VmStatus> get_vm(const std::string& name);
   Result<pb::VmStatus> define_vm(const std::string& request_id, const model::VmSpec& spec);
@@ -159,8 +178,6 @@ class AgentClient {
   // The VNC display (StreamDisplay); the agent's refusal (VM not running, no display) shows
   // as the first read() giving nullopt and status() the error.
   ConsoleStreamPtr open_display(const std::string& name);
-  Status watch_events(bool include_current, StreamCancel& cancel,
-                      const std::function<void(const pb::VmEvent&)>& on_event);
 
   // Live migration phases (agent_client_migration.cc; the agent.proto comments).
   Result<pb::BeginMigrationResponse> begin_migration(const std::string& name);

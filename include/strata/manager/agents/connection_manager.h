@@ -1,7 +1,16 @@
-// Keeps one gRPC channel per enrolled host and watches it: heartbeats (Health +
-// GetMetrics every interval), liveness via HeartbeatTracker, bounded metrics history and
-// periodic inventory refresh in the store, and a WatchEvents stream whose VM transitions
-// are handed to the controller. Two threads per host (heartbeat, watch).
+// Keeps one gRPC channel per enrolled host and watches it: heartbeats (Health every
+// interval, GetMetrics every `metrics_every` beats), liveness via HeartbeatTracker, bounded
+// metrics history and periodic inventory refresh in the store, and a WatchEvents stream
+// whose VM transitions are handed to the controller.
+// Threads: a fixed few whatever the number of hosts (docs/internals/agents.md, "Threads"):
+// one timer thread that keeps every host's next beat in due order on the manager's clock,
+// the calls themselves on gRPC's callback API (a host that does not answer costs an
+// outstanding call, not a thread), and `workers` threads that run each host's work (store
+// writes, liveness transitions, callbacks) one task at a time, in order.
+// Spread: each host's first beat goes at once (start() waits for it), the second one an
+// interval plus the host's own offset later (beat_offset: a hash of its id, within the
+// interval), and every later one an interval after the one before: the fleet's beats are
+// spread over the interval instead of coming in bursts.
 // Restart: start() heartbeats every known host at once and waits (bounded) for those first
 // answers, so the API does not begin with every host "not confirmed". Until a host's
 // liveness is known the store keeps its last known state (what the scheduler reads), so a
@@ -9,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -16,6 +26,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "strata/common/clock.h"
@@ -35,8 +46,12 @@ inline constexpr JsonLimits kInventoryJsonLimits{.max_depth = 16, .max_values = 
 
 struct ConnectionConfig {
   HeartbeatConfig heartbeat;
-  int metrics_keep_last = 300;   // samples kept per host (10 min at 2 s)
+  int metrics_keep_last = 300;   // samples kept per host (50 min at one per 10 s)
+  int metrics_every = 5;         // GetMetrics every N successful heartbeats (10 s at 2 s)
   int inventory_every = 30;      // refresh inventory every N successful heartbeats
+  // Threads that run the hosts' work (heartbeat outcomes, store writes, VM events); each
+  // host's work runs on one of them at a time, in order.
+  int workers = 4;
   // start() waits at most this long for the first heartbeat of every known host.
   std::chrono::milliseconds startup_wait{2500};
   // HA leases (docs/internals/ha.md, "Leases"): every heartbeat to a host that is up
@@ -93,16 +108,33 @@ class ConnectionManager {
   // Added to each lease beyond the heartbeat deadline (the shim checks twice a second).
   static constexpr std::chrono::milliseconds kLeaseMargin{3000};
 
+  // The host's place in the heartbeat interval: its second beat comes interval + this after
+  // its first. Stable (a hash of the id), in [0, interval).
+  static std::chrono::milliseconds beat_offset(std::string_view host_id,
+                                               std::chrono::milliseconds interval);
+
  private:
   class HostConnection;
+  class Engine;
+  // Stops a host taken out of hosts_ (counted in detached_).
+  void stop_detached(const std::shared_ptr<HostConnection>& host);
   store::Store& store_;
   EventLog& events_;
   ClockPtr clock_;
   ConnectionConfig config_;
   AgentCallbacks callbacks_;
+  // Guards hosts_ and stopped_ only: never held while a host stops, a call starts or a
+  // callback runs (a host's work calls client() and liveness(), which take it).
   mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<HostConnection>> hosts_;
+  std::map<std::string, std::shared_ptr<HostConnection>> hosts_;
   bool stopped_ = false;
+  // Hosts add_host() or remove_host() took out of hosts_ and is still stopping (guarded by
+  // mu_): stop() waits for them (detached_cv_) before it stops the workers they need.
+  int detached_ = 0;
+  std::condition_variable detached_cv_;
+  // The timer and worker threads; made by the constructor, stopped by stop() once no
+  // host has work left.
+  std::unique_ptr<Engine> engine_;
 };
 
 }  // namespace strata::manager

@@ -1,0 +1,150 @@
+// AgentClient: the heartbeat's calls (Health, GetMetrics, GetInventory, WatchEvents) on
+// gRPC's callback API, so that a host costs the connection manager outstanding calls, not
+// threads (docs/internals/agents.md, "Threads").
+//
+// Lifetime: each call's state (context, request, response) is shared by the caller's handle
+// and the completion, so cancel() stays safe after the call ended, and the context outlives
+// gRPC's use of it. gRPC may complete a call inline, in the call that started it: no lock is
+// held across a start here.
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+
+#include "strata/manager/agents/agent_client.h"
+
+namespace strata::manager {
+
+namespace {
+
+template <class Req, class Resp>
+class UnaryCall final : public PendingCall {
+ public:
+  explicit UnaryCall(std::chrono::milliseconds timeout) {
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  }
+  void cancel() override { ctx.TryCancel(); }
+
+  grpc::ClientContext ctx;
+  Req req;
+  Resp resp;
+};
+
+// The health error as the synchronous health() words it: a deadline miss says the channel's
+// state.
+Error health_error(const grpc::Status& st, grpc::Channel& channel) {
+  auto err = error_from_grpc(st);
+  if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    static constexpr const char* kStates[] = {"idle", "connecting", "ready", "transient-failure",
+                                              "shutdown"};
+    auto state = static_cast<int>(channel.GetState(false));
+    if (state >= 0 && state < 5) err.message += fmt::format(" (channel {})", kStates[state]);
+  }
+  return err;
+}
+
+// WatchEvents: one read outstanding at a time, the next one asked for by next(). A hold
+// keeps the call open between a read's end and the next(), which may come from any thread
+// (outside the reactions); it goes when reading ends, so no read is started after OnDone.
+class WatchReactor final : public EventWatch, public grpc::ClientReadReactor<pb::VmEvent> {
+ public:
+  WatchReactor(std::function<void(EventWatch&, pb::VmEvent)> on_event,
+               std::function<void(Status)> on_done)
+      : on_event_(std::move(on_event)), on_done_(std::move(on_done)) {}
+
+  void start(pb::AgentService::Stub& stub, bool include_current,
+             std::shared_ptr<WatchReactor> self) {
+    req_.set_include_current(include_current);
+    self_ = std::move(self);
+    stub.async()->WatchEvents(&ctx_, &req_, this);
+    AddHold();
+    StartRead(&ev_);
+    StartCall();
+  }
+
+  void cancel() override { ctx_.TryCancel(); }
+  void next() override { StartRead(&ev_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      RemoveHold();
+      return;
+    }
+    pb::VmEvent ev = std::move(ev_);
+    ev_.Clear();
+    on_event_(*this, std::move(ev));
+  }
+  void OnDone(const grpc::Status& st) override {
+    Status s;
+    if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED)
+      s = tl::unexpected(error_from_grpc(st));
+    on_done_(std::move(s));
+    // gRPC is done with this object: the self-reference may go (last).
+    auto self = std::move(self_);
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  pb::WatchEventsRequest req_;
+  pb::VmEvent ev_;
+  std::function<void(EventWatch&, pb::VmEvent)> on_event_;
+  std::function<void(Status)> on_done_;
+  std::shared_ptr<WatchReactor> self_;
+};
+
+}  // namespace
+
+PendingCallPtr AgentClient::health_async(std::chrono::milliseconds timeout,
+                                         const pb::HealthRequest& lease,
+                                         std::function<void(Result<pb::HealthResponse>)> done) {
+  auto call = std::make_shared<UnaryCall<pb::HealthRequest, pb::HealthResponse>>(timeout);
+  // As health(): wait (within the deadline) for the channel to connect rather than failing
+  // fast in TRANSIENT_FAILURE.
+  call->ctx.set_wait_for_ready(true);
+  call->req = lease;
+  auto* c = call.get();
+  stub_->async()->Health(&c->ctx, &c->req, &c->resp,
+                         [call, channel = channel_, done = std::move(done)](grpc::Status st) {
+                           if (st.ok())
+                             done(std::move(call->resp));
+                           else
+                             done(tl::unexpected(health_error(st, *channel)));
+                         });
+  return call;
+}
+
+PendingCallPtr AgentClient::metrics_async(
+    std::chrono::milliseconds timeout, std::function<void(Result<pb::GetMetricsResponse>)> done) {
+  auto call = std::make_shared<UnaryCall<pb::GetMetricsRequest, pb::GetMetricsResponse>>(timeout);
+  auto* c = call.get();
+  stub_->async()->GetMetrics(&c->ctx, &c->req, &c->resp,
+                             [call, done = std::move(done)](grpc::Status st) {
+                               if (st.ok())
+                                 done(std::move(call->resp));
+                               else
+                                 done(tl::unexpected(error_from_grpc(st)));
+                             });
+  return call;
+}
+
+PendingCallPtr AgentClient::inventory_async(std::function<void(Result<pb::HostInventory>)> done) {
+  auto call =
+      std::make_shared<UnaryCall<pb::GetInventoryRequest, pb::GetInventoryResponse>>(timeout_);
+  auto* c = call.get();
+  stub_->async()->GetInventory(&c->ctx, &c->req, &c->resp,
+                               [call, done = std::move(done)](grpc::Status st) {
+                                 if (st.ok())
+                                   done(std::move(*call->resp.mutable_inventory()));
+                                 else
+                                   done(tl::unexpected(error_from_grpc(st)));
+                               });
+  return call;
+}
+
+EventWatchPtr AgentClient::watch_events_async(
+    bool include_current, std::function<void(EventWatch&, pb::VmEvent)> on_event,
+    std::function<void(Status)> on_done) {
+  auto w = std::make_shared<WatchReactor>(std::move(on_event), std::move(on_done));
+  w->start(*stub_, include_current, w);
+  return w;
+}
+
+}  // namespace strata::manager
