@@ -4,6 +4,10 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <future>
+#include <optional>
+#include <thread>
+#include <tuple>
 
 #include "common/tiny_tmpfs.h"
 #include "store/sqlite/sqlite_db.h"
@@ -59,6 +63,84 @@ TEST(SqliteStore, UsingTheOuterStoreInsideATransactionFailsInsteadOfDeadlocking)
     return make_error(ErrorCode::internal, "outer store did not refuse");
   });
   EXPECT_TRUE(st) << st.error().to_string();
+}
+
+// Reads outside a transaction run on the read connections: they do not wait for a write
+// transaction that holds the writer (as the API's GETs must not wait for the controller's
+// fsynced commits), see only committed data, and see a commit as soon as it returns.
+TEST(SqliteStore, ReadsGoOnBesideAnOpenWriteTransaction) {
+  auto s = open_store(*backend()->fresh_url());
+  ASSERT_TRUE(s) << s.error().to_string();
+  Store& store = **s;
+  ASSERT_TRUE(store.create_host(host_named("committed")));
+  std::promise<void> inside;
+  std::promise<void> release;
+  auto released = release.get_future();
+  std::thread writer([&] {
+    auto st = store.transaction([&](Store& tx) -> Status {
+      auto h = tx.create_host(host_named("pending"));
+      if (!h) return tl::unexpected(h.error());
+      inside.set_value();
+      // Bounded only so that a broken read path fails the test instead of hanging it.
+      released.wait_for(std::chrono::seconds(60));
+      return {};
+    });
+    EXPECT_TRUE(st) << st.error().to_string();
+  });
+  inside.get_future().wait();
+  auto read = std::async(std::launch::async, [&] {
+    auto committed = store.get_host_by_name("committed");
+    auto pending = store.get_host_by_name("pending");
+    auto list = store.list_hosts({});
+    return std::make_tuple(committed.has_value(),
+                           pending ? std::optional<ErrorCode>() : pending.error().code,
+                           list ? list->size() : size_t{999});
+  });
+  const bool answered = read.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  release.set_value();
+  writer.join();
+  ASSERT_TRUE(answered) << "a read waited for the write transaction";
+  auto [committed, pending_code, listed] = read.get();
+  EXPECT_TRUE(committed);
+  EXPECT_EQ(pending_code, std::optional<ErrorCode>(ErrorCode::not_found))
+      << "an uncommitted row was visible";
+  EXPECT_EQ(listed, 1u);
+  // Committed: the very next read, on any connection, sees it.
+  for (int i = 0; i < 2 * sqlite::kDefaultReadConnections; ++i)
+    EXPECT_TRUE(store.get_host_by_name("pending")) << "read " << i;
+}
+
+// The read connections cannot write (PRAGMA query_only), whatever a caller asks.
+TEST(SqliteStore, ReadConnectionsCannotWrite) {
+  auto db = sqlite::open_sqlite_database(backend()->fresh_url()->substr(7));
+  ASSERT_TRUE(db) << db.error().to_string();
+  ASSERT_TRUE(sql::apply_migrations(**db, 1));
+  auto lease = (*db)->acquire_read();
+  ASSERT_TRUE(lease) << lease.error().to_string();
+  auto r = (*lease)->exec("DELETE FROM hosts", {});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("readonly"), std::string::npos) << r.error().to_string();
+}
+
+// As on ":memory:" (below): a read through the outer store inside a transaction is refused,
+// not answered from a read connection that cannot see the transaction's own writes.
+TEST(SqliteStore, OuterStoreReadInsideATransactionIsRefusedOnAFileToo) {
+  auto s = open_store(*backend()->fresh_url());
+  ASSERT_TRUE(s);
+  Store& outer = **s;
+  auto st = outer.transaction([&](Store& tx) -> Status {
+    if (auto h = tx.create_host(host_named("x")); !h) return tl::unexpected(h.error());
+    auto r = outer.get_host_by_name("x");
+    if (!r && r.error().code == ErrorCode::failed_precondition) return {};
+    return make_error(ErrorCode::internal, "outer store did not refuse");
+  });
+  EXPECT_TRUE(st) << st.error().to_string();
+}
+
+TEST(SqliteStore, ReadConnectionCountIsChecked) {
+  auto db = sqlite::open_sqlite_database(backend()->fresh_url()->substr(7), 65);
+  ASSERT_FALSE(db);
+  EXPECT_EQ(db.error().code, ErrorCode::invalid_argument);
 }
 
 // Lookups by name and by host must use an index, or 10 000 VMs means full scans.

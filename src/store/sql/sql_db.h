@@ -1,7 +1,7 @@
 // Internal driver layer under the SQL store: a connection that runs parameterized
 // statements ($1..$N placeholders, values bound, never spliced into SQL text), a
-// database that leases connections (SQLite: one guarded connection; PostgreSQL: a
-// pool), and the per-backend migration list. SqlStore holds all store logic once.
+// database that leases connections (SQLite: one guarded writer plus a pool of read-only
+// connections; PostgreSQL: a pool), and the per-backend migration list. SqlStore holds all store logic once.
 #pragma once
 
 #include <cstdint>
@@ -76,6 +76,11 @@ class SqlDatabase {
   virtual ~SqlDatabase() = default;
   virtual std::string backend() const = 0;
   virtual Result<Lease> acquire() = 0;
+  // A connection for one read outside any transaction (autocommit SELECTs only). SQLite
+  // hands out one of its read-only connections, so reads do not wait behind the writer's
+  // fsync (WAL: a reader sees every transaction committed before its statement started);
+  // a backend whose connections are all alike answers acquire().
+  virtual Result<Lease> acquire_read() { return acquire(); }
   // Statement run first inside a transaction that appends events (serializes appends so
   // seq order equals commit order); empty when the backend needs none.
   virtual std::string event_append_lock_sql() const = 0;

@@ -92,15 +92,16 @@ class SqlStore final : public Store {
   int64_t now_ms() const;
 
   // Runs f(connection): on the transaction's connection, or on a leased one. Reads pass
-  // retry=true: one retry on a fresh connection when the first one turned out dead.
+  // read=true: f only SELECTs, so it may run on a read connection (SqlDatabase::
+  // acquire_read), with one retry on a fresh connection when the first one turned out dead.
   template <class F>
-  auto with_conn(F&& f, bool retry = false) -> std::invoke_result_t<F&, SqlConnection&> {
+  auto with_conn(F&& f, bool read = false) -> std::invoke_result_t<F&, SqlConnection&> {
     if (tx_) return f(*tx_);
     for (int attempt = 0;; ++attempt) {
-      auto lease = db_->acquire();
+      auto lease = read ? db_->acquire_read() : db_->acquire();
       if (!lease) return tl::unexpected(lease.error());
       auto r = f(**lease);
-      if (r || !retry || attempt > 0 || r.error().code != ErrorCode::unavailable) return r;
+      if (r || !read || attempt > 0 || r.error().code != ErrorCode::unavailable) return r;
     }
   }
 

@@ -1,14 +1,17 @@
 // SQLite driver: connection setup (WAL, busy_timeout, foreign keys), a per-SQL prepared
-// statement cache, parameter binding, error-code mapping, and the mutex-guarded lease.
+// statement cache, parameter binding, error-code mapping, the mutex-guarded writer lease
+// and the pool of read connections.
 #include "store/sqlite/sqlite_db.h"
 
 #include <sqlite3.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 namespace strata::store::sqlite {
 
@@ -161,22 +164,39 @@ class SqliteConnection final : public sql::SqlConnection {
 
 class SqliteDatabase final : public sql::SqlDatabase {
  public:
-  explicit SqliteDatabase(std::unique_ptr<SqliteConnection> conn) : conn_(std::move(conn)) {}
+  SqliteDatabase(std::unique_ptr<SqliteConnection> writer,
+                 std::vector<std::unique_ptr<SqliteConnection>> readers)
+      : writer_(std::move(writer)), readers_(std::move(readers)) {
+    for (auto& r : readers_) free_readers_.push_back(r.get());
+  }
 
   std::string backend() const override { return "sqlite"; }
 
   Result<sql::Lease> acquire() override {
-    // The one connection is held by a transaction on this very thread: waiting would
-    // deadlock, so say what went wrong instead.
-    if (owner_.load() == std::this_thread::get_id()) {
-      return make_error(ErrorCode::failed_precondition,
-                        "store used from inside its own transaction: use the tx store");
-    }
+    if (auto st = refuse_inside_own_transaction(); !st) return tl::unexpected(st.error());
     mu_.lock();
     owner_.store(std::this_thread::get_id());
-    return sql::Lease(conn_.get(), [this] {
+    return sql::Lease(writer_.get(), [this] {
       owner_.store(std::thread::id());
       mu_.unlock();
+    });
+  }
+
+  Result<sql::Lease> acquire_read() override {
+    if (readers_.empty()) return acquire();  // ":memory:": one database, one connection
+    // Refused as acquire() does: a read from the outer store inside a transaction would
+    // not see the transaction's own writes.
+    if (auto st = refuse_inside_own_transaction(); !st) return tl::unexpected(st.error());
+    std::unique_lock lock(read_mu_);
+    read_cv_.wait(lock, [&] { return !free_readers_.empty(); });
+    SqliteConnection* c = free_readers_.back();
+    free_readers_.pop_back();
+    return sql::Lease(c, [this, c] {
+      {
+        std::lock_guard l(read_mu_);
+        free_readers_.push_back(c);
+      }
+      read_cv_.notify_one();
     });
   }
 
@@ -190,15 +210,34 @@ class SqliteDatabase final : public sql::SqlDatabase {
   }
 
  private:
+  // The writer is held by a transaction on this very thread: waiting for it would
+  // deadlock, so say what went wrong instead.
+  Status refuse_inside_own_transaction() const {
+    if (owner_.load() == std::this_thread::get_id()) {
+      return make_error(ErrorCode::failed_precondition,
+                        "store used from inside its own transaction: use the tx store");
+    }
+    return {};
+  }
+
+  // mu_ guards the writer connection: held for the whole lease (a statement or a
+  // transaction); owner_ names the holding thread (read without mu_, hence atomic).
   std::mutex mu_;
   std::atomic<std::thread::id> owner_{};
-  std::unique_ptr<SqliteConnection> conn_;
+  std::unique_ptr<SqliteConnection> writer_;
+  // read_mu_ guards free_readers_ only (never held while a statement runs); a reader is
+  // leased to one thread at a time. Never take mu_ while holding read_mu_ or the reverse.
+  std::mutex read_mu_;
+  std::condition_variable read_cv_;
+  std::vector<std::unique_ptr<SqliteConnection>> readers_;
+  std::vector<SqliteConnection*> free_readers_;
 };
 
 }  // namespace
 
-Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(const std::string& path) {
-  if (path.empty()) return invalid_argument("url", "sqlite path is empty");
+namespace {
+
+Result<DbPtr> open_handle(const std::string& path) {
   sqlite3* raw = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &raw,
@@ -210,7 +249,19 @@ Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(const std::string
   }
   sqlite3_extended_result_codes(db.get(), 1);
   sqlite3_busy_timeout(db.get(), 5000);
-  auto conn = std::make_unique<SqliteConnection>(std::move(db));
+  return db;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(const std::string& path,
+                                                               int read_connections) {
+  if (path.empty()) return invalid_argument("url", "sqlite path is empty");
+  if (read_connections < 0 || read_connections > 64)
+    return invalid_argument("read_connections", "must be 0..64");
+  auto db = open_handle(path);
+  if (!db) return tl::unexpected(db.error());
+  auto conn = std::make_unique<SqliteConnection>(std::move(*db));
   // synchronous=FULL: with WAL, NORMAL does not fsync the WAL at each commit, so a power
   // cut can lose transactions the API already acknowledged. FULL syncs every commit (cost
   // measured in docs/internals/store.md). STRATA_SQLITE_SYNCHRONOUS=normal exists only so
@@ -226,7 +277,21 @@ Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(const std::string
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", sync}) {
     if (auto r = conn->query(pragma, {}); !r) return tl::unexpected(r.error().wrap(pragma));
   }
-  return std::shared_ptr<sql::SqlDatabase>(std::make_shared<SqliteDatabase>(std::move(conn)));
+  // Read connections, on the same file in WAL mode: they read beside the writer (each
+  // statement sees the transactions committed before it started) and can write nothing
+  // (query_only). An in-memory database is private to its connection: it gets none.
+  std::vector<std::unique_ptr<SqliteConnection>> readers;
+  const bool in_memory = path == ":memory:" || path.rfind("file::memory:", 0) == 0;
+  for (int i = 0; !in_memory && i < read_connections; ++i) {
+    auto h = open_handle(path);
+    if (!h) return tl::unexpected(h.error().wrap("read connection"));
+    auto r = std::make_unique<SqliteConnection>(std::move(*h));
+    if (auto q = r->query("PRAGMA query_only=ON", {}); !q)
+      return tl::unexpected(q.error().wrap("PRAGMA query_only=ON"));
+    readers.push_back(std::move(r));
+  }
+  return std::shared_ptr<sql::SqlDatabase>(
+      std::make_shared<SqliteDatabase>(std::move(conn), std::move(readers)));
 }
 
 }  // namespace strata::store::sqlite
