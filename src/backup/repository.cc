@@ -95,10 +95,12 @@ nlohmann::json to_json(const Manifest& m) {
                      {"bytes_new", d.bytes_new},
                      {"chunks_read", d.chunks_read},
                      {"zero_chunks", d.zero_chunks}});
-  return {{"version", 1},       {"id", m.id},
-          {"vm", m.vm},         {"created_unix_ms", m.created_unix_ms},
-          {"kind", m.kind},     {"parent", m.parent},
-          {"frozen", m.frozen}, {"disks", disks}};
+  nlohmann::json j = {{"version", 1},       {"id", m.id},
+                      {"vm", m.vm},         {"created_unix_ms", m.created_unix_ms},
+                      {"kind", m.kind},     {"parent", m.parent},
+                      {"frozen", m.frozen}, {"disks", disks}};
+  if (!m.vm_spec.is_null()) j["vm_spec"] = m.vm_spec;
+  return j;
 }
 
 Result<Manifest> parse_manifest(const nlohmann::json& j) {
@@ -124,6 +126,11 @@ Result<Manifest> parse_manifest(const nlohmann::json& j) {
       r.zero_chunks = d.at("zero_chunks").get<uint64_t>();
       if (auto s = validate_disk_name(r.name); !s) return tl::unexpected(s.error());
       m.disks.push_back(std::move(r));
+    }
+    // Optional (version 1 manifests written before it have none).
+    if (auto it = j.find("vm_spec"); it != j.end() && !it->is_null()) {
+      if (!it->is_object()) return invalid_argument("manifest.vm_spec", "not an object");
+      m.vm_spec = *it;
     }
   } catch (const nlohmann::json::exception& e) {
     return invalid_argument("manifest", std::string("malformed: ") + e.what());
@@ -292,6 +299,14 @@ Result<Manifest> Repository::read_manifest(const std::string& id) const {
   if (!m) return tl::unexpected(m.error().wrap("backup " + id));
   if (m->id != id) return internal_error("backup " + id + ": manifest names another id");
   return m;
+}
+
+Status Repository::record_vm_spec(const std::string& id, const nlohmann::json& spec) const {
+  if (!spec.is_object()) return invalid_argument("vm_spec", "not an object");
+  auto m = read_manifest(id);
+  if (!m) return tl::unexpected(m.error());
+  m->vm_spec = spec;
+  return write_file_atomic(backup_dir(id) + "/manifest.json", to_json(*m).dump(2), 0640);
 }
 
 Result<std::vector<Manifest>> Repository::list(const std::string& vm) const {

@@ -1,5 +1,7 @@
 // `strata backup create VM [--full] | list [--vm VM] | show ID | verify ID |
-// restore ID --vm VM | delete ID`: backups in the manager's repository
+// restore ID --vm VM|--new-vm NAME | delete ID | prune [VM] [--selector k=v] --keep-last N
+// --keep-daily N
+// --keep-weekly N [--plan] | schedule create|list|show|delete`: backups in the manager's repository
 // (docs/internals/backup.md). create/verify/restore answer with a task; --wait follows it
 // with progress.
 #include <fmt/format.h>
@@ -42,6 +44,163 @@ Columns backup_columns() {
 
 std::string backup_path(const std::string& id) { return "/api/v1/backups/" + url_escape(id); }
 
+// The prune answer as one table: what is kept (and by which rule), then what is pruned.
+std::string prune_table(const nlohmann::json& res) {
+  std::vector<std::vector<std::string>> rows;
+  for (const char* action : {"keep", "prune"}) {
+    if (!res.contains(action) || !res[action].is_array()) continue;
+    for (const auto& b : res[action]) {
+      std::string rule = text_at(b, "/rule");
+      std::string period = text_at(b, "/period");
+      if (!period.empty() && period != "-") rule += " " + period;
+      rows.push_back({action, text_at(b, "/id"), text_at(b, "/vm"),
+                      b.contains("created_unix_ms") ? time_text(b["created_unix_ms"]) : "-",
+                      std::string(action) == "keep" ? rule : "-"});
+    }
+  }
+  return render_table({"ACTION", "ID", "VM", "CREATED", "RULE"}, rows);
+}
+
+Columns schedule_columns() {
+  auto at = [](std::string header, std::string pointer) {
+    return Column{std::move(header),
+                  [p = std::move(pointer)](const nlohmann::json& j) { return text_at(j, p); }};
+  };
+  auto days = [](const nlohmann::json& j, const char* key) {
+    if (!j.contains(key) || !j[key].is_array() || j[key].empty()) return std::string("-");
+    if (j[key].size() == 7) return std::string("every day");
+    std::string out;
+    for (const auto& d : j[key]) out += (out.empty() ? "" : ",") + d.get<std::string>();
+    return out;
+  };
+  return {at("NAME", "/name"),
+          Column{"TARGET",
+                 [](const nlohmann::json& j) {
+                   if (j.contains("vm") && j["vm"].is_string()) return j["vm"].get<std::string>();
+                   std::string out;
+                   if (j.contains("selector") && j["selector"].is_object())
+                     for (auto& [k, v] : j["selector"].items())
+                       out += (out.empty() ? "" : ",") + k + "=" + v.get<std::string>();
+                   return out.empty() ? std::string("-") : out;
+                 }},
+          Column{"TIME (UTC)", [](const nlohmann::json& j) { return text_at(j, "/time"); }},
+          Column{"DAYS", [days](const nlohmann::json& j) { return days(j, "days"); }},
+          Column{"FULL ON", [days](const nlohmann::json& j) { return days(j, "full_on"); }},
+          Column{"RETENTION",
+                 [](const nlohmann::json& j) {
+                   if (!j.contains("retention") || !j["retention"].is_object())
+                     return std::string("-");
+                   const auto& r = j["retention"];
+                   return fmt::format("last {} daily {} weekly {}", r.value("keep_last", 0),
+                                      r.value("keep_daily", 0), r.value("keep_weekly", 0));
+                 }},
+          Column{"NEXT RUN", [](const nlohmann::json& j) {
+                   return j.contains("next_run_unix_ms") ? time_text(j["next_run_unix_ms"])
+                                                         : std::string("-");
+                 }}};
+}
+
+// "mon,tue" (or repeated flags) -> ["mon", "tue"]; the server checks the names.
+nlohmann::json day_list(const std::vector<std::string>& flags) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& f : flags) {
+    size_t at = 0;
+    while (at <= f.size()) {
+      size_t comma = f.find(',', at);
+      std::string d = f.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      if (!d.empty()) out.push_back(d);
+      if (comma == std::string::npos) break;
+      at = comma + 1;
+    }
+  }
+  return out;
+}
+
+void add_schedule_commands(CLI::App& b, Context& ctx) {
+  CLI::App* sc = b.add_subcommand(
+      "schedule",
+      "Backup schedules: one VM or the VMs matching a label selector, daily (or on some days) "
+      "at a UTC time, with an optional retention policy applied after each run");
+  sc->require_subcommand(1);
+
+  struct CreateArgs {
+    std::string name, vm, time;
+    std::vector<std::string> selectors, days, full_on;
+    int64_t keep_last = 0, keep_daily = 0, keep_weekly = 0;
+  };
+  auto create = std::make_shared<CreateArgs>();
+  CLI::App* c = sc->add_subcommand("create", "Create a backup schedule");
+  c->add_option("name", create->name, "Schedule name")->required();
+  c->add_option("--vm", create->vm, "Back up this VM");
+  c->add_option("--selector", create->selectors,
+                "Back up the VMs with label k=v at each run (repeatable: all must match)");
+  c->add_option("--at", create->time, "Time of day, UTC (HH:MM)")->required();
+  c->add_option("--days", create->days, "Only on these days (mon,tue,...; default every day)");
+  c->add_option("--full-on", create->full_on,
+                "Full backups on these days (e.g. sun); other runs are incremental when "
+                "possible");
+  c->add_option("--keep-last", create->keep_last, "Retention after each run: the N newest");
+  c->add_option("--keep-daily", create->keep_daily, "Retention: the newest of N days");
+  c->add_option("--keep-weekly", create->keep_weekly, "Retention: the newest of N ISO weeks");
+  c->callback([&ctx, create] {
+    ctx.action = [&ctx, create] {
+      if (create->vm.empty() == create->selectors.empty())
+        return ctx.usage_error(
+            invalid_argument("--vm", "give --vm VM or --selector k=v (not both)").value());
+      nlohmann::json body = {{"name", create->name}, {"time", create->time}};
+      if (!create->vm.empty()) body["vm"] = create->vm;
+      if (!create->selectors.empty()) {
+        nlohmann::json sel = nlohmann::json::object();
+        for (const auto& kv : create->selectors) {
+          auto p = parse_key_value(kv, "--selector");
+          if (!p) return ctx.usage_error(p.error());
+          sel[p->first] = p->second;
+        }
+        body["selector"] = sel;
+      }
+      if (!create->days.empty()) body["days"] = day_list(create->days);
+      if (!create->full_on.empty()) body["full_on"] = day_list(create->full_on);
+      if (create->keep_last || create->keep_daily || create->keep_weekly) {
+        nlohmann::json r = nlohmann::json::object();
+        if (create->keep_last) r["keep_last"] = create->keep_last;
+        if (create->keep_daily) r["keep_daily"] = create->keep_daily;
+        if (create->keep_weekly) r["keep_weekly"] = create->keep_weekly;
+        body["retention"] = r;
+      }
+      return ctx.show(ApiRequest{"POST", "/api/v1/backup-schedules", body});
+    };
+  });
+
+  CLI::App* l = sc->add_subcommand("list", "List backup schedules");
+  l->alias("ls");
+  l->callback([&ctx] {
+    ctx.action = [&ctx] {
+      return ctx.show(ApiRequest{"GET", "/api/v1/backup-schedules", std::nullopt},
+                      schedule_columns(), "schedules");
+    };
+  });
+
+  auto show = std::make_shared<std::string>();
+  CLI::App* s = sc->add_subcommand("show", "Show one backup schedule");
+  s->add_option("name", *show, "Schedule name")->required();
+  s->callback([&ctx, show] {
+    ctx.action = [&ctx, show] {
+      return ctx.show(
+          ApiRequest{"GET", "/api/v1/backup-schedules/" + url_escape(*show), std::nullopt});
+    };
+  });
+
+  auto del = std::make_shared<std::string>();
+  CLI::App* d = sc->add_subcommand("delete", "Delete a backup schedule (its backups stay)");
+  d->add_option("name", *del, "Schedule name")->required();
+  d->callback([&ctx, del] {
+    ctx.action = [&ctx, del] {
+      return ctx.show(
+          ApiRequest{"DELETE", "/api/v1/backup-schedules/" + url_escape(*del), std::nullopt});
+    };
+  });
+}
+
 }  // namespace
 
 void add_backup_commands(CLI::App& root, Context& ctx) {
@@ -52,7 +211,7 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
   b->require_subcommand(1);
 
   struct Args {
-    std::string target, vm;
+    std::string target, vm, new_vm;
     bool full = false, wait = false;
     std::string wait_timeout = "1h";
   };
@@ -115,21 +274,98 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
 
   auto restore = std::make_shared<Args>();
   CLI::App* r = b->add_subcommand(
-      "restore", "Replace the disks of a stopped VM with a backup's (disks matched by name)");
+      "restore",
+      "Replace the disks of a stopped VM with a backup's (disks matched by name), or make a "
+      "new VM from the backup (--new-vm: the backed-up VM's spec, a new uuid and MACs, stopped)");
   r->add_option("id", restore->target, "Backup id")->required();
-  r->add_option("--vm", restore->vm, "The stopped VM whose disks are replaced")->required();
+  auto* vm_opt = r->add_option("--vm", restore->vm, "The stopped VM whose disks are replaced");
+  auto* new_opt = r->add_option("--new-vm", restore->new_vm, "Create this VM from the backup");
+  vm_opt->excludes(new_opt);
   waiting(r, *restore);
   r->callback([&ctx, restore] {
     ctx.action = [&ctx, restore] {
       auto timeout = parse_wait_timeout(restore->wait_timeout, "--wait-timeout");
       if (!timeout) return ctx.usage_error(timeout.error());
+      if (restore->vm.empty() == restore->new_vm.empty())
+        return ctx.usage_error(
+            invalid_argument("--vm", "give --vm VM (replace its disks) or --new-vm NAME").value());
+      const bool fresh = !restore->new_vm.empty();
       ApiRequest req{"POST", backup_path(restore->target) + "/restore",
-                     nlohmann::json{{"vm", restore->vm}}};
+                     fresh ? nlohmann::json{{"new_vm", restore->new_vm}}
+                           : nlohmann::json{{"vm", restore->vm}}};
       return ctx.act(req,
-                     "backup " + restore->target + ": restore into " + restore->vm + " requested",
+                     "backup " + restore->target + ": restore into " +
+                         (fresh ? "the new VM " + restore->new_vm : restore->vm) + " requested",
                      restore->wait, *timeout);
     };
   });
+
+  struct PruneArgs {
+    std::string vm;
+    std::vector<std::string> selectors;
+    int64_t keep_last = 0, keep_daily = 0, keep_weekly = 0;
+    bool plan = false;
+  };
+  auto prune = std::make_shared<PruneArgs>();
+  CLI::App* p = b->add_subcommand(
+      "prune",
+      "Apply a retention policy to a VM's backups (or to those of the VMs matching --selector): "
+      "keep the newest N, the newest of each of the last N days and ISO weeks with backups "
+      "(Proxmox semantics, UTC); delete the rest");
+  p->add_option("vm", prune->vm, "VM name (its backups outlive it: a deleted VM's name works)");
+  p->add_option("--selector", prune->selectors,
+                "Instead of a VM: the VMs with label k=v (repeatable: all must match)");
+  p->add_option("--keep-last", prune->keep_last, "Keep the N newest backups");
+  p->add_option("--keep-daily", prune->keep_daily, "Keep the newest backup of N days");
+  p->add_option("--keep-weekly", prune->keep_weekly, "Keep the newest backup of N ISO weeks");
+  p->add_flag("--plan", prune->plan,
+              "Show what would be kept and pruned; delete nothing (the global --dry-run prints "
+              "the request instead)");
+  p->callback([&ctx, prune] {
+    ctx.action = [&ctx, prune] {
+      nlohmann::json body = nlohmann::json::object();
+      if (prune->vm.empty() == prune->selectors.empty())
+        return ctx.usage_error(
+            invalid_argument("vm", "give a VM name or --selector k=v (not both)").value());
+      if (!prune->vm.empty()) body["vm"] = prune->vm;
+      if (!prune->selectors.empty()) {
+        nlohmann::json sel = nlohmann::json::object();
+        for (const auto& kv : prune->selectors) {
+          auto pair = parse_key_value(kv, "--selector");
+          if (!pair) return ctx.usage_error(pair.error());
+          sel[pair->first] = pair->second;
+        }
+        body["selector"] = sel;
+      }
+      // Negative counts are sent as they are: the server names the field it refuses.
+      if (prune->keep_last) body["keep_last"] = prune->keep_last;
+      if (prune->keep_daily) body["keep_daily"] = prune->keep_daily;
+      if (prune->keep_weekly) body["keep_weekly"] = prune->keep_weekly;
+      if (prune->plan) body["dry_run"] = true;
+      ApiRequest req{"POST", "/api/v1/backups/prune", body};
+      if (ctx.dry(req)) return 0;
+      auto c = ctx.client();
+      if (!c) return ctx.fail(c.error());
+      auto res = c->call(req);
+      if (!res) return ctx.fail(res.error());
+      if (ctx.format() != OutputFormat::table) {
+        ctx.io.out << render(*res, ctx.format());
+        return 0;
+      }
+      ctx.io.out << prune_table(*res);
+      size_t kept = res->contains("keep") ? (*res)["keep"].size() : 0;
+      size_t pruned = res->contains("prune") ? (*res)["prune"].size() : 0;
+      if (res->value("dry_run", false))
+        ctx.io.err << fmt::format("{} kept, {} would be pruned (plan: nothing deleted)\n", kept,
+                                  pruned);
+      else
+        ctx.io.err << fmt::format("{} kept, {} pruned; {} chunks removed\n", kept, pruned,
+                                  res->value("chunks_removed", uint64_t{0}));
+      return 0;
+    };
+  });
+
+  add_schedule_commands(*b, ctx);
 
   auto del = std::make_shared<Args>();
   CLI::App* d =

@@ -22,6 +22,7 @@
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/manager/vms/backup_schedules.h"
 #include "strata/manager/vms/backup_service.h"
 #include "strata/manager/vms/host_evacuation.h"
 #include "strata/manager/vms/vm_service.h"
@@ -143,6 +144,18 @@ class ManagerImpl final : public Manager {
     backups_ = std::make_unique<BackupService>(
         *store_, *events_, clock_,
         [this](const std::string& host_id) { return agents_->client(host_id); }, std::move(repo));
+    // A restore into a new VM creates it stopped as any create, and deletes it if it fails.
+    backups_->set_vm_lifecycle(
+        [this](VmDocument doc,
+               const std::string& actor) -> Result<std::pair<store::VmRecord, store::TaskRecord>> {
+          auto c = vms_->create(std::move(doc), /*start=*/false, actor);
+          if (!c) return tl::unexpected(c.error());
+          return std::make_pair(c->vm, c->task);
+        },
+        [this](const std::string& name, const std::string& actor) {
+          (void)vms_->remove(name, std::nullopt, actor);
+        });
+    backup_schedules_ = std::make_unique<BackupScheduler>(*store_, *events_, clock_, *backups_);
     evacuator_ = std::make_unique<HostEvacuator>(*store_, *vms_, *events_, clock_);
     balancer_ = std::make_unique<Balancer>(*vms_, *events_, clock_, cfg.balance);
     FencerPtr fencer;
@@ -180,6 +193,7 @@ class ManagerImpl final : public Manager {
     deps.vms = vms_.get();
     deps.importer = importer_.get();
     deps.backups = backups_.get();
+    deps.backup_schedules = backup_schedules_.get();
     deps.evacuator = evacuator_.get();
     deps.balancer = balancer_.get();
     deps.clock = clock_;
@@ -260,6 +274,8 @@ class ManagerImpl final : public Manager {
     evacuator_->start();
     balancer_->start();
     ha_->start();
+    // Schedules run only where there is a repository to back up into.
+    if (!cfg.backup_repo.empty()) backup_schedules_->start();
     events_->append("stratad", "manager.start", "manager", "ok", api_url_);
 
     if (cfg.all_in_one) {
@@ -301,6 +317,7 @@ class ManagerImpl final : public Manager {
     if (evacuator_) evacuator_->stop();
     if (balancer_) balancer_->stop();
     if (ha_) ha_->stop();
+    if (backup_schedules_) backup_schedules_->stop();
     if (controller_) controller_->stop();
     if (agents_) agents_->stop();
     if (local_agent_) local_agent_->stop();
@@ -324,6 +341,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<VmService> vms_;
   std::unique_ptr<VmImporter> importer_;
   std::unique_ptr<BackupService> backups_;
+  std::unique_ptr<BackupScheduler> backup_schedules_;  // destroyed before backups_
   std::unique_ptr<HostEvacuator> evacuator_;
   std::unique_ptr<Balancer> balancer_;
   std::unique_ptr<HaController> ha_;

@@ -92,7 +92,8 @@ class RepoTest : public ::testing::Test {
                parent,
                false,
                {DiskRecord{"root", d.size(), "", r->stats.bytes_read, r->stats.bytes_new,
-                           r->stats.chunks_read, r->stats.zero_chunks}}};
+                           r->stats.chunks_read, r->stats.zero_chunks}},
+               nullptr};
     if (auto s = repo_->commit(m, &pending); !s) return tl::unexpected(s.error());
     d.dirty.clear();
     return m;
@@ -150,6 +151,31 @@ TEST_F(RepoTest, FullThenIncrementalReadOnlyWhatChangedAndBothRestore) {
   ASSERT_TRUE(v);
   EXPECT_TRUE(v->problems.empty());
   EXPECT_EQ(v->chunks_checked, 22u);
+}
+
+// The manager records the VM's spec in a complete backup's manifest; a manifest without
+// one (written before the field existed) still reads, with a null spec.
+TEST_F(RepoTest, TheVmSpecIsRecordedAndOlderManifestsStillRead) {
+  MemDisk d(2 * kCs);
+  d.fill_random(0, kCs, 1);
+  ASSERT_TRUE(backup("b1", d));
+  auto before = repo_->read_manifest("b1");
+  ASSERT_TRUE(before) << before.error().to_string();
+  EXPECT_TRUE(before->vm_spec.is_null());
+  EXPECT_FALSE(to_json(*before).contains("vm_spec")) << "an older manifest's shape is kept";
+
+  nlohmann::json spec = {{"name", "vm1"}, {"memory_mib", 256}};
+  ASSERT_TRUE(repo_->record_vm_spec("b1", spec));
+  auto after = repo_->read_manifest("b1");
+  ASSERT_TRUE(after) << after.error().to_string();
+  EXPECT_EQ(after->vm_spec, spec);
+  EXPECT_EQ(after->disks.size(), 1u);
+  EXPECT_EQ(after->created_unix_ms, before->created_unix_ms);
+  EXPECT_EQ(repo_->record_vm_spec("nope", spec).error().code, ErrorCode::not_found);
+  EXPECT_FALSE(repo_->record_vm_spec("b1", nlohmann::json::array()));
+  auto bad = to_json(*after);
+  bad["vm_spec"] = "text";
+  EXPECT_FALSE(parse_manifest(bad));
 }
 
 TEST_F(RepoTest, AnIncrementalOverAResizedDiskIsRefused) {

@@ -207,9 +207,45 @@ TEST(App, BackupCommandsBuildTheirRequests) {
   auto r = run({"backup", "restore", "b1", "--vm", "web-2", "--dry-run"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "POST /api/v1/backups/b1/restore\n{\n  \"vm\": \"web-2\"\n}\n");
+  auto rn = run({"backup", "restore", "b1", "--new-vm", "web-3", "--dry-run"});
+  ASSERT_EQ(rn.code, 0) << rn.err;
+  EXPECT_EQ(rn.out, "POST /api/v1/backups/b1/restore\n{\n  \"new_vm\": \"web-3\"\n}\n");
+  EXPECT_EQ(run({"backup", "restore", "b1", "--dry-run"}).code, 2);
+  EXPECT_EQ(run({"backup", "restore", "b1", "--vm", "a", "--new-vm", "b", "--dry-run"}).code, 2);
   auto d = run({"backup", "delete", "b1", "--dry-run"});
   ASSERT_EQ(d.code, 0) << d.err;
   EXPECT_EQ(d.out.rfind("DELETE /api/v1/backups/b1", 0), 0u) << d.out;
+  auto p = run({"backup", "prune", "web-1", "--keep-last", "3", "--keep-weekly", "4", "--plan",
+                "--dry-run"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_EQ(
+      nlohmann::json::parse(p.out.substr(p.out.find('\n') + 1)),
+      (nlohmann::json{{"vm", "web-1"}, {"keep_last", 3}, {"keep_weekly", 4}, {"dry_run", true}}))
+      << p.out;
+  EXPECT_EQ(p.out.rfind("POST /api/v1/backups/prune\n", 0), 0u) << p.out;
+  auto ps = run({"backup", "prune", "--selector", "tier=web", "--keep-daily", "7", "--dry-run"});
+  ASSERT_EQ(ps.code, 0) << ps.err;
+  EXPECT_NE(ps.out.find("\"selector\": {\n    \"tier\": \"web\""), std::string::npos) << ps.out;
+  EXPECT_EQ(run({"backup", "prune", "--keep-last", "1", "--dry-run"}).code, 2);  // no target
+  EXPECT_EQ(run({"backup", "prune", "w", "--selector", "a=b", "--keep-last", "1"}).code, 2);
+  auto sc = run({"backup", "schedule", "create", "nightly", "--selector", "tier=web", "--at",
+                 "02:30", "--days", "mon,tue", "--days", "fri", "--full-on", "mon", "--keep-daily",
+                 "7", "--dry-run"});
+  ASSERT_EQ(sc.code, 0) << sc.err;
+  EXPECT_EQ(sc.out.rfind("POST /api/v1/backup-schedules\n", 0), 0u) << sc.out;
+  EXPECT_EQ(nlohmann::json::parse(sc.out.substr(sc.out.find('\n') + 1)),
+            (nlohmann::json{{"name", "nightly"},
+                            {"time", "02:30"},
+                            {"selector", {{"tier", "web"}}},
+                            {"days", {"mon", "tue", "fri"}},
+                            {"full_on", {"mon"}},
+                            {"retention", {{"keep_daily", 7}}}}))
+      << sc.out;
+  EXPECT_EQ(run({"backup", "schedule", "create", "n", "--at", "01:00", "--dry-run"}).code, 2);
+  auto sl = run({"backup", "schedule", "list", "--dry-run"});
+  EXPECT_EQ(sl.out.rfind("GET /api/v1/backup-schedules", 0), 0u) << sl.out;
+  auto sd = run({"backup", "schedule", "delete", "nightly", "--dry-run"});
+  EXPECT_EQ(sd.out.rfind("DELETE /api/v1/backup-schedules/nightly", 0), 0u) << sd.out;
   auto s = run({"backup", "show", "a/../b", "--dry-run"});  // ids are escaped into the path
   ASSERT_EQ(s.code, 0) << s.err;
   EXPECT_EQ(s.out.find("/../"), std::string::npos) << s.out;

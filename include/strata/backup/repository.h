@@ -35,6 +35,10 @@ struct Manifest {
   std::string parent;   // incremental: the backup it extends; else ""
   bool frozen = false;  // the guest's filesystems were frozen at the backup point
   std::vector<DiskRecord> disks;
+  // The VM's spec (model::VmSpec as JSON) as the manager knew it when the backup was made,
+  // added by the manager once the backup exists (record_vm_spec): what a restore into a
+  // new VM creates. Null in backups made before it was recorded (the field is optional).
+  nlohmann::json vm_spec;
 };
 nlohmann::json to_json(const Manifest& m);
 Result<Manifest> parse_manifest(const nlohmann::json& j);
@@ -110,6 +114,9 @@ class Repository {
   // exists.
   Status commit(const Manifest& m, PendingChunks* pending = nullptr) const;
   Result<Manifest> read_manifest(const std::string& id) const;
+  // Adds the VM's spec (a JSON object) to a complete backup's manifest, rewritten
+  // atomically (readers see the old or the new one). not_found when it does not exist.
+  Status record_vm_spec(const std::string& id, const nlohmann::json& spec) const;
   // Complete backups (with a manifest), oldest first; `vm` filters when not empty.
   Result<std::vector<Manifest>> list(const std::string& vm = "") const;
   // The newest complete backup of `vm`, if any.

@@ -150,6 +150,19 @@ struct ClusterRecord {
   std::string cpu_reason;  // why that model (for people)
 };
 
+// A backup schedule (manager/vms/backup_schedules.h): its definition as JSON text, which
+// the manager validates and the store keeps verbatim, and the newest slot it was run for.
+struct BackupScheduleRecord {
+  std::string id;
+  int64_t resource_version = 0;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+
+  std::string name;          // unique among backup schedules, required
+  std::string spec = "{}";   // JSON text: target, time of day, days, full_on, retention
+  int64_t last_slot_ms = 0;  // unix ms of the newest due time it was started for (0: none)
+};
+
 // One host metrics sample (CPU, memory, ... as JSON text).
 struct HostMetricSample {
   std::string host_id;

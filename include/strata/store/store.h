@@ -145,6 +145,16 @@ class Store {
   virtual Result<ClusterRecord> update_cluster(const ClusterRecord& cluster) = 0;
   virtual Status delete_cluster(const std::string& id, std::optional<int64_t> expected_version) = 0;
 
+  // ---- backup schedules ----
+  // create: already_exists (field "name") on a duplicate name; listed by name.
+  virtual Result<BackupScheduleRecord> create_backup_schedule(const BackupScheduleRecord& s) = 0;
+  virtual Result<BackupScheduleRecord> get_backup_schedule_by_name(const std::string& name) = 0;
+  virtual Result<std::vector<BackupScheduleRecord>> list_backup_schedules() = 0;
+  // CAS update of spec and last_slot_ms; bumps resource_version.
+  virtual Result<BackupScheduleRecord> update_backup_schedule(const BackupScheduleRecord& s) = 0;
+  virtual Status delete_backup_schedule(const std::string& id,
+                                        std::optional<int64_t> expected_version) = 0;
+
   // ---- host metrics history (bounded) ----
   // Appends one sample and, in the same transaction, deletes all but the newest
   // keep_last samples of that host. failed_precondition when the host does not exist.

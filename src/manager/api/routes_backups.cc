@@ -4,8 +4,11 @@
 // backup service records tasks and audit events and runs the work (vms/backup_service.h).
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/json_fields.h"
+#include "strata/manager/api/request_bodies.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/manager/vms/backup_schedules.h"
 #include "strata/manager/vms/backup_service.h"
+#include "strata/model/validation.h"
 
 namespace strata::manager {
 
@@ -43,6 +46,81 @@ HttpResponse unavailable_backups() {
 HttpResponse accepted(const BackupTask& t, const std::string& target) {
   return HttpResponse::audited_json(
       202, {{"backup", t.backup_id}, {"vm", t.vm}, {"task", to_json(t.task)}}, target);
+}
+
+// {"vm": NAME} or {"selector": {k: v}} (exactly one): whose backups. Errors name the field.
+struct BackupTarget {
+  std::string vm;
+  store::Labels selector;
+};
+Result<BackupTarget> decode_backup_target(const nlohmann::json& body) {
+  const nlohmann::json* vm = optional_member(body, "vm");
+  const nlohmann::json* sel = optional_member(body, "selector");
+  if ((vm && !vm->is_null()) == (sel && !sel->is_null()))
+    return invalid_argument("vm", "name exactly one of vm (a VM name) or selector (labels)");
+  BackupTarget t;
+  if (vm && !vm->is_null()) {
+    t.vm = vm->get<std::string>();
+    if (auto st = model::validate_name("vm", t.vm); !st) return tl::unexpected(st.error());
+    return t;
+  }
+  auto m = label_map(*sel, "selector");
+  if (!m) return tl::unexpected(m.error());
+  if (m->empty()) return invalid_argument("selector", "selector needs at least one label");
+  t.selector = std::move(*m);
+  return t;
+}
+
+Result<RetentionPolicy> decode_retention(const nlohmann::json& body) {
+  RetentionPolicy p;
+  p.keep_last = static_cast<int64_t>(
+      std::min<uint64_t>(optional_uint(body, "keep_last", 0), kMaxRetentionKeep + 1));
+  p.keep_daily = static_cast<int64_t>(
+      std::min<uint64_t>(optional_uint(body, "keep_daily", 0), kMaxRetentionKeep + 1));
+  p.keep_weekly = static_cast<int64_t>(
+      std::min<uint64_t>(optional_uint(body, "keep_weekly", 0), kMaxRetentionKeep + 1));
+  if (auto st = validate_retention(p); !st) return tl::unexpected(st.error());
+  return p;
+}
+
+nlohmann::json schedule_json(const BackupSchedule& s, int64_t now_ms) {
+  nlohmann::json j = schedule_spec_json(s.spec);
+  j["name"] = s.record.name;
+  j["created_unix_ms"] = s.record.created_ms;
+  // The newest slot claimed; at creation the slot before it, which counts as done.
+  j["last_slot_unix_ms"] = s.record.last_slot_ms;
+  j["next_run_unix_ms"] = next_due_ms(s.spec, std::max(now_ms, s.record.last_slot_ms));
+  j["resource_version"] = s.record.resource_version;
+  return j;
+}
+
+int64_t now_unix_ms(const ApiDeps& d) {
+  auto t = d.clock ? d.clock->wall() : std::chrono::system_clock::now();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+HttpResponse unavailable_schedules() {
+  return error_response(Error{ErrorCode::unavailable, "backup schedules are not available", ""});
+}
+
+nlohmann::json prune_json(const PruneResult& r) {
+  nlohmann::json keep = nlohmann::json::array(), prune = nlohmann::json::array();
+  for (auto& k : r.keep)
+    keep.push_back({{"id", k.decision.id},
+                    {"vm", k.vm},
+                    {"created_unix_ms", k.decision.created_unix_ms},
+                    {"rule", k.decision.rule},
+                    {"period", k.decision.period.empty() ? nlohmann::json(nullptr)
+                                                         : nlohmann::json(k.decision.period)}});
+  for (auto& p : r.prune)
+    prune.push_back(
+        {{"id", p.decision.id}, {"vm", p.vm}, {"created_unix_ms", p.decision.created_unix_ms}});
+  return {{"dry_run", r.dry_run},
+          {"vms", r.vms},
+          {"keep", keep},
+          {"prune", prune},
+          {"chunks_removed", r.gc.chunks_removed},
+          {"bytes_removed", r.gc.bytes_removed}};
 }
 
 }  // namespace
@@ -99,11 +177,95 @@ void add_backup_routes(ApiService& api) {
     if (!d.backups) return unavailable_backups();
     auto body = parse_json_object(r.body);
     if (!body) return error_response(body.error());
-    if (auto st = check_fields(*body, {{"vm", JsonType::string, true}}); !st)
+    if (auto st = check_fields(*body, {{"vm", JsonType::string}, {"new_vm", JsonType::string}});
+        !st)
       return error_response(st.error());
-    auto t = d.backups->restore(r.param("id"), (*body)["vm"].get<std::string>(), audit_actor(r));
+    // {"vm": a stopped VM whose disks are replaced} or {"new_vm": a VM made for it}.
+    const std::string vm = optional_string(*body, "vm");
+    const std::string new_vm = optional_string(*body, "new_vm");
+    if (vm.empty() == new_vm.empty())
+      return error_response(Error{ErrorCode::invalid_argument,
+                                  "name exactly one of vm (a stopped VM whose disks are replaced) "
+                                  "or new_vm (a new VM made from the backup)",
+                                  "vm"});
+    auto t = vm.empty() ? d.backups->restore_new(r.param("id"), new_vm, audit_actor(r))
+                        : d.backups->restore(r.param("id"), vm, audit_actor(r));
     if (!t) return error_response(t.error());
     return accepted(*t, "backup/" + t->backup_id);
+  });
+  // Retention: POST /api/v1/backups/prune. The service writes the audit events (one per
+  // deleted backup and one "backup.prune"); a dry run writes none.
+  RouteOptions prune = op;
+  prune.action = "backup.prune";
+  api.router().add("POST", "/api/v1/backups/prune", prune, [&d](HttpRequest& r) {
+    if (!d.backups) return unavailable_backups();
+    auto body = parse_json_object(r.body);
+    if (!body) return error_response(body.error());
+    using T = JsonType;
+    if (auto st = check_fields(*body, {{"vm", T::string},
+                                       {"selector", T::object},
+                                       {"keep_last", T::unsigned_integer},
+                                       {"keep_daily", T::unsigned_integer},
+                                       {"keep_weekly", T::unsigned_integer},
+                                       {"dry_run", T::boolean}});
+        !st)
+      return error_response(st.error());
+    auto target = decode_backup_target(*body);
+    if (!target) return error_response(target.error());
+    auto policy = decode_retention(*body);
+    if (!policy) return error_response(policy.error());
+    std::vector<std::string> vms;
+    if (!target->vm.empty()) vms.push_back(target->vm);
+    auto res = d.backups->prune(vms, target->selector, *policy,
+                                optional_bool(*body, "dry_run", false), audit_actor(r));
+    if (!res) return error_response(res.error());
+    return HttpResponse::audited_json(200, prune_json(*res), "backup");
+  });
+  // Schedules: POST/GET /api/v1/backup-schedules, GET/DELETE /api/v1/backup-schedules/{name}.
+  RouteOptions sched_create = op;
+  sched_create.action = "backup.schedule.create";
+  api.router().add("POST", "/api/v1/backup-schedules", sched_create, [&d](HttpRequest& r) {
+    if (!d.backup_schedules) return unavailable_schedules();
+    auto body = parse_json_object(r.body);
+    if (!body) return error_response(body.error());
+    auto name = body->find("name");
+    if (name == body->end() || name->is_null())
+      return error_response(Error{ErrorCode::invalid_argument, "name is required", "name"});
+    if (!name->is_string())
+      return error_response(Error{ErrorCode::invalid_argument, "name must be a string", "name"});
+    const std::string n = name->get<std::string>();
+    nlohmann::json spec_body = *body;
+    spec_body.erase("name");
+    auto spec = parse_schedule_spec(spec_body);
+    if (!spec) return error_response(spec.error());
+    auto s = d.backup_schedules->create(n, *spec, audit_actor(r));
+    if (!s) return error_response(s.error());
+    return HttpResponse::audited_json(201, schedule_json(*s, now_unix_ms(d)),
+                                      "backup-schedule/" + n);
+  });
+  api.router().add("GET", "/api/v1/backup-schedules", RouteOptions{}, [&d](HttpRequest&) {
+    if (!d.backup_schedules) return unavailable_schedules();
+    auto list = d.backup_schedules->list();
+    if (!list) return error_response(list.error());
+    nlohmann::json items = nlohmann::json::array();
+    const int64_t now = now_unix_ms(d);
+    for (auto& s : *list) items.push_back(schedule_json(s, now));
+    return HttpResponse::json(200, {{"schedules", items}});
+  });
+  api.router().add("GET", "/api/v1/backup-schedules/{name}", RouteOptions{}, [&d](HttpRequest& r) {
+    if (!d.backup_schedules) return unavailable_schedules();
+    auto s = d.backup_schedules->get(r.param("name"));
+    if (!s) return error_response(s.error());
+    return HttpResponse::json(200, schedule_json(*s, now_unix_ms(d)));
+  });
+  RouteOptions sched_del = op;
+  sched_del.action = "backup.schedule.delete";
+  api.router().add("DELETE", "/api/v1/backup-schedules/{name}", sched_del, [&d](HttpRequest& r) {
+    if (!d.backup_schedules) return unavailable_schedules();
+    if (auto st = d.backup_schedules->remove(r.param("name"), audit_actor(r)); !st)
+      return error_response(st.error());
+    return HttpResponse::audited_json(200, {{"deleted", r.param("name")}},
+                                      "backup-schedule/" + r.param("name"));
   });
   RouteOptions del = op;
   del.action = "backup.delete";

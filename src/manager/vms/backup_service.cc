@@ -4,10 +4,14 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <map>
 #include <random>
 
+#include "strata/common/log.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/model/validation.h"
+#include "strata/model/vm_spec_json.h"
 
 namespace strata::manager {
 
@@ -16,6 +20,8 @@ namespace {
 // A backup reads whole disks; a restore writes them.
 constexpr std::chrono::hours kBackupTimeout{12};
 constexpr std::chrono::hours kRestoreTimeout{12};
+// A restore into a new VM waits this long for the controller to define the VM on its host.
+constexpr std::chrono::minutes kDefineTimeout{10};
 
 nlohmann::json to_json(const pb::CreateBackupResponse& r) {
   return {{"kind", r.kind()},
@@ -86,10 +92,13 @@ Result<BackupTask> BackupService::create(const std::string& name, bool full,
   if (!vm->host_id)
     return make_error(ErrorCode::failed_precondition, "the VM is not placed on a host yet");
   const std::string id = new_id(name);
+  // The spec as the store holds it now: recorded in the manifest once the backup exists.
+  nlohmann::json spec_json;
+  if (auto doc = decode_vm_document(vm->spec)) spec_json = model::to_json(doc->spec);
   auto task =
       record("backup.create", id, fmt::format("vm {}{}", name, full ? " (full)" : ""), actor);
   if (!task) return tl::unexpected(task.error());
-  workers_.start([this, host = *vm->host_id, name, id, full, task_id = task->id] {
+  workers_.start([this, host = *vm->host_id, name, id, full, spec_json, task_id = task->id] {
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "backing up " + name);
     AgentClientPtr client = agents_ ? agents_(host) : nullptr;
@@ -104,6 +113,16 @@ Result<BackupTask> BackupService::create(const std::string& name, bool full,
     }
     auto result = to_json(*r);
     result["id"] = id;
+    bool recorded = false;
+    if (!spec_json.is_null()) {
+      auto st = repo_->record_vm_spec(id, spec_json);
+      if (!st)
+        logger("manager.backup")
+            ->warn("backup {}: the VM's spec is not recorded in its manifest: {}", id,
+                   st.error().to_string());
+      recorded = st.has_value();
+    }
+    result["vm_spec_recorded"] = recorded;
     (void)tasks.update(task_id, "succeeded", 100, fmt::format("backup {} ({})", id, r->kind()),
                        result);
   });
@@ -188,6 +207,108 @@ Result<BackupTask> BackupService::restore(const std::string& id, const std::stri
   return BackupTask{id, name, *task};
 }
 
+Result<BackupTask> BackupService::restore_new(const std::string& id, const std::string& new_vm,
+                                              const std::string& actor) {
+  auto m = show(id);
+  if (!m) return tl::unexpected(m.error());
+  if (auto st = model::validate_name("new_vm", new_vm); !st) return tl::unexpected(st.error());
+  if (!vm_create_)
+    return make_error(ErrorCode::unavailable, "restoring into a new VM is not available");
+  model::VmSpec spec;
+  if (!m->vm_spec.is_null()) {
+    auto parsed = model::vm_spec_from_json(m->vm_spec);
+    if (!parsed)
+      return make_error(ErrorCode::failed_precondition,
+                        fmt::format("backup {}: the VM spec it records does not read: {}", id,
+                                    parsed.error().to_string()));
+    spec = std::move(*parsed);
+  } else {
+    auto src = store_.get_vm_by_name(m->vm);
+    if (!src && src.error().code == ErrorCode::not_found)
+      return make_error(ErrorCode::failed_precondition,
+                        fmt::format("backup {} records no VM spec (it was made before backups "
+                                    "recorded one) and VM {} no longer exists: create a stopped "
+                                    "VM with disks of the same names and restore into it (\"vm\")",
+                                    id, m->vm));
+    if (!src) return tl::unexpected(src.error());
+    auto doc = decode_vm_document(src->spec);
+    if (!doc) return tl::unexpected(doc.error());
+    spec = doc->spec;
+  }
+  for (const auto& d : m->disks) {
+    auto it = std::find_if(spec.disks.begin(), spec.disks.end(),
+                           [&](const model::DiskSpec& s) { return s.name == d.name; });
+    if (it == spec.disks.end())
+      return make_error(
+          ErrorCode::failed_precondition,
+          fmt::format("backup {} holds disk {}, which the VM's spec does not have", id, d.name));
+    if (!it->datastore.empty())
+      return make_error(ErrorCode::failed_precondition,
+                        fmt::format("disk {} is on datastore {}: restoring datastore disks is not "
+                                    "supported yet",
+                                    d.name, it->datastore));
+  }
+  if (store_.get_vm_by_name(new_vm))
+    return make_error(ErrorCode::already_exists,
+                      fmt::format("a VM named '{}' already exists", new_vm), "new_vm");
+  // As a clone: the backed-up VM's spec under a new name, uuid and MACs (create fills them).
+  VmDocument doc;
+  doc.spec = std::move(spec);
+  doc.spec.name = new_vm;
+  doc.spec.uuid.clear();
+  for (auto& n : doc.spec.nics) n.mac.clear();
+  if (doc.spec.cloud_init) doc.spec.cloud_init->hostname.clear();
+  doc.spec.labels.erase(kVmIdLabel);
+  auto made = vm_create_(std::move(doc), actor);
+  if (!made) {
+    Error e = made.error();
+    if (e.code == ErrorCode::already_exists) e.field = "new_vm";
+    return tl::unexpected(e);
+  }
+  auto task = record("backup.restore", id, "restore into the new vm " + new_vm, actor);
+  if (!task) {
+    if (vm_remove_) vm_remove_(new_vm, actor);
+    return tl::unexpected(task.error());
+  }
+  workers_.start([this, id, name = new_vm, vm_id = made->first.id, create_task = made->second.id,
+                  actor, task_id = task->id] {
+    TaskTracker tasks(store_);
+    (void)tasks.update(task_id, "running", 0,
+                       "creating the VM " + name + " to restore " + id + " into");
+    // A restore that cannot finish takes its new VM with it: nothing half-made stays.
+    auto give_up = [&](const std::string& why) {
+      (void)tasks.fail(task_id, why + " (the new VM " + name + " is deleted again)");
+      if (vm_remove_) vm_remove_(name, actor);
+    };
+    std::string host;
+    const auto deadline = clock_->now() + kDefineTimeout;
+    for (;;) {
+      auto vm = store_.get_vm(vm_id);
+      if (!vm) return give_up("the new VM " + name + " is gone: " + vm.error().message);
+      const std::string state = decode_vm_status(vm->status).state;
+      if (vm->host_id && (state == "defined" || state == "stopped")) {
+        host = *vm->host_id;
+        break;
+      }
+      auto created = store_.get_task(create_task);
+      if (created && created->state == "failed")
+        return give_up("creating the VM " + name + " failed: " + created->message);
+      if (clock_->now() >= deadline)
+        return give_up(fmt::format("the new VM {} was not defined on a host within {} minutes",
+                                   name, kDefineTimeout.count()));
+      clock_->sleep_for(std::chrono::seconds(1));
+    }
+    (void)tasks.update(task_id, "running", 10, "restoring " + id + " into the new VM " + name);
+    AgentClientPtr client = agents_ ? agents_(host) : nullptr;
+    if (!client) return give_up("the new VM's host is not connected");
+    if (auto st = client->restore_backup(task_id, name, repo_->root(), id, kRestoreTimeout); !st)
+      return give_up(st.error().to_string());
+    (void)tasks.update(task_id, "succeeded", 100, "restored " + id + " into the new VM " + name,
+                       nlohmann::json{{"id", id}, {"vm", name}, {"new_vm", true}});
+  });
+  return BackupTask{id, new_vm, *task};
+}
+
 Result<backup::GcReport> BackupService::remove(const std::string& id, const std::string& actor) {
   auto m = show(id);
   if (!m) return tl::unexpected(m.error());
@@ -200,6 +321,76 @@ Result<backup::GcReport> BackupService::remove(const std::string& id, const std:
                            fmt::format("{} chunks removed", gc->chunks_removed));
   (void)ev;
   return gc;
+}
+
+Result<std::vector<std::string>> BackupService::select_vms(const store::Labels& selector) {
+  if (selector.empty())
+    return invalid_argument("selector", "a label selector needs at least one label");
+  store::VmListOptions opts;
+  opts.label_selector = selector;
+  opts.order = store::VmListOptions::Order::name;
+  auto vms = store_.list_vms(opts);
+  if (!vms) return tl::unexpected(vms.error());
+  std::vector<std::string> names;
+  for (auto& v : *vms)
+    if (!v.deletion_requested) names.push_back(v.name);
+  return names;
+}
+
+Result<PruneResult> BackupService::prune(const std::vector<std::string>& vms,
+                                         const store::Labels& selector,
+                                         const RetentionPolicy& policy, bool dry_run,
+                                         const std::string& actor) {
+  if (auto st = check_configured(); !st) return tl::unexpected(st.error());
+  if (auto st = validate_retention(policy); !st) return tl::unexpected(st.error());
+  PruneResult out;
+  out.dry_run = dry_run;
+  if (!vms.empty()) {
+    for (auto& v : vms)
+      if (auto st = model::validate_name("vm", v); !st) return tl::unexpected(st.error());
+    out.vms = vms;
+  } else {
+    auto names = select_vms(selector);
+    if (!names) return tl::unexpected(names.error());
+    out.vms = std::move(*names);
+  }
+  std::optional<backup::RepoLock> lock;
+  if (!dry_run) {
+    // Taken before the listing: no backup can complete between the plan and the deletions.
+    auto l = repo_->lock_exclusive();
+    if (!l) return tl::unexpected(l.error());
+    lock.emplace(std::move(*l));
+  }
+  auto all = repo_->list("");
+  if (!all) return tl::unexpected(all.error());
+  std::map<std::string, std::vector<RetentionInput>> by_vm;
+  for (auto& v : out.vms) by_vm.try_emplace(v);
+  for (auto& m : *all) {
+    auto it = by_vm.find(m.vm);
+    if (it != by_vm.end()) it->second.push_back({m.id, m.created_unix_ms});
+  }
+  for (auto& v : out.vms) {
+    auto plan = plan_retention(by_vm[v], policy);
+    for (auto& d : plan.keep) out.keep.push_back({v, std::move(d)});
+    for (auto& d : plan.prune) out.prune.push_back({v, std::move(d)});
+  }
+  if (dry_run || out.prune.empty()) return out;
+  const std::string why = fmt::format("pruned (keep_last {}, keep_daily {}, keep_weekly {})",
+                                      policy.keep_last, policy.keep_daily, policy.keep_weekly);
+  for (auto& p : out.prune) {
+    if (auto st = repo_->remove(p.decision.id); !st)
+      return tl::unexpected(st.error().wrap("prune: delete backup " + p.decision.id));
+    (void)events_.append(actor, "backup.delete", "backup/" + p.decision.id, "ok",
+                         why + " of vm " + p.vm);
+  }
+  auto gc = repo_->gc();
+  if (!gc) return tl::unexpected(gc.error().wrap("backups pruned; garbage collection"));
+  out.gc = *gc;
+  (void)events_.append(
+      actor, "backup.prune", "backup", "ok",
+      fmt::format("{} of {} vm(s): {} deleted, {} kept, {} chunks removed", why, out.vms.size(),
+                  out.prune.size(), out.keep.size(), gc->chunks_removed));
+  return out;
 }
 
 }  // namespace strata::manager

@@ -122,6 +122,14 @@ const std::vector<sql::Migration>& pg_migrations() {
            "ALTER TABLE hosts ADD COLUMN cluster TEXT NOT NULL DEFAULT 'default'",
            "CREATE INDEX hosts_cluster ON hosts(cluster)",
        }},
+      {9,
+       "backup schedules (a definition as JSON and the newest slot each was run for)",
+       {
+           "CREATE TABLE backup_schedules ("
+           " id TEXT PRIMARY KEY, resource_version BIGINT NOT NULL,"
+           " created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,"
+           " name TEXT NOT NULL UNIQUE, spec TEXT NOT NULL, last_slot_ms BIGINT NOT NULL)",
+       }},
   };
   return kMigrations;
 }

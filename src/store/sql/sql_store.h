@@ -84,6 +84,13 @@ class SqlStore final : public Store {
   Result<ClusterRecord> update_cluster(const ClusterRecord& cluster) override;
   Status delete_cluster(const std::string& id, std::optional<int64_t> expected_version) override;
 
+  Result<BackupScheduleRecord> create_backup_schedule(const BackupScheduleRecord& s) override;
+  Result<BackupScheduleRecord> get_backup_schedule_by_name(const std::string& name) override;
+  Result<std::vector<BackupScheduleRecord>> list_backup_schedules() override;
+  Result<BackupScheduleRecord> update_backup_schedule(const BackupScheduleRecord& s) override;
+  Status delete_backup_schedule(const std::string& id,
+                                std::optional<int64_t> expected_version) override;
+
   Status append_host_metric(const HostMetricSample& sample, int keep_last) override;
   Result<std::vector<HostMetricSample>> list_host_metrics(const std::string& host_id,
                                                           int limit) override;

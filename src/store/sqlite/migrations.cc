@@ -105,6 +105,14 @@ const std::vector<sql::Migration>& sqlite_migrations() {
            "ALTER TABLE hosts ADD COLUMN cluster TEXT NOT NULL DEFAULT 'default'",
            "CREATE INDEX hosts_cluster ON hosts(cluster)",
        }},
+      {8,
+       "backup schedules (a definition as JSON and the newest slot each was run for)",
+       {
+           "CREATE TABLE backup_schedules ("
+           " id TEXT PRIMARY KEY, resource_version INTEGER NOT NULL,"
+           " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+           " name TEXT NOT NULL UNIQUE, spec TEXT NOT NULL, last_slot_ms INTEGER NOT NULL)",
+       }},
   };
   return kMigrations;
 }

@@ -16,6 +16,7 @@
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/manager/tasks/task_tracker.h"
+#include "strata/manager/vms/backup_schedules.h"
 #include "strata/manager/vms/backup_service.h"
 #include "strata/manager/vms/balancer.h"
 #include "strata/manager/vms/vm_import.h"
@@ -38,6 +39,7 @@ struct ManagerParts {
   // Backups into a repository in a temp folder (removed with the parts).
   std::string backup_repo;
   std::unique_ptr<BackupService> backups;
+  std::unique_ptr<BackupScheduler> backup_schedules;  // not started: tests call tick()
   std::unique_ptr<Balancer> balancer;  // not started: its cycles run only when a test calls tick()
   // An image catalog in a temp folder (removed with the parts) and the VM importer on it.
   std::string catalog_dir;
@@ -79,6 +81,7 @@ struct ManagerParts {
         *store, *events, clock,
         [a = agents.get()](const std::string& host_id) { return a->client(host_id); },
         std::move(*repo));
+    backup_schedules = std::make_unique<BackupScheduler>(*store, *events, clock, *backups);
     char ctmpl[] = "/tmp/strata-api-catalog-XXXXXX";
     ASSERT_NE(::mkdtemp(ctmpl), nullptr);
     catalog_dir = ctmpl;
@@ -87,6 +90,7 @@ struct ManagerParts {
     importer = std::make_unique<VmImporter>(*store, *images, *vms, catalog_dir + "/uploads");
   }
   ~ManagerParts() {
+    backup_schedules.reset();
     backups.reset();
     if (!backup_repo.empty()) std::filesystem::remove_all(backup_repo);
     importer.reset();
@@ -107,6 +111,7 @@ struct ManagerParts {
     d.vms = vms.get();
     d.balancer = balancer.get();
     d.backups = backups.get();
+    d.backup_schedules = backup_schedules.get();
     d.images = images.get();
     d.importer = importer.get();
     d.clock = clock;

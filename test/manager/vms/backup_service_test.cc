@@ -5,15 +5,19 @@
 // library; refusals write nothing.
 #include "strata/manager/vms/backup_service.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
 
 #include "strata/backup/disk_backup.h"
+#include "strata/manager/vms/backup_schedules.h"
+#include "strata/model/vm_spec_json.h"
 #include "vm_service_fixture.h"
 
 namespace strata::manager {
@@ -62,16 +66,18 @@ class BackupServiceTest : public testing::VmServiceOnAgentTest {
     testing::VmServiceOnAgentTest::TearDown();
   }
 
-  void make_vm(const std::string& name, bool start) {
+  void make_vm(const std::string& name, bool start, store::Labels labels = {}) {
     VmDocument d;
     d.spec.name = name;
+    d.spec.labels = std::move(labels);
     d.spec.memory_mib = 256;
     d.spec.kernel_boot = model::KernelBoot{"vmlinuz", "", ""};
     ASSERT_TRUE(service_->create(d, start, "token:alice"));
     ASSERT_TRUE(hv_.define(d.spec));
   }
   // A backup of `vm` written straight into the repository (as an agent would).
-  void write_backup(const std::string& id, const std::string& vm, uint32_t seed) {
+  void write_backup(const std::string& id, const std::string& vm, uint32_t seed,
+                    int64_t created_ms = 0) {
     MemDisk disk(4 * kCs, seed);
     ASSERT_TRUE(repo_->begin_backup(id));
     auto r = backup::backup_disk(*repo_, disk, "root", nullptr, kCs);
@@ -80,12 +86,13 @@ class BackupServiceTest : public testing::VmServiceOnAgentTest {
     backup::Manifest m{
         id,
         vm,
-        ++ms_,
+        created_ms ? created_ms : ++ms_,
         "full",
         "",
         false,
         {backup::DiskRecord{"root", disk.size(), "strata-" + id, r->stats.bytes_read,
-                            r->stats.bytes_new, r->stats.chunks_read, r->stats.zero_chunks}}};
+                            r->stats.bytes_new, r->stats.chunks_read, r->stats.zero_chunks}},
+        nullptr};
     ASSERT_TRUE(repo_->commit(m));
   }
   std::optional<backup::Repository> repo_;
@@ -159,6 +166,432 @@ TEST_F(BackupServiceTest, RefusalsWriteNothing) {
   BackupService off(*store_, *events_, clock_, {}, std::nullopt);
   EXPECT_EQ(off.list("").error().code, ErrorCode::failed_precondition);
   EXPECT_EQ(off.create("run", false, "a").error().code, ErrorCode::failed_precondition);
+}
+
+// Prune: a dry run lists without deleting; the real one deletes what the policy prunes
+// (an audit event each, one gc) and keeps the rest; by label selector it takes the
+// matching VMs of the store; a running backup (the shared lock) makes it a conflict.
+TEST_F(BackupServiceTest, PruneKeepsWhatThePolicyKeepsAndDeletesTheRest) {
+  make_vm("web", false, {{"tier", "web"}});
+  make_vm("db", false, {{"tier", "db"}});
+  constexpr int64_t kDay = 86400000;
+  const int64_t t0 = 1795996800000;  // 2026-11-30 00:00 UTC
+  for (int i = 0; i < 5; ++i)
+    write_backup("web-" + std::to_string(i), "web", 10 + i, t0 + i * kDay + 3600000);
+  write_backup("web-4b", "web", 20, t0 + 4 * kDay + 7200000);  // a second on the last day
+  write_backup("db-0", "db", 30, t0);
+  write_backup("db-1", "db", 31, t0 + kDay);
+
+  auto dry = backups_->prune({"web"}, {}, RetentionPolicy{1, 2, 0}, true, "token:alice");
+  ASSERT_TRUE(dry) << dry.error().to_string();
+  EXPECT_TRUE(dry->dry_run);
+  std::vector<std::string> kept, pruned;
+  for (auto& k : dry->keep) kept.push_back(k.decision.id + ":" + k.decision.rule);
+  for (auto& p : dry->prune) pruned.push_back(p.decision.id);
+  EXPECT_EQ(kept,
+            (std::vector<std::string>{"web-4b:keep-last", "web-3:keep-daily", "web-2:keep-daily"}));
+  EXPECT_EQ(pruned, (std::vector<std::string>{"web-4", "web-1", "web-0"}));
+  EXPECT_EQ(backups_->list("web")->size(), 6u) << "a dry run deletes nothing";
+  EXPECT_EQ(audit("backup.delete"), 0u);
+
+  // A backup running (it holds the shared lock): no deletion now.
+  {
+    auto shared = repo_->lock_shared();
+    ASSERT_TRUE(shared);
+    auto busy = backups_->prune({"web"}, {}, RetentionPolicy{1, 0, 0}, false, "token:alice");
+    ASSERT_FALSE(busy);
+    EXPECT_EQ(busy.error().code, ErrorCode::conflict);
+  }
+
+  auto real = backups_->prune({"web"}, {}, RetentionPolicy{1, 2, 0}, false, "token:alice");
+  ASSERT_TRUE(real) << real.error().to_string();
+  EXPECT_EQ(real->prune.size(), 3u);
+  EXPECT_GT(real->gc.chunks_removed, 0u);
+  auto left = backups_->list("web");
+  ASSERT_TRUE(left);
+  ASSERT_EQ(left->size(), 3u);
+  EXPECT_EQ((*left)[0].id, "web-2");
+  EXPECT_EQ(audit("backup.delete"), 3u);
+  EXPECT_EQ(audit("backup.prune"), 1u);
+  // Every kept backup still verifies: the chunks they name survived the gc.
+  for (auto& m : *left) EXPECT_TRUE(repo_->verify(m.id)->problems.empty()) << m.id;
+
+  // By selector: only the VMs labelled tier=db.
+  auto sel = backups_->prune({}, {{"tier", "db"}}, RetentionPolicy{1, 0, 0}, false, "token:bob");
+  ASSERT_TRUE(sel) << sel.error().to_string();
+  EXPECT_EQ(sel->vms, (std::vector<std::string>{"db"}));
+  ASSERT_EQ(sel->prune.size(), 1u);
+  EXPECT_EQ(sel->prune[0].decision.id, "db-0");
+  EXPECT_EQ(backups_->list("web")->size(), 3u);
+
+  // Refusals: a policy that keeps nothing, a bad VM name, an empty selector.
+  EXPECT_EQ(backups_->prune({"web"}, {}, RetentionPolicy{}, true, "a").error().field, "keep_last");
+  EXPECT_EQ(backups_->prune({"Bad_Name"}, {}, RetentionPolicy{1, 0, 0}, true, "a").error().field,
+            "vm");
+  EXPECT_EQ(backups_->prune({}, {}, RetentionPolicy{1, 0, 0}, true, "a").error().field, "selector");
+}
+
+// ---- restore into a new VM ----
+
+// The VM service's create and delete behind restore_new; with `define`, the new VM is at
+// once defined on the host as the controller would (the fixture runs no controller).
+class RestoreNewTest : public BackupServiceTest {
+ protected:
+  void SetUp() override {
+    BackupServiceTest::SetUp();
+    if (HasFatalFailure()) return;
+    backups_->set_vm_lifecycle(
+        [this](VmDocument doc,
+               const std::string& actor) -> Result<std::pair<store::VmRecord, store::TaskRecord>> {
+          auto c = service_->create(std::move(doc), false, actor);
+          if (!c) return tl::unexpected(c.error());
+          if (define_) {
+            auto d = decode_vm_document(c->vm.spec);
+            if (!d || !hv_.define(d->spec))
+              return tl::unexpected(Error{ErrorCode::internal, "define", ""});
+            auto vm = *store_->get_vm(c->vm.id);
+            VmStatusDoc st = decode_vm_status(vm.status);
+            st.state = "defined";
+            vm.status = encode(st);
+            if (!store_->update_vm(vm)) return tl::unexpected(Error{ErrorCode::internal, "update", ""});
+          }
+          return std::make_pair(c->vm, c->task);
+        },
+        [this](const std::string& name, const std::string& actor) {
+          (void)service_->remove(name, std::nullopt, actor);
+        });
+  }
+  // A stopped VM "web" with a disk "root" and a NIC; its spec as stored.
+  model::VmSpec make_source() {
+    VmDocument d;
+    d.spec.name = "web";
+    d.spec.memory_mib = 384;
+    d.spec.vcpus = 2;
+    d.spec.kernel_boot = model::KernelBoot{"vmlinuz", "", ""};
+    d.spec.disks.push_back(model::DiskSpec{"root", "", 1ull << 30, false, false, "", ""});
+    d.spec.nics.push_back(model::NicSpec{});
+    d.spec.labels = {{"tier", "web"}};
+    EXPECT_TRUE(service_->create(d, false, "token:alice"));
+    auto vm = store_->get_vm_by_name("web");
+    EXPECT_TRUE(vm);
+    return vm ? decode_vm_document(vm->spec)->spec : model::VmSpec{};
+  }
+  bool define_ = false;
+};
+
+TEST_F(RestoreNewTest, MakesTheBackedUpVmUnderANewNameUuidAndMacsThenRemovesItOnFailure) {
+  auto src = make_source();
+  ASSERT_FALSE(src.uuid.empty());
+  write_backup("b1", "web", 1);
+  ASSERT_TRUE(repo_->record_vm_spec("b1", model::to_json(src)));
+  define_ = true;
+  auto t = backups_->restore_new("b1", "web-copy", "token:alice");
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(t->task.kind, "backup.restore");
+  EXPECT_EQ(t->vm, "web-copy");
+  auto vm = store_->get_vm_by_name("web-copy");
+  ASSERT_TRUE(vm);
+  EXPECT_EQ(vm->desired_state, "stopped");
+  auto doc = decode_vm_document(vm->spec);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(doc->spec.memory_mib, 384u);
+  EXPECT_EQ(doc->spec.vcpus, 2u);
+  ASSERT_EQ(doc->spec.disks.size(), 1u);
+  EXPECT_EQ(doc->spec.disks[0].name, "root");
+  EXPECT_EQ(doc->spec.labels.at("tier"), "web");
+  EXPECT_FALSE(doc->spec.uuid.empty());
+  EXPECT_NE(doc->spec.uuid, src.uuid);
+  ASSERT_EQ(doc->spec.nics.size(), 1u);
+  EXPECT_FALSE(doc->spec.nics[0].mac.empty());
+  EXPECT_NE(doc->spec.nics[0].mac, src.nics[0].mac);
+  // The host refuses the restore (a MemoryHypervisor cannot): the task fails with its
+  // reason and the new VM is deleted again.
+  auto done = wait_task(t->task.id);
+  EXPECT_EQ(done.state, "failed");
+  EXPECT_NE(done.message.find("cannot restore"), std::string::npos) << done.message;
+  auto after = store_->get_vm_by_name("web-copy");
+  EXPECT_TRUE(!after || after->deletion_requested);
+  EXPECT_EQ(audit("backup.restore"), 1u);
+}
+
+// Never defined on a host (no controller here): the wait ends on the injected clock.
+TEST_F(RestoreNewTest, ANewVmNeverDefinedFailsTheTaskAndGoes) {
+  make_source();
+  write_backup("b1", "web", 1);  // no spec recorded: the store's record of web is used
+  auto t = backups_->restore_new("b1", "web-copy", "token:alice");
+  ASSERT_TRUE(t) << t.error().to_string();
+  auto done = wait_task(t->task.id);
+  EXPECT_EQ(done.state, "failed");
+  EXPECT_NE(done.message.find("not defined on a host"), std::string::npos) << done.message;
+  auto after = store_->get_vm_by_name("web-copy");
+  EXPECT_TRUE(!after || after->deletion_requested);
+}
+
+TEST_F(RestoreNewTest, RefusalsCreateNothing) {
+  make_source();
+  write_backup("b1", "web", 1);
+  write_backup("gone-1", "gone", 2);  // no spec, and no VM gone in the store
+  write_backup("odd-1", "odd", 3);    // a recorded spec without the backup's disk
+  model::VmSpec odd;
+  odd.name = "odd";
+  odd.kernel_boot = model::KernelBoot{"vmlinuz", "", ""};
+  ASSERT_TRUE(repo_->record_vm_spec("odd-1", model::to_json(odd)));
+  auto before = store_->list_vms({});
+  ASSERT_TRUE(before);
+  EXPECT_EQ(backups_->restore_new("gone-1", "x", "a").error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(backups_->restore_new("odd-1", "x", "a").error().code, ErrorCode::failed_precondition);
+  auto taken = backups_->restore_new("b1", "web", "a");
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().code, ErrorCode::already_exists);
+  EXPECT_EQ(taken.error().field, "new_vm");
+  EXPECT_EQ(backups_->restore_new("b1", "Bad_Name", "a").error().field, "new_vm");
+  EXPECT_EQ(backups_->restore_new("zz", "x", "a").error().code, ErrorCode::not_found);
+  EXPECT_EQ(store_->list_vms({})->size(), before->size());
+  EXPECT_EQ(audit("backup.restore"), 0u);
+}
+
+// ---- schedules ----
+
+int64_t utc_ms(int y, unsigned m, unsigned d, int hh, int mm) {
+  using namespace std::chrono;
+  sys_days day{year{y} / month{m} / d};
+  return duration_cast<milliseconds>((day + hours(hh) + minutes(mm)).time_since_epoch()).count();
+}
+
+BackupScheduleSpec spec_of(const nlohmann::json& j) {
+  auto s = parse_schedule_spec(j);
+  EXPECT_TRUE(s) << s.error().to_string();
+  return s ? *s : BackupScheduleSpec{};
+}
+
+TEST(BackupScheduleSpec, DueTimesAcrossMidnightAndWeekdaysInUtc) {
+  auto s =
+      spec_of({{"vm", "web"}, {"time", "23:30"}, {"days", {"mon", "tue", "wed", "thu", "fri"}}});
+  // 2026-12-04 is a Friday.
+  EXPECT_EQ(last_due_ms(s, utc_ms(2026, 12, 4, 23, 45)), utc_ms(2026, 12, 4, 23, 30));
+  EXPECT_EQ(last_due_ms(s, utc_ms(2026, 12, 4, 23, 29)), utc_ms(2026, 12, 3, 23, 30));
+  // After midnight the slot of the day before is still the newest; the weekend is skipped.
+  EXPECT_EQ(last_due_ms(s, utc_ms(2026, 12, 5, 0, 10)), utc_ms(2026, 12, 4, 23, 30));
+  EXPECT_EQ(last_due_ms(s, utc_ms(2026, 12, 7, 12, 0)), utc_ms(2026, 12, 4, 23, 30));
+  EXPECT_EQ(next_due_ms(s, utc_ms(2026, 12, 4, 23, 30)), utc_ms(2026, 12, 7, 23, 30));
+  EXPECT_EQ(next_due_ms(s, utc_ms(2026, 12, 4, 23, 29)), utc_ms(2026, 12, 4, 23, 30));
+  // Midnight itself: a slot at now is due.
+  auto m = spec_of({{"vm", "web"}, {"time", "00:00"}, {"full_on", {"sun"}}});
+  EXPECT_EQ(last_due_ms(m, utc_ms(2027, 1, 1, 0, 0)), utc_ms(2027, 1, 1, 0, 0));
+  EXPECT_EQ(next_due_ms(m, utc_ms(2026, 12, 31, 23, 59)), utc_ms(2027, 1, 1, 0, 0));
+  EXPECT_TRUE(full_slot(m, utc_ms(2026, 12, 6, 0, 0)));  // a Sunday
+  EXPECT_FALSE(full_slot(m, utc_ms(2026, 12, 7, 0, 0)));
+  // The canonical JSON reads back the same.
+  auto again = spec_of(schedule_spec_json(s));
+  EXPECT_EQ(again.minute_of_day, 23 * 60 + 30);
+  EXPECT_EQ(again.days, s.days);
+  EXPECT_EQ(schedule_spec_json(s)["days"], (nlohmann::json{"mon", "tue", "wed", "thu", "fri"}));
+}
+
+TEST(BackupScheduleSpec, RefusalsNameTheField) {
+  auto field = [](const nlohmann::json& j) {
+    auto s = parse_schedule_spec(j);
+    EXPECT_FALSE(s) << j.dump();
+    return s ? std::string("<accepted>") : s.error().field;
+  };
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "24:00"}}), "time");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "7:30"}}), "time");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "07:60"}}), "time");
+  EXPECT_EQ(field({{"vm", "web"}}), "time");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"days", {"mon", "funday"}}}), "days[1]");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"days", nlohmann::json::array()}}), "days");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"days", {"mon"}}, {"full_on", {"sun"}}}),
+            "full_on");
+  EXPECT_EQ(field({{"selector", {{"tier", 5}}}, {"time", "01:00"}}), "selector.tier");
+  EXPECT_EQ(field({{"selector", "tier=web"}, {"time", "01:00"}}), "selector");
+  EXPECT_EQ(field({{"selector", nlohmann::json::object()}, {"time", "01:00"}}), "selector");
+  EXPECT_EQ(field({{"vm", "web"}, {"selector", {{"a", "b"}}}, {"time", "01:00"}}), "vm");
+  EXPECT_EQ(field({{"vm", "Bad_Name"}, {"time", "01:00"}}), "vm");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"retention", {{"keep_daily", -1}}}}),
+            "retention.keep_daily");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"retention", nlohmann::json::object()}}),
+            "retention.keep_last");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"retention", {{"keep_hourly", 1}}}}),
+            "retention.keep_hourly");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"every", "day"}}), "every");
+}
+
+// The scheduler on the fixture's ManualClock, with a starter that writes each backup into
+// the repository at once (the MemoryHypervisor cannot back up) and leaves its task running
+// until the test ends it.
+class BackupSchedulerTest : public BackupServiceTest {
+ protected:
+  void SetUp() override {
+    BackupServiceTest::SetUp();
+    if (HasFatalFailure()) return;
+    clock_->advance(std::chrono::milliseconds(utc_ms(2026, 11, 30, 10, 0)));  // a Monday
+    scheduler_ = make_scheduler();
+  }
+  void TearDown() override {
+    scheduler_.reset();
+    BackupServiceTest::TearDown();
+  }
+  std::unique_ptr<BackupScheduler> make_scheduler() {
+    return std::make_unique<BackupScheduler>(
+        *store_, *events_, clock_, *backups_,
+        [this](const std::string& vm, bool full, const std::string& actor) -> Result<BackupTask> {
+          auto v = store_->get_vm_by_name(vm);
+          if (!v) return tl::unexpected(v.error());
+          const std::string id = fmt::format("{}-new-{}", vm, ++made_);
+          write_backup(id, vm, static_cast<uint32_t>(made_),
+                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                           clock_->wall().time_since_epoch())
+                           .count());
+          store::TaskRecord t;
+          t.kind = "backup.create";
+          t.target_kind = "backup";
+          t.target_id = id;
+          t.state = "running";
+          auto rec = store_->create_task(t);
+          if (!rec) return tl::unexpected(rec.error());
+          started_.push_back(vm + (full ? ":full" : "") + " by " + actor);
+          return BackupTask{id, vm, *rec};
+        });
+  }
+  void end_tasks(const std::string& state) {
+    auto all = store_->list_tasks(store::TaskListOptions{});
+    ASSERT_TRUE(all);
+    for (auto t : *all)
+      if (t.kind == "backup.create" && t.state == "running") {
+        t.state = state;
+        ASSERT_TRUE(store_->update_task(t));
+      }
+  }
+  void at(int y, unsigned m, unsigned d, int hh, int mm) {
+    auto want = std::chrono::milliseconds(utc_ms(y, m, d, hh, mm));
+    auto now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_->wall().time_since_epoch());
+    ASSERT_GE(want, now);
+    clock_->advance(want - now);
+  }
+  std::unique_ptr<BackupScheduler> scheduler_;
+  std::vector<std::string> started_;
+  int made_ = 0;
+};
+
+TEST_F(BackupSchedulerTest, ByLabelRunsEachSlotOnceAlsoAfterARestart) {
+  make_vm("web-1", false, {{"tier", "web"}});
+  make_vm("web-2", false, {{"tier", "web"}});
+  make_vm("db", false, {{"tier", "db"}});
+  auto made = scheduler_->create(
+      "nightly",
+      spec_of({{"selector", {{"tier", "web"}}}, {"time", "02:30"}, {"full_on", {"sun"}}}),
+      "token:alice");
+  ASSERT_TRUE(made) << made.error().to_string();
+  EXPECT_EQ(made->record.last_slot_ms, utc_ms(2026, 11, 30, 2, 30)) << "today's slot is past";
+  EXPECT_EQ(audit("backup.schedule.create"), 1u);
+  EXPECT_EQ(scheduler_->create("nightly", made->spec, "a").error().code, ErrorCode::already_exists);
+
+  EXPECT_EQ(*scheduler_->tick(), 0) << "made after today's 02:30: first run tomorrow";
+  at(2026, 12, 1, 2, 29);
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  at(2026, 12, 1, 2, 30);
+  auto n = scheduler_->tick();
+  ASSERT_TRUE(n) << n.error().to_string();
+  EXPECT_EQ(*n, 2);
+  EXPECT_EQ(started_,
+            (std::vector<std::string>{"web-1 by schedule:nightly", "web-2 by schedule:nightly"}));
+  EXPECT_EQ(scheduler_->get("nightly")->record.last_slot_ms, utc_ms(2026, 12, 1, 2, 30));
+  EXPECT_EQ(*scheduler_->tick(), 0) << "the slot is done";
+
+  // A restart (a new scheduler on the same store) a minute later: the slot is claimed.
+  clock_->advance(std::chrono::minutes(1));
+  scheduler_ = make_scheduler();
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  EXPECT_EQ(audit("backup.schedule.run"), 1u);
+
+  // Down over several slots: the newest missed one runs once (Sunday's: full).
+  at(2026, 12, 6, 9, 0);
+  EXPECT_EQ(*scheduler_->tick(), 2);
+  EXPECT_EQ(started_.back(), "web-2:full by schedule:nightly");
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  EXPECT_EQ(started_.size(), 4u);
+
+  ASSERT_TRUE(scheduler_->remove("nightly", "token:alice"));
+  EXPECT_EQ(scheduler_->get("nightly").error().code, ErrorCode::not_found);
+  EXPECT_EQ(audit("backup.schedule.delete"), 1u);
+  at(2026, 12, 7, 3, 0);
+  EXPECT_EQ(*scheduler_->tick(), 0);
+}
+
+TEST_F(BackupSchedulerTest, RetentionRunsAfterTheRunsBackupsSucceeded) {
+  make_vm("web", false);
+  make_vm("db", false);
+  for (int i = 0; i < 3; ++i) write_backup("old-web-" + std::to_string(i), "web", 100 + i);
+  for (int i = 0; i < 2; ++i) write_backup("old-db-" + std::to_string(i), "db", 200 + i);
+  auto keep1 = nlohmann::json{{"keep_last", 1}};
+  ASSERT_TRUE(scheduler_->create(
+      "web", spec_of({{"vm", "web"}, {"time", "03:00"}, {"retention", keep1}}), "a"));
+  ASSERT_TRUE(scheduler_->create(
+      "db", spec_of({{"vm", "db"}, {"time", "03:00"}, {"retention", keep1}}), "a"));
+  at(2026, 12, 1, 3, 0);
+  EXPECT_EQ(*scheduler_->tick(), 2);
+  EXPECT_EQ(backups_->list("web")->size(), 4u);
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  EXPECT_EQ(backups_->list("web")->size(), 4u) << "the run's backup has not ended: no prune yet";
+
+  // web's backup succeeds, db's fails: only web is pruned, down to its new backup.
+  auto tasks = store_->list_tasks(store::TaskListOptions{});
+  ASSERT_TRUE(tasks);
+  for (auto t : *tasks)
+    if (t.kind == "backup.create") {
+      t.state = t.target_id.rfind("web-new-", 0) == 0 ? "succeeded" : "failed";
+      ASSERT_TRUE(store_->update_task(t));
+    }
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  auto web = backups_->list("web");
+  ASSERT_TRUE(web);
+  ASSERT_EQ(web->size(), 1u);
+  EXPECT_EQ(web->front().id.rfind("web-new-", 0), 0u) << web->front().id;
+  EXPECT_EQ(backups_->list("db")->size(), 3u) << "a failed run prunes nothing";
+  EXPECT_EQ(audit("backup.delete"), 3u);
+  EXPECT_EQ(audit("backup.prune"), 1u);
+  // Done once: the next pass does not prune again.
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  EXPECT_EQ(audit("backup.prune"), 1u);
+}
+
+// Through the real create path: the VM's host refuses (a MemoryHypervisor cannot back up),
+// the run's task fails with the agent's reason and nothing is pruned; a VM that does not
+// exist is refused and the run's event says so.
+TEST_F(BackupSchedulerTest, TheRealCreatePathStartsATaskPerVm) {
+  make_vm("run", true, {{"tier", "app"}});
+  BackupScheduler real(*store_, *events_, clock_, *backups_);
+  ASSERT_TRUE(real.create(
+      "app",
+      spec_of(
+          {{"selector", {{"tier", "app"}}}, {"time", "04:00"}, {"retention", {{"keep_daily", 7}}}}),
+      "a"));
+  ASSERT_TRUE(real.create("ghost", spec_of({{"vm", "ghost"}, {"time", "04:00"}}), "a"));
+  write_backup("run-old", "run", 7);
+  at(2026, 12, 1, 4, 0);
+  EXPECT_EQ(*real.tick(), 1);
+  auto tasks = store_->list_tasks(store::TaskListOptions{});
+  ASSERT_TRUE(tasks);
+  std::string id;
+  for (auto& t : *tasks)
+    if (t.kind == "backup.create") id = t.id;
+  ASSERT_FALSE(id.empty());
+  auto done = wait_task(id);
+  EXPECT_EQ(done.state, "failed");
+  EXPECT_EQ(*real.tick(), 0);
+  EXPECT_EQ(backups_->list("run")->size(), 1u);
+  EXPECT_EQ(audit("backup.prune"), 0u);
+  size_t errors = 0;
+  auto events = store_->list_events(0, 0);
+  ASSERT_TRUE(events);
+  for (auto& e : *events)
+    if (e.action == "backup.schedule.run" && e.target == "backup-schedule/ghost") {
+      EXPECT_EQ(e.result, "error");
+      EXPECT_NE(e.message.find("ghost"), std::string::npos) << e.message;
+      ++errors;
+    }
+  EXPECT_EQ(errors, 1u);
 }
 
 }  // namespace

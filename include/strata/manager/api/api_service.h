@@ -38,6 +38,7 @@ class ClusterService;
 class VmService;
 class VmImporter;
 class BackupService;
+class BackupScheduler;
 class HostEvacuator;
 class Balancer;
 class TaskTracker;
@@ -56,6 +57,7 @@ struct ApiDeps {
   VmService* vms = nullptr;  // the VM lifecycle (create/act/delete)
   VmImporter* importer = nullptr;  // VM import (vms/vm_import.h); null: 503 on /vms/import
   BackupService* backups = nullptr;  // backups; null: 503 on /api/v1/backups*
+  BackupScheduler* backup_schedules = nullptr;  // null: 503 on /api/v1/backup-schedules*
   HostEvacuator* evacuator = nullptr;  // maintenance evacuation; null: 503 on /evacuate
   Balancer* balancer = nullptr;        // load balancing; null: 503 on /api/v1/balance*
   ClockPtr clock;

@@ -19,7 +19,9 @@
 #include "strata/common/error.h"
 #include "strata/common/task_threads.h"
 #include "strata/manager/agents/agent_client.h"
+#include "strata/manager/controllers/vm_document.h"
 #include "strata/manager/events/event_log.h"
+#include "strata/manager/vms/backup_retention.h"
 #include "strata/store/store.h"
 
 namespace strata::manager {
@@ -30,9 +32,29 @@ struct BackupTask {
   store::TaskRecord task;
 };
 
+// What a prune decided (and, unless a dry run, did): per backup the VM, and for a kept
+// one the rule that kept it.
+struct PruneItem {
+  std::string vm;
+  RetentionDecision decision;
+};
+struct PruneResult {
+  bool dry_run = false;
+  std::vector<std::string> vms;  // the VMs whose backups were considered, by name
+  std::vector<PruneItem> keep;
+  std::vector<PruneItem> prune;  // deleted unless dry_run
+  backup::GcReport gc;           // what the garbage collection after the deletions removed
+};
+
 class BackupService {
  public:
   using AgentLookup = std::function<AgentClientPtr(const std::string& host_id)>;
+  // How a restore into a new VM creates it (stopped) and, when the restore fails, removes
+  // it again: VmService::create(doc, false, actor) and VmService::remove in stratad.
+  // Returns the new VM's record and its create task.
+  using VmCreate = std::function<Result<std::pair<store::VmRecord, store::TaskRecord>>(
+      VmDocument doc, const std::string& actor)>;
+  using VmRemove = std::function<void(const std::string& name, const std::string& actor)>;
   // `repo`: the configured repository (empty: backups are off and every call answers
   // failed_precondition).
   BackupService(store::Store& store, EventLog& events, ClockPtr clock, AgentLookup agents,
@@ -41,8 +63,15 @@ class BackupService {
   BackupService(const BackupService&) = delete;
   BackupService& operator=(const BackupService&) = delete;
 
+  void set_vm_lifecycle(VmCreate create, VmRemove remove) {
+    vm_create_ = std::move(create);
+    vm_remove_ = std::move(remove);
+  }
+
   // A "backup.create" task: the VM's host backs it up (full when asked, or when no
-  // incremental is possible: the task's result says why). The VM must be placed.
+  // incremental is possible: the task's result says why). The VM must be placed. Once the
+  // backup exists its manifest records the VM's spec as the store held it at the request
+  // (what restore_new creates).
   Result<BackupTask> create(const std::string& vm, bool full, const std::string& actor);
   // Complete backups, oldest first (`vm` filters when not empty).
   Result<std::vector<backup::Manifest>> list(const std::string& vm);
@@ -53,9 +82,30 @@ class BackupService {
   // running) replaced by the backup's, by the VM's host.
   Result<BackupTask> restore(const std::string& id, const std::string& vm,
                              const std::string& actor);
+  // A "backup.restore" task into a new VM `new_vm`: the backed-up VM's spec (the
+  // manifest's; for a backup made before manifests recorded it, the source VM's in the
+  // store) under the new name with a new uuid and new MACs, created stopped where the
+  // scheduler places it; once its host has defined it, its disks are replaced by the
+  // backup's. A restore that fails removes the new VM again. failed_precondition: no spec
+  // (an older backup of a VM that is gone), a backed-up disk the spec lacks, a datastore
+  // disk; already_exists (field new_vm): the name is taken.
+  Result<BackupTask> restore_new(const std::string& id, const std::string& new_vm,
+                                 const std::string& actor);
   // Deletes the backup and garbage-collects the chunks no other backup names (conflict
   // while a backup runs). Synchronous.
   Result<backup::GcReport> remove(const std::string& id, const std::string& actor);
+
+  // Applies `policy` to each VM's complete backups (backup_retention.h): the VMs are named
+  // (a VM's backups outlive it: the name need not be a VM of the store) or, when `vms` is
+  // empty, those of the store whose labels match `selector` (at least one pair). Unless
+  // `dry_run`, the backups to prune are deleted under one exclusive repository lock (an
+  // audit event "backup.delete" each, conflict while a backup runs), then one gc; one
+  // "backup.prune" event sums it up.
+  Result<PruneResult> prune(const std::vector<std::string>& vms, const store::Labels& selector,
+                            const RetentionPolicy& policy, bool dry_run, const std::string& actor);
+  // Names of the store's VMs whose labels match `selector` (every pair), by name; VMs being
+  // deleted are left out.
+  Result<std::vector<std::string>> select_vms(const store::Labels& selector);
 
  private:
   Status check_configured() const;
@@ -67,6 +117,8 @@ class BackupService {
   EventLog& events_;
   ClockPtr clock_;
   AgentLookup agents_;
+  VmCreate vm_create_;
+  VmRemove vm_remove_;
   std::optional<backup::Repository> repo_;
   TaskThreads workers_;  // each task's work; joined before the service goes
 };

@@ -1,0 +1,148 @@
+// Backup retention and schedule routes (routes_backups.cc) through ApiService::dispatch on
+// the manager's parts (an in-memory store, a real repository folder, no agent): prune's
+// plan and deletions and its refusals naming the field; schedules created, listed, shown
+// and deleted, and refused with 4xx JSON errors naming the field.
+#include <gtest/gtest.h>
+
+#include "manager_parts.h"
+#include "strata/manager/api/api_service.h"
+
+namespace strata::manager {
+namespace {
+
+using nlohmann::json;
+
+class BackupRoutesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(parts_.build());
+    api_ = std::make_unique<ApiService>(parts_.deps());
+    auto repo = backup::Repository::open(parts_.backup_repo);
+    ASSERT_TRUE(repo);
+    repo_.emplace(std::move(*repo));
+  }
+
+  HttpResponse call(const std::string& method, const std::string& path, const std::string& body) {
+    HttpRequest r;
+    r.method = method;
+    r.path = path;
+    r.body = body;
+    if (!body.empty()) r.headers["content-type"] = "application/json";
+    r.headers["authorization"] = "Bearer " + parts_.admin;
+    r.remote_address = "127.0.0.1";
+    r.peer_is_local = true;
+    return api_->dispatch(r);
+  }
+  // A backup with an empty disk list: enough for listing and pruning.
+  void backup(const std::string& id, const std::string& vm, int64_t created_ms) {
+    ASSERT_TRUE(repo_->begin_backup(id));
+    backup::Manifest m{id, vm, created_ms, "full", "", false, {}, nullptr};
+    ASSERT_TRUE(repo_->commit(m));
+  }
+  std::string error_field(const HttpResponse& r) {
+    auto j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || !j.contains("error")) return "<no error>";
+    return j["error"].value("field", "");
+  }
+
+  test_support::ManagerParts parts_;
+  std::unique_ptr<ApiService> api_;
+  std::optional<backup::Repository> repo_;
+};
+
+TEST_F(BackupRoutesTest, PrunePlansThenDeletesAndNamesBadFields) {
+  for (int i = 0; i < 4; ++i) backup("web-" + std::to_string(i), "web", 1000 + i);
+  auto plan = call("POST", "/api/v1/backups/prune", R"({"vm":"web","keep_last":2,"dry_run":true})");
+  ASSERT_EQ(plan.status, 200u) << plan.body;
+  auto p = json::parse(plan.body);
+  EXPECT_EQ(p["dry_run"], true);
+  ASSERT_EQ(p["keep"].size(), 2u);
+  EXPECT_EQ(p["keep"][0]["id"], "web-3");
+  EXPECT_EQ(p["keep"][0]["rule"], "keep-last");
+  ASSERT_EQ(p["prune"].size(), 2u);
+  EXPECT_EQ(p["prune"][1]["id"], "web-0");
+  EXPECT_EQ(repo_->list("web")->size(), 4u);
+
+  auto done = call("POST", "/api/v1/backups/prune", R"({"vm":"web","keep_last":2})");
+  ASSERT_EQ(done.status, 200u) << done.body;
+  EXPECT_EQ(json::parse(done.body)["dry_run"], false);
+  EXPECT_EQ(repo_->list("web")->size(), 2u);
+
+  auto bad = [&](const std::string& body) {
+    auto r = call("POST", "/api/v1/backups/prune", body);
+    EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
+    return error_field(r);
+  };
+  EXPECT_EQ(bad(R"({"vm":"web","keep_last":-1})"), "keep_last");
+  EXPECT_EQ(bad(R"({"vm":"web","keep_daily":"7"})"), "keep_daily");
+  EXPECT_EQ(bad(R"({"vm":"web"})"), "keep_last");
+  EXPECT_EQ(bad(R"({"keep_last":1})"), "vm");
+  EXPECT_EQ(bad(R"({"vm":"web","selector":{"a":"b"},"keep_last":1})"), "vm");
+  EXPECT_EQ(bad(R"({"selector":{"a":1},"keep_last":1})"), "selector.a");
+  EXPECT_EQ(bad(R"({"selector":{},"keep_last":1})"), "selector");
+  EXPECT_EQ(bad(R"({"vm":"web","keep_last":1,"keep_monthly":1})"), "keep_monthly");
+  EXPECT_EQ(repo_->list("web")->size(), 2u);
+
+  // Restore names exactly one of vm and new_vm.
+  for (const char* body : {R"({})", R"({"vm":"a","new_vm":"b"})"}) {
+    auto r = call("POST", "/api/v1/backups/web-3/restore", body);
+    EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
+    EXPECT_EQ(error_field(r), "vm") << body;
+  }
+  auto bad_new = call("POST", "/api/v1/backups/web-3/restore", R"({"new_vm":"Bad_Name"})");
+  EXPECT_EQ(bad_new.status, 400u) << bad_new.body;
+  EXPECT_EQ(error_field(bad_new), "new_vm");
+}
+
+TEST_F(BackupRoutesTest, SchedulesAreCreatedListedShownDeletedAndValidated) {
+  auto made = call("POST", "/api/v1/backup-schedules",
+                   R"({"name":"nightly","selector":{"tier":"web"},"time":"02:30",)"
+                   R"("full_on":["sun"],"retention":{"keep_daily":7,"keep_weekly":4}})");
+  ASSERT_EQ(made.status, 201u) << made.body;
+  auto s = json::parse(made.body);
+  EXPECT_EQ(s["name"], "nightly");
+  EXPECT_EQ(s["selector"], (json{{"tier", "web"}}));
+  EXPECT_EQ(s["days"].size(), 7u);
+  EXPECT_EQ(s["retention"]["keep_weekly"], 4);
+  EXPECT_GT(s["next_run_unix_ms"].get<int64_t>(), s["last_slot_unix_ms"].get<int64_t>());
+  EXPECT_EQ(
+      call("POST", "/api/v1/backup-schedules", R"({"name":"nightly","vm":"x","time":"01:00"})")
+          .status,
+      409u);
+
+  auto list = call("GET", "/api/v1/backup-schedules", "");
+  ASSERT_EQ(list.status, 200u) << list.body;
+  ASSERT_EQ(json::parse(list.body)["schedules"].size(), 1u);
+  auto one = call("GET", "/api/v1/backup-schedules/nightly", "");
+  ASSERT_EQ(one.status, 200u) << one.body;
+  EXPECT_EQ(json::parse(one.body)["time"], "02:30");
+  EXPECT_EQ(call("GET", "/api/v1/backup-schedules/nope", "").status, 404u);
+
+  auto bad = [&](const std::string& body) {
+    auto r = call("POST", "/api/v1/backup-schedules", body);
+    EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
+    return error_field(r);
+  };
+  EXPECT_EQ(bad(R"({"vm":"web","time":"02:30"})"), "name");
+  EXPECT_EQ(bad(R"({"name":"Bad_Name","vm":"web","time":"02:30"})"), "name");
+  EXPECT_EQ(bad(R"({"name":"a","vm":"web","time":"2:30"})"), "time");
+  EXPECT_EQ(bad(R"({"name":"a","vm":"web","time":"25:00"})"), "time");
+  EXPECT_EQ(bad(R"({"name":"a","selector":"tier=web","time":"02:30"})"), "selector");
+  EXPECT_EQ(bad(R"({"name":"a","vm":"web","time":"02:30","days":["mo"]})"), "days[0]");
+  EXPECT_EQ(bad(R"({"name":"a","vm":"web","time":"02:30","retention":{"keep_last":-2}})"),
+            "retention.keep_last");
+  EXPECT_EQ(json::parse(call("GET", "/api/v1/backup-schedules", "").body)["schedules"].size(), 1u);
+
+  auto del = call("DELETE", "/api/v1/backup-schedules/nightly", "");
+  ASSERT_EQ(del.status, 200u) << del.body;
+  EXPECT_EQ(call("DELETE", "/api/v1/backup-schedules/nightly", "").status, 404u);
+  size_t audits = 0;
+  auto events = parts_.store->list_events(0, 0);
+  ASSERT_TRUE(events);
+  for (auto& e : *events)
+    audits += e.action == "backup.schedule.create" || e.action == "backup.schedule.delete";
+  EXPECT_GE(audits, 2u);
+}
+
+}  // namespace
+}  // namespace strata::manager
