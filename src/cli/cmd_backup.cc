@@ -150,13 +150,9 @@ void add_schedule_commands(CLI::App& b, Context& ctx) {
       nlohmann::json body = {{"name", create->name}, {"time", create->time}};
       if (!create->vm.empty()) body["vm"] = create->vm;
       if (!create->selectors.empty()) {
-        nlohmann::json sel = nlohmann::json::object();
-        for (const auto& kv : create->selectors) {
-          auto p = parse_key_value(kv, "--selector");
-          if (!p) return ctx.usage_error(p.error());
-          sel[p->first] = p->second;
-        }
-        body["selector"] = sel;
+        auto sel = parse_key_values(create->selectors, "--selector");
+        if (!sel) return ctx.usage_error(sel.error());
+        body["selector"] = *sel;
       }
       if (!create->days.empty()) body["days"] = day_list(create->days);
       if (!create->full_on.empty()) body["full_on"] = day_list(create->full_on);
@@ -329,13 +325,9 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
             invalid_argument("vm", "give a VM name or --selector k=v (not both)").value());
       if (!prune->vm.empty()) body["vm"] = prune->vm;
       if (!prune->selectors.empty()) {
-        nlohmann::json sel = nlohmann::json::object();
-        for (const auto& kv : prune->selectors) {
-          auto pair = parse_key_value(kv, "--selector");
-          if (!pair) return ctx.usage_error(pair.error());
-          sel[pair->first] = pair->second;
-        }
-        body["selector"] = sel;
+        auto sel = parse_key_values(prune->selectors, "--selector");
+        if (!sel) return ctx.usage_error(sel.error());
+        body["selector"] = *sel;
       }
       // Negative counts are sent as they are: the server names the field it refuses.
       if (prune->keep_last) body["keep_last"] = prune->keep_last;

@@ -1,6 +1,7 @@
 // `strata task`, `events`, `token`, `join-token`, `completion` and `version`.
 #include "context.h"
 #include "strata/cli/parse.h"
+#include "strata/cli/requests.h"
 
 #include <fmt/format.h>
 
@@ -248,13 +249,9 @@ void add_plan_capacity_command(CLI::App* plan, Context& ctx) {
         return ctx.usage_error(invalid_argument("--add", "give --add N x SIZE or --size SIZE").value());
       }
       if (!f->selectors.empty()) {
-        json sel = json::object();
-        for (const auto& kv : f->selectors) {
-          auto p = parse_key_value(kv, "--selector");
-          if (!p) return ctx.usage_error(p.error());
-          sel[p->first] = p->second;
-        }
-        body["node_selector"] = sel;
+        auto sel = parse_key_values(f->selectors, "--selector");
+        if (!sel) return ctx.usage_error(sel.error());
+        body["node_selector"] = *sel;
       }
       if (!f->accelerator.empty()) body["accelerator"] = f->accelerator;
       ApiRequest req{"POST", "/api/v1/plan/capacity", body};

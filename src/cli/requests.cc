@@ -195,6 +195,16 @@ Result<json> cloud_init_body(const VmCreateOptions& o) {
 
 }  // namespace
 
+Result<json> parse_key_values(const std::vector<std::string>& items, const char* flag) {
+  json m = json::object();
+  for (const auto& item : items) {
+    auto kv = parse_key_value(item, flag);
+    if (!kv) return tl::unexpected(kv.error());
+    m[kv->first] = kv->second;
+  }
+  return m;
+}
+
 Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
   if (o.vcpus == 0) return invalid_argument("--vcpus", "--vcpus must be at least 1");
   auto mem = parse_memory_mib(o.memory, "--memory");
@@ -236,25 +246,16 @@ Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
     nics.push_back(std::move(*nic));
   }
   if (!nics.empty()) body["nics"] = nics;
-  auto kv_map = [](const std::vector<std::string>& items, const char* flag) -> Result<json> {
-    json m = json::object();
-    for (const auto& item : items) {
-      auto kv = parse_key_value(item, flag);
-      if (!kv) return tl::unexpected(kv.error());
-      m[kv->first] = kv->second;
-    }
-    return m;
-  };
-  auto labels = kv_map(o.labels, "--label");
+  auto labels = parse_key_values(o.labels, "--label");
   if (!labels) return tl::unexpected(labels.error());
   if (!labels->empty()) body["labels"] = *labels;
-  auto selector = kv_map(o.selectors, "--selector");
+  auto selector = parse_key_values(o.selectors, "--selector");
   if (!selector) return tl::unexpected(selector.error());
   if (!selector->empty()) body["node_selector"] = *selector;
   if (!o.host.empty()) body["host"] = o.host;
   if (!o.anti_affinity_group.empty()) body["anti_affinity_group"] = o.anti_affinity_group;
   if (!o.affinity_group.empty()) body["affinity_group"] = o.affinity_group;
-  auto avoid = kv_map(o.avoids, "--avoid");
+  auto avoid = parse_key_values(o.avoids, "--avoid");
   if (!avoid) return tl::unexpected(avoid.error());
   if (!avoid->empty()) body["avoid_selector"] = *avoid;
   if (!o.cpu_model.empty()) body["cpu_model"] = o.cpu_model;  // the server validates it

@@ -72,6 +72,10 @@ Result<nlohmann::json> parse_ip_spec(std::string_view text, size_t nic);
 // aborting the CLI.
 std::string body_text(const ApiRequest& req, int indent = -1);
 
+// Repeated key=value flags (--label, --selector) -> {"key": "value", ...}; `flag` names
+// the flag in errors. An empty list gives {}.
+Result<nlohmann::json> parse_key_values(const std::vector<std::string>& items, const char* flag);
+
 // "name=data,size=1G,image=IMG,boot,readonly" -> {"name","size_bytes","image","boot",...}
 Result<nlohmann::json> parse_disk_spec(std::string_view text);
 // "user" | "bridge=br0" | "bridge=br0,mac=52:54:00:..." -> {"mode","bridge","mac"}
