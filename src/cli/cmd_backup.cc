@@ -15,7 +15,7 @@ namespace strata::cli {
 
 namespace {
 
-std::string mib(const nlohmann::json& j, const char* key) {
+std::string mib_of(const nlohmann::json& j, const char* key) {
   if (!j.contains(key) || !j[key].is_number_unsigned()) return "-";
   return fmt::format("{:.1f} MiB", j[key].get<uint64_t>() / 1048576.0);
 }
@@ -33,9 +33,9 @@ Columns backup_columns() {
                  [](const nlohmann::json& j) {
                    return j.value("frozen", false) ? std::string("yes") : std::string("no");
                  }},
-          Column{"SIZE", [](const nlohmann::json& j) { return mib(j, "size_bytes"); }},
-          Column{"READ", [](const nlohmann::json& j) { return mib(j, "bytes_read"); }},
-          Column{"STORED", [](const nlohmann::json& j) { return mib(j, "bytes_new"); }},
+          Column{"SIZE", [](const nlohmann::json& j) { return mib_of(j, "size_bytes"); }},
+          Column{"READ", [](const nlohmann::json& j) { return mib_of(j, "bytes_read"); }},
+          Column{"STORED", [](const nlohmann::json& j) { return mib_of(j, "bytes_new"); }},
           Column{"CREATED", [](const nlohmann::json& j) {
                    return j.contains("created_unix_ms") ? time_text(j["created_unix_ms"])
                                                         : std::string("-");

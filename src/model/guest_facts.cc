@@ -62,7 +62,7 @@ bool is_mac(std::string_view m) {
   return true;
 }
 
-std::string lower(std::string s) {
+std::string lower_hex(std::string s) {
   for (char& c : s)
     if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
   return s;
@@ -96,7 +96,7 @@ Status read_interface(const json& i, const std::string& field, GuestInterface& o
     if (auto s = fact_string(*m, field + ".hardware-address", mac); !s) return s;
     if (!mac.empty() && !is_mac(mac))
       return invalid_argument(field + ".hardware-address", "not a MAC address");
-    out.mac = lower(mac);
+    out.mac = lower_hex(mac);
   }
   if (auto a = i.find("ip-addresses"); a != i.end()) {
     if (!a->is_array()) return invalid_argument(field + ".ip-addresses", "expected an array");

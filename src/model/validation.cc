@@ -7,6 +7,8 @@
 #include <string>
 #include <utility>
 
+#include "strata/common/ascii.h"
+
 namespace strata::model {
 namespace {
 
@@ -19,11 +21,6 @@ std::string describe_char(char c) {
   return std::string("'") + c + "'";
 }
 
-bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
-bool is_hex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -57,7 +54,8 @@ Status validate_name(std::string_view field, std::string_view name) {
   if (name.empty()) return bad(field, "must not be empty");
   if (name.size() > 63) return bad(field, "longer than 63 characters");
   for (size_t i = 0; i < name.size(); ++i)
-    if (!is_lower_alnum(name[i]) && name[i] != '-') return bad_char(field, name, i, "a-z 0-9 '-'");
+    if (!is_ascii_lower_alnum(name[i]) && name[i] != '-')
+      return bad_char(field, name, i, "a-z 0-9 '-'");
   if (name.front() == '-' || name.back() == '-')
     return bad(field, "must not start or end with '-'");
   return {};
@@ -68,10 +66,10 @@ Status validate_image_name(std::string_view field, std::string_view name) {
   if (name.size() > 128) return bad(field, "longer than 128 characters");
   for (size_t i = 0; i < name.size(); ++i) {
     char c = name[i];
-    if (!is_alnum(c) && c != '.' && c != '_' && c != '-')
+    if (!is_ascii_alnum(c) && c != '.' && c != '_' && c != '-')
       return bad_char(field, name, i, "A-Z a-z 0-9 '.' '_' '-'");
   }
-  if (!is_alnum(name.front())) return bad(field, "must start with a letter or digit");
+  if (!is_ascii_alnum(name.front())) return bad(field, "must start with a letter or digit");
   if (name.find("..") != std::string_view::npos) return bad(field, "must not contain \"..\"");
   return {};
 }
@@ -81,7 +79,7 @@ Status validate_ifname(std::string_view field, std::string_view name) {
   if (name.size() > 15) return bad(field, "longer than 15 characters (IFNAMSIZ)");
   for (size_t i = 0; i < name.size(); ++i) {
     char c = name[i];
-    if (!is_alnum(c) && c != '_' && c != '.' && c != '-')
+    if (!is_ascii_alnum(c) && c != '_' && c != '.' && c != '-')
       return bad_char(field, name, i, "A-Z a-z 0-9 '_' '.' '-'");
   }
   if (name == "." || name == "..") return bad(field, "must not be \".\" or \"..\"");
@@ -96,7 +94,7 @@ Status validate_uuid(std::string_view field, std::string_view uuid) {
     if (dash_pos) {
       if (uuid[i] != '-')
         return bad(field, "not a UUID (expected '-' at position " + std::to_string(i) + ")");
-    } else if (!is_hex(uuid[i])) {
+    } else if (!is_ascii_hex(uuid[i])) {
       return bad_char(field, uuid, i, "hex digits");
     } else if (uuid[i] != '0') {
       all_zero = false;
@@ -111,7 +109,7 @@ Status validate_mac(std::string_view field, std::string_view mac) {
   for (size_t i = 0; i < mac.size(); ++i) {
     if (i % 3 == 2) {
       if (mac[i] != ':') return bad(field, "not a MAC address (expected ':' separators)");
-    } else if (!is_hex(mac[i])) {
+    } else if (!is_ascii_hex(mac[i])) {
       return bad_char(field, mac, i, "hex digits and ':'");
     }
   }
@@ -154,10 +152,11 @@ Status validate_cpu_model(std::string_view field, std::string_view model) {
   if (model.size() > 64) return bad(field, "CPU model name longer than 64 characters");
   for (size_t i = 0; i < model.size(); ++i) {
     char c = model[i];
-    if (!is_alnum(c) && c != '.' && c != '_' && c != '-')
+    if (!is_ascii_alnum(c) && c != '.' && c != '_' && c != '-')
       return bad_char(field, model, i, "A-Z a-z 0-9 '.' '_' '-'");
   }
-  if (!is_alnum(model.front())) return bad(field, "CPU model must start with a letter or digit");
+  if (!is_ascii_alnum(model.front()))
+    return bad(field, "CPU model must start with a letter or digit");
   if (model == "base") return bad(field, "\"base\" is not a CPU model a guest can run");
   return {};
 }
@@ -167,10 +166,11 @@ Status validate_label(std::string_view field, std::string_view key, std::string_
   if (key.size() > 63) return bad(field, "label key longer than 63 characters");
   for (size_t i = 0; i < key.size(); ++i) {
     char c = key[i];
-    if (!is_alnum(c) && c != '.' && c != '_' && c != '-')
+    if (!is_ascii_alnum(c) && c != '.' && c != '_' && c != '-')
       return bad_char(field, key, i, "A-Z a-z 0-9 '.' '_' '-'");
   }
-  if (!is_alnum(key.front())) return bad(field, "label key must start with a letter or digit");
+  if (!is_ascii_alnum(key.front()))
+    return bad(field, "label key must start with a letter or digit");
   // The key is known to be clean now, so it can name the field of a bad value.
   std::string value_field = std::string(field) + "." + std::string(key);
   if (value.size() > 255) return bad(value_field, "label value longer than 255 characters");

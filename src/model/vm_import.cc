@@ -30,7 +30,7 @@ struct CtxtFree {
   void operator()(xmlParserCtxt* c) const { xmlFreeParserCtxt(c); }
 };
 
-tl::unexpected<Error> bad(std::string field, std::string message) {
+tl::unexpected<Error> bad_descriptor(std::string field, std::string message) {
   return invalid_argument("descriptor" + (field.empty() ? "" : "." + field), std::move(message));
 }
 
@@ -44,16 +44,17 @@ std::string shown(std::string_view v) {
 }
 
 Result<DocPtr> parse_xml(std::string_view xml) {
-  if (xml.empty()) return bad("", "the descriptor is empty");
+  if (xml.empty()) return bad_descriptor("", "the descriptor is empty");
   if (xml.size() > kMaxDescriptorBytes)
-    return bad("", fmt::format("the descriptor is {} bytes, more than the {} allowed", xml.size(),
-                               kMaxDescriptorBytes));
-  if (xml.find('\0') != std::string_view::npos) return bad("", "the descriptor holds a NUL byte");
+    return bad_descriptor("", fmt::format("the descriptor is {} bytes, more than the {} allowed",
+                                          xml.size(), kMaxDescriptorBytes));
+  if (xml.find('\0') != std::string_view::npos)
+    return bad_descriptor("", "the descriptor holds a NUL byte");
   // No DTD at all: entity declarations (billion laughs, external entities) never reach the
   // parser. Neither libvirt nor OVF tools write one.
   if (xml.find("<!DOCTYPE") != std::string_view::npos ||
       xml.find("<!ENTITY") != std::string_view::npos)
-    return bad("", "a DOCTYPE or entity declaration is not allowed in a descriptor");
+    return bad_descriptor("", "a DOCTYPE or entity declaration is not allowed in a descriptor");
   xmlInitParser();
   std::unique_ptr<xmlParserCtxt, CtxtFree> ctxt(xmlNewParserCtxt());
   if (!ctxt) return internal_error("libxml2: no parser context");
@@ -64,9 +65,11 @@ Result<DocPtr> parse_xml(std::string_view xml) {
     const xmlError* e = xmlCtxtGetLastError(ctxt.get());
     std::string msg = e && e->message ? e->message : "not well-formed";
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    return bad("", fmt::format("not well-formed XML (line {}): {}", e ? e->line : 0, shown(msg)));
+    return bad_descriptor(
+        "", fmt::format("not well-formed XML (line {}): {}", e ? e->line : 0, shown(msg)));
   }
-  if (!xmlDocGetRootElement(doc.get())) return bad("", "the descriptor has no root element");
+  if (!xmlDocGetRootElement(doc.get()))
+    return bad_descriptor("", "the descriptor has no root element");
   return doc;
 }
 
@@ -132,26 +135,28 @@ std::optional<uint64_t> mul(uint64_t a, uint64_t b) {
 Result<uint64_t> memory_mib(std::string_view field, uint64_t bytes) {
   uint64_t mib = bytes / kMiB + (bytes % kMiB ? 1 : 0);
   if (mib < kMinMemoryMib || mib > kMaxMemoryMib)
-    return bad(std::string(field), fmt::format("{} bytes of memory is outside {} MiB..{} MiB",
-                                               bytes, kMinMemoryMib, kMaxMemoryMib));
+    return bad_descriptor(std::string(field),
+                          fmt::format("{} bytes of memory is outside {} MiB..{} MiB", bytes,
+                                      kMinMemoryMib, kMaxMemoryMib));
   return mib;
 }
 
 Result<uint32_t> vcpus_of(std::string_view field, std::string_view value) {
   auto n = to_u64(value);
   if (!n || *n < 1 || *n > kMaxVcpus)
-    return bad(std::string(field),
-               fmt::format("\"{}\" is not a CPU count in 1..{}", shown(value), kMaxVcpus));
+    return bad_descriptor(std::string(field), fmt::format("\"{}\" is not a CPU count in 1..{}",
+                                                          shown(value), kMaxVcpus));
   return static_cast<uint32_t>(*n);
 }
 
 // A host path as a libvirt XML names a disk: absolute, printable, bounded. The manager
 // never opens it (the CLI reads it on the user's machine); it is shown back in the plan.
 Status check_source_path(const std::string& field, std::string_view p) {
-  if (p.empty()) return bad(field, "the disk has no source file");
-  if (p.size() > 4096) return bad(field, "the source path is longer than 4096 bytes");
+  if (p.empty()) return bad_descriptor(field, "the disk has no source file");
+  if (p.size() > 4096) return bad_descriptor(field, "the source path is longer than 4096 bytes");
   for (unsigned char c : p)
-    if (c < 0x20 || c == 0x7f) return bad(field, "the source path holds a control character");
+    if (c < 0x20 || c == 0x7f)
+      return bad_descriptor(field, "the source path holds a control character");
   return {};
 }
 
@@ -170,7 +175,7 @@ std::string disk_name(std::string_view preferred, size_t index, std::set<std::st
 // boot from, UEFI on q35.
 Status finish_spec(ImportPlan& plan) {
   if (validate_name("name", plan.descriptor_name)) plan.spec.name = plan.descriptor_name;
-  if (plan.disks.empty()) return bad("disks", "the VM has no disk that can be imported");
+  if (plan.disks.empty()) return bad_descriptor("disks", "the VM has no disk that can be imported");
   if (plan.spec.firmware == Firmware::uefi && plan.spec.machine != "q35") {
     plan.unmapped.push_back("machine " + plan.spec.machine + ": UEFI needs q35 here; q35 is used");
     plan.spec.machine = "q35";
@@ -203,12 +208,12 @@ Result<uint64_t> libvirt_bytes(const std::string& field, const xmlNode* n) {
   uint64_t scale = 0;
   for (const auto& [u, s] : kUnits)
     if (unit == u) scale = s;
-  if (scale == 0) return bad(field + ".unit", "unknown unit \"" + shown(unit) + "\"");
+  if (scale == 0) return bad_descriptor(field + ".unit", "unknown unit \"" + shown(unit) + "\"");
   std::string v = text(n);
   auto q = to_u64(v);
-  if (!q) return bad(field, "\"" + shown(v) + "\" is not a whole number");
+  if (!q) return bad_descriptor(field, "\"" + shown(v) + "\" is not a whole number");
   auto bytes = mul(*q, scale);
-  if (!bytes) return bad(field, "the size overflows");
+  if (!bytes) return bad_descriptor(field, "the size overflows");
   return *bytes;
 }
 
@@ -226,19 +231,21 @@ Result<ImportPlan> parse_libvirt_domain(std::string_view xml) {
   auto doc = parse_xml(xml);
   if (!doc) return tl::unexpected(doc.error());
   const xmlNode* dom = xmlDocGetRootElement(doc->get());
-  if (!is(dom, "domain")) return bad("", "not a libvirt domain (the root element is not <domain>)");
+  if (!is(dom, "domain"))
+    return bad_descriptor("", "not a libvirt domain (the root element is not <domain>)");
   ImportPlan plan;
   plan.spec.nics.clear();
   if (auto t = attr(dom, "type"); t && *t != "kvm" && *t != "qemu")
-    return bad("type", "domain type \"" + shown(*t) + "\" is not a QEMU/KVM guest");
+    return bad_descriptor("type", "domain type \"" + shown(*t) + "\" is not a QEMU/KVM guest");
 
   const xmlNode* name = child(dom, "name");
-  if (!name || text(name).empty()) return bad("name", "the domain has no <name>");
+  if (!name || text(name).empty()) return bad_descriptor("name", "the domain has no <name>");
   plan.descriptor_name = text(name);
-  if (plan.descriptor_name.size() > 256) return bad("name", "the name is longer than 256 bytes");
+  if (plan.descriptor_name.size() > 256)
+    return bad_descriptor("name", "the name is longer than 256 bytes");
 
   const xmlNode* mem = child(dom, "memory");
-  if (!mem) return bad("memory", "the domain has no <memory>");
+  if (!mem) return bad_descriptor("memory", "the domain has no <memory>");
   auto bytes = libvirt_bytes("memory", mem);
   if (!bytes) return tl::unexpected(bytes.error());
   auto mib = memory_mib("memory", *bytes);
@@ -255,7 +262,8 @@ Result<ImportPlan> parse_libvirt_domain(std::string_view xml) {
   if (const xmlNode* os = child(dom, "os")) {
     if (const xmlNode* type = child(os, "type")) {
       if (auto arch = attr(type, "arch"); arch && *arch != "x86_64")
-        return bad("os.type.arch", "only x86_64 guests are imported, not \"" + shown(*arch) + "\"");
+        return bad_descriptor("os.type.arch",
+                              "only x86_64 guests are imported, not \"" + shown(*arch) + "\"");
       std::string machine = attr(type, "machine").value_or("");
       if (machine.find("q35") != std::string::npos || machine.empty()) {
         plan.spec.machine = "q35";
@@ -316,13 +324,13 @@ Result<ImportPlan> parse_libvirt_domain(std::string_view xml) {
         continue;
       }
       if (plan.disks.size() >= kMaxDisks)
-        return bad("disks", fmt::format("more than {} disks", kMaxDisks));
+        return bad_descriptor("disks", fmt::format("more than {} disks", kMaxDisks));
       ImportDisk d;
       if (const xmlNode* drv = child(dev, "driver")) {
         d.format = attr(drv, "type").value_or("");
         if (!d.format.empty() && d.format != "qcow2" && d.format != "raw" && d.format != "vmdk")
-          return bad(f + ".driver.type",
-                     "unsupported disk format \"" + shown(d.format) + "\" (qcow2, raw or vmdk)");
+          return bad_descriptor(f + ".driver.type", "unsupported disk format \"" + shown(d.format) +
+                                                        "\" (qcow2, raw or vmdk)");
       }
       const xmlNode* src = child(dev, "source");
       d.source = src ? attr(src, "file").value_or("") : "";
@@ -334,7 +342,7 @@ Result<ImportPlan> parse_libvirt_domain(std::string_view xml) {
       if (child(dev, "shareable")) plan.unmapped.push_back(f + ".shareable: not kept");
       if (const xmlNode* b = child(dev, "boot")) {
         auto order = to_u64(attr(b, "order").value_or(""));
-        if (!order) return bad(f + ".boot.order", "not a whole number");
+        if (!order) return bad_descriptor(f + ".boot.order", "not a whole number");
         if (*order < best_order) {
           best_order = *order;
           best = plan.disks.size();
@@ -366,7 +374,7 @@ Result<ImportPlan> parse_libvirt_domain(std::string_view xml) {
         continue;
       }
       if (plan.spec.nics.size() >= kMaxNics)
-        return bad("interfaces", fmt::format("more than {} interfaces", kMaxNics));
+        return bad_descriptor("interfaces", fmt::format("more than {} interfaces", kMaxNics));
       if (const xmlNode* mac = child(dev, "mac")) {
         std::string a = attr(mac, "address").value_or("");
         for (char& c : a) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -407,7 +415,8 @@ namespace {
 
 Status check_href(const std::string& field, std::string_view href) {
   if (href.find("://") != std::string_view::npos)
-    return bad(field, "\"" + shown(href) + "\" is a URL; only files inside the OVA are imported");
+    return bad_descriptor(
+        field, "\"" + shown(href) + "\" is a URL; only files inside the OVA are imported");
   if (auto st = validate_member_name("descriptor." + field, href); !st)
     return tl::unexpected(st.error());
   return {};
@@ -458,7 +467,8 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
   auto doc = parse_xml(xml);
   if (!doc) return tl::unexpected(doc.error());
   const xmlNode* env = xmlDocGetRootElement(doc->get());
-  if (!is(env, "Envelope")) return bad("", "not an OVF descriptor (the root is not <Envelope>)");
+  if (!is(env, "Envelope"))
+    return bad_descriptor("", "not an OVF descriptor (the root is not <Envelope>)");
   ImportPlan plan;
   plan.spec.nics.clear();
 
@@ -467,15 +477,18 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
   for (const xmlNode* f : children(child(env, "References"), "File")) {
     std::string field = fmt::format("References.File[{}]", fi++);
     if (files.size() >= kMaxArchiveMembers)
-      return bad("References", fmt::format("more than {} files", kMaxArchiveMembers));
+      return bad_descriptor("References", fmt::format("more than {} files", kMaxArchiveMembers));
     std::string id = attr(f, "id").value_or("");
     std::string href = attr(f, "href").value_or("");
-    if (id.empty()) return bad(field + ".id", "the file has no id");
+    if (id.empty()) return bad_descriptor(field + ".id", "the file has no id");
     if (auto st = check_href(field + ".href", href); !st) return tl::unexpected(st.error());
     if (attr(f, "compression").value_or("identity") != "identity")
-      return bad(field + ".compression", "compressed files are not supported; unpack the OVA");
-    if (attr(f, "chunkSize")) return bad(field + ".chunkSize", "chunked files are not supported");
-    if (!files.emplace(id, OvfFile{href}).second) return bad(field + ".id", "duplicate file id");
+      return bad_descriptor(field + ".compression",
+                            "compressed files are not supported; unpack the OVA");
+    if (attr(f, "chunkSize"))
+      return bad_descriptor(field + ".chunkSize", "chunked files are not supported");
+    if (!files.emplace(id, OvfFile{href}).second)
+      return bad_descriptor(field + ".id", "duplicate file id");
   }
 
   std::vector<OvfDisk> disks;
@@ -483,44 +496,47 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
   for (const xmlNode* d : children(child(env, "DiskSection"), "Disk")) {
     std::string field = fmt::format("DiskSection.Disk[{}]", di++);
     if (disks.size() >= kMaxArchiveMembers)
-      return bad("DiskSection", fmt::format("more than {} disks", kMaxArchiveMembers));
+      return bad_descriptor("DiskSection", fmt::format("more than {} disks", kMaxArchiveMembers));
     OvfDisk disk;
     disk.id = attr(d, "diskId").value_or("");
-    if (disk.id.empty()) return bad(field + ".diskId", "the disk has no diskId");
+    if (disk.id.empty()) return bad_descriptor(field + ".diskId", "the disk has no diskId");
     disk.file_ref = attr(d, "fileRef").value_or("");
     if (!disk.file_ref.empty() && !files.count(disk.file_ref))
-      return bad(field + ".fileRef", "names no file of References");
+      return bad_descriptor(field + ".fileRef", "names no file of References");
     std::string cap = attr(d, "capacity").value_or("");
     auto q = to_u64(cap);
-    if (!q) return bad(field + ".capacity", "\"" + shown(cap) + "\" is not a whole number");
+    if (!q)
+      return bad_descriptor(field + ".capacity", "\"" + shown(cap) + "\" is not a whole number");
     std::string units = attr(d, "capacityAllocationUnits").value_or("byte");
     auto scale = parse_allocation_units(units);
     if (!scale)
-      return bad(field + ".capacityAllocationUnits", "unknown units \"" + shown(units) + "\"");
+      return bad_descriptor(field + ".capacityAllocationUnits",
+                            "unknown units \"" + shown(units) + "\"");
     auto bytes = mul(*q, *scale);
     if (!bytes || *bytes > kMaxDiskBytes || *bytes == 0)
-      return bad(field + ".capacity",
-                 fmt::format("the capacity must be 1 byte..{} bytes", kMaxDiskBytes));
+      return bad_descriptor(field + ".capacity",
+                            fmt::format("the capacity must be 1 byte..{} bytes", kMaxDiskBytes));
     disk.capacity = *bytes;
     disk.format = ovf_format(attr(d, "format").value_or(""));
     for (const auto& other : disks)
-      if (other.id == disk.id) return bad(field + ".diskId", "duplicate disk id");
+      if (other.id == disk.id) return bad_descriptor(field + ".diskId", "duplicate disk id");
     disks.push_back(std::move(disk));
   }
 
   const xmlNode* vs = child(env, "VirtualSystem");
   if (!vs) {
     if (child(env, "VirtualSystemCollection"))
-      return bad("VirtualSystemCollection", "an OVA of several VMs is not supported");
-    return bad("VirtualSystem", "the descriptor has no VirtualSystem");
+      return bad_descriptor("VirtualSystemCollection", "an OVA of several VMs is not supported");
+    return bad_descriptor("VirtualSystem", "the descriptor has no VirtualSystem");
   }
   plan.descriptor_name = text(child(vs, "Name"));
   if (plan.descriptor_name.empty()) plan.descriptor_name = attr(vs, "id").value_or("");
   if (plan.descriptor_name.size() > 256)
-    return bad("VirtualSystem.Name", "the name is longer than 256 bytes");
+    return bad_descriptor("VirtualSystem.Name", "the name is longer than 256 bytes");
 
   const xmlNode* hw = child(vs, "VirtualHardwareSection");
-  if (!hw) return bad("VirtualHardwareSection", "the VirtualSystem has no hardware section");
+  if (!hw)
+    return bad_descriptor("VirtualHardwareSection", "the VirtualSystem has no hardware section");
   bool have_cpu = false, have_mem = false;
   std::set<std::string> used_names;
   size_t ii = 0;
@@ -540,7 +556,8 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
     std::string field = fmt::format("VirtualHardwareSection.Item[{}]", ii++);
     std::string rt = text(child(item, "ResourceType"));
     auto type = to_u64(rt);
-    if (!type) return bad(field + ".ResourceType", "\"" + shown(rt) + "\" is not a number");
+    if (!type)
+      return bad_descriptor(field + ".ResourceType", "\"" + shown(rt) + "\" is not a number");
     std::string qty = text(child(item, "VirtualQuantity"));
     switch (*type) {
       case 3: {  // processors
@@ -553,13 +570,15 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
       case 4: {  // memory
         auto q = to_u64(qty);
         if (!q)
-          return bad(field + ".VirtualQuantity", "\"" + shown(qty) + "\" is not a whole number");
+          return bad_descriptor(field + ".VirtualQuantity",
+                                "\"" + shown(qty) + "\" is not a whole number");
         std::string units = text(child(item, "AllocationUnits"));
         auto scale = parse_allocation_units(units.empty() ? "byte * 2^20" : units);
         if (!scale)
-          return bad(field + ".AllocationUnits", "unknown units \"" + shown(units) + "\"");
+          return bad_descriptor(field + ".AllocationUnits",
+                                "unknown units \"" + shown(units) + "\"");
         auto bytes = mul(*q, *scale);
-        if (!bytes) return bad(field + ".VirtualQuantity", "the memory size overflows");
+        if (!bytes) return bad_descriptor(field + ".VirtualQuantity", "the memory size overflows");
         auto mib = memory_mib(field + ".VirtualQuantity", *bytes);
         if (!mib) return tl::unexpected(mib.error());
         plan.spec.memory_mib = *mib;
@@ -574,12 +593,13 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
         auto it =
             std::find_if(disks.begin(), disks.end(), [&](const OvfDisk& d) { return d.id == id; });
         if (id.empty() || it == disks.end())
-          return bad(field + ".HostResource",
-                     "\"" + shown(res) + "\" names no disk of the DiskSection");
-        if (it->used) return bad(field + ".HostResource", "the disk is attached twice");
+          return bad_descriptor(field + ".HostResource",
+                                "\"" + shown(res) + "\" names no disk of the DiskSection");
+        if (it->used) return bad_descriptor(field + ".HostResource", "the disk is attached twice");
         it->used = true;
         if (plan.disks.size() >= kMaxDisks)
-          return bad("VirtualHardwareSection", fmt::format("more than {} disks", kMaxDisks));
+          return bad_descriptor("VirtualHardwareSection",
+                                fmt::format("more than {} disks", kMaxDisks));
         ImportDisk d;
         d.name = disk_name("", plan.disks.size(), used_names);
         d.capacity_bytes = it->capacity;
@@ -590,7 +610,8 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
       }
       case 10: {  // ethernet adapter
         if (plan.spec.nics.size() >= kMaxNics)
-          return bad("VirtualHardwareSection", fmt::format("more than {} NICs", kMaxNics));
+          return bad_descriptor("VirtualHardwareSection",
+                                fmt::format("more than {} NICs", kMaxNics));
         NicSpec nic;
         nic.mode = NicMode::user;
         std::string mac = text(child(item, "Address"));
@@ -617,7 +638,7 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
     }
   }
   if (!have_cpu) plan.unmapped.push_back("no CPU item: 1 vCPU");
-  if (!have_mem) return bad("VirtualHardwareSection", "no memory item (ResourceType 4)");
+  if (!have_mem) return bad_descriptor("VirtualHardwareSection", "no memory item (ResourceType 4)");
   for (const auto& d : disks)
     if (!d.used)
       plan.unmapped.push_back("disk " + shown(d.id) + ": attached to no item, not imported");

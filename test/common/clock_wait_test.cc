@@ -6,17 +6,14 @@
 
 #include <thread>
 
+#include "common/test_util.h"
+
 namespace strata {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Real-time bound for "the other thread got there": a hang guard, not a timing assertion.
-template <typename F>
-bool eventually(F f) {
-  for (int i = 0; i < 5000 && !f(); ++i) std::this_thread::sleep_for(1ms);
-  return f();
-}
+using test::eventually;
 
 TEST(SimulatedClock, AdvanceWakesAWaiterAtItsDeadlineOnly) {
   SimulatedClock clock;

@@ -7,19 +7,13 @@
 #include <atomic>
 #include <thread>
 
+#include "common/test_util.h"
 #include "strata/common/clock_wait.h"
 
 namespace strata {
 namespace {
 
-// Waits (real time, bounded) until `pred` holds.
-bool eventually(const std::function<bool()>& pred) {
-  for (int i = 0; i < 500; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
+using test::eventually;
 
 TEST(PeriodicThread, RunsAtStartEveryIntervalAndOnKickUntilStopped) {
   auto clock = std::make_shared<SimulatedClock>();

@@ -74,7 +74,7 @@ TEST(VmSpecJson, DefaultsForOmittedFields) {
   EXPECT_FALSE(r->kernel_boot);
 }
 
-struct Case {
+struct JsonCase {
   std::string what;
   json::json_pointer where;  // what to replace (or add) in good_json()
   json value;
@@ -82,7 +82,7 @@ struct Case {
 };
 
 TEST(VmSpecJson, RejectsBadInput) {
-  const std::vector<Case> cases = {
+  const std::vector<JsonCase> cases = {
       {"unknown top-level field", json::json_pointer("/memory"), 512, "memory"},
       {"unknown disk field", json::json_pointer("/disks/1/size"), 1, "disks[1].size"},
       {"unknown nic field", json::json_pointer("/nics/0/model"), "e1000", "nics[0].model"},
@@ -121,7 +121,7 @@ TEST(VmSpecJson, RejectsBadInput) {
       {"name traversal", json::json_pointer("/name"), "../x", "name"},
       {"machine injection", json::json_pointer("/machine"), "q35,accel=kvm", "machine"},
   };
-  for (const Case& c : cases) {
+  for (const JsonCase& c : cases) {
     json j = good_json();
     j[c.where] = c.value;
     auto r = vm_spec_from_json(j);

@@ -19,6 +19,13 @@ namespace strata::agent {
 
 class MigrationDriver;
 
+// A QEMU process (or the simulator's stand-in) exists for the VM in these states; it may be
+// about to exit.
+constexpr bool has_process(model::VmState s) {
+  return s == model::VmState::starting || s == model::VmState::running ||
+         s == model::VmState::paused || s == model::VmState::shutting_down;
+}
+
 struct VmExit {
   bool signaled = false;
   int code = 0;            // exit code, or signal number when signaled

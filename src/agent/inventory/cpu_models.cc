@@ -13,7 +13,7 @@ using nlohmann::json;
 
 constexpr size_t kMaxLackingShown = 8;
 
-tl::unexpected<Error> bad(const std::string& field, const std::string& msg) {
+tl::unexpected<Error> bad_model_probe(const std::string& field, const std::string& msg) {
   return invalid_argument("qmp." + field, "CPU model probe: " + msg);
 }
 
@@ -30,10 +30,11 @@ Result<CpuModelProbe> parse_unchecked(std::string_view transcript, const std::st
   if (!collected) return tl::unexpected(collected.error());
   const auto& replies = *collected;
   auto defs = replies.find("cpu-defs");
-  if (defs == replies.end()) return bad("cpu-defs", "no reply to query-cpu-definitions");
+  if (defs == replies.end())
+    return bad_model_probe("cpu-defs", "no reply to query-cpu-definitions");
   if (defs->second.contains("error") || !defs->second.contains("return") ||
       !defs->second["return"].is_array())
-    return bad("cpu-defs", "query-cpu-definitions failed or returned no list");
+    return bad_model_probe("cpu-defs", "query-cpu-definitions failed or returned no list");
 
   CpuModelProbe out;
   out.accelerator = accelerator;
@@ -50,8 +51,11 @@ Result<CpuModelProbe> parse_unchecked(std::string_view transcript, const std::st
     } else {
       for (const json& f : d["unavailable-features"])
         if (f.is_string() && plain_name(f.get<std::string>())) m.unavailable.push_back(f.get<std::string>());
-        else return bad("cpu-defs", "model " + m.name + " has a malformed unavailable feature");
-      if (m.unavailable.size() > 512) return bad("cpu-defs", "model " + m.name + " lists too many features");
+        else
+          return bad_model_probe("cpu-defs",
+                                 "model " + m.name + " has a malformed unavailable feature");
+      if (m.unavailable.size() > 512)
+        return bad_model_probe("cpu-defs", "model " + m.name + " lists too many features");
     }
     m.usable = m.unavailable.empty();
     std::sort(m.unavailable.begin(), m.unavailable.end());
@@ -75,7 +79,7 @@ Result<CpuModelProbe> parse_unchecked(std::string_view transcript, const std::st
     }
     for (const auto& [k, v] : props->items())
       if (v.is_boolean() && v.get<bool>() && plain_name(k)) m.features.push_back(k);
-    if (m.features.size() > 1024) return bad("exp:" + m.name, "too many features");
+    if (m.features.size() > 1024) return bad_model_probe("exp:" + m.name, "too many features");
     std::sort(m.features.begin(), m.features.end());
   }
   std::sort(out.models.begin(), out.models.end(),
@@ -103,7 +107,7 @@ Result<CpuModelProbe> parse_cpu_model_transcript(std::string_view transcript,
   try {
     return parse_unchecked(transcript, accelerator);
   } catch (const json::exception& e) {
-    return bad("transcript", std::string("unexpected JSON shape: ") + e.what());
+    return bad_model_probe("transcript", std::string("unexpected JSON shape: ") + e.what());
   }
 }
 

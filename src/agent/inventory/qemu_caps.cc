@@ -27,58 +27,58 @@ const char* const kProbeScript =
     R"({"execute":"query-cpu-definitions","id":"cpu-defs"})" "\n"
     R"({"execute":"quit","id":"quit"})" "\n";
 
-tl::unexpected<Error> bad(const std::string& field, const std::string& msg) {
+tl::unexpected<Error> bad_probe(const std::string& field, const std::string& msg) {
   return invalid_argument("qmp." + field, "QMP probe: " + msg);
 }
 
 // The "return" value of reply `id`; error if absent or an error reply.
 Result<const json*> reply_value(const std::map<std::string, json>& replies, const std::string& id) {
   auto it = replies.find(id);
-  if (it == replies.end()) return bad(id, "no reply to '" + id + "'");
+  if (it == replies.end()) return bad_probe(id, "no reply to '" + id + "'");
   const json& r = it->second;
   if (r.contains("error")) {
     std::string desc = r["error"].is_object() ? r["error"].value("desc", "") : "";
-    return bad(id, "'" + id + "' failed: " + desc);
+    return bad_probe(id, "'" + id + "' failed: " + desc);
   }
-  if (!r.contains("return")) return bad(id, "reply to '" + id + "' has no 'return'");
+  if (!r.contains("return")) return bad_probe(id, "reply to '" + id + "' has no 'return'");
   return &r["return"];
 }
 
 Result<std::string> version_string(const json& v, const std::string& field) {
   if (!v.is_object() || !v.contains("qemu") || !v["qemu"].is_object())
-    return bad(field, "missing 'qemu' object");
+    return bad_probe(field, "missing 'qemu' object");
   const json& q = v["qemu"];
   for (const char* k : {"major", "minor", "micro"})
     if (!q.contains(k) || !q[k].is_number_integer())
-      return bad(field, std::string("missing integer qemu.") + k);
+      return bad_probe(field, std::string("missing integer qemu.") + k);
   return std::to_string(q["major"].get<int64_t>()) + "." + std::to_string(q["minor"].get<int64_t>()) +
          "." + std::to_string(q["micro"].get<int64_t>());
 }
 
 Result<std::vector<QemuMachineType>> parse_machines(const json& v) {
-  if (!v.is_array()) return bad("machines", "query-machines did not return an array");
+  if (!v.is_array()) return bad_probe("machines", "query-machines did not return an array");
   std::vector<QemuMachineType> out;
   for (size_t i = 0; i < v.size(); ++i) {
     const json& m = v[i];
     std::string field = "machines[" + std::to_string(i) + "]";
     if (!m.is_object() || !m.contains("name") || !m["name"].is_string() ||
         m["name"].get<std::string>().empty())
-      return bad(field, "machine without a name");
+      return bad_probe(field, "machine without a name");
     QemuMachineType t;
     t.name = m["name"].get<std::string>();
     if (m.contains("alias")) {
-      if (!m["alias"].is_string()) return bad(field + ".alias", "alias is not a string");
+      if (!m["alias"].is_string()) return bad_probe(field + ".alias", "alias is not a string");
       t.alias = m["alias"].get<std::string>();
     }
     if (m.contains("is-default")) {
-      if (!m["is-default"].is_boolean()) return bad(field + ".is-default", "not a boolean");
+      if (!m["is-default"].is_boolean()) return bad_probe(field + ".is-default", "not a boolean");
       t.is_default = m["is-default"].get<bool>();
     }
     if (m.contains("deprecated") && m["deprecated"].is_boolean()) t.deprecated = m["deprecated"].get<bool>();
     if (m.contains("cpu-max") && m["cpu-max"].is_number_integer()) t.cpu_max = m["cpu-max"].get<int64_t>();
     out.push_back(std::move(t));
   }
-  if (out.empty()) return bad("machines", "query-machines returned no machine types");
+  if (out.empty()) return bad_probe("machines", "query-machines returned no machine types");
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }
@@ -149,7 +149,7 @@ Result<QemuCapabilities> parse_qmp_probe_transcript(std::string_view transcript)
   try {
     return parse_transcript_unchecked(transcript);
   } catch (const nlohmann::json::exception& e) {
-    return bad("transcript", std::string("unexpected JSON shape: ") + e.what());
+    return bad_probe("transcript", std::string("unexpected JSON shape: ") + e.what());
   }
 }
 
@@ -166,26 +166,27 @@ Result<std::map<std::string, nlohmann::json>> qmp_transcript_replies(std::string
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     json msg = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (msg.is_discarded() || !msg.is_object())
-      return bad("line" + std::to_string(line_no),
-                 "malformed JSON on line " + std::to_string(line_no) + ": " +
-                     std::string(line.substr(0, 120)));
+      return bad_probe("line" + std::to_string(line_no), "malformed JSON on line " +
+                                                             std::to_string(line_no) + ": " +
+                                                             std::string(line.substr(0, 120)));
     if (msg.contains("QMP")) {
       greeted = true;
       continue;
     }
     if (msg.contains("event")) continue;  // e.g. SHUTDOWN after quit
-    if (!greeted) return bad("greeting", "reply before the QMP greeting");
+    if (!greeted) return bad_probe("greeting", "reply before the QMP greeting");
     if (!msg.contains("id") || !msg["id"].is_string()) {
       // QEMU answers unparseable input with an id-less error; surface it.
-      if (msg.contains("error")) return bad("error", "QEMU rejected a command: " + msg.dump());
-      return bad("line" + std::to_string(line_no), "reply without id: " + msg.dump());
+      if (msg.contains("error"))
+        return bad_probe("error", "QEMU rejected a command: " + msg.dump());
+      return bad_probe("line" + std::to_string(line_no), "reply without id: " + msg.dump());
     }
     // Take the id first: json's operator= takes its argument by value, so
     // `replies[msg["id"]...] = std::move(msg)` would read a moved-from msg.
     std::string id = msg["id"].get<std::string>();
     replies[id] = std::move(msg);
   }
-  if (!greeted) return bad("greeting", "no QMP greeting in QEMU's output");
+  if (!greeted) return bad_probe("greeting", "no QMP greeting in QEMU's output");
   return replies;
 }
 
@@ -214,7 +215,7 @@ Result<QemuCapabilities> parse_transcript_unchecked(std::string_view transcript)
   auto kvm = reply_value(replies, "kvm");
   if (!kvm) return tl::unexpected(kvm.error());
   if (!(*kvm)->is_object() || !(*kvm)->contains("present") || !(**kvm)["present"].is_boolean())
-    return bad("kvm", "query-kvm reply lacks boolean 'present'");
+    return bad_probe("kvm", "query-kvm reply lacks boolean 'present'");
   caps.kvm_present = (**kvm)["present"].get<bool>();
 
   caps.has_query_accelerators = replies.count("accels") && replies.at("accels").contains("return");
@@ -222,11 +223,12 @@ Result<QemuCapabilities> parse_transcript_unchecked(std::string_view transcript)
   caps.cpu_model_names = concrete_cpu_models(replies);
   auto types = reply_value(replies, "accel-types");
   if (!types) return tl::unexpected(types.error());
-  if (!(*types)->is_array()) return bad("accel-types", "qom-list-types did not return an array");
+  if (!(*types)->is_array())
+    return bad_probe("accel-types", "qom-list-types did not return an array");
   std::vector<std::string> accels;
   for (const json& t : **types) {
     if (!t.is_object() || !t.contains("name") || !t["name"].is_string())
-      return bad("accel-types", "type entry without a name");
+      return bad_probe("accel-types", "type entry without a name");
     std::string name = t["name"].get<std::string>();
     const std::string suffix = "-accel";  // "kvm-accel" -> "kvm"; the abstract "accel" is skipped
     if (name.size() > suffix.size() && name.ends_with(suffix))

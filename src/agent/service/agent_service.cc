@@ -22,7 +22,7 @@ namespace {
 
 constexpr uint32_t kDefaultShutdownTimeoutMs = 60000;
 
-auto log() {
+auto service_log() {
   static auto l = logger("agent.service");
   return l;
 }
@@ -51,11 +51,6 @@ bool remember(grpc::StatusCode code) {
     default:
       return true;
   }
-}
-
-bool has_process(model::VmState s) {
-  return s == model::VmState::starting || s == model::VmState::running ||
-         s == model::VmState::paused || s == model::VmState::shutting_down;
 }
 
 }  // namespace
@@ -123,7 +118,8 @@ grpc::Status AgentService::once_in(RequestLog& requests, const char* method, con
                                                     prior->method),
                                         "request_id"});
     }
-    log()->info("repeated request id={} method={} code={}", id, method, prior->outcome.status_code);
+    service_log()->info("repeated request id={} method={} code={}", id, method,
+                        prior->outcome.status_code);
     const auto& o = prior->outcome;
     if (o.status_code != 0) {
       return grpc::Status(static_cast<grpc::StatusCode>(o.status_code), o.message, o.details);
@@ -137,7 +133,8 @@ grpc::Status AgentService::once_in(RequestLog& requests, const char* method, con
   Status result = run(response);
   grpc::Status status = result ? grpc::Status::OK : wire::to_grpc_status(result.error());
   if (!result) {
-    log()->info("request failed id={} method={} error={}", id, method, result.error().to_string());
+    service_log()->info("request failed id={} method={} error={}", id, method,
+                        result.error().to_string());
   }
   if (!remember(status.error_code())) {
     requests.abandon(id);
@@ -149,7 +146,7 @@ grpc::Status AgentService::once_in(RequestLog& requests, const char* method, con
                      status.error_details(), status.ok() ? deterministic_bytes(*response) : ""}};
   if (auto st = requests.finish(id, std::move(record)); !st) {
     // The action happened; failing to remember it only weakens deduplication.
-    log()->warn("request log write failed id={} error={}", id, st.error().to_string());
+    service_log()->warn("request log write failed id={} error={}", id, st.error().to_string());
   }
   return status;
 }
@@ -191,12 +188,12 @@ grpc::Status AgentService::DefineVm(grpc::ServerContext* ctx, const v1::DefineVm
         if (!status) return tl::unexpected(status.error());
         if (gone()) {
           auto undone = hv_.undefine(spec->name);
-          log()->warn("define undone: the caller went away name={} undone={}", spec->name,
-                      undone ? "yes" : undone.error().to_string());
+          service_log()->warn("define undone: the caller went away name={} undone={}", spec->name,
+                              undone ? "yes" : undone.error().to_string());
           return make_error(ErrorCode::unavailable, "the caller went away; the define was undone");
         }
         *out->mutable_vm() = to_proto(*status);
-        log()->info("vm defined name={} uuid={}", status->spec.name, status->spec.uuid);
+        service_log()->info("vm defined name={} uuid={}", status->spec.name, status->spec.uuid);
         return {};
       });
 }
@@ -213,7 +210,7 @@ Status AgentService::start_vm(const std::string& name, const std::string& cpu_mo
     if (!cpu_model.empty())
       if (auto st = hv_.adopt_cpu_model(name, cpu_model); !st) return st;
     if (auto st = hv_.start(name); !st) return st;
-    log()->info("vm started name={}", name);
+    service_log()->info("vm started name={}", name);
   }
   return current(name, out);
 }
@@ -230,7 +227,7 @@ Status AgentService::stop_vm(const std::string& name, bool force, uint32_t timeo
       auto timeout = std::chrono::milliseconds(timeout_ms ? timeout_ms : kDefaultShutdownTimeoutMs);
       if (auto st = hv_.shutdown(name, timeout); !st) return st;
     }
-    log()->info("vm stopped name={} force={}", name, force);
+    service_log()->info("vm stopped name={} force={}", name, force);
   }
   return current(name, out);
 }
@@ -345,8 +342,8 @@ grpc::Status AgentService::UndefineVm(grpc::ServerContext*, const v1::UndefineVm
       "UndefineVm", *req, resp, [&](v1::UndefineVmResponse*) -> Status {
         if (auto st = model::validate_name("name", req->name()); !st) return st;
         if (auto st = hv_.undefine(req->name(), req->delete_shared_disks()); !st) return st;
-        log()->info("vm undefined name={} delete_shared_disks={}", req->name(),
-                    req->delete_shared_disks());
+        service_log()->info("vm undefined name={} delete_shared_disks={}", req->name(),
+                            req->delete_shared_disks());
         return {};
       });
 }
@@ -372,7 +369,7 @@ grpc::Status AgentService::DeleteImage(grpc::ServerContext*, const v1::DeleteIma
                                                              : " (its kernel boot)"));
         }
         if (auto st = opts_.images->delete_image(req->name()); !st) return st;
-        log()->info("image deleted name={}", req->name());
+        service_log()->info("image deleted name={}", req->name());
         return {};
       });
 }

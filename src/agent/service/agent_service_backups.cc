@@ -10,7 +10,7 @@ namespace strata::agent::service {
 
 namespace {
 
-auto log() {
+auto backups_log() {
   static auto l = logger("agent.backups");
   return l;
 }
@@ -60,8 +60,8 @@ grpc::Status AgentService::CreateBackup(grpc::ServerContext*, const v1::CreateBa
         out->set_bytes_read(b->bytes_read);
         out->set_bytes_new(b->bytes_new);
         out->set_disk_bytes(b->disk_bytes);
-        log()->info("backup created vm={} id={} kind={} bytes_new={}", req->vm(), req->backup_id(),
-                    b->kind, b->bytes_new);
+        backups_log()->info("backup created vm={} id={} kind={} bytes_new={}", req->vm(),
+                            req->backup_id(), b->kind, b->bytes_new);
         return {};
       });
 }
@@ -74,7 +74,7 @@ grpc::Status AgentService::RestoreBackup(grpc::ServerContext*, const v1::Restore
         if (auto st = validate_repo(req->repo()); !st) return st;
         if (auto st = validate_id(req->backup_id()); !st) return st;
         if (auto st = hv_.restore_disks(req->vm(), req->repo(), req->backup_id()); !st) return st;
-        log()->info("backup restored vm={} id={}", req->vm(), req->backup_id());
+        backups_log()->info("backup restored vm={} id={}", req->vm(), req->backup_id());
         return {};
       });
 }

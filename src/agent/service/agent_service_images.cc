@@ -21,7 +21,7 @@ namespace strata::agent::service {
 
 namespace {
 
-auto log() {
+auto images_log() {
   static auto l = logger("agent.images");
   return l;
 }
@@ -138,8 +138,8 @@ grpc::Status AgentService::PutImage(grpc::ServerContext*,
     }
     *resp->mutable_image() = to_proto(*info);
     resp->set_existed(false);
-    log()->info("image received name={} kind={} bytes={} sha256={}", h.name(), h.kind(), received,
-                got);
+    images_log()->info("image received name={} kind={} bytes={} sha256={}", h.name(), h.kind(),
+                       received, got);
     return {};
   };
   auto st = run();

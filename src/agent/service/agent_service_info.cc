@@ -8,13 +8,6 @@
 
 namespace strata::agent::service {
 
-namespace {
-bool has_process(model::VmState s) {
-  return s == model::VmState::starting || s == model::VmState::running ||
-         s == model::VmState::paused || s == model::VmState::shutting_down;
-}
-}  // namespace
-
 grpc::Status AgentService::GetInventory(grpc::ServerContext*, const v1::GetInventoryRequest*,
                                         v1::GetInventoryResponse* resp) {
   if (!opts_.inventory) {

@@ -21,7 +21,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-auto log() {
+auto migration_log() {
   static auto l = logger("agent.service");
   return l;
 }
@@ -144,8 +144,8 @@ grpc::Status AgentService::PrepareMigration(grpc::ServerContext*,
         out->set_nbd_host(in->nbd_host);
         out->set_nbd_port(in->nbd_port);
         out->set_tls(in->tls);
-        log()->info("incoming migration prepared name={} uri={} tls={}", spec->name,
-                    in->migration_uri, in->tls);
+        migration_log()->info("incoming migration prepared name={} uri={} tls={}", spec->name,
+                              in->migration_uri, in->tls);
         return {};
       });
 }
@@ -201,8 +201,8 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
                                req->tls()};
       MigrationPolicy policy = from_proto(req->policy());
       std::string name = req->name();
-      log()->info("migration starts name={} to={} request={}", name, target.migration_uri,
-                  job->request_id);
+      migration_log()->info("migration starts name={} to={} request={}", name, target.migration_uri,
+                            job->request_id);
       job->thread = std::thread([job, mig, name, target, policy] {
         auto r = mig->migrate_out(name, target, policy, [&](const MigrationProgress& p) {
           std::lock_guard jl(job->mu);
@@ -210,8 +210,8 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
           ++job->seq;
           job->cv.notify_all();
         });
-        log()->info("migration ended name={} ok={}{}", name, r.has_value(),
-                    r ? "" : " error=" + r.error().to_string());
+        migration_log()->info("migration ended name={} ok={}{}", name, r.has_value(),
+                              r ? "" : " error=" + r.error().to_string());
         std::lock_guard jl(job->mu);
         job->result = std::move(r);
         job->done = true;
@@ -274,7 +274,7 @@ grpc::Status AgentService::FinishMigration(grpc::ServerContext*,
         } else {
           out->set_resume_at_us(*resumed);
         }
-        log()->info("incoming migration finished name={}", req->name());
+        migration_log()->info("incoming migration finished name={}", req->name());
         return current(req->name(), out->mutable_vm());
       });
 }
@@ -289,7 +289,7 @@ grpc::Status AgentService::AbortMigration(grpc::ServerContext*,
         if (auto st = model::validate_name("name", req->name()); !st) return st;
         auto s = mig->abort_incoming(req->name());
         if (!s && s.error().code != ErrorCode::not_found) return s;
-        log()->info("incoming migration aborted name={}", req->name());
+        migration_log()->info("incoming migration aborted name={}", req->name());
         return {};
       });
 }
@@ -318,7 +318,7 @@ grpc::Status AgentService::ConfirmMigration(grpc::ServerContext*,
         auto s = mig->confirm_out(req->name());
         if (!s && s.error().code != ErrorCode::not_found) return s;
         drop_migration_job(req->name());
-        log()->info("outgoing migration confirmed name={}", req->name());
+        migration_log()->info("outgoing migration confirmed name={}", req->name());
         return {};
       });
 }
@@ -351,7 +351,7 @@ grpc::Status AgentService::CancelMigration(grpc::ServerContext*,
         // Not migrating out (a failed migration already undid itself): it runs here.
         if (!s && s.error().code != ErrorCode::failed_precondition) return s;
         drop_migration_job(req->name());
-        log()->info("outgoing migration cancelled name={}", req->name());
+        migration_log()->info("outgoing migration cancelled name={}", req->name());
         return current(req->name(), out->mutable_vm());
       });
 }

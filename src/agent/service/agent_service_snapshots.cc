@@ -10,7 +10,7 @@ namespace strata::agent::service {
 
 namespace {
 
-auto log() {
+auto snapshots_log() {
   static auto l = logger("agent.snapshots");
   return l;
 }
@@ -40,8 +40,8 @@ grpc::Status AgentService::CreateSnapshot(grpc::ServerContext*,
         auto s = hv_.snapshot_create(req->vm(), req->name());
         if (!s) return tl::unexpected(s.error());
         to_proto(*s, out->mutable_snapshot());
-        log()->info("snapshot created vm={} name={} consistency={}", req->vm(), req->name(),
-                    s->consistency);
+        snapshots_log()->info("snapshot created vm={} name={} consistency={}", req->vm(),
+                              req->name(), s->consistency);
         return {};
       });
 }
@@ -62,7 +62,7 @@ grpc::Status AgentService::RevertSnapshot(grpc::ServerContext*,
       "RevertSnapshot", *req, resp, [&](v1::RevertSnapshotResponse*) -> Status {
         if (auto st = validate_names(req->vm(), req->name()); !st) return st;
         if (auto st = hv_.snapshot_revert(req->vm(), req->name()); !st) return st;
-        log()->info("snapshot reverted vm={} name={}", req->vm(), req->name());
+        snapshots_log()->info("snapshot reverted vm={} name={}", req->vm(), req->name());
         return {};
       });
 }
@@ -74,7 +74,7 @@ grpc::Status AgentService::DeleteSnapshot(grpc::ServerContext*,
       "DeleteSnapshot", *req, resp, [&](v1::DeleteSnapshotResponse*) -> Status {
         if (auto st = validate_names(req->vm(), req->name()); !st) return st;
         if (auto st = hv_.snapshot_delete(req->vm(), req->name()); !st) return st;
-        log()->info("snapshot deleted vm={} name={}", req->vm(), req->name());
+        snapshots_log()->info("snapshot deleted vm={} name={}", req->vm(), req->name());
         return {};
       });
 }

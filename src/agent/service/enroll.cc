@@ -22,7 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-auto log() {
+auto enroll_log() {
   static auto l = logger("enroll");
   return l;
 }
@@ -57,7 +57,7 @@ Status check_certificate(const enroll::EnrollReply& reply, const std::string& ke
 
 Status check_ca_fingerprint(const std::string& ca_cert_pem, const std::string& expected) {
   if (expected.empty()) {
-    log()->warn("enroll: trusting the manager's CA as sent (pin it with --ca-fingerprint)");
+    enroll_log()->warn("enroll: trusting the manager's CA as sent (pin it with --ca-fingerprint)");
     return {};
   }
   auto got = pki::cert_fingerprint(ca_cert_pem);
@@ -156,8 +156,9 @@ Result<nlohmann::json> enroll_once(const EnrollOptions& o) {
         if (auto st = pki::write_file_atomic(dir + file, *text, mode); !st)
           return tl::unexpected(st.error());
     } else {
-      log()->warn("the manager issued no migration certificate (older stratad?): TLS "
-                  "migrations of this host will fail until it re-enrolls");
+      enroll_log()->warn(
+          "the manager issued no migration certificate (older stratad?): TLS "
+          "migrations of this host will fail until it re-enrolls");
     }
   }
   nlohmann::json record = {{"manager", o.manager_url},
@@ -173,7 +174,7 @@ Result<nlohmann::json> enroll_once(const EnrollOptions& o) {
 
 Status enroll_until_done(const EnrollOptions& o, const std::atomic<bool>& stop) {
   if (auto rec = load_enrollment(o.state_dir, o.manager_url)) {
-    log()->info("already enrolled with {} as {}", o.manager_url, rec->value("name", o.name));
+    enroll_log()->info("already enrolled with {} as {}", o.manager_url, rec->value("name", o.name));
     return {};
   }
   if (o.join_token.empty())
@@ -183,13 +184,13 @@ Status enroll_until_done(const EnrollOptions& o, const std::atomic<bool>& stop) 
   while (!stop.load()) {
     auto host = enroll_once(o);
     if (host) {
-      log()->info("enrolled with {} as {} (host id {}) advertising {}{}", o.manager_url, o.name,
-                  host->value("id", ""), o.address,
-                  is_unix(o.address) ? "" : "; host certificate in " + tls_dir(o.state_dir));
+      enroll_log()->info("enrolled with {} as {} (host id {}) advertising {}{}", o.manager_url,
+                         o.name, host->value("id", ""), o.address,
+                         is_unix(o.address) ? "" : "; host certificate in " + tls_dir(o.state_dir));
       return {};
     }
     if (host.error().code != ErrorCode::unavailable) return tl::unexpected(host.error());
-    log()->warn("{}; retrying in {} ms", host.error().message, delay.count());
+    enroll_log()->warn("{}; retrying in {} ms", host.error().message, delay.count());
     auto until = std::chrono::steady_clock::now() + delay;
     while (!stop.load() && std::chrono::steady_clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -41,7 +41,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-auto log() {
+auto serve_log() {
   static auto l = logger("agent");
   return l;
 }
@@ -117,13 +117,13 @@ std::optional<int> enroll_before_serving(const EnrollOptions& eo, const sigset_t
     if (sigtimedwait(&stop_signals, nullptr, &tick) > 0) {
       stop = true;
       enroller.join();
-      log()->info("stopped while enrolling");
+      serve_log()->info("stopped while enrolling");
       return kExitOk;
     }
   }
   enroller.join();
   if (!result) {
-    log()->error("enrollment with {} failed: {}", eo.manager_url, result.error().to_string());
+    serve_log()->error("enrollment with {} failed: {}", eo.manager_url, result.error().to_string());
     return exit_code(result.error().code);
   }
   return std::nullopt;
@@ -133,13 +133,14 @@ std::optional<int> enroll_before_serving(const EnrollOptions& eo, const sigset_t
 // plaintext with --insecure. nullptr (after logging why) when neither is possible.
 std::shared_ptr<grpc::ServerCredentials> tcp_credentials(const ServeOptions& o) {
   if (o.insecure) {
-    log()->warn("--insecure: serving {} in plaintext without client authentication", o.listen_tcp);
+    serve_log()->warn("--insecure: serving {} in plaintext without client authentication",
+                      o.listen_tcp);
     return grpc::InsecureServerCredentials();
   }
   if (!o.manager.empty()) {
     auto rec = load_enrollment(o.state_dir, o.manager);
     if (rec && !enrollment_has_tls(*rec)) {
-      log()->error(
+      serve_log()->error(
           "{}/enrollment.json was written by an agent without TLS: the manager now dials "
           "agents with mutual TLS. Re-enroll: delete the host in the manager (strata host "
           "delete {}), remove {}/enrollment.json and start again with a new --join-token "
@@ -150,7 +151,7 @@ std::shared_ptr<grpc::ServerCredentials> tcp_credentials(const ServeOptions& o) 
   }
   auto id = pki::load_identity(tls_dir(o.state_dir));
   if (!id) {
-    log()->error(
+    serve_log()->error(
         "--listen-tcp needs this host's certificate from enrollment ({}): {}; enroll "
         "with --manager URL --join-token T, or use --insecure (plaintext, debugging)",
         tls_dir(o.state_dir), id.error().to_string());
@@ -164,13 +165,13 @@ std::shared_ptr<grpc::ServerCredentials> tcp_credentials(const ServeOptions& o) 
 int run_serve(const ServeOptions& in) {
   ServeOptions o = in;
   if (!set_log_level(o.log_level)) {
-    log()->error("unknown log level {}", o.log_level);
+    serve_log()->error("unknown log level {}", o.log_level);
     return kExitUsage;
   }
   std::error_code ec;
   fs::create_directories(o.state_dir, ec);
   if (ec) {
-    log()->error("cannot create state dir {}: {}", o.state_dir, ec.message());
+    serve_log()->error("cannot create state dir {}: {}", o.state_dir, ec.message());
     return kExitError;
   }
   ::chmod(o.state_dir.c_str(), 0700);
@@ -180,9 +181,10 @@ int run_serve(const ServeOptions& in) {
   // Held until this function returns; O_CLOEXEC keeps it out of QEMU and the shims.
   auto state_lock = DirLock::acquire(o.state_dir + "/" + kAgentLockFile);
   if (!state_lock) {
-    log()->error("another strata-agent already serves {}: {}; stop it first (or talk to it "
-                 "with strata-agent ctl)",
-                 o.state_dir, state_lock.error().message);
+    serve_log()->error(
+        "another strata-agent already serves {}: {}; stop it first (or talk to it "
+        "with strata-agent ctl)",
+        o.state_dir, state_lock.error().message);
     return state_lock.error().code == ErrorCode::conflict ? kExitLocked : kExitError;
   }
   if (o.images_dir.empty()) o.images_dir = o.state_dir + "/images";
@@ -191,29 +193,29 @@ int run_serve(const ServeOptions& in) {
     std::string warning;
     auto token = resolve_join_token(o.join_token, o.join_token_file, &warning);
     if (!token) {
-      log()->error("{}", token.error().message);
+      serve_log()->error("{}", token.error().message);
       return kExitUsage;
     }
-    if (!warning.empty()) log()->warn("{}", warning);
+    if (!warning.empty()) serve_log()->warn("{}", warning);
     o.join_token = *token;
   }
   if (!o.manager.empty()) {
     if (o.advertise.empty()) o.advertise = o.listen_tcp;
     if (o.advertise.empty()) {
-      log()->error("--manager needs --advertise HOST:PORT (or --listen-tcp)");
+      serve_log()->error("--manager needs --advertise HOST:PORT (or --listen-tcp)");
       return kExitUsage;
     }
     if (o.name.empty()) o.name = enroll::default_host_name();
     if (!o.ca_fingerprint.empty()) {
       auto fp = pki::parse_fingerprint(o.ca_fingerprint, "ca-fingerprint");
       if (!fp) {
-        log()->error("--ca-fingerprint: {}", fp.error().message);
+        serve_log()->error("--ca-fingerprint: {}", fp.error().message);
         return kExitUsage;
       }
       o.ca_fingerprint = *fp;
     }
   } else if (!o.join_token.empty() || !o.advertise.empty() || !o.ca_fingerprint.empty()) {
-    log()->error("--join-token, --ca-fingerprint and --advertise need --manager");
+    serve_log()->error("--join-token, --ca-fingerprint and --advertise need --manager");
     return kExitUsage;
   }
 
@@ -231,17 +233,17 @@ int run_serve(const ServeOptions& in) {
   probe.state_dir = o.state_dir;
   auto inventory = collect_host_inventory(InventorySources{}, probe);
   if (!inventory) {
-    log()->error("host probe failed: {}", inventory.error().to_string());
+    serve_log()->error("host probe failed: {}", inventory.error().to_string());
     return exit_code(inventory.error().code);
   }
   const std::string accel = inventory->accelerator->accelerator;
-  log()->info("accelerator chosen accel={} requested={} reason=\"{}\"", accel, o.accel,
-              inventory->accelerator->reason);
+  serve_log()->info("accelerator chosen accel={} requested={} reason=\"{}\"", accel, o.accel,
+                    inventory->accelerator->reason);
 
   fs::create_directories(o.images_dir, ec);
   auto images = make_image_store(o.images_dir, o.qemu_img);
   if (!images) {
-    log()->error("image store: {}", images.error().to_string());
+    serve_log()->error("image store: {}", images.error().to_string());
     return exit_code(images.error().code);
   }
   auto network = make_netlink_network();
@@ -249,31 +251,31 @@ int run_serve(const ServeOptions& in) {
   for (const auto& flag : o.datastores) {
     auto m = parse_datastore_flag(flag);
     if (!m) {
-      log()->error("{}", m.error().message);
+      serve_log()->error("{}", m.error().message);
       return exit_code(m.error().code);
     }
     mounts.push_back(*m);
   }
   auto opened = Datastores::open(mounts, o.qemu_img);
   if (!opened) {
-    log()->error("datastores: {}", opened.error().to_string());
+    serve_log()->error("datastores: {}", opened.error().to_string());
     return exit_code(opened.error().code);
   }
   DatastoresPtr datastores = *opened;
 
   auto qemu_user = decide_qemu_user(o.qemu_user, ::geteuid(), lookup_system_user);
   if (!qemu_user) {
-    log()->error("--qemu-user: {}", qemu_user.error().message);
+    serve_log()->error("--qemu-user: {}", qemu_user.error().message);
     return exit_code(qemu_user.error().code);
   }
   if (qemu_user->user) {
-    log()->info("qemu user={} uid={} gid={}", qemu_user->user->name, qemu_user->user->uid,
-                qemu_user->user->gid);
+    serve_log()->info("qemu user={} uid={} gid={}", qemu_user->user->name, qemu_user->user->uid,
+                      qemu_user->user->gid);
     // QEMU must pass through the state folder to its VM folders (search only, by group).
     if (::chown(o.state_dir.c_str(), 0, qemu_user->user->gid) != 0 ||
         ::chmod(o.state_dir.c_str(), 0710) != 0) {
-      log()->error("cannot give {} access to {}: {}", qemu_user->user->name, o.state_dir,
-                   std::strerror(errno));
+      serve_log()->error("cannot give {} access to {}: {}", qemu_user->user->name, o.state_dir,
+                         std::strerror(errno));
       return kExitError;
     }
     // QEMU must also reach the image store. With the default user, folders it cannot pass
@@ -284,17 +286,18 @@ int run_serve(const ServeOptions& in) {
     for (const auto& dir : reached) {
       auto reach = check_searchable_by(dir, *qemu_user->user);
       if (reach || o.qemu_user) continue;
-      log()->warn("QEMU RUNS AS ROOT: {}", reach.error().message);
+      serve_log()->warn("QEMU RUNS AS ROOT: {}", reach.error().message);
       qemu_user->user.reset();
       break;
     }
   } else {
-    log()->warn("qemu user: {}", qemu_user->reason);
+    serve_log()->warn("qemu user: {}", qemu_user->reason);
   }
   bool sandbox = inventory->qemu && inventory->qemu->sandbox;
   if (!sandbox)
-    log()->warn("QEMU has no usable -sandbox option (query-command-line-options): VMs run "
-                "without QEMU's seccomp filter");
+    serve_log()->warn(
+        "QEMU has no usable -sandbox option (query-command-line-options): VMs run "
+        "without QEMU's seccomp filter");
 
   QemuOptions qo;
   qo.run_as = qemu_user->user;
@@ -316,18 +319,18 @@ int run_serve(const ServeOptions& in) {
   if (auto dh = pki::dh_params_pem())
     qo.migration_dh_params_pem = std::move(*dh);
   else
-    log()->warn("no DH parameters for TLS migrations (QEMU generates its own): {}",
-                dh.error().to_string());
+    serve_log()->warn("no DH parameters for TLS migrations (QEMU generates its own): {}",
+                      dh.error().to_string());
   auto hv = make_qemu_hypervisor(std::move(qo));
   if (!hv) {
-    log()->error("QEMU driver: {}", hv.error().to_string());
+    serve_log()->error("QEMU driver: {}", hv.error().to_string());
     return exit_code(hv.error().code);
   }
   if (auto st = (*hv)->recover(); !st) {
     // Serve anyway: the VMs that were recovered are manageable; the rest are reported.
-    log()->error("recover: {}", st.error().to_string());
+    serve_log()->error("recover: {}", st.error().to_string());
   }
-  log()->info("recovered vms={}", (*hv)->list().size());
+  serve_log()->info("recovered vms={}", (*hv)->list().size());
 
   std::mutex inv_mu;
   HostInventory cached = *inventory;
@@ -353,7 +356,7 @@ int run_serve(const ServeOptions& in) {
   so.host_metrics = [sampler] { return sampler->sample(); };
   auto svc = service::AgentService::create(**hv, std::move(so));
   if (!svc) {
-    log()->error("service: {}", svc.error().to_string());
+    serve_log()->error("service: {}", svc.error().to_string());
     return exit_code(svc.error().code);
   }
 
@@ -364,7 +367,8 @@ int run_serve(const ServeOptions& in) {
   if (o.listen.rfind("unix:", 0) == 0) {
     unix_claim.emplace(o.listen.substr(5));
     if (auto s = unix_claim->check_free(); !s) {
-      log()->error("{}; is another strata-agent using --listen {}?", s.error().message, o.listen);
+      serve_log()->error("{}; is another strata-agent using --listen {}?", s.error().message,
+                         o.listen);
       (*svc)->shutdown();
       return kExitLocked;
     }
@@ -402,24 +406,24 @@ int run_serve(const ServeOptions& in) {
   builder.RegisterService(svc->get());
   auto server = builder.BuildAndStart();
   if (!server || (!o.listen_tcp.empty() && tcp_port == 0)) {
-    log()->error("cannot listen on {} {}", o.listen, o.listen_tcp);
+    serve_log()->error("cannot listen on {} {}", o.listen, o.listen_tcp);
     return kExitUnavailable;
   }
   if (unix_claim) {
     ::chmod(unix_claim->bind_path().c_str(), 0600);
     if (auto s = unix_claim->publish(); !s) {
-      log()->error("cannot publish {}: {}", o.listen, s.error().message);
+      serve_log()->error("cannot publish {}: {}", o.listen, s.error().message);
       (*svc)->shutdown();
       server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
       return s.error().code == ErrorCode::conflict ? kExitLocked : kExitUnavailable;
     }
   }
-  log()->info("serving listen={} tcp={} tcp_port={} tls={} pid={}", o.listen, o.listen_tcp,
-              tcp_port, !o.listen_tcp.empty() && !o.insecure, ::getpid());
+  serve_log()->info("serving listen={} tcp={} tcp_port={} tls={} pid={}", o.listen, o.listen_tcp,
+                    tcp_port, !o.listen_tcp.empty() && !o.insecure, ::getpid());
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  log()->info("stopping on signal {}; VMs keep running", sig);
+  serve_log()->info("stopping on signal {}; VMs keep running", sig);
   (*svc)->shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server.reset();

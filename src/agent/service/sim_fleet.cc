@@ -43,7 +43,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-auto log() {
+auto sim_log() {
   static auto l = logger("sim");
   return l;
 }
@@ -67,7 +67,8 @@ void raise_fd_limit(uint32_t hosts) {
     ::setrlimit(RLIMIT_NOFILE, &r);
   }
   if (r.rlim_cur < static_cast<rlim_t>(hosts) * 4 + 64)
-    log()->warn("open files limit {} is low for {} hosts (about 4 per host)", r.rlim_cur, hosts);
+    sim_log()->warn("open files limit {} is low for {} hosts (about 4 per host)", r.rlim_cur,
+                    hosts);
 }
 
 v1::HostMetrics host_metrics(const SimHypervisor& hv, uint32_t cpus, uint64_t memory_bytes,
@@ -226,23 +227,23 @@ Result<std::vector<std::string>> read_join_tokens(const std::string& path, uint3
 
 int run_sim_fleet(const SimFleetOptions& o) {
   if (!set_log_level(o.log_level)) {
-    log()->error("unknown log level {}", o.log_level);
+    sim_log()->error("unknown log level {}", o.log_level);
     return kExitUsage;
   }
   if (auto st = validate(o); !st) {
-    log()->error("--{}: {}", st.error().field, st.error().message);
+    sim_log()->error("--{}: {}", st.error().field, st.error().message);
     return kExitUsage;
   }
   auto tokens = read_join_tokens(o.join_tokens_file, o.hosts);
   if (!tokens) {
-    log()->error("{}", tokens.error().message);
+    sim_log()->error("{}", tokens.error().message);
     return kExitUsage;
   }
   std::string ca_fingerprint = o.ca_fingerprint;
   if (!ca_fingerprint.empty()) {
     auto fp = pki::parse_fingerprint(ca_fingerprint, "ca-fingerprint");
     if (!fp) {
-      log()->error("--ca-fingerprint: {}", fp.error().message);
+      sim_log()->error("--ca-fingerprint: {}", fp.error().message);
       return kExitUsage;
     }
     ca_fingerprint = *fp;
@@ -250,7 +251,7 @@ int run_sim_fleet(const SimFleetOptions& o) {
   std::error_code ec;
   fs::create_directories(o.state_dir, ec);
   if (ec) {
-    log()->error("cannot create state dir {}: {}", o.state_dir, ec.message());
+    sim_log()->error("cannot create state dir {}: {}", o.state_dir, ec.message());
     return kExitError;
   }
   ::chmod(o.state_dir.c_str(), 0700);
@@ -274,7 +275,7 @@ int run_sim_fleet(const SimFleetOptions& o) {
     h->name = fmt::format("{}{:05d}", o.name_prefix, i + 1);
     auto ip = loopback_address(o.address_base, i);
     if (!ip) {
-      log()->error("{}", ip.error().message);
+      sim_log()->error("{}", ip.error().message);
       return kExitUsage;
     }
     h->address = fmt::format("{}:{}", *ip, o.port);
@@ -290,7 +291,7 @@ int run_sim_fleet(const SimFleetOptions& o) {
     so.seed = o.seed + i;
     auto hv = make_sim_hypervisor(so);
     if (!hv) {
-      log()->error("sim driver: {}", hv.error().to_string());
+      sim_log()->error("sim driver: {}", hv.error().to_string());
       return kExitUsage;
     }
     h->hv = std::move(*hv);
@@ -310,7 +311,7 @@ int run_sim_fleet(const SimFleetOptions& o) {
     };
     auto svc = service::AgentService::create(*h->hv, std::move(ao));
     if (!svc) {
-      log()->error("service: {}", svc.error().to_string());
+      sim_log()->error("service: {}", svc.error().to_string());
       return kExitError;
     }
     h->svc = std::move(*svc);
@@ -356,19 +357,19 @@ int run_sim_fleet(const SimFleetOptions& o) {
     for (auto& h : hosts) h->server.reset();
   };
   if (first_error) {
-    log()->error("{}", first_error->to_string());
+    sim_log()->error("{}", first_error->to_string());
     shutdown_all();
     return exit_code(first_error->code);
   }
   if (stop.load()) {
-    log()->info("stopped while enrolling ({} of {} hosts up)", up.load(), o.hosts);
+    sim_log()->info("stopped while enrolling ({} of {} hosts up)", up.load(), o.hosts);
     shutdown_all();
     return kExitOk;
   }
   auto secs = std::chrono::duration<double>(clock->now() - t0).count();
   // One line a script waits for (scripts/bench fleet).
-  log()->info("sim fleet serving hosts={} first={} last={} enroll_s={:.2f} pid={}", o.hosts,
-              hosts.front()->address, hosts.back()->address, secs, ::getpid());
+  sim_log()->info("sim fleet serving hosts={} first={} last={} enroll_s={:.2f} pid={}", o.hosts,
+                  hosts.front()->address, hosts.back()->address, secs, ::getpid());
 
   // The ticker: due boots and shutdowns complete, their events flow to the manager.
   for (;;) {
@@ -376,7 +377,7 @@ int run_sim_fleet(const SimFleetOptions& o) {
                   static_cast<long>(o.tick.count() % 1000) * 1000 * 1000};
     int sig = sigtimedwait(&stop_signals, nullptr, &tick);
     if (sig > 0) {
-      log()->info("stopping on signal {}", sig);
+      sim_log()->info("stopping on signal {}", sig);
       break;
     }
     for (auto& h : hosts) h->hv->tick();

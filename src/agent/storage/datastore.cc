@@ -23,7 +23,7 @@ namespace strata::agent {
 namespace {
 
 using storage::Kind;
-constexpr auto kQemuImgTimeout = std::chrono::minutes(30);  // a full copy of a large base
+constexpr auto kDiskCopyTimeout = std::chrono::minutes(30);  // a full copy of a large base
 
 uint64_t random64() {
   uint64_t v = 0;
@@ -102,7 +102,7 @@ std::string disk_file(const std::string& dir, const std::string& disk) {
 
 RunOptions qemu_img_options() {
   RunOptions o;
-  o.timeout = kQemuImgTimeout;
+  o.timeout = kDiskCopyTimeout;
   return o;
 }
 

@@ -32,7 +32,7 @@ namespace {
 
 using storage::Kind;
 
-constexpr auto kQemuImgTimeout = std::chrono::seconds(120);
+constexpr auto kImageConvertTimeout = std::chrono::seconds(120);
 
 std::vector<std::string> dir_entries(const std::string& dir) {
   std::vector<std::string> out;
@@ -546,7 +546,7 @@ class LocalImageStore final : public ImageStore {
 
   RunOptions qemu_img_options() const {
     RunOptions o;
-    o.timeout = kQemuImgTimeout;
+    o.timeout = kImageConvertTimeout;
     return o;
   }
 

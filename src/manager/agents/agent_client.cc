@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
+#include "call_deadline.h"
 #include "strata/model/vm_spec_json.h"
 
 namespace strata::manager {
@@ -45,14 +46,6 @@ AgentClient::AgentClient(std::string address, const pki::PeerPin& pin,
   channel_ = grpc::CreateCustomChannel(address_, creds, args);
   stub_ = pb::AgentService::NewStub(channel_);
 }
-
-namespace {
-
-void set_deadline(grpc::ClientContext& ctx, std::chrono::milliseconds t) {
-  ctx.set_deadline(std::chrono::system_clock::now() + t);
-}
-
-}  // namespace
 
 // One unary call with a deadline; RESP is the response type.
 #define STRATA_UNARY(METHOD, REQ, RESP, TIMEOUT)               \

@@ -21,7 +21,7 @@ namespace strata::manager {
 
 namespace {
 
-constexpr size_t kChunk = 65536;  // the agent's bound on one message's data
+constexpr size_t kConsoleChunk = 65536;  // the agent's bound on one message's data
 
 // The reading side and the end of the call, shared by both consoles. Reactor is
 // grpc::ClientReadReactor<Chunk> or grpc::ClientBidiReactor<Out, Chunk>.
@@ -156,8 +156,8 @@ class SerialConsole final
       call->req.set_request_id(fmt::format("{}:{}", prefix_, n_++));
     }
     call->req.set_name(name_);
-    call->req.set_data(w->data.substr(w->off, kChunk));
-    w->off += kChunk;
+    call->req.set_data(w->data.substr(w->off, kConsoleChunk));
+    w->off += kConsoleChunk;
     auto* c = call.get();
     stub_->async()->WriteConsole(&c->ctx, &c->req, &c->resp,
                                  [self = shared_from_this(), call, w](grpc::Status st) mutable {
@@ -201,8 +201,8 @@ class DisplayConsole final
       done(false);
       return;
     }
-    for (size_t off = 0; off < data.size(); off += kChunk)
-      pieces_.push_back(data.substr(off, kChunk));
+    for (size_t off = 0; off < data.size(); off += kConsoleChunk)
+      pieces_.push_back(data.substr(off, kConsoleChunk));
     done_fn_ = std::move(done);
     if (writing_) return;  // the name is still on its way: OnWriteDone goes on
     writing_ = true;

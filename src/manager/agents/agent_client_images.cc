@@ -14,7 +14,7 @@
 namespace strata::manager {
 
 namespace {
-constexpr size_t kChunk = 1 << 20;
+constexpr size_t kImageChunk = 1 << 20;
 // Generous: an image is bounded by the catalog's upload cap, and a slow link must not
 // fail a large push; a dead agent still ends the call through gRPC keepalive/close.
 constexpr auto kPutDeadline = std::chrono::minutes(30);
@@ -36,7 +36,7 @@ Result<pb::PutImageResponse> AgentClient::put_image(
   h->set_size_bytes(size_bytes);
   h->set_sha256(sha256);
   bool ok = writer->Write(first);
-  std::vector<char> buf(kChunk);
+  std::vector<char> buf(kImageChunk);
   uint64_t sent = 0;
   std::string read_error;
   while (ok) {

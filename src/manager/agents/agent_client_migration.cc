@@ -2,6 +2,7 @@
 // manager's migration controller calls them in order; each is idempotent by request id.
 #include <grpcpp/grpcpp.h>
 
+#include "call_deadline.h"
 #include "strata/manager/agents/agent_client.h"
 
 namespace strata::manager {
@@ -9,10 +10,6 @@ namespace strata::manager {
 namespace {
 
 using namespace std::chrono_literals;
-
-void set_deadline(grpc::ClientContext& ctx, std::chrono::milliseconds t) {
-  ctx.set_deadline(std::chrono::system_clock::now() + t);
-}
 
 // Preparing starts a QEMU and creates disks; finishing waits for the incoming stream's end.
 constexpr auto kPhaseDeadline = 90s;

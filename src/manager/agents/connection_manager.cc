@@ -24,7 +24,9 @@
 
 namespace strata::manager {
 
-namespace {
+// Not in an anonymous namespace: HostConnection (a member class of ConnectionManager,
+// which has external linkage) holds one.
+namespace conn_detail {
 
 // The pinned certificate of one host, shared with the TLS verifiers of its channels (which
 // may outlive the connection: clients are handed out). A host enrolled before pins existed
@@ -82,7 +84,9 @@ class HostPin {
   std::string fingerprint_;
 };
 
-}  // namespace
+}  // namespace conn_detail
+
+using conn_detail::HostPin;
 
 // The fixed threads of all host connections. The timer keeps every host's next beat (and
 // a watch stream's restart) in due order, a heap on the manager's clock, and hands each,

@@ -10,7 +10,7 @@ namespace strata::manager {
 
 namespace {
 
-constexpr const char* kActor = "controller:balance";
+constexpr const char* kBalanceActor = "controller:balance";
 
 std::string moves_text(const BalanceProposal& p) {
   std::string s;
@@ -105,7 +105,7 @@ void Balancer::tick() {
   if (config_.mode == BalanceMode::off) return;
   auto log = logger("manager.balance");
   if (config_.mode == BalanceMode::automatic) {
-    auto applied = apply(kActor);
+    auto applied = apply(kBalanceActor);
     if (!applied) log->warn("balance cycle failed error={}", applied.error().to_string());
     return;
   }
@@ -123,7 +123,7 @@ void Balancer::tick() {
   if (p->moves.empty()) return;
   log->info("balance advice imbalance={:.3f} after={:.3f} moves={}", p->imbalance,
             p->imbalance_after, advice);
-  events_.append(kActor, "balance.advice", "cluster", "ok",
+  events_.append(kBalanceActor, "balance.advice", "cluster", "ok",
                  fmt::format("{} move(s) would lower the imbalance from {:.3f} to {:.3f}: {} "
                              "(strata balance apply)",
                              p->moves.size(), p->imbalance, p->imbalance_after, advice));

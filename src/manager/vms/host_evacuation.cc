@@ -20,7 +20,7 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kKind = "host.evacuate";
-constexpr const char* kActor = "controller:evacuate";
+constexpr const char* kEvacuateActor = "controller:evacuate";
 
 bool runs(const std::string& state) { return state == "running" || state == "paused"; }
 
@@ -113,7 +113,7 @@ void HostEvacuator::pass(store::TaskRecord task) {
       log->warn("evacuation task not ended task={} error={}", task.id, u.error().to_string());
       return;
     }
-    events_.append(kActor, kKind, "host/" + task.target_id, ok ? "ok" : "error", message);
+    events_.append(kEvacuateActor, kKind, "host/" + task.target_id, ok ? "ok" : "error", message);
     log->info("evacuation ended host={} ok={} {}", task.target_id, ok, message);
   };
 
@@ -178,7 +178,7 @@ void HostEvacuator::pass(store::TaskRecord task) {
 
   for (const auto& name : candidates) {
     if (in_flight >= config_.parallel) break;
-    auto change = vms_.migrate(name, VmMigrateOptions{}, kActor);
+    auto change = vms_.migrate(name, VmMigrateOptions{}, kEvacuateActor);
     if (change) {
       attempts[name] = attempts.value(name, 0) + 1;
       stays.erase(name);

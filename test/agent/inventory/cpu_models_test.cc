@@ -9,17 +9,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/inventory/qmp_transcript.h"
 #include "strata/agent/inventory_qemu.h"
 
 namespace strata::agent {
 namespace {
-
-std::string transcript(const std::string& name) {
-  std::ifstream in(std::string(STRATA_INVENTORY_FIXTURES) + "/qmp/" + name);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 const CpuModel* find(const CpuModelProbe& p, const std::string& name) {
   for (const auto& m : p.models)

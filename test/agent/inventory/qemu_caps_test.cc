@@ -1,23 +1,16 @@
 // The QMP capability parser over transcripts recorded from QEMU 7.2 (Debian 12) on a
 // development machine, and malformed variants of them.
-#include "strata/agent/inventory_qemu.h"
-
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
+#include "agent/inventory/qmp_transcript.h"
+#include "strata/agent/inventory_qemu.h"
 
 namespace strata::agent {
 namespace {
-
-std::string transcript(const std::string& name) {
-  std::ifstream in(std::string(STRATA_INVENTORY_FIXTURES) + "/qmp/" + name);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 TEST(QmpProbeScript, OneCommandPerLineEachWithId) {
   std::istringstream in(qmp_probe_script());

@@ -5,9 +5,9 @@
 #include "strata/manager/api/session_auth.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
+#include "manager/api/response_header.h"
 #include "manager_parts.h"
 #include "raw_http.h"
 #include "strata/manager/api/http_server.h"
@@ -17,12 +17,6 @@ namespace strata::manager {
 namespace {
 
 using nlohmann::json;
-
-std::string header(const HttpResponse& r, std::string_view name) {
-  for (const auto& [k, v] : r.headers)
-    if (k == name) return v;
-  return "";
-}
 
 class SessionAuthTest : public ::testing::Test {
  protected:

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "manager/api/response_header.h"
 #include "manager_parts.h"
 #include "raw_http.h"
 #include "strata/manager/api/api_service.h"
@@ -17,12 +18,6 @@ namespace strata::manager {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string header(const HttpResponse& r, std::string_view name) {
-  for (const auto& [k, v] : r.headers)
-    if (k == name) return v;
-  return "";
-}
 
 class StaticFilesTest : public ::testing::Test {
  protected:

@@ -15,6 +15,7 @@
 #include "strata/common/atomic_file.h"
 #include "strata/common/log.h"
 #include "strata/common/process.h"
+#include "vm_ops.h"
 
 namespace strata::agent::qemu {
 
@@ -23,25 +24,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::chrono::milliseconds kCmd{30000};
-constexpr std::chrono::milliseconds kGuestAgentProbe{1500};
-constexpr std::chrono::milliseconds kFreezeTimeout{20000};
 // A poll of the guest facts (vm_guest_facts.cc) older than this that got no answer means
 // the guest has no agent: the backup skips its own probe (kGuestAgentProbe) then.
 constexpr std::chrono::seconds kNoAgentAfter{10};
 // Our bitmaps are "strata-<backup id>"; anything else on a node is someone else's.
 constexpr std::string_view kBitmapPrefix = "strata-";
-
-bool live(VmState s) { return s == VmState::running || s == VmState::paused; }
-bool offline(VmState s) {
-  return s == VmState::defined || s == VmState::stopped || s == VmState::crashed;
-}
-
-const BlockNodeInfo* format_node(const std::vector<BlockNodeInfo>& nodes, const std::string& file) {
-  for (auto& n : nodes)
-    if (n.file == file && n.drv != "file") return &n;
-  return nullptr;
-}
 
 const DirtyBitmapInfo* find_bitmap(const BlockNodeInfo& n, const std::string& name) {
   for (auto& b : n.dirty_bitmaps)

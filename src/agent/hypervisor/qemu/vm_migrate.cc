@@ -16,6 +16,7 @@
 #include "strata/common/atomic_file.h"
 #include "strata/common/log.h"
 #include "strata/model/vm_spec_json.h"
+#include "vm_ops.h"
 
 namespace strata::agent {
 
@@ -41,8 +42,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto kCmd = 30s;
-constexpr auto kPoll = 100ms;
 // The copy's own loops (mirrors ready, RAM sent) poll faster: a migration ends when QEMU
 // says "completed", and every ms between that and the switch-over is downtime on TCG (the
 // guest is paused for the RAM copy) and wall time for the user. A query is ~0.2 ms of QMP.

@@ -12,6 +12,7 @@
 #include "snapshots.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
+#include "vm_ops.h"
 
 namespace strata::agent::qemu {
 
@@ -20,28 +21,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::chrono::milliseconds kCmd{30000};
-constexpr std::chrono::milliseconds kPoll{100};
-// How long a guest agent has to answer guest-ping before the snapshot is taken without it
-// (crash-consistent): a guest without one costs the snapshot this much.
-constexpr std::chrono::milliseconds kGuestAgentProbe{1500};
-constexpr std::chrono::milliseconds kFreezeTimeout{20000};
-
-bool live(VmState s) { return s == VmState::running || s == VmState::paused; }
-bool offline(VmState s) {
-  return s == VmState::defined || s == VmState::stopped || s == VmState::crashed;
-}
-
 SnapshotInfo to_info(const SnapshotTree& t, const SnapshotRecord& r) {
   return SnapshotInfo{r.name,        r.parent,   r.created_unix_ms,
                       r.consistency, r.vm_state, t.current == r.name};
-}
-
-// The format node (not the file protocol node) QEMU opened `file` with.
-const BlockNodeInfo* format_node(const std::vector<BlockNodeInfo>& nodes, const std::string& file) {
-  for (auto& n : nodes)
-    if (n.file == file && n.drv != "file") return &n;
-  return nullptr;
 }
 
 }  // namespace

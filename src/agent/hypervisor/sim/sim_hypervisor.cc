@@ -20,11 +20,6 @@ namespace {
 using model::VmState;
 using TimePoint = Clock::TimePoint;
 
-bool has_process(VmState s) {
-  return s == VmState::starting || s == VmState::running || s == VmState::paused ||
-         s == VmState::shutting_down;
-}
-
 Error unmodelled(const char* what) {
   return Error{ErrorCode::failed_precondition,
                fmt::format("the sim hypervisor does not model {} (simulated VM)", what), ""};
