@@ -161,9 +161,21 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
         tracker_(mgr.config_.heartbeat, mgr.clock_),
         due_(mgr.clock_->now()) {}
 
-  // The first heartbeat, at once.
-  void begin() {
-    post([this] { send_beat(); });
+  // The first heartbeat: at once for a host just enrolled or re-addressed; spread when the
+  // manager starts on a whole fleet, so that a restarted manager does not dial every host
+  // in the same instant (1 000 TLS handshakes at once missed their deadline on a loaded
+  // 2-core machine and 987 hosts went unreachable together).
+  // `window`: start()'s spread (0: at once); the first beat goes at the offset scaled into
+  // it, the second an interval plus the offset after the start, as any host's.
+  void begin(std::chrono::milliseconds window) {
+    offset_pending_ = true;
+    const auto interval = mgr_.config_.heartbeat.interval;
+    if (window.count() > 0 && interval.count() > 0) {
+      auto first = std::chrono::milliseconds(offset_.count() * window.count() / interval.count());
+      mgr_.engine_->schedule(due_ + first, weak_from_this(), Engine::Due::beat);
+    } else {
+      post([this] { send_beat(); });
+    }
   }
 
   // Stopping is two steps so that a fleet stops in parallel: begin_stop() cancels every
@@ -284,6 +296,7 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   void send_beat() {
     if (stopping()) return;
     const pb::HealthRequest grant = lease_grant();
+    sent_ = mgr_.clock_->now();
     auto c = client();
     call_started();
     auto self = shared_from_this();
@@ -306,8 +319,8 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
       last_ok_ms_ = now_ms;
       if (beats_ % std::max(1, mgr_.config_.metrics_every) == 0) fetch_metrics();
       if (beats_ % std::max(1, mgr_.config_.inventory_every) == 0) fetch_inventory();
+      if (beats_ % std::max(1, mgr_.config_.heartbeat_write_every) == 0) write_state(now_ms);
       ++beats_;
-      write_state(now_ms);
     } else {
       changed = tracker_.on_failure();
       if (tracker_.consecutive_misses() == 1)
@@ -329,7 +342,12 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
         client_ = std::move(fresh);
       }
     }
-    changed = tracker_.check() || changed;
+    // Silence is judged at the latest moment this beat could have been answered, not when
+    // the workers got to its answer: a manager that is behind (a restart's first round, a
+    // loaded machine) must not blame the hosts for its own delay.
+    changed =
+        tracker_.check(std::min(mgr_.clock_->now(), sent_ + mgr_.config_.heartbeat.rpc_timeout)) ||
+        changed;
     if (changed) on_transition();
     first_done_ = true;
     schedule_next_beat();
@@ -342,8 +360,8 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   void schedule_next_beat() {
     const auto interval = mgr_.config_.heartbeat.interval;
     Clock::TimePoint next = due_ + interval;
-    if (first_) next += offset_;
-    first_ = false;
+    if (offset_pending_) next += offset_;
+    offset_pending_ = false;
     const auto now = mgr_.clock_->now();
     if (next < now && interval.count() > 0) next += ((now - next) / interval + 1) * interval;
     due_ = next;
@@ -544,8 +562,9 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
 
   // The strand's own state: only tasks touch it (one at a time, so no lock).
   HeartbeatTracker tracker_;
-  Clock::TimePoint due_;  // when the last beat was due
-  bool first_ = true;     // no beat scheduled after the first one yet
+  Clock::TimePoint due_;         // when the last beat was due
+  Clock::TimePoint sent_;        // when the last beat went out (strand only)
+  bool offset_pending_ = false;  // the next beat is the second: it adds the offset
   int beats_ = 0;         // successful beats
   int64_t last_ok_ms_ = 0;
   bool metrics_busy_ = false;
@@ -684,10 +703,15 @@ void ConnectionManager::set_callbacks(AgentCallbacks callbacks) {
 Status ConnectionManager::start() {
   auto hosts = store_.list_hosts({});
   if (!hosts) return tl::unexpected(hosts.error());
-  for (const auto& h : *hosts) add_host(h);
-  // Every host's first heartbeat goes out at once (outstanding calls, no thread each); wait
-  // for those first answers (an unreachable host costs at most one rpc_timeout, all in
-  // parallel).
+  // The hosts' first heartbeats go out over a window of about one second per
+  // start_dials_per_s hosts (at most an interval), each at its offset scaled into it
+  // (outstanding calls, no thread each); wait for those first answers (an unreachable host
+  // costs at most one rpc_timeout, all in parallel).
+  const auto interval = config_.heartbeat.interval;
+  auto window = std::chrono::milliseconds(static_cast<int64_t>(hosts->size()) * 1000 /
+                                          std::max(1, config_.start_dials_per_s));
+  window = std::min(window, interval);
+  for (const auto& h : *hosts) add_host(h, window);
   auto deadline = std::chrono::steady_clock::now() + config_.startup_wait;
   while (hosts_awaiting_first_heartbeat() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -733,6 +757,10 @@ void ConnectionManager::stop_detached(const std::shared_ptr<HostConnection>& hos
 }
 
 void ConnectionManager::add_host(const store::HostRecord& host) {
+  add_host(host, std::chrono::milliseconds(0));
+}
+
+void ConnectionManager::add_host(const store::HostRecord& host, std::chrono::milliseconds window) {
   std::shared_ptr<HostConnection> old;
   {
     std::lock_guard lock(mu_);
@@ -752,7 +780,7 @@ void ConnectionManager::add_host(const store::HostRecord& host) {
     if (stopped_) return;
     hosts_[host.id] = conn;
   }
-  conn->begin();
+  conn->begin(window);
 }
 
 void ConnectionManager::remove_host(const std::string& host_id) {

@@ -36,9 +36,11 @@ bool HeartbeatTracker::on_failure() {
   return before != state_;
 }
 
-bool HeartbeatTracker::check() {
+bool HeartbeatTracker::check() { return check(clock_->now()); }
+
+bool HeartbeatTracker::check(Clock::TimePoint as_of) {
   if (state_ == Liveness::unreachable) return false;
-  auto silent_for = clock_->now() - last_ok_;
+  auto silent_for = as_of - last_ok_;
   if (silent_for >= config_.interval * config_.miss_threshold) {
     state_ = Liveness::unreachable;
     return true;

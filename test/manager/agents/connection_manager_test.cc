@@ -13,10 +13,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <mutex>
 #include <functional>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -377,6 +378,50 @@ TEST_F(ConnectionStartTest, AHostThatDoesNotAnswerDoesNotDelayTheOthers) {
   EXPECT_EQ(cm.hosts_awaiting_first_heartbeat(), 1u) << "the silent host answered?";
   EXPECT_EQ(cm.liveness(silent.id), Liveness::unknown);
   cm.stop();  // cancels the silent host's call instead of waiting a minute for it
+}
+
+// A restarted manager does not dial its whole fleet in one instant: start() spreads the
+// first heartbeats over a window of hosts / start_dials_per_s (here 40 / 10 = 4 s of
+// simulated time), each host at its beat offset scaled into it. The hosts point at a socket
+// nobody serves, so each first beat fails at once when it goes (a refused dial is an
+// answer); what is counted is which hosts have had their first beat.
+TEST_F(ConnectionStartTest, StartSpreadsTheFirstHeartbeatsOverAWindow) {
+  auto cfg = config();
+  cfg.heartbeat.interval = std::chrono::seconds(10);
+  cfg.heartbeat.rpc_timeout = std::chrono::seconds(1);
+  cfg.startup_wait = std::chrono::milliseconds(0);
+  cfg.start_dials_per_s = 10;
+  std::vector<int64_t> first_ms;  // each host's first beat, ms after start()
+  for (int i = 0; i < 40; ++i) {
+    auto h =
+        add_host(fmt::format("s{}", i), "unix:" + (dir_ / fmt::format("none{}.sock", i)).string());
+    auto off = ConnectionManager::beat_offset(h.id, cfg.heartbeat.interval);
+    first_ms.push_back(off.count() * 4000 / cfg.heartbeat.interval.count());
+  }
+  auto due_by = [&](int64_t ms) {
+    return static_cast<size_t>(
+        std::count_if(first_ms.begin(), first_ms.end(), [&](int64_t f) { return f <= ms; }));
+  };
+  ASSERT_GT(due_by(1999), 5u) << "offsets bunched: the test would prove nothing";
+  ASSERT_LT(due_by(1999), 35u) << "offsets bunched: the test would prove nothing";
+  auto clock = std::make_shared<SimulatedClock>();
+  ConnectionManager cm(*store_, *events_, clock, cfg);
+  ASSERT_TRUE(cm.start());
+  auto done = [&] { return 40 - cm.hosts_awaiting_first_heartbeat(); };
+  // Waits (real time, bounded: a hang guard) until `n` hosts have had their first beat.
+  auto reaches = [&](size_t n) {
+    for (int i = 0; i < 5000 && done() < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return done();
+  };
+  EXPECT_EQ(reaches(due_by(0)), due_by(0));
+  clock->advance(std::chrono::milliseconds(1999));
+  EXPECT_EQ(reaches(due_by(1999)), due_by(1999)) << "not the hosts due in the first half";
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(done(), due_by(1999)) << "hosts dialled before their place in the window";
+  clock->advance(std::chrono::milliseconds(2001));
+  EXPECT_EQ(reaches(40), 40u);
+  cm.stop();
 }
 
 size_t thread_count() {

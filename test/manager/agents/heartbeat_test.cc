@@ -62,6 +62,20 @@ TEST(Heartbeat, SilenceCountsAsMissed) {
   EXPECT_FALSE(t.check());  // reported once
 }
 
+TEST(Heartbeat, SilenceIsJudgedAsOfWhenTheAnswerWasDueNotWhenItWasHandled) {
+  // A manager behind on its answers (a restart's first round on a loaded machine) handles a
+  // beat's failure long after it was due: the host was silent only until then.
+  Fixture f;
+  HeartbeatTracker t(f.cfg, f.clock);
+  const auto created = f.clock->now();
+  f.clock->advance(milliseconds(9000));  // the answer is handled 9 s after the start
+  t.on_failure();
+  EXPECT_FALSE(t.check(created + milliseconds(1500))) << "1.5 s of silence is not 3 misses";
+  EXPECT_EQ(t.state(), Liveness::unknown);
+  EXPECT_TRUE(t.check()) << "as of now, 9 s without an answer is";
+  EXPECT_EQ(t.state(), Liveness::unreachable);
+}
+
 TEST(Heartbeat, RecoversAfterUnreachable) {
   Fixture f;
   HeartbeatTracker t(f.cfg, f.clock);

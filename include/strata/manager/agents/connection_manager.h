@@ -49,11 +49,20 @@ struct ConnectionConfig {
   int metrics_keep_last = 300;   // samples kept per host (50 min at one per 10 s)
   int metrics_every = 5;         // GetMetrics every N successful heartbeats (10 s at 2 s)
   int inventory_every = 30;      // refresh inventory every N successful heartbeats
+  // The host's last_heartbeat_ms goes to the store every N successful heartbeats (and on
+  // every liveness change): one commit per beat was 500 commits/s at 1 000 hosts. Liveness
+  // itself is in memory; the stored time is for people and freshness comparisons (at most
+  // interval * N old: 10 s at 2 s).
+  int heartbeat_write_every = 5;
   // Threads that run the hosts' work (heartbeat outcomes, store writes, VM events); each
   // host's work runs on one of them at a time, in order.
   int workers = 4;
   // start() waits at most this long for the first heartbeat of every known host.
   std::chrono::milliseconds startup_wait{2500};
+  // start()'s first round dials at most about this many hosts per second (each host at its
+  // beat offset, scaled into a window of hosts / rate, at most one interval): a restarted
+  // manager's 1 000 TLS handshakes at once missed their deadline on a loaded 2-core machine.
+  int start_dials_per_s = 500;
   // HA leases (docs/internals/ha.md, "Leases"): every heartbeat to a host that is up
   // grants its HA VMs (AgentCallbacks::ha_lease_vms) a lease this long; 0 grants none.
   std::chrono::milliseconds ha_lease{0};
@@ -96,7 +105,7 @@ class ConnectionManager {
   size_t hosts_awaiting_first_heartbeat() const;
   void stop();
 
-  // Adds a host (enrollment) or replaces its address.
+  // Adds a host (enrollment) or replaces its address; its first heartbeat goes at once.
   void add_host(const store::HostRecord& host);
   void remove_host(const std::string& host_id);
 
@@ -109,13 +118,16 @@ class ConnectionManager {
   static constexpr std::chrono::milliseconds kLeaseMargin{3000};
 
   // The host's place in the heartbeat interval: its second beat comes interval + this after
-  // its first. Stable (a hash of the id), in [0, interval).
+  // it was added (its first at once, or spread in start()'s round). Stable (a hash of the
+  // id), in [0, interval).
   static std::chrono::milliseconds beat_offset(std::string_view host_id,
                                                std::chrono::milliseconds interval);
 
  private:
   class HostConnection;
   class Engine;
+  // `window` > 0: the first heartbeat at the host's offset scaled into it (start()'s round).
+  void add_host(const store::HostRecord& host, std::chrono::milliseconds window);
   // Stops a host taken out of hosts_ (counted in detached_).
   void stop_detached(const std::shared_ptr<HostConnection>& host);
   store::Store& store_;

@@ -28,8 +28,12 @@ class HeartbeatTracker {
   // Record the outcome of one heartbeat attempt. Return true when the state changed.
   bool on_success();
   bool on_failure();
-  // Re-evaluates time-based expiry (call every tick). True when the state changed.
+  // Re-evaluates time-based expiry: no success for interval * miss_threshold as of `as_of`
+  // (now by default; the connection manager passes the moment its beat's answer was due,
+  // so that its own delay in handling answers never counts as the host's silence). True
+  // when the state changed.
   bool check();
+  bool check(Clock::TimePoint as_of);
 
   Liveness state() const { return state_; }
   int consecutive_misses() const { return misses_; }
