@@ -16,6 +16,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "strata/common/atomic_file.h"
 #include "strata/common/sha256.h"
@@ -67,6 +68,9 @@ Result<nlohmann::json> read_json(const std::string& path) {
 }
 
 std::atomic<uint64_t> tmp_counter{0};
+
+// Threads commit() makes new chunks durable from.
+constexpr size_t kSyncThreads = 4;
 
 }  // namespace
 
@@ -197,7 +201,12 @@ Result<Repository::PutResult> Repository::put_chunk(const void* data, size_t siz
   h.update(data, size);
   PutResult r{h.hex_final(), false};
   std::string path = chunk_path(r.digest);
-  if (pending && pending->digests.count(r.digest)) return r;
+  if (pending) {
+    // Claimed before the write, so another thread putting the same data skips it (a failed
+    // put fails the whole backup, whose pending chunks are all dropped).
+    std::lock_guard lk(pending->mu);
+    if (!pending->digests.insert(r.digest).second) return r;
+  }
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == size) return r;
   std::string dir = root_ + "/chunks/" + r.digest.substr(0, 2);
@@ -207,10 +216,14 @@ Result<Repository::PutResult> Repository::put_chunk(const void* data, size_t siz
   if (fd < 0) return errno_error(errno, "create", tmp);
   auto w = write_all(fd, std::string_view(static_cast<const char*>(data), size), tmp);
   if (w && !pending && ::fdatasync(fd) != 0) w = errno_error(errno, "fdatasync", tmp);
+  // Start the writeback now (it does not wait for it): commit()'s fdatasync then finds
+  // the data mostly on disk, and a large backup does not pile up dirty pages. Advisory:
+  // without it the data is written back later.
+  if (w && pending) (void)::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   if (::close(fd) != 0 && w) w = errno_error(errno, "close", tmp);
   if (w && pending) {
+    std::lock_guard lk(pending->mu);
     pending->renames.emplace_back(tmp, path);
-    pending->digests.insert(r.digest);
     r.stored = true;
     return r;
   }
@@ -265,15 +278,35 @@ Status Repository::commit(const Manifest& m, PendingChunks* pending) const {
   if (pending && !pending->renames.empty()) {
     // Each new chunk's data made durable, then its name, then the folders holding the
     // names (per file, not syncfs: the file system may be shared with busy neighbours).
+    // From a few threads at once: each fdatasync also flushes the device's cache, and
+    // the block layer merges flushes that arrive together (one after another, a backup of
+    // 1 GiB in 4 MiB chunks waited for 256 flushes in a row).
     std::set<std::string> dirs;
-    for (auto& [tmp, final_path] : pending->renames) {
-      int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return errno_error(errno, "open", tmp);
-      int rc = ::fdatasync(fd);
-      int e = errno;
-      ::close(fd);
-      if (rc != 0) return errno_error(e, "fdatasync", tmp);
-    }
+    const auto& renames = pending->renames;
+    const size_t nthreads = std::min<size_t>(kSyncThreads, renames.size());
+    std::vector<Status> sync_status(nthreads);
+    std::vector<std::thread> syncers;
+    for (size_t t = 0; t < nthreads; ++t)
+      syncers.emplace_back([&, t] {
+        for (size_t k = t; k < renames.size(); k += nthreads) {
+          const std::string& tmp = renames[k].first;
+          int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0) {
+            sync_status[t] = errno_error(errno, "open", tmp);
+            return;
+          }
+          int rc = ::fdatasync(fd);
+          int e = errno;
+          ::close(fd);
+          if (rc != 0) {
+            sync_status[t] = errno_error(e, "fdatasync", tmp);
+            return;
+          }
+        }
+      });
+    for (auto& th : syncers) th.join();
+    for (auto& st : sync_status)
+      if (!st) return st;
     for (auto& [tmp, final_path] : pending->renames) {
       if (::rename(tmp.c_str(), final_path.c_str()) != 0)
         return errno_error(errno, "rename", final_path);

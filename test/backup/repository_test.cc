@@ -247,6 +247,115 @@ TEST_F(RepoTest, RefusesUnsafeNames) {
   EXPECT_FALSE(Repository::open("/nonexistent/strata-repo"));
 }
 
+// A source whose read at one offset fails (and counts reads), over a MemDisk.
+class FailingSource final : public DiskSource {
+ public:
+  FailingSource(MemDisk& d, uint64_t fail_at) : d_(d), fail_at_(fail_at) {}
+  uint64_t size() const override { return d_.size(); }
+  Result<std::vector<Extent>> data_extents() override { return d_.data_extents(); }
+  Result<std::vector<Extent>> dirty_extents() override { return d_.dirty_extents(); }
+  Status read(uint64_t off, size_t len, void* buf) override {
+    ++reads;
+    if (off == fail_at_) return unavailable("nbd read: injected");
+    return d_.read(off, len, buf);
+  }
+  int reads = 0;
+
+ private:
+  MemDisk& d_;
+  uint64_t fail_at_;
+};
+
+// A sink whose n-th write fails.
+class FailingSink final : public DiskSink {
+ public:
+  explicit FailingSink(int fail_on) : fail_on_(fail_on) {}
+  Status write(uint64_t, size_t, const void*) override {
+    return ++writes == fail_on_ ? unavailable("nbd write: injected") : Status{};
+  }
+  Status flush() override { return {}; }
+  int writes = 0;
+
+ private:
+  int fail_on_;
+};
+
+// The reader stops at a failed read: the backup fails naming the disk, after its threads
+// have ended (nothing reads into a freed buffer), and the next backup of the disk works.
+TEST_F(RepoTest, AReadErrorMidDiskFailsTheBackupAndStopsReading) {
+  MemDisk d(64 * kCs);
+  d.fill_random(0, d.size(), 1);
+  FailingSource src(d, 20 * kCs);
+  Repository::PendingChunks pending;
+  auto r = backup_disk(*repo_, src, "root", nullptr, kCs, {}, &pending);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("read disk root"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("injected"), std::string::npos) << r.error().message;
+  EXPECT_EQ(src.reads, 21);  // chunks 0..20, none after the failure
+  auto again = backup("b1", d);
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(restore("b1", d.size()), d.bytes);
+}
+
+// Chunks are hashed and stored by several threads: identical chunks arriving together
+// are still stored once (the digest is claimed before the write).
+TEST_F(RepoTest, IdenticalChunksHashedInParallelAreStoredOnce) {
+  MemDisk d(64 * kCs);
+  d.fill_random(0, kCs, 1);
+  for (uint64_t i = 1; i < 64; ++i) std::memcpy(d.bytes.data() + i * kCs, d.bytes.data(), kCs);
+  auto b = backup("b1", d);
+  ASSERT_TRUE(b) << b.error().to_string();
+  EXPECT_EQ(b->disks[0].chunks_read, 64u);
+  EXPECT_EQ(b->disks[0].bytes_new, kCs);
+  EXPECT_EQ(chunk_files(), 1u);
+  EXPECT_EQ(restore("b1", d.size()), d.bytes);
+}
+
+// Progress (backup and restore) is reported on the calling thread, growing, ending at
+// the total of the chunks read or written.
+TEST_F(RepoTest, ProgressRunsOnTheCallingThreadUpToTheTotal) {
+  MemDisk d(32 * kCs + 100);
+  d.fill_random(0, 8 * kCs, 1);
+  d.fill_random(16 * kCs, 16 * kCs + 100, 2);
+  const auto self = std::this_thread::get_id();
+  std::vector<std::pair<uint64_t, uint64_t>> seen;
+  bool other_thread = false;
+  auto record = [&](uint64_t done, uint64_t total) {
+    other_thread |= std::this_thread::get_id() != self;
+    seen.emplace_back(done, total);
+  };
+  ASSERT_TRUE(repo_->begin_backup("b1"));
+  auto r = backup_disk(*repo_, d, "root", nullptr, kCs, record);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_FALSE(other_thread);
+  ASSERT_EQ(seen.size(), 25u);  // 8 + 17 data chunks
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i].first, seen[i - 1].first);
+  EXPECT_EQ(seen.back().first, 24 * kCs + 100);
+  EXPECT_EQ(seen.back().second, 24 * kCs + 100);
+
+  seen.clear();
+  MemDisk out(d.size());
+  ASSERT_TRUE(restore_disk(*repo_, r->index, out, record));
+  EXPECT_FALSE(other_thread);
+  ASSERT_EQ(seen.size(), 25u);
+  EXPECT_EQ(seen.back().first, 24 * kCs + 100);
+  EXPECT_EQ(out.bytes, d.bytes);
+}
+
+// A failed write ends the restore with that error, its reading threads stopped.
+TEST_F(RepoTest, ARestoreStopsAtAFailedWrite) {
+  MemDisk d(64 * kCs);
+  d.fill_random(0, d.size(), 1);
+  ASSERT_TRUE(backup("b1", d));
+  auto idx = repo_->read_index("b1", "root");
+  ASSERT_TRUE(idx);
+  FailingSink sink(10);
+  auto s = restore_disk(*repo_, *idx, sink);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("injected"), std::string::npos) << s.error().message;
+  EXPECT_EQ(sink.writes, 10);
+}
+
 // A backup writer killed with SIGKILL mid-run leaves no backup, no half chunk under a
 // final name, and nothing gc cannot clean; the earlier backup still verifies and a new
 // backup succeeds.

@@ -51,9 +51,10 @@ using ByteProgress = std::function<void(uint64_t done, uint64_t total)>;
 
 // Full when `parent` is null: reads every chunk a data extent touches. Incremental: reads
 // every chunk a dirty extent touches, the others keep the parent's digest; the parent must
-// have the same size and chunk size (failed_precondition otherwise: do a full). The next
-// chunk is read (src.read, from a second thread) while the current one is hashed and
-// stored. New chunks go to `pending` when given (Repository::commit names them).
+// have the same size and chunk size (failed_precondition otherwise: do a full). One thread
+// reads chunks in disk order (src.read: one call at a time) a few chunks ahead of two
+// threads hashing and storing them; `progress` runs on the calling thread. New chunks go
+// to `pending` when given (Repository::commit names them).
 Result<DiskBackupResult> backup_disk(const Repository& repo, DiskSource& src,
                                      const std::string& disk, const DiskIndex* parent,
                                      uint64_t chunk_size = kDefaultChunkSize,
@@ -62,7 +63,8 @@ Result<DiskBackupResult> backup_disk(const Repository& repo, DiskSource& src,
 
 // Writes every non-zero chunk of `idx` to `sink` (each checked against its digest; zero
 // chunks are skipped: the sink must read zeros where nothing is written), then flushes.
-// The next chunk is read and checked (a second thread) while the current one is written.
+// Two threads read and check chunks a few ahead while the calling thread writes them, in
+// any order (sink.write and `progress` run on the calling thread only).
 Status restore_disk(const Repository& repo, const DiskIndex& idx, DiskSink& sink,
                     const ByteProgress& progress = {});
 

@@ -38,7 +38,10 @@ class NbdSource final : public DiskSource {
 };
 
 // A qcow2 (or raw) image opened read-write by a private qemu-nbd (socket activation, so
-// no socket path is shared), as a DiskSink.
+// no socket path is shared), as a DiskSink. qemu-nbd writes through the page cache; every
+// 64 MiB written the sink starts the image's writeback (sync_file_range on its own
+// read-only descriptor), so the disk writes while the restore goes on and flush() finds
+// little left to write.
 class NbdImageSink final : public DiskSink {
  public:
   // `qemu_nbd`: the qemu-nbd binary; `format`: qcow2 or raw; `path` an existing image.
@@ -54,6 +57,8 @@ class NbdImageSink final : public DiskSink {
   NbdImageSink() = default;
   ::nbd_handle* h_ = nullptr;
   uint64_t size_ = 0;
+  int image_fd_ = -1;  // the image, read-only: only to start its writeback
+  uint64_t unkicked_ = 0;
 };
 
 }  // namespace strata::backup

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -91,14 +92,17 @@ class Repository {
   };
   // Chunks a backup wrote as temp files, renamed to their digests by commit() once the
   // file system has been flushed: a chunk file under its final name is always whole,
-  // without an fsync per chunk.
+  // without an fsync per chunk. Several threads may put chunks into one (mu guards it).
   struct PendingChunks {
+    std::mutex mu;
     std::vector<std::pair<std::string, std::string>> renames;  // temp -> final
     std::set<std::string> digests;                             // deduplication within the backup
   };
   // Stores a chunk under its sha256. With `pending`: a temp file now, its final name at
   // commit(); without: temp file, fdatasync, rename at once. Either way a chunk file is
-  // whole or absent.
+  // whole or absent. With `pending` the temp file's writeback is started at once
+  // (sync_file_range), so the disk writes while the backup reads on and commit() mostly
+  // finds clean files. Safe to call from several threads.
   Result<PutResult> put_chunk(const void* data, size_t size,
                               PendingChunks* pending = nullptr) const;
   // Reads a chunk and checks its digest (internal naming the chunk when it differs).

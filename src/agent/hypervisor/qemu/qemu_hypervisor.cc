@@ -109,6 +109,7 @@ void QemuHypervisor::set_state_locked(const std::string& name, Vm& vm, model::Vm
     // A new run of the VM starts without facts (another OS may boot).
     vm.guest.reset();
     vm.guest_asked_at.reset();
+    vm.guest_first_asked_at.reset();
   }
   vm.rec.reason = reason;
   if (changed) vm.rec.changed_unix_ms = wall_ms();

@@ -57,9 +57,12 @@ struct Vm {
   // Block jobs that ended with an error (BLOCK_JOB_COMPLETED's error), by job id.
   std::map<std::string, std::string> job_errors;
   // Guest facts of this run of the VM (vm_guest_facts.cc): the last good answer, and when
-  // the guest agent was last asked (clock time). Cleared when the VM stops running.
+  // the guest agent was last and first asked (clock time). Cleared when the VM stops
+  // running. First asked long ago and still no answer: the guest has no agent (backups
+  // skip their probe).
   std::optional<model::GuestFacts> guest;
   std::optional<Clock::TimePoint> guest_asked_at;
+  std::optional<Clock::TimePoint> guest_first_asked_at;
 };
 
 // What an operation on a running VM needs, copied out from under mu_.

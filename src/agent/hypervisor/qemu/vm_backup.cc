@@ -91,9 +91,10 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
     spec = vm.spec;
     qmp = vm.qmp;
     state = vm.rec.state;
-    // The facts poller asked this run's guest long enough ago and heard nothing: no agent.
-    probe_agent = vm.guest.has_value() || !vm.guest_asked_at ||
-                  opts_.clock->now() - *vm.guest_asked_at < kNoAgentAfter;
+    // The facts poller first asked this run's guest long enough ago and has heard nothing
+    // since: no agent. (The last ask is at most an interval old, so it cannot tell.)
+    probe_agent = vm.guest.has_value() || !vm.guest_first_asked_at ||
+                  opts_.clock->now() - *vm.guest_first_asked_at < kNoAgentAfter;
   }
   JobEnd end{this, name, VmJob::backup};
 

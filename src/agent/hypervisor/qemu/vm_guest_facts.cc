@@ -25,6 +25,7 @@ void QemuHypervisor::poll_guest_facts() {
       if (vm.rec.state != VmState::running || !vm.qmp || vm.job != VmJob::none) continue;
       if (vm.guest_asked_at && now - *vm.guest_asked_at < opts_.guest_facts_interval) continue;
       vm.guest_asked_at = now;  // asked now, whatever the answer: at most once per interval
+      if (!vm.guest_first_asked_at) vm.guest_first_asked_at = now;
       due.push_back({name, vm.rec.pid});
     }
   }
