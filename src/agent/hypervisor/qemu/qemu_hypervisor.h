@@ -55,6 +55,9 @@ struct Vm {
     int64_t downtime_limit_ms = 0;
     uint64_t memory = 0;
     std::chrono::steady_clock::time_point t0{};
+    // migrate-start-postcopy was sent (or QEMU said postcopy-*): the point of no return.
+    // From here on cancel_out refuses and switchover_out never undoes the copy.
+    bool postcopy_started = false;
     std::optional<MigrationOutcome> switched;  // switchover_out's answer, once given
   };
   std::optional<Outgoing> outgoing;

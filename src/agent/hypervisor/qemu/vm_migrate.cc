@@ -736,7 +736,14 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
         std::lock_guard lk(mu_);
         auto v = find_locked(name);
         if (!v) return fail(v.error());
-        (*v)->outgoing = Vm::Outgoing{mirrors, target.tls, paused_for_ram, limit, memory, t0, {}};
+        Vm::Outgoing og;
+        og.mirrors = mirrors;
+        og.tls = target.tls;
+        og.paused_for_ram = paused_for_ram;
+        og.downtime_limit_ms = limit;
+        og.memory = memory;
+        og.t0 = t0;
+        (*v)->outgoing = std::move(og);
       }
       auto p = ram_progress(*mi, limit);
       p.phase = "postcopy-ready";
@@ -902,19 +909,36 @@ Result<MigrationOutcome> QemuHypervisor::switchover_out(const std::string& name)
   };
   // After it the source cannot take the guest back (QEMU refuses `cont` until the
   // migration is finalized): say so, keep QEMU as it is for whoever recovers it.
-  auto lost = [&](Error e) -> Result<MigrationOutcome> {
+  // failed_precondition, not a code the manager retries: asking again changes nothing.
+  auto lost = [&](const Error& e) -> Result<MigrationOutcome> {
     log->error("post-copy switch-over of vm={} failed after it started: {}", name, e.message);
-    e.message = "post-copy switch-over failed after it started (" + e.message +
-                "): the guest can no longer resume on this host; its QEMU is kept paused";
-    return tl::unexpected(std::move(e));
+    return make_error(ErrorCode::failed_precondition,
+                      "post-copy switch-over failed after it started (" + e.message +
+                          "): the guest can no longer resume on this host; its QEMU is kept");
+  };
+  auto mark_started = [&] {
+    std::lock_guard lk(mu_);
+    if (auto v = find_locked(name); v && (*v)->outgoing) (*v)->outgoing->postcopy_started = true;
   };
   auto first = qmp->query_migrate(kCmd);
   if (!first) return tl::unexpected(first.error().wrap("query-migrate"));
-  bool started = false;
-  if (first->status == "active") {
-    if (auto s = qmp->migrate_start_postcopy(kCmd); !s)
+  // Asked again after an earlier attempt got past migrate-start-postcopy (its answer lost,
+  // or QEMU slow to switch): go on waiting, never undo.
+  bool started = og.postcopy_started || first->status.rfind("postcopy", 0) == 0;
+  if (started) {
+    mark_started();
+  } else if (first->status == "active") {
+    if (auto s = qmp->migrate_start_postcopy(kCmd); !s) {
+      // Refused (or no answer): undone only if QEMU certainly did not start it.
+      auto now = qmp->query_migrate(kCmd);
+      if (!now || now->status.rfind("postcopy", 0) == 0) {
+        mark_started();
+        return lost(s.error().wrap("migrate-start-postcopy"));
+      }
       return give_back(s.error().wrap("migrate-start-postcopy"));
+    }
     started = true;
+    mark_started();
   } else if (first->status != "completed") {
     return give_back(Error{
         ErrorCode::unavailable,
@@ -924,7 +948,8 @@ Result<MigrationOutcome> QemuHypervisor::switchover_out(const std::string& name)
   // QEMU switches at its next step: postcopy-active (the device state is on its way, the
   // target can run), or completed when the precopy finished first.
   MigrationInfo at;
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  const auto switch_t0 = std::chrono::steady_clock::now();
+  const auto deadline = switch_t0 + 30s;
   for (;;) {
     auto mi = qmp->query_migrate(kCmd);
     if (!mi) {
@@ -933,11 +958,15 @@ Result<MigrationOutcome> QemuHypervisor::switchover_out(const std::string& name)
     }
     at = *mi;
     if (at.status == "postcopy-active" || at.status == "completed") break;
-    if (at.status != "active" && at.status != "device" && at.status != "pre-switchover")
-      return lost(
-          Error{ErrorCode::unavailable,
-                "migration " + at.status + (at.error_desc.empty() ? "" : ": " + at.error_desc),
-                {}});
+    if (at.status != "active" && at.status != "device" && at.status != "pre-switchover") {
+      const Error broke{
+          ErrorCode::unavailable,
+          "migration " + at.status + (at.error_desc.empty() ? "" : ": " + at.error_desc),
+          {}};
+      // Not started (a precopy that failed on its own): nothing is final yet.
+      if (!started) return give_back(broke);
+      return lost(broke);
+    }
     if (std::chrono::steady_clock::now() > deadline)
       return lost(Error{ErrorCode::deadline_exceeded,
                         "QEMU did not switch over within 30 s (" + at.status + ")",
@@ -945,6 +974,7 @@ Result<MigrationOutcome> QemuHypervisor::switchover_out(const std::string& name)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   const bool post = at.status == "postcopy-active";
+  const auto switched_at = std::chrono::steady_clock::now();
   auto stop = end_mirrors_out(name, *qmp, og.mirrors);
   if (!stop) {
     if (post) return lost(stop.error());
@@ -971,8 +1001,14 @@ Result<MigrationOutcome> QemuHypervisor::switchover_out(const std::string& name)
       (*v)->outgoing->mirrors.clear();
     }
   }
-  log->info("migration switched over vm={} postcopy={} ram_sent={} total_ms={}", name, post,
-            mib(at.ram_transferred), out.total_ms);
+  auto ms_between = [](auto a, auto b) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+  };
+  log->info(
+      "migration switched over vm={} postcopy={} ram_sent={} total_ms={} switch_ms={} "
+      "mirrors_end_ms={}",
+      name, post, mib(at.ram_transferred), out.total_ms, ms_between(switch_t0, switched_at),
+      ms_between(switched_at, std::chrono::steady_clock::now()));
   return out;
 }
 
@@ -1040,8 +1076,13 @@ Status QemuHypervisor::cancel_out(const std::string& name) {
     qmp = (*v)->qmp;
   }
   // conflict, not failed_precondition: the service reads that as "not migrating out, it
-  // runs here", which is exactly what is not true.
-  if (og && og->switched && og->switched->postcopy)
+  // runs here", which is exactly what is not true. QEMU is asked too: its word decides when
+  // an earlier switch-over's answer was lost.
+  bool postcopy = og && (og->postcopy_started || (og->switched && og->switched->postcopy));
+  if (og && !postcopy && !og->switched && qmp)
+    if (auto mi = qmp->query_migrate(kCmd); mi && mi->status.rfind("postcopy", 0) == 0)
+      postcopy = true;
+  if (postcopy)
     return make_error(ErrorCode::conflict,
                       "VM " + name +
                           " switched over in post-copy: its CPU state is on the "
