@@ -386,6 +386,40 @@ TEST_F(MigrationTest, PostcopyKeepsTheGuestCountingAndItsMemoryIntact) {
   RecordProperty("real_downtime_ms", std::to_string(downtime));
 }
 
+// Ready for post-copy but not switched over (the manager was cancelled before it recorded
+// the switch): cancel_out stops the copy and the guest, paused for the copy on TCG, runs on
+// the source again and keeps counting; switchover_out is then refused.
+TEST_F(MigrationTest, PostcopyCancelledBeforeTheSwitchRunsHere) {
+  UnprivilegedUserfaultfd uffd;
+  if (!uffd.why().empty()) GTEST_SKIP() << "SKIPPED: " << uffd.why();
+  const std::string name = "migpcc";
+  boot_counting(name);
+  if (HasFatalFailure()) return;
+  auto source = a_.hv->begin_migration(name);
+  ASSERT_TRUE(source) << source.error().to_string();
+  source->postcopy = true;
+  auto info = b_.hv->prepare_incoming(*source, "127.0.0.1");
+  ASSERT_TRUE(info) << info.error().to_string();
+  MigrationPolicy policy;
+  policy.postcopy = true;
+  auto ready = a_.hv->migrate_out(name, *info, policy);
+  ASSERT_TRUE(ready) << ready.error().to_string();
+  ASSERT_TRUE(ready->postcopy_ready);
+  auto cancelled = a_.hv->cancel_out(name);
+  ASSERT_TRUE(cancelled) << cancelled.error().to_string();
+  ASSERT_TRUE(b_.hv->abort_incoming(name));
+  auto st = a_.hv->status(name);
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(st->state, VmState::running);
+  const int before = last_tick(tail(a_, name));
+  ASSERT_TRUE(wait_for([&] { return last_tick(tail(a_, name)) > before + 3; }, 60s))
+      << "the guest does not count on the source after the cancel:\n"
+      << tail(a_, name);
+  auto late = a_.hv->switchover_out(name);
+  ASSERT_FALSE(late) << "switched over a cancelled migration";
+  EXPECT_EQ(late.error().code, ErrorCode::failed_precondition);
+}
+
 // A target whose QEMU may not use userfaultfd refuses post-copy at prepare, with the reason
 // (before it starts a QEMU); without post-copy it prepares as always.
 TEST_F(MigrationTest, PostcopyIsRefusedWhereUserfaultfdIsNotAllowed) {
