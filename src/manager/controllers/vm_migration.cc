@@ -351,13 +351,29 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
   VmMigrationStatus ms = decode_vm_status(vm.status).migration;
   // The target is given up (before the switch only): the source keeps or takes back the VM.
   auto give_up = [&](const Error& why) -> Outcome {
+    // Past a post-copy switch-over the source refuses (conflict): its CPU state left, and
+    // QEMU will not resume it. The target holds only part of the memory and no recovery
+    // (migrate-recover) is driven yet, so the guest is lost: the task must say so, not
+    // "the VM runs on its host". The target is aborted as usual (the target host's
+    // reconcile would remove its copy anyway: the record stays on the source).
+    bool lost = false;
     if (auto c = source->cancel_migration(base + ":cancel", vm.name); !c) {
       if (c.error().code == ErrorCode::unavailable) return Outcome::retry;  // job still runs
-      log->warn("migration cancel on the source failed vm={} error={}", vm.name,
-                c.error().to_string());
+      lost = c.error().code == ErrorCode::conflict;
+      if (lost)
+        log->error("migration failed after the post-copy switch-over vm={} error={}", vm.name,
+                   why.to_string());
+      else
+        log->warn("migration cancel on the source failed vm={} error={}", vm.name,
+                  c.error().to_string());
     }
     if (auto a = target->abort_migration(base + ":abort", vm.name); !a && retryable(a.error()))
       return Outcome::retry;
+    if (lost)
+      return end(source_id, false,
+                 "migration failed after the post-copy switch-over began: " + why.message +
+                     "; the guest is lost (it cannot resume on its host, its QEMU stays paused)",
+                 nlohmann::json::object());
     if (auto fresh = store_.get_vm(vm.id)) vm = *fresh;
     const std::string by = cancelled_by();
     return end(source_id, false,
@@ -512,8 +528,14 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
   if (!finished) {
     log->warn("migration finish failed vm={} error={}", vm.name, finished.error().to_string());
     if (finished.error().code == ErrorCode::not_found) {
-      // The incoming VM is gone (its host lost it): the source still holds the paused guest.
-      (void)source->cancel_migration(base + ":cancel", vm.name);
+      // The incoming VM is gone (its host lost it): the source still holds the paused guest,
+      // unless it switched over in post-copy (then the guest is lost: the source refuses).
+      auto c = source->cancel_migration(base + ":cancel", vm.name);
+      if (!c && c.error().code == ErrorCode::conflict)
+        return end(
+            source_id, false,
+            "the target lost the incoming VM after the post-copy switch-over: " + c.error().message,
+            nlohmann::json::object());
       return end(source_id, false,
                  "the target lost the incoming VM; the VM runs on its host again",
                  nlohmann::json::object());
