@@ -891,7 +891,10 @@ Result<MigrationOutcome> QemuHypervisor::switchover_out(const std::string& name)
     std::lock_guard lk(mu_);
     if (auto v = find_locked(name)) (*v)->outgoing.reset();
   };
+  bool started = false;  // migrate-start-postcopy went out (this call or an earlier one)
   // Before migrate-start-postcopy nothing is final: undo as migrate_out's failures do.
+  // After it, the same when QEMU ended the migration "failed" or "cancelled" (the target
+  // never ran: FinishMigration comes only after this call answered).
   auto give_back = [&](Error e) -> Result<MigrationOutcome> {
     log->warn("post-copy switch-over failed vm={} error={}", name, e.message);
     (void)qmp->migrate_cancel(kCmd);
@@ -902,6 +905,19 @@ Result<MigrationOutcome> QemuHypervisor::switchover_out(const std::string& name)
     }
     unwind_out(name, *qmp, og.mirrors, og.tls);
     if (og.paused_for_ram) (void)qmp->cont(kCmd);
+    // After migrate-start-postcopy only QEMU knows whether the guest can still run here (a
+    // post-copy that failed before the target got the device state ends "failed" and QEMU
+    // resumes it; one stuck in postcopy-paused refuses `cont`): ask it.
+    if (started) {
+      auto st = qmp->query_status(kCmd);
+      if (!st || st->status == "finish-migrate" || st->status == "postmigrate") {
+        log->error("post-copy switch-over of vm={} failed and QEMU does not resume it: {}", name,
+                   e.message);
+        return make_error(ErrorCode::failed_precondition,
+                          "post-copy switch-over failed after it started (" + e.message +
+                              "): the guest can no longer resume on this host; its QEMU is kept");
+      }
+    }
     forget();
     end_job(name, VmJob::migrate_out);
     e.message += "; migration cancelled, the VM keeps running on this host";
@@ -924,7 +940,7 @@ Result<MigrationOutcome> QemuHypervisor::switchover_out(const std::string& name)
   if (!first) return tl::unexpected(first.error().wrap("query-migrate"));
   // Asked again after an earlier attempt got past migrate-start-postcopy (its answer lost,
   // or QEMU slow to switch): go on waiting, never undo.
-  bool started = og.postcopy_started || first->status.rfind("postcopy", 0) == 0;
+  started = og.postcopy_started || first->status.rfind("postcopy", 0) == 0;
   if (started) {
     mark_started();
   } else if (first->status == "active") {
@@ -963,8 +979,9 @@ Result<MigrationOutcome> QemuHypervisor::switchover_out(const std::string& name)
           ErrorCode::unavailable,
           "migration " + at.status + (at.error_desc.empty() ? "" : ": " + at.error_desc),
           {}};
-      // Not started (a precopy that failed on its own): nothing is final yet.
-      if (!started) return give_back(broke);
+      // Ended (failed, cancelled): the guest may still resume here, give_back asks QEMU.
+      // Stuck (postcopy-paused, cancelling, ...): it cannot.
+      if (!started || at.status == "failed" || at.status == "cancelled") return give_back(broke);
       return lost(broke);
     }
     if (std::chrono::steady_clock::now() > deadline)

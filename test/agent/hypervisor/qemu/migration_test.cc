@@ -420,6 +420,43 @@ TEST_F(MigrationTest, PostcopyCancelledBeforeTheSwitchRunsHere) {
   EXPECT_EQ(late.error().code, ErrorCode::failed_precondition);
 }
 
+// Ready for post-copy, then the target's QEMU dies before the manager's switch-over: the
+// source's copy fails, switchover_out gives the guest back (nothing was final: the target
+// never ran) and it runs and counts on the source again.
+TEST_F(MigrationTest, PostcopyTargetLostBeforeTheSwitch) {
+  UnprivilegedUserfaultfd uffd;
+  if (!uffd.why().empty()) GTEST_SKIP() << "SKIPPED: " << uffd.why();
+  const std::string name = "migpcl";
+  boot_counting(name);
+  if (HasFatalFailure()) return;
+  auto source = a_.hv->begin_migration(name);
+  ASSERT_TRUE(source) << source.error().to_string();
+  source->postcopy = true;
+  auto info = b_.hv->prepare_incoming(*source, "127.0.0.1");
+  ASSERT_TRUE(info) << info.error().to_string();
+  MigrationPolicy policy;
+  policy.postcopy = true;
+  auto ready = a_.hv->migrate_out(name, *info, policy);
+  ASSERT_TRUE(ready) << ready.error().to_string();
+  ASSERT_TRUE(ready->postcopy_ready);
+  ASSERT_TRUE(b_.hv->abort_incoming(name));  // its QEMU is killed
+  std::this_thread::sleep_for(1s);           // the source's stream notices
+  auto sw = a_.hv->switchover_out(name);
+  ASSERT_FALSE(sw) << "switched over to a target that is gone";
+  EXPECT_NE(sw.error().message.find("keeps running on this host"), std::string::npos)
+      << sw.error().to_string();
+  auto st = a_.hv->status(name);
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(st->state, VmState::running);
+  const int before = last_tick(tail(a_, name));
+  ASSERT_TRUE(wait_for([&] { return last_tick(tail(a_, name)) > before + 3; }, 60s))
+      << "the guest does not count on the source after the lost target:\n"
+      << tail(a_, name);
+  auto cancel = a_.hv->cancel_out(name);
+  ASSERT_FALSE(cancel);
+  EXPECT_EQ(cancel.error().code, ErrorCode::failed_precondition) << "still migrating out";
+}
+
 // A target whose QEMU may not use userfaultfd refuses post-copy at prepare, with the reason
 // (before it starts a QEMU); without post-copy it prepares as always.
 TEST_F(MigrationTest, PostcopyIsRefusedWhereUserfaultfdIsNotAllowed) {
