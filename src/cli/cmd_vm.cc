@@ -249,6 +249,7 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     auto cancel = std::make_shared<bool>(false);
     auto no_tls = std::make_shared<bool>(false);
     auto auto_converge = std::make_shared<bool>(false);
+    auto postcopy = std::make_shared<bool>(false);
     auto f = std::make_shared<ActionFlags>();
     CLI::App* c = vm->add_subcommand(
         "migrate",
@@ -266,17 +267,25 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_flag("--auto-converge", *auto_converge,
                 "Let QEMU slow the guest's vCPUs down while its memory changes faster than it "
                 "is sent (a busy guest then converges instead of hitting the deadline)");
+    c->add_flag("--postcopy", *postcopy,
+                "Switch over early and let the target fetch the rest of the memory (least "
+                "downtime, always ends; but a host or link lost before the copy ends loses "
+                "the guest: needs vm.unprivileged_userfaultfd=1 on the target)");
     c->add_flag("--cancel", *cancel,
                 "Cancel the VM's migration in progress (it stays on its host, running); "
                 "refused once it switches over");
     add_wait_flags(c, *f);
-    c->callback([&ctx, name, host, bandwidth, downtime, cancel, no_tls, auto_converge, f] {
-      ctx.action = [&ctx, name, host, bandwidth, downtime, cancel, no_tls, auto_converge, f] {
+    c->callback([&ctx, name, host, bandwidth, downtime, cancel, no_tls, auto_converge, postcopy,
+                 f] {
+      ctx.action = [&ctx, name, host, bandwidth, downtime, cancel, no_tls, auto_converge, postcopy,
+                    f] {
         if (*cancel) {
-          if (!host->empty() || !bandwidth->empty() || *downtime || *no_tls || *auto_converge)
+          if (!host->empty() || !bandwidth->empty() || *downtime || *no_tls || *auto_converge ||
+              *postcopy)
             return ctx.usage_error(Error{ErrorCode::invalid_argument,
                                          "--cancel takes no --to, --max-bandwidth, "
-                                         "--max-downtime, --no-tls or --auto-converge",
+                                         "--max-downtime, --no-tls, --auto-converge or "
+                                         "--postcopy",
                                          "--cancel"});
           // The migrate task then ends "cancelled by ..." (failed): with --wait, the exit
           // code says the migration did not happen, which is what was asked for.
@@ -293,8 +302,9 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
         }
         auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
         if (!timeout) return ctx.usage_error(timeout.error());
-        return ctx.act(build_vm_migrate(*name, *host, bw, *downtime, !*no_tls, *auto_converge),
-                       "vm " + *name + ": migration requested", f->wait, *timeout);
+        return ctx.act(
+            build_vm_migrate(*name, *host, bw, *downtime, !*no_tls, *auto_converge, *postcopy),
+            "vm " + *name + ": migration requested", f->wait, *timeout);
       };
     });
   }

@@ -321,13 +321,14 @@ ApiRequest build_vm_migrate_cancel(const std::string& name) {
 
 ApiRequest build_vm_migrate(const std::string& name, const std::string& host,
                             uint64_t max_bandwidth, uint64_t downtime_max_ms, bool tls,
-                            bool auto_converge) {
+                            bool auto_converge, bool postcopy) {
   json body = json::object();
   if (!host.empty()) body["host"] = host;
   if (max_bandwidth) body["max_bandwidth"] = max_bandwidth;
   if (downtime_max_ms) body["downtime_max_ms"] = downtime_max_ms;
   if (!tls) body["tls"] = false;  // absent: the cluster default
   if (auto_converge) body["auto_converge"] = true;
+  if (postcopy) body["postcopy"] = true;
   return {"POST", vm_path(name) + "/migrate", body};
 }
 

@@ -37,6 +37,7 @@ cleanup() {
       echo "--- agent h$i log (tail) ---" >&2; tail -15 "$WORK/h$i/agent.log" >&2
     done
   fi
+  [ -n "${uffd_old:-}" ] && echo "$uffd_old" >/proc/sys/vm/unprivileged_userfaultfd  # post-copy step
   for i in 1 2 3; do e2e_remove_agent_vms "$WORK/h$i/agent.sock"; done  # VMs, then the agents
   for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
   [ -n "$MGR_PID" ] && kill "$MGR_PID" 2>/dev/null
@@ -292,6 +293,34 @@ if console_has "$di" vm1 STRATA-READY; then fail "vm1 booted again on $dst"; fi
 # One to the host it is on is refused.
 api POST /api/v1/vms/vm1/migrate "{\"host\":\"$dst\"}" >"$WORK/mig-same.json"
 [ "$(last_status)" = 400 ] || fail "migrating to the VM's own host: HTTP $(last_status) $(cat "$WORK/mig-same.json")"
+
+# ---- post-copy (asked for): vm1 moves on with --postcopy, its local disk mirrored first;
+# the guest switches over at once (TCG) and the target fetches its memory afterwards.
+# QEMU runs as strata-qemu: the targets need userfaultfd for that user (what an operator
+# sets on hosts that take post-copy), set for this step only.
+uffd_old=$(cat /proc/sys/vm/unprivileged_userfaultfd)
+psrc=$dst
+pdi=$((di % 3 + 1))
+pdst=h$pdi
+send_line "$di" vm1 'echo PC-$((60+1)) >/tmp/pcmark; echo PCMARK$((1+1))ED'
+wait_for 60 "vm1 marked for post-copy" console_has "$di" vm1 PCMARK2ED || fail "vm1 did not run the post-copy marking command"
+echo 1 >/proc/sys/vm/unprivileged_userfaultfd
+rc=0
+"${cli[@]}" vm migrate vm1 --to "$pdst" --postcopy --wait --wait-timeout 5m >"$WORK/migrate-pc.out" 2>&1 || rc=$?
+echo "$uffd_old" >/proc/sys/vm/unprivileged_userfaultfd
+[ "$rc" = 0 ] || fail "strata vm migrate vm1 --postcopy: $(tail -5 "$WORK/migrate-pc.out")"
+task=$(api GET "/api/v1/tasks?limit=10000" | jq -c '[.tasks[] | select(.kind == "vm.migrate")] | last')
+[ "$(jq -r .result.postcopy <<<"$task")" = true ] || fail "vm1's migration did not switch over in post-copy: $task"
+[ "$(api GET /api/v1/vms/vm1 | jq -r .host)" = "$pdst" ] || fail "vm1 is on $(api GET /api/v1/vms/vm1 | jq -r .host), not $pdst"
+wait_for 60 "vm1 removed from $psrc" only_on vm1 "$pdst" || fail "vm1 is defined on [$(defined_on vm1)] after the post-copy migration"
+send_line "$pdi" vm1 'cat /tmp/pcmark /tmp/mark; echo PCCHECK$((2+3))ED'
+wait_for 60 "vm1 answers on $pdst" console_has "$pdi" vm1 PCCHECK5ED || fail "vm1 does not answer on $pdst after post-copy"
+console_has "$pdi" vm1 PC-61 || fail "vm1's memory did not come along in post-copy (no /tmp/pcmark)"
+console_has "$pdi" vm1 RAM-42 || fail "vm1's older memory did not come along in post-copy (no /tmp/mark)"
+if console_has "$pdi" vm1 STRATA-READY; then fail "vm1 booted again on $pdst"; fi
+log "vm1 migrated $psrc -> $pdst in post-copy: $(jq -c '{message, result: (.result | {downtime_ms, postcopy, total_ms, phases_ms})}' <<<"$task")"
+dst=$pdst
+di=$pdi
 
 # ---- the manager is killed (-9) while a migration copies; restarted, it finishes it once
 m=vm4

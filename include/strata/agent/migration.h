@@ -23,6 +23,9 @@ struct MigrationSource {
   // Set by the manager before prepare: the target listens for TLS only (migration
   // certificates, see MigrationTlsFiles) and reports it back in MigrationIncoming::tls.
   bool tls = false;
+  // Set by the manager before prepare: the target accepts post-copy (QEMU's postcopy-ram,
+  // which needs userfaultfd for QEMU's user) and reports it in MigrationIncoming::postcopy.
+  bool postcopy = false;
 };
 
 // Prepare (target): where the source streams to.
@@ -31,6 +34,7 @@ struct MigrationIncoming {
   std::string nbd_host;       // the NBD server exporting the disks writable (empty: no disks)
   std::string nbd_port;
   bool tls = false;  // both the stream and the NBD exports require TLS (mutual, CA-checked)
+  bool postcopy = false;  // the target can take the rest of the RAM after the switch-over
 };
 
 // Where a driver finds this host's migration identity: <dir>/ca.crt (the manager's CA),
@@ -52,6 +56,13 @@ struct MigrationPolicy {
   // QEMU's auto-converge (throttles the guest's vCPUs while RAM does not converge). Set
   // explicitly at every migration: QEMU keeps capabilities from one to the next.
   bool auto_converge = false;
+  // Post-copy (off by default): instead of waiting for RAM to converge, the guest switches
+  // over once the copy has begun (at once when the RAM is copied paused, on TCG; after the
+  // first full pass otherwise) and the target fetches the rest on demand. migrate_out then
+  // returns `postcopy_ready` and the manager records the decision before switchover_out:
+  // from migrate-start-postcopy on, the source can no longer take the guest back (QEMU
+  // refuses `cont` until the migration is finalized), so a lost target or link loses it.
+  bool postcopy = false;
 };
 
 // The deadline scaled by the VM's memory (as Nova and KubeVirt): 60 s plus 60 s per GiB.
@@ -79,6 +90,13 @@ struct MigrationOutcome {
   int64_t downtime_limit_ms = 0;  // the limit it converged with
   // RAM was copied with the guest paused (TCG on QEMU < 9.0): the downtime is the copy.
   bool ram_copied_paused = false;
+  // migrate_out with policy.postcopy: the copy runs and may switch over now (call
+  // switchover_out); nothing is final yet (cancel_out still resumes the guest here).
+  bool postcopy_ready = false;
+  // switchover_out: the guest switched over in post-copy (the target holds its CPU state;
+  // this host still streams the rest of the RAM until confirm_out). False when the copy
+  // completed before the switch (an ordinary end).
+  bool postcopy = false;
 };
 
 // The real downtime: the source's STOP event to the target's RESUME event, in ms (both
@@ -111,7 +129,15 @@ class MigrationDriver {
                                           std::chrono::milliseconds timeout) = 0;
   // Target: removes an incoming VM that will not run here.
   virtual Status abort_incoming(const std::string& name) = 0;
-  // Source: the target runs the guest: quits QEMU here and removes the VM.
+  // Source, after migrate_out answered postcopy_ready and the manager recorded the switch:
+  // starts post-copy (or takes the completed copy), ends the disk mirrors and returns the
+  // outcome (stop_at_us, postcopy). Asked again, answers the same outcome.
+  virtual Result<MigrationOutcome> switchover_out(const std::string& name) {
+    return make_error(ErrorCode::failed_precondition,
+                      "this driver has no post-copy (switchover of " + name + ")");
+  }
+  // Source: the target runs the guest: quits QEMU here and removes the VM (after a
+  // post-copy switch-over, once the last page has been sent).
   virtual Status confirm_out(const std::string& name) = 0;
   // Source: the target will not run it: resumes the guest here.
   virtual Status cancel_out(const std::string& name) = 0;

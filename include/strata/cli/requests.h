@@ -104,7 +104,7 @@ ApiRequest build_vm_cdrom(const std::string& name, const std::optional<std::stri
 // tls false: "tls": false (unencrypted), true: the cluster default.
 ApiRequest build_vm_migrate(const std::string& name, const std::string& host,
                             uint64_t max_bandwidth, uint64_t downtime_max_ms, bool tls = true,
-                            bool auto_converge = false);
+                            bool auto_converge = false, bool postcopy = false);
 // POST /vms/{name}/migrate/cancel
 ApiRequest build_vm_migrate_cancel(const std::string& name);
 ApiRequest build_vm_delete(const std::string& name);

@@ -420,6 +420,7 @@ STRATA_ONCE_FOR(FinishMigrationRequest, FinishMigrationResponse)
 STRATA_ONCE_FOR(AbortMigrationRequest, AbortMigrationResponse)
 STRATA_ONCE_FOR(ConfirmMigrationRequest, ConfirmMigrationResponse)
 STRATA_ONCE_FOR(CancelMigrationRequest, CancelMigrationResponse)
+STRATA_ONCE_FOR(SwitchoverMigrationRequest, MigrationOutcome)
 #undef STRATA_ONCE_FOR
 
 }  // namespace strata::agent::service

@@ -42,7 +42,19 @@ MigrationPolicy from_proto(const v1::MigrationPolicy& p) {
   out.max_bandwidth = p.max_bandwidth();
   if (p.deadline_ms() > 0) out.deadline = std::chrono::milliseconds(p.deadline_ms());
   out.auto_converge = p.auto_converge();
+  out.postcopy = p.postcopy();
   return out;
+}
+
+void to_proto(const MigrationOutcome& r, v1::MigrationOutcome* o) {
+  o->set_qemu_downtime_ms(r.qemu_downtime_ms);
+  o->set_stop_at_us(r.stop_at_us);
+  o->set_total_ms(r.total_ms);
+  o->set_ram_transferred(r.ram_transferred);
+  o->set_downtime_limit_ms(r.downtime_limit_ms);
+  o->set_ram_copied_paused(r.ram_copied_paused);
+  o->set_postcopy_ready(r.postcopy_ready);
+  o->set_postcopy(r.postcopy);
 }
 
 v1::MigrationProgress to_proto(const MigrationProgress& p) {
@@ -137,15 +149,16 @@ grpc::Status AgentService::PrepareMigration(grpc::ServerContext*,
           return invalid_argument("profile_json", "at most 65536 bytes");
         if (!is_ip_literal(req->listen_host()))
           return invalid_argument("listen_host", "must be an IP address of this host");
-        auto in = mig->prepare_incoming({*spec, req->profile_json(), req->tls()},
+        auto in = mig->prepare_incoming({*spec, req->profile_json(), req->tls(), req->postcopy()},
                                         req->listen_host());
         if (!in) return tl::unexpected(in.error());
         out->set_migration_uri(in->migration_uri);
         out->set_nbd_host(in->nbd_host);
         out->set_nbd_port(in->nbd_port);
         out->set_tls(in->tls);
-        migration_log()->info("incoming migration prepared name={} uri={} tls={}", spec->name,
-                              in->migration_uri, in->tls);
+        out->set_postcopy(in->postcopy);
+        migration_log()->info("incoming migration prepared name={} uri={} tls={} postcopy={}",
+                              spec->name, in->migration_uri, in->tls, in->postcopy);
         return {};
       });
 }
@@ -197,8 +210,10 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
       job = std::make_shared<MigrationJob>();
       job->request_id = req->request_id();
       job->fingerprint = fp;
-      MigrationIncoming target{req->migration_uri(), req->nbd_host(), req->nbd_port(),
-                               req->tls()};
+      // The target was prepared for post-copy when this asks for it (the manager checked
+      // its answer); the driver refuses a post-copy policy otherwise.
+      MigrationIncoming target{req->migration_uri(), req->nbd_host(), req->nbd_port(), req->tls(),
+                               req->policy().postcopy()};
       MigrationPolicy policy = from_proto(req->policy());
       std::string name = req->name();
       migration_log()->info("migration starts name={} to={} request={}", name, target.migration_uri,
@@ -230,14 +245,8 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
     if (job->done) {
       if (!job->result) return wire::to_grpc_status(job->result.error());
       v1::MigrationProgress last = to_proto(job->latest);
-      last.set_phase("completed");
-      auto* o = last.mutable_outcome();
-      o->set_qemu_downtime_ms(job->result->qemu_downtime_ms);
-      o->set_stop_at_us(job->result->stop_at_us);
-      o->set_total_ms(job->result->total_ms);
-      o->set_ram_transferred(job->result->ram_transferred);
-      o->set_downtime_limit_ms(job->result->downtime_limit_ms);
-      o->set_ram_copied_paused(job->result->ram_copied_paused);
+      last.set_phase(job->result->postcopy_ready ? "postcopy-ready" : "completed");
+      to_proto(*job->result, last.mutable_outcome());
       jl.unlock();
       writer->Write(last);
       return grpc::Status::OK;
@@ -254,6 +263,33 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
                             "stream ended; the migration goes on (call again to follow it)");
     }
   }
+}
+
+grpc::Status AgentService::SwitchoverMigration(grpc::ServerContext*,
+                                               const v1::SwitchoverMigrationRequest* req,
+                                               v1::MigrationOutcome* resp) {
+  auto* mig = hv_.migration();
+  if (!mig) return cannot_migrate();
+  return once<v1::SwitchoverMigrationRequest, v1::MigrationOutcome>(
+      "SwitchoverMigration", *req, resp, [&](v1::MigrationOutcome* out) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        {
+          // The copy must have reached its switch-over point (PerformMigration ended).
+          std::lock_guard lk(migrations_mu_);
+          auto it = migrations_.find(req->name());
+          if (it != migrations_.end()) {
+            std::lock_guard jl(it->second->mu);
+            if (!it->second->done)
+              return make_error(ErrorCode::failed_precondition, "the migration still runs");
+          }
+        }
+        auto r = mig->switchover_out(req->name());
+        if (!r) return tl::unexpected(r.error());
+        to_proto(*r, out);
+        migration_log()->info("migration switched over name={} postcopy={}", req->name(),
+                              r->postcopy);
+        return {};
+      });
 }
 
 grpc::Status AgentService::FinishMigration(grpc::ServerContext*,

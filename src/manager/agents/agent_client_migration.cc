@@ -29,13 +29,14 @@ Result<pb::BeginMigrationResponse> AgentClient::begin_migration(const std::strin
 
 Result<pb::PrepareMigrationResponse> AgentClient::prepare_migration(
     const std::string& request_id, const pb::BeginMigrationResponse& source,
-    const std::string& listen_host, bool tls) {
+    const std::string& listen_host, bool tls, bool postcopy) {
   pb::PrepareMigrationRequest req;
   req.set_request_id(request_id);
   *req.mutable_spec() = source.spec();
   req.set_profile_json(source.profile_json());
   req.set_listen_host(listen_host);
   req.set_tls(tls);
+  req.set_postcopy(postcopy);
   grpc::ClientContext ctx;
   set_deadline(ctx, kPhaseDeadline);
   pb::PrepareMigrationResponse resp;
@@ -88,12 +89,26 @@ Status AgentClient::abort_migration(const std::string& request_id, const std::st
   return {};
 }
 
-Status AgentClient::confirm_migration(const std::string& request_id, const std::string& name) {
-  pb::ConfirmMigrationRequest req;
+Result<pb::MigrationOutcome> AgentClient::switchover_migration(const std::string& request_id,
+                                                               const std::string& name) {
+  pb::SwitchoverMigrationRequest req;
   req.set_request_id(request_id);
   req.set_name(name);
   grpc::ClientContext ctx;
   set_deadline(ctx, kPhaseDeadline);
+  pb::MigrationOutcome resp;
+  if (auto st = stub_->SwitchoverMigration(&ctx, req, &resp); !st.ok())
+    return tl::unexpected(error_from_grpc(st));
+  return resp;
+}
+
+Status AgentClient::confirm_migration(const std::string& request_id, const std::string& name,
+                                      std::chrono::milliseconds deadline) {
+  pb::ConfirmMigrationRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  grpc::ClientContext ctx;
+  set_deadline(ctx, deadline);
   pb::ConfirmMigrationResponse resp;
   if (auto st = stub_->ConfirmMigration(&ctx, req, &resp); !st.ok())
     return tl::unexpected(error_from_grpc(st));

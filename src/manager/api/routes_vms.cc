@@ -73,7 +73,7 @@ HttpResponse vm_action(ApiDeps& d, HttpRequest& r, VmVerb verb) {
 }
 
 // POST /api/v1/vms/{name}/migrate {"host"?, "max_bandwidth"?, "downtime_max_ms"?, "tls"?,
-// "auto_converge"?}
+// "auto_converge"?, "postcopy"?}
 HttpResponse migrate_vm(ApiDeps& d, HttpRequest& r) {
   auto body = parse_json_object(r.body, /*allow_empty=*/true);
   if (!body) return error_response(body.error());
@@ -82,7 +82,8 @@ HttpResponse migrate_vm(ApiDeps& d, HttpRequest& r) {
                                      {"max_bandwidth", T::unsigned_integer},
                                      {"downtime_max_ms", T::unsigned_integer},
                                      {"tls", T::boolean},
-                                     {"auto_converge", T::boolean}});
+                                     {"auto_converge", T::boolean},
+                                     {"postcopy", T::boolean}});
       !st)
     return error_response(st.error());
   VmMigrateOptions o;
@@ -95,6 +96,7 @@ HttpResponse migrate_vm(ApiDeps& d, HttpRequest& r) {
   o.downtime_max_ms = static_cast<int64_t>(downtime);
   if (const auto* tls = optional_member(*body, "tls")) o.tls = tls->get<bool>();
   if (const auto* ac = optional_member(*body, "auto_converge")) o.auto_converge = ac->get<bool>();
+  if (const auto* pc = optional_member(*body, "postcopy")) o.postcopy = pc->get<bool>();
   auto change = d.vms->migrate(r.param("name"), o, audit_actor(r));
   if (!change) return error_response(change.error());
   return change_response(d, *change);

@@ -44,6 +44,7 @@ std::string encode(const VmDocument& d) {
                       {"downtime_max_ms", d.migration.downtime_max_ms},
                       {"tls", d.migration.tls},
                       {"auto_converge", d.migration.auto_converge},
+                      {"postcopy", d.migration.postcopy},
                       {"cancelled_by", d.migration.cancelled_by},
                       {"cold", d.migration.cold}};
   return j.dump();
@@ -116,6 +117,7 @@ Result<VmDocument> decode_vm_document(const std::string& text) try {
     d.migration.downtime_max_ms = integer_member(m, "downtime_max_ms", int64_t{0});
     d.migration.tls = m.value("tls", false);
     d.migration.auto_converge = m.value("auto_converge", false);
+    d.migration.postcopy = m.value("postcopy", false);
     d.migration.cancelled_by = m.value("cancelled_by", "");
     d.migration.cold = m.contains("cold") && m["cold"].is_boolean() && m["cold"].get<bool>();
   }
@@ -160,7 +162,8 @@ std::string encode(const VmStatusDoc& s) {
                       {"qemu_downtime_ms", m.qemu_downtime_ms},
                       {"total_ms", m.total_ms},
                       {"ram_transferred", m.ram_transferred},
-                      {"ram_copied_paused", m.ram_copied_paused}};
+                      {"ram_copied_paused", m.ram_copied_paused},
+                      {"postcopy", m.postcopy}};
   }
   if (s.guest) j["guest"] = model::to_json(*s.guest);
   if (!s.cpu_model.empty()) j["cpu_model"] = s.cpu_model;
@@ -189,6 +192,7 @@ VmStatusDoc decode_vm_status(const std::string& text) {
       s.migration.total_ms = integer_member(m, "total_ms", int64_t{0});
       s.migration.ram_transferred = integer_member(m, "ram_transferred", uint64_t{0});
       s.migration.ram_copied_paused = m.value("ram_copied_paused", false);
+      s.migration.postcopy = m.value("postcopy", false);
     }
     // Damaged guest facts are dropped alone: the rest of the status stays.
     if (j.contains("guest"))

@@ -351,13 +351,29 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
   VmMigrationStatus ms = decode_vm_status(vm.status).migration;
   // The target is given up (before the switch only): the source keeps or takes back the VM.
   auto give_up = [&](const Error& why) -> Outcome {
+    // Past a post-copy switch-over the source refuses (conflict): its CPU state left, and
+    // QEMU will not resume it. The target holds only part of the memory and no recovery
+    // (migrate-recover) is driven yet, so the guest is lost: the task must say so, not
+    // "the VM runs on its host". The target is aborted as usual (the target host's
+    // reconcile would remove its copy anyway: the record stays on the source).
+    bool lost = false;
     if (auto c = source->cancel_migration(base + ":cancel", vm.name); !c) {
       if (c.error().code == ErrorCode::unavailable) return Outcome::retry;  // job still runs
-      log->warn("migration cancel on the source failed vm={} error={}", vm.name,
-                c.error().to_string());
+      lost = c.error().code == ErrorCode::conflict;
+      if (lost)
+        log->error("migration failed after the post-copy switch-over vm={} error={}", vm.name,
+                   why.to_string());
+      else
+        log->warn("migration cancel on the source failed vm={} error={}", vm.name,
+                  c.error().to_string());
     }
     if (auto a = target->abort_migration(base + ":abort", vm.name); !a && retryable(a.error()))
       return Outcome::retry;
+    if (lost)
+      return end(source_id, false,
+                 "migration failed after the post-copy switch-over began: " + why.message +
+                     "; the guest is lost (it cannot resume on its host, its QEMU stays paused)",
+                 nlohmann::json::object());
     if (auto fresh = store_.get_vm(vm.id)) vm = *fresh;
     const std::string by = cancelled_by();
     return end(source_id, false,
@@ -395,7 +411,8 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     }
     auto listen = listen_host_of(target_host->address);
     if (!listen) return give_up(listen.error());
-    auto prepared = target->prepare_migration(base + ":prepare", *begin, *listen, m.tls);
+    auto prepared =
+        target->prepare_migration(base + ":prepare", *begin, *listen, m.tls, m.postcopy);
     if (!prepared) {
       if (retryable(prepared.error())) return Outcome::retry;
       return give_up(prepared.error());
@@ -407,6 +424,10 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
       return give_up(Error{ErrorCode::failed_precondition,
                            "the target's agent cannot receive a TLS migration (upgrade it, or "
                            "migrate with \"tls\": false on a trusted network)",
+                           {}});
+    if (m.postcopy && !prepared->postcopy())
+      return give_up(Error{ErrorCode::failed_precondition,
+                           "the target's agent cannot receive a post-copy migration (upgrade it)",
                            {}});
     if (!write_status([&](VmStatusDoc& s) {
           s.migration.phase = "copying";
@@ -429,6 +450,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     if (m.max_bandwidth) req.mutable_policy()->set_max_bandwidth(m.max_bandwidth);
     if (m.downtime_max_ms) req.mutable_policy()->set_downtime_max_ms(m.downtime_max_ms);
     req.mutable_policy()->set_auto_converge(m.auto_converge);
+    req.mutable_policy()->set_postcopy(m.postcopy);
     req.set_tls(m.tls);
     // A cancel recorded since this pass began: the copy does not start.
     if (auto fresh = store_.get_vm(vm.id)) vm = *fresh;
@@ -466,6 +488,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
           s.migration.total_ms = out->total_ms();
           s.migration.ram_transferred = out->ram_transferred();
           s.migration.ram_copied_paused = out->ram_copied_paused();
+          s.migration.postcopy = out->postcopy_ready();
         }, /*unless_cancelled=*/true)) {
       // Cancelled after the copy completed, before the switch: the source (paused, its
       // memory sent) takes the guest back; the target never resumes.
@@ -480,13 +503,39 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     log->error("unknown migration phase vm={} phase={}", vm.name, ms.phase);
     return give_up(Error{ErrorCode::internal, "unknown migration phase " + ms.phase, {}});
   }
+  // Post-copy: the copy waits at its switch-over point; the decision is recorded, so the
+  // source switches now (asked again after a crash, it answers the same outcome).
+  bool switched_postcopy = false;
+  if (ms.postcopy) {
+    task(90, "switching over to " + target_host->name + " (post-copy)");
+    auto sw = source->switchover_migration(base + ":switchover", vm.name);
+    if (!sw) {
+      if (retryable(sw.error())) return Outcome::retry;
+      // Refused before post-copy began: the agent undid the copy and the guest runs on the
+      // source. Broken after it began: the guest's state is split and it cannot resume on
+      // the source; the target is given up too, and the task says so.
+      return give_up(sw.error());
+    }
+    ms.stop_at_us = sw->stop_at_us();
+    ms.qemu_downtime_ms = sw->qemu_downtime_ms();
+    ms.total_ms = sw->total_ms();
+    ms.ram_transferred = sw->ram_transferred();
+    switched_postcopy = sw->postcopy();
+    lap("switchover");
+  }
   task(95, "resuming on " + target_host->name);
   auto finished = target->finish_migration(base + ":finish", vm.name);
   if (!finished) {
     log->warn("migration finish failed vm={} error={}", vm.name, finished.error().to_string());
     if (finished.error().code == ErrorCode::not_found) {
-      // The incoming VM is gone (its host lost it): the source still holds the paused guest.
-      (void)source->cancel_migration(base + ":cancel", vm.name);
+      // The incoming VM is gone (its host lost it): the source still holds the paused guest,
+      // unless it switched over in post-copy (then the guest is lost: the source refuses).
+      auto c = source->cancel_migration(base + ":cancel", vm.name);
+      if (!c && c.error().code == ErrorCode::conflict)
+        return end(
+            source_id, false,
+            "the target lost the incoming VM after the post-copy switch-over: " + c.error().message,
+            nlohmann::json::object());
       return end(source_id, false,
                  "the target lost the incoming VM; the VM runs on its host again",
                  nlohmann::json::object());
@@ -511,15 +560,24 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
                            {"total_ms", ms.total_ms},
                            {"ram_transferred", ms.ram_transferred},
                            {"ram_copied_paused", ms.ram_copied_paused},
+                           {"postcopy", switched_postcopy},
                            {"phases_ms", phases}};
   const Outcome ended =
       end(m.target_host_id, true,
           fmt::format("migrated to {} (downtime {} ms{})", target_host->name, downtime_ms,
-                      ms.ram_copied_paused ? ", memory copied paused: TCG" : ""),
+                      switched_postcopy      ? ", post-copy"
+                      : ms.ram_copied_paused ? ", memory copied paused: TCG"
+                                             : ""),
           result);
   if (ended != Outcome::done) return ended;  // recorded by the retry, which confirms too
   lap("record_end");
-  if (auto c = source->confirm_migration(base + ":confirm", vm.name); !c) {
+  // After a post-copy switch-over the source answers once its last page went (bounded by
+  // the job's own deadline, 60 s + 60 s per GiB).
+  const std::chrono::milliseconds confirm_deadline =
+      switched_postcopy
+          ? std::chrono::milliseconds(150000 + int64_t(doc.spec.memory_mib) * 60000 / 1024)
+          : std::chrono::milliseconds(90s);
+  if (auto c = source->confirm_migration(base + ":confirm", vm.name, confirm_deadline); !c) {
     log->warn("migration confirm failed vm={} error={} (the source's copy is removed by a "
               "reconcile of its host)",
               vm.name, c.error().to_string());

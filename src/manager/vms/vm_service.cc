@@ -325,6 +325,7 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
       next.migration.downtime_max_ms = options.downtime_max_ms;
       next.migration.tls = options.tls.value_or(migration_tls_);
       next.migration.auto_converge = options.auto_converge && !cold;
+      next.migration.postcopy = options.postcopy && !cold;
       next.migration.cold = cold;
       fresh->spec = encode(next);
       auto updated = tx.update_vm(*fresh);

@@ -128,6 +128,8 @@ class AgentService final : public v1::AgentService::Service {
                                 v1::PrepareMigrationResponse*) override;
   grpc::Status PerformMigration(grpc::ServerContext*, const v1::PerformMigrationRequest*,
                                 grpc::ServerWriter<v1::MigrationProgress>*) override;
+  grpc::Status SwitchoverMigration(grpc::ServerContext*, const v1::SwitchoverMigrationRequest*,
+                                   v1::MigrationOutcome*) override;
   grpc::Status FinishMigration(grpc::ServerContext*, const v1::FinishMigrationRequest*,
                                v1::FinishMigrationResponse*) override;
   grpc::Status AbortMigration(grpc::ServerContext*, const v1::AbortMigrationRequest*,

@@ -183,8 +183,8 @@ class AgentClient {
   Result<pb::BeginMigrationResponse> begin_migration(const std::string& name);
   Result<pb::PrepareMigrationResponse> prepare_migration(const std::string& request_id,
                                                          const pb::BeginMigrationResponse& source,
-                                                         const std::string& listen_host,
-                                                         bool tls);
+                                                         const std::string& listen_host, bool tls,
+                                                         bool postcopy = false);
   // Follows the source's migration job until it ends: on_progress per report; returns the
   // outcome. `deadline` bounds the whole call (the job itself is bounded by its policy).
   Result<pb::MigrationOutcome> perform_migration(
@@ -193,7 +193,12 @@ class AgentClient {
   Result<pb::FinishMigrationResponse> finish_migration(const std::string& request_id,
                                                        const std::string& name);
   Status abort_migration(const std::string& request_id, const std::string& name);
-  Status confirm_migration(const std::string& request_id, const std::string& name);
+  // Post-copy: the source switches over (SwitchoverMigration).
+  Result<pb::MigrationOutcome> switchover_migration(const std::string& request_id,
+                                                    const std::string& name);
+  // `deadline`: after a post-copy switch-over the source answers once its last page went.
+  Status confirm_migration(const std::string& request_id, const std::string& name,
+                           std::chrono::milliseconds deadline = std::chrono::seconds(90));
   Result<pb::VmStatus> cancel_migration(const std::string& request_id, const std::string& name);
   // Cold migration of a stopped VM's local disk (agent_client_disks.cc): this agent's
   // ReadDisk relayed, chunk by chunk, to `target`'s WriteDisk (never the whole disk in

@@ -48,6 +48,9 @@ struct VmMigration {
   int64_t downtime_max_ms = 0;  // 0: the agent's default (1000)
   bool tls = false;             // the RAM stream and the NBD mirror over TLS
   bool auto_converge = false;   // QEMU throttles the guest's vCPUs while RAM lags behind
+  // Post-copy (asked for, off by default): the guest switches over while RAM still copies
+  // and the target fetches the rest from the source (docs/internals/migration.md).
+  bool postcopy = false;
   std::string cancelled_by;     // a cancel was asked for (by this actor): give the target up
   // Cold: the VM is stopped: it is defined on the target, its local disks are copied there,
   // and it is removed from the source (vm_migration.cc).
@@ -99,8 +102,9 @@ Status validate_ha(const VmDocument& doc);
 // phase is written before the step it names, so a restarted manager resumes from it:
 //   preparing  target being prepared (may exist or not: abort it on failure)
 //   copying    target prepared at migration_uri/nbd_*; the source copies (follow the job)
-//   switching  the source completed: the target is resumed, then the source removed.
-//              Written before the target resumes: from here on the only way is forward.
+//   switching  the source completed (or, post-copy, is ready to switch over: `postcopy`):
+//              the source switches over (post-copy), the target is resumed, then the
+//              source removed. Written before either: from here on the only way is forward.
 struct VmMigrationStatus {
   std::string phase;
   std::string migration_uri, nbd_host, nbd_port;
@@ -109,6 +113,7 @@ struct VmMigrationStatus {
   int64_t total_ms = 0;
   uint64_t ram_transferred = 0;
   bool ram_copied_paused = false;
+  bool postcopy = false;  // the copy waits for SwitchoverMigration (post-copy)
 };
 
 struct VmStatusDoc {

@@ -66,6 +66,7 @@ struct VmMigrateOptions {
   int64_t downtime_max_ms = 0;  // the highest downtime limit to step up to; 0: 1000 ms
   std::optional<bool> tls;      // TLS for the stream and the mirror; unset: the cluster default
   bool auto_converge = false;   // let QEMU throttle the guest's vCPUs while RAM lags behind
+  bool postcopy = false;        // switch over early, the target fetches the rest of the RAM
 };
 
 // What a change committed: the VM as stored and the task that tracks the intent.

@@ -46,6 +46,21 @@ struct Vm {
   bool panicked = false;
   VmJob job = VmJob::none;  // the long operation in progress (vm_job.h)
   bool interrupt_job = false;  // migrate_out: stop at the next poll (interrupt_out)
+  // An outgoing post-copy migration past migrate_out (postcopy_ready): what switchover_out,
+  // cancel_out and confirm_out need. Set and cleared with the migrate_out job.
+  struct Outgoing {
+    std::vector<size_t> mirrors;  // NBD mirror nodes still in place
+    bool tls = false;
+    bool paused_for_ram = false;
+    int64_t downtime_limit_ms = 0;
+    uint64_t memory = 0;
+    std::chrono::steady_clock::time_point t0{};
+    // migrate-start-postcopy was sent (or QEMU said postcopy-*): the point of no return.
+    // From here on cancel_out refuses and switchover_out never undoes the copy.
+    bool postcopy_started = false;
+    std::optional<MigrationOutcome> switched;  // switchover_out's answer, once given
+  };
+  std::optional<Outgoing> outgoing;
   // Recovered with QEMU alive but QMP not connected: the supervisor retries from
   // qmp_retry_at (backing off), never concluding anything about the VM from the failure.
   bool qmp_pending = false;
@@ -161,7 +176,11 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
                                        const MigrationPolicy& policy) {
     return migrate_out(name, target, policy, {});
   }
-  // The target resumed: quits the source QEMU and removes the VM here.
+  // Post-copy: starts it (migrate-start-postcopy) or takes a copy that completed first,
+  // ends the mirrors; see MigrationDriver::switchover_out.
+  Result<MigrationOutcome> switchover_out(const std::string& name) override;
+  // The target resumed: quits the source QEMU and removes the VM here (after a post-copy
+  // switch-over, once QEMU has sent the last page).
   Status confirm_out(const std::string& name) override;
   // The target failed after completion: resumes the guest here.
   Status cancel_out(const std::string& name) override;
@@ -221,18 +240,27 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   void on_qmp_event(const std::string& name, const MonitorEvent& e);
   Status start_qemu(const std::string& name, const std::shared_ptr<Vm>& vm,
                     const model::VmSpec& spec, const HardwareProfile& profile, bool incoming);
-  // migrate_out's cleanup after a failure: cancels the mirrors, removes the NBD nodes,
-  // resumes the guest if the migration left it paused. Without mu_.
-  // `tls`: the attempt loaded this host's migration credentials (reset and removed here; a
-  // plain attempt already set tls-creds to "").
   // Gives a re-attached incoming VM (recover) its migrate_in job back. Needs mu_.
   void adopt_incoming_locked(const std::string& name, Vm& vm);
   // Cancels an outgoing migration (and removes its mirrors) that an earlier, killed agent
   // left running in QEMU (vm_migrate.cc).
   void clear_stale_migration_out(const std::string& name, QemuMonitor& qmp,
                                  const std::vector<size_t>& disks);
+  // migrate_out's cleanup after a failure: cancels the mirrors, removes the NBD nodes,
+  // resumes the guest if the migration left it paused. Without mu_.
+  // `tls`: the attempt loaded this host's migration credentials (reset and removed here; a
+  // plain attempt already set tls-creds to "").
   void unwind_out(const std::string& name, QemuMonitor& qmp, const std::vector<size_t>& disks,
                   bool tls);
+  // After QEMU switched over (completed, or post-copy active; the source is paused): ends
+  // the READY mirrors without pivoting (what is left is copied first), removes the NBD
+  // nodes and returns the STOP event's time. An error when a mirror failed at the end: the
+  // target must not run. Without mu_.
+  Result<int64_t> end_mirrors_out(const std::string& name, QemuMonitor& qmp,
+                                  const std::vector<size_t>& disks);
+  // Post-copy: whether QEMU's user may use userfaultfd on this host (root, or
+  // vm.unprivileged_userfaultfd = 1); the reason when not.
+  Status postcopy_possible() const;
   // Decides stopped/crashed from how QEMU ended and drops the connections. Needs mu_;
   // returns the connections so the caller destroys them without mu_.
   std::pair<std::shared_ptr<QemuMonitor>, std::shared_ptr<ConsoleHub>> finalize_locked(

@@ -569,6 +569,10 @@ Status QemuMonitor::migrate_cancel(std::chrono::milliseconds timeout) {
   return run_void("migrate_cancel", timeout);
 }
 
+Status QemuMonitor::migrate_start_postcopy(std::chrono::milliseconds timeout) {
+  return run_void("migrate-start-postcopy", timeout);
+}
+
 Status QemuMonitor::nbd_server_start(const std::string& host, const std::string& port,
                                      const std::string& tls_creds,
                                      std::chrono::milliseconds timeout) {

@@ -261,6 +261,9 @@ class QemuMonitor {
                           std::chrono::milliseconds timeout = kMonitorTimeout);
   Result<MigrationInfo> query_migrate(std::chrono::milliseconds timeout = kMonitorTimeout);
   Status migrate_cancel(std::chrono::milliseconds timeout = kMonitorTimeout);
+  // Source, migrating with the postcopy-ram capability: switch over now; the target then
+  // runs and fetches the pages it lacks from this QEMU.
+  Status migrate_start_postcopy(std::chrono::milliseconds timeout = kMonitorTimeout);
   // NBD server (target side, for the disk mirror) on an inet address; with `tls_creds`
   // (a tls-creds-x509 object id, endpoint=server) clients must speak TLS.
   Status nbd_server_start(const std::string& host, const std::string& port,

@@ -240,6 +240,8 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     return make_error(ErrorCode::failed_precondition, "state_dir is too long for UNIX sockets");
   if (!spec.disks.empty() && !opts_.images)
     return make_error(ErrorCode::failed_precondition, "no image store configured");
+  if (source.postcopy)
+    if (auto st = postcopy_possible(); !st) return tl::unexpected(st.error());
   if (auto st = check_datastores(spec); !st) return tl::unexpected(st.error());
   for (auto& d : spec.disks)
     if (d.datastore.empty() && !d.base_image.empty() && !opts_.images->image(d.base_image))
@@ -329,12 +331,14 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
   }
   if (!qmp) return fail(internal_error("no QMP monitor after start").value());
   // dirty-bitmaps: the backups' persistent bitmaps (backup.md) travel with the VM, so
-  // the next backup after a migration can still be incremental.
-  if (auto s = qmp->migrate_set_capabilities({{"events", true}, {"dirty-bitmaps", true}}, kCmd);
-      !s)
-    return fail(s.error());
+  // the next backup after a migration can still be incremental. postcopy-ram: both ends
+  // must have it before the stream starts.
+  std::vector<std::pair<std::string, bool>> caps = {{"events", true}, {"dirty-bitmaps", true}};
+  if (source.postcopy) caps.emplace_back("postcopy-ram", true);
+  if (auto s = qmp->migrate_set_capabilities(caps, kCmd); !s) return fail(s.error());
   IncomingInfo info;
   info.tls = source.tls;
+  info.postcopy = source.postcopy;
   const std::string tls_creds = source.tls ? kTlsCreds : "";
   {
     // TLS (by default): the stream and the NBD exports accept only a peer with a
@@ -404,11 +408,13 @@ Result<int64_t> QemuHypervisor::finish_incoming(const std::string& name,
     (*v)->last_resume_us = 0;
   }
   // The source saw "completed"; the target finishes loading the last state just after.
+  // After a post-copy switch-over the target is "postcopy-active" until its last page
+  // arrives; `cont` then runs the guest as soon as its device state is loaded.
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto mi = qmp->query_migrate(kCmd);
     if (!mi) return tl::unexpected(mi.error());
-    if (mi->status == "completed") break;
+    if (mi->status == "completed" || mi->status == "postcopy-active") break;
     if (mi->status == "failed" || mi->status == "cancelled")
       return make_error(ErrorCode::unavailable, "incoming migration " + mi->status +
                                                 (mi->error_desc.empty() ? "" : ": ") +
@@ -604,10 +610,14 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   // either way: QEMU keeps capabilities from one migration to the next.
   if (auto s = qmp->migrate_set_capabilities({{"events", true},
                                               {"dirty-bitmaps", true},
-                                              {"auto-converge", policy.auto_converge}},
+                                              {"auto-converge", policy.auto_converge},
+                                              {"postcopy-ram", policy.postcopy}},
                                              kCmd);
       !s)
     return fail(s.error());
+  if (policy.postcopy && !target.postcopy)
+    return fail(
+        Error{ErrorCode::failed_precondition, "the target was not prepared for post-copy", {}});
   const std::string tls_creds = target.tls ? kTlsCreds : "";
   if (target.tls)
     if (auto s = add_tls_creds(*qmp, opts_.migration_tls_dir, vm_dir(name), opts_.run_as,
@@ -708,6 +718,41 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
                         "migration " + mi->status +
                             (mi->error_desc.empty() ? "" : ": " + mi->error_desc),
                         {}});
+    // Post-copy: ready to switch over at once when the guest is paused for the copy (what
+    // is left of the copy is then the device state), else after the first full pass (as
+    // libvirt's --postcopy-after-precopy). The switch itself waits for the manager's word
+    // (switchover_out); QEMU goes on copying meanwhile and may even complete.
+    if (policy.postcopy && mi->status == "active" &&
+        (paused_for_ram || mi->dirty_sync_count >= 2)) {
+      MigrationOutcome ready;
+      ready.postcopy_ready = true;
+      ready.ram_copied_paused = paused_for_ram;
+      ready.downtime_limit_ms = limit;
+      ready.ram_transferred = mi->ram_transferred;
+      ready.total_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - t0)
+                           .count();
+      {
+        std::lock_guard lk(mu_);
+        auto v = find_locked(name);
+        if (!v) return fail(v.error());
+        Vm::Outgoing og;
+        og.mirrors = mirrors;
+        og.tls = target.tls;
+        og.paused_for_ram = paused_for_ram;
+        og.downtime_limit_ms = limit;
+        og.memory = memory;
+        og.t0 = t0;
+        (*v)->outgoing = std::move(og);
+      }
+      auto p = ram_progress(*mi, limit);
+      p.phase = "postcopy-ready";
+      report(p);
+      logger("agent.qemu")
+          ->info("migration ready for post-copy vm={} passes={} transferred={}", name,
+                 mi->dirty_sync_count, mib(mi->ram_transferred));
+      return ready;
+    }
     auto now = std::chrono::steady_clock::now();
     const bool stop_now = interrupted();
     if (now > deadline || stop_now) {
@@ -751,43 +796,21 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
     std::this_thread::sleep_for(kCopyPoll);
   }
 
-  // 3. Completed: the source is paused (postmigrate). Finish the mirrors without pivoting
-  // (a READY mirror's cancel copies what is left, then ends), drop the NBD nodes.
-  for (size_t i : disks)
-    if (auto s = qmp->block_job_cancel(mirror_node(i), false, kCmd); !s)
-      logger("agent.qemu")->warn("mirror end failed vm={} error={}", name, s.error().message);
-  for (int k = 0; k < 300 && !disks.empty(); ++k) {
-    auto jobs = qmp->query_block_jobs(kCmd);
-    if (!jobs || jobs->empty()) break;
-    std::this_thread::sleep_for(20ms);
-  }
-  std::string mirror_error;
+  // 3. Completed: the source is paused (postmigrate).
   MigrationOutcome out;
-  {
-    std::unique_lock lk(mu_);
-    state_cv_.wait_for(lk, 2s, [&] {
-      auto it = vms_.find(name);
-      return it == vms_.end() || it->second->last_stop_us != 0;
-    });
-    if (auto v = find_locked(name)) {
-      out.stop_at_us = (*v)->last_stop_us;
-      for (size_t i : disks)
-        if (auto e = (*v)->job_errors.find(mirror_node(i)); e != (*v)->job_errors.end())
-          mirror_error = e->second;
-    }
-  }
-  for (size_t i : disks) (void)qmp->blockdev_del(mirror_node(i), kCmd);
-  if (!mirror_error.empty()) {
+  auto stop = end_mirrors_out(name, *qmp, disks);
+  if (!stop) {
     // The RAM arrived but a disk's last writes may not have: the target must not run.
     (void)qmp->cont(kCmd);
     end_job(name, VmJob::migrate_out);
-    return make_error(ErrorCode::unavailable, "the disk mirror failed at the end (" + mirror_error +
-                                              "); the VM keeps running on this host");
+    return make_error(ErrorCode::unavailable,
+                      stop.error().message + "; the VM keeps running on this host");
   }
+  out.stop_at_us = *stop;
   out.qemu_downtime_ms = last.downtime_ms.value_or(0);
-  out.total_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::steady_clock::now() - t0)
-                     .count();
+  out.total_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   out.ram_transferred = last.ram_transferred;
   out.downtime_limit_ms = limit;
   out.ram_copied_paused = paused_for_ram;
@@ -795,18 +818,251 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   done.phase = "completed";
   report(done);
   logger("agent.qemu")
-      ->info("migration completed vm={} total_ms={} qemu_downtime_ms={} ram={}", name,
-             out.total_ms, out.qemu_downtime_ms, mib(out.ram_transferred));
+      ->info("migration completed vm={} total_ms={} qemu_downtime_ms={} ram={}", name, out.total_ms,
+             out.qemu_downtime_ms, mib(out.ram_transferred));
+  return out;
+}
+
+Result<int64_t> QemuHypervisor::end_mirrors_out(const std::string& name, QemuMonitor& qmp,
+                                                const std::vector<size_t>& disks) {
+  // A READY mirror's cancel (not forced) copies what is left, then ends.
+  for (size_t i : disks)
+    if (auto s = qmp.block_job_cancel(mirror_node(i), false, kCmd); !s)
+      logger("agent.qemu")->warn("mirror end failed vm={} error={}", name, s.error().message);
+  for (int k = 0; k < 300 && !disks.empty(); ++k) {
+    auto jobs = qmp.query_block_jobs(kCmd);
+    if (!jobs || jobs->empty()) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  std::string mirror_error;
+  int64_t stop_at_us = 0;
+  {
+    std::unique_lock lk(mu_);
+    state_cv_.wait_for(lk, 2s, [&] {
+      auto it = vms_.find(name);
+      return it == vms_.end() || it->second->last_stop_us != 0;
+    });
+    if (auto v = find_locked(name)) {
+      stop_at_us = (*v)->last_stop_us;
+      for (size_t i : disks)
+        if (auto e = (*v)->job_errors.find(mirror_node(i)); e != (*v)->job_errors.end())
+          mirror_error = e->second;
+    }
+  }
+  for (size_t i : disks) (void)qmp.blockdev_del(mirror_node(i), kCmd);
+  if (!mirror_error.empty())
+    return make_error(ErrorCode::unavailable,
+                      "the disk mirror failed at the end (" + mirror_error + ")");
+  return stop_at_us;
+}
+
+Status QemuHypervisor::postcopy_possible() const {
+  const bool root = opts_.run_as ? opts_.run_as->uid == 0 : ::geteuid() == 0;
+  if (root) return {};
+  auto v = read_small_file("/proc/sys/vm/unprivileged_userfaultfd");
+  std::string value = v ? *v : "unreadable";
+  while (!value.empty() && (value.back() == '\n' || value.back() == ' ')) value.pop_back();
+  if (value == "1") return {};
+  return make_error(ErrorCode::failed_precondition,
+                    "this host cannot take a post-copy migration: QEMU runs as " +
+                        (opts_.run_as ? opts_.run_as->name : std::string("the agent's user")) +
+                        " and vm.unprivileged_userfaultfd is " + value +
+                        " (post-copy needs userfaultfd for that user: sysctl "
+                        "vm.unprivileged_userfaultfd=1)");
+}
+
+Result<MigrationOutcome> QemuHypervisor::switchover_out(const std::string& name) {
+  std::shared_ptr<QemuMonitor> qmp;
+  Vm::Outgoing og;
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    if ((*v)->job != VmJob::migrate_out || !(*v)->outgoing)
+      return make_error(ErrorCode::failed_precondition,
+                        "VM " + name + " has no migration waiting for its switch-over");
+    if ((*v)->outgoing->switched) return *(*v)->outgoing->switched;  // asked again
+    if (!(*v)->qmp) return unavailable("VM " + name + " has no QMP connection yet; retry");
+    qmp = (*v)->qmp;
+    og = *(*v)->outgoing;
+  }
+  auto log = logger("agent.qemu");
+  auto forget = [&] {
+    std::lock_guard lk(mu_);
+    if (auto v = find_locked(name)) (*v)->outgoing.reset();
+  };
+  bool started = false;  // migrate-start-postcopy went out (this call or an earlier one)
+  // Before migrate-start-postcopy nothing is final: undo as migrate_out's failures do.
+  // After it, the same when QEMU ended the migration "failed" or "cancelled" (the target
+  // never ran: FinishMigration comes only after this call answered).
+  auto give_back = [&](Error e) -> Result<MigrationOutcome> {
+    log->warn("post-copy switch-over failed vm={} error={}", name, e.message);
+    (void)qmp->migrate_cancel(kCmd);
+    for (int k = 0; k < 100; ++k) {
+      auto m = qmp->query_migrate(kCmd);
+      if (!m || !migration_running(m->status)) break;
+      std::this_thread::sleep_for(kPoll);
+    }
+    unwind_out(name, *qmp, og.mirrors, og.tls);
+    if (og.paused_for_ram) (void)qmp->cont(kCmd);
+    // After migrate-start-postcopy only QEMU knows whether the guest can still run here (a
+    // post-copy that failed before the target got the device state ends "failed" and QEMU
+    // resumes it; one stuck in postcopy-paused refuses `cont`): ask it.
+    if (started) {
+      auto st = qmp->query_status(kCmd);
+      if (!st || st->status == "finish-migrate" || st->status == "postmigrate") {
+        log->error("post-copy switch-over of vm={} failed and QEMU does not resume it: {}", name,
+                   e.message);
+        return make_error(ErrorCode::failed_precondition,
+                          "post-copy switch-over failed after it started (" + e.message +
+                              "): the guest can no longer resume on this host; its QEMU is kept");
+      }
+    }
+    forget();
+    end_job(name, VmJob::migrate_out);
+    e.message += "; migration cancelled, the VM keeps running on this host";
+    return tl::unexpected(std::move(e));
+  };
+  // After it the source cannot take the guest back (QEMU refuses `cont` until the
+  // migration is finalized): say so, keep QEMU as it is for whoever recovers it.
+  // failed_precondition, not a code the manager retries: asking again changes nothing.
+  auto lost = [&](const Error& e) -> Result<MigrationOutcome> {
+    log->error("post-copy switch-over of vm={} failed after it started: {}", name, e.message);
+    return make_error(ErrorCode::failed_precondition,
+                      "post-copy switch-over failed after it started (" + e.message +
+                          "): the guest can no longer resume on this host; its QEMU is kept");
+  };
+  auto mark_started = [&] {
+    std::lock_guard lk(mu_);
+    if (auto v = find_locked(name); v && (*v)->outgoing) (*v)->outgoing->postcopy_started = true;
+  };
+  auto first = qmp->query_migrate(kCmd);
+  if (!first) return tl::unexpected(first.error().wrap("query-migrate"));
+  // Asked again after an earlier attempt got past migrate-start-postcopy (its answer lost,
+  // or QEMU slow to switch): go on waiting, never undo.
+  started = og.postcopy_started || first->status.rfind("postcopy", 0) == 0;
+  if (started) {
+    mark_started();
+  } else if (first->status == "active") {
+    if (auto s = qmp->migrate_start_postcopy(kCmd); !s) {
+      // Refused (or no answer): undone only if QEMU certainly did not start it.
+      auto now = qmp->query_migrate(kCmd);
+      if (!now || now->status.rfind("postcopy", 0) == 0) {
+        mark_started();
+        return lost(s.error().wrap("migrate-start-postcopy"));
+      }
+      return give_back(s.error().wrap("migrate-start-postcopy"));
+    }
+    started = true;
+    mark_started();
+  } else if (first->status != "completed") {
+    return give_back(Error{
+        ErrorCode::unavailable,
+        "migration " + first->status + (first->error_desc.empty() ? "" : ": " + first->error_desc),
+        {}});
+  }
+  // QEMU switches at its next step: postcopy-active (the device state is on its way, the
+  // target can run), or completed when the precopy finished first.
+  MigrationInfo at;
+  const auto switch_t0 = std::chrono::steady_clock::now();
+  const auto deadline = switch_t0 + 30s;
+  for (;;) {
+    auto mi = qmp->query_migrate(kCmd);
+    if (!mi) {
+      if (started) return lost(mi.error());
+      return tl::unexpected(mi.error());
+    }
+    at = *mi;
+    if (at.status == "postcopy-active" || at.status == "completed") break;
+    if (at.status != "active" && at.status != "device" && at.status != "pre-switchover") {
+      const Error broke{
+          ErrorCode::unavailable,
+          "migration " + at.status + (at.error_desc.empty() ? "" : ": " + at.error_desc),
+          {}};
+      // Ended (failed, cancelled): the guest may still resume here, give_back asks QEMU.
+      // Stuck (postcopy-paused, cancelling, ...): it cannot.
+      if (!started || at.status == "failed" || at.status == "cancelled") return give_back(broke);
+      return lost(broke);
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      return lost(Error{ErrorCode::deadline_exceeded,
+                        "QEMU did not switch over within 30 s (" + at.status + ")",
+                        {}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const bool post = at.status == "postcopy-active";
+  const auto switched_at = std::chrono::steady_clock::now();
+  auto stop = end_mirrors_out(name, *qmp, og.mirrors);
+  if (!stop) {
+    if (post) return lost(stop.error());
+    (void)qmp->cont(kCmd);
+    forget();
+    end_job(name, VmJob::migrate_out);
+    return make_error(ErrorCode::unavailable,
+                      stop.error().message + "; the VM keeps running on this host");
+  }
+  MigrationOutcome out;
+  out.stop_at_us = *stop;
+  out.postcopy = post;
+  out.ram_copied_paused = og.paused_for_ram;
+  out.downtime_limit_ms = og.downtime_limit_ms;
+  out.ram_transferred = at.ram_transferred;
+  out.qemu_downtime_ms = at.downtime_ms.value_or(0);
+  out.total_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - og.t0)
+                     .count();
+  {
+    std::lock_guard lk(mu_);
+    if (auto v = find_locked(name); v && (*v)->outgoing) {
+      (*v)->outgoing->switched = out;
+      (*v)->outgoing->mirrors.clear();
+    }
+  }
+  auto ms_between = [](auto a, auto b) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+  };
+  log->info(
+      "migration switched over vm={} postcopy={} ram_sent={} total_ms={} switch_ms={} "
+      "mirrors_end_ms={}",
+      name, post, mib(at.ram_transferred), out.total_ms, ms_between(switch_t0, switched_at),
+      ms_between(switched_at, std::chrono::steady_clock::now()));
   return out;
 }
 
 Status QemuHypervisor::confirm_out(const std::string& name) {
+  std::shared_ptr<QemuMonitor> qmp;
+  std::optional<Vm::Outgoing> og;
   {
     std::lock_guard lk(mu_);
     auto v = find_locked(name);
     if (!v) return tl::unexpected(v.error());
     if ((*v)->job != VmJob::migrate_out)
       return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
+    if ((*v)->outgoing && !(*v)->outgoing->switched)
+      return make_error(ErrorCode::failed_precondition,
+                        "VM " + name + " has not switched over yet (switchover first)");
+    og = (*v)->outgoing;
+    qmp = (*v)->qmp;
+  }
+  if (og && og->switched->postcopy && qmp) {
+    // The guest runs on the target and still fetches pages from this QEMU: quit it only
+    // once the last page has gone.
+    const auto deadline = std::chrono::steady_clock::now() + deadline_for(og->memory);
+    for (;;) {
+      auto mi = qmp->query_migrate(kCmd);
+      if (!mi) return tl::unexpected(mi.error().wrap("query-migrate"));
+      if (mi->status == "completed") break;
+      if (mi->status != "postcopy-active")
+        return make_error(ErrorCode::unavailable,
+                          "the post-copy stream of " + name + " is " + mi->status +
+                              ": the guest on the target still needs pages only this host "
+                              "holds, so its QEMU is kept");
+      if (std::chrono::steady_clock::now() > deadline)
+        return make_error(ErrorCode::deadline_exceeded,
+                          "the post-copy stream of " + name + " still runs (" +
+                              mib(mi->ram_remaining) + " left); its QEMU is kept");
+      std::this_thread::sleep_for(kCopyPoll);
+    }
   }
   if (auto s = force_off(name); !s) return s;
   end_job(name, VmJob::migrate_out);
@@ -826,13 +1082,41 @@ Status QemuHypervisor::interrupt_out(const std::string& name) {
 
 Status QemuHypervisor::cancel_out(const std::string& name) {
   std::shared_ptr<QemuMonitor> qmp;
+  std::optional<Vm::Outgoing> og;
   {
     std::lock_guard lk(mu_);
     auto v = find_locked(name);
     if (!v) return tl::unexpected(v.error());
     if ((*v)->job != VmJob::migrate_out)
       return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
+    og = (*v)->outgoing;
     qmp = (*v)->qmp;
+  }
+  // conflict, not failed_precondition: the service reads that as "not migrating out, it
+  // runs here", which is exactly what is not true. QEMU is asked too: its word decides when
+  // an earlier switch-over's answer was lost.
+  bool postcopy = og && (og->postcopy_started || (og->switched && og->switched->postcopy));
+  if (og && !postcopy && !og->switched && qmp)
+    if (auto mi = qmp->query_migrate(kCmd); mi && mi->status.rfind("postcopy", 0) == 0)
+      postcopy = true;
+  if (postcopy)
+    return make_error(ErrorCode::conflict,
+                      "VM " + name +
+                          " switched over in post-copy: its CPU state is on the "
+                          "target now and it cannot resume here");
+  if (og && !og->switched && qmp) {
+    // Ready for post-copy, not switched: the copy still runs. Stop it and undo.
+    (void)qmp->migrate_cancel(kCmd);
+    for (int k = 0; k < 100; ++k) {
+      auto m = qmp->query_migrate(kCmd);
+      if (!m || !migration_running(m->status)) break;
+      std::this_thread::sleep_for(kPoll);
+    }
+    unwind_out(name, *qmp, og->mirrors, og->tls);
+  }
+  {
+    std::lock_guard lk(mu_);
+    if (auto v = find_locked(name)) (*v)->outgoing.reset();
   }
   if (qmp) {
     auto st = qmp->query_status(kCmd);

@@ -280,6 +280,225 @@ TEST_F(MigrationTest, LiveMigrationKeepsTheGuestCounting) {
   RecordProperty("real_downtime_ms", std::to_string(downtime));
 }
 
+// Post-copy needs userfaultfd for QEMU's user: a root QEMU has it, an unprivileged one
+// (strata-qemu here) only with vm.unprivileged_userfaultfd=1, which an operator sets on the
+// hosts that take post-copy. Set for the test's duration (CI runs as root), then restored.
+class UnprivilegedUserfaultfd {
+ public:
+  UnprivilegedUserfaultfd() {
+    std::ifstream in(kPath);
+    in >> old_;
+    if (old_ == "1") return;
+    {
+      std::ofstream out(kPath);
+      out << "1\n";
+    }
+    std::ifstream check(kPath);
+    std::string now;
+    check >> now;
+    if (now == "1")
+      changed_ = true;
+    else
+      why_ = "cannot set vm.unprivileged_userfaultfd=1 (not root?); it is " + old_;
+  }
+  ~UnprivilegedUserfaultfd() {
+    if (!changed_) return;
+    std::ofstream out(kPath);
+    out << old_ << "\n";
+  }
+  const std::string& why() const { return why_; }
+
+ private:
+  static constexpr const char* kPath = "/proc/sys/vm/unprivileged_userfaultfd";
+  std::string old_, why_;
+  bool changed_ = false;
+};
+
+// The md5 the guest printed after `marker` ("SUMx <32 hex>"); empty when none yet.
+std::string printed_sum(const std::string& text, const std::string& marker) {
+  const std::regex re(marker + " ([0-9a-f]{32})");
+  std::smatch m;
+  std::string found;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator();
+       ++it)
+    found = (*it)[1];
+  return found;
+}
+
+// Post-copy (asked for): on TCG the guest switches over as soon as the copy starts, and
+// the target runs while it fetches the rest of the memory from the source. The guest keeps
+// counting without a restart, a 16 MiB file of random data in its tmpfs (its pages mostly
+// fetched on demand) reads back with the same md5 on the target, the source cannot take
+// it back once switched, and confirm waits for the last page.
+TEST_F(MigrationTest, PostcopyKeepsTheGuestCountingAndItsMemoryIntact) {
+  UnprivilegedUserfaultfd uffd;
+  if (!uffd.why().empty()) GTEST_SKIP() << "SKIPPED: " << uffd.why();
+  const std::string name = "migpc";
+  boot_counting(name);
+  if (HasFatalFailure()) return;
+  ASSERT_TRUE(a_.hv->console_write(name,
+                                   "dd if=/dev/urandom of=/tmp/pat bs=1M count=16 2>/dev/null; "
+                                   "echo SUM1 $(md5sum < /tmp/pat)\n"));
+  ASSERT_TRUE(wait_for([&] { return !printed_sum(tail(a_, name), "SUM1").empty(); }, 60s))
+      << tail(a_, name);
+  const std::string sum = printed_sum(tail(a_, name), "SUM1");
+  auto source = a_.hv->begin_migration(name);
+  ASSERT_TRUE(source) << source.error().to_string();
+  source->postcopy = true;
+  auto info = b_.hv->prepare_incoming(*source, "127.0.0.1");
+  ASSERT_TRUE(info) << info.error().to_string();
+  EXPECT_TRUE(info->postcopy);
+  MigrationPolicy policy;
+  policy.postcopy = true;
+  auto ready = a_.hv->migrate_out(name, *info, policy);
+  ASSERT_TRUE(ready) << ready.error().to_string();
+  EXPECT_TRUE(ready->postcopy_ready);
+  EXPECT_FALSE(a_.hv->confirm_out(name)) << "confirmed before the switch-over";
+  const int before = last_tick(tail(a_, name));
+  auto out = a_.hv->switchover_out(name);
+  ASSERT_TRUE(out) << out.error().to_string();
+  EXPECT_TRUE(out->postcopy) << "the copy completed before the switch-over";
+  EXPECT_GT(out->stop_at_us, 0);
+  auto again = a_.hv->switchover_out(name);
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(again->stop_at_us, out->stop_at_us);
+  auto back = a_.hv->cancel_out(name);
+  ASSERT_FALSE(back) << "the source took back a guest that switched over in post-copy";
+  EXPECT_EQ(back.error().code, ErrorCode::conflict);
+  auto resumed = b_.hv->finish_incoming(name);
+  ASSERT_TRUE(resumed) << resumed.error().to_string();
+  const int64_t downtime = real_downtime_ms(out->stop_at_us, *resumed);
+  ASSERT_TRUE(a_.hv->confirm_out(name));  // once the last page went
+  EXPECT_EQ(a_.hv->status(name).error().code, ErrorCode::not_found);
+  ASSERT_TRUE(wait_for([&] { return last_tick(tail(b_, name)) > before + 3; }, 60s))
+      << "source stopped at TICK-" << before << "; target console:\n"
+      << tail(b_, name);
+  EXPECT_EQ(tail(b_, name).find("STRATA-READY"), std::string::npos) << "the guest restarted";
+  ASSERT_TRUE(b_.hv->console_write(name, "echo SUM2 $(md5sum < /tmp/pat)\n"));
+  ASSERT_TRUE(wait_for([&] { return !printed_sum(tail(b_, name), "SUM2").empty(); }, 60s))
+      << tail(b_, name);
+  EXPECT_EQ(printed_sum(tail(b_, name), "SUM2"), sum);
+  std::printf(
+      "postcopy migration: real_downtime_ms=%lld (STOP on the source to RESUME on the "
+      "target) ram_before_switch_mib=%llu total_ms=%lld\n",
+      (long long)downtime, (unsigned long long)(ready->ram_transferred >> 20),
+      (long long)out->total_ms);
+  RecordProperty("real_downtime_ms", std::to_string(downtime));
+}
+
+// Ready for post-copy but not switched over (the manager was cancelled before it recorded
+// the switch): cancel_out stops the copy and the guest, paused for the copy on TCG, runs on
+// the source again and keeps counting; switchover_out is then refused.
+TEST_F(MigrationTest, PostcopyCancelledBeforeTheSwitchRunsHere) {
+  UnprivilegedUserfaultfd uffd;
+  if (!uffd.why().empty()) GTEST_SKIP() << "SKIPPED: " << uffd.why();
+  const std::string name = "migpcc";
+  boot_counting(name);
+  if (HasFatalFailure()) return;
+  auto source = a_.hv->begin_migration(name);
+  ASSERT_TRUE(source) << source.error().to_string();
+  source->postcopy = true;
+  auto info = b_.hv->prepare_incoming(*source, "127.0.0.1");
+  ASSERT_TRUE(info) << info.error().to_string();
+  MigrationPolicy policy;
+  policy.postcopy = true;
+  auto ready = a_.hv->migrate_out(name, *info, policy);
+  ASSERT_TRUE(ready) << ready.error().to_string();
+  ASSERT_TRUE(ready->postcopy_ready);
+  auto cancelled = a_.hv->cancel_out(name);
+  ASSERT_TRUE(cancelled) << cancelled.error().to_string();
+  ASSERT_TRUE(b_.hv->abort_incoming(name));
+  auto st = a_.hv->status(name);
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(st->state, VmState::running);
+  const int before = last_tick(tail(a_, name));
+  ASSERT_TRUE(wait_for([&] { return last_tick(tail(a_, name)) > before + 3; }, 60s))
+      << "the guest does not count on the source after the cancel:\n"
+      << tail(a_, name);
+  auto late = a_.hv->switchover_out(name);
+  ASSERT_FALSE(late) << "switched over a cancelled migration";
+  EXPECT_EQ(late.error().code, ErrorCode::failed_precondition);
+}
+
+// Ready for post-copy, then the target's QEMU dies before the manager's switch-over: the
+// source's copy fails, switchover_out gives the guest back (nothing was final: the target
+// never ran) and it runs and counts on the source again.
+TEST_F(MigrationTest, PostcopyTargetLostBeforeTheSwitch) {
+  UnprivilegedUserfaultfd uffd;
+  if (!uffd.why().empty()) GTEST_SKIP() << "SKIPPED: " << uffd.why();
+  const std::string name = "migpcl";
+  boot_counting(name);
+  if (HasFatalFailure()) return;
+  auto source = a_.hv->begin_migration(name);
+  ASSERT_TRUE(source) << source.error().to_string();
+  source->postcopy = true;
+  auto info = b_.hv->prepare_incoming(*source, "127.0.0.1");
+  ASSERT_TRUE(info) << info.error().to_string();
+  MigrationPolicy policy;
+  policy.postcopy = true;
+  auto ready = a_.hv->migrate_out(name, *info, policy);
+  ASSERT_TRUE(ready) << ready.error().to_string();
+  ASSERT_TRUE(ready->postcopy_ready);
+  ASSERT_TRUE(b_.hv->abort_incoming(name));  // its QEMU is killed
+  std::this_thread::sleep_for(1s);           // the source's stream notices
+  auto sw = a_.hv->switchover_out(name);
+  ASSERT_FALSE(sw) << "switched over to a target that is gone";
+  EXPECT_NE(sw.error().message.find("keeps running on this host"), std::string::npos)
+      << sw.error().to_string();
+  auto st = a_.hv->status(name);
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(st->state, VmState::running);
+  const int before = last_tick(tail(a_, name));
+  ASSERT_TRUE(wait_for([&] { return last_tick(tail(a_, name)) > before + 3; }, 60s))
+      << "the guest does not count on the source after the lost target:\n"
+      << tail(a_, name);
+  auto cancel = a_.hv->cancel_out(name);
+  ASSERT_FALSE(cancel);
+  EXPECT_EQ(cancel.error().code, ErrorCode::failed_precondition) << "still migrating out";
+}
+
+// A target whose QEMU may not use userfaultfd refuses post-copy at prepare, with the reason
+// (before it starts a QEMU); without post-copy it prepares as always.
+TEST_F(MigrationTest, PostcopyIsRefusedWhereUserfaultfdIsNotAllowed) {
+  if (::geteuid() != 0) GTEST_SKIP() << "SKIPPED: needs root to set the sysctl";
+  std::string old;
+  {
+    std::ifstream in("/proc/sys/vm/unprivileged_userfaultfd");
+    in >> old;
+  }
+  struct Restore {
+    std::string v;
+    ~Restore() {
+      std::ofstream out("/proc/sys/vm/unprivileged_userfaultfd");
+      out << v << "\n";
+    }
+  } restore{old};
+  {
+    std::ofstream out("/proc/sys/vm/unprivileged_userfaultfd");
+    out << "0\n";
+  }
+  const std::string name = "migpc0";
+  auto d = a_.hv->define(tiny(name));
+  ASSERT_TRUE(d) << d.error().to_string();
+  auto source = a_.hv->begin_migration(name);
+  ASSERT_TRUE(source);
+  source->postcopy = true;
+  auto info = b_.hv->prepare_incoming(*source, "127.0.0.1");
+  auto user = decide_qemu_user(std::nullopt, ::geteuid(), lookup_system_user);
+  ASSERT_TRUE(user);
+  if (!user->user || user->user->uid == 0) {
+    // QEMU runs as root here (no strata-qemu user): userfaultfd is allowed.
+    ASSERT_TRUE(info) << info.error().to_string();
+    EXPECT_TRUE(info->postcopy);
+    return;
+  }
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code, ErrorCode::failed_precondition);
+  EXPECT_NE(info.error().message.find("vm.unprivileged_userfaultfd"), std::string::npos)
+      << info.error().to_string();
+  EXPECT_EQ(b_.hv->status(name).error().code, ErrorCode::not_found) << "a target was left";
+}
+
 // A TLS target's NBD server refuses a client without TLS (what a migration with TLS
 // off on one side, or any other process on the network, would be); a plain target serves
 // it. No guest runs: the incoming QEMUs only wait.

@@ -241,7 +241,8 @@ def migrate_setup(src, dst, bandwidth, auto_converge=False):
     src.execute("migrate-set-capabilities",
                 {"capabilities": [{"capability": "events", "state": True},
                                   {"capability": "dirty-bitmaps", "state": True},
-                                  {"capability": "auto-converge", "state": auto_converge}]})
+                                  {"capability": "auto-converge", "state": auto_converge},
+                                  {"capability": "postcopy-ram", "state": False}]})
     src.execute("blockdev-add", {"driver": "nbd", "node-name": "mig-disk0",
                                  "server": {"type": "inet", "host": "127.0.0.1",
                                             "port": "10899"},
@@ -334,7 +335,8 @@ def mirror_fail(tmp):
     src.execute("migrate-set-capabilities",
                 {"capabilities": [{"capability": "events", "state": True},
                                   {"capability": "dirty-bitmaps", "state": True},
-                                  {"capability": "auto-converge", "state": auto_converge}]})
+                                  {"capability": "auto-converge", "state": auto_converge},
+                                  {"capability": "postcopy-ram", "state": False}]})
     src.execute("blockdev-add", {"driver": "nbd", "node-name": "mig-disk0",
                                  "server": {"type": "inet", "host": "127.0.0.1",
                                             "port": "10899"},
