@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "../common/test_util.h"
 #include "strata/manager/manager.h"
 
 namespace strata::manager {
@@ -16,12 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
 TEST(AdminTokenFile, CreatedOwnerOnlyWithoutFollowingAPlantedTempFile) {
   std::string dir = (fs::temp_directory_path() / "strata-admin-token-XXXXXX").string();

@@ -3,29 +3,29 @@
 // bad input over the wire; SIGTERM exits cleanly. Skips (with the reason) when the
 // binaries, the guest images, QEMU or root are missing.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <thread>
 #include <tuple>
 #include <utility>
 
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
+#include "../../common/test_util.h"
 #include "strata/cli/http_client.h"
 #include "strata/common/process.h"
 #include "strata/enroll/http_client.h"
@@ -56,10 +56,7 @@ std::map<std::string, std::string> read_manifest(const std::string& path) {
   return out;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using test::slurp;
 
 template <typename F>
 bool wait_until(std::chrono::seconds timeout, F&& pred) {

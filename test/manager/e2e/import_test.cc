@@ -21,6 +21,7 @@
 #include <regex>
 #include <thread>
 
+#include "../../common/test_util.h"
 #include "strata/common/process.h"
 #include "strata/enroll/http_client.h"
 
@@ -35,10 +36,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using test::slurp;
 
 void spit(const fs::path& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;

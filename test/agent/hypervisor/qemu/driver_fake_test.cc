@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../../../common/test_util.h"
 #include "ha_lease.h"
 #include "qemu_hypervisor.h"
 #include "strata/agent/image_store.h"
@@ -72,12 +73,7 @@ class StubImageStore final : public ImageStore {
   std::string root_;
 };
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
 std::string transcript(const std::string& name) {
   return slurp(std::string(STRATA_TEST_SRC_DIR) + "/transcripts/" + name);

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../../../common/test_util.h"
 #include "qemu_hypervisor.h"
 #include "qemu_monitor.h"
 #include "strata/agent/image_store.h"
@@ -48,12 +49,7 @@ std::map<std::string, std::string> read_manifest() {
   return m;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
 class IsoUefiTest : public ::testing::Test {
  protected:

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../../../common/test_util.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "strata/agent/qemu_user.h"
@@ -46,12 +47,7 @@ std::map<std::string, std::string> read_manifest() {
   return m;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
 size_t count_of(const std::string& hay, const std::string& needle) {
   size_t n = 0;
