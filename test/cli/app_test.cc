@@ -215,12 +215,16 @@ TEST(App, BackupCommandsBuildTheirRequests) {
   auto d = run({"backup", "delete", "b1", "--dry-run"});
   ASSERT_EQ(d.code, 0) << d.err;
   EXPECT_EQ(d.out.rfind("DELETE /api/v1/backups/b1", 0), 0u) << d.out;
-  auto p = run({"backup", "prune", "web-1", "--keep-last", "3", "--keep-weekly", "4", "--plan",
-                "--dry-run"});
+  auto p = run({"backup", "prune", "web-1", "--keep-last", "3", "--keep-weekly", "4",
+                "--keep-monthly", "6", "--keep-yearly", "2", "--plan", "--dry-run"});
   ASSERT_EQ(p.code, 0) << p.err;
-  EXPECT_EQ(
-      nlohmann::json::parse(p.out.substr(p.out.find('\n') + 1)),
-      (nlohmann::json{{"vm", "web-1"}, {"keep_last", 3}, {"keep_weekly", 4}, {"dry_run", true}}))
+  EXPECT_EQ(nlohmann::json::parse(p.out.substr(p.out.find('\n') + 1)),
+            (nlohmann::json{{"vm", "web-1"},
+                            {"keep_last", 3},
+                            {"keep_weekly", 4},
+                            {"keep_monthly", 6},
+                            {"keep_yearly", 2},
+                            {"dry_run", true}}))
       << p.out;
   EXPECT_EQ(p.out.rfind("POST /api/v1/backups/prune\n", 0), 0u) << p.out;
   auto ps = run({"backup", "prune", "--selector", "tier=web", "--keep-daily", "7", "--dry-run"});

@@ -79,6 +79,10 @@ Result<RetentionPolicy> decode_retention(const nlohmann::json& body) {
       std::min<uint64_t>(optional_uint(body, "keep_daily", 0), kMaxRetentionKeep + 1));
   p.keep_weekly = static_cast<int64_t>(
       std::min<uint64_t>(optional_uint(body, "keep_weekly", 0), kMaxRetentionKeep + 1));
+  p.keep_monthly = static_cast<int64_t>(
+      std::min<uint64_t>(optional_uint(body, "keep_monthly", 0), kMaxRetentionKeep + 1));
+  p.keep_yearly = static_cast<int64_t>(
+      std::min<uint64_t>(optional_uint(body, "keep_yearly", 0), kMaxRetentionKeep + 1));
   if (auto st = validate_retention(p); !st) return tl::unexpected(st.error());
   return p;
 }
@@ -207,6 +211,8 @@ void add_backup_routes(ApiService& api) {
                                        {"keep_last", T::unsigned_integer},
                                        {"keep_daily", T::unsigned_integer},
                                        {"keep_weekly", T::unsigned_integer},
+                                       {"keep_monthly", T::unsigned_integer},
+                                       {"keep_yearly", T::unsigned_integer},
                                        {"dry_run", T::boolean}});
         !st)
       return error_response(st.error());

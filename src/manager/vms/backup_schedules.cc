@@ -138,14 +138,17 @@ Result<BackupScheduleSpec> parse_schedule_spec(const nlohmann::json& j) {
     if (!r->is_object())
       return invalid_argument("retention", "retention must be an object {keep_last, ...}");
     for (auto it = r->begin(); it != r->end(); ++it)
-      if (it.key() != "keep_last" && it.key() != "keep_daily" && it.key() != "keep_weekly") {
+      if (it.key() != "keep_last" && it.key() != "keep_daily" && it.key() != "keep_weekly" &&
+          it.key() != "keep_monthly" && it.key() != "keep_yearly") {
         std::string f = "retention." + it.key().substr(0, 64);
         return invalid_argument(f, fmt::format("unknown field '{}'", f));
       }
     RetentionPolicy p;
     for (auto [key, out] : {std::pair<const char*, int64_t*>{"keep_last", &p.keep_last},
                             {"keep_daily", &p.keep_daily},
-                            {"keep_weekly", &p.keep_weekly}}) {
+                            {"keep_weekly", &p.keep_weekly},
+                            {"keep_monthly", &p.keep_monthly},
+                            {"keep_yearly", &p.keep_yearly}}) {
       auto v = keep_count(*r, key);
       if (!v) return tl::unexpected(v.error());
       *out = *v;
@@ -172,7 +175,9 @@ nlohmann::json schedule_spec_json(const BackupScheduleSpec& s) {
   if (s.retention)
     j["retention"] = {{"keep_last", s.retention->keep_last},
                       {"keep_daily", s.retention->keep_daily},
-                      {"keep_weekly", s.retention->keep_weekly}};
+                      {"keep_weekly", s.retention->keep_weekly},
+                      {"keep_monthly", s.retention->keep_monthly},
+                      {"keep_yearly", s.retention->keep_yearly}};
   else
     j["retention"] = nullptr;
   return j;

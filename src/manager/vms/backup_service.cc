@@ -375,8 +375,10 @@ Result<PruneResult> BackupService::prune(const std::vector<std::string>& vms,
     for (auto& d : plan.prune) out.prune.push_back({v, std::move(d)});
   }
   if (dry_run || out.prune.empty()) return out;
-  const std::string why = fmt::format("pruned (keep_last {}, keep_daily {}, keep_weekly {})",
-                                      policy.keep_last, policy.keep_daily, policy.keep_weekly);
+  const std::string why = fmt::format(
+      "pruned (keep_last {}, keep_daily {}, keep_weekly {}, keep_monthly {}, keep_yearly {})",
+      policy.keep_last, policy.keep_daily, policy.keep_weekly, policy.keep_monthly,
+      policy.keep_yearly);
   for (auto& p : out.prune) {
     if (auto st = repo_->remove(p.decision.id); !st)
       return tl::unexpected(st.error().wrap("prune: delete backup " + p.decision.id));

@@ -63,6 +63,17 @@ TEST_F(BackupRoutesTest, PrunePlansThenDeletesAndNamesBadFields) {
   EXPECT_EQ(p["prune"][1]["id"], "web-0");
   EXPECT_EQ(repo_->list("web")->size(), 4u);
 
+  // Monthly and yearly rules: all four backups are in January 1970, one month and one year.
+  auto monthly = call("POST", "/api/v1/backups/prune",
+                      R"({"vm":"web","keep_monthly":3,"keep_yearly":1,"dry_run":true})");
+  ASSERT_EQ(monthly.status, 200u) << monthly.body;
+  auto mp = json::parse(monthly.body);
+  ASSERT_EQ(mp["keep"].size(), 1u);
+  EXPECT_EQ(mp["keep"][0]["id"], "web-3");
+  EXPECT_EQ(mp["keep"][0]["rule"], "keep-monthly");
+  EXPECT_EQ(mp["keep"][0]["period"], "1970-01");
+  EXPECT_EQ(mp["prune"].size(), 3u);
+
   auto done = call("POST", "/api/v1/backups/prune", R"({"vm":"web","keep_last":2})");
   ASSERT_EQ(done.status, 200u) << done.body;
   EXPECT_EQ(json::parse(done.body)["dry_run"], false);
@@ -80,7 +91,9 @@ TEST_F(BackupRoutesTest, PrunePlansThenDeletesAndNamesBadFields) {
   EXPECT_EQ(bad(R"({"vm":"web","selector":{"a":"b"},"keep_last":1})"), "vm");
   EXPECT_EQ(bad(R"({"selector":{"a":1},"keep_last":1})"), "selector.a");
   EXPECT_EQ(bad(R"({"selector":{},"keep_last":1})"), "selector");
-  EXPECT_EQ(bad(R"({"vm":"web","keep_last":1,"keep_monthly":1})"), "keep_monthly");
+  EXPECT_EQ(bad(R"({"vm":"web","keep_last":1,"keep_hourly":1})"), "keep_hourly");
+  EXPECT_EQ(bad(R"({"vm":"web","keep_monthly":-1})"), "keep_monthly");
+  EXPECT_EQ(bad(R"({"vm":"web","keep_yearly":100001})"), "keep_yearly");
   EXPECT_EQ(repo_->list("web")->size(), 2u);
 
   // Restore names exactly one of vm and new_vm.
@@ -97,13 +110,16 @@ TEST_F(BackupRoutesTest, PrunePlansThenDeletesAndNamesBadFields) {
 TEST_F(BackupRoutesTest, SchedulesAreCreatedListedShownDeletedAndValidated) {
   auto made = call("POST", "/api/v1/backup-schedules",
                    R"({"name":"nightly","selector":{"tier":"web"},"time":"02:30",)"
-                   R"("full_on":["sun"],"retention":{"keep_daily":7,"keep_weekly":4}})");
+                   R"("full_on":["sun"],"retention":{"keep_daily":7,"keep_weekly":4,)"
+                   R"("keep_yearly":2}})");
   ASSERT_EQ(made.status, 201u) << made.body;
   auto s = json::parse(made.body);
   EXPECT_EQ(s["name"], "nightly");
   EXPECT_EQ(s["selector"], (json{{"tier", "web"}}));
   EXPECT_EQ(s["days"].size(), 7u);
   EXPECT_EQ(s["retention"]["keep_weekly"], 4);
+  EXPECT_EQ(s["retention"]["keep_monthly"], 0);
+  EXPECT_EQ(s["retention"]["keep_yearly"], 2);
   EXPECT_GT(s["next_run_unix_ms"].get<int64_t>(), s["last_slot_unix_ms"].get<int64_t>());
   EXPECT_EQ(
       call("POST", "/api/v1/backup-schedules", R"({"name":"nightly","vm":"x","time":"01:00"})")
