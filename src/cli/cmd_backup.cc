@@ -1,7 +1,7 @@
 // `strata backup create VM [--full] | list [--vm VM] | show ID | verify ID |
 // restore ID --vm VM|--new-vm NAME | delete ID | prune [VM] [--selector k=v] --keep-last N
-// --keep-daily N
-// --keep-weekly N [--plan] | schedule create|list|show|delete`: backups in the manager's repository
+// --keep-daily N --keep-weekly N --keep-monthly N --keep-yearly N [--plan] | sync [--verify]
+// | schedule create|list|show|delete`: backups in the manager's repository
 // (docs/internals/backup.md). create/verify/restore answer with a task; --wait follows it
 // with progress.
 #include <fmt/format.h>
@@ -217,7 +217,7 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
 
   struct Args {
     std::string target, vm, new_vm;
-    bool full = false, wait = false;
+    bool full = false, wait = false, verify = false;
     std::string wait_timeout = "1h";
   };
   auto waiting = [](CLI::App* c, Args& a) {
@@ -274,6 +274,28 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
       ApiRequest req{"POST", backup_path(verify->target) + "/verify", nlohmann::json::object()};
       return ctx.act(req, "backup " + verify->target + ": verify requested", verify->wait,
                      *timeout);
+    };
+  });
+
+  // The target is the manager's second repository (stratad --backup-sync-repo): a path
+  // the CLI sent would be a path on the manager chosen by a client, which the API refuses.
+  auto sync = std::make_shared<Args>();
+  CLI::App* sy = b->add_subcommand(
+      "sync",
+      "Copy every backup the manager's sync target lacks into it (the off-site copy, "
+      "stratad --backup-sync-repo): missing chunks, then indexes, the manifest last (a task "
+      "with progress: backups done, bytes copied)");
+  sy->add_flag("--verify", sync->verify,
+               "Reread and rehash every chunk copied, and read each copied backup back");
+  waiting(sy, *sync);
+  sy->callback([&ctx, sync] {
+    ctx.action = [&ctx, sync] {
+      auto timeout = parse_wait_timeout(sync->wait_timeout, "--wait-timeout");
+      if (!timeout) return ctx.usage_error(timeout.error());
+      nlohmann::json body = nlohmann::json::object();
+      if (sync->verify) body["verify"] = true;
+      ApiRequest req{"POST", "/api/v1/backups/sync", body};
+      return ctx.act(req, "backup sync requested", sync->wait, *timeout);
     };
   });
 

@@ -231,6 +231,13 @@ TEST(App, BackupCommandsBuildTheirRequests) {
   ASSERT_EQ(ps.code, 0) << ps.err;
   EXPECT_NE(ps.out.find("\"selector\": {\n    \"tier\": \"web\""), std::string::npos) << ps.out;
   EXPECT_EQ(run({"backup", "prune", "--keep-last", "1", "--dry-run"}).code, 2);  // no target
+  auto sy = run({"backup", "sync", "--verify", "--dry-run"});
+  ASSERT_EQ(sy.code, 0) << sy.err;
+  EXPECT_EQ(sy.out, "POST /api/v1/backups/sync\n{\n  \"verify\": true\n}\n");
+  auto sy0 = run({"backup", "sync", "--dry-run"});
+  ASSERT_EQ(sy0.code, 0) << sy0.err;
+  EXPECT_EQ(sy0.out, "POST /api/v1/backups/sync\n{}\n");
+  EXPECT_EQ(run({"backup", "sync", "--to", "/mnt/offsite", "--dry-run"}).code, 2);  // no paths
   EXPECT_EQ(run({"backup", "prune", "w", "--selector", "a=b", "--keep-last", "1"}).code, 2);
   auto sc = run({"backup", "schedule", "create", "nightly", "--selector", "tier=web", "--at",
                  "02:30", "--days", "mon,tue", "--days", "fri", "--full-on", "mon", "--keep-daily",

@@ -4,6 +4,9 @@
 // and deleted, and refused with 4xx JSON errors naming the field.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <thread>
+
 #include "manager_parts.h"
 #include "strata/manager/api/api_service.h"
 
@@ -105,6 +108,44 @@ TEST_F(BackupRoutesTest, PrunePlansThenDeletesAndNamesBadFields) {
   auto bad_new = call("POST", "/api/v1/backups/web-3/restore", R"({"new_vm":"Bad_Name"})");
   EXPECT_EQ(bad_new.status, 400u) << bad_new.body;
   EXPECT_EQ(error_field(bad_new), "new_vm");
+}
+
+// POST /api/v1/backups/sync: the target is the manager's configuration, never the request
+// (a path in the body is an unknown field); 4xx naming the field; 202 with the task.
+TEST_F(BackupRoutesTest, SyncTakesNoPathAndStartsATask) {
+  auto bad = [&](const std::string& body) {
+    auto r = call("POST", "/api/v1/backups/sync", body);
+    EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
+    return error_field(r);
+  };
+  EXPECT_EQ(bad(R"({"to":"/tmp/elsewhere"})"), "to");
+  EXPECT_EQ(bad(R"({"verify":"yes"})"), "verify");
+  auto unconfigured = call("POST", "/api/v1/backups/sync", "");
+  EXPECT_GE(unconfigured.status, 400u);
+  EXPECT_LT(unconfigured.status, 500u);
+  EXPECT_NE(unconfigured.body.find("backup-sync-repo"), std::string::npos) << unconfigured.body;
+
+  char tmpl[] = "/tmp/strata-api-offsite-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string offsite = tmpl;
+  auto target = backup::Repository::open(offsite);
+  ASSERT_TRUE(target);
+  parts_.backups->set_sync_target(*target);
+  backup("web-1", "web", 1000);
+  auto ok = call("POST", "/api/v1/backups/sync", R"({"verify":true})");
+  ASSERT_EQ(ok.status, 202u) << ok.body;
+  auto task = json::parse(ok.body)["task"];
+  EXPECT_EQ(task["kind"], "backup.sync");
+  // The worker copies; its end is awaited (bounded) before the folder goes.
+  store::TaskRecord t;
+  for (int i = 0; i < 1000 && t.state != "succeeded" && t.state != "failed"; ++i) {
+    if (auto got = parts_.store->get_task(task["id"].get<std::string>())) t = *got;
+    if (t.state != "succeeded" && t.state != "failed")
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(t.state, "succeeded") << t.message;
+  EXPECT_EQ(target->list()->size(), 1u);
+  std::filesystem::remove_all(offsite);
 }
 
 TEST_F(BackupRoutesTest, SchedulesAreCreatedListedShownDeletedAndValidated) {

@@ -151,6 +151,46 @@ TEST_F(BackupServiceTest, ListShowVerifyDeleteOnTheRepository) {
   EXPECT_EQ(audit("backup.delete"), 1u);
 }
 
+// Sync as a task: refused until a target is configured; then every backup the target
+// lacks is copied (progress and result in the task), the copy verifies and a second sync
+// copies nothing.
+TEST_F(BackupServiceTest, SyncCopiesIntoTheConfiguredTargetAsATask) {
+  write_backup("b1", "web", 1);
+  write_backup("b2", "db", 2);
+  auto none = backups_->sync(false, "token:alice");
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, ErrorCode::failed_precondition);
+  EXPECT_FALSE(backups_->sync_configured());
+
+  fs::create_directories(dir_ / "offsite");
+  auto target = backup::Repository::open((dir_ / "offsite").string());
+  ASSERT_TRUE(target);
+  backups_->set_sync_target(*target);
+  EXPECT_TRUE(backups_->sync_configured());
+  auto t = backups_->sync(true, "token:alice");
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(t->kind, "backup.sync");
+  EXPECT_EQ(audit("backup.sync"), 1u);
+  auto done = wait_task(t->id);
+  ASSERT_EQ(done.state, "succeeded") << done.message;
+  EXPECT_EQ(done.progress, 100);
+  auto r = nlohmann::json::parse(done.result);
+  EXPECT_EQ(r["copied"], (nlohmann::json{"b1", "b2"}));
+  EXPECT_EQ(r["chunks_copied"], 8);
+  EXPECT_EQ(r["bytes_copied"], 8 * kCs);
+  EXPECT_EQ(r["chunks_verified"], 8);
+  EXPECT_EQ(r["ok"], true);
+  ASSERT_EQ(target->list()->size(), 2u);
+  for (const char* id : {"b1", "b2"}) EXPECT_TRUE(target->verify(id)->problems.empty()) << id;
+
+  auto again = backups_->sync(false, "token:alice");
+  ASSERT_TRUE(again);
+  auto d2 = wait_task(again->id);
+  ASSERT_EQ(d2.state, "succeeded") << d2.message;
+  EXPECT_EQ(nlohmann::json::parse(d2.result)["backups_done"], 0);
+  EXPECT_EQ(nlohmann::json::parse(d2.result)["already_present"], 2);
+}
+
 TEST_F(BackupServiceTest, RefusalsWriteNothing) {
   make_vm("run", true);
   write_backup("b1", "run", 1);
