@@ -129,6 +129,7 @@ void add_schedule_commands(CLI::App& b, Context& ctx) {
     std::string name, vm, time;
     std::vector<std::string> selectors, days, full_on;
     int64_t keep_last = 0, keep_daily = 0, keep_weekly = 0, keep_monthly = 0, keep_yearly = 0;
+    bool sync = false;
   };
   auto create = std::make_shared<CreateArgs>();
   CLI::App* c = sc->add_subcommand("create", "Create a backup schedule");
@@ -148,6 +149,9 @@ void add_schedule_commands(CLI::App& b, Context& ctx) {
                 "Retention: the newest of N calendar months (UTC)");
   c->add_option("--keep-yearly", create->keep_yearly,
                 "Retention: the newest of N calendar years (UTC)");
+  c->add_flag("--sync", create->sync,
+              "After each run (and its retention): copy the repository to the manager's sync "
+              "target (stratad --backup-sync-repo)");
   c->callback([&ctx, create] {
     ctx.action = [&ctx, create] {
       if (create->vm.empty() == create->selectors.empty())
@@ -172,6 +176,7 @@ void add_schedule_commands(CLI::App& b, Context& ctx) {
         if (create->keep_yearly) r["keep_yearly"] = create->keep_yearly;
         body["retention"] = r;
       }
+      if (create->sync) body["sync"] = true;
       return ctx.show(ApiRequest{"POST", "/api/v1/backup-schedules", body});
     };
   });

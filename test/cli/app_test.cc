@@ -241,7 +241,7 @@ TEST(App, BackupCommandsBuildTheirRequests) {
   EXPECT_EQ(run({"backup", "prune", "w", "--selector", "a=b", "--keep-last", "1"}).code, 2);
   auto sc = run({"backup", "schedule", "create", "nightly", "--selector", "tier=web", "--at",
                  "02:30", "--days", "mon,tue", "--days", "fri", "--full-on", "mon", "--keep-daily",
-                 "7", "--dry-run"});
+                 "7", "--sync", "--dry-run"});
   ASSERT_EQ(sc.code, 0) << sc.err;
   EXPECT_EQ(sc.out.rfind("POST /api/v1/backup-schedules\n", 0), 0u) << sc.out;
   EXPECT_EQ(nlohmann::json::parse(sc.out.substr(sc.out.find('\n') + 1)),
@@ -250,7 +250,8 @@ TEST(App, BackupCommandsBuildTheirRequests) {
                             {"selector", {{"tier", "web"}}},
                             {"days", {"mon", "tue", "fri"}},
                             {"full_on", {"mon"}},
-                            {"retention", {{"keep_daily", 7}}}}))
+                            {"retention", {{"keep_daily", 7}}},
+                            {"sync", true}}))
       << sc.out;
   EXPECT_EQ(run({"backup", "schedule", "create", "n", "--at", "01:00", "--dry-run"}).code, 2);
   auto sl = run({"backup", "schedule", "list", "--dry-run"});

@@ -161,6 +161,7 @@ TEST_F(BackupRoutesTest, SchedulesAreCreatedListedShownDeletedAndValidated) {
   EXPECT_EQ(s["retention"]["keep_weekly"], 4);
   EXPECT_EQ(s["retention"]["keep_monthly"], 0);
   EXPECT_EQ(s["retention"]["keep_yearly"], 2);
+  EXPECT_EQ(s["sync"], false);
   EXPECT_GT(s["next_run_unix_ms"].get<int64_t>(), s["last_slot_unix_ms"].get<int64_t>());
   EXPECT_EQ(
       call("POST", "/api/v1/backup-schedules", R"({"name":"nightly","vm":"x","time":"01:00"})")

@@ -453,6 +453,7 @@ TEST(BackupScheduleSpec, RefusalsNameTheField) {
             "retention.keep_last");
   EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"retention", {{"keep_hourly", 1}}}}),
             "retention.keep_hourly");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"sync", "yes"}}), "sync");
   EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"every", "day"}}), "every");
 }
 
@@ -594,6 +595,40 @@ TEST_F(BackupSchedulerTest, RetentionRunsAfterTheRunsBackupsSucceeded) {
   // Done once: the next pass does not prune again.
   EXPECT_EQ(*scheduler_->tick(), 0);
   EXPECT_EQ(audit("backup.prune"), 1u);
+}
+
+// A schedule with "sync": once its run's backup has succeeded, a backup.sync task copies
+// the repository to the sync target; a schedule without it starts none.
+TEST_F(BackupSchedulerTest, SyncRunsAfterTheRunsBackupsSucceeded) {
+  make_vm("web", false);
+  fs::create_directories(dir_ / "offsite");
+  auto target = backup::Repository::open((dir_ / "offsite").string());
+  ASSERT_TRUE(target);
+  backups_->set_sync_target(*target);
+  auto made = scheduler_->create("web", spec_of({{"vm", "web"}, {"time", "03:00"}, {"sync", true}}),
+                                 "a");
+  ASSERT_TRUE(made) << made.error().to_string();
+  EXPECT_TRUE(made->spec.sync);
+  EXPECT_EQ(schedule_spec_json(made->spec)["sync"], true);
+  at(2026, 12, 1, 3, 0);
+  EXPECT_EQ(*scheduler_->tick(), 1);
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  EXPECT_EQ(audit("backup.sync"), 0u) << "the run's backup has not ended";
+  end_tasks("succeeded");
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  EXPECT_EQ(audit("backup.sync"), 1u);
+  std::string id;
+  auto tasks = store_->list_tasks(store::TaskListOptions{});
+  ASSERT_TRUE(tasks);
+  for (auto& t : *tasks)
+    if (t.kind == "backup.sync") id = t.id;
+  ASSERT_FALSE(id.empty());
+  auto done = wait_task(id);
+  ASSERT_EQ(done.state, "succeeded") << done.message;
+  ASSERT_EQ(target->list()->size(), 1u);
+  EXPECT_EQ(target->list()->front().vm, "web");
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  EXPECT_EQ(audit("backup.sync"), 1u) << "once per run";
 }
 
 // Through the real create path: the VM's host refuses (a MemoryHypervisor cannot back up),
