@@ -1,7 +1,7 @@
 // `strata backup create VM [--full] | list [--vm VM] | show ID | verify ID |
 // restore ID --vm VM|--new-vm NAME | delete ID | prune [VM] [--selector k=v] --keep-last N
-// --keep-daily N
-// --keep-weekly N [--plan] | schedule create|list|show|delete`: backups in the manager's repository
+// --keep-daily N --keep-weekly N --keep-monthly N --keep-yearly N [--plan] | sync [--verify]
+// | schedule create|list|show|delete`: backups in the manager's repository
 // (docs/internals/backup.md). create/verify/restore answer with a task; --wait follows it
 // with progress.
 #include <fmt/format.h>
@@ -91,8 +91,10 @@ Columns schedule_columns() {
                    if (!j.contains("retention") || !j["retention"].is_object())
                      return std::string("-");
                    const auto& r = j["retention"];
-                   return fmt::format("last {} daily {} weekly {}", r.value("keep_last", 0),
-                                      r.value("keep_daily", 0), r.value("keep_weekly", 0));
+                   return fmt::format("last {} daily {} weekly {} monthly {} yearly {}",
+                                      r.value("keep_last", 0), r.value("keep_daily", 0),
+                                      r.value("keep_weekly", 0), r.value("keep_monthly", 0),
+                                      r.value("keep_yearly", 0));
                  }},
           Column{"NEXT RUN", [](const nlohmann::json& j) {
                    return j.contains("next_run_unix_ms") ? time_text(j["next_run_unix_ms"])
@@ -126,7 +128,8 @@ void add_schedule_commands(CLI::App& b, Context& ctx) {
   struct CreateArgs {
     std::string name, vm, time;
     std::vector<std::string> selectors, days, full_on;
-    int64_t keep_last = 0, keep_daily = 0, keep_weekly = 0;
+    int64_t keep_last = 0, keep_daily = 0, keep_weekly = 0, keep_monthly = 0, keep_yearly = 0;
+    bool sync = false;
   };
   auto create = std::make_shared<CreateArgs>();
   CLI::App* c = sc->add_subcommand("create", "Create a backup schedule");
@@ -142,6 +145,13 @@ void add_schedule_commands(CLI::App& b, Context& ctx) {
   c->add_option("--keep-last", create->keep_last, "Retention after each run: the N newest");
   c->add_option("--keep-daily", create->keep_daily, "Retention: the newest of N days");
   c->add_option("--keep-weekly", create->keep_weekly, "Retention: the newest of N ISO weeks");
+  c->add_option("--keep-monthly", create->keep_monthly,
+                "Retention: the newest of N calendar months (UTC)");
+  c->add_option("--keep-yearly", create->keep_yearly,
+                "Retention: the newest of N calendar years (UTC)");
+  c->add_flag("--sync", create->sync,
+              "After each run (and its retention): copy the repository to the manager's sync "
+              "target (stratad --backup-sync-repo)");
   c->callback([&ctx, create] {
     ctx.action = [&ctx, create] {
       if (create->vm.empty() == create->selectors.empty())
@@ -156,13 +166,17 @@ void add_schedule_commands(CLI::App& b, Context& ctx) {
       }
       if (!create->days.empty()) body["days"] = day_list(create->days);
       if (!create->full_on.empty()) body["full_on"] = day_list(create->full_on);
-      if (create->keep_last || create->keep_daily || create->keep_weekly) {
+      if (create->keep_last || create->keep_daily || create->keep_weekly ||
+          create->keep_monthly || create->keep_yearly) {
         nlohmann::json r = nlohmann::json::object();
         if (create->keep_last) r["keep_last"] = create->keep_last;
         if (create->keep_daily) r["keep_daily"] = create->keep_daily;
         if (create->keep_weekly) r["keep_weekly"] = create->keep_weekly;
+        if (create->keep_monthly) r["keep_monthly"] = create->keep_monthly;
+        if (create->keep_yearly) r["keep_yearly"] = create->keep_yearly;
         body["retention"] = r;
       }
+      if (create->sync) body["sync"] = true;
       return ctx.show(ApiRequest{"POST", "/api/v1/backup-schedules", body});
     };
   });
@@ -208,7 +222,7 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
 
   struct Args {
     std::string target, vm, new_vm;
-    bool full = false, wait = false;
+    bool full = false, wait = false, verify = false;
     std::string wait_timeout = "1h";
   };
   auto waiting = [](CLI::App* c, Args& a) {
@@ -268,6 +282,28 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
     };
   });
 
+  // The target is the manager's second repository (stratad --backup-sync-repo): a path
+  // the CLI sent would be a path on the manager chosen by a client, which the API refuses.
+  auto sync = std::make_shared<Args>();
+  CLI::App* sy = b->add_subcommand(
+      "sync",
+      "Copy every backup the manager's sync target lacks into it (the off-site copy, "
+      "stratad --backup-sync-repo): missing chunks, then indexes, the manifest last (a task "
+      "with progress: backups done, bytes copied)");
+  sy->add_flag("--verify", sync->verify,
+               "Reread and rehash every chunk copied, and read each copied backup back");
+  waiting(sy, *sync);
+  sy->callback([&ctx, sync] {
+    ctx.action = [&ctx, sync] {
+      auto timeout = parse_wait_timeout(sync->wait_timeout, "--wait-timeout");
+      if (!timeout) return ctx.usage_error(timeout.error());
+      nlohmann::json body = nlohmann::json::object();
+      if (sync->verify) body["verify"] = true;
+      ApiRequest req{"POST", "/api/v1/backups/sync", body};
+      return ctx.act(req, "backup sync requested", sync->wait, *timeout);
+    };
+  });
+
   auto restore = std::make_shared<Args>();
   CLI::App* r = b->add_subcommand(
       "restore",
@@ -299,21 +335,25 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
   struct PruneArgs {
     std::string vm;
     std::vector<std::string> selectors;
-    int64_t keep_last = 0, keep_daily = 0, keep_weekly = 0;
+    int64_t keep_last = 0, keep_daily = 0, keep_weekly = 0, keep_monthly = 0, keep_yearly = 0;
     bool plan = false;
   };
   auto prune = std::make_shared<PruneArgs>();
   CLI::App* p = b->add_subcommand(
       "prune",
       "Apply a retention policy to a VM's backups (or to those of the VMs matching --selector): "
-      "keep the newest N, the newest of each of the last N days and ISO weeks with backups "
-      "(Proxmox semantics, UTC); delete the rest");
+      "keep the newest N, the newest of each of the last N days, ISO weeks, months and years "
+      "with backups (Proxmox semantics, UTC); delete the rest");
   p->add_option("vm", prune->vm, "VM name (its backups outlive it: a deleted VM's name works)");
   p->add_option("--selector", prune->selectors,
                 "Instead of a VM: the VMs with label k=v (repeatable: all must match)");
   p->add_option("--keep-last", prune->keep_last, "Keep the N newest backups");
   p->add_option("--keep-daily", prune->keep_daily, "Keep the newest backup of N days");
   p->add_option("--keep-weekly", prune->keep_weekly, "Keep the newest backup of N ISO weeks");
+  p->add_option("--keep-monthly", prune->keep_monthly,
+                "Keep the newest backup of N calendar months (UTC)");
+  p->add_option("--keep-yearly", prune->keep_yearly,
+                "Keep the newest backup of N calendar years (UTC)");
   p->add_flag("--plan", prune->plan,
               "Show what would be kept and pruned; delete nothing (the global --dry-run prints "
               "the request instead)");
@@ -333,6 +373,8 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
       if (prune->keep_last) body["keep_last"] = prune->keep_last;
       if (prune->keep_daily) body["keep_daily"] = prune->keep_daily;
       if (prune->keep_weekly) body["keep_weekly"] = prune->keep_weekly;
+      if (prune->keep_monthly) body["keep_monthly"] = prune->keep_monthly;
+      if (prune->keep_yearly) body["keep_yearly"] = prune->keep_yearly;
       if (prune->plan) body["dry_run"] = true;
       ApiRequest req{"POST", "/api/v1/backups/prune", body};
       if (ctx.dry(req)) return 0;

@@ -69,6 +69,10 @@ constexpr const char* kUsage = R"(usage:
                        (default 1000000)
   --backup-repo PATH   backup repository (docs/internals/backup.md): an existing folder,
                        mounted at the same path on every host; enables /api/v1/backups
+  --backup-sync-repo PATH
+                       a second repository folder (the off-site copy, e.g. a mounted
+                       remote file system): POST /api/v1/backups/sync copies into it the
+                       backups it lacks; needs --backup-repo
   --fence-config FILE  fence devices by host (JSON; docs/internals/ha.md): HA VMs restart
                        elsewhere only after their failed host is fenced (powered off and
                        confirmed off) through its fence agent (fence_ipmilan, fence_redfish,
@@ -264,6 +268,10 @@ int main(int argc, char** argv) {
       if (!value(&v) || v.empty() || v.front() != '/')
         return usage_error("--backup-repo needs an absolute PATH");
       cfg.backup_repo = v;
+    } else if (a == "--backup-sync-repo") {
+      if (!value(&v) || v.empty() || v.front() != '/')
+        return usage_error("--backup-sync-repo needs an absolute PATH");
+      cfg.backup_sync_repo = v;
     } else if (a == "--fence-config") {
       if (!value(&v) || v.empty()) return usage_error("--fence-config needs FILE");
       cfg.fence_config = v;

@@ -141,9 +141,24 @@ class ManagerImpl final : public Manager {
       if (!r) return tl::unexpected(r.error().wrap("--backup-repo"));
       repo = std::move(*r);
     }
+    std::optional<backup::Repository> sync_target;
+    if (!cfg.backup_sync_repo.empty()) {
+      if (cfg.backup_repo.empty())
+        return make_error(ErrorCode::invalid_argument,
+                          "--backup-sync-repo needs --backup-repo (the repository to copy)",
+                          "backup_sync_repo");
+      auto r = backup::Repository::open(cfg.backup_sync_repo);
+      if (!r) return tl::unexpected(r.error().wrap("--backup-sync-repo"));
+      if (r->root() == repo->root())
+        return make_error(ErrorCode::invalid_argument,
+                          "--backup-sync-repo must be another folder than --backup-repo",
+                          "backup_sync_repo");
+      sync_target = std::move(*r);
+    }
     backups_ = std::make_unique<BackupService>(
         *store_, *events_, clock_,
         [this](const std::string& host_id) { return agents_->client(host_id); }, std::move(repo));
+    backups_->set_sync_target(std::move(sync_target));
     // A restore into a new VM creates it stopped as any create, and deletes it if it fails.
     backups_->set_vm_lifecycle(
         [this](VmDocument doc,

@@ -215,22 +215,33 @@ TEST(App, BackupCommandsBuildTheirRequests) {
   auto d = run({"backup", "delete", "b1", "--dry-run"});
   ASSERT_EQ(d.code, 0) << d.err;
   EXPECT_EQ(d.out.rfind("DELETE /api/v1/backups/b1", 0), 0u) << d.out;
-  auto p = run({"backup", "prune", "web-1", "--keep-last", "3", "--keep-weekly", "4", "--plan",
-                "--dry-run"});
+  auto p = run({"backup", "prune", "web-1", "--keep-last", "3", "--keep-weekly", "4",
+                "--keep-monthly", "6", "--keep-yearly", "2", "--plan", "--dry-run"});
   ASSERT_EQ(p.code, 0) << p.err;
-  EXPECT_EQ(
-      nlohmann::json::parse(p.out.substr(p.out.find('\n') + 1)),
-      (nlohmann::json{{"vm", "web-1"}, {"keep_last", 3}, {"keep_weekly", 4}, {"dry_run", true}}))
+  EXPECT_EQ(nlohmann::json::parse(p.out.substr(p.out.find('\n') + 1)),
+            (nlohmann::json{{"vm", "web-1"},
+                            {"keep_last", 3},
+                            {"keep_weekly", 4},
+                            {"keep_monthly", 6},
+                            {"keep_yearly", 2},
+                            {"dry_run", true}}))
       << p.out;
   EXPECT_EQ(p.out.rfind("POST /api/v1/backups/prune\n", 0), 0u) << p.out;
   auto ps = run({"backup", "prune", "--selector", "tier=web", "--keep-daily", "7", "--dry-run"});
   ASSERT_EQ(ps.code, 0) << ps.err;
   EXPECT_NE(ps.out.find("\"selector\": {\n    \"tier\": \"web\""), std::string::npos) << ps.out;
   EXPECT_EQ(run({"backup", "prune", "--keep-last", "1", "--dry-run"}).code, 2);  // no target
+  auto sy = run({"backup", "sync", "--verify", "--dry-run"});
+  ASSERT_EQ(sy.code, 0) << sy.err;
+  EXPECT_EQ(sy.out, "POST /api/v1/backups/sync\n{\n  \"verify\": true\n}\n");
+  auto sy0 = run({"backup", "sync", "--dry-run"});
+  ASSERT_EQ(sy0.code, 0) << sy0.err;
+  EXPECT_EQ(sy0.out, "POST /api/v1/backups/sync\n{}\n");
+  EXPECT_EQ(run({"backup", "sync", "--to", "/mnt/offsite", "--dry-run"}).code, 2);  // no paths
   EXPECT_EQ(run({"backup", "prune", "w", "--selector", "a=b", "--keep-last", "1"}).code, 2);
   auto sc = run({"backup", "schedule", "create", "nightly", "--selector", "tier=web", "--at",
                  "02:30", "--days", "mon,tue", "--days", "fri", "--full-on", "mon", "--keep-daily",
-                 "7", "--dry-run"});
+                 "7", "--sync", "--dry-run"});
   ASSERT_EQ(sc.code, 0) << sc.err;
   EXPECT_EQ(sc.out.rfind("POST /api/v1/backup-schedules\n", 0), 0u) << sc.out;
   EXPECT_EQ(nlohmann::json::parse(sc.out.substr(sc.out.find('\n') + 1)),
@@ -239,7 +250,8 @@ TEST(App, BackupCommandsBuildTheirRequests) {
                             {"selector", {{"tier", "web"}}},
                             {"days", {"mon", "tue", "fri"}},
                             {"full_on", {"mon"}},
-                            {"retention", {{"keep_daily", 7}}}}))
+                            {"retention", {{"keep_daily", 7}}},
+                            {"sync", true}}))
       << sc.out;
   EXPECT_EQ(run({"backup", "schedule", "create", "n", "--at", "01:00", "--dry-run"}).code, 2);
   auto sl = run({"backup", "schedule", "list", "--dry-run"});

@@ -63,6 +63,9 @@ struct ManagerConfig {
   // Backups (--backup-repo PATH; docs/internals/backup.md): the repository folder, which
   // every host mounts at the same path. Empty: backups are off.
   std::string backup_repo;
+  // A second repository folder the backups are copied into by POST /api/v1/backups/sync
+  // (the off-site copy; "" none). Needs backup_repo.
+  std::string backup_sync_repo;
   HaConfig ha;
   // HA admission control (--ha-admission enforce|warn|off; vm_service.h).
   HaAdmission ha_admission = HaAdmission::enforce;

@@ -1,6 +1,6 @@
 // Backups over HTTP (docs/internals/backup.md): POST /api/v1/vms/{name}/backups,
 // GET /api/v1/backups[?vm=], GET /api/v1/backups/{id}, POST .../{id}/verify,
-// POST .../{id}/restore, DELETE /api/v1/backups/{id}. The routes parse and render; the
+// POST .../{id}/restore, DELETE /api/v1/backups/{id}, POST /api/v1/backups/sync. The routes parse and render; the
 // backup service records tasks and audit events and runs the work (vms/backup_service.h).
 #include "strata/manager/api/api_service.h"
 #include "strata/manager/api/json_fields.h"
@@ -79,6 +79,10 @@ Result<RetentionPolicy> decode_retention(const nlohmann::json& body) {
       std::min<uint64_t>(optional_uint(body, "keep_daily", 0), kMaxRetentionKeep + 1));
   p.keep_weekly = static_cast<int64_t>(
       std::min<uint64_t>(optional_uint(body, "keep_weekly", 0), kMaxRetentionKeep + 1));
+  p.keep_monthly = static_cast<int64_t>(
+      std::min<uint64_t>(optional_uint(body, "keep_monthly", 0), kMaxRetentionKeep + 1));
+  p.keep_yearly = static_cast<int64_t>(
+      std::min<uint64_t>(optional_uint(body, "keep_yearly", 0), kMaxRetentionKeep + 1));
   if (auto st = validate_retention(p); !st) return tl::unexpected(st.error());
   return p;
 }
@@ -171,6 +175,21 @@ void add_backup_routes(ApiService& api) {
     if (!t) return error_response(t.error());
     return accepted(*t, "backup/" + t->backup_id);
   });
+  // Sync: POST /api/v1/backups/sync {"verify"?: bool}: a task copying into the sync target
+  // configured on the manager (--backup-sync-repo; never a path from the request).
+  RouteOptions sync = op;
+  sync.action = "backup.sync";
+  api.router().add("POST", "/api/v1/backups/sync", sync, [&d](HttpRequest& r) {
+    if (!d.backups) return unavailable_backups();
+    auto body = parse_json_object(r.body, /*allow_empty=*/true);
+    if (!body) return error_response(body.error());
+    if (auto st = check_fields(*body, {{"verify", JsonType::boolean, false}}); !st)
+      return error_response(st.error());
+    bool verify = body->contains("verify") && (*body)["verify"].get<bool>();
+    auto t = d.backups->sync(verify, audit_actor(r));
+    if (!t) return error_response(t.error());
+    return HttpResponse::audited_json(202, {{"task", to_json(*t)}}, "backup/sync");
+  });
   RouteOptions restore = op;
   restore.action = "backup.restore";
   api.router().add("POST", "/api/v1/backups/{id}/restore", restore, [&d](HttpRequest& r) {
@@ -207,6 +226,8 @@ void add_backup_routes(ApiService& api) {
                                        {"keep_last", T::unsigned_integer},
                                        {"keep_daily", T::unsigned_integer},
                                        {"keep_weekly", T::unsigned_integer},
+                                       {"keep_monthly", T::unsigned_integer},
+                                       {"keep_yearly", T::unsigned_integer},
                                        {"dry_run", T::boolean}});
         !st)
       return error_response(st.error());

@@ -53,16 +53,20 @@ void mark(std::vector<RetentionDecision>& list, std::vector<int>& state, int64_t
 Status validate_retention(const RetentionPolicy& p) {
   for (auto [field, v] : {std::pair<const char*, int64_t>{"keep_last", p.keep_last},
                           {"keep_daily", p.keep_daily},
-                          {"keep_weekly", p.keep_weekly}}) {
+                          {"keep_weekly", p.keep_weekly},
+                          {"keep_monthly", p.keep_monthly},
+                          {"keep_yearly", p.keep_yearly}}) {
     if (v < 0) return invalid_argument(field, fmt::format("{} must not be negative", field));
     if (v > kMaxRetentionKeep)
       return invalid_argument(field,
                               fmt::format("{} must be at most {}", field, kMaxRetentionKeep));
   }
-  if (p.keep_last == 0 && p.keep_daily == 0 && p.keep_weekly == 0)
+  if (p.keep_last == 0 && p.keep_daily == 0 && p.keep_weekly == 0 && p.keep_monthly == 0 &&
+      p.keep_yearly == 0)
     return invalid_argument("keep_last",
-                            "at least one of keep_last, keep_daily, keep_weekly must be positive "
-                            "(a policy that keeps nothing would prune every backup)");
+                            "at least one of keep_last, keep_daily, keep_weekly, keep_monthly, "
+                            "keep_yearly must be positive (a policy that keeps nothing would "
+                            "prune every backup)");
   return {};
 }
 
@@ -83,6 +87,17 @@ std::string iso_week_key(int64_t unix_ms) {
   return fmt::format("{:04d}-W{:02d}", static_cast<int>(t.year()), week);
 }
 
+std::string utc_month_key(int64_t unix_ms) {
+  std::chrono::year_month_day ymd{day_of(unix_ms)};
+  return fmt::format("{:04d}-{:02d}", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()));
+}
+
+std::string utc_year_key(int64_t unix_ms) {
+  std::chrono::year_month_day ymd{day_of(unix_ms)};
+  return fmt::format("{:04d}", static_cast<int>(ymd.year()));
+}
+
 RetentionPlan plan_retention(std::vector<RetentionInput> backups, const RetentionPolicy& policy) {
   std::sort(backups.begin(), backups.end(), [](const RetentionInput& a, const RetentionInput& b) {
     return a.created_unix_ms != b.created_unix_ms ? a.created_unix_ms > b.created_unix_ms
@@ -99,6 +114,8 @@ RetentionPlan plan_retention(std::vector<RetentionInput> backups, const Retentio
   }
   mark(list, state, policy.keep_daily, "keep-daily", utc_day_key);
   mark(list, state, policy.keep_weekly, "keep-weekly", iso_week_key);
+  mark(list, state, policy.keep_monthly, "keep-monthly", utc_month_key);
+  mark(list, state, policy.keep_yearly, "keep-yearly", utc_year_key);
   RetentionPlan plan;
   for (size_t i = 0; i < list.size(); ++i)
     (state[i] == 1 ? plan.keep : plan.prune).push_back(std::move(list[i]));

@@ -73,8 +73,8 @@ Result<int64_t> keep_count(const nlohmann::json& r, const char* key) {
 
 Result<BackupScheduleSpec> parse_schedule_spec(const nlohmann::json& j) {
   if (!j.is_object()) return invalid_argument("", "a backup schedule is a JSON object");
-  static const std::array<const char*, 6> kKnown = {"vm",   "selector", "time",
-                                                    "days", "full_on",  "retention"};
+  static const std::array<const char*, 7> kKnown = {
+      "vm", "selector", "time", "days", "full_on", "retention", "sync"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool known = false;
     for (auto* k : kKnown) known = known || it.key() == k;
@@ -134,18 +134,25 @@ Result<BackupScheduleSpec> parse_schedule_spec(const nlohmann::json& j) {
                                                        kDayNames[d]));
     s.full_on = *mask;
   }
+  if (auto y = j.find("sync"); y != j.end() && !y->is_null()) {
+    if (!y->is_boolean()) return invalid_argument("sync", "sync must be true or false");
+    s.sync = y->get<bool>();
+  }
   if (auto r = j.find("retention"); r != j.end() && !r->is_null()) {
     if (!r->is_object())
       return invalid_argument("retention", "retention must be an object {keep_last, ...}");
     for (auto it = r->begin(); it != r->end(); ++it)
-      if (it.key() != "keep_last" && it.key() != "keep_daily" && it.key() != "keep_weekly") {
+      if (it.key() != "keep_last" && it.key() != "keep_daily" && it.key() != "keep_weekly" &&
+          it.key() != "keep_monthly" && it.key() != "keep_yearly") {
         std::string f = "retention." + it.key().substr(0, 64);
         return invalid_argument(f, fmt::format("unknown field '{}'", f));
       }
     RetentionPolicy p;
     for (auto [key, out] : {std::pair<const char*, int64_t*>{"keep_last", &p.keep_last},
                             {"keep_daily", &p.keep_daily},
-                            {"keep_weekly", &p.keep_weekly}}) {
+                            {"keep_weekly", &p.keep_weekly},
+                            {"keep_monthly", &p.keep_monthly},
+                            {"keep_yearly", &p.keep_yearly}}) {
       auto v = keep_count(*r, key);
       if (!v) return tl::unexpected(v.error());
       *out = *v;
@@ -169,10 +176,13 @@ nlohmann::json schedule_spec_json(const BackupScheduleSpec& s) {
   j["time"] = fmt::format("{:02d}:{:02d}", s.minute_of_day / 60, s.minute_of_day % 60);
   j["days"] = days_json(s.days);
   j["full_on"] = days_json(s.full_on);
+  j["sync"] = s.sync;
   if (s.retention)
     j["retention"] = {{"keep_last", s.retention->keep_last},
                       {"keep_daily", s.retention->keep_daily},
-                      {"keep_weekly", s.retention->keep_weekly}};
+                      {"keep_weekly", s.retention->keep_weekly},
+                      {"keep_monthly", s.retention->keep_monthly},
+                      {"keep_yearly", s.retention->keep_yearly}};
   else
     j["retention"] = nullptr;
   return j;
@@ -348,7 +358,7 @@ Result<int> BackupScheduler::run(BackupSchedule& s, int64_t slot) {
     vms = std::move(*sel);
   }
   const bool full = full_slot(s.spec, slot);
-  PendingRun pending{name, s.spec.retention.value_or(RetentionPolicy{}), {}};
+  PendingRun pending{name, s.spec.retention, s.spec.sync, false, {}};
   std::vector<std::string> refused;
   for (auto& vm : vms) {
     auto t = start_(vm, full, actor);
@@ -368,7 +378,7 @@ Result<int> BackupScheduler::run(BackupSchedule& s, int64_t slot) {
   (void)events_.append(actor, "backup.schedule.run", "backup-schedule/" + name,
                        refused.empty() ? "ok" : "error", msg);
   const int n = static_cast<int>(pending.tasks.size());
-  if (s.spec.retention && n > 0) pending_.push_back(std::move(pending));
+  if ((s.spec.retention || s.spec.sync) && n > 0) pending_.push_back(std::move(pending));
   return n;
 }
 
@@ -396,15 +406,31 @@ void BackupScheduler::finish_runs() {
       it = pending_.erase(it);
       continue;
     }
-    auto r = backups_.prune(succeeded, {}, it->retention, false, "schedule:" + it->schedule);
-    if (!r && r.error().code == ErrorCode::conflict) {
-      ++it;  // a backup holds the repository: the next pass tries again
-      continue;
+    const std::string actor = "schedule:" + it->schedule;
+    if (it->retention && !it->pruned) {
+      auto r = backups_.prune(succeeded, {}, *it->retention, false, actor);
+      if (!r && r.error().code == ErrorCode::conflict) {
+        ++it;  // a backup holds the repository: the next pass tries again
+        continue;
+      }
+      if (!r) {
+        log->warn("backup schedule {}: retention: {}", it->schedule, r.error().to_string());
+        (void)events_.append(actor, "backup.prune", "backup-schedule/" + it->schedule, "error",
+                             r.error().to_string());
+      }
+      it->pruned = true;
     }
-    if (!r) {
-      log->warn("backup schedule {}: retention: {}", it->schedule, r.error().to_string());
-      (void)events_.append("schedule:" + it->schedule, "backup.prune",
-                           "backup-schedule/" + it->schedule, "error", r.error().to_string());
+    if (it->sync) {
+      auto t = backups_.sync(false, actor);
+      if (!t && t.error().code == ErrorCode::conflict) {
+        ++it;  // another sync runs: the next pass tries again
+        continue;
+      }
+      if (!t) {  // no sync target configured: said once, the run is done
+        log->warn("backup schedule {}: sync: {}", it->schedule, t.error().to_string());
+        (void)events_.append(actor, "backup.sync", "backup-schedule/" + it->schedule, "error",
+                             t.error().to_string());
+      }
     }
     it = pending_.erase(it);
   }

@@ -43,7 +43,9 @@ BackupService::BackupService(store::Store& store, EventLog& events, ClockPtr clo
       agents_(std::move(agents)),
       repo_(std::move(repo)) {}
 
-BackupService::~BackupService() = default;
+// A running sync stops at its next chunk (the target keeps what was committed), so the
+// workers join promptly.
+BackupService::~BackupService() { stopping_ = true; }
 
 Status BackupService::check_configured() const {
   if (!repo_)
@@ -375,8 +377,10 @@ Result<PruneResult> BackupService::prune(const std::vector<std::string>& vms,
     for (auto& d : plan.prune) out.prune.push_back({v, std::move(d)});
   }
   if (dry_run || out.prune.empty()) return out;
-  const std::string why = fmt::format("pruned (keep_last {}, keep_daily {}, keep_weekly {})",
-                                      policy.keep_last, policy.keep_daily, policy.keep_weekly);
+  const std::string why = fmt::format(
+      "pruned (keep_last {}, keep_daily {}, keep_weekly {}, keep_monthly {}, keep_yearly {})",
+      policy.keep_last, policy.keep_daily, policy.keep_weekly, policy.keep_monthly,
+      policy.keep_yearly);
   for (auto& p : out.prune) {
     if (auto st = repo_->remove(p.decision.id); !st)
       return tl::unexpected(st.error().wrap("prune: delete backup " + p.decision.id));
@@ -391,6 +395,70 @@ Result<PruneResult> BackupService::prune(const std::vector<std::string>& vms,
       fmt::format("{} of {} vm(s): {} deleted, {} kept, {} chunks removed", why, out.vms.size(),
                   out.prune.size(), out.keep.size(), gc->chunks_removed));
   return out;
+}
+
+Result<store::TaskRecord> BackupService::sync(bool verify, const std::string& actor) {
+  if (auto st = check_configured(); !st) return tl::unexpected(st.error());
+  if (!sync_target_)
+    return make_error(ErrorCode::failed_precondition,
+                      "no sync target configured (stratad --backup-sync-repo PATH)");
+  bool idle = false;
+  if (!sync_running_.compare_exchange_strong(idle, true))
+    return make_error(ErrorCode::conflict, "a repository sync is already running");
+  auto task = record("backup.sync", "sync", verify ? "sync, verified" : "sync", actor);
+  if (!task) {
+    sync_running_ = false;
+    return tl::unexpected(task.error());
+  }
+  workers_.start([this, verify, task_id = task->id] {
+    TaskTracker tasks(store_);
+    (void)tasks.update(task_id, "running", 0, "listing the repositories");
+    backup::SyncOptions o;
+    o.verify = verify;
+    o.stop = [this] { return stopping_.load(); };
+    // The task's progress: backups done of those missing; the store is written when a
+    // backup completes and every 32 chunks, not for each chunk.
+    uint64_t last_chunks = 0;
+    o.progress = [&](const backup::SyncProgress& p) {
+      uint64_t chunks = p.chunks_copied + p.chunks_skipped;
+      if (p.phase != "done" && p.phase != "" && chunks < last_chunks + 32) return;
+      last_chunks = chunks;
+      int pct = p.backups_total ? static_cast<int>(p.backups_done * 100 / p.backups_total) : 0;
+      (void)tasks.update(task_id, "running", std::min(pct, 99),
+                         fmt::format("{} of {} backups copied, {} bytes{}", p.backups_done,
+                                     p.backups_total, p.bytes_copied,
+                                     p.backup.empty() ? "" : "; copying " + p.backup));
+    };
+    auto rep = backup::sync_repository(*repo_, *sync_target_, o);
+    sync_running_ = false;
+    if (!rep) {
+      (void)tasks.fail(task_id, rep.error().to_string());
+      return;
+    }
+    const auto& t = rep->totals;
+    nlohmann::json result = {{"copied", rep->copied},
+                             {"already_present", rep->already_present.size()},
+                             {"backups_done", t.backups_done},
+                             {"bytes_copied", t.bytes_copied},
+                             {"chunks_copied", t.chunks_copied},
+                             {"chunks_skipped", t.chunks_skipped},
+                             {"verified", verify},
+                             {"chunks_verified", rep->chunks_verified},
+                             {"problems", rep->problems},
+                             {"ok", rep->problems.empty()}};
+    if (!rep->problems.empty()) {
+      (void)tasks.update(task_id, "failed", 100,
+                         fmt::format("sync: {} problem(s) reading the copy back: {}",
+                                     rep->problems.size(), rep->problems.front()),
+                         result);
+      return;
+    }
+    (void)tasks.update(task_id, "succeeded", 100,
+                       fmt::format("{} backups copied ({} bytes, {} chunks already there)",
+                                   t.backups_done, t.bytes_copied, t.chunks_skipped),
+                       result);
+  });
+  return *task;
 }
 
 }  // namespace strata::manager

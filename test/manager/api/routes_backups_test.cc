@@ -4,6 +4,9 @@
 // and deleted, and refused with 4xx JSON errors naming the field.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <thread>
+
 #include "manager_parts.h"
 #include "strata/manager/api/api_service.h"
 
@@ -63,6 +66,17 @@ TEST_F(BackupRoutesTest, PrunePlansThenDeletesAndNamesBadFields) {
   EXPECT_EQ(p["prune"][1]["id"], "web-0");
   EXPECT_EQ(repo_->list("web")->size(), 4u);
 
+  // Monthly and yearly rules: all four backups are in January 1970, one month and one year.
+  auto monthly = call("POST", "/api/v1/backups/prune",
+                      R"({"vm":"web","keep_monthly":3,"keep_yearly":1,"dry_run":true})");
+  ASSERT_EQ(monthly.status, 200u) << monthly.body;
+  auto mp = json::parse(monthly.body);
+  ASSERT_EQ(mp["keep"].size(), 1u);
+  EXPECT_EQ(mp["keep"][0]["id"], "web-3");
+  EXPECT_EQ(mp["keep"][0]["rule"], "keep-monthly");
+  EXPECT_EQ(mp["keep"][0]["period"], "1970-01");
+  EXPECT_EQ(mp["prune"].size(), 3u);
+
   auto done = call("POST", "/api/v1/backups/prune", R"({"vm":"web","keep_last":2})");
   ASSERT_EQ(done.status, 200u) << done.body;
   EXPECT_EQ(json::parse(done.body)["dry_run"], false);
@@ -80,7 +94,9 @@ TEST_F(BackupRoutesTest, PrunePlansThenDeletesAndNamesBadFields) {
   EXPECT_EQ(bad(R"({"vm":"web","selector":{"a":"b"},"keep_last":1})"), "vm");
   EXPECT_EQ(bad(R"({"selector":{"a":1},"keep_last":1})"), "selector.a");
   EXPECT_EQ(bad(R"({"selector":{},"keep_last":1})"), "selector");
-  EXPECT_EQ(bad(R"({"vm":"web","keep_last":1,"keep_monthly":1})"), "keep_monthly");
+  EXPECT_EQ(bad(R"({"vm":"web","keep_last":1,"keep_hourly":1})"), "keep_hourly");
+  EXPECT_EQ(bad(R"({"vm":"web","keep_monthly":-1})"), "keep_monthly");
+  EXPECT_EQ(bad(R"({"vm":"web","keep_yearly":100001})"), "keep_yearly");
   EXPECT_EQ(repo_->list("web")->size(), 2u);
 
   // Restore names exactly one of vm and new_vm.
@@ -94,16 +110,58 @@ TEST_F(BackupRoutesTest, PrunePlansThenDeletesAndNamesBadFields) {
   EXPECT_EQ(error_field(bad_new), "new_vm");
 }
 
+// POST /api/v1/backups/sync: the target is the manager's configuration, never the request
+// (a path in the body is an unknown field); 4xx naming the field; 202 with the task.
+TEST_F(BackupRoutesTest, SyncTakesNoPathAndStartsATask) {
+  auto bad = [&](const std::string& body) {
+    auto r = call("POST", "/api/v1/backups/sync", body);
+    EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
+    return error_field(r);
+  };
+  EXPECT_EQ(bad(R"({"to":"/tmp/elsewhere"})"), "to");
+  EXPECT_EQ(bad(R"({"verify":"yes"})"), "verify");
+  auto unconfigured = call("POST", "/api/v1/backups/sync", "");
+  EXPECT_GE(unconfigured.status, 400u);
+  EXPECT_LT(unconfigured.status, 500u);
+  EXPECT_NE(unconfigured.body.find("backup-sync-repo"), std::string::npos) << unconfigured.body;
+
+  char tmpl[] = "/tmp/strata-api-offsite-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string offsite = tmpl;
+  auto target = backup::Repository::open(offsite);
+  ASSERT_TRUE(target);
+  parts_.backups->set_sync_target(*target);
+  backup("web-1", "web", 1000);
+  auto ok = call("POST", "/api/v1/backups/sync", R"({"verify":true})");
+  ASSERT_EQ(ok.status, 202u) << ok.body;
+  auto task = json::parse(ok.body)["task"];
+  EXPECT_EQ(task["kind"], "backup.sync");
+  // The worker copies; its end is awaited (bounded) before the folder goes.
+  store::TaskRecord t;
+  for (int i = 0; i < 1000 && t.state != "succeeded" && t.state != "failed"; ++i) {
+    if (auto got = parts_.store->get_task(task["id"].get<std::string>())) t = *got;
+    if (t.state != "succeeded" && t.state != "failed")
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(t.state, "succeeded") << t.message;
+  EXPECT_EQ(target->list()->size(), 1u);
+  std::filesystem::remove_all(offsite);
+}
+
 TEST_F(BackupRoutesTest, SchedulesAreCreatedListedShownDeletedAndValidated) {
   auto made = call("POST", "/api/v1/backup-schedules",
                    R"({"name":"nightly","selector":{"tier":"web"},"time":"02:30",)"
-                   R"("full_on":["sun"],"retention":{"keep_daily":7,"keep_weekly":4}})");
+                   R"("full_on":["sun"],"retention":{"keep_daily":7,"keep_weekly":4,)"
+                   R"("keep_yearly":2}})");
   ASSERT_EQ(made.status, 201u) << made.body;
   auto s = json::parse(made.body);
   EXPECT_EQ(s["name"], "nightly");
   EXPECT_EQ(s["selector"], (json{{"tier", "web"}}));
   EXPECT_EQ(s["days"].size(), 7u);
   EXPECT_EQ(s["retention"]["keep_weekly"], 4);
+  EXPECT_EQ(s["retention"]["keep_monthly"], 0);
+  EXPECT_EQ(s["retention"]["keep_yearly"], 2);
+  EXPECT_EQ(s["sync"], false);
   EXPECT_GT(s["next_run_unix_ms"].get<int64_t>(), s["last_slot_unix_ms"].get<int64_t>());
   EXPECT_EQ(
       call("POST", "/api/v1/backup-schedules", R"({"name":"nightly","vm":"x","time":"01:00"})")

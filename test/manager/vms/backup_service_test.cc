@@ -151,6 +151,46 @@ TEST_F(BackupServiceTest, ListShowVerifyDeleteOnTheRepository) {
   EXPECT_EQ(audit("backup.delete"), 1u);
 }
 
+// Sync as a task: refused until a target is configured; then every backup the target
+// lacks is copied (progress and result in the task), the copy verifies and a second sync
+// copies nothing.
+TEST_F(BackupServiceTest, SyncCopiesIntoTheConfiguredTargetAsATask) {
+  write_backup("b1", "web", 1);
+  write_backup("b2", "db", 2);
+  auto none = backups_->sync(false, "token:alice");
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, ErrorCode::failed_precondition);
+  EXPECT_FALSE(backups_->sync_configured());
+
+  fs::create_directories(dir_ / "offsite");
+  auto target = backup::Repository::open((dir_ / "offsite").string());
+  ASSERT_TRUE(target);
+  backups_->set_sync_target(*target);
+  EXPECT_TRUE(backups_->sync_configured());
+  auto t = backups_->sync(true, "token:alice");
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(t->kind, "backup.sync");
+  EXPECT_EQ(audit("backup.sync"), 1u);
+  auto done = wait_task(t->id);
+  ASSERT_EQ(done.state, "succeeded") << done.message;
+  EXPECT_EQ(done.progress, 100);
+  auto r = nlohmann::json::parse(done.result);
+  EXPECT_EQ(r["copied"], (nlohmann::json{"b1", "b2"}));
+  EXPECT_EQ(r["chunks_copied"], 8);
+  EXPECT_EQ(r["bytes_copied"], 8 * kCs);
+  EXPECT_EQ(r["chunks_verified"], 8);
+  EXPECT_EQ(r["ok"], true);
+  ASSERT_EQ(target->list()->size(), 2u);
+  for (const char* id : {"b1", "b2"}) EXPECT_TRUE(target->verify(id)->problems.empty()) << id;
+
+  auto again = backups_->sync(false, "token:alice");
+  ASSERT_TRUE(again);
+  auto d2 = wait_task(again->id);
+  ASSERT_EQ(d2.state, "succeeded") << d2.message;
+  EXPECT_EQ(nlohmann::json::parse(d2.result)["backups_done"], 0);
+  EXPECT_EQ(nlohmann::json::parse(d2.result)["already_present"], 2);
+}
+
 TEST_F(BackupServiceTest, RefusalsWriteNothing) {
   make_vm("run", true);
   write_backup("b1", "run", 1);
@@ -413,6 +453,7 @@ TEST(BackupScheduleSpec, RefusalsNameTheField) {
             "retention.keep_last");
   EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"retention", {{"keep_hourly", 1}}}}),
             "retention.keep_hourly");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"sync", "yes"}}), "sync");
   EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"every", "day"}}), "every");
 }
 
@@ -554,6 +595,40 @@ TEST_F(BackupSchedulerTest, RetentionRunsAfterTheRunsBackupsSucceeded) {
   // Done once: the next pass does not prune again.
   EXPECT_EQ(*scheduler_->tick(), 0);
   EXPECT_EQ(audit("backup.prune"), 1u);
+}
+
+// A schedule with "sync": once its run's backup has succeeded, a backup.sync task copies
+// the repository to the sync target; a schedule without it starts none.
+TEST_F(BackupSchedulerTest, SyncRunsAfterTheRunsBackupsSucceeded) {
+  make_vm("web", false);
+  fs::create_directories(dir_ / "offsite");
+  auto target = backup::Repository::open((dir_ / "offsite").string());
+  ASSERT_TRUE(target);
+  backups_->set_sync_target(*target);
+  auto made = scheduler_->create("web", spec_of({{"vm", "web"}, {"time", "03:00"}, {"sync", true}}),
+                                 "a");
+  ASSERT_TRUE(made) << made.error().to_string();
+  EXPECT_TRUE(made->spec.sync);
+  EXPECT_EQ(schedule_spec_json(made->spec)["sync"], true);
+  at(2026, 12, 1, 3, 0);
+  EXPECT_EQ(*scheduler_->tick(), 1);
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  EXPECT_EQ(audit("backup.sync"), 0u) << "the run's backup has not ended";
+  end_tasks("succeeded");
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  EXPECT_EQ(audit("backup.sync"), 1u);
+  std::string id;
+  auto tasks = store_->list_tasks(store::TaskListOptions{});
+  ASSERT_TRUE(tasks);
+  for (auto& t : *tasks)
+    if (t.kind == "backup.sync") id = t.id;
+  ASSERT_FALSE(id.empty());
+  auto done = wait_task(id);
+  ASSERT_EQ(done.state, "succeeded") << done.message;
+  ASSERT_EQ(target->list()->size(), 1u);
+  EXPECT_EQ(target->list()->front().vm, "web");
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  EXPECT_EQ(audit("backup.sync"), 1u) << "once per run";
 }
 
 // Through the real create path: the VM's host refuses (a MemoryHypervisor cannot back up),

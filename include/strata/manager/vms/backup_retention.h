@@ -2,8 +2,9 @@
 // prunes, with the rule that kept each. Pure: no I/O, times are the manifests' creation
 // times (UTC). Semantics of Proxmox Backup Server's prune (pbs-datastore prune.rs): the
 // backups are taken newest first and the rules run in order keep_last, keep_daily,
-// keep_weekly; each rule keeps the newest backup of each of its next N periods (a backup
-// for keep_last, a UTC day, an ISO week) that no earlier rule already covered, so the
+// keep_weekly, keep_monthly, keep_yearly; each rule keeps the newest backup of each of its
+// next N periods (a backup for keep_last, a UTC day, an ISO week, a UTC calendar month, a
+// UTC calendar year) that no earlier rule already covered, so the
 // rules add up instead of overlapping (keep_last 1 + keep_daily 1 keeps two backups when
 // there are two days). A backup a rule has kept is kept whatever the later rules say; an
 // older backup of a period a rule has covered is pruned.
@@ -26,6 +27,8 @@ struct RetentionPolicy {
   int64_t keep_last = 0;
   int64_t keep_daily = 0;
   int64_t keep_weekly = 0;
+  int64_t keep_monthly = 0;
+  int64_t keep_yearly = 0;
 };
 
 // The largest count a rule accepts (a generous bound on what a request can ask).
@@ -43,9 +46,11 @@ struct RetentionInput {
 struct RetentionDecision {
   std::string id;
   int64_t created_unix_ms = 0;
-  // "keep-last", "keep-daily" or "keep-weekly" for a kept backup; "" for a pruned one.
+  // "keep-last", "keep-daily", "keep-weekly", "keep-monthly" or "keep-yearly" for a kept
+  // backup; "" for a pruned one.
   std::string rule;
-  // The period the rule kept it for ("2026-11-30", "2026-W48"; "" for keep-last).
+  // The period the rule kept it for ("2026-11-30", "2026-W48", "2026-11", "2026"; "" for
+  // keep-last).
   std::string period;
 };
 
@@ -58,8 +63,11 @@ struct RetentionPlan {
 // id counting as newer).
 RetentionPlan plan_retention(std::vector<RetentionInput> backups, const RetentionPolicy& policy);
 
-// UTC day "YYYY-MM-DD" and ISO 8601 week "GGGG-Www" of a unix time in milliseconds.
+// UTC day "YYYY-MM-DD", ISO 8601 week "GGGG-Www", UTC month "YYYY-MM" and UTC year "YYYY"
+// of a unix time in milliseconds.
 std::string utc_day_key(int64_t unix_ms);
 std::string iso_week_key(int64_t unix_ms);
+std::string utc_month_key(int64_t unix_ms);
+std::string utc_year_key(int64_t unix_ms);
 
 }  // namespace strata::manager

@@ -43,11 +43,15 @@ struct BackupScheduleSpec {
   uint8_t days = 0x7f;     // bit w: runs on weekday w (0 Sunday .. 6 Saturday)
   uint8_t full_on = 0;     // bit w: the run on weekday w is a full backup
   std::optional<RetentionPolicy> retention;
+  // After the run's backups have ended (and retention, if any), a repository sync to the
+  // manager's sync target (BackupService::sync) when at least one succeeded.
+  bool sync = false;
 };
 
 // The definition's JSON (the request body minus "name", and the store's spec text):
 // {"vm": NAME | "selector": {k: v}, "time": "HH:MM", "days"?: ["mon", ...],
-//  "full_on"?: ["sun", ...], "retention"?: {"keep_last"?, "keep_daily"?, "keep_weekly"?}}.
+//  "full_on"?: ["sun", ...], "retention"?: {"keep_last"?, "keep_daily"?, "keep_weekly"?,
+//  "keep_monthly"?, "keep_yearly"?}, "sync"?: false}.
 // invalid_argument naming the field (time, days[i], full_on[i], selector.KEY,
 // retention.keep_daily, ...).
 Result<BackupScheduleSpec> parse_schedule_spec(const nlohmann::json& j);
@@ -96,7 +100,9 @@ class BackupScheduler {
  private:
   struct PendingRun {
     std::string schedule;
-    RetentionPolicy retention;
+    std::optional<RetentionPolicy> retention;
+    bool sync = false;
+    bool pruned = false;  // retention done (a sync refused for now is retried alone)
     std::vector<BackupTask> tasks;
   };
   Result<int> run(BackupSchedule& s, int64_t slot);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "strata/backup/repository.h"
+#include "strata/backup/sync.h"
 #include "strata/common/clock.h"
 #include "strata/common/error.h"
 #include "strata/common/task_threads.h"
@@ -63,6 +64,12 @@ class BackupService {
   BackupService(const BackupService&) = delete;
   BackupService& operator=(const BackupService&) = delete;
 
+  // The off-site copy's repository (stratad --backup-sync-repo), never a path from a
+  // request: sync() copies into it.
+  void set_sync_target(std::optional<backup::Repository> target) {
+    sync_target_ = std::move(target);
+  }
+
   void set_vm_lifecycle(VmCreate create, VmRemove remove) {
     vm_create_ = std::move(create);
     vm_remove_ = std::move(remove);
@@ -103,6 +110,13 @@ class BackupService {
   // "backup.prune" event sums it up.
   Result<PruneResult> prune(const std::vector<std::string>& vms, const store::Labels& selector,
                             const RetentionPolicy& policy, bool dry_run, const std::string& actor);
+  // A "backup.sync" task: every complete backup the sync target lacks copied into it
+  // (backup/sync.h: chunks it lacks, indexes, manifest last), with progress (backups done,
+  // bytes copied); `verify` rehashes what was copied. failed_precondition when no sync
+  // target is configured; conflict while another sync runs.
+  Result<store::TaskRecord> sync(bool verify, const std::string& actor);
+  bool sync_configured() const { return repo_ && sync_target_; }
+
   // Names of the store's VMs whose labels match `selector` (every pair), by name; VMs being
   // deleted are left out.
   Result<std::vector<std::string>> select_vms(const store::Labels& selector);
@@ -120,6 +134,9 @@ class BackupService {
   VmCreate vm_create_;
   VmRemove vm_remove_;
   std::optional<backup::Repository> repo_;
+  std::optional<backup::Repository> sync_target_;
+  std::atomic<bool> sync_running_{false};
+  std::atomic<bool> stopping_{false};  // set as the service goes: a running sync stops
   TaskThreads workers_;  // each task's work; joined before the service goes
 };
 
