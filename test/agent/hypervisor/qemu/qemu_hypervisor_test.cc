@@ -468,9 +468,10 @@ TEST_F(QemuDriverTest, LeaseRunsOutWhileTheAgentIsDeadAndTheShimStopsQemu) {
   // agent's own shutdown can outlast the lease (CI saw it): then QEMU may be gone already,
   // but not before the lease's 4 s from the renewal (the shim counts CLOCK_BOOTTIME, which
   // keeps pace with steady_clock while the machine does not sleep).
-  if (::kill(st.pid, 0) != 0)
+  if (::kill(st.pid, 0) != 0) {
     EXPECT_GE(std::chrono::steady_clock::now() - renewed, 4s)
         << "QEMU stopped before its lease ran out";
+  }
   const std::string exit_json = state_dir_ + "/vms/lease1/exit.json";
   for (int i = 0; i < 600 && !fs::exists(exit_json); ++i) std::this_thread::sleep_for(100ms);
   ASSERT_TRUE(fs::exists(exit_json)) << "QEMU still runs after its lease ran out";
