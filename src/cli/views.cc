@@ -84,6 +84,8 @@ Columns host_columns() {
           at("ACCEL", "/accelerator"),
           at("CPUS", "/cpu_threads"),
           mib("MEMORY", "/memory_mib"),
+          at("AGENT", "/agent_version"),  // a rolling upgrade's progress: version and
+          at("API", "/agent_api_level"),  // API level per host (docs/internals/versions.md)
           labels("/labels")};
 }
 

@@ -236,8 +236,8 @@ TEST(Commands, ListsRenderAsTableJsonAndYaml) {
   Cli cli(s.url());
   ASSERT_EQ(cli({"host", "list"}), 0) << cli.err;
   EXPECT_EQ(cli.out,
-            "NAME  STATE  REACHABILITY  CLUSTER  ACCEL  CPUS  MEMORY  LABELS\n"
-            "h1    up     up            default  tcg    2     4G      zone=a\n");
+            "NAME  STATE  REACHABILITY  CLUSTER  ACCEL  CPUS  MEMORY  AGENT  API  LABELS\n"
+            "h1    up     up            default  tcg    2     4G      -      -    zone=a\n");
   ASSERT_EQ(cli({"host", "list", "-o", "json"}), 0);
   EXPECT_EQ(json::parse(cli.out)[0]["name"], "h1");
   ASSERT_EQ(cli({"host", "list", "-o", "yaml"}), 0);

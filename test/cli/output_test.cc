@@ -28,7 +28,7 @@ TEST(Output, VmTableGolden) {
 
 TEST(Output, EmptyListIsHeaderOnly) {
   EXPECT_EQ(render(json::array(), OutputFormat::table, host_columns()),
-            "NAME  STATE  REACHABILITY  CLUSTER  ACCEL  CPUS  MEMORY  LABELS\n");
+            "NAME  STATE  REACHABILITY  CLUSTER  ACCEL  CPUS  MEMORY  AGENT  API  LABELS\n");
 }
 
 TEST(Output, FieldsGolden) {

@@ -239,11 +239,40 @@ pgrep -af "qemu-system.*-name guest=vm1[, ]" | grep -q -- "-cpu $baseline " ||
   fail "vm1's QEMU does not run -cpu $baseline: $(pgrep -af 'qemu-system.*-name guest=vm1' | head -1)"
 log "cluster default: CPU baseline $baseline, offered by h1 h2 h3; vm1 runs with it"
 
-# ---- live migration: vm1 moves to the next host while it runs, and goes on running there
+restart_agent() {  # restart_agent I [ARGS]: h$I's agent again (enrolled before: no join token)
+  local i=$1
+  shift
+  ip netns exec "st-h$i" "$STRATA_AGENT" serve --state-dir "$WORK/h$i" --images "$WORK/h$i/images" \
+    --listen "unix:$WORK/h$i/agent.sock" --listen-tcp "$(host_ip "$i"):$AGENT_PORT" --accel tcg \
+    --manager "$API_URL" --advertise "$(host_ip "$i"):$AGENT_PORT" --name "h$i" \
+    --datastore "shared=$WORK/datastore" "$@" >>"$WORK/h$i/agent.log" 2>&1 &
+  AGENT_PIDS[$((i - 1))]=$!
+}
+stop_agent() {  # stop_agent I: h$I's agent exits (SIGTERM); its VMs keep running
+  local i=$1
+  kill -TERM "${AGENT_PIDS[$((i - 1))]}"
+  wait "${AGENT_PIDS[$((i - 1))]}" 2>/dev/null || true
+}
+# The agent's API level as the host's last heartbeat said, and as its stored inventory says
+# (where the manager's checks read it; an agent from before levels has none there: 1).
+host_levels() { api GET "/api/v1/hosts/$1" | jq -r '"\(.agent_api_level) \(.inventory.agent.api_level // 1)"'; }
+levels_are() { [ "$(host_levels "$1")" = "$2 $2" ]; }
+
+# ---- live migration: vm1 moves to the next host while it runs, and goes on running there.
+# That host's agent is one version behind (docs/internals/versions.md): it serves API level
+# 1, as an agent from before post-copy would; pre-copy migrations reach it all the same.
 src=$(api GET /api/v1/vms/vm1 | jq -r .host)
 si=${src#h}
 di=$((si % 3 + 1))
 dst=h$di
+stop_agent "$di"
+restart_agent "$di" --api-level 1
+wait_for 30 "$dst's agent at API level 1" levels_are "$dst" 1 ||
+  fail "$dst's agent levels: $(host_levels "$dst") (wanted 1 1)"
+env STRATA_SERVER="$API_URL" STRATA_TOKEN="$TOKEN" "$STRATA_CLI" host list | awk -v h="$dst" 'NR == 1 || $1 == h' >"$WORK/hosts-old.out"
+awk 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "API") c = i } NR == 2 { print $c }' "$WORK/hosts-old.out" | grep -qx 1 ||
+  fail "strata host list does not show $dst at API level 1: $(cat "$WORK/hosts-old.out")"
+log "$dst's agent one version behind (API level 1): $(api GET "/api/v1/hosts/$dst" | jq -c '{agent_version, agent_api_level}')"
 console_has() {  # console_has HOST_INDEX VM TEXT
   "$STRATA_AGENT" ctl --socket "$WORK/h$1/agent.sock" --timeout 10 vm console "$2" --bytes 65536 |
     grep -q "$3"
@@ -293,6 +322,26 @@ if console_has "$di" vm1 STRATA-READY; then fail "vm1 booted again on $dst"; fi
 # One to the host it is on is refused.
 api POST /api/v1/vms/vm1/migrate "{\"host\":\"$dst\"}" >"$WORK/mig-same.json"
 [ "$(last_status)" = 400 ] || fail "migrating to the VM's own host: HTTP $(last_status) $(cat "$WORK/mig-same.json")"
+
+# ---- a rolling upgrade of vm1's host's agent: post-copy needs API level 2 on both hosts,
+# so it is refused while vm1's host is behind; the agent is upgraded in place (restarted at
+# this build's level) while vm1 runs, and vm1's QEMU is the same process afterwards.
+api POST /api/v1/vms/vm1/migrate "{\"host\":\"h$((di % 3 + 1))\",\"postcopy\":true}" >"$WORK/mig-pc-old.json"
+[ "$(last_status)" = 409 ] && [ "$(jq -r .error.field "$WORK/mig-pc-old.json")" = postcopy ] ||
+  fail "post-copy from an agent at level 1: HTTP $(last_status) $(cat "$WORK/mig-pc-old.json")"
+grep -q "host $dst's agent speaks API level 1" "$WORK/mig-pc-old.json" ||
+  fail "the post-copy refusal does not name $dst: $(cat "$WORK/mig-pc-old.json")"
+qemu_pid() { "$STRATA_AGENT" ctl --socket "$WORK/h$1/agent.sock" --timeout 10 -o json vm show "$2" | jq -r .pid; }
+pid_before=$(qemu_pid "$di" vm1)
+stop_agent "$di"
+restart_agent "$di"
+wait_for 30 "$dst's agent upgraded to API level 2" levels_are "$dst" 2 ||
+  fail "$dst's agent levels after the upgrade: $(host_levels "$dst") (wanted 2 2)"
+[ "$(qemu_pid "$di" vm1)" = "$pid_before" ] || fail "vm1's QEMU changed across the agent upgrade: $pid_before -> $(qemu_pid "$di" vm1)"
+[ "$(vm_state vm1)" = running ] || fail "vm1 is $(vm_state vm1) after its agent's upgrade"
+api GET "/api/v1/events?target=host/$dst&limit=100" | jq -e '[.events[] | select(.action == "host.agent_level")] | length >= 1' >/dev/null ||
+  fail "no host.agent_level event for $dst"
+log "$dst's agent upgraded in place (API level 1 -> 2) with vm1 running, QEMU pid $pid_before kept"
 
 # ---- post-copy (asked for): vm1 moves on with --postcopy, its local disk mirrored first;
 # the guest switches over at once (TCG) and the target fetches its memory afterwards.
@@ -350,14 +399,6 @@ log "$m migrated across a manager crash: $(api GET "/api/v1/tasks/$mtask" | jq -
 # ---- the kill matrix, agents: the source host's agent, then the target host's, killed -9
 # while a migration copies, and started again. Whichever way the migration ends, the VM
 # runs on exactly one host, once, and the record says which.
-restart_agent() {  # restart_agent I: h$I's agent again (enrolled before: no join token)
-  local i=$1
-  ip netns exec "st-h$i" "$STRATA_AGENT" serve --state-dir "$WORK/h$i" --images "$WORK/h$i/images" \
-    --listen "unix:$WORK/h$i/agent.sock" --listen-tcp "$(host_ip "$i"):$AGENT_PORT" --accel tcg \
-    --manager "$API_URL" --advertise "$(host_ip "$i"):$AGENT_PORT" --name "h$i" \
-    --datastore "shared=$WORK/datastore" >>"$WORK/h$i/agent.log" 2>&1 &
-  AGENT_PIDS[$((i - 1))]=$!
-}
 for victim in source target; do
   msrc=$(api GET "/api/v1/vms/$m" | jq -r .host)
   msi=${msrc#h}

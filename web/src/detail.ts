@@ -688,6 +688,7 @@ class HostPage extends LivePage {
             <dt>Huge pages</dt><dd>${str(mem.hugepages_free)} free of ${str(mem.hugepages_total)} × ${bytes(num(mem.hugepage_size_bytes))}</dd>
             <dt>Accelerator</dt><dd>${str(h.accelerator)}${accel.reason ? html` <span class="muted">(${str(accel.reason)})</span>` : nothing}</dd>
             <dt>QEMU</dt><dd>${str(qemu.version)} <span class="muted">${qemu.binary ? str(qemu.binary) : ""}</span></dd>
+            <dt>Agent</dt><dd data-agent-level=${h.agent_api_level ?? ""}>${str(h.agent_version)} <span class="muted">API level ${str(h.agent_api_level)}</span></dd>
             <dt>OS</dt><dd>${str(os.pretty_name)}, kernel ${str(os.kernel_release)}</dd>
           </dl>
         </section>

@@ -142,6 +142,13 @@ int agent_main(int argc, char** argv) {
   serve->add_option("--datastore", so.datastores,
                     "Shared storage for VM disks, NAME=PATH: a folder every host of the pool "
                     "mounts (NFS, cluster file system); repeatable");
+  serve
+      ->add_option("--api-level", so.api_level,
+                   "Agent API level to serve, this build's or older: behaves as an agent of "
+                   "that level does (later fields ignored, later RPCs unimplemented). For "
+                   "testing a manager with agents one version behind")
+      ->check(CLI::Range(wire::kOldestApiLevel, wire::kApiLevel))
+      ->capture_default_str();
   serve->callback([&] {
     if (qemu_user_opt->count() > 0) so.qemu_user = qemu_user;
     rc = run_serve(so);

@@ -135,6 +135,13 @@ grpc::Status AgentService::PrepareMigration(grpc::ServerContext*,
                                             v1::PrepareMigrationResponse* resp) {
   auto* mig = hv_.migration();
   if (!mig) return cannot_migrate();
+  if (req->postcopy() && !postcopy_level()) {
+    // An agent before post-copy does not know the field: it prepares for pre-copy and
+    // answers postcopy = false, which the manager checks.
+    v1::PrepareMigrationRequest older = *req;
+    older.set_postcopy(false);
+    return PrepareMigration(nullptr, &older, resp);
+  }
   return once<v1::PrepareMigrationRequest, v1::PrepareMigrationResponse>(
       "PrepareMigration", *req, resp, [&](v1::PrepareMigrationResponse* out) -> Status {
         if (!req->has_spec()) return invalid_argument("spec", "required");
@@ -166,6 +173,11 @@ grpc::Status AgentService::PrepareMigration(grpc::ServerContext*,
 grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
                                             const v1::PerformMigrationRequest* req,
                                             grpc::ServerWriter<v1::MigrationProgress>* writer) {
+  if (req->policy().postcopy() && !postcopy_level()) {
+    v1::PerformMigrationRequest older = *req;  // as an agent before post-copy reads it
+    older.mutable_policy()->set_postcopy(false);
+    return PerformMigration(ctx, &older, writer);
+  }
   if (auto st = validate_request_id(req->request_id()); !st)
     return wire::to_grpc_status(st.error());
   if (auto st = model::validate_name("name", req->name()); !st)
@@ -268,6 +280,8 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
 grpc::Status AgentService::SwitchoverMigration(grpc::ServerContext*,
                                                const v1::SwitchoverMigrationRequest* req,
                                                v1::MigrationOutcome* resp) {
+  if (!postcopy_level())  // as from an agent before the RPC existed
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "unknown method SwitchoverMigration");
   auto* mig = hv_.migration();
   if (!mig) return cannot_migrate();
   return once<v1::SwitchoverMigrationRequest, v1::MigrationOutcome>(

@@ -7,7 +7,8 @@
 
 namespace strata::agent::cli {
 
-v1::HostInventory inventory_to_proto(const HostInventory& inv, const Datastores* datastores) {
+v1::HostInventory inventory_to_proto(const HostInventory& inv, const Datastores* datastores,
+                                     uint32_t api_level) {
   v1::HostInventory p;
   p.set_hostname(inv.os.hostname);
   if (inv.accelerator) {
@@ -23,7 +24,12 @@ v1::HostInventory inventory_to_proto(const HostInventory& inv, const Datastores*
   p.set_kernel(inv.os.kernel_release);
   if (inv.qemu) p.set_qemu_version(inv.qemu->version);
   p.set_agent_version(STRATA_VERSION);
+  const bool has_level = api_level > wire::kOldestApiLevel;
+  if (has_level) p.set_api_level(api_level);
   auto j = to_json(inv);
+  // The agent itself: the manager reads its API level here (enrollment, upgrades).
+  j["agent"] = {{"version", STRATA_VERSION}};
+  if (has_level) j["agent"]["api_level"] = api_level;
   // Shared storage this host mounts: the manager places VMs with datastore disks only on
   // hosts that report the datastore's UUID.
   j["datastores"] = nlohmann::json::array();

@@ -338,6 +338,10 @@ int run_serve(const ServeOptions& in) {
   service::AgentServiceOptions so;
   so.state_dir = o.state_dir;
   so.agent_version = STRATA_VERSION;
+  so.api_level = o.api_level;
+  if (o.api_level != wire::kApiLevel)
+    serve_log()->warn("serving agent API level {} (this build speaks {}): as an older agent",
+                      o.api_level, wire::kApiLevel);
   so.hostname = inventory->os.hostname;
   so.accelerator = accel;
   so.images = images->get();
@@ -350,7 +354,7 @@ int run_serve(const ServeOptions& in) {
       fresh->cpu_models = cached.cpu_models;
       cached = std::move(*fresh);
     }
-    return inventory_to_proto(cached, datastores.get());
+    return inventory_to_proto(cached, datastores.get(), o.api_level);
   };
   so.inventory = so_inventory;
   so.host_metrics = [sampler] { return sampler->sample(); };

@@ -21,6 +21,7 @@
 #include "strata/common/log.h"
 #include "strata/manager/auth/tokens.h"
 #include "strata/pki/grpc_tls.h"
+#include "strata/wire/api_level.h"
 
 namespace strata::manager {
 
@@ -201,6 +202,10 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
     return client_;
   }
   Liveness liveness() const { return liveness_; }
+  AgentVersionView agent_version() const {
+    std::lock_guard lock(version_mu_);
+    return version_;
+  }
   bool first_heartbeat_done() const { return first_done_; }
   HaLeaseView ha_lease() const {
     std::lock_guard lock(lease_mu_);
@@ -314,6 +319,10 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
     bool changed = false;
     if (h && h->serving()) {
       if (grant.ha_lease_ms() > 0) lease_confirmed(grant, *h);
+      // A restarted agent (an upgrade, say) may bring a new level, QEMU or CPU models: its
+      // inventory is read again now, not at the next inventory_every beat.
+      if (agent_restarted(*h)) fetch_inventory();
+      note_agent_version(*h);
       changed = tracker_.on_success();
       int64_t now_ms = unix_ms(*mgr_.clock_);
       last_ok_ms_ = now_ms;
@@ -388,6 +397,43 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
     for (auto it = leased_.begin(); it != leased_.end();)
       it = named.count(*it) ? std::next(it) : leased_.erase(it);
     return req;
+  }
+
+  // Records the agent's version and level; says when the level changed (an agent restarted
+  // after an upgrade) and when it is one this manager does not work with.
+  void note_agent_version(const pb::HealthResponse& h) {
+    const uint32_t level = wire::effective_api_level(h.api_level());
+    uint32_t before = 0;
+    {
+      std::lock_guard lock(version_mu_);
+      before = version_.api_level;
+      version_.version = h.agent_version();
+      version_.api_level = level;
+    }
+    if (before == level) return;
+    auto log = logger("manager.agents");
+    if (before != 0) {
+      log->info("agent API level changed host={} from={} to={} version={}", host_name_, before,
+                level, h.agent_version());
+      mgr_.events_.append(
+          "agent:" + host_name_, "host.agent_level", "host/" + host_name_, "ok",
+          fmt::format("agent {} speaks API level {} (was {})", h.agent_version(), level, before));
+    }
+    if (auto st = wire::check_agent_api_level(level, "api_level"); !st) {
+      log->warn("unsupported agent host={} version={} error=\"{}\"", host_name_, h.agent_version(),
+                st.error().message);
+      mgr_.events_.append("agent:" + host_name_, "host.agent_unsupported", "host/" + host_name_,
+                          "error",
+                          st.error().message +
+                              "; its VMs keep running, but operations that "
+                              "need a newer agent are refused");
+    }
+  }
+  // Whether the agent process changed since the last answered heartbeat (its start time).
+  bool agent_restarted(const pb::HealthResponse& h) {
+    const int64_t before = agent_started_ms_;
+    agent_started_ms_ = h.started_unix_ms();
+    return before != 0 && before != agent_started_ms_;
   }
 
   void lease_confirmed(const pb::HealthRequest& grant, const pb::HealthResponse& resp) {
@@ -559,6 +605,9 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   mutable std::mutex lease_mu_;
   std::optional<Clock::TimePoint> last_grant_;
   std::set<std::string> leased_;
+  // Guards version_ (written by the strand, read by anyone through agent_version()).
+  mutable std::mutex version_mu_;
+  AgentVersionView version_;
 
   // The strand's own state: only tasks touch it (one at a time, so no lock).
   HeartbeatTracker tracker_;
@@ -567,6 +616,7 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   bool offset_pending_ = false;  // the next beat is the second: it adds the offset
   int beats_ = 0;         // successful beats
   int64_t last_ok_ms_ = 0;
+  int64_t agent_started_ms_ = 0;  // HealthResponse.started_unix_ms, last answered beat
   bool metrics_busy_ = false;
   bool inventory_busy_ = false;
   bool watching_ = false;  // a watch stream is open, or its end not yet handled
@@ -812,6 +862,17 @@ Liveness ConnectionManager::liveness(const std::string& host_id) const {
   std::lock_guard lock(mu_);
   auto it = hosts_.find(host_id);
   return it == hosts_.end() ? Liveness::unknown : it->second->liveness();
+}
+
+AgentVersionView ConnectionManager::agent_version(const std::string& host_id) const {
+  std::shared_ptr<HostConnection> host;
+  {
+    std::lock_guard lock(mu_);
+    auto it = hosts_.find(host_id);
+    if (it == hosts_.end()) return {};
+    host = it->second;
+  }
+  return host->agent_version();
 }
 
 }  // namespace strata::manager

@@ -1,13 +1,14 @@
 // REST request bodies -> typed values (see request_bodies.h).
 #include "strata/manager/api/request_bodies.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <charconv>
 
-#include <fmt/format.h>
-
 #include "strata/manager/api/json_fields.h"
 #include "strata/model/validation.h"
+#include "strata/wire/api_level.h"
 
 namespace strata::manager {
 
@@ -210,6 +211,11 @@ Result<EnrollBody> decode_enroll(const nlohmann::json& body) {
     out.migration_csr = csr->get<std::string>();
   if (const auto* inv = optional_member(body, "inventory")) {
     out.inventory = inv->dump();
+    // The agent must speak a level this manager works with (strata/wire/api_level.h).
+    auto level = wire::inventory_api_level(out.inventory);
+    if (!level) return invalid_argument("inventory.agent.api_level", "must be a positive integer");
+    if (auto st = wire::check_agent_api_level(*level, "inventory.agent.api_level"); !st)
+      return tl::unexpected(st.error());
     out.accelerator = optional_string(*inv, "accelerator");
     uint64_t threads = optional_uint(*inv, "cpu_threads", 0);
     if (threads <= uint64_t(INT64_MAX)) out.cpu_threads = static_cast<int64_t>(threads);

@@ -44,6 +44,13 @@ nlohmann::json host_json(ApiDeps& d, const store::HostRecord& h, bool detail) {
   // The only certificate the manager accepts from the host (null: a UNIX-socket agent).
   j["cert_fingerprint"] =
       h.cert_fingerprint.empty() ? nlohmann::json(nullptr) : nlohmann::json(h.cert_fingerprint);
+  // The agent's build and API level as its last heartbeat said (null until it answered
+  // one since this manager started): what a rolling upgrade watches.
+  const AgentVersionView agent = d.agents->agent_version(h.id);
+  j["agent_version"] =
+      agent.version.empty() ? nlohmann::json(nullptr) : nlohmann::json(agent.version);
+  j["agent_api_level"] =
+      agent.api_level ? nlohmann::json(agent.api_level) : nlohmann::json(nullptr);
   if (detail) {
     j["inventory"] = parse_or_empty(h.inventory);
     auto m = d.store->list_host_metrics(h.id, 1);

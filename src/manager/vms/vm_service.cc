@@ -1,18 +1,19 @@
 // VM lifecycle: one store transaction per change (see vm_service.h).
 #include "strata/manager/vms/vm_service.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <map>
 #include <random>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/controllers/datastores.h"
 #include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/model/validation.h"
+#include "strata/wire/api_level.h"
 
 namespace strata::manager {
 
@@ -278,6 +279,21 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
                     ? placement_.place_group_migration(members, *source, options.target_host)
                     : placement_.place_migration(*doc, vm->id, *source, options.target_host);
   if (!target) return tl::unexpected(target.error());
+  // Post-copy needs both agents at its level (strata/wire/api_level.h): an older one would
+  // ignore the request and copy before switching. Read from the hosts' inventories; the
+  // target's answer to PrepareMigration is checked again when the migration runs.
+  if (options.postcopy && !cold)
+    for (const store::HostRecord* h : {&*source, &*target}) {
+      const uint32_t needed = wire::required_api_level(wire::AgentFeature::postcopy_migration);
+      const uint32_t level = wire::inventory_api_level(h->inventory).value_or(0);
+      if (!wire::supports(level, needed))
+        return make_error(ErrorCode::failed_precondition,
+                          fmt::format("host {}'s agent speaks API level {}; post-copy migration "
+                                      "needs level {} on both hosts: upgrade its agent, or "
+                                      "migrate without postcopy",
+                                      h->name, wire::effective_api_level(level), needed),
+                          "postcopy");
+    }
 
   std::string with;
   if (members.size() > 1) {

@@ -43,6 +43,7 @@ class AgentServiceTest : public ::testing::Test {
     AgentServiceOptions opts;
     opts.state_dir = (dir_ / "state").string();
     opts.request_log_capacity = request_log_capacity_;
+    opts.api_level = api_level_;
     opts.agent_version = "test";
     opts.hostname = "host-a";
     opts.accelerator = "tcg";
@@ -82,6 +83,7 @@ class AgentServiceTest : public ::testing::Test {
   testing::MemoryHypervisor hv_;
   fs::path dir_;
   size_t request_log_capacity_ = 4096;
+  uint32_t api_level_ = wire::kApiLevel;
   std::unique_ptr<testing::ServedAgent> agent_;
   std::unique_ptr<AgentClient> client_;
 };
@@ -340,6 +342,35 @@ TEST_F(AgentServiceTest, ReadsAndInfo) {
   auto img = client_->call(&Stub::ListImages, v1::ListImagesRequest{});
   ASSERT_FALSE(img);  // no image store configured in this test
   EXPECT_EQ(img.error().code, ErrorCode::unavailable);
+}
+
+// The agent API level (strata/wire/api_level.h): Health says it. Served at level 1 (as an
+// agent one version behind, `serve --api-level 1`), the agent behaves as one from before
+// levels: no level in Health, no SwitchoverMigration (post-copy's RPC).
+TEST_F(AgentServiceTest, HealthSaysTheApiLevelAndAnOlderLevelBehavesAsThatAgent) {
+  auto h = client_->call(&Stub::Health, v1::HealthRequest{});
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->api_level(), wire::kApiLevel);
+  v1::SwitchoverMigrationRequest sw;
+  sw.set_request_id("sw-1");
+  sw.set_name("a-vm");
+  auto current = client_->call(&Stub::SwitchoverMigration, sw);
+  ASSERT_FALSE(current);  // the method exists; this fake hypervisor does not migrate
+  EXPECT_NE(current.error().message.find("cannot migrate"), std::string::npos)
+      << current.error().to_string();
+
+  stop_server();
+  api_level_ = 1;
+  start_server();
+  h = client_->call(&Stub::Health, v1::HealthRequest{});
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->api_level(), 0u) << "level 1 predates the field";
+  sw.set_request_id("sw-2");
+  auto older = client_->call(&Stub::SwitchoverMigration, sw);
+  ASSERT_FALSE(older);
+  EXPECT_EQ(older.error().code, ErrorCode::internal) << "UNIMPLEMENTED, as from an older agent";
+  EXPECT_NE(older.error().message.find("unknown method SwitchoverMigration"), std::string::npos)
+      << older.error().to_string();
 }
 
 TEST_F(AgentServiceTest, ConsoleWriteTailAndStream) {

@@ -52,6 +52,7 @@ class ConnectionStartTest : public ::testing::Test {
     agent::service::AgentServiceOptions opts;
     opts.state_dir = (dir_ / "state").string();
     opts.agent_version = "test";
+    opts.api_level = agent_api_level_;
     opts.hostname = "h1";
     opts.accelerator = "tcg";
     opts.inventory = [this] {
@@ -97,6 +98,7 @@ class ConnectionStartTest : public ::testing::Test {
   // What the served agent reports as its inventory.
   std::string agent_inventory_json_ = "{}";
   int agent_cpu_threads_ = 4;
+  uint32_t agent_api_level_ = wire::kApiLevel;  // the level the served agent speaks
   fs::path dir_;
   store::StorePtr store_;
   std::unique_ptr<EventLog> events_;
@@ -153,6 +155,59 @@ TEST_F(ConnectionStartTest, AnInventoryWithinTheBoundsIsStored) {
   for (int i = 0; i < 400 && store_->get_host(h.id)->cpu_threads != 8; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   EXPECT_EQ(store_->get_host(h.id)->inventory, agent_inventory_json_);
+  cm.stop();
+}
+
+// The agent's version and API level as its heartbeats say (docs/internals/versions.md): an
+// agent one version behind is up like any other; upgraded in place (a restart at this
+// build's level) its next heartbeat says so (event host.agent_level); one out of the
+// window is reported (host.agent_unsupported) and stays up: its VMs are not touched.
+TEST_F(ConnectionStartTest, HeartbeatsSayTheAgentLevelAndAnUnsupportedOneIsReportedNotCut) {
+  agent_api_level_ = 1;
+  auto h = add_host("h1", serve_agent());
+  ConnectionConfig c = config();
+  c.heartbeat.interval = std::chrono::milliseconds(200);
+  ConnectionManager cm(*store_, *events_, system_clock(), c);
+  EXPECT_EQ(cm.agent_version(h.id).api_level, 0u) << "not heard from yet";
+  ASSERT_TRUE(cm.start());
+  EXPECT_EQ(cm.liveness(h.id), Liveness::up);
+  EXPECT_EQ(cm.agent_version(h.id).version, "test");
+  EXPECT_EQ(cm.agent_version(h.id).api_level, 1u) << "reported 0: from before levels";
+  auto events = [&](const std::string& action) {
+    std::vector<store::EventRecord> out;
+    if (auto all = store_->list_events(0, 0))
+      for (auto& e : *all)
+        if (e.action == action) out.push_back(e);
+    return out;
+  };
+  EXPECT_TRUE(events("host.agent_level").empty());
+  EXPECT_TRUE(events("host.agent_unsupported").empty()) << "one version behind is supported";
+
+  auto level_becomes = [&](uint32_t level) {
+    for (int i = 0; i < 800 && cm.agent_version(h.id).api_level != level; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    return cm.agent_version(h.id).api_level == level;
+  };
+  agent_.reset();  // the upgrade: the agent restarts at this build's level
+  agent_api_level_ = wire::kApiLevel;
+  serve_agent();
+  ASSERT_TRUE(level_becomes(wire::kApiLevel));
+  auto changed = events("host.agent_level");
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_EQ(changed[0].target, "host/h1");
+  EXPECT_NE(changed[0].message.find("API level 2 (was 1)"), std::string::npos)
+      << changed[0].message;
+
+  agent_.reset();  // an agent two levels ahead of this manager
+  agent_api_level_ = wire::kApiLevel + 2;
+  serve_agent();
+  ASSERT_TRUE(level_becomes(wire::kApiLevel + 2));
+  auto unsupported = events("host.agent_unsupported");
+  ASSERT_EQ(unsupported.size(), 1u);
+  EXPECT_EQ(unsupported[0].result, "error");
+  EXPECT_NE(unsupported[0].message.find("upgrade the manager first"), std::string::npos)
+      << unsupported[0].message;
+  EXPECT_EQ(cm.liveness(h.id), Liveness::up) << "reported, not cut off";
   cm.stop();
 }
 

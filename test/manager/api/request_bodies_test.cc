@@ -8,6 +8,7 @@
 
 #include "strata/manager/api/json_fields.h"
 #include "strata/model/validation.h"
+#include "strata/wire/api_level.h"
 
 namespace strata::manager {
 namespace {
@@ -53,6 +54,28 @@ TEST(RequestBodies, EnrollInventoryOfOtherTypesIsIgnoredNotThrown) {
   EXPECT_EQ(e->accelerator, "kvm");
   EXPECT_EQ(e->cpu_threads, 0);  // past int64: not a thread count
   EXPECT_EQ(e->memory_mib, 1024);
+}
+
+// The enrolling agent's API level (strata/wire/api_level.h): in the window it enrolls, an
+// agent from before levels (no agent.api_level) is level 1; outside the window, or not a
+// level, it is refused naming the field.
+TEST(RequestBodies, EnrollChecksTheAgentApiLevel) {
+  auto with_level = [](const std::string& agent) {
+    return decode_enroll(body(
+        R"({"join_token":"t","name":"h1","address":"a:1","inventory":{"agent":)" + agent + "}}"));
+  };
+  EXPECT_TRUE(with_level(R"({"version":"x","api_level":)" + std::to_string(wire::kApiLevel) + "}"));
+  EXPECT_TRUE(
+      with_level(R"({"version":"x","api_level":)" + std::to_string(wire::kApiLevel + 1) + "}"));
+  EXPECT_TRUE(with_level(R"({"version":"x"})"));  // before levels: level 1, one behind
+  auto ahead = with_level(R"({"api_level":)" + std::to_string(wire::kApiLevel + 2) + "}");
+  ASSERT_FALSE(ahead);
+  EXPECT_EQ(ahead.error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(ahead.error().field, "inventory.agent.api_level");
+  auto bad = with_level(R"({"api_level":"2"})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(bad.error().field, "inventory.agent.api_level");
 }
 
 TEST(RequestBodies, EachBodyNamesItsBadField) {

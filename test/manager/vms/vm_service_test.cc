@@ -347,6 +347,65 @@ TEST_F(WhatIfTest, CapacityCountsWhatFitsWhereAndWhatRunsOutFirst) {
   EXPECT_EQ(vms->size(), 1u);
 }
 
+// Post-copy needs both hosts' agents at its API level (strata/wire/api_level.h): a target
+// whose agent is one version behind (an inventory from before levels) refuses it naming
+// the field and writes nothing; the same move without post-copy goes, and once the agent is
+// upgraded (its inventory says level 2) post-copy goes too.
+TEST_F(WhatIfTest, PostcopyNeedsAgentsThatSpeakItsLevel) {
+  std::string h1 = add_host("h1", 8, 4096);
+  auto set_level = [&](const std::string& id, const std::string& inventory) {
+    auto h = store_->get_host(id);
+    ASSERT_TRUE(h);
+    h->inventory = inventory;
+    ASSERT_TRUE(store_->update_host(*h));
+  };
+  set_level(h1, R"({"agent":{"version":"new","api_level":2}})");
+  ASSERT_EQ(create_on_first_host("mover", 512), h1);
+  std::string h2 = add_host("h2", 8, 4096);
+  set_level(h2, R"({"agent":{"version":"old"}})");
+  auto vm = store_->get_vm_by_name("mover");
+  ASSERT_TRUE(vm);
+  auto st = decode_vm_status(vm->status);
+  st.state = "running";
+  vm->status = encode(st);
+  ASSERT_TRUE(store_->update_vm(*vm));
+  const size_t tasks = count_tasks();
+
+  VmMigrateOptions o;
+  o.target_host = "h2";
+  o.postcopy = true;
+  auto refused = service_->migrate("mover", o, "t");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(refused.error().field, "postcopy");
+  EXPECT_NE(refused.error().message.find("host h2's agent speaks API level 1"), std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(count_tasks(), tasks) << "a refusal writes nothing";
+  EXPECT_FALSE(decode_vm_document(store_->get_vm_by_name("mover")->spec)->migration.active());
+
+  set_level(h2, R"({"agent":{"version":"new","api_level":2}})");
+  auto moved = service_->migrate("mover", o, "t");
+  ASSERT_TRUE(moved) << moved.error().to_string();
+  EXPECT_TRUE(decode_vm_document(moved->vm.spec)->migration.postcopy);
+}
+
+TEST_F(WhatIfTest, PrecopyMigratesToAnAgentOneVersionBehind) {
+  std::string h1 = add_host("h1", 8, 4096);
+  ASSERT_EQ(create_on_first_host("mover", 512), h1);
+  add_host("h2", 8, 4096);  // inventory "{}": an agent from before levels
+  auto vm = store_->get_vm_by_name("mover");
+  ASSERT_TRUE(vm);
+  auto st = decode_vm_status(vm->status);
+  st.state = "running";
+  vm->status = encode(st);
+  ASSERT_TRUE(store_->update_vm(*vm));
+  VmMigrateOptions o;
+  o.target_host = "h2";
+  auto moved = service_->migrate("mover", o, "t");
+  ASSERT_TRUE(moved) << moved.error().to_string();
+  EXPECT_FALSE(decode_vm_document(moved->vm.spec)->migration.postcopy);
+}
+
 // A migration holds the VM's share of its target until it ends: a create cannot take that
 // room meanwhile, and a restarted manager (load) still counts it.
 TEST_F(WhatIfTest, AMigrationReservesItsTargetUntilItEnds) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "strata/common/error.h"
+#include "strata/wire/api_level.h"
 
 namespace strata::agent::cli {
 
@@ -50,6 +51,9 @@ struct ServeOptions {
   std::string advertise;   // HOST:PORT the manager dials (default: listen_tcp)
   std::string name;        // host name (default: hostname)
   std::vector<std::string> datastores;  // --datastore NAME=PATH (shared storage), repeatable
+  // --api-level: the agent API level served (strata/wire/api_level.h); lower than this
+  // build's only to behave as an older agent in tests of mixed versions.
+  uint32_t api_level = wire::kApiLevel;
 };
 // Runs the agent until SIGTERM/SIGINT. VMs keep running when it exits.
 int run_serve(const ServeOptions& options);

@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "strata/agent/hypervisor.h"
@@ -19,6 +19,7 @@
 #include "strata/agent/v1/agent.grpc.pb.h"
 #include "strata/common/clock.h"
 #include "strata/common/error.h"
+#include "strata/wire/api_level.h"
 
 namespace strata::agent::service {
 
@@ -33,6 +34,10 @@ struct AgentServiceOptions {
   // request ids out of the persisted log nor cost an fsync each.
   size_t console_request_log_capacity = 1024;
   std::string agent_version;
+  // The agent API level served (strata/wire/api_level.h). Lower only to behave as an
+  // older agent does, for tests of mixed versions (`strata-agent serve --api-level`): the
+  // fields and RPCs of later levels are then ignored or unimplemented, as there.
+  uint32_t api_level = wire::kApiLevel;
   std::string hostname;
   std::string accelerator;       // "kvm" | "tcg", reported by Health
   ImageStore* images = nullptr;  // not owned; null makes ListImages UNAVAILABLE
@@ -156,6 +161,11 @@ class AgentService final : public v1::AgentService::Service {
   Status stop_vm(const std::string& name, bool force, uint32_t timeout_ms, v1::VmStatus* out);
   Status pause_vm(const std::string& name, bool pause, v1::VmStatus* out);
   Status current(const std::string& name, v1::VmStatus* out) const;
+  // Whether the level served (opts_.api_level) has post-copy migration.
+  bool postcopy_level() const {
+    return wire::supports(opts_.api_level,
+                          wire::required_api_level(wire::AgentFeature::postcopy_migration));
+  }
 
   // Outgoing migrations by VM name: the job runs on its own thread, independent of the
   // PerformMigration stream that started it, so a caller that went away (a manager

@@ -80,6 +80,12 @@ struct HaLeaseView {
   std::set<std::string> vms;
 };
 
+// What a host's agent said of itself in its last answered heartbeat (HealthResponse).
+struct AgentVersionView {
+  std::string version;     // the agent's build ("0.9.0"); empty: not heard from yet
+  uint32_t api_level = 0;  // the level it speaks (wire::effective_api_level); 0: not heard
+};
+
 struct AgentCallbacks {
   // Host liveness changed (up <-> unreachable).
   std::function<void(const std::string& host_id, Liveness)> on_host_state;
@@ -112,6 +118,12 @@ class ConnectionManager {
   // The client for a host; nullptr when the host is not connected.
   AgentClientPtr client(const std::string& host_id) const;
   Liveness liveness(const std::string& host_id) const;
+  // The host's agent version and API level as its last heartbeat answered (empty view for
+  // an unknown host or one not heard from since this manager started). A change of level
+  // (an agent upgraded or downgraded in place) is an event, host.agent_level; one outside
+  // the levels this manager works with (wire::api_level_in_window) a warning event,
+  // host.agent_unsupported. Neither disconnects the host: its VMs keep running.
+  AgentVersionView agent_version(const std::string& host_id) const;
   // The host's HA leases as this manager granted them (empty view for an unknown host).
   HaLeaseView ha_lease(const std::string& host_id) const;
   // Added to each lease beyond the heartbeat deadline (the shim checks twice a second).
