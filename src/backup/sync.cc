@@ -150,6 +150,40 @@ Result<SyncReport> sync_repository(const Repository& from, const Repository& to,
   }
   p.backup.clear();
   p.phase.clear();
+
+  if (opts.remove_vanished) {
+    std::set<std::string> in_source;
+    for (const auto& m : *src) in_source.insert(m.id);
+    if (in_source.empty() && !dst->empty()) {
+      rep.removal_skipped = fmt::format(
+          "the source has no backups and the target has {}: nothing removed (a wrong or "
+          "unmounted source folder?)",
+          dst->size());
+      return rep;
+    }
+    p.phase = "removing";
+    for (const auto& m : *dst) {  // oldest first, as listed
+      if (in_source.count(m.id)) continue;
+      if (opts.stop && opts.stop())
+        return make_error(ErrorCode::failed_precondition,
+                          fmt::format("sync stopped while removing vanished backups ({} "
+                                      "removed, every copy done)",
+                                      rep.removed.size()));
+      p.backup = m.id;
+      sync_report_progress(opts, p);
+      if (auto st = to.remove(m.id); !st)
+        return tl::unexpected(st.error().wrap("sync: remove " + m.id + " from the target"));
+      rep.removed.push_back(m.id);
+    }
+    p.backup.clear();
+    if (!rep.removed.empty()) {
+      auto gc = to.gc();  // under the target's exclusive lock, held since the start
+      if (!gc) return tl::unexpected(gc.error().wrap("sync: gc of the target"));
+      rep.gc = *gc;
+    }
+    p.phase.clear();
+    sync_report_progress(opts, p);
+  }
   return rep;
 }
 

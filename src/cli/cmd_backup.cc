@@ -222,7 +222,7 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
 
   struct Args {
     std::string target, vm, new_vm;
-    bool full = false, wait = false, verify = false;
+    bool full = false, wait = false, verify = false, remove_vanished = false;
     std::string wait_timeout = "1h";
   };
   auto waiting = [](CLI::App* c, Args& a) {
@@ -292,6 +292,10 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
       "with progress: backups done, bytes copied)");
   sy->add_flag("--verify", sync->verify,
                "Reread and rehash every chunk copied, and read each copied backup back");
+  sy->add_flag("--remove-vanished", sync->remove_vanished,
+               "Then remove from the target the backups the repository no longer has (pruned "
+               "or deleted), and free their chunks: the copy mirrors the repository's "
+               "retention. Nothing is removed while the repository has no backups at all");
   waiting(sy, *sync);
   sy->callback([&ctx, sync] {
     ctx.action = [&ctx, sync] {
@@ -299,6 +303,7 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
       if (!timeout) return ctx.usage_error(timeout.error());
       nlohmann::json body = nlohmann::json::object();
       if (sync->verify) body["verify"] = true;
+      if (sync->remove_vanished) body["remove_vanished"] = true;
       ApiRequest req{"POST", "/api/v1/backups/sync", body};
       return ctx.act(req, "backup sync requested", sync->wait, *timeout);
     };

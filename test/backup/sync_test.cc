@@ -201,6 +201,86 @@ TEST_F(SyncTest, CopiesMissingBackupsWhichVerifyAndRestoreFromTheTarget) {
   EXPECT_EQ(restore_from(*offsite_, "b3", img.size()), img.contents());
 }
 
+// remove_vanished: what the source pruned goes from the target too (after the copies, its
+// chunks freed by the target's gc, the rest still restoring byte for byte); a plain sync
+// never removes; an empty source removes nothing (a wrong or unmounted folder, likelier
+// than a retention that kept nothing).
+TEST_F(SyncTest, RemoveVanishedMirrorsTheSourcesPrunesButNeverEmptiesTheTarget) {
+  ImageFile img((base_ / "images" / "disk.raw").string(), 16 * kSyncCs);
+  ASSERT_TRUE(img.ok());
+  img.fill_random(0, 4 * kSyncCs, 1);
+  backup("b1", img);
+  img.fill_random(8 * kSyncCs, 2 * kSyncCs, 2);
+  backup("b2", img, "b1");
+  const std::string v2 = img.contents();
+  ASSERT_TRUE(sync_repository(*primary_, *offsite_));
+  ASSERT_EQ(offsite_->list()->size(), 2u);
+
+  // b1 pruned in the source (its 4 chunks stay: b2 names them too); b3 is new.
+  {
+    auto lock = primary_->lock_exclusive();
+    ASSERT_TRUE(lock);
+    ASSERT_TRUE(primary_->remove("b1"));
+  }
+  img.fill_random(12 * kSyncCs, kSyncCs, 3);
+  backup("b3", img, "b2");
+  auto plain = sync_repository(*primary_, *offsite_);
+  ASSERT_TRUE(plain);
+  EXPECT_TRUE(plain->removed.empty());
+  EXPECT_EQ(offsite_->list()->size(), 3u) << "a plain sync never removes";
+
+  std::vector<std::string> phases;
+  SyncOptions o;
+  o.remove_vanished = true;
+  o.progress = [&](const SyncProgress& p) {
+    if (p.phase == "removing") phases.push_back(p.backup);
+  };
+  auto mirror = sync_repository(*primary_, *offsite_, o);
+  ASSERT_TRUE(mirror) << mirror.error().to_string();
+  EXPECT_EQ(mirror->removed, std::vector<std::string>{"b1"});
+  EXPECT_EQ(phases, std::vector<std::string>{"b1"});
+  EXPECT_EQ(mirror->gc.chunks_removed, 0u) << "b1's chunks are all b2's too";
+  EXPECT_TRUE(mirror->removal_skipped.empty());
+  auto left = offsite_->list();
+  ASSERT_TRUE(left);
+  ASSERT_EQ(left->size(), 2u);
+  EXPECT_EQ((*left)[0].id, "b2");
+  EXPECT_EQ((*left)[1].id, "b3");
+  EXPECT_EQ(restore_from(*offsite_, "b2", img.size()), v2);
+  EXPECT_TRUE(offsite_->verify("b3")->problems.empty());
+
+  // b2 and b3 gone from the source, b4 a full backup of other data: the target keeps only
+  // b4, and the chunks only b2 and b3 named are freed.
+  {
+    auto lock = primary_->lock_exclusive();
+    ASSERT_TRUE(lock);
+    ASSERT_TRUE(primary_->remove("b2"));
+    ASSERT_TRUE(primary_->remove("b3"));
+  }
+  ImageFile other((base_ / "images" / "other.raw").string(), 2 * kSyncCs);
+  ASSERT_TRUE(other.ok());
+  other.fill_random(0, 2 * kSyncCs, 9);
+  backup("b4", other);
+  auto second = sync_repository(*primary_, *offsite_, o);
+  ASSERT_TRUE(second) << second.error().to_string();
+  EXPECT_EQ(second->removed, (std::vector<std::string>{"b2", "b3"}));
+  EXPECT_EQ(second->gc.chunks_removed, 7u);  // b1's 4, b2's 2, b3's 1
+  ASSERT_EQ(offsite_->list()->size(), 1u);
+  EXPECT_EQ(offsite_->list()->front().id, "b4");
+
+  // An empty source: nothing is removed, and the report says why.
+  {
+    auto lock = primary_->lock_exclusive();
+    ASSERT_TRUE(lock);
+    ASSERT_TRUE(primary_->remove("b4"));
+  }
+  auto empty = sync_repository(*primary_, *offsite_, o);
+  ASSERT_TRUE(empty) << empty.error().to_string();
+  EXPECT_TRUE(empty->removed.empty());
+  EXPECT_NE(empty->removal_skipped.find("the source has no backups"), std::string::npos);
+  EXPECT_EQ(offsite_->list()->size(), 1u);
+}
+
 TEST_F(SyncTest, RefusesItselfAndABusyTarget) {
   auto self = sync_repository(*primary_, *primary_);
   ASSERT_FALSE(self);

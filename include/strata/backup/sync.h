@@ -25,7 +25,8 @@ struct SyncProgress {
   uint64_t chunks_skipped = 0;  // already in the target (deduplicated)
   std::string backup;           // the backup being copied ("" between backups)
   // "chunks": copying the backup's chunks; "committing": its chunks are all in the target
-  // (still under temp names), the indexes and manifest are next; "done": it exists there.
+  // (still under temp names), the indexes and manifest are next; "done": it exists there;
+  // "removing": remove_vanished is removing `backup` from the target.
   std::string phase;
 };
 
@@ -33,6 +34,12 @@ struct SyncOptions {
   // Reread every chunk the sync wrote from the target and rehash it, and read back each
   // copied backup's manifest and indexes.
   bool verify = false;
+  // After the copy, remove the target's backups the source no longer has (pruned or
+  // deleted there), then gc the target: the target mirrors the source's retention, as
+  // Proxmox Backup Server's sync job does with remove-vanished. Skipped while the source
+  // has no backup at all and the target has some: an empty source is far likelier a wrong
+  // or unmounted folder than a retention that kept nothing.
+  bool remove_vanished = false;
   // Called as the sync goes (after each chunk, at each phase); on the calling thread.
   std::function<void(const SyncProgress&)> progress;
   // Asked between chunks: true stops the sync (cancelled; what is copied stays valid).
@@ -45,6 +52,11 @@ struct SyncReport {
   std::vector<std::string> already_present;  // complete in the target before the sync
   uint64_t chunks_verified = 0;
   std::vector<std::string> problems;  // verify: what did not read back right (empty: fine)
+  // remove_vanished: the target's backups removed (oldest first), what the target's gc
+  // freed, and why nothing was removed when the safeguard above held ("" otherwise).
+  std::vector<std::string> removed;
+  GcReport gc;
+  std::string removal_skipped;
 };
 
 // Copies `from`'s complete backups missing in `to` (by id; oldest first). Holds `from`'s
@@ -52,7 +64,9 @@ struct SyncReport {
 // (the sync is the target's only writer; a gc there waits): conflict when either is held
 // the other way. A folder without a manifest in the target (an earlier sync stopped) is
 // replaced. A source chunk whose content does not match its digest stops the sync
-// (internal) before anything of that backup is committed.
+// (internal) before anything of that backup is committed. With remove_vanished, the
+// removals come after every copy (a stop before them removes nothing) and each is atomic
+// (Repository::remove unlinks the manifest first); the gc then frees their chunks.
 Result<SyncReport> sync_repository(const Repository& from, const Repository& to,
                                    const SyncOptions& opts = {});
 

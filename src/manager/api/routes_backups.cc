@@ -175,18 +175,22 @@ void add_backup_routes(ApiService& api) {
     if (!t) return error_response(t.error());
     return accepted(*t, "backup/" + t->backup_id);
   });
-  // Sync: POST /api/v1/backups/sync {"verify"?: bool}: a task copying into the sync target
-  // configured on the manager (--backup-sync-repo; never a path from the request).
+  // Sync: POST /api/v1/backups/sync {"verify"?: bool, "remove_vanished"?: bool}: a task
+  // copying into the sync target configured on the manager (--backup-sync-repo; never a
+  // path from the request), then removing there what the repository no longer has.
   RouteOptions sync = op;
   sync.action = "backup.sync";
   api.router().add("POST", "/api/v1/backups/sync", sync, [&d](HttpRequest& r) {
     if (!d.backups) return unavailable_backups();
     auto body = parse_json_object(r.body, /*allow_empty=*/true);
     if (!body) return error_response(body.error());
-    if (auto st = check_fields(*body, {{"verify", JsonType::boolean, false}}); !st)
+    if (auto st = check_fields(*body, {{"verify", JsonType::boolean, false},
+                                       {"remove_vanished", JsonType::boolean, false}});
+        !st)
       return error_response(st.error());
-    bool verify = body->contains("verify") && (*body)["verify"].get<bool>();
-    auto t = d.backups->sync(verify, audit_actor(r));
+    const bool verify = optional_bool(*body, "verify", false);
+    const bool remove_vanished = optional_bool(*body, "remove_vanished", false);
+    auto t = d.backups->sync(verify, remove_vanished, audit_actor(r));
     if (!t) return error_response(t.error());
     return HttpResponse::audited_json(202, {{"task", to_json(*t)}}, "backup/sync");
   });

@@ -421,7 +421,9 @@ void BackupScheduler::finish_runs() {
       it->pruned = true;
     }
     if (it->sync) {
-      auto t = backups_.sync(false, actor);
+      // Never removes from the target: an off-site copy keeps what the primary pruned
+      // unless someone asks (POST /backups/sync {"remove_vanished": true}).
+      auto t = backups_.sync(false, false, actor);
       if (!t && t.error().code == ErrorCode::conflict) {
         ++it;  // another sync runs: the next pass tries again
         continue;

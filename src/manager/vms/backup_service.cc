@@ -397,7 +397,8 @@ Result<PruneResult> BackupService::prune(const std::vector<std::string>& vms,
   return out;
 }
 
-Result<store::TaskRecord> BackupService::sync(bool verify, const std::string& actor) {
+Result<store::TaskRecord> BackupService::sync(bool verify, bool remove_vanished,
+                                              const std::string& actor) {
   if (auto st = check_configured(); !st) return tl::unexpected(st.error());
   if (!sync_target_)
     return make_error(ErrorCode::failed_precondition,
@@ -405,21 +406,31 @@ Result<store::TaskRecord> BackupService::sync(bool verify, const std::string& ac
   bool idle = false;
   if (!sync_running_.compare_exchange_strong(idle, true))
     return make_error(ErrorCode::conflict, "a repository sync is already running");
-  auto task = record("backup.sync", "sync", verify ? "sync, verified" : "sync", actor);
+  auto task = record("backup.sync", "sync",
+                     fmt::format("sync{}{}", verify ? ", verified" : "",
+                                 remove_vanished ? ", removing vanished backups" : ""),
+                     actor);
   if (!task) {
     sync_running_ = false;
     return tl::unexpected(task.error());
   }
-  workers_.start([this, verify, task_id = task->id] {
+  workers_.start([this, verify, remove_vanished, task_id = task->id] {
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "listing the repositories");
     backup::SyncOptions o;
     o.verify = verify;
+    o.remove_vanished = remove_vanished;
     o.stop = [this] { return stopping_.load(); };
     // The task's progress: backups done of those missing; the store is written when a
     // backup completes and every 32 chunks, not for each chunk.
     uint64_t last_chunks = 0;
     o.progress = [&](const backup::SyncProgress& p) {
+      if (p.phase == "removing") {
+        (void)tasks.update(task_id, "running", 99,
+                           fmt::format("{} backups copied; removing {} (gone from the source)",
+                                       p.backups_done, p.backup));
+        return;
+      }
       uint64_t chunks = p.chunks_copied + p.chunks_skipped;
       if (p.phase != "done" && p.phase != "" && chunks < last_chunks + 32) return;
       last_chunks = chunks;
@@ -445,7 +456,12 @@ Result<store::TaskRecord> BackupService::sync(bool verify, const std::string& ac
                              {"verified", verify},
                              {"chunks_verified", rep->chunks_verified},
                              {"problems", rep->problems},
-                             {"ok", rep->problems.empty()}};
+                             {"ok", rep->problems.empty()},
+                             {"remove_vanished", remove_vanished},
+                             {"removed", rep->removed},
+                             {"chunks_removed", rep->gc.chunks_removed},
+                             {"bytes_removed", rep->gc.bytes_removed}};
+    if (!rep->removal_skipped.empty()) result["removal_skipped"] = rep->removal_skipped;
     if (!rep->problems.empty()) {
       (void)tasks.update(task_id, "failed", 100,
                          fmt::format("sync: {} problem(s) reading the copy back: {}",
@@ -454,8 +470,14 @@ Result<store::TaskRecord> BackupService::sync(bool verify, const std::string& ac
       return;
     }
     (void)tasks.update(task_id, "succeeded", 100,
-                       fmt::format("{} backups copied ({} bytes, {} chunks already there)",
-                                   t.backups_done, t.bytes_copied, t.chunks_skipped),
+                       fmt::format("{} backups copied ({} bytes, {} chunks already there){}",
+                                   t.backups_done, t.bytes_copied, t.chunks_skipped,
+                                   !remove_vanished ? ""
+                                   : !rep->removal_skipped.empty()
+                                       ? "; nothing removed: " + rep->removal_skipped
+                                       : fmt::format("; {} vanished backups removed ({} bytes "
+                                                     "freed)",
+                                                     rep->removed.size(), rep->gc.bytes_removed)),
                        result);
   });
   return *task;

@@ -120,6 +120,7 @@ TEST_F(BackupRoutesTest, SyncTakesNoPathAndStartsATask) {
   };
   EXPECT_EQ(bad(R"({"to":"/tmp/elsewhere"})"), "to");
   EXPECT_EQ(bad(R"({"verify":"yes"})"), "verify");
+  EXPECT_EQ(bad(R"({"remove_vanished":1})"), "remove_vanished");
   auto unconfigured = call("POST", "/api/v1/backups/sync", "");
   EXPECT_GE(unconfigured.status, 400u);
   EXPECT_LT(unconfigured.status, 500u);
@@ -132,7 +133,7 @@ TEST_F(BackupRoutesTest, SyncTakesNoPathAndStartsATask) {
   ASSERT_TRUE(target);
   parts_.backups->set_sync_target(*target);
   backup("web-1", "web", 1000);
-  auto ok = call("POST", "/api/v1/backups/sync", R"({"verify":true})");
+  auto ok = call("POST", "/api/v1/backups/sync", R"({"verify":true,"remove_vanished":true})");
   ASSERT_EQ(ok.status, 202u) << ok.body;
   auto task = json::parse(ok.body)["task"];
   EXPECT_EQ(task["kind"], "backup.sync");
@@ -145,6 +146,9 @@ TEST_F(BackupRoutesTest, SyncTakesNoPathAndStartsATask) {
   }
   EXPECT_EQ(t.state, "succeeded") << t.message;
   EXPECT_EQ(target->list()->size(), 1u);
+  auto result = json::parse(t.result);
+  EXPECT_EQ(result["remove_vanished"], true);
+  EXPECT_EQ(result["removed"], json::array()) << "nothing vanished";
   std::filesystem::remove_all(offsite);
 }
 

@@ -157,7 +157,7 @@ TEST_F(BackupServiceTest, ListShowVerifyDeleteOnTheRepository) {
 TEST_F(BackupServiceTest, SyncCopiesIntoTheConfiguredTargetAsATask) {
   write_backup("b1", "web", 1);
   write_backup("b2", "db", 2);
-  auto none = backups_->sync(false, "token:alice");
+  auto none = backups_->sync(false, false, "token:alice");
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().code, ErrorCode::failed_precondition);
   EXPECT_FALSE(backups_->sync_configured());
@@ -167,7 +167,7 @@ TEST_F(BackupServiceTest, SyncCopiesIntoTheConfiguredTargetAsATask) {
   ASSERT_TRUE(target);
   backups_->set_sync_target(*target);
   EXPECT_TRUE(backups_->sync_configured());
-  auto t = backups_->sync(true, "token:alice");
+  auto t = backups_->sync(true, false, "token:alice");
   ASSERT_TRUE(t) << t.error().to_string();
   EXPECT_EQ(t->kind, "backup.sync");
   EXPECT_EQ(audit("backup.sync"), 1u);
@@ -183,12 +183,31 @@ TEST_F(BackupServiceTest, SyncCopiesIntoTheConfiguredTargetAsATask) {
   ASSERT_EQ(target->list()->size(), 2u);
   for (const char* id : {"b1", "b2"}) EXPECT_TRUE(target->verify(id)->problems.empty()) << id;
 
-  auto again = backups_->sync(false, "token:alice");
+  auto again = backups_->sync(false, false, "token:alice");
   ASSERT_TRUE(again);
   auto d2 = wait_task(again->id);
   ASSERT_EQ(d2.state, "succeeded") << d2.message;
   EXPECT_EQ(nlohmann::json::parse(d2.result)["backups_done"], 0);
   EXPECT_EQ(nlohmann::json::parse(d2.result)["already_present"], 2);
+
+  // b1 is deleted from the repository: a plain sync keeps its copy; one that removes
+  // vanished backups removes it from the target and frees its chunks (b1's 4 are its own).
+  ASSERT_TRUE(backups_->remove("b1", "token:alice"));
+  auto keep = backups_->sync(false, false, "token:alice");
+  ASSERT_TRUE(keep);
+  ASSERT_EQ(wait_task(keep->id).state, "succeeded");
+  EXPECT_EQ(target->list()->size(), 2u) << "a plain sync never removes";
+  auto mirror = backups_->sync(false, true, "token:alice");
+  ASSERT_TRUE(mirror) << mirror.error().to_string();
+  auto d3 = wait_task(mirror->id);
+  ASSERT_EQ(d3.state, "succeeded") << d3.message;
+  auto r3 = nlohmann::json::parse(d3.result);
+  EXPECT_EQ(r3["removed"], (nlohmann::json{"b1"}));
+  EXPECT_EQ(r3["chunks_removed"], 4);
+  EXPECT_NE(d3.message.find("1 vanished backups removed"), std::string::npos) << d3.message;
+  ASSERT_EQ(target->list()->size(), 1u);
+  EXPECT_EQ(target->list()->front().id, "b2");
+  EXPECT_TRUE(target->verify("b2")->problems.empty());
 }
 
 TEST_F(BackupServiceTest, RefusalsWriteNothing) {

@@ -112,9 +112,11 @@ class BackupService {
                             const RetentionPolicy& policy, bool dry_run, const std::string& actor);
   // A "backup.sync" task: every complete backup the sync target lacks copied into it
   // (backup/sync.h: chunks it lacks, indexes, manifest last), with progress (backups done,
-  // bytes copied); `verify` rehashes what was copied. failed_precondition when no sync
-  // target is configured; conflict while another sync runs.
-  Result<store::TaskRecord> sync(bool verify, const std::string& actor);
+  // bytes copied); `verify` rehashes what was copied; `remove_vanished` then removes the
+  // target's backups the repository no longer has (SyncOptions::remove_vanished) and gcs
+  // the target. failed_precondition when no sync target is configured; conflict while
+  // another sync runs.
+  Result<store::TaskRecord> sync(bool verify, bool remove_vanished, const std::string& actor);
   bool sync_configured() const { return repo_ && sync_target_; }
 
   // Names of the store's VMs whose labels match `selector` (every pair), by name; VMs being
