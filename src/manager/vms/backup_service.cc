@@ -277,10 +277,12 @@ Result<BackupTask> BackupService::restore_new(const std::string& id, const std::
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0,
                        "creating the VM " + name + " to restore " + id + " into");
-    // A restore that cannot finish takes its new VM with it: nothing half-made stays.
+    // A restore that cannot finish takes its new VM with it: nothing half-made stays. The
+    // deletion is asked for before the task ends, so whoever sees the task failed also sees
+    // the VM going (the other order was a race RestoreNewTest lost under ASan).
     auto give_up = [&](const std::string& why) {
-      (void)tasks.fail(task_id, why + " (the new VM " + name + " is deleted again)");
       if (vm_remove_) vm_remove_(name, actor);
+      (void)tasks.fail(task_id, why + " (the new VM " + name + " is deleted again)");
     };
     std::string host;
     const auto deadline = clock_->now() + kDefineTimeout;
