@@ -213,6 +213,15 @@ namespace {
 
 class WhatIfTest : public VmServiceTest {
  protected:
+  // The VM's status as its host would report it once it runs (no controller here).
+  void mark_running(const std::string& name) {
+    auto vm = store_->get_vm_by_name(name);
+    ASSERT_TRUE(vm);
+    auto st = decode_vm_status(vm->status);
+    st.state = "running";
+    vm->status = encode(st);
+    ASSERT_TRUE(store_->update_vm(*vm));
+  }
   std::string create_on_first_host(const std::string& name, uint64_t mem, bool ha = false) {
     VmDocument d = doc(name, 1, mem);
     d.ha.enabled = ha;
@@ -363,12 +372,7 @@ TEST_F(WhatIfTest, PostcopyNeedsAgentsThatSpeakItsLevel) {
   ASSERT_EQ(create_on_first_host("mover", 512), h1);
   std::string h2 = add_host("h2", 8, 4096);
   set_level(h2, R"({"agent":{"version":"old"}})");
-  auto vm = store_->get_vm_by_name("mover");
-  ASSERT_TRUE(vm);
-  auto st = decode_vm_status(vm->status);
-  st.state = "running";
-  vm->status = encode(st);
-  ASSERT_TRUE(store_->update_vm(*vm));
+  mark_running("mover");
   const size_t tasks = count_tasks();
 
   VmMigrateOptions o;
@@ -393,12 +397,7 @@ TEST_F(WhatIfTest, PrecopyMigratesToAnAgentOneVersionBehind) {
   std::string h1 = add_host("h1", 8, 4096);
   ASSERT_EQ(create_on_first_host("mover", 512), h1);
   add_host("h2", 8, 4096);  // inventory "{}": an agent from before levels
-  auto vm = store_->get_vm_by_name("mover");
-  ASSERT_TRUE(vm);
-  auto st = decode_vm_status(vm->status);
-  st.state = "running";
-  vm->status = encode(st);
-  ASSERT_TRUE(store_->update_vm(*vm));
+  mark_running("mover");
   VmMigrateOptions o;
   o.target_host = "h2";
   auto moved = service_->migrate("mover", o, "t");
@@ -412,12 +411,7 @@ TEST_F(WhatIfTest, AMigrationReservesItsTargetUntilItEnds) {
   std::string h1 = add_host("h1", 8, 4096);
   ASSERT_EQ(create_on_first_host("mover", 1024), h1);
   std::string h2 = add_host("h2", 8, 1536);
-  auto vm = store_->get_vm_by_name("mover");
-  ASSERT_TRUE(vm);
-  auto st = decode_vm_status(vm->status);
-  st.state = "running";
-  vm->status = encode(st);
-  ASSERT_TRUE(store_->update_vm(*vm));
+  mark_running("mover");
   VmMigrateOptions o;
   o.target_host = "h2";
   auto m = service_->migrate("mover", o, "t");
@@ -452,7 +446,7 @@ TEST_F(WhatIfTest, AMigrationReservesItsTargetUntilItEnds) {
 
   // The migration ends on h2 (the controller's end: host moved, intent cleared): the
   // reservation becomes the VM's own share there, and h1's room is free again.
-  vm = store_->get_vm_by_name("mover");
+  auto vm = store_->get_vm_by_name("mover");
   auto d = decode_vm_document(vm->spec);
   d->migration.target_host_id.clear();
   vm->spec = encode(*d);
