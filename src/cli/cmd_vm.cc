@@ -72,6 +72,11 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_option("--firmware", o->firmware,
                   "bios (SeaBIOS, default) or uefi (OVMF, with the VM's own UEFI variables; q35)")
         ->check(CLI::IsMember({"bios", "uefi"}));
+    c->add_option("--watchdog", o->watchdog,
+                  "Give the guest a watchdog (an i6300esb device its watchdog daemon feeds) and "
+                  "what QEMU does when it expires: reset (restart a hung guest), shutdown, "
+                  "poweroff, pause, inject-nmi or none (only report: the vm.watchdog event)")
+        ->check(CLI::IsMember({"reset", "shutdown", "poweroff", "pause", "inject-nmi", "none"}));
     // cloud-init (a NoCloud seed disk the guest's cloud-init reads at boot).
     auto key_files = std::make_shared<std::vector<std::string>>();
     auto user_data_file = std::make_shared<std::string>();

@@ -285,6 +285,7 @@ Result<ApiRequest> build_vm_create(const VmCreateOptions& o) {
     body["boot"] = order;
   }
   if (!o.firmware.empty()) body["firmware"] = o.firmware;
+  if (!o.watchdog.empty()) body["watchdog"] = {{"model", "i6300esb"}, {"action", o.watchdog}};
   auto ci = cloud_init_body(o);
   if (!ci) return tl::unexpected(ci.error());
   if (!ci->is_null()) body["cloud_init"] = std::move(*ci);

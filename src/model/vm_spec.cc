@@ -55,6 +55,31 @@ std::optional<Firmware> firmware_from_string(const std::string& s) {
   return std::nullopt;
 }
 
+const char* to_string(WatchdogAction a) {
+  switch (a) {
+    case WatchdogAction::reset:
+      return "reset";
+    case WatchdogAction::shutdown:
+      return "shutdown";
+    case WatchdogAction::poweroff:
+      return "poweroff";
+    case WatchdogAction::pause:
+      return "pause";
+    case WatchdogAction::inject_nmi:
+      return "inject-nmi";
+    case WatchdogAction::none:
+      return "none";
+  }
+  return "reset";
+}
+
+std::optional<WatchdogAction> watchdog_action_from_string(const std::string& s) {
+  for (auto a : {WatchdogAction::reset, WatchdogAction::shutdown, WatchdogAction::poweroff,
+                 WatchdogAction::pause, WatchdogAction::inject_nmi, WatchdogAction::none})
+    if (s == to_string(a)) return a;
+  return std::nullopt;
+}
+
 const char* to_string(BootDevice b) { return b == BootDevice::cdrom ? "cdrom" : "disk"; }
 
 std::optional<BootDevice> boot_device_from_string(const std::string& s) {

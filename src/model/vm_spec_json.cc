@@ -209,12 +209,29 @@ Status parse_cloud_init(const json& j, const std::string& path, CloudInit& ci) {
   return read_string(j, "user_data", path, ci.user_data);
 }
 
+// {"model": "i6300esb", "action": "reset"}: both optional (those are the defaults).
+Status parse_watchdog(const json& j, Watchdog& w) {
+  if (auto s = check_object(j, "watchdog", {"model", "action"}); !s) return s;
+  std::string model = kWatchdogModel;
+  if (auto s = read_string(j, "model", "watchdog", model); !s) return s;
+  if (model != kWatchdogModel)
+    return invalid_argument("watchdog.model", std::string("must be \"") + kWatchdogModel + "\"");
+  std::string action = to_string(w.action);
+  if (auto s = read_string(j, "action", "watchdog", action); !s) return s;
+  auto a = watchdog_action_from_string(action);
+  if (!a)
+    return invalid_argument("watchdog.action",
+                            "must be reset, shutdown, poweroff, pause, inject-nmi or none");
+  w.action = *a;
+  return {};
+}
+
 Result<VmSpec> parse(const json& j) {
   VmSpec spec;
-  if (auto s = check_object(j, "",
-                            {"name", "uuid", "vcpus", "memory_mib", "machine", "kernel_boot",
-                             "disks", "nics", "vnc", "labels", "cloud_init", "cdrom", "boot",
-                             "firmware", "cpu_model"});
+  if (auto s = check_object(
+          j, "",
+          {"name", "uuid", "vcpus", "memory_mib", "machine", "kernel_boot", "disks", "nics", "vnc",
+           "labels", "cloud_init", "cdrom", "boot", "firmware", "cpu_model", "watchdog"});
       !s)
     return tl::unexpected(s.error());
   if (auto s = read_string(j, "name", "", spec.name, true); !s) return tl::unexpected(s.error());
@@ -276,6 +293,11 @@ Result<VmSpec> parse(const json& j) {
     if (!f) return invalid_argument("firmware", "must be \"bios\" or \"uefi\"");
     spec.firmware = *f;
   }
+  if (auto it = j.find("watchdog"); it != j.end() && !it->is_null()) {
+    Watchdog w;
+    if (auto s = parse_watchdog(*it, w); !s) return tl::unexpected(s.error());
+    spec.watchdog = w;
+  }
   if (auto s = validate(spec); !s) return tl::unexpected(s.error());
   return spec;
 }
@@ -319,6 +341,7 @@ json to_json(const VmSpec& spec) {
     for (BootDevice b : spec.boot) j["boot"].push_back(to_string(b));
   }
   if (spec.firmware != Firmware::bios) j["firmware"] = to_string(spec.firmware);
+  if (spec.watchdog) j["watchdog"] = to_json(*spec.watchdog);
   return j;
 }
 
@@ -348,6 +371,20 @@ json to_json(const CloudInit& ci) {
   }
   if (!ci.user_data.empty()) j["user_data"] = ci.user_data;
   return j;
+}
+
+json to_json(const Watchdog& w) {
+  return {{"model", kWatchdogModel}, {"action", to_string(w.action)}};
+}
+
+Result<Watchdog> watchdog_from_json(const json& j) {
+  try {
+    Watchdog w;
+    if (auto s = parse_watchdog(j, w); !s) return tl::unexpected(s.error());
+    return w;
+  } catch (const nlohmann::json::exception& e) {
+    return invalid_argument("watchdog", std::string("malformed watchdog: ") + e.what());
+  }
 }
 
 Result<CloudInit> cloud_init_from_json(const json& j, size_t nic_count) {

@@ -49,4 +49,19 @@ std::optional<uint32_t> inventory_api_level(std::string_view inventory_json) {
   return static_cast<uint32_t>(v);
 }
 
+int required_hardware_profile(bool watchdog) { return watchdog ? 3 : 2; }
+
+std::optional<int> inventory_hardware_profile(std::string_view inventory_json) {
+  auto j = nlohmann::json::parse(inventory_json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  auto agent = j.find("agent");
+  if (agent == j.end() || !agent->is_object()) return kHardwareProfileUnreported;
+  auto v = agent->find("hardware_profile");
+  if (v == agent->end()) return kHardwareProfileUnreported;
+  if (!v->is_number_unsigned()) return std::nullopt;
+  const uint64_t n = v->get<uint64_t>();
+  if (n == 0 || n > 1000) return std::nullopt;
+  return static_cast<int>(n);
+}
+
 }  // namespace strata::wire

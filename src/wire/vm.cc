@@ -87,6 +87,7 @@ v1::VmSpec to_proto(const model::VmSpec& spec) {
   out.set_cdrom(spec.cdrom);
   for (model::BootDevice b : spec.boot) out.add_boot(model::to_string(b));
   if (spec.firmware != model::Firmware::bios) out.set_firmware(model::to_string(spec.firmware));
+  if (spec.watchdog) out.set_watchdog_action(model::to_string(spec.watchdog->action));
   return out;
 }
 
@@ -151,6 +152,13 @@ Result<model::VmSpec> from_proto(const v1::VmSpec& in, std::string_view field) {
     auto f = model::firmware_from_string(in.firmware());
     if (!f) return invalid_argument(fmt::format("{}.firmware", field), "must be bios or uefi");
     spec.firmware = *f;
+  }
+  if (!in.watchdog_action().empty()) {
+    auto a = model::watchdog_action_from_string(in.watchdog_action());
+    if (!a)
+      return invalid_argument(fmt::format("{}.watchdog_action", field),
+                              "must be reset, shutdown, poweroff, pause, inject-nmi or none");
+    spec.watchdog = model::Watchdog{*a};
   }
   return spec;
 }

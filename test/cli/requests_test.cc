@@ -188,6 +188,10 @@ TEST(Requests, VmCreateFromAnIsoAndTheCdromCommand) {
   plain.kernel = "k";
   auto p = *build_vm_create(plain).value().body;
   EXPECT_FALSE(p.contains("cdrom") || p.contains("boot") || p.contains("firmware")) << p;
+  EXPECT_FALSE(p.contains("watchdog")) << p;
+  plain.watchdog = "poweroff";  // --watchdog poweroff
+  EXPECT_EQ(build_vm_create(plain).value().body->at("watchdog"),
+            json::parse(R"({"model":"i6300esb","action":"poweroff"})"));
 
   auto insert = build_vm_cdrom("inst", std::string("rescue"));
   EXPECT_EQ(insert.method, "POST");

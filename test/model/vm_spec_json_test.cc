@@ -231,5 +231,43 @@ TEST(VmSpecJson, CdromBootOrderAndFirmware) {
   EXPECT_EQ(none.error().field, "kernel_boot");
 }
 
+// A guest watchdog: parsed with its defaults, round-tripped, absent by default (no key
+// written), and bad values refused naming the field.
+TEST(VmSpecJson, Watchdog) {
+  json j = installer_json();
+  j["watchdog"] = json::object();
+  auto r = vm_spec_from_json(j);
+  ASSERT_TRUE(r) << r.error().to_string();
+  ASSERT_TRUE(r->watchdog);
+  EXPECT_EQ(r->watchdog->action, WatchdogAction::reset);  // the default
+  j["watchdog"] = {{"model", "i6300esb"}, {"action", "inject-nmi"}};
+  r = vm_spec_from_json(j);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->watchdog->action, WatchdogAction::inject_nmi);
+  EXPECT_EQ(to_json(*r)["watchdog"], j["watchdog"]);
+  auto back = vm_spec_from_json(to_json(*r));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->watchdog, r->watchdog);
+  EXPECT_FALSE(to_json(*vm_spec_from_json(installer_json())).contains("watchdog"));
+  j["watchdog"] = nullptr;  // null: none
+  EXPECT_FALSE(vm_spec_from_json(j)->watchdog);
+  for (auto [patch, field] : std::vector<std::pair<const char*, const char*>>{
+           {R"({"watchdog": "reset"})", "watchdog"},
+           {R"({"watchdog": {"action": "explode"}})", "watchdog.action"},
+           {R"({"watchdog": {"action": 1}})", "watchdog.action"},
+           {R"({"watchdog": {"model": "ib700"}})", "watchdog.model"},
+           {R"({"watchdog": {"timeout": 5}})", "watchdog.timeout"},
+       }) {
+    json bad = installer_json();
+    bad.merge_patch(json::parse(patch));
+    auto e = vm_spec_from_json(bad);
+    ASSERT_FALSE(e) << patch;
+    EXPECT_EQ(e.error().field, field) << patch << ": " << e.error().to_string();
+  }
+  for (auto a : {WatchdogAction::reset, WatchdogAction::shutdown, WatchdogAction::poweroff,
+                 WatchdogAction::pause, WatchdogAction::inject_nmi, WatchdogAction::none})
+    EXPECT_EQ(watchdog_action_from_string(to_string(a)), a);
+}
+
 }  // namespace
 }  // namespace strata::model

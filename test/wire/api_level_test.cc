@@ -12,6 +12,14 @@ TEST(ApiLevel, AnAgentThatReportsNoLevelSpeaksTheFirst) {
   EXPECT_EQ(effective_api_level(7), 7u);
 }
 
+TEST(ApiLevel, WhatALevelReportsIsTheInverseOfTheEffectiveLevel) {
+  // Level 1 predates the field: it reports nothing.
+  EXPECT_EQ(reported_api_level(1), 0u);
+  EXPECT_EQ(reported_api_level(2), 2u);
+  for (uint32_t level = kOldestApiLevel; level <= kApiLevel + 1; ++level)
+    EXPECT_EQ(effective_api_level(reported_api_level(level)), level);
+}
+
 TEST(ApiLevel, TheWindowIsOneLevelEitherSide) {
   // A manager at level 5 works with agents at 4, 5 and 6.
   EXPECT_FALSE(api_level_in_window(3, 5));
@@ -52,6 +60,8 @@ TEST(ApiLevel, FeaturesNameTheLevelTheyNeed) {
   EXPECT_FALSE(supports(1, postcopy));
   EXPECT_TRUE(supports(2, postcopy));
   EXPECT_TRUE(supports(3, postcopy));
+  EXPECT_FALSE(supports(1, AgentFeature::postcopy_migration));
+  EXPECT_TRUE(supports(2, AgentFeature::postcopy_migration));
 }
 
 TEST(ApiLevel, TheLevelFromAnInventoryDocument) {
@@ -68,6 +78,19 @@ TEST(ApiLevel, TheLevelFromAnInventoryDocument) {
   EXPECT_FALSE(inventory_api_level(R"({"agent":{"api_level":4294967296}})"));
   EXPECT_FALSE(inventory_api_level("not json"));
   EXPECT_FALSE(inventory_api_level("[1]"));
+}
+
+TEST(ApiLevel, TheHardwareProfileFromAnInventoryDocument) {
+  EXPECT_EQ(inventory_hardware_profile(R"({"agent":{"version":"1","hardware_profile":3}})"), 3);
+  // Agents that predate the field build up to profile 2.
+  EXPECT_EQ(inventory_hardware_profile("{}"), kHardwareProfileUnreported);
+  EXPECT_EQ(inventory_hardware_profile(R"({"agent":{"api_level":2}})"), 2);
+  EXPECT_FALSE(inventory_hardware_profile(R"({"agent":{"hardware_profile":"3"}})"));
+  EXPECT_FALSE(inventory_hardware_profile(R"({"agent":{"hardware_profile":0}})"));
+  EXPECT_FALSE(inventory_hardware_profile(R"({"agent":{"hardware_profile":-1}})"));
+  EXPECT_FALSE(inventory_hardware_profile("nope"));
+  EXPECT_EQ(required_hardware_profile(false), 2);
+  EXPECT_EQ(required_hardware_profile(true), 3);
 }
 
 }  // namespace

@@ -326,6 +326,7 @@ class CreateVmPage extends LivePage {
             ${this.select("cdrom", "CD-ROM", byKind("iso"), "empty")}
             ${this.choice("boot", "Boot order", BOOT_ORDERS.map((b) => [b, BOOT_LABEL[b]]), "firmware boot order (not with a kernel)")}
             ${this.choice("firmware", "Firmware", [["", "BIOS (SeaBIOS)"], ["uefi", "UEFI (OVMF, own variables)"]])}
+            ${this.choice("watchdog", "Watchdog", [["", "none"], ["reset", "reset a hung guest"], ["poweroff", "power it off"], ["pause", "pause it"], ["none", "only report it"]], "an i6300esb the guest's watchdog daemon feeds")}
             <label for="cw-cpuModel">CPU model</label>
             <input id="cw-cpuModel" list="cw-cpu-models" .value=${this.form.cpuModel} placeholder="the cluster's baseline"
               aria-describedby=${this.describedBy("cw-cpuModel", "x", this.objection("cpuModel"))}

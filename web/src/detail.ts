@@ -350,6 +350,7 @@ class VmPage extends LivePage {
             ${spec.cmdline ? html`<dt>Command line</dt><dd><code>${str(spec.cmdline)}</code></dd>` : nothing}
             <dt>Firmware</dt><dd data-spec="firmware">${spec.firmware === "uefi" ? "UEFI (OVMF)" : "BIOS (SeaBIOS)"}</dd>
             <dt>Boot order</dt><dd data-spec="boot">${bootOrder(spec)}</dd>
+            <dt>Watchdog</dt><dd data-spec="watchdog">${vm.spec?.watchdog ? html`i6300esb, ${str(vm.spec.watchdog.action)} when it expires` : "none"}</dd>
             <dt>CPU model</dt><dd data-spec="cpu">${cpuLine(vm)}</dd>
             <dt>UUID</dt><dd>${str(spec.uuid)}</dd>
             <dt>Created</dt><dd>${vm.created_ms ? new Date(vm.created_ms).toLocaleString() : "-"}</dd>

@@ -4,6 +4,7 @@
 import type { Schemas } from "./api/client";
 
 export type VmCreate = Schemas["VmCreate"];
+export type WatchdogAction = NonNullable<Schemas["Watchdog"]["action"]>;
 export type PlacementPreview = Schemas["PlacementPreview"];
 
 export interface WizardForm {
@@ -22,6 +23,7 @@ export interface WizardForm {
   cdrom: string;  // catalog iso image in the CD-ROM ("" = empty drive)
   boot: BootOrder;  // firmware boot order
   firmware: "" | "bios" | "uefi";  // "" = the API's default (bios)
+  watchdog: "" | WatchdogAction;  // "" = no watchdog; else QEMU's action when it expires
   cpuModel: string;  // "" = the cluster's CPU baseline; "host", "max" or a QEMU model
   start: boolean;
   // cloud-init (NoCloud seed disk; docs/internals/cloud-init.md). A password is taken as a
@@ -73,7 +75,7 @@ export const BOOT_LABEL: Record<BootOrder, string> = {
 export const EMPTY_FORM: WizardForm = {
   name: "", vcpus: "1", memoryMib: "512", disks: [BLANK_DISK], kernel: "", initrd: "",
   cmdline: "", labels: "", nodeSelector: "", host: "", nics: [USER_NIC], vnc: true, start: true,
-  cdrom: "", boot: "", firmware: "", cpuModel: "",
+  cdrom: "", boot: "", firmware: "", watchdog: "", cpuModel: "",
   ciHostname: "", ciUser: "", ciKeys: "", ciPasswordHash: "", ciSudo: false, ciUserData: "",
 };
 
@@ -159,6 +161,7 @@ export function vmCreateBody(f: WizardForm): { body?: VmCreate; error?: Invalid 
   if (!kernel && !body.disks && !(cdrom && f.boot.includes("cdrom")))
     return { error: { field: "disks", message: "choose a disk image, a blank disk size, a kernel or a CD-ROM to boot" } };
   if (f.firmware) body.firmware = f.firmware;
+  if (f.watchdog) body.watchdog = { model: "i6300esb", action: f.watchdog };
   const cpu = f.cpuModel.trim();
   if (cpu) {
     if (!/^[A-Za-z0-9][-A-Za-z0-9_.]*$/.test(cpu) || cpu.length > 64)
@@ -228,6 +231,7 @@ export function formKeyOfField(field: string): FormKey | undefined {
     cmdline: "cmdline", "cloud_init.hostname": "ciHostname", "cloud_init.users": "ciUser",
     "cloud_init.users[0].name": "ciUser", "cloud_init.users[0].password_hash": "ciPasswordHash",
     "cloud_init.user_data": "ciUserData", cdrom: "cdrom", boot: "boot", firmware: "firmware",
+    watchdog: "watchdog", "watchdog.action": "watchdog",
     cpu_model: "cpuModel",
   };
   if (field in exact) return exact[field];

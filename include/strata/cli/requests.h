@@ -56,6 +56,7 @@ struct VmCreateOptions {
   std::string cdrom;                    // --cdrom ISO: an image of kind iso in the CD-ROM
   std::string boot;                     // --boot cdrom,disk: the firmware's boot order
   std::string firmware;                 // --firmware bios|uefi
+  std::string watchdog;                 // --watchdog ACTION: an i6300esb watchdog ("" none)
 };
 
 // The public keys of an authorized_keys-style file (one a line; empty lines and '#'

@@ -77,6 +77,19 @@ enum class Firmware { bios, uefi };
 // What the firmware tries, in order (QEMU bootindex): the CD-ROM, the disk marked boot.
 enum class BootDevice { cdrom, disk };
 
+// A guest watchdog (docs/internals/qemu-driver.md, "Guest watchdog"): an emulated Intel
+// 6300ESB timer the guest's watchdog daemon must keep feeding; when it stops (the guest
+// hung), QEMU takes the action and reports it (QMP WATCHDOG; the manager's `vm.watchdog`
+// event). QEMU's actions, as `-action watchdog=`: reset the guest (the default; restarts a
+// hung guest in place), request an ACPI shutdown, power off, pause, inject an NMI, or none
+// (only report).
+enum class WatchdogAction { reset, shutdown, poweroff, pause, inject_nmi, none };
+inline constexpr const char* kWatchdogModel = "i6300esb";  // the one model offered
+struct Watchdog {
+  WatchdogAction action = WatchdogAction::reset;
+  bool operator==(const Watchdog&) const = default;
+};
+
 struct VmSpec {
   std::string name;          // DNS label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, <= 63
   std::string uuid;          // RFC 4122 text form; generated when empty
@@ -100,6 +113,9 @@ struct VmSpec {
   // Firmware boot order; empty: the disk marked boot (as before). Ignored by kernel_boot.
   std::vector<BootDevice> boot;
   Firmware firmware = Firmware::bios;
+  // Absent: no watchdog device. Fixed when the VM is defined (it is hardware: the
+  // hardware profile records it); the action applies from the next start.
+  std::optional<Watchdog> watchdog;
 };
 
 inline constexpr uint32_t kMaxVcpus = 288;
@@ -133,5 +149,7 @@ const char* to_string(Firmware f);
 std::optional<Firmware> firmware_from_string(const std::string& s);
 const char* to_string(BootDevice b);
 std::optional<BootDevice> boot_device_from_string(const std::string& s);
+const char* to_string(WatchdogAction a);  // QEMU's spelling: "reset", "inject-nmi", ...
+std::optional<WatchdogAction> watchdog_action_from_string(const std::string& s);
 
 }  // namespace strata::model

@@ -23,4 +23,9 @@ Result<CloudInit> cloud_init_from_json(const nlohmann::json& j, size_t nic_count
 inline constexpr size_t kMaxCloudInitJsonBytes = 1 << 20;
 Result<CloudInit> cloud_init_from_json_text(std::string_view text, size_t nic_count);
 
+// The `watchdog` member alone: {"model": "i6300esb", "action": "reset"}, both optional
+// (those are the defaults); errors name "watchdog.model" / "watchdog.action".
+nlohmann::json to_json(const Watchdog& w);
+Result<Watchdog> watchdog_from_json(const nlohmann::json& j);
+
 }  // namespace strata::model

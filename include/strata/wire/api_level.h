@@ -34,6 +34,12 @@ inline constexpr uint32_t kOldestApiLevel = 1;
 constexpr uint32_t effective_api_level(uint32_t reported) {
   return reported == 0 ? kOldestApiLevel : reported;
 }
+// What an agent serving `level` reports (HealthResponse.api_level, the inventory's
+// `agent.api_level`): level 1 predates the field, so it reports nothing (0). The inverse
+// of effective_api_level.
+constexpr uint32_t reported_api_level(uint32_t level) {
+  return level > kOldestApiLevel ? level : 0;
+}
 
 // What the manager asks of an agent that not every level can do.
 enum class AgentFeature {
@@ -43,6 +49,9 @@ uint32_t required_api_level(AgentFeature feature);
 std::string_view to_string(AgentFeature feature);
 constexpr bool supports(uint32_t agent_level, uint32_t required) {
   return effective_api_level(agent_level) >= required;
+}
+inline bool supports(uint32_t agent_level, AgentFeature feature) {
+  return supports(agent_level, required_api_level(feature));
 }
 
 // The window a manager of `manager_level` works with: one level either side.
@@ -59,5 +68,15 @@ Status check_agent_api_level(uint32_t agent_level, std::string_view field,
 // the manager stores it): `agent.api_level`; an inventory without it is level 1. Null
 // when the document is not JSON or the level is not a positive integer.
 std::optional<uint32_t> inventory_api_level(std::string_view inventory_json);
+
+// The newest VM hardware profile (the QEMU driver's device layout version) the agent can
+// build, from its inventory: `agent.hardware_profile`. Devices are gated by it rather than
+// by the API level: a VM asking for a device of profile N goes only to agents reporting
+// N or later. Agents that predate the field build up to kHardwareProfileUnreported.
+inline constexpr int kHardwareProfileUnreported = 2;
+// The profile a spec's devices need: 3 with a watchdog, else 2.
+int required_hardware_profile(bool watchdog);
+// Null when the document is not JSON or the value is not a positive integer.
+std::optional<int> inventory_hardware_profile(std::string_view inventory_json);
 
 }  // namespace strata::wire

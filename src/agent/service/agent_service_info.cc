@@ -95,8 +95,7 @@ grpc::Status AgentService::Health(grpc::ServerContext* ctx, const v1::HealthRequ
   }
   resp->set_serving(!stopping_);
   resp->set_agent_version(opts_.agent_version);
-  // Level 1 predates the field: such an agent leaves it 0.
-  resp->set_api_level(opts_.api_level > wire::kOldestApiLevel ? opts_.api_level : 0);
+  resp->set_api_level(wire::reported_api_level(opts_.api_level));
   resp->set_hostname(opts_.hostname);
   resp->set_accelerator(opts_.accelerator);
   resp->set_started_unix_ms(started_unix_ms_);

@@ -1,6 +1,8 @@
 // HostInventory -> v1::HostInventory and the enrollment JSON (host_inventory_proto.h).
 #include "host_inventory_proto.h"
 
+#include "strata/agent/qemu_hypervisor.h"
+
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "0.0.0"
 #endif
@@ -24,12 +26,12 @@ v1::HostInventory inventory_to_proto(const HostInventory& inv, const Datastores*
   p.set_kernel(inv.os.kernel_release);
   if (inv.qemu) p.set_qemu_version(inv.qemu->version);
   p.set_agent_version(STRATA_VERSION);
-  const bool has_level = api_level > wire::kOldestApiLevel;
-  if (has_level) p.set_api_level(api_level);
+  const uint32_t reported = wire::reported_api_level(api_level);
+  if (reported) p.set_api_level(reported);
   auto j = to_json(inv);
   // The agent itself: the manager reads its API level here (enrollment, upgrades).
-  j["agent"] = {{"version", STRATA_VERSION}};
-  if (has_level) j["agent"]["api_level"] = api_level;
+  j["agent"] = {{"version", STRATA_VERSION}, {"hardware_profile", kQemuHardwareProfileVersion}};
+  if (reported) j["agent"]["api_level"] = reported;
   // Shared storage this host mounts: the manager places VMs with datastore disks only on
   // hosts that report the datastore's UUID.
   j["datastores"] = nlohmann::json::array();

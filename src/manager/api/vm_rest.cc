@@ -37,6 +37,7 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
                                     {"cdrom", T::string},
                                     {"boot", T::array},
                                     {"firmware", T::string},
+                                    {"watchdog", T::object},
                                     {"start", T::boolean}});
       !st)
     return tl::unexpected(st.error());
@@ -186,6 +187,12 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
     if (!f) return invalid_argument("firmware", "must be \"bios\" or \"uefi\"");
     s.firmware = *f;
   }
+  // A guest watchdog (an i6300esb device and QEMU's action when it expires).
+  if (const json* wd = optional_member(body, "watchdog")) {
+    auto w = model::watchdog_from_json(*wd);
+    if (!w) return tl::unexpected(w.error());
+    s.watchdog = *w;
+  }
   *start = optional_bool(body, "start", true);
   if (auto st = model::validate(s); !st) return tl::unexpected(st.error());
   if (auto st = validate_ha(d); !st) return tl::unexpected(st.error());
@@ -271,6 +278,7 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     spec["boot"] = json::array();
     for (model::BootDevice b : s.boot) spec["boot"].push_back(model::to_string(b));
     spec["firmware"] = model::to_string(s.firmware);
+    spec["watchdog"] = s.watchdog ? model::to_json(*s.watchdog) : json(nullptr);
     desired = desired_state_name(vm, *doc);
   }
   VmStatusDoc st = decode_vm_status(vm.status);

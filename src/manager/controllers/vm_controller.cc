@@ -180,6 +180,11 @@ void VmController::on_vm_event(const std::string& host_id, const pb::VmEvent& ev
   }
   if (ev.detail() != "current")
     events_.append("agent:" + host_id, "vm.state", "vm/" + ev.vm(), state, ev.detail());
+  // The guest's watchdog expired (it hung) and QEMU acted: an event of its own, to alert on.
+  if (ev.detail().rfind("WATCHDOG ", 0) == 0)
+    events_.append(
+        "agent:" + host_id, "vm.watchdog", "vm/" + ev.vm(), ev.detail().substr(9),
+        "the guest stopped feeding its watchdog; QEMU's action: " + ev.detail().substr(9));
   enqueue_vm(vm->id);
 }
 

@@ -5,7 +5,22 @@
 
 #include <algorithm>
 
+#include "strata/wire/api_level.h"
+
 namespace strata::manager {
+
+Status check_host_hardware(const model::VmSpec& spec, const store::HostRecord& host) {
+  const int needed = wire::required_hardware_profile(spec.watchdog.has_value());
+  const int offered =
+      wire::inventory_hardware_profile(host.inventory).value_or(wire::kHardwareProfileUnreported);
+  if (offered >= needed) return {};
+  return make_error(ErrorCode::failed_precondition,
+                    fmt::format("host {}'s agent builds VM hardware up to profile {}; the "
+                                "watchdog needs profile {}: upgrade that host's agent, or "
+                                "remove the watchdog",
+                                host.name, offered, needed),
+                    "watchdog");
+}
 
 std::string_view to_string(VmAction a) {
   switch (a) {

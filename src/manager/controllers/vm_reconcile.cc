@@ -191,6 +191,15 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
         return Outcome::done;
       }
     }
+    if (auto host = store_.get_host(host_id); host)
+      if (auto hw = check_host_hardware(spec, *host); !hw) {
+        write_status([&](VmStatusDoc& st) {
+          st.state = "error";
+          st.last_error = hw.error().message;
+        });
+        fail_task("define failed: " + hw.error().message);
+        return Outcome::done;
+      }
     if (!task_id.empty()) tasks_.update(task_id, "running", 30, "defining on host");
     auto defined = client->define_vm(rid(*vm, "define", gen), spec);
     if (!defined) {

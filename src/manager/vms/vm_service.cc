@@ -11,6 +11,7 @@
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/controllers/datastores.h"
 #include "strata/manager/controllers/image_distribution.h"
+#include "strata/manager/controllers/vm_decision.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/model/validation.h"
 #include "strata/wire/api_level.h"
@@ -279,19 +280,22 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
                     ? placement_.place_group_migration(members, *source, options.target_host)
                     : placement_.place_migration(*doc, vm->id, *source, options.target_host);
   if (!target) return tl::unexpected(target.error());
+  // The target must build the VM's devices (a watchdog needs hardware profile 3).
+  if (auto hw = check_host_hardware(doc->spec, *target); !hw) return tl::unexpected(hw.error());
   // Post-copy needs both agents at its level (strata/wire/api_level.h): an older one would
   // ignore the request and copy before switching. Read from the hosts' inventories; the
   // target's answer to PrepareMigration is checked again when the migration runs.
   if (options.postcopy && !cold)
     for (const store::HostRecord* h : {&*source, &*target}) {
-      const uint32_t needed = wire::required_api_level(wire::AgentFeature::postcopy_migration);
+      constexpr auto feature = wire::AgentFeature::postcopy_migration;
       const uint32_t level = wire::inventory_api_level(h->inventory).value_or(0);
-      if (!wire::supports(level, needed))
+      if (!wire::supports(level, feature))
         return make_error(ErrorCode::failed_precondition,
                           fmt::format("host {}'s agent speaks API level {}; post-copy migration "
                                       "needs level {} on both hosts: upgrade its agent, or "
                                       "migrate without postcopy",
-                                      h->name, wire::effective_api_level(level), needed),
+                                      h->name, wire::effective_api_level(level),
+                                      wire::required_api_level(feature)),
                           "postcopy");
     }
 

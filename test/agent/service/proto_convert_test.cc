@@ -302,5 +302,25 @@ TEST(ProtoConvert, CdromBootOrderAndFirmwareRoundTrip) {
   EXPECT_EQ(e.error().field, "spec.firmware");
 }
 
+// The watchdog crosses the wire as its action; empty is none; an unknown action names the
+// field (an agent never builds a command line from it).
+TEST(ProtoConvert, WatchdogRoundTrip) {
+  model::VmSpec s;
+  s.name = "wd";
+  s.disks.push_back({"root", "", 1ull << 30, true, false, "", ""});
+  s.watchdog = model::Watchdog{model::WatchdogAction::pause};
+  v1::VmSpec p = to_proto(s);
+  EXPECT_EQ(p.watchdog_action(), "pause");
+  auto back = from_proto(p, "spec");
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->watchdog, s.watchdog);
+  p.clear_watchdog_action();
+  EXPECT_FALSE(from_proto(p, "spec")->watchdog);
+  p.set_watchdog_action("reset,id=x");
+  auto e = from_proto(p, "spec");
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().field, "spec.watchdog_action");
+}
+
 }  // namespace
 }  // namespace strata::agent::service

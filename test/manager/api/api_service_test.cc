@@ -1584,6 +1584,9 @@ TEST_F(ApiTest, CdromBootOrderAndFirmware) {
                                        {{{"boot", {"disk", "disk"}}}, "boot[1]"},
                                        {{{"boot", "cdrom"}}, "boot"},
                                        {{{"firmware", "efi"}}, "firmware"},
+                                       {{{"watchdog", "reset"}}, "watchdog"},
+                                       {{{"watchdog", {{"action", "explode"}}}}, "watchdog.action"},
+                                       {{{"watchdog", {{"model", "ib700"}}}}, "watchdog.model"},
                                        {{{"machine", "pc"}}, "cdrom"}}) {
     auto r = with(b.patch);
     EXPECT_EQ(r.status, 400u) << b.patch << " " << r.body;
@@ -1595,6 +1598,11 @@ TEST_F(ApiTest, CdromBootOrderAndFirmware) {
   EXPECT_EQ(spec["cdrom"], "netinst");
   EXPECT_EQ(spec["boot"], json::parse(R"(["cdrom","disk"])"));
   EXPECT_EQ(spec["firmware"], "uefi");
+  EXPECT_TRUE(spec["watchdog"].is_null());  // none asked for
+  auto wd = with({{"name", "inst-wd"}, {"watchdog", {{"action", "poweroff"}}}});
+  ASSERT_EQ(wd.status, 202u) << wd.body;
+  EXPECT_EQ(json::parse(call("GET", "/api/v1/vms/inst-wd", "", op).body)["spec"]["watchdog"],
+            json::parse(R"({"model":"i6300esb","action":"poweroff"})"));
 
   for (const auto& [b, f] :
        std::vector<std::pair<std::string, std::string>>{{"{}", "image"},

@@ -186,5 +186,37 @@ TEST_F(ControllerClockTest, SilentHostBecomesUnreachableInSimulatedTime) {
   EXPECT_TRUE(event);
 }
 
+// An agent's WATCHDOG event (the guest hung; QEMU acted) is recorded as the VM's state
+// change and as a vm.watchdog event of its own, naming the action; a plain state change is
+// not one.
+TEST_F(ControllerClockTest, AWatchdogEventIsRecordedAsVmWatchdog) {
+  auto [host, vm] = silent_host_with_vm();
+  pb::VmEvent ev;
+  ev.set_vm("web");
+  ev.set_state(pb::VM_STATE_RUNNING);
+  ev.set_detail("RESUME");
+  controller_->on_vm_event(host, ev);
+  ev.set_detail("WATCHDOG reset");
+  controller_->on_vm_event(host, ev);
+  std::vector<store::EventRecord> watchdog;
+  size_t states = 0;
+  if (auto all = store_->list_events(0, 0))
+    for (const auto& e : *all) {
+      if (e.action == "vm.watchdog") watchdog.push_back(e);
+      states += e.action == "vm.state";
+    }
+  ASSERT_EQ(watchdog.size(), 1u);
+  EXPECT_EQ(watchdog[0].target, "vm/web");
+  EXPECT_EQ(watchdog[0].result, "reset");
+  EXPECT_EQ(watchdog[0].actor, "agent:" + host);
+  EXPECT_EQ(states, 2u);
+  // From a host the VM is not on: ignored (a stale copy's events say nothing of the VM).
+  controller_->on_vm_event("other-host", ev);
+  size_t after = 0;
+  if (auto all = store_->list_events(0, 0))
+    for (const auto& e : *all) after += e.action == "vm.watchdog";
+  EXPECT_EQ(after, 1u);
+}
+
 }  // namespace
 }  // namespace strata::manager

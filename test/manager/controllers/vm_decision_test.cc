@@ -30,6 +30,28 @@ VmAction decide(const Intent& i, const std::string& agent_state) {
   return decide_vm_action(i.desired, doc, st, agent_state);
 }
 
+// A device newer than a host's agent (which would ignore it) is refused before the define,
+// naming the device and the fix; VMs without it go anywhere.
+TEST(VmDecision, AWatchdogNeedsAnAgentThatBuildsHardwareProfile3) {
+  model::VmSpec spec;
+  spec.name = "wd";
+  store::HostRecord old_agent;
+  old_agent.name = "h1";
+  old_agent.inventory = R"({"agent":{"version":"0.9","api_level":2}})";
+  store::HostRecord new_agent = old_agent;
+  new_agent.inventory = R"({"agent":{"version":"1.0","api_level":2,"hardware_profile":3}})";
+  EXPECT_TRUE(check_host_hardware(spec, old_agent));
+  spec.watchdog = model::Watchdog{};
+  auto e = check_host_hardware(spec, old_agent);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(e.error().field, "watchdog");
+  EXPECT_NE(e.error().message.find("host h1's agent builds VM hardware up to profile 2"),
+            std::string::npos)
+      << e.error().message;
+  EXPECT_TRUE(check_host_hardware(spec, new_agent));
+}
+
 TEST(VmDecision, RunningIntentStartsWhatIsNotRunning) {
   EXPECT_EQ(decide({}, "defined"), VmAction::start);
   EXPECT_EQ(decide({}, "stopped"), VmAction::start);

@@ -107,6 +107,8 @@ test("CD-ROM, boot order, firmware and CPU model in the create body", () => {
   const plain = vmCreateBody(base).body;
   for (const k of ["cdrom", "boot", "firmware", "cpu_model"]) assert.equal(k in plain, false, k);
   assert.equal(vmCreateBody({ ...base, firmware: "bios" }).body.firmware, "bios");
+  assert.equal("watchdog" in plain, false);
+  assert.deepEqual(vmCreateBody({ ...base, watchdog: "reset" }).body.watchdog, { model: "i6300esb", action: "reset" });
   // the CD-ROM alone boots a VM with no disk
   assert.deepEqual(vmCreateBody({ ...EMPTY_FORM, name: "live", disks: [], cdrom: "live", boot: "cdrom" }).body.boot, ["cdrom"]);
   const err = (f) => vmCreateBody({ ...base, ...f }).error;

@@ -163,8 +163,7 @@ class AgentService final : public v1::AgentService::Service {
   Status current(const std::string& name, v1::VmStatus* out) const;
   // Whether the level served (opts_.api_level) has post-copy migration.
   bool postcopy_level() const {
-    return wire::supports(opts_.api_level,
-                          wire::required_api_level(wire::AgentFeature::postcopy_migration));
+    return wire::supports(opts_.api_level, wire::AgentFeature::postcopy_migration);
   }
 
   // Outgoing migrations by VM name: the job runs on its own thread, independent of the

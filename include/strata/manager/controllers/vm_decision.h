@@ -13,6 +13,11 @@
 
 namespace strata::manager {
 
+// Whether `host`'s agent can build the devices `spec` asks for (its inventory's hardware
+// profile, strata/wire/api_level.h): failed_precondition naming the device and the fix
+// otherwise. An agent that predates a device would ignore it, so the manager asks first.
+Status check_host_hardware(const model::VmSpec& spec, const store::HostRecord& host);
+
 // The one agent call a reconcile pass makes for an existing VM (after define).
 enum class VmAction { none, start, pause, resume, reboot, shutdown, force_off };
 std::string_view to_string(VmAction a);

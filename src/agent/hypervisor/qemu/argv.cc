@@ -372,6 +372,17 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
     b.opt("-device",
           Opt("virtio-blk-pci").add("drive", "cidata").add("id", "cidata").add("serial", "cidata"));
   }
+  // The guest watchdog (hardware profile v3), after every other device: the PCI layout of
+  // the rest is the same with or without it. The action is QEMU's `-action watchdog=`.
+  if (spec.watchdog.has_value() != !hw.watchdog.empty())
+    return invalid_argument("watchdog", std::string("the spec ") +
+                                            (spec.watchdog ? "asks for" : "has no") +
+                                            " a watchdog, the hardware profile has " +
+                                            (hw.watchdog.empty() ? "none" : hw.watchdog));
+  if (spec.watchdog) {
+    b.opt("-device", Opt(hw.watchdog).add("id", "watchdog0"));
+    b.raw({"-action", std::string("watchdog=") + model::to_string(spec.watchdog->action)});
+  }
   if (options.incoming) {
     // A live migration's target: vCPUs stay stopped until the driver's `cont`, and QEMU
     // waits for migrate-incoming (the driver picks the address over QMP).

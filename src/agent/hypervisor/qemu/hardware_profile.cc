@@ -51,11 +51,16 @@ Result<HardwareProfile> new_hardware_profile(const std::string& machine,
   return p;
 }
 
+void settle_version(HardwareProfile& p) {
+  if (p.version >= 3 && p.watchdog.empty()) p.version = 2;
+}
+
 json to_json(const HardwareProfile& p) {
   json j = {{"version", p.version},       {"machine", p.machine},
             {"cpu_model", p.cpu_model},   {"spare_root_ports", p.spare_root_ports},
             {"usb_tablet", p.usb_tablet}, {"cdrom", p.cdrom}};
   if (p.version >= 2) j["firmware"] = p.firmware;
+  if (p.version >= 3) j["watchdog"] = p.watchdog;
   return j;
 }
 
@@ -99,6 +104,9 @@ Result<HardwareProfile> hardware_profile_from_json(const json& j) {
     if (p.firmware == "uefi" && p.machine.rfind("pc-q35-", 0) != 0)
       return bad("firmware: uefi needs a q35 machine");
   }
+  if (p.version >= 3)
+    if (!str("watchdog", p.watchdog) || (!p.watchdog.empty() && p.watchdog != "i6300esb"))
+      return bad("watchdog");
   return p;
 }
 

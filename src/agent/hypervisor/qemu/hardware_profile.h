@@ -14,6 +14,9 @@
 //       the VM's own variables file as pflash1; q35 only). A v1 profile reads as "bios".
 //       The CD-ROM slot of v1 can now hold a medium (an iso image) and a bootindex: no
 //       device changes for that, so v1 VMs get media too.
+//   v3  v2 + `watchdog`: "" or "i6300esb" (the spec's watchdog; the device comes after
+//       every other one, so the PCI layout of the rest is v2's). A VM without a watchdog
+//       records v2 (settle_version), so hosts one version behind still take it.
 #pragma once
 
 #include <map>
@@ -21,11 +24,12 @@
 #include <string>
 #include <string_view>
 
+#include "strata/agent/qemu_hypervisor.h"
 #include "strata/common/error.h"
 
 namespace strata::agent::qemu {
 
-inline constexpr int kHardwareProfileVersion = 2;
+inline constexpr int kHardwareProfileVersion = kQemuHardwareProfileVersion;
 
 struct HardwareProfile {
   int version = 0;
@@ -35,6 +39,7 @@ struct HardwareProfile {
   bool usb_tablet = false;
   bool cdrom = false;
   std::string firmware = "bios";  // v2: "bios" | "uefi" (v0/v1: always "bios")
+  std::string watchdog;           // v3: "" (none) | "i6300esb"
   bool operator==(const HardwareProfile&) const = default;
 };
 
@@ -47,6 +52,10 @@ std::map<std::string, std::string> parse_machine_help(std::string_view text);
 Result<HardwareProfile> new_hardware_profile(const std::string& machine,
                                              const std::string& accelerator,
                                              const std::map<std::string, std::string>& machines);
+
+// Lowers a new profile's version to the oldest that describes its devices: a v3 profile
+// without a watchdog is a v2 one (hosts whose agents know only v2 can run it).
+void settle_version(HardwareProfile& p);
 
 nlohmann::json to_json(const HardwareProfile& p);
 // Absent or malformed fields: an error (a state file we cannot read must not silently

@@ -252,6 +252,8 @@ Result<VmStatus> QemuHypervisor::define_with(const model::VmSpec& input,
   profile->firmware = model::to_string(spec.firmware);
   if (spec.firmware == model::Firmware::uefi && !profile->cdrom)
     return invalid_argument("firmware", "UEFI needs a q35 machine");
+  if (spec.watchdog) profile->watchdog = model::kWatchdogModel;
+  settle_version(*profile);
 
   // The define job: reserve the name and UUID under mu_, create the folder and the disks
   // (qemu-img: seconds) without it, then publish the VM under mu_ again.

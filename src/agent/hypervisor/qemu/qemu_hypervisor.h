@@ -44,6 +44,7 @@ struct Vm {
   // in this QEMU; the next migrate_out clears it first (clear_stale_migration_out).
   bool adopted = false;
   bool panicked = false;
+  bool watchdog_fired = false;  // its watchdog powered it off: the coming exit is a crash
   VmJob job = VmJob::none;  // the long operation in progress (vm_job.h)
   bool interrupt_job = false;  // migrate_out: stop at the next poll (interrupt_out)
   // An outgoing post-copy migration past migrate_out (postcopy_ready): what switchover_out,

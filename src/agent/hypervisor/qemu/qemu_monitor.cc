@@ -422,6 +422,11 @@ Result<MonitorEvent> parse_monitor_event(const QmpMessage& m) {
     auto action = get_string(m.payload, "action", what);
     if (!action) return tl::unexpected(action.error());
     e.action = *action;
+  } else if (m.event == "WATCHDOG") {
+    e.kind = MonitorEventKind::watchdog;
+    auto action = get_string(m.payload, "action", what);
+    if (!action) return tl::unexpected(action.error());
+    e.action = *action;
   } else if (m.event == "MIGRATION") {
     e.kind = MonitorEventKind::migration;
     auto status = get_string(m.payload, "status", what);

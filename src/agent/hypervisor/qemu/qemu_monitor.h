@@ -155,13 +155,14 @@ nlohmann::json to_json(const TransactionAction& a);
 
 // Events the driver acts on; anything else arrives as `other` with its name.
 enum class MonitorEventKind {
-  shutdown,        // data: guest, reason
-  powerdown,       // ACPI power button pressed (system_powerdown)
-  stop,            // vCPUs stopped
-  resume,          // vCPUs running
-  reset,           // data: guest, reason
-  guest_panicked,  // data: action
-  migration,       // data: status
+  shutdown,             // data: guest, reason
+  powerdown,            // ACPI power button pressed (system_powerdown)
+  stop,                 // vCPUs stopped
+  resume,               // vCPUs running
+  reset,                // data: guest, reason
+  guest_panicked,       // data: action
+  watchdog,             // the guest watchdog expired; data: action (what QEMU did)
+  migration,            // data: status
   block_job_ready,      // data: type, device (the job id), len, offset
   block_job_completed,  // data: type, device, len, offset, error (on failure)
   block_job_cancelled,  // data: type, device, len, offset
@@ -175,7 +176,8 @@ struct MonitorEvent {
   int64_t timestamp_us = 0;  // QEMU's clock
   bool guest = false;        // SHUTDOWN/RESET: caused by the guest
   std::string reason;        // SHUTDOWN/RESET: "guest-shutdown", "host-qmp-quit", ...
-  std::string action;        // GUEST_PANICKED: "pause", "poweroff", "run"; BLOCK_JOB_ERROR
+  std::string action;        // GUEST_PANICKED: "pause", "poweroff", "run"; WATCHDOG: "reset",
+                             // "poweroff", ...; BLOCK_JOB_ERROR
   std::string status;        // MIGRATION: the new MigrationStatus
   std::string job;           // BLOCK_JOB_*: the job id ("device" in QMP)
   std::string job_type;      // BLOCK_JOB_* (not ERROR): "mirror", ...

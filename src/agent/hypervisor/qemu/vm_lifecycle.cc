@@ -231,7 +231,7 @@ Status QemuHypervisor::start_qemu(const std::string& name, const std::shared_ptr
   {
     std::lock_guard lk(mu_);
     vm->shutdown_reason.clear();
-    vm->kill_requested = vm->panicked = false;
+    vm->kill_requested = vm->panicked = vm->watchdog_fired = false;
     vm->rec.pid = 0;
     vm->rec.accelerator = opts_.accelerator;
     set_state_locked(name, *vm, VmState::starting, "start");
@@ -310,6 +310,12 @@ void QemuHypervisor::on_qmp_event(const std::string& name, const MonitorEvent& e
     if (e.kind == K::reset) {
       pending_events_.push_back(VmEvent{name, s, "RESET", wall_ms()});
     }
+    if (e.kind == K::watchdog) {
+      // The guest stopped feeding its watchdog (it hung); QEMU took the action already.
+      // After "poweroff" QEMU exits next: that exit is the watchdog's, not the guest's.
+      if (e.action == "poweroff") vm.watchdog_fired = true;
+      pending_events_.push_back(VmEvent{name, vm.rec.state, "WATCHDOG " + e.action, wall_ms()});
+    }
   }
   flush_events();
 }
@@ -334,6 +340,9 @@ QemuHypervisor::finalize_locked(
   } else if (vm.panicked) {
     next = VmState::crashed;
     e.reason = "guest-panicked";
+  } else if (vm.watchdog_fired && exit) {
+    next = VmState::crashed;  // the guest hung; QEMU powered it off
+    e.reason = "watchdog";
   } else if (std::filesystem::exists(vm.dir + "/" + kLeaseExpiredFile)) {
     e.reason = "ha-lease-expired";  // its shim killed it (ha_lease.h)
   } else if (!exit) {

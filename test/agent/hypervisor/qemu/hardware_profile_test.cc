@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -135,6 +136,7 @@ namespace {
 // as "bios", and a v2 record without a valid firmware is refused, not guessed.
 TEST(HardwareProfile, V2RecordsFirmwareAndV1ProfilesStillRead) {
   auto p = *new_hardware_profile("q35", "tcg", recorded_machines());
+  settle_version(p);  // no watchdog: recorded as v2
   EXPECT_EQ(p.version, 2);
   EXPECT_EQ(p.firmware, "bios");
   p.firmware = "uefi";
@@ -157,6 +159,71 @@ TEST(HardwareProfile, V2RecordsFirmwareAndV1ProfilesStillRead) {
   auto pc = *new_hardware_profile("pc", "tcg", recorded_machines());
   pc.firmware = "uefi";  // i440fx: refused when read back
   EXPECT_FALSE(hardware_profile_from_json(to_json(pc)));
+}
+
+TEST(HardwareProfile, V3RecordsTheWatchdogAndAVmWithoutOneStaysV2) {
+  auto p = *new_hardware_profile("q35", "tcg", recorded_machines());
+  EXPECT_EQ(p.version, 3);
+  p.watchdog = "i6300esb";
+  settle_version(p);
+  EXPECT_EQ(p.version, 3);  // a watchdog needs v3
+  auto j = to_json(p);
+  EXPECT_EQ(j["watchdog"], "i6300esb");
+  auto back = hardware_profile_from_json(j);
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(*back, p);
+  // Without one the VM records v2, which an agent that knows only v2 still reads.
+  auto plain = *new_hardware_profile("q35", "tcg", recorded_machines());
+  settle_version(plain);
+  EXPECT_EQ(plain.version, 2);
+  EXPECT_FALSE(to_json(plain).contains("watchdog"));
+  // Strict: a v3 profile names its watchdog, and only a model this driver builds.
+  j.erase("watchdog");
+  EXPECT_FALSE(hardware_profile_from_json(j));
+  j["watchdog"] = "ib700";
+  EXPECT_FALSE(hardware_profile_from_json(j));
+  j["watchdog"] = "";
+  EXPECT_TRUE(hardware_profile_from_json(j));
+  j["version"] = 4;  // newer than this agent: refused (a migration from a newer host)
+  EXPECT_FALSE(hardware_profile_from_json(j));
+}
+
+// The watchdog device comes after every other device (so the rest of the PCI layout is the
+// same with or without it), with QEMU's action; the spec and the profile must agree.
+TEST(HardwareProfile, V3WatchdogCommandLine) {
+  ArgvOptions o;
+  o.profile = *new_hardware_profile("q35", "tcg", recorded_machines());
+  o.profile.watchdog = "i6300esb";
+  auto s = spec();
+  s.watchdog = model::Watchdog{model::WatchdogAction::poweroff};
+  auto argv = build_qemu_argv(s, resolved(), o);
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  auto dev = std::find(argv->begin(), argv->end(), "i6300esb,id=watchdog0");
+  ASSERT_NE(dev, argv->end()) << joined(*argv);
+  EXPECT_EQ(*(dev - 1), "-device");
+  ASSERT_LT(dev + 2, argv->end());
+  EXPECT_EQ(*(dev + 1), "-action");
+  EXPECT_EQ(*(dev + 2), "watchdog=poweroff");
+  EXPECT_EQ(std::count(argv->begin(), argv->end(), "-device"),
+            std::count(argv->begin(), dev, "-device"));  // the last device
+  // Without it: the same command line minus those four words.
+  auto plain_opts = o;
+  plain_opts.profile.watchdog.clear();
+  auto plain_spec = s;
+  plain_spec.watchdog.reset();
+  auto plain = build_qemu_argv(plain_spec, resolved(), plain_opts);
+  ASSERT_TRUE(plain) << plain.error().to_string();
+  auto with = *argv;
+  const auto at = dev - argv->begin();
+  with.erase(with.begin() + at - 1, with.begin() + at + 3);
+  EXPECT_EQ(with, *plain);
+  // Disagreement either way is refused, naming the field.
+  auto e = build_qemu_argv(s, resolved(), plain_opts);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().field, "watchdog");
+  e = build_qemu_argv(plain_spec, resolved(), o);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().field, "watchdog");
 }
 
 // Golden: a v2 UEFI VM installing from an ISO (CD-ROM first, then the disk), and the same

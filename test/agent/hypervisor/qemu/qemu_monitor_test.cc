@@ -125,6 +125,14 @@ TEST(QemuMonitorParse, Events) {
   m.payload = json::parse(R"({"action": "pause"})");
   ASSERT_TRUE(parse_monitor_event(m));
   EXPECT_EQ(parse_monitor_event(m)->action, "pause");
+  // Recorded from QEMU 7.2 with an i6300esb the guest stopped feeding.
+  m.event = "WATCHDOG";
+  m.payload = json::parse(R"({"action": "reset"})");
+  ASSERT_TRUE(parse_monitor_event(m));
+  EXPECT_EQ(parse_monitor_event(m)->kind, MonitorEventKind::watchdog);
+  EXPECT_EQ(parse_monitor_event(m)->action, "reset");
+  m.payload = json::parse(R"({"action": 3})");
+  EXPECT_FALSE(parse_monitor_event(m));  // dropped (and logged), never half-read
   m.event = "STOP";
   m.payload = nullptr;
   EXPECT_EQ(parse_monitor_event(m)->kind, MonitorEventKind::stop);
