@@ -240,6 +240,13 @@ Result<Repository> Repository::open(const std::string& root, const RepoKey* key)
   return Repository(r, key ? std::make_shared<const RepoKey>(*key) : nullptr);
 }
 
+Result<Repository> open_repository(const std::string& root, std::string_view raw_key) {
+  if (raw_key.empty()) return Repository::open(root);
+  auto key = RepoKey::from_bytes(raw_key, "repo_key");
+  if (!key) return tl::unexpected(key.error());
+  return Repository::open(root, &*key);
+}
+
 Result<RepoLock> Repository::lock_shared() const {
   int fd = ::open((root_ + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return errno_error(errno, "open", root_ + "/.lock");

@@ -180,4 +180,8 @@ class Repository {
   std::shared_ptr<const RepoKey> key_;  // null: plain
 };
 
+// Repository::open with the key as raw bytes, as it crosses gRPC ("" for a plain
+// repository; invalid_argument when not 32 bytes).
+Result<Repository> open_repository(const std::string& root, std::string_view raw_key);
+
 }  // namespace strata::backup

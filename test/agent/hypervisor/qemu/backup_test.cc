@@ -160,7 +160,7 @@ class BackupTest : public ::testing::Test {
   std::string restored_sha(const std::string& vm, const std::string& id) {
     auto d = hv_->define(blank(vm));
     EXPECT_TRUE(d) << d.error().to_string();
-    auto r = hv_->restore_disks(vm, repo(), id);
+    auto r = hv_->restore_disks(vm, repo(), id, "");
     EXPECT_TRUE(r) << r.error().to_string();
     return disk_sha(vm);
   }
@@ -213,7 +213,7 @@ TEST_F(BackupTest, FullIncrementalAcrossARestartRestoreAndUncleanExit) {
 
   EXPECT_EQ(restored_sha("r1", "b1"), sha1);
   EXPECT_EQ(restored_sha("r2", "b2"), sha2);
-  auto restored_running = hv_->restore_disks(name, repo(), "b1");
+  auto restored_running = hv_->restore_disks(name, repo(), "b1", "");
   ASSERT_FALSE(restored_running);
   EXPECT_EQ(restored_running.error().code, ErrorCode::failed_precondition);
 
