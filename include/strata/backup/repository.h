@@ -1,5 +1,6 @@
 // A backup repository (docs/internals/backup.md): a folder holding deduplicated chunks
-// (chunks/ab/<sha256>), and per backup a folder with one index per disk and a manifest
+// (chunks/ab/<id>: the sha256, or in an encrypted repository the HMAC-SHA256 id of an
+// AES-256-GCM blob), and per backup a folder with one index per disk and a manifest
 // written last. The root comes from the manager's configuration only; every other path
 // is built here from validated ids and disk names.
 #pragma once
