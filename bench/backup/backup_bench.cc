@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
   double floor_full = convert(disk->path, work + "/floor.qcow2", true, true);
   ::sync();
   auto t0 = std::chrono::steady_clock::now();
-  auto full = hv->backup("bench", BackupRequest{repo, "full1", false});
+  auto full = hv->backup("bench", BackupRequest{repo, "full1", false, ""});
   double strata_full = seconds_since(t0);
   if (!full) die(full.error().to_string());
   floor_full_unflushed =
@@ -243,7 +243,7 @@ int main(int argc, char** argv) {
   const uint64_t changed_bytes = nchanged * kChunk;
 
   t0 = std::chrono::steady_clock::now();
-  auto inc = hv->backup("bench", BackupRequest{repo, "inc1", false});
+  auto inc = hv->backup("bench", BackupRequest{repo, "inc1", false, ""});
   double strata_inc = seconds_since(t0);
   if (!inc) die(inc.error().to_string());
   if (inc->kind != "incremental") die("second backup was " + inc->kind + ": " + inc->full_reason);
@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
   if (auto d = hv->define(r); !d) die(d.error().to_string());
   ::sync();
   t0 = std::chrono::steady_clock::now();
-  auto rs = hv->restore_disks("restored", repo, "inc1");
+  auto rs = hv->restore_disks("restored", repo, "inc1", "");
   double strata_restore = seconds_since(t0);
   if (!rs) die(rs.error().to_string());
   double floor_restore_unflushed =

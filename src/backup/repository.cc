@@ -148,20 +148,103 @@ Result<Manifest> parse_manifest(const nlohmann::json& j) {
   return m;
 }
 
-Result<Repository> Repository::open(const std::string& root) {
+namespace {
+
+bool repo_folder_empty(const std::string& dir) {
+  std::error_code ec;
+  auto it = fs::directory_iterator(dir, ec);
+  return !ec && it == fs::directory_iterator();
+}
+
+std::string repo_config_text(const RepoKey* key) {
+  nlohmann::json j = {{"version", 1}, {"encryption", key ? kEncryptionAesGcm : kEncryptionNone}};
+  if (key) j["key_fingerprint"] = key->fingerprint();
+  return j.dump(2) + "\n";
+}
+
+// Creates config.json unless it exists: written to a temp file, then link()ed to its name,
+// which fails when another process (the agent, the manager) created it first.
+Status repo_create_config(const std::string& root, const RepoKey* key) {
+  std::string path = root + "/config.json";
+  std::string tmp = fmt::format("{}/.config.tmp-{}-{}", root, ::getpid(), tmp_counter.fetch_add(1));
+  if (auto st = write_file_atomic(tmp, repo_config_text(key), 0640); !st) return st;
+  int rc = ::link(tmp.c_str(), path.c_str());
+  int e = errno;
+  ::unlink(tmp.c_str());
+  if (rc != 0 && e != EEXIST) return errno_error(e, "create", path);
+  return fsync_parent_dir(path);
+}
+
+}  // namespace
+
+Result<Repository> Repository::open(const std::string& root, const RepoKey* key) {
   if (root.empty() || root.front() != '/')
     return invalid_argument("backup_repo", "must be an absolute path");
   std::error_code ec;
   if (!fs::is_directory(root, ec))
     return make_error(ErrorCode::failed_precondition,
                       "backup repository " + root + " is not an existing folder", "backup_repo");
-  for (auto sub : {"/chunks", "/backups"}) {
-    fs::create_directories(root + sub, ec);
-    if (ec) return internal_error("create " + root + sub + ": " + ec.message());
-  }
   std::string r = root;
   while (r.size() > 1 && r.back() == '/') r.pop_back();
-  return Repository(r);
+  std::string config_path = r + "/config.json";
+  if (!fs::exists(config_path, ec)) {
+    // Initialised in the mode asked for while it holds nothing; a folder with backups but
+    // no config predates config.json and is plain.
+    bool empty = (!fs::exists(r + "/backups", ec) || repo_folder_empty(r + "/backups")) &&
+                 (!fs::exists(r + "/chunks", ec) || repo_folder_empty(r + "/chunks"));
+    if (!empty && key)
+      return make_error(ErrorCode::failed_precondition,
+                        "backup repository " + r +
+                            " is a plain repository (it holds backups written without "
+                            "encryption); a key was given: use a new folder for an "
+                            "encrypted repository",
+                        "backup_repo");
+    if (auto st = repo_create_config(r, key); !st) return tl::unexpected(st.error());
+  }
+  auto j = read_json(config_path);
+  if (!j) return tl::unexpected(j.error().wrap("backup repository config"));
+  std::string mode, fp;
+  if (j->is_object() && j->value("version", 0) == 1) {
+    if (auto it = j->find("encryption"); it != j->end() && it->is_string()) mode = *it;
+    if (auto it = j->find("key_fingerprint"); it != j->end() && it->is_string()) fp = *it;
+  }
+  if (mode == kEncryptionNone) {
+    if (key)
+      return make_error(ErrorCode::failed_precondition,
+                        "backup repository " + r +
+                            " is not encrypted (config.json: encryption none) but a key was "
+                            "given: a plain repository never takes encrypted backups",
+                        "backup_repo");
+  } else if (mode == kEncryptionAesGcm) {
+    if (!key)
+      return make_error(ErrorCode::failed_precondition,
+                        "backup repository " + r + " is encrypted (aes-256-gcm, key fingerprint " +
+                            fp + ") and no key was given (stratad --backup-key-file)",
+                        "backup_repo");
+    if (key->fingerprint() != fp)
+      return make_error(ErrorCode::failed_precondition,
+                        "wrong key for backup repository " + r + ": it was encrypted with key " +
+                            fp + ", the key given is " + key->fingerprint(),
+                        "backup_repo");
+  } else {
+    return make_error(ErrorCode::failed_precondition,
+                      "backup repository " + r +
+                          "/config.json is not valid (version 1, encryption none or "
+                          "aes-256-gcm)",
+                      "backup_repo");
+  }
+  for (auto sub : {"/chunks", "/backups"}) {
+    fs::create_directories(r + sub, ec);
+    if (ec) return internal_error("create " + r + sub + ": " + ec.message());
+  }
+  return Repository(r, key ? std::make_shared<const RepoKey>(*key) : nullptr);
+}
+
+Result<Repository> open_repository(const std::string& root, std::string_view raw_key) {
+  if (raw_key.empty()) return Repository::open(root);
+  auto key = RepoKey::from_bytes(raw_key, "repo_key");
+  if (!key) return tl::unexpected(key.error());
+  return Repository::open(root, &*key);
 }
 
 Result<RepoLock> Repository::lock_shared() const {
@@ -195,11 +278,35 @@ std::string Repository::chunk_path(const std::string& digest) const {
   return root_ + "/chunks/" + digest.substr(0, 2) + "/" + digest;
 }
 
-Result<Repository::PutResult> Repository::put_chunk(const void* data, size_t size,
-                                                    PendingChunks* pending) const {
+std::string Repository::chunk_id(const void* data, size_t size) const {
+  if (key_) return key_->chunk_id(data, size);
   Sha256 h;
   h.update(data, size);
-  PutResult r{h.hex_final(), false};
+  return h.hex_final();
+}
+
+Result<Repository::PutResult> Repository::put_chunk(const void* data, size_t size,
+                                                    PendingChunks* pending) const {
+  std::string id = chunk_id(data, size);
+  if (!key_) return store_blob(id, std::string_view(static_cast<const char*>(data), size), pending);
+  // The chunk's id is its additional data: a blob renamed to another id fails its tag.
+  auto blob =
+      key_->seal(BlobKind::chunk, std::string_view(static_cast<const char*>(data), size), id);
+  if (!blob) return tl::unexpected(blob.error());
+  return store_blob(id, *blob, pending);
+}
+
+Result<Repository::PutResult> Repository::put_chunk_blob(const std::string& digest,
+                                                         std::string_view blob,
+                                                         PendingChunks* pending) const {
+  if (!is_sha256_hex(digest)) return invalid_argument("digest", "not a chunk id");
+  return store_blob(digest, blob, pending);
+}
+
+Result<Repository::PutResult> Repository::store_blob(const std::string& digest,
+                                                     std::string_view blob,
+                                                     PendingChunks* pending) const {
+  PutResult r{digest, false};
   std::string path = chunk_path(r.digest);
   if (pending) {
     // Claimed before the write, so another thread putting the same data skips it (a failed
@@ -208,13 +315,14 @@ Result<Repository::PutResult> Repository::put_chunk(const void* data, size_t siz
     if (!pending->digests.insert(r.digest).second) return r;
   }
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == size) return r;
+  // The same data has the same stored length (an encrypted blob: data + kBlobOverhead).
+  if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == blob.size()) return r;
   std::string dir = root_ + "/chunks/" + r.digest.substr(0, 2);
   if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) return errno_error(errno, "mkdir", dir);
   std::string tmp = fmt::format("{}/.tmp-{}-{}", dir, ::getpid(), tmp_counter.fetch_add(1));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd < 0) return errno_error(errno, "create", tmp);
-  auto w = write_all(fd, std::string_view(static_cast<const char*>(data), size), tmp);
+  auto w = write_all(fd, blob, tmp);
   if (w && !pending && ::fdatasync(fd) != 0) w = errno_error(errno, "fdatasync", tmp);
   // Start the writeback now (it does not wait for it): commit()'s fdatasync then finds
   // the data mostly on disk, and a large backup does not pile up dirty pages. Advisory:
@@ -236,14 +344,52 @@ Result<Repository::PutResult> Repository::put_chunk(const void* data, size_t siz
   return r;
 }
 
-Result<std::string> Repository::read_chunk(const std::string& digest) const {
+Result<std::string> Repository::checked_blob(const std::string& digest, std::string* plain) const {
   if (!is_sha256_hex(digest)) return invalid_argument("digest", "not a sha256 hex digest");
-  auto data = read_whole(chunk_path(digest));
-  if (!data) return tl::unexpected(data.error());
-  Sha256 h;
-  h.update(*data);
-  if (h.hex_final() != digest) return internal_error("chunk " + digest + " is corrupt");
-  return data;
+  auto blob = read_whole(chunk_path(digest));
+  if (!blob) return tl::unexpected(blob.error());
+  if (!key_) {
+    if (chunk_id(blob->data(), blob->size()) != digest)
+      return internal_error("chunk " + digest + " is corrupt");
+    if (plain) *plain = *blob;
+    return blob;
+  }
+  auto data = key_->open(BlobKind::chunk, *blob, digest);
+  if (!data) return internal_error("chunk " + digest + " " + data.error().message);
+  if (chunk_id(data->data(), data->size()) != digest)
+    return internal_error("chunk " + digest + " is corrupt (its HMAC id differs)");
+  if (plain) *plain = std::move(*data);
+  return blob;
+}
+
+Result<std::string> Repository::read_chunk(const std::string& digest) const {
+  std::string plain;
+  auto blob = checked_blob(digest, &plain);
+  if (!blob) return tl::unexpected(blob.error());
+  return plain;
+}
+
+Result<std::string> Repository::read_chunk_blob(const std::string& digest) const {
+  return checked_blob(digest, nullptr);
+}
+
+Status Repository::write_meta(const std::string& path, const std::string& json,
+                              std::string_view aad) const {
+  if (!key_) return write_file_atomic(path, json, 0640);
+  auto blob = key_->seal(BlobKind::metadata, json, aad);
+  if (!blob) return tl::unexpected(blob.error());
+  return write_file_atomic(path, *blob, 0640);
+}
+
+Result<nlohmann::json> Repository::read_meta(const std::string& path, std::string_view aad) const {
+  if (!key_) return read_json(path);
+  auto blob = read_whole(path);
+  if (!blob) return tl::unexpected(blob.error());
+  auto text = key_->open(BlobKind::metadata, *blob, aad);
+  if (!text) return internal_error(path + " " + text.error().message);
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return internal_error(path + " is not valid JSON");
+  return j;
 }
 
 Status Repository::begin_backup(const std::string& id) const {
@@ -259,13 +405,14 @@ Status Repository::begin_backup(const std::string& id) const {
 Status Repository::write_index(const std::string& id, const DiskIndex& idx) const {
   if (auto s = validate_backup_id(id); !s) return s;
   if (auto s = validate_disk_name(idx.disk); !s) return s;
-  return write_file_atomic(backup_dir(id) + "/" + idx.disk + ".idx", to_json(idx).dump(), 0640);
+  return write_meta(backup_dir(id) + "/" + idx.disk + ".idx", to_json(idx).dump(),
+                    "index " + id + "/" + idx.disk);
 }
 
 Result<DiskIndex> Repository::read_index(const std::string& id, const std::string& disk) const {
   if (auto s = validate_backup_id(id); !s) return tl::unexpected(s.error());
   if (auto s = validate_disk_name(disk); !s) return tl::unexpected(s.error());
-  auto j = read_json(backup_dir(id) + "/" + disk + ".idx");
+  auto j = read_meta(backup_dir(id) + "/" + disk + ".idx", "index " + id + "/" + disk);
   if (!j) return tl::unexpected(j.error());
   auto idx = parse_index(*j);
   if (!idx) return tl::unexpected(idx.error().wrap("backup " + id + " disk " + disk));
@@ -318,12 +465,12 @@ Status Repository::commit(const Manifest& m, PendingChunks* pending) const {
       if (auto s = fsync_parent_dir(d + "/x"); !s) return s;
   }
   // Indexes were written durably (write_file_atomic); the manifest makes the backup exist.
-  return write_file_atomic(backup_dir(m.id) + "/manifest.json", to_json(m).dump(2), 0640);
+  return write_meta(backup_dir(m.id) + "/manifest.json", to_json(m).dump(2), "manifest " + m.id);
 }
 
 Result<Manifest> Repository::read_manifest(const std::string& id) const {
   if (auto s = validate_backup_id(id); !s) return tl::unexpected(s.error());
-  auto j = read_json(backup_dir(id) + "/manifest.json");
+  auto j = read_meta(backup_dir(id) + "/manifest.json", "manifest " + id);
   if (!j) {
     if (j.error().code == ErrorCode::not_found) return not_found("no backup " + id);
     return tl::unexpected(j.error());
@@ -339,7 +486,7 @@ Status Repository::record_vm_spec(const std::string& id, const nlohmann::json& s
   auto m = read_manifest(id);
   if (!m) return tl::unexpected(m.error());
   m->vm_spec = spec;
-  return write_file_atomic(backup_dir(id) + "/manifest.json", to_json(*m).dump(2), 0640);
+  return write_meta(backup_dir(id) + "/manifest.json", to_json(*m).dump(2), "manifest " + id);
 }
 
 Result<std::vector<Manifest>> Repository::list(const std::string& vm) const {
@@ -372,8 +519,13 @@ Result<std::optional<Manifest>> Repository::latest(const std::string& vm) const 
 
 Result<VerifyReport> Repository::verify(const std::string& id) const {
   auto m = read_manifest(id);
-  if (!m) return tl::unexpected(m.error());
   VerifyReport rep;
+  if (!m) {
+    if (m.error().code != ErrorCode::internal) return tl::unexpected(m.error());
+    // Unreadable, altered or failing authentication: the backup is damaged, a finding.
+    rep.problems.push_back("manifest: " + m.error().message);
+    return rep;
+  }
   for (auto& d : m->disks) {
     auto idx = read_index(id, d.name);
     if (!idx) {

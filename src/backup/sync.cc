@@ -59,6 +59,19 @@ Result<SyncReport> sync_repository(const Repository& from, const Repository& to,
                                    const SyncOptions& opts) {
   if (from.root() == to.root())
     return invalid_argument("backup_sync_repo", "the sync target is the repository itself");
+  // Blobs are copied as they are stored: both repositories plain, or both encrypted with
+  // one key. Anything else would need re-encryption (not done), so it is refused.
+  if (from.encrypted() != to.encrypted() || from.key_fingerprint() != to.key_fingerprint()) {
+    auto mode = [](const Repository& r) {
+      return r.encrypted() ? "encrypted with key " + r.key_fingerprint() : std::string("plain");
+    };
+    return make_error(ErrorCode::failed_precondition,
+                      fmt::format("sync refused: the source repository is {} and the target {}; "
+                                  "a sync copies chunks as they are stored, so both must be "
+                                  "plain or both encrypted with the same key",
+                                  mode(from), mode(to)),
+                      "backup_sync_repo");
+  }
   auto src_lock = from.lock_shared();
   if (!src_lock) return tl::unexpected(src_lock.error().wrap("sync source"));
   auto dst_lock = to.lock_exclusive();
@@ -117,10 +130,11 @@ Result<SyncReport> sync_repository(const Repository& from, const Repository& to,
           ++p.chunks_skipped;
           continue;
         }
-        // read_chunk rehashes: a corrupt source chunk is not carried to the copy.
-        auto data = from.read_chunk(digest);
+        // read_chunk_blob rehashes (encrypted: checks the tag and the HMAC id): a corrupt
+        // source chunk is not carried to the copy. The blob is copied as it is stored.
+        auto data = from.read_chunk_blob(digest);
         if (!data) return tl::unexpected(data.error().wrap("sync: backup " + m.id));
-        auto put = to.put_chunk(data->data(), data->size(), &pending);
+        auto put = to.put_chunk_blob(digest, *data, &pending);
         if (!put) return tl::unexpected(put.error().wrap("sync: backup " + m.id));
         if (put->stored) {
           ++p.chunks_copied;

@@ -1,18 +1,18 @@
 // stratad: the Strata manager. main() only parses flags, starts the manager, and waits
 // for SIGTERM/SIGINT; everything else is in strata_manager.
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
-#include <fmt/format.h>
-
+#include "strata/backup/crypto.h"
 #include "strata/common/log.h"
 #include "strata/common/secret_file.h"
 #include "strata/manager/manager.h"
@@ -73,6 +73,15 @@ constexpr const char* kUsage = R"(usage:
                        a second repository folder (the off-site copy, e.g. a mounted
                        remote file system): POST /api/v1/backups/sync copies into it the
                        backups it lacks; needs --backup-repo
+  --backup-key-file FILE
+                       the key of an encrypted backup repository (64 hex characters, mode
+                       0600, kept outside the repository): a new, empty --backup-repo (and
+                       --backup-sync-repo) is initialised encrypted with it (AES-256-GCM),
+                       an existing one must have been made with this key. Losing the key
+                       loses every backup in the repository: keep a copy off the host
+  --create-backup-key FILE
+                       write a new random backup key to FILE (mode 0600; an existing file
+                       is never overwritten), print its fingerprint and exit
   --fence-config FILE  fence devices by host (JSON; docs/internals/ha.md): HA VMs restart
                        elsewhere only after their failed host is fenced (powered off and
                        confirmed off) through its fence agent (fence_ipmilan, fence_redfish,
@@ -268,6 +277,23 @@ int main(int argc, char** argv) {
       if (!value(&v) || v.empty() || v.front() != '/')
         return usage_error("--backup-repo needs an absolute PATH");
       cfg.backup_repo = v;
+    } else if (a == "--backup-key-file") {
+      if (!value(&v) || v.empty() || v.front() != '/')
+        return usage_error("--backup-key-file needs an absolute FILE");
+      cfg.backup_key_file = v;
+    } else if (a == "--create-backup-key") {
+      if (!value(&v) || v.empty()) return usage_error("--create-backup-key needs FILE");
+      auto key = strata::backup::create_key_file(v);
+      if (!key) {
+        fmt::print(stderr, "stratad: {}\n", key.error().message);
+        return 1;
+      }
+      fmt::print(
+          "backup key written to {} (fingerprint {}).\nUse it with --backup-key-file {} on a "
+          "new, empty --backup-repo. Keep a copy somewhere safe, off this host: without the key "
+          "the backups cannot be read.\n",
+          v, key->fingerprint(), v);
+      return 0;
     } else if (a == "--backup-sync-repo") {
       if (!value(&v) || v.empty() || v.front() != '/')
         return usage_error("--backup-sync-repo needs an absolute PATH");

@@ -135,9 +135,20 @@ class ManagerImpl final : public Manager {
     // VM import: disks converted next to uploads (same file system as the catalog).
     importer_ = std::make_unique<VmImporter>(*store_, *images_, *vms_,
                                              cfg.data_dir + "/catalog/uploads");
+    std::optional<backup::RepoKey> backup_key;
+    if (!cfg.backup_key_file.empty()) {
+      if (cfg.backup_repo.empty())
+        return make_error(ErrorCode::invalid_argument,
+                          "--backup-key-file needs --backup-repo (the repository it encrypts)",
+                          "backup_key_file");
+      auto k = backup::load_key_file(cfg.backup_key_file);
+      if (!k) return tl::unexpected(k.error().wrap("--backup-key-file"));
+      backup_key.emplace(std::move(*k));
+    }
+    const backup::RepoKey* key = backup_key ? &*backup_key : nullptr;
     std::optional<backup::Repository> repo;
     if (!cfg.backup_repo.empty()) {
-      auto r = backup::Repository::open(cfg.backup_repo);
+      auto r = backup::Repository::open(cfg.backup_repo, key);
       if (!r) return tl::unexpected(r.error().wrap("--backup-repo"));
       repo = std::move(*r);
     }
@@ -147,7 +158,7 @@ class ManagerImpl final : public Manager {
         return make_error(ErrorCode::invalid_argument,
                           "--backup-sync-repo needs --backup-repo (the repository to copy)",
                           "backup_sync_repo");
-      auto r = backup::Repository::open(cfg.backup_sync_repo);
+      auto r = backup::Repository::open(cfg.backup_sync_repo, key);
       if (!r) return tl::unexpected(r.error().wrap("--backup-sync-repo"));
       if (r->root() == repo->root())
         return make_error(ErrorCode::invalid_argument,

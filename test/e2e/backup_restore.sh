@@ -29,8 +29,18 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$WORK/repo"
+# E2E_BACKUP_ENCRYPTED=1 (ctest e2e_backup_restore_encrypted): the repository is encrypted
+# with a key made by stratad --create-backup-key; the key reaches the agent only in its
+# gRPC request (checked below: in no process's command line, in no log).
+KEY_ARGS=()
+if [ "${E2E_BACKUP_ENCRYPTED:-0}" = 1 ]; then
+  mkdir -p "$WORK/keys"
+  "$STRATAD" --create-backup-key "$WORK/keys/backup.key" >/dev/null || fail "create backup key"
+  [ "$(stat -c %a "$WORK/keys/backup.key")" = 600 ] || fail "backup key file not mode 0600"
+  KEY_ARGS=(--backup-key-file "$WORK/keys/backup.key")
+fi
 start_stratad "$D" "127.0.0.1:$PORT" --all-in-one --accel tcg --host-name bk-host \
-  --backup-repo "$WORK/repo"
+  --backup-repo "$WORK/repo" "${KEY_ARGS[@]}"
 cli() { env STRATA_SERVER="$API_URL" STRATA_TOKEN="$TOKEN" "$STRATA_CLI" "$@"; }
 host_up() { [ "$(api GET /api/v1/hosts/bk-host | jq -r .state)" = up ]; }
 wait_for 60 "host up" host_up || fail "host not up: $(api GET /api/v1/hosts)"
@@ -143,6 +153,23 @@ done
 [ "$(disk_sha r1)" = "$H1" ] || fail "r1's disk differs from src's at backup $B1"
 [ "$(disk_sha r2)" = "$H2" ] || fail "r2's disk differs from src's at backup $B2"
 log "restored disks identical to the source's at each backup"
+
+if [ "${E2E_BACKUP_ENCRYPTED:-0}" = 1 ]; then
+  KEY=$(cat "$WORK/keys/backup.key")
+  [ "$(jq -r .encryption "$WORK/repo/config.json")" = aes-256-gcm ] ||
+    fail "repository not encrypted: $(cat "$WORK/repo/config.json")"
+  ! grep -rqa -- "$KEY" "$WORK/repo" || fail "the key is in the repository"
+  ! grep -rqa -- "$KEY" "$D"/*.log || fail "the key is in a log"
+  # Compared in bash (no grep whose own command line would hold the key).
+  for p in /proc/[0-9]*; do
+    c=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+    [[ "$c" != *"$KEY"* ]] || fail "the key is on a command line ($p: ${c%% *})"
+  done
+  ! grep -qa '"vm"' "$WORK/repo/backups/$B1/manifest.json" || fail "the manifest is readable"
+  VT=$(api POST "/api/v1/backups/$B2/verify" '{}' | jq -r '.task.id // .id')
+  task_ok "$VT"
+  log "encrypted: config aes-256-gcm, key in no log/command line/repository file, verify ok"
+fi
 
 # The restored VMs boot and their guests read back what was written before each backup.
 for vm in r1 r2; do

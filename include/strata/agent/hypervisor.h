@@ -93,6 +93,9 @@ struct BackupRequest {
   std::string repo;
   std::string id;
   bool full = false;  // a full even when an incremental is possible
+  // The repository's key (32 raw bytes) when it is encrypted, "" when plain: from the
+  // manager over gRPC only, never logged (docs/internals/backup.md "Encryption").
+  std::string repo_key;
 };
 struct BackupOutcome {
   std::string id;
@@ -184,8 +187,9 @@ class Hypervisor {
   // (matched by name; a disk the backup lacks is left as it is).
   virtual Result<BackupOutcome> backup(const std::string& vm, const BackupRequest& req,
                                        const BackupProgressCallback& progress = {});
+  // `repo_key` as BackupRequest::repo_key.
   virtual Status restore_disks(const std::string& vm, const std::string& repo,
-                               const std::string& backup_id,
+                               const std::string& backup_id, const std::string& repo_key,
                                const BackupProgressCallback& progress = {});
 
   // The CD-ROM's medium (docs/internals/firmware.md): `image` (an image of kind "iso" in
@@ -282,7 +286,7 @@ inline Result<BackupOutcome> Hypervisor::backup(const std::string&, const Backup
                                                 const BackupProgressCallback&) {
   return make_error(ErrorCode::failed_precondition, "this hypervisor cannot back up VMs");
 }
-inline Status Hypervisor::restore_disks(const std::string&, const std::string&,
+inline Status Hypervisor::restore_disks(const std::string&, const std::string&, const std::string&,
                                         const std::string&, const BackupProgressCallback&) {
   return make_error(ErrorCode::failed_precondition, "this hypervisor cannot restore backups");
 }

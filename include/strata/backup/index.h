@@ -35,8 +35,9 @@ std::vector<bool> chunks_touched(uint64_t size, uint64_t chunk_size,
 // True when all `n` bytes are zero.
 bool all_zero(const void* data, size_t n);
 
-// The index of one disk in one backup. `chunks[i]` is the sha256 hex of chunk i, or ""
-// when the chunk is all zeros (never stored).
+// The index of one disk in one backup. `chunks[i]` is the id of chunk i (its sha256 hex;
+// in an encrypted repository its HMAC-SHA256 hex), or "" when the chunk is all zeros
+// (never stored).
 struct DiskIndex {
   std::string disk;
   uint64_t size = 0;

@@ -66,6 +66,9 @@ struct ManagerConfig {
   // A second repository folder the backups are copied into by POST /api/v1/backups/sync
   // (the off-site copy; "" none). Needs backup_repo.
   std::string backup_sync_repo;
+  // The key of an encrypted repository (--backup-key-file FILE, 0600, outside the
+  // repository; "" plain): both backup_repo and backup_sync_repo are opened with it.
+  std::string backup_key_file;
   HaConfig ha;
   // HA admission control (--ha-admission enforce|warn|off; vm_service.h).
   HaAdmission ha_admission = HaAdmission::enforce;

@@ -42,6 +42,13 @@ Status validate_id(const std::string& id) {
   return {};
 }
 
+// An encrypted repository's key: exactly 32 bytes (never echoed in the message).
+Status validate_repo_key(const std::string& key) {
+  if (!key.empty() && key.size() != 32)
+    return invalid_argument("repo_key", "must be empty (plain repository) or 32 bytes");
+  return {};
+}
+
 }  // namespace
 
 grpc::Status AgentService::CreateBackup(grpc::ServerContext*, const v1::CreateBackupRequest* req,
@@ -51,7 +58,9 @@ grpc::Status AgentService::CreateBackup(grpc::ServerContext*, const v1::CreateBa
         if (auto st = model::validate_name("vm", req->vm()); !st) return st;
         if (auto st = validate_repo(req->repo()); !st) return st;
         if (auto st = validate_id(req->backup_id()); !st) return st;
-        auto b = hv_.backup(req->vm(), BackupRequest{req->repo(), req->backup_id(), req->full()});
+        if (auto st = validate_repo_key(req->repo_key()); !st) return st;
+        auto b = hv_.backup(
+            req->vm(), BackupRequest{req->repo(), req->backup_id(), req->full(), req->repo_key()});
         if (!b) return tl::unexpected(b.error());
         out->set_kind(b->kind);
         out->set_parent(b->parent);
@@ -73,7 +82,10 @@ grpc::Status AgentService::RestoreBackup(grpc::ServerContext*, const v1::Restore
         if (auto st = model::validate_name("vm", req->vm()); !st) return st;
         if (auto st = validate_repo(req->repo()); !st) return st;
         if (auto st = validate_id(req->backup_id()); !st) return st;
-        if (auto st = hv_.restore_disks(req->vm(), req->repo(), req->backup_id()); !st) return st;
+        if (auto st = validate_repo_key(req->repo_key()); !st) return st;
+        if (auto st = hv_.restore_disks(req->vm(), req->repo(), req->backup_id(), req->repo_key());
+            !st)
+          return st;
         backups_log()->info("backup restored vm={} id={}", req->vm(), req->backup_id());
         return {};
       });

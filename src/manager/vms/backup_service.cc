@@ -108,7 +108,8 @@ Result<BackupTask> BackupService::create(const std::string& name, bool full,
       (void)tasks.fail(task_id, "the VM's host is not connected");
       return;
     }
-    auto r = client->create_backup(task_id, name, repo_->root(), id, full, kBackupTimeout);
+    auto r =
+        client->create_backup(task_id, name, repo_->root(), id, full, repo_key(), kBackupTimeout);
     if (!r) {
       (void)tasks.fail(task_id, r.error().to_string());
       return;
@@ -199,7 +200,9 @@ Result<BackupTask> BackupService::restore(const std::string& id, const std::stri
       (void)tasks.fail(task_id, "the VM's host is not connected");
       return;
     }
-    if (auto st = client->restore_backup(task_id, name, repo_->root(), id, kRestoreTimeout); !st) {
+    if (auto st =
+            client->restore_backup(task_id, name, repo_->root(), id, repo_key(), kRestoreTimeout);
+        !st) {
       (void)tasks.fail(task_id, st.error().to_string());
       return;
     }
@@ -305,7 +308,9 @@ Result<BackupTask> BackupService::restore_new(const std::string& id, const std::
     (void)tasks.update(task_id, "running", 10, "restoring " + id + " into the new VM " + name);
     AgentClientPtr client = agents_ ? agents_(host) : nullptr;
     if (!client) return give_up("the new VM's host is not connected");
-    if (auto st = client->restore_backup(task_id, name, repo_->root(), id, kRestoreTimeout); !st)
+    if (auto st =
+            client->restore_backup(task_id, name, repo_->root(), id, repo_key(), kRestoreTimeout);
+        !st)
       return give_up(st.error().to_string());
     (void)tasks.update(task_id, "succeeded", 100, "restored " + id + " into the new VM " + name,
                        nlohmann::json{{"id", id}, {"vm", name}, {"new_vm", true}});

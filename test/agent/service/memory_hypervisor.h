@@ -261,7 +261,35 @@ class MemoryHypervisor final : public Hypervisor {
     return out;
   }
 
+  // The memory driver keeps no data, so it cannot back up or restore: it records the
+  // repository key each request carried (an encrypted repository's key reaches the agent
+  // only in the gRPC request) and refuses as any Hypervisor without backups.
+  Result<BackupOutcome> backup(const std::string& vm, const BackupRequest& req,
+                               const BackupProgressCallback& progress) override {
+    {
+      std::lock_guard lock(mu_);
+      ++calls["backup"];
+      last_repo_key_ = req.repo_key;
+    }
+    return Hypervisor::backup(vm, req, progress);
+  }
+  Status restore_disks(const std::string& vm, const std::string& repo, const std::string& backup_id,
+                       const std::string& repo_key,
+                       const BackupProgressCallback& progress) override {
+    {
+      std::lock_guard lock(mu_);
+      ++calls["restore_disks"];
+      last_repo_key_ = repo_key;
+    }
+    return Hypervisor::restore_disks(vm, repo, backup_id, repo_key, progress);
+  }
+  std::string last_repo_key() const {
+    std::lock_guard lock(mu_);
+    return last_repo_key_;
+  }
+
  private:
+  std::string last_repo_key_;
   std::optional<Error> take_failure() {
     auto e = fail_next;
     fail_next.reset();

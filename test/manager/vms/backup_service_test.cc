@@ -114,6 +114,58 @@ TEST_F(BackupServiceTest, CreateRunsOnTheHostAndItsRefusalFailsTheTask) {
   EXPECT_NE(done.message.find("cannot back up"), std::string::npos) << done.message;
 }
 
+// An encrypted repository: the manager opens it with its key, and the key reaches the
+// agent in the CreateBackup / RestoreBackup request (what the agent's driver opens the
+// repository with); a plain repository sends none.
+TEST_F(BackupServiceTest, AnEncryptedRepositorysKeyReachesTheAgentInTheRequest) {
+  make_vm("web", false);
+  auto key = backup::RepoKey::generate();
+  ASSERT_TRUE(key);
+  fs::create_directories(dir_ / "enc");
+  auto enc = backup::Repository::open((dir_ / "enc").string(), &*key);
+  ASSERT_TRUE(enc) << enc.error().to_string();
+  auto client = std::make_shared<AgentClient>(agent_->address());
+  BackupService svc(
+      *store_, *events_, clock_, [client](const std::string&) { return client; }, *enc);
+  // A backup in the encrypted repository, to restore.
+  MemDisk disk(2 * kCs, 5);
+  ASSERT_TRUE(enc->begin_backup("b1"));
+  auto r = backup::backup_disk(*enc, disk, "root", nullptr, kCs);
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(enc->write_index("b1", r->index));
+  backup::Manifest m{"b1",
+                     "web",
+                     5,
+                     "full",
+                     "",
+                     false,
+                     {backup::DiskRecord{"root", disk.size(), "", 0, 0, 0, 0}},
+                     nullptr};
+  ASSERT_TRUE(enc->commit(m));
+  auto listed = svc.list("");
+  ASSERT_TRUE(listed) << listed.error().to_string();
+  ASSERT_EQ(listed->size(), 1u);
+
+  auto restore = svc.restore("b1", "web", "token:alice");
+  ASSERT_TRUE(restore) << restore.error().to_string();
+  EXPECT_EQ(wait_task(restore->task.id).state, "failed");  // the memory driver cannot
+  EXPECT_EQ(hv_.count("restore_disks"), 1);
+  EXPECT_EQ(hv_.last_repo_key(), std::string(key->raw()));
+
+  auto plain = backups_->restore("b1", "web", "token:alice");  // not in the plain repo
+  EXPECT_FALSE(plain);
+  make_vm("db", true);
+  auto created = svc.create("db", false, "token:alice");
+  ASSERT_TRUE(created) << created.error().to_string();
+  EXPECT_EQ(wait_task(created->task.id).state, "failed");
+  EXPECT_EQ(hv_.count("backup"), 1);
+  EXPECT_EQ(hv_.last_repo_key(), std::string(key->raw()));
+  auto created_plain = backups_->create("db", false, "token:alice");
+  ASSERT_TRUE(created_plain);
+  EXPECT_EQ(wait_task(created_plain->task.id).state, "failed");
+  EXPECT_EQ(hv_.last_repo_key(), "");
+}
+
 TEST_F(BackupServiceTest, ListShowVerifyDeleteOnTheRepository) {
   make_vm("web", false);
   write_backup("b1", "web", 1);

@@ -149,13 +149,16 @@ class AgentClient {
   Status delete_snapshot(const std::string& request_id, const std::string& vm,
                          const std::string& name, std::chrono::milliseconds timeout);
   // Backups (the agent's CreateBackup / RestoreBackup; docs/internals/backup.md).
+  // `repo_key`: the encrypted repository's 32-byte key ("" plain), carried only in the
+  // request over this mTLS channel.
   Result<pb::CreateBackupResponse> create_backup(const std::string& request_id,
                                                  const std::string& vm, const std::string& repo,
                                                  const std::string& backup_id, bool full,
+                                                 std::string_view repo_key,
                                                  std::chrono::milliseconds timeout);
   Status restore_backup(const std::string& request_id, const std::string& vm,
                         const std::string& repo, const std::string& backup_id,
-                        std::chrono::milliseconds timeout);
+                        std::string_view repo_key, std::chrono::milliseconds timeout);
 
   Result<std::vector<pb::Image>> list_images(
       std::optional<std::chrono::milliseconds> timeout = std::nullopt);

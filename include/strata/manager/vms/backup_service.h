@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -128,6 +129,10 @@ class BackupService {
   Result<store::TaskRecord> record(const std::string& kind, const std::string& target,
                                    const std::string& detail, const std::string& actor);
   std::string new_id(const std::string& vm) const;
+  // The encrypted repository's key for the agent's request ("" for a plain repository).
+  std::string_view repo_key() const {
+    return repo_ && repo_->key() ? repo_->key()->raw() : std::string_view();
+  }
 
   store::Store& store_;
   EventLog& events_;

@@ -143,7 +143,7 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Result<BackupOutcome> backup(const std::string& name, const BackupRequest& req,
                                const BackupProgressCallback& progress = {}) override;
   Status restore_disks(const std::string& name, const std::string& repo,
-                       const std::string& backup_id,
+                       const std::string& backup_id, const std::string& repo_key,
                        const BackupProgressCallback& progress = {}) override;
 
   // Live migration, the driver's half (strata/agent/migration.h; docs/internals/qemu-driver.md).

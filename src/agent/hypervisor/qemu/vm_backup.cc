@@ -65,7 +65,7 @@ void teardown_qemu(QemuMonitor& qmp, size_t disks) {
 Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const BackupRequest& req,
                                              const BackupProgressCallback& progress) {
   if (auto s = backup::validate_backup_id(req.id); !s) return tl::unexpected(s.error());
-  auto repo = backup::Repository::open(req.repo);
+  auto repo = backup::open_repository(req.repo, req.repo_key);
   if (!repo) return tl::unexpected(repo.error());
   auto log = logger("agent.qemu");
 
@@ -321,9 +321,9 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
 }
 
 Status QemuHypervisor::restore_disks(const std::string& name, const std::string& repo_root,
-                                     const std::string& backup_id,
+                                     const std::string& backup_id, const std::string& repo_key,
                                      const BackupProgressCallback& progress) {
-  auto repo = backup::Repository::open(repo_root);
+  auto repo = backup::open_repository(repo_root, repo_key);
   if (!repo) return tl::unexpected(repo.error());
   auto m = repo->read_manifest(backup_id);
   if (!m) return tl::unexpected(m.error());

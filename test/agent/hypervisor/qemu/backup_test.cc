@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <thread>
+#include <tuple>
 
 #include "integration/guest_images.h"
 #include "qemu_hypervisor.h"
@@ -160,13 +161,13 @@ class BackupTest : public ::testing::Test {
   std::string restored_sha(const std::string& vm, const std::string& id) {
     auto d = hv_->define(blank(vm));
     EXPECT_TRUE(d) << d.error().to_string();
-    auto r = hv_->restore_disks(vm, repo(), id);
+    auto r = hv_->restore_disks(vm, repo(), id, "");
     EXPECT_TRUE(r) << r.error().to_string();
     return disk_sha(vm);
   }
 
   Result<BackupOutcome> backup(const std::string& vm, const std::string& id, bool full = false) {
-    return hv_->backup(vm, BackupRequest{repo(), id, full});
+    return hv_->backup(vm, BackupRequest{repo(), id, full, ""});
   }
 
   std::string repo() const { return root_ + "/repo"; }
@@ -213,7 +214,7 @@ TEST_F(BackupTest, FullIncrementalAcrossARestartRestoreAndUncleanExit) {
 
   EXPECT_EQ(restored_sha("r1", "b1"), sha1);
   EXPECT_EQ(restored_sha("r2", "b2"), sha2);
-  auto restored_running = hv_->restore_disks(name, repo(), "b1");
+  auto restored_running = hv_->restore_disks(name, repo(), "b1", "");
   ASSERT_FALSE(restored_running);
   EXPECT_EQ(restored_running.error().code, ErrorCode::failed_precondition);
 
@@ -270,6 +271,56 @@ TEST_F(BackupTest, FullIncrementalAcrossARestartRestoreAndUncleanExit) {
 
 // The agent is killed -9 in the middle of a backup: a forked child runs the driver (as a
 // restarted agent would: recover, re-attach) and is killed once chunks are flowing.
+// An encrypted repository through the driver: the key arrives in the request (as the
+// agent's gRPC call hands it over), a full and an incremental restore with it to the
+// guest's data, and without it both the backup and the restore are refused.
+TEST_F(BackupTest, AnEncryptedRepositoryBacksUpAndRestoresOnlyWithItsKey) {
+  auto key = backup::RepoKey::generate();
+  ASSERT_TRUE(key);
+  const std::string enc = root_ + "/enc";
+  fs::create_directories(enc);
+  {
+    auto init = backup::Repository::open(enc, &*key);
+    ASSERT_TRUE(init) << init.error().to_string();
+  }
+  const std::string raw(key->raw());
+  const std::string name = "ebk";
+  ASSERT_TRUE(hv_->define(tiny(name)));
+  boot(name);
+  if (HasFatalFailure()) return;
+  write_random(name, 8, 8);
+  if (HasFatalFailure()) return;
+  auto e1 = hv_->backup(name, BackupRequest{enc, "e1", false, raw});
+  ASSERT_TRUE(e1) << e1.error().to_string();
+  EXPECT_EQ(e1->kind, "full");
+  const std::string sha1 = disk_sha(name);
+  write_random(name, 24, 4);
+  if (HasFatalFailure()) return;
+  auto e2 = hv_->backup(name, BackupRequest{enc, "e2", false, raw});
+  ASSERT_TRUE(e2) << e2.error().to_string();
+  EXPECT_EQ(e2->kind, "incremental") << e2->full_reason;
+  EXPECT_EQ(e2->bytes_new, 4 * MiB);
+  const std::string sha2 = disk_sha(name);
+
+  auto plain = hv_->backup(name, BackupRequest{enc, "e3", false, ""});
+  ASSERT_FALSE(plain);
+  EXPECT_NE(plain.error().message.find("is encrypted"), std::string::npos) << plain.error().message;
+
+  auto repo = backup::Repository::open(enc, &*key);
+  ASSERT_TRUE(repo);
+  auto v = repo->verify("e2");
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->problems.empty());
+  for (auto [vm, id, sha] : {std::tuple{"er1", "e1", sha1}, {"er2", "e2", sha2}}) {
+    ASSERT_TRUE(hv_->define(blank(vm)));
+    auto refused = hv_->restore_disks(vm, enc, id, "");
+    EXPECT_FALSE(refused);
+    auto r = hv_->restore_disks(vm, enc, id, raw);
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_EQ(disk_sha(vm), sha) << id;
+  }
+}
+
 TEST_F(BackupTest, AgentKilledMidBackupLeavesNothingCorruptAndTheNextBackupIsFull) {
   const std::string name = "bk2";
   ASSERT_TRUE(hv_->define(tiny(name)));
@@ -296,7 +347,7 @@ TEST_F(BackupTest, AgentKilledMidBackupLeavesNothingCorruptAndTheNextBackupIsFul
       std::this_thread::sleep_for(100ms);
     }
     std::atomic<bool> said{false};
-    auto r = hv->backup(name, BackupRequest{repo(), "b2", false}, [&](uint64_t, uint64_t) {
+    auto r = hv->backup(name, BackupRequest{repo(), "b2", false, ""}, [&](uint64_t, uint64_t) {
       if (!said.exchange(true)) std::ofstream(flag) << "1";
       std::this_thread::sleep_for(200ms);  // slow enough to be killed mid-way
     });
