@@ -30,7 +30,16 @@ class MemoryHypervisor final : public Hypervisor {
   // Reported as every VM's VNC socket (its spec's vnc permitting), as the QEMU driver does.
   std::string vnc_socket;
 
-  Status recover() override { return {}; }
+  // Live migration: off unless a MemoryMigration (memory_migration.h) attaches itself.
+  MigrationDriver* migration_driver = nullptr;
+  MigrationDriver* migration() override { return migration_driver; }
+  // Run by recover(): what a restarted agent finds (memory_migration.h).
+  std::function<void()> on_recover;
+
+  Status recover() override {
+    if (on_recover) on_recover();
+    return {};
+  }
 
   Result<VmStatus> define(const model::VmSpec& spec) override {
     if (define_gate) define_gate();
