@@ -75,10 +75,15 @@ class MemoryMigration final : public MigrationDriver {
   MemoryMigration(MemoryHypervisor& hv, MemoryMigrationNet& net) : hv_(hv), net_(net) {
     hv_.migration_driver = this;
     hv_.on_recover = [this] { agent_restarted(); };
+    // The migration state is the VM's QEMU's (in the QEMU driver, the Vm's): an undefine
+    // that went around the driver (a stale copy forced off and removed) takes it along.
+    // Never called while mu_ is held: this driver calls the hypervisor without it.
+    hv_.on_undefine = [this](const std::string& name) { forget(name); };
   }
   ~MemoryMigration() override {
     hv_.migration_driver = nullptr;
     hv_.on_recover = nullptr;
+    hv_.on_undefine = nullptr;
   }
 
   // Scripting. fail: the next `times` calls reaching `step` here fail with `e` (-1: all).
@@ -385,6 +390,19 @@ class MemoryMigration final : public MigrationDriver {
     return std::chrono::duration_cast<std::chrono::microseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
+  }
+
+  void forget(const std::string& name) {
+    std::string uri;
+    {
+      std::lock_guard lock(mu_);
+      out_.erase(name);
+      if (auto it = in_.find(name); it != in_.end()) {
+        uri = it->second.uri;
+        in_.erase(it);
+      }
+    }
+    if (!uri.empty()) net_.close(uri);
   }
 
   // A scripted step: fails, hangs (until release or agent_died), or passes. A prepare's
