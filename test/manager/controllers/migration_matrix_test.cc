@@ -104,7 +104,7 @@ class SocketRelay {
           break;
         }
         for (ssize_t off = 0; off < n && !done;) {
-          ssize_t w = ::write(p[1 - i].fd, buf + off, size_t(n - off));
+          ssize_t w = ::send(p[1 - i].fd, buf + off, size_t(n - off), MSG_NOSIGNAL);
           if (w <= 0) done = true;
           off += w;
         }
@@ -358,23 +358,30 @@ class MigrationMatrixTest : public ::testing::TestWithParam<Case> {
 
   // Records a migration to the VM's other host, as VmService::migrate does (intent + task).
   std::string start_migration(int64_t seq) {
-    auto vm = store_->get_vm(vm_id_);
-    EXPECT_TRUE(vm);
-    if (!vm) return {};
-    auto doc = decode_vm_document(vm->spec);
-    EXPECT_TRUE(doc);
     auto task = tasks_->create("vm.migrate", "vm", vm_id_);
     EXPECT_TRUE(task);
-    if (!doc || !task) return {};
-    doc->migration.target_host_id = *vm->host_id == hosts_[0].id ? hosts_[1].id : hosts_[0].id;
-    doc->migration.task_id = task->id;
-    doc->migration.seq = seq;
-    doc->migration.tls = GetParam().tls;
-    vm->spec = encode(*doc);
-    auto u = store_->update_vm(*vm);
-    EXPECT_TRUE(u) << u.error().to_string();
-    controller_->enqueue_vm(vm_id_);
-    return task->id;
+    if (!task) return {};
+    // Compare-and-set, as the service does: the controller may write the VM's status now.
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      auto vm = store_->get_vm(vm_id_);
+      auto doc = vm ? decode_vm_document(vm->spec) : Result<VmDocument>(not_found("vm"));
+      EXPECT_TRUE(vm && doc);
+      if (!vm || !doc) return {};
+      doc->migration.target_host_id = *vm->host_id == hosts_[0].id ? hosts_[1].id : hosts_[0].id;
+      doc->migration.task_id = task->id;
+      doc->migration.seq = seq;
+      doc->migration.tls = GetParam().tls;
+      vm->spec = encode(*doc);
+      auto u = store_->update_vm(*vm);
+      if (u) {
+        controller_->enqueue_vm(vm_id_);
+        return task->id;
+      }
+      EXPECT_EQ(u.error().code, ErrorCode::conflict) << u.error().to_string();
+      if (u.error().code != ErrorCode::conflict) return {};
+    }
+    ADD_FAILURE() << "the migration intent was never recorded";
+    return {};
   }
 
   // Moves simulated time on (heartbeats, backoff, resync) until done(); false after ~20 s
