@@ -276,9 +276,9 @@ class MemoryMigration final : public MigrationDriver {
     MigrationOutcome outcome;
     outcome.stop_at_us = stop_at_us;
     outcome.qemu_downtime_ms = 1;
-    outcome.total_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::steady_clock::now() - t0)
-                           .count();
+    outcome.total_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     outcome.ram_transferred = p.ram_total;
     outcome.downtime_limit_ms = policy.downtime_start_ms;
     return outcome;
@@ -294,8 +294,7 @@ class MemoryMigration final : public MigrationDriver {
       if (it == in_.end())
         return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating in");
       it->second.job = true;  // an earlier agent's incoming VM: taken back
-      if (it->second.failed)
-        return make_error(ErrorCode::unavailable, "incoming migration failed");
+      if (it->second.failed) return make_error(ErrorCode::unavailable, "incoming migration failed");
       if (!it->second.received)
         return make_error(ErrorCode::deadline_exceeded, "incoming migration not completed");
       uri = it->second.uri;
@@ -380,7 +379,7 @@ class MemoryMigration final : public MigrationDriver {
     std::string uri;
     bool tls = false;
     bool nbd = false;
-    bool job = true;        // false: prepared by an earlier agent process
+    bool job = true;         // false: prepared by an earlier agent process
     bool streaming = false;  // a source connected
     bool received = false;   // the stream completed: it can resume
     bool failed = false;     // the stream broke: QEMU quit its incoming migration
