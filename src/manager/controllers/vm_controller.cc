@@ -106,7 +106,7 @@ void VmController::worker_loop() {
     if (item.rfind("vm:", 0) == 0) {
       outcome = reconcile_vm(item.substr(3));
     } else {
-      reconcile_host(item.substr(5));
+      outcome = reconcile_host(item.substr(5));
     }
     if (outcome == Outcome::retry) {
       requeue_later(item);
@@ -240,13 +240,19 @@ void VmController::remove_stale_copy(const std::string& host_id, AgentClient& cl
 
 // Host came up: adopt what the agent runs, then reconcile its VMs. Host unreachable: its
 // VMs' state becomes "unknown" (they are not lost; the agent keeps running them).
-void VmController::reconcile_host(const std::string& host_id) {
+VmController::Outcome VmController::reconcile_host(const std::string& host_id) {
   store::VmListOptions opts;
   opts.host_id = host_id;
   Liveness live = agents_.liveness(host_id);
+  // A host still counted up whose agent did not list its VMs (restarting within its
+  // heartbeats, so no liveness change will queue it again): tried again after a backoff.
+  // Without it, a migration source whose confirm failed while its agent restarted kept its
+  // paused copy for good (MigrationMatrix: Finish_SourceKilled, Confirm_SourceKilled).
+  bool listed_ok = live != Liveness::up;
   if (live == Liveness::up) {
     if (auto client = agents_.client(host_id)) {
       if (auto listed = client->list_vms()) {
+        listed_ok = true;
         for (const auto& avm : *listed) {
           auto lbl = avm.spec().labels().find(kVmIdLabel);
           auto rec = lbl != avm.spec().labels().end() ? store_.get_vm(lbl->second)
@@ -286,7 +292,7 @@ void VmController::reconcile_host(const std::string& host_id) {
     }
   }
   auto vms = store_.list_vms(opts);
-  if (!vms) return;
+  if (!vms) return Outcome::retry;
   for (auto vm : *vms) {
     if (live == Liveness::unreachable) {
       VmStatusDoc st = decode_vm_status(vm.status);
@@ -299,6 +305,7 @@ void VmController::reconcile_host(const std::string& host_id) {
     }
     enqueue_vm(vm.id);
   }
+  return listed_ok ? Outcome::done : Outcome::retry;
 }
 
 }  // namespace strata::manager

@@ -540,6 +540,11 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
                  "the target lost the incoming VM; the VM runs on its host again",
                  nlohmann::json::object());
     }
+    // Refused for good: the agent answers failed_precondition only after it checked that
+    // the guest does not run there (AgentService::FinishMigration), and remembers that
+    // answer under this request id, so a retry would never get another one and the guest
+    // would stay paused on both hosts. The source still holds it: it takes it back.
+    if (finished.error().code == ErrorCode::failed_precondition) return give_up(finished.error());
     return Outcome::retry;
   }
   lap("finish");

@@ -30,7 +30,18 @@ class MemoryHypervisor final : public Hypervisor {
   // Reported as every VM's VNC socket (its spec's vnc permitting), as the QEMU driver does.
   std::string vnc_socket;
 
-  Status recover() override { return {}; }
+  // Live migration: off unless a MemoryMigration (memory_migration.h) attaches itself.
+  MigrationDriver* migration_driver = nullptr;
+  MigrationDriver* migration() override { return migration_driver; }
+  // Run by recover(): what a restarted agent finds (memory_migration.h).
+  std::function<void()> on_recover;
+  // Run (under the lock) when a VM is undefined: its QEMU's state goes with it.
+  std::function<void(const std::string&)> on_undefine;
+
+  Status recover() override {
+    if (on_recover) on_recover();
+    return {};
+  }
 
   Result<VmStatus> define(const model::VmSpec& spec) override {
     if (define_gate) define_gate();
@@ -136,6 +147,7 @@ class MemoryHypervisor final : public Hypervisor {
       return make_error(ErrorCode::failed_precondition, "vm " + name + " is running");
     }
     vms_.erase(it);
+    if (on_undefine) on_undefine(name);
     return {};
   }
   Result<VmStatus> status(const std::string& name) const override {

@@ -83,7 +83,8 @@ class VmController {
   void forget_queued_migration(const std::string& vm_id);
   // One pass of a live migration in progress (vm_migration.cc).
   Outcome migrate_vm(store::VmRecord& vm, const VmDocument& doc);
-  void reconcile_host(const std::string& host_id);
+  // retry: the host counts as up but its agent did not answer the listing.
+  Outcome reconcile_host(const std::string& host_id);
   void remove_stale_copy(const std::string& host_id, AgentClient& client,
                          const store::VmRecord& rec, const pb::VmStatus& avm);
   void worker_loop();
