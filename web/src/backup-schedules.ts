@@ -6,7 +6,7 @@ import { html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 import { api, errorText, type Schemas, type StrataEvent } from "./api/client";
 import { DAYS, KEEP_FIELDS, envelopeProblem, problemKey, retentionText, scheduleBody, type Day, type FieldProblem, type ScheduleForm } from "./backup-logic";
-import { actionError, fieldError } from "./backup-view";
+import { actionError, describedBy, fieldError } from "./backup-view";
 import { canOperate, time } from "./format";
 import { LivePage } from "./pages";
 
@@ -81,7 +81,7 @@ class SchedulesSection extends LivePage {
     const p = this.problem;
     return html`<label for="sch-${k}">${label}</label>
       <input id="sch-${k}" .value=${this.form[k]} placeholder=${placeholder} spellcheck="false"
-        aria-invalid=${p && problemKey(p.field) === k ? "true" : "false"} aria-describedby="sch-${k}-error"
+        aria-invalid=${p && problemKey(p.field) === k ? "true" : "false"} aria-describedby=${describedBy(p, k, `sch-${k}`)}
         @input=${(e: InputEvent) => this.set(k, (e.target as HTMLInputElement).value)} />${fieldError(p, k, `sch-${k}`)}`;
   }
 
@@ -109,7 +109,7 @@ class SchedulesSection extends LivePage {
       ${this.days("fullOn", "Full backup on", "full_on")}
       ${KEEP_FIELDS.map((k) => html`<label for="sch-${k}">Keep ${k.slice(5)}</label>
         <input id="sch-${k}" size="4" inputmode="numeric" .value=${f.keep[k] ?? ""}
-          aria-invalid=${p && problemKey(p.field) === k ? "true" : "false"} aria-describedby="sch-${k}-error"
+          aria-invalid=${p && problemKey(p.field) === k ? "true" : "false"} aria-describedby=${describedBy(p, k, `sch-${k}`)}
           @input=${(e: InputEvent) => this.set("keep", { ...f.keep, [k]: (e.target as HTMLInputElement).value })} />${fieldError(p, k, `sch-${k}`)}`)}
       <label><input type="checkbox" .checked=${f.sync} @change=${(e: Event) => this.set("sync", (e.target as HTMLInputElement).checked)} /> sync after each run</label>
       <button type="submit">Create schedule</button>

@@ -13,3 +13,8 @@ export function actionError(p: FieldProblem | null, keys: string[]) {
   return p && !keys.includes(problemKey(p.field)) ? html`<p class="error" role="alert">${p.field ? `${p.message} (field: ${p.field})` : p.message}</p>` : nothing;
 }
 
+
+// aria-describedby only while there is a problem to point at (no dangling id).
+export function describedBy(p: FieldProblem | null, key: string, id: string) {
+  return p && problemKey(p.field) === key ? `${id}-error` : nothing;
+}

@@ -21,7 +21,7 @@ import {
   type KeepField,
 } from "./backup-logic";
 import { TaskWatch, renderStarted } from "./backup-tasks";
-import { actionError, fieldError } from "./backup-view";
+import { actionError, describedBy, fieldError } from "./backup-view";
 import { bytes, canOperate, time } from "./format";
 import { LivePage } from "./pages";
 import "./backup-schedules";
@@ -219,12 +219,12 @@ class BackupsPage extends LivePage {
         </fieldset>
         ${replace
           ? html`<label for="bk-restore-target">Stopped VM</label>
-              <select id="bk-restore-target" name="target" aria-invalid=${rp?.field === "vm" ? "true" : "false"} aria-describedby="bk-restore-target-error">
+              <select id="bk-restore-target" name="target" aria-invalid=${rp?.field === "vm" ? "true" : "false"} aria-describedby=${describedBy(rp, replace ? "vm" : "new_vm", "bk-restore-target")}>
                 ${this.vmNames.map((n) => html`<option value=${n} ?selected=${n === b.vm}>${n}</option>`)}
               </select>${fieldError(rp, "vm", "bk-restore-target")}`
           : html`<label for="bk-restore-target">New VM name</label>
               <input id="bk-restore-target" name="target" spellcheck="false" .value=${`${b.vm}-restored`}
-                aria-invalid=${rp?.field === "new_vm" ? "true" : "false"} aria-describedby="bk-restore-target-error" />
+                aria-invalid=${rp?.field === "new_vm" ? "true" : "false"} aria-describedby=${describedBy(rp, replace ? "vm" : "new_vm", "bk-restore-target")} />
               ${fieldError(rp, "new_vm", "bk-restore-target")}`}
         ${actionError(rp, ["vm", "new_vm"])}
         <div class="toolbar">
@@ -241,7 +241,7 @@ class BackupsPage extends LivePage {
     const pv = this.preview;
     const input = (k: string, label: string, value: string) => html`<label for="prune-${k}">${label}</label>
       <input id="prune-${k}" .value=${value} spellcheck="false" inputmode=${k.startsWith("keep_") ? "numeric" : "text"} size=${k.startsWith("keep_") ? 4 : 16}
-        aria-invalid=${pp && problemKey(pp.field) === k ? "true" : "false"} aria-describedby="prune-${k}-error"
+        aria-invalid=${pp && problemKey(pp.field) === k ? "true" : "false"} aria-describedby=${describedBy(pp, k, `prune-${k}`)}
         @input=${(e: InputEvent) => this.pruneField(k, (e.target as HTMLInputElement).value)} />${fieldError(pp, k, `prune-${k}`)}`;
     return html`<section aria-labelledby="prune-h">
       <h2 id="prune-h">Prune</h2>
