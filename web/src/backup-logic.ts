@@ -166,10 +166,9 @@ export function envelopeProblem(error: unknown, fallback: string): FieldProblem 
 }
 
 // Which of a form's controls shows a field's problem: the API's "selector.tier" is the
-// selector box, "retention.keep_daily" (schedules) the keep_daily box, "name" of a prune
-// does not exist there (shown at the form's button).
+// selector box, "retention.keep_daily" (schedules) the keep_daily box, "days[2]" the days.
 export function problemKey(field: string): string {
   if (field.startsWith("selector")) return "selector";
   if (field.startsWith("retention.")) return field.slice("retention.".length);
-  return field;
+  return field.replace(/\[\d+\]$/, "");  // "days[2]": the days boxes
 }

@@ -90,4 +90,6 @@ test("errors: the envelope's field and message; which control shows them", () =>
   assert.equal(problemKey("selector.tier"), "selector");
   assert.equal(problemKey("retention.keep_weekly"), "keep_weekly");
   assert.equal(problemKey("time"), "time");
+  assert.equal(problemKey("days[2]"), "days");
+  assert.equal(problemKey("full_on[0]"), "full_on");
 });
