@@ -172,3 +172,9 @@ export function problemKey(field: string): string {
   if (field.startsWith("retention.")) return field.slice("retention.".length);
   return field.replace(/\[\d+\]$/, "");  // "days[2]": the days boxes
 }
+
+// Backups and schedules span days: the date and the time (the console's other tables show
+// today's events, with the time only).
+export function when(ms: number | undefined | null): string {
+  return ms ? new Date(ms).toLocaleString() : "-";
+}

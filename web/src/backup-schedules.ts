@@ -5,9 +5,9 @@
 import { html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 import { api, errorText, type Schemas, type StrataEvent } from "./api/client";
-import { DAYS, KEEP_FIELDS, envelopeProblem, problemKey, retentionText, scheduleBody, type Day, type FieldProblem, type ScheduleForm } from "./backup-logic";
+import { DAYS, KEEP_FIELDS, envelopeProblem, problemKey, retentionText, scheduleBody, type Day, type FieldProblem, type ScheduleForm, when } from "./backup-logic";
 import { actionError, describedBy, fieldError } from "./backup-view";
-import { canOperate, time } from "./format";
+import { canOperate } from "./format";
 import { LivePage } from "./pages";
 
 type Schedule = Schemas["BackupSchedule"];
@@ -55,7 +55,7 @@ class SchedulesSection extends LivePage {
     const { data, error } = await api.POST("/api/v1/backup-schedules", { body: body.value });
     if (!data) return void (this.problem = envelopeProblem(error, "the schedule was refused"));
     this.problem = null;
-    this.message = `created schedule ${data.name}: next run ${time(data.next_run_unix_ms)}`;
+    this.message = `created schedule ${data.name}: next run ${when(data.next_run_unix_ms)}`;
     this.form = emptyForm();
     void this.refresh();
   }
@@ -133,7 +133,7 @@ class SchedulesSection extends LivePage {
           <td>${s.vm ? html`<a href="/vms/${s.vm}">${s.vm}</a>` : Object.entries(s.selector ?? {}).map(([k, v]) => html`<span class="label">${k}=${v}</span>`)}</td>
           <td>${s.time}</td><td>${s.days.length === 7 || s.days.length === 0 ? "every day" : s.days.join(", ")}</td>
           <td>${s.full_on.length ? s.full_on.join(", ") : "-"}</td><td>${retentionText(s.retention)}</td><td>${s.sync ? "yes" : "no"}</td>
-          <td>${time(s.next_run_unix_ms)}</td>
+          <td>${when(s.next_run_unix_ms)}</td>
           ${operate ? html`<td><button type="button" class="danger" aria-label="Delete schedule ${s.name}" @click=${() => this.ask(s.name)}>Delete…</button></td>` : nothing}
         </tr>`)}</tbody>
       </table>`}

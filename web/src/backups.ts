@@ -19,17 +19,18 @@ import {
   type BackupPrune,
   type FieldProblem,
   type KeepField,
+  when,
 } from "./backup-logic";
 import { TaskWatch, renderStarted } from "./backup-tasks";
 import { actionError, describedBy, fieldError } from "./backup-view";
-import { bytes, canOperate, time } from "./format";
+import { bytes, canOperate } from "./format";
 import { LivePage } from "./pages";
 import "./backup-schedules";
 
 type PruneResult = Schemas["BackupPruneResult"];
 
 export function backupKind(b: Backup) {
-  return html`${b.kind}${b.parent ? html` <span class="muted" title="extends ${b.parent}">(on ${b.parent.slice(-8)})</span>` : nothing}`;
+  return html`${b.kind}${b.parent ? html` <span class="muted" title="extends ${b.parent}">(extends …${b.parent.slice(-20)})</span>` : nothing}`;
 }
 
 class BackupsPage extends LivePage {
@@ -181,7 +182,7 @@ class BackupsPage extends LivePage {
   private renderRow(b: Backup, operate: boolean) {
     const v = this.watch.verifyOf(b.id);
     return html`<tr data-backup=${b.id} data-vm=${b.vm}>
-      <td><a href="/vms/${b.vm}">${b.vm}</a></td><td>${backupKind(b)}</td><td>${time(b.created_unix_ms)}</td>
+      <td><a href="/vms/${b.vm}">${b.vm}</a></td><td>${backupKind(b)}</td><td>${when(b.created_unix_ms)}</td>
       <td>${bytes(b.size_bytes)}</td><td>${bytes(b.bytes_new)}</td>
       <td>${b.frozen ? "frozen (consistent)" : "crash-consistent"}</td>
       <th scope="row"><code>${b.id}</code>${v ? html`<br /><span class=${v.ok ? "notice" : "error-text"} data-verify=${v.ok ? "ok" : "bad"}>${v.text}</span>` : nothing}</th>
@@ -200,7 +201,7 @@ class BackupsPage extends LivePage {
     if (p.action === "delete")
       return html`<dialog id="backup-dialog" aria-labelledby="bk-dlg-h" @close=${() => { this.pending = null; }}>
         <h2 id="bk-dlg-h">Delete backup ${b.id}?</h2>
-        <p>The backup of ${b.vm} from ${time(b.created_unix_ms)} is removed, and the chunks no other backup uses are freed. This cannot be undone.</p>
+        <p>The backup of ${b.vm} from ${when(b.created_unix_ms)} is removed, and the chunks no other backup uses are freed. This cannot be undone.</p>
         <div class="toolbar">
           <button type="button" class="danger" @click=${() => this.doDelete(b)}>Delete ${b.id}</button>
           <button type="button" class="secondary" @click=${() => this.close()}>Cancel</button>
@@ -261,9 +262,9 @@ class BackupsPage extends LivePage {
         <table class="grid" aria-label="Prune preview" tabindex="0">
           <thead><tr><th scope="col">Backup</th><th scope="col">VM</th><th scope="col">Created</th><th scope="col">Outcome</th></tr></thead>
           <tbody>
-            ${pv.result.keep.map((k) => html`<tr data-outcome="keep"><th scope="row"><code>${k.id}</code></th><td>${k.vm}</td><td>${time(k.created_unix_ms)}</td>
+            ${pv.result.keep.map((k) => html`<tr data-outcome="keep"><th scope="row"><code>${k.id}</code></th><td>${k.vm}</td><td>${when(k.created_unix_ms)}</td>
               <td>keep (${k.rule}${k.period ? ` ${k.period}` : ""})</td></tr>`)}
-            ${pv.result.prune.map((k) => html`<tr data-outcome="prune"><th scope="row"><code>${k.id}</code></th><td>${k.vm}</td><td>${time(k.created_unix_ms)}</td>
+            ${pv.result.prune.map((k) => html`<tr data-outcome="prune"><th scope="row"><code>${k.id}</code></th><td>${k.vm}</td><td>${when(k.created_unix_ms)}</td>
               <td class="error-text">delete</td></tr>`)}
           </tbody>
         </table>
@@ -377,7 +378,7 @@ class VmBackups extends LivePage {
       ${this.backups.length === 0 ? html`<p class="muted">No backups of this VM.</p>` : html`
       <table class="grid" aria-label="Backups of this VM" tabindex="0">
         <thead><tr><th scope="col">Created</th><th scope="col">Kind</th><th scope="col">Size</th><th scope="col">New bytes</th><th scope="col">Consistency</th><th scope="col">Id</th></tr></thead>
-        <tbody>${repeat(this.backups, (b) => b.id, (b) => html`<tr data-backup=${b.id}><td>${time(b.created_unix_ms)}</td><td>${backupKind(b)}</td>
+        <tbody>${repeat(this.backups, (b) => b.id, (b) => html`<tr data-backup=${b.id}><td>${when(b.created_unix_ms)}</td><td>${backupKind(b)}</td>
           <td>${bytes(b.size_bytes)}</td><td>${bytes(b.bytes_new)}</td><td>${b.frozen ? "frozen" : "crash-consistent"}</td>
           <th scope="row"><code>${b.id}</code></th></tr>`)}</tbody>
       </table>`}
