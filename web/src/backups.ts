@@ -328,8 +328,10 @@ class VmBackups extends LivePage {
     problem: { state: true },
     started: { state: true },
     busy: { state: true },
+    unavailable: { state: true },
   };
   name = "";
+  unavailable = "";
   backups: Backup[] = [];
   problem: FieldProblem | null = null;
   started: TaskWatch["list"] = [];
@@ -350,8 +352,10 @@ class VmBackups extends LivePage {
 
   protected async load(): Promise<void> {
     const { data, error, response } = await api.GET("/api/v1/backups", { params: { query: { vm: this.name } } });
-    // No repository configured: said once, not as an error of the VM page.
-    if (!data) throw new Error(response.status === 409 || response.status === 503 ? `Backups: ${errorText(error)}` : errorText(error, "cannot list backups"));
+    // No repository configured (409/503): a quiet line, not an alert on every VM page.
+    this.unavailable = !data && (response.status === 409 || response.status === 503) ? errorText(error) : "";
+    if (this.unavailable) return;
+    if (!data) throw new Error(errorText(error, "cannot list backups"));
     this.backups = backupRows(data.backups);
   }
 
@@ -371,6 +375,12 @@ class VmBackups extends LivePage {
     return html`<section aria-labelledby="vm-backups-h" data-backups=${this.backups.length}>
       <h2 id="vm-backups-h">Backups</h2>
       ${this.renderError()}
+      ${this.unavailable ? html`<p class="muted" role="status">No backups here: ${this.unavailable}</p>` : this.renderBody(operate)}
+    </section>`;
+  }
+
+  private renderBody(operate: boolean) {
+    return html`
       ${operate ? html`<form class="toolbar" aria-label="Back up this VM" @submit=${(e: SubmitEvent) => this.backUp(e)}>
         <label><input type="checkbox" name="full" /> full (else incremental when possible)</label>
         <button type="submit" ?disabled=${this.busy}>Back up now</button>
@@ -383,8 +393,7 @@ class VmBackups extends LivePage {
           <th scope="row"><code>${b.id}</code></th></tr>`)}</tbody>
       </table>`}
       <p><a href="/backups?vm=${encodeURIComponent(this.name)}">All backups of ${this.name}${operate ? ": verify, restore, delete, prune" : ""}</a></p>
-      ${renderStarted(this.started)}
-    </section>`;
+      ${renderStarted(this.started)}`;
   }
 }
 customElements.define("strata-vm-backups", VmBackups);
