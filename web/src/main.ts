@@ -165,9 +165,11 @@ class StrataApp extends LitElement {
   private go(ev: MouseEvent, path: string): void {
     if (ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
     ev.preventDefault();
-    if (location.pathname !== path) history.pushState(null, "", path);
-    this.page = pageFor(path);
-    this.detail = detailName(path);
+    // A link may carry a query ("/backups?vm=web-1"): the page is the path's.
+    const pathname = new URL(path, location.origin).pathname;
+    if (location.pathname + location.search !== path) history.pushState(null, "", path);
+    this.page = pageFor(pathname);
+    this.detail = detailName(pathname);
     window.scrollTo(0, 0);
   }
 

@@ -452,13 +452,18 @@ try {
     // Backups (issue 12): stratad runs with --backup-repo and --backup-sync-repo
     // (test/e2e/web_console.sh). Everything through the pages; the API read alongside.
     if (backups) await step("backups: back up from the VM page, listed, verify, delete, prune preview, schedules, sync, the API's errors", async () => {
+     let at = "start";
+     const mark = (what) => { at = what; };
+     try {
       const section = page.locator("strata-vm-backups");
       await section.getByRole("heading", { name: "Backups" }).waitFor();
       const started = section.getByRole("table", { name: "Backup tasks started here" });
       // Full, then incremental (QEMU's dirty bitmap from the first): each a task followed to its end.
+      mark("full backup");
       await section.getByLabel("full (else incremental when possible)").check();
       await section.getByRole("button", { name: "Back up now" }).click();
       await started.locator('tr[data-kind="backup.create"][data-state="succeeded"]').waitFor({ timeout: 120000 });
+      mark("incremental backup");
       await section.getByLabel("full (else incremental when possible)").uncheck();
       await section.getByRole("button", { name: "Back up now" }).click();
       await started.locator('tr[data-kind="backup.create"][data-state="succeeded"]').nth(1).waitFor({ timeout: 120000 });
@@ -466,12 +471,14 @@ try {
       expect(listed.length === 2, `API lists ${listed.length} backups of ${vmName}`);
       const [full, incr] = listed;  // oldest first
       expect(full.kind === "full" && incr.kind === "incremental" && incr.parent === full.id, `kinds ${full.kind}, ${incr.kind} (parent ${incr.parent})`);
+      mark("the VM page lists them");
       const mine = section.getByRole("table", { name: "Backups of this VM" });
       for (const b of listed) await mine.locator(`tr[data-backup="${b.id}"]`).waitFor();
       expect(await mine.locator("tbody tr").first().getAttribute("data-backup") === incr.id, "the VM's backups newest first");
       await page.screenshot({ path: join(shots, "vm-backups.png"), fullPage: true });
 
       // The backups page, filtered by the VM (the link from the VM page keeps ?vm=).
+      mark("the backups page");
       await section.getByRole("link", { name: new RegExp(`^All backups of ${vmName}`) }).click();
       await page.getByRole("heading", { name: "Backups", exact: true }).first().waitFor();
       expect(new URL(page.url()).search === `?vm=${vmName}`, `URL ${page.url()}`);
@@ -481,6 +488,7 @@ try {
       expect((await fullRow.textContent()).includes("full") && (await table.locator(`tr[data-backup="${incr.id}"]`).textContent()).includes("incremental"),
         "kind column");
       // Verify: the task's result on the row (chunks checked, no problem), as the API says.
+      mark("verify");
       await page.getByRole("button", { name: `Verify backup ${full.id}` }).click();
       const verdict = fullRow.locator("[data-verify]");
       await verdict.waitFor({ timeout: 60000 });
@@ -489,6 +497,7 @@ try {
       expect(await verdict.getAttribute("data-verify") === "ok" && vt?.state === "succeeded" && said.includes(`${vt.result.chunks_checked} chunk`),
         `verify: page "${said}", task ${JSON.stringify(vt?.result)}`);
       // Restore into a new VM whose name is taken: the API's 409 next to the name, nothing started.
+      mark("restore 409");
       await page.getByRole("button", { name: `Restore backup ${full.id}` }).click();
       const dlg = page.getByRole("dialog", { name: `Restore backup ${full.id}` });
       await dlg.getByLabel("New VM name").fill(vmDelete || vmName);
@@ -497,16 +506,19 @@ try {
       expect(await dlg.getByLabel("New VM name").getAttribute("aria-invalid") === "true", "restore: the name field marked invalid");
       await dlg.getByRole("button", { name: "Cancel" }).click();
       // Delete the incremental behind its dialog.
+      mark("delete");
       await page.getByRole("button", { name: `Delete backup ${incr.id}` }).click();
       await page.getByRole("dialog", { name: `Delete backup ${incr.id}?` }).getByRole("button", { name: `Delete ${incr.id}` }).click();
       await page.getByRole("status").filter({ hasText: `deleted ${incr.id}` }).waitFor();
       await table.locator(`tr[data-backup="${incr.id}"]`).waitFor({ state: "detached" });
       expect((await adminApi("GET", `/api/v1/backups?vm=${vmName}`)).backups.length === 1, "the API still lists the deleted backup");
       // Prune: a bad VM name is the API's 400 next to the VM field; then the dry run's preview.
+      mark("prune 400");
       await page.locator("#prune-vm").fill("Bad_Name");
       await page.locator("#prune-keep_last").fill("1");
       await page.getByRole("button", { name: "Preview" }).click();
       await page.locator("#prune-vm-error").waitFor();
+      mark("prune preview");
       await page.locator("#prune-vm").fill(vmName);
       await page.getByRole("button", { name: "Preview" }).click();
       const preview = page.locator("[data-prune-preview]");
@@ -514,6 +526,7 @@ try {
       expect(await preview.getByRole("button", { name: "Delete 0 backups" }).isDisabled(), "nothing to prune, nothing to press");
       expect((await adminApi("GET", `/api/v1/backups?vm=${vmName}`)).backups.length === 1, "a preview deleted something");
       // Schedules: a bad time refused next to it (the form), a taken name (the API's 409), delete.
+      mark("schedule");
       const sched = page.locator("strata-backup-schedules");
       await sched.getByLabel("Schedule name").fill("web-nightly");
       await sched.getByLabel("VM", { exact: true }).fill(vmName);
@@ -538,10 +551,17 @@ try {
       await page.getByRole("dialog", { name: "Delete schedule web-nightly?" }).getByRole("button", { name: "Delete web-nightly" }).click();
       await row.waitFor({ state: "detached" });
       // Sync to the configured target: a task followed to its end.
+      mark("sync");
       await page.getByRole("button", { name: "Sync now" }).click();
       await page.getByRole("table", { name: "Backup tasks started here" }).locator('tr[data-kind="backup.sync"][data-state="succeeded"]').waitFor({ timeout: 60000 });
+     } catch (e) {
+      await page.screenshot({ path: join(shots, "backups-failed.png"), fullPage: true }).catch(() => {});
+      throw new Error(`at "${at}": ${(e && e.message ? e.message : String(e)).split("\n").slice(0, 3).join(" | ")}`);
+     } finally {
+      // Back to the VM page whatever happened: the console steps start there.
       await page.goto(url + `/vms/${vmName}`);
       await page.getByRole("heading", { name: `VM ${vmName}` }).waitFor();
+     }
     });
 
     await step("serial console: the guest's ready line, and a typed command runs", async () => {
