@@ -4,7 +4,9 @@
 # in, the host with its capacity bars, live events, hosts and VM lists, start a VM (when
 # the tiny guest images exist), its VM page (pause/resume), serial console (ready line,
 # a typed command) and graphical console (noVNC connected, canvas sized), the host page, deleting a VM with confirmation, logout, a viewer
-# without buttons whose forced request and console WebSocket are refused. Screenshots in $SHOTS_DIR (default: <build>/web-screenshots). Exits 77 (SKIPPED)
+# without buttons whose forced request and console WebSocket are refused; backups (when a VM
+# runs): two made from the VM page, listed, verified, one deleted, prune previewed, a
+# schedule created and deleted, a sync, and the viewer's backups page without controls. Screenshots in $SHOTS_DIR (default: <build>/web-screenshots). Exits 77 (SKIPPED)
 # without chromium, node or a built console.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -31,9 +33,12 @@ trap cleanup EXIT
 # 2-thread host.
 # A datastore for the local agent: its capacity and use show as bars on the dashboard and
 # the host page.
-mkdir -p "$WORK/ds"
+mkdir -p "$WORK/ds" "$WORK/repo" "$WORK/sync"
+# Backups (the backups step): a repository and a sync target, as test/e2e/backup_restore.sh.
+chmod o+x "$WORK"  # QEMU runs as strata-qemu (when it exists), which must search it
 start_stratad "$D" "127.0.0.1:$PORT" --all-in-one --accel tcg --host-name "$HOST" \
-  --heartbeat-ms 300 --web-root "$REPO/web/dist" --cpu-overcommit 32 --datastore "web-ds=$WORK/ds"
+  --heartbeat-ms 300 --web-root "$REPO/web/dist" --cpu-overcommit 32 --datastore "web-ds=$WORK/ds" \
+  --backup-repo "$WORK/repo" --backup-sync-repo "$WORK/sync"
 host_up() { [ "$(api GET "/api/v1/hosts/$HOST" | jq -r .state)" = up ]; }
 wait_for 60 "host up" host_up || fail "the local host did not come up: $(api GET /api/v1/hosts)"
 
@@ -68,5 +73,5 @@ VIEWER=$(api POST /api/v1/tokens '{"name":"web-viewer","role":"viewer"}' | jq -r
 [ "$(last_status)" = 201 ] || fail "viewer token: HTTP $(last_status)"
 
 STRATA_URL="http://127.0.0.1:$PORT" ADMIN_TOKEN="$TOKEN" VIEWER_TOKEN="$VIEWER" \
-  HOST_NAME="$HOST" DATASTORE=web-ds VM_NAME="$VM" VM_DELETE="$VM_DELETE" ISO_NAME="$ISO_NAME" VM_CMDLINE="${TINY_CMDLINE:-}" SHOTS_DIR="$SHOTS_DIR" CHROMIUM="$CHROMIUM" \
+  HOST_NAME="$HOST" DATASTORE=web-ds VM_NAME="$VM" VM_DELETE="$VM_DELETE" ISO_NAME="$ISO_NAME" VM_CMDLINE="${TINY_CMDLINE:-}" BACKUPS=1 SHOTS_DIR="$SHOTS_DIR" CHROMIUM="$CHROMIUM" \
   node "$REPO/web/test/browser/console.mjs"

@@ -29,6 +29,7 @@ import { LivePage, capacity, datastoreBars, loadSummary, requestHost, stateBadge
 import { fetchOnce } from "./prefetch";
 import "./charts";
 import "./host-vms";
+import "./backups";
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : {});
@@ -384,6 +385,7 @@ class VmPage extends LivePage {
               .memTotal=${(num(spec.memory_mib) ?? 0) * 1048576}></strata-metrics-charts>
           </section>`
         : nothing}
+      <strata-vm-backups .name=${vm.name ?? ""} .role=${this.role} .events=${this.events}></strata-vm-backups>
       ${operate
         ? html`<section aria-labelledby="vm-console-h">
             <h2 id="vm-console-h">Serial console</h2>

@@ -13,14 +13,16 @@ import "./create";
 import "./admin-pages";
 import "./clusters";
 import "./activity";
+import "./backups";
 
-type Page = "dashboard" | "inventory" | "cluster" | "hosts" | "vms" | "host" | "vm" | "create" | "images" | "tokens" | "tasks" | "events" | "search";
+type Page = "dashboard" | "inventory" | "cluster" | "hosts" | "vms" | "host" | "vm" | "create" | "images" | "tokens" | "tasks" | "events" | "search" | "backups";
 
 const PAGES: Array<{ page: Page; path: string; label: string }> = [
   { page: "dashboard", path: "/", label: "Dashboard" },
   { page: "inventory", path: "/inventory", label: "Inventory" },  // clusters -> hosts -> VMs
   { page: "hosts", path: "/hosts", label: "Hosts" },
   { page: "vms", path: "/vms", label: "VMs" },
+  { page: "backups", path: "/backups", label: "Backups" },
   { page: "tasks", path: "/tasks", label: "Tasks" },
   { page: "events", path: "/events", label: "Events" },
   { page: "images", path: "/images", label: "Images" },
@@ -163,9 +165,11 @@ class StrataApp extends LitElement {
   private go(ev: MouseEvent, path: string): void {
     if (ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
     ev.preventDefault();
-    if (location.pathname !== path) history.pushState(null, "", path);
-    this.page = pageFor(path);
-    this.detail = detailName(path);
+    // A link may carry a query ("/backups?vm=web-1"): the page is the path's.
+    const pathname = new URL(path, location.origin).pathname;
+    if (location.pathname + location.search !== path) history.pushState(null, "", path);
+    this.page = pageFor(pathname);
+    this.detail = detailName(pathname);
     window.scrollTo(0, 0);
   }
 
@@ -209,6 +213,8 @@ class StrataApp extends LitElement {
         return html`<strata-vms .role=${this.role} .events=${this.events}></strata-vms>`;
       case "search":
         return keyed(location.search, html`<strata-search .role=${this.role} .events=${this.events}></strata-search>`);
+      case "backups":
+        return html`<strata-backups .role=${this.role} .events=${this.events}></strata-backups>`;
       case "tasks":
         return html`<strata-tasks .role=${this.role} .events=${this.events}></strata-tasks>`;
       case "events":

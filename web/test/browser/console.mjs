@@ -8,6 +8,7 @@
 //   VM_DELETE      a stopped VM deleted from its page (empty: skipped)
 //   DATASTORE      a datastore the host mounts (its bars on the dashboard and host page)
 //   ISO_NAME       an image of kind iso in the catalog (wizard CD-ROM, VM page insert/eject)
+//   BACKUPS        1: stratad has --backup-repo and --backup-sync-repo (the backups step)
 //   SHOTS_DIR      where the screenshots go
 // Prints "N passed, N failed" at the end; exit 1 on any failure.
 import { mkdirSync, readFileSync } from "node:fs";
@@ -23,7 +24,8 @@ const hostName = env("HOST_NAME", "");
 const vmName = env("VM_NAME", "");
 const vmDelete = env("VM_DELETE", "");
 const datastore = env("DATASTORE", "");
-const isoName = env("ISO_NAME", "");  // an iso image in the catalog (the CD-ROM checks; empty: left out)
+const isoName = env("ISO_NAME", "");
+const backups = env("BACKUPS", "") === "1" && vmName !== "";  // stratad has a backup repository and a sync target  // an iso image in the catalog (the CD-ROM checks; empty: left out)
 const cmdline = env("VM_CMDLINE", "console=ttyS0");
 const wizardVm = "web-wizard";
 const shots = env("SHOTS_DIR", "web-shots");
@@ -445,6 +447,121 @@ try {
       const why = (await direct.json()).error?.message ?? "";
       expect(direct.status >= 400 && why && (await said.textContent()).includes(why), `migrate: page "${await said.textContent()}", API ${direct.status} ${why}`);
       await page.screenshot({ path: join(shots, "vm.png"), fullPage: true });
+    });
+
+    // Backups (issue 12): stratad runs with --backup-repo and --backup-sync-repo
+    // (test/e2e/web_console.sh). Everything through the pages; the API read alongside.
+    if (backups) await step("backups: back up from the VM page, listed, verify, delete, prune preview, schedules, sync, the API's errors", async () => {
+     let at = "start";
+     const mark = (what) => { at = what; };
+     try {
+      const section = page.locator("strata-vm-backups");
+      await section.getByRole("heading", { name: "Backups" }).waitFor();
+      const started = section.getByRole("table", { name: "Backup tasks started here" });
+      // Full, then incremental (QEMU's dirty bitmap from the first): each a task followed to its end.
+      mark("full backup");
+      await section.getByLabel("full (else incremental when possible)").check();
+      await section.getByRole("button", { name: "Back up now" }).click();
+      await started.locator('tr[data-kind="backup.create"][data-state="succeeded"]').waitFor({ timeout: 120000 });
+      mark("incremental backup");
+      await section.getByLabel("full (else incremental when possible)").uncheck();
+      await section.getByRole("button", { name: "Back up now" }).click();
+      await started.locator('tr[data-kind="backup.create"][data-state="succeeded"]').nth(1).waitFor({ timeout: 120000 });
+      const listed = (await adminApi("GET", `/api/v1/backups?vm=${vmName}`)).backups;
+      expect(listed.length === 2, `API lists ${listed.length} backups of ${vmName}`);
+      const [full, incr] = listed;  // oldest first
+      expect(full.kind === "full" && incr.kind === "incremental" && incr.parent === full.id, `kinds ${full.kind}, ${incr.kind} (parent ${incr.parent})`);
+      mark("the VM page lists them");
+      const mine = section.getByRole("table", { name: "Backups of this VM" });
+      for (const b of listed) await mine.locator(`tr[data-backup="${b.id}"]`).waitFor();
+      expect(await mine.locator("tbody tr").first().getAttribute("data-backup") === incr.id, "the VM's backups newest first");
+      await page.screenshot({ path: join(shots, "vm-backups.png"), fullPage: true });
+
+      // The backups page, filtered by the VM (the link from the VM page keeps ?vm=).
+      mark("the backups page");
+      await section.getByRole("link", { name: new RegExp(`^All backups of ${vmName}`) }).click();
+      await page.getByRole("heading", { name: "Backups", exact: true }).first().waitFor();
+      expect(new URL(page.url()).search === `?vm=${vmName}`, `URL ${page.url()}`);
+      const table = page.getByRole("table", { name: "Backups", exact: true });
+      const fullRow = table.locator(`tr[data-backup="${full.id}"]`);
+      await fullRow.waitFor();
+      expect((await fullRow.textContent()).includes("full") && (await table.locator(`tr[data-backup="${incr.id}"]`).textContent()).includes("incremental"),
+        "kind column");
+      // Verify: the task's result on the row (chunks checked, no problem), as the API says.
+      mark("verify");
+      await page.getByRole("button", { name: `Verify backup ${full.id}` }).click();
+      const verdict = fullRow.locator("[data-verify]");
+      await verdict.waitFor({ timeout: 60000 });
+      const vt = (await adminApi("GET", "/api/v1/tasks?order=newest&limit=20")).tasks.find((t) => t.kind === "backup.verify" && t.target_id === full.id);
+      const said = await verdict.textContent();
+      expect(await verdict.getAttribute("data-verify") === "ok" && vt?.state === "succeeded" && said.includes(`${vt.result.chunks_checked} chunk`),
+        `verify: page "${said}", task ${JSON.stringify(vt?.result)}`);
+      // Restore into a new VM whose name is taken: the API's 409 next to the name, nothing started.
+      mark("restore 409");
+      await page.getByRole("button", { name: `Restore backup ${full.id}` }).click();
+      const dlg = page.getByRole("dialog", { name: `Restore backup ${full.id}` });
+      await dlg.getByLabel("New VM name").fill(vmDelete || vmName);
+      await dlg.getByRole("button", { name: "Restore", exact: true }).click();
+      await dlg.locator("#bk-restore-target-error").waitFor();
+      expect(await dlg.getByLabel("New VM name").getAttribute("aria-invalid") === "true", "restore: the name field marked invalid");
+      await dlg.getByRole("button", { name: "Cancel" }).click();
+      // Delete the incremental behind its dialog.
+      mark("delete");
+      await page.getByRole("button", { name: `Delete backup ${incr.id}` }).click();
+      await page.getByRole("dialog", { name: `Delete backup ${incr.id}?` }).getByRole("button", { name: `Delete ${incr.id}` }).click();
+      await page.getByRole("status").filter({ hasText: `deleted ${incr.id}` }).waitFor();
+      await table.locator(`tr[data-backup="${incr.id}"]`).waitFor({ state: "detached" });
+      expect((await adminApi("GET", `/api/v1/backups?vm=${vmName}`)).backups.length === 1, "the API still lists the deleted backup");
+      // Prune: a bad VM name is the API's 400 next to the VM field; then the dry run's preview.
+      mark("prune 400");
+      await page.locator("#prune-vm").fill("Bad_Name");
+      await page.locator("#prune-keep_last").fill("1");
+      await page.getByRole("button", { name: "Preview" }).click();
+      await page.locator("#prune-vm-error").waitFor();
+      mark("prune preview");
+      await page.locator("#prune-vm").fill(vmName);
+      await page.getByRole("button", { name: "Preview" }).click();
+      const preview = page.locator("[data-prune-preview]");
+      await preview.getByRole("status").filter({ hasText: "Would keep 1 and delete 0" }).waitFor();
+      expect(await preview.getByRole("button", { name: "Delete 0 backups" }).isDisabled(), "nothing to prune, nothing to press");
+      expect((await adminApi("GET", `/api/v1/backups?vm=${vmName}`)).backups.length === 1, "a preview deleted something");
+      // Schedules: a bad time refused next to it (the form), a taken name (the API's 409), delete.
+      mark("schedule");
+      const sched = page.locator("strata-backup-schedules");
+      await sched.getByLabel("Schedule name").fill("web-nightly");
+      await sched.getByLabel("VM", { exact: true }).fill(vmName);
+      await sched.getByLabel("Time (UTC)").fill("25:00");
+      await sched.getByRole("button", { name: "Create schedule" }).click();
+      await sched.locator("#sch-time-error").waitFor();
+      await sched.getByLabel("Time (UTC)").fill("03:15");
+      await sched.locator("#sch-keep_last").fill("7");
+      await sched.getByRole("button", { name: "Create schedule" }).click();
+      const row = sched.locator('tr[data-schedule="web-nightly"]');
+      await row.waitFor();
+      expect((await row.textContent()).includes("last 7") && (await row.textContent()).includes("03:15"), `schedule row: ${await row.textContent()}`);
+      const api = (await adminApi("GET", "/api/v1/backup-schedules/web-nightly"));
+      expect(api.vm === vmName && api.time === "03:15" && api.retention?.keep_last === 7, `schedule in the API: ${JSON.stringify(api)}`);
+      await sched.getByLabel("Schedule name").fill("web-nightly");
+      await sched.getByLabel("VM", { exact: true }).fill(vmName);
+      await sched.getByLabel("Time (UTC)").fill("04:00");
+      await sched.getByRole("button", { name: "Create schedule" }).click();
+      await sched.locator("#sch-name-error, p.error").first().waitFor();
+      await page.screenshot({ path: join(shots, "backups.png"), fullPage: true });
+      await sched.getByRole("button", { name: "Delete schedule web-nightly" }).click();
+      await page.getByRole("dialog", { name: "Delete schedule web-nightly?" }).getByRole("button", { name: "Delete web-nightly" }).click();
+      await row.waitFor({ state: "detached" });
+      // Sync to the configured target: a task followed to its end.
+      mark("sync");
+      await page.getByRole("button", { name: "Sync now" }).click();
+      await page.getByRole("table", { name: "Backup tasks started here" }).locator('tr[data-kind="backup.sync"][data-state="succeeded"]').waitFor({ timeout: 60000 });
+     } catch (e) {
+      await page.screenshot({ path: join(shots, "backups-failed.png"), fullPage: true }).catch(() => {});
+      throw new Error(`at "${at}": ${(e && e.message ? e.message : String(e)).split("\n").slice(0, 3).join(" | ")}`);
+     } finally {
+      // Back to the VM page whatever happened: the console steps start there.
+      await page.goto(url + `/vms/${vmName}`);
+      await page.getByRole("heading", { name: `VM ${vmName}` }).waitFor();
+     }
     });
 
     await step("serial console: the guest's ready line, and a typed command runs", async () => {
@@ -1126,6 +1243,22 @@ try {
       }
       await p.screenshot({ path: join(shots, "vm-viewer.png"), fullPage: true });
     }
+    if (backups) {
+      // The backups page: the list and the schedules, no button and no form.
+      await p.getByRole("link", { name: "Backups", exact: true }).click();
+      await p.getByRole("table", { name: "Backups", exact: true }).locator("tbody tr").first().waitFor();
+      await p.getByRole("heading", { name: "Schedules" }).waitFor();
+      const onBackups = await p.locator("main button, main input, main form").count();
+      expect(onBackups === 0, `viewer sees ${onBackups} controls on the backups page`);
+      const id = (await adminApi("GET", "/api/v1/backups")).backups[0].id;
+      const verify = await p.evaluate(async (id) => {
+        const s = await (await fetch("/api/v1/session")).json();
+        const r = await fetch(`/api/v1/backups/${id}/verify`, { method: "POST", headers: { "X-CSRF-Token": s.csrf_token } });
+        return r.status;
+      }, id);
+      expect(verify === 403, `a viewer's verify answered ${verify}`);
+      await p.screenshot({ path: join(shots, "backups-viewer.png"), fullPage: true });
+    }
     // Without the CSRF header: 403; with it, the viewer's role: 403 as well.
     const status = await p.evaluate(async (name) => {
       const a = await fetch(`/api/v1/vms/${name || "x"}/stop`, { method: "POST" });
@@ -1156,6 +1289,7 @@ try {
     const pages = [["/", "Dashboard"], ["/inventory", "Inventory"], ["/clusters/default", "Cluster default"], ["/hosts", "Hosts"],
       ["/vms", "Virtual machines"], ["/images", "Images"], ["/tokens", "Tokens"], ["/tasks", "Tasks"], ["/events", "Events"],
       ["/search?q=web", "Search: web"]];
+    if (backups) pages.push(["/backups", "Backups"]);
     if (hostName) pages.push([`/hosts/${hostName}`, `Host ${hostName}`]);
     if (vmName) pages.push([`/vms/${vmName}`, `VM ${vmName}`], ["/create", "Create a VM"]);
     for (const [path, heading] of pages) {
