@@ -166,6 +166,31 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     });
   }
 
+  // resize-disk
+  {
+    auto name = std::make_shared<std::string>();
+    auto disk = std::make_shared<std::string>();
+    auto size = std::make_shared<std::string>();
+    auto f = std::make_shared<ActionFlags>();
+    CLI::App* c = vm->add_subcommand(
+        "resize-disk", "Grow a VM's disk (live if it runs; the guest sees the new size)");
+    c->add_option("name", *name, "VM name")->required();
+    c->add_option("disk", *disk, "The disk's name (as in vm show)")->required();
+    c->add_option("size", *size, "The new size: 20G, 512M (MiB without a unit); grow only")
+        ->required();
+    add_wait_flags(c, *f);
+    c->callback([&ctx, name, disk, size, f] {
+      ctx.action = [&ctx, name, disk, size, f] {
+        auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+        if (!timeout) return ctx.usage_error(timeout.error());
+        auto req = build_vm_resize_disk(*name, *disk, *size);
+        if (!req) return ctx.usage_error(req.error());
+        return ctx.act(*req, "vm " + *name + ": disk " + *disk + " resize to " + *size + " requested",
+                       f->wait, *timeout);
+      };
+    });
+  }
+
   // list
   {
     auto labels = std::make_shared<std::vector<std::string>>();

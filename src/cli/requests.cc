@@ -316,6 +316,14 @@ ApiRequest build_vm_cdrom(const std::string& name, const std::optional<std::stri
   return {"POST", vm_path(name) + "/cdrom", json{{"image", image ? json(*image) : json(nullptr)}}};
 }
 
+Result<ApiRequest> build_vm_resize_disk(const std::string& name, const std::string& disk,
+                                        const std::string& size) {
+  auto bytes = parse_size(size, "size", 1ull << 20);
+  if (!bytes) return tl::unexpected(bytes.error());
+  return ApiRequest{"POST", vm_path(name) + "/disks/" + url_escape(disk) + "/resize",
+                    json{{"size_bytes", *bytes}}};
+}
+
 ApiRequest build_vm_migrate_cancel(const std::string& name) {
   return {"POST", vm_path(name) + "/migrate/cancel", json::object()};
 }

@@ -193,6 +193,17 @@ TEST(Requests, VmCreateFromAnIsoAndTheCdromCommand) {
   EXPECT_EQ(build_vm_create(plain).value().body->at("watchdog"),
             json::parse(R"({"model":"i6300esb","action":"poweroff"})"));
 
+  // strata vm resize-disk NAME DISK SIZE: a size with a unit, MiB without one.
+  auto grow = build_vm_resize_disk("inst", "root", "20G");
+  ASSERT_TRUE(grow) << grow.error().to_string();
+  EXPECT_EQ(grow->method, "POST");
+  EXPECT_EQ(grow->target, "/api/v1/vms/inst/disks/root/resize");
+  EXPECT_EQ(*grow->body, json::parse(R"({"size_bytes":21474836480})"));
+  EXPECT_EQ(build_vm_resize_disk("inst", "root", "512")->body->at("size_bytes"), 512ull << 20);
+  auto bad_size = build_vm_resize_disk("inst", "root", "lots");
+  ASSERT_FALSE(bad_size);
+  EXPECT_EQ(bad_size.error().field, "size");
+
   auto insert = build_vm_cdrom("inst", std::string("rescue"));
   EXPECT_EQ(insert.method, "POST");
   EXPECT_EQ(insert.target, "/api/v1/vms/inst/cdrom");

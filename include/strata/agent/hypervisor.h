@@ -205,6 +205,15 @@ class Hypervisor {
   // template's (another OVMF build).
   virtual Result<std::string> read_uefi_vars(const std::string& vm);
   virtual Status write_uefi_vars(const std::string& vm, const std::string& vars);
+  // Grows disk `disk` of `vm` to `size_bytes` (docs/internals/qemu-driver.md, "Disk
+  // resize"): live through QEMU when the VM runs or is paused (the guest sees the new
+  // capacity), with qemu-img when it does not. Grow only, as Proxmox and vSphere: a size
+  // below the current one is invalid_argument("size_bytes") (shrinking loses data the
+  // guest's file system may still use); the same size is a no-op. A read-only disk, or a
+  // VM busy with another job, is failed_precondition. Returns the new size; the VM's spec
+  // records it.
+  virtual Result<uint64_t> resize_disk(const std::string& vm, const std::string& disk,
+                                       uint64_t size_bytes);
 
   // Cold migration of a stopped VM's local disk (docs/internals/migration.md, "Cold
   // migration"). export_disk: `on_header` gets what the file is, then `on_extent` each of
@@ -252,6 +261,11 @@ inline Result<std::string> Hypervisor::read_uefi_vars(const std::string&) {
 
 inline Status Hypervisor::write_uefi_vars(const std::string&, const std::string&) {
   return make_error(ErrorCode::failed_precondition, "this hypervisor has no UEFI variables");
+}
+
+inline Result<uint64_t> Hypervisor::resize_disk(const std::string&, const std::string&,
+                                                uint64_t) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor cannot resize disks");
 }
 
 inline Status Hypervisor::export_disk(const std::string&, const std::string&, size_t,

@@ -100,6 +100,9 @@ ApiRequest build_vm_clone(const std::string& source, const std::string& name,
                           std::optional<bool> linked);
 ApiRequest build_vm_stop(const std::string& name, bool force, std::optional<uint64_t> timeout_s);
 // POST /vms/{name}/cdrom: {"image": iso} to insert or change, {"image": null} to eject.
+// strata vm resize-disk NAME DISK SIZE: SIZE as "20G", "512M" or MiB without a unit.
+Result<ApiRequest> build_vm_resize_disk(const std::string& name, const std::string& disk,
+                                        const std::string& size);
 ApiRequest build_vm_cdrom(const std::string& name, const std::optional<std::string>& image);
 // POST /vms/{name}/migrate; empty host: the scheduler chooses; 0s: the server's defaults;
 // tls false: "tls": false (unencrypted), true: the cluster default.

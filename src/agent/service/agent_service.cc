@@ -286,6 +286,19 @@ grpc::Status AgentService::ChangeCdrom(grpc::ServerContext*, const v1::ChangeCdr
       });
 }
 
+grpc::Status AgentService::ResizeDisk(grpc::ServerContext*, const v1::ResizeDiskRequest* req,
+                                      v1::ResizeDiskResponse* resp) {
+  return once<v1::ResizeDiskRequest, v1::ResizeDiskResponse>(
+      "ResizeDisk", *req, resp, [&](v1::ResizeDiskResponse* out) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        if (auto st = model::validate_name("disk", req->disk()); !st) return st;
+        auto size = hv_.resize_disk(req->name(), req->disk(), req->size_bytes());
+        if (!size) return tl::unexpected(size.error());
+        out->set_size_bytes(*size);
+        return current(req->name(), out->mutable_vm());
+      });
+}
+
 grpc::Status AgentService::ReadUefiVars(grpc::ServerContext*, const v1::ReadUefiVarsRequest* req,
                                         v1::ReadUefiVarsResponse* resp) {
   if (auto st = model::validate_name("name", req->name()); !st)

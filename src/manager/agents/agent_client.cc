@@ -146,6 +146,18 @@ Result<pb::VmStatus> AgentClient::change_cdrom(const std::string& request_id,
   return resp.vm();
 }
 
+Result<pb::VmStatus> AgentClient::resize_disk(const std::string& request_id,
+                                              const std::string& name, const std::string& disk,
+                                              uint64_t size_bytes) {
+  pb::ResizeDiskRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_disk(disk);
+  req.set_size_bytes(size_bytes);
+  STRATA_UNARY(ResizeDisk, req, pb::ResizeDiskResponse, std::chrono::seconds(60));
+  return resp.vm();
+}
+
 Result<std::string> AgentClient::read_uefi_vars(const std::string& name) {
   pb::ReadUefiVarsRequest req;
   req.set_name(name);

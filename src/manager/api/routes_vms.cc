@@ -118,6 +118,20 @@ HttpResponse change_cdrom(ApiDeps& d, HttpRequest& r) {
   return change_response(d, *change);
 }
 
+// POST /api/v1/vms/{name}/disks/{disk}/resize {"size_bytes": N}: grow the disk (live when the
+// VM runs); 202 with the "vm.disk.resize" task (vm_service.h).
+HttpResponse resize_disk(ApiDeps& d, HttpRequest& r) {
+  auto body = parse_json_object(r.body);
+  if (!body) return error_response(body.error());
+  using T = JsonType;
+  if (auto st = check_fields(*body, {{"size_bytes", T::unsigned_integer, /*required=*/true}}); !st)
+    return error_response(st.error());
+  auto change = d.vms->resize_disk(r.param("name"), r.param("disk"),
+                                   optional_uint(*body, "size_bytes", 0), audit_actor(r));
+  if (!change) return error_response(change.error());
+  return change_response(d, *change);
+}
+
 }  // namespace
 
 void add_vm_routes(ApiService& api) {
@@ -246,6 +260,11 @@ void add_vm_routes(ApiService& api) {
   cdrom.action = "vm.cdrom";
   api.router().add("POST", "/api/v1/vms/{name}/cdrom", cdrom,
                    [&d](HttpRequest& r) { return change_cdrom(d, r); });
+
+  RouteOptions resize = op;
+  resize.action = "vm.disk.resize";
+  api.router().add("POST", "/api/v1/vms/{name}/disks/{disk}/resize", resize,
+                   [&d](HttpRequest& r) { return resize_disk(d, r); });
 
   RouteOptions mig = op;
   mig.action = "vm.migrate";

@@ -105,6 +105,24 @@ class MemoryHypervisor final : public Hypervisor {
     it->second.spec.cdrom = image;
     return {};
   }
+  // Grow only, against the size the spec records (the QEMU driver asks the disk itself).
+  Result<uint64_t> resize_disk(const std::string& name, const std::string& disk,
+                               uint64_t size_bytes) override {
+    std::lock_guard lock(mu_);
+    ++calls["resize_disk"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    for (auto& d : it->second.spec.disks) {
+      if (d.name != disk) continue;
+      if (d.readonly) return make_error(ErrorCode::failed_precondition, "read-only", "disk");
+      if (size_bytes < d.size_bytes)
+        return invalid_argument("size_bytes", "disks only grow");
+      d.size_bytes = size_bytes;
+      return size_bytes;
+    }
+    return make_error(ErrorCode::not_found, "no disk " + disk, "disk");
+  }
   std::map<std::string, std::string> uefi_vars;  // VM -> its variables (UEFI VMs)
   Result<std::string> read_uefi_vars(const std::string& name) override {
     std::lock_guard lock(mu_);

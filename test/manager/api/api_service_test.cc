@@ -1619,6 +1619,30 @@ TEST_F(ApiTest, CdromBootOrderAndFirmware) {
   auto ej = call("POST", "/api/v1/vms/inst/cdrom", R"({"image":null})", op);
   ASSERT_EQ(ej.status, 202u) << ej.body;
   EXPECT_EQ(json::parse(ej.body)["task"]["kind"], "vm.cdrom");
+
+  // Disk resize: the body checked naming the field, grow only, unknown VM or disk 404, a
+  // viewer 403, an accepted resize 202 with its task.
+  const std::string resize = "/api/v1/vms/inst/disks/root/resize";
+  for (const auto& [b, f] : std::vector<std::pair<std::string, std::string>>{
+           {"{}", "size_bytes"},
+           {R"({"size_bytes":"2G"})", "size_bytes"},
+           {R"({"size_bytes":-1})", "size_bytes"},
+           {R"({"size_bytes":0})", "size_bytes"},
+           {R"({"size_bytes":1024})", "size_bytes"},  // below the disk's 1 GiB
+           {R"({"size_bytes":2147483648,"x":1})", "x"}}) {
+    auto r = call("POST", resize, b, op);
+    EXPECT_EQ(r.status, 400u) << b << " " << r.body;
+    EXPECT_EQ(field(r), f) << b << " " << r.body;
+  }
+  const std::string two_gib = R"({"size_bytes":2147483648})";
+  EXPECT_EQ(call("POST", "/api/v1/vms/nope/disks/root/resize", two_gib, op).status, 404u);
+  auto no_disk = call("POST", "/api/v1/vms/inst/disks/swap/resize", two_gib, op);
+  EXPECT_EQ(no_disk.status, 404u) << no_disk.body;
+  EXPECT_EQ(field(no_disk), "disk");
+  EXPECT_EQ(call("POST", resize, two_gib, viewer).status, 403u);
+  auto grown = call("POST", resize, two_gib, op);
+  ASSERT_EQ(grown.status, 202u) << grown.body;
+  EXPECT_EQ(json::parse(grown.body)["task"]["kind"], "vm.disk.resize");
 }
 
 }  // namespace

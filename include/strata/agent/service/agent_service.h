@@ -77,6 +77,8 @@ class AgentService final : public v1::AgentService::Service {
                         v1::RebootVmResponse*) override;
   grpc::Status ChangeCdrom(grpc::ServerContext*, const v1::ChangeCdromRequest*,
                            v1::ChangeCdromResponse*) override;
+  grpc::Status ResizeDisk(grpc::ServerContext*, const v1::ResizeDiskRequest*,
+                          v1::ResizeDiskResponse*) override;
   grpc::Status ReadUefiVars(grpc::ServerContext*, const v1::ReadUefiVarsRequest*,
                             v1::ReadUefiVarsResponse*) override;
   grpc::Status WriteUefiVars(grpc::ServerContext*, const v1::WriteUefiVarsRequest*,

@@ -124,6 +124,9 @@ class AgentClient {
   // The CD-ROM's medium: `image` (an iso in the host's store) or empty to eject.
   Result<pb::VmStatus> change_cdrom(const std::string& request_id, const std::string& name,
                                     const std::string& image);
+  // Grows disk `disk` to `size_bytes` (the agent's ResizeDisk): returns the VM as it is then.
+  Result<pb::VmStatus> resize_disk(const std::string& request_id, const std::string& name,
+                                   const std::string& disk, uint64_t size_bytes);
   // A UEFI VM's variables file, whole (cold migration carries it).
   Result<std::string> read_uefi_vars(const std::string& name);
   Status write_uefi_vars(const std::string& request_id, const std::string& name,

@@ -160,6 +160,16 @@ class VmService {
   // iso; failed_precondition: being deleted, migrating, or a machine without a CD-ROM.
   Result<VmChange> change_cdrom(const std::string& name, const std::string& image,
                                 const std::string& actor);
+  // Grows disk `disk` of VM `name` to `size_bytes` (vm_disk_resize.cc; docs/internals/
+  // qemu-driver.md, "Disk resize"). One transaction writes a "vm.disk.resize" task and its
+  // audit event; a worker has the host grow the disk (live when the VM runs; request id:
+  // the task id) and only then records the size in the VM's spec. A VM not placed yet gets
+  // the size recorded at once (its define makes the disk that big). Grow only:
+  // invalid_argument("size_bytes") below the size the spec records (the host checks the
+  // real size too); not_found("disk"); failed_precondition: read-only disk, being deleted,
+  // migrating.
+  Result<VmChange> resize_disk(const std::string& name, const std::string& disk,
+                               uint64_t size_bytes, const std::string& actor);
   void set_image_distributor(ImageDistributor* images) { images_ = images; }
   // The VMs whose disks are overlays of `template_id`'s (its linked clones), by name.
   static Result<std::vector<std::string>> linked_clones_of(store::Store& tx,
@@ -175,6 +185,8 @@ class VmService {
   AgentLookup agents_;
   ImageDistributor* images_ = nullptr;  // not owned; null: hosts must hold the iso already
   void run_cdrom(std::string host_id, std::string vm_id, std::string image, std::string task_id);
+  void run_resize(std::string host_id, std::string vm_id, std::string disk, uint64_t size_bytes,
+                  std::string task_id);
   HaAdmission ha_admission_ = HaAdmission::enforce;  // set before serving; read only after
   bool migration_tls_ = true;                        // set before serving; read only after
   void run_clone(std::string host_id, std::string source, std::string vm_id, bool linked,

@@ -101,6 +101,8 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status force_off(const std::string& name) override;
   Status reboot(const std::string& name) override;
   Status change_cdrom(const std::string& name, const std::string& image) override;
+  Result<uint64_t> resize_disk(const std::string& name, const std::string& disk,
+                               uint64_t size_bytes) override;
   Result<std::string> read_uefi_vars(const std::string& name) override;
   Status write_uefi_vars(const std::string& name, const std::string& vars) override;
   Status export_disk(const std::string& name, const std::string& disk, size_t max_extent,
@@ -209,6 +211,10 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
 
   // Lifecycle helpers (vm_lifecycle.cc).
   Result<ResolvedVm> resolve(const std::string& name, const model::VmSpec& spec);
+  // One disk's active file: its snapshot overlay (`tree`, when the VM has snapshots), its
+  // datastore file, or its file in the image store. No lock held (qemu-img info).
+  Result<ResolvedDisk> resolve_disk(const std::string& name, const model::VmSpec& spec,
+                                    const model::DiskSpec& disk, const SnapshotTree* tree);
   // vm_media.cc: the store's file of `image`, which must be of kind iso (or of unknown
   // kind: imported on the host without one) and pass the ISO-9660/UDF check; errors name
   // `field`.

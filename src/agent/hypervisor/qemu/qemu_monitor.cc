@@ -663,6 +663,17 @@ Result<std::vector<BlockDeviceInfo>> parse_query_block(const json& r) {
       if (f == in->end() || !f->is_string() || f->get<std::string>().empty())
         return bad("inserted.file");
       b.file = f->get<std::string>();
+      if (auto n = in->find("node-name"); n != in->end()) {
+        if (!n->is_string()) return bad("inserted.node-name");
+        b.node_name = n->get<std::string>();
+      }
+      if (auto img = in->find("image"); img != in->end()) {
+        if (!img->is_object()) return bad("inserted.image");
+        auto vs = img->find("virtual-size");
+        if (vs == img->end() || !vs->is_number_unsigned())
+          return bad("inserted.image.virtual-size");
+        b.virtual_size = vs->get<uint64_t>();
+      }
     }
     out.push_back(std::move(b));
   }
@@ -673,6 +684,11 @@ Result<std::vector<BlockDeviceInfo>> QemuMonitor::query_block(std::chrono::milli
   auto r = client_->execute("query-block", nullptr, timeout);
   if (!r) return tl::unexpected(r.error());
   return parse_query_block(*r);
+}
+
+Status QemuMonitor::block_resize(const std::string& node_name, uint64_t size,
+                                 std::chrono::milliseconds timeout) {
+  return run_void("block_resize", timeout, {{"node-name", node_name}, {"size", size}});
 }
 
 Status QemuMonitor::blockdev_del(const std::string& node_name, std::chrono::milliseconds timeout) {

@@ -207,6 +207,10 @@ struct BlockDeviceInfo {
   bool removable = false;
   bool tray_open = false;
   std::string file;  // inserted medium's file; empty: no medium
+  // The inserted medium's top node ("disk0", or a snapshot overlay's node) and its image's
+  // virtual size in bytes (0 when QEMU does not say).
+  std::string node_name;
+  uint64_t virtual_size = 0;
 };
 // Parses query-block's return; internal naming the field when the shape is not QEMU's.
 Result<std::vector<BlockDeviceInfo>> parse_query_block(const nlohmann::json& r);
@@ -368,6 +372,12 @@ class QemuMonitor {
   // is open (removable devices only) and the file of its inserted medium (empty: none).
   Result<std::vector<BlockDeviceInfo>> query_block(
       std::chrono::milliseconds timeout = kMonitorTimeout);
+
+  // block_resize of node `node_name` to `size` bytes (the guest sees the new capacity; a
+  // virtio-blk guest gets a config-change interrupt). QEMU refuses a shrink only for some
+  // formats, so the driver checks "grow only" before it asks.
+  Status block_resize(const std::string& node_name, uint64_t size,
+                      std::chrono::milliseconds timeout = kMonitorTimeout);
 
   // Unvalidated passthrough for debugging (QemuHypervisor::qmp); the driver never uses it.
   Result<nlohmann::json> raw(const std::string& command, const nlohmann::json& arguments,

@@ -27,6 +27,7 @@ enum class VmJob {
   media,     // the CD-ROM's medium is being changed (vm_media.cc)
   disk_copy,  // a cold migration reads or writes a disk's file (vm_disk_copy.cc)
   backup,    // disks read into a backup repository, or restored from one (vm_backup.cc)
+  resize,    // a disk is being grown (vm_disk_resize.cc)
   // define is a job on a VM that does not exist yet: it holds a
   // name reservation (QemuHypervisor::defining_) instead.
 };
@@ -53,6 +54,8 @@ constexpr std::string_view to_string(VmJob j) {
       return "disk-copy";
     case VmJob::backup:
       return "backup";
+    case VmJob::resize:
+      return "resize";
   }
   return "?";
 }

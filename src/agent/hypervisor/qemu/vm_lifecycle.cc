@@ -47,6 +47,26 @@ std::string log_tail(const std::string& path) {
 
 }  // namespace
 
+Result<ResolvedDisk> QemuHypervisor::resolve_disk(const std::string& name,
+                                                  const model::VmSpec& spec,
+                                                  const model::DiskSpec& d,
+                                                  const SnapshotTree* tree) {
+  if (tree) {
+    auto a = tree->active.find(d.name);
+    if (a == tree->active.end())
+      return internal_error("snapshot record has no active file for disk " + d.name);
+    return ResolvedDisk{a->second, "qcow2"};
+  }
+  auto info = !d.datastore.empty()
+                  ? (opts_.datastores ? opts_.datastores->disk_info(d.datastore, d.datastore_id,
+                                                                    spec.uuid, d.name)
+                                      : make_error(ErrorCode::failed_precondition,
+                                                   "this host mounts no datastore"))
+                  : opts_.images->disk_info(name, d.name);
+  if (!info) return tl::unexpected(info.error().wrap("disk " + d.name));
+  return ResolvedDisk{info->path, info->format};
+}
+
 Result<ResolvedVm> QemuHypervisor::resolve(const std::string& name, const model::VmSpec& spec) {
   ResolvedVm r;
   r.vm_dir = vm_dir(name);
@@ -54,21 +74,9 @@ Result<ResolvedVm> QemuHypervisor::resolve(const std::string& name, const model:
   auto tree = read_snapshot_tree(r.vm_dir);
   if (!tree && tree.error().code != ErrorCode::not_found) return tl::unexpected(tree.error());
   for (auto& d : spec.disks) {
-    if (tree) {
-      auto a = tree->active.find(d.name);
-      if (a == tree->active.end())
-        return internal_error("snapshot record has no active file for disk " + d.name);
-      r.disks.push_back({a->second, "qcow2"});
-      continue;
-    }
-    auto info = !d.datastore.empty()
-                    ? (opts_.datastores ? opts_.datastores->disk_info(d.datastore, d.datastore_id,
-                                                                      spec.uuid, d.name)
-                                        : make_error(ErrorCode::failed_precondition,
-                                                     "this host mounts no datastore"))
-                    : opts_.images->disk_info(name, d.name);
-    if (!info) return tl::unexpected(info.error().wrap("disk " + d.name));
-    r.disks.push_back({info->path, info->format});
+    auto disk = resolve_disk(name, spec, d, tree ? &*tree : nullptr);
+    if (!disk) return tl::unexpected(disk.error());
+    r.disks.push_back(std::move(*disk));
   }
   if (spec.kernel_boot) {
     auto k = opts_.images->image(spec.kernel_boot->kernel);

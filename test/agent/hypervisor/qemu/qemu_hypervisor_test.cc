@@ -575,6 +575,49 @@ TEST_F(QemuDriverTest, WatchdogPowerOffIsACrashWithItsReason) {
   }
   ASSERT_TRUE(exit) << "the exit was never recorded";
   EXPECT_EQ(exit->reason, "watchdog");
+// Disk resize: live (QMP block_resize; the guest's virtio-blk sees the new capacity at
+// once), grow only, then offline (qemu-img resize) on the stopped VM, which boots with the
+// new size; the spec records each.
+TEST_F(QemuDriverTest, DiskGrowsLiveAndOfflineAndNeverShrinks) {
+  boot("grow1");
+  auto sectors = [&](int n) {
+    // The echoed command holds "SEC-$(...)"; only the output holds "SEC-<digits>".
+    const std::string tag = "SEC" + std::to_string(n);
+    EXPECT_TRUE(
+        hv_->console_write("grow1", "echo " + tag + "-$(cat /sys/block/vda/size)-END\n"));
+    EXPECT_TRUE(wait_console("grow1", "-END", static_cast<size_t>(2 * n), 30s)) << tail("grow1");
+    std::string t = tail("grow1");
+    auto at = t.rfind(tag + "-");
+    if (at == std::string::npos) return std::string("?");
+    auto end = t.find("-END", at);
+    return t.substr(at + tag.size() + 1, end - at - tag.size() - 1);
+  };
+  const uint64_t base = 64ull << 20;  // the tiny base image's virtual size
+  EXPECT_EQ(sectors(1), std::to_string(base / 512));
+  auto grown = hv_->resize_disk("grow1", "root", 128ull << 20);
+  ASSERT_TRUE(grown) << grown.error().to_string();
+  EXPECT_EQ(*grown, 128ull << 20);
+  EXPECT_EQ(sectors(2), std::to_string((128ull << 20) / 512));
+  EXPECT_EQ(hv_->status("grow1")->spec.disks[0].size_bytes, 128ull << 20);
+  auto shrink = hv_->resize_disk("grow1", "root", 96ull << 20);
+  ASSERT_FALSE(shrink);
+  EXPECT_EQ(shrink.error().field, "size_bytes");
+  EXPECT_EQ(hv_->resize_disk("grow1", "swap", 1ull << 30).error().code, ErrorCode::not_found);
+  EXPECT_TRUE(hv_->resize_disk("grow1", "root", 128ull << 20));  // the same size: nothing to do
+
+  ASSERT_TRUE(hv_->force_off("grow1"));
+  ASSERT_TRUE(wait_state("grow1", VmState::stopped));
+  auto offline = hv_->resize_disk("grow1", "root", 192ull << 20);
+  ASSERT_TRUE(offline) << offline.error().to_string();
+  // A restarted agent reads the size from the VM's spec file.
+  hv_.reset();
+  hv_ = make(system_clock());
+  ASSERT_TRUE(hv_->recover());
+  EXPECT_EQ(hv_->status("grow1")->spec.disks[0].size_bytes, 192ull << 20);
+  ASSERT_TRUE(hv_->start("grow1"));
+  ASSERT_TRUE(wait_console("grow1", "STRATA-READY", 2)) << tail("grow1");
+  ASSERT_TRUE(shell_ready("grow1")) << tail("grow1");
+  EXPECT_EQ(sectors(3), std::to_string((192ull << 20) / 512));
 }
 
 TEST_F(QemuDriverTest, UndefineRemovesEveryFile) {

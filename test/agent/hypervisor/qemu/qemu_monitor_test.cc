@@ -530,6 +530,10 @@ TEST_F(QemuMonitorFake, CdromScenario) {
 TEST(QemuMonitorParse, MalformedQueryBlockIsAnError) {
   auto good = recorded_reply("cdrom-7.2.scenario", "query-block");
   ASSERT_TRUE(parse_query_block(good));
+  // The inserted medium's node and size (disk resize reads both), as QEMU 7.2 recorded them.
+  auto parsed = parse_query_block(good);
+  EXPECT_EQ((*parsed)[0].node_name, "#block117");
+  EXPECT_EQ((*parsed)[0].virtual_size, 376832u);
   for (const char* bad : {
            R"({"qdev": "cdrom0"})",                        // not an array
            R"([1])",                                       // not an object
@@ -538,6 +542,10 @@ TEST(QemuMonitorParse, MalformedQueryBlockIsAnError) {
            R"([{"qdev": "cdrom0", "removable": true, "tray_open": 1}])",
            R"([{"qdev": "cdrom0", "removable": true, "inserted": {}}])",  // medium without a file
            R"([{"qdev": "cdrom0", "removable": true, "inserted": {"file": ""}}])",
+           R"([{"qdev": "d", "removable": false, "inserted": {"file": "/f", "node-name": 1}}])",
+           R"([{"qdev": "d", "removable": false, "inserted": {"file": "/f", "image": {}}}])",
+           R"([{"qdev": "d", "removable": false,
+                "inserted": {"file": "/f", "image": {"virtual-size": -1}}}])",
        }) {
     auto r = parse_query_block(json::parse(bad));
     ASSERT_FALSE(r) << bad;
