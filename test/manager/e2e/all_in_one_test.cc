@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -156,11 +157,12 @@ class AllInOne : public ::testing::Test {
     return j.is_discarded() ? json::object() : j;
   }
 
-  // Reads a console WebSocket (`kind`: "console" serial, "vnc" graphical) until `needle`
-  // shows up or the timeout passes.
-  std::string console_until(const std::string& vm, const std::string& needle,
-                            std::chrono::seconds timeout, const std::string& kind = "console",
-                            const std::string& input = "") {
+  // Reads a console WebSocket (`kind`: "console" serial, "vnc" graphical; a query may follow)
+  // until `done(what was read)` or the timeout passes, after typing `input` if any. Reads
+  // are asynchronous so the timeout holds even when nothing arrives.
+  std::string console_read(const std::string& vm, const std::function<bool(const std::string&)>& done,
+                           std::chrono::seconds timeout, const std::string& kind = "console",
+                           const std::string& input = "") {
     namespace beast = boost::beast;
     namespace websocket = beast::websocket;
     boost::asio::io_context ioc;
@@ -178,18 +180,37 @@ class AllInOne : public ::testing::Test {
       ws.handshake(hostport, "/api/v1/vms/" + vm + "/" + kind);
       if (!input.empty()) ws.write(boost::asio::buffer(input));  // typed into the console
       auto end = std::chrono::steady_clock::now() + timeout;
-      while (std::chrono::steady_clock::now() < end && seen.find(needle) == std::string::npos) {
-        beast::get_lowest_layer(ws).expires_after(end - std::chrono::steady_clock::now());
+      while (std::chrono::steady_clock::now() < end && !done(seen)) {
         beast::flat_buffer buf;
-        ws.read(buf);
+        bool got = false;
+        beast::error_code rec;
+        ws.async_read(buf, [&](beast::error_code ec, size_t) {
+          got = true;
+          rec = ec;
+        });
+        ioc.restart();
+        ioc.run_for(end - std::chrono::steady_clock::now());
+        if (!got) {  // timed out: cancel the read and let its handler run
+          beast::get_lowest_layer(ws).cancel();
+          ioc.restart();
+          ioc.run();
+          break;
+        }
+        if (rec) break;
         seen += beast::buffers_to_string(buf.data());
       }
-      beast::error_code ec;
-      ws.close(websocket::close_code::normal, ec);
+      beast::get_lowest_layer(ws).close();
     } catch (const std::exception& e) {
       seen += std::string("\n[websocket: ") + e.what() + "]";
     }
     return seen;
+  }
+  std::string console_until(const std::string& vm, const std::string& needle,
+                            std::chrono::seconds timeout, const std::string& kind = "console",
+                            const std::string& input = "") {
+    return console_read(
+        vm, [&](const std::string& seen) { return seen.find(needle) != std::string::npos; },
+        timeout, kind, input);
   }
 
   // Speaks RFB 3.8 over the VNC WebSocket up to the server's ServerInit: "WxH" of the
@@ -329,15 +350,13 @@ TEST_F(AllInOne, VmLifecycleWithConsole) {
   EXPECT_EQ(fired["target"], "vm/e2e-tiny");
   // Reset in place: the guest boots again (its ready line after the armed one, in the
   // console's history) and the VM stays running.
-  std::string again;
-  auto rebooted = [&] {
-    auto armed_at = again.find("WD-2-ARMED");
-    auto ready_at = again.rfind("STRATA-READY");
+  auto rebooted = [](const std::string& seen) {
+    auto armed_at = seen.find("WD-2-ARMED");
+    auto ready_at = seen.rfind("STRATA-READY");
     return armed_at != std::string::npos && ready_at != std::string::npos && ready_at > armed_at;
   };
-  for (int i = 0; i < 24 && !rebooted(); ++i)
-    again = console_until("e2e-tiny", "never printed", 5s, "console?tail=1048576");
-  EXPECT_TRUE(rebooted()) << again;
+  std::string again = console_read("e2e-tiny", rebooted, 120s, "console?tail=1048576");
+  EXPECT_TRUE(rebooted(again)) << again;
   EXPECT_EQ(get_json("/api/v1/vms/e2e-tiny")["status"]["state"], "running");
 
   // The manager pushed the catalog images to the host before defining the VM.
