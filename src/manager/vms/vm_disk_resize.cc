@@ -97,7 +97,12 @@ void VmService::run_resize(std::string host_id, std::string vm_id, std::string d
     return;
   }
   if (auto r = client->resize_disk(task_id, vm->name, disk, size_bytes); !r) {
-    (void)tasks.fail(task_id, r.error().to_string());
+    // Placed but not defined on its host yet (the controller's define is still to come):
+    // the spec keeps its size, so the define cannot race a size recorded here.
+    if (r.error().code == ErrorCode::not_found && r.error().field.empty())
+      (void)tasks.fail(task_id, "the VM is not defined on its host yet; resize it once it is");
+    else
+      (void)tasks.fail(task_id, r.error().to_string());
     return;
   }
   // Recorded only now: the spec never names a size the host refused.

@@ -2,7 +2,7 @@
 // in-memory SQLite store and a real AgentService (over a MemoryHypervisor) on a UNIX
 // socket: one "vm.disk.resize" task and audit event per resize, the host grows the disk
 // (request id: the task id) before the spec records the size; refusals write nothing; a
-// host that refuses leaves the spec as it was; a VM not placed yet records it at once.
+// host that refuses leaves the spec as it was.
 #include <gtest/gtest.h>
 
 #include "strata/manager/vms/vm_service.h"
@@ -24,7 +24,9 @@ class VmDiskResizeTest : public testing::VmServiceOnAgentTest {
     d.spec.disks.push_back({"seed", "", kGiB, false, true, "", ""});
     auto c = service_->create(d, false, "token:alice");
     ASSERT_TRUE(c) << c.error().to_string();
-    if (on_host) ASSERT_TRUE(hv_.define(d.spec));
+    if (on_host) {
+      ASSERT_TRUE(hv_.define(d.spec));
+    }
   }
   uint64_t stored(const std::string& vm, size_t disk = 0) {
     auto rec = store_->get_vm_by_name(vm);
@@ -65,13 +67,16 @@ TEST_F(VmDiskResizeTest, GrowsOnTheHostFirstThenRecordsTheSize) {
   EXPECT_EQ(stored("db"), 2 * kGiB);
 }
 
-TEST_F(VmDiskResizeTest, AVmNotPlacedRecordsTheSizeAtOnce) {
+// Placed but not defined on its host yet: the task fails saying so, the spec keeps its size
+// (the coming define makes the disk as the spec says).
+TEST_F(VmDiskResizeTest, AVmNotDefinedOnItsHostYetFailsTheTaskAndKeepsTheSpec) {
   make_vm("later", /*on_host=*/false);
   auto c = service_->resize_disk("later", "root", 4 * kGiB, "token:alice");
   ASSERT_TRUE(c) << c.error().to_string();
-  EXPECT_EQ(c->task.state, "succeeded");
-  EXPECT_EQ(stored("later"), 4 * kGiB);
-  EXPECT_EQ(hv_.count("resize_disk"), 0);
+  auto t = wait_task(c->task.id);
+  EXPECT_EQ(t.state, "failed");
+  EXPECT_NE(t.message.find("not defined on its host yet"), std::string::npos) << t.message;
+  EXPECT_EQ(stored("later"), kGiB);
 }
 
 TEST_F(VmDiskResizeTest, RefusalsWriteNothing) {

@@ -575,6 +575,8 @@ TEST_F(QemuDriverTest, WatchdogPowerOffIsACrashWithItsReason) {
   }
   ASSERT_TRUE(exit) << "the exit was never recorded";
   EXPECT_EQ(exit->reason, "watchdog");
+}
+
 // Disk resize: live (QMP block_resize; the guest's virtio-blk sees the new capacity at
 // once), grow only, then offline (qemu-img resize) on the stopped VM, which boots with the
 // new size; the spec records each.
