@@ -191,8 +191,14 @@ TEST_F(ConnectionStartTest, HeartbeatsSayTheAgentLevelAndAnUnsupportedOneIsRepor
   agent_.reset();  // the upgrade: the agent restarts at this build's level
   agent_api_level_ = wire::kApiLevel;
   serve_agent();
+  // The event is appended just after the level is recorded: wait for it (a hang guard).
+  auto events_reach = [&](const std::string& action, size_t n) {
+    for (int i = 0; i < 400 && events(action).size() < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    return events(action);
+  };
   ASSERT_TRUE(level_becomes(wire::kApiLevel));
-  auto changed = events("host.agent_level");
+  auto changed = events_reach("host.agent_level", 1);
   ASSERT_EQ(changed.size(), 1u);
   EXPECT_EQ(changed[0].target, "host/h1");
   EXPECT_NE(changed[0].message.find("API level 2 (was 1)"), std::string::npos)
@@ -202,7 +208,7 @@ TEST_F(ConnectionStartTest, HeartbeatsSayTheAgentLevelAndAnUnsupportedOneIsRepor
   agent_api_level_ = wire::kApiLevel + 2;
   serve_agent();
   ASSERT_TRUE(level_becomes(wire::kApiLevel + 2));
-  auto unsupported = events("host.agent_unsupported");
+  auto unsupported = events_reach("host.agent_unsupported", 1);
   ASSERT_EQ(unsupported.size(), 1u);
   EXPECT_EQ(unsupported[0].result, "error");
   EXPECT_NE(unsupported[0].message.find("upgrade the manager first"), std::string::npos)
