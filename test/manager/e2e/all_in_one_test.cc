@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "../../common/test_util.h"
+#include "../../common/tiny_watchdog.h"
 #include "strata/cli/http_client.h"
 #include "strata/common/process.h"
 #include "strata/enroll/http_client.h"
@@ -323,18 +324,10 @@ TEST_F(AllInOne, VmLifecycleWithConsole) {
     std::cout << "graphical console: RFB handshake through stratad, framebuffer " << size << "\n";
   }
   // The guest watchdog, end to end: the guest arms its i6300esb and never feeds it (a hung
-  // guest; Debian's cloud kernel has no driver for it, so the shell programs the device as
-  // the driver would: qemu_hypervisor_test.cc); QEMU resets the guest in place, the agent
-  // reports it and the manager records vm.watchdog.
+  // guest; test/common/tiny_watchdog.h); QEMU resets the guest in place, the agent reports
+  // it and the manager records vm.watchdog.
   EXPECT_EQ(get_json("/api/v1/vms/e2e-tiny")["spec"]["watchdog"]["action"], "reset");
-  const std::string arm =
-      "d=$(grep -l 0x25ab /sys/bus/pci/devices/*/device); d=${d%/device}; "
-      "b=$(($(head -1 $d/resource | cut -d' ' -f1))); r=$((b+12)); "
-      "devmem $r 8 0x80; devmem $r 8 0x86; devmem $b 32 2048; "
-      "devmem $r 8 0x80; devmem $r 8 0x86; devmem $((b+4)) 32 2048; "
-      "printf '\\003' | dd of=$d/config bs=1 seek=96 conv=notrunc 2>/dev/null; "
-      "printf '\\002' | dd of=$d/config bs=1 seek=104 conv=notrunc 2>/dev/null; "
-      "echo WD-$((1+1))-ARMED\n";
+  const std::string arm = test::kArmTinyWatchdog;
   std::string armed;
   for (int i = 0; i < 10 && armed.find("WD-2-ARMED") == std::string::npos; ++i)
     armed = console_until("e2e-tiny", "WD-2-ARMED", 10s, "console", arm);

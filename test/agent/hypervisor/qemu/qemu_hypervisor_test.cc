@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "../../../common/test_util.h"
+#include "../../../common/tiny_watchdog.h"
 #include "strata/agent/image_store.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "strata/agent/qemu_user.h"
@@ -511,18 +512,9 @@ TEST_F(QemuDriverTest, GuestKernelPanicIsReportedAsCrashed) {
 }
 
 // The guest watchdog (hardware profile v3): the guest arms its i6300esb and never feeds it
-// again, as a hung guest would; QEMU's action runs and the driver reports it. Debian's cloud
-// kernel (the tiny guest's) has no i6300esb driver, so the guest's shell arms the device
-// itself, as that driver does: unlock and load both stage timers (MMIO), reboot on expiry
-// with interrupts off (PCI config 0x60), enable (0x68). About 2 s per stage.
-constexpr const char* kArmWatchdog =
-    "d=$(grep -l 0x25ab /sys/bus/pci/devices/*/device); d=${d%/device}; "
-    "b=$(($(head -1 $d/resource | cut -d' ' -f1))); r=$((b+12)); "
-    "devmem $r 8 0x80; devmem $r 8 0x86; devmem $b 32 2048; "
-    "devmem $r 8 0x80; devmem $r 8 0x86; devmem $((b+4)) 32 2048; "
-    "printf '\\003' | dd of=$d/config bs=1 seek=96 conv=notrunc 2>/dev/null; "
-    "printf '\\002' | dd of=$d/config bs=1 seek=104 conv=notrunc 2>/dev/null; "
-    "echo WD-$((1+1))-ARMED\n";
+// again, as a hung guest would (test/common/tiny_watchdog.h); QEMU's action runs and the
+// driver reports it.
+constexpr const char* kArmWatchdog = test::kArmTinyWatchdog;
 
 TEST_F(QemuDriverTest, WatchdogResetsAHungGuestInPlaceAndIsReported) {
   struct Seen {
