@@ -191,6 +191,91 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     });
   }
 
+  // attach-disk / detach-disk / attach-nic / detach-nic (hot-plug)
+  {
+    auto name = std::make_shared<std::string>();
+    auto a = std::make_shared<DiskAttachArgs>();
+    auto f = std::make_shared<ActionFlags>();
+    CLI::App* c = vm->add_subcommand(
+        "attach-disk",
+        "Attach a new disk (hot-plugged if the VM runs; on a free hot-plug slot)");
+    c->add_option("name", *name, "VM name")->required();
+    c->add_option("disk", a->disk, "The new disk's name (a DNS label: data1)")->required();
+    c->add_option("--size", a->size, "Size of a blank disk: 20G, 512M (MiB without a unit)");
+    c->add_option("--base", a->base_image, "Make it an overlay of this catalog disk image");
+    c->add_option("--datastore", a->datastore, "Put it on this shared datastore");
+    c->add_flag("--readonly", a->readonly, "Attach it read-only");
+    add_wait_flags(c, *f);
+    c->callback([&ctx, name, a, f] {
+      ctx.action = [&ctx, name, a, f] {
+        auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+        if (!timeout) return ctx.usage_error(timeout.error());
+        auto req = build_vm_attach_disk(*name, *a);
+        if (!req) return ctx.usage_error(req.error());
+        return ctx.act(*req, "vm " + *name + ": attach disk " + a->disk + " requested", f->wait,
+                       *timeout);
+      };
+    });
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    auto disk = std::make_shared<std::string>();
+    auto f = std::make_shared<ActionFlags>();
+    CLI::App* c = vm->add_subcommand(
+        "detach-disk",
+        "Detach a disk and delete its data (a running VM loses only a disk attached after it "
+        "was created: one on a hot-plug slot)");
+    c->add_option("name", *name, "VM name")->required();
+    c->add_option("disk", *disk, "The disk's name (as in vm show)")->required();
+    add_wait_flags(c, *f);
+    c->callback([&ctx, name, disk, f] {
+      ctx.action = [&ctx, name, disk, f] {
+        auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+        if (!timeout) return ctx.usage_error(timeout.error());
+        return ctx.act(build_vm_detach_disk(*name, *disk),
+                       "vm " + *name + ": detach disk " + *disk + " requested", f->wait, *timeout);
+      };
+    });
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    auto bridge = std::make_shared<std::string>();
+    auto mac = std::make_shared<std::string>();
+    auto f = std::make_shared<ActionFlags>();
+    CLI::App* c = vm->add_subcommand(
+        "attach-nic", "Attach a NIC (hot-plugged if the VM runs; on a free hot-plug slot)");
+    c->add_option("name", *name, "VM name")->required();
+    c->add_option("--bridge", *bridge, "Bridge it to this Linux bridge (default: user networking)");
+    c->add_option("--mac", *mac, "Its MAC address (default: a new one)");
+    add_wait_flags(c, *f);
+    c->callback([&ctx, name, bridge, mac, f] {
+      ctx.action = [&ctx, name, bridge, mac, f] {
+        auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+        if (!timeout) return ctx.usage_error(timeout.error());
+        return ctx.act(build_vm_attach_nic(*name, *bridge, *mac),
+                       "vm " + *name + ": attach NIC requested", f->wait, *timeout);
+      };
+    });
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    auto mac = std::make_shared<std::string>();
+    auto f = std::make_shared<ActionFlags>();
+    CLI::App* c = vm->add_subcommand(
+        "detach-nic", "Detach a NIC (a running VM: only a NIC on a hot-plug slot)");
+    c->add_option("name", *name, "VM name")->required();
+    c->add_option("mac", *mac, "The NIC's MAC address (as in vm show)")->required();
+    add_wait_flags(c, *f);
+    c->callback([&ctx, name, mac, f] {
+      ctx.action = [&ctx, name, mac, f] {
+        auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
+        if (!timeout) return ctx.usage_error(timeout.error());
+        return ctx.act(build_vm_detach_nic(*name, *mac),
+                       "vm " + *name + ": detach NIC " + *mac + " requested", f->wait, *timeout);
+      };
+    });
+  }
+
   // list
   {
     auto labels = std::make_shared<std::vector<std::string>>();

@@ -324,6 +324,37 @@ Result<ApiRequest> build_vm_resize_disk(const std::string& name, const std::stri
                     json{{"size_bytes", *bytes}}};
 }
 
+Result<ApiRequest> build_vm_attach_disk(const std::string& name, const DiskAttachArgs& a) {
+  json body{{"name", a.disk}};
+  if (!a.size.empty()) {
+    auto bytes = parse_size(a.size, "--size", 1ull << 20);
+    if (!bytes) return tl::unexpected(bytes.error());
+    body["size_bytes"] = *bytes;
+  } else if (a.base_image.empty()) {
+    return invalid_argument("--size", "a new blank disk needs --size (or --base IMAGE)");
+  }
+  if (!a.base_image.empty()) body["image"] = a.base_image;
+  if (!a.datastore.empty()) body["datastore"] = a.datastore;
+  if (a.readonly) body["readonly"] = true;
+  return ApiRequest{"POST", vm_path(name) + "/disks", body};
+}
+
+ApiRequest build_vm_detach_disk(const std::string& name, const std::string& disk) {
+  return {"DELETE", vm_path(name) + "/disks/" + url_escape(disk), std::nullopt};
+}
+
+ApiRequest build_vm_attach_nic(const std::string& name, const std::string& bridge,
+                               const std::string& mac) {
+  json body{{"mode", bridge.empty() ? "user" : "bridge"}};
+  if (!bridge.empty()) body["bridge"] = bridge;
+  if (!mac.empty()) body["mac"] = mac;
+  return {"POST", vm_path(name) + "/nics", body};
+}
+
+ApiRequest build_vm_detach_nic(const std::string& name, const std::string& mac) {
+  return {"DELETE", vm_path(name) + "/nics/" + url_escape(mac), std::nullopt};
+}
+
 ApiRequest build_vm_migrate_cancel(const std::string& name) {
   return {"POST", vm_path(name) + "/migrate/cancel", json::object()};
 }

@@ -104,6 +104,15 @@ Status validate_uuid(std::string_view field, std::string_view uuid) {
   return {};
 }
 
+bool same_mac(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    auto fold = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    if (fold(a[i]) != fold(b[i])) return false;
+  }
+  return true;
+}
+
 Status validate_mac(std::string_view field, std::string_view mac) {
   if (mac.size() != 17) return bad(field, "not a MAC address (expected xx:xx:xx:xx:xx:xx)");
   for (size_t i = 0; i < mac.size(); ++i) {
@@ -254,6 +263,16 @@ Status validate(const VmSpec& spec) {
                             std::to_string(kMaxDisks) + " allowed");
   std::set<std::string> disk_names;
   size_t boot_disks = 0;
+  // Each spare root port holds one device, a disk or a NIC.
+  std::set<uint32_t> slots;
+  auto use_slot = [&](const std::string& field, uint32_t slot) -> Status {
+    if (slot > kMaxHotplugSlots)
+      return bad(field, std::to_string(slot) + " is not a hot-plug slot (1.." +
+                            std::to_string(kMaxHotplugSlots) + ")");
+    if (!slots.insert(slot).second)
+      return bad(field, "hot-plug slot " + std::to_string(slot) + " holds another device");
+    return {};
+  };
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     const DiskSpec& d = spec.disks[i];
     if (auto s = validate_name(field_at("disks", i, "name"), d.name); !s) return s;
@@ -280,6 +299,8 @@ Status validate(const VmSpec& spec) {
       return bad(field_at("disks", i, "datastore_id"), "set without a datastore");
     }
     if (d.boot) ++boot_disks;
+    if (d.hotplug_slot != 0)
+      if (auto s = use_slot(field_at("disks", i, "hotplug_slot"), d.hotplug_slot); !s) return s;
   }
   if (boot_disks > 1) return bad("disks", "more than one disk has boot=true");
   if (auto s = validate_boot(spec, boot_disks); !s) return s;
@@ -295,6 +316,8 @@ Status validate(const VmSpec& spec) {
     } else if (!n.bridge.empty()) {
       return bad(field_at("nics", i, "bridge"), "only allowed with mode \"bridge\"");
     }
+    if (n.hotplug_slot != 0)
+      if (auto s = use_slot(field_at("nics", i, "hotplug_slot"), n.hotplug_slot); !s) return s;
     if (n.mac.empty()) continue;
     if (auto s = validate_mac(field_at("nics", i, "mac"), n.mac); !s) return s;
     if (!macs.insert(lower(n.mac)).second)

@@ -96,6 +96,13 @@ Status read_bool(const json& obj, std::string_view key, const std::string& path,
   return {};
 }
 
+Status read_slot(const json& j, const std::string& path, uint32_t& out) {
+  uint64_t v = out;
+  if (auto s = read_uint(j, "hotplug_slot", path, kMaxHotplugSlots, v); !s) return s;
+  out = static_cast<uint32_t>(v);
+  return {};
+}
+
 Status parse_kernel_boot(const json& j, KernelBoot& kb) {
   const std::string path = "kernel_boot";
   if (auto s = check_object(j, path, {"kernel", "initrd", "cmdline"}); !s) return s;
@@ -106,7 +113,7 @@ Status parse_kernel_boot(const json& j, KernelBoot& kb) {
 
 Status parse_disk(const json& j, const std::string& path, DiskSpec& d) {
   if (auto s = check_object(j, path, {"name", "base_image", "size_bytes", "boot", "readonly", "datastore",
-                                     "datastore_id"});
+                                     "datastore_id", "hotplug_slot"});
       !s)
     return s;
   if (auto s = read_string(j, "name", path, d.name, true); !s) return s;
@@ -117,11 +124,13 @@ Status parse_disk(const json& j, const std::string& path, DiskSpec& d) {
   if (auto s = read_bool(j, "boot", path, d.boot); !s) return s;
   if (auto s = read_string(j, "datastore", path, d.datastore); !s) return s;
   if (auto s = read_string(j, "datastore_id", path, d.datastore_id); !s) return s;
+  if (auto s = read_slot(j, path, d.hotplug_slot); !s) return s;
   return read_bool(j, "readonly", path, d.readonly);
 }
 
 Status parse_nic(const json& j, const std::string& path, NicSpec& n) {
-  if (auto s = check_object(j, path, {"mode", "bridge", "mac"}); !s) return s;
+  if (auto s = check_object(j, path, {"mode", "bridge", "mac", "hotplug_slot"}); !s) return s;
+  if (auto s = read_slot(j, path, n.hotplug_slot); !s) return s;
   std::string mode = to_string(n.mode);
   if (auto s = read_string(j, "mode", path, mode); !s) return s;
   auto m = nic_mode_from_string(mode);
@@ -327,10 +336,14 @@ json to_json(const VmSpec& spec) {
       j["disks"].back()["datastore"] = d.datastore;
       j["disks"].back()["datastore_id"] = d.datastore_id;
     }
+    // Written only when set: the spec files of VMs without hot-plugged disks stay as they were.
+    if (d.hotplug_slot != 0) j["disks"].back()["hotplug_slot"] = d.hotplug_slot;
   }
   j["nics"] = json::array();
-  for (const NicSpec& n : spec.nics)
+  for (const NicSpec& n : spec.nics) {
     j["nics"].push_back({{"mode", to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac}});
+    if (n.hotplug_slot != 0) j["nics"].back()["hotplug_slot"] = n.hotplug_slot;
+  }
   j["labels"] = json::object();
   for (const auto& [k, v] : spec.labels) j["labels"][k] = v;
   if (spec.cloud_init) j["cloud_init"] = to_json(*spec.cloud_init);

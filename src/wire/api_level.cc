@@ -49,7 +49,14 @@ std::optional<uint32_t> inventory_api_level(std::string_view inventory_json) {
   return static_cast<uint32_t>(v);
 }
 
-int required_hardware_profile(bool watchdog) { return watchdog ? 3 : 2; }
+HardwareNeed required_hardware(const model::VmSpec& spec) {
+  for (const auto& d : spec.disks)
+    if (d.hotplug_slot != 0) return {4, "disks and NICs on hot-plug slots", "hotplug_slot"};
+  for (const auto& n : spec.nics)
+    if (n.hotplug_slot != 0) return {4, "disks and NICs on hot-plug slots", "hotplug_slot"};
+  if (spec.watchdog) return {3, "the watchdog", "watchdog"};
+  return {};
+}
 
 std::optional<int> inventory_hardware_profile(std::string_view inventory_json) {
   auto j = nlohmann::json::parse(inventory_json, nullptr, /*allow_exceptions=*/false);

@@ -51,6 +51,53 @@ Result<model::VmState> from_proto(v1::VmState state) {
   return invalid_argument("state", fmt::format("unknown VM state {}", static_cast<int>(state)));
 }
 
+v1::DiskSpec to_proto(const model::DiskSpec& d) {
+  v1::DiskSpec pd;
+  pd.set_name(d.name);
+  pd.set_base_image(d.base_image);
+  pd.set_size_bytes(d.size_bytes);
+  pd.set_boot(d.boot);
+  pd.set_readonly(d.readonly);
+  pd.set_datastore(d.datastore);
+  pd.set_datastore_id(d.datastore_id);
+  pd.set_hotplug_slot(d.hotplug_slot);
+  return pd;
+}
+
+model::DiskSpec from_proto(const v1::DiskSpec& d) {
+  return model::DiskSpec{d.name(),     d.base_image(), d.size_bytes(),   d.boot(),
+                         d.readonly(), d.datastore(),  d.datastore_id(), d.hotplug_slot()};
+}
+
+v1::NicSpec to_proto(const model::NicSpec& n) {
+  v1::NicSpec pn;
+  pn.set_mode(n.mode == model::NicMode::bridge ? v1::NIC_MODE_BRIDGE : v1::NIC_MODE_USER);
+  pn.set_bridge(n.bridge);
+  pn.set_mac(n.mac);
+  pn.set_hotplug_slot(n.hotplug_slot);
+  return pn;
+}
+
+Result<model::NicSpec> from_proto(const v1::NicSpec& n, std::string_view field) {
+  model::NicSpec nic;
+  switch (n.mode()) {
+    case v1::NIC_MODE_UNSPECIFIED:
+    case v1::NIC_MODE_USER:
+      nic.mode = model::NicMode::user;
+      break;
+    case v1::NIC_MODE_BRIDGE:
+      nic.mode = model::NicMode::bridge;
+      break;
+    default:
+      return invalid_argument(fmt::format("{}.mode", field),
+                              fmt::format("unknown NIC mode {}", static_cast<int>(n.mode())));
+  }
+  nic.bridge = n.bridge();
+  nic.mac = n.mac();
+  nic.hotplug_slot = n.hotplug_slot();
+  return nic;
+}
+
 v1::VmSpec to_proto(const model::VmSpec& spec) {
   v1::VmSpec out;
   out.set_name(spec.name);
@@ -64,22 +111,8 @@ v1::VmSpec to_proto(const model::VmSpec& spec) {
     kb->set_initrd(spec.kernel_boot->initrd);
     kb->set_cmdline(spec.kernel_boot->cmdline);
   }
-  for (const auto& d : spec.disks) {
-    auto* pd = out.add_disks();
-    pd->set_name(d.name);
-    pd->set_base_image(d.base_image);
-    pd->set_size_bytes(d.size_bytes);
-    pd->set_boot(d.boot);
-    pd->set_readonly(d.readonly);
-    pd->set_datastore(d.datastore);
-    pd->set_datastore_id(d.datastore_id);
-  }
-  for (const auto& n : spec.nics) {
-    auto* pn = out.add_nics();
-    pn->set_mode(n.mode == model::NicMode::bridge ? v1::NIC_MODE_BRIDGE : v1::NIC_MODE_USER);
-    pn->set_bridge(n.bridge);
-    pn->set_mac(n.mac);
-  }
+  for (const auto& d : spec.disks) *out.add_disks() = to_proto(d);
+  for (const auto& n : spec.nics) *out.add_nics() = to_proto(n);
   out.set_vnc(spec.vnc);
   for (const auto& [k, v] : spec.labels) (*out.mutable_labels())[k] = v;
   if (spec.cloud_init) out.set_cloud_init_json(model::to_json(*spec.cloud_init).dump());
@@ -102,28 +135,11 @@ Result<model::VmSpec> from_proto(const v1::VmSpec& in, std::string_view field) {
     spec.kernel_boot = model::KernelBoot{in.kernel_boot().kernel(), in.kernel_boot().initrd(),
                                          in.kernel_boot().cmdline()};
   }
-  for (const auto& d : in.disks()) {
-    spec.disks.push_back(model::DiskSpec{d.name(), d.base_image(), d.size_bytes(), d.boot(),
-                                         d.readonly(), d.datastore(), d.datastore_id()});
-  }
+  for (const auto& d : in.disks()) spec.disks.push_back(from_proto(d));
   for (int i = 0; i < in.nics_size(); ++i) {
-    const auto& n = in.nics(i);
-    model::NicSpec nic;
-    switch (n.mode()) {
-      case v1::NIC_MODE_UNSPECIFIED:
-      case v1::NIC_MODE_USER:
-        nic.mode = model::NicMode::user;
-        break;
-      case v1::NIC_MODE_BRIDGE:
-        nic.mode = model::NicMode::bridge;
-        break;
-      default:
-        return invalid_argument(fmt::format("{}.nics[{}].mode", field, i),
-                                fmt::format("unknown NIC mode {}", static_cast<int>(n.mode())));
-    }
-    nic.bridge = n.bridge();
-    nic.mac = n.mac();
-    spec.nics.push_back(std::move(nic));
+    auto nic = from_proto(in.nics(i), fmt::format("{}.nics[{}]", field, i));
+    if (!nic) return tl::unexpected(nic.error());
+    spec.nics.push_back(std::move(*nic));
   }
   spec.vnc = in.has_vnc() ? in.vnc() : true;
   spec.cpu_model = in.cpu_model();

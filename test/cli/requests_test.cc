@@ -210,6 +210,28 @@ TEST(Requests, VmCreateFromAnIsoAndTheCdromCommand) {
   EXPECT_EQ(*insert.body, json::parse(R"({"image":"rescue"})"));
   auto eject = build_vm_cdrom("inst", std::nullopt);
   EXPECT_EQ(*eject.body, json::parse(R"({"image":null})"));
+
+  // Hot-plug: attach-disk needs --size or --base; detach by name; NICs by MAC.
+  auto blank = build_vm_attach_disk("inst", {"data1", "10G", "", "", false});
+  ASSERT_TRUE(blank) << blank.error().to_string();
+  EXPECT_EQ(blank->target, "/api/v1/vms/inst/disks");
+  EXPECT_EQ(*blank->body, json::parse(R"({"name":"data1","size_bytes":10737418240})"));
+  auto over = build_vm_attach_disk("inst", {"data2", "", "debian-12", "nas", true});
+  ASSERT_TRUE(over);
+  EXPECT_EQ(*over->body,
+            json::parse(R"({"name":"data2","image":"debian-12","datastore":"nas","readonly":true})"));
+  auto neither = build_vm_attach_disk("inst", {"data3", "", "", "", false});
+  ASSERT_FALSE(neither);
+  EXPECT_EQ(neither.error().field, "--size");
+  auto detach = build_vm_detach_disk("inst", "data1");
+  EXPECT_EQ(detach.method, "DELETE");
+  EXPECT_EQ(detach.target, "/api/v1/vms/inst/disks/data1");
+  EXPECT_EQ(*build_vm_attach_nic("inst", "br0", "").body,
+            json::parse(R"({"mode":"bridge","bridge":"br0"})"));
+  EXPECT_EQ(*build_vm_attach_nic("inst", "", "52:54:00:00:00:07").body,
+            json::parse(R"({"mode":"user","mac":"52:54:00:00:00:07"})"));
+  EXPECT_EQ(build_vm_detach_nic("inst", "52:54:00:00:00:07").target,
+            "/api/v1/vms/inst/nics/52%3A54%3A00%3A00%3A00%3A07");
 }
 
 }  // namespace

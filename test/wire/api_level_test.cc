@@ -89,8 +89,15 @@ TEST(ApiLevel, TheHardwareProfileFromAnInventoryDocument) {
   EXPECT_FALSE(inventory_hardware_profile(R"({"agent":{"hardware_profile":0}})"));
   EXPECT_FALSE(inventory_hardware_profile(R"({"agent":{"hardware_profile":-1}})"));
   EXPECT_FALSE(inventory_hardware_profile("nope"));
-  EXPECT_EQ(required_hardware_profile(false), 2);
-  EXPECT_EQ(required_hardware_profile(true), 3);
+  model::VmSpec spec;
+  EXPECT_EQ(required_hardware(spec).profile, 2);
+  spec.watchdog = model::Watchdog{};
+  EXPECT_EQ(required_hardware(spec).profile, 3);
+  EXPECT_EQ(required_hardware(spec).field, "watchdog");
+  spec.nics.push_back({});
+  spec.nics.back().hotplug_slot = 2;
+  EXPECT_EQ(required_hardware(spec).profile, 4);
+  EXPECT_EQ(required_hardware(spec).field, "hotplug_slot");
 }
 
 }  // namespace

@@ -214,6 +214,20 @@ class Hypervisor {
   // records it.
   virtual Result<uint64_t> resize_disk(const std::string& vm, const std::string& disk,
                                        uint64_t size_bytes);
+  // Hot-plug (docs/internals/qemu-driver.md, "Hot-plug"): a disk or NIC joins or leaves the
+  // VM, at once when it runs (PCIe hot-plug on one of its spare root ports), at its next
+  // start when it does not; the VM's spec records it either way. attach_* answer the device
+  // as recorded (its hotplug_slot, the free slot it got); attaching what the VM already has
+  // (a disk of that name, a NIC of that MAC, as recorded) answers it again, so a retried
+  // attach is safe. Detaching a device the VM does not have succeeds (a retried detach).
+  // A running VM loses only a device on a hot-plug slot (one placed at boot leaves when
+  // the VM is off); the guest must release it within a bound (deadline_exceeded, the spec
+  // unchanged: retry). failed_precondition: no free slot, a VM with snapshots, a boot disk,
+  // another job. A detached disk's data is deleted.
+  virtual Result<model::DiskSpec> attach_disk(const std::string& vm, const model::DiskSpec& disk);
+  virtual Status detach_disk(const std::string& vm, const std::string& disk);
+  virtual Result<model::NicSpec> attach_nic(const std::string& vm, const model::NicSpec& nic);
+  virtual Status detach_nic(const std::string& vm, const std::string& mac);
 
   // Cold migration of a stopped VM's local disk (docs/internals/migration.md, "Cold
   // migration"). export_disk: `on_header` gets what the file is, then `on_extent` each of
@@ -266,6 +280,23 @@ inline Status Hypervisor::write_uefi_vars(const std::string&, const std::string&
 inline Result<uint64_t> Hypervisor::resize_disk(const std::string&, const std::string&,
                                                 uint64_t) {
   return make_error(ErrorCode::failed_precondition, "this hypervisor cannot resize disks");
+}
+
+inline Result<model::DiskSpec> Hypervisor::attach_disk(const std::string&,
+                                                       const model::DiskSpec&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor cannot hot-plug");
+}
+
+inline Status Hypervisor::detach_disk(const std::string&, const std::string&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor cannot hot-plug");
+}
+
+inline Result<model::NicSpec> Hypervisor::attach_nic(const std::string&, const model::NicSpec&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor cannot hot-plug");
+}
+
+inline Status Hypervisor::detach_nic(const std::string&, const std::string&) {
+  return make_error(ErrorCode::failed_precondition, "this hypervisor cannot hot-plug");
 }
 
 inline Status Hypervisor::export_disk(const std::string&, const std::string&, size_t,

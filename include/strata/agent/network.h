@@ -34,7 +34,8 @@ NetworkPtr make_netlink_network();
 Result<int> open_tap(const std::string& tap);
 
 // Deterministic tap name for VM NIC i: "st" + 8 hex of a hash of the VM uuid + "n" + i,
-// at most 15 characters.
-std::string tap_name(const std::string& vm_uuid, size_t nic_index);
+// at most 15 characters. A NIC on hot-plug slot k (model::NicSpec::hotplug_slot) is
+// `kind` 'p' with index k, so removing a NIC never renames another's tap.
+std::string tap_name(const std::string& vm_uuid, size_t nic_index, char kind = 'n');
 
 }  // namespace strata::agent

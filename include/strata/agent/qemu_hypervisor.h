@@ -18,7 +18,7 @@ namespace strata::agent {
 
 // The newest VM hardware profile (device layout version, src/agent/hypervisor/qemu/
 // hardware_profile.h) this driver builds; the inventory reports it to the manager.
-inline constexpr int kQemuHardwareProfileVersion = 3;
+inline constexpr int kQemuHardwareProfileVersion = 4;
 
 struct QemuOptions {
   std::string state_dir;                       // per-VM folders: <state_dir>/vms/<name>/

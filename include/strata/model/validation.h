@@ -22,6 +22,8 @@ Status validate_uuid(std::string_view field, std::string_view uuid);
 std::string new_uuid(uint64_t (*random)());
 // Unicast, locally administered or QEMU OUI, "xx:xx:xx:xx:xx:xx" lowercase or uppercase hex.
 Status validate_mac(std::string_view field, std::string_view mac);
+// The same MAC address, whatever the case of its hex digits.
+bool same_mac(std::string_view a, std::string_view b);
 // Printable ASCII (0x20..0x7e), at most kMaxCmdlineBytes.
 Status validate_cmdline(std::string_view field, std::string_view cmdline);
 // QEMU machine type: "q35", "pc", or versioned "pc-q35-7.2" / "pc-i440fx-7.2".

@@ -32,6 +32,11 @@ struct DiskSpec {
   // folder of that name is other storage never opens the disk.
   std::string datastore;
   std::string datastore_id;
+  // Hot-plug (docs/internals/qemu-driver.md, "Hot-plug"): 0, the disk is placed on the
+  // root bus at boot (a disk the VM was created with); k > 0, it sits on the VM's k-th
+  // spare pcie-root-port ("rp<k>"), where an attach put it, running or not. A running VM
+  // can lose only such a disk, and a migration target rebuilds it on the same port.
+  uint32_t hotplug_slot = 0;
 };
 
 enum class NicMode { user, bridge };
@@ -40,6 +45,7 @@ struct NicSpec {
   NicMode mode = NicMode::user;
   std::string bridge;  // for mode=bridge: Linux bridge name (IFNAMSIZ rules)
   std::string mac;     // "52:54:00:xx:xx:xx"; generated when empty
+  uint32_t hotplug_slot = 0;  // as DiskSpec::hotplug_slot (0: placed at boot)
 };
 
 // cloud-init (docs/internals/cloud-init.md): what the agent writes into the VM's NoCloud
@@ -124,6 +130,9 @@ inline constexpr uint64_t kMaxMemoryMib = 16ull * 1024 * 1024;  // 16 TiB
 inline constexpr uint64_t kMaxDiskBytes = 64ull << 40;         // 64 TiB
 inline constexpr size_t kMaxDisks = 16;
 inline constexpr size_t kMaxNics = 8;
+// Spare pcie-root-ports a VM's hardware can have (hardware profile: 4 today), so the most
+// a hotplug_slot can be.
+inline constexpr uint32_t kMaxHotplugSlots = 16;
 inline constexpr size_t kMaxCloudInitUsers = 16;
 inline constexpr size_t kMaxSshKeysPerUser = 32;
 inline constexpr size_t kMaxSshKeyBytes = 16 * 1024;

@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "strata/common/error.h"
+#include "strata/model/vm_spec.h"
 
 namespace strata::wire {
 
@@ -74,8 +75,14 @@ std::optional<uint32_t> inventory_api_level(std::string_view inventory_json);
 // by the API level: a VM asking for a device of profile N goes only to agents reporting
 // N or later. Agents that predate the field build up to kHardwareProfileUnreported.
 inline constexpr int kHardwareProfileUnreported = 2;
-// The profile a spec's devices need: 3 with a watchdog, else 2.
-int required_hardware_profile(bool watchdog);
+// The profile a spec's devices need, and why: 4 with a disk or NIC on a hot-plug slot
+// (field "hotplug_slot"), 3 with a watchdog ("watchdog"), else 2 (no field).
+struct HardwareNeed {
+  int profile = kHardwareProfileUnreported;
+  std::string_view what;   // "the watchdog", "hot-plugged devices"
+  std::string_view field;  // the spec field that needs it
+};
+HardwareNeed required_hardware(const model::VmSpec& spec);
 // Null when the document is not JSON or the value is not a positive integer.
 std::optional<int> inventory_hardware_profile(std::string_view inventory_json);
 

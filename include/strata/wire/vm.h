@@ -29,6 +29,12 @@ v1::VmSpec to_proto(const model::VmSpec& spec);
 // travels as JSON text (cloud_init_json), parsed and validated here for the spec's NICs
 // (errors name "<field>.cloud_init....").
 Result<model::VmSpec> from_proto(const v1::VmSpec& spec, std::string_view field = "spec");
+// One disk or NIC (hot-plug); the VmSpec converters use these. `field` names a NIC's mode
+// in errors.
+v1::DiskSpec to_proto(const model::DiskSpec& disk);
+model::DiskSpec from_proto(const v1::DiskSpec& disk);
+v1::NicSpec to_proto(const model::NicSpec& nic);
+Result<model::NicSpec> from_proto(const v1::NicSpec& nic, std::string_view field);
 
 v1::GuestFacts to_proto(const model::GuestFacts& guest);
 // Checked as model::guest_facts_from_json (strings, sizes, addresses).

@@ -212,7 +212,7 @@ Result<int> open_tap(const std::string& tap) {
 
 NetworkPtr make_netlink_network() { return std::make_unique<NetlinkNetwork>(); }
 
-std::string tap_name(const std::string& vm_uuid, size_t nic_index) {
+std::string tap_name(const std::string& vm_uuid, size_t nic_index, char kind) {
   // FNV-1a is fixed by definition (unlike std::hash), so names stay stable across agent
   // versions and restarts; the agent re-attaches to taps by name. Case is folded so both
   // UUID spellings give the same tap.
@@ -223,7 +223,7 @@ std::string tap_name(const std::string& vm_uuid, size_t nic_index) {
   uint32_t h = fnv1a(canonical);
   std::string name = "st";
   for (int shift = 28; shift >= 0; shift -= 4) name += kHex[(h >> shift) & 0xf];
-  name += 'n';
+  name += kind;
   name += std::to_string(nic_index);
   return name.substr(0, 15);
 }

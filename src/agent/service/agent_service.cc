@@ -299,6 +299,54 @@ grpc::Status AgentService::ResizeDisk(grpc::ServerContext*, const v1::ResizeDisk
       });
 }
 
+grpc::Status AgentService::AttachDisk(grpc::ServerContext*, const v1::AttachDiskRequest* req,
+                                      v1::AttachDiskResponse* resp) {
+  return once<v1::AttachDiskRequest, v1::AttachDiskResponse>(
+      "AttachDisk", *req, resp, [&](v1::AttachDiskResponse* out) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        auto disk = hv_.attach_disk(req->name(), wire::from_proto(req->disk()));
+        if (!disk) return tl::unexpected(disk.error());
+        *out->mutable_disk() = wire::to_proto(*disk);
+        return current(req->name(), out->mutable_vm());
+      });
+}
+
+grpc::Status AgentService::DetachDisk(grpc::ServerContext*, const v1::DetachDiskRequest* req,
+                                      v1::DetachDiskResponse* resp) {
+  return once<v1::DetachDiskRequest, v1::DetachDiskResponse>(
+      "DetachDisk", *req, resp, [&](v1::DetachDiskResponse* out) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        if (auto st = model::validate_name("disk", req->disk()); !st) return st;
+        if (auto st = hv_.detach_disk(req->name(), req->disk()); !st) return st;
+        return current(req->name(), out->mutable_vm());
+      });
+}
+
+grpc::Status AgentService::AttachNic(grpc::ServerContext*, const v1::AttachNicRequest* req,
+                                     v1::AttachNicResponse* resp) {
+  return once<v1::AttachNicRequest, v1::AttachNicResponse>(
+      "AttachNic", *req, resp, [&](v1::AttachNicResponse* out) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        auto in = wire::from_proto(req->nic(), "nic");
+        if (!in) return tl::unexpected(in.error());
+        auto nic = hv_.attach_nic(req->name(), *in);
+        if (!nic) return tl::unexpected(nic.error());
+        *out->mutable_nic() = wire::to_proto(*nic);
+        return current(req->name(), out->mutable_vm());
+      });
+}
+
+grpc::Status AgentService::DetachNic(grpc::ServerContext*, const v1::DetachNicRequest* req,
+                                     v1::DetachNicResponse* resp) {
+  return once<v1::DetachNicRequest, v1::DetachNicResponse>(
+      "DetachNic", *req, resp, [&](v1::DetachNicResponse* out) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        if (auto st = model::validate_mac("mac", req->mac()); !st) return st;
+        if (auto st = hv_.detach_nic(req->name(), req->mac()); !st) return st;
+        return current(req->name(), out->mutable_vm());
+      });
+}
+
 grpc::Status AgentService::ReadUefiVars(grpc::ServerContext*, const v1::ReadUefiVarsRequest* req,
                                         v1::ReadUefiVarsResponse* resp) {
   if (auto st = model::validate_name("name", req->name()); !st)

@@ -158,6 +158,49 @@ Result<pb::VmStatus> AgentClient::resize_disk(const std::string& request_id,
   return resp.vm();
 }
 
+// Hot-plug: the guest has up to 30 s to release a device on detach.
+Result<model::DiskSpec> AgentClient::attach_disk(const std::string& request_id,
+                                                 const std::string& name,
+                                                 const model::DiskSpec& disk) {
+  pb::AttachDiskRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  *req.mutable_disk() = wire::to_proto(disk);
+  STRATA_UNARY(AttachDisk, req, pb::AttachDiskResponse, std::chrono::seconds(120));
+  return wire::from_proto(resp.disk());
+}
+
+Status AgentClient::detach_disk(const std::string& request_id, const std::string& name,
+                                const std::string& disk) {
+  pb::DetachDiskRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_disk(disk);
+  STRATA_UNARY(DetachDisk, req, pb::DetachDiskResponse, std::chrono::seconds(90));
+  return {};
+}
+
+Result<model::NicSpec> AgentClient::attach_nic(const std::string& request_id,
+                                               const std::string& name,
+                                               const model::NicSpec& nic) {
+  pb::AttachNicRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  *req.mutable_nic() = wire::to_proto(nic);
+  STRATA_UNARY(AttachNic, req, pb::AttachNicResponse, std::chrono::seconds(60));
+  return wire::from_proto(resp.nic(), "nic");
+}
+
+Status AgentClient::detach_nic(const std::string& request_id, const std::string& name,
+                               const std::string& mac) {
+  pb::DetachNicRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_mac(mac);
+  STRATA_UNARY(DetachNic, req, pb::DetachNicResponse, std::chrono::seconds(90));
+  return {};
+}
+
 Result<std::string> AgentClient::read_uefi_vars(const std::string& name) {
   pb::ReadUefiVarsRequest req;
   req.set_name(name);

@@ -132,6 +132,32 @@ HttpResponse resize_disk(ApiDeps& d, HttpRequest& r) {
   return change_response(d, *change);
 }
 
+// POST /api/v1/vms/{name}/disks {"name", "size_bytes" | "image", "readonly", "datastore"}: attach a new disk (hot-plug when the VM runs); 202 with the
+// "vm.disk.attach" task. DELETE /api/v1/vms/{name}/disks/{disk}: detach it and delete its
+// data; 202 with "vm.disk.detach".
+HttpResponse attach_disk(ApiDeps& d, HttpRequest& r) {
+  auto body = parse_json_object(r.body);
+  if (!body) return error_response(body.error());
+  auto disk = disk_from_rest(*body, "disk.");
+  if (!disk) return error_response(disk.error());
+  auto change = d.vms->attach_disk(r.param("name"), *disk, audit_actor(r));
+  if (!change) return error_response(change.error());
+  return change_response(d, *change);
+}
+
+// POST /api/v1/vms/{name}/nics {"mode": "user" | "bridge", "bridge", "mac"}: attach a NIC
+// (hot-plug when the VM runs); 202 with "vm.nic.attach". DELETE /api/v1/vms/{name}/nics/{mac}:
+// detach it; 202 with "vm.nic.detach".
+HttpResponse attach_nic(ApiDeps& d, HttpRequest& r) {
+  auto body = parse_json_object(r.body);
+  if (!body) return error_response(body.error());
+  auto nic = nic_from_rest(*body, "nic.");
+  if (!nic) return error_response(nic.error());
+  auto change = d.vms->attach_nic(r.param("name"), *nic, audit_actor(r));
+  if (!change) return error_response(change.error());
+  return change_response(d, *change);
+}
+
 }  // namespace
 
 void add_vm_routes(ApiService& api) {
@@ -265,6 +291,29 @@ void add_vm_routes(ApiService& api) {
   resize.action = "vm.disk.resize";
   api.router().add("POST", "/api/v1/vms/{name}/disks/{disk}/resize", resize,
                    [&d](HttpRequest& r) { return resize_disk(d, r); });
+
+  RouteOptions disk_attach = op;
+  disk_attach.action = "vm.disk.attach";
+  api.router().add("POST", "/api/v1/vms/{name}/disks", disk_attach,
+                   [&d](HttpRequest& r) { return attach_disk(d, r); });
+  RouteOptions disk_detach = op;
+  disk_detach.action = "vm.disk.detach";
+  api.router().add("DELETE", "/api/v1/vms/{name}/disks/{disk}", disk_detach, [&d](HttpRequest& r) {
+    auto change = d.vms->detach_disk(r.param("name"), r.param("disk"), audit_actor(r));
+    if (!change) return error_response(change.error());
+    return change_response(d, *change);
+  });
+  RouteOptions nic_attach = op;
+  nic_attach.action = "vm.nic.attach";
+  api.router().add("POST", "/api/v1/vms/{name}/nics", nic_attach,
+                   [&d](HttpRequest& r) { return attach_nic(d, r); });
+  RouteOptions nic_detach = op;
+  nic_detach.action = "vm.nic.detach";
+  api.router().add("DELETE", "/api/v1/vms/{name}/nics/{mac}", nic_detach, [&d](HttpRequest& r) {
+    auto change = d.vms->detach_nic(r.param("name"), r.param("mac"), audit_actor(r));
+    if (!change) return error_response(change.error());
+    return change_response(d, *change);
+  });
 
   RouteOptions mig = op;
   mig.action = "vm.migrate";

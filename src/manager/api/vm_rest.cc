@@ -13,6 +13,47 @@ namespace strata::manager {
 
 using nlohmann::json;
 
+Result<model::DiskSpec> disk_from_rest(const json& body, const std::string& prefix) {
+  using T = JsonType;
+  if (auto st = check_fields(body, {{"name", T::string, true},
+                                    {"image", T::string},
+                                    {"size_bytes", T::unsigned_integer},
+                                    {"boot", T::boolean},
+                                    {"readonly", T::boolean},
+                                    {"datastore", T::string}},
+                             prefix);
+      !st)
+    return tl::unexpected(st.error());
+  model::DiskSpec disk;
+  disk.name = body["name"].get<std::string>();
+  disk.base_image = optional_string(body, "image");
+  disk.size_bytes = optional_uint(body, "size_bytes", 0);
+  if (disk.size_bytes > model::kMaxDiskBytes)
+    return invalid_argument(prefix + "size_bytes", fmt::format("{}size_bytes must be at most {}",
+                                                               prefix, model::kMaxDiskBytes));
+  disk.boot = optional_bool(body, "boot", false);
+  disk.readonly = optional_bool(body, "readonly", false);
+  disk.datastore = optional_string(body, "datastore");
+  return disk;
+}
+
+Result<model::NicSpec> nic_from_rest(const json& body, const std::string& prefix) {
+  using T = JsonType;
+  if (auto st = check_fields(body, {{"mode", T::string, true},
+                                    {"bridge", T::string},
+                                    {"mac", T::string}},
+                             prefix);
+      !st)
+    return tl::unexpected(st.error());
+  model::NicSpec nic;
+  auto mode = model::nic_mode_from_string(body["mode"].get<std::string>());
+  if (!mode) return invalid_argument(prefix + "mode", "mode must be \"user\" or \"bridge\"");
+  nic.mode = *mode;
+  nic.bridge = optional_string(body, "bridge");
+  nic.mac = optional_string(body, "mac");
+  return nic;
+}
+
 Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
   using T = JsonType;
   if (auto st = check_fields(body, {{"name", T::string, true},
@@ -68,28 +109,9 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
     if (disks.size() > model::kMaxDisks)
       return invalid_argument("disks", fmt::format("at most {} disks", model::kMaxDisks));
     for (size_t i = 0; i < disks.size(); ++i) {
-      std::string prefix = fmt::format("disks[{}].", i);
-      if (auto st = check_fields(disks[i], {{"name", T::string, true},
-                                            {"image", T::string},
-                                            {"size_bytes", T::unsigned_integer},
-                                            {"boot", T::boolean},
-                                            {"readonly", T::boolean},
-                                            {"datastore", T::string}},
-                                 prefix);
-          !st)
-        return tl::unexpected(st.error());
-      model::DiskSpec disk;
-      disk.name = disks[i]["name"].get<std::string>();
-      disk.base_image = optional_string(disks[i], "image");
-      disk.size_bytes = optional_uint(disks[i], "size_bytes", 0);
-      if (disk.size_bytes > model::kMaxDiskBytes)
-        return invalid_argument(prefix + "size_bytes",
-                                fmt::format("{}size_bytes must be at most {}", prefix,
-                                            model::kMaxDiskBytes));
-      disk.boot = optional_bool(disks[i], "boot", false);
-      disk.readonly = optional_bool(disks[i], "readonly", false);
-      disk.datastore = optional_string(disks[i], "datastore");
-      s.disks.push_back(std::move(disk));
+      auto disk = disk_from_rest(disks[i], fmt::format("disks[{}].", i));
+      if (!disk) return tl::unexpected(disk.error());
+      s.disks.push_back(std::move(*disk));
     }
   }
   if (body.contains("nics") && body["nics"].is_array()) {
@@ -97,20 +119,9 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
     if (nics.size() > model::kMaxNics)
       return invalid_argument("nics", fmt::format("at most {} nics", model::kMaxNics));
     for (size_t i = 0; i < nics.size(); ++i) {
-      std::string prefix = fmt::format("nics[{}].", i);
-      if (auto st = check_fields(nics[i], {{"mode", T::string, true},
-                                           {"bridge", T::string},
-                                           {"mac", T::string}},
-                                 prefix);
-          !st)
-        return tl::unexpected(st.error());
-      model::NicSpec nic;
-      auto mode = model::nic_mode_from_string(nics[i]["mode"].get<std::string>());
-      if (!mode) return invalid_argument(prefix + "mode", "mode must be \"user\" or \"bridge\"");
-      nic.mode = *mode;
-      nic.bridge = optional_string(nics[i], "bridge");
-      nic.mac = optional_string(nics[i], "mac");
-      s.nics.push_back(std::move(nic));
+      auto nic = nic_from_rest(nics[i], fmt::format("nics[{}].", i));
+      if (!nic) return tl::unexpected(nic.error());
+      s.nics.push_back(std::move(*nic));
     }
   }
   if (body.contains("labels") && body["labels"].is_object()) {
@@ -252,7 +263,8 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     json disks = json::array();
     for (const auto& dk : s.disks) {
       disks.push_back({{"name", dk.name}, {"image", dk.base_image}, {"size_bytes", dk.size_bytes},
-                       {"boot", dk.boot}, {"readonly", dk.readonly}});
+                       {"boot", dk.boot}, {"readonly", dk.readonly},
+                       {"hotplug_slot", dk.hotplug_slot}});
       if (!dk.datastore.empty()) {
         disks.back()["datastore"] = dk.datastore;
         disks.back()["datastore_id"] = dk.datastore_id;
@@ -260,7 +272,8 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     }
     json nics = json::array();
     for (const auto& n : s.nics)
-      nics.push_back({{"mode", model::to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac}});
+      nics.push_back({{"mode", model::to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac},
+                      {"hotplug_slot", n.hotplug_slot}});
     spec["disks"] = disks;
     spec["nics"] = nics;
     spec["uuid"] = s.uuid;

@@ -10,16 +10,16 @@
 namespace strata::manager {
 
 Status check_host_hardware(const model::VmSpec& spec, const store::HostRecord& host) {
-  const int needed = wire::required_hardware_profile(spec.watchdog.has_value());
+  const wire::HardwareNeed need = wire::required_hardware(spec);
   const int offered =
       wire::inventory_hardware_profile(host.inventory).value_or(wire::kHardwareProfileUnreported);
-  if (offered >= needed) return {};
+  if (offered >= need.profile) return {};
   return make_error(ErrorCode::failed_precondition,
-                    fmt::format("host {}'s agent builds VM hardware up to profile {}; the "
-                                "watchdog needs profile {}: upgrade that host's agent, or "
-                                "remove the watchdog",
-                                host.name, offered, needed),
-                    "watchdog");
+                    fmt::format("host {}'s agent builds VM hardware up to profile {}; {} need{} "
+                                "profile {}: upgrade that host's agent",
+                                host.name, offered, need.what,
+                                need.what.starts_with("the ") ? "s" : "", need.profile),
+                    std::string(need.field));
 }
 
 std::string_view to_string(VmAction a) {

@@ -6,6 +6,7 @@
 
 #include <random>
 
+#include "strata/common/random.h"
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/manager/vms/vm_service.h"
@@ -17,11 +18,6 @@ namespace {
 
 // A full copy takes as long as the disks need; a linked clone is instant.
 constexpr std::chrono::hours kCloneTimeout{6};
-
-uint64_t clone_random_u64() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return rng();
-}
 
 bool is_stopped_state(const std::string& s) {
   return s == "stopped" || s == "defined" || s == "crashed";
@@ -136,7 +132,7 @@ Result<VmChange> VmService::clone(const std::string& source, const std::string& 
   // cloud-init: the clone is a new instance (new uuid = new instance-id); its host name is
   // its own VM name, not the source's.
   if (doc.spec.cloud_init) doc.spec.cloud_init->hostname.clear();
-  auto completed = model::complete(doc.spec, &clone_random_u64);
+  auto completed = model::complete(doc.spec, &random_u64);
   if (!completed) return tl::unexpected(completed.error());
   doc.spec = std::move(*completed);
   doc.placement = src_doc->placement;

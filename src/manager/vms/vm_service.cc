@@ -9,6 +9,7 @@
 #include <random>
 
 #include "strata/manager/auth/tokens.h"
+#include "strata/common/random.h"
 #include "strata/manager/controllers/datastores.h"
 #include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/vm_decision.h"
@@ -19,11 +20,6 @@
 namespace strata::manager {
 
 namespace {
-
-uint64_t random_u64() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return rng();
-}
 
 // The verb's change of desired state, on the record and its document.
 Status apply_verb(VmVerb verb, const VmActOptions& o, int64_t now_ms, store::VmRecord& vm,

@@ -123,6 +123,64 @@ class MemoryHypervisor final : public Hypervisor {
     }
     return make_error(ErrorCode::not_found, "no disk " + disk, "disk");
   }
+  // Hot-plug: the next free slot of 4 (the QEMU driver's layout is tested with real guests).
+  Result<model::DiskSpec> attach_disk(const std::string& name, const model::DiskSpec& disk) override {
+    std::lock_guard lock(mu_);
+    ++calls["attach_disk"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    auto& spec = it->second.spec;
+    for (const auto& d : spec.disks)
+      if (d.name == disk.name) return d;
+    model::DiskSpec d = disk;
+    d.hotplug_slot = free_slot(spec);
+    if (d.hotplug_slot == 0) return make_error(ErrorCode::failed_precondition, "no free slot");
+    spec.disks.push_back(d);
+    return d;
+  }
+  Status detach_disk(const std::string& name, const std::string& disk) override {
+    std::lock_guard lock(mu_);
+    ++calls["detach_disk"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    std::erase_if(it->second.spec.disks, [&](const model::DiskSpec& d) { return d.name == disk; });
+    return {};
+  }
+  Result<model::NicSpec> attach_nic(const std::string& name, const model::NicSpec& nic) override {
+    std::lock_guard lock(mu_);
+    ++calls["attach_nic"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    auto& spec = it->second.spec;
+    for (const auto& n : spec.nics)
+      if (n.mac == nic.mac) return n;
+    model::NicSpec n = nic;
+    n.hotplug_slot = free_slot(spec);
+    if (n.hotplug_slot == 0) return make_error(ErrorCode::failed_precondition, "no free slot");
+    spec.nics.push_back(n);
+    return n;
+  }
+  Status detach_nic(const std::string& name, const std::string& mac) override {
+    std::lock_guard lock(mu_);
+    ++calls["detach_nic"];
+    if (auto e = take_failure()) return tl::unexpected(*e);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return not_found("vm " + name + " not found");
+    std::erase_if(it->second.spec.nics, [&](const model::NicSpec& n) { return n.mac == mac; });
+    return {};
+  }
+  static uint32_t free_slot(const model::VmSpec& spec) {
+    for (uint32_t k = 1; k <= 4; ++k) {
+      bool used = false;
+      for (const auto& d : spec.disks) used = used || d.hotplug_slot == k;
+      for (const auto& n : spec.nics) used = used || n.hotplug_slot == k;
+      if (!used) return k;
+    }
+    return 0;
+  }
   std::map<std::string, std::string> uefi_vars;  // VM -> its variables (UEFI VMs)
   Result<std::string> read_uefi_vars(const std::string& name) override {
     std::lock_guard lock(mu_);

@@ -352,6 +352,37 @@ TEST_F(AllInOne, VmLifecycleWithConsole) {
   EXPECT_TRUE(rebooted(again)) << again;
   EXPECT_EQ(get_json("/api/v1/vms/e2e-tiny")["status"]["state"], "running");
 
+  // Hot-plug over the API: a blank disk joins the running guest on hot-plug slot 1 (the guest
+  // sees it), the spec records the slot, and the disk leaves again; a bad body is 400 naming
+  // the field.
+  auto bad_disk = call("POST", "/api/v1/vms/e2e-tiny/disks", R"({"name":"data1","size_bytes":0})");
+  EXPECT_EQ(bad_disk.status, 400u) << bad_disk.body;
+  EXPECT_EQ(json::parse(bad_disk.body)["error"]["field"], "disk.size_bytes") << bad_disk.body;
+  auto task_ends = [&](const HttpResult& accepted) {
+    EXPECT_EQ(accepted.status, 202u) << accepted.body;
+    const std::string id = json::parse(accepted.body)["task"]["id"].get<std::string>();
+    json t;
+    EXPECT_TRUE(wait_until(90s, [&] {
+      t = get_json("/api/v1/tasks/" + id);
+      return t["state"] == "succeeded" || t["state"] == "failed";
+    })) << t.dump();
+    return t;
+  };
+  json attached = task_ends(call("POST", "/api/v1/vms/e2e-tiny/disks",
+                                 R"({"name":"data1","size_bytes":33554432})"));
+  EXPECT_EQ(attached["state"], "succeeded") << attached.dump();
+  const json disks = get_json("/api/v1/vms/e2e-tiny")["spec"]["disks"];
+  ASSERT_EQ(disks.size(), 2u) << disks.dump();
+  EXPECT_EQ(disks[1]["hotplug_slot"], 1) << disks.dump();
+  std::string sees;
+  for (int i = 0; i < 10 && sees.find("VDB-65536") == std::string::npos; ++i)
+    sees = console_until("e2e-tiny", "VDB-65536", 5s, "console",
+                         "echo VDB-$(cat /sys/block/vdb/size)\n");
+  EXPECT_NE(sees.find("VDB-65536"), std::string::npos) << sees;
+  json detached = task_ends(call("DELETE", "/api/v1/vms/e2e-tiny/disks/data1"));
+  EXPECT_EQ(detached["state"], "succeeded") << detached.dump();
+  EXPECT_EQ(get_json("/api/v1/vms/e2e-tiny")["spec"]["disks"].size(), 1u);
+
   // The manager pushed the catalog images to the host before defining the VM.
   auto holders = get_json("/api/v1/images/tiny-base")["hosts"];
   ASSERT_EQ(holders.size(), 1u) << holders.dump();

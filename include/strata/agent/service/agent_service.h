@@ -79,6 +79,14 @@ class AgentService final : public v1::AgentService::Service {
                            v1::ChangeCdromResponse*) override;
   grpc::Status ResizeDisk(grpc::ServerContext*, const v1::ResizeDiskRequest*,
                           v1::ResizeDiskResponse*) override;
+  grpc::Status AttachDisk(grpc::ServerContext*, const v1::AttachDiskRequest*,
+                          v1::AttachDiskResponse*) override;
+  grpc::Status DetachDisk(grpc::ServerContext*, const v1::DetachDiskRequest*,
+                          v1::DetachDiskResponse*) override;
+  grpc::Status AttachNic(grpc::ServerContext*, const v1::AttachNicRequest*,
+                         v1::AttachNicResponse*) override;
+  grpc::Status DetachNic(grpc::ServerContext*, const v1::DetachNicRequest*,
+                         v1::DetachNicResponse*) override;
   grpc::Status ReadUefiVars(grpc::ServerContext*, const v1::ReadUefiVarsRequest*,
                             v1::ReadUefiVarsResponse*) override;
   grpc::Status WriteUefiVars(grpc::ServerContext*, const v1::WriteUefiVarsRequest*,

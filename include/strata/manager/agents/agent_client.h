@@ -127,6 +127,16 @@ class AgentClient {
   // Grows disk `disk` to `size_bytes` (the agent's ResizeDisk): returns the VM as it is then.
   Result<pb::VmStatus> resize_disk(const std::string& request_id, const std::string& name,
                                    const std::string& disk, uint64_t size_bytes);
+  // Hot-plug (the agent's AttachDisk, DetachDisk, AttachNic, DetachNic): the device as the
+  // agent recorded it (its hot-plug slot; a NIC's MAC).
+  Result<model::DiskSpec> attach_disk(const std::string& request_id, const std::string& name,
+                                      const model::DiskSpec& disk);
+  Status detach_disk(const std::string& request_id, const std::string& name,
+                     const std::string& disk);
+  Result<model::NicSpec> attach_nic(const std::string& request_id, const std::string& name,
+                                    const model::NicSpec& nic);
+  Status detach_nic(const std::string& request_id, const std::string& name,
+                    const std::string& mac);
   // A UEFI VM's variables file, whole (cold migration carries it).
   Result<std::string> read_uefi_vars(const std::string& name);
   Status write_uefi_vars(const std::string& request_id, const std::string& name,

@@ -20,6 +20,11 @@ namespace strata::manager {
 // are read with label_map, request_bodies.h.)
 
 Result<VmDocument> vm_document_from_request(const nlohmann::json& body, bool* start);
+// One disk or NIC object of the REST VM ({"name", "image", "size_bytes", "boot", "readonly",
+// "datastore"}; {"mode", "bridge", "mac"}), as in a create body or a hot-plug request;
+// errors name the field after `prefix` ("disks[0].", "disk.").
+Result<model::DiskSpec> disk_from_rest(const nlohmann::json& body, const std::string& prefix);
+Result<model::NicSpec> nic_from_rest(const nlohmann::json& body, const std::string& prefix);
 
 // The REST form of a VM's cloud_init: as the model's JSON, except that no secret is shown
 // again: each user's password_hash becomes "password_set": true|false, and user_data

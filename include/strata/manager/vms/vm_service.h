@@ -31,6 +31,8 @@
 
 namespace strata::manager {
 
+class TaskTracker;
+
 enum class VmVerb { start, stop, reboot, pause, resume, remove };
 
 // "start", "stop", ... "delete"; the task kind and audit action is "vm." + this.
@@ -170,6 +172,25 @@ class VmService {
   // migrating.
   Result<VmChange> resize_disk(const std::string& name, const std::string& disk,
                                uint64_t size_bytes, const std::string& actor);
+  // Hot-plug (vm_hotplug.cc; docs/internals/qemu-driver.md, "Hot-plug"), each through
+  // change_on_host as a "vm.disk.attach" / "vm.disk.detach" / "vm.nic.attach" /
+  // "vm.nic.detach" task. attach_disk: a new disk (blank of size_bytes, or an overlay of a
+  // catalog image), never the boot disk; attach_nic: a NIC (its MAC made here when empty,
+  // so a retried attach is the same NIC). The host puts it on a free hot-plug slot, live
+  // when the VM runs, and the spec then records it with its slot. A VM on no host yet gets
+  // the change at once (placed at boot by its define). detach_*: the disk (its data is
+  // deleted) or the NIC (by MAC) leaves; a running VM can lose only a device on a slot.
+  // invalid_argument (naming "disk.*", "nic.*"); already_exists (disk name, MAC);
+  // not_found ("disk", "mac"); failed_precondition: the boot disk, limits, being deleted,
+  // migrating.
+  Result<VmChange> attach_disk(const std::string& name, const model::DiskSpec& disk,
+                               const std::string& actor);
+  Result<VmChange> detach_disk(const std::string& name, const std::string& disk,
+                               const std::string& actor);
+  Result<VmChange> attach_nic(const std::string& name, const model::NicSpec& nic,
+                              const std::string& actor);
+  Result<VmChange> detach_nic(const std::string& name, const std::string& mac,
+                              const std::string& actor);
   void set_image_distributor(ImageDistributor* images) { images_ = images; }
   // The VMs whose disks are overlays of `template_id`'s (its linked clones), by name.
   static Result<std::vector<std::string>> linked_clones_of(store::Store& tx,
@@ -184,9 +205,29 @@ class VmService {
   std::function<void(const std::string&)> on_change_;
   AgentLookup agents_;
   ImageDistributor* images_ = nullptr;  // not owned; null: hosts must hold the iso already
-  void run_cdrom(std::string host_id, std::string vm_id, std::string image, std::string task_id);
-  void run_resize(std::string host_id, std::string vm_id, std::string disk, uint64_t size_bytes,
-                  std::string task_id);
+  // A VM change its host carries out (vm_host_change.cc): CD-ROM, disk resize, hot-plug.
+  // `plan` runs in the one transaction that writes the task (titled `what`) and the audit
+  // event (action `kind`): it checks the change and applies it to the document, which is
+  // recorded at once when the VM is on no host yet (its define carries it). Otherwise a
+  // worker runs `on_host` (request id: the task id), then applies its `record` to the spec
+  // current then and ends the task with its message. A VM placed but not defined yet fails
+  // the task saying so. Refused while the VM is being deleted or migrates ("`moving` once
+  // it has moved").
+  struct HostOutcome {
+    std::function<void(model::VmSpec&)> record;
+    std::string message;
+  };
+  struct HostChange {
+    std::string kind, what, moving, running;
+    std::function<Status(store::Store& tx, VmDocument& doc)> plan;
+    std::function<Result<HostOutcome>(AgentClient& agent, const store::VmRecord& vm,
+                                      TaskTracker& tasks, const std::string& task_id)>
+        on_host;
+  };
+  Result<VmChange> change_on_host(const std::string& name, HostChange change,
+                                  const std::string& actor);
+  void run_host_change(std::string host_id, std::string vm_id, std::string task_id,
+                       std::shared_ptr<const HostChange> change);
   HaAdmission ha_admission_ = HaAdmission::enforce;  // set before serving; read only after
   bool migration_tls_ = true;                        // set before serving; read only after
   void run_clone(std::string host_id, std::string source, std::string vm_id, bool linked,

@@ -167,7 +167,8 @@ void add_uefi_flash(Builder& b, const ResolvedVm& vm) {
   }
 }
 
-void add_disks(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
+void add_disks(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm,
+               const HardwareProfile& hw) {
   const int bootindex = boot_index(spec, model::BootDevice::disk);
   if (vm.disks.size() != spec.disks.size()) {
     b.fail(Error{ErrorCode::internal, "resolved disks do not match the spec", "disks"});
@@ -181,25 +182,36 @@ void add_disks(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
     if (r.format != "qcow2" && r.format != "raw")
       return b.fail(Error{ErrorCode::invalid_argument, "unsupported disk format", field});
     const char* ro = d.readonly ? "on" : "off";
-    std::string file_node = fmt::format("file{}", i), fmt_node = fmt::format("disk{}", i);
+    const DiskNames names = disk_names(spec, i);
     b.opt("-blockdev", Opt("")
                            .add("driver", "file")
-                           .add("node-name", file_node)
+                           .add("node-name", names.file_node)
                            .add("filename", r.path)
                            .add("read-only", ro));
     b.opt("-blockdev", Opt("")
                            .add("driver", r.format)
-                           .add("node-name", fmt_node)
-                           .add("file", file_node)
+                           .add("node-name", names.format_node)
+                           .add("file", names.file_node)
                            .add("read-only", ro));
     Opt dev("virtio-blk-pci");
-    dev.add("drive", fmt_node).add("id", fmt::format("virtio-disk{}", i)).add("serial", d.name);
+    dev.add("drive", names.format_node).add("id", names.device).add("serial", d.name);
+    // On its hot-plug slot's root port, where an attach put it (a migration target and a
+    // restart build the same layout); disks placed at boot take the root bus's next slot.
+    if (d.hotplug_slot != 0) {
+      if (static_cast<int>(d.hotplug_slot) > hw.spare_root_ports)
+        return b.fail(Error{ErrorCode::failed_precondition,
+                            "this VM's hardware has no hot-plug slot " +
+                                std::to_string(d.hotplug_slot),
+                            field + ".hotplug_slot"});
+      dev.add("bus", root_port_id(d.hotplug_slot));
+    }
     if (d.boot && bootindex > 0) dev.add("bootindex", std::to_string(bootindex));
     b.opt("-device", dev);
   }
 }
 
-void add_nics(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
+void add_nics(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm,
+              const HardwareProfile& hw) {
   if (vm.taps.size() != spec.nics.size()) {
     b.fail(Error{ErrorCode::internal, "resolved taps do not match the spec", "nics"});
     return;
@@ -208,7 +220,8 @@ void add_nics(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
   for (size_t i = 0; i < spec.nics.size(); ++i) {
     const auto& n = spec.nics[i];
     std::string field = fmt::format("nics[{}]", i);
-    std::string id = fmt::format("net{}", i);
+    const NicNames names = nic_names(spec, i);
+    const std::string& id = names.netdev;
     if (!only_chars(n.mac, ":") || n.mac.size() != 17)
       return b.fail(Error{ErrorCode::invalid_argument, "bad MAC address", field + ".mac"});
     if (n.mode == model::NicMode::bridge) {
@@ -220,14 +233,37 @@ void add_nics(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm) {
     } else {
       b.opt("-netdev", Opt("user").add("id", id));
     }
-    b.opt("-device", Opt("virtio-net-pci")
-                         .add("netdev", id)
-                         .add("id", fmt::format("nic{}", i))
-                         .add("mac", n.mac));
+    Opt dev("virtio-net-pci");
+    dev.add("netdev", id).add("id", names.device).add("mac", n.mac);
+    if (n.hotplug_slot != 0) {
+      if (static_cast<int>(n.hotplug_slot) > hw.spare_root_ports)
+        return b.fail(Error{ErrorCode::failed_precondition,
+                            "this VM's hardware has no hot-plug slot " +
+                                std::to_string(n.hotplug_slot),
+                            field + ".hotplug_slot"});
+      dev.add("bus", root_port_id(n.hotplug_slot));
+    }
+    b.opt("-device", dev);
   }
 }
 
 }  // namespace
+
+DiskNames disk_names(const model::VmSpec& spec, size_t i) {
+  const uint32_t slot = i < spec.disks.size() ? spec.disks[i].hotplug_slot : 0;
+  if (slot == 0)
+    return {fmt::format("file{}", i), fmt::format("disk{}", i), fmt::format("virtio-disk{}", i)};
+  return {fmt::format("file-rp{}", slot), fmt::format("disk-rp{}", slot),
+          fmt::format("virtio-disk-rp{}", slot)};
+}
+
+NicNames nic_names(const model::VmSpec& spec, size_t i) {
+  const uint32_t slot = i < spec.nics.size() ? spec.nics[i].hotplug_slot : 0;
+  if (slot == 0) return {fmt::format("net{}", i), fmt::format("nic{}", i)};
+  return {fmt::format("net-rp{}", slot), fmt::format("nic-rp{}", slot)};
+}
+
+std::string root_port_id(uint32_t slot) { return "rp" + std::to_string(slot); }
 
 VmFiles vm_files(const std::string& vm_dir) {
   const std::string run = vm_dir + "/run";
@@ -312,7 +348,7 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
   // migration target finds the same layout.
   for (int i = 1; i <= hw.spare_root_ports; ++i)
     b.opt("-device", Opt("pcie-root-port")
-                         .add("id", "rp" + std::to_string(i))
+                         .add("id", root_port_id(static_cast<uint32_t>(i)))
                          .add("chassis", std::to_string(i))
                          .add("bus", "pcie.0"));
   if (hw.usb_tablet) {
@@ -340,8 +376,8 @@ Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, cons
       b.raw({"-append", kb.cmdline});
     }
   }
-  add_disks(b, spec, vm);
-  add_nics(b, spec, vm);
+  add_disks(b, spec, vm, hw);
+  add_nics(b, spec, vm, hw);
 
   // qemu-guest-agent channel.
   add_chardev_socket(b, "qga0", f.qga_socket);

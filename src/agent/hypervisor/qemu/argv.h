@@ -69,6 +69,22 @@ inline constexpr size_t kMaxSocketPath = 107;
 // characters (they have no business in paths or ids and could confuse logs).
 Result<std::string> escape_opt_value(std::string_view field, std::string_view value);
 
+// QEMU names of disk `i` of `spec` (one home, used by argv, hot-plug, resize and migration).
+// A disk placed at boot is named by its index ("file0", "disk0", "virtio-disk0"); a disk on
+// a hot-plug slot by its slot ("file-rp2", "disk-rp2", "virtio-disk-rp2"), so removing one
+// never renames another while QEMU runs.
+struct DiskNames {
+  std::string file_node, format_node, device;
+};
+DiskNames disk_names(const model::VmSpec& spec, size_t i);
+// NIC `i`: netdev and device ids ("net0"/"nic0", or "net-rp3"/"nic-rp3" on slot 3).
+struct NicNames {
+  std::string netdev, device;
+};
+NicNames nic_names(const model::VmSpec& spec, size_t i);
+// The spare root port of hot-plug slot k ("rp<k>", as build_qemu_argv makes them).
+std::string root_port_id(uint32_t slot);
+
 Result<std::vector<std::string>> build_qemu_argv(const model::VmSpec& spec, const ResolvedVm& vm,
                                                  const ArgvOptions& options);
 

@@ -52,6 +52,9 @@ Result<HardwareProfile> new_hardware_profile(const std::string& machine,
 }
 
 void settle_version(HardwareProfile& p) {
+  // v4 adds nothing to the profile itself (its hot-plug slots are in the spec), so a new
+  // VM records v3 or lower.
+  if (p.version >= 4) p.version = 3;
   if (p.version >= 3 && p.watchdog.empty()) p.version = 2;
 }
 

@@ -17,6 +17,10 @@
 //   v3  v2 + `watchdog`: "" or "i6300esb" (the spec's watchdog; the device comes after
 //       every other one, so the PCI layout of the rest is v2's). A VM without a watchdog
 //       records v2 (settle_version), so hosts one version behind still take it.
+//   v4  v3 + disks and NICs on the spare root ports (the spec's hotplug_slot k: on "rp<k>",
+//       named by the slot; docs/internals/qemu-driver.md "Hot-plug"). Nothing new in the
+//       profile itself: a VM records v3 or lower, and the manager sends a VM with devices
+//       on slots only to agents reporting v4 (wire::required_hardware).
 #pragma once
 
 #include <map>

@@ -12,20 +12,13 @@
 #include "strata/common/log.h"
 #include "strata/common/process.h"
 #include "strata/model/validation.h"
+#include "strata/common/random.h"
 #include "strata/model/vm_spec_json.h"
 
 namespace strata::agent::qemu {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-uint64_t random64() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return rng();
-}
-
-}  // namespace
 
 bool is_active(model::VmState s) {
   using S = model::VmState;
@@ -169,10 +162,45 @@ void QemuHypervisor::end_job(const std::string& name, VmJob job) {
   state_cv_.notify_all();
 }
 
+Result<QemuHypervisor::DeviceJob> QemuHypervisor::begin_device_job(const std::string& name,
+                                                                   VmJob job) {
+  std::lock_guard lk(mu_);
+  auto v = find_locked(name);
+  if (!v) return tl::unexpected(v.error());
+  Vm& vm = **v;
+  const model::VmState s = vm.rec.state;
+  const bool live = s == model::VmState::running || s == model::VmState::paused;
+  const bool offline = s == model::VmState::defined || s == model::VmState::stopped ||
+                       s == model::VmState::crashed;
+  if (!live && !offline)
+    return make_error(ErrorCode::failed_precondition,
+                      "VM " + name + " is " + model::to_string(s) + "; try again when it settles");
+  if (live && !vm.qmp)
+    return unavailable("VM " + name + " is " + model::to_string(s) +
+                       " but its QMP monitor is not connected yet (re-attaching); retry");
+  if (auto st = begin_job_locked(name, vm, job); !st) return tl::unexpected(st.error());
+  return DeviceJob{live ? vm.qmp : nullptr, vm.dir, vm.spec, vm.rec.profile};
+}
+
+Status QemuHypervisor::record_spec(const std::string& name, const std::string& dir,
+                                   const model::VmSpec& spec) {
+  if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n",
+                                 kVmFileMode);
+      !s)
+    return s;
+  std::lock_guard lk(mu_);
+  if (auto v = find_locked(name)) (*v)->spec = spec;
+  return {};
+}
+
 std::vector<std::string> QemuHypervisor::taps_of(const model::VmSpec& spec) const {
   std::vector<std::string> taps;
-  for (size_t i = 0; i < spec.nics.size(); ++i)
-    taps.push_back(spec.nics[i].mode == model::NicMode::bridge ? tap_name(spec.uuid, i) : "");
+  for (size_t i = 0; i < spec.nics.size(); ++i) {
+    const auto& n = spec.nics[i];
+    if (n.mode != model::NicMode::bridge) taps.emplace_back();
+    else if (n.hotplug_slot != 0) taps.push_back(tap_name(spec.uuid, n.hotplug_slot, 'p'));
+    else taps.push_back(tap_name(spec.uuid, i));
+  }
   return taps;
 }
 
@@ -201,7 +229,7 @@ Result<VmStatus> QemuHypervisor::define(const model::VmSpec& input) {
 
 Result<VmStatus> QemuHypervisor::define_with(const model::VmSpec& input,
                                              const DiskMaker& make_disk) {
-  auto completed = model::complete(input, &random64);
+  auto completed = model::complete(input, &random_u64);
   if (!completed) return tl::unexpected(completed.error());
   model::VmSpec spec = std::move(*completed);
   std::string dir = vm_dir(spec.name);

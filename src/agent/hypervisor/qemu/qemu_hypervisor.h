@@ -103,6 +103,11 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status change_cdrom(const std::string& name, const std::string& image) override;
   Result<uint64_t> resize_disk(const std::string& name, const std::string& disk,
                                uint64_t size_bytes) override;
+  // Hot-plug (vm_hotplug.cc; docs/internals/qemu-driver.md, "Hot-plug"). A hotplug job.
+  Result<model::DiskSpec> attach_disk(const std::string& name, const model::DiskSpec& disk) override;
+  Status detach_disk(const std::string& name, const std::string& disk) override;
+  Result<model::NicSpec> attach_nic(const std::string& name, const model::NicSpec& nic) override;
+  Status detach_nic(const std::string& name, const std::string& mac) override;
   Result<std::string> read_uefi_vars(const std::string& name) override;
   Status write_uefi_vars(const std::string& name, const std::string& vars) override;
   Status export_disk(const std::string& name, const std::string& disk, size_t max_extent,
@@ -294,6 +299,20 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status begin_job_locked(const std::string& name, Vm& vm, VmJob job);
   // Ends `job` on the VM if it is still the running one. Takes mu_.
   void end_job(const std::string& name, VmJob job);
+  // A device change (media, resize, hotplug): takes `job` on a VM that is live (running or
+  // paused, its QMP connected: `qmp` set) or offline (defined, stopped or crashed: `qmp`
+  // null); failed_precondition while it starts, stops or migrates, unavailable while its
+  // monitor re-attaches. The caller ends the job (JobEnd). Takes mu_.
+  struct DeviceJob {
+    std::shared_ptr<QemuMonitor> qmp;
+    std::string dir;
+    model::VmSpec spec;
+    HardwareProfile profile;
+  };
+  Result<DeviceJob> begin_device_job(const std::string& name, VmJob job);
+  // Records a device change: the VM's spec file, then its in-memory spec (the caller holds
+  // the VM's job, so nothing else writes either meanwhile). Takes mu_.
+  Status record_spec(const std::string& name, const std::string& dir, const model::VmSpec& spec);
   // Ends a job at scope exit (end_job): the one way a job started by begin_job_locked or
   // begin_*_job is ended on every return path.
   class JobEnd {

@@ -691,6 +691,97 @@ Status QemuMonitor::block_resize(const std::string& node_name, uint64_t size,
   return run_void("block_resize", timeout, {{"node-name", node_name}, {"size", size}});
 }
 
+Status QemuMonitor::blockdev_add_disk(const std::string& file_node, const std::string& format_node,
+                                      const std::string& filename, const std::string& format,
+                                      bool readonly, std::chrono::milliseconds timeout) {
+  if (auto s = run_void("blockdev-add", timeout,
+                        {{"driver", "file"},
+                         {"node-name", file_node},
+                         {"filename", filename},
+                         {"read-only", readonly}});
+      !s)
+    return s;
+  if (auto s = run_void("blockdev-add", timeout,
+                        {{"driver", format},
+                         {"node-name", format_node},
+                         {"file", file_node},
+                         {"read-only", readonly}});
+      !s) {
+    (void)blockdev_del(file_node, timeout);
+    return s;
+  }
+  return {};
+}
+
+Status QemuMonitor::device_add_virtio_blk(const std::string& id, const std::string& bus,
+                                          const std::string& drive, const std::string& serial,
+                                          std::chrono::milliseconds timeout) {
+  return run_void("device_add", timeout,
+                  {{"driver", "virtio-blk-pci"},
+                   {"id", id},
+                   {"bus", bus},
+                   {"drive", drive},
+                   {"serial", serial}});
+}
+
+Status QemuMonitor::device_add_virtio_net(const std::string& id, const std::string& bus,
+                                          const std::string& netdev, const std::string& mac,
+                                          std::chrono::milliseconds timeout) {
+  return run_void("device_add", timeout,
+                  {{"driver", "virtio-net-pci"},
+                   {"id", id},
+                   {"bus", bus},
+                   {"netdev", netdev},
+                   {"mac", mac}});
+}
+
+Status QemuMonitor::device_del(const std::string& id, std::chrono::milliseconds timeout) {
+  return run_void("device_del", timeout, {{"id", id}});
+}
+
+Result<std::vector<std::string>> parse_qom_children(const json& r) {
+  auto bad = [](const std::string& why) { return bad_reply("qom-list", why); };
+  if (!r.is_array()) return bad("expected an array");
+  std::vector<std::string> out;
+  for (const auto& p : r) {
+    if (!p.is_object()) return bad("entry is not an object");
+    auto n = p.find("name");
+    auto t = p.find("type");
+    if (n == p.end() || !n->is_string() || t == p.end() || !t->is_string())
+      return bad("name or type");
+    if (t->get<std::string>().starts_with("child<")) out.push_back(n->get<std::string>());
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> QemuMonitor::peripheral_ids(std::chrono::milliseconds timeout) {
+  return client_->execute("qom-list", {{"path", "/machine/peripheral"}}, timeout)
+      .and_then(parse_qom_children);
+}
+
+Status QemuMonitor::getfd(const std::string& fdname, int fd, std::chrono::milliseconds timeout) {
+  auto r = client_->execute_with_fd("getfd", {{"fdname", fdname}}, fd, timeout);
+  if (!r) return tl::unexpected(r.error());
+  return {};
+}
+
+Status QemuMonitor::closefd(const std::string& fdname, std::chrono::milliseconds timeout) {
+  return run_void("closefd", timeout, {{"fdname", fdname}});
+}
+
+Status QemuMonitor::netdev_add_tap(const std::string& id, const std::string& fdname,
+                                   std::chrono::milliseconds timeout) {
+  return run_void("netdev_add", timeout, {{"type", "tap"}, {"id", id}, {"fd", fdname}});
+}
+
+Status QemuMonitor::netdev_add_user(const std::string& id, std::chrono::milliseconds timeout) {
+  return run_void("netdev_add", timeout, {{"type", "user"}, {"id", id}});
+}
+
+Status QemuMonitor::netdev_del(const std::string& id, std::chrono::milliseconds timeout) {
+  return run_void("netdev_del", timeout, {{"id", id}});
+}
+
 Status QemuMonitor::blockdev_del(const std::string& node_name, std::chrono::milliseconds timeout) {
   return run_void("blockdev-del", timeout, {{"node-name", node_name}});
 }

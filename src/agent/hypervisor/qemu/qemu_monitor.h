@@ -214,6 +214,8 @@ struct BlockDeviceInfo {
 };
 // Parses query-block's return; internal naming the field when the shape is not QEMU's.
 Result<std::vector<BlockDeviceInfo>> parse_query_block(const nlohmann::json& r);
+// qom-list's reply: the names of its properties of type "child<...>" (the devices).
+Result<std::vector<std::string>> parse_qom_children(const nlohmann::json& r);
 
 class QemuMonitor {
  public:
@@ -378,6 +380,36 @@ class QemuMonitor {
   // formats, so the driver checks "grow only" before it asks.
   Status block_resize(const std::string& node_name, uint64_t size,
                       std::chrono::milliseconds timeout = kMonitorTimeout);
+
+  // Hot-plug (docs/internals/qemu-driver.md, "Hot-plug").
+  // A disk's two nodes: the file (protocol) node and the format node on it.
+  Status blockdev_add_disk(const std::string& file_node, const std::string& format_node,
+                           const std::string& filename, const std::string& format, bool readonly,
+                           std::chrono::milliseconds timeout = kMonitorTimeout);
+  // device_add of a virtio-blk-pci on root port `bus` ("rp1") for format node `drive`.
+  Status device_add_virtio_blk(const std::string& id, const std::string& bus,
+                               const std::string& drive, const std::string& serial,
+                               std::chrono::milliseconds timeout = kMonitorTimeout);
+  // device_add of a virtio-net-pci on root port `bus` for netdev `netdev`.
+  Status device_add_virtio_net(const std::string& id, const std::string& bus,
+                               const std::string& netdev, const std::string& mac,
+                               std::chrono::milliseconds timeout = kMonitorTimeout);
+  // Asks the guest to release device `id` (PCIe/ACPI hot-unplug): QEMU removes it once the
+  // guest acknowledges, which takes a while or never happens (watch peripheral_ids).
+  Status device_del(const std::string& id, std::chrono::milliseconds timeout = kMonitorTimeout);
+  // The ids of the user-created devices (qom-list /machine/peripheral).
+  Result<std::vector<std::string>> peripheral_ids(
+      std::chrono::milliseconds timeout = kMonitorTimeout);
+  // getfd: hands `fd` to QEMU under `fdname` (QEMU dups it; the caller still owns its copy).
+  Status getfd(const std::string& fdname, int fd,
+               std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status closefd(const std::string& fdname, std::chrono::milliseconds timeout = kMonitorTimeout);
+  // netdev_add of a tap backend on a descriptor passed with getfd, or of user networking.
+  Status netdev_add_tap(const std::string& id, const std::string& fdname,
+                        std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status netdev_add_user(const std::string& id,
+                         std::chrono::milliseconds timeout = kMonitorTimeout);
+  Status netdev_del(const std::string& id, std::chrono::milliseconds timeout = kMonitorTimeout);
 
   // Unvalidated passthrough for debugging (QemuHypervisor::qmp); the driver never uses it.
   Result<nlohmann::json> raw(const std::string& command, const nlohmann::json& arguments,

@@ -146,6 +146,11 @@ void QmpClient::dispatch(const QmpMessage& m) {
 
 Result<json> QmpClient::execute(const std::string& command, const json& arguments,
                                 std::chrono::milliseconds timeout) {
+  return execute_with_fd(command, arguments, -1, timeout);
+}
+
+Result<json> QmpClient::execute_with_fd(const std::string& command, const json& arguments,
+                                        int pass_fd, std::chrono::milliseconds timeout) {
   uint64_t id;
   {
     std::lock_guard lk(mu_);
@@ -159,7 +164,10 @@ Result<json> QmpClient::execute(const std::string& command, const json& argument
   };
   {
     std::lock_guard wl(write_mu_);
-    if (auto s = write_all(fd_.get(), encode_qmp_command(command, arguments, id), timeout); !s) {
+    const std::string line = encode_qmp_command(command, arguments, id);
+    auto s = pass_fd < 0 ? write_all(fd_.get(), line, timeout)
+                         : write_all_with_fd(fd_.get(), line, pass_fd, timeout);
+    if (!s) {
       erase();
       return tl::unexpected(s.error().wrap("QMP " + command));
     }

@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -65,6 +67,42 @@ Status write_all(int fd, std::string_view data, std::chrono::milliseconds timeou
     return unavailable(std::string("write: ") + std::strerror(errno));
   }
   return {};
+}
+
+Status write_all_with_fd(int fd, std::string_view data, int pass_fd,
+                         std::chrono::milliseconds timeout) {
+  if (data.empty()) return invalid_argument("data", "nothing to carry the descriptor");
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    char byte = data.front();
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == 1) break;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return make_error(ErrorCode::deadline_exceeded, "write timed out");
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, static_cast<int>(left.count()));
+      continue;
+    }
+    return unavailable(std::string("sendmsg: ") + std::strerror(errno));
+  }
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return write_all(fd, data.substr(1), std::max(left, std::chrono::milliseconds(1)));
 }
 
 Result<bool> wait_readable(int fd, std::chrono::milliseconds timeout) {

@@ -38,6 +38,10 @@ Result<Fd> connect_unix(const std::string& path);
 
 // Writes everything (retrying on EINTR/short writes); fails after `timeout`.
 Status write_all(int fd, std::string_view data, std::chrono::milliseconds timeout);
+// As write_all, with `pass_fd` attached (SCM_RIGHTS) to the first byte sent: how QMP's
+// getfd and add-fd receive a file descriptor. The caller keeps its own copy of pass_fd.
+Status write_all_with_fd(int fd, std::string_view data, int pass_fd,
+                         std::chrono::milliseconds timeout);
 
 // Waits until `fd` is readable or the timeout passes; returns false on timeout.
 Result<bool> wait_readable(int fd, std::chrono::milliseconds timeout);

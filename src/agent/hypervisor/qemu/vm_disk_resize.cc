@@ -32,39 +32,20 @@ Result<uint64_t> QemuHypervisor::resize_disk(const std::string& name, const std:
                                              uint64_t size_bytes) {
   if (size_bytes == 0 || size_bytes > model::kMaxDiskBytes)
     return invalid_argument("size_bytes", fmt::format("must be 1..{} bytes", model::kMaxDiskBytes));
-  std::shared_ptr<QemuMonitor> qmp;
-  std::string dir;
-  model::VmSpec spec;
-  size_t index = 0;
-  {
-    std::lock_guard lk(mu_);
-    auto v = find_locked(name);
-    if (!v) return tl::unexpected(v.error());
-    Vm& vm = **v;
-    auto it = std::find_if(vm.spec.disks.begin(), vm.spec.disks.end(),
-                           [&](const model::DiskSpec& d) { return d.name == disk; });
-    if (it == vm.spec.disks.end())
-      return make_error(ErrorCode::not_found, "VM " + name + " has no disk " + disk, "disk");
-    if (it->readonly)
-      return make_error(ErrorCode::failed_precondition,
-                        "disk " + disk + " of VM " + name + " is read-only", "disk");
-    index = static_cast<size_t>(it - vm.spec.disks.begin());
-    VmState s = vm.rec.state;
-    bool live = s == VmState::running || s == VmState::paused;
-    bool offline = s == VmState::defined || s == VmState::stopped || s == VmState::crashed;
-    if (!live && !offline)
-      return make_error(
-          ErrorCode::failed_precondition,
-          "VM " + name + " is " + model::to_string(s) + "; try again when it settles");
-    if (live && !vm.qmp)
-      return unavailable("VM " + name + " is " + model::to_string(s) +
-                         " but its QMP monitor is not connected yet (re-attaching); retry");
-    if (auto st = begin_job_locked(name, vm, VmJob::resize); !st) return tl::unexpected(st.error());
-    if (live) qmp = vm.qmp;
-    dir = vm.dir;
-    spec = vm.spec;
-  }
+  auto job = begin_device_job(name, VmJob::resize);
+  if (!job) return tl::unexpected(job.error());
   JobEnd end{this, name, VmJob::resize};
+  std::shared_ptr<QemuMonitor> qmp = job->qmp;
+  const std::string& dir = job->dir;
+  model::VmSpec& spec = job->spec;
+  auto it = std::find_if(spec.disks.begin(), spec.disks.end(),
+                         [&](const model::DiskSpec& d) { return d.name == disk; });
+  if (it == spec.disks.end())
+    return make_error(ErrorCode::not_found, "VM " + name + " has no disk " + disk, "disk");
+  if (it->readonly)
+    return make_error(ErrorCode::failed_precondition,
+                      "disk " + disk + " of VM " + name + " is read-only", "disk");
+  const size_t index = static_cast<size_t>(it - spec.disks.begin());
   const model::DiskSpec& d = spec.disks[index];
 
   uint64_t current = 0;
@@ -74,7 +55,7 @@ Result<uint64_t> QemuHypervisor::resize_disk(const std::string& name, const std:
   if (qmp) {
     auto devices = qmp->query_block(kResizeTimeout);
     if (!devices) return tl::unexpected(devices.error().wrap("query-block"));
-    const std::string id = fmt::format("virtio-disk{}", index);
+    const std::string id = disk_names(spec, index).device;
     const BlockDeviceInfo* dev = device_of(*devices, id);
     if (!dev || dev->node_name.empty())
       return internal_error("QEMU shows no medium in " + id + " (disk " + disk + ")");
@@ -114,14 +95,7 @@ Result<uint64_t> QemuHypervisor::resize_disk(const std::string& name, const std:
   // The spec records the size (a migration target or a redefined VM makes the disk that
   // big); a disk on a base image that was 0 ("the base's size") now names its size.
   spec.disks[index].size_bytes = size_bytes;
-  if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n",
-                                 kVmFileMode);
-      !s)
-    return tl::unexpected(s.error());
-  {
-    std::lock_guard lk(mu_);
-    if (auto v = find_locked(name)) (*v)->spec.disks[index].size_bytes = size_bytes;
-  }
+  if (auto s = record_spec(name, dir, spec); !s) return tl::unexpected(s.error());
   logger("agent.qemu")
       ->info("disk resized vm={} disk={} from={} to={} live={}", name, disk, current, size_bytes,
              qmp != nullptr);

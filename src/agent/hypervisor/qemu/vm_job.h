@@ -28,6 +28,7 @@ enum class VmJob {
   disk_copy,  // a cold migration reads or writes a disk's file (vm_disk_copy.cc)
   backup,    // disks read into a backup repository, or restored from one (vm_backup.cc)
   resize,    // a disk is being grown (vm_disk_resize.cc)
+  hotplug,   // a disk or NIC is being attached or detached (vm_hotplug.cc)
   // define is a job on a VM that does not exist yet: it holds a
   // name reservation (QemuHypervisor::defining_) instead.
 };
@@ -56,6 +57,8 @@ constexpr std::string_view to_string(VmJob j) {
       return "backup";
     case VmJob::resize:
       return "resize";
+    case VmJob::hotplug:
+      return "hotplug";
   }
   return "?";
 }

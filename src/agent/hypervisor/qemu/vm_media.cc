@@ -65,45 +65,19 @@ Status QemuHypervisor::change_cdrom(const std::string& name, const std::string& 
     if (!p) return tl::unexpected(p.error());
     path = std::move(*p);
   }
-  std::shared_ptr<QemuMonitor> qmp;
-  std::string dir;
-  model::VmSpec spec;
-  {
-    std::lock_guard lk(mu_);
-    auto v = find_locked(name);
-    if (!v) return tl::unexpected(v.error());
-    Vm& vm = **v;
-    if (!vm.rec.profile.cdrom)
-      return make_error(
-          ErrorCode::failed_precondition,
-          "VM " + name + " has no CD-ROM slot (hardware profile v" +
-              std::to_string(vm.rec.profile.version) + ", machine " +
-              (vm.rec.profile.machine.empty() ? vm.spec.machine : vm.rec.profile.machine) + ")");
-    VmState s = vm.rec.state;
-    bool live = s == VmState::running || s == VmState::paused;
-    bool offline = s == VmState::defined || s == VmState::stopped || s == VmState::crashed;
-    if (!live && !offline)
-      return make_error(
-          ErrorCode::failed_precondition,
-          "VM " + name + " is " + model::to_string(s) + "; try again when it settles");
-    if (live && !vm.qmp)
-      return unavailable("VM " + name + " is " + model::to_string(s) +
-                         " but its QMP monitor is not connected yet (re-attaching); retry");
-    if (auto st = begin_job_locked(name, vm, VmJob::media); !st) return st;
-    if (live) qmp = vm.qmp;
-    dir = vm.dir;
-    spec = vm.spec;
-  }
+  auto job = begin_device_job(name, VmJob::media);
+  if (!job) return tl::unexpected(job.error());
   JobEnd end{this, name, VmJob::media};
+  std::shared_ptr<QemuMonitor> qmp = job->qmp;
+  if (!job->profile.cdrom)
+    return make_error(
+        ErrorCode::failed_precondition,
+        "VM " + name + " has no CD-ROM slot (hardware profile v" +
+            std::to_string(job->profile.version) + ", machine " +
+            (job->profile.machine.empty() ? job->spec.machine : job->profile.machine) + ")");
   auto record = [&](const std::string& medium) -> Status {
-    spec.cdrom = medium;
-    if (auto s = write_file_atomic(dir + "/" + kSpecFile, model::to_json(spec).dump(2) + "\n",
-                                   kVmFileMode);
-        !s)
-      return s;
-    std::lock_guard lk(mu_);
-    if (auto v = find_locked(name)) (*v)->spec.cdrom = medium;
-    return {};
+    job->spec.cdrom = medium;
+    return record_spec(name, job->dir, job->spec);
   };
   // QEMU first, then the record. The forced eject opens the tray even when the guest
   // locked it (blockdev-change-medium alone would then fail: "locked and force was not

@@ -50,7 +50,8 @@ constexpr auto kCopyPoll = 20ms;
 // QEMU's own max-bandwidth default (MAX_THROTTLE, 128 MiB/s): what "no limit asked" means.
 constexpr uint64_t kQemuDefaultMaxBandwidth = 128ull << 20;
 
-std::string node(size_t i) { return "disk" + std::to_string(i); }
+// The format node of disk i: the mirror's source and the target's export (argv's names).
+std::string node(const model::VmSpec& spec, size_t i) { return disk_names(spec, i).format_node; }
 std::string mirror_node(size_t i) { return "mig-disk" + std::to_string(i); }
 
 // The disks a migration copies (NBD mirror): those of this host's store. Disks on a
@@ -364,7 +365,8 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     if (!started) return fail(started.error().wrap("nbd-server-start"));
     info.nbd_host = listen_host;
     for (size_t i : copied)
-      if (auto s = qmp->block_export_add_nbd(mirror_node(i), node(i), node(i), true, kCmd); !s)
+      if (auto s = qmp->block_export_add_nbd(mirror_node(i), node(spec, i), node(spec, i),
+                                             true, kCmd); !s)
         return fail(s.error().wrap("exporting " + spec.disks[i].name));
   }
   if (auto s = qmp->migrate_incoming(tcp_uri(listen_host, "0"), kCmd); !s)
@@ -547,6 +549,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
                       "supported yet (delete them first)");
   std::shared_ptr<QemuMonitor> qmp;
   std::vector<size_t> disks;  // copied by the NBD mirror (copied_disks)
+  model::VmSpec vm_spec;      // names the disks' nodes
   uint64_t memory = 0;
   std::string accelerator;
   bool adopted = false;
@@ -566,6 +569,7 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
     vm.adopted = false;  // cleared once, below
     qmp = vm.qmp;
     disks = copied_disks(vm.spec);
+    vm_spec = vm.spec;
     memory = uint64_t(vm.spec.memory_mib) << 20;
     vm.last_stop_us = 0;
     vm.job_errors.clear();
@@ -629,13 +633,13 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   if (!disks.empty() && (target.nbd_host.empty() || target.nbd_port.empty()))
     return fail(invalid_argument("nbd", "the target exports no disks").value());
   for (size_t i : disks) {
-    if (auto s = qmp->blockdev_add_nbd(mirror_node(i), target.nbd_host, target.nbd_port, node(i),
+    if (auto s = qmp->blockdev_add_nbd(mirror_node(i), target.nbd_host, target.nbd_port, node(vm_spec, i),
                                        tls_creds, kCmd);
         !s)
-      return fail(s.error().wrap("connecting to the target's disk " + node(i)));
+      return fail(s.error().wrap("connecting to the target's disk " + node(vm_spec, i)));
     mirrors.push_back(i);
-    if (auto s = qmp->blockdev_mirror(mirror_node(i), node(i), mirror_node(i), "top", kCmd); !s)
-      return fail(s.error().wrap("mirroring " + node(i)));
+    if (auto s = qmp->blockdev_mirror(mirror_node(i), node(vm_spec, i), mirror_node(i), "top", kCmd); !s)
+      return fail(s.error().wrap("mirroring " + node(vm_spec, i)));
   }
   while (!disks.empty()) {
     auto jobs = qmp->query_block_jobs(kCmd);
@@ -655,10 +659,10 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
             if (auto e = (*v)->job_errors.find(mirror_node(i)); e != (*v)->job_errors.end())
               why = ": " + e->second;
         }
-        return fail(Error{ErrorCode::unavailable, "the mirror of " + node(i) + " failed" + why, {}});
+        return fail(Error{ErrorCode::unavailable, "the mirror of " + node(vm_spec, i) + " failed" + why, {}});
       }
       if (!j->error.empty())
-        return fail(Error{ErrorCode::unavailable, "the mirror of " + node(i) + " failed: " + j->error,
+        return fail(Error{ErrorCode::unavailable, "the mirror of " + node(vm_spec, i) + " failed: " + j->error,
                           {}});
       p.disk_total += j->len;
       p.disk_done += j->offset;

@@ -350,3 +350,42 @@ TEST(QemuArgv, CdromMediumIsReadOnlyAndBootOrderIsBootindex) {
 
 }  // namespace
 }  // namespace strata::agent::qemu
+
+// Hot-plug slots: a disk or NIC attached later sits on its slot's spare root port and is
+// named by the slot, so the devices placed at boot keep their names and addresses (a
+// restart and a migration target build this same layout). A slot the VM's hardware does
+// not have is refused.
+TEST(QemuArgv, HotPluggedDevicesSitOnTheirSlotsRootPorts) {
+  ArgvOptions o;
+  o.profile.version = 3;
+  o.profile.machine = "pc-q35-7.2";
+  o.profile.cpu_model = "max";
+  o.profile.spare_root_ports = 4;
+  auto s = base_spec();
+  s.disks.push_back({"data1", "", 1 << 30, false, false, "", "", 3});
+  model::NicSpec hot{model::NicMode::bridge, "br0", "52:54:00:aa:bb:09"};
+  hot.hotplug_slot = 1;
+  s.nics.push_back(hot);
+  auto r = base_resolved();
+  r.disks.push_back({"/var/lib/strata/images/vms/web1/data1.qcow2", "qcow2"});
+  r.taps.push_back("st0123abcdp1");
+  auto argv = build_qemu_argv(s, r, o);
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_EQ(arg_after(*argv, "pcie-root-port,id=rp3"), "pcie-root-port,id=rp3,chassis=3,bus=pcie.0");
+  EXPECT_EQ(arg_after(*argv, "virtio-blk-pci,drive=disk0,id=virtio-disk0,serial=root").find("bus="),
+            std::string::npos);
+  EXPECT_EQ(arg_after(*argv, "driver=qcow2,node-name=disk-rp3"),
+            "driver=qcow2,node-name=disk-rp3,file=file-rp3,read-only=off");
+  EXPECT_EQ(arg_after(*argv, "virtio-blk-pci,drive=disk-rp3"),
+            "virtio-blk-pci,drive=disk-rp3,id=virtio-disk-rp3,serial=data1,bus=rp3");
+  EXPECT_EQ(arg_after(*argv, "tap,id=net-rp1"), "tap,id=net-rp1,fd=3");
+  EXPECT_EQ(arg_after(*argv, "virtio-net-pci,netdev=net-rp1"),
+            "virtio-net-pci,netdev=net-rp1,id=nic-rp1,mac=52:54:00:aa:bb:09,bus=rp1");
+  EXPECT_EQ(arg_after(*argv, "virtio-net-pci,netdev=net0"),
+            "virtio-net-pci,netdev=net0,id=nic0,mac=52:54:00:12:34:56");
+
+  o.profile.spare_root_ports = 2;
+  auto no_port = build_qemu_argv(s, r, o);
+  ASSERT_FALSE(no_port);
+  EXPECT_EQ(no_port.error().field, "disks[1].hotplug_slot");
+}

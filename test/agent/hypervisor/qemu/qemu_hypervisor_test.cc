@@ -614,6 +614,94 @@ TEST_F(QemuDriverTest, DiskGrowsLiveAndOfflineAndNeverShrinks) {
   EXPECT_EQ(sectors(3), std::to_string((192ull << 20) / 512));
 }
 
+// Hot-plug: a disk and a NIC join the running guest on hot-plug slots (its kernel sees them
+// at once), the disk leaves again (the guest releases it; its file is deleted), devices placed
+// at boot stay while it runs, and after an agent restart and a cold start the attached NIC
+// is on its slot's root port still (the layout a migration target builds).
+TEST_F(QemuDriverTest, DisksAndNicsHotPlugOnTheirSlotsAndStayThere) {
+  boot("hp1");
+  // Runs `cmd` in the guest and returns what it printed between OUT<n>- and -END.
+  int round = 0;
+  auto guest = [&](const std::string& cmd) {
+    const std::string tag = "OUT" + std::to_string(++round);
+    EXPECT_TRUE(hv_->console_write("hp1", "echo " + tag + "-$(" + cmd + ")-END\n"));
+    EXPECT_TRUE(wait_console("hp1", tag + "-", 2, 30s)) << tail("hp1");
+    std::string t = tail("hp1");
+    auto at = t.rfind(tag + "-");
+    auto end = t.find("-END", at);
+    if (at == std::string::npos || end == std::string::npos) return std::string("?");
+    return t.substr(at + tag.size() + 1, end - at - tag.size() - 1);
+  };
+  auto until = [&](const std::string& cmd, const std::string& want) {
+    for (int i = 0; i < 60; ++i) {
+      if (guest(cmd) == want) return true;
+      std::this_thread::sleep_for(500ms);
+    }
+    return false;
+  };
+
+  auto disk = hv_->attach_disk("hp1", {"data1", "", 32ull << 20, false, false, "", ""});
+  ASSERT_TRUE(disk) << disk.error().to_string();
+  EXPECT_EQ(disk->hotplug_slot, 1u);
+  EXPECT_TRUE(until("cat /sys/block/vdb/size 2>/dev/null", std::to_string((32ull << 20) / 512)))
+      << tail("hp1");
+  // A retried attach answers the disk as it is.
+  auto again = hv_->attach_disk("hp1", {"data1", "", 32ull << 20, false, false, "", ""});
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(again->hotplug_slot, 1u);
+
+  model::NicSpec want;
+  want.mac = "52:54:00:12:34:77";
+  auto nic = hv_->attach_nic("hp1", want);
+  ASSERT_TRUE(nic) << nic.error().to_string();
+  EXPECT_EQ(nic->hotplug_slot, 2u);
+  EXPECT_TRUE(until("grep -l 52:54:00:12:34:77 /sys/class/net/*/address | wc -l", "1"))
+      << tail("hp1");
+
+  // Placed at boot: stays while the VM runs. The boot disk never goes.
+  auto root = hv_->detach_disk("hp1", "root");
+  ASSERT_FALSE(root);
+  EXPECT_EQ(root.error().code, ErrorCode::failed_precondition);
+  const std::string boot_mac = hv_->status("hp1")->spec.nics[0].mac;
+  auto boot_nic = hv_->detach_nic("hp1", boot_mac);
+  ASSERT_FALSE(boot_nic);
+  EXPECT_EQ(boot_nic.error().code, ErrorCode::failed_precondition) << boot_nic.error().to_string();
+
+  auto file = store_->disk_info("hp1", "data1");
+  ASSERT_TRUE(file) << file.error().to_string();
+  auto gone = hv_->detach_disk("hp1", "data1");
+  ASSERT_TRUE(gone) << gone.error().to_string();
+  EXPECT_TRUE(until("ls /sys/block | grep -c vdb", "0")) << tail("hp1");
+  EXPECT_FALSE(fs::exists(file->path));
+  EXPECT_TRUE(hv_->detach_disk("hp1", "data1"));  // a retried detach: nothing to do
+  auto spec = hv_->status("hp1")->spec;
+  ASSERT_EQ(spec.disks.size(), 1u);
+  ASSERT_EQ(spec.nics.size(), 2u);
+  EXPECT_EQ(spec.nics[1].hotplug_slot, 2u);
+
+  // A restarted agent reads the slots back; a cold start puts the NIC on rp2 again.
+  hv_.reset();
+  hv_ = make(system_clock());
+  ASSERT_TRUE(hv_->recover());
+  EXPECT_EQ(hv_->status("hp1")->spec.nics[1].hotplug_slot, 2u);
+  ASSERT_TRUE(hv_->force_off("hp1"));
+  ASSERT_TRUE(wait_state("hp1", VmState::stopped));
+  ASSERT_TRUE(hv_->start("hp1"));
+  ASSERT_TRUE(wait_console("hp1", "STRATA-READY", 2)) << tail("hp1");
+  ASSERT_TRUE(shell_ready("hp1")) << tail("hp1");
+  const int pid = hv_->status("hp1")->pid;
+  std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  EXPECT_NE(args.find("id=nic-rp2,mac=52:54:00:12:34:77,bus=rp2"), std::string::npos) << args;
+  EXPECT_TRUE(until("grep -l 52:54:00:12:34:77 /sys/class/net/*/address | wc -l", "1"))
+      << tail("hp1");
+  // Offline, the boot-time NIC may go too.
+  ASSERT_TRUE(hv_->force_off("hp1"));
+  ASSERT_TRUE(wait_state("hp1", VmState::stopped));
+  ASSERT_TRUE(hv_->detach_nic("hp1", boot_mac));
+  EXPECT_EQ(hv_->status("hp1")->spec.nics.size(), 1u);
+}
+
 TEST_F(QemuDriverTest, UndefineRemovesEveryFile) {
   boot("gone1");
   EXPECT_EQ(hv_->undefine("gone1").error().code, ErrorCode::failed_precondition);
