@@ -263,6 +263,14 @@ TEST(ValidateSpec, RejectsBadSpecs) {
        },
        "nics[1].mac"},
       {"multicast MAC", [](VmSpec& s) { s.nics[0].mac = "01:00:5e:00:00:01"; }, "nics[0].mac"},
+      {"two devices on one hot-plug slot",
+       [](VmSpec& s) {
+         s.disks[1].hotplug_slot = 2;
+         s.nics[1].hotplug_slot = 2;
+       },
+       "nics[1].hotplug_slot"},
+      {"hot-plug slot out of range", [](VmSpec& s) { s.disks[1].hotplug_slot = kMaxHotplugSlots + 1; },
+       "disks[1].hotplug_slot"},
       {"bridge name too long", [](VmSpec& s) { s.nics[1].bridge = "a-very-long-bridge"; },
        "nics[1].bridge"},
       {"bridge name injection", [](VmSpec& s) { s.nics[1].bridge = "br0;reboot"; },

@@ -271,3 +271,35 @@ TEST(VmSpecJson, Watchdog) {
 
 }  // namespace
 }  // namespace strata::model
+
+namespace strata::model {
+namespace {
+
+// Hot-plug slots: written only when set (spec files of VMs without them stay as they were),
+// read back, bounded.
+TEST(VmSpecJson, HotplugSlots) {
+  VmSpec s;
+  s.name = "hp";
+  s.disks.push_back({"root", "base", 0, true, false, "", ""});
+  s.disks.push_back({"data1", "", 1 << 20, false, false, "", "", 3});
+  s.nics.push_back({NicMode::user, "", "52:54:00:00:00:01"});
+  s.nics.push_back({NicMode::user, "", "52:54:00:00:00:02", 1});
+  auto j = to_json(s);
+  EXPECT_FALSE(j["disks"][0].contains("hotplug_slot"));
+  EXPECT_EQ(j["disks"][1]["hotplug_slot"], 3);
+  EXPECT_FALSE(j["nics"][0].contains("hotplug_slot"));
+  EXPECT_EQ(j["nics"][1]["hotplug_slot"], 1);
+  auto back = vm_spec_from_json(j);
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->disks[1].hotplug_slot, 3u);
+  EXPECT_EQ(back->nics[1].hotplug_slot, 1u);
+  j["nics"][1]["hotplug_slot"] = 99;
+  auto bad = vm_spec_from_json(j);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().field, "nics[1].hotplug_slot");
+  j["nics"][1]["hotplug_slot"] = -1;
+  EXPECT_FALSE(vm_spec_from_json(j));
+}
+
+}  // namespace
+}  // namespace strata::model

@@ -33,6 +33,9 @@ Result<VmChange> VmService::change_on_host(const std::string& name, HostChange c
       auto updated = tx.update_vm(*vm);
       if (!updated) return tl::unexpected(updated.error());
       if (auto s = succeed_task_in(tx, task->id, c.what + " (recorded)"); !s) return s;
+      auto done = tx.get_task(task->id);  // answered as it ended
+      if (!done) return tl::unexpected(done.error());
+      *task = *done;
       *vm = *updated;
     } else {
       worker = true;

@@ -52,6 +52,24 @@ TEST(VmDecision, AWatchdogNeedsAnAgentThatBuildsHardwareProfile3) {
   EXPECT_TRUE(check_host_hardware(spec, new_agent));
 }
 
+// Disks and NICs on hot-plug slots need profile 4 (an older agent would place them on the
+// root bus, another PCI layout: a live migration's device state would not load).
+TEST(VmDecision, DevicesOnHotplugSlotsNeedHardwareProfile4) {
+  model::VmSpec spec;
+  spec.name = "hp";
+  spec.disks.push_back({"data1", "", 1 << 30, false, false, "", "", 2});
+  store::HostRecord v3;
+  v3.name = "h3";
+  v3.inventory = R"({"agent":{"version":"1.0","api_level":2,"hardware_profile":3}})";
+  store::HostRecord v4 = v3;
+  v4.inventory = R"({"agent":{"version":"1.1","api_level":2,"hardware_profile":4}})";
+  auto e = check_host_hardware(spec, v3);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().field, "hotplug_slot");
+  EXPECT_NE(e.error().message.find("need profile 4"), std::string::npos) << e.error().message;
+  EXPECT_TRUE(check_host_hardware(spec, v4));
+}
+
 TEST(VmDecision, RunningIntentStartsWhatIsNotRunning) {
   EXPECT_EQ(decide({}, "defined"), VmAction::start);
   EXPECT_EQ(decide({}, "stopped"), VmAction::start);

@@ -237,12 +237,24 @@ Status QemuHypervisor::detach_disk(const std::string& name, const std::string& d
                         "disk " + disk + " was placed when VM " + name +
                             " started (not on a hot-plug slot): detach it while the VM is off",
                         "disk");
+    // After snapshots (all deleted since) the disk's top node is a former overlay's, not
+    // the nodes named here: that disk leaves while the VM is off.
+    auto info = d.datastore.empty() ? opts_.images->disk_info(name, d.name)
+                                    : Result<ImageInfo>(ImageInfo{});
+    if (tree && info && d.datastore.empty() && tree->active[d.name] != info->path)
+      return make_error(ErrorCode::failed_precondition,
+                        "disk " + disk + " of VM " + name +
+                            " runs on a former snapshot's overlay: detach it while the VM is off",
+                        "disk");
     QemuMonitor& qmp = *job->qmp;
     const DiskNames names = disk_names(spec, index);
     if (auto s = unplug(qmp, names.device, "disk " + disk); !s) return s;
+    // The guest has let go: from here the disk is gone whatever else fails, so a node that
+    // cannot be deleted stays in QEMU (until it exits) rather than in the spec.
     for (const auto& node : {names.format_node, names.file_node})
       if (auto s = qmp.blockdev_del(node, kHotplugCmd); !s && !is_absent(s.error()))
-        return tl::unexpected(s.error().wrap("blockdev-del " + node));
+        logger("agent.qemu")->warn("block node left vm={} node={}: {}", name, node,
+                                   s.error().to_string());
   }
   spec.disks.erase(spec.disks.begin() + static_cast<std::ptrdiff_t>(index));
   // The record first: a crash after it leaves at worst a file nothing names (gone with the
@@ -364,6 +376,12 @@ Status QemuHypervisor::detach_nic(const std::string& name, const std::string& ma
   const size_t index = static_cast<size_t>(it - spec.nics.begin());
   const model::NicSpec n = *it;
   const std::vector<std::string> taps_before = taps_of(spec);
+  {
+    // cloud-init's network config names NICs by index: it must still fit without this one.
+    model::VmSpec without = spec;
+    without.nics.erase(without.nics.begin() + static_cast<std::ptrdiff_t>(index));
+    if (auto v = model::validate(without); !v) return v;
+  }
   if (job->qmp) {
     if (n.hotplug_slot == 0)
       return make_error(ErrorCode::failed_precondition,
@@ -374,7 +392,8 @@ Status QemuHypervisor::detach_nic(const std::string& name, const std::string& ma
     const NicNames names = nic_names(spec, index);
     if (auto s = unplug(qmp, names.device, "NIC " + mac); !s) return s;
     if (auto s = qmp.netdev_del(names.netdev, kHotplugCmd); !s && !is_absent(s.error()))
-      return tl::unexpected(s.error().wrap("netdev_del"));
+      logger("agent.qemu")->warn("netdev left vm={} netdev={}: {}", name, names.netdev,
+                                 s.error().to_string());
   }
   spec.nics.erase(spec.nics.begin() + static_cast<std::ptrdiff_t>(index));
   if (auto s = record_spec(name, job->dir, spec); !s) return s;

@@ -348,9 +348,6 @@ TEST(QemuArgv, CdromMediumIsReadOnlyAndBootOrderIsBootindex) {
   EXPECT_EQ(opts[3], (std::pair<std::string, std::string>{"read-only", "on"}));
 }
 
-}  // namespace
-}  // namespace strata::agent::qemu
-
 // Hot-plug slots: a disk or NIC attached later sits on its slot's spare root port and is
 // named by the slot, so the devices placed at boot keep their names and addresses (a
 // restart and a migration target build this same layout). A slot the VM's hardware does
@@ -389,3 +386,6 @@ TEST(QemuArgv, HotPluggedDevicesSitOnTheirSlotsRootPorts) {
   ASSERT_FALSE(no_port);
   EXPECT_EQ(no_port.error().field, "disks[1].hotplug_slot");
 }
+
+}  // namespace
+}  // namespace strata::agent::qemu

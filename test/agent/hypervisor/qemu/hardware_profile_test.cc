@@ -163,10 +163,10 @@ TEST(HardwareProfile, V2RecordsFirmwareAndV1ProfilesStillRead) {
 
 TEST(HardwareProfile, V3RecordsTheWatchdogAndAVmWithoutOneStaysV2) {
   auto p = *new_hardware_profile("q35", "tcg", recorded_machines());
-  EXPECT_EQ(p.version, 3);
+  EXPECT_EQ(p.version, kHardwareProfileVersion);
   p.watchdog = "i6300esb";
   settle_version(p);
-  EXPECT_EQ(p.version, 3);  // a watchdog needs v3
+  EXPECT_EQ(p.version, 3);  // a watchdog needs v3 (v4's hot-plug slots live in the spec)
   auto j = to_json(p);
   EXPECT_EQ(j["watchdog"], "i6300esb");
   auto back = hardware_profile_from_json(j);
@@ -184,7 +184,7 @@ TEST(HardwareProfile, V3RecordsTheWatchdogAndAVmWithoutOneStaysV2) {
   EXPECT_FALSE(hardware_profile_from_json(j));
   j["watchdog"] = "";
   EXPECT_TRUE(hardware_profile_from_json(j));
-  j["version"] = 4;  // newer than this agent: refused (a migration from a newer host)
+  j["version"] = kHardwareProfileVersion + 1;  // newer than this agent: refused (a migration from a newer host)
   EXPECT_FALSE(hardware_profile_from_json(j));
 }
 
