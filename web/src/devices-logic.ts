@@ -201,9 +201,9 @@ export function canAttach(vm: VmLike, kind: "disk" | "nic", count: number): Allo
   return yes;
 }
 
-// Where a device sits: "boot" (the root bus, from the VM's start) or its hot-plug slot.
+// Where a device sits: "boot-time" (on the root bus from the VM's start) or its hot-plug slot.
 export function slotText(slot: number | undefined): string {
-  return slot ? `slot ${slot}` : "boot";
+  return slot ? String(slot) : "boot-time";
 }
 
 // The spec's disks and NICs (the Vm schema leaves spec open): only well-formed entries.

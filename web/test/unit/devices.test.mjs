@@ -117,9 +117,9 @@ test("the spec's devices, slots, the API's field names", () => {
   assert.deepEqual(specDisks({ disks: [{ name: "root" }, null, { size_bytes: 1 }] }), [{ name: "root" }]);
   assert.deepEqual(specDisks(undefined), []);
   assert.deepEqual(specNics({ nics: [{ mode: "user" }, "x"] }), [{ mode: "user" }]);
-  assert.equal(slotText(0), "boot");
-  assert.equal(slotText(undefined), "boot");
-  assert.equal(slotText(3), "slot 3");
+  assert.equal(slotText(0), "boot-time");
+  assert.equal(slotText(undefined), "boot-time");
+  assert.equal(slotText(3), "3");
   assert.deepEqual(deviceProblem({ field: "disk.base_image", message: "m" }), { field: "disk.image", message: "m" });
   assert.deepEqual(deviceProblem({ field: "nic.mac", message: "m" }), { field: "nic.mac", message: "m" });
 });
