@@ -155,6 +155,7 @@ const no = (why: string): Allowed => ({ ok: false, why });
 export interface VmLike {
   host?: string;
   deletion_requested?: boolean;
+  spec?: unknown;
   status?: { state?: string; migration?: unknown } | null;
 }
 
@@ -193,9 +194,15 @@ export function nicActions(vm: VmLike, n: Nic): { detach: Allowed } {
   return { detach: blocked.ok ? detachable(vm, n.hotplug_slot, "NIC") : blocked };
 }
 
+// An attached device takes a hot-plug slot, running or not: a spare PCIe root port, which
+// only q35 VMs have (an i440fx one is refused, naming its machine).
 export function canAttach(vm: VmLike, kind: "disk" | "nic", count: number): Allowed {
   const blocked = vmBlocks(vm);
   if (!blocked.ok) return blocked;
+  const m = (vm.spec as { machine?: unknown } | null | undefined)?.machine;
+  const machine = typeof m === "string" ? m : "";
+  if (machine === "pc" || machine.startsWith("pc-i440fx"))
+    return no(`an i440fx VM (machine ${machine}) has no hot-plug slots: devices are set when it is created`);
   if (kind === "disk" && count >= MAX_DISKS) return no(`the VM has ${count} disks, the most a VM can have`);
   if (kind === "nic" && count >= MAX_NICS) return no(`the VM has ${count} NICs, the most a VM can have`);
   return yes;

@@ -111,6 +111,9 @@ test("actions: the boot disk never leaves; a running VM loses only what is on a 
   assert.match(canAttach(vm("running"), "disk", 16).why, /16 disks/);
   assert.match(canAttach(vm("running"), "nic", 8).why, /8 NICs/);
   assert.match(canAttach(vm("stopped", { deletion_requested: true }), "nic", 1).why, /being deleted/);
+  assert.match(canAttach(vm("stopped", { spec: { machine: "pc" } }), "disk", 1).why, /i440fx/);
+  assert.match(canAttach(vm("stopped", { spec: { machine: "pc-i440fx-8.2" } }), "nic", 1).why, /no hot-plug slots/);
+  assert.equal(canAttach(vm("stopped", { spec: { machine: "pc-q35-8.2" } }), "nic", 1).ok, true);
 });
 
 test("the spec's devices, slots, the API's field names", () => {
