@@ -2,7 +2,8 @@
 # The web console in a real browser (issue 11): stratad --all-in-one serving web/dist, and
 # web/test/browser/console.mjs driving headless Debian Chromium with playwright-core: log
 # in, the host with its capacity bars, live events, hosts and VM lists, start a VM (when
-# the tiny guest images exist), its VM page (pause/resume), serial console (ready line,
+# the tiny guest images exist), its VM page (pause/resume; a blank disk hot-plugged on a slot
+# and detached), serial console (ready line,
 # a typed command) and graphical console (noVNC connected, canvas sized), the host page, deleting a VM with confirmation, logout, a viewer
 # without buttons whose forced request and console WebSocket are refused; backups (when a VM
 # runs): two made from the VM page, listed, verified, one deleted, prune previewed, a

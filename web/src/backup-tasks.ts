@@ -1,5 +1,5 @@
-// The tasks a backup page started (backup.create, .verify, .restore, .sync), followed until
-// they end. Task progress is not on the event stream (a task's updates publish no event),
+// The tasks a page started (backup.create, .verify, .restore, .sync; the VM page's disk and
+// NIC changes, vm-devices.ts), followed until they end. Task progress is not on the event stream (a task's updates publish no event),
 // so the page reads each of its own running tasks again every second and stops when they
 // have all ended: bounded to what this page started, never a list.
 import { html, nothing } from "lit";
@@ -11,8 +11,8 @@ import { stateBadge } from "./pages";
 
 export interface Started {
   task: Task;
-  what: string;  // "verify 20261202-…", "back up web-1"
-  backup: string;
+  what: string;  // "verify 20261202-…", "back up web-1", "attach disk data"
+  backup: string;  // "" for a task of no backup
 }
 
 export class TaskWatch {
@@ -63,11 +63,12 @@ export class TaskWatch {
   }
 }
 
-export function renderStarted(list: Started[]) {
+// The table of what a page started; `id` and `label` tell two such tables on one page apart.
+export function renderStarted(list: Started[], id = "bk-tasks-h", label = "Backup tasks started here") {
   if (list.length === 0) return nothing;
-  return html`<section aria-labelledby="bk-tasks-h">
-    <h2 id="bk-tasks-h">Started here</h2>
-    <table class="grid" aria-label="Backup tasks started here" tabindex="0">
+  return html`<section aria-labelledby=${id}>
+    <h2 id=${id}>Started here</h2>
+    <table class="grid" aria-label=${label} tabindex="0">
       <thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Message</th><th scope="col">Updated</th></tr></thead>
       <tbody>${repeat(list, (s) => s.task.id ?? "", (s) => {
         const v = s.task.kind === "backup.verify" ? verifyOutcome(s.task) : null;

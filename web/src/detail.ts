@@ -30,6 +30,7 @@ import { fetchOnce } from "./prefetch";
 import "./charts";
 import "./host-vms";
 import "./backups";
+import "./vm-devices";
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : {});
@@ -129,6 +130,7 @@ class VmPage extends LivePage {
     consoleOpen: { state: true },
     displayOpen: { state: true },
     isos: { state: true },
+    diskImages: { state: true },
     hostNames: { state: true },
     target: { state: true },
     medium: { state: true },
@@ -140,6 +142,7 @@ class VmPage extends LivePage {
   hostNames: string[] = [];  // migration targets offered (operators)
   target = "";  // "" = the scheduler's choice
   isos: string[] = [];  // the catalog's iso images (operators: the CD-ROM's choices)
+  diskImages: string[] = [];  // the catalog's disk images (operators: an attached disk's base)
   medium = "";  // the iso chosen to insert
   cdromBusy = false;
   cdromMessage = "";
@@ -169,7 +172,11 @@ class VmPage extends LivePage {
       canOperate(this.role) ? api.GET("/api/v1/hosts") : null,
     ]);
     if (hosts?.data) this.hostNames = (hosts.data.hosts ?? []).map((h) => h.name ?? "").filter(Boolean);
-    if (images?.data) this.isos = (images.data.images ?? []).filter((i) => i.kind === "iso").map((i) => i.name ?? "").filter(Boolean);
+    const named = (kind: string) => (images?.data?.images ?? []).filter((i) => i.kind === kind).map((i) => i.name ?? "").filter(Boolean);
+    if (images?.data) {
+      this.isos = named("iso");
+      this.diskImages = named("disk");
+    }
     if (vm.response.status === 404) {
       this.vm = null;
       this.gone = true;
@@ -360,24 +367,7 @@ class VmPage extends LivePage {
       </div>
       ${guestSection(vm)}
       ${spec.machine === undefined || spec.machine === "q35" ? this.renderCdrom(vm, spec, operate) : nothing}
-      <div class="cols">
-        <section aria-labelledby="vm-disks-h">
-          <h2 id="vm-disks-h">Disks</h2>
-          <table class="grid" aria-label="Disks">
-            <thead><tr><th scope="col">Name</th><th scope="col">Image</th><th scope="col">Size</th><th scope="col">Flags</th></tr></thead>
-            <tbody>${arr(spec.disks).map((d) => html`<tr><th scope="row">${str(d.name)}</th><td>${str(d.image)}</td>
-              <td>${d.size_bytes ? bytes(num(d.size_bytes)) : "-"}</td>
-              <td>${[d.boot ? "boot" : "", d.readonly ? "read-only" : ""].filter(Boolean).join(", ") || "-"}</td></tr>`)}</tbody>
-          </table>
-        </section>
-        <section aria-labelledby="vm-nics-h">
-          <h2 id="vm-nics-h">NICs</h2>
-          <table class="grid" aria-label="NICs">
-            <thead><tr><th scope="col">#</th><th scope="col">Mode</th><th scope="col">Bridge</th><th scope="col">MAC</th></tr></thead>
-            <tbody>${arr(spec.nics).map((n, i) => html`<tr><th scope="row">${i}</th><td>${str(n.mode)}</td><td>${str(n.bridge)}</td><td><code>${str(n.mac)}</code></td></tr>`)}</tbody>
-          </table>
-        </section>
-      </div>
+      <strata-vm-devices .vm=${vm} .role=${this.role} .images=${this.diskImages} .reload=${() => void this.refresh()}></strata-vm-devices>
       ${vm.host
         ? html`<section aria-labelledby="vm-charts-h">
             <h2 id="vm-charts-h">Metrics</h2>

@@ -449,6 +449,46 @@ try {
       await page.screenshot({ path: join(shots, "vm.png"), fullPage: true });
     });
 
+    // Hot-plug (issue 12): a blank disk attached to the running VM lands on a hot-plug slot,
+    // shown once its task ended; then detached behind the dialog (its data is deleted).
+    await step("VM page: attach a blank disk (hot-plugged on a slot), then detach it", async () => {
+      const devices = page.locator("strata-vm-devices");
+      const disks = devices.getByRole("table", { name: "Disks" });
+      const started = devices.getByRole("table", { name: "Device tasks started here" });
+      try {
+        // What the running VM cannot lose is disabled, saying why.
+        const rootDetach = devices.getByRole("button", { name: "Detach disk root" });
+        expect(await rootDetach.isDisabled() && /boot disk/.test(await rootDetach.getAttribute("title") ?? ""), "root's Detach: enabled or no reason");
+        await devices.getByRole("button", { name: "Attach disk…" }).click();
+        await devices.getByRole("button", { name: "Attach", exact: true }).click();
+        await devices.locator("#disk-name-error").waitFor();
+        await devices.getByLabel("Disk name").fill("scratch");
+        await devices.getByLabel("Size", { exact: true }).fill("64");
+        await devices.getByLabel("Size unit").selectOption("MiB");
+        await devices.getByRole("button", { name: "Attach", exact: true }).click();
+        await started.locator('tr[data-kind="vm.disk.attach"][data-state="succeeded"]').waitFor({ timeout: 30000 });
+        const row = disks.locator('tr[data-disk="scratch"]');
+        await row.waitFor();
+        const slot = Number(await row.getAttribute("data-slot"));
+        const d = (await adminApi("GET", `/api/v1/vms/${vmName}`)).spec.disks.find((x) => x.name === "scratch");
+        expect(slot > 0 && d?.hotplug_slot === slot && d.size_bytes === 64 * 1024 * 1024, `page slot ${slot}, API ${JSON.stringify(d)}`);
+        expect((await row.locator("td").nth(5).textContent()).trim() === String(slot), `slot cell: ${await row.textContent()}`);
+        await page.screenshot({ path: join(shots, "vm-devices.png"), fullPage: true });
+        await devices.getByRole("button", { name: "Detach disk scratch" }).click();
+        const dlg = page.getByRole("dialog", { name: "Detach disk scratch?" });
+        expect((await dlg.textContent()).includes("its data is deleted"), "the dialog does not say the data is deleted");
+        await dlg.getByRole("button", { name: "Detach and delete scratch" }).click();
+        await started.locator('tr[data-kind="vm.disk.detach"][data-state="succeeded"]').waitFor({ timeout: 45000 });
+        await row.waitFor({ state: "detached" });
+        const after = (await adminApi("GET", `/api/v1/vms/${vmName}`)).spec.disks.map((x) => x.name);
+        expect(!after.includes("scratch"), `the API still lists scratch: ${after}`);
+      } catch (e) {
+        await page.screenshot({ path: join(shots, "vm-devices-failed.png"), fullPage: true }).catch(() => {});
+        const tasks = (await adminApi("GET", "/api/v1/tasks?order=newest&limit=5")).tasks ?? [];
+        throw new Error(`${(e && e.message ? e.message : String(e)).split("\n")[0]} (tasks: ${tasks.map((t) => `${t.kind} ${t.state} ${t.message ?? ""}`).join("; ")})`);
+      }
+    });
+
     // Backups (issue 12): stratad runs with --backup-repo and --backup-sync-repo
     // (test/e2e/web_console.sh). Everything through the pages; the API read alongside.
     if (backups) await step("backups: back up from the VM page, listed, verify, delete, prune preview, schedules, sync, the API's errors", async () => {
