@@ -6,6 +6,16 @@
 // and the completion, so cancel() stays safe after the call ended, and the context outlives
 // gRPC's use of it. gRPC may complete a call inline, in the call that started it: no lock is
 // held across a start here.
+//
+// Release order (the rule the callers build on, see agent_client.h): gRPC destroys a call's
+// completion on its own thread, after the callback ran. Of what the completion holds, the
+// caller's functions (`done`, `on_event`, `on_done`) go last: after the call's context and
+// this file's references to the channel. So a caller whose functions keep the AgentClient
+// (and release it off gRPC's threads) is sure that no reference dropped on gRPC's thread is
+// the channel's last one: a grpc::Channel destroyed there shuts its callback queue down from
+// inside that queue's own callback, and the process's last one shuts gRPC down there
+// (grpc/grpc#37858), racing whatever the application tears down next. A lambda's captures
+// are destroyed in no specified order, so the completion is one struct, members in order.
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
@@ -28,6 +38,16 @@ class UnaryCall final : public PendingCall {
   Resp resp;
 };
 
+// What gRPC keeps of a unary call until its completion is destroyed. Members go in reverse
+// order: the channel and the call's state (its context holds the channel too) before the
+// caller's `done` (see "Release order" above).
+template <class Req, class Resp, class Out>
+struct UnaryCompletion {
+  std::function<void(Result<Out>)> done;  // first: destroyed last
+  std::shared_ptr<UnaryCall<Req, Resp>> call;
+  std::shared_ptr<grpc::Channel> channel;  // health only: the error names its state
+};
+
 // The health error as the synchronous health() words it: a deadline miss says the channel's
 // state.
 Error health_error(const grpc::Status& st, grpc::Channel& channel) {
@@ -44,6 +64,9 @@ Error health_error(const grpc::Status& st, grpc::Channel& channel) {
 // WatchEvents: one read outstanding at a time, the next one asked for by next(). A hold
 // keeps the call open between a read's end and the next(), which may come from any thread
 // (outside the reactions); it goes when reading ends, so no read is started after OnDone.
+// The reactor is destroyed by whoever lets go of it last: OnDone (on gRPC's thread) or the
+// caller's handle; either way the caller's functions go after the context (members below
+// are destroyed in reverse order; see "Release order" above).
 class WatchReactor final : public EventWatch, public grpc::ClientReadReactor<pb::VmEvent> {
  public:
   WatchReactor(std::function<void(EventWatch&, pb::VmEvent)> on_event,
@@ -82,11 +105,12 @@ class WatchReactor final : public EventWatch, public grpc::ClientReadReactor<pb:
   }
 
  private:
+  // First: destroyed last, after the context.
+  std::function<void(EventWatch&, pb::VmEvent)> on_event_;
+  std::function<void(Status)> on_done_;
   grpc::ClientContext ctx_;
   pb::WatchEventsRequest req_;
   pb::VmEvent ev_;
-  std::function<void(EventWatch&, pb::VmEvent)> on_event_;
-  std::function<void(Status)> on_done_;
   std::shared_ptr<WatchReactor> self_;
 };
 
@@ -101,13 +125,15 @@ PendingCallPtr AgentClient::health_async(std::chrono::milliseconds timeout,
   call->ctx.set_wait_for_ready(true);
   call->req = lease;
   auto* c = call.get();
-  stub_->async()->Health(&c->ctx, &c->req, &c->resp,
-                         [call, channel = channel_, done = std::move(done)](grpc::Status st) {
-                           if (st.ok())
-                             done(std::move(call->resp));
-                           else
-                             done(tl::unexpected(health_error(st, *channel)));
-                         });
+  stub_->async()->Health(
+      &c->ctx, &c->req, &c->resp,
+      [k = UnaryCompletion<pb::HealthRequest, pb::HealthResponse, pb::HealthResponse>{
+           std::move(done), call, channel_}](grpc::Status st) {
+        if (st.ok())
+          k.done(std::move(k.call->resp));
+        else
+          k.done(tl::unexpected(health_error(st, *k.channel)));
+      });
   return call;
 }
 
@@ -115,13 +141,15 @@ PendingCallPtr AgentClient::metrics_async(
     std::chrono::milliseconds timeout, std::function<void(Result<pb::GetMetricsResponse>)> done) {
   auto call = std::make_shared<UnaryCall<pb::GetMetricsRequest, pb::GetMetricsResponse>>(timeout);
   auto* c = call.get();
-  stub_->async()->GetMetrics(&c->ctx, &c->req, &c->resp,
-                             [call, done = std::move(done)](grpc::Status st) {
-                               if (st.ok())
-                                 done(std::move(call->resp));
-                               else
-                                 done(tl::unexpected(error_from_grpc(st)));
-                             });
+  stub_->async()->GetMetrics(
+      &c->ctx, &c->req, &c->resp,
+      [k = UnaryCompletion<pb::GetMetricsRequest, pb::GetMetricsResponse, pb::GetMetricsResponse>{
+           std::move(done), call, nullptr}](grpc::Status st) {
+        if (st.ok())
+          k.done(std::move(k.call->resp));
+        else
+          k.done(tl::unexpected(error_from_grpc(st)));
+      });
   return call;
 }
 
@@ -129,13 +157,15 @@ PendingCallPtr AgentClient::inventory_async(std::function<void(Result<pb::HostIn
   auto call =
       std::make_shared<UnaryCall<pb::GetInventoryRequest, pb::GetInventoryResponse>>(timeout_);
   auto* c = call.get();
-  stub_->async()->GetInventory(&c->ctx, &c->req, &c->resp,
-                               [call, done = std::move(done)](grpc::Status st) {
-                                 if (st.ok())
-                                   done(std::move(*call->resp.mutable_inventory()));
-                                 else
-                                   done(tl::unexpected(error_from_grpc(st)));
-                               });
+  stub_->async()->GetInventory(
+      &c->ctx, &c->req, &c->resp,
+      [k = UnaryCompletion<pb::GetInventoryRequest, pb::GetInventoryResponse, pb::HostInventory>{
+           std::move(done), call, nullptr}](grpc::Status st) {
+        if (st.ok())
+          k.done(std::move(*k.call->resp.mutable_inventory()));
+        else
+          k.done(tl::unexpected(error_from_grpc(st)));
+      });
   return call;
 }
 

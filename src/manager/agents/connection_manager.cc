@@ -16,6 +16,7 @@
 #include <queue>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "strata/common/clock_wait.h"
 #include "strata/common/log.h"
@@ -146,8 +147,20 @@ class ConnectionManager::Engine {
 // One host: its channel, liveness, leases and watch stream. Its work runs as tasks, one at
 // a time and in order (a strand) on the Engine's workers: heartbeat outcomes, metrics,
 // inventory, VM events and the watch's end. Its calls are on gRPC's callback API; their
-// completions (on gRPC's threads) only queue a task. Owned by shared_ptr: the manager's map,
-// the worker running it, and every outstanding call's completion hold one.
+// completions (on gRPC's threads) only queue a task. Owned by shared_ptr: the manager's map
+// (or whoever stops it) and the worker running it; never by a call's completion.
+//
+// Lifetime rule: gRPC's threads never let go of the last reference to a host, an
+// AgentClient or a channel. A completion holds a CallHold, not the host: it counts in
+// pending_ until gRPC destroyed the completion (after the call's context: AgentClient's
+// release order), and it hands the AgentClient the call ran on to retired_, which the
+// strand (or the host's destructor) empties. Whoever stops a host waits for pending_ to be 0
+// (wait_stopped) before letting go of it, so when ConnectionManager::stop() returns gRPC
+// holds nothing of any host. It used to: a completion held the host (so its AgentClient and
+// channel), and stop() returned once the callback had run but before gRPC destroyed it, so
+// the last reference to a channel could go on gRPC's thread, after the manager (and in a
+// test, the whole fixture) was gone: an ASan double free in grpc_cq_internal_unref at a
+// test's teardown, on a gRPC thread, and "Subprocess aborted" at exit.
 class ConnectionManager::HostConnection : public std::enable_shared_from_this<HostConnection> {
  public:
   HostConnection(ConnectionManager& mgr, const store::HostRecord& host)
@@ -230,8 +243,10 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   void run_tasks() {
     for (int n = 0; n < 16; ++n) {
       std::function<void()> task;
+      std::vector<AgentClientPtr> retired;  // let go of here, on a worker
       {
         std::lock_guard lock(mu_);
+        retired.swap(retired_);
         if (tasks_.empty()) {
           queued_ = false;
           return;
@@ -254,6 +269,27 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   }
 
  private:
+  // What gRPC holds of one outstanding call of this host, in the call's completion functions
+  // (shared by their copies): counted in pending_ from the start of the call until gRPC
+  // destroyed its completion, which is after the call's context (AgentClient::health_async).
+  // It keeps the AgentClient the call runs on and hands it to retired_ instead of letting go
+  // of it on gRPC's thread. The host outlives it: whoever stops the host waits for pending_.
+  class CallHold {
+   public:
+    CallHold(HostConnection& host, AgentClientPtr client)
+        : host_(host), client_(std::move(client)) {
+      host_.call_started();
+    }
+    ~CallHold() { host_.call_released(std::move(client_)); }
+    CallHold(const CallHold&) = delete;
+    CallHold& operator=(const CallHold&) = delete;
+    HostConnection& host() const { return host_; }
+
+   private:
+    HostConnection& host_;
+    AgentClientPtr client_;
+  };
+
   // Queues a task. Work that starts something (a beat, a watch) is refused once stopping;
   // what a call's completion queues (`always`) is not: it runs (and looks at stopping()
   // itself), since a watch's next read and the call's end are owed to gRPC.
@@ -272,7 +308,16 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
     std::lock_guard lock(mu_);
     ++pending_;
   }
-  // A call's completion, after it queued its task; a task, once it ran.
+  // gRPC destroyed a call's completion (~CallHold). The last thing done with this host on
+  // gRPC's thread: the notify is under the lock, so wait_stopped() returns (and the host
+  // may be destroyed) only once this let go of mu_.
+  void call_released(AgentClientPtr client) {
+    std::lock_guard lock(mu_);
+    retired_.push_back(std::move(client));
+    --pending_;
+    cv_.notify_all();
+  }
+  // A task, once it ran.
   void done_one() {
     {
       std::lock_guard lock(mu_);
@@ -286,11 +331,13 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   }
   // Remembers a started call so that begin_stop() can cancel it; cancels it at once when
   // stopping began meanwhile.
+  // The call it replaces goes outside mu_: a watch holds a CallHold, whose end takes mu_.
   void keep(PendingCallPtr& slot, PendingCallPtr call) {
     bool cancel = false;
+    PendingCallPtr old;
     {
       std::lock_guard lock(mu_);
-      slot = call;
+      old = std::exchange(slot, call);
       cancel = stopping_;
     }
     if (cancel) call->cancel();
@@ -303,12 +350,11 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
     const pb::HealthRequest grant = lease_grant();
     sent_ = mgr_.clock_->now();
     auto c = client();
-    call_started();
-    auto self = shared_from_this();
+    auto hold = std::make_shared<CallHold>(*this, c);
     auto call = c->health_async(
-        mgr_.config_.heartbeat.rpc_timeout, grant, [self, grant](Result<pb::HealthResponse> h) {
-          self->post([s = self.get(), grant, h = std::move(h)] { s->on_health(grant, h); }, true);
-          self->done_one();
+        mgr_.config_.heartbeat.rpc_timeout, grant, [hold, grant](Result<pb::HealthResponse> h) {
+          auto* s = &hold->host();
+          s->post([s, grant, h = std::move(h)] { s->on_health(grant, h); }, true);
         });
     keep(health_call_, std::move(call));
   }
@@ -469,13 +515,13 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   void fetch_metrics() {
     if (metrics_busy_) return;
     metrics_busy_ = true;
-    call_started();
-    auto self = shared_from_this();
-    auto call = client()->metrics_async(
-        mgr_.config_.heartbeat.rpc_timeout, [self](Result<pb::GetMetricsResponse> m) {
-          self->post([s = self.get(), m = std::move(m)] { s->record_metrics(m); }, true);
-          self->done_one();
-        });
+    auto c = client();
+    auto hold = std::make_shared<CallHold>(*this, c);
+    auto call = c->metrics_async(mgr_.config_.heartbeat.rpc_timeout,
+                                 [hold](Result<pb::GetMetricsResponse> m) {
+                                   auto* s = &hold->host();
+                                   s->post([s, m = std::move(m)] { s->record_metrics(m); }, true);
+                                 });
     keep(metrics_call_, std::move(call));
   }
 
@@ -500,11 +546,11 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   void fetch_inventory() {
     if (inventory_busy_) return;
     inventory_busy_ = true;
-    call_started();
-    auto self = shared_from_this();
-    auto call = client()->inventory_async([self](Result<pb::HostInventory> inv) {
-      self->post([s = self.get(), inv = std::move(inv)] { s->store_inventory(inv); }, true);
-      self->done_one();
+    auto c = client();
+    auto hold = std::make_shared<CallHold>(*this, c);
+    auto call = c->inventory_async([hold](Result<pb::HostInventory> inv) {
+      auto* s = &hold->host();
+      s->post([s, inv = std::move(inv)] { s->store_inventory(inv); }, true);
     });
     keep(inventory_call_, std::move(call));
   }
@@ -541,19 +587,18 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   void start_watch() {
     if (watching_ || stopping() || liveness_ != Liveness::up) return;
     watching_ = true;
-    call_started();
-    auto self = shared_from_this();
-    auto w = client()->watch_events_async(
+    auto c = client();
+    auto hold = std::make_shared<CallHold>(*this, c);
+    auto w = c->watch_events_async(
         true,
-        [self](EventWatch& watch, pb::VmEvent ev) {
+        [hold](EventWatch& watch, pb::VmEvent ev) {
           // The watch lives until its end, which waits for this next(): a plain pointer.
-          self->post(
-              [s = self.get(), watch = &watch, ev = std::move(ev)] { s->deliver(*watch, ev); },
-              true);
+          auto* s = &hold->host();
+          s->post([s, watch = &watch, ev = std::move(ev)] { s->deliver(*watch, ev); }, true);
         },
-        [self](Status st) {
-          self->post([s = self.get(), st] { s->on_watch_done(st); }, true);
-          self->done_one();
+        [hold](Status st) {
+          auto* s = &hold->host();
+          s->post([s, st] { s->on_watch_done(st); }, true);
         });
     keep(watch_, std::move(w));
   }
@@ -567,10 +612,12 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
 
   void on_watch_done(const Status& st) {
     watching_ = false;
+    PendingCallPtr ended;  // goes outside mu_ (its CallHold takes it)
     {
       std::lock_guard lock(mu_);
-      watch_.reset();
+      ended = std::move(watch_);
     }
+    ended.reset();
     if (stopping() || liveness_ != Liveness::up) return;
     if (!st)
       logger("manager.agents")
@@ -622,14 +669,18 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   bool watching_ = false;  // a watch stream is open, or its end not yet handled
 
   // Guards the queue (tasks_, queued_), the count of what is outstanding (pending_: calls
-  // not yet completed plus tasks queued or running), stopping_ and the started calls kept
-  // for cancelling. Held only briefly: never across a task, a call's start or a cancel (gRPC
-  // may run a completion inline there, and completions take it). cv_: pending_ reached 0.
+  // whose completion gRPC has not destroyed yet, see CallHold, plus tasks queued or
+  // running), retired_, stopping_ and the started calls kept for cancelling. Held only
+  // briefly: never across a task, a call's start or a cancel (gRPC may run a completion
+  // inline there, and completions take it). cv_: pending_ reached 0.
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
   bool queued_ = false;  // on the Engine's ready queue or on a worker
   int pending_ = 0;
+  // The clients of calls gRPC is done with (CallHold), let go of by the strand or with the
+  // host: not on gRPC's threads, where the last reference to a channel must not go.
+  std::vector<AgentClientPtr> retired_;
   bool stopping_ = false;
   PendingCallPtr health_call_;
   PendingCallPtr metrics_call_;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -439,6 +440,47 @@ TEST_F(ConnectionStartTest, AHostThatDoesNotAnswerDoesNotDelayTheOthers) {
   EXPECT_EQ(cm.hosts_awaiting_first_heartbeat(), 1u) << "the silent host answered?";
   EXPECT_EQ(cm.liveness(silent.id), Liveness::unknown);
   cm.stop();  // cancels the silent host's call instead of waiting a minute for it
+}
+
+// Once stop() returned, gRPC holds nothing of the manager's hosts: their clients (and
+// channels) went with the hosts, on the thread that stopped them, not later on one of
+// gRPC's threads (where the last channel reference must not go: an ASan double free in
+// grpc_cq_internal_unref at a test's teardown). Hosts with every kind of call out: one
+// answering (its event stream open), one that never answers (its heartbeat out when stop()
+// cancels it) and one nobody serves.
+TEST_F(ConnectionStartTest, StopLeavesNothingOfItsHostsToGrpc) {
+  SilentListener silent_listener((dir_ / "quiet.sock").string());
+  ASSERT_TRUE(silent_listener.ok());
+  std::vector<store::HostRecord> hosts{add_host("h1", serve_agent()),
+                                       add_host("quiet", "unix:" + (dir_ / "quiet.sock").string()),
+                                       add_host("gone", "unix:" + (dir_ / "gone.sock").string())};
+  auto cfg = config();
+  cfg.heartbeat.rpc_timeout = std::chrono::seconds(60);  // the silent host's call stays out
+  cfg.startup_wait = std::chrono::milliseconds(0);
+  ConnectionManager cm(*store_, *events_, system_clock(), cfg);
+  std::atomic<int> events{0};
+  AgentCallbacks cb;
+  cb.on_vm_event = [&](const std::string&, const pb::VmEvent&) { ++events; };
+  cm.set_callbacks(cb);
+  model::VmSpec spec;
+  spec.name = "vm1";
+  spec.kernel_boot = model::KernelBoot{"vmlinuz", "", ""};
+  ASSERT_TRUE(bool(hv_.define(spec)));
+  ASSERT_TRUE(cm.start());
+  // Bounded wait (a hang guard): the answering host is up and its event stream open.
+  for (int i = 0; i < 2000 && (cm.liveness(hosts[0].id) != Liveness::up || events == 0); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(cm.liveness(hosts[0].id), Liveness::up);
+  ASSERT_GT(events.load(), 0);
+  std::vector<std::weak_ptr<AgentClient>> clients;
+  for (const auto& h : hosts) {
+    auto c = cm.client(h.id);
+    ASSERT_NE(c, nullptr) << h.name;
+    clients.push_back(c);
+  }
+  cm.stop();
+  for (size_t i = 0; i < hosts.size(); ++i)
+    EXPECT_TRUE(clients[i].expired()) << hosts[i].name << ": its client outlived stop()";
 }
 
 // A restarted manager does not dial its whole fleet in one instant: start() spreads the

@@ -98,6 +98,12 @@ class AgentClient {
   // that does not answer costs an outstanding call, not a thread). `done` runs once, on one
   // of gRPC's threads or inline in this call (when the call failed at once): it must not
   // block and must not need a lock its caller holds across this call.
+  // Lifetime: gRPC destroys `done` (with what it captured) on its own thread, once the
+  // call's completion ran, and after it dropped its other references to the call (its
+  // context) and to the channel. So a `done` that keeps this AgentClient, and hands it
+  // over to be released off gRPC's threads, makes sure the channel is never destroyed on
+  // one (ConnectionManager's CallHold). Nothing whose destruction shuts a channel (or gRPC)
+  // down may be released by gRPC's threads: hold it in `done` and release it elsewhere.
   PendingCallPtr health_async(std::chrono::milliseconds timeout, const pb::HealthRequest& lease,
                               std::function<void(Result<pb::HealthResponse>)> done);
   PendingCallPtr metrics_async(std::chrono::milliseconds timeout,
@@ -106,7 +112,7 @@ class AgentClient {
   // WatchEvents on the callback API: `on_event` per event (then next() on the watch it
   // names, for the one after: the call stays open, and the watch alive, until that next()),
   // `on_done` once when the call is over (ok when cancelled). Both on gRPC's threads, same
-  // rules as `done` above.
+  // rules (and the same lifetime: destroyed after the call's context) as `done` above.
   EventWatchPtr watch_events_async(bool include_current,
                                    std::function<void(EventWatch&, pb::VmEvent)> on_event,
                                    std::function<void(Status)> on_done);
