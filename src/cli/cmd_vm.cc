@@ -197,8 +197,7 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     auto a = std::make_shared<DiskAttachArgs>();
     auto f = std::make_shared<ActionFlags>();
     CLI::App* c = vm->add_subcommand(
-        "attach-disk",
-        "Attach a new disk (hot-plugged if the VM runs; on a free hot-plug slot)");
+        "attach-disk", "Attach a new disk (hot-plugged if the VM runs; on a free hot-plug slot)");
     c->add_option("name", *name, "VM name")->required();
     c->add_option("disk", a->disk, "The new disk's name (a DNS label: data1)")->required();
     c->add_option("--size", a->size, "Size of a blank disk: 20G, 512M (MiB without a unit)");
@@ -261,8 +260,8 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     auto name = std::make_shared<std::string>();
     auto mac = std::make_shared<std::string>();
     auto f = std::make_shared<ActionFlags>();
-    CLI::App* c = vm->add_subcommand(
-        "detach-nic", "Detach a NIC (a running VM: only a NIC on a hot-plug slot)");
+    CLI::App* c = vm->add_subcommand("detach-nic",
+                                     "Detach a NIC (a running VM: only a NIC on a hot-plug slot)");
     c->add_option("name", *name, "VM name")->required();
     c->add_option("mac", *mac, "The NIC's MAC address (as in vm show)")->required();
     add_wait_flags(c, *f);

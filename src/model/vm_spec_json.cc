@@ -112,8 +112,9 @@ Status parse_kernel_boot(const json& j, KernelBoot& kb) {
 }
 
 Status parse_disk(const json& j, const std::string& path, DiskSpec& d) {
-  if (auto s = check_object(j, path, {"name", "base_image", "size_bytes", "boot", "readonly", "datastore",
-                                     "datastore_id", "hotplug_slot"});
+  if (auto s = check_object(j, path,
+                            {"name", "base_image", "size_bytes", "boot", "readonly", "datastore",
+                             "datastore_id", "hotplug_slot"});
       !s)
     return s;
   if (auto s = read_string(j, "name", path, d.name, true); !s) return s;

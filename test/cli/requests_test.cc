@@ -218,8 +218,9 @@ TEST(Requests, VmCreateFromAnIsoAndTheCdromCommand) {
   EXPECT_EQ(*blank->body, json::parse(R"({"name":"data1","size_bytes":10737418240})"));
   auto over = build_vm_attach_disk("inst", {"data2", "", "debian-12", "nas", true});
   ASSERT_TRUE(over);
-  EXPECT_EQ(*over->body,
-            json::parse(R"({"name":"data2","image":"debian-12","datastore":"nas","readonly":true})"));
+  EXPECT_EQ(
+      *over->body,
+      json::parse(R"({"name":"data2","image":"debian-12","datastore":"nas","readonly":true})"));
   auto neither = build_vm_attach_disk("inst", {"data3", "", "", "", false});
   ASSERT_FALSE(neither);
   EXPECT_EQ(neither.error().field, "--size");

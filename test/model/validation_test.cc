@@ -269,8 +269,8 @@ TEST(ValidateSpec, RejectsBadSpecs) {
          s.nics[1].hotplug_slot = 2;
        },
        "nics[1].hotplug_slot"},
-      {"hot-plug slot out of range", [](VmSpec& s) { s.disks[1].hotplug_slot = kMaxHotplugSlots + 1; },
-       "disks[1].hotplug_slot"},
+      {"hot-plug slot out of range",
+       [](VmSpec& s) { s.disks[1].hotplug_slot = kMaxHotplugSlots + 1; }, "disks[1].hotplug_slot"},
       {"bridge name too long", [](VmSpec& s) { s.nics[1].bridge = "a-very-long-bridge"; },
        "nics[1].bridge"},
       {"bridge name injection", [](VmSpec& s) { s.nics[1].bridge = "br0;reboot"; },

@@ -282,8 +282,7 @@ inline Result<uint64_t> Hypervisor::resize_disk(const std::string&, const std::s
   return make_error(ErrorCode::failed_precondition, "this hypervisor cannot resize disks");
 }
 
-inline Result<model::DiskSpec> Hypervisor::attach_disk(const std::string&,
-                                                       const model::DiskSpec&) {
+inline Result<model::DiskSpec> Hypervisor::attach_disk(const std::string&, const model::DiskSpec&) {
   return make_error(ErrorCode::failed_precondition, "this hypervisor cannot hot-plug");
 }
 

@@ -181,8 +181,7 @@ Status AgentClient::detach_disk(const std::string& request_id, const std::string
 }
 
 Result<model::NicSpec> AgentClient::attach_nic(const std::string& request_id,
-                                               const std::string& name,
-                                               const model::NicSpec& nic) {
+                                               const std::string& name, const model::NicSpec& nic) {
   pb::AttachNicRequest req;
   req.set_request_id(request_id);
   req.set_name(name);

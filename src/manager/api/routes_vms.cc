@@ -132,9 +132,9 @@ HttpResponse resize_disk(ApiDeps& d, HttpRequest& r) {
   return change_response(d, *change);
 }
 
-// POST /api/v1/vms/{name}/disks {"name", "size_bytes" | "image", "readonly", "datastore"}: attach a new disk (hot-plug when the VM runs); 202 with the
-// "vm.disk.attach" task. DELETE /api/v1/vms/{name}/disks/{disk}: detach it and delete its
-// data; 202 with "vm.disk.detach".
+// POST /api/v1/vms/{name}/disks {"name", "size_bytes" | "image", "readonly", "datastore"}: attach a
+// new disk (hot-plug when the VM runs); 202 with the "vm.disk.attach" task. DELETE
+// /api/v1/vms/{name}/disks/{disk}: detach it and delete its data; 202 with "vm.disk.detach".
 HttpResponse attach_disk(ApiDeps& d, HttpRequest& r) {
   auto body = parse_json_object(r.body);
   if (!body) return error_response(body.error());

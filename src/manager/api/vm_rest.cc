@@ -15,12 +15,13 @@ using nlohmann::json;
 
 Result<model::DiskSpec> disk_from_rest(const json& body, const std::string& prefix) {
   using T = JsonType;
-  if (auto st = check_fields(body, {{"name", T::string, true},
-                                    {"image", T::string},
-                                    {"size_bytes", T::unsigned_integer},
-                                    {"boot", T::boolean},
-                                    {"readonly", T::boolean},
-                                    {"datastore", T::string}},
+  if (auto st = check_fields(body,
+                             {{"name", T::string, true},
+                              {"image", T::string},
+                              {"size_bytes", T::unsigned_integer},
+                              {"boot", T::boolean},
+                              {"readonly", T::boolean},
+                              {"datastore", T::string}},
                              prefix);
       !st)
     return tl::unexpected(st.error());
@@ -39,10 +40,8 @@ Result<model::DiskSpec> disk_from_rest(const json& body, const std::string& pref
 
 Result<model::NicSpec> nic_from_rest(const json& body, const std::string& prefix) {
   using T = JsonType;
-  if (auto st = check_fields(body, {{"mode", T::string, true},
-                                    {"bridge", T::string},
-                                    {"mac", T::string}},
-                             prefix);
+  if (auto st = check_fields(
+          body, {{"mode", T::string, true}, {"bridge", T::string}, {"mac", T::string}}, prefix);
       !st)
     return tl::unexpected(st.error());
   model::NicSpec nic;
@@ -262,8 +261,11 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     }
     json disks = json::array();
     for (const auto& dk : s.disks) {
-      disks.push_back({{"name", dk.name}, {"image", dk.base_image}, {"size_bytes", dk.size_bytes},
-                       {"boot", dk.boot}, {"readonly", dk.readonly},
+      disks.push_back({{"name", dk.name},
+                       {"image", dk.base_image},
+                       {"size_bytes", dk.size_bytes},
+                       {"boot", dk.boot},
+                       {"readonly", dk.readonly},
                        {"hotplug_slot", dk.hotplug_slot}});
       if (!dk.datastore.empty()) {
         disks.back()["datastore"] = dk.datastore;
@@ -272,7 +274,9 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
     }
     json nics = json::array();
     for (const auto& n : s.nics)
-      nics.push_back({{"mode", model::to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac},
+      nics.push_back({{"mode", model::to_string(n.mode)},
+                      {"bridge", n.bridge},
+                      {"mac", n.mac},
                       {"hotplug_slot", n.hotplug_slot}});
     spec["disks"] = disks;
     spec["nics"] = nics;

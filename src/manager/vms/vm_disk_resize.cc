@@ -40,8 +40,8 @@ Result<VmChange> VmService::resize_disk(const std::string& name, const std::stri
     // Grow only. A disk on a base image records 0 (the base's size) until it is resized: the
     // host, which knows the real size, refuses a shrink then.
     if (size_bytes < d->size_bytes)
-      return invalid_argument("size_bytes", fmt::format("disk {} is {} bytes; disks only grow",
-                                                        disk, d->size_bytes));
+      return invalid_argument(
+          "size_bytes", fmt::format("disk {} is {} bytes; disks only grow", disk, d->size_bytes));
     d->size_bytes = size_bytes;
     return {};
   };

@@ -21,8 +21,10 @@ namespace {
 // one device ("disk.size_bytes").
 Error for_device(Error e, const std::string& list, size_t index, const std::string& device) {
   const std::string prefix = fmt::format("{}[{}]", list, index);
-  if (e.field == prefix) e.field = device;
-  else if (e.field.starts_with(prefix + ".")) e.field = device + e.field.substr(prefix.size());
+  if (e.field == prefix)
+    e.field = device;
+  else if (e.field.starts_with(prefix + "."))
+    e.field = device + e.field.substr(prefix.size());
   return e;
 }
 
@@ -38,7 +40,8 @@ auto nic_with(const std::string& mac) {
 Result<VmChange> VmService::attach_disk(const std::string& name, const model::DiskSpec& input,
                                         const std::string& actor) {
   if (input.boot)
-    return invalid_argument("disk.boot", "an attached disk is a data disk; it cannot be the boot disk");
+    return invalid_argument("disk.boot",
+                            "an attached disk is a data disk; it cannot be the boot disk");
   if (input.hotplug_slot != 0)
     return invalid_argument("disk.hotplug_slot", "the host chooses the slot");
   // The disk as the plan resolved it (its datastore's UUID); read by the worker after the
@@ -83,14 +86,15 @@ Result<VmChange> VmService::attach_disk(const std::string& name, const model::Di
     }
     auto placed = agent.attach_disk(task_id, vm.name, *disk);
     if (!placed) return tl::unexpected(placed.error());
-    return HostOutcome{[d = *placed](model::VmSpec& spec) {
-                         auto it = std::find_if(spec.disks.begin(), spec.disks.end(),
-                                                disk_named(d.name));
-                         if (it == spec.disks.end()) spec.disks.push_back(d);
-                         else *it = d;
-                       },
-                       fmt::format("disk {} attached (hot-plug slot {})", placed->name,
-                                   placed->hotplug_slot)};
+    return HostOutcome{
+        [d = *placed](model::VmSpec& spec) {
+          auto it = std::find_if(spec.disks.begin(), spec.disks.end(), disk_named(d.name));
+          if (it == spec.disks.end())
+            spec.disks.push_back(d);
+          else
+            *it = d;
+        },
+        fmt::format("disk {} attached (hot-plug slot {})", placed->name, placed->hotplug_slot)};
   };
   return change_on_host(name, std::move(c), actor);
 }
@@ -116,9 +120,7 @@ Result<VmChange> VmService::detach_disk(const std::string& name, const std::stri
   c.on_host = [disk](AgentClient& agent, const store::VmRecord& vm, TaskTracker&,
                      const std::string& task_id) -> Result<HostOutcome> {
     if (auto st = agent.detach_disk(task_id, vm.name, disk); !st) return tl::unexpected(st.error());
-    return HostOutcome{[disk](model::VmSpec& spec) {
-                         std::erase_if(spec.disks, disk_named(disk));
-                       },
+    return HostOutcome{[disk](model::VmSpec& spec) { std::erase_if(spec.disks, disk_named(disk)); },
                        "disk " + disk + " detached and its data deleted"};
   };
   return change_on_host(name, std::move(c), actor);
@@ -156,13 +158,15 @@ Result<VmChange> VmService::attach_nic(const std::string& name, const model::Nic
                     const std::string& task_id) -> Result<HostOutcome> {
     auto placed = agent.attach_nic(task_id, vm.name, *nic);
     if (!placed) return tl::unexpected(placed.error());
-    return HostOutcome{[n = *placed](model::VmSpec& spec) {
-                         auto it = std::find_if(spec.nics.begin(), spec.nics.end(), nic_with(n.mac));
-                         if (it == spec.nics.end()) spec.nics.push_back(n);
-                         else *it = n;
-                       },
-                       fmt::format("NIC {} attached (hot-plug slot {})", placed->mac,
-                                   placed->hotplug_slot)};
+    return HostOutcome{
+        [n = *placed](model::VmSpec& spec) {
+          auto it = std::find_if(spec.nics.begin(), spec.nics.end(), nic_with(n.mac));
+          if (it == spec.nics.end())
+            spec.nics.push_back(n);
+          else
+            *it = n;
+        },
+        fmt::format("NIC {} attached (hot-plug slot {})", placed->mac, placed->hotplug_slot)};
   };
   return change_on_host(name, std::move(c), actor);
 }

@@ -8,8 +8,8 @@
 #include <map>
 #include <random>
 
-#include "strata/manager/auth/tokens.h"
 #include "strata/common/random.h"
+#include "strata/manager/auth/tokens.h"
 #include "strata/manager/controllers/datastores.h"
 #include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/vm_decision.h"

@@ -124,7 +124,8 @@ class MemoryHypervisor final : public Hypervisor {
     return make_error(ErrorCode::not_found, "no disk " + disk, "disk");
   }
   // Hot-plug: the next free slot of 4 (the QEMU driver's layout is tested with real guests).
-  Result<model::DiskSpec> attach_disk(const std::string& name, const model::DiskSpec& disk) override {
+  Result<model::DiskSpec> attach_disk(const std::string& name,
+                                      const model::DiskSpec& disk) override {
     std::lock_guard lock(mu_);
     ++calls["attach_disk"];
     if (auto e = take_failure()) return tl::unexpected(*e);

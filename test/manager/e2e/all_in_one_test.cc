@@ -368,8 +368,8 @@ TEST_F(AllInOne, VmLifecycleWithConsole) {
     })) << t.dump();
     return t;
   };
-  json attached = task_ends(call("POST", "/api/v1/vms/e2e-tiny/disks",
-                                 R"({"name":"data1","size_bytes":33554432})"));
+  json attached = task_ends(
+      call("POST", "/api/v1/vms/e2e-tiny/disks", R"({"name":"data1","size_bytes":33554432})"));
   EXPECT_EQ(attached["state"], "succeeded") << attached.dump();
   const json disks = get_json("/api/v1/vms/e2e-tiny")["spec"]["disks"];
   ASSERT_EQ(disks.size(), 2u) << disks.dump();

@@ -48,8 +48,8 @@ class VmHotplugTest : public testing::VmServiceOnAgentTest {
 
 TEST_F(VmHotplugTest, AttachesOnTheHostFirstThenRecordsTheSlot) {
   make_vm("app");
-  auto c = service_->attach_disk("app", {"data1", "", 2 * kGiB, false, false, "", ""},
-                                 "token:alice");
+  auto c =
+      service_->attach_disk("app", {"data1", "", 2 * kGiB, false, false, "", ""}, "token:alice");
   ASSERT_TRUE(c) << c.error().to_string();
   EXPECT_EQ(c->task.kind, "vm.disk.attach");
   auto t = wait_task(c->task.id);
@@ -97,8 +97,7 @@ TEST_F(VmHotplugTest, AttachesOnTheHostFirstThenRecordsTheSlot) {
 // On no host yet: the change is the spec's at once (the define places it at boot).
 TEST_F(VmHotplugTest, AVmOnNoHostRecordsTheChangeAtOnce) {
   make_vm("later", /*on_host=*/false);
-  auto c = service_->attach_disk("later", {"data1", "", kGiB, false, false, "", ""},
-                                 "token:alice");
+  auto c = service_->attach_disk("later", {"data1", "", kGiB, false, false, "", ""}, "token:alice");
   ASSERT_TRUE(c) << c.error().to_string();
   EXPECT_EQ(c->task.state, "succeeded");
   auto spec = stored("later");

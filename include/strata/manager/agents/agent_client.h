@@ -141,8 +141,7 @@ class AgentClient {
                      const std::string& disk);
   Result<model::NicSpec> attach_nic(const std::string& request_id, const std::string& name,
                                     const model::NicSpec& nic);
-  Status detach_nic(const std::string& request_id, const std::string& name,
-                    const std::string& mac);
+  Status detach_nic(const std::string& request_id, const std::string& name, const std::string& mac);
   // A UEFI VM's variables file, whole (cold migration carries it).
   Result<std::string> read_uefi_vars(const std::string& name);
   Status write_uefi_vars(const std::string& request_id, const std::string& name,

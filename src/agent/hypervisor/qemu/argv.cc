@@ -199,10 +199,10 @@ void add_disks(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm,
     // restart build the same layout); disks placed at boot take the root bus's next slot.
     if (d.hotplug_slot != 0) {
       if (static_cast<int>(d.hotplug_slot) > hw.spare_root_ports)
-        return b.fail(Error{ErrorCode::failed_precondition,
-                            "this VM's hardware has no hot-plug slot " +
-                                std::to_string(d.hotplug_slot),
-                            field + ".hotplug_slot"});
+        return b.fail(
+            Error{ErrorCode::failed_precondition,
+                  "this VM's hardware has no hot-plug slot " + std::to_string(d.hotplug_slot),
+                  field + ".hotplug_slot"});
       dev.add("bus", root_port_id(d.hotplug_slot));
     }
     if (d.boot && bootindex > 0) dev.add("bootindex", std::to_string(bootindex));
@@ -237,10 +237,10 @@ void add_nics(Builder& b, const model::VmSpec& spec, const ResolvedVm& vm,
     dev.add("netdev", id).add("id", names.device).add("mac", n.mac);
     if (n.hotplug_slot != 0) {
       if (static_cast<int>(n.hotplug_slot) > hw.spare_root_ports)
-        return b.fail(Error{ErrorCode::failed_precondition,
-                            "this VM's hardware has no hot-plug slot " +
-                                std::to_string(n.hotplug_slot),
-                            field + ".hotplug_slot"});
+        return b.fail(
+            Error{ErrorCode::failed_precondition,
+                  "this VM's hardware has no hot-plug slot " + std::to_string(n.hotplug_slot),
+                  field + ".hotplug_slot"});
       dev.add("bus", root_port_id(n.hotplug_slot));
     }
     b.opt("-device", dev);

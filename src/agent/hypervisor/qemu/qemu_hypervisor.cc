@@ -11,14 +11,13 @@
 
 #include "strata/common/log.h"
 #include "strata/common/process.h"
-#include "strata/model/validation.h"
 #include "strata/common/random.h"
+#include "strata/model/validation.h"
 #include "strata/model/vm_spec_json.h"
 
 namespace strata::agent::qemu {
 
 namespace fs = std::filesystem;
-
 
 bool is_active(model::VmState s) {
   using S = model::VmState;
@@ -170,8 +169,8 @@ Result<QemuHypervisor::DeviceJob> QemuHypervisor::begin_device_job(const std::st
   Vm& vm = **v;
   const model::VmState s = vm.rec.state;
   const bool live = s == model::VmState::running || s == model::VmState::paused;
-  const bool offline = s == model::VmState::defined || s == model::VmState::stopped ||
-                       s == model::VmState::crashed;
+  const bool offline =
+      s == model::VmState::defined || s == model::VmState::stopped || s == model::VmState::crashed;
   if (!live && !offline)
     return make_error(ErrorCode::failed_precondition,
                       "VM " + name + " is " + model::to_string(s) + "; try again when it settles");
@@ -197,9 +196,12 @@ std::vector<std::string> QemuHypervisor::taps_of(const model::VmSpec& spec) cons
   std::vector<std::string> taps;
   for (size_t i = 0; i < spec.nics.size(); ++i) {
     const auto& n = spec.nics[i];
-    if (n.mode != model::NicMode::bridge) taps.emplace_back();
-    else if (n.hotplug_slot != 0) taps.push_back(tap_name(spec.uuid, n.hotplug_slot, 'p'));
-    else taps.push_back(tap_name(spec.uuid, i));
+    if (n.mode != model::NicMode::bridge)
+      taps.emplace_back();
+    else if (n.hotplug_slot != 0)
+      taps.push_back(tap_name(spec.uuid, n.hotplug_slot, 'p'));
+    else
+      taps.push_back(tap_name(spec.uuid, i));
   }
   return taps;
 }

@@ -104,7 +104,8 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Result<uint64_t> resize_disk(const std::string& name, const std::string& disk,
                                uint64_t size_bytes) override;
   // Hot-plug (vm_hotplug.cc; docs/internals/qemu-driver.md, "Hot-plug"). A hotplug job.
-  Result<model::DiskSpec> attach_disk(const std::string& name, const model::DiskSpec& disk) override;
+  Result<model::DiskSpec> attach_disk(const std::string& name,
+                                      const model::DiskSpec& disk) override;
   Status detach_disk(const std::string& name, const std::string& disk) override;
   Result<model::NicSpec> attach_nic(const std::string& name, const model::NicSpec& nic) override;
   Status detach_nic(const std::string& name, const std::string& mac) override;

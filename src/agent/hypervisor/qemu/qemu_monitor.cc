@@ -727,12 +727,9 @@ Status QemuMonitor::device_add_virtio_blk(const std::string& id, const std::stri
 Status QemuMonitor::device_add_virtio_net(const std::string& id, const std::string& bus,
                                           const std::string& netdev, const std::string& mac,
                                           std::chrono::milliseconds timeout) {
-  return run_void("device_add", timeout,
-                  {{"driver", "virtio-net-pci"},
-                   {"id", id},
-                   {"bus", bus},
-                   {"netdev", netdev},
-                   {"mac", mac}});
+  return run_void(
+      "device_add", timeout,
+      {{"driver", "virtio-net-pci"}, {"id", id}, {"bus", bus}, {"netdev", netdev}, {"mac", mac}});
 }
 
 Status QemuMonitor::device_del(const std::string& id, std::chrono::milliseconds timeout) {

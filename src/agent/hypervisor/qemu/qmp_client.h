@@ -41,8 +41,9 @@ class QmpClient {
                                  const nlohmann::json& arguments = nullptr,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // As execute, with `pass_fd` sent along (SCM_RIGHTS) for commands that take one (getfd).
-  Result<nlohmann::json> execute_with_fd(const std::string& command, const nlohmann::json& arguments,
-                                         int pass_fd, std::chrono::milliseconds timeout);
+  Result<nlohmann::json> execute_with_fd(const std::string& command,
+                                         const nlohmann::json& arguments, int pass_fd,
+                                         std::chrono::milliseconds timeout);
   bool closed() const;
   const nlohmann::json& greeting() const { return greeting_; }
 

@@ -91,7 +91,8 @@ Result<model::DiskSpec> QemuHypervisor::attach_disk(const std::string& name,
                                                     const model::DiskSpec& input) {
   if (auto s = model::validate_name("disk.name", input.name); !s) return tl::unexpected(s.error());
   if (input.boot)
-    return invalid_argument("disk.boot", "an attached disk is a data disk; it cannot be the boot disk");
+    return invalid_argument("disk.boot",
+                            "an attached disk is a data disk; it cannot be the boot disk");
   if (!opts_.images) return make_error(ErrorCode::failed_precondition, "no image store configured");
   auto job = begin_device_job(name, VmJob::hotplug);
   if (!job) return tl::unexpected(job.error());
@@ -101,21 +102,23 @@ Result<model::DiskSpec> QemuHypervisor::attach_disk(const std::string& name,
     if (d.name == input.name) {
       // A retried attach: the disk is there, as recorded.
       if (d.base_image == input.base_image && d.datastore == input.datastore &&
-          d.readonly == input.readonly && (input.size_bytes == 0 || d.size_bytes == input.size_bytes))
+          d.readonly == input.readonly &&
+          (input.size_bytes == 0 || d.size_bytes == input.size_bytes))
         return d;
       return make_error(ErrorCode::already_exists,
                         "VM " + name + " has another disk named " + input.name, "disk.name");
     }
   if (spec.disks.size() >= model::kMaxDisks)
-    return make_error(ErrorCode::failed_precondition,
-                      fmt::format("VM {} has {} disks, the most a VM can have", name,
-                                  model::kMaxDisks));
+    return make_error(
+        ErrorCode::failed_precondition,
+        fmt::format("VM {} has {} disks, the most a VM can have", name, model::kMaxDisks));
   auto tree = read_snapshot_tree(job->dir);
   if (!tree && tree.error().code != ErrorCode::not_found) return tl::unexpected(tree.error());
   if (tree && !tree->empty())
     return make_error(ErrorCode::failed_precondition,
-                      "VM " + name + " has snapshots; they cover the disks it has, so delete "
-                      "them before attaching a disk");
+                      "VM " + name +
+                          " has snapshots; they cover the disks it has, so delete "
+                          "them before attaching a disk");
   model::DiskSpec d = input;
   d.hotplug_slot = free_slot(spec, job->profile.spare_root_ports);
   if (d.hotplug_slot == 0) return tl::unexpected(no_slot(name, job->profile).error());
@@ -146,7 +149,8 @@ Result<model::DiskSpec> QemuHypervisor::attach_disk(const std::string& name,
     }
   };
   if (d.datastore.empty()) {
-    if (auto r = make_local_disk(spec, d); !r) return tl::unexpected(r.error().wrap("disk " + d.name));
+    if (auto r = make_local_disk(spec, d); !r)
+      return tl::unexpected(r.error().wrap("disk " + d.name));
   } else {
     std::optional<ImageInfo> base;
     if (!d.base_image.empty()) {
@@ -181,13 +185,14 @@ Result<model::DiskSpec> QemuHypervisor::attach_disk(const std::string& name,
   if (job->qmp) {
     QemuMonitor& qmp = *job->qmp;
     const DiskNames names = disk_names(spec, spec.disks.size() - 1);
-    if (auto s = prepare_qemu_access(job->dir, vm_files(job->dir), {file->path}, opts_.run_as); !s) {
+    if (auto s = prepare_qemu_access(job->dir, vm_files(job->dir), {file->path}, opts_.run_as);
+        !s) {
       undo_tree();
       undo_file();
       return tl::unexpected(s.error());
     }
-    if (auto s = qmp.blockdev_add_disk(names.file_node, names.format_node, file->path,
-                                       file->format, d.readonly, kHotplugCmd);
+    if (auto s = qmp.blockdev_add_disk(names.file_node, names.format_node, file->path, file->format,
+                                       d.readonly, kHotplugCmd);
         !s) {
       undo_tree();
       undo_file();
@@ -228,9 +233,9 @@ Status QemuHypervisor::detach_disk(const std::string& name, const std::string& d
   auto tree = read_snapshot_tree(job->dir);
   if (!tree && tree.error().code != ErrorCode::not_found) return tl::unexpected(tree.error());
   if (tree && !tree->empty())
-    return make_error(ErrorCode::failed_precondition,
-                      "VM " + name + " has snapshots that hold disk " + disk +
-                          "; delete them before detaching it");
+    return make_error(ErrorCode::failed_precondition, "VM " + name +
+                                                          " has snapshots that hold disk " + disk +
+                                                          "; delete them before detaching it");
   if (job->qmp) {
     if (d.hotplug_slot == 0)
       return make_error(ErrorCode::failed_precondition,
@@ -253,8 +258,8 @@ Status QemuHypervisor::detach_disk(const std::string& name, const std::string& d
     // cannot be deleted stays in QEMU (until it exits) rather than in the spec.
     for (const auto& node : {names.format_node, names.file_node})
       if (auto s = qmp.blockdev_del(node, kHotplugCmd); !s && !is_absent(s.error()))
-        logger("agent.qemu")->warn("block node left vm={} node={}: {}", name, node,
-                                   s.error().to_string());
+        logger("agent.qemu")
+            ->warn("block node left vm={} node={}: {}", name, node, s.error().to_string());
   }
   spec.disks.erase(spec.disks.begin() + static_cast<std::ptrdiff_t>(index));
   // The record first: a crash after it leaves at worst a file nothing names (gone with the
@@ -268,12 +273,14 @@ Status QemuHypervisor::detach_disk(const std::string& name, const std::string& d
     auto info = opts_.images->disk_info(name, d.name);
     Status gone = info ? opts_.images->delete_vm_file(name, info->path) : Status{};
     if (!gone)
-      logger("agent.qemu")->warn("detached disk file left vm={} disk={}: {}", name, d.name,
-                                 gone.error().to_string());
+      logger("agent.qemu")
+          ->warn("detached disk file left vm={} disk={}: {}", name, d.name,
+                 gone.error().to_string());
   } else if (opts_.datastores) {
     if (auto s = opts_.datastores->delete_disk(d.datastore, d.datastore_id, spec.uuid, d.name); !s)
-      logger("agent.qemu")->warn("detached datastore disk left vm={} disk={}: {}", name, d.name,
-                                 s.error().to_string());
+      logger("agent.qemu")
+          ->warn("detached datastore disk left vm={} disk={}: {}", name, d.name,
+                 s.error().to_string());
   }
   logger("agent.qemu")
       ->info("disk detached vm={} disk={} slot={} live={}", name, d.name, d.hotplug_slot,
@@ -297,8 +304,9 @@ Result<model::NicSpec> QemuHypervisor::attach_nic(const std::string& name,
                           "VM " + name + " has another NIC with MAC " + input.mac, "nic.mac");
       }
   if (spec.nics.size() >= model::kMaxNics)
-    return make_error(ErrorCode::failed_precondition,
-                      fmt::format("VM {} has {} NICs, the most a VM can have", name, model::kMaxNics));
+    return make_error(
+        ErrorCode::failed_precondition,
+        fmt::format("VM {} has {} NICs, the most a VM can have", name, model::kMaxNics));
   model::NicSpec n = input;
   n.hotplug_slot = free_slot(spec, job->profile.spare_root_ports);
   if (n.hotplug_slot == 0) return tl::unexpected(no_slot(name, job->profile).error());
@@ -349,8 +357,8 @@ Result<model::NicSpec> QemuHypervisor::attach_nic(const std::string& name,
         return tl::unexpected(s.error().wrap("netdev_add"));
       }
     }
-    if (auto s = qmp.device_add_virtio_net(names.device, root_port_id(n.hotplug_slot),
-                                           names.netdev, n.mac, kHotplugCmd);
+    if (auto s = qmp.device_add_virtio_net(names.device, root_port_id(n.hotplug_slot), names.netdev,
+                                           n.mac, kHotplugCmd);
         !s) {
       (void)qmp.netdev_del(names.netdev, kHotplugCmd);
       undo_tap();
@@ -392,8 +400,8 @@ Status QemuHypervisor::detach_nic(const std::string& name, const std::string& ma
     const NicNames names = nic_names(spec, index);
     if (auto s = unplug(qmp, names.device, "NIC " + mac); !s) return s;
     if (auto s = qmp.netdev_del(names.netdev, kHotplugCmd); !s && !is_absent(s.error()))
-      logger("agent.qemu")->warn("netdev left vm={} netdev={}: {}", name, names.netdev,
-                                 s.error().to_string());
+      logger("agent.qemu")
+          ->warn("netdev left vm={} netdev={}: {}", name, names.netdev, s.error().to_string());
   }
   spec.nics.erase(spec.nics.begin() + static_cast<std::ptrdiff_t>(index));
   if (auto s = record_spec(name, job->dir, spec); !s) return s;

@@ -22,13 +22,13 @@ enum class VmJob {
   // job stays while the source waits, paused, for the manager's verdict).
   migrate_in,
   migrate_out,
-  snapshot,  // disk snapshot create / revert / delete (vm_snapshot.cc)
-  clone,     // another VM is being cloned from this one's disks (vm_clone.cc)
-  media,     // the CD-ROM's medium is being changed (vm_media.cc)
+  snapshot,   // disk snapshot create / revert / delete (vm_snapshot.cc)
+  clone,      // another VM is being cloned from this one's disks (vm_clone.cc)
+  media,      // the CD-ROM's medium is being changed (vm_media.cc)
   disk_copy,  // a cold migration reads or writes a disk's file (vm_disk_copy.cc)
-  backup,    // disks read into a backup repository, or restored from one (vm_backup.cc)
-  resize,    // a disk is being grown (vm_disk_resize.cc)
-  hotplug,   // a disk or NIC is being attached or detached (vm_hotplug.cc)
+  backup,     // disks read into a backup repository, or restored from one (vm_backup.cc)
+  resize,     // a disk is being grown (vm_disk_resize.cc)
+  hotplug,    // a disk or NIC is being attached or detached (vm_hotplug.cc)
   // define is a job on a VM that does not exist yet: it holds a
   // name reservation (QemuHypervisor::defining_) instead.
 };

@@ -365,8 +365,9 @@ Result<IncomingInfo> QemuHypervisor::prepare_incoming(const MigrationSource& sou
     if (!started) return fail(started.error().wrap("nbd-server-start"));
     info.nbd_host = listen_host;
     for (size_t i : copied)
-      if (auto s = qmp->block_export_add_nbd(mirror_node(i), node(spec, i), node(spec, i),
-                                             true, kCmd); !s)
+      if (auto s =
+              qmp->block_export_add_nbd(mirror_node(i), node(spec, i), node(spec, i), true, kCmd);
+          !s)
         return fail(s.error().wrap("exporting " + spec.disks[i].name));
   }
   if (auto s = qmp->migrate_incoming(tcp_uri(listen_host, "0"), kCmd); !s)
@@ -633,12 +634,14 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
   if (!disks.empty() && (target.nbd_host.empty() || target.nbd_port.empty()))
     return fail(invalid_argument("nbd", "the target exports no disks").value());
   for (size_t i : disks) {
-    if (auto s = qmp->blockdev_add_nbd(mirror_node(i), target.nbd_host, target.nbd_port, node(vm_spec, i),
-                                       tls_creds, kCmd);
+    if (auto s = qmp->blockdev_add_nbd(mirror_node(i), target.nbd_host, target.nbd_port,
+                                       node(vm_spec, i), tls_creds, kCmd);
         !s)
       return fail(s.error().wrap("connecting to the target's disk " + node(vm_spec, i)));
     mirrors.push_back(i);
-    if (auto s = qmp->blockdev_mirror(mirror_node(i), node(vm_spec, i), mirror_node(i), "top", kCmd); !s)
+    if (auto s =
+            qmp->blockdev_mirror(mirror_node(i), node(vm_spec, i), mirror_node(i), "top", kCmd);
+        !s)
       return fail(s.error().wrap("mirroring " + node(vm_spec, i)));
   }
   while (!disks.empty()) {
@@ -659,10 +662,12 @@ Result<MigrationOutcome> QemuHypervisor::migrate_out(const std::string& name,
             if (auto e = (*v)->job_errors.find(mirror_node(i)); e != (*v)->job_errors.end())
               why = ": " + e->second;
         }
-        return fail(Error{ErrorCode::unavailable, "the mirror of " + node(vm_spec, i) + " failed" + why, {}});
+        return fail(Error{
+            ErrorCode::unavailable, "the mirror of " + node(vm_spec, i) + " failed" + why, {}});
       }
       if (!j->error.empty())
-        return fail(Error{ErrorCode::unavailable, "the mirror of " + node(vm_spec, i) + " failed: " + j->error,
+        return fail(Error{ErrorCode::unavailable,
+                          "the mirror of " + node(vm_spec, i) + " failed: " + j->error,
                           {}});
       p.disk_total += j->len;
       p.disk_done += j->offset;

@@ -368,7 +368,8 @@ TEST(QemuArgv, HotPluggedDevicesSitOnTheirSlotsRootPorts) {
   r.taps.push_back("st0123abcdp1");
   auto argv = build_qemu_argv(s, r, o);
   ASSERT_TRUE(argv) << argv.error().to_string();
-  EXPECT_EQ(arg_after(*argv, "pcie-root-port,id=rp3"), "pcie-root-port,id=rp3,chassis=3,bus=pcie.0");
+  EXPECT_EQ(arg_after(*argv, "pcie-root-port,id=rp3"),
+            "pcie-root-port,id=rp3,chassis=3,bus=pcie.0");
   EXPECT_EQ(arg_after(*argv, "virtio-blk-pci,drive=disk0,id=virtio-disk0,serial=root").find("bus="),
             std::string::npos);
   EXPECT_EQ(arg_after(*argv, "driver=qcow2,node-name=disk-rp3"),

@@ -184,7 +184,8 @@ TEST(HardwareProfile, V3RecordsTheWatchdogAndAVmWithoutOneStaysV2) {
   EXPECT_FALSE(hardware_profile_from_json(j));
   j["watchdog"] = "";
   EXPECT_TRUE(hardware_profile_from_json(j));
-  j["version"] = kHardwareProfileVersion + 1;  // newer than this agent: refused (a migration from a newer host)
+  j["version"] = kHardwareProfileVersion +
+                 1;  // newer than this agent: refused (a migration from a newer host)
   EXPECT_FALSE(hardware_profile_from_json(j));
 }
 

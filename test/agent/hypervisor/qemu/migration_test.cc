@@ -694,7 +694,8 @@ TEST_F(MigrationTest, HotPluggedDevicesMoveOnTheirSlots) {
         },
         60s);
   };
-  EXPECT_TRUE(run(a_, "[ -e /dev/vdb ] && echo HOT-DATA-42 > /dev/vdb && sync && echo WROTE-$((1+1))",
+  EXPECT_TRUE(run(a_,
+                  "[ -e /dev/vdb ] && echo HOT-DATA-42 > /dev/vdb && sync && echo WROTE-$((1+1))",
                   "WROTE-2"))
       << tail(a_, name);
   auto info = prepare(name);
@@ -720,8 +721,8 @@ TEST_F(MigrationTest, HotPluggedDevicesMoveOnTheirSlots) {
   EXPECT_TRUE(on_slot) << blocks->dump();
   EXPECT_TRUE(run(b_, "echo READ-$(head -c 11 /dev/vdb | grep -c HOT-DATA-42)", "READ-1"))
       << tail(b_, name);
-  EXPECT_TRUE(run(b_, "echo NICS-$(grep -l 52:54:00:12:34:99 /sys/class/net/*/address | wc -l)",
-                  "NICS-1"))
+  EXPECT_TRUE(
+      run(b_, "echo NICS-$(grep -l 52:54:00:12:34:99 /sys/class/net/*/address | wc -l)", "NICS-1"))
       << tail(b_, name);
 }
 
