@@ -121,7 +121,7 @@ Status parse_disk(const json& j, const std::string& path, DiskSpec& d) {
 }
 
 Status parse_nic(const json& j, const std::string& path, NicSpec& n) {
-  if (auto s = check_object(j, path, {"mode", "bridge", "mac"}); !s) return s;
+  if (auto s = check_object(j, path, {"mode", "bridge", "mac", "vlan"}); !s) return s;
   std::string mode = to_string(n.mode);
   if (auto s = read_string(j, "mode", path, mode); !s) return s;
   auto m = nic_mode_from_string(mode);
@@ -132,6 +132,10 @@ Status parse_nic(const json& j, const std::string& path, NicSpec& n) {
   }
   n.mode = *m;
   if (auto s = read_string(j, "bridge", path, n.bridge); !s) return s;
+  // Read wider than a VLAN id so validation names the field with the allowed range.
+  uint64_t vlan = n.vlan;
+  if (auto s = read_uint(j, "vlan", path, std::numeric_limits<uint16_t>::max(), vlan); !s) return s;
+  n.vlan = static_cast<uint16_t>(vlan);
   return read_string(j, "mac", path, n.mac);
 }
 
@@ -329,8 +333,11 @@ json to_json(const VmSpec& spec) {
     }
   }
   j["nics"] = json::array();
-  for (const NicSpec& n : spec.nics)
+  for (const NicSpec& n : spec.nics) {
     j["nics"].push_back({{"mode", to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac}});
+    // Only when set, so the spec files of VMs without a VLAN stay as they were.
+    if (n.vlan != 0) j["nics"].back()["vlan"] = n.vlan;
+  }
   j["labels"] = json::object();
   for (const auto& [k, v] : spec.labels) j["labels"][k] = v;
   if (spec.cloud_init) j["cloud_init"] = to_json(*spec.cloud_init);

@@ -15,10 +15,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 #include "strata/agent/network.h"
+#include "strata/common/process.h"
 
 namespace strata::agent {
 namespace {
@@ -49,6 +52,57 @@ bool wait_for_operstate(const std::string& ifname, const std::string& want) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
+}
+
+// One VLAN of a bridge port as `bridge -j vlan show` reports it: read back with iproute2
+// (only here, in the test), so the agent's netlink writer is checked by another reader.
+struct VlanEntry {
+  int vid = 0;
+  bool pvid = false;
+  bool untagged = false;
+  bool operator==(const VlanEntry&) const = default;
+};
+std::ostream& operator<<(std::ostream& o, const VlanEntry& v) {
+  return o << v.vid << (v.pvid ? " PVID" : "") << (v.untagged ? " untagged" : "");
+}
+
+// ifname -> its VLANs. Empty map with a failure message in *err when bridge(8) fails.
+std::map<std::string, std::vector<VlanEntry>> bridge_vlans(std::string* err) {
+  std::map<std::string, std::vector<VlanEntry>> out;
+  auto text = run_checked({"bridge", "-j", "vlan", "show"});
+  if (!text) {
+    *err = text.error().to_string();
+    return out;
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_array()) {
+    *err = "unexpected output: " + *text;
+    return out;
+  }
+  for (const auto& port : j) {
+    auto& list = out[port.value("ifname", "")];
+    if (!port.contains("vlans")) continue;
+    for (const auto& v : port.at("vlans")) {
+      VlanEntry e;
+      e.vid = v.value("vlan", 0);
+      if (v.contains("flags"))
+        for (const auto& f : v.at("flags")) {
+          if (f == "PVID") e.pvid = true;
+          if (f == "Egress Untagged") e.untagged = true;
+        }
+      list.push_back(e);
+    }
+  }
+  return out;
+}
+
+// The sysfs attribute exists only in kernels built with CONFIG_BRIDGE_VLAN_FILTERING.
+bool kernel_filters_vlans(const std::string& bridge) {
+  return fs::exists("/sys/class/net/" + bridge + "/bridge/vlan_filtering");
+}
+
+std::string vlan_filtering(const std::string& bridge) {
+  return read_line("/sys/class/net/" + bridge + "/bridge/vlan_filtering");
 }
 
 class NetnsNetworkTest : public ::testing::Test {
@@ -93,14 +147,14 @@ TEST_F(NetnsNetworkTest, BridgeAndTapsLifecycle) {
   EXPECT_TRUE(again) << again.error().to_string();
 
   for (const char* tap : {"sttap0", "sttap1"}) {
-    auto s = net_->create_tap(tap, "stbr0");
+    auto s = net_->create_tap(tap, "stbr0", 0);
     ASSERT_TRUE(s) << tap << ": " << s.error().to_string();
     EXPECT_EQ(master_of(tap), "stbr0") << tap;
     EXPECT_TRUE(link_flags(tap) & IFF_UP) << tap;
     EXPECT_TRUE(fs::exists(std::string("/sys/class/net/") + tap + "/tun_flags")) << tap;
     // No process holds the tap yet: administratively up, but no carrier.
     EXPECT_TRUE(wait_for_operstate(tap, "down")) << tap;
-    auto idem = net_->create_tap(tap, "stbr0");
+    auto idem = net_->create_tap(tap, "stbr0", 0);
     EXPECT_TRUE(idem) << tap << ": " << idem.error().to_string();
   }
   // The flags the tap was made with are the ones QEMU will open it with.
@@ -139,9 +193,9 @@ TEST_F(NetnsNetworkTest, BridgeAndTapsLifecycle) {
 TEST_F(NetnsNetworkTest, TapMovesToTheRequestedBridge) {
   ASSERT_TRUE(net_->ensure_bridge("stbr0"));
   ASSERT_TRUE(net_->ensure_bridge("stbr1"));
-  ASSERT_TRUE(net_->create_tap("sttap0", "stbr0"));
+  ASSERT_TRUE(net_->create_tap("sttap0", "stbr0", 0));
   EXPECT_EQ(master_of("sttap0"), "stbr0");
-  ASSERT_TRUE(net_->create_tap("sttap0", "stbr1"));
+  ASSERT_TRUE(net_->create_tap("sttap0", "stbr1", 0));
   EXPECT_EQ(master_of("sttap0"), "stbr1");
   auto bridges = net_->list_bridges();
   std::sort(bridges.begin(), bridges.end());
@@ -157,13 +211,13 @@ TEST_F(NetnsNetworkTest, BridgeComesBackUpIfSetDown) {
 }
 
 TEST_F(NetnsNetworkTest, WrongKindsAndMissingBridgeAreRefused) {
-  auto s = net_->create_tap("sttap0", "stnobr");
+  auto s = net_->create_tap("sttap0", "stnobr", 0);
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, ErrorCode::not_found);
   EXPECT_FALSE(net_->link_exists("sttap0"));
 
   ASSERT_TRUE(net_->ensure_bridge("stbr0"));
-  ASSERT_TRUE(net_->create_tap("sttap0", "stbr0"));
+  ASSERT_TRUE(net_->create_tap("sttap0", "stbr0", 0));
   // delete_bridge never removes a non-bridge, delete_tap never a non-tap (lo included).
   EXPECT_EQ(net_->delete_bridge("sttap0").error().code, ErrorCode::failed_precondition);
   EXPECT_EQ(net_->delete_tap("stbr0").error().code, ErrorCode::failed_precondition);
@@ -172,10 +226,85 @@ TEST_F(NetnsNetworkTest, WrongKindsAndMissingBridgeAreRefused) {
   EXPECT_TRUE(net_->link_exists("lo"));
   // A tap name cannot become a bridge, nor a bridge a tap; the tap cannot enslave to a tap.
   EXPECT_EQ(net_->ensure_bridge("sttap0").error().code, ErrorCode::failed_precondition);
-  EXPECT_EQ(net_->create_tap("stbr0", "stbr0").error().code, ErrorCode::failed_precondition);
-  EXPECT_EQ(net_->create_tap("sttap1", "sttap0").error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(net_->create_tap("stbr0", "stbr0", 0).error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(net_->create_tap("sttap1", "sttap0", 0).error().code, ErrorCode::failed_precondition);
   EXPECT_TRUE(net_->link_exists("stbr0"));
   EXPECT_TRUE(net_->link_exists("sttap0"));
+}
+
+TEST_F(NetnsNetworkTest, VlanTapsAreUntaggedMembersOfTheirVlanOnly) {
+  if (find_executable("bridge").empty())
+    GTEST_SKIP() << "bridge(8) from iproute2 is needed to read back";
+  ASSERT_TRUE(net_->ensure_bridge("stbr0"));
+  if (!kernel_filters_vlans("stbr0"))
+    GTEST_SKIP() << "this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)";
+  // A tap without a VLAN on a bridge nobody asked to filter: the bridge stays unfiltered.
+  ASSERT_TRUE(net_->create_tap("sttap3", "stbr0", 0));
+  EXPECT_EQ(vlan_filtering("stbr0"), "0");
+
+  for (auto [tap, vlan] : {std::pair{"sttap0", 10}, {"sttap1", 10}, {"sttap2", 20}}) {
+    auto s = net_->create_tap(tap, "stbr0", static_cast<uint16_t>(vlan));
+    ASSERT_TRUE(s) << tap << ": " << s.error().to_string();
+    EXPECT_EQ(master_of(tap), "stbr0") << tap;
+  }
+  EXPECT_EQ(vlan_filtering("stbr0"), "1");
+
+  const VlanEntry v1{1, true, true}, v10{10, true, true}, v20{20, true, true};
+  std::string err;
+  auto vlans = bridge_vlans(&err);
+  ASSERT_TRUE(err.empty()) << err;
+  EXPECT_EQ(vlans["sttap0"], std::vector<VlanEntry>{v10});
+  EXPECT_EQ(vlans["sttap1"], std::vector<VlanEntry>{v10});
+  EXPECT_EQ(vlans["sttap2"], std::vector<VlanEntry>{v20});
+  // The port without a VLAN keeps the kernel's default: PVID 1, untagged, and so does the
+  // bridge itself; turning filtering on changed neither.
+  EXPECT_EQ(vlans["sttap3"], std::vector<VlanEntry>{v1});
+  EXPECT_EQ(vlans["stbr0"], std::vector<VlanEntry>{v1});
+
+  // Idempotent; and a tap whose NIC changes VLAN (or drops it) carries only the new one.
+  ASSERT_TRUE(net_->create_tap("sttap0", "stbr0", 10));
+  ASSERT_TRUE(net_->create_tap("sttap1", "stbr0", 20));
+  ASSERT_TRUE(net_->create_tap("sttap2", "stbr0", 0));
+  ASSERT_TRUE(net_->create_tap("sttap3", "stbr0", 0));
+  vlans = bridge_vlans(&err);
+  ASSERT_TRUE(err.empty()) << err;
+  EXPECT_EQ(vlans["sttap0"], std::vector<VlanEntry>{v10});
+  EXPECT_EQ(vlans["sttap1"], std::vector<VlanEntry>{v20});
+  EXPECT_EQ(vlans["sttap2"], std::vector<VlanEntry>{v1});
+  EXPECT_EQ(vlans["sttap3"], std::vector<VlanEntry>{v1});
+  EXPECT_EQ(vlan_filtering("stbr0"), "1");
+}
+
+TEST_F(NetnsNetworkTest, VlanOneIsAnOrdinaryVlanAndBadIdsAreRefused) {
+  if (find_executable("bridge").empty())
+    GTEST_SKIP() << "bridge(8) from iproute2 is needed to read back";
+  ASSERT_TRUE(net_->ensure_bridge("stbr0"));
+  if (!kernel_filters_vlans("stbr0"))
+    GTEST_SKIP() << "this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)";
+  ASSERT_TRUE(net_->create_tap("sttap0", "stbr0", 1));
+  EXPECT_EQ(vlan_filtering("stbr0"), "1");
+  std::string err;
+  auto vlans = bridge_vlans(&err);
+  ASSERT_TRUE(err.empty()) << err;
+  EXPECT_EQ(vlans["sttap0"], (std::vector<VlanEntry>{{1, true, true}}));
+  auto bad = net_->create_tap("sttap1", "stbr0", 4095);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_argument);
+  EXPECT_FALSE(net_->link_exists("sttap1"));
+}
+
+// Kernels without CONFIG_BRIDGE_VLAN_FILTERING (some cloud and microVM kernels): a NIC with a
+// VLAN fails saying why, and NICs without one work as before.
+TEST_F(NetnsNetworkTest, VlanWithoutKernelSupportFailsSayingWhy) {
+  ASSERT_TRUE(net_->ensure_bridge("stbr0"));
+  if (kernel_filters_vlans("stbr0")) GTEST_SKIP() << "this kernel filters VLANs (tested above)";
+  auto s = net_->create_tap("sttap0", "stbr0", 10);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::failed_precondition);
+  EXPECT_NE(s.error().message.find("CONFIG_BRIDGE_VLAN_FILTERING"), std::string::npos)
+      << s.error().to_string();
+  auto plain = net_->create_tap("sttap1", "stbr0", 0);
+  EXPECT_TRUE(plain) << plain.error().to_string();
 }
 
 }  // namespace
