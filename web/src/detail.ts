@@ -373,8 +373,8 @@ class VmPage extends LivePage {
         <section aria-labelledby="vm-nics-h">
           <h2 id="vm-nics-h">NICs</h2>
           <table class="grid" aria-label="NICs">
-            <thead><tr><th scope="col">#</th><th scope="col">Mode</th><th scope="col">Bridge</th><th scope="col">MAC</th></tr></thead>
-            <tbody>${arr(spec.nics).map((n, i) => html`<tr><th scope="row">${i}</th><td>${str(n.mode)}</td><td>${str(n.bridge)}</td><td><code>${str(n.mac)}</code></td></tr>`)}</tbody>
+            <thead><tr><th scope="col">#</th><th scope="col">Mode</th><th scope="col">Bridge</th><th scope="col">VLAN</th><th scope="col">MAC</th></tr></thead>
+            <tbody>${arr(spec.nics).map((n, i) => html`<tr><th scope="row">${i}</th><td>${str(n.mode)}</td><td>${str(n.bridge)}</td><td>${n.vlan ? String(n.vlan) : "-"}</td><td><code>${str(n.mac)}</code></td></tr>`)}</tbody>
           </table>
         </section>
       </div>
