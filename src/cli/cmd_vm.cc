@@ -44,7 +44,8 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_option("--disk", o->disks,
                   "Extra disk: name=data,size=1G[,image=IMG][,boot][,readonly][,datastore=NAME] "
                   "(repeatable; datastore: shared storage, see docs/internals/datastores.md)");
-    c->add_option("--nic", o->nics, "Network interface: user | bridge=br0[,mac=..] (repeatable)");
+    c->add_option("--nic", o->nics,
+                  "Network interface: user | bridge=br0[,mac=..][,vlan=1..4094] (repeatable)");
     c->add_option("--label", o->labels, "Label k=v (repeatable)");
     c->add_option("--selector", o->selectors, "Only hosts with label k=v (repeatable)");
     c->add_option("--host", o->host, "Place on this host");
