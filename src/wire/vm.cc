@@ -79,6 +79,7 @@ v1::VmSpec to_proto(const model::VmSpec& spec) {
     pn->set_mode(n.mode == model::NicMode::bridge ? v1::NIC_MODE_BRIDGE : v1::NIC_MODE_USER);
     pn->set_bridge(n.bridge);
     pn->set_mac(n.mac);
+    pn->set_vlan(n.vlan);
   }
   out.set_vnc(spec.vnc);
   for (const auto& [k, v] : spec.labels) (*out.mutable_labels())[k] = v;
@@ -123,6 +124,12 @@ Result<model::VmSpec> from_proto(const v1::VmSpec& in, std::string_view field) {
     }
     nic.bridge = n.bridge();
     nic.mac = n.mac();
+    // Range-checked before narrowing; model::validate checks it belongs to a bridge NIC.
+    if (n.vlan() > model::kMaxVlanId)
+      return invalid_argument(
+          fmt::format("{}.nics[{}].vlan", field, i),
+          fmt::format("{} is not a VLAN id (1..{}, or 0 for none)", n.vlan(), model::kMaxVlanId));
+    nic.vlan = static_cast<uint16_t>(n.vlan());
     spec.nics.push_back(std::move(nic));
   }
   spec.vnc = in.has_vnc() ? in.vnc() : true;
