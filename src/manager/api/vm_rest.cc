@@ -98,9 +98,11 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
       return invalid_argument("nics", fmt::format("at most {} nics", model::kMaxNics));
     for (size_t i = 0; i < nics.size(); ++i) {
       std::string prefix = fmt::format("nics[{}].", i);
-      if (auto st = check_fields(nics[i], {{"mode", T::string, true},
-                                           {"bridge", T::string},
-                                           {"mac", T::string}},
+      if (auto st = check_fields(nics[i],
+                                 {{"mode", T::string, true},
+                                  {"bridge", T::string},
+                                  {"mac", T::string},
+                                  {"vlan", T::unsigned_integer}},
                                  prefix);
           !st)
         return tl::unexpected(st.error());
@@ -110,6 +112,12 @@ Result<VmDocument> vm_document_from_request(const json& body, bool* start) {
       nic.mode = *mode;
       nic.bridge = optional_string(nics[i], "bridge");
       nic.mac = optional_string(nics[i], "mac");
+      // Range-checked here (a wider number would wrap); model::validate checks the rest.
+      uint64_t vlan = optional_uint(nics[i], "vlan", 0);
+      if (vlan > model::kMaxVlanId)
+        return invalid_argument(prefix + "vlan", fmt::format("{}vlan must be 1..{} (0: no VLAN)",
+                                                             prefix, model::kMaxVlanId));
+      nic.vlan = static_cast<uint16_t>(vlan);
       s.nics.push_back(std::move(nic));
     }
   }
@@ -259,8 +267,10 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
       }
     }
     json nics = json::array();
-    for (const auto& n : s.nics)
+    for (const auto& n : s.nics) {
       nics.push_back({{"mode", model::to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac}});
+      if (n.vlan != 0) nics.back()["vlan"] = n.vlan;
+    }
     spec["disks"] = disks;
     spec["nics"] = nics;
     spec["uuid"] = s.uuid;
