@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -103,6 +104,51 @@ bool kernel_filters_vlans(const std::string& bridge) {
 
 std::string vlan_filtering(const std::string& bridge) {
   return read_line("/sys/class/net/" + bridge + "/bridge/vlan_filtering");
+}
+
+// Attaches to tap `name` as QEMU would (the tap gets its carrier): raw frames, no vnet header.
+int open_tap_reader(const std::string& name) {
+  int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return -1;
+  ifreq ifr{};
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+constexpr char kProbe[] = "strata-vlan-test";  // 16 bytes, after an 0x88b5 EtherType
+
+// A broadcast frame (local experimental EtherType 0x88b5) carrying `mark`.
+std::vector<unsigned char> probe_frame(unsigned char mark) {
+  std::vector<unsigned char> f = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+                                  0,    0,    0,    0,    mark, 0x88, 0xb5};
+  f.insert(f.end(), kProbe, kProbe + 16);
+  f.push_back(mark);
+  f.resize(60, 0);
+  return f;
+}
+
+// The marks of the probe frames a tap has received within `ms`, untagged (an 802.1Q tag
+// would put 0x8100 where the EtherType is); other traffic (IPv6 chatter) is skipped.
+std::set<int> probes_received(int fd, int ms) {
+  std::set<int> marks;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) return marks;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    unsigned char buf[2048];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n >= 31 && buf[12] == 0x88 && buf[13] == 0xb5 && std::memcmp(buf + 14, kProbe, 16) == 0)
+      marks.insert(buf[30]);
+  }
 }
 
 class NetnsNetworkTest : public ::testing::Test {
@@ -291,6 +337,38 @@ TEST_F(NetnsNetworkTest, VlanOneIsAnOrdinaryVlanAndBadIdsAreRefused) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, ErrorCode::invalid_argument);
   EXPECT_FALSE(net_->link_exists("sttap1"));
+}
+
+// Frames really stay in their VLAN: a broadcast from a VLAN 10 tap reaches the other VLAN 10
+// tap, untagged, and neither the VLAN 20 tap nor the tap without a VLAN; theirs reach no
+// VLAN 10 tap.
+TEST_F(NetnsNetworkTest, VlanTrafficStaysInItsVlan) {
+  ASSERT_TRUE(net_->ensure_bridge("stbr0"));
+  if (!kernel_filters_vlans("stbr0"))
+    GTEST_SKIP() << "this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)";
+  const std::vector<std::pair<std::string, uint16_t>> taps = {
+      {"sta10", 10}, {"stb10", 10}, {"stc20", 20}, {"stdnone", 0}};
+  std::vector<int> fds;
+  for (const auto& [tap, vlan] : taps) {
+    auto s = net_->create_tap(tap, "stbr0", vlan);
+    ASSERT_TRUE(s) << tap << ": " << s.error().to_string();
+    int fd = open_tap_reader(tap);
+    ASSERT_GE(fd, 0) << tap << ": " << std::strerror(errno);
+    fds.push_back(fd);
+  }
+  for (const auto& [tap, vlan] : taps) ASSERT_TRUE(wait_for_operstate(tap, "up")) << tap;
+  auto send = [&](size_t from, unsigned char mark) {
+    auto f = probe_frame(mark);
+    ASSERT_EQ(::write(fds[from], f.data(), f.size()), static_cast<ssize_t>(f.size()))
+        << std::strerror(errno);
+  };
+  send(0, 1);  // VLAN 10
+  send(2, 2);  // VLAN 20
+  send(3, 3);  // no VLAN (VLAN 1)
+  EXPECT_EQ(probes_received(fds[1], 1000), std::set<int>{1});
+  for (size_t i : {0, 2, 3})
+    EXPECT_EQ(probes_received(fds[i], 200), std::set<int>{}) << taps[i].first;
+  for (int fd : fds) ::close(fd);
 }
 
 // Kernels without CONFIG_BRIDGE_VLAN_FILTERING (some cloud and microVM kernels): a NIC with a
