@@ -7,11 +7,30 @@
 #   test/agent/network/run_in_guest.sh BINARY KERNEL_ROOT [gtest args...]
 #
 # KERNEL_ROOT: an unpacked linux-image-*-cloud-amd64 (.../root with boot/ and lib/modules/),
-# as scripts/guest-images leaves it in .cache/images/dl/kernel/<pkg>/root.
-# Exit status: the test binary's, or 2 when the guest did not report one.
+# as scripts/guest-images leaves it in .cache/images/dl/kernel/<pkg>/root; or a folder
+# holding such <pkg>/root folders (the newest is taken).
+# Exit status: the test binary's, 2 when the guest did not report one, 77 (ctest's SKIPPED)
+# when there is no such kernel or no QEMU.
 set -eu
 bin=$1 kroot=$2
 shift 2
+# As the other guest tests: $STRATA_IMAGES (or $STRATA_IMAGES_DL) overrides where the
+# images are, like scripts/guest-images.
+if [ ! -d "$kroot" ] && [ -n "${STRATA_IMAGES_DL:-${STRATA_IMAGES:-}}" ]; then
+  kroot=${STRATA_IMAGES_DL:-$STRATA_IMAGES/dl}/kernel
+fi
+if [ ! -d "$kroot/lib/modules" ]; then
+  found=$(ls -d "$kroot"/*/root 2>/dev/null | sort | tail -1 || true)
+  if [ -z "$found" ]; then
+    echo "SKIPPED: no unpacked Debian kernel under $kroot (scripts/guest-images makes it)"
+    exit 77
+  fi
+  kroot=$found
+fi
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v cpio >/dev/null; then
+  echo "SKIPPED: qemu-system-x86_64 and cpio are needed"
+  exit 77
+fi
 kver=$(ls "$kroot/lib/modules" | head -1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
