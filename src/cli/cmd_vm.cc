@@ -44,7 +44,8 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     c->add_option("--disk", o->disks,
                   "Extra disk: name=data,size=1G[,image=IMG][,boot][,readonly][,datastore=NAME] "
                   "(repeatable; datastore: shared storage, see docs/internals/datastores.md)");
-    c->add_option("--nic", o->nics, "Network interface: user | bridge=br0[,mac=..] (repeatable)");
+    c->add_option("--nic", o->nics,
+                  "Network interface: user | bridge=br0[,mac=..][,vlan=1..4094] (repeatable)");
     c->add_option("--label", o->labels, "Label k=v (repeatable)");
     c->add_option("--selector", o->selectors, "Only hosts with label k=v (repeatable)");
     c->add_option("--host", o->host, "Place on this host");
@@ -240,18 +241,23 @@ void add_vm_commands(CLI::App& root, Context& ctx) {
     auto name = std::make_shared<std::string>();
     auto bridge = std::make_shared<std::string>();
     auto mac = std::make_shared<std::string>();
+    auto vlan = std::make_shared<uint32_t>(0);
     auto f = std::make_shared<ActionFlags>();
     CLI::App* c = vm->add_subcommand(
         "attach-nic", "Attach a NIC (hot-plugged if the VM runs; on a free hot-plug slot)");
     c->add_option("name", *name, "VM name")->required();
     c->add_option("--bridge", *bridge, "Bridge it to this Linux bridge (default: user networking)");
+    c->add_option("--vlan", *vlan, "With --bridge: the 802.1Q VLAN id (1..4094) it joins untagged")
+        ->check(CLI::Range(1u, 4094u));
     c->add_option("--mac", *mac, "Its MAC address (default: a new one)");
     add_wait_flags(c, *f);
-    c->callback([&ctx, name, bridge, mac, f] {
-      ctx.action = [&ctx, name, bridge, mac, f] {
+    c->callback([&ctx, name, bridge, mac, vlan, f] {
+      ctx.action = [&ctx, name, bridge, mac, vlan, f] {
         auto timeout = parse_wait_timeout(f->wait_timeout, "--wait-timeout");
         if (!timeout) return ctx.usage_error(timeout.error());
-        return ctx.act(build_vm_attach_nic(*name, *bridge, *mac),
+        if (*vlan != 0 && bridge->empty())
+          return ctx.usage_error(Error{ErrorCode::invalid_argument, "needs --bridge", "--vlan"});
+        return ctx.act(build_vm_attach_nic(*name, *bridge, *mac, *vlan),
                        "vm " + *name + ": attach NIC requested", f->wait, *timeout);
       };
     });

@@ -2,6 +2,7 @@
 #include "strata/cli/requests.h"
 
 #include <cctype>
+#include <charconv>
 
 #include "strata/cli/parse.h"
 
@@ -98,10 +99,18 @@ Result<json> parse_nic_spec(std::string_view text) {
         "--nic", "--nic: expected 'user' or 'bridge=NAME', got '" + std::string(text) + "'");
   }
   for (size_t i = 1; i < parts.size(); ++i) {
-    if (parts[i].rfind("mac=", 0) == 0 && parts[i].size() > 4)
+    if (parts[i].rfind("mac=", 0) == 0 && parts[i].size() > 4) {
       nic["mac"] = parts[i].substr(4);
-    else
+    } else if (parts[i].rfind("vlan=", 0) == 0) {
+      std::string v = parts[i].substr(5);
+      unsigned id = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), id);
+      if (v.empty() || ec != std::errc() || end != v.data() + v.size() || id < 1 || id > 4094)
+        return invalid_argument("--nic", "--nic: vlan must be 1..4094, got '" + v + "'");
+      nic["vlan"] = id;
+    } else {
       return invalid_argument("--nic", "--nic: unknown option '" + parts[i] + "'");
+    }
   }
   return nic;
 }
@@ -344,9 +353,10 @@ ApiRequest build_vm_detach_disk(const std::string& name, const std::string& disk
 }
 
 ApiRequest build_vm_attach_nic(const std::string& name, const std::string& bridge,
-                               const std::string& mac) {
+                               const std::string& mac, uint32_t vlan) {
   json body{{"mode", bridge.empty() ? "user" : "bridge"}};
   if (!bridge.empty()) body["bridge"] = bridge;
+  if (vlan != 0) body["vlan"] = vlan;
   if (!mac.empty()) body["mac"] = mac;
   return {"POST", vm_path(name) + "/nics", body};
 }

@@ -313,8 +313,14 @@ Status validate(const VmSpec& spec) {
     const NicSpec& n = spec.nics[i];
     if (n.mode == NicMode::bridge) {
       if (auto s = validate_ifname(field_at("nics", i, "bridge"), n.bridge); !s) return s;
+      if (n.vlan > kMaxVlanId)
+        return bad(field_at("nics", i, "vlan"), std::to_string(n.vlan) + " is not a VLAN id (1.." +
+                                                    std::to_string(kMaxVlanId) +
+                                                    ", or 0 for none)");
     } else if (!n.bridge.empty()) {
       return bad(field_at("nics", i, "bridge"), "only allowed with mode \"bridge\"");
+    } else if (n.vlan != 0) {
+      return bad(field_at("nics", i, "vlan"), "only allowed with mode \"bridge\"");
     }
     if (n.hotplug_slot != 0)
       if (auto s = use_slot(field_at("nics", i, "hotplug_slot"), n.hotplug_slot); !s) return s;

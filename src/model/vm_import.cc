@@ -361,6 +361,17 @@ Result<ImportPlan> parse_libvirt_domain(std::string_view xml) {
           return tl::unexpected(st.error());
         nic.mode = NicMode::bridge;
         nic.bridge = br;
+        // <vlan><tag id='10'/></vlan>: one untagged VLAN maps to the NIC's; a trunk does not.
+        if (const xmlNode* vlan = child(dev, "vlan")) {
+          auto tags = children(vlan, "tag");
+          uint64_t id = 0;  // 0: none usable
+          if (tags.size() == 1 && attr(vlan, "trunk").value_or("no") != "yes")
+            if (auto v = to_u64(attr(tags[0], "id").value_or(""))) id = *v;
+          if (id >= 1 && id <= kMaxVlanId)
+            nic.vlan = static_cast<uint16_t>(id);
+          else
+            plan.unmapped.push_back(f + ".vlan: only one VLAN tag (1..4094), not a trunk, is kept");
+        }
       } else if (type == "network" || type == "user") {
         nic.mode = NicMode::user;
         if (type == "network") {

@@ -130,7 +130,8 @@ Status parse_disk(const json& j, const std::string& path, DiskSpec& d) {
 }
 
 Status parse_nic(const json& j, const std::string& path, NicSpec& n) {
-  if (auto s = check_object(j, path, {"mode", "bridge", "mac", "hotplug_slot"}); !s) return s;
+  if (auto s = check_object(j, path, {"mode", "bridge", "mac", "vlan", "hotplug_slot"}); !s)
+    return s;
   if (auto s = read_slot(j, path, n.hotplug_slot); !s) return s;
   std::string mode = to_string(n.mode);
   if (auto s = read_string(j, "mode", path, mode); !s) return s;
@@ -142,6 +143,10 @@ Status parse_nic(const json& j, const std::string& path, NicSpec& n) {
   }
   n.mode = *m;
   if (auto s = read_string(j, "bridge", path, n.bridge); !s) return s;
+  // Read wider than a VLAN id so validation names the field with the allowed range.
+  uint64_t vlan = n.vlan;
+  if (auto s = read_uint(j, "vlan", path, std::numeric_limits<uint16_t>::max(), vlan); !s) return s;
+  n.vlan = static_cast<uint16_t>(vlan);
   return read_string(j, "mac", path, n.mac);
 }
 
@@ -343,6 +348,8 @@ json to_json(const VmSpec& spec) {
   j["nics"] = json::array();
   for (const NicSpec& n : spec.nics) {
     j["nics"].push_back({{"mode", to_string(n.mode)}, {"bridge", n.bridge}, {"mac", n.mac}});
+    // Only when set, so the spec files of VMs without a VLAN stay as they were.
+    if (n.vlan != 0) j["nics"].back()["vlan"] = n.vlan;
     if (n.hotplug_slot != 0) j["nics"].back()["hotplug_slot"] = n.hotplug_slot;
   }
   j["labels"] = json::object();

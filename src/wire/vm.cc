@@ -94,6 +94,12 @@ Result<model::NicSpec> from_proto(const v1::NicSpec& n, std::string_view field) 
   }
   nic.bridge = n.bridge();
   nic.mac = n.mac();
+  // Range-checked before narrowing; model::validate checks it belongs to a bridge NIC.
+  if (n.vlan() > model::kMaxVlanId)
+    return invalid_argument(
+        fmt::format("{}.vlan", field),
+        fmt::format("{} is not a VLAN id (1..{}, or 0 for none)", n.vlan(), model::kMaxVlanId));
+  nic.vlan = static_cast<uint16_t>(n.vlan());
   nic.hotplug_slot = n.hotplug_slot();
   return nic;
 }

@@ -277,6 +277,9 @@ TEST(ValidateSpec, RejectsBadSpecs) {
        "nics[1].bridge"},
       {"bridge mode without bridge", [](VmSpec& s) { s.nics[1].bridge = ""; }, "nics[1].bridge"},
       {"user mode with bridge", [](VmSpec& s) { s.nics[0].bridge = "br0"; }, "nics[0].bridge"},
+      {"vlan 4095 (reserved)", [](VmSpec& s) { s.nics[1].vlan = 4095; }, "nics[1].vlan"},
+      {"vlan max uint16", [](VmSpec& s) { s.nics[1].vlan = 65535; }, "nics[1].vlan"},
+      {"vlan on a user NIC", [](VmSpec& s) { s.nics[0].vlan = 10; }, "nics[0].vlan"},
       {"too many NICs",
        [](VmSpec& s) {
          while (s.nics.size() <= kMaxNics) s.nics.push_back(NicSpec{});
@@ -298,6 +301,15 @@ TEST(ValidateSpec, RejectsBadSpecs) {
     VmSpec s = good_spec();
     c.mutate(s);
     expect_invalid(validate(s), c.field, c.what);
+  }
+}
+
+TEST(ValidateSpec, BridgeNicVlansFromOneTo4094) {
+  for (uint16_t vlan : {0, 1, 10, 4094}) {
+    VmSpec s = good_spec();
+    s.nics[1].vlan = vlan;
+    auto st = validate(s);
+    EXPECT_TRUE(st) << vlan << ": " << st.error().to_string();
   }
 }
 

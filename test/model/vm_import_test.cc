@@ -49,6 +49,7 @@ const char* kDomain = R"(<domain type='kvm' id='3'>
     <interface type='bridge'>
       <mac address='52:54:00:AA:BB:01'/>
       <source bridge='br0'/>
+      <vlan><tag id='42'/></vlan>
       <model type='virtio'/>
     </interface>
     <interface type='network'>
@@ -88,7 +89,9 @@ TEST(LibvirtImport, MapsADomainAsVirshWritesIt) {
   EXPECT_EQ(p->spec.nics[0].mode, NicMode::bridge);
   EXPECT_EQ(p->spec.nics[0].bridge, "br0");
   EXPECT_EQ(p->spec.nics[0].mac, "52:54:00:aa:bb:01");
+  EXPECT_EQ(p->spec.nics[0].vlan, 42);
   EXPECT_EQ(p->spec.nics[1].mode, NicMode::user);
+  EXPECT_EQ(p->spec.nics[1].vlan, 0);
   // Nothing dropped silently.
   EXPECT_TRUE(mentions(p->unmapped, "cdrom"));
   EXPECT_TRUE(mentions(p->unmapped, "hostdev"));
@@ -96,6 +99,21 @@ TEST(LibvirtImport, MapsADomainAsVirshWritesIt) {
   EXPECT_TRUE(mentions(p->unmapped, "network \"default\""));
   EXPECT_TRUE(mentions(p->unmapped, "uuid"));
   EXPECT_TRUE(mentions(p->unmapped, "cpu"));
+}
+
+TEST(LibvirtImport, AVlanTrunkIsNotKeptAndSaysSo) {
+  for (const char* vlan : {"<vlan trunk='yes'><tag id='10'/><tag id='20'/></vlan>",
+                           "<vlan><tag id='4095'/></vlan>", "<vlan><tag id='x'/></vlan>"}) {
+    auto p = parse_libvirt_domain(
+        std::string("<domain><name>v</name><memory unit='MiB'>64</memory><devices>"
+                    "<disk type='file' device='disk'><source file='a.img'/></disk>"
+                    "<interface type='bridge'><source bridge='br0'/>") +
+        vlan + "</interface></devices></domain>");
+    ASSERT_TRUE(p) << vlan << ": " << p.error().to_string();
+    ASSERT_EQ(p->spec.nics.size(), 1u) << vlan;
+    EXPECT_EQ(p->spec.nics[0].vlan, 0) << vlan;
+    EXPECT_TRUE(mentions(p->unmapped, "interfaces[0].vlan")) << vlan;
+  }
 }
 
 TEST(LibvirtImport, FirstDiskBootsWithoutBootOrderAndNameMayNeedAnOverride) {

@@ -24,7 +24,7 @@ json good_json() {
       {"name": "root", "base_image": "debian.qcow2", "boot": false},
       {"name": "data0", "size_bytes": 1073741824, "readonly": true}
     ],
-    "nics": [{"mode": "bridge", "bridge": "br0", "mac": "52:54:00:00:00:01"}, {}],
+    "nics": [{"mode": "bridge", "bridge": "br0", "mac": "52:54:00:00:00:01", "vlan": 10}, {}],
     "vnc": false,
     "labels": {"tier": "web"}
   })");
@@ -46,6 +46,8 @@ TEST(VmSpecJson, ParsesAllFields) {
   EXPECT_EQ(r->nics[0].mode, NicMode::bridge);
   EXPECT_EQ(r->nics[1].mode, NicMode::user);
   EXPECT_TRUE(r->nics[1].mac.empty());
+  EXPECT_EQ(r->nics[0].vlan, 10);
+  EXPECT_EQ(r->nics[1].vlan, 0);
   EXPECT_FALSE(r->vnc);
   EXPECT_EQ(r->labels.at("tier"), "web");
 }
@@ -61,6 +63,9 @@ TEST(VmSpecJson, RoundTrips) {
   auto from_text = vm_spec_from_json(json::parse(j.dump()));
   ASSERT_TRUE(from_text);
   EXPECT_EQ(to_json(*from_text), j);
+  // A NIC's VLAN is written only when set: spec files of VMs without one stay as they were.
+  EXPECT_EQ(j["nics"][0]["vlan"], 10);
+  EXPECT_FALSE(j["nics"][1].contains("vlan"));
 }
 
 TEST(VmSpecJson, DefaultsForOmittedFields) {
@@ -109,6 +114,11 @@ TEST(VmSpecJson, RejectsBadInput) {
       {"duplicate disk name", json::json_pointer("/disks/1/name"), "root", "disks[1].name"},
       {"nic mode unknown", json::json_pointer("/nics/0/mode"), "macvtap", "nics[0].mode"},
       {"nic mac multicast", json::json_pointer("/nics/0/mac"), "01:00:00:00:00:01", "nics[0].mac"},
+      {"nic vlan 4095", json::json_pointer("/nics/0/vlan"), 4095, "nics[0].vlan"},
+      {"nic vlan over uint16", json::json_pointer("/nics/0/vlan"), 65536 + 10, "nics[0].vlan"},
+      {"nic vlan negative", json::json_pointer("/nics/0/vlan"), -1, "nics[0].vlan"},
+      {"nic vlan string", json::json_pointer("/nics/0/vlan"), "10", "nics[0].vlan"},
+      {"nic vlan on a user NIC", json::json_pointer("/nics/1/vlan"), 5, "nics[1].vlan"},
       {"kernel_boot not object", json::json_pointer("/kernel_boot"), "vmlinuz", "kernel_boot"},
       {"kernel missing", json::json_pointer("/kernel_boot"), json::object({{"cmdline", "x"}}),
        "kernel_boot.kernel"},
@@ -283,7 +293,8 @@ TEST(VmSpecJson, HotplugSlots) {
   s.disks.push_back({"root", "base", 0, true, false, "", ""});
   s.disks.push_back({"data1", "", 1 << 20, false, false, "", "", 3});
   s.nics.push_back({NicMode::user, "", "52:54:00:00:00:01"});
-  s.nics.push_back({NicMode::user, "", "52:54:00:00:00:02", 1});
+  s.nics.push_back({NicMode::user, "", "52:54:00:00:00:02"});
+  s.nics.back().hotplug_slot = 1;
   auto j = to_json(s);
   EXPECT_FALSE(j["disks"][0].contains("hotplug_slot"));
   EXPECT_EQ(j["disks"][1]["hotplug_slot"], 3);

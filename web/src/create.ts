@@ -258,6 +258,10 @@ class CreateVmPage extends LivePage {
         ${n.mode === "bridge"
           ? this.input(`nic-${i}-bridge`, n.bridge, (v) => this.setNic(i, { bridge: v }), `NIC ${i + 1} bridge`,
             { placeholder: "br0", hint: "a Linux bridge on the host" })
+          : nothing}
+        ${n.mode === "bridge"
+          ? this.input(`nic-${i}-vlan`, n.vlan ?? "", (v) => this.setNic(i, { vlan: v }), `NIC ${i + 1} VLAN`,
+            { placeholder: "none", hint: "802.1Q VLAN id 1..4094 on that bridge; empty: no VLAN" })
           : nothing}`)}
       <span></span>
       <button type="button" id="cw-nics" ?disabled=${rows.length >= MAX_NICS} aria-describedby=${this.describedBy("cw-nics", undefined, bad)}

@@ -308,10 +308,10 @@ class VmDevices extends LitElement {
 
   private renderNics(vm: Vm, nics: Nic[], operate: boolean) {
     return html`<table class="grid" aria-label="NICs" tabindex="0">
-      <thead><tr><th scope="col">MAC</th><th scope="col">Mode</th><th scope="col">Bridge</th><th scope="col">Slot</th>
+      <thead><tr><th scope="col">MAC</th><th scope="col">Mode</th><th scope="col">Bridge</th><th scope="col">VLAN</th><th scope="col">Slot</th>
         ${operate ? html`<th scope="col">Actions</th>` : nothing}</tr></thead>
       <tbody>${repeat(nics, (n, i) => n.mac ?? `i${i}`, (n) => html`<tr data-nic=${n.mac ?? ""} data-slot=${n.hotplug_slot ?? 0}>
-        <th scope="row"><code>${n.mac ?? "-"}</code></th><td>${n.mode}</td><td>${n.bridge || "-"}</td><td>${slotText(n.hotplug_slot)}</td>
+        <th scope="row"><code>${n.mac ?? "-"}</code></th><td>${n.mode}</td><td>${n.bridge || "-"}</td><td>${n.vlan ? String(n.vlan) : "-"}</td><td>${slotText(n.hotplug_slot)}</td>
         ${operate ? html`<td>${rowButton("Detach…", `Detach NIC ${n.mac ?? ""}`, nicActions(vm, n).detach, true, () => this.ask({ kind: "nic", nic: n }))}</td>` : nothing}
       </tr>`)}</tbody>
     </table>`;

@@ -45,10 +45,12 @@ export interface DiskRow {
   datastore: string;
 }
 
-// One NIC: user-mode (QEMU's slirp) or on a Linux bridge of the host.
+// One NIC: user-mode (QEMU's slirp) or on a Linux bridge of the host, optionally on an 802.1Q
+// VLAN of that bridge ("" or absent = none).
 export interface NicRow {
   mode: "user" | "bridge";
   bridge: string;
+  vlan?: string;
 }
 
 // The API's limits (VmCreate.disks maxItems, VmCreate.nics maxItems).
@@ -178,7 +180,14 @@ export function vmCreateBody(f: WizardForm): { body?: VmCreate; error?: Invalid 
     const bridge = row.bridge.trim();
     if (!/^[A-Za-z0-9][-A-Za-z0-9_.]{0,14}$/.test(bridge))
       return { error: { field: `nics[${i}].bridge`, message: "a Linux bridge name (up to 15 characters)" } };
-    nics.push({ mode: "bridge", bridge });
+    const vlan = (row.vlan ?? "").trim();
+    if (!vlan) {
+      nics.push({ mode: "bridge", bridge });
+      continue;
+    }
+    if (!/^[0-9]{1,4}$/.test(vlan) || Number(vlan) < 1 || Number(vlan) > 4094)
+      return { error: { field: `nics[${i}].vlan`, message: "a VLAN id, 1..4094 (empty: no VLAN)" } };
+    nics.push({ mode: "bridge", bridge, vlan: Number(vlan) });
   }
   if (nics.length) body.nics = nics;
   const labels = parsePairs(f.labels, "labels");
@@ -219,7 +228,7 @@ function cloudInit(f: WizardForm): { value?: NonNullable<VmCreate["cloud_init"]>
 
 // A control of the form: a scalar field, or one row's control ("disk-1-size", "nic-0-bridge");
 // "disks" and "nics" are the lists themselves (their "Add" buttons).
-export type FormKey = keyof WizardForm | `disk-${number}-${"image" | "size" | "datastore"}` | `nic-${number}-${"mode" | "bridge"}`;
+export type FormKey = keyof WizardForm | `disk-${number}-${"image" | "size" | "datastore"}` | `nic-${number}-${"mode" | "bridge" | "vlan"}`;
 
 // The form control for a field the API named in a 400 (or vmCreateBody did), if the form
 // has one: "cloud_init.users[0].ssh_authorized_keys[2]" -> ciKeys, "disks[2].datastore" ->
@@ -243,7 +252,7 @@ export function formKeyOfField(field: string): FormKey | undefined {
     return `disk-${Number(disk[1])}-${part}`;
   }
   const nic = /^nics\[(\d+)\](?:\.(\w+))?$/.exec(field);
-  if (nic) return `nic-${Number(nic[1])}-${nic[2] === "bridge" ? "bridge" : "mode"}`;
+  if (nic) return `nic-${Number(nic[1])}-${nic[2] === "bridge" || nic[2] === "vlan" ? nic[2] : "mode"}`;
   if (field === "labels" || field.startsWith("labels.")) return "labels";
   if (field === "node_selector" || field.startsWith("node_selector.")) return "nodeSelector";
   return undefined;

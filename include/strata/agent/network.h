@@ -2,6 +2,7 @@
 // and the tun ioctl interface, never by running `ip`.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,7 +20,11 @@ class Network {
   virtual bool link_exists(const std::string& ifname) const = 0;
   // Creates a persistent tap (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR), enslaves it to `bridge`
   // and sets it up. Idempotent for an existing tap of that name.
-  virtual Status create_tap(const std::string& tap, const std::string& bridge) = 0;
+  // `vlan` 1..4094: the tap becomes an untagged member of exactly that VLAN (its PVID) and
+  // the bridge gets vlan_filtering. 0: a bridge without vlan_filtering is left as it is; on
+  // a filtering bridge the tap is set back to the bridge's default PVID (normally 1), as a
+  // new port gets it from the kernel, so a tap that had a VLAN before loses it.
+  virtual Status create_tap(const std::string& tap, const std::string& bridge, uint16_t vlan) = 0;
   virtual Status delete_tap(const std::string& tap) = 0;
   virtual std::vector<std::string> list_bridges() const = 0;
 };

@@ -105,7 +105,7 @@ Result<ApiRequest> build_vm_resize_disk(const std::string& name, const std::stri
                                         const std::string& size);
 ApiRequest build_vm_cdrom(const std::string& name, const std::optional<std::string>& image);
 // Hot-plug: `strata vm attach-disk NAME DISK --size S | --base IMAGE [--readonly]
-// [--datastore DS]`, `detach-disk NAME DISK`, `attach-nic NAME [--bridge BR] [--mac MAC]`,
+// [--datastore DS]`, `detach-disk NAME DISK`, `attach-nic NAME [--bridge BR [--vlan N]] [--mac MAC]`,
 // `detach-nic NAME MAC`. A size is "20G", "512M" (MiB without a unit).
 struct DiskAttachArgs {
   std::string disk, size, base_image, datastore;
@@ -114,7 +114,7 @@ struct DiskAttachArgs {
 Result<ApiRequest> build_vm_attach_disk(const std::string& name, const DiskAttachArgs& a);
 ApiRequest build_vm_detach_disk(const std::string& name, const std::string& disk);
 ApiRequest build_vm_attach_nic(const std::string& name, const std::string& bridge,
-                               const std::string& mac);
+                               const std::string& mac, uint32_t vlan = 0);
 ApiRequest build_vm_detach_nic(const std::string& name, const std::string& mac);
 // POST /vms/{name}/migrate; empty host: the scheduler chooses; 0s: the server's defaults;
 // tls false: "tls": false (unencrypted), true: the cluster default.

@@ -45,8 +45,14 @@ struct NicSpec {
   NicMode mode = NicMode::user;
   std::string bridge;  // for mode=bridge: Linux bridge name (IFNAMSIZ rules)
   std::string mac;     // "52:54:00:xx:xx:xx"; generated when empty
+  // for mode=bridge: 802.1Q VLAN id 1..4094; the tap joins the bridge as an untagged member
+  // with this PVID and the bridge gets vlan_filtering. 0: no VLAN (the bridge untouched).
+  uint16_t vlan = 0;
   uint32_t hotplug_slot = 0;  // as DiskSpec::hotplug_slot (0: placed at boot)
 };
+
+// Highest usable 802.1Q VLAN id (4095 is reserved).
+inline constexpr uint16_t kMaxVlanId = 4094;
 
 // cloud-init (docs/internals/cloud-init.md): what the agent writes into the VM's NoCloud
 // seed. Everything here is validated (validation.h) before it reaches a file or argv.

@@ -19,6 +19,17 @@ struct Link {
   std::string kind;  // IFLA_INFO_KIND: "bridge", "tun", "veth", ... (empty for physical)
   int master = 0;    // ifindex of the bridge this link is enslaved to, 0 if none
   unsigned flags = 0;
+  // For kind "bridge" (IFLA_INFO_DATA): 802.1Q filtering on, and the PVID new ports get.
+  bool vlan_filtering = false;
+  uint16_t vlan_default_pvid = 0;
+};
+
+// One VLAN a bridge port is a member of (IFLA_BRIDGE_VLAN_INFO).
+struct PortVlan {
+  uint16_t vid = 0;
+  bool pvid = false;      // untagged frames arriving on the port go to this VLAN
+  bool untagged = false;  // frames of this VLAN leave the port without a tag
+  bool operator==(const PortVlan&) const = default;
 };
 
 // Maps an errno from the kernel to an ErrorCode (EEXIST → already_exists, ENODEV →
@@ -47,5 +58,16 @@ Result<Link> get_link(const std::string& name);
 Result<std::vector<Link>> list_links();
 // Parses an RTM_NEWLINK message into a Link.
 Link parse_link(const nlmsghdr* nlh);
+
+// The VLANs of bridge port `ifindex` (an AF_BRIDGE dump with RTEXT_FILTER_BRVLAN), in
+// ascending vid order; empty when the link is no bridge port or has none.
+Result<std::vector<PortVlan>> port_vlans(int ifindex);
+// Adds (or updates) VLAN `vid` on bridge port `ifindex`, with the PVID and untagged flags
+// as given (RTM_SETLINK, AF_BRIDGE, IFLA_AF_SPEC/IFLA_BRIDGE_VLAN_INFO).
+Status add_port_vlan(int ifindex, const PortVlan& vlan);
+// Removes VLAN `vid` from bridge port `ifindex` (RTM_DELLINK, AF_BRIDGE).
+Status del_port_vlan(int ifindex, uint16_t vid);
+// Turns 802.1Q filtering of bridge `bridge_index` on or off (IFLA_BR_VLAN_FILTERING).
+Status set_vlan_filtering(int bridge_index, bool on);
 
 }  // namespace strata::agent::netlink

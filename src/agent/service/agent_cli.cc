@@ -312,7 +312,7 @@ int agent_main(int argc, char** argv) {
       ->add_option("--disk", df.disks,
                    "name=NAME[,base=IMAGE][,size=SIZE][,boot][,ro] (repeatable)")
       ->allow_extra_args(false);
-  define->add_option("--nic", df.nics, "user | bridge=BR [,mac=MAC] (repeatable)")
+  define->add_option("--nic", df.nics, "user | bridge=BR [,mac=MAC] [,vlan=1..4094] (repeatable)")
       ->allow_extra_args(false);
   define->add_option("--label", df.labels, "key=value (repeatable)")->allow_extra_args(false);
   define->add_flag("--no-vnc", df.no_vnc, "No VNC display");

@@ -90,8 +90,15 @@ Result<model::NicSpec> parse_nic_flag(const std::string& text) {
       mode_set = true;
     } else if (key == "mac" && eq != std::string::npos) {
       n.mac = val;
+    } else if (key == "vlan" && eq != std::string::npos) {
+      unsigned v = 0;
+      auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), v);
+      if (ec != std::errc() || p != val.data() + val.size() || v < 1 || v > model::kMaxVlanId)
+        return invalid_argument("--nic", "vlan must be 1..4094, got \"" + val + "\"");
+      n.vlan = static_cast<uint16_t>(v);
     } else {
-      return invalid_argument("--nic", "unknown part \"" + part + "\" (user | bridge=BR, mac=)");
+      return invalid_argument("--nic",
+                              "unknown part \"" + part + "\" (user | bridge=BR, mac=, vlan=)");
     }
   }
   if (!mode_set) return invalid_argument("--nic", "needs \"user\" or \"bridge=BR\"");
@@ -154,8 +161,9 @@ void print_vm_details(std::ostream& out, const v1::VmStatus& vm) {
                        d.boot() ? " boot" : "", d.readonly() ? " ro" : "");
   }
   for (const auto& n : s.nics()) {
-    out << fmt::format("nic:         {}{} mac={}\n",
-                       n.mode() == v1::NIC_MODE_BRIDGE ? "bridge=" : "user", n.bridge(), n.mac());
+    out << fmt::format("nic:         {}{} mac={}{}\n",
+                       n.mode() == v1::NIC_MODE_BRIDGE ? "bridge=" : "user", n.bridge(), n.mac(),
+                       n.vlan() != 0 ? fmt::format(" vlan={}", n.vlan()) : "");
   }
   for (const auto& [k, v] : s.labels()) out << fmt::format("label:       {}={}\n", k, v);
   if (vm.has_last_exit()) {

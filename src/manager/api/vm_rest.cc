@@ -40,8 +40,12 @@ Result<model::DiskSpec> disk_from_rest(const json& body, const std::string& pref
 
 Result<model::NicSpec> nic_from_rest(const json& body, const std::string& prefix) {
   using T = JsonType;
-  if (auto st = check_fields(
-          body, {{"mode", T::string, true}, {"bridge", T::string}, {"mac", T::string}}, prefix);
+  if (auto st = check_fields(body,
+                             {{"mode", T::string, true},
+                              {"bridge", T::string},
+                              {"mac", T::string},
+                              {"vlan", T::unsigned_integer}},
+                             prefix);
       !st)
     return tl::unexpected(st.error());
   model::NicSpec nic;
@@ -50,6 +54,12 @@ Result<model::NicSpec> nic_from_rest(const json& body, const std::string& prefix
   nic.mode = *mode;
   nic.bridge = optional_string(body, "bridge");
   nic.mac = optional_string(body, "mac");
+  // Range-checked here (a wider number would wrap); model::validate checks the rest.
+  uint64_t vlan = optional_uint(body, "vlan", 0);
+  if (vlan > model::kMaxVlanId)
+    return invalid_argument(prefix + "vlan", fmt::format("{}vlan must be 1..{} (0: no VLAN)",
+                                                         prefix, model::kMaxVlanId));
+  nic.vlan = static_cast<uint16_t>(vlan);
   return nic;
 }
 
@@ -273,11 +283,13 @@ nlohmann::json vm_to_json(const store::VmRecord& vm, const std::string& host_nam
       }
     }
     json nics = json::array();
-    for (const auto& n : s.nics)
+    for (const auto& n : s.nics) {
       nics.push_back({{"mode", model::to_string(n.mode)},
                       {"bridge", n.bridge},
                       {"mac", n.mac},
                       {"hotplug_slot", n.hotplug_slot}});
+      if (n.vlan != 0) nics.back()["vlan"] = n.vlan;
+    }
     spec["disks"] = disks;
     spec["nics"] = nics;
     spec["uuid"] = s.uuid;

@@ -51,8 +51,8 @@ TEST(Network, RejectsBadNamesBeforeTouchingTheKernel) {
     ASSERT_FALSE(s) << bad;
     EXPECT_EQ(s.error().code, ErrorCode::invalid_argument) << bad;
     EXPECT_EQ(net->delete_bridge(bad).error().code, ErrorCode::invalid_argument) << bad;
-    EXPECT_EQ(net->create_tap(bad, "br0").error().code, ErrorCode::invalid_argument) << bad;
-    EXPECT_EQ(net->create_tap("tap0", bad).error().code, ErrorCode::invalid_argument) << bad;
+    EXPECT_EQ(net->create_tap(bad, "br0", 0).error().code, ErrorCode::invalid_argument) << bad;
+    EXPECT_EQ(net->create_tap("tap0", bad, 0).error().code, ErrorCode::invalid_argument) << bad;
     EXPECT_EQ(net->delete_tap(bad).error().code, ErrorCode::invalid_argument) << bad;
     EXPECT_FALSE(net->link_exists(bad)) << bad;
   }

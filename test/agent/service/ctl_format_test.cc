@@ -44,6 +44,13 @@ TEST(CtlFormat, NicFlag) {
   EXPECT_EQ(b->mac, "52:54:00:00:00:01");
   EXPECT_FALSE(parse_nic_flag("mac=52:54:00:00:00:01"));  // no mode
   EXPECT_FALSE(parse_nic_flag("tap"));
+  auto v = parse_nic_flag("bridge=br0,vlan=4094");
+  ASSERT_TRUE(v) << v.error().to_string();
+  EXPECT_EQ(v->vlan, 4094);
+  EXPECT_EQ(b->vlan, 0);
+  for (const char* bad : {"bridge=br0,vlan=0", "bridge=br0,vlan=4095", "bridge=br0,vlan=10x",
+                          "bridge=br0,vlan=", "bridge=br0,vlan=-1", "bridge=br0,vlan=65546"})
+    EXPECT_FALSE(parse_nic_flag(bad)) << bad;
 }
 
 TEST(CtlFormat, LabelFlag) {

@@ -19,7 +19,7 @@ model::VmSpec full_spec() {
   s.disks.push_back({"root", "debian-12", 10ull << 30, true, false, "", ""});
   s.disks.push_back({"data0", "", 1ull << 30, false, true, "", ""});
   s.nics.push_back({model::NicMode::user, "", "52:54:00:12:34:56"});
-  s.nics.push_back({model::NicMode::bridge, "br0", ""});
+  s.nics.push_back({model::NicMode::bridge, "br0", "", 4094});
   s.vnc = false;
   s.labels = {{"owner", "alice"}, {"tier", "web"}};
   return s;
@@ -50,6 +50,7 @@ void expect_same(const model::VmSpec& a, const model::VmSpec& b) {
     EXPECT_EQ(a.nics[i].mode, b.nics[i].mode);
     EXPECT_EQ(a.nics[i].bridge, b.nics[i].bridge);
     EXPECT_EQ(a.nics[i].mac, b.nics[i].mac);
+    EXPECT_EQ(a.nics[i].vlan, b.nics[i].vlan);
   }
   EXPECT_EQ(a.vnc, b.vnc);
   EXPECT_EQ(a.labels, b.labels);
@@ -104,6 +105,26 @@ TEST(ProtoConvert, UnknownNicModeNamesTheField) {
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, ErrorCode::invalid_argument);
   EXPECT_EQ(s.error().field, "spec.nics[1].mode");
+}
+
+TEST(ProtoConvert, NicVlanCrossesTheWireAndOutOfRangeNamesTheField) {
+  auto spec = full_spec();
+  EXPECT_EQ(to_proto(spec).nics(1).vlan(), 4094u);
+  EXPECT_EQ(to_proto(spec).nics(0).vlan(), 0u);
+  v1::VmSpec p;
+  p.set_name("a");
+  auto* n = p.add_nics();
+  n->set_mode(v1::NIC_MODE_BRIDGE);
+  n->set_bridge("br0");
+  n->set_vlan(65536 + 10);  // would wrap to 10 if narrowed unchecked
+  auto s = from_proto(p, "spec");
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(s.error().field, "spec.nics[0].vlan");
+  n->set_vlan(10);
+  auto ok = from_proto(p, "spec");
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_EQ(ok->nics[0].vlan, 10);
 }
 
 TEST(ProtoConvert, EveryVmStateRoundTrips) {

@@ -154,6 +154,14 @@ TEST_F(ApiTest, BadVmBodiesAre400NamingTheField) {
       {R"({"name":"a","vcpus":1,"memory_mib":64,"avoid_selector":{"zone":1}})",
        "avoid_selector.zone"},
       {R"({"name":"a","vcpus":1,"memory_mib":64,"avoid_selector":["zone"]})", "avoid_selector"},
+      {R"({"name":"a","vcpus":1,"memory_mib":64,"kernel":"k","nics":[{"mode":"bridge","bridge":"br0","vlan":4095}]})",
+       "nics[0].vlan"},
+      {R"({"name":"a","vcpus":1,"memory_mib":64,"kernel":"k","nics":[{"mode":"bridge","bridge":"br0","vlan":65546}]})",
+       "nics[0].vlan"},
+      {R"({"name":"a","vcpus":1,"memory_mib":64,"kernel":"k","nics":[{"mode":"bridge","bridge":"br0","vlan":"10"}]})",
+       "nics[0].vlan"},
+      {R"({"name":"a","vcpus":1,"memory_mib":64,"kernel":"k","nics":[{"mode":"user"},{"mode":"user","vlan":10}]})",
+       "nics[1].vlan"},
   };
   for (const auto& c : cases) {
     auto r = call("POST", "/api/v1/vms", c.body, admin_);
@@ -205,6 +213,23 @@ TEST_F(ApiTest, CloudInitIsValidatedAndItsSecretsAreNeverShown) {
     EXPECT_EQ(answer.find("apitest-secret"), std::string::npos) << answer;
     EXPECT_EQ(answer.find("apitest-clear"), std::string::npos) << answer;
   }
+}
+
+// A bridge NIC's VLAN is kept in the spec and shown; a NIC without one shows none.
+TEST_F(ApiTest, NicVlanIsStoredAndShown) {
+  add_host("h1", 4, 4096);
+  auto made =
+      call("POST", "/api/v1/vms",
+           R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k","nics":[)"
+           R"({"mode":"bridge","bridge":"br0","vlan":10},{"mode":"bridge","bridge":"br0"}]})",
+           admin_);
+  ASSERT_EQ(made.status, 202u) << made.body;
+  auto got = call("GET", "/api/v1/vms/web", "", admin_);
+  ASSERT_EQ(got.status, 200u);
+  auto nics = json::parse(got.body)["spec"]["nics"];
+  ASSERT_EQ(nics.size(), 2u) << got.body;
+  EXPECT_EQ(nics[0]["vlan"], 10) << got.body;
+  EXPECT_FALSE(nics[1].contains("vlan")) << got.body;
 }
 
 TEST_F(ApiTest, UnschedulableIs422NamingTheFilter) {

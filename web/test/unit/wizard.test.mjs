@@ -128,7 +128,8 @@ test("any number of disks (blank or an image, each on a datastore or not) and NI
   const b = vmCreateBody({ ...base,
     disks: [disk({ image: "tiny-base", sizeGib: "2", datastore: "shared" }), disk({ sizeGib: "1" }), disk({ image: "tiny-base" }),
       disk({ sizeGib: "0.5", datastore: " nfs " })],
-    nics: [{ mode: "bridge", bridge: " br0 " }, { mode: "user", bridge: "ignored" }, { mode: "bridge", bridge: "vmbr1" }],
+    nics: [{ mode: "bridge", bridge: " br0 " }, { mode: "user", bridge: "ignored", vlan: "7" }, { mode: "bridge", bridge: "vmbr1" },
+      { mode: "bridge", bridge: "vmbr1", vlan: " 4094 " }, { mode: "bridge", bridge: "vmbr1", vlan: "" }],
   }).body;
   assert.deepEqual(b.disks, [
     { name: "root", boot: true, image: "tiny-base", size_bytes: 2 * 1024 ** 3, datastore: "shared" },
@@ -136,7 +137,8 @@ test("any number of disks (blank or an image, each on a datastore or not) and NI
     { name: "data2", image: "tiny-base" },
     { name: "data3", size_bytes: 512 * 1024 ** 2, datastore: "nfs" },
   ]);
-  assert.deepEqual(b.nics, [{ mode: "bridge", bridge: "br0" }, { mode: "user" }, { mode: "bridge", bridge: "vmbr1" }]);
+  assert.deepEqual(b.nics, [{ mode: "bridge", bridge: "br0" }, { mode: "user" }, { mode: "bridge", bridge: "vmbr1" },
+    { mode: "bridge", bridge: "vmbr1", vlan: 4094 }, { mode: "bridge", bridge: "vmbr1" }]);
   assert.deepEqual([0, 1, 2, 5].map(diskName), ["root", "data", "data2", "data5"]);
   // a removed row is simply not there: no NIC sends no nics, the defaults send one user NIC
   assert.equal("nics" in vmCreateBody({ ...base, disks: blank("1"), nics: [] }).body, false);
@@ -148,6 +150,8 @@ test("any number of disks (blank or an image, each on a datastore or not) and NI
   assert.equal(err({ nics: [{ mode: "user", bridge: "" }, { mode: "bridge", bridge: "" }] }), "nics[1].bridge");
   assert.equal(err({ nics: [{ mode: "bridge", bridge: "a bridge" }] }), "nics[0].bridge");
   assert.equal(err({ nics: [{ mode: "bridge", bridge: "sixteen-chars-xx" }] }), "nics[0].bridge");
+  for (const vlan of ["0", "4095", "10.5", "1e3", "-1", "x"])
+    assert.equal(err({ nics: [{ mode: "bridge", bridge: "br0", vlan }] }), "nics[0].vlan", vlan);
   // the API's limits
   assert.equal(err({ disks: Array.from({ length: MAX_DISKS }, () => disk({ sizeGib: "1" })) }), undefined);
   assert.equal(err({ disks: Array.from({ length: MAX_DISKS + 1 }, () => disk({ sizeGib: "1" })) }), "disks");
@@ -160,5 +164,6 @@ test("any number of disks (blank or an image, each on a datastore or not) and NI
   assert.equal(formKeyOfField("disks"), "disks");
   assert.equal(formKeyOfField("nics[2].bridge"), "nic-2-bridge");
   assert.equal(formKeyOfField("nics[0].mode"), "nic-0-mode");
+  assert.equal(formKeyOfField("nics[1].vlan"), "nic-1-vlan");
   assert.equal(formKeyOfField("nics"), "nics");
 });

@@ -323,7 +323,7 @@ Result<model::NicSpec> QemuHypervisor::attach_nic(const std::string& name,
   n = spec.nics.back();
   const std::string tap = taps_of(spec).back();
   if (!tap.empty())
-    if (auto s = opts_.network->create_tap(tap, n.bridge); !s)
+    if (auto s = opts_.network->create_tap(tap, n.bridge, n.vlan); !s)
       return tl::unexpected(s.error().wrap("tap " + tap));
   auto undo_tap = [&] {
     if (!tap.empty()) (void)opts_.network->delete_tap(tap);

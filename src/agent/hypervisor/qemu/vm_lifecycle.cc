@@ -93,7 +93,7 @@ Result<ResolvedVm> QemuHypervisor::resolve(const std::string& name, const model:
     if (spec.nics[i].mode != model::NicMode::bridge) continue;
     if (!opts_.network)
       return make_error(ErrorCode::failed_precondition, "bridge NICs need host networking");
-    if (auto s = opts_.network->create_tap(r.taps[i], spec.nics[i].bridge); !s)
+    if (auto s = opts_.network->create_tap(r.taps[i], spec.nics[i].bridge, spec.nics[i].vlan); !s)
       return tl::unexpected(s.error().wrap("tap " + r.taps[i]));
   }
   if (!spec.cdrom.empty()) {
