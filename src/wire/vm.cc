@@ -74,6 +74,7 @@ v1::NicSpec to_proto(const model::NicSpec& n) {
   pn.set_mode(n.mode == model::NicMode::bridge ? v1::NIC_MODE_BRIDGE : v1::NIC_MODE_USER);
   pn.set_bridge(n.bridge);
   pn.set_mac(n.mac);
+  pn.set_vlan(n.vlan);
   pn.set_hotplug_slot(n.hotplug_slot);
   return pn;
 }

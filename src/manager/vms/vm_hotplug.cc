@@ -173,13 +173,14 @@ Result<VmChange> VmService::attach_nic(const std::string& name, const model::Nic
 
 Result<VmChange> VmService::detach_nic(const std::string& name, const std::string& mac,
                                        const std::string& actor) {
-  if (auto st = model::validate_mac("mac", mac); !st) return tl::unexpected(st.error());
   HostChange c;
   c.kind = "vm.nic.detach";
   c.what = "detach NIC " + mac;
   c.moving = "detach the NIC";
   c.running = "detaching NIC " + mac;
   c.plan = [mac](store::Store&, VmDocument& doc) -> Status {
+    // Checked once the VM is found: an unknown VM is 404 whatever the MAC.
+    if (auto st = model::validate_mac("mac", mac); !st) return st;
     auto it = std::find_if(doc.spec.nics.begin(), doc.spec.nics.end(), nic_with(mac));
     if (it == doc.spec.nics.end())
       return make_error(ErrorCode::not_found, "the VM has no NIC with MAC " + mac, "mac");
