@@ -47,6 +47,20 @@ Result<Fd> connect_unix(const std::string& path) {
   return fd;
 }
 
+namespace {
+
+// A non-blocking socket's send would block: waits until it can write or `deadline` passes.
+Status wait_writable(int fd, std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return make_error(ErrorCode::deadline_exceeded, "write timed out");
+  pollfd p{fd, POLLOUT, 0};
+  ::poll(&p, 1, static_cast<int>(left.count()));
+  return {};
+}
+
+}  // namespace
+
 Status write_all(int fd, std::string_view data, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!data.empty()) {
@@ -57,11 +71,7 @@ Status write_all(int fd, std::string_view data, std::chrono::milliseconds timeou
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return make_error(ErrorCode::deadline_exceeded, "write timed out");
-      pollfd p{fd, POLLOUT, 0};
-      ::poll(&p, 1, static_cast<int>(left.count()));
+      if (auto w = wait_writable(fd, deadline); !w) return w;
       continue;
     }
     return unavailable(std::string("write: ") + std::strerror(errno));
@@ -91,11 +101,7 @@ Status write_all_with_fd(int fd, std::string_view data, int pass_fd,
     if (n == 1) break;
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return make_error(ErrorCode::deadline_exceeded, "write timed out");
-      pollfd p{fd, POLLOUT, 0};
-      ::poll(&p, 1, static_cast<int>(left.count()));
+      if (auto w = wait_writable(fd, deadline); !w) return w;
       continue;
     }
     return unavailable(std::string("sendmsg: ") + std::strerror(errno));
