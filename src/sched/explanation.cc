@@ -21,6 +21,8 @@ std::string_view to_string(Filter f) {
       return "avoid";
     case Filter::datastore:
       return "datastore";
+    case Filter::network:
+      return "network";
     case Filter::cpu_model:
       return "cpu-model";
     case Filter::anti_affinity:

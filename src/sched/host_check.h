@@ -52,6 +52,9 @@ struct CompiledRequest {
   // Per required datastore, the hosts mounting it; impossible when no host mounts one.
   std::vector<const std::vector<uint32_t>*> datastore_hosts;
   bool datastore_impossible = false;
+  // Per required network token, the hosts offering it; impossible when no host does.
+  std::vector<const std::vector<uint32_t>*> network_hosts;
+  bool network_impossible = false;
 
   // The hosts offering the request's CPU (null with cpu_required: none does).
   const std::vector<uint32_t>* cpu_hosts = nullptr;
@@ -89,12 +92,24 @@ inline bool selector_matches(const std::vector<SnapshotAccess::Label>& pool, con
   return true;
 }
 
-// Whether host `index` mounts every datastore the request needs.
-inline bool mounts_datastores(const CompiledRequest& c, uint32_t index) {
-  if (c.datastore_impossible) return false;
-  for (const std::vector<uint32_t>* hosts : c.datastore_hosts)
+// Whether host `index` is in every one of `sets` (sorted host indices per required
+// datastore or network); never when `impossible` (a requirement no host offers).
+inline bool in_every(const std::vector<const std::vector<uint32_t>*>& sets, bool impossible,
+                     uint32_t index) {
+  if (impossible) return false;
+  for (const std::vector<uint32_t>* hosts : sets)
     if (!std::binary_search(hosts->begin(), hosts->end(), index)) return false;
   return true;
+}
+
+// Whether host `index` mounts every datastore the request needs.
+inline bool mounts_datastores(const CompiledRequest& c, uint32_t index) {
+  return in_every(c.datastore_hosts, c.datastore_impossible, index);
+}
+
+// Whether host `index` offers every network the request's NICs join.
+inline bool offers_networks(const CompiledRequest& c, uint32_t index) {
+  return in_every(c.network_hosts, c.network_impossible, index);
 }
 
 // Whether host `index` can run the request's CPU model.
@@ -117,12 +132,12 @@ inline bool together_ok(const CompiledRequest& c, uint32_t index) {
 
 // The first filter (in Filter order) that rejects host `h`, ignoring pin (the callers
 // restrict the scan to the pinned host). `in_group`: the host already holds the
-// request's anti-affinity group; `datastores_ok`: mounts_datastores(); `cpu_ok`:
-// offers_cpu(); `together`: together_ok().
+// request's anti-affinity group; `datastores_ok`: mounts_datastores(); `networks_ok`:
+// offers_networks(); `cpu_ok`: offers_cpu(); `together`: together_ok().
 inline std::optional<Filter> first_failure(const CompiledRequest& c,
                                            const std::vector<SnapshotAccess::Label>& pool,
-                                           const HostRecord& h, bool in_group,
-                                           bool datastores_ok, bool cpu_ok, bool together) {
+                                           const HostRecord& h, bool in_group, bool datastores_ok,
+                                           bool networks_ok, bool cpu_ok, bool together) {
   if (h.traits.state != HostState::up) return Filter::state;
   if (!c.any_arch && (!c.arch_known || h.traits.arch != c.arch)) return Filter::arch;
   if (!c.any_accelerator && h.traits.accelerator != c.accelerator) return Filter::accelerator;
@@ -131,6 +146,7 @@ inline std::optional<Filter> first_failure(const CompiledRequest& c,
   }
   if (avoided(c, pool, h)) return Filter::avoid;
   if (!datastores_ok) return Filter::datastore;
+  if (!networks_ok) return Filter::network;
   if (!cpu_ok) return Filter::cpu_model;
   if (in_group) return Filter::anti_affinity;
   if (!together) return Filter::affinity;

@@ -75,6 +75,17 @@ std::string reason(const Snapshot& snapshot, const CompiledRequest& c, uint32_t 
       }
       return "does not mount datastore " + missing + " (the VM's disks are there)";
     }
+    case Filter::network: {
+      auto offered = [&](const std::string& token) {
+        std::optional<uint32_t> id = SnapshotAccess::lookup(snapshot, token);
+        const std::vector<uint32_t>* hosts =
+            id ? SnapshotAccess::network_hosts(snapshot, *id) : nullptr;
+        return hosts && std::binary_search(hosts->begin(), hosts->end(), index);
+      };
+      for (const std::string& n : req.networks)
+        if (!offered(n)) return network_shortfall(n, offered);
+      return "lacks a network the VM's NICs join";
+    }
     case Filter::cpu_model:
       if (req.cpu_model.rfind("cpu-sig:", 0) == 0)
         return "the VM runs with its first host's own CPU (host/max), and this host's CPU differs";

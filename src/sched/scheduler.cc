@@ -110,6 +110,16 @@ CompiledRequest compile(const Snapshot& snapshot, const PlacementRequest& reques
     }
     c.datastore_hosts.push_back(hosts);
   }
+  for (const std::string& n : request.networks) {
+    std::optional<uint32_t> id = SnapshotAccess::lookup(snapshot, n);
+    const std::vector<uint32_t>* hosts =
+        id ? SnapshotAccess::network_hosts(snapshot, *id) : nullptr;
+    if (!hosts) {
+      c.network_impossible = true;
+      continue;
+    }
+    c.network_hosts.push_back(hosts);
+  }
   if (!request.cpu_model.empty()) {
     c.cpu_required = true;
     if (std::optional<uint32_t> id = SnapshotAccess::lookup(snapshot, request.cpu_model))
@@ -137,7 +147,8 @@ CompiledRequest compile(const Snapshot& snapshot, const PlacementRequest& reques
   }
   c.traits_mask = traits_word(mask);
   c.traits_want = traits_word(want);
-  c.impossible = (!c.any_arch && !c.arch_known) || c.selector_impossible || c.datastore_impossible ||
+  c.impossible = (!c.any_arch && !c.arch_known) || c.selector_impossible ||
+                 c.datastore_impossible || c.network_impossible ||
                  (c.cpu_required && c.cpu_hosts == nullptr);
   return c;
 }
@@ -179,10 +190,9 @@ std::vector<uint8_t> evaluate_all(const Snapshot& snapshot, const CompiledReques
   std::vector<uint8_t> verdict(snapshot.size(), static_cast<uint8_t>(Filter::pin));
   Range r = scan_range(snapshot, c);
   for (uint32_t i = r.begin; i < r.end; ++i) {
-    std::optional<Filter> f =
-        detail::first_failure(c, pool, records[i], in_group(c, i), detail::mounts_datastores(c, i),
-                              detail::offers_cpu(c, i),
-                              detail::together_ok(c, i));
+    std::optional<Filter> f = detail::first_failure(
+        c, pool, records[i], in_group(c, i), detail::mounts_datastores(c, i),
+        detail::offers_networks(c, i), detail::offers_cpu(c, i), detail::together_ok(c, i));
     verdict[i] = f ? static_cast<uint8_t>(*f) : static_cast<uint8_t>(kFilterCount);
   }
   return verdict;
@@ -240,6 +250,7 @@ bool passes_lookups(const CompiledRequest& c, const std::vector<SnapshotAccess::
   if (!c.selector.empty() && !detail::selector_matches(pool, h, c.selector)) return false;
   if (detail::avoided(c, pool, h)) return false;
   if (!detail::mounts_datastores(c, index)) return false;
+  if (!detail::offers_networks(c, index)) return false;
   if (!detail::offers_cpu(c, index)) return false;
   if (!detail::together_ok(c, index)) return false;
   return !in_group(c, index);
@@ -255,8 +266,8 @@ int64_t best_host(const Snapshot& snapshot, const CompiledRequest& c, double& be
   const HostRecord* records = SnapshotAccess::records(snapshot).data();
   const auto& pool = SnapshotAccess::labels(snapshot);
   const bool lookups = !c.selector.empty() || c.group_hosts != nullptr ||
-                       !c.datastore_hosts.empty() || !c.avoid.empty() || !c.together_up.empty() ||
-                       c.cpu_required;
+                       !c.datastore_hosts.empty() || !c.network_hosts.empty() || !c.avoid.empty() ||
+                       !c.together_up.empty() || c.cpu_required;
   const uint32_t mask = c.traits_mask;
   const uint32_t want = c.traits_want;
   Range r = scan_range(snapshot, c);

@@ -106,12 +106,34 @@ Result<Snapshot> Snapshot::build(std::vector<HostInfo> hosts) {
       std::vector<uint32_t>& members = snap.cpu_hosts_[snap.intern(m)];
       if (members.empty() || members.back() != index) members.push_back(index);
     }
+    for (const std::string& n : h.networks) {
+      std::vector<uint32_t>& members = snap.network_hosts_[snap.intern(n)];
+      if (members.empty() || members.back() != index) members.push_back(index);
+    }
     snap.records_.push_back(r);
     snap.names_.push_back(h.name.empty() ? h.id : std::move(h.name));
     snap.index_by_id_.emplace(h.id, index);
     snap.ids_.push_back(std::move(h.id));
   }
   return snap;
+}
+
+std::string network_token(std::string_view bridge, bool vlan) {
+  return std::string(vlan ? "bridge-vlan:" : "bridge:") + std::string(bridge);
+}
+
+std::string network_shortfall(const std::string& needed,
+                              const std::function<bool(const std::string&)>& offers) {
+  constexpr std::string_view kVlan = "bridge-vlan:";
+  if (needed.rfind(kVlan, 0) == 0) {
+    std::string bridge = needed.substr(kVlan.size());
+    if (offers(network_token(bridge, false)))
+      return "bridge " + bridge +
+             " cannot put a NIC on a VLAN (the host's kernel has no bridge VLAN filtering, "
+             "CONFIG_BRIDGE_VLAN_FILTERING)";
+    return "has no bridge " + bridge + " (a NIC of the VM joins it on a VLAN)";
+  }
+  return "has no bridge " + needed.substr(needed.find(':') + 1) + " (a NIC of the VM joins it)";
 }
 
 std::optional<uint32_t> Snapshot::find(std::string_view id) const {
@@ -154,6 +176,10 @@ HostInfo Snapshot::host(uint32_t index) const {
     if (std::binary_search(members.begin(), members.end(), index))
       h.cpu_offers.push_back(strings_[id]);
   std::sort(h.cpu_offers.begin(), h.cpu_offers.end());
+  for (const auto& [id, members] : network_hosts_)
+    if (std::binary_search(members.begin(), members.end(), index))
+      h.networks.push_back(strings_[id]);
+  std::sort(h.networks.begin(), h.networks.end());
   return h;
 }
 

@@ -42,6 +42,11 @@ struct SnapshotAccess {
     auto it = s.cpu_hosts_.find(id);
     return it == s.cpu_hosts_.end() ? nullptr : &it->second;
   }
+  // Sorted host indices offering network token `id`, or nullptr when none does.
+  static const std::vector<uint32_t>* network_hosts(const Snapshot& s, uint32_t id) {
+    auto it = s.network_hosts_.find(id);
+    return it == s.network_hosts_.end() ? nullptr : &it->second;
+  }
   // Sorted host indices mounting datastore `id`, or nullptr when none does.
   static const std::vector<uint32_t>* datastore_hosts(const Snapshot& s, uint32_t id) {
     auto it = s.datastore_hosts_.find(id);

@@ -298,6 +298,52 @@ TEST(SchedFilters, DatastoreMustBeMounted) {
             (std::vector<std::string>{"other@u2", "shared@u1"}));
 }
 
+TEST(SchedFilters, BridgeNicsNeedTheBridgeAndVlanNicsItsFiltering) {
+  HostInfo a = host("a");  // no bridge at all
+  HostInfo b = host("b");  // br0, but its kernel cannot filter VLANs
+  b.networks = {network_token("br0", false)};
+  HostInfo c = host("c");  // br0 with VLANs, and br1
+  c.networks = {network_token("br0", false), network_token("br0", true),
+                network_token("br1", false)};
+  EXPECT_EQ(network_token("br0", true), "bridge-vlan:br0");
+
+  PlacementRequest req = request(1, 512);
+  req.networks = {network_token("br0", false)};
+  expect_only(snapshot({a, b}), req, "a", Filter::network,
+              "has no bridge br0 (a NIC of the VM joins it)", "b");
+
+  // A NIC on a VLAN: b has the bridge but cannot tag, so only c takes the VM.
+  req.networks = {network_token("br0", true)};
+  Result<Explanation> e = scheduler().explain(snapshot({a, b, c}), req);
+  ASSERT_TRUE(e) << e.error().to_string();
+  ASSERT_EQ(e->rejections.size(), 2u);
+  EXPECT_EQ(rejection_of(*e, "a")->reason,
+            "has no bridge br0 (a NIC of the VM joins it on a VLAN)");
+  EXPECT_EQ(rejection_of(*e, "b")->filter, Filter::network);
+  EXPECT_EQ(rejection_of(*e, "b")->reason,
+            "bridge br0 cannot put a NIC on a VLAN (the host's kernel has no bridge VLAN "
+            "filtering, CONFIG_BRIDGE_VLAN_FILTERING)");
+  auto p = scheduler().place(snapshot({a, b, c}), req);
+  ASSERT_TRUE(p) << p.error().to_string();
+  EXPECT_EQ(p->host_id, "c");
+
+  // Two bridges: the host needs both.
+  req.networks = {network_token("br0", false), network_token("br1", false)};
+  p = scheduler().place(snapshot({a, b, c}), req);
+  ASSERT_TRUE(p) << p.error().to_string();
+  EXPECT_EQ(p->host_id, "c");
+
+  // A bridge no host has: nothing fits, and the message names it.
+  req.networks = {network_token("br9", false)};
+  auto none = scheduler().place(snapshot({a, b, c}), req);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("has no bridge br9"), std::string::npos)
+      << none.error().message;
+  EXPECT_EQ(to_string(Filter::network), "network");
+  EXPECT_EQ(snapshot({a, b, c}).host(2).networks,
+            (std::vector<std::string>{"bridge-vlan:br0", "bridge:br0", "bridge:br1"}));  // sorted
+}
+
 TEST(SchedFilters, MemoryHonoursOvercommit) {
   HostInfo a = host("host-3", 16, 8192);
   a.allocated_memory_mib = 7168;

@@ -66,6 +66,9 @@ struct NetInterface {
   std::string operstate;         // "up", "down", "unknown", ...
   std::optional<int64_t> speed_mbps;  // absent when the kernel reports none (-1 / EINVAL)
   bool is_bridge = false;
+  // A bridge whose kernel can filter 802.1Q VLANs (CONFIG_BRIDGE_VLAN_FILTERING: sysfs has
+  // bridge/vlan_filtering), so a VM's NIC can join it on a VLAN. False for other interfaces.
+  bool vlan_filtering_supported = false;
   bool is_virtual = false;       // under /sys/devices/virtual (lo, bridges, veth, tap)
 };
 

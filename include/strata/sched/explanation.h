@@ -21,13 +21,14 @@ enum class Filter : uint8_t {
   selector,       // a node-selector label is missing or has another value
   avoid,          // the host carries every label the request keeps off
   datastore,      // the host does not mount a datastore the VM's disks are on
+  network,        // the host lacks a bridge a NIC joins (or cannot put it on its VLAN)
   cpu_model,      // the host cannot offer the VM's CPU model (a live migration's target)
   anti_affinity,  // a VM of the request's anti-affinity group already runs there
   affinity,       // the request's keep-together group runs on another host (that is up)
   cpu,            // not enough vCPUs left (after CPU overcommit)
   memory,         // not enough memory left (after memory overcommit)
 };
-inline constexpr size_t kFilterCount = 12;
+inline constexpr size_t kFilterCount = 13;
 
 std::string_view to_string(Filter f);
 

@@ -29,6 +29,8 @@ struct PlacementRequest {
   // Keep off: a host carrying every one of these labels is not chosen (empty: none).
   std::map<std::string, std::string> avoid_selector;
   std::vector<std::string> datastores;  // UUIDs the host must mount (the VM's disks are there)
+  // Network tokens (network_token()) the host must offer: the VM's bridge NICs.
+  std::vector<std::string> networks;
   // Empty: any host; else a CPU the host must offer (HostInfo::cpu_offers): the model a
   // running VM's QEMU uses, when it is to move live ("Westmere-v1", or "cpu-sig:..." for a
   // VM with the host-dependent "host"/"max" CPU).

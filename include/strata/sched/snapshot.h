@@ -44,7 +44,20 @@ struct HostInfo {
   // "cpu-sig:<hash>" of its own CPU (for guests started with "host"/"max"). Filled only
   // for decisions that need it (live migrations).
   std::vector<std::string> cpu_offers;
+  // The networks this host can attach a VM's NICs to, as tokens (network_token()): every
+  // Linux bridge it has, and each bridge that can also carry a NIC on an 802.1Q VLAN.
+  // Filled only for decisions that need it (a VM with bridge NICs).
+  std::vector<std::string> networks;
 };
+
+// The token a host offers and a bridge NIC needs: "bridge:br0", or "bridge-vlan:br0" for a
+// NIC with a VLAN (the bridge must filter VLANs: CONFIG_BRIDGE_VLAN_FILTERING).
+std::string network_token(std::string_view bridge, bool vlan);
+// Why a host offering `offers` (its tokens, or a predicate over them) cannot attach a NIC
+// needing `needed`: "has no bridge br0 (...)" or "bridge br0 cannot put a NIC on a VLAN
+// (...)". The one wording for the scheduler's network filter and the hot-plug refusal.
+std::string network_shortfall(const std::string& needed,
+                              const std::function<bool(const std::string&)>& offers);
 
 namespace detail {
 struct SnapshotAccess;  // the scheduler's view of the compact form (src/sched only)
@@ -127,6 +140,8 @@ class Snapshot {
   std::unordered_map<uint32_t, std::vector<uint32_t>> datastore_hosts_;
   // CPU offers the same way: per CPU token (interned) the sorted hosts offering it.
   std::unordered_map<uint32_t, std::vector<uint32_t>> cpu_hosts_;
+  // Networks the same way: per network token (interned) the sorted hosts offering it.
+  std::unordered_map<uint32_t, std::vector<uint32_t>> network_hosts_;
 };
 
 }  // namespace strata::sched

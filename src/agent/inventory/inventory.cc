@@ -152,6 +152,7 @@ void fill_net(const InventorySources& src, HostInventory& inv) {
     n.operstate = read_trimmed(dir / "operstate");
     if (auto s = read_i64(dir / "speed"); s && *s >= 0) n.speed_mbps = *s;
     n.is_bridge = fs::is_directory(dir / "bridge", ec);
+    n.vlan_filtering_supported = n.is_bridge && fs::exists(dir / "bridge/vlan_filtering", ec);
     n.is_virtual = is_virtual_device(dir);
     inv.interfaces.push_back(std::move(n));
   }

@@ -38,6 +38,7 @@ nlohmann::json to_json(const HostInventory& inv) {
     nlohmann::json j = {{"name", n.name}, {"mac", n.mac}, {"mtu", n.mtu}, {"operstate", n.operstate},
                         {"bridge", n.is_bridge}, {"virtual", n.is_virtual}};
     j["speed_mbps"] = n.speed_mbps ? nlohmann::json(*n.speed_mbps) : nlohmann::json(nullptr);
+    if (n.is_bridge) j["vlan_filtering_supported"] = n.vlan_filtering_supported;
     nics.push_back(std::move(j));
   }
   nlohmann::json j = {

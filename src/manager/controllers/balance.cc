@@ -13,7 +13,7 @@ Result<BalanceProposal> PlacementService::plan_balance(
     const sched::BalanceConfig& config, const std::map<std::string, std::string>& hold) {
   if (auto st = sched::validate_config(config); !st) return tl::unexpected(st.error());
   // With the CPUs each host offers: a move must keep the VM's CPU (as a migration does).
-  auto snap = snapshot({}, {}, /*datastores=*/true, /*cpus=*/true);
+  auto snap = snapshot({}, {}, SnapshotDetail::all());
   if (!snap) return tl::unexpected(snap.error());
   std::vector<sched::HostInfo> hosts;
   std::unordered_map<std::string, size_t> by_id;

@@ -9,6 +9,7 @@
 #include "strata/common/log.h"
 #include "strata/manager/controllers/cpu_models.h"
 #include "strata/manager/controllers/datastores.h"
+#include "strata/manager/controllers/networks.h"
 
 namespace strata::manager {
 
@@ -118,19 +119,30 @@ size_t PlacementService::cached_vm_count() const {
   return cache_.vm_count();
 }
 
+SnapshotDetail SnapshotDetail::of(const sched::PlacementRequest& request) {
+  return {!request.datastores.empty(), !request.cpu_model.empty(), !request.networks.empty()};
+}
+
+SnapshotDetail& SnapshotDetail::operator|=(const SnapshotDetail& o) {
+  datastores = datastores || o.datastores;
+  cpus = cpus || o.cpus;
+  networks = networks || o.networks;
+  return *this;
+}
+
 Result<sched::Snapshot> PlacementService::snapshot(const std::string& exclude_vm_id,
                                                    const std::string& exclude_host_id,
-                                                   bool datastores, bool cpus) {
+                                                   SnapshotDetail detail) {
   std::vector<std::string> excluded;
   if (!exclude_host_id.empty()) excluded.push_back(exclude_host_id);
   std::vector<std::string> vms;
   if (!exclude_vm_id.empty()) vms.push_back(exclude_vm_id);
-  return snapshot_without(vms, excluded, datastores, cpus);
+  return snapshot_without(vms, excluded, detail);
 }
 
 Result<sched::Snapshot> PlacementService::snapshot_without(
-    const std::vector<std::string>& exclude_vm_ids, const std::vector<std::string>& exclude_host_ids,
-    bool datastores, bool cpus) {
+    const std::vector<std::string>& exclude_vm_ids,
+    const std::vector<std::string>& exclude_host_ids, SnapshotDetail detail) {
   auto hosts = store_.list_hosts({});
   if (!hosts) return tl::unexpected(hosts.error());
   std::vector<sched::HostInfo> list;
@@ -150,10 +162,11 @@ Result<sched::Snapshot> PlacementService::snapshot_without(
     info.total_vcpus = static_cast<uint32_t>(h.cpu_threads);
     info.total_memory_mib = static_cast<uint64_t>(h.memory_mib);
     info.labels = h.labels;
-    if (datastores)
+    if (detail.datastores)
       for (const auto& ds : host_datastores(h.inventory))
         info.datastores.push_back(datastore_key(ds.name, ds.id));
-    if (cpus) {
+    if (detail.networks) info.networks = host_networks(h.inventory);
+    if (detail.cpus) {
       sched::HostCpu cpu = host_cpu(h.name, h.inventory);
       for (const auto& [model, _] : cpu.usable) info.cpu_offers.push_back(model);
       info.cpu_offers.push_back(cpu_signature_token(cpu.signature));
@@ -178,6 +191,7 @@ Result<sched::PlacementRequest> PlacementService::request_for(const VmDocument& 
       if (std::find(req.datastores.begin(), req.datastores.end(), key) == req.datastores.end())
         req.datastores.push_back(std::move(key));
     }
+  req.networks = nic_networks(doc.spec.nics);
   if (!doc.placement.host.empty()) {
     auto pinned = store_.get_host_by_name(doc.placement.host);
     if (!pinned) {
@@ -194,7 +208,7 @@ Result<store::HostRecord> PlacementService::place(const VmDocument& doc,
                                                   const std::string& exclude_vm_id) {
   auto req = request_for(doc);
   if (!req) return tl::unexpected(req.error());
-  auto snap = snapshot(exclude_vm_id, {}, !req->datastores.empty());
+  auto snap = snapshot(exclude_vm_id, {}, SnapshotDetail::of(*req));
   if (!snap) return tl::unexpected(snap.error());
   if (snap->size() == 0)
     return make_error(ErrorCode::resource_exhausted,
@@ -208,7 +222,7 @@ Result<PlacementPreview> PlacementService::preview(const VmDocument& doc,
                                                    const std::string& exclude_vm_id) {
   auto req = request_for(doc);
   if (!req) return tl::unexpected(req.error());
-  auto snap = snapshot(exclude_vm_id, {}, !req->datastores.empty());
+  auto snap = snapshot(exclude_vm_id, {}, SnapshotDetail::of(*req));
   if (!snap) return tl::unexpected(snap.error());
   PlacementPreview out;
   out.hosts = snap->size();
@@ -243,7 +257,7 @@ Result<store::HostRecord> PlacementService::place_migration(const VmDocument& do
   auto vm = store_.get_vm(vm_id);
   if (!vm) return tl::unexpected(vm.error());
   req->cpu_model = live_cpu_requirement(*vm, source);
-  auto snap = snapshot(vm_id, source.id, !req->datastores.empty(), !req->cpu_model.empty());
+  auto snap = snapshot(vm_id, source.id, SnapshotDetail::of(*req));
   if (!snap) return tl::unexpected(snap.error());
   if (snap->size() == 0)
     return make_error(ErrorCode::resource_exhausted,
@@ -264,7 +278,7 @@ Result<store::HostRecord> PlacementService::place_group_migration(
                                                          : sched::AcceleratorRequirement::any;
   std::vector<sched::PlacementRequest> each;
   std::vector<std::string> ids;
-  bool datastores = false, cpus = false;
+  SnapshotDetail detail;
   for (const auto& [id, doc] : members) {
     VmDocument moved = doc;
     moved.placement.host = target_name;
@@ -274,13 +288,12 @@ Result<store::HostRecord> PlacementService::place_group_migration(
     auto vm = store_.get_vm(id);
     if (!vm) return tl::unexpected(vm.error());
     req->cpu_model = live_cpu_requirement(*vm, source);
-    datastores = datastores || !req->datastores.empty();
-    cpus = cpus || !req->cpu_model.empty();
+    detail |= SnapshotDetail::of(*req);
     each.push_back(std::move(*req));
     ids.push_back(id);
   }
   // Every member's VMs are left out: the group leaves the source together.
-  auto snap = snapshot_without(ids, {source.id}, datastores, cpus);
+  auto snap = snapshot_without(ids, {source.id}, detail);
   if (!snap) return tl::unexpected(snap.error());
   if (snap->size() == 0)
     return make_error(ErrorCode::resource_exhausted,
@@ -293,6 +306,9 @@ Result<store::HostRecord> PlacementService::place_group_migration(
     for (const auto& ds : each[i].datastores)
       if (std::find(all.datastores.begin(), all.datastores.end(), ds) == all.datastores.end())
         all.datastores.push_back(ds);
+    for (const auto& n : each[i].networks)
+      if (std::find(all.networks.begin(), all.networks.end(), n) == all.networks.end())
+        all.networks.push_back(n);
   }
   auto why = scheduler_.explain(*snap, all);
   if (!why) return tl::unexpected(why.error());

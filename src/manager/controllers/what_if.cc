@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 
+#include "strata/manager/controllers/networks.h"
 #include "strata/manager/controllers/placement.h"
 #include "strata/sched/placement.h"
 
@@ -76,17 +77,21 @@ Result<HostDownPlan> PlacementService::plan_host_down(const std::vector<std::str
       moving.push_back({vm.name, id, std::move(*doc)});
     }
   }
-  bool datastores = false;
   for (const auto& p : pending) {
-    for (const auto& d : p.doc.spec.disks) datastores = datastores || !d.datastore.empty();
     if (lost(p.host_id) && (!ha_only || p.doc.ha.enabled))
       moving.push_back({p.name, p.host_id, p.doc});
   }
-  for (const auto& c : moving)
-    for (const auto& d : c.doc.spec.disks) datastores = datastores || !d.datastore.empty();
   std::sort(moving.begin(), moving.end(), restart_order);
 
-  auto snap = snapshot_without({}, host_ids, datastores);
+  // The hosts' datastores and networks only when a VM's disks or NICs need them (each
+  // means parsing every host's inventory).
+  SnapshotDetail detail;
+  for (const auto& c : moving) {
+    for (const auto& d : c.doc.spec.disks)
+      detail.datastores = detail.datastores || !d.datastore.empty();
+    detail.networks = detail.networks || !nic_networks(c.doc.spec.nics).empty();
+  }
+  auto snap = snapshot_without({}, host_ids, detail);
   if (!snap) return tl::unexpected(snap.error());
   // Pending VMs on the hosts that stay take their capacity there.
   for (const auto& p : pending) {
@@ -128,7 +133,7 @@ Result<HostDownPlan> PlacementService::plan_host_down(const std::vector<std::str
 Result<CapacityPlan> PlacementService::plan_capacity(const sched::PlacementRequest& size,
                                                      uint32_t count) {
   if (auto st = sched::validate_request(size); !st) return tl::unexpected(st.error());
-  auto snap = snapshot({}, {}, !size.datastores.empty());
+  auto snap = snapshot({}, {}, SnapshotDetail::of(size));
   if (!snap) return tl::unexpected(snap.error());
   CapacityPlan plan;
   plan.requested = count;

@@ -22,7 +22,7 @@ Result<VmChange> VmService::change_cdrom(const std::string& name, const std::str
   c.what = "cdrom: " + what;
   c.moving = "change the medium";
   c.running = image.empty() ? "ejecting" : "inserting " + image;
-  c.plan = [image](store::Store& tx, VmDocument& doc) -> Status {
+  c.plan = [image](store::Store& tx, const store::VmRecord&, VmDocument& doc) -> Status {
     model::VmSpec spec = doc.spec;
     spec.cdrom = image;
     // The machine must have the slot (q35), and the image must be an iso (catalog kind).

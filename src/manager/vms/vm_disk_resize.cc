@@ -32,7 +32,7 @@ Result<VmChange> VmService::resize_disk(const std::string& name, const std::stri
   c.what = "resize " + what;
   c.moving = "resize its disk";
   c.running = fmt::format("growing disk {} to {} MiB", disk, size_bytes >> 20);
-  c.plan = [disk, size_bytes](store::Store&, VmDocument& doc) -> Status {
+  c.plan = [disk, size_bytes](store::Store&, const store::VmRecord&, VmDocument& doc) -> Status {
     model::DiskSpec* d = disk_of(doc.spec, disk);
     if (!d) return make_error(ErrorCode::not_found, "the VM has no disk " + disk, "disk");
     if (d->readonly)

@@ -24,7 +24,7 @@ Result<VmChange> VmService::change_on_host(const std::string& name, HostChange c
     if (doc->migration.active())
       return make_error(ErrorCode::failed_precondition,
                         "the VM is migrating; " + c.moving + " once it has moved");
-    if (auto s = c.plan(tx, *doc); !s) return s;
+    if (auto s = c.plan(tx, *vm, *doc); !s) return s;
     auto task = create_task_in(tx, c.kind, "vm", vm->id, c.what);
     if (!task) return tl::unexpected(task.error());
     if (!vm->host_id) {

@@ -9,9 +9,11 @@
 #include "strata/common/random.h"
 #include "strata/manager/controllers/datastores.h"
 #include "strata/manager/controllers/image_distribution.h"
+#include "strata/manager/controllers/networks.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/manager/vms/vm_service.h"
 #include "strata/model/validation.h"
+#include "strata/sched/snapshot.h"
 
 namespace strata::manager {
 
@@ -52,7 +54,7 @@ Result<VmChange> VmService::attach_disk(const std::string& name, const model::Di
   c.what = "attach disk " + input.name;
   c.moving = "attach the disk";
   c.running = "attaching disk " + input.name;
-  c.plan = [input, disk](store::Store& tx, VmDocument& doc) -> Status {
+  c.plan = [input, disk](store::Store& tx, const store::VmRecord& vm, VmDocument& doc) -> Status {
     if (std::any_of(doc.spec.disks.begin(), doc.spec.disks.end(), disk_named(input.name)))
       return make_error(ErrorCode::already_exists, "the VM has a disk named " + input.name,
                         "disk.name");
@@ -68,6 +70,19 @@ Result<VmChange> VmService::attach_disk(const std::string& name, const model::Di
       if (!hosts) return tl::unexpected(hosts.error());
       if (auto st = resolve_datastores(spec, *hosts); !st)
         return tl::unexpected(for_device(st.error(), "disks", i, "disk"));
+      // The VM's host must mount it, as the scheduler checks at placement.
+      const model::DiskSpec& d = spec.disks.back();
+      for (const auto& h : *hosts) {
+        if (!vm.host_id || h.id != *vm.host_id) continue;
+        const auto mounted = host_datastores(h.inventory);
+        if (std::none_of(mounted.begin(), mounted.end(), [&](const HostDatastore& m) {
+              return datastore_key(m.name, m.id) == datastore_key(d.datastore, d.datastore_id);
+            }))
+          return make_error(
+              ErrorCode::failed_precondition,
+              fmt::format("the VM's host {} does not mount datastore {}", h.name, d.datastore),
+              "disk.datastore");
+      }
     }
     *disk = spec.disks.back();
     doc.spec = std::move(spec);
@@ -107,7 +122,7 @@ Result<VmChange> VmService::detach_disk(const std::string& name, const std::stri
   c.what = "detach disk " + disk;
   c.moving = "detach the disk";
   c.running = "detaching disk " + disk;
-  c.plan = [disk](store::Store&, VmDocument& doc) -> Status {
+  c.plan = [disk](store::Store&, const store::VmRecord&, VmDocument& doc) -> Status {
     auto it = std::find_if(doc.spec.disks.begin(), doc.spec.disks.end(), disk_named(disk));
     if (it == doc.spec.disks.end())
       return make_error(ErrorCode::not_found, "the VM has no disk " + disk, "disk");
@@ -138,7 +153,7 @@ Result<VmChange> VmService::attach_nic(const std::string& name, const model::Nic
            (input.bridge.empty() ? "" : " on " + input.bridge);
   c.moving = "attach the NIC";
   c.running = "attaching the NIC";
-  c.plan = [input, nic](store::Store&, VmDocument& doc) -> Status {
+  c.plan = [input, nic](store::Store& tx, const store::VmRecord& vm, VmDocument& doc) -> Status {
     model::VmSpec spec = doc.spec;
     spec.nics.push_back(input);
     const size_t i = spec.nics.size() - 1;
@@ -150,6 +165,23 @@ Result<VmChange> VmService::attach_nic(const std::string& name, const model::Nic
     if (!completed) return tl::unexpected(for_device(completed.error(), "nics", i, "nic"));
     if (auto v = model::validate(*completed); !v)
       return tl::unexpected(for_device(v.error(), "nics", i, "nic"));
+    // The VM's host must have the bridge (and put NICs on VLANs for one with a VLAN), as
+    // the scheduler checks at placement.
+    if (auto needs = nic_networks({input}); !needs.empty() && vm.host_id) {
+      auto host = tx.get_host(*vm.host_id);
+      if (!host) return tl::unexpected(host.error());
+      const auto offered = host_networks(host->inventory);
+      auto offers = [&](const std::string& t) {
+        return std::find(offered.begin(), offered.end(), t) != offered.end();
+      };
+      for (const auto& need : needs)
+        if (!offers(need))
+          return make_error(
+              ErrorCode::failed_precondition,
+              fmt::format("the VM's host {} {}", host->name,
+                          sched::network_shortfall(need, offers)),
+              offers(sched::network_token(input.bridge, false)) ? "nic.vlan" : "nic.bridge");
+    }
     *nic = completed->nics.back();
     doc.spec = std::move(*completed);
     return {};
@@ -178,7 +210,7 @@ Result<VmChange> VmService::detach_nic(const std::string& name, const std::strin
   c.what = "detach NIC " + mac;
   c.moving = "detach the NIC";
   c.running = "detaching NIC " + mac;
-  c.plan = [mac](store::Store&, VmDocument& doc) -> Status {
+  c.plan = [mac](store::Store&, const store::VmRecord&, VmDocument& doc) -> Status {
     // Checked once the VM is found: an unknown VM is 404 whatever the MAC.
     if (auto st = model::validate_mac("mac", mac); !st) return st;
     auto it = std::find_if(doc.spec.nics.begin(), doc.spec.nics.end(), nic_with(mac));

@@ -85,6 +85,8 @@ TEST(CollectInventory, IntelTwoSocket) {
   EXPECT_FALSE(eno1->is_bridge);
   EXPECT_EQ(nic(inv, "eno2")->speed_mbps, std::nullopt);  // kernel reports -1 when down
   EXPECT_TRUE(nic(inv, "br0")->is_bridge);
+  EXPECT_TRUE(nic(inv, "br0")->vlan_filtering_supported);  // bridge/vlan_filtering exists
+  EXPECT_FALSE(eno1->vlan_filtering_supported);
   EXPECT_TRUE(nic(inv, "br0")->is_virtual);
   EXPECT_TRUE(nic(inv, "vnet0")->is_virtual);
   EXPECT_FALSE(nic(inv, "vnet0")->is_bridge);
@@ -114,6 +116,8 @@ TEST(CollectInventory, SmallAmdWithoutSysfsTopology) {
   EXPECT_EQ(inv.block_devices[0].name, "nvme0n1");
   EXPECT_EQ(nic(inv, "enp3s0")->speed_mbps, 1000);
   EXPECT_TRUE(nic(inv, "virbr0")->is_bridge);
+  // This tree's kernel has no bridge/vlan_filtering (no CONFIG_BRIDGE_VLAN_FILTERING).
+  EXPECT_FALSE(nic(inv, "virbr0")->vlan_filtering_supported);
   EXPECT_EQ(inv.os.pretty_name, "Ubuntu 22.04.3 LTS");
   EXPECT_EQ(inv.os.machine_id, "");  // absent in this tree
 }
@@ -155,6 +159,9 @@ TEST(InventoryJson, CarriesAllSections) {
   EXPECT_EQ(j["block_devices"][2]["name"], "sda");
   EXPECT_EQ(j["interfaces"][1]["speed_mbps"], 10000);
   EXPECT_TRUE(j["interfaces"][2]["speed_mbps"].is_null());
+  EXPECT_EQ(j["interfaces"][0]["name"], "br0");
+  EXPECT_EQ(j["interfaces"][0]["vlan_filtering_supported"], true);
+  EXPECT_FALSE(j["interfaces"][1].contains("vlan_filtering_supported"));  // not a bridge
   EXPECT_EQ(j["os"]["pretty_name"], "Rocky Linux 9.3 (Blue Onyx)");
   EXPECT_TRUE(j["qemu"].is_null());
   EXPECT_EQ(j["accelerator"]["accelerator"], "tcg");

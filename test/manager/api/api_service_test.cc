@@ -65,7 +65,8 @@ class ApiTest : public ::testing::Test {
     return json::parse(r.body)["token"];
   }
   // A host the scheduler sees as up (no agent behind it: placement only).
-  void add_host(const std::string& name, int cpus, int mem_mib) {
+  void add_host(const std::string& name, int cpus, int mem_mib,
+                const std::string& inventory = "{}") {
     store::HostRecord h;
     h.name = name;
     h.address = "unix:/nonexistent/" + name;
@@ -73,6 +74,7 @@ class ApiTest : public ::testing::Test {
     h.accelerator = "tcg";
     h.cpu_threads = cpus;
     h.memory_mib = mem_mib;
+    h.inventory = inventory;
     ASSERT_TRUE(parts_.store->create_host(h));
   }
   static std::string field(const HttpResponse& r) {
@@ -217,12 +219,20 @@ TEST_F(ApiTest, CloudInitIsValidatedAndItsSecretsAreNeverShown) {
 
 // A bridge NIC's VLAN is kept in the spec and shown; a NIC without one shows none.
 TEST_F(ApiTest, NicVlanIsStoredAndShown) {
-  add_host("h1", 4, 4096);
-  auto made =
-      call("POST", "/api/v1/vms",
-           R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k","nics":[)"
-           R"({"mode":"bridge","bridge":"br0","vlan":10},{"mode":"bridge","bridge":"br0"}]})",
-           admin_);
+  const std::string body =
+      R"({"name":"web","vcpus":1,"memory_mib":64,"kernel":"k","nics":[)"
+      R"({"mode":"bridge","bridge":"br0","vlan":10},{"mode":"bridge","bridge":"br0"}]})";
+  // A host whose br0 cannot filter VLANs cannot take it: 422 naming the network filter.
+  add_host("h0", 4, 4096,
+           R"({"interfaces":[{"name":"br0","bridge":true,"vlan_filtering_supported":false}]})");
+  auto refused = call("POST", "/api/v1/vms", body, admin_);
+  ASSERT_EQ(refused.status, 422u) << refused.body;
+  EXPECT_NE(refused.body.find("h0: network: bridge br0 cannot put a NIC on a VLAN"),
+            std::string::npos)
+      << refused.body;
+  add_host("h1", 4, 4096,
+           R"({"interfaces":[{"name":"br0","bridge":true,"vlan_filtering_supported":true}]})");
+  auto made = call("POST", "/api/v1/vms", body, admin_);
   ASSERT_EQ(made.status, 202u) << made.body;
   auto got = call("GET", "/api/v1/vms/web", "", admin_);
   ASSERT_EQ(got.status, 200u);

@@ -163,5 +163,45 @@ TEST_F(VmHotplugTest, RefusalsWriteNothing) {
             0);
 }
 
+// A bridge NIC joins a running VM only on a host that has the bridge, and one with a VLAN
+// only where the bridge can filter VLANs (the host's inventory says so): refused first with
+// 409 naming the field, nothing asked of the host; accepted once the inventory reports it.
+TEST_F(VmHotplugTest, BridgeNicsNeedTheHostsBridgeAndItsVlanFiltering) {
+  make_vm("web");
+  auto set_inventory = [&](const std::string& inventory) {
+    auto h = store_->get_host_by_name("h1");
+    ASSERT_TRUE(h);
+    h->inventory = inventory;
+    ASSERT_TRUE(store_->update_host(*h));
+  };
+  model::NicSpec plain{model::NicMode::bridge, "br0", ""};
+  model::NicSpec tagged{model::NicMode::bridge, "br0", ""};
+  tagged.vlan = 10;
+  auto refused = [&](const model::NicSpec& n, const std::string& field, const std::string& why) {
+    auto r = service_->attach_nic("web", n, "token:alice");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::failed_precondition) << r.error().to_string();
+    EXPECT_EQ(r.error().field, field);
+    EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
+  };
+  refused(plain, "nic.bridge", "the VM's host h1 has no bridge br0");
+  set_inventory(R"({"interfaces": [{"name": "br0", "bridge": true,
+                                    "vlan_filtering_supported": false}]})");
+  refused(tagged, "nic.vlan", "bridge br0 cannot put a NIC on a VLAN");
+  EXPECT_EQ(hv_.count("attach_nic"), 0);
+  EXPECT_EQ(stored("web").nics.size(), 1u);
+
+  auto c = service_->attach_nic("web", plain, "token:alice");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(wait_task(c->task.id).state, "succeeded");
+  set_inventory(R"({"interfaces": [{"name": "br0", "bridge": true,
+                                    "vlan_filtering_supported": true}]})");
+  c = service_->attach_nic("web", tagged, "token:alice");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(wait_task(c->task.id).state, "succeeded");
+  ASSERT_EQ(stored("web").nics.size(), 3u);
+  EXPECT_EQ(stored("web").nics[2].vlan, 10);
+}
+
 }  // namespace
 }  // namespace strata::manager

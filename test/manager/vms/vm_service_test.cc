@@ -118,6 +118,55 @@ TEST_F(VmServiceTest, RefusedCreatesWriteNothing) {
   EXPECT_EQ(placement_->cached_vm_count(), 1u);
 }
 
+// The scheduler places a VM with bridge NICs only where its hosts' inventories show the
+// bridge, and a NIC with a VLAN only where that bridge can filter VLANs; the refusal names
+// each host's reason.
+TEST_F(VmServiceTest, BridgeNicsArePlacedWhereTheirBridgeIs) {
+  auto with_inventory = [&](const std::string& name, const std::string& inventory) {
+    std::string id = add_host(name, 4, 4096);
+    auto h = store_->get_host(id);
+    EXPECT_TRUE(h);
+    h->inventory = inventory;
+    EXPECT_TRUE(store_->update_host(*h));
+    return id;
+  };
+  with_inventory("h1", R"({"interfaces": [{"name": "eth0", "bridge": false}]})");
+  std::string h2 = with_inventory(
+      "h2",
+      R"({"interfaces": [{"name": "br0", "bridge": true, "vlan_filtering_supported": false}]})");
+  std::string h3 = with_inventory(
+      "h3",
+      R"({"interfaces": [{"name": "br0", "bridge": true, "vlan_filtering_supported": true}]})");
+  auto with_nic = [](const std::string& name, const std::string& bridge, uint16_t vlan) {
+    VmDocument d = doc(name);
+    model::NicSpec n{model::NicMode::bridge, bridge, ""};
+    n.vlan = vlan;
+    d.spec.nics.push_back(n);
+    return d;
+  };
+  auto tagged = service_->create(with_nic("tagged", "br0", 10), false, "t");
+  ASSERT_TRUE(tagged) << tagged.error().to_string();
+  EXPECT_EQ(tagged->vm.host_id.value_or(""), h3);
+  // pack: the fuller host that qualifies, never h1.
+  auto plain = service_->create(with_nic("plain", "br0", 0), false, "t");
+  ASSERT_TRUE(plain) << plain.error().to_string();
+  EXPECT_NE(plain->vm.host_id.value_or(""), "");
+  EXPECT_TRUE(*plain->vm.host_id == h2 || *plain->vm.host_id == h3);
+  auto nowhere = service_->create(with_nic("lost", "br9", 0), false, "t");
+  ASSERT_FALSE(nowhere);
+  EXPECT_EQ(nowhere.error().code, ErrorCode::resource_exhausted);
+  EXPECT_NE(nowhere.error().message.find("h1: network: has no bridge br9"), std::string::npos)
+      << nowhere.error().message;
+  // The preview (the web console's dry run) says the same per host.
+  auto preview = placement_->preview(with_nic("probe", "br0", 10));
+  ASSERT_TRUE(preview) << preview.error().to_string();
+  ASSERT_EQ(preview->candidates.size(), 1u);
+  EXPECT_EQ(preview->candidates[0].host_id, h3);
+  ASSERT_EQ(preview->rejected.size(), 2u);
+  for (const auto& r : preview->rejected)
+    EXPECT_EQ(r.filter, sched::Filter::network) << r.to_string();
+}
+
 TEST_F(VmServiceTest, ActBumpsGenerationAndSupersedesTheOpenTask) {
   add_host("h1", 4, 4096);
   auto c = service_->create(doc("web"), true, "t");

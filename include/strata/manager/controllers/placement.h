@@ -122,6 +122,19 @@ std::string live_cpu_requirement(const store::VmRecord& vm, const store::HostRec
 // The same from the VM's status and its host's "cpu-sig:" token.
 std::string live_cpu_requirement(const VmStatusDoc& st, const std::string& host_signature_token);
 
+// What a snapshot reads from each host's inventory JSON besides its record: only the
+// requests that need a part pay for parsing it.
+struct SnapshotDetail {
+  bool datastores = false;  // the datastores it mounts (VMs with datastore disks)
+  bool cpus = false;        // the CPUs it offers (its cpu_models; live migrations)
+  bool networks = false;    // its bridges and their VLAN support (VMs with bridge NICs)
+  // What `request` needs.
+  static SnapshotDetail of(const sched::PlacementRequest& request);
+  // Everything (the balancer and what-if plans weigh many VMs at once).
+  static SnapshotDetail all() { return {true, true, true}; }
+  SnapshotDetail& operator|=(const SnapshotDetail& o);
+};
+
 class PlacementService {
  public:
   PlacementService(store::Store& store, sched::Scheduler scheduler)
@@ -167,13 +180,9 @@ class PlacementService {
       const std::vector<std::pair<std::string, VmDocument>>& members,
       const store::HostRecord& source, const std::string& target_name);
 
-  // `datastores`: also read which datastores each host mounts (from its inventory JSON;
-  // only requests for VMs with datastore disks need it).
-  // `cpus`: also read the CPUs each host offers (its inventory's cpu_models; only live
-  // migrations need it).
   Result<sched::Snapshot> snapshot(const std::string& exclude_vm_id = {},
                                    const std::string& exclude_host_id = {},
-                                   bool datastores = false, bool cpus = false);
+                                   SnapshotDetail detail = {});
 
   // What-if (what_if.cc): the VMs placed on `host_ids` re-placed on the other hosts, one
   // after another on a private copy of the snapshot (each placement counted before the
@@ -230,7 +239,7 @@ class PlacementService {
   // snapshot() without any of `exclude_host_ids`, not counting `exclude_vm_ids`.
   Result<sched::Snapshot> snapshot_without(const std::vector<std::string>& exclude_vm_ids,
                                            const std::vector<std::string>& exclude_host_ids,
-                                           bool datastores, bool cpus = false);
+                                           SnapshotDetail detail);
 
   store::Store& store_;
   sched::Scheduler scheduler_;

@@ -219,7 +219,8 @@ class VmService {
   };
   struct HostChange {
     std::string kind, what, moving, running;
-    std::function<Status(store::Store& tx, VmDocument& doc)> plan;
+    // Checks the change against the VM (and its host: vm.host_id) and writes it in `doc`.
+    std::function<Status(store::Store& tx, const store::VmRecord& vm, VmDocument& doc)> plan;
     std::function<Result<HostOutcome>(AgentClient& agent, const store::VmRecord& vm,
                                       TaskTracker& tasks, const std::string& task_id)>
         on_host;
