@@ -80,13 +80,10 @@ int on_extents(void* user, const char* metacontext, uint64_t offset, uint32_t* e
 
 }  // namespace
 
-Result<std::unique_ptr<NbdSource>> NbdSource::connect_unix(const std::string& socket,
-                                                           const std::string& export_name,
-                                                           const std::string& bitmap) {
+Result<std::unique_ptr<NbdSource>> NbdSource::prepare(const std::string& bitmap) {
   std::unique_ptr<NbdSource> s(new NbdSource());
   s->h_ = nbd_create();
   if (!s->h_) return nbd_error("create");
-  if (nbd_set_export_name(s->h_, export_name.c_str()) == -1) return nbd_error("export name");
   // Every byte of a read buffer is overwritten by the reply (or the read fails): libnbd
   // need not zero it first (1 GiB of memset per GiB read otherwise).
   if (nbd_set_pread_initialize(s->h_, false) == -1) return nbd_error("pread initialize");
@@ -97,15 +94,52 @@ Result<std::unique_ptr<NbdSource>> NbdSource::connect_unix(const std::string& so
     if (nbd_add_meta_context(s->h_, s->bitmap_context_.c_str()) == -1)
       return nbd_error("meta context");
   }
-  if (nbd_connect_unix(s->h_, socket.c_str()) == -1) return nbd_error("connect " + socket);
-  int64_t size = nbd_get_size(s->h_);
+  return s;
+}
+
+Status NbdSource::connected() {
+  int64_t size = nbd_get_size(h_);
   if (size < 0) return nbd_error("size");
-  s->size_ = static_cast<uint64_t>(size);
-  if (nbd_can_meta_context(s->h_, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1)
+  size_ = static_cast<uint64_t>(size);
+  if (nbd_can_meta_context(h_, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1)
     return make_error(ErrorCode::failed_precondition, "NBD export lacks base:allocation");
-  if (!bitmap.empty() && nbd_can_meta_context(s->h_, s->bitmap_context_.c_str()) != 1)
+  if (!bitmap_context_.empty() && nbd_can_meta_context(h_, bitmap_context_.c_str()) != 1)
     return make_error(ErrorCode::failed_precondition,
-                      "NBD export lacks the dirty bitmap " + bitmap);
+                      "NBD export lacks the dirty bitmap " +
+                          bitmap_context_.substr(std::string_view("qemu:dirty-bitmap:").size()));
+  return {};
+}
+
+Result<std::unique_ptr<NbdSource>> NbdSource::connect_unix(const std::string& socket,
+                                                           const std::string& export_name,
+                                                           const std::string& bitmap) {
+  auto s = prepare(bitmap);
+  if (!s) return s;
+  if (nbd_set_export_name((*s)->h_, export_name.c_str()) == -1) return nbd_error("export name");
+  if (nbd_connect_unix((*s)->h_, socket.c_str()) == -1) return nbd_error("connect " + socket);
+  if (auto st = (*s)->connected(); !st) return tl::unexpected(st.error());
+  return s;
+}
+
+Result<std::unique_ptr<NbdSource>> NbdSource::serve_image(const std::string& qemu_nbd,
+                                                          const std::string& path,
+                                                          const std::string& format,
+                                                          const std::string& bitmap) {
+  if (format != "qcow2" && format != "raw") return invalid_argument("format", "qcow2 or raw");
+  auto s = prepare(bitmap);
+  if (!s) return s;
+  std::vector<std::string> args = {qemu_nbd, "--read-only", "-f", format};
+  if (!bitmap.empty()) {
+    args.push_back("-B");
+    args.push_back(bitmap);
+  }
+  args.push_back(path);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (nbd_connect_systemd_socket_activation((*s)->h_, argv.data()) == -1)
+    return nbd_error("start qemu-nbd for " + path);
+  if (auto st = (*s)->connected(); !st) return tl::unexpected(st.error());
   return s;
 }
 

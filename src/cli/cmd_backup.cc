@@ -231,8 +231,9 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
   };
 
   auto create = std::make_shared<Args>();
-  CLI::App* c = b->add_subcommand(
-      "create", "Back up a running or paused VM while it runs (incremental when possible)");
+  CLI::App* c = b->add_subcommand("create",
+                                  "Back up a VM: a running one while it runs, a stopped one "
+                                  "offline (incremental when possible)");
   c->add_option("vm", create->target, "VM name")->required();
   c->add_flag("--full", create->full, "A full backup even when an incremental is possible");
   waiting(c, *create);

@@ -27,6 +27,14 @@ struct ImageInfo {
   // extended attribute of the file, set before it is renamed into place); empty when
   // unknown (imported without a kind, or a file system without user xattrs).
   std::string kind;
+  // A qcow2's persistent dirty bitmaps (format-specific data; empty for other formats).
+  struct Bitmap {
+    std::string name;
+    uint64_t granularity = 0;
+    bool recording = false;     // flag "auto": enabled, QEMU records writes into it
+    bool inconsistent = false;  // flag "in-use": the image was not closed cleanly
+  };
+  std::vector<Bitmap> bitmaps;
 };
 
 class ImageStore {
@@ -145,7 +153,8 @@ inline Result<ImageInfo> ImageStore::clone_disk(const std::string&, const std::s
 }
 
 // Parses the output of `qemu-img info --output=json` (format, sizes, backing file, data
-// file; `name`, `path` and `kind` are left empty). Malformed or incomplete output is an internal error.
+// file, qcow2 bitmaps; `name`, `path` and `kind` are left empty). Malformed or incomplete output is
+// an internal error.
 Result<ImageInfo> parse_qemu_img_info(const std::string& json_text);
 
 // Creates the store rooted at `root` (made if missing). `qemu_img` is the binary to run.

@@ -22,6 +22,13 @@ class NbdSource final : public DiskSource {
   static Result<std::unique_ptr<NbdSource>> connect_unix(const std::string& socket,
                                                          const std::string& export_name,
                                                          const std::string& bitmap);
+  // A disk image nothing else has open (a stopped VM's), served read-only by a private
+  // qemu-nbd (socket activation: no socket path is shared), with its persistent dirty
+  // bitmap `bitmap` exported (empty: none). `format`: qcow2 or raw.
+  static Result<std::unique_ptr<NbdSource>> serve_image(const std::string& qemu_nbd,
+                                                        const std::string& path,
+                                                        const std::string& format,
+                                                        const std::string& bitmap);
   ~NbdSource() override;
   uint64_t size() const override { return size_; }
   Result<std::vector<Extent>> data_extents() override;
@@ -30,6 +37,10 @@ class NbdSource final : public DiskSource {
 
  private:
   NbdSource() = default;
+  // A handle asking for base:allocation (and `bitmap`'s context); then, connected, checks
+  // the server offers them and reads the size.
+  static Result<std::unique_ptr<NbdSource>> prepare(const std::string& bitmap);
+  Status connected();
   // Extents of `context` whose flags satisfy (flags & mask) == value.
   Result<std::vector<Extent>> extents(const std::string& context, uint32_t mask, uint32_t value);
   ::nbd_handle* h_ = nullptr;

@@ -42,6 +42,26 @@ Result<ImageInfo> parse_qemu_img_info(const std::string& json_text) {
           if (!df->is_string()) return internal_error("qemu-img info: invalid \"data-file\"");
           info.data_file = df->get<std::string>();
         }
+        if (auto bms = data->find("bitmaps"); bms != data->end()) {
+          if (!bms->is_array()) return internal_error("qemu-img info: invalid \"bitmaps\"");
+          for (const auto& b : *bms) {
+            auto name = b.is_object() ? b.find("name") : b.end();
+            auto flags = b.is_object() ? b.find("flags") : b.end();
+            if (!b.is_object() || name == b.end() || !name->is_string() || flags == b.end() ||
+                !flags->is_array())
+              return internal_error("qemu-img info: invalid entry in \"bitmaps\"");
+            ImageInfo::Bitmap bm;
+            bm.name = name->get<std::string>();
+            if (auto g = b.find("granularity"); g != b.end() && g->is_number_unsigned())
+              bm.granularity = g->get<uint64_t>();
+            for (const auto& f : *flags) {
+              if (!f.is_string()) return internal_error("qemu-img info: invalid bitmap flag");
+              if (f == "auto") bm.recording = true;
+              if (f == "in-use") bm.inconsistent = true;
+            }
+            info.bitmaps.push_back(std::move(bm));
+          }
+        }
       }
     }
     return info;

@@ -250,36 +250,6 @@ Result<pb::Snapshot> AgentClient::create_snapshot(const std::string& request_id,
   return resp.snapshot();
 }
 
-Result<pb::CreateBackupResponse> AgentClient::create_backup(const std::string& request_id,
-                                                            const std::string& vm,
-                                                            const std::string& repo,
-                                                            const std::string& backup_id, bool full,
-                                                            std::string_view repo_key,
-                                                            std::chrono::milliseconds timeout) {
-  pb::CreateBackupRequest req;
-  req.set_request_id(request_id);
-  req.set_vm(vm);
-  req.set_repo(repo);
-  req.set_backup_id(backup_id);
-  req.set_full(full);
-  req.set_repo_key(std::string(repo_key));
-  STRATA_UNARY(CreateBackup, req, pb::CreateBackupResponse, timeout);
-  return resp;
-}
-
-Status AgentClient::restore_backup(const std::string& request_id, const std::string& vm,
-                                   const std::string& repo, const std::string& backup_id,
-                                   std::string_view repo_key, std::chrono::milliseconds timeout) {
-  pb::RestoreBackupRequest req;
-  req.set_request_id(request_id);
-  req.set_vm(vm);
-  req.set_repo(repo);
-  req.set_backup_id(backup_id);
-  req.set_repo_key(std::string(repo_key));
-  STRATA_UNARY(RestoreBackup, req, pb::RestoreBackupResponse, timeout);
-  return {};
-}
-
 Result<std::vector<pb::Snapshot>> AgentClient::list_snapshots(const std::string& vm) {
   pb::ListSnapshotsRequest req;
   req.set_vm(vm);

@@ -17,6 +17,22 @@ namespace strata::manager {
 
 namespace {
 
+// The task's progress while the agent copies a VM's disks (BackupVm / RestoreVmDisks
+// stream it): the percent scaled into [from, to), a write only when it moves.
+AgentClient::CopyProgress task_progress(TaskTracker& tasks, const std::string& task_id,
+                                        std::string what, int from, int to) {
+  auto last = std::make_shared<int>(-1);
+  return [&tasks, task_id, what = std::move(what), from, to, last](uint64_t done, uint64_t total) {
+    if (total == 0) return;
+    const int pct = from + static_cast<int>(std::min(done, total) * (to - from - 1) / total);
+    if (pct == *last) return;
+    *last = pct;
+    (void)tasks.update(
+        task_id, "running", pct,
+        fmt::format("{}: {} of {} MiB", what, std::min(done, total) >> 20, total >> 20));
+  };
+}
+
 // A backup reads whole disks; a restore writes them.
 constexpr std::chrono::hours kBackupTimeout{12};
 constexpr std::chrono::hours kRestoreTimeout{12};
@@ -109,7 +125,8 @@ Result<BackupTask> BackupService::create(const std::string& name, bool full,
       return;
     }
     auto r =
-        client->create_backup(task_id, name, repo_->root(), id, full, repo_key(), kBackupTimeout);
+        client->create_backup(task_id, name, repo_->root(), id, full, repo_key(), kBackupTimeout,
+                              task_progress(tasks, task_id, "backing up " + name, 0, 100));
     if (!r) {
       (void)tasks.fail(task_id, r.error().to_string());
       return;
@@ -200,8 +217,9 @@ Result<BackupTask> BackupService::restore(const std::string& id, const std::stri
       (void)tasks.fail(task_id, "the VM's host is not connected");
       return;
     }
-    if (auto st =
-            client->restore_backup(task_id, name, repo_->root(), id, repo_key(), kRestoreTimeout);
+    if (auto st = client->restore_backup(
+            task_id, name, repo_->root(), id, repo_key(), kRestoreTimeout,
+            task_progress(tasks, task_id, "restoring " + id + " into " + name, 0, 100));
         !st) {
       (void)tasks.fail(task_id, st.error().to_string());
       return;
@@ -308,8 +326,9 @@ Result<BackupTask> BackupService::restore_new(const std::string& id, const std::
     (void)tasks.update(task_id, "running", 10, "restoring " + id + " into the new VM " + name);
     AgentClientPtr client = agents_ ? agents_(host) : nullptr;
     if (!client) return give_up("the new VM's host is not connected");
-    if (auto st =
-            client->restore_backup(task_id, name, repo_->root(), id, repo_key(), kRestoreTimeout);
+    if (auto st = client->restore_backup(
+            task_id, name, repo_->root(), id, repo_key(), kRestoreTimeout,
+            task_progress(tasks, task_id, "restoring " + id + " into the new VM " + name, 10, 100));
         !st)
       return give_up(st.error().to_string());
     (void)tasks.update(task_id, "succeeded", 100, "restored " + id + " into the new VM " + name,

@@ -55,6 +55,34 @@ TEST(QemuImgInfo, ParsesAnExternalDataFile) {
   EXPECT_FALSE(bad);
 }
 
+// qemu-img 7.2 after `qemu-img bitmap --add t.qcow2 strata-a` and `--add --disable ...
+// strata-b`, plus an in-use one (QEMU killed while it had the image open).
+TEST(QemuImgInfo, ParsesPersistentBitmaps) {
+  auto info = parse_qemu_img_info(R"({
+    "virtual-size": 67108864, "filename": "t.qcow2", "format": "qcow2", "actual-size": 204800,
+    "format-specific": {"type": "qcow2", "data": {"compat": "1.1", "lazy-refcounts": false,
+        "bitmaps": [{"flags": ["auto"], "name": "strata-a", "granularity": 65536},
+                    {"flags": [], "name": "strata-b", "granularity": 65536},
+                    {"flags": ["in-use", "auto"], "name": "strata-c", "granularity": 131072}],
+        "refcount-bits": 16, "corrupt": false, "extended-l2": false}}})");
+  ASSERT_TRUE(info) << info.error().to_string();
+  ASSERT_EQ(info->bitmaps.size(), 3u);
+  EXPECT_EQ(info->bitmaps[0].name, "strata-a");
+  EXPECT_TRUE(info->bitmaps[0].recording);
+  EXPECT_FALSE(info->bitmaps[0].inconsistent);
+  EXPECT_EQ(info->bitmaps[0].granularity, 65536u);
+  EXPECT_FALSE(info->bitmaps[1].recording);
+  EXPECT_TRUE(info->bitmaps[2].inconsistent);
+  EXPECT_EQ(info->bitmaps[2].granularity, 131072u);
+  for (const char* bad :
+       {R"("bitmaps": {})", R"("bitmaps": [{"name": "x"}])",
+        R"("bitmaps": [{"name": 1, "flags": []}])", R"("bitmaps": [{"name": "x", "flags": [7]}])"})
+    EXPECT_FALSE(parse_qemu_img_info(std::string(R"({"format": "qcow2", "virtual-size": 1,
+        "format-specific": {"data": {)") +
+                                     bad + "}}}"))
+        << bad;
+}
+
 TEST(QemuImgInfo, MalformedOutputIsAnErrorNotACrash) {
   std::string good = fixture("info_raw.json");
   const std::vector<std::pair<std::string, std::string>> cases = {

@@ -6,12 +6,14 @@
 #include "strata/manager/vms/backup_service.h"
 
 #include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -112,6 +114,89 @@ TEST_F(BackupServiceTest, CreateRunsOnTheHostAndItsRefusalFailsTheTask) {
   auto done = wait_task(t->task.id);
   EXPECT_EQ(done.state, "failed");
   EXPECT_NE(done.message.find("cannot back up"), std::string::npos) << done.message;
+}
+
+// The agent streams the copy's progress (BackupVm): the task shows it while the backup
+// runs, in percent and MiB, and ends with the outcome.
+TEST_F(BackupServiceTest, TheTaskShowsTheAgentsCopyProgress) {
+  make_vm("web", true);
+  std::promise<void> seen;
+  auto seen_f = seen.get_future().share();
+  hv_.backup_script =
+      [seen_f](const agent::BackupProgressCallback& progress) -> Result<agent::BackupOutcome> {
+    progress(0, 100ull << 20);
+    progress(50ull << 20, 100ull << 20);
+    seen_f.wait_for(std::chrono::seconds(20));  // the test has looked at the task
+    progress(100ull << 20, 100ull << 20);
+    agent::BackupOutcome out;
+    out.id = "x";
+    out.kind = "full";
+    out.full_reason = "requested";
+    out.bytes_read = out.bytes_new = out.disk_bytes = 100ull << 20;
+    return out;
+  };
+  auto t = backups_->create("web", true, "token:alice");
+  ASSERT_TRUE(t) << t.error().to_string();
+  store::TaskRecord mid;
+  for (int i = 0; i < 2000; ++i) {
+    auto r = store_->get_task(t->task.id);
+    if (r && r->progress == 49) {
+      mid = *r;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  seen.set_value();
+  EXPECT_EQ(mid.state, "running");
+  EXPECT_EQ(mid.progress, 49);
+  EXPECT_EQ(mid.message, "backing up web: 50 of 100 MiB") << mid.message;
+  auto done = wait_task(t->task.id);
+  ASSERT_EQ(done.state, "succeeded") << done.message;
+  EXPECT_EQ(done.progress, 100);
+  auto result = nlohmann::json::parse(done.result, nullptr, false);
+  ASSERT_TRUE(result.is_object()) << done.result;
+  EXPECT_EQ(result["kind"], "full");
+  EXPECT_EQ(result["bytes_new"], 100ull << 20);
+}
+
+// An agent that predates the progress streams answers BackupVm / RestoreVmDisks with
+// UNIMPLEMENTED: the client makes the unary call with the same request instead.
+TEST_F(BackupServiceTest, AnAgentWithoutTheStreamsGetsTheUnaryCalls) {
+  class OlderAgent final : public pb::AgentService::Service {
+   public:
+    grpc::Status CreateBackup(grpc::ServerContext*, const pb::CreateBackupRequest* req,
+                              pb::CreateBackupResponse* resp) override {
+      seen.push_back("CreateBackup " + req->request_id() + " " + req->backup_id());
+      resp->set_kind("full");
+      resp->set_disk_bytes(7);
+      return grpc::Status::OK;
+    }
+    grpc::Status RestoreBackup(grpc::ServerContext*, const pb::RestoreBackupRequest* req,
+                               pb::RestoreBackupResponse*) override {
+      seen.push_back("RestoreBackup " + req->request_id() + " " + req->backup_id());
+      return grpc::Status::OK;
+    }
+    std::vector<std::string> seen;
+  } older;
+  const std::string socket = "unix:" + (dir_ / "older.sock").string();
+  grpc::ServerBuilder b;
+  b.AddListeningPort(socket, grpc::InsecureServerCredentials());
+  b.RegisterService(&older);
+  auto server = b.BuildAndStart();
+  ASSERT_TRUE(server);
+  AgentClient client(socket);
+  int progress_calls = 0;
+  auto r = client.create_backup("req-1", "web", "/repo", "b1", false, "", std::chrono::seconds(5),
+                                [&](uint64_t, uint64_t) { ++progress_calls; });
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->kind(), "full");
+  EXPECT_EQ(r->disk_bytes(), 7u);
+  auto st = client.restore_backup("req-2", "web", "/repo", "b1", "", std::chrono::seconds(5));
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(progress_calls, 0);
+  EXPECT_EQ(older.seen,
+            (std::vector<std::string>{"CreateBackup req-1 b1", "RestoreBackup req-2 b1"}));
+  server->Shutdown();
 }
 
 // An encrypted repository: the manager opens it with its key, and the key reaches the

@@ -134,6 +134,10 @@ class AgentService final : public v1::AgentService::Service {
                             v1::CreateBackupResponse*) override;
   grpc::Status RestoreBackup(grpc::ServerContext*, const v1::RestoreBackupRequest*,
                              v1::RestoreBackupResponse*) override;
+  grpc::Status BackupVm(grpc::ServerContext*, const v1::CreateBackupRequest*,
+                        grpc::ServerWriter<v1::BackupProgress>*) override;
+  grpc::Status RestoreVmDisks(grpc::ServerContext*, const v1::RestoreBackupRequest*,
+                              grpc::ServerWriter<v1::BackupProgress>*) override;
   grpc::Status Health(grpc::ServerContext*, const v1::HealthRequest*, v1::HealthResponse*) override;
 
   // Live migration (agent_service_migration.cc).
@@ -166,6 +170,12 @@ class AgentService final : public v1::AgentService::Service {
   template <typename Req, typename Resp>
   grpc::Status once_in(RequestLog& log, const char* method, const Req& request, Resp* response,
                        const std::function<Status(Resp*)>& run);
+  // A backup or restore, unary or streamed: one request-id log entry per request id.
+  grpc::Status backup_vm(const v1::CreateBackupRequest& req, v1::CreateBackupResponse* resp,
+                         const BackupProgressCallback& progress);
+  grpc::Status restore_vm_disks(const v1::RestoreBackupRequest& req,
+                                v1::RestoreBackupResponse* resp,
+                                const BackupProgressCallback& progress);
   // Natural idempotency: the state-dependent lifecycle actions.
   Status start_vm(const std::string& name, const std::string& cpu_model, v1::VmStatus* out);
   Status stop_vm(const std::string& name, bool force, uint32_t timeout_ms, v1::VmStatus* out);

@@ -166,17 +166,22 @@ class AgentClient {
                          const std::string& name, std::chrono::milliseconds timeout);
   Status delete_snapshot(const std::string& request_id, const std::string& vm,
                          const std::string& name, std::chrono::milliseconds timeout);
-  // Backups (the agent's CreateBackup / RestoreBackup; docs/internals/backup.md).
-  // `repo_key`: the encrypted repository's 32-byte key ("" plain), carried only in the
-  // request over this mTLS channel.
+  // Backups (the agent's BackupVm / RestoreVmDisks, streaming the copy's progress:
+  // `on_progress(done, total)` in bytes; docs/internals/backup.md). An agent that predates
+  // the streams (UNIMPLEMENTED) gets the unary CreateBackup / RestoreBackup instead, without
+  // progress. `repo_key`: the encrypted repository's 32-byte key ("" plain), carried only
+  // in the request over this mTLS channel.
+  using CopyProgress = std::function<void(uint64_t done, uint64_t total)>;
   Result<pb::CreateBackupResponse> create_backup(const std::string& request_id,
                                                  const std::string& vm, const std::string& repo,
                                                  const std::string& backup_id, bool full,
                                                  std::string_view repo_key,
-                                                 std::chrono::milliseconds timeout);
+                                                 std::chrono::milliseconds timeout,
+                                                 const CopyProgress& on_progress = {});
   Status restore_backup(const std::string& request_id, const std::string& vm,
                         const std::string& repo, const std::string& backup_id,
-                        std::string_view repo_key, std::chrono::milliseconds timeout);
+                        std::string_view repo_key, std::chrono::milliseconds timeout,
+                        const CopyProgress& on_progress = {});
 
   Result<std::vector<pb::Image>> list_images(
       std::optional<std::chrono::milliseconds> timeout = std::nullopt);

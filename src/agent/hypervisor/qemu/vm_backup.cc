@@ -1,10 +1,13 @@
 // Backups in the QEMU driver (docs/internals/backup.md): a running VM's disks read in pull
 // mode — fleecing nodes (blockdev-backup sync=none), persistent dirty bitmaps, a read-only
-// NBD export on a UNIX socket — into a chunk repository (strata/backup); and a stopped
-// VM's disks restored from one. Every QMP call, qemu-img run and NBD read happens without
-// mu_; the backup job (vm_job.h) keeps other jobs off the VM meanwhile.
+// NBD export on a UNIX socket — into a chunk repository (strata/backup); a stopped VM's
+// disks read offline (a private read-only qemu-nbd, the qcow2's own persistent bitmaps);
+// and a stopped VM's disks restored from one. Every QMP call, qemu-img run and NBD read happens
+// without mu_; the backup job (vm_job.h) keeps other jobs off the VM meanwhile.
 #include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <thread>
 
 #include "qemu_access.h"
@@ -29,12 +32,6 @@ namespace {
 constexpr std::chrono::seconds kNoAgentAfter{10};
 // Our bitmaps are "strata-<backup id>"; anything else on a node is someone else's.
 constexpr std::string_view kBitmapPrefix = "strata-";
-
-const DirtyBitmapInfo* find_bitmap(const BlockNodeInfo& n, const std::string& name) {
-  for (auto& b : n.dirty_bitmaps)
-    if (b.name == name) return &b;
-  return nullptr;
-}
 
 std::string fleece_node(size_t i) { return "bkt" + std::to_string(i); }
 std::string backup_job(size_t i) { return "bkj" + std::to_string(i); }
@@ -71,7 +68,7 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
 
   std::string dir;
   model::VmSpec spec;
-  std::shared_ptr<QemuMonitor> qmp;
+  std::shared_ptr<QemuMonitor> qmp;  // null: the VM is stopped, its disks are read offline
   VmState state;
   bool probe_agent = true;
   {
@@ -79,17 +76,19 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
     auto v = find_locked(name);
     if (!v) return tl::unexpected(v.error());
     Vm& vm = **v;
-    if (!live(vm.rec.state))
-      return make_error(ErrorCode::failed_precondition,
-                        "VM " + name + " is " + model::to_string(vm.rec.state) +
-                            "; backups read a running or paused VM");
-    if (!vm.qmp)
+    const bool offline = vm.rec.state == VmState::defined || vm.rec.state == VmState::stopped ||
+                         vm.rec.state == VmState::crashed;
+    if (!live(vm.rec.state) && !offline)
+      return make_error(
+          ErrorCode::failed_precondition,
+          "VM " + name + " is " + model::to_string(vm.rec.state) + "; try again when it settles");
+    if (live(vm.rec.state) && !vm.qmp)
       return unavailable("VM " + name +
                          "'s QMP monitor is not connected yet (re-attaching); retry");
     if (auto st = begin_job_locked(name, vm, VmJob::backup); !st) return tl::unexpected(st.error());
     dir = vm.dir;
     spec = vm.spec;
-    qmp = vm.qmp;
+    qmp = offline ? nullptr : vm.qmp;
     state = vm.rec.state;
     // The facts poller first asked this run's guest long enough ago and has heard nothing
     // since: no agent. (The last ask is at most an interval old, so it cannot tell.)
@@ -111,20 +110,39 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
   if (!lock) return tl::unexpected(lock.error());
 
   const size_t n = spec.disks.size();
-  teardown_qemu(*qmp, n);  // leftovers of a killed agent
-  auto nodes = qmp->query_named_block_nodes(kCmd);
-  if (!nodes) return tl::unexpected(nodes.error());
-  std::vector<std::string> tops(n);
+  // Each disk's active file, size and our bitmaps on it: QEMU's nodes when the VM runs
+  // (`tops`: the node names), the qcow2's own persistent bitmaps when it is stopped.
+  std::vector<std::string> files(n), formats(n), tops(n);
   std::vector<uint64_t> sizes(n);
+  std::vector<std::vector<DirtyBitmapInfo>> bitmaps(n);
+  std::optional<std::vector<BlockNodeInfo>> nodes;
+  if (qmp) {
+    teardown_qemu(*qmp, n);  // leftovers of a killed agent
+    auto q = qmp->query_named_block_nodes(kCmd);
+    if (!q) return tl::unexpected(q.error());
+    nodes = std::move(*q);
+  }
   for (size_t i = 0; i < n; ++i) {
-    const std::string& file = tree->active[spec.disks[i].name];
-    const BlockNodeInfo* top = format_node(*nodes, file);
-    if (!top) return internal_error("QEMU has no node for " + file);
-    tops[i] = top->node_name;
-    auto info = opts_.images->vm_file_info(name, file);
+    files[i] = tree->active[spec.disks[i].name];
+    auto info = opts_.images->vm_file_info(name, files[i]);
     if (!info) return tl::unexpected(info.error());
     sizes[i] = info->virtual_size;
+    formats[i] = info->format;
+    if (nodes) {
+      const BlockNodeInfo* top = format_node(*nodes, files[i]);
+      if (!top) return internal_error("QEMU has no node for " + files[i]);
+      tops[i] = top->node_name;
+      bitmaps[i] = top->dirty_bitmaps;
+    } else {
+      for (const auto& b : info->bitmaps)
+        bitmaps[i].push_back({b.name, 0, b.granularity, b.recording, false, true, b.inconsistent});
+    }
   }
+  auto find_bitmap = [&](size_t i, const std::string& bitmap) -> const DirtyBitmapInfo* {
+    for (const auto& b : bitmaps[i])
+      if (b.name == bitmap) return &b;
+    return nullptr;
+  };
 
   // Full or incremental: decided from QEMU's bitmaps, never from memory.
   BackupOutcome out;
@@ -151,8 +169,7 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
         reason = "disk " + dn + " is not in backup " + parent->id;
         break;
       }
-      const BlockNodeInfo* top = format_node(*nodes, tree->active[dn]);
-      const DirtyBitmapInfo* bm = find_bitmap(*top, rec->bitmap);
+      const DirtyBitmapInfo* bm = find_bitmap(i, rec->bitmap);
       if (!bm)
         reason = "disk " + dn + " has no bitmap " + rec->bitmap +
                  " (a snapshot, revert or restore since, or a new disk)";
@@ -175,25 +192,103 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
 
   // Stale bitmaps of ours cost the guest's writes and hold no trust: drop all but the
   // parent's (an inconsistent one can only be removed).
-  for (size_t i = 0; i < n; ++i) {
-    const BlockNodeInfo* top = format_node(*nodes, tree->active[spec.disks[i].name]);
-    for (auto& b : top->dirty_bitmaps)
+  auto remove_bitmap = [&](size_t i, const std::string& bitmap) -> Status {
+    if (qmp) return qmp->block_dirty_bitmap_remove(tops[i], bitmap, kCmd);
+    auto r = run_checked({"qemu-img", "bitmap", "--remove", files[i], bitmap});
+    if (!r) return tl::unexpected(r.error());
+    return {};
+  };
+  for (size_t i = 0; i < n; ++i)
+    for (auto& b : bitmaps[i])
       if (b.name.rfind(kBitmapPrefix, 0) == 0 && !(incremental && b.name == parent_bitmap[i]))
-        if (auto s = qmp->block_dirty_bitmap_remove(tops[i], b.name, kCmd); !s)
+        if (auto s = remove_bitmap(i, b.name); !s)
           return tl::unexpected(s.error().wrap("remove stale bitmap " + b.name));
-  }
 
   if (auto s = repo->begin_backup(req.id); !s) return tl::unexpected(s.error());
 
+  backup::Manifest m;
+  m.id = req.id;
+  m.vm = name;
+  m.created_unix_ms = wall_ms();
+  m.kind = out.kind;
+  m.parent = out.parent;
+  uint64_t total = 0;
+  for (auto sz : sizes) total += sz;
+  backup::Repository::PendingChunks pending;  // this run's new chunks, named at commit
+  // Reads every disk from `open(i)` (its NBD source) into the repository: the chunks, an
+  // index per disk, the manifest's disk records.
+  auto copy_disks =
+      [&](const std::function<Result<std::unique_ptr<backup::NbdSource>>(size_t)>& open) -> Status {
+    uint64_t before = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const auto& dn = spec.disks[i].name;
+      auto src = open(i);
+      if (!src) return tl::unexpected(src.error());
+      std::optional<backup::DiskIndex> pidx;
+      if (incremental) {
+        auto p = repo->read_index(parent->id, dn);
+        if (!p) return tl::unexpected(p.error());
+        pidx = std::move(*p);
+      }
+      auto r = backup::backup_disk(
+          *repo, **src, dn, pidx ? &*pidx : nullptr, backup::kDefaultChunkSize,
+          [&](uint64_t done, uint64_t) {
+            if (progress) progress(before + done, total);
+          },
+          &pending);
+      if (!r) return tl::unexpected(r.error());
+      if (auto s = repo->write_index(req.id, r->index); !s) return s;
+      before += sizes[i];
+      m.disks.push_back({dn, sizes[i], new_bitmap, r->stats.bytes_read, r->stats.bytes_new,
+                         r->stats.chunks_read, r->stats.zero_chunks});
+      out.bytes_read += r->stats.bytes_read;
+      out.bytes_new += r->stats.bytes_new;
+    }
+    out.disk_bytes = total;
+    return {};
+  };
+
+  if (!qmp) {
+    // A stopped VM: nothing writes its disks while the backup job holds it, so the files
+    // are the backup point. A private read-only qemu-nbd serves each one (with the
+    // parent's bitmap for an incremental); once the backup is committed the disk gets
+    // the new bitmap (qemu-img bitmap --add: enabled, so the next QEMU records into it)
+    // and the parent's goes. A failure before the commit changes nothing on the disks.
+    auto failed = [&](const Error& e) -> Result<BackupOutcome> {
+      for (auto& [tmp, final_path] : pending.renames) ::unlink(tmp.c_str());
+      log->warn("backup failed vm={} id={} error={}", name, req.id, e.to_string());
+      return tl::unexpected(e);
+    };
+    auto copied = copy_disks([&](size_t i) {
+      return backup::NbdSource::serve_image("qemu-nbd", files[i], formats[i],
+                                            incremental ? parent_bitmap[i] : "");
+    });
+    if (!copied) return failed(copied.error());
+    if (auto s = repo->commit(m, &pending); !s) return failed(s.error());
+    for (size_t i = 0; i < n; ++i) {
+      // Without it the next backup is full, saying the disk has no bitmap: never wrong.
+      if (auto r = run_checked({"qemu-img", "bitmap", "--add", files[i], new_bitmap}); !r)
+        log->warn("add bitmap vm={} disk={} error={}", name, spec.disks[i].name, r.error().message);
+      if (incremental)
+        if (auto s = remove_bitmap(i, parent_bitmap[i]); !s)
+          log->warn("remove bitmap vm={} bitmap={} error={}", name, parent_bitmap[i],
+                    s.error().message);
+    }
+    if (progress) progress(total, total);
+    log->info("backup vm={} id={} kind={} read={} new={} offline reason={}", name, req.id, out.kind,
+              out.bytes_read, out.bytes_new, out.full_reason);
+    return out;
+  }
+
   // Fleecing targets: temp qcow2 files QEMU writes the old data into.
-  VmFiles files = vm_files(dir);
+  VmFiles vfiles = vm_files(dir);
   std::vector<std::string> temps(n);
   auto remove_temps = [&] {
     for (auto& t : temps)
       if (!t.empty()) ::unlink(t.c_str());
   };
   for (size_t i = 0; i < n; ++i) {
-    temps[i] = files.run_dir + "/backup-" + std::to_string(i) + ".qcow2";
+    temps[i] = vfiles.run_dir + "/backup-" + std::to_string(i) + ".qcow2";
     ::unlink(temps[i].c_str());
     auto r = run_checked(
         {"qemu-img", "create", "-q", "-f", "qcow2", temps[i], std::to_string(sizes[i])});
@@ -202,13 +297,12 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
       return tl::unexpected(r.error().wrap("fleecing file"));
     }
   }
-  if (auto s = prepare_qemu_access(dir, files, temps, opts_.run_as); !s) {
+  if (auto s = prepare_qemu_access(dir, vfiles, temps, opts_.run_as); !s) {
     remove_temps();
     return tl::unexpected(s.error());
   }
 
   bool bitmaps_switched = false;
-  backup::Repository::PendingChunks pending;  // this run's new chunks, named at commit
   // Undo on failure: QEMU's side, then the bitmaps as they were (the new bitmap's bits
   // merged back into the parent's, which records again), then the temp files.
   auto fail = [&](const Error& e) -> Result<BackupOutcome> {
@@ -258,7 +352,7 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
   bitmaps_switched = true;
   out.frozen = frozen;
 
-  if (auto s = qmp->nbd_server_start_unix(files.run_dir + "/backup.nbd", kCmd); !s)
+  if (auto s = qmp->nbd_server_start_unix(vfiles.run_dir + "/backup.nbd", kCmd); !s)
     return fail(s.error().wrap("NBD server"));
   for (size_t i = 0; i < n; ++i) {
     std::vector<std::string> bms;
@@ -269,41 +363,13 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
       return fail(s.error().wrap("NBD export"));
   }
 
-  backup::Manifest m;
-  m.id = req.id;
-  m.vm = name;
-  m.created_unix_ms = wall_ms();
-  m.kind = out.kind;
-  m.parent = out.parent;
   m.frozen = frozen;
-  uint64_t total = 0, before = 0;
-  for (auto sz : sizes) total += sz;
-  for (size_t i = 0; i < n; ++i) {
-    const auto& dn = spec.disks[i].name;
-    auto src = backup::NbdSource::connect_unix(files.run_dir + "/backup.nbd", dn,
+  if (auto copied = copy_disks([&](size_t i) {
+        return backup::NbdSource::connect_unix(vfiles.run_dir + "/backup.nbd", spec.disks[i].name,
                                                incremental ? parent_bitmap[i] : "");
-    if (!src) return fail(src.error());
-    std::optional<backup::DiskIndex> pidx;
-    if (incremental) {
-      auto p = repo->read_index(parent->id, dn);
-      if (!p) return fail(p.error());
-      pidx = std::move(*p);
-    }
-    auto r = backup::backup_disk(
-        *repo, **src, dn, pidx ? &*pidx : nullptr, backup::kDefaultChunkSize,
-        [&](uint64_t done, uint64_t) {
-          if (progress) progress(before + done, total);
-        },
-        &pending);
-    if (!r) return fail(r.error());
-    if (auto s = repo->write_index(req.id, r->index); !s) return fail(s.error());
-    before += sizes[i];
-    m.disks.push_back({dn, sizes[i], new_bitmap, r->stats.bytes_read, r->stats.bytes_new,
-                       r->stats.chunks_read, r->stats.zero_chunks});
-    out.bytes_read += r->stats.bytes_read;
-    out.bytes_new += r->stats.bytes_new;
-  }
-  out.disk_bytes = total;
+      });
+      !copied)
+    return fail(copied.error());
 
   teardown_qemu(*qmp, n);
   remove_temps();
