@@ -131,6 +131,7 @@ class VmPage extends LivePage {
     displayOpen: { state: true },
     isos: { state: true },
     diskImages: { state: true },
+    hostDatastores: { state: true },
     hostNames: { state: true },
     target: { state: true },
     medium: { state: true },
@@ -143,6 +144,7 @@ class VmPage extends LivePage {
   target = "";  // "" = the scheduler's choice
   isos: string[] = [];  // the catalog's iso images (operators: the CD-ROM's choices)
   diskImages: string[] = [];  // the catalog's disk images (operators: an attached disk's base)
+  hostDatastores: string[] = [];  // the datastores the VM's host mounts
   medium = "";  // the iso chosen to insert
   cdromBusy = false;
   cdromMessage = "";
@@ -183,6 +185,17 @@ class VmPage extends LivePage {
       return;
     }
     if (!vm.data) throw new Error(errorText(vm.error, `cannot read VM ${this.name}`));
+    // An attached disk may go on a datastore its VM's host mounts (its inventory says which).
+    if (canOperate(this.role) && vm.data.host) {
+      const host = await requestHost(vm.data.host);
+      const inventory = host.data?.inventory as { datastores?: Array<{ name?: unknown }> } | undefined;
+      this.hostDatastores = (inventory?.datastores ?? [])
+        .map((d) => (typeof d.name === "string" ? d.name : ""))
+        .filter(Boolean)
+        .sort();
+    } else {
+      this.hostDatastores = [];
+    }
     this.vm = vm.data;
     const id = vm.data.id ?? "";
     const tasks = tasksNow && known === id ? tasksNow : id ? await tasksOf(id) : null;
@@ -367,7 +380,7 @@ class VmPage extends LivePage {
       </div>
       ${guestSection(vm)}
       ${spec.machine === undefined || spec.machine === "q35" ? this.renderCdrom(vm, spec, operate) : nothing}
-      <strata-vm-devices .vm=${vm} .role=${this.role} .images=${this.diskImages} .reload=${() => void this.refresh()}></strata-vm-devices>
+      <strata-vm-devices .vm=${vm} .role=${this.role} .images=${this.diskImages} .datastores=${this.hostDatastores} .reload=${() => void this.refresh()}></strata-vm-devices>
       ${vm.host
         ? html`<section aria-labelledby="vm-charts-h">
             <h2 id="vm-charts-h">Metrics</h2>

@@ -61,8 +61,9 @@ export interface DiskForm {
   unit: SizeUnit;
   image: string;
   readonly: boolean;
+  datastore: string;  // "": the host's own store; else a datastore the VM's host mounts
 }
-export const EMPTY_DISK_FORM: DiskForm = { name: "", source: "blank", size: "", unit: "GiB", image: "", readonly: false };
+export const EMPTY_DISK_FORM: DiskForm = { name: "", source: "blank", size: "", unit: "GiB", image: "", readonly: false, datastore: "" };
 
 // The body of POST /api/v1/vms/{name}/disks, or the first problem, named as the API names it
 // ("disk.name", "disk.size_bytes", "disk.image"). `disks`: the VM's disks now.
@@ -88,6 +89,7 @@ export function diskAttachBody(f: DiskForm, disks: Disk[]): Checked<Disk> {
     body.size_bytes = size.value;
   }
   if (f.readonly) body.readonly = true;
+  if (f.datastore.trim()) body.datastore = f.datastore.trim();
   return { ok: true, value: body };
 }
 

@@ -36,7 +36,7 @@ import {
 import { bytes, canOperate, type Role } from "./format";
 
 type Pending = { kind: "disk"; disk: Disk } | { kind: "nic"; nic: Nic };
-const DISK_FIELDS = ["disk.name", "disk.image", "disk.size_bytes"];
+const DISK_FIELDS = ["disk.name", "disk.image", "disk.size_bytes", "disk.datastore"];
 const NIC_FIELDS = ["nic.bridge", "nic.mac"];
 
 // A row's button: disabled with the reason as its tooltip when the VM's state refuses it.
@@ -50,6 +50,7 @@ class VmDevices extends LitElement {
     vm: { attribute: false },
     role: { attribute: false },
     images: { attribute: false },
+    datastores: { attribute: false },
     reload: { attribute: false },
     diskForm: { state: true },
     diskOpen: { state: true },
@@ -70,6 +71,7 @@ class VmDevices extends LitElement {
   vm: Vm | null = null;
   role: Role | "" = "";
   images: string[] = [];  // the catalog's disk images (an attached disk's base)
+  datastores: string[] = [];  // the datastores the VM's host mounts (an attached disk's home)
   reload: () => void = () => {};
   diskForm: DiskForm = EMPTY_DISK_FORM;
   diskOpen = false;
@@ -298,6 +300,14 @@ class VmDevices extends LitElement {
         ${SIZE_UNITS.map((u) => html`<option value=${u} ?selected=${u === f.unit}>${u}</option>`)}
       </select>
       ${fieldError(p, "disk.size_bytes", "disk-size")}
+      <label for="disk-datastore">Datastore</label>
+      <select id="disk-datastore" aria-invalid=${invalid("disk.datastore")} aria-describedby=${describedBy(p, "disk.datastore", "disk-datastore")}
+        title=${this.datastores.length ? nothing : "the VM's host mounts no datastore"}
+        @change=${(e: Event) => this.setDisk({ datastore: (e.target as HTMLSelectElement).value })}>
+        <option value="" ?selected=${!f.datastore}>the host's own store</option>
+        ${this.datastores.map((d) => html`<option value=${d} ?selected=${d === f.datastore}>${d}</option>`)}
+      </select>
+      ${fieldError(p, "disk.datastore", "disk-datastore")}
       <label><input type="checkbox" .checked=${f.readonly} @change=${(e: Event) => this.setDisk({ readonly: (e.target as HTMLInputElement).checked })} /> read-only</label>
       <button type="submit" ?disabled=${this.busy || !can.ok}>Attach</button>
       <button type="button" class="secondary" @click=${() => { this.diskOpen = false; this.diskProblem = null; }}>Cancel</button>

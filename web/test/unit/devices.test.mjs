@@ -45,6 +45,12 @@ test("attach disk: a blank disk of a size, or an image (grown to a size if given
     { name: "scratch", image: "debian", size_bytes: 20 * GiB });
 });
 
+test("attach disk: on a datastore of the VM's host, or (none chosen) in the host's own store", () => {
+  assert.deepEqual(diskAttachBody(form({ datastore: "shared" }), disks).value, { name: "scratch", size_bytes: GiB, datastore: "shared" });
+  assert.deepEqual(diskAttachBody(form({ datastore: "" }), disks).value, { name: "scratch", size_bytes: GiB });
+  assert.equal(EMPTY_DISK_FORM.datastore, "");
+});
+
 test("attach disk: each objection names the API's field", () => {
   assert.equal(diskAttachBody(form({ name: "" }), disks).problem.field, "disk.name");
   assert.equal(diskAttachBody(form({ name: "Data_1" }), disks).problem.field, "disk.name");
