@@ -445,8 +445,8 @@ Result<int64_t> QemuHypervisor::finish_incoming(const std::string& name,
     resumed = (*v)->last_resume_us;
     (*v)->job = VmJob::none;
     // The stream may have completed since the query (its event came first).
-    (*v)->postcopy_incoming = postcopy && (*v)->migration_status != "completed" &&
-                              (*v)->migration_status != "failed";
+    (*v)->postcopy_incoming =
+        postcopy && (*v)->migration_status != "completed" && (*v)->migration_status != "failed";
     if ((*v)->rec.state == VmState::paused)
       set_state_locked(name, **v, VmState::running, "migrated in");
     state_cv_.notify_all();
