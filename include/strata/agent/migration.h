@@ -148,6 +148,33 @@ class MigrationDriver {
     return make_error(ErrorCode::failed_precondition,
                       "this driver cannot interrupt a migration of " + name);
   }
+
+  // Post-copy recovery, after a switch-over whose stream broke with both QEMUs alive (both
+  // in postcopy-paused; confirm_out answers unavailable). As libvirt's --postcopy-resume:
+  // Target: listens for the source again on a new port of `listen_host` (QEMU's
+  // migrate-recover; TLS as the migration had it) and returns the URI ("tcp:HOST:PORT").
+  // Asked again while that listener waits, the same URI. not_found: no such VM here;
+  // failed_precondition: its incoming migration is not paused (nothing to recover).
+  virtual Result<std::string> prepare_recover_incoming(const std::string& name,
+                                                       const std::string& listen_host) {
+    (void)listen_host;
+    return make_error(ErrorCode::failed_precondition,
+                      "this driver cannot recover a post-copy migration of " + name);
+  }
+  // Source: reconnects its paused stream to `recover_uri` (QEMU's migrate with resume) and
+  // returns once it streams again (at once if it already does); confirm_out then waits for
+  // the last page. unavailable: it did not reconnect (ask again).
+  virtual Status resume_out(const std::string& name, const std::string& recover_uri) {
+    (void)recover_uri;
+    return make_error(ErrorCode::failed_precondition,
+                      "this driver cannot resume a post-copy migration of " + name);
+  }
+  // Source, in post-copy: breaks the stream now (QEMU's migrate-pause; both ends wait in
+  // postcopy-paused for a recovery). For tests and an operator's deliberate pause.
+  virtual Status pause_out(const std::string& name) {
+    return make_error(ErrorCode::failed_precondition,
+                      "this driver cannot pause a post-copy migration of " + name);
+  }
 };
 
 }  // namespace strata::agent

@@ -482,6 +482,8 @@ STRATA_ONCE_FOR(AbortMigrationRequest, AbortMigrationResponse)
 STRATA_ONCE_FOR(ConfirmMigrationRequest, ConfirmMigrationResponse)
 STRATA_ONCE_FOR(CancelMigrationRequest, CancelMigrationResponse)
 STRATA_ONCE_FOR(SwitchoverMigrationRequest, MigrationOutcome)
+STRATA_ONCE_FOR(PrepareRecoverMigrationRequest, PrepareRecoverMigrationResponse)
+STRATA_ONCE_FOR(ResumeMigrationRequest, ResumeMigrationResponse)
 #undef STRATA_ONCE_FOR
 
 }  // namespace strata::agent::service

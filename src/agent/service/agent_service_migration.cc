@@ -406,4 +406,42 @@ grpc::Status AgentService::CancelMigration(grpc::ServerContext*,
       });
 }
 
+// Post-copy recovery (docs/internals/migration.md, "Post-copy"): each attempt carries its
+// own request id, so an answer is remembered per attempt and a new attempt runs again.
+grpc::Status AgentService::PrepareRecoverMigration(grpc::ServerContext*,
+                                                   const v1::PrepareRecoverMigrationRequest* req,
+                                                   v1::PrepareRecoverMigrationResponse* resp) {
+  auto* mig = hv_.migration();
+  if (!mig) return cannot_migrate();
+  return once<v1::PrepareRecoverMigrationRequest, v1::PrepareRecoverMigrationResponse>(
+      "PrepareRecoverMigration", *req, resp,
+      [&](v1::PrepareRecoverMigrationResponse* out) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        if (!is_ip_literal(req->listen_host()))
+          return invalid_argument("listen_host", "must be an IP address of this host");
+        auto uri = mig->prepare_recover_incoming(req->name(), req->listen_host());
+        if (!uri) return tl::unexpected(uri.error());
+        out->set_recover_uri(*uri);
+        migration_log()->info("post-copy recovery prepared name={} uri={}", req->name(), *uri);
+        return {};
+      });
+}
+
+grpc::Status AgentService::ResumeMigration(grpc::ServerContext*,
+                                           const v1::ResumeMigrationRequest* req,
+                                           v1::ResumeMigrationResponse* resp) {
+  auto* mig = hv_.migration();
+  if (!mig) return cannot_migrate();
+  return once<v1::ResumeMigrationRequest, v1::ResumeMigrationResponse>(
+      "ResumeMigration", *req, resp, [&](v1::ResumeMigrationResponse*) -> Status {
+        if (auto st = model::validate_name("name", req->name()); !st) return st;
+        if (req->recover_uri().rfind("tcp:", 0) != 0 || req->recover_uri().size() > 300)
+          return invalid_argument("recover_uri", "must be a tcp: URI from PrepareRecoverMigration");
+        if (auto s = mig->resume_out(req->name(), req->recover_uri()); !s) return s;
+        migration_log()->info("post-copy stream resumed name={} uri={}", req->name(),
+                              req->recover_uri());
+        return {};
+      });
+}
+
 }  // namespace strata::agent::service

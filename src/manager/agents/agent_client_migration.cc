@@ -128,4 +128,33 @@ Result<pb::VmStatus> AgentClient::cancel_migration(const std::string& request_id
   return resp.vm();
 }
 
+Result<std::string> AgentClient::prepare_recover_migration(const std::string& request_id,
+                                                           const std::string& name,
+                                                           const std::string& listen_host) {
+  pb::PrepareRecoverMigrationRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_listen_host(listen_host);
+  grpc::ClientContext ctx;
+  set_deadline(ctx, kPhaseDeadline);
+  pb::PrepareRecoverMigrationResponse resp;
+  if (auto st = stub_->PrepareRecoverMigration(&ctx, req, &resp); !st.ok())
+    return tl::unexpected(error_from_grpc(st));
+  return resp.recover_uri();
+}
+
+Status AgentClient::resume_migration(const std::string& request_id, const std::string& name,
+                                     const std::string& recover_uri) {
+  pb::ResumeMigrationRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_recover_uri(recover_uri);
+  grpc::ClientContext ctx;
+  set_deadline(ctx, kPhaseDeadline);
+  pb::ResumeMigrationResponse resp;
+  if (auto st = stub_->ResumeMigration(&ctx, req, &resp); !st.ok())
+    return tl::unexpected(error_from_grpc(st));
+  return {};
+}
+
 }  // namespace strata::manager

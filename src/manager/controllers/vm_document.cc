@@ -164,6 +164,7 @@ std::string encode(const VmStatusDoc& s) {
                       {"ram_transferred", m.ram_transferred},
                       {"ram_copied_paused", m.ram_copied_paused},
                       {"postcopy", m.postcopy}};
+    if (m.recover_attempts) j["migration"]["recover_attempts"] = m.recover_attempts;
   }
   if (s.guest) j["guest"] = model::to_json(*s.guest);
   if (!s.cpu_model.empty()) j["cpu_model"] = s.cpu_model;
@@ -193,6 +194,7 @@ VmStatusDoc decode_vm_status(const std::string& text) {
       s.migration.ram_transferred = integer_member(m, "ram_transferred", uint64_t{0});
       s.migration.ram_copied_paused = m.value("ram_copied_paused", false);
       s.migration.postcopy = m.value("postcopy", false);
+      s.migration.recover_attempts = integer_member(m, "recover_attempts", int64_t{0});
     }
     // Damaged guest facts are dropped alone: the rest of the status stays.
     if (j.contains("guest"))

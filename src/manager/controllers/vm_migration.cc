@@ -49,6 +49,16 @@ Result<std::string> listen_host_of(const std::string& address) {
   return host;
 }
 
+// How many times a broken post-copy stream is recovered before the guest is given up.
+constexpr int64_t kMaxPostcopyRecoveries = 5;
+
+// ConfirmMigration's answer when the post-copy stream broke with both QEMUs alive (both
+// postcopy-paused, QemuHypervisor::confirm_out): unavailable, naming the stream.
+bool postcopy_stream_broken(const Error& e) {
+  return e.code == ErrorCode::unavailable &&
+         e.message.find("post-copy stream") != std::string::npos;
+}
+
 int progress_percent(const pb::MigrationProgress& p) {
   if (p.phase() == "mirror")
     return 10 + (p.disk_total() ? int(30 * p.disk_done() / p.disk_total()) : 0);
@@ -548,8 +558,95 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     return Outcome::retry;
   }
   lap("finish");
+  // Post-copy: the guest runs on the target, but the memory it has not touched yet is still
+  // only on the source. The migration ends once the source has sent the last page
+  // (ConfirmMigration waits for QEMU's "completed"). A stream that broke meanwhile with both
+  // QEMUs alive (both postcopy-paused) is recovered, as libvirt's --postcopy-resume: the
+  // target listens again (PrepareRecoverMigration), the source reconnects
+  // (ResumeMigration), and the confirm is asked again. Each attempt is recorded before it
+  // starts and a failed one is retried after the controller's backoff (the injected
+  // clock), so a restarted manager goes on from the same attempt (phase "switching":
+  // switch-over and finish answer again from their request ids). Only a side that is gone
+  // (its VM not found) or kMaxPostcopyRecoveries failed attempts (an agent that cannot
+  // recover fails each one) lose the guest, as before.
+  bool confirmed = false;
+  int64_t recoveries = ms.recover_attempts;
+  if (switched_postcopy) {
+    auto lost = [&](const std::string& why) -> Outcome {
+      log->error("post-copy migration cannot be recovered vm={} attempts={} error={}", vm.name,
+                 recoveries, why);
+      events_.append("controller:vm", "vm.migration.recovery_failed", "vm/" + vm.name, "error",
+                     fmt::format("post-copy stream broken after the switch-over, {} recovery "
+                                 "attempt(s): {}",
+                                 recoveries, why));
+      return end(source_id, false,
+                 "migration failed after the post-copy switch-over began: " + why +
+                     "; the guest is lost (it cannot resume on its host, its QEMU stays paused)",
+                 nlohmann::json::object());
+    };
+    const std::chrono::milliseconds tail_deadline(150000 +
+                                                  int64_t(doc.spec.memory_mib) * 60000 / 1024);
+    for (;;) {
+      task(97, recoveries == 0
+                   ? "copying the rest of the memory from the source (post-copy)"
+                   : fmt::format("post-copy stream broken, recovering (attempt {}): copying the "
+                                 "rest of the memory",
+                                 recoveries));
+      const std::string confirm_id =
+          recoveries == 0 ? base + ":confirm" : fmt::format("{}:confirm:{}", base, recoveries);
+      auto c = source->confirm_migration(confirm_id, vm.name, tail_deadline);
+      if (c) {
+        confirmed = true;
+        break;
+      }
+      if (!postcopy_stream_broken(c.error())) {
+        // Slow or unreachable, not broken: the guest runs on the target; the migration ends
+        // as an ordinary one and the source host's reconcile confirms the copy later.
+        log->warn(
+            "post-copy confirm failed vm={} error={} (the source's copy is removed by a "
+            "reconcile of its host)",
+            vm.name, c.error().to_string());
+        break;
+      }
+      if (recoveries >= kMaxPostcopyRecoveries)
+        return lost(fmt::format("the stream stayed broken after {} recoveries ({})", recoveries,
+                                c.error().message));
+      ++recoveries;
+      log->warn("post-copy stream broken vm={} attempt={} error={}", vm.name, recoveries,
+                c.error().to_string());
+      if (!write_status([&](VmStatusDoc& s) { s.migration.recover_attempts = recoveries; }))
+        return Outcome::retry;
+      task(96, fmt::format("post-copy stream broken, recovering (attempt {})", recoveries));
+      const std::string rid = fmt::format("{}:recover:{}", base, recoveries);
+      auto listen = listen_host_of(target_host->address);
+      if (!listen) return lost(listen.error().message);
+      auto uri = target->prepare_recover_migration(rid + ":prepare", vm.name, *listen);
+      if (!uri) {
+        if (uri.error().code == ErrorCode::not_found)
+          return lost("the target cannot take the stream again: " + uri.error().message);
+        log->warn("post-copy recovery: the target did not listen vm={} attempt={} error={}",
+                  vm.name, recoveries, uri.error().to_string());
+        return Outcome::retry;  // the next attempt after the backoff
+      }
+      if (auto r = source->resume_migration(rid + ":resume", vm.name, *uri); !r) {
+        if (r.error().code == ErrorCode::not_found)
+          return lost("the source cannot resume the stream: " + r.error().message);
+        log->warn("post-copy recovery: the source did not reconnect vm={} attempt={} error={}",
+                  vm.name, recoveries, r.error().to_string());
+        return Outcome::retry;
+      }
+      log->info("post-copy stream resumed vm={} attempt={} uri={}", vm.name, recoveries, *uri);
+    }
+    lap("confirm");
+    if (confirmed && recoveries > 0)
+      events_.append("controller:vm", "vm.migration.recovered", "vm/" + vm.name, "ok",
+                     fmt::format("post-copy stream broken after the switch-over, recovered "
+                                 "(attempts: {})",
+                                 recoveries));
+  }
   // The guest runs on the target: the migration has succeeded, and says so now. The
-  // source's copy (paused, its memory sent) is removed after that (confirm), outside the
+  // source's copy (paused, its memory sent; post-copy: confirmed above) is removed after
+  // that (confirm), outside the
   // time the user waits; if confirm fails, or the manager dies first, the source host's
   // next reconcile finds a copy of a VM that lives elsewhere and removes it without
   // running it (remove_stale_copy in vm_controller.cc), as libvirt's confirm would.
@@ -567,6 +664,7 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
                            {"ram_copied_paused", ms.ram_copied_paused},
                            {"postcopy", switched_postcopy},
                            {"phases_ms", phases}};
+  if (switched_postcopy) result["postcopy_recoveries"] = recoveries;
   const Outcome ended =
       end(m.target_host_id, true,
           fmt::format("migrated to {} (downtime {} ms{})", target_host->name, downtime_ms,
@@ -576,19 +674,18 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
           result);
   if (ended != Outcome::done) return ended;  // recorded by the retry, which confirms too
   lap("record_end");
-  // After a post-copy switch-over the source answers once its last page went (bounded by
-  // the job's own deadline, 60 s + 60 s per GiB).
-  const std::chrono::milliseconds confirm_deadline =
-      switched_postcopy
-          ? std::chrono::milliseconds(150000 + int64_t(doc.spec.memory_mib) * 60000 / 1024)
-          : std::chrono::milliseconds(90s);
-  if (auto c = source->confirm_migration(base + ":confirm", vm.name, confirm_deadline); !c) {
-    log->warn("migration confirm failed vm={} error={} (the source's copy is removed by a "
-              "reconcile of its host)",
-              vm.name, c.error().to_string());
+  if (!switched_postcopy) {
+    if (auto c = source->confirm_migration(base + ":confirm", vm.name, 90s); !c) {
+      log->warn(
+          "migration confirm failed vm={} error={} (the source's copy is removed by a "
+          "reconcile of its host)",
+          vm.name, c.error().to_string());
+      requeue_later("host:" + source_id);
+    }
+    lap("confirm");
+  } else if (!confirmed) {
     requeue_later("host:" + source_id);
   }
-  lap("confirm");
   log->info("migration phases vm={} {}", vm.name, phases.dump());
   return Outcome::done;
 }

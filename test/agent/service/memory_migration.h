@@ -24,7 +24,11 @@
 //     still holds (clear_stale_migration_out): cancels a running copy (the target's stream
 //     fails: its QEMU exits), removes stale mirrors, and resumes a completed (paused) source;
 //     the target no longer listens then, so that new copy fails.
-// Post-copy is not modelled (migrate_out refuses a post-copy policy).
+// Post-copy, at the level the manager sees it: migrate_out with a post-copy policy stops at
+// postcopy_ready; switchover_out pauses the source and lets the target finish; confirm_out
+// answers unavailable while the stream is broken (break_postcopy: both sides
+// postcopy-paused); prepare_recover_incoming listens on a fresh URI and resume_out
+// reconnects to it, which mends the stream.
 #pragma once
 
 #include <chrono>
@@ -69,7 +73,19 @@ class MemoryMigrationNet {
 
 class MemoryMigration final : public MigrationDriver {
  public:
-  enum class Step { begin, prepare, mirror, ram, switchover, finish, confirm, cancel, abort };
+  enum class Step {
+    begin,
+    prepare,
+    mirror,
+    ram,
+    switchover,
+    finish,
+    confirm,
+    cancel,
+    abort,
+    recover,  // prepare_recover_incoming (target)
+    resume,   // resume_out (source)
+  };
   static constexpr const char* kAgentDied = "the agent process died";
 
   MemoryMigration(MemoryHypervisor& hv, MemoryMigrationNet& net) : hv_(hv), net_(net) {
@@ -132,7 +148,7 @@ class MemoryMigration final : public MigrationDriver {
   // The incoming and outgoing migrations this host's QEMUs still hold (tests: "cleaned").
   size_t incoming() const {
     std::lock_guard lock(mu_);
-    return in_.size();
+    return in_.size() + pc_.size();
   }
   size_t outgoing() const {
     std::lock_guard lock(mu_);
@@ -172,20 +188,38 @@ class MemoryMigration final : public MigrationDriver {
       out.nbd_port = "10809";
     }
     out.tls = vm.tls;
+    out.postcopy = vm.postcopy;
     {
       std::lock_guard lock(mu_);
       in_[name] = In{out.migration_uri, vm.tls, local};
+      in_[name].postcopy = vm.postcopy;
     }
     // A hang here: QEMU runs and listens, the agent has not answered yet.
     if (auto s = step(Step::prepare, /*before=*/false); !s) return tl::unexpected(s.error());
     return out;
   }
 
+  // The post-copy stream of `name` (this host its source) breaks: both ends wait.
+  void break_postcopy(const std::string& name) {
+    MemoryMigration* peer = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      auto it = out_.find(name);
+      if (it == out_.end() || !it->second.switched) return;
+      it->second.broken = true;
+      peer = it->second.peer;
+    }
+    if (!peer) return;
+    std::lock_guard lock(peer->mu_);
+    if (auto it = peer->pc_.find(name); it != peer->pc_.end()) it->second.paused = true;
+  }
+
   Result<MigrationOutcome> migrate_out(const std::string& name, const MigrationIncoming& target,
                                        const MigrationPolicy& policy,
                                        const MigrationProgressCallback& progress) override {
-    if (policy.postcopy)
-      return make_error(ErrorCode::failed_precondition, "the memory driver has no post-copy");
+    if (policy.postcopy && !target.postcopy)
+      return make_error(ErrorCode::failed_precondition,
+                        "the target was not prepared for post-copy");
     auto st = hv_.status(name);
     if (!st) return tl::unexpected(st.error());
     if (st->state != model::VmState::running && st->state != model::VmState::paused)
@@ -262,6 +296,17 @@ class MemoryMigration final : public MigrationDriver {
     if (progress) progress(p);
     if (auto s = at(Step::ram, Out::State::copying); !s)
       return s.error().message == kAgentDied ? died(Out::State::copying) : fail(s.error());
+    if (policy.postcopy) {  // waits for switchover_out
+      {
+        std::lock_guard lock(mu_);
+        out_[name].postcopy = true;
+        out_[name].peer = in_driver;
+      }
+      MigrationOutcome ready;
+      ready.postcopy_ready = true;
+      ready.downtime_limit_ms = policy.downtime_start_ms;
+      return ready;
+    }
     // The switch-over: the source stops, the last state goes.
     const int64_t stop_at_us = wall_us();
     (void)hv_.pause(name);
@@ -298,11 +343,85 @@ class MemoryMigration final : public MigrationDriver {
       if (!it->second.received)
         return make_error(ErrorCode::deadline_exceeded, "incoming migration not completed");
       uri = it->second.uri;
+      if (it->second.postcopy) pc_[name] = PostcopyIn{};  // the rest comes after the resume
       in_.erase(it);
     }
     net_.close(uri);
     if (auto s = hv_.resume(name); !s) return tl::unexpected(s.error());
     return wall_us();
+  }
+
+  Result<MigrationOutcome> switchover_out(const std::string& name) override {
+    if (auto s = step(Step::switchover); !s) return tl::unexpected(s.error());
+    std::string uri;
+    {
+      std::lock_guard lock(mu_);
+      auto it = out_.find(name);
+      if (it == out_.end() || !it->second.job || !it->second.postcopy)
+        return make_error(ErrorCode::failed_precondition,
+                          "VM " + name + " has no migration waiting for its switch-over");
+      if (it->second.switched) return *it->second.switched;
+      uri = it->second.uri;
+    }
+    MigrationOutcome out;
+    out.stop_at_us = wall_us();
+    out.postcopy = true;
+    (void)hv_.pause(name);
+    complete_stream(uri);  // the device state went: the target may resume
+    std::lock_guard lock(mu_);
+    out_[name].state = Out::State::completed;
+    out_[name].switched = out;
+    return out;
+  }
+
+  Result<std::string> prepare_recover_incoming(const std::string& name,
+                                               const std::string& listen_host) override {
+    if (auto s = step(Step::recover); !s) return tl::unexpected(s.error());
+    if (!hv_.status(name)) return not_found("vm " + name + " not found");
+    std::string old;
+    {
+      std::lock_guard lock(mu_);
+      auto it = pc_.find(name);
+      if (it == pc_.end() || !it->second.paused)
+        return make_error(ErrorCode::failed_precondition,
+                          "the incoming migration of " + name + " is not postcopy-paused");
+      old = it->second.recover_uri;
+    }
+    if (!old.empty()) net_.close(old);  // QEMU replaces its listener
+    std::string uri = net_.listen(this, listen_host, name);
+    std::lock_guard lock(mu_);
+    pc_[name].recover_uri = uri;
+    return uri;
+  }
+
+  Status resume_out(const std::string& name, const std::string& recover_uri) override {
+    if (auto s = step(Step::resume); !s) return s;
+    {
+      std::lock_guard lock(mu_);
+      auto it = out_.find(name);
+      if (it == out_.end() || !it->second.job || !it->second.switched)
+        return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
+      if (!it->second.broken) return {};  // streams already
+    }
+    auto peer = net_.find(recover_uri);
+    if (!peer || peer->second != name) return unavailable("connection refused: " + recover_uri);
+    {
+      std::lock_guard lock(peer->first->mu_);
+      auto it = peer->first->pc_.find(name);
+      if (it == peer->first->pc_.end() || !it->second.paused)
+        return unavailable("connection refused: " + recover_uri);
+      it->second.paused = false;
+      it->second.recover_uri.clear();
+    }
+    net_.close(recover_uri);
+    std::lock_guard lock(mu_);
+    out_[name].broken = false;
+    return {};
+  }
+
+  Status pause_out(const std::string& name) override {
+    break_postcopy(name);
+    return {};
   }
 
   Status abort_incoming(const std::string& name) override {
@@ -325,6 +444,7 @@ class MemoryMigration final : public MigrationDriver {
   Status confirm_out(const std::string& name) override {
     if (auto s = step(Step::confirm); !s) return s;
     if (!hv_.status(name)) return not_found("vm " + name + " not found");
+    MemoryMigration* peer = nullptr;
     {
       std::lock_guard lock(mu_);
       auto it = out_.find(name);
@@ -332,7 +452,17 @@ class MemoryMigration final : public MigrationDriver {
         return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
       if (it->second.state != Out::State::completed)
         return make_error(ErrorCode::failed_precondition, "VM " + name + " has not switched over");
+      if (it->second.broken)
+        return make_error(ErrorCode::unavailable,
+                          "the post-copy stream of " + name +
+                              " is postcopy-paused: the guest on the target still needs pages "
+                              "only this host holds, so its QEMU is kept");
+      peer = it->second.switched ? it->second.peer : nullptr;
       out_.erase(it);
+    }
+    if (peer) {  // the last page went: the target's migration completed
+      std::lock_guard lock(peer->mu_);
+      peer->pc_.erase(name);
     }
     (void)hv_.force_off(name);
     return hv_.undefine(name, false);
@@ -374,6 +504,15 @@ class MemoryMigration final : public MigrationDriver {
     bool job = false;  // the agent's migrate_out job owns it (false after an agent restart)
     bool interrupt = false;
     std::string uri;
+    bool postcopy = false;                     // a post-copy policy (waits for switchover_out)
+    MemoryMigration* peer = nullptr;           // the target's driver (post-copy)
+    std::optional<MigrationOutcome> switched;  // switchover_out's answer
+    bool broken = false;                       // the post-copy stream is paused
+  };
+  // A target that resumed a post-copy guest: its incoming stream until the last page.
+  struct PostcopyIn {
+    bool paused = false;      // the stream broke
+    std::string recover_uri;  // where prepare_recover_incoming listens
   };
   struct In {
     std::string uri;
@@ -383,6 +522,7 @@ class MemoryMigration final : public MigrationDriver {
     bool streaming = false;  // a source connected
     bool received = false;   // the stream completed: it can resume
     bool failed = false;     // the stream broke: QEMU quit its incoming migration
+    bool postcopy = false;   // prepared for post-copy
   };
 
   static int64_t wall_us() {
@@ -396,6 +536,7 @@ class MemoryMigration final : public MigrationDriver {
     {
       std::lock_guard lock(mu_);
       out_.erase(name);
+      pc_.erase(name);
       if (auto it = in_.find(name); it != in_.end()) {
         uri = it->second.uri;
         in_.erase(it);
@@ -468,6 +609,7 @@ class MemoryMigration final : public MigrationDriver {
   uint64_t release_epoch_ = 0, died_epoch_ = 0;
   std::map<std::string, Out> out_;
   std::map<std::string, In> in_;
+  std::map<std::string, PostcopyIn> pc_;
 };
 
 }  // namespace strata::agent::testing

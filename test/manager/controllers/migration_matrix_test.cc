@@ -371,6 +371,7 @@ class MigrationMatrixTest : public ::testing::TestWithParam<Case> {
       doc->migration.task_id = task->id;
       doc->migration.seq = seq;
       doc->migration.tls = GetParam().tls;
+      doc->migration.postcopy = postcopy_;
       vm->spec = encode(*doc);
       auto u = store_->update_vm(*vm);
       if (u) {
@@ -468,6 +469,7 @@ class MigrationMatrixTest : public ::testing::TestWithParam<Case> {
   std::unique_ptr<ConnectionManager> agents_;
   std::unique_ptr<VmController> controller_;
   std::string vm_id_;
+  bool postcopy_ = false;  // the migrations start_migration records ask for post-copy
 };
 
 TEST_P(MigrationMatrixTest, EndsOnExactlyOneHost) {
@@ -560,6 +562,122 @@ TEST_P(MigrationMatrixTest, EndsOnExactlyOneHost) {
 }
 
 INSTANTIATE_TEST_SUITE_P(MigrationMatrix, MigrationMatrixTest, ::testing::ValuesIn(all_cases()),
+                         case_name);
+
+// Post-copy recovery at manager level (docs/internals/migration.md, "Post-copy"): the stream
+// breaks after the switch-over, while the source's confirm waits for the last page (the
+// confirm is held, the stream broken, the confirm let go: it answers "broken").
+class PostcopyRecoveryTest : public MigrationMatrixTest {
+ protected:
+  // Starts a post-copy migration and breaks its stream once the target runs the guest.
+  std::string start_and_break() {
+    postcopy_ = true;
+    hosts_[0].mig->hang_at(Step::confirm);
+    const std::string task = start_migration(1);
+    EXPECT_FALSE(task.empty());
+    EXPECT_TRUE(pump([&] { return hosts_[0].mig->wait_hung(Step::confirm, 1ms); }))
+        << "the migration never reached its confirm";
+    EXPECT_TRUE(runs(hosts_[1])) << "the target does not run the guest after the switch-over";
+    hosts_[0].mig->break_postcopy("vm1");
+    return task;
+  }
+  std::string task_message(const std::string& id) {
+    auto t = store_->get_task(id);
+    return t ? t->message : "";
+  }
+  size_t events_named(const std::string& type) {
+    auto list = store_->list_events(0, 10000);
+    size_t n = 0;
+    if (list)
+      for (const auto& e : *list) n += e.action == type;
+    return n;
+  }
+};
+
+TEST_P(PostcopyRecoveryTest, ABrokenStreamIsRecoveredAndTheMigrationSucceeds) {
+  Host& src = hosts_[0];
+  Host& dst = hosts_[1];
+  // The first attempt's target fails to listen: the second one, after the backoff, works.
+  dst.mig->fail_at(Step::recover, Error{ErrorCode::unavailable, "injected failure", {}}, 1);
+  src.mig->hang_at(Step::resume);
+  const std::string task = start_and_break();
+  ASSERT_FALSE(task.empty());
+  src.mig->release();
+  ASSERT_TRUE(pump([&] { return src.mig->wait_hung(Step::resume, 1ms); }));
+  EXPECT_NE(task_message(task).find("post-copy stream broken, recovering (attempt 2)"),
+            std::string::npos)
+      << task_message(task);
+  src.mig->release();
+  ASSERT_TRUE(pump([&] { return settled(task); })) << task_message(task);
+  auto t = store_->get_task(task);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->state, "succeeded") << t->message;
+  auto result = nlohmann::json::parse(t->result);
+  EXPECT_EQ(result.value("postcopy_recoveries", -1), 2) << t->result;
+  EXPECT_TRUE(result.value("postcopy", false));
+  auto vm = store_->get_vm(vm_id_);
+  ASSERT_TRUE(vm && vm->host_id);
+  EXPECT_EQ(*vm->host_id, dst.id);
+  EXPECT_TRUE(runs(dst));
+  EXPECT_FALSE(src.hv.status("vm1")) << "the source kept its copy after the last page";
+  EXPECT_EQ(events_named("vm.migration.recovered"), 1u);
+  EXPECT_EQ(events_named("vm.migration.recovery_failed"), 0u);
+}
+
+// The target's guest is gone (its VM removed) while the stream is broken: nothing can bring
+// the memory together again; the task ends failed with today's lost-guest outcome.
+TEST_P(PostcopyRecoveryTest, ATargetThatIsGoneLosesTheGuest) {
+  Host& src = hosts_[0];
+  Host& dst = hosts_[1];
+  const std::string task = start_and_break();
+  ASSERT_FALSE(task.empty());
+  (void)dst.hv.force_off("vm1");
+  ASSERT_TRUE(dst.hv.undefine("vm1", false));
+  src.mig->release();
+  ASSERT_TRUE(pump([&] { return task_ended(task); })) << task_message(task);
+  auto t = store_->get_task(task);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->state, "failed");
+  EXPECT_NE(t->message.find("the guest is lost"), std::string::npos) << t->message;
+  auto vm = store_->get_vm(vm_id_);
+  ASSERT_TRUE(vm && vm->host_id);
+  EXPECT_EQ(*vm->host_id, src.id);
+  EXPECT_FALSE(decode_vm_document(vm->spec)->migration.active());
+  EXPECT_EQ(events_named("vm.migration.recovery_failed"), 1u);
+  EXPECT_EQ(events_named("vm.migration.recovered"), 0u);
+}
+
+// The manager dies while the target prepares the first recovery; the restarted manager
+// goes on from the record (attempt 1 was made: the next is attempt 2) and the migration
+// succeeds.
+TEST_P(PostcopyRecoveryTest, AManagerRestartedMidRecoveryGoesOn) {
+  Host& src = hosts_[0];
+  Host& dst = hosts_[1];
+  dst.mig->hang_at(Step::recover);
+  const std::string task = start_and_break();
+  ASSERT_FALSE(task.empty());
+  src.mig->release();
+  ASSERT_TRUE(pump([&] { return dst.mig->wait_hung(Step::recover, 1ms); }));
+  EXPECT_NE(task_message(task).find("post-copy stream broken, recovering (attempt 1)"),
+            std::string::npos)
+      << task_message(task);
+  kill_manager();
+  dst.mig->release();  // the target listens, unheard: no source ever connects to it
+  start_manager();
+  ASSERT_TRUE(pump([&] { return settled(task); })) << task_message(task);
+  auto t = store_->get_task(task);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->state, "succeeded") << t->message;
+  EXPECT_EQ(nlohmann::json::parse(t->result).value("postcopy_recoveries", -1), 2) << t->result;
+  auto vm = store_->get_vm(vm_id_);
+  ASSERT_TRUE(vm && vm->host_id);
+  EXPECT_EQ(*vm->host_id, dst.id);
+  EXPECT_FALSE(src.hv.status("vm1"));
+}
+
+INSTANTIATE_TEST_SUITE_P(PostcopyRecovery, PostcopyRecoveryTest,
+                         ::testing::Values(Case{Phase::confirm, Fault::kill_manager, true, true},
+                                           Case{Phase::confirm, Fault::kill_manager, false, false}),
                          case_name);
 
 }  // namespace

@@ -157,6 +157,11 @@ class AgentService final : public v1::AgentService::Service {
                                 v1::ConfirmMigrationResponse*) override;
   grpc::Status CancelMigration(grpc::ServerContext*, const v1::CancelMigrationRequest*,
                                v1::CancelMigrationResponse*) override;
+  grpc::Status PrepareRecoverMigration(grpc::ServerContext*,
+                                       const v1::PrepareRecoverMigrationRequest*,
+                                       v1::PrepareRecoverMigrationResponse*) override;
+  grpc::Status ResumeMigration(grpc::ServerContext*, const v1::ResumeMigrationRequest*,
+                               v1::ResumeMigrationResponse*) override;
 
   const RequestLog& request_log() const { return *log_; }
   const RequestLog& console_request_log() const { return *console_log_; }

@@ -226,6 +226,13 @@ class AgentClient {
   Status confirm_migration(const std::string& request_id, const std::string& name,
                            std::chrono::milliseconds deadline = std::chrono::seconds(90));
   Result<pb::VmStatus> cancel_migration(const std::string& request_id, const std::string& name);
+  // Post-copy recovery after a broken stream: the target listens again and answers the URI
+  // (PrepareRecoverMigration); the source reconnects to it (ResumeMigration).
+  Result<std::string> prepare_recover_migration(const std::string& request_id,
+                                                const std::string& name,
+                                                const std::string& listen_host);
+  Status resume_migration(const std::string& request_id, const std::string& name,
+                          const std::string& recover_uri);
   // Cold migration of a stopped VM's local disk (agent_client_disks.cc): this agent's
   // ReadDisk relayed, chunk by chunk, to `target`'s WriteDisk (never the whole disk in
   // memory; the agents check the digest end to end). on_progress(data bytes sent, the

@@ -114,6 +114,9 @@ struct VmMigrationStatus {
   uint64_t ram_transferred = 0;
   bool ram_copied_paused = false;
   bool postcopy = false;  // the copy waits for SwitchoverMigration (post-copy)
+  // Post-copy recoveries started after the switch-over (the stream broke): bounded, and
+  // counted in the record so a restarted manager goes on from the same attempt.
+  int64_t recover_attempts = 0;
 };
 
 struct VmStatusDoc {

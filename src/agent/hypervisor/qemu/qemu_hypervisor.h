@@ -62,6 +62,16 @@ struct Vm {
     std::optional<MigrationOutcome> switched;  // switchover_out's answer, once given
   };
   std::optional<Outgoing> outgoing;
+  // Target of a post-copy migration whose stream broke: the URI migrate-recover listens on
+  // (prepare_recover_incoming), answered again to a retry while QEMU waits on it.
+  std::string recover_uri;
+  // Target resumed in post-copy, its last page not arrived yet (until QEMU's MIGRATION
+  // "completed"): the guest facts poller leaves it alone. A device that reads guest memory
+  // under QEMU's main lock (virtio-serial, the guest agent's channel) waits for a missing
+  // page, and while the stream is broken that wait never ends: QEMU's monitor would hang
+  // with it, and the recovery's migrate-recover too.
+  bool postcopy_incoming = false;
+  std::string migration_status;  // QEMU's last MIGRATION event
   // Recovered with QEMU alive but QMP not connected: the supervisor retries from
   // qmp_retry_at (backing off), never concluding anything about the VM from the failure.
   bool qmp_pending = false;
@@ -195,6 +205,12 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   Status cancel_out(const std::string& name) override;
   // Sets the VM's interrupt flag; migrate_out checks it at every poll (mirror and RAM).
   Status interrupt_out(const std::string& name) override;
+  // Post-copy recovery (see MigrationDriver): migrate-recover on the target, migrate with
+  // resume on the source, migrate-pause on the source.
+  Result<std::string> prepare_recover_incoming(const std::string& name,
+                                               const std::string& listen_host) override;
+  Status resume_out(const std::string& name, const std::string& recover_uri) override;
+  Status pause_out(const std::string& name) override;
 
   // One pass of the guest facts poller (vm_guest_facts.cc): asks the guest agent of every
   // running VM not asked within guest_facts_interval. Public for tests (on a manual clock).

@@ -385,6 +385,7 @@ json to_json(const MigrationParameters& p) {
   json j = json::object();
   if (p.downtime_limit_ms) j["downtime-limit"] = *p.downtime_limit_ms;
   if (p.max_bandwidth) j["max-bandwidth"] = *p.max_bandwidth;
+  if (p.max_postcopy_bandwidth) j["max-postcopy-bandwidth"] = *p.max_postcopy_bandwidth;
   if (p.tls_creds) j["tls-creds"] = *p.tls_creds;
   if (p.tls_hostname) j["tls-hostname"] = *p.tls_hostname;
   return j;
@@ -576,6 +577,18 @@ Status QemuMonitor::migrate_cancel(std::chrono::milliseconds timeout) {
 
 Status QemuMonitor::migrate_start_postcopy(std::chrono::milliseconds timeout) {
   return run_void("migrate-start-postcopy", timeout);
+}
+
+Status QemuMonitor::migrate_recover(const std::string& uri, std::chrono::milliseconds timeout) {
+  return run_void("migrate-recover", timeout, {{"uri", uri}});
+}
+
+Status QemuMonitor::migrate_resume(const std::string& uri, std::chrono::milliseconds timeout) {
+  return run_void("migrate", timeout, {{"uri", uri}, {"resume", true}});
+}
+
+Status QemuMonitor::migrate_pause(std::chrono::milliseconds timeout) {
+  return run_void("migrate-pause", timeout);
 }
 
 Status QemuMonitor::nbd_server_start(const std::string& host, const std::string& port,

@@ -103,6 +103,8 @@ struct MigrationInfo {
 struct MigrationParameters {
   std::optional<int64_t> downtime_limit_ms;
   std::optional<uint64_t> max_bandwidth;  // bytes per second
+  // After the post-copy switch-over (bytes per second; 0: unlimited, QEMU's default).
+  std::optional<uint64_t> max_postcopy_bandwidth;
   std::optional<std::string> tls_creds;   // "" turns TLS off
   std::optional<std::string> tls_hostname;
 };
@@ -272,6 +274,17 @@ class QemuMonitor {
   // Source, migrating with the postcopy-ram capability: switch over now; the target then
   // runs and fetches the pages it lacks from this QEMU.
   Status migrate_start_postcopy(std::chrono::milliseconds timeout = kMonitorTimeout);
+  // Post-copy recovery (QEMU >= 3.0). Target, its incoming migration postcopy-paused: listen
+  // on `uri` for the source to resume the stream (TLS as the migration's tls-creds).
+  Status migrate_recover(const std::string& uri,
+                         std::chrono::milliseconds timeout = kMonitorTimeout);
+  // Source, its migration postcopy-paused: reconnect to the target's migrate-recover URI
+  // (`migrate` with resume: true); QEMU goes postcopy-recover, then postcopy-active.
+  Status migrate_resume(const std::string& uri,
+                        std::chrono::milliseconds timeout = kMonitorTimeout);
+  // Either end, in post-copy: break the stream now (both ends go postcopy-paused and wait
+  // for a recovery). QEMU refuses it outside post-copy.
+  Status migrate_pause(std::chrono::milliseconds timeout = kMonitorTimeout);
   // NBD server (target side, for the disk mirror) on an inet address; with `tls_creds`
   // (a tls-creds-x509 object id, endpoint=server) clients must speak TLS.
   Status nbd_server_start(const std::string& host, const std::string& port,

@@ -23,6 +23,7 @@ void QemuHypervisor::poll_guest_facts() {
       Vm& vm = *vmp;
       // Only a running guest answers; a job (migration, snapshot) keeps the channel free.
       if (vm.rec.state != VmState::running || !vm.qmp || vm.job != VmJob::none) continue;
+      if (vm.postcopy_incoming) continue;  // its memory is still arriving (qemu_hypervisor.h)
       if (vm.guest_asked_at && now - *vm.guest_asked_at < opts_.guest_facts_interval) continue;
       vm.guest_asked_at = now;  // asked now, whatever the answer: at most once per interval
       if (!vm.guest_first_asked_at) vm.guest_first_asked_at = now;

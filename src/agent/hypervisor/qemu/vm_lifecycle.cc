@@ -313,6 +313,11 @@ void QemuHypervisor::on_qmp_event(const std::string& name, const MonitorEvent& e
     }
     if (e.kind == K::stop) vm.last_stop_us = e.timestamp_us;
     if (e.kind == K::resume) vm.last_resume_us = e.timestamp_us;
+    if (e.kind == K::migration) vm.migration_status = e.status;
+    if (e.kind == K::migration && (e.status == "completed" || e.status == "failed")) {
+      vm.postcopy_incoming = false;
+      vm.recover_uri.clear();
+    }
     if (e.kind == K::block_job_completed && !e.error.empty())
       vm.job_errors[e.job] = e.error;
     if (e.kind == K::reset) {

@@ -414,10 +414,12 @@ Result<int64_t> QemuHypervisor::finish_incoming(const std::string& name,
   // After a post-copy switch-over the target is "postcopy-active" until its last page
   // arrives; `cont` then runs the guest as soon as its device state is loaded.
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool postcopy = false;
   for (;;) {
     auto mi = qmp->query_migrate(kCmd);
     if (!mi) return tl::unexpected(mi.error());
-    if (mi->status == "completed" || mi->status == "postcopy-active") break;
+    postcopy = mi->status == "postcopy-active";
+    if (mi->status == "completed" || postcopy) break;
     if (mi->status == "failed" || mi->status == "cancelled")
       return make_error(ErrorCode::unavailable, "incoming migration " + mi->status +
                                                 (mi->error_desc.empty() ? "" : ": ") +
@@ -442,6 +444,9 @@ Result<int64_t> QemuHypervisor::finish_incoming(const std::string& name,
     if (!v) return tl::unexpected(v.error());
     resumed = (*v)->last_resume_us;
     (*v)->job = VmJob::none;
+    // The stream may have completed since the query (its event came first).
+    (*v)->postcopy_incoming =
+        postcopy && (*v)->migration_status != "completed" && (*v)->migration_status != "failed";
     if ((*v)->rec.state == VmState::paused)
       set_state_locked(name, **v, VmState::running, "migrated in");
     state_cv_.notify_all();
@@ -1061,7 +1066,8 @@ Status QemuHypervisor::confirm_out(const std::string& name) {
       auto mi = qmp->query_migrate(kCmd);
       if (!mi) return tl::unexpected(mi.error().wrap("query-migrate"));
       if (mi->status == "completed") break;
-      if (mi->status != "postcopy-active")
+      // postcopy-recover: a resume_out's reconnection in progress; it ends active or paused.
+      if (mi->status != "postcopy-active" && mi->status != "postcopy-recover")
         return make_error(ErrorCode::unavailable,
                           "the post-copy stream of " + name + " is " + mi->status +
                               ": the guest on the target still needs pages only this host "
@@ -1076,6 +1082,127 @@ Status QemuHypervisor::confirm_out(const std::string& name) {
   if (auto s = force_off(name); !s) return s;
   end_job(name, VmJob::migrate_out);
   return undefine(name);
+}
+
+// ---------------------------------------------------------------------------------------
+// Post-copy recovery (as libvirt's --postcopy-resume): after the switch-over the guest runs
+// on the target while its memory is split between the two QEMUs, so a broken stream leaves
+// both in postcopy-paused and only a new stream can bring the rest. The target listens
+// again (migrate-recover), the source reconnects (migrate with resume); confirm_out then
+// waits for the last page as before. Each step is one QMP command and a short poll, without
+// mu_; the target keeps no job for it (its migrate_in job ended at finish_incoming).
+
+namespace {
+
+bool recover_in_progress(const std::string& status) {
+  return status == "postcopy-recover" || status == "postcopy-active";
+}
+
+}  // namespace
+
+Result<std::string> QemuHypervisor::prepare_recover_incoming(const std::string& name,
+                                                             const std::string& listen_host) {
+  std::shared_ptr<QemuMonitor> qmp;
+  std::string known;
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    if (!(*v)->qmp) return unavailable("VM " + name + " has no QMP connection yet; retry");
+    qmp = (*v)->qmp;
+    known = (*v)->recover_uri;
+  }
+  auto log = logger("agent.qemu");
+  auto mi = qmp->query_migrate(kCmd);
+  if (!mi) return tl::unexpected(mi.error().wrap("query-migrate"));
+  // Asked again: the listener opened earlier waits, or the source already reconnected.
+  if (!known.empty() && recover_in_progress(mi->status)) return known;
+  if (mi->status != "postcopy-paused")
+    return make_error(ErrorCode::failed_precondition,
+                      "the incoming migration of " + name + " is " +
+                          (mi->status.empty() ? std::string("none") : mi->status) +
+                          ", not postcopy-paused: there is no broken post-copy stream to recover");
+  // A new port each time: QEMU opens a new listener (the old stream's socket is dead). TLS:
+  // QEMU keeps the migration's tls-creds parameter and its mig-tls object, so the new
+  // listener requires the same certificates.
+  Status listening = internal_error("migrate-recover not tried");
+  std::string uri;
+  for (int attempt = 0; attempt < 5 && !listening; ++attempt) {
+    auto port = free_port(listen_host);
+    if (!port) return tl::unexpected(port.error());
+    uri = tcp_uri(listen_host, *port);
+    listening = qmp->migrate_recover(uri, kCmd);
+    // QEMU listens already (an earlier call's answer was lost): that listener serves.
+    if (!listening && !known.empty() &&
+        listening.error().message.find("already") != std::string::npos)
+      return known;
+  }
+  if (!listening) return tl::unexpected(listening.error().wrap("migrate-recover"));
+  {
+    std::lock_guard lk(mu_);
+    if (auto v = find_locked(name); v && (*v)->qmp == qmp) (*v)->recover_uri = uri;
+  }
+  log->info("post-copy recovery listening vm={} uri={}", name, uri);
+  return uri;
+}
+
+Status QemuHypervisor::resume_out(const std::string& name, const std::string& recover_uri) {
+  std::shared_ptr<QemuMonitor> qmp;
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    if ((*v)->job != VmJob::migrate_out)
+      return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
+    if (!(*v)->qmp) return unavailable("VM " + name + " has no QMP connection yet; retry");
+    qmp = (*v)->qmp;
+  }
+  auto log = logger("agent.qemu");
+  auto mi = qmp->query_migrate(kCmd);
+  if (!mi) return tl::unexpected(mi.error().wrap("query-migrate"));
+  if (recover_in_progress(mi->status) || mi->status == "completed") return {};  // asked again
+  if (mi->status != "postcopy-paused")
+    return make_error(ErrorCode::failed_precondition,
+                      "the outgoing migration of " + name + " is " + mi->status +
+                          ", not postcopy-paused: there is no broken post-copy stream to resume");
+  if (auto s = qmp->migrate_resume(recover_uri, kCmd); !s)
+    return tl::unexpected(s.error().wrap("migrate (resume)"));
+  // QEMU connects in the background: postcopy-paused until the connection (and the TLS
+  // handshake) is made, then postcopy-recover, then postcopy-active. A connection that
+  // fails leaves it postcopy-paused.
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  for (;;) {
+    auto now = qmp->query_migrate(kCmd);
+    if (!now) return tl::unexpected(now.error().wrap("query-migrate"));
+    if (now->status == "postcopy-active" || now->status == "completed") break;
+    if (now->status != "postcopy-paused" && now->status != "postcopy-recover")
+      return make_error(ErrorCode::unavailable,
+                        "the resumed post-copy stream of " + name + " is " + now->status +
+                            (now->error_desc.empty() ? "" : ": ") + now->error_desc);
+    if (std::chrono::steady_clock::now() > deadline)
+      return make_error(ErrorCode::unavailable,
+                        "the post-copy stream of " + name + " did not reconnect to " + recover_uri +
+                            " within 15 s (" + now->status + "); ask again");
+    std::this_thread::sleep_for(kCopyPoll);
+  }
+  log->info("post-copy stream resumed vm={} uri={}", name, recover_uri);
+  return {};
+}
+
+Status QemuHypervisor::pause_out(const std::string& name) {
+  std::shared_ptr<QemuMonitor> qmp;
+  {
+    std::lock_guard lk(mu_);
+    auto v = find_locked(name);
+    if (!v) return tl::unexpected(v.error());
+    if ((*v)->job != VmJob::migrate_out)
+      return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
+    if (!(*v)->qmp) return unavailable("VM " + name + " has no QMP connection yet; retry");
+    qmp = (*v)->qmp;
+  }
+  if (auto s = qmp->migrate_pause(kCmd); !s) return tl::unexpected(s.error().wrap("migrate-pause"));
+  logger("agent.qemu")->warn("post-copy stream paused on request vm={}", name);
+  return {};
 }
 
 Status QemuHypervisor::interrupt_out(const std::string& name) {

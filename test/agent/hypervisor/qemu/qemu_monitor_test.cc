@@ -488,6 +488,101 @@ TEST_F(QemuMonitorFake, MigrateTargetScenario) {
                                             "MIGRATION:completed", "RESUME", "SHUTDOWN"}));
 }
 
+// Post-copy recovery, source side (record.py postcopy-recover): migrate-pause refused outside
+// post-copy, then a switch-over, the stream broken with migrate-pause, the resume (migrate
+// with resume: true) and the completion, against QEMU 7.2's answers.
+TEST_F(QemuMonitorFake, PostcopyRecoverSourceScenario) {
+  FakeQmpServer fake(sock_, load_scenario("postcopy-recover-source-7.2.scenario"));
+  auto mon = connect();
+  ASSERT_TRUE(mon) << mon.error().to_string();
+  auto& m = **mon;
+  ASSERT_TRUE(m.migrate_set_capabilities({{"events", true}, {"postcopy-ram", true}}));
+  auto early = m.migrate_pause();
+  ASSERT_FALSE(early) << "migrate-pause accepted outside post-copy";
+  EXPECT_NE(early.error().message.find("postcopy-active"), std::string::npos)
+      << early.error().to_string();
+  MigrationParameters slow;
+  slow.max_postcopy_bandwidth = 1u << 20;
+  ASSERT_TRUE(m.migrate_set_parameters(slow));
+  ASSERT_TRUE(m.stop());
+  ASSERT_TRUE(m.migrate("tcp:127.0.0.1:36695"));
+  ASSERT_TRUE(m.migrate_start_postcopy());
+  ASSERT_TRUE(m.migrate_pause());
+  auto paused = m.query_migrate();
+  ASSERT_TRUE(paused) << paused.error().to_string();
+  EXPECT_EQ(paused->status, "postcopy-paused");
+  ASSERT_TRUE(m.migrate_resume("tcp:127.0.0.1:10900"));
+  EXPECT_EQ(m.query_migrate()->status, "postcopy-active");
+  MigrationParameters fast;
+  fast.max_postcopy_bandwidth = 0;
+  ASSERT_TRUE(m.migrate_set_parameters(fast));
+  auto done = m.query_migrate();
+  ASSERT_TRUE(done) << done.error().to_string();
+  EXPECT_EQ(done->status, "completed");
+  ASSERT_TRUE(m.quit());
+  ASSERT_TRUE(wait_eof());
+  ASSERT_TRUE(fake.wait_done(10s));
+  EXPECT_TRUE(fake.check());
+  std::lock_guard lk(mu_);
+  std::vector<std::string> seen;
+  for (auto& e : events_)
+    if (e.kind == MonitorEventKind::migration) seen.push_back(e.status);
+  EXPECT_EQ(seen, (std::vector<std::string>{"setup", "active", "postcopy-active", "postcopy-paused",
+                                            "postcopy-recover", "postcopy-active", "completed"}));
+}
+
+// Post-copy recovery, target side: migrate-recover refused before the stream is paused,
+// then accepted twice once it is (QEMU 7.2 replaces its listener: the later URI is the one
+// query-migrate reports), and the guest runs on after the completion.
+TEST_F(QemuMonitorFake, PostcopyRecoverTargetScenario) {
+  FakeQmpServer fake(sock_, load_scenario("postcopy-recover-target-7.2.scenario"));
+  auto mon = connect();
+  ASSERT_TRUE(mon) << mon.error().to_string();
+  auto& m = **mon;
+  ASSERT_TRUE(m.migrate_set_capabilities({{"events", true}, {"postcopy-ram", true}}));
+  auto early = m.migrate_recover("tcp:127.0.0.1:10901");
+  ASSERT_FALSE(early) << "migrate-recover accepted with no paused stream";
+  EXPECT_NE(early.error().message.find("postcopy is paused"), std::string::npos)
+      << early.error().to_string();
+  ASSERT_TRUE(m.migrate_incoming("tcp:127.0.0.1:0"));
+  ASSERT_TRUE(m.query_migrate());
+  ASSERT_TRUE(m.cont());
+  auto paused = m.query_migrate();
+  ASSERT_TRUE(paused) << paused.error().to_string();
+  EXPECT_EQ(paused->status, "postcopy-paused");
+  ASSERT_TRUE(m.migrate_recover("tcp:127.0.0.1:10900"));
+  ASSERT_TRUE(m.migrate_recover("tcp:127.0.0.1:10900"));
+  auto listening = m.query_migrate();
+  ASSERT_TRUE(listening) << listening.error().to_string();
+  ASSERT_EQ(listening->socket_addresses.size(), 1u);
+  EXPECT_EQ(listening->socket_addresses[0].second, "10900");
+  auto st = m.query_status();
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(st->running);
+  ASSERT_TRUE(m.quit());
+  ASSERT_TRUE(wait_eof());
+  ASSERT_TRUE(fake.wait_done(10s));
+  EXPECT_TRUE(fake.check());
+  std::lock_guard lk(mu_);
+  std::vector<std::string> seen;
+  for (auto& e : events_)
+    if (e.kind == MonitorEventKind::migration) seen.push_back(e.status);
+  EXPECT_EQ(seen, (std::vector<std::string>{"setup", "active", "postcopy-active", "postcopy-paused",
+                                            "setup", "setup", "postcopy-recover", "postcopy-active",
+                                            "completed"}));
+}
+
+TEST(QemuMonitorParse, PostcopyParameters) {
+  MigrationParameters p;
+  p.max_postcopy_bandwidth = 0;
+  EXPECT_EQ(to_json(p), json::parse(R"({"max-postcopy-bandwidth": 0})"));
+  auto paused =
+      parse_migrate_info(recorded_reply("postcopy-recover-source-7.2.scenario", "query-migrate"));
+  ASSERT_TRUE(paused) << paused.error().message;
+  EXPECT_EQ(paused->status, "postcopy-paused");
+  EXPECT_EQ(paused->ram_total, 268967936u);
+}
+
 }  // namespace
 }  // namespace strata::agent::qemu
 

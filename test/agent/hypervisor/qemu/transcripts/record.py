@@ -5,7 +5,7 @@ Usage (from the repository root; needs qemu-system-x86_64 and the tiny guest ima
 `scripts/guest-images tiny`):
     test/agent/hypervisor/qemu/transcripts/record.py [SCENARIO...]
 Scenarios: start, powerdown, quit, forceoff, machines, cdrom, migrate, migrate-fail,
-migrate-fail-ac, mirror-fail (default: all). migrate
+migrate-fail-ac, mirror-fail, postcopy-recover (default: all). migrate
 runs two QEMUs (a booted source with a disk overlay, a `-incoming defer` target with the
 same hardware) and writes migrate-source-* and migrate-target-*; migrate-fail does the same
 and kills the target in the middle of the RAM stream (migrate-fail-source-*), mirror-fail
@@ -351,6 +351,71 @@ def mirror_fail(tmp):
     return {"mirror-fail-source": src}
 
 
+def status_of(q):
+    return json.loads(q.lines[-1][2:]).get("data", {}).get("status")
+
+
+def wait_status(q, status):
+    while status_of(q) != status:
+        q.wait_event("MIGRATION")
+
+
+def postcopy_recover(tmp):
+    """Post-copy recovery (as libvirt's --postcopy-resume): a diskless pair switches over in
+    post-copy (the source paused for the copy, as the driver does on TCG, and its post-copy
+    bandwidth capped so the stream is still running), the stream is broken with
+    migrate-pause on the source, the target listens again with migrate-recover (asked twice:
+    QEMU 7.2 accepts it again and replaces its listener), the source resumes with migrate + resume, the cap is lifted and
+    both complete. Also: migrate-pause and migrate-recover outside post-copy, refused."""
+    os.makedirs(os.path.join(tmp, "s"))
+    os.makedirs(os.path.join(tmp, "t"))
+    src = Qemu(os.path.join(tmp, "s"), True)
+    dst = Qemu(os.path.join(tmp, "t"), True, ["-S", "-incoming", "defer"])
+    src.wait_serial("STRATA-READY")
+    caps = [{"capability": "events", "state": True},
+            {"capability": "postcopy-ram", "state": True}]
+    dst.greeting()
+    dst.execute("qmp_capabilities")
+    dst.execute("migrate-set-capabilities", {"capabilities": caps})
+    dst.execute("migrate-recover", {"uri": "tcp:127.0.0.1:10901"})  # refused: not paused
+    dst.execute("migrate-incoming", {"uri": "tcp:127.0.0.1:0"})
+    port = dst.execute("query-migrate")["return"]["socket-address"][0]["port"]
+    src.greeting()
+    src.execute("qmp_capabilities")
+    src.execute("migrate-set-capabilities", {"capabilities": caps})
+    src.execute("migrate-pause")  # refused: no migration
+    src.execute("migrate-set-parameters", {"max-postcopy-bandwidth": 1 << 20})
+    src.execute("stop")
+    src.execute("migrate", {"uri": "tcp:127.0.0.1:" + port})
+    src.wait_event("MIGRATION")  # setup
+    wait_status(src, "active")
+    src.execute("migrate-start-postcopy")
+    wait_status(src, "postcopy-active")
+    wait_status(dst, "postcopy-active")
+    dst.execute("cont")
+    src.execute("migrate-pause")
+    wait_status(src, "postcopy-paused")
+    src.execute("query-migrate")
+    wait_status(dst, "postcopy-paused")
+    dst.execute("query-migrate")
+    dst.execute("migrate-recover", {"uri": "tcp:127.0.0.1:10900"})
+    dst.execute("migrate-recover", {"uri": "tcp:127.0.0.1:10900"})  # asked again
+    dst.execute("query-migrate")
+    src.execute("migrate", {"uri": "tcp:127.0.0.1:10900", "resume": True})
+    wait_status(src, "postcopy-active")
+    src.execute("query-migrate")
+    src.execute("migrate-set-parameters", {"max-postcopy-bandwidth": 0})
+    wait_status(src, "completed")
+    src.execute("query-migrate")
+    src.execute("quit")
+    src.wait_hangup()
+    wait_status(dst, "completed")
+    dst.execute("query-status")
+    dst.execute("quit")
+    dst.wait_hangup()
+    return {"postcopy-recover-source": src, "postcopy-recover-target": dst}
+
+
 CDROM_ISO = "/tmp/strata-record-cdrom.iso"  # a fixed path: the commands name it
 
 
@@ -389,7 +454,7 @@ def cdrom(tmp):
 PAIRS = {"cdrom": cdrom, "migrate": migrate, "migrate-fail": migrate_fail,
          # The same with auto-converge asked for (the driver's --auto-converge).
          "migrate-fail-ac": lambda tmp: migrate_fail(tmp, True),
-         "mirror-fail": mirror_fail}
+         "mirror-fail": mirror_fail, "postcopy-recover": postcopy_recover}
 
 SCENARIOS = {"start": (start, True), "powerdown": (powerdown, True), "quit": (quit_, False),
              "forceoff": (forceoff, True),
