@@ -11,11 +11,11 @@
 #include <random>
 
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/proto_convert.h"
 #include "strata/common/log.h"
 #include "strata/common/sha256.h"
 #include "strata/model/validation.h"
 #include "strata/wire/status.h"
+#include "strata/wire/vm_status.h"
 
 namespace strata::agent::service {
 
@@ -88,7 +88,7 @@ static Status same_or_conflict(ImageStore& images, const v1::PutImageHeader& h,
                       fmt::format("image {} already exists with different content (sha256 {})",
                                   h.name(), *digest),
                       "name");
-  *resp->mutable_image() = to_proto(*existing);
+  *resp->mutable_image() = wire::to_proto(*existing);
   resp->set_existed(true);
   return {};
 }
@@ -136,7 +136,7 @@ grpc::Status AgentService::PutImage(grpc::ServerContext*,
       if (info.error().code == ErrorCode::already_exists) return same_or_conflict(images, h, resp);
       return tl::unexpected(info.error());
     }
-    *resp->mutable_image() = to_proto(*info);
+    *resp->mutable_image() = wire::to_proto(*info);
     resp->set_existed(false);
     images_log()->info("image received name={} kind={} bytes={} sha256={}", h.name(), h.kind(),
                        received, got);
