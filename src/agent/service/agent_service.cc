@@ -125,7 +125,8 @@ grpc::Status AgentService::once_in(RequestLog& requests, const char* method, con
       return grpc::Status(static_cast<grpc::StatusCode>(o.status_code), o.message, o.details);
     }
     if (!response->ParseFromString(o.response)) {
-      return grpc::Status(grpc::StatusCode::INTERNAL, "remembered response does not parse");
+      return wire::to_grpc_status(
+          Error{ErrorCode::internal, "remembered response does not parse", {}});
     }
     return grpc::Status::OK;
   }

@@ -89,7 +89,8 @@ grpc::Status AgentService::Health(grpc::ServerContext* ctx, const v1::HealthRequ
       vms.push_back(name);
     }
     if (ctx && ctx->deadline() < std::chrono::system_clock::now())
-      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the heartbeat arrived too late");
+      return wire::to_grpc_status(
+          Error{ErrorCode::deadline_exceeded, "the heartbeat arrived too late", {}});
     for (auto& name : hv_.renew_ha_leases(vms, std::chrono::milliseconds(req->ha_lease_ms())))
       resp->add_leased_vms(std::move(name));
   }

@@ -66,15 +66,7 @@ Result<pb::HealthResponse> AgentClient::health(std::chrono::milliseconds timeout
   pb::HealthResponse resp;
   grpc::Status st = stub_->Health(&ctx, req, &resp);
   if (st.ok()) return resp;
-  auto err = error_from_grpc(st);
-  if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    static constexpr const char* kStates[] = {"idle", "connecting", "ready",
-                                              "transient-failure", "shutdown"};
-    auto state = static_cast<int>(channel_->GetState(false));
-    if (state >= 0 && state < 5)
-      err.message += fmt::format(" (channel {})", kStates[state]);
-  }
-  return tl::unexpected(err);
+  return tl::unexpected(wire::from_grpc_status(st, kAgentPeer, *channel_));
 }
 
 Result<pb::GetMetricsResponse> AgentClient::metrics(std::chrono::milliseconds timeout) {

@@ -64,8 +64,7 @@ class ReadingStream : public ConsoleStream, public Reactor {
   void OnDone(const grpc::Status& st) override {
     std::unique_lock lock(mu_);
     done_ = true;
-    if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED)
-      status_ = tl::unexpected(error_from_grpc(st));
+    status_ = wire::call_end_status(st, kAgentPeer);
     auto fn = std::move(read_fn_);
     read_fn_ = nullptr;
     // gRPC is done with this object: the self-reference may go (last, below).
