@@ -20,6 +20,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "strata/manager/agents/agent_client.h"
+#include "strata/wire/call.h"
 
 namespace strata::manager {
 
@@ -28,9 +29,7 @@ namespace {
 template <class Req, class Resp>
 class UnaryCall final : public PendingCall {
  public:
-  explicit UnaryCall(std::chrono::milliseconds timeout) {
-    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-  }
+  explicit UnaryCall(std::chrono::milliseconds timeout) { wire::set_deadline(ctx, timeout); }
   void cancel() override { ctx.TryCancel(); }
 
   grpc::ClientContext ctx;

@@ -16,6 +16,7 @@
 #include <deque>
 
 #include "strata/manager/agents/agent_client.h"
+#include "strata/wire/call.h"
 
 namespace strata::manager {
 
@@ -149,7 +150,7 @@ class SerialConsole final
       return;
     }
     auto call = std::make_shared<Call>();
-    call->ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
+    wire::set_deadline(call->ctx, timeout_);
     {
       std::lock_guard lock(mu_);
       call->req.set_request_id(fmt::format("{}:{}", prefix_, n_++));
