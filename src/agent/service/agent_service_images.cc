@@ -8,10 +8,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <random>
 
 #include "strata/agent/service/agent_service.h"
 #include "strata/common/log.h"
+#include "strata/common/random.h"
 #include "strata/common/sha256.h"
 #include "strata/model/validation.h"
 #include "strata/wire/status.h"
@@ -30,8 +30,7 @@ auto images_log() {
 class TempFile {
  public:
   Status open(const std::string& dir, const std::string& hint) {
-    thread_local std::mt19937_64 rng{std::random_device{}()};
-    path_ = fmt::format("{}/put-{}-{:016x}", dir, hint, rng());
+    path_ = fmt::format("{}/put-{}-{:016x}", dir, hint, random_u64());
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd_ < 0) return internal_error(fmt::format("create {}: {}", path_, std::strerror(errno)));
     return {};
