@@ -1,6 +1,9 @@
 // ErrorCode <-> grpc::StatusCode, and Error <-> grpc::Status with an ErrorDetail payload.
 #include "strata/wire/status.h"
 
+#include <fmt/format.h>
+#include <grpcpp/channel.h>
+
 #include <optional>
 #include <string>
 
@@ -105,6 +108,22 @@ Error from_grpc_status(const grpc::Status& status, std::string_view peer) {
     }
   }
   return Error{from_grpc_code(status.error_code()), std::string(peer) + status.error_message(), {}};
+}
+
+Error from_grpc_status(const grpc::Status& status, std::string_view peer, grpc::Channel& channel) {
+  Error err = from_grpc_status(status, peer);
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    static constexpr const char* kStates[] = {"idle", "connecting", "ready", "transient-failure",
+                                              "shutdown"};
+    const auto state = static_cast<int>(channel.GetState(false));
+    if (state >= 0 && state < 5) err.message += fmt::format(" (channel {})", kStates[state]);
+  }
+  return err;
+}
+
+Status call_end_status(const grpc::Status& status, std::string_view peer) {
+  if (status.ok() || status.error_code() == grpc::StatusCode::CANCELLED) return {};
+  return tl::unexpected(from_grpc_status(status, peer));
 }
 
 }  // namespace strata::wire

@@ -193,7 +193,7 @@ TEST_F(DebianGuestTest, BootsToMultiUserAnswersGuestAgentAndShutsDown) {
 
   // Guest facts: the driver's poller (every 5 s here) read the OS, the host name cloud-init
   // set and the user-mode NIC's address from the guest agent; the agent's VmStatus carries
-  // them (and the proto conversion keeps them: proto_convert_test).
+  // them (and the proto conversion keeps them: test/wire/vm_test.cc).
   std::optional<model::GuestFacts> facts;
   for (auto until = std::chrono::steady_clock::now() + kAgentLimit;
        std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(1s)) {

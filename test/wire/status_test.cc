@@ -1,6 +1,7 @@
 // Error <-> grpc::Status mapping: every ErrorCode survives the round trip with its field.
 #include "strata/wire/status.h"
 
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include "strata/agent/v1/agent.pb.h"
@@ -81,6 +82,33 @@ TEST(GrpcStatus, ATransportFailureNamesThePeerAndADetailWithoutMessageKeepsTheSt
   grpc::Status st(grpc::StatusCode::ABORTED, "busy", d.SerializeAsString());
   EXPECT_EQ(from_grpc_status(st).message, "busy");
   EXPECT_EQ(from_grpc_status(st).code, ErrorCode::conflict);
+}
+
+// A stream that its caller cancelled ended well; any other failure is an Error.
+TEST(GrpcStatus, ACallsEndIsOkWhenItSucceededOrWasCancelled) {
+  EXPECT_TRUE(call_end_status(grpc::Status::OK));
+  EXPECT_TRUE(call_end_status(grpc::Status(grpc::StatusCode::CANCELLED, "Cancelled")));
+  auto down = call_end_status(grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone"), "agent: ");
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code, ErrorCode::unavailable);
+  EXPECT_EQ(down.error().message, "agent: gone");
+  auto refused = call_end_status(to_grpc_status(Error{ErrorCode::not_found, "no VM x", "name"}));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().field, "name");
+}
+
+// A missed deadline says the channel's state (a slow agent or one never reached); other
+// failures are as without the channel.
+TEST(GrpcStatus, AMissedDeadlineSaysTheChannelsState) {
+  auto channel = grpc::CreateChannel("unix:/nonexistent/agent.sock",
+                                     grpc::InsecureChannelCredentials());  // idle: never used
+  Error late = from_grpc_status(
+      grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"), "agent: ", *channel);
+  EXPECT_EQ(late.code, ErrorCode::deadline_exceeded);
+  EXPECT_EQ(late.message, "agent: Deadline Exceeded (channel idle)");
+  Error down =
+      from_grpc_status(grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone"), "agent: ", *channel);
+  EXPECT_EQ(down.message, "agent: gone");
 }
 
 }  // namespace

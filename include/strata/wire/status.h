@@ -10,6 +10,10 @@
 
 #include "strata/common/error.h"
 
+namespace grpc {
+class Channel;
+}  // namespace grpc
+
 namespace strata::wire {
 
 grpc::StatusCode to_grpc_code(ErrorCode code);
@@ -24,5 +28,11 @@ grpc::Status to_grpc_status(const Error& error);
 // field), else from the code and message, the message prefixed with `peer` (e.g.
 // "agent: ", so a transport failure says which side it came from).
 Error from_grpc_status(const grpc::Status& status, std::string_view peer = {});
+// The same for a call on `channel`; a missed deadline also says the channel's state
+// ("... (channel connecting)"), which tells an agent that is slow from one never reached.
+Error from_grpc_status(const grpc::Status& status, std::string_view peer, grpc::Channel& channel);
+// How a call, typically a stream, ended: ok when it succeeded or was cancelled (by its own
+// caller: not an error), else the Error as from_grpc_status.
+Status call_end_status(const grpc::Status& status, std::string_view peer = {});
 
 }  // namespace strata::wire

@@ -3,14 +3,11 @@
 
 #include <fmt/format.h>
 
-#include <random>
+#include "strata/common/random.h"
 
 namespace strata::agent::service {
 
-std::string new_request_id() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("r-{:016x}{:016x}", rng(), rng());
-}
+std::string new_request_id() { return fmt::format("r-{:016x}{:016x}", random_u64(), random_u64()); }
 
 AgentClient::AgentClient(const std::string& target, std::chrono::milliseconds default_timeout)
     : channel_(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())),

@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "event_hub.h"
-#include "strata/agent/service/proto_convert.h"
 #include "strata/common/json.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
 #include "strata/wire/status.h"
+#include "strata/wire/vm_status.h"
 
 namespace strata::agent::service {
 
@@ -125,7 +125,8 @@ grpc::Status AgentService::once_in(RequestLog& requests, const char* method, con
       return grpc::Status(static_cast<grpc::StatusCode>(o.status_code), o.message, o.details);
     }
     if (!response->ParseFromString(o.response)) {
-      return grpc::Status(grpc::StatusCode::INTERNAL, "remembered response does not parse");
+      return wire::to_grpc_status(
+          Error{ErrorCode::internal, "remembered response does not parse", {}});
     }
     return grpc::Status::OK;
   }
@@ -154,7 +155,7 @@ grpc::Status AgentService::once_in(RequestLog& requests, const char* method, con
 Status AgentService::current(const std::string& name, v1::VmStatus* out) const {
   auto s = hv_.status(name);
   if (!s) return tl::unexpected(s.error());
-  if (out) *out = to_proto(*s);
+  if (out) *out = wire::to_proto(*s);
   return {};
 }
 
@@ -175,7 +176,7 @@ grpc::Status AgentService::DefineVm(grpc::ServerContext* ctx, const v1::DefineVm
   return once<v1::DefineVmRequest, v1::DefineVmResponse>(
       "DefineVm", *req, resp, [&](v1::DefineVmResponse* out) -> Status {
         if (!req->has_spec()) return invalid_argument("spec", "required");
-        auto spec = from_proto(req->spec(), "spec");
+        auto spec = wire::from_proto(req->spec(), "spec");
         if (!spec) return tl::unexpected(spec.error());
         if (auto st = model::validate(*spec); !st) {
           Error e = st.error();
@@ -192,7 +193,7 @@ grpc::Status AgentService::DefineVm(grpc::ServerContext* ctx, const v1::DefineVm
                               undone ? "yes" : undone.error().to_string());
           return make_error(ErrorCode::unavailable, "the caller went away; the define was undone");
         }
-        *out->mutable_vm() = to_proto(*status);
+        *out->mutable_vm() = wire::to_proto(*status);
         service_log()->info("vm defined name={} uuid={}", status->spec.name, status->spec.uuid);
         return {};
       });

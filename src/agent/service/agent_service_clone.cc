@@ -2,11 +2,11 @@
 // copy's progress streamed. A retry is recognised by the VM it made (same name and uuid),
 // not through the request-id log: the log keeps unary answers, this one is a stream.
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/proto_convert.h"
 #include "strata/agent/service/request_log.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
 #include "strata/wire/status.h"
+#include "strata/wire/vm_status.h"
 
 namespace strata::agent::service {
 
@@ -18,7 +18,7 @@ grpc::Status AgentService::CloneVm(grpc::ServerContext* ctx, const v1::CloneVmRe
   if (auto st = model::validate_name("source", req->source()); !st)
     return wire::to_grpc_status(st.error());
   if (!req->has_spec()) return wire::to_grpc_status(invalid_argument("spec", "required").value());
-  auto spec = from_proto(req->spec(), "spec");
+  auto spec = wire::from_proto(req->spec(), "spec");
   if (!spec) return wire::to_grpc_status(spec.error());
   if (spec->uuid.empty())
     return wire::to_grpc_status(invalid_argument("spec.uuid", "required for a clone").value());
@@ -35,7 +35,7 @@ grpc::Status AgentService::CloneVm(grpc::ServerContext* ctx, const v1::CloneVmRe
     v1::CloneProgress last;
     last.set_done(1);
     last.set_total(1);
-    *last.mutable_vm() = to_proto(*existing);
+    *last.mutable_vm() = wire::to_proto(*existing);
     writer->Write(last);
     return grpc::Status::OK;
   }
@@ -50,7 +50,7 @@ grpc::Status AgentService::CloneVm(grpc::ServerContext* ctx, const v1::CloneVmRe
   v1::CloneProgress last;
   last.set_done(1);
   last.set_total(1);
-  *last.mutable_vm() = to_proto(*made);
+  *last.mutable_vm() = wire::to_proto(*made);
   writer->Write(last);
   log->info("vm cloned name={} source={} linked={} request={}", spec->name, req->source(),
             req->linked(), req->request_id());

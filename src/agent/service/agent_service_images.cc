@@ -8,14 +8,14 @@
 
 #include <cerrno>
 #include <cstring>
-#include <random>
 
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/proto_convert.h"
 #include "strata/common/log.h"
+#include "strata/common/random.h"
 #include "strata/common/sha256.h"
 #include "strata/model/validation.h"
 #include "strata/wire/status.h"
+#include "strata/wire/vm_status.h"
 
 namespace strata::agent::service {
 
@@ -30,8 +30,7 @@ auto images_log() {
 class TempFile {
  public:
   Status open(const std::string& dir, const std::string& hint) {
-    thread_local std::mt19937_64 rng{std::random_device{}()};
-    path_ = fmt::format("{}/put-{}-{:016x}", dir, hint, rng());
+    path_ = fmt::format("{}/put-{}-{:016x}", dir, hint, random_u64());
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd_ < 0) return internal_error(fmt::format("create {}: {}", path_, std::strerror(errno)));
     return {};
@@ -88,7 +87,7 @@ static Status same_or_conflict(ImageStore& images, const v1::PutImageHeader& h,
                       fmt::format("image {} already exists with different content (sha256 {})",
                                   h.name(), *digest),
                       "name");
-  *resp->mutable_image() = to_proto(*existing);
+  *resp->mutable_image() = wire::to_proto(*existing);
   resp->set_existed(true);
   return {};
 }
@@ -136,7 +135,7 @@ grpc::Status AgentService::PutImage(grpc::ServerContext*,
       if (info.error().code == ErrorCode::already_exists) return same_or_conflict(images, h, resp);
       return tl::unexpected(info.error());
     }
-    *resp->mutable_image() = to_proto(*info);
+    *resp->mutable_image() = wire::to_proto(*info);
     resp->set_existed(false);
     images_log()->info("image received name={} kind={} bytes={} sha256={}", h.name(), h.kind(),
                        received, got);

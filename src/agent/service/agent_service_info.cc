@@ -2,9 +2,9 @@
 #include <algorithm>
 
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/proto_convert.h"
 #include "strata/model/validation.h"
 #include "strata/wire/status.h"
+#include "strata/wire/vm_status.h"
 
 namespace strata::agent::service {
 
@@ -35,8 +35,8 @@ grpc::Status AgentService::GetMetrics(grpc::ServerContext*, const v1::GetMetrics
     if (!stats) continue;  // it stopped between list() and stats()
     auto* m = resp->add_vms();
     m->set_name(vm.spec.name);
-    m->set_state(to_proto(vm.state));
-    *m->mutable_stats() = to_proto(*stats);
+    m->set_state(wire::to_proto(vm.state));
+    *m->mutable_stats() = wire::to_proto(*stats);
   }
   return grpc::Status::OK;
 }
@@ -52,7 +52,7 @@ grpc::Status AgentService::ListVms(grpc::ServerContext*, const v1::ListVmsReques
                                auto it = vm.spec.labels.find(kv.first);
                                return it != vm.spec.labels.end() && it->second == kv.second;
                              });
-    if (match) *resp->add_vms() = to_proto(vm);
+    if (match) *resp->add_vms() = wire::to_proto(vm);
   }
   return grpc::Status::OK;
 }
@@ -65,7 +65,7 @@ grpc::Status AgentService::ListImages(grpc::ServerContext*, const v1::ListImages
   auto images = opts_.images->list_images();
   std::sort(images.begin(), images.end(),
             [](const ImageInfo& a, const ImageInfo& b) { return a.name < b.name; });
-  for (const auto& img : images) *resp->add_images() = to_proto(img);
+  for (const auto& img : images) *resp->add_images() = wire::to_proto(img);
   return grpc::Status::OK;
 }
 
@@ -89,7 +89,8 @@ grpc::Status AgentService::Health(grpc::ServerContext* ctx, const v1::HealthRequ
       vms.push_back(name);
     }
     if (ctx && ctx->deadline() < std::chrono::system_clock::now())
-      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the heartbeat arrived too late");
+      return wire::to_grpc_status(
+          Error{ErrorCode::deadline_exceeded, "the heartbeat arrived too late", {}});
     for (auto& name : hv_.renew_ha_leases(vms, std::chrono::milliseconds(req->ha_lease_ms())))
       resp->add_leased_vms(std::move(name));
   }

@@ -10,10 +10,10 @@
 
 #include "strata/agent/migration.h"
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/proto_convert.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
 #include "strata/wire/status.h"
+#include "strata/wire/vm_status.h"
 
 namespace strata::agent::service {
 
@@ -125,7 +125,7 @@ grpc::Status AgentService::BeginMigration(grpc::ServerContext*,
   if (!mig) return cannot_migrate();
   auto src = mig->begin_migration(req->name());
   if (!src) return wire::to_grpc_status(src.error());
-  *resp->mutable_spec() = agent::service::to_proto(src->spec);
+  *resp->mutable_spec() = wire::to_proto(src->spec);
   resp->set_profile_json(src->profile_json);
   return grpc::Status::OK;
 }
@@ -145,7 +145,7 @@ grpc::Status AgentService::PrepareMigration(grpc::ServerContext*,
   return once<v1::PrepareMigrationRequest, v1::PrepareMigrationResponse>(
       "PrepareMigration", *req, resp, [&](v1::PrepareMigrationResponse* out) -> Status {
         if (!req->has_spec()) return invalid_argument("spec", "required");
-        auto spec = agent::service::from_proto(req->spec(), "spec");
+        auto spec = wire::from_proto(req->spec(), "spec");
         if (!spec) return tl::unexpected(spec.error());
         if (auto st = model::validate(*spec); !st) {
           Error e = st.error();

@@ -14,9 +14,9 @@
 
 #include "event_hub.h"
 #include "strata/agent/service/agent_service.h"
-#include "strata/agent/service/proto_convert.h"
 #include "strata/model/validation.h"
 #include "strata/wire/status.h"
+#include "strata/wire/vm_status.h"
 #include "stream_queue.h"
 
 namespace strata::agent::service {
@@ -189,7 +189,7 @@ grpc::Status AgentService::WatchEvents(grpc::ServerContext* ctx, const v1::Watch
                          .count();
     for (const auto& vm : hv_.list()) {
       if (!req->vm().empty() && vm.spec.name != req->vm()) continue;
-      if (!writer->Write(to_proto(VmEvent{vm.spec.name, vm.state, "current", now_ms}))) {
+      if (!writer->Write(wire::to_proto(VmEvent{vm.spec.name, vm.state, "current", now_ms}))) {
         return grpc::Status::OK;
       }
     }
@@ -202,7 +202,7 @@ grpc::Status AgentService::WatchEvents(grpc::ServerContext* ctx, const v1::Watch
       continue;
     }
     if (!req->vm().empty() && event->vm != req->vm()) continue;
-    if (!writer->Write(to_proto(*event))) break;
+    if (!writer->Write(wire::to_proto(*event))) break;
   }
   return grpc::Status::OK;
 }

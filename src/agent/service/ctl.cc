@@ -12,8 +12,8 @@
 #include "ctl_format.h"
 #include "strata/agent/service/agent_cli.h"
 #include "strata/agent/service/agent_client.h"
-#include "strata/agent/service/proto_convert.h"
 #include "strata/model/vm_spec_json.h"
+#include "strata/wire/vm_status.h"
 
 namespace strata::agent::cli {
 

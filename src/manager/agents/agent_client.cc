@@ -4,8 +4,8 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
-#include "call_deadline.h"
 #include "strata/model/vm_spec_json.h"
+#include "strata/wire/call.h"
 
 namespace strata::manager {
 
@@ -47,13 +47,11 @@ AgentClient::AgentClient(std::string address, const pki::PeerPin& pin,
   stub_ = pb::AgentService::NewStub(channel_);
 }
 
-// One unary call with a deadline; RESP is the response type.
-#define STRATA_UNARY(METHOD, REQ, RESP, TIMEOUT)               \
-  grpc::ClientContext ctx;                                     \
-  set_deadline(ctx, TIMEOUT);                                  \
-  RESP resp;                                                   \
-  grpc::Status st = stub_->METHOD(&ctx, REQ, &resp);           \
-  if (!st.ok()) return tl::unexpected(error_from_grpc(st));
+// One unary call with a deadline (wire::call); `resp` is the response, of type RESP.
+#define STRATA_UNARY(METHOD, REQ, RESP, TIMEOUT)                                               \
+  auto result = wire::call(*stub_, &pb::AgentService::Stub::METHOD, REQ, TIMEOUT, kAgentPeer); \
+  if (!result) return tl::unexpected(result.error());                                          \
+  [[maybe_unused]] RESP& resp = *result;
 
 // The heartbeat waits (within its deadline) for the channel to connect rather than failing
 // fast while the channel is in TRANSIENT_FAILURE: a host that was refused once (dialled right
@@ -61,20 +59,12 @@ AgentClient::AgentClient(std::string address, const pki::PeerPin& pin,
 Result<pb::HealthResponse> AgentClient::health(std::chrono::milliseconds timeout,
                                                const pb::HealthRequest& req) {
   grpc::ClientContext ctx;
-  set_deadline(ctx, timeout);
+  wire::set_deadline(ctx, timeout);
   ctx.set_wait_for_ready(true);
   pb::HealthResponse resp;
   grpc::Status st = stub_->Health(&ctx, req, &resp);
   if (st.ok()) return resp;
-  auto err = error_from_grpc(st);
-  if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    static constexpr const char* kStates[] = {"idle", "connecting", "ready",
-                                              "transient-failure", "shutdown"};
-    auto state = static_cast<int>(channel_->GetState(false));
-    if (state >= 0 && state < 5)
-      err.message += fmt::format(" (channel {})", kStates[state]);
-  }
-  return tl::unexpected(err);
+  return tl::unexpected(wire::from_grpc_status(st, kAgentPeer, *channel_));
 }
 
 Result<pb::GetMetricsResponse> AgentClient::metrics(std::chrono::milliseconds timeout) {

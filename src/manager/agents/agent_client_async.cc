@@ -20,6 +20,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "strata/manager/agents/agent_client.h"
+#include "strata/wire/call.h"
 
 namespace strata::manager {
 
@@ -28,9 +29,7 @@ namespace {
 template <class Req, class Resp>
 class UnaryCall final : public PendingCall {
  public:
-  explicit UnaryCall(std::chrono::milliseconds timeout) {
-    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-  }
+  explicit UnaryCall(std::chrono::milliseconds timeout) { wire::set_deadline(ctx, timeout); }
   void cancel() override { ctx.TryCancel(); }
 
   grpc::ClientContext ctx;
@@ -47,19 +46,6 @@ struct UnaryCompletion {
   std::shared_ptr<UnaryCall<Req, Resp>> call;
   std::shared_ptr<grpc::Channel> channel;  // health only: the error names its state
 };
-
-// The health error as the synchronous health() words it: a deadline miss says the channel's
-// state.
-Error health_error(const grpc::Status& st, grpc::Channel& channel) {
-  auto err = error_from_grpc(st);
-  if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    static constexpr const char* kStates[] = {"idle", "connecting", "ready", "transient-failure",
-                                              "shutdown"};
-    auto state = static_cast<int>(channel.GetState(false));
-    if (state >= 0 && state < 5) err.message += fmt::format(" (channel {})", kStates[state]);
-  }
-  return err;
-}
 
 // WatchEvents: one read outstanding at a time, the next one asked for by next(). A hold
 // keeps the call open between a read's end and the next(), which may come from any thread
@@ -96,10 +82,7 @@ class WatchReactor final : public EventWatch, public grpc::ClientReadReactor<pb:
     on_event_(*this, std::move(ev));
   }
   void OnDone(const grpc::Status& st) override {
-    Status s;
-    if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED)
-      s = tl::unexpected(error_from_grpc(st));
-    on_done_(std::move(s));
+    on_done_(wire::call_end_status(st, kAgentPeer));
     // gRPC is done with this object: the self-reference may go (last).
     auto self = std::move(self_);
   }
@@ -132,7 +115,7 @@ PendingCallPtr AgentClient::health_async(std::chrono::milliseconds timeout,
         if (st.ok())
           k.done(std::move(k.call->resp));
         else
-          k.done(tl::unexpected(health_error(st, *k.channel)));
+          k.done(tl::unexpected(wire::from_grpc_status(st, kAgentPeer, *k.channel)));
       });
   return call;
 }

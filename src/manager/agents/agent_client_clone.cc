@@ -2,6 +2,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "strata/manager/agents/agent_client.h"
+#include "strata/wire/call.h"
 
 namespace strata::manager {
 
@@ -15,7 +16,7 @@ Result<pb::VmStatus> AgentClient::clone_vm(
   *req.mutable_spec() = to_proto(spec);
   req.set_linked(linked);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+  wire::set_deadline(ctx, deadline);
   auto reader = stub_->CloneVm(&ctx, req);
   pb::CloneProgress p;
   std::optional<pb::VmStatus> made;

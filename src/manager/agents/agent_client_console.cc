@@ -16,6 +16,7 @@
 #include <deque>
 
 #include "strata/manager/agents/agent_client.h"
+#include "strata/wire/call.h"
 
 namespace strata::manager {
 
@@ -64,8 +65,7 @@ class ReadingStream : public ConsoleStream, public Reactor {
   void OnDone(const grpc::Status& st) override {
     std::unique_lock lock(mu_);
     done_ = true;
-    if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED)
-      status_ = tl::unexpected(error_from_grpc(st));
+    status_ = wire::call_end_status(st, kAgentPeer);
     auto fn = std::move(read_fn_);
     read_fn_ = nullptr;
     // gRPC is done with this object: the self-reference may go (last, below).
@@ -150,7 +150,7 @@ class SerialConsole final
       return;
     }
     auto call = std::make_shared<Call>();
-    call->ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
+    wire::set_deadline(call->ctx, timeout_);
     {
       std::lock_guard lock(mu_);
       call->req.set_request_id(fmt::format("{}:{}", prefix_, n_++));

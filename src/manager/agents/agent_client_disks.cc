@@ -64,8 +64,8 @@ Result<uint64_t> AgentClient::copy_disk_to(AgentClient& target, const std::strin
   grpc::Status write_st = writer->Finish();
   // The target's answer says most (it checked the digest); a source that failed first
   // is the cause when the target only saw the cancel.
-  if (!read_st.ok() && read_st.error_code() != grpc::StatusCode::CANCELLED)
-    return tl::unexpected(error_from_grpc(read_st).wrap("reading " + vm + "/" + disk));
+  if (auto read = wire::call_end_status(read_st, kAgentPeer); !read)
+    return tl::unexpected(read.error().wrap("reading " + vm + "/" + disk));
   if (!write_st.ok())
     return tl::unexpected(error_from_grpc(write_st).wrap("writing " + vm + "/" + disk));
   return resp.bytes_written();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "strata/manager/agents/agent_client.h"
+#include "strata/wire/call.h"
 
 namespace strata::manager {
 
@@ -26,7 +27,7 @@ Result<pb::PutImageResponse> AgentClient::put_image(
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return internal_error(fmt::format("open {}: {}", path, std::strerror(errno)));
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + kPutDeadline);
+  wire::set_deadline(ctx, kPutDeadline);
   pb::PutImageResponse resp;
   auto writer = stub_->PutImage(&ctx, &resp);
   pb::PutImageChunk first;
@@ -67,11 +68,9 @@ Status AgentClient::delete_image(const std::string& request_id, const std::strin
   pb::DeleteImageRequest req;
   req.set_request_id(request_id);
   req.set_name(name);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + timeout.value_or(timeout_));
-  pb::DeleteImageResponse resp;
-  grpc::Status st = stub_->DeleteImage(&ctx, req, &resp);
-  if (!st.ok()) return tl::unexpected(error_from_grpc(st));
+  auto r = wire::call(*stub_, &pb::AgentService::Stub::DeleteImage, req, timeout.value_or(timeout_),
+                      kAgentPeer);
+  if (!r) return tl::unexpected(r.error());
   return {};
 }
 

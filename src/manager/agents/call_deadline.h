@@ -1,14 +1,11 @@
-// The deadline of one agent RPC, as a bound from now (the AgentClient files share it).
+// The deadline of one agent RPC, as a bound from now: the wire library's (wire/call.h),
+// named here for the AgentClient files that call it unqualified.
 #pragma once
 
-#include <grpcpp/client_context.h>
-
-#include <chrono>
+#include "strata/wire/call.h"
 
 namespace strata::manager {
 
-inline void set_deadline(grpc::ClientContext& ctx, std::chrono::milliseconds t) {
-  ctx.set_deadline(std::chrono::system_clock::now() + t);
-}
+using wire::set_deadline;
 
 }  // namespace strata::manager

@@ -9,13 +9,13 @@
 // agent's calls on gRPC's callback API (agent_client_console.cc); an open console costs
 // two outstanding calls and bounded buffers (one message each way). Consoles of both kinds
 // still share one cap (StreamCaps::consoles, --max-consoles) and the per-token stream cap.
-#include <memory>
-#include <optional>
-#include <random>
-#include <variant>
-
 #include <fmt/format.h>
 
+#include <memory>
+#include <optional>
+#include <variant>
+
+#include "strata/common/random.h"
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/api/api_service.h"
 
@@ -118,8 +118,7 @@ void add_route(ApiService& api, ConsoleKind kind) {
                          std::shared_ptr<WebSocket> ws) mutable {
       ConsoleStreamPtr agent;
       if (kind == ConsoleKind::serial) {
-        const uint64_t session =
-            (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+        const uint64_t session = random_u64();
         agent = client->open_console(name, tail, fmt::format("{}:console:{:x}", id, session));
       } else {
         agent = client->open_display(name);

@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <map>
-#include <random>
 
 #include "strata/common/log.h"
+#include "strata/common/random.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/model/validation.h"
 #include "strata/model/vm_spec_json.h"
@@ -71,10 +71,9 @@ Status BackupService::check_configured() const {
 }
 
 std::string BackupService::new_id(const std::string& vm) const {
-  std::random_device rd;
   auto t = std::chrono::floor<std::chrono::seconds>(clock_->wall());
   // "<vm>-<utc time>-<4 hex>", cut to the 64 characters an id may have.
-  std::string id = fmt::format("{}-{:%Y%m%d-%H%M%S}-{:04x}", vm, t, rd() & 0xffff);
+  std::string id = fmt::format("{}-{:%Y%m%d-%H%M%S}-{:04x}", vm, t, random_u64() & 0xffff);
   if (id.size() > 64) id = id.substr(id.size() - 64);
   while (!id.empty() && id.front() == '-') id.erase(0, 1);
   return id;

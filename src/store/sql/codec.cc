@@ -4,7 +4,8 @@
 #include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <random>
+
+#include "strata/common/random.h"
 
 namespace strata::store::sql {
 
@@ -204,11 +205,10 @@ Status validate_token(const TokenRecord& t) {
 }
 
 std::string new_uuid_v7(int64_t now_ms) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   std::array<uint8_t, 16> b{};
   uint64_t ms = static_cast<uint64_t>(now_ms);
   for (int i = 0; i < 6; ++i) b[i] = static_cast<uint8_t>(ms >> (8 * (5 - i)));
-  uint64_t r1 = rng(), r2 = rng();
+  uint64_t r1 = random_u64(), r2 = random_u64();
   for (int i = 6; i < 16; ++i) {
     b[i] = static_cast<uint8_t>(i < 11 ? r1 >> (8 * (i - 6)) : r2 >> (8 * (i - 11)));
   }

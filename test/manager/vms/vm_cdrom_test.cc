@@ -9,10 +9,8 @@
 #include <filesystem>
 #include <thread>
 
-#include "strata/agent/service/proto_convert.h"
 #include "strata/manager/vms/vm_service.h"
 #include "vm_service_fixture.h"
-#include "strata/model/validation.h"
 
 namespace strata::manager {
 namespace {
@@ -124,24 +122,6 @@ TEST_F(VmCdromTest, RefusalsWriteNothing) {
   EXPECT_EQ(audit("vm.cdrom"), 0u);
   EXPECT_EQ(hv_.count("change_cdrom"), 0);
   EXPECT_EQ(stored("inst").cdrom, "netinst");
-}
-
-// The manager's spec -> proto (its AgentClient) and the agent's proto -> spec agree on the
-// CD-ROM, the boot order and the firmware (the manager's copy once dropped them: the host
-// then refused a CD-ROM-only VM as having no boot source).
-TEST(VmCdromWire, ManagerToProtoCarriesCdromBootAndFirmware) {
-  model::VmSpec s;
-  s.name = "inst";
-  s.disks.push_back({"root", "", 1 << 30, false, false, "", ""});
-  s.cdrom = "netinst";
-  s.boot = {model::BootDevice::cdrom};
-  s.firmware = model::Firmware::uefi;
-  auto back = agent::service::from_proto(to_proto(s), "spec");
-  ASSERT_TRUE(back) << back.error().to_string();
-  EXPECT_EQ(back->cdrom, "netinst");
-  EXPECT_EQ(back->boot, s.boot);
-  EXPECT_EQ(back->firmware, model::Firmware::uefi);
-  EXPECT_TRUE(model::validate(*back)) << "the agent would refuse it";
 }
 
 }  // namespace

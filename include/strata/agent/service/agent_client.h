@@ -1,6 +1,7 @@
-// A typed client for strata.agent.v1.AgentService: connects to "unix:/path" or
-// "host:port", applies a per-call deadline, and turns gRPC statuses back into Strata
-// Errors (grpc_status.h). Used by `strata-agent ctl`, tests and the manager.
+// The local, synchronous client of strata.agent.v1.AgentService that `strata-agent ctl` and
+// the agent's tests use: connects to "unix:/path" or "host:port" without TLS, and makes
+// each unary call through wire::call (deadline, status -> Error). The manager has its own
+// AgentClient (TLS, pinned peers, the callback API); docs/internals/agents.md says why.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -11,7 +12,7 @@
 
 #include "strata/agent/v1/agent.grpc.pb.h"
 #include "strata/common/error.h"
-#include "strata/wire/status.h"
+#include "strata/wire/call.h"
 
 namespace strata::agent::service {
 
@@ -35,13 +36,7 @@ class AgentClient {
   Result<Resp> call(grpc::Status (v1::AgentService::Stub::*method)(grpc::ClientContext*, const Req&,
                                                                    Resp*),
                     const Req& request, std::chrono::milliseconds timeout = {}) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     (timeout.count() ? timeout : default_timeout_));
-    Resp response;
-    grpc::Status st = ((*stub_).*method)(&ctx, request, &response);
-    if (!st.ok()) return tl::unexpected(wire::from_grpc_status(st));
-    return response;
+    return wire::call(*stub_, method, request, timeout.count() ? timeout : default_timeout_);
   }
 
  private:

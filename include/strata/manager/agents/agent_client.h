@@ -251,8 +251,9 @@ using AgentClientPtr = std::shared_ptr<AgentClient>;
 
 // The wire library converts (one home for both ends of the contract): statuses to Errors
 // (a transport failure's message says "agent: "), model <-> proto.
+inline constexpr std::string_view kAgentPeer = "agent: ";
 inline Error error_from_grpc(const grpc::Status& status) {
-  return wire::from_grpc_status(status, "agent: ");
+  return wire::from_grpc_status(status, kAgentPeer);
 }
 using wire::guest_facts_of;
 using wire::to_proto;

@@ -4,11 +4,11 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include "qemu_hypervisor.h"
 #include "strata/common/json.h"
+#include "strata/common/random.h"
 
 namespace strata::agent::qemu {
 
@@ -186,8 +186,7 @@ Result<std::string> QemuHypervisor::guest_agent(const std::string& name,
       buf.append(tmp, static_cast<size_t>(n));
     }
   };
-  thread_local std::mt19937 rng{std::random_device{}()};
-  int64_t sync_id = rng() & 0x7fffffff;
+  int64_t sync_id = static_cast<int64_t>(random_u64() & 0x7fffffff);
   nlohmann::json sync = {{"execute", "guest-sync-delimited"}, {"arguments", {{"id", sync_id}}}};
   if (auto s = write_all(fd->get(), sync.dump() + "\n", left()); !s)
     return tl::unexpected(s.error());

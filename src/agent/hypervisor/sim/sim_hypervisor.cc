@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "strata/common/random.h"
 #include "strata/model/validation.h"
 
 namespace strata::agent {
@@ -48,7 +49,7 @@ class SimHypervisorImpl final : public SimHypervisor {
       std::lock_guard lock(mu_);
       if (vms_.contains(spec.name))
         return make_error(ErrorCode::already_exists, "vm " + spec.name + " exists");
-      auto done = model::complete(spec, [] { return next_random(); });
+      auto done = model::complete(spec, &random_u64);  // UUIDs and MACs: unique per process
       if (!done) return tl::unexpected(done.error());
       for (const auto& [_, vm] : vms_)
         if (vm.status.spec.uuid == done->uuid)
@@ -292,14 +293,6 @@ class SimHypervisorImpl final : public SimHypervisor {
   }
 
  private:
-  static uint64_t next_random() {
-    // UUIDs and MACs: unique per process (model::complete formats them).
-    static std::mutex m;
-    static std::mt19937_64 gen(std::random_device{}());
-    std::lock_guard lock(m);
-    return gen();
-  }
-
   int64_t wall_ms() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                opts_.clock->wall().time_since_epoch())

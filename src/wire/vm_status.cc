@@ -1,12 +1,13 @@
-// strata.agent.v1 messages <-> model::VmSpec and the Hypervisor's VmStatus/VmStats/VmEvent.
-#include "strata/agent/service/proto_convert.h"
+// strata.agent.v1 messages <-> the agent driver's VmStatus, VmStats, VmEvent and ImageInfo.
+#include "strata/wire/vm_status.h"
 
-#include <fmt/format.h>
+namespace strata::wire {
 
-#include "strata/model/validation.h"
-#include "strata/model/vm_spec_json.h"
-
-namespace strata::agent::service {
+using agent::ImageInfo;
+using agent::VmEvent;
+using agent::VmExit;
+using agent::VmStats;
+using agent::VmStatus;
 
 v1::VmStatus to_proto(const VmStatus& s) {
   v1::VmStatus out;
@@ -106,4 +107,4 @@ v1::Image to_proto(const ImageInfo& image) {
   return out;
 }
 
-}  // namespace strata::agent::service
+}  // namespace strata::wire

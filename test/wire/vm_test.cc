@@ -1,11 +1,18 @@
-// proto <-> model conversion: full round trips, defaults for unset scalars, enum rejection.
-#include "strata/agent/service/proto_convert.h"
-
+// The wire library's model <-> proto conversions (wire/vm.h, wire/vm_status.h): full round
+// trips, defaults for unset scalars, enum rejection. Each conversion is tested here, once.
 #include <gtest/gtest.h>
 
+#include "strata/model/validation.h"
 #include "strata/model/vm_spec_json.h"
+#include "strata/wire/vm_status.h"
 
-namespace strata::agent::service {
+namespace strata::wire {
+
+using agent::VmEvent;
+using agent::VmExit;
+using agent::VmStats;
+using agent::VmStatus;
+
 namespace {
 
 model::VmSpec full_spec() {
@@ -200,8 +207,7 @@ model::CloudInit full_cloud_init() {
       true,
       {"adm"}});
   ci.network.push_back(model::CloudInitNic{0, true, "", "", {}});
-  ci.network.push_back(
-      model::CloudInitNic{1, false, "192.0.2.10/24", "192.0.2.1", {"192.0.2.53"}});
+  ci.network.push_back(model::CloudInitNic{1, false, "192.0.2.10/24", "192.0.2.1", {"192.0.2.53"}});
   ci.user_data = "#!/bin/sh\necho hi\n";
   return ci;
 }
@@ -279,9 +285,9 @@ TEST(ProtoConvert, GuestFactsRoundTripAndAreChecked) {
 }
 
 }  // namespace
-}  // namespace strata::agent::service
+}  // namespace strata::wire
 
-namespace strata::agent::service {
+namespace strata::wire {
 namespace {
 
 // Installing from an ISO: cdrom, boot order and firmware survive the wire (bytes too); an
@@ -302,6 +308,14 @@ TEST(ProtoConvert, CdromBootOrderAndFirmwareRoundTrip) {
   EXPECT_EQ(back->cdrom, "netinst");
   EXPECT_EQ(back->boot, s.boot);
   EXPECT_EQ(back->firmware, model::Firmware::uefi);
+  // A CD-ROM-only VM (no boot disk) still has a boot source after the trip (a copy of this
+  // conversion once dropped the CD-ROM and the boot order: the host refused such a VM).
+  model::VmSpec iso_only = s;
+  iso_only.disks[0].boot = false;
+  iso_only.boot = {model::BootDevice::cdrom};
+  auto iso_back = from_proto(to_proto(iso_only), "spec");
+  ASSERT_TRUE(iso_back) << iso_back.error().to_string();
+  EXPECT_TRUE(model::validate(*iso_back)) << "the agent would refuse it";
   v1::VmSpec plain = to_proto(s);
   plain.clear_firmware();
   plain.clear_boot();
@@ -344,4 +358,4 @@ TEST(ProtoConvert, WatchdogRoundTrip) {
 }
 
 }  // namespace
-}  // namespace strata::agent::service
+}  // namespace strata::wire
