@@ -10,6 +10,13 @@
 // writing side (display only), dropped once reading ended or cancel() and no write is in
 // flight. No op is started after its side's hold is gone, so none races OnDone. gRPC may
 // run a reaction inline in the call that started an op: no lock is held across one.
+//
+// Lifetime: the stream keeps itself until OnDone. What gRPC's threads would then let go of
+// last (the stream with its stub and context, so the channel; the reader's callback, so the
+// viewer's session) goes to the call's CallKeep instead, which hands it over to be released
+// off gRPC's threads (ConnectionManager: to the host's strand, and stopping the host waits
+// for it). Each WriteConsole call has its own hold, made while the stream's or the previous
+// write's hold is still out, so the host is never gone when one is made.
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
@@ -68,10 +75,16 @@ class ReadingStream : public ConsoleStream, public Reactor {
     status_ = wire::call_end_status(st, kAgentPeer);
     auto fn = std::move(read_fn_);
     read_fn_ = nullptr;
-    // gRPC is done with this object: the self-reference may go (last, below).
+    // gRPC is done with this object: the self-reference may go (last, below), to the hold
+    // when there is one. Nothing here touches `this` once the hold has it.
     auto self = std::move(self_);
+    auto hold = std::move(hold_);
     lock.unlock();
     if (fn) fn(std::nullopt);
+    if (hold) {
+      if (fn) hold->keep(std::make_shared<ReadFn>(std::move(fn)));
+      hold->keep(std::move(self));
+    }
   }
 
  protected:
@@ -79,23 +92,33 @@ class ReadingStream : public ConsoleStream, public Reactor {
   virtual void reading_ended() {}
   bool over_locked() const { return done_ || read_over_; }
 
+  using ReadFn = std::function<void(std::optional<std::string>)>;
+
+  explicit ReadingStream(CallKeeper keeper) : keeper_(std::move(keeper)) {}
+
   // Keeps the object alive until OnDone; holds the reading side open; starts the call.
   void begin(std::shared_ptr<ConsoleStream> self, int write_holds) {
     self_ = std::move(self);
+    hold_ = new_hold();
     this->AddMultipleHolds(1 + write_holds);
     this->StartCall();
   }
+  // A hold for another call of this stream: only while one of its holds is out (the
+  // stream's, until OnDone, or the calling write's).
+  std::shared_ptr<CallKeep> new_hold() const { return keeper_ ? keeper_() : nullptr; }
 
+  const CallKeeper keeper_;
   grpc::ClientContext ctx_;
   mutable std::mutex mu_;
 
  private:
   Chunk in_;
-  std::function<void(std::optional<std::string>)> read_fn_;
+  ReadFn read_fn_;
   bool read_over_ = false;
   bool done_ = false;
   Status status_;
   std::shared_ptr<ConsoleStream> self_;
+  std::shared_ptr<CallKeep> hold_;  // until OnDone
 };
 
 // Serial: StreamConsole out, WriteConsole in (unary calls of their own, one at a time).
@@ -104,8 +127,9 @@ class SerialConsole final
       public std::enable_shared_from_this<SerialConsole> {
  public:
   SerialConsole(std::shared_ptr<grpc::Channel> channel, std::string name,
-                std::string request_prefix, std::chrono::milliseconds timeout)
-      : stub_(pb::AgentService::NewStub(channel)),
+                std::string request_prefix, std::chrono::milliseconds timeout, CallKeeper keeper)
+      : ReadingStream(std::move(keeper)),
+        stub_(pb::AgentService::NewStub(channel)),
         name_(std::move(name)),
         prefix_(std::move(request_prefix)),
         timeout_(timeout) {}
@@ -118,9 +142,13 @@ class SerialConsole final
   }
 
   void write(std::string data, std::function<void(bool)> done) override {
+    std::shared_ptr<CallKeep> hold;
     {
       std::lock_guard lock(mu_);
-      if (over_locked()) data.clear();
+      if (over_locked())
+        data.clear();
+      else
+        hold = new_hold();  // before OnDone: the stream's own hold is still out
     }
     if (data.empty()) {
       done(false);
@@ -129,7 +157,7 @@ class SerialConsole final
     auto w = std::make_shared<Pending>();
     w->data = std::move(data);
     w->done = std::move(done);
-    write_next(std::move(w));
+    write_next(std::move(w), std::move(hold));
   }
 
  private:
@@ -139,17 +167,19 @@ class SerialConsole final
     std::function<void(bool)> done;
   };
   struct Call {
+    std::shared_ptr<CallKeep> hold;  // first: goes after the context (and its channel)
     grpc::ClientContext ctx;
     pb::WriteConsoleRequest req;
     pb::WriteConsoleResponse resp;
   };
 
-  void write_next(std::shared_ptr<Pending> w) {
+  void write_next(std::shared_ptr<Pending> w, std::shared_ptr<CallKeep> hold) {
     if (w->off >= w->data.size()) {
       w->done(true);
       return;
     }
     auto call = std::make_shared<Call>();
+    call->hold = std::move(hold);
     wire::set_deadline(call->ctx, timeout_);
     {
       std::lock_guard lock(mu_);
@@ -161,11 +191,15 @@ class SerialConsole final
     auto* c = call.get();
     stub_->async()->WriteConsole(&c->ctx, &c->req, &c->resp,
                                  [self = shared_from_this(), call, w](grpc::Status st) mutable {
-                                   if (!st.ok()) {
+                                   if (!st.ok())
                                      w->done(false);
-                                     return;
+                                   else
+                                     self->write_next(w, self->new_hold());
+                                   // What this thread would let go of last goes to the hold.
+                                   if (call->hold) {
+                                     call->hold->keep(std::move(w));
+                                     call->hold->keep(std::move(self));
                                    }
-                                   self->write_next(std::move(w));
                                  });
   }
 
@@ -183,8 +217,9 @@ class DisplayConsole final
                            pb::DisplayChunk>,
       public std::enable_shared_from_this<DisplayConsole> {
  public:
-  explicit DisplayConsole(std::shared_ptr<grpc::Channel> channel)
-      : stub_(pb::AgentService::NewStub(channel)) {}
+  DisplayConsole(std::shared_ptr<grpc::Channel> channel, CallKeeper keeper)
+      : ReadingStream(std::move(keeper)),
+        stub_(pb::AgentService::NewStub(channel)) {}
 
   void start(const std::string& name) {
     stub_->async()->StreamDisplay(&ctx_, this);
@@ -267,14 +302,15 @@ class DisplayConsole final
 }  // namespace
 
 ConsoleStreamPtr AgentClient::open_console(const std::string& name, uint32_t tail_bytes,
-                                           std::string request_prefix) {
-  auto s = std::make_shared<SerialConsole>(channel_, name, std::move(request_prefix), timeout_);
+                                           std::string request_prefix, CallKeeper keeper) {
+  auto s = std::make_shared<SerialConsole>(channel_, name, std::move(request_prefix), timeout_,
+                                           std::move(keeper));
   s->start(tail_bytes);
   return s;
 }
 
-ConsoleStreamPtr AgentClient::open_display(const std::string& name) {
-  auto s = std::make_shared<DisplayConsole>(channel_);
+ConsoleStreamPtr AgentClient::open_display(const std::string& name, CallKeeper keeper) {
+  auto s = std::make_shared<DisplayConsole>(channel_, std::move(keeper));
   s->start(name);
   return s;
 }

@@ -197,13 +197,18 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   // outstanding and no task is queued or running (gRPC is done with everything of this host).
   void begin_stop() {
     std::vector<PendingCallPtr> calls;
+    std::vector<ConsoleStreamPtr> consoles;
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
       calls = {health_call_, metrics_call_, inventory_call_, watch_};
+      for (auto& w : consoles_)
+        if (auto c = w.lock()) consoles.push_back(std::move(c));
+      consoles_.clear();
     }
     for (auto& c : calls)
       if (c) c->cancel();
+    for (auto& c : consoles) c->cancel();
   }
   void wait_stopped() {
     std::unique_lock lock(mu_);
@@ -213,6 +218,33 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   AgentClientPtr client() const {
     std::lock_guard lock(client_mu_);
     return client_;
+  }
+
+  // A VM's serial console or display on this host, on the current client. Its calls are
+  // this host's (CallHold): begin_stop() cancels them, and wait_stopped() waits until gRPC
+  // is done with them. nullptr once stopping.
+  ConsoleStreamPtr open_console(const std::string& vm, std::optional<uint32_t> serial_tail,
+                                std::string request_prefix) {
+    auto c = client();
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return nullptr;
+      ++pending_;  // the host stays until the stream's first hold is out
+    }
+    CallKeeper keeper = [this, c] { return std::make_shared<CallHold>(*this, c); };
+    auto stream = serial_tail ? c->open_console(vm, *serial_tail, std::move(request_prefix),
+                                                std::move(keeper))
+                              : c->open_display(vm, std::move(keeper));
+    bool cancel = false;
+    {
+      std::lock_guard lock(mu_);
+      std::erase_if(consoles_, [](const std::weak_ptr<ConsoleStream>& w) { return w.expired(); });
+      consoles_.push_back(stream);
+      cancel = stopping_;  // begin_stop() came meanwhile and did not see it
+    }
+    if (cancel) stream->cancel();
+    done_one();
+    return stream;
   }
   Liveness liveness() const { return liveness_; }
   AgentVersionView agent_version() const {
@@ -243,7 +275,7 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   void run_tasks() {
     for (int n = 0; n < 16; ++n) {
       std::function<void()> task;
-      std::vector<AgentClientPtr> retired;  // let go of here, on a worker
+      std::vector<std::shared_ptr<void>> retired;  // let go of here, on a worker
       {
         std::lock_guard lock(mu_);
         retired.swap(retired_);
@@ -274,20 +306,23 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   // destroyed its completion, which is after the call's context (AgentClient::health_async).
   // It keeps the AgentClient the call runs on and hands it to retired_ instead of letting go
   // of it on gRPC's thread. The host outlives it: whoever stops the host waits for pending_.
-  class CallHold {
+  // A console's calls also give it what their callbacks would let go of (CallKeep::keep).
+  class CallHold final : public CallKeep {
    public:
     CallHold(HostConnection& host, AgentClientPtr client)
         : host_(host), client_(std::move(client)) {
       host_.call_started();
     }
-    ~CallHold() { host_.call_released(std::move(client_)); }
+    ~CallHold() override { host_.call_released(std::move(client_), std::move(kept_)); }
     CallHold(const CallHold&) = delete;
     CallHold& operator=(const CallHold&) = delete;
     HostConnection& host() const { return host_; }
+    void keep(std::shared_ptr<void> what) override { kept_.push_back(std::move(what)); }
 
    private:
     HostConnection& host_;
     AgentClientPtr client_;
+    std::vector<std::shared_ptr<void>> kept_;  // one thread at a time (CallKeep)
   };
 
   // Queues a task. Work that starts something (a beat, a watch) is refused once stopping;
@@ -311,9 +346,10 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   // gRPC destroyed a call's completion (~CallHold). The last thing done with this host on
   // gRPC's thread: the notify is under the lock, so wait_stopped() returns (and the host
   // may be destroyed) only once this let go of mu_.
-  void call_released(AgentClientPtr client) {
+  void call_released(AgentClientPtr client, std::vector<std::shared_ptr<void>> kept) {
     std::lock_guard lock(mu_);
     retired_.push_back(std::move(client));
+    for (auto& k : kept) retired_.push_back(std::move(k));
     --pending_;
     cv_.notify_all();
   }
@@ -678,9 +714,12 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
   std::deque<std::function<void()>> tasks_;
   bool queued_ = false;  // on the Engine's ready queue or on a worker
   int pending_ = 0;
-  // The clients of calls gRPC is done with (CallHold), let go of by the strand or with the
-  // host: not on gRPC's threads, where the last reference to a channel must not go.
-  std::vector<AgentClientPtr> retired_;
+  // The clients of calls gRPC is done with (CallHold), and what a console's calls kept, let
+  // go of by the strand or with the host: not on gRPC's threads, where the last reference
+  // to a channel must not go.
+  std::vector<std::shared_ptr<void>> retired_;
+  // The open consoles, for begin_stop() to cancel.
+  std::vector<std::weak_ptr<ConsoleStream>> consoles_;
   bool stopping_ = false;
   PendingCallPtr health_call_;
   PendingCallPtr metrics_call_;
@@ -901,6 +940,30 @@ AgentClientPtr ConnectionManager::client(const std::string& host_id) const {
   std::lock_guard lock(mu_);
   auto it = hosts_.find(host_id);
   return it == hosts_.end() ? nullptr : it->second->client();
+}
+
+ConsoleStreamPtr ConnectionManager::open_console(const std::string& host_id, const std::string& vm,
+                                                 uint32_t tail_bytes, std::string request_prefix) {
+  std::shared_ptr<HostConnection> host;
+  {
+    std::lock_guard lock(mu_);
+    auto it = hosts_.find(host_id);
+    if (it == hosts_.end()) return nullptr;
+    host = it->second;
+  }
+  return host->open_console(vm, tail_bytes, std::move(request_prefix));
+}
+
+ConsoleStreamPtr ConnectionManager::open_display(const std::string& host_id,
+                                                 const std::string& vm) {
+  std::shared_ptr<HostConnection> host;
+  {
+    std::lock_guard lock(mu_);
+    auto it = hosts_.find(host_id);
+    if (it == hosts_.end()) return nullptr;
+    host = it->second;
+  }
+  return host->open_console(vm, std::nullopt, "");
 }
 
 HaLeaseView ConnectionManager::ha_lease(const std::string& host_id) const {

@@ -96,8 +96,8 @@ void add_route(ApiService& api, ConsoleKind kind) {
     if (!vm) return error_response(vm.error());
     if (!vm->host_id)
       return error_response(Error{ErrorCode::failed_precondition, "the VM is not placed yet", ""});
-    auto client = d.agents->client(*vm->host_id);
-    if (!client || d.agents->liveness(*vm->host_id) != Liveness::up)
+    const std::string host_id = *vm->host_id;
+    if (!d.agents->client(host_id) || d.agents->liveness(host_id) != Liveness::up)
       return error_response(Error{ErrorCode::unavailable, "the VM's host is not reachable", ""});
     uint32_t tail = 0;
     if (kind == ConsoleKind::serial) {
@@ -113,15 +113,22 @@ void add_route(ApiService& api, ConsoleKind kind) {
                      "vm/" + name, "ok",
                      kind == ConsoleKind::serial ? "console opened" : "graphical console opened");
     HttpResponse resp;
-    resp.websocket = [client, name, id, tail, kind,
+    // The agent's calls go through the connection manager, counted with the host's (its
+    // stop waits for them; nothing of them is let go of on gRPC's threads).
+    resp.websocket = [agents = d.agents, host_id, name, id, tail, kind,
                       ticket = std::get<StreamLimiter::Ticket>(std::move(ticket))](
                          std::shared_ptr<WebSocket> ws) mutable {
       ConsoleStreamPtr agent;
       if (kind == ConsoleKind::serial) {
         const uint64_t session = random_u64();
-        agent = client->open_console(name, tail, fmt::format("{}:console:{:x}", id, session));
+        agent = agents->open_console(host_id, name, tail,
+                                     fmt::format("{}:console:{:x}", id, session));
       } else {
-        agent = client->open_display(name);
+        agent = agents->open_display(host_id, name);
+      }
+      if (!agent) {  // the host went (removed, or the manager is stopping)
+        ws->close();
+        return;
       }
       std::make_shared<Relay>(std::move(ws), std::move(agent), std::move(ticket))->start();
     };

@@ -483,6 +483,83 @@ TEST_F(ConnectionStartTest, StopLeavesNothingOfItsHostsToGrpc) {
     EXPECT_TRUE(clients[i].expired()) << hosts[i].name << ": its client outlived stop()";
 }
 
+// A console open when the manager stops (as a viewer's WebSocket keeps it open): stop()
+// cancels it and waits until gRPC is done with its calls, and what they held (the stream,
+// with its stub, context and channel, and the viewer's session its reader's callback keeps)
+// is let go of by the manager's threads, not later by gRPC's: nothing of it outlives stop().
+TEST_F(ConnectionStartTest, StopEndsOpenConsolesAndLeavesNothingOfThemToGrpc) {
+  auto h = add_host("h1", serve_agent());
+  auto cfg = config();
+  cfg.startup_wait = std::chrono::milliseconds(0);
+  model::VmSpec spec;
+  spec.name = "vm1";
+  spec.kernel_boot = model::KernelBoot{"vmlinuz", "", ""};
+  ASSERT_TRUE(bool(hv_.define(spec)));
+  ConnectionManager cm(*store_, *events_, system_clock(), cfg);
+  ASSERT_TRUE(cm.start());
+  for (int i = 0; i < 2000 && cm.liveness(h.id) != Liveness::up; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(cm.liveness(h.id), Liveness::up);
+  EXPECT_EQ(cm.open_console("no-such-host", "vm1", 0, "vm1:console:1"), nullptr);
+
+  // The viewer's side, shaped like the API's relay: it reads until the call is over.
+  struct Session : std::enable_shared_from_this<Session> {
+    ConsoleStreamPtr stream;
+    std::mutex mu;
+    std::string got;
+    std::atomic<bool> ended{false};
+    std::atomic<bool>* destroyed = nullptr;
+    ~Session() { *destroyed = true; }
+    void pump() {
+      stream->read([self = shared_from_this()](std::optional<std::string> chunk) {
+        if (!chunk) {
+          self->ended = true;
+          return;
+        }
+        {
+          std::lock_guard lock(self->mu);
+          self->got += *chunk;
+        }
+        self->pump();
+      });
+    }
+    std::string seen() {
+      std::lock_guard lock(mu);
+      return got;
+    }
+  };
+  std::atomic<bool> destroyed{false};
+  std::weak_ptr<ConsoleStream> weak_stream;
+  std::weak_ptr<Session> weak_session;
+  {
+    auto session = std::make_shared<Session>();
+    session->destroyed = &destroyed;
+    session->stream = cm.open_console(h.id, "vm1", 0, "vm1:console:1");
+    ASSERT_NE(session->stream, nullptr);
+    session->pump();
+    std::atomic<int> wrote{-1};
+    session->stream->write("hello\n", [&wrote](bool ok) { wrote = ok ? 1 : 0; });
+    for (int i = 0; i < 2000 && session->seen().find("hello") == std::string::npos; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_NE(session->seen().find("hello"), std::string::npos) << "the echo never came";
+    for (int i = 0; i < 2000 && wrote < 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(wrote.load(), 1);
+    weak_stream = session->stream;
+    weak_session = session;
+    // The session now lives as long as the console's calls keep it (the pending read).
+    session->stream.reset();
+  }
+  ASSERT_FALSE(weak_session.expired()) << "the console's pending read should keep the session";
+  auto client = std::weak_ptr<AgentClient>(cm.client(h.id));
+  cm.stop();
+  EXPECT_TRUE(weak_stream.expired()) << "the console stream outlived stop()";
+  EXPECT_TRUE(destroyed.load()) << "the viewer's session outlived stop()";
+  EXPECT_TRUE(client.expired()) << "the host's client outlived stop()";
+  EXPECT_EQ(cm.open_console(h.id, "vm1", 0, "vm1:console:2"), nullptr)
+      << "a stopped manager opened a console";
+}
+
 // A restarted manager does not dial its whole fleet in one instant: start() spreads the
 // first heartbeats over a window of hosts / start_dials_per_s (here 40 / 10 = 4 s of
 // simulated time), each host at its beat offset scaled into it. The hosts point at a socket

@@ -48,6 +48,22 @@ class ConsoleStream {
 };
 using ConsoleStreamPtr = std::shared_ptr<ConsoleStream>;
 
+// What one call's gRPC callbacks hand over instead of letting go of it on gRPC's thread,
+// where the last reference to a channel must not go (see health_async's lifetime rule): the
+// console's own stream (so its stub and context), the reader's or writer's callback. keep()
+// is called from one thread at a time; the hold, once gRPC let go of it, hands everything
+// it kept (and the client the call ran on) to be released elsewhere. The connection
+// manager's CallHold is one: counted with its host's calls, so stopping the host waits
+// until gRPC is done with its consoles.
+class CallKeep {
+ public:
+  virtual ~CallKeep() = default;
+  virtual void keep(std::shared_ptr<void> what) = 0;
+};
+// Makes the hold of one call (the stream's, and each WriteConsole's); empty: none, and
+// what gRPC's threads let go of goes there.
+using CallKeeper = std::function<std::shared_ptr<CallKeep>()>;
+
 // A call on gRPC's callback API that can be cancelled from any thread, at any time (also
 // after it ended: then nothing happens). The heartbeat's calls (AgentClient::*_async).
 class PendingCall {
@@ -199,11 +215,12 @@ class AgentClient {
   // `tail_bytes` from the end of the log; input through WriteConsole, each message with
   // request id "<request_prefix>:<n>" (n counts the messages from 0), with the default
   // deadline. No deadline on the output: it lasts as long as the viewer.
+  // `keeper`: the holds of its calls (ConnectionManager::open_console gives its host's).
   ConsoleStreamPtr open_console(const std::string& name, uint32_t tail_bytes,
-                                std::string request_prefix);
+                                std::string request_prefix, CallKeeper keeper = {});
   // The VNC display (StreamDisplay); the agent's refusal (VM not running, no display) shows
   // as the first read() giving nullopt and status() the error.
-  ConsoleStreamPtr open_display(const std::string& name);
+  ConsoleStreamPtr open_display(const std::string& name, CallKeeper keeper = {});
 
   // Live migration phases (agent_client_migration.cc; the agent.proto comments).
   Result<pb::BeginMigrationResponse> begin_migration(const std::string& name);

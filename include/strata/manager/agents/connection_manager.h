@@ -117,6 +117,13 @@ class ConnectionManager {
 
   // The client for a host; nullptr when the host is not connected.
   AgentClientPtr client(const std::string& host_id) const;
+  // A VM's serial console (AgentClient::open_console) or display on a host, its calls
+  // counted with the host's: stop() (or the host's removal) cancels them and waits until
+  // gRPC is done with them, and nothing of them is let go of on gRPC's threads. nullptr
+  // when the host is not connected or stopping.
+  ConsoleStreamPtr open_console(const std::string& host_id, const std::string& vm,
+                                uint32_t tail_bytes, std::string request_prefix);
+  ConsoleStreamPtr open_display(const std::string& host_id, const std::string& vm);
   Liveness liveness(const std::string& host_id) const;
   // The host's agent version and API level as its last heartbeat answered (empty view for
   // an unknown host or one not heard from since this manager started). A change of level
