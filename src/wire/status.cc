@@ -126,4 +126,12 @@ Status call_end_status(const grpc::Status& status, std::string_view peer) {
   return tl::unexpected(from_grpc_status(status, peer));
 }
 
+grpc::Status unimplemented_status(std::string_view message) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, std::string(message));
+}
+
+bool is_unimplemented(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNIMPLEMENTED;
+}
+
 }  // namespace strata::wire

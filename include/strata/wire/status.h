@@ -35,4 +35,11 @@ Error from_grpc_status(const grpc::Status& status, std::string_view peer, grpc::
 // caller: not an error), else the Error as from_grpc_status.
 Status call_end_status(const grpc::Status& status, std::string_view peer = {});
 
+// A method this agent does not have: one older than the method (the agent service answers
+// so for an RPC its API level predates) or a driver without the feature. gRPC's own
+// UNIMPLEMENTED, as an agent built before the method answers, so the manager's fallback
+// (is_unimplemented) is one check for both.
+grpc::Status unimplemented_status(std::string_view message);
+bool is_unimplemented(const grpc::Status& status);
+
 }  // namespace strata::wire

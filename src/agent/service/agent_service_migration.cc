@@ -74,7 +74,12 @@ v1::MigrationProgress to_proto(const MigrationProgress& p) {
 }
 
 grpc::Status cannot_migrate() {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this host's driver cannot migrate");
+  return wire::unimplemented_status("this host's driver cannot migrate");
+}
+// The follower's stream ended (its client left, or the agent stops); not the migration.
+grpc::Status follow_ended() {
+  return grpc::Status(grpc::StatusCode::CANCELLED,
+                      "stream ended; the migration goes on (call again to follow it)");
 }
 
 }  // namespace
@@ -193,7 +198,8 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
   std::shared_ptr<MigrationJob> job;
   {
     std::lock_guard lk(migrations_mu_);
-    if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is stopping");
+    if (stopping_)
+      return wire::to_grpc_status(Error{ErrorCode::unavailable, "the agent is stopping", {}});
     auto it = migrations_.find(req->name());
     if (it != migrations_.end()) {
       auto& j = it->second;
@@ -263,16 +269,12 @@ grpc::Status AgentService::PerformMigration(grpc::ServerContext* ctx,
       writer->Write(last);
       return grpc::Status::OK;
     }
-    if (ctx->IsCancelled() || stopping_)
-      return grpc::Status(grpc::StatusCode::CANCELLED,
-                          "stream ended; the migration goes on (call again to follow it)");
+    if (ctx->IsCancelled() || stopping_) return follow_ended();
     if (job->seq != seen) {
       seen = job->seq;
       v1::MigrationProgress p = to_proto(job->latest);
       jl.unlock();
-      if (!writer->Write(p))
-        return grpc::Status(grpc::StatusCode::CANCELLED,
-                            "stream ended; the migration goes on (call again to follow it)");
+      if (!writer->Write(p)) return follow_ended();
     }
   }
 }
@@ -281,7 +283,7 @@ grpc::Status AgentService::SwitchoverMigration(grpc::ServerContext*,
                                                const v1::SwitchoverMigrationRequest* req,
                                                v1::MigrationOutcome* resp) {
   if (!postcopy_level())  // as from an agent before the RPC existed
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "unknown method SwitchoverMigration");
+    return wire::unimplemented_status("unknown method SwitchoverMigration");
   auto* mig = hv_.migration();
   if (!mig) return cannot_migrate();
   return once<v1::SwitchoverMigrationRequest, v1::MigrationOutcome>(

@@ -4,7 +4,7 @@
 
 #include <optional>
 
-#include "call_deadline.h"
+#include "strata/wire/call.h"
 #include "strata/manager/agents/agent_client.h"
 
 namespace strata::manager {
@@ -25,7 +25,7 @@ Result<std::optional<pb::BackupProgress>> read_progress(
       on_progress(p.done(), p.total());
   }
   grpc::Status st = reader->Finish();
-  if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED)
+  if (wire::is_unimplemented(st))
     return std::optional<pb::BackupProgress>{};
   if (!st.ok()) return tl::unexpected(error_from_grpc(st));
   if (!last) return make_error(ErrorCode::internal, "the agent's stream ended without its outcome");
@@ -47,7 +47,7 @@ Result<pb::CreateBackupResponse> AgentClient::create_backup(
   req.set_repo_key(std::string(repo_key));
   {
     grpc::ClientContext ctx;
-    set_deadline(ctx, timeout);
+    wire::set_deadline(ctx, timeout);
     auto reader = stub_->BackupVm(&ctx, req);
     auto last = read_progress(reader, on_progress);
     if (!last) return tl::unexpected(last.error());
@@ -55,7 +55,7 @@ Result<pb::CreateBackupResponse> AgentClient::create_backup(
   }
   // An agent without the stream: the same request (same id) as one call.
   grpc::ClientContext ctx;
-  set_deadline(ctx, timeout);
+  wire::set_deadline(ctx, timeout);
   pb::CreateBackupResponse resp;
   grpc::Status st = stub_->CreateBackup(&ctx, req, &resp);
   if (!st.ok()) return tl::unexpected(error_from_grpc(st));
@@ -74,14 +74,14 @@ Status AgentClient::restore_backup(const std::string& request_id, const std::str
   req.set_repo_key(std::string(repo_key));
   {
     grpc::ClientContext ctx;
-    set_deadline(ctx, timeout);
+    wire::set_deadline(ctx, timeout);
     auto reader = stub_->RestoreVmDisks(&ctx, req);
     auto last = read_progress(reader, on_progress);
     if (!last) return tl::unexpected(last.error());
     if (*last) return {};
   }
   grpc::ClientContext ctx;
-  set_deadline(ctx, timeout);
+  wire::set_deadline(ctx, timeout);
   pb::RestoreBackupResponse resp;
   grpc::Status st = stub_->RestoreBackup(&ctx, req, &resp);
   if (!st.ok()) return tl::unexpected(error_from_grpc(st));

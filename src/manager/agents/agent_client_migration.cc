@@ -2,7 +2,7 @@
 // manager's migration controller calls them in order; each is idempotent by request id.
 #include <grpcpp/grpcpp.h>
 
-#include "call_deadline.h"
+#include "strata/wire/call.h"
 #include "strata/manager/agents/agent_client.h"
 
 namespace strata::manager {
@@ -20,7 +20,7 @@ Result<pb::BeginMigrationResponse> AgentClient::begin_migration(const std::strin
   pb::BeginMigrationRequest req;
   req.set_name(name);
   grpc::ClientContext ctx;
-  set_deadline(ctx, timeout_);
+  wire::set_deadline(ctx, timeout_);
   pb::BeginMigrationResponse resp;
   if (auto st = stub_->BeginMigration(&ctx, req, &resp); !st.ok())
     return tl::unexpected(error_from_grpc(st));
@@ -38,7 +38,7 @@ Result<pb::PrepareMigrationResponse> AgentClient::prepare_migration(
   req.set_tls(tls);
   req.set_postcopy(postcopy);
   grpc::ClientContext ctx;
-  set_deadline(ctx, kPhaseDeadline);
+  wire::set_deadline(ctx, kPhaseDeadline);
   pb::PrepareMigrationResponse resp;
   if (auto st = stub_->PrepareMigration(&ctx, req, &resp); !st.ok())
     return tl::unexpected(error_from_grpc(st));
@@ -49,7 +49,7 @@ Result<pb::MigrationOutcome> AgentClient::perform_migration(
     const pb::PerformMigrationRequest& request, std::chrono::milliseconds deadline,
     const std::function<void(const pb::MigrationProgress&)>& on_progress) {
   grpc::ClientContext ctx;
-  set_deadline(ctx, deadline);
+  wire::set_deadline(ctx, deadline);
   auto reader = stub_->PerformMigration(&ctx, request);
   pb::MigrationProgress p;
   std::optional<pb::MigrationOutcome> outcome;
@@ -70,7 +70,7 @@ Result<pb::FinishMigrationResponse> AgentClient::finish_migration(const std::str
   req.set_request_id(request_id);
   req.set_name(name);
   grpc::ClientContext ctx;
-  set_deadline(ctx, kPhaseDeadline);
+  wire::set_deadline(ctx, kPhaseDeadline);
   pb::FinishMigrationResponse resp;
   if (auto st = stub_->FinishMigration(&ctx, req, &resp); !st.ok())
     return tl::unexpected(error_from_grpc(st));
@@ -82,7 +82,7 @@ Status AgentClient::abort_migration(const std::string& request_id, const std::st
   req.set_request_id(request_id);
   req.set_name(name);
   grpc::ClientContext ctx;
-  set_deadline(ctx, kPhaseDeadline);
+  wire::set_deadline(ctx, kPhaseDeadline);
   pb::AbortMigrationResponse resp;
   if (auto st = stub_->AbortMigration(&ctx, req, &resp); !st.ok())
     return tl::unexpected(error_from_grpc(st));
@@ -95,7 +95,7 @@ Result<pb::MigrationOutcome> AgentClient::switchover_migration(const std::string
   req.set_request_id(request_id);
   req.set_name(name);
   grpc::ClientContext ctx;
-  set_deadline(ctx, kPhaseDeadline);
+  wire::set_deadline(ctx, kPhaseDeadline);
   pb::MigrationOutcome resp;
   if (auto st = stub_->SwitchoverMigration(&ctx, req, &resp); !st.ok())
     return tl::unexpected(error_from_grpc(st));
@@ -108,7 +108,7 @@ Status AgentClient::confirm_migration(const std::string& request_id, const std::
   req.set_request_id(request_id);
   req.set_name(name);
   grpc::ClientContext ctx;
-  set_deadline(ctx, deadline);
+  wire::set_deadline(ctx, deadline);
   pb::ConfirmMigrationResponse resp;
   if (auto st = stub_->ConfirmMigration(&ctx, req, &resp); !st.ok())
     return tl::unexpected(error_from_grpc(st));
@@ -121,7 +121,7 @@ Result<pb::VmStatus> AgentClient::cancel_migration(const std::string& request_id
   req.set_request_id(request_id);
   req.set_name(name);
   grpc::ClientContext ctx;
-  set_deadline(ctx, kPhaseDeadline);
+  wire::set_deadline(ctx, kPhaseDeadline);
   pb::CancelMigrationResponse resp;
   if (auto st = stub_->CancelMigration(&ctx, req, &resp); !st.ok())
     return tl::unexpected(error_from_grpc(st));
@@ -136,7 +136,7 @@ Result<std::string> AgentClient::prepare_recover_migration(const std::string& re
   req.set_name(name);
   req.set_listen_host(listen_host);
   grpc::ClientContext ctx;
-  set_deadline(ctx, kPhaseDeadline);
+  wire::set_deadline(ctx, kPhaseDeadline);
   pb::PrepareRecoverMigrationResponse resp;
   if (auto st = stub_->PrepareRecoverMigration(&ctx, req, &resp); !st.ok())
     return tl::unexpected(error_from_grpc(st));
@@ -150,7 +150,7 @@ Status AgentClient::resume_migration(const std::string& request_id, const std::s
   req.set_name(name);
   req.set_recover_uri(recover_uri);
   grpc::ClientContext ctx;
-  set_deadline(ctx, kPhaseDeadline);
+  wire::set_deadline(ctx, kPhaseDeadline);
   pb::ResumeMigrationResponse resp;
   if (auto st = stub_->ResumeMigration(&ctx, req, &resp); !st.ok())
     return tl::unexpected(error_from_grpc(st));
