@@ -148,11 +148,15 @@ void add_token_commands(CLI::App& root, Context& ctx) {
   auto ttl = std::make_shared<std::string>();
   CLI::App* jc = join->add_subcommand("create", "Create a join token for `strata-agent serve --join-token`");
   jc->add_option("--ttl", *ttl, "Lifetime, e.g. 30m, 24h (default 1h, at most 7d)");
-  jc->callback([&ctx, ttl] {
-    ctx.action = [&ctx, ttl] {
-      auto req = build_join_token_create(*ttl);
+  auto count = std::make_shared<int>(0);
+  jc->add_option("--count", *count,
+                 "Make N tokens at once, one per host (1..10000; `-o json` for scripts)");
+  jc->callback([&ctx, ttl, count] {
+    ctx.action = [&ctx, ttl, count] {
+      auto req = build_join_token_create(*ttl, *count);
       if (!req) return ctx.usage_error(req.error());
-      return ctx.show(*req);
+      if (*count == 0) return ctx.show(*req);
+      return ctx.show(*req, join_token_secret_columns(), "join_tokens");
     };
   });
   CLI::App* jl = join->add_subcommand("list", "List join tokens (never their secrets)");

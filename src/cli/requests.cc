@@ -516,12 +516,17 @@ Result<ApiRequest> build_token_create(const std::string& name, const std::string
   return ApiRequest{"POST", kApi + "/tokens", body};
 }
 
-Result<ApiRequest> build_join_token_create(const std::string& ttl) {
+Result<ApiRequest> build_join_token_create(const std::string& ttl, int count) {
   json body = json::object();
   if (!ttl.empty()) {
     auto s = parse_duration_s(ttl, "--ttl");
     if (!s) return tl::unexpected(s.error());
     body["ttl_s"] = *s;
+  }
+  if (count != 0) {
+    if (count < 1 || count > 10000)
+      return tl::unexpected(Error{ErrorCode::invalid_argument, "--count must be 1..10000", "count"});
+    body["count"] = count;
   }
   return ApiRequest{"POST", kApi + "/join-tokens", body};
 }

@@ -130,6 +130,10 @@ Columns token_columns() {
           time_col("EXPIRES", "/expires_ms")};
 }
 
+Columns join_token_secret_columns() {
+  return {at("ID", "/id"), at("TOKEN", "/token"), time_col("EXPIRES", "/expires_ms")};
+}
+
 Columns join_token_columns() {
   return {at("ID", "/id"), time_col("CREATED", "/created_ms"), time_col("EXPIRES", "/expires_ms"),
           at("USED-BY-HOST", "/used_by_host")};

@@ -135,6 +135,10 @@ TEST(Requests, Tokens) {
   EXPECT_FALSE(build_token_create("ci", "viewer", "forever"));
   EXPECT_EQ(*build_join_token_create("").value().body, json::object());
   EXPECT_EQ(*build_join_token_create("2h").value().body, json::parse(R"({"ttl_s":7200})"));
+  EXPECT_EQ(*build_join_token_create("1h", 500).value().body,
+            json::parse(R"({"ttl_s":3600,"count":500})"));
+  EXPECT_EQ(build_join_token_create("", -1).error().field, "count");
+  EXPECT_EQ(build_join_token_create("", 10001).error().field, "count");
   // strata join-token list | delete ID (revocation; the id is escaped into the path).
   auto list = build_join_token_list();
   EXPECT_EQ(list.method, "GET");

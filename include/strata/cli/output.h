@@ -58,5 +58,7 @@ Columns event_columns();
 Columns task_columns();
 Columns token_columns();
 Columns join_token_columns();
+// Fresh tokens with their secrets (join-token create --count).
+Columns join_token_secret_columns();
 
 }  // namespace strata::cli

@@ -161,7 +161,9 @@ ApiRequest build_events_stream(std::optional<int64_t> after);
 // role: admin|operator|viewer; ttl: duration string ("24h") or empty.
 Result<ApiRequest> build_token_create(const std::string& name, const std::string& role,
                                       const std::string& ttl);
-Result<ApiRequest> build_join_token_create(const std::string& ttl);
+// count: 0 for one token (the answer is the token), else that many in one request (the
+// answer lists them under join_tokens).
+Result<ApiRequest> build_join_token_create(const std::string& ttl, int count = 0);
 ApiRequest build_join_token_list();
 ApiRequest build_join_token_delete(const std::string& id);
 ApiRequest build_token_delete(const std::string& id);

@@ -114,13 +114,21 @@ Result<TokenCreateBody> decode_token_create(const nlohmann::json& body) {
 }
 
 Result<JoinTokenCreateBody> decode_join_token_create(const nlohmann::json& body) {
-  if (auto st = check_fields(body, {{"ttl_s", JsonType::unsigned_integer}}); !st)
+  if (auto st = check_fields(
+          body, {{"ttl_s", JsonType::unsigned_integer}, {"count", JsonType::unsigned_integer}});
+      !st)
     return tl::unexpected(st.error());
   JoinTokenCreateBody out;
   uint64_t ttl = optional_uint(body, "ttl_s", uint64_t(out.ttl_s));
   if (ttl < 1 || ttl > uint64_t(kJoinMaxTtlS))
     return invalid_argument("ttl_s", fmt::format("ttl_s must be 1..{} (7 days)", kJoinMaxTtlS));
   out.ttl_s = static_cast<int64_t>(ttl);
+  if (body.contains("count")) {
+    uint64_t n = optional_uint(body, "count", 1);
+    if (n < 1 || n > kJoinMaxBatch)
+      return invalid_argument("count", fmt::format("count must be 1..{}", kJoinMaxBatch));
+    out.count = n;
+  }
   return out;
 }
 

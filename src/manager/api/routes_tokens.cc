@@ -67,16 +67,27 @@ void add_token_routes(ApiService& api) {
     if (!body) return error_response(body.error());
     auto req = decode_join_token_create(*body);
     if (!req) return error_response(req.error());
-    const int64_t ttl = req->ttl_s;
-    auto secret = generate_secret("stj_");
-    if (!secret) return error_response(secret.error());
-    store::JoinTokenRecord rec;
-    rec.secret_hash = sha256_hex(*secret);
-    rec.expires_ms = unix_ms(*d.clock) + ttl * 1000;
-    auto created = d.store->create_join_token(rec);
-    if (!created) return error_response(created.error());
-    nlohmann::json out = {
-        {"id", created->id}, {"token", *secret}, {"expires_ms", *created->expires_ms}};
+    const int64_t expires_ms = unix_ms(*d.clock) + req->ttl_s * 1000;
+    // One token, or `count` of them in one transaction (all or none).
+    const uint64_t n = req->count.value_or(1);
+    nlohmann::json tokens = nlohmann::json::array();
+    auto st = d.store->transaction([&](store::Store& tx) -> Status {
+      tokens = nlohmann::json::array();
+      for (uint64_t i = 0; i < n; ++i) {
+        auto secret = generate_secret("stj_");
+        if (!secret) return tl::unexpected(secret.error());
+        store::JoinTokenRecord rec;
+        rec.secret_hash = sha256_hex(*secret);
+        rec.expires_ms = expires_ms;
+        auto created = tx.create_join_token(rec);
+        if (!created) return tl::unexpected(created.error());
+        tokens.push_back(
+            {{"id", created->id}, {"token", *secret}, {"expires_ms", *created->expires_ms}});
+      }
+      return {};
+    });
+    if (!st) return error_response(st.error());
+    nlohmann::json out = req->count ? nlohmann::json{{"join_tokens", tokens}} : tokens[0];
     // What the agent pins with --ca-fingerprint, so a join cannot be answered by another CA.
     if (d.ca) {
       auto fp = pki::cert_fingerprint(d.ca->cert_pem());
@@ -84,7 +95,9 @@ void add_token_routes(ApiService& api) {
       out["ca_fingerprint"] = *fp;
     }
     auto resp = HttpResponse::json(201, out);
-    resp.audit_target = "join_token/" + created->id;
+    const std::string first = tokens[0]["id"].get<std::string>();
+    resp.audit_target = n == 1 ? "join_token/" + first
+                               : fmt::format("join_token/{} (and {} more)", first, n - 1);
     return resp;
   });
   api.router().add("GET", "/api/v1/join-tokens", admin, [&d](HttpRequest&) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <future>
+#include <set>
 
 #include "manager_parts.h"
 #include "strata/manager/agents/connection_manager.h"
@@ -674,6 +675,54 @@ TEST_F(ApiTest, RevokedJoinTokenIsRefusedAndItsTtlIsCapped) {
   EXPECT_EQ(field(longer), "ttl_s");
   auto ten_years = call("POST", "/api/v1/join-tokens", R"({"ttl_s":315360000})", admin_);
   EXPECT_EQ(ten_years.status, 400u) << ten_years.body;
+  parts_.agents->stop();
+}
+
+// A rack (or a simulated fleet) enrolls with one request for its tokens: `count` of them
+// made in one transaction, each single use, each its own secret; the answer lists them with
+// the CA pin once. The count is bounded and named when wrong.
+TEST_F(ApiTest, JoinTokensComeInBatchesOnePerHost) {
+  auto batch = call("POST", "/api/v1/join-tokens", R"({"ttl_s":600,"count":3})", admin_);
+  ASSERT_EQ(batch.status, 201u) << batch.body;
+  auto body = json::parse(batch.body);
+  EXPECT_EQ(body.value("ca_fingerprint", ""), *pki::cert_fingerprint(ca_->cert_pem()));
+  ASSERT_EQ(body["join_tokens"].size(), 3u) << body;
+  std::set<std::string> ids, secrets;
+  for (const auto& t : body["join_tokens"]) {
+    ids.insert(t["id"].get<std::string>());
+    secrets.insert(t["token"].get<std::string>());
+    EXPECT_GT(t["expires_ms"].get<int64_t>(), 0);
+  }
+  EXPECT_EQ(ids.size(), 3u);
+  EXPECT_EQ(secrets.size(), 3u);
+  auto listed = json::parse(call("GET", "/api/v1/join-tokens", "", admin_).body)["join_tokens"];
+  EXPECT_EQ(listed.size(), 3u) << listed;
+  // Each token enrolls one host, once.
+  for (int i = 0; i < 3; ++i) {
+    const std::string secret = body["join_tokens"][i]["token"];
+    const std::string name = "rack" + std::to_string(i);
+    auto ok = call("POST", "/api/v1/hosts/enroll",
+                   json{{"join_token", secret}, {"name", name}, {"address", "unix:/none-" + name}}
+                       .dump(),
+                   "");
+    EXPECT_EQ(ok.status, 201u) << ok.body;
+  }
+  auto reused = call("POST", "/api/v1/hosts/enroll",
+                     json{{"join_token", body["join_tokens"][0]["token"]},
+                          {"name", "rack9"},
+                          {"address", "unix:/none-rack9"}}
+                         .dump(),
+                     "");
+  EXPECT_EQ(reused.status, 401u) << reused.body;
+  for (const char* bad : {R"({"count":0})", R"({"count":10001})", R"({"count":"3"})",
+                          R"({"count":-1})"}) {
+    auto r = call("POST", "/api/v1/join-tokens", bad, admin_);
+    EXPECT_EQ(r.status, 400u) << bad << ": " << r.body;
+    EXPECT_EQ(field(r), "count") << bad;
+  }
+  EXPECT_EQ(json::parse(call("GET", "/api/v1/join-tokens", "", admin_).body)["join_tokens"].size(),
+            3u)
+      << "a refused batch made tokens";
   parts_.agents->stop();
 }
 

@@ -58,9 +58,13 @@ Result<TokenCreateBody> decode_token_create(const nlohmann::json& body);
 // manager trusts): short-lived, one hour unless asked, a week at most.
 inline constexpr int64_t kJoinMaxTtlS = 7ll * 24 * 3600;
 
-// POST /api/v1/join-tokens: {"ttl_s"?} (default one hour, at most kJoinMaxTtlS).
+// POST /api/v1/join-tokens: {"ttl_s"?, "count"?} (default one hour, at most kJoinMaxTtlS;
+// count: that many tokens in one transaction, 1..kJoinMaxBatch, for enrolling a rack or a
+// fleet at once).
+inline constexpr uint64_t kJoinMaxBatch = 10000;
 struct JoinTokenCreateBody {
   int64_t ttl_s = 3600;
+  std::optional<uint64_t> count;
 };
 Result<JoinTokenCreateBody> decode_join_token_create(const nlohmann::json& body);
 
