@@ -6,6 +6,8 @@
 // with progress.
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "context.h"
 #include "strata/cli/output.h"
 #include "strata/cli/parse.h"
@@ -118,6 +120,22 @@ nlohmann::json day_list(const std::vector<std::string>& flags) {
   return out;
 }
 
+// A retention policy's counts, as flags give them; the JSON object of the set ones, or
+// nothing when none is set (negative counts are sent: the server names the field).
+struct KeepCounts {
+  int64_t last = 0, daily = 0, weekly = 0, monthly = 0, yearly = 0;
+  std::optional<nlohmann::json> body() const {
+    if (!last && !daily && !weekly && !monthly && !yearly) return std::nullopt;
+    nlohmann::json r = nlohmann::json::object();
+    if (last) r["keep_last"] = last;
+    if (daily) r["keep_daily"] = daily;
+    if (weekly) r["keep_weekly"] = weekly;
+    if (monthly) r["keep_monthly"] = monthly;
+    if (yearly) r["keep_yearly"] = yearly;
+    return r;
+  }
+};
+
 void add_schedule_commands(CLI::App& b, Context& ctx) {
   CLI::App* sc = b.add_subcommand(
       "schedule",
@@ -128,7 +146,7 @@ void add_schedule_commands(CLI::App& b, Context& ctx) {
   struct CreateArgs {
     std::string name, vm, time;
     std::vector<std::string> selectors, days, full_on;
-    int64_t keep_last = 0, keep_daily = 0, keep_weekly = 0, keep_monthly = 0, keep_yearly = 0;
+    KeepCounts keep, sync_keep;
     bool sync = false;
   };
   auto create = std::make_shared<CreateArgs>();
@@ -142,16 +160,23 @@ void add_schedule_commands(CLI::App& b, Context& ctx) {
   c->add_option("--full-on", create->full_on,
                 "Full backups on these days (e.g. sun); other runs are incremental when "
                 "possible");
-  c->add_option("--keep-last", create->keep_last, "Retention after each run: the N newest");
-  c->add_option("--keep-daily", create->keep_daily, "Retention: the newest of N days");
-  c->add_option("--keep-weekly", create->keep_weekly, "Retention: the newest of N ISO weeks");
-  c->add_option("--keep-monthly", create->keep_monthly,
+  c->add_option("--keep-last", create->keep.last, "Retention after each run: the N newest");
+  c->add_option("--keep-daily", create->keep.daily, "Retention: the newest of N days");
+  c->add_option("--keep-weekly", create->keep.weekly, "Retention: the newest of N ISO weeks");
+  c->add_option("--keep-monthly", create->keep.monthly,
                 "Retention: the newest of N calendar months (UTC)");
-  c->add_option("--keep-yearly", create->keep_yearly,
+  c->add_option("--keep-yearly", create->keep.yearly,
                 "Retention: the newest of N calendar years (UTC)");
   c->add_flag("--sync", create->sync,
               "After each run (and its retention): copy the repository to the manager's sync "
               "target (stratad --backup-sync-repo)");
+  c->add_option("--sync-keep-last", create->sync_keep.last,
+                "With --sync: once the copy is done, the sync target's own retention: the N "
+                "newest (usually longer than the repository's)");
+  c->add_option("--sync-keep-daily", create->sync_keep.daily, "Sync target: N days");
+  c->add_option("--sync-keep-weekly", create->sync_keep.weekly, "Sync target: N ISO weeks");
+  c->add_option("--sync-keep-monthly", create->sync_keep.monthly, "Sync target: N months");
+  c->add_option("--sync-keep-yearly", create->sync_keep.yearly, "Sync target: N years");
   c->callback([&ctx, create] {
     ctx.action = [&ctx, create] {
       if (create->vm.empty() == create->selectors.empty())
@@ -166,17 +191,9 @@ void add_schedule_commands(CLI::App& b, Context& ctx) {
       }
       if (!create->days.empty()) body["days"] = day_list(create->days);
       if (!create->full_on.empty()) body["full_on"] = day_list(create->full_on);
-      if (create->keep_last || create->keep_daily || create->keep_weekly ||
-          create->keep_monthly || create->keep_yearly) {
-        nlohmann::json r = nlohmann::json::object();
-        if (create->keep_last) r["keep_last"] = create->keep_last;
-        if (create->keep_daily) r["keep_daily"] = create->keep_daily;
-        if (create->keep_weekly) r["keep_weekly"] = create->keep_weekly;
-        if (create->keep_monthly) r["keep_monthly"] = create->keep_monthly;
-        if (create->keep_yearly) r["keep_yearly"] = create->keep_yearly;
-        body["retention"] = r;
-      }
+      if (auto r = create->keep.body()) body["retention"] = *r;
       if (create->sync) body["sync"] = true;
+      if (auto r = create->sync_keep.body()) body["sync_retention"] = *r;
       return ctx.show(ApiRequest{"POST", "/api/v1/backup-schedules", body});
     };
   });
@@ -341,8 +358,9 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
   struct PruneArgs {
     std::string vm;
     std::vector<std::string> selectors;
-    int64_t keep_last = 0, keep_daily = 0, keep_weekly = 0, keep_monthly = 0, keep_yearly = 0;
+    KeepCounts keep;
     bool plan = false;
+    bool sync_target = false;
   };
   auto prune = std::make_shared<PruneArgs>();
   CLI::App* p = b->add_subcommand(
@@ -353,13 +371,16 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
   p->add_option("vm", prune->vm, "VM name (its backups outlive it: a deleted VM's name works)");
   p->add_option("--selector", prune->selectors,
                 "Instead of a VM: the VMs with label k=v (repeatable: all must match)");
-  p->add_option("--keep-last", prune->keep_last, "Keep the N newest backups");
-  p->add_option("--keep-daily", prune->keep_daily, "Keep the newest backup of N days");
-  p->add_option("--keep-weekly", prune->keep_weekly, "Keep the newest backup of N ISO weeks");
-  p->add_option("--keep-monthly", prune->keep_monthly,
+  p->add_option("--keep-last", prune->keep.last, "Keep the N newest backups");
+  p->add_option("--keep-daily", prune->keep.daily, "Keep the newest backup of N days");
+  p->add_option("--keep-weekly", prune->keep.weekly, "Keep the newest backup of N ISO weeks");
+  p->add_option("--keep-monthly", prune->keep.monthly,
                 "Keep the newest backup of N calendar months (UTC)");
-  p->add_option("--keep-yearly", prune->keep_yearly,
+  p->add_option("--keep-yearly", prune->keep.yearly,
                 "Keep the newest backup of N calendar years (UTC)");
+  p->add_flag("--sync-target", prune->sync_target,
+              "Prune the sync target's copies instead (the off-site copy's own retention; "
+              "stratad --backup-sync-repo)");
   p->add_flag("--plan", prune->plan,
               "Show what would be kept and pruned; delete nothing (the global --dry-run prints "
               "the request instead)");
@@ -376,12 +397,9 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
         body["selector"] = *sel;
       }
       // Negative counts are sent as they are: the server names the field it refuses.
-      if (prune->keep_last) body["keep_last"] = prune->keep_last;
-      if (prune->keep_daily) body["keep_daily"] = prune->keep_daily;
-      if (prune->keep_weekly) body["keep_weekly"] = prune->keep_weekly;
-      if (prune->keep_monthly) body["keep_monthly"] = prune->keep_monthly;
-      if (prune->keep_yearly) body["keep_yearly"] = prune->keep_yearly;
+      if (auto r = prune->keep.body()) body.update(*r);
       if (prune->plan) body["dry_run"] = true;
+      if (prune->sync_target) body["sync_target"] = true;
       ApiRequest req{"POST", "/api/v1/backups/prune", body};
       if (ctx.dry(req)) return 0;
       auto c = ctx.client();

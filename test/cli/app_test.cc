@@ -231,6 +231,11 @@ TEST(App, BackupCommandsBuildTheirRequests) {
   ASSERT_EQ(ps.code, 0) << ps.err;
   EXPECT_NE(ps.out.find("\"selector\": {\n    \"tier\": \"web\""), std::string::npos) << ps.out;
   EXPECT_EQ(run({"backup", "prune", "--keep-last", "1", "--dry-run"}).code, 2);  // no target
+  auto pt = run({"backup", "prune", "web-1", "--keep-last", "30", "--sync-target", "--dry-run"});
+  ASSERT_EQ(pt.code, 0) << pt.err;
+  EXPECT_EQ(nlohmann::json::parse(pt.out.substr(pt.out.find('\n') + 1)),
+            (nlohmann::json{{"vm", "web-1"}, {"keep_last", 30}, {"sync_target", true}}))
+      << pt.out;
   auto sy = run({"backup", "sync", "--verify", "--dry-run"});
   ASSERT_EQ(sy.code, 0) << sy.err;
   EXPECT_EQ(sy.out, "POST /api/v1/backups/sync\n{\n  \"verify\": true\n}\n");
@@ -239,9 +244,11 @@ TEST(App, BackupCommandsBuildTheirRequests) {
   EXPECT_EQ(sy0.out, "POST /api/v1/backups/sync\n{}\n");
   EXPECT_EQ(run({"backup", "sync", "--to", "/mnt/offsite", "--dry-run"}).code, 2);  // no paths
   EXPECT_EQ(run({"backup", "prune", "w", "--selector", "a=b", "--keep-last", "1"}).code, 2);
-  auto sc = run({"backup", "schedule", "create", "nightly", "--selector", "tier=web", "--at",
-                 "02:30", "--days", "mon,tue", "--days", "fri", "--full-on", "mon", "--keep-daily",
-                 "7", "--sync", "--dry-run"});
+  auto sc =
+      run({"backup",    "schedule", "create",       "nightly", "--selector", "tier=web",
+           "--at",      "02:30",    "--days",       "mon,tue", "--days",     "fri",
+           "--full-on", "mon",      "--keep-daily", "7",       "--sync",     "--sync-keep-weekly",
+           "8",         "--dry-run"});
   ASSERT_EQ(sc.code, 0) << sc.err;
   EXPECT_EQ(sc.out.rfind("POST /api/v1/backup-schedules\n", 0), 0u) << sc.out;
   EXPECT_EQ(nlohmann::json::parse(sc.out.substr(sc.out.find('\n') + 1)),
@@ -251,7 +258,8 @@ TEST(App, BackupCommandsBuildTheirRequests) {
                             {"days", {"mon", "tue", "fri"}},
                             {"full_on", {"mon"}},
                             {"retention", {{"keep_daily", 7}}},
-                            {"sync", true}}))
+                            {"sync", true},
+                            {"sync_retention", {{"keep_weekly", 8}}}}))
       << sc.out;
   EXPECT_EQ(run({"backup", "schedule", "create", "n", "--at", "01:00", "--dry-run"}).code, 2);
   auto sl = run({"backup", "schedule", "list", "--dry-run"});

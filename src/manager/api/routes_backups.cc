@@ -120,6 +120,7 @@ nlohmann::json prune_json(const PruneResult& r) {
     prune.push_back(
         {{"id", p.decision.id}, {"vm", p.vm}, {"created_unix_ms", p.decision.created_unix_ms}});
   return {{"dry_run", r.dry_run},
+          {"sync_target", r.sync_target},
           {"vms", r.vms},
           {"keep", keep},
           {"prune", prune},
@@ -232,7 +233,8 @@ void add_backup_routes(ApiService& api) {
                                        {"keep_weekly", T::unsigned_integer},
                                        {"keep_monthly", T::unsigned_integer},
                                        {"keep_yearly", T::unsigned_integer},
-                                       {"dry_run", T::boolean}});
+                                       {"dry_run", T::boolean},
+                                       {"sync_target", T::boolean}});
         !st)
       return error_response(st.error());
     auto target = decode_backup_target(*body);
@@ -241,8 +243,9 @@ void add_backup_routes(ApiService& api) {
     if (!policy) return error_response(policy.error());
     std::vector<std::string> vms;
     if (!target->vm.empty()) vms.push_back(target->vm);
-    auto res = d.backups->prune(vms, target->selector, *policy,
-                                optional_bool(*body, "dry_run", false), audit_actor(r));
+    auto res =
+        d.backups->prune(vms, target->selector, *policy, optional_bool(*body, "dry_run", false),
+                         audit_actor(r), optional_bool(*body, "sync_target", false));
     if (!res) return error_response(res.error());
     return HttpResponse::audited_json(200, prune_json(*res), "backup");
   });

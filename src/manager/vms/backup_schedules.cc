@@ -59,22 +59,59 @@ nlohmann::json days_json(uint8_t mask) {
   return out;
 }
 
-Result<int64_t> keep_count(const nlohmann::json& r, const char* key) {
+Result<int64_t> keep_count(const nlohmann::json& r, const std::string& field, const char* key) {
   auto it = r.find(key);
   if (it == r.end() || it->is_null()) return int64_t{0};
-  std::string f = std::string("retention.") + key;
+  std::string f = field + "." + key;
   if (!it->is_number_integer()) return invalid_argument(f, f + " must be a non-negative integer");
   if (it->is_number_unsigned())
     return static_cast<int64_t>(std::min<uint64_t>(it->get<uint64_t>(), kMaxRetentionKeep + 1));
   return it->get<int64_t>();  // negative: validate_retention names it
 }
 
+// A retention policy object under `field` ("retention", "sync_retention"): errors name
+// field.keep_daily and so on.
+Result<RetentionPolicy> parse_retention(const nlohmann::json& r, const std::string& field) {
+  if (!r.is_object()) return invalid_argument(field, field + " must be an object {keep_last, ...}");
+  for (auto it = r.begin(); it != r.end(); ++it)
+    if (it.key() != "keep_last" && it.key() != "keep_daily" && it.key() != "keep_weekly" &&
+        it.key() != "keep_monthly" && it.key() != "keep_yearly") {
+      std::string f = field + "." + it.key().substr(0, 64);
+      return invalid_argument(f, fmt::format("unknown field '{}'", f));
+    }
+  RetentionPolicy p;
+  for (auto [key, out] : {std::pair<const char*, int64_t*>{"keep_last", &p.keep_last},
+                          {"keep_daily", &p.keep_daily},
+                          {"keep_weekly", &p.keep_weekly},
+                          {"keep_monthly", &p.keep_monthly},
+                          {"keep_yearly", &p.keep_yearly}}) {
+    auto v = keep_count(r, field, key);
+    if (!v) return tl::unexpected(v.error());
+    *out = *v;
+  }
+  if (auto st = validate_retention(p); !st) {
+    Error e = st.error();
+    e.field = field + "." + e.field;
+    return tl::unexpected(e);
+  }
+  return p;
+}
+
+nlohmann::json retention_json(const std::optional<RetentionPolicy>& r) {
+  if (!r) return nullptr;
+  return {{"keep_last", r->keep_last},
+          {"keep_daily", r->keep_daily},
+          {"keep_weekly", r->keep_weekly},
+          {"keep_monthly", r->keep_monthly},
+          {"keep_yearly", r->keep_yearly}};
+}
+
 }  // namespace
 
 Result<BackupScheduleSpec> parse_schedule_spec(const nlohmann::json& j) {
   if (!j.is_object()) return invalid_argument("", "a backup schedule is a JSON object");
-  static const std::array<const char*, 7> kKnown = {
-      "vm", "selector", "time", "days", "full_on", "retention", "sync"};
+  static const std::array<const char*, 8> kKnown = {
+      "vm", "selector", "time", "days", "full_on", "retention", "sync", "sync_retention"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool known = false;
     for (auto* k : kKnown) known = known || it.key() == k;
@@ -139,30 +176,18 @@ Result<BackupScheduleSpec> parse_schedule_spec(const nlohmann::json& j) {
     s.sync = y->get<bool>();
   }
   if (auto r = j.find("retention"); r != j.end() && !r->is_null()) {
-    if (!r->is_object())
-      return invalid_argument("retention", "retention must be an object {keep_last, ...}");
-    for (auto it = r->begin(); it != r->end(); ++it)
-      if (it.key() != "keep_last" && it.key() != "keep_daily" && it.key() != "keep_weekly" &&
-          it.key() != "keep_monthly" && it.key() != "keep_yearly") {
-        std::string f = "retention." + it.key().substr(0, 64);
-        return invalid_argument(f, fmt::format("unknown field '{}'", f));
-      }
-    RetentionPolicy p;
-    for (auto [key, out] : {std::pair<const char*, int64_t*>{"keep_last", &p.keep_last},
-                            {"keep_daily", &p.keep_daily},
-                            {"keep_weekly", &p.keep_weekly},
-                            {"keep_monthly", &p.keep_monthly},
-                            {"keep_yearly", &p.keep_yearly}}) {
-      auto v = keep_count(*r, key);
-      if (!v) return tl::unexpected(v.error());
-      *out = *v;
-    }
-    if (auto st = validate_retention(p); !st) {
-      Error e = st.error();
-      e.field = "retention." + e.field;
-      return tl::unexpected(e);
-    }
-    s.retention = p;
+    auto p = parse_retention(*r, "retention");
+    if (!p) return tl::unexpected(p.error());
+    s.retention = *p;
+  }
+  if (auto r = j.find("sync_retention"); r != j.end() && !r->is_null()) {
+    if (!s.sync)
+      return invalid_argument("sync_retention",
+                              "sync_retention prunes the sync target after the run's sync: it "
+                              "needs \"sync\": true");
+    auto p = parse_retention(*r, "sync_retention");
+    if (!p) return tl::unexpected(p.error());
+    s.sync_retention = *p;
   }
   return s;
 }
@@ -177,14 +202,8 @@ nlohmann::json schedule_spec_json(const BackupScheduleSpec& s) {
   j["days"] = days_json(s.days);
   j["full_on"] = days_json(s.full_on);
   j["sync"] = s.sync;
-  if (s.retention)
-    j["retention"] = {{"keep_last", s.retention->keep_last},
-                      {"keep_daily", s.retention->keep_daily},
-                      {"keep_weekly", s.retention->keep_weekly},
-                      {"keep_monthly", s.retention->keep_monthly},
-                      {"keep_yearly", s.retention->keep_yearly}};
-  else
-    j["retention"] = nullptr;
+  j["retention"] = retention_json(s.retention);
+  j["sync_retention"] = retention_json(s.sync_retention);
   return j;
 }
 
@@ -358,7 +377,11 @@ Result<int> BackupScheduler::run(BackupSchedule& s, int64_t slot) {
     vms = std::move(*sel);
   }
   const bool full = full_slot(s.spec, slot);
-  PendingRun pending{name, s.spec.retention, s.spec.sync, false, {}};
+  PendingRun pending;
+  pending.schedule = name;
+  pending.retention = s.spec.retention;
+  pending.sync = s.spec.sync;
+  pending.sync_retention = s.spec.sync_retention;
   std::vector<std::string> refused;
   for (auto& vm : vms) {
     auto t = start_(vm, full, actor);
@@ -420,9 +443,10 @@ void BackupScheduler::finish_runs() {
       }
       it->pruned = true;
     }
-    if (it->sync) {
+    if (it->sync && it->sync_task.empty()) {
       // Never removes from the target: an off-site copy keeps what the primary pruned
-      // unless someone asks (POST /backups/sync {"remove_vanished": true}).
+      // unless someone asks (POST /backups/sync {"remove_vanished": true}); its own
+      // retention is sync_retention, below.
       auto t = backups_.sync(false, false, actor);
       if (!t && t.error().code == ErrorCode::conflict) {
         ++it;  // another sync runs: the next pass tries again
@@ -432,10 +456,45 @@ void BackupScheduler::finish_runs() {
         log->warn("backup schedule {}: sync: {}", it->schedule, t.error().to_string());
         (void)events_.append(actor, "backup.sync", "backup-schedule/" + it->schedule, "error",
                              t.error().to_string());
+      } else if (it->sync_retention) {
+        it->sync_task = t->id;  // the target is pruned once this sync has ended
+        ++it;
+        continue;
       }
+    }
+    if (!it->sync_task.empty() && !finish_sync_retention(*it, succeeded, actor)) {
+      ++it;
+      continue;
     }
     it = pending_.erase(it);
   }
+}
+
+// The target's own retention once the run's sync has ended: false while the sync runs or a
+// sync or gc holds the target (the next pass tries again); true once done or given up (a
+// failed sync prunes nothing: the copies it lacks must not make older ones go).
+bool BackupScheduler::finish_sync_retention(const PendingRun& run,
+                                            const std::vector<std::string>& vms,
+                                            const std::string& actor) {
+  auto rec = store_.get_task(run.sync_task);
+  if (!rec) return rec.error().code == ErrorCode::not_found;
+  if (rec->state != "succeeded" && rec->state != "failed") return false;
+  const std::string target = "backup-schedule/" + run.schedule;
+  if (rec->state == "failed") {
+    (void)events_.append(actor, "backup.prune", target, "error",
+                         "the sync failed: the sync target is not pruned this run");
+    return true;
+  }
+  auto r = backups_.prune(vms, {}, *run.sync_retention, false, actor, /*on_sync_target=*/true);
+  if (!r && r.error().code == ErrorCode::conflict) return false;
+  if (!r) {
+    logger("manager.backup")
+        ->warn("backup schedule {}: sync target retention: {}", run.schedule,
+               r.error().to_string());
+    (void)events_.append(actor, "backup.prune", target, "error",
+                         "sync target: " + r.error().to_string());
+  }
+  return true;
 }
 
 }  // namespace strata::manager

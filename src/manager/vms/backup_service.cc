@@ -367,11 +367,18 @@ Result<std::vector<std::string>> BackupService::select_vms(const store::Labels& 
 Result<PruneResult> BackupService::prune(const std::vector<std::string>& vms,
                                          const store::Labels& selector,
                                          const RetentionPolicy& policy, bool dry_run,
-                                         const std::string& actor) {
+                                         const std::string& actor, bool on_sync_target) {
   if (auto st = check_configured(); !st) return tl::unexpected(st.error());
   if (auto st = validate_retention(policy); !st) return tl::unexpected(st.error());
+  if (on_sync_target && !sync_target_)
+    return make_error(ErrorCode::failed_precondition,
+                      "no sync target configured (stratad --backup-sync-repo PATH)", "sync_target");
+  // The repository whose backups are pruned: the manager's, or its off-site copy.
+  backup::Repository& repo = on_sync_target ? *sync_target_ : *repo_;
+  const std::string where = on_sync_target ? " on the sync target" : "";
   PruneResult out;
   out.dry_run = dry_run;
+  out.sync_target = on_sync_target;
   if (!vms.empty()) {
     for (auto& v : vms)
       if (auto st = model::validate_name("vm", v); !st) return tl::unexpected(st.error());
@@ -384,11 +391,11 @@ Result<PruneResult> BackupService::prune(const std::vector<std::string>& vms,
   std::optional<backup::RepoLock> lock;
   if (!dry_run) {
     // Taken before the listing: no backup can complete between the plan and the deletions.
-    auto l = repo_->lock_exclusive();
+    auto l = repo.lock_exclusive();
     if (!l) return tl::unexpected(l.error());
     lock.emplace(std::move(*l));
   }
-  auto all = repo_->list("");
+  auto all = repo.list("");
   if (!all) return tl::unexpected(all.error());
   std::map<std::string, std::vector<RetentionInput>> by_vm;
   for (auto& v : out.vms) by_vm.try_emplace(v);
@@ -407,18 +414,19 @@ Result<PruneResult> BackupService::prune(const std::vector<std::string>& vms,
       policy.keep_last, policy.keep_daily, policy.keep_weekly, policy.keep_monthly,
       policy.keep_yearly);
   for (auto& p : out.prune) {
-    if (auto st = repo_->remove(p.decision.id); !st)
-      return tl::unexpected(st.error().wrap("prune: delete backup " + p.decision.id));
+    if (auto st = repo.remove(p.decision.id); !st)
+      return tl::unexpected(st.error().wrap("prune: delete backup " + p.decision.id + where));
     (void)events_.append(actor, "backup.delete", "backup/" + p.decision.id, "ok",
-                         why + " of vm " + p.vm);
+                         why + " of vm " + p.vm + where);
   }
-  auto gc = repo_->gc();
-  if (!gc) return tl::unexpected(gc.error().wrap("backups pruned; garbage collection"));
+  auto gc = repo.gc();
+  if (!gc)
+    return tl::unexpected(gc.error().wrap("backups pruned" + where + "; garbage collection"));
   out.gc = *gc;
   (void)events_.append(
       actor, "backup.prune", "backup", "ok",
-      fmt::format("{} of {} vm(s): {} deleted, {} kept, {} chunks removed", why, out.vms.size(),
-                  out.prune.size(), out.keep.size(), gc->chunks_removed));
+      fmt::format("{} of {} vm(s){}: {} deleted, {} kept, {} chunks removed", why, out.vms.size(),
+                  where, out.prune.size(), out.keep.size(), gc->chunks_removed));
   return out;
 }
 

@@ -347,6 +347,59 @@ TEST_F(BackupServiceTest, SyncCopiesIntoTheConfiguredTargetAsATask) {
   EXPECT_TRUE(target->verify("b2")->problems.empty());
 }
 
+// The sync target's own retention (an off-site copy usually keeps more, or less, than the
+// repository): the same policy engine over the target's backups, under the target's lock;
+// the repository is not touched, and the events say where.
+TEST_F(BackupServiceTest, PruneOnTheSyncTargetAppliesItsOwnPolicyThere) {
+  make_vm("web", false);
+  for (int i = 0; i < 3; ++i)
+    write_backup("web-" + std::to_string(i), "web", 40 + i, 1795996800000 + i * 3600000);
+  auto none = backups_->prune({"web"}, {}, RetentionPolicy{1, 0, 0}, false, "token:alice", true);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, ErrorCode::failed_precondition);
+  EXPECT_EQ(none.error().field, "sync_target");
+
+  fs::create_directories(dir_ / "offsite");
+  auto target = backup::Repository::open((dir_ / "offsite").string());
+  ASSERT_TRUE(target);
+  backups_->set_sync_target(*target);
+  auto t = backups_->sync(false, false, "token:alice");
+  ASSERT_TRUE(t) << t.error().to_string();
+  ASSERT_EQ(wait_task(t->id).state, "succeeded");
+  ASSERT_EQ(target->list()->size(), 3u);
+
+  auto plan = backups_->prune({"web"}, {}, RetentionPolicy{1, 0, 0}, true, "token:alice", true);
+  ASSERT_TRUE(plan) << plan.error().to_string();
+  EXPECT_TRUE(plan->sync_target);
+  EXPECT_EQ(plan->prune.size(), 2u);
+  EXPECT_EQ(target->list()->size(), 3u) << "a dry run deletes nothing";
+  {
+    auto busy_lock = target->lock_shared();  // as a sync reading it... or writing
+    ASSERT_TRUE(busy_lock);
+    auto busy = backups_->prune({"web"}, {}, RetentionPolicy{1, 0, 0}, false, "token:alice", true);
+    ASSERT_FALSE(busy);
+    EXPECT_EQ(busy.error().code, ErrorCode::conflict);
+  }
+  auto done = backups_->prune({"web"}, {}, RetentionPolicy{1, 0, 0}, false, "token:alice", true);
+  ASSERT_TRUE(done) << done.error().to_string();
+  EXPECT_EQ(done->prune.size(), 2u);
+  EXPECT_GT(done->gc.chunks_removed, 0u);
+  auto left = target->list();
+  ASSERT_TRUE(left);
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ(left->front().id, "web-2");
+  EXPECT_TRUE(target->verify("web-2")->problems.empty());
+  EXPECT_EQ(backups_->list("web")->size(), 3u) << "the repository keeps its own backups";
+  EXPECT_EQ(audit("backup.delete"), 2u);
+  auto ev = store_->list_events(0, 0);
+  ASSERT_TRUE(ev);
+  size_t said = 0;
+  for (auto& e : *ev)
+    if (e.action == "backup.prune" && e.message.find("on the sync target") != std::string::npos)
+      ++said;
+  EXPECT_EQ(said, 1u) << "the prune event names the sync target";
+}
+
 TEST_F(BackupServiceTest, RefusalsWriteNothing) {
   make_vm("run", true);
   write_backup("b1", "run", 1);
@@ -610,6 +663,14 @@ TEST(BackupScheduleSpec, RefusalsNameTheField) {
   EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"retention", {{"keep_hourly", 1}}}}),
             "retention.keep_hourly");
   EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"sync", "yes"}}), "sync");
+  EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"sync_retention", {{"keep_last", 3}}}}),
+            "sync_retention")
+      << "the target's retention runs after the run's sync: none without it";
+  EXPECT_EQ(field({{"vm", "web"},
+                   {"time", "01:00"},
+                   {"sync", true},
+                   {"sync_retention", {{"keep_weekly", -2}}}}),
+            "sync_retention.keep_weekly");
   EXPECT_EQ(field({{"vm", "web"}, {"time", "01:00"}, {"every", "day"}}), "every");
 }
 
@@ -785,6 +846,47 @@ TEST_F(BackupSchedulerTest, SyncRunsAfterTheRunsBackupsSucceeded) {
   EXPECT_EQ(target->list()->front().vm, "web");
   EXPECT_EQ(*scheduler_->tick(), 0);
   EXPECT_EQ(audit("backup.sync"), 1u) << "once per run";
+}
+
+// A schedule with "sync" and "sync_retention": after the run's sync has succeeded, the sync
+// target is pruned with its own policy (once); the repository's backups stay.
+TEST_F(BackupSchedulerTest, SyncRetentionPrunesTheTargetOnceTheRunsSyncSucceeded) {
+  make_vm("web", false);
+  for (int i = 0; i < 2; ++i) write_backup("old-web-" + std::to_string(i), "web", 300 + i);
+  fs::create_directories(dir_ / "offsite");
+  auto target = backup::Repository::open((dir_ / "offsite").string());
+  ASSERT_TRUE(target);
+  backups_->set_sync_target(*target);
+  auto made = scheduler_->create("web",
+                                 spec_of({{"vm", "web"},
+                                          {"time", "03:00"},
+                                          {"sync", true},
+                                          {"sync_retention", {{"keep_last", 1}}}}),
+                                 "a");
+  ASSERT_TRUE(made) << made.error().to_string();
+  ASSERT_TRUE(made->spec.sync_retention);
+  EXPECT_EQ(schedule_spec_json(made->spec)["sync_retention"]["keep_last"], 1);
+  at(2026, 12, 1, 3, 0);
+  EXPECT_EQ(*scheduler_->tick(), 1);
+  end_tasks("succeeded");
+  EXPECT_EQ(*scheduler_->tick(), 0);  // starts the sync
+  std::string id;
+  auto tasks = store_->list_tasks(store::TaskListOptions{});
+  ASSERT_TRUE(tasks);
+  for (auto& t : *tasks)
+    if (t.kind == "backup.sync") id = t.id;
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(wait_task(id).state, "succeeded");
+  ASSERT_EQ(target->list()->size(), 3u) << "the sync copies everything first";
+  EXPECT_EQ(*scheduler_->tick(), 0);  // the sync ended: the target's retention
+  auto left = target->list();
+  ASSERT_TRUE(left);
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ(left->front().id.rfind("web-new-", 0), 0u) << left->front().id;
+  EXPECT_EQ(backups_->list("web")->size(), 3u) << "the repository keeps its backups";
+  EXPECT_EQ(audit("backup.prune"), 1u);
+  EXPECT_EQ(*scheduler_->tick(), 0);
+  EXPECT_EQ(audit("backup.prune"), 1u) << "once per run";
 }
 
 // Through the real create path: the VM's host refuses (a MemoryHypervisor cannot back up),

@@ -46,12 +46,16 @@ struct BackupScheduleSpec {
   // After the run's backups have ended (and retention, if any), a repository sync to the
   // manager's sync target (BackupService::sync) when at least one succeeded.
   bool sync = false;
+  // Once that sync has succeeded, this policy over the sync target's backups of the VMs
+  // whose backup succeeded (BackupService::prune on the target): the off-site copy's own
+  // retention, usually longer than the repository's. Needs sync.
+  std::optional<RetentionPolicy> sync_retention;
 };
 
 // The definition's JSON (the request body minus "name", and the store's spec text):
 // {"vm": NAME | "selector": {k: v}, "time": "HH:MM", "days"?: ["mon", ...],
 //  "full_on"?: ["sun", ...], "retention"?: {"keep_last"?, "keep_daily"?, "keep_weekly"?,
-//  "keep_monthly"?, "keep_yearly"?}, "sync"?: false}.
+//  "keep_monthly"?, "keep_yearly"?}, "sync"?: false, "sync_retention"?: {same as retention}}.
 // invalid_argument naming the field (time, days[i], full_on[i], selector.KEY,
 // retention.keep_daily, ...).
 Result<BackupScheduleSpec> parse_schedule_spec(const nlohmann::json& j);
@@ -104,9 +108,13 @@ class BackupScheduler {
     bool sync = false;
     bool pruned = false;  // retention done (a sync refused for now is retried alone)
     std::vector<BackupTask> tasks;
+    std::optional<RetentionPolicy> sync_retention;
+    std::string sync_task;  // the run's sync, once started (when sync_retention is set)
   };
   Result<int> run(BackupSchedule& s, int64_t slot);
   void finish_runs();
+  bool finish_sync_retention(const PendingRun& run, const std::vector<std::string>& vms,
+                             const std::string& actor);
 
   store::Store& store_;
   EventLog& events_;

@@ -42,6 +42,7 @@ struct PruneItem {
 };
 struct PruneResult {
   bool dry_run = false;
+  bool sync_target = false;      // the sync target's backups, not the repository's
   std::vector<std::string> vms;  // the VMs whose backups were considered, by name
   std::vector<PruneItem> keep;
   std::vector<PruneItem> prune;  // deleted unless dry_run
@@ -109,8 +110,12 @@ class BackupService {
   // `dry_run`, the backups to prune are deleted under one exclusive repository lock (an
   // audit event "backup.delete" each, conflict while a backup runs), then one gc; one
   // "backup.prune" event sums it up.
+  // `on_sync_target`: the same over the sync target's backups instead (the off-site copy's
+  // own retention, as a prune job on Proxmox Backup Server's second datastore; its events
+  // say so); failed_precondition when none is configured, conflict while a sync holds it.
   Result<PruneResult> prune(const std::vector<std::string>& vms, const store::Labels& selector,
-                            const RetentionPolicy& policy, bool dry_run, const std::string& actor);
+                            const RetentionPolicy& policy, bool dry_run, const std::string& actor,
+                            bool on_sync_target = false);
   // A "backup.sync" task: every complete backup the sync target lacks copied into it
   // (backup/sync.h: chunks it lacks, indexes, manifest last), with progress (backups done,
   // bytes copied); `verify` rehashes what was copied; `remove_vanished` then removes the
