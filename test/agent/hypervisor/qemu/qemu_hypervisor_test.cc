@@ -3,13 +3,16 @@
 // timeouts, no timing assertions.
 #include "qemu_hypervisor.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -21,6 +24,7 @@
 #include "../../../common/test_util.h"
 #include "../../../common/tiny_watchdog.h"
 #include "strata/agent/image_store.h"
+#include "strata/agent/network.h"
 #include "strata/agent/qemu_hypervisor.h"
 #include "strata/agent/qemu_user.h"
 #include "strata/common/process.h"
@@ -109,8 +113,9 @@ class QemuDriverTest : public ::testing::Test {
     hv_.reset();
   }
 
-  HypervisorPtr make(ClockPtr clock, size_t console_max = 1 << 20) {
+  HypervisorPtr make(ClockPtr clock, size_t console_max = 1 << 20, Network* network = nullptr) {
     QemuOptions o;
+    o.network = network;
     o.state_dir = state_dir_;
     o.accelerator = "tcg";
     o.images = store_.get();
@@ -488,6 +493,112 @@ TEST_F(QemuDriverTest, LeaseRunsOutWhileTheAgentIsDeadAndTheShimStopsQemu) {
   auto refused = hv_->start("lease1");
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::failed_precondition);
+}
+
+// This thread (and what it starts) in a fresh network namespace holding only `lo`, until
+// destroyed: bridges and taps made here leave the host's own namespace alone. Network calls
+// open their netlink socket per call, on the calling thread, so they land here.
+class ThreadNetns {
+ public:
+  ThreadNetns() {
+    orig_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (orig_ < 0 || ::unshare(CLONE_NEWNET) != 0) why_ = std::strerror(errno);
+  }
+  ~ThreadNetns() {
+    if (orig_ < 0) return;
+    if (why_.empty()) (void)::setns(orig_, CLONE_NEWNET);
+    ::close(orig_);
+  }
+  const std::string& why() const { return why_; }
+
+ private:
+  int orig_ = -1;
+  std::string why_;
+};
+
+// A bridge NIC plugged into a running guest: the agent makes the tap on the bridge and hands
+// QEMU its queue over the monitor (getfd, SCM_RIGHTS) for netdev_add, since the sandboxed
+// QEMU cannot open /dev/net/tun itself. The guest sees the NIC and reaches the host over the
+// bridge (a ping to the bridge's address); a detach takes the tap away again.
+TEST_F(QemuDriverTest, ABridgeNicPlugsIntoTheRunningGuestAndCarriesItsTraffic) {
+  if (::geteuid() != 0) GTEST_SKIP() << "SKIPPED: needs root (a network namespace, taps)";
+  ThreadNetns netns;
+  if (!netns.why().empty()) GTEST_SKIP() << "SKIPPED: no network namespace: " << netns.why();
+  ASSERT_TRUE(run_checked({"ip", "link", "set", "lo", "up"}));
+  auto network = make_netlink_network();
+  const std::string bridge = "brhp";
+  ASSERT_TRUE(network->ensure_bridge(bridge));
+  ASSERT_TRUE(run_checked({"ip", "addr", "add", "10.77.0.1/24", "dev", bridge}));
+  hv_.reset();
+  hv_ = make(system_clock(), 1 << 20, network.get());
+  ASSERT_TRUE(hv_);
+  // Whatever happens below, the VM goes before the namespace and its Network do.
+  struct Cleanup {
+    HypervisorPtr& hv;
+    ~Cleanup() {
+      if (!hv) return;
+      (void)hv->force_off("brnic");
+      for (int i = 0; i < 100 && hv->status("brnic") && is_active(hv->status("brnic")->state); ++i)
+        std::this_thread::sleep_for(100ms);
+      (void)hv->undefine("brnic");
+      hv.reset();
+    }
+  } cleanup{hv_};
+  boot("brnic");
+  if (HasFatalFailure()) return;
+  int round = 0;
+  // Runs `cmd` in the guest; what it printed between the tags.
+  auto guest = [&](const std::string& cmd, std::chrono::seconds limit = 30s) {
+    const std::string tag = "BR" + std::to_string(++round);
+    EXPECT_TRUE(hv_->console_write("brnic", "echo " + tag + "-$(" + cmd + ")-END\n"));
+    EXPECT_TRUE(wait_console("brnic", tag + "-", 2, limit)) << tail("brnic");
+    std::string t = tail("brnic");
+    auto at = t.rfind(tag + "-");
+    auto end = t.find("-END", at);
+    if (at == std::string::npos || end == std::string::npos) return std::string("?");
+    return t.substr(at + tag.size() + 1, end - at - tag.size() - 1);
+  };
+
+  model::NicSpec want;
+  want.mode = model::NicMode::bridge;
+  want.bridge = bridge;
+  want.mac = "52:54:00:12:34:88";
+  auto nic = hv_->attach_nic("brnic", want);
+  ASSERT_TRUE(nic) << nic.error().to_string();
+  EXPECT_GT(nic->hotplug_slot, 0u);
+  // The tap is on the bridge, on the host side.
+  auto ports = run_checked({"ip", "-o", "link", "show", "master", bridge});
+  ASSERT_TRUE(ports) << ports.error().to_string();
+  EXPECT_NE(ports->find("master " + bridge), std::string::npos) << *ports;
+  // The guest's new interface, by its MAC.
+  const std::string find_if =
+      "for i in /sys/class/net/*; do [ \"$(cat $i/address)\" = 52:54:00:12:34:88 ] && "
+      "echo ${i##*/}; done";
+  std::string ifname;
+  for (int i = 0; i < 60 && (ifname.empty() || ifname == "?"); ++i) {
+    ifname = guest(find_if);
+    if (ifname.empty()) std::this_thread::sleep_for(500ms);
+  }
+  ASSERT_FALSE(ifname.empty()) << tail("brnic");
+  ASSERT_NE(ifname, "?") << tail("brnic");
+  // Traffic over it: the guest pings the bridge's address on the host.
+  guest("ip link set " + ifname + " up; ip addr add 10.77.0.2/24 dev " + ifname + "; echo ok");
+  std::string pinged;
+  for (int i = 0; i < 5 && pinged != "0"; ++i)
+    pinged = guest("ping -c 2 -W 3 10.77.0.1 >/dev/null 2>&1; echo $?", 60s);
+  EXPECT_EQ(pinged, "0") << "the guest does not reach the host over the bridge:\n" << tail("brnic");
+
+  ASSERT_TRUE(hv_->detach_nic("brnic", want.mac));
+  std::string left;
+  for (int i = 0; i < 60 && left != "0"; ++i) {
+    left = guest("grep -l 52:54:00:12:34:88 /sys/class/net/*/address 2>/dev/null | wc -l");
+    if (left != "0") std::this_thread::sleep_for(500ms);
+  }
+  EXPECT_EQ(left, "0") << tail("brnic");
+  auto after = run_checked({"ip", "-o", "link", "show", "master", bridge});
+  ASSERT_TRUE(after) << after.error().to_string();
+  EXPECT_EQ(after->find("master " + bridge), std::string::npos)
+      << "the tap outlived the detach: " << *after;
 }
 
 TEST_F(QemuDriverTest, GuestKernelPanicIsReportedAsCrashed) {
