@@ -6,7 +6,11 @@
 # (`strata backup restore ID --new-vm NAME --wait`: the spec from the manifest, a new uuid
 # and MACs, created stopped). The restored disks read exactly as the source disk did at
 # each backup (sha256 of the whole disk, on the host), and each restored VM boots and its
-# guest reads back the blocks written before its backup (sha256 in the guest). About 40 s.
+# guest reads back the blocks written before its backup (sha256 in the guest). Then the
+# off-site copy (unencrypted run): `strata backup sync --verify` into the sync target, the
+# target's own retention (`prune --sync-target --keep-last 1`), and a disaster: stratad
+# restarted with the copy as its repository restores the newest backup into a new VM whose
+# disk reads as the source's did. About 60 s.
 # Needs QEMU, qemu-img, qemu-nbd and the tiny image; else exits 77.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -28,7 +32,7 @@ cleanup() { e2e_allinone_cleanup $? 40 stratad="$D/stratad.log" agent="$D/agent.
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$WORK/repo"
+mkdir -p "$WORK/repo" "$WORK/sync"
 # E2E_BACKUP_ENCRYPTED=1 (ctest e2e_backup_restore_encrypted): the repository is encrypted
 # with a key made by stratad --create-backup-key; the key reaches the agent only in its
 # gRPC request (checked below: in no process's command line, in no log).
@@ -40,7 +44,7 @@ if [ "${E2E_BACKUP_ENCRYPTED:-0}" = 1 ]; then
   KEY_ARGS=(--backup-key-file "$WORK/keys/backup.key")
 fi
 start_stratad "$D" "127.0.0.1:$PORT" --all-in-one --accel tcg --host-name bk-host \
-  --backup-repo "$WORK/repo" "${KEY_ARGS[@]}"
+  --backup-repo "$WORK/repo" --backup-sync-repo "$WORK/sync" "${KEY_ARGS[@]}"
 cli() { env STRATA_SERVER="$API_URL" STRATA_TOKEN="$TOKEN" "$STRATA_CLI" "$@"; }
 host_up() { [ "$(api GET /api/v1/hosts/bk-host | jq -r .state)" = up ]; }
 wait_for 60 "host up" host_up || fail "host not up: $(api GET /api/v1/hosts)"
@@ -182,4 +186,32 @@ region_is r1 8 4 "$A1" "the blocks at 8 MiB differ from backup $B1's"
 region_is r1 40 4 "$B0" "the blocks at 40 MiB are not as before backup $B1"
 region_is r2 8 4 "$A1" "the blocks at 8 MiB differ from backup $B2's"
 region_is r2 40 4 "$B2SHA" "the blocks at 40 MiB differ from backup $B2's"
-log "PASS: full and incremental backups restored into new VMs that boot with the data"
+log "full and incremental backups restored into new VMs that boot with the data"
+[ "${E2E_BACKUP_ENCRYPTED:-0}" = 1 ] && { log "PASS"; exit 0; }
+
+# The off-site copy: both backups into the sync target, verified there.
+cli backup sync --verify --wait >"$WORK/sync.out" 2>&1 || fail "backup sync: $(cat "$WORK/sync.out")"
+for b in "$B1" "$B2"; do
+  [ -f "$WORK/sync/backups/$b/manifest.json" ] || fail "the sync target lacks $b: $(ls "$WORK/sync/backups")"
+done
+# Its own retention: the newest only there; the repository keeps both.
+cli backup prune src --keep-last 1 --sync-target >"$WORK/prune.out" 2>&1 ||
+  fail "prune --sync-target: $(cat "$WORK/prune.out")"
+[ ! -e "$WORK/sync/backups/$B1" ] || fail "the sync target still holds $B1: $(cat "$WORK/prune.out")"
+[ -f "$WORK/sync/backups/$B2/manifest.json" ] || fail "the sync target lost $B2"
+[ -f "$WORK/repo/backups/$B1/manifest.json" ] || fail "pruning the target touched the repository"
+log "synced; the target pruned to $B2 by its own policy"
+
+# The disaster: the repository is lost; stratad comes back with the copy as its repository,
+# and the newest backup (an incremental whose parent the target pruned) restores whole.
+kill "$MGR_PID"
+wait "$MGR_PID" 2>/dev/null || true
+start_stratad "$D" "127.0.0.1:$PORT" --all-in-one --accel tcg --host-name bk-host \
+  --backup-repo "$WORK/sync"
+wait_for 60 "host up again" host_up || fail "host not up after the restart: $(api GET /api/v1/hosts)"
+[ "$(api GET /api/v1/backups | jq -r '[.backups[].id] | join(" ")')" = "$B2" ] ||
+  fail "the copy lists: $(api GET /api/v1/backups | jq -c '[.backups[].id]')"
+cli backup restore "$B2" --new-vm r3 --wait >"$WORK/restore3.out" 2>&1 ||
+  fail "restore $B2 from the copy: $(cat "$WORK/restore3.out")"
+[ "$(disk_sha r3)" = "$H2" ] || fail "r3 (from the off-site copy) differs from src at $B2"
+log "PASS: restored from the off-site copy, identical to the source at $B2"
