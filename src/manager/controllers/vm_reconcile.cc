@@ -45,16 +45,21 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   const int64_t gen = doc->control.generation;
   const std::string task_id = doc->control.task_id;
 
-  // Writes the status (CAS-retried against concurrent API edits of the record).
+  // Writes the status (CAS-retried against concurrent API edits of the record), unless it
+  // is what the record holds already and this process recorded it before (observed_).
   auto write_status = [&](const std::function<void(VmStatusDoc&)>& fn) {
     for (int attempt = 0; attempt < 5; ++attempt) {
       VmStatusDoc st = decode_vm_status(vm->status);
+      VmStatusDoc was = st;
       fn(st);
+      was.observed_ms = st.observed_ms = 0;
+      if (encode(st) == encode(was) && observed_before(vm_id)) return;
       st.observed_ms = unix_ms(*clock_);
       vm->status = encode(st);
       auto u = store_.update_vm(*vm);
       if (u) {
         *vm = *u;
+        mark_observed(vm_id, true);
         return;
       }
       if (u.error().code != ErrorCode::conflict) return;
@@ -103,6 +108,7 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   if (!vm->host_id) {
     if (vm->deletion_requested) {
       if (!delete_record()) return Outcome::retry;
+      mark_observed(vm_id, false);
       placement_.forget(vm->id);
       events_.append("controller:vm", "vm.deleted", "vm/" + vm->name, "ok");
       return Outcome::done;
@@ -167,6 +173,7 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
         return retry_with("deleting", undef.error().message);
     }
     if (!delete_record()) return Outcome::retry;
+    mark_observed(vm_id, false);
     placement_.forget(vm->id);
     events_.append("controller:vm", "vm.deleted", "vm/" + vm->name, "ok");
     return Outcome::done;
@@ -274,6 +281,19 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   if (auto fresh = decode_vm_document(vm->spec); fresh && fresh->control.generation != gen)
     return Outcome::retry;
   return Outcome::done;
+}
+
+bool VmController::observed_before(const std::string& vm_id) {
+  std::lock_guard lock(observed_mu_);
+  return observed_.count(vm_id) > 0;
+}
+
+void VmController::mark_observed(const std::string& vm_id, bool observed) {
+  std::lock_guard lock(observed_mu_);
+  if (observed)
+    observed_.insert(vm_id);
+  else
+    observed_.erase(vm_id);
 }
 
 }  // namespace strata::manager

@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "strata/common/clock.h"
@@ -122,6 +123,16 @@ class VmController {
   MigrationSlots migration_slots_;
   std::map<std::string, std::thread> migration_threads_;  // vm id -> its running thread
   std::vector<std::thread> finished_migrations_;          // ended threads, to join
+
+  // The VMs whose status this manager process has recorded at least once. A reconcile that
+  // observes nothing new writes nothing (each VM is reconciled every resync_interval: a
+  // write each would be 20 000 commits/s at rest for 200 000 VMs), except the first time
+  // after a start, so that observed_ms says this process has seen the VM. Guards observed_
+  // only; taken alone, never across a call.
+  bool observed_before(const std::string& vm_id);
+  void mark_observed(const std::string& vm_id, bool observed);
+  std::mutex observed_mu_;
+  std::unordered_set<std::string> observed_;
 };
 
 }  // namespace strata::manager
