@@ -105,6 +105,8 @@ void VmController::worker_loop() {
     Outcome outcome = Outcome::done;
     if (item.rfind("vm:", 0) == 0) {
       outcome = reconcile_vm(item.substr(3));
+    } else if (item.rfind("resync:", 0) == 0) {
+      outcome = resync_host(item.substr(7));
     } else {
       outcome = reconcile_host(item.substr(5));
     }
@@ -130,8 +132,16 @@ void VmController::timer_loop() {
   while (true) {
     std::vector<std::string> resync;
     if (clock_->now() >= next_resync) {
+      // Per host (one listing of its VMs each), and the unplaced VMs one by one.
       if (auto vms = store_.list_vms({})) {
-        for (const auto& vm : *vms) resync.push_back("vm:" + vm.id);
+        std::set<std::string> hosts;
+        for (const auto& vm : *vms) {
+          if (vm.host_id)
+            hosts.insert(*vm.host_id);
+          else
+            resync.push_back("vm:" + vm.id);
+        }
+        for (const auto& h : hosts) resync.push_back("resync:" + h);
       }
       next_resync = clock_->now() + config_.resync_interval;
     }
@@ -306,6 +316,42 @@ VmController::Outcome VmController::reconcile_host(const std::string& host_id) {
     enqueue_vm(vm.id);
   }
   return listed_ok ? Outcome::done : Outcome::retry;
+}
+
+VmController::Outcome VmController::resync_host(const std::string& host_id) {
+  store::VmListOptions opts;
+  opts.host_id = host_id;
+  auto vms = store_.list_vms(opts);
+  if (!vms) return Outcome::retry;
+  std::map<std::string, AgentVmView> on_host;
+  bool listed = false;
+  if (agents_.liveness(host_id) == Liveness::up) {
+    if (auto client = agents_.client(host_id)) {
+      if (auto l = client->list_vms()) {
+        listed = true;
+        for (const auto& a : *l) {
+          AgentVmView v;
+          v.state = vm_state_name(a.state());
+          auto lbl = a.spec().labels().find(kVmIdLabel);
+          if (lbl != a.spec().labels().end()) v.vm_id_label = lbl->second;
+          v.guest = guest_facts_of(a);
+          v.cpu_model = a.cpu_model();
+          on_host.emplace(a.spec().name(), std::move(v));
+        }
+      }
+    }
+  }
+  for (const auto& vm : *vms) {
+    if (listed && observed_before(vm.id)) {
+      auto it = on_host.find(vm.name);
+      auto doc = decode_vm_document(vm.spec);
+      if (it != on_host.end() && doc &&
+          vm_converged(vm, *doc, decode_vm_status(vm.status), it->second))
+        continue;
+    }
+    enqueue_vm(vm.id);
+  }
+  return Outcome::done;
 }
 
 }  // namespace strata::manager

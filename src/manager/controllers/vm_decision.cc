@@ -95,4 +95,16 @@ std::optional<std::string> guest_facts_change(const std::optional<model::GuestFa
       after->os_name.empty() ? "-" : after->os_name, addresses.empty() ? "-" : addresses);
 }
 
+bool vm_converged(const store::VmRecord& vm, const VmDocument& doc, const VmStatusDoc& status,
+                  const AgentVmView& agent) {
+  if (vm.deletion_requested || doc.migration.active() || doc.clone_of.pending) return false;
+  if (!agent.vm_id_label.empty() && agent.vm_id_label != vm.id) return false;
+  if (status.state != agent.state || status.agent_state != agent.state) return false;
+  if (!status.last_error.empty()) return false;
+  if (status.applied_generation < doc.control.generation) return false;
+  if (decide_vm_action(vm.desired_state, doc, status, agent.state) != VmAction::none) return false;
+  if (guest_facts_change(status.guest, agent.guest)) return false;
+  return status.cpu_model == agent.cpu_model;
+}
+
 }  // namespace strata::manager

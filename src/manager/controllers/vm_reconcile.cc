@@ -52,8 +52,12 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
       VmStatusDoc st = decode_vm_status(vm->status);
       VmStatusDoc was = st;
       fn(st);
-      was.observed_ms = st.observed_ms = 0;
-      if (encode(st) == encode(was) && observed_before(vm_id)) return;
+      // What a pass observes, apart from when: the observation and the guest facts' read
+      // times do not make a write (they would every pass).
+      VmStatusDoc a = st, b = was;
+      a.observed_ms = b.observed_ms = 0;
+      if (a.guest && b.guest) a.guest->updated_unix_ms = b.guest->updated_unix_ms = 0;
+      if (encode(a) == encode(b) && observed_before(vm_id)) return;
       st.observed_ms = unix_ms(*clock_);
       vm->status = encode(st);
       auto u = store_.update_vm(*vm);

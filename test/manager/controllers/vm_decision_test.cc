@@ -180,5 +180,54 @@ TEST(VmDecision, GuestFactsChangeIgnoresTheReadTime) {
             "host name -, OS -, addresses -");
 }
 
+// The periodic resync leaves a VM alone only when its host's copy and its record agree and
+// nothing is pending; each difference sends it to a full reconcile pass.
+TEST(VmDecision, ConvergedOnlyWhenTheHostAgreesAndNothingIsPending) {
+  store::VmRecord vm;
+  vm.id = "vm-1";
+  vm.desired_state = "running";
+  VmDocument doc;
+  doc.control.generation = 3;
+  VmStatusDoc st;
+  st.state = st.agent_state = "running";
+  st.applied_generation = 3;
+  st.cpu_model = "qemu64";
+  model::GuestFacts facts;
+  facts.hostname = "web";
+  facts.updated_unix_ms = 1000;
+  st.guest = facts;
+  AgentVmView agent{"running", "vm-1", facts, "qemu64"};
+  agent.guest->updated_unix_ms = 9000;  // read again since: the same facts
+  EXPECT_TRUE(vm_converged(vm, doc, st, agent));
+
+  auto differs = [&](auto change) {
+    store::VmRecord v = vm;
+    VmDocument d = doc;
+    VmStatusDoc s = st;
+    AgentVmView a = agent;
+    change(v, d, s, a);
+    return !vm_converged(v, d, s, a);
+  };
+  EXPECT_TRUE(differs([](auto& v, auto&, auto&, auto&) { v.deletion_requested = true; }));
+  EXPECT_TRUE(differs([](auto&, auto& d, auto&, auto&) { d.migration.target_host_id = "h2"; }))
+      << "a migration in progress";
+  EXPECT_TRUE(differs([](auto&, auto& d, auto&, auto&) { d.clone_of.pending = true; }));
+  EXPECT_TRUE(differs([](auto&, auto&, auto&, auto& a) { a.vm_id_label = "vm-2"; }))
+      << "another record's VM of that name";
+  EXPECT_TRUE(differs([](auto&, auto&, auto&, auto& a) { a.state = "crashed"; }))
+      << "the guest crashed without an event reaching the manager";
+  EXPECT_TRUE(differs([](auto&, auto&, auto& s, auto&) { s.agent_state = "starting"; }));
+  EXPECT_TRUE(differs([](auto&, auto&, auto& s, auto&) { s.last_error = "host unreachable"; }));
+  EXPECT_TRUE(differs([](auto&, auto& d, auto&, auto&) { d.control.generation = 4; }))
+      << "a new intent";
+  EXPECT_TRUE(differs([](auto& v, auto&, auto&, auto&) { v.desired_state = "stopped"; }))
+      << "an action to take";
+  EXPECT_TRUE(differs([](auto&, auto&, auto&, auto& a) { a.guest->hostname = "db"; }));
+  EXPECT_TRUE(differs([](auto&, auto&, auto&, auto& a) { a.guest.reset(); }));
+  EXPECT_TRUE(differs([](auto&, auto&, auto&, auto& a) { a.cpu_model = "Skylake-Server"; }));
+  // A VM made before labels (none on the host) is matched by its name.
+  EXPECT_FALSE(differs([](auto&, auto&, auto&, auto& a) { a.vm_id_label.clear(); }));
+}
+
 }  // namespace
 }  // namespace strata::manager

@@ -86,6 +86,10 @@ class VmController {
   Outcome migrate_vm(store::VmRecord& vm, const VmDocument& doc);
   // retry: the host counts as up but its agent did not answer the listing.
   Outcome reconcile_host(const std::string& host_id);
+  // The periodic resync of one host's VMs: one ListVms call instead of a GetVm per VM; the
+  // VMs that are not vm_converged (or that this process has not reconciled yet) are queued
+  // for reconcile_vm. Items "resync:<host id>".
+  Outcome resync_host(const std::string& host_id);
   void remove_stale_copy(const std::string& host_id, AgentClient& client,
                          const store::VmRecord& rec, const pb::VmStatus& avm);
   void worker_loop();

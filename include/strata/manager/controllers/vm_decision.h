@@ -55,4 +55,19 @@ Adoption decide_adoption(const std::optional<store::VmRecord>& record,
 std::optional<std::string> guest_facts_change(const std::optional<model::GuestFacts>& before,
                                               const std::optional<model::GuestFacts>& after);
 
+// A VM as its host's listing (ListVms) shows it, for the periodic resync.
+struct AgentVmView {
+  std::string state;        // the agent's state name ("running", "stopped", ...)
+  std::string vm_id_label;  // its strata.vm-id label ("" when it has none)
+  std::optional<model::GuestFacts> guest;
+  std::string cpu_model;
+};
+// Whether the periodic resync may leave a VM alone: its host's copy is the record's (by
+// label), no intent is pending (delete, migration, clone, a generation not applied, an
+// action decide_vm_action would take), and the status already says what the host says
+// (state, no error, guest facts apart from their read time, CPU model). Anything else goes
+// to a full reconcile pass, which is also what every VM gets once per manager process.
+bool vm_converged(const store::VmRecord& vm, const VmDocument& doc, const VmStatusDoc& status,
+                  const AgentVmView& agent);
+
 }  // namespace strata::manager
