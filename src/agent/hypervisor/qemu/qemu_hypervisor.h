@@ -68,8 +68,9 @@ struct Vm {
   // Target resumed in post-copy, its last page not arrived yet (until QEMU's MIGRATION
   // "completed"): the guest facts poller leaves it alone. A device that reads guest memory
   // under QEMU's main lock (virtio-serial, the guest agent's channel) waits for a missing
-  // page, and while the stream is broken that wait never ends: QEMU's monitor would hang
-  // with it, and the recovery's migrate-recover too.
+  // page, and while the stream is broken that wait lasts until the recovery: QEMU's main
+  // loop stops with it, and every in-band QMP command (the recovery's migrate-recover goes
+  // out-of-band and is not held up, but nothing is gained by stopping the main loop).
   bool postcopy_incoming = false;
   std::string migration_status;  // QEMU's last MIGRATION event
   // Recovered with QEMU alive but QMP not connected: the supervisor retries from
