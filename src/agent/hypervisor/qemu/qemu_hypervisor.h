@@ -68,8 +68,9 @@ struct Vm {
   // Target resumed in post-copy, its last page not arrived yet (until QEMU's MIGRATION
   // "completed"): the guest facts poller leaves it alone. A device that reads guest memory
   // under QEMU's main lock (virtio-serial, the guest agent's channel) waits for a missing
-  // page, and while the stream is broken that wait never ends: QEMU's monitor would hang
-  // with it, and the recovery's migrate-recover too.
+  // page, and while the stream is broken that wait lasts until the recovery: QEMU's main
+  // loop stops with it, and every in-band QMP command (the recovery's migrate-recover goes
+  // out-of-band and is not held up, but nothing is gained by stopping the main loop).
   bool postcopy_incoming = false;
   std::string migration_status;  // QEMU's last MIGRATION event
   // Recovered with QEMU alive but QMP not connected: the supervisor retries from
@@ -216,9 +217,10 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   // running VM not asked within guest_facts_interval. Public for tests (on a manual clock).
   void poll_guest_facts();
 
-  // Runs one raw QMP command on the agent's connection (debugging and tests).
+  // Runs one raw QMP command (in-band) on the agent's connection (debugging and tests).
   Result<nlohmann::json> qmp(const std::string& name, const std::string& command,
-                             const nlohmann::json& arguments = nullptr);
+                             const nlohmann::json& arguments = nullptr,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
  private:
   std::string vm_dir(const std::string& name) const { return opts_.state_dir + "/vms/" + name; }
@@ -287,6 +289,10 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   // target must not run. Without mu_.
   Result<int64_t> end_mirrors_out(const std::string& name, QemuMonitor& qmp,
                                   const std::vector<size_t>& disks);
+  // The monitor of `name`'s outgoing migration (the migrate-out job), for the post-copy
+  // steps that act on it (resume_out, pause_out): failed_precondition when it is not
+  // migrating out, unavailable while QMP is not connected. Takes mu_.
+  Result<std::shared_ptr<QemuMonitor>> outgoing_monitor(const std::string& name);
   // Post-copy: whether QEMU's user may use userfaultfd on this host (root, or
   // vm.unprivileged_userfaultfd = 1); the reason when not.
   Status postcopy_possible() const;

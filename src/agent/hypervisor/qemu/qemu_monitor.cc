@@ -3,6 +3,8 @@
 // reply of an unexpected shape becomes an Error, never a nlohmann exception.
 #include "qemu_monitor.h"
 
+#include <algorithm>
+
 #include "strata/common/log.h"
 
 namespace strata::agent::qemu {
@@ -497,16 +499,22 @@ Result<std::unique_ptr<QemuMonitor>> QemuMonitor::connect(const std::string& soc
 }
 
 Status QemuMonitor::run_void(const char* command, std::chrono::milliseconds timeout,
-                             const json& arguments) {
-  auto r = client_->execute(command, arguments, timeout);
+                             const json& arguments, QmpExec how) {
+  auto r = client_->execute(command, arguments, timeout, how);
   if (!r) return tl::unexpected(r.error());
   if (!r->is_object() || !r->empty()) return bad_reply(command, "expected {}");
   return {};
 }
 
 Status QemuMonitor::qmp_capabilities(std::chrono::milliseconds timeout) {
-  if (auto s = run_void("qmp_capabilities", timeout); !s)
+  // Out-of-band only when QEMU offers it (a monitor on a chardev without its own I/O thread
+  // does not, and QEMU refuses to enable what it did not offer).
+  const auto& caps = greeting_.capabilities;
+  const bool oob = std::find(caps.begin(), caps.end(), "oob") != caps.end();
+  json args = oob ? json{{"enable", json::array({"oob"})}} : json(nullptr);
+  if (auto s = run_void("qmp_capabilities", timeout, args); !s)
     return tl::unexpected(s.error().wrap("qmp_capabilities"));
+  client_->set_oob_enabled(oob);
   return {};
 }
 
@@ -580,7 +588,7 @@ Status QemuMonitor::migrate_start_postcopy(std::chrono::milliseconds timeout) {
 }
 
 Status QemuMonitor::migrate_recover(const std::string& uri, std::chrono::milliseconds timeout) {
-  return run_void("migrate-recover", timeout, {{"uri", uri}});
+  return run_void("migrate-recover", timeout, {{"uri", uri}}, oob_if_enabled());
 }
 
 Status QemuMonitor::migrate_resume(const std::string& uri, std::chrono::milliseconds timeout) {
@@ -588,7 +596,7 @@ Status QemuMonitor::migrate_resume(const std::string& uri, std::chrono::millisec
 }
 
 Status QemuMonitor::migrate_pause(std::chrono::milliseconds timeout) {
-  return run_void("migrate-pause", timeout);
+  return run_void("migrate-pause", timeout, nullptr, oob_if_enabled());
 }
 
 Status QemuMonitor::nbd_server_start(const std::string& host, const std::string& port,

@@ -7,6 +7,11 @@
 // Thread-safe: commands may run from several threads at once (qmp_client matches replies by
 // id). Event callbacks run on the client's reader thread and must not call commands
 // synchronously (the reply would be read by that same thread).
+// Out-of-band: connect() enables QMP's "oob" capability when the greeting offers it (QEMU
+// does on a socket chardev monitor, which the driver uses); the commands QEMU 7.2 allows
+// out-of-band and the driver needs while QEMU's main loop may be stuck (migrate_recover,
+// migrate_pause) then go with exec-oob, so they are answered even behind a hung in-band
+// command. Without "oob" they fall back to in-band.
 #pragma once
 
 #include <chrono>
@@ -235,6 +240,10 @@ class QemuMonitor {
 
   const QmpGreeting& greeting() const { return greeting_; }
   bool closed() const { return client_->closed(); }
+  // QMP out-of-band was negotiated on this connection (see the file comment).
+  bool oob() const { return client_->oob_enabled(); }
+  // In-band commands QEMU has not answered yet (qmp_client.h, kMaxInBandUnanswered).
+  int in_band_unanswered() const { return client_->in_band_unanswered(); }
 
   // One function per QMP command. Errors: unavailable once the connection is closed,
   // deadline_exceeded after `timeout`, QEMU's error mapped by qmp_error_to_error, internal
@@ -276,14 +285,21 @@ class QemuMonitor {
   Status migrate_start_postcopy(std::chrono::milliseconds timeout = kMonitorTimeout);
   // Post-copy recovery (QEMU >= 3.0). Target, its incoming migration postcopy-paused: listen
   // on `uri` for the source to resume the stream (TLS as the migration's tls-creds).
+  // Out-of-band when negotiated: a target whose vCPU waits for a missing page under QEMU's
+  // main lock answers no in-band command, but this one (QEMU then accepts the source's
+  // connection on the monitor's thread, without that lock). QEMU refuses it unless the
+  // incoming migration is postcopy-paused, and a second one while the first listens
+  // ("... triggered already").
   Status migrate_recover(const std::string& uri,
                          std::chrono::milliseconds timeout = kMonitorTimeout);
   // Source, its migration postcopy-paused: reconnect to the target's migrate-recover URI
   // (`migrate` with resume: true); QEMU goes postcopy-recover, then postcopy-active.
+  // Always in-band: QEMU 7.2 does not allow `migrate` out-of-band (the source's main loop
+  // is not the stuck one: its memory is all there).
   Status migrate_resume(const std::string& uri,
                         std::chrono::milliseconds timeout = kMonitorTimeout);
   // Either end, in post-copy: break the stream now (both ends go postcopy-paused and wait
-  // for a recovery). QEMU refuses it outside post-copy.
+  // for a recovery). QEMU refuses it outside post-copy. Out-of-band when negotiated.
   Status migrate_pause(std::chrono::milliseconds timeout = kMonitorTimeout);
   // NBD server (target side, for the disk mirror) on an inet address; with `tls_creds`
   // (a tls-creds-x509 object id, endpoint=server) clients must speak TLS.
@@ -433,7 +449,9 @@ class QemuMonitor {
       : client_(std::move(client)), greeting_(std::move(greeting)) {}
   // A command whose documented reply is the empty object.
   Status run_void(const char* command, std::chrono::milliseconds timeout,
-                  const nlohmann::json& arguments = nullptr);
+                  const nlohmann::json& arguments = nullptr, QmpExec how = QmpExec::in_band);
+  // exec-oob when this connection negotiated OOB, else in-band.
+  QmpExec oob_if_enabled() const { return oob() ? QmpExec::oob : QmpExec::in_band; }
 
   QmpClientPtr client_;
   QmpGreeting greeting_;

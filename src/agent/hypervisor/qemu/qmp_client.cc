@@ -1,5 +1,6 @@
 // QMP client (see qmp_client.h). Commands carry numeric ids; replies are matched by id so
-// an unrelated reply or an event in between never confuses a caller.
+// an unrelated reply, an out-of-band reply overtaking in-band ones, or an event in between
+// never confuses a caller.
 #include "qmp_client.h"
 
 #include <fcntl.h>
@@ -72,11 +73,28 @@ bool QmpClient::closed() const {
   return closed_;
 }
 
+void QmpClient::set_oob_enabled(bool on) {
+  std::lock_guard lk(mu_);
+  oob_ = on;
+}
+
+bool QmpClient::oob_enabled() const {
+  std::lock_guard lk(mu_);
+  return oob_;
+}
+
+int QmpClient::in_band_unanswered() const {
+  std::lock_guard lk(mu_);
+  return in_band_unanswered_;
+}
+
 void QmpClient::close_locked(const std::string& why) {
   if (closed_) return;
   closed_ = true;
-  for (auto& [id, slot] : pending_)
-    if (!slot) slot = unavailable("QMP connection closed: " + why);
+  for (auto& [id, p] : pending_)
+    if (!p.result) p.result = unavailable("QMP connection closed: " + why);
+  abandoned_.clear();
+  in_band_unanswered_ = 0;
   cv_.notify_all();
 }
 
@@ -135,51 +153,89 @@ void QmpClient::dispatch(const QmpMessage& m) {
     return;
   }
   if (!m.id.is_number_unsigned()) return;  // not ours
-  auto it = pending_.find(m.id.get<uint64_t>());
-  if (it == pending_.end()) return;  // caller already timed out
+  const uint64_t id = m.id.get<uint64_t>();
+  if (abandoned_.erase(id) > 0) {  // its caller timed out; QEMU is done with it now
+    --in_band_unanswered_;
+    cv_.notify_all();
+    return;
+  }
+  auto it = pending_.find(id);
+  if (it == pending_.end() || it->second.result) return;  // not ours, or a duplicate
   if (m.kind == QmpKind::ret)
-    it->second = m.payload;
+    it->second.result = m.payload;
   else
-    it->second = tl::unexpected(qmp_error_to_error(m));
+    it->second.result = tl::unexpected(qmp_error_to_error(m));
+  if (it->second.in_band) --in_band_unanswered_;
   cv_.notify_all();
 }
 
 Result<json> QmpClient::execute(const std::string& command, const json& arguments,
-                                std::chrono::milliseconds timeout) {
-  return execute_with_fd(command, arguments, -1, timeout);
+                                std::chrono::milliseconds timeout, QmpExec how) {
+  return run(command, arguments, -1, timeout, how);
 }
 
 Result<json> QmpClient::execute_with_fd(const std::string& command, const json& arguments,
                                         int pass_fd, std::chrono::milliseconds timeout) {
+  return run(command, arguments, pass_fd, timeout, QmpExec::in_band);
+}
+
+Result<json> QmpClient::run(const std::string& command, const json& arguments, int pass_fd,
+                            std::chrono::milliseconds timeout, QmpExec how) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const bool in_band = how == QmpExec::in_band;
   uint64_t id;
   {
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
     if (closed_) return unavailable("QMP connection closed");
+    if (!in_band && !oob_)
+      return make_error(ErrorCode::failed_precondition,
+                        "QMP " + command + ": out-of-band is not enabled on this connection");
+    if (in_band) {
+      // Keep QEMU's in-band queue short so it never stops reading (kMaxInBandUnanswered).
+      bool room = cv_.wait_until(
+          lk, deadline, [&] { return closed_ || in_band_unanswered_ < kMaxInBandUnanswered; });
+      if (closed_) return unavailable("QMP connection closed");
+      if (!room)
+        return make_error(ErrorCode::deadline_exceeded,
+                          "QMP " + command + " not sent: " + std::to_string(in_band_unanswered_) +
+                              " earlier commands are still unanswered (QEMU busy)");
+      ++in_band_unanswered_;
+    }
     id = next_id_++;
-    pending_[id] = std::nullopt;
+    pending_[id] = Pending{in_band, std::nullopt};
   }
-  auto erase = [&] {
-    std::lock_guard lk(mu_);
-    pending_.erase(id);
-  };
   {
     std::lock_guard wl(write_mu_);
-    const std::string line = encode_qmp_command(command, arguments, id);
-    auto s = pass_fd < 0 ? write_all(fd_.get(), line, timeout)
-                         : write_all_with_fd(fd_.get(), line, pass_fd, timeout);
+    const std::string line = encode_qmp_command(command, arguments, id, how);
+    auto left = std::max(std::chrono::milliseconds(1),
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                             deadline - std::chrono::steady_clock::now()));
+    auto s = pass_fd < 0 ? write_all(fd_.get(), line, left)
+                         : write_all_with_fd(fd_.get(), line, pass_fd, left);
     if (!s) {
-      erase();
+      std::lock_guard lk(mu_);
+      if (auto it = pending_.find(id); it != pending_.end()) {
+        if (in_band && !it->second.result && !closed_) {
+          --in_band_unanswered_;
+          cv_.notify_all();
+        }
+        pending_.erase(it);
+      }
       return tl::unexpected(s.error().wrap("QMP " + command));
     }
   }
   std::unique_lock lk(mu_);
-  bool done = cv_.wait_for(lk, timeout, [&] { return pending_[id].has_value(); });
+  auto it = pending_.find(id);
+  bool done = cv_.wait_until(lk, deadline, [&] { return it->second.result.has_value(); });
   if (!done) {
-    pending_.erase(id);
+    // QEMU still holds an in-band command and will answer it in turn: it keeps counting
+    // against the in-band budget until then.
+    if (in_band) abandoned_.insert(id);
+    pending_.erase(it);
     return make_error(ErrorCode::deadline_exceeded, "QMP " + command + " timed out");
   }
-  Result<json> r = std::move(*pending_[id]);
-  pending_.erase(id);
+  Result<json> r = std::move(*it->second.result);
+  pending_.erase(it);
   return r;
 }
 

@@ -72,9 +72,10 @@ Result<QmpMessage> parse_qmp_message(std::string_view line) {
   return invalid_argument("qmp", "unknown QMP message kind");
 }
 
-std::string encode_qmp_command(std::string_view command, const json& arguments, const json& id) {
+std::string encode_qmp_command(std::string_view command, const json& arguments, const json& id,
+                               QmpExec how) {
   json j = json::object();
-  j["execute"] = std::string(command);
+  j[how == QmpExec::oob ? "exec-oob" : "execute"] = std::string(command);
   if (!arguments.is_null() && !(arguments.is_object() && arguments.empty()))
     j["arguments"] = arguments;
   if (!id.is_null()) j["id"] = id;

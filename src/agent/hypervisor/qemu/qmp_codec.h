@@ -29,9 +29,15 @@ struct QmpMessage {
 // Parses one line (without the terminating newline).
 Result<QmpMessage> parse_qmp_message(std::string_view line);
 
-// {"execute": cmd, "arguments": args (omitted when null/empty), "id": id} + "\n".
+// How a command is sent: "execute" (in-band: QEMU runs them one at a time, in order, under
+// its main lock) or "exec-oob" (out-of-band, only after `qmp_capabilities` enabled "oob" and
+// only for commands QEMU's schema marks allow-oob: QEMU runs it at once on the monitor's own
+// thread, even while an in-band command is stuck; its reply may overtake in-band replies).
+enum class QmpExec { in_band, oob };
+
+// {"execute" | "exec-oob": cmd, "arguments": args (omitted when null/empty), "id": id} + "\n".
 std::string encode_qmp_command(std::string_view command, const nlohmann::json& arguments,
-                               const nlohmann::json& id);
+                               const nlohmann::json& id, QmpExec how = QmpExec::in_band);
 
 // Maps a QMP error class to our error code (CommandNotFound -> not_found, ...).
 Error qmp_error_to_error(const QmpMessage& m);

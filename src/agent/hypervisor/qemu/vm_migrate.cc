@@ -1091,6 +1091,16 @@ Status QemuHypervisor::confirm_out(const std::string& name) {
 // again (migrate-recover), the source reconnects (migrate with resume); confirm_out then
 // waits for the last page as before. Each step is one QMP command and a short poll, without
 // mu_; the target keeps no job for it (its migrate_in job ended at finish_incoming).
+//
+// The target sends no in-band command on this path. Its guest runs and, with the stream
+// broken, a vCPU that touches a missing page waits for it; when it does so under QEMU's
+// main lock (TCG delivers interrupts under it; devices read guest memory under it) the
+// main loop stops, and every in-band command with it, until the page comes, which needs
+// the very migrate-recover we would queue behind it. So the target's state comes from
+// QEMU's MIGRATION events (Vm::migration_status) and from QEMU's own check in
+// migrate-recover, which goes out-of-band (qemu_monitor.h) with a short timeout. The
+// source has all its memory, so its monitor answers in-band; its commands get short
+// timeouts all the same.
 
 namespace {
 
@@ -1098,12 +1108,17 @@ bool recover_in_progress(const std::string& status) {
   return status == "postcopy-recover" || status == "postcopy-active";
 }
 
+// The recovery's QMP timeouts. An out-of-band command runs on QEMU's monitor thread and
+// answers in milliseconds; the source's in-band ones wait for nothing slow either. A
+// timeout here means QEMU is wedged: the manager's retry asks again.
+constexpr auto kRecoverCmd = 5s;
+
 }  // namespace
 
 Result<std::string> QemuHypervisor::prepare_recover_incoming(const std::string& name,
                                                              const std::string& listen_host) {
   std::shared_ptr<QemuMonitor> qmp;
-  std::string known;
+  std::string known, status;
   {
     std::lock_guard lk(mu_);
     auto v = find_locked(name);
@@ -1111,68 +1126,78 @@ Result<std::string> QemuHypervisor::prepare_recover_incoming(const std::string& 
     if (!(*v)->qmp) return unavailable("VM " + name + " has no QMP connection yet; retry");
     qmp = (*v)->qmp;
     known = (*v)->recover_uri;
+    status = (*v)->migration_status;
   }
   auto log = logger("agent.qemu");
-  auto mi = qmp->query_migrate(kCmd);
-  if (!mi) return tl::unexpected(mi.error().wrap("query-migrate"));
   // Asked again: the listener opened earlier waits, or the source already reconnected.
-  if (!known.empty() && recover_in_progress(mi->status)) return known;
-  if (mi->status != "postcopy-paused")
-    return make_error(ErrorCode::failed_precondition,
-                      "the incoming migration of " + name + " is " +
-                          (mi->status.empty() ? std::string("none") : mi->status) +
-                          ", not postcopy-paused: there is no broken post-copy stream to recover");
+  if (!known.empty() && recover_in_progress(status)) return known;
+  if (!qmp->oob())
+    log->warn(
+        "post-copy recovery without QMP out-of-band vm={}: migrate-recover goes in-band "
+        "and waits behind anything QEMU's main loop is stuck on",
+        name);
   // A new port each time: QEMU opens a new listener (the old stream's socket is dead). TLS:
   // QEMU keeps the migration's tls-creds parameter and its mig-tls object, so the new
-  // listener requires the same certificates.
+  // listener requires the same certificates. QEMU refuses unless the incoming migration is
+  // postcopy-paused: that answer is the state check (no query-migrate, see above).
   Status listening = internal_error("migrate-recover not tried");
   std::string uri;
   for (int attempt = 0; attempt < 5 && !listening; ++attempt) {
     auto port = free_port(listen_host);
     if (!port) return tl::unexpected(port.error());
     uri = tcp_uri(listen_host, *port);
-    listening = qmp->migrate_recover(uri, kCmd);
+    listening = qmp->migrate_recover(uri, kRecoverCmd);
+    if (listening) break;
+    const std::string& why = listening.error().message;
     // QEMU listens already (an earlier call's answer was lost): that listener serves.
-    if (!listening && !known.empty() &&
-        listening.error().message.find("already") != std::string::npos)
-      return known;
+    if (!known.empty() && why.find("already") != std::string::npos) return known;
+    if (why.find("postcopy is paused") != std::string::npos)
+      return make_error(ErrorCode::failed_precondition,
+                        "the incoming migration of " + name + " is " +
+                            (status.empty() ? std::string("not") : status + ", not") +
+                            " postcopy-paused: there is no broken post-copy stream to recover (" +
+                            why + ")");
+    // Anything but a port taken under us is not worth another port.
+    if (listening.error().code != ErrorCode::failed_precondition) break;
   }
   if (!listening) return tl::unexpected(listening.error().wrap("migrate-recover"));
   {
     std::lock_guard lk(mu_);
     if (auto v = find_locked(name); v && (*v)->qmp == qmp) (*v)->recover_uri = uri;
   }
-  log->info("post-copy recovery listening vm={} uri={}", name, uri);
+  log->info("post-copy recovery listening vm={} uri={} oob={}", name, uri, qmp->oob());
   return uri;
 }
 
+Result<std::shared_ptr<QemuMonitor>> QemuHypervisor::outgoing_monitor(const std::string& name) {
+  std::lock_guard lk(mu_);
+  auto v = find_locked(name);
+  if (!v) return tl::unexpected(v.error());
+  if ((*v)->job != VmJob::migrate_out)
+    return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
+  if (!(*v)->qmp) return unavailable("VM " + name + " has no QMP connection yet; retry");
+  return (*v)->qmp;
+}
+
 Status QemuHypervisor::resume_out(const std::string& name, const std::string& recover_uri) {
-  std::shared_ptr<QemuMonitor> qmp;
-  {
-    std::lock_guard lk(mu_);
-    auto v = find_locked(name);
-    if (!v) return tl::unexpected(v.error());
-    if ((*v)->job != VmJob::migrate_out)
-      return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
-    if (!(*v)->qmp) return unavailable("VM " + name + " has no QMP connection yet; retry");
-    qmp = (*v)->qmp;
-  }
+  auto qmp = outgoing_monitor(name);
+  if (!qmp) return tl::unexpected(qmp.error());
   auto log = logger("agent.qemu");
-  auto mi = qmp->query_migrate(kCmd);
+  auto mi = (*qmp)->query_migrate(kRecoverCmd);
   if (!mi) return tl::unexpected(mi.error().wrap("query-migrate"));
   if (recover_in_progress(mi->status) || mi->status == "completed") return {};  // asked again
   if (mi->status != "postcopy-paused")
     return make_error(ErrorCode::failed_precondition,
                       "the outgoing migration of " + name + " is " + mi->status +
                           ", not postcopy-paused: there is no broken post-copy stream to resume");
-  if (auto s = qmp->migrate_resume(recover_uri, kCmd); !s)
+  if (auto s = (*qmp)->migrate_resume(recover_uri, kRecoverCmd); !s)
     return tl::unexpected(s.error().wrap("migrate (resume)"));
   // QEMU connects in the background: postcopy-paused until the connection (and the TLS
   // handshake) is made, then postcopy-recover, then postcopy-active. A connection that
   // fails leaves it postcopy-paused.
   const auto deadline = std::chrono::steady_clock::now() + 15s;
   for (;;) {
-    auto now = qmp->query_migrate(kCmd);
+    auto now = (*qmp)->query_migrate(kRecoverCmd);
     if (!now) return tl::unexpected(now.error().wrap("query-migrate"));
     if (now->status == "postcopy-active" || now->status == "completed") break;
     if (now->status != "postcopy-paused" && now->status != "postcopy-recover")
@@ -1190,17 +1215,10 @@ Status QemuHypervisor::resume_out(const std::string& name, const std::string& re
 }
 
 Status QemuHypervisor::pause_out(const std::string& name) {
-  std::shared_ptr<QemuMonitor> qmp;
-  {
-    std::lock_guard lk(mu_);
-    auto v = find_locked(name);
-    if (!v) return tl::unexpected(v.error());
-    if ((*v)->job != VmJob::migrate_out)
-      return make_error(ErrorCode::failed_precondition, "VM " + name + " is not migrating out");
-    if (!(*v)->qmp) return unavailable("VM " + name + " has no QMP connection yet; retry");
-    qmp = (*v)->qmp;
-  }
-  if (auto s = qmp->migrate_pause(kCmd); !s) return tl::unexpected(s.error().wrap("migrate-pause"));
+  auto qmp = outgoing_monitor(name);
+  if (!qmp) return tl::unexpected(qmp.error());
+  if (auto s = (*qmp)->migrate_pause(kRecoverCmd); !s)
+    return tl::unexpected(s.error().wrap("migrate-pause"));
   logger("agent.qemu")->warn("post-copy stream paused on request vm={}", name);
   return {};
 }

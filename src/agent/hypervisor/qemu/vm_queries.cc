@@ -70,10 +70,11 @@ Result<VmStats> QemuHypervisor::stats(const std::string& name) const {
 }
 
 Result<nlohmann::json> QemuHypervisor::qmp(const std::string& name, const std::string& command,
-                                           const nlohmann::json& arguments) {
+                                           const nlohmann::json& arguments,
+                                           std::chrono::milliseconds timeout) {
   auto t = target(name, {VmState::running, VmState::paused, VmState::shutting_down}, true);
   if (!t) return tl::unexpected(t.error());
-  return t->qmp->raw(command, arguments, 30s);
+  return t->qmp->raw(command, arguments, timeout);
 }
 
 Result<std::string> QemuHypervisor::console_tail(const std::string& name, size_t max_bytes) const {

@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace strata::agent::qemu::testing {
@@ -139,6 +140,7 @@ void FakeQmpServer::run() {
     if (!conn) continue;
     std::string buf;
     json last_id;
+    std::map<std::string, json> id_of;  // the last id read per command name
     bool open = true;
     for (; open && i < steps_.size(); ++i) {
       const ScenarioStep& s = steps_[i];
@@ -146,7 +148,12 @@ void FakeQmpServer::run() {
       switch (s.kind) {
         case ScenarioStep::send: {
           json m = s.msg;
-          if (m.contains("return") || m.contains("error")) m["id"] = last_id;
+          if (m.contains("for")) {  // the reply to an earlier command, out of order
+            m["id"] = id_of[m["for"].get<std::string>()];
+            m.erase("for");
+          } else if (m.contains("return") || m.contains("error")) {
+            m["id"] = last_id;
+          }
           if (!write_all(conn.get(), m.dump() + "\n", std::chrono::seconds(5))) open = false;
           break;
         }
@@ -163,9 +170,12 @@ void FakeQmpServer::run() {
             return finish();
           }
           last_id = got.value("id", json());
+          const std::string name = got.value("execute", got.value("exec-oob", ""));
+          id_of[name] = last_id;
           json want_args = s.msg.value("arguments", json());
           json got_args = got.value("arguments", json());
-          if (got.value("execute", "") != s.msg.value("execute", "") || got_args != want_args) {
+          if (got.value("execute", "") != s.msg.value("execute", "") ||
+              got.value("exec-oob", "") != s.msg.value("exec-oob", "") || got_args != want_args) {
             fail(at + ": unexpected command " + line + ", the scenario expects " + s.msg.dump());
             json err = {
                 {"error", {{"class", "GenericError"}, {"desc", "fake: unexpected command"}}},

@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 
 #include "fake_qmp_server.h"
 
@@ -505,7 +507,7 @@ TEST_F(QemuMonitorFake, PostcopyRecoverSourceScenario) {
   slow.max_postcopy_bandwidth = 1u << 20;
   ASSERT_TRUE(m.migrate_set_parameters(slow));
   ASSERT_TRUE(m.stop());
-  ASSERT_TRUE(m.migrate("tcp:127.0.0.1:36695"));
+  ASSERT_TRUE(m.migrate("tcp:127.0.0.1:35877"));
   ASSERT_TRUE(m.migrate_start_postcopy());
   ASSERT_TRUE(m.migrate_pause());
   auto paused = m.query_migrate();
@@ -570,6 +572,137 @@ TEST_F(QemuMonitorFake, PostcopyRecoverTargetScenario) {
   EXPECT_EQ(seen, (std::vector<std::string>{"setup", "active", "postcopy-active", "postcopy-paused",
                                             "setup", "setup", "postcopy-recover", "postcopy-active",
                                             "completed"}));
+}
+
+// QMP out-of-band (qmp_client.h). QEMU 7.2's greeting offers "oob" on a socket monitor; the
+// monitor enables it and sends migrate-recover / migrate-pause with exec-oob (the recorded
+// scenarios above show QEMU's answers to exactly that).
+TEST_F(QemuMonitorFake, OobIsNegotiatedWhenOffered) {
+  FakeQmpServer fake(sock_, load_scenario("quit-7.2.scenario"));
+  auto mon = connect();
+  ASSERT_TRUE(mon) << mon.error().to_string();
+  EXPECT_TRUE((*mon)->oob());
+  ASSERT_TRUE((*mon)->quit());
+  ASSERT_TRUE(fake.wait_done(10s));
+}
+
+// A QEMU that does not offer "oob" (a monitor without its own I/O thread) is not asked for
+// it, and the OOB-capable commands go in-band.
+TEST_F(QemuMonitorFake, WithoutOobOfferedTheCommandsGoInBand) {
+  FakeQmpServer fake(
+      sock_,
+      parse_scenario(
+          R"(< {"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}}
+> {"execute": "qmp_capabilities"}
+< {"return": {}}
+> {"execute": "migrate-recover", "arguments": {"uri": "tcp:127.0.0.1:10900"}}
+< {"return": {}}
+> {"execute": "migrate-pause"}
+< {"return": {}}
+)",
+          "no-oob"));
+  auto mon = connect();
+  ASSERT_TRUE(mon) << mon.error().to_string();
+  EXPECT_FALSE((*mon)->oob());
+  EXPECT_TRUE((*mon)->migrate_recover("tcp:127.0.0.1:10900"));
+  EXPECT_TRUE((*mon)->migrate_pause());
+  ASSERT_TRUE(fake.wait_done(10s));
+}
+
+// The case OOB exists for: an in-band query-migrate that QEMU does not answer (its main loop
+// waits for a post-copy page) must not hold up the exec-oob migrate-recover sent after it.
+// QEMU answers the OOB command first; each reply reaches its own caller by id, and the
+// in-band caller still gets its own answer when it comes.
+TEST_F(QemuMonitorFake, OobReplyOvertakesAHungInBandCommand) {
+  FakeQmpServer fake(
+      sock_,
+      parse_scenario(
+          R"(< {"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 22}, "package": ""}, "capabilities": ["oob"]}}
+> {"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}
+< {"return": {}}
+> {"execute": "query-migrate"}
+> {"exec-oob": "migrate-recover", "arguments": {"uri": "tcp:127.0.0.1:10900"}}
+< {"return": {}, "for": "migrate-recover"}
+> {"exec-oob": "migrate-pause"}
+< {"error": {"class": "GenericError", "desc": "migrate-pause is currently only supported during postcopy-active state"}, "for": "migrate-pause"}
+< {"return": {"status": "postcopy-recover"}, "for": "query-migrate"}
+)",
+          "oob-overtakes"));
+  auto mon = connect();
+  ASSERT_TRUE(mon) << mon.error().to_string();
+  auto& m = **mon;
+  Result<MigrationInfo> hung = internal_error("not run");
+  std::atomic<bool> hung_done{false};
+  std::thread in_band([&] {
+    hung = m.query_migrate(10s);
+    hung_done = true;
+  });
+  // The in-band command is at QEMU (the fake read it) and unanswered.
+  for (int i = 0; i < 500 && fake.commands() < 2; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(fake.commands(), 2);
+  EXPECT_EQ(m.in_band_unanswered(), 1);
+  auto t0 = std::chrono::steady_clock::now();
+  auto rec = m.migrate_recover("tcp:127.0.0.1:10900", 5s);
+  EXPECT_TRUE(rec) << rec.error().to_string();
+  auto pause = m.migrate_pause(5s);
+  ASSERT_FALSE(pause);
+  EXPECT_NE(pause.error().message.find("postcopy-active"), std::string::npos)
+      << pause.error().to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  in_band.join();
+  EXPECT_TRUE(hung_done);
+  ASSERT_TRUE(hung) << hung.error().to_string();
+  EXPECT_EQ(hung->status, "postcopy-recover");
+  EXPECT_EQ(m.in_band_unanswered(), 0);
+  ASSERT_TRUE(fake.wait_done(10s));
+}
+
+// In-band commands whose callers gave up still occupy QEMU's in-band queue (QEMU 7.2 stops
+// reading the socket, OOB commands included, once 8 are queued): the client sends at most
+// kMaxInBandUnanswered of them and makes the next one wait within its own timeout, while
+// an exec-oob still goes through. A late answer frees a slot.
+TEST_F(QemuMonitorFake, HungInBandCommandsNeverCutOffOob) {
+  std::string scenario =
+      R"(< {"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 22}, "package": ""}, "capabilities": ["oob"]}}
+> {"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}
+< {"return": {}}
+)";
+  for (int i = 0; i < QmpClient::kMaxInBandUnanswered; ++i)
+    scenario += "> {\"execute\": \"query-migrate\"}\n";
+  scenario += R"(> {"exec-oob": "migrate-recover", "arguments": {"uri": "tcp:127.0.0.1:10900"}}
+< {"return": {}, "for": "migrate-recover"}
+< {"return": {"status": "postcopy-recover"}, "for": "query-migrate"}
+> {"execute": "query-status"}
+< {"return": {"status": "running", "running": true}}
+)";
+  FakeQmpServer fake(sock_, parse_scenario(scenario, "budget"));
+  auto mon = connect();
+  ASSERT_TRUE(mon) << mon.error().to_string();
+  auto& m = **mon;
+  for (int i = 0; i < QmpClient::kMaxInBandUnanswered; ++i) {
+    auto r = m.query_migrate(50ms);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::deadline_exceeded);
+  }
+  EXPECT_EQ(m.in_band_unanswered(), QmpClient::kMaxInBandUnanswered);
+  // The next in-band command is not sent (the fake would fail on it): it waits, then fails.
+  auto t0 = std::chrono::steady_clock::now();
+  auto held = m.query_status(200ms);
+  ASSERT_FALSE(held);
+  EXPECT_EQ(held.error().code, ErrorCode::deadline_exceeded) << held.error().to_string();
+  EXPECT_NE(held.error().message.find("not sent"), std::string::npos) << held.error().message;
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 200ms);
+  // OOB is not counted against the in-band budget.
+  auto rec = m.migrate_recover("tcp:127.0.0.1:10900", 5s);
+  ASSERT_TRUE(rec) << rec.error().to_string();
+  // The last abandoned query-migrate is answered (its reply goes nowhere): one slot frees.
+  for (int i = 0; i < 500 && m.in_band_unanswered() >= QmpClient::kMaxInBandUnanswered; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(m.in_band_unanswered(), QmpClient::kMaxInBandUnanswered - 1);
+  auto st = m.query_status(5s);
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_TRUE(st->running);
+  ASSERT_TRUE(fake.wait_done(10s));
 }
 
 TEST(QemuMonitorParse, PostcopyParameters) {

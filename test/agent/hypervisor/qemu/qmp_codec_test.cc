@@ -179,6 +179,9 @@ TEST(QmpCodec, EncodesCommands) {
   auto back = parse_qmp_message("{\"return\":" + s.substr(0, s.size() - 1) + "}");
   ASSERT_TRUE(back);
   EXPECT_EQ(back->payload["arguments"]["command-line"], "info\n\"x\"");
+  // Out-of-band: the same object under "exec-oob" (QEMU requires an id with it).
+  EXPECT_EQ(encode_qmp_command("migrate-recover", {{"uri", "tcp:h:1"}}, 7, QmpExec::oob),
+            "{\"arguments\":{\"uri\":\"tcp:h:1\"},\"exec-oob\":\"migrate-recover\",\"id\":7}\n");
 }
 
 }  // namespace

@@ -16,9 +16,12 @@ transcripts/<scenario>-<qemu major.minor>.scenario.
 Scenario format, one item a line, replayed in order by fake_qmp_server.h:
     # ...                 comment
     < {json}              the server sends this line: the greeting, an event, or a reply
-                          (replies are stored without "id"; the fake adds the command's id)
+                          (replies are stored without "id"; the fake adds the id of the
+                          last command read, or with "for": NAME the id of the last command
+                          NAME read: an out-of-band reply that overtakes in-band ones)
     > {json}              the server reads one command and fails the test unless its
-                          "execute" and "arguments" equal these ("id" is ignored)
+                          "execute" (or "exec-oob") and "arguments" equal these ("id" is
+                          ignored)
     ! hangup              the server closes the connection (QEMU gone)
     ! stall               the server keeps the connection open but sends nothing more
     ! client-closes       the server waits for the client to close (an agent stopping);
@@ -99,8 +102,8 @@ class Qemu:
     def greeting(self):
         self.record_in(self.read_line())
 
-    def execute(self, command, arguments=None):
-        cmd = {"execute": command}
+    def execute(self, command, arguments=None, oob=False):
+        cmd = {"exec-oob" if oob else "execute": command}
         if arguments is not None:
             cmd["arguments"] = arguments
         self.lines.append("> " + json.dumps(cmd))
@@ -148,7 +151,7 @@ class Qemu:
 def start(q):
     """What the driver sends when it starts a VM, plus every query it knows, then quit."""
     q.greeting()
-    q.execute("qmp_capabilities")
+    q.execute("qmp_capabilities", {"enable": ["oob"]})
     q.execute("query-status")
     q.execute("query-cpus-fast")
     q.execute("query-memory-size-summary")
@@ -167,7 +170,7 @@ def powerdown(q):
     q.wait_serial("STRATA-READY")
     time.sleep(3)  # acpid starts in the background just before STRATA-READY
     q.greeting()
-    q.execute("qmp_capabilities")
+    q.execute("qmp_capabilities", {"enable": ["oob"]})
     q.execute("query-status")
     q.execute("system_powerdown")
     q.wait_event("SHUTDOWN")
@@ -176,7 +179,7 @@ def powerdown(q):
 
 def quit_(q):
     q.greeting()
-    q.execute("qmp_capabilities")
+    q.execute("qmp_capabilities", {"enable": ["oob"]})
     q.execute("quit")
     q.wait_hangup()
 
@@ -184,7 +187,7 @@ def quit_(q):
 def forceoff(q):
     """What the driver sends to start a VM, then to force it off (quit)."""
     q.greeting()
-    q.execute("qmp_capabilities")
+    q.execute("qmp_capabilities", {"enable": ["oob"]})
     q.execute("query-status")
     q.execute("quit")
     q.wait_hangup()
@@ -192,7 +195,7 @@ def forceoff(q):
 
 def machines(q):
     q.greeting()
-    q.execute("qmp_capabilities")
+    q.execute("qmp_capabilities", {"enable": ["oob"]})
     q.execute("query-machines")
     q.execute("quit")
     q.wait_hangup()
@@ -224,7 +227,7 @@ def migration_pair(tmp):
 def migrate_setup(src, dst, bandwidth, auto_converge=False):
     """What the driver sends: target prepare, source mirror until READY, then RAM."""
     dst.greeting()
-    dst.execute("qmp_capabilities")
+    dst.execute("qmp_capabilities", {"enable": ["oob"]})
     dst.execute("migrate-set-capabilities",
                 {"capabilities": [{"capability": "events", "state": True},
                                   {"capability": "dirty-bitmaps", "state": True}]})
@@ -236,7 +239,7 @@ def migrate_setup(src, dst, bandwidth, auto_converge=False):
     info = dst.execute("query-migrate")
     port = info["return"]["socket-address"][0]["port"]
     src.greeting()
-    src.execute("qmp_capabilities")
+    src.execute("qmp_capabilities", {"enable": ["oob"]})
     src.execute("query-status")
     src.execute("migrate-set-capabilities",
                 {"capabilities": [{"capability": "events", "state": True},
@@ -324,13 +327,13 @@ def mirror_fail(tmp):
                overlay(tmp, "dst.qcow2", False) + ["-S", "-incoming", "defer"])
     src.wait_serial("STRATA-READY")
     dst.greeting()
-    dst.execute("qmp_capabilities")
+    dst.execute("qmp_capabilities", {"enable": ["oob"]})
     dst.execute("nbd-server-start",
                 {"addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": "10899"}}})
     dst.execute("block-export-add", {"type": "nbd", "id": "mig-disk0", "node-name": "disk0",
                                      "name": "disk0", "writable": True})
     src.greeting()
-    src.execute("qmp_capabilities")
+    src.execute("qmp_capabilities", {"enable": ["oob"]})
     src.execute("query-status")
     src.execute("migrate-set-capabilities",
                 {"capabilities": [{"capability": "events", "state": True},
@@ -366,7 +369,8 @@ def postcopy_recover(tmp):
     bandwidth capped so the stream is still running), the stream is broken with
     migrate-pause on the source, the target listens again with migrate-recover (asked twice:
     QEMU 7.2 accepts it again and replaces its listener), the source resumes with migrate + resume, the cap is lifted and
-    both complete. Also: migrate-pause and migrate-recover outside post-copy, refused."""
+    both complete. Also: migrate-pause and migrate-recover outside post-copy, refused. Both
+    go out-of-band (exec-oob), as the driver sends them."""
     os.makedirs(os.path.join(tmp, "s"))
     os.makedirs(os.path.join(tmp, "t"))
     src = Qemu(os.path.join(tmp, "s"), True)
@@ -375,15 +379,15 @@ def postcopy_recover(tmp):
     caps = [{"capability": "events", "state": True},
             {"capability": "postcopy-ram", "state": True}]
     dst.greeting()
-    dst.execute("qmp_capabilities")
+    dst.execute("qmp_capabilities", {"enable": ["oob"]})
     dst.execute("migrate-set-capabilities", {"capabilities": caps})
-    dst.execute("migrate-recover", {"uri": "tcp:127.0.0.1:10901"})  # refused: not paused
+    dst.execute("migrate-recover", {"uri": "tcp:127.0.0.1:10901"}, oob=True)  # refused: not paused
     dst.execute("migrate-incoming", {"uri": "tcp:127.0.0.1:0"})
     port = dst.execute("query-migrate")["return"]["socket-address"][0]["port"]
     src.greeting()
-    src.execute("qmp_capabilities")
+    src.execute("qmp_capabilities", {"enable": ["oob"]})
     src.execute("migrate-set-capabilities", {"capabilities": caps})
-    src.execute("migrate-pause")  # refused: no migration
+    src.execute("migrate-pause", oob=True)  # refused: no migration
     src.execute("migrate-set-parameters", {"max-postcopy-bandwidth": 1 << 20})
     src.execute("stop")
     src.execute("migrate", {"uri": "tcp:127.0.0.1:" + port})
@@ -393,13 +397,13 @@ def postcopy_recover(tmp):
     wait_status(src, "postcopy-active")
     wait_status(dst, "postcopy-active")
     dst.execute("cont")
-    src.execute("migrate-pause")
+    src.execute("migrate-pause", oob=True)
     wait_status(src, "postcopy-paused")
     src.execute("query-migrate")
     wait_status(dst, "postcopy-paused")
     dst.execute("query-migrate")
-    dst.execute("migrate-recover", {"uri": "tcp:127.0.0.1:10900"})
-    dst.execute("migrate-recover", {"uri": "tcp:127.0.0.1:10900"})  # asked again
+    dst.execute("migrate-recover", {"uri": "tcp:127.0.0.1:10900"}, oob=True)
+    dst.execute("migrate-recover", {"uri": "tcp:127.0.0.1:10900"}, oob=True)  # asked again
     dst.execute("query-migrate")
     src.execute("migrate", {"uri": "tcp:127.0.0.1:10900", "resume": True})
     wait_status(src, "postcopy-active")
@@ -433,7 +437,7 @@ def cdrom(tmp):
               "read-only-mode": "read-only"}
     try:
         q.greeting()
-        q.execute("qmp_capabilities")
+        q.execute("qmp_capabilities", {"enable": ["oob"]})
         # The driver's change: a forced eject first (a guest's tray lock would make
         # blockdev-change-medium fail), then the change; on an empty drive and on a full one.
         for _ in range(2):
