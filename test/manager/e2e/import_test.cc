@@ -5,7 +5,8 @@
 // what the descriptor held but Strata did not take is reported, and that the disks on the
 // host (overlays on the converted catalog images) hold what the sources held (qemu-img
 // compare). Hostile archives (a disk with a backing file, a traversal in an OVF href) are
-// refused with the field named, leaving no VM and no image. Skips (with the reason) when
+// refused with the field named, leaving no VM and no image. A gzip-compressed OVA disk is
+// inflated and imported, and the import's own task ends succeeded. Skips (with the reason) when
 // the binaries, qemu-img or root are missing.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -108,7 +109,7 @@ class ImportE2e : public ::testing::Test {
 
   void TearDown() override {
     if (pid_ > 0) {
-      for (const char* vm : {"lv1", "app"}) {
+      for (const char* vm : {"lv1", "app", "gz"}) {
         http_request(base_, "DELETE", std::string("/api/v1/vms/") + vm, "", token_);
       }
       wait_until(30s, [&] { return get_json("/api/v1/vms")["vms"].empty(); });
@@ -271,6 +272,48 @@ TEST_F(ImportE2e, OvaWithAVmdkMadeByQemuImg) {
   // The OVF's capacity (32 MiB) beyond the VMDK's 16 MiB grows the overlay.
   EXPECT_EQ(vm["disks"][0]["size_bytes"], 32 << 20) << vm.dump();
   EXPECT_EQ(compare(vmdk, "vmdk", host_disk("app", "disk0")), "identical");
+}
+
+// An OVA whose disk file is gzip-compressed (ovf:compression="gzip", as ovftool --compress
+// writes), in two gzip members: inflated while it is copied out, then converted; the
+// answer names the import's own task, ended.
+TEST_F(ImportE2e, OvaWithAGzipCompressedDisk) {
+  fs::path src = dir_ / "src", ova = dir_ / "gz-ova";
+  fs::create_directories(ova);
+  std::string raw = (src / "gz.raw").string(), vmdk = (src / "gz.vmdk").string();
+  run({"qemu-img", "create", "-q", "-f", "raw", raw, "8M"});
+  run({"qemu-io", "-f", "raw", "-c", "write -P 0x3c 1M 1M", raw});
+  run({"qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized",
+       raw, vmdk});
+  // Two gzip members, concatenated: the half of the file each.
+  std::string bytes = slurp(vmdk);
+  spit(src / "a", bytes.substr(0, bytes.size() / 2));
+  spit(src / "b", bytes.substr(bytes.size() / 2));
+  run({"gzip", "-n", (src / "a").string(), (src / "b").string()});
+  spit(ova / "gz-disk1.vmdk.gz", slurp((src / "a.gz").string()) + slurp((src / "b.gz").string()));
+  spit(ova / "gz.ovf",
+       "<Envelope xmlns:ovf='o' xmlns:rasd='r'><References><File ovf:id='f1' "
+       "ovf:href='gz-disk1.vmdk.gz' ovf:compression='gzip'/></References><DiskSection>"
+       "<Disk ovf:diskId='d1' ovf:fileRef='f1' ovf:capacity='8' ovf:capacityAllocationUnits="
+       "'byte * 2^20' ovf:format='http://www.vmware.com/interfaces/specifications/"
+       "vmdk.html#streamOptimized'/></DiskSection><VirtualSystem ovf:id='gz'><Name>gz</Name>"
+       "<VirtualHardwareSection><Item><rasd:ResourceType>4</rasd:ResourceType>"
+       "<rasd:VirtualQuantity>64</rasd:VirtualQuantity></Item><Item><rasd:ResourceType>17"
+       "</rasd:ResourceType><rasd:HostResource>ovf:/disk/d1</rasd:HostResource></Item>"
+       "</VirtualHardwareSection></VirtualSystem></Envelope>");
+  std::string file = (dir_ / "gz.ova").string();
+  run({"tar", "-cf", file, "-C", ova.string(), "gz.ovf", "gz-disk1.vmdk.gz"});
+  auto r = strata({"vm", "import", file, "--wait", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << slurp((dir_ / "stratad.log").string());
+  auto out = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(out.is_discarded()) << r.out;
+  EXPECT_EQ(out["disks"][0]["source_format"], "vmdk") << out.dump();
+  EXPECT_EQ(out["import_task"]["kind"], "vm.import") << out.dump();
+  EXPECT_EQ(out["import_task"]["state"], "succeeded") << out.dump();
+  EXPECT_EQ(out["import_task"]["progress"], 100) << out.dump();
+  auto task = get_json("/api/v1/tasks/" + out["import_task"]["id"].get<std::string>());
+  EXPECT_EQ(task["state"], "succeeded") << task.dump();
+  EXPECT_EQ(compare(raw, "raw", host_disk("gz", "disk0")), "identical");
 }
 
 TEST_F(ImportE2e, HostileArchivesAreRefusedNamingTheFieldAndLeaveNothing) {
