@@ -28,7 +28,8 @@ nlohmann::json plan_json(const model::ImportPlan& p) {
                      {"format", d.format},
                      {"capacity_bytes", d.capacity_bytes},
                      {"boot", d.boot},
-                     {"readonly", d.readonly}});
+                     {"readonly", d.readonly},
+                     {"compression", d.compression}});
   return {{"descriptor_name", p.descriptor_name},
           {"spec", model::to_json(p.spec)},
           {"disks", disks},

@@ -380,6 +380,9 @@ TEST_F(ImportRoutesTest, GzipCompressedOvaFilesAreInflatedAndBombsRefused) {
        raw, vmdk});
   std::string gz = (dir_ / "d.vmdk.gz").string();
   ASSERT_NO_FATAL_FAILURE(gzip_file(vmdk, gz, /*members=*/2));
+  auto p = plan({{"format", "ova"}, {"descriptor", ovf("ovf:compression='gzip'", 4)}});
+  ASSERT_EQ(p.status, 200u) << p.body;
+  EXPECT_EQ(json::parse(p.body)["disks"][0]["compression"], "gzip");
   auto r = import(archive({{"gz.ovf", ovf("ovf:compression='gzip'", 4)}, {"d.vmdk", gz}}),
                   "format=ova&network_map={\"VM Network\":\"br0\"}");
   ASSERT_EQ(r.status, 202u) << r.body;
