@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
+#include <thread>
 
 #include "manager_parts.h"
 #include "strata/common/process.h"
@@ -92,6 +94,9 @@ class ImportRoutesTest : public ::testing::Test {
     r.headers["content-type"] = "application/x-tar";
     r.body_file = archive;
     return dispatch(r);
+  }
+  static void spit_file(const fs::path& path, const std::string& text) {
+    std::ofstream(path, std::ios::binary) << text;
   }
   static std::string field(const HttpResponse& r) {
     auto j = json::parse(r.body, nullptr, false);
@@ -270,6 +275,50 @@ TEST_F(ImportRoutesTest, HostileDisksAndArchivesAreRefusedAndLeaveNothing) {
   EXPECT_EQ(r.status, 400u) << r.body;
   EXPECT_EQ(field(r), "name");
   expect_nothing_left();
+}
+
+// The conversion is visible while it runs: a qemu-img in front of the real one prints a
+// progress figure and holds the conversion until the test has seen the import task show it.
+TEST_F(ImportRoutesTest, TheImportTaskShowsTheConversionWhileItRuns) {
+  std::string real = find_executable("qemu-img");
+  fs::path bin = dir_ / "bin", gate = dir_ / "gate";
+  fs::create_directories(bin);
+  spit_file(bin / "qemu-img",
+            "#!/bin/sh\nif [ \"$1\" = convert ]; then\n"
+            "  printf '    (0.00/100%%)\\r    (37.50/100%%)\\r'\n"
+            "  i=0; while [ ! -e '" +
+                gate.string() +
+                "' ] && [ $i -lt 400 ]; do sleep 0.05; "
+                "i=$((i+1)); done\nfi\nexec '" +
+                real + "' \"$@\"\n");
+  fs::permissions(bin / "qemu-img", fs::perms::owner_all);
+  std::string old_path = std::getenv("PATH") ? std::getenv("PATH") : "";
+  ::setenv("PATH", (bin.string() + ":" + old_path).c_str(), 1);
+  std::string raw = (dir_ / "vda.img").string();
+  run({"qemu-img", "create", "-q", "-f", "raw", raw, "1M"});
+  auto tar = archive({{"domain.xml", domain("slow", disk("raw", "vda"))}, {"disk-0", raw}});
+  auto answer = std::async(std::launch::async, [&] { return import(tar, "format=libvirt"); });
+  std::optional<store::TaskRecord> seen;
+  for (int i = 0; i < 400 && !seen; ++i) {
+    auto tasks = parts_.store->list_tasks({});
+    if (tasks)
+      for (const auto& t : *tasks)
+        if (t.kind == "vm.import" && t.state == "running" && t.progress > 0) seen = t;
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  spit_file(gate, "");
+  auto r = answer.get();
+  ::setenv("PATH", old_path.c_str(), 1);
+  ASSERT_TRUE(seen) << "the import task never showed the conversion";
+  EXPECT_EQ(seen->target_kind, "import");
+  EXPECT_EQ(seen->target_id, "slow");
+  EXPECT_EQ(seen->progress, 37);
+  EXPECT_NE(seen->message.find("converting disk vda (raw to qcow2)"), std::string::npos)
+      << seen->message;
+  ASSERT_EQ(r.status, 202u) << r.body;
+  auto j = json::parse(r.body);
+  EXPECT_EQ(j["import_task"]["id"], seen->id);
+  EXPECT_EQ(j["import_task"]["state"], "succeeded");
 }
 
 TEST_F(ImportRoutesTest, ARefusedConversionFailsTheImportTask) {

@@ -73,6 +73,22 @@ class ImportE2e : public ::testing::Test {
         "--accel",        "tcg",          "--host-name",    "import-host",
         "--heartbeat-ms", "500"};
     fs::create_directories(dir_ / "data");
+    // qemu-img in front of the real one: when the test asks (the file `slow`), a
+    // conversion prints a progress figure and takes 3 s more, so the CLI can show it.
+    fs::create_directories(dir_ / "bin");
+    spit(dir_ / "bin" / "qemu-img",
+         "#!/bin/sh\nif [ \"$1\" = convert ] && [ -e '" + (dir_ / "slow").string() +
+             "' ]; then\n  printf '    (37.50/100%%)\\r'; sleep 3\nfi\nexec '" +
+             find_executable("qemu-img") + "' \"$@\"\n");
+    fs::permissions(dir_ / "bin" / "qemu-img", fs::perms::owner_all);
+    std::vector<std::string> env_store;
+    for (char** e = environ; e && *e; ++e)
+      if (std::string_view(*e).rfind("PATH=", 0) != 0) env_store.emplace_back(*e);
+    const char* path = std::getenv("PATH");
+    env_store.push_back("PATH=" + (dir_ / "bin").string() + ":" + (path ? path : "/usr/bin:/bin"));
+    std::vector<char*> cenv;
+    for (auto& e : env_store) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
@@ -81,7 +97,7 @@ class ImportE2e : public ::testing::Test {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    ASSERT_EQ(posix_spawn(&pid_, stratad.c_str(), &fa, nullptr, cargv.data(), environ), 0);
+    ASSERT_EQ(posix_spawn(&pid_, stratad.c_str(), &fa, nullptr, cargv.data(), cenv.data()), 0);
     posix_spawn_file_actions_destroy(&fa);
     std::regex api_re("API (http://127\\.0\\.0\\.1:[0-9]+)");
     ASSERT_TRUE(wait_until(180s, [&] {
@@ -275,8 +291,8 @@ TEST_F(ImportE2e, OvaWithAVmdkMadeByQemuImg) {
 }
 
 // An OVA whose disk file is gzip-compressed (ovf:compression="gzip", as ovftool --compress
-// writes), in two gzip members: inflated while it is copied out, then converted; the
-// answer names the import's own task, ended.
+// writes), in two gzip members: inflated while it is copied out, then converted; the CLI
+// shows the conversion's progress from the import's task; the answer names it, ended.
 TEST_F(ImportE2e, OvaWithAGzipCompressedDisk) {
   fs::path src = dir_ / "src", ova = dir_ / "gz-ova";
   fs::create_directories(ova);
@@ -303,8 +319,11 @@ TEST_F(ImportE2e, OvaWithAGzipCompressedDisk) {
        "</VirtualHardwareSection></VirtualSystem></Envelope>");
   std::string file = (dir_ / "gz.ova").string();
   run({"tar", "-cf", file, "-C", ova.string(), "gz.ovf", "gz-disk1.vmdk.gz"});
+  spit(dir_ / "slow", "");  // the conversion takes 3 s: the CLI shows its progress
   auto r = strata({"vm", "import", file, "--wait", "-o", "json"});
+  fs::remove(dir_ / "slow");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << slurp((dir_ / "stratad.log").string());
+  EXPECT_NE(r.err.find("converting disk disk0 (vmdk to qcow2)"), std::string::npos) << r.err;
   auto out = json::parse(r.out, nullptr, false);
   ASSERT_FALSE(out.is_discarded()) << r.out;
   EXPECT_EQ(out["disks"][0]["source_format"], "vmdk") << out.dump();
