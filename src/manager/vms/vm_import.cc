@@ -142,7 +142,8 @@ uint64_t max_inflated_disk_bytes(uint64_t capacity_bytes) {
 }
 
 Status inflate_gzip_range(int in, uint64_t offset, uint64_t size, const std::string& out,
-                          uint64_t max_out, const std::string& field) {
+                          uint64_t max_out, const std::string& field,
+                          const std::function<void(uint64_t)>& on_read) {
   UniqueFd o(::open(out.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
   if (o.fd < 0) return internal_error("cannot open " + out + ": " + std::strerror(errno));
   z_stream z{};
@@ -160,6 +161,7 @@ Status inflate_gzip_range(int in, uint64_t offset, uint64_t size, const std::str
       size_t chunk = static_cast<size_t>(std::min<uint64_t>(size - read_pos, inbuf.size()));
       if (auto st = read_exact(in, offset + read_pos, inbuf.data(), chunk); !st) return st;
       read_pos += chunk;
+      if (on_read) on_read(read_pos);
       z.next_in = reinterpret_cast<Bytef*>(inbuf.data());
       z.avail_in = static_cast<uInt>(chunk);
     }
@@ -378,10 +380,18 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
       if (m->size == 0) return invalid_argument(field, "the disk file is empty");
       auto raw = make_temp(work_dir_, "src");
       if (!raw) return tl::unexpected(raw.error());
+      // The disk's share of the progress: its archive bytes, half for unpacking when it is
+      // compressed, the rest (all of it otherwise) for the conversion.
+      const uint64_t before = done_bytes;
+      const uint64_t unpack_share = d.compression == "gzip" ? m->size / 2 : 0;
       if (d.compression == "gzip") {
-        report(done_bytes, fmt::format("unpacking disk {} (gzip)", d.name), true);
+        std::string what = fmt::format("unpacking disk {} (gzip)", d.name);
+        report(before, what, true);
+        auto on_read = [&](uint64_t read) {
+          report(before + read / 2, fmt::format("{}: {}%", what, read * 100 / m->size));
+        };
         if (auto st = inflate_gzip_range(archive.fd, m->offset, m->size, raw->path,
-                                         max_inflated_disk_bytes(d.capacity_bytes), field);
+                                         max_inflated_disk_bytes(d.capacity_bytes), field, on_read);
             !st)
           return tl::unexpected(st.error());
       } else if (auto st = copy_range(archive.fd, m->offset, m->size, raw->path); !st) {
@@ -416,12 +426,13 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
       if (!out) return tl::unexpected(out.error());
       log->info("import converting vm={} disk={} format={} bytes={}", spec.name, d.name, format,
                 m->size);
-      const uint64_t before = done_bytes;
       std::string what = fmt::format("converting disk {} ({} to qcow2)", d.name, format);
-      report(before, what + ": 0%", true);
+      const uint64_t convert_share = m->size - unpack_share;
+      report(before + unpack_share, what + ": 0%", true);
       auto on_progress = [&](double pct) {
-        auto part = static_cast<uint64_t>(static_cast<double>(m->size) * pct / 100.0);
-        report(before + std::min(part, m->size), fmt::format("{}: {:.0f}%", what, pct));
+        auto part = static_cast<uint64_t>(static_cast<double>(convert_share) * pct / 100.0);
+        report(before + unpack_share + std::min(part, convert_share),
+               fmt::format("{}: {:.0f}%", what, pct));
       };
       if (auto st =
               convert_to_qcow2(raw->path, format, out->path, field, convert_limits_, on_progress);
@@ -505,7 +516,8 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
                                   "imported as vm " + out->change.vm.name, result);
       out->import_task = ended ? *ended : *task;
     } else {
-      (void)tasks_->fail(task->id, out.error().message);
+      const Error& e = out.error();
+      (void)tasks_->fail(task->id, e.field.empty() ? e.message : e.field + ": " + e.message);
     }
   }
   return out;

@@ -333,6 +333,7 @@ TEST_F(ImportRoutesTest, ARefusedConversionFailsTheImportTask) {
   EXPECT_EQ((*tasks)[0].kind, "vm.import");
   EXPECT_EQ((*tasks)[0].state, "failed");
   EXPECT_NE((*tasks)[0].message.find("qcow2"), std::string::npos) << (*tasks)[0].message;
+  EXPECT_EQ((*tasks)[0].message.rfind("descriptor.disks[0]: ", 0), 0u) << (*tasks)[0].message;
   expect_nothing_left();
 }
 
@@ -527,7 +528,11 @@ TEST(ImportInflate, BoundsTheOutputAndReadsConcatenatedMembers) {
   }
   UniqueFd fd(::open(framed.c_str(), O_RDONLY | O_CLOEXEC));
   uint64_t size = fs::file_size(gz);
-  ASSERT_TRUE(inflate_gzip_range(fd.fd, 512, size, out, text.size(), "f"));
+  std::vector<uint64_t> read;
+  ASSERT_TRUE(inflate_gzip_range(fd.fd, 512, size, out, text.size(), "f",
+                                 [&](uint64_t n) { read.push_back(n); }));
+  ASSERT_FALSE(read.empty());
+  EXPECT_EQ(read.back(), size);
   std::ifstream o(out, std::ios::binary);
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(o)), {}), text);
   auto big = inflate_gzip_range(fd.fd, 512, size, out, text.size() - 1, "f");

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -88,9 +89,11 @@ class VmImporter {
 
 // Copies the gzip stream at [offset, offset+size) of `in` inflated into the file `out`
 // (concatenated gzip members are read in turn). More than `max_out` inflated bytes, or a
-// stream that is not gzip or ends early, is invalid_argument on `field`.
+// stream that is not gzip or ends early, is invalid_argument on `field`. `on_read` (if
+// set) is told the compressed bytes read so far after each chunk (1 MiB).
 Status inflate_gzip_range(int in, uint64_t offset, uint64_t size, const std::string& out,
-                          uint64_t max_out, const std::string& field);
+                          uint64_t max_out, const std::string& field,
+                          const std::function<void(uint64_t)>& on_read = {});
 
 // The most bytes a gzip-compressed disk file of a disk of `capacity_bytes` may inflate to:
 // the capacity plus room for the format's metadata (a vmdk's grain tables, a qcow2's
