@@ -2,7 +2,8 @@
 // "libvirt" (a domain XML), "ovf" (an OVF envelope) or "tar" (512-byte header blocks, then
 // pax records). Properties: no crash or exception; an accepted descriptor's plan stays
 // within Strata's bounds, names only plain archive members (OVF), and, with a base image
-// per disk that has a file, is a valid VmSpec; an accepted tar header names a plain member.
+// per disk that has a file, is a valid VmSpec (with two networks mapped to bridges); a
+// disk's compression is none or gzip; an accepted tar header names a plain member.
 #include "strata/model/vm_import.h"
 
 #include <cstring>
@@ -31,7 +32,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return 0;
   }
-  auto plan = which == 0 ? model::parse_libvirt_domain(rest) : model::parse_ovf(rest);
+  // Two mapped networks: a mapped NIC is a bridge NIC, still a valid spec.
+  const model::NetworkMap networks = {{"default", "br0"}, {"VM Network", "br1"}};
+  auto plan =
+      which == 0 ? model::parse_libvirt_domain(rest, networks) : model::parse_ovf(rest, networks);
   if (!plan) {
     FUZZ_CHECK(plan.error().code == ErrorCode::invalid_argument);
     FUZZ_CHECK(plan.error().field.rfind("descriptor", 0) == 0);
@@ -40,6 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(!plan->disks.empty() && plan->disks.size() <= model::kMaxDisks);
   FUZZ_CHECK(plan->spec.disks.size() == plan->disks.size());
   FUZZ_CHECK(plan->spec.nics.size() <= model::kMaxNics);
+  for (const auto& d : plan->disks) FUZZ_CHECK(d.compression.empty() || d.compression == "gzip");
   for (const auto& d : plan->disks)
     if (which == 1 && !d.source.empty())
       FUZZ_CHECK(model::validate_member_name("href", d.source).has_value());

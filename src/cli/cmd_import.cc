@@ -5,7 +5,11 @@
 // checks and converts the disks and creates the VM.
 #include <sys/stat.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include "context.h"
 #include "strata/cli/config.h"
@@ -21,6 +25,7 @@ struct ImportOptions {
   std::string name;
   std::string host;
   std::string disk_dir;
+  std::vector<std::string> network_map;  // SRC=BRIDGE
   bool start = false;
   bool wait = false;
   std::string wait_timeout = "10m";
@@ -77,6 +82,68 @@ Result<std::vector<BodyPart>> libvirt_archive(const ImportOptions& o, const std:
   return parts;
 }
 
+// --network-map SRC=BRIDGE (repeatable): split at the last '=' (bridge names have none;
+// an OVF network name may), checked as the manager checks it.
+Result<model::NetworkMap> network_map_flags(const std::vector<std::string>& flags) {
+  model::NetworkMap map;
+  for (const auto& f : flags) {
+    auto eq = f.rfind('=');
+    if (eq == std::string::npos || eq == 0)
+      return invalid_argument("--network-map",
+                              "--network-map \"" + f + "\": give SOURCE_NETWORK=BRIDGE");
+    auto [it, fresh] = map.emplace(f.substr(0, eq), f.substr(eq + 1));
+    if (!fresh)
+      return invalid_argument("--network-map",
+                              "--network-map: network \"" + it->first + "\" is mapped twice");
+  }
+  if (auto st = model::validate_network_map("--network-map", map); !st)
+    return invalid_argument(st.error().field, st.error().field + ": " + st.error().message);
+  return map;
+}
+
+// While the manager converts (the upload done, the answer not yet there), shows the
+// import task's progress from a second connection; stops when told.
+class ConversionWatch {
+ public:
+  ConversionWatch(HttpClient client, std::string vm_name, ProgressView& view)
+      : client_(std::move(client)), vm_name_(std::move(vm_name)), view_(view) {}
+  ~ConversionWatch() { stop(); }
+  void start() {
+    if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+  }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
+      lock.unlock();
+      auto list = client_.call(build_import_task_find(vm_name_));
+      lock.lock();
+      if (stopping_) break;
+      if (!list) continue;  // the manager is busy: try again
+      auto task = pick_import_task(*list, vm_name_);
+      if (task.is_null()) continue;
+      view_.update(task.value("progress", 0), task.value("message", "converting"));
+    }
+  }
+
+  HttpClient client_;
+  std::string vm_name_;
+  ProgressView& view_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 int run_import(Context& ctx, const ImportOptions& o) {
   std::string format = o.format;
   if (format.empty()) {
@@ -96,7 +163,10 @@ int run_import(Context& ctx, const ImportOptions& o) {
   if (!timeout) return ctx.usage_error(timeout.error());
   auto step_timeout = parse_wait_timeout(o.timeout, "--timeout");
   if (!step_timeout) return ctx.usage_error(step_timeout.error());
-  ApiRequest req = build_vm_import(format, o.name, o.host, o.start);
+  auto networks = network_map_flags(o.network_map);
+  if (!networks) return ctx.usage_error(networks.error());
+  std::map<std::string, std::string> network_map(networks->begin(), networks->end());
+  ApiRequest req = build_vm_import(format, o.name, o.host, o.start, network_map);
   std::string xml;
   if (format == "libvirt") {
     auto text = ctx.io.read_file ? ctx.io.read_file(o.file) : real_read_file(o.file);
@@ -105,7 +175,7 @@ int run_import(Context& ctx, const ImportOptions& o) {
     xml = std::move(*text);
   }
   if (ctx.dry_run) {
-    if (format == "libvirt") ctx.dry(build_vm_import_plan(format, xml));
+    if (format == "libvirt") ctx.dry(build_vm_import_plan(format, xml, network_map));
     ctx.io.out << req.method << " " << req.target << "\n<"
                << (format == "ova" ? std::to_string(*file_size) + " bytes from " + o.file
                                    : "a tar of " + o.file + " and its disks")
@@ -117,28 +187,41 @@ int run_import(Context& ctx, const ImportOptions& o) {
   c->set_timeout(*step_timeout / 4);
   std::vector<BodyPart> parts;
   std::string content_type = "application/octet-stream";
+  std::string vm_name = o.name;  // to find the import's task; "" for an OVA without --name
   if (format == "ova") {
     parts.push_back(BodyPart{"", o.file, *file_size});
   } else {
-    auto plan = c->call(build_vm_import_plan(format, xml));
+    auto plan = c->call(build_vm_import_plan(format, xml, network_map));
     if (!plan) return ctx.fail(plan.error());
+    if (vm_name.empty() && plan->contains("spec") && (*plan)["spec"].is_object())
+      vm_name = (*plan)["spec"].value("name", "");
     auto archive = libvirt_archive(o, xml, *plan);
     if (!archive) return ctx.usage_error(archive.error());
     parts = std::move(*archive);
     content_type = "application/x-tar";
   }
   ProgressView view(ctx.io.err, ctx.io.stderr_tty);
+  // The conversion's progress comes from the import's task, read on a second connection
+  // (this one waits for the answer); without one the CLI just says it converts.
+  std::unique_ptr<ConversionWatch> watch;
+  if (auto second = ctx.client()) {
+    second->set_timeout(std::chrono::seconds(10));
+    watch = std::make_unique<ConversionWatch>(std::move(*second), vm_name, view);
+  }
   int last_decile = -1;
   bool announced = false;
   auto body = c->upload_parts(req, parts, content_type, [&](uint64_t sent, uint64_t total) {
+    if (announced) return;  // the view is the watch's now
     int decile = total == 0 ? 10 : static_cast<int>(sent * 10 / total);
     if (ctx.io.stderr_tty || decile != last_decile) show_transfer(view, sent, total);
     last_decile = decile;
     if (sent == total && !announced) {
       announced = true;
       view.update(100, "uploaded; the manager checks and converts the disks (qemu-img)");
+      if (watch) watch->start();
     }
   });
+  if (watch) watch->stop();
   view.finish();
   if (!body) return ctx.fail(body.error());
   std::string task_id = body->contains("task") ? (*body)["task"].value("id", "") : "";
@@ -184,6 +267,9 @@ void add_vm_import_command(CLI::App& vm, Context& ctx) {
   c->add_option("--disk-dir", o->disk_dir,
                 "libvirt: read each disk from this folder by its file name, instead of the "
                 "path in the XML");
+  c->add_option("--network-map", o->network_map,
+                "SOURCE_NETWORK=BRIDGE: NICs on this libvirt network (or OVF network) join "
+                "BRIDGE; repeatable. Unmapped networks become user-mode NICs (reported)");
   c->add_flag("--start", o->start, "Start the VM once it is created");
   c->add_flag("--wait", o->wait, "Wait until the VM is defined (or started) on its host");
   c->add_option("--wait-timeout", o->wait_timeout, "Give up waiting after this long (10m)");

@@ -465,18 +465,40 @@ ApiRequest build_image_put(const std::string& name, const std::string& kind) {
           std::nullopt};
 }
 
-ApiRequest build_vm_import_plan(const std::string& format, const std::string& descriptor) {
-  return {"POST", kApi + "/vms/import/plan",
-          nlohmann::json{{"format", format}, {"descriptor", descriptor}}};
+ApiRequest build_vm_import_plan(const std::string& format, const std::string& descriptor,
+                                const std::map<std::string, std::string>& networks) {
+  nlohmann::json body{{"format", format}, {"descriptor", descriptor}};
+  if (!networks.empty()) body["network_map"] = networks;
+  return {"POST", kApi + "/vms/import/plan", body};
 }
 
 ApiRequest build_vm_import(const std::string& format, const std::string& name,
-                           const std::string& host, bool start) {
+                           const std::string& host, bool start,
+                           const std::map<std::string, std::string>& networks) {
   std::string t = kApi + "/vms/import?format=" + url_escape(format);
   if (!name.empty()) t += "&name=" + url_escape(name);
   if (!host.empty()) t += "&host=" + url_escape(host);
   if (start) t += "&start=true";
+  if (!networks.empty()) t += "&network_map=" + url_escape(nlohmann::json(networks).dump());
   return {"POST", t, std::nullopt};
+}
+
+ApiRequest build_import_task_find(const std::string& vm_name) {
+  if (vm_name.empty())
+    return {"GET", kApi + "/tasks?state=running&order=newest&limit=20", std::nullopt};
+  return {"GET", kApi + "/tasks?target_id=" + url_escape(vm_name) + "&order=newest&limit=5",
+          std::nullopt};
+}
+
+nlohmann::json pick_import_task(const nlohmann::json& list, const std::string& vm_name) {
+  if (!list.is_object() || !list.contains("tasks") || !list["tasks"].is_array()) return nullptr;
+  for (const auto& t : list["tasks"]) {
+    if (!t.is_object() || t.value("kind", "") != "vm.import") continue;
+    if (!vm_name.empty() && t.value("target_id", "") != vm_name) continue;
+    std::string state = t.value("state", "");
+    if (state == "pending" || state == "running") return t;
+  }
+  return nullptr;
 }
 
 ApiRequest build_image_get(const std::string& name) {

@@ -187,6 +187,8 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Ru
       ssize_t r = ::read(p.fd, buf, sizeof buf);
       std::string& dst = (p.fd == out.fd[0]) ? result.out : result.err;
       if (r > 0) {
+        if (options.on_stdout && p.fd == out.fd[0])
+          options.on_stdout(std::string_view(buf, static_cast<size_t>(r)));
         size_t room = options.max_output_bytes > dst.size() ? options.max_output_bytes - dst.size() : 0;
         dst.append(buf, std::min(room, static_cast<size_t>(r)));
       } else if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {

@@ -135,6 +135,7 @@ class ManagerImpl final : public Manager {
     // VM import: disks converted next to uploads (same file system as the catalog).
     importer_ = std::make_unique<VmImporter>(*store_, *images_, *vms_,
                                              cfg.data_dir + "/catalog/uploads");
+    importer_->set_tasks(tasks_.get());  // the import's own task shows its progress
     std::optional<backup::RepoKey> backup_key;
     if (!cfg.backup_key_file.empty()) {
       if (cfg.backup_repo.empty())

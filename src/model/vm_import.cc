@@ -227,7 +227,25 @@ std::optional<ImportFormat> import_format_from_string(std::string_view s) {
   return std::nullopt;
 }
 
-Result<ImportPlan> parse_libvirt_domain(std::string_view xml) {
+Status validate_network_map(std::string_view field, const NetworkMap& networks) {
+  if (networks.size() > kMaxNetworkMapEntries)
+    return invalid_argument(std::string(field),
+                            fmt::format("at most {} network mappings", kMaxNetworkMapEntries));
+  for (const auto& [source, bridge] : networks) {
+    bool printable =
+        !source.empty() && source.size() <= 256 &&
+        std::all_of(source.begin(), source.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+    if (!printable)
+      return invalid_argument(std::string(field),
+                              "a source network name must be 1..256 printable ASCII bytes");
+    if (auto st = validate_ifname(fmt::format("{}.{}", field, source), bridge); !st) return st;
+  }
+  return {};
+}
+
+Result<ImportPlan> parse_libvirt_domain(std::string_view xml, const NetworkMap& networks) {
+  if (auto st = validate_network_map("network_map", networks); !st)
+    return tl::unexpected(st.error());
   auto doc = parse_xml(xml);
   if (!doc) return tl::unexpected(doc.error());
   const xmlNode* dom = xmlDocGetRootElement(doc->get());
@@ -376,9 +394,14 @@ Result<ImportPlan> parse_libvirt_domain(std::string_view xml) {
         nic.mode = NicMode::user;
         if (type == "network") {
           const xmlNode* src = child(dev, "source");
-          plan.unmapped.push_back(f + ": libvirt network \"" +
-                                  shown(src ? attr(src, "network").value_or("") : "") +
-                                  "\" mapped to user-mode networking");
+          std::string net = src ? attr(src, "network").value_or("") : "";
+          if (auto it = networks.find(net); it != networks.end()) {
+            nic.mode = NicMode::bridge;  // --network-map NET=BRIDGE
+            nic.bridge = it->second;
+          } else {
+            plan.unmapped.push_back(f + ": libvirt network \"" + shown(net) +
+                                    "\" mapped to user-mode networking");
+          }
         }
       } else {
         plan.unmapped.push_back(f + " (type " + shown(type) + "): not imported");
@@ -435,6 +458,8 @@ Status check_href(const std::string& field, std::string_view href) {
 
 struct OvfFile {
   std::string href;
+  std::string compression;  // "" or "gzip"
+  uint64_t size = 0;        // ovf:size, 0 when not stated
 };
 
 struct OvfDisk {
@@ -474,7 +499,9 @@ std::string resource_name(uint64_t type) {
 
 }  // namespace
 
-Result<ImportPlan> parse_ovf(std::string_view xml) {
+Result<ImportPlan> parse_ovf(std::string_view xml, const NetworkMap& networks) {
+  if (auto st = validate_network_map("network_map", networks); !st)
+    return tl::unexpected(st.error());
   auto doc = parse_xml(xml);
   if (!doc) return tl::unexpected(doc.error());
   const xmlNode* env = xmlDocGetRootElement(doc->get());
@@ -493,12 +520,24 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
     std::string href = attr(f, "href").value_or("");
     if (id.empty()) return bad_descriptor(field + ".id", "the file has no id");
     if (auto st = check_href(field + ".href", href); !st) return tl::unexpected(st.error());
-    if (attr(f, "compression").value_or("identity") != "identity")
+    OvfFile file{href, "", 0};
+    std::string compression = attr(f, "compression").value_or("identity");
+    if (compression == "gzip")
+      file.compression = "gzip";
+    else if (compression != "identity")
       return bad_descriptor(field + ".compression",
-                            "compressed files are not supported; unpack the OVA");
+                            "\"" + shown(compression) +
+                                "\": only gzip-compressed files are supported; unpack the OVA");
+    if (auto size = attr(f, "size")) {
+      auto n = to_u64(*size);
+      if (!n)
+        return bad_descriptor(field + ".size", "\"" + shown(*size) + "\" is not a whole number");
+      file.size = *n;
+    }
     if (attr(f, "chunkSize"))
-      return bad_descriptor(field + ".chunkSize", "chunked files are not supported");
-    if (!files.emplace(id, OvfFile{href}).second)
+      return bad_descriptor(field + ".chunkSize",
+                            "chunked files are not supported; join the chunks first");
+    if (!files.emplace(id, std::move(file)).second)
       return bad_descriptor(field + ".id", "duplicate file id");
   }
 
@@ -537,7 +576,9 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
   const xmlNode* vs = child(env, "VirtualSystem");
   if (!vs) {
     if (child(env, "VirtualSystemCollection"))
-      return bad_descriptor("VirtualSystemCollection", "an OVA of several VMs is not supported");
+      return bad_descriptor("VirtualSystemCollection",
+                            "an OVA of several VMs (a VirtualSystemCollection) is not supported; "
+                            "export each VM to its own OVA");
     return bad_descriptor("VirtualSystem", "the descriptor has no VirtualSystem");
   }
   plan.descriptor_name = text(child(vs, "Name"));
@@ -615,7 +656,12 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
         d.name = disk_name("", plan.disks.size(), used_names);
         d.capacity_bytes = it->capacity;
         d.format = it->format;
-        if (!it->file_ref.empty()) d.source = files.at(it->file_ref).href;
+        if (!it->file_ref.empty()) {
+          const OvfFile& file = files.at(it->file_ref);
+          d.source = file.href;
+          d.compression = file.compression;
+          d.file_size = file.size;
+        }
         plan.disks.push_back(std::move(d));
         break;
       }
@@ -634,8 +680,14 @@ Result<ImportPlan> parse_ovf(std::string_view xml) {
             plan.unmapped.push_back(field + ".Address \"" + shown(mac) +
                                     "\": a new MAC address is generated");
         }
-        plan.unmapped.push_back(field + ": network \"" + shown(text(child(item, "Connection"))) +
-                                "\" mapped to user-mode networking");
+        std::string net = text(child(item, "Connection"));
+        if (auto it = networks.find(net); it != networks.end()) {
+          nic.mode = NicMode::bridge;  // --network-map NET=BRIDGE
+          nic.bridge = it->second;
+        } else {
+          plan.unmapped.push_back(field + ": network \"" + shown(net) +
+                                  "\" mapped to user-mode networking");
+        }
         plan.spec.nics.push_back(nic);
         break;
       }

@@ -288,6 +288,21 @@ TEST(App, VmImportBuildsItsRequestAndRefusesWhatItCannotSend) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "POST /api/v1/vms/import?format=ova&name=web-1&host=h%201&start=true\n<10 "
                    "bytes from " + ova + ">\n");
+  auto m = run({"vm", "import", ova, "--network-map", "VM Network=br0", "--network-map",
+                "default=br1", "--dry-run"});
+  EXPECT_EQ(m.code, 0) << m.err;
+  EXPECT_NE(
+      m.out.find("&network_map=%7B%22VM%20Network%22%3A%22br0%22%2C%22default%22%3A%22br1%22%7D"),
+      std::string::npos)
+      << m.out;
+  for (const char* bad : {"default", "=br0", "default=br 0", "default=a-very-long-bridge-name"}) {
+    auto b = run({"vm", "import", ova, "--network-map", bad, "--dry-run"});
+    EXPECT_EQ(b.code, 2) << bad;
+    EXPECT_NE(b.err.find("--network-map"), std::string::npos) << bad << ": " << b.err;
+  }
+  auto twice =
+      run({"vm", "import", ova, "--network-map", "a=br0", "--network-map", "a=br1", "--dry-run"});
+  EXPECT_EQ(twice.code, 2);
   // The format comes from the name, or --format.
   auto f = run({"vm", "import", ova, "--format", "libvirt", "--dry-run"});
   EXPECT_EQ(f.code, 2);  // read_file finds nothing in this test: "cannot read"

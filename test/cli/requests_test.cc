@@ -255,5 +255,27 @@ TEST(Requests, VmCreateFromAnIsoAndTheCdromCommand) {
             "/api/v1/vms/inst/nics/52%3A54%3A00%3A00%3A00%3A07");
 }
 
+TEST(Requests, VmImportCarriesTheNetworkMapAndFindsTheImportTask) {
+  auto plan = build_vm_import_plan("libvirt", "<domain/>", {{"default", "br0"}});
+  EXPECT_EQ((*plan.body)["network_map"]["default"], "br0");
+  EXPECT_FALSE(build_vm_import_plan("ova", "<x/>").body->contains("network_map"));
+  EXPECT_EQ(build_vm_import("ova", "", "", false, {{"a&b", "br0"}}).target,
+            "/api/v1/vms/import?format=ova&network_map=%7B%22a%26b%22%3A%22br0%22%7D");
+  EXPECT_EQ(build_import_task_find("web-1").target,
+            "/api/v1/tasks?target_id=web-1&order=newest&limit=5");
+  EXPECT_EQ(build_import_task_find("").target, "/api/v1/tasks?state=running&order=newest&limit=20");
+  nlohmann::json list = {
+      {"tasks",
+       {{{"kind", "vm.create"}, {"target_id", "web-1"}, {"state", "running"}},
+        {{"kind", "vm.import"}, {"target_id", "web-1"}, {"state", "failed"}},
+        {{"kind", "vm.import"}, {"target_id", "db"}, {"state", "running"}},
+        {{"kind", "vm.import"}, {"target_id", "web-1"}, {"state", "running"}, {"id", "t4"}}}}};
+  EXPECT_EQ(pick_import_task(list, "web-1")["id"], "t4");
+  EXPECT_EQ(pick_import_task(list, "")["target_id"], "db");
+  EXPECT_TRUE(pick_import_task(list, "nope").is_null());
+  EXPECT_TRUE(pick_import_task(nlohmann::json::array(), "").is_null());
+  EXPECT_TRUE(pick_import_task({{"tasks", 3}}, "").is_null());
+}
+
 }  // namespace
 }  // namespace strata::cli

@@ -101,6 +101,16 @@ TEST(LibvirtImport, MapsADomainAsVirshWritesIt) {
   EXPECT_TRUE(mentions(p->unmapped, "cpu"));
 }
 
+TEST(LibvirtImport, NetworkMapMakesABridgeNic) {
+  auto p = parse_libvirt_domain(kDomain, NetworkMap{{"default", "br-lan"}});
+  ASSERT_TRUE(p) << p.error().to_string();
+  ASSERT_EQ(p->spec.nics.size(), 2u);
+  EXPECT_EQ(p->spec.nics[1].mode, NicMode::bridge);
+  EXPECT_EQ(p->spec.nics[1].bridge, "br-lan");
+  EXPECT_EQ(p->spec.nics[1].mac, "52:54:00:aa:bb:02");
+  EXPECT_FALSE(mentions(p->unmapped, "network \"default\""));
+}
+
 TEST(LibvirtImport, AVlanTrunkIsNotKeptAndSaysSo) {
   for (const char* vlan : {"<vlan trunk='yes'><tag id='10'/><tag id='20'/></vlan>",
                            "<vlan><tag id='4095'/></vlan>", "<vlan><tag id='x'/></vlan>"}) {
@@ -283,6 +293,61 @@ TEST(OvfImport, MapsAnOvfAsOvftoolWritesIt) {
   EXPECT_TRUE(mentions(p->unmapped, "VM Network"));
 }
 
+TEST(OvfImport, NetworkMapMakesABridgeNicAndGzipFilesAreTaken) {
+  std::string ovf = kOvf;
+  ovf.replace(ovf.find("ovf:size="), 0, "ovf:compression=\"gzip\" ");
+  auto p = parse_ovf(ovf, NetworkMap{{"VM Network", "br-prod"}});
+  ASSERT_TRUE(p) << p.error().to_string();
+  EXPECT_EQ(p->disks[0].compression, "gzip");
+  EXPECT_EQ(p->disks[0].file_size, 68096u);
+  ASSERT_EQ(p->spec.nics.size(), 1u);
+  EXPECT_EQ(p->spec.nics[0].mode, NicMode::bridge);
+  EXPECT_EQ(p->spec.nics[0].bridge, "br-prod");
+  EXPECT_FALSE(mentions(p->unmapped, "VM Network"));
+  // Another network's mapping leaves this one user-mode, reported.
+  auto q = parse_ovf(kOvf, NetworkMap{{"Other", "br-prod"}});
+  ASSERT_TRUE(q) << q.error().to_string();
+  EXPECT_EQ(q->disks[0].compression, "");
+  EXPECT_EQ(q->spec.nics[0].mode, NicMode::user);
+  EXPECT_TRUE(mentions(q->unmapped, "VM Network"));
+}
+
+TEST(OvfImport, SeveralVmsAreRefusedSayingSo) {
+  auto p = parse_ovf(
+      "<Envelope xmlns:ovf='o'><References/><VirtualSystemCollection ovf:id='c'>"
+      "<VirtualSystem ovf:id='a'/><VirtualSystem ovf:id='b'/></VirtualSystemCollection>"
+      "</Envelope>");
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().field, "descriptor.VirtualSystemCollection");
+  EXPECT_NE(p.error().message.find("several VMs"), std::string::npos);
+}
+
+TEST(ImportNetworkMap, RefusesBadEntriesNamingTheField) {
+  EXPECT_TRUE(validate_network_map("network_map", {}));
+  EXPECT_TRUE(validate_network_map("network_map", {{"default", "br0"}, {"VM Network", "vmbr1"}}));
+  auto bad_bridge = validate_network_map("network_map", {{"default", "br0;rm -rf"}});
+  ASSERT_FALSE(bad_bridge);
+  EXPECT_EQ(bad_bridge.error().field, "network_map.default");
+  auto long_bridge = validate_network_map("network_map", {{"default", "a-bridge-name-too-long"}});
+  ASSERT_FALSE(long_bridge);
+  EXPECT_EQ(long_bridge.error().field, "network_map.default");
+  auto empty_source = validate_network_map("network_map", {{"", "br0"}});
+  ASSERT_FALSE(empty_source);
+  EXPECT_EQ(empty_source.error().field, "network_map");
+  auto control = validate_network_map("network_map", {{"a\nb", "br0"}});
+  ASSERT_FALSE(control);
+  EXPECT_EQ(control.error().field, "network_map");
+  NetworkMap many;
+  for (int i = 0; i < 17; ++i) many["n" + std::to_string(i)] = "br0";
+  auto too_many = validate_network_map("network_map", many);
+  ASSERT_FALSE(too_many);
+  EXPECT_EQ(too_many.error().field, "network_map");
+  // The parsers check the map too.
+  auto p = parse_libvirt_domain(kDomain, {{"default", ""}});
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().field, "network_map.default");
+}
+
 std::string ovf_with(const std::string& refs, const std::string& disks, const std::string& items) {
   return "<Envelope xmlns:ovf='o' xmlns:rasd='r'><References>" + refs +
          "</References><DiskSection>" + disks +
@@ -313,10 +378,17 @@ TEST(OvfImport, RefusesHostileOrBrokenDescriptorsNamingTheField) {
        "descriptor.References.File[0].href"},
       {"control char", ovf_with(file("a&#127;b"), disk, mem + disk_item),
        "descriptor.References.File[0].href"},
-      {"compressed",
-       ovf_with("<File ovf:id='f1' ovf:href='a.vmdk' ovf:compression='gzip'/>", disk,
+      {"compressed other than gzip",
+       ovf_with("<File ovf:id='f1' ovf:href='a.vmdk' ovf:compression='bzip2'/>", disk,
                 mem + disk_item),
        "descriptor.References.File[0].compression"},
+      {"chunked",
+       ovf_with("<File ovf:id='f1' ovf:href='a.vmdk' ovf:chunkSize='1024'/>", disk,
+                mem + disk_item),
+       "descriptor.References.File[0].chunkSize"},
+      {"size not a number",
+       ovf_with("<File ovf:id='f1' ovf:href='a.vmdk' ovf:size='-1'/>", disk, mem + disk_item),
+       "descriptor.References.File[0].size"},
       {"file without id", ovf_with("<File ovf:href='a.vmdk'/>", disk, mem),
        "descriptor.References.File[0].id"},
       {"disk names unknown file",

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -148,9 +149,19 @@ ApiRequest build_image_list();
 ApiRequest build_image_put(const std::string& name, const std::string& kind = "disk");
 // VM import (docs/internals/import.md): the descriptor mapped by the manager, then the
 // archive (an OVA, or domain.xml + disk-<i>) as the body of the import.
-ApiRequest build_vm_import_plan(const std::string& format, const std::string& descriptor);
+// `networks`: source network -> bridge (--network-map SRC=BRIDGE); sent as the plan's
+// network_map object and the import's network_map query parameter (a JSON object).
+ApiRequest build_vm_import_plan(const std::string& format, const std::string& descriptor,
+                                const std::map<std::string, std::string>& networks = {});
 ApiRequest build_vm_import(const std::string& format, const std::string& name,
-                           const std::string& host, bool start);
+                           const std::string& host, bool start,
+                           const std::map<std::string, std::string>& networks = {});
+// The import's own task (kind vm.import) while the manager converts: the newest tasks of
+// the VM's name when the CLI knows it, else the newest running tasks.
+ApiRequest build_import_task_find(const std::string& vm_name);
+// From the answer of build_import_task_find: the newest vm.import task not yet ended (of
+// `vm_name` when given), or null.
+nlohmann::json pick_import_task(const nlohmann::json& list, const std::string& vm_name);
 ApiRequest build_image_get(const std::string& name);
 ApiRequest build_image_delete(const std::string& name);
 

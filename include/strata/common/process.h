@@ -4,8 +4,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "strata/common/error.h"
@@ -33,6 +35,9 @@ struct RunOptions {
   // instead of posix_spawn (posix_spawn cannot set limits).
   std::optional<uint64_t> max_address_space_bytes;  // RLIMIT_AS
   std::optional<uint64_t> max_cpu_seconds;          // RLIMIT_CPU (killed at the limit)
+  // Called on the caller's thread with each chunk read from stdout as it arrives (before
+  // the max_output_bytes cut; the capture is unchanged): a tool's progress output.
+  std::function<void(std::string_view)> on_stdout;
 };
 
 // Runs argv[0] (looked up in PATH if it has no '/') and waits for it.

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,10 @@ struct ImportDisk {
   uint64_t capacity_bytes = 0;  // the guest's size as the descriptor states it (0: unknown)
   bool boot = false;
   bool readonly = false;
+  // OVA: the File's ovf:compression ("" none, "gzip": the member is inflated while it is
+  // copied out) and ovf:size (the stored file's bytes; 0 when not stated).
+  std::string compression;
+  uint64_t file_size = 0;
 };
 
 struct ImportPlan {
@@ -48,14 +53,27 @@ struct ImportPlan {
   std::vector<std::string> unmapped;  // what the descriptor holds that Strata did not take
 };
 
+// Source network name (a libvirt <network>, an OVF network's Connection) -> the Strata
+// bridge its NICs join. A network not in the map becomes a user-mode NIC (reported).
+using NetworkMap = std::map<std::string, std::string, std::less<>>;
+inline constexpr size_t kMaxNetworkMapEntries = 16;
+
+// At most kMaxNetworkMapEntries; source names 1..256 printable ASCII bytes; bridges valid
+// interface names (validate_ifname, as a NIC's bridge). invalid_argument naming
+// "<field>.<source>" (or `field` itself for a bad source name or too many entries).
+Status validate_network_map(std::string_view field, const NetworkMap& networks);
+
 // A libvirt <domain>: name, memory, vcpu, os (machine, firmware, boot order), file disks,
-// interfaces (bridge / network / user).
-Result<ImportPlan> parse_libvirt_domain(std::string_view xml);
+// interfaces (bridge; network: a bridge when `networks` maps it, else user; user).
+Result<ImportPlan> parse_libvirt_domain(std::string_view xml, const NetworkMap& networks = {});
 
 // An OVF 1.x/2.x Envelope: References, DiskSection, the first VirtualSystem's name and
 // VirtualHardwareSection (CPU, memory, disks, NICs, firmware). Disk file names (hrefs)
 // must be plain names inside the archive: no '/', '\\', "..", URLs or control characters.
-Result<ImportPlan> parse_ovf(std::string_view xml);
+// A File may be gzip-compressed (ImportDisk.compression); chunked files and several VMs
+// (VirtualSystemCollection) are refused. An ethernet Item whose Connection `networks` maps
+// becomes a bridge NIC.
+Result<ImportPlan> parse_ovf(std::string_view xml, const NetworkMap& networks = {});
 
 // "byte * 2^20", "byte", "MegaBytes", ... -> multiplier; nullopt when not understood.
 std::optional<uint64_t> parse_allocation_units(std::string_view units);

@@ -28,7 +28,8 @@ nlohmann::json plan_json(const model::ImportPlan& p) {
                      {"format", d.format},
                      {"capacity_bytes", d.capacity_bytes},
                      {"boot", d.boot},
-                     {"readonly", d.readonly}});
+                     {"readonly", d.readonly},
+                     {"compression", d.compression}});
   return {{"descriptor_name", p.descriptor_name},
           {"spec", model::to_json(p.spec)},
           {"disks", disks},
@@ -40,6 +41,34 @@ Result<model::ImportFormat> format_param(const HttpRequest& r) {
   auto format = model::import_format_from_string(f);
   if (!format) return invalid_argument("format", "format must be ova or libvirt");
   return *format;
+}
+
+// {"source network": "bridge", ...} (the plan's body field, the import's query parameter).
+Result<model::NetworkMap> network_map_from_json(const nlohmann::json& j) {
+  if (!j.is_object())
+    return invalid_argument("network_map", "an object mapping source network names to bridges");
+  model::NetworkMap map;
+  for (const auto& [source, bridge] : j.items()) {
+    if (!bridge.is_string())
+      return invalid_argument("network_map", "each source network maps to a bridge name");
+    map[source] = bridge.get<std::string>();
+  }
+  if (auto st = model::validate_network_map("network_map", map); !st)
+    return tl::unexpected(st.error());
+  return map;
+}
+
+// network_map=<JSON object>, URL-encoded; absent: no mapping.
+Result<model::NetworkMap> network_map_param(const HttpRequest& r) {
+  auto it = r.query.find("network_map");
+  if (it == r.query.end()) return model::NetworkMap{};
+  if (it->second.size() > 16384)
+    return invalid_argument("network_map", "the network map is too long");
+  auto j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded())
+    return invalid_argument("network_map",
+                            "a JSON object {\"source network\": \"bridge\"} (URL-encoded)");
+  return network_map_from_json(j);
 }
 
 std::optional<HttpResponse> check_import_head(ApiDeps& d, const HttpRequest& r, bool before_body) {
@@ -56,6 +85,7 @@ std::optional<HttpResponse> check_import_head(ApiDeps& d, const HttpRequest& r, 
   if (r.query.count("host"))
     if (auto st = model::validate_name("host", r.query.at("host")); !st)
       return error_response(st.error());
+  if (auto m = network_map_param(r); !m) return error_response(m.error());
   if (r.query.count("start") && r.query.at("start") != "true" && r.query.at("start") != "false")
     return error_response(
         Error{ErrorCode::invalid_argument, "start must be true or false", "start"});
@@ -89,6 +119,7 @@ HttpResponse import_vm(ApiDeps& d, HttpRequest& r) {
   req.host = r.query.count("host") ? r.query.at("host") : "";
   req.start = r.query.count("start") && r.query.at("start") == "true";
   req.actor = audit_actor(r);
+  req.networks = *network_map_param(r);  // judged by check_import_head
   auto done = d.importer->import(req);
   if (!done) {
     auto resp = error_response(done.error());
@@ -104,10 +135,13 @@ HttpResponse import_vm(ApiDeps& d, HttpRequest& r) {
                      {"image", x.image},
                      {"source_format", x.source_format},
                      {"virtual_size", x.virtual_size}});
-  auto resp = HttpResponse::json(202, {{"vm", vm_to_json(done->change.vm, host)},
-                                       {"task", to_json(done->change.task)},
-                                       {"disks", disks},
-                                       {"unmapped", done->unmapped}});
+  nlohmann::json answer = {{"vm", vm_to_json(done->change.vm, host)},
+                           {"task", to_json(done->change.task)},
+                           {"disks", disks},
+                           {"unmapped", done->unmapped}};
+  // The import's own task (its progress while the disks converted), ended.
+  if (done->import_task) answer["import_task"] = to_json(*done->import_task);
+  auto resp = HttpResponse::json(202, answer);
   resp.audit_target = "vm/" + done->change.vm.name;
   return resp;
 }
@@ -116,7 +150,7 @@ HttpResponse plan_import(HttpRequest& r) {
   auto body = parse_json_object(r.body);
   if (!body) return error_response(body.error());
   for (const auto& [k, v] : body->items())
-    if (k != "format" && k != "descriptor")
+    if (k != "format" && k != "descriptor" && k != "network_map")
       return error_response(Error{ErrorCode::invalid_argument, "unknown field", k});
   auto fit = body->find("format");
   if (fit == body->end() || !fit->is_string())
@@ -131,7 +165,13 @@ HttpResponse plan_import(HttpRequest& r) {
     return error_response(Error{ErrorCode::invalid_argument,
                                 "descriptor must be the XML text (domain XML or OVF)",
                                 "descriptor"});
-  auto plan = VmImporter::plan(*format, dit->get_ref<const std::string&>());
+  model::NetworkMap networks;
+  if (auto nit = body->find("network_map"); nit != body->end()) {
+    auto m = network_map_from_json(*nit);
+    if (!m) return error_response(m.error());
+    networks = std::move(*m);
+  }
+  auto plan = VmImporter::plan(*format, dit->get_ref<const std::string&>(), networks);
   if (!plan) return error_response(plan.error());
   return HttpResponse::json(200, plan_json(*plan));
 }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "strata/common/iso_image.h"
@@ -179,14 +180,52 @@ Result<ImageFacts> probe_import_disk(const std::string& path, std::string_view f
   return judge_import_info(r->out, format, field);
 }
 
+std::optional<double> QemuImgProgress::feed(std::string_view chunk) {
+  std::optional<double> latest;
+  for (char c : chunk) {
+    if (c == '(') {
+      figure_.clear();
+      in_figure_ = true;
+    } else if (!in_figure_) {
+      continue;
+    } else if (c == ')') {
+      in_figure_ = false;
+      std::string_view f = figure_;
+      constexpr std::string_view kOf = "/100%";
+      if (f.size() > kOf.size() && f.substr(f.size() - kOf.size()) == kOf) {
+        std::string_view num = f.substr(0, f.size() - kOf.size());
+        bool plain = std::all_of(num.begin(), num.end(),
+                                 [](char d) { return (d >= '0' && d <= '9') || d == '.'; });
+        double v = -1;
+        auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
+        if (plain && ec == std::errc() && end == num.data() + num.size() && v >= 0 && v <= 100)
+          latest = v;
+      }
+      figure_.clear();
+    } else if (figure_.size() >= 16) {  // "100.00/100%" is 11 bytes: not a figure
+      in_figure_ = false;
+      figure_.clear();
+    } else {
+      figure_.push_back(c);
+    }
+  }
+  return latest;
+}
+
 Status convert_to_qcow2(const std::string& in, std::string_view format, const std::string& out,
-                        const std::string& field, const ConvertLimits& limits) {
+                        const std::string& field, const ConvertLimits& limits,
+                        const std::function<void(double)>& on_progress) {
   RunOptions o;
   o.timeout = std::chrono::milliseconds(limits.timeout_ms);
   o.max_address_space_bytes = limits.max_address_space_bytes;
   o.max_output_bytes = 1 << 20;
-  auto r = run_process({"qemu-img", "convert", "-q", "-f", std::string(format), "-O", "qcow2",
-                        in, out},
+  QemuImgProgress progress;
+  if (on_progress)
+    o.on_stdout = [&](std::string_view chunk) {
+      if (auto pct = progress.feed(chunk)) on_progress(*pct);
+    };
+  auto r = run_process({"qemu-img", "convert", on_progress ? "-p" : "-q", "-f", std::string(format),
+                        "-O", "qcow2", in, out},
                        o);
   if (!r) {
     if (r.error().code == ErrorCode::not_found)

@@ -9,15 +9,17 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
 
 #include "strata/common/log.h"
 #include "strata/common/sha256.h"
-#include "strata/model/validation.h"
 #include "strata/common/unique_fd.h"
+#include "strata/model/validation.h"
 
 namespace strata::manager {
 
@@ -114,7 +116,82 @@ struct PreparedDisk {
   std::string sha256;
 };
 
+Status write_import_bytes(int fd, const char* p, size_t n, const std::string& out) {
+  size_t w = 0;
+  while (w < n) {
+    ssize_t r = ::write(fd, p + w, n - w);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return internal_error("writing " + out + ": " + std::strerror(errno));
+    w += static_cast<size_t>(r);
+  }
+  return {};
+}
+
+// The share of the import's work done, 0..99 (100 is for the task's end).
+int import_percent(uint64_t done, uint64_t total) {
+  if (total == 0) return 0;
+  return static_cast<int>(std::min<uint64_t>(99, done * 100 / total));
+}
+
 }  // namespace
+
+uint64_t max_inflated_disk_bytes(uint64_t capacity_bytes) {
+  uint64_t cap = capacity_bytes == 0 ? model::kMaxDiskBytes
+                                     : std::min<uint64_t>(capacity_bytes, model::kMaxDiskBytes);
+  return cap + cap / 8 + (16ull << 20);
+}
+
+Status inflate_gzip_range(int in, uint64_t offset, uint64_t size, const std::string& out,
+                          uint64_t max_out, const std::string& field,
+                          const std::function<void(uint64_t)>& on_read) {
+  UniqueFd o(::open(out.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
+  if (o.fd < 0) return internal_error("cannot open " + out + ": " + std::strerror(errno));
+  z_stream z{};
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return internal_error("zlib: inflateInit2");
+  struct End {
+    z_stream& z;
+    ~End() { inflateEnd(&z); }
+  } end{z};
+  std::vector<char> inbuf(1 << 20), outbuf(1 << 20);
+  uint64_t read_pos = 0, written = 0;
+  bool stream_end = false;
+  while (true) {
+    if (z.avail_in == 0) {
+      if (read_pos == size) break;
+      size_t chunk = static_cast<size_t>(std::min<uint64_t>(size - read_pos, inbuf.size()));
+      if (auto st = read_exact(in, offset + read_pos, inbuf.data(), chunk); !st) return st;
+      read_pos += chunk;
+      if (on_read) on_read(read_pos);
+      z.next_in = reinterpret_cast<Bytef*>(inbuf.data());
+      z.avail_in = static_cast<uInt>(chunk);
+    }
+    if (stream_end) {  // another gzip member follows (gzip files may be concatenated)
+      if (inflateReset(&z) != Z_OK) return internal_error("zlib: inflateReset");
+      stream_end = false;
+    }
+    z.next_out = reinterpret_cast<Bytef*>(outbuf.data());
+    z.avail_out = static_cast<uInt>(outbuf.size());
+    int rc = inflate(&z, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
+      return invalid_argument(field, fmt::format("the gzip-compressed disk file is corrupt ({})",
+                                                 z.msg ? z.msg : "zlib error"));
+    size_t produced = outbuf.size() - z.avail_out;
+    if (produced > max_out - written)
+      return invalid_argument(field,
+                              fmt::format("the gzip-compressed disk file inflates to more than "
+                                          "{} bytes, more than its disk's capacity allows",
+                                          max_out));
+    if (auto st = write_import_bytes(o.fd, outbuf.data(), produced, out); !st) return st;
+    written += produced;
+    if (rc == Z_STREAM_END) stream_end = true;
+    if (rc == Z_BUF_ERROR && z.avail_in != 0)
+      return internal_error("zlib: no progress inflating the disk file");
+  }
+  if (!stream_end || written == 0)
+    return invalid_argument(field, "the gzip-compressed disk file ends early (truncated?)");
+  if (::fsync(o.fd) != 0) return internal_error("fsync " + out + ": " + std::strerror(errno));
+  return {};
+}
 
 Result<std::vector<ArchiveMember>> index_archive(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -189,10 +266,10 @@ VmImporter::VmImporter(store::Store& store, ImageDistributor& images, VmService&
                        std::string work_dir)
     : store_(store), images_(images), vms_(vms), work_dir_(std::move(work_dir)) {}
 
-Result<model::ImportPlan> VmImporter::plan(model::ImportFormat format,
-                                           std::string_view descriptor) {
-  return format == model::ImportFormat::ova ? model::parse_ovf(descriptor)
-                                            : model::parse_libvirt_domain(descriptor);
+Result<model::ImportPlan> VmImporter::plan(model::ImportFormat format, std::string_view descriptor,
+                                           const model::NetworkMap& networks) {
+  return format == model::ImportFormat::ova ? model::parse_ovf(descriptor, networks)
+                                            : model::parse_libvirt_domain(descriptor, networks);
 }
 
 Result<ImportResult> VmImporter::import(const ImportRequest& req) {
@@ -228,7 +305,7 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
   std::string text(desc->size, '\0');
   if (auto r = read_exact(archive.fd, desc->offset, text.data(), text.size()); !r)
     return tl::unexpected(r.error());
-  auto plan = VmImporter::plan(req.format, text);
+  auto plan = VmImporter::plan(req.format, text, req.networks);
   if (!plan) return tl::unexpected(plan.error());
 
   // Names: the VM's, then one catalog image per disk that has a file.
@@ -269,110 +346,181 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
     prepared.push_back(std::move(p));
   }
 
-  // Extract, probe, convert: all disks before anything is committed.
-  for (auto& p : prepared) {
-    const auto& d = plan->disks[p.index];
-    std::string field = fmt::format("descriptor.disks[{}]", p.index);
-    const ArchiveMember* m = find(
-        req.format == model::ImportFormat::ova ? d.source : model::libvirt_disk_member(p.index));
-    if (m->size == 0) return invalid_argument(field, "the disk file is empty");
-    auto raw = make_temp(work_dir_, "src");
-    if (!raw) return tl::unexpected(raw.error());
-    if (auto st = copy_range(archive.fd, m->offset, m->size, raw->path); !st)
-      return tl::unexpected(st.error());
-    char head[64] = {};
-    size_t head_n = static_cast<size_t>(std::min<uint64_t>(m->size, sizeof head));
-    if (auto st = read_exact(archive.fd, m->offset, head, head_n); !st)
-      return tl::unexpected(st.error());
-    std::string sniffed = sniff_disk_format(std::string_view(head, head_n));
-    if (sniffed == "vmdk-descriptor")
-      return invalid_argument(field,
-                              "a vmdk descriptor file names its extents by path; only "
-                              "self-contained vmdk files (monolithicSparse, "
-                              "streamOptimized) are imported");
-    // The descriptor's format wins when it states one (libvirt reads a raw disk as raw
-    // whatever its first bytes); a stated image format must be what the bytes are.
-    std::string format = d.format.empty() ? sniffed : d.format;
-    if (!d.format.empty() && d.format != "raw" && d.format != sniffed)
-      return invalid_argument(
-          field, fmt::format("the descriptor says {}, but the file is {}", d.format, sniffed));
-    auto facts = probe_import_disk(raw->path, format, field);
-    if (!facts) return tl::unexpected(facts.error());
-    p.source_format = format;
-    auto out = make_temp(work_dir_, "qcow2");
-    if (!out) return tl::unexpected(out.error());
-    log->info("import converting vm={} disk={} format={} bytes={}", spec.name, d.name, format,
-              m->size);
-    if (auto st = convert_to_qcow2(raw->path, format, out->path, field, convert_limits_); !st)
-      return tl::unexpected(st.error());
-    // The result is judged as any upload is: a qcow2 with no backing or data file.
-    auto result = probe_image(out->path, "disk");
-    if (!result) return tl::unexpected(result.error());
-    p.facts = *result;
-    struct stat st {};
-    if (::stat(out->path.c_str(), &st) != 0)
-      return internal_error("cannot stat the converted disk");
-    p.file_size = static_cast<uint64_t>(st.st_size);
-    auto digest = sha256_file(out->path);
-    if (!digest) return tl::unexpected(digest.error());
-    p.sha256 = *digest;
-    p.converted = std::move(*out);
+  // From here the import is a task: its progress follows the disks.
+  std::optional<store::TaskRecord> task;
+  uint64_t total_bytes = 0, done_bytes = 0;
+  for (const auto& p : prepared)
+    total_bytes +=
+        find(req.format == model::ImportFormat::ova ? plan->disks[p.index].source
+                                                    : model::libvirt_disk_member(p.index))
+            ->size;
+  if (tasks_) {
+    auto t = tasks_->create("vm.import", "import", spec.name,
+                            fmt::format("importing {} disk(s)", prepared.size()));
+    if (!t) return tl::unexpected(t.error());
+    task = *t;
+    (void)tasks_->update(task->id, "running", 0, task->message);
   }
-
-  // Commit the images, then create the VM on them.
-  std::vector<store::ImageRecord> committed;
-  auto undo = [&] {
-    for (const auto& img : committed) {
-      (void)store_.delete_image(img.id, std::nullopt);
-      ::unlink(catalog_file(images_.catalog_dir(), img.id).c_str());
-    }
+  int shown_percent = -1;
+  // A store write per percent at most, and one per step (force).
+  auto report = [&](uint64_t done, const std::string& message, bool force = false) {
+    int pct = import_percent(done, total_bytes);
+    if (!tasks_ || !task || (pct == shown_percent && !force)) return;
+    shown_percent = pct;
+    (void)tasks_->update(task->id, "running", pct, message);
   };
-  ImportResult result;
-  result.unmapped = plan->unmapped;
-  for (auto& p : prepared) {
-    store::ImageRecord rec;
-    rec.name = p.image;
-    rec.kind = "disk";
-    rec.format = p.facts.format;
-    rec.virtual_size = p.facts.virtual_size;
-    rec.size_bytes = p.file_size;
-    rec.sha256 = p.sha256;
-    auto created = images_.commit_upload(p.converted.path, rec);
-    if (!created) {
-      undo();
-      return tl::unexpected(created.error());
-    }
-    p.converted.path.clear();  // renamed into the catalog
-    committed.push_back(*created);
-    auto& disk = spec.disks[p.index];
-    disk.base_image = p.image;
-    // The descriptor's capacity beyond the file's virtual size grows the overlay.
-    uint64_t cap = plan->disks[p.index].capacity_bytes;
-    disk.size_bytes = cap > static_cast<uint64_t>(p.facts.virtual_size) ? cap : 0;
-  }
-  VmDocument doc;
-  doc.spec = spec;
-  doc.placement.host = req.host;
-  auto change = vms_.create(std::move(doc), req.start, req.actor);
-  if (!change) {
-    undo();
-    return tl::unexpected(change.error());
-  }
-  result.change = std::move(*change);
-  for (size_t i = 0; i < spec.disks.size(); ++i) {
-    ImportedDisk out;
-    out.disk = spec.disks[i].name;
-    out.image = spec.disks[i].base_image;
-    for (const auto& p : prepared)
-      if (p.index == i) {
-        out.source_format = p.source_format;
-        out.virtual_size = p.facts.virtual_size;
+
+  auto out = [&]() -> Result<ImportResult> {
+    // Extract, probe, convert: all disks before anything is committed.
+    for (auto& p : prepared) {
+      const auto& d = plan->disks[p.index];
+      std::string field = fmt::format("descriptor.disks[{}]", p.index);
+      const ArchiveMember* m = find(
+          req.format == model::ImportFormat::ova ? d.source : model::libvirt_disk_member(p.index));
+      if (m->size == 0) return invalid_argument(field, "the disk file is empty");
+      auto raw = make_temp(work_dir_, "src");
+      if (!raw) return tl::unexpected(raw.error());
+      // The disk's share of the progress: its archive bytes, half for unpacking when it is
+      // compressed, the rest (all of it otherwise) for the conversion.
+      const uint64_t before = done_bytes;
+      const uint64_t unpack_share = d.compression == "gzip" ? m->size / 2 : 0;
+      if (d.compression == "gzip") {
+        std::string what = fmt::format("unpacking disk {} (gzip)", d.name);
+        report(before, what, true);
+        auto on_read = [&](uint64_t read) {
+          report(before + read / 2, fmt::format("{}: {}%", what, read * 100 / m->size));
+        };
+        if (auto st = inflate_gzip_range(archive.fd, m->offset, m->size, raw->path,
+                                         max_inflated_disk_bytes(d.capacity_bytes), field, on_read);
+            !st)
+          return tl::unexpected(st.error());
+      } else if (auto st = copy_range(archive.fd, m->offset, m->size, raw->path); !st) {
+        return tl::unexpected(st.error());
       }
-    result.disks.push_back(std::move(out));
+      // The first bytes of the disk file as extracted (inflated when it was compressed).
+      struct stat raw_st {};
+      if (::stat(raw->path.c_str(), &raw_st) != 0)
+        return internal_error("cannot stat the extracted disk");
+      UniqueFd raw_fd(::open(raw->path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (raw_fd.fd < 0) return internal_error("cannot open the extracted disk");
+      char head[64] = {};
+      size_t head_n = static_cast<size_t>(
+          std::min<uint64_t>(static_cast<uint64_t>(raw_st.st_size), sizeof head));
+      if (auto st = read_exact(raw_fd.fd, 0, head, head_n); !st) return tl::unexpected(st.error());
+      std::string sniffed = sniff_disk_format(std::string_view(head, head_n));
+      if (sniffed == "vmdk-descriptor")
+        return invalid_argument(field,
+                                "a vmdk descriptor file names its extents by path; only "
+                                "self-contained vmdk files (monolithicSparse, "
+                                "streamOptimized) are imported");
+      // The descriptor's format wins when it states one (libvirt reads a raw disk as raw
+      // whatever its first bytes); a stated image format must be what the bytes are.
+      std::string format = d.format.empty() ? sniffed : d.format;
+      if (!d.format.empty() && d.format != "raw" && d.format != sniffed)
+        return invalid_argument(
+            field, fmt::format("the descriptor says {}, but the file is {}", d.format, sniffed));
+      auto facts = probe_import_disk(raw->path, format, field);
+      if (!facts) return tl::unexpected(facts.error());
+      p.source_format = format;
+      auto out = make_temp(work_dir_, "qcow2");
+      if (!out) return tl::unexpected(out.error());
+      log->info("import converting vm={} disk={} format={} bytes={}", spec.name, d.name, format,
+                m->size);
+      std::string what = fmt::format("converting disk {} ({} to qcow2)", d.name, format);
+      const uint64_t convert_share = m->size - unpack_share;
+      report(before + unpack_share, what + ": 0%", true);
+      auto on_progress = [&](double pct) {
+        auto part = static_cast<uint64_t>(static_cast<double>(convert_share) * pct / 100.0);
+        report(before + unpack_share + std::min(part, convert_share),
+               fmt::format("{}: {:.0f}%", what, pct));
+      };
+      if (auto st =
+              convert_to_qcow2(raw->path, format, out->path, field, convert_limits_, on_progress);
+          !st)
+        return tl::unexpected(st.error());
+      done_bytes += m->size;
+      // The result is judged as any upload is: a qcow2 with no backing or data file.
+      auto result = probe_image(out->path, "disk");
+      if (!result) return tl::unexpected(result.error());
+      p.facts = *result;
+      struct stat st {};
+      if (::stat(out->path.c_str(), &st) != 0)
+        return internal_error("cannot stat the converted disk");
+      p.file_size = static_cast<uint64_t>(st.st_size);
+      auto digest = sha256_file(out->path);
+      if (!digest) return tl::unexpected(digest.error());
+      p.sha256 = *digest;
+      p.converted = std::move(*out);
+    }
+
+    // Commit the images, then create the VM on them.
+    std::vector<store::ImageRecord> committed;
+    auto undo = [&] {
+      for (const auto& img : committed) {
+        (void)store_.delete_image(img.id, std::nullopt);
+        ::unlink(catalog_file(images_.catalog_dir(), img.id).c_str());
+      }
+    };
+    ImportResult result;
+    result.unmapped = plan->unmapped;
+    for (auto& p : prepared) {
+      store::ImageRecord rec;
+      rec.name = p.image;
+      rec.kind = "disk";
+      rec.format = p.facts.format;
+      rec.virtual_size = p.facts.virtual_size;
+      rec.size_bytes = p.file_size;
+      rec.sha256 = p.sha256;
+      auto created = images_.commit_upload(p.converted.path, rec);
+      if (!created) {
+        undo();
+        return tl::unexpected(created.error());
+      }
+      p.converted.path.clear();  // renamed into the catalog
+      committed.push_back(*created);
+      auto& disk = spec.disks[p.index];
+      disk.base_image = p.image;
+      // The descriptor's capacity beyond the file's virtual size grows the overlay.
+      uint64_t cap = plan->disks[p.index].capacity_bytes;
+      disk.size_bytes = cap > static_cast<uint64_t>(p.facts.virtual_size) ? cap : 0;
+    }
+    VmDocument doc;
+    doc.spec = spec;
+    doc.placement.host = req.host;
+    auto change = vms_.create(std::move(doc), req.start, req.actor);
+    if (!change) {
+      undo();
+      return tl::unexpected(change.error());
+    }
+    result.change = std::move(*change);
+    for (size_t i = 0; i < spec.disks.size(); ++i) {
+      ImportedDisk out;
+      out.disk = spec.disks[i].name;
+      out.image = spec.disks[i].base_image;
+      for (const auto& p : prepared)
+        if (p.index == i) {
+          out.source_format = p.source_format;
+          out.virtual_size = p.facts.virtual_size;
+        }
+      result.disks.push_back(std::move(out));
+    }
+    log->info("import done vm={} disks={} unmapped={}", spec.name, result.disks.size(),
+              result.unmapped.size());
+    return result;
+  }();
+  if (task) {
+    if (out) {
+      nlohmann::json result = {
+          {"vm", out->change.vm.name}, {"vm_id", out->change.vm.id}, {"task", out->change.task.id}};
+      auto ended = tasks_->update(task->id, "succeeded", 100,
+                                  "imported as vm " + out->change.vm.name, result);
+      out->import_task = ended ? *ended : *task;
+    } else {
+      const Error& e = out.error();
+      (void)tasks_->fail(task->id, e.field.empty() ? e.message : e.field + ": " + e.message);
+    }
   }
-  log->info("import done vm={} disks={} unmapped={}", spec.name, result.disks.size(),
-            result.unmapped.size());
-  return result;
+  return out;
 }
 
 }  // namespace strata::manager

@@ -88,6 +88,7 @@ struct ManagerParts {
     std::filesystem::create_directories(catalog_dir + "/uploads");
     images = std::make_unique<ImageDistributor>(*store, catalog_dir);
     importer = std::make_unique<VmImporter>(*store, *images, *vms, catalog_dir + "/uploads");
+    importer->set_tasks(tasks.get());
   }
   ~ManagerParts() {
     backup_schedules.reset();

@@ -5,7 +5,8 @@
 // what the descriptor held but Strata did not take is reported, and that the disks on the
 // host (overlays on the converted catalog images) hold what the sources held (qemu-img
 // compare). Hostile archives (a disk with a backing file, a traversal in an OVF href) are
-// refused with the field named, leaving no VM and no image. Skips (with the reason) when
+// refused with the field named, leaving no VM and no image. A gzip-compressed OVA disk is
+// inflated and imported, and the import's own task ends succeeded. Skips (with the reason) when
 // the binaries, qemu-img or root are missing.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -72,6 +73,22 @@ class ImportE2e : public ::testing::Test {
         "--accel",        "tcg",          "--host-name",    "import-host",
         "--heartbeat-ms", "500"};
     fs::create_directories(dir_ / "data");
+    // qemu-img in front of the real one: when the test asks (the file `slow`), a
+    // conversion prints a progress figure and takes 3 s more, so the CLI can show it.
+    fs::create_directories(dir_ / "bin");
+    spit(dir_ / "bin" / "qemu-img",
+         "#!/bin/sh\nif [ \"$1\" = convert ] && [ -e '" + (dir_ / "slow").string() +
+             "' ]; then\n  printf '    (37.50/100%%)\\r'; sleep 3\nfi\nexec '" +
+             find_executable("qemu-img") + "' \"$@\"\n");
+    fs::permissions(dir_ / "bin" / "qemu-img", fs::perms::owner_all);
+    std::vector<std::string> env_store;
+    for (char** e = environ; e && *e; ++e)
+      if (std::string_view(*e).rfind("PATH=", 0) != 0) env_store.emplace_back(*e);
+    const char* path = std::getenv("PATH");
+    env_store.push_back("PATH=" + (dir_ / "bin").string() + ":" + (path ? path : "/usr/bin:/bin"));
+    std::vector<char*> cenv;
+    for (auto& e : env_store) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
@@ -80,7 +97,7 @@ class ImportE2e : public ::testing::Test {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    ASSERT_EQ(posix_spawn(&pid_, stratad.c_str(), &fa, nullptr, cargv.data(), environ), 0);
+    ASSERT_EQ(posix_spawn(&pid_, stratad.c_str(), &fa, nullptr, cargv.data(), cenv.data()), 0);
     posix_spawn_file_actions_destroy(&fa);
     std::regex api_re("API (http://127\\.0\\.0\\.1:[0-9]+)");
     ASSERT_TRUE(wait_until(180s, [&] {
@@ -108,7 +125,7 @@ class ImportE2e : public ::testing::Test {
 
   void TearDown() override {
     if (pid_ > 0) {
-      for (const char* vm : {"lv1", "app"}) {
+      for (const char* vm : {"lv1", "app", "gz"}) {
         http_request(base_, "DELETE", std::string("/api/v1/vms/") + vm, "", token_);
       }
       wait_until(30s, [&] { return get_json("/api/v1/vms")["vms"].empty(); });
@@ -271,6 +288,51 @@ TEST_F(ImportE2e, OvaWithAVmdkMadeByQemuImg) {
   // The OVF's capacity (32 MiB) beyond the VMDK's 16 MiB grows the overlay.
   EXPECT_EQ(vm["disks"][0]["size_bytes"], 32 << 20) << vm.dump();
   EXPECT_EQ(compare(vmdk, "vmdk", host_disk("app", "disk0")), "identical");
+}
+
+// An OVA whose disk file is gzip-compressed (ovf:compression="gzip", as ovftool --compress
+// writes), in two gzip members: inflated while it is copied out, then converted; the CLI
+// shows the conversion's progress from the import's task; the answer names it, ended.
+TEST_F(ImportE2e, OvaWithAGzipCompressedDisk) {
+  fs::path src = dir_ / "src", ova = dir_ / "gz-ova";
+  fs::create_directories(ova);
+  std::string raw = (src / "gz.raw").string(), vmdk = (src / "gz.vmdk").string();
+  run({"qemu-img", "create", "-q", "-f", "raw", raw, "8M"});
+  run({"qemu-io", "-f", "raw", "-c", "write -P 0x3c 1M 1M", raw});
+  run({"qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized",
+       raw, vmdk});
+  // Two gzip members, concatenated: the half of the file each.
+  std::string bytes = slurp(vmdk);
+  spit(src / "a", bytes.substr(0, bytes.size() / 2));
+  spit(src / "b", bytes.substr(bytes.size() / 2));
+  run({"gzip", "-n", (src / "a").string(), (src / "b").string()});
+  spit(ova / "gz-disk1.vmdk.gz", slurp((src / "a.gz").string()) + slurp((src / "b.gz").string()));
+  spit(ova / "gz.ovf",
+       "<Envelope xmlns:ovf='o' xmlns:rasd='r'><References><File ovf:id='f1' "
+       "ovf:href='gz-disk1.vmdk.gz' ovf:compression='gzip'/></References><DiskSection>"
+       "<Disk ovf:diskId='d1' ovf:fileRef='f1' ovf:capacity='8' ovf:capacityAllocationUnits="
+       "'byte * 2^20' ovf:format='http://www.vmware.com/interfaces/specifications/"
+       "vmdk.html#streamOptimized'/></DiskSection><VirtualSystem ovf:id='gz'><Name>gz</Name>"
+       "<VirtualHardwareSection><Item><rasd:ResourceType>4</rasd:ResourceType>"
+       "<rasd:VirtualQuantity>64</rasd:VirtualQuantity></Item><Item><rasd:ResourceType>17"
+       "</rasd:ResourceType><rasd:HostResource>ovf:/disk/d1</rasd:HostResource></Item>"
+       "</VirtualHardwareSection></VirtualSystem></Envelope>");
+  std::string file = (dir_ / "gz.ova").string();
+  run({"tar", "-cf", file, "-C", ova.string(), "gz.ovf", "gz-disk1.vmdk.gz"});
+  spit(dir_ / "slow", "");  // the conversion takes 3 s: the CLI shows its progress
+  auto r = strata({"vm", "import", file, "--wait", "-o", "json"});
+  fs::remove(dir_ / "slow");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << slurp((dir_ / "stratad.log").string());
+  EXPECT_NE(r.err.find("converting disk disk0 (vmdk to qcow2)"), std::string::npos) << r.err;
+  auto out = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(out.is_discarded()) << r.out;
+  EXPECT_EQ(out["disks"][0]["source_format"], "vmdk") << out.dump();
+  EXPECT_EQ(out["import_task"]["kind"], "vm.import") << out.dump();
+  EXPECT_EQ(out["import_task"]["state"], "succeeded") << out.dump();
+  EXPECT_EQ(out["import_task"]["progress"], 100) << out.dump();
+  auto task = get_json("/api/v1/tasks/" + out["import_task"]["id"].get<std::string>());
+  EXPECT_EQ(task["state"], "succeeded") << task.dump();
+  EXPECT_EQ(compare(raw, "raw", host_disk("gz", "disk0")), "identical");
 }
 
 TEST_F(ImportE2e, HostileArchivesAreRefusedNamingTheFieldAndLeaveNothing) {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -62,9 +64,25 @@ struct ConvertLimits {
   uint64_t max_address_space_bytes = 4ull << 30;
 };
 
+// Reads `qemu-img convert -p` output ("    (12.34/100%)\r", repeated) in chunks as they
+// arrive, split anywhere. Holds at most a few bytes between chunks whatever the output;
+// anything but "(<number 0..100>/100%)" is skipped.
+class QemuImgProgress {
+ public:
+  // The last percentage that this chunk completed, if any.
+  std::optional<double> feed(std::string_view chunk);
+
+ private:
+  std::string figure_;  // bytes after the last '(' not yet closed
+  bool in_figure_ = false;
+};
+
 // `qemu-img convert -f <format> -O qcow2 <in> <out>` (both paths the manager's own files;
-// the format forced, never detected). unavailable when qemu-img is missing.
+// the format forced, never detected). unavailable when qemu-img is missing. With
+// `on_progress`, qemu-img runs with -p and each percentage it prints (0..100) is passed on,
+// on the calling thread.
 Status convert_to_qcow2(const std::string& in, std::string_view format, const std::string& out,
-                        const std::string& field, const ConvertLimits& limits = {});
+                        const std::string& field, const ConvertLimits& limits = {},
+                        const std::function<void(double)>& on_progress = {});
 
 }  // namespace strata::manager

@@ -6,12 +6,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "strata/common/error.h"
 #include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/image_probe.h"
+#include "strata/manager/tasks/task_tracker.h"
 #include "strata/manager/vms/vm_service.h"
 #include "strata/model/vm_import.h"
 #include "strata/store/store.h"
@@ -25,6 +28,7 @@ struct ImportRequest {
   std::string host;          // pinned host name; empty: the scheduler places it
   bool start = false;
   std::string actor;
+  model::NetworkMap networks;  // source network -> bridge (validated by the parsers)
 };
 
 struct ImportedDisk {
@@ -36,6 +40,9 @@ struct ImportedDisk {
 
 struct ImportResult {
   VmChange change;
+  // The import's own task (kind vm.import, target_kind import, target_id the VM's name),
+  // as it ended; absent when the importer has no task tracker.
+  std::optional<store::TaskRecord> import_task;
   std::vector<ImportedDisk> disks;
   std::vector<std::string> unmapped;
 };
@@ -59,11 +66,17 @@ class VmImporter {
 
   // The descriptor alone, mapped (POST /api/v1/vms/import/plan; the CLI learns which
   // files a libvirt domain needs).
-  static Result<model::ImportPlan> plan(model::ImportFormat format, std::string_view descriptor);
+  static Result<model::ImportPlan> plan(model::ImportFormat format, std::string_view descriptor,
+                                        const model::NetworkMap& networks = {});
 
+  // With a task tracker, once the descriptor and the names are judged, the import records
+  // a task (vm.import; target_kind "import", target_id the VM's name) whose progress
+  // follows the disks' unpacking and `qemu-img convert -p`, and which ends succeeded
+  // (result {vm, vm_id, task}) or failed with the refusal.
   Result<ImportResult> import(const ImportRequest& request);
 
   void set_convert_limits(const ConvertLimits& limits) { convert_limits_ = limits; }
+  void set_tasks(TaskTracker* tasks) { tasks_ = tasks; }
 
  private:
   store::Store& store_;
@@ -71,6 +84,20 @@ class VmImporter {
   VmService& vms_;
   std::string work_dir_;
   ConvertLimits convert_limits_;
+  TaskTracker* tasks_ = nullptr;
 };
+
+// Copies the gzip stream at [offset, offset+size) of `in` inflated into the file `out`
+// (concatenated gzip members are read in turn). More than `max_out` inflated bytes, or a
+// stream that is not gzip or ends early, is invalid_argument on `field`. `on_read` (if
+// set) is told the compressed bytes read so far after each chunk (1 MiB).
+Status inflate_gzip_range(int in, uint64_t offset, uint64_t size, const std::string& out,
+                          uint64_t max_out, const std::string& field,
+                          const std::function<void(uint64_t)>& on_read = {});
+
+// The most bytes a gzip-compressed disk file of a disk of `capacity_bytes` may inflate to:
+// the capacity plus room for the format's metadata (a vmdk's grain tables, a qcow2's
+// L1/L2 tables), never above model::kMaxDiskBytes plus that room.
+uint64_t max_inflated_disk_bytes(uint64_t capacity_bytes);
 
 }  // namespace strata::manager
