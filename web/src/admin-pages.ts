@@ -243,7 +243,9 @@ class TokensPage extends LivePage {
     const { data, error } = await api.POST("/api/v1/join-tokens", { body: { ttl_s: 3600 } });
     if (!data) return void (this.problem = errorText(error, "cannot create a join token"));
     this.message = `created a join token (fingerprint ${data.ca_fingerprint ?? "-"})`;
-    this.secret = data.token ?? "";
+    // One token was asked for (no count): the answer is the token itself, not a batch.
+    const one: object = data;
+    this.secret = "token" in one && typeof one.token === "string" ? one.token : "";
     void this.refresh();
   }
 
