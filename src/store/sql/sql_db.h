@@ -81,6 +81,11 @@ class SqlDatabase {
   // fsync (WAL: a reader sees every transaction committed before its statement started);
   // a backend whose connections are all alike answers acquire().
   virtual Result<Lease> acquire_read() { return acquire(); }
+  // Called by the store after each write lease of this thread was released (a transaction
+  // or an autocommit write): returns once what it committed is durable. SQLite commits
+  // without a sync and syncs its write-ahead log here, once for every commit made before
+  // (a group commit); a backend whose COMMIT is durable answers at once.
+  virtual Status durable() { return {}; }
   // Statement run first inside a transaction that appends events (serializes appends so
   // seq order equals commit order); empty when the backend needs none.
   virtual std::string event_append_lock_sql() const = 0;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -101,31 +102,48 @@ class SqlStore final : public Store {
   // Runs f(connection): on the transaction's connection, or on a leased one. Reads pass
   // read=true: f only SELECTs, so it may run on a read connection (SqlDatabase::
   // acquire_read), with one retry on a fresh connection when the first one turned out dead.
+  // A write returns once durable (SqlDatabase::durable, after the lease went, so the next
+  // writer runs during the sync).
   template <class F>
   auto with_conn(F&& f, bool read = false) -> std::invoke_result_t<F&, SqlConnection&> {
+    using R = std::invoke_result_t<F&, SqlConnection&>;
     if (tx_) return f(*tx_);
     for (int attempt = 0;; ++attempt) {
-      auto lease = read ? db_->acquire_read() : db_->acquire();
-      if (!lease) return tl::unexpected(lease.error());
-      auto r = f(**lease);
-      if (r || !read || attempt > 0 || r.error().code != ErrorCode::unavailable) return r;
+      std::optional<R> r;
+      {
+        auto lease = read ? db_->acquire_read() : db_->acquire();
+        if (!lease) return tl::unexpected(lease.error());
+        r.emplace(f(**lease));
+      }
+      if (!read) {
+        auto st = db_->durable();
+        if (*r && !st) return tl::unexpected(st.error());
+        return std::move(*r);
+      }
+      if (*r || attempt > 0 || r->error().code != ErrorCode::unavailable) return std::move(*r);
     }
   }
 
   // Runs f(connection) inside a transaction (joins the current one if any).
   template <class F>
   auto with_tx(F&& f) -> std::invoke_result_t<F&, SqlConnection&> {
+    using R = std::invoke_result_t<F&, SqlConnection&>;
     if (tx_) return f(*tx_);
-    auto lease = db_->acquire();
-    if (!lease) return tl::unexpected(lease.error());
-    SqlConnection& c = **lease;
-    if (auto st = c.begin(); !st) return tl::unexpected(st.error());
-    auto r = f(c);
-    if (!r) {
-      (void)c.rollback();
-      return r;
-    }
-    if (auto st = c.commit(); !st) return tl::unexpected(st.error());
+    R r = [&]() -> R {
+      auto lease = db_->acquire();
+      if (!lease) return tl::unexpected(lease.error());
+      SqlConnection& c = **lease;
+      if (auto st = c.begin(); !st) return tl::unexpected(st.error());
+      auto out = f(c);
+      if (!out) {
+        (void)c.rollback();
+        return out;
+      }
+      if (auto st = c.commit(); !st) return tl::unexpected(st.error());
+      return out;
+    }();
+    auto st = db_->durable();  // the lease is gone: the next writer runs during the sync
+    if (r && !st) return tl::unexpected(st.error());
     return r;
   }
 

@@ -3,9 +3,14 @@
 // and the pool of read connections.
 #include "store/sqlite/sqlite_db.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -83,6 +88,10 @@ class SqliteConnection final : public sql::SqlConnection {
     if (!st) return tl::unexpected(st.error());
     return static_cast<int64_t>(sqlite3_changes64(db_.get()));
   }
+
+  // Rows written by this connection since it opened (grows with every INSERT, UPDATE and
+  // DELETE, committed or not): tells whether a lease wrote anything.
+  int64_t total_changes() const { return sqlite3_total_changes64(db_.get()); }
 
   Status begin() override { return simple("BEGIN IMMEDIATE"); }
   Status commit() override { return simple("COMMIT"); }
@@ -162,12 +171,22 @@ class SqliteConnection final : public sql::SqlConnection {
   std::unordered_map<std::string, StmtPtr> cache_;
 };
 
+// The commit this thread made last and has not waited for yet (group commit: durable()),
+// and the database it was made in.
+thread_local const void* t_unsynced_db = nullptr;
+thread_local uint64_t t_unsynced_seq = 0;
+
 class SqliteDatabase final : public sql::SqlDatabase {
  public:
+  // wal_path: the write-ahead log that durable() syncs (group commit); "" when commits
+  // sync themselves (synchronous=FULL), or need not (in memory, or the bench's NORMAL).
   SqliteDatabase(std::unique_ptr<SqliteConnection> writer,
-                 std::vector<std::unique_ptr<SqliteConnection>> readers)
-      : writer_(std::move(writer)), readers_(std::move(readers)) {
+                 std::vector<std::unique_ptr<SqliteConnection>> readers, std::string wal_path)
+      : writer_(std::move(writer)), readers_(std::move(readers)), wal_path_(std::move(wal_path)) {
     for (auto& r : readers_) free_readers_.push_back(r.get());
+  }
+  ~SqliteDatabase() override {
+    if (wal_fd_ >= 0) ::close(wal_fd_);
   }
 
   std::string backend() const override { return "sqlite"; }
@@ -176,10 +195,52 @@ class SqliteDatabase final : public sql::SqlDatabase {
     if (auto st = refuse_inside_own_transaction(); !st) return tl::unexpected(st.error());
     mu_.lock();
     owner_.store(std::this_thread::get_id());
-    return sql::Lease(writer_.get(), [this] {
+    const int64_t changes = writer_->total_changes();
+    return sql::Lease(writer_.get(), [this, changes] {
+      // Still under mu_: the commit order is the order of committed_.
+      if (!wal_path_.empty() && writer_->total_changes() != changes) {
+        t_unsynced_db = this;
+        t_unsynced_seq = ++committed_;
+      }
       owner_.store(std::thread::id());
       mu_.unlock();
     });
+  }
+
+  // Group commit: the writer commits with synchronous=NORMAL (WAL frames written, not
+  // synced) and lets go of the connection; then each writer waits here until the -wal
+  // file has been fdatasync'ed after its commit. One thread syncs at a time, for every
+  // commit made before it started (its `upto`), and the others wait for a sync that
+  // covers theirs: N concurrent commits cost about one fsync instead of N, and the next
+  // transaction runs while the log syncs. Callers return only once durable, as with FULL;
+  // a reader may see a commit a few milliseconds before it is durable.
+  WalSyncStats stats() {
+    std::lock_guard lock(sync_mu_);
+    return {committed_.load(), synced_, syncs_};
+  }
+
+  Status durable() override {
+    if (t_unsynced_db != this || t_unsynced_seq == 0) return {};
+    const uint64_t want = std::exchange(t_unsynced_seq, 0);
+    t_unsynced_db = nullptr;
+    std::unique_lock lock(sync_mu_);
+    while (synced_ < want) {
+      if (syncing_) {
+        sync_cv_.wait(lock);
+        continue;
+      }
+      syncing_ = true;
+      const uint64_t upto = committed_.load();
+      lock.unlock();
+      Status st = sync_wal();
+      lock.lock();
+      syncing_ = false;
+      ++syncs_;
+      if (st) synced_ = std::max(synced_, upto);
+      sync_cv_.notify_all();
+      if (!st) return st;
+    }
+    return {};
   }
 
   Result<sql::Lease> acquire_read() override {
@@ -220,6 +281,18 @@ class SqliteDatabase final : public sql::SqlDatabase {
     return {};
   }
 
+  // Only the thread that set syncing_ (under sync_mu_) touches wal_fd_.
+  Status sync_wal() {
+    if (wal_fd_ < 0) {
+      wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
+      if (wal_fd_ < 0)
+        return unavailable("open the write-ahead log " + wal_path_ + ": " + std::strerror(errno));
+    }
+    if (::fdatasync(wal_fd_) != 0)
+      return unavailable("sync the write-ahead log " + wal_path_ + ": " + std::strerror(errno));
+    return {};
+  }
+
   // mu_ guards the writer connection: held for the whole lease (a statement or a
   // transaction); owner_ names the holding thread (read without mu_, hence atomic).
   std::mutex mu_;
@@ -231,6 +304,17 @@ class SqliteDatabase final : public sql::SqlDatabase {
   std::condition_variable read_cv_;
   std::vector<std::unique_ptr<SqliteConnection>> readers_;
   std::vector<SqliteConnection*> free_readers_;
+  // Group commit. committed_: commits that wrote, counted under mu_. sync_mu_ guards
+  // synced_ (every commit up to it is durable) and syncing_ (a sync is running); never
+  // held while mu_ is, or across the sync itself. Taken after mu_ was let go (durable()).
+  const std::string wal_path_;
+  std::atomic<uint64_t> committed_{0};
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  uint64_t synced_ = 0;
+  uint64_t syncs_ = 0;
+  bool syncing_ = false;
+  int wal_fd_ = -1;
 };
 
 }  // namespace
@@ -262,17 +346,26 @@ Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(const std::string
   auto db = open_handle(path);
   if (!db) return tl::unexpected(db.error());
   auto conn = std::make_unique<SqliteConnection>(std::move(*db));
-  // synchronous=FULL: with WAL, NORMAL does not fsync the WAL at each commit, so a power
-  // cut can lose transactions the API already acknowledged. FULL syncs every commit (cost
-  // measured in docs/internals/store.md). STRATA_SQLITE_SYNCHRONOUS=normal exists only so
-  // `scripts/bench api` can measure that cost in the same run; it is not a setting.
-  const char* sync = "PRAGMA synchronous=FULL";
+  // Durability: every acknowledged write survives a power cut. By default a group commit:
+  // synchronous=NORMAL (with WAL, a COMMIT writes the log without syncing it) and the
+  // store syncs the log after each write, once for all commits made meanwhile
+  // (SqliteDatabase::durable). STRATA_SQLITE_SYNCHRONOUS=full (SQLite syncs each COMMIT
+  // itself) and =normal (nothing synced: not durable) exist only so `scripts/bench api`
+  // can compare them in the same run; they are not settings.
+  const bool in_memory = path == ":memory:" || path.rfind("file::memory:", 0) == 0;
+  const char* sync = "PRAGMA synchronous=NORMAL";
+  bool group = !in_memory;
   if (const char* env = std::getenv("STRATA_SQLITE_SYNCHRONOUS"); env && *env) {
     std::string v = env;
-    if (v == "normal")
-      sync = "PRAGMA synchronous=NORMAL";
-    else if (v != "full")
-      return invalid_argument("STRATA_SQLITE_SYNCHRONOUS", "must be full or normal, not " + v);
+    if (v == "full") {
+      sync = "PRAGMA synchronous=FULL";
+      group = false;
+    } else if (v == "normal") {
+      group = false;
+    } else if (v != "group") {
+      return invalid_argument("STRATA_SQLITE_SYNCHRONOUS",
+                              "must be group, full or normal, not " + v);
+    }
   }
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", sync}) {
     if (auto r = conn->query(pragma, {}); !r) return tl::unexpected(r.error().wrap(pragma));
@@ -281,7 +374,6 @@ Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(const std::string
   // statement sees the transactions committed before it started) and can write nothing
   // (query_only). An in-memory database is private to its connection: it gets none.
   std::vector<std::unique_ptr<SqliteConnection>> readers;
-  const bool in_memory = path == ":memory:" || path.rfind("file::memory:", 0) == 0;
   for (int i = 0; !in_memory && i < read_connections; ++i) {
     auto h = open_handle(path);
     if (!h) return tl::unexpected(h.error().wrap("read connection"));
@@ -291,7 +383,13 @@ Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(const std::string
     readers.push_back(std::move(r));
   }
   return std::shared_ptr<sql::SqlDatabase>(
-      std::make_shared<SqliteDatabase>(std::move(conn), std::move(readers)));
+      std::make_shared<SqliteDatabase>(std::move(conn), std::move(readers),
+                                       group ? path + "-wal" : std::string()));
+}
+
+WalSyncStats wal_sync_stats(const sql::SqlDatabase& db) {
+  auto* s = dynamic_cast<const SqliteDatabase*>(&db);
+  return s ? const_cast<SqliteDatabase*>(s)->stats() : WalSyncStats{};
 }
 
 }  // namespace strata::store::sqlite

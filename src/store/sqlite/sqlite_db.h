@@ -20,6 +20,16 @@ inline constexpr int kDefaultReadConnections = 4;
 Result<std::shared_ptr<sql::SqlDatabase>> open_sqlite_database(
     const std::string& path, int read_connections = kDefaultReadConnections);
 
+// The group commit's counters of a database open_sqlite_database made (zeros for another,
+// or one without group commit): commits that wrote, how many of them are known durable,
+// and the write-ahead log's syncs. For tests and metrics.
+struct WalSyncStats {
+  uint64_t commits = 0;
+  uint64_t synced = 0;
+  uint64_t syncs = 0;
+};
+WalSyncStats wal_sync_stats(const sql::SqlDatabase& db);
+
 // Numbered schema migrations for SQLite (migrations.cc).
 const std::vector<sql::Migration>& sqlite_migrations();
 
