@@ -217,6 +217,19 @@ Result<uint64_t> libvirt_bytes(const std::string& field, const xmlNode* n) {
   return *bytes;
 }
 
+// A source network (a libvirt network's name, an OVF Connection) onto the NIC: a bridge NIC
+// when --network-map names it, else user-mode networking, said in the plan (`what` names the
+// source network for the message).
+void map_import_network(NicSpec& nic, const std::string& net, const NetworkMap& networks,
+                        const std::string& what, ImportPlan& plan) {
+  if (auto it = networks.find(net); it != networks.end()) {
+    nic.mode = NicMode::bridge;  // --network-map NET=BRIDGE
+    nic.bridge = it->second;
+  } else {
+    plan.unmapped.push_back(what + " \"" + shown(net) + "\" mapped to user-mode networking");
+  }
+}
+
 }  // namespace
 
 const char* to_string(ImportFormat f) { return f == ImportFormat::ova ? "ova" : "libvirt"; }
@@ -395,13 +408,7 @@ Result<ImportPlan> parse_libvirt_domain(std::string_view xml, const NetworkMap& 
         if (type == "network") {
           const xmlNode* src = child(dev, "source");
           std::string net = src ? attr(src, "network").value_or("") : "";
-          if (auto it = networks.find(net); it != networks.end()) {
-            nic.mode = NicMode::bridge;  // --network-map NET=BRIDGE
-            nic.bridge = it->second;
-          } else {
-            plan.unmapped.push_back(f + ": libvirt network \"" + shown(net) +
-                                    "\" mapped to user-mode networking");
-          }
+          map_import_network(nic, net, networks, f + ": libvirt network", plan);
         }
       } else {
         plan.unmapped.push_back(f + " (type " + shown(type) + "): not imported");
@@ -680,14 +687,8 @@ Result<ImportPlan> parse_ovf(std::string_view xml, const NetworkMap& networks) {
             plan.unmapped.push_back(field + ".Address \"" + shown(mac) +
                                     "\": a new MAC address is generated");
         }
-        std::string net = text(child(item, "Connection"));
-        if (auto it = networks.find(net); it != networks.end()) {
-          nic.mode = NicMode::bridge;  // --network-map NET=BRIDGE
-          nic.bridge = it->second;
-        } else {
-          plan.unmapped.push_back(field + ": network \"" + shown(net) +
-                                  "\" mapped to user-mode networking");
-        }
+        map_import_network(nic, text(child(item, "Connection")), networks, field + ": network",
+                           plan);
         plan.spec.nics.push_back(nic);
         break;
       }

@@ -727,6 +727,14 @@ class BackupSchedulerTest : public BackupServiceTest {
     ASSERT_GE(want, now);
     clock_->advance(want - now);
   }
+  // The id of the (last) backup.sync task a run started; "" when none.
+  std::string sync_task_id() {
+    std::string id;
+    if (auto tasks = store_->list_tasks(store::TaskListOptions{}))
+      for (auto& t : *tasks)
+        if (t.kind == "backup.sync") id = t.id;
+    return id;
+  }
   std::unique_ptr<BackupScheduler> scheduler_;
   std::vector<std::string> started_;
   int made_ = 0;
@@ -834,11 +842,7 @@ TEST_F(BackupSchedulerTest, SyncRunsAfterTheRunsBackupsSucceeded) {
   end_tasks("succeeded");
   EXPECT_EQ(*scheduler_->tick(), 0);
   EXPECT_EQ(audit("backup.sync"), 1u);
-  std::string id;
-  auto tasks = store_->list_tasks(store::TaskListOptions{});
-  ASSERT_TRUE(tasks);
-  for (auto& t : *tasks)
-    if (t.kind == "backup.sync") id = t.id;
+  const std::string id = sync_task_id();
   ASSERT_FALSE(id.empty());
   auto done = wait_task(id);
   ASSERT_EQ(done.state, "succeeded") << done.message;
@@ -870,11 +874,7 @@ TEST_F(BackupSchedulerTest, SyncRetentionPrunesTheTargetOnceTheRunsSyncSucceeded
   EXPECT_EQ(*scheduler_->tick(), 1);
   end_tasks("succeeded");
   EXPECT_EQ(*scheduler_->tick(), 0);  // starts the sync
-  std::string id;
-  auto tasks = store_->list_tasks(store::TaskListOptions{});
-  ASSERT_TRUE(tasks);
-  for (auto& t : *tasks)
-    if (t.kind == "backup.sync") id = t.id;
+  const std::string id = sync_task_id();
   ASSERT_FALSE(id.empty());
   ASSERT_EQ(wait_task(id).state, "succeeded");
   ASSERT_EQ(target->list()->size(), 3u) << "the sync copies everything first";
