@@ -114,6 +114,9 @@ constexpr const char* kUsage = R"(usage:
                        live migrations at once on one host, incoming and outgoing
                        together, 1..64 (default 2); more wait in line, in the order asked
   --max-migrations N   live migrations at once in the whole manager, 1..4096 (default 8)
+  --controller-workers N
+                       VMs reconciled at once (define, start, stop on their hosts),
+                       1..256 (default 16); a fixed number whatever the fleet's size
   --image-max-bytes N  largest image upload (POST /api/v1/images), bytes (default 16 GiB)
   --max-streams N      open event streams + consoles, overall (default 1000; 503 over it)
   --max-streams-per-token N  open event streams + consoles per token (default 32; 429)
@@ -340,6 +343,10 @@ int main(int argc, char** argv) {
       if (!value(&v) || !parse_int(v, 1, 4096, &n))
         return usage_error("--max-migrations must be 1..4096");
       cfg.controller.migrations.total = n;
+    } else if (a == "--controller-workers") {
+      if (!value(&v) || !parse_int(v, 1, 256, &n))
+        return usage_error("--controller-workers must be 1..256");
+      cfg.controller.workers = n;
     } else if (a == "--ha-lease") {
       if (!value(&v) || !parse_int(v, 0, 3600, &n))
         return usage_error("--ha-lease must be 0..3600 (seconds)");

@@ -61,15 +61,29 @@ Status PlacementService::load() {
 Result<store::VmRecord> PlacementService::place_and_write(const VmDocument& doc,
                                                           const std::string& exclude_vm_id,
                                                           const PlacedWrite& write,
-                                                          const std::function<Status()>& precheck) {
-  std::lock_guard lock(mu_);
-  if (precheck)
-    if (auto st = precheck(); !st) return tl::unexpected(st.error());
-  auto host = place(doc, exclude_vm_id);
-  if (!host) return tl::unexpected(host.error());
+                                                          const std::function<Status()>& precheck,
+                                                          const PlacedCheck& admit) {
+  std::optional<store::HostRecord> host;
+  std::string hold;
+  {
+    std::lock_guard lock(mu_);
+    if (precheck)
+      if (auto st = precheck(); !st) return tl::unexpected(st.error());
+    auto chosen = place(doc, exclude_vm_id);
+    if (!chosen) return tl::unexpected(chosen.error());
+    if (admit)
+      if (auto st = admit(*chosen); !st) return tl::unexpected(st.error());
+    host = std::move(*chosen);
+    std::lock_guard cache(cache_mu_);
+    hold = AllocationCache::hold_key(++holds_);
+    cache_.set(hold, allocation_of(host->id, doc));
+  }
+  // The write (a store transaction and its sync) runs without the placement lock: the hold
+  // keeps the host's share taken meanwhile, so concurrent creates commit together.
   auto written = write(*host);
-  if (!written) return written;
-  record(written->id, host->id, doc);
+  std::lock_guard cache(cache_mu_);
+  cache_.remove(hold);
+  if (written) record_locked(written->id, host->id, doc);
   return written;
 }
 
@@ -83,6 +97,11 @@ void PlacementService::record(const store::VmRecord& vm) {
 void PlacementService::record(const std::string& vm_id, const std::string& host_id,
                               const VmDocument& doc) {
   std::lock_guard lock(cache_mu_);
+  record_locked(vm_id, host_id, doc);
+}
+
+void PlacementService::record_locked(const std::string& vm_id, const std::string& host_id,
+                                     const VmDocument& doc) {
   cache_.set(vm_id, allocation_of(host_id, doc));
   // A migration in progress also holds the VM's share of its target (released when the
   // record no longer has the intent: the migration ended either way).

@@ -172,29 +172,66 @@ void VmController::timer_loop() {
 
 void VmController::on_host_state(const std::string& host_id, Liveness) { enqueue_host(host_id); }
 
+// The agent's event: the VM's status and the event log entries in one transaction (a crash
+// cannot keep one without the other), then a reconcile pass unless the VM, seen through the
+// event, is converged (vm_converged: nothing to do and nothing new to record). A create saw
+// three events (defined, starting, running), each costing a pass with a GetVm call.
 void VmController::on_vm_event(const std::string& host_id, const pb::VmEvent& ev) {
   auto vm = store_.get_vm_by_name(ev.vm());
   if (!vm || !vm->host_id || *vm->host_id != host_id) return;
-  std::string state = vm_state_name(ev.state());
+  const std::string state = vm_state_name(ev.state());
+  const bool logged = ev.detail() != "current";
+  // The guest's watchdog expired (it hung) and QEMU acted: an event of its own, to alert on.
+  const bool watchdog = ev.detail().rfind("WATCHDOG ", 0) == 0;
+  std::vector<store::EventRecord> appended;
   for (int attempt = 0; attempt < 5; ++attempt) {
+    appended.clear();
     VmStatusDoc st = decode_vm_status(vm->status);
-    if (st.agent_state == state && st.state == state) break;
-    st.agent_state = state;
-    if (!vm->deletion_requested) st.state = state;
-    st.observed_ms = unix_ms(*clock_);
-    vm->status = encode(st);
-    auto u = store_.update_vm(*vm);
-    if (u || u.error().code != ErrorCode::conflict) break;
+    const bool changed = !(st.agent_state == state && st.state == state);
+    if (!changed && !logged) break;
+    store::VmRecord next = *vm;
+    if (changed) {
+      st.agent_state = state;
+      if (!vm->deletion_requested) st.state = state;
+      st.observed_ms = unix_ms(*clock_);
+      next.status = encode(st);
+    }
+    auto done = store_.transaction([&](store::Store& tx) -> Status {
+      if (changed) {
+        auto u = tx.update_vm(next);
+        if (!u) return tl::unexpected(u.error());
+        next = *u;
+      }
+      if (!logged) return {};
+      auto e = EventLog::append_in(tx, "agent:" + host_id, "vm.state", "vm/" + ev.vm(), state,
+                                   ev.detail());
+      if (!e) return tl::unexpected(e.error());
+      appended.push_back(*e);
+      if (watchdog) {
+        auto w = EventLog::append_in(
+            tx, "agent:" + host_id, "vm.watchdog", "vm/" + ev.vm(), ev.detail().substr(9),
+            "the guest stopped feeding its watchdog; QEMU's action: " + ev.detail().substr(9));
+        if (!w) return tl::unexpected(w.error());
+        appended.push_back(*w);
+      }
+      return {};
+    });
+    if (done) {
+      *vm = next;
+      break;
+    }
+    appended.clear();
+    if (done.error().code != ErrorCode::conflict) break;  // the pass below looks again
     vm = store_.get_vm(vm->id);
     if (!vm) return;
   }
-  if (ev.detail() != "current")
-    events_.append("agent:" + host_id, "vm.state", "vm/" + ev.vm(), state, ev.detail());
-  // The guest's watchdog expired (it hung) and QEMU acted: an event of its own, to alert on.
-  if (ev.detail().rfind("WATCHDOG ", 0) == 0)
-    events_.append(
-        "agent:" + host_id, "vm.watchdog", "vm/" + ev.vm(), ev.detail().substr(9),
-        "the guest stopped feeding its watchdog; QEMU's action: " + ev.detail().substr(9));
+  for (const auto& e : appended) events_.published(e);
+  if (observed_before(vm->id))
+    if (auto doc = decode_vm_document(vm->spec)) {
+      const VmStatusDoc st = decode_vm_status(vm->status);
+      AgentVmView seen{state, vm->id, st.guest, st.cpu_model};
+      if (vm_converged(*vm, *doc, st, seen)) return;
+    }
   enqueue_vm(vm->id);
 }
 

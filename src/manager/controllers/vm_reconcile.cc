@@ -47,7 +47,9 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
 
   // Writes the status (CAS-retried against concurrent API edits of the record), unless it
   // is what the record holds already and this process recorded it before (observed_).
-  auto write_status = [&](const std::function<void(VmStatusDoc&)>& fn) {
+  // `also` runs in the same transaction (the task the status ends); true when it ran.
+  auto write_status = [&](const std::function<void(VmStatusDoc&)>& fn,
+                          const std::function<Status(store::Store&)>& also = {}) -> bool {
     for (int attempt = 0; attempt < 5; ++attempt) {
       VmStatusDoc st = decode_vm_status(vm->status);
       VmStatusDoc was = st;
@@ -57,20 +59,31 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
       VmStatusDoc a = st, b = was;
       a.observed_ms = b.observed_ms = 0;
       if (a.guest && b.guest) a.guest->updated_unix_ms = b.guest->updated_unix_ms = 0;
-      if (encode(a) == encode(b) && observed_before(vm_id)) return;
+      if (encode(a) == encode(b) && observed_before(vm_id)) return false;
       st.observed_ms = unix_ms(*clock_);
       vm->status = encode(st);
-      auto u = store_.update_vm(*vm);
+      Result<store::VmRecord> u = *vm;
+      if (also) {
+        auto done = store_.transaction([&](store::Store& tx) -> Status {
+          u = tx.update_vm(*vm);
+          if (!u) return tl::unexpected(u.error());
+          return also(tx);
+        });
+        if (!done && u) u = tl::unexpected(done.error());
+      } else {
+        u = store_.update_vm(*vm);
+      }
       if (u) {
         *vm = *u;
         mark_observed(vm_id, true);
-        return;
+        return static_cast<bool>(also);
       }
-      if (u.error().code != ErrorCode::conflict) return;
+      if (u.error().code != ErrorCode::conflict) return false;
       auto fresh = store_.get_vm(vm_id);
-      if (!fresh) return;
+      if (!fresh) return false;
       *vm = *fresh;
     }
+    return false;
   };
   auto fail_task = [&](const std::string& msg) {
     if (!task_id.empty()) tasks_.fail(task_id, msg);
@@ -211,7 +224,8 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
         fail_task("define failed: " + hw.error().message);
         return Outcome::done;
       }
-    if (!task_id.empty()) tasks_.update(task_id, "running", 30, "defining on host");
+    // No progress write for the define itself: it is quick (image copies, the slow part,
+    // report their own), and a create storm paid a commit per VM for it.
     auto defined = client->define_vm(rid(*vm, "define", gen), spec);
     if (!defined) {
       if (is_retryable(defined.error())) return retry_with("", defined.error().message);
@@ -269,19 +283,26 @@ VmController::Outcome VmController::reconcile_vm(const std::string& vm_id) {
   // The guest's facts as its host agent last read them (none once the VM stops).
   std::optional<model::GuestFacts> guest = guest_facts_of(*acted);
   std::optional<std::string> guest_change;
-  write_status([&](VmStatusDoc& st) {
-    st.state = observed;
-    st.agent_state = observed;
-    st.last_error.clear();
-    st.applied_generation = std::max(st.applied_generation, gen);
-    guest_change = guest_facts_change(st.guest, guest);
-    st.guest = guest;
-    st.cpu_model = acted->cpu_model();
-  });
+  // The status and the task it ends commit together (one transaction, not two).
+  const std::string done_message = "vm is " + observed;
+  std::function<Status(store::Store&)> end_task;
+  if (!task_id.empty())
+    end_task = [&](store::Store& tx) { return succeed_task_in(tx, task_id, done_message); };
+  const bool task_ended = write_status(
+      [&](VmStatusDoc& st) {
+        st.state = observed;
+        st.agent_state = observed;
+        st.last_error.clear();
+        st.applied_generation = std::max(st.applied_generation, gen);
+        guest_change = guest_facts_change(st.guest, guest);
+        st.guest = guest;
+        st.cpu_model = acted->cpu_model();
+      },
+      end_task);
   // Said only when what the guest reports changed (not at each read): live pages reload.
   if (guest_change)
     events_.append("controller:vm", "vm.guest", "vm/" + vm->name, "ok", *guest_change);
-  if (!task_id.empty()) tasks_.succeed(task_id, "vm is " + observed);
+  if (!task_id.empty() && !task_ended) tasks_.succeed(task_id, done_message);
   if (auto fresh = decode_vm_document(vm->spec); fresh && fresh->control.generation != gen)
     return Outcome::retry;
   return Outcome::done;

@@ -95,12 +95,16 @@ Result<VmChange> VmService::create(VmDocument doc, bool start, const std::string
     return {};
   };
   std::string admission_warning;
-  auto write = [&](const store::HostRecord& host) -> Result<store::VmRecord> {
+  // Under the placement lock, after the host is chosen.
+  auto admit = [&](const store::HostRecord& host) -> Status {
     if (doc.ha.enabled && ha_admission_ != HaAdmission::off) {
       auto ok = placement_.check_ha_admission({PendingVm{doc.spec.name, host.id, doc}});
       if (!ok && ha_admission_ == HaAdmission::enforce) return tl::unexpected(ok.error());
       if (!ok) admission_warning = ok.error().message;
     }
+    return {};
+  };
+  auto write = [&](const store::HostRecord& host) -> Result<store::VmRecord> {
     auto st = store_.transaction([&](store::Store& tx) -> Status {
       store::VmRecord vm;
       vm.name = doc.spec.name;
@@ -126,10 +130,15 @@ Result<VmChange> VmService::create(VmDocument doc, bool start, const std::string
       audit = *ev;
       return {};
     });
+    // A create of the same name that raced past name_free (the write runs after the
+    // placement lock): the store's unique name refused it.
+    if (!st && st.error().code == ErrorCode::already_exists)
+      return make_error(ErrorCode::already_exists,
+                        fmt::format("a VM named '{}' already exists", doc.spec.name), "name");
     if (!st) return tl::unexpected(st.error());
     return change.vm;
   };
-  auto placed = placement_.place_and_write(doc, {}, write, name_free);
+  auto placed = placement_.place_and_write(doc, {}, write, name_free, admit);
   if (!placed) return tl::unexpected(placed.error());
   events_.published(audit);
   if (!admission_warning.empty())

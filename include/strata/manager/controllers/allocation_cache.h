@@ -28,6 +28,9 @@ class AllocationCache {
   // The entry that holds a migrating VM's share of its target host until the migration
   // ends (the VM's own entry stays on the source): nothing else takes that room meanwhile.
   static std::string migration_key(const std::string& vm_id) { return vm_id + "@migration"; }
+  // The entry that holds a VM's share of the host chosen for it while its record is being
+  // written (PlacementService::place_and_write), numbered per placement.
+  static std::string hold_key(uint64_t n) { return "@hold:" + std::to_string(n); }
 
   struct HostTotals {
     uint64_t vcpus = 0;

@@ -1,9 +1,11 @@
 // Builds the scheduler's snapshot from the store's hosts plus an in-memory cache of what
 // placed VMs hold (AllocationCache: loaded from the store by load() at start, then kept
 // current by record()/forget() wherever a VM gets or loses a host), and asks strata_sched
-// for a host. A decision costs O(hosts), independent of the number of VMs. Callers hold
-// mutex() around "place + write the VM + record()" so two concurrent creates cannot both
-// take the last free slot. After a crash the cache is rebuilt from the store by load().
+// for a host. A decision costs O(hosts), independent of the number of VMs. mutex()
+// serializes decisions: place_and_write holds it while choosing and reserving (a hold in
+// the cache until the VM is written), other callers around "place + write + record()", so
+// two concurrent placements cannot both take the last free slot. After a crash the cache
+// is rebuilt from the store by load().
 #pragma once
 
 #include <functional>
@@ -149,13 +151,19 @@ class PlacementService {
   Result<store::HostRecord> place(const VmDocument& doc, const std::string& exclude_vm_id = {});
 
   // The one placement path (the VM service's create and the controller's re-placement):
-  // under mutex(), runs `precheck` (when given), chooses a host, lets `write` store the VM
-  // on it (one store transaction, say) and records the allocation when `write` succeeded.
-  // Errors of any step are returned as they are; nothing is recorded then.
+  // under mutex(), runs `precheck` (when given), chooses a host, runs `admit` on it (when
+  // given; HA admission control) and holds the VM's share of that host in the cache; then,
+  // without the lock, lets `write` store the VM on it (one store transaction, say) and
+  // turns the hold into the VM's allocation when `write` succeeded (drops it otherwise).
+  // Only the decision is serialized, not the commit: concurrent creates share the store's
+  // syncs, and none can take room another was given. Errors of any step are returned as
+  // they are; nothing is recorded then.
   using PlacedWrite = std::function<Result<store::VmRecord>(const store::HostRecord& host)>;
+  using PlacedCheck = std::function<Status(const store::HostRecord& host)>;
   Result<store::VmRecord> place_and_write(const VmDocument& doc, const std::string& exclude_vm_id,
                                           const PlacedWrite& write,
-                                          const std::function<Status()>& precheck = {});
+                                          const std::function<Status()>& precheck = {},
+                                          const PlacedCheck& admit = {});
 
   // The scheduler's explanation for `doc` (no lock taken, nothing recorded): the host a
   // create would choose now (candidates[0]), the other fitting hosts, and every host
@@ -241,11 +249,15 @@ class PlacementService {
                                            const std::vector<std::string>& exclude_host_ids,
                                            SnapshotDetail detail);
 
+  void record_locked(const std::string& vm_id, const std::string& host_id,
+                     const VmDocument& doc);  // cache_mu_ held
+
   store::Store& store_;
   sched::Scheduler scheduler_;
   std::mutex mu_;
-  mutable std::mutex cache_mu_;  // guards cache_ (taken inside, never around, mu_)
+  mutable std::mutex cache_mu_;  // guards cache_ and holds_ (taken inside, never around, mu_)
   AllocationCache cache_;
+  uint64_t holds_ = 0;  // place_and_write's holds, numbered
 };
 
 }  // namespace strata::manager

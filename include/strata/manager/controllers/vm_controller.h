@@ -31,7 +31,9 @@
 namespace strata::manager {
 
 struct ControllerConfig {
-  int workers = 3;
+  // Reconciles at once. Each spends most of its time waiting (agent RPCs, store commits),
+  // so more workers than cores: a create storm's define/start round trips overlap.
+  int workers = 16;
   std::chrono::milliseconds resync_interval{10000};
   std::chrono::milliseconds retry_base{1000};
   std::chrono::milliseconds retry_max{30000};
