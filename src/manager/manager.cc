@@ -209,6 +209,7 @@ class ManagerImpl final : public Manager {
          },
          // HA leases: what each heartbeat grants, from the HA controller's one filter.
          [this](const std::string& h) { return ha_->lease_vms(h); }});
+    ha_->set_running_tasks(&running_tasks_);
     if (cfg.connections.ha_lease.count() > 0)
       ha_->set_lease_view([this](const std::string& h) { return agents_->ha_lease(h); });
 

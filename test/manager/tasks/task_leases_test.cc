@@ -38,8 +38,9 @@ class TaskLeasesTest : public ::testing::Test {
 };
 
 TEST(InProcessTaskKinds, TheWorkerKindsAreInAndTheControllerKindsOut) {
-  for (const char* k : {"vm.import", "backup.create", "backup.verify", "backup.restore",
-                        "backup.sync", "vm.snapshot.create", "vm.clone", "vm.disk.resize"})
+  for (const char* k :
+       {"vm.import", "backup.create", "backup.verify", "backup.restore", "backup.sync",
+        "vm.snapshot.create", "vm.clone", "vm.disk.resize", "host.fence"})
     EXPECT_TRUE(is_in_process_task_kind(k)) << k;
   for (const char* k : {"vm.create", "vm.start", "vm.stop", "vm.delete", "vm.migrate",
                         "host.evacuate", "vm.snapshot", ""})

@@ -18,7 +18,7 @@ namespace strata::manager {
 // The one list of in-process task kinds: only these are ever swept. Controller-driven
 // kinds (vm.create, vm.start, vm.migrate, host.evacuate, ...) are resumed by reconciliation
 // after a restart and must never appear here.
-inline constexpr std::array<std::string_view, 15> kInProcessTaskKinds = {
+inline constexpr std::array<std::string_view, 16> kInProcessTaskKinds = {
     "vm.import",           // VmImporter, on the request's thread
     "vm.snapshot.create",  // VmService workers (vm_snapshots.cc)
     "vm.snapshot.revert", "vm.snapshot.delete",
@@ -27,6 +27,7 @@ inline constexpr std::array<std::string_view, 15> kInProcessTaskKinds = {
     "vm.disk.attach",     "vm.disk.detach",     "vm.nic.attach", "vm.nic.detach", "vm.cdrom",
     "backup.create",  // BackupService workers (backup_service.cc)
     "backup.verify",      "backup.restore",     "backup.sync",
+    "host.fence",  // HaController: held by the host's in-memory outage while it lasts
 };
 
 bool is_in_process_task_kind(std::string_view kind);
