@@ -67,6 +67,11 @@ constexpr const char* kUsage = R"(usage:
                        for no age limit (default 30d); pruned every 5 minutes
   --event-max-rows N   keep at most N events, oldest deleted first; 0: no limit
                        (default 1000000)
+  --task-renew-interval S
+                       how often the tasks this manager runs itself (imports, backups,
+                       snapshots, clones, hot-plug) renew their lease (default 60)
+  --task-lease S       such a task not renewed for S seconds is failed: the manager
+                       running it stopped (default 300; at least 2 renew intervals)
   --backup-repo PATH   backup repository (docs/internals/backup.md): an existing folder,
                        mounted at the same path on every host; enables /api/v1/backups
   --backup-sync-repo PATH
@@ -276,6 +281,14 @@ int main(int argc, char** argv) {
       if (!value(&v) || !parse_int(v, 0, 2'000'000'000, &n))
         return usage_error("--event-max-rows must be 0..2000000000");
       cfg.event_retention.max_rows = n;
+    } else if (a == "--task-renew-interval") {
+      if (!value(&v) || !parse_int(v, 1, 3600, &n))
+        return usage_error("--task-renew-interval must be 1..3600 (seconds)");
+      cfg.task_leases.renew_interval = std::chrono::seconds(n);
+    } else if (a == "--task-lease") {
+      if (!value(&v) || !parse_int(v, 10, 86400, &n))
+        return usage_error("--task-lease must be 10..86400 (seconds)");
+      cfg.task_leases.lease = std::chrono::seconds(n);
     } else if (a == "--backup-repo") {
       if (!value(&v) || v.empty() || v.front() != '/')
         return usage_error("--backup-repo needs an absolute PATH");
@@ -383,6 +396,9 @@ int main(int argc, char** argv) {
   if (cfg.data_dir.empty()) return usage_error("--data-dir is required");
   if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
     return usage_error("--tls-cert and --tls-key go together");
+  // A lease shorter than two renewals would fail a live task whose renewal was late.
+  if (cfg.task_leases.lease < 2 * cfg.task_leases.renew_interval)
+    return usage_error("--task-lease must be at least twice --task-renew-interval");
   if (insecure_http && (cfg.https || !cfg.tls_cert_file.empty()))
     return usage_error("--insecure-http excludes --https and --tls-cert/--tls-key");
   // HTTPS unless asked otherwise; a laptop's all-in-one on loopback keeps plain HTTP.

@@ -1,13 +1,12 @@
 // Wiring of stratad's parts (see manager.h).
 #include "strata/manager/manager.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <optional>
-
-#include <fmt/format.h>
 
 #include "api_tls.h"
 #include "local_agent.h"
@@ -21,12 +20,14 @@
 #include "strata/manager/auth/sessions.h"
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/events/event_log.h"
+#include "strata/manager/tasks/running_tasks.h"
+#include "strata/manager/tasks/task_leases.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/manager/vms/backup_schedules.h"
 #include "strata/manager/vms/backup_service.h"
 #include "strata/manager/vms/host_evacuation.h"
-#include "strata/manager/vms/vm_service.h"
 #include "strata/manager/vms/vm_import.h"
+#include "strata/manager/vms/vm_service.h"
 #include "strata/pki/certificate_authority.h"
 
 #ifndef STRATA_WEB_DIST_DEFAULT
@@ -136,6 +137,8 @@ class ManagerImpl final : public Manager {
     importer_ = std::make_unique<VmImporter>(*store_, *images_, *vms_,
                                              cfg.data_dir + "/catalog/uploads");
     importer_->set_tasks(tasks_.get());  // the import's own task shows its progress
+    importer_->set_running_tasks(&running_tasks_);
+    vms_->set_running_tasks(&running_tasks_);
     std::optional<backup::RepoKey> backup_key;
     if (!cfg.backup_key_file.empty()) {
       if (cfg.backup_repo.empty())
@@ -171,6 +174,7 @@ class ManagerImpl final : public Manager {
         *store_, *events_, clock_,
         [this](const std::string& host_id) { return agents_->client(host_id); }, std::move(repo));
     backups_->set_sync_target(std::move(sync_target));
+    backups_->set_running_tasks(&running_tasks_);
     // A restore into a new VM creates it stopped as any create, and deletes it if it fails.
     backups_->set_vm_lifecycle(
         [this](VmDocument doc,
@@ -205,6 +209,7 @@ class ManagerImpl final : public Manager {
          },
          // HA leases: what each heartbeat grants, from the HA controller's one filter.
          [this](const std::string& h) { return ha_->lease_vms(h); }});
+    ha_->set_running_tasks(&running_tasks_);
     if (cfg.connections.ha_lease.count() > 0)
       ha_->set_lease_view([this](const std::string& h) { return agents_->ha_lease(h); });
 
@@ -248,6 +253,17 @@ class ManagerImpl final : public Manager {
     }
     if (auto st = placement_->load(); !st) return st;
     api_ = std::make_unique<ApiService>(std::move(deps));
+
+    // In-process tasks a previous run of this manager (or a dead peer on a shared store)
+    // left pending or running are failed before the API serves: the lease's age is the
+    // only rule, so a live peer's renewed tasks are left alone.
+    task_leases_ =
+        std::make_unique<TaskLeases>(*store_, clock_, running_tasks_, cfg.task_leases,
+                                     [this](const store::TaskRecord& t) { on_stale_task(t); });
+    if (auto swept = task_leases_->sweep(); !swept)
+      log->warn("start-up sweep of stale tasks failed error={}", swept.error().to_string());
+    else if (!swept->empty())
+      log->warn("start-up sweep failed {} stale in-process task(s)", swept->size());
 
     // The local agent first, so its host is reachable from the first heartbeat on. Host
     // connections start (and wait for every known host's first heartbeat, bounded) before
@@ -298,6 +314,7 @@ class ManagerImpl final : public Manager {
             : api_url_;
 
     controller_->start();
+    task_leases_->start();
     evacuator_->start();
     balancer_->start();
     ha_->start();
@@ -332,6 +349,16 @@ class ManagerImpl final : public Manager {
     return {};
   }
 
+  // A task the sweep failed: an audit event, and what the dead operation left that is safe
+  // to undo (docs/internals/manager.md, "In-process tasks").
+  void on_stale_task(const store::TaskRecord& t) {
+    if (events_)
+      (void)events_->append("stratad", "task.stale", t.target_kind + "/" + t.target_id, "error",
+                            fmt::format("task {} ({}) failed: {}", t.id, t.kind, t.message));
+    if (vms_) vms_->abandon_clone(t);
+    if (backups_) backups_->abandon_restore(t);
+  }
+
   std::string api_url() const override { return api_url_; }
   std::string admin_token_path() const override { return token_path_; }
 
@@ -344,6 +371,7 @@ class ManagerImpl final : public Manager {
     if (evacuator_) evacuator_->stop();
     if (balancer_) balancer_->stop();
     if (ha_) ha_->stop();
+    if (task_leases_) task_leases_->stop();
     if (backup_schedules_) backup_schedules_->stop();
     if (controller_) controller_->stop();
     if (agents_) agents_->stop();
@@ -360,6 +388,9 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<EventRetention> retention_;
   std::unique_ptr<TaskTracker> tasks_;
+  // The in-process tasks running here: declared before the services whose workers hold
+  // guards on it, so it outlives them.
+  RunningTasks running_tasks_;
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<ConnectionManager> agents_;
   std::unique_ptr<PlacementService> placement_;
@@ -372,6 +403,7 @@ class ManagerImpl final : public Manager {
   std::unique_ptr<HostEvacuator> evacuator_;
   std::unique_ptr<Balancer> balancer_;
   std::unique_ptr<HaController> ha_;
+  std::unique_ptr<TaskLeases> task_leases_;  // destroyed (stopped) before the services
   std::unique_ptr<ImageDistributor> images_;
   std::unique_ptr<StaticFiles> web_;
   std::unique_ptr<SessionStore> sessions_;

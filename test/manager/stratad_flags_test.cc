@@ -114,4 +114,21 @@ TEST_F(StratadDbPasswordFile, PrivateFileIsAcceptedAndParsingGoesOn) {
   EXPECT_EQ(r.err.find(kSecret), std::string::npos) << r.err;
 }
 
+// The task lease flags: bounds, and a lease shorter than two renewals is refused before
+// anything starts (a late renewal would fail a live task).
+TEST(StratadTaskLeaseFlags, BoundsAndALeaseOfAtLeastTwoRenewals) {
+  auto r = stratad({"--task-lease", "5", "--data-dir", "/nonexistent-strata"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--task-lease must be 10..86400"), std::string::npos) << r.err;
+  r = stratad({"--task-renew-interval", "0", "--data-dir", "/nonexistent-strata"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--task-renew-interval must be 1..3600"), std::string::npos) << r.err;
+  r = stratad(
+      {"--task-lease", "100", "--task-renew-interval", "60", "--data-dir", "/nonexistent-strata"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--task-lease must be at least twice --task-renew-interval"),
+            std::string::npos)
+      << r.err;
+}
+
 }  // namespace

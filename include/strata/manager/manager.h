@@ -16,6 +16,7 @@
 #include "strata/manager/controllers/vm_controller.h"
 #include "strata/manager/events/event_retention.h"
 #include "strata/manager/ha/ha_controller.h"
+#include "strata/manager/tasks/task_leases.h"
 #include "strata/manager/vms/balancer.h"
 #include "strata/manager/vms/vm_service.h"
 #include "strata/sched/scheduler.h"
@@ -57,6 +58,10 @@ struct ManagerConfig {
   std::vector<std::string> agent_datastores;
   // Event table retention (--event-max-age, --event-max-rows).
   EventRetentionConfig event_retention;
+  // Leases of in-process tasks (--task-renew-interval, --task-lease; task_leases.h): how
+  // often this manager renews the tasks it runs, and how old an unrenewed one must be for
+  // the sweep to fail it.
+  TaskLeaseConfig task_leases;
   // HA: the fence devices by host (--fence-config FILE; empty: no host is ever fenced, so
   // HA VMs never restart elsewhere) and the failure timeline (--ha-failed-after).
   std::string fence_config;

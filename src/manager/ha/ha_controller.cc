@@ -107,6 +107,7 @@ void HaController::tick() {
   for (const auto& host : *hosts) {
     const Liveness live = liveness_(host.id);
     Outage outage;
+    std::string open_task;  // the fence task of an outage that ends unfenced
     {
       std::lock_guard lock(mu_);
       auto it = outages_.find(host.id);
@@ -116,16 +117,25 @@ void HaController::tick() {
             events_.append("controller:ha", "host.returned", "host/" + host.name, "ok",
                            "the fenced host answers again; the copies it still holds of VMs "
                            "that restarted elsewhere are removed, not started");
+          else
+            open_task = it->second.task_id;
           outages_.erase(it);
         }
-        continue;
+      } else {
+        if (it == outages_.end()) {
+          Outage fresh;
+          fresh.since = clock_->now();
+          it = outages_.emplace(host.id, std::move(fresh)).first;
+        }
+        outage = it->second;
       }
-      if (it == outages_.end()) {
-        Outage fresh;
-        fresh.since = clock_->now();
-        it = outages_.emplace(host.id, std::move(fresh)).first;
-      }
-      outage = it->second;
+    }
+    if (live != Liveness::unreachable) {
+      // Back before it was fenced: the fence is not needed any more (a task left running
+      // here would show an operation that is not happening).
+      if (!open_task.empty())
+        tasks_.update(open_task, "succeeded", 100, "no fence needed: the host answers again");
+      continue;
     }
     pass_host(host, outage);
     std::lock_guard lock(mu_);
@@ -156,8 +166,10 @@ void HaController::pass_host(const store::HostRecord& host, Outage& outage) {
                                "to restart once it is fenced",
                                ms_between(outage.since, now), vms.size()));
     if (auto t = tasks_.create("host.fence", "host", host.id,
-                               "fencing " + host.name + " to restart its HA VMs"))
+                               "fencing " + host.name + " to restart its HA VMs")) {
       outage.task_id = t->id;
+      outage.lease = std::make_shared<RunningTasks::Guard>(RunningTasks::enter(running_, t->id));
+    }
   }
   // Leases first: once they have run out, no power fence is needed for those VMs (nor
   // possible, maybe: the power controller may have died with the host).

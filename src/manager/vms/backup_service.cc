@@ -80,12 +80,18 @@ std::string BackupService::new_id(const std::string& vm) const {
 }
 
 Result<store::TaskRecord> BackupService::record(const std::string& kind, const std::string& target,
-                                                const std::string& detail,
-                                                const std::string& actor) {
+                                                const std::string& detail, const std::string& actor,
+                                                const nlohmann::json& result) {
   store::TaskRecord task;
   store::EventRecord audit;
   auto st = store_.transaction([&](store::Store& tx) -> Status {
-    auto t = create_task_in(tx, kind, "backup", target, detail);
+    store::TaskRecord rec;
+    rec.kind = kind;
+    rec.target_kind = "backup";
+    rec.target_id = target;
+    rec.message = detail;
+    rec.result = result.dump();
+    auto t = tx.create_task(rec);
     if (!t) return tl::unexpected(t.error());
     auto ev = EventLog::append_in(tx, actor, kind, "backup/" + target, "ok", detail);
     if (!ev) return tl::unexpected(ev.error());
@@ -116,6 +122,7 @@ Result<BackupTask> BackupService::create(const std::string& name, bool full,
       record("backup.create", id, fmt::format("vm {}{}", name, full ? " (full)" : ""), actor);
   if (!task) return tl::unexpected(task.error());
   workers_.start([this, host = *vm->host_id, name, id, full, spec_json, task_id = task->id] {
+    auto lease = RunningTasks::enter(running_, task_id);
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "backing up " + name);
     AgentClientPtr client = agents_ ? agents_(host) : nullptr;
@@ -167,6 +174,7 @@ Result<BackupTask> BackupService::verify(const std::string& id, const std::strin
   auto task = record("backup.verify", id, "verify", actor);
   if (!task) return tl::unexpected(task.error());
   workers_.start([this, id, task_id = task->id] {
+    auto lease = RunningTasks::enter(running_, task_id);
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "verifying " + id);
     auto rep = repo_->verify(id);
@@ -209,6 +217,7 @@ Result<BackupTask> BackupService::restore(const std::string& id, const std::stri
   auto task = record("backup.restore", id, "restore into vm " + name, actor);
   if (!task) return tl::unexpected(task.error());
   workers_.start([this, host = *vm->host_id, name, id, task_id = task->id] {
+    auto lease = RunningTasks::enter(running_, task_id);
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "restoring " + id + " into " + name);
     AgentClientPtr client = agents_ ? agents_(host) : nullptr;
@@ -287,13 +296,18 @@ Result<BackupTask> BackupService::restore_new(const std::string& id, const std::
     if (e.code == ErrorCode::already_exists) e.field = "new_vm";
     return tl::unexpected(e);
   }
-  auto task = record("backup.restore", id, "restore into the new vm " + new_vm, actor);
+  // The new VM in the result from the start: a sweep that finds this task's manager gone
+  // removes the VM (abandon_restore).
+  auto task = record(
+      "backup.restore", id, "restore into the new vm " + new_vm, actor,
+      nlohmann::json{{"id", id}, {"vm", new_vm}, {"vm_id", made->first.id}, {"new_vm", true}});
   if (!task) {
     if (vm_remove_) vm_remove_(new_vm, actor);
     return tl::unexpected(task.error());
   }
   workers_.start([this, id, name = new_vm, vm_id = made->first.id, create_task = made->second.id,
                   actor, task_id = task->id] {
+    auto lease = RunningTasks::enter(running_, task_id);
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0,
                        "creating the VM " + name + " to restore " + id + " into");
@@ -334,6 +348,19 @@ Result<BackupTask> BackupService::restore_new(const std::string& id, const std::
                        nlohmann::json{{"id", id}, {"vm", name}, {"new_vm", true}});
   });
   return BackupTask{id, new_vm, *task};
+}
+
+void BackupService::abandon_restore(const store::TaskRecord& task) {
+  if (task.kind != "backup.restore" || task.state != "failed" || !vm_remove_) return;
+  auto result = nlohmann::json::parse(task.result, nullptr, false);
+  if (!result.is_object() || !result.value("new_vm", false)) return;
+  const std::string name = result.value("vm", "");
+  const std::string vm_id = result.value("vm_id", "");
+  auto vm = store_.get_vm(vm_id);
+  if (name.empty() || !vm || vm->name != name || vm->deletion_requested) return;
+  logger("manager.backup")
+      ->warn("removing the new VM of a restore whose manager stopped vm={} task={}", name, task.id);
+  vm_remove_(name, "stratad");
 }
 
 Result<backup::GcReport> BackupService::remove(const std::string& id, const std::string& actor) {
@@ -448,6 +475,7 @@ Result<store::TaskRecord> BackupService::sync(bool verify, bool remove_vanished,
     return tl::unexpected(task.error());
   }
   workers_.start([this, verify, remove_vanished, task_id = task->id] {
+    auto lease = RunningTasks::enter(running_, task_id);
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "listing the repositories");
     backup::SyncOptions o;

@@ -6,6 +6,7 @@
 
 #include <random>
 
+#include "strata/common/log.h"
 #include "strata/common/random.h"
 #include "strata/manager/auth/tokens.h"
 #include "strata/manager/tasks/task_tracker.h"
@@ -189,26 +190,40 @@ Result<VmChange> VmService::clone(const std::string& source, const std::string& 
   return change;
 }
 
+void VmService::drop_clone(const std::string& vm_id, bool only_pending) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto vm = store_.get_vm(vm_id);
+    if (!vm) return;
+    auto doc = decode_vm_document(vm->spec);
+    // Only the clone's own worker clears `pending`: a VM that is not pending was made.
+    if (only_pending && (!doc || !doc->clone_of.pending)) return;
+    if (doc) {
+      doc->clone_of.pending = false;
+      vm->spec = encode(*doc);
+    }
+    vm->deletion_requested = true;
+    vm->deletion_requested_ms = unix_ms(*clock_);
+    if (store_.update_vm(*vm)) break;
+  }
+  if (on_change_) on_change_(vm_id);
+}
+
+void VmService::abandon_clone(const store::TaskRecord& task) {
+  if (task.kind != "vm.clone" || task.target_kind != "vm" || task.state != "failed") return;
+  logger("manager.vms")
+      ->warn("dropping the clone whose manager stopped vm_id={} task={}", task.target_id, task.id);
+  drop_clone(task.target_id, /*only_pending=*/true);
+}
+
 void VmService::run_clone(std::string host_id, std::string source, std::string vm_id, bool linked,
                           std::string task_id) {
+  auto lease = RunningTasks::enter(running_, task_id);
   TaskTracker tasks(store_);
   // A clone that cannot be made is removed again (the controller undoes whatever the host
   // made), and its task says why.
   auto give_up = [&](const std::string& why) {
     (void)tasks.fail(task_id, "clone failed: " + why);
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      auto vm = store_.get_vm(vm_id);
-      if (!vm) break;
-      auto doc = decode_vm_document(vm->spec);
-      if (doc) {
-        doc->clone_of.pending = false;
-        vm->spec = encode(*doc);
-      }
-      vm->deletion_requested = true;
-      vm->deletion_requested_ms = unix_ms(*clock_);
-      if (store_.update_vm(*vm)) break;
-    }
-    if (on_change_) on_change_(vm_id);
+    drop_clone(vm_id, /*only_pending=*/false);
   };
   auto vm = store_.get_vm(vm_id);
   if (!vm) return give_up(vm.error().message);

@@ -60,6 +60,7 @@ Result<VmChange> VmService::change_on_host(const std::string& name, HostChange c
 
 void VmService::run_host_change(std::string host_id, std::string vm_id, std::string task_id,
                                 std::shared_ptr<const HostChange> c) {
+  auto lease = RunningTasks::enter(running_, task_id);
   TaskTracker tasks(store_);
   (void)tasks.update(task_id, "running", 0, c->running);
   AgentClientPtr client = agents_ ? agents_(host_id) : nullptr;

@@ -348,6 +348,7 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
 
   // From here the import is a task: its progress follows the disks.
   std::optional<store::TaskRecord> task;
+  RunningTasks::Guard lease;  // held until the task has ended
   uint64_t total_bytes = 0, done_bytes = 0;
   for (const auto& p : prepared)
     total_bytes +=
@@ -359,6 +360,7 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
                             fmt::format("importing {} disk(s)", prepared.size()));
     if (!t) return tl::unexpected(t.error());
     task = *t;
+    lease = RunningTasks::enter(running_, task->id);
     (void)tasks_->update(task->id, "running", 0, task->message);
   }
   int shown_percent = -1;

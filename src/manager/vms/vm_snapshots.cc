@@ -81,6 +81,7 @@ Result<VmChange> VmService::snapshot(const std::string& name, SnapshotOp op,
 
 void VmService::run_snapshot(std::string host_id, std::string vm, SnapshotOp op, std::string snap,
                              std::string task_id) {
+  auto lease = RunningTasks::enter(running_, task_id);
   TaskTracker tasks(store_);
   (void)tasks.update(task_id, "running", 0, fmt::format("snapshot {}: {}", snap, to_string(op)));
   AgentClientPtr client = agents_(host_id);

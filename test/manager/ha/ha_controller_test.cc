@@ -12,6 +12,7 @@
 
 #include "strata/common/clock_wait.h"
 #include "strata/manager/controllers/vm_document.h"
+#include "strata/manager/tasks/task_leases.h"
 
 namespace strata::manager {
 namespace {
@@ -84,6 +85,16 @@ class HaControllerTest : public ::testing::Test {
     r.status = encode(st);
     ASSERT_TRUE(store_->create_vm(r));
   }
+  // The host.fence tasks' ids, oldest first.
+  std::vector<std::string> fence_tasks() {
+    std::vector<std::string> out;
+    auto all = store_->list_tasks({});
+    EXPECT_TRUE(all);
+    if (all)
+      for (const auto& t : *all)
+        if (t.kind == "host.fence") out.push_back(t.id);
+    return out;
+  }
   std::optional<std::string> host_of(const std::string& vm) {
     return store_->get_vm_by_name(vm)->host_id;
   }
@@ -106,6 +117,8 @@ class HaControllerTest : public ::testing::Test {
   store::StorePtr store_;
   std::unique_ptr<EventLog> events_;
   std::shared_ptr<RecordingFencer> fencer_;
+  // Before ha_: its outages hold guards on them.
+  RunningTasks running_, old_running_;
   std::unique_ptr<HaController> ha_;
   std::set<std::string> down_;
   std::vector<std::string> enqueued_;
@@ -325,6 +338,59 @@ TEST(VmHaValidationTest, HaNeedsNoLocalWritableDiskAndNoPin) {
   d.ha.priority = 1001;
   ASSERT_FALSE(validate_ha(d));
   EXPECT_EQ(validate_ha(d).error().field, "ha.priority");
+}
+
+// The host.fence task lives with the outage (in memory): registered while it lasts, so its
+// lease is renewed; ended when the host answers again before a fence ("no fence needed")
+// instead of being left running.
+TEST_F(HaControllerTest, AFenceTaskIsRegisteredWhileItsOutageLastsAndEndsWhenTheHostReturns) {
+  RunningTasks& running = running_;
+  ha_->set_running_tasks(&running);
+  add_vm("db", h2_, true);
+  down_ = {h2_};
+  fencer_->devices = {"h1"};  // none for h2: the outage lasts
+  run_for(std::chrono::seconds(60));
+  ASSERT_EQ(ha_->host_phase(h2_), "fence_unconfigured");
+  ASSERT_EQ(fence_tasks().size(), 1u);
+  const std::string id = fence_tasks().front();
+  EXPECT_TRUE(running.contains(id));
+  TaskLeases leases(*store_, clock_, running, TaskLeaseConfig{});
+  clock_->advance(std::chrono::minutes(10));
+  EXPECT_EQ(leases.renew(), 1);
+  down_.clear();
+  ha_->tick();
+  EXPECT_FALSE(running.contains(id));
+  auto t = store_->get_task(id);
+  EXPECT_EQ(t->state, "succeeded");
+  EXPECT_EQ(t->message, "no fence needed: the host answers again");
+  EXPECT_EQ(ha_->host_phase(h2_), "");
+}
+
+// A manager restarted during an outage opens a new one (and task); the previous run's
+// task, no longer registered nor renewed, is failed by the sweep, the new one is not.
+TEST_F(HaControllerTest, ARestartedManagersOpenFenceTaskIsSwept) {
+  ha_->set_running_tasks(&old_running_);
+  add_vm("db", h2_, true);
+  down_ = {h2_};
+  fencer_->devices = {"h1"};
+  run_for(std::chrono::seconds(60));
+  ASSERT_EQ(fence_tasks().size(), 1u);
+  const std::string old_id = fence_tasks().front();
+  ha_.reset();  // the manager "dies" (its registry with it)
+  EXPECT_FALSE(old_running_.contains(old_id));
+  ha_ = make_controller();
+  ha_->set_running_tasks(&running_);
+  run_for(std::chrono::seconds(60));
+  ASSERT_EQ(fence_tasks().size(), 2u);
+  const std::string new_id = fence_tasks().back();
+  TaskLeases leases(*store_, clock_, running_, TaskLeaseConfig{});
+  clock_->advance(std::chrono::minutes(6));
+  EXPECT_EQ(leases.renew(), 1);
+  auto swept = leases.sweep();
+  ASSERT_TRUE(swept) << swept.error().to_string();
+  ASSERT_EQ(swept->size(), 1u);
+  EXPECT_EQ(swept->front().id, old_id);
+  EXPECT_EQ(store_->get_task(new_id)->state, "running");
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "strata/backup/disk_backup.h"
+#include "strata/manager/tasks/task_leases.h"
 #include "strata/manager/vms/backup_schedules.h"
 #include "strata/model/vm_spec_json.h"
 #include "vm_service_fixture.h"
@@ -157,6 +158,54 @@ TEST_F(BackupServiceTest, TheTaskShowsTheAgentsCopyProgress) {
   ASSERT_TRUE(result.is_object()) << done.result;
   EXPECT_EQ(result["kind"], "full");
   EXPECT_EQ(result["bytes_new"], 100ull << 20);
+}
+
+// A backup's worker holds its task in the manager's registry while it runs: the lease
+// renewal keeps it fresh, so a sweep long after it started leaves it alone; once it ends it
+// is no longer registered. (Without the registration the sweep would fail it here.)
+TEST_F(BackupServiceTest, ARunningBackupIsRegisteredAndRenewedSoNeverSwept) {
+  make_vm("web", true);
+  RunningTasks running;
+  backups_->set_running_tasks(&running);
+  TaskLeases leases(*store_, clock_, running, TaskLeaseConfig{});
+  std::promise<void> release;
+  auto release_f = release.get_future().share();
+  hv_.backup_script =
+      [release_f](const agent::BackupProgressCallback& progress) -> Result<agent::BackupOutcome> {
+    progress(50ull << 20, 100ull << 20);
+    release_f.wait_for(std::chrono::seconds(20));
+    agent::BackupOutcome out;
+    out.id = "x";
+    out.kind = "full";
+    out.full_reason = "requested";
+    return out;
+  };
+  auto t = backups_->create("web", true, "token:alice");
+  ASSERT_TRUE(t) << t.error().to_string();
+  // Wait (bounded) until the worker is parked in the agent's call, past its last write.
+  bool parked = false;
+  for (int i = 0; i < 2000 && !parked; ++i) {
+    auto r = store_->get_task(t->task.id);
+    parked = r && r->progress == 49 && running.contains(t->task.id);
+    if (!parked) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(parked);
+  // Ten minutes of renewals (the worker writes nothing meanwhile), then a sweep.
+  for (int minute = 0; minute < 10; ++minute) {
+    clock_->advance(std::chrono::minutes(1));
+    EXPECT_EQ(leases.renew(), 1);
+  }
+  RunningTasks peer;  // another manager's sweep: the lease's age alone keeps the task
+  TaskLeases other(*store_, clock_, peer, TaskLeaseConfig{});
+  auto swept = other.sweep();
+  ASSERT_TRUE(swept) << swept.error().to_string();
+  EXPECT_TRUE(swept->empty());
+  EXPECT_EQ(store_->get_task(t->task.id)->state, "running");
+  release.set_value();
+  EXPECT_EQ(wait_task(t->task.id).state, "succeeded");
+  for (int i = 0; i < 500 && running.contains(t->task.id); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(running.contains(t->task.id)) << "the guard goes with the worker";
 }
 
 // An agent that predates the progress streams answers BackupVm / RestoreVmDisks with
@@ -574,6 +623,44 @@ TEST_F(RestoreNewTest, ANewVmNeverDefinedFailsTheTaskAndGoes) {
   EXPECT_NE(done.message.find("not defined on a host"), std::string::npos) << done.message;
   auto after = store_->get_vm_by_name("web-copy");
   EXPECT_TRUE(!after || after->deletion_requested);
+}
+
+// The task names its new VM from the start; when the manager running the restore died
+// (the task failed by the stale-task sweep), abandon_restore removes that VM, as a failed
+// restore does. A restore into an existing VM, or a VM renamed since, is left alone.
+TEST_F(RestoreNewTest, TheNewVmOfARestoreWhoseManagerStoppedIsRemoved) {
+  make_source();
+  write_backup("b1", "web", 1);
+  auto t = backups_->restore_new("b1", "web-copy", "token:alice");
+  ASSERT_TRUE(t) << t.error().to_string();
+  auto result = nlohmann::json::parse(t->task.result);
+  EXPECT_EQ(result.value("vm", ""), "web-copy");
+  EXPECT_EQ(result.value("vm_id", ""), store_->get_vm_by_name("web-copy")->id);
+  EXPECT_TRUE(result.value("new_vm", false));
+  (void)wait_task(t->task.id);  // (fails: never defined; not the case under test)
+
+  // The host is full now: "web" stands for the half-restored new VM.
+  auto made = store_->get_vm_by_name("web");
+  ASSERT_TRUE(made);
+  store::TaskRecord dead;
+  dead.id = "t-dead";
+  dead.kind = "backup.restore";
+  dead.state = "failed";
+  dead.result = nlohmann::json{{"id", "b1"}, {"vm", "web"}, {"new_vm", false}}.dump();
+  backups_->abandon_restore(dead);
+  EXPECT_FALSE(store_->get_vm_by_name("web")->deletion_requested)
+      << "a restore into an existing VM keeps the VM";
+  dead.result =
+      nlohmann::json{{"id", "b1"}, {"vm", "other-name"}, {"vm_id", made->id}, {"new_vm", true}}
+          .dump();
+  backups_->abandon_restore(dead);
+  EXPECT_FALSE(store_->get_vm_by_name("web")->deletion_requested)
+      << "the id and the name must both match";
+  dead.result =
+      nlohmann::json{{"id", "b1"}, {"vm", "web"}, {"vm_id", made->id}, {"new_vm", true}}.dump();
+  backups_->abandon_restore(dead);
+  auto vm = store_->get_vm_by_name("web");
+  EXPECT_TRUE(!vm || vm->deletion_requested);
 }
 
 TEST_F(RestoreNewTest, RefusalsCreateNothing) {

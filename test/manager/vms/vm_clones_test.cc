@@ -192,5 +192,35 @@ TEST_F(VmClonesTest, AFailedCloneIsRemoved) {
   EXPECT_FALSE(doc_of("c1").clone_of.pending);
 }
 
+// The manager making a clone died (its vm.clone task failed by the stale-task sweep): the
+// clone's VM, still pending, is marked for deletion as a failed clone is; a clone that was
+// made, or another kind of task, is left alone.
+TEST_F(VmClonesTest, AClonePendingWhenItsManagerStoppedIsRemoved) {
+  make_vm("base", false);
+  auto c = service_->clone("base", "made", false, "token:alice");
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_EQ(wait_task(c->task.id).state, "succeeded");
+  store::TaskRecord dead = *store_->get_task(c->task.id);
+  dead.state = "failed";
+  service_->abandon_clone(dead);
+  EXPECT_FALSE(store_->get_vm_by_name("made")->deletion_requested) << "a made clone stays";
+
+  // As a dead manager left it: the record still pending as a clone.
+  auto vm = store_->get_vm_by_name("made");
+  auto doc = decode_vm_document(vm->spec);
+  doc->clone_of.pending = true;
+  vm->spec = encode(*doc);
+  ASSERT_TRUE(store_->update_vm(*vm));
+  store::TaskRecord other = dead;
+  other.kind = "vm.start";
+  service_->abandon_clone(other);
+  EXPECT_FALSE(store_->get_vm_by_name("made")->deletion_requested) << "not a clone's task";
+  service_->abandon_clone(dead);
+  auto gone = store_->get_vm_by_name("made");
+  ASSERT_TRUE(gone);
+  EXPECT_TRUE(gone->deletion_requested);
+  EXPECT_FALSE(doc_of("made").clone_of.pending);
+}
+
 }  // namespace
 }  // namespace strata::manager

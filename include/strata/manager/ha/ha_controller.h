@@ -30,6 +30,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -40,6 +41,7 @@
 #include "strata/manager/agents/heartbeat.h"
 #include "strata/manager/events/event_log.h"
 #include "strata/manager/ha/fence.h"
+#include "strata/manager/tasks/running_tasks.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/store/store.h"
 
@@ -79,6 +81,10 @@ class HaController {
   // The HA leases granted to each host (ConnectionManager::ha_lease); unset: no leases are
   // relied on. Set before start().
   void set_lease_view(LeaseFn lease) { lease_ = std::move(lease); }
+  // The manager's registry of in-process tasks: an outage's host.fence task is registered
+  // for as long as the outage is kept here (in memory), so its lease is renewed and a
+  // restarted manager's sweep fails the one its previous run left open. Set before start().
+  void set_running_tasks(RunningTasks* running) { running_ = running; }
   // The VMs whose leases a heartbeat to `host_id` grants: its HA VMs (the store's view).
   std::vector<std::string> lease_vms(const std::string& host_id);
 
@@ -89,6 +95,8 @@ class HaController {
     int attempts = 0;           // fence attempts
     Clock::TimePoint next_try;  // after a failed fence
     std::string task_id;        // the host.fence task
+    // Registers task_id while the outage is kept (shared by the copies a pass makes).
+    std::shared_ptr<RunningTasks::Guard> lease;
   };
   void pass_host(const store::HostRecord& host, Outage& outage);
   // The host's VMs that HA restarts, highest priority first.
@@ -110,6 +118,7 @@ class HaController {
   ClockPtr clock_;
   HaConfig config_;
   TaskTracker tasks_;
+  RunningTasks* running_ = nullptr;  // not owned; null: nothing registered
 
   // Guards outages_ (written by tick(), read by host_phase()). Fence agents run with mu_
   // released.

@@ -1,6 +1,8 @@
 // Long-running operations as store TaskRecords: created by API handlers (202 + task),
-// advanced by controllers. Updates retry compare-and-swap conflicts, since a task has one
-// writer at a time but the API may read-modify it concurrently.
+// advanced by controllers, or run by the manager's own workers (in-process tasks, whose
+// leases are renewed: running_tasks.h, task_leases.h). Updates retry compare-and-swap
+// conflicts, since a task has one writer at a time but the API (or a lease renewal) may
+// read-modify it concurrently.
 #pragma once
 
 #include <optional>

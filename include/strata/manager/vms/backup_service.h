@@ -23,6 +23,7 @@
 #include "strata/manager/agents/agent_client.h"
 #include "strata/manager/controllers/vm_document.h"
 #include "strata/manager/events/event_log.h"
+#include "strata/manager/tasks/running_tasks.h"
 #include "strata/manager/vms/backup_retention.h"
 #include "strata/store/store.h"
 
@@ -72,6 +73,10 @@ class BackupService {
     sync_target_ = std::move(target);
   }
 
+  // The manager's registry of in-process tasks: each task's worker registers while it
+  // runs, so its lease is renewed (tasks/task_leases.h).
+  void set_running_tasks(RunningTasks* running) { running_ = running; }
+
   void set_vm_lifecycle(VmCreate create, VmRemove remove) {
     vm_create_ = std::move(create);
     vm_remove_ = std::move(remove);
@@ -100,6 +105,10 @@ class BackupService {
   // disk; already_exists (field new_vm): the name is taken.
   Result<BackupTask> restore_new(const std::string& id, const std::string& new_vm,
                                  const std::string& actor);
+  // A "backup.restore" into a new VM failed because the manager running it stopped
+  // (tasks/task_leases.h): the new VM (named with its id in the task's result from the
+  // start) is removed, as a restore that fails removes it. Anything else is left alone.
+  void abandon_restore(const store::TaskRecord& task);
   // Deletes the backup and garbage-collects the chunks no other backup names (conflict
   // while a backup runs). Synchronous.
   Result<backup::GcReport> remove(const std::string& id, const std::string& actor);
@@ -131,8 +140,10 @@ class BackupService {
 
  private:
   Status check_configured() const;
+  // The task (with `result` from the start when given) and its audit event.
   Result<store::TaskRecord> record(const std::string& kind, const std::string& target,
-                                   const std::string& detail, const std::string& actor);
+                                   const std::string& detail, const std::string& actor,
+                                   const nlohmann::json& result = nlohmann::json::object());
   std::string new_id(const std::string& vm) const;
   // The encrypted repository's key for the agent's request ("" for a plain repository).
   std::string_view repo_key() const {
@@ -145,6 +156,7 @@ class BackupService {
   AgentLookup agents_;
   VmCreate vm_create_;
   VmRemove vm_remove_;
+  RunningTasks* running_ = nullptr;  // not owned; set before serving
   std::optional<backup::Repository> repo_;
   std::optional<backup::Repository> sync_target_;
   std::atomic<bool> sync_running_{false};

@@ -14,6 +14,7 @@
 #include "strata/common/error.h"
 #include "strata/manager/controllers/image_distribution.h"
 #include "strata/manager/controllers/image_probe.h"
+#include "strata/manager/tasks/running_tasks.h"
 #include "strata/manager/tasks/task_tracker.h"
 #include "strata/manager/vms/vm_service.h"
 #include "strata/model/vm_import.h"
@@ -77,6 +78,9 @@ class VmImporter {
 
   void set_convert_limits(const ConvertLimits& limits) { convert_limits_ = limits; }
   void set_tasks(TaskTracker* tasks) { tasks_ = tasks; }
+  // The manager's registry of in-process tasks: the import's task is registered while the
+  // import runs, so its lease is renewed (tasks/task_leases.h).
+  void set_running_tasks(RunningTasks* running) { running_ = running; }
 
  private:
   store::Store& store_;
@@ -85,6 +89,7 @@ class VmImporter {
   std::string work_dir_;
   ConvertLimits convert_limits_;
   TaskTracker* tasks_ = nullptr;
+  RunningTasks* running_ = nullptr;
 };
 
 // Copies the gzip stream at [offset, offset+size) of `in` inflated into the file `out`

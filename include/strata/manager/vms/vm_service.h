@@ -27,6 +27,7 @@
 #include "strata/manager/controllers/placement.h"
 #include "strata/manager/controllers/vm_document.h"
 #include "strata/manager/events/event_log.h"
+#include "strata/manager/tasks/running_tasks.h"
 #include "strata/store/store.h"
 
 namespace strata::manager {
@@ -150,6 +151,10 @@ class VmService {
   // writes the record (clone_of.pending), its "vm.clone" task and the audit event; a worker
   // then has the host make the disks (the task shows a full copy's progress) and ends the
   // task; a clone that fails is deleted again. invalid_argument("name"), already_exists.
+  // A "vm.clone" task failed because the manager making it stopped (tasks/task_leases.h):
+  // its VM, still pending as that clone, is marked for deletion as a failed clone is (the
+  // controller undoes what the host made). Anything else is left alone.
+  void abandon_clone(const store::TaskRecord& task);
   Result<VmChange> clone(const std::string& source, const std::string& name,
                          std::optional<bool> linked, const std::string& actor);
   // The CD-ROM's medium (vm_cdrom.cc; docs/internals/firmware.md): `image` (a catalog or
@@ -192,6 +197,9 @@ class VmService {
   Result<VmChange> detach_nic(const std::string& name, const std::string& mac,
                               const std::string& actor);
   void set_image_distributor(ImageDistributor* images) { images_ = images; }
+  // The manager's registry of in-process tasks: each snapshot, clone and host change
+  // registers while its worker runs, so its lease is renewed (tasks/task_leases.h).
+  void set_running_tasks(RunningTasks* running) { running_ = running; }
   // The VMs whose disks are overlays of `template_id`'s (its linked clones), by name.
   static Result<std::vector<std::string>> linked_clones_of(store::Store& tx,
                                                            const std::string& template_id);
@@ -205,6 +213,7 @@ class VmService {
   std::function<void(const std::string&)> on_change_;
   AgentLookup agents_;
   ImageDistributor* images_ = nullptr;  // not owned; null: hosts must hold the iso already
+  RunningTasks* running_ = nullptr;     // not owned; set before serving
   // A VM change its host carries out (vm_host_change.cc): CD-ROM, disk resize, hot-plug.
   // `plan` runs in the one transaction that writes the task (titled `what`) and the audit
   // event (action `kind`): it checks the change and applies it to the document, which is
@@ -231,6 +240,9 @@ class VmService {
                        std::shared_ptr<const HostChange> change);
   HaAdmission ha_admission_ = HaAdmission::enforce;  // set before serving; read only after
   bool migration_tls_ = true;                        // set before serving; read only after
+  // Marks a clone VM for deletion (clone_of.pending cleared); with `only_pending`, only
+  // while its disks are still being made.
+  void drop_clone(const std::string& vm_id, bool only_pending);
   void run_clone(std::string host_id, std::string source, std::string vm_id, bool linked,
                  std::string task_id);
   // Snapshot operations and clones in flight (joined by the destructor).
