@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "strata/common/clock.h"
@@ -59,6 +60,9 @@ class Store {
   virtual Result<HostRecord> get_host(const std::string& id) = 0;
   virtual Result<HostRecord> get_host_by_name(const std::string& name) = 0;
   virtual Result<std::vector<HostRecord>> list_hosts(const HostListOptions& options) = 0;
+  // Every host's id and resource_version, without the records (no inventories): for a
+  // caller that keeps decoded hosts and fetches only those that changed (placement).
+  virtual Result<std::vector<std::pair<std::string, int64_t>>> list_host_versions() = 0;
   // update: host.resource_version must equal the stored one (else conflict); writes all
   // mutable fields, bumps resource_version, returns the stored record.
   virtual Result<HostRecord> update_host(const HostRecord& host) = 0;

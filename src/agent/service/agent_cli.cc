@@ -215,6 +215,12 @@ int agent_main(int argc, char** argv) {
                   "Threads each host's gRPC server may use (a ResourceQuota)")
       ->check(CLI::Range(2, 64))
       ->capture_default_str();
+  int64_t flap_ms = sim_o.flap.count();
+  sim->add_option("--flap-host", sim_o.flap_hosts,
+                  "On SIGUSR1 this host's link goes down for --flap-ms, then back; repeatable");
+  sim->add_option("--flap-ms", flap_ms, "How long a flapping host stays unreachable")
+      ->check(CLI::Range(int64_t{100}, int64_t{3600000}))
+      ->capture_default_str();
   sim->add_option("--log-level", sim_o.log_level, "trace|debug|info|warn|error|off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
@@ -223,6 +229,7 @@ int agent_main(int argc, char** argv) {
     sim_o.boot_time = std::chrono::milliseconds(boot_ms);
     sim_o.shutdown_time = std::chrono::milliseconds(shutdown_ms);
     sim_o.tick = std::chrono::milliseconds(tick_ms);
+    sim_o.flap = std::chrono::milliseconds(flap_ms);
     rc = run_sim_fleet(sim_o);
   });
 

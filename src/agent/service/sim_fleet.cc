@@ -17,8 +17,10 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -53,8 +55,13 @@ struct SimHost {
   std::string address;  // HOST:PORT
   std::string state_dir;
   SimHypervisorPtr hv;
+  service::AgentServiceOptions svc_options;  // a flap makes a new service with them
   std::unique_ptr<service::AgentService> svc;
   std::unique_ptr<grpc::Server> server;
+  // Services a flap replaced: a gRPC service registers with one server only, ever; kept
+  // (shut down) because their hubs may still be handed the driver's events.
+  std::vector<std::unique_ptr<service::AgentService>> retired;
+  std::optional<std::chrono::steady_clock::time_point> flap_until;  // down until then
 };
 
 // Raises the soft file-descriptor limit to the hard one: every host holds a listening
@@ -88,6 +95,8 @@ v1::HostMetrics host_metrics(const SimHypervisor& hv, uint32_t cpus, uint64_t me
   return p;
 }
 
+Status serve_host(SimHost& h, const SimFleetOptions& o);
+
 // Brings one host up: enrolls it (unless its state folder already is), then serves.
 Status bring_up(SimHost& h, const SimFleetOptions& o, const std::string& token,
                 const v1::HostInventory& inventory, const std::atomic<bool>& stop) {
@@ -101,6 +110,11 @@ Status bring_up(SimHost& h, const SimFleetOptions& o, const std::string& token,
   eo.state_dir = h.state_dir;
   eo.inventory = enrollment_inventory(inventory);
   if (auto st = enroll_until_done(eo, stop); !st) return st;
+  return serve_host(h, o);
+}
+
+// Listens on the host's address with its enrolled identity (at bring-up, and after a flap).
+Status serve_host(SimHost& h, const SimFleetOptions& o) {
   auto id = pki::load_identity(tls_dir(h.state_dir));
   if (!id) return tl::unexpected(id.error().wrap(h.name + ": host certificate"));
   grpc::ServerBuilder builder;
@@ -262,6 +276,12 @@ int run_sim_fleet(const SimFleetOptions& o) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // The fault injection's signals (flap, census), taken by the ticker loop below; blocked
+  // from the start so an early one is neither fatal nor lost.
+  sigset_t all_signals = stop_signals;
+  sigaddset(&all_signals, SIGUSR1);
+  sigaddset(&all_signals, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &all_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   auto clock = system_clock();
@@ -309,6 +329,7 @@ int run_sim_fleet(const SimFleetOptions& o) {
     ao.host_metrics = [hvp, cpus, mem, clock]() -> Result<v1::HostMetrics> {
       return host_metrics(*hvp, cpus, mem, *clock);
     };
+    h->svc_options = ao;
     auto svc = service::AgentService::create(*h->hv, std::move(ao));
     if (!svc) {
       sim_log()->error("service: {}", svc.error().to_string());
@@ -350,7 +371,8 @@ int run_sim_fleet(const SimFleetOptions& o) {
   }
   joiner.join();
   auto shutdown_all = [&] {
-    for (auto& h : hosts) h->svc->shutdown();
+    for (auto& h : hosts)
+      if (h->svc) h->svc->shutdown();
     for (auto& h : hosts)
       if (h->server)
         h->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -371,14 +393,64 @@ int run_sim_fleet(const SimFleetOptions& o) {
   sim_log()->info("sim fleet serving hosts={} first={} last={} enroll_s={:.2f} pid={}", o.hosts,
                   hosts.front()->address, hosts.back()->address, secs, ::getpid());
 
-  // The ticker: due boots and shutdowns complete, their events flow to the manager.
+  std::vector<SimHost*> flappers;
+  for (const auto& name : o.flap_hosts) {
+    auto it =
+        std::find_if(hosts.begin(), hosts.end(), [&](const auto& h) { return h->name == name; });
+    if (it == hosts.end())
+      sim_log()->warn("--flap-host {}: no such simulated host", name);
+    else
+      flappers.push_back(it->get());
+  }
+  // The ticker: due boots and shutdowns complete, their events flow to the manager; the
+  // fault injection's signals are served between ticks.
   for (;;) {
     timespec tick{static_cast<time_t>(o.tick.count() / 1000),
                   static_cast<long>(o.tick.count() % 1000) * 1000 * 1000};
-    int sig = sigtimedwait(&stop_signals, nullptr, &tick);
-    if (sig > 0) {
+    int sig = sigtimedwait(&all_signals, nullptr, &tick);
+    if (sig == SIGUSR1) {
+      for (SimHost* h : flappers) {
+        if (h->flap_until) continue;
+        sim_log()->info("flap host={} down ms={}", h->name, o.flap.count());
+        h->svc->shutdown();  // ends its watch streams, so the server's shutdown completes
+        if (h->server) h->server->Shutdown(std::chrono::system_clock::now());
+        h->server.reset();
+        h->retired.push_back(std::move(h->svc));
+        h->flap_until = std::chrono::steady_clock::now() + o.flap;
+      }
+    } else if (sig == SIGUSR2) {
+      std::map<std::string, int> seen;
+      size_t vms = 0;
+      for (auto& h : hosts)
+        for (const auto& vm : h->hv->list()) {
+          ++vms;
+          ++seen[vm.spec.name];
+        }
+      size_t duplicates = 0;
+      for (const auto& [name, n] : seen)
+        if (n > 1) ++duplicates;
+      // One line a test waits for (test/e2e/scale_fleet.sh).
+      sim_log()->info("sim fleet census hosts={} vms={} duplicates={}", hosts.size(), vms,
+                      duplicates);
+    } else if (sig > 0) {
       sim_log()->info("stopping on signal {}", sig);
       break;
+    }
+    for (SimHost* h : flappers) {
+      if (!h->flap_until || std::chrono::steady_clock::now() < *h->flap_until) continue;
+      auto svc = service::AgentService::create(*h->hv, h->svc_options);
+      if (!svc) {
+        sim_log()->error("flap host={}: service: {}", h->name, svc.error().to_string());
+        continue;  // tried again at the next tick
+      }
+      h->svc = std::move(*svc);
+      if (auto st = serve_host(*h, opts); !st) {
+        sim_log()->error("flap host={}: {}", h->name, st.error().to_string());
+        h->retired.push_back(std::move(h->svc));
+        continue;
+      }
+      h->flap_until.reset();
+      sim_log()->info("flap host={} up", h->name);
     }
     for (auto& h : hosts) h->hv->tick();
   }

@@ -38,6 +38,12 @@ struct SimFleetOptions {
   uint64_t seed = 1;
   std::chrono::milliseconds tick{100};  // how often due boots and shutdowns complete
   int grpc_max_threads = 4;             // each host's gRPC server (ResourceQuota)
+  // Fault injection on SIGUSR1: these hosts' links go down for `flap` (their gRPC servers
+  // closed, the manager's calls and streams cut) and come back on the same address with
+  // the same VMs (the driver keeps running them; the service, whose request log is in
+  // memory here, starts afresh). SIGUSR2 logs a census of every host's VMs.
+  std::vector<std::string> flap_hosts;
+  std::chrono::milliseconds flap{10000};
   std::string log_level = "info";
 };
 

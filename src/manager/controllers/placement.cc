@@ -159,39 +159,77 @@ Result<sched::Snapshot> PlacementService::snapshot(const std::string& exclude_vm
   return snapshot_without(vms, excluded, detail);
 }
 
+PlacementService::CachedHost PlacementService::cached_host(const store::HostRecord& h) {
+  CachedHost c;
+  c.version = h.resource_version;
+  sched::HostInfo& info = c.base;
+  info.id = h.id;
+  info.name = h.name;
+  info.state = h.state == "up"            ? sched::HostState::up
+               : h.state == "maintenance" ? sched::HostState::maintenance
+                                          : sched::HostState::unreachable;
+  info.accelerator = h.accelerator == "tcg" ? sched::Accelerator::tcg : sched::Accelerator::kvm;
+  info.total_vcpus = static_cast<uint32_t>(h.cpu_threads);
+  info.total_memory_mib = static_cast<uint64_t>(h.memory_mib);
+  info.labels = h.labels;
+  c.inventory = h.inventory;
+  return c;
+}
+
 Result<sched::Snapshot> PlacementService::snapshot_without(
     const std::vector<std::string>& exclude_vm_ids,
     const std::vector<std::string>& exclude_host_ids, SnapshotDetail detail) {
-  auto hosts = store_.list_hosts({});
-  if (!hosts) return tl::unexpected(hosts.error());
+  auto versions = store_.list_host_versions();
+  if (!versions) return tl::unexpected(versions.error());
   std::vector<sched::HostInfo> list;
-  list.reserve(hosts->size());
-  std::lock_guard lock(cache_mu_);
-  for (const auto& h : *hosts) {
-    if (std::find(exclude_host_ids.begin(), exclude_host_ids.end(), h.id) !=
-        exclude_host_ids.end())
-      continue;
-    sched::HostInfo info;
-    info.id = h.id;
-    info.name = h.name;
-    info.state = h.state == "up"            ? sched::HostState::up
-                 : h.state == "maintenance" ? sched::HostState::maintenance
-                                            : sched::HostState::unreachable;
-    info.accelerator = h.accelerator == "tcg" ? sched::Accelerator::tcg : sched::Accelerator::kvm;
-    info.total_vcpus = static_cast<uint32_t>(h.cpu_threads);
-    info.total_memory_mib = static_cast<uint64_t>(h.memory_mib);
-    info.labels = h.labels;
-    if (detail.datastores)
-      for (const auto& ds : host_datastores(h.inventory))
-        info.datastores.push_back(datastore_key(ds.name, ds.id));
-    if (detail.networks) info.networks = host_networks(h.inventory);
-    if (detail.cpus) {
-      sched::HostCpu cpu = host_cpu(h.name, h.inventory);
-      for (const auto& [model, _] : cpu.usable) info.cpu_offers.push_back(model);
-      info.cpu_offers.push_back(cpu_signature_token(cpu.signature));
+  list.reserve(versions->size());
+  {
+    std::lock_guard hosts_lock(hosts_mu_);
+    if (hosts_.size() > versions->size()) {
+      // Hosts were deleted: forget the ones the store no longer has.
+      std::unordered_map<std::string, int64_t> present(versions->begin(), versions->end());
+      for (auto it = hosts_.begin(); it != hosts_.end();)
+        it = present.count(it->first) ? std::next(it) : hosts_.erase(it);
     }
-    cache_.fill(info, exclude_vm_ids);
-    list.push_back(std::move(info));
+    for (const auto& [id, version] : *versions) {
+      auto it = hosts_.find(id);
+      if (it == hosts_.end() || it->second.version != version) {
+        auto h = store_.get_host(id);
+        if (!h && h.error().code == ErrorCode::not_found) continue;  // deleted meanwhile
+        if (!h) return tl::unexpected(h.error());
+        it = hosts_.insert_or_assign(id, cached_host(*h)).first;
+      }
+      if (std::find(exclude_host_ids.begin(), exclude_host_ids.end(), id) != exclude_host_ids.end())
+        continue;
+      CachedHost& c = it->second;
+      sched::HostInfo info = c.base;
+      if (detail.datastores) {
+        if (!c.datastores) {
+          c.datastores.emplace();
+          for (const auto& ds : host_datastores(c.inventory))
+            c.datastores->push_back(datastore_key(ds.name, ds.id));
+        }
+        info.datastores = *c.datastores;
+      }
+      if (detail.networks) {
+        if (!c.networks) c.networks = host_networks(c.inventory);
+        info.networks = *c.networks;
+      }
+      if (detail.cpus) {
+        if (!c.cpu_offers) {
+          sched::HostCpu cpu = host_cpu(c.base.name, c.inventory);
+          c.cpu_offers.emplace();
+          for (const auto& [model, _] : cpu.usable) c.cpu_offers->push_back(model);
+          c.cpu_offers->push_back(cpu_signature_token(cpu.signature));
+        }
+        info.cpu_offers = *c.cpu_offers;
+      }
+      list.push_back(std::move(info));
+    }
+  }
+  {
+    std::lock_guard lock(cache_mu_);
+    for (auto& info : list) cache_.fill(info, exclude_vm_ids);
   }
   return sched::Snapshot::build(std::move(list));
 }

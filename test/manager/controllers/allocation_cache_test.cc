@@ -216,5 +216,71 @@ TEST_F(PlacementCacheTest, ReplacementExcludesTheVmItself) {
   EXPECT_FALSE(p->cached(a->id));
 }
 
+// The placement lock covers the choice, not the write: a second placement made while the
+// first VM is being written (from inside its write: it would deadlock if the lock were
+// held) sees the first one's hold, and a write that fails gives its share back.
+TEST_F(PlacementCacheTest, AWriteInProgressHoldsItsShareWithoutTheLock) {
+  auto p = service();
+  ASSERT_TRUE(p->load());
+  std::string h = add_host("h1", 4, 4096);
+  Result<store::VmRecord> inner = make_error(ErrorCode::internal, "not run");
+  auto outer = p->place_and_write(doc("a", 3, 1024), {}, [&](const store::HostRecord& host) {
+    inner = create(*p, doc("b", 2, 512));  // 3 of 4 vCPUs held by "a" meanwhile
+    store::VmRecord vm;
+    vm.name = "a";
+    vm.host_id = host.id;
+    vm.spec = encode(doc("a", 3, 1024));
+    return store_->create_vm(vm);
+  });
+  ASSERT_TRUE(outer) << outer.error().to_string();
+  ASSERT_FALSE(inner);
+  EXPECT_EQ(inner.error().code, ErrorCode::resource_exhausted) << inner.error().to_string();
+  EXPECT_EQ(p->cached_vm_count(), 1u);  // the hold became a's allocation
+  // A failed write drops its hold: the last vCPU is still free afterwards.
+  auto failed = p->place_and_write(doc("c", 1, 256), {}, [&](const store::HostRecord&) {
+    return Result<store::VmRecord>(make_error(ErrorCode::unavailable, "store down"));
+  });
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, ErrorCode::unavailable);
+  EXPECT_EQ(p->cached_vm_count(), 1u);
+  EXPECT_TRUE(create(*p, doc("d", 1, 256)));
+}
+
+// Hosts are decoded once per version: a change written to the store (maintenance, more
+// memory), a new host and a deleted one all reach the next snapshot.
+TEST_F(PlacementCacheTest, HostChangesReachTheNextSnapshot) {
+  auto p = service();
+  ASSERT_TRUE(p->load());
+  std::string h1 = add_host("h1", 4, 4096);
+  std::string h2 = add_host("h2", 4, 4096);
+  auto snap = p->snapshot();
+  ASSERT_TRUE(snap);
+  ASSERT_EQ(snap->size(), 2u);
+  auto host = store_->get_host(h1);
+  ASSERT_TRUE(host);
+  host->state = "maintenance";
+  host->memory_mib = 8192;
+  ASSERT_TRUE(store_->update_host(*host));
+  ASSERT_TRUE(store_->delete_host(h2, std::nullopt));
+  std::string h3 = add_host("h3", 8, 2048);
+  snap = p->snapshot();
+  ASSERT_TRUE(snap);
+  ASSERT_EQ(snap->size(), 2u);
+  for (uint32_t i = 0; i < snap->size(); ++i) {
+    const auto& info = snap->host(i);
+    if (info.id == h1) {
+      EXPECT_EQ(info.state, sched::HostState::maintenance);
+      EXPECT_EQ(info.total_memory_mib, 8192u);
+    } else {
+      EXPECT_EQ(info.id, h3);
+      EXPECT_EQ(info.total_vcpus, 8u);
+    }
+  }
+  // A create goes to the one host that takes VMs.
+  auto a = create(*p, doc("a", 1, 256));
+  ASSERT_TRUE(a) << a.error().to_string();
+  EXPECT_EQ(*a->host_id, h3);
+}
+
 }  // namespace
 }  // namespace strata::manager

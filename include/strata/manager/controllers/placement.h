@@ -252,12 +252,29 @@ class PlacementService {
   void record_locked(const std::string& vm_id, const std::string& host_id,
                      const VmDocument& doc);  // cache_mu_ held
 
+  // A host as the store last gave it, decoded for the scheduler. A snapshot asks the store
+  // only for every host's version and fetches the hosts written since (a heartbeat is a
+  // write): reading and decoding every host's record and inventory for each create made a
+  // placement cost O(hosts) of store reads (58 creates/s at 1 000 hosts, 360 at 20).
+  struct CachedHost {
+    int64_t version = 0;
+    sched::HostInfo base;  // the record's fields; no allocations, no inventory detail
+    std::string inventory;
+    // Inventory detail, parsed when a request first needs it (per version).
+    std::optional<std::vector<std::string>> datastores, networks, cpu_offers;
+  };
+  static CachedHost cached_host(const store::HostRecord& h);
+
   store::Store& store_;
   sched::Scheduler scheduler_;
   std::mutex mu_;
   mutable std::mutex cache_mu_;  // guards cache_ and holds_ (taken inside, never around, mu_)
   AllocationCache cache_;
   uint64_t holds_ = 0;  // place_and_write's holds, numbered
+  // Guards hosts_. Taken before cache_mu_ and released before it is taken (never both);
+  // held across the store reads that refresh hosts_ (a snapshot at a time).
+  std::mutex hosts_mu_;
+  std::unordered_map<std::string, CachedHost> hosts_;  // by host id
 };
 
 }  // namespace strata::manager
