@@ -131,4 +131,17 @@ TEST(StratadTaskLeaseFlags, BoundsAndALeaseOfAtLeastTwoRenewals) {
       << r.err;
 }
 
+// --controller-workers: 1..256, refused before anything starts.
+TEST(StratadControllerWorkersFlag, Bounds) {
+  for (const char* bad : {"0", "257", "x", "-3"}) {
+    auto r = stratad({"--controller-workers", bad, "--data-dir", "/nonexistent-strata"});
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find("--controller-workers must be 1..256"), std::string::npos) << r.err;
+  }
+  // A good value is accepted and parsing goes on: the next flag's error is the one reported.
+  auto r = stratad({"--controller-workers", "32", "--ha-lease", "-1"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--ha-lease"), std::string::npos) << r.err;
+}
+
 }  // namespace
