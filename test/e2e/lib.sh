@@ -57,6 +57,14 @@ api() {
 }
 
 # wait_for SECONDS DESCRIPTION CMD... : polls CMD every second until it succeeds.
+# free_port: a TCP port nothing listens on at 127.0.0.1 now (20000..49999).
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 30000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
+}
 wait_for() {
   local secs=$1 what=$2 i
   shift 2

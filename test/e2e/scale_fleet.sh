@@ -46,16 +46,9 @@ nofile=$(ulimit -n)
 [ "$nofile" = unlimited ] || [ "$nofile" -ge $((HOSTS * 10)) ] ||
   skip "open-files limit $nofile is below the $((HOSTS * 10)) that $HOSTS simulated hosts need"
 
-port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 30000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
 t_start=$(date +%s)
 since() { echo "$(($(date +%s) - t_start)) s"; }
-LISTEN="127.0.0.1:$(port)"
+LISTEN="127.0.0.1:$(free_port)"
 MGR_ARGS=(--insecure-http --log-level warn --enroll-rate 100000)
 start_stratad "$WORK/mgr" "$LISTEN" "${MGR_ARGS[@]}"
 
@@ -73,7 +66,7 @@ done
 FLAPPER=sim-00007
 [ "$HOSTS" -ge 7 ] || FLAPPER=sim-00001
 base="127.$((100 + RANDOM % 100)).$((RANDOM % 250)).1"
-"$STRATA_AGENT" sim --hosts "$HOSTS" --address-base "$base" --port "$(port)" \
+"$STRATA_AGENT" sim --hosts "$HOSTS" --address-base "$base" --port "$(free_port)" \
   --state-dir "$WORK/sim" --manager "$API_URL" --join-tokens-file "$WORK/tokens" \
   --ca-fingerprint "$(jq -r .ca_fingerprint <<<"$jt")" --cpus 64 --memory-mib 262144 \
   --boot-ms 0 --shutdown-ms 100 --flap-host "$FLAPPER" --flap-ms 12000 \

@@ -23,14 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 30000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
-start_stratad "$WORK/mgr" "127.0.0.1:$(port)" --insecure-http --log-level warn
+start_stratad "$WORK/mgr" "127.0.0.1:$(free_port)" --insecure-http --log-level warn
 : >"$WORK/tokens"
 chmod 600 "$WORK/tokens"
 # The three hosts' tokens in one request (a batch: one transaction).
@@ -40,7 +33,7 @@ jq -r '.join_tokens[].token' <<<"$jt" >>"$WORK/tokens"
 [ "$(wc -l <"$WORK/tokens")" = 3 ] || fail "expected 3 join tokens: $jt"
 # A random 127.x.y.1 base: parallel runs on one machine do not collide.
 base="127.$((100 + RANDOM % 100)).$((RANDOM % 250)).1"
-"$STRATA_AGENT" sim --hosts 3 --address-base "$base" --port "$(port)" --state-dir "$WORK/sim" \
+"$STRATA_AGENT" sim --hosts 3 --address-base "$base" --port "$(free_port)" --state-dir "$WORK/sim" \
   --manager "$API_URL" --join-tokens-file "$WORK/tokens" \
   --ca-fingerprint "$(jq -r .ca_fingerprint <<<"$jt")" --cpus 8 --memory-mib 16384 \
   --boot-ms 300 --shutdown-ms 300 --fail-vm doomed --tick-ms 50 >"$WORK/sim.log" 2>&1 &
