@@ -30,6 +30,7 @@
 #include "strata/enroll/enroll_client.h"
 #include "strata/pki/grpc_tls.h"
 #include "strata/pki/pki.h"
+#include "strata/wire/server.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "0.0.0"
@@ -397,6 +398,7 @@ int run_serve(const ServeOptions& in) {
 
   // The UNIX socket stays plaintext: its 0600 mode is the access control.
   grpc::ServerBuilder builder;
+  wire::apply_server_options(builder);
   builder.AddListeningPort(bind_address, grpc::InsecureServerCredentials());
   int tcp_port = 0;
   if (!o.listen_tcp.empty()) {

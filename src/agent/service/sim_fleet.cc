@@ -34,6 +34,7 @@
 #include "strata/model/validation.h"
 #include "strata/pki/grpc_tls.h"
 #include "strata/pki/pki.h"
+#include "strata/wire/server.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "0.0.0"
@@ -118,6 +119,7 @@ Status serve_host(SimHost& h, const SimFleetOptions& o) {
   auto id = pki::load_identity(tls_dir(h.state_dir));
   if (!id) return tl::unexpected(id.error().wrap(h.name + ": host certificate"));
   grpc::ServerBuilder builder;
+  wire::apply_server_options(builder);
   grpc::ResourceQuota quota("sim-" + h.name);
   quota.SetMaxThreads(o.grpc_max_threads);
   builder.SetResourceQuota(quota);

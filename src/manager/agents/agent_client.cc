@@ -47,6 +47,11 @@ AgentClient::AgentClient(std::string address, const pki::PeerPin& pin,
   stub_ = pb::AgentService::NewStub(channel_);
 }
 
+bool AgentClient::connection_failed() const {
+  const auto state = channel_->GetState(false);
+  return state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN;
+}
+
 // One unary call with a deadline (wire::call); `resp` is the response, of type RESP.
 #define STRATA_UNARY(METHOD, REQ, RESP, TIMEOUT)                                               \
   auto result = wire::call(*stub_, &pb::AgentService::Stub::METHOD, REQ, TIMEOUT, kAgentPeer); \

@@ -419,18 +419,27 @@ class ConnectionManager::HostConnection : public std::enable_shared_from_this<Ho
                   h ? std::string("not serving") : h.error().to_string());
       // A channel that keeps failing is replaced by a fresh one, so a host whose first
       // dial was refused (the manager can dial right after enrollment, before the agent
-      // serves) is not left behind a channel stuck in its failure state.
+      // serves) is not left behind a channel stuck in its failure state. Only a channel
+      // gRPC itself reports failed: one that is connected (or connecting) to a host too
+      // busy to answer in time is kept. Replacing those too added connections to every
+      // slow host every few seconds: at 1 000 simulated hosts on a loaded machine the
+      // manager and the simulator each reached the open-files limit (19 000 descriptors,
+      // about 20 connections per host) and no host came back.
       if (tracker_.consecutive_misses() % mgr_.config_.heartbeat.miss_threshold == 0) {
+        const bool redial = client()->connection_failed();
         // Said at a falling rate (3, 6, 12, 24, ... misses) so a long outage is visible in
         // the log with its latest cause, without a line per heartbeat.
         int n = tracker_.consecutive_misses() / mgr_.config_.heartbeat.miss_threshold;
         if ((n & (n - 1)) == 0)
-          log->warn("host still unreachable host={} misses={} error={}; dialling afresh",
-                    host_name_, tracker_.consecutive_misses(),
-                    h ? std::string("not serving") : h.error().to_string());
-        auto fresh = std::make_shared<AgentClient>(address_, HostPin::peer_pin(pin_));
-        std::lock_guard lock(client_mu_);
-        client_ = std::move(fresh);
+          log->warn("host still unreachable host={} misses={} error={}{}", host_name_,
+                    tracker_.consecutive_misses(),
+                    h ? std::string("not serving") : h.error().to_string(),
+                    redial ? "; dialling afresh" : "");
+        if (redial) {
+          auto fresh = std::make_shared<AgentClient>(address_, HostPin::peer_pin(pin_));
+          std::lock_guard lock(client_mu_);
+          client_ = std::move(fresh);
+        }
       }
     }
     // Silence is judged at the latest moment this beat could have been answered, not when

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "../../agent/service/memory_hypervisor.h"
 #include "../../agent/service/served_agent.h"
@@ -601,6 +602,82 @@ TEST_F(ConnectionStartTest, StartSpreadsTheFirstHeartbeatsOverAWindow) {
   EXPECT_EQ(done(), due_by(1999)) << "hosts dialled before their place in the window";
   clock->advance(std::chrono::milliseconds(2001));
   EXPECT_EQ(reaches(40), 40u);
+  cm.stop();
+}
+
+// A UNIX socket that accepts every connection, counts it and keeps it open without ever
+// answering: a host that is connected but too busy to answer in time.
+class CountingSilentListener {
+ public:
+  explicit CountingSilentListener(const std::string& path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+    ok_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+          ::listen(fd_, 64) == 0;
+    if (ok_) thread_ = std::thread([this] { run(); });
+  }
+  ~CountingSilentListener() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    for (int c : accepted_fds_) ::close(c);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool ok() const { return ok_; }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  void run() {
+    while (!stop_) {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c >= 0) {
+        accepted_fds_.push_back(c);
+        ++accepted_;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+  }
+  int fd_ = -1;
+  bool ok_ = false;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::vector<int> accepted_fds_;  // the listener thread's until it is joined
+  std::thread thread_;
+};
+
+// A host that is connected but does not answer in time is unreachable, yet its connection
+// is kept: only a channel gRPC reports failed is replaced (a refused dial:
+// HostDialledBeforeItServesComesUpOnceItServes). Replacing a connected one every
+// miss_threshold misses added a connection per slow host every few seconds; at 1 000
+// simulated hosts on a loaded machine both ends ran out of descriptors.
+TEST_F(ConnectionStartTest, AConnectedHostThatIsTooSlowKeepsItsOneConnection) {
+  CountingSilentListener listener((dir_ / "slow.sock").string());
+  ASSERT_TRUE(listener.ok());
+  auto h = add_host("slow", "unix:" + (dir_ / "slow.sock").string());
+  auto cfg = config();
+  cfg.heartbeat.interval = std::chrono::seconds(2);
+  cfg.heartbeat.rpc_timeout = std::chrono::milliseconds(150);  // real time
+  cfg.heartbeat.miss_threshold = 3;
+  cfg.startup_wait = std::chrono::milliseconds(0);
+  auto clock = std::make_shared<SimulatedClock>();
+  ConnectionManager cm(*store_, *events_, clock, cfg);
+  ASSERT_TRUE(cm.start());
+  const AgentClientPtr first = cm.client(h.id);
+  // 12 beats of simulated time (4 x miss_threshold), each step once the timer is parked
+  // (not while a beat waits out its real-time deadline). Bounded in real time.
+  const auto start = clock->now();
+  for (int i = 0; i < 20000 && clock->now() - start < std::chrono::seconds(24); ++i) {
+    if (clock->parked() >= 1)
+      clock->advance(std::chrono::milliseconds(500));
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_GE(clock->now() - start, std::chrono::seconds(24)) << "the beats did not go on";
+  EXPECT_EQ(cm.liveness(h.id), Liveness::unreachable);
+  EXPECT_EQ(cm.client(h.id).get(), first.get()) << "a connected channel was replaced";
+  EXPECT_EQ(listener.accepted(), 1) << "connections opened to one slow host";
   cm.stop();
 }
 

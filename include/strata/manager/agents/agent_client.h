@@ -105,6 +105,12 @@ class AgentClient {
 
   const std::string& address() const { return address_; }
 
+  // True when gRPC itself gave up on this client's connection for now (TRANSIENT_FAILURE:
+  // the last dial or handshake failed, or SHUTDOWN). A host that is merely slow to answer
+  // keeps a READY or CONNECTING channel, and dialling it afresh would only add connections
+  // to a host that is already behind (ConnectionManager's heartbeat).
+  bool connection_failed() const;
+
   // The heartbeat. `lease` (optional) grants the HA leases it names (HealthRequest).
   Result<pb::HealthResponse> health(std::chrono::milliseconds timeout,
                                     const pb::HealthRequest& lease = {});
