@@ -18,6 +18,7 @@
 #include "strata/manager/manager.h"
 #include "strata/manager/scheduler_options.h"
 #include "strata/store/store.h"
+#include "strata/wire/runtime.h"
 
 namespace {
 
@@ -183,6 +184,7 @@ bool is_loopback_listen(const std::string& listen) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  strata::wire::configure_grpc_runtime();
   strata::manager::ManagerConfig cfg;
   cfg.connections.ha_lease = std::chrono::seconds(60);
   std::string log_level = "info";

@@ -12,6 +12,7 @@
 #include "strata/agent/qemu_hypervisor.h"
 #include "strata/common/log.h"
 #include "strata/model/validation.h"
+#include "strata/wire/runtime.h"
 
 namespace strata::agent::cli {
 
@@ -85,6 +86,7 @@ int agent_main(int argc, char** argv) {
     return run_shim(argc, argv);  // it skips argv[1] == "shim" itself
   }
 
+  wire::configure_grpc_runtime();
   CLI::App app{"strata-agent: the Strata host agent (runs QEMU VMs, serves gRPC)"};
   app.require_subcommand(1);
   app.footer(kExitCodesHelp);
