@@ -247,6 +247,14 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     return Outcome::done;
   };
 
+  // A live migration cancelled before its first step was recorded: neither host was asked
+  // anything yet, so it ends now, without them. Otherwise a migration waiting for a target
+  // that never comes back ("waiting for both hosts to be connected") could not be
+  // cancelled at all.
+  if (!m.cold && !cancelled_by().empty() && decode_vm_status(vm.status).migration.phase.empty())
+    return end(source_id, false, "cancelled by " + cancelled_by() + "; the VM runs on its host",
+               nlohmann::json::object());
+
   auto source = agents_.client(source_id);
   auto target = agents_.client(m.target_host_id);
   auto target_host = store_.get_host(m.target_host_id);
