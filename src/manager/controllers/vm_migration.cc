@@ -51,6 +51,8 @@ Result<std::string> listen_host_of(const std::string& address) {
 
 // How many times a broken post-copy stream is recovered before the guest is given up.
 constexpr int64_t kMaxPostcopyRecoveries = 5;
+// How many times a prepare that finds an earlier attempt's incoming VM is asked again.
+constexpr int kMaxPrepareAttempts = 3;
 
 // ConfirmMigration's answer when the post-copy stream broke with both QEMUs alive (both
 // postcopy-paused, QemuHypervisor::confirm_out): unavailable, naming the stream.
@@ -245,6 +247,14 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     return Outcome::done;
   };
 
+  // A live migration cancelled before its first step was recorded: neither host was asked
+  // anything yet, so it ends now, without them. Otherwise a migration waiting for a target
+  // that never comes back ("waiting for both hosts to be connected") could not be
+  // cancelled at all.
+  if (!m.cold && !cancelled_by().empty() && decode_vm_status(vm.status).migration.phase.empty())
+    return end(source_id, false, "cancelled by " + cancelled_by() + "; the VM runs on its host",
+               nlohmann::json::object());
+
   auto source = agents_.client(source_id);
   auto target = agents_.client(m.target_host_id);
   auto target_host = store_.get_host(m.target_host_id);
@@ -423,6 +433,25 @@ VmController::Outcome VmController::migrate_vm(store::VmRecord& vm, const VmDocu
     if (!listen) return give_up(listen.error());
     auto prepared =
         target->prepare_migration(base + ":prepare", *begin, *listen, m.tls, m.postcopy);
+    // A target agent that died while it prepared (its QEMU listening, its answer lost with
+    // the process) leaves that incoming VM behind, and its new process answers the retry
+    // `already_exists`. The leftover is aborted (the agent aborts only a VM that migrates
+    // in: a VM of that name that runs there stays, and the migration fails on it) and the
+    // prepare asked again under a new id. The agent remembers every answer under its id,
+    // so a manager that restarts replays the same sequence and reaches the same prepared
+    // VM; an attempt that dies too moves on to the next, at most kMaxPrepareAttempts.
+    for (int k = 1; !prepared && prepared.error().code == ErrorCode::already_exists &&
+                    k <= kMaxPrepareAttempts;
+         ++k) {
+      log->warn("migration target holds an incoming VM already vm={} attempt={} error={}", vm.name,
+                k, prepared.error().to_string());
+      const std::string id = fmt::format("{}:prepare:{}", base, k);
+      if (auto a = target->abort_migration(id + ":abort", vm.name); !a) {
+        if (retryable(a.error())) return Outcome::retry;
+        break;  // not an incoming VM: that answer stands
+      }
+      prepared = target->prepare_migration(id, *begin, *listen, m.tls, m.postcopy);
+    }
     if (!prepared) {
       if (retryable(prepared.error())) return Outcome::retry;
       return give_up(prepared.error());

@@ -28,6 +28,7 @@
 #include "strata/common/clock_wait.h"
 #include "strata/manager/agents/connection_manager.h"
 #include "strata/manager/controllers/vm_controller.h"
+#include "strata/manager/vms/vm_service.h"
 
 namespace strata::manager {
 namespace {
@@ -131,7 +132,7 @@ class SocketRelay {
 };
 
 enum class Phase { prepare, mirror, ram, switchover, finish, confirm };
-enum class Fault { kill_manager, kill_source, kill_target, source_fails, target_fails };
+enum class Fault { kill_manager, kill_source, kill_target, source_fails, target_fails, cancel };
 
 struct Case {
   Phase phase;
@@ -169,6 +170,8 @@ const char* name_of(Fault f) {
       return "SourceFails";
     case Fault::target_fails:
       return "TargetFails";
+    case Fault::cancel:
+      return "Cancelled";
   }
   return "?";
 }
@@ -400,6 +403,13 @@ class MigrationMatrixTest : public ::testing::TestWithParam<Case> {
     auto t = store_->get_task(id);
     return t && (t->state == "succeeded" || t->state == "failed");
   }
+  size_t events_named(const std::string& type) {
+    auto list = store_->list_events(0, 10000);
+    size_t n = 0;
+    if (list)
+      for (const auto& e : *list) n += e.action == type;
+    return n;
+  }
   bool runs(Host& h) {
     auto s = h.hv.status("vm1");
     return s && s->state == model::VmState::running;
@@ -585,13 +595,6 @@ class PostcopyRecoveryTest : public MigrationMatrixTest {
     auto t = store_->get_task(id);
     return t ? t->message : "";
   }
-  size_t events_named(const std::string& type) {
-    auto list = store_->list_events(0, 10000);
-    size_t n = 0;
-    if (list)
-      for (const auto& e : *list) n += e.action == type;
-    return n;
-  }
 };
 
 TEST_P(PostcopyRecoveryTest, ABrokenStreamIsRecoveredAndTheMigrationSucceeds) {
@@ -679,6 +682,270 @@ INSTANTIATE_TEST_SUITE_P(PostcopyRecovery, PostcopyRecoveryTest,
                          ::testing::Values(Case{Phase::confirm, Fault::kill_manager, true, true},
                                            Case{Phase::confirm, Fault::kill_manager, false, false}),
                          case_name);
+
+// The gaps the matrix above left (docs/internals/migration.md, "The failure matrix"), with
+// exact expectations instead of the matrix's "either outcome, cleanly": an agent restarted
+// in the middle of a step (MigrationRestart), and cancel at each phase (MigrationCancel).
+// The parameter's storage and TLS are used; its phase only by the cancel cases.
+class MigrationGapTest : public MigrationMatrixTest {
+ protected:
+  void SetUp() override {
+    MigrationMatrixTest::SetUp();
+    vms_ = std::make_unique<VmService>(*store_, *placement_, *events_, clock_,
+                                       [this](const std::string& id) {
+                                         if (controller_) controller_->enqueue_vm(id);
+                                       });
+    vms_->set_agents([this](const std::string& host_id) { return agents_->client(host_id); });
+  }
+  void TearDown() override {
+    vms_.reset();
+    MigrationMatrixTest::TearDown();
+  }
+  // Down for a while (heartbeats miss, the controller retries meanwhile), then back.
+  void restart_agent(Host& h) {
+    kill_agent(h);
+    for (int i = 0; i < 40; ++i) {
+      clock_->advance(250ms);
+      std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_NO_FATAL_FAILURE(start_agent(h));
+  }
+  // The migration ended where `on` runs the VM, alone: the record names it, the other host
+  // holds no copy, neither holds migration state, the intent is cleared.
+  void expect_only_on(const std::string& task, Host& on) {
+    Host& other = &on == &hosts_[0] ? hosts_[1] : hosts_[0];
+    auto vm = store_->get_vm(vm_id_);
+    ASSERT_TRUE(vm && vm->host_id);
+    EXPECT_EQ(*vm->host_id, on.id) << task_message(task);
+    EXPECT_TRUE(runs(on)) << on.name << " does not run the VM; " << task_message(task);
+    EXPECT_FALSE(other.hv.status("vm1")) << other.name << " holds a copy; " << task_message(task);
+    EXPECT_EQ(hosts_[0].mig->incoming() + hosts_[0].mig->outgoing(), 0u);
+    EXPECT_EQ(hosts_[1].mig->incoming() + hosts_[1].mig->outgoing(), 0u);
+    EXPECT_FALSE(decode_vm_document(vm->spec)->migration.active());
+  }
+  // Nothing scripted any more: a migration back the other way succeeds.
+  void expect_next_migration_succeeds() {
+    hosts_[0].mig->clear_scripts();
+    hosts_[1].mig->clear_scripts();
+    auto before = store_->get_vm(vm_id_);
+    ASSERT_TRUE(before && before->host_id);
+    const std::string again = start_migration(2);
+    ASSERT_FALSE(again.empty());
+    EXPECT_TRUE(pump([&] { return settled(again); })) << task_message(again);
+    auto t = store_->get_task(again);
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->state, "succeeded") << t->message;
+    auto after = store_->get_vm(vm_id_);
+    ASSERT_TRUE(after && after->host_id);
+    EXPECT_NE(*after->host_id, *before->host_id);
+  }
+  std::string task_message(const std::string& id) {
+    auto t = store_->get_task(id);
+    return t ? t->state + ": " + t->message : "no task";
+  }
+  std::unique_ptr<VmService> vms_;  // the REST and CLI path of cancel
+};
+class MigrationRestartTest : public MigrationGapTest {};
+class MigrationRestartLocalTest : public MigrationGapTest {};  // local disks: a mirror
+class MigrationCancelTest : public MigrationGapTest {};
+class MigrationCancelWaitingTest : public MigrationGapTest {};
+
+// Each storage x TLS, named so.
+const auto kStorageAndTls =
+    ::testing::Values(Case{Phase::prepare, Fault::kill_target, false, true},
+                      Case{Phase::prepare, Fault::kill_target, false, false},
+                      Case{Phase::prepare, Fault::kill_target, true, true},
+                      Case{Phase::prepare, Fault::kill_target, true, false});
+const auto kLocalAndTls = ::testing::Values(Case{Phase::mirror, Fault::kill_source, true, true},
+                                            Case{Phase::mirror, Fault::kill_source, true, false});
+std::string storage_name(const ::testing::TestParamInfo<Case>& info) {
+  return std::string(info.param.local ? "Local" : "Shared") + "_" +
+         (info.param.tls ? "Tls" : "Plain");
+}
+
+// The target's agent dies while it prepares, its incoming QEMU already listening (the
+// QEMU outlives it), and comes back: its new process finds that VM and refuses the
+// manager's retry (already_exists). The manager aborts the leftover and prepares again,
+// and the migration succeeds; nothing of the first attempt stays on the target.
+TEST_P(MigrationRestartTest, TargetRestartedWhilePreparingIsPreparedAgain) {
+  Host& dst = hosts_[1];
+  dst.mig->hang_at(Step::prepare);
+  const std::string task = start_migration(1);
+  ASSERT_FALSE(task.empty());
+  ASSERT_TRUE(pump([&] { return dst.mig->wait_hung(Step::prepare, 1ms); }));
+  ASSERT_NO_FATAL_FAILURE(restart_agent(dst));
+  ASSERT_TRUE(pump([&] { return settled(task); })) << task_message(task);
+  EXPECT_EQ(store_->get_task(task)->state, "succeeded") << task_message(task);
+  ASSERT_NO_FATAL_FAILURE(expect_only_on(task, dst));
+  ASSERT_NO_FATAL_FAILURE(expect_next_migration_succeeds());
+}
+
+// The same twice: the second prepare dies too (its VM left behind as well); the next
+// attempt replaces it. A manager's retry after each restart replays the remembered
+// answers and goes on from the attempt that has none.
+TEST_P(MigrationRestartTest, TargetRestartedTwiceWhilePreparingIsPreparedAgain) {
+  Host& dst = hosts_[1];
+  dst.mig->hang_at(Step::prepare);
+  const std::string task = start_migration(1);
+  ASSERT_FALSE(task.empty());
+  ASSERT_TRUE(pump([&] { return dst.mig->wait_hung(Step::prepare, 1ms); }));
+  dst.mig->hang_at(Step::prepare);  // the retry hangs in the same place
+  ASSERT_NO_FATAL_FAILURE(restart_agent(dst));
+  ASSERT_TRUE(pump([&] { return dst.mig->wait_hung(Step::prepare, 1ms); })) << task_message(task);
+  ASSERT_NO_FATAL_FAILURE(restart_agent(dst));
+  ASSERT_TRUE(pump([&] { return settled(task); })) << task_message(task);
+  EXPECT_EQ(store_->get_task(task)->state, "succeeded") << task_message(task);
+  ASSERT_NO_FATAL_FAILURE(expect_only_on(task, dst));
+}
+
+// A VM of the same name that runs on the target (not migrating in) is not the leftover of
+// a prepare: the manager's abort is refused, the migration fails on it and that VM runs on.
+TEST_P(MigrationRestartTest, ASameNamedVmOnTheTargetIsLeftAlone) {
+  Host& src = hosts_[0];
+  Host& dst = hosts_[1];
+  auto spec = src.hv.status("vm1");
+  ASSERT_TRUE(spec);
+  ASSERT_TRUE(dst.hv.define(spec->spec));
+  ASSERT_TRUE(dst.hv.start("vm1"));
+  const std::string task = start_migration(1);
+  ASSERT_FALSE(task.empty());
+  ASSERT_TRUE(pump([&] { return task_ended(task); })) << task_message(task);
+  auto t = store_->get_task(task);
+  EXPECT_EQ(t->state, "failed");
+  EXPECT_NE(t->message.find("VM exists"), std::string::npos) << t->message;
+  EXPECT_TRUE(runs(src));
+  EXPECT_TRUE(runs(dst)) << "the target's own VM was removed";
+  EXPECT_EQ(*store_->get_vm(vm_id_)->host_id, src.id);
+}
+
+// The source's agent dies while the memory copies and comes back. QEMU went on without it
+// (memory_migration.h: the copy completed, the source paused); the new process no longer
+// has the job, so the manager's retry of the copy cannot switch over: the source's QEMU is
+// cleared and the guest runs there again, the target is aborted, the task says why.
+TEST_P(MigrationRestartTest, SourceRestartedMidRamCopyKeepsTheVmOnTheSource) {
+  Host& src = hosts_[0];
+  src.mig->hang_at(Step::ram);
+  const std::string task = start_migration(1);
+  ASSERT_FALSE(task.empty());
+  ASSERT_TRUE(pump([&] { return src.mig->wait_hung(Step::ram, 1ms); }));
+  ASSERT_NO_FATAL_FAILURE(restart_agent(src));
+  ASSERT_TRUE(pump([&] { return settled(task); })) << task_message(task);
+  auto t = store_->get_task(task);
+  EXPECT_EQ(t->state, "failed");
+  EXPECT_NE(t->message.find("the VM runs on its host"), std::string::npos) << t->message;
+  ASSERT_NO_FATAL_FAILURE(expect_only_on(task, src));
+  ASSERT_NO_FATAL_FAILURE(expect_next_migration_succeeds());
+}
+
+// The same during the disk mirror (local disks): no RAM stream ran yet, the target still
+// listens, and the retried copy goes on from the start: the migration succeeds.
+TEST_P(MigrationRestartLocalTest, SourceRestartedMidMirrorCopiesAgain) {
+  Host& src = hosts_[0];
+  Host& dst = hosts_[1];
+  src.mig->hang_at(Step::mirror);
+  const std::string task = start_migration(1);
+  ASSERT_FALSE(task.empty());
+  ASSERT_TRUE(pump([&] { return src.mig->wait_hung(Step::mirror, 1ms); }));
+  ASSERT_NO_FATAL_FAILURE(restart_agent(src));
+  ASSERT_TRUE(pump([&] { return settled(task); })) << task_message(task);
+  EXPECT_EQ(store_->get_task(task)->state, "succeeded") << task_message(task);
+  ASSERT_NO_FATAL_FAILURE(expect_only_on(task, dst));
+}
+
+INSTANTIATE_TEST_SUITE_P(MigrationRestart, MigrationRestartTest, kStorageAndTls, storage_name);
+INSTANTIATE_TEST_SUITE_P(MigrationRestart, MigrationRestartLocalTest, kLocalAndTls, storage_name);
+
+// Cancel (VmService::cancel_migration, the REST and CLI path) at each phase: the migration
+// hangs in the phase, is cancelled, then let go. Up to the switch-over decision the VM
+// stays on its source, running, the target is given up and the task fails "cancelled by
+// <actor>" (tasks have no cancelled state: failed with the reason); once the target may
+// resume (finish) the cancel is refused and the migration completes; after it ended, the
+// cancel is refused as "not migrating".
+std::vector<Case> cancel_cases() {
+  std::vector<Case> out;
+  for (Phase p : {Phase::prepare, Phase::mirror, Phase::ram, Phase::switchover, Phase::finish,
+                  Phase::confirm})
+    for (bool local : {false, true})
+      for (bool tls : {true, false}) {
+        if (p == Phase::mirror && !local) continue;
+        out.push_back({p, Fault::cancel, local, tls});
+      }
+  return out;
+}
+
+TEST_P(MigrationCancelTest, KeepsTheVmOnTheSourceOrIsRefused) {
+  const Case c = GetParam();
+  Host& src = hosts_[0];
+  Host& dst = hosts_[1];
+  const Where where = hang_point(c);
+  where.host->mig->hang_at(where.step);
+  const std::string task = start_migration(1);
+  ASSERT_FALSE(task.empty());
+  ASSERT_TRUE(pump([&] { return where.host->mig->wait_hung(where.step, 1ms); }))
+      << "the migration never reached the phase";
+  auto cancel = vms_->cancel_migration("vm1", "user:alice");
+  const bool refused = c.phase == Phase::finish || c.phase == Phase::confirm;
+  if (refused) {
+    ASSERT_FALSE(cancel) << "a cancel after the switch-over decision was accepted";
+    EXPECT_EQ(cancel.error().code, ErrorCode::failed_precondition);
+    EXPECT_NE(cancel.error().message.find(c.phase == Phase::finish ? "too late to cancel"
+                                                                   : "not migrating"),
+              std::string::npos)
+        << cancel.error().message;
+    EXPECT_EQ(events_named("vm.migrate_cancel"), 0u);
+  } else {
+    ASSERT_TRUE(cancel) << cancel.error().to_string();
+    EXPECT_EQ(cancel->task.id, task);
+    // Asked again: the same answer, recorded once.
+    auto again = vms_->cancel_migration("vm1", "user:bob");
+    ASSERT_TRUE(again) << again.error().to_string();
+    EXPECT_EQ(events_named("vm.migrate_cancel"), 1u);
+  }
+  where.host->mig->release();
+  ASSERT_TRUE(pump([&] { return settled(task); })) << task_message(task);
+  auto t = store_->get_task(task);
+  ASSERT_TRUE(t);
+  if (refused) {
+    EXPECT_EQ(t->state, "succeeded") << t->message;
+    ASSERT_NO_FATAL_FAILURE(expect_only_on(task, dst));
+  } else {
+    EXPECT_EQ(t->state, "failed");
+    EXPECT_EQ(t->message, "cancelled by user:alice; the VM runs on its host");
+    ASSERT_NO_FATAL_FAILURE(expect_only_on(task, src));
+  }
+  ASSERT_NO_FATAL_FAILURE(expect_next_migration_succeeds());
+}
+
+// A migration waits for its target (its agent down) and is cancelled: it ends at once on
+// its source, without waiting for the target to come back; nothing was asked of it.
+TEST_P(MigrationCancelWaitingTest, CancelledWhileItWaitsForTheTarget) {
+  Host& src = hosts_[0];
+  Host& dst = hosts_[1];
+  kill_agent(dst);
+  ASSERT_TRUE(pump([&] { return agents_->liveness(dst.id) != Liveness::up; }));
+  const std::string task = start_migration(1);
+  ASSERT_FALSE(task.empty());
+  ASSERT_TRUE(pump([&] {
+    auto t = store_->get_task(task);
+    return t && t->message.find("waiting for both hosts") != std::string::npos;
+  })) << task_message(task);
+  auto cancel = vms_->cancel_migration("vm1", "user:alice");
+  ASSERT_TRUE(cancel) << cancel.error().to_string();
+  ASSERT_TRUE(pump([&] { return task_ended(task); })) << task_message(task);
+  auto t = store_->get_task(task);
+  EXPECT_EQ(t->state, "failed");
+  EXPECT_EQ(t->message, "cancelled by user:alice; the VM runs on its host");
+  EXPECT_EQ(*store_->get_vm(vm_id_)->host_id, src.id);
+  EXPECT_TRUE(runs(src));
+  ASSERT_NO_FATAL_FAILURE(start_agent(dst));
+  ASSERT_TRUE(pump([&] { return agents_->liveness(dst.id) == Liveness::up; }));
+  ASSERT_NO_FATAL_FAILURE(expect_only_on(task, src));
+  ASSERT_NO_FATAL_FAILURE(expect_next_migration_succeeds());
+}
+
+INSTANTIATE_TEST_SUITE_P(MigrationCancel, MigrationCancelTest, ::testing::ValuesIn(cancel_cases()),
+                         case_name);
+INSTANTIATE_TEST_SUITE_P(MigrationCancel, MigrationCancelWaitingTest, kStorageAndTls, storage_name);
 
 }  // namespace
 }  // namespace strata::manager
