@@ -79,6 +79,11 @@ class Store {
   virtual Result<VmRecord> get_vm(const std::string& id) = 0;
   virtual Result<VmRecord> get_vm_by_name(const std::string& name) = 0;
   virtual Result<std::vector<VmRecord>> list_vms(const VmListOptions& options) = 0;
+  // The id and resource_version of every VM placed on `host_id`, without the records (no
+  // specs): for a caller that keeps what it decoded and fetches only the VMs that changed
+  // (the HA leases each heartbeat grants).
+  virtual Result<std::vector<std::pair<std::string, int64_t>>> list_vm_versions(
+      const std::string& host_id) = 0;
   virtual Result<VmRecord> update_vm(const VmRecord& vm) = 0;
   virtual Status delete_vm(const std::string& id, std::optional<int64_t> expected_version) = 0;
 

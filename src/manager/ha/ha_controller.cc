@@ -55,15 +55,40 @@ std::vector<store::VmRecord> HaController::ha_vms_on(const std::string& host_id)
 
 std::vector<std::string> HaController::lease_vms(const std::string& host_id) {
   std::vector<std::string> out;
-  store::VmListOptions o;
-  o.host_id = host_id;
-  auto vms = store_.list_vms(o);
-  if (!vms) return out;
-  for (const auto& vm : *vms) {
-    if (vm.deletion_requested) continue;
-    auto doc = decode_vm_document(vm.spec);
-    if (doc && doc->ha.enabled) out.push_back(vm.name);
+  auto versions = store_.list_vm_versions(host_id);
+  if (!versions) return out;
+  std::map<std::string, LeaseEntry> known;
+  {
+    std::lock_guard lock(lease_mu_);
+    auto it = lease_cache_.find(host_id);
+    if (it != lease_cache_.end()) known = it->second;
   }
+  // The host's VMs now: an entry kept while its version holds, the others read again.
+  std::map<std::string, LeaseEntry> now;
+  for (const auto& [id, version] : *versions) {
+    auto k = known.find(id);
+    if (k != known.end() && k->second.version == version) {
+      now.emplace(id, k->second);
+      continue;
+    }
+    auto vm = store_.get_vm(id);
+    if (!vm) continue;  // deleted since the list: not leased; asked again next beat
+    LeaseEntry e;
+    e.version = vm->resource_version;
+    e.name = vm->name;
+    if (!vm->deletion_requested && vm->host_id == host_id) {
+      auto doc = decode_vm_document(vm->spec);
+      e.leased = doc && doc->ha.enabled;
+    }
+    now.emplace(id, std::move(e));
+  }
+  for (const auto& [id, e] : now)
+    if (e.leased) out.push_back(e.name);
+  std::lock_guard lock(lease_mu_);
+  if (now.empty())
+    lease_cache_.erase(host_id);
+  else
+    lease_cache_[host_id] = std::move(now);
   return out;
 }
 

@@ -239,6 +239,22 @@ Result<std::vector<std::pair<std::string, int64_t>>> SqlStore::list_host_version
       true);
 }
 
+Result<std::vector<std::pair<std::string, int64_t>>> SqlStore::list_vm_versions(
+    const std::string& host_id) {
+  using Versions = std::vector<std::pair<std::string, int64_t>>;
+  return with_conn(
+      [&](SqlConnection& c) -> Result<Versions> {
+        auto rows = c.query("SELECT id, resource_version FROM vms WHERE host_id = $1 ORDER BY id",
+                            {host_id});
+        if (!rows) return tl::unexpected(rows.error());
+        Versions out;
+        out.reserve(rows->size());
+        for (const auto& r : *rows) out.emplace_back(r.text(0), r.int64(1));
+        return out;
+      },
+      true);
+}
+
 Result<HostRecord> SqlStore::update_host(const HostRecord& h) {
   if (auto st = validate_host(h); !st) return tl::unexpected(st.error());
   return with_conn([&](SqlConnection& c) -> Result<HostRecord> {

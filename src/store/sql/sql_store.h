@@ -32,6 +32,8 @@ class SqlStore final : public Store {
   Result<HostRecord> get_host_by_name(const std::string& name) override;
   Result<std::vector<HostRecord>> list_hosts(const HostListOptions& options) override;
   Result<std::vector<std::pair<std::string, int64_t>>> list_host_versions() override;
+  Result<std::vector<std::pair<std::string, int64_t>>> list_vm_versions(
+      const std::string& host_id) override;
   Result<HostRecord> update_host(const HostRecord& host) override;
   Result<HostRecord> touch_host_heartbeat(const std::string& id, int64_t heartbeat_ms,
                                           const std::string& state) override;

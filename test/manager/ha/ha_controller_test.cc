@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 #include "strata/common/clock_wait.h"
@@ -315,6 +316,48 @@ TEST_F(HaControllerTest, LeaseVmsAreTheHostsHaVms) {
   auto vms = ha_->lease_vms(h1_);
   std::sort(vms.begin(), vms.end());
   EXPECT_EQ(vms, (std::vector<std::string>{"db", "stopped-ha"}));
+}
+
+// lease_vms() keeps what it decoded per VM version (it is asked on every heartbeat): every
+// kind of write after its first answer reaches the next one.
+TEST_F(HaControllerTest, LeaseVmsFollowEveryWriteOfTheHostsVms) {
+  add_vm("db", h1_, true);
+  add_vm("stopped-ha", h1_, true, 0, "stopped");
+  add_vm("plain", h1_, false);
+  add_vm("other", h2_, true);
+  auto leased = [&](const std::string& host) {
+    auto vms = ha_->lease_vms(host);
+    std::sort(vms.begin(), vms.end());
+    return vms;
+  };
+  ASSERT_EQ(leased(h1_), (std::vector<std::string>{"db", "stopped-ha"}));
+  ASSERT_EQ(leased(h2_), (std::vector<std::string>{"other"}));
+  auto rewrite = [&](const std::string& name, const std::function<void(store::VmRecord&)>& f) {
+    auto vm = store_->get_vm_by_name(name);
+    ASSERT_TRUE(vm);
+    f(*vm);
+    ASSERT_TRUE(store_->update_vm(*vm)) << name;
+  };
+  rewrite("plain", [](store::VmRecord& r) {  // HA turned on
+    auto d = decode_vm_document(r.spec);
+    ASSERT_TRUE(d);
+    d->ha.enabled = true;
+    r.spec = encode(*d);
+  });
+  rewrite("db", [](store::VmRecord& r) { r.deletion_requested = true; });
+  rewrite("other", [&](store::VmRecord& r) { r.host_id = h1_; });  // moved h2 -> h1
+  auto gone = store_->get_vm_by_name("stopped-ha");
+  ASSERT_TRUE(gone);
+  ASSERT_TRUE(store_->delete_vm(gone->id, std::nullopt));
+  EXPECT_EQ(leased(h1_), (std::vector<std::string>{"other", "plain"}));
+  EXPECT_EQ(leased(h2_), (std::vector<std::string>{}));
+  rewrite("plain", [](store::VmRecord& r) {  // HA turned off again
+    auto d = decode_vm_document(r.spec);
+    ASSERT_TRUE(d);
+    d->ha.enabled = false;
+    r.spec = encode(*d);
+  });
+  EXPECT_EQ(leased(h1_), (std::vector<std::string>{"other"}));
 }
 
 TEST(VmHaValidationTest, HaNeedsNoLocalWritableDiskAndNoPin) {

@@ -86,6 +86,8 @@ class HaController {
   // restarted manager's sweep fails the one its previous run left open. Set before start().
   void set_running_tasks(RunningTasks* running) { running_ = running; }
   // The VMs whose leases a heartbeat to `host_id` grants: its HA VMs (the store's view).
+  // Asked on every heartbeat of every host: it reads only the host's VM ids and versions
+  // and decodes only the VMs written since its last answer for that host.
   std::vector<std::string> lease_vms(const std::string& host_id);
 
  private:
@@ -124,6 +126,17 @@ class HaController {
   // released.
   mutable std::mutex mu_;
   std::map<std::string, Outage> outages_;  // by host id
+
+  // What lease_vms() decoded of each VM, per host: a VM's entry holds while its
+  // resource_version does. Guards lease_cache_ only: taken alone, never with mu_, and never
+  // across a store call (heartbeats of different hosts ask at once).
+  struct LeaseEntry {
+    int64_t version = 0;
+    std::string name;
+    bool leased = false;  // HA and not being deleted
+  };
+  std::mutex lease_mu_;
+  std::map<std::string, std::map<std::string, LeaseEntry>> lease_cache_;  // host id -> vm id ->
   // Calls tick() every interval. Declared last: stopped before what its passes use goes.
   PeriodicThread thread_;
 };
