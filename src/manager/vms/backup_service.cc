@@ -273,11 +273,6 @@ Result<BackupTask> BackupService::restore_new(const std::string& id, const std::
       return make_error(
           ErrorCode::failed_precondition,
           fmt::format("backup {} holds disk {}, which the VM's spec does not have", id, d.name));
-    if (!it->datastore.empty())
-      return make_error(ErrorCode::failed_precondition,
-                        fmt::format("disk {} is on datastore {}: restoring datastore disks is not "
-                                    "supported yet",
-                                    d.name, it->datastore));
   }
   if (store_.get_vm_by_name(new_vm))
     return make_error(ErrorCode::already_exists,
