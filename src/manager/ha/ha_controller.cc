@@ -190,10 +190,11 @@ void HaController::pass_host(const store::HostRecord& host, Outage& outage) {
                    fmt::format("unreachable for {} ms after its missed heartbeats; {} HA VM(s) "
                                "to restart once it is fenced",
                                ms_between(outage.since, now), vms.size()));
-    if (auto t = tasks_.create("host.fence", "host", host.id,
+    if (auto t = tasks_.create(TaskKind::host_fence, "host", host.id,
                                "fencing " + host.name + " to restart its HA VMs")) {
       outage.task_id = t->id;
-      outage.lease = std::make_shared<RunningTasks::Guard>(RunningTasks::enter(running_, t->id));
+      outage.lease = std::make_shared<RunningTasks::Guard>(
+          RunningTasks::enter(running_, TaskKind::host_fence, t->id));
     }
   }
   // Leases first: once they have run out, no power fence is needed for those VMs (nor

@@ -7,8 +7,7 @@ bool task_is_terminal(const std::string& state) {
   return state == "succeeded" || state == "failed";
 }
 
-Result<store::TaskRecord> TaskTracker::create(const std::string& kind,
-                                              const std::string& target_kind,
+Result<store::TaskRecord> TaskTracker::create(TaskKind kind, const std::string& target_kind,
                                               const std::string& target_id,
                                               const std::string& message) {
   return create_task_in(store_, kind, target_kind, target_id, message);
@@ -60,12 +59,11 @@ Status fail_task_in(store::Store& tx, const std::string& id, const std::string& 
   return finish_task_in(tx, id, "failed", message);
 }
 
-Result<store::TaskRecord> create_task_in(store::Store& tx, const std::string& kind,
+Result<store::TaskRecord> create_task_in(store::Store& tx, TaskKind kind,
                                          const std::string& target_kind,
-                                         const std::string& target_id,
-                                         const std::string& message) {
+                                         const std::string& target_id, const std::string& message) {
   store::TaskRecord t;
-  t.kind = kind;
+  t.kind = std::string(task_kind_name(kind));
   t.target_kind = target_kind;
   t.target_id = target_id;
   t.message = message;

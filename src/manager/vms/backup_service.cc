@@ -79,21 +79,21 @@ std::string BackupService::new_id(const std::string& vm) const {
   return id;
 }
 
-Result<store::TaskRecord> BackupService::record(const std::string& kind, const std::string& target,
+Result<store::TaskRecord> BackupService::record(InProcessTaskKind kind, const std::string& target,
                                                 const std::string& detail, const std::string& actor,
                                                 const nlohmann::json& result) {
   store::TaskRecord task;
   store::EventRecord audit;
   auto st = store_.transaction([&](store::Store& tx) -> Status {
     store::TaskRecord rec;
-    rec.kind = kind;
+    rec.kind = std::string(kind.name());
     rec.target_kind = "backup";
     rec.target_id = target;
     rec.message = detail;
     rec.result = result.dump();
     auto t = tx.create_task(rec);
     if (!t) return tl::unexpected(t.error());
-    auto ev = EventLog::append_in(tx, actor, kind, "backup/" + target, "ok", detail);
+    auto ev = EventLog::append_in(tx, actor, rec.kind, "backup/" + target, "ok", detail);
     if (!ev) return tl::unexpected(ev.error());
     task = *t;
     audit = *ev;
@@ -118,11 +118,11 @@ Result<BackupTask> BackupService::create(const std::string& name, bool full,
   // The spec as the store holds it now: recorded in the manifest once the backup exists.
   nlohmann::json spec_json;
   if (auto doc = decode_vm_document(vm->spec)) spec_json = model::to_json(doc->spec);
-  auto task =
-      record("backup.create", id, fmt::format("vm {}{}", name, full ? " (full)" : ""), actor);
+  auto task = record(TaskKind::backup_create, id,
+                     fmt::format("vm {}{}", name, full ? " (full)" : ""), actor);
   if (!task) return tl::unexpected(task.error());
   workers_.start([this, host = *vm->host_id, name, id, full, spec_json, task_id = task->id] {
-    auto lease = RunningTasks::enter(running_, task_id);
+    auto lease = RunningTasks::enter(running_, TaskKind::backup_create, task_id);
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "backing up " + name);
     AgentClientPtr client = agents_ ? agents_(host) : nullptr;
@@ -171,10 +171,10 @@ Result<backup::Manifest> BackupService::show(const std::string& id) {
 Result<BackupTask> BackupService::verify(const std::string& id, const std::string& actor) {
   auto m = show(id);
   if (!m) return tl::unexpected(m.error());
-  auto task = record("backup.verify", id, "verify", actor);
+  auto task = record(TaskKind::backup_verify, id, "verify", actor);
   if (!task) return tl::unexpected(task.error());
   workers_.start([this, id, task_id = task->id] {
-    auto lease = RunningTasks::enter(running_, task_id);
+    auto lease = RunningTasks::enter(running_, TaskKind::backup_verify, task_id);
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "verifying " + id);
     auto rep = repo_->verify(id);
@@ -214,10 +214,10 @@ Result<BackupTask> BackupService::restore(const std::string& id, const std::stri
                           "stopped VM");
   if (!vm->host_id)
     return make_error(ErrorCode::failed_precondition, "the VM is not placed on a host yet");
-  auto task = record("backup.restore", id, "restore into vm " + name, actor);
+  auto task = record(TaskKind::backup_restore, id, "restore into vm " + name, actor);
   if (!task) return tl::unexpected(task.error());
   workers_.start([this, host = *vm->host_id, name, id, task_id = task->id] {
-    auto lease = RunningTasks::enter(running_, task_id);
+    auto lease = RunningTasks::enter(running_, TaskKind::backup_restore, task_id);
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "restoring " + id + " into " + name);
     AgentClientPtr client = agents_ ? agents_(host) : nullptr;
@@ -273,11 +273,6 @@ Result<BackupTask> BackupService::restore_new(const std::string& id, const std::
       return make_error(
           ErrorCode::failed_precondition,
           fmt::format("backup {} holds disk {}, which the VM's spec does not have", id, d.name));
-    if (!it->datastore.empty())
-      return make_error(ErrorCode::failed_precondition,
-                        fmt::format("disk {} is on datastore {}: restoring datastore disks is not "
-                                    "supported yet",
-                                    d.name, it->datastore));
   }
   if (store_.get_vm_by_name(new_vm))
     return make_error(ErrorCode::already_exists,
@@ -299,7 +294,7 @@ Result<BackupTask> BackupService::restore_new(const std::string& id, const std::
   // The new VM in the result from the start: a sweep that finds this task's manager gone
   // removes the VM (abandon_restore).
   auto task = record(
-      "backup.restore", id, "restore into the new vm " + new_vm, actor,
+      TaskKind::backup_restore, id, "restore into the new vm " + new_vm, actor,
       nlohmann::json{{"id", id}, {"vm", new_vm}, {"vm_id", made->first.id}, {"new_vm", true}});
   if (!task) {
     if (vm_remove_) vm_remove_(new_vm, actor);
@@ -307,7 +302,7 @@ Result<BackupTask> BackupService::restore_new(const std::string& id, const std::
   }
   workers_.start([this, id, name = new_vm, vm_id = made->first.id, create_task = made->second.id,
                   actor, task_id = task->id] {
-    auto lease = RunningTasks::enter(running_, task_id);
+    auto lease = RunningTasks::enter(running_, TaskKind::backup_restore, task_id);
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0,
                        "creating the VM " + name + " to restore " + id + " into");
@@ -466,7 +461,7 @@ Result<store::TaskRecord> BackupService::sync(bool verify, bool remove_vanished,
   bool idle = false;
   if (!sync_running_.compare_exchange_strong(idle, true))
     return make_error(ErrorCode::conflict, "a repository sync is already running");
-  auto task = record("backup.sync", "sync",
+  auto task = record(TaskKind::backup_sync, "sync",
                      fmt::format("sync{}{}", verify ? ", verified" : "",
                                  remove_vanished ? ", removing vanished backups" : ""),
                      actor);
@@ -475,7 +470,7 @@ Result<store::TaskRecord> BackupService::sync(bool verify, bool remove_vanished,
     return tl::unexpected(task.error());
   }
   workers_.start([this, verify, remove_vanished, task_id = task->id] {
-    auto lease = RunningTasks::enter(running_, task_id);
+    auto lease = RunningTasks::enter(running_, TaskKind::backup_sync, task_id);
     TaskTracker tasks(store_);
     (void)tasks.update(task_id, "running", 0, "listing the repositories");
     backup::SyncOptions o;

@@ -19,7 +19,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kKind = "host.evacuate";
+const std::string kKind(task_kind_name(TaskKind::host_evacuate));
 constexpr const char* kEvacuateActor = "controller:evacuate";
 
 bool runs(const std::string& state) { return state == "running" || state == "paused"; }
@@ -71,7 +71,8 @@ Result<store::TaskRecord> HostEvacuator::evacuate(const std::string& host_name,
       host->state = "maintenance";
       if (auto u = tx.update_host(*host); !u) return tl::unexpected(u.error());
     }
-    auto task = create_task_in(tx, kKind, "host", host->id, "evacuating " + host->name);
+    auto task =
+        create_task_in(tx, TaskKind::host_evacuate, "host", host->id, "evacuating " + host->name);
     if (!task) return tl::unexpected(task.error());
     auto ev = EventLog::append_in(tx, actor, kKind, "host/" + host->name, "ok",
                                   "maintenance on; evacuating");

@@ -17,8 +17,7 @@ Result<VmChange> VmService::change_cdrom(const std::string& name, const std::str
     if (auto st = model::validate_image_name("image", image); !st)
       return tl::unexpected(st.error());
   const std::string what = image.empty() ? "eject" : "insert " + image;
-  HostChange c;
-  c.kind = "vm.cdrom";
+  HostChange c(TaskKind::vm_cdrom);
   c.what = "cdrom: " + what;
   c.moving = "change the medium";
   c.running = image.empty() ? "ejecting" : "inserting " + image;

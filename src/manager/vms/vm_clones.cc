@@ -166,7 +166,7 @@ Result<VmChange> VmService::clone(const std::string& source, const std::string& 
       vm.spec = encode(stored_doc);
       auto created = tx.create_vm(vm);
       if (!created) return tl::unexpected(created.error());
-      auto task = create_task_in(tx, "vm.clone", "vm", created->id, message);
+      auto task = create_task_in(tx, TaskKind::vm_clone, "vm", created->id, message);
       if (!task) return tl::unexpected(task.error());
       VmDocument with_task = stored_doc;
       with_task.control.task_id = task->id;
@@ -217,7 +217,7 @@ void VmService::abandon_clone(const store::TaskRecord& task) {
 
 void VmService::run_clone(std::string host_id, std::string source, std::string vm_id, bool linked,
                           std::string task_id) {
-  auto lease = RunningTasks::enter(running_, task_id);
+  auto lease = RunningTasks::enter(running_, TaskKind::vm_clone, task_id);
   TaskTracker tasks(store_);
   // A clone that cannot be made is removed again (the controller undoes whatever the host
   // made), and its task says why.

@@ -27,8 +27,7 @@ Result<VmChange> VmService::resize_disk(const std::string& name, const std::stri
   if (size_bytes == 0 || size_bytes > model::kMaxDiskBytes)
     return invalid_argument("size_bytes", fmt::format("must be 1..{} bytes", model::kMaxDiskBytes));
   const std::string what = fmt::format("disk {} to {} MiB", disk, size_bytes >> 20);
-  HostChange c;
-  c.kind = "vm.disk.resize";
+  HostChange c(TaskKind::vm_disk_resize);
   c.what = "resize " + what;
   c.moving = "resize its disk";
   c.running = fmt::format("growing disk {} to {} MiB", disk, size_bytes >> 20);

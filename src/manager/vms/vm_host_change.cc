@@ -40,7 +40,8 @@ Result<VmChange> VmService::change_on_host(const std::string& name, HostChange c
     } else {
       worker = true;
     }
-    auto ev = EventLog::append_in(tx, actor, c.kind, "vm/" + vm->name, "ok", c.what);
+    auto ev =
+        EventLog::append_in(tx, actor, std::string(c.kind.name()), "vm/" + vm->name, "ok", c.what);
     if (!ev) return tl::unexpected(ev.error());
     change = {*vm, *task};
     audit = *ev;
@@ -60,7 +61,7 @@ Result<VmChange> VmService::change_on_host(const std::string& name, HostChange c
 
 void VmService::run_host_change(std::string host_id, std::string vm_id, std::string task_id,
                                 std::shared_ptr<const HostChange> c) {
-  auto lease = RunningTasks::enter(running_, task_id);
+  auto lease = RunningTasks::enter(running_, c->kind, task_id);
   TaskTracker tasks(store_);
   (void)tasks.update(task_id, "running", 0, c->running);
   AgentClientPtr client = agents_ ? agents_(host_id) : nullptr;

@@ -49,8 +49,7 @@ Result<VmChange> VmService::attach_disk(const std::string& name, const model::Di
   // The disk as the plan resolved it (its datastore's UUID); read by the worker after the
   // transaction committed.
   auto disk = std::make_shared<model::DiskSpec>(input);
-  HostChange c;
-  c.kind = "vm.disk.attach";
+  HostChange c(TaskKind::vm_disk_attach);
   c.what = "attach disk " + input.name;
   c.moving = "attach the disk";
   c.running = "attaching disk " + input.name;
@@ -117,8 +116,7 @@ Result<VmChange> VmService::attach_disk(const std::string& name, const model::Di
 Result<VmChange> VmService::detach_disk(const std::string& name, const std::string& disk,
                                         const std::string& actor) {
   if (auto st = model::validate_name("disk", disk); !st) return tl::unexpected(st.error());
-  HostChange c;
-  c.kind = "vm.disk.detach";
+  HostChange c(TaskKind::vm_disk_detach);
   c.what = "detach disk " + disk;
   c.moving = "detach the disk";
   c.running = "detaching disk " + disk;
@@ -147,8 +145,7 @@ Result<VmChange> VmService::attach_nic(const std::string& name, const model::Nic
     return invalid_argument("nic.hotplug_slot", "the host chooses the slot");
   // The MAC is made here, once, so a retried task attaches the same NIC.
   auto nic = std::make_shared<model::NicSpec>(input);
-  HostChange c;
-  c.kind = "vm.nic.attach";
+  HostChange c(TaskKind::vm_nic_attach);
   c.what = "attach a " + std::string(model::to_string(input.mode)) + " NIC" +
            (input.bridge.empty() ? "" : " on " + input.bridge);
   c.moving = "attach the NIC";
@@ -205,8 +202,7 @@ Result<VmChange> VmService::attach_nic(const std::string& name, const model::Nic
 
 Result<VmChange> VmService::detach_nic(const std::string& name, const std::string& mac,
                                        const std::string& actor) {
-  HostChange c;
-  c.kind = "vm.nic.detach";
+  HostChange c(TaskKind::vm_nic_detach);
   c.what = "detach NIC " + mac;
   c.moving = "detach the NIC";
   c.running = "detaching NIC " + mac;

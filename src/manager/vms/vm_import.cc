@@ -356,11 +356,11 @@ Result<ImportResult> VmImporter::import(const ImportRequest& req) {
                                                     : model::libvirt_disk_member(p.index))
             ->size;
   if (tasks_) {
-    auto t = tasks_->create("vm.import", "import", spec.name,
+    auto t = tasks_->create(TaskKind::vm_import, "import", spec.name,
                             fmt::format("importing {} disk(s)", prepared.size()));
     if (!t) return tl::unexpected(t.error());
     task = *t;
-    lease = RunningTasks::enter(running_, task->id);
+    lease = RunningTasks::enter(running_, TaskKind::vm_import, task->id);
     (void)tasks_->update(task->id, "running", 0, task->message);
   }
   int shown_percent = -1;

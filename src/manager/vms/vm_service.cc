@@ -67,6 +67,24 @@ const char* to_string(VmVerb verb) {
   return "unknown";
 }
 
+TaskKind task_kind(VmVerb verb) {
+  switch (verb) {
+    case VmVerb::start:
+      return TaskKind::vm_start;
+    case VmVerb::stop:
+      return TaskKind::vm_stop;
+    case VmVerb::reboot:
+      return TaskKind::vm_reboot;
+    case VmVerb::pause:
+      return TaskKind::vm_pause;
+    case VmVerb::resume:
+      return TaskKind::vm_resume;
+    case VmVerb::remove:
+      return TaskKind::vm_delete;
+  }
+  return TaskKind::vm_delete;  // unreachable: every verb is above
+}
+
 VmService::VmService(store::Store& store, PlacementService& placement, EventLog& events,
                      ClockPtr clock, std::function<void(const std::string&)> on_change)
     : store_(store), placement_(placement), events_(events), clock_(std::move(clock)),
@@ -117,7 +135,8 @@ Result<VmChange> VmService::create(VmDocument doc, bool start, const std::string
       vm.spec = encode(doc);
       auto stored = tx.create_vm(vm);
       if (!stored) return tl::unexpected(stored.error());
-      auto task = create_task_in(tx, "vm.create", "vm", stored->id, "scheduled on " + host.name);
+      auto task =
+          create_task_in(tx, TaskKind::vm_create, "vm", stored->id, "scheduled on " + host.name);
       if (!task) return tl::unexpected(task.error());
       VmDocument with_task = doc;
       with_task.control.task_id = task->id;
@@ -150,7 +169,7 @@ Result<VmChange> VmService::create(VmDocument doc, bool start, const std::string
 
 Result<VmChange> VmService::act(const std::string& name, VmVerb verb, const VmActOptions& options,
                                 const std::string& actor) {
-  const std::string kind = std::string("vm.") + to_string(verb);
+  const std::string kind(task_kind_name(task_kind(verb)));
   VmChange change;
   store::EventRecord audit;
   auto st = store_.transaction_retrying([&](store::Store& tx) -> Status {
@@ -184,7 +203,7 @@ Result<VmChange> VmService::act(const std::string& name, VmVerb verb, const VmAc
                                       vm->name, fmt::join(*clones, ", ")));
     }
     if (auto ok = apply_verb(verb, options, unix_ms(*clock_), *vm, *doc); !ok) return ok;
-    auto task = create_task_in(tx, kind, "vm", vm->id);
+    auto task = create_task_in(tx, task_kind(verb), "vm", vm->id);
     if (!task) return tl::unexpected(task.error());
     // The VM's previous task (if still open) is superseded by this one: the controller only
     // ever finishes the task named in control.task_id, so it ends here or stays open.
@@ -341,7 +360,7 @@ Result<VmChange> VmService::migrate(const std::string& name, const VmMigrateOpti
       const std::string message = fmt::format("from {} to {}{}{}", source->name, target->name,
                                               cold ? " (cold: stopped)" : "", with);
       VmDocument next = *now;  // a fresh copy each run
-      auto task = create_task_in(tx, "vm.migrate", "vm", fresh->id, message);
+      auto task = create_task_in(tx, TaskKind::vm_migrate, "vm", fresh->id, message);
       if (!task) return tl::unexpected(task.error());
       next.migration.target_host_id = target->id;
       next.migration.task_id = task->id;

@@ -41,11 +41,23 @@ const char* to_string(SnapshotOp op) {
 
 VmService::~VmService() = default;
 
+InProcessTaskKind task_kind(SnapshotOp op) {
+  switch (op) {
+    case SnapshotOp::create:
+      return TaskKind::vm_snapshot_create;
+    case SnapshotOp::revert:
+      return TaskKind::vm_snapshot_revert;
+    case SnapshotOp::remove:
+      return TaskKind::vm_snapshot_delete;
+  }
+  return TaskKind::vm_snapshot_delete;  // unreachable: every operation is above
+}
+
 Result<VmChange> VmService::snapshot(const std::string& name, SnapshotOp op,
                                      const std::string& snap, const std::string& actor) {
   if (auto st = model::validate_name("name", snap); !st) return tl::unexpected(st.error());
   if (!agents_) return make_error(ErrorCode::unavailable, "no agent connections");
-  const std::string kind = std::string("vm.snapshot.") + to_string(op);
+  const std::string kind(task_kind(op).name());
   VmChange change;
   store::EventRecord audit;
   auto st = store_.transaction([&](store::Store& tx) -> Status {
@@ -64,7 +76,7 @@ Result<VmChange> VmService::snapshot(const std::string& name, SnapshotOp op,
       return make_error(ErrorCode::failed_precondition,
                         "the VM is meant to run; stop it first: a disk-only snapshot is "
                         "reverted on a stopped VM");
-    auto task = create_task_in(tx, kind, "vm", vm->id, fmt::format("snapshot {}", snap));
+    auto task = create_task_in(tx, task_kind(op), "vm", vm->id, fmt::format("snapshot {}", snap));
     if (!task) return tl::unexpected(task.error());
     auto ev = EventLog::append_in(tx, actor, kind, "vm/" + vm->name, "ok", snap);
     if (!ev) return tl::unexpected(ev.error());
@@ -81,7 +93,7 @@ Result<VmChange> VmService::snapshot(const std::string& name, SnapshotOp op,
 
 void VmService::run_snapshot(std::string host_id, std::string vm, SnapshotOp op, std::string snap,
                              std::string task_id) {
-  auto lease = RunningTasks::enter(running_, task_id);
+  auto lease = RunningTasks::enter(running_, task_kind(op), task_id);
   TaskTracker tasks(store_);
   (void)tasks.update(task_id, "running", 0, fmt::format("snapshot {}: {}", snap, to_string(op)));
   AgentClientPtr client = agents_(host_id);

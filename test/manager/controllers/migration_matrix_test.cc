@@ -361,7 +361,7 @@ class MigrationMatrixTest : public ::testing::TestWithParam<Case> {
 
   // Records a migration to the VM's other host, as VmService::migrate does (intent + task).
   std::string start_migration(int64_t seq) {
-    auto task = tasks_->create("vm.migrate", "vm", vm_id_);
+    auto task = tasks_->create(TaskKind::vm_migrate, "vm", vm_id_);
     EXPECT_TRUE(task);
     if (!task) return {};
     // Compare-and-set, as the service does: the controller may write the VM's status now.

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include "strata/manager/tasks/task_tracker.h"
 
 namespace strata::manager {
@@ -22,7 +25,7 @@ class TaskLeasesTest : public ::testing::Test {
     cfg_.renew_interval = 60s;
     cfg_.lease = 5min;
   }
-  store::TaskRecord make(const std::string& kind, const std::string& state = "running") {
+  store::TaskRecord make(TaskKind kind, const std::string& state = "running") {
     TaskTracker tasks(*store_);
     auto t = tasks.create(kind, "vm", "vm-1", "working");
     EXPECT_TRUE(t) << t.error().to_string();
@@ -50,12 +53,13 @@ TEST(InProcessTaskKinds, TheWorkerKindsAreInAndTheControllerKindsOut) {
 TEST(RunningTasksGuard, RegistersForItsLifeAndMovesOwnership) {
   RunningTasks running;
   {
-    auto g = RunningTasks::enter(&running, "t1");
+    auto g = RunningTasks::enter(&running, TaskKind::vm_clone, "t1");
     EXPECT_TRUE(running.contains("t1"));
     auto moved = std::move(g);
     EXPECT_TRUE(running.contains("t1"));
     {
-      auto twice = RunningTasks::enter(&running, "t1");  // a second holder of the same id
+      auto twice = RunningTasks::enter(&running, TaskKind::vm_clone,
+                                       "t1");  // a second holder of the same id
     }
     EXPECT_TRUE(running.contains("t1")) << "the first guard still holds it";
   }
@@ -63,18 +67,18 @@ TEST(RunningTasksGuard, RegistersForItsLifeAndMovesOwnership) {
   EXPECT_TRUE(running.ids().empty());
   // An exception unwinding through the work unregisters too.
   try {
-    auto g = RunningTasks::enter(&running, "t2");
+    auto g = RunningTasks::enter(&running, TaskKind::vm_clone, "t2");
     throw std::runtime_error("boom");
   } catch (const std::runtime_error&) {
   }
   EXPECT_FALSE(running.contains("t2"));
-  auto none = RunningTasks::enter(nullptr, "t3");  // no registry: nothing to do
+  auto none = RunningTasks::enter(nullptr, TaskKind::vm_clone, "t3");  // no registry: nothing to do
 }
 
 TEST_F(TaskLeasesTest, AStaleInProcessTaskIsFailedWithTheMessage) {
   TaskLeases leases(*store_, clock_, running_, cfg_);
-  auto running = make("vm.import");
-  auto pending = make("backup.create", "pending");
+  auto running = make(TaskKind::vm_import);
+  auto pending = make(TaskKind::backup_create, "pending");
   clock_->advance(4min);
   ASSERT_TRUE(leases.sweep());
   EXPECT_EQ(get(running.id).state, "running") << "not a lease old yet";
@@ -92,8 +96,8 @@ TEST_F(TaskLeasesTest, AStaleInProcessTaskIsFailedWithTheMessage) {
 
 TEST_F(TaskLeasesTest, ARenewedTaskIsNotFailed) {
   TaskLeases leases(*store_, clock_, running_, cfg_);
-  auto t = make("backup.restore");
-  auto guard = RunningTasks::enter(&running_, t.id);
+  auto t = make(TaskKind::backup_restore);
+  auto guard = RunningTasks::enter(&running_, TaskKind::backup_restore, t.id);
   for (int minute = 0; minute < 10; ++minute) {
     clock_->advance(60s);
     EXPECT_EQ(leases.renew(), 1);
@@ -114,8 +118,8 @@ TEST_F(TaskLeasesTest, ARenewedTaskIsNotFailed) {
 
 TEST_F(TaskLeasesTest, ATaskThisManagerRunsIsNotFailedEvenUnrenewed) {
   TaskLeases leases(*store_, clock_, running_, cfg_);
-  auto t = make("vm.clone");
-  auto guard = RunningTasks::enter(&running_, t.id);
+  auto t = make(TaskKind::vm_clone);
+  auto guard = RunningTasks::enter(&running_, TaskKind::vm_clone, t.id);
   clock_->advance(10min);  // the store refused the renewals, say
   ASSERT_TRUE(leases.sweep());
   EXPECT_EQ(get(t.id).state, "running");
@@ -123,9 +127,9 @@ TEST_F(TaskLeasesTest, ATaskThisManagerRunsIsNotFailedEvenUnrenewed) {
 
 TEST_F(TaskLeasesTest, EndedTasksAreNeitherRenewedNorSwept) {
   TaskLeases leases(*store_, clock_, running_, cfg_);
-  auto t = make("backup.verify");
+  auto t = make(TaskKind::backup_verify);
   TaskTracker(*store_).succeed(t.id, "verified");
-  auto guard = RunningTasks::enter(&running_, t.id);
+  auto guard = RunningTasks::enter(&running_, TaskKind::backup_verify, t.id);
   clock_->advance(10min);
   EXPECT_EQ(leases.renew(), 0);
   ASSERT_TRUE(leases.sweep());
@@ -133,12 +137,35 @@ TEST_F(TaskLeasesTest, EndedTasksAreNeitherRenewedNorSwept) {
   EXPECT_EQ(get(t.id).message, "verified");
 }
 
+// Every kind of the table: a task of each, left a lease old with nobody holding it, is
+// failed by the sweep exactly when its kind is in-process (every kind a worker can hold a
+// lease with: RunningTasks::enter takes only those), and never when a controller owns it.
+TEST_F(TaskLeasesTest, EveryKindOfTheTableIsSweptExactlyWhenItIsInProcess) {
+  TaskLeases leases(*store_, clock_, running_, cfg_);
+  std::map<std::string, TaskKindInfo> by_id;
+  for (const auto& k : kTaskKinds) by_id.emplace(make(k.kind).id, k);
+  clock_->advance(1h);
+  auto failed = leases.sweep();
+  ASSERT_TRUE(failed);
+  std::set<std::string> swept;
+  for (const auto& t : *failed) swept.insert(t.id);
+  size_t in_process = 0;
+  for (const auto& [id, k] : by_id) {
+    const bool worker = k.owner == TaskOwner::in_process;
+    in_process += worker;
+    EXPECT_EQ(swept.contains(id), worker) << k.name << " (" << k.runner << ")";
+    EXPECT_EQ(get(id).state, worker ? "failed" : "running") << k.name;
+  }
+  EXPECT_EQ(swept.size(), in_process);
+  EXPECT_GT(in_process, 0u);
+}
+
 TEST_F(TaskLeasesTest, AControllerTaskOfTheSameAgeIsNotSwept) {
   TaskLeases leases(*store_, clock_, running_, cfg_);
-  auto start = make("vm.start");
-  auto migrate = make("vm.migrate", "pending");
-  auto evacuate = make("host.evacuate");
-  auto import = make("vm.import");
+  auto start = make(TaskKind::vm_start);
+  auto migrate = make(TaskKind::vm_migrate, "pending");
+  auto evacuate = make(TaskKind::host_evacuate);
+  auto import = make(TaskKind::vm_import);
   clock_->advance(1h);
   auto failed = leases.sweep();
   ASSERT_TRUE(failed);
@@ -150,8 +177,8 @@ TEST_F(TaskLeasesTest, AControllerTaskOfTheSameAgeIsNotSwept) {
 }
 
 TEST_F(TaskLeasesTest, ATaskRenewedBetweenTheSweepsReadAndItsWriteIsNotFailed) {
-  auto t = make("backup.sync");
-  auto other = make("backup.sync");
+  auto t = make(TaskKind::backup_sync);
+  auto other = make(TaskKind::backup_sync);
   clock_->advance(6min);
   auto stale = find_stale_tasks(
       *store_,
@@ -161,7 +188,7 @@ TEST_F(TaskLeasesTest, ATaskRenewedBetweenTheSweepsReadAndItsWriteIsNotFailed) {
   ASSERT_TRUE(stale);
   ASSERT_EQ(stale->size(), 2u);
   // Its manager renews it now, after the sweep read it.
-  auto guard = RunningTasks::enter(&running_, t.id);
+  auto guard = RunningTasks::enter(&running_, TaskKind::backup_sync, t.id);
   TaskLeases owner(*store_, clock_, running_, cfg_);
   ASSERT_EQ(owner.renew(), 1);
   auto failed = fail_stale_tasks(*store_, *stale);
@@ -175,7 +202,7 @@ TEST_F(TaskLeasesTest, TheSweepTellsWhatItFailed) {
   std::vector<std::string> told;
   TaskLeases leases(*store_, clock_, running_, cfg_,
                     [&](const store::TaskRecord& t) { told.push_back(t.id); });
-  auto t = make("vm.clone");
+  auto t = make(TaskKind::vm_clone);
   clock_->advance(6min);
   ASSERT_TRUE(leases.sweep());
   ASSERT_EQ(told.size(), 1u);

@@ -663,6 +663,54 @@ TEST_F(RestoreNewTest, TheNewVmOfARestoreWhoseManagerStoppedIsRemoved) {
   EXPECT_TRUE(!vm || vm->deletion_requested);
 }
 
+// A disk on a datastore is restored onto that datastore (its name and UUID from the backup's
+// spec: the new VM is placed where it is mounted), never silently into a host's local store;
+// a datastore no host mounts any more is refused naming the field, and nothing is created.
+TEST_F(RestoreNewTest, ADatastoreDiskStaysOnItsDatastore) {
+  constexpr const char* kUuid = "11111111-1111-4111-8111-111111111111";
+  auto h1 = store_->get_host_by_name("h1");
+  ASSERT_TRUE(h1);
+  h1->inventory = std::string(R"({"datastores": [{"name": "shared", "id": ")") + kUuid +
+                  R"(", "path": "/mnt/shared", "total_bytes": 100, "free_bytes": 40}]})";
+  ASSERT_TRUE(store_->update_host(*h1));
+  ASSERT_TRUE(placement_->load());
+  VmDocument d;
+  d.spec.name = "web";
+  d.spec.memory_mib = 256;
+  d.spec.kernel_boot = model::KernelBoot{"vmlinuz", "", ""};
+  d.spec.disks.push_back(model::DiskSpec{"root", "", 1ull << 30, false, false, "shared", ""});
+  ASSERT_TRUE(service_->create(d, false, "token:alice"));
+  auto src = decode_vm_document(store_->get_vm_by_name("web")->spec)->spec;
+  ASSERT_EQ(src.disks[0].datastore_id, kUuid);
+  write_backup("b1", "web", 1);
+  ASSERT_TRUE(repo_->record_vm_spec("b1", model::to_json(src)));
+
+  auto t = backups_->restore_new("b1", "web-copy", "token:alice");
+  ASSERT_TRUE(t) << t.error().to_string();
+  auto vm = store_->get_vm_by_name("web-copy");
+  ASSERT_TRUE(vm);
+  auto doc = decode_vm_document(vm->spec);
+  ASSERT_TRUE(doc);
+  ASSERT_EQ(doc->spec.disks.size(), 1u);
+  EXPECT_EQ(doc->spec.disks[0].datastore, "shared");
+  EXPECT_EQ(doc->spec.disks[0].datastore_id, kUuid);
+  EXPECT_NE(doc->spec.uuid, src.uuid);  // its own folder on the datastore
+  (void)wait_task(t->task.id);          // (fails: never defined here; not the case under test)
+
+  // The datastore is gone from every host: refused, naming the disk's field.
+  h1 = store_->get_host_by_name("h1");
+  h1->inventory = R"({"datastores": []})";
+  ASSERT_TRUE(store_->update_host(*h1));
+  ASSERT_TRUE(placement_->load());
+  auto before = store_->list_vms({});
+  ASSERT_TRUE(before);
+  auto gone = backups_->restore_new("b1", "web-copy2", "token:alice");
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(gone.error().field, "disks[0].datastore");
+  EXPECT_EQ(store_->list_vms({})->size(), before->size());
+}
+
 TEST_F(RestoreNewTest, RefusalsCreateNothing) {
   make_source();
   write_backup("b1", "web", 1);

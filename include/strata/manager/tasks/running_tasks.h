@@ -6,30 +6,18 @@
 // task's `updated_ms` (a lease) and a sweep fails the ones nobody renews (task_leases.h).
 #pragma once
 
-#include <array>
 #include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "strata/manager/tasks/task_kinds.h"
+
 namespace strata::manager {
 
-// The one list of in-process task kinds: only these are ever swept. Controller-driven
-// kinds (vm.create, vm.start, vm.migrate, host.evacuate, ...) are resumed by reconciliation
-// after a restart and must never appear here.
-inline constexpr std::array<std::string_view, 16> kInProcessTaskKinds = {
-    "vm.import",           // VmImporter, on the request's thread
-    "vm.snapshot.create",  // VmService workers (vm_snapshots.cc)
-    "vm.snapshot.revert", "vm.snapshot.delete",
-    "vm.clone",        // VmService workers (vm_clones.cc)
-    "vm.disk.resize",  // VmService workers (vm_host_change.cc)
-    "vm.disk.attach",     "vm.disk.detach",     "vm.nic.attach", "vm.nic.detach", "vm.cdrom",
-    "backup.create",  // BackupService workers (backup_service.cc)
-    "backup.verify",      "backup.restore",     "backup.sync",
-    "host.fence",  // HaController: held by the host's in-memory outage while it lasts
-};
-
+// Whether a task of this kind (TaskRecord::kind) is one the sweep may fail: in
+// kInProcessTaskKinds (task_kinds.h, derived from the table of every kind).
 bool is_in_process_task_kind(std::string_view kind);
 
 // The in-process tasks this manager runs now (by task id). Each one registers through a
@@ -40,7 +28,6 @@ class RunningTasks {
   class Guard {
    public:
     Guard() = default;
-    Guard(RunningTasks* registry, std::string id);
     ~Guard();
     Guard(Guard&& o) noexcept;
     Guard& operator=(Guard&& o) noexcept;
@@ -48,6 +35,8 @@ class RunningTasks {
     Guard& operator=(const Guard&) = delete;
 
    private:
+    friend class RunningTasks;
+    Guard(RunningTasks* registry, std::string id);  // through enter() only
     void release();
     RunningTasks* registry_ = nullptr;
     std::string id_;
@@ -57,9 +46,14 @@ class RunningTasks {
   RunningTasks(const RunningTasks&) = delete;
   RunningTasks& operator=(const RunningTasks&) = delete;
 
-  // Registers `id` until the guard goes. A null registry (a service built without one, as
-  // in unit tests) gives a guard that does nothing.
-  static Guard enter(RunningTasks* registry, std::string id) { return Guard(registry, id); }
+  // Registers the task `id`, of kind `kind`, until the guard goes. `kind` must be an
+  // in-process kind at compile time (InProcessTaskKind): a worker cannot hold a lease on a
+  // kind the sweep would not fail, nor run a kind missing from the table. A null registry
+  // (a service built without one, as in unit tests) gives a guard that does nothing.
+  static Guard enter(RunningTasks* registry, InProcessTaskKind kind, std::string id) {
+    (void)kind;
+    return Guard(registry, std::move(id));
+  }
 
   std::vector<std::string> ids() const;
   bool contains(const std::string& id) const;

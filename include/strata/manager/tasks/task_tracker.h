@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "strata/common/error.h"
+#include "strata/manager/tasks/task_kinds.h"
 #include "strata/store/store.h"
 
 namespace strata::manager {
@@ -19,9 +20,9 @@ class TaskTracker {
  public:
   explicit TaskTracker(store::Store& store) : store_(store) {}
 
-  Result<store::TaskRecord> create(const std::string& kind, const std::string& target_kind,
-                                   const std::string& target_id,
-                                   const std::string& message = {});
+  // A new pending task of a kind of the table (task_kinds.h).
+  Result<store::TaskRecord> create(TaskKind kind, const std::string& target_kind,
+                                   const std::string& target_id, const std::string& message = {});
   // Sets state/progress/message (and result when given). Terminal states are final:
   // updating a succeeded/failed task is a no-op returning the stored record.
   Result<store::TaskRecord> update(const std::string& id, const std::string& state,
@@ -39,7 +40,7 @@ bool task_is_terminal(const std::string& state);
 // record deleted, say) and its task commit together; a terminal task is left as it is.
 Status succeed_task_in(store::Store& tx, const std::string& id, const std::string& message);
 // Likewise: a new pending task, and a task failed, inside the caller's transaction.
-Result<store::TaskRecord> create_task_in(store::Store& tx, const std::string& kind,
+Result<store::TaskRecord> create_task_in(store::Store& tx, TaskKind kind,
                                          const std::string& target_kind,
                                          const std::string& target_id,
                                          const std::string& message = {});

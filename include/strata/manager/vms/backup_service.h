@@ -141,7 +141,7 @@ class BackupService {
  private:
   Status check_configured() const;
   // The task (with `result` from the start when given) and its audit event.
-  Result<store::TaskRecord> record(const std::string& kind, const std::string& target,
+  Result<store::TaskRecord> record(InProcessTaskKind kind, const std::string& target,
                                    const std::string& detail, const std::string& actor,
                                    const nlohmann::json& result = nlohmann::json::object());
   std::string new_id(const std::string& vm) const;

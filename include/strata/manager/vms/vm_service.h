@@ -38,6 +38,8 @@ enum class VmVerb { start, stop, reboot, pause, resume, remove };
 
 // "start", "stop", ... "delete"; the task kind and audit action is "vm." + this.
 const char* to_string(VmVerb verb);
+// The task a verb makes (controller-driven: the VM's desired state carries it out).
+TaskKind task_kind(VmVerb verb);
 
 struct VmActOptions {
   std::optional<int64_t> expected_version;  // compare-and-swap on resource_version
@@ -49,6 +51,8 @@ struct VmActOptions {
 enum class SnapshotOp { create, revert, remove };
 // "create", "revert", "delete"; the task kind and audit action is "vm.snapshot." + this.
 const char* to_string(SnapshotOp op);
+// The task an operation makes (run by a VmService worker).
+InProcessTaskKind task_kind(SnapshotOp op);
 
 // A snapshot as the host's agent reports it.
 struct SnapshotView {
@@ -227,7 +231,9 @@ class VmService {
     std::string message;
   };
   struct HostChange {
-    std::string kind, what, moving, running;
+    explicit HostChange(InProcessTaskKind k) : kind(k) {}
+    InProcessTaskKind kind;  // its task, run by run_host_change's worker
+    std::string what, moving, running;
     // Checks the change against the VM (and its host: vm.host_id) and writes it in `doc`.
     std::function<Status(store::Store& tx, const store::VmRecord& vm, VmDocument& doc)> plan;
     std::function<Result<HostOutcome>(AgentClient& agent, const store::VmRecord& vm,

@@ -364,9 +364,14 @@ class QemuHypervisor final : public Hypervisor, public MigrationDriver {
   };
   // Starts a snapshot job on a running/paused or (need_offline: only) stopped VM.
   Result<SnapshotJob> begin_snapshot_job(const std::string& name, bool need_offline);
-  // The VM's snapshot tree, or a fresh one naming the store's disks as the active files.
+  // The VM's snapshot tree, or a fresh one naming the store's disks as the active files
+  // (datastore disks are not in it: they have no snapshots, their file is on the datastore).
   Result<SnapshotTree> load_snapshot_tree(const std::string& name, const std::string& dir,
                                           const model::VmSpec& spec) const;
+  // qemu-img info of one disk's active file (vm_backup.cc): its datastore's file, or the
+  // tree's active file in the image store. No lock held (qemu-img).
+  Result<ImageInfo> active_disk_info(const std::string& name, const model::VmSpec& spec,
+                                     const model::DiskSpec& d, const SnapshotTree& tree) const;
   // The machine types opts_.qemu_binary offers (`-machine help`: alias -> concrete type),
   // probed once; runs a process, so under probe_mu_ only, never mu_.
   Result<std::map<std::string, std::string>> machine_types();

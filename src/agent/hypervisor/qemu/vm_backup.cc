@@ -59,6 +59,25 @@ void teardown_qemu(QemuMonitor& qmp, size_t disks) {
 
 }  // namespace
 
+Result<ImageInfo> QemuHypervisor::active_disk_info(const std::string& name,
+                                                   const model::VmSpec& spec,
+                                                   const model::DiskSpec& d,
+                                                   const SnapshotTree& tree) const {
+  if (!d.datastore.empty()) {
+    if (!opts_.datastores)
+      return make_error(ErrorCode::failed_precondition, "disk " + d.name + " is on datastore " +
+                                                            d.datastore +
+                                                            ", which this host does not mount");
+    auto info = opts_.datastores->disk_info(d.datastore, d.datastore_id, spec.uuid, d.name);
+    if (!info) return tl::unexpected(info.error().wrap("disk " + d.name));
+    return info;
+  }
+  auto a = tree.active.find(d.name);
+  if (a == tree.active.end())
+    return internal_error("snapshot record has no active file for disk " + d.name);
+  return opts_.images->vm_file_info(name, a->second);
+}
+
 Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const BackupRequest& req,
                                              const BackupProgressCallback& progress) {
   if (auto s = backup::validate_backup_id(req.id); !s) return tl::unexpected(s.error());
@@ -99,11 +118,6 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
 
   if (spec.disks.empty())
     return make_error(ErrorCode::failed_precondition, "VM " + name + " has no disks");
-  for (auto& d : spec.disks)
-    if (!d.datastore.empty())
-      return make_error(ErrorCode::failed_precondition,
-                        "VM " + name + " has disk " + d.name + " on datastore " + d.datastore +
-                            "; backups of datastore disks are not supported yet");
   auto tree = load_snapshot_tree(name, dir, spec);
   if (!tree) return tl::unexpected(tree.error());
   auto lock = repo->lock_shared();
@@ -123,9 +137,9 @@ Result<BackupOutcome> QemuHypervisor::backup(const std::string& name, const Back
     nodes = std::move(*q);
   }
   for (size_t i = 0; i < n; ++i) {
-    files[i] = tree->active[spec.disks[i].name];
-    auto info = opts_.images->vm_file_info(name, files[i]);
+    auto info = active_disk_info(name, spec, spec.disks[i], *tree);
     if (!info) return tl::unexpected(info.error());
+    files[i] = info->path;
     sizes[i] = info->virtual_size;
     formats[i] = info->format;
     if (nodes) {
@@ -418,15 +432,17 @@ Status QemuHypervisor::restore_disks(const std::string& name, const std::string&
     auto rec = std::find_if(m->disks.begin(), m->disks.end(),
                             [&](const backup::DiskRecord& r) { return r.name == d.name; });
     if (rec == m->disks.end()) continue;
-    if (!d.datastore.empty())
-      return make_error(ErrorCode::failed_precondition,
-                        "disk " + d.name + " is on a datastore; not supported yet");
     auto idx = repo->read_index(backup_id, d.name);
     if (!idx) return tl::unexpected(idx.error());
-    auto info = opts_.images->disk_info(name, d.name);
+    // The disk where the VM keeps it: its datastore (shared storage stays shared), else
+    // the host's image store.
+    auto info = resolve_disk(name, spec, d, nullptr);
     if (!info) return tl::unexpected(info.error());
-    // A new self-contained qcow2 beside the disk, renamed over it once complete.
-    std::string tmp = info->path + ".restore";
+    // A new self-contained qcow2 beside the disk, renamed over it once complete (on a
+    // datastore named as the disks being made there: .tmp-*).
+    std::string tmp = d.datastore.empty() ? info->path + ".restore"
+                                          : info->path.substr(0, info->path.rfind('/') + 1) +
+                                                ".tmp-restore-" + d.name + ".qcow2";
     ::unlink(tmp.c_str());
     if (auto r = run_checked(
             {"qemu-img", "create", "-q", "-f", "qcow2", tmp, std::to_string(idx->size)});

@@ -64,6 +64,7 @@ Result<SnapshotTree> QemuHypervisor::load_snapshot_tree(const std::string& name,
   if (!opts_.images && !spec.disks.empty())
     return make_error(ErrorCode::failed_precondition, "no image store configured");
   for (auto& d : spec.disks) {
+    if (!d.datastore.empty()) continue;
     auto info = opts_.images->disk_info(name, d.name);
     if (!info) return tl::unexpected(info.error().wrap("disk " + d.name));
     fresh.active[d.name] = info->path;

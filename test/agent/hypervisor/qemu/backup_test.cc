@@ -55,6 +55,10 @@ class BackupTest : public ::testing::Test {
       auto r = store_->import_image(name, manifest_[key]);
       ASSERT_TRUE(r) << r.error().to_string();
     }
+    fs::create_directories(root_ + "/ds");
+    auto ds = Datastores::open({{"shared", root_ + "/ds"}});
+    ASSERT_TRUE(ds) << ds.error().to_string();
+    datastores_ = std::move(*ds);
     hv_ = make();
     ASSERT_TRUE(hv_);
   }
@@ -64,6 +68,7 @@ class BackupTest : public ::testing::Test {
     o.state_dir = root_ + "/state";
     o.accelerator = "tcg";
     o.images = store_.get();
+    o.datastores = datastores_.get();
     o.shim_exe = STRATA_TEST_SHIM;
     auto user = decide_qemu_user(std::nullopt, ::geteuid(), lookup_system_user);
     if (!user) return nullptr;
@@ -181,9 +186,30 @@ class BackupTest : public ::testing::Test {
 
   std::string repo() const { return root_ + "/repo"; }
 
+  // A VM whose root disk is on datastore "shared" (a full copy of the base there, or blank).
+  model::VmSpec on_datastore(const std::string& name, const std::string& uuid, bool blank_disk) {
+    model::VmSpec s = blank_disk ? blank(name) : tiny(name);
+    s.uuid = uuid;
+    s.disks[0].datastore = "shared";
+    return s;
+  }
+  std::string ds_disk(const std::string& uuid) const {
+    return root_ + "/ds/vms/" + uuid + "/root.qcow2";
+  }
+  // sha256 of what a file reads, read beside QEMU.
+  std::string file_sha(const std::string& path) {
+    std::string raw = root_ + "/sha.raw";
+    auto r = run_checked({"qemu-img", "convert", "-U", "-O", "raw", path, raw});
+    EXPECT_TRUE(r) << r.error().to_string();
+    auto h = sha256_file(raw);
+    fs::remove(raw);
+    return h ? *h : "";
+  }
+
   std::map<std::string, std::string> manifest_;
   std::string root_;
   ImageStorePtr store_;
+  DatastoresPtr datastores_;
   std::unique_ptr<QemuHypervisor> hv_;
   int seq_ = 0;
 };
@@ -333,6 +359,72 @@ TEST_F(BackupTest, StoppedVmsBackUpOfflineAndChainWithLiveBackups) {
   auto r = backup::Repository::open(repo());
   ASSERT_TRUE(r);
   for (auto id : {"o1", "o2", "o3", "o4"}) {
+    auto v = r->verify(id);
+    ASSERT_TRUE(v) << v.error().to_string();
+    EXPECT_TRUE(v->problems.empty()) << id << ": " << v->problems.front();
+  }
+}
+
+// A VM whose disk is on a datastore (shared storage): backed up live (full, then an
+// incremental of what the guest rewrote) and offline, from its file on the datastore; a
+// restore, into a new VM and over the stopped VM itself, writes the datastore file (never a
+// local disk in the host's store), which then reads as the disk did at each backup.
+TEST_F(BackupTest, DatastoreDisksBackUpAndRestoreOnTheirDatastore) {
+  const std::string name = "bkd";
+  const std::string uuid = "5e1f0c8a-1111-4111-8111-000000000001";
+  auto def = hv_->define(on_datastore(name, uuid, false));
+  ASSERT_TRUE(def) << def.error().to_string();
+  ASSERT_TRUE(fs::exists(ds_disk(uuid)));
+  boot(name);
+  if (HasFatalFailure()) return;
+  write_random(name, 16, 16);
+  if (HasFatalFailure()) return;
+
+  auto d1 = backup(name, "d1");
+  ASSERT_TRUE(d1) << d1.error().to_string();
+  EXPECT_EQ(d1->kind, "full");
+  EXPECT_GE(d1->bytes_new, 16 * MiB);
+  const std::string sha1 = file_sha(ds_disk(uuid));
+  write_random(name, 40, 4);
+  if (HasFatalFailure()) return;
+  auto d2 = backup(name, "d2");
+  ASSERT_TRUE(d2) << d2.error().to_string();
+  EXPECT_EQ(d2->kind, "incremental") << d2->full_reason;
+  EXPECT_EQ(d2->parent, "d1");
+  EXPECT_EQ(d2->bytes_read, 4 * MiB);
+  ASSERT_TRUE(hv_->shutdown(name, 120s));
+  const std::string sha2 = file_sha(ds_disk(uuid));
+  ASSERT_NE(sha1, sha2);
+  auto d3 = backup(name, "d3");  // offline: the bitmap QEMU stored in the datastore file
+  ASSERT_TRUE(d3) << d3.error().to_string();
+  EXPECT_EQ(d3->kind, "incremental") << d3->full_reason;
+  EXPECT_EQ(d3->bytes_read, 0u);
+
+  // Into a new VM whose (blank) disk is on the datastore.
+  const std::string uuid2 = "5e1f0c8a-1111-4111-8111-000000000002";
+  auto def2 = hv_->define(on_datastore("bkd-copy", uuid2, true));
+  ASSERT_TRUE(def2) << def2.error().to_string();
+  auto r1 = hv_->restore_disks("bkd-copy", repo(), "d1", "");
+  ASSERT_TRUE(r1) << r1.error().to_string();
+  EXPECT_EQ(file_sha(ds_disk(uuid2)), sha1);
+  EXPECT_FALSE(store_->disk_info("bkd-copy", "root")) << "nothing restored to local storage";
+
+  // Over the stopped VM's own disk: back to d1, and forward again to d3.
+  auto r2 = hv_->restore_disks(name, repo(), "d1", "");
+  ASSERT_TRUE(r2) << r2.error().to_string();
+  EXPECT_EQ(file_sha(ds_disk(uuid)), sha1);
+  auto r3 = hv_->restore_disks(name, repo(), "d3", "");
+  ASSERT_TRUE(r3) << r3.error().to_string();
+  EXPECT_EQ(file_sha(ds_disk(uuid)), sha2);
+  EXPECT_FALSE(store_->disk_info(name, "root"));
+  for (auto& e : fs::directory_iterator(root_ + "/ds/vms/" + uuid))
+    EXPECT_EQ(e.path().filename(), "root.qcow2") << "a restore's temp file was left";
+  boot(name);  // the restored datastore disk boots
+  if (HasFatalFailure()) return;
+
+  auto r = backup::Repository::open(repo());
+  ASSERT_TRUE(r);
+  for (auto id : {"d1", "d2", "d3"}) {
     auto v = r->verify(id);
     ASSERT_TRUE(v) << v.error().to_string();
     EXPECT_TRUE(v->problems.empty()) << id << ": " << v->problems.front();
