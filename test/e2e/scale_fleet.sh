@@ -17,7 +17,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need_tools curl jq python3
 need_binaries
-# CTest sets the SCALE_DEFAULT_* (300 hosts, 3 000 VMs: CI's budget); SCALE_HOSTS and
+# CTest sets the SCALE_DEFAULT_* (1 000 hosts, 3 000 VMs: CI's budget); SCALE_HOSTS and
 # SCALE_VMS from the caller's environment win (1 000 / 20 000 took 5.5 min on 2 cores).
 HOSTS=${SCALE_HOSTS:-${SCALE_DEFAULT_HOSTS:-1000}}
 VMS=${SCALE_VMS:-${SCALE_DEFAULT_VMS:-20000}}
