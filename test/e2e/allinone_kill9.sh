@@ -19,7 +19,7 @@ need_tools curl jq qemu-system-x86_64 qemu-img pgrep
 need_binaries
 need_tiny_images
 
-PORT=${E2E_AIO_PORT:-$((20000 + RANDOM % 20000))}
+PORT=${E2E_AIO_PORT:-$(free_port)}
 WORK=$(mktemp -d /tmp/strata-e2e-aio.XXXXXX)
 D=$WORK/d
 STATE=$D/agent

@@ -20,7 +20,7 @@ need_binaries
 [ -x "$STRATA_CLI" ] || skip "strata CLI not built ($STRATA_CLI)"
 need_tiny_images
 
-PORT=${E2E_BACKUP_PORT:-$((20000 + RANDOM % 20000))}
+PORT=${E2E_BACKUP_PORT:-$(free_port)}
 WORK=$(mktemp -d /tmp/strata-e2e-backup.XXXXXX)
 chmod o+x "$WORK"  # QEMU runs as strata-qemu (when it exists), which must search it
 D=$WORK/d

@@ -15,7 +15,7 @@ need_binaries
 [ -x "$STRATA_CLI" ] || skip "strata CLI not built ($STRATA_CLI)"
 need_debian_image
 
-PORT=${E2E_CI_PORT:-$((20000 + RANDOM % 20000))}
+PORT=${E2E_CI_PORT:-$(free_port)}
 WORK=$(mktemp -d /tmp/strata-e2e-ci.XXXXXX)
 D=$WORK/d
 SOCK=$D/agent/agent.sock

@@ -19,7 +19,7 @@ need_tools curl jq qemu-system-x86_64 qemu-img xargs
 need_binaries
 need_tiny_images
 
-PORT=${E2E_CRASH_PORT:-$((20000 + RANDOM % 20000))}
+PORT=${E2E_CRASH_PORT:-$(free_port)}
 WORK=$(mktemp -d /tmp/strata-e2e-crash.XXXXXX)
 chmod 711 "$WORK"  # QEMU runs as strata-qemu: it must pass through to the VM folders
 AGENT_PID=

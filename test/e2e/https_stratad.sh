@@ -11,7 +11,7 @@ need_tools curl jq openssl
 need_binaries
 [ -x "$STRATA_CLI" ] || skip "strata CLI not built ($STRATA_CLI)"
 
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(free_port)
 WORK=$(mktemp -d /tmp/strata-e2e-https.XXXXXX)
 MGR_PID=
 AGENT_PID=
@@ -96,7 +96,7 @@ wait_for 60 "host up" host_up || fail "agent did not enroll over https: $(api GE
 log "strata-agent enrolled over https with the CA fingerprint; a wrong one was refused"
 
 # Plain HTTP only when asked for.
-PORT2=$((PORT + 1))
+PORT2=$(free_port)
 mkdir -p "$WORK/mgr2"
 "$STRATAD" --data-dir "$WORK/mgr2" --listen "127.0.0.1:$PORT2" --insecure-http \
   >"$WORK/mgr2.log" 2>&1 &

@@ -18,7 +18,7 @@ need_binaries
   skip "grub-efi-amd64-bin / grub-pc-bin missing (scripts/setup)"
 need_tiny_images
 
-PORT=${E2E_ISO_PORT:-$((20000 + RANDOM % 20000))}
+PORT=${E2E_ISO_PORT:-$(free_port)}
 WORK=$(mktemp -d /tmp/strata-e2e-iso.XXXXXX)
 chmod o+x "$WORK"  # QEMU runs as strata-qemu (when it exists), which must search it
 D=$WORK/d

@@ -57,12 +57,21 @@ api() {
 }
 
 # wait_for SECONDS DESCRIPTION CMD... : polls CMD every second until it succeeds.
-# free_port: a TCP port nothing listens on at 127.0.0.1 now (20000..49999).
+# free_port: a TCP port no socket on this machine uses now. Chosen below the kernel's
+# ephemeral range (net.ipv4.ip_local_port_range, 32768.. by default), so that no outgoing
+# connection of another process can take it between this choice and the bind; a port in
+# that range collided with one (stratad: "Address already in use").
 free_port() {
-  local port
+  local port lo=32768 hi
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$lo" -gt 21024 ] || lo=32768  # an odd range: stay in the usual one
   while :; do
-    port=$((20000 + RANDOM % 30000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+    port=$((20000 + RANDOM % (lo - 20000)))
+    if command -v ss >/dev/null; then
+      [ -z "$(ss -Htan "( sport = :$port )" 2>/dev/null)" ] && { echo "$port"; return; }
+    else
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+    fi
   done
 }
 wait_for() {

@@ -16,8 +16,8 @@ PGBIN=/usr/lib/postgresql/15/bin
 [ "$(id -u)" = 0 ] || skip "needs root (initdb runs as the postgres user via runuser)"
 id postgres >/dev/null 2>&1 || skip "no postgres user (the postgresql package makes it)"
 
-PORT=$((20000 + RANDOM % 20000))
-PGPORT=$((40000 + RANDOM % 10000))
+PORT=$(free_port)
+PGPORT=$(free_port)
 WORK=$(mktemp -d /tmp/strata-e2e-pg.XXXXXX)
 chmod 755 "$WORK"
 SOCK=$WORK/agent/agent.sock

@@ -19,7 +19,7 @@ CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 [ -f "$REPO/web/dist/index.html" ] || skip "the web console is not built (scripts/setup, or cd web && npm ci && npm run build)"
 [ -d "$REPO/web/node_modules/playwright-core" ] || skip "web/node_modules is missing (cd web && npm ci)"
 
-PORT=${E2E_WEB_PORT:-$((20000 + RANDOM % 20000))}
+PORT=${E2E_WEB_PORT:-$(free_port)}
 WORK=$(mktemp -d /tmp/strata-e2e-web.XXXXXX)
 D=$WORK/d
 SOCK=$D/agent/agent.sock

@@ -18,7 +18,7 @@ CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 [ -d "$REPO/web/node_modules/playwright-core" ] || skip "web/node_modules is missing (cd web && npm ci)"
 need_debian_image
 
-PORT=${E2E_WEB_PORT:-$((20000 + RANDOM % 20000))}
+PORT=${E2E_WEB_PORT:-$(free_port)}
 WORK=$(mktemp -d /tmp/strata-e2e-webguest.XXXXXX)
 D=$WORK/d
 SOCK=$D/agent/agent.sock

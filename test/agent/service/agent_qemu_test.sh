@@ -27,7 +27,7 @@ T=$(mktemp -d /tmp/strata-agent-it.XXXXXX)
 chmod 711 "$T"  # QEMU runs as strata-qemu: it must pass through to the VM folders
 STATE=$T/state
 SOCK=$STATE/agent.sock
-PORT=$((20000 + RANDOM % 20000))
+PORT=$((20000 + RANDOM % 12000))  # below the ephemeral range (32768..): no outgoing connection takes it
 AGENT_PID=""
 QEMU_PID=""
 ctl() { "$AGENT" ctl --socket "$SOCK" --timeout 30 "$@"; }
