@@ -111,8 +111,27 @@ e2e_remove_agent_vms() {
   done
   return 0
 }
-# e2e_finish RC: removes the status file and $WORK (kept with E2E_KEEP=1), exits RC.
+# e2e_kill_leftovers DIR: SIGKILLs every process whose command line names a path under DIR
+# (a shim, a QEMU, an agent), and says which. The tests' cleanups stop what they started, but
+# a manager still running while its VMs are removed may start one again (its desired state
+# says running); DIR is the test's own mktemp folder, so tests running beside it are safe.
+e2e_kill_leftovers() {
+  local dir=$1 f pid
+  [ -n "$dir" ] && [ -d "$dir" ] || return 0
+  for f in $(grep -lsaF -- "$dir/" /proc/[0-9]*/cmdline); do
+    pid=${f#/proc/}
+    pid=${pid%/cmdline}
+    [ "$pid" = $$ ] || [ "$pid" = "$BASHPID" ] && continue
+    grep -qsaF -- "$dir/" "$f" || continue  # gone by now (the grep above itself, say)
+    echo "cleanup: a leftover process under $dir: $pid $(tr '\0' ' ' <"$f" 2>/dev/null | cut -c1-120)" >&2
+    kill -9 "$pid" 2>/dev/null
+  done
+  return 0
+}
+# e2e_finish RC: stops leftovers under $WORK, removes the status file and $WORK (kept with
+# E2E_KEEP=1), exits RC.
 e2e_finish() {
+  e2e_kill_leftovers "${WORK:-}"
   rm -f "$API_STATUS_FILE"
   [ -z "${E2E_KEEP:-}" ] && [ -n "${WORK:-}" ] && rm -rf "$WORK"
   exit "$1"
