@@ -1,5 +1,6 @@
 // `strata backup create VM [--full] | list [--vm VM] | show ID | verify ID |
-// restore ID --vm VM|--new-vm NAME | delete ID | prune [VM] [--selector k=v] --keep-last N
+// restore ID --vm VM|--new-vm NAME [--datastore DS] | delete ID | prune [VM] [--selector k=v]
+// --keep-last N
 // --keep-daily N --keep-weekly N --keep-monthly N --keep-yearly N [--plan] | sync [--verify]
 // | schedule create|list|show|delete`: backups in the manager's repository
 // (docs/internals/backup.md). create/verify/restore answer with a task; --wait follows it
@@ -239,6 +240,7 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
 
   struct Args {
     std::string target, vm, new_vm;
+    std::optional<std::string> datastore;  // restore --new-vm --datastore
     bool full = false, wait = false, verify = false, remove_vanished = false;
     std::string wait_timeout = "1h";
   };
@@ -336,6 +338,10 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
   auto* vm_opt = r->add_option("--vm", restore->vm, "The stopped VM whose disks are replaced");
   auto* new_opt = r->add_option("--new-vm", restore->new_vm, "Create this VM from the backup");
   vm_opt->excludes(new_opt);
+  r->add_option("--datastore", restore->datastore,
+                "With --new-vm: put the disks on this datastore (\"\": the host's local store) "
+                "instead of where they were")
+      ->excludes(vm_opt);
   waiting(r, *restore);
   r->callback([&ctx, restore] {
     ctx.action = [&ctx, restore] {
@@ -345,9 +351,10 @@ void add_backup_commands(CLI::App& root, Context& ctx) {
         return ctx.usage_error(
             invalid_argument("--vm", "give --vm VM (replace its disks) or --new-vm NAME").value());
       const bool fresh = !restore->new_vm.empty();
-      ApiRequest req{"POST", backup_path(restore->target) + "/restore",
-                     fresh ? nlohmann::json{{"new_vm", restore->new_vm}}
-                           : nlohmann::json{{"vm", restore->vm}}};
+      nlohmann::json body =
+          fresh ? nlohmann::json{{"new_vm", restore->new_vm}} : nlohmann::json{{"vm", restore->vm}};
+      if (restore->datastore) body["datastore"] = *restore->datastore;
+      ApiRequest req{"POST", backup_path(restore->target) + "/restore", body};
       return ctx.act(req,
                      "backup " + restore->target + ": restore into " +
                          (fresh ? "the new VM " + restore->new_vm : restore->vm) + " requested",

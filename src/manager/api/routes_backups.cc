@@ -201,7 +201,9 @@ void add_backup_routes(ApiService& api) {
     if (!d.backups) return unavailable_backups();
     auto body = parse_json_object(r.body);
     if (!body) return error_response(body.error());
-    if (auto st = check_fields(*body, {{"vm", JsonType::string}, {"new_vm", JsonType::string}});
+    if (auto st = check_fields(*body, {{"vm", JsonType::string},
+                                       {"new_vm", JsonType::string},
+                                       {"datastore", JsonType::string}});
         !st)
       return error_response(st.error());
     // {"vm": a stopped VM whose disks are replaced} or {"new_vm": a VM made for it}.
@@ -212,7 +214,17 @@ void add_backup_routes(ApiService& api) {
                                   "name exactly one of vm (a stopped VM whose disks are replaced) "
                                   "or new_vm (a new VM made from the backup)",
                                   "vm"});
-    auto t = vm.empty() ? d.backups->restore_new(r.param("id"), new_vm, audit_actor(r))
+    // {"datastore": where the new VM's disks go; "" the host's local store}.
+    std::optional<std::string> datastore;
+    if (body->contains("datastore")) {
+      if (!vm.empty())
+        return error_response(Error{ErrorCode::invalid_argument,
+                                    "datastore applies to a new VM (new_vm); a restore into an "
+                                    "existing VM writes its disks where they are",
+                                    "datastore"});
+      datastore = (*body)["datastore"].get<std::string>();
+    }
+    auto t = vm.empty() ? d.backups->restore_new(r.param("id"), new_vm, audit_actor(r), datastore)
                         : d.backups->restore(r.param("id"), vm, audit_actor(r));
     if (!t) return error_response(t.error());
     return accepted(*t, "backup/" + t->backup_id);

@@ -239,7 +239,8 @@ Result<BackupTask> BackupService::restore(const std::string& id, const std::stri
 }
 
 Result<BackupTask> BackupService::restore_new(const std::string& id, const std::string& new_vm,
-                                              const std::string& actor) {
+                                              const std::string& actor,
+                                              const std::optional<std::string>& datastore) {
   auto m = show(id);
   if (!m) return tl::unexpected(m.error());
   if (auto st = model::validate_name("new_vm", new_vm); !st) return tl::unexpected(st.error());
@@ -273,6 +274,12 @@ Result<BackupTask> BackupService::restore_new(const std::string& id, const std::
       return make_error(
           ErrorCode::failed_precondition,
           fmt::format("backup {} holds disk {}, which the VM's spec does not have", id, d.name));
+    // Restored elsewhere: the create below resolves the datastore's UUID (and refuses one no
+    // host mounts), as for any new VM.
+    if (datastore) {
+      it->datastore = *datastore;
+      it->datastore_id.clear();
+    }
   }
   if (store_.get_vm_by_name(new_vm))
     return make_error(ErrorCode::already_exists,
@@ -289,6 +296,10 @@ Result<BackupTask> BackupService::restore_new(const std::string& id, const std::
   if (!made) {
     Error e = made.error();
     if (e.code == ErrorCode::already_exists) e.field = "new_vm";
+    // The disks' datastore is the request's: its field, not the spec's.
+    if (datastore && e.field.rfind("disks[", 0) == 0 && e.field.size() > 10 &&
+        e.field.compare(e.field.size() - 10, 10, ".datastore") == 0)
+      e.field = "datastore";
     return tl::unexpected(e);
   }
   // The new VM in the result from the start: a sweep that finds this task's manager gone

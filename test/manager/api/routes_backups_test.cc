@@ -108,6 +108,14 @@ TEST_F(BackupRoutesTest, PrunePlansThenDeletesAndNamesBadFields) {
   auto bad_new = call("POST", "/api/v1/backups/web-3/restore", R"({"new_vm":"Bad_Name"})");
   EXPECT_EQ(bad_new.status, 400u) << bad_new.body;
   EXPECT_EQ(error_field(bad_new), "new_vm");
+  // A datastore is where a new VM's disks go: with vm (disks replaced where they are), or
+  // not a string, refused naming it.
+  for (const char* body :
+       {R"({"vm":"web","datastore":"shared"})", R"({"new_vm":"c","datastore":1})"}) {
+    auto r = call("POST", "/api/v1/backups/web-3/restore", body);
+    EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
+    EXPECT_EQ(error_field(r), "datastore") << body;
+  }
 }
 
 // POST /api/v1/backups/sync: the target is the manager's configuration, never the request

@@ -711,6 +711,58 @@ TEST_F(RestoreNewTest, ADatastoreDiskStaysOnItsDatastore) {
   EXPECT_EQ(store_->list_vms({})->size(), before->size());
 }
 
+// A datastore named in the request receives every backed-up disk, as Proxmox's restore
+// onto another storage: a local disk goes onto the datastore (its UUID resolved as for any
+// new VM), "" brings a datastore disk back into the host's local store, and a datastore no
+// host mounts is refused naming the request's field, with nothing created.
+TEST_F(RestoreNewTest, ADatastoreNamedInTheRequestReceivesTheDisks) {
+  constexpr const char* kUuid = "22222222-2222-4222-8222-222222222222";
+  auto h1 = store_->get_host_by_name("h1");
+  ASSERT_TRUE(h1);
+  h1->cpu_threads = 16;  // room for the source and the restored VMs
+  h1->inventory = std::string(R"({"datastores": [{"name": "shared", "id": ")") + kUuid +
+                  R"(", "path": "/mnt/shared", "total_bytes": 100, "free_bytes": 40}]})";
+  ASSERT_TRUE(store_->update_host(*h1));
+  ASSERT_TRUE(placement_->load());
+  auto src = make_source();  // disk "root" in the host's local store
+  ASSERT_TRUE(src.disks[0].datastore.empty());
+  write_backup("b1", "web", 1);
+  ASSERT_TRUE(repo_->record_vm_spec("b1", model::to_json(src)));
+  auto disk_of = [&](const std::string& name) {
+    auto vm = store_->get_vm_by_name(name);
+    EXPECT_TRUE(vm) << name;
+    auto doc = vm ? decode_vm_document(vm->spec) : Result<VmDocument>(VmDocument{});
+    EXPECT_TRUE(doc && doc->spec.disks.size() == 1u) << name;
+    return doc && !doc->spec.disks.empty() ? doc->spec.disks[0] : model::DiskSpec{};
+  };
+
+  auto onto = backups_->restore_new("b1", "web-ds", "token:alice", std::string("shared"));
+  ASSERT_TRUE(onto) << onto.error().to_string();
+  EXPECT_EQ(disk_of("web-ds").datastore, "shared");
+  EXPECT_EQ(disk_of("web-ds").datastore_id, kUuid);
+  (void)wait_task(onto->task.id);  // (fails: never defined here; not the case under test)
+
+  // Back from a datastore into the local store.
+  auto on_ds = src;
+  on_ds.disks[0].datastore = "shared";
+  on_ds.disks[0].datastore_id = kUuid;
+  write_backup("b2", "web", 2);
+  ASSERT_TRUE(repo_->record_vm_spec("b2", model::to_json(on_ds)));
+  auto local = backups_->restore_new("b2", "web-local", "token:alice", std::string());
+  ASSERT_TRUE(local) << local.error().to_string();
+  EXPECT_EQ(disk_of("web-local").datastore, "");
+  EXPECT_EQ(disk_of("web-local").datastore_id, "");
+  (void)wait_task(local->task.id);
+
+  auto before = store_->list_vms({});
+  ASSERT_TRUE(before);
+  auto nowhere = backups_->restore_new("b1", "web-x", "token:alice", std::string("nowhere"));
+  ASSERT_FALSE(nowhere);
+  EXPECT_EQ(nowhere.error().code, ErrorCode::invalid_argument) << nowhere.error().to_string();
+  EXPECT_EQ(nowhere.error().field, "datastore");
+  EXPECT_EQ(store_->list_vms({})->size(), before->size());
+}
+
 TEST_F(RestoreNewTest, RefusalsCreateNothing) {
   make_source();
   write_backup("b1", "web", 1);

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -101,10 +102,14 @@ class BackupService {
   // store) under the new name with a new uuid and new MACs, created stopped where the
   // scheduler places it; once its host has defined it, its disks are replaced by the
   // backup's. A restore that fails removes the new VM again. failed_precondition: no spec
-  // (an older backup of a VM that is gone), a backed-up disk the spec lacks, a datastore
-  // disk; already_exists (field new_vm): the name is taken.
+  // (an older backup of a VM that is gone), a backed-up disk the spec lacks;
+  // already_exists (field new_vm): the name is taken. `datastore`, when given, is where
+  // every backed-up disk goes instead of where it was (as `qmrestore --storage`): a datastore's
+  // name, or empty for the host's local image store; one that no host mounts is refused
+  // naming the field "datastore".
   Result<BackupTask> restore_new(const std::string& id, const std::string& new_vm,
-                                 const std::string& actor);
+                                 const std::string& actor,
+                                 const std::optional<std::string>& datastore = std::nullopt);
   // A "backup.restore" into a new VM failed because the manager running it stopped
   // (tasks/task_leases.h): the new VM (named with its id in the task's result from the
   // start) is removed, as a restore that fails removes it. Anything else is left alone.
