@@ -77,13 +77,16 @@ export function pruneBody(t: TargetForm, keep: Partial<Record<KeepField, string>
   return { ok: true, value: { ...who.value, ...r.value, dry_run: dryRun } };
 }
 
-// Restore into a new VM (new_vm) or over the disks of a stopped VM (vm): exactly one.
-export function restoreBody(mode: "new" | "replace", name: string): Checked<BackupRestore> {
+// Restore into a new VM (new_vm) or over the disks of a stopped VM (vm): exactly one. A new
+// VM's disks may go onto a datastore (`datastore`: its name, "" the host's own store; null:
+// where the backup's spec had them); a restore over a VM writes them where they are.
+export function restoreBody(mode: "new" | "replace", name: string, datastore: string | null = null): Checked<BackupRestore> {
   const n = name.trim();
   const field = mode === "new" ? "new_vm" : "vm";
   if (!n) return bad(field, mode === "new" ? "enter the new VM's name" : "choose the stopped VM");
   if (mode === "new" && (n.length > 63 || !NAME.test(n))) return bad(field, "lower-case letters, digits and '-', at most 63");
-  return { ok: true, value: mode === "new" ? { new_vm: n } : { vm: n } };
+  if (mode === "replace") return { ok: true, value: { vm: n } };
+  return { ok: true, value: datastore === null ? { new_vm: n } : { new_vm: n, datastore } };
 }
 
 export interface ScheduleForm extends TargetForm {

@@ -39,6 +39,7 @@ class BackupsPage extends LivePage {
     backups: { state: true },
     vm: { state: true },
     vmNames: { state: true },
+    datastores: { state: true },
     message: { state: true },
     problem: { state: true },
     pending: { state: true },
@@ -53,6 +54,7 @@ class BackupsPage extends LivePage {
   backups: Backup[] = [];
   vm = new URLSearchParams(location.search).get("vm") ?? "";
   vmNames: string[] = [];  // restore over a stopped VM: the choices
+  datastores: string[] = [];  // restore into a new VM: where its disks may go (GET /api/v1/summary)
   message = "";
   problem: FieldProblem | null = null;  // a row action's (verify, delete)
   pending: { action: "restore" | "delete"; backup: Backup } | null = null;
@@ -79,13 +81,15 @@ class BackupsPage extends LivePage {
   }
 
   protected async load(): Promise<void> {
-    const [list, vms] = await Promise.all([
+    const [list, vms, summary] = await Promise.all([
       api.GET("/api/v1/backups"),
       canOperate(this.role) ? api.GET("/api/v1/vms", { params: { query: { limit: 1000, sort: "name" } } }) : null,
+      canOperate(this.role) ? api.GET("/api/v1/summary") : null,
     ]);
     if (!list.data) throw new Error(errorText(list.error, "cannot list backups"));
     this.backups = list.data.backups;
     if (vms?.data) this.vmNames = (vms.data.vms ?? []).map((v) => v.name ?? "").filter(Boolean);
+    if (summary?.data) this.datastores = (summary.data.datastores.items ?? []).map((d) => d.name).sort();
   }
 
   private filter(vm: string): void {
@@ -131,8 +135,10 @@ class BackupsPage extends LivePage {
 
   private async doRestore(ev: SubmitEvent, b: Backup): Promise<void> {
     ev.preventDefault();
-    const name = String(new FormData(ev.target as HTMLFormElement).get("target") ?? "");
-    const body = restoreBody(this.restoreMode, name);
+    const form = new FormData(ev.target as HTMLFormElement);
+    const name = String(form.get("target") ?? "");
+    const disks = form.get("disks");  // "keep": where the backup had them
+    const body = restoreBody(this.restoreMode, name, disks === null || disks === "keep" ? null : String(disks));
     if (!body.ok) return void (this.restoreProblem = body.problem);
     const { data, error } = await api.POST("/api/v1/backups/{id}/restore", { params: { path: { id: b.id } }, body: body.value });
     if (!data) return void (this.restoreProblem = envelopeProblem(error, "the restore was refused"));
@@ -226,8 +232,14 @@ class BackupsPage extends LivePage {
           : html`<label for="bk-restore-target">New VM name</label>
               <input id="bk-restore-target" name="target" spellcheck="false" .value=${`${b.vm}-restored`}
                 aria-invalid=${rp?.field === "new_vm" ? "true" : "false"} aria-describedby=${describedBy(rp, replace ? "vm" : "new_vm", "bk-restore-target")} />
-              ${fieldError(rp, "new_vm", "bk-restore-target")}`}
-        ${actionError(rp, ["vm", "new_vm"])}
+              ${fieldError(rp, "new_vm", "bk-restore-target")}
+              <label for="bk-restore-disks">Disks on</label>
+              <select id="bk-restore-disks" name="disks" aria-invalid=${rp?.field === "datastore" ? "true" : "false"} aria-describedby=${describedBy(rp, "datastore", "bk-restore-disks")}>
+                <option value="keep" selected>where the backed-up VM had them</option>
+                <option value="">the host's own store</option>
+                ${this.datastores.map((n) => html`<option value=${n}>datastore ${n}</option>`)}
+              </select>${fieldError(rp, "datastore", "bk-restore-disks")}`}
+        ${actionError(rp, ["vm", "new_vm", "datastore"])}
         <div class="toolbar">
           <button type="submit" class=${replace ? "danger" : ""}>${replace ? "Replace the disks" : "Restore"}</button>
           <button type="button" class="secondary" @click=${() => this.close()}>Cancel</button>

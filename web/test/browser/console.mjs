@@ -541,6 +541,10 @@ try {
       await page.getByRole("button", { name: `Restore backup ${full.id}` }).click();
       const dlg = page.getByRole("dialog", { name: `Restore backup ${full.id}` });
       await dlg.getByLabel("New VM name").fill(vmDelete || vmName);
+      // The new VM's disks may go onto a datastore some host mounts (the test's web-ds).
+      const onto = await dlg.getByLabel("Disks on").locator("option").allTextContents();
+      expect(onto.includes("datastore web-ds") && onto.includes("the host's own store"), `restore: disk places ${JSON.stringify(onto)}`);
+      await dlg.getByLabel("Disks on").selectOption("web-ds");
       await dlg.getByRole("button", { name: "Restore", exact: true }).click();
       await dlg.locator("#bk-restore-target-error").waitFor();
       expect(await dlg.getByLabel("New VM name").getAttribute("aria-invalid") === "true", "restore: the name field marked invalid");

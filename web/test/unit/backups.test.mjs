@@ -38,6 +38,9 @@ test("prune body: one VM or a selector, the counts, dry_run", () => {
 test("restore body: new_vm or vm, exactly one, the new name checked", () => {
   assert.deepEqual(restoreBody("new", " web-1-restored ").value, { new_vm: "web-1-restored" });
   assert.deepEqual(restoreBody("replace", "web-1").value, { vm: "web-1" });
+  assert.deepEqual(restoreBody("new", "web-2", "shared").value, { new_vm: "web-2", datastore: "shared" });
+  assert.deepEqual(restoreBody("new", "web-2", "").value, { new_vm: "web-2", datastore: "" });
+  assert.deepEqual(restoreBody("replace", "web-1", "shared").value, { vm: "web-1" });  // disks stay where they are
   assert.equal(restoreBody("new", "").problem.field, "new_vm");
   assert.equal(restoreBody("new", "Web_1").problem.field, "new_vm");
   assert.equal(restoreBody("replace", "").problem.field, "vm");
